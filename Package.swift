@@ -1,0 +1,86 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "dwcp",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "dwcp", targets: ["dwcp"]),
+        .library(name: "Store", targets: ["Store"]),
+        .library(name: "Query", targets: ["Query"]),
+        .library(name: "Node", targets: ["Node"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+    ],
+    targets: [
+        // LMDB from the system (Debian: liblmdb-dev).
+        .systemLibrary(name: "CLMDB", pkgConfig: "lmdb", providers: [.apt(["liblmdb-dev"])]),
+
+        // Turns schema/*.sql into Swift string literals at build time, so the binary carries its schema.
+        .executableTarget(name: "SchemaEmbedder", path: "Sources/SchemaEmbedder"),
+        .plugin(name: "EmbedSchemaPlugin", capability: .buildTool(), dependencies: ["SchemaEmbedder"]),
+        .target(name: "Schema", plugins: ["EmbedSchemaPlugin"]),
+
+        // The fleet log in LMDB, record types and codec, the view applier.
+        .target(
+            name: "Store",
+            dependencies: [
+                "CLMDB", "Schema",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Placement: pure, state in, decision out.
+        .target(name: "Scheduler"),
+        // Read-only SQL over the views, result formats.
+        .target(
+            name: "Query",
+            dependencies: ["Store", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        // The node: intent processing, apply loop, workers, HTTP API.
+        .target(
+            name: "Node",
+            dependencies: [
+                "Store", "Query", "Scheduler",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(
+            name: "dwcp",
+            dependencies: [
+                "Node", "Query", "Store",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        // bench/store: the store benchmark with raw LMDB as its anchor, in one run.
+        .executableTarget(
+            name: "dwcp-bench-store",
+            dependencies: ["Store", "Query", "Node", "CLMDB", .product(name: "GRDB", package: "GRDB.swift")],
+            path: "bench/store"
+        ),
+        .testTarget(name: "StoreTests", dependencies: ["Store", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "SchedulerTests", dependencies: ["Scheduler"]),
+        .testTarget(name: "QueryTests", dependencies: ["Query", "Store"]),
+        .testTarget(
+            name: "NodeTests",
+            dependencies: ["Node", "Store", "Query", .product(name: "AsyncHTTPClient", package: "async-http-client")]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,33 @@
+import Store
+
+/// How the node gets records into the committed log. The single-node implementation below commits
+/// an entry once it is durable in the local log; the Raft driver (region replication) implements
+/// the same seam and commits once a majority has it.
+public protocol Consensus: Sendable {
+    /// Proposes payloads as consecutive `.record` entries; returns their indexes once committed.
+    func propose(_ payloads: [[UInt8]]) async throws -> ClosedRange<UInt64>
+    /// The highest committed index; waiters are woken as it moves.
+    var committed: IndexWatermark { get }
+}
+
+/// A one-node group: an entry is committed as soon as the local log has it on disk. Concurrent
+/// proposals share one synced write (the log's group commit).
+public final class LocalConsensus: Consensus {
+    public let log: LogStore
+    public let committed: IndexWatermark
+    /// The term this node writes its entries in (1 for a single node that never changes leader).
+    public let term: UInt64
+
+    public init(log: LogStore) {
+        self.log = log
+        // Everything in a single node's log was committed when it was written.
+        committed = IndexWatermark(log.lastIndex)
+        term = max(log.lastTerm, 1)
+    }
+
+    public func propose(_ payloads: [[UInt8]]) async throws -> ClosedRange<UInt64> {
+        let range = try await log.appendNext(term: term, payloads: payloads)
+        committed.advance(to: range.upperBound)
+        return range
+    }
+}

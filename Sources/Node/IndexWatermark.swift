@@ -1,0 +1,97 @@
+import Synchronization
+
+/// A log position that only moves forward (the commit index, the applied index), which tasks can
+/// wait on. Waiting honours task cancellation; closing the watermark ends every wait.
+public final class IndexWatermark: Sendable {
+    private struct Waiter {
+        let id: UInt64
+        let target: UInt64
+        let continuation: CheckedContinuation<UInt64, any Error>
+    }
+
+    private struct State {
+        var value: UInt64
+        var closedReason: String?
+        var waiters: [Waiter] = []
+        var nextID: UInt64 = 0
+    }
+
+    private let state: Mutex<State>
+
+    public init(_ value: UInt64 = 0) {
+        state = Mutex(State(value: value))
+    }
+
+    public var value: UInt64 { state.withLock { $0.value } }
+
+    /// Moves the watermark to `value` if that is higher, waking the waiters it satisfies.
+    public func advance(to value: UInt64) {
+        let ready = state.withLock { s -> [Waiter] in
+            guard value > s.value else { return [] }
+            s.value = value
+            let (done, waiting) = s.waiters.reduce(into: ([Waiter](), [Waiter]())) { acc, w in
+                if w.target <= value { acc.0.append(w) } else { acc.1.append(w) }
+            }
+            s.waiters = waiting
+            return done
+        }
+        for waiter in ready { waiter.continuation.resume(returning: value) }
+    }
+
+    /// Ends every wait, now and later, with `NodeError.unavailable(reason)`.
+    public func close(reason: String) {
+        let waiters = state.withLock { s -> [Waiter] in
+            s.closedReason = reason
+            defer { s.waiters = [] }
+            return s.waiters
+        }
+        for waiter in waiters { waiter.continuation.resume(throwing: NodeError(.unavailable, reason)) }
+    }
+
+    /// Returns once the watermark is at least `target`, with its value then.
+    @discardableResult
+    public func wait(until target: UInt64) async throws -> UInt64 {
+        let id = state.withLock { s -> UInt64 in
+            s.nextID += 1
+            return s.nextID
+        }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<UInt64, any Error>) in
+                enum Action { case resume(UInt64), fail(any Error), none }
+                let action = state.withLock { s -> Action in
+                    if s.value >= target { return .resume(s.value) }
+                    if let reason = s.closedReason { return .fail(NodeError(.unavailable, reason)) }
+                    if Task.isCancelled { return .fail(CancellationError()) }
+                    s.waiters.append(Waiter(id: id, target: target, continuation: continuation))
+                    return .none
+                }
+                switch action {
+                case .resume(let v): continuation.resume(returning: v)
+                case .fail(let e): continuation.resume(throwing: e)
+                case .none: break
+                }
+            }
+        } onCancel: {
+            let waiter = state.withLock { s -> Waiter? in
+                guard let i = s.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                return s.waiters.remove(at: i)
+            }
+            waiter?.continuation.resume(throwing: CancellationError())
+        }
+    }
+
+    /// Like ``wait(until:)`` but gives up after `timeout`, returning nil.
+    public func wait(until target: UInt64, timeout: Duration) async throws -> UInt64? {
+        if value >= target { return value }
+        return try await withThrowingTaskGroup(of: UInt64?.self) { group in
+            group.addTask { try await self.wait(until: target) }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                return nil
+            }
+            let first = try await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+    }
+}

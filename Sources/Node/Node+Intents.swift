@@ -1,0 +1,153 @@
+import GRDB
+import Store
+
+/// What the node answers once an intent has been applied.
+public struct IntentReceipt: Sendable {
+    /// The log index of the intent (for a retried request, the index of the original).
+    public var logIndex: UInt64
+    /// `applied`, or `duplicate` when the request id had been applied before.
+    public var outcome: String
+    /// The host or VM row after the intent (nil once deleted).
+    public var subject: JSONValue?
+}
+
+extension Node {
+    /// Validates an intent, proposes it, waits until the views have applied it and reports what it
+    /// did. An intent that fails validation writes nothing. With a request id that was applied
+    /// before, nothing is proposed and the original outcome is returned.
+    public func submit(_ intent: Intent, requestID: String? = nil) async throws -> IntentReceipt {
+        if let requestID {
+            guard !requestID.isEmpty, requestID.count <= 128 else {
+                throw NodeError(.invalid, "invalid request id: 1-128 characters")
+            }
+            if let receipt = try await earlierReceipt(requestID: requestID, intent: intent) { return receipt }
+        }
+        let intent = try validate(intent)
+        try await checkAgainstViews(intent)
+        let record = Record(at: Self.now(), requestID: requestID, intent.body)
+        let index = try await consensus.propose([record.encoded()]).upperBound
+        try await applied.wait(until: index)
+        let (outcome, error) = try await views.pool.read { db in
+            let row = try Row.fetchOne(db, sql: "SELECT outcome, error FROM intents WHERE log_index = ?", arguments: [Int64(index)])
+            return (row?["outcome"] as String? ?? "missing", row?["error"] as String? ?? "")
+        }
+        switch outcome {
+        case "applied":
+            if case .createVM(let vm) = intent {
+                try await waitForPlacement(vm: vm.name, after: index)
+            }
+            return IntentReceipt(logIndex: index, outcome: outcome, subject: try await subjectRow(intent))
+        case "duplicate":
+            // A concurrent retry of the same request got in first.
+            if let requestID, let receipt = try await earlierReceipt(requestID: requestID, intent: intent) {
+                return receipt
+            }
+            throw NodeError(.internal, "intent at \(index) is a duplicate but its original is missing")
+        default:
+            throw NodeError(.conflict, "\(error) (conflict found when applying log index \(index))")
+        }
+    }
+
+    private func earlierReceipt(requestID: String, intent: Intent) async throws -> IntentReceipt? {
+        let earlier = try await views.pool.read { db in
+            try Row.fetchOne(
+                db, sql: "SELECT log_index, outcome, error FROM intents WHERE request_id = ? AND outcome <> 'duplicate'",
+                arguments: [requestID])
+        }
+        guard let earlier else { return nil }
+        let outcome: String = earlier["outcome"]
+        let index = UInt64(earlier["log_index"] as Int64)
+        if outcome == "rejected" {
+            throw NodeError(.conflict, "\(earlier["error"] as String) (request \(requestID), log index \(index))")
+        }
+        return IntentReceipt(logIndex: index, outcome: "duplicate", subject: try await subjectRow(intent))
+    }
+
+    /// Checks the intent's own fields and fills in defaults (region, image).
+    func validate(_ intent: Intent) throws -> Intent {
+        switch intent {
+        case .addHost(let host):
+            try Validation.name(host.name, what: "host")
+            try Validation.name(host.region, what: "region")
+            try Validation.cpus(host.cpus, range: Validation.hostCPURange)
+            try Validation.hostMemory(host.memoryBytes)
+            try Validation.labels(host.labels)
+            return .addHost(host)
+        case .removeHost(let name):
+            try Validation.name(name, what: "host")
+            return intent
+        case .createVM(var vm):
+            try Validation.name(vm.name, what: "VM")
+            if vm.region.isEmpty { vm.region = configuration.region }
+            try Validation.name(vm.region, what: "region")
+            try Validation.cpus(vm.cpus)
+            try Validation.vmMemory(vm.memoryBytes)
+            if vm.image.isEmpty { vm.image = Validation.defaultImage }
+            try Validation.image(vm.image)
+            try Validation.labels(vm.labels)
+            return .createVM(vm)
+        case .setDesiredState(let name, _), .deleteVM(let name):
+            try Validation.name(name, what: "VM")
+            return intent
+        }
+    }
+
+    /// Refuses intents the current views already show cannot apply: a taken name, an unknown
+    /// host or VM, a host that still has VMs.
+    func checkAgainstViews(_ intent: Intent) async throws {
+        try await views.pool.read { db in
+            func exists(_ table: String, _ name: String) throws -> Bool {
+                try Bool.fetchOne(db, sql: "SELECT count(*) > 0 FROM \(table) WHERE name = ?", arguments: [name]) ?? false
+            }
+            switch intent {
+            case .addHost(let host):
+                if try exists("hosts", host.name) { throw NodeError(.conflict, "host \(host.name) already exists") }
+            case .removeHost(let name):
+                guard try exists("hosts", name) else { throw NodeError(.notFound, "no host named \(name)") }
+                let placed = try String.fetchAll(
+                    db, sql: "SELECT name FROM vms WHERE host = ? ORDER BY name LIMIT 4", arguments: [name])
+                if !placed.isEmpty {
+                    let count = try Int.fetchOne(db, sql: "SELECT count(*) FROM vms WHERE host = ?", arguments: [name]) ?? 0
+                    throw NodeError(
+                        .conflict,
+                        "host \(name) has \(count) VM\(count == 1 ? "" : "s") placed on it (\(placed.joined(separator: ", "))\(count > 4 ? ", ..." : "")); delete or move them first"
+                    )
+                }
+            case .createVM(let vm):
+                if try exists("vms", vm.name) { throw NodeError(.conflict, "VM \(vm.name) already exists") }
+            case .setDesiredState(let name, _), .deleteVM(let name):
+                guard try exists("vms", name) else { throw NodeError(.notFound, "no VM named \(name)") }
+            }
+        }
+    }
+
+    /// Waits (up to the configured time) until the scheduler has answered for a new VM.
+    private func waitForPlacement(vm: String, after index: UInt64) async throws {
+        let deadline = ContinuousClock.now + configuration.placementWait
+        var seen = index
+        while ContinuousClock.now < deadline {
+            let state = try await views.pool.read { db in
+                try String.fetchOne(db, sql: "SELECT actual_state FROM vms WHERE name = ?", arguments: [vm])
+            }
+            guard state == "pending" else { return }
+            guard let next = try await applied.wait(until: seen + 1, timeout: deadline - ContinuousClock.now) else { return }
+            seen = next
+        }
+    }
+
+    private func subjectRow(_ intent: Intent) async throws -> JSONValue? {
+        let (table, name): (String, String) =
+            switch intent {
+            case .addHost(let h): ("hosts", h.name)
+            case .removeHost(let name): ("hosts", name)
+            case .createVM(let vm): ("vms", vm.name)
+            case .setDesiredState(let name, _), .deleteVM(let name): ("vms", name)
+            }
+        return try await views.pool.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM \(table) WHERE name = ?", arguments: [name]) else {
+                return nil
+            }
+            return JSONValue.object(row.columnNames.map { ($0, JSONValue(databaseValue: row[$0] as DatabaseValue)) })
+        }
+    }
+}

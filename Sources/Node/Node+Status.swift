@@ -1,0 +1,31 @@
+/// What `dwcp status` shows about a node.
+public struct NodeStatus: Sendable, Codable {
+    public var nodeID: String
+    public var region: String
+    public var dataDirectory: String
+    public var firstIndex: UInt64
+    public var lastIndex: UInt64
+    public var commitIndex: UInt64
+    public var appliedIndex: UInt64
+    public var logMapBytes: Int
+
+    enum CodingKeys: String, CodingKey {
+        case nodeID = "node_id"
+        case region
+        case dataDirectory = "data_dir"
+        case firstIndex = "first_index"
+        case lastIndex = "last_index"
+        case commitIndex = "commit_index"
+        case appliedIndex = "applied_index"
+        case logMapBytes = "log_map_bytes"
+    }
+}
+
+extension Node {
+    public func status() -> NodeStatus {
+        NodeStatus(
+            nodeID: configuration.nodeID, region: configuration.region, dataDirectory: configuration.dataDirectory,
+            firstIndex: log.firstIndex, lastIndex: log.lastIndex, commitIndex: consensus.committed.value,
+            appliedIndex: applied.value, logMapBytes: log.mapSize)
+    }
+}

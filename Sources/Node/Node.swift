@@ -1,0 +1,139 @@
+import Foundation
+import GRDB
+import Logging
+import Query
+import ServiceLifecycle
+import Store
+
+/// A DWCP node: the log, the views applied from it, the workers that react to committed records,
+/// and the operations the API exposes (intents, SQL, watch, status).
+///
+/// `run()` (a swift-service-lifecycle `Service`) catches the views up with the log, then applies
+/// new commits and runs the scheduler until graceful shutdown.
+public final class Node: Service, Sendable {
+    public let configuration: NodeConfiguration
+    public let log: LogStore
+    public let views: ViewStore
+    public let query: QueryEngine
+    public let consensus: any Consensus
+    /// The index the views have applied up to.
+    public let applied: IndexWatermark
+    let scheduler: SchedulerWorker
+    let logger: Logger
+
+    /// Opens the node's data directory: verifies every log entry, and rebuilds the views when
+    /// they are missing or of another schema version. A damaged log stops the node here.
+    public init(configuration: NodeConfiguration, logger: Logger) throws {
+        self.configuration = configuration
+        self.logger = logger
+        try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+        log = try LogStore(path: configuration.logPath)
+        let entries = try log.verify()
+        views = try ViewStore(path: configuration.viewsPath)
+        if let reason = views.rebuildReason {
+            logger.notice("\(reason): rebuilding the views from the log (\(entries) entries)")
+        }
+        let appliedIndex = try views.appliedIndex()
+        if appliedIndex + 1 < log.firstIndex {
+            throw NodeError(
+                .unavailable,
+                "the views are at index \(appliedIndex) but the log starts at \(log.firstIndex): they cannot be rebuilt from this log"
+            )
+        }
+        if appliedIndex > log.lastIndex {
+            throw NodeError(
+                .unavailable,
+                "the views are at index \(appliedIndex), beyond the log's last index \(log.lastIndex): the views belong to another log"
+            )
+        }
+        query = try QueryEngine(
+            path: configuration.viewsPath,
+            limits: QueryLimits(
+                timeoutMilliseconds: configuration.queryLimits.timeoutMilliseconds,
+                maxRows: configuration.queryLimits.maxRows))
+        consensus = LocalConsensus(log: log)
+        applied = IndexWatermark(appliedIndex)
+        scheduler = SchedulerWorker()
+        logger.info(
+            "node \(configuration.nodeID) opened \(configuration.dataDirectory): log \(log.firstIndex)...\(log.lastIndex), views at \(appliedIndex)"
+        )
+    }
+
+    public func run() async throws {
+        do {
+            try await cancelWhenGracefulShutdown {
+                try await self.catchUp()
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { try await self.runApplyLoop() }
+                    group.addTask { try await self.scheduler.run(node: self) }
+                    if let host = self.configuration.registerHost {
+                        group.addTask { try await self.registerIfMissing(host) }
+                    }
+                    // The loops run until cancelled; the first error ends them all.
+                    while try await group.next() != nil {}
+                }
+            }
+        } catch is CancellationError {
+            // Graceful shutdown.
+        } catch let error as NodeError where error.code == .unavailable && Task.isCancelled {
+            // A wait ended by shutdown.
+        }
+        applied.close(reason: "the node is shutting down")
+        consensus.committed.close(reason: "the node is shutting down")
+        logger.info("node \(configuration.nodeID) stopped at applied index \(applied.value)")
+    }
+
+    /// Applies every committed entry the views do not have yet.
+    func catchUp() async throws {
+        let target = consensus.committed.value
+        if applied.value < target {
+            logger.info("applying log entries \(applied.value + 1)...\(target) to the views")
+            try await applyCommitted(through: target)
+        }
+    }
+
+    /// Applies committed entries as they commit, in index order, until cancelled.
+    func runApplyLoop() async throws {
+        while true {
+            let target = try await consensus.committed.wait(until: applied.value + 1)
+            try await applyCommitted(through: target)
+        }
+    }
+
+    private func applyCommitted(through target: UInt64) async throws {
+        var next = applied.value + 1
+        while next <= target {
+            let batch = try log.entries(in: next...target, maxCount: 4096)
+            guard !batch.isEmpty else {
+                throw StoreError(.corruptEntry, "log entry \(next) is missing", index: next)
+            }
+            do {
+                let index = try await views.apply(batch)
+                applied.advance(to: index)
+                next = index + 1
+            } catch {
+                logger.critical("cannot apply the log: \(error); the node stops rather than serve wrong state")
+                throw error
+            }
+        }
+    }
+
+    /// The time a record proposed now carries (milliseconds since the Unix epoch).
+    static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+
+    private func registerIfMissing(_ host: HostRegistration) async throws {
+        let exists = try await views.pool.read { db in
+            try Bool.fetchOne(db, sql: "SELECT count(*) > 0 FROM hosts WHERE name = ?", arguments: [host.name]) ?? false
+        }
+        guard !exists else { return }
+        let receipt = try await submit(
+            .addHost(
+                HostAdded(
+                    name: host.name, region: configuration.region, cpus: host.cpus, memoryBytes: host.memoryBytes,
+                    labels: host.labels)),
+            requestID: "register-\(configuration.nodeID)-\(host.name)")
+        logger.notice(
+            "registered this machine as host \(host.name) (\(host.cpus) CPUs, \(host.memoryBytes) bytes) at index \(receipt.logIndex)"
+        )
+    }
+}

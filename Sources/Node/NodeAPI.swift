@@ -1,0 +1,218 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import Query
+import ServiceLifecycle
+import Store
+
+/// The node's HTTP/JSON API (documented in docs/api.md): intents, SQL, watch and status.
+/// Handlers parse and answer; the work is done by ``Node``.
+public enum NodeAPI {
+    /// Builds the HTTP server for `node`. `onListening` receives the bound port (useful with port 0).
+    public static func application(
+        node: Node, logger: Logger, onListening: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) -> some ApplicationProtocol {
+        let router = Router()
+        routes(router, node: node)
+        return Application(
+            router: router,
+            configuration: .init(
+                address: .hostname(node.configuration.apiHost, port: node.configuration.apiPort), serverName: "dwcp"),
+            onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) },
+            logger: logger)
+    }
+
+    static func routes(_ router: Router<BasicRequestContext>, node: Node) {
+        router.get("/v1/status") { _, _ in
+            try json(encoding: node.status())
+        }
+        router.post("/v1/hosts") { request, _ in
+            try await handle {
+                let body = try await decode(AddHostRequest.self, from: request)
+                let host = HostAdded(
+                    name: body.name, region: body.region ?? node.configuration.region, cpus: body.cpus,
+                    memoryBytes: body.memoryBytes, labels: body.labels ?? [:])
+                return receipt(try await node.submit(.addHost(host), requestID: body.requestID), subject: "host")
+            }
+        }
+        router.delete("/v1/hosts/:name") { request, context in
+            try await handle {
+                let name = try context.parameters.require("name")
+                let requestID = request.uri.queryParameters.get("request_id")
+                return receipt(try await node.submit(.removeHost(name: name), requestID: requestID), subject: "host")
+            }
+        }
+        router.post("/v1/vms") { request, _ in
+            try await handle {
+                let body = try await decode(CreateVMRequest.self, from: request)
+                var desired = VMDesiredState.running
+                if let raw = body.desiredState {
+                    guard let state = VMDesiredState(rawValue: raw) else {
+                        throw NodeError(.invalid, "invalid desired_state '\(raw)': running or stopped")
+                    }
+                    desired = state
+                }
+                let vm = VMCreated(
+                    name: body.name, region: body.region ?? "", cpus: body.cpus, memoryBytes: body.memoryBytes,
+                    image: body.image ?? "", labels: body.labels ?? [:], desiredState: desired)
+                return receipt(try await node.submit(.createVM(vm), requestID: body.requestID), subject: "vm")
+            }
+        }
+        for (action, state) in [("start", VMDesiredState.running), ("stop", .stopped)] {
+            router.post("/v1/vms/:name/\(action)") { request, context in
+                try await handle {
+                    let name = try context.parameters.require("name")
+                    let body = try await decodeOptional(RequestIDOnly.self, from: request)
+                    return receipt(
+                        try await node.submit(.setDesiredState(vm: name, state), requestID: body?.requestID), subject: "vm")
+                }
+            }
+        }
+        router.delete("/v1/vms/:name") { request, context in
+            try await handle {
+                let name = try context.parameters.require("name")
+                let requestID = request.uri.queryParameters.get("request_id")
+                return receipt(try await node.submit(.deleteVM(name: name), requestID: requestID), subject: "vm")
+            }
+        }
+        router.post("/v1/sql") { request, _ in
+            try await handle {
+                let body = try await decode(SQLRequest.self, from: request)
+                let result = try await node.query.run(body.query, maxRows: body.maxRows)
+                return json(
+                    .object([
+                        ("columns", .array(result.columns.map { .string($0) })),
+                        ("rows", .array(result.rows.map { .array($0) })),
+                        ("applied_index", .int(Int64(result.appliedIndex))),
+                    ]))
+            }
+        }
+        router.get("/v1/watch") { request, _ in
+            try await handle {
+                let parameters = request.uri.queryParameters
+                let from: UInt64
+                if let raw = parameters.get("from_index") {
+                    guard let value = UInt64(raw), value >= 1 else {
+                        throw NodeError(.invalid, "invalid from_index '\(raw)': a log index, 1 or more")
+                    }
+                    from = value
+                } else {
+                    from = node.consensus.committed.value + 1
+                }
+                let limit: Int? = try parameters.get("limit").map { raw in
+                    guard let value = Int(raw), value >= 1 else {
+                        throw NodeError(.invalid, "invalid limit '\(raw)': a count, 1 or more")
+                    }
+                    return value
+                }
+                try node.checkWatchStart(from)
+                return Response(
+                    status: .ok, headers: [.contentType: "application/x-ndjson"],
+                    body: ResponseBody { writer in
+                        do {
+                            // Ends when the node shuts down: it closes the commit watermark the watch waits on.
+                            try await node.watch(from: from, limit: limit) { entry in
+                                try await writer.write(ByteBuffer(string: Node.watchLine(entry).serialized() + "\n"))
+                            }
+                        } catch is CancellationError {
+                        } catch let error as NodeError where error.code == .unavailable {
+                        } catch {
+                            let line = errorBody(code: "watch", message: "\(error)").serialized() + "\n"
+                            try await writer.write(ByteBuffer(string: line))
+                        }
+                        try await writer.finish(nil)
+                    })
+            }
+        }
+    }
+
+    // MARK: Helpers
+
+    static func handle(_ body: () async throws -> Response) async throws -> Response {
+        do {
+            return try await body()
+        } catch let error as NodeError {
+            return failure(error.code.rawValue, error.message, status: status(for: error.code))
+        } catch let error as QueryError {
+            return failure(error.code.rawValue, error.message, status: error.code == .timeout ? .requestTimeout : .badRequest)
+        } catch let error as StoreError {
+            if error.code == .compacted { return failure("compacted", error.message, status: .gone) }
+            return failure(error.code.rawValue, error.message, status: .internalServerError)
+        } catch let error as HTTPError {
+            return failure("invalid", error.body ?? "\(error.status)", status: error.status)
+        } catch is CancellationError {
+            return failure("unavailable", "the node is shutting down", status: .serviceUnavailable)
+        } catch {
+            return failure("internal", "\(error)", status: .internalServerError)
+        }
+    }
+
+    static func status(for code: NodeError.Code) -> HTTPResponse.Status {
+        switch code {
+        case .invalid, .query: .badRequest
+        case .notFound: .notFound
+        case .conflict: .conflict
+        case .compacted: .gone
+        case .unavailable: .serviceUnavailable
+        case .internal: .internalServerError
+        }
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, from request: Request) async throws -> T {
+        guard let value = try await decodeOptional(type, from: request) else {
+            throw NodeError(.invalid, "the request needs a JSON body")
+        }
+        return value
+    }
+
+    static func decodeOptional<T: Decodable>(_ type: T.Type, from request: Request) async throws -> T? {
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: 1 << 20)
+        } catch {
+            throw NodeError(.invalid, "the request body is larger than 1MiB")
+        }
+        guard buffer.readableBytes > 0 else { return nil }
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
+        } catch let DecodingError.keyNotFound(key, _) {
+            throw NodeError(.invalid, "the request lacks the field '\(key.stringValue)'")
+        } catch let DecodingError.typeMismatch(_, context) {
+            throw NodeError(.invalid, "field '\(context.codingPath.map(\.stringValue).joined(separator: "."))' has the wrong type")
+        } catch let DecodingError.valueNotFound(_, context) {
+            throw NodeError(.invalid, "field '\(context.codingPath.map(\.stringValue).joined(separator: "."))' is null")
+        } catch {
+            throw NodeError(.invalid, "the request body is not valid JSON")
+        }
+    }
+
+    static func receipt(_ receipt: IntentReceipt, subject: String) -> Response {
+        json(
+            .object([
+                ("log_index", .int(Int64(receipt.logIndex))), ("outcome", .string(receipt.outcome)),
+                (subject, receipt.subject ?? .null),
+            ]))
+    }
+
+    static func json(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
+        Response(
+            status: status, headers: [.contentType: "application/json"],
+            body: ResponseBody(byteBuffer: ByteBuffer(string: value.serialized() + "\n")))
+    }
+
+    static func json<T: Encodable>(encoding value: T) throws -> Response {
+        let data = try JSONEncoder().encode(value)
+        return Response(
+            status: .ok, headers: [.contentType: "application/json"],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func errorBody(code: String, message: String) -> JSONValue {
+        .object([("error", .object([("code", .string(code)), ("message", .string(message))]))])
+    }
+
+    static func failure(_ code: String, _ message: String, status: HTTPResponse.Status) -> Response {
+        json(errorBody(code: code, message: message), status: status)
+    }
+}

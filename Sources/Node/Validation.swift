@@ -1,0 +1,82 @@
+import Foundation
+
+/// The rules every intent passes before anything is proposed: names, sizes, counts, labels, images.
+public enum Validation {
+    /// Images a VM may name. The hypervisor issue builds these guests from source.
+    public static let builtinImages = ["builtin:hello", "builtin:counter", "builtin:memtouch"]
+    public static let defaultImage = "builtin:hello"
+    public static let cpuRange = 1...256
+    /// VM memory is a whole number of 4 KiB pages, from 1 MiB to 1 TiB.
+    public static let vmMemoryRange: ClosedRange<Int64> = (1 << 20)...(1 << 40)
+    public static let hostCPURange = 1...65_536
+    public static let hostMemoryRange: ClosedRange<Int64> = (1 << 20)...(1 << 50)
+
+    /// A DNS label: 1–63 characters of lowercase letters, digits and '-', not starting or ending with '-'.
+    public static func name(_ value: String, what: String) throws {
+        let bytes = Array(value.utf8)
+        let allowed = bytes.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 45 }
+        guard !bytes.isEmpty, bytes.count <= 63, allowed, bytes.first != 45, bytes.last != 45 else {
+            throw NodeError(
+                .invalid,
+                "invalid \(what) name '\(value)': use 1-63 lowercase letters, digits and '-', starting and ending with a letter or digit"
+            )
+        }
+    }
+
+    public static func cpus(_ value: Int, range: ClosedRange<Int> = cpuRange) throws {
+        guard range.contains(value) else {
+            throw NodeError(.invalid, "invalid CPU count \(value): must be \(range.lowerBound)-\(range.upperBound)")
+        }
+    }
+
+    public static func vmMemory(_ bytes: Int64) throws {
+        guard vmMemoryRange.contains(bytes) else {
+            throw NodeError(.invalid, "invalid memory \(bytes) bytes: a VM has 1MiB to 1TiB")
+        }
+        guard bytes % 4096 == 0 else {
+            throw NodeError(.invalid, "invalid memory \(bytes) bytes: must be a multiple of 4KiB (a page)")
+        }
+    }
+
+    public static func hostMemory(_ bytes: Int64) throws {
+        guard hostMemoryRange.contains(bytes) else {
+            throw NodeError(.invalid, "invalid memory \(bytes) bytes: a host has 1MiB to 1PiB")
+        }
+    }
+
+    public static func image(_ image: String) throws {
+        guard builtinImages.contains(image) else {
+            throw NodeError(
+                .invalid, "unknown image '\(image)': available images are \(builtinImages.joined(separator: ", "))")
+        }
+    }
+
+    /// Label keys: 1–63 characters of letters, digits, '-', '_', '.', '/'; values up to 253 printable characters.
+    public static func labels(_ labels: [String: String]) throws {
+        for (key, value) in labels {
+            let keyOK =
+                !key.isEmpty && key.count <= 63
+                && key.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "-_./".unicodeScalars.contains($0)) }
+            guard keyOK else {
+                throw NodeError(.invalid, "invalid label key '\(key)': use 1-63 letters, digits, '-', '_', '.', '/'")
+            }
+            guard value.count <= 253, !value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+            else { throw NodeError(.invalid, "invalid value for label '\(key)': up to 253 printable characters") }
+        }
+    }
+
+    /// Parses `k=v` label arguments.
+    public static func parseLabels(_ pairs: [String]) throws -> [String: String] {
+        var labels: [String: String] = [:]
+        for pair in pairs {
+            guard let eq = pair.firstIndex(of: "="), eq != pair.startIndex else {
+                throw NodeError(.invalid, "invalid label '\(pair)': use key=value")
+            }
+            let key = String(pair[..<eq])
+            guard labels[key] == nil else { throw NodeError(.invalid, "label '\(key)' is given twice") }
+            labels[key] = String(pair[pair.index(after: eq)...])
+        }
+        try self.labels(labels)
+        return labels
+    }
+}

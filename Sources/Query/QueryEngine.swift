@@ -1,0 +1,149 @@
+import Foundation
+import GRDB
+import GRDBSQLite
+import Store
+import Synchronization
+
+/// Runs `dwcp sql` queries against the views on read-only connections.
+///
+/// Read-only is enforced by SQLite, not by looking at the text: the connections are opened
+/// read-only and carry an authorizer (``ReadOnlyGuard``) that denies writes, ATTACH, schema changes
+/// and writing pragmas when the statement is compiled. A progress handler stops a statement at
+/// its deadline, and results beyond the row limit are refused. `.tables` and `.schema [TABLE]` are
+/// answered from `sqlite_master`.
+public final class QueryEngine: Sendable {
+    public let limits: QueryLimits
+    private let pool: DatabasePool
+    /// One guard per connection, found by the connection's handle.
+    private let guards: GuardRegistry
+
+    final class GuardRegistry: Sendable {
+        let byConnection = Mutex<[UInt: ReadOnlyGuard]>([:])
+    }
+
+    public init(path: String, limits: QueryLimits = QueryLimits()) throws {
+        self.limits = limits
+        let guards = GuardRegistry()
+        var configuration = Configuration()
+        configuration.readonly = true
+        configuration.label = "sql"
+        configuration.maximumReaderCount = 4
+        configuration.prepareDatabase { db in
+            let guard_ = ReadOnlyGuard()
+            guard let connection = db.sqliteConnection else { return }
+            guard_.install(on: connection)
+            guards.byConnection.withLock { $0[UInt(bitPattern: connection)] = guard_ }
+        }
+        self.guards = guards
+        pool = try DatabasePool(path: path, configuration: configuration)
+    }
+
+    /// Runs one query (or `.tables` / `.schema [TABLE]`).
+    public func run(_ query: String, maxRows: Int? = nil) async throws -> QueryResult {
+        let text = query.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !text.isEmpty else { throw QueryError(.empty, "empty query") }
+        let rowLimit = min(maxRows ?? limits.maxRows, limits.maxRows)
+        if text.hasPrefix(".") { return try await runCommand(text, maxRows: rowLimit) }
+        return try await pool.read { db in try self.runUserStatement(text, arguments: [], db: db, maxRows: rowLimit) }
+    }
+
+    /// Synchronous form, for tools and benchmarks that are not async.
+    public func runSync(_ query: String, maxRows: Int? = nil) throws -> QueryResult {
+        let text = query.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !text.isEmpty else { throw QueryError(.empty, "empty query") }
+        return try pool.read { db in
+            try self.runUserStatement(text, arguments: [], db: db, maxRows: min(maxRows ?? limits.maxRows, limits.maxRows))
+        }
+    }
+
+    private func runCommand(_ text: String, maxRows: Int) async throws -> QueryResult {
+        let words = text.split(whereSeparator: \.isWhitespace).map(String.init)
+        switch words[0] {
+        case ".tables":
+            guard words.count == 1 else { throw QueryError(.syntax, "usage: .tables") }
+            return try await pool.read { db in
+                try self.runTrusted(
+                    """
+                    SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%'
+                    ORDER BY name
+                    """, arguments: [], db: db)
+            }
+        case ".schema":
+            guard words.count <= 2 else { throw QueryError(.syntax, "usage: .schema [TABLE]") }
+            let table = words.count == 2 ? words[1] : nil
+            return try await pool.read { db in
+                if let table {
+                    let exists = try Bool.fetchOne(
+                        db, sql: "SELECT count(*) > 0 FROM sqlite_master WHERE type IN ('table','view') AND name = ?",
+                        arguments: [table]) ?? false
+                    guard exists else { throw QueryError(.syntax, "no table named \(table)") }
+                }
+                return try self.runTrusted(
+                    """
+                    SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%'
+                    AND (? IS NULL OR tbl_name = ?) ORDER BY tbl_name, type DESC, name
+                    """, arguments: [table, table], db: db)
+            }
+        default:
+            throw QueryError(.unknownCommand, "unknown command \(words[0]); available: .tables, .schema [TABLE]")
+        }
+    }
+
+    private func runTrusted(_ sql: String, arguments: StatementArguments, db: Database) throws -> QueryResult {
+        let statement = try db.makeStatement(sql: sql)
+        return try collect(statement, arguments: arguments, db: db, maxRows: .max)
+    }
+
+    private func runUserStatement(_ sql: String, arguments: StatementArguments, db: Database, maxRows: Int) throws
+        -> QueryResult
+    {
+        guard let connection = db.sqliteConnection, let guard_ = guards.byConnection.withLock({ $0[UInt(bitPattern: connection)] })
+        else { throw QueryError(.failed, "query connection has no read-only guard") }
+        guard_.beginUserStatement(deadline: .now + .milliseconds(limits.timeoutMilliseconds))
+        defer { guard_.endUserStatement() }
+        let statement: Statement
+        do {
+            statement = try db.makeStatement(sql: sql)
+            guard_.endCompilation()
+        } catch let error as DatabaseError {
+            guard_.endCompilation()
+            if error.resultCode == .SQLITE_AUTH {
+                throw QueryError(
+                    .readOnly,
+                    "refused: dwcp sql is read-only; \(guard_.denied ?? "this statement") is not allowed", cause: error)
+            }
+            if error.message?.contains("Multiple statements") == true {
+                throw QueryError(.syntax, "one statement at a time, please", cause: error)
+            }
+            throw QueryError(.syntax, error.message ?? "\(error)", cause: error)
+        }
+        guard statement.isReadonly else {
+            throw QueryError(.readOnly, "refused: dwcp sql is read-only; this statement would write")
+        }
+        do {
+            return try collect(statement, arguments: arguments, db: db, maxRows: maxRows)
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_INTERRUPT {
+            throw QueryError(
+                .timeout, "query stopped after \(limits.timeoutMilliseconds) ms (the statement timeout)", cause: error)
+        } catch let error as DatabaseError {
+            throw QueryError(.failed, error.message ?? "\(error)", cause: error)
+        }
+    }
+
+    private func collect(_ statement: Statement, arguments: StatementArguments, db: Database, maxRows: Int) throws
+        -> QueryResult
+    {
+        let columns = statement.columnNames
+        var rows: [[JSONValue]] = []
+        let cursor = try Row.fetchCursor(statement, arguments: arguments)
+        while let row = try cursor.next() {
+            if rows.count == maxRows {
+                throw QueryError(
+                    .tooManyRows, "the result has more than \(maxRows) rows; add a LIMIT or a WHERE clause")
+            }
+            rows.append(row.databaseValues.map(JSONValue.init(databaseValue:)))
+        }
+        let applied = try Int64.fetchOne(db, sql: "SELECT applied_index FROM dwcp_state WHERE id = 1") ?? 0
+        return QueryResult(columns: columns, rows: rows, appliedIndex: UInt64(applied))
+    }
+}

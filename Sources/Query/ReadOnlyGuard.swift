@@ -1,0 +1,107 @@
+import Foundation
+import GRDB
+import GRDBSQLite
+import Synchronization
+
+/// The per-connection policy SQLite enforces for `dwcp sql`: an authorizer that lets a user
+/// statement read and call functions but denies everything that writes, attaches, changes the
+/// schema or sets a pragma; and a progress handler that interrupts a statement past its deadline.
+///
+/// The authorizer is strict only while a user statement is being compiled (``compilingUserSQL``);
+/// the statements GRDB itself runs on the connection (opening, `BEGIN DEFERRED` for isolation)
+/// are trusted.
+final class ReadOnlyGuard: @unchecked Sendable {
+    private struct State {
+        var compilingUserSQL = false
+        var deadline: ContinuousClock.Instant?
+        var denied: String?
+    }
+
+    private let state = Mutex(State())
+
+    /// Pragmas that only read.
+    static let readablePragmas: Set<String> = [
+        "table_info", "table_xinfo", "index_list", "index_info", "index_xinfo", "table_list", "foreign_key_list",
+        "collation_list", "function_list", "pragma_list", "compile_options", "database_list", "schema_version",
+        "user_version", "page_count", "page_size", "freelist_count",
+    ]
+
+    func beginUserStatement(deadline: ContinuousClock.Instant) {
+        state.withLock {
+            $0.compilingUserSQL = true
+            $0.deadline = deadline
+            $0.denied = nil
+        }
+    }
+
+    func endCompilation() {
+        state.withLock { $0.compilingUserSQL = false }
+    }
+
+    func endUserStatement() {
+        state.withLock {
+            $0.compilingUserSQL = false
+            $0.deadline = nil
+        }
+    }
+
+    /// What the authorizer last denied, for the error message.
+    var denied: String? { state.withLock { $0.denied } }
+
+    func authorize(action: Int32, first: String?, second: String?) -> Int32 {
+        state.withLock { s in
+            guard s.compilingUserSQL else { return SQLITE_OK }
+            switch action {
+            case SQLITE_SELECT, SQLITE_READ, SQLITE_FUNCTION, SQLITE_RECURSIVE:
+                return SQLITE_OK
+            case SQLITE_PRAGMA:
+                if let name = first?.lowercased(), second == nil, Self.readablePragmas.contains(name) { return SQLITE_OK }
+                s.denied = "PRAGMA \(first ?? "")\(second.map { " = \($0)" } ?? "")"
+            case SQLITE_INSERT: s.denied = "INSERT into \(first ?? "?")"
+            case SQLITE_UPDATE: s.denied = "UPDATE of \(first ?? "?")"
+            case SQLITE_DELETE: s.denied = "DELETE from \(first ?? "?")"
+            case SQLITE_ATTACH: s.denied = "ATTACH"
+            case SQLITE_DETACH: s.denied = "DETACH"
+            case SQLITE_TRANSACTION: s.denied = "transaction control (\(first ?? ""))"
+            case SQLITE_CREATE_TABLE, SQLITE_CREATE_INDEX, SQLITE_CREATE_VIEW, SQLITE_CREATE_TRIGGER,
+                SQLITE_CREATE_TEMP_TABLE, SQLITE_CREATE_TEMP_INDEX, SQLITE_CREATE_TEMP_VIEW, SQLITE_CREATE_TEMP_TRIGGER,
+                SQLITE_CREATE_VTABLE:
+                s.denied = "CREATE \(first ?? "")"
+            case SQLITE_DROP_TABLE, SQLITE_DROP_INDEX, SQLITE_DROP_VIEW, SQLITE_DROP_TRIGGER, SQLITE_DROP_TEMP_TABLE,
+                SQLITE_DROP_TEMP_INDEX, SQLITE_DROP_TEMP_VIEW, SQLITE_DROP_TEMP_TRIGGER, SQLITE_DROP_VTABLE:
+                s.denied = "DROP \(first ?? "")"
+            case SQLITE_ALTER_TABLE: s.denied = "ALTER TABLE \(second ?? first ?? "")"
+            case SQLITE_ANALYZE: s.denied = "ANALYZE"
+            case SQLITE_REINDEX: s.denied = "REINDEX"
+            case SQLITE_SAVEPOINT: s.denied = "SAVEPOINT"
+            default: s.denied = "operation \(action)"
+            }
+            return SQLITE_DENY
+        }
+    }
+
+    /// Non-zero interrupts the running statement.
+    func progress() -> Int32 {
+        state.withLock { s in
+            guard let deadline = s.deadline else { return 0 }
+            return ContinuousClock.now >= deadline ? 1 : 0
+        }
+    }
+
+    /// Installs this guard on a connection, and forbids ATTACH outright.
+    func install(on connection: OpaquePointer) {
+        let context = Unmanaged.passUnretained(self).toOpaque()
+        sqlite3_set_authorizer(
+            connection,
+            { context, action, first, second, _, _ in
+                let guard_ = Unmanaged<ReadOnlyGuard>.fromOpaque(context!).takeUnretainedValue()
+                return guard_.authorize(
+                    action: action, first: first.map { String(cString: $0) }, second: second.map { String(cString: $0) })
+            },
+            context)
+        sqlite3_progress_handler(
+            connection, 1_000,
+            { context in Unmanaged<ReadOnlyGuard>.fromOpaque(context!).takeUnretainedValue().progress() }, context)
+        sqlite3_limit(connection, SQLITE_LIMIT_ATTACHED, 0)
+    }
+}

@@ -1,0 +1,62 @@
+import Foundation
+import Store
+
+/// How `dwcp sql` prints a result: an aligned table for people, a JSON array of objects keyed by
+/// column name, or CSV (RFC 4180) for scripts.
+public enum ResultFormat: String, Sendable, CaseIterable {
+    case table
+    case json
+    case csv
+
+    public func render(_ result: QueryResult) -> String {
+        switch self {
+        case .json: renderJSON(result)
+        case .csv: renderCSV(result)
+        case .table: renderTable(result)
+        }
+    }
+
+    private func renderJSON(_ result: QueryResult) -> String {
+        JSONValue.array(result.rows.map { row in .object(Array(zip(result.columns, row))) }).serialized() + "\n"
+    }
+
+    private func renderCSV(_ result: QueryResult) -> String {
+        func field(_ text: String) -> String {
+            if text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) {
+                return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+            }
+            return text
+        }
+        var out = result.columns.map(field).joined(separator: ",") + "\r\n"
+        for row in result.rows {
+            out += row.map { field(Self.plain($0)) }.joined(separator: ",") + "\r\n"
+        }
+        return out
+    }
+
+    private func renderTable(_ result: QueryResult) -> String {
+        let cells = result.rows.map { $0.map(Self.plain) }
+        var widths = result.columns.map(\.count)
+        for row in cells {
+            for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) }
+        }
+        func line(_ values: [String]) -> String {
+            zip(values, widths).map { $0 + String(repeating: " ", count: $1 - $0.count) }.joined(separator: "  ")
+                .replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression)
+        }
+        var out = line(result.columns) + "\n"
+        out += widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ") + "\n"
+        for row in cells { out += line(row) + "\n" }
+        out += "(\(result.rows.count) row\(result.rows.count == 1 ? "" : "s"))\n"
+        return out
+    }
+
+    /// A value as plain text: strings unquoted, NULL empty.
+    static func plain(_ value: JSONValue) -> String {
+        switch value {
+        case .null: ""
+        case .string(let s): s
+        default: value.serialized()
+        }
+    }
+}

@@ -1,0 +1,159 @@
+import CLMDB
+import Foundation
+
+/// A thin owner of one LMDB environment: opening, named databases, read and write transactions,
+/// and growing the memory map when a write finds it full.
+///
+/// Reads may run on any thread (the environment is opened with `MDB_NOTLS`). Writes must come from
+/// one thread at a time; ``LogStore`` funnels them through its writer thread. Growing the map needs
+/// every transaction of this process closed, so transactions hold a shared lock and growth an
+/// exclusive one.
+final class LMDBEnvironment: @unchecked Sendable {
+    private let env: OpaquePointer
+    private let resizeLock: UnsafeMutablePointer<pthread_rwlock_t>
+    let path: String
+    /// The largest map the environment may grow to.
+    let maximumMapSize: Int
+
+    init(path: String, initialMapSize: Int, maximumMapSize: Int = 1 << 40, maxDatabases: Int = 16, synced: Bool = true)
+        throws
+    {
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        var env: OpaquePointer?
+        try Self.check(mdb_env_create(&env), "mdb_env_create")
+        guard let env else { throw StoreError(.lmdb, "mdb_env_create returned no environment") }
+        self.env = env
+        self.path = path
+        self.maximumMapSize = maximumMapSize
+        resizeLock = .allocate(capacity: 1)
+        pthread_rwlock_init(resizeLock, nil)
+        do {
+            try Self.check(mdb_env_set_maxdbs(env, MDB_dbi(maxDatabases)), "mdb_env_set_maxdbs")
+            try Self.check(mdb_env_set_mapsize(env, initialMapSize), "mdb_env_set_mapsize")
+            var flags = UInt32(MDB_NOTLS)
+            if !synced { flags |= UInt32(MDB_NOSYNC) }
+            try Self.check(mdb_env_open(env, path, flags, 0o644), "mdb_env_open \(path)")
+        } catch {
+            mdb_env_close(env)
+            pthread_rwlock_destroy(resizeLock)
+            resizeLock.deallocate()
+            throw error
+        }
+    }
+
+    deinit {
+        mdb_env_close(env)
+        pthread_rwlock_destroy(resizeLock)
+        resizeLock.deallocate()
+    }
+
+    /// The current size of the memory map in bytes.
+    var mapSize: Int {
+        var info = MDB_envinfo()
+        mdb_env_info(env, &info)
+        return info.me_mapsize
+    }
+
+    /// Opens (creating if needed) a named database.
+    func openDatabase(named name: String) throws -> MDB_dbi {
+        try write { txn in
+            var dbi: MDB_dbi = 0
+            try Self.check(mdb_dbi_open(txn, name, UInt32(MDB_CREATE), &dbi), "mdb_dbi_open \(name)")
+            return dbi
+        }
+    }
+
+    /// Runs `body` in a read-only transaction.
+    func read<T>(_ body: (OpaquePointer) throws -> T) throws -> T {
+        pthread_rwlock_rdlock(resizeLock)
+        defer { pthread_rwlock_unlock(resizeLock) }
+        var txn: OpaquePointer?
+        try Self.check(mdb_txn_begin(env, nil, UInt32(MDB_RDONLY), &txn), "mdb_txn_begin (read)")
+        defer { mdb_txn_abort(txn) }
+        return try body(txn!)
+    }
+
+    /// Runs `body` in a write transaction and commits it (synced unless opened with `synced: false`).
+    /// When the map is full, the transaction is abandoned, the map doubled and `body` run again.
+    func write<T>(_ body: (OpaquePointer) throws -> T) throws -> T {
+        while true {
+            do {
+                return try writeOnce(body)
+            } catch let error as StoreError where error.code == .lmdb && error.index == UInt64(bitPattern: Int64(MDB_MAP_FULL)) {
+                try grow()
+            }
+        }
+    }
+
+    private func writeOnce<T>(_ body: (OpaquePointer) throws -> T) throws -> T {
+        pthread_rwlock_rdlock(resizeLock)
+        defer { pthread_rwlock_unlock(resizeLock) }
+        var txn: OpaquePointer?
+        try Self.check(mdb_txn_begin(env, nil, 0, &txn), "mdb_txn_begin (write)")
+        let result: T
+        do {
+            result = try body(txn!)
+        } catch {
+            mdb_txn_abort(txn)
+            throw error
+        }
+        try Self.check(mdb_txn_commit(txn), "mdb_txn_commit")
+        return result
+    }
+
+    /// Doubles the memory map. Waits until no transaction of this process is open.
+    private func grow() throws {
+        pthread_rwlock_wrlock(resizeLock)
+        defer { pthread_rwlock_unlock(resizeLock) }
+        let current = mapSize
+        guard current < maximumMapSize else {
+            throw StoreError(.lmdb, "the log is full: its map reached the maximum of \(maximumMapSize) bytes")
+        }
+        try Self.check(mdb_env_set_mapsize(env, min(current * 2, maximumMapSize)), "mdb_env_set_mapsize")
+    }
+
+    /// Throws a ``StoreError`` for a non-zero LMDB return code. The LMDB code travels in `index`
+    /// so callers can recognise `MDB_MAP_FULL` and `MDB_NOTFOUND`.
+    static func check(_ rc: Int32, _ what: String) throws {
+        guard rc != 0 else { return }
+        let reason = String(cString: mdb_strerror(rc))
+        throw StoreError(.lmdb, "\(what): \(reason)", index: UInt64(bitPattern: Int64(rc)))
+    }
+}
+
+/// Typed helpers for keys and values inside a transaction.
+extension LMDBEnvironment {
+    static func get(_ txn: OpaquePointer, _ dbi: MDB_dbi, key: [UInt8]) throws -> [UInt8]? {
+        var keyBytes = key
+        return try keyBytes.withUnsafeMutableBytes { keyBuffer in
+            var k = MDB_val(mv_size: keyBuffer.count, mv_data: keyBuffer.baseAddress)
+            var v = MDB_val()
+            let rc = mdb_get(txn, dbi, &k, &v)
+            if rc == MDB_NOTFOUND { return nil }
+            try check(rc, "mdb_get")
+            return Array(UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size))
+        }
+    }
+
+    static func put(_ txn: OpaquePointer, _ dbi: MDB_dbi, key: [UInt8], value: [UInt8], flags: Int32 = 0) throws {
+        var keyBytes = key
+        var valueBytes = value
+        try keyBytes.withUnsafeMutableBytes { keyBuffer in
+            try valueBytes.withUnsafeMutableBytes { valueBuffer in
+                var k = MDB_val(mv_size: keyBuffer.count, mv_data: keyBuffer.baseAddress)
+                var v = MDB_val(mv_size: valueBuffer.count, mv_data: valueBuffer.baseAddress)
+                try check(mdb_put(txn, dbi, &k, &v, UInt32(flags)), "mdb_put")
+            }
+        }
+    }
+
+    static func delete(_ txn: OpaquePointer, _ dbi: MDB_dbi, key: [UInt8]) throws {
+        var keyBytes = key
+        try keyBytes.withUnsafeMutableBytes { keyBuffer in
+            var k = MDB_val(mv_size: keyBuffer.count, mv_data: keyBuffer.baseAddress)
+            let rc = mdb_del(txn, dbi, &k, nil)
+            if rc == MDB_NOTFOUND { return }
+            try check(rc, "mdb_del")
+        }
+    }
+}

@@ -1,0 +1,95 @@
+/// One entry of the replicated log: its position, the Raft term it was proposed in, what kind of
+/// entry it is, and its payload (an encoded ``Record`` for `.record` entries).
+public struct LogEntry: Sendable, Equatable {
+    /// What an entry carries.
+    public enum Kind: UInt8, Sendable {
+        /// A fleet record (``Record``), applied to the views.
+        case record = 1
+        /// An empty entry a new leader appends to commit its term.
+        case noop = 2
+        /// A change of the replication group's members.
+        case membership = 3
+    }
+
+    public var index: UInt64
+    public var term: UInt64
+    public var kind: Kind
+    public var payload: [UInt8]
+
+    public init(index: UInt64, term: UInt64, kind: Kind = .record, payload: [UInt8]) {
+        self.index = index
+        self.term = term
+        self.kind = kind
+        self.payload = payload
+    }
+}
+
+extension LogEntry {
+    /// Version of the on-disk entry frame written by this build.
+    static let frameVersion: UInt8 = 1
+    /// Bytes of the frame around the payload: version, kind, term, payload length, checksum.
+    static let frameOverhead = 1 + 1 + 8 + 4 + 4
+
+    /// The entry as stored in LMDB: `version u8 | kind u8 | term u64 | length u32 | payload | crc32c u32`,
+    /// integers little-endian. The checksum covers the index too, so an entry stored under the
+    /// wrong key is caught as well as a flipped bit.
+    func frame() -> [UInt8] {
+        var bytes = [UInt8]()
+        bytes.reserveCapacity(Self.frameOverhead + payload.count)
+        bytes.append(Self.frameVersion)
+        bytes.append(kind.rawValue)
+        bytes.appendLittleEndian(term)
+        bytes.appendLittleEndian(UInt32(payload.count))
+        bytes.append(contentsOf: payload)
+        bytes.appendLittleEndian(Self.checksum(index: index, frame: bytes))
+        return bytes
+    }
+
+    static func checksum(index: UInt64, frame: [UInt8]) -> UInt32 {
+        var indexBytes = [UInt8]()
+        indexBytes.appendLittleEndian(index)
+        return CRC32C.checksum(frame, continuing: CRC32C.checksum(indexBytes))
+    }
+
+    static func checksum(index: UInt64, frame: UnsafeRawBufferPointer) -> UInt32 {
+        var indexBytes = [UInt8]()
+        indexBytes.appendLittleEndian(index)
+        return CRC32C.checksum(frame, continuing: CRC32C.checksum(indexBytes))
+    }
+
+    /// Decodes a stored frame, verifying its checksum, version and kind.
+    init(index: UInt64, frame: UnsafeRawBufferPointer) throws {
+        guard frame.count >= Self.frameOverhead else {
+            throw StoreError(.corruptEntry, "log entry \(index) is damaged: \(frame.count) bytes is shorter than any entry", index: index)
+        }
+        let body = UnsafeRawBufferPointer(rebasing: frame[0..<(frame.count - 4)])
+        let stored = frame.loadLittleEndian(UInt32.self, at: frame.count - 4)
+        let computed = Self.checksum(index: index, frame: body)
+        guard stored == computed else {
+            throw StoreError(
+                .corruptEntry,
+                "log entry \(index) is damaged: checksum mismatch (stored \(hex(stored)), computed \(hex(computed)))",
+                index: index)
+        }
+        let version = frame[0]
+        guard version == Self.frameVersion else {
+            throw StoreError(
+                .unsupportedVersion,
+                "log entry \(index) has frame version \(version); this dwcp reads version \(Self.frameVersion)",
+                index: index)
+        }
+        guard let kind = Kind(rawValue: frame[1]) else {
+            throw StoreError(.unsupportedVersion, "log entry \(index) has unknown kind \(frame[1])", index: index)
+        }
+        let length = Int(frame.loadLittleEndian(UInt32.self, at: 10))
+        guard length == frame.count - Self.frameOverhead else {
+            throw StoreError(.corruptEntry, "log entry \(index) is damaged: payload length \(length) does not match the frame", index: index)
+        }
+        self.index = index
+        self.term = frame.loadLittleEndian(UInt64.self, at: 2)
+        self.kind = kind
+        self.payload = Array(UnsafeRawBufferPointer(rebasing: frame[14..<(14 + length)]))
+    }
+}
+
+private func hex(_ value: UInt32) -> String { "0x" + String(value, radix: 16) }

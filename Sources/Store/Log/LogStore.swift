@@ -1,0 +1,229 @@
+import CLMDB
+import Dispatch
+import Foundation
+import Synchronization
+
+/// The durable, append-only fleet log of one replication group, kept in an LMDB environment.
+///
+/// Entries are keyed by index. Besides them the store keeps the Raft hard state and the snapshot
+/// the log was compacted behind. Every write goes through one writer thread that gathers whatever
+/// is queued into one synced transaction (group commit); a write's `async` call returns once that
+/// transaction is on disk. Reads run on the caller's thread in their own read transaction and are
+/// never held across an `await`.
+///
+/// One environment can hold several groups (the region group, later the global group); each
+/// group has its own pair of named databases.
+public final class LogStore: Sendable {
+    /// What the store knows about its bounds; changed only by the writer thread.
+    struct Bounds: Sendable {
+        /// The first index still in the log (snapshot index + 1).
+        var firstIndex: UInt64 = 1
+        /// The last index in the log, or the snapshot index when the log is empty behind it.
+        var lastIndex: UInt64 = 0
+        var lastTerm: UInt64 = 0
+        var snapshotIndex: UInt64 = 0
+        var snapshotTerm: UInt64 = 0
+        var hardState = HardState()
+    }
+
+    let environment: LMDBEnvironment
+    let entriesDatabase: MDB_dbi
+    let metaDatabase: MDB_dbi
+    let bounds: Mutex<Bounds>
+    let writer: LogWriter
+    /// The directory of the LMDB environment.
+    public let path: String
+    /// The replication group this store holds.
+    public let group: String
+
+    /// Opens (creating if needed) the log of `group` in the LMDB environment at `path`.
+    /// - Parameters:
+    ///   - initialMapSize: the first size of LMDB's memory map; it doubles whenever a write finds it full.
+    ///   - synced: `false` skips fsync on commit (benchmarks and simulations only; never in the product).
+    public init(path: String, group: String = "region", initialMapSize: Int = 64 << 20, synced: Bool = true) throws {
+        self.path = path
+        self.group = group
+        environment = try LMDBEnvironment(path: path, initialMapSize: initialMapSize, synced: synced)
+        entriesDatabase = try environment.openDatabase(named: "\(group).entries")
+        metaDatabase = try environment.openDatabase(named: "\(group).meta")
+        bounds = Mutex(Bounds())
+        writer = LogWriter(name: "dwcp-log-writer-\(group)")
+        let loaded = try loadBounds()
+        bounds.withLock { $0 = loaded }
+        writer.start(store: self)
+    }
+
+    deinit {
+        writer.stop()
+    }
+
+    /// Stops the writer thread after the queued writes; later writes fail with `.closed`.
+    public func close() {
+        writer.stop()
+    }
+
+    // MARK: Bounds
+
+    /// The first index present in the log.
+    public var firstIndex: UInt64 { bounds.withLock { $0.firstIndex } }
+    /// The last index in the log (0 when empty).
+    public var lastIndex: UInt64 { bounds.withLock { $0.lastIndex } }
+    /// The term of the last entry.
+    public var lastTerm: UInt64 { bounds.withLock { $0.lastTerm } }
+    /// The index and term the log was compacted behind (0, 0 when never compacted).
+    public var snapshot: (index: UInt64, term: UInt64) { bounds.withLock { ($0.snapshotIndex, $0.snapshotTerm) } }
+    /// The last saved hard state.
+    public var hardState: HardState { bounds.withLock { $0.hardState } }
+    /// The current size of the LMDB memory map.
+    public var mapSize: Int { environment.mapSize }
+
+    // MARK: Reading
+
+    /// The entries with indexes in `range` that are present, in order. Reading below
+    /// ``firstIndex`` throws `.compacted`; `maxCount` bounds how many are returned.
+    public func entries(in range: ClosedRange<UInt64>, maxCount: Int = .max) throws -> [LogEntry] {
+        let first = firstIndex
+        guard range.lowerBound >= first else {
+            throw StoreError(
+                .compacted, "compacted: entries before \(first) were compacted away; re-list from index \(first)",
+                index: first)
+        }
+        return try environment.read { txn in
+            var cursor: OpaquePointer?
+            try LMDBEnvironment.check(mdb_cursor_open(txn, entriesDatabase, &cursor), "mdb_cursor_open")
+            defer { mdb_cursor_close(cursor) }
+            var result: [LogEntry] = []
+            var keyBytes = Self.key(range.lowerBound)
+            return try keyBytes.withUnsafeMutableBytes { keyBuffer in
+                var key = MDB_val(mv_size: 8, mv_data: keyBuffer.baseAddress)
+                var value = MDB_val()
+                var rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE)
+                while rc == 0 && result.count < maxCount {
+                    let index = Self.index(fromKey: key)
+                    if index > range.upperBound { break }
+                    result.append(try LogEntry(index: index, frame: UnsafeRawBufferPointer(start: value.mv_data, count: value.mv_size)))
+                    rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)
+                }
+                if rc != 0 && rc != MDB_NOTFOUND { try LMDBEnvironment.check(rc, "mdb_cursor_get") }
+                return result
+            }
+        }
+    }
+
+    /// The entry at `index`, or nil when there is none.
+    public func entry(at index: UInt64) throws -> LogEntry? {
+        try entries(in: index...index).first
+    }
+
+    /// The term of the entry at `index` (the snapshot's term at its index, 0 at index 0).
+    public func term(at index: UInt64) throws -> UInt64? {
+        let b = bounds.withLock { $0 }
+        if index == 0 { return 0 }
+        if index == b.snapshotIndex { return b.snapshotTerm }
+        if index < b.firstIndex || index > b.lastIndex { return nil }
+        return try entry(at: index)?.term
+    }
+
+    /// Reads every entry and checks its checksum, version and kind; returns how many were read.
+    /// Throws the first damage found, naming its index.
+    @discardableResult
+    public func verify(batchSize: Int = 4096) throws -> Int {
+        var next = firstIndex
+        let last = lastIndex
+        var count = 0
+        while next <= last {
+            let batch = try entries(in: next...last, maxCount: batchSize)
+            guard let tail = batch.last else { break }
+            for (offset, entry) in batch.enumerated() where entry.index != next + UInt64(offset) {
+                throw StoreError(.corruptEntry, "log entry \(next + UInt64(offset)) is missing", index: next + UInt64(offset))
+            }
+            count += batch.count
+            next = tail.index + 1
+        }
+        if next <= last {
+            throw StoreError(.corruptEntry, "log entry \(next) is missing", index: next)
+        }
+        return count
+    }
+
+    // MARK: Writing (all through the writer thread)
+
+    /// Appends entries whose indexes follow ``lastIndex`` exactly, durably.
+    public func append(_ entries: [LogEntry]) async throws {
+        guard !entries.isEmpty else { return }
+        _ = try await writer.submit(.append(entries))
+    }
+
+    /// Appends payloads at the next free indexes, durably, and returns the indexes they got.
+    /// Concurrent callers are batched into one synced transaction.
+    public func appendNext(term: UInt64, kind: LogEntry.Kind = .record, payloads: [[UInt8]]) async throws
+        -> ClosedRange<UInt64>
+    {
+        precondition(!payloads.isEmpty, "appendNext needs at least one payload")
+        guard case .appended(let range) = try await writer.submit(.appendNext(term: term, kind: kind, payloads: payloads))
+        else { preconditionFailure("appendNext completed without a range") }
+        return range
+    }
+
+    /// Durably replaces the hard state.
+    public func saveHardState(_ state: HardState) async throws {
+        _ = try await writer.submit(.saveHardState(state))
+    }
+
+    /// Removes the entries from `index` to the end (a follower's conflicting suffix).
+    public func truncate(from index: UInt64) async throws {
+        _ = try await writer.submit(.truncate(from: index))
+    }
+
+    /// Removes the entries up to and including `index`, remembering (`index`, `term`) as the
+    /// snapshot the log now starts behind.
+    public func compact(through index: UInt64, term: UInt64) async throws {
+        _ = try await writer.submit(.compact(through: index, term: term))
+    }
+
+    // MARK: Keys
+
+    static func key(_ index: UInt64) -> [UInt8] {
+        withUnsafeBytes(of: index.bigEndian) { Array($0) }
+    }
+
+    static func index(fromKey key: MDB_val) -> UInt64 {
+        UInt64(bigEndian: UnsafeRawBufferPointer(start: key.mv_data, count: 8).loadUnaligned(as: UInt64.self))
+    }
+
+    static let hardStateKey = Array("hard_state".utf8)
+    static let snapshotKey = Array("snapshot".utf8)
+
+    private func loadBounds() throws -> Bounds {
+        try environment.read { txn in
+            var b = Bounds()
+            if let frame = try LMDBEnvironment.get(txn, metaDatabase, key: Self.hardStateKey) {
+                b.hardState = try HardState(frame: frame)
+            }
+            if let snap = try LMDBEnvironment.get(txn, metaDatabase, key: Self.snapshotKey), snap.count == 16 {
+                snap.withUnsafeBytes { raw in
+                    b.snapshotIndex = raw.loadLittleEndian(UInt64.self, at: 0)
+                    b.snapshotTerm = raw.loadLittleEndian(UInt64.self, at: 8)
+                }
+            }
+            b.firstIndex = b.snapshotIndex + 1
+            b.lastIndex = b.snapshotIndex
+            b.lastTerm = b.snapshotTerm
+            var cursor: OpaquePointer?
+            try LMDBEnvironment.check(mdb_cursor_open(txn, entriesDatabase, &cursor), "mdb_cursor_open")
+            defer { mdb_cursor_close(cursor) }
+            var key = MDB_val()
+            var value = MDB_val()
+            if mdb_cursor_get(cursor, &key, &value, MDB_LAST) == 0 {
+                let index = Self.index(fromKey: key)
+                let entry = try LogEntry(index: index, frame: UnsafeRawBufferPointer(start: value.mv_data, count: value.mv_size))
+                b.lastIndex = index
+                b.lastTerm = entry.term
+            }
+            if mdb_cursor_get(cursor, &key, &value, MDB_FIRST) == 0 {
+                b.firstIndex = Self.index(fromKey: key)
+            }
+            return b
+        }
+    }
+}

@@ -1,0 +1,97 @@
+import Foundation
+
+/// A JSON value whose objects keep their key order, so that what DWCP prints and stores
+/// (records in `watch`, intent payloads, placement explanations, SQL rows) is stable and readable.
+public enum JSONValue: Sendable, Equatable {
+    case null
+    case bool(Bool)
+    case int(Int64)
+    case double(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([(String, JSONValue)])
+
+    public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
+        lhs.serialized() == rhs.serialized()
+    }
+
+    /// Compact JSON text.
+    public func serialized() -> String {
+        var out = ""
+        write(to: &out)
+        return out
+    }
+
+    public func write(to out: inout String) {
+        switch self {
+        case .null: out += "null"
+        case .bool(let b): out += b ? "true" : "false"
+        case .int(let i): out += String(i)
+        case .double(let d):
+            if d.isFinite {
+                out += d == d.rounded() && abs(d) < 1e15 ? String(Int64(d)) + ".0" : String(d)
+            } else {
+                out += "null"
+            }
+        case .string(let s): Self.writeString(s, to: &out)
+        case .array(let items):
+            out += "["
+            for (i, item) in items.enumerated() {
+                if i > 0 { out += "," }
+                item.write(to: &out)
+            }
+            out += "]"
+        case .object(let members):
+            out += "{"
+            for (i, (key, value)) in members.enumerated() {
+                if i > 0 { out += "," }
+                Self.writeString(key, to: &out)
+                out += ":"
+                value.write(to: &out)
+            }
+            out += "}"
+        }
+    }
+
+    static func writeString(_ s: String, to out: inout String) {
+        out += "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case let c where c.value < 0x20:
+                out += "\\u" + String(repeating: "0", count: 4 - String(c.value, radix: 16).count) + String(c.value, radix: 16)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        out += "\""
+    }
+
+    /// A string map as an object with keys in order.
+    public static func map(_ map: [String: String]) -> JSONValue {
+        .object(map.keys.sorted().map { ($0, .string(map[$0]!)) })
+    }
+
+    /// Parses JSON text (via Foundation) into a value; object keys come out sorted.
+    public static func parse(_ text: String) throws -> JSONValue {
+        let object = try JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])
+        return from(object)
+    }
+
+    private static func from(_ any: Any) -> JSONValue {
+        switch any {
+        case is NSNull: return .null
+        case let n as NSNumber:
+            if String(cString: n.objCType) == "c" { return .bool(n.boolValue) }
+            if n.doubleValue == n.doubleValue.rounded() && abs(n.doubleValue) < 9e15 { return .int(n.int64Value) }
+            return .double(n.doubleValue)
+        case let s as String: return .string(s)
+        case let a as [Any]: return .array(a.map(from))
+        case let d as [String: Any]: return .object(d.keys.sorted().map { ($0, from(d[$0]!)) })
+        default: return .null
+        }
+    }
+}

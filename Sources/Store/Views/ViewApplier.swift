@@ -1,0 +1,247 @@
+import GRDB
+
+/// Applies log entries to the views: the deterministic state machine of the fleet.
+///
+/// Nothing here reads a clock or draws a random number: two nodes applying the same entries get
+/// the same rows. An intent that cannot take effect when its turn comes (a name taken meanwhile, a
+/// host that filled up) changes nothing but its `intents` row, which says why.
+enum ViewApplier {
+    struct BatchOutcome: Sendable {
+        var appliedIndex: UInt64
+        var failure: StoreError?
+    }
+
+    /// What applying one record did.
+    enum Outcome: Equatable {
+        case applied
+        case rejected(String)
+        case duplicate(of: Int64)
+    }
+
+    static func apply(_ entries: [LogEntry], db: Database) throws -> BatchOutcome {
+        var applied = try ViewStore.appliedIndex(db)
+        var appliedTerm: UInt64?
+        var failure: StoreError?
+        for entry in entries where entry.index > applied {
+            guard entry.index == applied + 1 else {
+                failure = StoreError(
+                    .views, "views at index \(applied) cannot apply entry \(entry.index): entries are missing",
+                    index: entry.index)
+                break
+            }
+            if entry.kind == .record {
+                let record: Record
+                do {
+                    record = try Record(decoding: entry.payload, index: entry.index)
+                } catch let error as StoreError {
+                    failure = error
+                    break
+                }
+                try apply(record, index: Int64(entry.index), db: db)
+            }
+            applied = entry.index
+            appliedTerm = entry.term
+        }
+        if let appliedTerm {
+            try db.execute(
+                sql: "UPDATE dwcp_state SET applied_index = ?, applied_term = ? WHERE id = 1",
+                arguments: [Int64(applied), Int64(appliedTerm)])
+        }
+        return BatchOutcome(appliedIndex: applied, failure: failure)
+    }
+
+    static func apply(_ record: Record, index: Int64, db: Database) throws {
+        guard let intentKind = intentKind(record.body) else {
+            try applyEffects(record, index: index, db: db)
+            return
+        }
+        var outcome = Outcome.applied
+        if let requestID = record.requestID,
+            let original = try Int64.fetchOne(
+                db.cachedStatement(sql: "SELECT log_index FROM intents WHERE request_id = ? AND outcome <> 'duplicate'"),
+                arguments: [requestID])
+        {
+            outcome = .duplicate(of: original)
+        } else {
+            outcome = try applyEffects(record, index: index, db: db)
+        }
+        let (outcomeName, error): (String, String) =
+            switch outcome {
+            case .applied: ("applied", "")
+            case .rejected(let reason): ("rejected", reason)
+            case .duplicate(let original): ("duplicate", "request already applied at index \(original)")
+            }
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO intents (log_index, kind, subject, payload, submitted_at, request_id, outcome, error)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """
+        ).execute(arguments: [
+            index, intentKind, record.body.subject, record.body.json.serialized(), record.at, record.requestID,
+            outcomeName, error,
+        ])
+    }
+
+    /// The `intents.kind` of a client intent; nil for records the system writes itself.
+    static func intentKind(_ body: Record.Body) -> String? {
+        switch body {
+        case .hostAdded: "host.add"
+        case .hostRemoved: "host.remove"
+        case .vmCreated: "vm.create"
+        case .vmDesiredStateSet(let r): r.desiredState == .running ? "vm.start" : "vm.stop"
+        case .vmDeleted: "vm.delete"
+        case .vmPlaced, .vmUnschedulable, .vmStateReported: nil
+        }
+    }
+
+    @discardableResult
+    static func applyEffects(_ record: Record, index: Int64, db: Database) throws -> Outcome {
+        switch record.body {
+        case .hostAdded(let r):
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO hosts (name, region, cpus, memory_bytes, state, labels, created_index, updated_index)
+                    VALUES (?, ?, ?, ?, 'ready', ?, ?, ?) ON CONFLICT (name) DO NOTHING
+                    """
+            ).execute(arguments: [
+                r.name, r.region, r.cpus, r.memoryBytes, JSONValue.map(r.labels).serialized(), index, index,
+            ])
+            return db.changesCount == 0 ? .rejected("host \(r.name) already exists") : .applied
+
+        case .hostRemoved(let r):
+            let placed = try Int.fetchOne(
+                db.cachedStatement(sql: "SELECT count(*) FROM vms WHERE host = ?"), arguments: [r.name]) ?? 0
+            if placed > 0 {
+                return .rejected("host \(r.name) has \(placed) VM\(placed == 1 ? "" : "s") placed on it")
+            }
+            try db.cachedStatement(sql: "DELETE FROM hosts WHERE name = ?").execute(arguments: [r.name])
+            return db.changesCount == 0 ? .rejected("no host named \(r.name)") : .applied
+
+        case .vmCreated(let r):
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO vms (name, region, host, cpus, memory_bytes, image, desired_state, actual_state,
+                                     reason, labels, created_index, updated_index)
+                    VALUES (?, ?, NULL, ?, ?, ?, ?, 'pending', 'waiting for placement', ?, ?, ?)
+                    ON CONFLICT (name) DO NOTHING
+                    """
+            ).execute(arguments: [
+                r.name, r.region, r.cpus, r.memoryBytes, r.image, r.desiredState.rawValue,
+                JSONValue.map(r.labels).serialized(), index, index,
+            ])
+            if db.changesCount == 0 { return .rejected("VM \(r.name) already exists") }
+            try event(vm: r.name, index: index, at: record.at, from: "", to: "pending", reason: "created", db: db)
+            return .applied
+
+        case .vmDesiredStateSet(let r):
+            try db.cachedStatement(sql: "UPDATE vms SET desired_state = ?, updated_index = ? WHERE name = ?")
+                .execute(arguments: [r.desiredState.rawValue, index, r.name])
+            return db.changesCount == 0 ? .rejected("no VM named \(r.name)") : .applied
+
+        case .vmDeleted(let r):
+            guard let vm = try VMRow.fetch(r.name, db: db) else { return .rejected("no VM named \(r.name)") }
+            if let host = vm.host {
+                try releaseCapacity(host: host, cpus: vm.cpus, memoryBytes: vm.memoryBytes, index: index, db: db)
+            }
+            try db.cachedStatement(sql: "DELETE FROM vms WHERE name = ?").execute(arguments: [r.name])
+            try event(vm: r.name, index: index, at: record.at, from: vm.actualState, to: "deleted", reason: "deleted", db: db)
+            return .applied
+
+        case .vmPlaced(let r):
+            guard let vm = try VMRow.fetch(r.vm, db: db) else { return .rejected("no VM named \(r.vm)") }
+            if let current = vm.host { return .rejected("VM \(r.vm) is already placed on \(current)") }
+            guard
+                let host = try Row.fetchOne(
+                    db.cachedStatement(
+                        sql: """
+                            SELECT region, state, cpus - cpus_used AS free_cpus,
+                                   memory_bytes - memory_used_bytes AS free_memory
+                            FROM hosts WHERE name = ?
+                            """),
+                    arguments: [r.host])
+            else { return .rejected("no host named \(r.host)") }
+            let region: String = host["region"]
+            let state: String = host["state"]
+            let freeCPUs: Int = host["free_cpus"]
+            let freeMemory: Int64 = host["free_memory"]
+            if region != vm.region { return .rejected("host \(r.host) is in \(region), VM \(r.vm) in \(vm.region)") }
+            if state != "ready" { return .rejected("host \(r.host) is \(state)") }
+            if freeCPUs < vm.cpus || freeMemory < vm.memoryBytes {
+                return .rejected("host \(r.host) no longer has room for VM \(r.vm)")
+            }
+            try db.cachedStatement(
+                sql: """
+                    UPDATE hosts SET cpus_used = cpus_used + ?, memory_used_bytes = memory_used_bytes + ?,
+                                     updated_index = ? WHERE name = ?
+                    """
+            ).execute(arguments: [vm.cpus, vm.memoryBytes, index, r.host])
+            let reason = "placed on \(r.host); waiting for its host agent"
+            try db.cachedStatement(
+                sql: "UPDATE vms SET host = ?, actual_state = 'scheduled', reason = ?, updated_index = ? WHERE name = ?"
+            ).execute(arguments: [r.host, reason, index, r.vm])
+            try db.cachedStatement(sql: "INSERT INTO placements (vm, host, log_index, explanation) VALUES (?, ?, ?, ?)")
+                .execute(arguments: [r.vm, r.host, index, r.explanation])
+            try event(vm: r.vm, index: index, at: record.at, from: vm.actualState, to: "scheduled", reason: reason, db: db)
+            return .applied
+
+        case .vmUnschedulable(let r):
+            guard let vm = try VMRow.fetch(r.vm, db: db) else { return .rejected("no VM named \(r.vm)") }
+            if let current = vm.host { return .rejected("VM \(r.vm) is already placed on \(current)") }
+            try db.cachedStatement(
+                sql: "UPDATE vms SET actual_state = 'unschedulable', reason = ?, updated_index = ? WHERE name = ?"
+            ).execute(arguments: [r.reason, index, r.vm])
+            if vm.actualState != "unschedulable" || vm.reason != r.reason {
+                try event(vm: r.vm, index: index, at: record.at, from: vm.actualState, to: "unschedulable", reason: r.reason, db: db)
+            }
+            return .applied
+
+        case .vmStateReported(let r):
+            guard let vm = try VMRow.fetch(r.vm, db: db) else { return .rejected("no VM named \(r.vm)") }
+            guard vm.host == r.host else { return .rejected("VM \(r.vm) is not placed on \(r.host)") }
+            try db.cachedStatement(sql: "UPDATE vms SET actual_state = ?, reason = ?, updated_index = ? WHERE name = ?")
+                .execute(arguments: [r.state, r.reason, index, r.vm])
+            if vm.actualState != r.state {
+                try event(vm: r.vm, index: index, at: record.at, from: vm.actualState, to: r.state, reason: r.reason, db: db)
+            }
+            return .applied
+        }
+    }
+
+    private struct VMRow {
+        var host: String?
+        var region: String
+        var cpus: Int
+        var memoryBytes: Int64
+        var actualState: String
+        var reason: String
+
+        static func fetch(_ name: String, db: Database) throws -> VMRow? {
+            guard
+                let row = try Row.fetchOne(
+                    db.cachedStatement(
+                        sql: "SELECT host, region, cpus, memory_bytes, actual_state, reason FROM vms WHERE name = ?"),
+                    arguments: [name])
+            else { return nil }
+            return VMRow(
+                host: row["host"], region: row["region"], cpus: row["cpus"], memoryBytes: row["memory_bytes"],
+                actualState: row["actual_state"], reason: row["reason"])
+        }
+    }
+
+    private static func releaseCapacity(host: String, cpus: Int, memoryBytes: Int64, index: Int64, db: Database) throws {
+        try db.cachedStatement(
+            sql: """
+                UPDATE hosts SET cpus_used = cpus_used - ?, memory_used_bytes = memory_used_bytes - ?,
+                                 updated_index = ? WHERE name = ?
+                """
+        ).execute(arguments: [cpus, memoryBytes, index, host])
+    }
+
+    private static func event(
+        vm: String, index: Int64, at: Int64, from: String, to: String, reason: String, db: Database
+    ) throws {
+        try db.cachedStatement(
+            sql: "INSERT INTO vm_events (vm, log_index, at, from_state, to_state, reason) VALUES (?, ?, ?, ?, ?, ?)"
+        ).execute(arguments: [vm, index, at, from, to, reason])
+    }
+}

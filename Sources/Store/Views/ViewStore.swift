@@ -1,0 +1,131 @@
+import Foundation
+import GRDB
+import Schema
+
+/// The SQLite views of the fleet (`DATA/views.sqlite`), materialized from the log by applying
+/// committed entries in index order.
+///
+/// The applied index lives in `dwcp_state`, written in the same transaction as the changes of the
+/// entries it covers: after a crash the views are exactly those of some applied index, and
+/// applying resumes right after it. A file that is missing, unreadable or built from other schema
+/// files is replaced by an empty one at index 0, which the caller then fills from the log.
+public final class ViewStore: Sendable {
+    public let path: String
+    /// The connection pool: one writer (the applier), concurrent readers.
+    public let pool: DatabasePool
+    /// Why the file was created afresh when it was (missing, other schema version, unreadable); nil otherwise.
+    public let rebuildReason: String?
+
+    public init(path: String) throws {
+        self.path = path
+        var reason: String?
+        if !FileManager.default.fileExists(atPath: path) {
+            reason = "views.sqlite is missing"
+        } else {
+            switch Self.storedSchemaVersion(path: path) {
+            case .success(let version) where version == Schema.version:
+                reason = nil
+            case .success(let version):
+                reason = "views.sqlite has schema version \(version), this dwcp has \(Schema.version)"
+            case .failure(let error):
+                reason = "views.sqlite is unreadable (\(error))"
+            }
+            if reason != nil { Self.removeFiles(at: path) }
+        }
+        var configuration = Configuration()
+        configuration.label = "views"
+        configuration.busyMode = .timeout(10)
+        pool = try DatabasePool(path: path, configuration: configuration)
+        rebuildReason = reason
+        if reason != nil {
+            try pool.write { db in
+                for file in Schema.files { try db.execute(sql: file.sql) }
+                try db.execute(
+                    sql: "INSERT INTO dwcp_state (id, applied_index, applied_term, schema_version) VALUES (1, 0, 0, ?)",
+                    arguments: [Schema.version])
+            }
+        }
+    }
+
+    private static func storedSchemaVersion(path: String) -> Result<String, any Error> {
+        Result {
+            var configuration = Configuration()
+            configuration.readonly = true
+            let queue = try DatabaseQueue(path: path, configuration: configuration)
+            defer { try? queue.close() }
+            return try queue.read { db in
+                try String.fetchOne(db, sql: "SELECT schema_version FROM dwcp_state WHERE id = 1") ?? "none"
+            }
+        }
+    }
+
+    static func removeFiles(at path: String) {
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+    }
+
+    /// The index of the last entry applied to the views.
+    public func appliedIndex() throws -> UInt64 {
+        try pool.read { db in try Self.appliedIndex(db) }
+    }
+
+    static func appliedIndex(_ db: Database) throws -> UInt64 {
+        UInt64(try Int64.fetchOne(db, sql: "SELECT applied_index FROM dwcp_state WHERE id = 1") ?? 0)
+    }
+
+    /// Applies `entries` (in index order) in one transaction, skipping those already applied.
+    /// Returns the new applied index. If an entry cannot be read, the entries before it are
+    /// applied and committed, then the error (naming the entry's index) is thrown.
+    @discardableResult
+    public func apply(_ entries: [LogEntry]) throws -> UInt64 {
+        var failure: (any Error)?
+        let applied = try pool.write { db in
+            let outcome = try ViewApplier.apply(entries, db: db)
+            failure = outcome.failure
+            return outcome.appliedIndex
+        }
+        if let failure { throw failure }
+        return applied
+    }
+
+    /// Async form of ``apply(_:)``: the transaction runs on GRDB's writer queue, not the caller's thread.
+    @discardableResult
+    public func apply(_ entries: [LogEntry]) async throws -> UInt64 {
+        let outcome = try await pool.write { db in try ViewApplier.apply(entries, db: db) }
+        if let failure = outcome.failure { throw failure }
+        return outcome.appliedIndex
+    }
+
+    /// Every row of every table, in a stable order, one JSON line per row: two view files hold the
+    /// same state exactly when their dumps are equal.
+    public func dump() throws -> String {
+        try pool.read { db in
+            let tables = try String.fetchAll(
+                db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+            var out = ""
+            for table in tables {
+                let columns = try db.columns(in: table).map(\.name)
+                let order = (1...columns.count).map(String.init).joined(separator: ", ")
+                out += "# \(table)\n"
+                let rows = try Row.fetchCursor(db, sql: "SELECT * FROM \(table) ORDER BY \(order)")
+                while let row = try rows.next() {
+                    out += JSONValue.object(zip(columns, row.databaseValues).map { ($0, JSONValue(databaseValue: $1)) })
+                        .serialized() + "\n"
+                }
+            }
+            return out
+        }
+    }
+}
+
+extension JSONValue {
+    /// The JSON form of an SQLite value: integers and reals as numbers, text as strings, blobs as hex strings.
+    public init(databaseValue: DatabaseValue) {
+        switch databaseValue.storage {
+        case .null: self = .null
+        case .int64(let i): self = .int(i)
+        case .double(let d): self = .double(d)
+        case .string(let s): self = .string(s)
+        case .blob(let data): self = .string(data.map { String(format: "%02x", $0) }.joined())
+        }
+    }
+}

@@ -1,0 +1,25 @@
+/// A failure the CLI reports as one line on stderr (`dwcp: MESSAGE`) with a non-zero exit status.
+struct CLIError: Error, CustomStringConvertible {
+    enum Code: String {
+        /// The node could not be reached.
+        case unreachable
+        /// The node answered with an error.
+        case refused
+        /// Bad command-line input.
+        case usage
+        /// The node's answer could not be understood.
+        case protocolError = "protocol"
+    }
+
+    let code: Code
+    let message: String
+    let cause: (any Error)?
+
+    init(_ code: Code, _ message: String, cause: (any Error)? = nil) {
+        self.code = code
+        self.message = message
+        self.cause = cause
+    }
+
+    var description: String { message }
+}

@@ -1,0 +1,40 @@
+import ArgumentParser
+import Foundation
+
+/// Where the node is: `--server HOST:PORT`, else `$DWCP_SERVER`, else 127.0.0.1:7070.
+struct ClientOptions: ParsableArguments {
+    @Option(name: .long, help: "The node's API as HOST:PORT (default: $DWCP_SERVER, else 127.0.0.1:7070).")
+    var server: String?
+
+    var address: String {
+        server ?? ProcessInfo.processInfo.environment["DWCP_SERVER"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? "127.0.0.1:7070"
+    }
+
+    func client() throws -> NodeClient {
+        try NodeClient(address: address)
+    }
+}
+
+/// Options of commands that write an intent.
+struct IntentOptions: ParsableArguments {
+    @Option(name: .long, help: "A request id that makes retries idempotent (default: a fresh UUID).")
+    var requestID: String?
+
+    @Flag(name: .long, help: "Print the node's JSON answer instead of a sentence.")
+    var json = false
+
+    var resolvedRequestID: String { requestID ?? UUID().uuidString.lowercased() }
+}
+
+/// Parses `HOST:PORT`.
+func parseAddress(_ text: String) throws -> (host: String, port: Int) {
+    guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+        (0...65535).contains(port), colon != text.startIndex
+    else {
+        throw CLIError(.usage, "invalid address '\(text)': use HOST:PORT, like 127.0.0.1:7070")
+    }
+    var host = String(text[..<colon])
+    if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+    return (host, port)
+}

@@ -1,0 +1,16 @@
+import ArgumentParser
+
+/// The `dwcp` command: runs a node (`serve`, `dev`) or talks to one.
+struct Dwcp: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dwcp",
+        abstract: "DWCP: a control plane for fleets of KVM hosts.",
+        discussion: """
+            Every command except 'serve' and 'dev' talks to a node's HTTP API: --server HOST:PORT,
+            else $DWCP_SERVER, else 127.0.0.1:7070.
+            """,
+        version: "0.1.0",
+        subcommands: [
+            Serve.self, Dev.self, Status.self, HostCommand.self, VMCommand.self, SQL.self, Watch.self,
+        ])
+}

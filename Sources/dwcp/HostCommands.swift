@@ -1,0 +1,89 @@
+import ArgumentParser
+import Node
+import Scheduler
+import Store
+
+/// `dwcp host add|remove`.
+struct HostCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "host", abstract: "Add or remove hosts.", subcommands: [Add.self, Remove.self])
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Add a host to the fleet.")
+
+        @Argument(help: "The host's name (a DNS label).")
+        var name: String
+
+        @Option(name: .long, help: "The host's region.")
+        var region: String
+
+        @Option(name: .long, help: "CPUs the host offers to VMs.")
+        var cpus: Int
+
+        @Option(name: .long, help: "Memory the host offers to VMs: 64GiB, 1.5TiB, or bytes.")
+        var memory: String
+
+        @Option(name: .long, parsing: .singleValue, help: "A label, key=value (repeatable).")
+        var label: [String] = []
+
+        @OptionGroup var intent: IntentOptions
+        @OptionGroup var client: ClientOptions
+
+        func run() async throws {
+            let memoryBytes = try usage { try ByteSize.parse(memory) }
+            let labels = try usage { try Validation.parseLabels(label) }
+            try usage {
+                try Validation.name(name, what: "host")
+                try Validation.name(region, what: "region")
+                try Validation.cpus(cpus, range: Validation.hostCPURange)
+                try Validation.hostMemory(memoryBytes)
+            }
+            let body = JSONValue.object([
+                ("name", .string(name)), ("region", .string(region)), ("cpus", .int(Int64(cpus))),
+                ("memory_bytes", .int(memoryBytes)), ("labels", .map(labels)),
+                ("request_id", .string(intent.resolvedRequestID)),
+            ])
+            let answer = try await client.client().call(.POST, "/v1/hosts", body: body, retries: 3)
+            report(answer, json: intent.json) {
+                "added host \(name) (region \(region), \(cpus) CPUs, \(formatBytes(memoryBytes))) at log index \($0)"
+            }
+        }
+    }
+
+    struct Remove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove a host (refused while VMs are placed on it).")
+
+        @Argument(help: "The host's name.")
+        var name: String
+
+        @OptionGroup var intent: IntentOptions
+        @OptionGroup var client: ClientOptions
+
+        func run() async throws {
+            try usage { try Validation.name(name, what: "host") }
+            let answer = try await client.client().call(
+                .DELETE, "/v1/hosts/\(name)?request_id=\(intent.resolvedRequestID)", retries: 3)
+            report(answer, json: intent.json) { "removed host \(name) at log index \($0)" }
+        }
+    }
+}
+
+/// Runs local validation, turning its error into a usage error.
+func usage<T>(_ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let error as NodeError {
+        throw CLIError(.usage, error.message)
+    }
+}
+
+/// Prints an intent's answer: JSON, or the sentence `sentence(logIndex)`.
+func report(_ answer: JSONValue, json: Bool, _ sentence: (String) -> String) {
+    if json {
+        print(answer.serialized())
+        return
+    }
+    var line = sentence(answer["log_index"]?.stringValue ?? "?")
+    if answer["outcome"]?.stringValue == "duplicate" { line += " (a retry of a request already applied)" }
+    print(line)
+}

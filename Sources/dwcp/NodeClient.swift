@@ -1,0 +1,135 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Store
+
+/// The CLI's client of a node's HTTP/JSON API. Turns transport failures and error answers into
+/// one-line ``CLIError``s. Requests that carry a request id are retried on connection failures,
+/// which is safe because the node applies a request id once.
+struct NodeClient {
+    let address: String
+    let baseURL: String
+
+    init(address: String) throws {
+        let (host, port) = try parseAddress(address)
+        self.address = address
+        baseURL = "http://\(host.contains(":") ? "[\(host)]" : host):\(port)"
+    }
+
+    /// Sends a request and returns the JSON answer; an error answer becomes a ``CLIError``.
+    func call(_ method: HTTPMethod, _ path: String, body: JSONValue? = nil, retries: Int = 0) async throws -> JSONValue {
+        var attempt = 0
+        while true {
+            do {
+                return try await callOnce(method, path, body: body)
+            } catch let error as CLIError where error.code == .unreachable && attempt < retries {
+                attempt += 1
+                try await Task.sleep(for: .milliseconds(200 * attempt))
+            }
+        }
+    }
+
+    private func callOnce(_ method: HTTPMethod, _ path: String, body: JSONValue?) async throws -> JSONValue {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = method
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(string: body.serialized()))
+        }
+        let response: HTTPClientResponse
+        do {
+            response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+        } catch {
+            throw unreachable(error)
+        }
+        let bytes: ByteBuffer
+        do {
+            bytes = try await response.body.collect(upTo: 256 << 20)
+        } catch {
+            throw CLIError(.unreachable, "the node at \(address) closed the connection before answering", cause: error)
+        }
+        let text = String(buffer: bytes)
+        let value: JSONValue
+        do {
+            value = try JSONValue.parse(text)
+        } catch {
+            throw CLIError(.protocolError, "the node at \(address) answered HTTP \(response.status.code) with no JSON")
+        }
+        if response.status.code >= 400 {
+            throw CLIError(.refused, Self.errorMessage(value) ?? "the node answered HTTP \(response.status.code)")
+        }
+        return value
+    }
+
+    /// Streams a newline-delimited JSON answer, calling `line` for each line.
+    func stream(_ path: String, line: (String) throws -> Void) async throws {
+        let request = HTTPClientRequest(url: baseURL + path)
+        let response: HTTPClientResponse
+        do {
+            response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+        } catch {
+            throw unreachable(error)
+        }
+        if response.status.code >= 400 {
+            let bytes = try await response.body.collect(upTo: 1 << 20)
+            let value = try? JSONValue.parse(String(buffer: bytes))
+            throw CLIError(.refused, value.flatMap(Self.errorMessage) ?? "the node answered HTTP \(response.status.code)")
+        }
+        var pending = ""
+        do {
+            for try await chunk in response.body {
+                pending += String(buffer: chunk)
+                while let newline = pending.firstIndex(of: "\n") {
+                    let text = String(pending[..<newline])
+                    pending = String(pending[pending.index(after: newline)...])
+                    if text.hasPrefix("{\"error\":"), let value = try? JSONValue.parse(text), let message = Self.errorMessage(value) {
+                        throw CLIError(.refused, message)
+                    }
+                    try line(text)
+                }
+            }
+        } catch let error as CLIError {
+            throw error
+        } catch {
+            throw CLIError(.unreachable, "the watch stream from \(address) broke off", cause: error)
+        }
+    }
+
+    private func unreachable(_ error: any Error) -> CLIError {
+        let detail = "\(error)".contains("refused") ? "connection refused" : "\(error)"
+        return CLIError(
+            .unreachable,
+            "cannot reach a node at \(address): \(detail) (start one with 'dwcp dev', or point --server / DWCP_SERVER at one)",
+            cause: error)
+    }
+
+    static func errorMessage(_ value: JSONValue) -> String? {
+        guard case .object(let members) = value, let error = members.first(where: { $0.0 == "error" })?.1,
+            case .object(let fields) = error, case .string(let message)? = fields.first(where: { $0.0 == "message" })?.1
+        else { return nil }
+        return message
+    }
+}
+
+extension JSONValue {
+    subscript(key: String) -> JSONValue? {
+        guard case .object(let members) = self else { return nil }
+        return members.first(where: { $0.0 == key })?.1
+    }
+
+    var stringValue: String? {
+        switch self {
+        case .string(let s): s
+        case .int(let i): String(i)
+        case .double(let d): String(d)
+        case .bool(let b): String(b)
+        default: nil
+        }
+    }
+
+    var intValue: Int64? {
+        if case .int(let i) = self { return i }
+        return nil
+    }
+}

@@ -1,0 +1,44 @@
+import ArgumentParser
+import Foundation
+import Query
+import Store
+
+extension ResultFormat: ExpressibleByArgument {}
+
+/// `dwcp sql QUERY`: read-only SQL over the fleet's views.
+struct SQL: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a read-only SQL query over the views (.tables and .schema [TABLE] work too).")
+
+    @Argument(help: "The query.")
+    var query: String
+
+    @Option(name: .long, help: "table, json or csv (default: table on a terminal, json otherwise).")
+    var format: ResultFormat?
+
+    @Option(name: .long, help: "Refuse results with more rows than this.")
+    var maxRows: Int?
+
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        var fields: [(String, JSONValue)] = [("query", .string(query))]
+        if let maxRows {
+            guard maxRows > 0 else { throw CLIError(.usage, "--max-rows must be 1 or more") }
+            fields.append(("max_rows", .int(Int64(maxRows))))
+        }
+        let answer = try await client.client().call(.POST, "/v1/sql", body: .object(fields))
+        guard case .array(let columns)? = answer["columns"], case .array(let rows)? = answer["rows"] else {
+            throw CLIError(.protocolError, "the node's answer has no columns and rows")
+        }
+        let result = QueryResult(
+            columns: columns.map { $0.stringValue ?? "" },
+            rows: rows.map { row in
+                if case .array(let values) = row { return values }
+                return []
+            },
+            appliedIndex: UInt64(answer["applied_index"]?.intValue ?? 0))
+        let chosen = format ?? (isatty(STDOUT_FILENO) != 0 ? .table : .json)
+        FileHandle.standardOutput.write(Data(chosen.render(result).utf8))
+    }
+}

@@ -1,0 +1,105 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Node
+import ServiceLifecycle
+
+/// `dwcp serve`: runs a node until SIGINT or SIGTERM.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run a node.")
+
+    @Option(name: .long, help: "The node's data directory.")
+    var dataDir: String
+
+    @Option(name: .long, help: "This node's id.")
+    var nodeID: String
+
+    @Option(name: .long, help: "The region this node belongs to.")
+    var region: String
+
+    @Option(name: .long, help: "Where the HTTP API listens, HOST:PORT.")
+    var api = "127.0.0.1:7070"
+
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel = "info"
+
+    func validate() throws {
+        try Validation.name(nodeID, what: "node")
+        try Validation.name(region, what: "region")
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("invalid log level '\(logLevel)'")
+        }
+    }
+
+    func run() async throws {
+        let (host, port) = try parseAddress(api)
+        let configuration = NodeConfiguration(
+            dataDirectory: dataDir, nodeID: nodeID, region: region, apiHost: host, apiPort: port)
+        try await runNode(configuration, logLevel: Logger.Level(rawValue: logLevel) ?? .info)
+    }
+}
+
+/// `dwcp dev`: a one-node node with embedded defaults, this machine registered as a host.
+struct Dev: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a single node with defaults: data ./.dwcp, region local, API 127.0.0.1:7070.")
+
+    @Option(name: .long, help: "The node's data directory.")
+    var dataDir = "./.dwcp"
+
+    @Option(name: .long, help: "Where the HTTP API listens, HOST:PORT.")
+    var api = "127.0.0.1:7070"
+
+    @Option(name: .long, help: "Log level.")
+    var logLevel = "info"
+
+    func run() async throws {
+        let (host, port) = try parseAddress(api)
+        let machine = hostName()
+        let configuration = NodeConfiguration(
+            dataDirectory: dataDir, nodeID: "dev", region: "local", apiHost: host, apiPort: port,
+            registerHost: HostRegistration(
+                name: machine, cpus: ProcessInfo.processInfo.activeProcessorCount,
+                memoryBytes: Int64(ProcessInfo.processInfo.physicalMemory)))
+        try await runNode(configuration, logLevel: Logger.Level(rawValue: logLevel) ?? .info)
+    }
+
+    /// This machine's name as a DNS label ("dev-host" if nothing usable is left).
+    func hostName() -> String {
+        let raw = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? ""
+        var name = String(raw.lowercased().map { $0.isASCII && ($0.isLetter || $0.isNumber) ? $0 : "-" })
+        name = String(name.prefix(63)).trimmingCharacters(in: CharacterSet(charactersIn: "-"))
+        return name.isEmpty ? "dev-host" : name
+    }
+}
+
+/// Opens the node and runs it with its API until a signal asks for a graceful shutdown.
+func runNode(_ configuration: NodeConfiguration, logLevel: Logger.Level) async throws {
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = logLevel
+        return handler
+    }
+    let logger = Logger(label: "dwcp")
+    let node: Node
+    do {
+        node = try Node(configuration: configuration, logger: logger)
+    } catch {
+        throw CLIError(.refused, "\(error); refusing to start")
+    }
+    let api = NodeAPI.application(node: node, logger: logger) { port in
+        let line = "dwcp: node \(configuration.nodeID) (region \(configuration.region)) listening on \(configuration.apiHost):\(port), data \(configuration.dataDirectory)\n"
+        FileHandle.standardOutput.write(Data(line.utf8))
+    }
+    // Services shut down in reverse order: the node first (which ends open watches), then the API.
+    let group = ServiceGroup(
+        configuration: .init(
+            services: [.init(service: api), .init(service: node)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+    do {
+        try await group.run()
+    } catch {
+        throw CLIError(.refused, "the node stopped: \(error)")
+    }
+}

@@ -1,0 +1,25 @@
+import ArgumentParser
+
+/// `dwcp status`: the node's id, region, log and applied indexes, data directory.
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show a node's status.")
+
+    @OptionGroup var client: ClientOptions
+
+    @Flag(name: .long, help: "Print JSON.")
+    var json = false
+
+    func run() async throws {
+        let status = try await client.client().call(.GET, "/v1/status")
+        if json {
+            print(status.serialized())
+            return
+        }
+        for (label, key) in [
+            ("node", "node_id"), ("region", "region"), ("data dir", "data_dir"), ("first index", "first_index"),
+            ("last index", "last_index"), ("commit index", "commit_index"), ("applied index", "applied_index"),
+        ] {
+            print("\(label.padding(toLength: 14, withPad: " ", startingAt: 0))\(status[key]?.stringValue ?? "?")")
+        }
+    }
+}

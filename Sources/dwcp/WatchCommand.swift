@@ -1,0 +1,54 @@
+import ArgumentParser
+import Foundation
+import Store
+
+/// `dwcp watch`: committed records from an index on, then new commits as they happen.
+struct Watch: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print committed records, one JSON object per line, and follow new commits.")
+
+    enum Format: String, ExpressibleByArgument {
+        case json
+        case text
+    }
+
+    @Option(name: .long, help: "Start at this log index (default: the next commit).")
+    var fromIndex: UInt64?
+
+    @Option(name: .long, help: "Stop after this many records.")
+    var limit: Int?
+
+    @Option(name: .long, help: "json (one object per line) or text.")
+    var format: Format = .json
+
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        var query: [String] = []
+        if let fromIndex {
+            guard fromIndex >= 1 else { throw CLIError(.usage, "--from-index must be 1 or more") }
+            query.append("from_index=\(fromIndex)")
+        }
+        if let limit {
+            guard limit >= 1 else { throw CLIError(.usage, "--limit must be 1 or more") }
+            query.append("limit=\(limit)")
+        }
+        let path = "/v1/watch" + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
+        try await client.client().stream(path) { line in
+            let text = format == .json ? line : Self.text(line)
+            FileHandle.standardOutput.write(Data((text + "\n").utf8))
+        }
+    }
+
+    static func text(_ line: String) -> String {
+        guard let value = try? JSONValue.parse(line) else { return line }
+        let index = value["log_index"]?.stringValue ?? "?"
+        let kind = value["kind"]?.stringValue ?? "?"
+        let record = value["record"]
+        let subject = record?["name"]?.stringValue ?? record?["vm"]?.stringValue ?? ""
+        var extra = ""
+        if let host = record?["host"]?.stringValue { extra += " host=\(host)" }
+        if let reason = record?["reason"]?.stringValue { extra += " reason=\"\(reason)\"" }
+        return "\(index)\t\(kind)\t\(subject)\(extra)"
+    }
+}

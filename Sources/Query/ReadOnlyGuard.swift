@@ -19,9 +19,12 @@ final class ReadOnlyGuard: @unchecked Sendable {
 
     private let state = Mutex(State())
 
-    /// Pragmas that only read.
+    /// Pragmas whose argument names a table or index: they only read, whatever the argument.
+    static let schemaPragmas: Set<String> = [
+        "table_info", "table_xinfo", "index_list", "index_info", "index_xinfo", "foreign_key_list", "table_list",
+    ]
+    /// Pragmas that only read when given no argument (with one, most of them would set something).
     static let readablePragmas: Set<String> = [
-        "table_info", "table_xinfo", "index_list", "index_info", "index_xinfo", "table_list", "foreign_key_list",
         "collation_list", "function_list", "pragma_list", "compile_options", "database_list", "schema_version",
         "user_version", "page_count", "page_size", "freelist_count",
     ]
@@ -55,7 +58,10 @@ final class ReadOnlyGuard: @unchecked Sendable {
             case SQLITE_SELECT, SQLITE_READ, SQLITE_FUNCTION, SQLITE_RECURSIVE:
                 return SQLITE_OK
             case SQLITE_PRAGMA:
-                if let name = first?.lowercased(), second == nil, Self.readablePragmas.contains(name) { return SQLITE_OK }
+                if let name = first?.lowercased() {
+                    if Self.schemaPragmas.contains(name) { return SQLITE_OK }
+                    if second == nil && Self.readablePragmas.contains(name) { return SQLITE_OK }
+                }
                 s.denied = "PRAGMA \(first ?? "")\(second.map { " = \($0)" } ?? "")"
             case SQLITE_INSERT: s.denied = "INSERT into \(first ?? "?")"
             case SQLITE_UPDATE: s.denied = "UPDATE of \(first ?? "?")"

@@ -1,0 +1,126 @@
+import Foundation
+import Testing
+
+@testable import Query
+import Store
+
+@Suite struct QueryEngineTests {
+    /// Views with two hosts and a VM, and a query engine over them.
+    struct Fixture {
+        let directory: TemporaryDirectory
+        let views: ViewStore
+        let engine: QueryEngine
+    }
+
+    func fixture(limits: QueryLimits = QueryLimits()) throws -> Fixture {
+        let dir = TemporaryDirectory()
+        let views = try ViewStore(path: dir.file("views.sqlite"))
+        let records = [
+            Record(at: 1, .hostAdded(HostAdded(name: "h1", region: "eu", cpus: 4, memoryBytes: 1 << 33, labels: ["rack": "a"]))),
+            Record(at: 2, .hostAdded(HostAdded(name: "h2", region: "eu", cpus: 8, memoryBytes: 1 << 34))),
+            Record(at: 3, .vmCreated(VMCreated(name: "web-1", region: "eu", cpus: 2, memoryBytes: 1 << 29, image: "builtin:hello"))),
+        ]
+        try views.apply(records.enumerated().map { LogEntry(index: UInt64($0.offset + 1), term: 1, payload: $0.element.encoded()) })
+        return Fixture(directory: dir, views: views, engine: try QueryEngine(path: dir.file("views.sqlite"), limits: limits))
+    }
+
+    @Test("a select returns columns, rows and the applied index it was read at")
+    func select() async throws {
+        let f = try fixture()
+        let result = try await f.engine.run("SELECT name, cpus, memory_bytes FROM hosts ORDER BY name")
+        #expect(result.columns == ["name", "cpus", "memory_bytes"])
+        #expect(result.rows == [[.string("h1"), .int(4), .int(1 << 33)], [.string("h2"), .int(8), .int(1 << 34)]])
+        #expect(result.appliedIndex == 3)
+        let agg = try await f.engine.run("SELECT sum(cpus) AS cpus, json_extract(labels, '$.rack') AS rack FROM hosts WHERE name = 'h1'")
+        #expect(agg.rows == [[.int(4), .string("a")]])
+        let info = try await f.engine.run("PRAGMA table_info(vms)")
+        #expect(info.rows.count == 12)
+    }
+
+    @Test(
+        "statements that write, attach, change the schema or set pragmas are refused by SQLite",
+        arguments: [
+            "DELETE FROM vms", "UPDATE hosts SET cpus = 1", "INSERT INTO hosts (name) VALUES ('x')",
+            "DROP TABLE vms", "CREATE TABLE t (x)", "CREATE TEMP TABLE t (x)", "ALTER TABLE vms ADD COLUMN x",
+            "ATTACH DATABASE '/tmp/other.sqlite' AS other", "PRAGMA user_version = 5", "PRAGMA journal_mode = DELETE",
+            "PRAGMA query_only = 0", "BEGIN", "VACUUM", "REINDEX", "ANALYZE",
+            "WITH x AS (SELECT 1) DELETE FROM vms", "REPLACE INTO hosts (name) VALUES ('h1')",
+        ])
+    func refusesWrites(sql: String) async throws {
+        let f = try fixture()
+        let before = try f.views.dump()
+        await #expect {
+            try await f.engine.run(sql)
+        } throws: { error in
+            (error as? QueryError)?.code == .readOnly
+        }
+        #expect(try f.views.dump() == before)
+    }
+
+    @Test("refusals say that dwcp sql is read-only")
+    func refusalMessage() async throws {
+        let f = try fixture()
+        await #expect {
+            try await f.engine.run("DELETE FROM vms WHERE name = 'web-1'")
+        } throws: { error in
+            (error as? QueryError)?.message == "refused: dwcp sql is read-only; DELETE from vms is not allowed"
+        }
+    }
+
+    @Test("one statement at a time")
+    func multipleStatements() async throws {
+        let f = try fixture()
+        await #expect(throws: QueryError.self) { try await f.engine.run("SELECT 1; DELETE FROM vms") }
+    }
+
+    @Test("a statement past its deadline is stopped")
+    func timeout() async throws {
+        let f = try fixture(limits: QueryLimits(timeoutMilliseconds: 200, maxRows: 10))
+        let start = ContinuousClock.now
+        await #expect {
+            try await f.engine.run("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c")
+        } throws: { error in
+            (error as? QueryError)?.code == .timeout
+        }
+        #expect(ContinuousClock.now - start < .seconds(5))
+        // The connection is usable afterwards.
+        #expect(try await f.engine.run("SELECT count(*) FROM vms").rows == [[.int(1)]])
+    }
+
+    @Test("results beyond the row limit are refused")
+    func rowLimit() async throws {
+        let f = try fixture(limits: QueryLimits(timeoutMilliseconds: 1000, maxRows: 5))
+        await #expect {
+            try await f.engine.run("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 6) SELECT x FROM c")
+        } throws: { error in
+            (error as? QueryError)?.code == .tooManyRows
+        }
+        #expect(try await f.engine.run("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 5) SELECT x FROM c").rows.count == 5)
+        await #expect(throws: QueryError.self) {
+            try await f.engine.run("SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3", maxRows: 2)
+        }
+    }
+
+    @Test(".tables and .schema answer from sqlite_master")
+    func dotCommands() async throws {
+        let f = try fixture()
+        let tables = try await f.engine.run(".tables").rows.map { $0[0] }
+        #expect(tables == ["dwcp_state", "hosts", "intents", "placements", "vm_events", "vms"].map { .string($0) })
+        let schema = try await f.engine.run(".schema vms")
+        #expect(schema.rows.first?.first.map { ResultFormat.plain($0).hasPrefix("CREATE TABLE vms") } == true)
+        #expect(schema.rows.count == 3)  // the table and its two indexes
+        await #expect(throws: QueryError.self) { try await f.engine.run(".schema nope") }
+        await #expect(throws: QueryError.self) { try await f.engine.run(".drop vms") }
+        await #expect(throws: QueryError.self) { try await f.engine.run("   ") }
+    }
+
+    @Test("json, csv and table formats")
+    func formats() {
+        let result = QueryResult(
+            columns: ["name", "n", "note"],
+            rows: [[.string("a"), .int(1), .null], [.string("b,\"c\""), .double(2.5), .string("x")]], appliedIndex: 1)
+        #expect(ResultFormat.json.render(result) == #"[{"name":"a","n":1,"note":null},{"name":"b,\"c\"","n":2.5,"note":"x"}]"# + "\n")
+        #expect(ResultFormat.csv.render(result) == "name,n,note\r\na,1,\r\n\"b,\"\"c\"\"\",2.5,x\r\n")
+        #expect(ResultFormat.table.render(result) == "name   n    note\n-----  ---  ----\na      1\nb,\"c\"  2.5  x\n(2 rows)\n")
+    }
+}

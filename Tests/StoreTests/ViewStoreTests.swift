@@ -1,0 +1,115 @@
+import Foundation
+import GRDB
+import Testing
+
+@testable import Store
+
+typealias Record = Store.Record
+
+@Suite struct ViewStoreTests {
+    /// A small history: two hosts, three VMs, placements, a stop, a delete.
+    static let history: [Record] = [
+        Record(at: 100, requestID: "a", .hostAdded(HostAdded(name: "h1", region: "eu", cpus: 4, memoryBytes: 8 << 30))),
+        Record(at: 101, requestID: "b", .hostAdded(HostAdded(name: "h2", region: "eu", cpus: 8, memoryBytes: 16 << 30, labels: ["ssd": "1"]))),
+        Record(at: 102, requestID: "c", .vmCreated(VMCreated(name: "web-1", region: "eu", cpus: 2, memoryBytes: 1 << 30, image: "builtin:hello"))),
+        Record(at: 103, .vmPlaced(VMPlaced(vm: "web-1", host: "h1", explanation: "{}"))),
+        Record(at: 104, requestID: "d", .vmCreated(VMCreated(name: "web-2", region: "eu", cpus: 4, memoryBytes: 1 << 30, image: "builtin:hello"))),
+        Record(at: 105, .vmPlaced(VMPlaced(vm: "web-2", host: "h1", explanation: "{}"))),  // h1 has 2 CPUs left: refused
+        Record(at: 106, .vmPlaced(VMPlaced(vm: "web-2", host: "h2", explanation: "{}"))),
+        Record(at: 107, requestID: "e", .vmDesiredStateSet(VMDesiredStateSet(name: "web-1", desiredState: .stopped))),
+        Record(at: 108, requestID: "f", .vmDeleted(VMDeleted(name: "web-2"))),
+        Record(at: 109, requestID: "c", .vmCreated(VMCreated(name: "web-3", region: "eu", cpus: 1, memoryBytes: 1 << 30, image: "builtin:hello"))),  // a retry of "c"
+        Record(at: 110, requestID: "g", .hostRemoved(HostRemoved(name: "h1"))),  // refused: web-1 is on it
+    ]
+
+    static func entries(_ records: [Record], from first: UInt64 = 1) -> [LogEntry] {
+        records.enumerated().map { LogEntry(index: first + UInt64($0.offset), term: 1, payload: $0.element.encoded()) }
+    }
+
+    @Test("applying the history gives the expected rows, and never oversubscribes a host")
+    func applyHistory() throws {
+        let dir = TemporaryDirectory()
+        let views = try ViewStore(path: dir.file("views.sqlite"))
+        #expect(views.rebuildReason == "views.sqlite is missing")
+        #expect(try views.apply(Self.entries(Self.history)) == 11)
+        try views.pool.read { db in
+            let hosts = try Row.fetchAll(db, sql: "SELECT name, cpus_used, memory_used_bytes FROM hosts ORDER BY name")
+            #expect(hosts.map { $0["cpus_used"] as Int } == [2, 0])
+            #expect(hosts.map { $0["memory_used_bytes"] as Int64 } == [1 << 30, 0])
+            let vm = try Row.fetchOne(db, sql: "SELECT * FROM vms WHERE name = 'web-1'")!
+            #expect(vm["host"] as String == "h1")
+            #expect(vm["desired_state"] as String == "stopped")
+            #expect(vm["actual_state"] as String == "scheduled")
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM vms") == 1)
+            let outcomes = try Row.fetchAll(db, sql: "SELECT log_index, kind, outcome, error FROM intents ORDER BY log_index")
+            #expect(outcomes.map { $0["outcome"] as String } == ["applied", "applied", "applied", "applied", "applied", "applied", "duplicate", "rejected"])
+            #expect((outcomes.last!["error"] as String).contains("host h1 has 1 VM placed on it"))
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM placements") == 2)
+            let events = try String.fetchAll(db, sql: "SELECT to_state FROM vm_events WHERE vm = 'web-2' ORDER BY log_index")
+            #expect(events == ["pending", "scheduled", "deleted"])
+            #expect(try Int.fetchOne(db, sql: "SELECT applied_index FROM dwcp_state") == 11)
+        }
+    }
+
+    @Test("two view files fed the same entries are identical, whatever the batching")
+    func deterministic() throws {
+        let dir = TemporaryDirectory()
+        let a = try ViewStore(path: dir.file("a.sqlite"))
+        let b = try ViewStore(path: dir.file("b.sqlite"))
+        let entries = Self.entries(Self.history)
+        try a.apply(entries)
+        for entry in entries { try b.apply([entry]) }
+        try b.apply(entries)  // already applied: skipped
+        #expect(try a.dump() == b.dump())
+        #expect(try b.appliedIndex() == 11)
+    }
+
+    @Test("views of another schema version are replaced, and say why")
+    func schemaVersionChange() throws {
+        let dir = TemporaryDirectory()
+        let path = dir.file("views.sqlite")
+        do {
+            let views = try ViewStore(path: path)
+            try views.apply(Self.entries(Self.history))
+            try views.pool.write { db in try db.execute(sql: "UPDATE dwcp_state SET schema_version = 'old'") }
+        }
+        let reopened = try ViewStore(path: path)
+        #expect(reopened.rebuildReason?.contains("schema version old") == true)
+        #expect(try reopened.appliedIndex() == 0)
+    }
+
+    @Test("an unreadable views file is replaced")
+    func garbageFile() throws {
+        let dir = TemporaryDirectory()
+        let path = dir.file("views.sqlite")
+        try Data("this is not a database".utf8).write(to: URL(fileURLWithPath: path))
+        let views = try ViewStore(path: path)
+        #expect(views.rebuildReason?.contains("unreadable") == true)
+        #expect(try views.appliedIndex() == 0)
+    }
+
+    @Test("a damaged record stops the batch there: what precedes it is applied, the error names the index")
+    func damagedRecordInBatch() throws {
+        let dir = TemporaryDirectory()
+        let views = try ViewStore(path: dir.file("views.sqlite"))
+        var entries = Self.entries(Array(Self.history.prefix(4)))
+        entries[2].payload = [0x01, 0x7e]  // an unknown record type
+        #expect {
+            try views.apply(entries)
+        } throws: { error in
+            (error as? StoreError)?.index == 3 && (error as? StoreError)?.code == .unknownRecord
+        }
+        #expect(try views.appliedIndex() == 2)
+        #expect(throws: StoreError.self) { try views.apply(Array(entries[2...])) }
+        #expect(try views.appliedIndex() == 2)
+    }
+
+    @Test("a gap in the entries is refused")
+    func gap() throws {
+        let dir = TemporaryDirectory()
+        let views = try ViewStore(path: dir.file("views.sqlite"))
+        let entries = Self.entries(Self.history)
+        #expect(throws: StoreError.self) { try views.apply(Array(entries[3...])) }
+        #expect(try views.appliedIndex() == 0)
+    }
+}

@@ -79,7 +79,13 @@ let package = Package(
         .testTarget(name: "QueryTests", dependencies: ["Query", "Store"]),
         .testTarget(
             name: "NodeTests",
-            dependencies: ["Node", "Store", "Query", .product(name: "AsyncHTTPClient", package: "async-http-client")]
+            dependencies: [
+                "Node", "Store", "Query",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -49,16 +49,17 @@ extension Node {
     }
 
     private func earlierReceipt(requestID: String, intent: Intent) async throws -> IntentReceipt? {
-        let earlier = try await views.pool.read { db in
+        // Sendable results only: with a non-Sendable one GRDB would pick its blocking `read`.
+        let earlier: (index: Int64, outcome: String, error: String)? = try await views.pool.read { db in
             try Row.fetchOne(
                 db, sql: "SELECT log_index, outcome, error FROM intents WHERE request_id = ? AND outcome <> 'duplicate'",
-                arguments: [requestID])
+                arguments: [requestID]
+            ).map { ($0["log_index"], $0["outcome"], $0["error"]) }
         }
         guard let earlier else { return nil }
-        let outcome: String = earlier["outcome"]
-        let index = UInt64(earlier["log_index"] as Int64)
-        if outcome == "rejected" {
-            throw NodeError(.conflict, "\(earlier["error"] as String) (request \(requestID), log index \(index))")
+        let index = UInt64(earlier.index)
+        if earlier.outcome == "rejected" {
+            throw NodeError(.conflict, "\(earlier.error) (request \(requestID), log index \(index))")
         }
         return IntentReceipt(logIndex: index, outcome: "duplicate", subject: try await subjectRow(intent))
     }

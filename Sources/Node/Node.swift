@@ -52,17 +52,25 @@ public final class Node: Service, Sendable {
                 timeoutMilliseconds: configuration.queryLimits.timeoutMilliseconds,
                 maxRows: configuration.queryLimits.maxRows))
         consensus = LocalConsensus(log: log)
-        applied = IndexWatermark(appliedIndex)
+        // Catch the views up before anything is served, so no reader sees them behind the log.
+        var caughtUp = appliedIndex
+        while caughtUp < consensus.committed.value {
+            let batch = try log.entries(in: (caughtUp + 1)...consensus.committed.value, maxCount: 4096)
+            caughtUp = try views.apply(batch)
+        }
+        if caughtUp > appliedIndex {
+            logger.notice("applied log entries \(appliedIndex + 1)...\(caughtUp) to the views")
+        }
+        applied = IndexWatermark(caughtUp)
         scheduler = SchedulerWorker()
         logger.info(
-            "node \(configuration.nodeID) opened \(configuration.dataDirectory): log \(log.firstIndex)...\(log.lastIndex), views at \(appliedIndex)"
+            "node \(configuration.nodeID) opened \(configuration.dataDirectory): log \(log.firstIndex)...\(log.lastIndex), views at \(caughtUp)"
         )
     }
 
     public func run() async throws {
         do {
             try await cancelWhenGracefulShutdown {
-                try await self.catchUp()
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask { try await self.runApplyLoop() }
                     group.addTask { try await self.scheduler.run(node: self) }
@@ -81,15 +89,6 @@ public final class Node: Service, Sendable {
         applied.close(reason: "the node is shutting down")
         consensus.committed.close(reason: "the node is shutting down")
         logger.info("node \(configuration.nodeID) stopped at applied index \(applied.value)")
-    }
-
-    /// Applies every committed entry the views do not have yet.
-    func catchUp() async throws {
-        let target = consensus.committed.value
-        if applied.value < target {
-            logger.info("applying log entries \(applied.value + 1)...\(target) to the views")
-            try await applyCommitted(through: target)
-        }
     }
 
     /// Applies committed entries as they commit, in index order, until cancelled.

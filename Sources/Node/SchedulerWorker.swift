@@ -9,6 +9,13 @@ import Store
 struct SchedulerWorker: Sendable {
     let placer = Placer()
 
+    /// A VM without a host, as read from the views.
+    struct WaitingVM: Sendable {
+        var request: PlacementRequest
+        var actualState: String
+        var reason: String
+    }
+
     func run(node: Node) async throws {
         var seen: UInt64 = 0
         var capacitySeen = ""
@@ -16,40 +23,45 @@ struct SchedulerWorker: Sendable {
         while true {
             if idle { seen = try await node.applied.wait(until: seen + 1) }
             idle = true
-            let (requests, hosts, capacity) = try await node.views.pool.read { db in
+            // Sendable results only: with a non-Sendable one GRDB would pick its blocking `read`.
+            let previousCapacity = capacitySeen
+            let (waiting, hosts, capacity) = try await node.views.pool.read { db in
                 let capacity = try String.fetchOne(
                     db, sql: "SELECT count(*) || '/' || coalesce(max(updated_index), 0) FROM hosts") ?? ""
-                let retryUnschedulable = capacity != capacitySeen
-                let requests = try Row.fetchAll(
+                let retryUnschedulable = capacity != previousCapacity
+                let waiting = try Row.fetchAll(
                     db,
                     sql: """
                         SELECT name, region, cpus, memory_bytes, actual_state, reason FROM vms
                         WHERE host IS NULL AND (actual_state = 'pending' OR (? AND actual_state = 'unschedulable'))
                         ORDER BY created_index
-                        """, arguments: [retryUnschedulable])
+                        """, arguments: [retryUnschedulable]
+                ).map {
+                    WaitingVM(
+                        request: PlacementRequest(
+                            vm: $0["name"], region: $0["region"], cpus: $0["cpus"], memoryBytes: $0["memory_bytes"]),
+                        actualState: $0["actual_state"], reason: $0["reason"])
+                }
                 let hosts = try Row.fetchAll(
                     db,
-                    sql: "SELECT name, region, state, cpus, memory_bytes, cpus_used, memory_used_bytes FROM hosts ORDER BY name")
-                return (requests, hosts, capacity)
-            }
-            capacitySeen = capacity
-            guard !requests.isEmpty else { continue }
-            let decisions = placer.place(
-                requests.map {
-                    PlacementRequest(vm: $0["name"], region: $0["region"], cpus: $0["cpus"], memoryBytes: $0["memory_bytes"])
-                },
-                on: hosts.map {
+                    sql: "SELECT name, region, state, cpus, memory_bytes, cpus_used, memory_used_bytes FROM hosts ORDER BY name"
+                ).map {
                     HostCapacity(
                         name: $0["name"], region: $0["region"], state: $0["state"], cpus: $0["cpus"],
                         memoryBytes: $0["memory_bytes"], cpusUsed: $0["cpus_used"], memoryUsedBytes: $0["memory_used_bytes"])
-                })
+                }
+                return (waiting, hosts, capacity)
+            }
+            capacitySeen = capacity
+            guard !waiting.isEmpty else { continue }
+            let decisions = placer.place(waiting.map(\.request), on: hosts)
             let at = Node.now()
             var records: [[UInt8]] = []
-            for (request, decision) in zip(requests, decisions) {
-                let vm: String = request["name"]
+            for (waitingVM, decision) in zip(waiting, decisions) {
+                let vm = waitingVM.request.vm
                 if let host = decision.host {
                     records.append(Record(at: at, .vmPlaced(VMPlaced(vm: vm, host: host, explanation: decision.explanation.json))).encoded())
-                } else if request["actual_state"] != "unschedulable" || request["reason"] != decision.reason {
+                } else if waitingVM.actualState != "unschedulable" || waitingVM.reason != decision.reason {
                     records.append(Record(at: at, .vmUnschedulable(VMUnschedulable(vm: vm, reason: decision.reason))).encoded())
                 }
             }

@@ -11,6 +11,14 @@ struct NodeClient {
     let address: String
     let baseURL: String
 
+    /// One HTTP client for the process, with a short connect timeout so an unreachable node is
+    /// reported quickly. It lives until the process exits.
+    static let http: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout.connect = .seconds(5)
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
+
     init(address: String) throws {
         let (host, port) = try parseAddress(address)
         self.address = address
@@ -39,7 +47,7 @@ struct NodeClient {
         }
         let response: HTTPClientResponse
         do {
-            response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+            response = try await Self.http.execute(request, timeout: .seconds(60))
         } catch {
             throw unreachable(error)
         }
@@ -67,7 +75,7 @@ struct NodeClient {
         let request = HTTPClientRequest(url: baseURL + path)
         let response: HTTPClientResponse
         do {
-            response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+            response = try await Self.http.execute(request, timeout: .seconds(60))
         } catch {
             throw unreachable(error)
         }

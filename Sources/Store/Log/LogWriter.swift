@@ -43,11 +43,21 @@ final class LogWriter: Sendable {
         queue.withLock { $0.running = true }
         // The store owns the writer; the thread holds the store weakly so the store can be released.
         let thread = Thread { [weak store, self] in
-            self.run(store: store)
+            self.run(store: WeakStore(store))
         }
         thread.name = name
         thread.start()
     }
+
+    /// The store as the writer thread sees it: strongly only while it performs a group.
+    private struct WeakStore {
+        weak var store: LogStore?
+        init(_ store: LogStore?) { self.store = store }
+    }
+
+    /// Set on the writer thread, so `stop()` called there (the store's last release) does not wait on itself.
+    private static let writerKey = "dwcp.log-writer"
+
 
     func submit(_ operation: Operation) async throws -> Outcome {
         try await withCheckedThrowingContinuation { continuation in
@@ -73,10 +83,12 @@ final class LogWriter: Sendable {
         }
         guard wasRunning else { return }
         wakeup.signal()
+        if Thread.current.threadDictionary[Self.writerKey] as? String == name { return }
         finished.wait()
     }
 
-    private func run(store: LogStore?) {
+    private func run(store weak: WeakStore) {
+        Thread.current.threadDictionary[Self.writerKey] = name
         defer { finished.signal() }
         while true {
             wakeup.wait()
@@ -86,7 +98,7 @@ final class LogWriter: Sendable {
                 return (jobs, q.stopping)
             }
             if !jobs.isEmpty {
-                if let store {
+                if let store = weak.store {
                     store.perform(jobs)
                 } else {
                     for job in jobs { job.continuation.resume(throwing: StoreError(.closed, "the log is closed")) }

@@ -1,0 +1,28 @@
+# DWCP — the two commands of the README, and a few more.
+.PHONY: deps build demo test bench-store format clean
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	swift build
+
+## A real end-to-end tour on an embedded single node.
+demo: build
+	scripts/demo.sh
+
+## Every test (the command CI runs).
+test: build
+	swift build --build-tests
+	swift test
+
+## bench/store: the log and views against raw LMDB, in one run (release build).
+bench-store: deps
+	swift build -c release --product dwcp-bench-store --product dwcp
+	.build/release/dwcp-bench-store
+
+format:
+	swift format --in-place --recursive Package.swift Sources Tests bench
+
+clean:
+	rm -rf .build

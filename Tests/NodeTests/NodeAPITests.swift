@@ -1,0 +1,113 @@
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import NIOCore
+import NIOHTTP1
+import Testing
+
+@testable import Node
+import Store
+
+@Suite struct NodeAPITests {
+    /// Runs a node and its API on a free port for the duration of `body`.
+    func withAPI(_ body: @Sendable (Node, String) async throws -> Void) async throws {
+        let dir = TemporaryDirectory()
+        try await withRunningNode(dir) { node in
+            let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+            let app = NodeAPI.application(node: node, logger: .init(label: "api")) { continuation.yield($0) }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await app.runService() }
+                defer { group.cancelAll() }
+                var iterator = ports.makeAsyncIterator()
+                guard let port = await iterator.next() else { return }
+                try await body(node, "http://127.0.0.1:\(port)")
+            }
+        }
+    }
+
+    func call(_ method: NIOHTTP1.HTTPMethod, _ url: String, _ body: String? = nil) async throws -> (Int, String) {
+        var request = HTTPClientRequest(url: url)
+        request.method = method
+        if let body { request.body = .bytes(ByteBuffer(string: body)) }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        return (Int(response.status.code), String(buffer: try await response.body.collect(upTo: 1 << 24)))
+    }
+
+    @Test("intents, SQL, status and watch over HTTP")
+    func endToEnd() async throws {
+        try await withAPI { node, base in
+            var (status, body) = try await call(.POST, base + "/v1/hosts", #"{"name":"h1","cpus":4,"memory_bytes":8589934592,"labels":{"rack":"a"}}"#)
+            #expect(status == 200)
+            #expect(body.contains(#""outcome":"applied""#))
+            (status, body) = try await call(.POST, base + "/v1/vms", #"{"name":"web-1","cpus":1,"memory_bytes":536870912,"request_id":"r1"}"#)
+            #expect(status == 200)
+            #expect(body.contains(#""host":"h1""#) && body.contains(#""actual_state":"scheduled""#))
+            (status, body) = try await call(.POST, base + "/v1/vms/web-1/stop", "")
+            #expect(status == 200 && body.contains(#""desired_state":"stopped""#))
+            (status, body) = try await call(.POST, base + "/v1/sql", #"{"query":"SELECT name, host FROM vms"}"#)
+            #expect(status == 200)
+            #expect(body.hasPrefix(#"{"columns":["name","host"],"rows":[["web-1","h1"]],"applied_index":"#))
+            (status, body) = try await call(.GET, base + "/v1/status")
+            #expect(body.contains(#""node_id":"n1""#) && body.contains(#""region":"eu""#))
+            (status, body) = try await call(.GET, base + "/v1/watch?from_index=1&limit=3")
+            let lines = body.split(separator: "\n")
+            #expect(lines.count == 3)
+            #expect(lines[0].hasPrefix(#"{"log_index":1,"term":1,"kind":"host.added""#))
+            #expect(lines[1].contains(#""kind":"vm.created""#) && lines[1].contains(#""request_id":"r1""#))
+            #expect(lines[2].contains(#""kind":"vm.placed""#))
+        }
+    }
+
+    @Test("a watch follows commits made after it started")
+    func watchFollows() async throws {
+        try await withAPI { node, base in
+            let from = node.log.lastIndex + 1
+            try await withThrowingTaskGroup(of: String.self) { group in
+                group.addTask { try await call(.GET, base + "/v1/watch?from_index=\(from)&limit=2").1 }
+                try await Task.sleep(for: .milliseconds(200))
+                _ = try await node.submit(.addHost(HostAdded(name: "late", region: "eu", cpus: 1, memoryBytes: 1 << 30)))
+                _ = try await node.submit(.removeHost(name: "late"))
+                let body = try await group.next()!
+                #expect(body.contains("host.added") && body.contains("host.removed"))
+            }
+        }
+    }
+
+    @Test("bad requests get a clear JSON error and a fitting status")
+    func badRequests() async throws {
+        try await withAPI { node, base in
+            let before = node.log.lastIndex
+            let cases: [(NIOHTTP1.HTTPMethod, String, String?, Int, String)] = [
+                (.POST, "/v1/vms", "{not json", 400, "not valid JSON"),
+                (.POST, "/v1/vms", #"{"name":"x","cpus":1}"#, 400, "lacks the field 'memory_bytes'"),
+                (.POST, "/v1/vms", #"{"name":"x","cpus":"one","memory_bytes":1}"#, 400, "field 'cpus' has the wrong type"),
+                (.POST, "/v1/vms", #"{"name":"x","cpus":1,"memory_bytes":1048576,"desired_state":"paused"}"#, 400, "invalid desired_state"),
+                (.POST, "/v1/vms", nil, 400, "needs a JSON body"),
+                (.DELETE, "/v1/vms/ghost", nil, 404, "no VM named ghost"),
+                (.POST, "/v1/sql", #"{"query":"DELETE FROM vms"}"#, 400, "read-only"),
+                (.POST, "/v1/sql", #"{"query":"SELEC nonsense"}"#, 400, "syntax error"),
+                (.GET, "/v1/watch?from_index=0", nil, 400, "invalid from_index"),
+                (.GET, "/v1/watch?limit=x", nil, 400, "invalid limit"),
+            ]
+            for (method, path, body, expectedStatus, message) in cases {
+                let (status, text) = try await call(method, base + path, body)
+                #expect(status == expectedStatus, "\(path): \(text)")
+                #expect(text.contains(#"{"error":{"code":"#) && text.contains(message), "\(path): \(text)")
+            }
+            #expect(node.log.lastIndex == before)
+        }
+    }
+
+    @Test("a watch from a compacted index says where to re-list from")
+    func compacted() async throws {
+        try await withAPI { node, base in
+            for name in ["a", "b", "c"] {
+                _ = try await node.submit(.addHost(HostAdded(name: name, region: "eu", cpus: 1, memoryBytes: 1 << 30)))
+            }
+            try await node.log.compact(through: 2, term: 1)
+            let (status, body) = try await call(.GET, base + "/v1/watch?from_index=1")
+            #expect(status == 410)
+            #expect(body.contains("compacted: entries before 3 are gone; re-list from index 3"))
+        }
+    }
+}

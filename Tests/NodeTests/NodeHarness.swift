@@ -1,0 +1,32 @@
+import Foundation
+import Logging
+import Node
+import Store
+
+/// Runs a node in this process for the duration of `body`, then cancels it.
+func withRunningNode<T: Sendable>(
+    _ directory: TemporaryDirectory, region: String = "eu", register: HostRegistration? = nil,
+    _ body: @Sendable (Node) async throws -> T
+) async throws -> T {
+    var logger = Logger(label: "test")
+    logger.logLevel = .warning
+    let node = try Node(
+        configuration: NodeConfiguration(
+            dataDirectory: directory.path, nodeID: "n1", region: region, apiPort: 0, registerHost: register,
+            placementWait: .seconds(5)),
+        logger: logger)
+    return try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask {
+            try await node.run()
+            return nil
+        }
+        defer { group.cancelAll() }
+        return try await body(node)
+    }
+}
+
+/// Rows of a query as JSON text, for compact assertions.
+func rows(_ node: Node, _ sql: String) async throws -> String {
+    let result = try await node.query.run(sql)
+    return JSONValue.array(result.rows.map { .array($0) }).serialized()
+}

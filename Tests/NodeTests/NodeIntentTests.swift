@@ -1,0 +1,124 @@
+import Foundation
+import Testing
+
+@testable import Node
+import Store
+
+@Suite struct NodeIntentTests {
+    static let gib: Int64 = 1 << 30
+
+    static func vm(_ name: String, cpus: Int = 1, memory: Int64 = 512 << 20, region: String = "", image: String = "")
+        -> Intent
+    {
+        .createVM(VMCreated(name: name, region: region, cpus: cpus, memoryBytes: memory, image: image))
+    }
+
+    static func host(_ name: String, cpus: Int = 4, memory: Int64 = 8 * gib, region: String = "eu") -> Intent {
+        .addHost(HostAdded(name: name, region: region, cpus: cpus, memoryBytes: memory))
+    }
+
+    @Test("a created VM is placed best-fit, recorded with its explanation, and capacity is accounted")
+    func createAndPlace() async throws {
+        let dir = TemporaryDirectory()
+        try await withRunningNode(dir) { node in
+            _ = try await node.submit(Self.host("small", cpus: 2, memory: 4 * Self.gib))
+            _ = try await node.submit(Self.host("large", cpus: 16, memory: 64 * Self.gib))
+            let receipt = try await node.submit(Self.vm("web-1", cpus: 2, memory: 2 * Self.gib))
+            #expect(receipt.outcome == "applied")
+            #expect(try await rows(node, "SELECT host, actual_state, image FROM vms") == #"[["small","scheduled","builtin:hello"]]"#)
+            #expect(try await rows(node, "SELECT name, cpus_used, memory_used_bytes FROM hosts ORDER BY name") == #"[["large",0,0],["small",2,2147483648]]"#)
+            #expect(try await rows(node, "SELECT json_extract(explanation, '$.policy'), json_extract(explanation, '$.candidates[0].host') FROM placements") == #"[["best-fit","small"]]"#)
+            _ = try await node.submit(.deleteVM(name: "web-1"))
+            #expect(try await rows(node, "SELECT sum(cpus_used), sum(memory_used_bytes) FROM hosts") == "[[0,0]]")
+        }
+    }
+
+    @Test("a VM that fits nowhere is unschedulable with the reason, and is placed when room appears")
+    func unschedulableThenPlaced() async throws {
+        let dir = TemporaryDirectory()
+        try await withRunningNode(dir) { node in
+            _ = try await node.submit(Self.host("h1", cpus: 2))
+            _ = try await node.submit(Self.vm("big", cpus: 4))
+            #expect(try await rows(node, "SELECT actual_state, reason FROM vms") == #"[["unschedulable","no host in eu with 4 free CPUs and 512MiB free memory; of 1 host: 1 full on CPUs"]]"#)
+            let added = try await node.submit(Self.host("h2", cpus: 8))
+            // The scheduler reacts to the new capacity on its own.
+            for _ in 0..<100 {
+                if try await rows(node, "SELECT host FROM vms") == #"[["h2"]]"# { break }
+                try await node.applied.wait(until: node.applied.value + 1, timeout: .milliseconds(50))
+            }
+            #expect(try await rows(node, "SELECT host, actual_state FROM vms") == #"[["h2","scheduled"]]"#)
+            #expect(node.applied.value > added.logIndex)
+            #expect(try await rows(node, "SELECT to_state FROM vm_events ORDER BY log_index") == #"[["pending"],["unschedulable"],["scheduled"]]"#)
+        }
+    }
+
+    @Test("retrying a request id applies it once")
+    func idempotentRetry() async throws {
+        let dir = TemporaryDirectory()
+        try await withRunningNode(dir) { node in
+            _ = try await node.submit(Self.host("h1"))
+            let first = try await node.submit(Self.vm("web-1"), requestID: "req-42")
+            let again = try await node.submit(Self.vm("web-1"), requestID: "req-42")
+            #expect(again.logIndex == first.logIndex)
+            #expect(again.outcome == "duplicate")
+            #expect(try await rows(node, "SELECT count(*) FROM vms") == "[[1]]")
+            #expect(try await rows(node, "SELECT count(*) FROM intents WHERE request_id = 'req-42'") == "[[1]]")
+        }
+    }
+
+    static let invalidIntents: [(Intent, NodeError.Code, String)] = [
+        (vm("Web-1"), .invalid, "invalid VM name 'Web-1'"),
+        (vm("-web"), .invalid, "invalid VM name '-web'"),
+        (vm("web_1"), .invalid, "invalid VM name 'web_1'"),
+        (vm(""), .invalid, "invalid VM name ''"),
+        (vm(String(repeating: "a", count: 64)), .invalid, "invalid VM name"),
+        (vm("ok", cpus: 0), .invalid, "invalid CPU count 0: must be 1-256"),
+        (vm("ok", cpus: 257), .invalid, "invalid CPU count 257"),
+        (vm("ok", memory: 0), .invalid, "invalid memory 0 bytes"),
+        (vm("ok", memory: 1_000_000_000), .invalid, "must be a multiple of 4KiB"),
+        (vm("ok", memory: 2 << 40), .invalid, "a VM has 1MiB to 1TiB"),
+        (vm("ok", image: "builtin:nope"), .invalid, "unknown image 'builtin:nope'"),
+        (vm("ok", region: "EU"), .invalid, "invalid region name 'EU'"),
+        (.createVM(VMCreated(name: "ok", region: "", cpus: 1, memoryBytes: 1 << 20, image: "", labels: ["bad key": "v"])), .invalid, "invalid label key 'bad key'"),
+        (host("h-1", cpus: 0), .invalid, "invalid CPU count 0"),
+        (host("h 1"), .invalid, "invalid host name 'h 1'"),
+        (vm("taken"), .conflict, "VM taken already exists"),
+        (host("h1"), .conflict, "host h1 already exists"),
+        (.removeHost(name: "ghost"), .notFound, "no host named ghost"),
+        (.removeHost(name: "h1"), .conflict, "host h1 has 1 VM placed on it (taken)"),
+        (.setDesiredState(vm: "ghost", .stopped), .notFound, "no VM named ghost"),
+        (.deleteVM(name: "ghost"), .notFound, "no VM named ghost"),
+    ]
+
+    @Test("every bad intent is refused with a clear message and writes nothing")
+    func refusals() async throws {
+        let dir = TemporaryDirectory()
+        try await withRunningNode(dir) { node in
+            _ = try await node.submit(Self.host("h1"))
+            _ = try await node.submit(Self.vm("taken"))
+            let before = node.log.lastIndex
+            for (intent, code, message) in Self.invalidIntents {
+                await #expect {
+                    try await node.submit(intent, requestID: UUID().uuidString)
+                } throws: { error in
+                    guard let e = error as? NodeError else { return false }
+                    return e.code == code && e.message.contains(message)
+                }
+            }
+            #expect(node.log.lastIndex == before)
+        }
+    }
+
+    @Test("sizes parse the way users write them", arguments: [
+        ("512MiB", Int64(512 << 20)), ("2GiB", Int64(2 << 30)), ("1.5GiB", Int64(3 << 29)), ("4096", 4096),
+        ("1TiB", Int64(1 << 40)), (" 64KiB ", Int64(64 << 10)), ("7B", 7),
+    ])
+    func sizes(text: String, bytes: Int64) throws {
+        #expect(try ByteSize.parse(text) == bytes)
+    }
+
+    @Test("malformed sizes are refused", arguments: ["", "GiB", "1GB", "1.5", "-1GiB", "1..5GiB", "0x10", "1e3", "abc", "99999999999TiB", "1.00000000001KiB"])
+    func badSizes(text: String) {
+        #expect(throws: NodeError.self) { try ByteSize.parse(text) }
+    }
+}

@@ -1,0 +1,57 @@
+import Foundation
+import Testing
+
+@testable import Node
+@testable import Store
+
+@Suite struct NodeRecoveryTests {
+    /// Writes a little history through a node, then stops it.
+    func populate(_ dir: TemporaryDirectory) async throws {
+        try await withRunningNode(dir) { node in
+            _ = try await node.submit(.addHost(HostAdded(name: "h1", region: "eu", cpus: 8, memoryBytes: 16 << 30)))
+            for i in 0..<20 {
+                _ = try await node.submit(.createVM(VMCreated(name: "vm-\(i)", region: "", cpus: 1, memoryBytes: 256 << 20, image: "")))
+            }
+            _ = try await node.submit(.deleteVM(name: "vm-3"))
+            _ = try await node.submit(.setDesiredState(vm: "vm-4", .stopped))
+        }
+    }
+
+    /// Opens a node on `dir` (which catches its views up with the log) and returns the views' dump.
+    func openedDump(_ dir: TemporaryDirectory) throws -> (String, String?) {
+        let node = try Node(
+            configuration: NodeConfiguration(dataDirectory: dir.path, nodeID: "n1", region: "eu"), logger: .init(label: "test"))
+        return (try node.views.dump(), node.views.rebuildReason)
+    }
+
+    @Test("deleted views are rebuilt from the log, identical to what they were")
+    func rebuildIdentical() async throws {
+        let dir = TemporaryDirectory()
+        try await populate(dir)
+        let (before, reasonBefore) = try openedDump(dir)
+        #expect(reasonBefore == nil)
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: dir.file("views.sqlite" + suffix)) }
+        let (after, reasonAfter) = try openedDump(dir)
+        #expect(reasonAfter == "views.sqlite is missing")
+        #expect(after == before)
+        #expect(before.contains("vm-19"))
+    }
+
+    @Test("a damaged log entry stops the node at start, naming the entry")
+    func damagedEntry() async throws {
+        let dir = TemporaryDirectory()
+        try await populate(dir)
+        do {
+            let log = try LogStore(path: dir.file("log"))
+            var frame = try log.environment.read { txn in try LMDBEnvironment.get(txn, log.entriesDatabase, key: LogStore.key(5))! }
+            frame[frame.count - 6] ^= 0xff
+            try log.environment.write { txn in try LMDBEnvironment.put(txn, log.entriesDatabase, key: LogStore.key(5), value: frame) }
+        }
+        await #expect {
+            try await withRunningNode(dir) { _ in }
+        } throws: { error in
+            guard let e = error as? StoreError else { return false }
+            return e.code == .corruptEntry && e.index == 5 && e.message.contains("log entry 5 is damaged")
+        }
+    }
+}

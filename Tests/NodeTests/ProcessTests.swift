@@ -1,0 +1,227 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import Synchronization
+import Testing
+
+@testable import Store
+
+/// A `dwcp` process started by a test, with its stdout and stderr in files.
+final class DwcpProcess: @unchecked Sendable {
+    let process = Process()
+    let stdoutPath: String
+    let stderrPath: String
+
+    /// The built `dwcp` next to the test bundle (or `$DWCP_BINARY`).
+    static var binary: String {
+        if let path = ProcessInfo.processInfo.environment["DWCP_BINARY"] { return path }
+        let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        return bundle.appendingPathComponent("dwcp").path
+    }
+
+    init(_ arguments: [String], directory: TemporaryDirectory, tag: String = UUID().uuidString.prefix(6).lowercased()) throws {
+        stdoutPath = directory.file("stdout-\(tag)")
+        stderrPath = directory.file("stderr-\(tag)")
+        _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
+            throw CLIFailure("the dwcp binary is not at \(Self.binary); run 'swift build' first (make test does)")
+        }
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = arguments
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: stdoutPath))
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    var stdout: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
+    var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
+
+    /// Waits for the "listening on HOST:PORT" line and returns the port.
+    func waitForPort(timeout: Duration = .seconds(30)) async throws -> Int {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let range = stdout.range(of: #"listening on 127\.0\.0\.1:(\d+)"#, options: .regularExpression) {
+                return Int(stdout[range].split(separator: ":").last!)!
+            }
+            guard process.isRunning else { throw CLIFailure("dwcp exited early: \(stderr)") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw CLIFailure("dwcp did not start listening: \(stderr)")
+    }
+
+    func waitForExit(timeout: Duration = .seconds(30)) async throws -> Int32 {
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning {
+            guard ContinuousClock.now < deadline else { throw CLIFailure("dwcp \(process.arguments ?? []) did not exit: \(stderr)") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return process.terminationStatus
+    }
+
+    func kill(_ signal: Int32) { Foundation.kill(process.processIdentifier, signal) }
+}
+
+/// The names the node acknowledged, appended to by concurrent clients.
+final class Acknowledged: Sendable {
+    let names = Mutex<[String]>([])
+}
+
+struct CLIFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A loopback port nothing listens on: bound, then closed.
+func closedPort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
+        }
+    }
+    guard bound else { throw CLIFailure("cannot bind a loopback socket") }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// Runs a short-lived `dwcp` command and returns its exit status, stdout and stderr.
+func runCLI(_ arguments: [String], in directory: TemporaryDirectory) async throws -> (Int32, String, String) {
+    let process = try DwcpProcess(arguments, directory: directory)
+    let status = try await process.waitForExit()
+    return (status, process.stdout, process.stderr)
+}
+
+func post(_ url: String, _ body: String) async throws -> (Int, String) {
+    var request = HTTPClientRequest(url: url)
+    request.method = .POST
+    request.body = .bytes(ByteBuffer(string: body))
+    let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+    return (Int(response.status.code), String(buffer: try await response.body.collect(upTo: 1 << 24)))
+}
+
+@Suite(.serialized) struct ProcessTests {
+    @Test("kill -9 mid-stream: every acknowledged intent survives, and the views equal a rebuild from the log")
+    func crashMidStream() async throws {
+        let dir = TemporaryDirectory()
+        let data = dir.file("data")
+        let serve = ["serve", "--data-dir", data, "--node-id", "n1", "--region", "eu", "--api", "127.0.0.1:0"]
+        let first = try DwcpProcess(serve, directory: dir, tag: "first")
+        let port = try await first.waitForPort()
+        let base = "http://127.0.0.1:\(port)"
+        #expect(try await post(base + "/v1/hosts", #"{"name":"h1","cpus":65536,"memory_bytes":1125899906842624}"#).0 == 200)
+
+        let acknowledged = Acknowledged()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for client in 0..<8 {
+                group.addTask {
+                    for i in 0..<1000 {
+                        let name = "vm-\(client)-\(i)"
+                        let body = #"{"name":"\#(name)","cpus":1,"memory_bytes":1048576,"request_id":"\#(name)"}"#
+                        guard let (status, _) = try? await post(base + "/v1/vms", body) else { return }
+                        if status == 200 { acknowledged.names.withLock { $0.append(name) } } else { return }
+                    }
+                }
+            }
+            group.addTask {
+                while acknowledged.names.withLock({ $0.count }) < 150 { try await Task.sleep(for: .milliseconds(5)) }
+                first.kill(SIGKILL)
+            }
+            try await group.waitForAll()
+        }
+        _ = try await first.waitForExit()
+        let acked = acknowledged.names.withLock { $0 }
+        #expect(acked.count >= 150)
+
+        let second = try DwcpProcess(serve, directory: dir, tag: "second")
+        let port2 = try await second.waitForPort()
+        let (status, body) = try await post(
+            "http://127.0.0.1:\(port2)/v1/sql", #"{"query":"SELECT name FROM vms","max_rows":100000}"#)
+        #expect(status == 200)
+        let present = Set(
+            body.matches(of: #/"(vm-\d+-\d+)"/#).map { String($0.output.1) })
+        let missing = acked.filter { !present.contains($0) }
+        #expect(missing.isEmpty, "acknowledged but missing after the crash: \(missing.prefix(10))")
+        second.kill(SIGTERM)
+        #expect(try await second.waitForExit() == 0)
+
+        // The views the node kept equal views rebuilt from its log.
+        let kept = try ViewStore(path: data + "/views.sqlite").dump()
+        let log = try LogStore(path: data + "/log")
+        let rebuilt = try ViewStore(path: dir.file("rebuilt.sqlite"))
+        var next: UInt64 = 1
+        while next <= log.lastIndex {
+            let batch = try log.entries(in: next...log.lastIndex, maxCount: 4096)
+            try await rebuilt.apply(batch)
+            next = batch.last!.index + 1
+        }
+        #expect(try rebuilt.dump() == kept)
+    }
+
+    @Test("the CLI refuses bad input with one line on stderr and a non-zero status")
+    func cliBadInput() async throws {
+        let dir = TemporaryDirectory()
+        let node = try DwcpProcess(
+            ["serve", "--data-dir", dir.file("data"), "--node-id", "n1", "--region", "eu", "--api", "127.0.0.1:0"],
+            directory: dir, tag: "node")
+        let server = "127.0.0.1:\(try await node.waitForPort())"
+        defer { node.kill(SIGTERM) }
+        let cases: [([String], Int32, String)] = [
+            (["vm", "create", "x", "--cpus", "abc", "--memory", "1GiB"], 64, "dwcp: "),
+            (["vm", "create", "x", "--cpus", "1", "--memory", "1GB"], 64, "dwcp: invalid size '1GB'"),
+            (["vm", "create", "X", "--cpus", "1", "--memory", "1GiB"], 64, "dwcp: invalid VM name 'X'"),
+            (["vm", "create", "x", "--cpus", "1", "--memory", "1GiB", "--label", "novalue"], 64, "invalid label 'novalue'"),
+            (["host", "add", "h", "--region", "eu", "--cpus", "4"], 64, "dwcp: "),
+            (["vm", "frobnicate"], 64, "dwcp: "),
+            (["watch", "--from-index", "0"], 64, "--from-index must be 1 or more"),
+            (["sql", "DELETE FROM vms"], 1, "dwcp: refused: dwcp sql is read-only"),
+            (["vm", "stop", "ghost"], 1, "dwcp: no VM named ghost"),
+            (["host", "remove", "ghost"], 1, "dwcp: no host named ghost"),
+        ]
+        for (arguments, expectedStatus, message) in cases {
+            let (status, _, stderr) = try await runCLI(arguments + ["--server", server], in: dir)
+            #expect(status == expectedStatus, "\(arguments): \(stderr)")
+            #expect(stderr.hasPrefix(message) || stderr.contains(message), "\(arguments): \(stderr)")
+            #expect(stderr.split(separator: "\n").count == 1, "\(arguments): \(stderr)")
+        }
+        let closed = try closedPort()
+        let (status, _, stderr) = try await runCLI(["status", "--server", "127.0.0.1:\(closed)"], in: dir)
+        #expect(status == 1)
+        #expect(stderr.hasPrefix("dwcp: cannot reach a node at 127.0.0.1:\(closed): connection refused"), "\(stderr)")
+        #expect(stderr.split(separator: "\n").count == 1)
+    }
+
+    @Test("the CLI's happy path: add, create, query in every format, watch")
+    func cliHappyPath() async throws {
+        let dir = TemporaryDirectory()
+        let node = try DwcpProcess(
+            ["serve", "--data-dir", dir.file("data"), "--node-id", "n1", "--region", "eu", "--api", "127.0.0.1:0"],
+            directory: dir, tag: "node")
+        let server = ["--server", "127.0.0.1:\(try await node.waitForPort())"]
+        defer { node.kill(SIGTERM) }
+        var (status, out, err) = try await runCLI(["host", "add", "h1", "--region", "eu", "--cpus", "8", "--memory", "16GiB"] + server, in: dir)
+        #expect(status == 0, "\(err)")
+        #expect(out == "added host h1 (region eu, 8 CPUs, 16GiB) at log index 1\n")
+        (status, out, err) = try await runCLI(["vm", "create", "web-1", "--cpus", "2", "--memory", "1.5GiB", "--label", "app=web"] + server, in: dir)
+        #expect(out == "created VM web-1 at log index 2: scheduled on h1\n", "\(err)")
+        (status, out, _) = try await runCLI(["sql", "SELECT name, memory_bytes, labels FROM vms", "--format", "json"] + server, in: dir)
+        #expect(out == #"[{"name":"web-1","memory_bytes":1610612736,"labels":"{\"app\":\"web\"}"}]"# + "\n")
+        (status, out, _) = try await runCLI(["sql", "SELECT name, cpus_used FROM hosts", "--format", "csv"] + server, in: dir)
+        #expect(out == "name,cpus_used\r\nh1,2\r\n")
+        (status, out, _) = try await runCLI(["sql", ".tables", "--format", "table"] + server, in: dir)
+        #expect(out.contains("vm_events") && out.contains("(6 rows)"))
+        (status, out, _) = try await runCLI(["watch", "--from-index", "1", "--limit", "3"] + server, in: dir)
+        #expect(out.split(separator: "\n").count == 3)
+        #expect(out.hasPrefix(#"{"log_index":1,"term":1,"kind":"host.added""#))
+        (status, out, _) = try await runCLI(["status"] + server, in: dir)
+        #expect(out.contains("applied index 3"))
+        node.kill(SIGTERM)
+        #expect(try await node.waitForExit() == 0)
+    }
+}

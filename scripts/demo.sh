@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# A tour of DWCP on an embedded single node: hosts, VMs, placement, SQL, the log.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DWCP=${DWCP:-.build/debug/dwcp}
+DATA=$(mktemp -d /tmp/dwcp-demo-XXXXXX)
+PORT=${DWCP_DEMO_PORT:-7070}
+if (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null; then
+    PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+fi
+export DWCP_SERVER=127.0.0.1:$PORT
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+run() { printf '$ dwcp %s\n' "$*"; "$DWCP" "$@"; }
+
+step "start a dev node (data $DATA, API $DWCP_SERVER)"
+"$DWCP" dev --data-dir "$DATA/node" --api "$DWCP_SERVER" --log-level warning > "$DATA/node.out" 2> "$DATA/node.err" &
+NODE=$!
+trap 'kill $NODE 2>/dev/null || true; wait $NODE 2>/dev/null || true' EXIT
+for _ in $(seq 100); do grep -q listening "$DATA/node.out" 2>/dev/null && break; sleep 0.1; done
+cat "$DATA/node.out"
+run status
+
+step "add two hosts in region local (dev registered this machine too)"
+run host add rack1-a --region local --cpus 8 --memory 32GiB --label rack=1
+run host add rack1-b --region local --cpus 4 --memory 8GiB --label rack=1
+
+step "create VMs: the scheduler places each one (best fit) and explains why"
+run vm create web-1 --cpus 2 --memory 2GiB --label app=web
+run vm create web-2 --cpus 2 --memory 1.5GiB --label app=web
+run vm create db-1 --cpus 4 --memory 8GiB --image builtin:counter
+run vm create huge --cpus 64 --memory 512GiB
+run sql "SELECT name, host, cpus, memory_bytes, actual_state, reason FROM vms ORDER BY name" --format table
+
+step "bad input is refused with a clear reason and writes nothing"
+run vm create web-1 --cpus 1 --memory 1GiB || true
+run vm create Web_3 --cpus 1 --memory 1GiB || true
+run vm create web-3 --cpus 1 --memory 1GB || true
+run host remove rack1-b || true
+run sql "DELETE FROM vms" || true
+
+step "retrying a request with the same id applies it once"
+run vm create web-9 --cpus 1 --memory 512MiB --request-id demo-req-1
+run vm create web-9 --cpus 1 --memory 512MiB --request-id demo-req-1
+
+step "stop, start and delete"
+run vm stop web-2
+run vm start web-2
+run vm delete web-9
+
+step "capacity per host, from SQL"
+run sql "SELECT name, cpus, cpus_used, memory_bytes, memory_used_bytes, json_extract(labels, '\$.rack') AS rack FROM hosts ORDER BY name" --format table
+run sql "SELECT vm, host, json_extract(explanation, '\$.candidates[0].score') AS score FROM placements ORDER BY log_index" --format csv
+
+step "the log: every committed record, from index 1"
+run watch --from-index 1 --limit 12 --format text
+run sql "SELECT kind, subject, outcome, error FROM intents ORDER BY log_index" --format json
+
+step "views are derived: delete them, restart, and they are rebuilt from the log"
+BEFORE=$("$DWCP" sql "SELECT count(*) AS vms FROM vms" --format csv)
+kill -TERM $NODE; wait $NODE || true
+rm -f "$DATA/node/views.sqlite" "$DATA/node/views.sqlite-wal" "$DATA/node/views.sqlite-shm"
+"$DWCP" dev --data-dir "$DATA/node" --api "$DWCP_SERVER" > "$DATA/node.out" 2> "$DATA/node.err" &
+NODE=$!
+for _ in $(seq 100); do grep -q listening "$DATA/node.out" 2>/dev/null && break; sleep 0.1; done
+grep -i "rebuild" "$DATA/node.err" || true
+AFTER=$("$DWCP" sql "SELECT count(*) AS vms FROM vms" --format csv)
+echo "VMs before: $(echo "$BEFORE" | tail -1 | tr -d '\r'), after the rebuild: $(echo "$AFTER" | tail -1 | tr -d '\r')"
+run status
+
+step "done: the node stops gracefully on SIGTERM"
+kill -TERM $NODE; wait $NODE && echo "node exited cleanly"
+rm -rf "$DATA"

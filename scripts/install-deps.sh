@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the system libraries DWCP builds against (Debian), only when something is missing.
+set -euo pipefail
+need=()
+pkg-config --version >/dev/null 2>&1 || need+=(pkg-config)
+pkg-config --exists lmdb 2>/dev/null || need+=(liblmdb-dev)
+pkg-config --exists sqlite3 2>/dev/null || need+=(libsqlite3-dev)
+pkg-config --exists libzstd 2>/dev/null || need+=(libzstd-dev)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+if [ ${#need[@]} -eq 0 ]; then
+    exit 0
+fi
+echo "installing: ${need[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq "${need[@]}" >/dev/null

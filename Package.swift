@@ -22,6 +22,8 @@ let package = Package(
     targets: [
         // LMDB from the system (Debian: liblmdb-dev).
         .systemLibrary(name: "CLMDB", pkgConfig: "lmdb", providers: [.apt(["liblmdb-dev"])]),
+        // CRC-32C with the SSE4.2 instruction (the Swift table version is the fallback).
+        .target(name: "CChecksum"),
 
         // Turns schema/*.sql into Swift string literals at build time, so the binary carries its schema.
         .executableTarget(name: "SchemaEmbedder", path: "Sources/SchemaEmbedder"),
@@ -32,7 +34,7 @@ let package = Package(
         .target(
             name: "Store",
             dependencies: [
-                "CLMDB", "Schema",
+                "CLMDB", "CChecksum", "Schema",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]

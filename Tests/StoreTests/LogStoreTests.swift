@@ -163,5 +163,11 @@ import Testing
         #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
         let long = [UInt8]((0..<1000).map { UInt8($0 & 0xff) })
         #expect(CRC32C.checksum(Array(long[500...]), continuing: CRC32C.checksum(Array(long[..<500]))) == CRC32C.checksum(long))
+        for length in [0, 1, 7, 8, 9, 63, 64, 65, 1000] {
+            let bytes = Array(long.prefix(length))
+            #expect(bytes.withUnsafeBytes { CRC32C.software($0) } == CRC32C.checksum(bytes))
+            #expect(bytes.withUnsafeBytes { CRC32C.software($0, continuing: 0x1234) } == CRC32C.checksum(bytes, continuing: 0x1234))
+        }
+        #expect("123456789".utf8.withContiguousStorageIfAvailable { CRC32C.software(UnsafeRawBufferPointer($0)) } == 0xE306_9283)
     }
 }

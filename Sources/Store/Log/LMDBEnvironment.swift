@@ -136,12 +136,23 @@ extension LMDBEnvironment {
     }
 
     static func put(_ txn: OpaquePointer, _ dbi: MDB_dbi, key: [UInt8], value: [UInt8], flags: Int32 = 0) throws {
-        var keyBytes = key
-        var valueBytes = value
-        try keyBytes.withUnsafeMutableBytes { keyBuffer in
-            try valueBytes.withUnsafeMutableBytes { valueBuffer in
-                var k = MDB_val(mv_size: keyBuffer.count, mv_data: keyBuffer.baseAddress)
-                var v = MDB_val(mv_size: valueBuffer.count, mv_data: valueBuffer.baseAddress)
+        // LMDB copies the key and value and never writes through these pointers (no MDB_RESERVE).
+        try key.withUnsafeBytes { keyBuffer in
+            try value.withUnsafeBytes { valueBuffer in
+                var k = MDB_val(mv_size: keyBuffer.count, mv_data: UnsafeMutableRawPointer(mutating: keyBuffer.baseAddress))
+                var v = MDB_val(mv_size: valueBuffer.count, mv_data: UnsafeMutableRawPointer(mutating: valueBuffer.baseAddress))
+                try check(mdb_put(txn, dbi, &k, &v, UInt32(flags)), "mdb_put")
+            }
+        }
+    }
+
+    /// Puts `value` under an 8-byte big-endian index key, without allocating the key.
+    static func put(_ txn: OpaquePointer, _ dbi: MDB_dbi, index: UInt64, value: [UInt8], flags: Int32 = 0) throws {
+        var key = index.bigEndian
+        try withUnsafeMutableBytes(of: &key) { keyBuffer in
+            try value.withUnsafeBytes { valueBuffer in
+                var k = MDB_val(mv_size: 8, mv_data: keyBuffer.baseAddress)
+                var v = MDB_val(mv_size: valueBuffer.count, mv_data: UnsafeMutableRawPointer(mutating: valueBuffer.baseAddress))
                 try check(mdb_put(txn, dbi, &k, &v, UInt32(flags)), "mdb_put")
             }
         }

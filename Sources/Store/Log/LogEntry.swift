@@ -34,27 +34,42 @@ extension LogEntry {
     /// integers little-endian. The checksum covers the index too, so an entry stored under the
     /// wrong key is caught as well as a flipped bit.
     func frame() -> [UInt8] {
+        Self.frame(index: index, term: term, kind: kind, payload: payload)
+    }
+
+    static func frame(index: UInt64, term: UInt64, kind: Kind, payload: [UInt8]) -> [UInt8] {
         var bytes = [UInt8]()
-        bytes.reserveCapacity(Self.frameOverhead + payload.count)
-        bytes.append(Self.frameVersion)
+        bytes.reserveCapacity(frameOverhead + payload.count)
+        bytes.append(frameVersion)
         bytes.append(kind.rawValue)
         bytes.appendLittleEndian(term)
         bytes.appendLittleEndian(UInt32(payload.count))
         bytes.append(contentsOf: payload)
-        bytes.appendLittleEndian(Self.checksum(index: index, frame: bytes))
+        let crc = bytes.withUnsafeBytes { checksum(index: index, frame: $0) }
+        bytes.appendLittleEndian(crc)
         return bytes
     }
 
+    /// Writes the frame of an entry into `buffer`, which has exactly `frameOverhead + payload.count` bytes.
+    static func writeFrame(
+        into buffer: UnsafeMutableRawBufferPointer, index: UInt64, term: UInt64, kind: Kind, payload: [UInt8]
+    ) {
+        buffer[0] = frameVersion
+        buffer[1] = kind.rawValue
+        buffer.storeBytes(of: term.littleEndian, toByteOffset: 2, as: UInt64.self)
+        buffer.storeBytes(of: UInt32(payload.count).littleEndian, toByteOffset: 10, as: UInt32.self)
+        payload.withUnsafeBytes { buffer.baseAddress!.advanced(by: 14).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        let body = UnsafeRawBufferPointer(rebasing: buffer[0..<(buffer.count - 4)])
+        buffer.storeBytes(of: checksum(index: index, frame: body).littleEndian, toByteOffset: buffer.count - 4, as: UInt32.self)
+    }
+
     static func checksum(index: UInt64, frame: [UInt8]) -> UInt32 {
-        var indexBytes = [UInt8]()
-        indexBytes.appendLittleEndian(index)
-        return CRC32C.checksum(frame, continuing: CRC32C.checksum(indexBytes))
+        frame.withUnsafeBytes { checksum(index: index, frame: $0) }
     }
 
     static func checksum(index: UInt64, frame: UnsafeRawBufferPointer) -> UInt32 {
-        var indexBytes = [UInt8]()
-        indexBytes.appendLittleEndian(index)
-        return CRC32C.checksum(frame, continuing: CRC32C.checksum(indexBytes))
+        let seed = withUnsafeBytes(of: index.littleEndian) { CRC32C.checksum($0) }
+        return CRC32C.checksum(frame, continuing: seed)
     }
 
     /// Decodes a stored frame, verifying its checksum, version and kind.

@@ -148,6 +148,20 @@ extension LogStore {
         }
     }
 
+    /// Writes an entry's frame straight into the page LMDB reserves for it (no intermediate buffer).
+    private func putFrame(_ txn: OpaquePointer, index: UInt64, term: UInt64, kind: LogEntry.Kind, payload: [UInt8]) throws {
+        let size = LogEntry.frameOverhead + payload.count
+        var key = index.bigEndian
+        try withUnsafeMutableBytes(of: &key) { keyBuffer in
+            var k = MDB_val(mv_size: 8, mv_data: keyBuffer.baseAddress)
+            var v = MDB_val(mv_size: size, mv_data: nil)
+            try LMDBEnvironment.check(mdb_put(txn, entriesDatabase, &k, &v, UInt32(MDB_RESERVE | MDB_APPEND)), "mdb_put")
+            LogEntry.writeFrame(
+                into: UnsafeMutableRawBufferPointer(start: v.mv_data, count: size), index: index, term: term, kind: kind,
+                payload: payload)
+        }
+    }
+
     private func apply(_ operation: LogWriter.Operation, to b: inout Bounds, txn: OpaquePointer) throws
         -> LogWriter.Outcome
     {
@@ -162,7 +176,7 @@ extension LogStore {
                 throw StoreError(.notContiguous, "appended entries are not contiguous at \(entry.index)")
             }
             for entry in entries {
-                try LMDBEnvironment.put(txn, entriesDatabase, key: Self.key(entry.index), value: entry.frame(), flags: MDB_APPEND)
+                try putFrame(txn, index: entry.index, term: entry.term, kind: entry.kind, payload: entry.payload)
             }
             b.lastIndex = entries[entries.count - 1].index
             b.lastTerm = entries[entries.count - 1].term
@@ -171,7 +185,7 @@ extension LogStore {
             let first = b.lastIndex + 1
             for (offset, payload) in payloads.enumerated() {
                 let entry = LogEntry(index: first + UInt64(offset), term: term, kind: kind, payload: payload)
-                try LMDBEnvironment.put(txn, entriesDatabase, key: Self.key(entry.index), value: entry.frame(), flags: MDB_APPEND)
+                try putFrame(txn, index: entry.index, term: entry.term, kind: entry.kind, payload: entry.payload)
             }
             b.lastIndex = first + UInt64(payloads.count) - 1
             b.lastTerm = term

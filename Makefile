@@ -22,7 +22,7 @@ bench-store: deps
 	.build/release/dwcp-bench-store
 
 format:
-	swift format --in-place --recursive Package.swift Sources Tests bench
+	swift format --in-place --recursive Package.swift Plugins Sources Tests bench
 
 clean:
 	rm -rf .build

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Parses and prints sizes the way users write them: `512MiB`, `2GiB`, `1.5GiB`, `4096` (bytes).
 /// Binary units (KiB, MiB, GiB, TiB) only: `2GB` is refused rather than guessed.
 public enum ByteSize {
@@ -34,5 +36,3 @@ public enum ByteSize {
         return Int64(bytes)
     }
 }
-
-import Foundation

@@ -28,7 +28,8 @@ extension Node {
         let index = try await consensus.propose([record.encoded()]).upperBound
         try await applied.wait(until: index)
         let (outcome, error) = try await views.pool.read { db in
-            let row = try Row.fetchOne(db, sql: "SELECT outcome, error FROM intents WHERE log_index = ?", arguments: [Int64(index)])
+            let row = try Row.fetchOne(
+                db, sql: "SELECT outcome, error FROM intents WHERE log_index = ?", arguments: [Int64(index)])
             return (row?["outcome"] as String? ?? "missing", row?["error"] as String? ?? "")
         }
         switch outcome {
@@ -52,7 +53,8 @@ extension Node {
         // Sendable results only: with a non-Sendable one GRDB would pick its blocking `read`.
         let earlier: (index: Int64, outcome: String, error: String)? = try await views.pool.read { db in
             try Row.fetchOne(
-                db, sql: "SELECT log_index, outcome, error FROM intents WHERE request_id = ? AND outcome <> 'duplicate'",
+                db,
+                sql: "SELECT log_index, outcome, error FROM intents WHERE request_id = ? AND outcome <> 'duplicate'",
                 arguments: [requestID]
             ).map { ($0["log_index"], $0["outcome"], $0["error"]) }
         }
@@ -98,7 +100,8 @@ extension Node {
     func checkAgainstViews(_ intent: Intent) async throws {
         try await views.pool.read { db in
             func exists(_ table: String, _ name: String) throws -> Bool {
-                try Bool.fetchOne(db, sql: "SELECT count(*) > 0 FROM \(table) WHERE name = ?", arguments: [name]) ?? false
+                try Bool.fetchOne(db, sql: "SELECT count(*) > 0 FROM \(table) WHERE name = ?", arguments: [name])
+                    ?? false
             }
             switch intent {
             case .addHost(let host):
@@ -108,7 +111,8 @@ extension Node {
                 let placed = try String.fetchAll(
                     db, sql: "SELECT name FROM vms WHERE host = ? ORDER BY name LIMIT 4", arguments: [name])
                 if !placed.isEmpty {
-                    let count = try Int.fetchOne(db, sql: "SELECT count(*) FROM vms WHERE host = ?", arguments: [name]) ?? 0
+                    let count =
+                        try Int.fetchOne(db, sql: "SELECT count(*) FROM vms WHERE host = ?", arguments: [name]) ?? 0
                     throw NodeError(
                         .conflict,
                         "host \(name) has \(count) VM\(count == 1 ? "" : "s") placed on it (\(placed.joined(separator: ", "))\(count > 4 ? ", ..." : "")); delete or move them first"
@@ -131,7 +135,9 @@ extension Node {
                 try String.fetchOne(db, sql: "SELECT actual_state FROM vms WHERE name = ?", arguments: [vm])
             }
             guard state == "pending" else { return }
-            guard let next = try await applied.wait(until: seen + 1, timeout: deadline - ContinuousClock.now) else { return }
+            guard let next = try await applied.wait(until: seen + 1, timeout: deadline - ContinuousClock.now) else {
+                return
+            }
             seen = next
         }
     }

@@ -27,7 +27,9 @@ extension Node {
 
     /// One watched entry as a JSON object: its position, then the record.
     public static func watchLine(_ entry: LogEntry) -> JSONValue {
-        var members: [(String, JSONValue)] = [("log_index", .int(Int64(entry.index))), ("term", .int(Int64(entry.term)))]
+        var members: [(String, JSONValue)] = [
+            ("log_index", .int(Int64(entry.index))), ("term", .int(Int64(entry.term))),
+        ]
         switch entry.kind {
         case .record:
             do {

@@ -65,7 +65,8 @@ public enum NodeAPI {
                     let name = try context.parameters.require("name")
                     let body = try await decodeOptional(RequestIDOnly.self, from: request)
                     return receipt(
-                        try await node.submit(.setDesiredState(vm: name, state), requestID: body?.requestID), subject: "vm")
+                        try await node.submit(.setDesiredState(vm: name, state), requestID: body?.requestID),
+                        subject: "vm")
                 }
             }
         }
@@ -135,7 +136,8 @@ public enum NodeAPI {
         } catch let error as NodeError {
             return failure(error.code.rawValue, error.message, status: status(for: error.code))
         } catch let error as QueryError {
-            return failure(error.code.rawValue, error.message, status: error.code == .timeout ? .requestTimeout : .badRequest)
+            return failure(
+                error.code.rawValue, error.message, status: error.code == .timeout ? .requestTimeout : .badRequest)
         } catch let error as StoreError {
             if error.code == .compacted { return failure("compacted", error.message, status: .gone) }
             return failure(error.code.rawValue, error.message, status: .internalServerError)
@@ -179,7 +181,8 @@ public enum NodeAPI {
         } catch let DecodingError.keyNotFound(key, _) {
             throw NodeError(.invalid, "the request lacks the field '\(key.stringValue)'")
         } catch let DecodingError.typeMismatch(_, context) {
-            throw NodeError(.invalid, "field '\(context.codingPath.map(\.stringValue).joined(separator: "."))' has the wrong type")
+            throw NodeError(
+                .invalid, "field '\(context.codingPath.map(\.stringValue).joined(separator: "."))' has the wrong type")
         } catch let DecodingError.valueNotFound(_, context) {
             throw NodeError(.invalid, "field '\(context.codingPath.map(\.stringValue).joined(separator: "."))' is null")
         } catch {

@@ -26,8 +26,9 @@ struct SchedulerWorker: Sendable {
             // Sendable results only: with a non-Sendable one GRDB would pick its blocking `read`.
             let previousCapacity = capacitySeen
             let (waiting, hosts, capacity) = try await node.views.pool.read { db in
-                let capacity = try String.fetchOne(
-                    db, sql: "SELECT count(*) || '/' || coalesce(max(updated_index), 0) FROM hosts") ?? ""
+                let capacity =
+                    try String.fetchOne(
+                        db, sql: "SELECT count(*) || '/' || coalesce(max(updated_index), 0) FROM hosts") ?? ""
                 let retryUnschedulable = capacity != previousCapacity
                 let waiting = try Row.fetchAll(
                     db,
@@ -44,11 +45,13 @@ struct SchedulerWorker: Sendable {
                 }
                 let hosts = try Row.fetchAll(
                     db,
-                    sql: "SELECT name, region, state, cpus, memory_bytes, cpus_used, memory_used_bytes FROM hosts ORDER BY name"
+                    sql:
+                        "SELECT name, region, state, cpus, memory_bytes, cpus_used, memory_used_bytes FROM hosts ORDER BY name"
                 ).map {
                     HostCapacity(
                         name: $0["name"], region: $0["region"], state: $0["state"], cpus: $0["cpus"],
-                        memoryBytes: $0["memory_bytes"], cpusUsed: $0["cpus_used"], memoryUsedBytes: $0["memory_used_bytes"])
+                        memoryBytes: $0["memory_bytes"], cpusUsed: $0["cpus_used"],
+                        memoryUsedBytes: $0["memory_used_bytes"])
                 }
                 return (waiting, hosts, capacity)
             }
@@ -60,9 +63,12 @@ struct SchedulerWorker: Sendable {
             for (waitingVM, decision) in zip(waiting, decisions) {
                 let vm = waitingVM.request.vm
                 if let host = decision.host {
-                    records.append(Record(at: at, .vmPlaced(VMPlaced(vm: vm, host: host, explanation: decision.explanation.json))).encoded())
+                    records.append(
+                        Record(at: at, .vmPlaced(VMPlaced(vm: vm, host: host, explanation: decision.explanation.json)))
+                            .encoded())
                 } else if waitingVM.actualState != "unschedulable" || waitingVM.reason != decision.reason {
-                    records.append(Record(at: at, .vmUnschedulable(VMUnschedulable(vm: vm, reason: decision.reason))).encoded())
+                    records.append(
+                        Record(at: at, .vmUnschedulable(VMUnschedulable(vm: vm, reason: decision.reason))).encoded())
                 }
             }
             guard !records.isEmpty else { continue }

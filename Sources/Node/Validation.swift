@@ -56,11 +56,14 @@ public enum Validation {
         for (key, value) in labels {
             let keyOK =
                 !key.isEmpty && key.count <= 63
-                && key.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "-_./".unicodeScalars.contains($0)) }
+                && key.unicodeScalars.allSatisfy {
+                    $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "-_./".unicodeScalars.contains($0))
+                }
             guard keyOK else {
                 throw NodeError(.invalid, "invalid label key '\(key)': use 1-63 letters, digits, '-', '_', '.', '/'")
             }
-            guard value.count <= 253, !value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+            guard value.count <= 253,
+                !value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
             else { throw NodeError(.invalid, "invalid value for label '\(key)': up to 253 printable characters") }
         }
     }

@@ -52,7 +52,8 @@ public final class QueryEngine: Sendable {
         let text = query.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !text.isEmpty else { throw QueryError(.empty, "empty query") }
         return try pool.read { db in
-            try self.runUserStatement(text, arguments: [], db: db, maxRows: min(maxRows ?? limits.maxRows, limits.maxRows))
+            try self.runUserStatement(
+                text, arguments: [], db: db, maxRows: min(maxRows ?? limits.maxRows, limits.maxRows))
         }
     }
 
@@ -73,9 +74,11 @@ public final class QueryEngine: Sendable {
             let table = words.count == 2 ? words[1] : nil
             return try await pool.read { db in
                 if let table {
-                    let exists = try Bool.fetchOne(
-                        db, sql: "SELECT count(*) > 0 FROM sqlite_master WHERE type IN ('table','view') AND name = ?",
-                        arguments: [table]) ?? false
+                    let exists =
+                        try Bool.fetchOne(
+                            db,
+                            sql: "SELECT count(*) > 0 FROM sqlite_master WHERE type IN ('table','view') AND name = ?",
+                            arguments: [table]) ?? false
                     guard exists else { throw QueryError(.syntax, "no table named \(table)") }
                 }
                 return try self.runTrusted(
@@ -97,7 +100,8 @@ public final class QueryEngine: Sendable {
     private func runUserStatement(_ sql: String, arguments: StatementArguments, db: Database, maxRows: Int) throws
         -> QueryResult
     {
-        guard let connection = db.sqliteConnection, let guard_ = guards.byConnection.withLock({ $0[UInt(bitPattern: connection)] })
+        guard let connection = db.sqliteConnection,
+            let guard_ = guards.byConnection.withLock({ $0[UInt(bitPattern: connection)] })
         else { throw QueryError(.failed, "query connection has no read-only guard") }
         guard_.beginUserStatement(deadline: .now + .milliseconds(limits.timeoutMilliseconds))
         defer { guard_.endUserStatement() }

@@ -102,7 +102,8 @@ final class ReadOnlyGuard: @unchecked Sendable {
             { context, action, first, second, _, _ in
                 let guard_ = Unmanaged<ReadOnlyGuard>.fromOpaque(context!).takeUnretainedValue()
                 return guard_.authorize(
-                    action: action, first: first.map { String(cString: $0) }, second: second.map { String(cString: $0) })
+                    action: action, first: first.map { String(cString: $0) }, second: second.map { String(cString: $0) }
+                )
             },
             context)
         sqlite3_progress_handler(

@@ -36,13 +36,16 @@ public struct Placer: Sendable {
             let memoryAfter = host.freeMemoryBytes - request.memoryBytes
             let score =
                 Double(cpusAfter) / Double(max(host.cpus, 1)) + Double(memoryAfter) / Double(max(host.memoryBytes, 1))
-            candidates.append(.init(host: host.name, score: score, freeCPUsAfter: cpusAfter, freeMemoryBytesAfter: memoryAfter))
+            candidates.append(
+                .init(host: host.name, score: score, freeCPUsAfter: cpusAfter, freeMemoryBytesAfter: memoryAfter))
         }
         candidates.sort { $0.score != $1.score ? $0.score < $1.score : $0.host < $1.host }
         let explanation = PlacementDecision.Explanation(
             policy: "best-fit",
             hostsEvaluated: hosts.count,
-            filteredOut: [("region", wrongRegion), ("not_ready", notReady), ("cpus", lackCPUs), ("memory", lackMemory)],
+            filteredOut: [
+                ("region", wrongRegion), ("not_ready", notReady), ("cpus", lackCPUs), ("memory", lackMemory),
+            ],
             candidates: Array(candidates.prefix(candidatesShown)))
         guard let best = candidates.first else {
             let inRegion = hosts.count - wrongRegion
@@ -50,12 +53,15 @@ public struct Placer: Sendable {
             if inRegion == 0 {
                 reason = "no host in \(request.region)"
             } else {
-                reason = "no host in \(request.region) with \(request.cpus) free CPUs and \(formatBytes(request.memoryBytes)) free memory"
+                reason =
+                    "no host in \(request.region) with \(request.cpus) free CPUs and \(formatBytes(request.memoryBytes)) free memory"
                 var why: [String] = []
                 if notReady > 0 { why.append("\(notReady) not ready") }
                 if lackCPUs > 0 { why.append("\(lackCPUs) full on CPUs") }
                 if lackMemory > 0 { why.append("\(lackMemory) full on memory") }
-                if !why.isEmpty { reason += "; of \(inRegion) host\(inRegion == 1 ? "" : "s"): " + why.joined(separator: ", ") }
+                if !why.isEmpty {
+                    reason += "; of \(inRegion) host\(inRegion == 1 ? "" : "s"): " + why.joined(separator: ", ")
+                }
             }
             return PlacementDecision(host: nil, reason: reason, explanation: explanation)
         }

@@ -26,7 +26,8 @@ struct NodeClient {
     }
 
     /// Sends a request and returns the JSON answer; an error answer becomes a ``CLIError``.
-    func call(_ method: HTTPMethod, _ path: String, body: JSONValue? = nil, retries: Int = 0) async throws -> JSONValue {
+    func call(_ method: HTTPMethod, _ path: String, body: JSONValue? = nil, retries: Int = 0) async throws -> JSONValue
+    {
         var attempt = 0
         while true {
             do {
@@ -82,7 +83,8 @@ struct NodeClient {
         if response.status.code >= 400 {
             let bytes = try await response.body.collect(upTo: 1 << 20)
             let value = try? JSONValue.parse(String(buffer: bytes))
-            throw CLIError(.refused, value.flatMap(Self.errorMessage) ?? "the node answered HTTP \(response.status.code)")
+            throw CLIError(
+                .refused, value.flatMap(Self.errorMessage) ?? "the node answered HTTP \(response.status.code)")
         }
         var pending = ""
         do {
@@ -91,7 +93,9 @@ struct NodeClient {
                 while let newline = pending.firstIndex(of: "\n") {
                     let text = String(pending[..<newline])
                     pending = String(pending[pending.index(after: newline)...])
-                    if text.hasPrefix("{\"error\":"), let value = try? JSONValue.parse(text), let message = Self.errorMessage(value) {
+                    if text.hasPrefix("{\"error\":"), let value = try? JSONValue.parse(text),
+                        let message = Self.errorMessage(value)
+                    {
                         throw CLIError(.refused, message)
                     }
                     try line(text)

@@ -88,7 +88,8 @@ func runNode(_ configuration: NodeConfiguration, logLevel: Logger.Level) async t
         throw CLIError(.refused, "\(error); refusing to start")
     }
     let api = NodeAPI.application(node: node, logger: logger) { port in
-        let line = "dwcp: node \(configuration.nodeID) (region \(configuration.region)) listening on \(configuration.apiHost):\(port), data \(configuration.dataDirectory)\n"
+        let line =
+            "dwcp: node \(configuration.nodeID) (region \(configuration.region)) listening on \(configuration.apiHost):\(port), data \(configuration.dataDirectory)\n"
         FileHandle.standardOutput.write(Data(line.utf8))
     }
     // Services shut down in reverse order: the node first (which ends open watches), then the API.

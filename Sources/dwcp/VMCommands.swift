@@ -102,7 +102,8 @@ struct VMCommand: AsyncParsableCommand {
     }
 }
 
-private func setDesiredState(_ name: String, action: String, intent: IntentOptions, client: ClientOptions) async throws {
+private func setDesiredState(_ name: String, action: String, intent: IntentOptions, client: ClientOptions) async throws
+{
     try usage { try Validation.name(name, what: "VM") }
     let answer = try await client.client().call(
         .POST, "/v1/vms/\(name)/\(action)", body: .object([("request_id", .string(intent.resolvedRequestID))]),

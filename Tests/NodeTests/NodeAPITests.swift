@@ -3,10 +3,10 @@ import Foundation
 import Hummingbird
 import NIOCore
 import NIOHTTP1
+import Store
 import Testing
 
 @testable import Node
-import Store
 
 @Suite struct NodeAPITests {
     /// Runs a node and its API on a free port for the duration of `body`.
@@ -36,10 +36,12 @@ import Store
     @Test("intents, SQL, status and watch over HTTP")
     func endToEnd() async throws {
         try await withAPI { node, base in
-            var (status, body) = try await call(.POST, base + "/v1/hosts", #"{"name":"h1","cpus":4,"memory_bytes":8589934592,"labels":{"rack":"a"}}"#)
+            var (status, body) = try await call(
+                .POST, base + "/v1/hosts", #"{"name":"h1","cpus":4,"memory_bytes":8589934592,"labels":{"rack":"a"}}"#)
             #expect(status == 200)
             #expect(body.contains(#""outcome":"applied""#))
-            (status, body) = try await call(.POST, base + "/v1/vms", #"{"name":"web-1","cpus":1,"memory_bytes":536870912,"request_id":"r1"}"#)
+            (status, body) = try await call(
+                .POST, base + "/v1/vms", #"{"name":"web-1","cpus":1,"memory_bytes":536870912,"request_id":"r1"}"#)
             #expect(status == 200)
             #expect(body.contains(#""host":"h1""#) && body.contains(#""actual_state":"scheduled""#))
             (status, body) = try await call(.POST, base + "/v1/vms/web-1/stop", "")
@@ -65,7 +67,8 @@ import Store
             try await withThrowingTaskGroup(of: String.self) { group in
                 group.addTask { try await call(.GET, base + "/v1/watch?from_index=\(from)&limit=2").1 }
                 try await Task.sleep(for: .milliseconds(200))
-                _ = try await node.submit(.addHost(HostAdded(name: "late", region: "eu", cpus: 1, memoryBytes: 1 << 30)))
+                _ = try await node.submit(
+                    .addHost(HostAdded(name: "late", region: "eu", cpus: 1, memoryBytes: 1 << 30)))
                 _ = try await node.submit(.removeHost(name: "late"))
                 let body = try await group.next()!
                 #expect(body.contains("host.added") && body.contains("host.removed"))
@@ -80,8 +83,14 @@ import Store
             let cases: [(NIOHTTP1.HTTPMethod, String, String?, Int, String)] = [
                 (.POST, "/v1/vms", "{not json", 400, "not valid JSON"),
                 (.POST, "/v1/vms", #"{"name":"x","cpus":1}"#, 400, "lacks the field 'memory_bytes'"),
-                (.POST, "/v1/vms", #"{"name":"x","cpus":"one","memory_bytes":1}"#, 400, "field 'cpus' has the wrong type"),
-                (.POST, "/v1/vms", #"{"name":"x","cpus":1,"memory_bytes":1048576,"desired_state":"paused"}"#, 400, "invalid desired_state"),
+                (
+                    .POST, "/v1/vms", #"{"name":"x","cpus":"one","memory_bytes":1}"#, 400,
+                    "field 'cpus' has the wrong type"
+                ),
+                (
+                    .POST, "/v1/vms", #"{"name":"x","cpus":1,"memory_bytes":1048576,"desired_state":"paused"}"#, 400,
+                    "invalid desired_state"
+                ),
                 (.POST, "/v1/vms", nil, 400, "needs a JSON body"),
                 (.DELETE, "/v1/vms/ghost", nil, 404, "no VM named ghost"),
                 (.POST, "/v1/sql", #"{"query":"DELETE FROM vms"}"#, 400, "read-only"),

@@ -1,8 +1,8 @@
 import Foundation
+import Store
 import Testing
 
 @testable import Node
-import Store
 
 @Suite struct NodeIntentTests {
     static let gib: Int64 = 1 << 30
@@ -25,9 +25,17 @@ import Store
             _ = try await node.submit(Self.host("large", cpus: 16, memory: 64 * Self.gib))
             let receipt = try await node.submit(Self.vm("web-1", cpus: 2, memory: 2 * Self.gib))
             #expect(receipt.outcome == "applied")
-            #expect(try await rows(node, "SELECT host, actual_state, image FROM vms") == #"[["small","scheduled","builtin:hello"]]"#)
-            #expect(try await rows(node, "SELECT name, cpus_used, memory_used_bytes FROM hosts ORDER BY name") == #"[["large",0,0],["small",2,2147483648]]"#)
-            #expect(try await rows(node, "SELECT json_extract(explanation, '$.policy'), json_extract(explanation, '$.candidates[0].host') FROM placements") == #"[["best-fit","small"]]"#)
+            #expect(
+                try await rows(node, "SELECT host, actual_state, image FROM vms")
+                    == #"[["small","scheduled","builtin:hello"]]"#)
+            #expect(
+                try await rows(node, "SELECT name, cpus_used, memory_used_bytes FROM hosts ORDER BY name")
+                    == #"[["large",0,0],["small",2,2147483648]]"#)
+            #expect(
+                try await rows(
+                    node,
+                    "SELECT json_extract(explanation, '$.policy'), json_extract(explanation, '$.candidates[0].host') FROM placements"
+                ) == #"[["best-fit","small"]]"#)
             _ = try await node.submit(.deleteVM(name: "web-1"))
             #expect(try await rows(node, "SELECT sum(cpus_used), sum(memory_used_bytes) FROM hosts") == "[[0,0]]")
         }
@@ -39,7 +47,10 @@ import Store
         try await withRunningNode(dir) { node in
             _ = try await node.submit(Self.host("h1", cpus: 2))
             _ = try await node.submit(Self.vm("big", cpus: 4))
-            #expect(try await rows(node, "SELECT actual_state, reason FROM vms") == #"[["unschedulable","no host in eu with 4 free CPUs and 512MiB free memory; of 1 host: 1 full on CPUs"]]"#)
+            #expect(
+                try await rows(node, "SELECT actual_state, reason FROM vms")
+                    == #"[["unschedulable","no host in eu with 4 free CPUs and 512MiB free memory; of 1 host: 1 full on CPUs"]]"#
+            )
             let added = try await node.submit(Self.host("h2", cpus: 8))
             // The scheduler reacts to the new capacity on its own.
             for _ in 0..<100 {
@@ -48,7 +59,9 @@ import Store
             }
             #expect(try await rows(node, "SELECT host, actual_state FROM vms") == #"[["h2","scheduled"]]"#)
             #expect(node.applied.value > added.logIndex)
-            #expect(try await rows(node, "SELECT to_state FROM vm_events ORDER BY log_index") == #"[["pending"],["unschedulable"],["scheduled"]]"#)
+            #expect(
+                try await rows(node, "SELECT to_state FROM vm_events ORDER BY log_index")
+                    == #"[["pending"],["unschedulable"],["scheduled"]]"#)
         }
     }
 
@@ -79,7 +92,11 @@ import Store
         (vm("ok", memory: 2 << 40), .invalid, "a VM has 1MiB to 1TiB"),
         (vm("ok", image: "builtin:nope"), .invalid, "unknown image 'builtin:nope'"),
         (vm("ok", region: "EU"), .invalid, "invalid region name 'EU'"),
-        (.createVM(VMCreated(name: "ok", region: "", cpus: 1, memoryBytes: 1 << 20, image: "", labels: ["bad key": "v"])), .invalid, "invalid label key 'bad key'"),
+        (
+            .createVM(
+                VMCreated(name: "ok", region: "", cpus: 1, memoryBytes: 1 << 20, image: "", labels: ["bad key": "v"])),
+            .invalid, "invalid label key 'bad key'"
+        ),
         (host("h-1", cpus: 0), .invalid, "invalid CPU count 0"),
         (host("h 1"), .invalid, "invalid host name 'h 1'"),
         (vm("taken"), .conflict, "VM taken already exists"),
@@ -109,15 +126,21 @@ import Store
         }
     }
 
-    @Test("sizes parse the way users write them", arguments: [
-        ("512MiB", Int64(512 << 20)), ("2GiB", Int64(2 << 30)), ("1.5GiB", Int64(3 << 29)), ("4096", 4096),
-        ("1TiB", Int64(1 << 40)), (" 64KiB ", Int64(64 << 10)), ("7B", 7),
-    ])
+    @Test(
+        "sizes parse the way users write them",
+        arguments: [
+            ("512MiB", Int64(512 << 20)), ("2GiB", Int64(2 << 30)), ("1.5GiB", Int64(3 << 29)), ("4096", 4096),
+            ("1TiB", Int64(1 << 40)), (" 64KiB ", Int64(64 << 10)), ("7B", 7),
+        ])
     func sizes(text: String, bytes: Int64) throws {
         #expect(try ByteSize.parse(text) == bytes)
     }
 
-    @Test("malformed sizes are refused", arguments: ["", "GiB", "1GB", "1.5", "-1GiB", "1..5GiB", "0x10", "1e3", "abc", "99999999999TiB", "1.00000000001KiB"])
+    @Test(
+        "malformed sizes are refused",
+        arguments: [
+            "", "GiB", "1GB", "1.5", "-1GiB", "1..5GiB", "0x10", "1e3", "abc", "99999999999TiB", "1.00000000001KiB",
+        ])
     func badSizes(text: String) {
         #expect(throws: NodeError.self) { try ByteSize.parse(text) }
     }

@@ -10,7 +10,8 @@ import Testing
         try await withRunningNode(dir) { node in
             _ = try await node.submit(.addHost(HostAdded(name: "h1", region: "eu", cpus: 8, memoryBytes: 16 << 30)))
             for i in 0..<20 {
-                _ = try await node.submit(.createVM(VMCreated(name: "vm-\(i)", region: "", cpus: 1, memoryBytes: 256 << 20, image: "")))
+                _ = try await node.submit(
+                    .createVM(VMCreated(name: "vm-\(i)", region: "", cpus: 1, memoryBytes: 256 << 20, image: "")))
             }
             _ = try await node.submit(.deleteVM(name: "vm-3"))
             _ = try await node.submit(.setDesiredState(vm: "vm-4", .stopped))
@@ -20,7 +21,8 @@ import Testing
     /// Opens a node on `dir` (which catches its views up with the log) and returns the views' dump.
     func openedDump(_ dir: TemporaryDirectory) throws -> (String, String?) {
         let node = try Node(
-            configuration: NodeConfiguration(dataDirectory: dir.path, nodeID: "n1", region: "eu"), logger: .init(label: "test"))
+            configuration: NodeConfiguration(dataDirectory: dir.path, nodeID: "n1", region: "eu"),
+            logger: .init(label: "test"))
         return (try node.views.dump(), node.views.rebuildReason)
     }
 
@@ -30,7 +32,9 @@ import Testing
         try await populate(dir)
         let (before, reasonBefore) = try openedDump(dir)
         #expect(reasonBefore == nil)
-        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: dir.file("views.sqlite" + suffix)) }
+        for suffix in ["", "-wal", "-shm"] {
+            try? FileManager.default.removeItem(atPath: dir.file("views.sqlite" + suffix))
+        }
         let (after, reasonAfter) = try openedDump(dir)
         #expect(reasonAfter == "views.sqlite is missing")
         #expect(after == before)
@@ -43,9 +47,13 @@ import Testing
         try await populate(dir)
         do {
             let log = try LogStore(path: dir.file("log"))
-            var frame = try log.environment.read { txn in try LMDBEnvironment.get(txn, log.entriesDatabase, key: LogStore.key(5))! }
+            var frame = try log.environment.read { txn in
+                try LMDBEnvironment.get(txn, log.entriesDatabase, key: LogStore.key(5))!
+            }
             frame[frame.count - 6] ^= 0xff
-            try log.environment.write { txn in try LMDBEnvironment.put(txn, log.entriesDatabase, key: LogStore.key(5), value: frame) }
+            try log.environment.write { txn in
+                try LMDBEnvironment.put(txn, log.entriesDatabase, key: LogStore.key(5), value: frame)
+            }
         }
         await #expect {
             try await withRunningNode(dir) { _ in }

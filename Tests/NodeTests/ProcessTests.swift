@@ -19,7 +19,9 @@ final class DwcpProcess: @unchecked Sendable {
         return bundle.appendingPathComponent("dwcp").path
     }
 
-    init(_ arguments: [String], directory: TemporaryDirectory, tag: String = UUID().uuidString.prefix(6).lowercased()) throws {
+    init(_ arguments: [String], directory: TemporaryDirectory, tag: String = UUID().uuidString.prefix(6).lowercased())
+        throws
+    {
         stdoutPath = directory.file("stdout-\(tag)")
         stderrPath = directory.file("stderr-\(tag)")
         _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
@@ -54,7 +56,9 @@ final class DwcpProcess: @unchecked Sendable {
     func waitForExit(timeout: Duration = .seconds(30)) async throws -> Int32 {
         let deadline = ContinuousClock.now + timeout
         while process.isRunning {
-            guard ContinuousClock.now < deadline else { throw CLIFailure("dwcp \(process.arguments ?? []) did not exit: \(stderr)") }
+            guard ContinuousClock.now < deadline else {
+                throw CLIFailure("dwcp \(process.arguments ?? []) did not exit: \(stderr)")
+            }
             try await Task.sleep(for: .milliseconds(20))
         }
         return process.terminationStatus
@@ -115,7 +119,8 @@ func post(_ url: String, _ body: String) async throws -> (Int, String) {
         let first = try DwcpProcess(serve, directory: dir, tag: "first")
         let port = try await first.waitForPort()
         let base = "http://127.0.0.1:\(port)"
-        #expect(try await post(base + "/v1/hosts", #"{"name":"h1","cpus":65536,"memory_bytes":1125899906842624}"#).0 == 200)
+        #expect(
+            try await post(base + "/v1/hosts", #"{"name":"h1","cpus":65536,"memory_bytes":1125899906842624}"#).0 == 200)
 
         let acknowledged = Acknowledged()
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -176,7 +181,10 @@ func post(_ url: String, _ body: String) async throws -> (Int, String) {
             (["vm", "create", "x", "--cpus", "abc", "--memory", "1GiB"], 64, "dwcp: "),
             (["vm", "create", "x", "--cpus", "1", "--memory", "1GB"], 64, "dwcp: invalid size '1GB'"),
             (["vm", "create", "X", "--cpus", "1", "--memory", "1GiB"], 64, "dwcp: invalid VM name 'X'"),
-            (["vm", "create", "x", "--cpus", "1", "--memory", "1GiB", "--label", "novalue"], 64, "invalid label 'novalue'"),
+            (
+                ["vm", "create", "x", "--cpus", "1", "--memory", "1GiB", "--label", "novalue"], 64,
+                "invalid label 'novalue'"
+            ),
             (["host", "add", "h", "--region", "eu", "--cpus", "4"], 64, "dwcp: "),
             (["vm", "frobnicate"], 64, "dwcp: "),
             (["watch", "--from-index", "0"], 64, "--from-index must be 1 or more"),
@@ -205,14 +213,18 @@ func post(_ url: String, _ body: String) async throws -> (Int, String) {
             directory: dir, tag: "node")
         let server = ["--server", "127.0.0.1:\(try await node.waitForPort())"]
         defer { node.kill(SIGTERM) }
-        var (status, out, err) = try await runCLI(["host", "add", "h1", "--region", "eu", "--cpus", "8", "--memory", "16GiB"] + server, in: dir)
+        var (status, out, err) = try await runCLI(
+            ["host", "add", "h1", "--region", "eu", "--cpus", "8", "--memory", "16GiB"] + server, in: dir)
         #expect(status == 0, "\(err)")
         #expect(out == "added host h1 (region eu, 8 CPUs, 16GiB) at log index 1\n")
-        (status, out, err) = try await runCLI(["vm", "create", "web-1", "--cpus", "2", "--memory", "1.5GiB", "--label", "app=web"] + server, in: dir)
+        (status, out, err) = try await runCLI(
+            ["vm", "create", "web-1", "--cpus", "2", "--memory", "1.5GiB", "--label", "app=web"] + server, in: dir)
         #expect(out == "created VM web-1 at log index 2: scheduled on h1\n", "\(err)")
-        (status, out, _) = try await runCLI(["sql", "SELECT name, memory_bytes, labels FROM vms", "--format", "json"] + server, in: dir)
+        (status, out, _) = try await runCLI(
+            ["sql", "SELECT name, memory_bytes, labels FROM vms", "--format", "json"] + server, in: dir)
         #expect(out == #"[{"name":"web-1","memory_bytes":1610612736,"labels":"{\"app\":\"web\"}"}]"# + "\n")
-        (status, out, _) = try await runCLI(["sql", "SELECT name, cpus_used FROM hosts", "--format", "csv"] + server, in: dir)
+        (status, out, _) = try await runCLI(
+            ["sql", "SELECT name, cpus_used FROM hosts", "--format", "csv"] + server, in: dir)
         #expect(out == "name,cpus_used\r\nh1,2\r\n")
         (status, out, _) = try await runCLI(["sql", ".tables", "--format", "table"] + server, in: dir)
         #expect(out.contains("vm_events") && out.contains("(6 rows)"))

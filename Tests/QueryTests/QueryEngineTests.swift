@@ -1,8 +1,8 @@
 import Foundation
+import Store
 import Testing
 
 @testable import Query
-import Store
 
 @Suite struct QueryEngineTests {
     /// Views with two hosts and a VM, and a query engine over them.
@@ -16,12 +16,19 @@ import Store
         let dir = TemporaryDirectory()
         let views = try ViewStore(path: dir.file("views.sqlite"))
         let records = [
-            Record(at: 1, .hostAdded(HostAdded(name: "h1", region: "eu", cpus: 4, memoryBytes: 1 << 33, labels: ["rack": "a"]))),
+            Record(
+                at: 1,
+                .hostAdded(HostAdded(name: "h1", region: "eu", cpus: 4, memoryBytes: 1 << 33, labels: ["rack": "a"]))),
             Record(at: 2, .hostAdded(HostAdded(name: "h2", region: "eu", cpus: 8, memoryBytes: 1 << 34))),
-            Record(at: 3, .vmCreated(VMCreated(name: "web-1", region: "eu", cpus: 2, memoryBytes: 1 << 29, image: "builtin:hello"))),
+            Record(
+                at: 3,
+                .vmCreated(
+                    VMCreated(name: "web-1", region: "eu", cpus: 2, memoryBytes: 1 << 29, image: "builtin:hello"))),
         ]
-        try views.apply(records.enumerated().map { LogEntry(index: UInt64($0.offset + 1), term: 1, payload: $0.element.encoded()) })
-        return Fixture(directory: dir, views: views, engine: try QueryEngine(path: dir.file("views.sqlite"), limits: limits))
+        try views.apply(
+            records.enumerated().map { LogEntry(index: UInt64($0.offset + 1), term: 1, payload: $0.element.encoded()) })
+        return Fixture(
+            directory: dir, views: views, engine: try QueryEngine(path: dir.file("views.sqlite"), limits: limits))
     }
 
     @Test("a select returns columns, rows and the applied index it was read at")
@@ -31,7 +38,8 @@ import Store
         #expect(result.columns == ["name", "cpus", "memory_bytes"])
         #expect(result.rows == [[.string("h1"), .int(4), .int(1 << 33)], [.string("h2"), .int(8), .int(1 << 34)]])
         #expect(result.appliedIndex == 3)
-        let agg = try await f.engine.run("SELECT sum(cpus) AS cpus, json_extract(labels, '$.rack') AS rack FROM hosts WHERE name = 'h1'")
+        let agg = try await f.engine.run(
+            "SELECT sum(cpus) AS cpus, json_extract(labels, '$.rack') AS rack FROM hosts WHERE name = 'h1'")
         #expect(agg.rows == [[.int(4), .string("a")]])
         let info = try await f.engine.run("PRAGMA table_info(vms)")
         #expect(info.rows.count == 12)
@@ -78,7 +86,8 @@ import Store
         let f = try fixture(limits: QueryLimits(timeoutMilliseconds: 200, maxRows: 10))
         let start = ContinuousClock.now
         await #expect {
-            try await f.engine.run("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c")
+            try await f.engine.run(
+                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c")
         } throws: { error in
             (error as? QueryError)?.code == .timeout
         }
@@ -91,11 +100,15 @@ import Store
     func rowLimit() async throws {
         let f = try fixture(limits: QueryLimits(timeoutMilliseconds: 1000, maxRows: 5))
         await #expect {
-            try await f.engine.run("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 6) SELECT x FROM c")
+            try await f.engine.run(
+                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 6) SELECT x FROM c")
         } throws: { error in
             (error as? QueryError)?.code == .tooManyRows
         }
-        #expect(try await f.engine.run("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 5) SELECT x FROM c").rows.count == 5)
+        #expect(
+            try await f.engine.run(
+                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 5) SELECT x FROM c"
+            ).rows.count == 5)
         await #expect(throws: QueryError.self) {
             try await f.engine.run("SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3", maxRows: 2)
         }
@@ -119,8 +132,12 @@ import Store
         let result = QueryResult(
             columns: ["name", "n", "note"],
             rows: [[.string("a"), .int(1), .null], [.string("b,\"c\""), .double(2.5), .string("x")]], appliedIndex: 1)
-        #expect(ResultFormat.json.render(result) == #"[{"name":"a","n":1,"note":null},{"name":"b,\"c\"","n":2.5,"note":"x"}]"# + "\n")
+        #expect(
+            ResultFormat.json.render(result)
+                == #"[{"name":"a","n":1,"note":null},{"name":"b,\"c\"","n":2.5,"note":"x"}]"# + "\n")
         #expect(ResultFormat.csv.render(result) == "name,n,note\r\na,1,\r\n\"b,\"\"c\"\"\",2.5,x\r\n")
-        #expect(ResultFormat.table.render(result) == "name   n    note\n-----  ---  ----\na      1\nb,\"c\"  2.5  x\n(2 rows)\n")
+        #expect(
+            ResultFormat.table.render(result)
+                == "name   n    note\n-----  ---  ----\na      1\nb,\"c\"  2.5  x\n(2 rows)\n")
     }
 }

@@ -9,7 +9,8 @@ import Testing
     func bestFit() {
         let hosts = [
             HostCapacity(name: "big", region: "eu", cpus: 64, memoryBytes: 256 * gib),
-            HostCapacity(name: "snug", region: "eu", cpus: 4, memoryBytes: 8 * gib, cpusUsed: 2, memoryUsedBytes: 6 * gib),
+            HostCapacity(
+                name: "snug", region: "eu", cpus: 4, memoryBytes: 8 * gib, cpusUsed: 2, memoryUsedBytes: 6 * gib),
             HostCapacity(name: "other-region", region: "us", cpus: 2, memoryBytes: 2 * gib),
         ]
         let decision = Placer().place(PlacementRequest(vm: "v", region: "eu", cpus: 2, memoryBytes: 2 * gib), on: hosts)
@@ -36,7 +37,10 @@ import Testing
         ]
         let decision = Placer().place(PlacementRequest(vm: "v", region: "eu", cpus: 4, memoryBytes: 8 * gib), on: hosts)
         #expect(decision.host == nil)
-        #expect(decision.reason == "no host in eu with 4 free CPUs and 8GiB free memory; of 3 hosts: 1 not ready, 1 full on CPUs, 1 full on memory")
+        #expect(
+            decision.reason
+                == "no host in eu with 4 free CPUs and 8GiB free memory; of 3 hosts: 1 not ready, 1 full on CPUs, 1 full on memory"
+        )
         let none = Placer().place(PlacementRequest(vm: "v", region: "ap", cpus: 1, memoryBytes: gib), on: hosts)
         #expect(none.reason == "no host in ap")
     }
@@ -46,10 +50,14 @@ import Testing
         var rng = SplitMix64(seed: 42)
         for _ in 0..<200 {
             let hosts = (0..<Int(rng.next() % 6 + 1)).map {
-                HostCapacity(name: "h\($0)", region: "eu", cpus: Int(rng.next() % 16 + 1), memoryBytes: Int64(rng.next() % 32 + 1) * gib)
+                HostCapacity(
+                    name: "h\($0)", region: "eu", cpus: Int(rng.next() % 16 + 1),
+                    memoryBytes: Int64(rng.next() % 32 + 1) * gib)
             }
             let requests = (0..<Int(rng.next() % 30)).map {
-                PlacementRequest(vm: "v\($0)", region: "eu", cpus: Int(rng.next() % 8 + 1), memoryBytes: Int64(rng.next() % 8 + 1) * gib)
+                PlacementRequest(
+                    vm: "v\($0)", region: "eu", cpus: Int(rng.next() % 8 + 1),
+                    memoryBytes: Int64(rng.next() % 8 + 1) * gib)
             }
             let decisions = Placer().place(requests, on: hosts)
             var used: [String: (Int, Int64)] = [:]
@@ -72,7 +80,10 @@ import Testing
     func explanationJSON() {
         let hosts = [HostCapacity(name: "h1", region: "eu", cpus: 4, memoryBytes: 4 * gib)]
         let decision = Placer().place(PlacementRequest(vm: "v", region: "eu", cpus: 1, memoryBytes: gib), on: hosts)
-        #expect(decision.explanation.json == #"{"policy":"best-fit","hosts_evaluated":1,"filtered_out":{"region":0,"not_ready":0,"cpus":0,"memory":0},"candidates":[{"host":"h1","score":1.5,"free_cpus_after":3,"free_memory_bytes_after":3221225472}]}"#)
+        #expect(
+            decision.explanation.json
+                == #"{"policy":"best-fit","hosts_evaluated":1,"filtered_out":{"region":0,"not_ready":0,"cpus":0,"memory":0},"candidates":[{"host":"h1","score":1.5,"free_cpus_after":3,"free_memory_bytes_after":3221225472}]}"#
+        )
     }
 
     @Test("sizes print in the largest exact binary unit")

@@ -47,7 +47,9 @@ import Testing
         let log = try LogStore(path: dir.file("log"))
         let ranges = try await withThrowingTaskGroup(of: ClosedRange<UInt64>.self) { group in
             for i in 0..<200 {
-                group.addTask { try await log.appendNext(term: 1, payloads: [Array("p\(i)".utf8), Array("q\(i)".utf8)]) }
+                group.addTask {
+                    try await log.appendNext(term: 1, payloads: [Array("p\(i)".utf8), Array("q\(i)".utf8)])
+                }
             }
             return try await group.reduce(into: []) { $0.append($1) }
         }
@@ -154,7 +156,8 @@ import Testing
         #expect {
             try frame.withUnsafeBytes { try LogEntry(index: 9, frame: $0) }
         } throws: { error in
-            (error as? StoreError)?.code == .unsupportedVersion && (error as? StoreError)?.message.contains("log entry 9") == true
+            (error as? StoreError)?.code == .unsupportedVersion
+                && (error as? StoreError)?.message.contains("log entry 9") == true
         }
     }
 
@@ -162,12 +165,18 @@ import Testing
     func crc() {
         #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
         let long = [UInt8]((0..<1000).map { UInt8($0 & 0xff) })
-        #expect(CRC32C.checksum(Array(long[500...]), continuing: CRC32C.checksum(Array(long[..<500]))) == CRC32C.checksum(long))
+        #expect(
+            CRC32C.checksum(Array(long[500...]), continuing: CRC32C.checksum(Array(long[..<500])))
+                == CRC32C.checksum(long))
         for length in [0, 1, 7, 8, 9, 63, 64, 65, 1000] {
             let bytes = Array(long.prefix(length))
             #expect(bytes.withUnsafeBytes { CRC32C.software($0) } == CRC32C.checksum(bytes))
-            #expect(bytes.withUnsafeBytes { CRC32C.software($0, continuing: 0x1234) } == CRC32C.checksum(bytes, continuing: 0x1234))
+            #expect(
+                bytes.withUnsafeBytes { CRC32C.software($0, continuing: 0x1234) }
+                    == CRC32C.checksum(bytes, continuing: 0x1234))
         }
-        #expect("123456789".utf8.withContiguousStorageIfAvailable { CRC32C.software(UnsafeRawBufferPointer($0)) } == 0xE306_9283)
+        #expect(
+            "123456789".utf8.withContiguousStorageIfAvailable { CRC32C.software(UnsafeRawBufferPointer($0)) }
+                == 0xE306_9283)
     }
 }

@@ -4,9 +4,18 @@ import Testing
 
 @Suite struct RecordCodecTests {
     static let samples: [Record] = [
-        Record(at: 1, requestID: "r-1", .hostAdded(HostAdded(name: "h1", region: "eu", cpus: 8, memoryBytes: 1 << 34, labels: ["rack": "a", "ssd": "yes"]))),
+        Record(
+            at: 1, requestID: "r-1",
+            .hostAdded(
+                HostAdded(name: "h1", region: "eu", cpus: 8, memoryBytes: 1 << 34, labels: ["rack": "a", "ssd": "yes"]))
+        ),
         Record(at: 2, .hostRemoved(HostRemoved(name: "h1"))),
-        Record(at: 3, requestID: "r-3", .vmCreated(VMCreated(name: "web-1", region: "eu", cpus: 2, memoryBytes: 512 << 20, image: "builtin:hello", labels: ["app": "web"], desiredState: .stopped))),
+        Record(
+            at: 3, requestID: "r-3",
+            .vmCreated(
+                VMCreated(
+                    name: "web-1", region: "eu", cpus: 2, memoryBytes: 512 << 20, image: "builtin:hello",
+                    labels: ["app": "web"], desiredState: .stopped))),
         Record(at: 4, .vmDesiredStateSet(VMDesiredStateSet(name: "web-1", desiredState: .running))),
         Record(at: 5, .vmDeleted(VMDeleted(name: "web-1"))),
         Record(at: 6, .vmPlaced(VMPlaced(vm: "web-1", host: "h1", explanation: "{\"policy\":\"best-fit\"}"))),
@@ -21,8 +30,14 @@ import Testing
 
     @Test("equal records encode to equal bytes (labels are written in key order)")
     func deterministic() {
-        let a = Record(at: 1, .hostAdded(HostAdded(name: "h", region: "r", cpus: 1, memoryBytes: 1, labels: ["b": "2", "a": "1", "c": "3"])))
-        let b = Record(at: 1, .hostAdded(HostAdded(name: "h", region: "r", cpus: 1, memoryBytes: 1, labels: ["c": "3", "a": "1", "b": "2"])))
+        let a = Record(
+            at: 1,
+            .hostAdded(
+                HostAdded(name: "h", region: "r", cpus: 1, memoryBytes: 1, labels: ["b": "2", "a": "1", "c": "3"])))
+        let b = Record(
+            at: 1,
+            .hostAdded(
+                HostAdded(name: "h", region: "r", cpus: 1, memoryBytes: 1, labels: ["c": "3", "a": "1", "b": "2"])))
         #expect(a.encoded() == b.encoded())
     }
 
@@ -58,7 +73,10 @@ import Testing
         let dir = TemporaryDirectory()
         let log = try LogStore(path: dir.file("log"))
         try await log.append([
-            LogEntry(index: 1, term: 1, payload: Record(at: 1, .hostAdded(HostAdded(name: "h1", region: "eu", cpus: 4, memoryBytes: 1 << 30))).encoded()),
+            LogEntry(
+                index: 1, term: 1,
+                payload: Record(at: 1, .hostAdded(HostAdded(name: "h1", region: "eu", cpus: 4, memoryBytes: 1 << 30)))
+                    .encoded()),
             LogEntry(index: 2, term: 1, payload: Self.vmCreatedBeforeLabels),
         ])
         let views = try ViewStore(path: dir.file("views.sqlite"))
@@ -96,7 +114,8 @@ import Testing
         #expect {
             try Record(decoding: bytes, index: 5)
         } throws: { error in
-            (error as? StoreError)?.code == .unsupportedVersion && (error as? StoreError)?.message.contains("log entry 5") == true
+            (error as? StoreError)?.code == .unsupportedVersion
+                && (error as? StoreError)?.message.contains("log entry 5") == true
         }
     }
 

@@ -10,15 +10,23 @@ typealias Record = Store.Record
     /// A small history: two hosts, three VMs, placements, a stop, a delete.
     static let history: [Record] = [
         Record(at: 100, requestID: "a", .hostAdded(HostAdded(name: "h1", region: "eu", cpus: 4, memoryBytes: 8 << 30))),
-        Record(at: 101, requestID: "b", .hostAdded(HostAdded(name: "h2", region: "eu", cpus: 8, memoryBytes: 16 << 30, labels: ["ssd": "1"]))),
-        Record(at: 102, requestID: "c", .vmCreated(VMCreated(name: "web-1", region: "eu", cpus: 2, memoryBytes: 1 << 30, image: "builtin:hello"))),
+        Record(
+            at: 101, requestID: "b",
+            .hostAdded(HostAdded(name: "h2", region: "eu", cpus: 8, memoryBytes: 16 << 30, labels: ["ssd": "1"]))),
+        Record(
+            at: 102, requestID: "c",
+            .vmCreated(VMCreated(name: "web-1", region: "eu", cpus: 2, memoryBytes: 1 << 30, image: "builtin:hello"))),
         Record(at: 103, .vmPlaced(VMPlaced(vm: "web-1", host: "h1", explanation: "{}"))),
-        Record(at: 104, requestID: "d", .vmCreated(VMCreated(name: "web-2", region: "eu", cpus: 4, memoryBytes: 1 << 30, image: "builtin:hello"))),
+        Record(
+            at: 104, requestID: "d",
+            .vmCreated(VMCreated(name: "web-2", region: "eu", cpus: 4, memoryBytes: 1 << 30, image: "builtin:hello"))),
         Record(at: 105, .vmPlaced(VMPlaced(vm: "web-2", host: "h1", explanation: "{}"))),  // h1 has 2 CPUs left: refused
         Record(at: 106, .vmPlaced(VMPlaced(vm: "web-2", host: "h2", explanation: "{}"))),
         Record(at: 107, requestID: "e", .vmDesiredStateSet(VMDesiredStateSet(name: "web-1", desiredState: .stopped))),
         Record(at: 108, requestID: "f", .vmDeleted(VMDeleted(name: "web-2"))),
-        Record(at: 109, requestID: "c", .vmCreated(VMCreated(name: "web-3", region: "eu", cpus: 1, memoryBytes: 1 << 30, image: "builtin:hello"))),  // a retry of "c"
+        Record(
+            at: 109, requestID: "c",
+            .vmCreated(VMCreated(name: "web-3", region: "eu", cpus: 1, memoryBytes: 1 << 30, image: "builtin:hello"))),  // a retry of "c"
         Record(at: 110, requestID: "g", .hostRemoved(HostRemoved(name: "h1"))),  // refused: web-1 is on it
     ]
 
@@ -41,11 +49,16 @@ typealias Record = Store.Record
             #expect(vm["desired_state"] as String == "stopped")
             #expect(vm["actual_state"] as String == "scheduled")
             #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM vms") == 1)
-            let outcomes = try Row.fetchAll(db, sql: "SELECT log_index, kind, outcome, error FROM intents ORDER BY log_index")
-            #expect(outcomes.map { $0["outcome"] as String } == ["applied", "applied", "applied", "applied", "applied", "applied", "duplicate", "rejected"])
+            let outcomes = try Row.fetchAll(
+                db, sql: "SELECT log_index, kind, outcome, error FROM intents ORDER BY log_index")
+            #expect(
+                outcomes.map { $0["outcome"] as String } == [
+                    "applied", "applied", "applied", "applied", "applied", "applied", "duplicate", "rejected",
+                ])
             #expect((outcomes.last!["error"] as String).contains("host h1 has 1 VM placed on it"))
             #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM placements") == 2)
-            let events = try String.fetchAll(db, sql: "SELECT to_state FROM vm_events WHERE vm = 'web-2' ORDER BY log_index")
+            let events = try String.fetchAll(
+                db, sql: "SELECT to_state FROM vm_events WHERE vm = 'web-2' ORDER BY log_index")
             #expect(events == ["pending", "scheduled", "deleted"])
             #expect(try Int.fetchOne(db, sql: "SELECT applied_index FROM dwcp_state") == 11)
         }

@@ -54,7 +54,10 @@ func format(_ x: Double) -> String { String(format: x >= 100 ? "%.0f" : "%.2f", 
 
 let sampleRecord = Record(
     at: 1_795_000_000_000, requestID: "0f7c1c8e-2a7b-4b53-9d0c-6ed0a1e2b3c4",
-    .vmCreated(VMCreated(name: "web-00001", region: "eu-west", cpus: 2, memoryBytes: 2 << 30, image: "builtin:hello", labels: ["app": "web"]))
+    .vmCreated(
+        VMCreated(
+            name: "web-00001", region: "eu-west", cpus: 2, memoryBytes: 2 << 30, image: "builtin:hello",
+            labels: ["app": "web"]))
 ).encoded()
 
 // MARK: 1. Append: DWCP vs raw LMDB
@@ -128,7 +131,8 @@ for batch in [1, 64, 1024] {
     }
     let ratio = median(dwcpRates) / median(rawRates)
     appendRatios[batch] = ratio
-    print("| \(batch) | \(format(median(rawRates))) | \(format(median(dwcpRates))) | \(String(format: "%.2f", ratio)) |")
+    print(
+        "| \(batch) | \(format(median(rawRates))) | \(format(median(dwcpRates))) | \(String(format: "%.2f", ratio)) |")
 }
 
 // MARK: 2. Group commit with concurrent proposers
@@ -155,7 +159,9 @@ do {
         log.close()
     }
     print("")
-    print("2. group commit: 64 concurrent proposers of one entry each, fsync on: \(format(median(rates))) entries/s (median)")
+    print(
+        "2. group commit: 64 concurrent proposers of one entry each, fsync on: \(format(median(rates))) entries/s (median)"
+    )
 }
 
 // MARK: 3. View apply
@@ -164,19 +170,32 @@ let hostCount = max(1, vmCount / 100)
 var records: [[UInt8]] = []
 records.reserveCapacity(hostCount + 2 * vmCount)
 for h in 0..<hostCount {
-    records.append(Record(at: 1, .hostAdded(HostAdded(name: "host-\(h)", region: "eu", cpus: 256, memoryBytes: 1 << 40))).encoded())
+    records.append(
+        Record(at: 1, .hostAdded(HostAdded(name: "host-\(h)", region: "eu", cpus: 256, memoryBytes: 1 << 40))).encoded()
+    )
 }
 for v in 0..<vmCount {
     let name = "vm-\(v)"
-    records.append(Record(at: 2, requestID: "req-\(v)", .vmCreated(VMCreated(name: name, region: "eu", cpus: 1 + v % 4, memoryBytes: Int64(256 + (v % 8) * 256) << 20, image: "builtin:hello", labels: ["app": "app-\(v % 50)"]))).encoded())
-    records.append(Record(at: 3, .vmPlaced(VMPlaced(vm: name, host: "host-\(v % hostCount)", explanation: #"{"policy":"best-fit"}"#))).encoded())
+    records.append(
+        Record(
+            at: 2, requestID: "req-\(v)",
+            .vmCreated(
+                VMCreated(
+                    name: name, region: "eu", cpus: 1 + v % 4, memoryBytes: Int64(256 + (v % 8) * 256) << 20,
+                    image: "builtin:hello", labels: ["app": "app-\(v % 50)"]))
+        ).encoded())
+    records.append(
+        Record(
+            at: 3, .vmPlaced(VMPlaced(vm: name, host: "host-\(v % hostCount)", explanation: #"{"policy":"best-fit"}"#))
+        ).encoded())
 }
 let dataDirectory = "\(scratch)/node"
 let fleetLog = try LogStore(path: dataDirectory + "/log", initialMapSize: 1 << 30)
 var index: UInt64 = 1
 for chunk in stride(from: 0, to: records.count, by: 4096) {
     let slice = records[chunk..<min(chunk + 4096, records.count)]
-    try await fleetLog.append(slice.enumerated().map { LogEntry(index: index + UInt64($0.offset), term: 1, payload: $0.element) })
+    try await fleetLog.append(
+        slice.enumerated().map { LogEntry(index: index + UInt64($0.offset), term: 1, payload: $0.element) })
     index += UInt64(slice.count)
 }
 let views = try ViewStore(path: dataDirectory + "/views.sqlite")
@@ -188,7 +207,9 @@ while appliedThrough < fleetLog.lastIndex {
 }
 let applyRate = Double(records.count) / seconds(ContinuousClock.now - applyStart)
 print("")
-print("3. view apply: \(records.count) records (\(hostCount) host.added, \(vmCount) vm.created, \(vmCount) vm.placed): \(format(applyRate)) records/s")
+print(
+    "3. view apply: \(records.count) records (\(hostCount) host.added, \(vmCount) vm.created, \(vmCount) vm.placed): \(format(applyRate)) records/s"
+)
 fleetLog.close()
 
 // MARK: 4. SQL over the views
@@ -207,7 +228,8 @@ var aggregate: [Double] = []
 for _ in 0..<30 {
     let start = ContinuousClock.now
     let result = try engine.runSync(
-        "SELECT host, count(*) AS vms, sum(cpus) AS cpus, sum(memory_bytes) AS memory_bytes FROM vms GROUP BY host ORDER BY vms DESC LIMIT 10")
+        "SELECT host, count(*) AS vms, sum(cpus) AS cpus, sum(memory_bytes) AS memory_bytes FROM vms GROUP BY host ORDER BY vms DESC LIMIT 10"
+    )
     aggregate.append(seconds(ContinuousClock.now - start) * 1000)
     precondition(!result.rows.isEmpty)
 }
@@ -215,12 +237,17 @@ print("")
 print("4. SQL over \(vmCount) VMs (ms)")
 print("| query | p50 | p99 |")
 print("|---|---:|---:|")
-print("| point lookup by name (5000 runs) | \(String(format: "%.3f", percentile(point, 50))) | \(String(format: "%.3f", percentile(point, 99))) |")
-print("| GROUP BY host over all VMs (30 runs) | \(String(format: "%.1f", percentile(aggregate, 50))) | \(String(format: "%.1f", percentile(aggregate, 99))) |")
+print(
+    "| point lookup by name (5000 runs) | \(String(format: "%.3f", percentile(point, 50))) | \(String(format: "%.3f", percentile(point, 99))) |"
+)
+print(
+    "| GROUP BY host over all VMs (30 runs) | \(String(format: "%.1f", percentile(aggregate, 50))) | \(String(format: "%.1f", percentile(aggregate, 99))) |"
+)
 
 // MARK: 5. Node RSS
 
-let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("dwcp").path
+let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("dwcp")
+    .path
 if FileManager.default.isExecutableFile(atPath: binary) {
     try? FileManager.default.removeItem(atPath: dataDirectory + "/views.sqlite")
     try? FileManager.default.removeItem(atPath: dataDirectory + "/views.sqlite-wal")
@@ -229,7 +256,10 @@ if FileManager.default.isExecutableFile(atPath: binary) {
     FileManager.default.createFile(atPath: out, contents: nil)
     let serve = Process()
     serve.executableURL = URL(fileURLWithPath: binary)
-    serve.arguments = ["serve", "--data-dir", dataDirectory, "--node-id", "bench", "--region", "eu", "--api", "127.0.0.1:0", "--log-level", "warning"]
+    serve.arguments = [
+        "serve", "--data-dir", dataDirectory, "--node-id", "bench", "--region", "eu", "--api", "127.0.0.1:0",
+        "--log-level", "warning",
+    ]
     serve.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
     serve.standardError = FileHandle.nullDevice
     let startupBegan = ContinuousClock.now
@@ -246,21 +276,31 @@ if FileManager.default.isExecutableFile(atPath: binary) {
     let startup = seconds(ContinuousClock.now - startupBegan)
     let sql = Process()
     sql.executableURL = URL(fileURLWithPath: binary)
-    sql.arguments = ["sql", "SELECT count(*), sum(memory_bytes) FROM vms GROUP BY region", "--server", port, "--format", "csv"]
+    sql.arguments = [
+        "sql", "SELECT count(*), sum(memory_bytes) FROM vms GROUP BY region", "--server", port, "--format", "csv",
+    ]
     sql.standardOutput = FileHandle.nullDevice
     try sql.run()
     sql.waitUntilExit()
     let status = (try? String(contentsOfFile: "/proc/\(serve.processIdentifier)/status", encoding: .utf8)) ?? ""
-    let rss = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }.map { String($0.dropFirst(6)).trimmingCharacters(in: .whitespaces) } ?? "?"
+    let rss =
+        status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }.map {
+            String($0.dropFirst(6)).trimmingCharacters(in: .whitespaces)
+        } ?? "?"
     serve.terminate()
     serve.waitUntilExit()
     print("")
-    print("5. dwcp serve holding \(vmCount) VMs: RSS \(rss) after an aggregate query; start-up with a views rebuild from \(records.count) log entries: \(String(format: "%.1f", startup)) s")
+    print(
+        "5. dwcp serve holding \(vmCount) VMs: RSS \(rss) after an aggregate query; start-up with a views rebuild from \(records.count) log entries: \(String(format: "%.1f", startup)) s"
+    )
 } else {
     print("")
     print("5. skipped: no dwcp binary next to this benchmark (build it with --product dwcp)")
 }
 
 print("")
-print("targets: append >= 0.80 of raw LMDB at each batch size: " + [1, 64, 1024].map { "\($0): \(String(format: "%.2f", appendRatios[$0] ?? 0))" }.joined(separator: ", ")
-    + "; apply >= 50000 records/s: \(format(applyRate)); point lookup p50 < 1 ms: \(String(format: "%.3f", percentile(point, 50)))")
+print(
+    "targets: append >= 0.80 of raw LMDB at each batch size: "
+        + [1, 64, 1024].map { "\($0): \(String(format: "%.2f", appendRatios[$0] ?? 0))" }.joined(separator: ", ")
+        + "; apply >= 50000 records/s: \(format(applyRate)); point lookup p50 < 1 ms: \(String(format: "%.3f", percentile(point, 50)))"
+)

@@ -34,11 +34,14 @@ extension HardState {
         let damaged = StoreError(.corruptEntry, "the hard state (term, vote, commit) is damaged")
         guard frame.count >= 1 + 8 + 8 + 2 + 4 else { throw damaged }
         guard frame[0] == Self.frameVersion else {
-            throw StoreError(.unsupportedVersion, "the hard state has version \(frame[0]); this dwcp reads \(Self.frameVersion)")
+            throw StoreError(
+                .unsupportedVersion, "the hard state has version \(frame[0]); this dwcp reads \(Self.frameVersion)")
         }
         let parsed: HardState? = frame.withUnsafeBytes { raw in
             let stored = raw.loadLittleEndian(UInt32.self, at: raw.count - 4)
-            guard CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[0..<(raw.count - 4)])) == stored else { return nil }
+            guard CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[0..<(raw.count - 4)])) == stored else {
+                return nil
+            }
             let voteLength = Int(raw.loadLittleEndian(UInt16.self, at: 17))
             guard 19 + voteLength + 4 == raw.count else { return nil }
             let vote = String(decoding: UnsafeRawBufferPointer(rebasing: raw[19..<(19 + voteLength)]), as: UTF8.self)

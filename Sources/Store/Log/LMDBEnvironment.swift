@@ -79,7 +79,9 @@ final class LMDBEnvironment: @unchecked Sendable {
         while true {
             do {
                 return try writeOnce(body)
-            } catch let error as StoreError where error.code == .lmdb && error.index == UInt64(bitPattern: Int64(MDB_MAP_FULL)) {
+            } catch let error as StoreError
+                where error.code == .lmdb && error.index == UInt64(bitPattern: Int64(MDB_MAP_FULL))
+            {
                 try grow()
             }
         }
@@ -139,8 +141,10 @@ extension LMDBEnvironment {
         // LMDB copies the key and value and never writes through these pointers (no MDB_RESERVE).
         try key.withUnsafeBytes { keyBuffer in
             try value.withUnsafeBytes { valueBuffer in
-                var k = MDB_val(mv_size: keyBuffer.count, mv_data: UnsafeMutableRawPointer(mutating: keyBuffer.baseAddress))
-                var v = MDB_val(mv_size: valueBuffer.count, mv_data: UnsafeMutableRawPointer(mutating: valueBuffer.baseAddress))
+                var k = MDB_val(
+                    mv_size: keyBuffer.count, mv_data: UnsafeMutableRawPointer(mutating: keyBuffer.baseAddress))
+                var v = MDB_val(
+                    mv_size: valueBuffer.count, mv_data: UnsafeMutableRawPointer(mutating: valueBuffer.baseAddress))
                 try check(mdb_put(txn, dbi, &k, &v, UInt32(flags)), "mdb_put")
             }
         }
@@ -152,7 +156,8 @@ extension LMDBEnvironment {
         try withUnsafeMutableBytes(of: &key) { keyBuffer in
             try value.withUnsafeBytes { valueBuffer in
                 var k = MDB_val(mv_size: 8, mv_data: keyBuffer.baseAddress)
-                var v = MDB_val(mv_size: valueBuffer.count, mv_data: UnsafeMutableRawPointer(mutating: valueBuffer.baseAddress))
+                var v = MDB_val(
+                    mv_size: valueBuffer.count, mv_data: UnsafeMutableRawPointer(mutating: valueBuffer.baseAddress))
                 try check(mdb_put(txn, dbi, &k, &v, UInt32(flags)), "mdb_put")
             }
         }

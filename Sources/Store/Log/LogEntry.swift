@@ -58,9 +58,12 @@ extension LogEntry {
         buffer[1] = kind.rawValue
         buffer.storeBytes(of: term.littleEndian, toByteOffset: 2, as: UInt64.self)
         buffer.storeBytes(of: UInt32(payload.count).littleEndian, toByteOffset: 10, as: UInt32.self)
-        payload.withUnsafeBytes { buffer.baseAddress!.advanced(by: 14).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        payload.withUnsafeBytes {
+            buffer.baseAddress!.advanced(by: 14).copyMemory(from: $0.baseAddress!, byteCount: $0.count)
+        }
         let body = UnsafeRawBufferPointer(rebasing: buffer[0..<(buffer.count - 4)])
-        buffer.storeBytes(of: checksum(index: index, frame: body).littleEndian, toByteOffset: buffer.count - 4, as: UInt32.self)
+        buffer.storeBytes(
+            of: checksum(index: index, frame: body).littleEndian, toByteOffset: buffer.count - 4, as: UInt32.self)
     }
 
     static func checksum(index: UInt64, frame: [UInt8]) -> UInt32 {
@@ -75,7 +78,9 @@ extension LogEntry {
     /// Decodes a stored frame, verifying its checksum, version and kind.
     init(index: UInt64, frame: UnsafeRawBufferPointer) throws {
         guard frame.count >= Self.frameOverhead else {
-            throw StoreError(.corruptEntry, "log entry \(index) is damaged: \(frame.count) bytes is shorter than any entry", index: index)
+            throw StoreError(
+                .corruptEntry, "log entry \(index) is damaged: \(frame.count) bytes is shorter than any entry",
+                index: index)
         }
         let body = UnsafeRawBufferPointer(rebasing: frame[0..<(frame.count - 4)])
         let stored = frame.loadLittleEndian(UInt32.self, at: frame.count - 4)
@@ -98,7 +103,9 @@ extension LogEntry {
         }
         let length = Int(frame.loadLittleEndian(UInt32.self, at: 10))
         guard length == frame.count - Self.frameOverhead else {
-            throw StoreError(.corruptEntry, "log entry \(index) is damaged: payload length \(length) does not match the frame", index: index)
+            throw StoreError(
+                .corruptEntry, "log entry \(index) is damaged: payload length \(length) does not match the frame",
+                index: index)
         }
         self.index = index
         self.term = frame.loadLittleEndian(UInt64.self, at: 2)

@@ -101,7 +101,9 @@ public final class LogStore: Sendable {
                 while rc == 0 && result.count < maxCount {
                     let index = Self.index(fromKey: key)
                     if index > range.upperBound { break }
-                    result.append(try LogEntry(index: index, frame: UnsafeRawBufferPointer(start: value.mv_data, count: value.mv_size)))
+                    result.append(
+                        try LogEntry(
+                            index: index, frame: UnsafeRawBufferPointer(start: value.mv_data, count: value.mv_size)))
                     rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)
                 }
                 if rc != 0 && rc != MDB_NOTFOUND { try LMDBEnvironment.check(rc, "mdb_cursor_get") }
@@ -135,7 +137,8 @@ public final class LogStore: Sendable {
             let batch = try entries(in: next...last, maxCount: batchSize)
             guard let tail = batch.last else { break }
             for (offset, entry) in batch.enumerated() where entry.index != next + UInt64(offset) {
-                throw StoreError(.corruptEntry, "log entry \(next + UInt64(offset)) is missing", index: next + UInt64(offset))
+                throw StoreError(
+                    .corruptEntry, "log entry \(next + UInt64(offset)) is missing", index: next + UInt64(offset))
             }
             count += batch.count
             next = tail.index + 1
@@ -160,7 +163,8 @@ public final class LogStore: Sendable {
         -> ClosedRange<UInt64>
     {
         precondition(!payloads.isEmpty, "appendNext needs at least one payload")
-        guard case .appended(let range) = try await writer.submit(.appendNext(term: term, kind: kind, payloads: payloads))
+        guard
+            case .appended(let range) = try await writer.submit(.appendNext(term: term, kind: kind, payloads: payloads))
         else { preconditionFailure("appendNext completed without a range") }
         return range
     }
@@ -216,7 +220,8 @@ public final class LogStore: Sendable {
             var value = MDB_val()
             if mdb_cursor_get(cursor, &key, &value, MDB_LAST) == 0 {
                 let index = Self.index(fromKey: key)
-                let entry = try LogEntry(index: index, frame: UnsafeRawBufferPointer(start: value.mv_data, count: value.mv_size))
+                let entry = try LogEntry(
+                    index: index, frame: UnsafeRawBufferPointer(start: value.mv_data, count: value.mv_size))
                 b.lastIndex = index
                 b.lastTerm = entry.term
             }

@@ -58,7 +58,6 @@ final class LogWriter: Sendable {
     /// Set on the writer thread, so `stop()` called there (the store's last release) does not wait on itself.
     private static let writerKey = "dwcp.log-writer"
 
-
     func submit(_ operation: Operation) async throws -> Outcome {
         try await withCheckedThrowingContinuation { continuation in
             let accepted = queue.withLock { q in
@@ -149,15 +148,19 @@ extension LogStore {
     }
 
     /// Writes an entry's frame straight into the page LMDB reserves for it (no intermediate buffer).
-    private func putFrame(_ txn: OpaquePointer, index: UInt64, term: UInt64, kind: LogEntry.Kind, payload: [UInt8]) throws {
+    private func putFrame(_ txn: OpaquePointer, index: UInt64, term: UInt64, kind: LogEntry.Kind, payload: [UInt8])
+        throws
+    {
         let size = LogEntry.frameOverhead + payload.count
         var key = index.bigEndian
         try withUnsafeMutableBytes(of: &key) { keyBuffer in
             var k = MDB_val(mv_size: 8, mv_data: keyBuffer.baseAddress)
             var v = MDB_val(mv_size: size, mv_data: nil)
-            try LMDBEnvironment.check(mdb_put(txn, entriesDatabase, &k, &v, UInt32(MDB_RESERVE | MDB_APPEND)), "mdb_put")
+            try LMDBEnvironment.check(
+                mdb_put(txn, entriesDatabase, &k, &v, UInt32(MDB_RESERVE | MDB_APPEND)), "mdb_put")
             LogEntry.writeFrame(
-                into: UnsafeMutableRawBufferPointer(start: v.mv_data, count: size), index: index, term: term, kind: kind,
+                into: UnsafeMutableRawBufferPointer(start: v.mv_data, count: size), index: index, term: term,
+                kind: kind,
                 payload: payload)
         }
     }

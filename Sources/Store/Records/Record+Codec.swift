@@ -56,7 +56,9 @@ extension Record {
         var tag: UInt64 = 0
         var shift: UInt64 = 0
         while true {
-            guard position < bytes.count, shift < 64 else { throw StoreError(.malformedRecord, "truncated record type") }
+            guard position < bytes.count, shift < 64 else {
+                throw StoreError(.malformedRecord, "truncated record type")
+            }
             let byte = bytes[position]
             position += 1
             tag |= UInt64(byte & 0x7f) << shift

@@ -58,7 +58,8 @@ enum ViewApplier {
         var outcome = Outcome.applied
         if let requestID = record.requestID,
             let original = try Int64.fetchOne(
-                db.cachedStatement(sql: "SELECT log_index FROM intents WHERE request_id = ? AND outcome <> 'duplicate'"),
+                db.cachedStatement(
+                    sql: "SELECT log_index FROM intents WHERE request_id = ? AND outcome <> 'duplicate'"),
                 arguments: [requestID])
         {
             outcome = .duplicate(of: original)
@@ -109,8 +110,9 @@ enum ViewApplier {
             return db.changesCount == 0 ? .rejected("host \(r.name) already exists") : .applied
 
         case .hostRemoved(let r):
-            let placed = try Int.fetchOne(
-                db.cachedStatement(sql: "SELECT count(*) FROM vms WHERE host = ?"), arguments: [r.name]) ?? 0
+            let placed =
+                try Int.fetchOne(
+                    db.cachedStatement(sql: "SELECT count(*) FROM vms WHERE host = ?"), arguments: [r.name]) ?? 0
             if placed > 0 {
                 return .rejected("host \(r.name) has \(placed) VM\(placed == 1 ? "" : "s") placed on it")
             }
@@ -144,7 +146,8 @@ enum ViewApplier {
                 try releaseCapacity(host: host, cpus: vm.cpus, memoryBytes: vm.memoryBytes, index: index, db: db)
             }
             try db.cachedStatement(sql: "DELETE FROM vms WHERE name = ?").execute(arguments: [r.name])
-            try event(vm: r.name, index: index, at: record.at, from: vm.actualState, to: "deleted", reason: "deleted", db: db)
+            try event(
+                vm: r.name, index: index, at: record.at, from: vm.actualState, to: "deleted", reason: "deleted", db: db)
             return .applied
 
         case .vmPlaced(let r):
@@ -181,7 +184,8 @@ enum ViewApplier {
             ).execute(arguments: [r.host, reason, index, r.vm])
             try db.cachedStatement(sql: "INSERT INTO placements (vm, host, log_index, explanation) VALUES (?, ?, ?, ?)")
                 .execute(arguments: [r.vm, r.host, index, r.explanation])
-            try event(vm: r.vm, index: index, at: record.at, from: vm.actualState, to: "scheduled", reason: reason, db: db)
+            try event(
+                vm: r.vm, index: index, at: record.at, from: vm.actualState, to: "scheduled", reason: reason, db: db)
             return .applied
 
         case .vmUnschedulable(let r):
@@ -191,7 +195,9 @@ enum ViewApplier {
                 sql: "UPDATE vms SET actual_state = 'unschedulable', reason = ?, updated_index = ? WHERE name = ?"
             ).execute(arguments: [r.reason, index, r.vm])
             if vm.actualState != "unschedulable" || vm.reason != r.reason {
-                try event(vm: r.vm, index: index, at: record.at, from: vm.actualState, to: "unschedulable", reason: r.reason, db: db)
+                try event(
+                    vm: r.vm, index: index, at: record.at, from: vm.actualState, to: "unschedulable", reason: r.reason,
+                    db: db)
             }
             return .applied
 
@@ -201,7 +207,8 @@ enum ViewApplier {
             try db.cachedStatement(sql: "UPDATE vms SET actual_state = ?, reason = ?, updated_index = ? WHERE name = ?")
                 .execute(arguments: [r.state, r.reason, index, r.vm])
             if vm.actualState != r.state {
-                try event(vm: r.vm, index: index, at: record.at, from: vm.actualState, to: r.state, reason: r.reason, db: db)
+                try event(
+                    vm: r.vm, index: index, at: record.at, from: vm.actualState, to: r.state, reason: r.reason, db: db)
             }
             return .applied
         }
@@ -228,7 +235,8 @@ enum ViewApplier {
         }
     }
 
-    private static func releaseCapacity(host: String, cpus: Int, memoryBytes: Int64, index: Int64, db: Database) throws {
+    private static func releaseCapacity(host: String, cpus: Int, memoryBytes: Int64, index: Int64, db: Database) throws
+    {
         try db.cachedStatement(
             sql: """
                 UPDATE hosts SET cpus_used = cpus_used - ?, memory_used_bytes = memory_used_bytes - ?,

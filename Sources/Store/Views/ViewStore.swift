@@ -100,7 +100,8 @@ public final class ViewStore: Sendable {
     public func dump() throws -> String {
         try pool.read { db in
             let tables = try String.fetchAll(
-                db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+                db,
+                sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
             var out = ""
             for table in tables {
                 let columns = try db.columns(in: table).map(\.name)
@@ -108,7 +109,8 @@ public final class ViewStore: Sendable {
                 out += "# \(table)\n"
                 let rows = try Row.fetchCursor(db, sql: "SELECT * FROM \(table) ORDER BY \(order)")
                 while let row = try rows.next() {
-                    out += JSONValue.object(zip(columns, row.databaseValues).map { ($0, JSONValue(databaseValue: $1)) })
+                    out +=
+                        JSONValue.object(zip(columns, row.databaseValues).map { ($0, JSONValue(databaseValue: $1)) })
                         .serialized() + "\n"
                 }
             }

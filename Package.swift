@@ -76,6 +76,8 @@ let package = Package(
             dependencies: ["Store", "Query", "Node", "CLMDB", .product(name: "GRDB", package: "GRDB.swift")],
             path: "bench/store"
         ),
+        // bench/placement: placement quality against an exact solver, and placements/s.
+        .executableTarget(name: "dwcp-bench-placement", dependencies: ["Scheduler"], path: "bench/placement"),
         .testTarget(name: "StoreTests", dependencies: ["Store", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "SchedulerTests", dependencies: ["Scheduler"]),
         .testTarget(name: "QueryTests", dependencies: ["Query", "Store"]),

@@ -1,3 +1,5 @@
+import Store
+
 /// Request bodies of the HTTP/JSON API (see docs/api.md). Unknown fields are ignored.
 struct AddHostRequest: Decodable {
     var name: String
@@ -23,11 +25,56 @@ struct CreateVMRequest: Decodable {
     var labels: [String: String]?
     var desiredState: String?
     var requestID: String?
+    var require: [String: String]?
+    var group: String?
+    var antiAffinity: String?
+    var affinityGroup: String?
+    var policy: String?
+    var count: Int?
+    var checkIndex: UInt64?
 
     enum CodingKeys: String, CodingKey {
-        case name, region, cpus, image, labels
+        case name, region, cpus, image, labels, require, group, policy, count
         case memoryBytes = "memory_bytes"
         case desiredState = "desired_state"
+        case requestID = "request_id"
+        case antiAffinity = "anti_affinity"
+        case affinityGroup = "affinity_group"
+        case checkIndex = "check_index"
+    }
+
+    /// The VMs this request creates: NAME, or NAME-1 … NAME-N with `count`.
+    func vms(defaultRegion: String) throws -> [VMCreated] {
+        var desired = VMDesiredState.running
+        if let raw = desiredState {
+            guard let state = VMDesiredState(rawValue: raw) else {
+                throw NodeError(.invalid, "invalid desired_state '\(raw)': running or stopped")
+            }
+            desired = state
+        }
+        let n = count ?? 1
+        guard (1...1000).contains(n) else { throw NodeError(.invalid, "invalid count \(n): 1-1000") }
+        let names = count == nil ? [name] : (1...n).map { "\(name)-\($0)" }
+        return names.map { vmName in
+            var vm = VMCreated(
+                name: vmName, region: region ?? "", cpus: cpus, memoryBytes: memoryBytes, image: image ?? "",
+                labels: labels ?? [:], desiredState: desired)
+            vm.requiredLabels = require ?? [:]
+            vm.group = group
+            vm.antiAffinity = antiAffinity
+            vm.affinityGroup = affinityGroup
+            vm.placementPolicy = policy
+            return vm
+        }
+    }
+}
+
+struct HostLabelsRequest: Decodable {
+    var labels: [String: String]
+    var requestID: String?
+
+    enum CodingKeys: String, CodingKey {
+        case labels
         case requestID = "request_id"
     }
 }

@@ -5,6 +5,7 @@ import Store
 public enum Intent: Sendable, Equatable {
     case addHost(HostAdded)
     case removeHost(name: String)
+    case setHostLabels(name: String, labels: [String: String])
     case createVM(VMCreated)
     case setDesiredState(vm: String, VMDesiredState)
     case deleteVM(name: String)
@@ -14,6 +15,7 @@ public enum Intent: Sendable, Equatable {
         switch self {
         case .addHost(let r): .hostAdded(r)
         case .removeHost(let name): .hostRemoved(HostRemoved(name: name))
+        case .setHostLabels(let name, let labels): .hostLabelsSet(HostLabelsSet(name: name, labels: labels))
         case .createVM(let r): .vmCreated(r)
         case .setDesiredState(let vm, let state): .vmDesiredStateSet(VMDesiredStateSet(name: vm, desiredState: state))
         case .deleteVM(let name): .vmDeleted(VMDeleted(name: name))

@@ -79,6 +79,10 @@ extension Node {
         case .removeHost(let name):
             try Validation.name(name, what: "host")
             return intent
+        case .setHostLabels(let name, let labels):
+            try Validation.name(name, what: "host")
+            try Validation.labels(labels)
+            return intent
         case .createVM(var vm):
             try Validation.name(vm.name, what: "VM")
             if vm.region.isEmpty { vm.region = configuration.region }
@@ -88,6 +92,18 @@ extension Node {
             if vm.image.isEmpty { vm.image = Validation.defaultImage }
             try Validation.image(vm.image)
             try Validation.labels(vm.labels)
+            try Validation.labels(vm.requiredLabels)
+            if let group = vm.group { try Validation.name(group, what: "group") }
+            if let group = vm.affinityGroup { try Validation.name(group, what: "affinity group") }
+            if let mode = vm.antiAffinity {
+                guard ["hard", "soft"].contains(mode) else {
+                    throw NodeError(.invalid, "invalid anti-affinity '\(mode)': hard or soft")
+                }
+                guard vm.group != nil else { throw NodeError(.invalid, "anti-affinity needs a group (--group NAME)") }
+            }
+            if let policy = vm.placementPolicy, !["binpack", "spread"].contains(policy) {
+                throw NodeError(.invalid, "invalid placement policy '\(policy)': binpack or spread")
+            }
             return .createVM(vm)
         case .setDesiredState(let name, _), .deleteVM(let name):
             try Validation.name(name, what: "VM")
@@ -106,6 +122,8 @@ extension Node {
             switch intent {
             case .addHost(let host):
                 if try exists("hosts", host.name) { throw NodeError(.conflict, "host \(host.name) already exists") }
+            case .setHostLabels(let name, _):
+                guard try exists("hosts", name) else { throw NodeError(.notFound, "no host named \(name)") }
             case .removeHost(let name):
                 guard try exists("hosts", name) else { throw NodeError(.notFound, "no host named \(name)") }
                 let placed = try String.fetchAll(
@@ -127,7 +145,7 @@ extension Node {
     }
 
     /// Waits (up to the configured time) until the scheduler has answered for a new VM.
-    private func waitForPlacement(vm: String, after index: UInt64) async throws {
+    func waitForPlacement(vm: String, after index: UInt64) async throws {
         let deadline = ContinuousClock.now + configuration.placementWait
         var seen = index
         while ContinuousClock.now < deadline {
@@ -146,7 +164,7 @@ extension Node {
         let (table, name): (String, String) =
             switch intent {
             case .addHost(let h): ("hosts", h.name)
-            case .removeHost(let name): ("hosts", name)
+            case .removeHost(let name), .setHostLabels(let name, _): ("hosts", name)
             case .createVM(let vm): ("vms", vm.name)
             case .setDesiredState(let name, _), .deleteVM(let name): ("vms", name)
             }

@@ -46,17 +46,40 @@ public enum NodeAPI {
         router.post("/v1/vms") { request, _ in
             try await handle {
                 let body = try await decode(CreateVMRequest.self, from: request)
-                var desired = VMDesiredState.running
-                if let raw = body.desiredState {
-                    guard let state = VMDesiredState(rawValue: raw) else {
-                        throw NodeError(.invalid, "invalid desired_state '\(raw)': running or stopped")
-                    }
-                    desired = state
+                let vms = try body.vms(defaultRegion: node.configuration.region)
+                if body.count == nil && body.checkIndex == nil {
+                    return receipt(try await node.submit(.createVM(vms[0]), requestID: body.requestID), subject: "vm")
                 }
-                let vm = VMCreated(
-                    name: body.name, region: body.region ?? "", cpus: body.cpus, memoryBytes: body.memoryBytes,
-                    image: body.image ?? "", labels: body.labels ?? [:], desiredState: desired)
-                return receipt(try await node.submit(.createVM(vm), requestID: body.requestID), subject: "vm")
+                let receipts = try await node.createVMs(vms, requestID: body.requestID, checkIndex: body.checkIndex)
+                if body.count == nil { return receipt(receipts[0], subject: "vm") }
+                return json(
+                    .object([
+                        ("log_index", .int(Int64(receipts.first?.logIndex ?? 0))),
+                        ("outcome", .string(receipts.first?.outcome ?? "applied")),
+                        ("vms", .array(receipts.map { $0.subject ?? .null })),
+                    ]))
+            }
+        }
+        router.post("/v1/plan/vms") { request, _ in
+            try await handle {
+                let body = try await decode(CreateVMRequest.self, from: request)
+                let vms = try body.vms(defaultRegion: node.configuration.region)
+                return json(try await node.plan(vms).json)
+            }
+        }
+        router.get("/v1/vms/:name/explain") { _, context in
+            try await handle { json(try await node.explain(vm: try context.parameters.require("name"))) }
+        }
+        router.get("/v1/rebalance") { request, _ in
+            try await handle { json(try await node.rebalancePlan(region: request.uri.queryParameters.get("region"))) }
+        }
+        router.put("/v1/hosts/:name/labels") { request, context in
+            try await handle {
+                let name = try context.parameters.require("name")
+                let body = try await decode(HostLabelsRequest.self, from: request)
+                return receipt(
+                    try await node.submit(.setHostLabels(name: name, labels: body.labels), requestID: body.requestID),
+                    subject: "host")
             }
         }
         for (action, state) in [("start", VMDesiredState.running), ("stop", .stopped)] {

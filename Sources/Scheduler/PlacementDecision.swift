@@ -6,39 +6,52 @@ public struct PlacementDecision: Sendable, Equatable {
     public var reason: String
     public var explanation: Explanation
 
-    /// How a decision was reached: how many hosts were looked at, how many each filter removed,
-    /// and the best candidates with their scores (lower is better).
+    /// How a decision was reached: the policy, how many hosts were looked at, how many each filter
+    /// removed (in the order the filters run), and the best candidates with their scores.
     public struct Explanation: Sendable, Equatable {
         public var policy: String
         public var hostsEvaluated: Int
-        public var filteredOut: [(filter: String, count: Int)]
+        public var filteredOut: [FilterCount]
         public var candidates: [Candidate]
-
-        public static func == (lhs: Explanation, rhs: Explanation) -> Bool {
-            lhs.policy == rhs.policy && lhs.hostsEvaluated == rhs.hostsEvaluated && lhs.candidates == rhs.candidates
-                && lhs.filteredOut.map(\.filter) == rhs.filteredOut.map(\.filter)
-                && lhs.filteredOut.map(\.count) == rhs.filteredOut.map(\.count)
-        }
     }
 
-    /// A host that could take the VM, with what would be left over.
+    /// How many hosts one filter removed.
+    public struct FilterCount: Sendable, Equatable {
+        public var filter: String
+        public var count: Int
+    }
+
+    /// A host that could take the VM, its score (lower wins) and what the score is made of.
     public struct Candidate: Sendable, Equatable {
         public var host: String
         public var score: Double
+        public var breakdown: [ScoreTerm]
         public var freeCPUsAfter: Int
         public var freeMemoryBytesAfter: Int64
+    }
+
+    /// One named part of a score.
+    public struct ScoreTerm: Sendable, Equatable {
+        public var name: String
+        public var value: Double
     }
 }
 
 extension PlacementDecision.Explanation {
     /// The explanation as compact JSON with keys in a fixed order (stored in `placements.explanation`).
     public var json: String {
+        func number(_ x: Double) -> String {
+            let rounded = (x * 10000).rounded() / 10000
+            return rounded == rounded.rounded() ? String(Int64(rounded)) : String(rounded)
+        }
         var out = "{\"policy\":\"\(policy)\",\"hosts_evaluated\":\(hostsEvaluated),\"filtered_out\":{"
         out += filteredOut.map { "\"\($0.filter)\":\($0.count)" }.joined(separator: ",")
         out += "},\"candidates\":["
-        out += candidates.map {
-            "{\"host\":\"\($0.host)\",\"score\":\(($0.score * 10000).rounded() / 10000),"
-                + "\"free_cpus_after\":\($0.freeCPUsAfter),\"free_memory_bytes_after\":\($0.freeMemoryBytesAfter)}"
+        out += candidates.map { candidate in
+            "{\"host\":\"\(candidate.host)\",\"score\":\(number(candidate.score)),\"breakdown\":{"
+                + candidate.breakdown.map { "\"\($0.name)\":\(number($0.value))" }.joined(separator: ",")
+                + "},\"free_cpus_after\":\(candidate.freeCPUsAfter),"
+                + "\"free_memory_bytes_after\":\(candidate.freeMemoryBytesAfter)}"
         }.joined(separator: ",")
         out += "]}"
         return out

@@ -1,9 +1,18 @@
-/// Chooses a host for a VM: pure and deterministic (the same hosts and request always give the
-/// same answer, whatever node computes it).
+/// Chooses hosts for VMs: pure and deterministic (the same hosts and requests always give the same
+/// answer, whatever node computes it).
 ///
-/// Policy "best-fit": among ready hosts of the VM's region with enough free CPUs and memory,
-/// take the one that would be left with the least free capacity, summing the CPU and memory
-/// fractions left over; ties go to the host whose name sorts first.
+/// Filters, in order: region, host state (`ready` only), required labels, free CPUs, free memory,
+/// hard anti-affinity (no VM of the same group on the host), affinity (a host running a VM of the
+/// affinity group, when that group has any VM placed).
+///
+/// Scores (lower wins; ties go to the host whose name sorts first):
+/// - `binpack`, on a host in use: `left_over` (the CPU and memory shares left free, averaged:
+///   fuller is better) + `stranded` (how unevenly the two are left: capacity of one kind left
+///   without the other is stranded);
+/// - `binpack`, on an empty host: `new_host` (2, more than any fit on a host in use: fewest hosts)
+///   + `smaller_than_largest` (open the largest hosts first) + `stranded`;
+/// - `spread`: `free_after` (minus the shares left free, averaged: emptier is better);
+/// - both: `soft_anti_affinity` (4 per VM of the same group already on the host).
 public struct Placer: Sendable {
     /// How many of the best candidates an explanation lists.
     public var candidatesShown: Int
@@ -13,74 +22,304 @@ public struct Placer: Sendable {
     }
 
     public func place(_ request: PlacementRequest, on hosts: [HostCapacity]) -> PlacementDecision {
-        var wrongRegion = 0
-        var notReady = 0
-        var lackCPUs = 0
-        var lackMemory = 0
-        var candidates: [PlacementDecision.Candidate] = []
-        for host in hosts {
-            guard host.region == request.region else {
-                wrongRegion += 1
-                continue
-            }
-            guard host.state == "ready" else {
-                notReady += 1
-                continue
-            }
-            let cpuShort = host.freeCPUs < request.cpus
-            let memoryShort = host.freeMemoryBytes < request.memoryBytes
-            if cpuShort { lackCPUs += 1 }
-            if memoryShort { lackMemory += 1 }
-            if cpuShort || memoryShort { continue }
-            let cpusAfter = host.freeCPUs - request.cpus
-            let memoryAfter = host.freeMemoryBytes - request.memoryBytes
-            let score =
-                Double(cpusAfter) / Double(max(host.cpus, 1)) + Double(memoryAfter) / Double(max(host.memoryBytes, 1))
-            candidates.append(
-                .init(host: host.name, score: score, freeCPUsAfter: cpusAfter, freeMemoryBytesAfter: memoryAfter))
-        }
-        candidates.sort { $0.score != $1.score ? $0.score < $1.score : $0.host < $1.host }
-        let explanation = PlacementDecision.Explanation(
-            policy: "best-fit",
-            hostsEvaluated: hosts.count,
-            filteredOut: [
-                ("region", wrongRegion), ("not_ready", notReady), ("cpus", lackCPUs), ("memory", lackMemory),
-            ],
-            candidates: Array(candidates.prefix(candidatesShown)))
-        guard let best = candidates.first else {
-            let inRegion = hosts.count - wrongRegion
-            var reason: String
-            if inRegion == 0 {
-                reason = "no host in \(request.region)"
-            } else {
-                reason =
-                    "no host in \(request.region) with \(request.cpus) free CPUs and \(formatBytes(request.memoryBytes)) free memory"
-                var why: [String] = []
-                if notReady > 0 { why.append("\(notReady) not ready") }
-                if lackCPUs > 0 { why.append("\(lackCPUs) full on CPUs") }
-                if lackMemory > 0 { why.append("\(lackMemory) full on memory") }
-                if !why.isEmpty {
-                    reason += "; of \(inRegion) host\(inRegion == 1 ? "" : "s"): " + why.joined(separator: ", ")
-                }
-            }
-            return PlacementDecision(host: nil, reason: reason, explanation: explanation)
-        }
-        return PlacementDecision(host: best.host, reason: "", explanation: explanation)
+        let table = HostTable(hosts)
+        return place(request, in: table)
     }
 
-    /// Places several VMs in order, each seeing the capacity the previous ones took.
+    /// Places several VMs, each seeing the capacity and groups the previous ones took. The order is
+    /// the caller's: ``placeBatch(_:on:)`` sorts for packing first.
     public func place(_ requests: [PlacementRequest], on hosts: [HostCapacity]) -> [PlacementDecision] {
-        var hosts = hosts
-        var positions: [String: Int] = [:]
-        for (i, host) in hosts.enumerated() { positions[host.name] = i }
+        var table = HostTable(hosts)
         return requests.map { request in
-            let decision = place(request, on: hosts)
-            if let chosen = decision.host, let i = positions[chosen] {
-                hosts[i].cpusUsed += request.cpus
-                hosts[i].memoryUsedBytes += request.memoryBytes
-            }
+            let decision = place(request, in: table)
+            if let chosen = decision.host, let i = table.positions[chosen] { table.take(request, at: i) }
             return decision
         }
+    }
+
+    func place(_ request: PlacementRequest, in table: HostTable) -> PlacementDecision {
+        var counts = [Int](repeating: 0, count: Filter.allCases.count)
+        let shown = max(candidatesShown, 1)
+        var best: [(score: Double, position: Int)] = []
+        best.reserveCapacity(shown + 1)
+        let region = table.regions[request.region] ?? -1
+        let needsSlowChecks =
+            !request.requiredLabels.isEmpty || (request.antiAffinity != nil && request.group != nil)
+            || request.affinityGroup != nil
+        let affinityPresent =
+            request.affinityGroup.map { group in table.hosts.contains { ($0.groups[group] ?? 0) > 0 } } ?? false
+        let cpusWanted = request.cpus
+        let memoryWanted = request.memoryBytes
+        let binpack = request.policy == .binpack
+        let softGroup = request.antiAffinity == .soft ? request.group : nil
+        let count = table.hosts.count
+        table.regionIDs.withUnsafeBufferPointer { regionIDs in
+            table.ready.withUnsafeBufferPointer { ready in
+                table.freeCPUs.withUnsafeBufferPointer { freeCPUs in
+                    table.freeMemory.withUnsafeBufferPointer { freeMemory in
+                        table.inverseCPUs.withUnsafeBufferPointer { inverseCPUs in
+                            table.inverseMemory.withUnsafeBufferPointer { inverseMemory in
+                                table.vmCount.withUnsafeBufferPointer { vmCount in
+                                    table.sizeShare.withUnsafeBufferPointer { sizeShare in
+                                        var worstKept = Double.infinity
+                                        for i in 0..<count {
+                                            // Cheap columns first; the full filter only for hosts that fail them or need it.
+                                            if regionIDs[i] != region {
+                                                counts[Filter.region.rawValue] += 1
+                                                continue
+                                            }
+                                            if needsSlowChecks {
+                                                if let filter = firstFailingFilter(
+                                                    request, table.hosts[i], affinityPresent: affinityPresent)
+                                                {
+                                                    counts[filter.rawValue] += 1
+                                                    continue
+                                                }
+                                            } else if !ready[i] {
+                                                counts[Filter.notReady.rawValue] += 1
+                                                continue
+                                            } else if freeCPUs[i] < cpusWanted {
+                                                counts[Filter.cpus.rawValue] += 1
+                                                continue
+                                            } else if freeMemory[i] < memoryWanted {
+                                                counts[Filter.memory.rawValue] += 1
+                                                continue
+                                            }
+                                            let cpuLeft = Double(freeCPUs[i] - cpusWanted) * inverseCPUs[i]
+                                            let memoryLeft = Double(freeMemory[i] - memoryWanted) * inverseMemory[i]
+                                            let meanLeft = (cpuLeft + memoryLeft) * 0.5
+                                            // Written as a select, not a branch: empty and used hosts interleave unpredictably.
+                                            let base =
+                                                vmCount[i] == 0 ? Self.newHostWeight + 1 - sizeShare[i] : meanLeft
+                                            var score = binpack ? base + abs(cpuLeft - memoryLeft) : -meanLeft
+                                            if let group = softGroup {
+                                                score +=
+                                                    Self.softAntiAffinityWeight
+                                                    * Double(table.hosts[i].groups[group] ?? 0)
+                                            }
+                                            // Positions are in name order: an equal score never beats an earlier host.
+                                            if score >= worstKept { continue }
+                                            var k = best.count
+                                            while k > 0 && best[k - 1].score > score { k -= 1 }
+                                            best.insert((score, i), at: k)
+                                            if best.count > shown { best.removeLast() }
+                                            if best.count == shown { worstKept = best[shown - 1].score }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let candidates = best.prefix(candidatesShown).map { entry in
+            let host = table.hosts[entry.position]
+            return PlacementDecision.Candidate(
+                host: host.name, score: entry.score,
+                breakdown: Self.score(request, host, sizeShare: table.sizeShare[entry.position]),
+                freeCPUsAfter: host.freeCPUs - request.cpus,
+                freeMemoryBytesAfter: host.freeMemoryBytes - request.memoryBytes)
+        }
+        let explanation = PlacementDecision.Explanation(
+            policy: request.policy.rawValue, hostsEvaluated: table.hosts.count,
+            filteredOut: Filter.allCases.map { .init(filter: $0.name, count: counts[$0.rawValue]) },
+            candidates: Array(candidates))
+        guard let winner = best.first else {
+            return PlacementDecision(
+                host: nil, reason: Self.reason(request, counts: counts, hosts: table.hosts.count),
+                explanation: explanation)
+        }
+        return PlacementDecision(host: table.hosts[winner.position].name, reason: "", explanation: explanation)
+    }
+
+    /// Places a batch of VMs (VMs that wait at the same time, or `vm create --count N`) to use as
+    /// few hosts as it can: it tries several largest-first orders, keeps the one that places the
+    /// most VMs on the fewest new hosts, then tries to empty each host the batch opened by moving
+    /// its batch VMs onto hosts in use. Decisions come back in the requests' order. Batches over
+    /// ``exhaustiveBatchLimit`` VMs get the first order only (the cost grows with batch × hosts).
+    public func placeBatch(_ requests: [PlacementRequest], on hosts: [HostCapacity]) -> [PlacementDecision] {
+        guard !requests.isEmpty else { return [] }
+        let maxCPUs = Double(max(hosts.map(\.cpus).max() ?? 1, 1))
+        let maxMemory = Double(max(hosts.map(\.memoryBytes).max() ?? 1, 1))
+        let keys: [(PlacementRequest) -> Double] = [
+            { max(Double($0.cpus) / maxCPUs, Double($0.memoryBytes) / maxMemory) },
+            { Double($0.cpus) / maxCPUs + Double($0.memoryBytes) / maxMemory },
+            { Double($0.cpus) / maxCPUs },
+            { Double($0.memoryBytes) / maxMemory },
+        ]
+        // Packing passes only make sense when every VM asks to be packed.
+        let packing = requests.count <= Self.exhaustiveBatchLimit && requests.allSatisfy { $0.policy == .binpack }
+        let tries = packing ? keys : [keys[0]]
+        var best: [PlacementDecision]?
+        var bestCost = (Int.max, Int.max)
+        for key in tries {
+            let order = requests.indices.sorted { a, b in
+                let (ka, kb) = (key(requests[a]), key(requests[b]))
+                return ka != kb ? ka > kb : requests[a].vm < requests[b].vm
+            }
+            let placed = place(order.map { requests[$0] }, on: hosts)
+            var decisions = [PlacementDecision?](repeating: nil, count: requests.count)
+            for (k, i) in order.enumerated() { decisions[i] = placed[k] }
+            let result = decisions.map { $0! }
+            let cost = Self.cost(result, hosts: hosts)
+            if cost < bestCost {
+                best = result
+                bestCost = cost
+            }
+        }
+        guard var decisions = best else { return [] }
+        if packing {
+            decisions = consolidate(requests, decisions, on: hosts)
+        }
+        return decisions
+    }
+
+    /// Batches up to this size get every order and the consolidation pass.
+    public static let exhaustiveBatchLimit = 2_000
+
+    /// (VMs left unplaced, hosts the batch opened): lower is better.
+    static func cost(_ decisions: [PlacementDecision], hosts: [HostCapacity]) -> (Int, Int) {
+        let emptyBefore = Set(hosts.filter { $0.vmCount == 0 }.map(\.name))
+        let opened = Set(decisions.compactMap(\.host).filter { emptyBefore.contains($0) })
+        return (decisions.filter { $0.host == nil }.count, opened.count)
+    }
+
+    /// Tries to empty each host the batch opened, least loaded first, by placing its batch VMs on
+    /// the other hosts in use; keeps every move that empties a host.
+    func consolidate(_ requests: [PlacementRequest], _ decisions: [PlacementDecision], on hosts: [HostCapacity])
+        -> [PlacementDecision]
+    {
+        var decisions = decisions
+        let emptyBefore = Set(hosts.filter { $0.vmCount == 0 }.map(\.name))
+        var improved = true
+        while improved {
+            improved = false
+            var load: [String: Double] = [:]
+            for (r, d) in zip(requests, decisions) {
+                if let h = d.host, emptyBefore.contains(h) {
+                    load[h, default: 0] += Double(r.cpus) + Double(r.memoryBytes) / Double(1 << 30)
+                }
+            }
+            for source in load.keys.sorted(by: { load[$0]! != load[$1]! ? load[$0]! < load[$1]! : $0 < $1 }) {
+                // The fleet as it would be with every batch VM placed except those on `source`.
+                var state = hosts
+                let position = Dictionary(uniqueKeysWithValues: state.enumerated().map { ($1.name, $0) })
+                var moving: [Int] = []
+                for (i, (r, d)) in zip(requests, decisions).enumerated() {
+                    guard let h = d.host else { continue }
+                    if h == source { moving.append(i) } else { state[position[h]!].take(r) }
+                }
+                state[position[source]!].state = "draining"
+                let moves = moving.sorted {
+                    (requests[$0].cpus, requests[$0].memoryBytes) > (requests[$1].cpus, requests[$1].memoryBytes)
+                }
+                var trial = state
+                var replaced: [(Int, PlacementDecision)] = []
+                var ok = true
+                for i in moves {
+                    let d = place(requests[i], on: trial)
+                    guard let h = d.host, let p = position[h], trial[p].vmCount > 0 else {
+                        ok = false
+                        break
+                    }
+                    trial[p].take(requests[i])
+                    replaced.append((i, d))
+                }
+                if ok && !moves.isEmpty {
+                    for (i, d) in replaced { decisions[i] = d }
+                    improved = true
+                    break
+                }
+            }
+        }
+        return decisions
+    }
+
+    // MARK: Filters
+
+    enum Filter: Int, CaseIterable {
+        case region, notReady, labels, cpus, memory, antiAffinity, affinity
+
+        var name: String {
+            switch self {
+            case .region: "region"
+            case .notReady: "not_ready"
+            case .labels: "labels"
+            case .cpus: "cpus"
+            case .memory: "memory"
+            case .antiAffinity: "anti_affinity"
+            case .affinity: "affinity"
+            }
+        }
+    }
+
+    func firstFailingFilter(_ r: PlacementRequest, _ host: HostCapacity, affinityPresent: Bool) -> Filter? {
+        if host.region != r.region { return .region }
+        if host.state != "ready" { return .notReady }
+        for (key, value) in r.requiredLabels where host.labels[key] != value { return .labels }
+        if host.freeCPUs < r.cpus { return .cpus }
+        if host.freeMemoryBytes < r.memoryBytes { return .memory }
+        if r.antiAffinity == .hard, let group = r.group, (host.groups[group] ?? 0) > 0 { return .antiAffinity }
+        if affinityPresent, let group = r.affinityGroup, (host.groups[group] ?? 0) == 0 { return .affinity }
+        return nil
+    }
+
+    // MARK: Scores
+
+    /// Opening an empty host costs more than any fit on a host in use (fewest hosts first).
+    static let newHostWeight = 2.0
+    /// Each VM of the same group on a host costs more than opening a new host.
+    static let softAntiAffinityWeight = 4.0
+
+    static func score(_ r: PlacementRequest, _ host: HostCapacity, sizeShare: Double) -> [PlacementDecision.ScoreTerm] {
+        let cpuLeft = Double(host.freeCPUs - r.cpus) / Double(max(host.cpus, 1))
+        let memoryLeft = Double(host.freeMemoryBytes - r.memoryBytes) / Double(max(host.memoryBytes, 1))
+        var terms: [PlacementDecision.ScoreTerm]
+        switch r.policy {
+        case .binpack where host.vmCount == 0:
+            terms = [
+                .init(name: "new_host", value: newHostWeight),
+                .init(name: "smaller_than_largest", value: 1 - sizeShare),
+                .init(name: "stranded", value: abs(cpuLeft - memoryLeft)),
+            ]
+        case .binpack:
+            terms = [
+                .init(name: "left_over", value: (cpuLeft + memoryLeft) / 2),
+                .init(name: "stranded", value: abs(cpuLeft - memoryLeft)),
+            ]
+        case .spread:
+            terms = [.init(name: "free_after", value: -(cpuLeft + memoryLeft) / 2)]
+        }
+        if r.antiAffinity == .soft, let group = r.group {
+            terms.append(
+                .init(name: "soft_anti_affinity", value: softAntiAffinityWeight * Double(host.groups[group] ?? 0)))
+        }
+        return terms
+    }
+
+    // MARK: Reasons
+
+    static func reason(_ r: PlacementRequest, counts: [Int], hosts: Int) -> String {
+        let inRegion = hosts - counts[Filter.region.rawValue]
+        if inRegion == 0 { return "no host in \(r.region)" }
+        var reason = "no host in \(r.region) with \(r.cpus) free CPUs and \(formatBytes(r.memoryBytes)) free memory"
+        if !r.requiredLabels.isEmpty {
+            reason +=
+                " labelled "
+                + r.requiredLabels.keys.sorted().map { "\($0)=\(r.requiredLabels[$0]!)" }.joined(separator: ",")
+        }
+        var why: [String] = []
+        let phrases: [(Filter, String)] = [
+            (.notReady, "not ready"), (.labels, "without the labels"), (.cpus, "full on CPUs"),
+            (.memory, "full on memory"), (.antiAffinity, "already running group \(r.group ?? "")"),
+            (.affinity, "not running group \(r.affinityGroup ?? "")"),
+        ]
+        for (filter, phrase) in phrases where counts[filter.rawValue] > 0 {
+            why.append("\(counts[filter.rawValue]) \(phrase)")
+        }
+        if !why.isEmpty { reason += "; of \(inRegion) host\(inRegion == 1 ? "" : "s"): " + why.joined(separator: ", ") }
+        return reason
     }
 }
 

@@ -11,6 +11,8 @@ struct Dwcp: AsyncParsableCommand {
             """,
         version: "0.1.0",
         subcommands: [
-            Serve.self, Dev.self, Status.self, HostCommand.self, VMCommand.self, SQL.self, Watch.self,
+            Serve.self, Dev.self, Status.self, HostCommand.self, VMCommand.self, PlanCommand.self, Rebalance.self,
+            SQL.self,
+            Watch.self,
         ])
 }

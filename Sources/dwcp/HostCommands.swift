@@ -6,7 +6,8 @@ import Store
 /// `dwcp host add|remove`.
 struct HostCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "host", abstract: "Add or remove hosts.", subcommands: [Add.self, Remove.self])
+        commandName: "host", abstract: "Add, relabel or remove hosts.",
+        subcommands: [Add.self, Label.self, Remove.self])
 
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Add a host to the fleet.")
@@ -47,6 +48,30 @@ struct HostCommand: AsyncParsableCommand {
             report(answer, json: intent.json) {
                 "added host \(name) (region \(region), \(cpus) CPUs, \(formatBytes(memoryBytes))) at log index \($0)"
             }
+        }
+    }
+
+    struct Label: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Replace a host's labels (unschedulable VMs are tried again).")
+
+        @Argument(help: "The host's name.")
+        var name: String
+
+        @Option(name: .long, parsing: .singleValue, help: "A label, key=value (repeatable; none clears them).")
+        var label: [String] = []
+
+        @OptionGroup var intent: IntentOptions
+        @OptionGroup var client: ClientOptions
+
+        func run() async throws {
+            try usage { try Validation.name(name, what: "host") }
+            let labels = try usage { try Validation.parseLabels(label) }
+            let answer = try await client.client().call(
+                .PUT, "/v1/hosts/\(name)/labels",
+                body: .object([("labels", .map(labels)), ("request_id", .string(intent.resolvedRequestID))]), retries: 3
+            )
+            report(answer, json: intent.json) { "set the labels of host \(name) at log index \($0)" }
         }
     }
 

@@ -7,61 +7,69 @@ import Store
 struct VMCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vm", abstract: "Create, start, stop and delete VMs.",
-        subcommands: [Create.self, Start.self, Stop.self, Delete.self])
+        subcommands: [Create.self, Start.self, Stop.self, Delete.self, Explain.self])
 
     struct Create: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create a VM; the scheduler places it.")
+        static let configuration = CommandConfiguration(
+            abstract: "Create a VM (or NAME-1 … NAME-N with --count); the scheduler places it.")
 
-        @Argument(help: "The VM's name (a DNS label).")
-        var name: String
+        @OptionGroup var spec: VMSpecOptions
 
-        @Option(name: .long, help: "vCPUs, 1-256.")
-        var cpus: Int
-
-        @Option(name: .long, help: "Memory: 512MiB, 2GiB, 1.5GiB, or bytes.")
-        var memory: String
-
-        @Option(name: .long, help: "The VM's region (default: the node's).")
-        var region: String?
-
-        @Option(name: .long, help: "The guest image (default: builtin:hello).")
-        var image: String?
-
-        @Option(name: .long, parsing: .singleValue, help: "A label, key=value (repeatable).")
-        var label: [String] = []
-
-        @Flag(name: .long, help: "Create it stopped.")
-        var stopped = false
+        @Option(
+            name: .long,
+            help: "Commit only if nothing placement depends on changed since this log index (from 'dwcp plan').")
+        var checkIndex: UInt64?
 
         @OptionGroup var intent: IntentOptions
         @OptionGroup var client: ClientOptions
 
         func run() async throws {
-            let memoryBytes = try usage { try ByteSize.parse(memory) }
-            let labels = try usage { try Validation.parseLabels(label) }
-            try usage {
-                try Validation.name(name, what: "VM")
-                if let region { try Validation.name(region, what: "region") }
-                try Validation.cpus(cpus)
-                try Validation.vmMemory(memoryBytes)
-                if let image { try Validation.image(image) }
-            }
-            var fields: [(String, JSONValue)] = [
-                ("name", .string(name)), ("cpus", .int(Int64(cpus))), ("memory_bytes", .int(memoryBytes)),
-                ("labels", .map(labels)), ("desired_state", .string(stopped ? "stopped" : "running")),
-                ("request_id", .string(intent.resolvedRequestID)),
-            ]
-            if let region { fields.append(("region", .string(region))) }
-            if let image { fields.append(("image", .string(image))) }
+            var fields = try spec.body()
+            fields.append(("request_id", .string(intent.resolvedRequestID)))
+            if let checkIndex { fields.append(("check_index", .int(Int64(checkIndex)))) }
             let answer = try await client.client().call(.POST, "/v1/vms", body: .object(fields), retries: 3)
-            report(answer, json: intent.json) { index in
-                let vm = answer["vm"]
-                let state = vm?["actual_state"]?.stringValue ?? "?"
-                var line = "created VM \(name) at log index \(index): \(state)"
-                if let host = vm?["host"]?.stringValue { line += " on \(host)" }
-                if state == "unschedulable", let reason = vm?["reason"]?.stringValue { line += " (\(reason))" }
-                return line
+            if intent.json {
+                print(answer.serialized())
+                return
             }
+            let rows: [JSONValue] = {
+                if case .array(let vms)? = answer["vms"] { return vms }
+                return [answer["vm"] ?? .null]
+            }()
+            let duplicate =
+                answer["outcome"]?.stringValue == "duplicate" ? " (a retry of a request already applied)" : ""
+            for vm in rows {
+                let state = vm["actual_state"]?.stringValue ?? "?"
+                var line =
+                    "created VM \(vm["name"]?.stringValue ?? spec.name) at log index \(vm["created_index"]?.stringValue ?? "?"): \(state)"
+                if let host = vm["host"]?.stringValue { line += " on \(host)" }
+                if state == "unschedulable", let reason = vm["reason"]?.stringValue { line += " (\(reason))" }
+                print(line + duplicate)
+            }
+        }
+    }
+
+    struct Explain: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show why a VM is where it is (or why it is nowhere).")
+        @Argument(help: "The VM's name.") var name: String
+        @Flag(name: .long, help: "Print JSON.") var json = false
+        @OptionGroup var client: ClientOptions
+
+        func run() async throws {
+            try usage { try Validation.name(name, what: "VM") }
+            let answer = try await client.client().call(.GET, "/v1/vms/\(name)/explain")
+            if json {
+                print(answer.serialized())
+                return
+            }
+            let host = answer["host"]?.stringValue
+            var head = "VM \(name): \(answer["actual_state"]?.stringValue ?? "?")"
+            if let host { head += " on \(host)" }
+            if let index = answer["placed_index"]?.stringValue { head += " (placed at log index \(index))" }
+            print(head)
+            if let reason = answer["reason"]?.stringValue, !reason.isEmpty { print("reason: \(reason)") }
+            if let explanation = answer["explanation"] { print(describe(explanation)) }
         }
     }
 
@@ -113,4 +121,111 @@ private func setDesiredState(_ name: String, action: String, intent: IntentOptio
         return "VM \(name): desired state \(vm?["desired_state"]?.stringValue ?? "?"), actual state "
             + "\(vm?["actual_state"]?.stringValue ?? "?") (log index \(index))"
     }
+}
+
+/// The flags that describe VMs to create, shared by `vm create` and `plan vm create`.
+struct VMSpecOptions: ParsableArguments {
+    @Argument(help: "The VM's name (a DNS label); with --count, the prefix of NAME-1 … NAME-N.")
+    var name: String
+
+    @Option(name: .long, help: "vCPUs, 1-256.")
+    var cpus: Int
+
+    @Option(name: .long, help: "Memory: 512MiB, 2GiB, 1.5GiB, or bytes.")
+    var memory: String
+
+    @Option(name: .long, help: "The VM's region (default: the node's).")
+    var region: String?
+
+    @Option(name: .long, help: "The guest image (default: builtin:hello).")
+    var image: String?
+
+    @Option(name: .long, parsing: .singleValue, help: "A label, key=value (repeatable).")
+    var label: [String] = []
+
+    @Option(name: .long, parsing: .singleValue, help: "A label the host must have, key=value (repeatable).")
+    var require: [String] = []
+
+    @Option(name: .long, help: "The VM's group, for anti-affinity and affinity.")
+    var group: String?
+
+    @Option(name: .long, help: "Keep VMs of the group on different hosts: hard (never share) or soft (prefer not).")
+    var antiAffinity: String?
+
+    @Option(name: .long, help: "Place on a host that runs a VM of this group.")
+    var affinity: String?
+
+    @Flag(name: .long, help: "Spread: prefer the emptiest host (default: bin-pack onto the fewest hosts).")
+    var spread = false
+
+    @Option(name: .long, help: "Create NAME-1 … NAME-N in one committed batch.")
+    var count: Int?
+
+    @Flag(name: .long, help: "Create stopped.")
+    var stopped = false
+
+    /// The JSON body fields, validated locally first.
+    func body() throws -> [(String, JSONValue)] {
+        let memoryBytes = try usage { try ByteSize.parse(memory) }
+        let labels = try usage { try Validation.parseLabels(label) }
+        let required = try usage { try Validation.parseLabels(require) }
+        try usage {
+            try Validation.name(count == nil ? name : "\(name)-1", what: "VM")
+            if let region { try Validation.name(region, what: "region") }
+            try Validation.cpus(cpus)
+            try Validation.vmMemory(memoryBytes)
+            if let image { try Validation.image(image) }
+            if let group { try Validation.name(group, what: "group") }
+            if let affinity { try Validation.name(affinity, what: "affinity group") }
+        }
+        if let antiAffinity, !["hard", "soft"].contains(antiAffinity) {
+            throw CLIError(.usage, "invalid --anti-affinity '\(antiAffinity)': hard or soft")
+        }
+        if antiAffinity != nil && group == nil { throw CLIError(.usage, "--anti-affinity needs --group NAME") }
+        if let count, !(1...1000).contains(count) { throw CLIError(.usage, "--count must be 1-1000") }
+        var fields: [(String, JSONValue)] = [
+            ("name", .string(name)), ("cpus", .int(Int64(cpus))), ("memory_bytes", .int(memoryBytes)),
+            ("labels", .map(labels)), ("desired_state", .string(stopped ? "stopped" : "running")),
+            ("require", .map(required)), ("policy", .string(spread ? "spread" : "binpack")),
+        ]
+        if let region { fields.append(("region", .string(region))) }
+        if let image { fields.append(("image", .string(image))) }
+        if let group { fields.append(("group", .string(group))) }
+        if let antiAffinity { fields.append(("anti_affinity", .string(antiAffinity))) }
+        if let affinity { fields.append(("affinity_group", .string(affinity))) }
+        if let count { fields.append(("count", .int(Int64(count)))) }
+        return fields
+    }
+}
+
+/// A scheduling explanation for people: the filters, then the best candidates with their scores.
+func describe(_ explanation: JSONValue) -> String {
+    var lines: [String] = []
+    let policy = explanation["policy"]?.stringValue ?? "?"
+    let evaluated = explanation["hosts_evaluated"]?.stringValue ?? "?"
+    lines.append("policy \(policy), \(evaluated) hosts evaluated")
+    if case .object(let filters)? = explanation["filtered_out"] {
+        let removed = filters.compactMap { name, count -> String? in
+            guard let n = count.intValue, n > 0 else { return nil }
+            return "\(n) by \(name)"
+        }
+        lines.append("filtered out: " + (removed.isEmpty ? "none" : removed.joined(separator: ", ")))
+    }
+    if case .array(let candidates)? = explanation["candidates"], !candidates.isEmpty {
+        lines.append("candidates (lower score wins):")
+        for (i, c) in candidates.enumerated() {
+            var terms: [String] = []
+            if case .object(let breakdown)? = c["breakdown"] {
+                terms = breakdown.map { "\($0) \($1.stringValue ?? "?")" }
+            }
+            let memoryAfter = c["free_memory_bytes_after"]?.intValue.map(formatBytes) ?? "?"
+            lines.append(
+                "  \(i + 1). \(c["host"]?.stringValue ?? "?")  score \(c["score"]?.stringValue ?? "?")  "
+                    + "(\(terms.joined(separator: ", ")))  free after: \(c["free_cpus_after"]?.stringValue ?? "?") CPUs, \(memoryAfter)"
+            )
+        }
+    } else {
+        lines.append("candidates: none")
+    }
+    return lines.joined(separator: "\n")
 }

@@ -17,7 +17,7 @@ import Testing
         .addHost(HostAdded(name: name, region: region, cpus: cpus, memoryBytes: memory))
     }
 
-    @Test("a created VM is placed best-fit, recorded with its explanation, and capacity is accounted")
+    @Test("a created VM is placed (bin-packing opens the largest empty host first), explained, and accounted")
     func createAndPlace() async throws {
         let dir = TemporaryDirectory()
         try await withRunningNode(dir) { node in
@@ -27,15 +27,15 @@ import Testing
             #expect(receipt.outcome == "applied")
             #expect(
                 try await rows(node, "SELECT host, actual_state, image FROM vms")
-                    == #"[["small","scheduled","builtin:hello"]]"#)
+                    == #"[["large","scheduled","builtin:hello"]]"#)
             #expect(
                 try await rows(node, "SELECT name, cpus_used, memory_used_bytes FROM hosts ORDER BY name")
-                    == #"[["large",0,0],["small",2,2147483648]]"#)
+                    == #"[["large",2,2147483648],["small",0,0]]"#)
             #expect(
                 try await rows(
                     node,
                     "SELECT json_extract(explanation, '$.policy'), json_extract(explanation, '$.candidates[0].host') FROM placements"
-                ) == #"[["best-fit","small"]]"#)
+                ) == #"[["binpack","large"]]"#)
             _ = try await node.submit(.deleteVM(name: "web-1"))
             #expect(try await rows(node, "SELECT sum(cpus_used), sum(memory_used_bytes) FROM hosts") == "[[0,0]]")
         }

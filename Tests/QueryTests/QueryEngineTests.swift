@@ -42,7 +42,7 @@ import Testing
             "SELECT sum(cpus) AS cpus, json_extract(labels, '$.rack') AS rack FROM hosts WHERE name = 'h1'")
         #expect(agg.rows == [[.int(4), .string("a")]])
         let info = try await f.engine.run("PRAGMA table_info(vms)")
-        #expect(info.rows.count == 12)
+        #expect(info.rows.count == 18)
     }
 
     @Test(
@@ -121,7 +121,7 @@ import Testing
         #expect(tables == ["dwcp_state", "hosts", "intents", "placements", "vm_events", "vms"].map { .string($0) })
         let schema = try await f.engine.run(".schema vms")
         #expect(schema.rows.first?.first.map { ResultFormat.plain($0).hasPrefix("CREATE TABLE vms") } == true)
-        #expect(schema.rows.count == 3)  // the table and its two indexes
+        #expect(schema.rows.count == 4)  // the table and its three indexes
         await #expect(throws: QueryError.self) { try await f.engine.run(".schema nope") }
         await #expect(throws: QueryError.self) { try await f.engine.run(".drop vms") }
         await #expect(throws: QueryError.self) { try await f.engine.run("   ") }

@@ -5,12 +5,15 @@ import Testing
 @Suite struct PlacerTests {
     let gib: Int64 = 1 << 30
 
-    @Test("best fit picks the host left with the least free capacity")
+    @Test("among hosts in use, bin-packing picks the one left with the least free capacity")
     func bestFit() {
         let hosts = [
-            HostCapacity(name: "big", region: "eu", cpus: 64, memoryBytes: 256 * gib),
             HostCapacity(
-                name: "snug", region: "eu", cpus: 4, memoryBytes: 8 * gib, cpusUsed: 2, memoryUsedBytes: 6 * gib),
+                name: "big", region: "eu", cpus: 64, memoryBytes: 256 * gib, cpusUsed: 1, memoryUsedBytes: gib,
+                vmCount: 1),
+            HostCapacity(
+                name: "snug", region: "eu", cpus: 4, memoryBytes: 8 * gib, cpusUsed: 2, memoryUsedBytes: 6 * gib,
+                vmCount: 1),
             HostCapacity(name: "other-region", region: "us", cpus: 2, memoryBytes: 2 * gib),
         ]
         let decision = Placer().place(PlacementRequest(vm: "v", region: "eu", cpus: 2, memoryBytes: 2 * gib), on: hosts)
@@ -76,14 +79,168 @@ import Testing
         }
     }
 
-    @Test("the explanation is stable JSON")
+    @Test("the explanation is stable JSON with each candidate's score breakdown")
     func explanationJSON() {
         let hosts = [HostCapacity(name: "h1", region: "eu", cpus: 4, memoryBytes: 4 * gib)]
         let decision = Placer().place(PlacementRequest(vm: "v", region: "eu", cpus: 1, memoryBytes: gib), on: hosts)
         #expect(
             decision.explanation.json
-                == #"{"policy":"best-fit","hosts_evaluated":1,"filtered_out":{"region":0,"not_ready":0,"cpus":0,"memory":0},"candidates":[{"host":"h1","score":1.5,"free_cpus_after":3,"free_memory_bytes_after":3221225472}]}"#
+                == #"{"policy":"binpack","hosts_evaluated":1,"filtered_out":{"region":0,"not_ready":0,"labels":0,"cpus":0,"memory":0,"anti_affinity":0,"affinity":0},"candidates":[{"host":"h1","score":2,"breakdown":{"new_host":2,"smaller_than_largest":0,"stranded":0},"free_cpus_after":3,"free_memory_bytes_after":3221225472}]}"#
         )
+    }
+
+    @Test("bin-packing prefers a host already in use over an empty one")
+    func fewestHosts() {
+        let hosts = [
+            HostCapacity(name: "empty", region: "eu", cpus: 4, memoryBytes: 4 * gib),
+            HostCapacity(
+                name: "busy", region: "eu", cpus: 16, memoryBytes: 16 * gib, cpusUsed: 2, memoryUsedBytes: 2 * gib,
+                vmCount: 1),
+        ]
+        let request = PlacementRequest(vm: "v", region: "eu", cpus: 1, memoryBytes: gib)
+        #expect(Placer().place(request, on: hosts).host == "busy")
+        var spread = request
+        spread.policy = .spread
+        #expect(Placer().place(spread, on: hosts).host == "busy")  // most free share left: 13/16 vs 3/4
+        let fresh = [
+            HostCapacity(
+                name: "a", region: "eu", cpus: 8, memoryBytes: 8 * gib, cpusUsed: 6, memoryUsedBytes: 6 * gib,
+                vmCount: 3),
+            HostCapacity(name: "b", region: "eu", cpus: 8, memoryBytes: 8 * gib),
+        ]
+        #expect(Placer().place(spread, on: fresh).host == "b")
+        #expect(Placer().place(request, on: fresh).host == "a")
+    }
+
+    @Test("required labels filter hosts")
+    func labels() {
+        let hosts = [
+            HostCapacity(name: "plain", region: "eu", cpus: 8, memoryBytes: 8 * gib),
+            HostCapacity(name: "fast", region: "eu", cpus: 64, memoryBytes: 64 * gib, labels: ["disk": "ssd"]),
+        ]
+        var request = PlacementRequest(
+            vm: "v", region: "eu", cpus: 1, memoryBytes: gib, requiredLabels: ["disk": "ssd"])
+        let decision = Placer().place(request, on: hosts)
+        #expect(decision.host == "fast")
+        #expect(decision.explanation.filteredOut.first { $0.filter == "labels" }?.count == 1)
+        request.requiredLabels = ["disk": "nvme"]
+        let none = Placer().place(request, on: hosts)
+        #expect(none.host == nil)
+        #expect(none.reason.contains("labelled disk=nvme") && none.reason.contains("2 without the labels"))
+    }
+
+    @Test("soft anti-affinity prefers another host but falls back; hard never shares")
+    func antiAffinity() {
+        let hosts = [
+            HostCapacity(
+                name: "a", region: "eu", cpus: 8, memoryBytes: 8 * gib, cpusUsed: 1, memoryUsedBytes: gib,
+                groups: ["web": 1], vmCount: 1),
+            HostCapacity(name: "b", region: "eu", cpus: 8, memoryBytes: 8 * gib),
+        ]
+        let soft = PlacementRequest(vm: "v", region: "eu", cpus: 1, memoryBytes: gib, group: "web", antiAffinity: .soft)
+        #expect(Placer().place(soft, on: hosts).host == "b")
+        #expect(Placer().place(soft, on: [hosts[0]]).host == "a")
+        let hard = PlacementRequest(vm: "v", region: "eu", cpus: 1, memoryBytes: gib, group: "web", antiAffinity: .hard)
+        #expect(Placer().place(hard, on: hosts).host == "b")
+        let refused = Placer().place(hard, on: [hosts[0]])
+        #expect(refused.host == nil && refused.reason.contains("already running group web"))
+    }
+
+    @Test("affinity follows the group's VMs when it has any")
+    func affinity() {
+        let hosts = [
+            HostCapacity(name: "a", region: "eu", cpus: 8, memoryBytes: 8 * gib),
+            HostCapacity(
+                name: "b", region: "eu", cpus: 64, memoryBytes: 64 * gib, cpusUsed: 1, memoryUsedBytes: gib,
+                groups: ["db": 1], vmCount: 1),
+        ]
+        let request = PlacementRequest(vm: "cache", region: "eu", cpus: 1, memoryBytes: gib, affinityGroup: "db")
+        #expect(Placer().place(request, on: hosts).host == "b")
+        let lonely = PlacementRequest(vm: "cache", region: "eu", cpus: 1, memoryBytes: gib, affinityGroup: "nobody")
+        #expect(Placer().place(lonely, on: hosts).host != nil)
+    }
+
+    @Test("hard anti-affinity is never violated, and no host oversubscribed, over random batches")
+    func hardAntiAffinityProperty() {
+        var rng = SplitMix64(seed: 7)
+        for _ in 0..<200 {
+            let hosts = (0..<Int(rng.next() % 8 + 1)).map {
+                HostCapacity(
+                    name: "h\($0)", region: "eu", cpus: Int(rng.next() % 16 + 1),
+                    memoryBytes: Int64(rng.next() % 32 + 1) * gib)
+            }
+            let requests = (0..<Int(rng.next() % 30)).map {
+                PlacementRequest(
+                    vm: "v\($0)", region: "eu", cpus: Int(rng.next() % 4 + 1),
+                    memoryBytes: Int64(rng.next() % 4 + 1) * gib,
+                    group: "g\($0 % 3)", antiAffinity: $0 % 3 == 0 ? .soft : .hard)
+            }
+            let decisions = Placer().placeBatch(requests, on: hosts)
+            var hardGroupsOnHost: [String: Set<String>] = [:]
+            var allGroupsOnHost: [String: [String]] = [:]
+            for (r, d) in zip(requests, decisions) {
+                guard let h = d.host else { continue }
+                allGroupsOnHost[h, default: []].append(r.group!)
+                if r.antiAffinity == .hard { hardGroupsOnHost[h, default: []].insert(r.group!) }
+            }
+            for (r, d) in zip(requests, decisions) where r.antiAffinity == .hard {
+                guard let h = d.host else { continue }
+                #expect(allGroupsOnHost[h]!.filter { $0 == r.group! }.count == 1, "group \(r.group!) shares host \(h)")
+            }
+        }
+    }
+
+    @Test("a batch is placed largest first, which packs better than arrival order")
+    func batchPacking() {
+        let hosts = (0..<2).map { HostCapacity(name: "h\($0)", region: "eu", cpus: 8, memoryBytes: 8 * gib) }
+        // Arrival order small-first would strand the 6-CPU VM; largest first fits all on two hosts.
+        let requests = [
+            PlacementRequest(vm: "s1", region: "eu", cpus: 3, memoryBytes: gib),
+            PlacementRequest(vm: "s2", region: "eu", cpus: 3, memoryBytes: gib),
+            PlacementRequest(vm: "big1", region: "eu", cpus: 5, memoryBytes: gib),
+            PlacementRequest(vm: "big2", region: "eu", cpus: 5, memoryBytes: gib),
+        ]
+        #expect(Placer().placeBatch(requests, on: hosts).allSatisfy { $0.host != nil })
+        #expect(Placer().place(requests, on: hosts).contains { $0.host == nil })
+    }
+
+    @Test("the same fleet gives the same decisions whatever order the hosts are listed in")
+    func orderIndependent() {
+        var rng = SplitMix64(seed: 11)
+        for _ in 0..<50 {
+            let hosts = (0..<8).map {
+                HostCapacity(
+                    name: "h\($0)", region: "eu", cpus: Int(rng.next() % 16 + 4),
+                    memoryBytes: Int64(rng.next() % 32 + 4) * gib)
+            }
+            let requests = (0..<20).map {
+                PlacementRequest(
+                    vm: "v\($0)", region: "eu", cpus: Int(rng.next() % 4 + 1),
+                    memoryBytes: Int64(rng.next() % 4 + 1) * gib)
+            }
+            let a = Placer().placeBatch(requests, on: hosts).map(\.host)
+            let b = Placer().placeBatch(requests, on: hosts.reversed()).map(\.host)
+            #expect(a == b)
+        }
+    }
+
+    @Test("rebalancing empties the least loaded host when its VMs fit elsewhere")
+    func rebalancer() {
+        let hosts = [
+            HostCapacity(
+                name: "a", region: "eu", cpus: 8, memoryBytes: 8 * gib, cpusUsed: 2, memoryUsedBytes: 2 * gib,
+                vmCount: 1),
+            HostCapacity(
+                name: "b", region: "eu", cpus: 8, memoryBytes: 8 * gib, cpusUsed: 4, memoryUsedBytes: 4 * gib,
+                vmCount: 2),
+        ]
+        let placed: [(request: PlacementRequest, host: String)] = [
+            (PlacementRequest(vm: "x", region: "eu", cpus: 2, memoryBytes: 2 * gib), "a"),
+            (PlacementRequest(vm: "y", region: "eu", cpus: 2, memoryBytes: 2 * gib), "b"),
+            (PlacementRequest(vm: "z", region: "eu", cpus: 2, memoryBytes: 2 * gib), "b"),
+        ]
+        let moves = Rebalancer().plan(hosts: hosts, placed: placed, region: nil)
+        #expect(moves.map { "\($0.vm):\($0.from)->\($0.to)" } == ["x:a->b"])
     }
 
     @Test("sizes print in the largest exact binary unit")

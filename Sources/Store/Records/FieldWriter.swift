@@ -47,6 +47,7 @@ public struct FieldWriter: Sendable {
     }
 
     /// Writes a string map as repeated (key, value) pairs in key order, so equal maps encode equally.
+    /// Writes a string map as repeated (key, value) pairs in key order, so equal maps encode equally.
     public mutating func write(_ field: Int, _ map: [String: String]) {
         for key in map.keys.sorted() {
             var pair = FieldWriter()

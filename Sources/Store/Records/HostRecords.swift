@@ -51,3 +51,26 @@ public struct HostRemoved: Sendable, Equatable {
 
     var json: JSONValue { .object([("name", .string(name))]) }
 }
+
+/// A host's labels were replaced. Fields: 10 name, 11 labels.
+public struct HostLabelsSet: Sendable, Equatable {
+    public var name: String
+    public var labels: [String: String]
+
+    public init(name: String, labels: [String: String]) {
+        self.name = name
+        self.labels = labels
+    }
+
+    init(_ f: FieldReader) throws {
+        name = try f.requiredString(10, "name")
+        labels = try f.map(11)
+    }
+
+    func encode(into w: inout FieldWriter) {
+        w.write(10, name)
+        w.write(11, labels)
+    }
+
+    var json: JSONValue { .object([("name", .string(name)), ("labels", .map(labels))]) }
+}

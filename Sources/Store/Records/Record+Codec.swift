@@ -25,6 +25,7 @@ extension Record {
         case .vmPlaced(let r): r.encode(into: &writer)
         case .vmUnschedulable(let r): r.encode(into: &writer)
         case .vmStateReported(let r): r.encode(into: &writer)
+        case .hostLabelsSet(let r): r.encode(into: &writer)
         }
         var bytes: [UInt8] = [Self.codecVersion]
         var tag = FieldWriter()
@@ -79,6 +80,7 @@ extension Record {
         case 6: body = .vmPlaced(try VMPlaced(fields))
         case 7: body = .vmUnschedulable(try VMUnschedulable(fields))
         case 8: body = .vmStateReported(try VMStateReported(fields))
+        case 9: body = .hostLabelsSet(try HostLabelsSet(fields))
         default:
             throw StoreError(.unknownRecord, "unknown record type \(tag) (written by a newer dwcp?)")
         }
@@ -95,6 +97,7 @@ extension Record {
         case 6: "vm.placed"
         case 7: "vm.unschedulable"
         case 8: "vm.state_reported"
+        case 9: "host.labels_set"
         default: nil
         }
     }

@@ -24,6 +24,7 @@ public struct Record: Sendable, Equatable {
         case vmPlaced(VMPlaced)
         case vmUnschedulable(VMUnschedulable)
         case vmStateReported(VMStateReported)
+        case hostLabelsSet(HostLabelsSet)
     }
 }
 
@@ -39,6 +40,7 @@ extension Record.Body {
         case .vmPlaced: 6
         case .vmUnschedulable: 7
         case .vmStateReported: 8
+        case .hostLabelsSet: 9
         }
     }
 
@@ -53,6 +55,7 @@ extension Record.Body {
         case .vmPlaced: "vm.placed"
         case .vmUnschedulable: "vm.unschedulable"
         case .vmStateReported: "vm.state_reported"
+        case .hostLabelsSet: "host.labels_set"
         }
     }
 
@@ -67,6 +70,7 @@ extension Record.Body {
         case .vmPlaced(let r): r.vm
         case .vmUnschedulable(let r): r.vm
         case .vmStateReported(let r): r.vm
+        case .hostLabelsSet(let r): r.name
         }
     }
 
@@ -81,6 +85,7 @@ extension Record.Body {
         case .vmPlaced(let r): r.json
         case .vmUnschedulable(let r): r.json
         case .vmStateReported(let r): r.json
+        case .hostLabelsSet(let r): r.json
         }
     }
 }

@@ -5,7 +5,10 @@ public enum VMDesiredState: String, Sendable, CaseIterable {
 }
 
 /// A VM was requested. Fields: 10 name, 11 region, 12 cpus, 13 memory_bytes, 14 image,
-/// 15 labels, 16 desired_state (absent: `running`).
+/// 15 labels, 16 desired_state (absent: `running`); placement constraints (absent: none):
+/// 17 required_labels, 18 group, 19 anti_affinity (`hard`/`soft`), 20 affinity_group,
+/// 21 placement_policy (`binpack`/`spread`), 22 check_index (apply only if nothing placement
+/// depends on changed after this index).
 public struct VMCreated: Sendable, Equatable {
     public var name: String
     public var region: String
@@ -14,6 +17,12 @@ public struct VMCreated: Sendable, Equatable {
     public var image: String
     public var labels: [String: String]
     public var desiredState: VMDesiredState
+    public var requiredLabels: [String: String] = [:]
+    public var group: String?
+    public var antiAffinity: String?
+    public var affinityGroup: String?
+    public var placementPolicy: String?
+    public var checkIndex: UInt64?
 
     public init(
         name: String, region: String, cpus: Int, memoryBytes: Int64, image: String, labels: [String: String] = [:],
@@ -36,6 +45,12 @@ public struct VMCreated: Sendable, Equatable {
         image = try f.requiredString(14, "image")
         labels = try f.map(15)
         desiredState = f.string(16).flatMap(VMDesiredState.init(rawValue:)) ?? .running
+        requiredLabels = try f.map(17)
+        group = f.string(18)
+        antiAffinity = f.string(19)
+        affinityGroup = f.string(20)
+        placementPolicy = f.string(21)
+        checkIndex = f.uint64(22)
     }
 
     func encode(into w: inout FieldWriter) {
@@ -46,14 +61,32 @@ public struct VMCreated: Sendable, Equatable {
         w.write(14, image)
         w.write(15, labels)
         w.write(16, desiredState.rawValue)
+        w.write(17, requiredLabels)
+        if let group { w.write(18, group) }
+        if let antiAffinity { w.write(19, antiAffinity) }
+        if let affinityGroup { w.write(20, affinityGroup) }
+        if let placementPolicy { w.write(21, placementPolicy) }
+        if let checkIndex { w.write(22, checkIndex) }
     }
 
     var json: JSONValue {
-        .object([
-            ("name", .string(name)), ("region", .string(region)), ("cpus", .int(Int64(cpus))),
-            ("memory_bytes", .int(memoryBytes)), ("image", .string(image)), ("labels", .map(labels)),
-            ("desired_state", .string(desiredState.rawValue)),
-        ])
+        .object(
+            [
+                ("name", .string(name)), ("region", .string(region)), ("cpus", .int(Int64(cpus))),
+                ("memory_bytes", .int(memoryBytes)), ("image", .string(image)), ("labels", .map(labels)),
+                ("desired_state", .string(desiredState.rawValue)),
+            ] + constraintsJSON)
+    }
+
+    var constraintsJSON: [(String, JSONValue)] {
+        var members: [(String, JSONValue)] = []
+        if !requiredLabels.isEmpty { members.append(("required_labels", .map(requiredLabels))) }
+        if let group { members.append(("group", .string(group))) }
+        if let antiAffinity { members.append(("anti_affinity", .string(antiAffinity))) }
+        if let affinityGroup { members.append(("affinity_group", .string(affinityGroup))) }
+        if let placementPolicy { members.append(("placement_policy", .string(placementPolicy))) }
+        if let checkIndex { members.append(("check_index", .int(Int64(checkIndex)))) }
+        return members
     }
 }
 
@@ -129,24 +162,28 @@ public struct VMPlaced: Sendable, Equatable {
     }
 }
 
-/// The scheduler found no host for a VM. Fields: 10 vm, 11 reason.
+/// The scheduler found no host for a VM. Fields: 10 vm, 11 reason, 12 explanation (JSON text).
 public struct VMUnschedulable: Sendable, Equatable {
     public var vm: String
     public var reason: String
+    public var explanation: String
 
-    public init(vm: String, reason: String) {
+    public init(vm: String, reason: String, explanation: String = "{}") {
         self.vm = vm
         self.reason = reason
+        self.explanation = explanation
     }
 
     init(_ f: FieldReader) throws {
         vm = try f.requiredString(10, "vm")
         reason = f.string(11) ?? ""
+        explanation = f.string(12) ?? "{}"
     }
 
     func encode(into w: inout FieldWriter) {
         w.write(10, vm)
         w.write(11, reason)
+        w.write(12, explanation)
     }
 
     var json: JSONValue { .object([("vm", .string(vm)), ("reason", .string(reason))]) }

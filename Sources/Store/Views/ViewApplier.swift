@@ -91,6 +91,7 @@ enum ViewApplier {
         case .vmCreated: "vm.create"
         case .vmDesiredStateSet(let r): r.desiredState == .running ? "vm.start" : "vm.stop"
         case .vmDeleted: "vm.delete"
+        case .hostLabelsSet: "host.label"
         case .vmPlaced, .vmUnschedulable, .vmStateReported: nil
         }
     }
@@ -107,7 +108,16 @@ enum ViewApplier {
             ).execute(arguments: [
                 r.name, r.region, r.cpus, r.memoryBytes, JSONValue.map(r.labels).serialized(), index, index,
             ])
-            return db.changesCount == 0 ? .rejected("host \(r.name) already exists") : .applied
+            if db.changesCount == 0 { return .rejected("host \(r.name) already exists") }
+            try placementChanged(at: index, db: db)
+            return .applied
+
+        case .hostLabelsSet(let r):
+            try db.cachedStatement(sql: "UPDATE hosts SET labels = ?, updated_index = ? WHERE name = ?")
+                .execute(arguments: [JSONValue.map(r.labels).serialized(), index, r.name])
+            if db.changesCount == 0 { return .rejected("no host named \(r.name)") }
+            try placementChanged(at: index, db: db)
+            return .applied
 
         case .hostRemoved(let r):
             let placed =
@@ -117,19 +127,33 @@ enum ViewApplier {
                 return .rejected("host \(r.name) has \(placed) VM\(placed == 1 ? "" : "s") placed on it")
             }
             try db.cachedStatement(sql: "DELETE FROM hosts WHERE name = ?").execute(arguments: [r.name])
-            return db.changesCount == 0 ? .rejected("no host named \(r.name)") : .applied
+            if db.changesCount == 0 { return .rejected("no host named \(r.name)") }
+            try placementChanged(at: index, db: db)
+            return .applied
 
         case .vmCreated(let r):
+            if let checked = r.checkIndex {
+                let changed =
+                    try Int64.fetchOne(
+                        db.cachedStatement(sql: "SELECT placement_index FROM dwcp_state WHERE id = 1")) ?? 0
+                if changed > Int64(checked) {
+                    return .rejected(
+                        "placement inputs changed at log index \(changed), after the checked index \(checked); plan again"
+                    )
+                }
+            }
             try db.cachedStatement(
                 sql: """
                     INSERT INTO vms (name, region, host, cpus, memory_bytes, image, desired_state, actual_state,
-                                     reason, labels, created_index, updated_index)
-                    VALUES (?, ?, NULL, ?, ?, ?, ?, 'pending', 'waiting for placement', ?, ?, ?)
+                                     reason, labels, created_index, updated_index, group_name, anti_affinity,
+                                     affinity_group, required_labels, placement_policy)
+                    VALUES (?, ?, NULL, ?, ?, ?, ?, 'pending', 'waiting for placement', ?, ?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT (name) DO NOTHING
                     """
             ).execute(arguments: [
                 r.name, r.region, r.cpus, r.memoryBytes, r.image, r.desiredState.rawValue,
-                JSONValue.map(r.labels).serialized(), index, index,
+                JSONValue.map(r.labels).serialized(), index, index, r.group, r.antiAffinity, r.affinityGroup,
+                JSONValue.map(r.requiredLabels).serialized(), r.placementPolicy ?? "binpack",
             ])
             if db.changesCount == 0 { return .rejected("VM \(r.name) already exists") }
             try event(vm: r.name, index: index, at: record.at, from: "", to: "pending", reason: "created", db: db)
@@ -144,6 +168,7 @@ enum ViewApplier {
             guard let vm = try VMRow.fetch(r.name, db: db) else { return .rejected("no VM named \(r.name)") }
             if let host = vm.host {
                 try releaseCapacity(host: host, cpus: vm.cpus, memoryBytes: vm.memoryBytes, index: index, db: db)
+                try placementChanged(at: index, db: db)
             }
             try db.cachedStatement(sql: "DELETE FROM vms WHERE name = ?").execute(arguments: [r.name])
             try event(
@@ -180,8 +205,10 @@ enum ViewApplier {
             ).execute(arguments: [vm.cpus, vm.memoryBytes, index, r.host])
             let reason = "placed on \(r.host); waiting for its host agent"
             try db.cachedStatement(
-                sql: "UPDATE vms SET host = ?, actual_state = 'scheduled', reason = ?, updated_index = ? WHERE name = ?"
-            ).execute(arguments: [r.host, reason, index, r.vm])
+                sql:
+                    "UPDATE vms SET host = ?, actual_state = 'scheduled', reason = ?, explanation = ?, updated_index = ? WHERE name = ?"
+            ).execute(arguments: [r.host, reason, r.explanation, index, r.vm])
+            try placementChanged(at: index, db: db)
             try db.cachedStatement(sql: "INSERT INTO placements (vm, host, log_index, explanation) VALUES (?, ?, ?, ?)")
                 .execute(arguments: [r.vm, r.host, index, r.explanation])
             try event(
@@ -192,8 +219,9 @@ enum ViewApplier {
             guard let vm = try VMRow.fetch(r.vm, db: db) else { return .rejected("no VM named \(r.vm)") }
             if let current = vm.host { return .rejected("VM \(r.vm) is already placed on \(current)") }
             try db.cachedStatement(
-                sql: "UPDATE vms SET actual_state = 'unschedulable', reason = ?, updated_index = ? WHERE name = ?"
-            ).execute(arguments: [r.reason, index, r.vm])
+                sql:
+                    "UPDATE vms SET actual_state = 'unschedulable', reason = ?, explanation = ?, updated_index = ? WHERE name = ?"
+            ).execute(arguments: [r.reason, r.explanation, index, r.vm])
             if vm.actualState != "unschedulable" || vm.reason != r.reason {
                 try event(
                     vm: r.vm, index: index, at: record.at, from: vm.actualState, to: "unschedulable", reason: r.reason,
@@ -233,6 +261,12 @@ enum ViewApplier {
                 host: row["host"], region: row["region"], cpus: row["cpus"], memoryBytes: row["memory_bytes"],
                 actualState: row["actual_state"], reason: row["reason"])
         }
+    }
+
+    /// Notes that something placement depends on changed at `index` (for `--check-index`).
+    private static func placementChanged(at index: Int64, db: Database) throws {
+        try db.cachedStatement(sql: "UPDATE dwcp_state SET placement_index = ? WHERE id = 1").execute(arguments: [index]
+        )
     }
 
     private static func releaseCapacity(host: String, cpus: Int, memoryBytes: Int64, index: Int64, db: Database) throws

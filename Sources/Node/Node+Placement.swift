@@ -1,0 +1,278 @@
+import Foundation
+import GRDB
+import Scheduler
+import Store
+
+/// What placement needs from the views: hosts with their use, labels and groups; the VMs waiting
+/// for a host; the VMs placed. Every value is `Sendable`, so async GRDB reads never block.
+struct PlacementInputs: Sendable {
+    var hosts: [HostCapacity]
+    var waiting: [WaitingVM]
+    var placed: [PlacedVM]
+    var appliedIndex: UInt64
+    var placementIndex: UInt64
+    /// A fingerprint of the hosts' capacity and labels: unschedulable VMs are retried when it changes.
+    var capacityKey: String
+
+    struct WaitingVM: Sendable {
+        var request: PlacementRequest
+        var actualState: String
+        var reason: String
+    }
+
+    struct PlacedVM: Sendable {
+        var request: PlacementRequest
+        var host: String
+    }
+
+    static let vmColumns =
+        "name, region, cpus, memory_bytes, group_name, anti_affinity, affinity_group, required_labels, placement_policy"
+
+    static func request(_ row: Row) -> PlacementRequest {
+        PlacementRequest(
+            vm: row["name"], region: row["region"], cpus: row["cpus"], memoryBytes: row["memory_bytes"],
+            requiredLabels: labels(row["required_labels"]), group: row["group_name"],
+            antiAffinity: (row["anti_affinity"] as String?).flatMap(AntiAffinity.init(rawValue:)),
+            affinityGroup: row["affinity_group"],
+            policy: (row["placement_policy"] as String?).flatMap(PlacementPolicy.init(rawValue:)) ?? .binpack)
+    }
+
+    static func labels(_ json: String?) -> [String: String] {
+        guard let json, let data = json.data(using: .utf8),
+            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        else { return [:] }
+        return object.compactMapValues { $0 as? String }
+    }
+
+    /// Reads the inputs in one read transaction. `waitingStates` picks which unplaced VMs count.
+    static func read(_ db: Database, waitingStates: [String] = ["pending", "unschedulable"]) throws -> PlacementInputs {
+        var groupsByHost: [String: [String: Int]] = [:]
+        var countByHost: [String: Int] = [:]
+        for row in try Row.fetchAll(
+            db, sql: "SELECT host, group_name, count(*) AS n FROM vms WHERE host IS NOT NULL GROUP BY host, group_name")
+        {
+            let host: String = row["host"]
+            let n: Int = row["n"]
+            countByHost[host, default: 0] += n
+            if let group: String = row["group_name"] { groupsByHost[host, default: [:]][group] = n }
+        }
+        let hosts = try Row.fetchAll(
+            db,
+            sql:
+                "SELECT name, region, state, cpus, memory_bytes, cpus_used, memory_used_bytes, labels FROM hosts ORDER BY name"
+        ).map { row -> HostCapacity in
+            let name: String = row["name"]
+            return HostCapacity(
+                name: name, region: row["region"], state: row["state"], cpus: row["cpus"],
+                memoryBytes: row["memory_bytes"],
+                cpusUsed: row["cpus_used"], memoryUsedBytes: row["memory_used_bytes"], labels: labels(row["labels"]),
+                groups: groupsByHost[name] ?? [:], vmCount: countByHost[name] ?? 0)
+        }
+        let states = waitingStates.map { "'\($0)'" }.joined(separator: ",")
+        let waiting = try Row.fetchAll(
+            db,
+            sql:
+                "SELECT \(vmColumns), actual_state, reason FROM vms WHERE host IS NULL AND actual_state IN (\(states)) ORDER BY created_index"
+        ).map { WaitingVM(request: request($0), actualState: $0["actual_state"], reason: $0["reason"]) }
+        let placed = try Row.fetchAll(
+            db, sql: "SELECT \(vmColumns), host FROM vms WHERE host IS NOT NULL ORDER BY name"
+        )
+        .map { PlacedVM(request: request($0), host: $0["host"]) }
+        let state = try Row.fetchOne(db, sql: "SELECT applied_index, placement_index FROM dwcp_state WHERE id = 1")
+        let capacityKey =
+            try String.fetchOne(
+                db, sql: "SELECT count(*) || '/' || coalesce(max(updated_index), 0) FROM hosts") ?? ""
+        return PlacementInputs(
+            hosts: hosts, waiting: waiting, placed: placed,
+            appliedIndex: UInt64(state?["applied_index"] as Int64? ?? 0),
+            placementIndex: UInt64(state?["placement_index"] as Int64? ?? 0), capacityKey: capacityKey)
+    }
+}
+
+/// Where VMs would go, computed at an applied index, without writing anything.
+public struct PlacementPlan: Sendable {
+    public var appliedIndex: UInt64
+    public var placementIndex: UInt64
+    public var decisions: [(vm: String, decision: PlacementDecision)]
+
+    public var json: JSONValue {
+        .object([
+            ("applied_index", .int(Int64(appliedIndex))),
+            ("placement_index", .int(Int64(placementIndex))),
+            ("decisions", .array(decisions.map { Node.decisionJSON(vm: $0.vm, $0.decision) })),
+        ])
+    }
+}
+
+extension Node {
+    /// The placement request a `vm.created` record makes.
+    static func request(_ vm: VMCreated) -> PlacementRequest {
+        PlacementRequest(
+            vm: vm.name, region: vm.region, cpus: vm.cpus, memoryBytes: vm.memoryBytes,
+            requiredLabels: vm.requiredLabels,
+            group: vm.group, antiAffinity: vm.antiAffinity.flatMap(AntiAffinity.init(rawValue:)),
+            affinityGroup: vm.affinityGroup,
+            policy: vm.placementPolicy.flatMap(PlacementPolicy.init(rawValue:)) ?? .binpack)
+    }
+
+    static func decisionJSON(vm: String, _ decision: PlacementDecision) -> JSONValue {
+        .object([
+            ("vm", .string(vm)), ("host", decision.host.map { .string($0) } ?? .null),
+            ("reason", .string(decision.reason)),
+            ("explanation", (try? JSONValue.parse(decision.explanation.json)) ?? .null),
+        ])
+    }
+
+    /// Validates VMs as `vm create` would, and computes where they would go now. Writes nothing.
+    public func plan(_ vms: [VMCreated]) async throws -> PlacementPlan {
+        let validated = try vms.map { vm -> VMCreated in
+            guard case .createVM(let v) = try validate(.createVM(vm)) else { preconditionFailure() }
+            return v
+        }
+        let inputs = try await views.pool.read { db in try PlacementInputs.read(db, waitingStates: []) }
+        let decisions = Placer().placeBatch(validated.map(Self.request), on: inputs.hosts)
+        return PlacementPlan(
+            appliedIndex: inputs.appliedIndex, placementIndex: inputs.placementIndex,
+            decisions: zip(validated, decisions).map { ($0.name, $1) })
+    }
+
+    /// Creates VMs in one committed batch. With `checkIndex`, nothing is written unless nothing
+    /// placement depends on changed after that index, and the VMs are placed exactly as planned,
+    /// in the same batch.
+    public func createVMs(_ vms: [VMCreated], requestID: String?, checkIndex: UInt64?) async throws -> [IntentReceipt] {
+        if vms.count == 1 && checkIndex == nil { return [try await submit(.createVM(vms[0]), requestID: requestID)] }
+        if let requestID, let receipt = try await earlierBatch(requestID: requestID, count: vms.count) {
+            return receipt
+        }
+        var validated: [VMCreated] = []
+        for vm in vms {
+            guard case .createVM(var v) = try validate(.createVM(vm)) else { preconditionFailure() }
+            try await checkAgainstViews(.createVM(v))
+            v.checkIndex = checkIndex
+            validated.append(v)
+        }
+        guard Set(validated.map(\.name)).count == validated.count else {
+            throw NodeError(.invalid, "the batch names a VM twice")
+        }
+        let at = Self.now()
+        var records = validated.enumerated().map { i, vm in
+            Record(at: at, requestID: requestID.map { vms.count == 1 ? $0 : "\($0)#\(i + 1)" }, .vmCreated(vm))
+                .encoded()
+        }
+        if let checkIndex {
+            let plan = try await self.plan(validated)
+            guard plan.placementIndex <= checkIndex else {
+                throw NodeError(
+                    .conflict,
+                    "placement inputs changed at log index \(plan.placementIndex), after the checked index \(checkIndex); nothing was written: plan again"
+                )
+            }
+            for (vm, decision) in plan.decisions {
+                guard let host = decision.host else { continue }
+                records.append(
+                    Record(at: at, .vmPlaced(VMPlaced(vm: vm, host: host, explanation: decision.explanation.json)))
+                        .encoded())
+            }
+        }
+        let range = try await consensus.propose(records)
+        try await applied.wait(until: range.upperBound)
+        var receipts: [IntentReceipt] = []
+        for (offset, vm) in validated.enumerated() {
+            let index = range.lowerBound + UInt64(offset)
+            let (outcome, error) = try await views.pool.read { db in
+                let row = try Row.fetchOne(
+                    db, sql: "SELECT outcome, error FROM intents WHERE log_index = ?", arguments: [Int64(index)])
+                return (row?["outcome"] as String? ?? "missing", row?["error"] as String? ?? "")
+            }
+            if outcome == "rejected" {
+                throw NodeError(.conflict, "\(error) (VM \(vm.name), log index \(index))")
+            }
+            receipts.append(IntentReceipt(logIndex: index, outcome: outcome, subject: nil))
+        }
+        if checkIndex == nil, let last = validated.last {
+            try await waitForPlacement(vm: last.name, after: range.upperBound)
+        }
+        for i in receipts.indices {
+            receipts[i].subject = try await vmRow(validated[i].name)
+        }
+        return receipts
+    }
+
+    private func earlierBatch(requestID: String, count: Int) async throws -> [IntentReceipt]? {
+        let ids = (1...count).map { count == 1 ? requestID : "\(requestID)#\($0)" }
+        let found: [(Int64, String)] = try await views.pool.read { db in
+            try ids.compactMap { id in
+                try Row.fetchOne(
+                    db, sql: "SELECT log_index, subject FROM intents WHERE request_id = ? AND outcome <> 'duplicate'",
+                    arguments: [id]
+                ).map { ($0["log_index"], $0["subject"]) }
+            }
+        }
+        guard found.count == count else { return nil }
+        var receipts: [IntentReceipt] = []
+        for (index, name) in found {
+            receipts.append(
+                IntentReceipt(logIndex: UInt64(index), outcome: "duplicate", subject: try await vmRow(name)))
+        }
+        return receipts
+    }
+
+    func vmRow(_ name: String) async throws -> JSONValue? {
+        try await views.pool.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM vms WHERE name = ?", arguments: [name]) else {
+                return nil
+            }
+            return JSONValue.object(row.columnNames.map { ($0, JSONValue(databaseValue: row[$0] as DatabaseValue)) })
+        }
+    }
+
+    /// A VM's latest scheduling decision, for `dwcp vm explain`.
+    public func explain(vm name: String) async throws -> JSONValue {
+        try Validation.name(name, what: "VM")
+        let row: (String?, String, String, String, Int64?)? = try await views.pool.read { db in
+            try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT v.host, v.actual_state, v.reason, v.explanation,
+                           (SELECT max(log_index) FROM placements p WHERE p.vm = v.name) AS placed_index
+                    FROM vms v WHERE v.name = ?
+                    """, arguments: [name]
+            ).map { ($0["host"], $0["actual_state"], $0["reason"], $0["explanation"], $0["placed_index"]) }
+        }
+        guard let (host, state, reason, explanation, placedIndex) = row else {
+            throw NodeError(.notFound, "no VM named \(name)")
+        }
+        return .object([
+            ("vm", .string(name)), ("host", host.map { .string($0) } ?? .null), ("actual_state", .string(state)),
+            ("reason", .string(reason)), ("placed_index", placedIndex.map { .int($0) } ?? .null),
+            ("explanation", (try? JSONValue.parse(explanation)) ?? .null),
+        ])
+    }
+
+    /// Migrations that would reduce the hosts in use or repair soft anti-affinity. Writes nothing.
+    public func rebalancePlan(region: String?) async throws -> JSONValue {
+        if let region { try Validation.name(region, what: "region") }
+        let inputs = try await views.pool.read { db in try PlacementInputs.read(db, waitingStates: []) }
+        let moves = Rebalancer().plan(
+            hosts: inputs.hosts, placed: inputs.placed.map { ($0.request, $0.host) }, region: region)
+        let used = Set(inputs.placed.map(\.host)).filter { host in
+            region == nil || inputs.hosts.first { $0.name == host }?.region == region
+        }
+        let emptied = Set(moves.filter { $0.reason.hasPrefix("empty host") }.map(\.from))
+        return .object([
+            ("applied_index", .int(Int64(inputs.appliedIndex))),
+            ("hosts_in_use", .int(Int64(used.count))),
+            ("hosts_in_use_after", .int(Int64(used.count - emptied.count))),
+            (
+                "moves",
+                .array(
+                    moves.map { m in
+                        .object([
+                            ("vm", .string(m.vm)), ("from", .string(m.from)), ("to", .string(m.to)),
+                            ("reason", .string(m.reason)), ("gain", .string(m.gain)),
+                        ])
+                    })
+            ),
+        ])
+    }
+}

@@ -1,0 +1,170 @@
+import Foundation
+import Store
+import Testing
+
+@testable import Node
+
+@Suite struct NodePlacementTests {
+    static let gib: Int64 = 1 << 30
+
+    static func host(_ name: String, cpus: Int = 8, memory: Int64 = 16 << 30, labels: [String: String] = [:]) -> Intent
+    {
+        .addHost(HostAdded(name: name, region: "eu", cpus: cpus, memoryBytes: memory, labels: labels))
+    }
+
+    static func vm(
+        _ name: String, cpus: Int = 2, group: String? = nil, antiAffinity: String? = nil,
+        require: [String: String] = [:]
+    ) -> VMCreated {
+        var vm = VMCreated(name: name, region: "", cpus: cpus, memoryBytes: 2 << 30, image: "")
+        vm.group = group
+        vm.antiAffinity = antiAffinity
+        vm.requiredLabels = require
+        return vm
+    }
+
+    @Test("plan writes nothing; --check-index commits exactly the plan, and refuses after a change")
+    func planAndCheckIndex() async throws {
+        let dir = TemporaryDirectory()
+        try await withRunningNode(dir) { node in
+            _ = try await node.submit(Self.host("a"))
+            _ = try await node.submit(Self.host("b", cpus: 4))
+            let before = node.log.lastIndex
+            let plan = try await node.plan([Self.vm("web-1")])
+            #expect(node.log.lastIndex == before)
+            #expect(plan.placementIndex == 2)
+            let planned = plan.decisions[0].decision.host
+            #expect(planned == "a")  // both empty: the larger host opens first
+            let receipts = try await node.createVMs(
+                [Self.vm("web-1")], requestID: "r1", checkIndex: plan.placementIndex)
+            #expect(receipts.count == 1)
+            #expect(try await rows(node, "SELECT host FROM vms WHERE name = 'web-1'") == "[[\"\(planned!)\"]]")
+            // Something placement depends on changed since: refused, nothing written.
+            let stale = node.log.lastIndex
+            await #expect {
+                try await node.createVMs([Self.vm("web-2")], requestID: "r2", checkIndex: plan.placementIndex)
+            } throws: { error in
+                (error as? NodeError)?.code == .conflict
+                    && (error as? NodeError)?.message.contains("nothing was written") == true
+            }
+            #expect(node.log.lastIndex == stale)
+        }
+    }
+
+    @Test("--count creates NAME-1 … NAME-N in one batch; hard anti-affinity keeps them apart")
+    func countAndAntiAffinity() async throws {
+        let dir = TemporaryDirectory()
+        try await withRunningNode(dir) { node in
+            for name in ["a", "b", "c"] { _ = try await node.submit(Self.host(name)) }
+            let vms = (1...4).map { Self.vm("web-\($0)", group: "web", antiAffinity: "hard") }
+            let receipts = try await node.createVMs(vms, requestID: "batch", checkIndex: nil)
+            #expect(receipts.map(\.logIndex) == [4, 5, 6, 7])
+            for _ in 0..<100 {
+                if try await rows(node, "SELECT count(*) FROM vms WHERE actual_state = 'pending'") == "[[0]]" { break }
+                _ = try await node.applied.wait(until: node.applied.value + 1, timeout: .milliseconds(50))
+            }
+            #expect(try await rows(node, "SELECT count(DISTINCT host), count(host) FROM vms") == "[[3,3]]")
+            #expect(try await rows(node, "SELECT actual_state FROM vms WHERE host IS NULL") == #"[["unschedulable"]]"#)
+            let again = try await node.createVMs(vms, requestID: "batch", checkIndex: nil)
+            #expect(again.allSatisfy { $0.outcome == "duplicate" })
+        }
+    }
+
+    @Test("relabelling a host places the VMs that were waiting for that label; explain says why")
+    func labelsAndExplain() async throws {
+        let dir = TemporaryDirectory()
+        try await withRunningNode(dir) { node in
+            _ = try await node.submit(Self.host("a"))
+            _ = try await node.submit(.createVM(Self.vm("db", require: ["disk": "ssd"])))
+            #expect(try await rows(node, "SELECT actual_state FROM vms") == #"[["unschedulable"]]"#)
+            let unplaced = try await node.explain(vm: "db")
+            #expect(unplaced.serialized().contains(#""labels":1"#))
+            _ = try await node.submit(.setHostLabels(name: "a", labels: ["disk": "ssd"]))
+            for _ in 0..<100 {
+                if try await rows(node, "SELECT host FROM vms") == #"[["a"]]"# { break }
+                _ = try await node.applied.wait(until: node.applied.value + 1, timeout: .milliseconds(50))
+            }
+            #expect(try await rows(node, "SELECT host FROM vms") == #"[["a"]]"#)
+            let placed = try await node.explain(vm: "db").serialized()
+            #expect(
+                placed.contains(#""host":"a""#) && placed.contains(#""candidates":[{"#)
+                    && placed.contains(#""policy":"binpack""#))
+        }
+    }
+
+    @Test("rebalance proposes emptying a host whose VMs fit elsewhere, and writes nothing")
+    func rebalance() async throws {
+        let dir = TemporaryDirectory()
+        try await withRunningNode(dir) { node in
+            _ = try await node.submit(Self.host("a"))
+            _ = try await node.submit(.createVM(Self.vm("v1")))
+            _ = try await node.submit(Self.host("b"))
+            // Spread puts v2 on the empty host b, leaving two half-empty hosts.
+            var spread = Self.vm("v2")
+            spread.placementPolicy = "spread"
+            _ = try await node.submit(.createVM(spread))
+            #expect(try await rows(node, "SELECT count(DISTINCT host) FROM vms") == "[[2]]")
+            let before = node.log.lastIndex
+            let plan = try await node.rebalancePlan(region: "eu").serialized()
+            #expect(plan.contains(#""hosts_in_use":2,"hosts_in_use_after":1"#))
+            #expect(plan.contains(#""reason":"empty host"#))
+            #expect(node.log.lastIndex == before)
+        }
+    }
+}
+
+@Suite struct ApplierPropertyTests {
+    /// Random records, including placements that do not fit, applied in random batches: the views
+    /// never show a host over its capacity, and each host's use equals the sum of its VMs.
+    @Test("no host is ever oversubscribed, whatever sequence of records is applied")
+    func neverOversubscribed() throws {
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<20 {
+            let dir = TemporaryDirectory()
+            let views = try ViewStore(path: dir.file("views.sqlite"))
+            var index: UInt64 = 0
+            for _ in 0..<40 {
+                var batch: [LogEntry] = []
+                for _ in 0..<Int.random(in: 1...10, using: &rng) {
+                    let h = "h\(Int.random(in: 0..<4, using: &rng))"
+                    let v = "v\(Int.random(in: 0..<20, using: &rng))"
+                    let body: Record.Body
+                    switch Int.random(in: 0..<10, using: &rng) {
+                    case 0:
+                        body = .hostAdded(
+                            HostAdded(
+                                name: h, region: "eu", cpus: Int.random(in: 1...8, using: &rng), memoryBytes: 8 << 30))
+                    case 1: body = .hostRemoved(HostRemoved(name: h))
+                    case 2, 3:
+                        body = .vmCreated(
+                            VMCreated(
+                                name: v, region: "eu", cpus: Int.random(in: 1...4, using: &rng),
+                                memoryBytes: Int64.random(in: 1...4, using: &rng) << 30, image: "builtin:hello"))
+                    case 4: body = .vmDeleted(VMDeleted(name: v))
+                    default: body = .vmPlaced(VMPlaced(vm: v, host: h, explanation: "{}"))
+                    }
+                    index += 1
+                    batch.append(LogEntry(index: index, term: 1, payload: Record(at: 0, body).encoded()))
+                }
+                try views.apply(batch)
+                let violations = try views.pool.read { db in
+                    try Int.fetchOne(
+                        db,
+                        sql: """
+                            SELECT count(*) FROM hosts h WHERE h.cpus_used > h.cpus OR h.memory_used_bytes > h.memory_bytes
+                            OR h.cpus_used <> (SELECT coalesce(sum(cpus), 0) FROM vms WHERE host = h.name)
+                            OR h.memory_used_bytes <> (SELECT coalesce(sum(memory_bytes), 0) FROM vms WHERE host = h.name)
+                            """) ?? -1
+                }
+                #expect(violations == 0)
+                let orphans = try views.pool.read { db in
+                    try Int.fetchOne(
+                        db,
+                        sql: "SELECT count(*) FROM vms WHERE host IS NOT NULL AND host NOT IN (SELECT name FROM hosts)")
+                        ?? -1
+                }
+                #expect(orphans == 0)
+            }
+        }
+    }
+}

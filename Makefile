@@ -1,5 +1,5 @@
 # DWCP — the two commands of the README, and a few more.
-.PHONY: deps build demo test bench-store format clean
+.PHONY: deps build demo test bench-store bench-placement format clean
 
 deps:
 	@scripts/install-deps.sh
@@ -20,6 +20,11 @@ test: build
 bench-store: deps
 	swift build -c release --product dwcp-bench-store --product dwcp
 	.build/release/dwcp-bench-store
+
+## bench/placement: scheduler quality against an exact solver, and placements/s (release build).
+bench-placement:
+	swift build -c release --product dwcp-bench-placement
+	.build/release/dwcp-bench-placement
 
 format:
 	swift format --in-place --recursive Package.swift Plugins Sources Tests bench

@@ -31,6 +31,14 @@ run vm create db-1 --cpus 4 --memory 8GiB --image builtin:counter
 run vm create huge --cpus 64 --memory 512GiB
 run sql "SELECT name, host, cpus, memory_bytes, actual_state, reason FROM vms ORDER BY name" --format table
 
+step "placement: constraints, explanations, planning before committing"
+run host label rack1-b --label rack=1 --label disk=ssd
+run vm create cache --count 2 --cpus 1 --memory 1GiB --group cache --anti-affinity hard
+run vm create fast-db --cpus 1 --memory 1GiB --require disk=ssd
+run vm explain fast-db
+run plan vm create batch --cpus 1 --memory 512MiB
+run rebalance --plan
+
 step "bad input is refused with a clear reason and writes nothing"
 run vm create web-1 --cpus 1 --memory 1GiB || true
 run vm create Web_3 --cpus 1 --memory 1GiB || true
@@ -52,7 +60,7 @@ run sql "SELECT name, cpus, cpus_used, memory_bytes, memory_used_bytes, json_ext
 run sql "SELECT vm, host, json_extract(explanation, '\$.candidates[0].score') AS score FROM placements ORDER BY log_index" --format csv
 
 step "the log: every committed record, from index 1"
-run watch --from-index 1 --limit 12 --format text
+run watch --from-index 1 --limit 20 --format text
 run sql "SELECT kind, subject, outcome, error FROM intents ORDER BY log_index" --format json
 
 step "views are derived: delete them, restart, and they are rebuilt from the log"

@@ -151,13 +151,32 @@ public struct Placer: Sendable {
         // Packing passes only make sense when every VM asks to be packed.
         let packing = requests.count <= Self.exhaustiveBatchLimit && requests.allSatisfy { $0.policy == .binpack }
         let tries = packing ? keys : [keys[0]]
-        var best: [PlacementDecision]?
-        var bestCost = (Int.max, Int.max)
-        for key in tries {
-            let order = requests.indices.sorted { a, b in
+        var orders: [[Int]] = tries.map { key in
+            requests.indices.sorted { a, b in
                 let (ka, kb) = (key(requests[a]), key(requests[b]))
                 return ka != kb ? ka > kb : requests[a].vm < requests[b].vm
             }
+        }
+        // Small batches also try seeded shuffles of the largest-first order (perturbing it in
+        // blocks), which escape most of the cases where one order strands a host. The seed comes
+        // from the VM names, so every node computes the same orders.
+        if packing && requests.count * max(hosts.count, 1) <= Self.restartBudget {
+            var rng = SeededGenerator(
+                seed: requests.reduce(0xcbf2_9ce4_8422_2325) { hash, r in
+                    r.vm.utf8.reduce(hash) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 }
+                })
+            for _ in 0..<Self.restarts {
+                var order = orders[0]
+                for i in order.indices.reversed() where i > 0 {
+                    let j = Int(rng.next() % UInt64(min(i + 1, 4)))
+                    order.swapAt(i, i - j)
+                }
+                orders.append(order)
+            }
+        }
+        var best: [PlacementDecision]?
+        var bestCost = (Int.max, Int.max)
+        for order in orders {
             let placed = place(order.map { requests[$0] }, on: hosts)
             var decisions = [PlacementDecision?](repeating: nil, count: requests.count)
             for (k, i) in order.enumerated() { decisions[i] = placed[k] }
@@ -177,6 +196,9 @@ public struct Placer: Sendable {
 
     /// Batches up to this size get every order and the consolidation pass.
     public static let exhaustiveBatchLimit = 2_000
+    /// Seeded restarts for batches whose VMs × hosts stay within ``restartBudget``.
+    public static let restarts = 24
+    public static let restartBudget = 50_000
 
     /// (VMs left unplaced, hosts the batch opened): lower is better.
     static func cost(_ decisions: [PlacementDecision], hosts: [HostCapacity]) -> (Int, Int) {
@@ -332,4 +354,17 @@ public func formatBytes(_ bytes: Int64) -> String {
         return "\((value * 100).rounded() / 100)\(unit)"
     }
     return "\(bytes)B"
+}
+
+/// SplitMix64: a small seeded generator, so "random" restarts are the same on every node.
+struct SeededGenerator: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Scheduler
 import Store
 import Testing
 
@@ -166,5 +167,50 @@ import Testing
                 #expect(orphans == 0)
             }
         }
+    }
+}
+
+@Suite struct PlacementDeterminismTests {
+    @Test("every node computes the same placement from the same log")
+    func sameLogSamePlacement() async throws {
+        let dir = TemporaryDirectory()
+        try await withRunningNode(dir) { node in
+            for (i, cpus) in [8, 16, 4, 8, 32].enumerated() {
+                _ = try await node.submit(
+                    .addHost(
+                        HostAdded(
+                            name: "h\(i)", region: "eu", cpus: cpus, memoryBytes: Int64(cpus) << 31,
+                            labels: ["i": "\(i % 2)"])))
+            }
+            var vms: [VMCreated] = []
+            for i in 0..<12 {
+                var vm = VMCreated(
+                    name: "vm-\(i)", region: "", cpus: 1 + i % 3, memoryBytes: Int64(1 + i % 4) << 30, image: "")
+                vm.group = "g\(i % 3)"
+                vm.antiAffinity = i % 2 == 0 ? "soft" : nil
+                vms.append(vm)
+            }
+            _ = try await node.createVMs(vms, requestID: nil, checkIndex: nil)
+        }
+        // Two replicas that only share the log: their views are rebuilt from it independently.
+        var answers: [[String?]] = []
+        for replica in ["r1", "r2"] {
+            let copy = dir.file(replica)
+            try FileManager.default.createDirectory(atPath: copy, withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: dir.file("log"), toPath: copy + "/log")
+            let node = try Node(
+                configuration: NodeConfiguration(dataDirectory: copy, nodeID: replica, region: "eu"),
+                logger: .init(label: replica))
+            #expect(node.views.rebuildReason == "views.sqlite is missing")
+            let inputs = try await node.views.pool.read { db in try PlacementInputs.read(db, waitingStates: []) }
+            let requests = (0..<6).map {
+                PlacementRequest(
+                    vm: "new-\($0)", region: "eu", cpus: 1 + $0 % 2, memoryBytes: 1 << 30, group: "g1",
+                    antiAffinity: .soft)
+            }
+            answers.append(Placer().placeBatch(requests, on: inputs.hosts).map(\.host))
+        }
+        #expect(answers[0] == answers[1])
+        #expect(answers[0].allSatisfy { $0 != nil })
     }
 }

@@ -78,13 +78,16 @@ let package = Package(
         ),
         // bench/placement: placement quality against an exact solver, and placements/s.
         .executableTarget(name: "dwcp-bench-placement", dependencies: ["Scheduler"], path: "bench/placement"),
-        .testTarget(name: "StoreTests", dependencies: ["Store", .product(name: "GRDB", package: "GRDB.swift")]),
+        // Helpers shared by the test targets (temporary directories).
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(
+            name: "StoreTests", dependencies: ["Store", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "SchedulerTests", dependencies: ["Scheduler"]),
-        .testTarget(name: "QueryTests", dependencies: ["Query", "Store"]),
+        .testTarget(name: "QueryTests", dependencies: ["Query", "Store", "TestSupport"]),
         .testTarget(
             name: "NodeTests",
             dependencies: [
-                "Node", "Store", "Query", "Scheduler",
+                "Node", "Store", "Query", "Scheduler", "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -4,6 +4,7 @@ import Hummingbird
 import NIOCore
 import NIOHTTP1
 import Store
+import TestSupport
 import Testing
 
 @testable import Node

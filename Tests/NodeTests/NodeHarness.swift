@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Node
 import Store
+import TestSupport
 
 /// Runs a node in this process for the duration of `body`, then cancels it.
 func withRunningNode<T: Sendable>(

@@ -1,6 +1,7 @@
 import Foundation
 import Scheduler
 import Store
+import TestSupport
 import Testing
 
 @testable import Node

@@ -13,20 +13,7 @@ public struct FieldReader: Sendable {
     public init(_ bytes: ArraySlice<UInt8>, context: String) throws {
         self.context = context
         var position = bytes.startIndex
-        func varint() throws -> UInt64 {
-            var result: UInt64 = 0
-            var shift: UInt64 = 0
-            while true {
-                guard position < bytes.endIndex, shift < 64 else {
-                    throw StoreError(.malformedRecord, "\(context): truncated or overlong varint")
-                }
-                let byte = bytes[position]
-                position += 1
-                result |= UInt64(byte & 0x7f) << shift
-                if byte & 0x80 == 0 { return result }
-                shift += 7
-            }
-        }
+        func varint() throws -> UInt64 { try Self.varint(bytes, at: &position, context: context) }
         while position < bytes.endIndex {
             let key = try varint()
             let field = Int(truncatingIfNeeded: key >> 3)
@@ -44,6 +31,22 @@ public struct FieldReader: Sendable {
             default:
                 throw StoreError(.malformedRecord, "\(context): field \(field) has unknown wire type \(key & 7)")
             }
+        }
+    }
+
+    /// Reads a varint at `position`, moving past it.
+    static func varint(_ bytes: ArraySlice<UInt8>, at position: inout Int, context: String) throws -> UInt64 {
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            guard position < bytes.endIndex, shift < 64 else {
+                throw StoreError(.malformedRecord, "\(context): truncated or overlong varint")
+            }
+            let byte = bytes[position]
+            position += 1
+            result |= UInt64(byte & 0x7f) << shift
+            if byte & 0x80 == 0 { return result }
+            shift += 7
         }
     }
 

@@ -54,18 +54,7 @@ extension Record {
                 "record codec version \(version) is not readable by this dwcp (it reads version \(Self.codecVersion))")
         }
         var position = 1
-        var tag: UInt64 = 0
-        var shift: UInt64 = 0
-        while true {
-            guard position < bytes.count, shift < 64 else {
-                throw StoreError(.malformedRecord, "truncated record type")
-            }
-            let byte = bytes[position]
-            position += 1
-            tag |= UInt64(byte & 0x7f) << shift
-            if byte & 0x80 == 0 { break }
-            shift += 7
-        }
+        let tag = try FieldReader.varint(bytes[...], at: &position, context: "record type")
         let name = Self.kindName(tag: tag) ?? "record type \(tag)"
         let fields = try FieldReader(bytes[position...], context: name)
         let at = fields.int64(1) ?? 0

@@ -44,7 +44,7 @@ struct CreateVMRequest: Decodable {
     }
 
     /// The VMs this request creates: NAME, or NAME-1 … NAME-N with `count`.
-    func vms(defaultRegion: String) throws -> [VMCreated] {
+    func vms() throws -> [VMCreated] {
         var desired = VMDesiredState.running
         if let raw = desiredState {
             guard let state = VMDesiredState(rawValue: raw) else {

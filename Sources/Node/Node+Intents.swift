@@ -1,4 +1,5 @@
 import GRDB
+import Scheduler
 import Store
 
 /// What the node answers once an intent has been applied.
@@ -27,11 +28,7 @@ extension Node {
         let record = Record(at: Self.now(), requestID: requestID, intent.body)
         let index = try await consensus.propose([record.encoded()]).upperBound
         try await applied.wait(until: index)
-        let (outcome, error) = try await views.pool.read { db in
-            let row = try Row.fetchOne(
-                db, sql: "SELECT outcome, error FROM intents WHERE log_index = ?", arguments: [Int64(index)])
-            return (row?["outcome"] as String? ?? "missing", row?["error"] as String? ?? "")
-        }
+        let (outcome, error) = try await outcomes(index...index)[0]
         switch outcome {
         case "applied":
             if case .createVM(let vm) = intent {
@@ -66,6 +63,14 @@ extension Node {
         return IntentReceipt(logIndex: index, outcome: "duplicate", subject: try await subjectRow(intent))
     }
 
+    /// ``validate(_:)`` for one VM to create.
+    func validate(_ vm: VMCreated) throws -> VMCreated {
+        guard case .createVM(let validated) = try validate(.createVM(vm)) else {
+            preconditionFailure("validating a VM intent returns a VM intent")
+        }
+        return validated
+    }
+
     /// Checks the intent's own fields and fills in defaults (region, image).
     func validate(_ intent: Intent) throws -> Intent {
         switch intent {
@@ -96,12 +101,12 @@ extension Node {
             if let group = vm.group { try Validation.name(group, what: "group") }
             if let group = vm.affinityGroup { try Validation.name(group, what: "affinity group") }
             if let mode = vm.antiAffinity {
-                guard ["hard", "soft"].contains(mode) else {
+                guard AntiAffinity(rawValue: mode) != nil else {
                     throw NodeError(.invalid, "invalid anti-affinity '\(mode)': hard or soft")
                 }
                 guard vm.group != nil else { throw NodeError(.invalid, "anti-affinity needs a group (--group NAME)") }
             }
-            if let policy = vm.placementPolicy, !["binpack", "spread"].contains(policy) {
+            if let policy = vm.placementPolicy, PlacementPolicy(rawValue: policy) == nil {
                 throw NodeError(.invalid, "invalid placement policy '\(policy)': binpack or spread")
             }
             return .createVM(vm)
@@ -168,11 +173,32 @@ extension Node {
             case .createVM(let vm): ("vms", vm.name)
             case .setDesiredState(let name, _), .deleteVM(let name): ("vms", name)
             }
-        return try await views.pool.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM \(table) WHERE name = ?", arguments: [name]) else {
-                return nil
+        return try await rows(table, [name])[0]
+    }
+
+    /// What applying the intents at `indexes` did (`applied`, `rejected`, `duplicate`, with the
+    /// error), read in one transaction.
+    func outcomes(_ indexes: ClosedRange<UInt64>) async throws -> [(outcome: String, error: String)] {
+        try await views.pool.read { db in
+            var found: [Int64: (String, String)] = [:]
+            let rows = try Row.fetchCursor(
+                db, sql: "SELECT log_index, outcome, error FROM intents WHERE log_index BETWEEN ? AND ?",
+                arguments: [Int64(indexes.lowerBound), Int64(indexes.upperBound)])
+            while let row = try rows.next() { found[row["log_index"]] = (row["outcome"], row["error"]) }
+            return indexes.map { found[Int64($0)] ?? ("missing", "") }
+        }
+    }
+
+    /// The rows of `table` (`hosts` or `vms`) with these names, as JSON objects (nil when gone),
+    /// read in one transaction.
+    func rows(_ table: String, _ names: [String]) async throws -> [JSONValue?] {
+        try await views.pool.read { db in
+            let statement = try db.cachedStatement(sql: "SELECT * FROM \(table) WHERE name = ?")
+            return try names.map { name in
+                try Row.fetchOne(statement, arguments: [name]).map { row in
+                    JSONValue.object(row.columnNames.map { ($0, JSONValue(databaseValue: row[$0] as DatabaseValue)) })
+                }
             }
-            return JSONValue.object(row.columnNames.map { ($0, JSONValue(databaseValue: row[$0] as DatabaseValue)) })
         }
     }
 }

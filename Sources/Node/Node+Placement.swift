@@ -10,9 +10,9 @@ struct PlacementInputs: Sendable {
     var waiting: [WaitingVM]
     var placed: [PlacedVM]
     var appliedIndex: UInt64
+    /// The last index that changed anything placement depends on: unschedulable VMs are retried
+    /// when it moves, and `--check-index` compares against it.
     var placementIndex: UInt64
-    /// A fingerprint of the hosts' capacity and labels: unschedulable VMs are retried when it changes.
-    var capacityKey: String
 
     struct WaitingVM: Sendable {
         var request: PlacementRequest
@@ -44,8 +44,9 @@ struct PlacementInputs: Sendable {
         return object.compactMapValues { $0 as? String }
     }
 
-    /// Reads the inputs in one read transaction. `waitingStates` picks which unplaced VMs count.
-    static func read(_ db: Database, waitingStates: [String] = ["pending", "unschedulable"]) throws -> PlacementInputs {
+    /// Reads the inputs in one read transaction. `waitingStates` picks which unplaced VMs count;
+    /// the placed VMs (every running VM) are read only when `includePlaced` asks for them.
+    static func read(_ db: Database, waitingStates: [String], includePlaced: Bool) throws -> PlacementInputs {
         var groupsByHost: [String: [String: Int]] = [:]
         var countByHost: [String: Int] = [:]
         for row in try Row.fetchAll(
@@ -74,18 +75,15 @@ struct PlacementInputs: Sendable {
             sql:
                 "SELECT \(vmColumns), actual_state, reason FROM vms WHERE host IS NULL AND actual_state IN (\(states)) ORDER BY created_index"
         ).map { WaitingVM(request: request($0), actualState: $0["actual_state"], reason: $0["reason"]) }
-        let placed = try Row.fetchAll(
-            db, sql: "SELECT \(vmColumns), host FROM vms WHERE host IS NOT NULL ORDER BY name"
-        )
-        .map { PlacedVM(request: request($0), host: $0["host"]) }
+        let placed =
+            includePlaced
+            ? try Row.fetchAll(db, sql: "SELECT \(vmColumns), host FROM vms WHERE host IS NOT NULL ORDER BY name")
+                .map { PlacedVM(request: request($0), host: $0["host"]) } : []
         let state = try Row.fetchOne(db, sql: "SELECT applied_index, placement_index FROM dwcp_state WHERE id = 1")
-        let capacityKey =
-            try String.fetchOne(
-                db, sql: "SELECT count(*) || '/' || coalesce(max(updated_index), 0) FROM hosts") ?? ""
         return PlacementInputs(
             hosts: hosts, waiting: waiting, placed: placed,
             appliedIndex: UInt64(state?["applied_index"] as Int64? ?? 0),
-            placementIndex: UInt64(state?["placement_index"] as Int64? ?? 0), capacityKey: capacityKey)
+            placementIndex: UInt64(state?["placement_index"] as Int64? ?? 0))
     }
 }
 
@@ -125,11 +123,14 @@ extension Node {
 
     /// Validates VMs as `vm create` would, and computes where they would go now. Writes nothing.
     public func plan(_ vms: [VMCreated]) async throws -> PlacementPlan {
-        let validated = try vms.map { vm -> VMCreated in
-            guard case .createVM(let v) = try validate(.createVM(vm)) else { preconditionFailure() }
-            return v
+        try await plan(validated: vms.map(validate))
+    }
+
+    /// ``plan(_:)`` for VMs already validated.
+    private func plan(validated: [VMCreated]) async throws -> PlacementPlan {
+        let inputs = try await views.pool.read { db in
+            try PlacementInputs.read(db, waitingStates: [], includePlaced: false)
         }
-        let inputs = try await views.pool.read { db in try PlacementInputs.read(db, waitingStates: []) }
         let decisions = Placer().placeBatch(validated.map(Self.request), on: inputs.hosts)
         return PlacementPlan(
             appliedIndex: inputs.appliedIndex, placementIndex: inputs.placementIndex,
@@ -146,7 +147,7 @@ extension Node {
         }
         var validated: [VMCreated] = []
         for vm in vms {
-            guard case .createVM(var v) = try validate(.createVM(vm)) else { preconditionFailure() }
+            var v = try validate(vm)
             try await checkAgainstViews(.createVM(v))
             v.checkIndex = checkIndex
             validated.append(v)
@@ -160,7 +161,7 @@ extension Node {
                 .encoded()
         }
         if let checkIndex {
-            let plan = try await self.plan(validated)
+            let plan = try await self.plan(validated: validated)
             guard plan.placementIndex <= checkIndex else {
                 throw NodeError(
                     .conflict,
@@ -176,26 +177,18 @@ extension Node {
         }
         let range = try await consensus.propose(records)
         try await applied.wait(until: range.upperBound)
-        var receipts: [IntentReceipt] = []
-        for (offset, vm) in validated.enumerated() {
-            let index = range.lowerBound + UInt64(offset)
-            let (outcome, error) = try await views.pool.read { db in
-                let row = try Row.fetchOne(
-                    db, sql: "SELECT outcome, error FROM intents WHERE log_index = ?", arguments: [Int64(index)])
-                return (row?["outcome"] as String? ?? "missing", row?["error"] as String? ?? "")
-            }
-            if outcome == "rejected" {
-                throw NodeError(.conflict, "\(error) (VM \(vm.name), log index \(index))")
-            }
-            receipts.append(IntentReceipt(logIndex: index, outcome: outcome, subject: nil))
+        let results = try await outcomes(range.lowerBound...(range.lowerBound + UInt64(validated.count) - 1))
+        for (offset, (vm, result)) in zip(validated, results).enumerated() where result.outcome == "rejected" {
+            throw NodeError(
+                .conflict, "\(result.error) (VM \(vm.name), log index \(range.lowerBound + UInt64(offset)))")
         }
         if checkIndex == nil, let last = validated.last {
             try await waitForPlacement(vm: last.name, after: range.upperBound)
         }
-        for i in receipts.indices {
-            receipts[i].subject = try await vmRow(validated[i].name)
+        let vmRows = try await rows("vms", validated.map(\.name))
+        return zip(results, vmRows).enumerated().map { offset, pair in
+            IntentReceipt(logIndex: range.lowerBound + UInt64(offset), outcome: pair.0.outcome, subject: pair.1)
         }
-        return receipts
     }
 
     private func earlierBatch(requestID: String, count: Int) async throws -> [IntentReceipt]? {
@@ -209,21 +202,8 @@ extension Node {
             }
         }
         guard found.count == count else { return nil }
-        var receipts: [IntentReceipt] = []
-        for (index, name) in found {
-            receipts.append(
-                IntentReceipt(logIndex: UInt64(index), outcome: "duplicate", subject: try await vmRow(name)))
-        }
-        return receipts
-    }
-
-    func vmRow(_ name: String) async throws -> JSONValue? {
-        try await views.pool.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM vms WHERE name = ?", arguments: [name]) else {
-                return nil
-            }
-            return JSONValue.object(row.columnNames.map { ($0, JSONValue(databaseValue: row[$0] as DatabaseValue)) })
-        }
+        let vmRows = try await rows("vms", found.map(\.1))
+        return zip(found, vmRows).map { IntentReceipt(logIndex: UInt64($0.0.0), outcome: "duplicate", subject: $0.1) }
     }
 
     /// A VM's latest scheduling decision, for `dwcp vm explain`.
@@ -252,12 +232,12 @@ extension Node {
     /// Migrations that would reduce the hosts in use or repair soft anti-affinity. Writes nothing.
     public func rebalancePlan(region: String?) async throws -> JSONValue {
         if let region { try Validation.name(region, what: "region") }
-        let inputs = try await views.pool.read { db in try PlacementInputs.read(db, waitingStates: []) }
+        let inputs = try await views.pool.read { db in
+            try PlacementInputs.read(db, waitingStates: [], includePlaced: true)
+        }
         let moves = Rebalancer().plan(
             hosts: inputs.hosts, placed: inputs.placed.map { ($0.request, $0.host) }, region: region)
-        let used = Set(inputs.placed.map(\.host)).filter { host in
-            region == nil || inputs.hosts.first { $0.name == host }?.region == region
-        }
+        let used = inputs.hosts.filter { $0.vmCount > 0 && (region == nil || $0.region == region) }
         let emptied = Set(moves.filter { $0.reason.hasPrefix("empty host") }.map(\.from))
         return .object([
             ("applied_index", .int(Int64(inputs.appliedIndex))),

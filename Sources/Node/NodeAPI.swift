@@ -46,7 +46,7 @@ public enum NodeAPI {
         router.post("/v1/vms") { request, _ in
             try await handle {
                 let body = try await decode(CreateVMRequest.self, from: request)
-                let vms = try body.vms(defaultRegion: node.configuration.region)
+                let vms = try body.vms()
                 if body.count == nil && body.checkIndex == nil {
                     return receipt(try await node.submit(.createVM(vms[0]), requestID: body.requestID), subject: "vm")
                 }
@@ -63,7 +63,7 @@ public enum NodeAPI {
         router.post("/v1/plan/vms") { request, _ in
             try await handle {
                 let body = try await decode(CreateVMRequest.self, from: request)
-                let vms = try body.vms(defaultRegion: node.configuration.region)
+                let vms = try body.vms()
                 return json(try await node.plan(vms).json)
             }
         }

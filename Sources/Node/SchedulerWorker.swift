@@ -12,14 +12,16 @@ struct SchedulerWorker: Sendable {
 
     func run(node: Node) async throws {
         var seen: UInt64 = 0
-        var capacitySeen = ""
+        var placementIndexSeen: UInt64?
         var idle = false
         while true {
             if idle { seen = try await node.applied.wait(until: seen + 1) }
             idle = true
-            let inputs = try await node.views.pool.read { db in try PlacementInputs.read(db) }
-            let retryUnschedulable = inputs.capacityKey != capacitySeen
-            capacitySeen = inputs.capacityKey
+            let inputs = try await node.views.pool.read { db in
+                try PlacementInputs.read(db, waitingStates: ["pending", "unschedulable"], includePlaced: false)
+            }
+            let retryUnschedulable = inputs.placementIndex != placementIndexSeen
+            placementIndexSeen = inputs.placementIndex
             let waiting = inputs.waiting.filter { $0.actualState == "pending" || retryUnschedulable }
             guard !waiting.isEmpty else { continue }
             let decisions = placer.placeBatch(waiting.map(\.request), on: inputs.hosts)

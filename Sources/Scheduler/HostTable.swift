@@ -1,51 +1,51 @@
-/// The hosts of one placement round in columns, built once and updated as VMs are placed, so
-/// evaluating a host is a few array reads: placing one VM scans thousands of hosts in microseconds.
+/// The hosts of one placement round, built once and updated as VMs are placed. What the scan reads
+/// for every host sits in one small value per host (``Row``), so evaluating a host is a few loads
+/// from one contiguous array: placing one VM scans thousands of hosts in microseconds.
 struct HostTable {
+    /// What the scan needs of one host.
+    struct Row {
+        var regionID: Int32
+        var ready: Bool
+        var freeCPUs: Int
+        var freeMemory: Int64
+        var vmCount: Int
+        /// 1 / capacity, so scoring multiplies instead of dividing.
+        var inverseCPUs: Double
+        var inverseMemory: Double
+        /// The host's capacity as a share of the largest host's (mean of CPU and memory shares).
+        var sizeShare: Double
+    }
+
+    /// In name order, so a lower position wins a tie (the documented tie-break) without comparing
+    /// names in the scan. `hosts` keeps labels and groups for the constraint checks.
     var hosts: [HostCapacity]
-    var regionIDs: [Int32]
-    var ready: [Bool]
-    /// 1 / capacity, so scoring multiplies instead of dividing.
-    var inverseCPUs: [Double]
-    var inverseMemory: [Double]
-    /// The host's capacity as a share of the largest host's (mean of CPU and memory shares).
-    var sizeShare: [Double]
-    var freeCPUs: [Int]
-    var freeMemory: [Int64]
-    var vmCount: [Int]
+    var rows: [Row]
     var regions: [String: Int32]
     var positions: [String: Int]
 
-    /// Hosts are kept in name order, so a lower position wins a tie (the documented tie-break)
-    /// without comparing names in the scan.
     init(_ hosts: [HostCapacity]) {
         let hosts = hosts.sorted { $0.name < $1.name }
         self.hosts = hosts
-        var regions: [String: Int32] = [:]
-        regionIDs = hosts.map { host in
-            if let id = regions[host.region] { return id }
-            let id = Int32(regions.count)
-            regions[host.region] = id
-            return id
-        }
-        self.regions = regions
-        ready = hosts.map { $0.state == "ready" }
-        inverseCPUs = hosts.map { 1 / Double(max($0.cpus, 1)) }
-        inverseMemory = hosts.map { 1 / Double(max($0.memoryBytes, 1)) }
         let largestCPUs = Double(max(hosts.map(\.cpus).max() ?? 1, 1))
         let largestMemory = Double(max(hosts.map(\.memoryBytes).max() ?? 1, 1))
-        sizeShare = hosts.map { (Double($0.cpus) / largestCPUs + Double($0.memoryBytes) / largestMemory) / 2 }
-        freeCPUs = hosts.map(\.freeCPUs)
-        freeMemory = hosts.map(\.freeMemoryBytes)
-        vmCount = hosts.map(\.vmCount)
-        var positions: [String: Int] = [:]
-        for (i, host) in hosts.enumerated() { positions[host.name] = i }
-        self.positions = positions
+        var regions: [String: Int32] = [:]
+        rows = hosts.map { host in
+            let regionID = regions[host.region] ?? Int32(regions.count)
+            regions[host.region] = regionID
+            return Row(
+                regionID: regionID, ready: host.state == "ready", freeCPUs: host.freeCPUs,
+                freeMemory: host.freeMemoryBytes, vmCount: host.vmCount, inverseCPUs: 1 / Double(max(host.cpus, 1)),
+                inverseMemory: 1 / Double(max(host.memoryBytes, 1)),
+                sizeShare: (Double(host.cpus) / largestCPUs + Double(host.memoryBytes) / largestMemory) / 2)
+        }
+        self.regions = regions
+        positions = Dictionary(uniqueKeysWithValues: hosts.enumerated().map { ($1.name, $0) })
     }
 
     mutating func take(_ request: PlacementRequest, at i: Int) {
         hosts[i].take(request)
-        freeCPUs[i] -= request.cpus
-        freeMemory[i] -= request.memoryBytes
-        vmCount[i] += 1
+        rows[i].freeCPUs -= request.cpus
+        rows[i].freeMemory -= request.memoryBytes
+        rows[i].vmCount += 1
     }
 }

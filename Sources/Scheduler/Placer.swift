@@ -52,72 +52,53 @@ public struct Placer: Sendable {
         let memoryWanted = request.memoryBytes
         let binpack = request.policy == .binpack
         let softGroup = request.antiAffinity == .soft ? request.group : nil
-        let count = table.hosts.count
-        table.regionIDs.withUnsafeBufferPointer { regionIDs in
-            table.ready.withUnsafeBufferPointer { ready in
-                table.freeCPUs.withUnsafeBufferPointer { freeCPUs in
-                    table.freeMemory.withUnsafeBufferPointer { freeMemory in
-                        table.inverseCPUs.withUnsafeBufferPointer { inverseCPUs in
-                            table.inverseMemory.withUnsafeBufferPointer { inverseMemory in
-                                table.vmCount.withUnsafeBufferPointer { vmCount in
-                                    table.sizeShare.withUnsafeBufferPointer { sizeShare in
-                                        var worstKept = Double.infinity
-                                        for i in 0..<count {
-                                            // Cheap columns first; the full filter only for hosts that fail them or need it.
-                                            if regionIDs[i] != region {
-                                                counts[Filter.region.rawValue] += 1
-                                                continue
-                                            }
-                                            if needsSlowChecks {
-                                                if let filter = firstFailingFilter(
-                                                    request, table.hosts[i], affinityPresent: affinityPresent)
-                                                {
-                                                    counts[filter.rawValue] += 1
-                                                    continue
-                                                }
-                                            } else if !ready[i] {
-                                                counts[Filter.notReady.rawValue] += 1
-                                                continue
-                                            } else if freeCPUs[i] < cpusWanted {
-                                                counts[Filter.cpus.rawValue] += 1
-                                                continue
-                                            } else if freeMemory[i] < memoryWanted {
-                                                counts[Filter.memory.rawValue] += 1
-                                                continue
-                                            }
-                                            let cpuLeft = Double(freeCPUs[i] - cpusWanted) * inverseCPUs[i]
-                                            let memoryLeft = Double(freeMemory[i] - memoryWanted) * inverseMemory[i]
-                                            let meanLeft = (cpuLeft + memoryLeft) * 0.5
-                                            // Written as a select, not a branch: empty and used hosts interleave unpredictably.
-                                            let base =
-                                                vmCount[i] == 0 ? Self.newHostWeight + 1 - sizeShare[i] : meanLeft
-                                            var score = binpack ? base + abs(cpuLeft - memoryLeft) : -meanLeft
-                                            if let group = softGroup {
-                                                score +=
-                                                    Self.softAntiAffinityWeight
-                                                    * Double(table.hosts[i].groups[group] ?? 0)
-                                            }
-                                            // Positions are in name order: an equal score never beats an earlier host.
-                                            if score >= worstKept { continue }
-                                            var k = best.count
-                                            while k > 0 && best[k - 1].score > score { k -= 1 }
-                                            best.insert((score, i), at: k)
-                                            if best.count > shown { best.removeLast() }
-                                            if best.count == shown { worstKept = best[shown - 1].score }
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
+        table.rows.withUnsafeBufferPointer { rows in
+            var worstKept = Double.infinity
+            for i in 0..<rows.count {
+                let row = rows[i]
+                // Cheap fields first; the full filter only for requests that need it.
+                if row.regionID != region {
+                    counts[Filter.region.rawValue] += 1
+                    continue
                 }
+                if needsSlowChecks {
+                    if let filter = firstFailingFilter(request, table.hosts[i], affinityPresent: affinityPresent) {
+                        counts[filter.rawValue] += 1
+                        continue
+                    }
+                } else if !row.ready {
+                    counts[Filter.notReady.rawValue] += 1
+                    continue
+                } else if row.freeCPUs < cpusWanted {
+                    counts[Filter.cpus.rawValue] += 1
+                    continue
+                } else if row.freeMemory < memoryWanted {
+                    counts[Filter.memory.rawValue] += 1
+                    continue
+                }
+                let cpuLeft = Double(row.freeCPUs - cpusWanted) * row.inverseCPUs
+                let memoryLeft = Double(row.freeMemory - memoryWanted) * row.inverseMemory
+                let meanLeft = (cpuLeft + memoryLeft) * 0.5
+                // A select, not a branch: empty and used hosts interleave unpredictably.
+                let base = row.vmCount == 0 ? Self.newHostWeight + 1 - row.sizeShare : meanLeft
+                var score = binpack ? base + abs(cpuLeft - memoryLeft) : -meanLeft
+                if let group = softGroup {
+                    score += Self.softAntiAffinityWeight * Double(table.hosts[i].groups[group] ?? 0)
+                }
+                // Positions are in name order: an equal score never beats an earlier host.
+                if score >= worstKept { continue }
+                var k = best.count
+                while k > 0 && best[k - 1].score > score { k -= 1 }
+                best.insert((score, i), at: k)
+                if best.count > shown { best.removeLast() }
+                if best.count == shown { worstKept = best[shown - 1].score }
             }
         }
         let candidates = best.prefix(candidatesShown).map { entry in
             let host = table.hosts[entry.position]
             return PlacementDecision.Candidate(
                 host: host.name, score: entry.score,
-                breakdown: Self.score(request, host, sizeShare: table.sizeShare[entry.position]),
+                breakdown: Self.score(request, host, sizeShare: table.rows[entry.position].sizeShare),
                 freeCPUsAfter: host.freeCPUs - request.cpus,
                 freeMemoryBytesAfter: host.freeMemoryBytes - request.memoryBytes)
         }
@@ -174,6 +155,7 @@ public struct Placer: Sendable {
                 orders.append(order)
             }
         }
+        let emptyBefore = Set(hosts.filter { $0.vmCount == 0 }.map(\.name))
         var best: [PlacementDecision]?
         var bestCost = (Int.max, Int.max)
         for order in orders {
@@ -181,7 +163,7 @@ public struct Placer: Sendable {
             var decisions = [PlacementDecision?](repeating: nil, count: requests.count)
             for (k, i) in order.enumerated() { decisions[i] = placed[k] }
             let result = decisions.map { $0! }
-            let cost = Self.cost(result, hosts: hosts)
+            let cost = Self.cost(result, emptyBefore: emptyBefore)
             if cost < bestCost {
                 best = result
                 bestCost = cost
@@ -201,8 +183,7 @@ public struct Placer: Sendable {
     public static let restartBudget = 50_000
 
     /// (VMs left unplaced, hosts the batch opened): lower is better.
-    static func cost(_ decisions: [PlacementDecision], hosts: [HostCapacity]) -> (Int, Int) {
-        let emptyBefore = Set(hosts.filter { $0.vmCount == 0 }.map(\.name))
+    static func cost(_ decisions: [PlacementDecision], emptyBefore: Set<String>) -> (Int, Int) {
         let opened = Set(decisions.compactMap(\.host).filter { emptyBefore.contains($0) })
         return (decisions.filter { $0.host == nil }.count, opened.count)
     }
@@ -236,16 +217,17 @@ public struct Placer: Sendable {
                 let moves = moving.sorted {
                     (requests[$0].cpus, requests[$0].memoryBytes) > (requests[$1].cpus, requests[$1].memoryBytes)
                 }
-                var trial = state
+                // One table for the whole trial, updated as each VM moves.
+                var table = HostTable(state)
                 var replaced: [(Int, PlacementDecision)] = []
                 var ok = true
                 for i in moves {
-                    let d = place(requests[i], on: trial)
-                    guard let h = d.host, let p = position[h], trial[p].vmCount > 0 else {
+                    let d = place(requests[i], in: table)
+                    guard let h = d.host, let p = table.positions[h], table.rows[p].vmCount > 0 else {
                         ok = false
                         break
                     }
-                    trial[p].take(requests[i])
+                    table.take(requests[i], at: p)
                     replaced.append((i, d))
                 }
                 if ok && !moves.isEmpty {
@@ -356,11 +338,12 @@ public func formatBytes(_ bytes: Int64) -> String {
     return "\(bytes)B"
 }
 
-/// SplitMix64: a small seeded generator, so "random" restarts are the same on every node.
-struct SeededGenerator: RandomNumberGenerator {
+/// SplitMix64: a small seeded generator, so "random" restarts are the same on every node (and
+/// seeded tests and benchmarks replay exactly).
+public struct SeededGenerator: RandomNumberGenerator, Sendable {
     var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9

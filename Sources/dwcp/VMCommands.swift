@@ -178,7 +178,7 @@ struct VMSpecOptions: ParsableArguments {
             if let group { try Validation.name(group, what: "group") }
             if let affinity { try Validation.name(affinity, what: "affinity group") }
         }
-        if let antiAffinity, !["hard", "soft"].contains(antiAffinity) {
+        if let antiAffinity, AntiAffinity(rawValue: antiAffinity) == nil {
             throw CLIError(.usage, "invalid --anti-affinity '\(antiAffinity)': hard or soft")
         }
         if antiAffinity != nil && group == nil { throw CLIError(.usage, "--anti-affinity needs --group NAME") }
@@ -186,7 +186,7 @@ struct VMSpecOptions: ParsableArguments {
         var fields: [(String, JSONValue)] = [
             ("name", .string(name)), ("cpus", .int(Int64(cpus))), ("memory_bytes", .int(memoryBytes)),
             ("labels", .map(labels)), ("desired_state", .string(stopped ? "stopped" : "running")),
-            ("require", .map(required)), ("policy", .string(spread ? "spread" : "binpack")),
+            ("require", .map(required)), ("policy", .string((spread ? PlacementPolicy.spread : .binpack).rawValue)),
         ]
         if let region { fields.append(("region", .string(region))) }
         if let image { fields.append(("image", .string(image))) }

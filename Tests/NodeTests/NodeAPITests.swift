@@ -20,7 +20,10 @@ import Testing
                 group.addTask { try await app.runService() }
                 defer { group.cancelAll() }
                 var iterator = ports.makeAsyncIterator()
-                guard let port = await iterator.next() else { return }
+                guard let port = await iterator.next() else {
+                    Issue.record("the API never reported its port")
+                    return
+                }
                 try await body(node, "http://127.0.0.1:\(port)")
             }
         }

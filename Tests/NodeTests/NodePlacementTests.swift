@@ -203,7 +203,9 @@ import Testing
                 configuration: NodeConfiguration(dataDirectory: copy, nodeID: replica, region: "eu"),
                 logger: .init(label: replica))
             #expect(node.views.rebuildReason == "views.sqlite is missing")
-            let inputs = try await node.views.pool.read { db in try PlacementInputs.read(db, waitingStates: []) }
+            let inputs = try await node.views.pool.read { db in
+                try PlacementInputs.read(db, waitingStates: [], includePlaced: false)
+            }
             let requests = (0..<6).map {
                 PlacementRequest(
                     vm: "new-\($0)", region: "eu", cpus: 1 + $0 % 2, memoryBytes: 1 << 30, group: "g1",

@@ -112,11 +112,16 @@ func post(_ url: String, _ body: String) async throws -> (Int, String) {
 }
 
 @Suite(.serialized) struct ProcessTests {
+    /// `dwcp serve` on `data` with an API on a free loopback port.
+    static func serve(_ data: String) -> [String] {
+        ["serve", "--data-dir", data, "--node-id", "n1", "--region", "eu", "--api", "127.0.0.1:0"]
+    }
+
     @Test("kill -9 mid-stream: every acknowledged intent survives, and the views equal a rebuild from the log")
     func crashMidStream() async throws {
         let dir = TemporaryDirectory()
         let data = dir.file("data")
-        let serve = ["serve", "--data-dir", data, "--node-id", "n1", "--region", "eu", "--api", "127.0.0.1:0"]
+        let serve = Self.serve(data)
         let first = try DwcpProcess(serve, directory: dir, tag: "first")
         let port = try await first.waitForPort()
         let base = "http://127.0.0.1:\(port)"
@@ -173,9 +178,7 @@ func post(_ url: String, _ body: String) async throws -> (Int, String) {
     @Test("the CLI refuses bad input with one line on stderr and a non-zero status")
     func cliBadInput() async throws {
         let dir = TemporaryDirectory()
-        let node = try DwcpProcess(
-            ["serve", "--data-dir", dir.file("data"), "--node-id", "n1", "--region", "eu", "--api", "127.0.0.1:0"],
-            directory: dir, tag: "node")
+        let node = try DwcpProcess(Self.serve(dir.file("data")), directory: dir, tag: "node")
         let server = "127.0.0.1:\(try await node.waitForPort())"
         defer { node.kill(SIGTERM) }
         let cases: [([String], Int32, String)] = [
@@ -209,9 +212,7 @@ func post(_ url: String, _ body: String) async throws -> (Int, String) {
     @Test("the CLI's happy path: add, create, query in every format, watch")
     func cliHappyPath() async throws {
         let dir = TemporaryDirectory()
-        let node = try DwcpProcess(
-            ["serve", "--data-dir", dir.file("data"), "--node-id", "n1", "--region", "eu", "--api", "127.0.0.1:0"],
-            directory: dir, tag: "node")
+        let node = try DwcpProcess(Self.serve(dir.file("data")), directory: dir, tag: "node")
         let server = ["--server", "127.0.0.1:\(try await node.waitForPort())"]
         defer { node.kill(SIGTERM) }
         var (status, out, err) = try await runCLI(

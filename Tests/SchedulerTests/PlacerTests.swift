@@ -50,7 +50,7 @@ import Testing
 
     @Test("placing many VMs never oversubscribes a host (random instances)")
     func neverOversubscribes() {
-        var rng = SplitMix64(seed: 42)
+        var rng = SeededGenerator(seed: 42)
         for _ in 0..<200 {
             let hosts = (0..<Int(rng.next() % 6 + 1)).map {
                 HostCapacity(
@@ -162,7 +162,7 @@ import Testing
 
     @Test("hard anti-affinity is never violated, and no host oversubscribed, over random batches")
     func hardAntiAffinityProperty() {
-        var rng = SplitMix64(seed: 7)
+        var rng = SeededGenerator(seed: 7)
         for _ in 0..<200 {
             let hosts = (0..<Int(rng.next() % 8 + 1)).map {
                 HostCapacity(
@@ -176,16 +176,44 @@ import Testing
                     group: "g\($0 % 3)", antiAffinity: $0 % 3 == 0 ? .soft : .hard)
             }
             let decisions = Placer().placeBatch(requests, on: hosts)
-            var hardGroupsOnHost: [String: Set<String>] = [:]
             var allGroupsOnHost: [String: [String]] = [:]
+            var used: [String: (cpus: Int, memory: Int64)] = [:]
             for (r, d) in zip(requests, decisions) {
                 guard let h = d.host else { continue }
                 allGroupsOnHost[h, default: []].append(r.group!)
-                if r.antiAffinity == .hard { hardGroupsOnHost[h, default: []].insert(r.group!) }
+                used[h, default: (0, 0)].cpus += r.cpus
+                used[h, default: (0, 0)].memory += r.memoryBytes
+            }
+            for host in hosts {
+                #expect((used[host.name]?.cpus ?? 0) <= host.cpus)
+                #expect((used[host.name]?.memory ?? 0) <= host.memoryBytes)
             }
             for (r, d) in zip(requests, decisions) where r.antiAffinity == .hard {
                 guard let h = d.host else { continue }
                 #expect(allGroupsOnHost[h]!.filter { $0 == r.group! }.count == 1, "group \(r.group!) shares host \(h)")
+            }
+        }
+    }
+
+    @Test("each candidate's score is the sum of its breakdown, for every policy and constraint")
+    func scoreMatchesBreakdown() {
+        var rng = SeededGenerator(seed: 5)
+        for _ in 0..<100 {
+            let hosts = (0..<6).map { i -> HostCapacity in
+                let cpus = Int(rng.next() % 16 + 4)
+                let used = i % 3 == 0 ? 0 : Int(rng.next() % 3)
+                return HostCapacity(
+                    name: "h\(i)", region: "eu", cpus: cpus, memoryBytes: Int64(cpus) * gib, cpusUsed: used,
+                    memoryUsedBytes: Int64(used) * gib, groups: used > 0 ? ["g": 1] : [:], vmCount: used > 0 ? 1 : 0)
+            }
+            let request = PlacementRequest(
+                vm: "v", region: "eu", cpus: Int(rng.next() % 3 + 1), memoryBytes: gib, group: "g",
+                antiAffinity: rng.next() % 2 == 0 ? .soft : nil, policy: rng.next() % 2 == 0 ? .binpack : .spread)
+            for candidate in Placer(candidatesShown: 6).place(request, on: hosts).explanation.candidates {
+                let sum = candidate.breakdown.reduce(0) { $0 + $1.value }
+                #expect(
+                    abs(sum - candidate.score) < 1e-9, "\(candidate.host): \(candidate.breakdown) vs \(candidate.score)"
+                )
             }
         }
     }
@@ -206,7 +234,7 @@ import Testing
 
     @Test("the same fleet gives the same decisions whatever order the hosts are listed in")
     func orderIndependent() {
-        var rng = SplitMix64(seed: 11)
+        var rng = SeededGenerator(seed: 11)
         for _ in 0..<50 {
             let hosts = (0..<8).map {
                 HostCapacity(
@@ -250,6 +278,3 @@ import Testing
         #expect(formatBytes(1000) == "1000B")
     }
 }
-
-/// Random tests replay exactly: they use the scheduler's own seeded generator.
-typealias SplitMix64 = SeededGenerator

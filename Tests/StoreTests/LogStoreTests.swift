@@ -31,6 +31,17 @@ import Testing
         #expect(try reopened.verify() == 12)
     }
 
+    @Test("entries with an empty payload (leader no-ops) round-trip")
+    func emptyPayload() async throws {
+        let dir = TemporaryDirectory()
+        let log = try LogStore(path: dir.file("log"))
+        let noop = LogEntry(index: 1, term: 3, kind: .noop, payload: [])
+        try await log.append([noop])
+        _ = try await log.appendNext(term: 3, kind: .noop, payloads: [[]])
+        #expect(try log.entries(in: 1...2) == [noop, LogEntry(index: 2, term: 3, kind: .noop, payload: [])])
+        #expect(try noop.frame().withUnsafeBytes { try LogEntry(index: 1, frame: $0) } == noop)
+    }
+
     @Test("an append that does not follow the last index is refused and writes nothing")
     func notContiguous() async throws {
         let dir = TemporaryDirectory()

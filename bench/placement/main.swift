@@ -27,17 +27,6 @@ while let a = args.next() {
     }
 }
 
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 let gib: Int64 = 1 << 30
 
 struct Instance {
@@ -46,7 +35,7 @@ struct Instance {
 }
 
 func makeInstance(seed: UInt64) -> Instance {
-    var rng = SplitMix64(state: seed)
+    var rng = SeededGenerator(seed: seed)
     let shapes: [(Int, Int64)] = [(8, 16 * gib), (16, 32 * gib), (16, 64 * gib), (32, 64 * gib)]
     let hostCount = Int.random(in: 4...12, using: &rng)
     let hosts = (0..<hostCount).map { i -> HostCapacity in
@@ -241,7 +230,7 @@ print(
 
 // MARK: Speed
 
-var rng = SplitMix64(state: 7)
+var rng = SeededGenerator(seed: 7)
 let hosts = (0..<largeHosts).map { HostCapacity(name: "host-\($0)", region: "eu", cpus: 64, memoryBytes: 256 * gib) }
 let requests = (0..<largeVMs).map {
     PlacementRequest(

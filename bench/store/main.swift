@@ -139,7 +139,6 @@ for batch in [1, 64, 1024] {
 
 do {
     var rates: [Double] = []
-    var batchesSeen: [Double] = []
     for round in 0..<rounds {
         let log = try LogStore(path: "\(scratch)/group-\(round)", initialMapSize: 1 << 30)
         let proposers = 64
@@ -155,7 +154,6 @@ do {
         }
         let elapsed = seconds(ContinuousClock.now - start)
         rates.append(Double(proposers * perProposer) / elapsed)
-        batchesSeen.append(Double(proposers * perProposer))
         log.close()
     }
     print("")

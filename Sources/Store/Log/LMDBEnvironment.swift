@@ -150,19 +150,6 @@ extension LMDBEnvironment {
         }
     }
 
-    /// Puts `value` under an 8-byte big-endian index key, without allocating the key.
-    static func put(_ txn: OpaquePointer, _ dbi: MDB_dbi, index: UInt64, value: [UInt8], flags: Int32 = 0) throws {
-        var key = index.bigEndian
-        try withUnsafeMutableBytes(of: &key) { keyBuffer in
-            try value.withUnsafeBytes { valueBuffer in
-                var k = MDB_val(mv_size: 8, mv_data: keyBuffer.baseAddress)
-                var v = MDB_val(
-                    mv_size: valueBuffer.count, mv_data: UnsafeMutableRawPointer(mutating: valueBuffer.baseAddress))
-                try check(mdb_put(txn, dbi, &k, &v, UInt32(flags)), "mdb_put")
-            }
-        }
-    }
-
     static func delete(_ txn: OpaquePointer, _ dbi: MDB_dbi, key: [UInt8]) throws {
         var keyBytes = key
         try keyBytes.withUnsafeMutableBytes { keyBuffer in

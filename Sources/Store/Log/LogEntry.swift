@@ -34,20 +34,15 @@ extension LogEntry {
     /// integers little-endian. The checksum covers the index too, so an entry stored under the
     /// wrong key is caught as well as a flipped bit.
     func frame() -> [UInt8] {
-        Self.frame(index: index, term: term, kind: kind, payload: payload)
-    }
-
-    static func frame(index: UInt64, term: UInt64, kind: Kind, payload: [UInt8]) -> [UInt8] {
-        var bytes = [UInt8]()
-        bytes.reserveCapacity(frameOverhead + payload.count)
-        bytes.append(frameVersion)
-        bytes.append(kind.rawValue)
-        bytes.appendLittleEndian(term)
-        bytes.appendLittleEndian(UInt32(payload.count))
-        bytes.append(contentsOf: payload)
-        let crc = bytes.withUnsafeBytes { checksum(index: index, frame: $0) }
-        bytes.appendLittleEndian(crc)
-        return bytes
+        let size = Self.frameOverhead + payload.count
+        return [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
+            Self.writeFrame(
+                into: UnsafeMutableRawBufferPointer(UnsafeMutableBufferPointer(rebasing: buffer[0..<size])),
+                index: index,
+                term: term, kind: kind,
+                payload: payload)
+            initialized = size
+        }
     }
 
     /// Writes the frame of an entry into `buffer`, which has exactly `frameOverhead + payload.count` bytes.
@@ -58,8 +53,8 @@ extension LogEntry {
         buffer[1] = kind.rawValue
         buffer.storeBytes(of: term.littleEndian, toByteOffset: 2, as: UInt64.self)
         buffer.storeBytes(of: UInt32(payload.count).littleEndian, toByteOffset: 10, as: UInt32.self)
-        payload.withUnsafeBytes {
-            buffer.baseAddress!.advanced(by: 14).copyMemory(from: $0.baseAddress!, byteCount: $0.count)
+        payload.withUnsafeBytes { bytes in
+            UnsafeMutableRawBufferPointer(rebasing: buffer[14..<(14 + bytes.count)]).copyMemory(from: bytes)
         }
         let body = UnsafeRawBufferPointer(rebasing: buffer[0..<(buffer.count - 4)])
         buffer.storeBytes(

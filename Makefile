@@ -18,7 +18,8 @@ test: build
 
 ## bench/store: the log and views against raw LMDB, in one run (release build).
 bench-store: deps
-	swift build -c release --product dwcp-bench-store --product dwcp
+	swift build -c release --product dwcp-bench-store
+	swift build -c release --product dwcp
 	.build/release/dwcp-bench-store
 
 ## bench/placement: scheduler quality against an exact solver, and placements/s (release build).

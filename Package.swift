@@ -30,6 +30,14 @@ let package = Package(
         .plugin(name: "EmbedSchemaPlugin", capability: .buildTool(), dependencies: ["SchemaEmbedder"]),
         .target(name: "Schema", plugins: ["EmbedSchemaPlugin"]),
 
+        // The KVM ioctls as C functions (Linux's own headers; nothing to install beyond libc's).
+        .systemLibrary(name: "CKVM"),
+        // Compiles guests/ with the toolchain's clang and lld; the plugin embeds the images.
+        .executableTarget(name: "GuestBuilder", path: "Sources/GuestBuilder"),
+        .plugin(name: "BuildGuestsPlugin", capability: .buildTool(), dependencies: ["GuestBuilder"]),
+        // The virtual machine monitor: KVM microVMs, guest images, snapshots, the pre-warmed pool.
+        .target(name: "Hypervisor", dependencies: ["CKVM", "CChecksum"], plugins: ["BuildGuestsPlugin"]),
+
         // The fleet log in LMDB, record types and codec, the view applier.
         .target(
             name: "Store",
@@ -50,7 +58,7 @@ let package = Package(
         .target(
             name: "Node",
             dependencies: [
-                "Store", "Query", "Scheduler",
+                "Store", "Query", "Scheduler", "Hypervisor",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -83,6 +91,7 @@ let package = Package(
         .testTarget(
             name: "StoreTests", dependencies: ["Store", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "SchedulerTests", dependencies: ["Scheduler"]),
+        .testTarget(name: "HypervisorTests", dependencies: ["Hypervisor", "TestSupport"]),
         .testTarget(name: "QueryTests", dependencies: ["Query", "Store", "TestSupport"]),
         .testTarget(
             name: "NodeTests",

@@ -1,0 +1,224 @@
+import Foundation
+import Hypervisor
+import TestSupport
+import Testing
+
+/// Whether this machine can run the KVM tests; when not, they are skipped with this reason.
+let kvmSkipReason = KVMSystem.unavailableReason.map { "needs a usable /dev/kvm: \($0)" } ?? ""
+
+func kvm() throws -> KVMSystem { try KVMSystem.shared.get() }
+
+/// Waits (polling) until `condition` holds or `timeout` passes.
+func eventually(_ timeout: Duration = .seconds(5), _ condition: () -> Bool) async throws -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if condition() { return true }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+    return condition()
+}
+
+/// The heartbeat counts a `counter` console shows, in order.
+func heartbeats(_ path: String) -> [Int] {
+    let text = String(decoding: SerialConsole.read(path: path), as: UTF8.self)
+    return text.split(separator: "\n").compactMap { line in
+        line.hasPrefix("heartbeat ") ? Int(line.dropFirst("heartbeat ".count)) : nil
+    }
+}
+
+@Suite("MicroVM (KVM)", .enabled(if: KVMSystem.unavailableReason == nil, Comment(rawValue: kvmSkipReason)))
+struct MicroVMTests {
+    @Test("hello prints its line, reports boot, and halts")
+    func hello() async throws {
+        let dir = TemporaryDirectory()
+        let console = try SerialConsole(path: dir.file("console.log"))
+        let vm = try MicroVM(kvm: kvm(), shape: MicroVMShape(memoryBytes: 16 << 20, vcpus: 1))
+        try vm.boot(GuestImage.named("builtin:hello"), console: console)
+        let exit = await vm.waitUntilExited()
+        #expect(exit == .halted)
+        let output = String(decoding: SerialConsole.read(path: console.path), as: UTF8.self)
+        #expect(output == "hello from builtin:hello\n")
+        let timing = vm.timing
+        let started = try #require(timing.started)
+        let entered = try #require(timing.firstEntry)
+        let booted = try #require(timing.bootTimer)
+        #expect(started <= entered && entered <= booted)
+    }
+
+    @Test("counter's heartbeat advances until it is stopped; a second vCPU waits parked")
+    func counter() async throws {
+        let dir = TemporaryDirectory()
+        let console = try SerialConsole(path: dir.file("console.log"))
+        let vm = try MicroVM(kvm: kvm(), shape: MicroVMShape(memoryBytes: 32 << 20, vcpus: 2))
+        try vm.boot(GuestImage.named("builtin:counter"), commandLine: "interval_ms=20", console: console)
+        #expect(try await eventually { heartbeats(console.path).count >= 5 })
+        vm.stop()
+        #expect(await vm.waitUntilExited() == .stopped)
+        let counts = heartbeats(console.path)
+        #expect(counts == Array(1...counts.count))
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(heartbeats(console.path).count == counts.count, "no output after stop")
+    }
+
+    @Test("pause stops the heartbeat, resume continues it")
+    func pauseResume() async throws {
+        let dir = TemporaryDirectory()
+        let console = try SerialConsole(path: dir.file("console.log"))
+        let vm = try MicroVM(kvm: kvm(), shape: MicroVMShape(memoryBytes: 16 << 20, vcpus: 1))
+        try vm.boot(GuestImage.named("builtin:counter"), commandLine: "interval_ms=10", console: console)
+        #expect(try await eventually { heartbeats(console.path).count >= 3 })
+        await vm.pause()
+        #expect(vm.state == .paused)
+        let atPause = heartbeats(console.path).count
+        try await Task.sleep(for: .milliseconds(150))
+        #expect(heartbeats(console.path).count == atPause)
+        vm.resume()
+        #expect(try await eventually { heartbeats(console.path).count >= atPause + 3 })
+        vm.stop()
+        _ = await vm.waitUntilExited()
+    }
+
+    @Test("a snapshot restored into a new VM continues the count")
+    func snapshotRestore() async throws {
+        let dir = TemporaryDirectory()
+        let console = try SerialConsole(path: dir.file("console.log"))
+        let vm = try MicroVM(kvm: kvm(), shape: MicroVMShape(memoryBytes: 64 << 20, vcpus: 1))
+        try vm.boot(GuestImage.named("builtin:counter"), commandLine: "interval_ms=10", console: console)
+        #expect(try await eventually { heartbeats(console.path).count >= 5 })
+        await vm.pause()
+        let last = try #require(heartbeats(console.path).last)
+        try vm.snapshot(to: dir.file("snap"))
+        vm.stop()
+        _ = await vm.waitUntilExited()
+
+        let restoredConsole = try SerialConsole(path: dir.file("restored.log"))
+        let restored = try MicroVM.restore(kvm: kvm(), from: dir.file("snap"))
+        try restored.resumeRestored(console: restoredConsole)
+        #expect(try await eventually { heartbeats(restoredConsole.path).count >= 3 })
+        restored.stop()
+        _ = await restored.waitUntilExited()
+        let after = heartbeats(restoredConsole.path)
+        #expect(after.first == last + 1)
+        #expect(after == Array((last + 1)...(last + after.count)))
+        // The memory file is sparse: a 64 MiB guest that touched little stores little.
+        let attributes = try FileManager.default.attributesOfItem(atPath: dir.file("snap/memory"))
+        #expect((attributes[.size] as? Int) == 64 << 20)
+    }
+
+    @Test("a damaged snapshot is refused with a clear error")
+    func damagedSnapshot() async throws {
+        let dir = TemporaryDirectory()
+        let vm = try MicroVM(kvm: kvm(), shape: MicroVMShape(memoryBytes: 16 << 20, vcpus: 1))
+        try vm.boot(GuestImage.named("builtin:counter"), console: nil)
+        try await Task.sleep(for: .milliseconds(20))
+        await vm.pause()
+        try vm.snapshot(to: dir.file("snap"))
+        vm.stop()
+        var state = try Data(contentsOf: URL(fileURLWithPath: dir.file("snap/vmstate")))
+        state[40] ^= 0xff
+        try state.write(to: URL(fileURLWithPath: dir.file("snap/vmstate")))
+        #expect {
+            _ = try MicroVM.restore(kvm: kvm(), from: dir.file("snap"))
+        } throws: { error in
+            (error as? HypervisorError)?.code == .invalidSnapshot
+                && "\(error)".contains("checksum")
+        }
+    }
+
+    @Test("a guest that triple-faults ends crashed with the reason, and the process goes on")
+    func crash() async throws {
+        let dir = TemporaryDirectory()
+        let console = try SerialConsole(path: dir.file("console.log"))
+        let vm = try MicroVM(kvm: kvm(), shape: MicroVMShape(memoryBytes: 16 << 20, vcpus: 1))
+        try vm.boot(GuestImage.named("builtin:crash"), console: console)
+        let exit = await vm.waitUntilExited()
+        guard case .crashed(let reason) = exit else {
+            Issue.record("expected a crash, got \(exit)")
+            return
+        }
+        #expect(reason.contains("triple fault"))
+        // Another VM still runs fine.
+        let next = try MicroVM(kvm: kvm(), shape: MicroVMShape(memoryBytes: 16 << 20, vcpus: 1))
+        try next.boot(GuestImage.named("builtin:hello"), console: nil)
+        #expect(await next.waitUntilExited() == .halted)
+    }
+
+    @Test("a pre-warmed VM from the pool starts the image")
+    func pool() async throws {
+        let dir = TemporaryDirectory()
+        let pool = MicroVMPool(kvm: try kvm(), shape: MicroVMShape(memoryBytes: 16 << 20, vcpus: 1), size: 2)
+        try pool.refill()
+        #expect(pool.count == 2)
+        let vm = try #require(pool.take())
+        #expect(pool.count == 1)
+        let console = try SerialConsole(path: dir.file("console.log"))
+        try vm.boot(GuestImage.named("builtin:hello"), console: console)
+        #expect(await vm.waitUntilExited() == .halted)
+        #expect(String(decoding: SerialConsole.read(path: console.path), as: UTF8.self) == "hello from builtin:hello\n")
+        pool.drain()
+        #expect(pool.count == 0)
+    }
+}
+
+@Suite("Guest images")
+struct GuestImageTests {
+    @Test("the built-in images are built from guests/ and valid")
+    func builtins() throws {
+        #expect(
+            GuestImage.builtinReferences == ["builtin:counter", "builtin:crash", "builtin:hello", "builtin:memtouch"])
+        let hello = try GuestImage.named("builtin:hello")
+        #expect(hello.entry >= 0x10_0000)
+        #expect(hello.minimumMemoryBytes >= Int64(hello.end))
+    }
+
+    @Test("an unknown image or a file that is not a guest image is refused clearly")
+    func invalid() throws {
+        #expect {
+            _ = try GuestImage.named("builtin:nope")
+        } throws: { error in
+            (error as? HypervisorError)?.code == .invalidImage && "\(error)".contains("available images are")
+        }
+        #expect(throws: HypervisorError.self) { try GuestImage(reference: "x", elf: Array("#!/bin/sh\n".utf8)) }
+        // A valid image with its entry point moved outside every segment.
+        var elf = try validELF()
+        elf[24] = 0x42
+        elf[25] = 0x00
+        elf[26] = 0x00
+        elf[27] = 0x00
+        #expect {
+            _ = try GuestImage(reference: "x", elf: elf)
+        } throws: { error in "\(error)".contains("entry point") }
+        var wrongMachine = try validELF()
+        wrongMachine[18] = 0xb7  // aarch64
+        #expect {
+            _ = try GuestImage(reference: "x", elf: wrongMachine)
+        } throws: { error in "\(error)".contains("x86-64") }
+    }
+
+    /// A minimal valid image: one executable segment at 1 MiB holding `hlt`.
+    func validELF() throws -> [UInt8] {
+        var elf = [UInt8](repeating: 0, count: 0x1001)
+        func put(_ value: UInt64, _ at: Int, _ size: Int) {
+            for i in 0..<size { elf[at + i] = UInt8(truncatingIfNeeded: value >> (8 * UInt64(i))) }
+        }
+        elf[0...3] = [0x7f, 0x45, 0x4c, 0x46]
+        elf[4] = 2
+        elf[5] = 1
+        put(2, 16, 2)
+        put(62, 18, 2)
+        put(0x10_0000, 24, 8)
+        put(64, 32, 8)
+        put(56, 54, 2)
+        put(1, 56, 2)
+        put(1, 64, 4)  // PT_LOAD
+        put(5, 68, 4)  // R+X
+        put(0x1000, 72, 8)
+        put(0x10_0000, 88, 8)
+        put(1, 96, 8)
+        put(1, 104, 8)
+        elf[0x1000] = 0xf4
+        let image = try GuestImage(reference: "x", elf: elf)
+        #expect(image.entry == 0x10_0000)
+        return elf
+    }
+}

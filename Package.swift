@@ -96,7 +96,7 @@ let package = Package(
         .testTarget(
             name: "NodeTests",
             dependencies: [
-                "Node", "Store", "Query", "Scheduler", "TestSupport",
+                "Node", "Store", "Query", "Scheduler", "Hypervisor", "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

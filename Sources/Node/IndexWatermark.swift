@@ -11,6 +11,7 @@ public final class IndexWatermark: Sendable {
 
     private struct State {
         var value: UInt64
+        var advancedAt = ContinuousClock.now
         var closedReason: String?
         var waiters: [Waiter] = []
         var nextID: UInt64 = 0
@@ -24,11 +25,17 @@ public final class IndexWatermark: Sendable {
 
     public var value: UInt64 { state.withLock { $0.value } }
 
+    /// The value and when it last moved (the host agent measures VM starts from there).
+    public var valueAndTime: (value: UInt64, advancedAt: ContinuousClock.Instant) {
+        state.withLock { ($0.value, $0.advancedAt) }
+    }
+
     /// Moves the watermark to `value` if that is higher, waking the waiters it satisfies.
     public func advance(to value: UInt64) {
         let ready = state.withLock { s -> [Waiter] in
             guard value > s.value else { return [] }
             s.value = value
+            s.advancedAt = .now
             let (done, waiting) = s.waiters.reduce(into: ([Waiter](), [Waiter]())) { acc, w in
                 if w.target <= value { acc.0.append(w) } else { acc.1.append(w) }
             }

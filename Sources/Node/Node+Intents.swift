@@ -95,7 +95,7 @@ extension Node {
             try Validation.cpus(vm.cpus)
             try Validation.vmMemory(vm.memoryBytes)
             if vm.image.isEmpty { vm.image = Validation.defaultImage }
-            try Validation.image(vm.image)
+            try Validation.image(vm.image, memoryBytes: vm.memoryBytes)
             try Validation.labels(vm.labels)
             try Validation.labels(vm.requiredLabels)
             if let group = vm.group { try Validation.name(group, what: "group") }

@@ -77,6 +77,9 @@ public final class Node: Service, Sendable {
                     if let host = self.configuration.registerHost {
                         group.addTask { try await self.registerIfMissing(host) }
                     }
+                    if let agent = self.configuration.hostAgent {
+                        group.addTask { try await HostAgent.run(node: self, configuration: agent) }
+                    }
                     // The loops run until cancelled; the first error ends them all.
                     while try await group.next() != nil {}
                 }

@@ -67,6 +67,30 @@ public enum NodeAPI {
                 return json(try await node.plan(vms).json)
             }
         }
+        router.get("/v1/vms/:name/console") { request, context in
+            try await handle {
+                let name = try context.parameters.require("name")
+                let follow = ["1", "true"].contains(request.uri.queryParameters.get("follow") ?? "")
+                guard follow else {
+                    return Response(
+                        status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
+                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: try await node.console(of: name))))
+                }
+                _ = try await node.consolePath(of: name)
+                return Response(
+                    status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
+                    body: ResponseBody { writer in
+                        do {
+                            try await node.followConsole(of: name) { data in
+                                try await writer.write(ByteBuffer(bytes: data))
+                            }
+                        } catch is CancellationError {
+                        } catch let error as NodeError where error.code == .unavailable {
+                        }
+                        try await writer.finish(nil)
+                    })
+            }
+        }
         router.get("/v1/vms/:name/explain") { _, context in
             try await handle { json(try await node.explain(vm: try context.parameters.require("name"))) }
         }

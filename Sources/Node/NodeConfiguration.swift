@@ -11,11 +11,13 @@ public struct NodeConfiguration: Sendable {
     public var queryLimits: QueryLimitsConfiguration
     /// How long `vm create` waits for the scheduler's answer before returning.
     public var placementWait: Duration
+    /// Runs VMs on this machine when /dev/kvm is usable; nil for a node without a host agent.
+    public var hostAgent: HostAgentConfiguration?
 
     public init(
         dataDirectory: String, nodeID: String, region: String, apiHost: String = "127.0.0.1", apiPort: Int = 7070,
         registerHost: HostRegistration? = nil, queryLimits: QueryLimitsConfiguration = .init(),
-        placementWait: Duration = .seconds(2)
+        placementWait: Duration = .seconds(2), hostAgent: HostAgentConfiguration? = nil
     ) {
         self.dataDirectory = dataDirectory
         self.nodeID = nodeID
@@ -25,10 +27,13 @@ public struct NodeConfiguration: Sendable {
         self.registerHost = registerHost
         self.queryLimits = queryLimits
         self.placementWait = placementWait
+        self.hostAgent = hostAgent
     }
 
     public var logPath: String { dataDirectory + "/log" }
     public var viewsPath: String { dataDirectory + "/views.sqlite" }
+    /// The host agent's per-VM files: `vms/NAME/console.log`, snapshots.
+    public var vmsPath: String { dataDirectory + "/vms" }
 }
 
 /// The host a `dwcp dev` node registers for the machine it runs on.
@@ -54,5 +59,34 @@ public struct QueryLimitsConfiguration: Sendable {
     public init(timeoutMilliseconds: Int = 5_000, maxRows: Int = 100_000) {
         self.timeoutMilliseconds = timeoutMilliseconds
         self.maxRows = maxRows
+    }
+}
+
+/// The host agent of a node that runs VMs on this machine (`dwcp serve` unless `--no-host-agent`).
+public struct HostAgentConfiguration: Sendable {
+    /// The name this machine is registered under as a host (default: the node id).
+    public var hostName: String
+    /// Pre-warmed VMs kept ready (0 turns the pool off), of this shape.
+    public var poolSize: Int
+    public var poolMemoryBytes: Int64
+    public var poolVCPUs: Int
+    /// Each VM's console file is rotated at this size (two files are kept).
+    public var consoleLimitBytes: Int
+    /// Labels the host is registered with, beyond `hypervisor=kvm`.
+    public var labels: [String: String]
+    /// The KVM device (`/dev/kvm`).
+    public var kvmDevicePath: String
+
+    public init(
+        hostName: String, poolSize: Int = 2, poolMemoryBytes: Int64 = 256 << 20, poolVCPUs: Int = 1,
+        consoleLimitBytes: Int = 1 << 20, labels: [String: String] = [:], kvmDevicePath: String = "/dev/kvm"
+    ) {
+        self.hostName = hostName
+        self.poolSize = poolSize
+        self.poolMemoryBytes = poolMemoryBytes
+        self.poolVCPUs = poolVCPUs
+        self.consoleLimitBytes = consoleLimitBytes
+        self.labels = labels
+        self.kvmDevicePath = kvmDevicePath
     }
 }

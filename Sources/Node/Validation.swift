@@ -1,9 +1,10 @@
 import Foundation
+import Hypervisor
 
 /// The rules every intent passes before anything is proposed: names, sizes, counts, labels, images.
 public enum Validation {
-    /// Images a VM may name. The hypervisor issue builds these guests from source.
-    public static let builtinImages = ["builtin:hello", "builtin:counter", "builtin:memtouch"]
+    /// Images a VM may name: the guests built from `guests/` into this binary.
+    public static var builtinImages: [String] { GuestImage.builtinReferences }
     public static let defaultImage = "builtin:hello"
     public static let cpuRange = 1...256
     /// VM memory is a whole number of 4 KiB pages, from 1 MiB to 1 TiB.
@@ -44,10 +45,18 @@ public enum Validation {
         }
     }
 
-    public static func image(_ image: String) throws {
-        guard builtinImages.contains(image) else {
+    /// The image must exist and be a valid guest image, and the VM's memory must hold it.
+    public static func image(_ image: String, memoryBytes: Int64? = nil) throws {
+        let guest: GuestImage
+        do {
+            guest = try GuestImage.named(image)
+        } catch let error as HypervisorError {
+            throw NodeError(.invalid, error.message)
+        }
+        if let memoryBytes, memoryBytes < guest.minimumMemoryBytes {
             throw NodeError(
-                .invalid, "unknown image '\(image)': available images are \(builtinImages.joined(separator: ", "))")
+                .invalid,
+                "image \(image) needs at least \(guest.minimumMemoryBytes) bytes of memory; the VM has \(memoryBytes)")
         }
     }
 

@@ -108,6 +108,29 @@ struct NodeClient {
         }
     }
 
+    /// Streams a plain-text answer (a VM console), calling `chunk` with the bytes as they arrive.
+    func streamBytes(_ path: String, timeout: TimeAmount = .hours(24), chunk: (ByteBuffer) throws -> Void) async throws
+    {
+        let request = HTTPClientRequest(url: baseURL + path)
+        let response: HTTPClientResponse
+        do {
+            response = try await Self.http.execute(request, timeout: timeout)
+        } catch {
+            throw unreachable(error)
+        }
+        if response.status.code >= 400 {
+            let bytes = try await response.body.collect(upTo: 1 << 20)
+            let value = try? JSONValue.parse(String(buffer: bytes))
+            throw CLIError(
+                .refused, value.flatMap(Self.errorMessage) ?? "the node answered HTTP \(response.status.code)")
+        }
+        do {
+            for try await buffer in response.body { try chunk(buffer) }
+        } catch {
+            throw CLIError(.unreachable, "the stream from \(address) broke off", cause: error)
+        }
+    }
+
     private func unreachable(_ error: any Error) -> CLIError {
         let detail = "\(error)".contains("refused") ? "connection refused" : "\(error)"
         return CLIError(

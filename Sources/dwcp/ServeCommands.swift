@@ -23,18 +23,22 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
+    @OptionGroup var agent: HostAgentOptions
+
     func validate() throws {
         try Validation.name(nodeID, what: "node")
         try Validation.name(region, what: "region")
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("invalid log level '\(logLevel)'")
         }
+        try agent.validate()
     }
 
     func run() async throws {
         let (host, port) = try parseAddress(api)
         let configuration = NodeConfiguration(
-            dataDirectory: dataDir, nodeID: nodeID, region: region, apiHost: host, apiPort: port)
+            dataDirectory: dataDir, nodeID: nodeID, region: region, apiHost: host, apiPort: port,
+            hostAgent: try agent.configuration(defaultName: nodeID))
         try await runNode(configuration, logLevel: Logger.Level(rawValue: logLevel) ?? .info)
     }
 }
@@ -53,14 +57,17 @@ struct Dev: AsyncParsableCommand {
     @Option(name: .long, help: "Log level.")
     var logLevel = "info"
 
+    @OptionGroup var agent: HostAgentOptions
+
+    func validate() throws { try agent.validate() }
+
     func run() async throws {
         let (host, port) = try parseAddress(api)
-        let machine = hostName()
+        // The host agent registers this machine as a host when /dev/kvm is usable; without it,
+        // or with --no-host-agent, it is not a host (it could not run the VMs placed on it).
         let configuration = NodeConfiguration(
             dataDirectory: dataDir, nodeID: "dev", region: "local", apiHost: host, apiPort: port,
-            registerHost: HostRegistration(
-                name: machine, cpus: ProcessInfo.processInfo.activeProcessorCount,
-                memoryBytes: Int64(ProcessInfo.processInfo.physicalMemory)))
+            hostAgent: try agent.configuration(defaultName: hostName()))
         try await runNode(configuration, logLevel: Logger.Level(rawValue: logLevel) ?? .info)
     }
 
@@ -102,5 +109,35 @@ func runNode(_ configuration: NodeConfiguration, logLevel: Logger.Level) async t
         try await group.run()
     } catch {
         throw CLIError(.refused, "the node stopped: \(error)")
+    }
+}
+
+/// The host agent's flags, shared by `serve` and `dev`.
+struct HostAgentOptions: ParsableArguments {
+    @Flag(name: .long, help: "Do not run VMs on this machine, even when /dev/kvm is usable.")
+    var noHostAgent = false
+
+    @Option(
+        name: .long,
+        help: "The name this machine is registered under as a host (default: the node id; dev: the machine's name).")
+    var hostName: String?
+
+    @Option(name: .long, help: "Pre-warmed VMs kept ready for fast starts (0 turns the pool off).")
+    var vmPool = 2
+
+    @Option(name: .long, help: "Memory of the pre-warmed VMs; starts of other shapes take the cold path.")
+    var vmPoolMemory = "256MiB"
+
+    func validate() throws {
+        if let hostName { try Validation.name(hostName, what: "host") }
+        guard (0...64).contains(vmPool) else { throw ValidationError("invalid --vm-pool \(vmPool): use 0-64") }
+        let bytes = try ByteSize.parse(vmPoolMemory)
+        try Validation.vmMemory(bytes)
+    }
+
+    func configuration(defaultName: String) throws -> HostAgentConfiguration? {
+        guard !noHostAgent else { return nil }
+        return HostAgentConfiguration(
+            hostName: hostName ?? defaultName, poolSize: vmPool, poolMemoryBytes: try ByteSize.parse(vmPoolMemory))
     }
 }

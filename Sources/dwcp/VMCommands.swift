@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Node
 import Scheduler
 import Store
@@ -7,7 +8,23 @@ import Store
 struct VMCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vm", abstract: "Create, start, stop and delete VMs.",
-        subcommands: [Create.self, Start.self, Stop.self, Delete.self, Explain.self])
+        subcommands: [Create.self, Start.self, Stop.self, Delete.self, Explain.self, Console.self])
+
+    struct Console: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print a VM's serial console (served by the node that hosts the VM).")
+        @Argument(help: "The VM's name.") var name: String
+        @Flag(name: .long, help: "Keep printing new output until the VM stops (or Ctrl-C).") var follow = false
+        @OptionGroup var client: ClientOptions
+
+        func run() async throws {
+            try usage { try Validation.name(name, what: "VM") }
+            let path = "/v1/vms/\(name)/console" + (follow ? "?follow=1" : "")
+            try await client.client().streamBytes(path) { buffer in
+                FileHandle.standardOutput.write(Data(buffer.readableBytesView))
+            }
+        }
+    }
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

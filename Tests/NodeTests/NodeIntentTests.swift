@@ -95,8 +95,13 @@ import Testing
         (vm("ok", region: "EU"), .invalid, "invalid region name 'EU'"),
         (
             .createVM(
-                VMCreated(name: "ok", region: "", cpus: 1, memoryBytes: 1 << 20, image: "", labels: ["bad key": "v"])),
+                VMCreated(name: "ok", region: "", cpus: 1, memoryBytes: 64 << 20, image: "", labels: ["bad key": "v"])),
             .invalid, "invalid label key 'bad key'"
+        ),
+        (vm("ok", memory: 1 << 20), .invalid, "image builtin:hello needs at least 4194304 bytes of memory"),
+        (
+            vm("ok", image: "builtin:nope"), .invalid,
+            "unknown image 'builtin:nope': available images are builtin:counter"
         ),
         (host("h-1", cpus: 0), .invalid, "invalid CPU count 0"),
         (host("h 1"), .invalid, "invalid host name 'h 1'"),

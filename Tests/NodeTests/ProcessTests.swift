@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import Hypervisor
 import NIOCore
 import Synchronization
 import TestSupport
@@ -114,7 +115,7 @@ func post(_ url: String, _ body: String) async throws -> (Int, String) {
 @Suite(.serialized) struct ProcessTests {
     /// `dwcp serve` on `data` with an API on a free loopback port.
     static func serve(_ data: String) -> [String] {
-        ["serve", "--data-dir", data, "--node-id", "n1", "--region", "eu", "--api", "127.0.0.1:0"]
+        ["serve", "--data-dir", data, "--node-id", "n1", "--region", "eu", "--api", "127.0.0.1:0", "--no-host-agent"]
     }
 
     @Test("kill -9 mid-stream: every acknowledged intent survives, and the views equal a rebuild from the log")
@@ -134,14 +135,17 @@ func post(_ url: String, _ body: String) async throws -> (Int, String) {
                 group.addTask {
                     for i in 0..<1000 {
                         let name = "vm-\(client)-\(i)"
-                        let body = #"{"name":"\#(name)","cpus":1,"memory_bytes":1048576,"request_id":"\#(name)"}"#
+                        let body = #"{"name":"\#(name)","cpus":1,"memory_bytes":4194304,"request_id":"\#(name)"}"#
                         guard let (status, _) = try? await post(base + "/v1/vms", body) else { return }
                         if status == 200 { acknowledged.names.withLock { $0.append(name) } } else { return }
                     }
                 }
             }
             group.addTask {
-                while acknowledged.names.withLock({ $0.count }) < 150 { try await Task.sleep(for: .milliseconds(5)) }
+                // Kill once 150 are acknowledged (or after 30 s, when the expectation below fails).
+                for _ in 0..<6000 where acknowledged.names.withLock({ $0.count }) < 150 {
+                    try await Task.sleep(for: .milliseconds(5))
+                }
                 first.kill(SIGKILL)
             }
             try await group.waitForAll()
@@ -229,12 +233,46 @@ func post(_ url: String, _ body: String) async throws -> (Int, String) {
             ["sql", "SELECT name, cpus_used FROM hosts", "--format", "csv"] + server, in: dir)
         #expect(out == "name,cpus_used\r\nh1,2\r\n")
         (status, out, _) = try await runCLI(["sql", ".tables", "--format", "table"] + server, in: dir)
-        #expect(out.contains("vm_events") && out.contains("(6 rows)"))
+        #expect(out.contains("vm_events") && out.contains("(7 rows)"))
         (status, out, _) = try await runCLI(["watch", "--from-index", "1", "--limit", "3"] + server, in: dir)
         #expect(out.split(separator: "\n").count == 3)
         #expect(out.hasPrefix(#"{"log_index":1,"term":1,"kind":"host.added""#))
         (status, out, _) = try await runCLI(["status"] + server, in: dir)
         #expect(out.contains("applied index 3"))
+        node.kill(SIGTERM)
+        #expect(try await node.waitForExit() == 0)
+    }
+
+    @Test(
+        "dwcp dev runs a counter VM: it reaches running in SQL and its console shows heartbeats",
+        .enabled(
+            if: KVMSystem.unavailableReason == nil,
+            Comment(rawValue: "needs a usable /dev/kvm: \(KVMSystem.unavailableReason ?? "")")))
+    func devRunsCounter() async throws {
+        let dir = TemporaryDirectory()
+        let node = try DwcpProcess(
+            ["dev", "--data-dir", dir.file("data"), "--api", "127.0.0.1:0", "--log-level", "warning"], directory: dir)
+        let server = ["--server", "127.0.0.1:\(try await node.waitForPort())"]
+        defer { node.kill(SIGKILL) }
+        let (status, out, err) = try await runCLI(
+            [
+                "vm", "create", "tick", "--cpus", "1", "--memory", "256MiB", "--image", "builtin:counter",
+                "--label", "guest.interval_ms=20",
+            ] + server, in: dir)
+        #expect(status == 0, "\(err)")
+        #expect(out.contains("created VM tick"))
+        var state = ""
+        for _ in 0..<250 {
+            (_, state, _) = try await runCLI(
+                ["sql", "SELECT actual_state FROM vms WHERE name = 'tick'", "--format", "csv"] + server, in: dir)
+            if state.contains("running") { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(state.contains("running"))
+        try await Task.sleep(for: .milliseconds(200))
+        let (consoleStatus, console, _) = try await runCLI(["vm", "console", "tick"] + server, in: dir)
+        #expect(consoleStatus == 0)
+        #expect(console.contains("heartbeat 1\n") && console.contains("heartbeat 3\n"), "console: \(console)")
         node.kill(SIGTERM)
         #expect(try await node.waitForExit() == 0)
     }

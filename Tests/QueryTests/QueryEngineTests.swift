@@ -43,7 +43,7 @@ import Testing
             "SELECT sum(cpus) AS cpus, json_extract(labels, '$.rack') AS rack FROM hosts WHERE name = 'h1'")
         #expect(agg.rows == [[.int(4), .string("a")]])
         let info = try await f.engine.run("PRAGMA table_info(vms)")
-        #expect(info.rows.count == 18)
+        #expect(info.rows.count == 20)
     }
 
     @Test(
@@ -119,7 +119,10 @@ import Testing
     func dotCommands() async throws {
         let f = try fixture()
         let tables = try await f.engine.run(".tables").rows.map { $0[0] }
-        #expect(tables == ["dwcp_state", "hosts", "intents", "placements", "vm_events", "vms"].map { .string($0) })
+        #expect(
+            tables
+                == ["dwcp_state", "hosts", "intents", "placements", "vm_events", "vm_starts", "vms"].map { .string($0) }
+        )
         let schema = try await f.engine.run(".schema vms")
         #expect(schema.rows.first?.first.map { ResultFormat.plain($0).hasPrefix("CREATE TABLE vms") } == true)
         #expect(schema.rows.count == 4)  // the table and its three indexes

@@ -189,18 +189,22 @@ public struct VMUnschedulable: Sendable, Equatable {
     var json: JSONValue { .object([("vm", .string(vm)), ("reason", .string(reason))]) }
 }
 
-/// A host agent reported what a VM is actually doing. Fields: 10 vm, 11 host, 12 state, 13 reason.
+/// A host agent reported what a VM is actually doing. Fields: 10 vm, 11 host, 12 state, 13 reason;
+/// on the `running` report of a start: 14 start_path (cold | pool | restore), 15 first_entry_us,
+/// 16 boot_us (measured from the record that asked for the start being applied on the host).
 public struct VMStateReported: Sendable, Equatable {
     public var vm: String
     public var host: String
     public var state: String
     public var reason: String
+    public var start: VMStartMeasurement?
 
-    public init(vm: String, host: String, state: String, reason: String = "") {
+    public init(vm: String, host: String, state: String, reason: String = "", start: VMStartMeasurement? = nil) {
         self.vm = vm
         self.host = host
         self.state = state
         self.reason = reason
+        self.start = start
     }
 
     init(_ f: FieldReader) throws {
@@ -208,6 +212,10 @@ public struct VMStateReported: Sendable, Equatable {
         host = try f.requiredString(11, "host")
         state = try f.requiredString(12, "state")
         reason = f.string(13) ?? ""
+        if let path = f.string(14) {
+            start = VMStartMeasurement(
+                path: path, firstEntryMicroseconds: f.int64(15) ?? 0, bootMicroseconds: f.int64(16) ?? 0)
+        }
     }
 
     func encode(into w: inout FieldWriter) {
@@ -215,9 +223,37 @@ public struct VMStateReported: Sendable, Equatable {
         w.write(11, host)
         w.write(12, state)
         w.write(13, reason)
+        if let start {
+            w.write(14, start.path)
+            w.write(15, start.firstEntryMicroseconds)
+            w.write(16, start.bootMicroseconds)
+        }
     }
 
     var json: JSONValue {
-        .object([("vm", .string(vm)), ("host", .string(host)), ("state", .string(state)), ("reason", .string(reason))])
+        var members: [(String, JSONValue)] = [
+            ("vm", .string(vm)), ("host", .string(host)), ("state", .string(state)), ("reason", .string(reason)),
+        ]
+        if let start {
+            members += [
+                ("start_path", .string(start.path)), ("first_entry_us", .int(start.firstEntryMicroseconds)),
+                ("boot_us", .int(start.bootMicroseconds)),
+            ]
+        }
+        return .object(members)
+    }
+}
+
+/// How a VM start went: the path it took (`cold`, `pool`, `restore`) and how long after the record
+/// that asked for it was applied the guest was first entered and wrote its boot timer.
+public struct VMStartMeasurement: Sendable, Equatable {
+    public var path: String
+    public var firstEntryMicroseconds: Int64
+    public var bootMicroseconds: Int64
+
+    public init(path: String, firstEntryMicroseconds: Int64, bootMicroseconds: Int64) {
+        self.path = path
+        self.firstEntryMicroseconds = firstEntryMicroseconds
+        self.bootMicroseconds = bootMicroseconds
     }
 }

@@ -146,22 +146,23 @@ enum ViewApplier {
                 sql: """
                     INSERT INTO vms (name, region, host, cpus, memory_bytes, image, desired_state, actual_state,
                                      reason, labels, created_index, updated_index, group_name, anti_affinity,
-                                     affinity_group, required_labels, placement_policy)
-                    VALUES (?, ?, NULL, ?, ?, ?, ?, 'pending', 'waiting for placement', ?, ?, ?, ?, ?, ?, ?, ?)
+                                     affinity_group, required_labels, placement_policy, desired_index)
+                    VALUES (?, ?, NULL, ?, ?, ?, ?, 'pending', 'waiting for placement', ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT (name) DO NOTHING
                     """
             ).execute(arguments: [
                 r.name, r.region, r.cpus, r.memoryBytes, r.image, r.desiredState.rawValue,
                 JSONValue.map(r.labels).serialized(), index, index, r.group, r.antiAffinity, r.affinityGroup,
-                JSONValue.map(r.requiredLabels).serialized(), r.placementPolicy ?? "binpack",
+                JSONValue.map(r.requiredLabels).serialized(), r.placementPolicy ?? "binpack", index,
             ])
             if db.changesCount == 0 { return .rejected("VM \(r.name) already exists") }
             try event(vm: r.name, index: index, at: record.at, from: "", to: "pending", reason: "created", db: db)
             return .applied
 
         case .vmDesiredStateSet(let r):
-            try db.cachedStatement(sql: "UPDATE vms SET desired_state = ?, updated_index = ? WHERE name = ?")
-                .execute(arguments: [r.desiredState.rawValue, index, r.name])
+            try db.cachedStatement(
+                sql: "UPDATE vms SET desired_state = ?, desired_index = ?, updated_index = ? WHERE name = ?"
+            ).execute(arguments: [r.desiredState.rawValue, index, index, r.name])
             return db.changesCount == 0 ? .rejected("no VM named \(r.name)") : .applied
 
         case .vmDeleted(let r):
@@ -232,8 +233,19 @@ enum ViewApplier {
         case .vmStateReported(let r):
             guard let vm = try VMRow.fetch(r.vm, db: db) else { return .rejected("no VM named \(r.vm)") }
             guard vm.host == r.host else { return .rejected("VM \(r.vm) is not placed on \(r.host)") }
-            try db.cachedStatement(sql: "UPDATE vms SET actual_state = ?, reason = ?, updated_index = ? WHERE name = ?")
-                .execute(arguments: [r.state, r.reason, index, r.vm])
+            try db.cachedStatement(
+                sql: "UPDATE vms SET actual_state = ?, reason = ?, reported_index = ?, updated_index = ? WHERE name = ?"
+            ).execute(arguments: [r.state, r.reason, index, index, r.vm])
+            if let start = r.start {
+                try db.cachedStatement(
+                    sql: """
+                        INSERT INTO vm_starts (log_index, vm, host, at, path, first_entry_us, boot_us)
+                        VALUES (?, ?, ?, ?, ?, ?, ?)
+                        """
+                ).execute(arguments: [
+                    index, r.vm, r.host, record.at, start.path, start.firstEntryMicroseconds, start.bootMicroseconds,
+                ])
+            }
             if vm.actualState != r.state {
                 try event(
                     vm: r.vm, index: index, at: record.at, from: vm.actualState, to: r.state, reason: r.reason, db: db)

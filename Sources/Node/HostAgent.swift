@@ -1,0 +1,263 @@
+import Foundation
+import GRDB
+import Hypervisor
+import Logging
+import Store
+import Synchronization
+
+/// Runs the VMs placed on this machine. It reacts only to committed records: after each applied
+/// index it reads the VMs placed on its host, asks ``HostAgentPlan`` what to do, and starts
+/// (from the pre-warmed pool when the shape matches, else cold), stops or tears down microVMs.
+/// Every actual-state change is proposed as a `vm.state_reported` record; the `running` report of a
+/// start carries the path it took and how long it took. When the node stops, its VMs end with it;
+/// on the next start the plan restarts those the views still show running.
+struct HostAgent: Sendable {
+    let configuration: HostAgentConfiguration
+    let kvm: KVMSystem
+    let vmsPath: String
+    let logger: Logger
+
+    /// Why a VM's microVM was ended by the agent (an exit without one is the guest's own doing).
+    enum StopCause: Sendable {
+        case requested, tornDown, shutdown
+    }
+
+    final class LocalVMs: Sendable {
+        struct Entry {
+            let vm: MicroVM
+            var stopCause: StopCause?
+        }
+        let entries = Mutex<[String: Entry]>([:])
+
+        var names: Set<String> { entries.withLock { Set($0.keys) } }
+    }
+
+    /// Runs the agent until cancelled; without a usable /dev/kvm it says so once and returns.
+    static func run(node: Node, configuration: HostAgentConfiguration) async throws {
+        let kvm: KVMSystem
+        var opened = KVMSystem.shared
+        if configuration.kvmDevicePath != KVMSystem.devicePath {
+            do {
+                opened = .success(try KVMSystem(path: configuration.kvmDevicePath))
+            } catch {
+                opened = .failure(error as? HypervisorError ?? HypervisorError(.unavailable, "\(error)"))
+            }
+        }
+        switch opened {
+        case .success(let system): kvm = system
+        case .failure(let error):
+            node.logger.notice(
+                "no host agent on this node: \(error.message); VMs are not run here, and this machine is not registered as a host"
+            )
+            return
+        }
+        let agent = HostAgent(
+            configuration: configuration, kvm: kvm, vmsPath: node.configuration.vmsPath, logger: node.logger)
+        try await agent.run(node: node)
+    }
+
+    func run(node: Node) async throws {
+        try await register(node: node)
+        let pool: MicroVMPool? =
+            configuration.poolSize > 0
+            ? MicroVMPool(
+                kvm: kvm,
+                shape: MicroVMShape(
+                    memoryBytes: Int(configuration.poolMemoryBytes), vcpus: configuration.poolVCPUs),
+                size: configuration.poolSize) : nil
+        let (refills, refillRequest) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let local = LocalVMs()
+        defer {
+            // The node is stopping: its VMs end with the process.
+            let all = local.entries.withLock { entries -> [MicroVM] in
+                for name in entries.keys { entries[name]?.stopCause = .shutdown }
+                return entries.values.map(\.vm)
+            }
+            for vm in all { vm.stop() }
+            pool?.drain()
+        }
+        try await withThrowingDiscardingTaskGroup { group in
+            if let pool {
+                refillRequest.yield()
+                group.addTask {
+                    for await _ in refills {
+                        do { try pool.refill() } catch { logger.error("cannot refill the VM pool: \(error)") }
+                    }
+                }
+            }
+            var plan = HostAgentPlan()
+            var seen: UInt64 = 0
+            // VMs with files here (console, snapshots): removed once the VM is no longer placed here.
+            var withFiles = Set((try? FileManager.default.contentsOfDirectory(atPath: vmsPath)) ?? [])
+            while true {
+                let (applied, appliedAt) = node.applied.valueAndTime
+                seen = applied
+                let hosted = try await node.views.pool.read { db in try Self.hostedVMs(db, host: configuration.hostName)
+                }
+                let hostedNames = Set(hosted.map(\.name))
+                for name in withFiles.subtracting(hostedNames).subtracting(local.names) {
+                    try? FileManager.default.removeItem(atPath: directory(of: name))
+                    withFiles.remove(name)
+                }
+                withFiles.formUnion(hostedNames)
+                for action in plan.actions(hosted: hosted, running: local.names) {
+                    switch action {
+                    case .start(let vm, let reason):
+                        start(
+                            vm, reason: reason, appliedAt: appliedAt, pool: pool, local: local, node: node,
+                            group: &group)
+                        if pool != nil { refillRequest.yield() }
+                    case .stop(let name):
+                        let vm = local.entries.withLock { entries -> MicroVM? in
+                            entries[name]?.stopCause = .requested
+                            return entries[name]?.vm
+                        }
+                        vm?.stop()
+                    case .reportStopped(let name, let reason):
+                        await report(
+                            node,
+                            VMStateReported(vm: name, host: configuration.hostName, state: "stopped", reason: reason))
+                    case .tearDown(let name):
+                        let vm = local.entries.withLock { entries -> MicroVM? in
+                            entries[name]?.stopCause = .tornDown
+                            return entries[name]?.vm
+                        }
+                        vm?.stop()
+                        try? FileManager.default.removeItem(atPath: directory(of: name))
+                        withFiles.remove(name)
+                    }
+                }
+                seen = try await node.applied.wait(until: seen + 1)
+            }
+        }
+    }
+
+    private func start(
+        _ hosted: HostedVM, reason: String, appliedAt: ContinuousClock.Instant, pool: MicroVMPool?, local: LocalVMs,
+        node: Node, group: inout ThrowingDiscardingTaskGroup<any Error>
+    ) {
+        let shape = MicroVMShape(memoryBytes: Int(hosted.memoryBytes), vcpus: hosted.cpus)
+        let host = configuration.hostName
+        do {
+            let image = try GuestImage.named(hosted.image)
+            var path = "cold"
+            let vm: MicroVM
+            if let pool, pool.shape == shape, let warm = pool.take() {
+                vm = warm
+                path = "pool"
+            } else {
+                vm = try MicroVM(kvm: kvm, shape: shape)
+            }
+            let console = try SerialConsole(
+                path: directory(of: hosted.name) + "/console.log", limitBytes: configuration.consoleLimitBytes)
+            try vm.boot(image, commandLine: hosted.guestCommandLine, console: console)
+            local.entries.withLock { $0[hosted.name] = LocalVMs.Entry(vm: vm) }
+            let startingReason = reason.isEmpty ? "starting on \(host) (\(path) start)" : reason
+            group.addTask {
+                await watch(
+                    hosted.name, vm: vm, path: path, startingReason: startingReason, appliedAt: appliedAt,
+                    local: local, node: node)
+            }
+        } catch {
+            logger.error("cannot start VM \(hosted.name): \(error)")
+            group.addTask {
+                await report(
+                    node,
+                    VMStateReported(vm: hosted.name, host: host, state: "crashed", reason: "cannot start: \(error)"))
+            }
+        }
+    }
+
+    /// Reports a started VM's life as records: starting, running (with the start's measurements),
+    /// then how it ended.
+    private func watch(
+        _ name: String, vm: MicroVM, path: String, startingReason: String, appliedAt: ContinuousClock.Instant,
+        local: LocalVMs, node: Node
+    ) async {
+        let host = configuration.hostName
+        await report(node, VMStateReported(vm: name, host: host, state: "starting", reason: startingReason))
+        for await event in vm.events {
+            switch event {
+            case .booted(let bootedAt):
+                let firstEntry = vm.timing.firstEntry ?? bootedAt
+                let measurement = VMStartMeasurement(
+                    path: path, firstEntryMicroseconds: Self.microseconds(firstEntry - appliedAt),
+                    bootMicroseconds: Self.microseconds(bootedAt - appliedAt))
+                await report(
+                    node,
+                    VMStateReported(
+                        vm: name, host: host, state: "running", reason: "booted (\(path) start)", start: measurement))
+            case .exited(let exit):
+                let cause = local.entries.withLock { $0.removeValue(forKey: name)?.stopCause }
+                switch (cause, exit) {
+                case (.tornDown, _), (.shutdown, _):
+                    break
+                case (.requested, _):
+                    await report(
+                        node, VMStateReported(vm: name, host: host, state: "stopped", reason: "stopped by request"))
+                case (_, .halted):
+                    await report(
+                        node, VMStateReported(vm: name, host: host, state: "stopped", reason: "the guest halted"))
+                case (_, .stopped):
+                    await report(node, VMStateReported(vm: name, host: host, state: "stopped", reason: "stopped"))
+                case (_, .crashed(let reason)):
+                    logger.warning("VM \(name) crashed: \(reason)")
+                    await report(node, VMStateReported(vm: name, host: host, state: "crashed", reason: reason))
+                }
+            }
+        }
+    }
+
+    private func report(_ node: Node, _ state: VMStateReported) async {
+        do {
+            _ = try await node.consensus.propose([Record(at: Node.now(), .vmStateReported(state)).encoded()])
+        } catch {
+            logger.warning("cannot report VM \(state.vm) \(state.state): \(error)")
+        }
+    }
+
+    /// Registers this machine as a host with its real CPU count and memory, unless one of this name exists.
+    private func register(node: Node) async throws {
+        let name = configuration.hostName
+        let exists = try await node.views.pool.read { db in
+            try Bool.fetchOne(db, sql: "SELECT count(*) > 0 FROM hosts WHERE name = ?", arguments: [name]) ?? false
+        }
+        guard !exists else { return }
+        var labels = configuration.labels
+        labels["hypervisor"] = "kvm"
+        let host = HostAdded(
+            name: name, region: node.configuration.region, cpus: ProcessInfo.processInfo.activeProcessorCount,
+            memoryBytes: Int64(ProcessInfo.processInfo.physicalMemory), labels: labels)
+        let receipt = try await node.submit(
+            .addHost(host), requestID: "host-agent-\(node.configuration.nodeID)-\(name)")
+        logger.notice(
+            "host agent: registered this machine as host \(name) (\(host.cpus) CPUs, \(host.memoryBytes) bytes, KVM) at index \(receipt.logIndex)"
+        )
+    }
+
+    func directory(of vm: String) -> String { vmsPath + "/" + vm }
+
+    static func hostedVMs(_ db: Database, host: String) throws -> [HostedVM] {
+        try Row.fetchAll(
+            db,
+            sql: """
+                SELECT name, cpus, memory_bytes, image, desired_state, actual_state, desired_index, reported_index, labels
+                FROM vms WHERE host = ? ORDER BY name
+                """, arguments: [host]
+        ).map { row in
+            let labelsJSON: String = row["labels"]
+            let labels =
+                (try? JSONSerialization.jsonObject(with: Data(labelsJSON.utf8)) as? [String: String]) ?? [:]
+            return HostedVM(
+                name: row["name"], cpus: row["cpus"], memoryBytes: row["memory_bytes"], image: row["image"],
+                desiredState: row["desired_state"], actualState: row["actual_state"],
+                desiredIndex: row["desired_index"],
+                reportedIndex: row["reported_index"], labels: labels)
+        }
+    }
+
+    static func microseconds(_ duration: Duration) -> Int64 {
+        let (seconds, attoseconds) = duration.components
+        return seconds * 1_000_000 + attoseconds / 1_000_000_000_000
+    }
+}

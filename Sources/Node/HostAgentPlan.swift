@@ -1,0 +1,91 @@
+/// A VM placed on this agent's host, as the views show it.
+public struct HostedVM: Sendable, Equatable {
+    public var name: String
+    public var cpus: Int
+    public var memoryBytes: Int64
+    public var image: String
+    public var desiredState: String
+    public var actualState: String
+    /// The index of the record that last set the desired state (create, start, stop).
+    public var desiredIndex: Int64
+    /// The index of the last state this host reported for it.
+    public var reportedIndex: Int64
+    public var labels: [String: String]
+
+    public init(
+        name: String, cpus: Int, memoryBytes: Int64, image: String, desiredState: String, actualState: String,
+        desiredIndex: Int64, reportedIndex: Int64, labels: [String: String] = [:]
+    ) {
+        self.name = name
+        self.cpus = cpus
+        self.memoryBytes = memoryBytes
+        self.image = image
+        self.desiredState = desiredState
+        self.actualState = actualState
+        self.desiredIndex = desiredIndex
+        self.reportedIndex = reportedIndex
+        self.labels = labels
+    }
+
+    /// The guest's command line: the VM's `guest.KEY=VALUE` labels as `KEY=VALUE`, sorted.
+    public var guestCommandLine: String {
+        labels.filter { $0.key.hasPrefix("guest.") }.sorted { $0.key < $1.key }
+            .map { "\($0.key.dropFirst("guest.".count))=\($0.value)" }.joined(separator: " ")
+    }
+}
+
+/// What the host agent decides to do, from what the views say and what runs here. Pure: the
+/// ``HostAgent`` shell performs the actions.
+public struct HostAgentPlan: Sendable {
+    public enum Action: Sendable, Equatable {
+        /// Start the VM; `reason` says why when it is not a plain first start.
+        case start(HostedVM, reason: String)
+        /// Stop the VM running here (its desired state is `stopped`).
+        case stop(String)
+        /// Report a VM that is not running here as stopped (it was running before the agent restarted).
+        case reportStopped(String, reason: String)
+        /// The VM is no longer placed here (deleted or moved): end it and remove its files.
+        case tearDown(String)
+    }
+
+    /// For each VM, the desired index the agent already acted on: a desired state is acted on once,
+    /// so a guest that halts is not started again until someone asks for it again.
+    public private(set) var handled: [String: Int64] = [:]
+
+    public init() {}
+
+    /// The actions that bring this host in line with `hosted`; `running` are the VMs alive here.
+    public mutating func actions(hosted: [HostedVM], running: Set<String>) -> [Action] {
+        var actions: [Action] = []
+        let names = Set(hosted.map(\.name))
+        for name in running.subtracting(names).sorted() { actions.append(.tearDown(name)) }
+        for vm in hosted {
+            let isRunning = running.contains(vm.name)
+            let actedOn = handled[vm.name] == vm.desiredIndex
+            // The views still show it running although it does not run here: the agent restarted.
+            let lostRun = ["starting", "running"].contains(vm.actualState) && vm.reportedIndex > vm.desiredIndex
+            switch vm.desiredState {
+            case "running" where !isRunning && !actedOn:
+                if vm.actualState == "scheduled" || vm.desiredIndex > vm.reportedIndex {
+                    actions.append(.start(vm, reason: ""))
+                } else if lostRun {
+                    actions.append(
+                        .start(vm, reason: "restarted: it was \(vm.actualState) when the host agent stopped"))
+                }
+                handled[vm.name] = vm.desiredIndex
+            case "stopped" where isRunning:
+                actions.append(.stop(vm.name))
+                handled[vm.name] = vm.desiredIndex
+            case "stopped" where !actedOn && lostRun:
+                actions.append(
+                    .reportStopped(
+                        vm.name, reason: "not running after the host agent restarted; its desired state is stopped"))
+                handled[vm.name] = vm.desiredIndex
+            default:
+                break
+            }
+        }
+        handled = handled.filter { names.contains($0.key) }
+        return actions
+    }
+}

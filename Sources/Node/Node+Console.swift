@@ -1,0 +1,60 @@
+import Foundation
+import GRDB
+import Hypervisor
+
+extension Node {
+    /// The console file of a VM this node hosts; a VM hosted elsewhere, unplaced or unknown is an error
+    /// that says where to look.
+    public func consolePath(of vm: String) async throws -> String {
+        let row = try await views.pool.read { db -> [String?]? in
+            guard let row = try Row.fetchOne(db, sql: "SELECT host FROM vms WHERE name = ?", arguments: [vm]) else {
+                return nil
+            }
+            return [row["host"]]
+        }
+        guard let row else { throw NodeError(.notFound, "no VM named \(vm)") }
+        guard let host = row[0] else {
+            throw NodeError(.conflict, "VM \(vm) is not placed on a host yet: it has no console")
+        }
+        guard let agent = configuration.hostAgent, agent.hostName == host else {
+            throw NodeError(
+                .conflict,
+                "VM \(vm) runs on host \(host), whose console is served by that host's node, not by node \(configuration.nodeID)"
+            )
+        }
+        return configuration.vmsPath + "/" + vm + "/console.log"
+    }
+
+    /// The console output kept for `vm` (the rotated file, then the current one).
+    public func console(of vm: String) async throws -> Data {
+        SerialConsole.read(path: try await consolePath(of: vm))
+    }
+
+    /// Emits the console kept so far, then new output as the guest writes it, until the VM is no
+    /// longer running (and its last output was emitted), the task is cancelled, or the node stops.
+    public func followConsole(of vm: String, emit: (Data) async throws -> Void) async throws {
+        let path = try await consolePath(of: vm)
+        var sent = FileManager.default.contents(atPath: path + ".1") ?? Data()
+        if !sent.isEmpty { try await emit(sent) }
+        var offset: UInt64 = 0
+        while true {
+            let running = try await views.pool.read { db in
+                try String.fetchOne(db, sql: "SELECT actual_state FROM vms WHERE name = ?", arguments: [vm])
+            }
+            if let handle = FileHandle(forReadingAtPath: path) {
+                let size = (try? handle.seekToEnd()) ?? 0
+                if size < offset { offset = 0 }  // rotated: the new file starts from the beginning
+                try? handle.seek(toOffset: offset)
+                if let data = try? handle.readToEnd(), !data.isEmpty {
+                    offset += UInt64(data.count)
+                    sent = data
+                    try await emit(data)
+                }
+                try? handle.close()
+            }
+            guard let running, ["scheduled", "starting", "running"].contains(running) else { return }
+            // Wakes on the next applied record or after 100 ms; throws once the node shuts down.
+            _ = try await applied.wait(until: applied.value + 1, timeout: .milliseconds(100))
+        }
+    }
+}

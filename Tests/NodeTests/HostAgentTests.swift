@@ -1,0 +1,203 @@
+import Foundation
+import Hypervisor
+import Node
+import Store
+import TestSupport
+import Testing
+
+@Suite("Host agent plan")
+struct HostAgentPlanTests {
+    func vm(
+        _ name: String = "a", desired: String = "running", actual: String = "scheduled", desiredIndex: Int64 = 2,
+        reportedIndex: Int64 = 0
+    ) -> HostedVM {
+        HostedVM(
+            name: name, cpus: 1, memoryBytes: 64 << 20, image: "builtin:counter", desiredState: desired,
+            actualState: actual, desiredIndex: desiredIndex, reportedIndex: reportedIndex)
+    }
+
+    @Test("a placed VM is started once; a guest that halted is not started again until asked")
+    func startOnce() {
+        var plan = HostAgentPlan()
+        #expect(plan.actions(hosted: [vm()], running: []) == [.start(vm(), reason: "")])
+        // Started: it runs here now, then halts; its reports arrive later than the next pass.
+        #expect(plan.actions(hosted: [vm()], running: ["a"]).isEmpty)
+        #expect(plan.actions(hosted: [vm()], running: []).isEmpty)
+        let halted = vm(actual: "stopped", reportedIndex: 9)
+        #expect(plan.actions(hosted: [halted], running: []).isEmpty)
+        // `dwcp vm start` again: a newer desired index.
+        let again = vm(actual: "stopped", desiredIndex: 10, reportedIndex: 9)
+        #expect(plan.actions(hosted: [again], running: []) == [.start(again, reason: "")])
+    }
+
+    @Test("after an agent restart, VMs the views show running are restarted, stopped ones are reported")
+    func reconcile() {
+        var plan = HostAgentPlan()
+        let wasRunning = vm("a", actual: "running", reportedIndex: 5)
+        let shouldStop = vm("b", desired: "stopped", actual: "running", desiredIndex: 2, reportedIndex: 5)
+        let crashed = vm("c", actual: "crashed", reportedIndex: 5)
+        let actions = plan.actions(hosted: [wasRunning, shouldStop, crashed], running: [])
+        #expect(
+            actions == [
+                .start(wasRunning, reason: "restarted: it was running when the host agent stopped"),
+                .reportStopped("b", reason: "not running after the host agent restarted; its desired state is stopped"),
+            ])
+        #expect(plan.actions(hosted: [wasRunning, shouldStop, crashed], running: ["a"]).isEmpty)
+    }
+
+    @Test("a stop request stops a running VM; a VM no longer placed here is torn down")
+    func stopAndTearDown() {
+        var plan = HostAgentPlan()
+        let stopping = vm(desired: "stopped", actual: "running", desiredIndex: 8, reportedIndex: 5)
+        #expect(plan.actions(hosted: [stopping], running: ["a"]) == [.stop("a")])
+        #expect(plan.actions(hosted: [], running: ["a", "z"]) == [.tearDown("a"), .tearDown("z")])
+        #expect(plan.handled.isEmpty, "forgets VMs that are gone")
+    }
+
+    @Test("guest labels become the guest's command line")
+    func commandLine() {
+        var hosted = vm()
+        hosted.labels = ["guest.rate": "100", "app": "web", "guest.working_set": "16M"]
+        #expect(hosted.guestCommandLine == "rate=100 working_set=16M")
+    }
+}
+
+@Suite("Host agent without KVM")
+struct HostAgentWithoutKVMTests {
+    @Test("a node whose KVM device is missing runs without a host agent and registers no host")
+    func noKVM() async throws {
+        let dir = TemporaryDirectory()
+        let agent = HostAgentConfiguration(hostName: "h1", kvmDevicePath: dir.file("no-kvm"))
+        try await withRunningNode(dir, hostAgent: agent) { node in
+            _ = try await node.submit(
+                .createVM(
+                    VMCreated(
+                        name: "v", region: "eu", cpus: 1, memoryBytes: 64 << 20, image: "builtin:hello", labels: [:],
+                        desiredState: .running)))
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(try await rows(node, "SELECT count(*) FROM hosts") == "[[0]]")
+            #expect(try await rows(node, "SELECT actual_state FROM vms") == "[[\"unschedulable\"]]")
+        }
+    }
+}
+
+/// Polls a query until its rows equal `expected` (or 10 s pass); returns the last rows.
+func waitForRows(_ node: Node, _ sql: String, _ expected: String) async throws -> String {
+    let deadline = ContinuousClock.now + .seconds(10)
+    var last = ""
+    while ContinuousClock.now < deadline {
+        last = try await rows(node, sql)
+        if last == expected { return last }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    return last
+}
+
+@Suite(
+    "Host agent (KVM)", .serialized,
+    .enabled(
+        if: KVMSystem.unavailableReason == nil,
+        Comment(rawValue: "needs a usable /dev/kvm: \(KVMSystem.unavailableReason ?? "")")))
+struct HostAgentKVMTests {
+    func create(_ node: Node, _ name: String, image: String, labels: [String: String] = [:]) async throws {
+        _ = try await node.submit(
+            .createVM(
+                VMCreated(
+                    name: name, region: "eu", cpus: 1, memoryBytes: 64 << 20, image: image, labels: labels,
+                    desiredState: .running)))
+    }
+
+    @Test("counter: runs, heartbeats in its console, stops, starts again, and its files go with delete")
+    func counterLifecycle() async throws {
+        let dir = TemporaryDirectory()
+        let agent = HostAgentConfiguration(hostName: "h1", poolSize: 1, poolMemoryBytes: 64 << 20)
+        try await withRunningNode(dir, hostAgent: agent) { node in
+            #expect(
+                try await waitForRows(
+                    node, "SELECT name, json_extract(labels, '$.hypervisor') FROM hosts", #"[["h1","kvm"]]"#)
+                    == #"[["h1","kvm"]]"#)
+            try await create(node, "c", image: "builtin:counter", labels: ["guest.interval_ms": "10"])
+            #expect(
+                try await waitForRows(node, "SELECT host, actual_state FROM vms", #"[["h1","running"]]"#)
+                    == #"[["h1","running"]]"#)
+            #expect(
+                try await rows(node, "SELECT vm, path, boot_us >= first_entry_us, boot_us > 0 FROM vm_starts")
+                    == #"[["c","pool",1,1]]"#)
+            try await Task.sleep(for: .milliseconds(100))
+            let console = String(decoding: try await node.console(of: "c"), as: UTF8.self)
+            #expect(console.contains("heartbeat 3\n"))
+
+            _ = try await node.submit(.setDesiredState(vm: "c", .stopped))
+            #expect(
+                try await waitForRows(
+                    node, "SELECT actual_state, reason FROM vms", #"[["stopped","stopped by request"]]"#)
+                    == #"[["stopped","stopped by request"]]"#)
+            _ = try await node.submit(.setDesiredState(vm: "c", .running))
+            #expect(try await waitForRows(node, "SELECT actual_state FROM vms", #"[["running"]]"#) == #"[["running"]]"#)
+            #expect(
+                try await rows(node, "SELECT to_state FROM vm_events WHERE vm = 'c' ORDER BY log_index")
+                    == #"[["pending"],["scheduled"],["starting"],["running"],["stopped"],["starting"],["running"]]"#)
+
+            #expect(FileManager.default.fileExists(atPath: dir.file("vms/c/console.log")))
+            _ = try await node.submit(.deleteVM(name: "c"))
+            let gone = try await waitUntil { !FileManager.default.fileExists(atPath: dir.file("vms/c")) }
+            #expect(gone, "the VM's files are removed after delete")
+        }
+    }
+
+    @Test("hello ends stopped; a crashing guest ends crashed with the reason and the agent goes on")
+    func helloAndCrash() async throws {
+        let dir = TemporaryDirectory()
+        let agent = HostAgentConfiguration(hostName: "h1", poolSize: 0)
+        try await withRunningNode(dir, hostAgent: agent) { node in
+            try await create(node, "hello", image: "builtin:hello")
+            #expect(
+                try await waitForRows(
+                    node, "SELECT actual_state, reason FROM vms", #"[["stopped","the guest halted"]]"#)
+                    == #"[["stopped","the guest halted"]]"#)
+            #expect(
+                String(decoding: try await node.console(of: "hello"), as: UTF8.self) == "hello from builtin:hello\n")
+            try await create(node, "boom", image: "builtin:crash")
+            let crashed = try await waitForRows(
+                node, "SELECT actual_state, reason LIKE 'triple fault%' FROM vms WHERE name = 'boom'",
+                #"[["crashed",1]]"#)
+            #expect(crashed == #"[["crashed",1]]"#)
+            // Make room (this machine may have two CPUs), then start another VM.
+            _ = try await node.submit(.deleteVM(name: "hello"))
+            _ = try await node.submit(.deleteVM(name: "boom"))
+            try await create(node, "after", image: "builtin:hello")
+            #expect(
+                try await waitForRows(node, "SELECT actual_state FROM vms WHERE name = 'after'", #"[["stopped"]]"#)
+                    == #"[["stopped"]]"#)
+            #expect(try await rows(node, "SELECT path FROM vm_starts WHERE vm = 'after'") == #"[["cold"]]"#)
+        }
+    }
+
+    @Test("after the node restarts, a VM that was running is started again")
+    func restartReconciles() async throws {
+        let dir = TemporaryDirectory()
+        let agent = HostAgentConfiguration(hostName: "h1", poolSize: 0)
+        try await withRunningNode(dir, hostAgent: agent) { node in
+            try await create(node, "c", image: "builtin:counter", labels: ["guest.interval_ms": "10"])
+            #expect(try await waitForRows(node, "SELECT actual_state FROM vms", #"[["running"]]"#) == #"[["running"]]"#)
+        }
+        try await withRunningNode(dir, hostAgent: agent) { node in
+            let restarted = try await waitForRows(
+                node,
+                "SELECT count(*) FROM vm_events WHERE vm = 'c' AND to_state = 'starting' AND reason LIKE 'restarted:%'",
+                "[[1]]")
+            #expect(restarted == "[[1]]")
+            #expect(try await waitForRows(node, "SELECT actual_state FROM vms", #"[["running"]]"#) == #"[["running"]]"#)
+            #expect(try await rows(node, "SELECT count(*) FROM vm_starts") == "[[2]]")
+        }
+    }
+}
+
+func waitUntil(_ condition: () -> Bool) async throws -> Bool {
+    let deadline = ContinuousClock.now + .seconds(10)
+    while ContinuousClock.now < deadline {
+        if condition() { return true }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    return condition()
+}

@@ -1,5 +1,5 @@
 # DWCP — the two commands of the README, and a few more.
-.PHONY: deps build demo test bench-store bench-placement format clean
+.PHONY: deps build demo test bench-store bench-placement bench-vm-start format clean
 
 deps:
 	@scripts/install-deps.sh
@@ -26,6 +26,12 @@ bench-store: deps
 bench-placement:
 	swift build -c release --product dwcp-bench-placement
 	.build/release/dwcp-bench-placement
+
+## bench/vm-start: VM starts (cold, pool, snapshot restore) against QEMU microvm, in one run (release build).
+bench-vm-start:
+	@scripts/install-deps.sh --qemu
+	swift build -c release --product dwcp-bench-vm-start
+	.build/release/dwcp-bench-vm-start
 
 format:
 	swift format --in-place --recursive Package.swift Plugins Sources Tests bench

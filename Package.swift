@@ -86,6 +86,15 @@ let package = Package(
         ),
         // bench/placement: placement quality against an exact solver, and placements/s.
         .executableTarget(name: "dwcp-bench-placement", dependencies: ["Scheduler"], path: "bench/placement"),
+        // bench/vm-start: VM start, pool start and snapshot restore, with QEMU as the anchor in the same run.
+        .executableTarget(
+            name: "dwcp-bench-vm-start",
+            dependencies: [
+                "Hypervisor", "Node", "Store", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "bench/vm-start"
+        ),
         // Helpers shared by the test targets (temporary directories).
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(

@@ -20,7 +20,7 @@ for _ in $(seq 100); do grep -q listening "$DATA/node.out" 2>/dev/null && break;
 cat "$DATA/node.out"
 run status
 
-step "add two hosts in region local (dev registered this machine too)"
+step "add two hosts in region local (with /dev/kvm, dev's host agent registered this machine too)"
 run host add rack1-a --region local --cpus 8 --memory 32GiB --label rack=1
 run host add rack1-b --region local --cpus 4 --memory 8GiB --label rack=1
 
@@ -54,6 +54,21 @@ step "stop, start and delete"
 run vm stop web-2
 run vm start web-2
 run vm delete web-9
+
+step "a VM that really runs: a KVM microVM on this machine, started by the host agent"
+if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
+    run vm create tick --cpus 1 --memory 256MiB --image builtin:counter --require hypervisor=kvm --label guest.interval_ms=200
+    for _ in $(seq 50); do "$DWCP" sql "SELECT actual_state FROM vms WHERE name = 'tick'" --format csv | grep -q running && break; sleep 0.1; done
+    sleep 1
+    run sql "SELECT name, host, actual_state, reason FROM vms WHERE name = 'tick'" --format table
+    run vm console tick
+    run sql "SELECT vm, path, first_entry_us, boot_us FROM vm_starts" --format table
+    run vm stop tick
+    sleep 0.3
+    run sql "SELECT vm, from_state, to_state, reason FROM vm_events WHERE vm = 'tick' ORDER BY log_index" --format table
+else
+    echo "(skipped: /dev/kvm is not usable here, so this node runs no host agent)"
+fi
 
 step "capacity per host, from SQL"
 run sql "SELECT name, cpus, cpus_used, memory_bytes, memory_used_bytes, json_extract(labels, '\$.rack') AS rack FROM hosts ORDER BY name" --format table

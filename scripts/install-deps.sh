@@ -7,6 +7,9 @@ pkg-config --exists lmdb 2>/dev/null || need+=(liblmdb-dev)
 pkg-config --exists sqlite3 2>/dev/null || need+=(libsqlite3-dev)
 pkg-config --exists libzstd 2>/dev/null || need+=(libzstd-dev)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+[ -f /usr/include/linux/kvm.h ] || need+=(linux-libc-dev)
+# `install-deps.sh --qemu`: also QEMU, the anchor of bench/vm-start.
+if [ "${1:-}" = "--qemu" ]; then command -v qemu-system-x86_64 >/dev/null 2>&1 || need+=(qemu-system-x86); fi
 if [ ${#need[@]} -eq 0 ]; then
     exit 0
 fi

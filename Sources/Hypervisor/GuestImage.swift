@@ -97,6 +97,14 @@ public struct GuestImage: Sendable {
         return images
     }()
 
+    /// The ELF file of a built-in image (to boot the same guest under another VMM, as the benchmark does).
+    public static func builtinELF(_ reference: String) -> [UInt8]? {
+        guard reference.hasPrefix("builtin:"), let base64 = BuiltGuests.base64[String(reference.dropFirst(8))],
+            let data = Data(base64Encoded: base64)
+        else { return nil }
+        return [UInt8](data)
+    }
+
     /// The references of the built-in images, sorted.
     public static var builtinReferences: [String] { builtins.keys.sorted() }
 

@@ -26,7 +26,8 @@ public final class MicroVMPool: Sendable {
     /// Creates VMs until the pool is full again.
     public func refill() throws {
         while count < size {
-            let vm = try MicroVM(kvm: kvm, shape: shape)
+            let vm = try MicroVM(kvm: kvm, shape: shape, prefault: true)
+            vm.waitUntilPrefaulted()
             let surplus = ready.withLock { vms -> MicroVM? in
                 guard vms.count < size else { return vm }
                 vms.append(vm)

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Glibc
 import Hypervisor
 import Logging
 import Node
@@ -235,34 +236,87 @@ func qemuStarts() throws -> [Double]? {
     try Data(elf).write(to: URL(fileURLWithPath: path))
     var times: [Double] = []
     for _ in 0..<options.starts {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: qemu)
-        process.arguments = [
-            "-M", "microvm,x-option-roms=off,rtc=off", "-enable-kvm", "-m", "256M", "-no-reboot", "-nodefaults",
-            "-display", "none", "-serial", "stdio", "-kernel", path,
-        ]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        process.standardInput = FileHandle.nullDevice
         let start = ContinuousClock.now
-        try process.run()
-        var seen = Data()
-        let reader = out.fileHandleForReading
-        while !String(decoding: seen, as: UTF8.self).contains("hello from builtin:hello") {
-            let chunk = reader.availableData
-            if chunk.isEmpty { break }
-            seen.append(chunk)
-        }
+        let child = try CleanProcess(
+            path: qemu,
+            arguments: [
+                "-M", "microvm,x-option-roms=off,rtc=off", "-enable-kvm", "-m", "256M", "-no-reboot", "-nodefaults",
+                "-display", "none", "-serial", "stdio", "-kernel", path,
+            ])
+        let seen = child.read(until: "hello from builtin:hello", timeoutMilliseconds: 10_000)
         let elapsed = ContinuousClock.now - start
-        process.terminate()
-        process.waitUntilExit()
-        guard String(decoding: seen, as: UTF8.self).contains("hello from builtin:hello") else {
-            fail("QEMU did not print the guest's line: \(String(decoding: seen, as: UTF8.self))")
+        child.kill()
+        guard seen.contains("hello from builtin:hello") else {
+            fail("QEMU did not print the guest's line within 10 s: \(seen)")
         }
         times.append(micros(elapsed))
     }
     return times
+}
+
+/// A child process spawned with a clean signal mask and default handlers. (Foundation's `Process`
+/// passes on the spawning thread's blocked signals, and a QEMU that inherits them never boots.)
+struct CleanProcess {
+    let pid: pid_t
+    let output: Int32
+
+    init(path: String, arguments: [String]) throws {
+        var pipe: [Int32] = [0, 0]
+        guard Glibc.pipe(&pipe) == 0 else { fail("pipe: errno \(errno)") }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, pipe[1], 1)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addclose(&actions, pipe[0])
+        posix_spawn_file_actions_addclose(&actions, pipe[1])
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        var all = sigset_t()
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var child: pid_t = 0
+        let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
+        let status = posix_spawn(&child, path, &actions, &attributes, argv, environ)
+        posix_spawn_file_actions_destroy(&actions)
+        posix_spawnattr_destroy(&attributes)
+        close(pipe[1])
+        guard status == 0 else { fail("posix_spawn \(path): \(status)") }
+        pid = child
+        output = pipe[0]
+    }
+
+    /// Reads stdout until `marker` appears, the stream ends or the time is up.
+    func read(until marker: String, timeoutMilliseconds: Int32) -> String {
+        var seen = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let deadline = ContinuousClock.now + .milliseconds(Int(timeoutMilliseconds))
+        while !String(decoding: seen, as: UTF8.self).contains(marker) {
+            let left = deadline - ContinuousClock.now
+            guard left > .zero else { break }
+            var descriptor = pollfd(fd: output, events: Int16(POLLIN), revents: 0)
+            let ready = poll(
+                &descriptor, 1,
+                Int32(left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1))
+            if ready <= 0 { continue }
+            let count = Glibc.read(output, &buffer, buffer.count)
+            if count <= 0 { break }
+            seen.append(contentsOf: buffer[0..<count])
+        }
+        return String(decoding: seen, as: UTF8.self)
+    }
+
+    func kill() {
+        Glibc.kill(pid, SIGKILL)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        close(output)
+    }
 }
 
 func residentBytes() -> Int {

@@ -47,6 +47,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Raft as a pure state machine (and, next, its driver and transport).
+        .target(name: "Replication", dependencies: ["Store"]),
+        // The deterministic region simulator: the product's Raft over a simulated network, clock and disk.
+        .target(name: "Simulation", dependencies: ["Replication", "Store"], path: "Sources/Simulator"),
+        .executableTarget(name: "dwcp-sim", dependencies: ["Simulation"]),
         // Placement: pure, state in, decision out.
         .target(name: "Scheduler"),
         // Read-only SQL over the views, result formats.
@@ -100,6 +105,7 @@ let package = Package(
         .testTarget(
             name: "StoreTests", dependencies: ["Store", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "SchedulerTests", dependencies: ["Scheduler"]),
+        .testTarget(name: "ReplicationTests", dependencies: ["Replication", "Simulation", "Store"]),
         .testTarget(name: "HypervisorTests", dependencies: ["Hypervisor", "TestSupport"]),
         .testTarget(name: "QueryTests", dependencies: ["Query", "Store", "TestSupport"]),
         .testTarget(

@@ -1,0 +1,215 @@
+import Store
+
+extension Raft {
+    /// Handles one message from a peer.
+    public mutating func step(_ message: RaftMessage) {
+        guard message.to == id, message.from != id else { return }
+        if message.term > term {
+            guard stepHigherTerm(message) else { return }
+        } else if message.term < term {
+            stepLowerTerm(message)
+            return
+        }
+        if role == .leader, let member = progress[message.from] {
+            _ = member
+            progress[message.from]!.recentlyActive = true
+        }
+
+        switch message.body {
+        case .preVote(let lastIndex, let lastTerm):
+            // Only reached when the pre-vote is for a term not above ours: never granted.
+            _ = (lastIndex, lastTerm)
+            send(.preVoteResponse(granted: false), to: message.from)
+        case .vote(let lastIndex, let lastTerm, _):
+            let canVote = vote == message.from || (vote == nil && leader == nil)
+            let granted = canVote && isUpToDate(lastIndex: lastIndex, lastTerm: lastTerm)
+            if granted {
+                vote = message.from
+                electionElapsed = 0
+            }
+            send(.voteResponse(granted: granted), to: message.from)
+        case .preVoteResponse(let granted):
+            if role == .preCandidate { tally(message.from, granted: granted) }
+        case .voteResponse(let granted):
+            if role == .candidate { tally(message.from, granted: granted) }
+        case .append(let prevIndex, let prevTerm, let entries, let commit):
+            followLeader(message.from)
+            handleAppend(from: message.from, prevIndex: prevIndex, prevTerm: prevTerm, entries: entries, commit: commit)
+        case .heartbeat(let commit, let readContext):
+            followLeader(message.from)
+            let safeCommit = min(commit, log.lastIndex)
+            if safeCommit > log.committed { log.committed = safeCommit }
+            send(.heartbeatResponse(readContext: readContext), to: message.from)
+        case .snapshot(let meta):
+            followLeader(message.from)
+            handleSnapshot(from: message.from, meta)
+        case .timeoutNow:
+            if isPromotable, role != .leader { campaign(preVote: false, transfer: true) }
+        case .appendResponse(let accepted, let index, let hintIndex, let hintTerm):
+            if role == .leader {
+                handleAppendResponse(
+                    from: message.from, accepted: accepted, index: index, hintIndex: hintIndex, hintTerm: hintTerm)
+            }
+        case .heartbeatResponse(let readContext):
+            if role == .leader { handleHeartbeatResponse(from: message.from, readContext: readContext) }
+        case .readIndex(let context):
+            if role == .leader {
+                handleReadRequest(origin: message.from, context: context)
+            } else {
+                send(.readIndexResponse(context: context, index: 0), to: message.from)
+            }
+        case .readIndexResponse(let context, let index):
+            ready.reads.append(RaftReadState(context: context, index: index == 0 ? nil : index))
+        }
+    }
+
+    /// A message from a later term. Returns whether to go on handling it.
+    private mutating func stepHigherTerm(_ message: RaftMessage) -> Bool {
+        switch message.body {
+        case .preVote(let lastIndex, let lastTerm):
+            // A pre-vote never changes our term; the lease protects a leader we still hear from.
+            let granted = !inLease && isUpToDate(lastIndex: lastIndex, lastTerm: lastTerm)
+            send(.preVoteResponse(granted: granted), to: message.from, term: granted ? message.term : term)
+            return false
+        case .preVoteResponse(true):
+            // The echo of the term we would campaign in.
+            if role == .preCandidate, message.term == term + 1 { tally(message.from, granted: true) }
+            return false
+        case .vote(_, _, let transfer):
+            if inLease, !transfer { return false }
+            becomeFollower(term: message.term, leader: nil)
+            return true
+        case .append, .heartbeat, .snapshot:
+            becomeFollower(term: message.term, leader: message.from)
+            return true
+        default:
+            becomeFollower(term: message.term, leader: nil)
+            return true
+        }
+    }
+
+    /// A message from an earlier term: tell a stale leader or candidate about the current term
+    /// (so a node that was cut off steps down instead of disrupting the group); drop the rest.
+    private mutating func stepLowerTerm(_ message: RaftMessage) {
+        switch message.body {
+        case .append, .heartbeat, .snapshot:
+            send(.appendResponse(accepted: false, index: 0, hintIndex: 0, hintTerm: 0), to: message.from)
+        case .preVote:
+            send(.preVoteResponse(granted: false), to: message.from)
+        default:
+            break
+        }
+    }
+
+    /// A follower that heard from its leader within the election timeout ignores vote requests.
+    var inLease: Bool {
+        configuration.checkQuorum && leader != nil && electionElapsed < configuration.electionTicks
+    }
+
+    func isUpToDate(lastIndex: UInt64, lastTerm: UInt64) -> Bool {
+        lastTerm > log.lastTerm || (lastTerm == log.lastTerm && lastIndex >= log.lastIndex)
+    }
+
+    mutating func followLeader(_ from: String) {
+        if role != .follower || leader != from {
+            if role != .follower { becomeFollower(term: term, leader: from) }
+            leader = from
+            ready.statusChanged = true
+        }
+        electionElapsed = 0
+    }
+
+    // MARK: - Roles
+
+    mutating func becomeFollower(term newTerm: UInt64, leader newLeader: String?) {
+        if role == .leader { failPendingReads() }
+        if newTerm != term {
+            term = newTerm
+            vote = nil
+        }
+        role = .follower
+        leader = newLeader
+        progress = [:]
+        votes = [:]
+        transferee = nil
+        resetElectionTimer()
+        ready.statusChanged = true
+    }
+
+    /// Starts an election: first a pre-vote round (no term change) if configured, then the vote.
+    mutating func campaign(preVote: Bool, transfer: Bool) {
+        let campaignTerm: UInt64
+        if preVote {
+            role = .preCandidate
+            campaignTerm = term + 1
+        } else {
+            role = .candidate
+            term += 1
+            vote = id
+            campaignTerm = term
+        }
+        leader = nil
+        votes = [id: true]
+        progress = [:]
+        resetElectionTimer()
+        ready.statusChanged = true
+        if wonElection() {
+            if preVote { campaign(preVote: false, transfer: transfer) } else { becomeLeader() }
+            return
+        }
+        for voter in membership.voters.keys.sorted() where voter != id {
+            if preVote {
+                send(.preVote(lastIndex: log.lastIndex, lastTerm: log.lastTerm), to: voter, term: campaignTerm)
+            } else {
+                send(.vote(lastIndex: log.lastIndex, lastTerm: log.lastTerm, transfer: transfer), to: voter)
+            }
+        }
+    }
+
+    private func wonElection() -> Bool {
+        membership.voters.keys.filter { votes[$0] == true }.count >= membership.quorum
+    }
+
+    private func lostElection() -> Bool {
+        membership.voters.keys.filter { votes[$0] == false }.count >= membership.quorum
+    }
+
+    private mutating func tally(_ from: String, granted: Bool) {
+        guard membership.isVoter(from), votes[from] == nil else { return }
+        votes[from] = granted
+        if wonElection() {
+            if role == .preCandidate { campaign(preVote: false, transfer: false) } else { becomeLeader() }
+        } else if lostElection() {
+            becomeFollower(term: term, leader: nil)
+        }
+    }
+
+    mutating func becomeLeader() {
+        role = .leader
+        leader = id
+        votes = [:]
+        heartbeatElapsed = 0
+        electionElapsed = 0
+        transferee = nil
+        progress = [:]
+        syncProgressWithMembership()
+        for member in progress.keys { progress[member]!.recentlyActive = true }
+        ready.statusChanged = true
+        // An entry of its own term lets the new leader commit (and serve reads) at once.
+        appendAsLeader([LogEntry(index: 0, term: term, kind: .noop, payload: [])])
+        broadcastAppend()
+    }
+
+    private mutating func quorumRecentlyActiveCount() -> Int {
+        var count = 0
+        for voter in membership.voters.keys {
+            if voter == id || progress[voter]?.recentlyActive == true { count += 1 }
+        }
+        for member in progress.keys { progress[member]!.recentlyActive = false }
+        return count
+    }
+
+    mutating func quorumRecentlyActive() -> Bool {
+        quorumRecentlyActiveCount() >= membership.quorum
+    }
+}

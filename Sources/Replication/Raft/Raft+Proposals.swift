@@ -1,0 +1,53 @@
+import Store
+
+extension Raft {
+    /// Appends `payloads` as record entries if this node leads; returns their indexes. They are
+    /// sent with the next ready and commit once a majority has them.
+    public mutating func propose(_ payloads: [[UInt8]]) throws -> ClosedRange<UInt64> {
+        try checkCanPropose()
+        let first = log.lastIndex + 1
+        appendAsLeader(payloads.map { LogEntry(index: 0, term: 0, kind: .record, payload: $0) })
+        return first...(first + UInt64(payloads.count) - 1)
+    }
+
+    /// Proposes one membership change. Only one may be uncommitted at a time.
+    public mutating func proposeMembership(_ change: RaftMembershipChange) throws -> UInt64 {
+        try checkCanPropose()
+        guard membershipIndex <= log.committed else {
+            throw ReplicationError(
+                .invalidChange, "a membership change (entry \(membershipIndex)) is still being committed; try again")
+        }
+        let next = try change.applied(to: membership)
+        appendAsLeader([LogEntry(index: 0, term: 0, kind: .membership, payload: next.encoded())])
+        return log.lastIndex
+    }
+
+    /// Hands leadership to `target`: brings its log up to date, then tells it to campaign at once.
+    /// Proposals are refused until the transfer ends (it is abandoned after an election timeout).
+    public mutating func transferLeadership(to target: String) throws {
+        guard role == .leader else {
+            throw ReplicationError(.notLeader, "\(id) is not the leader", leader: leader)
+        }
+        guard target != id else { return }
+        guard membership.isVoter(target), let member = progress[target] else {
+            throw ReplicationError(.invalidChange, "\(target) is not a voter of this group")
+        }
+        transferee = target
+        transferElapsed = 0
+        if member.match == log.lastIndex {
+            send(.timeoutNow, to: target)
+        } else {
+            sendAppend(to: target, allowEmpty: true)
+        }
+    }
+
+    private func checkCanPropose() throws {
+        guard role == .leader else {
+            throw ReplicationError(.notLeader, "\(id) is not the leader", leader: leader)
+        }
+        guard transferee == nil else {
+            throw ReplicationError(
+                .transferring, "leadership is moving to \(transferee!); try again", leader: transferee)
+        }
+    }
+}

@@ -1,0 +1,234 @@
+import Store
+
+extension Raft {
+    // MARK: - Follower side
+
+    mutating func handleAppend(
+        from leader: String, prevIndex: UInt64, prevTerm: UInt64, entries: [LogEntry], commit: UInt64
+    ) {
+        if prevIndex < log.committed {
+            // Already committed here; say how far this log is known good.
+            send(.appendResponse(accepted: true, index: log.committed, hintIndex: 0, hintTerm: 0), to: leader)
+            return
+        }
+        guard log.matches(index: prevIndex, term: prevTerm) else {
+            let hint = log.lastIndex(atOrBefore: prevIndex, withTermAtMost: prevTerm)
+            send(
+                .appendResponse(accepted: false, index: prevIndex, hintIndex: hint, hintTerm: log.term(at: hint) ?? 0),
+                to: leader)
+            return
+        }
+        let result = log.append(after: prevIndex, entries)
+        record(truncatedFrom: result.truncatedFrom, new: result.new)
+        let lastNew = prevIndex + UInt64(entries.count)
+        let newCommit = min(commit, lastNew)
+        if newCommit > log.committed { log.committed = newCommit }
+        send(.appendResponse(accepted: true, index: lastNew, hintIndex: 0, hintTerm: 0), to: leader)
+    }
+
+    /// Notes log changes in the ready and follows any membership entry among them.
+    mutating func record(truncatedFrom: UInt64?, new: [LogEntry]) {
+        if let truncatedFrom {
+            ready.truncateFrom = min(ready.truncateFrom ?? truncatedFrom, truncatedFrom)
+            ready.entries.removeAll { $0.index >= truncatedFrom }
+        }
+        ready.entries.append(contentsOf: new)
+        if (truncatedFrom.map { $0 <= membershipIndex } ?? false) || new.contains(where: { $0.kind == .membership }) {
+            refreshMembership()
+        }
+    }
+
+    mutating func handleSnapshot(from leader: String, _ meta: RaftSnapshotMeta) {
+        if meta.index <= log.committed {
+            send(.appendResponse(accepted: true, index: log.committed, hintIndex: 0, hintTerm: 0), to: leader)
+            return
+        }
+        if log.matches(index: meta.index, term: meta.term) {
+            // This log already has it; only the commit index moves.
+            log.committed = meta.index
+        } else {
+            log.restore(meta)
+            ready.snapshot = meta
+            ready.entries = []
+            ready.truncateFrom = nil
+            ready.committed = []
+            refreshMembership()
+        }
+        send(.appendResponse(accepted: true, index: meta.index, hintIndex: 0, hintTerm: 0), to: leader)
+    }
+
+    // MARK: - Leader side
+
+    /// Appends entries this leader creates (indexes and terms are filled in here).
+    mutating func appendAsLeader(_ drafts: [LogEntry]) {
+        var next = log.lastIndex + 1
+        var created: [LogEntry] = []
+        created.reserveCapacity(drafts.count)
+        for var entry in drafts {
+            entry.index = next
+            entry.term = term
+            created.append(entry)
+            next += 1
+        }
+        log.appendLocal(created)
+        record(truncatedFrom: nil, new: created)
+        hasUnsentEntries = true
+    }
+
+    /// Sends the next append (or snapshot) to `peer` if its flow control allows; true if one went.
+    @discardableResult
+    mutating func sendAppend(to peer: String, allowEmpty: Bool) -> Bool {
+        guard var member = progress[peer] else { return false }
+        if member.isPaused { return false }
+        if member.state == .replicate, member.inflight.count >= configuration.maxInflightAppends { return false }
+        let prevIndex = member.next - 1
+        guard let prevTerm = log.term(at: prevIndex) else {
+            // The entries it needs are compacted: send the snapshot.
+            member.becomeSnapshot(log.snapshot.index)
+            progress[peer] = member
+            send(.snapshot(log.snapshot), to: peer)
+            return true
+        }
+        let entries = log.entries(
+            from: member.next, maxCount: configuration.maxEntriesPerAppend, maxBytes: configuration.maxBytesPerAppend)
+        if entries.isEmpty, !allowEmpty { return false }
+        switch member.state {
+        case .replicate:
+            if let last = entries.last {
+                member.next = last.index + 1
+                member.inflight.append(last.index)
+            }
+        case .probe:
+            member.probeSent = true
+        case .snapshot:
+            break
+        }
+        progress[peer] = member
+        send(
+            .append(
+                prevIndex: prevIndex, prevTerm: prevTerm, entries: entries,
+                commit: min(log.committed, max(member.match, prevIndex + UInt64(entries.count)))),
+            to: peer)
+        return true
+    }
+
+    /// Sends an append to every other member (carrying the new commit index even when empty).
+    mutating func broadcastAppend() {
+        for peer in progress.keys.sorted() { sendAppend(to: peer, allowEmpty: true) }
+    }
+
+    /// Before a ready is taken: send what flow control allows of the entries not yet sent.
+    mutating func fillPipelines() {
+        guard hasUnsentEntries else { return }
+        hasUnsentEntries = false
+        for peer in progress.keys.sorted() {
+            var sent = 0
+            while sent < configuration.maxInflightAppends, sendAppend(to: peer, allowEmpty: false) {
+                sent += 1
+                if progress[peer]?.state != .replicate { break }
+            }
+        }
+    }
+
+    mutating func broadcastHeartbeat() {
+        let context = pendingReads.isEmpty ? 0 : readRound
+        for peer in progress.keys.sorted() {
+            let member = progress[peer]!
+            send(.heartbeat(commit: min(member.match, log.committed), readContext: context), to: peer)
+        }
+    }
+
+    /// A follower in replicate state whose match has not moved for several heartbeat rounds while
+    /// entries are owed lost an append: go back to probing.
+    mutating func detectStalls() {
+        let limit = max(3, configuration.electionTicks / 2)
+        for peer in progress.keys {
+            guard progress[peer]!.state == .replicate else { continue }
+            var member = progress[peer]!
+            if member.match < log.lastIndex, member.match == member.matchAtLastRound {
+                member.stalledRounds += 1
+                if member.stalledRounds >= limit { member.becomeProbe() }
+            } else {
+                member.stalledRounds = 0
+            }
+            member.matchAtLastRound = member.match
+            progress[peer] = member
+        }
+    }
+
+    mutating func handleAppendResponse(
+        from peer: String, accepted: Bool, index: UInt64, hintIndex: UInt64, hintTerm: UInt64
+    ) {
+        guard var member = progress[peer] else { return }
+        if accepted {
+            let moved = member.acknowledge(index)
+            switch member.state {
+            case .probe:
+                member.becomeReplicate()
+            case .snapshot(let snapshotIndex) where member.match >= snapshotIndex:
+                member.becomeReplicate()
+            default:
+                break
+            }
+            progress[peer] = member
+            if moved, maybeCommit() { broadcastAppend() }
+            fillPipeline(peer)
+            if transferee == peer, progress[peer]?.match == log.lastIndex {
+                send(.timeoutNow, to: peer)
+            }
+        } else {
+            var next = hintIndex + 1
+            if hintTerm > 0 { next = log.lastIndex(atOrBefore: hintIndex, withTermAtMost: hintTerm) + 1 }
+            next = min(next, index)
+            let valid: Bool
+            switch member.state {
+            case .replicate: valid = index > member.match
+            case .probe: valid = member.next - 1 == index
+            case .snapshot: valid = false
+            }
+            guard valid else { return }
+            member.state = .probe
+            member.inflight = []
+            member.probeSent = false
+            member.next = max(member.match + 1, max(next, 1))
+            progress[peer] = member
+            sendAppend(to: peer, allowEmpty: true)
+        }
+    }
+
+    private mutating func fillPipeline(_ peer: String) {
+        var sent = 0
+        while sent < configuration.maxInflightAppends, sendAppend(to: peer, allowEmpty: false) {
+            sent += 1
+            if progress[peer]?.state != .replicate { break }
+        }
+    }
+
+    /// Advances the commit index to what a majority of voters has durably (only entries of the
+    /// current term count directly). True if it moved.
+    mutating func maybeCommit() -> Bool {
+        var matches: [UInt64] = []
+        for voter in membership.voters.keys {
+            matches.append(voter == id ? log.persisted : progress[voter]?.match ?? 0)
+        }
+        matches.sort(by: >)
+        let candidate = matches[membership.quorum - 1]
+        guard candidate > log.committed, log.term(at: candidate) == term else { return false }
+        log.committed = candidate
+        committedAdvanced()
+        return true
+    }
+
+    /// After the commit index moved on a leader: serve reads that waited for this term's first
+    /// commit, and step down if this leader was removed by a now committed membership change.
+    mutating func committedAdvanced() {
+        if !readsAwaitingCommit.isEmpty, log.term(at: log.committed) == term {
+            let waiting = readsAwaitingCommit
+            readsAwaitingCommit = []
+            for read in waiting { handleReadRequest(origin: read.origin, context: read.context) }
+        }
+        if role == .leader, !membership.isVoter(id), membershipIndex <= log.committed {
+            becomeFollower(term: term, leader: nil)
+        }
+    }
+}

@@ -1,0 +1,237 @@
+import Store
+
+/// Raft consensus for one group, as a pure state machine.
+///
+/// It does no I/O, reads no clock and draws no randomness of its own: the driver feeds it ticks
+/// (``tick()``), messages from peers (``step(_:)``), proposals (``propose(_:)``), read requests
+/// (``readIndex(context:)``) and news of what reached the disk (``persisted(through:term:)``),
+/// and collects what to do next with ``takeReady()``. The product's driver and the simulator run
+/// this same code.
+///
+/// Features: pre-vote, check-quorum with leader lease, leadership transfer, pipelined appends with
+/// flow control and fast back-off, the leader's own log write in parallel with replication,
+/// snapshots, one-server-at-a-time membership changes, ReadIndex.
+public struct Raft: Sendable {
+    public let id: String
+    public let configuration: RaftConfiguration
+    var random: SplitMix64
+
+    public internal(set) var term: UInt64
+    public internal(set) var vote: String?
+    public internal(set) var leader: String?
+    public internal(set) var role: RaftRole = .follower
+    var log: RaftLog
+    public internal(set) var membership: RaftMembership
+    /// The index of the entry (or snapshot) `membership` comes from.
+    var membershipIndex: UInt64
+
+    /// Leader: what it knows about each other member.
+    var progress: [String: RaftProgress] = [:]
+    /// Candidate or pre-candidate: the answers so far.
+    var votes: [String: Bool] = [:]
+    var electionElapsed = 0
+    var heartbeatElapsed = 0
+    var randomizedElectionTimeout: Int
+    /// Leader: the member it is handing leadership to, and for how long it has tried.
+    public internal(set) var transferee: String?
+    var transferElapsed = 0
+
+    /// Leader: linearizable reads waiting for a quorum's heartbeat acknowledgement.
+    var pendingReads: [PendingRead] = []
+    /// Leader: reads that arrived before an entry of this term was committed.
+    var readsAwaitingCommit: [(origin: String, context: UInt64)] = []
+    var readRound: UInt64 = 0
+
+    var ready = RaftReady()
+    var lastHardState: HardState
+    /// Leader: entries were appended since the pipelines were last filled.
+    var hasUnsentEntries = false
+
+    struct PendingRead: Sendable {
+        var round: UInt64
+        var origin: String
+        var context: UInt64
+        var index: UInt64
+        var acks: Set<String>
+    }
+
+    /// Restores a member from what its driver persisted.
+    /// - Parameters:
+    ///   - snapshot: the snapshot the log was compacted behind (index 0 and the initial
+    ///     membership for a log that never was).
+    ///   - entries: the entries after the snapshot, in order.
+    ///   - seed: seeds the election-timeout randomness.
+    public init(
+        id: String, configuration: RaftConfiguration = RaftConfiguration(), seed: UInt64, hardState: HardState,
+        snapshot: RaftSnapshotMeta, entries: [LogEntry]
+    ) {
+        self.id = id
+        self.configuration = configuration
+        random = SplitMix64(seed: seed)
+        term = hardState.term
+        vote = hardState.vote
+        log = RaftLog(snapshot: snapshot, entries: entries, committed: hardState.commit)
+        lastHardState = hardState
+        membership = snapshot.membership
+        membershipIndex = snapshot.index
+        randomizedElectionTimeout = configuration.electionTicks
+        refreshMembership()
+        resetElectionTimer()
+    }
+
+    // MARK: - What the driver reads
+
+    public var lastIndex: UInt64 { log.lastIndex }
+    public var lastTerm: UInt64 { log.lastTerm }
+    public var committed: UInt64 { log.committed }
+    public var applied: UInt64 { log.applied }
+    public var snapshotMeta: RaftSnapshotMeta { log.snapshot }
+    public var isLeader: Bool { role == .leader }
+
+    /// The entry at `index`, if the in-memory log still holds it.
+    public func entry(at index: UInt64) -> LogEntry? { log.entry(at: index) }
+
+    public var status: RaftStatus {
+        var matches: [String: UInt64] = [:]
+        if role == .leader {
+            for (member, progress) in progress { matches[member] = progress.match }
+            matches[id] = log.persisted
+        }
+        return RaftStatus(
+            id: id, role: role, term: term, leader: leader, lastIndex: log.lastIndex, committed: log.committed,
+            applied: log.applied, membership: membership, matches: matches)
+    }
+
+    /// Everything to do since the last call; see ``RaftReady`` for the order.
+    public mutating func takeReady() -> RaftReady {
+        if role == .leader { fillPipelines() }
+        let upTo = min(log.committed, log.persisted)
+        if upTo > log.applied {
+            var index = log.applied + 1
+            while index <= upTo, let entry = log.entry(at: index) {
+                ready.committed.append(entry)
+                index += 1
+            }
+            log.applied = index - 1
+        }
+        let hardState = HardState(term: term, vote: vote, commit: log.committed)
+        if hardState != lastHardState {
+            ready.hardState = hardState
+            lastHardState = hardState
+        }
+        let result = ready
+        ready = RaftReady()
+        return result
+    }
+
+    /// The driver made this node's log durable through `index` (whose term was `term`).
+    public mutating func persisted(through index: UInt64, term entryTerm: UInt64) {
+        guard index > log.persisted, log.term(at: index) == entryTerm else { return }
+        log.persisted = index
+        if role == .leader, maybeCommit() { broadcastAppend() }
+    }
+
+    /// The driver took a snapshot of the applied state at `index` (≤ applied); the log before it goes.
+    public mutating func compact(through index: UInt64) {
+        guard index > log.snapshot.index, index <= log.applied else { return }
+        log.compact(through: index, membership: membership(at: index))
+    }
+
+    // MARK: - Time
+
+    /// One tick of the driver's clock.
+    public mutating func tick() {
+        electionElapsed += 1
+        if role == .leader {
+            tickLeader()
+        } else if electionElapsed >= randomizedElectionTimeout, isPromotable {
+            electionElapsed = 0
+            campaign(preVote: configuration.preVote, transfer: false)
+        }
+    }
+
+    private mutating func tickLeader() {
+        heartbeatElapsed += 1
+        if transferee != nil {
+            transferElapsed += 1
+            if transferElapsed >= configuration.electionTicks { transferee = nil }
+        }
+        for member in progress.keys {
+            if case .snapshot = progress[member]!.state {
+                progress[member]!.snapshotTicks += 1
+                if progress[member]!.snapshotTicks >= 2 * configuration.electionTicks {
+                    progress[member]!.becomeProbe()
+                }
+            }
+        }
+        if electionElapsed >= configuration.electionTicks {
+            electionElapsed = 0
+            if configuration.checkQuorum, !quorumRecentlyActive() {
+                becomeFollower(term: term, leader: nil)
+                return
+            }
+        }
+        if heartbeatElapsed >= configuration.heartbeatTicks {
+            heartbeatElapsed = 0
+            broadcastHeartbeat()
+            detectStalls()
+        }
+    }
+
+    var isPromotable: Bool { membership.isVoter(id) }
+
+    mutating func resetElectionTimer() {
+        electionElapsed = 0
+        let spread = UInt64(max(configuration.electionTicks, 1))
+        randomizedElectionTimeout = configuration.electionTicks + Int(random.next() % spread)
+    }
+
+    // MARK: - Sending
+
+    mutating func send(_ body: RaftMessage.Body, to peer: String, term messageTerm: UInt64? = nil) {
+        let message = RaftMessage(from: id, to: peer, term: messageTerm ?? term, body: body)
+        switch body {
+        case .vote, .voteResponse, .appendResponse:
+            ready.messagesAfterPersist.append(message)
+        default:
+            ready.messages.append(message)
+        }
+    }
+
+    // MARK: - Membership
+
+    /// The latest membership in the log (committed or not), or the snapshot's.
+    mutating func refreshMembership() {
+        let previous = membership
+        membership = log.snapshot.membership
+        membershipIndex = log.snapshot.index
+        for entry in log.entries.reversed() where entry.kind == .membership {
+            if let decoded = try? RaftMembership(decoding: entry.payload) {
+                membership = decoded
+                membershipIndex = entry.index
+                break
+            }
+        }
+        if membership != previous {
+            ready.statusChanged = true
+            if role == .leader { syncProgressWithMembership() }
+        }
+    }
+
+    func membership(at index: UInt64) -> RaftMembership {
+        var found = log.snapshot.membership
+        for entry in log.entries where entry.kind == .membership && entry.index <= index {
+            if let decoded = try? RaftMembership(decoding: entry.payload) { found = decoded }
+        }
+        return found
+    }
+
+    mutating func syncProgressWithMembership() {
+        for member in membership.all.keys where member != id && progress[member] == nil {
+            progress[member] = RaftProgress(next: log.lastIndex + 1)
+        }
+        for member in progress.keys where !membership.contains(member) {
+            progress[member] = nil
+        }
+    }
+}

@@ -1,0 +1,94 @@
+import Store
+
+/// The members of a Raft group: voters, which elect the leader and form quorums, and learners,
+/// which receive the log but do not vote. Each member has the address its peers reach it at.
+///
+/// A membership change is a `.membership` log entry carrying the whole new membership; a node
+/// uses the latest one in its log, committed or not (one server changes at a time, so any two
+/// consecutive memberships share a majority).
+public struct RaftMembership: Sendable, Equatable, CustomStringConvertible {
+    public var voters: [String: String]
+    public var learners: [String: String]
+
+    public init(voters: [String: String] = [:], learners: [String: String] = [:]) {
+        self.voters = voters
+        self.learners = learners
+    }
+
+    /// Every member, voter or learner.
+    public var all: [String: String] { voters.merging(learners) { voter, _ in voter } }
+    /// The number of voters that make a majority.
+    public var quorum: Int { voters.count / 2 + 1 }
+
+    public func isVoter(_ id: String) -> Bool { voters[id] != nil }
+    public func contains(_ id: String) -> Bool { voters[id] != nil || learners[id] != nil }
+
+    public var description: String {
+        let voterList = voters.keys.sorted().joined(separator: ",")
+        let learnerList = learners.keys.sorted().joined(separator: ",")
+        return learnerList.isEmpty ? "voters {\(voterList)}" : "voters {\(voterList)} learners {\(learnerList)}"
+    }
+
+    /// The entry payload: one line per member, `v|l id address`, sorted, UTF-8.
+    public func encoded() -> [UInt8] {
+        var lines: [String] = []
+        for id in voters.keys.sorted() { lines.append("v \(id) \(voters[id]!)") }
+        for id in learners.keys.sorted() { lines.append("l \(id) \(learners[id]!)") }
+        return Array(lines.joined(separator: "\n").utf8)
+    }
+
+    /// Decodes ``encoded()``; a malformed payload is an error naming the line.
+    public init(decoding payload: [UInt8]) throws {
+        self.init()
+        let text = String(decoding: payload, as: UTF8.self)
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: " ", omittingEmptySubsequences: false)
+            guard parts.count == 3, !parts[1].isEmpty else {
+                throw ReplicationError(.malformed, "membership entry has a malformed line \"\(line)\"")
+            }
+            switch parts[0] {
+            case "v": voters[String(parts[1])] = String(parts[2])
+            case "l": learners[String(parts[1])] = String(parts[2])
+            default: throw ReplicationError(.malformed, "membership entry has a malformed line \"\(line)\"")
+            }
+        }
+    }
+}
+
+/// One change of membership, proposed by an operator (`dwcp cluster add-member` and friends).
+public enum RaftMembershipChange: Sendable, Equatable {
+    case addLearner(id: String, address: String)
+    case addVoter(id: String, address: String)
+    case promote(id: String)
+    case remove(id: String)
+
+    /// The membership after this change, or why it cannot be made.
+    public func applied(to membership: RaftMembership) throws -> RaftMembership {
+        var next = membership
+        switch self {
+        case .addLearner(let id, let address):
+            guard !membership.contains(id) else {
+                throw ReplicationError(.invalidChange, "\(id) is already a member")
+            }
+            next.learners[id] = address
+        case .addVoter(let id, let address):
+            guard !membership.isVoter(id) else { throw ReplicationError(.invalidChange, "\(id) is already a voter") }
+            next.learners[id] = nil
+            next.voters[id] = address
+        case .promote(let id):
+            guard let address = membership.learners[id] else {
+                throw ReplicationError(.invalidChange, "\(id) is not a learner")
+            }
+            next.learners[id] = nil
+            next.voters[id] = address
+        case .remove(let id):
+            guard membership.contains(id) else { throw ReplicationError(.invalidChange, "\(id) is not a member") }
+            next.voters[id] = nil
+            next.learners[id] = nil
+            guard !next.voters.isEmpty else {
+                throw ReplicationError(.invalidChange, "removing \(id) would leave the group without voters")
+            }
+        }
+        return next
+    }
+}

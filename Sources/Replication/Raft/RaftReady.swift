@@ -1,0 +1,62 @@
+import Store
+
+/// What the Raft state machine asks its driver to do, collected since the last ``Raft/takeReady()``.
+///
+/// The driver does it in this order: send `messages` (they do not depend on this ready's writes);
+/// persist `snapshot`, `truncateFrom`, `entries` and `hardState` and fsync; then send
+/// `messagesAfterPersist`, call ``Raft/persisted(through:term:)``, apply `committed` in order and
+/// hand out `reads`.
+public struct RaftReady: Sendable, Equatable {
+    /// Leader traffic that may leave before the leader's own log write (appends, heartbeats).
+    public var messages: [RaftMessage] = []
+    /// A snapshot received from the leader to install (its data came with the message).
+    public var snapshot: RaftSnapshotMeta?
+    /// Delete the stored entries from this index on before appending `entries`.
+    public var truncateFrom: UInt64?
+    public var entries: [LogEntry] = []
+    /// The term, vote and commit index, when they changed.
+    public var hardState: HardState?
+    /// Messages that promise what was just persisted (votes, append acknowledgements).
+    public var messagesAfterPersist: [RaftMessage] = []
+    /// Committed entries to apply, in order.
+    public var committed: [LogEntry] = []
+    /// Linearizable reads whose index is known: serve each once the applied index reaches it.
+    public var reads: [RaftReadState] = []
+    /// The role, term or leader changed.
+    public var statusChanged = false
+
+    public var isEmpty: Bool {
+        messages.isEmpty && snapshot == nil && truncateFrom == nil && entries.isEmpty && hardState == nil
+            && messagesAfterPersist.isEmpty && committed.isEmpty && reads.isEmpty && !statusChanged
+    }
+}
+
+/// The answer to a linearizable read request: serve it at `index` (nil: it failed, ask again).
+public struct RaftReadState: Sendable, Equatable {
+    public var context: UInt64
+    public var index: UInt64?
+
+    public init(context: UInt64, index: UInt64?) {
+        self.context = context
+        self.index = index
+    }
+}
+
+/// Who a node is in its group right now.
+public enum RaftRole: String, Sendable, Equatable {
+    case follower, preCandidate, candidate, leader
+}
+
+/// A member's view of the group, for `dwcp cluster status`.
+public struct RaftStatus: Sendable, Equatable {
+    public var id: String
+    public var role: RaftRole
+    public var term: UInt64
+    public var leader: String?
+    public var lastIndex: UInt64
+    public var committed: UInt64
+    public var applied: UInt64
+    public var membership: RaftMembership
+    /// On the leader: each member's match index.
+    public var matches: [String: UInt64]
+}

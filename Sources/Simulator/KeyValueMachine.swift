@@ -1,0 +1,28 @@
+import Store
+
+/// The state machine the simulated region replicates: string registers, written once per
+/// request id (a client's retry of the same request is applied once).
+struct KeyValueMachine: Sendable, Equatable {
+    var values: [String: String] = [:]
+    var appliedRequests: Set<UInt64> = []
+    var appliedIndex: UInt64 = 0
+
+    /// A write as a log payload: `requestID key value`.
+    static func payload(requestID: UInt64, key: String, value: String) -> [UInt8] {
+        Array("\(requestID) \(key) \(value)".utf8)
+    }
+
+    static func decode(_ payload: [UInt8]) -> (requestID: UInt64, key: String, value: String)? {
+        let parts = String(decoding: payload, as: UTF8.self).split(separator: " ")
+        guard parts.count == 3, let requestID = UInt64(parts[0]) else { return nil }
+        return (requestID, String(parts[1]), String(parts[2]))
+    }
+
+    mutating func apply(_ entry: LogEntry) {
+        appliedIndex = entry.index
+        guard entry.kind == .record, let write = Self.decode(entry.payload) else { return }
+        if appliedRequests.insert(write.requestID).inserted {
+            values[write.key] = write.value
+        }
+    }
+}

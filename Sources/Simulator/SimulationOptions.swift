@@ -1,0 +1,56 @@
+/// What one simulation run does. Everything random in the run is drawn from `seed`.
+public struct SimulationOptions: Sendable {
+    public var seed: UInt64
+    /// Voters in the region (3 or 5).
+    public var nodes: Int
+    /// Virtual time with faults, in microseconds; the run then heals everything and goes on for `settle`.
+    public var duration: UInt64
+    public var settle: UInt64
+    public var clients: Int
+    public var faults: Bool
+    /// Each node snapshots its state machine and compacts its log every this many applied entries.
+    public var snapshotEvery: UInt64
+    /// Add a learner, promote it and remove a voter during the run.
+    public var membershipChanges: Bool
+    /// Print every fault and role change (for replaying a failing seed).
+    public var trace: Bool
+
+    public init(
+        seed: UInt64, nodes: Int = 3, duration: UInt64 = 3_000_000, settle: UInt64 = 2_000_000, clients: Int = 5,
+        faults: Bool = true, snapshotEvery: UInt64 = 50, membershipChanges: Bool = true, trace: Bool = false
+    ) {
+        self.seed = seed
+        self.nodes = nodes
+        self.duration = duration
+        self.settle = settle
+        self.clients = clients
+        self.faults = faults
+        self.snapshotEvery = snapshotEvery
+        self.membershipChanges = membershipChanges
+        self.trace = trace
+    }
+}
+
+/// What a run found. `violations` is empty when every check held.
+public struct SimulationReport: Sendable {
+    public var seed: UInt64
+    public var nodes: Int
+    public var violations: [String] = []
+    /// Client operations that completed, and writes whose outcome the client never learned.
+    public var completedOperations = 0
+    public var indeterminateWrites = 0
+    public var elections = 0
+    public var crashes = 0
+    public var snapshotsSent = 0
+    public var membershipChanges = 0
+    public var committedIndex: UInt64 = 0
+    public var events = 0
+
+    public var passed: Bool { violations.isEmpty }
+
+    public var summary: String {
+        "seed \(seed) (\(nodes) nodes): \(passed ? "ok" : "FAILED"), \(completedOperations) operations, "
+            + "\(indeterminateWrites) indeterminate, \(elections) elections, \(crashes) crashes, "
+            + "\(snapshotsSent) snapshots sent, \(membershipChanges) membership changes, commit \(committedIndex), \(events) events"
+    }
+}

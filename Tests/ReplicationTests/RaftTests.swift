@@ -1,0 +1,231 @@
+import Store
+import Testing
+
+@testable import Replication
+
+/// A tiny synchronous harness: every member's ready is persisted at once and its messages are
+/// delivered in order, unless the link is cut.
+struct TestCluster {
+    var members: [String: Raft] = [:]
+    var cut: Set<String> = []
+    var applied: [String: [LogEntry]] = [:]
+    var reads: [String: [RaftReadState]] = [:]
+    var snapshots: [String: RaftSnapshotMeta] = [:]
+
+    init(_ ids: [String], configuration: RaftConfiguration = RaftConfiguration()) {
+        var voters: [String: String] = [:]
+        for id in ids { voters[id] = "addr-\(id)" }
+        let first = LogEntry(index: 1, term: 1, kind: .membership, payload: RaftMembership(voters: voters).encoded())
+        for (position, id) in ids.enumerated() {
+            members[id] = Raft(
+                id: id, configuration: configuration, seed: UInt64(position + 1), hardState: HardState(term: 1),
+                snapshot: RaftSnapshotMeta(index: 0, term: 0, membership: RaftMembership()), entries: [first])
+        }
+    }
+
+    mutating func join(_ id: String) {
+        members[id] = Raft(
+            id: id, seed: 99, hardState: HardState(),
+            snapshot: RaftSnapshotMeta(index: 0, term: 0, membership: RaftMembership()), entries: [])
+    }
+
+    /// Runs readies and deliveries until nothing moves.
+    mutating func settle() {
+        var moved = true
+        var rounds = 0
+        while moved, rounds < 10_000 {
+            moved = false
+            rounds += 1
+            for id in members.keys.sorted() {
+                let ready = members[id]!.takeReady()
+                if ready.isEmpty { continue }
+                moved = true
+                if let last = ready.entries.last { members[id]!.persisted(through: last.index, term: last.term) }
+                applied[id, default: []].append(contentsOf: ready.committed)
+                reads[id, default: []].append(contentsOf: ready.reads)
+                if let snapshot = ready.snapshot { snapshots[id] = snapshot }
+                for message in ready.messages + ready.messagesAfterPersist { deliver(message) }
+            }
+        }
+    }
+
+    mutating func deliver(_ message: RaftMessage) {
+        guard members[message.to] != nil, !cut.contains(message.from), !cut.contains(message.to) else { return }
+        members[message.to]!.step(message)
+    }
+
+    mutating func tick(_ times: Int = 1) {
+        for _ in 0..<times {
+            for id in members.keys.sorted() where !cut.contains(id) { members[id]!.tick() }
+            settle()
+        }
+    }
+
+    mutating func electLeader() -> String {
+        for _ in 0..<100 {
+            tick()
+            if let leader = leader { return leader }
+        }
+        Issue.record("no leader elected")
+        return ""
+    }
+
+    var leader: String? {
+        members.values.filter { $0.role == .leader && !cut.contains($0.id) }.max { $0.term < $1.term }?.id
+    }
+
+    func records(_ id: String) -> [String] {
+        (applied[id] ?? []).filter { $0.kind == .record }.map { String(decoding: $0.payload, as: UTF8.self) }
+    }
+}
+
+@Suite struct RaftTests {
+    @Test func aSingleMemberLeadsAndCommitsWhatItPersists() throws {
+        var cluster = TestCluster(["a"])
+        #expect(cluster.electLeader() == "a")
+        _ = try cluster.members["a"]!.propose([Array("x".utf8)])
+        cluster.settle()
+        #expect(cluster.records("a") == ["x"])
+    }
+
+    @Test func threeMembersElectOneLeaderAndReplicate() throws {
+        var cluster = TestCluster(["a", "b", "c"])
+        let leader = cluster.electLeader()
+        #expect(cluster.members.values.filter { $0.role == .leader }.count == 1)
+        for i in 0..<20 { _ = try cluster.members[leader]!.propose([Array("w\(i)".utf8)]) }
+        cluster.settle()
+        cluster.tick()
+        for id in ["a", "b", "c"] {
+            #expect(cluster.records(id) == (0..<20).map { "w\($0)" }, "member \(id)")
+        }
+        // A follower refuses proposals and names the leader.
+        let follower = ["a", "b", "c"].first { $0 != leader }!
+        #expect(throws: ReplicationError.self) { try cluster.members[follower]!.propose([[1]]) }
+    }
+
+    @Test func aConflictingFollowerIsRepairedQuickly() throws {
+        var cluster = TestCluster(["a", "b", "c"])
+        let first = cluster.electLeader()
+        // Cut the leader off: it accepts entries no one else sees.
+        cluster.cut = [first]
+        for i in 0..<50 { _ = try cluster.members[first]!.propose([Array("lost\(i)".utf8)]) }
+        cluster.settle()
+        let second = cluster.electLeader()
+        #expect(second != first)
+        for i in 0..<5 { _ = try cluster.members[second]!.propose([Array("kept\(i)".utf8)]) }
+        cluster.settle()
+        // Heal: the old leader's 50 uncommitted entries are replaced, in a few round trips.
+        cluster.cut = []
+        cluster.tick(3)
+        #expect(cluster.records(first) == (0..<5).map { "kept\($0)" })
+        #expect(cluster.members[first]!.role == .follower)
+        #expect(cluster.members[first]!.lastIndex == cluster.members[second]!.lastIndex)
+    }
+
+    @Test func preVoteKeepsAReturningMemberFromDisruptingTheLeader() {
+        var cluster = TestCluster(["a", "b", "c"])
+        let leader = cluster.electLeader()
+        let term = cluster.members[leader]!.term
+        let loner = ["a", "b", "c"].first { $0 != leader }!
+        cluster.cut = [loner]
+        for _ in 0..<200 { cluster.members[loner]!.tick() }
+        _ = cluster.members[loner]!.takeReady()
+        // Its pre-votes went nowhere, so its term did not grow.
+        #expect(cluster.members[loner]!.term == term)
+        cluster.cut = []
+        cluster.tick(5)
+        #expect(cluster.leader == leader)
+        #expect(cluster.members[leader]!.term == term)
+    }
+
+    @Test func aLeaderThatLosesItsMajorityStepsDown() {
+        var cluster = TestCluster(["a", "b", "c"])
+        let leader = cluster.electLeader()
+        // The leader hears no one (its outgoing messages are dropped too).
+        cluster.cut = [leader]
+        for _ in 0..<30 {
+            cluster.members[leader]!.tick()
+            _ = cluster.members[leader]!.takeReady()
+        }
+        #expect(cluster.members[leader]!.role != .leader)
+    }
+
+    @Test func leadershipMovesToTheChosenMember() throws {
+        var cluster = TestCluster(["a", "b", "c"])
+        let leader = cluster.electLeader()
+        let target = ["a", "b", "c"].first { $0 != leader }!
+        try cluster.members[leader]!.transferLeadership(to: target)
+        cluster.settle()
+        #expect(cluster.leader == target)
+        #expect(cluster.members[leader]!.role == .follower)
+    }
+
+    @Test func aMemberFarBehindCatchesUpBySnapshot() throws {
+        var cluster = TestCluster(["a", "b", "c"])
+        let leader = cluster.electLeader()
+        let behind = ["a", "b", "c"].first { $0 != leader }!
+        cluster.cut = [behind]
+        for i in 0..<100 { _ = try cluster.members[leader]!.propose([Array("e\(i)".utf8)]) }
+        cluster.settle()
+        for id in ["a", "b", "c"] where id != behind {
+            cluster.members[id]!.compact(through: cluster.members[id]!.applied)
+        }
+        cluster.cut = []
+        // The leader notices within a few heartbeats that the appends it pipelined were lost.
+        cluster.tick(10)
+        #expect(cluster.snapshots[behind] != nil)
+        #expect(cluster.members[behind]!.committed == cluster.members[leader]!.committed)
+        #expect(cluster.members[behind]!.lastIndex == cluster.members[leader]!.lastIndex)
+    }
+
+    @Test func membersJoinAsLearnersArePromotedAndRemoved() throws {
+        var cluster = TestCluster(["a", "b", "c"])
+        let leader = cluster.electLeader()
+        cluster.join("d")
+        _ = try cluster.members[leader]!.proposeMembership(.addLearner(id: "d", address: "addr-d"))
+        // One change at a time.
+        #expect(throws: ReplicationError.self) {
+            try cluster.members[leader]!.proposeMembership(.promote(id: "d"))
+        }
+        cluster.settle()
+        cluster.tick()
+        #expect(cluster.members["d"]!.membership.learners["d"] == "addr-d")
+        #expect(cluster.members["d"]!.lastIndex == cluster.members[leader]!.lastIndex)
+        _ = try cluster.members[leader]!.proposeMembership(.promote(id: "d"))
+        cluster.tick(2)
+        #expect(cluster.members[leader]!.membership.voters.count == 4)
+        let removed = ["a", "b", "c"].first { $0 != leader }!
+        _ = try cluster.members[leader]!.proposeMembership(.remove(id: removed))
+        cluster.tick(2)
+        #expect(
+            cluster.members[leader]!.membership.voters.keys.sorted() == ["a", "b", "c", "d"].filter { $0 != removed })
+        #expect(throws: ReplicationError.self) {
+            try cluster.members[leader]!.proposeMembership(.remove(id: removed))
+        }
+    }
+
+    @Test func readIndexNeedsAQuorumAndFollowersAskTheLeader() throws {
+        var cluster = TestCluster(["a", "b", "c"])
+        let leader = cluster.electLeader()
+        let follower = ["a", "b", "c"].first { $0 != leader }!
+        _ = try cluster.members[leader]!.propose([Array("x".utf8)])
+        cluster.settle()
+        cluster.members[leader]!.readIndex(context: 7)
+        cluster.members[follower]!.readIndex(context: 8)
+        cluster.settle()
+        let committed = cluster.members[leader]!.committed
+        #expect(cluster.reads[leader] == [RaftReadState(context: 7, index: committed)])
+        #expect(cluster.reads[follower] == [RaftReadState(context: 8, index: committed)])
+        // A leader cut off from everyone cannot confirm a read.
+        cluster.cut = Set(["b", "c", "a"].filter { $0 != leader })
+        cluster.members[leader]!.readIndex(context: 9)
+        cluster.settle()
+        #expect(cluster.reads[leader]?.contains { $0.context == 9 } == false)
+    }
+
+    @Test func membershipPayloadsRoundTripAndRejectGarbage() throws {
+        let membership = RaftMembership(voters: ["a": "h:1", "b": "h:2"], learners: ["c": "h:3"])
+        #expect(try RaftMembership(decoding: membership.encoded()) == membership)
+        #expect(throws: ReplicationError.self) { try RaftMembership(decoding: Array("x a".utf8)) }
+    }
+}

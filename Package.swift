@@ -48,7 +48,15 @@ let package = Package(
             ]
         ),
         // Raft as a pure state machine (and, next, its driver and transport).
-        .target(name: "Replication", dependencies: ["Store"]),
+        .target(
+            name: "Replication",
+            dependencies: [
+                "Store",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The deterministic region simulator: the product's Raft over a simulated network, clock and disk.
         .target(name: "Simulation", dependencies: ["Replication", "Store"], path: "Sources/Simulator"),
         .executableTarget(name: "dwcp-sim", dependencies: ["Simulation"]),
@@ -63,7 +71,7 @@ let package = Package(
         .target(
             name: "Node",
             dependencies: [
-                "Store", "Query", "Scheduler", "Hypervisor",
+                "Store", "Query", "Scheduler", "Hypervisor", "Replication",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

@@ -8,6 +8,8 @@ public protocol Consensus: Sendable {
     func propose(_ payloads: [[UInt8]]) async throws -> ClosedRange<UInt64>
     /// The highest committed index; waiters are woken as it moves.
     var committed: IndexWatermark { get }
+    /// Whether this node may propose now (workers that write, like the scheduler, run on the leader).
+    var isLeader: Bool { get }
 }
 
 /// A one-node group: an entry is committed as soon as the local log has it on disk. Concurrent
@@ -24,6 +26,8 @@ public final class LocalConsensus: Consensus {
         committed = IndexWatermark(log.lastIndex)
         term = max(log.lastTerm, 1)
     }
+
+    public var isLeader: Bool { true }
 
     public func propose(_ payloads: [[UInt8]]) async throws -> ClosedRange<UInt64> {
         let range = try await log.appendNext(term: term, payloads: payloads)

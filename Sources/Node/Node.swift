@@ -51,7 +51,12 @@ public final class Node: Service, Sendable {
             limits: QueryLimits(
                 timeoutMilliseconds: configuration.queryLimits.timeoutMilliseconds,
                 maxRows: configuration.queryLimits.maxRows))
-        consensus = LocalConsensus(log: log)
+        if let replication = configuration.replication {
+            consensus = try RaftConsensus(
+                nodeID: configuration.nodeID, log: log, configuration: replication, logger: logger)
+        } else {
+            consensus = LocalConsensus(log: log)
+        }
         // Catch the views up before anything is served, so no reader sees them behind the log.
         var caughtUp = appliedIndex
         while caughtUp < consensus.committed.value {
@@ -72,6 +77,9 @@ public final class Node: Service, Sendable {
         do {
             try await cancelWhenGracefulShutdown {
                 try await withThrowingTaskGroup(of: Void.self) { group in
+                    if let raft = self.consensus as? RaftConsensus {
+                        group.addTask { try await raft.run() }
+                    }
                     group.addTask { try await self.runApplyLoop() }
                     group.addTask { try await self.scheduler.run(node: self) }
                     if let host = self.configuration.registerHost {

@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import Query
+import Replication
 import ServiceLifecycle
 import Store
 
@@ -26,6 +27,39 @@ public enum NodeAPI {
     static func routes(_ router: Router<BasicRequestContext>, node: Node) {
         router.get("/v1/status") { _, _ in
             try json(encoding: node.status())
+        }
+        router.get("/v1/cluster") { _, _ in
+            json(node.clusterStatus())
+        }
+        router.post("/v1/cluster/members") { request, _ in
+            try await handle {
+                let body = try await decode(ClusterChangeRequest.self, from: request)
+                guard let address = body.address else { throw NodeError(.invalid, "a new member needs an address") }
+                let change: RaftMembershipChange =
+                    body.learner == true
+                    ? .addLearner(id: body.id, address: address) : .addVoter(id: body.id, address: address)
+                let index = try await node.changeCluster(change)
+                return json(.object([("log_index", .int(Int64(index)))]))
+            }
+        }
+        router.post("/v1/cluster/members/:id/promote") { _, context in
+            try await handle {
+                let index = try await node.changeCluster(.promote(id: try context.parameters.require("id")))
+                return json(.object([("log_index", .int(Int64(index)))]))
+            }
+        }
+        router.delete("/v1/cluster/members/:id") { _, context in
+            try await handle {
+                let index = try await node.changeCluster(.remove(id: try context.parameters.require("id")))
+                return json(.object([("log_index", .int(Int64(index)))]))
+            }
+        }
+        router.post("/v1/cluster/leader") { request, _ in
+            try await handle {
+                let body = try await decode(ClusterChangeRequest.self, from: request)
+                try node.transferLeadership(to: body.id)
+                return json(.object([("transferring_to", .string(body.id))]))
+            }
         }
         router.post("/v1/hosts") { request, _ in
             try await handle {

@@ -13,6 +13,8 @@ public struct NodeConfiguration: Sendable {
     public var placementWait: Duration
     /// Runs VMs on this machine when /dev/kvm is usable; nil for a node without a host agent.
     public var hostAgent: HostAgentConfiguration?
+    /// Replicates the log with Raft across the region's members; nil for a one-member node (`dwcp dev`).
+    public var replication: ReplicationConfiguration?
 
     public init(
         dataDirectory: String, nodeID: String, region: String, apiHost: String = "127.0.0.1", apiPort: Int = 7070,

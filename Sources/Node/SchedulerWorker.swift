@@ -42,8 +42,15 @@ struct SchedulerWorker: Sendable {
                         ).encoded())
                 }
             }
-            guard !records.isEmpty else { continue }
-            let range = try await node.consensus.propose(records)
+            // Every member computes the same decisions; only the leader writes them.
+            guard !records.isEmpty, node.consensus.isLeader else { continue }
+            let range: ClosedRange<UInt64>
+            do {
+                range = try await node.consensus.propose(records)
+            } catch let error as NodeError where error.code == .unavailable && !Task.isCancelled {
+                // Leadership moved; the new leader places them.
+                continue
+            }
             // Decide again once our own decisions are in the views (some may have been refused).
             seen = try await node.applied.wait(until: range.upperBound)
             idle = false

@@ -13,6 +13,6 @@ struct Dwcp: AsyncParsableCommand {
         subcommands: [
             Serve.self, Dev.self, Status.self, HostCommand.self, VMCommand.self, PlanCommand.self, Rebalance.self,
             SQL.self,
-            Watch.self,
+            Watch.self, ClusterCommand.self,
         ])
 }

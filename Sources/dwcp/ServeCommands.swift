@@ -25,7 +25,25 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var agent: HostAgentOptions
 
+    @Option(name: .long, help: "Where the replication port listens, HOST:PORT (with --peer or --join).")
+    var listen: String?
+
+    @Option(
+        name: .long,
+        help: "A member of a new region, ID@HOST:PORT (repeat for each; this node may be listed).")
+    var peer: [String] = []
+
+    @Flag(name: .long, help: "Join an existing region (added there with `dwcp cluster add-member`).")
+    var join = false
+
     func validate() throws {
+        if !peer.isEmpty || join {
+            guard let listen else { throw ValidationError("--peer and --join need --listen HOST:PORT") }
+            _ = try parseAddress(listen)
+            for member in peer { _ = try parsePeer(member) }
+        } else if listen != nil {
+            throw ValidationError("--listen needs --peer ID@HOST:PORT (a new region) or --join")
+        }
         try Validation.name(nodeID, what: "node")
         try Validation.name(region, what: "region")
         guard Logger.Level(rawValue: logLevel) != nil else {
@@ -36,11 +54,31 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let (host, port) = try parseAddress(api)
-        let configuration = NodeConfiguration(
+        var configuration = NodeConfiguration(
             dataDirectory: dataDir, nodeID: nodeID, region: region, apiHost: host, apiPort: port,
             hostAgent: try agent.configuration(defaultName: nodeID))
+        if let listen {
+            let (listenHost, listenPort) = try parseAddress(listen)
+            var members: [String: String] = [:]
+            for member in peer {
+                let (id, address) = try parsePeer(member)
+                members[id] = address
+            }
+            if !join, members[nodeID] == nil { members[nodeID] = listen }
+            configuration.replication = ReplicationConfiguration(
+                listenHost: listenHost, listenPort: listenPort, initialMembers: join ? [:] : members, join: join)
+        }
         try await runNode(configuration, logLevel: Logger.Level(rawValue: logLevel) ?? .info)
     }
+}
+
+/// `ID@HOST:PORT` → (ID, `HOST:PORT`).
+func parsePeer(_ text: String) throws -> (String, String) {
+    let parts = text.split(separator: "@", maxSplits: 1)
+    guard parts.count == 2 else { throw ValidationError("invalid --peer '\(text)': expected ID@HOST:PORT") }
+    try Validation.name(String(parts[0]), what: "node")
+    _ = try parseAddress(String(parts[1]))
+    return (String(parts[0]), String(parts[1]))
 }
 
 /// `dwcp dev`: a one-node node with embedded defaults, this machine registered as a host.

@@ -169,6 +169,17 @@ public final class LogStore: Sendable {
         return range
     }
 
+    /// Persists what one Raft ready asks for in one synced transaction: drop the entries from
+    /// `truncateFrom` on, append `entries`, save `hardState`. All of it lands, or none.
+    public func write(truncateFrom: UInt64?, entries: [LogEntry], hardState: HardState?) async throws {
+        var operations: [LogWriter.Operation] = []
+        if let truncateFrom { operations.append(.truncate(from: truncateFrom)) }
+        if !entries.isEmpty { operations.append(.append(entries)) }
+        if let hardState { operations.append(.saveHardState(hardState)) }
+        guard !operations.isEmpty else { return }
+        _ = try await writer.submit(.batch(operations))
+    }
+
     /// Durably replaces the hard state.
     public func saveHardState(_ state: HardState) async throws {
         _ = try await writer.submit(.saveHardState(state))

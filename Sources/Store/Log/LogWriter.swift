@@ -12,6 +12,8 @@ final class LogWriter: Sendable {
         case saveHardState(HardState)
         case truncate(from: UInt64)
         case compact(through: UInt64, term: UInt64)
+        /// Several operations in order, all or none (one Raft ready).
+        case batch([Operation])
     }
 
     enum Outcome: Sendable {
@@ -211,6 +213,16 @@ extension LogStore {
                 b.lastTerm = b.snapshotTerm
             } else if let previous = try LMDBEnvironment.get(txn, entriesDatabase, key: Self.key(b.lastIndex)) {
                 b.lastTerm = try previous.withUnsafeBytes { try LogEntry(index: b.lastIndex, frame: $0).term }
+            }
+            return .done
+        case .batch(let operations):
+            for operation in operations {
+                do {
+                    _ = try apply(operation, to: &b, txn: txn)
+                } catch let error as StoreError where error.code == .notContiguous {
+                    // Not a skippable job error: the whole group's transaction is abandoned.
+                    throw StoreError(.corruptEntry, "a replicated write does not fit the log: \(error.message)")
+                }
             }
             return .done
         case .compact(let index, let term):

@@ -1,0 +1,231 @@
+import Dispatch
+import Foundation
+import Logging
+import Replication
+import Store
+import Synchronization
+
+/// How a node takes part in a replicated region: its Raft id, the address its peers reach it at,
+/// and the region's first members (for a new region) or none (`--join`: it waits to be added).
+public struct ReplicationConfiguration: Sendable {
+    public var listenHost: String
+    public var listenPort: Int
+    /// The members a new region starts with (id → `host:port`); may include this node.
+    public var initialMembers: [String: String]
+    /// True for a node added later with `dwcp cluster add-member`: it starts with an empty log.
+    public var join: Bool
+    public var raft: RaftConfiguration
+    /// The driver's clock: one Raft tick.
+    public var tickInterval: Duration
+
+    public init(
+        listenHost: String, listenPort: Int, initialMembers: [String: String], join: Bool = false,
+        raft: RaftConfiguration = RaftConfiguration(), tickInterval: Duration = .milliseconds(10)
+    ) {
+        self.listenHost = listenHost
+        self.listenPort = listenPort
+        self.initialMembers = initialMembers
+        self.join = join
+        self.raft = raft
+        self.tickInterval = tickInterval
+    }
+}
+
+/// The Raft driver: runs the pure ``Raft`` state machine against the LMDB log and the NIO
+/// transport, and implements the node's ``Consensus`` seam with it.
+///
+/// One loop owns the I/O: it takes a ready, sends the leader's messages, persists the ready in one
+/// synced LMDB transaction, sends the messages that depended on it, reports the fsync back to Raft
+/// and advances the commit watermark the apply loop follows. Proposals arriving meanwhile are
+/// gathered into the next ready (group commit). Ticks and incoming frames only touch the state
+/// machine under its lock and wake the loop.
+public final class RaftConsensus: Consensus {
+    public let log: LogStore
+    public let committed: IndexWatermark
+    public let nodeID: String
+    let group: String
+    let state: Mutex<Raft>
+    let transport: RaftTransport
+    let configuration: ReplicationConfiguration
+    let logger: Logger
+    let wakeups: AsyncStream<Void>
+    let wake: AsyncStream<Void>.Continuation
+    /// Addresses of the members, as the latest membership says.
+    let addresses = Mutex<[String: String]>([:])
+
+    public init(nodeID: String, log: LogStore, configuration: ReplicationConfiguration, logger: Logger) throws {
+        self.nodeID = nodeID
+        self.log = log
+        self.configuration = configuration
+        self.logger = logger
+        group = log.group
+        var entries = log.lastIndex >= log.firstIndex ? try log.entries(in: log.firstIndex...log.lastIndex) : []
+        var hardState = log.hardState
+        if log.lastIndex == 0, !configuration.join {
+            guard !configuration.initialMembers.isEmpty else {
+                throw NodeError(.invalid, "a new region needs its members (--peer ID@HOST:PORT), or --join")
+            }
+            // Every first member starts from the same first entry: the region's initial membership.
+            // It is written before anything is sent (see `run`).
+            let membership = RaftMembership(voters: configuration.initialMembers)
+            entries = [LogEntry(index: 1, term: 1, kind: .membership, payload: membership.encoded())]
+            hardState = HardState(term: 1, vote: nil, commit: 0)
+            bootstrap = (entries, hardState)
+        } else {
+            bootstrap = nil
+        }
+        if !entries.isEmpty, !entries.contains(where: { $0.kind == .membership }), log.snapshot.index == 0 {
+            throw NodeError(
+                .invalid,
+                "this data directory holds a single-node log without a membership: start a region from empty data directories"
+            )
+        }
+        let snapshot = log.snapshot
+        let raft = Raft(
+            id: nodeID, configuration: configuration.raft, seed: Self.seed(nodeID),
+            hardState: hardState,
+            snapshot: RaftSnapshotMeta(index: snapshot.index, term: snapshot.term, membership: RaftMembership()),
+            entries: entries)
+        committed = IndexWatermark(min(log.hardState.commit, log.lastIndex))
+        state = Mutex(raft)
+        addresses.withLock { $0 = raft.membership.all }
+        transport = RaftTransport(logger: logger)
+        (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// The first entry and hard state of a new region, still to be written.
+    let bootstrap: (entries: [LogEntry], hardState: HardState)?
+
+    /// A per-node seed for election timeouts (FNV-1a of the id and the time, so restarts differ).
+    static func seed(_ nodeID: String) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in nodeID.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return hash ^ UInt64(DispatchTime.now().uptimeNanoseconds)
+    }
+
+    // MARK: - Consensus
+
+    public var isLeader: Bool { state.withLock { $0.isLeader } }
+
+    public func propose(_ payloads: [[UInt8]]) async throws -> ClosedRange<UInt64> {
+        let (range, term): (ClosedRange<UInt64>, UInt64)
+        do {
+            (range, term) = try state.withLock { raft in (try raft.propose(payloads), raft.term) }
+        } catch let error as ReplicationError {
+            throw NodeError(.unavailable, notLeaderMessage(error), cause: error)
+        }
+        wake.yield()
+        _ = try await committed.wait(until: range.upperBound)
+        guard try log.term(at: range.upperBound) == term else {
+            throw NodeError(
+                .unavailable, "leadership changed before the intent committed; retry it with the same request id")
+        }
+        return range
+    }
+
+    func notLeaderMessage(_ error: ReplicationError) -> String {
+        guard let leader = error.leader else { return "\(error.message); the region has no leader right now" }
+        let address = addresses.withLock { $0[leader] } ?? "?"
+        return "\(nodeID) is not the leader: send intents to \(leader) (replication address \(address))"
+    }
+
+    public var status: RaftStatus { state.withLock { $0.status } }
+
+    public func transferLeadership(to target: String) throws {
+        try state.withLock { try $0.transferLeadership(to: target) }
+        wake.yield()
+    }
+
+    public func changeMembership(_ change: RaftMembershipChange) async throws -> UInt64 {
+        let (index, term) = try state.withLock { raft in (try raft.proposeMembership(change), raft.term) }
+        wake.yield()
+        _ = try await committed.wait(until: index)
+        guard try log.term(at: index) == term else {
+            throw NodeError(.unavailable, "leadership changed before the membership change committed; retry")
+        }
+        return index
+    }
+
+    // MARK: - The loop
+
+    /// Listens, ticks, receives and persists until cancelled.
+    public func run() async throws {
+        if let bootstrap, log.lastIndex == 0 {
+            try await log.write(truncateFrom: nil, entries: bootstrap.entries, hardState: bootstrap.hardState)
+        }
+        let port = try await transport.listen(host: configuration.listenHost, port: configuration.listenPort)
+        logger.info("replication for \(group) on \(configuration.listenHost):\(port) as \(nodeID)")
+        defer { wake.finish() }
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask {
+                while true {
+                    try await Task.sleep(for: self.configuration.tickInterval)
+                    self.state.withLock { $0.tick() }
+                    self.wake.yield()
+                }
+            }
+            tasks.addTask {
+                for await frame in self.transport.inbound {
+                    guard frame.group == self.group, frame.message.to == self.nodeID else { continue }
+                    self.state.withLock { $0.step(frame.message) }
+                    self.wake.yield()
+                }
+            }
+            tasks.addTask {
+                for await _ in self.wakeups {
+                    try await self.processReadies()
+                }
+            }
+            defer { tasks.cancelAll() }
+            try await tasks.next()
+        }
+        await transport.close()
+    }
+
+    func processReadies() async throws {
+        while true {
+            let ready = state.withLock { $0.takeReady() }
+            if ready.isEmpty { return }
+            if ready.statusChanged { noteStatus() }
+            send(ready.messages)
+            if let snapshot = ready.snapshot {
+                throw NodeError(
+                    .unavailable,
+                    "\(nodeID) was sent a snapshot at \(snapshot.index), and installing snapshots is not built yet")
+            }
+            var truncateFrom = ready.truncateFrom
+            if let first = ready.entries.first, first.index <= log.lastIndex {
+                truncateFrom = min(truncateFrom ?? first.index, first.index)
+            }
+            try await log.write(truncateFrom: truncateFrom, entries: ready.entries, hardState: ready.hardState)
+            send(ready.messagesAfterPersist)
+            if let last = ready.entries.last {
+                state.withLock { $0.persisted(through: last.index, term: last.term) }
+            }
+            if let last = ready.committed.last {
+                committed.advance(to: last.index)
+            }
+        }
+    }
+
+    func send(_ messages: [RaftMessage]) {
+        guard !messages.isEmpty else { return }
+        let known = addresses.withLock { $0 }
+        for message in messages {
+            guard let address = known[message.to] else { continue }
+            transport.send(RaftFrame(group: group, message: message), to: address)
+        }
+    }
+
+    func noteStatus() {
+        let status = state.withLock { $0.status }
+        let members = status.membership.all
+        addresses.withLock { current in
+            // Keep addresses of members being removed until they are gone from every membership.
+            current.merge(members) { _, new in new }
+        }
+        logger.info(
+            "\(group): \(nodeID) is \(status.role.rawValue) in term \(status.term), leader \(status.leader ?? "none"), members \(status.membership)"
+        )
+    }
+}

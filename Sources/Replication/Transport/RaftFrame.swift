@@ -1,0 +1,230 @@
+import Store
+
+/// One frame on the replication port: which group it is for and the Raft message it carries.
+///
+/// On the wire: `length u32 | version u8 | group (u8 length, UTF-8) | message | crc32c u32`, integers
+/// little-endian; `length` counts everything after itself, the checksum covers version through
+/// message. The codec is the one seam every byte of the transport passes through, so TLS (or a new
+/// version) changes nothing above it. A frame that does not decode — wrong version, short, a bad
+/// checksum, an impossible field — is an error; the transport closes that connection.
+public struct RaftFrame: Sendable, Equatable {
+    public var group: String
+    public var message: RaftMessage
+
+    public init(group: String, message: RaftMessage) {
+        self.group = group
+        self.message = message
+    }
+
+    public static let version: UInt8 = 1
+    /// The largest frame accepted (a bigger length prefix closes the connection).
+    public static let maxFrameBytes = 64 << 20
+
+    /// The whole frame, length prefix included.
+    public func encoded() -> [UInt8] {
+        var writer = FrameWriter()
+        writer.u8(Self.version)
+        writer.string(group)
+        writer.message(message)
+        writer.u32(CRC32C.checksum(writer.bytes))
+        var frame = FrameWriter()
+        frame.bytes.reserveCapacity(writer.bytes.count + 4)
+        frame.u32(UInt32(writer.bytes.count))
+        frame.bytes.append(contentsOf: writer.bytes)
+        return frame.bytes
+    }
+
+    /// Decodes a frame's body (what follows the length prefix).
+    public init(body: [UInt8]) throws {
+        guard body.count >= 1 + 1 + 4 else { throw Self.malformed("a frame of \(body.count) bytes is too short") }
+        let stored = body.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: body.count - 4, as: UInt32.self) }
+        let payload = Array(body[0..<(body.count - 4)])
+        guard CRC32C.checksum(payload) == UInt32(littleEndian: stored) else {
+            throw Self.malformed("frame checksum mismatch")
+        }
+        var reader = FrameReader(payload)
+        let version = try reader.u8()
+        guard version == Self.version else {
+            throw ReplicationError(.malformed, "frame version \(version); this dwcp speaks \(Self.version)")
+        }
+        group = try reader.string()
+        message = try reader.message()
+        guard reader.isAtEnd else { throw Self.malformed("\(reader.remaining) stray bytes after the message") }
+    }
+
+    static func malformed(_ text: String) -> ReplicationError { ReplicationError(.malformed, text) }
+}
+
+/// Appends little-endian fields.
+struct FrameWriter {
+    var bytes: [UInt8] = []
+
+    mutating func u8(_ value: UInt8) { bytes.append(value) }
+    mutating func u32(_ value: UInt32) { withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) } }
+    mutating func u64(_ value: UInt64) { withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) } }
+    mutating func bool(_ value: Bool) { bytes.append(value ? 1 : 0) }
+    mutating func string(_ value: String) {
+        let utf8 = Array(value.utf8.prefix(255))
+        bytes.append(UInt8(utf8.count))
+        bytes.append(contentsOf: utf8)
+    }
+    mutating func blob(_ value: [UInt8]) {
+        u32(UInt32(value.count))
+        bytes.append(contentsOf: value)
+    }
+
+    mutating func message(_ message: RaftMessage) {
+        string(message.from)
+        string(message.to)
+        u64(message.term)
+        switch message.body {
+        case .preVote(let lastIndex, let lastTerm):
+            u8(1)
+            u64(lastIndex)
+            u64(lastTerm)
+        case .preVoteResponse(let granted):
+            u8(2)
+            bool(granted)
+        case .vote(let lastIndex, let lastTerm, let transfer):
+            u8(3)
+            u64(lastIndex)
+            u64(lastTerm)
+            bool(transfer)
+        case .voteResponse(let granted):
+            u8(4)
+            bool(granted)
+        case .append(let prevIndex, let prevTerm, let entries, let commit):
+            u8(5)
+            u64(prevIndex)
+            u64(prevTerm)
+            u64(commit)
+            u32(UInt32(entries.count))
+            for entry in entries {
+                u64(entry.index)
+                u64(entry.term)
+                u8(entry.kind.rawValue)
+                blob(entry.payload)
+            }
+        case .appendResponse(let accepted, let index, let hintIndex, let hintTerm):
+            u8(6)
+            bool(accepted)
+            u64(index)
+            u64(hintIndex)
+            u64(hintTerm)
+        case .heartbeat(let commit, let readContext):
+            u8(7)
+            u64(commit)
+            u64(readContext)
+        case .heartbeatResponse(let readContext):
+            u8(8)
+            u64(readContext)
+        case .snapshot(let meta):
+            u8(9)
+            u64(meta.index)
+            u64(meta.term)
+            blob(meta.membership.encoded())
+        case .timeoutNow:
+            u8(10)
+        case .readIndex(let context):
+            u8(11)
+            u64(context)
+        case .readIndexResponse(let context, let index):
+            u8(12)
+            u64(context)
+            u64(index)
+        }
+    }
+}
+
+/// Reads little-endian fields, throwing `.malformed` instead of reading past the end.
+struct FrameReader {
+    let bytes: [UInt8]
+    var offset = 0
+
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    var remaining: Int { bytes.count - offset }
+    var isAtEnd: Bool { offset == bytes.count }
+
+    mutating func take(_ count: Int) throws -> ArraySlice<UInt8> {
+        guard count >= 0, count <= remaining else {
+            throw RaftFrame.malformed("a field of \(count) bytes runs past the frame's end")
+        }
+        defer { offset += count }
+        return bytes[offset..<(offset + count)]
+    }
+
+    mutating func u8() throws -> UInt8 { try take(1).first! }
+    mutating func u32() throws -> UInt32 {
+        try take(4).reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+    }
+    mutating func u64() throws -> UInt64 {
+        try take(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+    }
+    mutating func bool() throws -> Bool {
+        switch try u8() {
+        case 0: return false
+        case 1: return true
+        case let other: throw RaftFrame.malformed("a flag of value \(other)")
+        }
+    }
+    mutating func string() throws -> String {
+        let length = Int(try u8())
+        let raw = try take(length)
+        guard let text = String(validating: raw, as: UTF8.self) else {
+            throw RaftFrame.malformed("a name is not UTF-8")
+        }
+        return text
+    }
+    mutating func blob() throws -> [UInt8] { Array(try take(Int(try u32()))) }
+
+    mutating func message() throws -> RaftMessage {
+        let from = try string()
+        let to = try string()
+        let term = try u64()
+        let tag = try u8()
+        let body: RaftMessage.Body
+        switch tag {
+        case 1: body = .preVote(lastIndex: try u64(), lastTerm: try u64())
+        case 2: body = .preVoteResponse(granted: try bool())
+        case 3: body = .vote(lastIndex: try u64(), lastTerm: try u64(), transfer: try bool())
+        case 4: body = .voteResponse(granted: try bool())
+        case 5:
+            let prevIndex = try u64()
+            let prevTerm = try u64()
+            let commit = try u64()
+            let count = Int(try u32())
+            // Each entry takes at least 21 bytes: refuse a count the frame cannot hold.
+            guard count <= remaining / 21 else { throw RaftFrame.malformed("an append claims \(count) entries") }
+            var entries: [LogEntry] = []
+            entries.reserveCapacity(count)
+            for position in 0..<count {
+                let index = try u64()
+                let entryTerm = try u64()
+                let rawKind = try u8()
+                guard let kind = LogEntry.Kind(rawValue: rawKind) else {
+                    throw RaftFrame.malformed("entry \(index) has unknown kind \(rawKind)")
+                }
+                guard index == prevIndex + 1 + UInt64(position) else {
+                    throw RaftFrame.malformed("append entries are not consecutive at \(index)")
+                }
+                entries.append(LogEntry(index: index, term: entryTerm, kind: kind, payload: try blob()))
+            }
+            body = .append(prevIndex: prevIndex, prevTerm: prevTerm, entries: entries, commit: commit)
+        case 6:
+            body = .appendResponse(accepted: try bool(), index: try u64(), hintIndex: try u64(), hintTerm: try u64())
+        case 7: body = .heartbeat(commit: try u64(), readContext: try u64())
+        case 8: body = .heartbeatResponse(readContext: try u64())
+        case 9:
+            let index = try u64()
+            let snapshotTerm = try u64()
+            let membership = try RaftMembership(decoding: try blob())
+            body = .snapshot(RaftSnapshotMeta(index: index, term: snapshotTerm, membership: membership))
+        case 10: body = .timeoutNow
+        case 11: body = .readIndex(context: try u64())
+        case 12: body = .readIndexResponse(context: try u64(), index: try u64())
+        default: throw RaftFrame.malformed("unknown message type \(tag)")
+        }
+        return RaftMessage(from: from, to: to, term: term, body: body)
+    }
+}

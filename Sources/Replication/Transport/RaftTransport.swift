@@ -1,0 +1,156 @@
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// The replication port: a TCP listener that turns incoming frames into ``RaftFrame``s on
+/// `inbound`, and one outgoing connection per peer address, opened on first use and reopened with
+/// back-off after a failure. Sending never blocks: a frame for a peer that is not connected is
+/// dropped (Raft resends what matters). A connection that sends a malformed or oversized frame is
+/// closed and logged; the node goes on.
+public final class RaftTransport: Sendable {
+    public let inbound: AsyncStream<RaftFrame>
+    let inboundContinuation: AsyncStream<RaftFrame>.Continuation
+    let eventLoopGroup: any EventLoopGroup
+    let logger: Logger
+    let peers = Mutex<[String: PeerState]>([:])
+    let server = Mutex<(any Channel)?>(nil)
+
+    struct PeerState: Sendable {
+        var channel: (any Channel)?
+        var connecting = false
+        var failures = 0
+        var retryAt: ContinuousClock.Instant = .now
+    }
+
+    public init(eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger) {
+        self.eventLoopGroup = eventLoopGroup
+        self.logger = logger
+        (inbound, inboundContinuation) = AsyncStream.makeStream(
+            of: RaftFrame.self, bufferingPolicy: .bufferingNewest(65_536))
+    }
+
+    /// Starts listening; returns the port bound (useful with port 0).
+    public func listen(host: String, port: Int) async throws -> Int {
+        let continuation = inboundContinuation
+        let logger = logger
+        let channel = try await ServerBootstrap(group: eventLoopGroup)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        ByteToMessageHandler(RaftFrameDecoder(maxFrameBytes: RaftFrame.maxFrameBytes)))
+                    try channel.pipeline.syncOperations.addHandler(
+                        InboundFrameHandler(continuation: continuation, logger: logger))
+                }
+            }
+            .bind(host: host, port: port).get()
+        server.withLock { $0 = channel }
+        return channel.localAddress?.port ?? port
+    }
+
+    /// Sends a frame to the peer at `address` (`host:port`), connecting first if needed.
+    public func send(_ frame: RaftFrame, to address: String) {
+        let bytes = frame.encoded()
+        let channel: (any Channel)? = peers.withLock { peers in
+            var state = peers[address] ?? PeerState()
+            defer { peers[address] = state }
+            if let channel = state.channel, channel.isActive { return channel }
+            state.channel = nil
+            if !state.connecting, ContinuousClock.now >= state.retryAt {
+                state.connecting = true
+                connect(to: address)
+            }
+            return nil
+        }
+        guard let channel else { return }
+        var buffer = channel.allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        channel.writeAndFlush(buffer, promise: nil)
+    }
+
+    private func connect(to address: String) {
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
+            logger.error("peer address \(address) is not host:port")
+            return
+        }
+        let host = String(address[..<colon])
+        let logger = logger
+        ClientBootstrap(group: eventLoopGroup)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connectTimeout(.seconds(1))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    // Peers never send on our outgoing connection; anything that comes is ignored.
+                    try channel.pipeline.syncOperations.addHandler(DiscardInboundHandler())
+                }
+            }
+            .connect(host: host, port: port)
+            .whenComplete { [self] result in
+                peers.withLock { peers in
+                    var state = peers[address] ?? PeerState()
+                    state.connecting = false
+                    switch result {
+                    case .success(let channel):
+                        state.channel = channel
+                        state.failures = 0
+                    case .failure(let error):
+                        state.failures += 1
+                        let backoff = min(50 * (1 << min(state.failures, 6)), 2_000)
+                        state.retryAt = .now + .milliseconds(backoff)
+                        if state.failures == 1 || state.failures % 50 == 0 {
+                            logger.notice("cannot reach peer \(address): \(error) (attempt \(state.failures))")
+                        }
+                    }
+                    peers[address] = state
+                }
+            }
+    }
+
+    /// Closes the listener and every connection.
+    public func close() async {
+        let listener = server.withLock { channel in
+            defer { channel = nil }
+            return channel
+        }
+        try? await listener?.close()
+        let channels = peers.withLock { peers in
+            defer { peers = [:] }
+            return peers.values.compactMap(\.channel)
+        }
+        for channel in channels { try? await channel.close() }
+        inboundContinuation.finish()
+    }
+}
+
+/// Hands decoded frames to the transport's stream; closes the connection on a decoding error.
+final class InboundFrameHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = RaftFrame
+
+    let continuation: AsyncStream<RaftFrame>.Continuation
+    let logger: Logger
+
+    init(continuation: AsyncStream<RaftFrame>.Continuation, logger: Logger) {
+        self.continuation = continuation
+        self.logger = logger
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        continuation.yield(unwrapInboundIn(data))
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        let peer = context.remoteAddress.map { "\($0)" } ?? "a peer"
+        logger.warning("closing the replication connection from \(peer): \(error)")
+        context.close(promise: nil)
+    }
+}
+
+/// Drops whatever arrives on an outgoing connection.
+final class DiscardInboundHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+    func errorCaught(context: ChannelHandlerContext, error: any Error) { context.close(promise: nil) }
+}

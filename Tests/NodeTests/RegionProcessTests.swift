@@ -1,0 +1,167 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import Synchronization
+import TestSupport
+import Testing
+
+@testable import Store
+
+/// Three `dwcp serve` processes on loopback forming one region.
+final class Region: Sendable {
+    let directory: TemporaryDirectory
+    let replicationPorts: [Int]
+    let processes = Mutex<[String: DwcpProcess]>([:])
+    let apiPorts = Mutex<[String: Int]>([:])
+    static let ids = ["n1", "n2", "n3"]
+
+    init(_ directory: TemporaryDirectory) throws {
+        self.directory = directory
+        replicationPorts = try Self.ids.map { _ in try closedPort() }
+    }
+
+    func arguments(_ id: String) -> [String] {
+        let position = Self.ids.firstIndex(of: id)!
+        var arguments = [
+            "serve", "--data-dir", directory.file(id), "--node-id", id, "--region", "eu", "--api", "127.0.0.1:0",
+            "--no-host-agent", "--listen", "127.0.0.1:\(replicationPorts[position])",
+        ]
+        for (other, port) in zip(Self.ids, replicationPorts) { arguments += ["--peer", "\(other)@127.0.0.1:\(port)"] }
+        return arguments
+    }
+
+    func start(_ id: String, tag: String) async throws {
+        let process = try DwcpProcess(arguments(id), directory: directory, tag: "\(id)-\(tag)")
+        let port = try await process.waitForPort()
+        processes.withLock { $0[id] = process }
+        apiPorts.withLock { $0[id] = port }
+    }
+
+    func kill(_ id: String, _ signal: Int32) async throws -> Int32 {
+        let process = processes.withLock { $0.removeValue(forKey: id) }!
+        apiPorts.withLock { $0[id] = nil }
+        process.kill(signal)
+        return try await process.waitForExit()
+    }
+
+    func base(_ id: String) -> String? { apiPorts.withLock { $0[id] }.map { "http://127.0.0.1:\($0)" } }
+
+    func cluster(_ id: String) async -> [String: String] {
+        guard let base = base(id), let (status, body) = try? await get(base + "/v1/cluster"), status == 200 else {
+            return [:]
+        }
+        var fields: [String: String] = [:]
+        for key in ["role", "leader", "commit_index", "applied_index", "last_index"] {
+            if let match = body.firstMatch(of: try! Regex("\"\(key)\":\"?([a-z0-9]+)\"?")) {
+                fields[key] = String(match.output[1].substring ?? "")
+            }
+        }
+        return fields
+    }
+
+    /// The member that says it leads (waits up to `timeout`).
+    func leader(timeout: Duration = .seconds(20)) async throws -> String {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            for id in Self.ids where await cluster(id)["role"] == "leader" { return id }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw CLIFailure("no leader within \(timeout)")
+    }
+
+    func stopAll() async throws {
+        for id in Self.ids where base(id) != nil { _ = try await kill(id, SIGTERM) }
+    }
+}
+
+/// Which member the clients currently send intents to.
+final class LeaderHint: Sendable {
+    let value: Mutex<String>
+    init(_ id: String) { value = Mutex(id) }
+}
+
+func get(_ url: String) async throws -> (Int, String) {
+    let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: url), timeout: .seconds(10))
+    return (Int(response.status.code), String(buffer: try await response.body.collect(upTo: 1 << 24)))
+}
+
+@Suite(.serialized) struct RegionProcessTests {
+    @Test(
+        "a three-node region: the leader is killed mid-stream and restarted; no acknowledged intent is lost, and all views are identical"
+    )
+    func leaderKilledMidStream() async throws {
+        let dir = TemporaryDirectory()
+        let region = try Region(dir)
+        for id in Region.ids { try await region.start(id, tag: "first") }
+        let first = try await region.leader()
+        #expect(
+            try await post(
+                region.base(first)! + "/v1/hosts", #"{"name":"h1","cpus":65536,"memory_bytes":1125899906842624}"#
+            ).0 == 200)
+
+        let acknowledged = Acknowledged()
+        let leaderHint = LeaderHint(first)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for client in 0..<6 {
+                group.addTask {
+                    for i in 0..<80 {
+                        let name = "vm-\(client)-\(i)"
+                        let body = #"{"name":"\#(name)","cpus":1,"memory_bytes":4194304,"request_id":"\#(name)"}"#
+                        // Retry with the same request id until some leader acknowledges it.
+                        let deadline = ContinuousClock.now + .seconds(30)
+                        while ContinuousClock.now < deadline {
+                            let target = leaderHint.value.withLock { $0 }
+                            if let base = region.base(target),
+                                let (status, _) = try? await post(base + "/v1/vms", body),
+                                status == 200
+                            {
+                                acknowledged.names.withLock { $0.append(name) }
+                                break
+                            }
+                            if let leader = try? await region.leader(timeout: .seconds(5)) {
+                                leaderHint.value.withLock { $0 = leader }
+                            }
+                        }
+                    }
+                }
+            }
+            group.addTask {
+                for _ in 0..<6000 where acknowledged.names.withLock({ $0.count }) < 100 {
+                    try await Task.sleep(for: .milliseconds(5))
+                }
+                _ = try await region.kill(first, SIGKILL)
+            }
+            try await group.waitForAll()
+        }
+        let acked = acknowledged.names.withLock { $0 }
+        #expect(acked.count == 480)
+        let second = try await region.leader()
+        #expect(second != first)
+
+        // The killed leader comes back and catches up.
+        try await region.start(first, tag: "second")
+        let target = await region.cluster(second)["commit_index"] ?? "?"
+        let deadline = ContinuousClock.now + .seconds(20)
+        var applied: [String] = []
+        while ContinuousClock.now < deadline {
+            applied = []
+            for id in Region.ids { applied.append(await region.cluster(id)["applied_index"] ?? "") }
+            if applied.allSatisfy({ $0 == applied[0] && UInt64($0) ?? 0 >= UInt64(target) ?? .max }) { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(Set(applied).count == 1, "applied indexes \(applied)")
+
+        for id in Region.ids {
+            let (status, body) = try await post(
+                region.base(id)! + "/v1/sql", #"{"query":"SELECT name FROM vms","max_rows":100000}"#)
+            #expect(status == 200)
+            let present = Set(body.matches(of: #/"(vm-\d+-\d+)"/#).map { String($0.output.1) })
+            let missing = acked.filter { !present.contains($0) }
+            #expect(missing.isEmpty, "\(id) lacks acknowledged intents: \(missing.prefix(10))")
+        }
+        try await region.stopAll()
+        let dumps = try Region.ids.map { try ViewStore(path: dir.file($0) + "/views.sqlite").dump() }
+        #expect(dumps[0] == dumps[1])
+        #expect(dumps[1] == dumps[2])
+    }
+}

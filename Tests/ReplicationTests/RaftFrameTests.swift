@@ -1,0 +1,80 @@
+import Store
+import Testing
+
+@testable import Replication
+
+@Suite struct RaftFrameTests {
+    static let membership = RaftMembership(
+        voters: ["a": "10.0.0.1:7100", "b": "10.0.0.2:7100"], learners: ["c": "x:1"])
+    static let messages: [RaftMessage.Body] = [
+        .preVote(lastIndex: 9, lastTerm: 3), .preVoteResponse(granted: true),
+        .vote(lastIndex: 1 << 40, lastTerm: 7, transfer: true), .voteResponse(granted: false),
+        .append(
+            prevIndex: 41, prevTerm: 2,
+            entries: [
+                LogEntry(index: 42, term: 3, kind: .record, payload: [1, 2, 3]),
+                LogEntry(index: 43, term: 3, kind: .noop, payload: []),
+                LogEntry(index: 44, term: 3, kind: .membership, payload: membership.encoded()),
+            ], commit: 40),
+        .appendResponse(accepted: false, index: 44, hintIndex: 30, hintTerm: 2),
+        .heartbeat(commit: 5, readContext: 77), .heartbeatResponse(readContext: 77),
+        .snapshot(RaftSnapshotMeta(index: 1000, term: 4, membership: membership)), .timeoutNow,
+        .readIndex(context: 12), .readIndexResponse(context: 12, index: 99),
+    ]
+
+    @Test func everyMessageRoundTrips() throws {
+        for body in Self.messages {
+            let frame = RaftFrame(group: "region", message: RaftMessage(from: "a", to: "b", term: 5, body: body))
+            let bytes = frame.encoded()
+            let length = Int(bytes[0]) | Int(bytes[1]) << 8 | Int(bytes[2]) << 16 | Int(bytes[3]) << 24
+            #expect(length == bytes.count - 4)
+            #expect(try RaftFrame(body: Array(bytes[4...])) == frame, "\(body.name)")
+        }
+    }
+
+    @Test func everyFlippedBitIsCaught() {
+        let frame = RaftFrame(
+            group: "region", message: RaftMessage(from: "a", to: "b", term: 5, body: Self.messages[4]))
+        let body = Array(frame.encoded()[4...])
+        for position in body.indices {
+            var damaged = body
+            damaged[position] ^= 0x10
+            #expect(throws: ReplicationError.self) { try RaftFrame(body: damaged) }
+        }
+    }
+
+    @Test func truncatedAndForeignFramesAreRefused() {
+        let body = Array(
+            RaftFrame(group: "g", message: RaftMessage(from: "a", to: "b", term: 1, body: .timeoutNow)).encoded()[4...])
+        for length in 0..<body.count {
+            #expect(throws: ReplicationError.self) { try RaftFrame(body: Array(body[0..<length])) }
+        }
+        // A frame of another version, with a valid checksum, names the version.
+        var other = Array(body[0..<(body.count - 4)])
+        other[0] = 9
+        var writer = FrameWriter()
+        writer.bytes = other
+        writer.u32(CRC32C.checksum(other))
+        #expect {
+            try RaftFrame(body: writer.bytes)
+        } throws: { error in
+            (error as? ReplicationError)?.message.contains("version 9") == true
+        }
+    }
+
+    @Test func anAppendClaimingMoreEntriesThanItHoldsIsRefused() {
+        var writer = FrameWriter()
+        writer.u8(RaftFrame.version)
+        writer.string("region")
+        writer.string("a")
+        writer.string("b")
+        writer.u64(1)
+        writer.u8(5)
+        writer.u64(0)
+        writer.u64(0)
+        writer.u64(0)
+        writer.u32(UInt32.max)
+        writer.u32(CRC32C.checksum(writer.bytes))
+        #expect(throws: ReplicationError.self) { try RaftFrame(body: writer.bytes) }
+    }
+}

@@ -74,6 +74,24 @@ final class Region: Sendable {
     }
 }
 
+/// Writes raw bytes to a loopback TCP port and closes the connection.
+func sendRaw(_ bytes: [UInt8], port: Int) throws {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = UInt16(port).bigEndian
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+        }
+    }
+    guard connected else { throw CLIFailure("cannot connect to 127.0.0.1:\(port)") }
+    _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    usleep(50_000)
+}
+
 /// Which member the clients currently send intents to.
 final class LeaderHint: Sendable {
     let value: Mutex<String>
@@ -159,6 +177,16 @@ func get(_ url: String) async throws -> (Int, String) {
             let missing = acked.filter { !present.contains($0) }
             #expect(missing.isEmpty, "\(id) lacks acknowledged intents: \(missing.prefix(10))")
         }
+        // Garbage on a replication port closes that connection; the node goes on.
+        for garbage: [UInt8] in [[0xff, 0xff, 0xff, 0xff, 1, 2, 3], [9, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9]] {
+            try sendRaw(garbage, port: region.replicationPorts[0])
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        _ = try await region.leader()
+        #expect(await region.cluster("n1")["applied_index"] == applied[0])
+        let warnings = region.processes.withLock { $0["n1"]!.stderr }
+        #expect(warnings.contains("closing the replication connection"), "\(warnings.suffix(2000))")
+
         try await region.stopAll()
         let dumps = try Region.ids.map { try ViewStore(path: dir.file($0) + "/views.sqlite").dump() }
         #expect(dumps[0] == dumps[1])

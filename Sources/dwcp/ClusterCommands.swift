@@ -61,7 +61,7 @@ struct ClusterCommand: AsyncParsableCommand {
         @OptionGroup var client: ClientOptions
 
         func run() async throws {
-            let (id, address) = try usage { try parsePeer(member) }
+            let (id, address) = try usage { try parsePeer(member, what: "member") }
             let answer = try await client.client().call(
                 .POST, "/v1/cluster/members",
                 body: .object([("id", .string(id)), ("address", .string(address)), ("learner", .bool(learner))]))

@@ -73,9 +73,9 @@ struct Serve: AsyncParsableCommand {
 }
 
 /// `ID@HOST:PORT` → (ID, `HOST:PORT`).
-func parsePeer(_ text: String) throws -> (String, String) {
+func parsePeer(_ text: String, what: String = "--peer") throws -> (String, String) {
     let parts = text.split(separator: "@", maxSplits: 1)
-    guard parts.count == 2 else { throw ValidationError("invalid --peer '\(text)': expected ID@HOST:PORT") }
+    guard parts.count == 2 else { throw ValidationError("invalid \(what) '\(text)': expected ID@HOST:PORT") }
     try Validation.name(String(parts[0]), what: "node")
     _ = try parseAddress(String(parts[1]))
     return (String(parts[0]), String(parts[1]))

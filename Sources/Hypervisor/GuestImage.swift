@@ -87,10 +87,9 @@ public struct GuestImage: Sendable {
     /// The images built from `guests/`, by reference (`builtin:hello`, ...).
     public static let builtins: [String: GuestImage] = {
         var images: [String: GuestImage] = [:]
-        for (name, base64) in BuiltGuests.base64 {
+        for name in BuiltGuests.base64.keys {
             let reference = "builtin:" + name
-            guard let data = Data(base64Encoded: base64),
-                let image = try? GuestImage(reference: reference, elf: [UInt8](data))
+            guard let elf = builtinELF(reference), let image = try? GuestImage(reference: reference, elf: elf)
             else { continue }
             images[reference] = image
         }

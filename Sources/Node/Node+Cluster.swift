@@ -48,20 +48,12 @@ extension Node {
         return raft
     }
 
-    /// Adds a member (as a learner, or as a voter), removes one, or hands leadership over.
+    /// Adds a member (as a learner, or as a voter), promotes or removes one.
     public func changeCluster(_ change: RaftMembershipChange) async throws -> UInt64 {
-        do {
-            return try await requireRaft().changeMembership(change)
-        } catch let error as ReplicationError {
-            throw NodeError(error.code == .invalidChange ? .conflict : .unavailable, error.message, cause: error)
-        }
+        try await requireRaft().changeMembership(change)
     }
 
     public func transferLeadership(to target: String) throws {
-        do {
-            try requireRaft().transferLeadership(to: target)
-        } catch let error as ReplicationError {
-            throw NodeError(error.code == .invalidChange ? .invalid : .unavailable, error.message, cause: error)
-        }
+        try requireRaft().transferLeadership(to: target)
     }
 }

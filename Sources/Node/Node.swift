@@ -77,7 +77,7 @@ public final class Node: Service, Sendable {
         do {
             try await cancelWhenGracefulShutdown {
                 try await withThrowingTaskGroup(of: Void.self) { group in
-                    if let raft = self.consensus as? RaftConsensus {
+                    if let raft = self.raft {
                         group.addTask { try await raft.run() }
                     }
                     group.addTask { try await self.runApplyLoop() }

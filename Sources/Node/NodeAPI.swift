@@ -38,20 +38,17 @@ public enum NodeAPI {
                 let change: RaftMembershipChange =
                     body.learner == true
                     ? .addLearner(id: body.id, address: address) : .addVoter(id: body.id, address: address)
-                let index = try await node.changeCluster(change)
-                return json(.object([("log_index", .int(Int64(index)))]))
+                return committedAt(try await node.changeCluster(change))
             }
         }
         router.post("/v1/cluster/members/:id/promote") { _, context in
             try await handle {
-                let index = try await node.changeCluster(.promote(id: try context.parameters.require("id")))
-                return json(.object([("log_index", .int(Int64(index)))]))
+                committedAt(try await node.changeCluster(.promote(id: try context.parameters.require("id"))))
             }
         }
         router.delete("/v1/cluster/members/:id") { _, context in
             try await handle {
-                let index = try await node.changeCluster(.remove(id: try context.parameters.require("id")))
-                return json(.object([("log_index", .int(Int64(index)))]))
+                committedAt(try await node.changeCluster(.remove(id: try context.parameters.require("id"))))
             }
         }
         router.post("/v1/cluster/leader") { request, _ in
@@ -278,6 +275,9 @@ public enum NodeAPI {
                 (subject, receipt.subject ?? .null),
             ]))
     }
+
+    /// The answer to a membership change: the index it committed at.
+    static func committedAt(_ index: UInt64) -> Response { json(.object([("log_index", .int(Int64(index)))])) }
 
     static func json(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
         Response(

@@ -10,8 +10,9 @@ import Synchronization
 public struct ReplicationConfiguration: Sendable {
     public var listenHost: String
     public var listenPort: Int
-    /// The members a new region starts with (id → `host:port`); may include this node.
-    public var initialMembers: [String: String]
+    /// The `--peer` members (id → `host:port`; may include this node): a new region's first
+    /// membership, and for a joining node where to reach the region before its log says so.
+    public var peers: [String: String]
     /// True for a node added later with `dwcp cluster add-member`: it starts with an empty log.
     public var join: Bool
     public var raft: RaftConfiguration
@@ -19,12 +20,12 @@ public struct ReplicationConfiguration: Sendable {
     public var tickInterval: Duration
 
     public init(
-        listenHost: String, listenPort: Int, initialMembers: [String: String], join: Bool = false,
+        listenHost: String, listenPort: Int, peers: [String: String], join: Bool = false,
         raft: RaftConfiguration = RaftConfiguration(), tickInterval: Duration = .milliseconds(10)
     ) {
         self.listenHost = listenHost
         self.listenPort = listenPort
-        self.initialMembers = initialMembers
+        self.peers = peers
         self.join = join
         self.raft = raft
         self.tickInterval = tickInterval
@@ -62,12 +63,12 @@ public final class RaftConsensus: Consensus {
         var entries = log.lastIndex >= log.firstIndex ? try log.entries(in: log.firstIndex...log.lastIndex) : []
         var hardState = log.hardState
         if log.lastIndex == 0, !configuration.join {
-            guard !configuration.initialMembers.isEmpty else {
+            guard !configuration.peers.isEmpty else {
                 throw NodeError(.invalid, "a new region needs its members (--peer ID@HOST:PORT), or --join")
             }
             // Every first member starts from the same first entry: the region's initial membership.
             // It is written before anything is sent (see `run`).
-            let membership = RaftMembership(voters: configuration.initialMembers)
+            let membership = RaftMembership(voters: configuration.peers)
             entries = [LogEntry(index: 1, term: 1, kind: .membership, payload: membership.encoded())]
             hardState = HardState(term: 1, vote: nil, commit: 0)
             bootstrap = (entries, hardState)
@@ -88,7 +89,9 @@ public final class RaftConsensus: Consensus {
             entries: entries)
         committed = IndexWatermark(min(log.hardState.commit, log.lastIndex))
         state = Mutex(raft)
-        addresses.withLock { $0 = raft.membership.all }
+        // The log's membership wins; the --peer addresses let a joining node answer the leader
+        // before its log holds any membership.
+        addresses.withLock { $0 = configuration.peers.merging(raft.membership.all) { _, logged in logged } }
         transport = RaftTransport(logger: logger)
         (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
@@ -108,42 +111,60 @@ public final class RaftConsensus: Consensus {
     public var isLeader: Bool { state.withLock { $0.isLeader } }
 
     public func propose(_ payloads: [[UInt8]]) async throws -> ClosedRange<UInt64> {
-        let (range, term): (ClosedRange<UInt64>, UInt64)
-        do {
-            (range, term) = try state.withLock { raft in (try raft.propose(payloads), raft.term) }
-        } catch let error as ReplicationError {
-            throw NodeError(.unavailable, notLeaderMessage(error), cause: error)
-        }
-        wake.yield()
-        _ = try await committed.wait(until: range.upperBound)
-        guard try log.term(at: range.upperBound) == term else {
-            throw NodeError(
-                .unavailable, "leadership changed before the intent committed; retry it with the same request id")
-        }
+        let (range, term) = try withRaft { raft in (try raft.propose(payloads), raft.term) }
+        try await waitUntilCommitted(range.upperBound, proposedIn: term, what: "the intent")
         return range
-    }
-
-    func notLeaderMessage(_ error: ReplicationError) -> String {
-        guard let leader = error.leader else { return "\(error.message); the region has no leader right now" }
-        let address = addresses.withLock { $0[leader] } ?? "?"
-        return "\(nodeID) is not the leader: send intents to \(leader) (replication address \(address))"
     }
 
     public var status: RaftStatus { state.withLock { $0.status } }
 
     public func transferLeadership(to target: String) throws {
-        try state.withLock { try $0.transferLeadership(to: target) }
-        wake.yield()
+        try withRaft { try $0.transferLeadership(to: target) }
     }
 
+    /// Proposes a membership change; returns its index once committed.
     public func changeMembership(_ change: RaftMembershipChange) async throws -> UInt64 {
-        let (index, term) = try state.withLock { raft in (try raft.proposeMembership(change), raft.term) }
-        wake.yield()
+        let (index, term) = try withRaft { raft in (try raft.proposeMembership(change), raft.term) }
+        try await waitUntilCommitted(index, proposedIn: term, what: "the membership change")
+        return index
+    }
+
+    /// Runs `body` on the state machine, wakes the loop, and turns a refusal into the node's error.
+    private func withRaft<T>(_ body: (inout Raft) throws -> T) throws -> T {
+        do {
+            let result = try state.withLock { try body(&$0) }
+            wake.yield()
+            return result
+        } catch let error as ReplicationError {
+            throw nodeError(error)
+        }
+    }
+
+    /// Waits for `index` to commit, then checks it still holds what this leader proposed in `term`.
+    private func waitUntilCommitted(_ index: UInt64, proposedIn term: UInt64, what: String) async throws {
         _ = try await committed.wait(until: index)
         guard try log.term(at: index) == term else {
-            throw NodeError(.unavailable, "leadership changed before the membership change committed; retry")
+            throw NodeError(
+                .unavailable, "leadership changed before \(what) committed; retry it with the same request id")
         }
-        return index
+    }
+
+    /// A Raft refusal as the node reports it: who leads (with its address) when this node does not.
+    func nodeError(_ error: ReplicationError) -> NodeError {
+        switch error.code {
+        case .invalidChange:
+            return NodeError(.conflict, error.message, cause: error)
+        case .malformed, .oversized:
+            return NodeError(.invalid, error.message, cause: error)
+        case .notLeader, .transferring, .unavailable:
+            guard let leader = error.leader else {
+                return NodeError(.unavailable, "\(error.message); the region has no leader right now", cause: error)
+            }
+            let address = addresses.withLock { $0[leader] } ?? "?"
+            return NodeError(
+                .unavailable,
+                "\(nodeID) is not the leader: send intents to \(leader) (replication address \(address))", cause: error)
+        }
     }
 
     // MARK: - The loop

@@ -21,28 +21,25 @@ extension Simulation {
             violation("two leaders in term \(raft.term): \(other) and \(node.id)")
         }
         leaders[raft.term] = node.id
-        let top = committedEntries.keys.max() ?? 0
         var index = raft.snapshotMeta.index + 1
-        while index <= top {
+        while index <= report.committedIndex {
             if let committed = committedEntries[index], raft.entry(at: index)?.term != committed.term {
                 violation("\(node.id) leads term \(raft.term) without committed entry \(index)")
                 break
             }
             index += 1
         }
-        if retiring != nil { retireIfCommitted() }
     }
 
     /// Log matching: two entries with the same index and term are the same entry.
     func checkLogMatching(_ entry: LogEntry, on node: SimulatedNode) {
         let key = EntryKey(index: entry.index, term: entry.term)
-        let digest = EntryDigest(term: entry.term, kind: entry.kind, payload: entry.payload)
         if let known = entriesSeen[key] {
-            if known != digest {
+            if known != entry {
                 violation("\(node.id) holds a different entry at index \(entry.index), term \(entry.term)")
             }
         } else {
-            entriesSeen[key] = digest
+            entriesSeen[key] = entry
         }
     }
 

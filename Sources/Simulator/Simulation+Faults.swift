@@ -76,7 +76,6 @@ extension Simulation {
         for id in nodeIDs {
             let node = nodes[id]!
             if !node.isUp, !retired.contains(id) {
-                now = max(now, options.duration)
                 startNode(id)
             } else if node.paused {
                 node.paused = false

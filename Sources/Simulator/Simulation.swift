@@ -65,8 +65,10 @@ public final class Simulation {
 
     // What the checks remember.
     var leaders: [UInt64: String] = [:]
-    var entriesSeen: [EntryKey: EntryDigest] = [:]
-    var committedEntries: [UInt64: EntryDigest] = [:]
+    /// Every entry any member appended, by (index, term): log matching says there is one each.
+    var entriesSeen: [EntryKey: LogEntry] = [:]
+    /// Every entry any member applied, by index.
+    var committedEntries: [UInt64: LogEntry] = [:]
     var lastWriteAt: UInt64 = 0
     var membershipPhase = 0
     var retiring: (id: String, index: UInt64)?
@@ -75,12 +77,6 @@ public final class Simulation {
     struct EntryKey: Hashable {
         var index: UInt64
         var term: UInt64
-    }
-
-    struct EntryDigest: Equatable {
-        var term: UInt64
-        var kind: LogEntry.Kind
-        var payload: [UInt8]
     }
 
     static let tickInterval: UInt64 = 10_000
@@ -134,12 +130,12 @@ public final class Simulation {
         let end = options.duration + options.settle
         var healed = false
         while let (time, event) = queue.pop() {
+            if time > end { break }
+            now = time
             if !healed, time >= options.duration {
                 healed = true
                 healEverything()
             }
-            if time > end { break }
-            now = time
             report.events += 1
             handle(event)
             if report.violations.count > 5 { break }
@@ -286,15 +282,14 @@ public final class Simulation {
 
     func apply(_ entries: [LogEntry], on node: SimulatedNode) {
         for entry in entries {
-            let digest = EntryDigest(term: entry.term, kind: entry.kind, payload: entry.payload)
             if let known = committedEntries[entry.index] {
-                if known != digest {
+                if known != entry {
                     violation(
                         "\(node.id) applied a different entry at \(entry.index) (term \(entry.term), others term \(known.term))"
                     )
                 }
             } else {
-                committedEntries[entry.index] = digest
+                committedEntries[entry.index] = entry
             }
             guard entry.index == node.machine.appliedIndex + 1 else {
                 violation("\(node.id) applied entry \(entry.index) after \(node.machine.appliedIndex)")

@@ -66,7 +66,7 @@ struct Serve: AsyncParsableCommand {
             }
             if !join, members[nodeID] == nil { members[nodeID] = listen }
             configuration.replication = ReplicationConfiguration(
-                listenHost: listenHost, listenPort: listenPort, initialMembers: join ? [:] : members, join: join)
+                listenHost: listenHost, listenPort: listenPort, peers: members, join: join)
         }
         try await runNode(configuration, logLevel: Logger.Level(rawValue: logLevel) ?? .info)
     }

@@ -112,6 +112,13 @@ func post(_ url: String, _ body: String) async throws -> (Int, String) {
     return (Int(response.status.code), String(buffer: try await response.body.collect(upTo: 1 << 24)))
 }
 
+/// The names of the VMs a node's views hold (`vm-C-I` names only), asked over SQL.
+func vmNames(_ base: String) async throws -> Set<String> {
+    let (status, body) = try await post(base + "/v1/sql", #"{"query":"SELECT name FROM vms","max_rows":100000}"#)
+    guard status == 200 else { throw CLIFailure("SQL on \(base) answered \(status): \(body)") }
+    return Set(body.matches(of: #/"(vm-\d+-\d+)"/#).map { String($0.output.1) })
+}
+
 @Suite(.serialized) struct ProcessTests {
     /// `dwcp serve` on `data` with an API on a free loopback port.
     static func serve(_ data: String) -> [String] {
@@ -156,11 +163,7 @@ func post(_ url: String, _ body: String) async throws -> (Int, String) {
 
         let second = try DwcpProcess(serve, directory: dir, tag: "second")
         let port2 = try await second.waitForPort()
-        let (status, body) = try await post(
-            "http://127.0.0.1:\(port2)/v1/sql", #"{"query":"SELECT name FROM vms","max_rows":100000}"#)
-        #expect(status == 200)
-        let present = Set(
-            body.matches(of: #/"(vm-\d+-\d+)"/#).map { String($0.output.1) })
+        let present = try await vmNames("http://127.0.0.1:\(port2)")
         let missing = acked.filter { !present.contains($0) }
         #expect(missing.isEmpty, "acknowledged but missing after the crash: \(missing.prefix(10))")
         second.kill(SIGTERM)

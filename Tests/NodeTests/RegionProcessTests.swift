@@ -170,10 +170,7 @@ func get(_ url: String) async throws -> (Int, String) {
         #expect(Set(applied).count == 1, "applied indexes \(applied)")
 
         for id in Region.ids {
-            let (status, body) = try await post(
-                region.base(id)! + "/v1/sql", #"{"query":"SELECT name FROM vms","max_rows":100000}"#)
-            #expect(status == 200)
-            let present = Set(body.matches(of: #/"(vm-\d+-\d+)"/#).map { String($0.output.1) })
+            let present = try await vmNames(region.base(id)!)
             let missing = acked.filter { !present.contains($0) }
             #expect(missing.isEmpty, "\(id) lacks acknowledged intents: \(missing.prefix(10))")
         }

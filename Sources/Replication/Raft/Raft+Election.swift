@@ -10,15 +10,11 @@ extension Raft {
             stepLowerTerm(message)
             return
         }
-        if role == .leader, let member = progress[message.from] {
-            _ = member
-            progress[message.from]!.recentlyActive = true
-        }
+        if role == .leader { progress[message.from]?.recentlyActive = true }
 
         switch message.body {
-        case .preVote(let lastIndex, let lastTerm):
+        case .preVote:
             // Only reached when the pre-vote is for a term not above ours: never granted.
-            _ = (lastIndex, lastTerm)
             send(.preVoteResponse(granted: false), to: message.from)
         case .vote(let lastIndex, let lastTerm, _):
             let canVote = vote == message.from || (vote == nil && leader == nil)
@@ -200,16 +196,10 @@ extension Raft {
         broadcastAppend()
     }
 
-    private mutating func quorumRecentlyActiveCount() -> Int {
-        var count = 0
-        for voter in membership.voters.keys {
-            if voter == id || progress[voter]?.recentlyActive == true { count += 1 }
-        }
-        for member in progress.keys { progress[member]!.recentlyActive = false }
-        return count
-    }
-
+    /// Whether a majority of voters was heard from since the last check; starts a new period.
     mutating func quorumRecentlyActive() -> Bool {
-        quorumRecentlyActiveCount() >= membership.quorum
+        let active = membership.voters.keys.filter { $0 == id || progress[$0]?.recentlyActive == true }.count
+        for member in progress.keys { progress[member]!.recentlyActive = false }
+        return active >= membership.quorum
     }
 }

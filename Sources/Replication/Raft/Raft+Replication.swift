@@ -121,13 +121,7 @@ extension Raft {
     mutating func fillPipelines() {
         guard hasUnsentEntries else { return }
         hasUnsentEntries = false
-        for peer in progress.keys.sorted() {
-            var sent = 0
-            while sent < configuration.maxInflightAppends, sendAppend(to: peer, allowEmpty: false) {
-                sent += 1
-                if progress[peer]?.state != .replicate { break }
-            }
-        }
+        for peer in progress.keys.sorted() { fillPipeline(peer) }
     }
 
     mutating func broadcastHeartbeat() {
@@ -179,23 +173,13 @@ extension Raft {
         } else {
             var next = hintIndex + 1
             if hintTerm > 0 { next = log.lastIndex(atOrBefore: hintIndex, withTermAtMost: hintTerm) + 1 }
-            next = min(next, index)
-            let valid: Bool
-            switch member.state {
-            case .replicate: valid = index > member.match
-            case .probe: valid = member.next - 1 == index
-            case .snapshot: valid = false
-            }
-            guard valid else { return }
-            member.state = .probe
-            member.inflight = []
-            member.probeSent = false
-            member.next = max(member.match + 1, max(next, 1))
+            guard member.backOff(rejected: index, to: next) else { return }
             progress[peer] = member
             sendAppend(to: peer, allowEmpty: true)
         }
     }
 
+    /// Sends to `peer` what flow control allows of the entries it has not been sent.
     private mutating func fillPipeline(_ peer: String) {
         var sent = 0
         while sent < configuration.maxInflightAppends, sendAppend(to: peer, allowEmpty: false) {

@@ -64,18 +64,18 @@ struct RaftProgress: Sendable {
         return updated
     }
 
-    /// The follower rejected an append at `rejected`; back off to `newNext`. False when stale.
+    /// The follower rejected the append after `rejected`; probe again from `newNext` (never below
+    /// what is known to match). False when the rejection is stale (reordered or duplicated).
     mutating func backOff(rejected: UInt64, to newNext: UInt64) -> Bool {
-        if state == .replicate {
-            // A rejection of something already matched is an old, reordered message.
-            guard rejected > match else { return false }
-            next = max(match + 1, newNext)
-            return true
+        switch state {
+        case .replicate: guard rejected > match else { return false }
+        case .probe: guard next - 1 == rejected else { return false }
+        case .snapshot: return false
         }
-        guard next - 1 == rejected else { return false }
-        next = max(min(rejected, newNext), 1)
-        next = max(next, match + 1)
+        state = .probe
+        inflight = []
         probeSent = false
+        next = max(match + 1, max(min(newNext, rejected), 1))
         return true
     }
 

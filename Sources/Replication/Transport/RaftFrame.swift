@@ -20,29 +20,30 @@ public struct RaftFrame: Sendable, Equatable {
     /// The largest frame accepted (a bigger length prefix closes the connection).
     public static let maxFrameBytes = 64 << 20
 
-    /// The whole frame, length prefix included.
+    /// The whole frame, length prefix included, built in one buffer.
     public func encoded() -> [UInt8] {
         var writer = FrameWriter()
+        writer.u32(0)  // the length, filled in below
         writer.u8(Self.version)
         writer.string(group)
         writer.message(message)
-        writer.u32(CRC32C.checksum(writer.bytes))
-        var frame = FrameWriter()
-        frame.bytes.reserveCapacity(writer.bytes.count + 4)
-        frame.u32(UInt32(writer.bytes.count))
-        frame.bytes.append(contentsOf: writer.bytes)
-        return frame.bytes
+        let checksum = writer.bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[4...])) }
+        writer.u32(checksum)
+        let length = UInt32(writer.bytes.count - 4).littleEndian
+        withUnsafeBytes(of: length) { writer.bytes.replaceSubrange(0..<4, with: $0) }
+        return writer.bytes
     }
 
     /// Decodes a frame's body (what follows the length prefix).
     public init(body: [UInt8]) throws {
         guard body.count >= 1 + 1 + 4 else { throw Self.malformed("a frame of \(body.count) bytes is too short") }
-        let stored = body.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: body.count - 4, as: UInt32.self) }
-        let payload = Array(body[0..<(body.count - 4)])
-        guard CRC32C.checksum(payload) == UInt32(littleEndian: stored) else {
-            throw Self.malformed("frame checksum mismatch")
+        let end = body.count - 4
+        let matches = body.withUnsafeBytes { raw in
+            CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[0..<end]))
+                == UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: end, as: UInt32.self))
         }
-        var reader = FrameReader(payload)
+        guard matches else { throw Self.malformed("frame checksum mismatch") }
+        var reader = FrameReader(body, end: end)
         let version = try reader.u8()
         guard version == Self.version else {
             throw ReplicationError(.malformed, "frame version \(version); this dwcp speaks \(Self.version)")
@@ -136,31 +137,41 @@ struct FrameWriter {
     }
 }
 
-/// Reads little-endian fields, throwing `.malformed` instead of reading past the end.
+/// Reads little-endian fields up to `end`, throwing `.malformed` instead of reading past it.
 struct FrameReader {
     let bytes: [UInt8]
+    let end: Int
     var offset = 0
 
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
+    init(_ bytes: [UInt8], end: Int? = nil) {
+        self.bytes = bytes
+        self.end = end ?? bytes.count
+    }
 
-    var remaining: Int { bytes.count - offset }
-    var isAtEnd: Bool { offset == bytes.count }
+    var remaining: Int { end - offset }
+    var isAtEnd: Bool { offset == end }
 
     mutating func take(_ count: Int) throws -> ArraySlice<UInt8> {
-        guard count >= 0, count <= remaining else {
-            throw RaftFrame.malformed("a field of \(count) bytes runs past the frame's end")
-        }
+        try reserve(count)
         defer { offset += count }
         return bytes[offset..<(offset + count)]
     }
 
-    mutating func u8() throws -> UInt8 { try take(1).first! }
-    mutating func u32() throws -> UInt32 {
-        try take(4).reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+    private mutating func reserve(_ count: Int) throws {
+        guard count >= 0, count <= remaining else {
+            throw RaftFrame.malformed("a field of \(count) bytes runs past the frame's end")
+        }
     }
-    mutating func u64() throws -> UInt64 {
-        try take(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+
+    private mutating func integer<T: FixedWidthInteger>(_ type: T.Type) throws -> T {
+        try reserve(MemoryLayout<T>.size)
+        defer { offset += MemoryLayout<T>.size }
+        return T(littleEndian: bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: T.self) })
     }
+
+    mutating func u8() throws -> UInt8 { try integer(UInt8.self) }
+    mutating func u32() throws -> UInt32 { try integer(UInt32.self) }
+    mutating func u64() throws -> UInt64 { try integer(UInt64.self) }
     mutating func bool() throws -> Bool {
         switch try u8() {
         case 0: return false

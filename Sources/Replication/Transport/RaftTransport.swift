@@ -53,27 +53,41 @@ public final class RaftTransport: Sendable {
 
     /// Sends a frame to the peer at `address` (`host:port`), connecting first if needed.
     public func send(_ frame: RaftFrame, to address: String) {
-        let bytes = frame.encoded()
-        let channel: (any Channel)? = peers.withLock { peers in
+        enum Route {
+            case channel(any Channel)
+            case connect
+            case drop
+        }
+        let route: Route = peers.withLock { peers in
             var state = peers[address] ?? PeerState()
             defer { peers[address] = state }
-            if let channel = state.channel, channel.isActive { return channel }
+            if let channel = state.channel, channel.isActive { return .channel(channel) }
             state.channel = nil
-            if !state.connecting, ContinuousClock.now >= state.retryAt {
-                state.connecting = true
-                connect(to: address)
-            }
-            return nil
+            guard !state.connecting, ContinuousClock.now >= state.retryAt else { return .drop }
+            state.connecting = true
+            return .connect
         }
-        guard let channel else { return }
-        var buffer = channel.allocator.buffer(capacity: bytes.count)
-        buffer.writeBytes(bytes)
-        channel.writeAndFlush(buffer, promise: nil)
+        switch route {
+        case .channel(let channel):
+            let bytes = frame.encoded()
+            var buffer = channel.allocator.buffer(capacity: bytes.count)
+            buffer.writeBytes(bytes)
+            channel.writeAndFlush(buffer, promise: nil)
+        case .connect:
+            // Not connected: this frame is dropped (Raft resends) while the connection opens.
+            connect(to: address)
+        case .drop:
+            break
+        }
     }
 
     private func connect(to address: String) {
         guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
             logger.error("peer address \(address) is not host:port")
+            peers.withLock { peers in
+                peers[address]?.connecting = false
+                peers[address]?.retryAt = .now + .seconds(2)
+            }
             return
         }
         let host = String(address[..<colon])

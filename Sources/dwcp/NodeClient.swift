@@ -146,25 +146,3 @@ struct NodeClient {
         return message
     }
 }
-
-extension JSONValue {
-    subscript(key: String) -> JSONValue? {
-        guard case .object(let members) = self else { return nil }
-        return members.first(where: { $0.0 == key })?.1
-    }
-
-    var stringValue: String? {
-        switch self {
-        case .string(let s): s
-        case .int(let i): String(i)
-        case .double(let d): String(d)
-        case .bool(let b): String(b)
-        default: nil
-        }
-    }
-
-    var intValue: Int64? {
-        if case .int(let i) = self { return i }
-        return nil
-    }
-}

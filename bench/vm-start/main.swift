@@ -60,17 +60,6 @@ func fail(_ message: String) -> Never {
     exit(1)
 }
 
-extension JSONValue {
-    var int: Int64? {
-        if case .int(let value) = self { return value }
-        return nil
-    }
-    var string: String? {
-        if case .string(let value) = self { return value }
-        return nil
-    }
-}
-
 func micros(_ d: Duration) -> Double {
     let (s, a) = d.components
     return Double(s) * 1e6 + Double(a) / 1e12
@@ -133,7 +122,7 @@ func nodeStarts(pool: Int) async throws -> (entry: [Double], boot: [Double], pat
         group.addTask { try await node.run() }
         defer { group.cancelAll() }
         // Wait for the agent to register the host.
-        while try await node.query.run("SELECT count(*) FROM hosts").rows.first?.first?.int != 1 {
+        while try await node.query.run("SELECT count(*) FROM hosts").rows.first?.first?.intValue != 1 {
             try await Task.sleep(for: .milliseconds(10))
         }
         for i in 0..<options.starts {
@@ -146,7 +135,7 @@ func nodeStarts(pool: Int) async throws -> (entry: [Double], boot: [Double], pat
                         name: name, region: "bench", cpus: 1, memoryBytes: 256 << 20, image: "builtin:hello",
                         labels: [:], desiredState: .running)))
             while try await node.query.run("SELECT count(*) FROM vm_starts WHERE vm = '\(name)'").rows.first?.first?
-                .int != 1
+                .intValue != 1
             {
                 try await Task.sleep(for: .milliseconds(2))
             }
@@ -157,9 +146,9 @@ func nodeStarts(pool: Int) async throws -> (entry: [Double], boot: [Double], pat
         var boot: [Double] = []
         var paths: [String: Int] = [:]
         for r in result.rows {
-            paths[r[0].string ?? "?", default: 0] += 1
-            entry.append(Double(r[1].int ?? 0))
-            boot.append(Double(r[2].int ?? 0))
+            paths[r[0].stringValue ?? "?", default: 0] += 1
+            entry.append(Double(r[1].intValue ?? 0))
+            boot.append(Double(r[2].intValue ?? 0))
         }
         return (entry, boot, paths)
     }

@@ -97,3 +97,28 @@ public enum JSONValue: Sendable, Equatable {
         }
     }
 }
+
+extension JSONValue {
+    /// The member named `key` of an object (nil for other values).
+    public subscript(key: String) -> JSONValue? {
+        guard case .object(let members) = self else { return nil }
+        return members.first(where: { $0.0 == key })?.1
+    }
+
+    /// Strings, numbers and booleans as text (nil for null, arrays and objects).
+    public var stringValue: String? {
+        switch self {
+        case .string(let s): s
+        case .int(let i): String(i)
+        case .double(let d): String(d)
+        case .bool(let b): String(b)
+        default: nil
+        }
+    }
+
+    /// An integer's value.
+    public var intValue: Int64? {
+        if case .int(let i) = self { return i }
+        return nil
+    }
+}

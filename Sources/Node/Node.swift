@@ -97,6 +97,13 @@ public final class Node: Service, Sendable {
         } catch let error as NodeError where error.code == .unavailable && Task.isCancelled {
             // A wait ended by shutdown.
         }
+        // The workers stopped, but what committed while they stopped (a scheduler's last placement)
+        // is applied now, so a node shut down gracefully leaves its views at its commit index.
+        do {
+            try catchUpViews(through: consensus.committed.value)
+        } catch {
+            logger.error("could not apply the last committed entries before stopping: \(error)")
+        }
         applied.close(reason: "the node is shutting down")
         consensus.committed.close(reason: "the node is shutting down")
         logger.info("node \(configuration.nodeID) stopped at applied index \(applied.value)")
@@ -125,6 +132,18 @@ public final class Node: Service, Sendable {
                 logger.critical("cannot apply the log: \(error); the node stops rather than serve wrong state")
                 throw error
             }
+        }
+    }
+
+    /// Applies committed entries up to `target` synchronously (shutdown only: nothing awaits it).
+    private func catchUpViews(through target: UInt64) throws {
+        var next = applied.value + 1
+        while next <= target {
+            let batch = try log.entries(in: next...target, maxCount: 4096)
+            guard !batch.isEmpty else { return }
+            let index = try views.apply(batch)
+            applied.advance(to: index)
+            next = index + 1
         }
     }
 

@@ -119,6 +119,16 @@ func vmNames(_ base: String) async throws -> Set<String> {
     return Set(body.matches(of: #/"(vm-\d+-\d+)"/#).map { String($0.output.1) })
 }
 
+/// The first line where two dumps differ, for a failure message that says what differs.
+func firstDifference(_ a: String, _ b: String) -> String {
+    let left = a.split(separator: "\n", omittingEmptySubsequences: false)
+    let right = b.split(separator: "\n", omittingEmptySubsequences: false)
+    for (number, pair) in zip(left, right).enumerated() where pair.0 != pair.1 {
+        return "line \(number + 1): kept \(pair.0) / rebuilt \(pair.1)"
+    }
+    return "kept has \(left.count) lines, rebuilt \(right.count)"
+}
+
 @Suite(.serialized) struct ProcessTests {
     /// `dwcp serve` on `data` with an API on a free loopback port.
     static func serve(_ data: String) -> [String] {
@@ -179,7 +189,8 @@ func vmNames(_ base: String) async throws -> Set<String> {
             try await rebuilt.apply(batch)
             next = batch.last!.index + 1
         }
-        #expect(try rebuilt.dump() == kept)
+        let rebuiltDump = try rebuilt.dump()
+        #expect(rebuiltDump == kept, "views differ from a rebuild: \(firstDifference(kept, rebuiltDump))")
     }
 
     @Test("the CLI refuses bad input with one line on stderr and a non-zero status")

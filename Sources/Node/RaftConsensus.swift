@@ -18,6 +18,8 @@ public struct ReplicationConfiguration: Sendable {
     public var raft: RaftConfiguration
     /// The driver's clock: one Raft tick.
     public var tickInterval: Duration
+    /// How long a follower waits for the leader to answer an intent it forwarded.
+    public var forwardTimeout: Duration = .seconds(2)
 
     public init(
         listenHost: String, listenPort: Int, peers: [String: String], join: Bool = false,
@@ -53,6 +55,18 @@ public final class RaftConsensus: Consensus {
     let wake: AsyncStream<Void>.Continuation
     /// Addresses of the members, as the latest membership says.
     let addresses = Mutex<[String: String]>([:])
+    /// Proposals this follower forwarded to the leader, waiting for its answer.
+    let forwards = Mutex(ForwardedProposals())
+
+    struct ForwardedProposals: ~Copyable {
+        struct Waiter {
+            let count: Int
+            let deadline: ContinuousClock.Instant
+            let continuation: CheckedContinuation<(ClosedRange<UInt64>, UInt64), any Error>
+        }
+        var nextID: UInt64 = 1
+        var waiting: [UInt64: Waiter] = [:]
+    }
 
     public init(nodeID: String, log: LogStore, configuration: ReplicationConfiguration, logger: Logger) throws {
         self.nodeID = nodeID
@@ -110,10 +124,83 @@ public final class RaftConsensus: Consensus {
 
     public var isLeader: Bool { state.withLock { $0.isLeader } }
 
+    /// Proposes on the leader; on a follower, forwards to the leader and waits for its answer.
+    /// Either way it returns once the entries are committed, or throws.
     public func propose(_ payloads: [[UInt8]]) async throws -> ClosedRange<UInt64> {
-        let (range, term) = try withRaft { raft in (try raft.propose(payloads), raft.term) }
+        let leading = try withRaft { raft -> (ClosedRange<UInt64>, UInt64)? in
+            raft.isLeader ? (try raft.propose(payloads), raft.term) : nil
+        }
+        let (range, term) = if let leading { leading } else { try await forward(payloads) }
         try await waitUntilCommitted(range.upperBound, proposedIn: term, what: "the intent")
         return range
+    }
+
+    /// Sends `payloads` to the leader; returns where it appended them, and in which term.
+    private func forward(_ payloads: [[UInt8]]) async throws -> (ClosedRange<UInt64>, UInt64) {
+        try await withCheckedThrowingContinuation { continuation in
+            // The waiter is in place before the message can leave, so no answer finds nobody.
+            let id = forwards.withLock { forwards in
+                let id = forwards.nextID
+                forwards.nextID += 1
+                forwards.waiting[id] = ForwardedProposals.Waiter(
+                    count: payloads.count, deadline: .now + configuration.forwardTimeout, continuation: continuation)
+                return id
+            }
+            do {
+                try withRaft { raft in
+                    // Leadership may have come here since the caller looked.
+                    if raft.isLeader {
+                        let range = try raft.propose(payloads)
+                        resolveForward(id, with: .success((range, raft.term)))
+                    } else {
+                        try raft.forward(payloads, id: id)
+                    }
+                }
+            } catch {
+                resolveForward(id, with: .failure(error))
+            }
+        }
+    }
+
+    /// Hands a forwarded proposal's outcome to its waiter (once; later answers find nobody).
+    private func resolveForward(_ id: UInt64, with result: Result<(ClosedRange<UInt64>, UInt64), any Error>) {
+        let waiter = forwards.withLock { $0.waiting.removeValue(forKey: id) }
+        waiter?.continuation.resume(with: result)
+    }
+
+    /// The leader answered forwarded proposals.
+    private func receiveForwarded(_ answers: [RaftForwardedProposal]) {
+        for answer in answers {
+            guard let count = forwards.withLock({ $0.waiting[answer.id]?.count }) else { continue }
+            if let first = answer.firstIndex {
+                resolveForward(answer.id, with: .success((first...(first + UInt64(count) - 1), answer.term)))
+            } else {
+                resolveForward(
+                    answer.id,
+                    with: .failure(
+                        NodeError(
+                            .unavailable,
+                            "the leader refused the forwarded intent (leadership is changing); retry it with the same request id"
+                        )))
+            }
+        }
+    }
+
+    /// Fails forwarded proposals whose answer is overdue (`now` past their deadline), or all of them.
+    private func expireForwards(all: Bool = false) {
+        let now = ContinuousClock.now
+        let expired = forwards.withLock { forwards in
+            let ids = forwards.waiting.filter { all || $0.value.deadline <= now }.map(\.key)
+            return ids.compactMap { forwards.waiting.removeValue(forKey: $0) }
+        }
+        for waiter in expired {
+            waiter.continuation.resume(
+                throwing: NodeError(
+                    .unavailable,
+                    all
+                        ? "the node is shutting down"
+                        : "the leader did not answer the forwarded intent in time; retry it with the same request id"))
+        }
     }
 
     public var status: RaftStatus { state.withLock { $0.status } }
@@ -176,12 +263,16 @@ public final class RaftConsensus: Consensus {
         }
         let port = try await transport.listen(host: configuration.listenHost, port: configuration.listenPort)
         logger.info("replication for \(group) on \(configuration.listenHost):\(port) as \(nodeID)")
-        defer { wake.finish() }
+        defer {
+            wake.finish()
+            expireForwards(all: true)
+        }
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask {
                 while true {
                     try await Task.sleep(for: self.configuration.tickInterval)
                     self.state.withLock { $0.tick() }
+                    self.expireForwards()
                     self.wake.yield()
                 }
             }
@@ -208,6 +299,7 @@ public final class RaftConsensus: Consensus {
             let ready = state.withLock { $0.takeReady() }
             if ready.isEmpty { return }
             if ready.statusChanged { noteStatus() }
+            receiveForwarded(ready.forwarded)
             send(ready.messages)
             if let snapshot = ready.snapshot {
                 throw NodeError(

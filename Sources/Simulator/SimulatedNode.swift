@@ -25,6 +25,8 @@ final class SimulatedNode {
     var receivedSnapshot: KeyValueMachine?
     var pendingWrites: [UInt64: (client: Int, requestID: UInt64)] = [:]
     var pendingReads: [UInt64: (client: Int, requestID: UInt64, key: String)] = [:]
+    /// Writes this follower forwarded to the leader, by forward id, until the leader answers.
+    var pendingForwards: [UInt64: (client: Int, requestID: UInt64)] = [:]
     var readsAwaitingApply: [(index: UInt64, context: UInt64)] = []
     var observedRole: RaftRole = .follower
     var observedTerm: UInt64 = 0
@@ -79,6 +81,7 @@ final class SimulatedNode {
         receivedSnapshot = nil
         pendingWrites = [:]
         pendingReads = [:]
+        pendingForwards = [:]
         readsAwaitingApply = []
     }
 

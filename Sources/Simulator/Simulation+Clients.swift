@@ -64,6 +64,18 @@ extension Simulation {
         guard client.busy, client.requestID == requestID else { return }
         if let value = client.write {
             guard node.raft!.isLeader else {
+                // Half the time a follower forwards the write to the leader (as the product's
+                // followers do); otherwise it tells the client where the leader is.
+                if node.raft!.leader != nil, chance(0.5) {
+                    let id = nextForwardID
+                    nextForwardID += 1
+                    let payload = KeyValueMachine.payload(requestID: requestID, key: client.key, value: value)
+                    if (try? node.raft!.forward([payload], id: id)) != nil {
+                        node.pendingForwards[id] = (index, requestID)
+                        drain(node)
+                        return
+                    }
+                }
                 replyToClient(index, requestID: requestID, reply: .retry(leader: node.raft!.leader))
                 return
             }
@@ -84,6 +96,25 @@ extension Simulation {
             node.raft!.readIndex(context: context)
         }
         drain(node)
+    }
+
+    /// The leader said where a forwarded write landed (or refused it).
+    func forwardAnswered(_ answer: RaftForwardedProposal, on node: SimulatedNode) {
+        guard let pending = node.pendingForwards.removeValue(forKey: answer.id) else { return }
+        guard let first = answer.firstIndex else {
+            replyToClient(pending.client, requestID: pending.requestID, reply: .retry(leader: node.raft?.leader))
+            return
+        }
+        report.forwardedWrites += 1
+        if first <= node.machine.appliedIndex {
+            // Applied here before the answer came: it is the client's if the entry carries its request.
+            let applied = node.raft!.entry(at: first).flatMap { KeyValueMachine.decode($0.payload) }
+            let reply: ClientReply =
+                applied?.requestID == pending.requestID ? .done(value: nil) : .retry(leader: node.raft?.leader)
+            replyToClient(pending.client, requestID: pending.requestID, reply: reply)
+        } else {
+            node.pendingWrites[first] = pending
+        }
     }
 
     func readIndexKnown(_ read: RaftReadState, on node: SimulatedNode) {

@@ -56,6 +56,7 @@ public final class Simulation {
     var report: SimulationReport
     var nextRequestID: UInt64 = 1
     var nextReadContext: UInt64 = 1
+    var nextForwardID: UInt64 = 1
     var nextValue = 0
 
     // Faults in force.
@@ -249,6 +250,7 @@ public final class Simulation {
             }
             apply(ready.committed, on: node)
             for read in ready.reads { readIndexKnown(read, on: node) }
+            for answer in ready.forwarded { forwardAnswered(answer, on: node) }
             compactIfDue(node)
         }
     }

@@ -42,6 +42,8 @@ public struct SimulationReport: Sendable {
     public var elections = 0
     public var crashes = 0
     public var snapshotsSent = 0
+    /// Writes a follower forwarded to the leader that completed.
+    public var forwardedWrites = 0
     public var membershipChanges = 0
     public var committedIndex: UInt64 = 0
     public var events = 0
@@ -51,6 +53,6 @@ public struct SimulationReport: Sendable {
     public var summary: String {
         "seed \(seed) (\(nodes) nodes): \(passed ? "ok" : "FAILED"), \(completedOperations) operations, "
             + "\(indeterminateWrites) indeterminate, \(elections) elections, \(crashes) crashes, "
-            + "\(snapshotsSent) snapshots sent, \(membershipChanges) membership changes, commit \(committedIndex), \(events) events"
+            + "\(snapshotsSent) snapshots sent, \(forwardedWrites) forwarded writes, \(membershipChanges) membership changes, commit \(committedIndex), \(events) events"
     }
 }

@@ -92,12 +92,6 @@ func sendRaw(_ bytes: [UInt8], port: Int) throws {
     usleep(50_000)
 }
 
-/// Which member the clients currently send intents to.
-final class LeaderHint: Sendable {
-    let value: Mutex<String>
-    init(_ id: String) { value = Mutex(id) }
-}
-
 func get(_ url: String) async throws -> (Int, String) {
     let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: url), timeout: .seconds(10))
     return (Int(response.status.code), String(buffer: try await response.body.collect(upTo: 1 << 24)))
@@ -118,27 +112,32 @@ func get(_ url: String) async throws -> (Int, String) {
             ).0 == 200)
 
         let acknowledged = Acknowledged()
-        let leaderHint = LeaderHint(first)
+        let byFollowers = Acknowledged()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for client in 0..<6 {
                 group.addTask {
+                    // Clients write through every member: followers forward to the leader.
+                    var target = Region.ids[client % Region.ids.count]
                     for i in 0..<80 {
                         let name = "vm-\(client)-\(i)"
                         let body = #"{"name":"\#(name)","cpus":1,"memory_bytes":4194304,"request_id":"\#(name)"}"#
-                        // Retry with the same request id until some leader acknowledges it.
+                        // Retry with the same request id until a member acknowledges it.
                         let deadline = ContinuousClock.now + .seconds(30)
                         while ContinuousClock.now < deadline {
-                            let target = leaderHint.value.withLock { $0 }
                             if let base = region.base(target),
                                 let (status, _) = try? await post(base + "/v1/vms", body),
                                 status == 200
                             {
                                 acknowledged.names.withLock { $0.append(name) }
+                                if await region.cluster(target)["role"] == "follower" {
+                                    byFollowers.names.withLock { $0.append(name) }
+                                }
                                 break
                             }
-                            if let leader = try? await region.leader(timeout: .seconds(5)) {
-                                leaderHint.value.withLock { $0 = leader }
-                            }
+                            // That member is down, or the region is electing: try the next one.
+                            let position = Region.ids.firstIndex(of: target)!
+                            target = Region.ids[(position + 1) % Region.ids.count]
+                            try await Task.sleep(for: .milliseconds(20))
                         }
                     }
                 }
@@ -153,6 +152,7 @@ func get(_ url: String) async throws -> (Int, String) {
         }
         let acked = acknowledged.names.withLock { $0 }
         #expect(acked.count == 480)
+        #expect(byFollowers.names.withLock { $0.count } > 100, "intents acknowledged by followers")
         let second = try await region.leader()
         #expect(second != first)
 

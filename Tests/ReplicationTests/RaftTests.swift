@@ -11,6 +11,7 @@ struct TestCluster {
     var applied: [String: [LogEntry]] = [:]
     var reads: [String: [RaftReadState]] = [:]
     var snapshots: [String: RaftSnapshotMeta] = [:]
+    var forwarded: [String: [RaftForwardedProposal]] = [:]
 
     init(_ ids: [String], configuration: RaftConfiguration = RaftConfiguration()) {
         var voters: [String: String] = [:]
@@ -43,6 +44,7 @@ struct TestCluster {
                 if let last = ready.entries.last { members[id]!.persisted(through: last.index, term: last.term) }
                 applied[id, default: []].append(contentsOf: ready.committed)
                 reads[id, default: []].append(contentsOf: ready.reads)
+                forwarded[id, default: []].append(contentsOf: ready.forwarded)
                 if let snapshot = ready.snapshot { snapshots[id] = snapshot }
                 for message in ready.messages + ready.messagesAfterPersist { deliver(message) }
             }
@@ -221,6 +223,37 @@ struct TestCluster {
         cluster.members[leader]!.readIndex(context: 9)
         cluster.settle()
         #expect(cluster.reads[leader]?.contains { $0.context == 9 } == false)
+    }
+
+    @Test func followersForwardProposalsToTheLeader() throws {
+        var cluster = TestCluster(["a", "b", "c"])
+        let leader = cluster.electLeader()
+        let follower = ["a", "b", "c"].first { $0 != leader }!
+        #expect(throws: ReplicationError.self) { try cluster.members[follower]!.propose([Array("x".utf8)]) }
+        try cluster.members[follower]!.forward([Array("f1".utf8), Array("f2".utf8)], id: 5)
+        cluster.settle()
+        let answer = try #require(cluster.forwarded[follower]?.first)
+        let first = try #require(answer.firstIndex)
+        #expect(answer.id == 5 && answer.term == cluster.members[leader]!.term)
+        // Where the leader said they landed, every member applied them, in its term.
+        for id in ["a", "b", "c"] {
+            let landed = cluster.applied[id]!.filter { $0.index >= first && $0.index <= first + 1 }
+            #expect(landed.map { String(decoding: $0.payload, as: UTF8.self) } == ["f1", "f2"])
+            #expect(landed.allSatisfy { $0.term == answer.term })
+        }
+        // A leader handing over refuses, and says so at once.
+        let other = ["a", "b", "c"].first { $0 != leader && $0 != follower }!
+        cluster.cut = [other]
+        try cluster.members[leader]!.transferLeadership(to: other)
+        try cluster.members[follower]!.forward([Array("f3".utf8)], id: 6)
+        cluster.settle()
+        #expect(cluster.forwarded[follower]?.last == RaftForwardedProposal(id: 6, firstIndex: nil, term: answer.term))
+        #expect(!cluster.records(leader).contains("f3"))
+        // A node that leads does not forward; one that knows no leader cannot.
+        #expect(throws: ReplicationError.self) { try cluster.members[leader]!.forward([[1]], id: 7) }
+        var lonely = TestCluster(["x", "y", "z"])
+        #expect(throws: ReplicationError.self) { try lonely.members["x"]!.forward([[1]], id: 8) }
+        lonely.settle()
     }
 
     @Test func membershipPayloadsRoundTripAndRejectGarbage() throws {

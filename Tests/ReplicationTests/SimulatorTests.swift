@@ -32,17 +32,20 @@ import Testing
             var crashes = 0
             var snapshots = 0
             var changes = 0
+            var forwarded = 0
             for seed in UInt64(1)...10 {
                 let report = Simulation.run(SimulationOptions(seed: seed, nodes: 3))
                 crashes += report.crashes
                 snapshots += report.snapshotsSent
                 changes += report.membershipChanges
+                forwarded += report.forwardedWrites
             }
-            return ["\(crashes)", "\(snapshots)", "\(changes)"]
+            return ["\(crashes)", "\(snapshots)", "\(changes)", "\(forwarded)"]
         }
         #expect(Int(totals[0])! > 5, "crashes")
         #expect(Int(totals[1])! > 0, "snapshots sent")
         #expect(Int(totals[2])! > 10, "membership changes")
+        #expect(Int(totals[3])! > 10, "writes forwarded by followers")
     }
 
     static func failures(seeds: StrideThrough<Int>) -> [String] {

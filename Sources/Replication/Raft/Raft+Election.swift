@@ -56,6 +56,11 @@ extension Raft {
             }
         case .readIndexResponse(let context, let index):
             ready.reads.append(RaftReadState(context: context, index: index == 0 ? nil : index))
+        case .propose(let requestID, let payloads):
+            handleForwardedProposal(from: message.from, id: requestID, payloads: payloads)
+        case .proposeResponse(let requestID, let index):
+            ready.forwarded.append(
+                RaftForwardedProposal(id: requestID, firstIndex: index == 0 ? nil : index, term: message.term))
         }
     }
 
@@ -92,6 +97,9 @@ extension Raft {
             send(.appendResponse(accepted: false, index: 0, hintIndex: 0, hintTerm: 0), to: message.from)
         case .preVote:
             send(.preVoteResponse(granted: false), to: message.from)
+        case .propose(let requestID, _):
+            // Refused at once (the answer carries our term), rather than left to time out.
+            send(.proposeResponse(id: requestID, index: 0), to: message.from)
         default:
             break
         }

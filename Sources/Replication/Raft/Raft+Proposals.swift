@@ -10,6 +10,29 @@ extension Raft {
         return first...(first + UInt64(payloads.count) - 1)
     }
 
+    /// On a follower: sends `payloads` to the leader under `id`. The answer comes in a ready's
+    /// `forwarded` (and is lost with the message if the network drops it: callers time out).
+    public mutating func forward(_ payloads: [[UInt8]], id requestID: UInt64) throws {
+        guard role != .leader else {
+            throw ReplicationError(.invalidChange, "\(id) leads: it proposes, it does not forward")
+        }
+        guard let leader else {
+            throw ReplicationError(.unavailable, "\(id) knows no leader to forward to", leader: nil)
+        }
+        send(.propose(id: requestID, payloads: payloads), to: leader)
+    }
+
+    /// On the leader: appends a follower's forwarded proposal and tells it where it landed.
+    mutating func handleForwardedProposal(from follower: String, id requestID: UInt64, payloads: [[UInt8]]) {
+        guard !payloads.isEmpty, (try? checkCanPropose()) != nil else {
+            send(.proposeResponse(id: requestID, index: 0), to: follower)
+            return
+        }
+        let first = log.lastIndex + 1
+        appendAsLeader(payloads.map { LogEntry(index: 0, term: 0, kind: .record, payload: $0) })
+        send(.proposeResponse(id: requestID, index: first), to: follower)
+    }
+
     /// Proposes one membership change. Only one may be uncommitted at a time.
     public mutating func proposeMembership(_ change: RaftMembershipChange) throws -> UInt64 {
         try checkCanPropose()

@@ -43,6 +43,12 @@ public struct RaftMessage: Sendable, Equatable {
         case readIndex(context: UInt64)
         /// The read index for `context`; 0 if the leader could not serve it.
         case readIndexResponse(context: UInt64, index: UInt64)
+        /// A follower forwards a client's proposal to the leader under `id` (the follower's own
+        /// number for it), as etcd's MsgProp does.
+        case propose(id: UInt64, payloads: [[UInt8]])
+        /// The leader appended forwarded proposal `id` from `index` on, in the message's term;
+        /// `index` 0: it refused (it no longer leads, or is handing leadership over).
+        case proposeResponse(id: UInt64, index: UInt64)
     }
 }
 
@@ -75,6 +81,8 @@ extension RaftMessage.Body {
         case .timeoutNow: "timeoutNow"
         case .readIndex: "readIndex"
         case .readIndexResponse: "readIndexResponse"
+        case .propose: "propose"
+        case .proposeResponse: "proposeResponse"
         }
     }
 }

@@ -22,12 +22,15 @@ public struct RaftReady: Sendable, Equatable {
     public var committed: [LogEntry] = []
     /// Linearizable reads whose index is known: serve each once the applied index reaches it.
     public var reads: [RaftReadState] = []
+    /// Answers to proposals this follower forwarded to the leader.
+    public var forwarded: [RaftForwardedProposal] = []
     /// The role, term or leader changed.
     public var statusChanged = false
 
     public var isEmpty: Bool {
         messages.isEmpty && snapshot == nil && truncateFrom == nil && entries.isEmpty && hardState == nil
-            && messagesAfterPersist.isEmpty && committed.isEmpty && reads.isEmpty && !statusChanged
+            && messagesAfterPersist.isEmpty && committed.isEmpty && reads.isEmpty && forwarded.isEmpty
+            && !statusChanged
     }
 }
 
@@ -39,6 +42,20 @@ public struct RaftReadState: Sendable, Equatable {
     public init(context: UInt64, index: UInt64?) {
         self.context = context
         self.index = index
+    }
+}
+
+/// The leader's answer to a forwarded proposal: its entries start at `firstIndex` and were
+/// appended in `term` (they are the caller's once that index commits with that term); nil: refused.
+public struct RaftForwardedProposal: Sendable, Equatable {
+    public var id: UInt64
+    public var firstIndex: UInt64?
+    public var term: UInt64
+
+    public init(id: UInt64, firstIndex: UInt64?, term: UInt64) {
+        self.id = id
+        self.firstIndex = firstIndex
+        self.term = term
     }
 }
 

@@ -133,6 +133,15 @@ struct FrameWriter {
             u8(12)
             u64(context)
             u64(index)
+        case .propose(let id, let payloads):
+            u8(13)
+            u64(id)
+            u32(UInt32(payloads.count))
+            for payload in payloads { blob(payload) }
+        case .proposeResponse(let id, let index):
+            u8(14)
+            u64(id)
+            u64(index)
         }
     }
 }
@@ -234,6 +243,16 @@ struct FrameReader {
         case 10: body = .timeoutNow
         case 11: body = .readIndex(context: try u64())
         case 12: body = .readIndexResponse(context: try u64(), index: try u64())
+        case 13:
+            let id = try u64()
+            let count = Int(try u32())
+            // Each payload takes at least its 4-byte length.
+            guard count <= remaining / 4 else { throw RaftFrame.malformed("a proposal claims \(count) payloads") }
+            var payloads: [[UInt8]] = []
+            payloads.reserveCapacity(count)
+            for _ in 0..<count { payloads.append(try blob()) }
+            body = .propose(id: id, payloads: payloads)
+        case 14: body = .proposeResponse(id: try u64(), index: try u64())
         default: throw RaftFrame.malformed("unknown message type \(tag)")
         }
         return RaftMessage(from: from, to: to, term: term, body: body)

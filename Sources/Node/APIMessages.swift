@@ -90,9 +90,22 @@ struct RequestIDOnly: Decodable {
 struct SQLRequest: Decodable {
     var query: String
     var maxRows: Int?
+    var consistency: String?
 
     enum CodingKeys: String, CodingKey {
-        case query
+        case query, consistency
         case maxRows = "max_rows"
+    }
+
+    /// The consistency asked for (linearizable when none is given).
+    func readConsistency() throws -> ReadConsistency {
+        guard let consistency else { return .linearizable }
+        guard let parsed = ReadConsistency(rawValue: consistency) else {
+            throw NodeError(
+                .invalid,
+                "invalid consistency '\(consistency)': \(ReadConsistency.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
+        }
+        return parsed
     }
 }

@@ -10,6 +10,8 @@ public protocol Consensus: Sendable {
     var committed: IndexWatermark { get }
     /// Whether this node may propose now (workers that write, like the scheduler, run on the leader).
     var isLeader: Bool { get }
+    /// An index a linearizable read must see: the views answer it once they have applied this far.
+    func readIndex() async throws -> UInt64
 }
 
 /// A one-node group: an entry is committed as soon as the local log has it on disk. Concurrent
@@ -28,6 +30,9 @@ public final class LocalConsensus: Consensus {
     }
 
     public var isLeader: Bool { true }
+
+    /// One node is its own quorum: what it committed is all there is.
+    public func readIndex() async throws -> UInt64 { committed.value }
 
     public func propose(_ payloads: [[UInt8]]) async throws -> ClosedRange<UInt64> {
         let range = try await log.appendNext(term: term, payloads: payloads)

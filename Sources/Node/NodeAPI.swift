@@ -158,7 +158,8 @@ public enum NodeAPI {
         router.post("/v1/sql") { request, _ in
             try await handle {
                 let body = try await decode(SQLRequest.self, from: request)
-                let result = try await node.query.run(body.query, maxRows: body.maxRows)
+                let result = try await node.sql(
+                    body.query, maxRows: body.maxRows, consistency: try body.readConsistency())
                 return json(
                     .object([
                         ("columns", .array(result.columns.map { .string($0) })),

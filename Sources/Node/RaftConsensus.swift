@@ -18,8 +18,8 @@ public struct ReplicationConfiguration: Sendable {
     public var raft: RaftConfiguration
     /// The driver's clock: one Raft tick.
     public var tickInterval: Duration
-    /// How long a follower waits for the leader to answer an intent it forwarded.
-    public var forwardTimeout: Duration = .seconds(2)
+    /// How long a node waits for the leader to answer a forwarded intent or a read-index request.
+    public var leaderAnswerTimeout: Duration = .seconds(2)
 
     public init(
         listenHost: String, listenPort: Int, peers: [String: String], join: Bool = false,
@@ -55,17 +55,14 @@ public final class RaftConsensus: Consensus {
     let wake: AsyncStream<Void>.Continuation
     /// Addresses of the members, as the latest membership says.
     let addresses = Mutex<[String: String]>([:])
-    /// Proposals this follower forwarded to the leader, waiting for its answer.
-    let forwards = Mutex(ForwardedProposals())
-
-    struct ForwardedProposals: ~Copyable {
-        struct Waiter {
-            let count: Int
-            let deadline: ContinuousClock.Instant
-            let continuation: CheckedContinuation<(ClosedRange<UInt64>, UInt64), any Error>
-        }
-        var nextID: UInt64 = 1
-        var waiting: [UInt64: Waiter] = [:]
+    /// Proposals this follower forwarded to the leader, waiting for where they landed (first index, term).
+    let forwards = PendingAnswers<(first: UInt64, term: UInt64)> {
+        NodeError(
+            .unavailable, "the leader did not answer the forwarded intent in time; retry it with the same request id")
+    }
+    /// Linearizable reads waiting for their read index.
+    let reads = PendingAnswers<UInt64> {
+        NodeError(.unavailable, "the region did not confirm a read index in time (no leader, or no quorum); retry")
     }
 
     public init(nodeID: String, log: LogStore, configuration: ReplicationConfiguration, logger: Logger) throws {
@@ -137,69 +134,57 @@ public final class RaftConsensus: Consensus {
 
     /// Sends `payloads` to the leader; returns where it appended them, and in which term.
     private func forward(_ payloads: [[UInt8]]) async throws -> (ClosedRange<UInt64>, UInt64) {
-        try await withCheckedThrowingContinuation { continuation in
-            // The waiter is in place before the message can leave, so no answer finds nobody.
-            let id = forwards.withLock { forwards in
-                let id = forwards.nextID
-                forwards.nextID += 1
-                forwards.waiting[id] = ForwardedProposals.Waiter(
-                    count: payloads.count, deadline: .now + configuration.forwardTimeout, continuation: continuation)
-                return id
-            }
-            do {
-                try withRaft { raft in
-                    // Leadership may have come here since the caller looked.
-                    if raft.isLeader {
-                        let range = try raft.propose(payloads)
-                        resolveForward(id, with: .success((range, raft.term)))
-                    } else {
-                        try raft.forward(payloads, id: id)
-                    }
+        let count = UInt64(payloads.count)
+        let (first, term) = try await forwards.wait(timeout: configuration.leaderAnswerTimeout) { id in
+            try withRaft { raft in
+                if raft.isLeader {
+                    // Leadership came here since the caller looked.
+                    let range = try raft.propose(payloads)
+                    forwards.resolve(id, with: .success((range.lowerBound, raft.term)))
+                } else {
+                    try raft.forward(payloads, id: id)
                 }
-            } catch {
-                resolveForward(id, with: .failure(error))
             }
         }
-    }
-
-    /// Hands a forwarded proposal's outcome to its waiter (once; later answers find nobody).
-    private func resolveForward(_ id: UInt64, with result: Result<(ClosedRange<UInt64>, UInt64), any Error>) {
-        let waiter = forwards.withLock { $0.waiting.removeValue(forKey: id) }
-        waiter?.continuation.resume(with: result)
+        return (first...(first + count - 1), term)
     }
 
     /// The leader answered forwarded proposals.
     private func receiveForwarded(_ answers: [RaftForwardedProposal]) {
         for answer in answers {
-            guard let count = forwards.withLock({ $0.waiting[answer.id]?.count }) else { continue }
-            if let first = answer.firstIndex {
-                resolveForward(answer.id, with: .success((first...(first + UInt64(count) - 1), answer.term)))
-            } else {
-                resolveForward(
+            guard let first = answer.firstIndex else {
+                forwards.resolve(
                     answer.id,
                     with: .failure(
                         NodeError(
                             .unavailable,
                             "the leader refused the forwarded intent (leadership is changing); retry it with the same request id"
                         )))
+                continue
             }
+            forwards.resolve(answer.id, with: .success((first, answer.term)))
         }
     }
 
-    /// Fails forwarded proposals whose answer is overdue (`now` past their deadline), or all of them.
-    private func expireForwards(all: Bool = false) {
-        let now = ContinuousClock.now
-        let expired = forwards.withLock { forwards in
-            let ids = forwards.waiting.filter { all || $0.value.deadline <= now }.map(\.key)
-            return ids.compactMap { forwards.waiting.removeValue(forKey: $0) }
+    /// A linearizable read index: the commit index once a quorum has confirmed this region's leader
+    /// still leads (ReadIndex; a follower asks the leader). Serve the read once the views reach it.
+    public func readIndex() async throws -> UInt64 {
+        try await reads.wait(timeout: configuration.leaderAnswerTimeout) { context in
+            try withRaft { $0.readIndex(context: context) }
         }
-        for waiter in expired {
-            waiter.continuation.resume(
-                throwing: NodeError(
-                    .unavailable,
-                    all
-                        ? "the node is shutting down"
-                        : "the leader did not answer the forwarded intent in time; retry it with the same request id"))
+    }
+
+    private func receiveReads(_ answers: [RaftReadState]) {
+        for answer in answers {
+            if let index = answer.index {
+                reads.resolve(answer.context, with: .success(index))
+            } else {
+                reads.resolve(
+                    answer.context,
+                    with: .failure(
+                        NodeError(.unavailable, "the read index could not be confirmed (leadership is changing); retry")
+                    ))
+            }
         }
     }
 
@@ -265,14 +250,17 @@ public final class RaftConsensus: Consensus {
         logger.info("replication for \(group) on \(configuration.listenHost):\(port) as \(nodeID)")
         defer {
             wake.finish()
-            expireForwards(all: true)
+            let stopping = NodeError(.unavailable, "the node is shutting down")
+            forwards.failAll(stopping)
+            reads.failAll(stopping)
         }
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask {
                 while true {
                     try await Task.sleep(for: self.configuration.tickInterval)
                     self.state.withLock { $0.tick() }
-                    self.expireForwards()
+                    self.forwards.expireOverdue()
+                    self.reads.expireOverdue()
                     self.wake.yield()
                 }
             }
@@ -300,6 +288,7 @@ public final class RaftConsensus: Consensus {
             if ready.isEmpty { return }
             if ready.statusChanged { noteStatus() }
             receiveForwarded(ready.forwarded)
+            receiveReads(ready.reads)
             send(ready.messages)
             if let snapshot = ready.snapshot {
                 throw NodeError(

@@ -1,9 +1,11 @@
 import ArgumentParser
 import Foundation
+import Node
 import Query
 import Store
 
 extension ResultFormat: ExpressibleByArgument {}
+extension ReadConsistency: ExpressibleByArgument {}
 
 /// `dwcp sql QUERY`: read-only SQL over the fleet's views.
 struct SQL: AsyncParsableCommand {
@@ -19,10 +21,17 @@ struct SQL: AsyncParsableCommand {
     @Option(name: .long, help: "Refuse results with more rows than this.")
     var maxRows: Int?
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "local (this node's views), leader (the leader's, no quorum round) or linearizable (sees every acknowledged intent).",
+            valueName: "level"))
+    var consistency: ReadConsistency = .linearizable
+
     @OptionGroup var client: ClientOptions
 
     func run() async throws {
-        var fields: [(String, JSONValue)] = [("query", .string(query))]
+        var fields: [(String, JSONValue)] = [("query", .string(query)), ("consistency", .string(consistency.rawValue))]
         if let maxRows {
             guard maxRows > 0 else { throw CLIError(.usage, "--max-rows must be 1 or more") }
             fields.append(("max_rows", .int(Int64(maxRows))))

@@ -112,6 +112,14 @@ func post(_ url: String, _ body: String) async throws -> (Int, String) {
     return (Int(response.status.code), String(buffer: try await response.body.collect(upTo: 1 << 24)))
 }
 
+func put(_ url: String, _ body: String) async throws -> (Int, String) {
+    var request = HTTPClientRequest(url: url)
+    request.method = .PUT
+    request.body = .bytes(ByteBuffer(string: body))
+    let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+    return (Int(response.status.code), String(buffer: try await response.body.collect(upTo: 1 << 24)))
+}
+
 /// The names of the VMs a node's views hold (`vm-C-I` names only), asked over SQL.
 func vmNames(_ base: String) async throws -> Set<String> {
     let (status, body) = try await post(base + "/v1/sql", #"{"query":"SELECT name FROM vms","max_rows":100000}"#)

@@ -1,0 +1,31 @@
+import Query
+
+extension Node {
+    /// Runs a read-only query once the views are as fresh as `consistency` asks.
+    public func sql(
+        _ query: String, maxRows: Int? = nil, consistency: ReadConsistency = .linearizable
+    ) async throws -> QueryResult {
+        try await waitForViews(consistency)
+        return try await self.query.run(query, maxRows: maxRows)
+    }
+
+    /// Waits until the views may answer a read of this consistency.
+    func waitForViews(_ consistency: ReadConsistency) async throws {
+        switch consistency {
+        case .local:
+            return
+        case .leader:
+            guard consensus.isLeader else {
+                let leader = raft?.status.leader
+                throw NodeError(
+                    .unavailable,
+                    "\(configuration.nodeID) is not the leader\(leader.map { " (\($0) is)" } ?? ""): ask the leader, or use --consistency linearizable or local"
+                )
+            }
+            _ = try await applied.wait(until: consensus.committed.value)
+        case .linearizable:
+            let index = try await consensus.readIndex()
+            _ = try await applied.wait(until: index)
+        }
+    }
+}

@@ -255,7 +255,7 @@ func firstDifference(_ a: String, _ b: String) -> String {
             ["sql", "SELECT name, cpus_used FROM hosts", "--format", "csv"] + server, in: dir)
         #expect(out == "name,cpus_used\r\nh1,2\r\n")
         (status, out, _) = try await runCLI(["sql", ".tables", "--format", "table"] + server, in: dir)
-        #expect(out.contains("vm_events") && out.contains("(7 rows)"))
+        #expect(out.contains("vm_events") && out.contains("(8 rows)"))
         (status, out, _) = try await runCLI(["watch", "--from-index", "1", "--limit", "3"] + server, in: dir)
         #expect(out.split(separator: "\n").count == 3)
         #expect(out.hasPrefix(#"{"log_index":1,"term":1,"kind":"host.added""#))

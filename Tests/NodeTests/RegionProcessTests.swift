@@ -242,6 +242,10 @@ func get(_ url: String) async throws -> (Int, String) {
         let (refused, _, why) = try await runCLI(
             ["sql", "SELECT 1", "--consistency", "leader", "--server", follower], in: dir)
         #expect(refused != 0 && why.contains("not the leader") && why.contains(leader), "\(why)")
+        // The members table holds the membership the log says.
+        let (_, members) = try await post(
+            stoppedBase + "/v1/sql", #"{"query":"SELECT id || ':' || role AS m FROM members ORDER BY id"}"#)
+        #expect(members.contains(#"["n1:voter"],["n2:voter"],["n3:voter"]"#), "\(members)")
         let (bad, _, usage) = try await runCLI(
             ["sql", "SELECT 1", "--consistency", "eventual", "--server", follower], in: dir)
         #expect(bad == 64 && usage.contains("eventual"), "\(usage)")

@@ -121,7 +121,9 @@ import Testing
         let tables = try await f.engine.run(".tables").rows.map { $0[0] }
         #expect(
             tables
-                == ["dwcp_state", "hosts", "intents", "placements", "vm_events", "vm_starts", "vms"].map { .string($0) }
+                == ["dwcp_state", "hosts", "intents", "members", "placements", "vm_events", "vm_starts", "vms"].map {
+                    .string($0)
+                }
         )
         let schema = try await f.engine.run(".schema vms")
         #expect(schema.rows.first?.first.map { ResultFormat.plain($0).hasPrefix("CREATE TABLE vms") } == true)

@@ -126,4 +126,35 @@ typealias Record = Store.Record
         #expect(throws: StoreError.self) { try views.apply(Array(entries[3...])) }
         #expect(try views.appliedIndex() == 0)
     }
+
+    @Test("membership entries become the members table; a malformed one stops the apply, naming the entry")
+    func membersTable() throws {
+        let dir = TemporaryDirectory()
+        let views = try ViewStore(path: dir.file("views.sqlite"))
+        func membership(_ voters: [String: String], _ learners: [String: String] = [:], at index: UInt64) -> LogEntry {
+            LogEntry(
+                index: index, term: 1, kind: .membership,
+                payload: MembershipRecord(voters: voters, learners: learners).encoded())
+        }
+        func members() throws -> [String] {
+            try views.pool.read { db in
+                try Row.fetchAll(db, sql: "SELECT * FROM members ORDER BY id").map {
+                    "\($0["id"] as String) \($0["address"] as String) \($0["role"] as String) \($0["since_index"] as Int64)"
+                }
+            }
+        }
+        try views.apply([
+            membership(["a": "h:1", "b": "h:2", "c": "h:3"], at: 1),
+            LogEntry(index: 2, term: 2, kind: .noop, payload: []),
+            membership(["a": "h:1", "b": "h:2", "c": "h:3"], ["d": "h:4"], at: 3),
+        ])
+        #expect(try members() == ["a h:1 voter 1", "b h:2 voter 1", "c h:3 voter 1", "d h:4 learner 3"])
+        try views.apply([membership(["a": "h:1", "c": "h:3", "d": "h:4"], at: 4)])
+        #expect(try members() == ["a h:1 voter 1", "c h:3 voter 1", "d h:4 voter 4"])
+        #expect(throws: StoreError.self) {
+            try views.apply([LogEntry(index: 5, term: 2, kind: .membership, payload: Array("x y".utf8))])
+        }
+        #expect(try views.appliedIndex() == 4)
+        #expect(try members().count == 3)
+    }
 }

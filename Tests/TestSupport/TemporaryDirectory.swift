@@ -1,6 +1,7 @@
 import Foundation
 
-/// A fresh directory under the system's temporary directory, removed when the test is done with it.
+/// A fresh directory under the system's temporary directory, removed when the test is done with it
+/// (kept, for a look at the nodes' logs, when `DWCP_KEEP_TEST_DIRS` is set).
 public final class TemporaryDirectory: @unchecked Sendable {
     public let path: String
 
@@ -10,6 +11,7 @@ public final class TemporaryDirectory: @unchecked Sendable {
     }
 
     deinit {
+        guard ProcessInfo.processInfo.environment["DWCP_KEEP_TEST_DIRS"] == nil else { return }
         try? FileManager.default.removeItem(atPath: path)
     }
 

@@ -29,28 +29,18 @@ public struct RaftMembership: Sendable, Equatable, CustomStringConvertible {
         return learnerList.isEmpty ? "voters {\(voterList)}" : "voters {\(voterList)} learners {\(learnerList)}"
     }
 
-    /// The entry payload: one line per member, `v|l id address`, sorted, UTF-8.
+    /// The entry payload (``MembershipRecord``'s wire form).
     public func encoded() -> [UInt8] {
-        var lines: [String] = []
-        for id in voters.keys.sorted() { lines.append("v \(id) \(voters[id]!)") }
-        for id in learners.keys.sorted() { lines.append("l \(id) \(learners[id]!)") }
-        return Array(lines.joined(separator: "\n").utf8)
+        MembershipRecord(voters: voters, learners: learners).encoded()
     }
 
     /// Decodes ``encoded()``; a malformed payload is an error naming the line.
     public init(decoding payload: [UInt8]) throws {
-        self.init()
-        let text = String(decoding: payload, as: UTF8.self)
-        for line in text.split(separator: "\n") {
-            let parts = line.split(separator: " ", omittingEmptySubsequences: false)
-            guard parts.count == 3, !parts[1].isEmpty else {
-                throw ReplicationError(.malformed, "membership entry has a malformed line \"\(line)\"")
-            }
-            switch parts[0] {
-            case "v": voters[String(parts[1])] = String(parts[2])
-            case "l": learners[String(parts[1])] = String(parts[2])
-            default: throw ReplicationError(.malformed, "membership entry has a malformed line \"\(line)\"")
-            }
+        do {
+            let record = try MembershipRecord(decoding: payload)
+            self.init(voters: record.voters, learners: record.learners)
+        } catch let error as StoreError {
+            throw ReplicationError(.malformed, error.message)
         }
     }
 }

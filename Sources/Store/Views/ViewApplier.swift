@@ -1,3 +1,4 @@
+import Foundation
 import GRDB
 
 /// Applies log entries to the views: the deterministic state machine of the fleet.
@@ -38,6 +39,15 @@ enum ViewApplier {
                     break
                 }
                 try apply(record, index: Int64(entry.index), db: db)
+            } else if entry.kind == .membership {
+                let membership: MembershipRecord
+                do {
+                    membership = try MembershipRecord(decoding: entry.payload)
+                } catch let error as StoreError {
+                    failure = StoreError(error.code, "log entry \(entry.index): \(error.message)", index: entry.index)
+                    break
+                }
+                try apply(membership, index: Int64(entry.index), db: db)
             }
             applied = entry.index
             appliedTerm = entry.term
@@ -48,6 +58,26 @@ enum ViewApplier {
                 arguments: [Int64(applied), Int64(appliedTerm)])
         }
         return BatchOutcome(appliedIndex: applied, failure: failure)
+    }
+
+    /// The `members` table becomes the membership: unchanged members keep the index they got
+    /// their role at, the others take this entry's.
+    static func apply(_ membership: MembershipRecord, index: Int64, db: Database) throws {
+        let wanted =
+            membership.voters.map { ($0.key, $0.value, "voter") }
+            + membership.learners.map { ($0.key, $0.value, "learner") }
+        try db.execute(
+            sql: "DELETE FROM members WHERE id NOT IN (SELECT value FROM json_each(?))",
+            arguments: [String(decoding: try JSONEncoder().encode(wanted.map(\.0)), as: UTF8.self)])
+        for (id, address, role) in wanted {
+            try db.execute(
+                sql: """
+                    INSERT INTO members (id, address, role, since_index) VALUES (?, ?, ?, ?)
+                    ON CONFLICT (id) DO UPDATE SET address = excluded.address, role = excluded.role,
+                        since_index = excluded.since_index
+                    WHERE members.address <> excluded.address OR members.role <> excluded.role
+                    """, arguments: [id, address, role, index])
+        }
     }
 
     static func apply(_ record: Record, index: Int64, db: Database) throws {

@@ -18,6 +18,8 @@ public final class Node: Service, Sendable {
     public let consensus: any Consensus
     /// The index the views have applied up to.
     public let applied: IndexWatermark
+    /// The views snapshots a compacted log starts behind (`DATA/snapshots`).
+    public let snapshots: ViewSnapshots
     let scheduler: SchedulerWorker
     let logger: Logger
 
@@ -33,7 +35,16 @@ public final class Node: Service, Sendable {
         if let reason = views.rebuildReason {
             logger.notice("\(reason): rebuilding the views from the log (\(entries) entries)")
         }
-        let appliedIndex = try views.appliedIndex()
+        applied = IndexWatermark(0)
+        snapshots = try ViewSnapshots(
+            directory: configuration.dataDirectory + "/snapshots", views: views, applied: applied, logger: logger)
+        var appliedIndex = try views.appliedIndex()
+        if appliedIndex < log.snapshot.index {
+            // Views rebuilt or lost on a compacted log (or a snapshot install cut short): start
+            // from the snapshot the log begins behind.
+            try snapshots.installAtStart(log.snapshot.index)
+            appliedIndex = try views.appliedIndex()
+        }
         if appliedIndex + 1 < log.firstIndex {
             throw NodeError(
                 .unavailable,
@@ -53,7 +64,8 @@ public final class Node: Service, Sendable {
                 maxRows: configuration.queryLimits.maxRows))
         if let replication = configuration.replication {
             consensus = try RaftConsensus(
-                nodeID: configuration.nodeID, log: log, configuration: replication, logger: logger)
+                nodeID: configuration.nodeID, log: log, snapshots: snapshots, configuration: replication,
+                logger: logger)
         } else {
             consensus = LocalConsensus(log: log)
         }
@@ -66,7 +78,7 @@ public final class Node: Service, Sendable {
         if caughtUp > appliedIndex {
             logger.notice("applied log entries \(appliedIndex + 1)...\(caughtUp) to the views")
         }
-        applied = IndexWatermark(caughtUp)
+        applied.advance(to: caughtUp)
         scheduler = SchedulerWorker()
         logger.info(
             "node \(configuration.nodeID) opened \(configuration.dataDirectory): log \(log.firstIndex)...\(log.lastIndex), views at \(caughtUp)"
@@ -120,7 +132,16 @@ public final class Node: Service, Sendable {
     private func applyCommitted(through target: UInt64) async throws {
         var next = applied.value + 1
         while next <= target {
-            let batch = try log.entries(in: next...target, maxCount: 4096)
+            let batch: [LogEntry]
+            do {
+                batch = try log.entries(in: next...target, maxCount: 4096)
+            } catch let error as StoreError where error.code == .compacted {
+                // A snapshot from the leader replaced these entries; installing it moves the
+                // applied index past them.
+                _ = try await applied.wait(until: log.snapshot.index)
+                next = applied.value + 1
+                continue
+            }
             guard !batch.isEmpty else {
                 throw StoreError(.corruptEntry, "log entry \(next) is missing", index: next)
             }

@@ -18,12 +18,18 @@ public struct ReplicationConfiguration: Sendable {
     public var raft: RaftConfiguration
     /// The driver's clock: one Raft tick.
     public var tickInterval: Duration
+    /// With 10 ms ticks: heartbeats every 30 ms, elections after 300–600 ms of silence. Shorter
+    /// timeouts fail over faster but call spurious elections on a loaded machine (etcd's default
+    /// election timeout is 1 s).
+    public static let defaultRaft = RaftConfiguration(electionTicks: 30, heartbeatTicks: 3)
     /// How long a node waits for the leader to answer a forwarded intent or a read-index request.
     public var leaderAnswerTimeout: Duration = .seconds(2)
+    /// Take a views snapshot and compact the log behind it every this many applied entries.
+    public var snapshotEvery: UInt64 = 10_000
 
     public init(
         listenHost: String, listenPort: Int, peers: [String: String], join: Bool = false,
-        raft: RaftConfiguration = RaftConfiguration(), tickInterval: Duration = .milliseconds(10)
+        raft: RaftConfiguration = Self.defaultRaft, tickInterval: Duration = .milliseconds(10)
     ) {
         self.listenHost = listenHost
         self.listenPort = listenPort
@@ -65,9 +71,19 @@ public final class RaftConsensus: Consensus {
         NodeError(.unavailable, "the region did not confirm a read index in time (no leader, or no quorum); retry")
     }
 
-    public init(nodeID: String, log: LogStore, configuration: ReplicationConfiguration, logger: Logger) throws {
+    /// The views snapshots this node takes, sends and installs.
+    let snapshots: ViewSnapshots
+    /// Snapshots to stream to members that need them (peer, snapshot), in order.
+    let snapshotSends: AsyncStream<RaftMessage>
+    let snapshotSendQueue: AsyncStream<RaftMessage>.Continuation
+
+    public init(
+        nodeID: String, log: LogStore, snapshots: ViewSnapshots, configuration: ReplicationConfiguration,
+        logger: Logger
+    ) throws {
         self.nodeID = nodeID
         self.log = log
+        self.snapshots = snapshots
         self.configuration = configuration
         self.logger = logger
         group = log.group
@@ -93,10 +109,21 @@ public final class RaftConsensus: Consensus {
             )
         }
         let snapshot = log.snapshot
+        var snapshotMembership = RaftMembership()
+        if snapshot.index > 0 {
+            // The membership at the snapshot is in the snapshot's own members table.
+            guard FileManager.default.fileExists(atPath: snapshots.path(snapshot.index)) else {
+                throw NodeError(
+                    .unavailable,
+                    "the log is compacted through \(snapshot.index) but \(snapshots.path(snapshot.index)) is missing")
+            }
+            let described = try ViewSnapshots.describe(path: snapshots.path(snapshot.index)).membership
+            snapshotMembership = RaftMembership(voters: described.voters, learners: described.learners)
+        }
         let raft = Raft(
             id: nodeID, configuration: configuration.raft, seed: Self.seed(nodeID),
             hardState: hardState,
-            snapshot: RaftSnapshotMeta(index: snapshot.index, term: snapshot.term, membership: RaftMembership()),
+            snapshot: RaftSnapshotMeta(index: snapshot.index, term: snapshot.term, membership: snapshotMembership),
             entries: entries)
         committed = IndexWatermark(min(log.hardState.commit, log.lastIndex))
         state = Mutex(raft)
@@ -105,6 +132,7 @@ public final class RaftConsensus: Consensus {
         addresses.withLock { $0 = configuration.peers.merging(raft.membership.all) { _, logged in logged } }
         transport = RaftTransport(logger: logger)
         (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        (snapshotSends, snapshotSendQueue) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(16))
     }
 
     /// The first entry and hard state of a new region, still to be written.
@@ -250,6 +278,7 @@ public final class RaftConsensus: Consensus {
         logger.info("replication for \(group) on \(configuration.listenHost):\(port) as \(nodeID)")
         defer {
             wake.finish()
+            snapshotSendQueue.finish()
             let stopping = NodeError(.unavailable, "the node is shutting down")
             forwards.failAll(stopping)
             reads.failAll(stopping)
@@ -266,11 +295,25 @@ public final class RaftConsensus: Consensus {
             }
             tasks.addTask {
                 for await frame in self.transport.inbound {
-                    guard frame.group == self.group, frame.message.to == self.nodeID else { continue }
-                    self.state.withLock { $0.step(frame.message) }
-                    self.wake.yield()
+                    guard frame.group == self.group, frame.recipient == self.nodeID else { continue }
+                    switch frame.content {
+                    case .snapshotChunk(let chunk):
+                        _ = self.snapshots.receive(chunk)
+                    case .message(let message):
+                        if case .snapshot(let meta) = message.body, !self.snapshotDataArrived(meta) {
+                            self.logger.debug(
+                                "\(self.group): snapshot \(meta.index) announced before its data; dropped")
+                            continue
+                        }
+                        self.state.withLock { $0.step(message) }
+                        self.wake.yield()
+                    }
                 }
             }
+            tasks.addTask {
+                for await message in self.snapshotSends { self.stream(message) }
+            }
+            tasks.addTask { try await self.takeSnapshots() }
             tasks.addTask {
                 for await _ in self.wakeups {
                     try await self.processReadies()
@@ -291,15 +334,22 @@ public final class RaftConsensus: Consensus {
             receiveReads(ready.reads)
             send(ready.messages)
             if let snapshot = ready.snapshot {
-                throw NodeError(
-                    .unavailable,
-                    "\(nodeID) was sent a snapshot at \(snapshot.index), and installing snapshots is not built yet")
+                // The file is kept before the log starts over behind it: a node that crashes before
+                // its views are replaced restores them from it when it starts.
+                try snapshots.adoptReceived(snapshot.index)
             }
             var truncateFrom = ready.truncateFrom
             if let first = ready.entries.first, first.index <= log.lastIndex {
                 truncateFrom = min(truncateFrom ?? first.index, first.index)
             }
-            try await log.write(truncateFrom: truncateFrom, entries: ready.entries, hardState: ready.hardState)
+            try await log.write(
+                snapshot: ready.snapshot.map { ($0.index, $0.term) }, truncateFrom: truncateFrom,
+                entries: ready.entries, hardState: ready.hardState)
+            if let snapshot = ready.snapshot {
+                try await snapshots.install(snapshot.index)
+                committed.advance(to: snapshot.index)
+                snapshots.prune(keeping: snapshot.index)
+            }
             send(ready.messagesAfterPersist)
             if let last = ready.entries.last {
                 state.withLock { $0.persisted(through: last.index, term: last.term) }
@@ -314,6 +364,11 @@ public final class RaftConsensus: Consensus {
         guard !messages.isEmpty else { return }
         let known = addresses.withLock { $0 }
         for message in messages {
+            if case .snapshot = message.body {
+                // The data goes first, on the snapshot sender's own task; the message follows it.
+                snapshotSendQueue.yield(message)
+                continue
+            }
             guard let address = known[message.to] else { continue }
             transport.send(RaftFrame(group: group, message: message), to: address)
         }

@@ -36,6 +36,11 @@ struct Serve: AsyncParsableCommand {
     @Flag(name: .long, help: "Join an existing region (added there with `dwcp cluster add-member`).")
     var join = false
 
+    @Option(
+        name: .long,
+        help: "Snapshot the views and compact the log behind them every this many entries (replicated nodes).")
+    var snapshotEvery: UInt64 = 10_000
+
     func validate() throws {
         if !peer.isEmpty || join {
             guard let listen else { throw ValidationError("--peer and --join need --listen HOST:PORT") }
@@ -44,6 +49,7 @@ struct Serve: AsyncParsableCommand {
         } else if listen != nil {
             throw ValidationError("--listen needs --peer ID@HOST:PORT (a new region) or --join")
         }
+        guard snapshotEvery >= 1 else { throw ValidationError("--snapshot-every must be 1 or more") }
         try Validation.name(nodeID, what: "node")
         try Validation.name(region, what: "region")
         guard Logger.Level(rawValue: logLevel) != nil else {
@@ -65,8 +71,10 @@ struct Serve: AsyncParsableCommand {
                 members[id] = address
             }
             if !join, members[nodeID] == nil { members[nodeID] = listen }
-            configuration.replication = ReplicationConfiguration(
+            var replication = ReplicationConfiguration(
                 listenHost: listenHost, listenPort: listenPort, peers: members, join: join)
+            replication.snapshotEvery = snapshotEvery
+            configuration.replication = replication
         }
         try await runNode(configuration, logLevel: Logger.Level(rawValue: logLevel) ?? .info)
     }

@@ -7,27 +7,35 @@ import Testing
 
 @testable import Store
 
-/// Three `dwcp serve` processes on loopback forming one region.
+/// Three `dwcp serve` processes on loopback forming one region, and a fourth (`n4`) that can
+/// join it later.
 final class Region: Sendable {
     let directory: TemporaryDirectory
     let replicationPorts: [Int]
+    let extraArguments: [String]
     let processes = Mutex<[String: DwcpProcess]>([:])
     let apiPorts = Mutex<[String: Int]>([:])
     static let ids = ["n1", "n2", "n3"]
+    static let joiner = "n4"
 
-    init(_ directory: TemporaryDirectory) throws {
+    init(_ directory: TemporaryDirectory, extraArguments: [String] = []) throws {
         self.directory = directory
-        replicationPorts = try Self.ids.map { _ in try closedPort() }
+        self.extraArguments = extraArguments
+        replicationPorts = try (Self.ids + [Self.joiner]).map { _ in try closedPort() }
+    }
+
+    func replicationAddress(_ id: String) -> String {
+        "127.0.0.1:\(replicationPorts[(Self.ids + [Self.joiner]).firstIndex(of: id)!])"
     }
 
     func arguments(_ id: String) -> [String] {
-        let position = Self.ids.firstIndex(of: id)!
         var arguments = [
             "serve", "--data-dir", directory.file(id), "--node-id", id, "--region", "eu", "--api", "127.0.0.1:0",
-            "--no-host-agent", "--listen", "127.0.0.1:\(replicationPorts[position])",
+            "--no-host-agent", "--listen", replicationAddress(id),
         ]
-        for (other, port) in zip(Self.ids, replicationPorts) { arguments += ["--peer", "\(other)@127.0.0.1:\(port)"] }
-        return arguments
+        for other in Self.ids { arguments += ["--peer", "\(other)@\(replicationAddress(other))"] }
+        if id == Self.joiner { arguments.append("--join") }
+        return arguments + extraArguments
     }
 
     func start(_ id: String, tag: String) async throws {
@@ -74,8 +82,25 @@ final class Region: Sendable {
     }
 
     func stopAll() async throws {
-        for id in Self.ids where base(id) != nil { _ = try await kill(id, SIGTERM) }
+        for id in Self.ids + [Self.joiner] where base(id) != nil { _ = try await kill(id, SIGTERM) }
     }
+
+    /// Waits until every running member has applied at least what `id` has committed; returns
+    /// the members' applied indexes.
+    func waitForCatchUp(to id: String, timeout: Duration = .seconds(30)) async throws -> [String: String] {
+        let target = UInt64(await cluster(id)["commit_index"] ?? "") ?? .max
+        let running = (Self.ids + [Self.joiner]).filter { base($0) != nil }
+        let deadline = ContinuousClock.now + timeout
+        var applied: [String: String] = [:]
+        while ContinuousClock.now < deadline {
+            for member in running { applied[member] = await cluster(member)["applied_index"] ?? "" }
+            if applied.values.allSatisfy({ (UInt64($0) ?? 0) >= target }) { return applied }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw CLIFailure("members did not catch up with \(id)'s commit index \(target): \(applied)")
+    }
+
+    func stderr(_ id: String) -> String { processes.withLock { $0[id]?.stderr ?? "" } }
 }
 
 /// Writes raw bytes to a loopback TCP port and closes the connection.
@@ -250,5 +275,96 @@ func get(_ url: String) async throws -> (Int, String) {
             ["sql", "SELECT 1", "--consistency", "eventual", "--server", follower], in: dir)
         #expect(bad == 64 && usage.contains("eventual"), "\(usage)")
         try await region.stopAll()
+    }
+
+    /// Creates VMs `prefix-0..<count` through `member`, retrying each at the other members.
+    static func createVMs(_ region: Region, prefix: String, count: Int, via member: String) async throws -> [String] {
+        var names: [String] = []
+        for i in 0..<count {
+            let name = "vm-\(prefix)-\(i)"
+            let body = #"{"name":"\#(name)","cpus":1,"memory_bytes":4194304,"request_id":"\#(name)"}"#
+            var done = false
+            for attempt in 0..<50 where !done {
+                let target = attempt == 0 ? member : (Region.ids + [Region.joiner])[attempt % 4]
+                if let base = region.base(target), let (status, _) = try? await post(base + "/v1/vms", body),
+                    status == 200
+                {
+                    done = true
+                } else {
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+            }
+            guard done else { throw CLIFailure("no member acknowledged \(name)") }
+            names.append(name)
+        }
+        return names
+    }
+
+    @Test(
+        "snapshots: a member down while the log was compacted catches up by snapshot; a new member joins by one; compacted members restart"
+    )
+    func snapshotCatchUpAndJoin() async throws {
+        let dir = TemporaryDirectory()
+        let region = try Region(dir, extraArguments: ["--snapshot-every", "40"])
+        for id in Region.ids { try await region.start(id, tag: "first") }
+        let leader = try await region.leader()
+        #expect(
+            try await post(
+                region.base(leader)! + "/v1/hosts", #"{"name":"h1","cpus":65536,"memory_bytes":1125899906842624}"#
+            ).0 == 200)
+        var created = try await Self.createVMs(region, prefix: "101", count: 10, via: leader)
+
+        // One follower stops; the others go on long enough to compact their logs several times.
+        let away = Region.ids.first { $0 != leader }!
+        let stayed = Region.ids.filter { $0 != away }
+        #expect(try await region.kill(away, SIGTERM) == 0)
+        created += try await Self.createVMs(region, prefix: "102", count: 150, via: stayed[0])
+        let (_, status) = try await get(region.base(leader)! + "/v1/status")
+        let firstIndex = Int(status.firstMatch(of: #/"first_index":(\d+)/#)?.output.1 ?? "") ?? 0
+        #expect(firstIndex > 100, "the leader's log was compacted: \(status)")
+
+        try await region.start(away, tag: "second")
+        _ = try await region.waitForCatchUp(to: leader)
+        #expect(region.stderr(away).contains("installed views snapshot"), "\(region.stderr(away).suffix(3000))")
+        for id in Region.ids {
+            let missing = Set(created).subtracting(try await vmNames(region.base(id)!))
+            #expect(missing.isEmpty, "\(id) lacks \(missing.prefix(5))")
+        }
+
+        // A new member joins: added as a learner, it catches up by snapshot, then is promoted.
+        try await region.start(Region.joiner, tag: "first")
+        let (added, addBody) = try await post(
+            region.base(leader)! + "/v1/cluster/members",
+            #"{"id":"n4","address":"\#(region.replicationAddress(Region.joiner))","learner":true}"#)
+        #expect(added == 200, "\(addBody)")
+        _ = try await region.waitForCatchUp(to: leader)
+        let (promoted, promoteBody) = try await post(region.base(leader)! + "/v1/cluster/members/n4/promote", "")
+        #expect(promoted == 200, "\(promoteBody)")
+        created += try await Self.createVMs(region, prefix: "103", count: 20, via: Region.joiner)
+        _ = try await region.waitForCatchUp(to: leader)
+        #expect(region.stderr(Region.joiner).contains("installed views snapshot"))
+        let (_, members) = try await post(
+            region.base(Region.joiner)! + "/v1/sql",
+            #"{"query":"SELECT id || ':' || role FROM members ORDER BY id","consistency":"local"}"#)
+        #expect(members.contains(#"["n1:voter"],["n2:voter"],["n3:voter"],["n4:voter"]"#), "\(members)")
+
+        // Every member restarts from its compacted log and snapshot; one without its views file.
+        try await region.stopAll()
+        try FileManager.default.removeItem(atPath: dir.file(stayed[1]) + "/views.sqlite")
+        for id in Region.ids + [Region.joiner] { try await region.start(id, tag: "third") }
+        let newLeader = try await region.leader()
+        created += try await Self.createVMs(region, prefix: "104", count: 5, via: newLeader)
+        _ = try await region.waitForCatchUp(to: newLeader)
+        for id in Region.ids + [Region.joiner] {
+            let missing = Set(created).subtracting(try await vmNames(region.base(id)!))
+            #expect(missing.isEmpty, "\(id) lacks \(missing.prefix(5)) after restarting")
+        }
+        try await region.stopAll()
+        let dumps = try (Region.ids + [Region.joiner]).map {
+            try ViewStore(path: dir.file($0) + "/views.sqlite").dump()
+        }
+        for dump in dumps.dropFirst() {
+            #expect(dump == dumps[0], "\(firstDifference(dumps[0], dump))")
+        }
     }
 }

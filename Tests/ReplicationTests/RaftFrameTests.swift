@@ -33,6 +33,22 @@ import Testing
         }
     }
 
+    @Test func snapshotChunksRoundTripAndMustFitTheirSnapshot() throws {
+        let chunk = SnapshotChunk(
+            from: "a", to: "b", index: 320, term: 2, offset: 1 << 20, totalBytes: (1 << 20) + 3, checksum: 0xdead_beef,
+            data: [1, 2, 3])
+        let frame = RaftFrame(group: "region", chunk: chunk)
+        #expect(try RaftFrame(body: Array(frame.encoded()[4...])) == frame)
+        #expect(frame.message == nil && frame.recipient == "b")
+        // A chunk that claims to run past the snapshot's end (or overflow) is malformed.
+        for offset: UInt64 in [(1 << 20) + 1, .max - 1] {
+            var bad = chunk
+            bad.offset = offset
+            let body = Array(RaftFrame(group: "region", chunk: bad).encoded()[4...])
+            #expect(throws: ReplicationError.self) { try RaftFrame(body: body) }
+        }
+    }
+
     @Test func everyFlippedBitIsCaught() {
         let frame = RaftFrame(
             group: "region", message: RaftMessage(from: "a", to: "b", term: 5, body: Self.messages[4]))

@@ -206,6 +206,22 @@ struct TestCluster {
         }
     }
 
+    @Test func aLearnerAddedToAQuietCompactedGroupCatchesUpBySnapshot() throws {
+        var cluster = TestCluster(["a", "b", "c"])
+        let leader = cluster.electLeader()
+        for i in 0..<20 { _ = try cluster.members[leader]!.propose([Array("e\(i)".utf8)]) }
+        cluster.settle()
+        for id in ["a", "b", "c"] { cluster.members[id]!.compact(through: cluster.members[id]!.applied) }
+        cluster.join("d")
+        _ = try cluster.members[leader]!.proposeMembership(.addLearner(id: "d", address: "addr-d"))
+        cluster.settle()
+        // Nothing else is proposed: the heartbeats alone must bring the learner up to date.
+        cluster.tick(10)
+        #expect(cluster.snapshots["d"] != nil)
+        #expect(cluster.members["d"]!.lastIndex == cluster.members[leader]!.lastIndex)
+        #expect(cluster.members["d"]!.membership.learners["d"] == "addr-d")
+    }
+
     @Test func readIndexNeedsAQuorumAndFollowersAskTheLeader() throws {
         var cluster = TestCluster(["a", "b", "c"])
         let leader = cluster.electLeader()

@@ -35,7 +35,9 @@ extension Raft {
         guard var member = progress[peer] else { return }
         member.probeSent = false
         progress[peer] = member
-        if member.match < log.lastIndex { sendAppend(to: peer, allowEmpty: false) }
+        // Behind: send what it lacks, or, if nothing new is due (a member just added starts at the
+        // leader's last index), an empty probe that finds where its log ends.
+        if member.match < log.lastIndex { sendAppend(to: peer, allowEmpty: true) }
         guard readContext > 0, membership.isVoter(peer) else { return }
         for position in pendingReads.indices where pendingReads[position].round <= readContext {
             pendingReads[position].acks.insert(peer)

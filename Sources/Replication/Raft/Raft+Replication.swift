@@ -83,7 +83,9 @@ extension Raft {
         if member.state == .replicate, member.inflight.count >= configuration.maxInflightAppends { return false }
         let prevIndex = member.next - 1
         guard let prevTerm = log.term(at: prevIndex) else {
-            // The entries it needs are compacted: send the snapshot.
+            // The entries it needs are compacted: send the snapshot, if the member answers at all
+            // (a snapshot is large; one for a member that is down would only be dropped).
+            guard member.recentlyActive else { return false }
             member.becomeSnapshot(log.snapshot.index)
             progress[peer] = member
             send(.snapshot(log.snapshot), to: peer)

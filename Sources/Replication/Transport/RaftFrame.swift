@@ -1,19 +1,45 @@
 import Store
 
-/// One frame on the replication port: which group it is for and the Raft message it carries.
+/// One frame on the replication port: which group it is for and what it carries, a Raft message
+/// or a piece of a snapshot.
 ///
 /// On the wire: `length u32 | version u8 | group (u8 length, UTF-8) | message | crc32c u32`, integers
-/// little-endian; `length` counts everything after itself, the checksum covers version through
+/// little-endian (a snapshot chunk is a message whose type is 100); `length` counts everything after itself, the checksum covers version through
 /// message. The codec is the one seam every byte of the transport passes through, so TLS (or a new
 /// version) changes nothing above it. A frame that does not decode — wrong version, short, a bad
 /// checksum, an impossible field — is an error; the transport closes that connection.
 public struct RaftFrame: Sendable, Equatable {
     public var group: String
-    public var message: RaftMessage
+    public var content: Content
+
+    /// What a frame carries.
+    public enum Content: Sendable, Equatable {
+        case message(RaftMessage)
+        case snapshotChunk(SnapshotChunk)
+    }
 
     public init(group: String, message: RaftMessage) {
         self.group = group
-        self.message = message
+        content = .message(message)
+    }
+
+    public init(group: String, chunk: SnapshotChunk) {
+        self.group = group
+        content = .snapshotChunk(chunk)
+    }
+
+    /// The Raft message, if the frame carries one.
+    public var message: RaftMessage? {
+        if case .message(let message) = content { return message }
+        return nil
+    }
+
+    /// Who the frame is for.
+    public var recipient: String {
+        switch content {
+        case .message(let message): message.to
+        case .snapshotChunk(let chunk): chunk.to
+        }
     }
 
     public static let version: UInt8 = 1
@@ -26,7 +52,10 @@ public struct RaftFrame: Sendable, Equatable {
         writer.u32(0)  // the length, filled in below
         writer.u8(Self.version)
         writer.string(group)
-        writer.message(message)
+        switch content {
+        case .message(let message): writer.message(message)
+        case .snapshotChunk(let chunk): writer.chunk(chunk)
+        }
         let checksum = writer.bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[4...])) }
         writer.u32(checksum)
         let length = UInt32(writer.bytes.count - 4).littleEndian
@@ -49,11 +78,14 @@ public struct RaftFrame: Sendable, Equatable {
             throw ReplicationError(.malformed, "frame version \(version); this dwcp speaks \(Self.version)")
         }
         group = try reader.string()
-        message = try reader.message()
+        content = try reader.content()
         guard reader.isAtEnd else { throw Self.malformed("\(reader.remaining) stray bytes after the message") }
     }
 
     static func malformed(_ text: String) -> ReplicationError { ReplicationError(.malformed, text) }
+
+    /// The message type that marks a snapshot chunk.
+    static let chunkTag: UInt8 = 100
 }
 
 /// Appends little-endian fields.
@@ -72,6 +104,18 @@ struct FrameWriter {
     mutating func blob(_ value: [UInt8]) {
         u32(UInt32(value.count))
         bytes.append(contentsOf: value)
+    }
+
+    mutating func chunk(_ chunk: SnapshotChunk) {
+        string(chunk.from)
+        string(chunk.to)
+        u64(chunk.term)
+        u8(RaftFrame.chunkTag)
+        u64(chunk.index)
+        u64(chunk.offset)
+        u64(chunk.totalBytes)
+        u32(chunk.checksum)
+        blob(chunk.data)
     }
 
     mutating func message(_ message: RaftMessage) {
@@ -198,11 +242,29 @@ struct FrameReader {
     }
     mutating func blob() throws -> [UInt8] { Array(try take(Int(try u32()))) }
 
-    mutating func message() throws -> RaftMessage {
+    mutating func content() throws -> RaftFrame.Content {
         let from = try string()
         let to = try string()
         let term = try u64()
         let tag = try u8()
+        guard tag != RaftFrame.chunkTag else {
+            let index = try u64()
+            let offset = try u64()
+            let total = try u64()
+            let checksum = try u32()
+            let data = try blob()
+            guard offset <= total, UInt64(data.count) <= total - offset else {
+                throw RaftFrame.malformed("a snapshot chunk at \(offset) runs past the snapshot's \(total) bytes")
+            }
+            return .snapshotChunk(
+                SnapshotChunk(
+                    from: from, to: to, index: index, term: term, offset: offset, totalBytes: total, checksum: checksum,
+                    data: data))
+        }
+        return .message(try message(from: from, to: to, term: term, tag: tag))
+    }
+
+    mutating func message(from: String, to: String, term: UInt64, tag: UInt8) throws -> RaftMessage {
         let body: RaftMessage.Body
         switch tag {
         case 1: body = .preVote(lastIndex: try u64(), lastTerm: try u64())

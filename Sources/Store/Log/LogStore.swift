@@ -169,10 +169,15 @@ public final class LogStore: Sendable {
         return range
     }
 
-    /// Persists what one Raft ready asks for in one synced transaction: drop the entries from
-    /// `truncateFrom` on, append `entries`, save `hardState`. All of it lands, or none.
-    public func write(truncateFrom: UInt64?, entries: [LogEntry], hardState: HardState?) async throws {
+    /// Persists what one Raft ready asks for in one synced transaction: start the log over behind
+    /// `snapshot` (every entry goes), drop the entries from `truncateFrom` on, append `entries`,
+    /// save `hardState`. All of it lands, or none.
+    public func write(
+        snapshot: (index: UInt64, term: UInt64)? = nil, truncateFrom: UInt64?, entries: [LogEntry],
+        hardState: HardState?
+    ) async throws {
         var operations: [LogWriter.Operation] = []
+        if let snapshot { operations.append(.reset(snapshotIndex: snapshot.index, term: snapshot.term)) }
         if let truncateFrom { operations.append(.truncate(from: truncateFrom)) }
         if !entries.isEmpty { operations.append(.append(entries)) }
         if let hardState { operations.append(.saveHardState(hardState)) }

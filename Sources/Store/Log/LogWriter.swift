@@ -12,6 +12,8 @@ final class LogWriter: Sendable {
         case saveHardState(HardState)
         case truncate(from: UInt64)
         case compact(through: UInt64, term: UInt64)
+        /// Every entry goes; the log starts over behind a snapshot at (`snapshotIndex`, `term`).
+        case reset(snapshotIndex: UInt64, term: UInt64)
         /// Several operations in order, all or none (one Raft ready).
         case batch([Operation])
     }
@@ -225,6 +227,19 @@ extension LogStore {
                 }
             }
             return .done
+        case .reset(let index, let term):
+            if b.firstIndex <= b.lastIndex {
+                for i in b.firstIndex...b.lastIndex {
+                    try LMDBEnvironment.delete(txn, entriesDatabase, key: Self.key(i))
+                }
+            }
+            b.lastIndex = b.snapshotIndex
+            b.lastTerm = b.snapshotTerm
+            guard index >= b.snapshotIndex else {
+                throw StoreError(
+                    .notContiguous, "cannot start the log over at \(index): it is compacted through \(b.snapshotIndex)")
+            }
+            return try apply(.compact(through: index, term: term), to: &b, txn: txn)
         case .compact(let index, let term):
             guard index > b.snapshotIndex else { return .done }
             if b.firstIndex <= min(index, b.lastIndex) {

@@ -68,7 +68,11 @@ public final class ViewStore: Sendable {
         try pool.read { db in try Self.appliedIndex(db) }
     }
 
-    static func appliedIndex(_ db: Database) throws -> UInt64 {
+    /// The schema version of the views this build defines (`schema/*.sql`).
+    public static var schemaVersion: String { Schema.version }
+
+    /// The applied index, read in `db`'s transaction.
+    public static func appliedIndex(_ db: Database) throws -> UInt64 {
         UInt64(try Int64.fetchOne(db, sql: "SELECT applied_index FROM dwcp_state WHERE id = 1") ?? 0)
     }
 

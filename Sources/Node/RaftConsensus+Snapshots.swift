@@ -1,0 +1,57 @@
+import Replication
+import Store
+
+extension RaftConsensus {
+    /// Every `snapshotEvery` applied entries: copy the views into a snapshot, then compact the Raft
+    /// log and the LMDB log behind it. Runs beside the ready loop, so replication goes on meanwhile.
+    func takeSnapshots() async throws {
+        while true {
+            let base = state.withLock { $0.snapshotMeta.index }
+            _ = try await snapshots.applied.wait(until: base + configuration.snapshotEvery)
+            // A snapshot installed from the leader meanwhile moved the base: count from there.
+            guard state.withLock({ $0.snapshotMeta.index }) == base else { continue }
+            let index = try await snapshots.take()
+            let compacted = state.withLock { raft in
+                raft.compact(through: index)
+                return raft.snapshotMeta
+            }
+            guard compacted.index == index else {
+                // A snapshot from the leader was installed meanwhile; this copy is not needed.
+                snapshots.prune(keeping: compacted.index)
+                continue
+            }
+            try await log.compact(through: index, term: compacted.term)
+            snapshots.prune(keeping: index)
+            logger.info("\(group): views snapshot at \(index); the log now starts at \(index + 1)")
+        }
+    }
+
+    /// Streams the snapshot a `.snapshot` message names: its chunks, then the message.
+    func stream(_ message: RaftMessage) {
+        guard case .snapshot(let meta) = message.body else { return }
+        let peer = message.to
+        guard let address = addresses.withLock({ $0[peer] }) else {
+            logger.warning("\(group): no address for \(peer): snapshot \(meta.index) not sent")
+            return
+        }
+        do {
+            var chunks = 0
+            try snapshots.sendChunks(of: meta.index, term: meta.term, from: nodeID, to: peer) { chunk in
+                transport.send(RaftFrame(group: group, chunk: chunk), to: address)
+                chunks += 1
+            }
+            transport.send(RaftFrame(group: group, message: message), to: address)
+            logger.info("\(group): sent views snapshot \(meta.index) to \(peer) in \(chunks) chunks")
+        } catch {
+            logger.warning("\(group): could not send snapshot \(meta.index) to \(peer): \(error)")
+        }
+    }
+
+    /// Whether the data of the snapshot a `.snapshot` message names has arrived whole. Raft is told
+    /// about it only then; otherwise the message is dropped and the leader tries again.
+    func snapshotDataArrived(_ meta: RaftSnapshotMeta) -> Bool {
+        if snapshots.hasReceived(meta.index) { return true }
+        // A snapshot this node already has through its log needs no data (Raft answers at once).
+        return state.withLock { meta.index <= $0.committed }
+    }
+}

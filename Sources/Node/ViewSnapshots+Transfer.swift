@@ -1,0 +1,96 @@
+import Foundation
+import Replication
+import Store
+
+extension ViewSnapshots {
+    /// Cuts snapshot `index` into chunks for `peer` and hands each to `send`, in order. Reads the
+    /// file twice (its checksum first: every chunk carries it), one chunk in memory at a time.
+    func sendChunks(
+        of index: UInt64, term: UInt64, from: String, to peer: String, send: (SnapshotChunk) -> Void
+    ) throws {
+        let file = path(index)
+        guard let handle = FileHandle(forReadingAtPath: file) else {
+            throw NodeError(.unavailable, "snapshot \(index) is no longer here (a newer one replaced it)")
+        }
+        defer { try? handle.close() }
+        var checksum: UInt32 = 0
+        var total: UInt64 = 0
+        while let data = try handle.read(upToCount: SnapshotChunk.size), !data.isEmpty {
+            checksum = CRC32C.checksum(Array(data), continuing: checksum)
+            total += UInt64(data.count)
+        }
+        try handle.seek(toOffset: 0)
+        var offset: UInt64 = 0
+        while let data = try handle.read(upToCount: SnapshotChunk.size), !data.isEmpty {
+            send(
+                SnapshotChunk(
+                    from: from, to: peer, index: index, term: term, offset: offset, totalBytes: total,
+                    checksum: checksum, data: Array(data)))
+            offset += UInt64(data.count)
+        }
+    }
+
+    /// Takes one chunk of a snapshot on its way here. Chunks arrive in order on one connection; a
+    /// gap, a new snapshot or a checksum mismatch starts over. Returns true when the chunk completed
+    /// an intact snapshot, now at `received-INDEX.sqlite`.
+    func receive(_ chunk: SnapshotChunk) -> Bool {
+        let outcome: Result<Bool, NodeError> = incoming.withLock { incoming in
+            if chunk.offset == 0 {
+                if let previous = incoming { close(previous.descriptor) }
+                let path = directory + "/incoming-\(chunk.index).sqlite"
+                let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+                guard descriptor >= 0 else {
+                    incoming = nil
+                    return .failure(NodeError(.internal, "cannot create \(path): errno \(errno)"))
+                }
+                incoming = Incoming(
+                    from: chunk.from, index: chunk.index, totalBytes: chunk.totalBytes, checksum: chunk.checksum,
+                    descriptor: descriptor)
+            }
+            guard var current = incoming, current.index == chunk.index, current.from == chunk.from,
+                current.received == chunk.offset, current.totalBytes == chunk.totalBytes
+            else {
+                // A piece of a transfer that is not the one under way: the leader will start again.
+                return .success(false)
+            }
+            let written = chunk.data.withUnsafeBytes { write(current.descriptor, $0.baseAddress, $0.count) }
+            guard written == chunk.data.count else {
+                close(current.descriptor)
+                incoming = nil
+                return .failure(NodeError(.internal, "writing snapshot \(chunk.index) failed: errno \(errno)"))
+            }
+            current.received += UInt64(chunk.data.count)
+            current.runningChecksum = CRC32C.checksum(chunk.data, continuing: current.runningChecksum)
+            guard current.received == current.totalBytes else {
+                incoming = current
+                return .success(false)
+            }
+            incoming = nil
+            let synced = fsync(current.descriptor) == 0
+            close(current.descriptor)
+            let path = directory + "/incoming-\(chunk.index).sqlite"
+            guard current.runningChecksum == current.checksum, synced else {
+                try? FileManager.default.removeItem(atPath: path)
+                return .failure(
+                    NodeError(
+                        .invalid, "snapshot \(chunk.index) from \(chunk.from) arrived damaged (checksum mismatch)"))
+            }
+            try? FileManager.default.removeItem(atPath: receivedPath(chunk.index))
+            guard rename(path, receivedPath(chunk.index)) == 0 else {
+                return .failure(NodeError(.internal, "cannot keep snapshot \(chunk.index): errno \(errno)"))
+            }
+            return .success(true)
+        }
+        switch outcome {
+        case .success(let complete):
+            if complete { logger.info("received views snapshot \(chunk.index) from \(chunk.from)") }
+            return complete
+        case .failure(let error):
+            logger.warning("\(error.message)")
+            return false
+        }
+    }
+
+    /// Whether an intact snapshot at `index` has arrived and waits to be installed.
+    func hasReceived(_ index: UInt64) -> Bool { FileManager.default.fileExists(atPath: receivedPath(index)) }
+}

@@ -1,0 +1,182 @@
+import Foundation
+import GRDB
+import Logging
+import Replication
+import Store
+import Synchronization
+
+/// The node's snapshots of its views: `DATA/snapshots/views-INDEX.sqlite`, a copy of the views at
+/// applied index INDEX. A replicated node takes one every so many entries and compacts its log
+/// behind it; the leader streams the latest to a member too far behind for the log; a member
+/// installs one it received into its live views.
+///
+/// A snapshot describes itself: its `dwcp_state` row holds the index, the term and the schema
+/// version, and its `members` table the group's membership at that index.
+public final class ViewSnapshots: Sendable {
+    public let directory: String
+    let views: ViewStore
+    /// The node's applied index (an installed snapshot moves it).
+    let applied: IndexWatermark
+    let logger: Logger
+    /// The snapshot being received, chunk by chunk.
+    let incoming = Mutex<Incoming?>(nil)
+
+    struct Incoming: Sendable {
+        var from: String
+        var index: UInt64
+        var totalBytes: UInt64
+        var checksum: UInt32
+        var received: UInt64 = 0
+        var runningChecksum: UInt32 = 0
+        var descriptor: Int32
+    }
+
+    /// What a snapshot file says about itself.
+    public struct Description: Sendable, Equatable {
+        public var index: UInt64
+        public var term: UInt64
+        public var schemaVersion: String
+        public var membership: MembershipRecord
+    }
+
+    init(directory: String, views: ViewStore, applied: IndexWatermark, logger: Logger) throws {
+        self.directory = directory
+        self.views = views
+        self.applied = applied
+        self.logger = logger
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        // Leftovers of a transfer or a snapshot that a crash interrupted.
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        where name.hasPrefix("incoming-") || name.hasPrefix("taking-") {
+            try? FileManager.default.removeItem(atPath: directory + "/" + name)
+        }
+    }
+
+    func path(_ index: UInt64) -> String { directory + "/views-\(index).sqlite" }
+    func receivedPath(_ index: UInt64) -> String { directory + "/received-\(index).sqlite" }
+
+    /// The index of the newest snapshot kept here.
+    public var latestIndex: UInt64? {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return names.compactMap { name -> UInt64? in
+            guard name.hasPrefix("views-"), name.hasSuffix(".sqlite") else { return nil }
+            return UInt64(name.dropFirst("views-".count).dropLast(".sqlite".count))
+        }.max()
+    }
+
+    /// Reads what a snapshot file says about itself.
+    public static func describe(path: String) throws -> Description {
+        var configuration = Configuration()
+        configuration.readonly = true
+        let queue = try DatabaseQueue(path: path, configuration: configuration)
+        return try queue.read { db in
+            guard
+                let row = try Row.fetchOne(
+                    db, sql: "SELECT applied_index, applied_term, schema_version FROM dwcp_state WHERE id = 1")
+            else { throw NodeError(.internal, "snapshot \(path) has no state row") }
+            var membership = MembershipRecord()
+            for member in try Row.fetchAll(db, sql: "SELECT id, address, role FROM members") {
+                if (member["role"] as String) == "voter" {
+                    membership.voters[member["id"]] = member["address"]
+                } else {
+                    membership.learners[member["id"]] = member["address"]
+                }
+            }
+            return Description(
+                index: UInt64(row["applied_index"] as Int64), term: UInt64(row["applied_term"] as Int64),
+                schemaVersion: row["schema_version"], membership: membership)
+        }
+    }
+
+    // MARK: - Taking
+
+    /// Copies the views as they are into a new snapshot file; returns its index. The copy is read
+    /// in one read transaction on GRDB's reader queue: writers go on meanwhile.
+    func take() async throws -> UInt64 {
+        let taking = directory + "/taking-\(UUID().uuidString.prefix(8)).sqlite"
+        let index: UInt64 = try await views.pool.read { db in
+            let destination = try DatabaseQueue(path: taking)
+            try destination.writeWithoutTransaction { try db.backup(to: $0) }
+            try destination.close()
+            return try ViewStore.appliedIndex(db)
+        }
+        try Self.syncFile(taking)
+        if FileManager.default.fileExists(atPath: path(index)) {
+            try FileManager.default.removeItem(atPath: taking)
+        } else {
+            try FileManager.default.moveItem(atPath: taking, toPath: path(index))
+        }
+        return index
+    }
+
+    /// Removes every snapshot file but the one at `index`.
+    func prune(keeping index: UInt64) {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        where name.hasPrefix("views-") && name != "views-\(index).sqlite" {
+            try? FileManager.default.removeItem(atPath: directory + "/" + name)
+        }
+    }
+
+    // MARK: - Installing
+
+    /// Makes a received snapshot this node's latest.
+    func adoptReceived(_ index: UInt64) throws {
+        if FileManager.default.fileExists(atPath: path(index)) {
+            try FileManager.default.removeItem(atPath: path(index))
+        }
+        try FileManager.default.moveItem(atPath: receivedPath(index), toPath: path(index))
+    }
+
+    /// Replaces the content of the live views with snapshot `index`, in one transaction (readers
+    /// see the old state or the new, never a mix), and moves the applied index to it.
+    func install(_ index: UInt64) async throws {
+        let (file, description) = try checked(index)
+        try await views.pool.writeWithoutTransaction { db in try Self.copy(file, into: db) }
+        applied.advance(to: description.index)
+        logger.notice("installed views snapshot \(index) (term \(description.term))")
+    }
+
+    /// ``install(_:)`` for the node's start, before anything else runs.
+    func installAtStart(_ index: UInt64) throws {
+        let (file, description) = try checked(index)
+        try views.pool.writeWithoutTransaction { db in try Self.copy(file, into: db) }
+        applied.advance(to: description.index)
+        logger.notice("restored the views from snapshot \(index) (term \(description.term))")
+    }
+
+    private func checked(_ index: UInt64) throws -> (String, Description) {
+        let file = path(index)
+        guard FileManager.default.fileExists(atPath: file) else {
+            throw NodeError(.unavailable, "views snapshot \(index) is missing (\(file))")
+        }
+        let description = try Self.describe(path: file)
+        guard description.schemaVersion == ViewStore.schemaVersion else {
+            throw NodeError(
+                .unavailable,
+                "snapshot \(index) has views schema version \(description.schemaVersion), this dwcp has \(ViewStore.schemaVersion): run the same dwcp version on every member"
+            )
+        }
+        return (file, description)
+    }
+
+    private static func copy(_ file: String, into db: Database) throws {
+        try db.execute(sql: "ATTACH DATABASE ? AS snapshot", arguments: [file])
+        defer { try? db.execute(sql: "DETACH DATABASE snapshot") }
+        try db.inTransaction {
+            let tables = try String.fetchAll(
+                db, sql: "SELECT name FROM main.sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+            for table in tables {
+                try db.execute(sql: "DELETE FROM main.\"\(table)\"")
+                try db.execute(sql: "INSERT INTO main.\"\(table)\" SELECT * FROM snapshot.\"\(table)\"")
+            }
+            return .commit
+        }
+    }
+
+    static func syncFile(_ path: String) throws {
+        let descriptor = open(path, O_RDONLY)
+        guard descriptor >= 0 else { throw NodeError(.internal, "cannot open \(path) to sync it: errno \(errno)") }
+        defer { close(descriptor) }
+        guard fsync(descriptor) == 0 else { throw NodeError(.internal, "fsync of \(path) failed: errno \(errno)") }
+    }
+}

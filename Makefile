@@ -1,5 +1,5 @@
 # DWCP — the two commands of the README, and a few more.
-.PHONY: deps build demo test bench-store bench-placement bench-vm-start format clean
+.PHONY: deps build demo test bench-store bench-placement bench-vm-start bench-region format clean
 
 deps:
 	@scripts/install-deps.sh
@@ -32,6 +32,13 @@ bench-vm-start:
 	@scripts/install-deps.sh --qemu
 	swift build -c release --product dwcp-bench-vm-start
 	.build/release/dwcp-bench-vm-start
+
+## bench/region: small writes to a three-node region against a three-node etcd, in one run (release build).
+bench-region:
+	@scripts/install-deps.sh --etcd
+	swift build -c release --product dwcp
+	swift build -c release --product dwcp-bench-region
+	.build/release/dwcp-bench-region
 
 format:
 	swift format --in-place --recursive Package.swift Plugins Sources Tests bench

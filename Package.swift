@@ -108,6 +108,16 @@ let package = Package(
             ],
             path: "bench/vm-start"
         ),
+        // bench/region: small writes to a three-node region, with a three-node etcd as the anchor in the same run.
+        .executableTarget(
+            name: "dwcp-bench-region",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "bench/region"
+        ),
         // Helpers shared by the test targets (temporary directories).
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(

@@ -10,6 +10,8 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 [ -f /usr/include/linux/kvm.h ] || need+=(linux-libc-dev)
 # `install-deps.sh --qemu`: also QEMU, the anchor of bench/vm-start.
 if [ "${1:-}" = "--qemu" ]; then command -v qemu-system-x86_64 >/dev/null 2>&1 || need+=(qemu-system-x86); fi
+# `install-deps.sh --etcd`: also etcd, the anchor of bench/region.
+if [ "${1:-}" = "--etcd" ]; then command -v etcd >/dev/null 2>&1 || [ -x /usr/bin/etcd ] || need+=(etcd-server); fi
 if [ ${#need[@]} -eq 0 ]; then
     exit 0
 fi

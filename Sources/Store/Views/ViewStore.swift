@@ -35,6 +35,10 @@ public final class ViewStore: Sendable {
         var configuration = Configuration()
         configuration.label = "views"
         configuration.busyMode = .timeout(10)
+        // The views are derived from the log, which is synced: a commit here need not fsync. After
+        // a crash they may be a few entries behind (the applied index commits with them, so never
+        // torn), and the node applies those entries again from the log when it starts.
+        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
         pool = try DatabasePool(path: path, configuration: configuration)
         rebuildReason = reason
         if reason != nil {

@@ -1,0 +1,358 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+// bench/region: small writes to a three-node DWCP region against a three-node etcd cluster, both
+// on loopback on this machine, in the same run, driven by the same HTTP client and load.
+//
+//   dwcp-bench-region [--seconds S] [--rounds R] [--clients 1,64]
+//
+// For each client count and round: every client writes in a closed loop for S seconds (after a
+// one-second warm-up) and each acknowledged write's latency is recorded.
+//   dwcp   PUT /v1/hosts/hC/labels {"labels":{"k":"vI"}} on the leader: an intent proposed,
+//          committed by a majority (each member fsyncs its LMDB log), applied to the leader's views,
+//          answered with the host's row.
+//   etcd   POST /v3/kv/put {"key":"kC","value":"vI"} (base64) on the leader, through etcd's own
+//          HTTP/JSON gateway: committed by a majority (each member fsyncs its WAL).
+// Reported: writes/s and p50/p99 latency per system, the median over rounds, and DWCP's ratios.
+// etcd is Debian's etcd-server (3.4); `make bench-region` installs it. Both run with their
+// defaults for durability (fsync on every commit).
+
+struct Options {
+    var seconds = 10.0
+    var rounds = 3
+    var clients = [1, 64]
+
+    init(_ arguments: [String]) {
+        var i = 1
+        func value() -> String {
+            i += 1
+            guard i < arguments.count else { fail("missing value for \(arguments[i - 1])") }
+            return arguments[i]
+        }
+        while i < arguments.count {
+            switch arguments[i] {
+            case "--seconds": seconds = Double(value()) ?? { fail("invalid --seconds") }()
+            case "--rounds": rounds = Int(value()) ?? { fail("invalid --rounds") }()
+            case "--clients":
+                clients = value().split(separator: ",").map { Int($0) ?? { fail("invalid --clients") }() }
+            case "-h", "--help":
+                print("usage: dwcp-bench-region [--seconds S] [--rounds R] [--clients 1,64]")
+                exit(0)
+            default: fail("unknown argument \(arguments[i])")
+            }
+            i += 1
+        }
+        guard seconds > 0, rounds >= 1, !clients.isEmpty, clients.allSatisfy({ $0 >= 1 }) else {
+            fail("--seconds, --rounds and --clients must be positive")
+        }
+    }
+}
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("dwcp-bench-region: \(message)\n".utf8))
+    exit(1)
+}
+
+/// A server process the bench started; killed at exit.
+final class Server: @unchecked Sendable {
+    let process = Process()
+    let name: String
+
+    init(_ executable: String, _ arguments: [String], log: String, name: String) throws {
+        self.name = name
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        process.standardOutput = handle
+        process.standardError = handle
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    func stop() {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+}
+
+/// The servers started so far (all killed at the end, or on failure).
+final class ServerList: Sendable {
+    let servers = Mutex<[Server]>([])
+    func add(_ server: Server) { servers.withLock { $0.append(server) } }
+    func stopAll() { for server in servers.withLock({ $0 }) { server.stop() } }
+}
+
+/// One system under test: how to find its leader and what one write is.
+protocol System: Sendable {
+    var name: String { get }
+    func write(client: Int, sequence: Int, http: HTTPClient) async throws
+}
+
+struct DWCPRegion: System {
+    let name = "dwcp"
+    let leaderAPI: String
+
+    func write(client: Int, sequence: Int, http: HTTPClient) async throws {
+        var request = HTTPClientRequest(url: "http://\(leaderAPI)/v1/hosts/h\(client)/labels")
+        request.method = .PUT
+        request.body = .bytes(ByteBuffer(string: #"{"labels":{"k":"v\#(sequence)"}}"#))
+        let response = try await http.execute(request, timeout: .seconds(10))
+        let body = try await response.body.collect(upTo: 1 << 20)
+        guard response.status == .ok else {
+            throw BenchError("dwcp answered \(response.status): \(String(buffer: body))")
+        }
+    }
+}
+
+struct EtcdCluster: System {
+    let name = "etcd"
+    let leaderClient: String
+
+    func write(client: Int, sequence: Int, http: HTTPClient) async throws {
+        var request = HTTPClientRequest(url: "http://\(leaderClient)/v3/kv/put")
+        request.method = .POST
+        let key = Data("k\(client)".utf8).base64EncodedString()
+        let value = Data("v\(sequence)".utf8).base64EncodedString()
+        request.body = .bytes(ByteBuffer(string: #"{"key":"\#(key)","value":"\#(value)"}"#))
+        let response = try await http.execute(request, timeout: .seconds(10))
+        let body = try await response.body.collect(upTo: 1 << 20)
+        guard response.status == .ok else {
+            throw BenchError("etcd answered \(response.status): \(String(buffer: body))")
+        }
+    }
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+struct Measurement {
+    var writesPerSecond: Double
+    var p50: Double
+    var p99: Double
+}
+
+final class Latencies: Sendable {
+    let values = Mutex<[Double]>([])
+    let failures = Mutex(0)
+}
+
+/// `clients` closed-loop writers for `seconds` (after a one-second warm-up).
+func measure(_ system: any System, clients: Int, seconds: Double, http: HTTPClient) async throws -> Measurement {
+    let latencies = Latencies()
+    let warmUpEnds = ContinuousClock.now + .seconds(1)
+    let ends = warmUpEnds + .milliseconds(Int(seconds * 1000))
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for client in 0..<clients {
+            group.addTask {
+                var sequence = 0
+                while ContinuousClock.now < ends {
+                    sequence += 1
+                    let started = ContinuousClock.now
+                    do {
+                        try await system.write(client: client, sequence: sequence, http: http)
+                    } catch {
+                        latencies.failures.withLock { $0 += 1 }
+                        continue
+                    }
+                    if started >= warmUpEnds, ContinuousClock.now <= ends {
+                        let elapsed = ContinuousClock.now - started
+                        let micros =
+                            Double(elapsed.components.seconds) * 1e6 + Double(elapsed.components.attoseconds) / 1e12
+                        latencies.values.withLock { $0.append(micros) }
+                    }
+                }
+            }
+        }
+        try await group.waitForAll()
+    }
+    let sorted = latencies.values.withLock { $0 }.sorted()
+    let failures = latencies.failures.withLock { $0 }
+    guard !sorted.isEmpty else { throw BenchError("\(system.name): no write succeeded (\(failures) failed)") }
+    if failures > 0 { print("  (\(system.name): \(failures) writes failed and were not counted)") }
+    func percentile(_ p: Double) -> Double { sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
+    return Measurement(writesPerSecond: Double(sorted.count) / seconds, p50: percentile(0.5), p99: percentile(0.99))
+}
+
+func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+
+func get(_ url: String, http: HTTPClient) async -> String? {
+    guard let response = try? await http.execute(HTTPClientRequest(url: url), timeout: .seconds(2)),
+        let body = try? await response.body.collect(upTo: 1 << 20)
+    else { return nil }
+    return String(buffer: body)
+}
+
+func post(_ url: String, _ body: String, http: HTTPClient) async -> (Int, String)? {
+    var request = HTTPClientRequest(url: url)
+    request.method = .POST
+    request.body = .bytes(ByteBuffer(string: body))
+    guard let response = try? await http.execute(request, timeout: .seconds(5)),
+        let data = try? await response.body.collect(upTo: 1 << 20)
+    else { return nil }
+    return (Int(response.status.code), String(buffer: data))
+}
+
+func freePort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+            bind(fd, pointer, length) == 0 ? getsockname(fd, pointer, &length) : -1
+        }
+    }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+func startDWCP(
+    binary: String, directory: String, hosts: Int, http: HTTPClient, servers: ServerList
+) async throws -> DWCPRegion {
+    let ids = ["n1", "n2", "n3"]
+    let replication = ids.map { _ in freePort() }
+    let api = ids.map { _ in freePort() }
+    let peers = zip(ids, replication).flatMap { ["--peer", "\($0)@127.0.0.1:\($1)"] }
+    for (position, id) in ids.enumerated() {
+        servers.add(
+            try Server(
+                binary,
+                [
+                    "serve", "--data-dir", "\(directory)/dwcp-\(id)", "--node-id", id, "--region", "eu", "--api",
+                    "127.0.0.1:\(api[position])", "--listen", "127.0.0.1:\(replication[position])", "--no-host-agent",
+                    "--log-level", "warning",
+                ] + peers, log: "\(directory)/dwcp-\(id).log", name: id))
+    }
+    let deadline = ContinuousClock.now + .seconds(30)
+    while ContinuousClock.now < deadline {
+        for port in api {
+            if let status = await get("http://127.0.0.1:\(port)/v1/cluster", http: http),
+                status.contains(#""role":"leader""#)
+            {
+                let leader = "127.0.0.1:\(port)"
+                for client in 0..<hosts {
+                    let body = #"{"name":"h\#(client)","region":"eu","cpus":64,"memory_bytes":274877906944}"#
+                    guard let (code, text) = await post("http://\(leader)/v1/hosts", body, http: http), code == 200
+                    else { throw BenchError("dwcp: cannot add host h\(client)") }
+                    _ = text
+                }
+                return DWCPRegion(leaderAPI: leader)
+            }
+        }
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    throw BenchError("the DWCP region elected no leader in 30 s (logs in \(directory))")
+}
+
+func startEtcd(binary: String, directory: String, http: HTTPClient, servers: ServerList) async throws -> EtcdCluster {
+    let names = ["e1", "e2", "e3"]
+    let peer = names.map { _ in freePort() }
+    let client = names.map { _ in freePort() }
+    let cluster = zip(names, peer).map { "\($0)=http://127.0.0.1:\($1)" }.joined(separator: ",")
+    for (position, name) in names.enumerated() {
+        servers.add(
+            try Server(
+                binary,
+                [
+                    "--name", name, "--data-dir", "\(directory)/etcd-\(name)",
+                    "--listen-client-urls", "http://127.0.0.1:\(client[position])",
+                    "--advertise-client-urls", "http://127.0.0.1:\(client[position])",
+                    "--listen-peer-urls", "http://127.0.0.1:\(peer[position])",
+                    "--initial-advertise-peer-urls", "http://127.0.0.1:\(peer[position])",
+                    "--initial-cluster", cluster, "--initial-cluster-state", "new",
+                    "--initial-cluster-token", "dwcp-bench", "--log-level", "warn",
+                ], log: "\(directory)/etcd-\(name).log", name: name))
+    }
+    let deadline = ContinuousClock.now + .seconds(30)
+    while ContinuousClock.now < deadline {
+        for port in client {
+            // The member whose id is the leader's id leads.
+            if let (code, status) = await post("http://127.0.0.1:\(port)/v3/maintenance/status", "{}", http: http),
+                code == 200,
+                let member = status.firstMatch(of: #/"member_id":"(\d+)"/#)?.output.1,
+                let leader = status.firstMatch(of: #/"leader":"(\d+)"/#)?.output.1, member == leader
+            {
+                return EtcdCluster(leaderClient: "127.0.0.1:\(port)")
+            }
+        }
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    throw BenchError("the etcd cluster elected no leader in 30 s (logs in \(directory))")
+}
+
+let options = Options(CommandLine.arguments)
+let executableDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
+let dwcpBinary = ProcessInfo.processInfo.environment["DWCP_BINARY"] ?? executableDirectory + "/dwcp"
+guard FileManager.default.isExecutableFile(atPath: dwcpBinary) else {
+    fail("no dwcp binary at \(dwcpBinary): swift build -c release --product dwcp (make bench-region does)")
+}
+guard let etcdBinary = ["/usr/bin/etcd", "/usr/local/bin/etcd"].first(where: FileManager.default.isExecutableFile)
+else {
+    fail("etcd is not installed: apt-get install etcd-server (make bench-region does)")
+}
+let directory = NSTemporaryDirectory() + "dwcp-bench-region-\(UUID().uuidString.prefix(8))"
+try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+
+var configuration = HTTPClient.Configuration()
+configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 128)
+let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+let servers = ServerList()
+do {
+    let dwcp = try await startDWCP(
+        binary: dwcpBinary, directory: directory, hosts: options.clients.max()!, http: http, servers: servers)
+    let etcd = try await startEtcd(binary: etcdBinary, directory: directory, http: http, servers: servers)
+    print(
+        "bench/region: 3-node DWCP region vs 3-node etcd (\(etcdBinary)), loopback, \(options.rounds) rounds of \(options.seconds) s"
+    )
+    print("")
+    print("clients  system   writes/s     p50 µs     p99 µs")
+    var summary: [String] = []
+    for clients in options.clients {
+        var results: [String: [Measurement]] = [:]
+        for _ in 0..<options.rounds {
+            // Alternate which system goes first, so neither always runs on a warmer machine.
+            let order: [any System] = results.isEmpty || results["dwcp"]!.count % 2 == 0 ? [dwcp, etcd] : [etcd, dwcp]
+            for system in order {
+                let measured = try await measure(system, clients: clients, seconds: options.seconds, http: http)
+                results[system.name, default: []].append(measured)
+            }
+        }
+        var medians: [String: Measurement] = [:]
+        for name in ["dwcp", "etcd"] {
+            let runs = results[name]!
+            let m = Measurement(
+                writesPerSecond: median(runs.map(\.writesPerSecond)), p50: median(runs.map(\.p50)),
+                p99: median(runs.map(\.p99)))
+            medians[name] = m
+            print(
+                String(
+                    format: "%7d  %-6@ %9.0f  %9.0f  %9.0f", clients, name as NSString, m.writesPerSecond, m.p50, m.p99)
+            )
+        }
+        let d = medians["dwcp"]!
+        let e = medians["etcd"]!
+        summary.append(
+            String(
+                format: "%d clients: throughput %.2f× etcd, p50 %.2f× etcd's, p99 %.2f× etcd's", clients,
+                d.writesPerSecond / e.writesPerSecond, d.p50 / e.p50, d.p99 / e.p99))
+    }
+    print("")
+    for line in summary { print(line) }
+    print("(latency ratios below 1 mean DWCP is faster; medians over rounds)")
+} catch {
+    servers.stopAll()
+    try? await http.shutdown()
+    fail("\(error) (logs kept in \(directory))")
+}
+servers.stopAll()
+try? await http.shutdown()
+try? FileManager.default.removeItem(atPath: directory)

@@ -57,7 +57,6 @@ struct HostAgent: Sendable {
     }
 
     func run(node: Node) async throws {
-        try await register(node: node)
         let pool: MicroVMPool? =
             configuration.poolSize > 0
             ? MicroVMPool(
@@ -65,6 +64,11 @@ struct HostAgent: Sendable {
                 shape: MicroVMShape(
                     memoryBytes: Int(configuration.poolMemoryBytes), vcpus: configuration.poolVCPUs),
                 size: configuration.poolSize) : nil
+        // The pool is warm before the host is announced, so the first start placed here can take it.
+        if let pool {
+            do { try pool.refill() } catch { logger.error("cannot fill the VM pool: \(error)") }
+        }
+        try await register(node: node)
         let (refills, refillRequest) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         let local = LocalVMs()
         defer {

@@ -70,15 +70,12 @@ public final class Node: Service, Sendable {
             consensus = LocalConsensus(log: log)
         }
         // Catch the views up before anything is served, so no reader sees them behind the log.
-        var caughtUp = appliedIndex
-        while caughtUp < consensus.committed.value {
-            let batch = try log.entries(in: (caughtUp + 1)...consensus.committed.value, maxCount: 4096)
-            caughtUp = try views.apply(batch)
-        }
+        applied.advance(to: appliedIndex)
+        try Self.catchUp(views, applied, from: log, through: consensus.committed.value)
+        let caughtUp = applied.value
         if caughtUp > appliedIndex {
             logger.notice("applied log entries \(appliedIndex + 1)...\(caughtUp) to the views")
         }
-        applied.advance(to: caughtUp)
         scheduler = SchedulerWorker()
         logger.info(
             "node \(configuration.nodeID) opened \(configuration.dataDirectory): log \(log.firstIndex)...\(log.lastIndex), views at \(caughtUp)"
@@ -112,7 +109,7 @@ public final class Node: Service, Sendable {
         // The workers stopped, but what committed while they stopped (a scheduler's last placement)
         // is applied now, so a node shut down gracefully leaves its views at its commit index.
         do {
-            try catchUpViews(through: consensus.committed.value)
+            try Self.catchUp(views, applied, from: log, through: consensus.committed.value)
         } catch {
             logger.error("could not apply the last committed entries before stopping: \(error)")
         }
@@ -156,8 +153,11 @@ public final class Node: Service, Sendable {
         }
     }
 
-    /// Applies committed entries up to `target` synchronously (shutdown only: nothing awaits it).
-    private func catchUpViews(through target: UInt64) throws {
+    /// Applies committed entries up to `target` synchronously: at start, before anything is
+    /// served, and at shutdown, after the workers stopped (nothing awaits it either time).
+    private static func catchUp(
+        _ views: ViewStore, _ applied: IndexWatermark, from log: LogStore, through target: UInt64
+    ) throws {
         var next = applied.value + 1
         while next <= target {
             let batch = try log.entries(in: next...target, maxCount: 4096)

@@ -112,12 +112,7 @@ public final class RaftConsensus: Consensus {
         var snapshotMembership = RaftMembership()
         if snapshot.index > 0 {
             // The membership at the snapshot is in the snapshot's own members table.
-            guard FileManager.default.fileExists(atPath: snapshots.path(snapshot.index)) else {
-                throw NodeError(
-                    .unavailable,
-                    "the log is compacted through \(snapshot.index) but \(snapshots.path(snapshot.index)) is missing")
-            }
-            let described = try ViewSnapshots.describe(path: snapshots.path(snapshot.index)).membership
+            let described = try snapshots.describe(snapshot.index).membership
             snapshotMembership = RaftMembership(voters: described.voters, learners: described.learners)
         }
         let raft = Raft(

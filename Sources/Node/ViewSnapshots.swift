@@ -109,10 +109,13 @@ public final class ViewSnapshots: Sendable {
         return index
     }
 
-    /// Removes every snapshot file but the one at `index`.
+    /// Removes every snapshot file but the one at `index`, and received ones no newer than it.
     func prune(keeping index: UInt64) {
         for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        where name.hasPrefix("views-") && name != "views-\(index).sqlite" {
+        where (name.hasPrefix("views-") && name != "views-\(index).sqlite")
+            || (name.hasPrefix("received-")
+                && (UInt64(name.dropFirst("received-".count).dropLast(".sqlite".count)) ?? 0) <= index)
+        {
             try? FileManager.default.removeItem(atPath: directory + "/" + name)
         }
     }
@@ -144,12 +147,17 @@ public final class ViewSnapshots: Sendable {
         logger.notice("restored the views from snapshot \(index) (term \(description.term))")
     }
 
+    /// What snapshot `index` kept here says about itself; an error naming the file if it is gone.
+    func describe(_ index: UInt64) throws -> Description {
+        guard FileManager.default.fileExists(atPath: path(index)) else {
+            throw NodeError(.unavailable, "views snapshot \(index) is missing (\(path(index)))")
+        }
+        return try Self.describe(path: path(index))
+    }
+
     private func checked(_ index: UInt64) throws -> (String, Description) {
         let file = path(index)
-        guard FileManager.default.fileExists(atPath: file) else {
-            throw NodeError(.unavailable, "views snapshot \(index) is missing (\(file))")
-        }
-        let description = try Self.describe(path: file)
+        let description = try describe(index)
         guard description.schemaVersion == ViewStore.schemaVersion else {
             throw NodeError(
                 .unavailable,

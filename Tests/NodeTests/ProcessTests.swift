@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import Hypervisor
 import NIOCore
+import NIOHTTP1
 import Synchronization
 import TestSupport
 import Testing
@@ -104,21 +105,17 @@ func runCLI(_ arguments: [String], in directory: TemporaryDirectory) async throw
     return (status, process.stdout, process.stderr)
 }
 
-func post(_ url: String, _ body: String) async throws -> (Int, String) {
+/// Sends `body` with `method` and returns the status and the answer's text.
+func send(_ method: HTTPMethod, _ url: String, _ body: String) async throws -> (Int, String) {
     var request = HTTPClientRequest(url: url)
-    request.method = .POST
+    request.method = method
     request.body = .bytes(ByteBuffer(string: body))
     let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
     return (Int(response.status.code), String(buffer: try await response.body.collect(upTo: 1 << 24)))
 }
 
-func put(_ url: String, _ body: String) async throws -> (Int, String) {
-    var request = HTTPClientRequest(url: url)
-    request.method = .PUT
-    request.body = .bytes(ByteBuffer(string: body))
-    let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
-    return (Int(response.status.code), String(buffer: try await response.body.collect(upTo: 1 << 24)))
-}
+func post(_ url: String, _ body: String) async throws -> (Int, String) { try await send(.POST, url, body) }
+func put(_ url: String, _ body: String) async throws -> (Int, String) { try await send(.PUT, url, body) }
 
 /// The names of the VMs a node's views hold (`vm-C-I` names only), asked over SQL.
 func vmNames(_ base: String) async throws -> Set<String> {

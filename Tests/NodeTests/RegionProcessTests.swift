@@ -81,6 +81,19 @@ final class Region: Sendable {
         throw CLIFailure("no leader within \(timeout)")
     }
 
+    /// Starts the three founding members; returns the one that leads.
+    func startAll() async throws -> String {
+        for id in Self.ids { try await start(id, tag: "first") }
+        return try await leader()
+    }
+
+    /// Adds host `h1`, big enough for every VM a test creates, through `member`.
+    func addRoomyHost(via member: String) async throws {
+        let (status, body) = try await post(
+            base(member)! + "/v1/hosts", #"{"name":"h1","cpus":65536,"memory_bytes":1125899906842624}"#)
+        #expect(status == 200, "\(body)")
+    }
+
     func stopAll() async throws {
         for id in Self.ids + [Self.joiner] where base(id) != nil { _ = try await kill(id, SIGTERM) }
     }
@@ -144,12 +157,8 @@ func get(_ url: String) async throws -> (Int, String) {
     func leaderKilledMidStream() async throws {
         let dir = TemporaryDirectory()
         let region = try Region(dir)
-        for id in Region.ids { try await region.start(id, tag: "first") }
-        let first = try await region.leader()
-        #expect(
-            try await post(
-                region.base(first)! + "/v1/hosts", #"{"name":"h1","cpus":65536,"memory_bytes":1125899906842624}"#
-            ).0 == 200)
+        let first = try await region.startAll()
+        try await region.addRoomyHost(via: first)
 
         let acknowledged = Acknowledged()
         let byFollowers = Acknowledged()
@@ -157,11 +166,13 @@ func get(_ url: String) async throws -> (Int, String) {
             for client in 0..<6 {
                 group.addTask {
                     // Clients write through every member: followers forward to the leader.
-                    var target = Region.ids[client % Region.ids.count]
+                    let home = Region.ids[client % Region.ids.count]
                     for i in 0..<80 {
                         let name = "vm-\(client)-\(i)"
                         let body = #"{"name":"\#(name)","cpus":1,"memory_bytes":4194304,"request_id":"\#(name)"}"#
-                        // Retry with the same request id until a member acknowledges it.
+                        // Retry with the same request id until a member acknowledges it; each
+                        // intent starts at the client's own member, so followers keep their share.
+                        var target = home
                         let deadline = ContinuousClock.now + .seconds(30)
                         while ContinuousClock.now < deadline {
                             if let base = region.base(target),
@@ -192,7 +203,9 @@ func get(_ url: String) async throws -> (Int, String) {
         }
         let acked = acknowledged.names.withLock { $0 }
         #expect(acked.count == 480)
-        #expect(byFollowers.names.withLock { $0.count } >= 40, "intents acknowledged by followers")
+        let followerAcks = byFollowers.names.withLock { $0.count }
+        print("intents acknowledged by followers: \(followerAcks) of \(acked.count)")
+        #expect(followerAcks >= 100, "intents acknowledged by followers")
         let second = try await region.leader()
         #expect(second != first)
 
@@ -234,8 +247,7 @@ func get(_ url: String) async throws -> (Int, String) {
     func readConsistency() async throws {
         let dir = TemporaryDirectory()
         let region = try Region(dir)
-        for id in Region.ids { try await region.start(id, tag: "first") }
-        let leader = try await region.leader()
+        let leader = try await region.startAll()
         let followers = Region.ids.filter { $0 != leader }
         let leaderBase = region.base(leader)!
         #expect(
@@ -317,12 +329,8 @@ func get(_ url: String) async throws -> (Int, String) {
     func snapshotCatchUpAndJoin() async throws {
         let dir = TemporaryDirectory()
         let region = try Region(dir, extraArguments: ["--snapshot-every", "40"])
-        for id in Region.ids { try await region.start(id, tag: "first") }
-        let leader = try await region.leader()
-        #expect(
-            try await post(
-                region.base(leader)! + "/v1/hosts", #"{"name":"h1","cpus":65536,"memory_bytes":1125899906842624}"#
-            ).0 == 200)
+        let leader = try await region.startAll()
+        try await region.addRoomyHost(via: leader)
         var created = try await Self.createVMs(region, prefix: "101", count: 10, via: leader)
 
         // One follower stops; the others go on long enough to compact their logs several times.

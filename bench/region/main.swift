@@ -101,11 +101,7 @@ struct DWCPRegion: System {
         var request = HTTPClientRequest(url: "http://\(leaderAPI)/v1/hosts/h\(client)/labels")
         request.method = .PUT
         request.body = .bytes(ByteBuffer(string: #"{"labels":{"k":"v\#(sequence)"}}"#))
-        let response = try await http.execute(request, timeout: .seconds(10))
-        let body = try await response.body.collect(upTo: 1 << 20)
-        guard response.status == .ok else {
-            throw BenchError("dwcp answered \(response.status): \(String(buffer: body))")
-        }
+        try await expectOK(request, from: name, http: http)
     }
 }
 
@@ -119,11 +115,16 @@ struct EtcdCluster: System {
         let key = Data("k\(client)".utf8).base64EncodedString()
         let value = Data("v\(sequence)".utf8).base64EncodedString()
         request.body = .bytes(ByteBuffer(string: #"{"key":"\#(key)","value":"\#(value)"}"#))
-        let response = try await http.execute(request, timeout: .seconds(10))
-        let body = try await response.body.collect(upTo: 1 << 20)
-        guard response.status == .ok else {
-            throw BenchError("etcd answered \(response.status): \(String(buffer: body))")
-        }
+        try await expectOK(request, from: name, http: http)
+    }
+}
+
+/// Sends one write; anything but 200 is an error naming the system and its answer.
+func expectOK(_ request: HTTPClientRequest, from system: String, http: HTTPClient) async throws {
+    let response = try await http.execute(request, timeout: .seconds(10))
+    let body = try await response.body.collect(upTo: 1 << 20)
+    guard response.status == .ok else {
+        throw BenchError("\(system) answered \(response.status): \(String(buffer: body))")
     }
 }
 

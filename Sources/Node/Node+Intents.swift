@@ -21,46 +21,51 @@ extension Node {
             guard !requestID.isEmpty, requestID.count <= 128 else {
                 throw NodeError(.invalid, "invalid request id: 1-128 characters")
             }
-            if let receipt = try await earlierReceipt(requestID: requestID, intent: intent) { return receipt }
+            if let receipt = try earlierReceipt(requestID: requestID, intent: intent) { return receipt }
         }
         let intent = try validate(intent)
-        try await checkAgainstViews(intent)
+        try checkAgainstViews(intent)
         let record = Record(at: Self.now(), requestID: requestID, intent.body)
         let index = try await consensus.propose([record.encoded()]).upperBound
         try await applied.wait(until: index)
-        let (outcome, error) = try await outcomes(index...index)[0]
-        switch outcome {
+        var (result, subject) = try views.read { db in
+            (try Self.outcomes(index...index, db)[0], try Self.row(intent.subject, db))
+        }
+        if result.outcome == "applied", case .createVM(let vm) = intent {
+            try await waitForPlacement(vm: vm.name, after: index)
+            subject = try rows("vms", [vm.name])[0]
+        }
+        switch result.outcome {
         case "applied":
-            if case .createVM(let vm) = intent {
-                try await waitForPlacement(vm: vm.name, after: index)
-            }
-            return IntentReceipt(logIndex: index, outcome: outcome, subject: try await subjectRow(intent))
+            return IntentReceipt(logIndex: index, outcome: result.outcome, subject: subject)
         case "duplicate":
             // A concurrent retry of the same request got in first.
-            if let requestID, let receipt = try await earlierReceipt(requestID: requestID, intent: intent) {
+            if let requestID, let receipt = try earlierReceipt(requestID: requestID, intent: intent) {
                 return receipt
             }
             throw NodeError(.internal, "intent at \(index) is a duplicate but its original is missing")
         default:
-            throw NodeError(.conflict, "\(error) (conflict found when applying log index \(index))")
+            throw NodeError(.conflict, "\(result.error) (conflict found when applying log index \(index))")
         }
     }
 
-    private func earlierReceipt(requestID: String, intent: Intent) async throws -> IntentReceipt? {
-        // Sendable results only: with a non-Sendable one GRDB would pick its blocking `read`.
-        let earlier: (index: Int64, outcome: String, error: String)? = try await views.pool.read { db in
-            try Row.fetchOne(
-                db,
-                sql: "SELECT log_index, outcome, error FROM intents WHERE request_id = ? AND outcome <> 'duplicate'",
-                arguments: [requestID]
-            ).map { ($0["log_index"], $0["outcome"], $0["error"]) }
+    private func earlierReceipt(requestID: String, intent: Intent) throws -> IntentReceipt? {
+        let found = try views.read { db -> (index: Int64, outcome: String, error: String, subject: JSONValue?)? in
+            guard
+                let row = try Row.fetchOne(
+                    db,
+                    sql:
+                        "SELECT log_index, outcome, error FROM intents WHERE request_id = ? AND outcome <> 'duplicate'",
+                    arguments: [requestID])
+            else { return nil }
+            return (row["log_index"], row["outcome"], row["error"], try Self.row(intent.subject, db))
         }
-        guard let earlier else { return nil }
-        let index = UInt64(earlier.index)
-        if earlier.outcome == "rejected" {
-            throw NodeError(.conflict, "\(earlier.error) (request \(requestID), log index \(index))")
+        guard let found else { return nil }
+        let index = UInt64(found.index)
+        if found.outcome == "rejected" {
+            throw NodeError(.conflict, "\(found.error) (request \(requestID), log index \(index))")
         }
-        return IntentReceipt(logIndex: index, outcome: "duplicate", subject: try await subjectRow(intent))
+        return IntentReceipt(logIndex: index, outcome: "duplicate", subject: found.subject)
     }
 
     /// ``validate(_:)`` for one VM to create.
@@ -118,10 +123,11 @@ extension Node {
 
     /// Refuses intents the current views already show cannot apply: a taken name, an unknown
     /// host or VM, a host that still has VMs.
-    func checkAgainstViews(_ intent: Intent) async throws {
-        try await views.pool.read { db in
+    func checkAgainstViews(_ intent: Intent) throws {
+        try views.read { db in
             func exists(_ table: String, _ name: String) throws -> Bool {
-                try Bool.fetchOne(db, sql: "SELECT count(*) > 0 FROM \(table) WHERE name = ?", arguments: [name])
+                try Bool.fetchOne(
+                    db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM \(table) WHERE name = ?)"), arguments: [name])
                     ?? false
             }
             switch intent {
@@ -154,7 +160,7 @@ extension Node {
         let deadline = ContinuousClock.now + configuration.placementWait
         var seen = index
         while ContinuousClock.now < deadline {
-            let state = try await views.pool.read { db in
+            let state = try views.read { db in
                 try String.fetchOne(db, sql: "SELECT actual_state FROM vms WHERE name = ?", arguments: [vm])
             }
             guard state == "pending" else { return }
@@ -165,40 +171,46 @@ extension Node {
         }
     }
 
-    private func subjectRow(_ intent: Intent) async throws -> JSONValue? {
-        let (table, name): (String, String) =
-            switch intent {
-            case .addHost(let h): ("hosts", h.name)
-            case .removeHost(let name), .setHostLabels(let name, _): ("hosts", name)
-            case .createVM(let vm): ("vms", vm.name)
-            case .setDesiredState(let name, _), .deleteVM(let name): ("vms", name)
-            }
-        return try await rows(table, [name])[0]
-    }
-
     /// What applying the intents at `indexes` did (`applied`, `rejected`, `duplicate`, with the
     /// error), read in one transaction.
-    func outcomes(_ indexes: ClosedRange<UInt64>) async throws -> [(outcome: String, error: String)] {
-        try await views.pool.read { db in
-            var found: [Int64: (String, String)] = [:]
-            let rows = try Row.fetchCursor(
-                db, sql: "SELECT log_index, outcome, error FROM intents WHERE log_index BETWEEN ? AND ?",
-                arguments: [Int64(indexes.lowerBound), Int64(indexes.upperBound)])
-            while let row = try rows.next() { found[row["log_index"]] = (row["outcome"], row["error"]) }
-            return indexes.map { found[Int64($0)] ?? ("missing", "") }
-        }
+    func outcomes(_ indexes: ClosedRange<UInt64>) throws -> [(outcome: String, error: String)] {
+        try views.read { db in try Self.outcomes(indexes, db) }
+    }
+
+    static func outcomes(_ indexes: ClosedRange<UInt64>, _ db: Database) throws -> [(outcome: String, error: String)] {
+        var found: [Int64: (String, String)] = [:]
+        let rows = try Row.fetchCursor(
+            db.cachedStatement(sql: "SELECT log_index, outcome, error FROM intents WHERE log_index BETWEEN ? AND ?"),
+            arguments: [Int64(indexes.lowerBound), Int64(indexes.upperBound)])
+        while let row = try rows.next() { found[row["log_index"]] = (row["outcome"], row["error"]) }
+        return indexes.map { found[Int64($0)] ?? ("missing", "") }
     }
 
     /// The rows of `table` (`hosts` or `vms`) with these names, as JSON objects (nil when gone),
     /// read in one transaction.
-    func rows(_ table: String, _ names: [String]) async throws -> [JSONValue?] {
-        try await views.pool.read { db in
-            let statement = try db.cachedStatement(sql: "SELECT * FROM \(table) WHERE name = ?")
-            return try names.map { name in
-                try Row.fetchOne(statement, arguments: [name]).map { row in
-                    JSONValue.object(row.columnNames.map { ($0, JSONValue(databaseValue: row[$0] as DatabaseValue)) })
-                }
-            }
+    func rows(_ table: String, _ names: [String]) throws -> [JSONValue?] {
+        try views.read { db in try names.map { try Self.row((table, $0), db) } }
+    }
+
+    /// One row of `hosts` or `vms` as a JSON object, nil when there is none.
+    static func row(_ subject: (table: String, name: String), _ db: Database) throws -> JSONValue? {
+        try Row.fetchOne(
+            db.cachedStatement(sql: "SELECT * FROM \(subject.table) WHERE name = ?"), arguments: [subject.name]
+        )
+        .map { row in
+            JSONValue.object(row.columnNames.map { ($0, JSONValue(databaseValue: row[$0] as DatabaseValue)) })
+        }
+    }
+}
+
+extension Intent {
+    /// The table and name of the row an intent is about (its receipt shows that row).
+    var subject: (table: String, name: String) {
+        switch self {
+        case .addHost(let h): ("hosts", h.name)
+        case .removeHost(let name), .setHostLabels(let name, _): ("hosts", name)
+        case .createVM(let vm): ("vms", vm.name)
+        case .setDesiredState(let name, _), .deleteVM(let name): ("vms", name)
         }
     }
 }

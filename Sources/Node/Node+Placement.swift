@@ -148,7 +148,7 @@ extension Node {
         var validated: [VMCreated] = []
         for vm in vms {
             var v = try validate(vm)
-            try await checkAgainstViews(.createVM(v))
+            try checkAgainstViews(.createVM(v))
             v.checkIndex = checkIndex
             validated.append(v)
         }
@@ -177,7 +177,7 @@ extension Node {
         }
         let range = try await consensus.propose(records)
         try await applied.wait(until: range.upperBound)
-        let results = try await outcomes(range.lowerBound...(range.lowerBound + UInt64(validated.count) - 1))
+        let results = try outcomes(range.lowerBound...(range.lowerBound + UInt64(validated.count) - 1))
         for (offset, (vm, result)) in zip(validated, results).enumerated() where result.outcome == "rejected" {
             throw NodeError(
                 .conflict, "\(result.error) (VM \(vm.name), log index \(range.lowerBound + UInt64(offset)))")
@@ -185,7 +185,7 @@ extension Node {
         if checkIndex == nil, let last = validated.last {
             try await waitForPlacement(vm: last.name, after: range.upperBound)
         }
-        let vmRows = try await rows("vms", validated.map(\.name))
+        let vmRows = try rows("vms", validated.map(\.name))
         return zip(results, vmRows).enumerated().map { offset, pair in
             IntentReceipt(logIndex: range.lowerBound + UInt64(offset), outcome: pair.0.outcome, subject: pair.1)
         }
@@ -193,7 +193,7 @@ extension Node {
 
     private func earlierBatch(requestID: String, count: Int) async throws -> [IntentReceipt]? {
         let ids = (1...count).map { count == 1 ? requestID : "\(requestID)#\($0)" }
-        let found: [(Int64, String)] = try await views.pool.read { db in
+        let found: [(Int64, String)] = try views.read { db in
             try ids.compactMap { id in
                 try Row.fetchOne(
                     db, sql: "SELECT log_index, subject FROM intents WHERE request_id = ? AND outcome <> 'duplicate'",
@@ -202,7 +202,7 @@ extension Node {
             }
         }
         guard found.count == count else { return nil }
-        let vmRows = try await rows("vms", found.map(\.1))
+        let vmRows = try rows("vms", found.map(\.1))
         return zip(found, vmRows).map { IntentReceipt(logIndex: UInt64($0.0.0), outcome: "duplicate", subject: $0.1) }
     }
 

@@ -269,10 +269,30 @@ public final class RaftConsensus: Consensus {
         if let bootstrap, log.lastIndex == 0 {
             try await log.write(truncateFrom: nil, entries: bootstrap.entries, hardState: bootstrap.hardState)
         }
-        let port = try await transport.listen(host: configuration.listenHost, port: configuration.listenPort)
+        // Messages are stepped on the event loop that decoded them (the state machine's lock is
+        // held for microseconds). Snapshot chunks are written to disk, so they go to their own
+        // task, and so does the snapshot message that follows them: in order, it finds its data.
+        let (snapshotFrames, snapshotFrameQueue) = AsyncStream.makeStream(
+            of: RaftFrame.Content.self, bufferingPolicy: .unbounded)
+        let port = try await transport.listen(host: configuration.listenHost, port: configuration.listenPort) {
+            [self] frame in
+            guard frame.group == group, frame.recipient == nodeID else { return }
+            switch frame.content {
+            case .message(let message):
+                if case .snapshot = message.body {
+                    snapshotFrameQueue.yield(frame.content)
+                } else {
+                    state.withLock { $0.step(message) }
+                    wake.yield()
+                }
+            case .snapshotChunk:
+                snapshotFrameQueue.yield(frame.content)
+            }
+        }
         logger.info("replication for \(group) on \(configuration.listenHost):\(port) as \(nodeID)")
         defer {
             wake.finish()
+            snapshotFrameQueue.finish()
             snapshotSendQueue.finish()
             let stopping = NodeError(.unavailable, "the node is shutting down")
             forwards.failAll(stopping)
@@ -289,15 +309,13 @@ public final class RaftConsensus: Consensus {
                 }
             }
             tasks.addTask {
-                for await frame in self.transport.inbound {
-                    guard frame.group == self.group, frame.recipient == self.nodeID else { continue }
-                    switch frame.content {
+                for await content in snapshotFrames {
+                    switch content {
                     case .snapshotChunk(let chunk):
                         _ = self.snapshots.receive(chunk)
                     case .message(let message):
-                        if case .snapshot(let meta) = message.body, !self.snapshotDataArrived(meta) {
-                            self.logger.debug(
-                                "\(self.group): snapshot \(meta.index) announced before its data; dropped")
+                        guard case .snapshot(let meta) = message.body, self.snapshotDataArrived(meta) else {
+                            self.logger.debug("\(self.group): a snapshot announced before its data; dropped")
                             continue
                         }
                         self.state.withLock { $0.step(message) }
@@ -328,6 +346,11 @@ public final class RaftConsensus: Consensus {
             receiveForwarded(ready.forwarded)
             receiveReads(ready.reads)
             send(ready.messages)
+            // Committed entries were made durable by earlier readies: the views need not wait
+            // for this one's fsync (with a snapshot, they wait for its install).
+            if ready.snapshot == nil, let last = ready.committed.last {
+                committed.advance(to: last.index)
+            }
             if let snapshot = ready.snapshot {
                 // The file is kept before the log starts over behind it: a node that crashes before
                 // its views are replaced restores them from it when it starts.
@@ -349,7 +372,7 @@ public final class RaftConsensus: Consensus {
             if let last = ready.entries.last {
                 state.withLock { $0.persisted(through: last.index, term: last.term) }
             }
-            if let last = ready.committed.last {
+            if ready.snapshot != nil, let last = ready.committed.last {
                 committed.advance(to: last.index)
             }
         }

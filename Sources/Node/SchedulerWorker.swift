@@ -17,6 +17,22 @@ struct SchedulerWorker: Sendable {
         while true {
             if idle { seen = try await node.applied.wait(until: seen + 1) }
             idle = true
+            // Most commits give the scheduler nothing to do: a lookup on the waiting-VMs index
+            // says so without reading the hosts.
+            let (pending, unschedulable, placementIndex) = try node.views.read { db in
+                let row = try Row.fetchOne(
+                    db,
+                    sql: """
+                        SELECT EXISTS (SELECT 1 FROM vms WHERE host IS NULL AND actual_state = 'pending') AS pending,
+                               EXISTS (SELECT 1 FROM vms WHERE host IS NULL AND actual_state = 'unschedulable')
+                                   AS unschedulable,
+                               placement_index FROM dwcp_state WHERE id = 1
+                        """)
+                let pending: Bool = row?["pending"] ?? false
+                let unschedulable: Bool = row?["unschedulable"] ?? false
+                return (pending, unschedulable, UInt64(row?["placement_index"] as Int64? ?? 0))
+            }
+            guard pending || (unschedulable && placementIndex != placementIndexSeen) else { continue }
             let inputs = try await node.views.pool.read { db in
                 try PlacementInputs.read(db, waitingStates: ["pending", "unschedulable"], includePlaced: false)
             }

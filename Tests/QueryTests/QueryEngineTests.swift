@@ -92,7 +92,9 @@ import Testing
         } throws: { error in
             (error as? QueryError)?.code == .timeout
         }
-        #expect(ContinuousClock.now - start < .seconds(5))
+        // The query never ends by itself; the bound is loose because the full suite's simulator
+        // threads hold both cores of a CI machine (a 200 ms deadline was once seen at 5.4 s).
+        #expect(ContinuousClock.now - start < .seconds(30))
         // The connection is usable afterwards.
         #expect(try await f.engine.run("SELECT count(*) FROM vms").rows == [[.int(1)]])
     }
@@ -127,7 +129,7 @@ import Testing
         )
         let schema = try await f.engine.run(".schema vms")
         #expect(schema.rows.first?.first.map { ResultFormat.plain($0).hasPrefix("CREATE TABLE vms") } == true)
-        #expect(schema.rows.count == 4)  // the table and its three indexes
+        #expect(schema.rows.count == 5)  // the table and its four indexes
         await #expect(throws: QueryError.self) { try await f.engine.run(".schema nope") }
         await #expect(throws: QueryError.self) { try await f.engine.run(".drop vms") }
         await #expect(throws: QueryError.self) { try await f.engine.run("   ") }

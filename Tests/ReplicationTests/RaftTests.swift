@@ -12,6 +12,8 @@ struct TestCluster {
     var reads: [String: [RaftReadState]] = [:]
     var snapshots: [String: RaftSnapshotMeta] = [:]
     var forwarded: [String: [RaftForwardedProposal]] = [:]
+    /// Every hard state a member was asked to persist, with the number of entries written beside it.
+    var hardStateWrites: [String: [(entries: Int, hardState: HardState)]] = [:]
 
     init(_ ids: [String], configuration: RaftConfiguration = RaftConfiguration()) {
         var voters: [String: String] = [:]
@@ -42,6 +44,9 @@ struct TestCluster {
                 if ready.isEmpty { continue }
                 moved = true
                 if let last = ready.entries.last { members[id]!.persisted(through: last.index, term: last.term) }
+                if let hardState = ready.hardState {
+                    hardStateWrites[id, default: []].append((ready.entries.count, hardState))
+                }
                 applied[id, default: []].append(contentsOf: ready.committed)
                 reads[id, default: []].append(contentsOf: ready.reads)
                 forwarded[id, default: []].append(contentsOf: ready.forwarded)
@@ -103,6 +108,33 @@ struct TestCluster {
         // A follower refuses proposals and names the leader.
         let follower = ["a", "b", "c"].first { $0 != leader }!
         #expect(throws: ReplicationError.self) { try cluster.members[follower]!.propose([[1]]) }
+    }
+
+    @Test func aCommitIndexThatMovesAloneCostsNoSyncedWrite() throws {
+        var cluster = TestCluster(["a", "b", "c"])
+        let leader = cluster.electLeader()
+        let follower = ["a", "b", "c"].first { $0 != leader }!
+        _ = try cluster.members[leader]!.propose([Array("x".utf8)])
+        cluster.settle()
+        cluster.tick(5)  // heartbeats carry the commit index to the followers
+        #expect(cluster.records(follower) == ["x"])
+        // No hard state was written for a commit index alone: every write without entries
+        // changed the term or the vote.
+        for (id, writes) in cluster.hardStateWrites {
+            var previous = HardState(term: 1)
+            for write in writes {
+                if write.entries == 0 {
+                    #expect(write.hardState.term != previous.term || write.hardState.vote != previous.vote, "\(id)")
+                }
+                previous = write.hardState
+            }
+        }
+        // The commit index rides along with the next entries the follower writes.
+        let committedX = cluster.members[follower]!.committed
+        _ = try cluster.members[leader]!.propose([Array("y".utf8)])
+        cluster.settle()
+        let last = try #require(cluster.hardStateWrites[follower]?.last)
+        #expect(last.entries > 0 && last.hardState.commit >= committedX)
     }
 
     @Test func aConflictingFollowerIsRepairedQuickly() throws {

@@ -114,8 +114,14 @@ public struct Raft: Sendable {
             }
             log.applied = index - 1
         }
+        // A new term or vote is persisted before anything that depends on it is sent. A commit
+        // index that moved alone is not worth a synced write (it is only where a restarted member
+        // resumes applying; a lower one is safe): it rides along with the next write that happens
+        // anyway. The committed entries themselves are durable already (≤ persisted).
         let hardState = HardState(term: term, vote: vote, commit: log.committed)
-        if hardState != lastHardState {
+        let mustSync = hardState.term != lastHardState.term || hardState.vote != lastHardState.vote
+        let writing = !ready.entries.isEmpty || ready.snapshot != nil || ready.truncateFrom != nil
+        if hardState != lastHardState, mustSync || writing {
             ready.hardState = hardState
             lastHardState = hardState
         }

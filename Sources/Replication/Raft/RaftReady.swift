@@ -4,8 +4,9 @@ import Store
 ///
 /// The driver does it in this order: send `messages` (they do not depend on this ready's writes);
 /// persist `snapshot`, `truncateFrom`, `entries` and `hardState` and fsync; then send
-/// `messagesAfterPersist`, call ``Raft/persisted(through:term:)``, apply `committed` in order and
-/// hand out `reads`.
+/// `messagesAfterPersist`, call ``Raft/persisted(through:term:)`` and hand out `reads`.
+/// `committed` holds only entries an earlier ready made durable, so the driver may apply them
+/// before this ready's write, as the product's driver does.
 public struct RaftReady: Sendable, Equatable {
     /// Leader traffic that may leave before the leader's own log write (appends, heartbeats).
     public var messages: [RaftMessage] = []
@@ -14,7 +15,8 @@ public struct RaftReady: Sendable, Equatable {
     /// Delete the stored entries from this index on before appending `entries`.
     public var truncateFrom: UInt64?
     public var entries: [LogEntry] = []
-    /// The term, vote and commit index, when they changed.
+    /// The term, vote and commit index, when the term or vote changed, or when this ready writes
+    /// entries anyway (a commit index that moved alone waits for the next write).
     public var hardState: HardState?
     /// Messages that promise what was just persisted (votes, append acknowledgements).
     public var messagesAfterPersist: [RaftMessage] = []

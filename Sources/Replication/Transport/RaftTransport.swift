@@ -3,14 +3,15 @@ import NIOCore
 import NIOPosix
 import Synchronization
 
-/// The replication port: a TCP listener that turns incoming frames into ``RaftFrame``s on
-/// `inbound`, and one outgoing connection per peer address, opened on first use and reopened with
+/// The replication port: a TCP listener that hands each incoming ``RaftFrame`` to a receiver, and
+/// one outgoing connection per peer address, opened on first use and reopened with
 /// back-off after a failure. Sending never blocks: a frame for a peer that is not connected is
 /// dropped (Raft resends what matters). A connection that sends a malformed or oversized frame is
 /// closed and logged; the node goes on.
 public final class RaftTransport: Sendable {
-    public let inbound: AsyncStream<RaftFrame>
-    let inboundContinuation: AsyncStream<RaftFrame>.Continuation
+    /// Called on the connection's event loop for every decoded frame: it must return at once
+    /// (step a state machine under a lock, queue the frame), never block or wait.
+    public typealias Receiver = @Sendable (RaftFrame) -> Void
     let eventLoopGroup: any EventLoopGroup
     let logger: Logger
     let peers = Mutex<[String: PeerState]>([:])
@@ -26,13 +27,11 @@ public final class RaftTransport: Sendable {
     public init(eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger) {
         self.eventLoopGroup = eventLoopGroup
         self.logger = logger
-        (inbound, inboundContinuation) = AsyncStream.makeStream(
-            of: RaftFrame.self, bufferingPolicy: .bufferingNewest(65_536))
     }
 
-    /// Starts listening; returns the port bound (useful with port 0).
-    public func listen(host: String, port: Int) async throws -> Int {
-        let continuation = inboundContinuation
+    /// Starts listening, handing every frame received to `receive`; returns the port bound
+    /// (useful with port 0).
+    public func listen(host: String, port: Int, receive: @escaping Receiver) async throws -> Int {
         let logger = logger
         let channel = try await ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.backlog, value: 256)
@@ -43,7 +42,7 @@ public final class RaftTransport: Sendable {
                     try channel.pipeline.syncOperations.addHandler(
                         ByteToMessageHandler(RaftFrameDecoder(maxFrameBytes: RaftFrame.maxFrameBytes)))
                     try channel.pipeline.syncOperations.addHandler(
-                        InboundFrameHandler(continuation: continuation, logger: logger))
+                        InboundFrameHandler(receive: receive, logger: logger))
                 }
             }
             .bind(host: host, port: port).get()
@@ -135,24 +134,23 @@ public final class RaftTransport: Sendable {
             return peers.values.compactMap(\.channel)
         }
         for channel in channels { try? await channel.close() }
-        inboundContinuation.finish()
     }
 }
 
-/// Hands decoded frames to the transport's stream; closes the connection on a decoding error.
+/// Hands decoded frames to the transport's receiver; closes the connection on a decoding error.
 final class InboundFrameHandler: ChannelInboundHandler, Sendable {
     typealias InboundIn = RaftFrame
 
-    let continuation: AsyncStream<RaftFrame>.Continuation
+    let receive: RaftTransport.Receiver
     let logger: Logger
 
-    init(continuation: AsyncStream<RaftFrame>.Continuation, logger: Logger) {
-        self.continuation = continuation
+    init(receive: @escaping RaftTransport.Receiver, logger: Logger) {
+        self.receive = receive
         self.logger = logger
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        continuation.yield(unwrapInboundIn(data))
+        receive(unwrapInboundIn(data))
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

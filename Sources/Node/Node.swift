@@ -175,13 +175,16 @@ public final class Node: Service, Sendable {
         _ views: ViewStore, _ applied: IndexWatermark, from log: LogStore, through target: UInt64
     ) throws {
         var next = applied.value + 1
+        let start = next
         while next <= target {
             let batch = try log.entries(in: next...target, maxCount: 4096)
-            guard !batch.isEmpty else { return }
+            guard !batch.isEmpty else { break }
             let index = try views.apply(batch)
             applied.advance(to: index)
             next = index + 1
         }
+        // Commits do not checkpoint: after a long catch-up (a rebuild), fold the WAL in now.
+        if next - start >= ViewStore.checkpointEvery { try views.checkpointNow() }
     }
 
     /// The time a record proposed now carries (milliseconds since the Unix epoch).

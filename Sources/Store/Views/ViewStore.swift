@@ -130,6 +130,11 @@ public final class ViewStore: Sendable {
         try await pool.writeWithoutTransaction { db in _ = try db.checkpoint(.passive) }
     }
 
+    /// ``checkpoint()`` on the caller's thread (start-up and shutdown, where nothing awaits).
+    public func checkpointNow() throws {
+        try pool.writeWithoutTransaction { db in _ = try db.checkpoint(.passive) }
+    }
+
     /// How many applied entries the node lets the WAL gather before it checkpoints.
     public static let checkpointEvery: UInt64 = 1_000
 

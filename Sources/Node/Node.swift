@@ -64,8 +64,8 @@ public final class Node: Service, Sendable {
                 maxRows: configuration.queryLimits.maxRows))
         if let replication = configuration.replication {
             consensus = try RaftConsensus(
-                nodeID: configuration.nodeID, log: log, snapshots: snapshots, configuration: replication,
-                logger: logger)
+                nodeID: configuration.nodeID, log: log, snapshots: snapshots,
+                snapshotEvery: configuration.snapshotEvery, configuration: replication, logger: logger)
         } else {
             consensus = LocalConsensus(log: log)
         }
@@ -88,6 +88,8 @@ public final class Node: Service, Sendable {
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     if let raft = self.raft {
                         group.addTask { try await raft.run() }
+                    } else {
+                        group.addTask { try await self.compactLocalLog() }
                     }
                     group.addTask { try await self.runApplyLoop() }
                     group.addTask { try await self.scheduler.run(node: self) }
@@ -185,6 +187,23 @@ public final class Node: Service, Sendable {
         }
         // Commits do not checkpoint: after a long catch-up (a rebuild), fold the WAL in now.
         if next - start >= ViewStore.checkpointEvery { try views.checkpointNow() }
+    }
+
+    /// A single node's snapshots: every `snapshotEvery` applied entries, copy the views into
+    /// `DATA/snapshots` and compact the log behind the copy (a region's members do the same in
+    /// ``RaftConsensus``). A restart on the compacted log starts from the snapshot.
+    func compactLocalLog() async throws {
+        while true {
+            _ = try await applied.wait(until: log.snapshot.index + configuration.snapshotEvery)
+            let index = try await snapshots.take()
+            guard let term = try log.term(at: index) else {
+                throw NodeError(
+                    .internal, "views snapshot at \(index) is outside the log (\(log.firstIndex)...\(log.lastIndex))")
+            }
+            try await log.compact(through: index, term: term)
+            snapshots.prune(keeping: index)
+            logger.info("views snapshot at \(index); the log now starts at \(index + 1)")
+        }
     }
 
     /// The time a record proposed now carries (milliseconds since the Unix epoch).

@@ -15,6 +15,9 @@ public struct NodeConfiguration: Sendable {
     public var hostAgent: HostAgentConfiguration?
     /// Replicates the log with Raft across the region's members; nil for a one-member node (`dwcp dev`).
     public var replication: ReplicationConfiguration?
+    /// Take a views snapshot (`DATA/snapshots`) and compact the log behind it every this many
+    /// applied entries, on a single node and in a region alike.
+    public var snapshotEvery: UInt64 = 10_000
 
     public init(
         dataDirectory: String, nodeID: String, region: String, apiHost: String = "127.0.0.1", apiPort: Int = 7070,

@@ -7,7 +7,7 @@ extension RaftConsensus {
     func takeSnapshots() async throws {
         while true {
             let base = state.withLock { $0.snapshotMeta.index }
-            _ = try await snapshots.applied.wait(until: base + configuration.snapshotEvery)
+            _ = try await snapshots.applied.wait(until: base + snapshotEvery)
             // A snapshot installed from the leader meanwhile moved the base: count from there.
             guard state.withLock({ $0.snapshotMeta.index }) == base else { continue }
             let index = try await snapshots.take()

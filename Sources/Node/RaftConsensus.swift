@@ -24,8 +24,6 @@ public struct ReplicationConfiguration: Sendable {
     public static let defaultRaft = RaftConfiguration(electionTicks: 30, heartbeatTicks: 3)
     /// How long a node waits for the leader to answer a forwarded intent or a read-index request.
     public var leaderAnswerTimeout: Duration = .seconds(2)
-    /// Take a views snapshot and compact the log behind it every this many applied entries.
-    public var snapshotEvery: UInt64 = 10_000
 
     public init(
         listenHost: String, listenPort: Int, peers: [String: String], join: Bool = false,
@@ -73,17 +71,20 @@ public final class RaftConsensus: Consensus {
 
     /// The views snapshots this node takes, sends and installs.
     let snapshots: ViewSnapshots
+    /// Take a snapshot and compact the log every this many applied entries.
+    let snapshotEvery: UInt64
     /// Snapshots to stream to members that need them (peer, snapshot), in order.
     let snapshotSends: AsyncStream<RaftMessage>
     let snapshotSendQueue: AsyncStream<RaftMessage>.Continuation
 
     public init(
-        nodeID: String, log: LogStore, snapshots: ViewSnapshots, configuration: ReplicationConfiguration,
-        logger: Logger
+        nodeID: String, log: LogStore, snapshots: ViewSnapshots, snapshotEvery: UInt64,
+        configuration: ReplicationConfiguration, logger: Logger
     ) throws {
         self.nodeID = nodeID
         self.log = log
         self.snapshots = snapshots
+        self.snapshotEvery = snapshotEvery
         self.configuration = configuration
         self.logger = logger
         group = log.group

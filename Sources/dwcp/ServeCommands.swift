@@ -38,7 +38,7 @@ struct Serve: AsyncParsableCommand {
 
     @Option(
         name: .long,
-        help: "Snapshot the views and compact the log behind them every this many entries (replicated nodes).")
+        help: "Snapshot the views and compact the log behind them every this many entries.")
     var snapshotEvery: UInt64 = 10_000
 
     func validate() throws {
@@ -71,11 +71,10 @@ struct Serve: AsyncParsableCommand {
                 members[id] = address
             }
             if !join, members[nodeID] == nil { members[nodeID] = listen }
-            var replication = ReplicationConfiguration(
+            configuration.replication = ReplicationConfiguration(
                 listenHost: listenHost, listenPort: listenPort, peers: members, join: join)
-            replication.snapshotEvery = snapshotEvery
-            configuration.replication = replication
         }
+        configuration.snapshotEvery = snapshotEvery
         try await runNode(configuration, logLevel: Logger.Level(rawValue: logLevel) ?? .info)
     }
 }

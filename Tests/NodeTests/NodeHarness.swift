@@ -7,15 +7,16 @@ import TestSupport
 /// Runs a node in this process for the duration of `body`, then cancels it.
 func withRunningNode<T: Sendable>(
     _ directory: TemporaryDirectory, region: String = "eu", register: HostRegistration? = nil,
-    hostAgent: HostAgentConfiguration? = nil, _ body: @Sendable (Node) async throws -> T
+    hostAgent: HostAgentConfiguration? = nil, snapshotEvery: UInt64 = 10_000,
+    _ body: @Sendable (Node) async throws -> T
 ) async throws -> T {
     var logger = Logger(label: "test")
     logger.logLevel = .warning
-    let node = try Node(
-        configuration: NodeConfiguration(
-            dataDirectory: directory.path, nodeID: "n1", region: region, apiPort: 0, registerHost: register,
-            placementWait: .seconds(5), hostAgent: hostAgent),
-        logger: logger)
+    var configuration = NodeConfiguration(
+        dataDirectory: directory.path, nodeID: "n1", region: region, apiPort: 0, registerHost: register,
+        placementWait: .seconds(5), hostAgent: hostAgent)
+    configuration.snapshotEvery = snapshotEvery
+    let node = try Node(configuration: configuration, logger: logger)
     return try await withThrowingTaskGroup(of: T?.self) { group in
         group.addTask {
             try await node.run()

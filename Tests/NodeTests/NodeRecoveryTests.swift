@@ -42,6 +42,32 @@ import Testing
         #expect(before.contains("vm-19"))
     }
 
+    @Test("a single node snapshots its views and compacts its log; without views it restarts from the snapshot")
+    func singleNodeCompaction() async throws {
+        let dir = TemporaryDirectory()
+        try await withRunningNode(dir, snapshotEvery: 10) { node in
+            _ = try await node.submit(.addHost(HostAdded(name: "h1", region: "eu", cpus: 8, memoryBytes: 16 << 30)))
+            for i in 0..<30 {
+                _ = try await node.submit(.setHostLabels(name: "h1", labels: ["k": "v\(i)"]))
+            }
+            let deadline = ContinuousClock.now + .seconds(20)
+            while node.log.firstIndex <= 21, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(node.log.firstIndex > 21, "the log was not compacted: it starts at \(node.log.firstIndex)")
+        }
+        let (before, _) = try openedDump(dir)
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.file("snapshots"))
+        #expect(files.filter { $0.hasPrefix("views-") }.count == 1, "\(files)")
+        for suffix in ["", "-wal", "-shm"] {
+            try? FileManager.default.removeItem(atPath: dir.file("views.sqlite" + suffix))
+        }
+        let (after, reason) = try openedDump(dir)
+        #expect(reason == "views.sqlite is missing")
+        #expect(after == before)
+        #expect(before.contains(#""labels":"{\"k\":\"v29\"}""#))
+    }
+
     @Test("a damaged log entry stops the node at start, naming the entry")
     func damagedEntry() async throws {
         let dir = TemporaryDirectory()

@@ -142,7 +142,7 @@ extension Node {
     /// in the same batch.
     public func createVMs(_ vms: [VMCreated], requestID: String?, checkIndex: UInt64?) async throws -> [IntentReceipt] {
         if vms.count == 1 && checkIndex == nil { return [try await submit(.createVM(vms[0]), requestID: requestID)] }
-        if let requestID, let receipt = try await earlierBatch(requestID: requestID, count: vms.count) {
+        if let requestID, let receipt = try earlierBatch(requestID: requestID, count: vms.count) {
             return receipt
         }
         var validated: [VMCreated] = []
@@ -191,7 +191,7 @@ extension Node {
         }
     }
 
-    private func earlierBatch(requestID: String, count: Int) async throws -> [IntentReceipt]? {
+    private func earlierBatch(requestID: String, count: Int) throws -> [IntentReceipt]? {
         let ids = (1...count).map { count == 1 ? requestID : "\(requestID)#\($0)" }
         let found: [(Int64, String)] = try views.read { db in
             try ids.compactMap { id in

@@ -315,8 +315,9 @@ public final class RaftConsensus: Consensus {
                     case .snapshotChunk(let chunk):
                         _ = self.snapshots.receive(chunk)
                     case .message(let message):
-                        guard case .snapshot(let meta) = message.body, self.snapshotDataArrived(meta) else {
-                            self.logger.debug("\(self.group): a snapshot announced before its data; dropped")
+                        if case .snapshot(let meta) = message.body, !self.snapshotDataArrived(meta) {
+                            self.logger.debug(
+                                "\(self.group): snapshot \(meta.index) announced before its data; dropped")
                             continue
                         }
                         self.state.withLock { $0.step(message) }
@@ -348,8 +349,8 @@ public final class RaftConsensus: Consensus {
             receiveReads(ready.reads)
             send(ready.messages)
             // Committed entries were made durable by earlier readies: the views need not wait
-            // for this one's fsync (with a snapshot, they wait for its install).
-            if ready.snapshot == nil, let last = ready.committed.last {
+            // for this one's fsync. (A ready with a snapshot carries none: the snapshot covers them.)
+            if let last = ready.committed.last {
                 committed.advance(to: last.index)
             }
             if let snapshot = ready.snapshot {
@@ -372,9 +373,6 @@ public final class RaftConsensus: Consensus {
             send(ready.messagesAfterPersist)
             if let last = ready.entries.last {
                 state.withLock { $0.persisted(through: last.index, term: last.term) }
-            }
-            if ready.snapshot != nil, let last = ready.committed.last {
-                committed.advance(to: last.index)
             }
         }
     }

@@ -21,13 +21,13 @@ struct SchedulerWorker: Sendable {
             // says so without reading the hosts.
             let (pending, unschedulable, placementIndex) = try node.views.read { db in
                 let row = try Row.fetchOne(
-                    db,
-                    sql: """
-                        SELECT EXISTS (SELECT 1 FROM vms WHERE host IS NULL AND actual_state = 'pending') AS pending,
-                               EXISTS (SELECT 1 FROM vms WHERE host IS NULL AND actual_state = 'unschedulable')
-                                   AS unschedulable,
-                               placement_index FROM dwcp_state WHERE id = 1
-                        """)
+                    db.cachedStatement(
+                        sql: """
+                            SELECT EXISTS (SELECT 1 FROM vms WHERE host IS NULL AND actual_state = 'pending') AS pending,
+                                   EXISTS (SELECT 1 FROM vms WHERE host IS NULL AND actual_state = 'unschedulable')
+                                       AS unschedulable,
+                                   placement_index FROM dwcp_state WHERE id = 1
+                            """))
                 let pending: Bool = row?["pending"] ?? false
                 let unschedulable: Bool = row?["unschedulable"] ?? false
                 return (pending, unschedulable, UInt64(row?["placement_index"] as Int64? ?? 0))

@@ -77,6 +77,11 @@ struct TestCluster {
         return ""
     }
 
+    /// A member other than those named (the first in name order).
+    func member(otherThan excluded: String...) -> String {
+        members.keys.sorted().first { !excluded.contains($0) }!
+    }
+
     var leader: String? {
         members.values.filter { $0.role == .leader && !cut.contains($0.id) }.max { $0.term < $1.term }?.id
     }
@@ -106,14 +111,14 @@ struct TestCluster {
             #expect(cluster.records(id) == (0..<20).map { "w\($0)" }, "member \(id)")
         }
         // A follower refuses proposals and names the leader.
-        let follower = ["a", "b", "c"].first { $0 != leader }!
+        let follower = cluster.member(otherThan: leader)
         #expect(throws: ReplicationError.self) { try cluster.members[follower]!.propose([[1]]) }
     }
 
     @Test func aCommitIndexThatMovesAloneCostsNoSyncedWrite() throws {
         var cluster = TestCluster(["a", "b", "c"])
         let leader = cluster.electLeader()
-        let follower = ["a", "b", "c"].first { $0 != leader }!
+        let follower = cluster.member(otherThan: leader)
         _ = try cluster.members[leader]!.propose([Array("x".utf8)])
         cluster.settle()
         cluster.tick(5)  // heartbeats carry the commit index to the followers
@@ -160,7 +165,7 @@ struct TestCluster {
         var cluster = TestCluster(["a", "b", "c"])
         let leader = cluster.electLeader()
         let term = cluster.members[leader]!.term
-        let loner = ["a", "b", "c"].first { $0 != leader }!
+        let loner = cluster.member(otherThan: leader)
         cluster.cut = [loner]
         for _ in 0..<200 { cluster.members[loner]!.tick() }
         _ = cluster.members[loner]!.takeReady()
@@ -187,7 +192,7 @@ struct TestCluster {
     @Test func leadershipMovesToTheChosenMember() throws {
         var cluster = TestCluster(["a", "b", "c"])
         let leader = cluster.electLeader()
-        let target = ["a", "b", "c"].first { $0 != leader }!
+        let target = cluster.member(otherThan: leader)
         try cluster.members[leader]!.transferLeadership(to: target)
         cluster.settle()
         #expect(cluster.leader == target)
@@ -197,7 +202,7 @@ struct TestCluster {
     @Test func aMemberFarBehindCatchesUpBySnapshot() throws {
         var cluster = TestCluster(["a", "b", "c"])
         let leader = cluster.electLeader()
-        let behind = ["a", "b", "c"].first { $0 != leader }!
+        let behind = cluster.member(otherThan: leader)
         cluster.cut = [behind]
         for i in 0..<100 { _ = try cluster.members[leader]!.propose([Array("e\(i)".utf8)]) }
         cluster.settle()
@@ -228,7 +233,7 @@ struct TestCluster {
         _ = try cluster.members[leader]!.proposeMembership(.promote(id: "d"))
         cluster.tick(2)
         #expect(cluster.members[leader]!.membership.voters.count == 4)
-        let removed = ["a", "b", "c"].first { $0 != leader }!
+        let removed = cluster.member(otherThan: leader)
         _ = try cluster.members[leader]!.proposeMembership(.remove(id: removed))
         cluster.tick(2)
         #expect(
@@ -257,7 +262,7 @@ struct TestCluster {
     @Test func readIndexNeedsAQuorumAndFollowersAskTheLeader() throws {
         var cluster = TestCluster(["a", "b", "c"])
         let leader = cluster.electLeader()
-        let follower = ["a", "b", "c"].first { $0 != leader }!
+        let follower = cluster.member(otherThan: leader)
         _ = try cluster.members[leader]!.propose([Array("x".utf8)])
         cluster.settle()
         cluster.members[leader]!.readIndex(context: 7)
@@ -276,7 +281,7 @@ struct TestCluster {
     @Test func followersForwardProposalsToTheLeader() throws {
         var cluster = TestCluster(["a", "b", "c"])
         let leader = cluster.electLeader()
-        let follower = ["a", "b", "c"].first { $0 != leader }!
+        let follower = cluster.member(otherThan: leader)
         #expect(throws: ReplicationError.self) { try cluster.members[follower]!.propose([Array("x".utf8)]) }
         try cluster.members[follower]!.forward([Array("f1".utf8), Array("f2".utf8)], id: 5)
         cluster.settle()
@@ -290,7 +295,7 @@ struct TestCluster {
             #expect(landed.allSatisfy { $0.term == answer.term })
         }
         // A leader handing over refuses, and says so at once.
-        let other = ["a", "b", "c"].first { $0 != leader && $0 != follower }!
+        let other = cluster.member(otherThan: leader, follower)
         cluster.cut = [other]
         try cluster.members[leader]!.transferLeadership(to: other)
         try cluster.members[follower]!.forward([Array("f3".utf8)], id: 6)

@@ -142,6 +142,34 @@ struct TestCluster {
         #expect(last.entries > 0 && last.hardState.commit >= committedX)
     }
 
+    @Test func aTickLeavesWorkOnlyWhenAHeartbeatOrACampaignIsDue() throws {
+        let configuration = RaftConfiguration(electionTicks: 10, heartbeatTicks: 3)
+        var cluster = TestCluster(["a", "b", "c"], configuration: configuration)
+        let leader = cluster.electLeader()
+        cluster.settle()
+        for id in cluster.members.keys.sorted() { #expect(!cluster.members[id]!.hasPendingReady, "\(id)") }
+        // The leader: one tick in three leaves heartbeats; the others leave nothing to take.
+        var ticksWithWork = 0
+        for _ in 0..<9 {
+            cluster.members[leader]!.tick()
+            guard cluster.members[leader]!.hasPendingReady else { continue }
+            ticksWithWork += 1
+            let ready = cluster.members[leader]!.takeReady()
+            #expect(ready.messages.count == 2)
+            #expect(ready.messages.allSatisfy { if case .heartbeat = $0.body { true } else { false } })
+        }
+        #expect(ticksWithWork == 3)
+        // A follower that hears nothing has nothing to do until its election timeout; then it campaigns.
+        let follower = cluster.member(otherThan: leader)
+        var ticks = 0
+        while !cluster.members[follower]!.hasPendingReady, ticks < 100 {
+            cluster.members[follower]!.tick()
+            ticks += 1
+        }
+        #expect(ticks >= configuration.electionTicks && ticks < 2 * configuration.electionTicks)
+        #expect(!cluster.members[follower]!.takeReady().messages.isEmpty)
+    }
+
     @Test func aConflictingFollowerIsRepairedQuickly() throws {
         var cluster = TestCluster(["a", "b", "c"])
         let first = cluster.electLeader()

@@ -16,7 +16,10 @@ import Synchronization
 //          answered with the host's row.
 //   etcd   POST /v3/kv/put {"key":"kC","value":"vI"} (base64) on the leader, through etcd's own
 //          HTTP/JSON gateway: committed by a majority (each member fsyncs its WAL).
-// Reported: writes/s and p50/p99 latency per system, the median over rounds, and DWCP's ratios.
+// Reported: writes/s and p50/p99 latency per system, the median over rounds, and DWCP's ratios;
+// and the CPU time (user + system, from /proc) each write cost the leader, the two followers
+// together and this client, over the same window: on a 2-core machine shared by six servers and
+// the client, CPU per write decides throughput, and it is far less noisy than writes/s.
 // etcd is Debian's etcd-server (3.4); `make bench-region` installs it. Both run with their
 // defaults for durability (fsync on every commit).
 
@@ -85,17 +88,42 @@ final class ServerList: Sendable {
     let servers = Mutex<[Server]>([])
     func add(_ server: Server) { servers.withLock { $0.append(server) } }
     func stopAll() { for server in servers.withLock({ $0 }) { server.stop() } }
+    /// The process ids of the servers with these names, in that order.
+    func pids(named names: [String]) -> [Int32] {
+        let all = servers.withLock { $0 }
+        return names.map { name in all.first { $0.name == name }!.process.processIdentifier }
+    }
 }
 
-/// One system under test: how to find its leader and what one write is.
+/// One system under test: how to find its leader, what one write is, and its processes.
 protocol System: Sendable {
     var name: String { get }
+    var leaderPID: Int32 { get }
+    var followerPIDs: [Int32] { get }
     func write(client: Int, sequence: Int, http: HTTPClient) async throws
+}
+
+/// CPU time (user + system) process `pid` has used so far, in seconds; 0 once it is gone.
+func cpuSeconds(_ pid: Int32) -> Double {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+        let nameEnd = stat.lastIndex(of: ")")
+    else { return 0 }
+    // After the command name in parentheses come field 3 (state) on; utime and stime are 14 and 15.
+    let fields = stat[stat.index(after: nameEnd)...].split(separator: " ")
+    guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+}
+
+/// CPU seconds used so far by a system's leader, its followers together, and this client.
+func cpuSample(_ system: any System) -> (leader: Double, followers: Double, client: Double) {
+    (cpuSeconds(system.leaderPID), system.followerPIDs.map(cpuSeconds).reduce(0, +), cpuSeconds(getpid()))
 }
 
 struct DWCPRegion: System {
     let name = "dwcp"
     let leaderAPI: String
+    let leaderPID: Int32
+    let followerPIDs: [Int32]
 
     func write(client: Int, sequence: Int, http: HTTPClient) async throws {
         var request = HTTPClientRequest(url: "http://\(leaderAPI)/v1/hosts/h\(client)/labels")
@@ -108,6 +136,8 @@ struct DWCPRegion: System {
 struct EtcdCluster: System {
     let name = "etcd"
     let leaderClient: String
+    let leaderPID: Int32
+    let followerPIDs: [Int32]
 
     func write(client: Int, sequence: Int, http: HTTPClient) async throws {
         var request = HTTPClientRequest(url: "http://\(leaderClient)/v3/kv/put")
@@ -137,11 +167,17 @@ struct Measurement {
     var writesPerSecond: Double
     var p50: Double
     var p99: Double
+    /// CPU milliseconds per write: the leader, the followers together, the client.
+    var leaderCPU: Double
+    var followersCPU: Double
+    var clientCPU: Double
 }
 
 final class Latencies: Sendable {
     let values = Mutex<[Double]>([])
     let failures = Mutex(0)
+    /// The CPU sample taken when the warm-up ended.
+    let cpuAtStart = Mutex((leader: 0.0, followers: 0.0, client: 0.0))
 }
 
 /// `clients` closed-loop writers for `seconds` (after a one-second warm-up).
@@ -150,6 +186,11 @@ func measure(_ system: any System, clients: Int, seconds: Double, http: HTTPClie
     let warmUpEnds = ContinuousClock.now + .seconds(1)
     let ends = warmUpEnds + .milliseconds(Int(seconds * 1000))
     try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask {
+            try await Task.sleep(until: warmUpEnds)
+            let sample = cpuSample(system)
+            latencies.cpuAtStart.withLock { $0 = sample }
+        }
         for client in 0..<clients {
             group.addTask {
                 var sequence = 0
@@ -173,12 +214,20 @@ func measure(_ system: any System, clients: Int, seconds: Double, http: HTTPClie
         }
         try await group.waitForAll()
     }
+    let cpuAtEnd = cpuSample(system)
+    let cpuStart = latencies.cpuAtStart.withLock { $0 }
     let sorted = latencies.values.withLock { $0 }.sorted()
     let failures = latencies.failures.withLock { $0 }
     guard !sorted.isEmpty else { throw BenchError("\(system.name): no write succeeded (\(failures) failed)") }
     if failures > 0 { print("  (\(system.name): \(failures) writes failed and were not counted)") }
     func percentile(_ p: Double) -> Double { sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
-    return Measurement(writesPerSecond: Double(sorted.count) / seconds, p50: percentile(0.5), p99: percentile(0.99))
+    // The window's writes are those whose latency was recorded (started after the warm-up, ended in time).
+    let perWrite = 1000 / Double(sorted.count)
+    return Measurement(
+        writesPerSecond: Double(sorted.count) / seconds, p50: percentile(0.5), p99: percentile(0.99),
+        leaderCPU: (cpuAtEnd.leader - cpuStart.leader) * perWrite,
+        followersCPU: (cpuAtEnd.followers - cpuStart.followers) * perWrite,
+        clientCPU: (cpuAtEnd.client - cpuStart.client) * perWrite)
 }
 
 func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
@@ -235,7 +284,7 @@ func startDWCP(
     }
     let deadline = ContinuousClock.now + .seconds(30)
     while ContinuousClock.now < deadline {
-        for port in api {
+        for (position, port) in api.enumerated() {
             if let status = await get("http://127.0.0.1:\(port)/v1/cluster", http: http),
                 status.contains(#""role":"leader""#)
             {
@@ -246,7 +295,10 @@ func startDWCP(
                     else { throw BenchError("dwcp: cannot add host h\(client)") }
                     _ = text
                 }
-                return DWCPRegion(leaderAPI: leader)
+                let pids = servers.pids(named: ids)
+                return DWCPRegion(
+                    leaderAPI: leader, leaderPID: pids[position],
+                    followerPIDs: pids.enumerated().filter { $0.offset != position }.map(\.element))
             }
         }
         try await Task.sleep(for: .milliseconds(100))
@@ -275,14 +327,17 @@ func startEtcd(binary: String, directory: String, http: HTTPClient, servers: Ser
     }
     let deadline = ContinuousClock.now + .seconds(30)
     while ContinuousClock.now < deadline {
-        for port in client {
+        for (position, port) in client.enumerated() {
             // The member whose id is the leader's id leads.
             if let (code, status) = await post("http://127.0.0.1:\(port)/v3/maintenance/status", "{}", http: http),
                 code == 200,
                 let member = status.firstMatch(of: #/"member_id":"(\d+)"/#)?.output.1,
                 let leader = status.firstMatch(of: #/"leader":"(\d+)"/#)?.output.1, member == leader
             {
-                return EtcdCluster(leaderClient: "127.0.0.1:\(port)")
+                let pids = servers.pids(named: names)
+                return EtcdCluster(
+                    leaderClient: "127.0.0.1:\(port)", leaderPID: pids[position],
+                    followerPIDs: pids.enumerated().filter { $0.offset != position }.map(\.element))
             }
         }
         try await Task.sleep(for: .milliseconds(100))
@@ -315,7 +370,7 @@ do {
         "bench/region: 3-node DWCP region vs 3-node etcd (\(etcdBinary)), loopback, \(options.rounds) rounds of \(options.seconds) s"
     )
     print("")
-    print("clients  system   writes/s     p50 µs     p99 µs")
+    print("clients  system   writes/s     p50 µs     p99 µs   CPU ms/write: leader followers client")
     var summary: [String] = []
     for clients in options.clients {
         var results: [String: [Measurement]] = [:]
@@ -332,19 +387,22 @@ do {
             let runs = results[name]!
             let m = Measurement(
                 writesPerSecond: median(runs.map(\.writesPerSecond)), p50: median(runs.map(\.p50)),
-                p99: median(runs.map(\.p99)))
+                p99: median(runs.map(\.p99)), leaderCPU: median(runs.map(\.leaderCPU)),
+                followersCPU: median(runs.map(\.followersCPU)), clientCPU: median(runs.map(\.clientCPU)))
             medians[name] = m
             print(
                 String(
-                    format: "%7d  %-6@ %9.0f  %9.0f  %9.0f", clients, name as NSString, m.writesPerSecond, m.p50, m.p99)
-            )
+                    format: "%7d  %-6@ %9.0f  %9.0f  %9.0f   %19.3f %9.3f %6.3f", clients, name as NSString,
+                    m.writesPerSecond, m.p50, m.p99, m.leaderCPU, m.followersCPU, m.clientCPU))
         }
         let d = medians["dwcp"]!
         let e = medians["etcd"]!
         summary.append(
             String(
-                format: "%d clients: throughput %.2f× etcd, p50 %.2f× etcd's, p99 %.2f× etcd's", clients,
-                d.writesPerSecond / e.writesPerSecond, d.p50 / e.p50, d.p99 / e.p99))
+                format:
+                    "%d clients: throughput %.2f× etcd, p50 %.2f× etcd's, p99 %.2f× etcd's, server CPU per write %.2f× etcd's",
+                clients, d.writesPerSecond / e.writesPerSecond, d.p50 / e.p50, d.p99 / e.p99,
+                (d.leaderCPU + d.followersCPU) / (e.leaderCPU + e.followersCPU)))
     }
     print("")
     for line in summary { print(line) }

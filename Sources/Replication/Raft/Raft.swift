@@ -130,6 +130,12 @@ public struct Raft: Sendable {
         return result
     }
 
+    /// Whether ``takeReady()`` has something from the calls since the last one: messages, a term
+    /// or vote to persist. A driver that ticks can skip waking its loop when a tick left nothing.
+    public var hasPendingReady: Bool {
+        !ready.isEmpty || term != lastHardState.term || vote != lastHardState.vote
+    }
+
     /// The driver made this node's log durable through `index` (whose term was `term`).
     public mutating func persisted(through index: UInt64, term entryTerm: UInt64) {
         guard index > log.persisted, log.term(at: index) == entryTerm else { return }

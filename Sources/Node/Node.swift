@@ -92,6 +92,7 @@ public final class Node: Service, Sendable {
                         group.addTask { try await self.compactLocalLog() }
                     }
                     group.addTask { try await self.runApplyLoop() }
+                    group.addTask { try await self.runCheckpointLoop() }
                     group.addTask { try await self.scheduler.run(node: self) }
                     if let host = self.configuration.registerHost {
                         group.addTask { try await self.registerIfMissing(host) }
@@ -122,13 +123,23 @@ public final class Node: Service, Sendable {
 
     /// Applies committed entries as they commit, in index order, until cancelled.
     func runApplyLoop() async throws {
-        var checkpointed = applied.value
         while true {
             let target = try await consensus.committed.wait(until: applied.value + 1)
             try await applyCommitted(through: target)
-            if applied.value >= checkpointed + ViewStore.checkpointEvery {
+        }
+    }
+
+    /// Checkpoints the views' WAL every ``ViewStore/checkpointEvery`` applied entries, beside the
+    /// apply loop (on its own connection). A checkpoint that fails is logged and tried again at
+    /// the next mark: the WAL only grows meanwhile.
+    func runCheckpointLoop() async throws {
+        var checkpointed = applied.value
+        while true {
+            checkpointed = try await applied.wait(until: checkpointed + ViewStore.checkpointEvery)
+            do {
                 try await views.checkpoint()
-                checkpointed = applied.value
+            } catch {
+                logger.warning("could not checkpoint the views' WAL at applied index \(checkpointed): \(error)")
             }
         }
     }

@@ -65,6 +65,24 @@ typealias Record = Store.Record
         }
     }
 
+    @Test("commits leave their pages in the WAL; a checkpoint, on its own connection, copies them into the file")
+    func checkpointFoldsTheWAL() async throws {
+        let dir = TemporaryDirectory()
+        let views = try ViewStore(path: dir.file("views.sqlite"))
+        try await views.apply(Self.entries(Self.history))
+        /// The hosts a copy of the database file alone (without its WAL) holds: what checkpoints put there.
+        func hostsInTheFileAlone() -> Int {
+            let copy = dir.file("copy-\(UUID().uuidString).sqlite")
+            guard (try? FileManager.default.copyItem(atPath: dir.file("views.sqlite"), toPath: copy)) != nil,
+                let queue = try? DatabaseQueue(path: copy)
+            else { return -1 }
+            return (try? queue.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM hosts") }) ?? 0
+        }
+        #expect(hostsInTheFileAlone() == 0)
+        try await views.checkpoint()
+        #expect(hostsInTheFileAlone() == 2)
+    }
+
     @Test("two view files fed the same entries are identical, whatever the batching")
     func deterministic() throws {
         let dir = TemporaryDirectory()

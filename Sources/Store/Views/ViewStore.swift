@@ -17,6 +17,9 @@ public final class ViewStore: Sendable {
     public let pool: DatabasePool
     /// Read-only connections used only synchronously, by ``read(_:)``.
     private let lookups: DatabasePool
+    /// A connection of its own for WAL checkpoints: a passive checkpoint takes no writer lock,
+    /// so it runs beside the applier instead of in its queue.
+    private let checkpointer: DatabaseQueue
     /// Why the file was created afresh when it was (missing, other schema version, unreadable); nil otherwise.
     public let rebuildReason: String?
 
@@ -63,6 +66,10 @@ public final class ViewStore: Sendable {
         lookupConfiguration.readonly = true
         lookupConfiguration.maximumReaderCount = 8
         lookups = try DatabasePool(path: path, configuration: lookupConfiguration)
+        var checkpointConfiguration = Configuration()
+        checkpointConfiguration.label = "views-checkpointer"
+        checkpointConfiguration.prepareDatabase { db in try db.execute(sql: "PRAGMA wal_autocheckpoint = 0") }
+        checkpointer = try DatabaseQueue(path: path, configuration: checkpointConfiguration)
     }
 
     /// Runs a short read (indexed lookups, a few rows) on the caller's thread. Each statement sees
@@ -126,15 +133,17 @@ public final class ViewStore: Sendable {
     }
 
     /// Copies what the WAL holds into the database file and syncs it (a passive checkpoint: it
-    /// does not wait for readers). Commits never do this themselves; the node calls it every
-    /// ``checkpointEvery`` applied entries, on GRDB's writer queue.
+    /// waits for neither readers nor the writer). Commits never do this themselves; the node calls
+    /// it every ``checkpointEvery`` applied entries, on a connection of its own, so applying goes
+    /// on meanwhile (on the writer's queue the checkpoint's copy and fsync held up every intent
+    /// behind it: a 64-client p99 of 76–91 ms against 67–73 ms with no checkpoint at all).
     public func checkpoint() async throws {
-        try await pool.writeWithoutTransaction { db in _ = try db.checkpoint(.passive) }
+        try await checkpointer.writeWithoutTransaction { db in _ = try db.checkpoint(.passive) }
     }
 
     /// ``checkpoint()`` on the caller's thread (start-up and shutdown, where nothing awaits).
     public func checkpointNow() throws {
-        try pool.writeWithoutTransaction { db in _ = try db.checkpoint(.passive) }
+        try checkpointer.writeWithoutTransaction { db in _ = try db.checkpoint(.passive) }
     }
 
     /// How many applied entries the node lets the WAL gather before it checkpoints.

@@ -138,6 +138,8 @@ public final class Node: Service, Sendable {
             checkpointed = try await applied.wait(until: checkpointed + ViewStore.checkpointEvery)
             do {
                 try await views.checkpoint()
+            } catch is CancellationError {
+                throw CancellationError()
             } catch {
                 logger.warning("could not checkpoint the views' WAL at applied index \(checkpointed): \(error)")
             }

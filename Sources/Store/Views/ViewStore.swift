@@ -74,8 +74,8 @@ public final class ViewStore: Sendable {
 
     /// Runs a short read (indexed lookups, a few rows) on the caller's thread. Each statement sees
     /// every commit made before it ran; the statements of one call are not one snapshot (no
-    /// BEGIN/COMMIT around them: their parsing was a tenth of the leader's CPU under load), so
-    /// use it for lookups that need no consistency between statements.
+    /// BEGIN/COMMIT around them: two statements less per lookup on the intent path), so use it
+    /// for lookups that need no consistency between statements.
     ///
     /// This is the read of the intent path: it costs no thread hop, where an async `pool.read`
     /// costs three (about 0.3 ms each time on a loaded 2-core machine). It waits only when all
@@ -136,7 +136,7 @@ public final class ViewStore: Sendable {
     /// waits for neither readers nor the writer). Commits never do this themselves; the node calls
     /// it every ``checkpointEvery`` applied entries, on a connection of its own, so applying goes
     /// on meanwhile (on the writer's queue the checkpoint's copy and fsync held up every intent
-    /// behind it: a 64-client p99 of 76–91 ms against 67–73 ms with no checkpoint at all).
+    /// behind it; BENCHMARKS.md, bench/region).
     public func checkpoint() async throws {
         try await checkpointer.writeWithoutTransaction { db in _ = try db.checkpoint(.passive) }
     }

@@ -51,13 +51,7 @@ extension Node {
 
     private func earlierReceipt(requestID: String, intent: Intent) throws -> IntentReceipt? {
         let found = try views.read { db -> (index: Int64, outcome: String, error: String, subject: JSONValue?)? in
-            guard
-                let row = try Row.fetchOne(
-                    db,
-                    sql:
-                        "SELECT log_index, outcome, error FROM intents WHERE request_id = ? AND outcome <> 'duplicate'",
-                    arguments: [requestID])
-            else { return nil }
+            guard let row = try Self.originalIntent(requestID: requestID, db) else { return nil }
             return (row["log_index"], row["outcome"], row["error"], try Self.row(intent.subject, db))
         }
         guard let found else { return nil }
@@ -171,8 +165,19 @@ extension Node {
         }
     }
 
+    /// The `intents` row (log_index, subject, outcome, error) a request id first applied as, not
+    /// a later duplicate of it; nil when it never applied.
+    static func originalIntent(requestID: String, _ db: Database) throws -> Row? {
+        try Row.fetchOne(
+            db.cachedStatement(
+                sql:
+                    "SELECT log_index, subject, outcome, error FROM intents WHERE request_id = ? AND outcome <> 'duplicate'"
+            ),
+            arguments: [requestID])
+    }
+
     /// What applying the intents at `indexes` did (`applied`, `rejected`, `duplicate`, with the
-    /// error), read in one transaction.
+    /// error), read in one lookup.
     func outcomes(_ indexes: ClosedRange<UInt64>) throws -> [(outcome: String, error: String)] {
         try views.read { db in try Self.outcomes(indexes, db) }
     }
@@ -187,7 +192,7 @@ extension Node {
     }
 
     /// The rows of `table` (`hosts` or `vms`) with these names, as JSON objects (nil when gone),
-    /// read in one transaction.
+    /// read in one lookup.
     func rows(_ table: String, _ names: [String]) throws -> [JSONValue?] {
         try views.read { db in try names.map { try Self.row((table, $0), db) } }
     }

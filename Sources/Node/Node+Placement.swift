@@ -195,10 +195,7 @@ extension Node {
         let ids = (1...count).map { count == 1 ? requestID : "\(requestID)#\($0)" }
         let found: [(Int64, String)] = try views.read { db in
             try ids.compactMap { id in
-                try Row.fetchOne(
-                    db, sql: "SELECT log_index, subject FROM intents WHERE request_id = ? AND outcome <> 'duplicate'",
-                    arguments: [id]
-                ).map { ($0["log_index"], $0["subject"]) }
+                try Self.originalIntent(requestID: id, db).map { ($0["log_index"], $0["subject"]) }
             }
         }
         guard found.count == count else { return nil }

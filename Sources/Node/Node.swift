@@ -138,8 +138,8 @@ public final class Node: Service, Sendable {
             checkpointed = try await applied.wait(until: checkpointed + ViewStore.checkpointEvery)
             do {
                 try await views.checkpoint()
-            } catch is CancellationError {
-                throw CancellationError()
+            } catch let error as CancellationError {
+                throw error
             } catch {
                 logger.warning("could not checkpoint the views' WAL at applied index \(checkpointed): \(error)")
             }
@@ -151,6 +151,8 @@ public final class Node: Service, Sendable {
     /// GRDB's writer queue and back costs two thread wake-ups on the path of every intent.
     static let inlineApplyLimit = 64
 
+    /// The synchronous `ViewStore.apply`: called directly from an async function, the compiler
+    /// would pick its async overload (GRDB's writer queue).
     private static func applyOnThisThread(_ batch: [LogEntry], to views: ViewStore) throws -> UInt64 {
         try views.apply(batch)
     }

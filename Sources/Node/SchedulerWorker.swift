@@ -17,8 +17,10 @@ struct SchedulerWorker: Sendable {
         while true {
             if idle { seen = try await node.applied.wait(until: seen + 1) }
             idle = true
-            // Most commits give the scheduler nothing to do: a lookup on the waiting-VMs index
-            // says so without reading the hosts.
+            // Only the leader writes placements, so only it decides them (a new leader's first
+            // entry wakes it). Most commits give it nothing to do: a lookup on the waiting-VMs
+            // index says so without reading the hosts.
+            guard node.consensus.isLeader else { continue }
             let (pending, unschedulable, placementIndex) = try node.views.read { db in
                 let row = try Row.fetchOne(
                     db.cachedStatement(
@@ -58,8 +60,7 @@ struct SchedulerWorker: Sendable {
                         ).encoded())
                 }
             }
-            // Every member computes the same decisions; only the leader writes them.
-            guard !records.isEmpty, node.consensus.isLeader else { continue }
+            guard !records.isEmpty else { continue }
             let range: ClosedRange<UInt64>
             do {
                 range = try await node.consensus.propose(records)

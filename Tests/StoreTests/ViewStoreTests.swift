@@ -83,6 +83,30 @@ typealias Record = Store.Record
         #expect(hostsInTheFileAlone() == 2)
     }
 
+    @Test("lookups see every commit before them, never wait for one another, and cannot write")
+    func lookupsSeeCommitsAndCannotWrite() throws {
+        let dir = TemporaryDirectory()
+        let views = try ViewStore(path: dir.file("views.sqlite"))
+        let hosts = { try views.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM hosts") ?? -1 } }
+        #expect(try hosts() == 0)
+        try views.apply(Self.entries(Array(Self.history.prefix(2))))
+        #expect(try hosts() == 2)
+        // A lookup inside a lookup gets a connection of its own (all lent: one more is opened).
+        let nested = try views.read { outer in
+            try views.read { inner in
+                try (
+                    Int.fetchOne(outer, sql: "SELECT count(*) FROM vms"),
+                    Int.fetchOne(inner, sql: "SELECT count(*) FROM hosts")
+                )
+            }
+        }
+        #expect(nested.0 == 0 && nested.1 == 2)
+        #expect(throws: (any Error).self) {
+            try views.read { db in try db.execute(sql: "DELETE FROM hosts") }
+        }
+        #expect(try hosts() == 2)
+    }
+
     @Test("two view files fed the same entries are identical, whatever the batching")
     func deterministic() throws {
         let dir = TemporaryDirectory()

@@ -16,7 +16,7 @@ public final class ViewStore: Sendable {
     /// may take long. Short lookups go through ``read(_:)``.
     public let pool: DatabasePool
     /// Read-only connections used only synchronously, by ``read(_:)``.
-    private let lookups: DatabasePool
+    private let lookups: LookupConnections
     /// A connection of its own for WAL checkpoints: a passive checkpoint takes no writer lock,
     /// so it runs beside the applier instead of in its queue.
     private let checkpointer: DatabaseQueue
@@ -61,11 +61,7 @@ public final class ViewStore: Sendable {
                     arguments: [Schema.version])
             }
         }
-        var lookupConfiguration = Configuration()
-        lookupConfiguration.label = "views-lookups"
-        lookupConfiguration.readonly = true
-        lookupConfiguration.maximumReaderCount = 8
-        lookups = try DatabasePool(path: path, configuration: lookupConfiguration)
+        lookups = LookupConnections(path: path)
         var checkpointConfiguration = Configuration()
         checkpointConfiguration.label = "views-checkpointer"
         checkpointConfiguration.prepareDatabase { db in try db.execute(sql: "PRAGMA wal_autocheckpoint = 0") }
@@ -78,14 +74,14 @@ public final class ViewStore: Sendable {
     /// for lookups that need no consistency between statements.
     ///
     /// This is the read of the intent path: it costs no thread hop, where an async `pool.read`
-    /// costs three (about 0.3 ms each time on a loaded 2-core machine). It waits only when all
-    /// eight connections are busy with other such reads, each a few microseconds of SQLite work
-    /// that never awaits, so calling it from a task is like taking a lock: never use it for a
-    /// read that scans a table. The connections are separate from `pool`'s, whose async readers
-    /// need the cooperative pool to give their connection back: mixing the two on one pool can
-    /// deadlock a 2-thread cooperative pool.
+    /// costs three (about 0.3 ms each time on a loaded 2-core machine). It never waits for another
+    /// lookup (``LookupConnections`` opens one more connection when all are lent), but it holds
+    /// the caller's thread for its SQLite work: never use it for a read that scans a table. The
+    /// connections are separate from `pool`'s, whose async readers need the cooperative pool to
+    /// give their connection back: mixing the two on one pool can deadlock a 2-thread
+    /// cooperative pool.
     public func read<T>(_ body: (Database) throws -> T) throws -> T {
-        try lookups.unsafeRead(body)
+        try lookups.read(body)
     }
 
     private static func storedSchemaVersion(path: String) -> Result<String, any Error> {

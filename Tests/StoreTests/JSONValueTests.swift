@@ -1,0 +1,34 @@
+import Foundation
+import Testing
+
+@testable import Store
+
+@Suite struct JSONValueTests {
+    @Test func stringsThatNeedNoEscapeAreWrittenAsTheyAre() {
+        #expect(JSONValue.string("web-1").serialized() == #""web-1""#)
+        #expect(JSONValue.string("").serialized() == #""""#)
+        #expect(JSONValue.string("zürich ☃").serialized() == "\"zürich ☃\"")
+    }
+
+    @Test func quotesBackslashesAndControlCharactersAreEscaped() {
+        #expect(JSONValue.string("a\"b").serialized() == #""a\"b""#)
+        #expect(JSONValue.string("a\\b").serialized() == #""a\\b""#)
+        #expect(JSONValue.string("l1\nl2\tx\r").serialized() == #""l1\nl2\tx\r""#)
+        #expect(JSONValue.string("bell\u{7}").serialized() == #""bell\u0007""#)
+        #expect(JSONValue.string("ü\"\u{1f}").serialized() == "\"ü\\\"\\u001f\"")
+    }
+
+    @Test func writtenTextParsesBackToTheSameValue() throws {
+        let value = JSONValue.object([
+            ("name", .string("h\"1\\\n")), ("labels", .object([("k", .string("v ☃"))])), ("cpus", .int(8)),
+            ("ok", .bool(true)), ("none", .null), ("list", .array([.int(1), .string("\u{0}")])),
+        ])
+        // `parse` sorts object keys; compare with the keys sorted.
+        let sorted = JSONValue.object([
+            ("cpus", .int(8)), ("labels", .object([("k", .string("v ☃"))])),
+            ("list", .array([.int(1), .string("\u{0}")])), ("name", .string("h\"1\\\n")), ("none", .null),
+            ("ok", .bool(true)),
+        ])
+        #expect(try JSONValue.parse(value.serialized()) == sorted)
+    }
+}

@@ -127,11 +127,7 @@ struct Dev: AsyncParsableCommand {
 
 /// Opens the node and runs it with its API until a signal asks for a graceful shutdown.
 func runNode(_ configuration: NodeConfiguration, logLevel: Logger.Level) async throws {
-    LoggingSystem.bootstrap { label in
-        var handler = StreamLogHandler.standardError(label: label)
-        handler.logLevel = logLevel
-        return handler
-    }
+    LoggingSystem.bootstrap { label in StandardErrorLogHandler(label: label, level: logLevel) }
     let logger = Logger(label: "dwcp")
     let node: Node
     do {

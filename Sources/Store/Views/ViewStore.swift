@@ -142,8 +142,12 @@ public final class ViewStore: Sendable {
         try checkpointer.writeWithoutTransaction { db in _ = try db.checkpoint(.passive) }
     }
 
-    /// How many applied entries the node lets the WAL gather before it checkpoints.
-    public static let checkpointEvery: UInt64 = 1_000
+    /// How many applied entries the node lets the WAL gather before it checkpoints. A checkpoint's
+    /// fsync flushes the disk's cache, so the log's fsyncs queue behind whatever it wrote: small,
+    /// frequent checkpoints keep those waits short. At 64 clients on a 3-node region, 250 gave a
+    /// p99 of 43–51 ms where 1,000 gave 64–81 ms and 10,000 150–230 ms (100: no better than 250,
+    /// more CPU); BENCHMARKS.md, bench/region.
+    public static let checkpointEvery: UInt64 = 250
 
     /// Async form of ``apply(_:)``: the transaction runs on GRDB's writer queue, not the caller's thread.
     @discardableResult

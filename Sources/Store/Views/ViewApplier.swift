@@ -53,9 +53,8 @@ enum ViewApplier {
             appliedTerm = entry.term
         }
         if let appliedTerm {
-            try db.execute(
-                sql: "UPDATE dwcp_state SET applied_index = ?, applied_term = ? WHERE id = 1",
-                arguments: [Int64(applied), Int64(appliedTerm)])
+            try db.cachedStatement(sql: "UPDATE dwcp_state SET applied_index = ?, applied_term = ? WHERE id = 1")
+                .execute(arguments: [Int64(applied), Int64(appliedTerm)])
         }
         return BatchOutcome(appliedIndex: applied, failure: failure)
     }

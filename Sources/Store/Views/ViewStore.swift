@@ -110,7 +110,7 @@ public final class ViewStore: Sendable {
 
     /// The applied index, read in `db`'s transaction.
     public static func appliedIndex(_ db: Database) throws -> UInt64 {
-        UInt64(try Int64.fetchOne(db, sql: "SELECT applied_index FROM dwcp_state WHERE id = 1") ?? 0)
+        UInt64(try Int64.fetchOne(db.cachedStatement(sql: "SELECT applied_index FROM dwcp_state WHERE id = 1")) ?? 0)
     }
 
     /// Applies `entries` (in index order) in one transaction, skipping those already applied.

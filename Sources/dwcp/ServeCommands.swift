@@ -41,7 +41,7 @@ struct Serve: AsyncParsableCommand {
     @Option(
         name: .long,
         help: "Snapshot the views and compact the log behind them every this many entries.")
-    var snapshotEvery: UInt64 = 10_000
+    var snapshotEvery: UInt64 = NodeConfiguration.defaultSnapshotEvery
 
     func validate() throws {
         if !peer.isEmpty || join {

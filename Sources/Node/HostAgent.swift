@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Hypervisor
 import Logging
+import NIOPosix
 import Store
 import Synchronization
 
@@ -65,8 +66,15 @@ struct HostAgent: Sendable {
                     memoryBytes: Int(configuration.poolMemoryBytes), vcpus: configuration.poolVCPUs),
                 size: configuration.poolSize) : nil
         // The pool is warm before the host is announced, so the first start placed here can take it.
+        // Filling it maps and touches every VM's memory: on NIO's thread pool, not an event loop.
         if let pool {
-            do { try pool.refill() } catch { logger.error("cannot fill the VM pool: \(error)") }
+            do {
+                try await NIOThreadPool.singleton.runIfActive { try pool.refill() }
+            } catch let error as CancellationError {
+                throw error
+            } catch {
+                logger.error("cannot fill the VM pool: \(error)")
+            }
         }
         try await register(node: node)
         let (refills, refillRequest) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
@@ -85,7 +93,13 @@ struct HostAgent: Sendable {
                 refillRequest.yield()
                 group.addTask {
                     for await _ in refills {
-                        do { try pool.refill() } catch { logger.error("cannot refill the VM pool: \(error)") }
+                        do {
+                            try await NIOThreadPool.singleton.runIfActive { try pool.refill() }
+                        } catch is CancellationError {
+                            return
+                        } catch {
+                            logger.error("cannot refill the VM pool: \(error)")
+                        }
                     }
                 }
             }
@@ -96,9 +110,11 @@ struct HostAgent: Sendable {
             while true {
                 let (applied, appliedAt) = node.applied.valueAndTime
                 seen = applied
-                // A synchronous read on purpose: one short indexed query, served at once by a WAL reader
-                // (readers never wait for the writer), without the hop to GRDB's reader queue, which
-                // under load costs a millisecond on this path that VM start latency is measured on.
+                // A synchronous lookup on purpose: one short indexed query on the views' lookup
+                // connections (they never wait for one another or for the writer), without the hop
+                // to GRDB's reader queue, which under load costs a millisecond on this path that VM
+                // start latency is measured on. (A synchronous read of GRDB's pool here could wait
+                // for a reader that an async read holds until its task runs again.)
                 let hosted = try Self.readHostedVMs(node, host: configuration.hostName)
                 let hostedNames = Set(hosted.map(\.name))
                 for name in withFiles.subtracting(hostedNames).subtracting(local.names) {
@@ -245,7 +261,7 @@ struct HostAgent: Sendable {
 
     /// The VMs placed on `host`, read synchronously (see the call site for why).
     static func readHostedVMs(_ node: Node, host: String) throws -> [HostedVM] {
-        try node.views.pool.read { db in try hostedVMs(db, host: host) }
+        try node.views.read { db in try hostedVMs(db, host: host) }
     }
 
     static func hostedVMs(_ db: Database, host: String) throws -> [HostedVM] {

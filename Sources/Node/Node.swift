@@ -146,9 +146,11 @@ public final class Node: Service, Sendable {
         }
     }
 
-    /// Batches up to this many entries are applied on the calling thread: a few hundred
-    /// microseconds of SQLite work with no disk wait (no fsync, no checkpoint), where a trip to
-    /// GRDB's writer queue and back costs two thread wake-ups on the path of every intent.
+    /// Batches up to this many entries are applied on the thread the apply loop runs on (an event
+    /// loop in `dwcp serve`): a few hundred microseconds of SQLite work with no disk wait (no
+    /// fsync, no checkpoint; the WAL's pages go to the page cache), where a trip to GRDB's writer
+    /// queue and back costs two thread wake-ups on the path of every intent. While a snapshot
+    /// install holds the writer, batches go to the writer queue instead of waiting here.
     static let inlineApplyLimit = 64
 
     /// The synchronous `ViewStore.apply`: called directly from an async function, the compiler
@@ -175,7 +177,7 @@ public final class Node: Service, Sendable {
             }
             do {
                 let index =
-                    batch.count <= Self.inlineApplyLimit
+                    batch.count <= Self.inlineApplyLimit && !snapshots.isInstalling
                     ? try Self.applyOnThisThread(batch, to: views) : try await views.apply(batch)
                 applied.advance(to: index)
                 next = index + 1

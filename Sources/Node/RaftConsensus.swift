@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import Logging
+import NIOPosix
 import Replication
 import Store
 import Synchronization
@@ -272,7 +273,9 @@ public final class RaftConsensus: Consensus {
         }
         // Messages are stepped on the event loop that decoded them (the state machine's lock is
         // held for microseconds). Snapshot chunks are written to disk, so they go to their own
-        // task, and so does the snapshot message that follows them: in order, it finds its data.
+        // task, which writes them on NIO's thread pool (tasks run on the event loops, which must
+        // not wait for the disk), and so does the snapshot message that follows them: in order,
+        // it finds its data. Sending a snapshot reads its file on the thread pool too.
         let (snapshotFrames, snapshotFrameQueue) = AsyncStream.makeStream(
             of: RaftFrame.Content.self, bufferingPolicy: .unbounded)
         let port = try await transport.listen(host: configuration.listenHost, port: configuration.listenPort) {
@@ -318,7 +321,7 @@ public final class RaftConsensus: Consensus {
                 for await content in snapshotFrames {
                     switch content {
                     case .snapshotChunk(let chunk):
-                        _ = self.snapshots.receive(chunk)
+                        _ = try await NIOThreadPool.singleton.runIfActive { self.snapshots.receive(chunk) }
                     case .message(let message):
                         if case .snapshot(let meta) = message.body, !self.snapshotDataArrived(meta) {
                             self.logger.debug(
@@ -331,7 +334,9 @@ public final class RaftConsensus: Consensus {
                 }
             }
             tasks.addTask {
-                for await message in self.snapshotSends { self.stream(message) }
+                for await message in self.snapshotSends {
+                    try await NIOThreadPool.singleton.runIfActive { self.stream(message) }
+                }
             }
             tasks.addTask { try await self.takeSnapshots() }
             tasks.addTask {

@@ -20,6 +20,8 @@ public final class ViewSnapshots: Sendable {
     let logger: Logger
     /// The snapshot being received, chunk by chunk.
     let incoming = Mutex<Incoming?>(nil)
+    /// True while ``install(_:)`` holds the views' writer (see ``isInstalling``).
+    private let installing = Mutex(false)
 
     struct Incoming: Sendable {
         var from: String
@@ -94,13 +96,15 @@ public final class ViewSnapshots: Sendable {
     /// in one read transaction on GRDB's reader queue: writers go on meanwhile.
     func take() async throws -> UInt64 {
         let taking = directory + "/taking-\(UUID().uuidString.prefix(8)).sqlite"
+        // Copied and synced on GRDB's reader queue: tasks run on the event loops, which must not
+        // wait for the disk.
         let index: UInt64 = try await views.pool.read { db in
             let destination = try DatabaseQueue(path: taking)
             try destination.writeWithoutTransaction { try db.backup(to: $0) }
             try destination.close()
+            try Self.syncFile(taking)
             return try ViewStore.appliedIndex(db)
         }
-        try Self.syncFile(taking)
         if FileManager.default.fileExists(atPath: path(index)) {
             try FileManager.default.removeItem(atPath: taking)
         } else {
@@ -134,10 +138,17 @@ public final class ViewSnapshots: Sendable {
     /// see the old state or the new, never a mix), and moves the applied index to it.
     func install(_ index: UInt64) async throws {
         let (file, description) = try checked(index)
+        installing.withLock { $0 = true }
+        defer { installing.withLock { $0 = false } }
         try await views.pool.writeWithoutTransaction { db in try Self.copy(file, into: db) }
         applied.advance(to: description.index)
         logger.notice("installed views snapshot \(index) (term \(description.term))")
     }
+
+    /// Whether an install holds the views' writer now, for the whole copy of the snapshot: a
+    /// synchronous write would wait for it, so the apply loop sends its batches to GRDB's writer
+    /// queue meanwhile instead of blocking the thread it runs on.
+    var isInstalling: Bool { installing.withLock { $0 } }
 
     /// ``install(_:)`` for the node's start, before anything else runs.
     func installAtStart(_ index: UInt64) throws {

@@ -131,11 +131,9 @@ struct Dev: AsyncParsableCommand {
 func runNode(_ configuration: NodeConfiguration, logLevel: Logger.Level) async throws {
     // Tasks run on NIO's event loops, the threads that already read and write every socket,
     // instead of on a second pool of threads: a request, its intent and its Raft messages no
-    // longer hop between the two on every step. Measured on a 3-node region at 64 clients: a
-    // fifth less CPU per write on the leader, a tenth less on the followers (BENCHMARKS.md,
-    // bench/region). Work in tasks must therefore not block (as on the cooperative pool): disk
-    // waits stay on the log's writer thread and GRDB's queues. False (never on Linux with this
-    // toolchain) leaves the default pool.
+    // longer hop between the two on every step (BENCHMARKS.md, bench/region, item 11). Tasks
+    // must therefore not wait for the disk: see docs/architecture.md, Threads, for where that
+    // work goes. False (not on Linux with this toolchain) leaves the default pool.
     let onEventLoops = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
     LoggingSystem.bootstrap { label in StandardErrorLogHandler(label: label, level: logLevel) }
     let logger = Logger(label: "dwcp")

@@ -20,8 +20,8 @@ public struct NodeConfiguration: Sendable {
     public var snapshotEvery: UInt64 = Self.defaultSnapshotEvery
     /// A snapshot copies and fsyncs the whole views file, and that fsync flushes the disk's cache,
     /// so the log's fsyncs wait behind it: keep snapshots rare, as etcd does (its
-    /// `--snapshot-count` default is also 100,000). At 64 clients on a 3-node region, every 10,000
-    /// entries gave a p99 of 49–188 ms where 100,000 gave 38–45 ms (BENCHMARKS.md, bench/region).
+    /// `--snapshot-count` default is also 100,000; measured against 10,000: BENCHMARKS.md,
+    /// bench/region, item 13).
     public static let defaultSnapshotEvery: UInt64 = 100_000
 
     public init(

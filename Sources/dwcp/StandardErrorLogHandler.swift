@@ -4,8 +4,8 @@ import Logging
 /// error, with the logger's metadata kept aside until a message is written.
 ///
 /// `StreamLogHandler` formats all of its metadata each time a key is set, and the HTTP server
-/// sets a request id on every request's logger: about 2.5 % of a leader's CPU at 64 clients went
-/// to formatting lines that were never written (BENCHMARKS.md, bench/region). Here setting a key
+/// sets a request id on every request's logger: a leader spent a few percent of its CPU
+/// formatting lines that were never written (BENCHMARKS.md, bench/region, item 10). Here setting a key
 /// only stores it; a written line carries the same metadata as before.
 struct StandardErrorLogHandler: LogHandler {
     private var stream: StreamLogHandler

@@ -56,7 +56,7 @@ import Testing
             // The scheduler reacts to the new capacity on its own.
             for _ in 0..<100 {
                 if try await rows(node, "SELECT host FROM vms") == #"[["h2"]]"# { break }
-                try await node.applied.wait(until: node.applied.value + 1, timeout: .milliseconds(50))
+                _ = try await node.applied.wait(until: node.applied.value + 1, timeout: .milliseconds(50))
             }
             #expect(try await rows(node, "SELECT host, actual_state FROM vms") == #"[["h2","scheduled"]]"#)
             #expect(node.applied.value > added.logIndex)

@@ -18,6 +18,14 @@ import Testing
         #expect(JSONValue.string("ü\"\u{1f}").serialized() == "\"ü\\\"\\u001f\"")
     }
 
+    @Test func everyASCIICharacterSurvivesARoundTrip() throws {
+        // A character written raw that JSON forbids (a control character) fails the parse.
+        for value in UInt32(0)..<128 {
+            let text = "a" + String(Character(Unicode.Scalar(value)!)) + "b"
+            #expect(try JSONValue.parse(JSONValue.string(text).serialized()) == .string(text), "\(value)")
+        }
+    }
+
     @Test func writtenTextParsesBackToTheSameValue() throws {
         let value = JSONValue.object([
             ("name", .string("h\"1\\\n")), ("labels", .object([("k", .string("v ☃"))])), ("cpus", .int(8)),

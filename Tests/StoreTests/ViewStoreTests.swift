@@ -91,18 +91,22 @@ typealias Record = Store.Record
         #expect(try hosts() == 0)
         try views.apply(Self.entries(Array(Self.history.prefix(2))))
         #expect(try hosts() == 2)
-        // A lookup inside a lookup gets a connection of its own (all lent: one more is opened).
-        let nested = try views.read { outer in
-            try views.read { inner in
-                try (
-                    Int.fetchOne(outer, sql: "SELECT count(*) FROM vms"),
-                    Int.fetchOne(inner, sql: "SELECT count(*) FROM hosts")
-                )
+        // Lookups nested deeper than the connections kept idle: each gets a connection of its
+        // own at once (a pool of eight, as before, would wait forever at the ninth).
+        let depth = LookupConnections.maximumIdle + 4
+        func nested(_ level: Int) throws -> [Int] {
+            try views.read { db in
+                let count = try Int.fetchOne(db, sql: "SELECT count(*) FROM hosts") ?? -1
+                return level == depth ? [count] : [count] + (try nested(level + 1))
             }
         }
-        #expect(nested.0 == 0 && nested.1 == 2)
-        #expect(throws: (any Error).self) {
+        #expect(try nested(1) == Array(repeating: 2, count: depth))
+        // They come back, up to the number kept.
+        #expect(views.lookups.idleCount == LookupConnections.maximumIdle)
+        #expect {
             try views.read { db in try db.execute(sql: "DELETE FROM hosts") }
+        } throws: { error in
+            (error as? DatabaseError)?.resultCode == .SQLITE_READONLY
         }
         #expect(try hosts() == 2)
     }

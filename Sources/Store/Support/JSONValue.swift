@@ -56,26 +56,34 @@ public enum JSONValue: Sendable, Equatable {
     static func writeString(_ s: String, to out: inout String) {
         out += "\""
         // Most strings (names, labels, states) need no escape: append them whole.
-        guard s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) else {
+        guard s.utf8.contains(where: needsEscape) else {
             out += s
             out += "\""
             return
         }
         for scalar in s.unicodeScalars {
+            guard scalar.isASCII, needsEscape(UInt8(scalar.value)) else {
+                out.unicodeScalars.append(scalar)
+                continue
+            }
             switch scalar {
             case "\"": out += "\\\""
             case "\\": out += "\\\\"
             case "\n": out += "\\n"
             case "\r": out += "\\r"
             case "\t": out += "\\t"
-            case let c where c.value < 0x20:
-                out +=
-                    "\\u" + String(repeating: "0", count: 4 - String(c.value, radix: 16).count)
-                    + String(c.value, radix: 16)
-            default: out.unicodeScalars.append(scalar)
+            default:
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
             }
         }
         out += "\""
+    }
+
+    /// The bytes JSON text cannot hold as they are: control characters, the quote, the backslash.
+    /// (UTF-8 bytes of other scalars are all 0x80 or above, so a byte test finds every one.)
+    static func needsEscape(_ byte: UInt8) -> Bool {
+        byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\")
     }
 
     /// A string map as an object with keys in order.

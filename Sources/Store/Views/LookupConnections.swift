@@ -6,8 +6,8 @@ import Synchronization
 ///
 /// GRDB's `DatabasePool` lends its readers with more work per read: it finds a free reader
 /// through a key path built at run time, takes a lock and a semaphore, and runs `PRAGMA
-/// schema_version` before each read to notice schema changes. On the intent path that was about
-/// 5 % of a leader's CPU at 64 clients (BENCHMARKS.md, bench/region). The views' schema never
+/// schema_version` before each read to notice schema changes; on the intent path that cost a
+/// leader a sixth of its CPU per write (BENCHMARKS.md, bench/region, item 8). The views' schema never
 /// changes while they are open (a snapshot install copies rows into the same tables), so these
 /// connections skip that check. A call never waits for another: when every connection is lent,
 /// it opens one more; at most ``maximumIdle`` are kept.
@@ -32,11 +32,13 @@ final class LookupConnections: Sendable {
         return try connection.unsafeRead(body)
     }
 
+    /// How many connections wait to be lent.
+    var idleCount: Int { idle.withLock { $0.count } }
+
     private func open() throws -> DatabaseQueue {
         var configuration = Configuration()
         configuration.label = "views-lookups"
         configuration.readonly = true
-        configuration.busyMode = .timeout(10)
         return try DatabaseQueue(path: path, configuration: configuration)
     }
 }

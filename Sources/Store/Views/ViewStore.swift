@@ -16,7 +16,7 @@ public final class ViewStore: Sendable {
     /// may take long. Short lookups go through ``read(_:)``.
     public let pool: DatabasePool
     /// Read-only connections used only synchronously, by ``read(_:)``.
-    private let lookups: LookupConnections
+    let lookups: LookupConnections
     /// A connection of its own for WAL checkpoints: a passive checkpoint takes no writer lock,
     /// so it runs beside the applier instead of in its queue.
     private let checkpointer: DatabaseQueue
@@ -77,9 +77,9 @@ public final class ViewStore: Sendable {
     /// costs three (about 0.3 ms each time on a loaded 2-core machine). It never waits for another
     /// lookup (``LookupConnections`` opens one more connection when all are lent), but it holds
     /// the caller's thread for its SQLite work: never use it for a read that scans a table. The
-    /// connections are separate from `pool`'s, whose async readers need the cooperative pool to
-    /// give their connection back: mixing the two on one pool can deadlock a 2-thread
-    /// cooperative pool.
+    /// connections are separate from `pool`'s, whose async readers give their connection back
+    /// only when their task runs again: a synchronous read waiting on that pool can hold up the
+    /// very thread the task needs (`dwcp serve` runs every task on two event loops).
     public func read<T>(_ body: (Database) throws -> T) throws -> T {
         try lookups.read(body)
     }
@@ -144,9 +144,8 @@ public final class ViewStore: Sendable {
 
     /// How many applied entries the node lets the WAL gather before it checkpoints. A checkpoint's
     /// fsync flushes the disk's cache, so the log's fsyncs queue behind whatever it wrote: small,
-    /// frequent checkpoints keep those waits short. At 64 clients on a 3-node region, 250 gave a
-    /// p99 of 43–51 ms where 1,000 gave 64–81 ms and 10,000 150–230 ms (100: no better than 250,
-    /// more CPU); BENCHMARKS.md, bench/region.
+    /// frequent checkpoints keep those waits short (measured against 100, 1,000 and 10,000:
+    /// BENCHMARKS.md, bench/region, item 12).
     public static let checkpointEvery: UInt64 = 250
 
     /// Async form of ``apply(_:)``: the transaction runs on GRDB's writer queue, not the caller's thread.

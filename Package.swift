@@ -128,6 +128,7 @@ let package = Package(
         .testTarget(name: "ReplicationTests", dependencies: ["Replication", "Simulation", "Store"]),
         .testTarget(name: "HypervisorTests", dependencies: ["Hypervisor", "TestSupport"]),
         .testTarget(name: "QueryTests", dependencies: ["Query", "Store", "TestSupport"]),
+        .testTarget(name: "DwcpTests", dependencies: ["dwcp", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "NodeTests",
             dependencies: [

@@ -12,8 +12,13 @@ struct StandardErrorLogHandler: LogHandler {
     var metadata: Logger.Metadata = [:]
 
     init(label: String, level: Logger.Level) {
-        stream = StreamLogHandler.standardError(label: label)
-        stream.logLevel = level
+        self.init(wrapping: StreamLogHandler.standardError(label: label), level: level)
+    }
+
+    /// The same around any `StreamLogHandler` (the tests give it one that writes to a buffer).
+    init(wrapping stream: StreamLogHandler, level: Logger.Level) {
+        self.stream = stream
+        self.stream.logLevel = level
     }
 
     var logLevel: Logger.Level {

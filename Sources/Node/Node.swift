@@ -176,9 +176,14 @@ public final class Node: Service, Sendable {
                 throw StoreError(.corruptEntry, "log entry \(next) is missing", index: next)
             }
             do {
-                let index =
-                    batch.count <= Self.inlineApplyLimit && !snapshots.isInstalling
-                    ? try Self.applyOnThisThread(batch, to: views) : try await views.apply(batch)
+                let index: UInt64
+                if batch.count <= Self.inlineApplyLimit,
+                    let applied = try snapshots.applyUnlessInstalling({ try Self.applyOnThisThread(batch, to: views) })
+                {
+                    index = applied
+                } else {
+                    index = try await views.apply(batch)
+                }
                 applied.advance(to: index)
                 next = index + 1
             } catch {

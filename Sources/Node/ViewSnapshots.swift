@@ -20,7 +20,7 @@ public final class ViewSnapshots: Sendable {
     let logger: Logger
     /// The snapshot being received, chunk by chunk.
     let incoming = Mutex<Incoming?>(nil)
-    /// True while ``install(_:)`` holds the views' writer (see ``isInstalling``).
+    /// True while ``install(_:)`` holds the views' writer (see ``applyUnlessInstalling(_:)``).
     private let installing = Mutex(false)
 
     struct Incoming: Sendable {
@@ -145,10 +145,14 @@ public final class ViewSnapshots: Sendable {
         logger.notice("installed views snapshot \(index) (term \(description.term))")
     }
 
-    /// Whether an install holds the views' writer now, for the whole copy of the snapshot: a
-    /// synchronous write would wait for it, so the apply loop sends its batches to GRDB's writer
-    /// queue meanwhile instead of blocking the thread it runs on.
-    var isInstalling: Bool { installing.withLock { $0 } }
+    /// Runs `apply` (a synchronous write to the views) unless an install holds the views' writer,
+    /// and returns what it returned; nil, without running it, while one does. A synchronous write
+    /// would wait for the whole copy of the snapshot on the thread that called it, so the apply
+    /// loop sends its batch to GRDB's writer queue instead. The check and the write happen under
+    /// one lock that an install takes before it starts: neither can slip in behind the other.
+    func applyUnlessInstalling(_ apply: () throws -> UInt64) throws -> UInt64? {
+        try installing.withLock { installing in installing ? nil : try apply() }
+    }
 
     /// ``install(_:)`` for the node's start, before anything else runs.
     func installAtStart(_ index: UInt64) throws {

@@ -66,16 +66,7 @@ struct HostAgent: Sendable {
                     memoryBytes: Int(configuration.poolMemoryBytes), vcpus: configuration.poolVCPUs),
                 size: configuration.poolSize) : nil
         // The pool is warm before the host is announced, so the first start placed here can take it.
-        // Filling it maps and touches every VM's memory: on NIO's thread pool, not an event loop.
-        if let pool {
-            do {
-                try await NIOThreadPool.singleton.runIfActive { try pool.refill() }
-            } catch let error as CancellationError {
-                throw error
-            } catch {
-                logger.error("cannot fill the VM pool: \(error)")
-            }
-        }
+        if let pool, await !Self.fill(pool, logger: logger) { throw CancellationError() }
         try await register(node: node)
         let (refills, refillRequest) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         let local = LocalVMs()
@@ -93,13 +84,7 @@ struct HostAgent: Sendable {
                 refillRequest.yield()
                 group.addTask {
                     for await _ in refills {
-                        do {
-                            try await NIOThreadPool.singleton.runIfActive { try pool.refill() }
-                        } catch is CancellationError {
-                            return
-                        } catch {
-                            logger.error("cannot refill the VM pool: \(error)")
-                        }
+                        guard await Self.fill(pool, logger: logger) else { return }
                     }
                 }
             }
@@ -258,6 +243,20 @@ struct HostAgent: Sendable {
     }
 
     func directory(of vm: String) -> String { vmsPath + "/" + vm }
+
+    /// Fills `pool` up to its size on NIO's thread pool (it maps and touches every VM's memory:
+    /// not work for an event loop). A failure is logged and the pool stays short until the next
+    /// fill. False when the task was cancelled.
+    static func fill(_ pool: MicroVMPool, logger: Logger) async -> Bool {
+        do {
+            try await NIOThreadPool.singleton.runIfActive { try pool.refill() }
+        } catch is CancellationError {
+            return false
+        } catch {
+            logger.error("cannot fill the VM pool: \(error)")
+        }
+        return true
+    }
 
     /// The VMs placed on `host`, read synchronously (see the call site for why).
     static func readHostedVMs(_ node: Node, host: String) throws -> [HostedVM] {

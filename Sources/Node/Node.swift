@@ -153,12 +153,6 @@ public final class Node: Service, Sendable {
     /// install holds the writer, batches go to the writer queue instead of waiting here.
     static let inlineApplyLimit = 64
 
-    /// The synchronous `ViewStore.apply`: called directly from an async function, the compiler
-    /// would pick its async overload (GRDB's writer queue).
-    private static func applyOnThisThread(_ batch: [LogEntry], to views: ViewStore) throws -> UInt64 {
-        try views.apply(batch)
-    }
-
     private func applyCommitted(through target: UInt64) async throws {
         var next = applied.value + 1
         while next <= target {
@@ -176,14 +170,8 @@ public final class Node: Service, Sendable {
                 throw StoreError(.corruptEntry, "log entry \(next) is missing", index: next)
             }
             do {
-                let index: UInt64
-                if batch.count <= Self.inlineApplyLimit,
-                    let applied = try snapshots.applyUnlessInstalling({ try Self.applyOnThisThread(batch, to: views) })
-                {
-                    index = applied
-                } else {
-                    index = try await views.apply(batch)
-                }
+                let inline = batch.count <= Self.inlineApplyLimit ? try views.applyUnlessReplacing(batch) : nil
+                let index = if let inline { inline } else { try await views.apply(batch) }
                 applied.advance(to: index)
                 next = index + 1
             } catch {

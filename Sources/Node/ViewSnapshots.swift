@@ -20,8 +20,6 @@ public final class ViewSnapshots: Sendable {
     let logger: Logger
     /// The snapshot being received, chunk by chunk.
     let incoming = Mutex<Incoming?>(nil)
-    /// True while ``install(_:)`` holds the views' writer (see ``applyUnlessInstalling(_:)``).
-    private let installing = Mutex(false)
 
     struct Incoming: Sendable {
         var from: String
@@ -138,20 +136,9 @@ public final class ViewSnapshots: Sendable {
     /// see the old state or the new, never a mix), and moves the applied index to it.
     func install(_ index: UInt64) async throws {
         let (file, description) = try checked(index)
-        installing.withLock { $0 = true }
-        defer { installing.withLock { $0 = false } }
-        try await views.pool.writeWithoutTransaction { db in try Self.copy(file, into: db) }
+        try await views.replaceContents { db in try Self.copy(file, into: db) }
         applied.advance(to: description.index)
         logger.notice("installed views snapshot \(index) (term \(description.term))")
-    }
-
-    /// Runs `apply` (a synchronous write to the views) unless an install holds the views' writer,
-    /// and returns what it returned; nil, without running it, while one does. A synchronous write
-    /// would wait for the whole copy of the snapshot on the thread that called it, so the apply
-    /// loop sends its batch to GRDB's writer queue instead. The check and the write happen under
-    /// one lock that an install takes before it starts: neither can slip in behind the other.
-    func applyUnlessInstalling(_ apply: () throws -> UInt64) throws -> UInt64? {
-        try installing.withLock { installing in installing ? nil : try apply() }
     }
 
     /// ``install(_:)`` for the node's start, before anything else runs.

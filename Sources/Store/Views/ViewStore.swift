@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import Schema
+import Synchronization
 
 /// The SQLite views of the fleet (`DATA/views.sqlite`), materialized from the log by applying
 /// committed entries in index order.
@@ -17,6 +18,8 @@ public final class ViewStore: Sendable {
     public let pool: DatabasePool
     /// Read-only connections used only synchronously, by ``read(_:)``.
     let lookups: LookupConnections
+    /// True while ``replaceContents(_:)`` holds the writer (see ``applyUnlessReplacing(_:)``).
+    private let replacing = Mutex(false)
     /// A connection of its own for WAL checkpoints: a passive checkpoint takes no writer lock,
     /// so it runs beside the applier instead of in its queue.
     private let checkpointer: DatabaseQueue
@@ -126,6 +129,24 @@ public final class ViewStore: Sendable {
         }
         if let failure { throw failure }
         return applied
+    }
+
+    /// ``apply(_:)`` on the caller's thread, unless ``replaceContents(_:)`` holds the writer: then
+    /// nil, and nothing is applied (apply the entries with the async ``apply(_:)`` instead, on
+    /// GRDB's writer queue). A synchronous write would wait for the whole replacement on the
+    /// caller's thread. The check and the write happen under one lock that a replacement takes
+    /// before it starts, so neither slips in behind the other.
+    public func applyUnlessReplacing(_ entries: [LogEntry]) throws -> UInt64? {
+        try replacing.withLock { replacing in replacing ? nil : try apply(entries) }
+    }
+
+    /// Runs `body` on GRDB's writer queue, without a transaction around it, for a write that holds
+    /// the writer for long (every row replaced from a snapshot); ``applyUnlessReplacing(_:)`` does
+    /// not wait for it meanwhile.
+    public func replaceContents(_ body: @escaping @Sendable (Database) throws -> Void) async throws {
+        replacing.withLock { $0 = true }
+        defer { replacing.withLock { $0 = false } }
+        try await pool.writeWithoutTransaction(body)
     }
 
     /// Copies what the WAL holds into the database file and syncs it (a passive checkpoint: it

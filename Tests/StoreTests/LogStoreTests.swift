@@ -140,6 +140,7 @@ import Testing
         let dir = TemporaryDirectory()
         let log = try LogStore(path: dir.file("log"))
         try await log.append(entries(1...5))
+        try await log.checkpoint()
         // Flip one payload byte of entry 3 behind the store's back.
         var frame = try log.environment.read { txn in
             try LMDBEnvironment.get(txn, log.entriesDatabase, key: LogStore.key(3))!

@@ -7,15 +7,18 @@ import Synchronization
 ///
 /// Entries are keyed by index. Besides them the store keeps the Raft hard state and the snapshot
 /// the log was compacted behind. Every write goes through one writer thread that gathers whatever
-/// is queued into one synced transaction (group commit); a write's `async` call returns once that
-/// transaction is on disk. Reads run on the caller's thread in their own read transaction and are
-/// never held across an `await`.
+/// is queued into one group (group commit), appends the group to the redo journal
+/// (``LogJournal``) and fdatasyncs it; a write's `async` call returns once that record is on disk.
+/// The writer moves the journaled changes into LMDB in one synced transaction per checkpoint (every
+/// ``checkpointInterval``, or sooner when they grow); until then reads find them in memory.
+/// Opening the store replays whatever the journal holds beyond LMDB. Reads run on the caller's
+/// thread in their own read transaction and are never held across an `await`.
 ///
 /// One environment can hold several groups (the region group, later the global group); each
 /// group has its own pair of named databases.
 public final class LogStore: Sendable {
-    /// What the store knows about its bounds; changed only by the writer thread.
-    struct Bounds: Sendable {
+    /// What the log holds, as readers see it; replaced only by the writer thread.
+    struct State: Sendable {
         /// The first index still in the log (snapshot index + 1).
         var firstIndex: UInt64 = 1
         /// The last index in the log, or the snapshot index when the log is empty behind it.
@@ -24,32 +27,65 @@ public final class LogStore: Sendable {
         var snapshotIndex: UInt64 = 0
         var snapshotTerm: UInt64 = 0
         var hardState = HardState()
+        /// Entries from this index on are read from ``unflushed``, not from LMDB, which may still
+        /// hold older ones there (a truncation not yet checkpointed). Always `lastIndex + 1 - unflushed.count`.
+        var unflushedStart: UInt64 = 1
+        /// The journaled entries not yet checkpointed into LMDB, from ``unflushedStart`` to ``lastIndex``.
+        var unflushed: [LogEntry] = []
+    }
+
+    /// The writer thread's own bookkeeping of the journal.
+    struct JournalCursor: Sendable {
+        /// What LMDB holds (its `unflushed` is empty).
+        var durable: State
+        /// The sequence of the last record written (LMDB holds every record up to `checkpointed`).
+        var sequence: UInt64
+        var checkpointed: UInt64
+        /// Where the next record goes.
+        var offset = 0
+        /// When the oldest record not yet checkpointed was written.
+        var pendingSince: ContinuousClock.Instant?
     }
 
     let environment: LMDBEnvironment
     let entriesDatabase: MDB_dbi
     let metaDatabase: MDB_dbi
-    let bounds: Mutex<Bounds>
+    let state: Mutex<State>
     let writer: LogWriter
+    /// The redo journal (nil when opened with `synced: false`: every group goes straight to LMDB).
+    let journal: LogJournal?
+    let cursor: Mutex<JournalCursor>
+    /// How long journaled changes may wait before they are checkpointed into LMDB.
+    let checkpointInterval: Duration
     /// The directory of the LMDB environment.
     public let path: String
     /// The replication group this store holds.
     public let group: String
 
-    /// Opens (creating if needed) the log of `group` in the LMDB environment at `path`.
+    /// Opens (creating if needed) the log of `group` in the LMDB environment at `path`, replaying
+    /// into LMDB whatever its journal (`path/group.journal`) holds beyond it.
     /// - Parameters:
     ///   - initialMapSize: the first size of LMDB's memory map; it doubles whenever a write finds it full.
-    ///   - synced: `false` skips fsync on commit (benchmarks and simulations only; never in the product).
-    public init(path: String, group: String = "region", initialMapSize: Int = 64 << 20, synced: Bool = true) throws {
+    ///   - synced: `false` skips the journal and fsync on commit (benchmarks and simulations only;
+    ///     never in the product).
+    ///   - journalCapacity: the bytes preallocated for the journal.
+    ///   - checkpointInterval: how long journaled changes may wait before they go into LMDB.
+    public init(
+        path: String, group: String = "region", initialMapSize: Int = 64 << 20, synced: Bool = true,
+        journalCapacity: Int = 4 << 20, checkpointInterval: Duration = .milliseconds(50)
+    ) throws {
         self.path = path
         self.group = group
+        self.checkpointInterval = checkpointInterval
         environment = try LMDBEnvironment(path: path, initialMapSize: initialMapSize, synced: synced)
         entriesDatabase = try environment.openDatabase(named: "\(group).entries")
         metaDatabase = try environment.openDatabase(named: "\(group).meta")
-        bounds = Mutex(Bounds())
+        journal = synced ? try LogJournal(path: "\(path)/\(group).journal", capacity: journalCapacity) : nil
+        let (durable, sequence) = try Self.loadState(environment, entriesDatabase, metaDatabase)
+        state = Mutex(durable)
+        cursor = Mutex(JournalCursor(durable: durable, sequence: sequence, checkpointed: sequence))
         writer = LogWriter(name: "dwcp-log-writer-\(group)")
-        let loaded = try loadBounds()
-        bounds.withLock { $0 = loaded }
+        try replayJournal()
         writer.start(store: self)
     }
 
@@ -57,7 +93,8 @@ public final class LogStore: Sendable {
         writer.stop()
     }
 
-    /// Stops the writer thread after the queued writes; later writes fail with `.closed`.
+    /// Stops the writer thread after the queued writes and a last checkpoint; later writes fail
+    /// with `.closed`.
     public func close() {
         writer.stop()
     }
@@ -65,15 +102,15 @@ public final class LogStore: Sendable {
     // MARK: Bounds
 
     /// The first index present in the log.
-    public var firstIndex: UInt64 { bounds.withLock { $0.firstIndex } }
+    public var firstIndex: UInt64 { state.withLock { $0.firstIndex } }
     /// The last index in the log (0 when empty).
-    public var lastIndex: UInt64 { bounds.withLock { $0.lastIndex } }
+    public var lastIndex: UInt64 { state.withLock { $0.lastIndex } }
     /// The term of the last entry.
-    public var lastTerm: UInt64 { bounds.withLock { $0.lastTerm } }
+    public var lastTerm: UInt64 { state.withLock { $0.lastTerm } }
     /// The index and term the log was compacted behind (0, 0 when never compacted).
-    public var snapshot: (index: UInt64, term: UInt64) { bounds.withLock { ($0.snapshotIndex, $0.snapshotTerm) } }
+    public var snapshot: (index: UInt64, term: UInt64) { state.withLock { ($0.snapshotIndex, $0.snapshotTerm) } }
     /// The last saved hard state.
-    public var hardState: HardState { bounds.withLock { $0.hardState } }
+    public var hardState: HardState { state.withLock { $0.hardState } }
     /// The current size of the LMDB memory map.
     public var mapSize: Int { environment.mapSize }
 
@@ -82,13 +119,31 @@ public final class LogStore: Sendable {
     /// The entries with indexes in `range` that are present, in order. Reading below
     /// ``firstIndex`` throws `.compacted`; `maxCount` bounds how many are returned.
     public func entries(in range: ClosedRange<UInt64>, maxCount: Int = .max) throws -> [LogEntry] {
-        let first = firstIndex
-        guard range.lowerBound >= first else {
+        let current = state.withLock { $0 }
+        guard range.lowerBound >= current.firstIndex else {
             throw StoreError(
-                .compacted, "compacted: entries before \(first) were compacted away; re-list from index \(first)",
-                index: first)
+                .compacted,
+                "compacted: entries before \(current.firstIndex) were compacted away; re-list from index \(current.firstIndex)",
+                index: current.firstIndex)
         }
-        return try environment.read { txn in
+        var result: [LogEntry] = []
+        if range.lowerBound < current.unflushedStart {
+            result = try durableEntries(
+                in: range.lowerBound...min(range.upperBound, current.unflushedStart - 1), maxCount: maxCount)
+        }
+        let low = max(range.lowerBound, current.unflushedStart)
+        let high = min(range.upperBound, current.lastIndex)
+        if low <= high && result.count < maxCount {
+            let start = Int(low - current.unflushedStart)
+            let end = start + min(Int(high - low) + 1, maxCount - result.count)
+            result.append(contentsOf: current.unflushed[start..<end])
+        }
+        return result
+    }
+
+    /// The entries LMDB holds in `range`.
+    func durableEntries(in range: ClosedRange<UInt64>, maxCount: Int) throws -> [LogEntry] {
+        try environment.read { txn in
             var cursor: OpaquePointer?
             try LMDBEnvironment.check(mdb_cursor_open(txn, entriesDatabase, &cursor), "mdb_cursor_open")
             defer { mdb_cursor_close(cursor) }
@@ -119,7 +174,7 @@ public final class LogStore: Sendable {
 
     /// The term of the entry at `index` (the snapshot's term at its index, 0 at index 0).
     public func term(at index: UInt64) throws -> UInt64? {
-        let b = bounds.withLock { $0 }
+        let b = state.withLock { $0 }
         if index == 0 { return 0 }
         if index == b.snapshotIndex { return b.snapshotTerm }
         if index < b.firstIndex || index > b.lastIndex { return nil }
@@ -201,6 +256,12 @@ public final class LogStore: Sendable {
         _ = try await writer.submit(.compact(through: index, term: term))
     }
 
+    /// Moves every journaled change into LMDB now (the writer does so by itself every
+    /// ``checkpointInterval``).
+    public func checkpoint() async throws {
+        _ = try await writer.submit(.checkpoint)
+    }
+
     // MARK: Keys
 
     static func key(_ index: UInt64) -> [UInt8] {
@@ -213,10 +274,14 @@ public final class LogStore: Sendable {
 
     static let hardStateKey = Array("hard_state".utf8)
     static let snapshotKey = Array("snapshot".utf8)
+    static let journalSequenceKey = Array("journal_sequence".utf8)
 
-    private func loadBounds() throws -> Bounds {
+    /// What LMDB holds, and the sequence of the last journal record it has taken in.
+    private static func loadState(_ environment: LMDBEnvironment, _ entriesDatabase: MDB_dbi, _ metaDatabase: MDB_dbi)
+        throws -> (State, UInt64)
+    {
         try environment.read { txn in
-            var b = Bounds()
+            var b = State()
             if let frame = try LMDBEnvironment.get(txn, metaDatabase, key: Self.hardStateKey) {
                 b.hardState = try HardState(frame: frame)
             }
@@ -225,6 +290,10 @@ public final class LogStore: Sendable {
                     b.snapshotIndex = raw.loadLittleEndian(UInt64.self, at: 0)
                     b.snapshotTerm = raw.loadLittleEndian(UInt64.self, at: 8)
                 }
+            }
+            var sequence: UInt64 = 0
+            if let bytes = try LMDBEnvironment.get(txn, metaDatabase, key: Self.journalSequenceKey), bytes.count == 8 {
+                sequence = bytes.withUnsafeBytes { $0.loadLittleEndian(UInt64.self, at: 0) }
             }
             b.firstIndex = b.snapshotIndex + 1
             b.lastIndex = b.snapshotIndex
@@ -244,7 +313,8 @@ public final class LogStore: Sendable {
             if mdb_cursor_get(cursor, &key, &value, MDB_FIRST) == 0 {
                 b.firstIndex = Self.index(fromKey: key)
             }
-            return b
+            b.unflushedStart = b.lastIndex + 1
+            return (b, sequence)
         }
     }
 }

@@ -3,8 +3,9 @@ import Dispatch
 import Foundation
 import Synchronization
 
-/// The single writer thread of a ``LogStore``: it drains every queued write into one LMDB write
-/// transaction (group commit), commits it with fsync, then completes the waiting callers.
+/// The single writer thread of a ``LogStore``: it drains every queued write into one group (group
+/// commit), has the store make the group durable, then completes the waiting callers; between
+/// groups, and when a checkpoint falls due while it waits, it has the store checkpoint its journal.
 final class LogWriter: Sendable {
     enum Operation: Sendable {
         case append([LogEntry])
@@ -16,6 +17,8 @@ final class LogWriter: Sendable {
         case reset(snapshotIndex: UInt64, term: UInt64)
         /// Several operations in order, all or none (one Raft ready).
         case batch([Operation])
+        /// Move every journaled change into LMDB now.
+        case checkpoint
     }
 
     enum Outcome: Sendable {
@@ -94,7 +97,17 @@ final class LogWriter: Sendable {
         Thread.current.threadDictionary[Self.writerKey] = name
         defer { finished.signal() }
         while true {
-            wakeup.wait()
+            if let due = weak.store?.checkpointDue {
+                let wait = ContinuousClock.now.duration(to: due)
+                let nanoseconds = max(
+                    0, wait.components.seconds * 1_000_000_000 + wait.components.attoseconds / 1_000_000_000)
+                if wakeup.wait(timeout: .now() + .nanoseconds(Int(nanoseconds))) == .timedOut {
+                    weak.store?.checkpointIfDue()
+                    continue
+                }
+            } else {
+                wakeup.wait()
+            }
             let (jobs, stopping) = queue.withLock { q -> ([Job], Bool) in
                 let jobs = q.jobs
                 q.jobs.removeAll(keepingCapacity: true)
@@ -108,6 +121,7 @@ final class LogWriter: Sendable {
                 }
             }
             if stopping {
+                weak.store?.checkpointBeforeClosing()
                 // Fail anything that slipped in after the final drain.
                 let late = queue.withLock { q -> [Job] in
                     q.running = false
@@ -117,148 +131,6 @@ final class LogWriter: Sendable {
                 for job in late { job.continuation.resume(throwing: StoreError(.closed, "the log is closed")) }
                 return
             }
-        }
-    }
-}
-
-extension LogStore {
-    /// Runs a group of jobs in one write transaction. Jobs whose preconditions fail are completed
-    /// with their error and skipped; the rest commit together, then are completed.
-    func perform(_ jobs: [LogWriter.Job]) {
-        let start = bounds.withLock { $0 }
-        var results: [Result<LogWriter.Outcome, any Error>] = []
-        let final: Bounds
-        do {
-            final = try environment.write { txn in
-                results = []
-                var b = start
-                for job in jobs {
-                    do {
-                        results.append(.success(try apply(job.operation, to: &b, txn: txn)))
-                    } catch let error as StoreError where error.code == .notContiguous {
-                        results.append(.failure(error))
-                    }
-                }
-                return b
-            }
-        } catch {
-            for job in jobs { job.continuation.resume(throwing: error) }
-            return
-        }
-        bounds.withLock { $0 = final }
-        for (job, result) in zip(jobs, results) {
-            job.continuation.resume(with: result)
-        }
-    }
-
-    /// Writes an entry's frame straight into the page LMDB reserves for it (no intermediate buffer).
-    private func putFrame(_ txn: OpaquePointer, index: UInt64, term: UInt64, kind: LogEntry.Kind, payload: [UInt8])
-        throws
-    {
-        let size = LogEntry.frameOverhead + payload.count
-        var key = index.bigEndian
-        try withUnsafeMutableBytes(of: &key) { keyBuffer in
-            var k = MDB_val(mv_size: 8, mv_data: keyBuffer.baseAddress)
-            var v = MDB_val(mv_size: size, mv_data: nil)
-            try LMDBEnvironment.check(
-                mdb_put(txn, entriesDatabase, &k, &v, UInt32(MDB_RESERVE | MDB_APPEND)), "mdb_put")
-            LogEntry.writeFrame(
-                into: UnsafeMutableRawBufferPointer(start: v.mv_data, count: size), index: index, term: term,
-                kind: kind,
-                payload: payload)
-        }
-    }
-
-    private func apply(_ operation: LogWriter.Operation, to b: inout Bounds, txn: OpaquePointer) throws
-        -> LogWriter.Outcome
-    {
-        switch operation {
-        case .append(let entries):
-            guard let first = entries.first, first.index == b.lastIndex + 1 else {
-                throw StoreError(
-                    .notContiguous,
-                    "append at \(entries.first?.index ?? 0) does not follow the last index \(b.lastIndex)")
-            }
-            for (offset, entry) in entries.enumerated() where entry.index != first.index + UInt64(offset) {
-                throw StoreError(.notContiguous, "appended entries are not contiguous at \(entry.index)")
-            }
-            for entry in entries {
-                try putFrame(txn, index: entry.index, term: entry.term, kind: entry.kind, payload: entry.payload)
-            }
-            b.lastIndex = entries[entries.count - 1].index
-            b.lastTerm = entries[entries.count - 1].term
-            return .done
-        case .appendNext(let term, let kind, let payloads):
-            let first = b.lastIndex + 1
-            for (offset, payload) in payloads.enumerated() {
-                let entry = LogEntry(index: first + UInt64(offset), term: term, kind: kind, payload: payload)
-                try putFrame(txn, index: entry.index, term: entry.term, kind: entry.kind, payload: entry.payload)
-            }
-            b.lastIndex = first + UInt64(payloads.count) - 1
-            b.lastTerm = term
-            return .appended(first...b.lastIndex)
-        case .saveHardState(let state):
-            try LMDBEnvironment.put(txn, metaDatabase, key: Self.hardStateKey, value: state.frame())
-            b.hardState = state
-            return .done
-        case .truncate(let index):
-            guard index >= b.firstIndex else {
-                throw StoreError(.notContiguous, "cannot truncate from \(index): the log starts at \(b.firstIndex)")
-            }
-            if index <= b.lastIndex {
-                for i in index...b.lastIndex {
-                    try LMDBEnvironment.delete(txn, entriesDatabase, key: Self.key(i))
-                }
-            }
-            b.lastIndex = min(b.lastIndex, index - 1)
-            if b.lastIndex == b.snapshotIndex {
-                b.lastTerm = b.snapshotTerm
-            } else if let previous = try LMDBEnvironment.get(txn, entriesDatabase, key: Self.key(b.lastIndex)) {
-                b.lastTerm = try previous.withUnsafeBytes { try LogEntry(index: b.lastIndex, frame: $0).term }
-            }
-            return .done
-        case .batch(let operations):
-            for operation in operations {
-                do {
-                    _ = try apply(operation, to: &b, txn: txn)
-                } catch let error as StoreError where error.code == .notContiguous {
-                    // Not a skippable job error: the whole group's transaction is abandoned.
-                    throw StoreError(.corruptEntry, "a replicated write does not fit the log: \(error.message)")
-                }
-            }
-            return .done
-        case .reset(let index, let term):
-            if b.firstIndex <= b.lastIndex {
-                for i in b.firstIndex...b.lastIndex {
-                    try LMDBEnvironment.delete(txn, entriesDatabase, key: Self.key(i))
-                }
-            }
-            b.lastIndex = b.snapshotIndex
-            b.lastTerm = b.snapshotTerm
-            guard index >= b.snapshotIndex else {
-                throw StoreError(
-                    .notContiguous, "cannot start the log over at \(index): it is compacted through \(b.snapshotIndex)")
-            }
-            return try apply(.compact(through: index, term: term), to: &b, txn: txn)
-        case .compact(let index, let term):
-            guard index > b.snapshotIndex else { return .done }
-            if b.firstIndex <= min(index, b.lastIndex) {
-                for i in b.firstIndex...min(index, b.lastIndex) {
-                    try LMDBEnvironment.delete(txn, entriesDatabase, key: Self.key(i))
-                }
-            }
-            var snap = [UInt8]()
-            snap.appendLittleEndian(index)
-            snap.appendLittleEndian(term)
-            try LMDBEnvironment.put(txn, metaDatabase, key: Self.snapshotKey, value: snap)
-            b.snapshotIndex = index
-            b.snapshotTerm = term
-            b.firstIndex = index + 1
-            if b.lastIndex <= index {
-                b.lastIndex = index
-                b.lastTerm = term
-            }
-            return .done
         }
     }
 }

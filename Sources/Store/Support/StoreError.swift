@@ -10,6 +10,8 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
         case compacted
         case notContiguous = "not_contiguous"
         case closed
+        /// The log's redo journal could not be read or written.
+        case journal
         case views
     }
 

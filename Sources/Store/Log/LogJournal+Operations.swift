@@ -1,0 +1,115 @@
+/// How a writer group's operations are written into a journal record and read back.
+///
+/// Only resolved operations are journaled: `appendNext` has become `append` with its indexes, a
+/// `batch` has been flattened (the record is all or nothing by itself), `checkpoint` is not data.
+/// Each operation is a tag byte and its fields, little-endian; entries keep their stored frame,
+/// checksum included, so a replayed entry is verified like one read from LMDB.
+extension LogJournal {
+    private enum Tag: UInt8 {
+        case append = 1
+        case saveHardState = 2
+        case truncate = 3
+        case compact = 4
+        case reset = 5
+    }
+
+    static func payload(of operations: [LogWriter.Operation]) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.appendLittleEndian(UInt32(operations.count))
+        for operation in operations {
+            switch operation {
+            case .append(let entries):
+                bytes.append(Tag.append.rawValue)
+                bytes.appendLittleEndian(UInt32(entries.count))
+                for entry in entries {
+                    let frame = entry.frame()
+                    bytes.appendLittleEndian(entry.index)
+                    bytes.appendLittleEndian(UInt32(frame.count))
+                    bytes.append(contentsOf: frame)
+                }
+            case .saveHardState(let state):
+                let frame = state.frame()
+                bytes.append(Tag.saveHardState.rawValue)
+                bytes.appendLittleEndian(UInt32(frame.count))
+                bytes.append(contentsOf: frame)
+            case .truncate(let index):
+                bytes.append(Tag.truncate.rawValue)
+                bytes.appendLittleEndian(index)
+            case .compact(let index, let term):
+                bytes.append(Tag.compact.rawValue)
+                bytes.appendLittleEndian(index)
+                bytes.appendLittleEndian(term)
+            case .reset(let index, let term):
+                bytes.append(Tag.reset.rawValue)
+                bytes.appendLittleEndian(index)
+                bytes.appendLittleEndian(term)
+            case .appendNext, .batch, .checkpoint:
+                preconditionFailure("only resolved operations are journaled")
+            }
+        }
+        return bytes
+    }
+
+    static func operations(in payload: [UInt8], sequence: UInt64) throws -> [LogWriter.Operation] {
+        try payload.withUnsafeBytes { raw in
+            var reader = Reader(bytes: raw, sequence: sequence)
+            var operations: [LogWriter.Operation] = []
+            for _ in 0..<(try reader.integer(UInt32.self)) {
+                let tag = try reader.integer(UInt8.self)
+                switch Tag(rawValue: tag) {
+                case .append:
+                    var entries: [LogEntry] = []
+                    for _ in 0..<(try reader.integer(UInt32.self)) {
+                        let index = try reader.integer(UInt64.self)
+                        let frame = try reader.bytes(Int(try reader.integer(UInt32.self)))
+                        entries.append(try LogEntry(index: index, frame: frame))
+                    }
+                    operations.append(.append(entries))
+                case .saveHardState:
+                    let frame = try reader.bytes(Int(try reader.integer(UInt32.self)))
+                    operations.append(.saveHardState(try HardState(frame: Array(frame))))
+                case .truncate:
+                    operations.append(.truncate(from: try reader.integer(UInt64.self)))
+                case .compact:
+                    operations.append(
+                        .compact(through: try reader.integer(UInt64.self), term: try reader.integer(UInt64.self)))
+                case .reset:
+                    operations.append(
+                        .reset(snapshotIndex: try reader.integer(UInt64.self), term: try reader.integer(UInt64.self)))
+                case nil:
+                    throw StoreError(.journal, "journal record \(sequence) holds an unknown operation \(tag)")
+                }
+            }
+            return operations
+        }
+    }
+
+    /// Reads the fields of one record's payload, failing on a record that ends early.
+    private struct Reader {
+        let bytes: UnsafeRawBufferPointer
+        let sequence: UInt64
+        var offset = 0
+
+        init(bytes: UnsafeRawBufferPointer, sequence: UInt64) {
+            self.bytes = bytes
+            self.sequence = sequence
+        }
+
+        mutating func integer<T: FixedWidthInteger>(_: T.Type) throws -> T {
+            let size = MemoryLayout<T>.size
+            guard offset + size <= bytes.count else { throw truncated() }
+            defer { offset += size }
+            return bytes.loadLittleEndian(T.self, at: offset)
+        }
+
+        mutating func bytes(_ count: Int) throws -> UnsafeRawBufferPointer {
+            guard count >= 0, offset + count <= bytes.count else { throw truncated() }
+            defer { offset += count }
+            return UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + count)])
+        }
+
+        private func truncated() -> StoreError {
+            StoreError(.journal, "journal record \(sequence) ends inside an operation")
+        }
+    }
+}

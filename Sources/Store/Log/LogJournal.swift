@@ -1,0 +1,129 @@
+import Foundation
+
+/// The redo journal in front of one group's LMDB log: a preallocated file to which each writer
+/// group is appended as one checksummed record and fdatasynced before its callers hear back.
+///
+/// LMDB gets the same changes later, in one synced transaction per checkpoint, and the journal then
+/// starts again at its beginning. A write thus costs one sequential flush of a few blocks instead of
+/// LMDB's scattered pages plus its meta page (BENCHMARKS.md, bench/region).
+///
+/// A record is `magic u32 | sequence u64 | length u32 | crc32c u32 | payload`, integers
+/// little-endian; the checksum covers the sequence, the length and the payload. The records of one
+/// cycle carry consecutive sequences from offset 0, and LMDB remembers the last sequence it holds,
+/// so reading stops at the first record that is torn, damaged or left from an earlier cycle.
+final class LogJournal: Sendable {
+    static let magic: UInt32 = 0x314A_5744  // "DWJ1"
+    static let headerSize = 4 + 8 + 4 + 4
+
+    let path: String
+    /// Bytes preallocated; a cycle's records must fit in them.
+    let capacity: Int
+    private let descriptor: Int32
+
+    /// Opens the journal at `path`, creating it and writing `capacity` zero bytes when it is new or
+    /// shorter. Written zeros, not `fallocate`: overwriting blocks that exist needs no metadata
+    /// update, so an fdatasync flushes the record's blocks alone.
+    init(path: String, capacity: Int) throws {
+        self.path = path
+        self.capacity = capacity
+        descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw Self.failure("cannot open the journal \(path)") }
+        do {
+            var info = stat()
+            guard fstat(descriptor, &info) == 0 else { throw Self.failure("cannot stat the journal \(path)") }
+            if Int(info.st_size) < capacity {
+                let zeros = [UInt8](repeating: 0, count: 1 << 20)
+                var offset = Int(info.st_size)
+                while offset < capacity {
+                    try write(Array(zeros.prefix(min(zeros.count, capacity - offset))), at: offset)
+                    offset += min(zeros.count, capacity - offset)
+                }
+                guard fsync(descriptor) == 0 else { throw Self.failure("cannot fsync the journal \(path)") }
+                let directory = open((path as NSString).deletingLastPathComponent, O_RDONLY | O_CLOEXEC)
+                if directory >= 0 {
+                    _ = fsync(directory)
+                    close(directory)
+                }
+            }
+        } catch {
+            close(descriptor)
+            throw error
+        }
+    }
+
+    deinit {
+        close(descriptor)
+    }
+
+    /// The bytes a record with `payloadSize` bytes of payload takes.
+    static func recordSize(payloadSize: Int) -> Int { headerSize + payloadSize }
+
+    /// Writes one record at `offset` and waits until it is on disk.
+    func append(sequence: UInt64, payload: [UInt8], at offset: Int) throws {
+        precondition(offset + Self.recordSize(payloadSize: payload.count) <= capacity, "a journal record overflows")
+        var record: [UInt8] = []
+        record.reserveCapacity(Self.recordSize(payloadSize: payload.count))
+        record.appendLittleEndian(Self.magic)
+        record.appendLittleEndian(sequence)
+        record.appendLittleEndian(UInt32(payload.count))
+        let checksum = record.withUnsafeBytes { header in
+            payload.withUnsafeBytes {
+                CRC32C.checksum($0, continuing: CRC32C.checksum(UnsafeRawBufferPointer(rebasing: header[4..<16])))
+            }
+        }
+        record.appendLittleEndian(checksum)
+        record.append(contentsOf: payload)
+        try write(record, at: offset)
+        guard fdatasync(descriptor) == 0 else { throw Self.failure("cannot fdatasync the journal \(path)") }
+    }
+
+    /// The payloads of the records that follow `sequence` without a gap, from the start of the file.
+    func records(after sequence: UInt64) throws -> [(sequence: UInt64, payload: [UInt8])] {
+        var bytes = [UInt8](repeating: 0, count: capacity)
+        let read = bytes.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, capacity, 0) }
+        guard read >= 0 else { throw Self.failure("cannot read the journal \(path)") }
+        return bytes.withUnsafeBytes { file in
+            let file = UnsafeRawBufferPointer(rebasing: file[0..<read])
+            var result: [(sequence: UInt64, payload: [UInt8])] = []
+            var offset = 0
+            var expected = sequence + 1
+            while offset + Self.headerSize <= file.count {
+                guard file.loadLittleEndian(UInt32.self, at: offset) == Self.magic,
+                    file.loadLittleEndian(UInt64.self, at: offset + 4) == expected
+                else { break }
+                let length = Int(file.loadLittleEndian(UInt32.self, at: offset + 12))
+                let end = offset + Self.headerSize + length
+                guard end <= file.count else { break }
+                let payload = UnsafeRawBufferPointer(rebasing: file[(offset + Self.headerSize)..<end])
+                let stored = file.loadLittleEndian(UInt32.self, at: offset + 16)
+                let computed = CRC32C.checksum(
+                    payload,
+                    continuing: CRC32C.checksum(UnsafeRawBufferPointer(rebasing: file[(offset + 4)..<(offset + 16)])))
+                guard stored == computed else { break }
+                result.append((expected, Array(payload)))
+                expected += 1
+                offset = end
+            }
+            return result
+        }
+    }
+
+    private func write(_ bytes: [UInt8], at offset: Int) throws {
+        var done = 0
+        while done < bytes.count {
+            let written = bytes.withUnsafeBytes { raw in
+                pwrite(descriptor, raw.baseAddress! + done, raw.count - done, off_t(offset + done))
+            }
+            if written < 0 && errno == EINTR { continue }
+            guard written > 0 else { throw Self.failure("cannot write the journal \(path)") }
+            done += written
+        }
+    }
+
+    private static func failure(_ message: String) -> StoreError {
+        let code = errno
+        return StoreError(
+            .journal, "\(message): \(String(cString: strerror(code)))",
+            cause: POSIXError(POSIXErrorCode(rawValue: code) ?? .EIO))
+    }
+}

@@ -1,0 +1,143 @@
+import Foundation
+import TestSupport
+import Testing
+
+@testable import Store
+
+/// The redo journal in front of LMDB: what a write acknowledged before any checkpoint becomes
+/// after a crash. A store released without `close()` stands for a crash: its writer thread stops
+/// without a last checkpoint, so LMDB holds only what earlier checkpoints gave it.
+@Suite struct LogJournalTests {
+    func entries(_ range: ClosedRange<UInt64>, term: UInt64 = 1) -> [LogEntry] {
+        range.map { LogEntry(index: $0, term: term, payload: Array("entry \($0)".utf8)) }
+    }
+
+    /// A store that never checkpoints by itself within a test.
+    func openStore(_ dir: TemporaryDirectory, journalCapacity: Int = 4 << 20) throws -> LogStore {
+        try LogStore(path: dir.file("log"), journalCapacity: journalCapacity, checkpointInterval: .seconds(3600))
+    }
+
+    /// What LMDB alone holds: the log opened without its journal.
+    func lmdbOnly(_ dir: TemporaryDirectory) throws -> (lastIndex: UInt64, entries: [LogEntry]) {
+        let log = try LogStore(path: dir.file("log"), synced: false)
+        let all = log.lastIndex >= log.firstIndex ? try log.entries(in: log.firstIndex...log.lastIndex) : []
+        return (log.lastIndex, all)
+    }
+
+    @Test("writes acknowledged before any checkpoint are replayed from the journal after a crash")
+    func replayAfterCrash() async throws {
+        let dir = TemporaryDirectory()
+        do {
+            let log = try openStore(dir)
+            try await log.append(entries(1...10))
+            try await log.write(
+                truncateFrom: 6, entries: entries(6...8, term: 2), hardState: HardState(term: 2, vote: "n1", commit: 7))
+            try await log.compact(through: 3, term: 1)
+            #expect(try log.entries(in: 4...8) == entries(4...5) + entries(6...8, term: 2))
+            #expect(log.lastTerm == 2)
+        }
+        #expect(try lmdbOnly(dir).lastIndex == 0, "LMDB was written before a checkpoint")
+        let reopened = try openStore(dir)
+        #expect(reopened.firstIndex == 4)
+        #expect(reopened.lastIndex == 8)
+        #expect(reopened.lastTerm == 2)
+        #expect(reopened.snapshot == (3, 1))
+        #expect(reopened.hardState == HardState(term: 2, vote: "n1", commit: 7))
+        #expect(try reopened.entries(in: 4...8) == entries(4...5) + entries(6...8, term: 2))
+        #expect(try reopened.verify() == 5)
+        reopened.close()
+        // Opening replayed the journal into LMDB.
+        #expect(try lmdbOnly(dir).entries == entries(4...5) + entries(6...8, term: 2))
+    }
+
+    @Test("a truncation below the checkpointed entries hides them until the next checkpoint removes them")
+    func truncationBelowCheckpoint() async throws {
+        let dir = TemporaryDirectory()
+        do {
+            let log = try openStore(dir)
+            try await log.append(entries(1...6))
+            try await log.checkpoint()
+            try await log.write(truncateFrom: 3, entries: entries(3...4, term: 5), hardState: nil)
+            #expect(try log.entries(in: 1...10) == entries(1...2) + entries(3...4, term: 5))
+            #expect(try log.term(at: 4) == 5)
+            #expect(try log.entry(at: 5) == nil)
+        }
+        #expect(try lmdbOnly(dir).entries == entries(1...6))
+        do {
+            let reopened = try openStore(dir)
+            #expect(try reopened.entries(in: 1...10) == entries(1...2) + entries(3...4, term: 5))
+        }
+        #expect(try lmdbOnly(dir).entries == entries(1...2) + entries(3...4, term: 5))
+    }
+
+    @Test("after a checkpoint the journal starts over and records of the earlier cycle are not replayed")
+    func cycles() async throws {
+        let dir = TemporaryDirectory()
+        do {
+            let log = try openStore(dir)
+            try await log.append(entries(1...5))
+            try await log.append(entries(6...8))
+            try await log.checkpoint()
+            #expect(log.cursor.withLock { $0.offset } == 0)
+            try await log.append(entries(9...9, term: 2))
+        }
+        #expect(try lmdbOnly(dir).lastIndex == 8)
+        let reopened = try openStore(dir)
+        #expect(reopened.lastIndex == 9)
+        #expect(try reopened.entries(in: 1...9) == entries(1...8) + entries(9...9, term: 2))
+    }
+
+    @Test("a torn last record is dropped and the records before it are kept")
+    func tornRecord() async throws {
+        let dir = TemporaryDirectory()
+        let end: Int
+        do {
+            let log = try openStore(dir)
+            try await log.append(entries(1...3))
+            try await log.append(entries(4...6))
+            end = log.cursor.withLock { $0.offset }
+        }
+        // The second record's last byte never reached the disk.
+        let journal = try FileHandle(forUpdating: URL(fileURLWithPath: dir.file("log/region.journal")))
+        try journal.seek(toOffset: UInt64(end - 1))
+        let byte = try #require(try journal.read(upToCount: 1)).first!
+        try journal.seek(toOffset: UInt64(end - 1))
+        try journal.write(contentsOf: [byte ^ 0xff])
+        try journal.close()
+
+        let reopened = try openStore(dir)
+        #expect(reopened.lastIndex == 3)
+        #expect(try reopened.entries(in: 1...10) == entries(1...3))
+        try await reopened.append(entries(4...4, term: 2))
+        #expect(try reopened.entries(in: 1...10) == entries(1...3) + entries(4...4, term: 2))
+    }
+
+    @Test("a group larger than the journal goes straight into LMDB")
+    func oversizedGroup() async throws {
+        let dir = TemporaryDirectory()
+        let big = (1...64).map { LogEntry(index: UInt64($0), term: 1, payload: [UInt8](repeating: 9, count: 200)) }
+        do {
+            let log = try openStore(dir, journalCapacity: 4096)
+            try await log.append(big)
+            try await log.append(entries(65...66))
+            #expect(try log.entries(in: 1...66) == big + entries(65...66))
+        }
+        #expect(try lmdbOnly(dir).entries == big)
+        let reopened = try openStore(dir, journalCapacity: 4096)
+        #expect(try reopened.entries(in: 1...66) == big + entries(65...66))
+    }
+
+    @Test("the writer checkpoints by itself once the interval has passed")
+    func checkpointsByItself() async throws {
+        let dir = TemporaryDirectory()
+        let log = try LogStore(path: dir.file("log"), checkpointInterval: .milliseconds(20))
+        try await log.append(entries(1...4))
+        let deadline = ContinuousClock.now + .seconds(10)
+        while log.cursor.withLock({ $0.checkpointed }) == 0 && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(log.cursor.withLock { $0.checkpointed } == 1)
+        #expect(log.state.withLock { $0.unflushed.isEmpty })
+        #expect(try log.entries(in: 1...4) == entries(1...4))
+    }
+}

@@ -1,3 +1,4 @@
+import CLMDB
 import Foundation
 import TestSupport
 import Testing
@@ -5,8 +6,8 @@ import Testing
 @testable import Store
 
 /// The redo journal in front of LMDB: what a write acknowledged before any checkpoint becomes
-/// after a crash. A store released without `close()` stands for a crash: its writer thread stops
-/// without a last checkpoint, so LMDB holds only what earlier checkpoints gave it.
+/// after a crash. `closeWithoutCheckpoint()` stands for a crash: the writer thread stops without
+/// a last checkpoint, so LMDB holds only what earlier checkpoints gave it.
 @Suite struct LogJournalTests {
     func entries(_ range: ClosedRange<UInt64>, term: UInt64 = 1) -> [LogEntry] {
         range.map { LogEntry(index: $0, term: term, payload: Array("entry \($0)".utf8)) }
@@ -17,11 +18,28 @@ import Testing
         try LogStore(path: dir.file("log"), journalCapacity: journalCapacity, checkpointInterval: .seconds(3600))
     }
 
-    /// What LMDB alone holds: the log opened without its journal.
+    /// The entries LMDB alone holds, read without the store (which would replay its journal).
     func lmdbOnly(_ dir: TemporaryDirectory) throws -> (lastIndex: UInt64, entries: [LogEntry]) {
-        let log = try LogStore(path: dir.file("log"), synced: false)
-        let all = log.lastIndex >= log.firstIndex ? try log.entries(in: log.firstIndex...log.lastIndex) : []
-        return (log.lastIndex, all)
+        let environment = try LMDBEnvironment(path: dir.file("log"), initialMapSize: 1 << 20)
+        let database = try environment.openDatabase(named: "region.entries")
+        let all = try environment.read { txn in
+            var cursor: OpaquePointer?
+            try LMDBEnvironment.check(mdb_cursor_open(txn, database, &cursor), "mdb_cursor_open")
+            defer { mdb_cursor_close(cursor) }
+            var key = MDB_val()
+            var value = MDB_val()
+            var found: [LogEntry] = []
+            var rc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST)
+            while rc == 0 {
+                found.append(
+                    try LogEntry(
+                        index: LogStore.index(fromKey: key),
+                        frame: UnsafeRawBufferPointer(start: value.mv_data, count: value.mv_size)))
+                rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)
+            }
+            return found
+        }
+        return (all.last?.index ?? 0, all)
     }
 
     @Test("writes acknowledged before any checkpoint are replayed from the journal after a crash")
@@ -35,17 +53,20 @@ import Testing
             try await log.compact(through: 3, term: 1)
             #expect(try log.entries(in: 4...8) == entries(4...5) + entries(6...8, term: 2))
             #expect(log.lastTerm == 2)
+            log.closeWithoutCheckpoint()
         }
         #expect(try lmdbOnly(dir).lastIndex == 0, "LMDB was written before a checkpoint")
-        let reopened = try openStore(dir)
-        #expect(reopened.firstIndex == 4)
-        #expect(reopened.lastIndex == 8)
-        #expect(reopened.lastTerm == 2)
-        #expect(reopened.snapshot == (3, 1))
-        #expect(reopened.hardState == HardState(term: 2, vote: "n1", commit: 7))
-        #expect(try reopened.entries(in: 4...8) == entries(4...5) + entries(6...8, term: 2))
-        #expect(try reopened.verify() == 5)
-        reopened.close()
+        do {
+            let reopened = try openStore(dir)
+            #expect(reopened.firstIndex == 4)
+            #expect(reopened.lastIndex == 8)
+            #expect(reopened.lastTerm == 2)
+            #expect(reopened.snapshot == (3, 1))
+            #expect(reopened.hardState == HardState(term: 2, vote: "n1", commit: 7))
+            #expect(try reopened.entries(in: 4...8) == entries(4...5) + entries(6...8, term: 2))
+            #expect(try reopened.verify() == 5)
+            reopened.closeWithoutCheckpoint()
+        }
         // Opening replayed the journal into LMDB.
         #expect(try lmdbOnly(dir).entries == entries(4...5) + entries(6...8, term: 2))
     }
@@ -61,11 +82,13 @@ import Testing
             #expect(try log.entries(in: 1...10) == entries(1...2) + entries(3...4, term: 5))
             #expect(try log.term(at: 4) == 5)
             #expect(try log.entry(at: 5) == nil)
+            log.closeWithoutCheckpoint()
         }
         #expect(try lmdbOnly(dir).entries == entries(1...6))
         do {
             let reopened = try openStore(dir)
             #expect(try reopened.entries(in: 1...10) == entries(1...2) + entries(3...4, term: 5))
+            reopened.closeWithoutCheckpoint()
         }
         #expect(try lmdbOnly(dir).entries == entries(1...2) + entries(3...4, term: 5))
     }
@@ -73,21 +96,61 @@ import Testing
     @Test("after a checkpoint the journal starts over and records of the earlier cycle are not replayed")
     func cycles() async throws {
         let dir = TemporaryDirectory()
+        // Same-sized payloads: the second cycle's first record ends exactly where the first cycle's
+        // second record begins, so only its older sequence stops the replay there.
+        func fixed(_ range: ClosedRange<UInt64>, term: UInt64) -> [LogEntry] {
+            range.map { LogEntry(index: $0, term: term, payload: [UInt8](repeating: UInt8($0), count: 16)) }
+        }
         do {
             let log = try openStore(dir)
-            try await log.append(entries(1...5))
-            try await log.append(entries(6...8))
+            try await log.append(fixed(1...5, term: 1))
+            try await log.append(fixed(6...8, term: 1))
             try await log.checkpoint()
             #expect(log.cursor.withLock { $0.offset } == 0)
-            try await log.append(entries(9...9, term: 2))
+            try await log.append(fixed(9...13, term: 2))
+            log.closeWithoutCheckpoint()
         }
         #expect(try lmdbOnly(dir).lastIndex == 8)
         let reopened = try openStore(dir)
-        #expect(reopened.lastIndex == 9)
-        #expect(try reopened.entries(in: 1...9) == entries(1...8) + entries(9...9, term: 2))
+        #expect(reopened.lastIndex == 13)
+        #expect(try reopened.entries(in: 1...20) == fixed(1...8, term: 1) + fixed(9...13, term: 2))
     }
 
-    @Test("a torn last record is dropped and the records before it are kept")
+    @Test("a compaction and a start-over behind a snapshot reach LMDB through the journal")
+    func compactionAndReset() async throws {
+        let dir = TemporaryDirectory()
+        do {
+            let log = try openStore(dir)
+            try await log.append(entries(1...10))
+            try await log.checkpoint()
+            try await log.compact(through: 4, term: 1)
+            try await log.append(entries(11...11))
+            log.closeWithoutCheckpoint()
+        }
+        #expect(try lmdbOnly(dir).lastIndex == 10)
+        do {
+            let reopened = try openStore(dir)
+            #expect(reopened.firstIndex == 5)
+            #expect(try reopened.entries(in: 5...11) == entries(5...11))
+            try await reopened.write(
+                snapshot: (20, 3), truncateFrom: nil, entries: entries(21...21, term: 3), hardState: nil)
+            #expect(try reopened.entries(in: 21...30) == entries(21...21, term: 3))
+            reopened.closeWithoutCheckpoint()
+        }
+        // Opening replayed the compaction into LMDB: entries 1-4 are gone from it.
+        #expect(try lmdbOnly(dir).entries == entries(5...11))
+        do {
+            let again = try openStore(dir)
+            #expect(again.snapshot == (20, 3))
+            #expect(again.firstIndex == 21)
+            #expect(again.lastIndex == 21)
+            #expect(try again.entries(in: 21...21) == entries(21...21, term: 3))
+            again.closeWithoutCheckpoint()
+        }
+        #expect(try lmdbOnly(dir).entries == entries(21...21, term: 3))
+    }
+
+    @Test("a damaged last record (a torn write) is dropped and the records before it are kept")
     func tornRecord() async throws {
         let dir = TemporaryDirectory()
         let end: Int
@@ -96,6 +159,7 @@ import Testing
             try await log.append(entries(1...3))
             try await log.append(entries(4...6))
             end = log.cursor.withLock { $0.offset }
+            log.closeWithoutCheckpoint()
         }
         // The second record's last byte never reached the disk.
         let journal = try FileHandle(forUpdating: URL(fileURLWithPath: dir.file("log/region.journal")))
@@ -112,6 +176,15 @@ import Testing
         #expect(try reopened.entries(in: 1...10) == entries(1...3) + entries(4...4, term: 2))
     }
 
+    @Test("a record's size is known before it is encoded")
+    func payloadSize() {
+        let operations: [LogWriter.Operation] = [
+            .append(entries(1...3)), .saveHardState(HardState(term: 3, vote: "n2", commit: 9)), .truncate(from: 2),
+            .compact(through: 1, term: 1), .reset(snapshotIndex: 4, term: 2), .append([]),
+        ]
+        #expect(LogJournal.payloadSize(of: operations) == LogJournal.payload(of: operations).count)
+    }
+
     @Test("a group larger than the journal goes straight into LMDB")
     func oversizedGroup() async throws {
         let dir = TemporaryDirectory()
@@ -121,6 +194,7 @@ import Testing
             try await log.append(big)
             try await log.append(entries(65...66))
             #expect(try log.entries(in: 1...66) == big + entries(65...66))
+            log.closeWithoutCheckpoint()
         }
         #expect(try lmdbOnly(dir).entries == big)
         let reopened = try openStore(dir, journalCapacity: 4096)

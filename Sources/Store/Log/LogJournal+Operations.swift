@@ -13,8 +13,27 @@ extension LogJournal {
         case reset = 5
     }
 
+    /// The exact size of ``payload(of:)``'s result, without encoding.
+    static func payloadSize(of operations: [LogWriter.Operation]) -> Int {
+        operations.reduce(4) { size, operation in
+            switch operation {
+            case .append(let entries):
+                return entries.reduce(size + 1 + 4) { $0 + 8 + 4 + LogEntry.frameOverhead + $1.payload.count }
+            case .saveHardState(let state):
+                return size + 1 + 4 + state.frame().count
+            case .truncate:
+                return size + 1 + 8
+            case .compact, .reset:
+                return size + 1 + 16
+            case .appendNext, .batch, .checkpoint:
+                preconditionFailure("only resolved operations are journaled")
+            }
+        }
+    }
+
     static func payload(of operations: [LogWriter.Operation]) -> [UInt8] {
         var bytes: [UInt8] = []
+        bytes.reserveCapacity(payloadSize(of: operations))
         bytes.appendLittleEndian(UInt32(operations.count))
         for operation in operations {
             switch operation {

@@ -78,9 +78,13 @@ final class LogJournal: Sendable {
     }
 
     /// The payloads of the records that follow `sequence` without a gap, from the start of the file.
+    /// The whole file is read: it may be longer than `capacity` when an earlier run had a larger one.
     func records(after sequence: UInt64) throws -> [(sequence: UInt64, payload: [UInt8])] {
-        var bytes = [UInt8](repeating: 0, count: capacity)
-        let read = bytes.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, capacity, 0) }
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else { throw Self.failure("cannot stat the journal \(path)") }
+        let size = max(capacity, Int(info.st_size))
+        var bytes = [UInt8](repeating: 0, count: size)
+        let read = bytes.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, size, 0) }
         guard read >= 0 else { throw Self.failure("cannot read the journal \(path)") }
         return bytes.withUnsafeBytes { file in
             let file = UnsafeRawBufferPointer(rebasing: file[0..<read])

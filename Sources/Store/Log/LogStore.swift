@@ -32,6 +32,10 @@ public final class LogStore: Sendable {
         var unflushedStart: UInt64 = 1
         /// The journaled entries not yet checkpointed into LMDB, from ``unflushedStart`` to ``lastIndex``.
         var unflushed: [LogEntry] = []
+        /// Counts the writer's LMDB writes, at their start and at their publication: a reader that
+        /// sees it move while it read LMDB reads again (a truncation checkpointed meanwhile could
+        /// have mixed two moments).
+        var lmdbWrites: UInt64 = 0
     }
 
     /// The writer thread's own bookkeeping of the journal.
@@ -45,6 +49,9 @@ public final class LogStore: Sendable {
         var offset = 0
         /// When the oldest record not yet checkpointed was written.
         var pendingSince: ContinuousClock.Instant?
+        /// A record write failed since the last checkpoint: its bytes may be on disk with the
+        /// next sequence, so the next LMDB write skips past it.
+        var failedAppend = false
     }
 
     let environment: LMDBEnvironment
@@ -52,8 +59,8 @@ public final class LogStore: Sendable {
     let metaDatabase: MDB_dbi
     let state: Mutex<State>
     let writer: LogWriter
-    /// The redo journal (nil when opened with `synced: false`: every group goes straight to LMDB).
-    let journal: LogJournal?
+    /// The redo journal.
+    let journal: LogJournal
     let cursor: Mutex<JournalCursor>
     /// How long journaled changes may wait before they are checkpointed into LMDB.
     let checkpointInterval: Duration
@@ -66,21 +73,19 @@ public final class LogStore: Sendable {
     /// into LMDB whatever its journal (`path/group.journal`) holds beyond it.
     /// - Parameters:
     ///   - initialMapSize: the first size of LMDB's memory map; it doubles whenever a write finds it full.
-    ///   - synced: `false` skips the journal and fsync on commit (benchmarks and simulations only;
-    ///     never in the product).
     ///   - journalCapacity: the bytes preallocated for the journal.
     ///   - checkpointInterval: how long journaled changes may wait before they go into LMDB.
     public init(
-        path: String, group: String = "region", initialMapSize: Int = 64 << 20, synced: Bool = true,
+        path: String, group: String = "region", initialMapSize: Int = 64 << 20,
         journalCapacity: Int = 4 << 20, checkpointInterval: Duration = .milliseconds(50)
     ) throws {
         self.path = path
         self.group = group
         self.checkpointInterval = checkpointInterval
-        environment = try LMDBEnvironment(path: path, initialMapSize: initialMapSize, synced: synced)
+        environment = try LMDBEnvironment(path: path, initialMapSize: initialMapSize)
         entriesDatabase = try environment.openDatabase(named: "\(group).entries")
         metaDatabase = try environment.openDatabase(named: "\(group).meta")
-        journal = synced ? try LogJournal(path: "\(path)/\(group).journal", capacity: journalCapacity) : nil
+        journal = try LogJournal(path: "\(path)/\(group).journal", capacity: journalCapacity)
         let (durable, sequence) = try Self.loadState(environment, entriesDatabase, metaDatabase)
         state = Mutex(durable)
         cursor = Mutex(JournalCursor(durable: durable, sequence: sequence, checkpointed: sequence))
@@ -97,6 +102,12 @@ public final class LogStore: Sendable {
     /// with `.closed`.
     public func close() {
         writer.stop()
+    }
+
+    /// Stops the writer thread as a crash would leave the files: LMDB holds what the last
+    /// checkpoint gave it, the journal the rest (tests of the replay).
+    func closeWithoutCheckpoint() {
+        writer.stop(lastCheckpoint: false)
     }
 
     // MARK: Bounds
@@ -119,26 +130,29 @@ public final class LogStore: Sendable {
     /// The entries with indexes in `range` that are present, in order. Reading below
     /// ``firstIndex`` throws `.compacted`; `maxCount` bounds how many are returned.
     public func entries(in range: ClosedRange<UInt64>, maxCount: Int = .max) throws -> [LogEntry] {
-        let current = state.withLock { $0 }
-        guard range.lowerBound >= current.firstIndex else {
-            throw StoreError(
-                .compacted,
-                "compacted: entries before \(current.firstIndex) were compacted away; re-list from index \(current.firstIndex)",
-                index: current.firstIndex)
+        while true {
+            let current = state.withLock { $0 }
+            guard range.lowerBound >= current.firstIndex else {
+                throw StoreError(
+                    .compacted,
+                    "compacted: entries before \(current.firstIndex) were compacted away; re-list from index \(current.firstIndex)",
+                    index: current.firstIndex)
+            }
+            var result: [LogEntry] = []
+            if range.lowerBound < current.unflushedStart {
+                result = try durableEntries(
+                    in: range.lowerBound...min(range.upperBound, current.unflushedStart - 1), maxCount: maxCount)
+                guard state.withLock({ $0.lmdbWrites }) == current.lmdbWrites else { continue }
+            }
+            let low = max(range.lowerBound, current.unflushedStart)
+            let high = min(range.upperBound, current.lastIndex)
+            if low <= high && result.count < maxCount {
+                let start = Int(low - current.unflushedStart)
+                let end = start + min(Int(high - low) + 1, maxCount - result.count)
+                result.append(contentsOf: current.unflushed[start..<end])
+            }
+            return result
         }
-        var result: [LogEntry] = []
-        if range.lowerBound < current.unflushedStart {
-            result = try durableEntries(
-                in: range.lowerBound...min(range.upperBound, current.unflushedStart - 1), maxCount: maxCount)
-        }
-        let low = max(range.lowerBound, current.unflushedStart)
-        let high = min(range.upperBound, current.lastIndex)
-        if low <= high && result.count < maxCount {
-            let start = Int(low - current.unflushedStart)
-            let end = start + min(Int(high - low) + 1, maxCount - result.count)
-            result.append(contentsOf: current.unflushed[start..<end])
-        }
-        return result
     }
 
     /// The entries LMDB holds in `range`.

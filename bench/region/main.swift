@@ -285,8 +285,11 @@ func startDWCP(
     let deadline = ContinuousClock.now + .seconds(30)
     while ContinuousClock.now < deadline {
         for (position, port) in api.enumerated() {
+            // The node's own role, at the top of its status (its `members` list names the leader
+            // on every node, so a search of the whole text would pick any node).
             if let status = await get("http://127.0.0.1:\(port)/v1/cluster", http: http),
-                status.contains(#""role":"leader""#)
+                let object = try? JSONSerialization.jsonObject(with: Data(status.utf8)) as? [String: Any],
+                object["role"] as? String == "leader"
             {
                 let leader = "127.0.0.1:\(port)"
                 for client in 0..<hosts {

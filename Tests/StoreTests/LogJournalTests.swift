@@ -1,4 +1,3 @@
-import CLMDB
 import Foundation
 import TestSupport
 import Testing
@@ -22,23 +21,7 @@ import Testing
     func lmdbOnly(_ dir: TemporaryDirectory) throws -> (lastIndex: UInt64, entries: [LogEntry]) {
         let environment = try LMDBEnvironment(path: dir.file("log"), initialMapSize: 1 << 20)
         let database = try environment.openDatabase(named: "region.entries")
-        let all = try environment.read { txn in
-            var cursor: OpaquePointer?
-            try LMDBEnvironment.check(mdb_cursor_open(txn, database, &cursor), "mdb_cursor_open")
-            defer { mdb_cursor_close(cursor) }
-            var key = MDB_val()
-            var value = MDB_val()
-            var found: [LogEntry] = []
-            var rc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST)
-            while rc == 0 {
-                found.append(
-                    try LogEntry(
-                        index: LogStore.index(fromKey: key),
-                        frame: UnsafeRawBufferPointer(start: value.mv_data, count: value.mv_size)))
-                rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)
-            }
-            return found
-        }
+        let all = try LogStore.storedEntries(environment, database, in: 1...UInt64.max, maxCount: .max)
         return (all.last?.index ?? 0, all)
     }
 

@@ -15,9 +15,7 @@ final class LMDBEnvironment: @unchecked Sendable {
     /// The largest map the environment may grow to.
     let maximumMapSize: Int
 
-    init(path: String, initialMapSize: Int, maximumMapSize: Int = 1 << 40, maxDatabases: Int = 16, synced: Bool = true)
-        throws
-    {
+    init(path: String, initialMapSize: Int, maximumMapSize: Int = 1 << 40, maxDatabases: Int = 16) throws {
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         var env: OpaquePointer?
         try Self.check(mdb_env_create(&env), "mdb_env_create")
@@ -30,9 +28,7 @@ final class LMDBEnvironment: @unchecked Sendable {
         do {
             try Self.check(mdb_env_set_maxdbs(env, MDB_dbi(maxDatabases)), "mdb_env_set_maxdbs")
             try Self.check(mdb_env_set_mapsize(env, initialMapSize), "mdb_env_set_mapsize")
-            var flags = UInt32(MDB_NOTLS)
-            if !synced { flags |= UInt32(MDB_NOSYNC) }
-            try Self.check(mdb_env_open(env, path, flags, 0o644), "mdb_env_open \(path)")
+            try Self.check(mdb_env_open(env, path, UInt32(MDB_NOTLS), 0o644), "mdb_env_open \(path)")
         } catch {
             mdb_env_close(env)
             pthread_rwlock_destroy(resizeLock)
@@ -73,7 +69,7 @@ final class LMDBEnvironment: @unchecked Sendable {
         return try body(txn!)
     }
 
-    /// Runs `body` in a write transaction and commits it (synced unless opened with `synced: false`).
+    /// Runs `body` in a write transaction and commits it, synced.
     /// When the map is full, the transaction is abandoned, the map doubled and `body` run again.
     func write<T>(_ body: (OpaquePointer) throws -> T) throws -> T {
         while true {

@@ -31,9 +31,10 @@ extension LogJournal {
         }
     }
 
-    static func payload(of operations: [LogWriter.Operation]) -> [UInt8] {
+    /// The record payload of `operations`; `size` is ``payloadSize(of:)``'s answer, when the caller has it.
+    static func payload(of operations: [LogWriter.Operation], size: Int? = nil) -> [UInt8] {
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(payloadSize(of: operations))
+        bytes.reserveCapacity(size ?? payloadSize(of: operations))
         bytes.appendLittleEndian(UInt32(operations.count))
         for operation in operations {
             switch operation {

@@ -67,9 +67,7 @@ final class LogJournal: Sendable {
         record.appendLittleEndian(sequence)
         record.appendLittleEndian(UInt32(payload.count))
         let checksum = record.withUnsafeBytes { header in
-            payload.withUnsafeBytes {
-                CRC32C.checksum($0, continuing: CRC32C.checksum(UnsafeRawBufferPointer(rebasing: header[4..<16])))
-            }
+            payload.withUnsafeBytes { Self.checksum(header: header, payload: $0) }
         }
         record.appendLittleEndian(checksum)
         record.append(contentsOf: payload)
@@ -99,17 +97,22 @@ final class LogJournal: Sendable {
                 let end = offset + Self.headerSize + length
                 guard end <= file.count else { break }
                 let payload = UnsafeRawBufferPointer(rebasing: file[(offset + Self.headerSize)..<end])
-                let stored = file.loadLittleEndian(UInt32.self, at: offset + 16)
-                let computed = CRC32C.checksum(
-                    payload,
-                    continuing: CRC32C.checksum(UnsafeRawBufferPointer(rebasing: file[(offset + 4)..<(offset + 16)])))
-                guard stored == computed else { break }
+                let header = UnsafeRawBufferPointer(rebasing: file[offset..<(offset + Self.headerSize)])
+                guard
+                    file.loadLittleEndian(UInt32.self, at: offset + 16)
+                        == Self.checksum(header: header, payload: payload)
+                else { break }
                 result.append((expected, Array(payload)))
                 expected += 1
                 offset = end
             }
             return result
         }
+    }
+
+    /// A record's checksum: its sequence and length (bytes 4..<16 of `header`), then its payload.
+    private static func checksum(header: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer) -> UInt32 {
+        CRC32C.checksum(payload, continuing: CRC32C.checksum(UnsafeRawBufferPointer(rebasing: header[4..<16])))
     }
 
     private func write(_ bytes: [UInt8], at offset: Int) throws {

@@ -60,7 +60,7 @@ extension LogStore {
             return
         }
         if cursor.withLock({ $0.offset }) + size > journal.capacity { try checkpoint() }
-        let payload = LogJournal.payload(of: operations)
+        let payload = LogJournal.payload(of: operations, size: size - LogJournal.headerSize)
         let (sequence, offset) = cursor.withLock { ($0.sequence + 1, $0.offset) }
         do {
             try journal.append(sequence: sequence, payload: payload, at: offset)
@@ -88,8 +88,8 @@ extension LogStore {
     /// A failure is tried again an interval later: the journal keeps the changes meanwhile, and a
     /// write that finds the journal full meets the error.
     func checkpointIfDue() {
-        let (due, offset) = cursor.withLock { ($0.pendingSince.map { $0 + checkpointInterval }, $0.offset) }
-        guard let due else { return }
+        guard let due = checkpointDue else { return }
+        let offset = cursor.withLock { $0.offset }
         let held = state.withLock { $0.unflushed.count }
         guard due <= .now || offset > journal.capacity / 4 || held >= 4096 else { return }
         do {
@@ -97,12 +97,6 @@ extension LogStore {
         } catch {
             cursor.withLock { $0.pendingSince = .now }
         }
-    }
-
-    /// The writer's last act: whatever the journal holds goes into LMDB, so the next open has
-    /// nothing to replay. On failure the journal keeps it.
-    func checkpointBeforeClosing() {
-        try? checkpoint()
     }
 
     /// Moves every journaled change into LMDB in one synced transaction and starts the journal over.
@@ -136,7 +130,6 @@ extension LogStore {
         }
         var flushed = target
         flushed.unflushed = []
-        flushed.unflushedStart = target.lastIndex + 1
         flushed.lmdbWrites = begun + 1
         cursor.withLock {
             $0.durable = flushed
@@ -261,7 +254,6 @@ extension LogStore {
                 s.unflushed.removeLast(Int(s.lastIndex - index + 1))
             } else {
                 s.unflushed = []
-                s.unflushedStart = index
             }
             s.lastIndex = index - 1
             s.lastTerm = try termOfLastEntry(s)
@@ -277,7 +269,6 @@ extension LogStore {
                     .notContiguous, "cannot start the log over at \(index): it is compacted through \(s.snapshotIndex)")
             }
             s.unflushed = []
-            s.unflushedStart = s.snapshotIndex + 1
             s.lastIndex = s.snapshotIndex
             s.lastTerm = s.snapshotTerm
             compact(&s, through: index, term: term)
@@ -304,12 +295,10 @@ extension LogStore {
         guard index > s.snapshotIndex else { return }
         if index >= s.lastIndex {
             s.unflushed = []
-            s.unflushedStart = index + 1
             s.lastIndex = index
             s.lastTerm = term
         } else if index >= s.unflushedStart {
             s.unflushed.removeFirst(Int(index - s.unflushedStart + 1))
-            s.unflushedStart = index + 1
         }
         s.snapshotIndex = index
         s.snapshotTerm = term

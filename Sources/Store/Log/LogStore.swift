@@ -27,15 +27,16 @@ public final class LogStore: Sendable {
         var snapshotIndex: UInt64 = 0
         var snapshotTerm: UInt64 = 0
         var hardState = HardState()
-        /// Entries from this index on are read from ``unflushed``, not from LMDB, which may still
-        /// hold older ones there (a truncation not yet checkpointed). Always `lastIndex + 1 - unflushed.count`.
-        var unflushedStart: UInt64 = 1
         /// The journaled entries not yet checkpointed into LMDB, from ``unflushedStart`` to ``lastIndex``.
         var unflushed: [LogEntry] = []
         /// Counts the writer's LMDB writes, at their start and at their publication: a reader that
         /// sees it move while it read LMDB reads again (a truncation checkpointed meanwhile could
         /// have mixed two moments).
         var lmdbWrites: UInt64 = 0
+
+        /// Entries from this index on are read from ``unflushed``, not from LMDB, which may still
+        /// hold older ones there (a truncation not yet checkpointed).
+        var unflushedStart: UInt64 { lastIndex + 1 - UInt64(unflushed.count) }
     }
 
     /// The writer thread's own bookkeeping of the journal.
@@ -157,6 +158,13 @@ public final class LogStore: Sendable {
 
     /// The entries LMDB holds in `range`.
     func durableEntries(in range: ClosedRange<UInt64>, maxCount: Int) throws -> [LogEntry] {
+        try Self.storedEntries(environment, entriesDatabase, in: range, maxCount: maxCount)
+    }
+
+    /// The entries an LMDB entries database holds in `range`, at most `maxCount`, verified.
+    static func storedEntries(
+        _ environment: LMDBEnvironment, _ entriesDatabase: MDB_dbi, in range: ClosedRange<UInt64>, maxCount: Int
+    ) throws -> [LogEntry] {
         try environment.read { txn in
             var cursor: OpaquePointer?
             try LMDBEnvironment.check(mdb_cursor_open(txn, entriesDatabase, &cursor), "mdb_cursor_open")
@@ -227,7 +235,7 @@ public final class LogStore: Sendable {
     }
 
     /// Appends payloads at the next free indexes, durably, and returns the indexes they got.
-    /// Concurrent callers are batched into one synced transaction.
+    /// Concurrent callers are batched into one durable write (one journal record).
     public func appendNext(term: UInt64, kind: LogEntry.Kind = .record, payloads: [[UInt8]]) async throws
         -> ClosedRange<UInt64>
     {
@@ -238,7 +246,7 @@ public final class LogStore: Sendable {
         return range
     }
 
-    /// Persists what one Raft ready asks for in one synced transaction: start the log over behind
+    /// Persists what one Raft ready asks for in one durable write: start the log over behind
     /// `snapshot` (every entry goes), drop the entries from `truncateFrom` on, append `entries`,
     /// save `hardState`. All of it lands, or none.
     public func write(
@@ -327,7 +335,6 @@ public final class LogStore: Sendable {
             if mdb_cursor_get(cursor, &key, &value, MDB_FIRST) == 0 {
                 b.firstIndex = Self.index(fromKey: key)
             }
-            b.unflushedStart = b.lastIndex + 1
             return (b, sequence)
         }
     }

@@ -127,7 +127,9 @@ final class LogWriter: Sendable {
                 }
             }
             if stopping {
-                if lastCheckpoint { weak.store?.checkpointBeforeClosing() }
+                // Whatever the journal holds goes into LMDB, so the next open has nothing to
+                // replay; on failure the journal keeps it.
+                if lastCheckpoint { try? weak.store?.checkpoint() }
                 // Fail anything that slipped in after the final drain.
                 let late = queue.withLock { q -> [Job] in
                     q.running = false

@@ -19,13 +19,16 @@ final class LogJournal: Sendable {
     /// Bytes preallocated; a cycle's records must fit in them.
     let capacity: Int
     private let descriptor: Int32
+    /// Failures a test injects into record writes; nil in the product.
+    private let faults: LogFaults?
 
     /// Opens the journal at `path`, creating it and writing `capacity` zero bytes when it is new or
     /// shorter. Written zeros, not `fallocate`: overwriting blocks that exist needs no metadata
     /// update, so an fdatasync flushes the record's blocks alone.
-    init(path: String, capacity: Int) throws {
+    init(path: String, capacity: Int, faults: LogFaults? = nil) throws {
         self.path = path
         self.capacity = capacity
+        self.faults = faults
         descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else { throw Self.failure("cannot open the journal \(path)") }
         do {
@@ -71,7 +74,14 @@ final class LogJournal: Sendable {
         }
         record.appendLittleEndian(checksum)
         record.append(contentsOf: payload)
+        if let faults, faults.strikes(.journalWrite) {
+            try write(Array(record.prefix(record.count / 2)), at: offset)
+            throw LogFaults.error(.journal, "cannot write the journal \(path)")
+        }
         try write(record, at: offset)
+        if let faults, faults.strikes(.journalSync) {
+            throw LogFaults.error(.journal, "cannot fdatasync the journal \(path)")
+        }
         guard fdatasync(descriptor) == 0 else { throw Self.failure("cannot fdatasync the journal \(path)") }
     }
 

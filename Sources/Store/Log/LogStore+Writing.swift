@@ -127,6 +127,9 @@ extension LogStore {
                 bytes.appendLittleEndian(sequence)
                 try LMDBEnvironment.put(txn, metaDatabase, key: Self.journalSequenceKey, value: bytes)
             }
+            if let faults, faults.strikes(.lmdbCommit) {
+                throw LogFaults.error(.lmdb, "mdb_txn_commit")
+            }
         }
         var flushed = target
         flushed.unflushed = []

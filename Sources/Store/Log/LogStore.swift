@@ -65,6 +65,8 @@ public final class LogStore: Sendable {
     let cursor: Mutex<JournalCursor>
     /// How long journaled changes may wait before they are checkpointed into LMDB.
     let checkpointInterval: Duration
+    /// Failures and pauses a test injects; nil in the product.
+    let faults: LogFaults?
     /// The directory of the LMDB environment.
     public let path: String
     /// The replication group this store holds.
@@ -76,17 +78,28 @@ public final class LogStore: Sendable {
     ///   - initialMapSize: the first size of LMDB's memory map; it doubles whenever a write finds it full.
     ///   - journalCapacity: the bytes preallocated for the journal.
     ///   - checkpointInterval: how long journaled changes may wait before they go into LMDB.
-    public init(
+    public convenience init(
         path: String, group: String = "region", initialMapSize: Int = 64 << 20,
         journalCapacity: Int = 4 << 20, checkpointInterval: Duration = .milliseconds(50)
+    ) throws {
+        try self.init(
+            path: path, group: group, initialMapSize: initialMapSize, journalCapacity: journalCapacity,
+            checkpointInterval: checkpointInterval, faults: nil)
+    }
+
+    /// The store with `faults` injected into its disk operations (tests).
+    init(
+        path: String, group: String = "region", initialMapSize: Int = 64 << 20,
+        journalCapacity: Int = 4 << 20, checkpointInterval: Duration = .milliseconds(50), faults: LogFaults?
     ) throws {
         self.path = path
         self.group = group
         self.checkpointInterval = checkpointInterval
+        self.faults = faults
         environment = try LMDBEnvironment(path: path, initialMapSize: initialMapSize)
         entriesDatabase = try environment.openDatabase(named: "\(group).entries")
         metaDatabase = try environment.openDatabase(named: "\(group).meta")
-        journal = try LogJournal(path: "\(path)/\(group).journal", capacity: journalCapacity)
+        journal = try LogJournal(path: "\(path)/\(group).journal", capacity: journalCapacity, faults: faults)
         let (durable, sequence) = try Self.loadState(environment, entriesDatabase, metaDatabase)
         state = Mutex(durable)
         cursor = Mutex(JournalCursor(durable: durable, sequence: sequence, checkpointed: sequence))
@@ -141,6 +154,7 @@ public final class LogStore: Sendable {
             }
             var result: [LogEntry] = []
             if range.lowerBound < current.unflushedStart {
+                faults?.beforeDurableRead()
                 result = try durableEntries(
                     in: range.lowerBound...min(range.upperBound, current.unflushedStart - 1), maxCount: maxCount)
                 guard state.withLock({ $0.lmdbWrites }) == current.lmdbWrites else { continue }

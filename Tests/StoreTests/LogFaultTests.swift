@@ -176,4 +176,27 @@ import Testing
         // Without the second read: 80...89, 90...92 of term 2, then 101...105 of term 1.
         #expect(found == entries(80...89) + entries(90...92, term: 2))
     }
+
+    @Test("whenDurable runs once a write is on disk and readable, before the write returns; never for a failed one")
+    func whenDurable() async throws {
+        let dir = TemporaryDirectory()
+        let faults = LogFaults()
+        let log = try openStore(dir, faults: faults)
+        let seen = Mutex<[UInt64]>([])
+        try await log.write(
+            truncateFrom: nil, entries: entries(1...3), hardState: nil,
+            whenDurable: { seen.withLock { $0.append(log.lastIndex) } })
+        #expect(seen.withLock { $0 } == [3])
+        faults.arm(.journalSync)
+        await #expect(throws: StoreError.self) {
+            try await log.write(
+                truncateFrom: nil, entries: self.entries(4...4), hardState: nil,
+                whenDurable: { seen.withLock { $0.append(log.lastIndex) } })
+        }
+        #expect(seen.withLock { $0 } == [3])
+        // Nothing to write is durable at once.
+        try await log.write(
+            truncateFrom: nil, entries: [], hardState: nil, whenDurable: { seen.withLock { $0.append(0) } })
+        #expect(seen.withLock { $0 } == [3, 0])
+    }
 }

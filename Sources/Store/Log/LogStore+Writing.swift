@@ -30,6 +30,11 @@ extension LogStore {
             for job in jobs { job.continuation.resume(throwing: error) }
             return
         }
+        // Before any caller resumes: what depends on durability alone (a follower's acknowledgement)
+        // leaves from this thread without waiting for a task to be scheduled.
+        for (job, result) in zip(jobs, results) {
+            if case .success = result { job.whenDurable?() }
+        }
         // The group is durable whatever a requested checkpoint does: only its callers hear of a failure.
         var checkpointFailure: (any Error)?
         if checkpointRequested {

@@ -262,18 +262,22 @@ public final class LogStore: Sendable {
 
     /// Persists what one Raft ready asks for in one durable write: start the log over behind
     /// `snapshot` (every entry goes), drop the entries from `truncateFrom` on, append `entries`,
-    /// save `hardState`. All of it lands, or none.
+    /// save `hardState`. All of it lands, or none. `whenDurable` runs once it has landed, on the
+    /// log's writer thread, before this call returns (keep it short: the next group waits for it).
     public func write(
         snapshot: (index: UInt64, term: UInt64)? = nil, truncateFrom: UInt64?, entries: [LogEntry],
-        hardState: HardState?
+        hardState: HardState?, whenDurable: (@Sendable () -> Void)? = nil
     ) async throws {
         var operations: [LogWriter.Operation] = []
         if let snapshot { operations.append(.reset(snapshotIndex: snapshot.index, term: snapshot.term)) }
         if let truncateFrom { operations.append(.truncate(from: truncateFrom)) }
         if !entries.isEmpty { operations.append(.append(entries)) }
         if let hardState { operations.append(.saveHardState(hardState)) }
-        guard !operations.isEmpty else { return }
-        _ = try await writer.submit(.batch(operations))
+        guard !operations.isEmpty else {
+            whenDurable?()
+            return
+        }
+        _ = try await writer.submit(.batch(operations), whenDurable: whenDurable)
     }
 
     /// Durably replaces the hard state.

@@ -29,6 +29,8 @@ final class LogWriter: Sendable {
     struct Job: Sendable {
         let operation: Operation
         let continuation: CheckedContinuation<Outcome, any Error>
+        /// Runs on the writer thread once the operation is durable, before the caller resumes.
+        var whenDurable: (@Sendable () -> Void)? = nil
     }
 
     private struct Queue: Sendable {
@@ -67,11 +69,11 @@ final class LogWriter: Sendable {
     /// Set on the writer thread, so `stop()` called there (the store's last release) does not wait on itself.
     private static let writerKey = "dwcp.log-writer"
 
-    func submit(_ operation: Operation) async throws -> Outcome {
+    func submit(_ operation: Operation, whenDurable: (@Sendable () -> Void)? = nil) async throws -> Outcome {
         try await withCheckedThrowingContinuation { continuation in
             let accepted = queue.withLock { q in
                 guard !q.stopping else { return false }
-                q.jobs.append(Job(operation: operation, continuation: continuation))
+                q.jobs.append(Job(operation: operation, continuation: continuation, whenDurable: whenDurable))
                 return true
             }
             if accepted {

@@ -78,6 +78,10 @@ step "the log: every committed record, from index 1"
 run watch --from-index 1 --limit 20 --format text
 run sql "SELECT kind, subject, outcome, error FROM intents ORDER BY log_index" --format json
 
+step "metrics: Prometheus text at /metrics (a few of them; docs/api.md lists all)"
+echo "\$ curl -s http://$DWCP_SERVER/metrics | grep ..."
+curl -s "http://$DWCP_SERVER/metrics" | grep -E '^dwcp_(intents_total|intent_duration_seconds_(count|sum)|log_write_duration_seconds_(count|sum)|log_entries_written_total|views_applied_index|raft_is_leader)[ {]' | sort
+
 step "views are derived: delete them, restart, and they are rebuilt from the log"
 BEFORE=$("$DWCP" sql "SELECT count(*) AS vms FROM vms" --format csv)
 kill -TERM $NODE; wait $NODE || true

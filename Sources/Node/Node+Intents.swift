@@ -1,4 +1,5 @@
 import GRDB
+import Metrics
 import Scheduler
 import Store
 
@@ -17,6 +18,25 @@ extension Node {
     /// did. An intent that fails validation writes nothing. With a request id that was applied
     /// before, nothing is proposed and the original outcome is returned.
     public func submit(_ intent: Intent, requestID: String? = nil) async throws -> IntentReceipt {
+        try await measured(intents: 1) { [try await submitUnmeasured(intent, requestID: requestID)] }[0]
+    }
+
+    /// Runs the submission of `count` intents, counting how each ended and timing the answer.
+    func measured(intents count: Int, _ body: () async throws -> [IntentReceipt]) async throws -> [IntentReceipt] {
+        let started = ContinuousClock.now
+        do {
+            let receipts = try await body()
+            for receipt in receipts { metrics.countIntent(receipt.outcome) }
+            metrics.intentDuration.record(duration: started.duration(to: .now))
+            return receipts
+        } catch {
+            let outcome = (error as? NodeError)?.code.rawValue ?? "error"
+            for _ in 0..<count { metrics.countIntent(outcome) }
+            throw error
+        }
+    }
+
+    private func submitUnmeasured(_ intent: Intent, requestID: String?) async throws -> IntentReceipt {
         if let requestID {
             guard !requestID.isEmpty, requestID.count <= 128 else {
                 throw NodeError(.invalid, "invalid request id: 1-128 characters")

@@ -142,6 +142,14 @@ extension Node {
     /// in the same batch.
     public func createVMs(_ vms: [VMCreated], requestID: String?, checkIndex: UInt64?) async throws -> [IntentReceipt] {
         if vms.count == 1 && checkIndex == nil { return [try await submit(.createVM(vms[0]), requestID: requestID)] }
+        return try await measured(intents: vms.count) {
+            try await createVMsUnmeasured(vms, requestID: requestID, checkIndex: checkIndex)
+        }
+    }
+
+    private func createVMsUnmeasured(_ vms: [VMCreated], requestID: String?, checkIndex: UInt64?) async throws
+        -> [IntentReceipt]
+    {
         if let requestID, let receipt = try earlierBatch(requestID: requestID, count: vms.count) {
             return receipt
         }

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import Logging
+import Metrics
 import Query
 import ServiceLifecycle
 import Store
@@ -22,6 +23,8 @@ public final class Node: Service, Sendable {
     public let snapshots: ViewSnapshots
     let scheduler: SchedulerWorker
     let logger: Logger
+    /// What `GET /metrics` serves.
+    public let metrics: NodeMetrics
 
     /// Opens the node's data directory: verifies every log entry, and rebuilds the views when
     /// they are missing or of another schema version. A damaged log stops the node here.
@@ -29,7 +32,8 @@ public final class Node: Service, Sendable {
         self.configuration = configuration
         self.logger = logger
         try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
-        log = try LogStore(path: configuration.logPath)
+        metrics = NodeMetrics()
+        log = try LogStore(path: configuration.logPath, metrics: metrics.log)
         let entries = try log.verify()
         views = try ViewStore(path: configuration.viewsPath)
         if let reason = views.rebuildReason {
@@ -65,7 +69,8 @@ public final class Node: Service, Sendable {
         if let replication = configuration.replication {
             consensus = try RaftConsensus(
                 nodeID: configuration.nodeID, log: log, snapshots: snapshots,
-                snapshotEvery: configuration.snapshotEvery, configuration: replication, logger: logger)
+                snapshotEvery: configuration.snapshotEvery, configuration: replication, logger: logger,
+                metrics: metrics)
         } else {
             consensus = LocalConsensus(log: log)
         }
@@ -170,8 +175,11 @@ public final class Node: Service, Sendable {
                 throw StoreError(.corruptEntry, "log entry \(next) is missing", index: next)
             }
             do {
+                let started = ContinuousClock.now
                 let inline = batch.count <= Self.inlineApplyLimit ? try views.applyUnlessReplacing(batch) : nil
                 let index = if let inline { inline } else { try await views.apply(batch) }
+                metrics.applyDuration.record(duration: started.duration(to: .now))
+                metrics.entriesApplied.increment(by: Int64(index + 1 - next))
                 applied.advance(to: index)
                 next = index + 1
             } catch {

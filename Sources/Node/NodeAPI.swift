@@ -25,6 +25,11 @@ public enum NodeAPI {
     }
 
     static func routes(_ router: Router<BasicRequestContext>, node: Node) {
+        router.get("/metrics") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: ResponseBody(byteBuffer: ByteBuffer(string: node.metrics.render(node: node))))
+        }
         router.get("/v1/status") { _, _ in
             try json(encoding: node.status())
         }

@@ -43,7 +43,7 @@ public struct ReplicationConfiguration: Sendable {
 /// transport, and implements the node's ``Consensus`` seam with it.
 ///
 /// One loop owns the I/O: it takes a ready, sends the leader's messages, persists the ready in one
-/// synced LMDB transaction, sends the messages that depended on it, reports the fsync back to Raft
+/// durable log write, sends the messages that depended on it, reports the fsync back to Raft
 /// and advances the commit watermark the apply loop follows. Proposals arriving meanwhile are
 /// gathered into the next ready (group commit). Ticks and incoming frames only touch the state
 /// machine under its lock and wake the loop.
@@ -77,12 +77,16 @@ public final class RaftConsensus: Consensus {
     /// Snapshots to stream to members that need them (peer, snapshot), in order.
     let snapshotSends: AsyncStream<RaftMessage>
     let snapshotSendQueue: AsyncStream<RaftMessage>.Continuation
+    let metrics: NodeMetrics
+    /// The leader the last status change named, to count leader changes.
+    let notedLeader = Mutex<String?>(nil)
 
     public init(
         nodeID: String, log: LogStore, snapshots: ViewSnapshots, snapshotEvery: UInt64,
-        configuration: ReplicationConfiguration, logger: Logger
+        configuration: ReplicationConfiguration, logger: Logger, metrics: NodeMetrics = NodeMetrics()
     ) throws {
         self.nodeID = nodeID
+        self.metrics = metrics
         self.log = log
         self.snapshots = snapshots
         self.snapshotEvery = snapshotEvery
@@ -127,7 +131,7 @@ public final class RaftConsensus: Consensus {
         // The log's membership wins; the --peer addresses let a joining node answer the leader
         // before its log holds any membership.
         addresses.withLock { $0 = configuration.peers.merging(raft.membership.all) { _, logged in logged } }
-        transport = RaftTransport(logger: logger)
+        transport = RaftTransport(logger: logger, metrics: metrics.factory)
         (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         (snapshotSends, snapshotSendQueue) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(16))
     }
@@ -414,6 +418,11 @@ public final class RaftConsensus: Consensus {
 
     func noteStatus() {
         let status = state.withLock { $0.status }
+        let leaderChanged = notedLeader.withLock { noted in
+            defer { noted = status.leader }
+            return status.leader != nil && status.leader != noted
+        }
+        if leaderChanged { metrics.leaderChanges.increment() }
         let members = status.membership.all
         addresses.withLock { current in
             // Keep addresses of members being removed until they are gone from every membership.

@@ -64,6 +64,34 @@ import Testing
         }
     }
 
+    @Test("metrics count intents by outcome and time the log's writes and the views' applies")
+    func metrics() async throws {
+        try await withAPI { node, base in
+            _ = try await call(.POST, base + "/v1/hosts", #"{"name":"h1","cpus":4,"memory_bytes":8589934592}"#)
+            _ = try await call(.POST, base + "/v1/hosts", #"{"name":"h1","cpus":4,"memory_bytes":8589934592}"#)
+            _ = try await call(.PUT, base + "/v1/hosts/h1/labels", #"{"labels":{"rack":"b"}}"#)
+            _ = try await call(.PUT, base + "/v1/hosts/nope/labels", #"{"labels":{"rack":"b"}}"#)
+            let (status, body) = try await call(.GET, base + "/metrics")
+            #expect(status == 200)
+            let lines = Set(body.split(separator: "\n").map(String.init))
+            #expect(lines.contains(#"dwcp_intents_total{outcome="applied"} 2"#))
+            #expect(lines.contains(#"dwcp_intents_total{outcome="conflict"} 1"#))
+            #expect(lines.contains(#"dwcp_intents_total{outcome="not_found"} 1"#))
+            #expect(lines.contains("dwcp_intent_duration_seconds_count 2"))
+            func value(_ name: String) -> Double? {
+                lines.first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ")[1]) }
+            }
+            #expect(value("dwcp_log_last_index") == Double(node.log.lastIndex))
+            #expect(value("dwcp_views_applied_index") == Double(node.applied.value))
+            #expect(value("dwcp_raft_is_leader") == 1)
+            // Every entry written so far went through a timed, durable write and a timed apply.
+            #expect(value("dwcp_log_entries_written_total") == Double(node.log.lastIndex))
+            #expect((value("dwcp_log_write_duration_seconds_count") ?? 0) >= 1)
+            #expect(value("dwcp_views_entries_applied_total") == Double(node.applied.value))
+            #expect(lines.contains { $0.hasPrefix(#"dwcp_log_write_duration_seconds_bucket{le="0.0001"}"#) })
+        }
+    }
+
     @Test("a watch follows commits made after it started")
     func watchFollows() async throws {
         try await withAPI { node, base in

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Logging
 import NIOCore
 import NIOPosix
@@ -14,6 +15,8 @@ public final class RaftTransport: Sendable {
     public typealias Receiver = @Sendable (RaftFrame) -> Void
     let eventLoopGroup: any EventLoopGroup
     let logger: Logger
+    /// Connections closed because a frame on them was malformed or oversized.
+    let connectionsRejected: Counter
     let peers = Mutex<[String: PeerState]>([:])
     let server = Mutex<(any Channel)?>(nil)
 
@@ -24,15 +27,20 @@ public final class RaftTransport: Sendable {
         var retryAt: ContinuousClock.Instant = .now
     }
 
-    public init(eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger) {
+    public init(
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger,
+        metrics: any MetricsFactory = NOOPMetricsHandler.instance
+    ) {
         self.eventLoopGroup = eventLoopGroup
         self.logger = logger
+        connectionsRejected = Counter(label: "dwcp_transport_connections_rejected_total", factory: metrics)
     }
 
     /// Starts listening, handing every frame received to `receive`; returns the port bound
     /// (useful with port 0).
     public func listen(host: String, port: Int, receive: @escaping Receiver) async throws -> Int {
         let logger = logger
+        let rejected = connectionsRejected
         let channel = try await ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -42,7 +50,7 @@ public final class RaftTransport: Sendable {
                     try channel.pipeline.syncOperations.addHandler(
                         ByteToMessageHandler(RaftFrameDecoder(maxFrameBytes: RaftFrame.maxFrameBytes)))
                     try channel.pipeline.syncOperations.addHandler(
-                        InboundFrameHandler(receive: receive, logger: logger))
+                        InboundFrameHandler(receive: receive, logger: logger, rejected: rejected))
                 }
             }
             .bind(host: host, port: port).get()
@@ -143,10 +151,12 @@ final class InboundFrameHandler: ChannelInboundHandler, Sendable {
 
     let receive: RaftTransport.Receiver
     let logger: Logger
+    let rejected: Counter
 
-    init(receive: @escaping RaftTransport.Receiver, logger: Logger) {
+    init(receive: @escaping RaftTransport.Receiver, logger: Logger, rejected: Counter) {
         self.receive = receive
         self.logger = logger
+        self.rejected = rejected
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -156,6 +166,8 @@ final class InboundFrameHandler: ChannelInboundHandler, Sendable {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         let peer = context.remoteAddress.map { "\($0)" } ?? "a peer"
         logger.warning("closing the replication connection from \(peer): \(error)")
+        // A frame that failed to decode (not a connection reset by a peer going away).
+        if error is ReplicationError { rejected.increment() }
         context.close(promise: nil)
     }
 }

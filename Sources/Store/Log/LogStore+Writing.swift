@@ -10,7 +10,8 @@ extension LogStore {
     /// Runs a group of jobs. Jobs whose preconditions fail are completed with their error and
     /// skipped; the rest become durable together, then are completed.
     func perform(_ jobs: [LogWriter.Job]) {
-        var next = state.withLock { $0 }
+        let current = state.withLock { $0 }
+        var next = current
         var resolved: [LogWriter.Operation] = []
         var results: [Result<LogWriter.Outcome, any Error>] = []
         var checkpointRequested = false
@@ -25,8 +26,14 @@ extension LogStore {
                     results.append(.failure(error))
                 }
             }
-            if !resolved.isEmpty { try makeDurable(resolved, reaching: next) }
+            if !resolved.isEmpty {
+                let started = ContinuousClock.now
+                try makeDurable(resolved, reaching: next)
+                metrics.writeDuration.recordElapsed(since: started)
+                metrics.entriesWritten.increment(by: Int64(clamping: next.lastIndex &- current.lastIndex))
+            }
         } catch {
+            metrics.writeFailures.increment()
             for job in jobs { job.continuation.resume(throwing: error) }
             return
         }
@@ -107,7 +114,9 @@ extension LogStore {
     /// Moves every journaled change into LMDB in one synced transaction and starts the journal over.
     func checkpoint() throws {
         guard cursor.withLock({ $0.sequence != $0.checkpointed || $0.failedAppend }) else { return }
+        let started = ContinuousClock.now
         try writeToLMDB(state.withLock { $0 })
+        metrics.checkpointDuration.recordElapsed(since: started)
     }
 
     /// Makes LMDB hold `target` (every journal record written so far included), then publishes

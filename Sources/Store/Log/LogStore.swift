@@ -67,6 +67,7 @@ public final class LogStore: Sendable {
     let checkpointInterval: Duration
     /// Failures and pauses a test injects; nil in the product.
     let faults: LogFaults?
+    let metrics: LogMetrics
     /// The directory of the LMDB environment.
     public let path: String
     /// The replication group this store holds.
@@ -78,23 +79,26 @@ public final class LogStore: Sendable {
     ///   - initialMapSize: the first size of LMDB's memory map; it doubles whenever a write finds it full.
     ///   - journalCapacity: the bytes preallocated for the journal.
     ///   - checkpointInterval: how long journaled changes may wait before they go into LMDB.
+    ///   - metrics: where the writes are reported.
     public convenience init(
         path: String, group: String = "region", initialMapSize: Int = 64 << 20,
-        journalCapacity: Int = 4 << 20, checkpointInterval: Duration = .milliseconds(50)
+        journalCapacity: Int = 4 << 20, checkpointInterval: Duration = .milliseconds(50), metrics: LogMetrics = .none
     ) throws {
         try self.init(
             path: path, group: group, initialMapSize: initialMapSize, journalCapacity: journalCapacity,
-            checkpointInterval: checkpointInterval, faults: nil)
+            checkpointInterval: checkpointInterval, metrics: metrics, faults: nil)
     }
 
     /// The store with `faults` injected into its disk operations (tests).
     init(
         path: String, group: String = "region", initialMapSize: Int = 64 << 20,
-        journalCapacity: Int = 4 << 20, checkpointInterval: Duration = .milliseconds(50), faults: LogFaults?
+        journalCapacity: Int = 4 << 20, checkpointInterval: Duration = .milliseconds(50), metrics: LogMetrics = .none,
+        faults: LogFaults?
     ) throws {
         self.path = path
         self.group = group
         self.checkpointInterval = checkpointInterval
+        self.metrics = metrics
         self.faults = faults
         environment = try LMDBEnvironment(path: path, initialMapSize: initialMapSize)
         entriesDatabase = try environment.openDatabase(named: "\(group).entries")

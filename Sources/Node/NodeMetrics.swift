@@ -1,0 +1,88 @@
+import CoreMetrics
+import Prometheus
+import Replication
+import Store
+import Synchronization
+
+/// The node's metrics, served in Prometheus' text format at `GET /metrics`: how long intents take
+/// and how they end, the log's writes and checkpoints, the views' applies, the region's Raft state
+/// (term, leader, indexes, each member's match on the leader) and rejected replication frames.
+///
+/// Each node has a registry of its own (several nodes can live in one test process); the code
+/// that records goes through swift-metrics with this node's factory.
+public final class NodeMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    let factory: PrometheusMetricsFactory
+    /// What the log store records.
+    let log: LogMetrics
+    /// An intent from its arrival at this node to its answer (a follower's includes the forward).
+    let intentDuration: CoreMetrics.Timer
+    let applyDuration: CoreMetrics.Timer
+    let entriesApplied: CoreMetrics.Counter
+    let leaderChanges: CoreMetrics.Counter
+    private let term: CoreMetrics.Gauge
+    private let isLeader: CoreMetrics.Gauge
+    private let lastIndex: CoreMetrics.Gauge
+    private let commitIndex: CoreMetrics.Gauge
+    private let appliedIndex: CoreMetrics.Gauge
+    /// On the leader, each member's match index (removed when this node stops leading or the
+    /// member leaves).
+    private let memberMatches = Mutex<[String: CoreMetrics.Gauge]>([:])
+
+    /// Latency buckets from 100 µs to 10 s: a write on a quiet region takes about a millisecond.
+    static let durationBuckets: [Duration] = [
+        .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .microseconds(2500),
+        .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+        .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10),
+    ]
+
+    public init() {
+        registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultDurationHistogramBuckets = Self.durationBuckets
+        self.factory = factory
+        log = LogMetrics(factory: factory)
+        intentDuration = CoreMetrics.Timer(label: "dwcp_intent_duration_seconds", factory: factory)
+        applyDuration = CoreMetrics.Timer(label: "dwcp_views_apply_duration_seconds", factory: factory)
+        entriesApplied = CoreMetrics.Counter(label: "dwcp_views_entries_applied_total", factory: factory)
+        leaderChanges = CoreMetrics.Counter(label: "dwcp_raft_leader_changes_total", factory: factory)
+        term = CoreMetrics.Gauge(label: "dwcp_raft_term", factory: factory)
+        isLeader = CoreMetrics.Gauge(label: "dwcp_raft_is_leader", factory: factory)
+        lastIndex = CoreMetrics.Gauge(label: "dwcp_log_last_index", factory: factory)
+        commitIndex = CoreMetrics.Gauge(label: "dwcp_raft_commit_index", factory: factory)
+        appliedIndex = CoreMetrics.Gauge(label: "dwcp_views_applied_index", factory: factory)
+    }
+
+    /// Counts an intent that ended with `outcome` (applied, duplicate, rejected, invalid, unavailable, …).
+    func countIntent(_ outcome: String) {
+        CoreMetrics.Counter(label: "dwcp_intents_total", dimensions: [("outcome", outcome)], factory: factory)
+            .increment()
+    }
+
+    /// The text a scrape gets: the gauges read from the node now, then everything.
+    func render(node: Node) -> String {
+        let status = node.status()
+        lastIndex.record(Double(status.lastIndex))
+        commitIndex.record(Double(status.commitIndex))
+        appliedIndex.record(Double(status.appliedIndex))
+        let raft = (node.consensus as? RaftConsensus)?.status
+        term.record(Double(raft?.term ?? 1))
+        isLeader.record(raft.map { $0.role == .leader ? 1 : 0 } ?? 1)
+        let matches = raft?.matches ?? [:]
+        memberMatches.withLock { gauges in
+            for (member, gauge) in gauges where matches[member] == nil {
+                gauge.destroy()
+                gauges[member] = nil
+            }
+            for (member, match) in matches {
+                let gauge =
+                    gauges[member]
+                    ?? CoreMetrics.Gauge(
+                        label: "dwcp_raft_member_match_index", dimensions: [("member", member)], factory: factory)
+                gauge.record(Double(match))
+                gauges[member] = gauge
+            }
+        }
+        return registry.emitToString()
+    }
+}

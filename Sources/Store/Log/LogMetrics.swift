@@ -1,0 +1,31 @@
+import CoreMetrics
+
+/// What the log reports about its writes, through swift-metrics: how long a group takes to become
+/// durable, how many entries the groups carry, the checkpoints into LMDB and the writes that failed.
+/// Made from the factory the node passes (Prometheus in `dwcp serve`); no-ops without one.
+public struct LogMetrics: Sendable {
+    /// A writer group's journal record written and fdatasynced (or its synced LMDB commit).
+    let writeDuration: Timer
+    let entriesWritten: Counter
+    let writeFailures: Counter
+    /// A checkpoint's synced LMDB transaction.
+    let checkpointDuration: Timer
+
+    public init(factory: any MetricsFactory) {
+        writeDuration = Timer(label: "dwcp_log_write_duration_seconds", factory: factory)
+        entriesWritten = Counter(label: "dwcp_log_entries_written_total", factory: factory)
+        writeFailures = Counter(label: "dwcp_log_write_failures_total", factory: factory)
+        checkpointDuration = Timer(label: "dwcp_log_checkpoint_duration_seconds", factory: factory)
+    }
+
+    /// Metrics that go nowhere (tests, tools).
+    public static let none = LogMetrics(factory: NOOPMetricsHandler.instance)
+}
+
+extension Timer {
+    /// Records the time from `start` until now.
+    func recordElapsed(since start: ContinuousClock.Instant) {
+        let elapsed = start.duration(to: .now)
+        recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+    }
+}

@@ -28,6 +28,8 @@ public final class NodeMetrics: Sendable {
     /// On the leader, each member's match index (removed when this node stops leading or the
     /// member leaves).
     private let memberMatches = Mutex<[String: CoreMetrics.Gauge]>([:])
+    /// `dwcp_intents_total`, one counter per outcome seen.
+    private let intentOutcomes = Mutex<[String: CoreMetrics.Counter]>([:])
 
     /// Latency buckets from 100 µs to 10 s: a write on a quiet region takes about a millisecond.
     static let durationBuckets: [Duration] = [
@@ -55,8 +57,14 @@ public final class NodeMetrics: Sendable {
 
     /// Counts an intent that ended with `outcome` (applied, duplicate, rejected, invalid, unavailable, …).
     func countIntent(_ outcome: String) {
-        CoreMetrics.Counter(label: "dwcp_intents_total", dimensions: [("outcome", outcome)], factory: factory)
-            .increment()
+        let counter = intentOutcomes.withLock { counters in
+            if let counter = counters[outcome] { return counter }
+            let counter = CoreMetrics.Counter(
+                label: "dwcp_intents_total", dimensions: [("outcome", outcome)], factory: factory)
+            counters[outcome] = counter
+            return counter
+        }
+        counter.increment()
     }
 
     /// The text a scrape gets: the gauges read from the node now, then everything.

@@ -378,9 +378,9 @@ public final class RaftConsensus: Consensus {
             }
             // What waited for the fsync (a follower's acknowledgement, a vote) is handed to the
             // transport by the log's writer thread the moment the write is durable, without
-            // waiting for this task to be scheduled again: a follower acknowledges 40-90 µs sooner
-            // (BENCHMARKS.md, bench/region). A snapshot's acknowledgement still waits for the views
-            // to be installed from it.
+            // waiting for this task to be scheduled again (one step fewer on every write's path;
+            // measured on the wire: BENCHMARKS.md, bench/region). A snapshot's acknowledgement
+            // still waits for the views to be installed from it.
             let afterPersist = ready.messagesAfterPersist
             var whenDurable: (@Sendable () -> Void)?
             if ready.snapshot == nil && !afterPersist.isEmpty {

@@ -164,6 +164,30 @@ typealias Record = Store.Record
         #expect(try views.appliedIndex() == 2)
     }
 
+    @Test(
+        "an apply that fails in SQLite is rolled back whole, and the next one starts clean", arguments: [false, true])
+    func failedApplyRollsBack(async: Bool) async throws {
+        let dir = TemporaryDirectory()
+        let views = try ViewStore(path: dir.file("views.sqlite"))
+        // The synchronous overloads (an async context would pick the async ones).
+        let applyNow: ([LogEntry]) throws -> UInt64 = { try views.apply($0) }
+        let execute: (String) throws -> Void = { sql in try views.pool.write { db in try db.execute(sql: sql) } }
+        let entries = Self.entries(Array(Self.history.prefix(3)))
+        _ = try applyNow(Array(entries[0...0]))
+        // The host row of entry 2 is written before its intents row, which now cannot be.
+        try execute("ALTER TABLE intents RENAME TO intents_gone")
+        await #expect(throws: DatabaseError.self) {
+            if async { try await views.apply(Array(entries[1...1])) } else { _ = try applyNow(Array(entries[1...1])) }
+        }
+        #expect(try views.appliedIndex() == 1)
+        #expect(try views.read { db in try String.fetchAll(db, sql: "SELECT name FROM hosts") } == ["h1"])
+        try execute("ALTER TABLE intents_gone RENAME TO intents")
+        _ = try applyNow(Array(entries[1...2]))
+        #expect(try views.appliedIndex() == 3)
+        let hosts = try views.read { db in try String.fetchAll(db, sql: "SELECT name FROM hosts ORDER BY name") }
+        #expect(hosts == ["h1", "h2"])
+    }
+
     @Test("a gap in the entries is refused")
     func gap() throws {
         let dir = TemporaryDirectory()

@@ -121,14 +121,26 @@ public final class ViewStore: Sendable {
     /// applied and committed, then the error (naming the entry's index) is thrown.
     @discardableResult
     public func apply(_ entries: [LogEntry]) throws -> UInt64 {
-        var failure: (any Error)?
-        let applied = try pool.write { db in
-            let outcome = try ViewApplier.apply(entries, db: db)
-            failure = outcome.failure
-            return outcome.appliedIndex
+        let outcome = try pool.writeWithoutTransaction { db in
+            try Self.inTransaction(db) { try ViewApplier.apply(entries, db: db) }
         }
-        if let failure { throw failure }
-        return applied
+        if let failure = outcome.failure { throw failure }
+        return outcome.appliedIndex
+    }
+
+    /// Runs `body` in one immediate write transaction whose BEGIN and COMMIT statements are
+    /// prepared once per connection: GRDB's `write` prepares both anew on every call, about 20 µs
+    /// of a one-entry apply on every member. A failure rolls the transaction back.
+    private static func inTransaction<T>(_ db: Database, _ body: () throws -> T) throws -> T {
+        try db.cachedStatement(sql: "BEGIN IMMEDIATE TRANSACTION").execute()
+        do {
+            let result = try body()
+            try db.cachedStatement(sql: "COMMIT TRANSACTION").execute()
+            return result
+        } catch {
+            if db.isInsideTransaction { try? db.cachedStatement(sql: "ROLLBACK TRANSACTION").execute() }
+            throw error
+        }
     }
 
     /// ``apply(_:)`` on the caller's thread, unless ``replaceContents(_:)`` holds the writer: then
@@ -172,7 +184,9 @@ public final class ViewStore: Sendable {
     /// Async form of ``apply(_:)``: the transaction runs on GRDB's writer queue, not the caller's thread.
     @discardableResult
     public func apply(_ entries: [LogEntry]) async throws -> UInt64 {
-        let outcome = try await pool.write { db in try ViewApplier.apply(entries, db: db) }
+        let outcome = try await pool.writeWithoutTransaction { db in
+            try Self.inTransaction(db) { try ViewApplier.apply(entries, db: db) }
+        }
         if let failure = outcome.failure { throw failure }
         return outcome.appliedIndex
     }

@@ -1,4 +1,5 @@
 import Foundation
+import MetricsTestKit
 import Synchronization
 import TestSupport
 import Testing
@@ -198,5 +199,25 @@ import Testing
         try await log.write(
             truncateFrom: nil, entries: [], hardState: nil, whenDurable: { seen.withLock { $0.append(0) } })
         #expect(seen.withLock { $0 } == [3, 0])
+    }
+
+    @Test("the metrics count the entries each write appends, failed writes, and timed checkpoints")
+    func metrics() async throws {
+        let dir = TemporaryDirectory()
+        let recorded = TestMetrics()
+        let faults = LogFaults()
+        let log = try LogStore(
+            path: dir.file("log"), checkpointInterval: .seconds(3600), metrics: LogMetrics(factory: recorded),
+            faults: faults)
+        try await log.append(entries(1...10))
+        // A new leader's entries replace the last six: the last index falls, three entries are written.
+        try await log.write(truncateFrom: 5, entries: entries(5...7, term: 2), hardState: nil)
+        faults.arm(.journalSync)
+        await #expect(throws: StoreError.self) { try await log.append(self.entries(8...9, term: 2)) }
+        try await log.checkpoint()
+        #expect(try recorded.expectCounter("dwcp_log_entries_written_total").totalValue == 13)
+        #expect(try recorded.expectTimer("dwcp_log_write_duration_seconds").values.count == 2)
+        #expect(try recorded.expectCounter("dwcp_log_write_failures_total").totalValue == 1)
+        #expect(try recorded.expectTimer("dwcp_log_checkpoint_duration_seconds").values.count == 1)
     }
 }

@@ -10,8 +10,7 @@ extension LogStore {
     /// Runs a group of jobs. Jobs whose preconditions fail are completed with their error and
     /// skipped; the rest become durable together, then are completed.
     func perform(_ jobs: [LogWriter.Job]) {
-        let current = state.withLock { $0 }
-        var next = current
+        var next = state.withLock { $0 }
         var resolved: [LogWriter.Operation] = []
         var results: [Result<LogWriter.Outcome, any Error>] = []
         var checkpointRequested = false
@@ -30,7 +29,7 @@ extension LogStore {
                 let started = ContinuousClock.now
                 try makeDurable(resolved, reaching: next)
                 metrics.writeDuration.recordElapsed(since: started)
-                metrics.entriesWritten.increment(by: Int64(clamping: next.lastIndex &- current.lastIndex))
+                metrics.entriesWritten.increment(by: Int64(Self.appendedCount(resolved)))
             }
         } catch {
             metrics.writeFailures.increment()
@@ -55,6 +54,13 @@ extension LogStore {
             }
         }
         checkpointIfDue()
+    }
+
+    /// The entries a group's resolved operations append (a truncation can make the last index fall).
+    static func appendedCount(_ operations: [LogWriter.Operation]) -> Int {
+        operations.reduce(0) { count, operation in
+            if case .append(let entries) = operation { count + entries.count } else { count }
+        }
     }
 
     /// A group whose record would be larger goes straight into LMDB: one synced commit of many

@@ -18,17 +18,20 @@ extension Node {
     /// did. An intent that fails validation writes nothing. With a request id that was applied
     /// before, nothing is proposed and the original outcome is returned.
     public func submit(_ intent: Intent, requestID: String? = nil) async throws -> IntentReceipt {
-        try await measured(intents: 1) { [try await submitUnmeasured(intent, requestID: requestID)] }[0]
+        try await measured(intents: 1, outcomes: { [$0.outcome] }) {
+            try await submitUnmeasured(intent, requestID: requestID)
+        }
     }
 
-    /// Runs the submission of `count` intents, counting how each ended and timing the answer.
-    func measured(intents count: Int, _ body: () async throws -> [IntentReceipt]) async throws -> [IntentReceipt] {
+    /// Runs a request of `count` intents and reports it: its time, answered or failed, and how each
+    /// intent ended (`outcomes` of the result; on an error, the error's code for every intent).
+    func measured<T>(intents count: Int, outcomes: (T) -> [String], _ body: () async throws -> T) async throws -> T {
         let started = ContinuousClock.now
+        defer { metrics.intentDuration.record(duration: started.duration(to: .now)) }
         do {
-            let receipts = try await body()
-            for receipt in receipts { metrics.countIntent(receipt.outcome) }
-            metrics.intentDuration.record(duration: started.duration(to: .now))
-            return receipts
+            let result = try await body()
+            for outcome in outcomes(result) { metrics.countIntent(outcome) }
+            return result
         } catch {
             let outcome = (error as? NodeError)?.code.rawValue ?? "error"
             for _ in 0..<count { metrics.countIntent(outcome) }

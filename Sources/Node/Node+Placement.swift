@@ -142,16 +142,24 @@ extension Node {
     /// in the same batch.
     public func createVMs(_ vms: [VMCreated], requestID: String?, checkIndex: UInt64?) async throws -> [IntentReceipt] {
         if vms.count == 1 && checkIndex == nil { return [try await submit(.createVM(vms[0]), requestID: requestID)] }
-        return try await measured(intents: vms.count) {
+        // A VM refused when its turn came does not undo the others: each is counted as it ended.
+        let (receipts, refusal) = try await measured(
+            intents: vms.count,
+            outcomes: { $0.receipts.map { $0.outcome == "rejected" ? NodeError.Code.conflict.rawValue : $0.outcome } }
+        ) {
             try await createVMsUnmeasured(vms, requestID: requestID, checkIndex: checkIndex)
         }
+        if let refusal { throw refusal }
+        return receipts
     }
 
+    /// The batch's receipts, or (when a VM was refused at apply time) each VM's outcome without its
+    /// row and the error to answer with.
     private func createVMsUnmeasured(_ vms: [VMCreated], requestID: String?, checkIndex: UInt64?) async throws
-        -> [IntentReceipt]
+        -> (receipts: [IntentReceipt], refusal: NodeError?)
     {
         if let requestID, let receipt = try earlierBatch(requestID: requestID, count: vms.count) {
-            return receipt
+            return (receipt, nil)
         }
         var validated: [VMCreated] = []
         for vm in vms {
@@ -187,16 +195,22 @@ extension Node {
         try await applied.wait(until: range.upperBound)
         let results = try outcomes(range.lowerBound...(range.lowerBound + UInt64(validated.count) - 1))
         for (offset, (vm, result)) in zip(validated, results).enumerated() where result.outcome == "rejected" {
-            throw NodeError(
-                .conflict, "\(result.error) (VM \(vm.name), log index \(range.lowerBound + UInt64(offset)))")
+            let outcomes = results.enumerated().map {
+                IntentReceipt(logIndex: range.lowerBound + UInt64($0.offset), outcome: $0.element.outcome, subject: nil)
+            }
+            return (
+                outcomes,
+                NodeError(.conflict, "\(result.error) (VM \(vm.name), log index \(range.lowerBound + UInt64(offset)))")
+            )
         }
         if checkIndex == nil, let last = validated.last {
             try await waitForPlacement(vm: last.name, after: range.upperBound)
         }
         let vmRows = try rows("vms", validated.map(\.name))
-        return zip(results, vmRows).enumerated().map { offset, pair in
+        let receipts = zip(results, vmRows).enumerated().map { offset, pair in
             IntentReceipt(logIndex: range.lowerBound + UInt64(offset), outcome: pair.0.outcome, subject: pair.1)
         }
+        return (receipts, nil)
     }
 
     private func earlierBatch(requestID: String, count: Int) throws -> [IntentReceipt]? {

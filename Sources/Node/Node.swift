@@ -179,7 +179,8 @@ public final class Node: Service, Sendable {
                 let inline = batch.count <= Self.inlineApplyLimit ? try views.applyUnlessReplacing(batch) : nil
                 let index = if let inline { inline } else { try await views.apply(batch) }
                 metrics.applyDuration.record(duration: started.duration(to: .now))
-                metrics.entriesApplied.increment(by: Int64(index + 1 - next))
+                // Only this batch's entries (a snapshot installed meanwhile may have moved `index` past it).
+                metrics.entriesApplied.increment(by: Int64(batch.count { $0.index >= next && $0.index <= index }))
                 applied.advance(to: index)
                 next = index + 1
             } catch {

@@ -77,7 +77,8 @@ import Testing
             #expect(lines.contains(#"dwcp_intents_total{outcome="applied"} 2"#))
             #expect(lines.contains(#"dwcp_intents_total{outcome="conflict"} 1"#))
             #expect(lines.contains(#"dwcp_intents_total{outcome="not_found"} 1"#))
-            #expect(lines.contains("dwcp_intent_duration_seconds_count 2"))
+            // Every request is timed, refused or not.
+            #expect(lines.contains("dwcp_intent_duration_seconds_count 4"))
             func value(_ name: String) -> Double? {
                 lines.first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ")[1]) }
             }

@@ -236,11 +236,23 @@ func get(_ url: String) async throws -> (Int, String) {
         #expect(await region.cluster("n1")["applied_index"] == applied[0])
         let warnings = region.processes.withLock { $0["n1"]!.stderr }
         #expect(warnings.contains("closing the replication connection"), "\(warnings.suffix(2000))")
-        // The metrics count both rejected connections; the leader reports itself and each member's match.
-        let n1Metrics = try await get(region.base("n1")! + "/metrics").1
+        // The metrics count both rejected connections; the leader reports itself and each member's
+        // match. Scrapes are repeated until a deadline: the second connection's error may still be on
+        // its way, and leadership may move between finding the leader and asking it.
+        var n1Metrics = ""
+        var leaderMetrics = ""
+        let scrapeDeadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < scrapeDeadline {
+            n1Metrics = try await get(region.base("n1")! + "/metrics").1
+            leaderMetrics = try await get(region.base(try await region.leader())! + "/metrics").1
+            if n1Metrics.contains("dwcp_transport_connections_rejected_total 2\n")
+                && leaderMetrics.contains("dwcp_raft_is_leader 1.0\n")
+            {
+                break
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
         #expect(n1Metrics.contains("dwcp_transport_connections_rejected_total 2\n"), "\(n1Metrics)")
-        let leaderID = try await region.leader()
-        let leaderMetrics = try await get(region.base(leaderID)! + "/metrics").1
         #expect(leaderMetrics.contains("dwcp_raft_is_leader 1.0\n"))
         for id in Region.ids {
             #expect(leaderMetrics.contains("dwcp_raft_member_match_index{member=\"\(id)\"}"), "\(leaderMetrics)")

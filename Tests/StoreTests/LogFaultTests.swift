@@ -201,7 +201,7 @@ import Testing
         #expect(seen.withLock { $0 } == [3, 0])
     }
 
-    @Test("the metrics count the entries each write appends, failed writes, and timed checkpoints")
+    @Test("the metrics count the entries each write appends, failed writes and checkpoints, and time both")
     func metrics() async throws {
         let dir = TemporaryDirectory()
         let recorded = TestMetrics()
@@ -215,8 +215,12 @@ import Testing
         faults.arm(.journalSync)
         await #expect(throws: StoreError.self) { try await log.append(self.entries(8...9, term: 2)) }
         try await log.checkpoint()
-        #expect(try recorded.expectCounter("dwcp_log_entries_written_total").totalValue == 13)
-        #expect(try recorded.expectTimer("dwcp_log_write_duration_seconds").values.count == 2)
+        try await log.append(entries(8...8, term: 2))
+        faults.arm(.lmdbCommit)
+        await #expect(throws: StoreError.self) { try await log.checkpoint() }
+        #expect(try recorded.expectCounter("dwcp_log_checkpoint_failures_total").totalValue == 1)
+        #expect(try recorded.expectCounter("dwcp_log_entries_written_total").totalValue == 14)
+        #expect(try recorded.expectTimer("dwcp_log_write_duration_seconds").values.count == 3)
         #expect(try recorded.expectCounter("dwcp_log_write_failures_total").totalValue == 1)
         #expect(try recorded.expectTimer("dwcp_log_checkpoint_duration_seconds").values.count == 1)
     }

@@ -121,7 +121,12 @@ extension LogStore {
     func checkpoint() throws {
         guard cursor.withLock({ $0.sequence != $0.checkpointed || $0.failedAppend }) else { return }
         let started = ContinuousClock.now
-        try writeToLMDB(state.withLock { $0 })
+        do {
+            try writeToLMDB(state.withLock { $0 })
+        } catch {
+            metrics.checkpointFailures.increment()
+            throw error
+        }
         metrics.checkpointDuration.recordElapsed(since: started)
     }
 

@@ -267,7 +267,8 @@ public final class LogStore: Sendable {
     /// Persists what one Raft ready asks for in one durable write: start the log over behind
     /// `snapshot` (every entry goes), drop the entries from `truncateFrom` on, append `entries`,
     /// save `hardState`. All of it lands, or none. `whenDurable` runs once it has landed, on the
-    /// log's writer thread, before this call returns (keep it short: the next group waits for it).
+    /// log's writer thread, before this call returns (keep it short: the next group waits for it);
+    /// when there is nothing to write it runs at once, on the caller's thread.
     public func write(
         snapshot: (index: UInt64, term: UInt64)? = nil, truncateFrom: UInt64?, entries: [LogEntry],
         hardState: HardState?, whenDurable: (@Sendable () -> Void)? = nil

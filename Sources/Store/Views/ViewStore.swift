@@ -130,7 +130,10 @@ public final class ViewStore: Sendable {
 
     /// Runs `body` in one immediate write transaction whose BEGIN and COMMIT statements are
     /// prepared once per connection: GRDB's `write` prepares both anew on every call, about 20 µs
-    /// of a one-entry apply on every member. A failure rolls the transaction back.
+    /// of a one-entry apply on every member. A failure rolls the transaction back with GRDB's own
+    /// `rollback()`, which also survives an interrupted ROLLBACK (a cancelled async apply): a
+    /// transaction left open would stop the process. `body` must let every SQLite error through
+    /// (the applier does): after one, SQLite may have rolled back already.
     private static func inTransaction<T>(_ db: Database, _ body: () throws -> T) throws -> T {
         try db.cachedStatement(sql: "BEGIN IMMEDIATE TRANSACTION").execute()
         do {
@@ -138,7 +141,7 @@ public final class ViewStore: Sendable {
             try db.cachedStatement(sql: "COMMIT TRANSACTION").execute()
             return result
         } catch {
-            if db.isInsideTransaction { try? db.cachedStatement(sql: "ROLLBACK TRANSACTION").execute() }
+            try? db.rollback()
             throw error
         }
     }

@@ -47,7 +47,7 @@ let package = Package(
                 "CLMDB", "CChecksum", "Schema",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ]
         ),
         // Raft as a pure state machine (and, next, its driver and transport).

@@ -23,19 +23,25 @@ import Testing
             faults: faults)
     }
 
+    /// A store holding 1...10 whose next append, of `failing`, met the fault at `point`.
+    func storeAfterFailedAppend(_ dir: TemporaryDirectory, _ point: LogFaults.Point, failing: [LogEntry])
+        async throws -> LogStore
+    {
+        let faults = LogFaults()
+        let log = try openStore(dir, faults: faults)
+        try await log.append(entries(1...10))
+        faults.arm(point)
+        await #expect(throws: StoreError.self) { try await log.append(failing) }
+        return log
+    }
+
     @Test(
         "a journal record whose flush or write fails fails its group only; the retry is what a crash keeps",
         arguments: [LogFaults.Point.journalSync, .journalWrite])
     func failedRecordThenRetry(point: LogFaults.Point) async throws {
         let dir = TemporaryDirectory()
-        let faults = LogFaults()
         do {
-            let log = try openStore(dir, faults: faults)
-            try await log.append(entries(1...10))
-            faults.arm(point)
-            await #expect(throws: StoreError.self) {
-                try await log.append(self.entries(11...12, tag: "failed"))
-            }
+            let log = try await storeAfterFailedAppend(dir, point, failing: entries(11...12, tag: "failed"))
             // Nothing of the failed group is visible, and the same indexes can be written again.
             #expect(log.lastIndex == 10)
             #expect(try log.entries(in: 1...20) == entries(1...10))
@@ -50,16 +56,8 @@ import Testing
     @Test("a crash right after a torn record keeps exactly what was acknowledged")
     func crashAfterTornRecord() async throws {
         let dir = TemporaryDirectory()
-        let faults = LogFaults()
-        do {
-            let log = try openStore(dir, faults: faults)
-            try await log.append(entries(1...10))
-            faults.arm(.journalWrite)
-            await #expect(throws: StoreError.self) {
-                try await log.append(self.entries(11...40, tag: "torn"))
-            }
-            log.closeWithoutCheckpoint()
-        }
+        try await storeAfterFailedAppend(dir, .journalWrite, failing: entries(11...40, tag: "torn"))
+            .closeWithoutCheckpoint()
         let reopened = try openStore(dir)
         #expect(reopened.lastIndex == 10)
         #expect(try reopened.entries(in: 1...50) == entries(1...10))
@@ -70,16 +68,8 @@ import Testing
     @Test("a crash right after a failed flush keeps what was acknowledged, and the failed group whole or not at all")
     func crashAfterFailedFlush() async throws {
         let dir = TemporaryDirectory()
-        let faults = LogFaults()
-        do {
-            let log = try openStore(dir, faults: faults)
-            try await log.append(entries(1...10))
-            faults.arm(.journalSync)
-            await #expect(throws: StoreError.self) {
-                try await log.append(self.entries(11...12, tag: "unflushed"))
-            }
-            log.closeWithoutCheckpoint()
-        }
+        try await storeAfterFailedAppend(dir, .journalSync, failing: entries(11...12, tag: "unflushed"))
+            .closeWithoutCheckpoint()
         // The record's bytes reached the page cache, so the process crash keeps them: an
         // unacknowledged write may survive (its callers were told it failed, not that it was lost).
         let reopened = try openStore(dir)

@@ -165,7 +165,9 @@ import Testing
             .append(entries(1...3)), .saveHardState(HardState(term: 3, vote: "n2", commit: 9)), .truncate(from: 2),
             .compact(through: 1, term: 1), .reset(snapshotIndex: 4, term: 2), .append([]),
         ]
-        #expect(LogJournal.payloadSize(of: operations) == LogJournal.payload(of: operations).count)
+        #expect(
+            LogJournal.recordSize(payloadSize: LogJournal.payloadSize(of: operations))
+                == LogJournal.record(sequence: 1, of: operations).count)
     }
 
     @Test("a group larger than the journal goes straight into LMDB")

@@ -13,7 +13,8 @@ extension LogJournal {
         case reset = 5
     }
 
-    /// The exact size of ``payload(of:)``'s result, without encoding.
+    /// The exact size of a record's payload (``record(sequence:of:payloadSize:)`` less its header),
+    /// without encoding.
     static func payloadSize(of operations: [LogWriter.Operation]) -> Int {
         operations.reduce(4) { size, operation in
             switch operation {
@@ -31,10 +32,16 @@ extension LogJournal {
         }
     }
 
-    /// The record payload of `operations`; `size` is ``payloadSize(of:)``'s answer, when the caller has it.
-    static func payload(of operations: [LogWriter.Operation], size: Int? = nil) -> [UInt8] {
+    /// The whole record of `operations` with `sequence`, header and checksum included, built in one
+    /// buffer; `payloadSize` is ``payloadSize(of:)``'s answer, when the caller has it.
+    static func record(sequence: UInt64, of operations: [LogWriter.Operation], payloadSize: Int? = nil) -> [UInt8] {
+        let payloadSize = payloadSize ?? Self.payloadSize(of: operations)
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(size ?? payloadSize(of: operations))
+        bytes.reserveCapacity(recordSize(payloadSize: payloadSize))
+        bytes.appendLittleEndian(magic)
+        bytes.appendLittleEndian(sequence)
+        bytes.appendLittleEndian(UInt32(payloadSize))
+        bytes.appendLittleEndian(UInt32(0))  // the checksum, once the payload is there
         bytes.appendLittleEndian(UInt32(operations.count))
         for operation in operations {
             switch operation {
@@ -67,6 +74,12 @@ extension LogJournal {
                 preconditionFailure("only resolved operations are journaled")
             }
         }
+        let checksum = bytes.withUnsafeBytes { raw in
+            Self.checksum(
+                header: UnsafeRawBufferPointer(rebasing: raw[0..<headerSize]),
+                payload: UnsafeRawBufferPointer(rebasing: raw[headerSize...]))
+        }
+        bytes.withUnsafeMutableBytes { $0.storeBytes(of: checksum.littleEndian, toByteOffset: 16, as: UInt32.self) }
         return bytes
     }
 

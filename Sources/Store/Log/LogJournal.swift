@@ -61,19 +61,9 @@ final class LogJournal: Sendable {
     /// The bytes a record with `payloadSize` bytes of payload takes.
     static func recordSize(payloadSize: Int) -> Int { headerSize + payloadSize }
 
-    /// Writes one record at `offset` and waits until it is on disk.
-    func append(sequence: UInt64, payload: [UInt8], at offset: Int) throws {
-        precondition(offset + Self.recordSize(payloadSize: payload.count) <= capacity, "a journal record overflows")
-        var record: [UInt8] = []
-        record.reserveCapacity(Self.recordSize(payloadSize: payload.count))
-        record.appendLittleEndian(Self.magic)
-        record.appendLittleEndian(sequence)
-        record.appendLittleEndian(UInt32(payload.count))
-        let checksum = record.withUnsafeBytes { header in
-            payload.withUnsafeBytes { Self.checksum(header: header, payload: $0) }
-        }
-        record.appendLittleEndian(checksum)
-        record.append(contentsOf: payload)
+    /// Writes one record (``record(sequence:of:payloadSize:)``) at `offset` and waits until it is on disk.
+    func append(_ record: [UInt8], at offset: Int) throws {
+        precondition(offset + record.count <= capacity, "a journal record overflows")
         if let faults, faults.strikes(.journalWrite) {
             try write(Array(record.prefix(record.count / 2)), at: offset)
             throw LogFaults.error(.journal, "cannot write the journal \(path)")
@@ -86,43 +76,56 @@ final class LogJournal: Sendable {
     }
 
     /// The payloads of the records that follow `sequence` without a gap, from the start of the file.
-    /// The whole file is read: it may be longer than `capacity` when an earlier run had a larger one.
+    /// Records are read one by one up to the end of the file, which may be longer than `capacity`
+    /// when an earlier run had a larger one; after a clean close the first header already stops it.
     func records(after sequence: UInt64) throws -> [(sequence: UInt64, payload: [UInt8])] {
         var info = stat()
         guard fstat(descriptor, &info) == 0 else { throw Self.failure("cannot stat the journal \(path)") }
-        let size = max(capacity, Int(info.st_size))
-        var bytes = [UInt8](repeating: 0, count: size)
-        let read = bytes.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, size, 0) }
-        guard read >= 0 else { throw Self.failure("cannot read the journal \(path)") }
-        return bytes.withUnsafeBytes { file in
-            let file = UnsafeRawBufferPointer(rebasing: file[0..<read])
-            var result: [(sequence: UInt64, payload: [UInt8])] = []
-            var offset = 0
-            var expected = sequence + 1
-            while offset + Self.headerSize <= file.count {
-                guard file.loadLittleEndian(UInt32.self, at: offset) == Self.magic,
-                    file.loadLittleEndian(UInt64.self, at: offset + 4) == expected
-                else { break }
-                let length = Int(file.loadLittleEndian(UInt32.self, at: offset + 12))
-                let end = offset + Self.headerSize + length
-                guard end <= file.count else { break }
-                let payload = UnsafeRawBufferPointer(rebasing: file[(offset + Self.headerSize)..<end])
-                let header = UnsafeRawBufferPointer(rebasing: file[offset..<(offset + Self.headerSize)])
-                guard
-                    file.loadLittleEndian(UInt32.self, at: offset + 16)
-                        == Self.checksum(header: header, payload: payload)
-                else { break }
-                result.append((expected, Array(payload)))
-                expected += 1
-                offset = end
+        let size = Int(info.st_size)
+        var result: [(sequence: UInt64, payload: [UInt8])] = []
+        var offset = 0
+        var expected = sequence + 1
+        var header = [UInt8](repeating: 0, count: Self.headerSize)
+        while offset + Self.headerSize <= size, try read(into: &header, at: offset) {
+            let (magic, recordSequence, length, stored) = header.withUnsafeBytes { raw in
+                (
+                    raw.loadLittleEndian(UInt32.self, at: 0), raw.loadLittleEndian(UInt64.self, at: 4),
+                    Int(raw.loadLittleEndian(UInt32.self, at: 12)), raw.loadLittleEndian(UInt32.self, at: 16)
+                )
             }
-            return result
+            guard magic == Self.magic, recordSequence == expected, offset + Self.headerSize + length <= size
+            else { break }
+            var payload = [UInt8](repeating: 0, count: length)
+            guard try read(into: &payload, at: offset + Self.headerSize) else { break }
+            let checksum = header.withUnsafeBytes { header in
+                payload.withUnsafeBytes { Self.checksum(header: header, payload: $0) }
+            }
+            guard stored == checksum else { break }
+            result.append((expected, payload))
+            expected += 1
+            offset += Self.headerSize + length
         }
+        return result
     }
 
     /// A record's checksum: its sequence and length (bytes 4..<16 of `header`), then its payload.
-    private static func checksum(header: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer) -> UInt32 {
+    static func checksum(header: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer) -> UInt32 {
         CRC32C.checksum(payload, continuing: CRC32C.checksum(UnsafeRawBufferPointer(rebasing: header[4..<16])))
+    }
+
+    /// Fills `bytes` from `offset`; false when the file ends first.
+    private func read(into bytes: inout [UInt8], at offset: Int) throws -> Bool {
+        var done = 0
+        while done < bytes.count {
+            let read = bytes.withUnsafeMutableBytes { raw in
+                pread(descriptor, raw.baseAddress! + done, raw.count - done, off_t(offset + done))
+            }
+            if read < 0 && errno == EINTR { continue }
+            guard read >= 0 else { throw Self.failure("cannot read the journal \(path)") }
+            if read == 0 { return false }
+            done += read
+        }
+        return true
     }
 
     private func write(_ bytes: [UInt8], at offset: Int) throws {

@@ -1,4 +1,4 @@
-import CoreMetrics
+import Metrics
 
 /// What the log reports about its writes, through swift-metrics: how long a group takes to become
 /// durable, how many entries the groups carry, the checkpoints into LMDB and the writes that failed.
@@ -24,12 +24,4 @@ public struct LogMetrics: Sendable {
 
     /// Metrics that go nowhere (tests, tools).
     public static let none = LogMetrics(factory: NOOPMetricsHandler.instance)
-}
-
-extension Timer {
-    /// Records the time from `start` until now.
-    func recordElapsed(since start: ContinuousClock.Instant) {
-        let elapsed = start.duration(to: .now)
-        recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
-    }
 }

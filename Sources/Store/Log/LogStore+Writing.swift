@@ -1,6 +1,7 @@
 import CLMDB
 import Dispatch
 import Foundation
+import Metrics
 import Synchronization
 
 /// What the writer thread does with a group: apply its operations to the log's state in memory,
@@ -28,7 +29,7 @@ extension LogStore {
             if !resolved.isEmpty {
                 let started = ContinuousClock.now
                 try makeDurable(resolved, reaching: next)
-                metrics.writeDuration.recordElapsed(since: started)
+                metrics.writeDuration.record(duration: started.duration(to: .now))
                 metrics.entriesWritten.increment(by: Int64(Self.appendedCount(resolved)))
             }
         } catch {
@@ -78,10 +79,10 @@ extension LogStore {
             return
         }
         if cursor.withLock({ $0.offset }) + size > journal.capacity { try checkpoint() }
-        let payload = LogJournal.payload(of: operations, size: size - LogJournal.headerSize)
         let (sequence, offset) = cursor.withLock { ($0.sequence + 1, $0.offset) }
+        let record = LogJournal.record(sequence: sequence, of: operations, payloadSize: size - LogJournal.headerSize)
         do {
-            try journal.append(sequence: sequence, payload: payload, at: offset)
+            try journal.append(record, at: offset)
         } catch {
             cursor.withLock { $0.failedAppend = true }
             throw error
@@ -127,7 +128,7 @@ extension LogStore {
             metrics.checkpointFailures.increment()
             throw error
         }
-        metrics.checkpointDuration.recordElapsed(since: started)
+        metrics.checkpointDuration.record(duration: started.duration(to: .now))
     }
 
     /// Makes LMDB hold `target` (every journal record written so far included), then publishes

@@ -10,6 +10,12 @@ enum ViewApplier {
     struct BatchOutcome: Sendable {
         var appliedIndex: UInt64
         var failure: StoreError?
+
+        /// The applied index, or the entry that stopped the batch (the ones before it are committed).
+        func appliedIndexOrFailure() throws -> UInt64 {
+            if let failure { throw failure }
+            return appliedIndex
+        }
     }
 
     /// What applying one record did.

@@ -121,11 +121,12 @@ public final class ViewStore: Sendable {
     /// applied and committed, then the error (naming the entry's index) is thrown.
     @discardableResult
     public func apply(_ entries: [LogEntry]) throws -> UInt64 {
-        let outcome = try pool.writeWithoutTransaction { db in
-            try Self.inTransaction(db) { try ViewApplier.apply(entries, db: db) }
-        }
-        if let failure = outcome.failure { throw failure }
-        return outcome.appliedIndex
+        try pool.writeWithoutTransaction { db in try Self.apply(entries, db) }.appliedIndexOrFailure()
+    }
+
+    /// The applier's transaction over `entries`, on the writer's connection `db`.
+    private static func apply(_ entries: [LogEntry], _ db: Database) throws -> ViewApplier.BatchOutcome {
+        try inTransaction(db) { try ViewApplier.apply(entries, db: db) }
     }
 
     /// Runs `body` in one immediate write transaction whose BEGIN and COMMIT statements are
@@ -187,11 +188,7 @@ public final class ViewStore: Sendable {
     /// Async form of ``apply(_:)``: the transaction runs on GRDB's writer queue, not the caller's thread.
     @discardableResult
     public func apply(_ entries: [LogEntry]) async throws -> UInt64 {
-        let outcome = try await pool.writeWithoutTransaction { db in
-            try Self.inTransaction(db) { try ViewApplier.apply(entries, db: db) }
-        }
-        if let failure = outcome.failure { throw failure }
-        return outcome.appliedIndex
+        try await pool.writeWithoutTransaction { db in try Self.apply(entries, db) }.appliedIndexOrFailure()
     }
 
     /// Every row of every table, in a stable order, one JSON line per row: two view files hold the

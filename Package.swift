@@ -1,6 +1,11 @@
 // swift-tools-version: 6.0
 import PackageDescription
 
+/// Async functions that belong to no actor run on their caller's executor (SE-0461, the future
+/// default) instead of hopping to the global one and back: on the intent path each such hop put
+/// the task at the back of an event loop's queue (BENCHMARKS.md, bench/region).
+let callerExecutor: [SwiftSetting] = [.enableUpcomingFeature("NonisolatedNonsendingByDefault")]
+
 let package = Package(
     name: "dwcp",
     platforms: [.macOS(.v15)],
@@ -48,7 +53,8 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
-            ]
+            ],
+            swiftSettings: callerExecutor
         ),
         // Raft as a pure state machine (and, next, its driver and transport).
         .target(
@@ -59,7 +65,8 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
-            ]
+            ],
+            swiftSettings: callerExecutor
         ),
         // The deterministic region simulator: the product's Raft over a simulated network, clock and disk.
         .target(name: "Simulation", dependencies: ["Replication", "Store"], path: "Sources/Simulator"),
@@ -84,7 +91,8 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-            ]
+            ],
+            swiftSettings: callerExecutor
         ),
         .executableTarget(
             name: "dwcp",

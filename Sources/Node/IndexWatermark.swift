@@ -19,6 +19,12 @@ public final class IndexWatermark: Sendable {
 
     private let state: Mutex<State>
 
+    /// How a wait begins: with the target reached already, or as this waiter.
+    private enum WaitStart {
+        case reached(UInt64)
+        case waiting(id: UInt64)
+    }
+
     public init(_ value: UInt64 = 0) {
         state = Mutex(State(value: value))
     }
@@ -58,9 +64,18 @@ public final class IndexWatermark: Sendable {
     /// Returns once the watermark is at least `target`, with its value then.
     @discardableResult
     public func wait(until target: UInt64) async throws -> UInt64 {
-        let id = state.withLock { s -> UInt64 in
+        // Reached already: return without suspending. A suspension, even one resumed at once,
+        // puts the task at the back of its executor's queue (behind whatever else that event loop
+        // has to do) on the path of every intent.
+        let start = state.withLock { s -> WaitStart in
+            guard s.value < target else { return .reached(s.value) }
             s.nextID += 1
-            return s.nextID
+            return .waiting(id: s.nextID)
+        }
+        let id: UInt64
+        switch start {
+        case .reached(let value): return value
+        case .waiting(let waiter): id = waiter
         }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<UInt64, any Error>) in

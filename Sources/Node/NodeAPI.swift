@@ -117,7 +117,9 @@ public enum NodeAPI {
                     status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
                     body: ResponseBody { writer in
                         do {
-                            try await node.followConsole(of: name) { data in
+                            // @concurrent: Hummingbird's writer is written to from the global
+                            // executor (this module runs its own async functions on the caller's).
+                            try await node.followConsole(of: name) { @concurrent data in
                                 try await writer.write(ByteBuffer(bytes: data))
                             }
                         } catch is CancellationError {
@@ -197,7 +199,8 @@ public enum NodeAPI {
                     body: ResponseBody { writer in
                         do {
                             // Ends when the node shuts down: it closes the commit watermark the watch waits on.
-                            try await node.watch(from: from, limit: limit) { entry in
+                            // @concurrent: as for the console above.
+                            try await node.watch(from: from, limit: limit) { @concurrent entry in
                                 try await writer.write(ByteBuffer(string: Node.watchLine(entry).serialized() + "\n"))
                             }
                         } catch is CancellationError {

@@ -361,12 +361,13 @@ public final class RaftConsensus: Consensus {
             if ready.statusChanged { noteStatus() }
             receiveForwarded(ready.forwarded)
             receiveReads(ready.reads)
-            send(ready.messages)
             // Committed entries were made durable by earlier readies: the views need not wait
-            // for this one's fsync. (A ready with a snapshot carries none: the snapshot covers them.)
+            // for this one's fsync, nor for its messages to be handed to the transport. (A ready
+            // with a snapshot carries none: the snapshot covers them.)
             if let last = ready.committed.last {
                 committed.advance(to: last.index)
             }
+            send(ready.messages)
             if let snapshot = ready.snapshot {
                 // The file is kept before the log starts over behind it: a node that crashes before
                 // its views are replaced restores them from it when it starts.

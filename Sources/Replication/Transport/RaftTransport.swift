@@ -79,7 +79,15 @@ public final class RaftTransport: Sendable {
             let bytes = frame.encoded()
             var buffer = channel.allocator.buffer(capacity: bytes.count)
             buffer.writeBytes(bytes)
-            channel.writeAndFlush(buffer, promise: nil)
+            // On the channel's own event loop (the Raft driver's task runs on one) the write is
+            // left for after the current job: a loopback write runs the receiver's TCP stack
+            // inline, and the caller has more urgent work (its own log write, waking the views).
+            let loop = channel.eventLoop
+            if loop.inEventLoop {
+                loop.execute { channel.writeAndFlush(buffer, promise: nil) }
+            } else {
+                channel.writeAndFlush(buffer, promise: nil)
+            }
         case .connect:
             // Not connected: this frame is dropped (Raft resends) while the connection opens.
             connect(to: address)

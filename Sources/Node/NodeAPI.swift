@@ -117,8 +117,9 @@ public enum NodeAPI {
                     status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
                     body: ResponseBody { writer in
                         do {
-                            // @concurrent: Hummingbird's writer is written to from the global
-                            // executor (this module runs its own async functions on the caller's).
+                            // @concurrent: `writer` belongs to Hummingbird's body closure (not
+                            // Sendable); a closure run on its caller's executor, this module's
+                            // default, would carry it into the caller's isolation.
                             try await node.followConsole(of: name) { @concurrent data in
                                 try await writer.write(ByteBuffer(bytes: data))
                             }

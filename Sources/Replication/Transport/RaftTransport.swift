@@ -82,6 +82,8 @@ public final class RaftTransport: Sendable {
             // On the channel's own event loop (the Raft driver's task runs on one) the write is
             // left for after the current job: a loopback write runs the receiver's TCP stack
             // inline, and the caller has more urgent work (its own log write, waking the views).
+            // Writes from other threads go through the same queue of the loop, so frames to a
+            // peer still leave in the order they were sent (RaftTransportTests).
             let loop = channel.eventLoop
             if loop.inEventLoop {
                 loop.execute { channel.writeAndFlush(buffer, promise: nil) }

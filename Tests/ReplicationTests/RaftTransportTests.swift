@@ -1,0 +1,62 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import Replication
+import Synchronization
+import Testing
+
+/// The transport's delivery over real loopback sockets: frames sent from the connection's own
+/// event loop (where `dwcp serve` runs the Raft driver, and where the transport defers the write
+/// until the current job yields) and from other threads arrive, in the order they were sent.
+@Suite struct RaftTransportTests {
+    @Test func framesSentOnTheChannelsEventLoopAndFromOutsideArriveInOrder() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let logger = Logger(label: "transport-test")
+        let receiver = RaftTransport(eventLoopGroup: group, logger: logger)
+        let sender = RaftTransport(eventLoopGroup: group, logger: logger)
+        let received = ReceivedTerms()
+        let port = try await receiver.listen(host: "127.0.0.1", port: 0) { frame in
+            if let message = frame.message { received.terms.withLock { $0.append(message.term) } }
+        }
+        let address = "127.0.0.1:\(port)"
+        func frame(_ term: UInt64) -> RaftFrame {
+            RaftFrame(group: "region", message: RaftMessage(from: "a", to: "b", term: term, body: .timeoutNow))
+        }
+        // The first send opens the connection (and is dropped, as documented): send until one lands.
+        let deadline = ContinuousClock.now + .seconds(10)
+        while received.terms.withLock({ $0.isEmpty }), ContinuousClock.now < deadline {
+            sender.send(frame(0), to: address)
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        try #require(received.terms.withLock { !$0.isEmpty }, "the connection never opened")
+        received.terms.withLock { $0.removeAll() }
+
+        // Terms 1...100 from the event loop (the one loop runs both ends), interleaved with
+        // 101...200 from this task, each run in order.
+        let loop = group.next()
+        try await loop.submit {
+            #expect(loop.inEventLoop)
+            for term in UInt64(1)...100 { sender.send(frame(term), to: address) }
+        }.get()
+        for term in UInt64(101)...200 { sender.send(frame(term), to: address) }
+        while received.terms.withLock({ $0.count < 200 }), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        let terms = received.terms.withLock { $0 }
+        #expect(terms.count == 200)
+        #expect(terms.filter { $0 <= 100 } == Array(1...100))
+        #expect(terms.filter { $0 > 100 } == Array(101...200))
+        // Everything sent from the loop was queued before this task's sends began.
+        #expect(terms.prefix(100) == ArraySlice(1...100))
+
+        await sender.close()
+        await receiver.close()
+        try await group.shutdownGracefully()
+    }
+}
+
+/// The terms of the frames a test's receiver got, in arrival order.
+private final class ReceivedTerms: Sendable {
+    let terms = Mutex<[UInt64]>([])
+}

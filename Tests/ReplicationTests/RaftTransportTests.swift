@@ -1,4 +1,3 @@
-import Foundation
 import Logging
 import NIOCore
 import NIOPosix
@@ -32,8 +31,8 @@ import Testing
         try #require(received.terms.withLock { !$0.isEmpty }, "the connection never opened")
         received.terms.withLock { $0.removeAll() }
 
-        // Terms 1...100 from the event loop (the one loop runs both ends), interleaved with
-        // 101...200 from this task, each run in order.
+        // Terms 1...100 sent on the event loop (the one loop runs both ends; these writes are
+        // deferred), then 101...200 from this task (queued to the loop).
         let loop = group.next()
         try await loop.submit {
             #expect(loop.inEventLoop)

@@ -27,6 +27,8 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var agent: HostAgentOptions
 
+    @OptionGroup var runtime: RuntimeOptions
+
     @Option(name: .long, help: "Where the replication port listens, HOST:PORT (with --peer or --join).")
     var listen: String?
 
@@ -58,6 +60,7 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("invalid log level '\(logLevel)'")
         }
         try agent.validate()
+        try runtime.validate()
     }
 
     func run() async throws {
@@ -77,7 +80,7 @@ struct Serve: AsyncParsableCommand {
                 listenHost: listenHost, listenPort: listenPort, peers: members, join: join)
         }
         configuration.snapshotEvery = snapshotEvery
-        try await runNode(configuration, logLevel: Logger.Level(rawValue: logLevel) ?? .info)
+        try await runNode(configuration, logLevel: Logger.Level(rawValue: logLevel) ?? .info, runtime: runtime)
     }
 }
 
@@ -106,7 +109,12 @@ struct Dev: AsyncParsableCommand {
 
     @OptionGroup var agent: HostAgentOptions
 
-    func validate() throws { try agent.validate() }
+    @OptionGroup var runtime: RuntimeOptions
+
+    func validate() throws {
+        try agent.validate()
+        try runtime.validate()
+    }
 
     func run() async throws {
         let (host, port) = try parseAddress(api)
@@ -115,7 +123,7 @@ struct Dev: AsyncParsableCommand {
         let configuration = NodeConfiguration(
             dataDirectory: dataDir, nodeID: "dev", region: "local", apiHost: host, apiPort: port,
             hostAgent: try agent.configuration(defaultName: hostName()))
-        try await runNode(configuration, logLevel: Logger.Level(rawValue: logLevel) ?? .info)
+        try await runNode(configuration, logLevel: Logger.Level(rawValue: logLevel) ?? .info, runtime: runtime)
     }
 
     /// This machine's name as a DNS label ("dev-host" if nothing usable is left).
@@ -128,12 +136,14 @@ struct Dev: AsyncParsableCommand {
 }
 
 /// Opens the node and runs it with its API until a signal asks for a graceful shutdown.
-func runNode(_ configuration: NodeConfiguration, logLevel: Logger.Level) async throws {
+func runNode(_ configuration: NodeConfiguration, logLevel: Logger.Level, runtime: RuntimeOptions) async throws {
     // Tasks run on NIO's event loops, the threads that already read and write every socket,
     // instead of on a second pool of threads: a request, its intent and its Raft messages no
     // longer hop between the two on every step (BENCHMARKS.md, bench/region, item 11). Tasks
     // must therefore not wait for the disk: see docs/architecture.md, Threads, for where that
-    // work goes. False (not on Linux with this toolchain) leaves the default pool.
+    // work goes. False (not on Linux with this toolchain) leaves the default pool. The number
+    // of loops is set before anything uses NIO's shared group.
+    NIOSingletons.groupLoopCountSuggestion = runtime.eventLoops
     let onEventLoops = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
     LoggingSystem.bootstrap { label in StandardErrorLogHandler(label: label, level: logLevel) }
     let logger = Logger(label: "dwcp")
@@ -163,6 +173,21 @@ func runNode(_ configuration: NodeConfiguration, logLevel: Logger.Level) async t
 }
 
 /// The host agent's flags, shared by `serve` and `dev`.
+/// How the process runs its tasks: the options `dwcp serve` and `dwcp dev` share.
+struct RuntimeOptions: ParsableArguments {
+    @Option(
+        name: .long,
+        help: """
+            Event loops (threads) for the sockets and tasks (default 1: every step of an intent stays on one \
+            thread; more serve more API connections at once).
+            """)
+    var eventLoops = 1
+
+    func validate() throws {
+        guard (1...256).contains(eventLoops) else { throw ValidationError("--event-loops must be 1 to 256") }
+    }
+}
+
 struct HostAgentOptions: ParsableArguments {
     @Flag(name: .long, help: "Do not run VMs on this machine, even when /dev/kvm is usable.")
     var noHostAgent = false

@@ -225,6 +225,13 @@ func firstDifference(_ a: String, _ b: String) -> String {
             #expect(stderr.hasPrefix(message) || stderr.contains(message), "\(arguments): \(stderr)")
             #expect(stderr.split(separator: "\n").count == 1, "\(arguments): \(stderr)")
         }
+        for loops in ["0", "257", "two"] {
+            let (status, _, stderr) = try await runCLI(
+                ["dev", "--data-dir", dir.file("dev"), "--event-loops", loops], in: dir)
+            #expect(status == 64, "--event-loops \(loops): \(stderr)")
+            #expect(stderr.hasPrefix("dwcp: ") && stderr.contains("--event-loops"), "\(stderr)")
+            #expect(stderr.split(separator: "\n").count == 1, "\(stderr)")
+        }
         let closed = try closedPort()
         let (status, _, stderr) = try await runCLI(["status", "--server", "127.0.0.1:\(closed)"], in: dir)
         #expect(status == 1)

@@ -172,7 +172,6 @@ func runNode(_ configuration: NodeConfiguration, logLevel: Logger.Level, runtime
     }
 }
 
-/// The host agent's flags, shared by `serve` and `dev`.
 /// How the process runs its tasks: the options `dwcp serve` and `dwcp dev` share.
 struct RuntimeOptions: ParsableArguments {
     @Option(
@@ -188,6 +187,7 @@ struct RuntimeOptions: ParsableArguments {
     }
 }
 
+/// The host agent's flags, shared by `serve` and `dev`.
 struct HostAgentOptions: ParsableArguments {
     @Flag(name: .long, help: "Do not run VMs on this machine, even when /dev/kvm is usable.")
     var noHostAgent = false

@@ -132,7 +132,9 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
-            path: "bench/region"
+            path: "bench/region",
+            // The wire-level breakdown is a script run by hand (BENCHMARKS.md), not part of the build.
+            exclude: ["wire-breakdown.sh", "wire-breakdown.py"]
         ),
         // Helpers shared by the test targets (temporary directories).
         .target(name: "TestSupport", path: "Tests/TestSupport"),

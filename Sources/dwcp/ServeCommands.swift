@@ -80,7 +80,8 @@ struct Serve: AsyncParsableCommand {
                 listenHost: listenHost, listenPort: listenPort, peers: members, join: join)
         }
         configuration.snapshotEvery = snapshotEvery
-        try await runNode(configuration, logLevel: Logger.Level(rawValue: logLevel) ?? .info, runtime: runtime)
+        try await runNode(
+            configuration, logLevel: Logger.Level(rawValue: logLevel) ?? .info, eventLoops: runtime.eventLoops)
     }
 }
 
@@ -123,7 +124,8 @@ struct Dev: AsyncParsableCommand {
         let configuration = NodeConfiguration(
             dataDirectory: dataDir, nodeID: "dev", region: "local", apiHost: host, apiPort: port,
             hostAgent: try agent.configuration(defaultName: hostName()))
-        try await runNode(configuration, logLevel: Logger.Level(rawValue: logLevel) ?? .info, runtime: runtime)
+        try await runNode(
+            configuration, logLevel: Logger.Level(rawValue: logLevel) ?? .info, eventLoops: runtime.eventLoops)
     }
 
     /// This machine's name as a DNS label ("dev-host" if nothing usable is left).
@@ -136,14 +138,14 @@ struct Dev: AsyncParsableCommand {
 }
 
 /// Opens the node and runs it with its API until a signal asks for a graceful shutdown.
-func runNode(_ configuration: NodeConfiguration, logLevel: Logger.Level, runtime: RuntimeOptions) async throws {
+func runNode(_ configuration: NodeConfiguration, logLevel: Logger.Level, eventLoops: Int) async throws {
     // Tasks run on NIO's event loops, the threads that already read and write every socket,
     // instead of on a second pool of threads: a request, its intent and its Raft messages no
     // longer hop between the two on every step (BENCHMARKS.md, bench/region, item 11). Tasks
     // must therefore not wait for the disk: see docs/architecture.md, Threads, for where that
     // work goes. False (not on Linux with this toolchain) leaves the default pool. The number
     // of loops is set before anything uses NIO's shared group.
-    NIOSingletons.groupLoopCountSuggestion = runtime.eventLoops
+    NIOSingletons.groupLoopCountSuggestion = eventLoops
     let onEventLoops = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
     LoggingSystem.bootstrap { label in StandardErrorLogHandler(label: label, level: logLevel) }
     let logger = Logger(label: "dwcp")

@@ -19,12 +19,12 @@ import Testing
             if let message = frame.message { received.terms.withLock { $0.append(message.term) } }
         }
         let address = "127.0.0.1:\(port)"
-        func frame(_ term: UInt64) -> RaftFrame {
+        @Sendable func frame(_ term: UInt64) -> RaftFrame {
             RaftFrame(group: "region", message: RaftMessage(from: "a", to: "b", term: term, body: .timeoutNow))
         }
         // The first send opens the connection (and is dropped, as documented): send until one lands.
-        let deadline = ContinuousClock.now + .seconds(10)
-        while received.terms.withLock({ $0.isEmpty }), ContinuousClock.now < deadline {
+        let connected = ContinuousClock.now + .seconds(10)
+        while received.terms.withLock({ $0.isEmpty }), ContinuousClock.now < connected {
             sender.send(frame(0), to: address)
             try await Task.sleep(for: .milliseconds(20))
         }
@@ -39,7 +39,8 @@ import Testing
             for term in UInt64(1)...100 { sender.send(frame(term), to: address) }
         }.get()
         for term in UInt64(101)...200 { sender.send(frame(term), to: address) }
-        while received.terms.withLock({ $0.count < 200 }), ContinuousClock.now < deadline {
+        let delivered = ContinuousClock.now + .seconds(10)
+        while received.terms.withLock({ $0.count < 200 }), ContinuousClock.now < delivered {
             try await Task.sleep(for: .milliseconds(10))
         }
         let terms = received.terms.withLock { $0 }

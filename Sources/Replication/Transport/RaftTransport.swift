@@ -76,9 +76,7 @@ public final class RaftTransport: Sendable {
         }
         switch route {
         case .channel(let channel):
-            let bytes = frame.encoded()
-            var buffer = channel.allocator.buffer(capacity: bytes.count)
-            buffer.writeBytes(bytes)
+            let buffer = channel.allocator.buffer(bytes: frame.encoded())
             // On the channel's own event loop (the Raft driver's task runs on one) the write is
             // left for after the current job: a loopback write runs the receiver's TCP stack
             // inline, and the caller has more urgent work (its own log write, waking the views).

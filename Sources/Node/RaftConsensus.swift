@@ -308,8 +308,10 @@ public final class RaftConsensus: Consensus {
         }
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask {
+                // The tick's timer is an event loop's own (`EventLoop.sleep`): no other thread wakes.
+                let loop = self.transport.eventLoopGroup.any()
                 while true {
-                    try await Task.sleep(for: self.configuration.tickInterval)
+                    try await loop.sleep(for: self.configuration.tickInterval)
                     // Most ticks only count (a heartbeat is due every few): wake the loop only
                     // when the tick left something to do, a hundred wake-ups a second fewer.
                     let pending = self.state.withLock { raft in

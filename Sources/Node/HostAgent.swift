@@ -134,7 +134,7 @@ struct HostAgent: Sendable {
                         withFiles.remove(name)
                     }
                 }
-                seen = try await node.applied.wait(until: seen + 1)
+                seen = try await node.waitUntilApplied(seen + 1)
             }
         }
     }

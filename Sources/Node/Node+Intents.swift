@@ -50,7 +50,7 @@ extension Node {
         try checkAgainstViews(intent)
         let record = Record(at: Self.now(), requestID: requestID, intent.body)
         let index = try await consensus.propose([record.encoded()]).upperBound
-        try await applied.wait(until: index)
+        try await waitUntilApplied(index)
         var (result, subject) = try views.read { db in
             (try Self.outcomes(index...index, db)[0], try Self.row(intent.subject, db))
         }
@@ -181,7 +181,7 @@ extension Node {
                 try String.fetchOne(db, sql: "SELECT actual_state FROM vms WHERE name = ?", arguments: [vm])
             }
             guard state == "pending" else { return }
-            guard let next = try await applied.wait(until: seen + 1, timeout: deadline - ContinuousClock.now) else {
+            guard let next = try await waitUntilApplied(seen + 1, timeout: deadline - ContinuousClock.now) else {
                 return
             }
             seen = next

@@ -192,7 +192,7 @@ extension Node {
             }
         }
         let range = try await consensus.propose(records)
-        try await applied.wait(until: range.upperBound)
+        try await waitUntilApplied(range.upperBound)
         let results = try outcomes(range.lowerBound...(range.lowerBound + UInt64(validated.count) - 1))
         for (offset, (vm, result)) in zip(validated, results).enumerated() where result.outcome == "rejected" {
             let outcomes = results.enumerated().map {

@@ -22,10 +22,10 @@ extension Node {
                     "\(configuration.nodeID) is not the leader\(leader.map { " (\($0) is)" } ?? ""): ask the leader, or use --consistency linearizable or local"
                 )
             }
-            _ = try await applied.wait(until: consensus.committed.value)
+            try await waitUntilApplied(consensus.committed.value)
         case .linearizable:
             let index = try await consensus.readIndex()
-            _ = try await applied.wait(until: index)
+            try await waitUntilApplied(index)
         }
     }
 }

@@ -19,6 +19,9 @@ public final class Node: Service, Sendable {
     public let consensus: any Consensus
     /// The index the views have applied up to.
     public let applied: IndexWatermark
+    /// The highest applied index something on this node waits for (``waitUntilApplied(_:)``): a
+    /// follower's apply loop does not hold back entries that are asked for.
+    let applyDemand = IndexWatermark(0)
     /// The views snapshots a compacted log starts behind (`DATA/snapshots`).
     public let snapshots: ViewSnapshots
     let scheduler: SchedulerWorker
@@ -122,6 +125,7 @@ public final class Node: Service, Sendable {
             logger.error("could not apply the last committed entries before stopping: \(error)")
         }
         applied.close(reason: "the node is shutting down")
+        applyDemand.close(reason: "the node is shutting down")
         consensus.committed.close(reason: "the node is shutting down")
         logger.info("node \(configuration.nodeID) stopped at applied index \(applied.value)")
     }
@@ -129,7 +133,8 @@ public final class Node: Service, Sendable {
     /// Applies committed entries as they commit, in index order, until cancelled.
     func runApplyLoop() async throws {
         while true {
-            let target = try await consensus.committed.wait(until: applied.value + 1)
+            var target = try await consensus.committed.wait(until: applied.value + 1)
+            target = try await gatherFollowerBatch(after: applied.value, committed: target)
             try await applyCommitted(through: target)
             // A wait whose index is reached returns without suspending: under a steady stream of
             // commits this loop would apply batch after batch on one event loop while its sockets

@@ -25,6 +25,11 @@ public struct ReplicationConfiguration: Sendable {
     public static let defaultRaft = RaftConfiguration(electionTicks: 30, heartbeatTicks: 3)
     /// How long a node waits for the leader to answer a forwarded intent or a read-index request.
     public var leaderAnswerTimeout: Duration = .seconds(2)
+    /// How long a follower may hold a few committed entries back to apply them in one batch,
+    /// unless something on the node waits for them (zero: apply each commit at once). See
+    /// ``Node/waitUntilApplied(_:)`` and BENCHMARKS.md, "Followers apply in batches".
+    public var followerApplyDelay: Duration = Self.defaultFollowerApplyDelay
+    public static let defaultFollowerApplyDelay = Duration.milliseconds(10)
 
     public init(
         listenHost: String, listenPort: Int, peers: [String: String], join: Bool = false,

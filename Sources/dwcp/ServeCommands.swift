@@ -45,6 +45,13 @@ struct Serve: AsyncParsableCommand {
         help: "Snapshot the views and compact the log behind them every this many entries.")
     var snapshotEvery: UInt64 = NodeConfiguration.defaultSnapshotEvery
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Milliseconds a follower may hold a few committed entries back to apply them together (0: at once).",
+            discussion: "Nothing waiting on the node is held up: a read or an answer that needs them asks for them."))
+    var followerApplyDelay = Int(ReplicationConfiguration.defaultFollowerApplyDelay / .milliseconds(1))
+
     func validate() throws {
         if !peer.isEmpty || join {
             guard let listen else { throw ValidationError("--peer and --join need --listen HOST:PORT") }
@@ -54,6 +61,9 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--listen needs --peer ID@HOST:PORT (a new region) or --join")
         }
         guard snapshotEvery >= 1 else { throw ValidationError("--snapshot-every must be 1 or more") }
+        guard (0...60_000).contains(followerApplyDelay) else {
+            throw ValidationError("--follower-apply-delay must be 0 to 60000 (milliseconds)")
+        }
         try Validation.name(nodeID, what: "node")
         try Validation.name(region, what: "region")
         guard Logger.Level(rawValue: logLevel) != nil else {
@@ -76,8 +86,10 @@ struct Serve: AsyncParsableCommand {
                 members[id] = address
             }
             if !join, members[nodeID] == nil { members[nodeID] = listen }
-            configuration.replication = ReplicationConfiguration(
+            var replication = ReplicationConfiguration(
                 listenHost: listenHost, listenPort: listenPort, peers: members, join: join)
+            replication.followerApplyDelay = .milliseconds(followerApplyDelay)
+            configuration.replication = replication
         }
         configuration.snapshotEvery = snapshotEvery
         try await runNode(

@@ -40,6 +40,12 @@ final class DwcpProcess: @unchecked Sendable {
         try process.run()
     }
 
+    /// A test that fails before it stops its processes does not leave them running (they would
+    /// slow every test after it).
+    deinit {
+        if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
+    }
+
     var stdout: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
     var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
 
@@ -230,6 +236,17 @@ func firstDifference(_ a: String, _ b: String) -> String {
                 ["dev", "--data-dir", dir.file("dev"), "--event-loops", loops], in: dir)
             #expect(status == 64, "--event-loops \(loops): \(stderr)")
             #expect(stderr.hasPrefix("dwcp: ") && stderr.contains("--event-loops"), "\(stderr)")
+            #expect(stderr.split(separator: "\n").count == 1, "\(stderr)")
+        }
+        for delay in ["60001", "soon"] {
+            let (status, _, stderr) = try await runCLI(
+                [
+                    "serve", "--data-dir", dir.file("serve"), "--node-id", "n1", "--region", "eu",
+                    "--follower-apply-delay", delay,
+                ],
+                in: dir)
+            #expect(status == 64, "--follower-apply-delay \(delay): \(stderr)")
+            #expect(stderr.hasPrefix("dwcp: ") && stderr.contains("--follower-apply-delay"), "\(stderr)")
             #expect(stderr.split(separator: "\n").count == 1, "\(stderr)")
         }
         let closed = try closedPort()

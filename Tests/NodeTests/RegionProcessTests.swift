@@ -321,6 +321,54 @@ func get(_ url: String) async throws -> (Int, String) {
         try await region.stopAll()
     }
 
+    @Test(
+        "followers apply in batches: a follower holds committed entries back, yet a read or a write on it that needs them gets them at once"
+    )
+    func followerApplyBatching() async throws {
+        let dir = TemporaryDirectory()
+        // A minute: long enough that only asking for the entries can explain a prompt answer.
+        let region = try Region(dir, extraArguments: ["--follower-apply-delay", "60000"])
+        let leader = try await region.startAll()
+        let follower = Region.ids.first { $0 != leader }!
+        let (leaderBase, followerBase) = (region.base(leader)!, region.base(follower)!)
+        let (added, addBody) = try await post(
+            leaderBase + "/v1/hosts", #"{"name":"h1","cpus":64,"memory_bytes":68719476736}"#)
+        #expect(added == 200, "\(addBody)")
+        let committed = UInt64(await region.cluster(leader)["applied_index"] ?? "") ?? 0
+        // The follower learns that the entry committed (its commit index reaches it) but holds it back.
+        let deadline = ContinuousClock.now + .seconds(20)
+        while UInt64(await region.cluster(follower)["commit_index"] ?? "") ?? 0 < committed,
+            ContinuousClock.now < deadline
+        {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        let held = await region.cluster(follower)
+        #expect(UInt64(held["commit_index"] ?? "") ?? 0 >= committed, "\(held)")
+        #expect(UInt64(held["applied_index"] ?? "") ?? .max < committed, "\(held)")
+        let (_, local) = try await post(
+            followerBase + "/v1/sql", #"{"query":"SELECT count(*) AS n FROM hosts","consistency":"local"}"#)
+        #expect(local.contains("[[0]]"), "a local read saw what the follower holds back: \(local)")
+
+        // A linearizable read on the follower asks for the entries: it does not wait out the minute.
+        let clock = ContinuousClock()
+        var started = clock.now
+        let (read, answer) = try await post(followerBase + "/v1/sql", #"{"query":"SELECT count(*) AS n FROM hosts"}"#)
+        #expect(read == 200 && answer.contains("[[1]]"), "\(answer)")
+        #expect(started.duration(to: clock.now) < .seconds(20))
+        // So does an intent written through the follower: its answer is read from the follower's views.
+        started = clock.now
+        let (wrote, receipt) = try await put(followerBase + "/v1/hosts/h1/labels", #"{"labels":{"via":"follower"}}"#)
+        #expect(wrote == 200 && receipt.contains("via") && receipt.contains("follower"), "\(receipt)")
+        #expect(started.duration(to: clock.now) < .seconds(20))
+
+        // Stopping applies what was held back: every member ends with the same views.
+        try await region.stopAll()
+        let dumps = try Region.ids.map { try ViewStore(path: dir.file($0) + "/views.sqlite").dump() }
+        #expect(dumps[0] == dumps[1])
+        #expect(dumps[1] == dumps[2])
+    }
+
     /// Creates VMs `prefix-0..<count` through `member`, retrying each at the other members.
     static func createVMs(_ region: Region, prefix: String, count: Int, via member: String) async throws -> [String] {
         var names: [String] = []

@@ -131,7 +131,12 @@ extension Node {
         let inputs = try await views.pool.read { db in
             try PlacementInputs.read(db, waitingStates: [], includePlaced: false)
         }
-        let decisions = Placer().placeBatch(validated.map(Self.request), on: inputs.hosts)
+        let requests = validated.map(Self.request)
+        let hosts = inputs.hosts
+        let small = requests.count * hosts.count <= Self.inlinePlacementEvaluations
+        let decisions = try await Self.compute(inline: small) {
+            Placer().placeBatch(requests, on: hosts)
+        }
         return PlacementPlan(
             appliedIndex: inputs.appliedIndex, placementIndex: inputs.placementIndex,
             decisions: zip(validated, decisions).map { ($0.name, $1) })
@@ -254,8 +259,12 @@ extension Node {
         let inputs = try await views.pool.read { db in
             try PlacementInputs.read(db, waitingStates: [], includePlaced: true)
         }
-        let moves = Rebalancer().plan(
-            hosts: inputs.hosts, placed: inputs.placed.map { ($0.request, $0.host) }, region: region)
+        let hosts = inputs.hosts
+        let placed = inputs.placed.map { ($0.request, $0.host) }
+        let small = placed.count * hosts.count <= Self.inlinePlacementEvaluations
+        let moves = try await Self.compute(inline: small) {
+            Rebalancer().plan(hosts: hosts, placed: placed, region: region)
+        }
         let used = inputs.hosts.filter { $0.vmCount > 0 && (region == nil || $0.region == region) }
         let emptied = Set(moves.filter { $0.reason.hasPrefix("empty host") }.map(\.from))
         return .object([

@@ -168,12 +168,17 @@ public enum NodeAPI {
                 let body = try await decode(SQLRequest.self, from: request)
                 let result = try await node.sql(
                     body.query, maxRows: body.maxRows, consistency: try body.readConsistency())
-                return json(
-                    .object([
+                let cells = result.rows.count * max(result.columns.count, 1)
+                let text = try await Node.compute(inline: cells <= Node.inlineResultCells) {
+                    JSONValue.object([
                         ("columns", .array(result.columns.map { .string($0) })),
                         ("rows", .array(result.rows.map { .array($0) })),
                         ("applied_index", .int(Int64(result.appliedIndex))),
-                    ]))
+                    ]).serialized() + "\n"
+                }
+                return Response(
+                    status: .ok, headers: [.contentType: "application/json"],
+                    body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
             }
         }
         router.get("/v1/watch") { request, _ in

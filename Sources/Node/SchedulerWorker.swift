@@ -42,7 +42,13 @@ struct SchedulerWorker: Sendable {
             placementIndexSeen = inputs.placementIndex
             let waiting = inputs.waiting.filter { $0.actualState == "pending" || retryUnschedulable }
             guard !waiting.isEmpty else { continue }
-            let decisions = placer.placeBatch(waiting.map(\.request), on: inputs.hosts)
+            let requests = waiting.map(\.request)
+            let hosts = inputs.hosts
+            let decisions = try await Node.compute(
+                inline: requests.count * hosts.count <= Node.inlinePlacementEvaluations
+            ) { [placer] in
+                placer.placeBatch(requests, on: hosts)
+            }
             let at = Node.now()
             var records: [[UInt8]] = []
             for (vm, decision) in zip(waiting, decisions) {

@@ -53,6 +53,15 @@ import Testing
             (status, body) = try await call(.POST, base + "/v1/sql", #"{"query":"SELECT name, host FROM vms"}"#)
             #expect(status == 200)
             #expect(body.hasPrefix(#"{"columns":["name","host"],"rows":[["web-1","h1"]],"applied_index":"#))
+            // An answer large enough to be turned into JSON on the thread pool reads the same way.
+            (status, body) = try await call(
+                .POST, base + "/v1/sql",
+                #"{"query":"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000) SELECT x FROM c"}"#
+            )
+            #expect(status == 200)
+            #expect(
+                body.hasPrefix(#"{"columns":["x"],"rows":[[1],[2],"#)
+                    && body.contains(#"[2999],[3000]],"applied_index":"#))
             (status, body) = try await call(.GET, base + "/v1/status")
             #expect(body.contains(#""node_id":"n1""#) && body.contains(#""region":"eu""#))
             (status, body) = try await call(.GET, base + "/v1/watch?from_index=1&limit=3")

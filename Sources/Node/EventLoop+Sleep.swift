@@ -2,7 +2,7 @@ import NIOCore
 
 extension EventLoop {
     /// Sleeps for `duration` on this loop's own timer, and throws `CancellationError` if the task is
-    /// cancelled meanwhile.
+    /// cancelled meanwhile (and the loop's error if it shuts down).
     ///
     /// For a timer that fires a hundred times a second this is much cheaper than `Task.sleep`,
     /// which arms the timer on libdispatch's manager thread: when it fires, that thread wakes a
@@ -14,7 +14,7 @@ extension EventLoop {
         try await withTaskCancellationHandler {
             do {
                 try await scheduled.futureResult.get()
-            } catch {
+            } catch EventLoopError.cancelled {
                 throw CancellationError()
             }
         } onCancel: {

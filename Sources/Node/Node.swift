@@ -134,7 +134,7 @@ public final class Node: Service, Sendable {
     func runApplyLoop() async throws {
         while true {
             var target = try await consensus.committed.wait(until: applied.value + 1)
-            target = try await gatherFollowerBatch(after: applied.value, committed: target)
+            target = try await gatherFollowerBatch(committed: target)
             try await applyCommitted(through: target)
             // A wait whose index is reached returns without suspending: under a steady stream of
             // commits this loop would apply batch after batch on one event loop while its sockets

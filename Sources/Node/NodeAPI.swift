@@ -169,16 +169,14 @@ public enum NodeAPI {
                 let result = try await node.sql(
                     body.query, maxRows: body.maxRows, consistency: try body.readConsistency())
                 let cells = result.rows.count * max(result.columns.count, 1)
-                let text = try await Node.compute(inline: cells <= Node.inlineResultCells) {
-                    JSONValue.object([
-                        ("columns", .array(result.columns.map { .string($0) })),
-                        ("rows", .array(result.rows.map { .array($0) })),
-                        ("applied_index", .int(Int64(result.appliedIndex))),
-                    ]).serialized() + "\n"
+                return try await Node.compute(inline: cells <= Node.inlineResultCells) {
+                    json(
+                        .object([
+                            ("columns", .array(result.columns.map { .string($0) })),
+                            ("rows", .array(result.rows.map { .array($0) })),
+                            ("applied_index", .int(Int64(result.appliedIndex))),
+                        ]))
                 }
-                return Response(
-                    status: .ok, headers: [.contentType: "application/json"],
-                    body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
             }
         }
         router.get("/v1/watch") { request, _ in

@@ -314,7 +314,7 @@ public final class RaftConsensus: Consensus {
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask {
                 // The tick's timer is an event loop's own (`EventLoop.sleep`): no other thread wakes.
-                let loop = self.transport.eventLoopGroup.any()
+                let loop = MultiThreadedEventLoopGroup.singleton.any()
                 while true {
                     try await loop.sleep(for: self.configuration.tickInterval)
                     // Most ticks only count (a heartbeat is due every few): wake the loop only

@@ -362,7 +362,15 @@ func get(_ url: String) async throws -> (Int, String) {
         #expect(wrote == 200 && receipt.contains("via") && receipt.contains("follower"), "\(receipt)")
         #expect(started.duration(to: clock.now) < .seconds(20))
 
-        // Stopping applies what was held back: every member ends with the same views.
+        // Stopping applies what was held back: every member ends with the same views, once each
+        // has learnt the last commit index (`waitForCatchUp` would wait out the minute).
+        let last = UInt64(await region.cluster(leader)["commit_index"] ?? "") ?? 0
+        let caughtUp = ContinuousClock.now + .seconds(20)
+        for id in Region.ids {
+            while UInt64(await region.cluster(id)["commit_index"] ?? "") ?? 0 < last, ContinuousClock.now < caughtUp {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
         try await region.stopAll()
         let dumps = try Region.ids.map { try ViewStore(path: dir.file($0) + "/views.sqlite").dump() }
         #expect(dumps[0] == dumps[1])

@@ -13,8 +13,7 @@ public final class RaftTransport: Sendable {
     /// Called on the connection's event loop for every decoded frame: it must return at once
     /// (step a state machine under a lock, queue the frame), never block or wait.
     public typealias Receiver = @Sendable (RaftFrame) -> Void
-    /// The loops the connections run on (the driver's timer runs on one of them too).
-    public let eventLoopGroup: any EventLoopGroup
+    let eventLoopGroup: any EventLoopGroup
     let logger: Logger
     /// Connections closed because a frame on them was malformed or oversized.
     let connectionsRejected: Counter

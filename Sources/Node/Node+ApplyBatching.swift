@@ -19,16 +19,15 @@ import NIOPosix
 extension Node {
     /// Returns once the views have applied `index`, asking a follower's apply loop not to hold it
     /// back; returns the applied index then.
+    /// (Asking for an index already applied changes nothing: the demand is then at or below it.)
     @discardableResult
     public func waitUntilApplied(_ index: UInt64) async throws -> UInt64 {
-        if applied.value >= index { return applied.value }
         applyDemand.advance(to: index)
         return try await applied.wait(until: index)
     }
 
     /// ``waitUntilApplied(_:)`` that gives up after `timeout`, returning nil.
     func waitUntilApplied(_ index: UInt64, timeout: Duration) async throws -> UInt64? {
-        if applied.value >= index { return applied.value }
         applyDemand.advance(to: index)
         return try await applied.wait(until: index, timeout: timeout)
     }

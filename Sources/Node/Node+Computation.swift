@@ -1,4 +1,5 @@
 import NIOPosix
+import Scheduler
 
 extension Node {
     /// Placement and rebalancing run on NIO's thread pool above this many host evaluations (VMs ×
@@ -9,6 +10,16 @@ extension Node {
     /// A query's answer is turned into JSON on NIO's thread pool above this many cells (rows ×
     /// columns); a `dwcp sql` answer may hold 100,000 rows.
     static let inlineResultCells = 2_000
+
+    /// ``Placer/placeBatch(_:on:)``, on NIO's thread pool when the batch is large (the
+    /// scheduler's rounds and `plan` both place this way).
+    static func placeBatch(_ requests: [PlacementRequest], on hosts: [HostCapacity], placer: Placer = Placer())
+        async throws -> [PlacementDecision]
+    {
+        try await compute(inline: requests.count * hosts.count <= inlinePlacementEvaluations) {
+            placer.placeBatch(requests, on: hosts)
+        }
+    }
 
     /// Runs pure CPU work whose cost grows with the fleet (placing a batch of VMs, planning a
     /// rebalance, a large query's JSON) where it does not hold up the event loop: inline when the

@@ -131,12 +131,7 @@ extension Node {
         let inputs = try await views.pool.read { db in
             try PlacementInputs.read(db, waitingStates: [], includePlaced: false)
         }
-        let requests = validated.map(Self.request)
-        let hosts = inputs.hosts
-        let small = requests.count * hosts.count <= Self.inlinePlacementEvaluations
-        let decisions = try await Self.compute(inline: small) {
-            Placer().placeBatch(requests, on: hosts)
-        }
+        let decisions = try await Self.placeBatch(validated.map(Self.request), on: inputs.hosts)
         return PlacementPlan(
             appliedIndex: inputs.appliedIndex, placementIndex: inputs.placementIndex,
             decisions: zip(validated, decisions).map { ($0.name, $1) })

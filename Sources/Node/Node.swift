@@ -133,9 +133,8 @@ public final class Node: Service, Sendable {
     /// Applies committed entries as they commit, in index order, until cancelled.
     func runApplyLoop() async throws {
         while true {
-            var target = try await consensus.committed.wait(until: applied.value + 1)
-            target = try await gatherFollowerBatch(committed: target)
-            try await applyCommitted(through: target)
+            let committed = try await consensus.committed.wait(until: applied.value + 1)
+            try await applyCommitted(through: try await gatherFollowerBatch(committed: committed))
             // A wait whose index is reached returns without suspending: under a steady stream of
             // commits this loop would apply batch after batch on one event loop while its sockets
             // wait. Give the loop a turn between batches (the answers waiting on this one go first).

@@ -42,13 +42,7 @@ struct SchedulerWorker: Sendable {
             placementIndexSeen = inputs.placementIndex
             let waiting = inputs.waiting.filter { $0.actualState == "pending" || retryUnschedulable }
             guard !waiting.isEmpty else { continue }
-            let requests = waiting.map(\.request)
-            let hosts = inputs.hosts
-            let decisions = try await Node.compute(
-                inline: requests.count * hosts.count <= Node.inlinePlacementEvaluations
-            ) { [placer] in
-                placer.placeBatch(requests, on: hosts)
-            }
+            let decisions = try await Node.placeBatch(waiting.map(\.request), on: inputs.hosts, placer: placer)
             let at = Node.now()
             var records: [[UInt8]] = []
             for (vm, decision) in zip(waiting, decisions) {

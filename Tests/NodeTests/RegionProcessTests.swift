@@ -71,6 +71,20 @@ final class Region: Sendable {
         return fields
     }
 
+    /// Polls `id`'s `GET /v1/cluster` until `condition` holds or `timeout` passes; returns the
+    /// fields last read.
+    func poll(_ id: String, timeout: Duration = .seconds(20), until condition: ([String: String]) -> Bool) async throws
+        -> [String: String]
+    {
+        let deadline = ContinuousClock.now + timeout
+        var fields = await cluster(id)
+        while !condition(fields), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+            fields = await cluster(id)
+        }
+        return fields
+    }
+
     /// The member that says it leads (waits up to `timeout`).
     func leader(timeout: Duration = .seconds(20)) async throws -> String {
         let deadline = ContinuousClock.now + timeout
@@ -144,6 +158,9 @@ func sendRaw(_ bytes: [UInt8], port: Int) throws {
     _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
     usleep(50_000)
 }
+
+/// A log index among the fields of `Region.cluster`, if it is there.
+func logIndex(_ fields: [String: String], _ key: String) -> UInt64? { fields[key].flatMap { UInt64($0) } }
 
 func get(_ url: String) async throws -> (Int, String) {
     let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: url), timeout: .seconds(10))
@@ -334,18 +351,13 @@ func get(_ url: String) async throws -> (Int, String) {
         let (added, addBody) = try await post(
             leaderBase + "/v1/hosts", #"{"name":"h1","cpus":64,"memory_bytes":68719476736}"#)
         #expect(added == 200, "\(addBody)")
-        let committed = UInt64(await region.cluster(leader)["applied_index"] ?? "") ?? 0
+        let committed = logIndex(await region.cluster(leader), "applied_index") ?? 0
         // The follower learns that the entry committed (its commit index reaches it) but holds it back.
-        let deadline = ContinuousClock.now + .seconds(20)
-        while UInt64(await region.cluster(follower)["commit_index"] ?? "") ?? 0 < committed,
-            ContinuousClock.now < deadline
-        {
-            try await Task.sleep(for: .milliseconds(50))
-        }
+        _ = try await region.poll(follower) { logIndex($0, "commit_index") ?? 0 >= committed }
         try await Task.sleep(for: .milliseconds(500))
         let held = await region.cluster(follower)
-        #expect(UInt64(held["commit_index"] ?? "") ?? 0 >= committed, "\(held)")
-        #expect(UInt64(held["applied_index"] ?? "") ?? .max < committed, "\(held)")
+        #expect(logIndex(held, "commit_index") ?? 0 >= committed, "\(held)")
+        #expect(logIndex(held, "applied_index") ?? .max < committed, "\(held)")
         let (_, local) = try await post(
             followerBase + "/v1/sql", #"{"query":"SELECT count(*) AS n FROM hosts","consistency":"local"}"#)
         #expect(local.contains("[[0]]"), "a local read saw what the follower holds back: \(local)")
@@ -366,30 +378,19 @@ func get(_ url: String) async throws -> (Int, String) {
         // applies them, though nothing asks for them and most of the minute is left.
         let third = Region.ids.first { $0 != leader && $0 != follower }!
         let before = await region.cluster(third)
-        #expect(UInt64(before["applied_index"] ?? "") ?? .max < UInt64(before["commit_index"] ?? "") ?? 0, "\(before)")
+        #expect(logIndex(before, "applied_index") ?? .max < logIndex(before, "commit_index") ?? 0, "\(before)")
         let (moved, moveBody) = try await post(leaderBase + "/v1/cluster/leader", #"{"id":"\#(third)"}"#)
         #expect(moved == 200, "\(moveBody)")
-        started = clock.now
-        var after = await region.cluster(third)
-        while started.duration(to: clock.now) < .seconds(20),
-            after["role"] != "leader"
-                || UInt64(after["applied_index"] ?? "") ?? 0 < UInt64(after["commit_index"] ?? "") ?? .max
-        {
-            try await Task.sleep(for: .milliseconds(50))
-            after = await region.cluster(third)
+        let after = try await region.poll(third) {
+            $0["role"] == "leader" && logIndex($0, "applied_index") ?? 0 >= logIndex($0, "commit_index") ?? .max
         }
         #expect(after["role"] == "leader", "\(after)")
-        #expect(UInt64(after["applied_index"] ?? "") ?? 0 >= UInt64(after["commit_index"] ?? "") ?? .max, "\(after)")
+        #expect(logIndex(after, "applied_index") ?? 0 >= logIndex(after, "commit_index") ?? .max, "\(after)")
 
         // Stopping applies what was held back: every member ends with the same views, once each
         // has learnt the last commit index (`waitForCatchUp` would wait out the minute).
-        let last = UInt64(await region.cluster(third)["commit_index"] ?? "") ?? 0
-        let caughtUp = ContinuousClock.now + .seconds(20)
-        for id in Region.ids {
-            while UInt64(await region.cluster(id)["commit_index"] ?? "") ?? 0 < last, ContinuousClock.now < caughtUp {
-                try await Task.sleep(for: .milliseconds(50))
-            }
-        }
+        let last = logIndex(after, "commit_index") ?? 0
+        for id in Region.ids { _ = try await region.poll(id) { logIndex($0, "commit_index") ?? 0 >= last } }
         try await region.stopAll()
         let dumps = try Region.ids.map { try ViewStore(path: dir.file($0) + "/views.sqlite").dump() }
         #expect(dumps[0] == dumps[1])

@@ -6,8 +6,9 @@ import NIOPosix
 import Store
 import Synchronization
 
-/// Runs the VMs placed on this machine. It reacts only to committed records: after each applied
-/// index it reads the VMs placed on its host, asks ``HostAgentPlan`` what to do, and starts
+/// Runs the VMs placed on this machine. It reacts only to committed records: after an applied
+/// index that changed a VM placed on its host (`hosts.vms_changed_index`), it reads the VMs
+/// placed there, asks ``HostAgentPlan`` what to do, and starts
 /// (from the pre-warmed pool when the shape matches, else cold), stops or tears down microVMs.
 /// Every actual-state change is proposed as a `vm.state_reported` record; the `running` report of a
 /// start carries the path it took and how long it took. When the node stops, its VMs end with it;
@@ -92,9 +93,19 @@ struct HostAgent: Sendable {
             var seen: UInt64 = 0
             // VMs with files here (console, snapshots): removed once the VM is no longer placed here.
             var withFiles = Set((try? FileManager.default.contentsOfDirectory(atPath: vmsPath)) ?? [])
+            // What the last pass acted on: a pass runs again only when a VM placed here changed
+            // (`hosts.vms_changed_index`) or one of the microVMs here ended, not after every commit.
+            var actedOn: (vmsChanged: Int64?, running: Set<String>)?
             while true {
                 let (applied, appliedAt) = node.applied.valueAndTime
                 seen = applied
+                // Read before the VMs themselves: a change that lands between the two reads moves
+                // the index again, so the next pass sees it.
+                let vmsChanged = try Self.readVMsChangedIndex(node, host: configuration.hostName)
+                if let actedOn, actedOn.vmsChanged == vmsChanged, actedOn.running == local.names {
+                    seen = try await node.waitUntilApplied(seen + 1)
+                    continue
+                }
                 // A synchronous lookup on purpose: one short indexed query on the views' lookup
                 // connections (they never wait for one another or for the writer), without the hop
                 // to GRDB's reader queue, which under load costs a millisecond on this path that VM
@@ -134,6 +145,7 @@ struct HostAgent: Sendable {
                         withFiles.remove(name)
                     }
                 }
+                actedOn = (vmsChanged, local.names)
                 seen = try await node.waitUntilApplied(seen + 1)
             }
         }
@@ -256,6 +268,17 @@ struct HostAgent: Sendable {
             logger.error("cannot fill the VM pool: \(error)")
         }
         return true
+    }
+
+    /// The last log index that changed a VM placed on `host` (nil while the host is unknown), read
+    /// synchronously like the VMs themselves: one primary-key lookup, however many VMs there are.
+    static func readVMsChangedIndex(_ node: Node, host: String) throws -> Int64? {
+        try node.views.read { db in try vmsChangedIndex(db, host: host) }
+    }
+
+    static func vmsChangedIndex(_ db: Database, host: String) throws -> Int64? {
+        try Int64.fetchOne(
+            db.cachedStatement(sql: "SELECT vms_changed_index FROM hosts WHERE name = ?"), arguments: [host])
     }
 
     /// The VMs placed on `host`, read synchronously (see the call site for why).

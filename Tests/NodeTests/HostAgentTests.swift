@@ -1,9 +1,10 @@
 import Foundation
 import Hypervisor
-import Node
 import Store
 import TestSupport
 import Testing
+
+@testable import Node
 
 @Suite("Host agent plan")
 struct HostAgentPlanTests {
@@ -59,6 +60,43 @@ struct HostAgentPlanTests {
         var hosted = vm()
         hosted.labels = ["guest.rate": "100", "app": "web", "guest.working_set": "16M"]
         #expect(hosted.guestCommandLine == "rate=100 working_set=16M")
+    }
+}
+
+@Suite("Host agent change gate")
+struct VMsChangedIndexTests {
+    @Test("a host's vms_changed_index moves with every change to its VMs, and only with those")
+    func movesWithTheHostsVMs() throws {
+        let dir = TemporaryDirectory()
+        let views = try ViewStore(path: dir.file("views.sqlite"))
+        var index: UInt64 = 0
+        var changed: Int64? = nil
+        /// Applies `body` and says whether h1's index moved.
+        func changesH1(_ body: Store.Record.Body) throws -> Bool {
+            index += 1
+            _ = try views.apply([LogEntry(index: index, term: 1, payload: Store.Record(at: 1, body).encoded())])
+            let next = try views.read { try HostAgent.vmsChangedIndex($0, host: "h1") }
+            defer { changed = next }
+            return next != changed
+        }
+        func create(_ name: String) -> Store.Record.Body {
+            .vmCreated(VMCreated(name: name, region: "eu", cpus: 1, memoryBytes: 1 << 20, image: "builtin:hello"))
+        }
+        #expect(try changesH1(.hostAdded(HostAdded(name: "h1", region: "eu", cpus: 8, memoryBytes: 8 << 30))))
+        #expect(changed == 0)
+        #expect(try !changesH1(.hostAdded(HostAdded(name: "h2", region: "eu", cpus: 8, memoryBytes: 8 << 30))))
+        #expect(try !changesH1(create("a")), "not placed yet")
+        #expect(try changesH1(.vmPlaced(VMPlaced(vm: "a", host: "h1", explanation: "{}"))))
+        #expect(try !changesH1(create("b")))
+        #expect(try !changesH1(.vmPlaced(VMPlaced(vm: "b", host: "h2", explanation: "{}"))), "placed elsewhere")
+        #expect(try changesH1(.vmStateReported(VMStateReported(vm: "a", host: "h1", state: "running"))))
+        #expect(try !changesH1(.vmStateReported(VMStateReported(vm: "b", host: "h2", state: "running"))))
+        #expect(try changesH1(.vmDesiredStateSet(VMDesiredStateSet(name: "a", desiredState: .stopped))))
+        #expect(try !changesH1(.vmDesiredStateSet(VMDesiredStateSet(name: "b", desiredState: .stopped))))
+        #expect(try !changesH1(.vmDeleted(VMDeleted(name: "b"))))
+        #expect(try !changesH1(.hostLabelsSet(HostLabelsSet(name: "h1", labels: ["ssd": "1"]))), "not a VM")
+        #expect(try changesH1(.vmDeleted(VMDeleted(name: "a"))))
+        #expect(changed == Int64(index))
     }
 }
 

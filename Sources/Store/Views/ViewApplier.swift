@@ -198,7 +198,11 @@ enum ViewApplier {
             try db.cachedStatement(
                 sql: "UPDATE vms SET desired_state = ?, desired_index = ?, updated_index = ? WHERE name = ?"
             ).execute(arguments: [r.desiredState.rawValue, index, index, r.name])
-            return db.changesCount == 0 ? .rejected("no VM named \(r.name)") : .applied
+            if db.changesCount == 0 { return .rejected("no VM named \(r.name)") }
+            try db.cachedStatement(
+                sql: "UPDATE hosts SET vms_changed_index = ? WHERE name = (SELECT host FROM vms WHERE name = ?)"
+            ).execute(arguments: [index, r.name])
+            return .applied
 
         case .vmDeleted(let r):
             guard let vm = try VMRow.fetch(r.name, db: db) else { return .rejected("no VM named \(r.name)") }
@@ -236,9 +240,9 @@ enum ViewApplier {
             try db.cachedStatement(
                 sql: """
                     UPDATE hosts SET cpus_used = cpus_used + ?, memory_used_bytes = memory_used_bytes + ?,
-                                     updated_index = ? WHERE name = ?
+                                     updated_index = ?, vms_changed_index = ? WHERE name = ?
                     """
-            ).execute(arguments: [vm.cpus, vm.memoryBytes, index, r.host])
+            ).execute(arguments: [vm.cpus, vm.memoryBytes, index, index, r.host])
             let reason = "placed on \(r.host); waiting for its host agent"
             try db.cachedStatement(
                 sql:
@@ -271,6 +275,8 @@ enum ViewApplier {
             try db.cachedStatement(
                 sql: "UPDATE vms SET actual_state = ?, reason = ?, reported_index = ?, updated_index = ? WHERE name = ?"
             ).execute(arguments: [r.state, r.reason, index, index, r.vm])
+            try db.cachedStatement(sql: "UPDATE hosts SET vms_changed_index = ? WHERE name = ?")
+                .execute(arguments: [index, r.host])
             if let start = r.start {
                 try db.cachedStatement(
                     sql: """
@@ -316,14 +322,15 @@ enum ViewApplier {
         )
     }
 
+    /// Gives a deleted VM's CPUs and memory back to its host, and notes that the host's VMs changed.
     private static func releaseCapacity(host: String, cpus: Int, memoryBytes: Int64, index: Int64, db: Database) throws
     {
         try db.cachedStatement(
             sql: """
                 UPDATE hosts SET cpus_used = cpus_used - ?, memory_used_bytes = memory_used_bytes - ?,
-                                 updated_index = ? WHERE name = ?
+                                 updated_index = ?, vms_changed_index = ? WHERE name = ?
                 """
-        ).execute(arguments: [cpus, memoryBytes, index, host])
+        ).execute(arguments: [cpus, memoryBytes, index, index, host])
     }
 
     private static func event(

@@ -1,7 +1,8 @@
 import Foundation
-import Hypervisor
 import TestSupport
 import Testing
+
+@testable import Hypervisor
 
 /// Whether this machine can run the KVM tests; when not, they are skipped with this reason.
 let kvmSkipReason = KVMSystem.unavailableReason.map { "needs a usable /dev/kvm: \($0)" } ?? ""
@@ -164,6 +165,30 @@ struct MicroVMTests {
         #expect(String(decoding: SerialConsole.read(path: console.path), as: UTF8.self) == "hello from builtin:hello\n")
         pool.drain()
         #expect(pool.count == 0)
+    }
+
+    @Test("an ended VM gives back its memory and KVM VM on the release queue, not where it is let go of")
+    func releasedOnTheQueue() async throws {
+        var vm: MicroVM? = try MicroVM(kvm: kvm(), shape: MicroVMShape(memoryBytes: 16 << 20, vcpus: 1))
+        weak let observed = vm
+        let fd = try #require(vm).vmFD
+        vm?.stop()
+        _ = await vm?.waitUntilExited()
+        func isKVMVM(_ fd: Int32) -> Bool {
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(fd)")) == "anon_inode:kvm-vm"
+        }
+        #expect(isKVMVM(fd))
+        MicroVM.releaseQueue.suspend()
+        let releasedBefore = MicroVM.released.load(ordering: .relaxed)
+        vm = nil
+        // The last reference goes here or on a vCPU thread as it ends; either way nothing is released yet.
+        let deinitialized = try? await eventually { observed == nil }
+        let openWhileQueued = isKVMVM(fd)
+        MicroVM.releaseQueue.resume()
+        #expect(deinitialized == true)
+        #expect(openWhileQueued, "the KVM VM was closed by the thread that let go of it")
+        MicroVM.releaseQueue.sync {}
+        #expect(MicroVM.released.load(ordering: .relaxed) > releasedBefore)
     }
 }
 

@@ -232,6 +232,19 @@ import Testing
         #expect(Placer().place(requests, on: hosts).contains { $0.host == nil })
     }
 
+    @Test("a batch is placed once per distinct order: one VM once, a few VMs at most once per permutation")
+    func passes() {
+        func vms(_ n: Int, policy: PlacementPolicy = .binpack) -> [PlacementRequest] {
+            (0..<n).map { PlacementRequest(vm: "v\($0)", region: "eu", cpus: 1, memoryBytes: 1 << 30, policy: policy) }
+        }
+        #expect(Placer.passes(vms(1), hostCount: 64) == 1)
+        #expect(Placer.passes(vms(2), hostCount: 64) == 3, "two orders and the consolidation")
+        #expect(Placer.passes(vms(3), hostCount: 64) == 7)
+        #expect(Placer.passes(vms(10), hostCount: 64) == 4 + Placer.restarts + 1)
+        #expect(Placer.passes(vms(10), hostCount: 10_000) == 4 + 1, "no restarts above the budget")
+        #expect(Placer.passes(vms(10, policy: .spread), hostCount: 64) == 1)
+    }
+
     @Test("the same fleet gives the same decisions whatever order the hosts are listed in")
     func orderIndependent() {
         var rng = SeededGenerator(seed: 11)

@@ -251,3 +251,41 @@ print("")
 print(
     "speed: \(largeVMs) VMs placed one after another on \(largeHosts) hosts in one region (every host evaluated for each VM, top-3 explanation kept): \(String(format: "%.0f", rates[1])) placements/s (median of 3; target >= 10000)"
 )
+
+// MARK: Batches
+
+// What one `placeBatch` costs for the batch shapes a node meets (a single `vm create`, the
+// scheduler's round of waiting VMs, `vm create --count 1000`), next to Placer.estimatedDuration:
+// the node places a batch on its event loop only while that estimate is at most 200 µs.
+print("")
+print("batches: Placer.placeBatch on identical empty hosts (median of 5)")
+print("| VMs | hosts | passes (at most) | estimated | measured | measured / estimated |")
+print("|---:|---:|---:|---:|---:|---:|")
+for (vmCount, hostCount) in [
+    (1, 16), (1, 64), (3, 64), (1, 1_000), (10, 64), (1, 10_000), (100, 64), (1_000, 10), (1_000, 1_000),
+] {
+    let batchHosts = (0..<hostCount).map {
+        HostCapacity(name: "host-\($0)", region: "eu", cpus: 1024, memoryBytes: 4096 * gib)
+    }
+    var batchRNG = SeededGenerator(seed: 11)
+    let batch = (0..<vmCount).map {
+        PlacementRequest(
+            vm: "vm-\($0)", region: "eu", cpus: Int.random(in: 1...8, using: &batchRNG),
+            memoryBytes: Int64(Int.random(in: 1...32, using: &batchRNG)) * gib)
+    }
+    var times: [Double] = []
+    for _ in 0..<5 {
+        let start = ContinuousClock.now
+        let decisions = placer.placeBatch(batch, on: batchHosts)
+        let elapsed = ContinuousClock.now - start
+        times.append(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+        precondition(decisions.allSatisfy { $0.host != nil })
+    }
+    times.sort()
+    let passes = Placer.passes(batch, hostCount: hostCount)
+    let estimate = Placer.estimatedDuration(batch, hostCount: hostCount)
+    let estimated = Double(estimate.components.seconds) + Double(estimate.components.attoseconds) / 1e18
+    print(
+        "| \(vmCount) | \(hostCount) | \(passes) | \(String(format: "%.3f", estimated * 1000)) ms | \(String(format: "%.3f", times[2] * 1000)) ms | \(String(format: "%.2f", times[2] / estimated)) |"
+    )
+}

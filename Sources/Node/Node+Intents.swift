@@ -226,7 +226,8 @@ extension Node {
             db.cachedStatement(sql: "SELECT * FROM \(subject.table) WHERE name = ?"), arguments: [subject.name]
         )
         .map { row in
-            JSONValue.object(row.columnNames.map { ($0, JSONValue(databaseValue: row[$0] as DatabaseValue)) })
+            // By position: looking each column up by name lowercases the name every time.
+            JSONValue.object(zip(row.columnNames, row.databaseValues).map { ($0, JSONValue(databaseValue: $1)) })
         }
     }
 }

@@ -161,12 +161,14 @@ extension Node {
         if let requestID, let receipt = try earlierBatch(requestID: requestID, count: vms.count) {
             return (receipt, nil)
         }
-        var validated: [VMCreated] = []
-        for vm in vms {
-            var v = try validate(vm)
-            try checkAgainstViews(.createVM(v))
-            v.checkIndex = checkIndex
-            validated.append(v)
+        let inline = vms.count <= Self.inlineBatchVMs
+        let validated = try await Self.compute(inline: inline) { [self] in
+            try vms.map { vm in
+                var v = try validate(vm)
+                try checkAgainstViews(.createVM(v))
+                v.checkIndex = checkIndex
+                return v
+            }
         }
         guard Set(validated.map(\.name)).count == validated.count else {
             throw NodeError(.invalid, "the batch names a VM twice")
@@ -206,7 +208,8 @@ extension Node {
         if checkIndex == nil, let last = validated.last {
             try await waitForPlacement(vm: last.name, after: range.upperBound)
         }
-        let vmRows = try rows("vms", validated.map(\.name))
+        let names = validated.map(\.name)
+        let vmRows = try await Self.compute(inline: inline) { [self] in try rows("vms", names) }
         let receipts = zip(results, vmRows).enumerated().map { offset, pair in
             IntentReceipt(logIndex: range.lowerBound + UInt64(offset), outcome: pair.0.outcome, subject: pair.1)
         }
@@ -256,7 +259,7 @@ extension Node {
         }
         let hosts = inputs.hosts
         let placed = inputs.placed.map { ($0.request, $0.host) }
-        let small = placed.count * hosts.count <= Self.inlinePlacementEvaluations
+        let small = placed.count * hosts.count <= Self.inlineRebalanceEvaluations
         let moves = try await Self.compute(inline: small) {
             Rebalancer().plan(hosts: hosts, placed: placed, region: region)
         }

@@ -88,12 +88,14 @@ public enum NodeAPI {
                 }
                 let receipts = try await node.createVMs(vms, requestID: body.requestID, checkIndex: body.checkIndex)
                 if body.count == nil { return receipt(receipts[0], subject: "vm") }
-                return json(
-                    .object([
-                        ("log_index", .int(Int64(receipts.first?.logIndex ?? 0))),
-                        ("outcome", .string(receipts.first?.outcome ?? "applied")),
-                        ("vms", .array(receipts.map { $0.subject ?? .null })),
-                    ]))
+                return try await Node.compute(inline: receipts.count <= Node.inlineBatchVMs) {
+                    json(
+                        .object([
+                            ("log_index", .int(Int64(receipts.first?.logIndex ?? 0))),
+                            ("outcome", .string(receipts.first?.outcome ?? "applied")),
+                            ("vms", .array(receipts.map { $0.subject ?? .null })),
+                        ]))
+                }
             }
         }
         router.post("/v1/plan/vms") { request, _ in

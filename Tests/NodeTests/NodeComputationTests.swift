@@ -1,4 +1,5 @@
 import Foundation
+import Scheduler
 import Testing
 
 @testable import Node
@@ -11,5 +12,15 @@ import Testing
         #expect(large.contains("TP-#"), "ran on \(large)")
         let small = try await Node.compute(inline: true) { Thread.current.name ?? "" }
         #expect(!small.contains("TP-#"), "ran on \(small)")
+    }
+
+    @Test(
+        "a batch is placed inline only while it is small: one VM on few hosts, not one on 10,000 hosts or a large batch",
+        arguments: [
+            (1, 64, true), (3, 16, true), (1, 1_000, false), (1, 10_000, false), (100, 64, false), (1_000, 10, false),
+        ])
+    func placementDispatch(vms: Int, hosts: Int, inline: Bool) {
+        let requests = (0..<vms).map { PlacementRequest(vm: "v\($0)", region: "eu", cpus: 1, memoryBytes: 1 << 30) }
+        #expect(Node.placesInline(requests, hostCount: hosts) == inline)
     }
 }

@@ -46,28 +46,35 @@ struct PlacementInputs: Sendable {
 
     /// Reads the inputs in one read transaction. `waitingStates` picks which unplaced VMs count;
     /// the placed VMs (every running VM) are read only when `includePlaced` asks for them.
-    static func read(_ db: Database, waitingStates: [String], includePlaced: Bool) throws -> PlacementInputs {
+    /// `labels` keeps the hosts' parsed labels between reads: parsing every host's JSON again
+    /// was a fifth of a scheduler round on 10,000 hosts.
+    static func read(_ db: Database, waitingStates: [String], includePlaced: Bool, labels: LabelsCache)
+        throws -> PlacementInputs
+    {
         var groupsByHost: [String: [String: Int]] = [:]
         var countByHost: [String: Int] = [:]
-        for row in try Row.fetchAll(
+        let counts = try Row.fetchCursor(
             db, sql: "SELECT host, group_name, count(*) AS n FROM vms WHERE host IS NOT NULL GROUP BY host, group_name")
-        {
-            let host: String = row["host"]
-            let n: Int = row["n"]
+        while let row = try counts.next() {
+            let host: String = row[0]
+            let n: Int = row[2]
             countByHost[host, default: 0] += n
-            if let group: String = row["group_name"] { groupsByHost[host, default: [:]][group] = n }
+            if let group: String = row[1] { groupsByHost[host, default: [:]][group] = n }
         }
-        let hosts = try Row.fetchAll(
+        // Columns by position: looking each up by name lowercases the name every time.
+        var hosts: [HostCapacity] = []
+        let hostRows = try Row.fetchCursor(
             db,
             sql:
                 "SELECT name, region, state, cpus, memory_bytes, cpus_used, memory_used_bytes, labels FROM hosts ORDER BY name"
-        ).map { row -> HostCapacity in
-            let name: String = row["name"]
-            return HostCapacity(
-                name: name, region: row["region"], state: row["state"], cpus: row["cpus"],
-                memoryBytes: row["memory_bytes"],
-                cpusUsed: row["cpus_used"], memoryUsedBytes: row["memory_used_bytes"], labels: labels(row["labels"]),
-                groups: groupsByHost[name] ?? [:], vmCount: countByHost[name] ?? 0)
+        )
+        while let row = try hostRows.next() {
+            let name: String = row[0]
+            hosts.append(
+                HostCapacity(
+                    name: name, region: row[1], state: row[2], cpus: row[3], memoryBytes: row[4], cpusUsed: row[5],
+                    memoryUsedBytes: row[6], labels: labels.parsed(row[7]), groups: groupsByHost[name] ?? [:],
+                    vmCount: countByHost[name] ?? 0))
         }
         let states = waitingStates.map { "'\($0)'" }.joined(separator: ",")
         let waiting = try Row.fetchAll(
@@ -128,8 +135,9 @@ extension Node {
 
     /// ``plan(_:)`` for VMs already validated.
     private func plan(validated: [VMCreated]) async throws -> PlacementPlan {
+        let labels = labelsCache
         let inputs = try await views.pool.read { db in
-            try PlacementInputs.read(db, waitingStates: [], includePlaced: false)
+            try PlacementInputs.read(db, waitingStates: [], includePlaced: false, labels: labels)
         }
         let decisions = try await Self.placeBatch(validated.map(Self.request), on: inputs.hosts)
         return PlacementPlan(
@@ -254,8 +262,9 @@ extension Node {
     /// Migrations that would reduce the hosts in use or repair soft anti-affinity. Writes nothing.
     public func rebalancePlan(region: String?) async throws -> JSONValue {
         if let region { try Validation.name(region, what: "region") }
+        let labels = labelsCache
         let inputs = try await views.pool.read { db in
-            try PlacementInputs.read(db, waitingStates: [], includePlaced: true)
+            try PlacementInputs.read(db, waitingStates: [], includePlaced: true, labels: labels)
         }
         let hosts = inputs.hosts
         let placed = inputs.placed.map { ($0.request, $0.host) }

@@ -25,6 +25,8 @@ public final class Node: Service, Sendable {
     /// The views snapshots a compacted log starts behind (`DATA/snapshots`).
     public let snapshots: ViewSnapshots
     let scheduler: SchedulerWorker
+    /// Hosts' parsed labels, kept between placement rounds.
+    let labelsCache = LabelsCache()
     let logger: Logger
     /// What `GET /metrics` serves.
     public let metrics: NodeMetrics

@@ -23,4 +23,16 @@ import Testing
         let requests = (0..<vms).map { PlacementRequest(vm: "v\($0)", region: "eu", cpus: 1, memoryBytes: 1 << 30) }
         #expect(Node.placesInline(requests, hostCount: hosts) == inline)
     }
+
+    @Test("hosts' labels are parsed once per distinct text, malformed ones as none, and the cache stays bounded")
+    func labelsCache() {
+        let cache = LabelsCache(limit: 2)
+        #expect(cache.parsed(#"{"rack":"r1","ssd":"1"}"#) == ["rack": "r1", "ssd": "1"])
+        #expect(cache.parsed(#"{"rack":"r1","ssd":"1"}"#) == ["rack": "r1", "ssd": "1"])
+        #expect(cache.count == 1)
+        #expect(cache.parsed("not json") == [:])
+        #expect(cache.parsed(#"{"rack":"r2"}"#) == ["rack": "r2"])
+        #expect(cache.count <= 2)
+        #expect(cache.parsed(#"{"rack":"r1","ssd":"1"}"#) == ["rack": "r1", "ssd": "1"])
+    }
 }

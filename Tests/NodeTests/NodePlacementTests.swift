@@ -204,7 +204,7 @@ import Testing
                 logger: .init(label: replica))
             #expect(node.views.rebuildReason == "views.sqlite is missing")
             let inputs = try await node.views.pool.read { db in
-                try PlacementInputs.read(db, waitingStates: [], includePlaced: false)
+                try PlacementInputs.read(db, waitingStates: [], includePlaced: false, labels: LabelsCache())
             }
             let requests = (0..<6).map {
                 PlacementRequest(

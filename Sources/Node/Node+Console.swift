@@ -25,16 +25,20 @@ extension Node {
         return configuration.vmsPath + "/" + vm + "/console.log"
     }
 
-    /// The console output kept for `vm` (the rotated file, then the current one).
+    /// The console output kept for `vm` (the rotated file, then the current one): up to twice the
+    /// rotation size, read on NIO's thread pool rather than the event loop.
     public func console(of vm: String) async throws -> Data {
-        SerialConsole.read(path: try await consolePath(of: vm))
+        let path = try await consolePath(of: vm)
+        return try await Self.compute(inline: false) { SerialConsole.read(path: path) }
     }
 
     /// Emits the console kept so far, then new output as the guest writes it, until the VM is no
     /// longer running (and its last output was emitted), the task is cancelled, or the node stops.
     public func followConsole(of vm: String, emit: (Data) async throws -> Void) async throws {
         let path = try await consolePath(of: vm)
-        var sent = FileManager.default.contents(atPath: path + ".1") ?? Data()
+        // The rotated file can hold a whole rotation's worth: read it off the event loop. Later
+        // reads are what the guest wrote in the last 100 ms.
+        var sent = try await Self.compute(inline: false) { FileManager.default.contents(atPath: path + ".1") } ?? Data()
         if !sent.isEmpty { try await emit(sent) }
         var offset: UInt64 = 0
         while true {

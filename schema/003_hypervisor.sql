@@ -5,11 +5,6 @@
 ALTER TABLE vms ADD COLUMN desired_index INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE vms ADD COLUMN reported_index INTEGER NOT NULL DEFAULT 0;
 
--- The last log index that changed a VM placed on the host: placed there, its desired state set,
--- a state reported, deleted. A host agent reads its VMs again only when this moves, not after
--- every commit of the fleet.
-ALTER TABLE hosts ADD COLUMN vms_changed_index INTEGER NOT NULL DEFAULT 0;
-
 -- Every start a host agent made, with the path it took and how long it took, measured on the host
 -- from the moment the record that asked for the start was applied there.
 CREATE TABLE vm_starts (

@@ -33,7 +33,18 @@ final class GuestMemory: @unchecked Sendable {
         return GuestMemory(base: base, size: size)
     }
 
-    deinit { munmap(base, size) }
+    /// Whether `base` is still mapped; only ``unmap()`` clears it.
+    private var mapped = true
+
+    deinit { unmap() }
+
+    /// Gives the memory back now, wherever the last reference goes later (``MicroVM`` does this
+    /// on its release queue). Nothing may touch the memory afterwards.
+    func unmap() {
+        guard mapped else { return }
+        munmap(base, size)
+        mapped = false
+    }
 
     /// Copies `bytes` to guest-physical `address`; the range must lie inside the memory.
     func write(_ bytes: UnsafeRawBufferPointer, at address: UInt64) {

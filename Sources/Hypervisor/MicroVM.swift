@@ -1,6 +1,5 @@
 import CKVM
 import Foundation
-import Synchronization
 
 /// How a VM ended.
 public enum MicroVMExit: Sendable, Equatable, CustomStringConvertible {
@@ -146,19 +145,18 @@ public final class MicroVM: @unchecked Sendable {
         // Unmapping the guest's memory and destroying the KVM VM take time in proportion to the
         // memory the guest touched (milliseconds per GiB, more under nested virtualization), and
         // the last reference often goes on an event loop (the host agent's task that watched the
-        // VM). So they happen on a queue of their own, whatever thread lets go of the VM.
+        // VM). So they happen on a queue of their own, explicitly: whichever reference to the
+        // memory or a vCPU goes last afterwards finds nothing left to free.
         let (vmFD, memory, vcpus) = (vmFD, memory, vcpus)
         Self.releaseQueue.async {
-            // The vCPUs and the memory go with this block, on the queue's thread, after the VM's fd.
-            withExtendedLifetime((vcpus, memory)) { close(vmFD) }
-            Self.released.add(1, ordering: .relaxed)
+            for cpu in vcpus { cpu.release() }
+            close(vmFD)
+            memory.unmap()
         }
     }
 
     /// Where ended VMs give back their memory and KVM objects (see `deinit`).
     static let releaseQueue = DispatchQueue(label: "dwcp.microvm-release", qos: .utility)
-    /// How many VMs ``releaseQueue`` has released (for tests).
-    static let released = Atomic<Int>(0)
 
     static func checkShape(_ shape: MicroVMShape) throws {
         guard shape.vcpus >= 1, shape.vcpus <= 64 else {

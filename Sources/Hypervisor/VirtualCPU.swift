@@ -29,9 +29,18 @@ final class VirtualCPU: @unchecked Sendable {
         self.mapSize = kvm.vcpuMapSize
     }
 
-    deinit {
+    /// Whether the fd and the `kvm_run` page are still held; only ``release()`` clears it.
+    private var held = true
+
+    deinit { release() }
+
+    /// Closes the vCPU now, wherever the last reference goes later (``MicroVM`` does this on its
+    /// release queue). Nothing may use the vCPU afterwards.
+    func release() {
+        guard held else { return }
         munmap(run, mapSize)
         close(fd)
+        held = false
     }
 
     func check(_ result: Int32, _ what: String) throws {

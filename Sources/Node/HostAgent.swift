@@ -102,7 +102,9 @@ struct HostAgent: Sendable {
                 // Read before the VMs themselves: a change that lands between the two reads moves
                 // the index again, so the next pass sees it.
                 let vmsChanged = try Self.readVMsChangedIndex(node, host: configuration.hostName)
-                if let actedOn, actedOn.vmsChanged == vmsChanged, actedOn.running == local.names {
+                // Read once: a microVM that ends while this pass acts must show as a change next time.
+                let running = local.names
+                if let actedOn, actedOn.vmsChanged == vmsChanged, actedOn.running == running {
                     seen = try await node.waitUntilApplied(seen + 1)
                     continue
                 }
@@ -113,12 +115,12 @@ struct HostAgent: Sendable {
                 // for a reader that an async read holds until its task runs again.)
                 let hosted = try Self.readHostedVMs(node, host: configuration.hostName)
                 let hostedNames = Set(hosted.map(\.name))
-                for name in withFiles.subtracting(hostedNames).subtracting(local.names) {
+                for name in withFiles.subtracting(hostedNames).subtracting(running) {
                     try? FileManager.default.removeItem(atPath: directory(of: name))
                     withFiles.remove(name)
                 }
                 withFiles.formUnion(hostedNames)
-                for action in plan.actions(hosted: hosted, running: local.names) {
+                for action in plan.actions(hosted: hosted, running: running) {
                     switch action {
                     case .start(let vm, let reason):
                         start(
@@ -145,7 +147,7 @@ struct HostAgent: Sendable {
                         withFiles.remove(name)
                     }
                 }
-                actedOn = (vmsChanged, local.names)
+                actedOn = (vmsChanged, running)
                 seen = try await node.waitUntilApplied(seen + 1)
             }
         }
@@ -276,6 +278,7 @@ struct HostAgent: Sendable {
         try node.views.read { db in try vmsChangedIndex(db, host: host) }
     }
 
+    /// `hosts.vms_changed_index` of `host`, in `db`.
     static func vmsChangedIndex(_ db: Database, host: String) throws -> Int64? {
         try Int64.fetchOne(
             db.cachedStatement(sql: "SELECT vms_changed_index FROM hosts WHERE name = ?"), arguments: [host])

@@ -9,6 +9,10 @@ extension Node {
     static let inlinePlacementLimit = Duration.microseconds(200)
     /// Rebalancing runs on NIO's thread pool above this many host evaluations (placed VMs × hosts).
     static let inlineRebalanceEvaluations = 10_000
+    /// A batch of more VMs than this (`vm create --count`, up to 1,000) is validated, looked up
+    /// and answered on NIO's thread pool: each VM costs tens of microseconds of lookups and JSON,
+    /// and 1,000 of them inline held the event loop for over 100 ms.
+    static let inlineBatchVMs = 64
     /// A query's answer is turned into JSON on NIO's thread pool above this many cells (rows ×
     /// columns); a `dwcp sql` answer may hold 100,000 rows.
     static let inlineResultCells = 2_000
@@ -33,8 +37,8 @@ extension Node {
     /// caller says it is small, else on NIO's thread pool. With one event loop per node
     /// (docs/architecture.md, Threads), a batch of 2,000 VMs over 10,000 hosts placed inline would
     /// stop the node's sockets, Raft's heartbeats included, for a fraction of a second.
-    static func compute<Result: Sendable>(inline: Bool, _ work: @escaping @Sendable () -> Result) async throws
-        -> Result
+    static func compute<Value: Sendable>(inline: Bool, _ work: @escaping @Sendable () -> Value) async throws
+        -> Value
     {
         if inline { return work() }
         return try await NIOThreadPool.singleton.runIfActive(work)
@@ -47,8 +51,4 @@ extension Node {
         try await compute(inline: inline) { Result { try work() } }.get()
     }
 
-    /// A batch of more VMs than this (`vm create --count`, up to 1,000) is validated, looked up
-    /// and answered on NIO's thread pool: each VM costs tens of microseconds of lookups and JSON,
-    /// and 1,000 of them inline held the event loop for over 100 ms.
-    static let inlineBatchVMs = 64
 }

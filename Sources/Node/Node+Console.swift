@@ -36,29 +36,35 @@ extension Node {
     /// longer running (and its last output was emitted), the task is cancelled, or the node stops.
     public func followConsole(of vm: String, emit: (Data) async throws -> Void) async throws {
         let path = try await consolePath(of: vm)
-        // The rotated file can hold a whole rotation's worth: read it off the event loop. Later
-        // reads are what the guest wrote in the last 100 ms.
-        var sent = try await Self.compute(inline: false) { FileManager.default.contents(atPath: path + ".1") } ?? Data()
-        if !sent.isEmpty { try await emit(sent) }
+        // The rotated file, and the current one's first read, can hold a whole rotation (1 MiB):
+        // they are read on NIO's thread pool. Later reads are what the guest wrote since the last
+        // poll, read inline.
+        let rotated = try await Self.compute(inline: false) { FileManager.default.contents(atPath: path + ".1") }
+        if let rotated, !rotated.isEmpty { try await emit(rotated) }
         var offset: UInt64 = 0
         while true {
             let running = try await views.pool.read { db in
                 try String.fetchOne(db, sql: "SELECT actual_state FROM vms WHERE name = ?", arguments: [vm])
             }
-            if let handle = FileHandle(forReadingAtPath: path) {
-                let size = (try? handle.seekToEnd()) ?? 0
-                if size < offset { offset = 0 }  // rotated: the new file starts from the beginning
-                try? handle.seek(toOffset: offset)
-                if let data = try? handle.readToEnd(), !data.isEmpty {
-                    offset += UInt64(data.count)
-                    sent = data
-                    try await emit(data)
-                }
-                try? handle.close()
-            }
+            let from = offset
+            let (data, end) = try await Self.compute(inline: from > 0) { Self.readConsole(path, from: from) }
+            offset = end
+            if !data.isEmpty { try await emit(data) }
             guard let running, ["scheduled", "starting", "running"].contains(running) else { return }
             // Wakes on the next applied record or after 100 ms; throws once the node shuts down.
             _ = try await applied.wait(until: applied.value + 1, timeout: .milliseconds(100))
         }
+    }
+
+    /// What the console file at `path` holds from `offset` on, and the offset after it. A file
+    /// shorter than `offset` was rotated: it is read from its start.
+    static func readConsole(_ path: String, from offset: UInt64) -> (Data, UInt64) {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return (Data(), offset) }
+        defer { try? handle.close() }
+        let size = (try? handle.seekToEnd()) ?? 0
+        let start = size < offset ? 0 : offset
+        try? handle.seek(toOffset: start)
+        let data = (try? handle.readToEnd()) ?? Data()
+        return (data, start + UInt64(data.count))
     }
 }

@@ -166,10 +166,16 @@ extension Node {
     private func createVMsUnmeasured(_ vms: [VMCreated], requestID: String?, checkIndex: UInt64?) async throws
         -> (receipts: [IntentReceipt], refusal: NodeError?)
     {
-        if let requestID, let receipt = try earlierBatch(requestID: requestID, count: vms.count) {
+        let inline = vms.count <= Self.inlineBatchVMs
+        if let requestID,
+            let receipt = try await Self.compute(
+                inline: inline,
+                throwing: { [self] in
+                    try earlierBatch(requestID: requestID, count: vms.count)
+                })
+        {
             return (receipt, nil)
         }
-        let inline = vms.count <= Self.inlineBatchVMs
         let validated = try await Self.compute(inline: inline) { [self] in
             try vms.map { vm in
                 var v = try validate(vm)

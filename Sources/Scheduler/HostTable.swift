@@ -42,6 +42,12 @@ struct HostTable {
         positions = Dictionary(uniqueKeysWithValues: hosts.enumerated().map { ($1.name, $0) })
     }
 
+    /// Takes the host at `i` out of placement, as a host that is not `ready` is.
+    mutating func drain(at i: Int) {
+        hosts[i].state = "draining"
+        rows[i].ready = false
+    }
+
     mutating func take(_ request: PlacementRequest, at i: Int) {
         hosts[i].take(request)
         rows[i].freeCPUs -= request.cpus

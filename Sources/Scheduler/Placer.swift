@@ -125,7 +125,14 @@ public struct Placer: Sendable {
     /// its batch VMs onto hosts in use. Decisions come back in the requests' order. Batches over
     /// ``exhaustiveBatchLimit`` VMs get the first order only (the cost grows with batch × hosts).
     public func placeBatch(_ requests: [PlacementRequest], on hosts: [HostCapacity]) -> [PlacementDecision] {
-        guard !requests.isEmpty else { return [] }
+        placeBatchCountingOrders(requests, on: hosts).decisions
+    }
+
+    /// ``placeBatch(_:on:)``, and how many orders it placed the whole batch in.
+    func placeBatchCountingOrders(_ requests: [PlacementRequest], on hosts: [HostCapacity])
+        -> (decisions: [PlacementDecision], orders: Int)
+    {
+        guard !requests.isEmpty else { return ([], 0) }
         let maxCPUs = Double(max(hosts.map(\.cpus).max() ?? 1, 1))
         let maxMemory = Double(max(hosts.map(\.memoryBytes).max() ?? 1, 1))
         let keys: [(PlacementRequest) -> Double] = [
@@ -134,8 +141,7 @@ public struct Placer: Sendable {
             { Double($0.cpus) / maxCPUs },
             { Double($0.memoryBytes) / maxMemory },
         ]
-        // Packing passes only make sense when every VM asks to be packed.
-        let packing = requests.count <= Self.exhaustiveBatchLimit && requests.allSatisfy { $0.policy == .binpack }
+        let packing = Self.packs(requests)
         let tries = packing ? keys : [keys[0]]
         var orders: [[Int]] = tries.map { key in
             requests.indices.sorted { a, b in
@@ -146,7 +152,7 @@ public struct Placer: Sendable {
         // Small batches also try seeded shuffles of the largest-first order (perturbing it in
         // blocks), which escape most of the cases where one order strands a host. The seed comes
         // from the VM names, so every node computes the same orders.
-        if packing && requests.count * max(hosts.count, 1) <= Self.restartBudget {
+        if packing && Self.triesRestarts(requestCount: requests.count, hostCount: hosts.count) {
             var rng = SeededGenerator(
                 seed: requests.reduce(0xcbf2_9ce4_8422_2325) { hash, r in
                     r.vm.utf8.reduce(hash) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 }
@@ -160,15 +166,17 @@ public struct Placer: Sendable {
                 orders.append(order)
             }
         }
-        // Orders that are the same give the same packing: a single VM, or a few of one size,
-        // would otherwise be placed up to 28 times over.
-        var tried = Set<[Int]>()
-        orders.removeAll { !tried.insert($0).inserted }
+        // Orders that are the same give the same packing (the first of equal costs is kept, so
+        // dropping the later copies changes nothing): a single VM, or a few of one size, would
+        // otherwise be placed up to 28 times over.
+        var distinctOrders: [[Int]] = []
+        var seen = Set<[Int]>()
+        for order in orders where seen.insert(order).inserted { distinctOrders.append(order) }
         let emptyBefore = Set(hosts.filter { $0.vmCount == 0 }.map(\.name))
         var best: [PlacementDecision]?
         var bestCost = (Int.max, Int.max)
         let table = HostTable(hosts)
-        for order in orders {
+        for order in distinctOrders {
             let placed = place(order.map { requests[$0] }, startingFrom: table)
             var decisions = [PlacementDecision?](repeating: nil, count: requests.count)
             for (k, i) in order.enumerated() { decisions[i] = placed[k] }
@@ -179,21 +187,31 @@ public struct Placer: Sendable {
                 bestCost = cost
             }
         }
-        guard var decisions = best else { return [] }
+        guard var decisions = best else { return ([], distinctOrders.count) }
         if packing {
-            decisions = consolidate(requests, decisions, on: hosts)
+            decisions = consolidate(requests, decisions, startingFrom: table, emptyBefore: emptyBefore)
         }
-        return decisions
+        return (decisions, distinctOrders.count)
+    }
+
+    /// Whether ``placeBatch(_:on:)`` packs `requests`: tries several orders and consolidates.
+    /// Packing passes only make sense when every VM asks to be packed.
+    static func packs(_ requests: [PlacementRequest]) -> Bool {
+        requests.count <= exhaustiveBatchLimit && requests.allSatisfy { $0.policy == .binpack }
+    }
+
+    /// Whether a packed batch also tries the seeded shuffles (``restarts``).
+    static func triesRestarts(requestCount: Int, hostCount: Int) -> Bool {
+        requestCount * max(hostCount, 1) <= restartBudget
     }
 
     /// At most how many times ``placeBatch(_:on:)`` places the whole batch: once per distinct
     /// order it tries (never more than the VMs have orders), plus about one for the consolidation
     /// pass of a packed batch.
-    public static func passes(_ requests: [PlacementRequest], hostCount: Int) -> Int {
-        let packing = requests.count <= exhaustiveBatchLimit && requests.allSatisfy { $0.policy == .binpack }
-        guard packing, requests.count > 1 else { return 1 }
-        let orders = requests.count * max(hostCount, 1) <= restartBudget ? 4 + restarts : 4
-        let permutations = (1...min(requests.count, 5)).reduce(1, *)
+    public static func maximumPasses(_ requests: [PlacementRequest], hostCount: Int) -> Int {
+        guard packs(requests) else { return 1 }
+        let orders = triesRestarts(requestCount: requests.count, hostCount: hostCount) ? 4 + restarts : 4
+        let permutations = (1...max(min(requests.count, 5), 1)).reduce(1, *)
         return min(orders, permutations) + 1
     }
 
@@ -203,15 +221,15 @@ public struct Placer: Sendable {
     /// about 4 µs (its decision and explanation) plus 3 ns per host it scans. The node uses it to
     /// decide whether a batch may run on its event loop.
     public static func estimatedDuration(_ requests: [PlacementRequest], hostCount: Int) -> Duration {
-        let nanoseconds =
-            hostCount * 2_000 + passes(requests, hostCount: hostCount) * requests.count * (4_000 + 3 * hostCount)
-        return .nanoseconds(nanoseconds)
+        let passes = maximumPasses(requests, hostCount: hostCount)
+        return .nanoseconds(hostCount * 2_000 + passes * requests.count * (4_000 + 3 * hostCount))
     }
 
     /// Batches up to this size get every order and the consolidation pass.
     public static let exhaustiveBatchLimit = 2_000
     /// Seeded restarts for batches whose VMs × hosts stay within ``restartBudget``.
     public static let restarts = 24
+    /// The largest VMs × hosts for which a packed batch tries the ``restarts``.
     public static let restartBudget = 50_000
 
     /// (VMs left unplaced, hosts the batch opened): lower is better.
@@ -221,16 +239,17 @@ public struct Placer: Sendable {
     }
 
     /// Tries to empty each host the batch opened, least loaded first, by placing its batch VMs on
-    /// the other hosts in use; keeps every move that empties a host.
-    func consolidate(_ requests: [PlacementRequest], _ decisions: [PlacementDecision], on hosts: [HostCapacity])
-        -> [PlacementDecision]
-    {
+    /// the other hosts in use; keeps every move that empties a host. `table` is the fleet before
+    /// the batch.
+    func consolidate(
+        _ requests: [PlacementRequest], _ decisions: [PlacementDecision], startingFrom fleet: HostTable,
+        emptyBefore: Set<String>
+    ) -> [PlacementDecision] {
         var decisions = decisions
-        let emptyBefore = Set(hosts.filter { $0.vmCount == 0 }.map(\.name))
         // A host's VMs can only move to another host in use: with none in use before the batch
         // and one host opened by it, there is nothing to try.
         let opened = Set(decisions.compactMap(\.host).filter { emptyBefore.contains($0) })
-        if opened.count <= 1 && emptyBefore.count == hosts.count { return decisions }
+        if opened.count <= 1 && emptyBefore.count == fleet.hosts.count { return decisions }
         var improved = true
         while improved {
             improved = false
@@ -241,20 +260,18 @@ public struct Placer: Sendable {
                 }
             }
             for source in load.keys.sorted(by: { load[$0]! != load[$1]! ? load[$0]! < load[$1]! : $0 < $1 }) {
-                // The fleet as it would be with every batch VM placed except those on `source`.
-                var state = hosts
-                let position = Dictionary(uniqueKeysWithValues: state.enumerated().map { ($1.name, $0) })
+                // The fleet as it would be with every batch VM placed except those on `source`,
+                // updated as each of those moves.
+                var table = fleet
                 var moving: [Int] = []
                 for (i, (r, d)) in zip(requests, decisions).enumerated() {
                     guard let h = d.host else { continue }
-                    if h == source { moving.append(i) } else { state[position[h]!].take(r) }
+                    if h == source { moving.append(i) } else { table.take(r, at: table.positions[h]!) }
                 }
-                state[position[source]!].state = "draining"
+                table.drain(at: table.positions[source]!)
                 let moves = moving.sorted {
                     (requests[$0].cpus, requests[$0].memoryBytes) > (requests[$1].cpus, requests[$1].memoryBytes)
                 }
-                // One table for the whole trial, updated as each VM moves.
-                var table = HostTable(state)
                 var replaced: [(Int, PlacementDecision)] = []
                 var ok = true
                 for i in moves {

@@ -179,7 +179,6 @@ struct MicroVMTests {
         }
         #expect(isKVMVM(fd))
         MicroVM.releaseQueue.suspend()
-        let releasedBefore = MicroVM.released.load(ordering: .relaxed)
         vm = nil
         // The last reference goes here or on a vCPU thread as it ends; either way nothing is released yet.
         let deinitialized = try? await eventually { observed == nil }
@@ -188,7 +187,8 @@ struct MicroVMTests {
         #expect(deinitialized == true)
         #expect(openWhileQueued, "the KVM VM was closed by the thread that let go of it")
         MicroVM.releaseQueue.sync {}
-        #expect(MicroVM.released.load(ordering: .relaxed) > releasedBefore)
+        // (Another test could open a KVM VM under the same number just now; that is unlikely enough.)
+        #expect(!isKVMVM(fd), "the release queue did not close the KVM VM")
     }
 }
 

@@ -100,6 +100,26 @@ struct VMsChangedIndexTests {
     }
 }
 
+@Suite("Console file reads")
+struct ConsoleReadTests {
+    @Test("a follow reads what was added since its offset, and a rotated file from its start")
+    func readsFromTheOffset() throws {
+        let dir = TemporaryDirectory()
+        let path = dir.file("console.log")
+        #expect(Node.readConsole(path, from: 0) == (Data(), 0), "no file yet")
+        try Data("hello\n".utf8).write(to: URL(fileURLWithPath: path))
+        #expect(Node.readConsole(path, from: 0) == (Data("hello\n".utf8), 6))
+        let handle = try #require(FileHandle(forWritingAtPath: path))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data("more\n".utf8))
+        try handle.close()
+        #expect(Node.readConsole(path, from: 6) == (Data("more\n".utf8), 11))
+        #expect(Node.readConsole(path, from: 11) == (Data(), 11))
+        try Data("new\n".utf8).write(to: URL(fileURLWithPath: path))  // rotated: shorter than the offset
+        #expect(Node.readConsole(path, from: 11) == (Data("new\n".utf8), 4))
+    }
+}
+
 @Suite("Host agent without KVM")
 struct HostAgentWithoutKVMTests {
     @Test("a node whose KVM device is missing runs without a host agent and registers no host")

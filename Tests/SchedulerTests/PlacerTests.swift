@@ -232,17 +232,28 @@ import Testing
         #expect(Placer().place(requests, on: hosts).contains { $0.host == nil })
     }
 
-    @Test("a batch is placed once per distinct order: one VM once, a few VMs at most once per permutation")
+    @Test("a batch is placed once per distinct order, and never in more passes than the estimate says")
     func passes() {
-        func vms(_ n: Int, policy: PlacementPolicy = .binpack) -> [PlacementRequest] {
-            (0..<n).map { PlacementRequest(vm: "v\($0)", region: "eu", cpus: 1, memoryBytes: 1 << 30, policy: policy) }
+        func vms(_ sizes: [Int], policy: PlacementPolicy = .binpack) -> [PlacementRequest] {
+            sizes.enumerated().map {
+                PlacementRequest(
+                    vm: "v\($0.offset)", region: "eu", cpus: $0.element, memoryBytes: 1 << 30, policy: policy)
+            }
         }
-        #expect(Placer.passes(vms(1), hostCount: 64) == 1)
-        #expect(Placer.passes(vms(2), hostCount: 64) == 3, "two orders and the consolidation")
-        #expect(Placer.passes(vms(3), hostCount: 64) == 7)
-        #expect(Placer.passes(vms(10), hostCount: 64) == 4 + Placer.restarts + 1)
-        #expect(Placer.passes(vms(10), hostCount: 10_000) == 4 + 1, "no restarts above the budget")
-        #expect(Placer.passes(vms(10, policy: .spread), hostCount: 64) == 1)
+        let fleet = (0..<64).map { HostCapacity(name: "h\($0)", region: "eu", cpus: 16, memoryBytes: 64 << 30) }
+        let placer = Placer()
+        #expect(placer.placeBatchCountingOrders(vms([2]), on: fleet).orders == 1, "one VM has one order")
+        #expect(placer.placeBatchCountingOrders(vms([1, 2, 3]), on: fleet).orders <= 6, "three VMs have six")
+        #expect(placer.placeBatchCountingOrders(vms([2, 2, 2, 2]), on: fleet).orders <= 24)
+        #expect(placer.placeBatchCountingOrders(vms([2], policy: .spread), on: fleet).orders == 1)
+        var rng = SeededGenerator(seed: 3)
+        for _ in 0..<50 {
+            let batch = vms((0..<Int.random(in: 1...12, using: &rng)).map { _ in Int.random(in: 1...4, using: &rng) })
+            let hosts = Array(fleet.prefix(Int.random(in: 1...64, using: &rng)))
+            let orders = placer.placeBatchCountingOrders(batch, on: hosts).orders
+            #expect(orders >= 1)
+            #expect(orders + 1 <= Placer.maximumPasses(batch, hostCount: hosts.count))
+        }
     }
 
     @Test("the same fleet gives the same decisions whatever order the hosts are listed in")

@@ -278,7 +278,7 @@ for (vmCount, hostCount) in [
     }
     let batch = randomRequests(vmCount, seed: 11)
     let measured = (0..<5).map { _ in timePlacement { placer.placeBatch(batch, on: batchHosts) } }.sorted()[2]
-    let passes = Placer.passes(batch, hostCount: hostCount)
+    let passes = Placer.maximumPasses(batch, hostCount: hostCount)
     let estimated = seconds(Placer.estimatedDuration(batch, hostCount: hostCount))
     print(
         "| \(vmCount) | \(hostCount) | \(passes) | \(String(format: "%.3f", estimated * 1000)) ms | \(String(format: "%.3f", measured * 1000)) ms | \(String(format: "%.2f", measured / estimated)) |"

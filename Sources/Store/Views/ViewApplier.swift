@@ -275,8 +275,7 @@ enum ViewApplier {
             try db.cachedStatement(
                 sql: "UPDATE vms SET actual_state = ?, reason = ?, reported_index = ?, updated_index = ? WHERE name = ?"
             ).execute(arguments: [r.state, r.reason, index, index, r.vm])
-            try db.cachedStatement(sql: "UPDATE hosts SET vms_changed_index = ? WHERE name = ?")
-                .execute(arguments: [index, r.host])
+            try vmsChanged(onHost: r.host, at: index, db: db)
             if let start = r.start {
                 try db.cachedStatement(
                     sql: """
@@ -314,6 +313,13 @@ enum ViewApplier {
                 host: row["host"], region: row["region"], cpus: row["cpus"], memoryBytes: row["memory_bytes"],
                 actualState: row["actual_state"], reason: row["reason"])
         }
+    }
+
+    /// Notes that a VM placed on `host` changed at `index` (`hosts.vms_changed_index`: the host
+    /// agent reads its VMs again only when it moves).
+    private static func vmsChanged(onHost host: String, at index: Int64, db: Database) throws {
+        try db.cachedStatement(sql: "UPDATE hosts SET vms_changed_index = ? WHERE name = ?")
+            .execute(arguments: [index, host])
     }
 
     /// Notes that something placement depends on changed at `index` (for `--check-index`).

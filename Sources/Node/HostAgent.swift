@@ -24,14 +24,28 @@ struct HostAgent: Sendable {
         case requested, tornDown, shutdown
     }
 
+    /// The microVMs running here, by VM name.
     final class LocalVMs: Sendable {
         struct Entry {
             let vm: MicroVM
             var stopCause: StopCause?
         }
         let entries = Mutex<[String: Entry]>([:])
+        /// How many microVMs have ended here: a pass also runs when one ended, since a VM torn
+        /// down reports nothing, and one placed here again waits for it.
+        let ended = IndexWatermark(0)
 
         var names: Set<String> { entries.withLock { Set($0.keys) } }
+
+        /// Forgets `name`'s microVM, which has ended; returns why the agent ended it, if it did.
+        func remove(_ name: String) -> StopCause? {
+            entries.withLock { entries in
+                let cause = entries.removeValue(forKey: name)?.stopCause
+                // Under the lock, so two microVMs that end at once count as two.
+                ended.advance(to: ended.value + 1)
+                return cause
+            }
+        }
     }
 
     /// Runs the agent until cancelled; without a usable /dev/kvm it says so once and returns.
@@ -105,7 +119,7 @@ struct HostAgent: Sendable {
                 // Read once: a microVM that ends while this pass acts must show as a change next time.
                 let running = local.names
                 if let actedOn, actedOn.vmsChanged == vmsChanged, actedOn.running == running {
-                    seen = try await node.waitUntilApplied(seen + 1)
+                    seen = try await Self.waitForChange(node: node, after: seen, local: local)
                     continue
                 }
                 // A synchronous lookup on purpose: one short indexed query on the views' lookup
@@ -148,9 +162,22 @@ struct HostAgent: Sendable {
                     }
                 }
                 actedOn = (vmsChanged, running)
-                seen = try await node.waitUntilApplied(seen + 1)
+                seen = try await Self.waitForChange(node: node, after: seen, local: local)
             }
         }
+    }
+
+    /// Waits until the node applies an index after `seen` or a microVM here ends, whichever comes
+    /// first; returns the applied index then.
+    static func waitForChange(node: Node, after seen: UInt64, local: LocalVMs) async throws -> UInt64 {
+        let endedBefore = local.ended.value
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await node.waitUntilApplied(seen + 1) }
+            group.addTask { _ = try await local.ended.wait(until: endedBefore + 1) }
+            _ = try await group.next()
+            group.cancelAll()
+        }
+        return node.applied.value
     }
 
     private func start(
@@ -209,7 +236,7 @@ struct HostAgent: Sendable {
                     VMStateReported(
                         vm: name, host: host, state: "running", reason: "booted (\(path) start)", start: measurement))
             case .exited(let exit):
-                let cause = local.entries.withLock { $0.removeValue(forKey: name)?.stopCause }
+                let cause = local.remove(name)
                 switch (cause, exit) {
                 case (.tornDown, _), (.shutdown, _):
                     break

@@ -208,6 +208,23 @@ struct HostAgentKVMTests {
         }
     }
 
+    @Test("a VM deleted and created again at once runs again, though its old microVM may still be ending")
+    func deletedAndCreatedAgain() async throws {
+        let dir = TemporaryDirectory()
+        let agent = HostAgentConfiguration(hostName: "h1", poolSize: 0)
+        try await withRunningNode(dir, hostAgent: agent) { node in
+            _ = try await waitForRows(node, "SELECT count(*) FROM hosts", "[[1]]")
+            try await create(node, "r", image: "builtin:counter")
+            _ = try await waitForRows(node, "SELECT actual_state FROM vms", #"[["running"]]"#)
+            _ = try await node.submit(.deleteVM(name: "r"))
+            try await create(node, "r", image: "builtin:counter")
+            #expect(
+                try await waitForRows(
+                    node, "SELECT actual_state, (SELECT count(*) FROM vm_starts) FROM vms", #"[["running",2]]"#)
+                    == #"[["running",2]]"#)
+        }
+    }
+
     @Test("hello ends stopped; a crashing guest ends crashed with the reason and the agent goes on")
     func helloAndCrash() async throws {
         let dir = TemporaryDirectory()

@@ -34,7 +34,7 @@ final class GuestMemory: @unchecked Sendable {
     }
 
     /// Whether `base` is still mapped; only ``unmap()`` clears it.
-    private var mapped = true
+    private(set) var mapped = true
 
     deinit { unmap() }
 

@@ -30,7 +30,7 @@ final class VirtualCPU: @unchecked Sendable {
     }
 
     /// Whether the fd and the `kvm_run` page are still held; only ``release()`` clears it.
-    private var held = true
+    private(set) var held = true
 
     deinit { release() }
 

@@ -37,6 +37,12 @@ struct HostAgent: Sendable {
 
         var names: Set<String> { entries.withLock { Set($0.keys) } }
 
+        /// The microVMs running here and how many have ended, read together: a microVM that ends
+        /// after this moves `ended` past the count returned.
+        func snapshot() -> (names: Set<String>, ended: UInt64) {
+            entries.withLock { (Set($0.keys), ended.value) }
+        }
+
         /// Forgets `name`'s microVM, which has ended; returns why the agent ended it, if it did.
         func remove(_ name: String) -> StopCause? {
             entries.withLock { entries in
@@ -116,10 +122,11 @@ struct HostAgent: Sendable {
                 // Read before the VMs themselves: a change that lands between the two reads moves
                 // the index again, so the next pass sees it.
                 let vmsChanged = try Self.readVMsChangedIndex(node, host: configuration.hostName)
-                // Read once: a microVM that ends while this pass acts must show as a change next time.
-                let running = local.names
+                // Read once, with the count of ends: a microVM that ends from here on wakes the
+                // wait below, and the next pass sees it gone.
+                let (running, endedSeen) = local.snapshot()
                 if let actedOn, actedOn.vmsChanged == vmsChanged, actedOn.running == running {
-                    seen = try await Self.waitForChange(node: node, after: seen, local: local)
+                    seen = try await Self.waitForChange(node: node, after: seen, endedAfter: endedSeen, local: local)
                     continue
                 }
                 // A synchronous lookup on purpose: one short indexed query on the views' lookup
@@ -162,18 +169,19 @@ struct HostAgent: Sendable {
                     }
                 }
                 actedOn = (vmsChanged, running)
-                seen = try await Self.waitForChange(node: node, after: seen, local: local)
+                seen = try await Self.waitForChange(node: node, after: seen, endedAfter: endedSeen, local: local)
             }
         }
     }
 
-    /// Waits until the node applies an index after `seen` or a microVM here ends, whichever comes
-    /// first; returns the applied index then.
-    static func waitForChange(node: Node, after seen: UInt64, local: LocalVMs) async throws -> UInt64 {
-        let endedBefore = local.ended.value
+    /// Waits until the node applies an index after `seen` or more than `ended` microVMs here have
+    /// ended, whichever comes first; returns the applied index then.
+    static func waitForChange(node: Node, after seen: UInt64, endedAfter ended: UInt64, local: LocalVMs)
+        async throws -> UInt64
+    {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await node.waitUntilApplied(seen + 1) }
-            group.addTask { _ = try await local.ended.wait(until: endedBefore + 1) }
+            group.addTask { _ = try await local.ended.wait(until: ended + 1) }
             _ = try await group.next()
             group.cancelAll()
         }
@@ -186,6 +194,9 @@ struct HostAgent: Sendable {
     ) {
         let shape = MicroVMShape(memoryBytes: Int(hosted.memoryBytes), vcpus: hosted.cpus)
         let host = configuration.hostName
+        // A microVM that never boots still holds its parked threads, memory and KVM VM: stopped
+        // below when the start fails.
+        var created: MicroVM?
         do {
             let image = try GuestImage.named(hosted.image)
             var path = "cold"
@@ -196,6 +207,7 @@ struct HostAgent: Sendable {
             } else {
                 vm = try MicroVM(kvm: kvm, shape: shape)
             }
+            created = vm
             let console = try SerialConsole(
                 path: directory(of: hosted.name) + "/console.log", limitBytes: configuration.consoleLimitBytes)
             try vm.boot(image, commandLine: hosted.guestCommandLine, console: console)
@@ -207,6 +219,7 @@ struct HostAgent: Sendable {
                     local: local, node: node)
             }
         } catch {
+            created?.stop()
             logger.error("cannot start VM \(hosted.name): \(error)")
             group.addTask {
                 await report(

@@ -172,6 +172,9 @@ struct MicroVMTests {
         var vm: MicroVM? = try MicroVM(kvm: kvm(), shape: MicroVMShape(memoryBytes: 16 << 20, vcpus: 1))
         weak let observed = vm
         let fd = try #require(vm).vmFD
+        // Held here past the VM's end: the queue must give them back all the same.
+        let memory = try #require(vm).memory
+        let cpu = try #require(vm?.vcpus.first)
         vm?.stop()
         _ = await vm?.waitUntilExited()
         func isKVMVM(_ fd: Int32) -> Bool {
@@ -183,12 +186,16 @@ struct MicroVMTests {
         // The last reference goes here or on a vCPU thread as it ends; either way nothing is released yet.
         let deinitialized = try? await eventually { observed == nil }
         let openWhileQueued = isKVMVM(fd)
+        let mappedWhileQueued = memory.mapped
         MicroVM.releaseQueue.resume()
         #expect(deinitialized == true)
         #expect(openWhileQueued, "the KVM VM was closed by the thread that let go of it")
+        #expect(mappedWhileQueued, "the memory was unmapped by the thread that let go of it")
         MicroVM.releaseQueue.sync {}
         // (Another test could open a KVM VM under the same number just now; that is unlikely enough.)
         #expect(!isKVMVM(fd), "the release queue did not close the KVM VM")
+        #expect(!memory.mapped, "the release queue did not unmap the guest's memory")
+        #expect(!cpu.held, "the release queue did not close the vCPU")
     }
 }
 

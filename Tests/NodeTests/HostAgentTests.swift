@@ -100,6 +100,35 @@ struct VMsChangedIndexTests {
     }
 }
 
+@Suite("Host agent wake-up")
+struct HostAgentWakeTests {
+    @Test("the agent's wait ends when a microVM ended after its pass looked, even with no commit")
+    func wakesOnAnEnd() async throws {
+        let dir = TemporaryDirectory()
+        try await withRunningNode(dir) { node in
+            let local = HostAgent.LocalVMs()
+            let seen = node.applied.value
+            let (_, endedSeen) = local.snapshot()
+            #expect(local.remove("gone") == nil)  // the microVM ends after the pass read the count
+            let woke = try await withThrowingTaskGroup(of: Bool.self) { group in
+                group.addTask {
+                    _ = try await HostAgent.waitForChange(node: node, after: seen, endedAfter: endedSeen, local: local)
+                    return true
+                }
+                group.addTask {
+                    try await Task.sleep(for: .seconds(10))
+                    return false
+                }
+                let first = try await group.next() ?? false
+                group.cancelAll()
+                return first
+            }
+            #expect(woke, "the wait slept through the end")
+            #expect(node.applied.value == seen, "no commit woke it")
+        }
+    }
+}
+
 @Suite("Console file reads")
 struct ConsoleReadTests {
     @Test("a follow reads what was added since its offset, and a rotated file from its start")

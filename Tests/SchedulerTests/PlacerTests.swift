@@ -246,6 +246,15 @@ import Testing
         #expect(placer.placeBatchCountingOrders(vms([1, 2, 3]), on: fleet).orders <= 6, "three VMs have six")
         #expect(placer.placeBatchCountingOrders(vms([2, 2, 2, 2]), on: fleet).orders <= 24)
         #expect(placer.placeBatchCountingOrders(vms([2], policy: .spread), on: fleet).orders == 1)
+        // The estimate's passes: the distinct orders at most, and one for the consolidation.
+        #expect(Placer.maximumPasses(vms([2]), hostCount: 64) == 2)
+        #expect(Placer.maximumPasses(vms([1, 2]), hostCount: 64) == 3)
+        #expect(Placer.maximumPasses(vms([1, 2, 3]), hostCount: 64) == 7)
+        #expect(Placer.maximumPasses(vms(Array(repeating: 1, count: 10)), hostCount: 64) == 4 + Placer.restarts + 1)
+        #expect(
+            Placer.maximumPasses(vms(Array(repeating: 1, count: 10)), hostCount: 10_000) == 4 + 1,
+            "no restarts above the budget")
+        #expect(Placer.maximumPasses(vms([2, 2], policy: .spread), hostCount: 64) == 1)
         var rng = SeededGenerator(seed: 3)
         for _ in 0..<50 {
             let batch = vms((0..<Int.random(in: 1...12, using: &rng)).map { _ in Int.random(in: 1...4, using: &rng) })

@@ -35,8 +35,6 @@ struct HostAgent: Sendable {
         /// down reports nothing, and one placed here again waits for it.
         let ended = IndexWatermark(0)
 
-        var names: Set<String> { entries.withLock { Set($0.keys) } }
-
         /// The microVMs running here and how many have ended, read together: a microVM that ends
         /// after this moves `ended` past the count returned.
         func snapshot() -> (names: Set<String>, ended: UInt64) {

@@ -110,6 +110,15 @@ public struct PlacementPlan: Sendable {
 }
 
 extension Node {
+    /// ``PlacementInputs/read(_:waitingStates:includePlaced:labels:)`` on a reader of the views,
+    /// with this node's ``labelsCache``.
+    func placementInputs(waitingStates: [String], includePlaced: Bool) async throws -> PlacementInputs {
+        let labels = labelsCache
+        return try await views.pool.read { db in
+            try PlacementInputs.read(db, waitingStates: waitingStates, includePlaced: includePlaced, labels: labels)
+        }
+    }
+
     /// The placement request a `vm.created` record makes.
     static func request(_ vm: VMCreated) -> PlacementRequest {
         PlacementRequest(
@@ -135,10 +144,7 @@ extension Node {
 
     /// ``plan(_:)`` for VMs already validated.
     private func plan(validated: [VMCreated]) async throws -> PlacementPlan {
-        let labels = labelsCache
-        let inputs = try await views.pool.read { db in
-            try PlacementInputs.read(db, waitingStates: [], includePlaced: false, labels: labels)
-        }
+        let inputs = try await placementInputs(waitingStates: [], includePlaced: false)
         let decisions = try await Self.placeBatch(validated.map(Self.request), on: inputs.hosts)
         return PlacementPlan(
             appliedIndex: inputs.appliedIndex, placementIndex: inputs.placementIndex,
@@ -268,10 +274,7 @@ extension Node {
     /// Migrations that would reduce the hosts in use or repair soft anti-affinity. Writes nothing.
     public func rebalancePlan(region: String?) async throws -> JSONValue {
         if let region { try Validation.name(region, what: "region") }
-        let labels = labelsCache
-        let inputs = try await views.pool.read { db in
-            try PlacementInputs.read(db, waitingStates: [], includePlaced: true, labels: labels)
-        }
+        let inputs = try await placementInputs(waitingStates: [], includePlaced: true)
         let hosts = inputs.hosts
         let placed = inputs.placed.map { ($0.request, $0.host) }
         let small = placed.count * hosts.count <= Self.inlineRebalanceEvaluations

@@ -35,11 +35,8 @@ struct SchedulerWorker: Sendable {
                 return (pending, unschedulable, UInt64(row?["placement_index"] as Int64? ?? 0))
             }
             guard pending || (unschedulable && placementIndex != placementIndexSeen) else { continue }
-            let labels = node.labelsCache
-            let inputs = try await node.views.pool.read { db in
-                try PlacementInputs.read(
-                    db, waitingStates: ["pending", "unschedulable"], includePlaced: false, labels: labels)
-            }
+            let inputs = try await node.placementInputs(
+                waitingStates: ["pending", "unschedulable"], includePlaced: false)
             let retryUnschedulable = inputs.placementIndex != placementIndexSeen
             placementIndexSeen = inputs.placementIndex
             let waiting = inputs.waiting.filter { $0.actualState == "pending" || retryUnschedulable }

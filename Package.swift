@@ -136,12 +136,14 @@ let package = Package(
             // The wire-level breakdown is a script run by hand (BENCHMARKS.md), not part of the build.
             exclude: ["wire-breakdown.sh", "wire-breakdown.py"]
         ),
-        // Helpers shared by the test targets (temporary directories).
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        // Helpers shared by the test targets (temporary directories, views as an earlier dwcp wrote them).
+        .target(
+            name: "TestSupport", dependencies: ["Schema", .product(name: "GRDB", package: "GRDB.swift")],
+            path: "Tests/TestSupport"),
         .testTarget(
             name: "StoreTests",
             dependencies: [
-                "Store", "TestSupport", .product(name: "GRDB", package: "GRDB.swift"),
+                "Store", "Schema", "TestSupport", .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
             ]),
         .testTarget(name: "SchedulerTests", dependencies: ["Scheduler"]),
@@ -152,7 +154,8 @@ let package = Package(
         .testTarget(
             name: "NodeTests",
             dependencies: [
-                "Node", "Store", "Query", "Scheduler", "Hypervisor", "TestSupport",
+                "Node", "Store", "Query", "Scheduler", "Hypervisor", "TestSupport", "Schema",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

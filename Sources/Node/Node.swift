@@ -31,8 +31,9 @@ public final class Node: Service, Sendable {
     /// What `GET /metrics` serves.
     public let metrics: NodeMetrics
 
-    /// Opens the node's data directory: verifies every log entry, and rebuilds the views when
-    /// they are missing or of another schema version. A damaged log stops the node here.
+    /// Opens the node's data directory: verifies every log entry, upgrades views (and the
+    /// snapshot they start from) written by an earlier dwcp, and rebuilds the views when they are
+    /// missing or of a schema it cannot upgrade. A damaged log stops the node here.
     public init(configuration: NodeConfiguration, logger: Logger) throws {
         self.configuration = configuration
         self.logger = logger
@@ -42,8 +43,10 @@ public final class Node: Service, Sendable {
         let entries = try log.verify()
         views = try ViewStore(path: configuration.viewsPath)
         if let reason = views.rebuildReason {
-            logger.notice("\(reason): rebuilding the views from the log (\(entries) entries)")
+            let from = log.snapshot.index > 0 ? "snapshot \(log.snapshot.index) and the log after it" : "the log"
+            logger.notice("\(reason): rebuilding the views from \(from) (\(entries) entries)")
         }
+        if let note = views.upgradeNote { logger.notice("\(note)") }
         applied = IndexWatermark(0)
         snapshots = try ViewSnapshots(
             directory: configuration.dataDirectory + "/snapshots", views: views, applied: applied, logger: logger)

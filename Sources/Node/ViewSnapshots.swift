@@ -133,10 +133,14 @@ public final class ViewSnapshots: Sendable {
     }
 
     /// Replaces the content of the live views with snapshot `index`, in one transaction (readers
-    /// see the old state or the new, never a mix), and moves the applied index to it.
+    /// see the old state or the new, never a mix), and moves the applied index to it. A snapshot
+    /// of an earlier dwcp is upgraded first, on GRDB's writer queue like the copy.
     func install(_ index: UInt64) async throws {
-        let (file, description) = try checked(index)
-        try await views.replaceContents { db in try Self.copy(file, into: db) }
+        let description = try await views.replaceContents { db in
+            let (file, description) = try self.checked(index)
+            try Self.copy(file, into: db)
+            return description
+        }
         applied.advance(to: description.index)
         logger.notice("installed views snapshot \(index) (term \(description.term))")
     }
@@ -157,16 +161,23 @@ public final class ViewSnapshots: Sendable {
         return try Self.describe(path: path(index))
     }
 
+    /// Snapshot `index`'s file and what it says about itself, upgraded in place first when an
+    /// earlier dwcp wrote it (a snapshot kept from before this node's upgrade, or one a member
+    /// not yet upgraded sent). One of a newer dwcp cannot be installed.
     private func checked(_ index: UInt64) throws -> (String, Description) {
         let file = path(index)
-        let description = try describe(index)
-        guard description.schemaVersion == ViewStore.schemaVersion else {
+        guard FileManager.default.fileExists(atPath: file) else {
+            throw NodeError(.unavailable, "views snapshot \(index) is missing (\(file))")
+        }
+        do {
+            if let note = try ViewStore.upgradeFile(at: file) { logger.notice("\(note)") }
+        } catch let error as StoreError {
             throw NodeError(
                 .unavailable,
-                "snapshot \(index) has views schema version \(description.schemaVersion), this dwcp has \(ViewStore.schemaVersion): run the same dwcp version on every member"
-            )
+                "views snapshot \(index) cannot be installed: \(error.message); upgrade this member to the newest dwcp of the region",
+                cause: error)
         }
-        return (file, description)
+        return (file, try Self.describe(path: file))
     }
 
     private static func copy(_ file: String, into db: Database) throws {

@@ -1,4 +1,6 @@
 import Foundation
+import GRDB
+import Schema
 import TestSupport
 import Testing
 
@@ -66,6 +68,74 @@ import Testing
         #expect(reason == "views.sqlite is missing")
         #expect(after == before)
         #expect(before.contains(#""labels":"{\"k\":\"v29\"}""#))
+    }
+
+    @Test(
+        "a compacted node whose views and snapshot a dwcp before schema 006 wrote starts upgraded, with the same views, from either"
+    )
+    func upgradeOfACompactedNode() async throws {
+        let dir = TemporaryDirectory()
+        try await withRunningNode(dir, snapshotEvery: 10) { node in
+            _ = try await node.submit(.addHost(HostAdded(name: "h1", region: "eu", cpus: 8, memoryBytes: 16 << 30)))
+            for i in 0..<4 {
+                _ = try await node.submit(
+                    .createVM(VMCreated(name: "vm-\(i)", region: "", cpus: 1, memoryBytes: 256 << 20, image: "")))
+            }
+            let deadline = ContinuousClock.now + .seconds(20)
+            while try await rows(node, "SELECT count(*) FROM vms WHERE host = 'h1'") != "[[4]]",
+                ContinuousClock.now < deadline
+            {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            _ = try await node.submit(.setDesiredState(vm: "vm-1", .stopped))
+            _ = try await node.submit(.deleteVM(name: "vm-2"))  // h1's last change to its VMs
+            for i in 0..<30 {
+                _ = try await node.submit(.setHostLabels(name: "h1", labels: ["k": "v\(i)"]))
+            }
+            while node.log.firstIndex <= 21, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(node.log.firstIndex > 21, "the log was not compacted: it starts at \(node.log.firstIndex)")
+        }
+        let (before, _) = try openedDump(dir)
+        #expect(before.contains(#""name":"h1""#) && !before.contains(#""vms_changed_index":0"#), "\(before)")
+        let snapshotNames = try FileManager.default.contentsOfDirectory(atPath: dir.file("snapshots"))
+        let snapshot = try #require(snapshotNames.first { $0.hasPrefix("views-") }.map { dir.file("snapshots/" + $0) })
+        try rewriteAsViewsBeforeSchema006(at: dir.file("views.sqlite"))
+        try rewriteAsViewsBeforeSchema006(at: snapshot)
+        func schemaVersion(_ path: String) throws -> String? {
+            try DatabaseQueue(path: path).read { db in
+                try String.fetchOne(db, sql: "SELECT schema_version FROM dwcp_state")
+            }
+        }
+
+        // The views, ahead of the snapshot, are upgraded in place; the snapshot is not needed.
+        let (upgraded, reason) = try openedDump(dir)
+        #expect(reason == nil)
+        #expect(upgraded == before)
+        #expect(try schemaVersion(snapshot) == Schema.version(ofFirst: 5))
+
+        // Without the views, the node starts from the snapshot, upgraded, and replays the log after it.
+        for suffix in ["", "-wal", "-shm"] {
+            try? FileManager.default.removeItem(atPath: dir.file("views.sqlite" + suffix))
+        }
+        let (restored, restoredReason) = try openedDump(dir)
+        #expect(restoredReason == "views.sqlite is missing")
+        #expect(restored == before)
+        #expect(try schemaVersion(snapshot) == Schema.version)
+
+        // A snapshot that a member not yet upgraded sends is upgraded as it is installed.
+        try rewriteAsViewsBeforeSchema006(at: snapshot)
+        let other = TemporaryDirectory()
+        let views = try ViewStore(path: other.file("views.sqlite"))
+        let snapshots = try ViewSnapshots(
+            directory: other.file("snapshots"), views: views, applied: IndexWatermark(), logger: .init(label: "test"))
+        let index = try #require(UInt64(snapshot.split(separator: "-").last!.dropLast(".sqlite".count)))
+        try FileManager.default.copyItem(atPath: snapshot, toPath: snapshots.path(index))
+        try await snapshots.install(index)
+        #expect(snapshots.applied.value == index)
+        #expect(try schemaVersion(snapshots.path(index)) == Schema.version)
+        #expect(try views.dump() == ViewStore(path: snapshots.path(index)).dump())
     }
 
     @Test("a damaged log entry stops the node at start, naming the entry")

@@ -8,8 +8,10 @@ import Synchronization
 ///
 /// The applied index lives in `dwcp_state`, written in the same transaction as the changes of the
 /// entries it covers: after a crash the views are exactly those of some applied index, and
-/// applying resumes right after it. A file that is missing, unreadable or built from other schema
-/// files is replaced by an empty one at index 0, which the caller then fills from the log.
+/// applying resumes right after it. A file built by an earlier dwcp is upgraded in place: the
+/// schema files it lacks are applied to it (``upgradeNote`` says which). A file that is missing,
+/// unreadable or of a schema this build cannot upgrade is replaced by an empty one at index 0,
+/// which the caller then fills from the log.
 public final class ViewStore: Sendable {
     public let path: String
     /// The connection pool: one writer (the applier), concurrent readers. Its async reads hop
@@ -25,18 +27,24 @@ public final class ViewStore: Sendable {
     private let checkpointer: DatabaseQueue
     /// Why the file was created afresh when it was (missing, other schema version, unreadable); nil otherwise.
     public let rebuildReason: String?
+    /// What the upgrade of a file built by an earlier dwcp did, when there was one; nil otherwise.
+    public let upgradeNote: String?
 
     public init(path: String) throws {
         self.path = path
         var reason: String?
+        var upgrade: (from: String, files: ArraySlice<Schema.File>)?
         if !FileManager.default.fileExists(atPath: path) {
             reason = "views.sqlite is missing"
         } else {
             switch Self.storedSchemaVersion(path: path) {
-            case .success(let version) where version == Schema.version:
-                reason = nil
             case .success(let version):
-                reason = "views.sqlite has schema version \(version), this dwcp has \(Schema.version)"
+                if let files = Schema.filesToUpgrade(from: version) {
+                    if !files.isEmpty { upgrade = (version, files) }
+                } else {
+                    reason =
+                        "views.sqlite has schema version \(version), which this dwcp (\(Schema.version)) cannot upgrade"
+                }
             case .failure(let error):
                 reason = "views.sqlite is unreadable (\(error))"
             }
@@ -64,6 +72,12 @@ public final class ViewStore: Sendable {
                     arguments: [Schema.version])
             }
         }
+        if let upgrade {
+            try pool.write { db in try Self.upgrade(db, applying: upgrade.files) }
+            upgradeNote = Self.upgradeNote("views.sqlite", from: upgrade.from, applied: upgrade.files)
+        } else {
+            upgradeNote = nil
+        }
         lookups = LookupConnections(path: path)
         var checkpointConfiguration = Configuration()
         checkpointConfiguration.label = "views-checkpointer"
@@ -87,7 +101,7 @@ public final class ViewStore: Sendable {
         try lookups.read(body)
     }
 
-    private static func storedSchemaVersion(path: String) -> Result<String, any Error> {
+    static func storedSchemaVersion(path: String) -> Result<String, any Error> {
         Result {
             var configuration = Configuration()
             configuration.readonly = true
@@ -159,10 +173,10 @@ public final class ViewStore: Sendable {
     /// Runs `body` on GRDB's writer queue, without a transaction around it, for a write that holds
     /// the writer for long (every row replaced from a snapshot); ``applyUnlessReplacing(_:)`` does
     /// not wait for it meanwhile.
-    public func replaceContents(_ body: @escaping @Sendable (Database) throws -> Void) async throws {
+    public func replaceContents<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         replacing.withLock { $0 = true }
         defer { replacing.withLock { $0 = false } }
-        try await pool.writeWithoutTransaction(body)
+        return try await pool.writeWithoutTransaction(body)
     }
 
     /// Copies what the WAL holds into the database file and syncs it (a passive checkpoint: it

@@ -1,9 +1,11 @@
 import ArgumentParser
 import Foundation
 
-/// Where the node is: `--server HOST:PORT`, else `$DWCP_SERVER`, else 127.0.0.1:7070.
+/// Where the node is: `--server HOST:PORT` (or `http://HOST:PORT`), else `$DWCP_SERVER`, else 127.0.0.1:7070.
 struct ClientOptions: ParsableArguments {
-    @Option(name: .long, help: "The node's API as HOST:PORT (default: $DWCP_SERVER, else 127.0.0.1:7070).")
+    @Option(
+        name: .long,
+        help: "The node's API as HOST:PORT or http://HOST:PORT (default: $DWCP_SERVER, else 127.0.0.1:7070).")
     var server: String?
 
     var address: String {
@@ -30,11 +32,24 @@ struct IntentOptions: ParsableArguments {
 /// Parses `HOST:PORT`.
 func parseAddress(_ text: String) throws -> (host: String, port: Int) {
     guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
-        (0...65535).contains(port), colon != text.startIndex
+        (0...65535).contains(port), colon != text.startIndex, !text[..<colon].contains("/")
     else {
         throw CLIError(.usage, "invalid address '\(text)': use HOST:PORT, like 127.0.0.1:7070")
     }
     var host = String(text[..<colon])
     if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
     return (host, port)
+}
+
+/// Parses where a node's API is: `HOST:PORT`, or `http://HOST:PORT` as in a URL.
+func parseServerAddress(_ text: String) throws -> (host: String, port: Int) {
+    if text.hasPrefix("https://") {
+        throw CLIError(
+            .usage,
+            "invalid server '\(text)': a node's API speaks plain HTTP (no TLS yet); use HOST:PORT, like 127.0.0.1:7070")
+    }
+    guard text.hasPrefix("http://") else { return try parseAddress(text) }
+    var rest = text.dropFirst("http://".count)
+    if rest.hasSuffix("/") { rest = rest.dropLast() }
+    return try parseAddress(String(rest))
 }

@@ -20,7 +20,7 @@ struct NodeClient {
     }()
 
     init(address: String) throws {
-        let (host, port) = try parseAddress(address)
+        let (host, port) = try parseServerAddress(address)
         self.address = address
         baseURL = "http://\(host.contains(":") ? "[\(host)]" : host):\(port)"
     }

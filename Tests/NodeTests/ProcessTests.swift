@@ -249,6 +249,16 @@ func firstDifference(_ a: String, _ b: String) -> String {
             #expect(stderr.hasPrefix("dwcp: ") && stderr.contains("--follower-apply-delay"), "\(stderr)")
             #expect(stderr.split(separator: "\n").count == 1, "\(stderr)")
         }
+        for (server, message) in [
+            ("https://\(server)", "no TLS yet"), ("ftp://\(server)", "invalid address 'ftp://"),
+            ("\(server)/v1", "invalid address"),
+        ] {
+            let (status, _, stderr) = try await runCLI(["status", "--server", server], in: dir)
+            #expect(status == 64, "--server \(server): \(stderr)")
+            #expect(stderr.hasPrefix("dwcp: ") && stderr.contains(message), "\(stderr)")
+        }
+        let (urlStatus, _, urlStderr) = try await runCLI(["status", "--server", "http://\(server)/"], in: dir)
+        #expect(urlStatus == 0, "--server http://\(server)/: \(urlStderr)")
         let closed = try closedPort()
         let (status, _, stderr) = try await runCLI(["status", "--server", "127.0.0.1:\(closed)"], in: dir)
         #expect(status == 1)

@@ -1,3 +1,5 @@
+import Store
+
 /// What `dwcp status` shows about a node.
 public struct NodeStatus: Sendable, Codable {
     public var nodeID: String
@@ -8,6 +10,9 @@ public struct NodeStatus: Sendable, Codable {
     public var commitIndex: UInt64
     public var appliedIndex: UInt64
     public var logMapBytes: Int
+    /// This dwcp's version, and the schema version of its views.
+    public var version: String
+    public var schemaVersion: String
 
     enum CodingKeys: String, CodingKey {
         case nodeID = "node_id"
@@ -18,14 +23,20 @@ public struct NodeStatus: Sendable, Codable {
         case commitIndex = "commit_index"
         case appliedIndex = "applied_index"
         case logMapBytes = "log_map_bytes"
+        case version
+        case schemaVersion = "schema_version"
     }
 }
 
 extension Node {
+    /// This dwcp's version (`dwcp --version`, `dwcp status`, every member in `dwcp cluster status`).
+    public static let version = "0.1.0"
+
     public func status() -> NodeStatus {
         NodeStatus(
             nodeID: configuration.nodeID, region: configuration.region, dataDirectory: configuration.dataDirectory,
             firstIndex: log.firstIndex, lastIndex: log.lastIndex, commitIndex: consensus.committed.value,
-            appliedIndex: applied.value, logMapBytes: log.mapSize)
+            appliedIndex: applied.value, logMapBytes: log.mapSize, version: Node.version,
+            schemaVersion: ViewStore.schemaVersion)
     }
 }

@@ -33,8 +33,18 @@ public enum NodeAPI {
         router.get("/v1/status") { _, _ in
             try json(encoding: node.status())
         }
-        router.get("/v1/cluster") { _, _ in
-            json(node.clusterStatus())
+        router.get("/v1/cluster") { request, _ in
+            try await handle {
+                var timeout = Duration.seconds(1)
+                if let raw = request.uri.queryParameters.get("timeout_ms") {
+                    guard let milliseconds = Int(raw), (0...10_000).contains(milliseconds) else {
+                        throw NodeError(
+                            .invalid, "invalid timeout_ms '\(raw)': milliseconds from 0 (ask no member) to 10000")
+                    }
+                    timeout = .milliseconds(milliseconds)
+                }
+                return json(await node.clusterStatus(timeout: timeout))
+            }
         }
         router.post("/v1/cluster/members") { request, _ in
             try await handle {

@@ -74,6 +74,8 @@ public final class RaftConsensus: Consensus {
     let reads = PendingAnswers<UInt64> {
         NodeError(.unavailable, "the region did not confirm a read index in time (no leader, or no quorum); retry")
     }
+    /// Status questions to other members (`dwcp cluster status`), waiting for their answers.
+    let statusAnswers = PendingAnswers<MemberStatus> { NodeError(.unavailable, "the member did not answer") }
 
     /// The views snapshots this node takes, sends and installs.
     let snapshots: ViewSnapshots
@@ -300,6 +302,8 @@ public final class RaftConsensus: Consensus {
                 }
             case .snapshotChunk:
                 snapshotFrameQueue.yield(frame.content)
+            case .memberStatus(let exchange):
+                receive(exchange)
             }
         }
         logger.info("replication for \(group) on \(configuration.listenHost):\(port) as \(nodeID)")
@@ -310,6 +314,7 @@ public final class RaftConsensus: Consensus {
             let stopping = NodeError(.unavailable, "the node is shutting down")
             forwards.failAll(stopping)
             reads.failAll(stopping)
+            statusAnswers.failAll(stopping)
         }
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask {
@@ -325,6 +330,7 @@ public final class RaftConsensus: Consensus {
                     }
                     self.forwards.expireOverdue()
                     self.reads.expireOverdue()
+                    self.statusAnswers.expireOverdue()
                     if pending { self.wake.yield() }
                 }
             }
@@ -341,6 +347,8 @@ public final class RaftConsensus: Consensus {
                         }
                         self.state.withLock { $0.step(message) }
                         self.wake.yield()
+                    case .memberStatus:
+                        break  // answered as it arrives, never queued here
                     }
                 }
             }

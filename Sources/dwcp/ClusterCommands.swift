@@ -10,40 +10,55 @@ struct ClusterCommand: AsyncParsableCommand {
 
     struct ClusterStatus: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "status", abstract: "Every member as the node asked sees it (ask the leader for lag).")
+            commandName: "status",
+            abstract: "Every member as it reports itself; asked of the leader, each member's lag too.")
 
         @OptionGroup var client: ClientOptions
+
+        @Option(name: .long, help: "How long to wait for each member's answer, in milliseconds (0: ask none).")
+        var timeoutMs = 1000
 
         @Flag(name: .long, help: "Print JSON.")
         var json = false
 
+        func validate() throws {
+            guard (0...10_000).contains(timeoutMs) else {
+                throw ValidationError("--timeout-ms must be 0 to 10000, not \(timeoutMs)")
+            }
+        }
+
         func run() async throws {
-            let status = try await client.client().call(.GET, "/v1/cluster")
+            let status = try await client.client().call(.GET, "/v1/cluster?timeout_ms=\(timeoutMs)")
             if json {
                 print(status.serialized())
                 return
             }
+            func field(_ object: JSONValue, _ key: String) -> String { object[key]?.stringValue ?? "-" }
             guard status["replicated"] == .bool(true) else {
-                print("\(status["node_id"]?.stringValue ?? "?") is a single-node region (no replication)")
+                print(
+                    "\(field(status, "node_id")) is a single-node region (no replication), dwcp \(field(status, "version"))"
+                )
                 return
             }
-            print(
-                "node \(status["node_id"]?.stringValue ?? "?"): \(status["role"]?.stringValue ?? "?") in term "
-                    + "\(status["term"]?.stringValue ?? "?"), leader \(status["leader"]?.stringValue ?? "none"), "
-                    + "last \(status["last_index"]?.stringValue ?? "?"), commit \(status["commit_index"]?.stringValue ?? "?"), "
-                    + "applied \(status["applied_index"]?.stringValue ?? "?")")
-            print("ID          ADDRESS                 ROLE      MATCH     LAG")
-            if case .array(let members) = status["members"] {
-                for member in members {
-                    let columns = [
-                        (member["id"]?.stringValue ?? "?", 12), (member["address"]?.stringValue ?? "?", 24),
-                        (member["role"]?.stringValue ?? "?", 10), (member["match_index"]?.stringValue ?? "-", 10),
-                        (member["lag"]?.stringValue ?? "-", 0),
-                    ]
-                    print(
-                        columns.map { $0.0.padding(toLength: max($0.1, $0.0.count + 1), withPad: " ", startingAt: 0) }
-                            .joined())
-                }
+            print("asked \(field(status, "node_id")): leader \(status["leader"]?.stringValue ?? "none")")
+            let widths = [8, 22, 10, 6, 10, 10, 10, 8, 0]
+            func line(_ cells: [String]) -> String {
+                zip(cells, widths).map { $0.padding(toLength: max($1, $0.count + 1), withPad: " ", startingAt: 0) }
+                    .joined()
+            }
+            print(line(["ID", "ADDRESS", "ROLE", "TERM", "LAST", "COMMIT", "APPLIED", "LAG", "VERSION"]))
+            guard case .array(let members) = status["members"] else { return }
+            for member in members {
+                // A member that did not answer has no term or indexes; the leader still knows its lag.
+                let last =
+                    member["reachable"] == .bool(true)
+                    ? "\(field(member, "version")) (schema \(field(member, "schema_version")))"
+                    : field(member, "error") == "not asked" ? "(not asked)" : "unreachable: \(field(member, "error"))"
+                print(
+                    line(
+                        ["id", "address", "role", "term", "last_index", "commit_index", "applied_index", "lag"].map {
+                            field(member, $0)
+                        } + [last]))
             }
         }
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Node
 
 /// The `dwcp` command: runs a node (`serve`, `dev`) or talks to one.
 struct Dwcp: AsyncParsableCommand {
@@ -9,7 +10,7 @@ struct Dwcp: AsyncParsableCommand {
             Every command except 'serve' and 'dev' talks to a node's HTTP API: --server HOST:PORT,
             else $DWCP_SERVER, else 127.0.0.1:7070.
             """,
-        version: "0.1.0",
+        version: Node.version,
         subcommands: [
             Serve.self, Dev.self, Status.self, HostCommand.self, VMCommand.self, PlanCommand.self, Rebalance.self,
             SQL.self,

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import NIOCore
+import Node
 import Synchronization
 import TestSupport
 import Testing
@@ -59,7 +60,8 @@ final class Region: Sendable {
     func base(_ id: String) -> String? { apiPorts.withLock { $0[id] }.map { "http://127.0.0.1:\($0)" } }
 
     func cluster(_ id: String) async -> [String: String] {
-        guard let base = base(id), let (status, body) = try? await get(base + "/v1/cluster"), status == 200 else {
+        guard let base = base(id), let (status, body) = try? await get(base + "/v1/cluster?timeout_ms=0"), status == 200
+        else {
             return [:]
         }
         var fields: [String: String] = [:]
@@ -161,6 +163,13 @@ func sendRaw(_ bytes: [UInt8], port: Int) throws {
 
 /// A log index among the fields of `Region.cluster`, if it is there.
 func logIndex(_ fields: [String: String], _ key: String) -> UInt64? { fields[key].flatMap { UInt64($0) } }
+
+/// The members of a `GET /v1/cluster` answer, by id.
+func memberStatuses(_ body: String) throws -> [String: [String: Any]] {
+    let object = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]
+    let members = object?["members"] as? [[String: Any]] ?? []
+    return Dictionary(uniqueKeysWithValues: members.map { ($0["id"] as? String ?? "?", $0) })
+}
 
 func get(_ url: String) async throws -> (Int, String) {
     let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: url), timeout: .seconds(10))
@@ -439,9 +448,34 @@ func get(_ url: String) async throws -> (Int, String) {
         let firstIndex = Int(status.firstMatch(of: #/"first_index":(\d+)/#)?.output.1 ?? "") ?? 0
         #expect(firstIndex > 100, "the leader's log was compacted: \(status)")
 
+        // `cluster status` on the follower that stayed: every member as it reports itself; the one away is unreachable.
+        let witness = stayed.first { $0 != leader }!
+        let (_, surveyed) = try await get(region.base(witness)! + "/v1/cluster")
+        let survey = try memberStatuses(surveyed)
+        #expect(survey[leader]?["role"] as? String == "leader", "\(surveyed)")
+        #expect((survey[leader]?["applied_index"] as? Int ?? 0) > 100, "\(surveyed)")
+        #expect(survey[witness]?["version"] as? String == Node.version, "\(surveyed)")
+        #expect(survey[away]?["reachable"] as? Bool == false, "\(surveyed)")
+        #expect((survey[away]?["error"] as? String ?? "").contains("no answer within"), "\(surveyed)")
+        let (cliStatus, table, cliError) = try await runCLI(
+            ["cluster", "status", "--server", "127.0.0.1:\(region.apiPorts.withLock { $0[witness]! })"], in: dir)
+        #expect(cliStatus == 0, "\(cliError)")
+        let awayLine = table.split(separator: "\n").first { $0.hasPrefix(away + " ") } ?? ""
+        #expect(awayLine.contains("unreachable: no answer"), "\(table)")
+        let leaderLine = table.split(separator: "\n").first { $0.hasPrefix(leader + " ") } ?? ""
+        #expect(leaderLine.contains("leader") && leaderLine.contains(Node.version), "\(table)")
+
         try await region.start(away, tag: "second")
         _ = try await region.waitForCatchUp(to: leader)
         #expect(region.stderr(away).contains("installed views snapshot"), "\(region.stderr(away).suffix(3000))")
+        // Back, it answers; and asked itself, it hears from both others (it had no connection to the other follower).
+        let (_, again) = try await get(region.base(away)! + "/v1/cluster")
+        let rejoined = try memberStatuses(again)
+        #expect(Set(rejoined.keys) == Set(Region.ids), "\(again)")
+        for id in Region.ids {
+            #expect(rejoined[id]?["reachable"] as? Bool == true, "\(id): \(again)")
+            #expect((rejoined[id]?["commit_index"] as? Int ?? 0) > 100, "\(id): \(again)")
+        }
         for id in Region.ids {
             let missing = Set(created).subtracting(try await vmNames(region.base(id)!))
             #expect(missing.isEmpty, "\(id) lacks \(missing.prefix(5))")

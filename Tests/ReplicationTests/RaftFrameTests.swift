@@ -49,6 +49,31 @@ import Testing
         }
     }
 
+    @Test("status questions and answers round-trip; a cut-short answer is malformed")
+    func memberStatusRoundTrips() throws {
+        let status = MemberStatus(
+            role: "follower", leader: "a", term: 7, lastIndex: 1 << 33, commitIndex: 90, appliedIndex: 88,
+            version: "0.1.0", schemaVersion: "ce190710cd2ace72")
+        for exchange in [
+            MemberStatusExchange(from: "a", to: "b", id: 41, status: nil),
+            MemberStatusExchange(from: "b", to: "a", id: 41, status: status),
+        ] {
+            let frame = RaftFrame(group: "region", memberStatus: exchange)
+            let body = Array(frame.encoded()[4...])
+            #expect(try RaftFrame(body: body) == frame)
+            #expect(frame.message == nil && frame.recipient == exchange.to)
+        }
+        // The answer without its last field, with the checksum made right again: malformed, not a shorter status.
+        var writer = FrameWriter()
+        writer.u8(RaftFrame.version)
+        writer.string("region")
+        writer.memberStatus(MemberStatusExchange(from: "b", to: "a", id: 41, status: status))
+        let cut = Array(writer.bytes.dropLast(1 + status.schemaVersion.utf8.count))
+        var body = cut
+        withUnsafeBytes(of: CRC32C.checksum(cut).littleEndian) { body.append(contentsOf: $0) }
+        #expect(throws: ReplicationError.self) { try RaftFrame(body: body) }
+    }
+
     @Test func everyFlippedBitIsCaught() {
         let frame = RaftFrame(
             group: "region", message: RaftMessage(from: "a", to: "b", term: 5, body: Self.messages[4]))

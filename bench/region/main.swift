@@ -287,7 +287,7 @@ func startDWCP(
         for (position, port) in api.enumerated() {
             // The node's own role, at the top of its status (its `members` list names the leader
             // on every node, so a search of the whole text would pick any node).
-            if let status = await get("http://127.0.0.1:\(port)/v1/cluster", http: http),
+            if let status = await get("http://127.0.0.1:\(port)/v1/cluster?timeout_ms=0", http: http),
                 let object = try? JSONSerialization.jsonObject(with: Data(status.utf8)) as? [String: Any],
                 object["role"] as? String == "leader"
             {

@@ -19,7 +19,7 @@ LEADER=""
 for _ in $(seq 100); do
     for i in 1 2 3; do
         # The node's own role (its members list names the leader on every node).
-        ROLE=$(curl -s "127.0.0.1:740$i/v1/cluster" | python3 -c 'import json, sys; print(json.load(sys.stdin)["role"])' 2> /dev/null || true)
+        ROLE=$(curl -s "127.0.0.1:740$i/v1/cluster?timeout_ms=0" | python3 -c 'import json, sys; print(json.load(sys.stdin)["role"])' 2> /dev/null || true)
         if [ "$ROLE" = leader ]; then LEADER=$i; fi
     done
     [ -n "$LEADER" ] && break

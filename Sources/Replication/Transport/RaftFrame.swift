@@ -1,10 +1,11 @@
 import Store
 
-/// One frame on the replication port: which group it is for and what it carries, a Raft message
-/// or a piece of a snapshot.
+/// One frame on the replication port: which group it is for and what it carries, a Raft message,
+/// a piece of a snapshot, or a question or answer about a member's status.
 ///
 /// On the wire: `length u32 | version u8 | group (u8 length, UTF-8) | message | crc32c u32`, integers
-/// little-endian (a snapshot chunk is a message whose type is 100); `length` counts everything after itself, the checksum covers version through
+/// little-endian (a snapshot chunk is a message whose type is 100, a status question 101 and its
+/// answer 102); `length` counts everything after itself, the checksum covers version through
 /// message. The codec is the one seam every byte of the transport passes through, so TLS (or a new
 /// version) changes nothing above it. A frame that does not decode — wrong version, short, a bad
 /// checksum, an impossible field — is an error; the transport closes that connection.
@@ -16,6 +17,8 @@ public struct RaftFrame: Sendable, Equatable {
     public enum Content: Sendable, Equatable {
         case message(RaftMessage)
         case snapshotChunk(SnapshotChunk)
+        /// A status question (`status` nil) or answer (``MemberStatusExchange``).
+        case memberStatus(MemberStatusExchange)
     }
 
     public init(group: String, message: RaftMessage) {
@@ -26,6 +29,11 @@ public struct RaftFrame: Sendable, Equatable {
     public init(group: String, chunk: SnapshotChunk) {
         self.group = group
         content = .snapshotChunk(chunk)
+    }
+
+    public init(group: String, memberStatus: MemberStatusExchange) {
+        self.group = group
+        content = .memberStatus(memberStatus)
     }
 
     /// The Raft message, if the frame carries one.
@@ -39,6 +47,7 @@ public struct RaftFrame: Sendable, Equatable {
         switch content {
         case .message(let message): message.to
         case .snapshotChunk(let chunk): chunk.to
+        case .memberStatus(let exchange): exchange.to
         }
     }
 
@@ -55,6 +64,7 @@ public struct RaftFrame: Sendable, Equatable {
         switch content {
         case .message(let message): writer.message(message)
         case .snapshotChunk(let chunk): writer.chunk(chunk)
+        case .memberStatus(let exchange): writer.memberStatus(exchange)
         }
         let checksum = writer.bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[4...])) }
         writer.u32(checksum)
@@ -86,6 +96,9 @@ public struct RaftFrame: Sendable, Equatable {
 
     /// The message type that marks a snapshot chunk.
     static let chunkTag: UInt8 = 100
+    /// The message types of a status question and of its answer.
+    static let statusQuestionTag: UInt8 = 101
+    static let statusAnswerTag: UInt8 = 102
 }
 
 /// Appends little-endian fields.
@@ -116,6 +129,22 @@ struct FrameWriter {
         u64(chunk.totalBytes)
         u32(chunk.checksum)
         blob(chunk.data)
+    }
+
+    mutating func memberStatus(_ exchange: MemberStatusExchange) {
+        string(exchange.from)
+        string(exchange.to)
+        u64(exchange.status?.term ?? 0)
+        u8(exchange.status == nil ? RaftFrame.statusQuestionTag : RaftFrame.statusAnswerTag)
+        u64(exchange.id)
+        guard let status = exchange.status else { return }
+        string(status.role)
+        string(status.leader)
+        u64(status.lastIndex)
+        u64(status.commitIndex)
+        u64(status.appliedIndex)
+        string(status.version)
+        string(status.schemaVersion)
     }
 
     mutating func message(_ message: RaftMessage) {
@@ -247,6 +276,16 @@ struct FrameReader {
         let to = try string()
         let term = try u64()
         let tag = try u8()
+        if tag == RaftFrame.statusQuestionTag || tag == RaftFrame.statusAnswerTag {
+            let id = try u64()
+            guard tag == RaftFrame.statusAnswerTag else {
+                return .memberStatus(MemberStatusExchange(from: from, to: to, id: id, status: nil))
+            }
+            let status = MemberStatus(
+                role: try string(), leader: try string(), term: term, lastIndex: try u64(), commitIndex: try u64(),
+                appliedIndex: try u64(), version: try string(), schemaVersion: try string())
+            return .memberStatus(MemberStatusExchange(from: from, to: to, id: id, status: status))
+        }
         guard tag != RaftFrame.chunkTag else {
             let index = try u64()
             let offset = try u64()

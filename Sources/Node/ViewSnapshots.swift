@@ -47,7 +47,7 @@ public final class ViewSnapshots: Sendable {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         // Leftovers of a transfer or a snapshot that a crash interrupted.
         for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        where name.hasPrefix("incoming-") || name.hasPrefix("taking-") {
+        where name.hasPrefix("incoming-") || name.hasPrefix("taking-") || name.hasPrefix(ViewStore.upgradingPrefix) {
             try? FileManager.default.removeItem(atPath: directory + "/" + name)
         }
     }
@@ -100,7 +100,7 @@ public final class ViewSnapshots: Sendable {
             let destination = try DatabaseQueue(path: taking)
             try destination.writeWithoutTransaction { try db.backup(to: $0) }
             try destination.close()
-            try Self.syncFile(taking)
+            try ViewStore.syncFile(taking)
             return try ViewStore.appliedIndex(db)
         }
         if FileManager.default.fileExists(atPath: path(index)) {
@@ -111,14 +111,17 @@ public final class ViewSnapshots: Sendable {
         return index
     }
 
-    /// Removes every snapshot file but the one at `index`, and received ones no newer than it.
+    /// Removes every snapshot file but the one at `index`, and received ones no newer than it
+    /// (with any `-wal` or `-shm` file beside them).
     func prune(keeping index: UInt64) {
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        where (name.hasPrefix("views-") && name != "views-\(index).sqlite")
-            || (name.hasPrefix("received-")
-                && (UInt64(name.dropFirst("received-".count).dropLast(".sqlite".count)) ?? 0) <= index)
-        {
-            try? FileManager.default.removeItem(atPath: directory + "/" + name)
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] {
+            var base = Substring(name)
+            if base.hasSuffix("-wal") || base.hasSuffix("-shm") { base = base.dropLast(4) }
+            let prunable =
+                (base.hasPrefix("views-") && base != "views-\(index).sqlite")
+                || (base.hasPrefix("received-")
+                    && (UInt64(base.dropFirst("received-".count).dropLast(".sqlite".count)) ?? 0) <= index)
+            if prunable { try? FileManager.default.removeItem(atPath: directory + "/" + name) }
         }
     }
 
@@ -155,27 +158,26 @@ public final class ViewSnapshots: Sendable {
 
     /// What snapshot `index` kept here says about itself; an error naming the file if it is gone.
     func describe(_ index: UInt64) throws -> Description {
+        try Self.describe(path: existingPath(index))
+    }
+
+    /// Snapshot `index`'s file; an error naming it if it is gone.
+    private func existingPath(_ index: UInt64) throws -> String {
         guard FileManager.default.fileExists(atPath: path(index)) else {
             throw NodeError(.unavailable, "views snapshot \(index) is missing (\(path(index)))")
         }
-        return try Self.describe(path: path(index))
+        return path(index)
     }
 
     /// Snapshot `index`'s file and what it says about itself, upgraded in place first when an
     /// earlier dwcp wrote it (a snapshot kept from before this node's upgrade, or one a member
     /// not yet upgraded sent). One of a newer dwcp cannot be installed.
     private func checked(_ index: UInt64) throws -> (String, Description) {
-        let file = path(index)
-        guard FileManager.default.fileExists(atPath: file) else {
-            throw NodeError(.unavailable, "views snapshot \(index) is missing (\(file))")
-        }
+        let file = try existingPath(index)
         do {
             if let note = try ViewStore.upgradeFile(at: file) { logger.notice("\(note)") }
         } catch let error as StoreError {
-            throw NodeError(
-                .unavailable,
-                "views snapshot \(index) cannot be installed: \(error.message); upgrade this member to the newest dwcp of the region",
-                cause: error)
+            throw NodeError(.unavailable, "views snapshot \(index) cannot be installed: \(error)", cause: error)
         }
         return (file, try Self.describe(path: file))
     }
@@ -192,12 +194,5 @@ public final class ViewSnapshots: Sendable {
             }
             return .commit
         }
-    }
-
-    static func syncFile(_ path: String) throws {
-        let descriptor = open(path, O_RDONLY)
-        guard descriptor >= 0 else { throw NodeError(.internal, "cannot open \(path) to sync it: errno \(errno)") }
-        defer { close(descriptor) }
-        guard fsync(descriptor) == 0 else { throw NodeError(.internal, "fsync of \(path) failed: errno \(errno)") }
     }
 }

@@ -100,7 +100,10 @@ import Testing
         let (before, _) = try openedDump(dir)
         #expect(before.contains(#""name":"h1""#) && !before.contains(#""vms_changed_index":0"#), "\(before)")
         let snapshotNames = try FileManager.default.contentsOfDirectory(atPath: dir.file("snapshots"))
-        let snapshot = try #require(snapshotNames.first { $0.hasPrefix("views-") }.map { dir.file("snapshots/" + $0) })
+        let snapshot = try #require(
+            snapshotNames.first { $0.hasPrefix("views-") && $0.hasSuffix(".sqlite") }.map {
+                dir.file("snapshots/" + $0)
+            })
         try rewriteAsViewsBeforeSchema006(at: dir.file("views.sqlite"))
         try rewriteAsViewsBeforeSchema006(at: snapshot)
         func schemaVersion(_ path: String) throws -> String? {
@@ -136,6 +139,24 @@ import Testing
         #expect(snapshots.applied.value == index)
         #expect(try schemaVersion(snapshots.path(index)) == Schema.version)
         #expect(try views.dump() == ViewStore(path: snapshots.path(index)).dump())
+    }
+
+    @Test("pruning snapshots keeps the kept one's WAL and SHM files, and removes the others' with them")
+    func pruneKeepsTheKeptSnapshotWhole() throws {
+        let dir = TemporaryDirectory()
+        let snapshots = try ViewSnapshots(
+            directory: dir.file("snapshots"), views: try ViewStore(path: dir.file("views.sqlite")),
+            applied: IndexWatermark(), logger: .init(label: "test"))
+        let names = [
+            "views-3.sqlite", "views-3.sqlite-wal", "views-5.sqlite", "views-5.sqlite-wal", "views-5.sqlite-shm",
+            "received-4.sqlite", "received-4.sqlite-wal", "received-9.sqlite",
+        ]
+        for name in names {
+            #expect(FileManager.default.createFile(atPath: dir.file("snapshots/" + name), contents: nil))
+        }
+        snapshots.prune(keeping: 5)
+        let left = try FileManager.default.contentsOfDirectory(atPath: dir.file("snapshots")).sorted()
+        #expect(left == ["received-9.sqlite", "views-5.sqlite", "views-5.sqlite-shm", "views-5.sqlite-wal"])
     }
 
     @Test("a damaged log entry stops the node at start, naming the entry")

@@ -113,7 +113,7 @@ import Testing
                 }
             }
             let views = try ViewStore(path: path)
-            #expect(views.upgradeNote?.hasSuffix("applied 007_host_changes_backfill.sql") == true)
+            #expect(views.upgradeNote?.contains("applied 007_host_changes_backfill.sql") == true)
             try views.apply(Array(Self.entries.dropFirst(cut)))
             #expect(try views.dump() == expected, "upgraded at index \(cut)")
         }
@@ -168,8 +168,26 @@ import Testing
         try rewriteAsViewsBeforeSchema006(at: path)
         let note = try ViewStore.upgradeFile(at: path)
         #expect(note?.contains("from schema version 6eeba170270f4f26") == true)
+        // The upgrade was made on a copy renamed over the file: nothing beside it, no WAL of its own.
+        let beside = try FileManager.default.contentsOfDirectory(atPath: dir.path)
+        #expect(
+            !beside.contains { $0.hasPrefix(ViewStore.upgradingPrefix) || $0.hasPrefix("snapshot.sqlite-") },
+            "\(beside)")
         #expect(try ViewStore.upgradeFile(at: path) == nil)
         #expect(try ViewStore(path: path).dump() == expected)
+
+        let tooOld = dir.file("too-old.sqlite")
+        try DatabaseQueue(path: tooOld).write { db in
+            for file in Schema.files.prefix(4) { try db.execute(sql: file.sql) }
+            try db.execute(
+                sql: "INSERT INTO dwcp_state (id, applied_index, applied_term, schema_version) VALUES (1, 7, 1, ?)",
+                arguments: [Schema.version(ofFirst: 4)])
+        }
+        #expect {
+            try ViewStore.upgradeFile(at: tooOld)
+        } throws: { error in
+            (error as? StoreError)?.code == .unsupportedVersion && "\(error)".contains("empty data directory")
+        }
 
         let newer = dir.file("newer.sqlite")
         try DatabaseQueue(path: newer).write { db in
@@ -182,6 +200,7 @@ import Testing
             try ViewStore.upgradeFile(at: newer)
         } throws: { error in
             (error as? StoreError)?.code == .unsupportedVersion && "\(error)".contains("schema version ffff")
+                && "\(error)".contains("newer dwcp")
         }
         #expect(
             try DatabaseQueue(path: newer).read { db in

@@ -25,7 +25,8 @@ public final class ViewStore: Sendable {
     /// A connection of its own for WAL checkpoints: a passive checkpoint takes no writer lock,
     /// so it runs beside the applier instead of in its queue.
     private let checkpointer: DatabaseQueue
-    /// Why the file was created afresh when it was (missing, other schema version, unreadable); nil otherwise.
+    /// Why the file was created afresh when it was (missing, a schema version it cannot upgrade,
+    /// unreadable); nil otherwise.
     public let rebuildReason: String?
     /// What the upgrade of a file built by an earlier dwcp did, when there was one; nil otherwise.
     public let upgradeNote: String?
@@ -74,7 +75,7 @@ public final class ViewStore: Sendable {
         }
         if let upgrade {
             try pool.write { db in try Self.upgrade(db, applying: upgrade.files) }
-            upgradeNote = Self.upgradeNote("views.sqlite", from: upgrade.from, applied: upgrade.files)
+            upgradeNote = Self.describeUpgrade(of: "views.sqlite", from: upgrade.from, applied: upgrade.files)
         } else {
             upgradeNote = nil
         }

@@ -14,7 +14,8 @@ extension Node {
     /// What `dwcp cluster status` shows: every member of the region, each as it reports itself
     /// (role, term, last, commit and applied index, dwcp and schema version; asked over the
     /// replication port, `unreachable` with the reason when it does not answer within
-    /// `timeout`), and, on the leader, each member's match index and lag.
+    /// `timeout`; `asked: false` with a timeout of 0), and, on the leader, each member's match
+    /// index and lag.
     public func clusterStatus(timeout: Duration = .seconds(1)) async -> JSONValue {
         guard let raft else {
             return .object([
@@ -31,15 +32,17 @@ extension Node {
         for (id, address) in status.membership.all.sorted(by: { $0.key < $1.key }) {
             var fields: [(String, JSONValue)] = [("id", .string(id)), ("address", .string(address))]
             let answer = id == configuration.nodeID ? .success(local) : answers[id]
-            if case .success(let member) = answer {
+            switch answer {
+            case .success(let member):
                 fields += Self.fields(of: member) + [("reachable", .bool(true))]
-            } else {
-                // Not asked (the caller asked none, or the member joined meanwhile), or no answer:
-                // the role the membership gives it.
-                let role =
-                    id == status.leader ? "leader" : status.membership.learners[id] != nil ? "learner" : "follower"
-                let error = if case .failure(let error) = answer { error.message } else { "not asked" }
-                fields += [("role", .string(role)), ("reachable", .bool(false)), ("error", .string(error))]
+            case .failure(let error):
+                fields += [
+                    ("role", .string(status.role(of: id))), ("reachable", .bool(false)),
+                    ("error", .string(error.message)),
+                ]
+            case nil:
+                // Not asked: the caller asked none (timeout 0), or the member joined meanwhile.
+                fields += [("role", .string(status.role(of: id))), ("asked", .bool(false))]
             }
             if let match = status.matches[id] {
                 fields.append(("match_index", .int(Int64(match))))
@@ -55,10 +58,12 @@ extension Node {
     /// A member's status as JSON fields.
     private static func fields(of member: MemberStatus) -> [(String, JSONValue)] {
         [
-            ("role", .string(member.role)), ("term", .int(Int64(member.term))),
+            // Another member's numbers come off the network: clamped, never trapped on.
+            ("role", .string(member.role)), ("term", .int(Int64(clamping: member.term))),
             ("leader", member.leader.isEmpty ? .null : .string(member.leader)),
-            ("last_index", .int(Int64(member.lastIndex))), ("commit_index", .int(Int64(member.commitIndex))),
-            ("applied_index", .int(Int64(member.appliedIndex))), ("version", .string(member.version)),
+            ("last_index", .int(Int64(clamping: member.lastIndex))),
+            ("commit_index", .int(Int64(clamping: member.commitIndex))),
+            ("applied_index", .int(Int64(clamping: member.appliedIndex))), ("version", .string(member.version)),
             ("schema_version", .string(member.schemaVersion)),
         ]
     }

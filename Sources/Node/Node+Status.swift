@@ -29,7 +29,7 @@ public struct NodeStatus: Sendable, Codable {
 }
 
 extension Node {
-    /// This dwcp's version (`dwcp --version`, `dwcp status`, every member in `dwcp cluster status`).
+    /// This dwcp's version (`dwcp --version`, `GET /v1/status`, every member in `dwcp cluster status`).
     public static let version = "0.1.0"
 
     public func status() -> NodeStatus {

@@ -50,6 +50,8 @@ public enum NodeAPI {
             try await handle {
                 let body = try await decode(ClusterChangeRequest.self, from: request)
                 guard let address = body.address else { throw NodeError(.invalid, "a new member needs an address") }
+                try Validation.name(body.id, what: "member")
+                try Validation.memberAddress(address)
                 let change: RaftMembershipChange =
                     body.learner == true
                     ? .addLearner(id: body.id, address: address) : .addVoter(id: body.id, address: address)

@@ -1,19 +1,31 @@
 import Synchronization
 
 /// Callers waiting for an answer that arrives later from elsewhere (the leader's answer to a
-/// forwarded proposal, a read index), each under a number of its own and with a deadline.
+/// forwarded proposal, a read index, another member's status), each under a number of its own and
+/// with a deadline.
 ///
 /// `wait` registers the caller before `send` runs, so an answer can never arrive before anyone
 /// waits for it; an answer nobody waits for any more (it came after the deadline) is dropped.
+/// Once ``failAll(_:)`` has run (shutdown), every new wait fails at once with its error.
 final class PendingAnswers<Value: Sendable>: Sendable {
     private struct Waiter {
         let deadline: ContinuousClock.Instant
         let continuation: CheckedContinuation<Value, any Error>
+        /// A question asked again until it is answered: how often, when next, and how.
+        var repeating: Repeating?
+    }
+
+    private struct Repeating {
+        let every: Duration
+        var next: ContinuousClock.Instant
+        let send: @Sendable (UInt64) -> Void
     }
 
     private struct State: ~Copyable {
         var nextID: UInt64 = 1
         var waiting: [UInt64: Waiter] = [:]
+        /// Set by ``failAll(_:)``: what every later wait is told.
+        var closed: (any Error)?
     }
 
     private let state = Mutex(State())
@@ -28,17 +40,43 @@ final class PendingAnswers<Value: Sendable>: Sendable {
     /// If `send` throws, the caller gets that error.
     func wait(timeout: Duration, send: (UInt64) throws -> Void) async throws -> Value {
         try await withCheckedThrowingContinuation { continuation in
-            let id = state.withLock { state in
-                let id = state.nextID
-                state.nextID += 1
-                state.waiting[id] = Waiter(deadline: .now + timeout, continuation: continuation)
-                return id
-            }
+            guard let id = register(timeout: timeout, continuation: continuation, repeating: nil) else { return }
             do {
                 try send(id)
             } catch {
                 resolve(id, with: .failure(error))
             }
+        }
+    }
+
+    /// Like ``wait(timeout:send:)``, for a question that may be lost on the way: `send` is called
+    /// again, with the same id, every `every` until the answer comes (by ``expireOverdue()``, which
+    /// its owner calls on every tick).
+    func ask(timeout: Duration, every: Duration, send: @escaping @Sendable (UInt64) -> Void) async throws -> Value {
+        try await withCheckedThrowingContinuation { continuation in
+            let repeating = Repeating(every: every, next: .now + every, send: send)
+            guard let id = register(timeout: timeout, continuation: continuation, repeating: repeating) else { return }
+            send(id)
+        }
+    }
+
+    /// Adds a waiter, or fails it at once when the answers are closed.
+    private func register(
+        timeout: Duration, continuation: CheckedContinuation<Value, any Error>,
+        repeating: Repeating?
+    ) -> UInt64? {
+        let registered: Result<UInt64, any Error> = state.withLock { state in
+            if let closed = state.closed { return .failure(closed) }
+            let id = state.nextID
+            state.nextID += 1
+            state.waiting[id] = Waiter(deadline: .now + timeout, continuation: continuation, repeating: repeating)
+            return .success(id)
+        }
+        switch registered {
+        case .success(let id): return id
+        case .failure(let error):
+            continuation.resume(throwing: error)
+            return nil
         }
     }
 
@@ -51,20 +89,31 @@ final class PendingAnswers<Value: Sendable>: Sendable {
         waiter?.continuation.resume(with: result)
     }
 
-    /// Fails the waiters past their deadline.
+    /// Fails the waiters past their deadline, and sends again the repeated questions that are due.
     func expireOverdue() {
         let now = ContinuousClock.now
-        let expired = state.withLock { state in
+        let (expired, due) = state.withLock { state in
             let ids = state.waiting.filter { $0.value.deadline <= now }.map(\.key)
-            return ids.compactMap { state.waiting.removeValue(forKey: $0) }
+            let expired = ids.compactMap { state.waiting.removeValue(forKey: $0) }
+            var due: [(UInt64, @Sendable (UInt64) -> Void)] = []
+            for (id, waiter) in state.waiting {
+                guard let repeating = waiter.repeating, repeating.next <= now else { continue }
+                state.waiting[id]?.repeating?.next = now + repeating.every
+                due.append((id, repeating.send))
+            }
+            return (expired, due)
         }
         for waiter in expired { waiter.continuation.resume(throwing: timeoutError()) }
+        for (id, send) in due { send(id) }
     }
 
-    /// Fails every waiter with `error` (shutdown).
+    /// Fails every waiter with `error` (shutdown), and every later one.
     func failAll(_ error: any Error) {
         let all = state.withLock { state in
-            defer { state.waiting = [:] }
+            defer {
+                state.waiting = [:]
+                state.closed = error
+            }
             return Array(state.waiting.values)
         }
         for waiter in all { waiter.continuation.resume(throwing: error) }

@@ -5,13 +5,10 @@ extension RaftConsensus {
     /// This member's status, as it answers a status question.
     func localMemberStatus() -> MemberStatus {
         let status = self.status
-        let role =
-            status.leader == nodeID
-            ? "leader" : status.membership.learners[nodeID] != nil ? "learner" : status.role.rawValue
         return MemberStatus(
-            role: role, leader: status.leader ?? "", term: status.term, lastIndex: status.lastIndex,
-            commitIndex: committed.value, appliedIndex: snapshots.applied.value, version: Node.version,
-            schemaVersion: ViewStore.schemaVersion)
+            role: status.role(of: nodeID), leader: status.leader ?? "", term: status.term,
+            lastIndex: status.lastIndex, commitIndex: committed.value, appliedIndex: snapshots.applied.value,
+            version: Node.version, schemaVersion: ViewStore.schemaVersion)
     }
 
     /// Asks every other member of the group for its status, all at once. A member that does not
@@ -29,40 +26,39 @@ extension RaftConsensus {
         }
     }
 
-    /// Asks one member, again every 200 ms until `timeout`: the transport drops a frame while it
-    /// opens a connection, and a follower usually has none yet to another follower to answer on.
-    private func askStatus(of id: String, at address: String, timeout: Duration) async -> Result<
+    /// Asks one member, on the status lane of the transport, and asks again under the same id
+    /// every 200 ms until it answers: the transport drops a frame while it opens a connection,
+    /// and a follower usually has none yet to another follower to answer on.
+    private func askStatus(of member: String, at address: String, timeout: Duration) async -> Result<
         MemberStatus, NodeError
     > {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            let wait = min(.milliseconds(200), deadline - ContinuousClock.now)
-            if let status = try? await statusAnswers.wait(
-                timeout: wait,
-                send: { question in
-                    transport.send(
-                        RaftFrame(
-                            group: group,
-                            memberStatus: MemberStatusExchange(from: nodeID, to: id, id: question, status: nil)),
-                        to: address)
-                })
-            {
-                return .success(status)
+        let (group, nodeID, transport) = (group, nodeID, transport)
+        do {
+            let answer = try await statusAnswers.ask(timeout: timeout, every: .milliseconds(200)) { question in
+                let exchange = MemberStatusExchange(from: nodeID, to: member, id: question, status: nil)
+                transport.send(RaftFrame(group: group, memberStatus: exchange), to: address, lane: .status)
             }
+            guard answer.from == member, let status = answer.status else {
+                return .failure(NodeError(.unavailable, "the answer came from \(answer.from), not \(member)"))
+            }
+            return .success(status)
+        } catch let error as NodeError {
+            return .failure(error)
+        } catch {
+            return .failure(NodeError(.unavailable, "\(error)"))
         }
-        return .failure(NodeError(.unavailable, "no answer within \(timeout)"))
     }
 
     /// A status question from another member gets this member's status; an answer goes to the
     /// question it answers (an answer nobody waits for any more is dropped).
     func receive(_ exchange: MemberStatusExchange) {
-        if let status = exchange.status {
-            statusAnswers.resolve(exchange.id, with: .success(status))
+        if exchange.status != nil {
+            statusAnswers.resolve(exchange.id, with: .success(exchange))
             return
         }
         guard let address = addresses.withLock({ $0[exchange.from] }) else { return }
         let answer = MemberStatusExchange(
             from: nodeID, to: exchange.from, id: exchange.id, status: localMemberStatus())
-        transport.send(RaftFrame(group: group, memberStatus: answer), to: address)
+        transport.send(RaftFrame(group: group, memberStatus: answer), to: address, lane: .status)
     }
 }

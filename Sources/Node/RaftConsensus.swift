@@ -75,7 +75,7 @@ public final class RaftConsensus: Consensus {
         NodeError(.unavailable, "the region did not confirm a read index in time (no leader, or no quorum); retry")
     }
     /// Status questions to other members (`dwcp cluster status`), waiting for their answers.
-    let statusAnswers = PendingAnswers<MemberStatus> { NodeError(.unavailable, "the member did not answer") }
+    let statusAnswers = PendingAnswers<MemberStatusExchange> { NodeError(.unavailable, "no answer in time") }
 
     /// The views snapshots this node takes, sends and installs.
     let snapshots: ViewSnapshots
@@ -262,7 +262,7 @@ public final class RaftConsensus: Consensus {
         switch error.code {
         case .invalidChange:
             return NodeError(.conflict, error.message, cause: error)
-        case .malformed, .oversized:
+        case .malformed, .oversized, .unknownMessage:
             return NodeError(.invalid, error.message, cause: error)
         case .notLeader, .transferring, .unavailable:
             guard let leader = error.leader else {

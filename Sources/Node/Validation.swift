@@ -24,6 +24,16 @@ public enum Validation {
         }
     }
 
+    /// A member's replication address: HOST:PORT, at most 255 bytes (it travels in frames whose
+    /// strings are at most that long).
+    public static func memberAddress(_ value: String) throws {
+        guard value.utf8.count <= 255, let colon = value.lastIndex(of: ":"), colon != value.startIndex,
+            let port = Int(value[value.index(after: colon)...]), (1...65_535).contains(port)
+        else {
+            throw NodeError(.invalid, "invalid member address '\(value)': use HOST:PORT, like 10.0.0.2:7100")
+        }
+    }
+
     public static func cpus(_ value: Int, range: ClosedRange<Int> = cpuRange) throws {
         guard range.contains(value) else {
             throw NodeError(.invalid, "invalid CPU count \(value): must be \(range.lowerBound)-\(range.upperBound)")

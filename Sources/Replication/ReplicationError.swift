@@ -11,6 +11,9 @@ public struct ReplicationError: Error, Sendable, CustomStringConvertible {
         case malformed
         /// A frame larger than the transport accepts.
         case oversized
+        /// An intact frame of a message type this build does not know (a newer member's): the
+        /// transport skips it and keeps the connection.
+        case unknownMessage
         /// The group cannot answer now (no quorum, shutting down, timed out).
         case unavailable
     }

@@ -49,16 +49,19 @@ struct ClusterCommand: AsyncParsableCommand {
             print(line(["ID", "ADDRESS", "ROLE", "TERM", "LAST", "COMMIT", "APPLIED", "LAG", "VERSION"]))
             guard case .array(let members) = status["members"] else { return }
             for member in members {
-                // A member that did not answer has no term or indexes; the leader still knows its lag.
-                let last =
-                    member["reachable"] == .bool(true)
-                    ? "\(field(member, "version")) (schema \(field(member, "schema_version")))"
-                    : field(member, "error") == "not asked" ? "(not asked)" : "unreachable: \(field(member, "error"))"
+                // A member not asked, or that did not answer, has no term or indexes; the leader
+                // still knows its lag.
+                let note =
+                    member["asked"] == .bool(false)
+                    ? "(not asked)"
+                    : member["reachable"] == .bool(false)
+                        ? "unreachable: \(field(member, "error"))"
+                        : "\(field(member, "version")) (schema \(field(member, "schema_version")))"
                 print(
                     line(
                         ["id", "address", "role", "term", "last_index", "commit_index", "applied_index", "lag"].map {
                             field(member, $0)
-                        } + [last]))
+                        } + [note]))
             }
         }
     }

@@ -456,7 +456,15 @@ func get(_ url: String) async throws -> (Int, String) {
         #expect((survey[leader]?["applied_index"] as? Int ?? 0) > 100, "\(surveyed)")
         #expect(survey[witness]?["version"] as? String == Node.version, "\(surveyed)")
         #expect(survey[away]?["reachable"] as? Bool == false, "\(surveyed)")
-        #expect((survey[away]?["error"] as? String ?? "").contains("no answer within"), "\(surveyed)")
+        #expect((survey[away]?["error"] as? String ?? "").contains("no answer in time"), "\(surveyed)")
+        let (_, unasked) = try await get(region.base(witness)! + "/v1/cluster?timeout_ms=0")
+        let ownOnly = try memberStatuses(unasked)
+        #expect(
+            ownOnly[leader]?["asked"] as? Bool == false && ownOnly[leader]?["role"] as? String == "leader", "\(unasked)"
+        )
+        #expect(ownOnly[witness]?["reachable"] as? Bool == true, "\(unasked)")
+        let (badTimeout, badBody) = try await get(region.base(witness)! + "/v1/cluster?timeout_ms=soon")
+        #expect(badTimeout == 400 && badBody.contains("invalid timeout_ms"), "\(badBody)")
         let (cliStatus, table, cliError) = try await runCLI(
             ["cluster", "status", "--server", "127.0.0.1:\(region.apiPorts.withLock { $0[witness]! })"], in: dir)
         #expect(cliStatus == 0, "\(cliError)")
@@ -481,6 +489,13 @@ func get(_ url: String) async throws -> (Int, String) {
             #expect(missing.isEmpty, "\(id) lacks \(missing.prefix(5))")
         }
 
+        for (body, message) in [
+            (#"{"id":"N 4","address":"127.0.0.1:1","learner":true}"#, "invalid member name"),
+            (#"{"id":"n5","address":"no-port","learner":true}"#, "invalid member address"),
+        ] {
+            let (refused, refusal) = try await region.onLeader("/v1/cluster/members", body)
+            #expect(refused == 400 && refusal.contains(message), "\(refusal)")
+        }
         // A new member joins: added as a learner, it catches up by snapshot, then is promoted.
         try await region.start(Region.joiner, tag: "first")
         let (added, addBody) = try await region.onLeader(

@@ -1,9 +1,11 @@
 import Logging
 import NIOCore
 import NIOPosix
-import Replication
+import Store
 import Synchronization
 import Testing
+
+@testable import Replication
 
 /// The transport's delivery over real loopback sockets: frames sent from the connection's own
 /// event loop (where `dwcp serve` runs the Raft driver, and where the transport defers the write
@@ -51,6 +53,53 @@ import Testing
         #expect(terms.prefix(100) == ArraySlice(1...100))
 
         await sender.close()
+        await receiver.close()
+        try await group.shutdownGracefully()
+    }
+}
+
+extension RaftTransportTests {
+    @Test("an intact frame of a message type this build does not know is skipped; the connection stays open")
+    func unknownMessageTypesAreSkipped() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let receiver = RaftTransport(eventLoopGroup: group, logger: Logger(label: "transport-test"))
+        let received = ReceivedTerms()
+        let port = try await receiver.listen(host: "127.0.0.1", port: 0) { frame in
+            if let message = frame.message { received.terms.withLock { $0.append(message.term) } }
+        }
+        // A newer member's frame: a header like any message's, then type 150 and fields unknown here.
+        var writer = FrameWriter()
+        writer.u32(0)
+        writer.u8(RaftFrame.version)
+        writer.string("region")
+        writer.string("a")
+        writer.string("b")
+        writer.u64(9)
+        writer.u8(150)
+        writer.u64(12_345)
+        writer.u32(CRC32C.checksum(Array(writer.bytes[4...])))
+        var unknown = writer.bytes
+        withUnsafeBytes(of: UInt32(unknown.count - 4).littleEndian) { unknown.replaceSubrange(0..<4, with: $0) }
+        #expect {
+            try RaftFrame(body: Array(unknown[4...]))
+        } throws: { ($0 as? ReplicationError)?.code == .unknownMessage }
+        func known(_ term: UInt64) -> [UInt8] {
+            RaftFrame(group: "region", message: RaftMessage(from: "a", to: "b", term: term, body: .timeoutNow))
+                .encoded()
+        }
+
+        let channel = try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port).get()
+        try await channel.writeAndFlush(channel.allocator.buffer(bytes: unknown + known(1) + unknown)).get()
+        try await Task.sleep(for: .milliseconds(100))
+        try await channel.writeAndFlush(channel.allocator.buffer(bytes: known(2))).get()
+        let deadline = ContinuousClock.now + .seconds(10)
+        while received.terms.withLock({ $0.count < 2 }), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(received.terms.withLock { $0 } == [1, 2])
+        #expect(channel.isActive)
+
+        try await channel.close()
         await receiver.close()
         try await group.shutdownGracefully()
     }

@@ -78,4 +78,12 @@ public struct RaftStatus: Sendable, Equatable {
     public var membership: RaftMembership
     /// On the leader: each member's match index.
     public var matches: [String: UInt64]
+
+    /// The role `member` has as this status sees it, as `dwcp cluster status` names it: leader,
+    /// learner, this member's own role (follower, candidate, preCandidate), else follower.
+    public func role(of member: String) -> String {
+        if member == leader { return "leader" }
+        if membership.learners[member] != nil { return "learner" }
+        return member == id ? role.rawValue : "follower"
+    }
 }

@@ -8,7 +8,9 @@ import Store
 /// answer 102); `length` counts everything after itself, the checksum covers version through
 /// message. The codec is the one seam every byte of the transport passes through, so TLS (or a new
 /// version) changes nothing above it. A frame that does not decode — wrong version, short, a bad
-/// checksum, an impossible field — is an error; the transport closes that connection.
+/// checksum, an impossible field — is an error; the transport closes that connection. An intact
+/// frame of a message type this build does not know is skipped instead (a newer member's; members
+/// before 2026-12-03 close the connection on one).
 public struct RaftFrame: Sendable, Equatable {
     public var group: String
     public var content: Content
@@ -354,7 +356,7 @@ struct FrameReader {
             for _ in 0..<count { payloads.append(try blob()) }
             body = .propose(id: id, payloads: payloads)
         case 14: body = .proposeResponse(id: try u64(), index: try u64())
-        default: throw RaftFrame.malformed("unknown message type \(tag)")
+        default: throw ReplicationError(.unknownMessage, "unknown message type \(tag)")
         }
         return RaftMessage(from: from, to: to, term: term, body: body)
     }

@@ -5,7 +5,7 @@ import NIOPosix
 import Synchronization
 
 /// The replication port: a TCP listener that hands each incoming ``RaftFrame`` to a receiver, and
-/// one outgoing connection per peer address, opened on first use and reopened with
+/// outgoing connections per peer address (one per ``Lane``), opened on first use and reopened with
 /// back-off after a failure. Sending never blocks: a frame for a peer that is not connected is
 /// dropped (Raft resends what matters). A connection that sends a malformed or oversized frame is
 /// closed and logged; the node goes on.
@@ -17,8 +17,20 @@ public final class RaftTransport: Sendable {
     let logger: Logger
     /// Connections closed because a frame on them was malformed or oversized.
     let connectionsRejected: Counter
-    let peers = Mutex<[String: PeerState]>([:])
+    let peers = Mutex<[PeerKey: PeerState]>([:])
     let server = Mutex<(any Channel)?>(nil)
+
+    /// Which of a peer's outgoing connections a frame takes. Status questions and answers have a
+    /// connection of their own: a member too old to know them closes the connection they came on,
+    /// and that must not be the one Raft's messages take.
+    public enum Lane: String, Sendable {
+        case raft, status
+    }
+
+    struct PeerKey: Hashable, Sendable {
+        var address: String
+        var lane: Lane
+    }
 
     struct PeerState: Sendable {
         var channel: (any Channel)?
@@ -48,7 +60,7 @@ public final class RaftTransport: Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
-                        ByteToMessageHandler(RaftFrameDecoder(maxFrameBytes: RaftFrame.maxFrameBytes)))
+                        ByteToMessageHandler(RaftFrameDecoder(maxFrameBytes: RaftFrame.maxFrameBytes, logger: logger)))
                     try channel.pipeline.syncOperations.addHandler(
                         InboundFrameHandler(receive: receive, logger: logger, rejected: rejected))
                 }
@@ -58,16 +70,18 @@ public final class RaftTransport: Sendable {
         return channel.localAddress?.port ?? port
     }
 
-    /// Sends a frame to the peer at `address` (`host:port`), connecting first if needed.
-    public func send(_ frame: RaftFrame, to address: String) {
+    /// Sends a frame to the peer at `address` (`host:port`) on `lane`'s connection, connecting
+    /// first if needed.
+    public func send(_ frame: RaftFrame, to address: String, lane: Lane = .raft) {
+        let key = PeerKey(address: address, lane: lane)
         enum Route {
             case channel(any Channel)
             case connect
             case drop
         }
         let route: Route = peers.withLock { peers in
-            var state = peers[address] ?? PeerState()
-            defer { peers[address] = state }
+            var state = peers[key] ?? PeerState()
+            defer { peers[key] = state }
             if let channel = state.channel, channel.isActive { return .channel(channel) }
             state.channel = nil
             guard !state.connecting, ContinuousClock.now >= state.retryAt else { return .drop }
@@ -90,18 +104,19 @@ public final class RaftTransport: Sendable {
             }
         case .connect:
             // Not connected: this frame is dropped (Raft resends) while the connection opens.
-            connect(to: address)
+            connect(to: key)
         case .drop:
             break
         }
     }
 
-    private func connect(to address: String) {
+    private func connect(to key: PeerKey) {
+        let address = key.address
         guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
             logger.error("peer address \(address) is not host:port")
             peers.withLock { peers in
-                peers[address]?.connecting = false
-                peers[address]?.retryAt = .now + .seconds(2)
+                peers[key]?.connecting = false
+                peers[key]?.retryAt = .now + .seconds(2)
             }
             return
         }
@@ -119,7 +134,7 @@ public final class RaftTransport: Sendable {
             .connect(host: host, port: port)
             .whenComplete { [self] result in
                 peers.withLock { peers in
-                    var state = peers[address] ?? PeerState()
+                    var state = peers[key] ?? PeerState()
                     state.connecting = false
                     switch result {
                     case .success(let channel):
@@ -130,10 +145,12 @@ public final class RaftTransport: Sendable {
                         let backoff = min(50 * (1 << min(state.failures, 6)), 2_000)
                         state.retryAt = .now + .milliseconds(backoff)
                         if state.failures == 1 || state.failures % 50 == 0 {
-                            logger.notice("cannot reach peer \(address): \(error) (attempt \(state.failures))")
+                            logger.notice(
+                                "cannot reach peer \(address) (\(key.lane.rawValue)): \(error) (attempt \(state.failures))"
+                            )
                         }
                     }
-                    peers[address] = state
+                    peers[key] = state
                 }
             }
     }

@@ -1,0 +1,40 @@
+import Synchronization
+import Testing
+
+@testable import Node
+
+@Suite struct PendingAnswersTests {
+    struct Closed: Error {}
+    struct Late: Error {}
+
+    @Test("a repeated question is sent again under the same id on each tick that is due, until answered")
+    func askRepeatsUntilAnswered() async throws {
+        let answers = PendingAnswers<String> { Late() }
+        let sent = Mutex<[UInt64]>([])
+        async let answer = answers.ask(timeout: .seconds(10), every: .milliseconds(20)) { id in
+            sent.withLock { $0.append(id) }
+        }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while sent.withLock({ $0.count < 3 }), ContinuousClock.now < deadline {
+            answers.expireOverdue()
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        let ids = sent.withLock { $0 }
+        #expect(ids.count >= 3 && Set(ids).count == 1, "\(ids)")
+        answers.resolve(ids[0], with: .success("here"))
+        #expect(try await answer == "here")
+        let count = sent.withLock { $0.count }
+        answers.expireOverdue()
+        #expect(sent.withLock { $0.count } == count, "asked again after the answer")
+    }
+
+    @Test("after failAll, a new wait or question fails at once with its error", .timeLimit(.minutes(1)))
+    func closedAfterFailAll() async throws {
+        let answers = PendingAnswers<Int> { Late() }
+        answers.failAll(Closed())
+        await #expect(throws: Closed.self) { try await answers.wait(timeout: .seconds(60)) { _ in } }
+        await #expect(throws: Closed.self) {
+            try await answers.ask(timeout: .seconds(60), every: .seconds(1)) { _ in Issue.record("asked") }
+        }
+    }
+}

@@ -11,10 +11,12 @@ extension RaftConsensus {
             // A snapshot installed from the leader meanwhile moved the base: count from there.
             guard state.withLock({ $0.snapshotMeta.index }) == base else { continue }
             let index = try await snapshots.take()
-            let compacted = state.withLock { raft in
-                raft.compact(through: index)
-                return raft.snapshotMeta
+            // The dropped entries are freed here, after the lock: the event loop steps messages under it.
+            let (compacted, dropped) = state.withLock { raft in
+                let dropped = raft.compact(through: index)
+                return (raft.snapshotMeta, dropped)
             }
+            _ = consume dropped
             guard compacted.index == index else {
                 // A snapshot from the leader was installed meanwhile; this copy is not needed.
                 snapshots.prune(keeping: compacted.index)

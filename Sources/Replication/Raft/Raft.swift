@@ -143,10 +143,14 @@ public struct Raft: Sendable {
         if role == .leader, maybeCommit() { broadcastAppend() }
     }
 
-    /// The driver took a snapshot of the applied state at `index` (≤ applied); the log before it goes.
-    public mutating func compact(through index: UInt64) {
-        guard index > log.snapshot.index, index <= log.applied else { return }
-        log.compact(through: index, membership: membership(at: index))
+    /// The driver took a snapshot of the applied state at `index` (≤ applied); the log before it
+    /// goes. Returns the dropped entries (within the log's former storage) for the driver to free
+    /// where it holds no lock: freeing 100,000 entries takes 10–15 ms, keeping only the few after
+    /// `index` a few microseconds.
+    @discardableResult
+    public mutating func compact(through index: UInt64) -> [LogEntry] {
+        guard index > log.snapshot.index, index <= log.applied else { return [] }
+        return log.compact(through: index, membership: membership(at: index))
     }
 
     // MARK: - Time

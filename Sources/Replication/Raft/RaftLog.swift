@@ -85,11 +85,14 @@ struct RaftLog: Sendable {
     /// Appends entries this node (the leader) creates.
     mutating func appendLocal(_ new: [LogEntry]) { entries.append(contentsOf: new) }
 
-    /// Drops the entries through `index` behind a snapshot taken there.
-    mutating func compact(through index: UInt64, membership: RaftMembership) {
-        guard index > snapshot.index, index <= applied, let term = term(at: index) else { return }
-        entries.removeFirst(Int(index - snapshot.index))
+    /// Drops the entries through `index` behind a snapshot taken there. Returns the log's former
+    /// storage, which holds them: whoever drops it frees them (see ``Raft/compact(through:)``).
+    mutating func compact(through index: UInt64, membership: RaftMembership) -> [LogEntry] {
+        guard index > snapshot.index, index <= applied, let term = term(at: index) else { return [] }
+        let former = entries
+        entries = Array(former[Int(index - snapshot.index)...])
         snapshot = RaftSnapshotMeta(index: index, term: term, membership: membership)
+        return former
     }
 
     /// Replaces the whole log with a snapshot received from the leader.

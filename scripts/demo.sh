@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# A tour of DWCP on an embedded single node: hosts, VMs, placement, SQL, the log.
+# A tour of DWCP: an embedded single node (hosts, VMs, placement, SQL, the log), then a
+# three-node region on loopback (every member's status, a leader killed, the writes kept).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DWCP=${DWCP:-.build/debug/dwcp}
@@ -94,6 +95,56 @@ AFTER=$("$DWCP" sql "SELECT count(*) AS vms FROM vms" --format csv)
 echo "VMs before: $(echo "$BEFORE" | tail -1 | tr -d '\r'), after the rebuild: $(echo "$AFTER" | tail -1 | tr -d '\r')"
 run status
 
-step "done: the node stops gracefully on SIGTERM"
+step "the node stops gracefully on SIGTERM"
 kill -TERM $NODE; wait $NODE && echo "node exited cleanly"
+
+step "a three-node region on loopback: one log, replicated by Raft"
+read -r -a PORTS <<< "$(python3 -c '
+import socket
+sockets = [socket.socket() for _ in range(6)]
+for s in sockets: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in sockets))')"
+PEERS=()
+for i in 1 2 3; do PEERS+=(--peer "n$i@127.0.0.1:${PORTS[$((i + 2))]}"); done
+declare -A MEMBER
+start_member() {
+    local i=$1
+    "$DWCP" serve --data-dir "$DATA/n$i" --node-id "n$i" --region eu --api "127.0.0.1:${PORTS[$((i - 1))]}" \
+        --listen "127.0.0.1:${PORTS[$((i + 2))]}" "${PEERS[@]}" --no-host-agent --log-level warning \
+        > "$DATA/n$i.out" 2> "$DATA/n$i.err" &
+    MEMBER[$i]=$!
+}
+api() { echo "127.0.0.1:${PORTS[$(($1 - 1))]}"; }
+role() { "$DWCP" cluster status --server "$(api "$1")" --timeout-ms 0 --json 2> /dev/null | python3 -c 'import json, sys; print(json.load(sys.stdin).get("role", ""))' 2> /dev/null || true; }
+leader() { for _ in $(seq 100); do for i in "$@"; do [ "$(role "$i")" = leader ] && { echo "$i"; return; }; done; sleep 0.1; done; echo "no leader" >&2; exit 1; }
+trap 'kill ${MEMBER[*]} 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+for i in 1 2 3; do start_member "$i"; done
+echo "started n1, n2, n3 (API $(api 1), $(api 2), $(api 3))"
+LEADER=$(leader 1 2 3)
+FOLLOWER=$(( LEADER % 3 + 1 ))
+run cluster status --server "$(api "$FOLLOWER")"
+echo "(asked of a follower: every member reports itself over the replication port)"
+run host add h1 --region eu --cpus 16 --memory 64GiB --server "$(api "$FOLLOWER")"
+run vm create app-1 --cpus 2 --memory 2GiB --server "$(api "$FOLLOWER")"
+
+step "kill the leader (n$LEADER) with SIGKILL: the others elect a new one and keep every write"
+kill -KILL "${MEMBER[$LEADER]}"; wait "${MEMBER[$LEADER]}" 2> /dev/null || true
+SURVIVORS=()
+for i in 1 2 3; do [ "$i" != "$LEADER" ] && SURVIVORS+=("$i"); done
+NEW_LEADER=$(leader "${SURVIVORS[@]}")
+run vm create app-2 --cpus 2 --memory 2GiB --server "$(api "${SURVIVORS[0]}")"
+run cluster status --server "$(api "$NEW_LEADER")"
+
+step "restart n$LEADER: it catches up from the others"
+start_member "$LEADER"
+for _ in $(seq 100); do
+    "$DWCP" sql "SELECT count(*) FROM vms" --consistency local --format csv --server "$(api "$LEADER")" 2> /dev/null | grep -qx 2 && break
+    sleep 0.1
+done
+run sql "SELECT name, host, actual_state FROM vms ORDER BY name" --consistency local --format table --server "$(api "$LEADER")"
+echo "(this region runs no host agents: its VMs are placed, not started)"
+run cluster status --server "$(api "$LEADER")"
+for i in 1 2 3; do kill -TERM "${MEMBER[$i]}" 2> /dev/null || true; done
+wait 2> /dev/null || true
+echo "region stopped"
 rm -rf "$DATA"

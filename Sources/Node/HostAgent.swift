@@ -335,14 +335,11 @@ struct HostAgent: Sendable {
                 FROM vms WHERE host = ? ORDER BY name
                 """, arguments: [host]
         ).map { row in
-            let labelsJSON: String = row["labels"]
-            let labels =
-                (try? JSONSerialization.jsonObject(with: Data(labelsJSON.utf8)) as? [String: String]) ?? [:]
-            return HostedVM(
+            HostedVM(
                 name: row["name"], cpus: row["cpus"], memoryBytes: row["memory_bytes"], image: row["image"],
                 desiredState: row["desired_state"], actualState: row["actual_state"],
                 desiredIndex: row["desired_index"],
-                reportedIndex: row["reported_index"], labels: labels)
+                reportedIndex: row["reported_index"], labels: PlacementInputs.labels(row["labels"]))
         }
     }
 

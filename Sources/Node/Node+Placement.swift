@@ -37,6 +37,7 @@ struct PlacementInputs: Sendable {
             policy: (row["placement_policy"] as String?).flatMap(PlacementPolicy.init(rawValue:)) ?? .binpack)
     }
 
+    /// A labels column (a JSON object) as a dictionary; values that are not strings are left out.
     static func labels(_ json: String?) -> [String: String] {
         guard let json, let data = json.data(using: .utf8),
             let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]

@@ -74,6 +74,44 @@ import Testing
         #expect(throws: ReplicationError.self) { try RaftFrame(body: body) }
     }
 
+    @Test(
+        "damaged frames with a checksum made right again: each either fails to decode or re-encodes to the same bytes")
+    func damagedFramesNeverDecodeAmbiguously() throws {
+        var random = SplitMix64(seed: 20_261_203)
+        let status = MemberStatus(
+            role: "leader", leader: "a", term: 3, lastIndex: 70, commitIndex: 69, appliedIndex: 60, version: "0.1.0",
+            schemaVersion: "f67b847eeed5bd72")
+        var frames = Self.messages.map {
+            RaftFrame(group: "region", message: RaftMessage(from: "a", to: "b", term: 5, body: $0))
+        }
+        frames.append(
+            RaftFrame(
+                group: "region",
+                chunk: SnapshotChunk(
+                    from: "a", to: "b", index: 9, term: 2, offset: 0, totalBytes: 4, checksum: 1, data: [1, 2, 3])))
+        frames.append(
+            RaftFrame(group: "region", memberStatus: MemberStatusExchange(from: "a", to: "b", id: 4, status: nil)))
+        frames.append(
+            RaftFrame(group: "region", memberStatus: MemberStatusExchange(from: "b", to: "a", id: 4, status: status)))
+        var decoded = 0
+        for _ in 0..<20_000 {
+            var body = Array(frames[Int(random.next() % UInt64(frames.count))].encoded()[4...].dropLast(4))
+            switch random.next() % 3 {
+            case 0: body = Array(body.prefix(Int(random.next() % UInt64(body.count + 1))))  // cut short
+            case 1:  // a few bytes changed (never the version byte: that is refused before anything else)
+                for _ in 0...(random.next() % 3) where body.count > 1 {
+                    body[1 + Int(random.next() % UInt64(body.count - 1))] = UInt8(truncatingIfNeeded: random.next())
+                }
+            default: body += (0..<(random.next() % 9)).map { _ in UInt8(truncatingIfNeeded: random.next()) }  // extra bytes
+            }
+            withUnsafeBytes(of: CRC32C.checksum(body).littleEndian) { body.append(contentsOf: $0) }
+            guard let frame = try? RaftFrame(body: body) else { continue }
+            decoded += 1
+            #expect(Array(frame.encoded()[4...]) == body, "decoded to \(frame), which encodes differently")
+        }
+        #expect(decoded > 0)
+    }
+
     @Test func everyFlippedBitIsCaught() {
         let frame = RaftFrame(
             group: "region", message: RaftMessage(from: "a", to: "b", term: 5, body: Self.messages[4]))

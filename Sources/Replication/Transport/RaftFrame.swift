@@ -281,6 +281,7 @@ struct FrameReader {
         if tag == RaftFrame.statusQuestionTag || tag == RaftFrame.statusAnswerTag {
             let id = try u64()
             guard tag == RaftFrame.statusAnswerTag else {
+                guard term == 0 else { throw RaftFrame.malformed("a status question with term \(term)") }
                 return .memberStatus(MemberStatusExchange(from: from, to: to, id: id, status: nil))
             }
             let status = MemberStatus(

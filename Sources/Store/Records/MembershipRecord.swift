@@ -18,7 +18,8 @@ public struct MembershipRecord: Sendable, Equatable {
         return Array(lines.joined(separator: "\n").utf8)
     }
 
-    /// Decodes ``encoded()``; a malformed payload is an error naming the line.
+    /// Decodes ``encoded()``; a malformed payload is an error naming the line, and so is any
+    /// payload that is not exactly what ``encoded()`` gives for what it decodes to.
     public init(decoding payload: [UInt8]) throws {
         self.init()
         let text = String(decoding: payload, as: UTF8.self)
@@ -32,6 +33,11 @@ public struct MembershipRecord: Sendable, Equatable {
             } else {
                 learners[String(parts[1])] = String(parts[2])
             }
+        }
+        // One membership has one encoding: anything else (bytes that are not UTF-8, an id twice,
+        // lines out of order, empty lines) is damage, not a membership to guess at.
+        guard encoded() == payload else {
+            throw StoreError(.malformedRecord, "membership entry is not in its canonical form")
         }
     }
 }

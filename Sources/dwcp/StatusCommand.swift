@@ -1,6 +1,7 @@
 import ArgumentParser
 
-/// `dwcp status`: the node's id, region, log and applied indexes, data directory.
+/// `dwcp status`: the node's id, region, log and applied indexes, data directory, dwcp and views
+/// schema version.
 struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Show a node's status.")
 
@@ -18,6 +19,7 @@ struct Status: AsyncParsableCommand {
         for (label, key) in [
             ("node", "node_id"), ("region", "region"), ("data dir", "data_dir"), ("first index", "first_index"),
             ("last index", "last_index"), ("commit index", "commit_index"), ("applied index", "applied_index"),
+            ("version", "version"), ("views schema", "schema_version"),
         ] {
             print("\(label.padding(toLength: 14, withPad: " ", startingAt: 0))\(status[key]?.stringValue ?? "?")")
         }

@@ -3,6 +3,8 @@ import Foundation
 import Hypervisor
 import NIOCore
 import NIOHTTP1
+import Node
+import Schema
 import Synchronization
 import TestSupport
 import Testing
@@ -292,6 +294,8 @@ func firstDifference(_ a: String, _ b: String) -> String {
         #expect(out.hasPrefix(#"{"log_index":1,"term":1,"kind":"host.added""#))
         (status, out, _) = try await runCLI(["status"] + server, in: dir)
         #expect(out.contains("applied index 3"))
+        #expect(
+            out.contains("version       \(Node.version)") && out.contains("views schema  \(Schema.version)"), "\(out)")
         node.kill(SIGTERM)
         #expect(try await node.waitForExit() == 0)
     }

@@ -7,7 +7,7 @@ deps:
 build: deps
 	swift build
 
-## A real end-to-end tour on an embedded single node.
+## A real end-to-end tour: an embedded single node, then a three-node region on loopback.
 demo: build
 	scripts/demo.sh
 

@@ -117,7 +117,23 @@ start_member() {
 api() { echo "127.0.0.1:${PORTS[$(($1 - 1))]}"; }
 role() { "$DWCP" cluster status --server "$(api "$1")" --timeout-ms 0 --json 2> /dev/null | python3 -c 'import json, sys; print(json.load(sys.stdin).get("role", ""))' 2> /dev/null || true; }
 leader() { for _ in $(seq 100); do for i in "$@"; do [ "$(role "$i")" = leader ] && { echo "$i"; return; }; done; sleep 0.1; done; echo "no leader" >&2; exit 1; }
-trap 'kill ${MEMBER[*]} 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+# On a failure: stop the members and show what they logged.
+region_failed() {
+    kill -KILL "${MEMBER[@]}" 2> /dev/null || true
+    for i in 1 2 3; do [ -s "$DATA/n$i.err" ] && { echo "--- n$i:"; tail -20 "$DATA/n$i.err"; }; done
+    echo "(the region's data is kept in $DATA)"
+}
+trap region_failed EXIT
+# Stops every member with SIGTERM, and with SIGKILL one that has not exited after 10 s.
+stop_members() {
+    kill -TERM "${MEMBER[@]}" 2> /dev/null || true
+    for _ in $(seq 100); do
+        [ -z "$(jobs -rp)" ] && break
+        sleep 0.1
+    done
+    kill -KILL $(jobs -rp) 2> /dev/null || true
+    wait 2> /dev/null || true
+}
 for i in 1 2 3; do start_member "$i"; done
 echo "started n1, n2, n3 (API $(api 1), $(api 2), $(api 3))"
 LEADER=$(leader 1 2 3)
@@ -132,19 +148,25 @@ kill -KILL "${MEMBER[$LEADER]}"; wait "${MEMBER[$LEADER]}" 2> /dev/null || true
 SURVIVORS=()
 for i in 1 2 3; do [ "$i" != "$LEADER" ] && SURVIVORS+=("$i"); done
 NEW_LEADER=$(leader "${SURVIVORS[@]}")
-run vm create app-2 --cpus 2 --memory 2GiB --server "$(api "${SURVIVORS[0]}")"
+run vm create app-2 --cpus 2 --memory 2GiB --server "$(api "$NEW_LEADER")"
 run cluster status --server "$(api "$NEW_LEADER")"
 
 step "restart n$LEADER: it catches up from the others"
 start_member "$LEADER"
-for _ in $(seq 100); do
-    "$DWCP" sql "SELECT count(*) FROM vms" --consistency local --format csv --server "$(api "$LEADER")" 2> /dev/null | grep -qx 2 && break
+CAUGHT_UP=no
+for _ in $(seq 200); do
+    if "$DWCP" sql "SELECT count(*) FROM vms" --consistency local --format csv --server "$(api "$LEADER")" 2> /dev/null \
+        | tr -d '\r' | grep -qx 2; then
+        CAUGHT_UP=yes
+        break
+    fi
     sleep 0.1
 done
+[ $CAUGHT_UP = yes ] || { echo "n$LEADER did not catch up in 20 s"; exit 1; }
 run sql "SELECT name, host, actual_state FROM vms ORDER BY name" --consistency local --format table --server "$(api "$LEADER")"
 echo "(this region runs no host agents: its VMs are placed, not started)"
 run cluster status --server "$(api "$LEADER")"
-for i in 1 2 3; do kill -TERM "${MEMBER[$i]}" 2> /dev/null || true; done
-wait 2> /dev/null || true
+stop_members
+trap - EXIT
 echo "region stopped"
 rm -rf "$DATA"

@@ -13,6 +13,8 @@ final class PendingAnswers<Value: Sendable>: Sendable {
         let continuation: CheckedContinuation<Value, any Error>
         /// A question asked again until it is answered: how often, when next, and how.
         var repeating: Repeating?
+        /// Which answers the waiter takes (others leave it waiting).
+        var accepts: (@Sendable (Value) -> Bool)?
     }
 
     private struct Repeating {
@@ -40,7 +42,8 @@ final class PendingAnswers<Value: Sendable>: Sendable {
     /// If `send` throws, the caller gets that error.
     func wait(timeout: Duration, send: (UInt64) throws -> Void) async throws -> Value {
         try await withCheckedThrowingContinuation { continuation in
-            guard let id = register(timeout: timeout, continuation: continuation, repeating: nil) else { return }
+            guard let id = register(timeout: timeout, continuation: continuation, repeating: nil, accepts: nil)
+            else { return }
             do {
                 try send(id)
             } catch {
@@ -52,10 +55,18 @@ final class PendingAnswers<Value: Sendable>: Sendable {
     /// Like ``wait(timeout:send:)``, for a question that may be lost on the way: `send` is called
     /// again, with the same id, every `every` until the answer comes (by ``expireOverdue()``, which
     /// its owner calls on every tick).
-    func ask(timeout: Duration, every: Duration, send: @escaping @Sendable (UInt64) -> Void) async throws -> Value {
+    /// Only an answer `accepts` takes resolves it; another (a stray answer under a reused id)
+    /// leaves it waiting.
+    func ask(
+        timeout: Duration, every: Duration, accepts: @escaping @Sendable (Value) -> Bool,
+        send: @escaping @Sendable (UInt64) -> Void
+    ) async throws -> Value {
         try await withCheckedThrowingContinuation { continuation in
             let repeating = Repeating(every: every, next: .now + every, send: send)
-            guard let id = register(timeout: timeout, continuation: continuation, repeating: repeating) else { return }
+            guard
+                let id = register(
+                    timeout: timeout, continuation: continuation, repeating: repeating, accepts: accepts)
+            else { return }
             send(id)
         }
     }
@@ -63,13 +74,14 @@ final class PendingAnswers<Value: Sendable>: Sendable {
     /// Adds a waiter, or fails it at once when the answers are closed.
     private func register(
         timeout: Duration, continuation: CheckedContinuation<Value, any Error>,
-        repeating: Repeating?
+        repeating: Repeating?, accepts: (@Sendable (Value) -> Bool)?
     ) -> UInt64? {
         let registered: Result<UInt64, any Error> = state.withLock { state in
             if let closed = state.closed { return .failure(closed) }
             let id = state.nextID
             state.nextID += 1
-            state.waiting[id] = Waiter(deadline: .now + timeout, continuation: continuation, repeating: repeating)
+            state.waiting[id] = Waiter(
+                deadline: .now + timeout, continuation: continuation, repeating: repeating, accepts: accepts)
             return .success(id)
         }
         switch registered {
@@ -83,9 +95,15 @@ final class PendingAnswers<Value: Sendable>: Sendable {
     /// Whether `id` still waits.
     func isWaiting(_ id: UInt64) -> Bool { state.withLock { $0.waiting[id] != nil } }
 
-    /// Hands `id` its answer (once; nothing happens if it no longer waits).
+    /// Hands `id` its answer (once; nothing happens if it no longer waits, or does not take
+    /// this answer).
     func resolve(_ id: UInt64, with result: Result<Value, any Error>) {
-        let waiter = state.withLock { $0.waiting.removeValue(forKey: id) }
+        let waiter = state.withLock { state -> Waiter? in
+            if case .success(let value) = result, let accepts = state.waiting[id]?.accepts, !accepts(value) {
+                return nil
+            }
+            return state.waiting.removeValue(forKey: id)
+        }
         waiter?.continuation.resume(with: result)
     }
 

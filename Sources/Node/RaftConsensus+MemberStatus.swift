@@ -34,12 +34,14 @@ extension RaftConsensus {
     > {
         let (group, nodeID, transport) = (group, nodeID, transport)
         do {
-            let answer = try await statusAnswers.ask(timeout: timeout, every: .milliseconds(200)) { question in
+            let answer = try await statusAnswers.ask(
+                timeout: timeout, every: .milliseconds(200), accepts: { $0.from == member && $0.status != nil }
+            ) { question in
                 let exchange = MemberStatusExchange(from: nodeID, to: member, id: question, status: nil)
                 transport.send(RaftFrame(group: group, memberStatus: exchange), to: address, lane: .status)
             }
-            guard answer.from == member, let status = answer.status else {
-                return .failure(NodeError(.unavailable, "the answer came from \(answer.from), not \(member)"))
+            guard let status = answer.status else {
+                return .failure(NodeError(.internal, "an answer without a status"))
             }
             return .success(status)
         } catch let error as NodeError {

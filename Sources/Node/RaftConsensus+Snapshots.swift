@@ -1,5 +1,7 @@
+import NIOPosix
 import Replication
 import Store
+import Synchronization
 
 extension RaftConsensus {
     /// Every `snapshotEvery` applied entries: copy the views into a snapshot, then compact the Raft
@@ -11,12 +13,14 @@ extension RaftConsensus {
             // A snapshot installed from the leader meanwhile moved the base: count from there.
             guard state.withLock({ $0.snapshotMeta.index }) == base else { continue }
             let index = try await snapshots.take()
-            // The dropped entries are freed here, after the lock: the event loop steps messages under it.
-            let (compacted, dropped) = state.withLock { raft in
-                let dropped = raft.compact(through: index)
-                return (raft.snapshotMeta, dropped)
+            // The dropped entries are freed after the lock (the event loop steps messages under it)
+            // and on NIO's thread pool (this task runs on the event loop): 10-15 ms per 100,000.
+            let dropped = DroppedEntries()
+            let compacted = state.withLock { raft in
+                dropped.entries.withLock { $0 = raft.compact(through: index) }
+                return raft.snapshotMeta
             }
-            _ = consume dropped
+            try await NIOThreadPool.singleton.runIfActive { dropped.entries.withLock { $0 = [] } }
             guard compacted.index == index else {
                 // A snapshot from the leader was installed meanwhile; this copy is not needed.
                 snapshots.prune(keeping: compacted.index)
@@ -56,4 +60,9 @@ extension RaftConsensus {
         // A snapshot this node already has through its log needs no data (Raft answers at once).
         return state.withLock { meta.index <= $0.committed }
     }
+}
+
+/// Log entries Raft let go of, held until they can be freed off the event loop.
+private final class DroppedEntries: Sendable {
+    let entries = Mutex<[LogEntry]>([])
 }

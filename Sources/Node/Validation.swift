@@ -24,14 +24,34 @@ public enum Validation {
         }
     }
 
-    /// A member's replication address: HOST:PORT, at most 255 bytes (it travels in frames whose
-    /// strings are at most that long).
+    /// A member's replication address: HOST:PORT, the host a name, an IPv4 address or a bracketed
+    /// IPv6 one (letters, digits, '.', '-', ':' inside brackets), at most 255 bytes (it travels in
+    /// frames whose strings are at most that long, and in membership entries, one member a line).
     public static func memberAddress(_ value: String) throws {
         guard value.utf8.count <= 255, let colon = value.lastIndex(of: ":"), colon != value.startIndex,
-            let port = Int(value[value.index(after: colon)...]), (1...65_535).contains(port)
+            let port = Int(value[value.index(after: colon)...]), (1...65_535).contains(port),
+            isHost(value[..<colon])
         else {
             throw NodeError(.invalid, "invalid member address '\(value)': use HOST:PORT, like 10.0.0.2:7100")
         }
+    }
+
+    /// A host name or address: letters, digits, '.' and '-'; or an IPv6 address in brackets.
+    public static func isHost(_ host: Substring) -> Bool {
+        let isName = { (bytes: Substring.UTF8View) in
+            !bytes.isEmpty
+                && bytes.allSatisfy {
+                    ($0 >= 97 && $0 <= 122) || ($0 >= 65 && $0 <= 90) || ($0 >= 48 && $0 <= 57) || $0 == 46 || $0 == 45
+                }
+        }
+        if host.hasPrefix("["), host.hasSuffix("]") {
+            let inner = host.dropFirst().dropLast()
+            return !inner.isEmpty
+                && inner.utf8.allSatisfy {
+                    ($0 >= 48 && $0 <= 58) || ($0 >= 97 && $0 <= 102) || ($0 >= 65 && $0 <= 70) || $0 == 46
+                }
+        }
+        return isName(host.utf8)
     }
 
     public static func cpus(_ value: Int, range: ClosedRange<Int> = cpuRange) throws {

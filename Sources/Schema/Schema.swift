@@ -31,7 +31,8 @@ public enum Schema {
     }
 
     /// How many files the oldest views this build can upgrade were built from (001–005, every
-    /// landed dwcp since 2026-12-02). Each file after them adds its tables and columns and fills them in
+    /// landed dwcp since 2026-12-02; not the unlanded commits between 55e54a9 and 98840eb, which
+    /// edited 003). Each file after them adds its tables and columns and fills them in
     /// for the rows already there exactly as the applier would have (SchemaUpgradeTests checks
     /// this), so upgraded views equal views rebuilt from the whole log, on every member. Views
     /// older than this are rebuilt from the log.

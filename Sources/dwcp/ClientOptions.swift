@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Node
 
 /// Where the node is: `--server HOST:PORT` (or `http://HOST:PORT`), else `$DWCP_SERVER`, else 127.0.0.1:7070.
 struct ClientOptions: ParsableArguments {
@@ -32,7 +33,7 @@ struct IntentOptions: ParsableArguments {
 /// Parses `HOST:PORT`.
 func parseAddress(_ text: String) throws -> (host: String, port: Int) {
     guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
-        (0...65535).contains(port), colon != text.startIndex, !text[..<colon].contains("/")
+        (0...65535).contains(port), colon != text.startIndex, Validation.isHost(text[..<colon])
     else {
         throw CLIError(.usage, "invalid address '\(text)': use HOST:PORT, like 127.0.0.1:7070")
     }
@@ -43,12 +44,12 @@ func parseAddress(_ text: String) throws -> (host: String, port: Int) {
 
 /// Parses where a node's API is: `HOST:PORT`, or `http://HOST:PORT` as in a URL.
 func parseServerAddress(_ text: String) throws -> (host: String, port: Int) {
-    if text.hasPrefix("https://") {
+    if text.lowercased().hasPrefix("https://") {
         throw CLIError(
             .usage,
             "invalid server '\(text)': a node's API speaks plain HTTP (no TLS yet); use HOST:PORT, like 127.0.0.1:7070")
     }
-    guard text.hasPrefix("http://") else { return try parseAddress(text) }
+    guard text.lowercased().hasPrefix("http://") else { return try parseAddress(text) }
     var rest = text.dropFirst("http://".count)
     if rest.hasSuffix("/") { rest = rest.dropLast() }
     return try parseAddress(String(rest))

@@ -7,12 +7,13 @@ import Testing
     struct Closed: Error {}
     struct Late: Error {}
 
-    @Test("a repeated question is sent again under the same id on each tick that is due, until answered")
+    @Test(
+        "a repeated question is sent again under the same id on each tick that is due, until an answer it takes comes")
     func askRepeatsUntilAnswered() async throws {
         let answers = PendingAnswers<String> { Late() }
         let sent = Mutex<[UInt64]>([])
-        async let answer = answers.ask(timeout: .seconds(10), every: .milliseconds(20)) { id in
-            sent.withLock { $0.append(id) }
+        async let answer = answers.ask(timeout: .seconds(10), every: .milliseconds(20), accepts: { $0 != "stray" }) {
+            id in sent.withLock { $0.append(id) }
         }
         let deadline = ContinuousClock.now + .seconds(10)
         while sent.withLock({ $0.count < 3 }), ContinuousClock.now < deadline {
@@ -21,6 +22,8 @@ import Testing
         }
         let ids = sent.withLock { $0 }
         #expect(ids.count >= 3 && Set(ids).count == 1, "\(ids)")
+        answers.resolve(ids[0], with: .success("stray"))  // not taken: it goes on waiting
+        #expect(answers.isWaiting(ids[0]))
         answers.resolve(ids[0], with: .success("here"))
         #expect(try await answer == "here")
         let count = sent.withLock { $0.count }
@@ -34,7 +37,9 @@ import Testing
         answers.failAll(Closed())
         await #expect(throws: Closed.self) { try await answers.wait(timeout: .seconds(60)) { _ in } }
         await #expect(throws: Closed.self) {
-            try await answers.ask(timeout: .seconds(60), every: .seconds(1)) { _ in Issue.record("asked") }
+            try await answers.ask(timeout: .seconds(60), every: .seconds(1), accepts: { _ in true }) { _ in
+                Issue.record("asked")
+            }
         }
     }
 }

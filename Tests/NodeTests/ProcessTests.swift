@@ -253,7 +253,7 @@ func firstDifference(_ a: String, _ b: String) -> String {
         }
         for (server, message) in [
             ("https://\(server)", "no TLS yet"), ("ftp://\(server)", "invalid address 'ftp://"),
-            ("\(server)/v1", "invalid address"),
+            ("\(server)/v1", "invalid address"), ("bad host:1", "invalid address"),
         ] {
             let (status, _, stderr) = try await runCLI(["status", "--server", server], in: dir)
             #expect(status == 64, "--server \(server): \(stderr)")

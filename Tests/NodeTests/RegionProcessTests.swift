@@ -492,6 +492,7 @@ func get(_ url: String) async throws -> (Int, String) {
         for (body, message) in [
             (#"{"id":"N 4","address":"127.0.0.1:1","learner":true}"#, "invalid member name"),
             (#"{"id":"n5","address":"no-port","learner":true}"#, "invalid member address"),
+            (#"{"id":"n5","address":"h:1\nv zz h:2","learner":true}"#, "invalid member address"),
         ] {
             let (refused, refusal) = try await region.onLeader("/v1/cluster/members", body)
             #expect(refused == 400 && refusal.contains(message), "\(refusal)")

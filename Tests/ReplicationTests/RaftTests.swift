@@ -252,6 +252,12 @@ struct TestCluster {
         var cluster = TestCluster(["a", "b", "c"])
         let leader = cluster.electLeader()
         cluster.join("d")
+        // An address that would read back as two members (or as a malformed line) is refused.
+        for address in ["h:1\nv zz h:2", "h 1:2"] {
+            #expect(throws: ReplicationError.self) {
+                try cluster.members[leader]!.proposeMembership(.addLearner(id: "d", address: address))
+            }
+        }
         _ = try cluster.members[leader]!.proposeMembership(.addLearner(id: "d", address: "addr-d"))
         // One change at a time.
         #expect(throws: ReplicationError.self) {
@@ -281,6 +287,12 @@ struct TestCluster {
         cluster.settle()
         for id in ["a", "b", "c"] { cluster.members[id]!.compact(through: cluster.members[id]!.applied) }
         cluster.join("d")
+        // An address that would read back as two members (or as a malformed line) is refused.
+        for address in ["h:1\nv zz h:2", "h 1:2"] {
+            #expect(throws: ReplicationError.self) {
+                try cluster.members[leader]!.proposeMembership(.addLearner(id: "d", address: address))
+            }
+        }
         _ = try cluster.members[leader]!.proposeMembership(.addLearner(id: "d", address: "addr-d"))
         cluster.settle()
         // Nothing else is proposed: the heartbeats alone must bring the learner up to date.

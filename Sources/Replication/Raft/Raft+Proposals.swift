@@ -41,6 +41,10 @@ extension Raft {
                 .invalidChange, "a membership change (entry \(membershipIndex)) is still being committed; try again")
         }
         let next = try change.applied(to: membership)
+        // An id or address with a space or a line break would read back as another membership.
+        guard (try? RaftMembership(decoding: next.encoded())) == next else {
+            throw ReplicationError(.invalidChange, "a member id or address holds a space or a line break")
+        }
         appendAsLeader([LogEntry(index: 0, term: 0, kind: .membership, payload: next.encoded())])
         return log.lastIndex
     }

@@ -34,7 +34,8 @@ public struct RaftMembership: Sendable, Equatable, CustomStringConvertible {
         MembershipRecord(voters: voters, learners: learners).encoded()
     }
 
-    /// Decodes ``encoded()``; a malformed payload is an error naming the line.
+    /// Decodes ``encoded()``; a malformed payload, or one that is not in its canonical form, is
+    /// an error.
     public init(decoding payload: [UInt8]) throws {
         do {
             let record = try MembershipRecord(decoding: payload)

@@ -2,7 +2,7 @@
 /// shows every member's): its place in the group, how far its log, commit and views have come,
 /// and which dwcp it runs.
 public struct MemberStatus: Sendable, Equatable {
-    /// leader, follower, candidate or learner, as the member sees itself.
+    /// leader, follower, learner, candidate or preCandidate, as the member sees itself.
     public var role: String
     /// The leader it follows; empty when it knows none.
     public var leader: String
@@ -11,8 +11,9 @@ public struct MemberStatus: Sendable, Equatable {
     public var commitIndex: UInt64
     /// How far its SQL views have applied the log.
     public var appliedIndex: UInt64
-    /// Its dwcp's version and its views' schema version (they differ between members during a
-    /// rolling upgrade).
+    /// Its dwcp's version and its views' schema version. During a rolling upgrade the schema
+    /// version tells the builds apart when their schemas differ; the version only once releases
+    /// are numbered (every build is 0.1.0 so far).
     public var version: String
     public var schemaVersion: String
 

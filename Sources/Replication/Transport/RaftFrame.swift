@@ -10,7 +10,7 @@ import Store
 /// version) changes nothing above it. A frame that does not decode — wrong version, short, a bad
 /// checksum, an impossible field — is an error; the transport closes that connection. An intact
 /// frame of a message type this build does not know is skipped instead (a newer member's; members
-/// before 2026-12-03 close the connection on one).
+/// before commit c3b5980 close the connection on one).
 public struct RaftFrame: Sendable, Equatable {
     public var group: String
     public var content: Content

@@ -19,6 +19,10 @@ public final class RaftTransport: Sendable {
     let connectionsRejected: Counter
     let peers = Mutex<[PeerKey: PeerState]>([:])
     let server = Mutex<(any Channel)?>(nil)
+    /// Connections peers opened to this node, by channel id, for ``close()``.
+    let accepted = Mutex<[ObjectIdentifier: any Channel]>([:])
+    /// Set by ``close()``: nothing is sent or connected after it.
+    let closed = Mutex(false)
 
     /// Which of a peer's outgoing connections a frame takes. Status questions and answers have a
     /// connection of their own: a member too old to know them closes the connection they came on,
@@ -57,8 +61,11 @@ public final class RaftTransport: Sendable {
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+            .childChannelInitializer { [self] channel in
+                let key = ObjectIdentifier(channel)
+                accepted.withLock { $0[key] = channel }
+                channel.closeFuture.whenComplete { [self] _ in _ = accepted.withLock { $0.removeValue(forKey: key) } }
+                return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
                         ByteToMessageHandler(RaftFrameDecoder(maxFrameBytes: RaftFrame.maxFrameBytes, logger: logger)))
                     try channel.pipeline.syncOperations.addHandler(
@@ -79,6 +86,7 @@ public final class RaftTransport: Sendable {
             case connect
             case drop
         }
+        if closed.withLock({ $0 }) { return }
         let route: Route = peers.withLock { peers in
             var state = peers[key] ?? PeerState()
             defer { peers[key] = state }
@@ -138,6 +146,10 @@ public final class RaftTransport: Sendable {
                     state.connecting = false
                     switch result {
                     case .success(let channel):
+                        if closed.withLock({ $0 }) {
+                            channel.close(promise: nil)
+                            return
+                        }
                         state.channel = channel
                         state.failures = 0
                     case .failure(let error):
@@ -155,8 +167,9 @@ public final class RaftTransport: Sendable {
             }
     }
 
-    /// Closes the listener and every connection.
+    /// Closes the listener and every connection, both ways; nothing is sent afterwards.
     public func close() async {
+        closed.withLock { $0 = true }
         let listener = server.withLock { channel in
             defer { channel = nil }
             return channel
@@ -167,6 +180,11 @@ public final class RaftTransport: Sendable {
             return peers.values.compactMap(\.channel)
         }
         for channel in channels { try? await channel.close() }
+        let inbound = accepted.withLock { accepted in
+            defer { accepted = [:] }
+            return Array(accepted.values)
+        }
+        for channel in inbound { try? await channel.close() }
     }
 }
 

@@ -41,7 +41,8 @@ extension ViewStore {
                 "\(path) has views schema version \(version), which this dwcp (\(Schema.version)) cannot upgrade: "
                     + (tooOld
                         ? "it was written by a dwcp older than any this one upgrades from; give this member an empty data directory and add it to the region again"
-                        : "it was written by a newer dwcp; run the region's newest dwcp on this member"))
+                        : "it was written by a newer dwcp, or by one whose schema files differ; run the region's newest dwcp on this member")
+            )
         }
         if files.isEmpty { return nil }
         let name = (path as NSString).lastPathComponent
@@ -60,12 +61,13 @@ extension ViewStore {
             try destination.write { db in try upgrade(db, applying: files) }
             try destination.close()
             try syncFile(copy)
-            // Readers of the old file (read-only connections cannot remove them) may have left
-            // its empty WAL and its shared-memory index: neither belongs with the new file.
-            for suffix in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
             guard rename(copy, path) == 0 else {
                 throw StoreError(.views, "cannot rename \(copy) to \(path): errno \(errno)")
             }
+            // Readers of the old file (read-only connections cannot remove them) may have left its
+            // empty WAL and its shared-memory index: neither belongs with the new file, which is
+            // not in WAL mode and ignores them meanwhile.
+            for suffix in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
             try syncFile(directory)
         } catch {
             removeFiles(at: copy)

@@ -115,7 +115,7 @@ public final class ViewStore: Sendable {
     }
 
     static func removeFiles(at path: String) {
-        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+        for suffix in ["", "-wal", "-shm", "-journal"] { try? FileManager.default.removeItem(atPath: path + suffix) }
     }
 
     /// The index of the last entry applied to the views.

@@ -36,6 +36,10 @@ let package = Package(
         .executableTarget(name: "SchemaEmbedder", path: "Sources/SchemaEmbedder"),
         .plugin(name: "EmbedSchemaPlugin", capability: .buildTool(), dependencies: ["SchemaEmbedder"]),
         .target(name: "Schema", plugins: ["EmbedSchemaPlugin"]),
+        // The git commit the binary was built at, for `dwcp --version` and every member's status.
+        .executableTarget(name: "CommitEmbedder", path: "Sources/CommitEmbedder"),
+        .plugin(name: "EmbedCommitPlugin", capability: .buildTool(), dependencies: ["CommitEmbedder"]),
+        .target(name: "BuildInfo", plugins: ["EmbedCommitPlugin"]),
 
         // The KVM ioctls as C functions (Linux's own headers; nothing to install beyond libc's).
         .systemLibrary(name: "CKVM"),
@@ -82,7 +86,7 @@ let package = Package(
         .target(
             name: "Node",
             dependencies: [
-                "Store", "Query", "Scheduler", "Hypervisor", "Replication",
+                "Store", "Query", "Scheduler", "Hypervisor", "Replication", "BuildInfo",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

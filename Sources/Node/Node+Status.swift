@@ -1,3 +1,4 @@
+import BuildInfo
 import Store
 
 /// What `dwcp status` shows about a node.
@@ -29,8 +30,9 @@ public struct NodeStatus: Sendable, Codable {
 }
 
 extension Node {
-    /// This dwcp's version (`dwcp --version`, `GET /v1/status`, every member in `dwcp cluster status`).
-    public static let version = "0.1.0"
+    /// This dwcp's version, the release and the commit it was built at (`dwcp --version`,
+    /// `GET /v1/status`, every member in `dwcp cluster status`).
+    public static var version: String { BuildInfo.version }
 
     public func status() -> NodeStatus {
         NodeStatus(

@@ -11,9 +11,8 @@ public struct MemberStatus: Sendable, Equatable {
     public var commitIndex: UInt64
     /// How far its SQL views have applied the log.
     public var appliedIndex: UInt64
-    /// Its dwcp's version and its views' schema version. During a rolling upgrade the schema
-    /// version tells the builds apart when their schemas differ; the version only once releases
-    /// are numbered (every build is 0.1.0 so far).
+    /// Its dwcp's version (release and commit, `0.1.0+5bcbd0a77b31`) and its views' schema
+    /// version: during a rolling upgrade they tell the members' builds apart.
     public var version: String
     public var schemaVersion: String
 

@@ -1,0 +1,33 @@
+import Foundation
+import Node
+import Testing
+
+@Suite struct BuildInfoTests {
+    @Test("the version is the release and the commit the package was built at")
+    func versionNamesTheCommit() throws {
+        let parts = Node.version.split(separator: "+")
+        #expect(parts.count == 2 && parts[0] == "0.1.0", "\(Node.version)")
+        let commit = String(parts.last ?? "")
+        let package = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let git = Process()
+        git.executableURL = URL(fileURLWithPath: "/usr/bin/git")
+        git.arguments = ["-C", package.path, "rev-parse", "HEAD"]
+        let output = Pipe()
+        git.standardOutput = output
+        git.standardError = FileHandle.nullDevice
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/git"), (try? git.run()) != nil else {
+            print("skipped the comparison with git: no /usr/bin/git here")
+            #expect(commit == "unknown" || commit.count == 12)
+            return
+        }
+        git.waitUntilExit()
+        let head = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        guard git.terminationStatus == 0 else {
+            print("skipped the comparison with git: \(package.path) is not a git checkout")
+            #expect(commit == "unknown")
+            return
+        }
+        #expect(commit == String(head.prefix(12)), "built at \(commit), HEAD is \(head)")
+    }
+}

@@ -8,6 +8,11 @@ import Testing
         let parts = Node.version.split(separator: "+")
         #expect(parts.count == 2 && parts[0] == "0.1.0", "\(Node.version)")
         let commit = String(parts.last ?? "")
+        guard commit != "unknown" else {
+            print("skipped the comparison with git: this build found no git checkout to read its commit from")
+            return
+        }
+        #expect(commit.count == 12 && commit.allSatisfy(\.isHexDigit), "\(commit)")
         let package = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent()
         let git = Process()
@@ -18,14 +23,12 @@ import Testing
         git.standardError = FileHandle.nullDevice
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/git"), (try? git.run()) != nil else {
             print("skipped the comparison with git: no /usr/bin/git here")
-            #expect(commit == "unknown" || commit.count == 12)
             return
         }
         git.waitUntilExit()
         let head = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         guard git.terminationStatus == 0 else {
-            print("skipped the comparison with git: \(package.path) is not a git checkout")
-            #expect(commit == "unknown")
+            print("skipped the comparison with git: git cannot read \(package.path)")
             return
         }
         #expect(commit == String(head.prefix(12)), "built at \(commit), HEAD is \(head)")

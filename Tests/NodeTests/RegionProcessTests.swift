@@ -456,7 +456,8 @@ func get(_ url: String) async throws -> (Int, String) {
         #expect((survey[leader]?["applied_index"] as? Int ?? 0) > 100, "\(surveyed)")
         #expect(survey[witness]?["version"] as? String == Node.version, "\(surveyed)")
         #expect(survey[away]?["reachable"] as? Bool == false, "\(surveyed)")
-        #expect((survey[away]?["error"] as? String ?? "").contains("no answer in time"), "\(surveyed)")
+        let awayError = survey[away]?["error"] as? String ?? ""
+        #expect(awayError.contains("no answer in time"), "\(surveyed)")
         let (_, unasked) = try await get(region.base(witness)! + "/v1/cluster?timeout_ms=0")
         let ownOnly = try memberStatuses(unasked)
         #expect(
@@ -476,8 +477,10 @@ func get(_ url: String) async throws -> (Int, String) {
         try await region.start(away, tag: "second")
         _ = try await region.waitForCatchUp(to: leader)
         #expect(region.stderr(away).contains("installed views snapshot"), "\(region.stderr(away).suffix(3000))")
-        // Back, it answers; and asked itself, it hears from both others (it had no connection to the other follower).
-        let (_, again) = try await get(region.base(away)! + "/v1/cluster")
+        // Back, it answers; and asked itself, it hears from both others (it had no connection to the
+        // other follower). That follower may still be backing off (up to 2 s) from connecting to it
+        // while it was down, so this survey waits up to 5 s.
+        let (_, again) = try await get(region.base(away)! + "/v1/cluster?timeout_ms=5000")
         let rejoined = try memberStatuses(again)
         #expect(Set(rejoined.keys) == Set(Region.ids), "\(again)")
         for id in Region.ids {

@@ -35,15 +35,12 @@ extension RaftConsensus {
         let (group, nodeID, transport) = (group, nodeID, transport)
         do {
             let answer = try await statusAnswers.ask(
-                timeout: timeout, every: .milliseconds(200), accepts: { $0.from == member && $0.status != nil }
+                timeout: timeout, every: .milliseconds(200), accepts: { $0.from == member }
             ) { question in
                 let exchange = MemberStatusExchange(from: nodeID, to: member, id: question, status: nil)
                 transport.send(RaftFrame(group: group, memberStatus: exchange), to: address, lane: .status)
             }
-            guard let status = answer.status else {
-                return .failure(NodeError(.internal, "an answer without a status"))
-            }
-            return .success(status)
+            return .success(answer.status)
         } catch let error as NodeError {
             return .failure(error)
         } catch {
@@ -54,8 +51,8 @@ extension RaftConsensus {
     /// A status question from another member gets this member's status; an answer goes to the
     /// question it answers (an answer nobody waits for any more is dropped).
     func receive(_ exchange: MemberStatusExchange) {
-        if exchange.status != nil {
-            statusAnswers.resolve(exchange.id, with: .success(exchange))
+        if let status = exchange.status {
+            statusAnswers.resolve(exchange.id, with: .success((exchange.from, status)))
             return
         }
         guard let address = addresses.withLock({ $0[exchange.from] }) else { return }

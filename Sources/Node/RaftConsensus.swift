@@ -75,7 +75,9 @@ public final class RaftConsensus: Consensus {
         NodeError(.unavailable, "the region did not confirm a read index in time (no leader, or no quorum); retry")
     }
     /// Status questions to other members (`dwcp cluster status`), waiting for their answers.
-    let statusAnswers = PendingAnswers<MemberStatusExchange> { NodeError(.unavailable, "no answer in time") }
+    let statusAnswers = PendingAnswers<(from: String, status: MemberStatus)> {
+        NodeError(.unavailable, "no answer in time")
+    }
 
     /// The views snapshots this node takes, sends and installs.
     let snapshots: ViewSnapshots

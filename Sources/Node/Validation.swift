@@ -28,30 +28,34 @@ public enum Validation {
     /// IPv6 one (letters, digits, '.', '-', ':' inside brackets), at most 255 bytes (it travels in
     /// frames whose strings are at most that long, and in membership entries, one member a line).
     public static func memberAddress(_ value: String) throws {
-        guard value.utf8.count <= 255, let colon = value.lastIndex(of: ":"), colon != value.startIndex,
-            let port = Int(value[value.index(after: colon)...]), (1...65_535).contains(port),
-            isHost(value[..<colon])
-        else {
+        guard value.utf8.count <= 255, let (_, port) = hostAndPort(value), port >= 1 else {
             throw NodeError(.invalid, "invalid member address '\(value)': use HOST:PORT, like 10.0.0.2:7100")
         }
     }
 
-    /// A host name or address: letters, digits, '.' and '-'; or an IPv6 address in brackets.
-    public static func isHost(_ host: Substring) -> Bool {
-        let isName = { (bytes: Substring.UTF8View) in
-            !bytes.isEmpty
-                && bytes.allSatisfy {
-                    ($0 >= 97 && $0 <= 122) || ($0 >= 65 && $0 <= 90) || ($0 >= 48 && $0 <= 57) || $0 == 46 || $0 == 45
-                }
-        }
+    /// `HOST:PORT` split, the host without an IPv6 address's brackets; nil unless the host is a
+    /// name or address (letters, digits, '.', '-'; or an IPv6 address in brackets) and the port
+    /// 0-65535. The CLI's addresses and members' replication addresses both pass here.
+    public static func hostAndPort(_ text: String) -> (host: String, port: Int)? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (0...65_535).contains(port)
+        else { return nil }
+        let host = text[..<colon]
         if host.hasPrefix("["), host.hasSuffix("]") {
             let inner = host.dropFirst().dropLast()
-            return !inner.isEmpty
+            let isIPv6 =
+                !inner.isEmpty
                 && inner.utf8.allSatisfy {
                     ($0 >= 48 && $0 <= 58) || ($0 >= 97 && $0 <= 102) || ($0 >= 65 && $0 <= 70) || $0 == 46
                 }
+            return isIPv6 ? (String(inner), port) : nil
         }
-        return isName(host.utf8)
+        let isName =
+            !host.isEmpty
+            && host.utf8.allSatisfy {
+                ($0 >= 97 && $0 <= 122) || ($0 >= 65 && $0 <= 90) || ($0 >= 48 && $0 <= 57) || $0 == 46 || $0 == 45
+            }
+        return isName ? (String(host), port) : nil
     }
 
     public static func cpus(_ value: Int, range: ClosedRange<Int> = cpuRange) throws {

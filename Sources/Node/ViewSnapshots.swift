@@ -174,6 +174,8 @@ public final class ViewSnapshots: Sendable {
     /// not yet upgraded sent). One of a newer dwcp cannot be installed.
     private func checked(_ index: UInt64) throws -> (String, Description) {
         let file = try existingPath(index)
+        let description = try Self.describe(path: file)
+        guard description.schemaVersion != ViewStore.schemaVersion else { return (file, description) }
         do {
             if let note = try ViewStore.upgradeFile(at: file) { logger.notice("\(note)") }
         } catch let error as StoreError {

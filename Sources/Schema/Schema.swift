@@ -15,20 +15,25 @@ public enum Schema {
     public static var files: [File] { embeddedFiles }
 
     /// A stable fingerprint of every schema file's name and text (FNV-1a, 64-bit, hex).
-    public static let version: String = version(ofFirst: embeddedFiles.count)
+    public static var version: String { prefixVersions[embeddedFiles.count] }
 
     /// The version of views built from only the first `count` files: what a dwcp that had only
     /// those files wrote into `dwcp_state.schema_version`.
-    public static func version(ofFirst count: Int) -> String {
+    public static func version(ofFirst count: Int) -> String { prefixVersions[count] }
+
+    /// `version(ofFirst:)` for every count from 0 to all the files, hashed in one pass.
+    private static let prefixVersions: [String] = {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for file in embeddedFiles.prefix(count) {
+        var versions = [String(hash, radix: 16)]
+        for file in embeddedFiles {
             for byte in Array(file.name.utf8) + [0] + Array(file.sql.utf8) + [0] {
                 hash ^= UInt64(byte)
                 hash = hash &* 0x100_0000_01b3
             }
+            versions.append(String(hash, radix: 16))
         }
-        return String(hash, radix: 16)
-    }
+        return versions
+    }()
 
     /// How many files the oldest views this build can upgrade were built from (001–005, every
     /// landed dwcp since 2026-12-02; not the unlanded commits between 55e54a9 and 98840eb, which

@@ -30,16 +30,12 @@ struct IntentOptions: ParsableArguments {
     var resolvedRequestID: String { requestID ?? UUID().uuidString.lowercased() }
 }
 
-/// Parses `HOST:PORT`.
+/// Parses `HOST:PORT` (``Validation/hostAndPort(_:)``), as a usage error when it is not one.
 func parseAddress(_ text: String) throws -> (host: String, port: Int) {
-    guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
-        (0...65535).contains(port), colon != text.startIndex, Validation.isHost(text[..<colon])
-    else {
+    guard let address = Validation.hostAndPort(text) else {
         throw CLIError(.usage, "invalid address '\(text)': use HOST:PORT, like 127.0.0.1:7070")
     }
-    var host = String(text[..<colon])
-    if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-    return (host, port)
+    return address
 }
 
 /// Parses where a node's API is: `HOST:PORT`, or `http://HOST:PORT` as in a URL.

@@ -41,11 +41,12 @@ extension Raft {
                 .invalidChange, "a membership change (entry \(membershipIndex)) is still being committed; try again")
         }
         let next = try change.applied(to: membership)
+        let payload = next.encoded()
         // An id or address with a space or a line break would read back as another membership.
-        guard (try? RaftMembership(decoding: next.encoded())) == next else {
+        guard (try? RaftMembership(decoding: payload)) == next else {
             throw ReplicationError(.invalidChange, "a member id or address holds a space or a line break")
         }
-        appendAsLeader([LogEntry(index: 0, term: 0, kind: .membership, payload: next.encoded())])
+        appendAsLeader([LogEntry(index: 0, term: 0, kind: .membership, payload: payload)])
         return log.lastIndex
     }
 

@@ -21,8 +21,8 @@ public final class RaftTransport: Sendable {
     let server = Mutex<(any Channel)?>(nil)
     /// Connections peers opened to this node, by channel id, for ``close()``.
     let accepted = Mutex<[ObjectIdentifier: any Channel]>([:])
-    /// Set by ``close()``: nothing is sent or connected after it.
-    let closed = Mutex(false)
+    /// Set by ``close()``: nothing is sent or connected after it (an atomic load on every send).
+    let closed = Atomic<Bool>(false)
 
     /// Which of a peer's outgoing connections a frame takes. Status questions and answers have a
     /// connection of their own: a member too old to know them closes the connection they came on,
@@ -86,7 +86,7 @@ public final class RaftTransport: Sendable {
             case connect
             case drop
         }
-        if closed.withLock({ $0 }) { return }
+        if closed.load(ordering: .acquiring) { return }
         let route: Route = peers.withLock { peers in
             var state = peers[key] ?? PeerState()
             defer { peers[key] = state }
@@ -146,7 +146,7 @@ public final class RaftTransport: Sendable {
                     state.connecting = false
                     switch result {
                     case .success(let channel):
-                        if closed.withLock({ $0 }) {
+                        if closed.load(ordering: .acquiring) {
                             channel.close(promise: nil)
                             return
                         }
@@ -169,7 +169,7 @@ public final class RaftTransport: Sendable {
 
     /// Closes the listener and every connection, both ways; nothing is sent afterwards.
     public func close() async {
-        closed.withLock { $0 = true }
+        closed.store(true, ordering: .releasing)
         let listener = server.withLock { channel in
             defer { channel = nil }
             return channel

@@ -27,8 +27,8 @@ extension RaftConsensus {
     }
 
     /// Asks one member, on the status lane of the transport, and asks again under the same id
-    /// every 200 ms until it answers: the transport drops a frame while it opens a connection,
-    /// and a follower usually has none yet to another follower to answer on.
+    /// every 200 ms until it answers: the question or the answer is dropped while the sender waits
+    /// out a back-off from reconnecting.
     private func askStatus(of member: String, at address: String, timeout: Duration) async -> Result<
         MemberStatus, NodeError
     > {
@@ -45,6 +45,18 @@ extension RaftConsensus {
             return .failure(error)
         } catch {
             return .failure(NodeError(.unavailable, "\(error)"))
+        }
+    }
+
+    /// Tells every other member that this one is up, as it starts: a status question that nobody
+    /// waits for (id 0, never a waiter's; the answers are dropped). A member that had been failing
+    /// to reach this one while it was down then stops waiting out its back-off
+    /// (``RaftTransport/retryNow(_:)``): a restarted follower hears from its leader at once,
+    /// not after its first election timeout.
+    func announce() {
+        for (id, address) in status.membership.all where id != nodeID {
+            let question = MemberStatusExchange(from: nodeID, to: id, id: 0, status: nil)
+            transport.send(RaftFrame(group: group, memberStatus: question), to: address, lane: .status)
         }
     }
 

@@ -291,8 +291,14 @@ public final class RaftConsensus: Consensus {
         // it finds its data. Sending a snapshot reads its file on the thread pool too.
         let (snapshotFrames, snapshotFrameQueue) = AsyncStream.makeStream(
             of: RaftFrame.Content.self, bufferingPolicy: .unbounded)
-        let port = try await transport.listen(host: configuration.listenHost, port: configuration.listenPort) {
-            [self] frame in
+        let port = try await transport.listen(
+            host: configuration.listenHost, port: configuration.listenPort,
+            connected: { [self] frame in
+                // A member that connects in is up: answer it without waiting out a back-off left
+                // from while it was down (a restarted follower gets its entries at once).
+                if let address = addresses.withLock({ $0[frame.sender] }) { transport.retryNow(address) }
+            }
+        ) { [self] frame in
             guard frame.group == group, frame.recipient == nodeID else { return }
             switch frame.content {
             case .message(let message):
@@ -309,6 +315,7 @@ public final class RaftConsensus: Consensus {
             }
         }
         logger.info("replication for \(group) on \(configuration.listenHost):\(port) as \(nodeID)")
+        announce()
         defer {
             wake.finish()
             snapshotFrameQueue.finish()

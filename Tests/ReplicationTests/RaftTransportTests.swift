@@ -24,7 +24,7 @@ import Testing
         @Sendable func frame(_ term: UInt64) -> RaftFrame {
             RaftFrame(group: "region", message: RaftMessage(from: "a", to: "b", term: term, body: .timeoutNow))
         }
-        // The first send opens the connection (and is dropped, as documented): send until one lands.
+        // The first send opens the connection: wait until one lands.
         let connected = ContinuousClock.now + .seconds(10)
         while received.terms.withLock({ $0.isEmpty }), ContinuousClock.now < connected {
             sender.send(frame(0), to: address)
@@ -105,7 +105,98 @@ extension RaftTransportTests {
     }
 }
 
+extension RaftTransportTests {
+    @Test("frames sent while the connection opens wait for it and arrive in order; past the limit they are dropped")
+    func framesSentWhileConnectingWaitForTheConnection() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let logger = Logger(label: "transport-test")
+        let receiver = RaftTransport(eventLoopGroup: group, logger: logger)
+        let received = ReceivedTerms()
+        let port = try await receiver.listen(host: "127.0.0.1", port: 0) { frame in
+            if let message = frame.message { received.terms.withLock { $0.append(message.term) } }
+        }
+        let limit = RaftTransport.maxFramesWhileConnecting
+        // Sent in one job of the loop the connection will open on, so none can find it open.
+        let sender = RaftTransport(eventLoopGroup: group, logger: logger)
+        try await group.next().submit {
+            for term in 1...UInt64(limit + 20) {
+                sender.send(
+                    RaftFrame(group: "region", message: RaftMessage(from: "a", to: "b", term: term, body: .timeoutNow)),
+                    to: "127.0.0.1:\(port)")
+            }
+        }.get()
+        let deadline = ContinuousClock.now + .seconds(10)
+        while received.terms.withLock({ $0.count < limit }), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(received.terms.withLock { $0 } == Array(1...UInt64(limit)))
+
+        await sender.close()
+        await receiver.close()
+        try await group.shutdownGracefully()
+    }
+}
+
 /// The terms of the frames a test's receiver got, in arrival order.
 private final class ReceivedTerms: Sendable {
     let terms = Mutex<[UInt64]>([])
+}
+
+extension RaftTransportTests {
+    @Test("a peer that connects in is sent to at once, not after the back-off left from while it was down")
+    func aPeerThatConnectsInEndsTheBackOff() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let logger = Logger(label: "transport-test")
+        // B is down: a port nobody listens on (bound once to find it, then closed).
+        let probe = try await ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).get()
+        let portB = try #require(probe.localAddress?.port)
+        try await probe.close()
+        let addressB = "127.0.0.1:\(portB)"
+        let a = RaftTransport(eventLoopGroup: group, logger: logger)
+        let heardByA = ReceivedTerms()
+        let portA = try await a.listen(
+            host: "127.0.0.1", port: 0,
+            connected: { frame in if frame.sender == "b" { a.retryNow(addressB) } }
+        ) { frame in
+            if let message = frame.message { heardByA.terms.withLock { $0.append(message.term) } }
+        }
+        let key = RaftTransport.PeerKey(address: addressB, lane: .raft)
+        func frame(_ from: String, _ to: String, _ term: UInt64) -> RaftFrame {
+            RaftFrame(group: "region", message: RaftMessage(from: from, to: to, term: term, body: .timeoutNow))
+        }
+        a.send(frame("a", "b", 1), to: addressB)
+        let failed = ContinuousClock.now + .seconds(10)
+        while a.peers.withLock({ ($0[key]?.failures ?? 0) == 0 }), ContinuousClock.now < failed {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        // As after a long outage: the next try is a minute away.
+        a.peers.withLock {
+            $0[key]?.failures = 6
+            $0[key]?.retryAt = .now + .seconds(60)
+        }
+
+        // B comes back and talks to A: A sends to B again at once.
+        let b = RaftTransport(eventLoopGroup: group, logger: logger)
+        let heardByB = ReceivedTerms()
+        _ = try await b.listen(host: "127.0.0.1", port: portB) { frame in
+            if let message = frame.message { heardByB.terms.withLock { $0.append(message.term) } }
+        }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while heardByA.terms.withLock({ $0.isEmpty }), ContinuousClock.now < deadline {
+            b.send(frame("b", "a", 2), to: "127.0.0.1:\(portA)")
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        try #require(heardByA.terms.withLock { !$0.isEmpty }, "B never reached A")
+        #expect(a.peers.withLock { $0[key]?.failures } == 0)
+        while heardByB.terms.withLock({ $0.isEmpty }), ContinuousClock.now < deadline {
+            a.send(frame("a", "b", 3), to: addressB)
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(heardByB.terms.withLock { $0 }.first == 3, "A still waited out its back-off")
+
+        await a.close()
+        await b.close()
+        try await group.shutdownGracefully()
+    }
 }

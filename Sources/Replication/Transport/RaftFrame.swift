@@ -44,6 +44,15 @@ public struct RaftFrame: Sendable, Equatable {
         return nil
     }
 
+    /// Who sent the frame.
+    public var sender: String {
+        switch content {
+        case .message(let message): message.from
+        case .snapshotChunk(let chunk): chunk.from
+        case .memberStatus(let exchange): exchange.from
+        }
+    }
+
     /// Who the frame is for.
     public var recipient: String {
         switch content {

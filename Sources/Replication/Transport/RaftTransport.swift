@@ -6,9 +6,10 @@ import Synchronization
 
 /// The replication port: a TCP listener that hands each incoming ``RaftFrame`` to a receiver, and
 /// outgoing connections per peer address (one per ``Lane``), opened on first use and reopened with
-/// back-off after a failure. Sending never blocks: a frame for a peer that is not connected is
-/// dropped (Raft resends what matters). A connection that sends a malformed or oversized frame is
-/// closed and logged; the node goes on.
+/// back-off after a failure. Sending never blocks: frames sent while a connection opens wait for it
+/// (a few, see ``maxFramesWhileConnecting``); a frame for a peer that cannot be reached is dropped
+/// (Raft resends what matters). A connection that sends a malformed or oversized frame is closed
+/// and logged; the node goes on.
 public final class RaftTransport: Sendable {
     /// Called on the connection's event loop for every decoded frame: it must return at once
     /// (step a state machine under a lock, queue the frame), never block or wait.
@@ -39,9 +40,19 @@ public final class RaftTransport: Sendable {
     struct PeerState: Sendable {
         var channel: (any Channel)?
         var connecting = false
+        /// Frames sent while the connection opens, in order: written once it is open, dropped if
+        /// it fails.
+        var waiting: [[UInt8]] = []
+        var waitingBytes = 0
         var failures = 0
         var retryAt: ContinuousClock.Instant = .now
     }
+
+    /// At most this many frames, and bytes, wait for a connection to open; later ones are dropped.
+    /// (The first frames to a peer used to be dropped while it connected: a restarted member's
+    /// first vote request, a status survey's first question.)
+    static let maxFramesWhileConnecting = 64
+    static let maxBytesWhileConnecting = 4 << 20
 
     public init(
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger,
@@ -53,8 +64,11 @@ public final class RaftTransport: Sendable {
     }
 
     /// Starts listening, handing every frame received to `receive`; returns the port bound
-    /// (useful with port 0).
-    public func listen(host: String, port: Int, receive: @escaping Receiver) async throws -> Int {
+    /// (useful with port 0). `connected` is called with the first frame of every connection a peer
+    /// opens, before `receive`: a sign that the peer is up (see ``retryNow(_:)``).
+    public func listen(
+        host: String, port: Int, connected: Receiver? = nil, receive: @escaping Receiver
+    ) async throws -> Int {
         let logger = logger
         let rejected = connectionsRejected
         let channel = try await ServerBootstrap(group: eventLoopGroup)
@@ -69,7 +83,8 @@ public final class RaftTransport: Sendable {
                     try channel.pipeline.syncOperations.addHandler(
                         ByteToMessageHandler(RaftFrameDecoder(maxFrameBytes: RaftFrame.maxFrameBytes, logger: logger)))
                     try channel.pipeline.syncOperations.addHandler(
-                        InboundFrameHandler(receive: receive, logger: logger, rejected: rejected))
+                        InboundFrameHandler(
+                            receive: receive, connected: connected, logger: logger, rejected: rejected))
                 }
             }
             .bind(host: host, port: port).get()
@@ -84,7 +99,7 @@ public final class RaftTransport: Sendable {
         enum Route {
             case channel(any Channel)
             case connect
-            case drop
+            case done
         }
         if closed.load(ordering: .acquiring) { return }
         let route: Route = peers.withLock { peers in
@@ -92,9 +107,23 @@ public final class RaftTransport: Sendable {
             defer { peers[key] = state }
             if let channel = state.channel, channel.isActive { return .channel(channel) }
             state.channel = nil
-            guard !state.connecting, ContinuousClock.now >= state.retryAt else { return .drop }
-            state.connecting = true
-            return .connect
+            var opens = false
+            if !state.connecting {
+                // Not reachable lately: dropped until the back-off is over (Raft resends).
+                guard ContinuousClock.now >= state.retryAt else { return .done }
+                state.connecting = true
+                state.waiting = []
+                state.waitingBytes = 0
+                opens = true
+            }
+            let bytes = frame.encoded()
+            if state.waiting.count < Self.maxFramesWhileConnecting,
+                state.waitingBytes + bytes.count <= Self.maxBytesWhileConnecting
+            {
+                state.waiting.append(bytes)
+                state.waitingBytes += bytes.count
+            }
+            return opens ? .connect : .done
         }
         switch route {
         case .channel(let channel):
@@ -111,9 +140,8 @@ public final class RaftTransport: Sendable {
                 channel.writeAndFlush(buffer, promise: nil)
             }
         case .connect:
-            // Not connected: this frame is dropped (Raft resends) while the connection opens.
             connect(to: key)
-        case .drop:
+        case .done:
             break
         }
     }
@@ -124,6 +152,7 @@ public final class RaftTransport: Sendable {
             logger.error("peer address \(address) is not host:port")
             peers.withLock { peers in
                 peers[key]?.connecting = false
+                peers[key]?.waiting = []
                 peers[key]?.retryAt = .now + .seconds(2)
             }
             return
@@ -141,17 +170,24 @@ public final class RaftTransport: Sendable {
             }
             .connect(host: host, port: port)
             .whenComplete { [self] result in
-                peers.withLock { peers in
+                // On the new channel's event loop: the frames that waited are written before any
+                // sent from now on, which other threads queue to this loop behind this job.
+                let waiting = peers.withLock { peers -> [[UInt8]] in
                     var state = peers[key] ?? PeerState()
+                    let waiting = state.waiting
                     state.connecting = false
+                    state.waiting = []
+                    state.waitingBytes = 0
+                    defer { peers[key] = state }
                     switch result {
                     case .success(let channel):
                         if closed.load(ordering: .acquiring) {
                             channel.close(promise: nil)
-                            return
+                            return []
                         }
                         state.channel = channel
                         state.failures = 0
+                        return waiting
                     case .failure(let error):
                         state.failures += 1
                         let backoff = min(50 * (1 << min(state.failures, 6)), 2_000)
@@ -161,10 +197,29 @@ public final class RaftTransport: Sendable {
                                 "cannot reach peer \(address) (\(key.lane.rawValue)): \(error) (attempt \(state.failures))"
                             )
                         }
+                        return []
                     }
-                    peers[key] = state
                 }
+                guard case .success(let channel) = result, !waiting.isEmpty else { return }
+                for bytes in waiting { channel.write(channel.allocator.buffer(bytes: bytes), promise: nil) }
+                channel.flush()
             }
+    }
+
+    /// Lets the next frame for `address` connect at once, on every lane, instead of waiting out
+    /// the back-off left from earlier failures: the peer has just connected to this node, so it is
+    /// up again. Without this a restarted member heard nothing from a member that had been
+    /// failing to reach it for up to 2 s (no entries from its leader, no status answers).
+    public func retryNow(_ address: String) {
+        peers.withLock { peers in
+            for lane in [Lane.raft, .status] {
+                let key = PeerKey(address: address, lane: lane)
+                guard var state = peers[key], state.failures > 0 else { continue }
+                state.failures = 0
+                state.retryAt = .now
+                peers[key] = state
+            }
+        }
     }
 
     /// Closes the listener and every connection, both ways; nothing is sent afterwards.
@@ -188,22 +243,34 @@ public final class RaftTransport: Sendable {
     }
 }
 
-/// Hands decoded frames to the transport's receiver; closes the connection on a decoding error.
-final class InboundFrameHandler: ChannelInboundHandler, Sendable {
+/// Hands decoded frames to the transport's receiver (the first one of the connection to
+/// `connected` too); closes the connection on a decoding error. Used on its channel's event loop only.
+final class InboundFrameHandler: ChannelInboundHandler {
     typealias InboundIn = RaftFrame
 
     let receive: RaftTransport.Receiver
+    let connected: RaftTransport.Receiver?
     let logger: Logger
     let rejected: Counter
+    private var heardFirstFrame = false
 
-    init(receive: @escaping RaftTransport.Receiver, logger: Logger, rejected: Counter) {
+    init(
+        receive: @escaping RaftTransport.Receiver, connected: RaftTransport.Receiver?, logger: Logger,
+        rejected: Counter
+    ) {
         self.receive = receive
+        self.connected = connected
         self.logger = logger
         self.rejected = rejected
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        receive(unwrapInboundIn(data))
+        let frame = unwrapInboundIn(data)
+        if !heardFirstFrame {
+            heardFirstFrame = true
+            connected?(frame)
+        }
+        receive(frame)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -6,7 +6,9 @@ import Synchronization
 ///
 /// `wait` registers the caller before `send` runs, so an answer can never arrive before anyone
 /// waits for it; an answer nobody waits for any more (it came after the deadline) is dropped.
-/// Once ``failAll(_:)`` has run (shutdown), every new wait fails at once with its error.
+/// A waiting task that is cancelled stops waiting at once with `CancellationError` (a client that
+/// went away no longer holds its waiter until the deadline). Once ``failAll(_:)`` has run
+/// (shutdown), every new wait fails at once with its error.
 final class PendingAnswers<Value: Sendable>: Sendable {
     private struct Waiter {
         let deadline: ContinuousClock.Instant
@@ -24,7 +26,7 @@ final class PendingAnswers<Value: Sendable>: Sendable {
     }
 
     private struct State: ~Copyable {
-        var nextID: UInt64 = 1
+        var nextID: UInt64 = 1  // 0 is never a waiter's: RaftConsensus.announce() asks under it
         var waiting: [UInt64: Waiter] = [:]
         /// Set by ``failAll(_:)``: what every later wait is told.
         var closed: (any Error)?
@@ -41,14 +43,20 @@ final class PendingAnswers<Value: Sendable>: Sendable {
     /// Registers a waiter under a new id, calls `send` with it, and waits for ``resolve(_:with:)``.
     /// If `send` throws, the caller gets that error.
     func wait(timeout: Duration, send: (UInt64) throws -> Void) async throws -> Value {
-        try await withCheckedThrowingContinuation { continuation in
-            guard let id = register(timeout: timeout, continuation: continuation, repeating: nil, accepts: nil)
-            else { return }
-            do {
-                try send(id)
-            } catch {
-                resolve(id, with: .failure(error))
+        let id = newID()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                guard register(id, timeout: timeout, continuation: continuation, repeating: nil, accepts: nil) else {
+                    return
+                }
+                do {
+                    try send(id)
+                } catch {
+                    resolve(id, with: .failure(error))
+                }
             }
+        } onCancel: {
+            resolve(id, with: .failure(CancellationError()))
         }
     }
 
@@ -61,35 +69,43 @@ final class PendingAnswers<Value: Sendable>: Sendable {
         timeout: Duration, every: Duration, accepts: @escaping @Sendable (Value) -> Bool,
         send: @escaping @Sendable (UInt64) -> Void
     ) async throws -> Value {
-        try await withCheckedThrowingContinuation { continuation in
-            let repeating = Repeating(every: every, next: .now + every, send: send)
-            guard
-                let id = register(
-                    timeout: timeout, continuation: continuation, repeating: repeating, accepts: accepts)
-            else { return }
-            send(id)
+        let id = newID()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                let repeating = Repeating(every: every, next: .now + every, send: send)
+                guard
+                    register(id, timeout: timeout, continuation: continuation, repeating: repeating, accepts: accepts)
+                else { return }
+                send(id)
+            }
+        } onCancel: {
+            resolve(id, with: .failure(CancellationError()))
         }
     }
 
-    /// Adds a waiter, or fails it at once when the answers are closed.
+    private func newID() -> UInt64 {
+        state.withLock { state in
+            defer { state.nextID += 1 }
+            return state.nextID
+        }
+    }
+
+    /// Adds a waiter under `id`; fails it at once (returning false) when the answers are closed
+    /// or the task was cancelled before it could wait (the cancellation handler found no waiter).
     private func register(
-        timeout: Duration, continuation: CheckedContinuation<Value, any Error>,
+        _ id: UInt64, timeout: Duration, continuation: CheckedContinuation<Value, any Error>,
         repeating: Repeating?, accepts: (@Sendable (Value) -> Bool)?
-    ) -> UInt64? {
-        let registered: Result<UInt64, any Error> = state.withLock { state in
-            if let closed = state.closed { return .failure(closed) }
-            let id = state.nextID
-            state.nextID += 1
+    ) -> Bool {
+        let refusal: (any Error)? = state.withLock { state in
+            if let closed = state.closed { return closed }
+            if Task.isCancelled { return CancellationError() }
             state.waiting[id] = Waiter(
                 deadline: .now + timeout, continuation: continuation, repeating: repeating, accepts: accepts)
-            return .success(id)
-        }
-        switch registered {
-        case .success(let id): return id
-        case .failure(let error):
-            continuation.resume(throwing: error)
             return nil
         }
+        guard let refusal else { return true }
+        continuation.resume(throwing: refusal)
+        return false
     }
 
     /// Whether `id` still waits.

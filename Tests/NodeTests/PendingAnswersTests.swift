@@ -42,4 +42,50 @@ import Testing
             }
         }
     }
+
+    @Test("a cancelled wait or question stops waiting at once, whether cancelled before or while it waits")
+    func cancellationEndsTheWait() async throws {
+        let answers = PendingAnswers<Int> { Late() }
+        let asked = AskedIDs()
+        // Deadlines are ended by a ticker, as in the node, so a wait that missed its cancellation
+        // fails with the timeout error instead of hanging the test.
+        let ticker = Task {
+            while !Task.isCancelled {
+                answers.expireOverdue()
+                try await Task.sleep(for: .milliseconds(10))
+            }
+        }
+        defer { ticker.cancel() }
+        let waiting = Task {
+            try await answers.wait(timeout: .seconds(2)) { id in asked.ids.withLock { $0.append(id) } }
+        }
+        let questioning = Task {
+            try await answers.ask(timeout: .seconds(2), every: .seconds(60), accepts: { _ in true }) { id in
+                asked.ids.withLock { $0.append(id) }
+            }
+        }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while asked.ids.withLock({ $0.count < 2 }), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        let ids = asked.ids.withLock { $0 }
+        try #require(ids.count == 2)
+        waiting.cancel()
+        questioning.cancel()
+        await #expect(throws: CancellationError.self) { try await waiting.value }
+        await #expect(throws: CancellationError.self) { try await questioning.value }
+        #expect(!answers.isWaiting(ids[0]) && !answers.isWaiting(ids[1]))
+
+        // Cancelled before it waits: it never sends.
+        let early = Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            return try await answers.wait(timeout: .seconds(2)) { _ in Issue.record("sent after cancellation") }
+        }
+        await #expect(throws: CancellationError.self) { try await early.value }
+    }
+}
+
+/// The ids a test's questions were sent under.
+private final class AskedIDs: Sendable {
+    let ids = Mutex<[UInt64]>([])
 }

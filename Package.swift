@@ -140,8 +140,8 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             path: "bench/region",
-            // The wire-level breakdown is a script run by hand (BENCHMARKS.md), not part of the build.
-            exclude: ["wire-breakdown.sh", "wire-breakdown.py"]
+            // Scripts run by hand (BENCHMARKS.md), not part of the build.
+            exclude: ["wire-breakdown.sh", "wire-breakdown.py", "recovery.py"]
         ),
         // Helpers shared by the test targets (temporary directories, views as an earlier dwcp wrote them).
         .target(

@@ -296,7 +296,8 @@ public final class RaftConsensus: Consensus {
             connected: { [self] frame in
                 // A member that connects in is up: answer it without waiting out a back-off left
                 // from while it was down (a restarted follower gets its entries at once).
-                if let address = addresses.withLock({ $0[frame.sender] }) { transport.retryNow(address) }
+                guard frame.group == group, let address = addresses.withLock({ $0[frame.sender] }) else { return }
+                transport.retryNow(address)
             }
         ) { [self] frame in
             guard frame.group == group, frame.recipient == nodeID else { return }

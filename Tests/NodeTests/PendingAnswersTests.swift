@@ -57,10 +57,10 @@ import Testing
         }
         defer { ticker.cancel() }
         let waiting = Task {
-            try await answers.wait(timeout: .seconds(2)) { id in asked.ids.withLock { $0.append(id) } }
+            try await answers.wait(timeout: .seconds(20)) { id in asked.ids.withLock { $0.append(id) } }
         }
         let questioning = Task {
-            try await answers.ask(timeout: .seconds(2), every: .seconds(60), accepts: { _ in true }) { id in
+            try await answers.ask(timeout: .seconds(20), every: .seconds(60), accepts: { _ in true }) { id in
                 asked.ids.withLock { $0.append(id) }
             }
         }
@@ -79,7 +79,7 @@ import Testing
         // Cancelled before it waits: it never sends.
         let early = Task {
             withUnsafeCurrentTask { $0?.cancel() }
-            return try await answers.wait(timeout: .seconds(2)) { _ in Issue.record("sent after cancellation") }
+            return try await answers.wait(timeout: .seconds(20)) { _ in Issue.record("sent after cancellation") }
         }
         await #expect(throws: CancellationError.self) { try await early.value }
     }

@@ -132,6 +132,35 @@ extension RaftTransportTests {
         try await Task.sleep(for: .milliseconds(100))
         #expect(received.terms.withLock { $0 } == Array(1...UInt64(limit)))
 
+        // A frame past the byte limit is dropped, and so is every later one until the connection
+        // is open: the peer gets no frames with a gap among them.
+        received.terms.withLock { $0.removeAll() }
+        let second = RaftTransport(eventLoopGroup: group, logger: logger)
+        let address = "127.0.0.1:\(port)"
+        try await group.next().submit {
+            second.send(
+                RaftFrame(group: "region", message: RaftMessage(from: "a", to: "b", term: 1, body: .timeoutNow)),
+                to: address)
+            let tooBig = [UInt8](repeating: 7, count: RaftTransport.maxBytesWhileConnecting)
+            second.send(
+                RaftFrame(
+                    group: "region",
+                    message: RaftMessage(from: "a", to: "b", term: 2, body: .propose(id: 1, payloads: [tooBig]))),
+                to: address)
+            second.send(
+                RaftFrame(group: "region", message: RaftMessage(from: "a", to: "b", term: 3, body: .timeoutNow)),
+                to: address)
+        }.get()
+        while received.terms.withLock({ !$0.contains(4) }), ContinuousClock.now < deadline {
+            second.send(
+                RaftFrame(group: "region", message: RaftMessage(from: "a", to: "b", term: 4, body: .timeoutNow)),
+                to: address)
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(received.terms.withLock { $0 }.prefix(2) == [1, 4])
+        #expect(second.peers.withLock { $0.values.allSatisfy { $0.waiting.isEmpty && !$0.waitingFull } })
+
+        await second.close()
         await sender.close()
         await receiver.close()
         try await group.shutdownGracefully()

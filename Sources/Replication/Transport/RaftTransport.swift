@@ -44,11 +44,21 @@ public final class RaftTransport: Sendable {
         /// it fails.
         var waiting: [[UInt8]] = []
         var waitingBytes = 0
+        /// A frame did not fit: it and every later one are dropped until the connection opens
+        /// (a gap in the middle would be of no use to the peer, a snapshot's chunks for one).
+        var waitingFull = false
         var failures = 0
         var retryAt: ContinuousClock.Instant = .now
+
+        mutating func dropWaiting() {
+            waiting = []
+            waitingBytes = 0
+            waitingFull = false
+        }
     }
 
-    /// At most this many frames, and bytes, wait for a connection to open; later ones are dropped.
+    /// At most this many frames, and bytes, wait for a connection to open; the first that does not
+    /// fit and all later ones are dropped.
     /// (The first frames to a peer used to be dropped while it connected: a restarted member's
     /// first vote request, a status survey's first question.)
     static let maxFramesWhileConnecting = 64
@@ -102,6 +112,8 @@ public final class RaftTransport: Sendable {
             case done
         }
         if closed.load(ordering: .acquiring) { return }
+        // Encoded before the lock, which every send takes (a snapshot chunk is a megabyte).
+        let bytes = frame.encoded()
         let route: Route = peers.withLock { peers in
             var state = peers[key] ?? PeerState()
             defer { peers[key] = state }
@@ -112,22 +124,21 @@ public final class RaftTransport: Sendable {
                 // Not reachable lately: dropped until the back-off is over (Raft resends).
                 guard ContinuousClock.now >= state.retryAt else { return .done }
                 state.connecting = true
-                state.waiting = []
-                state.waitingBytes = 0
                 opens = true
             }
-            let bytes = frame.encoded()
-            if state.waiting.count < Self.maxFramesWhileConnecting,
+            if !state.waitingFull, state.waiting.count < Self.maxFramesWhileConnecting,
                 state.waitingBytes + bytes.count <= Self.maxBytesWhileConnecting
             {
                 state.waiting.append(bytes)
                 state.waitingBytes += bytes.count
+            } else {
+                state.waitingFull = true
             }
             return opens ? .connect : .done
         }
         switch route {
         case .channel(let channel):
-            let buffer = channel.allocator.buffer(bytes: frame.encoded())
+            let buffer = channel.allocator.buffer(bytes: bytes)
             // On the channel's own event loop (the Raft driver's task runs on one) the write is
             // left for after the current job: a loopback write runs the receiver's TCP stack
             // inline, and the caller has more urgent work (its own log write, waking the views).
@@ -152,8 +163,8 @@ public final class RaftTransport: Sendable {
             logger.error("peer address \(address) is not host:port")
             peers.withLock { peers in
                 peers[key]?.connecting = false
-                peers[key]?.waiting = []
                 peers[key]?.retryAt = .now + .seconds(2)
+                peers[key]?.dropWaiting()
             }
             return
         }
@@ -176,8 +187,7 @@ public final class RaftTransport: Sendable {
                     var state = peers[key] ?? PeerState()
                     let waiting = state.waiting
                     state.connecting = false
-                    state.waiting = []
-                    state.waitingBytes = 0
+                    state.dropWaiting()
                     defer { peers[key] = state }
                     switch result {
                     case .success(let channel):

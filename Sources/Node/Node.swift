@@ -97,25 +97,31 @@ public final class Node: Service, Sendable {
 
     public func run() async throws {
         do {
-            try await cancelWhenGracefulShutdown {
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    if let raft = self.raft {
-                        group.addTask { try await raft.run() }
-                    } else {
-                        group.addTask { try await self.compactLocalLog() }
-                    }
-                    group.addTask { try await self.runApplyLoop() }
-                    group.addTask { try await self.runCheckpointLoop() }
-                    group.addTask { try await self.scheduler.run(node: self) }
-                    if let host = self.configuration.registerHost {
-                        group.addTask { try await self.registerIfMissing(host) }
-                    }
-                    if let agent = self.configuration.hostAgent {
-                        group.addTask { try await HostAgent.run(node: self, configuration: agent) }
-                    }
-                    // The loops run until cancelled; the first error ends them all.
-                    while try await group.next() != nil {}
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                if let raft = self.raft {
+                    group.addTask { try await raft.run() }
+                } else {
+                    group.addTask { try await self.compactLocalLog() }
                 }
+                group.addTask { try await self.runApplyLoop() }
+                group.addTask { try await self.runCheckpointLoop() }
+                group.addTask { try await self.scheduler.run(node: self) }
+                if let host = self.configuration.registerHost {
+                    group.addTask { try await self.registerIfMissing(host) }
+                }
+                if let agent = self.configuration.hostAgent {
+                    group.addTask { try await HostAgent.run(node: self, configuration: agent) }
+                }
+                group.addTask {
+                    // A graceful shutdown (SIGTERM) ends the loops, but a leader first hands its
+                    // leadership over while they still run: the region's writes pause for a
+                    // round trip, not for an election timeout.
+                    try await gracefulShutdown()
+                    if let raft = self.raft { _ = await raft.handOffLeadership(timeout: Self.handOffTimeout) }
+                    throw CancellationError()
+                }
+                // The loops run until cancelled; the first error ends them all.
+                while try await group.next() != nil {}
             }
         } catch is CancellationError {
             // Graceful shutdown.
@@ -136,6 +142,10 @@ public final class Node: Service, Sendable {
     }
 
     /// Applies committed entries as they commit, in index order, until cancelled.
+    /// How long a stopping leader waits for its successor to take over: a hand-off takes a round
+    /// trip or two (about 30 ms on loopback); past this the others elect a leader as after a crash.
+    static let handOffTimeout = Duration.milliseconds(500)
+
     func runApplyLoop() async throws {
         while true {
             let committed = try await consensus.committed.wait(until: applied.value + 1)

@@ -143,10 +143,20 @@ final class PendingAnswers<Value: Sendable>: Sendable {
 
     /// Fails every waiter with `error` (shutdown), and every later one.
     func failAll(_ error: any Error) {
+        fail(error, closing: true)
+    }
+
+    /// Fails every waiter with `error` now (whom they asked will not answer: a leader that lost its
+    /// leadership); later waits go on as usual.
+    func failWaiting(_ error: any Error) {
+        fail(error, closing: false)
+    }
+
+    private func fail(_ error: any Error, closing: Bool) {
         let all = state.withLock { state in
             defer {
                 state.waiting = [:]
-                state.closed = error
+                if closing { state.closed = error }
             }
             return Array(state.waiting.values)
         }

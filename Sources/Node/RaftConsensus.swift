@@ -232,6 +232,41 @@ public final class RaftConsensus: Consensus {
         try withRaft { try $0.transferLeadership(to: target) }
     }
 
+    /// On a graceful shutdown: a leader hands its leadership to its ``Raft/successor`` and waits,
+    /// up to `timeout`, until another member leads, so the region's writes pause for a round trip
+    /// instead of an election timeout (a rolling upgrade stops every member in turn). Returns the
+    /// new leader; nil when this member does not lead, leads alone, or the hand-off did not finish
+    /// in time (the others then elect a leader as after a crash).
+    func handOffLeadership(timeout: Duration) async -> String? {
+        let started = ContinuousClock.now
+        let target: String
+        do {
+            guard
+                let successor = try withRaft({ raft -> String? in
+                    guard let successor = raft.successor else { return nil }
+                    try raft.transferLeadership(to: successor)
+                    return successor
+                })
+            else { return nil }
+            target = successor
+        } catch {
+            logger.warning("\(group): could not hand leadership over before stopping: \(error)")
+            return nil
+        }
+        let loop = MultiThreadedEventLoopGroup.singleton.any()
+        while started.duration(to: .now) < timeout {
+            let status = self.status
+            if let leader = status.leader, leader != nodeID, status.role != .leader {
+                let milliseconds = Int((started.duration(to: .now) / .milliseconds(1)).rounded())
+                logger.info("\(group): handed leadership to \(leader) in \(milliseconds) ms before stopping")
+                return leader
+            }
+            do { try await loop.sleep(for: .milliseconds(2)) } catch { break }
+        }
+        logger.warning("\(group): \(target) did not take over leadership within \(timeout); stopping anyway")
+        return nil
+    }
+
     /// Proposes a membership change; returns its index once committed.
     public func changeMembership(_ change: RaftMembershipChange) async throws -> UInt64 {
         let (index, term) = try withRaft { raft in (try raft.proposeMembership(change), raft.term) }
@@ -444,11 +479,20 @@ public final class RaftConsensus: Consensus {
 
     func noteStatus() {
         let status = state.withLock { $0.status }
-        let leaderChanged = notedLeader.withLock { noted in
+        let previous = notedLeader.withLock { noted in
             defer { noted = status.leader }
-            return status.leader != nil && status.leader != noted
+            return noted
         }
-        if leaderChanged { metrics.leaderChanges.increment() }
+        if status.leader != nil && status.leader != previous { metrics.leaderChanges.increment() }
+        if let previous, previous != status.leader, previous != nodeID {
+            // What was forwarded to the leader that was may never be answered (it stopped, or was
+            // cut off): its askers hear so now, not after the 2 s timeout.
+            let moved = NodeError(
+                .unavailable,
+                "leadership moved away from \(previous) before it answered; retry with the same request id")
+            forwards.failWaiting(moved)
+            reads.failWaiting(moved)
+        }
         let members = status.membership.all
         addresses.withLock { current in
             // Keep addresses of members being removed until they are gone from every membership.

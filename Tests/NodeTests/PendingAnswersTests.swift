@@ -31,6 +31,23 @@ import Testing
         #expect(sent.withLock { $0.count } == count, "asked again after the answer")
     }
 
+    @Test("failWaiting fails the waiters there are with its error; a later wait goes on as usual")
+    func failWaitingLeavesLaterWaitsAlone() async throws {
+        let answers = PendingAnswers<Int> { Late() }
+        let asked = AskedIDs()
+        let waiting = Task {
+            try await answers.wait(timeout: .seconds(60)) { id in asked.ids.withLock { $0.append(id) } }
+        }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while asked.ids.withLock({ $0.isEmpty }), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        answers.failWaiting(Closed())
+        await #expect(throws: Closed.self) { try await waiting.value }
+        async let later = answers.wait(timeout: .seconds(60)) { id in answers.resolve(id, with: .success(7)) }
+        #expect(try await later == 7)
+    }
+
     @Test("after failAll, a new wait or question fails at once with its error", .timeLimit(.minutes(1)))
     func closedAfterFailAll() async throws {
         let answers = PendingAnswers<Int> { Late() }

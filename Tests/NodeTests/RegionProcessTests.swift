@@ -53,6 +53,15 @@ final class Region: Sendable {
         return try await process.waitForExit()
     }
 
+    /// Stops a member with SIGTERM (a graceful shutdown); returns its exit status and what it logged.
+    func stop(_ id: String) async throws -> (status: Int32, stderr: String) {
+        let process = processes.withLock { $0.removeValue(forKey: id) }!
+        apiPorts.withLock { $0[id] = nil }
+        process.kill(SIGTERM)
+        let status = try await process.waitForExit()
+        return (status, process.stderr)
+    }
+
     func signal(_ id: String, _ signal: Int32) {
         processes.withLock { $0[id]! }.kill(signal)
     }
@@ -110,8 +119,16 @@ final class Region: Sendable {
         #expect(status == 200, "\(body)")
     }
 
+    /// Stops every running member with SIGTERM, the leader last: a leader stopped first would hand
+    /// its leadership over, and the new leader's first entry would reach only the members still
+    /// running (their views, compared after, would differ by that entry).
     func stopAll() async throws {
-        for id in Self.ids + [Self.joiner] where base(id) != nil { _ = try await kill(id, SIGTERM) }
+        var running = (Self.ids + [Self.joiner]).filter { base($0) != nil }
+        for id in running where await cluster(id)["role"] == "leader" {
+            running.removeAll { $0 == id }
+            running.append(id)
+        }
+        for id in running { _ = try await kill(id, SIGTERM) }
     }
 
     /// Waits until every running member has applied at least what `id` has committed; returns
@@ -344,6 +361,43 @@ func get(_ url: String) async throws -> (Int, String) {
         let (bad, _, usage) = try await runCLI(
             ["sql", "SELECT 1", "--consistency", "eventual", "--server", follower], in: dir)
         #expect(bad == 64 && usage.contains("eventual"), "\(usage)")
+
+        // A write forwarded to a leader that stops answering fails as soon as the others elect
+        // another leader, not after the 2 s a follower waits for an answer, and says to retry.
+        region.signal(leader, SIGSTOP)
+        let (frozen, refusal) = try await put(
+            region.base(followers[1])! + "/v1/hosts/h1/labels", #"{"labels":{"step":"frozen"}}"#)
+        region.signal(leader, SIGCONT)
+        #expect(frozen == 503 && refusal.contains("leadership moved away from \(leader)"), "\(refusal)")
+        // A follower may have been elected, or the old leader, resumed before the others'
+        // election ended, may lead on: wait until all three name the same leader.
+        var agreed: String?
+        let deadline = ContinuousClock.now + .seconds(20)
+        while agreed == nil, ContinuousClock.now < deadline {
+            var named: Set<String> = []
+            for id in Region.ids { named.insert(await region.cluster(id)["leader"] ?? "") }
+            if named.count == 1, let only = named.first, !only.isEmpty,
+                await region.cluster(only)["role"] == "leader"
+            {
+                agreed = only
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let current = try #require(agreed, "the members never agreed on a leader after the old one resumed")
+
+        // A leader stopped gracefully hands its leadership to a follower before it exits, so the
+        // region does not wait out an election timeout; the new leader takes writes at once.
+        let (status, stopLog) = try await region.stop(current)
+        #expect(status == 0, "\(stopLog.suffix(2000))")
+        let successor = try #require(
+            stopLog.firstMatch(of: #/handed leadership to (n\d) in \d+ ms before stopping/#)?.output.1,
+            "\(stopLog.suffix(2000))")
+        #expect(String(successor) != current)
+        let (_, asked) = try await get(region.base(String(successor))! + "/v1/cluster?timeout_ms=0")
+        #expect(asked.contains(#""role":"leader""#), "\(asked)")
+        let (written, answer) = try await put(
+            region.base(String(successor))! + "/v1/hosts/h1/labels", #"{"labels":{"step":"after"}}"#)
+        #expect(written == 200, "\(answer)")
         try await region.stopAll()
     }
 

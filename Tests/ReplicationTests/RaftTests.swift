@@ -227,6 +227,42 @@ struct TestCluster {
         #expect(cluster.members[leader]!.role == .follower)
     }
 
+    @Test("the successor a stopping leader hands over to: heard from lately, then the longest log, then by id")
+    func theSuccessorIsTheVoterBestPlacedToLead() throws {
+        var single = TestCluster(["a"])
+        _ = single.electLeader()
+        #expect(single.members["a"]!.successor == nil)
+
+        var cluster = TestCluster(["a", "b", "c"])
+        let leader = cluster.electLeader()
+        let first = cluster.member(otherThan: leader)
+        let second = cluster.member(otherThan: leader, first)
+        #expect(cluster.members[first]!.successor == nil, "a follower names none")
+        #expect(cluster.members[leader]!.successor == first, "all alike: the first by id")
+        // The first misses an entry: the other has the longer log.
+        cluster.cut = [first]
+        _ = try cluster.members[leader]!.propose([Array("x".utf8)])
+        cluster.settle()
+        #expect(cluster.members[leader]!.successor == second)
+        // Both caught up: alike again.
+        cluster.cut = []
+        cluster.tick(2)
+        #expect(cluster.members[leader]!.status.matches[first] == cluster.members[leader]!.status.matches[second])
+        #expect(cluster.members[leader]!.successor == first)
+        // The first silent for half an election timeout: not a successor, whatever its log.
+        cluster.cut = [first]
+        cluster.tick(5)
+        #expect(cluster.members[leader]!.role == .leader)
+        #expect(cluster.members[leader]!.successor == second)
+        // Neither answers: none (a hand-off could not finish).
+        cluster.cut = [first, second]
+        for _ in 0..<5 {
+            cluster.members[leader]!.tick()
+            _ = cluster.members[leader]!.takeReady()
+        }
+        #expect(cluster.members[leader]!.successor == nil)
+    }
+
     @Test func aMemberFarBehindCatchesUpBySnapshot() throws {
         var cluster = TestCluster(["a", "b", "c"])
         let leader = cluster.electLeader()

@@ -5,6 +5,10 @@ times here would be set by its election timeout, not by its code).
   bench/region/recovery.py failover [ROUNDS] [DWCP_BINARY]
       SIGKILL the leader; time until a survivor reports itself leader, and until a write through
       it is acknowledged.
+  bench/region/recovery.py stop|kill [ROUNDS] [DWCP_BINARY]
+      SIGTERM the leader (stop: a graceful stop, as in a rolling upgrade) or SIGKILL it (kill)
+      while one client writes through a follower in a loop; time from the signal until a write is
+      acknowledged again, and the longest gap between two acknowledged writes.
   bench/region/recovery.py restart [ROUNDS] [DWCP_BINARY]
       SIGKILL a follower, write 20 intents, wait 6 s (the others back off from reconnecting to
       it), start it again; time until its API answers, until it has applied the leader's commit
@@ -17,7 +21,7 @@ import json, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 MODE = sys.argv[1] if len(sys.argv) > 1 else "failover"
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 5
 DWCP = sys.argv[3] if len(sys.argv) > 3 else ".build/release/dwcp"
-if MODE not in ("failover", "restart"):
+if MODE not in ("failover", "stop", "kill", "restart"):
     sys.exit(__doc__)
 
 
@@ -106,6 +110,33 @@ def failover(region):
     return {"elected": elected, "written": time.monotonic() - started}
 
 
+def stop(region, how=signal.SIGTERM):
+    leader = region.leader()
+    send("POST", region.url(leader, "/v1/hosts"), {"name": "h1", "region": "eu", "cpus": 16, "memory_bytes": 1 << 36})
+    follower = [i for i in (1, 2, 3) if i != leader][0]
+    time.sleep(1.5)
+    acknowledged = []
+    signalled = None
+    k = 0
+    while True:
+        now = time.monotonic()
+        if signalled is None and len(acknowledged) >= 50:
+            signalled = now
+            region.processes[leader].send_signal(how)
+        try:
+            send("PUT", region.url(follower, "/v1/hosts/h1/labels"), {"labels": {"k": str(k)}})
+            acknowledged.append(time.monotonic())
+        except Exception:
+            time.sleep(0.002)
+        k += 1
+        if signalled is not None and acknowledged[-1] > signalled and time.monotonic() - signalled > 3:
+            break
+    region.processes[leader].wait()
+    after = next(t for t in acknowledged if t > signalled)
+    gaps = [b - a for a, b in zip(acknowledged, acknowledged[1:])]
+    return {"first write after the signal": after - signalled, "longest gap": max(gaps)}
+
+
 def restart(region):
     leader = region.leader()
     send("POST", region.url(leader, "/v1/hosts"), {"name": "h1", "region": "eu", "cpus": 16, "memory_bytes": 1 << 36})
@@ -140,7 +171,9 @@ results = []
 for round_ in range(ROUNDS):
     region = Region()
     try:
-        result = failover(region) if MODE == "failover" else restart(region)
+        result = {
+            "failover": failover, "stop": stop, "kill": lambda r: stop(r, signal.SIGKILL), "restart": restart
+        }[MODE](region)
     finally:
         region.stop()
     results.append(result)

@@ -10,7 +10,10 @@ extension Raft {
             stepLowerTerm(message)
             return
         }
-        if role == .leader { progress[message.from]?.recentlyActive = true }
+        if role == .leader, progress[message.from] != nil {
+            progress[message.from]!.recentlyActive = true
+            progress[message.from]!.silentTicks = 0
+        }
 
         switch message.body {
         case .preVote:

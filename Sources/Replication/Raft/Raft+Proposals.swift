@@ -69,6 +69,18 @@ extension Raft {
         }
     }
 
+    /// The voter best placed to lead once this leader stops (a graceful shutdown hands leadership
+    /// to it): of the other voters heard from within half an election timeout, the one with the
+    /// longest log matching this one's, the first by id on a tie; nil when this member does not
+    /// lead or no other voter answers lately (a hand-off to it could not finish).
+    public var successor: String? {
+        guard role == .leader else { return nil }
+        let heard = membership.voters.keys.filter { member in
+            member != id && (progress[member]?.silentTicks ?? .max) < configuration.electionTicks / 2
+        }
+        return heard.sorted().max { (progress[$0]?.match ?? 0) < (progress[$1]?.match ?? 0) }
+    }
+
     private func checkCanPropose() throws {
         guard role == .leader else {
             throw ReplicationError(.notLeader, "\(id) is not the leader", leader: leader)

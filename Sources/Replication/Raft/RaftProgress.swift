@@ -18,6 +18,8 @@ struct RaftProgress: Sendable {
     var inflight: [UInt64] = []
     /// Heard from since the last quorum check.
     var recentlyActive = false
+    /// The leader's ticks since it last heard from this member.
+    var silentTicks = 0
     /// Heartbeat rounds in a row in which `match` did not move although entries were owed.
     var stalledRounds = 0
     var matchAtLastRound: UInt64 = 0

@@ -14,11 +14,14 @@ struct CLIError: Error, CustomStringConvertible {
     let code: Code
     let message: String
     let cause: (any Error)?
+    /// For ``Code/refused``: the HTTP status the node answered.
+    var httpStatus: UInt?
 
-    init(_ code: Code, _ message: String, cause: (any Error)? = nil) {
+    init(_ code: Code, _ message: String, cause: (any Error)? = nil, httpStatus: UInt? = nil) {
         self.code = code
         self.message = message
         self.cause = cause
+        self.httpStatus = httpStatus
     }
 
     var description: String { message }

@@ -6,7 +6,8 @@ import Store
 
 /// The CLI's client of a node's HTTP/JSON API. Turns transport failures and error answers into
 /// one-line ``CLIError``s. Requests that carry a request id are retried on connection failures,
-/// which is safe because the node applies a request id once.
+/// and while the node answers 503 (the region is electing a leader, or leadership moved before
+/// it answered), which is safe because the node applies a request id once.
 struct NodeClient {
     let address: String
     let baseURL: String
@@ -25,16 +26,32 @@ struct NodeClient {
         baseURL = "http://\(host.contains(":") ? "[\(host)]" : host):\(port)"
     }
 
-    /// Sends a request and returns the JSON answer; an error answer becomes a ``CLIError``.
+    /// How long a request with retries goes on retrying while the node answers 503: a leader's
+    /// hand-off takes tens of milliseconds, an election after a crash about half a second.
+    static let unavailableRetryWindow = Duration.seconds(3)
+
+    /// Sends a request and returns the JSON answer; an error answer becomes a ``CLIError``. With
+    /// `retries` (a request safe to send again: it carries a request id, or only reads), a
+    /// connection failure is retried that many times, and a 503 for up to ``unavailableRetryWindow``.
     func call(_ method: HTTPMethod, _ path: String, body: JSONValue? = nil, retries: Int = 0) async throws -> JSONValue
     {
         var attempt = 0
+        var unavailableAttempt = 0
+        var unavailableSince: ContinuousClock.Instant?
         while true {
             do {
                 return try await callOnce(method, path, body: body)
             } catch let error as CLIError where error.code == .unreachable && attempt < retries {
                 attempt += 1
                 try await Task.sleep(for: .milliseconds(200 * attempt))
+            } catch let error as CLIError where error.httpStatus == 503 && retries > 0 {
+                let since = unavailableSince ?? .now
+                unavailableSince = since
+                let waited = since.duration(to: .now)
+                guard waited < Self.unavailableRetryWindow else { throw error }
+                // 50 ms, doubling to 400 ms.
+                try await Task.sleep(for: .milliseconds(50) * (1 << min(unavailableAttempt, 3)))
+                unavailableAttempt += 1
             }
         }
     }
@@ -66,7 +83,9 @@ struct NodeClient {
             throw CLIError(.protocolError, "the node at \(address) answered HTTP \(response.status.code) with no JSON")
         }
         if response.status.code >= 400 {
-            throw CLIError(.refused, Self.errorMessage(value) ?? "the node answered HTTP \(response.status.code)")
+            throw CLIError(
+                .refused, Self.errorMessage(value) ?? "the node answered HTTP \(response.status.code)",
+                httpStatus: response.status.code)
         }
         return value
     }

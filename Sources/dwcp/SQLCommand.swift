@@ -36,7 +36,8 @@ struct SQL: AsyncParsableCommand {
             guard maxRows > 0 else { throw CLIError(.usage, "--max-rows must be 1 or more") }
             fields.append(("max_rows", .int(Int64(maxRows))))
         }
-        let answer = try await client.client().call(.POST, "/v1/sql", body: .object(fields))
+        // A query only reads: safe to send again (a linearizable read during an election answers 503).
+        let answer = try await client.client().call(.POST, "/v1/sql", body: .object(fields), retries: 3)
         guard case .array(let columns)? = answer["columns"], case .array(let rows)? = answer["rows"] else {
             throw CLIError(.protocolError, "the node's answer has no columns and rows")
         }

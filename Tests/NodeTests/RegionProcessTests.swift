@@ -364,11 +364,19 @@ func get(_ url: String) async throws -> (Int, String) {
 
         // A write forwarded to a leader that stops answering fails as soon as the others elect
         // another leader, not after the 2 s a follower waits for an answer, and says to retry.
+        // The CLI, sent the same way, retries on 503 with its request id until a leader answers.
         region.signal(leader, SIGSTOP)
+        async let cliWrite = runCLI(
+            [
+                "host", "label", "h1", "--label", "step=cli", "--server",
+                "127.0.0.1:\(region.apiPorts.withLock { $0[followers[0]]! })",
+            ], in: dir)
         let (frozen, refusal) = try await put(
             region.base(followers[1])! + "/v1/hosts/h1/labels", #"{"labels":{"step":"frozen"}}"#)
+        let (cliStatus, cliOut, cliError) = try await cliWrite
         region.signal(leader, SIGCONT)
         #expect(frozen == 503 && refusal.contains("leadership moved away from \(leader)"), "\(refusal)")
+        #expect(cliStatus == 0 && cliOut.contains("set the labels of host h1"), "\(cliOut) \(cliError)")
         // A follower may have been elected, or the old leader, resumed before the others'
         // election ended, may lead on: wait until all three name the same leader.
         var agreed: String?

@@ -141,11 +141,11 @@ public final class Node: Service, Sendable {
         logger.info("node \(configuration.nodeID) stopped at applied index \(applied.value)")
     }
 
-    /// Applies committed entries as they commit, in index order, until cancelled.
     /// How long a stopping leader waits for its successor to take over: a hand-off takes a round
     /// trip or two (about 30 ms on loopback); past this the others elect a leader as after a crash.
     static let handOffTimeout = Duration.milliseconds(500)
 
+    /// Applies committed entries as they commit, in index order, until cancelled.
     func runApplyLoop() async throws {
         while true {
             let committed = try await consensus.committed.wait(until: applied.value + 1)

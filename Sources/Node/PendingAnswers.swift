@@ -17,6 +17,8 @@ final class PendingAnswers<Value: Sendable>: Sendable {
         var repeating: Repeating?
         /// Which answers the waiter takes (others leave it waiting).
         var accepts: (@Sendable (Value) -> Bool)?
+        /// Whom the question went to (``note(_:askedOf:)``).
+        var askedOf: String?
     }
 
     private struct Repeating {
@@ -143,23 +145,29 @@ final class PendingAnswers<Value: Sendable>: Sendable {
 
     /// Fails every waiter with `error` (shutdown), and every later one.
     func failAll(_ error: any Error) {
-        fail(error, closing: true)
-    }
-
-    /// Fails every waiter with `error` now (whom they asked will not answer: a leader that lost its
-    /// leadership); later waits go on as usual.
-    func failWaiting(_ error: any Error) {
-        fail(error, closing: false)
-    }
-
-    private func fail(_ error: any Error, closing: Bool) {
         let all = state.withLock { state in
             defer {
                 state.waiting = [:]
-                if closing { state.closed = error }
+                state.closed = error
             }
             return Array(state.waiting.values)
         }
         for waiter in all { waiter.continuation.resume(throwing: error) }
     }
+
+    /// Notes whom `id`'s question went to, for ``failWaiting(askedOf:_:)``.
+    func note(_ id: UInt64, askedOf member: String) {
+        state.withLock { $0.waiting[id]?.askedOf = member }
+    }
+
+    /// Fails now, with `error`, the waiters whose question went to `member` (a leader that lost its
+    /// leadership: it may never answer); the others, and later waits, go on as usual.
+    func failWaiting(askedOf member: String, _ error: any Error) {
+        let failed = state.withLock { state in
+            let ids = state.waiting.filter { $0.value.askedOf == member }.map(\.key)
+            return ids.compactMap { state.waiting.removeValue(forKey: $0) }
+        }
+        for waiter in failed { waiter.continuation.resume(throwing: error) }
+    }
+
 }

@@ -181,6 +181,7 @@ public final class RaftConsensus: Consensus {
                     forwards.resolve(id, with: .success((range.lowerBound, raft.term)))
                 } else {
                     try raft.forward(payloads, id: id)
+                    if let leader = raft.leader { forwards.note(id, askedOf: leader) }
                 }
             }
         }
@@ -208,7 +209,10 @@ public final class RaftConsensus: Consensus {
     /// still leads (ReadIndex; a follower asks the leader). Serve the read once the views reach it.
     public func readIndex() async throws -> UInt64 {
         try await reads.wait(timeout: configuration.leaderAnswerTimeout) { context in
-            try withRaft { $0.readIndex(context: context) }
+            try withRaft { raft in
+                raft.readIndex(context: context)
+                if !raft.isLeader, let leader = raft.leader { reads.note(context, askedOf: leader) }
+            }
         }
     }
 
@@ -418,9 +422,10 @@ public final class RaftConsensus: Consensus {
         while true {
             let ready = state.withLock { $0.takeReady() }
             if ready.isEmpty { return }
-            if ready.statusChanged { noteStatus() }
+            // Answers first: one that came with the news of a new leader still counts.
             receiveForwarded(ready.forwarded)
             receiveReads(ready.reads)
+            if ready.statusChanged { noteStatus() }
             // Committed entries were made durable by earlier readies: the views need not wait
             // for this one's fsync, nor for its messages to be handed to the transport. (A ready
             // with a snapshot carries none: the snapshot covers them.)
@@ -486,12 +491,17 @@ public final class RaftConsensus: Consensus {
         if status.leader != nil && status.leader != previous { metrics.leaderChanges.increment() }
         if let previous, previous != status.leader, previous != nodeID {
             // What was forwarded to the leader that was may never be answered (it stopped, or was
-            // cut off): its askers hear so now, not after the 2 s timeout.
-            let moved = NodeError(
-                .unavailable,
-                "leadership moved away from \(previous) before it answered; retry with the same request id")
-            forwards.failWaiting(moved)
-            reads.failWaiting(moved)
+            // cut off): its askers hear so now, not after the 2 s timeout. (The intent may still
+            // commit: a retry with the same request id then answers `duplicate`.)
+            forwards.failWaiting(
+                askedOf: previous,
+                NodeError(
+                    .unavailable,
+                    "leadership moved away from \(previous) before it answered; the intent may or may not apply: retry it with the same request id"
+                ))
+            reads.failWaiting(
+                askedOf: previous,
+                NodeError(.unavailable, "leadership moved away from \(previous) before it confirmed the read; retry"))
         }
         let members = status.membership.all
         addresses.withLock { current in

@@ -31,21 +31,32 @@ import Testing
         #expect(sent.withLock { $0.count } == count, "asked again after the answer")
     }
 
-    @Test("failWaiting fails the waiters there are with its error; a later wait goes on as usual")
-    func failWaitingLeavesLaterWaitsAlone() async throws {
+    @Test("failWaiting(askedOf:) fails the waiters whose question went to that member; the others wait on")
+    func failWaitingFailsOnlyThoseAskedOfTheMember() async throws {
         let answers = PendingAnswers<Int> { Late() }
         let asked = AskedIDs()
-        let waiting = Task {
-            try await answers.wait(timeout: .seconds(60)) { id in asked.ids.withLock { $0.append(id) } }
+        let toOld = Task {
+            try await answers.wait(timeout: .seconds(60)) { id in
+                answers.note(id, askedOf: "old")
+                asked.ids.withLock { $0.append(id) }
+            }
+        }
+        let toNew = Task {
+            try await answers.wait(timeout: .seconds(60)) { id in
+                answers.note(id, askedOf: "new")
+                asked.ids.withLock { $0.append(id) }
+            }
         }
         let deadline = ContinuousClock.now + .seconds(10)
-        while asked.ids.withLock({ $0.isEmpty }), ContinuousClock.now < deadline {
+        while asked.ids.withLock({ $0.count < 2 }), ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(5))
         }
-        answers.failWaiting(Closed())
-        await #expect(throws: Closed.self) { try await waiting.value }
-        async let later = answers.wait(timeout: .seconds(60)) { id in answers.resolve(id, with: .success(7)) }
-        #expect(try await later == 7)
+        answers.failWaiting(askedOf: "old", Closed())
+        await #expect(throws: Closed.self) { try await toOld.value }
+        let waiting = asked.ids.withLock { $0 }.filter { answers.isWaiting($0) }
+        try #require(waiting.count == 1, "the question to the new leader still waits")
+        answers.resolve(waiting[0], with: .success(7))
+        #expect(try await toNew.value == 7)
     }
 
     @Test("after failAll, a new wait or question fails at once with its error", .timeLimit(.minutes(1)))

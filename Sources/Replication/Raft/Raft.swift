@@ -173,7 +173,7 @@ public struct Raft: Sendable {
             if transferElapsed >= configuration.electionTicks { transferee = nil }
         }
         for member in progress.keys {
-            progress[member]!.silentTicks += 1
+            if progress[member]!.silentTicks < .max { progress[member]!.silentTicks += 1 }
             if case .snapshot = progress[member]!.state {
                 progress[member]!.snapshotTicks += 1
                 if progress[member]!.snapshotTicks >= 2 * configuration.electionTicks {

@@ -18,8 +18,9 @@ struct RaftProgress: Sendable {
     var inflight: [UInt64] = []
     /// Heard from since the last quorum check.
     var recentlyActive = false
-    /// The leader's ticks since it last heard from this member.
-    var silentTicks = 0
+    /// The leader's ticks since it last heard from this member (`Int.max`: not since it became
+    /// leader, or since the member joined).
+    var silentTicks = Int.max
     /// Heartbeat rounds in a row in which `match` did not move although entries were owed.
     var stalledRounds = 0
     var matchAtLastRound: UInt64 = 0

@@ -11,6 +11,8 @@ struct TestCluster {
     var applied: [String: [LogEntry]] = [:]
     var reads: [String: [RaftReadState]] = [:]
     var snapshots: [String: RaftSnapshotMeta] = [:]
+    /// The entries each member's readies released (a log replaced by a snapshot).
+    var released: [String: [LogEntry]] = [:]
     var forwarded: [String: [RaftForwardedProposal]] = [:]
     /// Every hard state a member was asked to persist, with the number of entries written beside it.
     var hardStateWrites: [String: [(entries: Int, hardState: HardState)]] = [:]
@@ -51,6 +53,7 @@ struct TestCluster {
                 reads[id, default: []].append(contentsOf: ready.reads)
                 forwarded[id, default: []].append(contentsOf: ready.forwarded)
                 if let snapshot = ready.snapshot { snapshots[id] = snapshot }
+                released[id, default: []].append(contentsOf: ready.released)
                 for message in ready.messages + ready.messagesAfterPersist { deliver(message) }
             }
         }
@@ -276,10 +279,13 @@ struct TestCluster {
             // The dropped entries come back for the driver to free outside its lock.
             #expect(dropped.contains { $0.index == applied } && cluster.members[id]!.snapshotMeta.index == applied)
         }
+        let heldBehind = cluster.members[behind]!.lastIndex
         cluster.cut = []
         // The leader notices within a few heartbeats that the appends it pipelined were lost.
         cluster.tick(10)
         #expect(cluster.snapshots[behind] != nil)
+        // The log the snapshot replaced comes back for the driver to free outside its lock.
+        #expect(cluster.released[behind]?.map(\.index) == Array(1...heldBehind))
         #expect(cluster.members[behind]!.committed == cluster.members[leader]!.committed)
         #expect(cluster.members[behind]!.lastIndex == cluster.members[leader]!.lastIndex)
     }

@@ -47,7 +47,7 @@ extension Raft {
             // This log already has it; only the commit index moves.
             log.committed = meta.index
         } else {
-            log.restore(meta)
+            ready.released += log.restore(meta)
             ready.snapshot = meta
             ready.entries = []
             ready.truncateFrom = nil

@@ -95,13 +95,16 @@ struct RaftLog: Sendable {
         return former
     }
 
-    /// Replaces the whole log with a snapshot received from the leader.
-    mutating func restore(_ meta: RaftSnapshotMeta) {
+    /// Replaces the whole log with a snapshot received from the leader; returns the entries it
+    /// held (for the driver to free away from its lock).
+    mutating func restore(_ meta: RaftSnapshotMeta) -> [LogEntry] {
+        let former = entries
         snapshot = meta
         entries = []
         committed = meta.index
         applied = meta.index
         persisted = meta.index
+        return former
     }
 
     /// The largest index ≤ `index` whose term is ≤ `term` (for fast back-off over conflicts).

@@ -28,11 +28,14 @@ public struct RaftReady: Sendable, Equatable {
     public var forwarded: [RaftForwardedProposal] = []
     /// The role, term or leader changed.
     public var statusChanged = false
+    /// Entries the state machine let go of (a log replaced by a snapshot): the driver frees them
+    /// away from its lock and its event loop (100,000 entries take 10–15 ms to free).
+    public var released: [LogEntry] = []
 
     public var isEmpty: Bool {
         messages.isEmpty && snapshot == nil && truncateFrom == nil && entries.isEmpty && hardState == nil
             && messagesAfterPersist.isEmpty && committed.isEmpty && reads.isEmpty && forwarded.isEmpty
-            && !statusChanged
+            && !statusChanged && released.isEmpty
     }
 }
 

@@ -8,6 +8,11 @@ public struct ClusterChangeRequest: Sendable, Codable {
     public var learner: Bool?
 }
 
+/// The body of `POST /v1/cluster/leader`: the voter to hand leadership to (none: the best placed).
+public struct LeaderTransferRequest: Sendable, Codable {
+    public var id: String?
+}
+
 extension Node {
     var raft: RaftConsensus? { consensus as? RaftConsensus }
 
@@ -78,7 +83,11 @@ extension Node {
         try await requireRaft().changeMembership(change)
     }
 
-    public func transferLeadership(to target: String) throws {
-        try requireRaft().transferLeadership(to: target)
+    /// Hands leadership to `target` (nil: the voter best placed to lead) and returns the member
+    /// that leads once the transfer is done (within a second), with its term.
+    public func moveLeadership(to target: String?) async throws -> (leader: String, term: UInt64) {
+        let raft = try requireRaft()
+        let leader = try await raft.moveLeadership(to: target, timeout: .seconds(1))
+        return (leader, raft.status.term)
     }
 }

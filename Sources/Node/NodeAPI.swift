@@ -70,9 +70,9 @@ public enum NodeAPI {
         }
         router.post("/v1/cluster/leader") { request, _ in
             try await handle {
-                let body = try await decode(ClusterChangeRequest.self, from: request)
-                try node.transferLeadership(to: body.id)
-                return json(.object([("transferring_to", .string(body.id))]))
+                let body = try await decode(LeaderTransferRequest.self, from: request)
+                let (leader, term) = try await node.moveLeadership(to: body.id)
+                return json(.object([("leader", .string(leader)), ("term", .int(Int64(term)))]))
             }
         }
         router.post("/v1/hosts") { request, _ in

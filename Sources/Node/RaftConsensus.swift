@@ -232,43 +232,52 @@ public final class RaftConsensus: Consensus {
 
     public var status: RaftStatus { state.withLock { $0.status } }
 
-    public func transferLeadership(to target: String) throws {
-        try withRaft { try $0.transferLeadership(to: target) }
-    }
-
     /// On a graceful shutdown: a leader hands its leadership to its ``Raft/successor`` and waits,
     /// up to `timeout`, until another member leads, so the region's writes pause for a round trip
     /// instead of an election timeout (a rolling upgrade stops every member in turn). Returns the
-    /// new leader; nil when this member does not lead, leads alone, or the hand-off did not finish
-    /// in time (the others then elect a leader as after a crash).
+    /// new leader; nil when this member does not lead, no other voter answers lately, or the
+    /// hand-off did not finish in time (the others then elect a leader as after a crash).
     func handOffLeadership(timeout: Duration) async -> String? {
+        guard state.withLock({ $0.successor }) != nil else { return nil }
         let started = ContinuousClock.now
-        let target: String
         do {
-            guard
-                let successor = try withRaft({ raft -> String? in
-                    guard let successor = raft.successor else { return nil }
-                    try raft.transferLeadership(to: successor)
-                    return successor
-                })
-            else { return nil }
-            target = successor
+            let leader = try await moveLeadership(to: nil, timeout: timeout)
+            let milliseconds = Int((started.duration(to: .now) / .milliseconds(1)).rounded())
+            logger.info("\(group): handed leadership to \(leader) in \(milliseconds) ms before stopping")
+            return leader
         } catch {
             logger.warning("\(group): could not hand leadership over before stopping: \(error)")
             return nil
         }
+    }
+
+    /// Hands leadership to `target` (nil: this leader's ``Raft/successor``) and waits, up to
+    /// `timeout`, until another member leads; returns it. Throws when this member does not lead
+    /// (naming the leader), when `target` is not a voter, when no voter could take over, or when
+    /// none did in time.
+    func moveLeadership(to target: String?, timeout: Duration) async throws -> String {
+        let started = ContinuousClock.now
+        let chosen = try withRaft { raft -> String in
+            guard raft.isLeader else {
+                throw ReplicationError(.notLeader, "\(nodeID) is not the leader", leader: raft.leader)
+            }
+            guard let chosen = target ?? raft.successor else {
+                throw NodeError(.unavailable, "no other voter has answered lately: none can take over")
+            }
+            try raft.transferLeadership(to: chosen)
+            return chosen
+        }
+        if chosen == nodeID { return nodeID }
         let loop = MultiThreadedEventLoopGroup.singleton.any()
         while started.duration(to: .now) < timeout {
             let status = self.status
-            if let leader = status.leader, leader != nodeID, status.role != .leader {
-                let milliseconds = Int((started.duration(to: .now) / .milliseconds(1)).rounded())
-                logger.info("\(group): handed leadership to \(leader) in \(milliseconds) ms before stopping")
-                return leader
-            }
-            do { try await loop.sleep(for: .milliseconds(2)) } catch { break }
+            if let leader = status.leader, leader != nodeID, status.role != .leader { return leader }
+            try await loop.sleep(for: .milliseconds(2))
         }
-        logger.warning("\(group): \(target) did not take over leadership within \(timeout); stopping anyway")
-        return nil
+        throw NodeError(
+            .unavailable,
+            "\(chosen) did not take over within \(timeout); \(nodeID) may still lead (the transfer is abandoned after an election timeout)"
+        )
     }
 
     /// Proposes a membership change; returns its index once committed.

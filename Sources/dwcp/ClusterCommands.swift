@@ -120,17 +120,26 @@ struct ClusterCommand: AsyncParsableCommand {
 
     struct TransferLeader: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "transfer-leader", abstract: "Hand leadership to another voter.")
+            commandName: "transfer-leader",
+            abstract: "Hand leadership to another voter, and wait until it leads (ask the leader).")
 
-        @Argument(help: "The voter's id.")
-        var id: String
+        @Argument(help: "The voter's id (default: the one best placed: heard from lately, longest log).")
+        var id: String?
 
         @OptionGroup var client: ClientOptions
 
         func run() async throws {
-            try usage { try Validation.name(id, what: "node") }
-            _ = try await client.client().call(.POST, "/v1/cluster/leader", body: .object([("id", .string(id))]))
-            print("leadership is moving to \(id)")
+            var fields: [(String, JSONValue)] = []
+            if let id {
+                try usage { try Validation.name(id, what: "node") }
+                fields.append(("id", .string(id)))
+            }
+            let answer = try await client.client().call(.POST, "/v1/cluster/leader", body: .object(fields))
+            guard case .object(let members) = answer,
+                case .string(let leader)? = members.first(where: { $0.0 == "leader" })?.1,
+                case .int(let term)? = members.first(where: { $0.0 == "term" })?.1
+            else { throw CLIError(.protocolError, "the node's answer names no leader: \(answer.serialized())") }
+            print("\(leader) leads now (term \(term))")
         }
     }
 }

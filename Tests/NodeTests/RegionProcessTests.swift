@@ -406,6 +406,21 @@ func get(_ url: String) async throws -> (Int, String) {
         let (written, answer) = try await put(
             region.base(String(successor))! + "/v1/hosts/h1/labels", #"{"labels":{"step":"after"}}"#)
         #expect(written == 200, "\(answer)")
+
+        // `cluster transfer-leader` waits until the voter leads; with no id it picks the one left.
+        let last = try #require(Region.ids.first { $0 != current && $0 != String(successor) })
+        let successorAPI = "127.0.0.1:\(region.apiPorts.withLock { $0[String(successor)]! })"
+        let (moved, movedOut, movedError) = try await runCLI(
+            ["cluster", "transfer-leader", "--server", successorAPI], in: dir)
+        #expect(moved == 0 && movedOut.contains("\(last) leads now (term "), "\(movedOut) \(movedError)")
+        #expect(await region.cluster(last)["role"] == "leader")
+        let (unknown, _, unknownError) = try await runCLI(
+            ["cluster", "transfer-leader", "n9", "--server", "127.0.0.1:\(region.apiPorts.withLock { $0[last]! })"],
+            in: dir)
+        #expect(unknown != 0 && unknownError.contains("not a voter"), "\(unknownError)")
+        let (notLeader, _, notLeaderError) = try await runCLI(
+            ["cluster", "transfer-leader", last, "--server", successorAPI], in: dir)
+        #expect(notLeader != 0 && notLeaderError.contains("not the leader"), "\(notLeaderError)")
         try await region.stopAll()
     }
 

@@ -11,6 +11,7 @@ public struct ClusterChangeRequest: Sendable, Codable {
 /// The body of `POST /v1/cluster/leader`: the voter to hand leadership to (none: the best placed).
 public struct LeaderTransferRequest: Sendable, Codable {
     public var id: String?
+    public init(id: String? = nil) { self.id = id }
 }
 
 extension Node {
@@ -84,10 +85,8 @@ extension Node {
     }
 
     /// Hands leadership to `target` (nil: the voter best placed to lead) and returns the member
-    /// that leads once the transfer is done (within a second), with its term.
+    /// that leads once the transfer is done (within two seconds), with the term it leads in.
     public func moveLeadership(to target: String?) async throws -> (leader: String, term: UInt64) {
-        let raft = try requireRaft()
-        let leader = try await raft.moveLeadership(to: target, timeout: .seconds(1))
-        return (leader, raft.status.term)
+        try await requireRaft().moveLeadership(to: target, timeout: .seconds(2))
     }
 }

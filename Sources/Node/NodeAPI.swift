@@ -70,7 +70,8 @@ public enum NodeAPI {
         }
         router.post("/v1/cluster/leader") { request, _ in
             try await handle {
-                let body = try await decode(LeaderTransferRequest.self, from: request)
+                let body =
+                    try await decodeOptional(LeaderTransferRequest.self, from: request) ?? LeaderTransferRequest()
                 let (leader, term) = try await node.moveLeadership(to: body.id)
                 return json(.object([("leader", .string(leader)), ("term", .int(Int64(term)))]))
             }

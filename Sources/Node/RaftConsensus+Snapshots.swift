@@ -62,7 +62,6 @@ extension RaftConsensus {
     }
 }
 
-/// Log entries Raft let go of, held until they can be freed off the event loop.
 /// Log entries on their way to be freed on NIO's thread pool.
 final class DroppedEntries: Sendable {
     let entries = Mutex<[LogEntry]>([])

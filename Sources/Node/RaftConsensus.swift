@@ -241,7 +241,7 @@ public final class RaftConsensus: Consensus {
         guard state.withLock({ $0.successor }) != nil else { return nil }
         let started = ContinuousClock.now
         do {
-            let leader = try await moveLeadership(to: nil, timeout: timeout)
+            let (leader, _) = try await moveLeadership(to: nil, timeout: timeout)
             let milliseconds = Int((started.duration(to: .now) / .milliseconds(1)).rounded())
             logger.info("\(group): handed leadership to \(leader) in \(milliseconds) ms before stopping")
             return leader
@@ -255,7 +255,7 @@ public final class RaftConsensus: Consensus {
     /// `timeout`, until another member leads; returns it. Throws when this member does not lead
     /// (naming the leader), when `target` is not a voter, when no voter could take over, or when
     /// none did in time.
-    func moveLeadership(to target: String?, timeout: Duration) async throws -> String {
+    func moveLeadership(to target: String?, timeout: Duration) async throws -> (leader: String, term: UInt64) {
         let started = ContinuousClock.now
         let chosen = try withRaft { raft -> String in
             guard raft.isLeader else {
@@ -267,11 +267,17 @@ public final class RaftConsensus: Consensus {
             try raft.transferLeadership(to: chosen)
             return chosen
         }
-        if chosen == nodeID { return nodeID }
+        if chosen == nodeID { return (nodeID, status.term) }
         let loop = MultiThreadedEventLoopGroup.singleton.any()
         while started.duration(to: .now) < timeout {
             let status = self.status
-            if let leader = status.leader, leader != nodeID, status.role != .leader { return leader }
+            if let leader = status.leader, leader != nodeID, status.role != .leader {
+                guard target == nil || leader == chosen else {
+                    throw NodeError(
+                        .unavailable, "\(leader) leads now (term \(status.term)), not \(chosen): it did not win")
+                }
+                return (leader, status.term)
+            }
             try await loop.sleep(for: .milliseconds(2))
         }
         throw NodeError(

@@ -266,6 +266,18 @@ struct TestCluster {
         #expect(cluster.members[leader]!.successor == nil)
     }
 
+    @Test("a transfer to the leader itself calls off the one in flight: it proposes again at once")
+    func aTransferToItselfCallsOffTheTransfer() throws {
+        var cluster = TestCluster(["a", "b", "c"])
+        let leader = cluster.electLeader()
+        let target = cluster.member(otherThan: leader)
+        cluster.cut = [target]
+        try cluster.members[leader]!.transferLeadership(to: target)
+        #expect(throws: ReplicationError.self) { try cluster.members[leader]!.propose([Array("x".utf8)]) }
+        try cluster.members[leader]!.transferLeadership(to: leader)
+        _ = try cluster.members[leader]!.propose([Array("y".utf8)])
+    }
+
     @Test func aMemberFarBehindCatchesUpBySnapshot() throws {
         var cluster = TestCluster(["a", "b", "c"])
         let leader = cluster.electLeader()

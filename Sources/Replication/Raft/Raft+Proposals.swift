@@ -56,7 +56,11 @@ extension Raft {
         guard role == .leader else {
             throw ReplicationError(.notLeader, "\(id) is not the leader", leader: leader)
         }
-        guard target != id else { return }
+        guard target != id else {
+            // Stay leader: a transfer in flight is called off.
+            transferee = nil
+            return
+        }
         guard membership.isVoter(target), let member = progress[target] else {
             throw ReplicationError(.invalidChange, "\(target) is not a voter of this group")
         }

@@ -47,7 +47,9 @@ extension Raft {
             // This log already has it; only the commit index moves.
             log.committed = meta.index
         } else {
-            ready.released += log.restore(meta)
+            // Assigned, not appended: appending would copy every entry here, under the lock.
+            let former = log.restore(meta)
+            if ready.released.isEmpty { ready.released = former } else { ready.released += former }
             ready.snapshot = meta
             ready.entries = []
             ready.truncateFrom = nil

@@ -3,6 +3,8 @@ import Testing
 
 @testable import Node
 
+/// The loops below wait up to a minute: in the whole suite on 2 cores, CPU-bound tests (the
+/// simulator's seeds) can keep these tasks from running for seconds.
 @Suite struct PendingAnswersTests {
     struct Closed: Error {}
     struct Late: Error {}
@@ -12,10 +14,10 @@ import Testing
     func askRepeatsUntilAnswered() async throws {
         let answers = PendingAnswers<String> { Late() }
         let sent = Mutex<[UInt64]>([])
-        async let answer = answers.ask(timeout: .seconds(10), every: .milliseconds(20), accepts: { $0 != "stray" }) {
+        async let answer = answers.ask(timeout: .seconds(120), every: .milliseconds(20), accepts: { $0 != "stray" }) {
             id in sent.withLock { $0.append(id) }
         }
-        let deadline = ContinuousClock.now + .seconds(10)
+        let deadline = ContinuousClock.now + .seconds(60)
         while sent.withLock({ $0.count < 3 }), ContinuousClock.now < deadline {
             answers.expireOverdue()
             try await Task.sleep(for: .milliseconds(5))
@@ -47,7 +49,7 @@ import Testing
                 asked.ids.withLock { $0.append(id) }
             }
         }
-        let deadline = ContinuousClock.now + .seconds(10)
+        let deadline = ContinuousClock.now + .seconds(60)
         while asked.ids.withLock({ $0.count < 2 }), ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(5))
         }
@@ -85,14 +87,14 @@ import Testing
         }
         defer { ticker.cancel() }
         let waiting = Task {
-            try await answers.wait(timeout: .seconds(20)) { id in asked.ids.withLock { $0.append(id) } }
+            try await answers.wait(timeout: .seconds(120)) { id in asked.ids.withLock { $0.append(id) } }
         }
         let questioning = Task {
-            try await answers.ask(timeout: .seconds(20), every: .seconds(60), accepts: { _ in true }) { id in
+            try await answers.ask(timeout: .seconds(120), every: .seconds(60), accepts: { _ in true }) { id in
                 asked.ids.withLock { $0.append(id) }
             }
         }
-        let deadline = ContinuousClock.now + .seconds(10)
+        let deadline = ContinuousClock.now + .seconds(60)
         while asked.ids.withLock({ $0.count < 2 }), ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(5))
         }
@@ -107,7 +109,7 @@ import Testing
         // Cancelled before it waits: it never sends.
         let early = Task {
             withUnsafeCurrentTask { $0?.cancel() }
-            return try await answers.wait(timeout: .seconds(20)) { _ in Issue.record("sent after cancellation") }
+            return try await answers.wait(timeout: .seconds(120)) { _ in Issue.record("sent after cancellation") }
         }
         await #expect(throws: CancellationError.self) { try await early.value }
     }

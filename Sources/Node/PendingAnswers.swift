@@ -169,5 +169,4 @@ final class PendingAnswers<Value: Sendable>: Sendable {
         }
         for waiter in failed { waiter.continuation.resume(throwing: error) }
     }
-
 }

@@ -13,14 +13,14 @@ extension RaftConsensus {
             // A snapshot installed from the leader meanwhile moved the base: count from there.
             guard state.withLock({ $0.snapshotMeta.index }) == base else { continue }
             let index = try await snapshots.take()
-            // The dropped entries are freed after the lock (the event loop steps messages under it)
-            // and on NIO's thread pool (this task runs on the event loop): 10-15 ms per 100,000.
-            let dropped = DroppedEntries()
+            // The dropped entries leave the lock (the event loop steps messages under it) and are
+            // freed on NIO's thread pool (this task runs on the event loop): 10-15 ms per 100,000.
+            var dropped: [LogEntry] = []
             let compacted = state.withLock { raft in
-                dropped.entries.withLock { $0 = raft.compact(through: index) }
+                dropped = raft.compact(through: index)
                 return raft.snapshotMeta
             }
-            try await NIOThreadPool.singleton.runIfActive { dropped.entries.withLock { $0 = [] } }
+            DroppedEntries.free(&dropped)
             guard compacted.index == index else {
                 // A snapshot from the leader was installed meanwhile; this copy is not needed.
                 snapshots.prune(keeping: compacted.index)
@@ -62,7 +62,16 @@ extension RaftConsensus {
     }
 }
 
-/// Log entries on their way to be freed on NIO's thread pool.
+/// Log entries on their way to be freed on NIO's thread pool, away from the state machine's lock
+/// and the event loops (100,000 entries take 10–15 ms to free).
 final class DroppedEntries: Sendable {
-    let entries = Mutex<[LogEntry]>([])
+    private let entries = Mutex<[LogEntry]>([])
+
+    /// Takes `entries` (leaving it empty) and frees them on NIO's thread pool.
+    static func free(_ entries: inout [LogEntry]) {
+        guard !entries.isEmpty else { return }
+        let box = DroppedEntries()
+        box.entries.withLock { swap(&$0, &entries) }
+        NIOThreadPool.singleton.submit { _ in box.entries.withLock { $0 = [] } }
+    }
 }

@@ -437,12 +437,8 @@ public final class RaftConsensus: Consensus {
         while true {
             var ready = state.withLock { $0.takeReady() }
             if ready.isEmpty { return }
-            if !ready.released.isEmpty {
-                // The log a snapshot replaced: freed on NIO's thread pool, not on this event loop.
-                let released = DroppedEntries()
-                released.entries.withLock { swap(&$0, &ready.released) }
-                NIOThreadPool.singleton.submit { _ in released.entries.withLock { $0 = [] } }
-            }
+            // The log a snapshot replaced: freed on NIO's thread pool, not on this event loop.
+            DroppedEntries.free(&ready.released)
             // Answers first: one that came with the news of a new leader still counts.
             receiveForwarded(ready.forwarded)
             receiveReads(ready.reads)

@@ -135,10 +135,9 @@ struct ClusterCommand: AsyncParsableCommand {
                 fields.append(("id", .string(id)))
             }
             let answer = try await client.client().call(.POST, "/v1/cluster/leader", body: .object(fields))
-            guard case .object(let members) = answer,
-                case .string(let leader)? = members.first(where: { $0.0 == "leader" })?.1,
-                case .int(let term)? = members.first(where: { $0.0 == "term" })?.1
-            else { throw CLIError(.protocolError, "the node's answer names no leader: \(answer.serialized())") }
+            guard case .string(let leader)? = answer["leader"], case .int(let term)? = answer["term"] else {
+                throw CLIError(.protocolError, "the node's answer names no leader: \(answer.serialized())")
+            }
             print("\(leader) leads now (term \(term))")
         }
     }

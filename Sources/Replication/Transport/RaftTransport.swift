@@ -43,7 +43,6 @@ public final class RaftTransport: Sendable {
         /// Frames sent while the connection opens, in order: written once it is open, dropped if
         /// it fails.
         var waiting: [[UInt8]] = []
-        var waitingBytes = 0
         /// A frame did not fit: it and every later one are dropped until the connection opens
         /// (a gap in the middle would be of no use to the peer, a snapshot's chunks for one).
         var waitingFull = false
@@ -52,7 +51,6 @@ public final class RaftTransport: Sendable {
 
         mutating func dropWaiting() {
             waiting = []
-            waitingBytes = 0
             waitingFull = false
         }
     }
@@ -127,10 +125,9 @@ public final class RaftTransport: Sendable {
                 opens = true
             }
             if !state.waitingFull, state.waiting.count < Self.maxFramesWhileConnecting,
-                state.waitingBytes + bytes.count <= Self.maxBytesWhileConnecting
+                state.waiting.reduce(bytes.count, { $0 + $1.count }) <= Self.maxBytesWhileConnecting
             {
                 state.waiting.append(bytes)
-                state.waitingBytes += bytes.count
             } else {
                 state.waitingFull = true
             }

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""How fast a three-node DWCP region on loopback recovers, measured from outside (no anchor: etcd's
-times here would be set by its election timeout, not by its code).
+"""How fast a three-node DWCP region on loopback recovers, against a three-node etcd cluster (the
+anchor) run with the same Raft timing, measured from outside in the same run.
 
   bench/region/recovery.py failover [ROUNDS] [DWCP_BINARY]
       SIGKILL the leader; time until a survivor reports itself leader, and until a write through
@@ -10,19 +10,31 @@ times here would be set by its election timeout, not by its code).
       while one client writes through a follower in a loop; time from the signal until a write is
       acknowledged again, and the longest gap between two acknowledged writes.
   bench/region/recovery.py restart [ROUNDS] [DWCP_BINARY]
-      SIGKILL a follower, write 20 intents, wait 6 s (the others back off from reconnecting to
-      it), start it again; time until its API answers, until it has applied the leader's commit
-      index, and how long `GET /v1/cluster` asked of it takes.
+      SIGKILL a follower, write 20 times, wait 6 s (the others back off from reconnecting to it),
+      start it again; time until its API answers and until it has applied the leader's commit
+      index. For DWCP also how long `GET /v1/cluster` asked of it takes (etcd has no such call).
 
-Each round starts a fresh region (--no-host-agent). DWCP_BINARY defaults to .build/release/dwcp.
+Each round starts a fresh DWCP region (--no-host-agent) and a fresh etcd cluster, one after the
+other. etcd runs with DWCP's timing: a 30 ms heartbeat, a 300 ms election timeout (both randomize
+it up to twice that) and pre-vote. A write is a PUT of a host's labels for DWCP and a put of one
+key for etcd, sent over HTTP/JSON (etcd's gRPC gateway). DWCP_BINARY defaults to
+.build/release/dwcp; etcd is /usr/bin/etcd (Debian's etcd-server) or ETCD_BINARY.
 """
-import json, shutil, signal, socket, statistics, subprocess, sys, tempfile, time, urllib.request
+import base64, json, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, time, urllib.request
 
 MODE = sys.argv[1] if len(sys.argv) > 1 else "failover"
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 5
 DWCP = sys.argv[3] if len(sys.argv) > 3 else ".build/release/dwcp"
+ETCD = os.environ.get("ETCD_BINARY") or shutil.which("etcd") or "/usr/bin/etcd"
 if MODE not in ("failover", "stop", "kill", "restart"):
     sys.exit(__doc__)
+for binary in (DWCP, ETCD):
+    if not os.access(binary, os.X_OK):
+        sys.exit(f"{binary} is not an executable (build dwcp; apt-get install etcd-server)")
+
+# A write through a follower waits for as long as the system makes it wait: etcd holds a proposal
+# whose leader died until its request timeout (5 s plus two election timeouts).
+WRITE_TIMEOUT = 10
 
 
 def free_ports(n):
@@ -35,54 +47,47 @@ def free_ports(n):
     return ports
 
 
-def get(url, timeout=5):
-    with urllib.request.urlopen(url, timeout=timeout) as response:
+def call(method, url, body=None, timeout=5):
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method, headers={"content-type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.load(response)
 
 
-def send(method, url, body):
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), method=method, headers={"content-type": "application/json"})
-    with urllib.request.urlopen(request, timeout=5) as response:
-        return response.read()
+class Cluster:
+    """Three members on loopback; `start`, `command` and the calls below differ per system."""
 
-
-class Region:
     def __init__(self):
         self.data = tempfile.mkdtemp()
         ports = free_ports(6)
-        self.api = {i: ports[i - 1] for i in (1, 2, 3)}
-        self.replication = {i: ports[i + 2] for i in (1, 2, 3)}
+        self.client = {i: ports[i - 1] for i in (1, 2, 3)}
+        self.peer = {i: ports[i + 2] for i in (1, 2, 3)}
         self.processes = {}
         for i in (1, 2, 3):
             self.start(i)
 
     def start(self, i):
-        peers = sum([["--peer", f"n{j}@127.0.0.1:{self.replication[j]}"] for j in (1, 2, 3)], [])
         self.processes[i] = subprocess.Popen(
-            [DWCP, "serve", "--data-dir", f"{self.data}/n{i}", "--node-id", f"n{i}", "--region", "eu",
-             "--api", f"127.0.0.1:{self.api[i]}", "--listen", f"127.0.0.1:{self.replication[i]}", *peers,
-             "--no-host-agent", "--log-level", "warning"],
-            stdout=subprocess.DEVNULL, stderr=open(f"{self.data}/n{i}.err", "a"))
+            self.command(i), stdout=subprocess.DEVNULL, stderr=open(f"{self.data}/{i}.err", "a"))
 
     def kill(self, i):
         self.processes[i].send_signal(signal.SIGKILL)
         self.processes[i].wait()
 
     def url(self, i, path):
-        return f"http://127.0.0.1:{self.api[i]}{path}"
+        return f"http://127.0.0.1:{self.client[i]}{path}"
 
     def leader(self, among=(1, 2, 3), wait=15.0):
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             for i in among:
                 try:
-                    if get(self.url(i, "/v1/cluster?timeout_ms=0"), timeout=1).get("role") == "leader":
+                    if self.leads(i):
                         return i
                 except Exception:
                     pass
             time.sleep(0.005)
-        sys.exit(f"no leader among {among} in {wait} s (logs in {self.data})")
+        sys.exit(f"{self.name}: no leader among {among} in {wait} s (logs in {self.data})")
 
     def stop(self):
         for process in self.processes.values():
@@ -92,27 +97,97 @@ class Region:
         shutil.rmtree(self.data)
 
 
-def failover(region):
-    leader = region.leader()
-    send("POST", region.url(leader, "/v1/hosts"), {"name": "h1", "region": "eu", "cpus": 16, "memory_bytes": 1 << 36})
+class DWCPRegion(Cluster):
+    name = "dwcp"
+
+    def command(self, i):
+        peers = sum([["--peer", f"n{j}@127.0.0.1:{self.peer[j]}"] for j in (1, 2, 3)], [])
+        return [DWCP, "serve", "--data-dir", f"{self.data}/n{i}", "--node-id", f"n{i}", "--region", "eu",
+                "--api", f"127.0.0.1:{self.client[i]}", "--listen", f"127.0.0.1:{self.peer[i]}", *peers,
+                "--no-host-agent", "--log-level", "warning"]
+
+    def leads(self, i):
+        return call("GET", self.url(i, "/v1/cluster?timeout_ms=0"), timeout=1).get("role") == "leader"
+
+    def prepare(self, i):
+        call("POST", self.url(i, "/v1/hosts"), {"name": "h1", "region": "eu", "cpus": 16, "memory_bytes": 1 << 36})
+
+    def write(self, i, k):
+        call("PUT", self.url(i, "/v1/hosts/h1/labels"), {"labels": {"k": str(k)}}, timeout=WRITE_TIMEOUT)
+
+    def commit_index(self, i):
+        return call("GET", self.url(i, "/v1/status"))["commit_index"]
+
+    def applied_index(self, i):
+        return call("GET", self.url(i, "/v1/status"), timeout=1).get("applied_index", 0)
+
+    def survey(self, i):
+        """`GET /v1/cluster` asked of member i, every member answering; its duration."""
+        asked = time.monotonic()
+        answer = call("GET", self.url(i, "/v1/cluster?timeout_ms=5000"), timeout=10)
+        took = time.monotonic() - asked
+        if not all(member.get("reachable") for member in answer["members"]):
+            print(f"  not every member answered: {answer}")
+        return took
+
+
+class EtcdCluster(Cluster):
+    name = "etcd"
+
+    def command(self, i):
+        cluster = ",".join(f"e{j}=http://127.0.0.1:{self.peer[j]}" for j in (1, 2, 3))
+        return [ETCD, "--name", f"e{i}", "--data-dir", f"{self.data}/e{i}",
+                "--listen-client-urls", self.url(i, ""), "--advertise-client-urls", self.url(i, ""),
+                "--listen-peer-urls", f"http://127.0.0.1:{self.peer[i]}",
+                "--initial-advertise-peer-urls", f"http://127.0.0.1:{self.peer[i]}",
+                "--initial-cluster", cluster, "--initial-cluster-state", "new",
+                "--initial-cluster-token", "dwcp-recovery", "--log-level", "warn",
+                "--heartbeat-interval", "30", "--election-timeout", "300", "--pre-vote"]
+
+    def status(self, i, timeout=1):
+        return call("POST", self.url(i, "/v3/maintenance/status"), {}, timeout=timeout)
+
+    def leads(self, i):
+        status = self.status(i)
+        return status.get("leader") == status["header"]["member_id"]
+
+    def prepare(self, i):
+        self.write(i, "initial")
+
+    def write(self, i, k):
+        key, value = (base64.b64encode(s.encode()).decode() for s in ("k", str(k)))
+        call("POST", self.url(i, "/v3/kv/put"), {"key": key, "value": value}, timeout=WRITE_TIMEOUT)
+
+    def commit_index(self, i):
+        return int(self.status(i, timeout=5)["raftIndex"])
+
+    def applied_index(self, i):
+        return int(self.status(i).get("raftAppliedIndex", 0))
+
+    survey = None
+
+
+def failover(cluster):
+    leader = cluster.leader()
+    cluster.prepare(leader)
     time.sleep(1.5)
     survivors = [i for i in (1, 2, 3) if i != leader]
     started = time.monotonic()
-    region.kill(leader)
-    new = region.leader(among=survivors)
+    cluster.kill(leader)
+    new = cluster.leader(among=survivors)
     elected = time.monotonic() - started
     while True:
         try:
-            send("PUT", region.url(new, "/v1/hosts/h1/labels"), {"labels": {"k": "v"}})
+            cluster.write(new, "after")
             break
         except Exception:
             time.sleep(0.005)
     return {"elected": elected, "written": time.monotonic() - started}
 
 
-def stop(region, how=signal.SIGTERM):
-    leader = region.leader()
-    send("POST", region.url(leader, "/v1/hosts"), {"name": "h1", "region": "eu", "cpus": 16, "memory_bytes": 1 << 36})
+def stop(cluster, how=signal.SIGTERM):
+    leader = cluster.leader()
+    cluster.prepare(leader)
     follower = [i for i in (1, 2, 3) if i != leader][0]
     time.sleep(1.5)
     acknowledged = []
@@ -122,60 +197,61 @@ def stop(region, how=signal.SIGTERM):
         now = time.monotonic()
         if signalled is None and len(acknowledged) >= 50:
             signalled = now
-            region.processes[leader].send_signal(how)
+            cluster.processes[leader].send_signal(how)
         try:
-            send("PUT", region.url(follower, "/v1/hosts/h1/labels"), {"labels": {"k": str(k)}})
+            cluster.write(follower, k)
             acknowledged.append(time.monotonic())
         except Exception:
             time.sleep(0.002)
         k += 1
         if signalled is not None and acknowledged[-1] > signalled and time.monotonic() - signalled > 3:
             break
-    region.processes[leader].wait()
+    cluster.processes[leader].wait()
     after = next(t for t in acknowledged if t > signalled)
     gaps = [b - a for a, b in zip(acknowledged, acknowledged[1:])]
     return {"first write after the signal": after - signalled, "longest gap": max(gaps)}
 
 
-def restart(region):
-    leader = region.leader()
-    send("POST", region.url(leader, "/v1/hosts"), {"name": "h1", "region": "eu", "cpus": 16, "memory_bytes": 1 << 36})
+def restart(cluster):
+    leader = cluster.leader()
+    cluster.prepare(leader)
     away = leader % 3 + 1
-    region.kill(away)
+    cluster.kill(away)
     for k in range(20):
-        send("PUT", region.url(leader, "/v1/hosts/h1/labels"), {"labels": {"k": str(k)}})
+        cluster.write(leader, k)
     time.sleep(6)
-    commit = get(region.url(leader, "/v1/status"))["commit_index"]
+    commit = cluster.commit_index(leader)
     started = time.monotonic()
-    region.start(away)
+    cluster.start(away)
     up = None
     while time.monotonic() - started < 20:
         try:
-            status = get(region.url(away, "/v1/status"), timeout=1)
+            applied = cluster.applied_index(away)
             up = up or time.monotonic() - started
-            if status.get("applied_index", 0) >= commit:
+            if applied >= commit:
                 break
         except Exception:
             pass
         time.sleep(0.01)
-    caught_up = time.monotonic() - started
-    asked = time.monotonic()
-    survey = get(region.url(away, "/v1/cluster?timeout_ms=5000"), timeout=10)
-    surveyed = time.monotonic() - asked
-    if not all(member.get("reachable") for member in survey["members"]):
-        print(f"  not every member answered: {survey}")
-    return {"api up": up, "caught up": caught_up, "survey": surveyed}
+    result = {"api up": up, "caught up": time.monotonic() - started}
+    if cluster.survey:
+        result["survey"] = cluster.survey(away)
+    return result
 
 
-results = []
+run = {"failover": failover, "stop": stop, "kill": lambda c: stop(c, signal.SIGKILL), "restart": restart}[MODE]
+results = {"dwcp": [], "etcd": []}
 for round_ in range(ROUNDS):
-    region = Region()
-    try:
-        result = {
-            "failover": failover, "stop": stop, "kill": lambda r: stop(r, signal.SIGKILL), "restart": restart
-        }[MODE](region)
-    finally:
-        region.stop()
-    results.append(result)
-    print(f"round {round_ + 1}: " + ", ".join(f"{k} {v:.3f} s" for k, v in result.items()), flush=True)
-print("median: " + ", ".join(f"{k} {statistics.median(r[k] for r in results):.3f} s" for k in results[0]))
+    for kind in (DWCPRegion, EtcdCluster):
+        cluster = kind()
+        try:
+            result = run(cluster)
+        finally:
+            cluster.stop()
+        results[kind.name].append(result)
+        print(f"round {round_ + 1} {kind.name}: " + ", ".join(f"{k} {v:.3f} s" for k, v in result.items()), flush=True)
+medians = {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for name, rs in results.items()}
+for name, median in medians.items():
+    print(f"median {name}: " + ", ".join(f"{k} {v:.3f} s" for k, v in median.items()))
+print("dwcp / etcd: " + ", ".join(
+    f"{k} {medians['dwcp'][k] / medians['etcd'][k]:.2f}×" for k in medians["etcd"] if medians["etcd"][k] > 0))

@@ -5,13 +5,23 @@ import Store
 /// the same seam and commits once a majority has it.
 public protocol Consensus: Sendable {
     /// Proposes payloads as consecutive `.record` entries; returns their indexes once committed.
-    func propose(_ payloads: [[UInt8]]) async throws -> ClosedRange<UInt64>
+    /// `appliesOnce`: the payloads apply once however often they are proposed (an intent with a
+    /// request id), so the node may send them again when a leader went away without saying whether
+    /// it appended them, rather than fail the caller.
+    func propose(_ payloads: [[UInt8]], appliesOnce: Bool) async throws -> ClosedRange<UInt64>
     /// The highest committed index; waiters are woken as it moves.
     var committed: IndexWatermark { get }
     /// Whether this node may propose now (workers that write, like the scheduler, run on the leader).
     var isLeader: Bool { get }
     /// An index a linearizable read must see: the views answer it once they have applied this far.
     func readIndex() async throws -> UInt64
+}
+
+extension Consensus {
+    /// Proposes payloads that would apply twice if proposed twice.
+    public func propose(_ payloads: [[UInt8]]) async throws -> ClosedRange<UInt64> {
+        try await propose(payloads, appliesOnce: false)
+    }
 }
 
 /// A one-node group: an entry is committed as soon as the local log has it on disk. Concurrent
@@ -34,7 +44,7 @@ public final class LocalConsensus: Consensus {
     /// One node is its own quorum: what it committed is all there is.
     public func readIndex() async throws -> UInt64 { committed.value }
 
-    public func propose(_ payloads: [[UInt8]]) async throws -> ClosedRange<UInt64> {
+    public func propose(_ payloads: [[UInt8]], appliesOnce: Bool) async throws -> ClosedRange<UInt64> {
         let range = try await log.appendNext(term: term, payloads: payloads)
         committed.advance(to: range.upperBound)
         return range

@@ -27,7 +27,11 @@ extension Node {
     /// intent ended (`outcomes` of the result; on an error, the error's code for every intent).
     func measured<T>(intents count: Int, outcomes: (T) -> [String], _ body: () async throws -> T) async throws -> T {
         let started = ContinuousClock.now
-        defer { metrics.intentDuration.record(duration: started.duration(to: .now)) }
+        intentsInFlight.withLock { $0 += 1 }
+        defer {
+            intentsInFlight.withLock { $0 -= 1 }
+            metrics.intentDuration.record(duration: started.duration(to: .now))
+        }
         do {
             let result = try await body()
             for outcome in outcomes(result) { metrics.countIntent(outcome) }
@@ -49,7 +53,7 @@ extension Node {
         let intent = try validate(intent)
         try checkAgainstViews(intent)
         let record = Record(at: Self.now(), requestID: requestID, intent.body)
-        let index = try await consensus.propose([record.encoded()]).upperBound
+        let index = try await consensus.propose([record.encoded()], appliesOnce: requestID != nil).upperBound
         try await waitUntilApplied(index)
         var (result, subject) = try views.read { db in
             (try Self.outcomes(index...index, db)[0], try Self.row(intent.subject, db))

@@ -2,9 +2,11 @@ import Foundation
 import GRDB
 import Logging
 import Metrics
+import NIOPosix
 import Query
 import ServiceLifecycle
 import Store
+import Synchronization
 
 /// A DWCP node: the log, the views applied from it, the workers that react to committed records,
 /// and the operations the API exposes (intents, SQL, watch, status).
@@ -30,6 +32,8 @@ public final class Node: Service, Sendable {
     let logger: Logger
     /// What `GET /metrics` serves.
     public let metrics: NodeMetrics
+    /// Intent requests being answered now: a graceful stop waits for them (``drainIntents(timeout:)``).
+    let intentsInFlight = Mutex(0)
 
     /// Opens the node's data directory: verifies every log entry, upgrades views (and the
     /// snapshot they start from) written by an earlier dwcp, and rebuilds the views when they are
@@ -118,6 +122,8 @@ public final class Node: Service, Sendable {
                     // round trip, not for an election timeout.
                     try await gracefulShutdown()
                     if let raft = self.raft { _ = await raft.handOffLeadership(timeout: Self.handOffTimeout) }
+                    // Intents in flight (a leader's now go to its successor) are answered first.
+                    await self.drainIntents(timeout: Self.drainTimeout)
                     throw CancellationError()
                 }
                 // The loops run until cancelled; the first error ends them all.
@@ -144,6 +150,18 @@ public final class Node: Service, Sendable {
     /// How long a stopping leader waits for its successor to take over: a hand-off takes a round
     /// trip or two (about 30 ms on loopback); past this the others elect a leader as after a crash.
     static let handOffTimeout = Duration.milliseconds(500)
+    /// How long a stopping node waits for the intents it is answering to be answered.
+    static let drainTimeout = Duration.seconds(1)
+
+    /// Waits until no intent request is being answered, or `timeout` has passed. (The API serves
+    /// until the node has stopped, so new ones may come meanwhile; the timeout bounds the wait.)
+    func drainIntents(timeout: Duration) async {
+        let deadline = ContinuousClock.now + timeout
+        let loop = MultiThreadedEventLoopGroup.singleton.any()
+        while intentsInFlight.withLock({ $0 }) > 0, ContinuousClock.now < deadline {
+            do { try await loop.sleep(for: .milliseconds(2)) } catch { return }
+        }
+    }
 
     /// Applies committed entries as they commit, in index order, until cancelled.
     func runApplyLoop() async throws {

@@ -155,18 +155,35 @@ final class PendingAnswers<Value: Sendable>: Sendable {
         for waiter in all { waiter.continuation.resume(throwing: error) }
     }
 
-    /// Notes whom `id`'s question went to, for ``failWaiting(askedOf:_:)``.
-    func note(_ id: UInt64, askedOf member: String) {
+    /// Notes whom `id`'s question went to, for ``waiting(askedOf:)`` (nil: nobody now).
+    func note(_ id: UInt64, askedOf member: String?) {
         state.withLock { $0.waiting[id]?.askedOf = member }
     }
 
-    /// Fails now, with `error`, the waiters whose question went to `member` (a leader that lost its
-    /// leadership: it may never answer); the others, and later waits, go on as usual.
-    func failWaiting(askedOf member: String, _ error: any Error) {
-        let failed = state.withLock { state in
-            let ids = state.waiting.filter { $0.value.askedOf == member }.map(\.key)
-            return ids.compactMap { state.waiting.removeValue(forKey: $0) }
+    /// Whom `id`'s question went to last; nil when it went to nobody or no longer waits.
+    func askedOf(_ id: UInt64) -> String? {
+        state.withLock { $0.waiting[id]?.askedOf }
+    }
+
+    /// The waiters whose question went to `member`.
+    func waiting(askedOf member: String) -> [UInt64] {
+        state.withLock { $0.waiting.filter { $0.value.askedOf == member }.map(\.key).sorted() }
+    }
+
+    /// Has `id`'s repeated question asked again at the next ``expireOverdue()`` rather than at its
+    /// usual time (its answer was "not now": no leader, or leadership changing), to whoever leads
+    /// then.
+    func askAgain(_ id: UInt64) {
+        state.withLock { state in
+            guard state.waiting[id]?.repeating != nil else { return }
+            state.waiting[id]!.repeating!.next = .now
+            state.waiting[id]!.askedOf = nil
         }
-        for waiter in failed { waiter.continuation.resume(throwing: error) }
+    }
+
+    /// ``askAgain(_:)`` for every repeated question that went to `member` (a leader that lost its
+    /// leadership: it may never answer).
+    func askAgain(askedOf member: String) {
+        for id in waiting(askedOf: member) { askAgain(id) }
     }
 }

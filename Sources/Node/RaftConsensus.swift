@@ -68,8 +68,12 @@ public final class RaftConsensus: Consensus {
     /// Proposals this follower forwarded to the leader, waiting for where they landed (first index, term).
     let forwards = PendingAnswers<(first: UInt64, term: UInt64)> {
         NodeError(
-            .unavailable, "the leader did not answer the forwarded intent in time; retry it with the same request id")
+            .unavailable,
+            "no leader took the forwarded intent in time (none was known, or it did not answer); retry it with the same request id"
+        )
     }
+    /// What the waiters in `forwards` proposed, to send it again to the next leader.
+    let forwarded = ForwardedProposals()
     /// Linearizable reads waiting for their read index.
     let reads = PendingAnswers<UInt64> {
         NodeError(.unavailable, "the region did not confirm a read index in time (no leader, or no quorum); retry")
@@ -160,45 +164,80 @@ public final class RaftConsensus: Consensus {
     public var isLeader: Bool { state.withLock { $0.isLeader } }
 
     /// Proposes on the leader; on a follower, forwards to the leader and waits for its answer.
-    /// Either way it returns once the entries are committed, or throws.
-    public func propose(_ payloads: [[UInt8]]) async throws -> ClosedRange<UInt64> {
-        let leading = try withRaft { raft -> (ClosedRange<UInt64>, UInt64)? in
-            raft.isLeader ? (try raft.propose(payloads), raft.term) : nil
+    /// Either way it returns once the entries are committed, or throws. Through a change of leader
+    /// it proposes again where that cannot apply the payloads twice (``ForwardedProposals``), and
+    /// when another leader's entries replaced these before they committed.
+    public func propose(_ payloads: [[UInt8]], appliesOnce: Bool) async throws -> ClosedRange<UInt64> {
+        let deadline = ContinuousClock.now + configuration.leaderAnswerTimeout
+        while true {
+            // A leader handing over refuses proposals: they wait, as forwards, for the next one.
+            let leading = try withRaft { raft -> (ClosedRange<UInt64>, UInt64)? in
+                raft.isLeader && raft.transferee == nil ? (try raft.propose(payloads), raft.term) : nil
+            }
+            let (range, term) =
+                if let leading { leading } else { try await forward(payloads, appliesOnce: appliesOnce) }
+            _ = try await committed.wait(until: range.upperBound)
+            if try log.term(at: range.upperBound) == term { return range }
+            // Another leader's entries took their place: these can never commit, so they cannot
+            // apply twice if proposed again.
+            guard ContinuousClock.now < deadline else {
+                throw NodeError(
+                    .unavailable, "leadership changed before the intent committed; retry it with the same request id")
+            }
+            logger.debug("\(group): entries \(range) were replaced by another leader's; proposing them again")
         }
-        let (range, term) = if let leading { leading } else { try await forward(payloads) }
-        try await waitUntilCommitted(range.upperBound, proposedIn: term, what: "the intent")
-        return range
     }
 
     /// Sends `payloads` to the leader; returns where it appended them, and in which term.
-    private func forward(_ payloads: [[UInt8]]) async throws -> (ClosedRange<UInt64>, UInt64) {
+    private func forward(_ payloads: [[UInt8]], appliesOnce: Bool) async throws -> (ClosedRange<UInt64>, UInt64) {
         let count = UInt64(payloads.count)
+        var waiter: UInt64?
+        defer { if let waiter { forwarded.remove(waiter) } }
         let (first, term) = try await forwards.wait(timeout: configuration.leaderAnswerTimeout) { id in
-            try withRaft { raft in
-                if raft.isLeader {
-                    // Leadership came here since the caller looked.
-                    let range = try raft.propose(payloads)
-                    forwards.resolve(id, with: .success((range.lowerBound, raft.term)))
-                } else {
-                    try raft.forward(payloads, id: id)
-                    if let leader = raft.leader { forwards.note(id, askedOf: leader) }
-                }
-            }
+            waiter = id
+            forwarded.add(id, payloads, appliesOnce: appliesOnce)
+            try withRaft { raft in sendForward(id, payloads, &raft) }
         }
         return (first...(first + count - 1), term)
+    }
+
+    /// Sends the forwarded proposal `id` to the leader, proposes it if this member leads now, or
+    /// parks it while no leader is known or this one is handing over. Runs under the state
+    /// machine's lock.
+    private func sendForward(_ id: UInt64, _ payloads: [[UInt8]], _ raft: inout Raft) {
+        if raft.isLeader, raft.transferee == nil, let range = try? raft.propose(payloads) {
+            forwards.resolve(id, with: .success((range.lowerBound, raft.term)))
+        } else if !raft.isLeader, let leader = raft.leader, (try? raft.forward(payloads, id: id)) != nil {
+            forwards.note(id, askedOf: leader)
+        } else {
+            forwards.note(id, askedOf: nil)
+            forwarded.park(id)
+        }
+    }
+
+    /// Sends the parked forwarded proposals on, if a leader is known now.
+    func sendParkedForwards() {
+        guard forwarded.hasParked else { return }
+        let sent = state.withLock { raft -> Bool in
+            guard raft.leader != nil else { return false }
+            for (id, payloads) in forwarded.unpark() where forwards.isWaiting(id) {
+                sendForward(id, payloads, &raft)
+            }
+            return true
+        }
+        if sent { wake.yield() }
     }
 
     /// The leader answered forwarded proposals.
     private func receiveForwarded(_ answers: [RaftForwardedProposal]) {
         for answer in answers {
             guard let first = answer.firstIndex else {
-                forwards.resolve(
-                    answer.id,
-                    with: .failure(
-                        NodeError(
-                            .unavailable,
-                            "the leader refused the forwarded intent (leadership is changing); retry it with the same request id"
-                        )))
+                // Refused, so nothing was appended: it goes to the next leader. (A refusal from a
+                // member it was no longer sent to is stale.)
+                if forwards.askedOf(answer.id) == answer.from {
+                    forwards.note(answer.id, askedOf: nil)
+                    forwarded.park(answer.id)
+                }
                 continue
             }
             forwards.resolve(answer.id, with: .success((first, answer.term)))
@@ -207,25 +246,32 @@ public final class RaftConsensus: Consensus {
 
     /// A linearizable read index: the commit index once a quorum has confirmed this region's leader
     /// still leads (ReadIndex; a follower asks the leader). Serve the read once the views reach it.
+    ///
+    /// A question that is not answered, or answered "not now" (no leader, or leadership changing),
+    /// is asked again, of whoever leads then, until the timeout: any index confirmed after the read
+    /// came is one it may use.
     public func readIndex() async throws -> UInt64 {
-        try await reads.wait(timeout: configuration.leaderAnswerTimeout) { context in
-            try withRaft { raft in
+        try await reads.ask(
+            timeout: configuration.leaderAnswerTimeout, every: Self.readAskedAgainAfter, accepts: { _ in true }
+        ) { [self] context in
+            state.withLock { raft in
                 raft.readIndex(context: context)
                 if !raft.isLeader, let leader = raft.leader { reads.note(context, askedOf: leader) }
             }
+            wake.yield()
         }
     }
+
+    /// How long a read index question waits for its answer before it is asked again (lost with a
+    /// connection, say); one answered "not now" is asked again on the next tick.
+    static let readAskedAgainAfter = Duration.milliseconds(500)
 
     private func receiveReads(_ answers: [RaftReadState]) {
         for answer in answers {
             if let index = answer.index {
                 reads.resolve(answer.context, with: .success(index))
             } else {
-                reads.resolve(
-                    answer.context,
-                    with: .failure(
-                        NodeError(.unavailable, "the read index could not be confirmed (leadership is changing); retry")
-                    ))
+                reads.askAgain(answer.context)
             }
         }
     }
@@ -393,6 +439,7 @@ public final class RaftConsensus: Consensus {
                         return raft.hasPendingReady
                     }
                     self.forwards.expireOverdue()
+                    self.sendParkedForwards()
                     self.reads.expireOverdue()
                     self.statusAnswers.expireOverdue()
                     if pending { self.wake.yield() }
@@ -510,15 +557,23 @@ public final class RaftConsensus: Consensus {
             // What was forwarded to the leader that was may never be answered (it stopped, or was
             // cut off): its askers hear so now, not after the 2 s timeout. (The intent may still
             // commit: a retry with the same request id then answers `duplicate`.)
-            forwards.failWaiting(
-                askedOf: previous,
-                NodeError(
-                    .unavailable,
-                    "leadership moved away from \(previous) before it answered; the intent may or may not apply: retry it with the same request id"
-                ))
-            reads.failWaiting(
-                askedOf: previous,
-                NodeError(.unavailable, "leadership moved away from \(previous) before it confirmed the read; retry"))
+            // Proposals that apply once go to the new leader; others may already be in the log.
+            for id in forwards.waiting(askedOf: previous) {
+                if forwarded.appliesOnce(id) {
+                    forwards.note(id, askedOf: nil)
+                    forwarded.park(id)
+                } else {
+                    forwards.resolve(
+                        id,
+                        with: .failure(
+                            NodeError(
+                                .unavailable,
+                                "leadership moved away from \(previous) before it answered; the intent may or may not apply: retry it with the same request id"
+                            )))
+                }
+            }
+            reads.askAgain(askedOf: previous)
+            reads.expireOverdue()
         }
         let members = status.membership.all
         addresses.withLock { current in
@@ -528,5 +583,6 @@ public final class RaftConsensus: Consensus {
         logger.info(
             "\(group): \(nodeID) is \(status.role.rawValue) in term \(status.term), leader \(status.leader ?? "none"), members \(status.membership)"
         )
+        sendParkedForwards()
     }
 }

@@ -33,32 +33,44 @@ import Testing
         #expect(sent.withLock { $0.count } == count, "asked again after the answer")
     }
 
-    @Test("failWaiting(askedOf:) fails the waiters whose question went to that member; the others wait on")
-    func failWaitingFailsOnlyThoseAskedOfTheMember() async throws {
+    @Test(
+        "askAgain(askedOf:) has the questions that went to that member asked again at the next tick, of whoever leads then; the others wait for their usual time"
+    )
+    func askAgainResendsOnlyThoseAskedOfTheMember() async throws {
         let answers = PendingAnswers<Int> { Late() }
-        let asked = AskedIDs()
-        let toOld = Task {
-            try await answers.wait(timeout: .seconds(60)) { id in
-                answers.note(id, askedOf: "old")
-                asked.ids.withLock { $0.append(id) }
+        let questions = Questions()
+        func question() -> Task<Int, any Error> {
+            Task {
+                try await answers.ask(timeout: .seconds(120), every: .seconds(60), accepts: { _ in true }) { id in
+                    let to = questions.leader.withLock { $0 }
+                    answers.note(id, askedOf: to)
+                    questions.sent.withLock { $0[id, default: []].append(to) }
+                }
             }
         }
-        let toNew = Task {
-            try await answers.wait(timeout: .seconds(60)) { id in
-                answers.note(id, askedOf: "new")
-                asked.ids.withLock { $0.append(id) }
-            }
-        }
+        let first = question()
         let deadline = ContinuousClock.now + .seconds(60)
-        while asked.ids.withLock({ $0.count < 2 }), ContinuousClock.now < deadline {
+        while questions.sent.withLock({ $0.count < 1 }), ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(5))
         }
-        answers.failWaiting(askedOf: "old", Closed())
-        await #expect(throws: Closed.self) { try await toOld.value }
-        let waiting = asked.ids.withLock { $0 }.filter { answers.isWaiting($0) }
-        try #require(waiting.count == 1, "the question to the new leader still waits")
-        answers.resolve(waiting[0], with: .success(7))
-        #expect(try await toNew.value == 7)
+        questions.leader.withLock { $0 = "new" }
+        let second = question()
+        while questions.sent.withLock({ $0.count < 2 }), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        let ids = questions.sent.withLock { $0.keys.sorted() }
+        try #require(ids.count == 2)
+        answers.expireOverdue()
+        #expect(questions.sent.withLock { $0 } == [ids[0]: ["old"], ids[1]: ["new"]], "asked again before it was due")
+        answers.askAgain(askedOf: "old")
+        #expect(answers.askedOf(ids[0]) == nil)
+        answers.expireOverdue()
+        #expect(questions.sent.withLock { $0 } == [ids[0]: ["old", "new"], ids[1]: ["new"]])
+        #expect(answers.askedOf(ids[0]) == "new")
+        answers.resolve(ids[0], with: .success(1))
+        answers.resolve(ids[1], with: .success(2))
+        #expect(try await first.value == 1)
+        #expect(try await second.value == 2)
     }
 
     @Test("after failAll, a new wait or question fails at once with its error", .timeLimit(.minutes(1)))
@@ -113,6 +125,12 @@ import Testing
         }
         await #expect(throws: CancellationError.self) { try await early.value }
     }
+}
+
+/// Who leads, as a test's questions see it, and whom each question went to.
+private final class Questions: Sendable {
+    let leader = Mutex("old")
+    let sent = Mutex<[UInt64: [String]]>([:])
 }
 
 /// The ids a test's questions were sent under.

@@ -363,20 +363,37 @@ func get(_ url: String) async throws -> (Int, String) {
         #expect(bad == 64 && usage.contains("eventual"), "\(usage)")
 
         // A write forwarded to a leader that stops answering fails as soon as the others elect
-        // another leader, not after the 2 s a follower waits for an answer, and says to retry.
-        // The CLI, sent the same way, retries on 503 with its request id until a leader answers.
+        // another leader, not after the 2 s a follower waits for an answer, and says to retry:
+        // the leader may have appended it. One with a request id cannot apply twice, so the
+        // follower sends it to the new leader itself. The CLI, which sends a request id and
+        // retries on 503, gets through either way.
         region.signal(leader, SIGSTOP)
         async let cliWrite = runCLI(
             [
                 "host", "label", "h1", "--label", "step=cli", "--server",
                 "127.0.0.1:\(region.apiPorts.withLock { $0[followers[0]]! })",
             ], in: dir)
+        async let frozenRead = post(
+            region.base(followers[1])! + "/v1/sql", #"{"query":"SELECT count(*) AS n FROM hosts"}"#)
+        async let carried = put(
+            region.base(followers[0])! + "/v1/hosts/h1/labels", #"{"labels":{"step":"carried"},"request_id":"carried"}"#
+        )
         let (frozen, refusal) = try await put(
             region.base(followers[1])! + "/v1/hosts/h1/labels", #"{"labels":{"step":"frozen"}}"#)
         let (cliStatus, cliOut, cliError) = try await cliWrite
+        let (carriedStatus, carriedAnswer) = try await carried
+        let (readStatus, readAnswer) = try await frozenRead
         region.signal(leader, SIGCONT)
         #expect(frozen == 503 && refusal.contains("leadership moved away from \(leader)"), "\(refusal)")
         #expect(cliStatus == 0 && cliOut.contains("set the labels of host h1"), "\(cliOut) \(cliError)")
+        #expect(carriedStatus == 200, "\(carriedAnswer)")
+        // A linearizable read asked of the frozen leader is asked again of the next one.
+        #expect(readStatus == 200 && readAnswer.contains("[[1]]"), "\(readAnswer)")
+        // Once, though the old leader, resumed, may append its copy too (that one is a duplicate).
+        let (_, carriedRows) = try await post(
+            region.base(followers[0])! + "/v1/sql",
+            #"{"query":"SELECT count(*) AS n FROM intents WHERE request_id = 'carried' AND outcome = 'applied'"}"#)
+        #expect(carriedRows.contains("[[1]]"), "\(carriedRows)")
         // A follower may have been elected, or the old leader, resumed before the others'
         // election ended, may lead on: wait until all three name the same leader.
         var agreed: String?
@@ -421,6 +438,71 @@ func get(_ url: String) async throws -> (Int, String) {
         let (notLeader, _, notLeaderError) = try await runCLI(
             ["cluster", "transfer-leader", last, "--server", successorAPI], in: dir)
         #expect(notLeader != 0 && notLeaderError.contains("not the leader"), "\(notLeaderError)")
+        try await region.stopAll()
+    }
+
+    @Test("a write sent while the region has no leader waits for one (up to 2 s) instead of failing at once")
+    func writeWaitsForALeader() async throws {
+        let dir = TemporaryDirectory()
+        let region = try Region(dir)
+        try await region.start("n1", tag: "first")
+        let intent = #"{"name":"h1","cpus":8,"memory_bytes":8589934592,"request_id":"first"}"#
+        // Alone, n1 cannot be elected: the write waits for a leader for 2 s, then says so.
+        let started = ContinuousClock.now
+        let (alone, why) = try await post(region.base("n1")! + "/v1/hosts", intent)
+        let waited = started.duration(to: .now)
+        #expect(alone == 503 && why.contains("no leader took the forwarded intent in time"), "\(why)")
+        #expect(waited >= .milliseconds(1900), "answered after \(waited)")
+        // Sent again while a second member starts, it goes through once the two elect a leader.
+        async let written = post(region.base("n1")! + "/v1/hosts", intent)
+        try await Task.sleep(for: .milliseconds(100))
+        try await region.start("n2", tag: "first")
+        let (status, answer) = try await written
+        #expect(status == 200 && answer.contains(#""outcome":"applied""#), "\(answer)")
+        try await region.stopAll()
+    }
+
+    @Test(
+        "writes that reach a leader handing its leadership over wait until the transfer ends, rather than fail"
+    )
+    func writesWaitOutATransfer() async throws {
+        let dir = TemporaryDirectory()
+        let region = try Region(dir)
+        let leader = try await region.startAll()
+        try await region.addRoomyHost(via: leader)
+        let followers = Region.ids.filter { $0 != leader }
+        // A transfer to a frozen member never finishes: the leader refuses proposals until it
+        // gives the transfer up after an election timeout (300 ms), then leads on.
+        region.signal(followers[0], SIGSTOP)
+        async let transfer = post(region.base(leader)! + "/v1/cluster/leader", #"{"id":"\#(followers[0])"}"#)
+        try await Task.sleep(for: .milliseconds(50))
+        let labels = region.base(leader)! + "/v1/hosts/h1/labels"
+        async let direct = put(labels, #"{"labels":{"via":"leader"},"request_id":"direct"}"#)
+        async let forwarded = put(
+            region.base(followers[1])! + "/v1/hosts/h1/labels",
+            #"{"labels":{"via":"follower"},"request_id":"forwarded"}"#)
+        let (directStatus, directAnswer) = try await direct
+        let (forwardedStatus, forwardedAnswer) = try await forwarded
+        let (transferStatus, transferAnswer) = try await transfer
+        region.signal(followers[0], SIGCONT)
+        #expect(transferStatus == 503, "\(transferAnswer)")
+        #expect(directStatus == 200, "\(directAnswer)")
+        #expect(forwardedStatus == 200, "\(forwardedAnswer)")
+        #expect(await region.cluster(leader)["role"] == "leader")
+
+        // A leader stopped with an intent in flight answers it before it exits. Here the intent
+        // waits for followers frozen for 200 ms when the leader gets SIGTERM (too long for either
+        // to take over, so the leader stops at once), and resumed 50 ms later.
+        for id in followers { region.signal(id, SIGSTOP) }
+        async let inFlight = put(labels, #"{"labels":{"via":"stopping"},"request_id":"stopping"}"#)
+        try await Task.sleep(for: .milliseconds(200))
+        async let stopped = region.stop(leader)
+        try await Task.sleep(for: .milliseconds(50))
+        for id in followers { region.signal(id, SIGCONT) }
+        let (inFlightStatus, inFlightAnswer) = try await inFlight
+        let (exit, stopLog) = try await stopped
+        #expect(inFlightStatus == 200, "\(inFlightAnswer)")
+        #expect(exit == 0, "\(stopLog.suffix(2000))")
         try await region.stopAll()
     }
 

@@ -384,7 +384,7 @@ struct TestCluster {
         cluster.settle()
         let answer = try #require(cluster.forwarded[follower]?.first)
         let first = try #require(answer.firstIndex)
-        #expect(answer.id == 5 && answer.term == cluster.members[leader]!.term)
+        #expect(answer.id == 5 && answer.term == cluster.members[leader]!.term && answer.from == leader)
         // Where the leader said they landed, every member applied them, in its term.
         for id in ["a", "b", "c"] {
             let landed = cluster.applied[id]!.filter { $0.index >= first && $0.index <= first + 1 }
@@ -397,7 +397,9 @@ struct TestCluster {
         try cluster.members[leader]!.transferLeadership(to: other)
         try cluster.members[follower]!.forward([Array("f3".utf8)], id: 6)
         cluster.settle()
-        #expect(cluster.forwarded[follower]?.last == RaftForwardedProposal(id: 6, firstIndex: nil, term: answer.term))
+        #expect(
+            cluster.forwarded[follower]?.last
+                == RaftForwardedProposal(id: 6, firstIndex: nil, term: answer.term, from: leader))
         #expect(!cluster.records(leader).contains("f3"))
         // A node that leads does not forward; one that knows no leader cannot.
         #expect(throws: ReplicationError.self) { try cluster.members[leader]!.forward([[1]], id: 7) }

@@ -8,7 +8,8 @@ anchor) run with the same Raft timing, measured from outside in the same run.
   bench/region/recovery.py stop|kill [ROUNDS] [DWCP_BINARY]
       SIGTERM the leader (stop: a graceful stop, as in a rolling upgrade) or SIGKILL it (kill)
       while one client writes through a follower in a loop; time from the signal until a write is
-      acknowledged again, and the longest gap between two acknowledged writes.
+      acknowledged again, the longest gap between two acknowledged writes, and how many writes
+      failed (the client retries a failed write after 2 ms).
   bench/region/recovery.py restart [ROUNDS] [DWCP_BINARY]
       SIGKILL a follower, write 20 times, wait 6 s (the others back off from reconnecting to it),
       start it again; time until its API answers and until it has applied the leader's commit
@@ -99,6 +100,7 @@ class Cluster:
 
 class DWCPRegion(Cluster):
     name = "dwcp"
+    writes = 0
 
     def command(self, i):
         peers = sum([["--peer", f"n{j}@127.0.0.1:{self.peer[j]}"] for j in (1, 2, 3)], [])
@@ -113,7 +115,11 @@ class DWCPRegion(Cluster):
         call("POST", self.url(i, "/v1/hosts"), {"name": "h1", "region": "eu", "cpus": 16, "memory_bytes": 1 << 36})
 
     def write(self, i, k):
-        call("PUT", self.url(i, "/v1/hosts/h1/labels"), {"labels": {"k": str(k)}}, timeout=WRITE_TIMEOUT)
+        # A fresh request id per write, as the CLI sends: a node may then send it to a new leader
+        # itself when the old one went away without answering.
+        self.writes += 1
+        call("PUT", self.url(i, "/v1/hosts/h1/labels"), {"labels": {"k": str(k)}, "request_id": f"w{self.writes}"},
+             timeout=WRITE_TIMEOUT)
 
     def commit_index(self, i):
         return call("GET", self.url(i, "/v1/status"))["commit_index"]
@@ -192,6 +198,7 @@ def stop(cluster, how=signal.SIGTERM):
     time.sleep(1.5)
     acknowledged = []
     signalled = None
+    failed = 0
     k = 0
     while True:
         now = time.monotonic()
@@ -202,6 +209,7 @@ def stop(cluster, how=signal.SIGTERM):
             cluster.write(follower, k)
             acknowledged.append(time.monotonic())
         except Exception:
+            failed += 1
             time.sleep(0.002)
         k += 1
         if signalled is not None and acknowledged[-1] > signalled and time.monotonic() - signalled > 3:
@@ -209,7 +217,7 @@ def stop(cluster, how=signal.SIGTERM):
     cluster.processes[leader].wait()
     after = next(t for t in acknowledged if t > signalled)
     gaps = [b - a for a, b in zip(acknowledged, acknowledged[1:])]
-    return {"first write after the signal": after - signalled, "longest gap": max(gaps)}
+    return {"first write after the signal": after - signalled, "longest gap": max(gaps), "failed writes": failed}
 
 
 def restart(cluster):
@@ -239,6 +247,10 @@ def restart(cluster):
     return result
 
 
+def show(key, value):
+    return f"{key} {value}" if key == "failed writes" else f"{key} {value:.3f} s"
+
+
 run = {"failover": failover, "stop": stop, "kill": lambda c: stop(c, signal.SIGKILL), "restart": restart}[MODE]
 results = {"dwcp": [], "etcd": []}
 for round_ in range(ROUNDS):
@@ -249,9 +261,13 @@ for round_ in range(ROUNDS):
         finally:
             cluster.stop()
         results[kind.name].append(result)
-        print(f"round {round_ + 1} {kind.name}: " + ", ".join(f"{k} {v:.3f} s" for k, v in result.items()), flush=True)
+        print(f"round {round_ + 1} {kind.name}: " + ", ".join(show(k, v) for k, v in result.items()), flush=True)
 medians = {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for name, rs in results.items()}
 for name, median in medians.items():
-    print(f"median {name}: " + ", ".join(f"{k} {v:.3f} s" for k, v in median.items()))
+    print(f"median {name}: " + ", ".join(show(k, v) for k, v in median.items()))
+for name, rs in results.items():
+    if "failed writes" in rs[0]:
+        print(f"failed writes, all rounds, {name}: {sum(r['failed writes'] for r in rs)}")
 print("dwcp / etcd: " + ", ".join(
-    f"{k} {medians['dwcp'][k] / medians['etcd'][k]:.2f}×" for k in medians["etcd"] if medians["etcd"][k] > 0))
+    f"{k} {medians['dwcp'][k] / medians['etcd'][k]:.2f}×" for k in medians["etcd"]
+    if medians["etcd"][k] > 0 and k != "failed writes"))

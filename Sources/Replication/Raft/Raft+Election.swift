@@ -63,7 +63,8 @@ extension Raft {
             handleForwardedProposal(from: message.from, id: requestID, payloads: payloads)
         case .proposeResponse(let requestID, let index):
             ready.forwarded.append(
-                RaftForwardedProposal(id: requestID, firstIndex: index == 0 ? nil : index, term: message.term))
+                RaftForwardedProposal(
+                    id: requestID, firstIndex: index == 0 ? nil : index, term: message.term, from: message.from))
         }
     }
 

@@ -51,16 +51,19 @@ public struct RaftReadState: Sendable, Equatable {
 }
 
 /// The leader's answer to a forwarded proposal: its entries start at `firstIndex` and were
-/// appended in `term` (they are the caller's once that index commits with that term); nil: refused.
+/// appended in `term` (they are the caller's once that index commits with that term); nil: refused
+/// (nothing was appended). `from` is the member that answered.
 public struct RaftForwardedProposal: Sendable, Equatable {
     public var id: UInt64
     public var firstIndex: UInt64?
     public var term: UInt64
+    public var from: String
 
-    public init(id: UInt64, firstIndex: UInt64?, term: UInt64) {
+    public init(id: UInt64, firstIndex: UInt64?, term: UInt64, from: String) {
         self.id = id
         self.firstIndex = firstIndex
         self.term = term
+        self.from = from
     }
 }
 

@@ -16,13 +16,21 @@ final class ForwardedProposals: Sendable {
         let payloads: [[UInt8]]
         let appliesOnce: Bool
         var parked: Bool
+        /// The member that last refused it, and when: not asked again for ``refusalPause``.
+        var refusal: (by: String, at: ContinuousClock.Instant)?
     }
+
+    /// How long a member that refused a proposal (it was handing its leadership over) is not asked
+    /// again: a transfer ends within an election timeout, and a new leader gets it at once.
+    static let refusalPause = Duration.milliseconds(50)
 
     private let proposals = Mutex<[UInt64: Proposal]>([:])
 
     /// Keeps `payloads` under the waiter `id` until ``remove(_:)``.
     func add(_ id: UInt64, _ payloads: [[UInt8]], appliesOnce: Bool) {
-        proposals.withLock { $0[id] = Proposal(payloads: payloads, appliesOnce: appliesOnce, parked: false) }
+        proposals.withLock {
+            $0[id] = Proposal(payloads: payloads, appliesOnce: appliesOnce, parked: false, refusal: nil)
+        }
     }
 
     /// Forgets `id` (its caller has its answer, or gave up).
@@ -30,12 +38,14 @@ final class ForwardedProposals: Sendable {
         _ = proposals.withLock { $0.removeValue(forKey: id) }
     }
 
-    /// Parks `id` until a leader is known; false when it is no longer kept.
+    /// Parks `id` until a leader is known (`refusedBy`: the member that refused it); false when it
+    /// is no longer kept.
     @discardableResult
-    func park(_ id: UInt64) -> Bool {
+    func park(_ id: UInt64, refusedBy member: String? = nil) -> Bool {
         proposals.withLock { proposals in
             guard proposals[id] != nil else { return false }
             proposals[id]!.parked = true
+            if let member { proposals[id]!.refusal = (member, .now) }
             return true
         }
     }
@@ -49,12 +59,18 @@ final class ForwardedProposals: Sendable {
         proposals.withLock { $0.values.contains { $0.parked } }
     }
 
-    /// The parked proposals, no longer parked: the caller sends them (or parks them again).
-    func unpark() -> [(id: UInt64, payloads: [[UInt8]])] {
-        proposals.withLock { proposals in
-            let parked = proposals.filter(\.value.parked).sorted { $0.key < $1.key }
-            for (id, _) in parked { proposals[id]!.parked = false }
-            return parked.map { ($0.key, $0.value.payloads) }
+    /// The parked proposals to send to `leader`, no longer parked: the caller sends them (or parks
+    /// them again). Those `leader` refused less than ``refusalPause`` ago stay parked.
+    func unpark(for leader: String) -> [(id: UInt64, payloads: [[UInt8]])] {
+        let now = ContinuousClock.now
+        return proposals.withLock { proposals in
+            let due = proposals.filter { _, proposal in
+                guard proposal.parked else { return false }
+                guard let refusal = proposal.refusal, refusal.by == leader else { return true }
+                return refusal.at.duration(to: now) >= Self.refusalPause
+            }.sorted { $0.key < $1.key }
+            for (id, _) in due { proposals[id]!.parked = false }
+            return due.map { ($0.key, $0.value.payloads) }
         }
     }
 }

@@ -165,9 +165,9 @@ final class PendingAnswers<Value: Sendable>: Sendable {
         state.withLock { $0.waiting[id]?.askedOf }
     }
 
-    /// The waiters whose question went to `member`.
-    func waiting(askedOf member: String) -> [UInt64] {
-        state.withLock { $0.waiting.filter { $0.value.askedOf == member }.map(\.key).sorted() }
+    /// The waiters whose addressee (``note(_:askedOf:)``; nil: nobody) matches.
+    func waiting(askedOf matches: (String?) -> Bool) -> [UInt64] {
+        state.withLock { $0.waiting.filter { matches($0.value.askedOf) }.map(\.key).sorted() }
     }
 
     /// Has `id`'s repeated question asked again at the next ``expireOverdue()`` rather than at its
@@ -181,9 +181,9 @@ final class PendingAnswers<Value: Sendable>: Sendable {
         }
     }
 
-    /// ``askAgain(_:)`` for every repeated question that went to `member` (a leader that lost its
-    /// leadership: it may never answer).
-    func askAgain(askedOf member: String) {
-        for id in waiting(askedOf: member) { askAgain(id) }
+    /// ``askAgain(_:)`` for every repeated question whose addressee matches (one that went to a
+    /// leader that lost its leadership may never be answered).
+    func askAgain(askedOf matches: (String?) -> Bool) {
+        for id in waiting(askedOf: matches) { askAgain(id) }
     }
 }

@@ -166,7 +166,8 @@ public final class RaftConsensus: Consensus {
     /// Proposes on the leader; on a follower, forwards to the leader and waits for its answer.
     /// Either way it returns once the entries are committed, or throws. Through a change of leader
     /// it proposes again where that cannot apply the payloads twice (``ForwardedProposals``), and
-    /// when another leader's entries replaced these before they committed.
+    /// when another leader's entries replaced these before they committed (up to the answer
+    /// timeout; each try waits up to that for a leader to take the payloads).
     public func propose(_ payloads: [[UInt8]], appliesOnce: Bool) async throws -> ClosedRange<UInt64> {
         let deadline = ContinuousClock.now + configuration.leaderAnswerTimeout
         while true {
@@ -177,14 +178,23 @@ public final class RaftConsensus: Consensus {
             let (range, term) =
                 if let leading { leading } else { try await forward(payloads, appliesOnce: appliesOnce) }
             _ = try await committed.wait(until: range.upperBound)
+            // The last entry committed with this term: by log matching, all of them did.
             if try log.term(at: range.upperBound) == term { return range }
-            // Another leader's entries took their place: these can never commit, so they cannot
-            // apply twice if proposed again.
-            guard ContinuousClock.now < deadline else {
+            // Another leader's entry at the first index means none of these committed (one that
+            // did would carry that index's entry with it), so proposing them again cannot apply
+            // them twice. A compacted first index (nil) says nothing, nor does a batch whose
+            // first entry committed: only payloads that apply once go again then.
+            let firstTerm = try log.term(at: range.lowerBound)
+            let replaced = firstTerm != nil && firstTerm != term
+            guard replaced || appliesOnce, ContinuousClock.now < deadline else {
                 throw NodeError(
-                    .unavailable, "leadership changed before the intent committed; retry it with the same request id")
+                    .unavailable,
+                    replaced
+                        ? "leadership changed before the intent committed, and it did not apply: retry it"
+                        : "leadership changed before the intent committed; it may or may not apply: retry it with the same request id"
+                )
             }
-            logger.debug("\(group): entries \(range) were replaced by another leader's; proposing them again")
+            logger.debug("\(group): entries \(range) did not commit as proposed; proposing them again")
         }
     }
 
@@ -219,8 +229,8 @@ public final class RaftConsensus: Consensus {
     func sendParkedForwards() {
         guard forwarded.hasParked else { return }
         let sent = state.withLock { raft -> Bool in
-            guard raft.leader != nil else { return false }
-            for (id, payloads) in forwarded.unpark() where forwards.isWaiting(id) {
+            guard let leader = raft.leader else { return false }
+            for (id, payloads) in forwarded.unpark(for: leader) where forwards.isWaiting(id) {
                 sendForward(id, payloads, &raft)
             }
             return true
@@ -236,7 +246,7 @@ public final class RaftConsensus: Consensus {
                 // member it was no longer sent to is stale.)
                 if forwards.askedOf(answer.id) == answer.from {
                     forwards.note(answer.id, askedOf: nil)
-                    forwarded.park(answer.id)
+                    forwarded.park(answer.id, refusedBy: answer.from)
                 }
                 continue
             }
@@ -263,15 +273,19 @@ public final class RaftConsensus: Consensus {
     }
 
     /// How long a read index question waits for its answer before it is asked again (lost with a
-    /// connection, say); one answered "not now" is asked again on the next tick.
-    static let readAskedAgainAfter = Duration.milliseconds(500)
+    /// connection, say): longer than any read takes unless something is lost, as asking again
+    /// costs the leader another heartbeat round. One answered "not now" is asked again on the next
+    /// tick, or when a leader is known.
+    static let readAskedAgainAfter = Duration.seconds(1)
 
     private func receiveReads(_ answers: [RaftReadState]) {
         for answer in answers {
             if let index = answer.index {
                 reads.resolve(answer.context, with: .success(index))
+            } else if status.leader != nil {
+                reads.askAgain(answer.context)  // on the next tick
             } else {
-                reads.askAgain(answer.context)
+                reads.note(answer.context, askedOf: nil)  // asked again when a leader is known
             }
         }
     }
@@ -553,12 +567,11 @@ public final class RaftConsensus: Consensus {
             return noted
         }
         if status.leader != nil && status.leader != previous { metrics.leaderChanges.increment() }
-        if let previous, previous != status.leader, previous != nodeID {
-            // What was forwarded to the leader that was may never be answered (it stopped, or was
-            // cut off): its askers hear so now, not after the 2 s timeout. (The intent may still
-            // commit: a retry with the same request id then answers `duplicate`.)
-            // Proposals that apply once go to the new leader; others may already be in the log.
-            for id in forwards.waiting(askedOf: previous) {
+        if status.leader != previous {
+            // What went to a leader that was may never be answered (it stopped, or was cut off).
+            // Proposals that apply once go to the next leader; the others may be in the log
+            // already, so their askers hear so now, not after the 2 s timeout.
+            for id in forwards.waiting(askedOf: { $0 != nil && $0 != status.leader }) {
                 if forwarded.appliesOnce(id) {
                     forwards.note(id, askedOf: nil)
                     forwarded.park(id)
@@ -568,12 +581,16 @@ public final class RaftConsensus: Consensus {
                         with: .failure(
                             NodeError(
                                 .unavailable,
-                                "leadership moved away from \(previous) before it answered; the intent may or may not apply: retry it with the same request id"
+                                "leadership moved away from \(previous ?? "the leader") before it answered; the intent may or may not apply: retry it with the same request id"
                             )))
                 }
             }
-            reads.askAgain(askedOf: previous)
-            reads.expireOverdue()
+            // Read-index questions are asked again of the new leader (and those that waited for
+            // one), as any index confirmed after the read came will do.
+            if status.leader != nil {
+                reads.askAgain(askedOf: { $0 != status.leader })
+                reads.expireOverdue()
+            }
         }
         let members = status.membership.all
         addresses.withLock { current in

@@ -62,7 +62,7 @@ import Testing
         try #require(ids.count == 2)
         answers.expireOverdue()
         #expect(questions.sent.withLock { $0 } == [ids[0]: ["old"], ids[1]: ["new"]], "asked again before it was due")
-        answers.askAgain(askedOf: "old")
+        answers.askAgain(askedOf: { $0 == "old" })
         #expect(answers.askedOf(ids[0]) == nil)
         answers.expireOverdue()
         #expect(questions.sent.withLock { $0 } == [ids[0]: ["old", "new"], ids[1]: ["new"]])

@@ -269,5 +269,5 @@ for name, rs in results.items():
     if "failed writes" in rs[0]:
         print(f"failed writes, all rounds, {name}: {sum(r['failed writes'] for r in rs)}")
 print("dwcp / etcd: " + ", ".join(
-    f"{k} {medians['dwcp'][k] / medians['etcd'][k]:.2f}×" for k in medians["etcd"]
+    f"{k} {medians['dwcp'][k] / medians['etcd'][k]:.3g}×" for k in medians["etcd"]
     if medians["etcd"][k] > 0 and k != "failed writes"))

@@ -1,0 +1,36 @@
+import Testing
+
+@testable import Node
+
+@Suite struct ForwardedProposalsTests {
+    let payload: [[UInt8]] = [Array("p".utf8)]
+
+    @Test(
+        "a parked proposal is handed out once, to any leader; one a member refused waits a pause before it is sent to that member again"
+    )
+    func parkingAndRefusals() async throws {
+        let proposals = ForwardedProposals()
+        proposals.add(1, payload, appliesOnce: true)
+        proposals.add(2, payload, appliesOnce: false)
+        #expect(proposals.appliesOnce(1) && !proposals.appliesOnce(2))
+        #expect(!proposals.hasParked && proposals.unpark(for: "a").isEmpty)
+
+        proposals.park(1)
+        proposals.park(2, refusedBy: "a")
+        #expect(proposals.hasParked)
+        // "a" refused 2 just now: only 1 goes to it; the other goes to another leader at once.
+        #expect(proposals.unpark(for: "a").map(\.id) == [1])
+        #expect(proposals.unpark(for: "a").isEmpty)
+        #expect(proposals.unpark(for: "b").map(\.id) == [2])
+        #expect(!proposals.hasParked)
+
+        proposals.park(2, refusedBy: "a")
+        try await Task.sleep(for: ForwardedProposals.refusalPause + .milliseconds(20))
+        #expect(proposals.unpark(for: "a").map(\.id) == [2], "sent to the member that refused it after the pause")
+
+        // Once its caller has its answer, it is gone.
+        proposals.remove(2)
+        #expect(!proposals.park(2))
+        #expect(proposals.unpark(for: "a").isEmpty && !proposals.appliesOnce(2))
+    }
+}

@@ -37,6 +37,7 @@ extension Node {
         var members: [JSONValue] = []
         for (id, address) in status.membership.all.sorted(by: { $0.key < $1.key }) {
             var fields: [(String, JSONValue)] = [("id", .string(id)), ("address", .string(address))]
+            if let api = raft.apiAddress(of: id) { fields.append(("api", .string(api))) }
             let answer = id == configuration.nodeID ? .success(local) : answers[id]
             switch answer {
             case .success(let member):
@@ -88,5 +89,16 @@ extension Node {
     /// that leads once the transfer is done (within two seconds), with the term it leads in.
     public func moveLeadership(to target: String?) async throws -> (leader: String, term: UInt64) {
         try await requireRaft().moveLeadership(to: target, timeout: .seconds(2))
+    }
+
+    /// Tells the other members where this node's API listens, once it does: its `--api` host, or,
+    /// when that is a wildcard (0.0.0.0, ::), the host it replicates on, which they reach it at.
+    func advertiseAPI(port: Int) {
+        guard let raft, let replication = configuration.replication else { return }
+        let wildcard: Set<String> = ["0.0.0.0", "::", "[::]", ""]
+        var host = configuration.apiHost
+        if wildcard.contains(host) { host = replication.listenHost }
+        if host.contains(":") && !host.hasPrefix("[") { host = "[\(host)]" }
+        raft.advertiseAPI("\(host):\(port)")
     }
 }

@@ -17,10 +17,11 @@ extension Node {
         case .leader:
             guard consensus.isLeader else {
                 let leader = raft?.status.leader
+                let api = leader.flatMap { raft?.apiAddress(of: $0) }
                 throw NodeError(
                     .unavailable,
-                    "\(configuration.nodeID) is not the leader\(leader.map { " (\($0) is)" } ?? ""): ask the leader, or use --consistency linearizable or local"
-                )
+                    "\(configuration.nodeID) is not the leader\(leader.map { " (\($0) is\(api.map { ", its API at \($0)" } ?? ""))" } ?? ""): ask the leader, or use --consistency linearizable or local",
+                    leaderAPI: api)
             }
             try await waitUntilApplied(consensus.committed.value)
         case .linearizable:

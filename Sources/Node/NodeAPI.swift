@@ -20,7 +20,11 @@ public enum NodeAPI {
             router: router,
             configuration: .init(
                 address: .hostname(node.configuration.apiHost, port: node.configuration.apiPort), serverName: "dwcp"),
-            onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) },
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? 0
+                node.advertiseAPI(port: port)
+                await onListening(port)
+            },
             logger: logger)
     }
 
@@ -240,7 +244,9 @@ public enum NodeAPI {
         do {
             return try await body()
         } catch let error as NodeError {
-            return failure(error.code.rawValue, error.message, status: status(for: error.code))
+            return json(
+                errorBody(code: error.code.rawValue, message: error.message, leaderAPI: error.leaderAPI),
+                status: status(for: error.code))
         } catch let error as QueryError {
             return failure(
                 error.code.rawValue, error.message, status: error.code == .timeout ? .requestTimeout : .badRequest)
@@ -320,8 +326,10 @@ public enum NodeAPI {
             body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
     }
 
-    static func errorBody(code: String, message: String) -> JSONValue {
-        .object([("error", .object([("code", .string(code)), ("message", .string(message))]))])
+    static func errorBody(code: String, message: String, leaderAPI: String? = nil) -> JSONValue {
+        var fields: [(String, JSONValue)] = [("code", .string(code)), ("message", .string(message))]
+        if let leaderAPI { fields.append(("leader_api", .string(leaderAPI))) }
+        return .object([("error", .object(fields))])
     }
 
     static func failure(_ code: String, _ message: String, status: HTTPResponse.Status) -> Response {

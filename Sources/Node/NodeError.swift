@@ -20,11 +20,15 @@ public struct NodeError: Error, CustomStringConvertible, Sendable {
     public let code: Code
     public let message: String
     public let cause: (any Error & Sendable)?
+    /// Where the leader's API listens, when the request must go to the leader and this member knows
+    /// (the API answers it as `leader_api`; the CLI sends the request there).
+    public var leaderAPI: String?
 
-    public init(_ code: Code, _ message: String, cause: (any Error & Sendable)? = nil) {
+    public init(_ code: Code, _ message: String, cause: (any Error & Sendable)? = nil, leaderAPI: String? = nil) {
         self.code = code
         self.message = message
         self.cause = cause
+        self.leaderAPI = leaderAPI
     }
 
     public var description: String { message }

@@ -57,7 +57,27 @@ extension RaftConsensus {
         for (id, address) in status.membership.all where id != nodeID {
             let question = MemberStatusExchange(from: nodeID, to: id, id: 0, status: nil)
             transport.send(RaftFrame(group: group, memberStatus: question), to: address, lane: .status)
+            sendAPIAddress(to: id, at: address)
         }
+    }
+
+    /// Sets where this member's API listens, and tells the other members (they name it in their
+    /// not-the-leader refusals while this member leads).
+    public func advertiseAPI(_ address: String) {
+        ownAPIAddress.withLock { $0 = address }
+        for (id, replication) in status.membership.all where id != nodeID { sendAPIAddress(to: id, at: replication) }
+    }
+
+    /// Where `member`'s API listens, as it said; nil when it has not (yet), or is a dwcp before
+    /// API addresses were exchanged.
+    public func apiAddress(of member: String) -> String? {
+        member == nodeID ? ownAPIAddress.withLock { $0 } : apiAddresses.withLock { $0[member] }
+    }
+
+    private func sendAPIAddress(to member: String, at address: String) {
+        guard let api = ownAPIAddress.withLock({ $0 }) else { return }
+        let said = MemberAPIAddress(from: nodeID, to: member, address: api)
+        transport.send(RaftFrame(group: group, memberAPIAddress: said), to: address, lane: .status)
     }
 
     /// A status question from another member gets this member's status; an answer goes to the
@@ -68,6 +88,8 @@ extension RaftConsensus {
             return
         }
         guard let address = addresses.withLock({ $0[exchange.from] }) else { return }
+        // Beside the answer, where this member's API listens (an asker too old to know it skips it).
+        sendAPIAddress(to: exchange.from, at: address)
         let answer = MemberStatusExchange(
             from: nodeID, to: exchange.from, id: exchange.id, status: localMemberStatus())
         transport.send(RaftFrame(group: group, memberStatus: answer), to: address, lane: .status)

@@ -93,6 +93,9 @@ public final class RaftConsensus: Consensus {
     let metrics: NodeMetrics
     /// The leader the last status change named, to count leader changes.
     let notedLeader = Mutex<String?>(nil)
+    /// Where this member's API listens (``advertiseAPI(_:)``), and where the others' do, as they said.
+    let ownAPIAddress = Mutex<String?>(nil)
+    let apiAddresses = Mutex<[String: String]>([:])
 
     public init(
         nodeID: String, log: LogStore, snapshots: ViewSnapshots, snapshotEvery: UInt64,
@@ -384,10 +387,17 @@ public final class RaftConsensus: Consensus {
             guard let leader = error.leader else {
                 return NodeError(.unavailable, "\(error.message); the region has no leader right now", cause: error)
             }
+            // Its API address if it said (members before 103 frames do not), else where it replicates.
+            if let api = apiAddress(of: leader) {
+                return NodeError(
+                    .unavailable, "\(nodeID) is not the leader: ask \(leader), whose API is at \(api)", cause: error,
+                    leaderAPI: api)
+            }
             let address = addresses.withLock { $0[leader] } ?? "?"
             return NodeError(
                 .unavailable,
-                "\(nodeID) is not the leader: send intents to \(leader) (replication address \(address))", cause: error)
+                "\(nodeID) is not the leader: ask \(leader) (replication address \(address); its API address is unknown)",
+                cause: error)
         }
     }
 
@@ -427,6 +437,8 @@ public final class RaftConsensus: Consensus {
                 snapshotFrameQueue.yield(frame.content)
             case .memberStatus(let exchange):
                 receive(exchange)
+            case .memberAPIAddress(let said):
+                apiAddresses.withLock { $0[said.from] = said.address }
             }
         }
         logger.info("replication for \(group) on \(configuration.listenHost):\(port) as \(nodeID)")
@@ -472,8 +484,8 @@ public final class RaftConsensus: Consensus {
                         }
                         self.state.withLock { $0.step(message) }
                         self.wake.yield()
-                    case .memberStatus:
-                        break  // answered as it arrives, never queued here
+                    case .memberStatus, .memberAPIAddress:
+                        break  // handled as they arrive, never queued here
                     }
                 }
             }

@@ -16,12 +16,16 @@ struct CLIError: Error, CustomStringConvertible {
     let cause: (any Error)?
     /// For ``Code/refused``: the HTTP status the node answered.
     var httpStatus: UInt?
+    /// For ``Code/refused``: the leader's API address, when the node is not the leader and knows it.
+    var leaderAPI: String?
 
-    init(_ code: Code, _ message: String, cause: (any Error)? = nil, httpStatus: UInt? = nil) {
+    init(_ code: Code, _ message: String, cause: (any Error)? = nil, httpStatus: UInt? = nil, leaderAPI: String? = nil)
+    {
         self.code = code
         self.message = message
         self.cause = cause
         self.httpStatus = httpStatus
+        self.leaderAPI = leaderAPI
     }
 
     var description: String { message }

@@ -41,12 +41,12 @@ struct ClusterCommand: AsyncParsableCommand {
                 return
             }
             print("asked \(field(status, "node_id")): leader \(status["leader"]?.stringValue ?? "none")")
-            let widths = [8, 22, 10, 6, 10, 10, 10, 8, 0]
+            let widths = [8, 22, 22, 10, 6, 10, 10, 10, 8, 0]
             func line(_ cells: [String]) -> String {
                 zip(cells, widths).map { $0.padding(toLength: max($1, $0.count + 1), withPad: " ", startingAt: 0) }
                     .joined()
             }
-            print(line(["ID", "ADDRESS", "ROLE", "TERM", "LAST", "COMMIT", "APPLIED", "LAG", "VERSION"]))
+            print(line(["ID", "ADDRESS", "API", "ROLE", "TERM", "LAST", "COMMIT", "APPLIED", "LAG", "VERSION"]))
             guard case .array(let members) = status["members"] else { return }
             for member in members {
                 // A member not asked, or that did not answer, has no term or indexes; the leader
@@ -59,9 +59,10 @@ struct ClusterCommand: AsyncParsableCommand {
                         : "\(field(member, "version")) (schema \(field(member, "schema_version")))"
                 print(
                     line(
-                        ["id", "address", "role", "term", "last_index", "commit_index", "applied_index", "lag"].map {
-                            field(member, $0)
-                        } + [note]))
+                        ["id", "address", "api", "role", "term", "last_index", "commit_index", "applied_index", "lag"]
+                            .map {
+                                field(member, $0)
+                            } + [note]))
             }
         }
     }
@@ -80,7 +81,7 @@ struct ClusterCommand: AsyncParsableCommand {
 
         func run() async throws {
             let (id, address) = try usage { try parsePeer(member, what: "member") }
-            let answer = try await client.client().call(
+            let answer = try await client.client().callLeader(
                 .POST, "/v1/cluster/members",
                 body: .object([("id", .string(id)), ("address", .string(address)), ("learner", .bool(learner))]))
             print(
@@ -98,7 +99,7 @@ struct ClusterCommand: AsyncParsableCommand {
 
         func run() async throws {
             try usage { try Validation.name(id, what: "node") }
-            let answer = try await client.client().call(.POST, "/v1/cluster/members/\(id)/promote")
+            let answer = try await client.client().callLeader(.POST, "/v1/cluster/members/\(id)/promote")
             print("promoted \(id) at index \(answer["log_index"]?.stringValue ?? "?")")
         }
     }
@@ -113,7 +114,7 @@ struct ClusterCommand: AsyncParsableCommand {
 
         func run() async throws {
             try usage { try Validation.name(id, what: "node") }
-            let answer = try await client.client().call(.DELETE, "/v1/cluster/members/\(id)")
+            let answer = try await client.client().callLeader(.DELETE, "/v1/cluster/members/\(id)")
             print("removed \(id) at index \(answer["log_index"]?.stringValue ?? "?")")
         }
     }
@@ -134,7 +135,7 @@ struct ClusterCommand: AsyncParsableCommand {
                 try usage { try Validation.name(id, what: "node") }
                 fields.append(("id", .string(id)))
             }
-            let answer = try await client.client().call(.POST, "/v1/cluster/leader", body: .object(fields))
+            let answer = try await client.client().callLeader(.POST, "/v1/cluster/leader", body: .object(fields))
             guard case .string(let leader)? = answer["leader"], case .int(let term)? = answer["term"] else {
                 throw CLIError(.protocolError, "the node's answer names no leader: \(answer.serialized())")
             }

@@ -44,7 +44,8 @@ struct NodeClient {
             } catch let error as CLIError where error.code == .unreachable && attempt < retries {
                 attempt += 1
                 try await Task.sleep(for: .milliseconds(200 * attempt))
-            } catch let error as CLIError where error.httpStatus == 503 && retries > 0 {
+            } catch let error as CLIError where error.httpStatus == 503 && error.leaderAPI == nil && retries > 0 {
+                // (A member that names the leader to ask will not lead any sooner: not retried.)
                 let since = unavailableSince ?? .now
                 unavailableSince = since
                 let waited = since.duration(to: .now)
@@ -85,9 +86,24 @@ struct NodeClient {
         if response.status.code >= 400 {
             throw CLIError(
                 .refused, Self.errorMessage(value) ?? "the node answered HTTP \(response.status.code)",
-                httpStatus: response.status.code)
+                httpStatus: response.status.code, leaderAPI: Self.errorField("leader_api", value))
         }
         return value
+    }
+
+    /// Like ``call(_:_:body:retries:)``, for what only the leader does (membership changes,
+    /// transfers, leader reads): a member that is not the leader and names the leader's API
+    /// address gets the request sent there, once, with a note on stderr.
+    func callLeader(_ method: HTTPMethod, _ path: String, body: JSONValue? = nil, retries: Int = 0) async throws
+        -> JSONValue
+    {
+        do {
+            return try await call(method, path, body: body, retries: retries)
+        } catch let error as CLIError where error.leaderAPI != nil {
+            let leader = try NodeClient(address: error.leaderAPI!)
+            FileHandle.standardError.write(Data("dwcp: \(error.message): asking it there\n".utf8))
+            return try await leader.call(method, path, body: body, retries: retries)
+        }
     }
 
     /// Streams a newline-delimited JSON answer, calling `line` for each line.
@@ -158,10 +174,13 @@ struct NodeClient {
             cause: error)
     }
 
-    static func errorMessage(_ value: JSONValue) -> String? {
+    static func errorMessage(_ value: JSONValue) -> String? { errorField("message", value) }
+
+    /// A string field of an error answer (`{"error": {"code", "message", …}}`).
+    static func errorField(_ name: String, _ value: JSONValue) -> String? {
         guard case .object(let members) = value, let error = members.first(where: { $0.0 == "error" })?.1,
-            case .object(let fields) = error, case .string(let message)? = fields.first(where: { $0.0 == "message" })?.1
+            case .object(let fields) = error, case .string(let field)? = fields.first(where: { $0.0 == name })?.1
         else { return nil }
-        return message
+        return field
     }
 }

@@ -37,7 +37,8 @@ struct SQL: AsyncParsableCommand {
             fields.append(("max_rows", .int(Int64(maxRows))))
         }
         // A query only reads: safe to send again (a linearizable read during an election answers 503).
-        let answer = try await client.client().call(.POST, "/v1/sql", body: .object(fields), retries: 3)
+        // A leader read asked of a follower goes to the leader.
+        let answer = try await client.client().callLeader(.POST, "/v1/sql", body: .object(fields), retries: 3)
         guard case .array(let columns)? = answer["columns"], case .array(let rows)? = answer["rows"] else {
             throw CLIError(.protocolError, "the node's answer has no columns and rows")
         }

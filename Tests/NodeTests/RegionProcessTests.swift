@@ -321,7 +321,9 @@ func get(_ url: String) async throws -> (Int, String) {
         #expect(dumps[1] == dumps[2])
     }
 
-    @Test("reads: linearizable on a follower sees every acknowledged intent; leader reads are refused by followers")
+    @Test(
+        "reads: linearizable on a follower sees every acknowledged intent; a follower asked a leader read names the leader's API and the CLI goes there"
+    )
     func readConsistency() async throws {
         let dir = TemporaryDirectory()
         let region = try Region(dir)
@@ -365,9 +367,22 @@ func get(_ url: String) async throws -> (Int, String) {
                 in: dir)
             #expect(status == 0 && stdout.contains("1"), "\(level): \(stdout) \(stderr)")
         }
-        let (refused, _, why) = try await runCLI(
-            ["sql", "SELECT 1", "--consistency", "leader", "--server", follower], in: dir)
-        #expect(refused != 0 && why.contains("not the leader"), "\(why)")
+        // Asked of a follower, a leader read is refused naming the leader's API address, and the
+        // CLI asks the leader there.
+        let (refusedStatus, leaderRefusal) = try await post(
+            "http://\(follower)/v1/sql", #"{"query":"SELECT 1","consistency":"leader"}"#)
+        let leaderAPI = "127.0.0.1:\(region.apiPorts.withLock { $0[leader]! })"
+        #expect(refusedStatus == 503 && leaderRefusal.contains(#""leader_api":"\#(leaderAPI)""#), "\(leaderRefusal)")
+        let (readFollowed, leaderRead, why) = try await runCLI(
+            ["sql", "SELECT 1 AS one", "--consistency", "leader", "--format", "csv", "--server", follower], in: dir)
+        #expect(
+            readFollowed == 0 && leaderRead.contains("1") && why.contains("asking it there"), "\(leaderRead) \(why)")
+        // The members told each other where their APIs listen; a survey shows it.
+        let (_, survey) = try await get("http://\(follower)/v1/cluster")
+        for id in Region.ids {
+            let api = "127.0.0.1:\(region.apiPorts.withLock { $0[id]! })"
+            #expect(survey.contains(#""api":"\#(api)""#), "\(id): \(survey)")
+        }
         // The members table holds the membership the log says.
         let (_, members) = try await post(
             stoppedBase + "/v1/sql", #"{"query":"SELECT id || ':' || role AS m FROM members ORDER BY id"}"#)
@@ -438,9 +453,12 @@ func get(_ url: String) async throws -> (Int, String) {
             ["cluster", "transfer-leader", "n9", "--server", "127.0.0.1:\(region.apiPorts.withLock { $0[last]! })"],
             in: dir)
         #expect(unknown != 0 && unknownError.contains("not a voter"), "\(unknownError)")
-        let (notLeader, _, notLeaderError) = try await runCLI(
+        // Asked of a member that does not lead, the CLI asks the leader instead.
+        let (followed, followedOut, followedError) = try await runCLI(
             ["cluster", "transfer-leader", last, "--server", successorAPI], in: dir)
-        #expect(notLeader != 0 && notLeaderError.contains("not the leader"), "\(notLeaderError)")
+        #expect(
+            followed == 0 && followedOut.contains("\(last) leads now") && followedError.contains("not the leader")
+                && followedError.contains("asking it there"), "\(followedOut) \(followedError)")
         try await region.stopAll()
     }
 

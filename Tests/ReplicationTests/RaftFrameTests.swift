@@ -49,7 +49,7 @@ import Testing
         }
     }
 
-    @Test("status questions and answers round-trip; a cut-short answer is malformed")
+    @Test("status questions and answers, and API addresses, round-trip; a cut-short answer is malformed")
     func memberStatusRoundTrips() throws {
         let status = MemberStatus(
             role: "follower", leader: "a", term: 7, lastIndex: 1 << 33, commitIndex: 90, appliedIndex: 88,
@@ -63,6 +63,11 @@ import Testing
             #expect(try RaftFrame(body: body) == frame)
             #expect(frame.message == nil && frame.recipient == exchange.to)
         }
+        // A member's API address, beside its answers.
+        let said = RaftFrame(
+            group: "region", memberAPIAddress: MemberAPIAddress(from: "b", to: "a", address: "[::1]:7070"))
+        #expect(try RaftFrame(body: Array(said.encoded()[4...])) == said)
+        #expect(said.sender == "b" && said.recipient == "a" && said.message == nil)
         // The answer without its last field, with the checksum made right again: malformed, not a shorter status.
         var writer = FrameWriter()
         writer.u8(RaftFrame.version)
@@ -93,6 +98,9 @@ import Testing
             RaftFrame(group: "region", memberStatus: MemberStatusExchange(from: "a", to: "b", id: 4, status: nil)))
         frames.append(
             RaftFrame(group: "region", memberStatus: MemberStatusExchange(from: "b", to: "a", id: 4, status: status)))
+        frames.append(
+            RaftFrame(group: "region", memberAPIAddress: MemberAPIAddress(from: "b", to: "a", address: "10.0.0.2:7070"))
+        )
         var decoded = 0
         for _ in 0..<20_000 {
             var body = Array(frames[Int(random.next() % UInt64(frames.count))].encoded()[4...].dropLast(4))

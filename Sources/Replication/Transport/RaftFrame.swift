@@ -5,7 +5,7 @@ import Store
 ///
 /// On the wire: `length u32 | version u8 | group (u8 length, UTF-8) | message | crc32c u32`, integers
 /// little-endian (a snapshot chunk is a message whose type is 100, a status question 101 and its
-/// answer 102); `length` counts everything after itself, the checksum covers version through
+/// answer 102, a member's API address 103); `length` counts everything after itself, the checksum covers version through
 /// message. The codec is the one seam every byte of the transport passes through, so TLS (or a new
 /// version) changes nothing above it. A frame that does not decode — wrong version, short, a bad
 /// checksum, an impossible field — is an error; the transport closes that connection. An intact
@@ -21,6 +21,8 @@ public struct RaftFrame: Sendable, Equatable {
         case snapshotChunk(SnapshotChunk)
         /// A status question (`status` nil) or answer (``MemberStatusExchange``).
         case memberStatus(MemberStatusExchange)
+        /// Where the sender's API listens (members before this type skip it).
+        case memberAPIAddress(MemberAPIAddress)
     }
 
     public init(group: String, message: RaftMessage) {
@@ -38,6 +40,11 @@ public struct RaftFrame: Sendable, Equatable {
         content = .memberStatus(memberStatus)
     }
 
+    public init(group: String, memberAPIAddress: MemberAPIAddress) {
+        self.group = group
+        content = .memberAPIAddress(memberAPIAddress)
+    }
+
     /// The Raft message, if the frame carries one.
     public var message: RaftMessage? {
         if case .message(let message) = content { return message }
@@ -50,6 +57,7 @@ public struct RaftFrame: Sendable, Equatable {
         case .message(let message): message.from
         case .snapshotChunk(let chunk): chunk.from
         case .memberStatus(let exchange): exchange.from
+        case .memberAPIAddress(let address): address.from
         }
     }
 
@@ -59,6 +67,7 @@ public struct RaftFrame: Sendable, Equatable {
         case .message(let message): message.to
         case .snapshotChunk(let chunk): chunk.to
         case .memberStatus(let exchange): exchange.to
+        case .memberAPIAddress(let address): address.to
         }
     }
 
@@ -76,6 +85,7 @@ public struct RaftFrame: Sendable, Equatable {
         case .message(let message): writer.message(message)
         case .snapshotChunk(let chunk): writer.chunk(chunk)
         case .memberStatus(let exchange): writer.memberStatus(exchange)
+        case .memberAPIAddress(let address): writer.memberAPIAddress(address)
         }
         let checksum = writer.bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[4...])) }
         writer.u32(checksum)
@@ -110,6 +120,8 @@ public struct RaftFrame: Sendable, Equatable {
     /// The message types of a status question and of its answer.
     static let statusQuestionTag: UInt8 = 101
     static let statusAnswerTag: UInt8 = 102
+    /// The message type of a member's API address.
+    static let apiAddressTag: UInt8 = 103
 }
 
 /// Appends little-endian fields.
@@ -140,6 +152,14 @@ struct FrameWriter {
         u64(chunk.totalBytes)
         u32(chunk.checksum)
         blob(chunk.data)
+    }
+
+    mutating func memberAPIAddress(_ address: MemberAPIAddress) {
+        string(address.from)
+        string(address.to)
+        u64(0)
+        u8(RaftFrame.apiAddressTag)
+        string(address.address)
     }
 
     mutating func memberStatus(_ exchange: MemberStatusExchange) {
@@ -297,6 +317,10 @@ struct FrameReader {
                 role: try string(), leader: try string(), term: term, lastIndex: try u64(), commitIndex: try u64(),
                 appliedIndex: try u64(), version: try string(), schemaVersion: try string())
             return .memberStatus(MemberStatusExchange(from: from, to: to, id: id, status: status))
+        }
+        if tag == RaftFrame.apiAddressTag {
+            guard term == 0 else { throw RaftFrame.malformed("an API address with term \(term)") }
+            return .memberAPIAddress(MemberAPIAddress(from: from, to: to, address: try string()))
         }
         guard tag != RaftFrame.chunkTag else {
             let index = try u64()

@@ -92,13 +92,29 @@ extension Node {
     }
 
     /// Tells the other members where this node's API listens, once it does: its `--api` host, or,
-    /// when that is a wildcard (0.0.0.0, ::), the host it replicates on, which they reach it at.
+    /// when that is a wildcard (0.0.0.0, ::), the host the membership gives this node, which the
+    /// others reach it at. Nothing is said when no such host is known, or when the API is on
+    /// loopback and the region is not (the others could not reach it there).
     func advertiseAPI(port: Int) {
-        guard let raft, let replication = configuration.replication else { return }
-        let wildcard: Set<String> = ["0.0.0.0", "::", "[::]", ""]
+        guard let raft, let replication = configuration.replication, port > 0 else { return }
+        let membershipHost =
+            raft.status.membership.all[configuration.nodeID]
+            .flatMap { Validation.hostAndPort($0)?.host } ?? replication.listenHost
         var host = configuration.apiHost
-        if wildcard.contains(host) { host = replication.listenHost }
+        if Self.isWildcard(host) { host = membershipHost }
+        guard !Self.isWildcard(host), !(Self.isLoopback(host) && !Self.isLoopback(membershipHost)) else {
+            logger.notice("not telling the other members where the API listens: \(host) is not an address they can use")
+            return
+        }
         if host.contains(":") && !host.hasPrefix("[") { host = "[\(host)]" }
         raft.advertiseAPI("\(host):\(port)")
+    }
+
+    private static func isWildcard(_ host: String) -> Bool {
+        ["0.0.0.0", "::", "[::]", "::0", "0:0:0:0:0:0:0:0", ""].contains(host)
+    }
+
+    private static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host.hasPrefix("127.") || host == "::1" || host == "[::1]"
     }
 }

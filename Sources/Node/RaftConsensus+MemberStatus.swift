@@ -64,8 +64,14 @@ extension RaftConsensus {
     /// Sets where this member's API listens, and tells the other members (they name it in their
     /// not-the-leader refusals while this member leads).
     public func advertiseAPI(_ address: String) {
+        guard address.utf8.count <= 255 else {
+            logger.warning("\(group): the API address \(address) is too long to tell the other members")
+            return
+        }
         ownAPIAddress.withLock { $0 = address }
-        for (id, replication) in status.membership.all where id != nodeID { sendAPIAddress(to: id, at: replication) }
+        let members = status.membership.all.filter { $0.key != nodeID }
+        apiToldTo.withLock { $0 = members }
+        for (id, replication) in members.sorted(by: { $0.key < $1.key }) { sendAPIAddress(to: id, at: replication) }
     }
 
     /// Where `member`'s API listens, as it said; nil when it has not (yet), or is a dwcp before
@@ -73,6 +79,41 @@ extension RaftConsensus {
     public func apiAddress(of member: String) -> String? {
         member == nodeID ? ownAPIAddress.withLock { $0 } : apiAddresses.withLock { $0[member] }
     }
+
+    /// Another member said where its API listens: kept if it is a member and the address parses.
+    func receive(_ said: MemberAPIAddress) {
+        guard addresses.withLock({ $0[said.from] }) != nil, Validation.hostAndPort(said.address) != nil else { return }
+        apiAddresses.withLock { $0[said.from] = said.address }
+    }
+
+    /// On a change of membership or leader: tells the members this one has not told yet (one that
+    /// joined, or all of them when this one joined and learns its first membership) where its API
+    /// listens; forgets the API addresses of members that left; and asks the members whose API
+    /// address it does not know for it (the answer to a status question carries it; one with
+    /// ``apiQuestion``'s id nobody waits for).
+    func noteAPIAddresses(members: [String: String]) {
+        apiAddresses.withLock { known in
+            for id in known.keys where members[id] == nil { known[id] = nil }
+        }
+        if ownAPIAddress.withLock({ $0 }) != nil {
+            let untold = apiToldTo.withLock { told in
+                let untold = members.filter { id, address in id != nodeID && told[id] != address }
+                told.merge(untold) { _, new in new }
+                return untold
+            }
+            for (id, address) in untold.sorted(by: { $0.key < $1.key }) { sendAPIAddress(to: id, at: address) }
+        }
+        // (A member's own 103 may have come before this one knew it as a member, and been dropped.)
+        let unknown = apiAddresses.withLock { known in members.filter { $0.key != nodeID && known[$0.key] == nil } }
+        for (id, address) in unknown.sorted(by: { $0.key < $1.key }) {
+            let question = MemberStatusExchange(from: nodeID, to: id, id: Self.apiQuestion, status: nil)
+            transport.send(RaftFrame(group: group, memberStatus: question), to: address, lane: .status)
+        }
+    }
+
+    /// The id of a status question asked only for the API address beside its answer (never a
+    /// waiter's: waiters count up from 1).
+    static let apiQuestion = UInt64.max
 
     private func sendAPIAddress(to member: String, at address: String) {
         guard let api = ownAPIAddress.withLock({ $0 }) else { return }
@@ -88,6 +129,11 @@ extension RaftConsensus {
             return
         }
         guard let address = addresses.withLock({ $0[exchange.from] }) else { return }
+        if exchange.id == 0 {
+            // An announcement: the member just started. A leader sends it what it lacks now.
+            state.withLock { $0.peerIsBack(exchange.from) }
+            wake.yield()
+        }
         // Beside the answer, where this member's API listens (an asker too old to know it skips it).
         sendAPIAddress(to: exchange.from, at: address)
         let answer = MemberStatusExchange(

@@ -96,6 +96,8 @@ public final class RaftConsensus: Consensus {
     /// Where this member's API listens (``advertiseAPI(_:)``), and where the others' do, as they said.
     let ownAPIAddress = Mutex<String?>(nil)
     let apiAddresses = Mutex<[String: String]>([:])
+    /// The members this one has told its API address, and at which replication address.
+    let apiToldTo = Mutex<[String: String]>([:])
 
     public init(
         nodeID: String, log: LogStore, snapshots: ViewSnapshots, snapshotEvery: UInt64,
@@ -383,7 +385,10 @@ public final class RaftConsensus: Consensus {
             return NodeError(.conflict, error.message, cause: error)
         case .malformed, .oversized, .unknownMessage:
             return NodeError(.invalid, error.message, cause: error)
-        case .notLeader, .transferring, .unavailable:
+        case .transferring:
+            return NodeError(
+                .unavailable, "\(error.message) (a transfer ends within an election timeout)", cause: error)
+        case .notLeader, .unavailable:
             guard let leader = error.leader else {
                 return NodeError(.unavailable, "\(error.message); the region has no leader right now", cause: error)
             }
@@ -438,7 +443,7 @@ public final class RaftConsensus: Consensus {
             case .memberStatus(let exchange):
                 receive(exchange)
             case .memberAPIAddress(let said):
-                apiAddresses.withLock { $0[said.from] = said.address }
+                receive(said)
             }
         }
         logger.info("replication for \(group) on \(configuration.listenHost):\(port) as \(nodeID)")
@@ -609,6 +614,7 @@ public final class RaftConsensus: Consensus {
             // Keep addresses of members being removed until they are gone from every membership.
             current.merge(members) { _, new in new }
         }
+        noteAPIAddresses(members: members)
         logger.info(
             "\(group): \(nodeID) is \(status.role.rawValue) in term \(status.term), leader \(status.leader ?? "none"), members \(status.membership)"
         )

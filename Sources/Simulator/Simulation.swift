@@ -188,6 +188,12 @@ public final class Simulation {
             guard let node = nodes[id], !node.isUp, !retired.contains(id) else { return }
             trace("\(id) restarts")
             startNode(id)
+            // Its announcement, as `RaftConsensus.announce` sends it, reaching the members up now.
+            for other in nodes.keys.sorted() where other != id {
+                guard let peer = nodes[other], peer.isUp, !peer.paused else { continue }
+                peer.raft!.peerIsBack(id)
+                drain(peer)
+            }
         case .resume(let id, let generation):
             guard let node = nodes[id], node.generation == generation, node.paused else { return }
             trace("\(id) resumes")

@@ -99,9 +99,10 @@ struct NodeClient {
     {
         do {
             return try await call(method, path, body: body, retries: retries)
-        } catch let error as CLIError where error.leaderAPI != nil {
-            let leader = try NodeClient(address: error.leaderAPI!)
-            FileHandle.standardError.write(Data("dwcp: \(error.message): asking it there\n".utf8))
+        } catch let error as CLIError where error.leaderAPI != nil && error.leaderAPI != address {
+            // An address that does not parse leaves the node's own refusal to report.
+            guard let leader = try? NodeClient(address: error.leaderAPI!) else { throw error }
+            FileHandle.standardError.write(Data("dwcp: \(error.message); asking it there\n".utf8))
             return try await leader.call(method, path, body: body, retries: retries)
         }
     }

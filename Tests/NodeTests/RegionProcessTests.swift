@@ -371,7 +371,8 @@ func get(_ url: String) async throws -> (Int, String) {
         // CLI asks the leader there.
         let (refusedStatus, leaderRefusal) = try await post(
             "http://\(follower)/v1/sql", #"{"query":"SELECT 1","consistency":"leader"}"#)
-        let leaderAPI = "127.0.0.1:\(region.apiPorts.withLock { $0[leader]! })"
+        let leading = try await region.agreedLeader()
+        let leaderAPI = "127.0.0.1:\(region.apiPorts.withLock { $0[leading]! })"
         #expect(refusedStatus == 503 && leaderRefusal.contains(#""leader_api":"\#(leaderAPI)""#), "\(leaderRefusal)")
         let (readFollowed, leaderRead, why) = try await runCLI(
             ["sql", "SELECT 1 AS one", "--consistency", "leader", "--format", "csv", "--server", follower], in: dir)
@@ -699,6 +700,15 @@ func get(_ url: String) async throws -> (Int, String) {
             region.base(Region.joiner)! + "/v1/sql",
             #"{"query":"SELECT id || ':' || role FROM members ORDER BY id","consistency":"local"}"#)
         #expect(members.contains(#"["n1:voter"],["n2:voter"],["n3:voter"],["n4:voter"]"#), "\(members)")
+        // The joiner and the others told each other where their APIs listen when the membership
+        // changed (asked with timeout_ms=0: no survey answers that would carry them).
+        for (asked, about) in [(Region.joiner, Region.ids), (Region.ids[0], [Region.joiner])] {
+            let (_, known) = try await get(region.base(asked)! + "/v1/cluster?timeout_ms=0")
+            for id in about {
+                let api = "127.0.0.1:\(region.apiPorts.withLock { $0[id]! })"
+                #expect(known.contains(#""api":"\#(api)""#), "\(asked) about \(id): \(known)")
+            }
+        }
 
         // Every member restarts from its compacted log and snapshot; one without its views file.
         try await region.stopAll()

@@ -375,6 +375,26 @@ struct TestCluster {
         #expect(cluster.reads[leader]?.contains { $0.context == 9 } == false)
     }
 
+    @Test func aLeaderSendsAMemberThatIsBackWhatItLacksAtOnce() throws {
+        var cluster = TestCluster(["a", "b", "c"])
+        let leader = cluster.electLeader()
+        let away = cluster.member(otherThan: leader)
+        cluster.cut = [away]
+        for payload in ["x", "y", "z"] { _ = try cluster.members[leader]!.propose([Array(payload.utf8)]) }
+        cluster.settle()
+        #expect(cluster.records(cluster.member(otherThan: leader, away)) == ["x", "y", "z"])
+        // Back, it hears nothing until the next heartbeat (no tick here) unless the leader is told.
+        cluster.cut = []
+        cluster.settle()
+        #expect(cluster.records(away).isEmpty)
+        cluster.members[away]!.peerIsBack(leader)  // only a leader acts on it
+        cluster.settle()
+        #expect(cluster.records(away).isEmpty)
+        cluster.members[leader]!.peerIsBack(away)
+        cluster.settle()
+        #expect(cluster.records(away) == ["x", "y", "z"])
+    }
+
     @Test func followersForwardProposalsToTheLeader() throws {
         var cluster = TestCluster(["a", "b", "c"])
         let leader = cluster.electLeader()

@@ -116,6 +116,18 @@ extension Raft {
         return true
     }
 
+    /// A member that could not be reached says it is up again (it restarted, and announced
+    /// itself). A leader forgets the appends in flight to it (they were lost) and probes it at
+    /// once from what it is known to hold, instead of at the next heartbeat, or after its stall
+    /// detection gave up on them.
+    public mutating func peerIsBack(_ peer: String) {
+        guard role == .leader, var member = progress[peer] else { return }
+        if case .snapshot = member.state { return }  // the snapshot is resent by its own timer
+        member.becomeProbe()
+        progress[peer] = member
+        sendAppend(to: peer, allowEmpty: true)
+    }
+
     /// Sends an append to every other member (carrying the new commit index even when empty).
     mutating func broadcastAppend() {
         for peer in progress.keys.sorted() { sendAppend(to: peer, allowEmpty: true) }

@@ -16,12 +16,11 @@ extension Node {
             return
         case .leader:
             guard consensus.isLeader else {
-                let leader = raft?.status.leader
-                let api = leader.flatMap { raft?.apiAddress(of: $0) }
+                let directions = raft.flatMap { raft in raft.status.leader.map { raft.directions(to: $0) } }
                 throw NodeError(
                     .unavailable,
-                    "\(configuration.nodeID) is not the leader\(leader.map { " (\($0) is\(api.map { ", its API at \($0)" } ?? ""))" } ?? ""): ask the leader, or use --consistency linearizable or local",
-                    leaderAPI: api)
+                    "\(configuration.nodeID) is not the leader: ask \(directions?.text ?? "the leader"), or use --consistency linearizable or local",
+                    leaderAPI: directions?.api)
             }
             try await waitUntilApplied(consensus.committed.value)
         case .linearizable:

@@ -244,9 +244,8 @@ public enum NodeAPI {
         do {
             return try await body()
         } catch let error as NodeError {
-            return json(
-                errorBody(code: error.code.rawValue, message: error.message, leaderAPI: error.leaderAPI),
-                status: status(for: error.code))
+            return failure(
+                error.code.rawValue, error.message, status: status(for: error.code), leaderAPI: error.leaderAPI)
         } catch let error as QueryError {
             return failure(
                 error.code.rawValue, error.message, status: error.code == .timeout ? .requestTimeout : .badRequest)
@@ -332,7 +331,9 @@ public enum NodeAPI {
         return .object([("error", .object(fields))])
     }
 
-    static func failure(_ code: String, _ message: String, status: HTTPResponse.Status) -> Response {
-        json(errorBody(code: code, message: message), status: status)
+    static func failure(_ code: String, _ message: String, status: HTTPResponse.Status, leaderAPI: String? = nil)
+        -> Response
+    {
+        json(errorBody(code: code, message: message, leaderAPI: leaderAPI), status: status)
     }
 }

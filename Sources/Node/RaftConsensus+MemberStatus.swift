@@ -32,13 +32,11 @@ extension RaftConsensus {
     private func askStatus(of member: String, at address: String, timeout: Duration) async -> Result<
         MemberStatus, NodeError
     > {
-        let (group, nodeID, transport) = (group, nodeID, transport)
         do {
             let answer = try await statusAnswers.ask(
                 timeout: timeout, every: .milliseconds(200), accepts: { $0.from == member }
-            ) { question in
-                let exchange = MemberStatusExchange(from: nodeID, to: member, id: question, status: nil)
-                transport.send(RaftFrame(group: group, memberStatus: exchange), to: address, lane: .status)
+            ) { [self] question in
+                sendStatusQuestion(to: member, at: address, id: question)
             }
             return .success(answer.status)
         } catch let error as NodeError {
@@ -54,11 +52,16 @@ extension RaftConsensus {
     /// (``RaftTransport/retryNow(_:)``): a restarted follower hears from its leader at once,
     /// not after its first election timeout.
     func announce() {
-        for (id, address) in status.membership.all where id != nodeID {
-            let question = MemberStatusExchange(from: nodeID, to: id, id: 0, status: nil)
-            transport.send(RaftFrame(group: group, memberStatus: question), to: address, lane: .status)
-            sendAPIAddress(to: id, at: address)
-        }
+        let members = status.membership.all
+        for (id, address) in members where id != nodeID { sendStatusQuestion(to: id, at: address, id: 0) }
+        tellAPIAddress(toUntold: members)
+    }
+
+    /// Sends `member` a status question under `id` (0: an announcement; ``apiQuestion``: asked for
+    /// the API address beside the answer; else a waiter's).
+    private func sendStatusQuestion(to member: String, at address: String, id: UInt64) {
+        let question = MemberStatusExchange(from: nodeID, to: member, id: id, status: nil)
+        transport.send(RaftFrame(group: group, memberStatus: question), to: address, lane: .status)
     }
 
     /// Sets where this member's API listens, and tells the other members (they name it in their
@@ -69,9 +72,8 @@ extension RaftConsensus {
             return
         }
         ownAPIAddress.withLock { $0 = address }
-        let members = status.membership.all.filter { $0.key != nodeID }
-        apiToldTo.withLock { $0 = members }
-        for (id, replication) in members.sorted(by: { $0.key < $1.key }) { sendAPIAddress(to: id, at: replication) }
+        apiToldTo.withLock { $0 = [:] }  // a new address: everyone is told again
+        tellAPIAddress(toUntold: status.membership.all)
     }
 
     /// Where `member`'s API listens, as it said; nil when it has not (yet), or is a dwcp before
@@ -95,20 +97,24 @@ extension RaftConsensus {
         apiAddresses.withLock { known in
             for id in known.keys where members[id] == nil { known[id] = nil }
         }
-        if ownAPIAddress.withLock({ $0 }) != nil {
-            let untold = apiToldTo.withLock { told in
-                let untold = members.filter { id, address in id != nodeID && told[id] != address }
-                told.merge(untold) { _, new in new }
-                return untold
-            }
-            for (id, address) in untold.sorted(by: { $0.key < $1.key }) { sendAPIAddress(to: id, at: address) }
-        }
+        tellAPIAddress(toUntold: members)
         // (A member's own 103 may have come before this one knew it as a member, and been dropped.)
         let unknown = apiAddresses.withLock { known in members.filter { $0.key != nodeID && known[$0.key] == nil } }
         for (id, address) in unknown.sorted(by: { $0.key < $1.key }) {
-            let question = MemberStatusExchange(from: nodeID, to: id, id: Self.apiQuestion, status: nil)
-            transport.send(RaftFrame(group: group, memberStatus: question), to: address, lane: .status)
+            sendStatusQuestion(to: id, at: address, id: Self.apiQuestion)
         }
+    }
+
+    /// Tells the `members` this one has not told yet (at that replication address) where its API
+    /// listens, once it knows.
+    private func tellAPIAddress(toUntold members: [String: String]) {
+        guard ownAPIAddress.withLock({ $0 }) != nil else { return }
+        let untold = apiToldTo.withLock { told in
+            let untold = members.filter { id, address in id != nodeID && told[id] != address }
+            told.merge(untold) { _, new in new }
+            return untold
+        }
+        for (id, address) in untold.sorted(by: { $0.key < $1.key }) { sendAPIAddress(to: id, at: address) }
     }
 
     /// The id of a status question asked only for the API address beside its answer (never a

@@ -220,7 +220,7 @@ public final class RaftConsensus: Consensus {
     /// parks it while no leader is known or this one is handing over. Runs under the state
     /// machine's lock.
     private func sendForward(_ id: UInt64, _ payloads: [[UInt8]], _ raft: inout Raft) {
-        if raft.isLeader, raft.transferee == nil, let range = try? raft.propose(payloads) {
+        if raft.isLeader, let range = try? raft.propose(payloads) {  // refused while handing over
             forwards.resolve(id, with: .success((range.lowerBound, raft.term)))
         } else if !raft.isLeader, let leader = raft.leader, (try? raft.forward(payloads, id: id)) != nil {
             forwards.note(id, askedOf: leader)
@@ -392,18 +392,18 @@ public final class RaftConsensus: Consensus {
             guard let leader = error.leader else {
                 return NodeError(.unavailable, "\(error.message); the region has no leader right now", cause: error)
             }
-            // Its API address if it said (members before 103 frames do not), else where it replicates.
-            if let api = apiAddress(of: leader) {
-                return NodeError(
-                    .unavailable, "\(nodeID) is not the leader: ask \(leader), whose API is at \(api)", cause: error,
-                    leaderAPI: api)
-            }
-            let address = addresses.withLock { $0[leader] } ?? "?"
+            let (directions, api) = directions(to: leader)
             return NodeError(
-                .unavailable,
-                "\(nodeID) is not the leader: ask \(leader) (replication address \(address); its API address is unknown)",
-                cause: error)
+                .unavailable, "\(nodeID) is not the leader: ask \(directions)", cause: error, leaderAPI: api)
         }
+    }
+
+    /// How to reach `leader`, for a refusal: its API address if it said (members before 103 frames
+    /// do not), else where it replicates; and the API address alone (the errors' `leader_api`).
+    func directions(to leader: String) -> (text: String, api: String?) {
+        if let api = apiAddress(of: leader) { return ("\(leader), whose API is at \(api)", api) }
+        let address = addresses.withLock { $0[leader] } ?? "?"
+        return ("\(leader) (replication address \(address); its API address is unknown)", nil)
     }
 
     // MARK: - The loop

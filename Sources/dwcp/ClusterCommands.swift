@@ -122,7 +122,7 @@ struct ClusterCommand: AsyncParsableCommand {
     struct TransferLeader: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "transfer-leader",
-            abstract: "Hand leadership to another voter, and wait until it leads (ask the leader).")
+            abstract: "Hand leadership to another voter, and wait until it leads (ask any member).")
 
         @Argument(help: "The voter's id (default: the one best placed: heard from lately, longest log).")
         var id: String?

@@ -66,6 +66,9 @@ final class Region: Sendable {
         processes.withLock { $0[id]! }.kill(signal)
     }
 
+    /// `id`'s API address, HOST:PORT (it must be running).
+    func apiAddress(_ id: String) -> String { "127.0.0.1:\(apiPorts.withLock { $0[id]! })" }
+
     func base(_ id: String) -> String? { apiPorts.withLock { $0[id] }.map { "http://127.0.0.1:\($0)" } }
 
     func cluster(_ id: String) async -> [String: String] {
@@ -357,7 +360,7 @@ func get(_ url: String) async throws -> (Int, String) {
         }
         print("local reads on the lagging follower that were stale: \(staleLocalReads) of 3")
         // The CLI: each level by name; `leader` on a follower is refused with the leader's name.
-        let follower = "127.0.0.1:\(region.apiPorts.withLock { $0[followers[0]]! })"
+        let follower = region.apiAddress(followers[0])
         for level in ["local", "linearizable"] {
             let (status, stdout, stderr) = try await runCLI(
                 [
@@ -372,7 +375,7 @@ func get(_ url: String) async throws -> (Int, String) {
         let (refusedStatus, leaderRefusal) = try await post(
             "http://\(follower)/v1/sql", #"{"query":"SELECT 1","consistency":"leader"}"#)
         let leading = try await region.agreedLeader()
-        let leaderAPI = "127.0.0.1:\(region.apiPorts.withLock { $0[leading]! })"
+        let leaderAPI = region.apiAddress(leading)
         #expect(refusedStatus == 503 && leaderRefusal.contains(#""leader_api":"\#(leaderAPI)""#), "\(leaderRefusal)")
         let (readFollowed, leaderRead, why) = try await runCLI(
             ["sql", "SELECT 1 AS one", "--consistency", "leader", "--format", "csv", "--server", follower], in: dir)
@@ -381,7 +384,7 @@ func get(_ url: String) async throws -> (Int, String) {
         // The members told each other where their APIs listen; a survey shows it.
         let (_, survey) = try await get("http://\(follower)/v1/cluster")
         for id in Region.ids {
-            let api = "127.0.0.1:\(region.apiPorts.withLock { $0[id]! })"
+            let api = region.apiAddress(id)
             #expect(survey.contains(#""api":"\#(api)""#), "\(id): \(survey)")
         }
         // The members table holds the membership the log says.
@@ -401,7 +404,7 @@ func get(_ url: String) async throws -> (Int, String) {
         async let cliWrite = runCLI(
             [
                 "host", "label", "h1", "--label", "step=cli", "--server",
-                "127.0.0.1:\(region.apiPorts.withLock { $0[followers[0]]! })",
+                region.apiAddress(followers[0]),
             ], in: dir)
         async let frozenRead = post(
             region.base(followers[1])! + "/v1/sql", #"{"query":"SELECT count(*) AS n FROM hosts"}"#)
@@ -445,13 +448,13 @@ func get(_ url: String) async throws -> (Int, String) {
 
         // `cluster transfer-leader` waits until the voter leads; with no id it picks the one left.
         let last = try #require(Region.ids.first { $0 != current && $0 != String(successor) })
-        let successorAPI = "127.0.0.1:\(region.apiPorts.withLock { $0[String(successor)]! })"
+        let successorAPI = region.apiAddress(String(successor))
         let (moved, movedOut, movedError) = try await runCLI(
             ["cluster", "transfer-leader", "--server", successorAPI], in: dir)
         #expect(moved == 0 && movedOut.contains("\(last) leads now (term "), "\(movedOut) \(movedError)")
         #expect(await region.cluster(last)["role"] == "leader")
         let (unknown, _, unknownError) = try await runCLI(
-            ["cluster", "transfer-leader", "n9", "--server", "127.0.0.1:\(region.apiPorts.withLock { $0[last]! })"],
+            ["cluster", "transfer-leader", "n9", "--server", region.apiAddress(last)],
             in: dir)
         #expect(unknown != 0 && unknownError.contains("not a voter"), "\(unknownError)")
         // Asked of a member that does not lead, the CLI asks the leader instead.
@@ -650,7 +653,7 @@ func get(_ url: String) async throws -> (Int, String) {
         let (badTimeout, badBody) = try await get(region.base(witness)! + "/v1/cluster?timeout_ms=soon")
         #expect(badTimeout == 400 && badBody.contains("invalid timeout_ms"), "\(badBody)")
         let (cliStatus, table, cliError) = try await runCLI(
-            ["cluster", "status", "--server", "127.0.0.1:\(region.apiPorts.withLock { $0[witness]! })"], in: dir)
+            ["cluster", "status", "--server", region.apiAddress(witness)], in: dir)
         #expect(cliStatus == 0, "\(cliError)")
         let awayLine = table.split(separator: "\n").first { $0.hasPrefix(away + " ") } ?? ""
         #expect(awayLine.contains("unreachable: no answer"), "\(table)")
@@ -705,7 +708,7 @@ func get(_ url: String) async throws -> (Int, String) {
         for (asked, about) in [(Region.joiner, Region.ids), (Region.ids[0], [Region.joiner])] {
             let (_, known) = try await get(region.base(asked)! + "/v1/cluster?timeout_ms=0")
             for id in about {
-                let api = "127.0.0.1:\(region.apiPorts.withLock { $0[id]! })"
+                let api = region.apiAddress(id)
                 #expect(known.contains(#""api":"\#(api)""#), "\(asked) about \(id): \(known)")
             }
         }

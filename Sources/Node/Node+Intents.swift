@@ -55,25 +55,45 @@ extension Node {
         let record = Record(at: Self.now(), requestID: requestID, intent.body)
         let index = try await consensus.propose([record.encoded()], appliesOnce: requestID != nil).upperBound
         try await waitUntilApplied(index)
-        var (result, subject) = try views.read { db in
+        let (result, subject) = try views.read { db in
             (try Self.outcomes(index...index, db)[0], try Self.row(intent.subject, db))
-        }
-        if result.outcome == "applied", case .createVM(let vm) = intent {
-            try await waitForPlacement(vm: vm.name, after: index)
-            subject = try rows("vms", [vm.name])[0]
         }
         switch result.outcome {
         case "applied":
-            return IntentReceipt(logIndex: index, outcome: result.outcome, subject: subject)
+            return try await appliedReceipt(intent, at: index, subject: subject)
         case "duplicate":
-            // A concurrent retry of the same request got in first.
-            if let requestID, let receipt = try earlierReceipt(requestID: requestID, intent: intent) {
-                return receipt
+            guard let requestID, let original = try views.read({ try Self.originalIntent(requestID: requestID, $0) })
+            else {
+                throw NodeError(.internal, "intent at \(index) is a duplicate but its original is missing")
             }
+            // This very record applied first: the node sent it again after a change of leader
+            // (``Consensus/propose(_:appliesOnce:)``) and the first copy won. To the client this
+            // request applied once, at the original's index.
+            if (original["outcome"] as String?) == "applied", Self.isCopy(original, of: record) {
+                return try await appliedReceipt(intent, at: UInt64(original["log_index"] as Int64), subject: subject)
+            }
+            // A concurrent retry of the same request got in first.
+            if let receipt = try earlierReceipt(requestID: requestID, intent: intent) { return receipt }
             throw NodeError(.internal, "intent at \(index) is a duplicate but its original is missing")
         default:
             throw NodeError(.conflict, "\(result.error) (conflict found when applying log index \(index))")
         }
+    }
+
+    /// The receipt of an intent that applied at `index`, with the subject's row read after it; a
+    /// new VM's row is read again once the scheduler placed it or the wait ran out.
+    private func appliedReceipt(_ intent: Intent, at index: UInt64, subject: JSONValue?) async throws -> IntentReceipt {
+        guard case .createVM(let vm) = intent else {
+            return IntentReceipt(logIndex: index, outcome: "applied", subject: subject)
+        }
+        try await waitForPlacement(vm: vm.name, after: index)
+        return IntentReceipt(logIndex: index, outcome: "applied", subject: try rows("vms", [vm.name])[0])
+    }
+
+    /// Whether an `intents` row is `record` itself rather than another submission with the same
+    /// request id: the same submission time (ms) and payload.
+    static func isCopy(_ row: Row, of record: Store.Record) -> Bool {
+        (row["submitted_at"] as Int64?) == record.at && (row["payload"] as String?) == record.body.json.serialized()
     }
 
     private func earlierReceipt(requestID: String, intent: Intent) throws -> IntentReceipt? {
@@ -192,13 +212,13 @@ extension Node {
         }
     }
 
-    /// The `intents` row (log_index, subject, outcome, error) a request id first applied as, not
+    /// The `intents` row (log_index, subject, outcome, error, submitted_at, payload) a request id first applied as, not
     /// a later duplicate of it; nil when it never applied.
     static func originalIntent(requestID: String, _ db: Database) throws -> Row? {
         try Row.fetchOne(
             db.cachedStatement(
                 sql:
-                    "SELECT log_index, subject, outcome, error FROM intents WHERE request_id = ? AND outcome <> 'duplicate'"
+                    "SELECT log_index, subject, outcome, error, submitted_at, payload FROM intents WHERE request_id = ? AND outcome <> 'duplicate'"
             ),
             arguments: [requestID])
     }

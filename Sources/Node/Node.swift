@@ -38,7 +38,16 @@ public final class Node: Service, Sendable {
     /// Opens the node's data directory: verifies every log entry, upgrades views (and the
     /// snapshot they start from) written by an earlier dwcp, and rebuilds the views when they are
     /// missing or of a schema it cannot upgrade. A damaged log stops the node here.
-    public init(configuration: NodeConfiguration, logger: Logger) throws {
+    public convenience init(configuration: NodeConfiguration, logger: Logger) throws {
+        try self.init(configuration: configuration, logger: logger, consensus: nil)
+    }
+
+    /// ``init(configuration:logger:)`` with the consensus built by `makeConsensus` from the opened
+    /// log instead of the configuration's (tests use it to drive the node through cases that a real
+    /// region produces only by chance).
+    init(configuration: NodeConfiguration, logger: Logger, consensus makeConsensus: ((LogStore) -> any Consensus)?)
+        throws
+    {
         self.configuration = configuration
         self.logger = logger
         try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
@@ -78,7 +87,9 @@ public final class Node: Service, Sendable {
             limits: QueryLimits(
                 timeoutMilliseconds: configuration.queryLimits.timeoutMilliseconds,
                 maxRows: configuration.queryLimits.maxRows))
-        if let replication = configuration.replication {
+        if let makeConsensus {
+            consensus = makeConsensus(log)
+        } else if let replication = configuration.replication {
             consensus = try RaftConsensus(
                 nodeID: configuration.nodeID, log: log, snapshots: snapshots,
                 snapshotEvery: configuration.snapshotEvery, configuration: replication, logger: logger,

@@ -1,14 +1,15 @@
 import Foundation
 import Logging
-import Node
 import Store
 import TestSupport
+
+@testable import Node
 
 /// Runs a node in this process for the duration of `body`, then cancels it.
 func withRunningNode<T: Sendable>(
     _ directory: TemporaryDirectory, region: String = "eu", register: HostRegistration? = nil,
     hostAgent: HostAgentConfiguration? = nil, snapshotEvery: UInt64 = 10_000,
-    _ body: @Sendable (Node) async throws -> T
+    consensus: (@Sendable (LogStore) -> any Consensus)? = nil, _ body: @Sendable (Node) async throws -> T
 ) async throws -> T {
     var logger = Logger(label: "test")
     logger.logLevel = .warning
@@ -16,7 +17,7 @@ func withRunningNode<T: Sendable>(
         dataDirectory: directory.path, nodeID: "n1", region: region, apiPort: 0, registerHost: register,
         placementWait: .seconds(5), hostAgent: hostAgent)
     configuration.snapshotEvery = snapshotEvery
-    let node = try Node(configuration: configuration, logger: logger)
+    let node = try Node(configuration: configuration, logger: logger, consensus: consensus)
     return try await withThrowingTaskGroup(of: T?.self) { group in
         group.addTask {
             try await node.run()

@@ -80,6 +80,42 @@ import Testing
         }
     }
 
+    @Test("a request the node itself proposed twice is answered as applied, at its first copy")
+    func ownCopyAppliedFirst() async throws {
+        let dir = TemporaryDirectory()
+        try await withRunningNode(dir, consensus: { ProposingTwice(log: $0) }) { node in
+            _ = try await node.submit(Self.host("h1"))
+            let labelled = try await node.submit(.setHostLabels(name: "h1", labels: ["rack": "a"]), requestID: "r1")
+            #expect(labelled.outcome == "applied")
+            #expect(labelled.logIndex == 2)
+            #expect(labelled.subject?["labels"]?.stringValue == #"{"rack":"a"}"#)
+            let created = try await node.submit(Self.vm("web-1"), requestID: "r2")
+            #expect(created.outcome == "applied")
+            #expect(created.subject?["host"]?.stringValue == "h1")
+            #expect(
+                try await rows(
+                    node, "SELECT request_id, outcome FROM intents WHERE request_id IS NOT NULL ORDER BY 1, log_index")
+                    == #"[["r1","applied"],["r1","duplicate"],["r2","applied"],["r2","duplicate"]]"#)
+            let again = try await node.submit(.setHostLabels(name: "h1", labels: ["rack": "a"]), requestID: "r1")
+            #expect(again.outcome == "duplicate")
+            #expect(again.logIndex == 2)
+        }
+    }
+
+    @Test("another submission of the same request that applied first makes this one a duplicate")
+    func rivalCopyAppliedFirst() async throws {
+        let dir = TemporaryDirectory()
+        try await withRunningNode(dir, consensus: { ProposingTwice(log: $0, rivalFirst: true) }) { node in
+            _ = try await node.submit(Self.host("h1"))
+            let labelled = try await node.submit(.setHostLabels(name: "h1", labels: ["rack": "a"]), requestID: "r1")
+            #expect(labelled.outcome == "duplicate")
+            #expect(labelled.logIndex == 2)
+            #expect(
+                try await rows(node, "SELECT log_index, outcome FROM intents WHERE request_id = 'r1' ORDER BY 1")
+                    == #"[[2,"applied"],[3,"duplicate"],[4,"duplicate"]]"#)
+        }
+    }
+
     static let invalidIntents: [(Intent, NodeError.Code, String)] = [
         (vm("Web-1"), .invalid, "invalid VM name 'Web-1'"),
         (vm("-web"), .invalid, "invalid VM name '-web'"),
@@ -149,5 +185,38 @@ import Testing
         ])
     func badSizes(text: String) {
         #expect(throws: NodeError.self) { try ByteSize.parse(text) }
+    }
+}
+
+/// A one-node consensus that commits every proposal of payloads that apply once twice and answers
+/// with the second copy's indexes: what a region does when a follower sent an intent on to a new
+/// leader after its leader went away, and the first copy had committed after all. With
+/// `rivalFirst`, another submission of the same request (one millisecond earlier) commits before
+/// both, as a client's concurrent retry would.
+final class ProposingTwice: Consensus {
+    let local: LocalConsensus
+    let rivalFirst: Bool
+
+    init(log: LogStore, rivalFirst: Bool = false) {
+        local = LocalConsensus(log: log)
+        self.rivalFirst = rivalFirst
+    }
+
+    var committed: IndexWatermark { local.committed }
+    var isLeader: Bool { true }
+    func readIndex() async throws -> UInt64 { try await local.readIndex() }
+
+    func propose(_ payloads: [[UInt8]], appliesOnce: Bool) async throws -> ClosedRange<UInt64> {
+        guard appliesOnce else { return try await local.propose(payloads, appliesOnce: false) }
+        if rivalFirst {
+            let rivals = try payloads.map { payload in
+                var record = try Record(decoding: payload)
+                record.at -= 1
+                return record.encoded()
+            }
+            _ = try await local.propose(rivals, appliesOnce: true)
+        }
+        _ = try await local.propose(payloads, appliesOnce: true)
+        return try await local.propose(payloads, appliesOnce: true)
     }
 }

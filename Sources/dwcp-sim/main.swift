@@ -58,7 +58,8 @@ for seed in seedList {
             failures += 1
             print(report.summary)
             for violation in report.violations { print("  \(violation)") }
-            print("  replay: swift run -c release dwcp-sim --seed \(seed) --nodes \(nodes) --trace")
+            print(
+                "  replay: swift run -c release --static-swift-stdlib dwcp-sim --seed \(seed) --nodes \(nodes) --trace")
         } else if single != nil {
             print(report.summary)
         }

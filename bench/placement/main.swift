@@ -1,6 +1,6 @@
 // bench/placement: how well and how fast the scheduler places VMs.
 //
-//   swift build -c release --product dwcp-bench-placement && .build/release/dwcp-bench-placement
+//   swift build -c release --static-swift-stdlib --product dwcp-bench-placement && .build/release/dwcp-bench-placement
 //   flags: --instances N (small instances, default 200), --hosts H --vms V (large run, 10000/100000)
 //
 // Quality: seeded random small instances (4-12 hosts of mixed sizes, 10-40 VMs, CPU and memory).

@@ -352,7 +352,9 @@ let options = Options(CommandLine.arguments)
 let executableDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
 let dwcpBinary = ProcessInfo.processInfo.environment["DWCP_BINARY"] ?? executableDirectory + "/dwcp"
 guard FileManager.default.isExecutableFile(atPath: dwcpBinary) else {
-    fail("no dwcp binary at \(dwcpBinary): swift build -c release --product dwcp (make bench-region does)")
+    fail(
+        "no dwcp binary at \(dwcpBinary): swift build -c release --static-swift-stdlib --product dwcp (make bench-region does)"
+    )
 }
 guard let etcdBinary = ["/usr/bin/etcd", "/usr/local/bin/etcd"].first(where: FileManager.default.isExecutableFile)
 else {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One client's writes to a three-node DWCP region on loopback, timed phase by phase on the wire
 # (wire-breakdown.py). Needs root (tcpdump), wrk and tcpdump (apt-get install wrk tcpdump) and a
-# release build: swift build -c release --product dwcp.
+# release build: swift build -c release --static-swift-stdlib --product dwcp (as make bench-region builds it).
 #
 #   bench/region/wire-breakdown.sh [SECONDS] [DWCP_BINARY]
 set -euo pipefail

@@ -1,6 +1,6 @@
 // bench/store: the fleet log and views, measured beside raw LMDB doing the same synced work.
 //
-//   swift build -c release --product dwcp-bench-store --product dwcp
+//   swift build -c release --static-swift-stdlib --product dwcp-bench-store --product dwcp
 //   .build/release/dwcp-bench-store [--vms 100000] [--rounds 5]
 //
 // 1. Log append, fsync on, at batch sizes 1, 64, 1024: DWCP's LogStore (frame + CRC, writer thread,

@@ -59,6 +59,11 @@ final class ForwardedProposals: Sendable {
         proposals.withLock { $0.values.contains { $0.parked } }
     }
 
+    /// How many wait for a leader now.
+    var parkedCount: Int {
+        proposals.withLock { $0.values.count { $0.parked } }
+    }
+
     /// The parked proposals to send to `leader`, no longer parked: the caller sends them (or parks
     /// them again). Those `leader` refused less than ``refusalPause`` ago stay parked.
     func unpark(for leader: String) -> [(id: UInt64, payloads: [[UInt8]])] {

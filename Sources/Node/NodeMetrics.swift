@@ -6,7 +6,8 @@ import Synchronization
 
 /// The node's metrics, served in Prometheus' text format at `GET /metrics`: how long intents take
 /// and how they end, the log's writes and checkpoints, the views' applies, the region's Raft state
-/// (term, leader, indexes, each member's match on the leader) and rejected replication frames.
+/// (term, leader, indexes, each member's match on the leader, elections, snapshots, proposals
+/// carried through a change of leader) and rejected replication frames.
 ///
 /// Each node has a registry of its own (several nodes can live in one test process); the code
 /// that records goes through swift-metrics with this node's factory.
@@ -20,8 +21,18 @@ public final class NodeMetrics: Sendable {
     let applyDuration: CoreMetrics.Timer
     let entriesApplied: CoreMetrics.Counter
     let leaderChanges: CoreMetrics.Counter
+    /// Elections this node started (it became a candidate after a successful pre-vote).
+    let electionsStarted: CoreMetrics.Counter
+    /// Views snapshots this node took, sent to a member, and installed from the leader.
+    let snapshotsTaken: CoreMetrics.Counter
+    let snapshotsSent: CoreMetrics.Counter
+    let snapshotsInstalled: CoreMetrics.Counter
+    /// Proposals kept and sent again instead of failing their caller, by why.
+    private let proposalsRetried: [ProposalRetry: CoreMetrics.Counter]
     private let term: CoreMetrics.Gauge
     private let isLeader: CoreMetrics.Gauge
+    private let hasLeader: CoreMetrics.Gauge
+    private let proposalsParked: CoreMetrics.Gauge
     private let lastIndex: CoreMetrics.Gauge
     private let commitIndex: CoreMetrics.Gauge
     private let appliedIndex: CoreMetrics.Gauge
@@ -48,12 +59,43 @@ public final class NodeMetrics: Sendable {
         applyDuration = CoreMetrics.Timer(label: "dwcp_views_apply_duration_seconds", factory: factory)
         entriesApplied = CoreMetrics.Counter(label: "dwcp_views_entries_applied_total", factory: factory)
         leaderChanges = CoreMetrics.Counter(label: "dwcp_raft_leader_changes_total", factory: factory)
+        electionsStarted = CoreMetrics.Counter(label: "dwcp_raft_elections_started_total", factory: factory)
+        snapshotsTaken = CoreMetrics.Counter(label: "dwcp_raft_snapshots_taken_total", factory: factory)
+        snapshotsSent = CoreMetrics.Counter(label: "dwcp_raft_snapshots_sent_total", factory: factory)
+        snapshotsInstalled = CoreMetrics.Counter(label: "dwcp_raft_snapshots_installed_total", factory: factory)
+        proposalsRetried = Dictionary(
+            uniqueKeysWithValues: ProposalRetry.allCases.map { reason in
+                (
+                    reason,
+                    CoreMetrics.Counter(
+                        label: "dwcp_raft_proposals_retried_total", dimensions: [("reason", reason.rawValue)],
+                        factory: factory)
+                )
+            })
         term = CoreMetrics.Gauge(label: "dwcp_raft_term", factory: factory)
         isLeader = CoreMetrics.Gauge(label: "dwcp_raft_is_leader", factory: factory)
+        hasLeader = CoreMetrics.Gauge(label: "dwcp_raft_has_leader", factory: factory)
+        proposalsParked = CoreMetrics.Gauge(label: "dwcp_raft_proposals_parked", factory: factory)
         lastIndex = CoreMetrics.Gauge(label: "dwcp_log_last_index", factory: factory)
         commitIndex = CoreMetrics.Gauge(label: "dwcp_raft_commit_index", factory: factory)
         appliedIndex = CoreMetrics.Gauge(label: "dwcp_views_applied_index", factory: factory)
     }
+
+    /// Why a proposal was kept and sent again rather than failed (``RaftConsensus/propose(_:appliesOnce:)``).
+    enum ProposalRetry: String, CaseIterable, Sendable {
+        /// No leader was known when it came: it waited for one.
+        case noLeader = "no_leader"
+        /// The leader (this member, or the one it was sent to) refused it while handing its
+        /// leadership over: it went to the next one.
+        case refused
+        /// It applies once, and the leader it went to lost its leadership before answering.
+        case leaderChanged = "leader_changed"
+        /// Another leader's entries replaced it before it committed: proposed again.
+        case replaced
+    }
+
+    /// Counts a proposal kept for `reason`.
+    func countRetry(_ reason: ProposalRetry) { proposalsRetried[reason]?.increment() }
 
     /// Counts an intent that ended with `outcome` (applied, duplicate, rejected, invalid, unavailable, …).
     func countIntent(_ outcome: String) {
@@ -73,9 +115,12 @@ public final class NodeMetrics: Sendable {
         lastIndex.record(Double(status.lastIndex))
         commitIndex.record(Double(status.commitIndex))
         appliedIndex.record(Double(status.appliedIndex))
-        let raft = (node.consensus as? RaftConsensus)?.status
+        let consensus = node.consensus as? RaftConsensus
+        let raft = consensus?.status
         term.record(Double(raft?.term ?? 1))
         isLeader.record(raft.map { $0.role == .leader ? 1 : 0 } ?? 1)
+        hasLeader.record(raft.map { $0.leader != nil ? 1 : 0 } ?? 1)
+        proposalsParked.record(Double(consensus?.forwarded.parkedCount ?? 0))
         let matches = raft?.matches ?? [:]
         memberMatches.withLock { gauges in
             for (member, gauge) in gauges where matches[member] == nil {

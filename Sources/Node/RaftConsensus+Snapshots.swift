@@ -13,6 +13,7 @@ extension RaftConsensus {
             // A snapshot installed from the leader meanwhile moved the base: count from there.
             guard state.withLock({ $0.snapshotMeta.index }) == base else { continue }
             let index = try await snapshots.take()
+            metrics.snapshotsTaken.increment()
             // The dropped entries leave the lock (the event loop steps messages under it) and are
             // freed on NIO's thread pool (this task runs on the event loop): 10-15 ms per 100,000.
             var dropped: [LogEntry] = []
@@ -47,6 +48,7 @@ extension RaftConsensus {
                 chunks += 1
             }
             transport.send(RaftFrame(group: group, message: message), to: address)
+            metrics.snapshotsSent.increment()
             logger.info("\(group): sent views snapshot \(meta.index) to \(peer) in \(chunks) chunks")
         } catch {
             logger.warning("\(group): could not send snapshot \(meta.index) to \(peer): \(error)")

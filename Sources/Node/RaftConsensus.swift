@@ -93,6 +93,8 @@ public final class RaftConsensus: Consensus {
     let metrics: NodeMetrics
     /// The leader the last status change named, to count leader changes.
     let notedLeader = Mutex<String?>(nil)
+    /// The role and term the last status change named, to count elections this member started.
+    let notedCandidacy = Mutex<(role: RaftRole, term: UInt64)?>(nil)
     /// Where this member's API listens (``advertiseAPI(_:)``), and where the others' do, as they said.
     let ownAPIAddress = Mutex<String?>(nil)
     let apiAddresses = Mutex<[String: String]>([:])
@@ -199,6 +201,7 @@ public final class RaftConsensus: Consensus {
                         : "leadership changed before the intent committed; it may or may not apply: retry it with the same request id"
                 )
             }
+            metrics.countRetry(replaced ? .replaced : .leaderChanged)
             logger.debug("\(group): entries \(range) did not commit as proposed; proposing them again")
         }
     }
@@ -226,7 +229,7 @@ public final class RaftConsensus: Consensus {
             forwards.note(id, askedOf: leader)
         } else {
             forwards.note(id, askedOf: nil)
-            forwarded.park(id)
+            if forwarded.park(id) { metrics.countRetry(raft.isLeader ? .refused : .noLeader) }
         }
     }
 
@@ -251,7 +254,7 @@ public final class RaftConsensus: Consensus {
                 // member it was no longer sent to is stale.)
                 if forwards.askedOf(answer.id) == answer.from {
                     forwards.note(answer.id, askedOf: nil)
-                    forwarded.park(answer.id, refusedBy: answer.from)
+                    if forwarded.park(answer.id, refusedBy: answer.from) { metrics.countRetry(.refused) }
                 }
                 continue
             }
@@ -553,6 +556,7 @@ public final class RaftConsensus: Consensus {
                 whenDurable: whenDurable)
             if let snapshot = ready.snapshot {
                 try await snapshots.install(snapshot.index)
+                metrics.snapshotsInstalled.increment()
                 committed.advance(to: snapshot.index)
                 snapshots.prune(keeping: snapshot.index)
                 send(afterPersist)
@@ -584,6 +588,14 @@ public final class RaftConsensus: Consensus {
             return noted
         }
         if status.leader != nil && status.leader != previous { metrics.leaderChanges.increment() }
+        let previousCandidacy = notedCandidacy.withLock { noted in
+            defer { noted = (status.role, status.term) }
+            return noted
+        }
+        if status.role == .candidate, previousCandidacy.map({ $0.role != .candidate || $0.term != status.term }) ?? true
+        {
+            metrics.electionsStarted.increment()
+        }
         if status.leader != previous {
             // What went to a leader that was may never be answered (it stopped, or was cut off).
             // Proposals that apply once go to the next leader; the others may be in the log
@@ -591,7 +603,7 @@ public final class RaftConsensus: Consensus {
             for id in forwards.waiting(askedOf: { $0 != nil && $0 != status.leader }) {
                 if forwarded.appliesOnce(id) {
                     forwards.note(id, askedOf: nil)
-                    forwarded.park(id)
+                    if forwarded.park(id) { metrics.countRetry(.leaderChanged) }
                 } else {
                     forwards.resolve(
                         id,

@@ -94,6 +94,8 @@ import Testing
             #expect(value("dwcp_log_last_index") == Double(node.log.lastIndex))
             #expect(value("dwcp_views_applied_index") == Double(node.applied.value))
             #expect(value("dwcp_raft_is_leader") == 1)
+            #expect(value("dwcp_raft_has_leader") == 1)
+            #expect(value("dwcp_raft_proposals_parked") == 0)
             // Every entry written so far went through a timed, durable write and a timed apply.
             #expect(value("dwcp_log_entries_written_total") == Double(node.log.lastIndex))
             #expect((value("dwcp_log_write_duration_seconds_count") ?? 0) >= 1)

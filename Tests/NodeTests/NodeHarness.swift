@@ -33,3 +33,9 @@ func rows(_ node: Node, _ sql: String) async throws -> String {
     let result = try await node.query.run(sql)
     return JSONValue.array(result.rows.map { .array($0) }).serialized()
 }
+
+/// The value of one sample in a `GET /metrics` answer (`name` with its labels, as written there,
+/// like `dwcp_raft_proposals_retried_total{reason="refused"}`); nil when it is not there.
+func metric(_ text: String, _ name: String) -> Double? {
+    text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ")[1]) }
+}

@@ -314,6 +314,9 @@ func get(_ url: String) async throws -> (Int, String) {
         }
         #expect(n1Metrics.contains("dwcp_transport_connections_rejected_total 2\n"), "\(n1Metrics)")
         #expect(leaderMetrics.contains("dwcp_raft_is_leader 1.0\n"))
+        #expect(metric(n1Metrics, "dwcp_raft_has_leader") == 1, "\(n1Metrics)")
+        // The leader won an election it started (at the start, or after the SIGKILL).
+        #expect((metric(leaderMetrics, "dwcp_raft_elections_started_total") ?? 0) >= 1, "\(leaderMetrics)")
         for id in Region.ids {
             #expect(leaderMetrics.contains("dwcp_raft_member_match_index{member=\"\(id)\"}"), "\(leaderMetrics)")
         }
@@ -428,6 +431,9 @@ func get(_ url: String) async throws -> (Int, String) {
             region.base(followers[0])! + "/v1/sql",
             #"{"query":"SELECT count(*) AS n FROM intents WHERE request_id = 'carried' AND outcome = 'applied'"}"#)
         #expect(carriedRows.contains("[[1]]"), "\(carriedRows)")
+        let (_, carrierMetrics) = try await get(region.base(followers[0])! + "/metrics")
+        let carriedOn = metric(carrierMetrics, #"dwcp_raft_proposals_retried_total{reason="leader_changed"}"#) ?? 0
+        #expect(carriedOn >= 1, "\(carrierMetrics)")
         // A follower may have been elected, or the old leader, resumed before the others'
         // election ended, may lead on: wait until all three name the same leader.
         let current = try await region.agreedLeader()
@@ -472,17 +478,27 @@ func get(_ url: String) async throws -> (Int, String) {
         let region = try Region(dir)
         try await region.start("n1", tag: "first")
         let intent = #"{"name":"h1","cpus":8,"memory_bytes":8589934592,"request_id":"first"}"#
-        // Alone, n1 cannot be elected: the write waits for a leader for 2 s, then says so.
+        // Alone, n1 cannot be elected: the write waits for a leader for 2 s, then says so. The
+        // metrics show it waiting meanwhile.
         let started = ContinuousClock.now
-        let (alone, why) = try await post(region.base("n1")! + "/v1/hosts", intent)
+        async let waiting = post(region.base("n1")! + "/v1/hosts", intent)
+        try await Task.sleep(for: .milliseconds(300))
+        let (_, waitingMetrics) = try await get(region.base("n1")! + "/metrics")
+        let (alone, why) = try await waiting
         let waited = started.duration(to: .now)
         #expect(alone == 503 && why.contains("no leader took the forwarded intent in time"), "\(why)")
         #expect(waited >= .milliseconds(1900), "answered after \(waited)")
+        #expect(metric(waitingMetrics, "dwcp_raft_has_leader") == 0, "\(waitingMetrics)")
+        #expect(metric(waitingMetrics, "dwcp_raft_proposals_parked") == 1, "\(waitingMetrics)")
         // Sent again while a second member starts, it goes through once the two elect a leader.
         async let written = post(region.base("n1")! + "/v1/hosts", intent)
         try await region.start("n2", tag: "first")
         let (status, answer) = try await written
         #expect(status == 200 && answer.contains(#""outcome":"applied""#), "\(answer)")
+        let (_, afterMetrics) = try await get(region.base("n1")! + "/metrics")
+        #expect(
+            metric(afterMetrics, #"dwcp_raft_proposals_retried_total{reason="no_leader"}"#) == 2, "\(afterMetrics)")
+        #expect(metric(afterMetrics, "dwcp_raft_proposals_parked") == 0, "\(afterMetrics)")
         try await region.stopAll()
     }
 
@@ -512,6 +528,12 @@ func get(_ url: String) async throws -> (Int, String) {
         #expect(transferStatus == 503, "\(transferAnswer)")
         #expect(directStatus == 200, "\(directAnswer)")
         #expect(forwardedStatus == 200, "\(forwardedAnswer)")
+        // Both were refused while the transfer lasted, and kept: the metrics count them.
+        for id in [leader, followers[1]] {
+            let (_, metrics) = try await get(region.base(id)! + "/metrics")
+            let refused = metric(metrics, #"dwcp_raft_proposals_retried_total{reason="refused"}"#) ?? 0
+            #expect(refused >= 1, "\(id): \(metrics)")
+        }
 
         // A leader stopped with an intent in flight answers it before it exits. Here the intent
         // waits for followers frozen for 200 ms when the leader gets SIGTERM (too long for either
@@ -663,6 +685,15 @@ func get(_ url: String) async throws -> (Int, String) {
         try await region.start(away, tag: "second")
         _ = try await region.waitForCatchUp(to: leader)
         #expect(region.stderr(away).contains("installed views snapshot"), "\(region.stderr(away).suffix(3000))")
+        let (_, awayMetrics) = try await get(region.base(away)! + "/metrics")
+        #expect((metric(awayMetrics, "dwcp_raft_snapshots_installed_total") ?? 0) >= 1, "\(awayMetrics)")
+        var sent = 0.0
+        for id in stayed {
+            let (_, metrics) = try await get(region.base(id)! + "/metrics")
+            #expect((metric(metrics, "dwcp_raft_snapshots_taken_total") ?? 0) >= 1, "\(id): \(metrics)")
+            sent += metric(metrics, "dwcp_raft_snapshots_sent_total") ?? 0
+        }
+        #expect(sent >= 1)
         // Back, it answers; and asked itself, it hears from both others at once, though the other
         // follower had been failing to reach it while it was down, up to 2 s between tries: its
         // announcement at start ended that back-off (about 10 ms on loopback; 2 s allowed, for a

@@ -18,6 +18,8 @@ final class ForwardedProposals: Sendable {
         var parked: Bool
         /// The member that last refused it, and when: not asked again for ``refusalPause``.
         var refusal: (by: String, at: ContinuousClock.Instant)?
+        /// Why it was parked so far (each reason is counted once per proposal).
+        var reasons: Set<NodeMetrics.ProposalRetry> = []
     }
 
     /// How long a member that refused a proposal (it was handing its leadership over) is not asked
@@ -38,15 +40,17 @@ final class ForwardedProposals: Sendable {
         _ = proposals.withLock { $0.removeValue(forKey: id) }
     }
 
-    /// Parks `id` until a leader is known (`refusedBy`: the member that refused it); false when it
-    /// is no longer kept.
+    /// Parks `id` until a leader is known, for `reason` (`refusedBy`: the member that refused it).
+    /// True the first time `id` is parked for `reason` (what the metrics count: a proposal refused
+    /// on every try of a long transfer is one proposal kept); false after that, or when it is no
+    /// longer kept.
     @discardableResult
-    func park(_ id: UInt64, refusedBy member: String? = nil) -> Bool {
+    func park(_ id: UInt64, because reason: NodeMetrics.ProposalRetry, refusedBy member: String? = nil) -> Bool {
         proposals.withLock { proposals in
             guard proposals[id] != nil else { return false }
             proposals[id]!.parked = true
             if let member { proposals[id]!.refusal = (member, .now) }
-            return true
+            return proposals[id]!.reasons.insert(reason).inserted
         }
     }
 

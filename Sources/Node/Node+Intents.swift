@@ -53,7 +53,8 @@ extension Node {
         let intent = try validate(intent)
         try checkAgainstViews(intent)
         let record = Record(at: Self.now(), requestID: requestID, intent.body)
-        let index = try await consensus.propose([record.encoded()], appliesOnce: requestID != nil).upperBound
+        let payload = record.encoded()
+        let index = try await consensus.propose([payload], appliesOnce: requestID != nil).upperBound
         try await waitUntilApplied(index)
         let (result, subject) = try views.read { db in
             (try Self.outcomes(index...index, db)[0], try Self.row(intent.subject, db))
@@ -66,15 +67,16 @@ extension Node {
             else {
                 throw NodeError(.internal, "intent at \(index) is a duplicate but its original is missing")
             }
-            // This very record applied first: the node sent it again after a change of leader
-            // (``Consensus/propose(_:appliesOnce:)``) and the first copy won. To the client this
-            // request applied once, at the original's index.
-            if (original["outcome"] as String?) == "applied", Self.isCopy(original, of: record) {
-                return try await appliedReceipt(intent, at: UInt64(original["log_index"] as Int64), subject: subject)
+            // The original is this very record when the node sent it again after a change of
+            // leader (``Consensus/propose(_:appliesOnce:)``) and the first copy applied: to the
+            // client, this request applied once, at the first copy's index. Another submission of
+            // the request (a client's concurrent retry) is a different record, and this one a
+            // duplicate of it.
+            let originalIndex = UInt64(original["log_index"] as Int64)
+            if (original["outcome"] as String?) == "applied", try isSameRecord(at: originalIndex, as: payload) {
+                return try await appliedReceipt(intent, at: originalIndex, subject: subject)
             }
-            // A concurrent retry of the same request got in first.
-            if let receipt = try earlierReceipt(requestID: requestID, intent: intent) { return receipt }
-            throw NodeError(.internal, "intent at \(index) is a duplicate but its original is missing")
+            return try Self.receipt(requestID: requestID, original: original, subject: subject)
         default:
             throw NodeError(.conflict, "\(result.error) (conflict found when applying log index \(index))")
         }
@@ -90,23 +92,32 @@ extension Node {
         return IntentReceipt(logIndex: index, outcome: "applied", subject: try rows("vms", [vm.name])[0])
     }
 
-    /// Whether an `intents` row is `record` itself rather than another submission with the same
-    /// request id: the same submission time (ms) and payload.
-    static func isCopy(_ row: Row, of record: Store.Record) -> Bool {
-        (row["submitted_at"] as Int64?) == record.at && (row["payload"] as String?) == record.body.json.serialized()
+    /// Whether the log entry at `index` carries exactly `payload`: the same record, submitted at the
+    /// same millisecond by the same node (two submissions alike to the byte cannot be told apart,
+    /// and are answered alike). False when the entry was compacted away.
+    private func isSameRecord(at index: UInt64, as payload: [UInt8]) throws -> Bool {
+        guard index >= log.firstIndex else { return false }
+        return try log.entry(at: index)?.payload == payload
     }
 
     private func earlierReceipt(requestID: String, intent: Intent) throws -> IntentReceipt? {
-        let found = try views.read { db -> (index: Int64, outcome: String, error: String, subject: JSONValue?)? in
+        let found = try views.read { db -> (original: Row, subject: JSONValue?)? in
             guard let row = try Self.originalIntent(requestID: requestID, db) else { return nil }
-            return (row["log_index"], row["outcome"], row["error"], try Self.row(intent.subject, db))
+            return (row, try Self.row(intent.subject, db))
         }
         guard let found else { return nil }
-        let index = UInt64(found.index)
-        if found.outcome == "rejected" {
-            throw NodeError(.conflict, "\(found.error) (request \(requestID), log index \(index))")
+        return try Self.receipt(requestID: requestID, original: found.original, subject: found.subject)
+    }
+
+    /// The answer to a request whose id applied before, as `original` (its ``originalIntent(requestID:_:)``
+    /// row): a duplicate of it, or the conflict it was refused with.
+    static func receipt(requestID: String, original: Row, subject: JSONValue?) throws -> IntentReceipt {
+        let index = UInt64(original["log_index"] as Int64)
+        if (original["outcome"] as String?) == "rejected" {
+            throw NodeError(
+                .conflict, "\(original["error"] as String? ?? "") (request \(requestID), log index \(index))")
         }
-        return IntentReceipt(logIndex: index, outcome: "duplicate", subject: found.subject)
+        return IntentReceipt(logIndex: index, outcome: "duplicate", subject: subject)
     }
 
     /// ``validate(_:)`` for one VM to create.
@@ -212,13 +223,13 @@ extension Node {
         }
     }
 
-    /// The `intents` row (log_index, subject, outcome, error, submitted_at, payload) a request id first applied as, not
+    /// The `intents` row (log_index, subject, outcome, error) a request id first applied as, not
     /// a later duplicate of it; nil when it never applied.
     static func originalIntent(requestID: String, _ db: Database) throws -> Row? {
         try Row.fetchOne(
             db.cachedStatement(
                 sql:
-                    "SELECT log_index, subject, outcome, error, submitted_at, payload FROM intents WHERE request_id = ? AND outcome <> 'duplicate'"
+                    "SELECT log_index, subject, outcome, error FROM intents WHERE request_id = ? AND outcome <> 'duplicate'"
             ),
             arguments: [requestID])
     }

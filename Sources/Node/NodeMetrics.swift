@@ -21,11 +21,14 @@ public final class NodeMetrics: Sendable {
     let applyDuration: CoreMetrics.Timer
     let entriesApplied: CoreMetrics.Counter
     let leaderChanges: CoreMetrics.Counter
-    /// Elections this node started (it became a candidate after a successful pre-vote).
-    let electionsStarted: CoreMetrics.Counter
-    /// Views snapshots this node took, sent to a member, and installed from the leader.
+    /// Elections this node started as a candidate (brought up to Raft's own count at each scrape).
+    private let electionsStarted: CoreMetrics.Counter
+    private let electionsCounted = Mutex<UInt64>(0)
+    /// Views snapshots this node took (every `--snapshot-every` applied entries).
     let snapshotsTaken: CoreMetrics.Counter
+    /// Views snapshots this node streamed to a member that needed one.
     let snapshotsSent: CoreMetrics.Counter
+    /// Views snapshots this node installed from the leader.
     let snapshotsInstalled: CoreMetrics.Counter
     /// Proposals kept and sent again instead of failing their caller, by why.
     private let proposalsRetried: [ProposalRetry: CoreMetrics.Counter]
@@ -120,6 +123,13 @@ public final class NodeMetrics: Sendable {
         term.record(Double(raft?.term ?? 1))
         isLeader.record(raft.map { $0.role == .leader ? 1 : 0 } ?? 1)
         hasLeader.record(raft.map { $0.leader != nil ? 1 : 0 } ?? 1)
+        if let started = consensus?.electionsStarted {
+            let new = electionsCounted.withLock { counted in
+                defer { counted = max(counted, started) }
+                return started > counted ? started - counted : 0
+            }
+            if new > 0 { electionsStarted.increment(by: Int64(new)) }
+        }
         proposalsParked.record(Double(consensus?.forwarded.parkedCount ?? 0))
         let matches = raft?.matches ?? [:]
         memberMatches.withLock { gauges in

@@ -93,8 +93,6 @@ public final class RaftConsensus: Consensus {
     let metrics: NodeMetrics
     /// The leader the last status change named, to count leader changes.
     let notedLeader = Mutex<String?>(nil)
-    /// The role and term the last status change named, to count elections this member started.
-    let notedCandidacy = Mutex<(role: RaftRole, term: UInt64)?>(nil)
     /// Where this member's API listens (``advertiseAPI(_:)``), and where the others' do, as they said.
     let ownAPIAddress = Mutex<String?>(nil)
     let apiAddresses = Mutex<[String: String]>([:])
@@ -229,7 +227,8 @@ public final class RaftConsensus: Consensus {
             forwards.note(id, askedOf: leader)
         } else {
             forwards.note(id, askedOf: nil)
-            if forwarded.park(id) { metrics.countRetry(raft.isLeader ? .refused : .noLeader) }
+            let reason: NodeMetrics.ProposalRetry = raft.isLeader ? .refused : .noLeader
+            if forwarded.park(id, because: reason) { metrics.countRetry(reason) }
         }
     }
 
@@ -254,7 +253,9 @@ public final class RaftConsensus: Consensus {
                 // member it was no longer sent to is stale.)
                 if forwards.askedOf(answer.id) == answer.from {
                     forwards.note(answer.id, askedOf: nil)
-                    if forwarded.park(answer.id, refusedBy: answer.from) { metrics.countRetry(.refused) }
+                    if forwarded.park(answer.id, because: .refused, refusedBy: answer.from) {
+                        metrics.countRetry(.refused)
+                    }
                 }
                 continue
             }
@@ -299,6 +300,9 @@ public final class RaftConsensus: Consensus {
     }
 
     public var status: RaftStatus { state.withLock { $0.status } }
+
+    /// Elections this member started as a candidate since it started.
+    var electionsStarted: UInt64 { state.withLock { $0.electionsStarted } }
 
     /// On a graceful shutdown: a leader hands its leadership to its ``Raft/successor`` and waits,
     /// up to `timeout`, until another member leads, so the region's writes pause for a round trip
@@ -588,14 +592,6 @@ public final class RaftConsensus: Consensus {
             return noted
         }
         if status.leader != nil && status.leader != previous { metrics.leaderChanges.increment() }
-        let previousCandidacy = notedCandidacy.withLock { noted in
-            defer { noted = (status.role, status.term) }
-            return noted
-        }
-        if status.role == .candidate, previousCandidacy.map({ $0.role != .candidate || $0.term != status.term }) ?? true
-        {
-            metrics.electionsStarted.increment()
-        }
         if status.leader != previous {
             // What went to a leader that was may never be answered (it stopped, or was cut off).
             // Proposals that apply once go to the next leader; the others may be in the log
@@ -603,7 +599,7 @@ public final class RaftConsensus: Consensus {
             for id in forwards.waiting(askedOf: { $0 != nil && $0 != status.leader }) {
                 if forwarded.appliesOnce(id) {
                     forwards.note(id, askedOf: nil)
-                    if forwarded.park(id) { metrics.countRetry(.leaderChanged) }
+                    if forwarded.park(id, because: .leaderChanged) { metrics.countRetry(.leaderChanged) }
                 } else {
                     forwards.resolve(
                         id,

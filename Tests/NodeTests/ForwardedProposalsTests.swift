@@ -15,8 +15,8 @@ import Testing
         #expect(proposals.appliesOnce(1) && !proposals.appliesOnce(2))
         #expect(!proposals.hasParked && proposals.unpark(for: "a").isEmpty)
 
-        proposals.park(1)
-        proposals.park(2, refusedBy: "a")
+        #expect(proposals.park(1, because: .noLeader))
+        #expect(proposals.park(2, because: .refused, refusedBy: "a"))
         #expect(proposals.hasParked)
         // "a" refused 2 just now: only 1 goes to it; the other goes to another leader at once.
         #expect(proposals.unpark(for: "a").map(\.id) == [1])
@@ -24,13 +24,15 @@ import Testing
         #expect(proposals.unpark(for: "b").map(\.id) == [2])
         #expect(!proposals.hasParked)
 
-        proposals.park(2, refusedBy: "a")
+        // Refused again: kept as before, but not counted again.
+        #expect(!proposals.park(2, because: .refused, refusedBy: "a"))
+        #expect(proposals.parkedCount == 1)
         try await Task.sleep(for: ForwardedProposals.refusalPause + .milliseconds(20))
         #expect(proposals.unpark(for: "a").map(\.id) == [2], "sent to the member that refused it after the pause")
 
         // Once its caller has its answer, it is gone.
         proposals.remove(2)
-        #expect(!proposals.park(2))
+        #expect(!proposals.park(2, because: .leaderChanged))
         #expect(proposals.unpark(for: "a").isEmpty && !proposals.appliesOnce(2))
     }
 }

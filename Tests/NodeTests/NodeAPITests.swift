@@ -88,12 +88,12 @@ import Testing
             #expect(lines.contains(#"dwcp_intents_total{outcome="not_found"} 1"#))
             // Every request is timed, refused or not.
             #expect(lines.contains("dwcp_intent_duration_seconds_count 4"))
-            func value(_ name: String) -> Double? {
-                lines.first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ")[1]) }
-            }
+            func value(_ name: String) -> Double? { metric(body, name) }
             #expect(value("dwcp_log_last_index") == Double(node.log.lastIndex))
             #expect(value("dwcp_views_applied_index") == Double(node.applied.value))
             #expect(value("dwcp_raft_is_leader") == 1)
+            // A single node always has its leader and parks nothing; these show the gauges are
+            // served (the region's process tests see them move).
             #expect(value("dwcp_raft_has_leader") == 1)
             #expect(value("dwcp_raft_proposals_parked") == 0)
             // Every entry written so far went through a timed, durable write and a timed apply.

@@ -102,6 +102,25 @@ import Testing
         }
     }
 
+    @Test("a request the node proposed twice whose first copy was refused at apply time is answered with that conflict")
+    func ownCopyRefusedFirst() async throws {
+        let dir = TemporaryDirectory()
+        // The host is removed between the check and the apply (a removal committed just before).
+        let removal = Record(at: 1, .hostRemoved(HostRemoved(name: "h1"))).encoded()
+        try await withRunningNode(dir, consensus: { ProposingTwice(log: $0, committedFirst: [removal]) }) { node in
+            _ = try await node.submit(Self.host("h1"))
+            await #expect {
+                try await node.submit(.setHostLabels(name: "h1", labels: ["rack": "a"]), requestID: "r1")
+            } throws: { error in
+                let error = error as? NodeError
+                return error?.code == .conflict && error?.message.contains("request r1, log index 3") == true
+            }
+            #expect(
+                try await rows(node, "SELECT log_index, outcome FROM intents WHERE request_id = 'r1' ORDER BY 1")
+                    == #"[[3,"rejected"],[4,"duplicate"]]"#)
+        }
+    }
+
     @Test("another submission of the same request that applied first makes this one a duplicate")
     func rivalCopyAppliedFirst() async throws {
         let dir = TemporaryDirectory()
@@ -185,38 +204,5 @@ import Testing
         ])
     func badSizes(text: String) {
         #expect(throws: NodeError.self) { try ByteSize.parse(text) }
-    }
-}
-
-/// A one-node consensus that commits every proposal of payloads that apply once twice and answers
-/// with the second copy's indexes: what a region does when a follower sent an intent on to a new
-/// leader after its leader went away, and the first copy had committed after all. With
-/// `rivalFirst`, another submission of the same request (one millisecond earlier) commits before
-/// both, as a client's concurrent retry would.
-final class ProposingTwice: Consensus {
-    let local: LocalConsensus
-    let rivalFirst: Bool
-
-    init(log: LogStore, rivalFirst: Bool = false) {
-        local = LocalConsensus(log: log)
-        self.rivalFirst = rivalFirst
-    }
-
-    var committed: IndexWatermark { local.committed }
-    var isLeader: Bool { true }
-    func readIndex() async throws -> UInt64 { try await local.readIndex() }
-
-    func propose(_ payloads: [[UInt8]], appliesOnce: Bool) async throws -> ClosedRange<UInt64> {
-        guard appliesOnce else { return try await local.propose(payloads, appliesOnce: false) }
-        if rivalFirst {
-            let rivals = try payloads.map { payload in
-                var record = try Record(decoding: payload)
-                record.at -= 1
-                return record.encoded()
-            }
-            _ = try await local.propose(rivals, appliesOnce: true)
-        }
-        _ = try await local.propose(payloads, appliesOnce: true)
-        return try await local.propose(payloads, appliesOnce: true)
     }
 }

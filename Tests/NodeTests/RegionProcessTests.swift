@@ -306,7 +306,7 @@ func get(_ url: String) async throws -> (Int, String) {
             n1Metrics = try await get(region.base("n1")! + "/metrics").1
             leaderMetrics = try await get(region.base(try await region.leader())! + "/metrics").1
             if n1Metrics.contains("dwcp_transport_connections_rejected_total 2\n")
-                && leaderMetrics.contains("dwcp_raft_is_leader 1.0\n")
+                && leaderMetrics.contains("dwcp_raft_is_leader 1.0\n") && metric(n1Metrics, "dwcp_raft_has_leader") == 1
             {
                 break
             }
@@ -482,23 +482,28 @@ func get(_ url: String) async throws -> (Int, String) {
         // metrics show it waiting meanwhile.
         let started = ContinuousClock.now
         async let waiting = post(region.base("n1")! + "/v1/hosts", intent)
-        try await Task.sleep(for: .milliseconds(300))
-        let (_, waitingMetrics) = try await get(region.base("n1")! + "/metrics")
+        var waitingMetrics = ""
+        let parkedBy = ContinuousClock.now + .milliseconds(1500)
+        repeat {
+            try await Task.sleep(for: .milliseconds(50))
+            waitingMetrics = try await get(region.base("n1")! + "/metrics").1
+        } while metric(waitingMetrics, "dwcp_raft_proposals_parked") != 1 && ContinuousClock.now < parkedBy
         let (alone, why) = try await waiting
         let waited = started.duration(to: .now)
         #expect(alone == 503 && why.contains("no leader took the forwarded intent in time"), "\(why)")
         #expect(waited >= .milliseconds(1900), "answered after \(waited)")
         #expect(metric(waitingMetrics, "dwcp_raft_has_leader") == 0, "\(waitingMetrics)")
         #expect(metric(waitingMetrics, "dwcp_raft_proposals_parked") == 1, "\(waitingMetrics)")
+        #expect(
+            metric(waitingMetrics, #"dwcp_raft_proposals_retried_total{reason="no_leader"}"#) == 1, "\(waitingMetrics)")
         // Sent again while a second member starts, it goes through once the two elect a leader.
         async let written = post(region.base("n1")! + "/v1/hosts", intent)
         try await region.start("n2", tag: "first")
         let (status, answer) = try await written
         #expect(status == 200 && answer.contains(#""outcome":"applied""#), "\(answer)")
         let (_, afterMetrics) = try await get(region.base("n1")! + "/metrics")
-        #expect(
-            metric(afterMetrics, #"dwcp_raft_proposals_retried_total{reason="no_leader"}"#) == 2, "\(afterMetrics)")
         #expect(metric(afterMetrics, "dwcp_raft_proposals_parked") == 0, "\(afterMetrics)")
+        #expect(metric(afterMetrics, "dwcp_raft_has_leader") == 1, "\(afterMetrics)")
         try await region.stopAll()
     }
 
@@ -528,12 +533,17 @@ func get(_ url: String) async throws -> (Int, String) {
         #expect(transferStatus == 503, "\(transferAnswer)")
         #expect(directStatus == 200, "\(directAnswer)")
         #expect(forwardedStatus == 200, "\(forwardedAnswer)")
-        // Both were refused while the transfer lasted, and kept: the metrics count them.
+        // What was refused while the transfer lasted was kept, and counted once per write however
+        // often it was refused (the leader tries its own again on every tick). Either write may
+        // have come after the transfer was given up on a loaded machine, but not both.
+        var refused = 0.0
         for id in [leader, followers[1]] {
             let (_, metrics) = try await get(region.base(id)! + "/metrics")
-            let refused = metric(metrics, #"dwcp_raft_proposals_retried_total{reason="refused"}"#) ?? 0
-            #expect(refused >= 1, "\(id): \(metrics)")
+            let counted = metric(metrics, #"dwcp_raft_proposals_retried_total{reason="refused"}"#) ?? 0
+            #expect(counted <= 1, "\(id): \(metrics)")
+            refused += counted
         }
+        #expect(refused >= 1)
 
         // A leader stopped with an intent in flight answers it before it exits. Here the intent
         // waits for followers frozen for 200 ms when the leader gets SIGTERM (too long for either

@@ -98,6 +98,8 @@ struct TestCluster {
     @Test func aSingleMemberLeadsAndCommitsWhatItPersists() throws {
         var cluster = TestCluster(["a"])
         #expect(cluster.electLeader() == "a")
+        // It stood once (its pre-vote and vote win at once, with no one else to ask).
+        #expect(cluster.members["a"]!.electionsStarted == 1)
         _ = try cluster.members["a"]!.propose([Array("x".utf8)])
         cluster.settle()
         #expect(cluster.records("a") == ["x"])
@@ -200,8 +202,9 @@ struct TestCluster {
         cluster.cut = [loner]
         for _ in 0..<200 { cluster.members[loner]!.tick() }
         _ = cluster.members[loner]!.takeReady()
-        // Its pre-votes went nowhere, so its term did not grow.
+        // Its pre-votes went nowhere, so its term did not grow, and it started no election.
         #expect(cluster.members[loner]!.term == term)
+        #expect(cluster.members[loner]!.electionsStarted == 0)
         cluster.cut = []
         cluster.tick(5)
         #expect(cluster.leader == leader)
@@ -224,10 +227,13 @@ struct TestCluster {
         var cluster = TestCluster(["a", "b", "c"])
         let leader = cluster.electLeader()
         let target = cluster.member(otherThan: leader)
+        let started = cluster.members[target]!.electionsStarted
         try cluster.members[leader]!.transferLeadership(to: target)
         cluster.settle()
         #expect(cluster.leader == target)
         #expect(cluster.members[leader]!.role == .follower)
+        // Handed the leadership, the target stood as a candidate at once (no pre-vote).
+        #expect(cluster.members[target]!.electionsStarted == started + 1)
     }
 
     @Test("the successor a stopping leader hands over to: heard from lately, then the longest log, then by id")

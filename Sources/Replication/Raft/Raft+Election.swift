@@ -155,6 +155,7 @@ extension Raft {
             term += 1
             vote = id
             campaignTerm = term
+            electionsStarted += 1
         }
         leader = nil
         votes = [id: true]

@@ -32,6 +32,9 @@ public struct Raft: Sendable {
     var electionElapsed = 0
     var heartbeatElapsed = 0
     var randomizedElectionTimeout: Int
+    /// Elections this member started as a candidate since it was restored (after a pre-vote it
+    /// won, or when a leader handed it the leadership), for the driver's metrics.
+    public internal(set) var electionsStarted: UInt64 = 0
     /// Leader: the member it is handing leadership to, and for how long it has tried.
     public internal(set) var transferee: String?
     var transferElapsed = 0

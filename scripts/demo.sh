@@ -184,6 +184,12 @@ echo "app-3 acknowledged $(( ($(date +%s%N) - SIGNALLED) / 1000000 )) ms after t
 wait "${MEMBER[$NEW_LEADER]}" && echo "n$NEW_LEADER exited cleanly"
 unset "MEMBER[$NEW_LEADER]"
 run cluster status --server "$(api "${REST[0]}")" --timeout-ms 300
+
+step "what n${REST[0]} saw, in its replication metrics (docs/api.md lists them all)"
+echo "\$ curl -s http://$(api "${REST[0]}")/metrics | grep ..."
+curl -s "http://$(api "${REST[0]}")/metrics" \
+    | grep -E '^dwcp_raft_(has_leader|leader_changes_total|elections_started_total|proposals_retried_total|proposals_parked|snapshots_installed_total)[ {]' \
+    | sort
 stop_members
 trap - EXIT
 echo "region stopped"

@@ -168,7 +168,7 @@ run sql "SELECT name, host, actual_state FROM vms ORDER BY name" --consistency l
 echo "(this region runs no host agents: its VMs are placed, not started)"
 run cluster status --server "$(api "$LEADER")"
 
-step "hand leadership back to n$LEADER, asking n$LEADER itself: a follower names the leader's API and the CLI goes there"
+step "hand leadership back to n$LEADER, asking n$LEADER itself: a follower sends the request on to the leader"
 run cluster transfer-leader "n$LEADER" --server "$(api "$LEADER")"
 NEW_LEADER=$LEADER
 

@@ -52,32 +52,45 @@ public enum NodeAPI {
         }
         router.post("/v1/cluster/members") { request, _ in
             try await handle {
-                let body = try await decode(ClusterChangeRequest.self, from: request)
+                let bytes = try await collect(request)
+                let body = try decode(ClusterChangeRequest.self, from: bytes)
                 guard let address = body.address else { throw NodeError(.invalid, "a new member needs an address") }
                 try Validation.name(body.id, what: "member")
                 try Validation.memberAddress(address)
                 let change: RaftMembershipChange =
                     body.learner == true
                     ? .addLearner(id: body.id, address: address) : .addVoter(id: body.id, address: address)
-                return committedAt(try await node.changeCluster(change))
+                return try await onLeader(request, "/v1/cluster/members", body: bytes, node: node) {
+                    committedAt(try await node.changeCluster(change))
+                }
             }
         }
-        router.post("/v1/cluster/members/:id/promote") { _, context in
+        router.post("/v1/cluster/members/:id/promote") { request, context in
             try await handle {
-                committedAt(try await node.changeCluster(.promote(id: try context.parameters.require("id"))))
+                let id = try context.parameters.require("id")
+                try Validation.name(id, what: "member")
+                return try await onLeader(request, "/v1/cluster/members/\(id)/promote", body: nil, node: node) {
+                    committedAt(try await node.changeCluster(.promote(id: id)))
+                }
             }
         }
-        router.delete("/v1/cluster/members/:id") { _, context in
+        router.delete("/v1/cluster/members/:id") { request, context in
             try await handle {
-                committedAt(try await node.changeCluster(.remove(id: try context.parameters.require("id"))))
+                let id = try context.parameters.require("id")
+                try Validation.name(id, what: "member")
+                return try await onLeader(request, "/v1/cluster/members/\(id)", body: nil, node: node) {
+                    committedAt(try await node.changeCluster(.remove(id: id)))
+                }
             }
         }
         router.post("/v1/cluster/leader") { request, _ in
             try await handle {
-                let body =
-                    try await decodeOptional(LeaderTransferRequest.self, from: request) ?? LeaderTransferRequest()
-                let (leader, term) = try await node.moveLeadership(to: body.id)
-                return json(.object([("leader", .string(leader)), ("term", .int(Int64(term)))]))
+                let bytes = try await collect(request)
+                let body = try decodeOptional(LeaderTransferRequest.self, from: bytes) ?? LeaderTransferRequest()
+                return try await onLeader(request, "/v1/cluster/leader", body: bytes, node: node) {
+                    let (leader, term) = try await node.moveLeadership(to: body.id)
+                    return json(.object([("leader", .string(leader)), ("term", .int(Int64(term)))]))
+                }
             }
         }
         router.post("/v1/hosts") { request, _ in
@@ -272,20 +285,50 @@ public enum NodeAPI {
         }
     }
 
+    /// Runs `answer`, for a request only the leader can answer. On a member that does not lead,
+    /// the request goes on to the leader's API (``LeaderRelay``) and the leader's answer is this
+    /// one's; when the leader cannot be reached, or the request came from another member, the
+    /// refusal (naming the leader's API) is.
+    static func onLeader(
+        _ request: Request, _ path: String, body: ByteBuffer?, node: Node, _ answer: () async throws -> Response
+    ) async throws -> Response {
+        do {
+            return try await answer()
+        } catch let error as NodeError where error.code == .unavailable && error.leaderAPI != nil {
+            guard !LeaderRelay.wasRelayed(request),
+                let relayed = await LeaderRelay.send(
+                    request.method, path, body: body, to: error.leaderAPI!, from: node.configuration.nodeID,
+                    logger: node.logger)
+            else { throw error }
+            return relayed
+        }
+    }
+
     static func decode<T: Decodable>(_ type: T.Type, from request: Request) async throws -> T {
-        guard let value = try await decodeOptional(type, from: request) else {
+        try decode(type, from: try await collect(request))
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, from buffer: ByteBuffer) throws -> T {
+        guard let value = try decodeOptional(type, from: buffer) else {
             throw NodeError(.invalid, "the request needs a JSON body")
         }
         return value
     }
 
     static func decodeOptional<T: Decodable>(_ type: T.Type, from request: Request) async throws -> T? {
-        let buffer: ByteBuffer
+        try decodeOptional(type, from: try await collect(request))
+    }
+
+    /// The request's body (up to 1 MiB).
+    static func collect(_ request: Request) async throws -> ByteBuffer {
         do {
-            buffer = try await request.body.collect(upTo: 1 << 20)
+            return try await request.body.collect(upTo: 1 << 20)
         } catch {
             throw NodeError(.invalid, "the request body is larger than 1MiB")
         }
+    }
+
+    static func decodeOptional<T: Decodable>(_ type: T.Type, from buffer: ByteBuffer) throws -> T? {
         guard buffer.readableBytes > 0 else { return nil }
         do {
             return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))

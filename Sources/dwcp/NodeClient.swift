@@ -91,9 +91,10 @@ struct NodeClient {
         return value
     }
 
-    /// Like ``call(_:_:body:retries:)``, for what only the leader does (membership changes,
-    /// transfers, leader reads): a member that is not the leader and names the leader's API
-    /// address gets the request sent there, once, with a note on stderr.
+    /// Like ``call(_:_:body:retries:)``, for what only the leader does (leader reads; membership
+    /// changes and transfers, which a member sends on to the leader itself unless it cannot reach
+    /// it or is older than that): a refusal that names the leader's API address gets the request
+    /// sent there, once, with a note on stderr.
     func callLeader(_ method: HTTPMethod, _ path: String, body: JSONValue? = nil, retries: Int = 0) async throws
         -> JSONValue
     {

@@ -113,16 +113,21 @@ func runCLI(_ arguments: [String], in directory: TemporaryDirectory) async throw
     return (status, process.stdout, process.stderr)
 }
 
-/// Sends `body` with `method` and returns the status and the answer's text.
-func send(_ method: HTTPMethod, _ url: String, _ body: String) async throws -> (Int, String) {
+/// Sends `body` with `method` (and `headers`) and returns the status and the answer's text.
+func send(_ method: HTTPMethod, _ url: String, _ body: String, headers: [String: String] = [:]) async throws -> (
+    Int, String
+) {
     var request = HTTPClientRequest(url: url)
     request.method = method
+    for (name, value) in headers { request.headers.add(name: name, value: value) }
     request.body = .bytes(ByteBuffer(string: body))
     let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
     return (Int(response.status.code), String(buffer: try await response.body.collect(upTo: 1 << 24)))
 }
 
-func post(_ url: String, _ body: String) async throws -> (Int, String) { try await send(.POST, url, body) }
+func post(_ url: String, _ body: String, headers: [String: String] = [:]) async throws -> (Int, String) {
+    try await send(.POST, url, body, headers: headers)
+}
 func put(_ url: String, _ body: String) async throws -> (Int, String) { try await send(.PUT, url, body) }
 
 /// The names of the VMs a node's views hold (`vm-C-I` names only), asked over SQL.

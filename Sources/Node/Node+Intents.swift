@@ -92,10 +92,24 @@ extension Node {
         return IntentReceipt(logIndex: index, outcome: "applied", subject: try rows("vms", [vm.name])[0])
     }
 
+    /// For a record of a batch that applied as a `duplicate`: when its request id's original is
+    /// this very record (the node proposed the batch again after a change of leader, and the first
+    /// copy applied), where and how that first copy ended; nil otherwise.
+    func ownFirstCopy(of payload: [UInt8], answered: (outcome: String, error: String)) throws
+        -> (index: UInt64, outcome: String, error: String)?
+    {
+        guard answered.outcome == "duplicate", let requestID = try Store.Record(decoding: payload).requestID,
+            let original = try views.read({ try Self.originalIntent(requestID: requestID, $0) })
+        else { return nil }
+        let index = UInt64(original["log_index"] as Int64)
+        guard try isSameRecord(at: index, as: payload) else { return nil }
+        return (index, original["outcome"], original["error"])
+    }
+
     /// Whether the log entry at `index` carries exactly `payload`: the same record, submitted at the
     /// same millisecond by the same node (two submissions alike to the byte cannot be told apart,
     /// and are answered alike). False when the entry was compacted away.
-    private func isSameRecord(at index: UInt64, as payload: [UInt8]) throws -> Bool {
+    func isSameRecord(at index: UInt64, as payload: [UInt8]) throws -> Bool {
         guard index >= log.firstIndex else { return false }
         return try log.entry(at: index)?.payload == payload
     }

@@ -214,26 +214,25 @@ extension Node {
                         .encoded())
             }
         }
-        let range = try await consensus.propose(records)
+        // A batch of VMs with a request id (and no placements of its own) applies once however
+        // often it is proposed, so it may be carried through a change of leader.
+        let range = try await consensus.propose(records, appliesOnce: requestID != nil && checkIndex == nil)
         try await waitUntilApplied(range.upperBound)
-        let results = try outcomes(range.lowerBound...(range.lowerBound + UInt64(validated.count) - 1))
-        for (offset, (vm, result)) in zip(validated, results).enumerated() where result.outcome == "rejected" {
-            let outcomes = results.enumerated().map {
-                IntentReceipt(logIndex: range.lowerBound + UInt64($0.offset), outcome: $0.element.outcome, subject: nil)
-            }
-            return (
-                outcomes,
-                NodeError(.conflict, "\(result.error) (VM \(vm.name), log index \(range.lowerBound + UInt64(offset)))")
-            )
+        let applied = try outcomes(range.lowerBound...(range.lowerBound + UInt64(validated.count) - 1))
+        let results = try zip(applied, records).enumerated().map { offset, pair in
+            try ownFirstCopy(of: pair.1, answered: pair.0)
+                ?? (range.lowerBound + UInt64(offset), pair.0.outcome, pair.0.error)
+        }
+        for (vm, result) in zip(validated, results) where result.outcome == "rejected" {
+            let outcomes = results.map { IntentReceipt(logIndex: $0.index, outcome: $0.outcome, subject: nil) }
+            return (outcomes, NodeError(.conflict, "\(result.error) (VM \(vm.name), log index \(result.index))"))
         }
         if checkIndex == nil, let last = validated.last {
             try await waitForPlacement(vm: last.name, after: range.upperBound)
         }
         let names = validated.map(\.name)
         let vmRows = try await Self.compute(inline: inline) { [self] in try rows("vms", names) }
-        let receipts = zip(results, vmRows).enumerated().map { offset, pair in
-            IntentReceipt(logIndex: range.lowerBound + UInt64(offset), outcome: pair.0.outcome, subject: pair.1)
-        }
+        let receipts = zip(results, vmRows).map { IntentReceipt(logIndex: $0.index, outcome: $0.outcome, subject: $1) }
         return (receipts, nil)
     }
 

@@ -72,6 +72,33 @@ import Testing
         }
     }
 
+    @Test("a batch with a request id the node proposed twice is answered as applied, at the first copies")
+    func batchProposedTwice() async throws {
+        let dir = TemporaryDirectory()
+        try await withRunningNode(dir, consensus: { ProposingTwice(log: $0) }) { node in
+            _ = try await node.submit(Self.host("a"))
+            let vms = (1...2).map { Self.vm("web-\($0)") }
+            let receipts = try await node.createVMs(vms, requestID: "batch", checkIndex: nil)
+            #expect(receipts.map(\.outcome) == ["applied", "applied"])
+            #expect(receipts.map(\.logIndex) == [2, 3])
+            // Both copies are in the log: the second applied as duplicates of the first.
+            #expect(
+                try await rows(
+                    node, "SELECT log_index, outcome FROM intents WHERE request_id LIKE 'batch#%' ORDER BY 1")
+                    == #"[[2,"applied"],[3,"applied"],[4,"duplicate"],[5,"duplicate"]]"#)
+            // A batch that places its VMs itself (planned, with a check index) goes once.
+            for _ in 0..<100 {
+                if try await rows(node, "SELECT count(*) FROM vms WHERE actual_state = 'pending'") == "[[0]]" { break }
+                _ = try await node.applied.wait(until: node.applied.value + 1, timeout: .milliseconds(50))
+            }
+            let plan = try await node.plan([Self.vm("db-1")])
+            let planned = try await node.createVMs(
+                [Self.vm("db-1")], requestID: "planned", checkIndex: plan.placementIndex)
+            #expect(planned.map(\.outcome) == ["applied"])
+            #expect(try await rows(node, "SELECT count(*) FROM intents WHERE request_id = 'planned'") == "[[1]]")
+        }
+    }
+
     @Test("relabelling a host places the VMs that were waiting for that label; explain says why")
     func labelsAndExplain() async throws {
         let dir = TemporaryDirectory()

@@ -3,31 +3,54 @@ import Hummingbird
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 
 /// Sends a request only the leader can answer (a membership change, a leadership transfer) on to
-/// the leader's API for a member that does not lead, and gives back the leader's answer as it is,
-/// so a client may ask any member, as it may write through any member.
+/// the leader's API for a member that does not lead, and gives back the leader's answer (its
+/// status, body and content type), so a client may ask any member, as it may write through any.
 ///
-/// The request carries ``forwardedHeader``: the member it reaches answers it itself. So a request
-/// goes one hop at most; one that reaches a member that has stopped leading meanwhile is refused
-/// there, naming the next leader (the CLI follows that once).
+/// The request carries ``forwardedHeader``: the member it reaches answers it itself, leader or
+/// not. So a request goes one hop at most; one that reaches a member that has stopped leading
+/// meanwhile is refused there, naming the next leader (the CLI follows that once). The answer
+/// carries ``relayedHeader``, naming the member that sent it on.
 enum LeaderRelay {
     /// Set on a relayed request, to the id of the member that sent it on.
     static let forwardedHeader = "dwcp-forwarded-by"
-    /// Longer than a membership change or a transfer takes to commit (a transfer waits up to 2 s).
-    static let timeout = TimeAmount.seconds(10)
+    /// Set on the answer to a relayed request, to the id of the member that sent it on.
+    static let relayedHeader = HTTPFields.Element.Name("dwcp-relayed-by")!
+
+    /// How a relay ended.
+    enum Outcome {
+        /// The leader answered.
+        case answered(Response)
+        /// No connection to the leader could be made: the request was never sent.
+        case notSent
+        /// The request may have reached the leader, but no whole answer came back (in time).
+        case unknown(String)
+    }
+
+    /// Its own client: no redirects (the leader's address came from a member over the replication
+    /// port; its answer is taken as it is), a short connect timeout (a leader that is gone is
+    /// told at once), and a deadline longer than a membership change or a transfer takes (a
+    /// transfer waits up to 2 s).
+    static let client = HTTPClient(
+        eventLoopGroupProvider: .singleton,
+        configuration: HTTPClient.Configuration(
+            redirectConfiguration: .disallow,
+            timeout: HTTPClient.Configuration.Timeout(connect: .seconds(1), read: .seconds(10)),
+            decompression: .disabled))
+    static let deadline = TimeAmount.seconds(10)
 
     /// Whether `request` came from another member already.
     static func wasRelayed(_ request: Request) -> Bool {
         request.headers.contains { $0.name.canonicalName == forwardedHeader }
     }
 
-    /// The leader's answer to `method path` with `body`; nil when the leader could not be reached
-    /// or did not answer whole (the caller answers with its own refusal, which names the leader).
+    /// Sends `method path` with `body` to the leader's API at `leaderAPI`.
     static func send(
         _ method: HTTPRequest.Method, _ path: String, body: ByteBuffer?, to leaderAPI: String, from nodeID: String,
         logger: Logger
-    ) async -> Response? {
+    ) async -> Outcome {
         var request = HTTPClientRequest(url: "http://\(leaderAPI)\(path)")
         request.method = HTTPMethod(rawValue: method.rawValue)
         request.headers.add(name: forwardedHeader, value: nodeID)
@@ -36,16 +59,28 @@ enum LeaderRelay {
             request.body = .bytes(body)
         }
         do {
-            let response = try await HTTPClient.shared.execute(request, timeout: timeout)
+            let response = try await client.execute(request, timeout: deadline)
             let bytes = try await response.body.collect(upTo: 1 << 20)
             var headers = HTTPFields()
             headers[.contentType] = response.headers.first(name: "Content-Type") ?? "application/json"
-            return Response(
-                status: HTTPResponse.Status(code: Int(response.status.code)), headers: headers,
-                body: ResponseBody(byteBuffer: bytes))
+            headers[relayedHeader] = nodeID
+            return .answered(
+                Response(
+                    status: HTTPResponse.Status(code: Int(response.status.code)), headers: headers,
+                    body: ResponseBody(byteBuffer: bytes)))
         } catch {
             logger.warning("could not send \(method) \(path) on to the leader's API at \(leaderAPI): \(error)")
-            return nil
+            return neverConnected(error) ? .notSent : .unknown("\(error)")
         }
+    }
+
+    /// Whether `error` says no connection was made (so nothing was sent).
+    static func neverConnected(_ error: any Error) -> Bool {
+        if error is NIOConnectionError { return true }
+        if let error = error as? HTTPClientError, error == .connectTimeout { return true }
+        if let error = error as? IOError {
+            return [ECONNREFUSED, EHOSTUNREACH, ENETUNREACH].contains(error.errnoCode)
+        }
+        return false
     }
 }

@@ -287,20 +287,31 @@ public enum NodeAPI {
 
     /// Runs `answer`, for a request only the leader can answer. On a member that does not lead,
     /// the request goes on to the leader's API (``LeaderRelay``) and the leader's answer is this
-    /// one's; when the leader cannot be reached, or the request came from another member, the
-    /// refusal (naming the leader's API) is.
+    /// one's. When no connection to the leader could be made, `answer` runs once more (this member
+    /// may lead by now, or know another leader, whom its refusal names); when the request came
+    /// from another member, the refusal (naming the leader's API) is the answer. When the leader
+    /// may have had the request but no answer came back, the answer says the change may or may
+    /// not have been made, without `leader_api`: the CLI must not send it again on its own.
     static func onLeader(
         _ request: Request, _ path: String, body: ByteBuffer?, node: Node, _ answer: () async throws -> Response
     ) async throws -> Response {
         do {
             return try await answer()
         } catch let error as NodeError where error.code == .unavailable && error.leaderAPI != nil {
-            guard !LeaderRelay.wasRelayed(request),
-                let relayed = await LeaderRelay.send(
-                    request.method, path, body: body, to: error.leaderAPI!, from: node.configuration.nodeID,
-                    logger: node.logger)
-            else { throw error }
-            return relayed
+            guard !LeaderRelay.wasRelayed(request), let leaderAPI = error.leaderAPI else { throw error }
+            switch await LeaderRelay.send(
+                request.method, path, body: body, to: leaderAPI, from: node.configuration.nodeID, logger: node.logger)
+            {
+            case .answered(let response):
+                return response
+            case .notSent:
+                return try await answer()
+            case .unknown(let why):
+                throw NodeError(
+                    .unavailable,
+                    "sent on to the leader's API at \(leaderAPI), which did not answer (\(why)): the change may or may not have been made; see dwcp cluster status"
+                )
+            }
         }
     }
 

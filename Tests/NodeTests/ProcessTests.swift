@@ -117,12 +117,21 @@ func runCLI(_ arguments: [String], in directory: TemporaryDirectory) async throw
 func send(_ method: HTTPMethod, _ url: String, _ body: String, headers: [String: String] = [:]) async throws -> (
     Int, String
 ) {
+    let (status, text, _) = try await exchange(method, url, body, headers: headers)
+    return (status, text)
+}
+
+/// ``send(_:_:_:headers:)`` that also returns the answer's headers.
+func exchange(_ method: HTTPMethod, _ url: String, _ body: String, headers: [String: String] = [:]) async throws -> (
+    Int, String, HTTPHeaders
+) {
     var request = HTTPClientRequest(url: url)
     request.method = method
     for (name, value) in headers { request.headers.add(name: name, value: value) }
     request.body = .bytes(ByteBuffer(string: body))
     let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
-    return (Int(response.status.code), String(buffer: try await response.body.collect(upTo: 1 << 24)))
+    let text = String(buffer: try await response.body.collect(upTo: 1 << 24))
+    return (Int(response.status.code), text, response.headers)
 }
 
 func post(_ url: String, _ body: String, headers: [String: String] = [:]) async throws -> (Int, String) {

@@ -63,20 +63,18 @@ extension Node {
         case "applied":
             return try await appliedReceipt(intent, at: index, subject: subject)
         case "duplicate":
-            guard let requestID, let original = try views.read({ try Self.originalIntent(requestID: requestID, $0) })
-            else {
-                throw NodeError(.internal, "intent at \(index) is a duplicate but its original is missing")
-            }
             // The original is this very record when the node sent it again after a change of
             // leader (``Consensus/propose(_:appliesOnce:)``) and the first copy applied: to the
-            // client, this request applied once, at the first copy's index. Another submission of
-            // the request (a client's concurrent retry) is a different record, and this one a
-            // duplicate of it.
-            let originalIndex = UInt64(original["log_index"] as Int64)
-            if (original["outcome"] as String?) == "applied", try isSameRecord(at: originalIndex, as: payload) {
-                return try await appliedReceipt(intent, at: originalIndex, subject: subject)
+            // client, this request applied once, at the first copy's index.
+            if let first = try ownFirstCopy(of: payload, answered: result), first.outcome == "applied" {
+                return try await appliedReceipt(intent, at: first.index, subject: subject)
             }
-            return try Self.receipt(requestID: requestID, original: original, subject: subject)
+            // A concurrent retry of the same request got in first, or this request's first copy
+            // was refused when it applied (its conflict is the answer).
+            if let requestID, let receipt = try earlierReceipt(requestID: requestID, intent: intent) {
+                return receipt
+            }
+            throw NodeError(.internal, "intent at \(index) is a duplicate but its original is missing")
         default:
             throw NodeError(.conflict, "\(result.error) (conflict found when applying log index \(index))")
         }
@@ -92,9 +90,9 @@ extension Node {
         return IntentReceipt(logIndex: index, outcome: "applied", subject: try rows("vms", [vm.name])[0])
     }
 
-    /// For a record of a batch that applied as a `duplicate`: when its request id's original is
-    /// this very record (the node proposed the batch again after a change of leader, and the first
-    /// copy applied), where and how that first copy ended; nil otherwise.
+    /// For a record that applied as a `duplicate`: when its request id's original is this very
+    /// record (the node proposed it again after a change of leader, and the first copy applied),
+    /// where and how that first copy ended; nil otherwise.
     func ownFirstCopy(of payload: [UInt8], answered: (outcome: String, error: String)) throws
         -> (index: UInt64, outcome: String, error: String)?
     {
@@ -115,23 +113,16 @@ extension Node {
     }
 
     private func earlierReceipt(requestID: String, intent: Intent) throws -> IntentReceipt? {
-        let found = try views.read { db -> (original: Row, subject: JSONValue?)? in
+        let found = try views.read { db -> (index: Int64, outcome: String, error: String, subject: JSONValue?)? in
             guard let row = try Self.originalIntent(requestID: requestID, db) else { return nil }
-            return (row, try Self.row(intent.subject, db))
+            return (row["log_index"], row["outcome"], row["error"], try Self.row(intent.subject, db))
         }
         guard let found else { return nil }
-        return try Self.receipt(requestID: requestID, original: found.original, subject: found.subject)
-    }
-
-    /// The answer to a request whose id applied before, as `original` (its ``originalIntent(requestID:_:)``
-    /// row): a duplicate of it, or the conflict it was refused with.
-    static func receipt(requestID: String, original: Row, subject: JSONValue?) throws -> IntentReceipt {
-        let index = UInt64(original["log_index"] as Int64)
-        if (original["outcome"] as String?) == "rejected" {
-            throw NodeError(
-                .conflict, "\(original["error"] as String? ?? "") (request \(requestID), log index \(index))")
+        let index = UInt64(found.index)
+        if found.outcome == "rejected" {
+            throw NodeError(.conflict, "\(found.error) (request \(requestID), log index \(index))")
         }
-        return IntentReceipt(logIndex: index, outcome: "duplicate", subject: subject)
+        return IntentReceipt(logIndex: index, outcome: "duplicate", subject: found.subject)
     }
 
     /// ``validate(_:)`` for one VM to create.

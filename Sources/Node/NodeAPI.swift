@@ -60,7 +60,7 @@ public enum NodeAPI {
                 let change: RaftMembershipChange =
                     body.learner == true
                     ? .addLearner(id: body.id, address: address) : .addVoter(id: body.id, address: address)
-                return try await onLeader(request, "/v1/cluster/members", body: bytes, node: node) {
+                return try await onLeader(request, body: bytes, node: node) {
                     committedAt(try await node.changeCluster(change))
                 }
             }
@@ -69,7 +69,7 @@ public enum NodeAPI {
             try await handle {
                 let id = try context.parameters.require("id")
                 try Validation.name(id, what: "member")
-                return try await onLeader(request, "/v1/cluster/members/\(id)/promote", body: nil, node: node) {
+                return try await onLeader(request, body: nil, node: node) {
                     committedAt(try await node.changeCluster(.promote(id: id)))
                 }
             }
@@ -78,7 +78,7 @@ public enum NodeAPI {
             try await handle {
                 let id = try context.parameters.require("id")
                 try Validation.name(id, what: "member")
-                return try await onLeader(request, "/v1/cluster/members/\(id)", body: nil, node: node) {
+                return try await onLeader(request, body: nil, node: node) {
                     committedAt(try await node.changeCluster(.remove(id: id)))
                 }
             }
@@ -87,7 +87,7 @@ public enum NodeAPI {
             try await handle {
                 let bytes = try await collect(request)
                 let body = try decodeOptional(LeaderTransferRequest.self, from: bytes) ?? LeaderTransferRequest()
-                return try await onLeader(request, "/v1/cluster/leader", body: bytes, node: node) {
+                return try await onLeader(request, body: bytes, node: node) {
                     let (leader, term) = try await node.moveLeadership(to: body.id)
                     return json(.object([("leader", .string(leader)), ("term", .int(Int64(term)))]))
                 }
@@ -293,14 +293,15 @@ public enum NodeAPI {
     /// may have had the request but no answer came back, the answer says the change may or may
     /// not have been made, without `leader_api`: the CLI must not send it again on its own.
     static func onLeader(
-        _ request: Request, _ path: String, body: ByteBuffer?, node: Node, _ answer: () async throws -> Response
+        _ request: Request, body: ByteBuffer?, node: Node, _ answer: () async throws -> Response
     ) async throws -> Response {
         do {
             return try await answer()
         } catch let error as NodeError where error.code == .unavailable && error.leaderAPI != nil {
             guard !LeaderRelay.wasRelayed(request), let leaderAPI = error.leaderAPI else { throw error }
             switch await LeaderRelay.send(
-                request.method, path, body: body, to: leaderAPI, from: node.configuration.nodeID, logger: node.logger)
+                request.method, request.uri.path, body: body, to: leaderAPI, from: node.configuration.nodeID,
+                logger: node.logger)
             {
             case .answered(let response):
                 return response

@@ -22,6 +22,8 @@ import Testing
         Record(at: 6, .vmPlaced(VMPlaced(vm: "web-1", host: "h1", explanation: "{\"policy\":\"best-fit\"}"))),
         Record(at: 7, .vmUnschedulable(VMUnschedulable(vm: "web-1", reason: "no host"))),
         Record(at: -8, .vmStateReported(VMStateReported(vm: "web-1", host: "h1", state: "running", reason: "ok"))),
+        Record(at: 9, requestID: "r-9", .hostLabelsSet(HostLabelsSet(name: "h1", labels: ["rack": "b"]))),
+        Record(at: 10, .historyCompacted(HistoryCompacted(beforeIndex: 1_234_567))),
     ]
 
     @Test("every record type survives an encode/decode round trip", arguments: samples)

@@ -98,8 +98,10 @@ import Testing
         }
     }
 
-    @Test("views of 001–006 (the applier kept vms_changed_index) are unchanged by 007")
-    func upgradeFrom006ChangesNothing() throws {
+    @Test(
+        "views of 001–006 (the applier kept vms_changed_index) are unchanged by 007, and views of 001–007 by 008",
+        arguments: [6, 7])
+    func upgradeFromLaterSchemaChangesNothing(files: Int) throws {
         let dir = TemporaryDirectory()
         let expected = try Self.rebuilt(dir)
         for cut in [0, Self.entries.count / 2, Self.entries.count] {
@@ -108,12 +110,16 @@ import Testing
                 let views = try ViewStore(path: path)
                 try views.apply(Array(Self.entries.prefix(cut)))
                 try views.pool.write { db in
+                    // What a dwcp with these files wrote: 008's column did not exist.
+                    try db.execute(sql: "ALTER TABLE dwcp_state DROP COLUMN history_compacted_index")
                     try db.execute(
-                        sql: "UPDATE dwcp_state SET schema_version = ?", arguments: [Schema.version(ofFirst: 6)])
+                        sql: "UPDATE dwcp_state SET schema_version = ?", arguments: [Schema.version(ofFirst: files)])
                 }
             }
             let views = try ViewStore(path: path)
-            #expect(views.upgradeNote?.contains("applied 007_host_changes_backfill.sql") == true)
+            #expect(
+                views.upgradeNote?.contains("applied \(Schema.files[files].name)") == true, "\(views.upgradeNote ?? "")"
+            )
             try views.apply(Array(Self.entries.dropFirst(cut)))
             #expect(try views.dump() == expected, "upgraded at index \(cut)")
         }

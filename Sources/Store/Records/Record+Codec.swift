@@ -26,6 +26,7 @@ extension Record {
         case .vmUnschedulable(let r): r.encode(into: &writer)
         case .vmStateReported(let r): r.encode(into: &writer)
         case .hostLabelsSet(let r): r.encode(into: &writer)
+        case .historyCompacted(let r): r.encode(into: &writer)
         }
         var bytes: [UInt8] = [Self.codecVersion]
         var tag = FieldWriter()
@@ -70,10 +71,20 @@ extension Record {
         case 7: body = .vmUnschedulable(try VMUnschedulable(fields))
         case 8: body = .vmStateReported(try VMStateReported(fields))
         case 9: body = .hostLabelsSet(try HostLabelsSet(fields))
+        case 10: body = .historyCompacted(try HistoryCompacted(fields))
         default:
             throw StoreError(.unknownRecord, "unknown record type \(tag) (written by a newer dwcp?)")
         }
         self.init(at: at, requestID: requestID, body)
+    }
+
+    /// Whether `payload` is a `history.compacted` record, read from its type tag alone: applying
+    /// one deletes up to tens of thousands of rows, so the node applies it off its event loop.
+    public static func isHistoryCompaction(_ payload: [UInt8]) -> Bool {
+        var position = 1
+        guard payload.first == codecVersion, let tag = try? FieldReader.varint(payload[...], at: &position, context: "")
+        else { return false }
+        return tag == Body.historyCompacted(HistoryCompacted(beforeIndex: 0)).tag
     }
 
     static func kindName(tag: UInt64) -> String? {
@@ -87,6 +98,7 @@ extension Record {
         case 7: "vm.unschedulable"
         case 8: "vm.state_reported"
         case 9: "host.labels_set"
+        case 10: "history.compacted"
         default: nil
         }
     }

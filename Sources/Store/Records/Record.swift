@@ -25,6 +25,7 @@ public struct Record: Sendable, Equatable {
         case vmUnschedulable(VMUnschedulable)
         case vmStateReported(VMStateReported)
         case hostLabelsSet(HostLabelsSet)
+        case historyCompacted(HistoryCompacted)
     }
 }
 
@@ -41,6 +42,7 @@ extension Record.Body {
         case .vmUnschedulable: 7
         case .vmStateReported: 8
         case .hostLabelsSet: 9
+        case .historyCompacted: 10
         }
     }
 
@@ -56,10 +58,11 @@ extension Record.Body {
         case .vmUnschedulable: "vm.unschedulable"
         case .vmStateReported: "vm.state_reported"
         case .hostLabelsSet: "host.labels_set"
+        case .historyCompacted: "history.compacted"
         }
     }
 
-    /// The name of the host or VM the record is about.
+    /// The name of the host or VM the record is about (empty for `history.compacted`).
     public var subject: String {
         switch self {
         case .hostAdded(let r): r.name
@@ -71,6 +74,7 @@ extension Record.Body {
         case .vmUnschedulable(let r): r.vm
         case .vmStateReported(let r): r.vm
         case .hostLabelsSet(let r): r.name
+        case .historyCompacted: ""
         }
     }
 
@@ -86,6 +90,7 @@ extension Record.Body {
         case .vmUnschedulable(let r): r.json
         case .vmStateReported(let r): r.json
         case .hostLabelsSet(let r): r.json
+        case .historyCompacted(let r): r.json
         }
     }
 }

@@ -127,13 +127,17 @@ enum ViewApplier {
         case .vmDesiredStateSet(let r): r.desiredState == .running ? "vm.start" : "vm.stop"
         case .vmDeleted: "vm.delete"
         case .hostLabelsSet: "host.label"
-        case .vmPlaced, .vmUnschedulable, .vmStateReported: nil
+        case .vmPlaced, .vmUnschedulable, .vmStateReported, .historyCompacted: nil
         }
     }
 
     @discardableResult
     static func applyEffects(_ record: Record, index: Int64, db: Database) throws -> Outcome {
         switch record.body {
+        case .historyCompacted(let r):
+            // A record cannot cut into what comes after it.
+            try compactHistory(before: min(r.beforeIndex, index), db: db)
+            return .applied
         case .hostAdded(let r):
             try db.cachedStatement(
                 sql: """

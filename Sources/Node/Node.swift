@@ -121,6 +121,9 @@ public final class Node: Service, Sendable {
                 group.addTask { try await self.runApplyLoop() }
                 group.addTask { try await self.runCheckpointLoop() }
                 group.addTask { try await self.scheduler.run(node: self) }
+                if let retention = self.configuration.historyRetention {
+                    group.addTask { try await HistoryCompactor(retention: retention).run(node: self) }
+                }
                 if let host = self.configuration.registerHost {
                     group.addTask { try await self.registerIfMissing(host) }
                 }
@@ -210,6 +213,14 @@ public final class Node: Service, Sendable {
     /// install holds the writer, batches go to the writer queue instead of waiting here.
     static let inlineApplyLimit = 64
 
+    /// Whether a batch is applied on the apply loop's own thread: a short one, without a
+    /// `history.compacted` record (which deletes up to ``ViewStore/historyRowsPerCompaction``
+    /// rows of each history table, tens of milliseconds: bench/store, "History compaction").
+    static func appliesInline(_ batch: [LogEntry]) -> Bool {
+        batch.count <= inlineApplyLimit
+            && !batch.contains { $0.kind == .record && Record.isHistoryCompaction($0.payload) }
+    }
+
     private func applyCommitted(through target: UInt64) async throws {
         var next = applied.value + 1
         while next <= target {
@@ -228,7 +239,7 @@ public final class Node: Service, Sendable {
             }
             do {
                 let started = ContinuousClock.now
-                let inline = batch.count <= Self.inlineApplyLimit ? try views.applyUnlessReplacing(batch) : nil
+                let inline = Self.appliesInline(batch) ? try views.applyUnlessReplacing(batch) : nil
                 let index = if let inline { inline } else { try await views.apply(batch) }
                 metrics.applyDuration.record(duration: started.duration(to: .now))
                 // Only this batch's entries (a snapshot installed meanwhile may have moved `index` past it).

@@ -23,6 +23,13 @@ public struct NodeConfiguration: Sendable {
     /// `--snapshot-count` default is also 100,000; measured against 10,000: BENCHMARKS.md,
     /// bench/region, item 13).
     public static let defaultSnapshotEvery: UInt64 = 100_000
+    /// How long the history tables (`intents`, `vm_events`, `vm_starts`, `placements`) keep a
+    /// row before the leader compacts it away (``HistoryCompactor``); nil keeps everything. The
+    /// leader's setting is the one that counts.
+    public var historyRetention: Duration? = Self.defaultHistoryRetention
+    /// A week: long enough to look back on an incident, short enough that a busy region's views
+    /// (and the snapshots a new member catches up by) do not grow without end.
+    public static let defaultHistoryRetention = Duration.seconds(7 * 86_400)
 
     public init(
         dataDirectory: String, nodeID: String, region: String, apiHost: String = "127.0.0.1", apiPort: Int = 7070,

@@ -52,6 +52,13 @@ struct Serve: AsyncParsableCommand {
             discussion: "Nothing waiting on the node is held up: a read or an answer that needs them asks for them."))
     var followerApplyDelay = Int(ReplicationConfiguration.defaultFollowerApplyDelay / .milliseconds(1))
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "How long intents, VM events, starts and superseded placements stay in the views: 30s, 90m, 12h, 7d; 0 keeps them all.",
+            discussion: "The leader's setting counts: it proposes the compaction, and every member applies it alike."))
+    var historyRetention = "7d"
+
     func validate() throws {
         if !peer.isEmpty || join {
             guard let listen else { throw ValidationError("--peer and --join need --listen HOST:PORT") }
@@ -64,6 +71,7 @@ struct Serve: AsyncParsableCommand {
         guard (0...60_000).contains(followerApplyDelay) else {
             throw ValidationError("--follower-apply-delay must be 0 to 60000 (milliseconds)")
         }
+        _ = try parseRetention(historyRetention)
         try Validation.name(nodeID, what: "node")
         try Validation.name(region, what: "region")
         guard Logger.Level(rawValue: logLevel) != nil else {
@@ -92,9 +100,26 @@ struct Serve: AsyncParsableCommand {
             configuration.replication = replication
         }
         configuration.snapshotEvery = snapshotEvery
+        configuration.historyRetention = try parseRetention(historyRetention)
         try await runNode(
             configuration, logLevel: Logger.Level(rawValue: logLevel) ?? .info, eventLoops: runtime.eventLoops)
     }
+}
+
+/// `--history-retention`: a whole number of seconds (`s`), minutes (`m`), hours (`h`) or days
+/// (`d`), at least 10 seconds; `0` keeps the history for ever (nil).
+func parseRetention(_ text: String) throws -> Duration? {
+    if text == "0" { return nil }
+    let units: [Character: Int64] = ["s": 1, "m": 60, "h": 3_600, "d": 86_400]
+    guard let unit = text.last.flatMap({ units[$0] }), let count = Int64(text.dropLast()), count > 0,
+        count <= 36_500 * 86_400 / unit
+    else {
+        throw ValidationError("invalid --history-retention '\(text)': expected a number and s, m, h or d (7d), or 0")
+    }
+    guard count * unit >= 10 else {
+        throw ValidationError("--history-retention must be at least 10s (or 0 to keep everything)")
+    }
+    return .seconds(count * unit)
 }
 
 /// `ID@HOST:PORT` → (ID, `HOST:PORT`).

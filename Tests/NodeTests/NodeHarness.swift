@@ -9,6 +9,7 @@ import TestSupport
 func withRunningNode<T: Sendable>(
     _ directory: TemporaryDirectory, region: String = "eu", register: HostRegistration? = nil,
     hostAgent: HostAgentConfiguration? = nil, snapshotEvery: UInt64 = 10_000,
+    historyRetention: Duration? = NodeConfiguration.defaultHistoryRetention,
     consensus: (@Sendable (LogStore) -> any Consensus)? = nil, _ body: @Sendable (Node) async throws -> T
 ) async throws -> T {
     var logger = Logger(label: "test")
@@ -17,6 +18,7 @@ func withRunningNode<T: Sendable>(
         dataDirectory: directory.path, nodeID: "n1", region: region, apiPort: 0, registerHost: register,
         placementWait: .seconds(5), hostAgent: hostAgent)
     configuration.snapshotEvery = snapshotEvery
+    configuration.historyRetention = historyRetention
     let node = try Node(configuration: configuration, logger: logger, consensus: consensus)
     return try await withThrowingTaskGroup(of: T?.self) { group in
         group.addTask {

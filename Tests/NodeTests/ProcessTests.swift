@@ -265,6 +265,16 @@ func firstDifference(_ a: String, _ b: String) -> String {
             #expect(stderr.hasPrefix("dwcp: ") && stderr.contains("--follower-apply-delay"), "\(stderr)")
             #expect(stderr.split(separator: "\n").count == 1, "\(stderr)")
         }
+        for retention in ["7", "5s", "1w", "-1d", "99999999d", ""] {
+            let (status, _, stderr) = try await runCLI(
+                [
+                    "serve", "--data-dir", dir.file("serve"), "--node-id", "n1", "--region", "eu",
+                    "--history-retention", retention,
+                ],
+                in: dir)
+            #expect(status == 64, "--history-retention \(retention): \(stderr)")
+            #expect(stderr.hasPrefix("dwcp: ") && stderr.contains("--history-retention"), "\(stderr)")
+        }
         for (server, message) in [
             ("https://\(server)", "no TLS yet"), ("ftp://\(server)", "invalid address 'ftp://"),
             ("\(server)/v1", "invalid address"), ("bad host:1", "invalid address"),

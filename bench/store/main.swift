@@ -9,10 +9,14 @@
 // 2. Group commit: 64 concurrent single-entry proposers through LogStore.appendNext.
 // 3. View apply: host.added + vm.created + vm.placed records applied to SQLite, records/s.
 // 4. SQL over the views holding N VMs: point lookup and an aggregate, p50/p99.
-// 5. Node RSS: `dwcp serve` on that data directory (it rebuilds its views from the log at start),
+// 5. History compaction: those views' history (N intents, N VM events, N placements) compacted as the
+//    leader does it, one `history.compacted` record per 10,000 rows of each table; each record's
+//    apply against applying the 20,000 records that wrote as many rows.
+// 6. Node RSS: `dwcp serve` on that data directory (it rebuilds its views from the log at start),
 //    holding N VMs, after answering an aggregate over HTTP.
 import CLMDB
 import Foundation
+import GRDB
 import Node
 import Query
 import Store
@@ -242,7 +246,32 @@ print(
     "| GROUP BY host over all VMs (30 runs) | \(String(format: "%.1f", percentile(aggregate, 50))) | \(String(format: "%.1f", percentile(aggregate, 99))) |"
 )
 
-// MARK: 5. Node RSS
+// MARK: 5. History compaction
+
+// Every record above is from `at` 1–3 ms: all of it is older than the cutoff. The VMs all still
+// exist, so their placements stay, and each compaction looks them over: the dear case.
+var compactionTimes: [Double] = []
+var compactionIndex = appliedThrough + 1
+while let boundary = try views.read({ db in
+    try ViewStore.historyCompactionBoundary(olderThan: 1_000, limit: ViewStore.historyRowsPerCompaction, db)
+}) {
+    let record = Record(at: 4, .historyCompacted(HistoryCompacted(beforeIndex: boundary)))
+    let start = ContinuousClock.now
+    _ = try views.apply([LogEntry(index: compactionIndex, term: 1, payload: record.encoded())])
+    compactionTimes.append(seconds(ContinuousClock.now - start) * 1000)
+    compactionIndex += 1
+}
+let leftAfterCompaction = try views.read { db in
+    try Int.fetchOne(db, sql: "SELECT (SELECT count(*) FROM intents) + (SELECT count(*) FROM vm_events)") ?? -1
+}
+precondition(leftAfterCompaction == 0, "history left after compaction: \(leftAfterCompaction)")
+let writingMilliseconds = Double(2 * ViewStore.historyRowsPerCompaction) / applyRate * 1000
+print("")
+print(
+    "5. history compaction: \(compactionTimes.count) records of at most \(ViewStore.historyRowsPerCompaction) rows a table, each applied in \(String(format: "%.1f", median(compactionTimes))) ms (median; max \(String(format: "%.1f", compactionTimes.max() ?? 0)) ms), against \(String(format: "%.1f", writingMilliseconds)) ms to apply the \(2 * ViewStore.historyRowsPerCompaction) records that wrote as many rows (ratio \(String(format: "%.2f", median(compactionTimes) / writingMilliseconds)))"
+)
+
+// MARK: 6. Node RSS
 
 let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("dwcp")
     .path
@@ -289,11 +318,11 @@ if FileManager.default.isExecutableFile(atPath: binary) {
     serve.waitUntilExit()
     print("")
     print(
-        "5. dwcp serve holding \(vmCount) VMs: RSS \(rss) after an aggregate query; start-up with a views rebuild from \(records.count) log entries: \(String(format: "%.1f", startup)) s"
+        "6. dwcp serve holding \(vmCount) VMs: RSS \(rss) after an aggregate query; start-up with a views rebuild from \(records.count) log entries: \(String(format: "%.1f", startup)) s"
     )
 } else {
     print("")
-    print("5. skipped: no dwcp binary next to this benchmark (build it with --product dwcp)")
+    print("6. skipped: no dwcp binary next to this benchmark (build it with --product dwcp)")
 }
 
 print("")

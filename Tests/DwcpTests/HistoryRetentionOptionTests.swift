@@ -1,0 +1,17 @@
+import Testing
+
+@testable import dwcp
+
+@Suite struct HistoryRetentionOptionTests {
+    @Test("--history-retention takes seconds, minutes, hours or days, at least 10 s; 0 keeps everything")
+    func parses() throws {
+        #expect(try parseRetention("0") == nil)
+        #expect(try parseRetention("10s") == .seconds(10))
+        #expect(try parseRetention("90m") == .seconds(5_400))
+        #expect(try parseRetention("12h") == .seconds(43_200))
+        #expect(try parseRetention("7d") == .seconds(604_800))
+        for bad in ["", "d", "7", "9s", "0d", "-1h", "1.5h", "7 d", "1w", "36501d"] {
+            #expect(throws: (any Error).self, "\(bad)") { try parseRetention(bad) }
+        }
+    }
+}

@@ -22,55 +22,53 @@ struct HistoryCompactor: Sendable {
     func run(node: Node) async throws {
         let loop = MultiThreadedEventLoopGroup.singleton.any()
         var heldBackBy: String?
+        // The applied index at the previous look: the boundary never passes it, so nothing
+        // applied within the last round goes, however the proposers' clocks stamped it (an
+        // intent's answer reads its row right after the apply). Every member samples it, so a
+        // new leader has one at its first round.
+        var appliedBefore: UInt64?
         while true {
             try await loop.sleep(for: checkEvery)
-            while node.consensus.isLeader {
-                let cutoff = Node.now() - Int64(retention / .milliseconds(1))
-                // Up to 10,000 rows read per table: on GRDB's readers, not the event loop.
-                let boundary = try await node.views.pool.read { db in
-                    try ViewStore.historyCompactionBoundary(
-                        olderThan: cutoff, limit: ViewStore.historyRowsPerCompaction, db)
-                }
-                guard let boundary else { break }
-                if let reason = await node.memberWithoutHistoryCompaction() {
-                    if heldBackBy != reason {
-                        node.logger.warning(
-                            "history older than \(Int64(retention / .seconds(1))) s is kept for now: \(reason)")
+            let applied = node.applied.value
+            defer { appliedBefore = applied }
+            var heldBackNow = false
+            defer { node.metrics.historyCompactionHeldBack.record(heldBackNow ? 1 : 0) }
+            guard let appliedBefore, node.consensus.isLeader else { continue }
+            do {
+                while node.consensus.isLeader {
+                    let cutoff = Node.now() - Int64(retention / .milliseconds(1))
+                    // Up to 10,000 rows read per table: on GRDB's readers, not the event loop.
+                    let found = try await node.views.pool.read { db in
+                        try ViewStore.historyCompactionBoundary(
+                            olderThan: cutoff, limit: ViewStore.historyRowsPerCompaction, db)
                     }
-                    heldBackBy = reason
-                    break
+                    guard let found else { break }
+                    let boundary = min(found, Int64(appliedBefore) + 1)
+                    let compacted = try await node.views.pool.read { db in try ViewStore.historyCompactedIndex(db) }
+                    guard boundary > compacted else { break }
+                    if let reason = await node.memberWithoutHistoryCompaction() {
+                        if heldBackBy != reason {
+                            node.logger.warning(
+                                "history older than \(Int64(retention / .seconds(1))) s is kept for now: \(reason)")
+                        }
+                        heldBackBy = reason
+                        heldBackNow = true
+                        break
+                    }
+                    heldBackBy = nil
+                    let record = Record(at: Node.now(), .historyCompacted(HistoryCompacted(beforeIndex: boundary)))
+                    let range = try await node.consensus.propose([record.encoded()])
+                    _ = try await node.applied.wait(until: range.upperBound)
+                    node.metrics.historyCompactions.increment()
+                    node.logger.debug("history logged before index \(boundary) compacted (record \(range.upperBound))")
                 }
-                heldBackBy = nil
-                let record = Record(at: Node.now(), .historyCompacted(HistoryCompacted(beforeIndex: boundary)))
-                let range: ClosedRange<UInt64>
-                do {
-                    range = try await node.consensus.propose([record.encoded()])
-                } catch let error as NodeError where error.code == .unavailable && !Task.isCancelled {
-                    break  // leadership moved: the new leader compacts
-                }
-                _ = try await node.applied.wait(until: range.upperBound)
-                node.logger.debug("history logged before index \(boundary) compacted (record \(range.upperBound))")
+            } catch let error as CancellationError {
+                throw error
+            } catch {
+                // Leadership moved (the new leader compacts), or a read failed: the next round
+                // looks again. Compaction is housekeeping; it never stops the node.
+                if !Task.isCancelled { node.logger.info("history compaction: \(error); trying again later") }
             }
         }
-    }
-}
-
-extension Node {
-    /// Why a `history.compacted` record may not be proposed now: a member that did not answer
-    /// its status question, or whose views predate the record; nil when every member's know it.
-    func memberWithoutHistoryCompaction() async -> String? {
-        guard let raft else { return nil }
-        let answers = await raft.otherMemberStatuses(timeout: .seconds(1))
-        for (id, answer) in answers.sorted(by: { $0.key < $1.key }) {
-            switch answer {
-            case .failure(let error):
-                return "member \(id) did not answer (\(error.message))"
-            case .success(let status) where !ViewStore.knowsHistoryCompaction(schemaVersion: status.schemaVersion):
-                return "member \(id) runs dwcp \(status.version), whose views cannot apply history.compacted records"
-            case .success:
-                continue
-            }
-        }
-        return nil
     }
 }

@@ -7,7 +7,7 @@ import Synchronization
 /// The node's metrics, served in Prometheus' text format at `GET /metrics`: how long intents take
 /// and how they end, the log's writes and checkpoints, the views' applies, the region's Raft state
 /// (term, leader, indexes, each member's match on the leader, elections, snapshots, proposals
-/// carried through a change of leader) and rejected replication frames.
+/// carried through a change of leader), history compaction and rejected replication frames.
 ///
 /// Each node has a registry of its own (several nodes can live in one test process); the code
 /// that records goes through swift-metrics with this node's factory.
@@ -30,6 +30,11 @@ public final class NodeMetrics: Sendable {
     let snapshotsSent: CoreMetrics.Counter
     /// Views snapshots this node installed from the leader.
     let snapshotsInstalled: CoreMetrics.Counter
+    /// `history.compacted` records this node proposed, as leader, and saw applied.
+    let historyCompactions: CoreMetrics.Counter
+    /// 1 while this node leads and keeps history past its retention because a member does not
+    /// answer, or answers with views that cannot apply the record; else 0.
+    let historyCompactionHeldBack: CoreMetrics.Gauge
     /// Proposals kept and sent again instead of failing their caller, by why.
     private let proposalsRetried: [ProposalRetry: CoreMetrics.Counter]
     private let term: CoreMetrics.Gauge
@@ -66,6 +71,8 @@ public final class NodeMetrics: Sendable {
         snapshotsTaken = CoreMetrics.Counter(label: "dwcp_raft_snapshots_taken_total", factory: factory)
         snapshotsSent = CoreMetrics.Counter(label: "dwcp_raft_snapshots_sent_total", factory: factory)
         snapshotsInstalled = CoreMetrics.Counter(label: "dwcp_raft_snapshots_installed_total", factory: factory)
+        historyCompactions = CoreMetrics.Counter(label: "dwcp_history_compactions_total", factory: factory)
+        historyCompactionHeldBack = CoreMetrics.Gauge(label: "dwcp_history_compaction_held_back", factory: factory)
         proposalsRetried = Dictionary(
             uniqueKeysWithValues: ProposalRetry.allCases.map { reason in
                 (

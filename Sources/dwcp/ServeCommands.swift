@@ -55,7 +55,7 @@ struct Serve: AsyncParsableCommand {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "How long intents, VM events, starts and superseded placements stay in the views: 30s, 90m, 12h, 7d; 0 keeps them all.",
+            "How long intents, VM events and starts, and placements no longer a VM's latest stay in the views: 30s, 90m, 12h, 7d; 0 keeps them all.",
             discussion: "The leader's setting counts: it proposes the compaction, and every member applies it alike."))
     var historyRetention = "7d"
 
@@ -111,7 +111,9 @@ struct Serve: AsyncParsableCommand {
 func parseRetention(_ text: String) throws -> Duration? {
     if text == "0" { return nil }
     let units: [Character: Int64] = ["s": 1, "m": 60, "h": 3_600, "d": 86_400]
-    guard let unit = text.last.flatMap({ units[$0] }), let count = Int64(text.dropLast()), count > 0,
+    let digits = text.dropLast()
+    guard let unit = text.last.flatMap({ units[$0] }), digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber),
+        let count = Int64(digits), count > 0,
         count <= 36_500 * 86_400 / unit
     else {
         throw ValidationError("invalid --history-retention '\(text)': expected a number and s, m, h or d (7d), or 0")

@@ -31,6 +31,18 @@ import Testing
         #expect(try Record(decoding: record.encoded()) == record)
     }
 
+    @Test("a history.compacted record is told from its type tag alone; other records and garbage are not one")
+    func historyCompactionTag() {
+        #expect(
+            Record.isHistoryCompaction(Record(at: 1, .historyCompacted(HistoryCompacted(beforeIndex: 9))).encoded()))
+        for record in Self.samples where record.body.kindName != "history.compacted" {
+            #expect(!Record.isHistoryCompaction(record.encoded()), "\(record.body.kindName)")
+        }
+        for garbage: [UInt8] in [[], [1], [2, 10], [1, 0x8a]] {
+            #expect(!Record.isHistoryCompaction(garbage), "\(garbage)")
+        }
+    }
+
     @Test("equal records encode to equal bytes (labels are written in key order)")
     func deterministic() {
         let a = Record(

@@ -71,7 +71,7 @@ extension Record {
         case 7: body = .vmUnschedulable(try VMUnschedulable(fields))
         case 8: body = .vmStateReported(try VMStateReported(fields))
         case 9: body = .hostLabelsSet(try HostLabelsSet(fields))
-        case 10: body = .historyCompacted(try HistoryCompacted(fields))
+        case HistoryCompacted.tag: body = .historyCompacted(try HistoryCompacted(fields))
         default:
             throw StoreError(.unknownRecord, "unknown record type \(tag) (written by a newer dwcp?)")
         }
@@ -84,7 +84,7 @@ extension Record {
         var position = 1
         guard payload.first == codecVersion, let tag = try? FieldReader.varint(payload[...], at: &position, context: "")
         else { return false }
-        return tag == Body.historyCompacted(HistoryCompacted(beforeIndex: 0)).tag
+        return tag == HistoryCompacted.tag
     }
 
     static func kindName(tag: UInt64) -> String? {

@@ -42,7 +42,7 @@ extension Record.Body {
         case .vmUnschedulable: 7
         case .vmStateReported: 8
         case .hostLabelsSet: 9
-        case .historyCompacted: 10
+        case .historyCompacted: HistoryCompacted.tag
         }
     }
 

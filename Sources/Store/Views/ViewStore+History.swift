@@ -7,11 +7,13 @@ extension ViewStore {
     public static let historyRowsPerCompaction = 10_000
 
     /// The index to compact before, or nil when no history row is older than `cutoff` (ms since
-    /// the epoch). Rows come in log order, which is time order, so the old rows of each timed
-    /// table (`intents`, `vm_events`, `vm_starts`) are a prefix. Each table bounds the boundary
-    /// at its first row at or after the cutoff, or, when its first `limit` rows are all older, at
-    /// the row after them; a table whose rows are all older bounds nothing. Placements carry no
-    /// time: they follow the others' boundary.
+    /// the epoch). Rows are logged in time order as far as the proposers' clocks agree, so the
+    /// old rows of each timed table (`intents`, `vm_events`, `vm_starts`) are a prefix. Each table
+    /// bounds the boundary at its first row at or after the cutoff, or, when its first `limit`
+    /// rows are all older, at the row after them; a table whose rows are all older bounds nothing.
+    /// So no row at or after the cutoff goes, whatever the clocks did: a row stamped by a clock
+    /// running ahead holds compaction back until its time has passed. Placements carry no time:
+    /// they follow the others' boundary.
     public static func historyCompactionBoundary(olderThan cutoff: Int64, limit: Int, _ db: Database) throws -> Int64? {
         let tables = [("intents", "submitted_at"), ("vm_events", "at"), ("vm_starts", "at")]
         var boundary = Int64.max
@@ -41,10 +43,17 @@ extension ViewStore {
         return nil
     }
 
-    /// Whether views of schema `version` apply `history.compacted` records (008 and later; a
-    /// version this build does not know is a later one).
+    /// How far `history.compacted` records have reached: the history before it is gone.
+    public static func historyCompactedIndex(_ db: Database) throws -> Int64 {
+        try Int64.fetchOne(db.cachedStatement(sql: "SELECT history_compacted_index FROM dwcp_state WHERE id = 1")) ?? 0
+    }
+
+    /// Whether views of schema `version` apply `history.compacted` records: views of 008 or
+    /// later that this build knows. A version it does not know counts as one that cannot: it may
+    /// be a later dwcp's, or one built from schema files edited before they landed; the leader
+    /// is upgraded last (docs/architecture.md, "Rolling upgrades"), and compacts from then on.
     public static func knowsHistoryCompaction(schemaVersion version: String) -> Bool {
-        !(0..<historyCompactionFileCount).contains { Schema.version(ofFirst: $0) == version }
+        (historyCompactionFileCount...Schema.files.count).contains { Schema.version(ofFirst: $0) == version }
     }
 
     /// How many schema files the views need for `history.compacted` records (up to 008).

@@ -805,6 +805,41 @@ func get(_ url: String) async throws -> (Int, String) {
     }
 
     @Test(
+        "a change relayed to a leader that stops answering is reported as maybe made, without leader_api; once a new leader is elected it goes through"
+    )
+    func relayToAFrozenLeader() async throws {
+        let dir = TemporaryDirectory()
+        let region = try Region(dir)
+        let leader = try await region.startAll()
+        let follower = Region.ids.first { $0 != leader }!
+        let learner = #"{"id":"n4","address":"\#(region.replicationAddress(Region.joiner))","learner":true}"#
+        // The leader stops (its kernel still accepts the connection and takes the request); the
+        // follower, asked at once, still knows it as the leader and sends the change on to it.
+        region.signal(leader, SIGSTOP)
+        let started = ContinuousClock.now
+        let (status, text, headers) = try await exchange(
+            .POST, region.base(follower)! + "/v1/cluster/members", learner)
+        let waited = started.duration(to: .now)
+        region.signal(leader, SIGCONT)
+        #expect(status == 503, "\(text)")
+        #expect(text.contains("which did not answer") && text.contains("may or may not have been made"), "\(text)")
+        // No leader_api: the CLI must not send a membership change a second time on its own.
+        #expect(!text.contains("leader_api"), "\(text)")
+        #expect(headers.first(name: "dwcp-relayed-by") == nil)
+        #expect(waited >= .seconds(9) && waited < .seconds(20), "\(waited)")
+
+        // Whatever became of the first, asking again (of any member) settles it.
+        try await region.start(Region.joiner, tag: "first")
+        let added = try await region.onFollower("/v1/cluster/members", learner)
+        // (409 "already": the frozen leader, resumed, had made it after all.)
+        #expect(added.status == 200 || (added.status == 409 && added.text.contains("already")), "\(added)")
+        let (_, members) = try await post(
+            region.base(follower)! + "/v1/sql", #"{"query":"SELECT id || ':' || role FROM members ORDER BY id"}"#)
+        #expect(members.contains(#"["n4:learner"]"#), "\(members)")
+        try await region.stopAll()
+    }
+
+    @Test(
         "history compaction: held back while a member does not answer, then applied by every member alike"
     )
     func historyCompaction() async throws {

@@ -254,26 +254,18 @@ func firstDifference(_ a: String, _ b: String) -> String {
             #expect(stderr.hasPrefix("dwcp: ") && stderr.contains("--event-loops"), "\(stderr)")
             #expect(stderr.split(separator: "\n").count == 1, "\(stderr)")
         }
-        for delay in ["60001", "soon"] {
-            let (status, _, stderr) = try await runCLI(
-                [
-                    "serve", "--data-dir", dir.file("serve"), "--node-id", "n1", "--region", "eu",
-                    "--follower-apply-delay", delay,
-                ],
-                in: dir)
-            #expect(status == 64, "--follower-apply-delay \(delay): \(stderr)")
-            #expect(stderr.hasPrefix("dwcp: ") && stderr.contains("--follower-apply-delay"), "\(stderr)")
-            #expect(stderr.split(separator: "\n").count == 1, "\(stderr)")
-        }
-        for retention in ["7", "5s", "1w", "-1d", "99999999d", ""] {
-            let (status, _, stderr) = try await runCLI(
-                [
-                    "serve", "--data-dir", dir.file("serve"), "--node-id", "n1", "--region", "eu",
-                    "--history-retention", retention,
-                ],
-                in: dir)
-            #expect(status == 64, "--history-retention \(retention): \(stderr)")
-            #expect(stderr.hasPrefix("dwcp: ") && stderr.contains("--history-retention"), "\(stderr)")
+        for (flag, values) in [
+            ("--follower-apply-delay", ["60001", "soon"]),
+            ("--history-retention", ["7", "5s", "1w", "-1d", "99999999d", ""]),
+        ] {
+            for value in values {
+                let (status, _, stderr) = try await runCLI(
+                    ["serve", "--data-dir", dir.file("serve"), "--node-id", "n1", "--region", "eu", flag, value],
+                    in: dir)
+                #expect(status == 64, "\(flag) \(value): \(stderr)")
+                #expect(stderr.hasPrefix("dwcp: ") && stderr.contains(flag), "\(stderr)")
+                #expect(stderr.split(separator: "\n").count == 1, "\(stderr)")
+            }
         }
         for (server, message) in [
             ("https://\(server)", "no TLS yet"), ("ftp://\(server)", "invalid address 'ftp://"),

@@ -33,26 +33,28 @@ struct HistoryCompactor: Sendable {
             defer { appliedBefore = applied }
             var heldBackNow = false
             defer { node.metrics.historyCompactionHeldBack.record(heldBackNow ? 1 : 0) }
-            guard let appliedBefore, node.consensus.isLeader else { continue }
+            guard let appliedBefore, node.consensus.isLeader else {
+                heldBackBy = nil
+                continue
+            }
             do {
                 while node.consensus.isLeader {
                     let cutoff = Node.now() - Int64(retention / .milliseconds(1))
                     // Up to 10,000 rows read per table: on GRDB's readers, not the event loop.
-                    let found = try await node.views.pool.read { db in
+                    let boundary = try await node.views.pool.read { db in
                         try ViewStore.historyCompactionBoundary(
-                            olderThan: cutoff, limit: ViewStore.historyRowsPerCompaction, db)
+                            olderThan: cutoff, limit: ViewStore.historyRowsPerCompaction,
+                            atMost: Int64(appliedBefore) + 1, db)
                     }
-                    guard let found else { break }
-                    let boundary = min(found, Int64(appliedBefore) + 1)
-                    let compacted = try await node.views.pool.read { db in try ViewStore.historyCompactedIndex(db) }
-                    guard boundary > compacted else { break }
+                    guard let boundary else { break }
                     if let reason = await node.memberWithoutHistoryCompaction() {
+                        heldBackNow = true
+                        node.metrics.historyCompactionHeldBack.record(1)
                         if heldBackBy != reason {
                             node.logger.warning(
                                 "history older than \(Int64(retention / .seconds(1))) s is kept for now: \(reason)")
                         }
                         heldBackBy = reason
-                        heldBackNow = true
                         break
                     }
                     heldBackBy = nil

@@ -256,7 +256,8 @@ extension Node {
                 db,
                 sql: """
                     SELECT v.host, v.actual_state, v.reason, v.explanation,
-                           (SELECT max(log_index) FROM placements p WHERE p.vm = v.name) AS placed_index
+                           (SELECT max(log_index) FROM placements p
+                            WHERE p.vm = v.name AND p.log_index > v.created_index) AS placed_index
                     FROM vms v WHERE v.name = ?
                     """, arguments: [name]
             ).map { ($0["host"], $0["actual_state"], $0["reason"], $0["explanation"], $0["placed_index"]) }

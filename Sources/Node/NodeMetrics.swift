@@ -30,7 +30,7 @@ public final class NodeMetrics: Sendable {
     let snapshotsSent: CoreMetrics.Counter
     /// Views snapshots this node installed from the leader.
     let snapshotsInstalled: CoreMetrics.Counter
-    /// `history.compacted` records this node proposed, as leader, and saw applied.
+    /// `history.compacted` records this node proposed as leader.
     let historyCompactions: CoreMetrics.Counter
     /// 1 while this node leads and keeps history past its retention because a member does not
     /// answer, or answers with views that cannot apply the record; else 0.

@@ -6,8 +6,8 @@ import Testing
 @testable import Store
 
 @Suite struct HistoryCompactionTests {
-    /// Three VMs placed on one host, one placed twice (its first placement refused and then one
-    /// taken), one deleted, each record a second apart from 1,000 s; entries from index 1.
+    /// Three VMs placed on one host, one of them deleted, a state report and a relabel, each
+    /// record a second apart from 1,000 s; entries from index 1.
     static let history: [Record] = [
         Record(
             at: 1_000_000, requestID: "a",
@@ -82,6 +82,43 @@ import Testing
         #expect(try Self.indexes("placements", views) == [7])
         #expect(try Self.indexes("intents", views) == [12])
         #expect(try Self.compactedIndex(views) == 12)
+    }
+
+    @Test(
+        "a placement goes once its VM is deleted, or deleted and created again under its name, even with no other change; the new one's placement stays"
+    )
+    func placementsOfEarlierIncarnations() throws {
+        let dir = TemporaryDirectory()
+        let views = try ViewStore(path: dir.file("views.sqlite"))
+        func create(_ name: String, at: Int64, id: String) -> Record {
+            Record(
+                at: at, requestID: id,
+                .vmCreated(VMCreated(name: name, region: "eu", cpus: 1, memoryBytes: 1 << 30, image: "builtin:hello")))
+        }
+        func compact(before index: Int64, at: Int64) -> Record {
+            Record(at: at, .historyCompacted(HistoryCompacted(beforeIndex: index)))
+        }
+        let records = [
+            Self.history[0],  // 1: h1
+            create("a", at: 1_001_000, id: "a1"),  // 2
+            Record(at: 1_002_000, .vmPlaced(VMPlaced(vm: "a", host: "h1", explanation: "{}"))),  // 3
+            create("b", at: 1_003_000, id: "b1"),  // 4
+            Record(at: 1_004_000, .vmPlaced(VMPlaced(vm: "b", host: "h1", explanation: "{}"))),  // 5
+            compact(before: 6, at: 1_005_000),  // 6: both placements are their VMs' latest
+            Record(at: 1_006_000, requestID: "a2", .vmDeleted(VMDeleted(name: "a"))),  // 7
+            create("a", at: 1_007_000, id: "a3"),  // 8: a again, never placed
+            Record(at: 1_008_000, requestID: "b2", .vmDeleted(VMDeleted(name: "b"))),  // 9: nothing else about b
+            create("c", at: 1_009_000, id: "c1"),  // 10
+            Record(at: 1_010_000, .vmPlaced(VMPlaced(vm: "c", host: "h1", explanation: "{}"))),  // 11
+        ]
+        _ = try views.apply(Self.entries(records))
+        #expect(try Self.indexes("placements", views) == [3, 5, 11])
+        _ = try views.apply(Self.entries([compact(before: 12, at: 1_011_000)], from: 12))
+        // a's placement belonged to the a that was deleted; b is gone; c's is its latest.
+        #expect(try Self.indexes("placements", views) == [11])
+        #expect(try Self.indexes("intents", views).isEmpty)
+        let vms = try views.pool.read { db in try String.fetchAll(db, sql: "SELECT name FROM vms ORDER BY name") }
+        #expect(vms == ["a", "c"])
     }
 
     @Test("a record cannot compact past itself: a boundary beyond its own index stops at it")

@@ -3,8 +3,9 @@ import GRDB
 extension ViewApplier {
     /// Deletes the history rows logged before `index`: every row of `intents`, `vm_events` and
     /// `vm_starts`, and the placements before it that are no longer a VM's latest: superseded by
-    /// a later placement, or of a VM that no longer exists. An existing VM's latest placement
-    /// stays (`dwcp vm explain` reads it). Deterministic: it depends on the rows alone.
+    /// a later placement, or of a VM that no longer exists (deleted, or deleted and created again
+    /// under its name after the placement). An existing VM's latest placement stays (`dwcp vm
+    /// explain` reads it). Deterministic: it depends on the rows alone.
     static func compactHistory(before index: Int64, db: Database) throws {
         let compacted = try ViewStore.historyCompactedIndex(db)
         guard index > compacted else { return }
@@ -20,7 +21,8 @@ extension ViewApplier {
                   AND log_index < ?2
                   AND (EXISTS (SELECT 1 FROM placements AS later
                                WHERE later.vm = placements.vm AND later.log_index > placements.log_index)
-                       OR NOT EXISTS (SELECT 1 FROM vms WHERE vms.name = placements.vm))
+                       OR NOT EXISTS (SELECT 1 FROM vms
+                                      WHERE vms.name = placements.vm AND vms.created_index < placements.log_index))
                 """
         ).execute(arguments: [compacted, index])
         for table in ["intents", "vm_events", "vm_starts"] {

@@ -13,8 +13,10 @@ extension ViewStore {
     /// rows are all older, at the row after them; a table whose rows are all older bounds nothing.
     /// So no row at or after the cutoff goes, whatever the clocks did: a row stamped by a clock
     /// running ahead holds compaction back until its time has passed. Placements carry no time:
-    /// they follow the others' boundary.
-    public static func historyCompactionBoundary(olderThan cutoff: Int64, limit: Int, _ db: Database) throws -> Int64? {
+    /// they follow the others' boundary. The boundary is never above `cap`.
+    public static func historyCompactionBoundary(
+        olderThan cutoff: Int64, limit: Int, atMost cap: Int64 = .max, _ db: Database
+    ) throws -> Int64? {
         let tables = [("intents", "submitted_at"), ("vm_events", "at"), ("vm_starts", "at")]
         var boundary = Int64.max
         var pastEveryRow: Int64 = 0
@@ -34,6 +36,7 @@ extension ViewStore {
             if let last { pastEveryRow = max(pastEveryRow, last + 1) }
         }
         if boundary == .max { boundary = pastEveryRow }
+        boundary = min(boundary, cap)
         for (table, _) in tables {
             let below = try Bool.fetchOne(
                 db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM \(table) WHERE log_index < ?)"),
@@ -44,7 +47,7 @@ extension ViewStore {
     }
 
     /// How far `history.compacted` records have reached: the history before it is gone.
-    public static func historyCompactedIndex(_ db: Database) throws -> Int64 {
+    static func historyCompactedIndex(_ db: Database) throws -> Int64 {
         try Int64.fetchOne(db.cachedStatement(sql: "SELECT history_compacted_index FROM dwcp_state WHERE id = 1")) ?? 0
     }
 

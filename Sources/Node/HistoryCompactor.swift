@@ -16,6 +16,15 @@ import Store
 struct HistoryCompactor: Sendable {
     let retention: Duration
 
+    /// `retention` as `--history-retention` spells it: `7d`, `12h`, `90m`, `45s`.
+    static func describe(_ retention: Duration) -> String {
+        let seconds = retention.components.seconds
+        for (unit, size) in [("d", Int64(86_400)), ("h", 3_600), ("m", 60)] where seconds % size == 0 {
+            return "\(seconds / size)\(unit)"
+        }
+        return "\(seconds)s"
+    }
+
     /// A tenth of the retention, between 100 ms and a minute.
     var checkEvery: Duration { min(max(retention / 10, .milliseconds(100)), .seconds(60)) }
 
@@ -52,7 +61,7 @@ struct HistoryCompactor: Sendable {
                         node.metrics.historyCompactionHeldBack.record(1)
                         if heldBackBy != reason {
                             node.logger.warning(
-                                "history older than \(Int64(retention / .seconds(1))) s is kept for now: \(reason)")
+                                "history older than \(Self.describe(retention)) is kept for now: \(reason)")
                         }
                         heldBackBy = reason
                         break

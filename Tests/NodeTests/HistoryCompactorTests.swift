@@ -57,4 +57,12 @@ import Testing
         #expect(!Node.appliesInline([host, compaction]))
         #expect(!Node.appliesInline(Array(repeating: host, count: Node.inlineApplyLimit + 1)))
     }
+
+    @Test("the retention is logged the way the flag spells it")
+    func describesTheRetention() {
+        #expect(HistoryCompactor.describe(.seconds(7 * 86_400)) == "7d")
+        #expect(HistoryCompactor.describe(.seconds(43_200)) == "12h")
+        #expect(HistoryCompactor.describe(.seconds(5_400)) == "90m")
+        #expect(HistoryCompactor.describe(.seconds(45)) == "45s")
+    }
 }

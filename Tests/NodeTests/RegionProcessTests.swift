@@ -871,7 +871,7 @@ func get(_ url: String) async throws -> (Int, String) {
         let firstWrites = try await sql(leader, "SELECT max(log_index) FROM intents")
         let lastOld = try #require(Int(firstWrites.firstMatch(of: #/"rows":\[\[(\d+)\]\]/#)?.output.1 ?? ""))
         // The rows are older than the retention after 10 s; the leader looks every second.
-        let warning = "history older than 10 s is kept for now: member \(away) did not answer"
+        let warning = "history older than 10s is kept for now: member \(away) did not answer"
         let stayed = Region.ids.filter { $0 != away }
         var deadline = ContinuousClock.now + .seconds(30)
         while !stayed.contains(where: { region.stderr($0).contains(warning) }), ContinuousClock.now < deadline {

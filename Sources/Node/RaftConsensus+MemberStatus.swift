@@ -100,9 +100,13 @@ extension RaftConsensus {
         tellAPIAddress(toUntold: members)
         // (A member's own 103 may have come before this one knew it as a member, and been dropped.)
         let unknown = apiAddresses.withLock { known in members.filter { $0.key != nodeID && known[$0.key] == nil } }
-        for (id, address) in unknown.sorted(by: { $0.key < $1.key }) {
-            sendStatusQuestion(to: id, at: address, id: Self.apiQuestion)
-        }
+        for (id, address) in unknown.sorted(by: { $0.key < $1.key }) { askForAPIAddress(of: id, at: address) }
+    }
+
+    /// Asks `member` where its API listens: a status question nobody waits for, whose answer
+    /// comes with a 103.
+    func askForAPIAddress(of member: String, at address: String) {
+        sendStatusQuestion(to: member, at: address, id: Self.apiQuestion)
     }
 
     /// Tells the `members` this one has not told yet (at that replication address) where its API

@@ -407,10 +407,15 @@ public final class RaftConsensus: Consensus {
 
     /// How to reach `leader`, for a refusal: its API address if it said (members before 103 frames
     /// do not), else where it replicates; and the API address alone (the errors' `leader_api`).
+    /// An address this member does not know is asked for at once: the one the leader sent may
+    /// have been lost (sent while the connection was down), and the next refusal names it.
     func directions(to leader: String) -> (text: String, api: String?) {
         if let api = apiAddress(of: leader) { return ("\(leader), whose API is at \(api)", api) }
-        let address = addresses.withLock { $0[leader] } ?? "?"
-        return ("\(leader) (replication address \(address); its API address is unknown)", nil)
+        guard let address = addresses.withLock({ $0[leader] }) else {
+            return ("\(leader) (its replication and API addresses are unknown)", nil)
+        }
+        askForAPIAddress(of: leader, at: address)
+        return ("\(leader) (replication address \(address); its API address is unknown, asked for it: try again)", nil)
     }
 
     // MARK: - The loop

@@ -16,15 +16,6 @@ import Store
 struct HistoryCompactor: Sendable {
     let retention: Duration
 
-    /// `retention` as `--history-retention` spells it: `7d`, `12h`, `90m`, `45s`.
-    static func describe(_ retention: Duration) -> String {
-        let seconds = retention.components.seconds
-        for (unit, size) in [("d", Int64(86_400)), ("h", 3_600), ("m", 60)] where seconds % size == 0 {
-            return "\(seconds / size)\(unit)"
-        }
-        return "\(seconds)s"
-    }
-
     /// A tenth of the retention, between 100 ms and a minute.
     var checkEvery: Duration { min(max(retention / 10, .milliseconds(100)), .seconds(60)) }
 
@@ -40,46 +31,50 @@ struct HistoryCompactor: Sendable {
             try await loop.sleep(for: checkEvery)
             let applied = node.applied.value
             defer { appliedBefore = applied }
-            var heldBackNow = false
-            defer { node.metrics.historyCompactionHeldBack.record(heldBackNow ? 1 : 0) }
-            guard let appliedBefore, node.consensus.isLeader else {
-                heldBackBy = nil
-                continue
-            }
-            do {
-                while node.consensus.isLeader {
-                    let cutoff = Node.now() - Int64(retention / .milliseconds(1))
-                    // Up to 10,000 rows read per table: on GRDB's readers, not the event loop.
-                    let boundary = try await node.views.pool.read { db in
-                        try ViewStore.historyCompactionBoundary(
-                            olderThan: cutoff, limit: ViewStore.historyRowsPerCompaction,
-                            atMost: Int64(appliedBefore) + 1, db)
-                    }
-                    guard let boundary else { break }
-                    if let reason = await node.memberWithoutHistoryCompaction() {
-                        heldBackNow = true
-                        node.metrics.historyCompactionHeldBack.record(1)
-                        if heldBackBy != reason {
-                            node.logger.warning(
-                                "history older than \(Self.describe(retention)) is kept for now: \(reason)")
-                        }
-                        heldBackBy = reason
-                        break
-                    }
-                    heldBackBy = nil
-                    let record = Record(at: Node.now(), .historyCompacted(HistoryCompacted(beforeIndex: boundary)))
-                    let range = try await node.consensus.propose([record.encoded()])
-                    _ = try await node.applied.wait(until: range.upperBound)
-                    node.metrics.historyCompactions.increment()
-                    node.logger.debug("history logged before index \(boundary) compacted (record \(range.upperBound))")
+            var reason: String?
+            if let appliedBefore, node.consensus.isLeader {
+                do {
+                    reason = try await compactOldHistory(node: node, below: Int64(appliedBefore) + 1)
+                } catch let error as CancellationError {
+                    throw error
+                } catch {
+                    // Leadership moved (the new leader compacts), or a read failed: the next round
+                    // looks again. Compaction is housekeeping; it never stops the node.
+                    if !Task.isCancelled { node.logger.info("history compaction: \(error); trying again later") }
                 }
-            } catch let error as CancellationError {
-                throw error
-            } catch {
-                // Leadership moved (the new leader compacts), or a read failed: the next round
-                // looks again. Compaction is housekeeping; it never stops the node.
-                if !Task.isCancelled { node.logger.info("history compaction: \(error); trying again later") }
             }
+            node.metrics.historyCompactionHeldBack.record(reason == nil ? 0 : 1)
+            if let reason, reason != heldBackBy {
+                node.logger.warning(
+                    "history older than \(HistoryRetention.describe(retention)) is kept for now: \(reason)")
+            }
+            heldBackBy = reason
         }
+    }
+
+    /// Proposes `history.compacted` records, one after another, until no history older than the
+    /// retention is left below `cap`; returns why it may not (a member), nil once done. Every
+    /// member is asked once, before the first record.
+    func compactOldHistory(node: Node, below cap: Int64) async throws -> String? {
+        var membersAsked = false
+        while node.consensus.isLeader {
+            let cutoff = Node.now() - Int64(retention / .milliseconds(1))
+            // Up to 10,000 rows read per table: on GRDB's readers, not the event loop.
+            let boundary = try await node.views.pool.read { db in
+                try ViewStore.historyCompactionBoundary(
+                    olderThan: cutoff, limit: ViewStore.historyRowsPerCompaction, atMost: cap, db)
+            }
+            guard let boundary else { return nil }
+            if !membersAsked {
+                if let reason = await node.memberWithoutHistoryCompaction() { return reason }
+                membersAsked = true
+            }
+            let record = Record(at: Node.now(), .historyCompacted(HistoryCompacted(beforeIndex: boundary)))
+            let range = try await node.consensus.propose([record.encoded()])
+            _ = try await node.applied.wait(until: range.upperBound)
+            node.metrics.historyCompactions.increment()
+            node.logger.debug("history logged before index \(boundary) compacted (record \(range.upperBound))")
+        }
+        return nil
     }
 }

@@ -106,22 +106,13 @@ struct Serve: AsyncParsableCommand {
     }
 }
 
-/// `--history-retention`: a whole number of seconds (`s`), minutes (`m`), hours (`h`) or days
-/// (`d`), at least 10 seconds; `0` keeps the history for ever (nil).
+/// `--history-retention` (``HistoryRetention/parse(_:)``), its refusal naming the flag.
 func parseRetention(_ text: String) throws -> Duration? {
-    if text == "0" { return nil }
-    let units: [Character: Int64] = ["s": 1, "m": 60, "h": 3_600, "d": 86_400]
-    let digits = text.dropLast()
-    guard let unit = text.last.flatMap({ units[$0] }), digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber),
-        let count = Int64(digits), count > 0,
-        count <= 36_500 * 86_400 / unit
-    else {
-        throw ValidationError("invalid --history-retention '\(text)': expected a number and s, m, h or d (7d), or 0")
+    do {
+        return try HistoryRetention.parse(text)
+    } catch let error as NodeError {
+        throw ValidationError("--history-retention: \(error.message)")
     }
-    guard count * unit >= 10 else {
-        throw ValidationError("--history-retention must be at least 10s (or 0 to keep everything)")
-    }
-    return .seconds(count * unit)
 }
 
 /// `ID@HOST:PORT` → (ID, `HOST:PORT`).

@@ -7,16 +7,6 @@ import Testing
 @testable import Node
 
 @Suite struct APIAddressTests {
-    /// Polls `condition` every 20 ms for up to `seconds`.
-    static func eventually(_ seconds: Int, _ condition: () -> Bool) async throws -> Bool {
-        let deadline = ContinuousClock.now + .seconds(seconds)
-        while !condition() {
-            guard ContinuousClock.now < deadline else { return false }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        return true
-    }
-
     @Test(
         "a member that lost the leader's API address asks for it as soon as a refusal needs it, and the next refusal names it"
     )
@@ -39,21 +29,21 @@ import Testing
             for node in nodes { group.addTask { try await node.run() } }
             defer { group.cancelAll() }
             for node in nodes { node.raft!.advertiseAPI(apis[node.configuration.nodeID]!) }
-            let agreed = try await Self.eventually(20) {
+            let agreed = try await waitUntil {
                 let leaders = Set(nodes.map { $0.raft!.status.leader })
                 return leaders.count == 1 && leaders.first! != nil
             }
             try #require(agreed, "no leader all three agree on")
             let leader = nodes[0].raft!.status.leader!
             let follower = try #require(nodes.first { $0.configuration.nodeID != leader }).raft!
-            try #require(try await Self.eventually(10) { follower.apiAddress(of: leader) == apis[leader] })
+            try #require(try await waitUntil { follower.apiAddress(of: leader) == apis[leader] })
 
             // The address is lost (as a 103 sent while the connection was down would be): the
             // next refusal cannot name it, and asks for it.
             follower.apiAddresses.withLock { $0[leader] = nil }
             let refusal = follower.directions(to: leader)
             #expect(refusal.api == nil && refusal.text.contains("asked for it"), "\(refusal.text)")
-            #expect(try await Self.eventually(5) { follower.apiAddress(of: leader) == apis[leader] })
+            #expect(try await waitUntil { follower.apiAddress(of: leader) == apis[leader] })
             #expect(follower.directions(to: leader).api == apis[leader])
         }
     }

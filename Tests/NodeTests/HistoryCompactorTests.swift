@@ -60,9 +60,9 @@ import Testing
 
     @Test("the retention is logged the way the flag spells it")
     func describesTheRetention() {
-        #expect(HistoryCompactor.describe(.seconds(7 * 86_400)) == "7d")
-        #expect(HistoryCompactor.describe(.seconds(43_200)) == "12h")
-        #expect(HistoryCompactor.describe(.seconds(5_400)) == "90m")
-        #expect(HistoryCompactor.describe(.seconds(45)) == "45s")
+        #expect(HistoryRetention.describe(.seconds(7 * 86_400)) == "7d")
+        #expect(HistoryRetention.describe(.seconds(43_200)) == "12h")
+        #expect(HistoryRetention.describe(.seconds(5_400)) == "90m")
+        #expect(HistoryRetention.describe(.seconds(45)) == "45s")
     }
 }

@@ -29,10 +29,6 @@ import Testing
         Record(at: 1_009_000, requestID: "f", .hostLabelsSet(HostLabelsSet(name: "h1", labels: ["rack": "a"]))),
     ]
 
-    static func entries(_ records: [Record], from first: UInt64 = 1) -> [LogEntry] {
-        records.enumerated().map { LogEntry(index: first + UInt64($0.offset), term: 1, payload: $0.element.encoded()) }
-    }
-
     static func indexes(_ table: String, _ views: ViewStore) throws -> [Int64] {
         try views.pool.read { db in try Int64.fetchAll(db, sql: "SELECT log_index FROM \(table) ORDER BY log_index") }
     }
@@ -47,7 +43,7 @@ import Testing
     func compactionDeletesOldHistory() throws {
         let dir = TemporaryDirectory()
         let views = try ViewStore(path: dir.file("views.sqlite"))
-        _ = try views.apply(Self.entries(Self.history))
+        _ = try views.apply(ViewStoreTests.entries(Self.history))
         let before = try views.pool.read { db in
             try String.fetchAll(db, sql: "SELECT name || host || actual_state FROM vms ORDER BY name")
         }
@@ -57,7 +53,7 @@ import Testing
         // Compacted before index 8: the intents and events logged at 1–7 go; so does web-2's
         // placement (web-2 is deleted); web-1's and web-3's stay, being their latest.
         let compaction = Record(at: 1_010_000, .historyCompacted(HistoryCompacted(beforeIndex: 8)))
-        #expect(try views.apply(Self.entries([compaction], from: 11)) == 11)
+        #expect(try views.apply(ViewStoreTests.entries([compaction], from: 11)) == 11)
         #expect(try Self.indexes("intents", views) == [8, 10])
         #expect(try Self.indexes("vm_events", views).allSatisfy { $0 >= 8 })
         #expect(try !Self.indexes("vm_events", views).isEmpty)
@@ -74,11 +70,11 @@ import Testing
             Record(at: 1_011_000, requestID: "g", .vmDeleted(VMDeleted(name: "web-1"))),
             Record(at: 1_012_000, .historyCompacted(HistoryCompacted(beforeIndex: 5))),
         ]
-        _ = try views.apply(Self.entries(more, from: 12))
+        _ = try views.apply(ViewStoreTests.entries(more, from: 12))
         #expect(try Self.indexes("placements", views) == [3, 7])
         #expect(try Self.indexes("intents", views) == [8, 10, 12])
         let last = Record(at: 1_013_000, .historyCompacted(HistoryCompacted(beforeIndex: 12)))
-        _ = try views.apply(Self.entries([last], from: 14))
+        _ = try views.apply(ViewStoreTests.entries([last], from: 14))
         #expect(try Self.indexes("placements", views) == [7])
         #expect(try Self.indexes("intents", views) == [12])
         #expect(try Self.compactedIndex(views) == 12)
@@ -111,9 +107,9 @@ import Testing
             create("c", at: 1_009_000, id: "c1"),  // 10
             Record(at: 1_010_000, .vmPlaced(VMPlaced(vm: "c", host: "h1", explanation: "{}"))),  // 11
         ]
-        _ = try views.apply(Self.entries(records))
+        _ = try views.apply(ViewStoreTests.entries(records))
         #expect(try Self.indexes("placements", views) == [3, 5, 11])
-        _ = try views.apply(Self.entries([compact(before: 12, at: 1_011_000)], from: 12))
+        _ = try views.apply(ViewStoreTests.entries([compact(before: 12, at: 1_011_000)], from: 12))
         // a's placement belonged to the a that was deleted; b is gone; c's is its latest.
         #expect(try Self.indexes("placements", views) == [11])
         #expect(try Self.indexes("intents", views).isEmpty)
@@ -125,10 +121,10 @@ import Testing
     func compactionStopsAtItsOwnIndex() throws {
         let dir = TemporaryDirectory()
         let views = try ViewStore(path: dir.file("views.sqlite"))
-        _ = try views.apply(Self.entries(Self.history))
+        _ = try views.apply(ViewStoreTests.entries(Self.history))
         let far = Record(at: 1_010_000, .historyCompacted(HistoryCompacted(beforeIndex: 1_000_000)))
         let after = Record(at: 1_011_000, requestID: "g", .hostLabelsSet(HostLabelsSet(name: "h1", labels: [:])))
-        _ = try views.apply(Self.entries([far, after], from: 11))
+        _ = try views.apply(ViewStoreTests.entries([far, after], from: 11))
         #expect(try Self.indexes("intents", views) == [12])
         #expect(try Self.compactedIndex(views) == 11)
     }
@@ -141,9 +137,9 @@ import Testing
             + [Record(at: 1_011_000, requestID: "h", .vmDeleted(VMDeleted(name: "web-3")))]
             + [Record(at: 1_012_000, .historyCompacted(HistoryCompacted(beforeIndex: 12)))]
         let whole = try ViewStore(path: dir.file("a.sqlite"))
-        _ = try whole.apply(Self.entries(records))
+        _ = try whole.apply(ViewStoreTests.entries(records))
         let oneByOne = try ViewStore(path: dir.file("b.sqlite"))
-        for entry in Self.entries(records) { _ = try oneByOne.apply([entry]) }
+        for entry in ViewStoreTests.entries(records) { _ = try oneByOne.apply([entry]) }
         #expect(try whole.dump() == oneByOne.dump())
         #expect(try Self.indexes("placements", whole) == [3])
     }
@@ -157,7 +153,7 @@ import Testing
             try views.pool.read { db in try ViewStore.historyCompactionBoundary(olderThan: cutoff, limit: limit, db) }
         }
         #expect(try boundary(5_000_000) == nil)  // empty views
-        _ = try views.apply(Self.entries(Self.history))
+        _ = try views.apply(ViewStoreTests.entries(Self.history))
         #expect(try boundary(1_000_000) == nil)  // nothing older than the first record
         #expect(try boundary(1_004_500) == 6)  // intents at 1, 2, 4 and events at 2–5 are older
         // Everything is old: past the last row of every table.
@@ -165,7 +161,7 @@ import Testing
         // At most two rows of any table: the intents' third row (index 4) caps it.
         #expect(try boundary(5_000_000, limit: 2) == 4)
         let compaction = Record(at: 1_010_000, .historyCompacted(HistoryCompacted(beforeIndex: 11)))
-        _ = try views.apply(Self.entries([compaction], from: 11))
+        _ = try views.apply(ViewStoreTests.entries([compaction], from: 11))
         // Only the latest placements are left, which no compaction takes: nothing to propose.
         #expect(try Self.indexes("placements", views) == [3, 7])
         #expect(try boundary(5_000_000) == nil)

@@ -46,16 +46,7 @@ extension Record {
     }
 
     public init(decoding bytes: [UInt8]) throws {
-        guard let version = bytes.first else {
-            throw StoreError(.malformedRecord, "empty record")
-        }
-        guard version == Self.codecVersion else {
-            throw StoreError(
-                .unsupportedVersion,
-                "record codec version \(version) is not readable by this dwcp (it reads version \(Self.codecVersion))")
-        }
-        var position = 1
-        let tag = try FieldReader.varint(bytes[...], at: &position, context: "record type")
+        let (tag, position) = try Self.typeTag(bytes)
         let name = Self.kindName(tag: tag) ?? "record type \(tag)"
         let fields = try FieldReader(bytes[position...], context: name)
         let at = fields.int64(1) ?? 0
@@ -81,10 +72,22 @@ extension Record {
     /// Whether `payload` is a `history.compacted` record, read from its type tag alone: applying
     /// one deletes up to tens of thousands of rows, so the node applies it off its event loop.
     public static func isHistoryCompaction(_ payload: [UInt8]) -> Bool {
+        (try? typeTag(payload))?.tag == HistoryCompacted.tag
+    }
+
+    /// The record's codec version, checked, and its type tag; with where the fields start.
+    static func typeTag(_ bytes: [UInt8]) throws -> (tag: UInt64, fieldsStart: Int) {
+        guard let version = bytes.first else {
+            throw StoreError(.malformedRecord, "empty record")
+        }
+        guard version == Self.codecVersion else {
+            throw StoreError(
+                .unsupportedVersion,
+                "record codec version \(version) is not readable by this dwcp (it reads version \(Self.codecVersion))")
+        }
         var position = 1
-        guard payload.first == codecVersion, let tag = try? FieldReader.varint(payload[...], at: &position, context: "")
-        else { return false }
-        return tag == HistoryCompacted.tag
+        let tag = try FieldReader.varint(bytes[...], at: &position, context: "record type")
+        return (tag, position)
     }
 
     static func kindName(tag: UInt64) -> String? {
@@ -98,7 +101,7 @@ extension Record {
         case 7: "vm.unschedulable"
         case 8: "vm.state_reported"
         case 9: "host.labels_set"
-        case 10: "history.compacted"
+        case HistoryCompacted.tag: "history.compacted"
         default: nil
         }
     }

@@ -90,19 +90,12 @@ public final class ViewSnapshots: Sendable {
 
     // MARK: - Taking
 
-    /// Copies the views as they are into a new snapshot file; returns its index. The copy is read
-    /// in one read transaction on GRDB's reader queue: writers go on meanwhile.
+    /// Copies the views as they are into a new snapshot file; returns its index. The copy
+    /// (``ViewStore/copy(to:)``) holds the live rows without the pages that deletes freed, and is
+    /// taken while writers go on.
     func take() async throws -> UInt64 {
         let taking = directory + "/taking-\(UUID().uuidString.prefix(8)).sqlite"
-        // Copied and synced on GRDB's reader queue: tasks run on the event loops, which must not
-        // wait for the disk.
-        let index: UInt64 = try await views.pool.read { db in
-            let destination = try DatabaseQueue(path: taking)
-            try destination.writeWithoutTransaction { try db.backup(to: $0) }
-            try destination.close()
-            try ViewStore.syncFile(taking)
-            return try ViewStore.appliedIndex(db)
-        }
+        let index = try await views.copy(to: taking)
         if FileManager.default.fileExists(atPath: path(index)) {
             try FileManager.default.removeItem(atPath: taking)
         } else {

@@ -141,6 +141,48 @@ import Testing
         #expect(try views.dump() == ViewStore(path: snapshots.path(index)).dump())
     }
 
+    @Test("a snapshot holds the views' rows without the pages that history compaction freed")
+    func snapshotLeavesFreedPagesOut() async throws {
+        let dir = TemporaryDirectory()
+        let views = try ViewStore(path: dir.file("views.sqlite"))
+        // 2,000 relabels (each an intents row) of one host, then their compaction.
+        let labels = ["note": String(repeating: "x", count: 300)]
+        var records = [
+            Record(
+                at: 1_000, requestID: "h",
+                .hostAdded(HostAdded(name: "h1", region: "eu", cpus: 8, memoryBytes: 8 << 30)))
+        ]
+        for i in 1...2_000 {
+            records.append(
+                Record(
+                    at: 1_000 + Int64(i), requestID: "r\(i)", .hostLabelsSet(HostLabelsSet(name: "h1", labels: labels)))
+            )
+        }
+        records.append(Record(at: 9_000, .historyCompacted(HistoryCompacted(beforeIndex: 2_001))))
+        let entries = records.enumerated().map {
+            LogEntry(index: UInt64($0.offset + 1), term: 1, payload: $0.element.encoded())
+        }
+        #expect(try await views.apply(entries) == 2_002)
+        func pages(_ pool: some DatabaseReader) throws -> (count: Int, free: Int) {
+            try pool.read { db in
+                (try Int.fetchOne(db, sql: "PRAGMA page_count")!, try Int.fetchOne(db, sql: "PRAGMA freelist_count")!)
+            }
+        }
+        let live = try pages(views.pool)
+        #expect(live.free > 100, "the compaction freed \(live.free) pages")
+
+        let snapshots = try ViewSnapshots(
+            directory: dir.file("snapshots"), views: views, applied: IndexWatermark(), logger: .init(label: "test"))
+        let index = try await snapshots.take()
+        #expect(index == 2_002)
+        var readOnly = Configuration()
+        readOnly.readonly = true
+        let copy = try pages(try DatabaseQueue(path: snapshots.path(index), configuration: readOnly))
+        #expect(copy.free == 0)
+        #expect(copy.count <= live.count - live.free, "snapshot \(copy.count) pages, views \(live)")
+        #expect(try views.dump() == ViewStore(path: snapshots.path(index)).dump())
+    }
+
     @Test("pruning snapshots keeps the kept one's WAL and SHM files, and removes the others' with them")
     func pruneKeepsTheKeptSnapshotWhole() throws {
         let dir = TemporaryDirectory()

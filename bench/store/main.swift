@@ -12,6 +12,8 @@
 // 5. History compaction: those views' history (intents, VM events, placements) compacted as the
 //    leader does it, one `history.compacted` record per 10,000 rows of each table; all of them
 //    against step 3, which wrote that history.
+// 5b. A views snapshot of those compacted views: DWCP's copy (VACUUM INTO, the live rows only)
+//    against SQLite's backup API copying every page, free ones included; bytes and time.
 // 6. Node RSS: `dwcp serve` on that data directory (it rebuilds its views from the log at start),
 //    holding N VMs, after answering an aggregate over HTTP.
 import CLMDB
@@ -271,6 +273,57 @@ let compactingMilliseconds = compactionTimes.reduce(0, +)
 print("")
 print(
     "5. history compaction: \(compactionTimes.count) records of at most \(ViewStore.historyRowsPerCompaction) rows a table, each applied in \(String(format: "%.1f", median(compactionTimes))) ms (median; max \(String(format: "%.1f", compactionTimes.max() ?? 0)) ms); all of them \(String(format: "%.0f", compactingMilliseconds)) ms against \(String(format: "%.0f", writingMilliseconds)) ms to apply the \(records.count) records that wrote the history (ratio \(String(format: "%.2f", compactingMilliseconds / writingMilliseconds)))"
+)
+
+// MARK: 5b. A views snapshot after the compaction
+
+// What a member that catches up receives: DWCP's snapshot copy (`ViewStore.copy(to:)`, VACUUM
+// INTO) against the anchor, a page-for-page copy of the same views with SQLite's backup API
+// (what the file weighs, free pages included), both synced; rounds alternate.
+func fileBytes(_ path: String) -> Int {
+    ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue ?? 0
+}
+var snapshotTimes: [Double] = []
+var pageCopyTimes: [Double] = []
+var snapshotBytes = 0
+var pageCopyBytes = 0
+for round in 0..<rounds {
+    let snapshotPath = "\(scratch)/snapshot-\(round).sqlite"
+    let pageCopyPath = "\(scratch)/page-copy-\(round).sqlite"
+    for takesSnapshot in round % 2 == 0 ? [true, false] : [false, true] {
+        let start = ContinuousClock.now
+        if takesSnapshot {
+            let copied = try await views.copy(to: snapshotPath)
+            precondition(copied == compactionIndex - 1, "the snapshot holds index \(copied)")
+            snapshotTimes.append(seconds(ContinuousClock.now - start) * 1000)
+        } else {
+            try views.read { db in
+                let destination = try DatabaseQueue(path: pageCopyPath)
+                try destination.writeWithoutTransaction { try db.backup(to: $0) }
+                try destination.close()
+            }
+            try ViewStore.syncFile(pageCopyPath)
+            pageCopyTimes.append(seconds(ContinuousClock.now - start) * 1000)
+        }
+    }
+    snapshotBytes = fileBytes(snapshotPath)
+    pageCopyBytes = fileBytes(pageCopyPath) + fileBytes(pageCopyPath + "-wal")
+    for path in [snapshotPath, pageCopyPath, pageCopyPath + "-wal", pageCopyPath + "-shm"] {
+        try? FileManager.default.removeItem(atPath: path)
+    }
+}
+print("")
+print("5b. a views snapshot after the compaction (median of \(rounds) alternating rounds)")
+print("| copy | MiB | ms |")
+print("|---|---:|---:|")
+print(
+    "| page copy, SQLite backup API (anchor) | \(String(format: "%.1f", Double(pageCopyBytes) / 1_048_576)) | \(String(format: "%.0f", median(pageCopyTimes))) |"
+)
+print(
+    "| DWCP snapshot (VACUUM INTO) | \(String(format: "%.1f", Double(snapshotBytes) / 1_048_576)) | \(String(format: "%.0f", median(snapshotTimes))) |"
+)
+print(
+    "| ratio | \(String(format: "%.2f", Double(snapshotBytes) / Double(pageCopyBytes))) | \(String(format: "%.2f", median(snapshotTimes) / median(pageCopyTimes))) |"
 )
 
 // MARK: 6. Node RSS

@@ -108,11 +108,12 @@ extension Simulation {
         do {
             switch membershipPhase {
             case 0:
+                // Proposed first: a refused change (a leader yet to commit in its term) adds no node.
+                _ = try leader.raft!.proposeMembership(.addLearner(id: newID, address: "sim:\(newID)"))
                 let node = SimulatedNode(joining: newID)
                 nodes[newID] = node
                 nodeIDs.append(newID)
                 startNode(newID)
-                _ = try leader.raft!.proposeMembership(.addLearner(id: newID, address: "sim:\(newID)"))
                 trace("\(leader.id) adds learner \(newID)")
             case 1:
                 guard leader.raft!.membership.learners[newID] != nil else { return }

@@ -8,6 +8,8 @@ import Testing
 struct TestCluster {
     var members: [String: Raft] = [:]
     var cut: Set<String> = []
+    /// Kinds of message (``RaftMessage/Body/name``) lost on every link.
+    var dropped: Set<String> = []
     var applied: [String: [LogEntry]] = [:]
     var reads: [String: [RaftReadState]] = [:]
     var snapshots: [String: RaftSnapshotMeta] = [:]
@@ -60,7 +62,9 @@ struct TestCluster {
     }
 
     mutating func deliver(_ message: RaftMessage) {
-        guard members[message.to] != nil, !cut.contains(message.from), !cut.contains(message.to) else { return }
+        guard members[message.to] != nil, !cut.contains(message.from), !cut.contains(message.to),
+            !dropped.contains(message.body.name)
+        else { return }
         members[message.to]!.step(message)
     }
 
@@ -338,6 +342,32 @@ struct TestCluster {
         #expect(throws: ReplicationError.self) {
             try cluster.members[leader]!.proposeMembership(.remove(id: removed))
         }
+    }
+
+    @Test("a new leader proposes no membership change before it has committed an entry of its own term")
+    func membershipChangesWaitForTheLeadersFirstCommit() throws {
+        var cluster = TestCluster(["a", "b", "c"])
+        let first = cluster.electLeader()
+        // The next leader is elected, but its followers' acknowledgements are lost: its no-op,
+        // the first entry of its term, stays uncommitted.
+        cluster.cut = [first]
+        cluster.dropped = ["appendResponse"]
+        var second: String?
+        for _ in 0..<100 where second == nil {
+            cluster.tick()
+            second = cluster.leader.flatMap { $0 == first ? nil : $0 }
+        }
+        let leader = try #require(second)
+        let raft = cluster.members[leader]!
+        #expect(raft.committed < raft.lastIndex)
+        #expect(throws: ReplicationError.self) {
+            try cluster.members[leader]!.proposeMembership(.addLearner(id: "d", address: "addr-d"))
+        }
+        // Once its no-op commits, the change is taken.
+        cluster.dropped = []
+        cluster.tick(2)
+        #expect(cluster.leader == leader)
+        _ = try cluster.members[leader]!.proposeMembership(.addLearner(id: "d", address: "addr-d"))
     }
 
     @Test func aLearnerAddedToAQuietCompactedGroupCatchesUpBySnapshot() throws {

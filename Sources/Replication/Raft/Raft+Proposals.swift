@@ -33,12 +33,20 @@ extension Raft {
         send(.proposeResponse(id: requestID, index: first), to: follower)
     }
 
-    /// Proposes one membership change. Only one may be uncommitted at a time.
+    /// Proposes one membership change. Only one may be uncommitted at a time, and only once this
+    /// leader has committed an entry of its own term (its no-op): a change an earlier leader left
+    /// uncommitted may still be in some logs, and one server at a time is safe only if the two
+    /// changes cannot both take effect (the flaw of single-server changes that Ongaro described
+    /// in 2015; this is its fix).
     public mutating func proposeMembership(_ change: RaftMembershipChange) throws -> UInt64 {
         try checkCanPropose()
         guard membershipIndex <= log.committed else {
             throw ReplicationError(
                 .invalidChange, "a membership change (entry \(membershipIndex)) is still being committed; try again")
+        }
+        guard log.term(at: log.committed) == term else {
+            throw ReplicationError(
+                .invalidChange, "\(id) has not yet committed an entry of its term \(term); try again")
         }
         let next = try change.applied(to: membership)
         let payload = next.encoded()

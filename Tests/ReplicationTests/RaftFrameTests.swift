@@ -165,4 +165,35 @@ import Testing
         writer.u32(CRC32C.checksum(writer.bytes))
         #expect(throws: ReplicationError.self) { try RaftFrame(body: writer.bytes) }
     }
+
+    @Test("an index or term past Int64.max is malformed: an append at UInt64.max, a vote in term UInt64.max")
+    func positionsPastInt64AreRefused() throws {
+        let huge = UInt64(Int64.max) + 1
+        let bodies: [(UInt64, RaftMessage.Body)] = [
+            // The entry's index would be prevIndex + 1: it overflowed the decoder's arithmetic.
+            (
+                1,
+                .append(
+                    prevIndex: .max, prevTerm: 1, entries: [LogEntry(index: 0, term: 1, kind: .noop, payload: [])],
+                    commit: 0)
+            ),
+            (.max, .vote(lastIndex: 1, lastTerm: 1, transfer: false)),
+            (huge, .heartbeat(commit: 0, readContext: 1)),
+            (1, .heartbeat(commit: huge, readContext: 1)),
+            (1, .appendResponse(accepted: true, index: .max, hintIndex: 0, hintTerm: 0)),
+            (1, .snapshot(RaftSnapshotMeta(index: huge, term: 1, membership: Self.membership))),
+        ]
+        for (term, body) in bodies {
+            let frame = RaftFrame(group: "region", message: RaftMessage(from: "a", to: "b", term: term, body: body))
+            let bytes = Array(frame.encoded()[4...])
+            #expect(throws: ReplicationError.self, "\(body.name) in term \(term)") { try RaftFrame(body: bytes) }
+        }
+        // The largest allowed still round-trips.
+        let edge = RaftFrame(
+            group: "region",
+            message: RaftMessage(
+                from: "a", to: "b", term: UInt64(Int64.max), body: .heartbeat(commit: UInt64(Int64.max), readContext: 1)
+            ))
+        #expect(try RaftFrame(body: Array(edge.encoded()[4...])) == edge)
+    }
 }

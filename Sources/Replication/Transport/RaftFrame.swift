@@ -285,6 +285,13 @@ struct FrameReader {
     mutating func u8() throws -> UInt8 { try integer(UInt8.self) }
     mutating func u32() throws -> UInt32 { try integer(UInt32.self) }
     mutating func u64() throws -> UInt64 { try integer(UInt64.self) }
+    /// A log index or a term: at most `Int64.max`, as the views and the log keep them. A larger
+    /// one is no position a log reaches; refused here, it cannot overflow the arithmetic on it.
+    mutating func logPosition() throws -> UInt64 {
+        let value = try u64()
+        guard value <= UInt64(Int64.max) else { throw RaftFrame.malformed("a log index or term of \(value)") }
+        return value
+    }
     mutating func bool() throws -> Bool {
         switch try u8() {
         case 0: return false
@@ -305,7 +312,7 @@ struct FrameReader {
     mutating func content() throws -> RaftFrame.Content {
         let from = try string()
         let to = try string()
-        let term = try u64()
+        let term = try logPosition()
         let tag = try u8()
         if tag == RaftFrame.statusQuestionTag || tag == RaftFrame.statusAnswerTag {
             let id = try u64()
@@ -314,8 +321,9 @@ struct FrameReader {
                 return .memberStatus(MemberStatusExchange(from: from, to: to, id: id, status: nil))
             }
             let status = MemberStatus(
-                role: try string(), leader: try string(), term: term, lastIndex: try u64(), commitIndex: try u64(),
-                appliedIndex: try u64(), version: try string(), schemaVersion: try string())
+                role: try string(), leader: try string(), term: term, lastIndex: try logPosition(),
+                commitIndex: try logPosition(), appliedIndex: try logPosition(), version: try string(),
+                schemaVersion: try string())
             return .memberStatus(MemberStatusExchange(from: from, to: to, id: id, status: status))
         }
         if tag == RaftFrame.apiAddressTag {
@@ -323,7 +331,7 @@ struct FrameReader {
             return .memberAPIAddress(MemberAPIAddress(from: from, to: to, address: try string()))
         }
         guard tag != RaftFrame.chunkTag else {
-            let index = try u64()
+            let index = try logPosition()
             let offset = try u64()
             let total = try u64()
             let checksum = try u32()
@@ -342,22 +350,22 @@ struct FrameReader {
     mutating func message(from: String, to: String, term: UInt64, tag: UInt8) throws -> RaftMessage {
         let body: RaftMessage.Body
         switch tag {
-        case 1: body = .preVote(lastIndex: try u64(), lastTerm: try u64())
+        case 1: body = .preVote(lastIndex: try logPosition(), lastTerm: try logPosition())
         case 2: body = .preVoteResponse(granted: try bool())
-        case 3: body = .vote(lastIndex: try u64(), lastTerm: try u64(), transfer: try bool())
+        case 3: body = .vote(lastIndex: try logPosition(), lastTerm: try logPosition(), transfer: try bool())
         case 4: body = .voteResponse(granted: try bool())
         case 5:
-            let prevIndex = try u64()
-            let prevTerm = try u64()
-            let commit = try u64()
+            let prevIndex = try logPosition()
+            let prevTerm = try logPosition()
+            let commit = try logPosition()
             let count = Int(try u32())
             // Each entry takes at least 21 bytes: refuse a count the frame cannot hold.
             guard count <= remaining / 21 else { throw RaftFrame.malformed("an append claims \(count) entries") }
             var entries: [LogEntry] = []
             entries.reserveCapacity(count)
             for position in 0..<count {
-                let index = try u64()
-                let entryTerm = try u64()
+                let index = try logPosition()
+                let entryTerm = try logPosition()
                 let rawKind = try u8()
                 guard let kind = LogEntry.Kind(rawValue: rawKind) else {
                     throw RaftFrame.malformed("entry \(index) has unknown kind \(rawKind)")
@@ -369,17 +377,19 @@ struct FrameReader {
             }
             body = .append(prevIndex: prevIndex, prevTerm: prevTerm, entries: entries, commit: commit)
         case 6:
-            body = .appendResponse(accepted: try bool(), index: try u64(), hintIndex: try u64(), hintTerm: try u64())
-        case 7: body = .heartbeat(commit: try u64(), readContext: try u64())
+            body = .appendResponse(
+                accepted: try bool(), index: try logPosition(), hintIndex: try logPosition(),
+                hintTerm: try logPosition())
+        case 7: body = .heartbeat(commit: try logPosition(), readContext: try u64())
         case 8: body = .heartbeatResponse(readContext: try u64())
         case 9:
-            let index = try u64()
-            let snapshotTerm = try u64()
+            let index = try logPosition()
+            let snapshotTerm = try logPosition()
             let membership = try RaftMembership(decoding: try blob())
             body = .snapshot(RaftSnapshotMeta(index: index, term: snapshotTerm, membership: membership))
         case 10: body = .timeoutNow
         case 11: body = .readIndex(context: try u64())
-        case 12: body = .readIndexResponse(context: try u64(), index: try u64())
+        case 12: body = .readIndexResponse(context: try u64(), index: try logPosition())
         case 13:
             let id = try u64()
             let count = Int(try u32())
@@ -389,7 +399,7 @@ struct FrameReader {
             payloads.reserveCapacity(count)
             for _ in 0..<count { payloads.append(try blob()) }
             body = .propose(id: id, payloads: payloads)
-        case 14: body = .proposeResponse(id: try u64(), index: try u64())
+        case 14: body = .proposeResponse(id: try u64(), index: try logPosition())
         default: throw ReplicationError(.unknownMessage, "unknown message type \(tag)")
         }
         return RaftMessage(from: from, to: to, term: term, body: body)

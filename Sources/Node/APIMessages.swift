@@ -97,6 +97,13 @@ struct SQLRequest: Decodable {
         case maxRows = "max_rows"
     }
 
+    /// The row limit asked for (the node's own when none is given).
+    func rowLimit() throws -> Int? {
+        guard let maxRows else { return nil }
+        guard maxRows >= 1 else { throw NodeError(.invalid, "invalid max_rows \(maxRows): 1 or more") }
+        return maxRows
+    }
+
     /// The consistency asked for (linearizable when none is given).
     func readConsistency() throws -> ReadConsistency {
         guard let consistency else { return .linearizable }

@@ -173,6 +173,10 @@ extension Node {
     private func createVMsUnmeasured(_ vms: [VMCreated], requestID: String?, checkIndex: UInt64?) async throws
         -> (receipts: [IntentReceipt], refusal: NodeError?)
     {
+        // (Views keep log indexes as SQLite integers: a larger one is no index this log will reach.)
+        if let checkIndex, checkIndex > UInt64(Int64.max) {
+            throw NodeError(.invalid, "invalid check_index \(checkIndex): a log index is at most \(Int64.max)")
+        }
         let inline = vms.count <= Self.inlineBatchVMs
         if let requestID,
             let receipt = try await Self.compute(

@@ -199,7 +199,7 @@ public enum NodeAPI {
             try await handle {
                 let body = try await decode(SQLRequest.self, from: request)
                 let result = try await node.sql(
-                    body.query, maxRows: body.maxRows, consistency: try body.readConsistency())
+                    body.query, maxRows: try body.rowLimit(), consistency: try body.readConsistency())
                 let cells = result.rows.count * max(result.columns.count, 1)
                 return try await Node.compute(inline: cells <= Node.inlineResultCells) {
                     json(

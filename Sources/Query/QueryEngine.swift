@@ -141,7 +141,7 @@ public final class QueryEngine: Sendable {
         var rows: [[JSONValue]] = []
         let cursor = try Row.fetchCursor(statement, arguments: arguments)
         while let row = try cursor.next() {
-            if rows.count == maxRows {
+            if rows.count >= maxRows {
                 throw QueryError(
                     .tooManyRows, "the result has more than \(maxRows) rows; add a LIMIT or a WHERE clause")
             }

@@ -28,6 +28,14 @@ struct IntentOptions: ParsableArguments {
     var json = false
 
     var resolvedRequestID: String { requestID ?? UUID().uuidString.lowercased() }
+
+    /// `request_id=ID` for a URL's query, the id percent-encoded (an id may hold `&`, `#` or a
+    /// space, which would otherwise cut it short or break the URL).
+    var requestIDQuery: String {
+        var allowed = CharacterSet.urlQueryAllowed
+        allowed.remove(charactersIn: "&=+#")
+        return "request_id=" + (resolvedRequestID.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")
+    }
 }
 
 /// Parses `HOST:PORT` (``Validation/hostAndPort(_:)``), as a usage error when it is not one.

@@ -87,7 +87,7 @@ struct HostCommand: AsyncParsableCommand {
         func run() async throws {
             try usage { try Validation.name(name, what: "host") }
             let answer = try await client.client().call(
-                .DELETE, "/v1/hosts/\(name)?request_id=\(intent.resolvedRequestID)", retries: 3)
+                .DELETE, "/v1/hosts/\(name)?\(intent.requestIDQuery)", retries: 3)
             report(answer, json: intent.json) { "removed host \(name) at log index \($0)" }
         }
     }
@@ -99,6 +99,19 @@ func usage<T>(_ body: () throws -> T) throws -> T {
         return try body()
     } catch let error as NodeError {
         throw CLIError(.usage, error.message)
+    }
+}
+
+/// Runs the checks of a command's `validate()`: a refusal of the node's validation or of the
+/// CLI's own parsing becomes a `ValidationError`, the only error ArgumentParser reports from
+/// `validate()` as a usage error (exit status 64) rather than a failure.
+func validating(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as NodeError {
+        throw ValidationError(error.message)
+    } catch let error as CLIError {
+        throw ValidationError(error.message)
     }
 }
 

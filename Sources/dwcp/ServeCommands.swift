@@ -60,25 +60,33 @@ struct Serve: AsyncParsableCommand {
     var historyRetention = "7d"
 
     func validate() throws {
-        if !peer.isEmpty || join {
-            guard let listen else { throw ValidationError("--peer and --join need --listen HOST:PORT") }
-            _ = try parseAddress(listen)
-            for member in peer { _ = try parsePeer(member) }
-        } else if listen != nil {
-            throw ValidationError("--listen needs --peer ID@HOST:PORT (a new region) or --join")
+        try validating {
+            if !peer.isEmpty || join {
+                guard let listen else { throw ValidationError("--peer and --join need --listen HOST:PORT") }
+                _ = try parseAddress(listen)
+                var ids: Set<String> = []
+                for member in peer {
+                    let (id, _) = try parsePeer(member)
+                    guard ids.insert(id).inserted else { throw ValidationError("--peer names \(id) twice") }
+                }
+            } else if listen != nil {
+                throw ValidationError("--listen needs --peer ID@HOST:PORT (a new region) or --join")
+            }
+            guard (1...1_000_000_000).contains(snapshotEvery) else {
+                throw ValidationError("--snapshot-every must be 1 to 1000000000 (entries)")
+            }
+            guard (0...60_000).contains(followerApplyDelay) else {
+                throw ValidationError("--follower-apply-delay must be 0 to 60000 (milliseconds)")
+            }
+            _ = try parseRetention(historyRetention)
+            try Validation.name(nodeID, what: "node")
+            try Validation.name(region, what: "region")
+            guard Logger.Level(rawValue: logLevel) != nil else {
+                throw ValidationError("invalid log level '\(logLevel)'")
+            }
+            try agent.validate()
+            try runtime.validate()
         }
-        guard snapshotEvery >= 1 else { throw ValidationError("--snapshot-every must be 1 or more") }
-        guard (0...60_000).contains(followerApplyDelay) else {
-            throw ValidationError("--follower-apply-delay must be 0 to 60000 (milliseconds)")
-        }
-        _ = try parseRetention(historyRetention)
-        try Validation.name(nodeID, what: "node")
-        try Validation.name(region, what: "region")
-        guard Logger.Level(rawValue: logLevel) != nil else {
-            throw ValidationError("invalid log level '\(logLevel)'")
-        }
-        try agent.validate()
-        try runtime.validate()
     }
 
     func run() async throws {
@@ -236,10 +244,12 @@ struct HostAgentOptions: ParsableArguments {
     var vmPoolMemory = "256MiB"
 
     func validate() throws {
-        if let hostName { try Validation.name(hostName, what: "host") }
-        guard (0...64).contains(vmPool) else { throw ValidationError("invalid --vm-pool \(vmPool): use 0-64") }
-        let bytes = try ByteSize.parse(vmPoolMemory)
-        try Validation.vmMemory(bytes)
+        try validating {
+            if let hostName { try Validation.name(hostName, what: "host") }
+            guard (0...64).contains(vmPool) else { throw ValidationError("invalid --vm-pool \(vmPool): use 0-64") }
+            let bytes = try ByteSize.parse(vmPoolMemory)
+            try Validation.vmMemory(bytes)
+        }
     }
 
     func configuration(defaultName: String) throws -> HostAgentConfiguration? {

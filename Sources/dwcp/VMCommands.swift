@@ -40,6 +40,12 @@ struct VMCommand: AsyncParsableCommand {
         @OptionGroup var intent: IntentOptions
         @OptionGroup var client: ClientOptions
 
+        func validate() throws {
+            if let checkIndex, checkIndex > UInt64(Int64.max) {
+                throw ValidationError("invalid --check-index \(checkIndex): a log index is at most \(Int64.max)")
+            }
+        }
+
         func run() async throws {
             var fields = try spec.body()
             fields.append(("request_id", .string(intent.resolvedRequestID)))
@@ -121,7 +127,7 @@ struct VMCommand: AsyncParsableCommand {
         func run() async throws {
             try usage { try Validation.name(name, what: "VM") }
             let answer = try await client.client().call(
-                .DELETE, "/v1/vms/\(name)?request_id=\(intent.resolvedRequestID)", retries: 3)
+                .DELETE, "/v1/vms/\(name)?\(intent.requestIDQuery)", retries: 3)
             report(answer, json: intent.json) { "deleted VM \(name) at log index \($0)" }
         }
     }

@@ -139,6 +139,15 @@ import Testing
                 (.DELETE, "/v1/vms/ghost", nil, 404, "no VM named ghost"),
                 (.POST, "/v1/sql", #"{"query":"DELETE FROM vms"}"#, 400, "read-only"),
                 (.POST, "/v1/sql", #"{"query":"SELEC nonsense"}"#, 400, "syntax error"),
+                (.POST, "/v1/sql", #"{"query":"SELECT 1","max_rows":0}"#, 400, "invalid max_rows 0"),
+                (.POST, "/v1/sql", #"{"query":"SELECT 1","max_rows":-1}"#, 400, "invalid max_rows -1"),
+                (
+                    // Past what SQLite keeps of an index: refused, never committed (every member
+                    // would have to apply it).
+                    .POST, "/v1/vms",
+                    #"{"name":"x","cpus":1,"memory_bytes":268435456,"check_index":18446744073709551615}"#, 400,
+                    "invalid check_index 18446744073709551615"
+                ),
                 (.GET, "/v1/watch?from_index=0", nil, 400, "invalid from_index"),
                 (.GET, "/v1/watch?limit=x", nil, 400, "invalid limit"),
             ]

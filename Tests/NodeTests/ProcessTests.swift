@@ -237,6 +237,10 @@ func firstDifference(_ a: String, _ b: String) -> String {
             (["host", "add", "h", "--region", "eu", "--cpus", "4"], 64, "dwcp: "),
             (["vm", "frobnicate"], 64, "dwcp: "),
             (["watch", "--from-index", "0"], 64, "--from-index must be 1 or more"),
+            (
+                ["vm", "create", "x", "--cpus", "1", "--memory", "1GiB", "--check-index", "18446744073709551615"], 64,
+                "invalid --check-index 18446744073709551615"
+            ),
             (["sql", "DELETE FROM vms"], 1, "dwcp: refused: dwcp sql is read-only"),
             (["vm", "stop", "ghost"], 1, "dwcp: no VM named ghost"),
             (["host", "remove", "ghost"], 1, "dwcp: no host named ghost"),
@@ -257,6 +261,7 @@ func firstDifference(_ a: String, _ b: String) -> String {
         for (flag, values) in [
             ("--follower-apply-delay", ["60001", "soon"]),
             ("--history-retention", ["7", "5s", "1w", "-1d", "99999999d", ""]),
+            ("--snapshot-every", ["0", "1000000001", "-5"]),
         ] {
             for value in values {
                 let (status, _, stderr) = try await runCLI(
@@ -266,6 +271,23 @@ func firstDifference(_ a: String, _ b: String) -> String {
                 #expect(stderr.hasPrefix("dwcp: ") && stderr.contains(flag), "\(stderr)")
                 #expect(stderr.split(separator: "\n").count == 1, "\(stderr)")
             }
+        }
+        // Refusals that come from the node's own validation are usage errors too (status 64).
+        let serve = ["serve", "--data-dir", dir.file("serve"), "--region", "eu"]
+        for (arguments, message) in [
+            (["--node-id", "N1"], "invalid node name 'N1'"),
+            (["--node-id", "n1", "--region", "EU!"], "invalid region name"),
+            (
+                ["--node-id", "n1", "--listen", "127.0.0.1:1", "--peer", "n2@127.0.0.1:2", "--peer", "n2@127.0.0.1:3"],
+                "--peer names n2 twice"
+            ),
+            (["--node-id", "n1", "--listen", "127.0.0.1:1", "--peer", "N2@127.0.0.1:2"], "invalid node name 'N2'"),
+            (["--node-id", "n1", "--vm-pool-memory", "3KiB"], "dwcp: "),
+        ] {
+            let (status, _, stderr) = try await runCLI(serve + arguments, in: dir)
+            #expect(status == 64, "\(arguments): \(stderr)")
+            #expect(stderr.hasPrefix("dwcp: ") && stderr.contains(message), "\(arguments): \(stderr)")
+            #expect(stderr.split(separator: "\n").count == 1, "\(arguments): \(stderr)")
         }
         for (server, message) in [
             ("https://\(server)", "no TLS yet"), ("ftp://\(server)", "invalid address 'ftp://"),
@@ -312,6 +334,13 @@ func firstDifference(_ a: String, _ b: String) -> String {
         #expect(out.contains("applied index 3"))
         #expect(
             out.contains("version       \(Node.version)") && out.contains("views schema  \(Schema.version)"), "\(out)")
+        // A request id travels whole in a URL's query, whatever it holds.
+        (status, out, err) = try await runCLI(
+            ["vm", "delete", "web-1", "--request-id", "retry 1&x=#2+"] + server, in: dir)
+        #expect(status == 0, "\(err)")
+        (status, out, _) = try await runCLI(
+            ["sql", "SELECT request_id FROM intents WHERE kind = 'vm.delete'", "--format", "csv"] + server, in: dir)
+        #expect(out == "request_id\r\nretry 1&x=#2+\r\n", "\(out)")
         node.kill(SIGTERM)
         #expect(try await node.waitForExit() == 0)
     }

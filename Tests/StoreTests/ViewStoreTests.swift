@@ -188,6 +188,21 @@ typealias Record = Store.Record
         #expect(hosts == ["h1", "h2"])
     }
 
+    @Test("a VM created with a check index past what SQLite holds applies like any other (no trap on any member)")
+    func checkIndexPastInt64() throws {
+        let dir = TemporaryDirectory()
+        var vm = VMCreated(name: "web-9", region: "eu", cpus: 1, memoryBytes: 1 << 30, image: "builtin:hello")
+        vm.checkIndex = .max
+        let views = try ViewStore(path: dir.file("views.sqlite"))
+        #expect(try views.apply(Self.entries(Self.history + [Record(at: 9_000, requestID: "z", .vmCreated(vm))])) == 12)
+        let body = try views.read { db in
+            try String.fetchOne(db, sql: "SELECT payload FROM intents WHERE request_id = 'z'")
+        }
+        #expect(body?.contains(#""check_index":9223372036854775807"#) == true, "\(body ?? "no intent")")
+        #expect(
+            try views.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM vms WHERE name = 'web-9'") } == 1)
+    }
+
     @Test("a gap in the entries is refused")
     func gap() throws {
         let dir = TemporaryDirectory()

@@ -85,7 +85,7 @@ public struct VMCreated: Sendable, Equatable {
         if let antiAffinity { members.append(("anti_affinity", .string(antiAffinity))) }
         if let affinityGroup { members.append(("affinity_group", .string(affinityGroup))) }
         if let placementPolicy { members.append(("placement_policy", .string(placementPolicy))) }
-        if let checkIndex { members.append(("check_index", .int(Int64(checkIndex)))) }
+        if let checkIndex { members.append(("check_index", .int(Int64(clamping: checkIndex)))) }
         return members
     }
 }

@@ -175,7 +175,8 @@ enum ViewApplier {
                 let changed =
                     try Int64.fetchOne(
                         db.cachedStatement(sql: "SELECT placement_index FROM dwcp_state WHERE id = 1")) ?? 0
-                if changed > Int64(checked) {
+                // (Compared as unsigned: a record's check index may be past what SQLite holds.)
+                if UInt64(max(changed, 0)) > checked {
                     return .rejected(
                         "placement inputs changed at log index \(changed), after the checked index \(checked); plan again"
                     )

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Replication
 import Store
 
@@ -31,12 +32,22 @@ extension ViewSnapshots {
     }
 
     /// Takes one chunk of a snapshot on its way here. Chunks arrive in order on one connection; a
-    /// gap, a new snapshot or a checksum mismatch starts over. Returns true when the chunk completed
-    /// an intact snapshot, now at `received-INDEX.sqlite`.
+    /// gap, a new snapshot or a checksum mismatch starts over, and a snapshot larger than the free
+    /// space is refused at its first chunk. Returns true when the chunk completed an intact
+    /// snapshot (``checkReceived(_:)``), now at `received-INDEX.sqlite`; Raft hears of nothing else,
+    /// so a damaged file never replaces the log and the views.
     func receive(_ chunk: SnapshotChunk) -> Bool {
         let outcome: Result<Bool, NodeError> = incoming.withLock { incoming in
             if chunk.offset == 0 {
                 if let previous = incoming { close(previous.descriptor) }
+                incoming = nil
+                if let free = freeBytes(), chunk.totalBytes > free {
+                    return .failure(
+                        NodeError(
+                            .unavailable,
+                            "snapshot \(chunk.index) from \(chunk.from) (\(chunk.totalBytes) bytes) does not fit: \(free) bytes free in \(directory)"
+                        ))
+                }
                 let path = directory + "/incoming-\(chunk.index).sqlite"
                 let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
                 guard descriptor >= 0 else {
@@ -82,13 +93,65 @@ extension ViewSnapshots {
             return .success(true)
         }
         switch outcome {
-        case .success(let complete):
-            if complete { logger.info("received views snapshot \(chunk.index) from \(chunk.from)") }
-            return complete
+        case .success(false):
+            return false
+        case .success(true):
+            do {
+                try checkReceived(chunk.index)
+            } catch {
+                try? FileManager.default.removeItem(atPath: receivedPath(chunk.index))
+                logger.warning("snapshot \(chunk.index) from \(chunk.from) is refused: \(error)")
+                return false
+            }
+            logger.info("received views snapshot \(chunk.index) from \(chunk.from)")
+            return true
         case .failure(let error):
             logger.warning("\(error.message)")
             return false
         }
+    }
+
+    /// Checks a snapshot that arrived whole before Raft hears of it: a views file SQLite reads
+    /// through (`PRAGMA quick_check`), at the index it was sent as, of a schema this build
+    /// installs (its own, or an earlier one it upgrades). The checksum only shows the bytes are
+    /// the ones the leader sent.
+    func checkReceived(_ index: UInt64) throws {
+        let path = receivedPath(index)
+        var configuration = Configuration()
+        configuration.readonly = true
+        let problems: [String]
+        do {
+            problems = try DatabaseQueue(path: path, configuration: configuration).read { db in
+                try String.fetchAll(db, sql: "PRAGMA quick_check")
+            }
+        } catch {
+            throw NodeError(.invalid, "it is not a views file SQLite can read", cause: error)
+        }
+        guard problems == ["ok"] else {
+            throw NodeError(.invalid, "SQLite finds it damaged: \(problems.prefix(3).joined(separator: "; "))")
+        }
+        let description: Description
+        do {
+            description = try Self.describe(path: path)
+        } catch {
+            throw NodeError(.invalid, "it does not describe itself as a views snapshot", cause: error)
+        }
+        guard description.index == index else {
+            throw NodeError(.invalid, "it holds the views at index \(description.index), not \(index)")
+        }
+        guard ViewStore.installs(schemaVersion: description.schemaVersion) else {
+            throw NodeError(
+                .invalid,
+                "its views schema version \(description.schemaVersion) is not one this dwcp (\(ViewStore.schemaVersion)) installs"
+            )
+        }
+    }
+
+    /// The bytes free for an unprivileged writer where snapshots are received (nil if unknown).
+    private func freeBytes() -> UInt64? {
+        var stats = statvfs()
+        guard statvfs(directory, &stats) == 0 else { return nil }
+        return UInt64(stats.f_bavail) * UInt64(stats.f_frsize)
     }
 
     /// Whether an intact snapshot at `index` has arrived and waits to be installed.

@@ -18,6 +18,9 @@ extension ViewStore {
             + files.map(\.name).joined(separator: ", ")
     }
 
+    /// Whether views of schema `version` are this build's or of an earlier one it upgrades.
+    public static func installs(schemaVersion version: String) -> Bool { Schema.filesToUpgrade(from: version) != nil }
+
     /// The name prefix of the copy ``upgradeFile(at:)`` works on, beside the file; a crash can
     /// leave one behind, for the directory's owner to remove.
     public static let upgradingPrefix = "upgrading-"

@@ -1,0 +1,129 @@
+import Foundation
+import GRDB
+import Replication
+import TestSupport
+import Testing
+
+@testable import Node
+@testable import Store
+
+/// A snapshot on its way to a member: chunks taken in order, and only an intact views file at the
+/// index it was sent as is kept for Raft to install.
+@Suite struct SnapshotTransferTests {
+    /// A member's snapshots directory, and the bytes of a snapshot of a few records' views, taken
+    /// by another member at index 11.
+    static func setUp(_ dir: TemporaryDirectory) async throws -> (ViewSnapshots, [UInt8]) {
+        let sender = try ViewStore(path: dir.file("sender.sqlite"))
+        var records = [
+            Record(
+                at: 1, requestID: "h", .hostAdded(HostAdded(name: "h1", region: "eu", cpus: 8, memoryBytes: 8 << 30)))
+        ]
+        for i in 1...10 {
+            records.append(
+                Record(
+                    at: 1 + Int64(i), requestID: "r\(i)",
+                    .hostLabelsSet(HostLabelsSet(name: "h1", labels: ["n": "\(i)"]))))
+        }
+        let entries = records.enumerated().map {
+            LogEntry(index: UInt64($0.offset + 1), term: 1, payload: $0.element.encoded())
+        }
+        _ = try await sender.apply(entries)
+        let copied = try await sender.copy(to: dir.file("sent.sqlite"))
+        #expect(copied == 11)
+        let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: dir.file("sent.sqlite"))))
+        let receiver = try ViewSnapshots(
+            directory: dir.file("snapshots"), views: try ViewStore(path: dir.file("views.sqlite")),
+            applied: IndexWatermark(), logger: .init(label: "test"))
+        return (receiver, bytes)
+    }
+
+    /// `bytes` as 4 KiB chunks of snapshot `index`, with the checksum of `checksummed` (the bytes
+    /// themselves unless told otherwise).
+    static func chunks(_ bytes: [UInt8], index: UInt64 = 11, checksummed: [UInt8]? = nil) -> [SnapshotChunk] {
+        let checksum = CRC32C.checksum(checksummed ?? bytes)
+        return stride(from: 0, to: bytes.count, by: 4096).map { offset in
+            SnapshotChunk(
+                from: "n1", to: "n2", index: index, term: 2, offset: UInt64(offset), totalBytes: UInt64(bytes.count),
+                checksum: checksum, data: Array(bytes[offset..<min(offset + 4096, bytes.count)]))
+        }
+    }
+
+    /// Feeds `chunks` in order; what `receive` answered for each.
+    static func feed(_ chunks: [SnapshotChunk], to snapshots: ViewSnapshots) -> [Bool] {
+        chunks.map { snapshots.receive($0) }
+    }
+
+    @Test("an intact snapshot is kept when its last chunk arrives, and only then")
+    func intactSnapshotIsKept() async throws {
+        let dir = TemporaryDirectory()
+        let (snapshots, bytes) = try await Self.setUp(dir)
+        let chunks = Self.chunks(bytes)
+        try #require(chunks.count >= 3)
+        #expect(Self.feed(chunks, to: snapshots) == Array(repeating: false, count: chunks.count - 1) + [true])
+        #expect(snapshots.hasReceived(11))
+        #expect(try ViewSnapshots.describe(path: snapshots.receivedPath(11)).index == 11)
+    }
+
+    @Test("a flipped byte, a gap, or a chunk of another transfer never yields a snapshot; a clean resend does")
+    func damagedTransfersAreDropped() async throws {
+        let dir = TemporaryDirectory()
+        let (snapshots, bytes) = try await Self.setUp(dir)
+        var flipped = Self.chunks(bytes)
+        flipped[1].data[7] ^= 0x20
+        #expect(!Self.feed(flipped, to: snapshots).contains(true))
+        #expect(!snapshots.hasReceived(11))
+
+        var gap = Self.chunks(bytes)
+        gap.remove(at: 1)
+        #expect(!Self.feed(gap, to: snapshots).contains(true))
+        #expect(!snapshots.hasReceived(11))
+
+        // A transfer under way is dropped when another starts: its later chunks are not taken.
+        let first = Self.chunks(bytes)
+        #expect(snapshots.receive(first[0]) == false)
+        var other = Self.chunks(bytes, index: 12)[0]
+        other.from = "n3"
+        #expect(snapshots.receive(other) == false)
+        #expect(!Self.feed(Array(first.dropFirst()), to: snapshots).contains(true))
+        #expect(!snapshots.hasReceived(11))
+
+        #expect(Self.feed(Self.chunks(bytes), to: snapshots).last == true)
+        #expect(snapshots.hasReceived(11))
+    }
+
+    @Test(
+        "bytes that arrive as sent but are no views file, or the views of another index, are refused before Raft hears of them"
+    )
+    func wholeButWrongFilesAreRefused() async throws {
+        let dir = TemporaryDirectory()
+        let (snapshots, bytes) = try await Self.setUp(dir)
+        // Not a database: checksummed right, so only the check of the file itself refuses it.
+        var garbage = [UInt8](repeating: 0, count: 3 * 4096)
+        for i in garbage.indices { garbage[i] = UInt8(truncatingIfNeeded: i &* 31 &+ 7) }
+        #expect(!Self.feed(Self.chunks(garbage), to: snapshots).contains(true))
+        #expect(!snapshots.hasReceived(11))
+        // A database damaged inside (a page of the middle zeroed), checksummed as it is.
+        var damaged = bytes
+        let page = 4096 * (bytes.count / 4096 / 2)
+        for i in page..<(page + 4096) { damaged[i] = 0 }
+        #expect(!Self.feed(Self.chunks(damaged), to: snapshots).contains(true))
+        #expect(!snapshots.hasReceived(11))
+        // An intact snapshot sent as another index.
+        #expect(!Self.feed(Self.chunks(bytes, index: 12), to: snapshots).contains(true))
+        #expect(!snapshots.hasReceived(12))
+        // What the directory holds after all that: nothing received, nothing half-written kept.
+        let left = try FileManager.default.contentsOfDirectory(atPath: dir.file("snapshots"))
+        #expect(!left.contains { $0.hasPrefix("received-") }, "\(left)")
+    }
+
+    @Test("a snapshot larger than the free space is refused at its first chunk, and nothing is written")
+    func oversizedSnapshotIsRefused() async throws {
+        let dir = TemporaryDirectory()
+        let (snapshots, _) = try await Self.setUp(dir)
+        let chunk = SnapshotChunk(
+            from: "n1", to: "n2", index: 11, term: 2, offset: 0, totalBytes: 1 << 60, checksum: 0, data: [1, 2, 3])
+        #expect(snapshots.receive(chunk) == false)
+        let left = try FileManager.default.contentsOfDirectory(atPath: dir.file("snapshots"))
+        #expect(left.isEmpty, "\(left)")
+    }
+}

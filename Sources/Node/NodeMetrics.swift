@@ -32,6 +32,8 @@ public final class NodeMetrics: Sendable {
     let snapshotsInstalled: CoreMetrics.Counter
     /// `history.compacted` records this node proposed as leader.
     let historyCompactions: CoreMetrics.Counter
+    /// Proposals a member forwarded that the leader refused because they were no record.
+    let forwardsRefused: CoreMetrics.Counter
     /// 1 while this node leads and keeps history past its retention because a member does not
     /// answer, or answers with views that cannot apply the record; else 0.
     let historyCompactionHeldBack: CoreMetrics.Gauge
@@ -72,6 +74,7 @@ public final class NodeMetrics: Sendable {
         snapshotsSent = CoreMetrics.Counter(label: "dwcp_raft_snapshots_sent_total", factory: factory)
         snapshotsInstalled = CoreMetrics.Counter(label: "dwcp_raft_snapshots_installed_total", factory: factory)
         historyCompactions = CoreMetrics.Counter(label: "dwcp_history_compactions_total", factory: factory)
+        forwardsRefused = CoreMetrics.Counter(label: "dwcp_raft_forwards_refused_total", factory: factory)
         historyCompactionHeldBack = CoreMetrics.Gauge(label: "dwcp_history_compaction_held_back", factory: factory)
         proposalsRetried = Dictionary(
             uniqueKeysWithValues: ProposalRetry.allCases.map { reason in

@@ -444,6 +444,13 @@ public final class RaftConsensus: Consensus {
             guard frame.group == group, frame.recipient == nodeID else { return }
             switch frame.content {
             case .message(let message):
+                if case .propose(let id, let payloads) = message.body, !recordsDecode(payloads) {
+                    // Appended, it would stop every member at apply: the sender is told no.
+                    logger.warning("\(group): \(frame.sender) forwarded a proposal that is no record; refused")
+                    refuseForward(id, to: frame.sender)
+                    metrics.forwardsRefused.increment()
+                    return
+                }
                 if case .snapshot = message.body {
                     snapshotFrameQueue.yield(frame.content)
                 } else {
@@ -588,6 +595,19 @@ public final class RaftConsensus: Consensus {
             guard let address = known[message.to] else { continue }
             transport.send(RaftFrame(group: group, message: message), to: address)
         }
+    }
+
+    /// Whether every payload a member forwarded reads as a record this build knows (one that does
+    /// not would stop every member at apply once committed).
+    func recordsDecode(_ payloads: [[UInt8]]) -> Bool {
+        payloads.allSatisfy { (try? Record(decoding: $0)) != nil }
+    }
+
+    /// Tells `member` that its forwarded proposal `id` was not appended, as Raft answers one it
+    /// cannot take.
+    func refuseForward(_ id: UInt64, to member: String) {
+        let term = state.withLock { $0.term }
+        send([RaftMessage(from: nodeID, to: member, term: term, body: .proposeResponse(id: id, index: 0))])
     }
 
     func noteStatus() {

@@ -12,28 +12,10 @@ import Testing
     )
     func lostAddressIsAskedFor() async throws {
         let dir = TemporaryDirectory()
-        let ids = ["n1", "n2", "n3"]
-        let ports = try ids.map { _ in try closedPort() }
-        let peers = Dictionary(uniqueKeysWithValues: zip(ids, ports.map { "127.0.0.1:\($0)" }))
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        let nodes = try zip(ids, ports).map { id, port in
-            var configuration = NodeConfiguration(dataDirectory: dir.file(id), nodeID: id, region: "eu", apiPort: 0)
-            configuration.replication = ReplicationConfiguration(
-                listenHost: "127.0.0.1", listenPort: port, peers: peers)
-            return try Node(configuration: configuration, logger: logger)
-        }
         // Three members in this process; no HTTP APIs run, so each says an address of its own.
-        let apis = Dictionary(uniqueKeysWithValues: ids.map { ($0, "127.0.0.1:\(9_000 + ids.firstIndex(of: $0)!)") })
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for node in nodes { group.addTask { try await node.run() } }
-            defer { group.cancelAll() }
+        let apis = ["n1": "127.0.0.1:9000", "n2": "127.0.0.1:9001", "n3": "127.0.0.1:9002"]
+        try await withThreeMembers(dir) { nodes, _ in
             for node in nodes { node.raft!.advertiseAPI(apis[node.configuration.nodeID]!) }
-            let agreed = try await waitUntil {
-                let leaders = Set(nodes.map { $0.raft!.status.leader })
-                return leaders.count == 1 && leaders.first! != nil
-            }
-            try #require(agreed, "no leader all three agree on")
             let leader = nodes[0].raft!.status.leader!
             let follower = try #require(nodes.first { $0.configuration.nodeID != leader }).raft!
             try #require(try await waitUntil { follower.apiAddress(of: leader) == apis[leader] })

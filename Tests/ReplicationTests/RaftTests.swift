@@ -464,6 +464,20 @@ struct TestCluster {
         lonely.settle()
     }
 
+    @Test("a proposal forwarded by a node that is not a member is refused, and nothing is appended")
+    func strangersCannotForward() throws {
+        var cluster = TestCluster(["a", "b", "c"])
+        let leader = cluster.electLeader()
+        let before = cluster.members[leader]!.lastIndex
+        let term = cluster.members[leader]!.term
+        cluster.members[leader]!.step(
+            RaftMessage(from: "zz", to: leader, term: term, body: .propose(id: 9, payloads: [Array("x".utf8)])))
+        let ready = cluster.members[leader]!.takeReady()
+        let answers = (ready.messages + ready.messagesAfterPersist).filter { $0.to == "zz" }
+        #expect(answers.map(\.body) == [.proposeResponse(id: 9, index: 0)])
+        #expect(ready.entries.isEmpty && cluster.members[leader]!.lastIndex == before)
+    }
+
     @Test func membershipPayloadsRoundTripAndRejectGarbage() throws {
         let membership = RaftMembership(voters: ["a": "h:1", "b": "h:2"], learners: ["c": "h:3"])
         #expect(try RaftMembership(decoding: membership.encoded()) == membership)

@@ -22,9 +22,10 @@ extension Raft {
         send(.propose(id: requestID, payloads: payloads), to: leader)
     }
 
-    /// On the leader: appends a follower's forwarded proposal and tells it where it landed.
+    /// On the leader: appends a member's forwarded proposal and tells it where it landed. One from
+    /// a node that is not a member is refused (index 0).
     mutating func handleForwardedProposal(from follower: String, id requestID: UInt64, payloads: [[UInt8]]) {
-        guard !payloads.isEmpty, (try? checkCanPropose()) != nil else {
+        guard !payloads.isEmpty, membership.contains(follower), (try? checkCanPropose()) != nil else {
             send(.proposeResponse(id: requestID, index: 0), to: follower)
             return
         }

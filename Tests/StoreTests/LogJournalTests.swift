@@ -159,6 +159,34 @@ import Testing
         #expect(try reopened.entries(in: 1...10) == entries(1...3) + entries(4...4, term: 2))
     }
 
+    @Test("a damaged record with a whole one after it is damage, not a torn write: the log does not open")
+    func damagedRecordInTheMiddle() async throws {
+        let dir = TemporaryDirectory()
+        let secondEnd: Int
+        do {
+            let log = try openStore(dir)
+            try await log.append(entries(1...3))
+            try await log.append(entries(4...6))
+            secondEnd = log.cursor.withLock { $0.offset }
+            try await log.append(entries(7...9))
+            log.closeWithoutCheckpoint()
+        }
+        let journal = try FileHandle(forUpdating: URL(fileURLWithPath: dir.file("log/region.journal")))
+        try journal.seek(toOffset: UInt64(secondEnd - 1))
+        let byte = try #require(try journal.read(upToCount: 1)).first!
+        try journal.seek(toOffset: UInt64(secondEnd - 1))
+        try journal.write(contentsOf: [byte ^ 0x01])
+        try journal.close()
+
+        do {
+            _ = try openStore(dir)
+            Issue.record("a log whose journal lost an acknowledged record in its middle opened")
+        } catch let error as StoreError {
+            #expect(error.code == .journal)
+            #expect(error.message.contains("record 2 fails its checksum, yet record 3 after it is whole"), "\(error)")
+        }
+    }
+
     @Test("a record's size is known before it is encoded")
     func payloadSize() {
         let operations: [LogWriter.Operation] = [

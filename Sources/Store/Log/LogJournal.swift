@@ -78,6 +78,10 @@ final class LogJournal: Sendable {
     /// The payloads of the records that follow `sequence` without a gap, from the start of the file.
     /// Records are read one by one up to the end of the file, which may be longer than `capacity`
     /// when an earlier run had a larger one; after a clean close the first header already stops it.
+    /// A record that fails its checksum ends them: the last one, torn by a crash while it was
+    /// written, was never acknowledged. One followed by the next record whole is damage, not a
+    /// torn write (each record is synced before the next is written): an error, since the
+    /// acknowledged writes it holds would be lost.
     func records(after sequence: UInt64) throws -> [(sequence: UInt64, payload: [UInt8])] {
         var info = stat()
         guard fstat(descriptor, &info) == 0 else { throw Self.failure("cannot stat the journal \(path)") }
@@ -85,27 +89,42 @@ final class LogJournal: Sendable {
         var result: [(sequence: UInt64, payload: [UInt8])] = []
         var offset = 0
         var expected = sequence + 1
-        var header = [UInt8](repeating: 0, count: Self.headerSize)
-        while offset + Self.headerSize <= size, try read(into: &header, at: offset) {
-            let (magic, recordSequence, length, stored) = header.withUnsafeBytes { raw in
-                (
-                    raw.loadLittleEndian(UInt32.self, at: 0), raw.loadLittleEndian(UInt64.self, at: 4),
-                    Int(raw.loadLittleEndian(UInt32.self, at: 12)), raw.loadLittleEndian(UInt32.self, at: 16)
-                )
+        while let record = try readRecord(at: offset, size: size), record.sequence == expected {
+            guard record.intact else {
+                let next = try readRecord(at: offset + Self.headerSize + record.payload.count, size: size)
+                if let next, next.sequence == expected + 1, next.intact {
+                    throw StoreError(
+                        .journal,
+                        "the journal \(path) is damaged: record \(expected) fails its checksum, yet record \(expected + 1) after it is whole; it holds acknowledged writes, so the log does not open (give this member an empty data directory and add it to the region again)"
+                    )
+                }
+                break
             }
-            guard magic == Self.magic, recordSequence == expected, offset + Self.headerSize + length <= size
-            else { break }
-            var payload = [UInt8](repeating: 0, count: length)
-            guard try read(into: &payload, at: offset + Self.headerSize) else { break }
-            let checksum = header.withUnsafeBytes { header in
-                payload.withUnsafeBytes { Self.checksum(header: header, payload: $0) }
-            }
-            guard stored == checksum else { break }
-            result.append((expected, payload))
+            result.append((expected, record.payload))
             expected += 1
-            offset += Self.headerSize + length
+            offset += Self.headerSize + record.payload.count
         }
         return result
+    }
+
+    /// The record at `offset`: its sequence, its payload, and whether it passes its checksum; nil
+    /// when none starts there (no magic, or it runs past the end of the file).
+    private func readRecord(at offset: Int, size: Int) throws -> (sequence: UInt64, payload: [UInt8], intact: Bool)? {
+        var header = [UInt8](repeating: 0, count: Self.headerSize)
+        guard offset + Self.headerSize <= size, try read(into: &header, at: offset) else { return nil }
+        let (magic, sequence, length, stored) = header.withUnsafeBytes { raw in
+            (
+                raw.loadLittleEndian(UInt32.self, at: 0), raw.loadLittleEndian(UInt64.self, at: 4),
+                Int(raw.loadLittleEndian(UInt32.self, at: 12)), raw.loadLittleEndian(UInt32.self, at: 16)
+            )
+        }
+        guard magic == Self.magic, offset + Self.headerSize + length <= size else { return nil }
+        var payload = [UInt8](repeating: 0, count: length)
+        guard try read(into: &payload, at: offset + Self.headerSize) else { return nil }
+        let checksum = header.withUnsafeBytes { header in
+            payload.withUnsafeBytes { Self.checksum(header: header, payload: $0) }
+        }
+        return (sequence, payload, stored == checksum)
     }
 
     /// A record's checksum: its sequence and length (bytes 4..<16 of `header`), then its payload.

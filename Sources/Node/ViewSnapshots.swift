@@ -74,17 +74,26 @@ public final class ViewSnapshots: Sendable {
                 let row = try Row.fetchOne(
                     db, sql: "SELECT applied_index, applied_term, schema_version FROM dwcp_state WHERE id = 1")
             else { throw NodeError(.internal, "snapshot \(path) has no state row") }
+            // (Read as optionals and checked: a damaged or foreign file must not trap.)
+            func value<T: DatabaseValueConvertible>(_ row: Row, _ column: String) -> T? {
+                T.fromDatabaseValue(row[column] as DatabaseValue)
+            }
+            guard let index = (value(row, "applied_index") as Int64?).flatMap(UInt64.init(exactly:)),
+                let term = (value(row, "applied_term") as Int64?).flatMap(UInt64.init(exactly:)),
+                let schemaVersion: String = value(row, "schema_version")
+            else { throw NodeError(.invalid, "snapshot \(path) has no valid index, term and schema version") }
             var membership = MembershipRecord()
             for member in try Row.fetchAll(db, sql: "SELECT id, address, role FROM members") {
-                if (member["role"] as String) == "voter" {
-                    membership.voters[member["id"]] = member["address"]
+                guard let id: String = value(member, "id"), let address: String = value(member, "address"),
+                    let role: String = value(member, "role")
+                else { throw NodeError(.invalid, "snapshot \(path) has a member row without id, address or role") }
+                if role == "voter" {
+                    membership.voters[id] = address
                 } else {
-                    membership.learners[member["id"]] = member["address"]
+                    membership.learners[id] = address
                 }
             }
-            return Description(
-                index: UInt64(row["applied_index"] as Int64), term: UInt64(row["applied_term"] as Int64),
-                schemaVersion: row["schema_version"], membership: membership)
+            return Description(index: index, term: term, schemaVersion: schemaVersion, membership: membership)
         }
     }
 

@@ -108,6 +108,16 @@ import Testing
         for i in page..<(page + 4096) { damaged[i] = 0 }
         #expect(!Self.feed(Self.chunks(damaged), to: snapshots).contains(true))
         #expect(!snapshots.hasReceived(11))
+        // A views file whose state row holds no log index (written by hand, or damaged past what
+        // quick_check sees): refused, not a trap.
+        let crafted = dir.file("crafted.sqlite")
+        try Data(bytes).write(to: URL(fileURLWithPath: crafted))
+        try await DatabaseQueue(path: crafted).write { db in
+            try db.execute(sql: "UPDATE dwcp_state SET applied_index = -1")
+        }
+        let craftedBytes = Array(try Data(contentsOf: URL(fileURLWithPath: crafted)))
+        #expect(!Self.feed(Self.chunks(craftedBytes), to: snapshots).contains(true))
+        #expect(!snapshots.hasReceived(11))
         // An intact snapshot sent as another index.
         #expect(!Self.feed(Self.chunks(bytes, index: 12), to: snapshots).contains(true))
         #expect(!snapshots.hasReceived(12))

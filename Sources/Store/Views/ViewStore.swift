@@ -128,7 +128,11 @@ public final class ViewStore: Sendable {
 
     /// The applied index, read in `db`'s transaction.
     public static func appliedIndex(_ db: Database) throws -> UInt64 {
-        UInt64(try Int64.fetchOne(db.cachedStatement(sql: "SELECT applied_index FROM dwcp_state WHERE id = 1")) ?? 0)
+        let stored = try Int64.fetchOne(db.cachedStatement(sql: "SELECT applied_index FROM dwcp_state WHERE id = 1"))
+        guard let index = UInt64(exactly: stored ?? 0) else {
+            throw StoreError(.views, "the views' applied_index \(stored ?? 0) is no log index")
+        }
+        return index
     }
 
     /// Applies `entries` (in index order) in one transaction, skipping those already applied.

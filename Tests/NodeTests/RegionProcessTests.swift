@@ -813,6 +813,57 @@ func get(_ url: String) async throws -> (Int, String) {
     }
 
     @Test(
+        "the CLI changes the membership through a member that does not lead: a learner added (and shown as one), promoted, a voter removed; the three left go on"
+    )
+    func membershipThroughTheCLI() async throws {
+        let dir = TemporaryDirectory()
+        let region = try Region(dir)
+        let leader = try await region.startAll()
+        try await region.addRoomyHost(via: leader)
+        let follower = Region.ids.first { $0 != leader }!
+        func cli(_ arguments: [String]) async throws -> (status: Int32, out: String, err: String) {
+            try await runCLI(arguments + ["--server", region.apiAddress(follower)], in: dir)
+        }
+        try await region.start(Region.joiner, tag: "first")
+        var answer = try await cli(
+            ["cluster", "add-member", "\(Region.joiner)@\(region.replicationAddress(Region.joiner))", "--learner"])
+        #expect(answer.status == 0 && answer.out.contains("added n4 as a learner"), "\(answer)")
+        _ = try await region.waitForCatchUp(to: leader)
+        answer = try await cli(["cluster", "status"])
+        let learnerLine = answer.out.split(separator: "\n").first { $0.hasPrefix("n4 ") } ?? ""
+        #expect(learnerLine.contains("learner"), "\(answer.out)")
+        answer = try await cli(["cluster", "promote", "n4"])
+        #expect(answer.status == 0 && answer.out.contains("promoted n4"), "\(answer)")
+        let removed = Region.ids.first { $0 != leader && $0 != follower }!
+        answer = try await cli(["cluster", "remove-member", removed])
+        #expect(answer.status == 0 && answer.out.contains("removed \(removed)"), "\(answer)")
+
+        // The three left keep the region: their members table says so, and writes commit on them.
+        let remaining = [leader, follower, Region.joiner]
+        let created = try await Self.createVMs(region, prefix: "201", count: 3, via: follower)
+        let expected = remaining.sorted().map { #"["\#($0):voter"]"# }.joined(separator: ",")
+        let deadline = ContinuousClock.now + .seconds(20)
+        var views: [String: String] = [:]
+        repeat {
+            for id in remaining {
+                let (_, members) = try await post(
+                    region.base(id)! + "/v1/sql",
+                    #"{"query":"SELECT id || ':' || role FROM members ORDER BY id","consistency":"local"}"#)
+                let missing = Set(created).subtracting(try await vmNames(region.base(id)!))
+                views[id] = members.contains(expected) && missing.isEmpty ? "ok" : "\(members) lacks \(missing)"
+            }
+            if views.values.allSatisfy({ $0 == "ok" }) { break }
+            try await Task.sleep(for: .milliseconds(100))
+        } while ContinuousClock.now < deadline
+        #expect(views.values.allSatisfy { $0 == "ok" }, "\(views)")
+        answer = try await cli(["cluster", "status"])
+        #expect(
+            answer.status == 0 && !answer.out.split(separator: "\n").contains { $0.hasPrefix("\(removed) ") },
+            "\(answer.out)")
+        try await region.stopAll()
+    }
+
+    @Test(
         "a change relayed to a leader that stops answering is reported as maybe made, without leader_api; once a new leader is elected it goes through"
     )
     func relayToAFrozenLeader() async throws {

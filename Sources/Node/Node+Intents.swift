@@ -113,16 +113,28 @@ extension Node {
     }
 
     private func earlierReceipt(requestID: String, intent: Intent) throws -> IntentReceipt? {
-        let found = try views.read { db -> (index: Int64, outcome: String, error: String, subject: JSONValue?)? in
+        let found = try views.read {
+            db -> (index: Int64, kind: String, subject: String, outcome: String, error: String, row: JSONValue?)? in
             guard let row = try Self.originalIntent(requestID: requestID, db) else { return nil }
-            return (row["log_index"], row["outcome"], row["error"], try Self.row(intent.subject, db))
+            return (
+                row["log_index"], row["kind"], row["subject"], row["outcome"], row["error"],
+                try Self.row(intent.subject, db)
+            )
         }
         guard let found else { return nil }
         let index = UInt64(found.index)
+        let kind = intent.body.intentKind ?? ""
+        // A request id names one intent: used again for another, it is a client's mistake, not a retry.
+        guard found.kind == kind, found.subject == intent.body.subject else {
+            throw NodeError(
+                .conflict,
+                "request id \(requestID) was used at log index \(index) for \(found.kind) \(found.subject), not \(kind) \(intent.body.subject): use a new request id"
+            )
+        }
         if found.outcome == "rejected" {
             throw NodeError(.conflict, "\(found.error) (request \(requestID), log index \(index))")
         }
-        return IntentReceipt(logIndex: index, outcome: "duplicate", subject: found.subject)
+        return IntentReceipt(logIndex: index, outcome: "duplicate", subject: found.row)
     }
 
     /// ``validate(_:)`` for one VM to create.
@@ -234,7 +246,7 @@ extension Node {
         try Row.fetchOne(
             db.cachedStatement(
                 sql:
-                    "SELECT log_index, subject, outcome, error FROM intents WHERE request_id = ? AND outcome <> 'duplicate'"
+                    "SELECT log_index, kind, subject, outcome, error FROM intents WHERE request_id = ? AND outcome <> 'duplicate'"
             ),
             arguments: [requestID])
     }

@@ -77,6 +77,18 @@ import Testing
             #expect(again.outcome == "duplicate")
             #expect(try await rows(node, "SELECT count(*) FROM vms") == "[[1]]")
             #expect(try await rows(node, "SELECT count(*) FROM intents WHERE request_id = 'req-42'") == "[[1]]")
+            // The same id for another intent is a mistake, refused, not answered as a retry.
+            for other in [Self.vm("web-2"), .deleteVM(name: "web-1")] {
+                await #expect {
+                    try await node.submit(other, requestID: "req-42")
+                } throws: { error in
+                    let message = (error as? NodeError)?.message ?? ""
+                    return (error as? NodeError)?.code == .conflict
+                        && message.contains(
+                            "request id req-42 was used at log index \(first.logIndex) for vm.create web-1")
+                }
+            }
+            #expect(try await rows(node, "SELECT count(*) FROM vms") == "[[1]]")
         }
     }
 

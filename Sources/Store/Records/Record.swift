@@ -62,6 +62,20 @@ extension Record.Body {
         }
     }
 
+    /// The `intents.kind` of a client intent (`vm.create`, `host.label`, …); nil for records the
+    /// system writes itself.
+    public var intentKind: String? {
+        switch self {
+        case .hostAdded: "host.add"
+        case .hostRemoved: "host.remove"
+        case .vmCreated: "vm.create"
+        case .vmDesiredStateSet(let r): r.desiredState == .running ? "vm.start" : "vm.stop"
+        case .vmDeleted: "vm.delete"
+        case .hostLabelsSet: "host.label"
+        case .vmPlaced, .vmUnschedulable, .vmStateReported, .historyCompacted: nil
+        }
+    }
+
     /// The name of the host or VM the record is about (empty for `history.compacted`).
     public var subject: String {
         switch self {

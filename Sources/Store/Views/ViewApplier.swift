@@ -86,7 +86,7 @@ enum ViewApplier {
     }
 
     static func apply(_ record: Record, index: Int64, db: Database) throws {
-        guard let intentKind = intentKind(record.body) else {
+        guard let intentKind = record.body.intentKind else {
             try applyEffects(record, index: index, db: db)
             return
         }
@@ -116,19 +116,6 @@ enum ViewApplier {
             index, intentKind, record.body.subject, record.body.json.serialized(), record.at, record.requestID,
             outcomeName, error,
         ])
-    }
-
-    /// The `intents.kind` of a client intent; nil for records the system writes itself.
-    static func intentKind(_ body: Record.Body) -> String? {
-        switch body {
-        case .hostAdded: "host.add"
-        case .hostRemoved: "host.remove"
-        case .vmCreated: "vm.create"
-        case .vmDesiredStateSet(let r): r.desiredState == .running ? "vm.start" : "vm.stop"
-        case .vmDeleted: "vm.delete"
-        case .hostLabelsSet: "host.label"
-        case .vmPlaced, .vmUnschedulable, .vmStateReported, .historyCompacted: nil
-        }
     }
 
     @discardableResult

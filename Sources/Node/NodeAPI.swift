@@ -335,8 +335,10 @@ public enum NodeAPI {
     static func collect(_ request: Request) async throws -> ByteBuffer {
         do {
             return try await request.body.collect(upTo: 1 << 20)
+        } catch let error as NIOTooManyBytesError {
+            throw NodeError(.invalid, "the request body is larger than 1MiB", cause: error)
         } catch {
-            throw NodeError(.invalid, "the request body is larger than 1MiB")
+            throw NodeError(.invalid, "the request body could not be read: \(error)", cause: error)
         }
     }
 
@@ -344,15 +346,28 @@ public enum NodeAPI {
         guard buffer.readableBytes > 0 else { return nil }
         do {
             return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
-        } catch let DecodingError.keyNotFound(key, _) {
-            throw NodeError(.invalid, "the request lacks the field '\(key.stringValue)'")
-        } catch let DecodingError.typeMismatch(_, context) {
-            throw NodeError(
-                .invalid, "field '\(context.codingPath.map(\.stringValue).joined(separator: "."))' has the wrong type")
-        } catch let DecodingError.valueNotFound(_, context) {
-            throw NodeError(.invalid, "field '\(context.codingPath.map(\.stringValue).joined(separator: "."))' is null")
+        } catch let error as DecodingError {
+            func field(_ context: DecodingError.Context) -> String {
+                context.codingPath.map(\.stringValue).joined(separator: ".")
+            }
+            switch error {
+            case .keyNotFound(let key, _):
+                throw NodeError(.invalid, "the request lacks the field '\(key.stringValue)'", cause: error)
+            case .typeMismatch(_, let context):
+                throw NodeError(.invalid, "field '\(field(context))' has the wrong type", cause: error)
+            case .valueNotFound(_, let context):
+                throw NodeError(.invalid, "field '\(field(context))' is null", cause: error)
+            default:
+                // Foundation names no field for a number a field cannot hold (1e30 for an Int, -1
+                // for an index): valid JSON that does not decode is that.
+                if (try? JSONValue.parse(String(buffer: buffer))) != nil {
+                    throw NodeError(
+                        .invalid, "the request body holds a number out of range for its field", cause: error)
+                }
+                throw NodeError(.invalid, "the request body is not valid JSON", cause: error)
+            }
         } catch {
-            throw NodeError(.invalid, "the request body is not valid JSON")
+            throw NodeError(.invalid, "the request body is not valid JSON", cause: error)
         }
     }
 

@@ -136,6 +136,11 @@ import Testing
                     "invalid desired_state"
                 ),
                 (.POST, "/v1/vms", nil, 400, "needs a JSON body"),
+                (.POST, "/v1/vms", #"{"name":"x","cpus":1e30,"memory_bytes":1}"#, 400, "a number out of range"),
+                (
+                    .POST, "/v1/vms", #"{"name":"x","cpus":1,"memory_bytes":1048576,"check_index":-1}"#, 400,
+                    "a number out of range"
+                ),
                 (.DELETE, "/v1/vms/ghost", nil, 404, "no VM named ghost"),
                 (.POST, "/v1/sql", #"{"query":"DELETE FROM vms"}"#, 400, "read-only"),
                 (.POST, "/v1/sql", #"{"query":"SELEC nonsense"}"#, 400, "syntax error"),

@@ -31,6 +31,7 @@ public final class QueryEngine: Sendable {
         configuration.prepareDatabase { db in
             let guard_ = ReadOnlyGuard()
             guard let connection = db.sqliteConnection else { return }
+            sqlite3_limit(connection, SQLITE_LIMIT_LENGTH, Int32(clamping: limits.maxBytes))
             guard_.install(on: connection)
             guards.byConnection.withLock { $0[UInt(bitPattern: connection)] = guard_ }
         }
@@ -129,6 +130,9 @@ public final class QueryEngine: Sendable {
         } catch let error as DatabaseError where error.resultCode == .SQLITE_INTERRUPT {
             throw QueryError(
                 .timeout, "query stopped after \(limits.timeoutMilliseconds) ms (the statement timeout)", cause: error)
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_TOOBIG {
+            throw QueryError(
+                .tooLarge, "a value of the result would hold more than \(limits.maxBytes >> 20) MiB", cause: error)
         } catch let error as DatabaseError {
             throw QueryError(.failed, error.message ?? "\(error)", cause: error)
         }
@@ -139,11 +143,24 @@ public final class QueryEngine: Sendable {
     {
         let columns = statement.columnNames
         var rows: [[JSONValue]] = []
+        var bytes = 0
         let cursor = try Row.fetchCursor(statement, arguments: arguments)
         while let row = try cursor.next() {
             if rows.count >= maxRows {
                 throw QueryError(
                     .tooManyRows, "the result has more than \(maxRows) rows; add a LIMIT or a WHERE clause")
+            }
+            for value in row.databaseValues {
+                switch value.storage {
+                case .string(let text): bytes += text.utf8.count
+                case .blob(let data): bytes += data.count
+                default: bytes += 8
+                }
+            }
+            if bytes > limits.maxBytes {
+                throw QueryError(
+                    .tooLarge,
+                    "the result holds more than \(limits.maxBytes >> 20) MiB; select fewer columns or rows")
             }
             rows.append(row.databaseValues.map(JSONValue.init(databaseValue:)))
         }

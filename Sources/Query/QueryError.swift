@@ -5,6 +5,7 @@ public struct QueryError: Error, CustomStringConvertible, Sendable {
         case syntax
         case timeout
         case tooManyRows = "too_many_rows"
+        case tooLarge = "too_large"
         case unknownCommand = "unknown_command"
         case empty
         case failed

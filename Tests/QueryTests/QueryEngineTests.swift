@@ -117,6 +117,27 @@ import Testing
         }
     }
 
+    @Test("a result past the byte limit is refused, and no value may grow past it in memory")
+    func byteLimit() async throws {
+        let f = try fixture(limits: QueryLimits(timeoutMilliseconds: 5000, maxRows: 1000, maxBytes: 1 << 20))
+        // One value past the limit: SQLite refuses to make it.
+        await #expect {
+            try await f.engine.run("SELECT randomblob(2000000)")
+        } throws: { error in
+            (error as? QueryError)?.code == .tooLarge
+                && "\(error)".contains("a value of the result would hold more than 1 MiB")
+        }
+        // Many values under it, more than it together.
+        await #expect {
+            try await f.engine.run(
+                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 20) SELECT zeroblob(100000) FROM c"
+            )
+        } throws: { error in
+            (error as? QueryError)?.code == .tooLarge && "\(error)".contains("the result holds more than 1 MiB")
+        }
+        #expect(try await f.engine.run("SELECT length(zeroblob(900000)) AS n").rows == [[.int(900_000)]])
+    }
+
     @Test(".tables and .schema answer from sqlite_master")
     func dotCommands() async throws {
         let f = try fixture()

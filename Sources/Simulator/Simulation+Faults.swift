@@ -21,6 +21,7 @@ extension Simulation {
                     blocked.insert(link(b, a))
                 }
             }
+            report.partitions += 1
             trace("partition \(left.sorted()) | \(right.sorted())")
         case 2:
             // An asymmetric one: a hears nothing from b, but b hears a.
@@ -28,6 +29,7 @@ extension Simulation {
             let b = pick(nodeIDs)
             if a != b {
                 blocked.insert(link(b, a))
+                report.oneWayCuts += 1
                 trace("\(a) stops hearing \(b)")
             }
         case 3, 4:
@@ -46,6 +48,7 @@ extension Simulation {
             guard !candidates.isEmpty else { return }
             let id = pick(candidates)
             nodes[id]!.paused = true
+            report.pauses += 1
             trace("\(id) pauses")
             queue.schedule(.resume(node: id, generation: nodes[id]!.generation), at: now + uniform(20_000...500_000))
         case 8:
@@ -62,6 +65,7 @@ extension Simulation {
             guard !voters.isEmpty else { return }
             let target = pick(voters)
             try? leader.raft!.transferLeadership(to: target)
+            report.transfers += 1
             trace("\(leader.id) hands leadership to \(target)")
             drain(leader)
         default:

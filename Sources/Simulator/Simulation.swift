@@ -279,8 +279,16 @@ public final class Simulation {
             snapshot = node.snapshotData
             report.snapshotsSent += 1
         }
-        guard !blocked.contains(link(message.from, message.to)), !chance(lossRate) else { return }
+        if blocked.contains(link(message.from, message.to)) {
+            report.messagesBlocked += 1
+            return
+        }
+        if chance(lossRate) {
+            report.messagesLost += 1
+            return
+        }
         let copies = chance(duplicateRate) ? 2 : 1
+        if copies == 2 { report.messagesDuplicated += 1 }
         for _ in 0..<copies {
             var delay = uniform(50...2_000)
             if chance(0.05) { delay += uniform(0...30_000) }

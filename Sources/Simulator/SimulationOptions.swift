@@ -45,6 +45,15 @@ public struct SimulationReport: Sendable {
     /// Writes a follower forwarded to the leader that completed.
     public var forwardedWrites = 0
     public var membershipChanges = 0
+    /// Faults injected: symmetric partitions, one-way cuts, pauses, leadership transfers asked for.
+    public var partitions = 0
+    public var oneWayCuts = 0
+    public var pauses = 0
+    public var transfers = 0
+    /// Messages dropped by a cut, lost at random, and delivered twice.
+    public var messagesBlocked = 0
+    public var messagesLost = 0
+    public var messagesDuplicated = 0
     public var committedIndex: UInt64 = 0
     public var events = 0
 
@@ -53,6 +62,9 @@ public struct SimulationReport: Sendable {
     public var summary: String {
         "seed \(seed) (\(nodes) nodes): \(passed ? "ok" : "FAILED"), \(completedOperations) operations, "
             + "\(indeterminateWrites) indeterminate, \(elections) elections, \(crashes) crashes, "
-            + "\(snapshotsSent) snapshots sent, \(forwardedWrites) forwarded writes, \(membershipChanges) membership changes, commit \(committedIndex), \(events) events"
+            + "\(snapshotsSent) snapshots sent, \(forwardedWrites) forwarded writes, \(membershipChanges) membership changes, "
+            + "\(partitions) partitions, \(oneWayCuts) one-way cuts, \(pauses) pauses, \(transfers) transfers, "
+            + "\(messagesBlocked) messages cut off, \(messagesLost) lost, \(messagesDuplicated) duplicated, "
+            + "commit \(committedIndex), \(events) events"
     }
 }

@@ -27,25 +27,32 @@ import Testing
         #expect(summaries[0] == summaries[1])
     }
 
-    @Test func faultsReallyHappen() async {
+    @Test("every kind of fault really happens across ten seeds")
+    func faultsReallyHappen() async {
         let totals = await Self.onThread {
-            var crashes = 0
-            var snapshots = 0
-            var changes = 0
-            var forwarded = 0
+            var totals: [String: Int] = [:]
             for seed in UInt64(1)...10 {
                 let report = Simulation.run(SimulationOptions(seed: seed, nodes: 3))
-                crashes += report.crashes
-                snapshots += report.snapshotsSent
-                changes += report.membershipChanges
-                forwarded += report.forwardedWrites
+                let counts = [
+                    ("crashes", report.crashes), ("snapshots sent", report.snapshotsSent),
+                    ("membership changes", report.membershipChanges), ("forwarded writes", report.forwardedWrites),
+                    ("partitions", report.partitions), ("one-way cuts", report.oneWayCuts), ("pauses", report.pauses),
+                    ("transfers", report.transfers), ("messages cut off", report.messagesBlocked),
+                    ("messages lost", report.messagesLost), ("messages duplicated", report.messagesDuplicated),
+                ]
+                for (name, count) in counts { totals[name, default: 0] += count }
             }
-            return ["\(crashes)", "\(snapshots)", "\(changes)", "\(forwarded)"]
+            return totals
         }
-        #expect(Int(totals[0])! > 5, "crashes")
-        #expect(Int(totals[1])! > 0, "snapshots sent")
-        #expect(Int(totals[2])! > 10, "membership changes")
-        #expect(Int(totals[3])! > 10, "writes forwarded by followers")
+        #expect(totals["crashes"]! > 5, "\(totals)")
+        #expect(totals["membership changes"]! > 10, "\(totals)")
+        #expect(totals["forwarded writes"]! > 10, "\(totals)")
+        for kind in [
+            "snapshots sent", "partitions", "one-way cuts", "pauses", "transfers", "messages cut off", "messages lost",
+            "messages duplicated",
+        ] {
+            #expect(totals[kind]! > 0, "\(kind): \(totals)")
+        }
     }
 
     static func failures(seeds: StrideThrough<Int>) -> [String] {
@@ -62,7 +69,7 @@ import Testing
     }
 
     /// Runs `work` on a new thread and waits for it without holding a cooperative thread.
-    static func onThread(_ work: @escaping @Sendable () -> [String]) async -> [String] {
+    static func onThread<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { continuation in
             let thread = Thread { continuation.resume(returning: work()) }
             thread.stackSize = 8 << 20

@@ -111,6 +111,9 @@ public final class Node: Service, Sendable {
     }
 
     public func run() async throws {
+        // An error that stops the node (a damaged log or views) still closes the waits below, so
+        // nothing in this process waits for an index that will not come.
+        var failure: (any Error)?
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 if let raft = self.raft {
@@ -147,18 +150,24 @@ public final class Node: Service, Sendable {
             // Graceful shutdown.
         } catch let error as NodeError where error.code == .unavailable && Task.isCancelled {
             // A wait ended by shutdown.
+        } catch {
+            failure = error
         }
         // The workers stopped, but what committed while they stopped (a scheduler's last placement)
         // is applied now, so a node shut down gracefully leaves its views at its commit index.
-        do {
-            try Self.catchUp(views, applied, from: log, through: consensus.committed.value)
-        } catch {
-            logger.error("could not apply the last committed entries before stopping: \(error)")
+        if failure == nil {
+            do {
+                try Self.catchUp(views, applied, from: log, through: consensus.committed.value)
+            } catch {
+                logger.error("could not apply the last committed entries before stopping: \(error)")
+            }
         }
-        applied.close(reason: "the node is shutting down")
-        applyDemand.close(reason: "the node is shutting down")
-        consensus.committed.close(reason: "the node is shutting down")
+        let why = failure.map { "the node stopped: \($0)" } ?? "the node is shutting down"
+        applied.close(reason: why)
+        applyDemand.close(reason: why)
+        consensus.committed.close(reason: why)
         logger.info("node \(configuration.nodeID) stopped at applied index \(applied.value)")
+        if let failure { throw failure }
     }
 
     /// How long a stopping leader waits for its successor to take over: a hand-off takes a round

@@ -44,6 +44,37 @@ import Testing
         #expect(before.contains("vm-19"))
     }
 
+    @Test(
+        "a node that finds its views damaged stops with an error that says so, and started again rebuilds them from the log, losing nothing"
+    )
+    func damagedViewsAreRebuilt() async throws {
+        let dir = TemporaryDirectory()
+        try await populate(dir)
+        let rootPage = try await ViewStore(path: dir.file("views.sqlite")).pool.read { db in
+            try Int.fetchOne(db, sql: "SELECT rootpage FROM sqlite_master WHERE name = 'intents'")!
+        }
+        let file = try FileHandle(forUpdating: URL(fileURLWithPath: dir.file("views.sqlite")))
+        try file.seek(toOffset: UInt64((rootPage - 1) * 4096))
+        try file.write(contentsOf: [UInt8](repeating: 0x5a, count: 4096))
+        try file.close()
+
+        // The next intent commits, and its apply meets the damage: the node stops, saying why.
+        let h9 = HostAdded(name: "h9", region: "eu", cpus: 8, memoryBytes: 16 << 30)
+        await #expect {
+            try await withRunningNode(dir) { node in _ = try await node.submit(.addHost(h9)) }
+        } throws: { error in
+            "\(error)".contains("views.sqlite is damaged") && "\(error)".contains("rebuilt from the log")
+        }
+        // Started again, it rebuilds the views: the intent is there, and they equal a rebuild.
+        let (rebuilt, reason) = try openedDump(dir)
+        #expect(reason?.hasPrefix("views.sqlite was found damaged") == true, "\(reason ?? "")")
+        #expect(rebuilt.contains("\"h9\""))
+        for suffix in ["", "-wal", "-shm"] {
+            try? FileManager.default.removeItem(atPath: dir.file("views.sqlite" + suffix))
+        }
+        #expect(try openedDump(dir).0 == rebuilt)
+    }
+
     @Test("a single node snapshots its views and compacts its log; without views it restarts from the snapshot")
     func singleNodeCompaction() async throws {
         let dir = TemporaryDirectory()

@@ -148,6 +148,47 @@ typealias Record = Store.Record
         #expect(try views.appliedIndex() == 0)
     }
 
+    @Test(
+        "views SQLite finds damaged while applying say so and leave a marker; opened again, they are rebuilt and then equal a clean build"
+    )
+    func damagedViewsAreRebuilt() throws {
+        let dir = TemporaryDirectory()
+        let path = dir.file("views.sqlite")
+        let entries = Self.entries(Self.history)
+        let rootPage: Int
+        do {
+            let views = try ViewStore(path: path)
+            try views.apply(Array(entries[..<4]))
+            try views.checkpointNow()
+            rootPage = try views.pool.read { db in
+                try Int.fetchOne(db, sql: "SELECT rootpage FROM sqlite_master WHERE name = 'intents'")!
+            }
+        }
+        // The intents table's root page is overwritten: the file opens, its state row reads, and
+        // the next apply (every intent writes a row there) meets the damage.
+        let file = try FileHandle(forUpdating: URL(fileURLWithPath: path))
+        try file.seek(toOffset: UInt64((rootPage - 1) * 4096))
+        try file.write(contentsOf: [UInt8](repeating: 0x5a, count: 4096))
+        try file.close()
+        do {
+            let views = try ViewStore(path: path)
+            #expect(views.rebuildReason == nil)
+            #expect(throws: StoreError.self) { try views.apply(Array(entries[4...])) }
+        }
+        #expect(FileManager.default.fileExists(atPath: path + ".damaged"))
+
+        let rebuilt = try ViewStore(path: path)
+        #expect(
+            rebuilt.rebuildReason?.hasPrefix("views.sqlite was found damaged (") == true,
+            "\(rebuilt.rebuildReason ?? "")")
+        #expect(!FileManager.default.fileExists(atPath: path + ".damaged"))
+        #expect(try rebuilt.appliedIndex() == 0)
+        try rebuilt.apply(entries)
+        let clean = try ViewStore(path: dir.file("clean.sqlite"))
+        try clean.apply(entries)
+        #expect(try rebuilt.dump() == clean.dump())
+    }
+
     @Test("a damaged record stops the batch there: what precedes it is applied, the error names the index")
     func damagedRecordInBatch() throws {
         let dir = TemporaryDirectory()

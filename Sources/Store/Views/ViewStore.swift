@@ -35,7 +35,12 @@ public final class ViewStore: Sendable {
         self.path = path
         var reason: String?
         var upgrade: (from: String, files: ArraySlice<Schema.File>)?
-        if !FileManager.default.fileExists(atPath: path) {
+        let marker = Self.damageMarker(for: path)
+        if FileManager.default.fileExists(atPath: marker) {
+            let why = (try? String(contentsOfFile: marker, encoding: .utf8)) ?? "why was not kept"
+            reason = "views.sqlite was found damaged (\(why))"
+            Self.removeFiles(at: path)
+        } else if !FileManager.default.fileExists(atPath: path) {
             reason = "views.sqlite is missing"
         } else {
             switch Self.storedSchemaVersion(path: path) {
@@ -72,6 +77,8 @@ public final class ViewStore: Sendable {
                     sql: "INSERT INTO dwcp_state (id, applied_index, applied_term, schema_version) VALUES (1, 0, 0, ?)",
                     arguments: [Schema.version])
             }
+            // (Only once the new file is made: a crash before this rebuilds again.)
+            try? FileManager.default.removeItem(atPath: marker)
         }
         if let upgrade {
             try pool.write { db in try Self.upgrade(db, applying: upgrade.files) }
@@ -140,7 +147,9 @@ public final class ViewStore: Sendable {
     /// applied and committed, then the error (naming the entry's index) is thrown.
     @discardableResult
     public func apply(_ entries: [LogEntry]) throws -> UInt64 {
-        try pool.writeWithoutTransaction { db in try Self.apply(entries, db) }.appliedIndexOrFailure()
+        try markingDamage {
+            try pool.writeWithoutTransaction { db in try Self.apply(entries, db) }.appliedIndexOrFailure()
+        }
     }
 
     /// The applier's transaction over `entries`, on the writer's connection `db`.
@@ -207,7 +216,9 @@ public final class ViewStore: Sendable {
     /// Async form of ``apply(_:)``: the transaction runs on GRDB's writer queue, not the caller's thread.
     @discardableResult
     public func apply(_ entries: [LogEntry]) async throws -> UInt64 {
-        try await pool.writeWithoutTransaction { db in try Self.apply(entries, db) }.appliedIndexOrFailure()
+        try await markingDamage {
+            try await pool.writeWithoutTransaction { db in try Self.apply(entries, db) }.appliedIndexOrFailure()
+        }
     }
 
     /// Every row of every table, in a stable order, one JSON line per row: two view files hold the

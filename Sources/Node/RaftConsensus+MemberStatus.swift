@@ -103,6 +103,13 @@ extension RaftConsensus {
         for (id, address) in unknown.sorted(by: { $0.key < $1.key }) { askForAPIAddress(of: id, at: address) }
     }
 
+    /// A member connected in (it started, or its connection came back after a cut): tells it again
+    /// where this member's API listens, since a 103 sent while it could not be reached was dropped.
+    func retellAPIAddress(to member: String, at address: String) {
+        apiToldTo.withLock { $0[member] = nil }
+        tellAPIAddress(toUntold: [member: address])
+    }
+
     /// Asks `member` where its API listens: a status question nobody waits for, whose answer
     /// comes with a 103.
     func askForAPIAddress(of member: String, at address: String) {

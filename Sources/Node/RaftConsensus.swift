@@ -436,9 +436,11 @@ public final class RaftConsensus: Consensus {
             host: configuration.listenHost, port: configuration.listenPort,
             connected: { [self] frame in
                 // A member that connects in is up: answer it without waiting out a back-off left
-                // from while it was down (a restarted follower gets its entries at once).
+                // from while it was down (a restarted follower gets its entries at once), and tell
+                // it again where this member's API listens.
                 guard frame.group == group, let address = addresses.withLock({ $0[frame.sender] }) else { return }
                 transport.retryNow(address)
+                retellAPIAddress(to: frame.sender, at: address)
             }
         ) { [self] frame in
             guard frame.group == group, frame.recipient == nodeID else { return }

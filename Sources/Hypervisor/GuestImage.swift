@@ -44,8 +44,9 @@ public struct GuestImage: Sendable {
         let programHeaders = u64(32)
         let headerSize = u16(54)
         let headerCount = u16(56)
-        guard headerSize >= 56, headerCount > 0, headerCount <= 64,
-            programHeaders + headerSize * headerCount <= UInt64(elf.count)
+        // (Compared without adding to the offset read from the file: it may be anything.)
+        guard headerSize >= 56, headerCount > 0, headerCount <= 64, programHeaders <= UInt64(elf.count),
+            headerSize * headerCount <= UInt64(elf.count) - programHeaders
         else { throw invalid("program headers out of bounds") }
         var segments: [Segment] = []
         var end: UInt64 = 0

@@ -129,6 +129,8 @@ func parsePeer(_ text: String, what: String = "--peer") throws -> (String, Strin
     guard parts.count == 2 else { throw ValidationError("invalid \(what) '\(text)': expected ID@HOST:PORT") }
     try Validation.name(String(parts[0]), what: "node")
     _ = try parseAddress(String(parts[1]))
+    // What the region accepts as a member's address (a port of 1 or more, at most 255 bytes).
+    try Validation.memberAddress(String(parts[1]))
     return (String(parts[0]), String(parts[1]))
 }
 

@@ -232,6 +232,12 @@ struct GuestImageTests {
         #expect {
             _ = try GuestImage(reference: "x", elf: wrongMachine)
         } throws: { error in "\(error)".contains("x86-64") }
+        // Program headers said to start at the last byte addressable: refused, not an overflow.
+        var farHeaders = try validELF()
+        for i in 32..<40 { farHeaders[i] = 0xff }
+        #expect {
+            _ = try GuestImage(reference: "x", elf: farHeaders)
+        } throws: { error in "\(error)".contains("program headers out of bounds") }
     }
 
     /// A minimal valid image: one executable segment at 1 MiB holding `hlt`.

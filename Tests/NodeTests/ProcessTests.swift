@@ -282,6 +282,7 @@ func firstDifference(_ a: String, _ b: String) -> String {
                 "--peer names n2 twice"
             ),
             (["--node-id", "n1", "--listen", "127.0.0.1:1", "--peer", "N2@127.0.0.1:2"], "invalid node name 'N2'"),
+            (["--node-id", "n1", "--listen", "127.0.0.1:1", "--peer", "n2@127.0.0.1:0"], "invalid member address"),
             (["--node-id", "n1", "--vm-pool-memory", "3KiB"], "dwcp: "),
         ] {
             let (status, _, stderr) = try await runCLI(serve + arguments, in: dir)

@@ -182,7 +182,7 @@ extension Node {
             let receipt = try await Self.compute(
                 inline: inline,
                 throwing: { [self] in
-                    try earlierBatch(requestID: requestID, count: vms.count)
+                    try earlierBatch(requestID: requestID, vms: vms)
                 })
         {
             return (receipt, nil)
@@ -240,16 +240,28 @@ extension Node {
         return (receipts, nil)
     }
 
-    private func earlierBatch(requestID: String, count: Int) throws -> [IntentReceipt]? {
+    private func earlierBatch(requestID: String, vms: [VMCreated]) throws -> [IntentReceipt]? {
+        let count = vms.count
         let ids = (1...count).map { count == 1 ? requestID : "\(requestID)#\($0)" }
-        let found: [(Int64, String)] = try views.read { db in
-            try ids.compactMap { id in
-                try Self.originalIntent(requestID: id, db).map { ($0["log_index"], $0["subject"]) }
+        let earlier: [(index: Int64, kind: String, subject: String)?] = try views.read { db in
+            try ids.map { id in
+                try Self.originalIntent(requestID: id, db).map { ($0["log_index"], $0["kind"], $0["subject"]) }
             }
         }
+        // (As for one intent: an id used before for another intent is a mistake, not a retry.)
+        for (intent, vm) in zip(earlier, vms) {
+            guard let intent, intent.kind != "vm.create" || intent.subject != vm.name else { continue }
+            throw NodeError(
+                .conflict,
+                "request id \(requestID) was used at log index \(intent.index) for \(intent.kind) \(intent.subject), not vm.create \(vm.name): use a new request id"
+            )
+        }
+        let found = earlier.compactMap { $0 }
         guard found.count == count else { return nil }
-        let vmRows = try rows("vms", found.map(\.1))
-        return zip(found, vmRows).map { IntentReceipt(logIndex: UInt64($0.0.0), outcome: "duplicate", subject: $0.1) }
+        let vmRows = try rows("vms", found.map(\.subject))
+        return zip(found, vmRows).map {
+            IntentReceipt(logIndex: UInt64($0.0.index), outcome: "duplicate", subject: $0.1)
+        }
     }
 
     /// A VM's latest scheduling decision, for `dwcp vm explain`.

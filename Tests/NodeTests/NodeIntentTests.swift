@@ -89,6 +89,16 @@ import Testing
                 }
             }
             #expect(try await rows(node, "SELECT count(*) FROM vms") == "[[1]]")
+            // So is it for a batch: the id of a host's intent, reused for VMs made in one batch.
+            _ = try await node.submit(Self.host("h2"), requestID: "req-43")
+            await #expect {
+                try await node.createVMs(
+                    [VMCreated(name: "web-3", region: "", cpus: 1, memoryBytes: 256 << 20, image: "")],
+                    requestID: "req-43", checkIndex: node.applied.value)
+            } throws: { error in
+                (error as? NodeError)?.code == .conflict
+                    && "\(error)".contains("request id req-43 was used at log index")
+            }
         }
     }
 

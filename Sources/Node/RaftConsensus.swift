@@ -360,6 +360,12 @@ public final class RaftConsensus: Consensus {
 
     /// Proposes a membership change; returns its index once committed.
     public func changeMembership(_ change: RaftMembershipChange) async throws -> UInt64 {
+        // A leader just elected takes a change only once its first entry commits (a round trip):
+        // it is waited for here, up to the node's wait for an answer, rather than refused.
+        let deadline = ContinuousClock.now + configuration.leaderAnswerTimeout
+        while state.withLock({ $0.isLeader && !$0.committedInCurrentTerm }), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(5))
+        }
         let (index, term) = try withRaft { raft in (try raft.proposeMembership(change), raft.term) }
         try await waitUntilCommitted(index, proposedIn: term, what: "the membership change")
         return index

@@ -45,7 +45,7 @@ extension Raft {
             throw ReplicationError(
                 .invalidChange, "a membership change (entry \(membershipIndex)) is still being committed; try again")
         }
-        guard log.term(at: log.committed) == term else {
+        guard committedInCurrentTerm else {
             throw ReplicationError(
                 .invalidChange, "\(id) has not yet committed an entry of its term \(term); try again")
         }

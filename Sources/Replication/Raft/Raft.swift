@@ -87,6 +87,9 @@ public struct Raft: Sendable {
     public var lastIndex: UInt64 { log.lastIndex }
     public var lastTerm: UInt64 { log.lastTerm }
     public var committed: UInt64 { log.committed }
+    /// Whether an entry of the current term has committed (a new leader's no-op, a round trip
+    /// after its election); a membership change waits for it.
+    public var committedInCurrentTerm: Bool { log.term(at: log.committed) == term }
     public var applied: UInt64 { log.applied }
     public var snapshotMeta: RaftSnapshotMeta { log.snapshot }
     public var isLeader: Bool { role == .leader }

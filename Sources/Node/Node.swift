@@ -82,11 +82,7 @@ public final class Node: Service, Sendable {
                 "the views are at index \(appliedIndex), beyond the log's last index \(log.lastIndex): the views belong to another log"
             )
         }
-        query = try QueryEngine(
-            path: configuration.viewsPath,
-            limits: QueryLimits(
-                timeoutMilliseconds: configuration.queryLimits.timeoutMilliseconds,
-                maxRows: configuration.queryLimits.maxRows))
+        query = try QueryEngine(path: configuration.viewsPath, limits: configuration.queryLimits)
         if let makeConsensus {
             consensus = makeConsensus(log)
         } else if let replication = configuration.replication {

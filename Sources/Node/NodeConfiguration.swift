@@ -1,3 +1,5 @@
+import Query
+
 /// Everything a node needs to start: where its data lives, who it is, where it listens.
 public struct NodeConfiguration: Sendable {
     public var dataDirectory: String
@@ -8,7 +10,8 @@ public struct NodeConfiguration: Sendable {
     public var apiPort: Int
     /// A host to register once the node is up, unless a host of that name exists (`dwcp dev`).
     public var registerHost: HostRegistration?
-    public var queryLimits: QueryLimitsConfiguration
+    /// Limits for `dwcp sql` on this node.
+    public var queryLimits: QueryLimits
     /// How long `vm create` waits for the scheduler's answer before returning.
     public var placementWait: Duration
     /// Runs VMs on this machine when /dev/kvm is usable; nil for a node without a host agent.
@@ -33,7 +36,7 @@ public struct NodeConfiguration: Sendable {
 
     public init(
         dataDirectory: String, nodeID: String, region: String, apiHost: String = "127.0.0.1", apiPort: Int = 7070,
-        registerHost: HostRegistration? = nil, queryLimits: QueryLimitsConfiguration = .init(),
+        registerHost: HostRegistration? = nil, queryLimits: QueryLimits = .init(),
         placementWait: Duration = .seconds(2), hostAgent: HostAgentConfiguration? = nil
     ) {
         self.dataDirectory = dataDirectory
@@ -65,17 +68,6 @@ public struct HostRegistration: Sendable {
         self.cpus = cpus
         self.memoryBytes = memoryBytes
         self.labels = labels
-    }
-}
-
-/// Limits for `dwcp sql` on this node.
-public struct QueryLimitsConfiguration: Sendable {
-    public var timeoutMilliseconds: Int
-    public var maxRows: Int
-
-    public init(timeoutMilliseconds: Int = 5_000, maxRows: Int = 100_000) {
-        self.timeoutMilliseconds = timeoutMilliseconds
-        self.maxRows = maxRows
     }
 }
 

@@ -39,7 +39,11 @@ extension ViewSnapshots {
     func receive(_ chunk: SnapshotChunk) -> Bool {
         let outcome: Result<Bool, NodeError> = incoming.withLock { incoming in
             if chunk.offset == 0 {
-                if let previous = incoming { close(previous.descriptor) }
+                if let previous = incoming {
+                    // The transfer under way is given up, with what it had written.
+                    close(previous.descriptor)
+                    unlink(directory + "/incoming-\(previous.index).sqlite")
+                }
                 incoming = nil
                 if let free = freeBytes(), chunk.totalBytes > free {
                     return .failure(

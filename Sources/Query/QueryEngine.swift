@@ -150,7 +150,8 @@ public final class QueryEngine: Sendable {
                 throw QueryError(
                     .tooManyRows, "the result has more than \(maxRows) rows; add a LIMIT or a WHERE clause")
             }
-            for value in row.databaseValues {
+            let values = row.databaseValues
+            for value in values {
                 switch value.storage {
                 case .string(let text): bytes += text.utf8.count
                 case .blob(let data): bytes += data.count
@@ -162,7 +163,7 @@ public final class QueryEngine: Sendable {
                     .tooLarge,
                     "the result holds more than \(limits.maxBytes >> 20) MiB; select fewer columns or rows")
             }
-            rows.append(row.databaseValues.map(JSONValue.init(databaseValue:)))
+            rows.append(values.map(JSONValue.init(databaseValue:)))
         }
         let applied = try Int64.fetchOne(db, sql: "SELECT applied_index FROM dwcp_state WHERE id = 1") ?? 0
         return QueryResult(columns: columns, rows: rows, appliedIndex: UInt64(applied))

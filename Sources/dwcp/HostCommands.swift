@@ -93,28 +93,6 @@ struct HostCommand: AsyncParsableCommand {
     }
 }
 
-/// Runs local validation, turning its error into a usage error.
-func usage<T>(_ body: () throws -> T) throws -> T {
-    do {
-        return try body()
-    } catch let error as NodeError {
-        throw CLIError(.usage, error.message)
-    }
-}
-
-/// Runs the checks of a command's `validate()`: a refusal of the node's validation or of the
-/// CLI's own parsing becomes a `ValidationError`, the only error ArgumentParser reports from
-/// `validate()` as a usage error (exit status 64) rather than a failure.
-func validating(_ body: () throws -> Void) throws {
-    do {
-        try body()
-    } catch let error as NodeError {
-        throw ValidationError(error.message)
-    } catch let error as CLIError {
-        throw ValidationError(error.message)
-    }
-}
-
 /// Prints an intent's answer: JSON, or the sentence `sentence(logIndex)`.
 func report(_ answer: JSONValue, json: Bool, _ sentence: (String) -> String) {
     if json {

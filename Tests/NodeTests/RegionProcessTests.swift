@@ -421,13 +421,14 @@ func get(_ url: String) async throws -> (Int, String) {
         #expect(bad == 64 && usage.contains("eventual"), "\(usage)")
 
         // (The leader as the members agree now: an election under load may have moved it.)
-        let others = Region.ids.filter { $0 != leading }
+        let frozenLeader = try await region.agreedLeader()
+        let others = Region.ids.filter { $0 != frozenLeader }
         // A write forwarded to a leader that stops answering fails as soon as the others elect
         // another leader, not after the 2 s a follower waits for an answer, and says to retry:
         // the leader may have appended it. One with a request id cannot apply twice, so the
         // follower sends it to the new leader itself. The CLI, which sends a request id and
         // retries on 503, gets through either way.
-        region.signal(leading, SIGSTOP)
+        region.signal(frozenLeader, SIGSTOP)
         async let cliWrite = runCLI(
             [
                 "host", "label", "h1", "--label", "step=cli", "--server",
@@ -443,8 +444,8 @@ func get(_ url: String) async throws -> (Int, String) {
         let (cliStatus, cliOut, cliError) = try await cliWrite
         let (carriedStatus, carriedAnswer) = try await carried
         let (readStatus, readAnswer) = try await frozenRead
-        region.signal(leading, SIGCONT)
-        #expect(frozen == 503 && refusal.contains("leadership moved away from \(leading)"), "\(refusal)")
+        region.signal(frozenLeader, SIGCONT)
+        #expect(frozen == 503 && refusal.contains("leadership moved away from \(frozenLeader)"), "\(refusal)")
         #expect(cliStatus == 0 && cliOut.contains("set the labels of host h1"), "\(cliOut) \(cliError)")
         #expect(carriedStatus == 200, "\(carriedAnswer)")
         // A linearizable read asked of the frozen leader is asked again of the next one.

@@ -248,6 +248,16 @@ public final class RaftConsensus: Consensus {
     /// The leader answered forwarded proposals.
     private func receiveForwarded(_ answers: [RaftForwardedProposal]) {
         for answer in answers {
+            if answer.refusedForGood {
+                forwards.resolve(
+                    answer.id,
+                    with: .failure(
+                        NodeError(
+                            .invalid,
+                            "the leader \(answer.from) refused the intent: it reads no such record, or does not count \(nodeID) a member (is this member's dwcp newer than the leader's?)"
+                        )))
+                continue
+            }
             guard let first = answer.firstIndex else {
                 // Refused, so nothing was appended: it goes to the next leader. (A refusal from a
                 // member it was no longer sent to is stale.)
@@ -611,11 +621,10 @@ public final class RaftConsensus: Consensus {
         payloads.allSatisfy { (try? Record(decoding: $0)) != nil }
     }
 
-    /// Tells `member` that its forwarded proposal `id` was not appended, as Raft answers one it
-    /// cannot take.
+    /// Tells `member` that its forwarded proposal `id` is refused for good.
     func refuseForward(_ id: UInt64, to member: String) {
         let term = state.withLock { $0.term }
-        send([RaftMessage(from: nodeID, to: member, term: term, body: .proposeResponse(id: id, index: 0))])
+        send([RaftMessage(from: nodeID, to: member, term: term, body: .proposeRefused(id: id))])
     }
 
     func noteStatus() {

@@ -37,6 +37,17 @@ import Testing
                 #expect(throws: Never.self, "entry \(entry.index)") { try Record(decoding: entry.payload) }
             }
             #expect(try await waitUntil { nodes.allSatisfy { $0.applied.value >= leader.raft!.committed.value } })
+
+            // The follower's own forward of such a payload is refused at once, not sent again
+            // and again until its 2 s are up.
+            let sender = try #require(nodes.first { $0.configuration.nodeID == follower })
+            let started = ContinuousClock.now
+            await #expect {
+                _ = try await sender.consensus.propose([[0xff, 0x00, 0x13]], appliesOnce: false)
+            } throws: { error in
+                (error as? NodeError)?.code == .invalid && "\(error)".contains("refused the intent")
+            }
+            #expect(started.duration(to: .now) < .seconds(1))
         }
     }
 }

@@ -517,7 +517,7 @@ struct TestCluster {
         lonely.settle()
     }
 
-    @Test("a proposal forwarded by a node that is not a member is refused, and nothing is appended")
+    @Test("a proposal forwarded by a node that is not a member is refused for good, and nothing is appended")
     func strangersCannotForward() throws {
         var cluster = TestCluster(["a", "b", "c"])
         let leader = cluster.electLeader()
@@ -527,7 +527,7 @@ struct TestCluster {
             RaftMessage(from: "zz", to: leader, term: term, body: .propose(id: 9, payloads: [Array("x".utf8)])))
         let ready = cluster.members[leader]!.takeReady()
         let answers = (ready.messages + ready.messagesAfterPersist).filter { $0.to == "zz" }
-        #expect(answers.map(\.body) == [.proposeResponse(id: 9, index: 0)])
+        #expect(answers.map(\.body) == [.proposeRefused(id: 9)])
         #expect(ready.entries.isEmpty && cluster.members[leader]!.lastIndex == before)
     }
 

@@ -65,6 +65,10 @@ extension Raft {
             ready.forwarded.append(
                 RaftForwardedProposal(
                     id: requestID, firstIndex: index == 0 ? nil : index, term: message.term, from: message.from))
+        case .proposeRefused(let requestID):
+            ready.forwarded.append(
+                RaftForwardedProposal(
+                    id: requestID, firstIndex: nil, term: message.term, from: message.from, refusedForGood: true))
         }
     }
 

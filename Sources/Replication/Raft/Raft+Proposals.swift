@@ -23,9 +23,13 @@ extension Raft {
     }
 
     /// On the leader: appends a member's forwarded proposal and tells it where it landed. One from
-    /// a node that is not a member is refused (index 0).
+    /// a node that is not a member is refused for good.
     mutating func handleForwardedProposal(from follower: String, id requestID: UInt64, payloads: [[UInt8]]) {
-        guard !payloads.isEmpty, membership.contains(follower), (try? checkCanPropose()) != nil else {
+        guard membership.contains(follower) else {
+            send(.proposeRefused(id: requestID), to: follower)
+            return
+        }
+        guard !payloads.isEmpty, (try? checkCanPropose()) != nil else {
             send(.proposeResponse(id: requestID, index: 0), to: follower)
             return
         }

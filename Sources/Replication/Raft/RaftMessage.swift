@@ -49,6 +49,10 @@ public struct RaftMessage: Sendable, Equatable {
         /// The leader appended forwarded proposal `id` from `index` on, in the message's term;
         /// `index` 0: it refused (it no longer leads, or is handing leadership over).
         case proposeResponse(id: UInt64, index: UInt64)
+        /// The leader will not take forwarded proposal `id` from anyone, now or later: the sender
+        /// is not a member, or a payload is no record the leader reads (a member newer than it).
+        /// Not "not now" (`proposeResponse` with index 0): the follower fails it at once.
+        case proposeRefused(id: UInt64)
     }
 }
 
@@ -83,6 +87,7 @@ extension RaftMessage.Body {
         case .readIndexResponse: "readIndexResponse"
         case .propose: "propose"
         case .proposeResponse: "proposeResponse"
+        case .proposeRefused: "proposeRefused"
         }
     }
 }

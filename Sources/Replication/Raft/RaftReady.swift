@@ -58,12 +58,16 @@ public struct RaftForwardedProposal: Sendable, Equatable {
     public var firstIndex: UInt64?
     public var term: UInt64
     public var from: String
+    /// The leader refused it for good (``RaftMessage/Body/proposeRefused(id:)``): not to be sent
+    /// again.
+    public var refusedForGood: Bool
 
-    public init(id: UInt64, firstIndex: UInt64?, term: UInt64, from: String) {
+    public init(id: UInt64, firstIndex: UInt64?, term: UInt64, from: String, refusedForGood: Bool = false) {
         self.id = id
         self.firstIndex = firstIndex
         self.term = term
         self.from = from
+        self.refusedForGood = refusedForGood
     }
 }
 

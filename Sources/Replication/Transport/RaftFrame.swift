@@ -246,6 +246,9 @@ struct FrameWriter {
             u8(14)
             u64(id)
             u64(index)
+        case .proposeRefused(let id):
+            u8(15)
+            u64(id)
         }
     }
 }
@@ -400,6 +403,7 @@ struct FrameReader {
             for _ in 0..<count { payloads.append(try blob()) }
             body = .propose(id: id, payloads: payloads)
         case 14: body = .proposeResponse(id: try u64(), index: try logPosition())
+        case 15: body = .proposeRefused(id: try u64())
         default: throw ReplicationError(.unknownMessage, "unknown message type \(tag)")
         }
         return RaftMessage(from: from, to: to, term: term, body: body)

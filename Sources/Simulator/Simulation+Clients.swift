@@ -89,6 +89,9 @@ extension Simulation {
             } catch {
                 replyToClient(index, requestID: requestID, reply: .retry(leader: nil))
             }
+        } else if options.flaw == .readsLocally {
+            // The flaw: the node answers from its own state, without asking the leader.
+            replyToClient(index, requestID: requestID, reply: .done(value: node.machine.values[client.key]))
         } else {
             let context = nextReadContext
             nextReadContext += 1

@@ -14,10 +14,21 @@ public struct SimulationOptions: Sendable {
     public var membershipChanges: Bool
     /// Print every fault and role change (for replaying a failing seed).
     public var trace: Bool
+    /// A flaw put in the driver on purpose, to show that the checks catch what it breaks; nil
+    /// (the default, and every real run) drives Raft as the product does.
+    public var flaw: Flaw?
+
+    /// Flaws the simulator can put in the driver (never in the product).
+    public enum Flaw: String, Sendable, CaseIterable {
+        /// Reads are answered from the node's own state, without a read index: the stale reads
+        /// that linearizable reads exist to prevent.
+        case readsLocally = "reads-locally"
+    }
 
     public init(
         seed: UInt64, nodes: Int = 3, duration: UInt64 = 3_000_000, settle: UInt64 = 2_000_000, clients: Int = 5,
-        faults: Bool = true, snapshotEvery: UInt64 = 50, membershipChanges: Bool = true, trace: Bool = false
+        faults: Bool = true, snapshotEvery: UInt64 = 50, membershipChanges: Bool = true, trace: Bool = false,
+        flaw: Flaw? = nil
     ) {
         self.seed = seed
         self.nodes = nodes
@@ -28,6 +39,7 @@ public struct SimulationOptions: Sendable {
         self.snapshotEvery = snapshotEvery
         self.membershipChanges = membershipChanges
         self.trace = trace
+        self.flaw = flaw
     }
 }
 

@@ -55,6 +55,18 @@ import Testing
         }
     }
 
+    @Test("the checks catch a flawed driver", arguments: SimulationOptions.Flaw.allCases)
+    func checksCatchAFlawedDriver(_ flaw: SimulationOptions.Flaw) async {
+        let caught = await Self.onThread {
+            (UInt64(1)...60).filter { seed in
+                !Simulation.run(SimulationOptions(seed: seed, nodes: 3, flaw: flaw)).passed
+            }
+        }
+        // The same seeds pass without the flaw (fiveHundredSeedsKeepEveryInvariant runs them).
+        print("\(flaw.rawValue): seeds whose checks caught the flaw: \(caught.count) of 60")
+        #expect(!caught.isEmpty, "60 seeds with the flaw \(flaw.rawValue) and no violation found")
+    }
+
     static func failures(seeds: StrideThrough<Int>) -> [String] {
         var failed: [String] = []
         for seed in seeds {

@@ -12,6 +12,16 @@ import Testing
         range.map { LogEntry(index: $0, term: term, payload: Array("entry \($0)".utf8)) }
     }
 
+    /// Flips the bits of `mask` in the journal's byte at `offset`.
+    func flipJournalByte(_ dir: TemporaryDirectory, at offset: Int, mask: UInt8) throws {
+        let journal = try FileHandle(forUpdating: URL(fileURLWithPath: dir.file("log/region.journal")))
+        defer { try? journal.close() }
+        try journal.seek(toOffset: UInt64(offset))
+        let byte = try #require(try journal.read(upToCount: 1)).first!
+        try journal.seek(toOffset: UInt64(offset))
+        try journal.write(contentsOf: [byte ^ mask])
+    }
+
     /// A store that never checkpoints by itself within a test.
     func openStore(_ dir: TemporaryDirectory, journalCapacity: Int = 4 << 20) throws -> LogStore {
         try LogStore(path: dir.file("log"), journalCapacity: journalCapacity, checkpointInterval: .seconds(3600))
@@ -145,12 +155,7 @@ import Testing
             log.closeWithoutCheckpoint()
         }
         // The second record's last byte never reached the disk.
-        let journal = try FileHandle(forUpdating: URL(fileURLWithPath: dir.file("log/region.journal")))
-        try journal.seek(toOffset: UInt64(end - 1))
-        let byte = try #require(try journal.read(upToCount: 1)).first!
-        try journal.seek(toOffset: UInt64(end - 1))
-        try journal.write(contentsOf: [byte ^ 0xff])
-        try journal.close()
+        try flipJournalByte(dir, at: end - 1, mask: 0xff)
 
         let reopened = try openStore(dir)
         #expect(reopened.lastIndex == 3)
@@ -171,12 +176,7 @@ import Testing
             try await log.append(entries(7...9))
             log.closeWithoutCheckpoint()
         }
-        let journal = try FileHandle(forUpdating: URL(fileURLWithPath: dir.file("log/region.journal")))
-        try journal.seek(toOffset: UInt64(secondEnd - 1))
-        let byte = try #require(try journal.read(upToCount: 1)).first!
-        try journal.seek(toOffset: UInt64(secondEnd - 1))
-        try journal.write(contentsOf: [byte ^ 0x01])
-        try journal.close()
+        try flipJournalByte(dir, at: secondEnd - 1, mask: 0x01)
 
         do {
             _ = try openStore(dir)

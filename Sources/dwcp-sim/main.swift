@@ -1,10 +1,11 @@
 // dwcp-sim: runs the deterministic region simulator over many seeds.
 //
-//   dwcp-sim [--seeds N] [--first S] [--nodes 3|5|both] [--seed S --trace]
+//   dwcp-sim [--seeds N] [--first S] [--nodes 3|5|both] [--seed S --trace] [--flaw NAME]
 //
 // Each seed runs a whole region (the product's Raft code) with clients and injected faults, and
 // checks safety on every step and linearizability at the end. A failing seed is printed with the
-// command that replays it exactly.
+// command that replays it exactly. `--flaw reads-locally` puts a flaw in the driver on purpose,
+// to watch the checks catch it (SimulationOptions.Flaw).
 import Foundation
 import Simulation
 
@@ -13,12 +14,13 @@ var first: UInt64 = 1
 var nodeCounts = [3, 5]
 var single: UInt64?
 var trace = false
+var flaw: SimulationOptions.Flaw?
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
 
 func usage(_ message: String) -> Never {
     FileHandle.standardError.write(
         Data(
-            "dwcp-sim: \(message)\nusage: dwcp-sim [--seeds N] [--first S] [--nodes 3|5|both] [--seed S [--trace]]\n"
+            "dwcp-sim: \(message)\nusage: dwcp-sim [--seeds N] [--first S] [--nodes 3|5|both] [--seed S [--trace]] [--flaw NAME]\n"
                 .utf8))
     exit(2)
 }
@@ -34,6 +36,12 @@ while let argument = arguments.next() {
     case "--first": first = number(arguments.next(), after: argument)
     case "--seed": single = number(arguments.next(), after: argument)
     case "--trace": trace = true
+    case "--flaw":
+        let name = arguments.next() ?? ""
+        guard let chosen = SimulationOptions.Flaw(rawValue: name) else {
+            usage("--flaw takes \(SimulationOptions.Flaw.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        flaw = chosen
     case "--nodes":
         switch arguments.next() {
         case "3": nodeCounts = [3]
@@ -52,14 +60,15 @@ var runs = 0
 let seedList = single.map { [$0] } ?? Array(first..<(first + seeds))
 for seed in seedList {
     for nodes in nodeCounts {
-        let report = Simulation.run(SimulationOptions(seed: seed, nodes: nodes, trace: trace))
+        let report = Simulation.run(SimulationOptions(seed: seed, nodes: nodes, trace: trace, flaw: flaw))
         runs += 1
         if !report.passed {
             failures += 1
             print(report.summary)
             for violation in report.violations { print("  \(violation)") }
             print(
-                "  replay: swift run -c release --static-swift-stdlib dwcp-sim --seed \(seed) --nodes \(nodes) --trace")
+                "  replay: swift run -c release --static-swift-stdlib dwcp-sim --seed \(seed) --nodes \(nodes) --trace"
+                    + (flaw.map { " --flaw \($0.rawValue)" } ?? ""))
         } else if single != nil {
             print(report.summary)
         }

@@ -20,8 +20,8 @@ extension Node {
     /// What `dwcp cluster status` shows: every member of the region, each as it reports itself
     /// (role, term, last, commit and applied index, dwcp and schema version; asked over the
     /// replication port, `unreachable` with the reason when it does not answer within
-    /// `timeout`; `asked: false` with a timeout of 0), and, on the leader, each member's match
-    /// index and lag.
+    /// `timeout`; `asked: false` with a timeout of 0), and each member's lag: on the leader from
+    /// its match index, elsewhere from the last indexes the leader and the member reported.
     public func clusterStatus(timeout: Duration = .seconds(1)) async -> JSONValue {
         guard let raft else {
             return .object([
@@ -34,6 +34,11 @@ extension Node {
         let status = raft.status
         let local = raft.localMemberStatus()
         let lastIndex = Int64(status.lastIndex)
+        // Asked of a member that does not lead: the leader's last index as the leader reported it.
+        var leaderLast: UInt64?
+        if let leader = status.leader, leader != configuration.nodeID, case .success(let reported) = answers[leader] {
+            leaderLast = reported.lastIndex
+        }
         var members: [JSONValue] = []
         for (id, address) in status.membership.all.sorted(by: { $0.key < $1.key }) {
             var fields: [(String, JSONValue)] = [("id", .string(id)), ("address", .string(address))]
@@ -54,6 +59,9 @@ extension Node {
             if let match = status.matches[id] {
                 fields.append(("match_index", .int(Int64(match))))
                 fields.append(("lag", .int(max(lastIndex - Int64(match), 0))))
+            } else if let leaderLast, case .success(let member) = answer {
+                let behind = leaderLast > member.lastIndex ? leaderLast - member.lastIndex : 0
+                fields.append(("lag", .int(Int64(clamping: behind))))
             }
             members.append(.object(fields))
         }

@@ -833,6 +833,11 @@ func get(_ url: String) async throws -> (Int, String) {
         answer = try await cli(["cluster", "status"])
         let learnerLine = answer.out.split(separator: "\n").first { $0.hasPrefix("n4 ") } ?? ""
         #expect(learnerLine.contains("learner"), "\(answer.out)")
+        // Every member's line: id, address, API, role, term, last, commit and applied index, lag.
+        for id in Region.ids + [Region.joiner] {
+            let fields = answer.out.split(separator: "\n").first { $0.hasPrefix("\(id) ") }?.split(separator: " ") ?? []
+            #expect(fields.count >= 9 && (4...8).allSatisfy { Int(fields[$0]) != nil }, "\(id): \(answer.out)")
+        }
         answer = try await cli(["cluster", "promote", "n4"])
         #expect(answer.status == 0 && answer.out.contains("promoted n4"), "\(answer)")
         let removed = Region.ids.first { $0 != leader && $0 != follower }!

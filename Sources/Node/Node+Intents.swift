@@ -112,6 +112,20 @@ extension Node {
         return try log.entry(at: index)?.payload == payload
     }
 
+    /// Refuses `requestID` when the intent that used it first (`earlier`) is not the one `body`
+    /// asks for: a request id names one intent; used again for another (another kind, host or
+    /// VM), it is a client's mistake, not a retry.
+    static func checkSameIntent(
+        _ requestID: String, earlier: (index: Int64, kind: String, subject: String), body: Store.Record.Body
+    ) throws {
+        let kind = body.intentKind ?? ""
+        guard earlier.kind != kind || earlier.subject != body.subject else { return }
+        throw NodeError(
+            .conflict,
+            "request id \(requestID) was used at log index \(earlier.index) for \(earlier.kind) \(earlier.subject), not \(kind) \(body.subject): use a new request id"
+        )
+    }
+
     private func earlierReceipt(requestID: String, intent: Intent) throws -> IntentReceipt? {
         let found = try views.read {
             db -> (index: Int64, kind: String, subject: String, outcome: String, error: String, row: JSONValue?)? in
@@ -123,14 +137,7 @@ extension Node {
         }
         guard let found else { return nil }
         let index = UInt64(found.index)
-        let kind = intent.body.intentKind ?? ""
-        // A request id names one intent: used again for another, it is a client's mistake, not a retry.
-        guard found.kind == kind, found.subject == intent.body.subject else {
-            throw NodeError(
-                .conflict,
-                "request id \(requestID) was used at log index \(index) for \(found.kind) \(found.subject), not \(kind) \(intent.body.subject): use a new request id"
-            )
-        }
+        try Self.checkSameIntent(requestID, earlier: (found.index, found.kind, found.subject), body: intent.body)
         if found.outcome == "rejected" {
             throw NodeError(.conflict, "\(found.error) (request \(requestID), log index \(index))")
         }

@@ -250,11 +250,7 @@ extension Node {
         }
         // (As for one intent: an id used before for another intent is a mistake, not a retry.)
         for (intent, vm) in zip(earlier, vms) {
-            guard let intent, intent.kind != "vm.create" || intent.subject != vm.name else { continue }
-            throw NodeError(
-                .conflict,
-                "request id \(requestID) was used at log index \(intent.index) for \(intent.kind) \(intent.subject), not vm.create \(vm.name): use a new request id"
-            )
+            if let intent { try Self.checkSameIntent(requestID, earlier: intent, body: .vmCreated(vm)) }
         }
         let found = earlier.compactMap { $0 }
         guard found.count == count else { return nil }

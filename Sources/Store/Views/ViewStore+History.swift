@@ -54,7 +54,7 @@ extension ViewStore {
     /// Whether views of schema `version` apply `history.compacted` records: views of 008 or
     /// later that this build knows. A version it does not know counts as one that cannot: it may
     /// be a later dwcp's, or one built from schema files edited before they landed; the leader
-    /// is upgraded last (docs/architecture.md, "Rolling upgrades"), and compacts from then on.
+    /// is upgraded last (docs/architecture.md, "Upgrading dwcp"), and compacts from then on.
     public static func knowsHistoryCompaction(schemaVersion version: String) -> Bool {
         (historyCompactionFileCount...Schema.files.count).contains { Schema.version(ofFirst: $0) == version }
     }

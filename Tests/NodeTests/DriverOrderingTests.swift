@@ -66,6 +66,8 @@ import Testing
                 try await Task.sleep(for: .milliseconds(100))
             }
         }
+        // A vote n1 sent just before it stopped may still be on its way: n2 listens a while longer.
+        try await Task.sleep(for: .milliseconds(500))
         await n2.close()
         return observed
     }

@@ -58,6 +58,12 @@ func withThreeMembers(
     }
 }
 
+/// `records` as log entries of term 1 from index `first` on (NodeTests' copy of
+/// `ViewStoreTests.entries`, which lives in another test module).
+func logEntries(_ records: [Record], from first: UInt64 = 1) -> [LogEntry] {
+    records.enumerated().map { LogEntry(index: first + UInt64($0.offset), term: 1, payload: $0.element.encoded()) }
+}
+
 /// Rows of a query as JSON text, for compact assertions.
 func rows(_ node: Node, _ sql: String) async throws -> String {
     let result = try await node.query.run(sql)

@@ -50,13 +50,7 @@ import Testing
     func damagedViewsAreRebuilt() async throws {
         let dir = TemporaryDirectory()
         try await populate(dir)
-        let rootPage = try await ViewStore(path: dir.file("views.sqlite")).pool.read { db in
-            try Int.fetchOne(db, sql: "SELECT rootpage FROM sqlite_master WHERE name = 'intents'")!
-        }
-        let file = try FileHandle(forUpdating: URL(fileURLWithPath: dir.file("views.sqlite")))
-        try file.seek(toOffset: UInt64((rootPage - 1) * 4096))
-        try file.write(contentsOf: [UInt8](repeating: 0x5a, count: 4096))
-        try file.close()
+        try overwriteRootPage(of: "intents", inDatabaseAt: dir.file("views.sqlite"))
 
         // The next intent commits, and its apply meets the damage: the node stops, saying why.
         let h9 = HostAdded(name: "h9", region: "eu", cpus: 8, memoryBytes: 16 << 30)
@@ -190,9 +184,7 @@ import Testing
             )
         }
         records.append(Record(at: 9_000, .historyCompacted(HistoryCompacted(beforeIndex: 2_001))))
-        let entries = records.enumerated().map {
-            LogEntry(index: UInt64($0.offset + 1), term: 1, payload: $0.element.encoded())
-        }
+        let entries = logEntries(records)
         #expect(try await views.apply(entries) == 2_002)
         func pages(_ pool: some DatabaseReader) throws -> (count: Int, free: Int) {
             try pool.read { db in

@@ -24,9 +24,7 @@ import Testing
                     at: 1 + Int64(i), requestID: "r\(i)",
                     .hostLabelsSet(HostLabelsSet(name: "h1", labels: ["n": "\(i)"]))))
         }
-        let entries = records.enumerated().map {
-            LogEntry(index: UInt64($0.offset + 1), term: 1, payload: $0.element.encoded())
-        }
+        let entries = logEntries(records)
         _ = try await sender.apply(entries)
         let copied = try await sender.copy(to: dir.file("sent.sqlite"))
         #expect(copied == 11)

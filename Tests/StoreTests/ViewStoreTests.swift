@@ -155,21 +155,14 @@ typealias Record = Store.Record
         let dir = TemporaryDirectory()
         let path = dir.file("views.sqlite")
         let entries = Self.entries(Self.history)
-        let rootPage: Int
         do {
             let views = try ViewStore(path: path)
             try views.apply(Array(entries[..<4]))
             try views.checkpointNow()
-            rootPage = try views.pool.read { db in
-                try Int.fetchOne(db, sql: "SELECT rootpage FROM sqlite_master WHERE name = 'intents'")!
-            }
         }
         // The intents table's root page is overwritten: the file opens, its state row reads, and
         // the next apply (every intent writes a row there) meets the damage.
-        let file = try FileHandle(forUpdating: URL(fileURLWithPath: path))
-        try file.seek(toOffset: UInt64((rootPage - 1) * 4096))
-        try file.write(contentsOf: [UInt8](repeating: 0x5a, count: 4096))
-        try file.close()
+        try overwriteRootPage(of: "intents", inDatabaseAt: path)
         do {
             let views = try ViewStore(path: path)
             #expect(views.rebuildReason == nil)

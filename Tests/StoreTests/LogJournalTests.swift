@@ -187,6 +187,57 @@ import Testing
         }
     }
 
+    @Test(
+        "damage to a record's header (its magic, sequence or length) with a whole record after it is not read as a torn end",
+        arguments: [0, 4, 12])
+    func damagedHeaderInTheMiddle(byte: Int) async throws {
+        let dir = TemporaryDirectory()
+        let firstEnd: Int
+        do {
+            let log = try openStore(dir)
+            try await log.append(entries(1...3))
+            firstEnd = log.cursor.withLock { $0.offset }
+            try await log.append(entries(4...6))
+            try await log.append(entries(7...9))
+            log.closeWithoutCheckpoint()
+        }
+        try flipJournalByte(dir, at: firstEnd + byte, mask: 0x01)
+
+        do {
+            _ = try openStore(dir)
+            Issue.record("a log whose journal lost an acknowledged record to a damaged header opened")
+        } catch let error as StoreError {
+            #expect(error.code == .journal)
+            #expect(error.message.contains("record 2 "), "\(error)")
+            #expect(error.message.contains("yet record 3 after it is whole"), "\(error)")
+        }
+    }
+
+    @Test("a torn last record followed by whole records of an earlier cycle is a torn end: the log opens")
+    func tornRecordBeforeAnEarlierCycle() async throws {
+        let dir = TemporaryDirectory()
+        let end: Int
+        do {
+            let log = try openStore(dir)
+            // The first cycle: a large record, then two small ones that the second cycle's short
+            // records leave whole.
+            try await log.append(
+                (1...20).map { LogEntry(index: $0, term: 1, payload: [UInt8](repeating: 7, count: 100)) })
+            try await log.append(entries(21...21))
+            try await log.append(entries(22...22))
+            try await log.checkpoint()
+            try await log.append(entries(23...23))
+            try await log.append(entries(24...24))
+            end = log.cursor.withLock { $0.offset }
+            log.closeWithoutCheckpoint()
+        }
+        try flipJournalByte(dir, at: end - 1, mask: 0xff)
+
+        let reopened = try openStore(dir)
+        #expect(reopened.lastIndex == 23)
+        #expect(try reopened.entry(at: 23) == entries(23...23).first)
+    }
+
     @Test("a record's size is known before it is encoded")
     func payloadSize() {
         let operations: [LogWriter.Operation] = [

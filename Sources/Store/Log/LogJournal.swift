@@ -78,10 +78,11 @@ final class LogJournal: Sendable {
     /// The payloads of the records that follow `sequence` without a gap, from the start of the file.
     /// Records are read one by one up to the end of the file, which may be longer than `capacity`
     /// when an earlier run had a larger one; after a clean close the first header already stops it.
-    /// A record that fails its checksum ends them: the last one, torn by a crash while it was
-    /// written, was never acknowledged. One followed by the next record whole is damage, not a
-    /// torn write (each record is synced before the next is written): an error, since the
-    /// acknowledged writes it holds would be lost.
+    /// The first record that is missing, torn or older ends them: the last one, torn by a crash
+    /// while it was written, was never acknowledged. But each record is synced before the next is
+    /// written, so a whole record of a later sequence anywhere beyond that point means the stop is
+    /// damage (to a payload or to a header), not a torn write: an error, since the acknowledged
+    /// writes it holds would be lost.
     func records(after sequence: UInt64) throws -> [(sequence: UInt64, payload: [UInt8])] {
         var info = stat()
         guard fstat(descriptor, &info) == 0 else { throw Self.failure("cannot stat the journal \(path)") }
@@ -89,22 +90,63 @@ final class LogJournal: Sendable {
         var result: [(sequence: UInt64, payload: [UInt8])] = []
         var offset = 0
         var expected = sequence + 1
-        while let record = try readRecord(at: offset, size: size), record.sequence == expected {
-            guard record.intact else {
-                let next = try readRecord(at: offset + Self.headerSize + record.payload.count, size: size)
-                if let next, next.sequence == expected + 1, next.intact {
-                    throw StoreError(
-                        .journal,
-                        "the journal \(path) is damaged: record \(expected) fails its checksum, yet record \(expected + 1) after it is whole; it holds acknowledged writes, so the log does not open (give this member an empty data directory and add it to the region again)"
-                    )
-                }
-                break
-            }
+        var stop: (sequence: UInt64, payload: [UInt8], intact: Bool)?
+        while true {
+            stop = try readRecord(at: offset, size: size)
+            guard let record = stop, record.sequence == expected, record.intact else { break }
             result.append((expected, record.payload))
             expected += 1
             offset += Self.headerSize + record.payload.count
         }
+        if let later = try wholeRecord(from: offset, sequenceAtLeast: expected, size: size) {
+            let what =
+                if let stop, stop.sequence == expected, !stop.intact {
+                    "fails its checksum"
+                } else {
+                    "cannot be read at byte \(offset) (its header is damaged)"
+                }
+            throw StoreError(
+                .journal,
+                "the journal \(path) is damaged: record \(expected) \(what), yet record \(later.sequence) after it is whole (at byte \(later.offset)); it holds acknowledged writes, so the log does not open (give this member an empty data directory and add it to the region again)"
+            )
+        }
         return result
+    }
+
+    /// The first whole record that starts at or after `start` with a sequence of `minimum` or
+    /// later, found by its magic at any byte (a damaged length hides where records start).
+    /// Records of earlier cycles carry older sequences and do not count.
+    private func wholeRecord(from start: Int, sequenceAtLeast minimum: UInt64, size: Int) throws -> (
+        sequence: UInt64, offset: Int
+    )? {
+        guard start + Self.headerSize <= size else { return nil }
+        var tail = [UInt8](repeating: 0, count: size - start)
+        guard try read(into: &tail, at: start) else { return nil }
+        return tail.withUnsafeBytes { raw -> (sequence: UInt64, offset: Int)? in
+            let base = raw.baseAddress!
+            let lastStart = raw.count - Self.headerSize
+            var position = 0
+            while position <= lastStart {
+                guard let hit = memchr(base + position, Int32(Self.magic & 0xff), lastStart - position + 1) else {
+                    return nil
+                }
+                position = UnsafeRawPointer(hit) - base
+                defer { position += 1 }
+                guard raw.loadLittleEndian(UInt32.self, at: position) == Self.magic else { continue }
+                let sequence = raw.loadLittleEndian(UInt64.self, at: position + 4)
+                let length = Int(raw.loadLittleEndian(UInt32.self, at: position + 12))
+                let payloadStart = position + Self.headerSize
+                guard sequence >= minimum, length <= raw.count - payloadStart else { continue }
+                let header = UnsafeRawBufferPointer(rebasing: raw[position..<payloadStart])
+                let payload = UnsafeRawBufferPointer(rebasing: raw[payloadStart..<(payloadStart + length)])
+                if Self.checksum(header: header, payload: payload)
+                    == raw.loadLittleEndian(UInt32.self, at: position + 16)
+                {
+                    return (sequence, start + position)
+                }
+            }
+            return nil
+        }
     }
 
     /// The record at `offset`: its sequence, its payload, and whether it passes its checksum; nil

@@ -260,8 +260,13 @@ public enum NodeAPI {
             return failure(
                 error.code.rawValue, error.message, status: status(for: error.code), leaderAPI: error.leaderAPI)
         } catch let error as QueryError {
-            return failure(
-                error.code.rawValue, error.message, status: error.code == .timeout ? .requestTimeout : .badRequest)
+            let status: HTTPResponse.Status =
+                switch error.code {
+                case .timeout: .requestTimeout
+                case .damaged: .internalServerError
+                default: .badRequest
+                }
+            return failure(error.code.rawValue, error.message, status: status)
         } catch let error as StoreError {
             if error.code == .compacted { return failure("compacted", error.message, status: .gone) }
             return failure(error.code.rawValue, error.message, status: .internalServerError)

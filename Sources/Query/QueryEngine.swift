@@ -13,6 +13,8 @@ import Synchronization
 /// answered from `sqlite_master`.
 public final class QueryEngine: Sendable {
     public let limits: QueryLimits
+    /// The views file the queries read.
+    public let path: String
     private let pool: DatabasePool
     /// One guard per connection, found by the connection's handle.
     private let guards: GuardRegistry
@@ -23,6 +25,7 @@ public final class QueryEngine: Sendable {
 
     public init(path: String, limits: QueryLimits = QueryLimits()) throws {
         self.limits = limits
+        self.path = path
         let guards = GuardRegistry()
         var configuration = Configuration()
         configuration.readonly = true
@@ -44,18 +47,38 @@ public final class QueryEngine: Sendable {
         let text = query.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !text.isEmpty else { throw QueryError(.empty, "empty query") }
         let rowLimit = min(maxRows ?? limits.maxRows, limits.maxRows)
-        if text.hasPrefix(".") { return try await runCommand(text, maxRows: rowLimit) }
-        return try await pool.read { db in try self.runUserStatement(text, arguments: [], db: db, maxRows: rowLimit) }
+        do {
+            if text.hasPrefix(".") { return try await runCommand(text, maxRows: rowLimit) }
+            return try await pool.read { db in
+                try self.runUserStatement(text, arguments: [], db: db, maxRows: rowLimit)
+            }
+        } catch {
+            throw damageFound(in: error) ?? error
+        }
     }
 
     /// Synchronous form, for tools and benchmarks that are not async.
     public func runSync(_ query: String, maxRows: Int? = nil) throws -> QueryResult {
         let text = query.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !text.isEmpty else { throw QueryError(.empty, "empty query") }
-        return try pool.read { db in
-            try self.runUserStatement(
-                text, arguments: [], db: db, maxRows: min(maxRows ?? limits.maxRows, limits.maxRows))
+        do {
+            return try pool.read { db in
+                try self.runUserStatement(
+                    text, arguments: [], db: db, maxRows: min(maxRows ?? limits.maxRows, limits.maxRows))
+            }
+        } catch {
+            throw damageFound(in: error) ?? error
         }
+    }
+
+    /// When `error` is SQLite finding the views damaged: the marker that has the node rebuild them
+    /// at its next start is left, and the refusal says so. Nothing is lost: the log holds
+    /// everything the views do.
+    private func damageFound(in error: any Error) -> QueryError? {
+        let found = (error as? QueryError)?.cause ?? error
+        guard ViewStore.isDamage(found) else { return nil }
+        let marked = ViewStore.markDamaged(viewsAt: path, found)
+        return QueryError(.damaged, marked.message, cause: marked)
     }
 
     private func runCommand(_ text: String, maxRows: Int) async throws -> QueryResult {

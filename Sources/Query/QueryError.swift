@@ -8,6 +8,8 @@ public struct QueryError: Error, CustomStringConvertible, Sendable {
         case tooLarge = "too_large"
         case unknownCommand = "unknown_command"
         case empty
+        /// SQLite found the views damaged; the next start of the node rebuilds them from the log.
+        case damaged
         case failed
     }
 

@@ -57,7 +57,7 @@ import Testing
         await #expect {
             try await withRunningNode(dir) { node in _ = try await node.submit(.addHost(h9)) }
         } throws: { error in
-            "\(error)".contains("views.sqlite is damaged") && "\(error)".contains("rebuilt from the log")
+            "\(error)".contains("views.sqlite is damaged") && "\(error)".contains("rebuilds them from the log")
         }
         // Started again, it rebuilds the views: the intent is there, and they equal a rebuild.
         let (rebuilt, reason) = try openedDump(dir)

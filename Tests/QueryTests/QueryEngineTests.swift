@@ -169,4 +169,30 @@ import Testing
             ResultFormat.table.render(result)
                 == "name   n    note\n-----  ---  ----\na      1\nb,\"c\"  2.5  x\n(2 rows)\n")
     }
+
+    @Test("a query that meets damaged views says so and leaves the marker that has the next start rebuild them")
+    func damagedViews() async throws {
+        let f = try fixture()
+        try f.views.checkpointNow()
+        try overwriteRootPage(of: "hosts", inDatabaseAt: f.directory.file("views.sqlite"))
+        let marker = f.directory.file("views.sqlite.damaged")
+        #expect(!FileManager.default.fileExists(atPath: marker))
+
+        await #expect {
+            _ = try await f.engine.run("SELECT name FROM hosts ORDER BY name")
+        } throws: { error in
+            guard let error = error as? QueryError else { return false }
+            return error.code == .damaged && error.message.contains("the next start rebuilds them from the log")
+        }
+        #expect(FileManager.default.fileExists(atPath: marker))
+        let reopened = try ViewStore(path: f.directory.file("views.sqlite"))
+        #expect(reopened.rebuildReason?.hasPrefix("views.sqlite was found damaged") == true)
+    }
+
+    @Test("a query error that is not damage leaves no marker")
+    func failureIsNotDamage() async throws {
+        let f = try fixture()
+        await #expect(throws: QueryError.self) { _ = try await f.engine.run("SELECT json_extract('{', '$.a')") }
+        #expect(!FileManager.default.fileExists(atPath: f.directory.file("views.sqlite.damaged")))
+    }
 }

@@ -182,6 +182,26 @@ typealias Record = Store.Record
         #expect(try rebuilt.dump() == clean.dump())
     }
 
+    @Test("an intent-path lookup or a snapshot copy that meets damaged views marks them for a rebuild")
+    func damageMetByReads() async throws {
+        let dir = TemporaryDirectory()
+        let path = dir.file("views.sqlite")
+        do {
+            let views = try ViewStore(path: path)
+            try await views.apply(Self.entries(Self.history))
+            try views.checkpointNow()
+        }
+        try overwriteRootPage(of: "intents", inDatabaseAt: path)
+        let views = try ViewStore(path: path)
+        #expect(throws: StoreError.self) {
+            try views.read { db in try Row.fetchAll(db, sql: "SELECT * FROM intents") }
+        }
+        #expect(FileManager.default.fileExists(atPath: path + ".damaged"))
+        try FileManager.default.removeItem(atPath: path + ".damaged")
+        await #expect(throws: StoreError.self) { _ = try await views.copy(to: dir.file("copy.sqlite")) }
+        #expect(FileManager.default.fileExists(atPath: path + ".damaged"))
+    }
+
     @Test("a damaged record stops the batch there: what precedes it is applied, the error names the index")
     func damagedRecordInBatch() throws {
         let dir = TemporaryDirectory()

@@ -6,8 +6,13 @@ extension ViewStore {
     /// the pages that deletes freed, so history that `history.compacted` records removed does not
     /// weigh on a views snapshot. It reads in one read transaction of its own, on a reader
     /// connection with none open (GRDB's `unsafeRead`): writers go on meanwhile. The copy is
-    /// written, synced and read back on GRDB's reader queue, off the caller's thread.
+    /// written, synced and read back on GRDB's reader queue, off the caller's thread. Views found
+    /// damaged on the way are marked for a rebuild at the next start.
     public func copy(to path: String) async throws -> UInt64 {
+        try await markingDamage { try await copyUnmarked(to: path) }
+    }
+
+    private func copyUnmarked(to path: String) async throws -> UInt64 {
         try await pool.unsafeRead { db in
             do {
                 try db.execute(sql: "VACUUM INTO ?", arguments: [path])

@@ -7,7 +7,7 @@ extension ViewStore {
     static func damageMarker(for path: String) -> String { path + ".damaged" }
 
     /// Whether `error`, or the error it wraps, is SQLite finding the file damaged.
-    static func isDamage(_ error: any Error) -> Bool {
+    public static func isDamage(_ error: any Error) -> Bool {
         if let error = error as? DatabaseError {
             return error.resultCode == .SQLITE_CORRUPT || error.resultCode == .SQLITE_NOTADB
         }
@@ -15,34 +15,37 @@ extension ViewStore {
         return false
     }
 
-    /// Runs an apply; when SQLite finds the views damaged, leaves the marker for the next open and
-    /// throws an error that says so. The log holds everything the views do: nothing is lost.
+    /// Runs an apply or a read; when SQLite finds the views damaged, leaves the marker for the next
+    /// open and throws an error that says so. The log holds everything the views do: nothing is lost.
     func markingDamage<T>(_ body: () throws -> T) throws -> T {
         do {
             return try body()
         } catch  where Self.isDamage(error) {
-            throw markDamaged(error)
+            throw Self.markDamaged(viewsAt: path, error)
         }
     }
 
-    /// ``markingDamage(_:)`` for the async apply.
+    /// ``markingDamage(_:)`` for the async apply and reads.
     func markingDamage<T>(_ body: () async throws -> T) async throws -> T {
         do {
             return try await body()
         } catch  where Self.isDamage(error) {
-            throw markDamaged(error)
+            throw Self.markDamaged(viewsAt: path, error)
         }
     }
 
-    private func markDamaged(_ error: any Error) -> StoreError {
+    /// Leaves the marker beside the views at `path`, holding `error`, and returns the error to
+    /// report: what was found, and that the next start rebuilds the views from the log. For
+    /// readers with connections of their own (`dwcp sql`'s).
+    public static func markDamaged(viewsAt path: String, _ error: any Error) -> StoreError {
         let reason = "\(error)"
-        let marker = Self.damageMarker(for: path)
+        let marker = damageMarker(for: path)
         let marked = FileManager.default.createFile(atPath: marker, contents: Data(reason.utf8))
         return StoreError(
             .views,
             "views.sqlite is damaged (\(reason)); "
                 + (marked
-                    ? "opened again, the views are rebuilt from the log (\(marker) says so)"
+                    ? "the next start rebuilds them from the log (\(marker) says so)"
                     : "remove \(path) and start again: the views are rebuilt from the log"),
             cause: error)
     }

@@ -106,7 +106,7 @@ public final class ViewStore: Sendable {
     /// only when their task runs again: a synchronous read waiting on that pool can hold up the
     /// very thread the task needs (`dwcp serve` runs every task on two event loops).
     public func read<T>(_ body: (Database) throws -> T) throws -> T {
-        try lookups.read(body)
+        try markingDamage { try lookups.read(body) }
     }
 
     static func storedSchemaVersion(path: String) -> Result<String, any Error> {
@@ -199,12 +199,14 @@ public final class ViewStore: Sendable {
     /// on meanwhile (on the writer's queue the checkpoint's copy and fsync held up every intent
     /// behind it; BENCHMARKS.md, bench/region).
     public func checkpoint() async throws {
-        try await checkpointer.writeWithoutTransaction { db in _ = try db.checkpoint(.passive) }
+        try await markingDamage {
+            try await checkpointer.writeWithoutTransaction { db in _ = try db.checkpoint(.passive) }
+        }
     }
 
     /// ``checkpoint()`` on the caller's thread (start-up and shutdown, where nothing awaits).
     public func checkpointNow() throws {
-        try checkpointer.writeWithoutTransaction { db in _ = try db.checkpoint(.passive) }
+        try markingDamage { try checkpointer.writeWithoutTransaction { db in _ = try db.checkpoint(.passive) } }
     }
 
     /// How many applied entries the node lets the WAL gather before it checkpoints. A checkpoint's

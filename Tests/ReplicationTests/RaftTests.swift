@@ -20,6 +20,9 @@ struct TestCluster {
     var forwarded: [String: [RaftForwardedProposal]] = [:]
     /// Every hard state a member was asked to persist, with the number of entries written beside it.
     var hardStateWrites: [String: [(entries: Int, hardState: HardState)]] = [:]
+    /// The ticks (counted by ``tick(_:)``) at which a snapshot was sent, by the member it was for.
+    var snapshotsSent: [String: [Int]] = [:]
+    var ticks = 0
 
     init(_ ids: [String], configuration: RaftConfiguration = RaftConfiguration()) {
         var voters: [String: String] = [:]
@@ -64,6 +67,7 @@ struct TestCluster {
     }
 
     mutating func deliver(_ message: RaftMessage) {
+        if case .snapshot = message.body { snapshotsSent[message.to, default: []].append(ticks) }
         guard members[message.to] != nil, !cut.contains(message.from), !cut.contains(message.to),
             !dropped.contains(message.body.name)
         else { return }
@@ -75,6 +79,7 @@ struct TestCluster {
 
     mutating func tick(_ times: Int = 1) {
         for _ in 0..<times {
+            ticks += 1
             for id in members.keys.sorted() where !cut.contains(id) { members[id]!.tick() }
             settle()
         }
@@ -363,6 +368,45 @@ struct TestCluster {
         #expect(cluster.released[behind]?.map(\.index) == Array(1...heldBehind))
         #expect(cluster.members[behind]!.committed == cluster.members[leader]!.committed)
         #expect(cluster.members[behind]!.lastIndex == cluster.members[leader]!.lastIndex)
+    }
+
+    @Test(
+        "a snapshot the member does not catch up from is sent again after twice the wait each time, up to 32 times, and the wait starts over once it catches up"
+    )
+    func snapshotResendsBackOff() throws {
+        var cluster = TestCluster(["a", "b", "c"])
+        let election = RaftConfiguration().electionTicks
+        let leader = cluster.electLeader()
+        let behind = cluster.member(otherThan: leader)
+        func fallBehind() throws {
+            cluster.cut = [behind]
+            for i in 0..<20 { _ = try cluster.members[leader]!.propose([Array("e\(i)".utf8)]) }
+            cluster.settle()
+            for id in ["a", "b", "c"] where id != behind {
+                _ = cluster.members[id]!.compact(through: cluster.members[id]!.applied)
+            }
+            cluster.cut = []
+        }
+        try fallBehind()
+        // Every snapshot is lost (as one the member refuses is).
+        cluster.dropped = ["snapshot"]
+        cluster.tick(2 * election * (1 + 2 + 4 + 8 + 16 + 32 + 32) + 5)
+        let sent = cluster.snapshotsSent[behind] ?? []
+        let waits = zip(sent.dropFirst(), sent).map { $0 - $1 }
+        #expect(waits == [1, 2, 4, 8, 16, 32, 32].map { 2 * election * $0 }, "sent at ticks \(sent)")
+
+        // Once one arrives, the member catches up, and the next time it needs one the wait is
+        // two election timeouts again.
+        cluster.dropped = []
+        cluster.tick(2 * election * 32 + 5)
+        #expect(cluster.members[behind]!.committed == cluster.members[leader]!.committed)
+        try fallBehind()
+        cluster.dropped = ["snapshot"]
+        cluster.snapshotsSent = [:]
+        cluster.tick(2 * election * 3 + 5)
+        let again = cluster.snapshotsSent[behind] ?? []
+        #expect(
+            zip(again.dropFirst(), again).map { $0 - $1 } == [2 * election, 4 * election], "sent at ticks \(again)")
     }
 
     @Test func membersJoinAsLearnersArePromotedAndRemoved() throws {

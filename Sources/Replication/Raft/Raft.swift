@@ -182,7 +182,10 @@ public struct Raft: Sendable {
             if progress[member]!.silentTicks < .max { progress[member]!.silentTicks += 1 }
             if case .snapshot = progress[member]!.state {
                 progress[member]!.snapshotTicks += 1
-                if progress[member]!.snapshotTicks >= 2 * configuration.electionTicks {
+                if progress[member]!.snapshotTicks
+                    >= progress[member]!.snapshotPatience(electionTicks: configuration.electionTicks)
+                {
+                    progress[member]!.snapshotAttempts += 1
                     progress[member]!.becomeProbe()
                 }
             }

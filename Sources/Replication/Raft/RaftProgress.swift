@@ -26,6 +26,9 @@ struct RaftProgress: Sendable {
     var matchAtLastRound: UInt64 = 0
     /// Ticks since the snapshot was sent (to resend a lost one).
     var snapshotTicks = 0
+    /// Snapshots sent in a row that the member did not catch up from: each doubles the wait before
+    /// the next (``snapshotPatience(electionTicks:)``).
+    var snapshotAttempts = 0
 
     init(next: UInt64) { self.next = next }
 
@@ -43,6 +46,7 @@ struct RaftProgress: Sendable {
 
     mutating func becomeReplicate() {
         state = .replicate
+        snapshotAttempts = 0
         next = match + 1
         inflight = []
         stalledRounds = 0
@@ -52,6 +56,15 @@ struct RaftProgress: Sendable {
         state = .snapshot(index: index)
         inflight = []
         snapshotTicks = 0
+    }
+
+    /// The ticks a snapshot sent to this member may take before it is sent again: two election
+    /// timeouts, doubled for every snapshot before it that the member did not catch up from (it
+    /// was lost, refused, or took longer to arrive), up to 32 times. A refused snapshot (one too
+    /// large for the member's disk, or of a schema it cannot install) is thus not streamed again
+    /// every two election timeouts, and a snapshot slower to transfer than that gets its time.
+    func snapshotPatience(electionTicks: Int) -> Int {
+        2 * electionTicks << min(snapshotAttempts, 5)
     }
 
     /// The follower acknowledged through `index`; false when that is old news.

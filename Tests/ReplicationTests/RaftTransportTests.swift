@@ -229,3 +229,61 @@ extension RaftTransportTests {
         try await group.shutdownGracefully()
     }
 }
+
+extension RaftTransportTests {
+    @Test(
+        "past the cap on inbound connections one more is closed as it opens; those open stay, and a freed place is taken again"
+    )
+    func inboundConnectionsAreCapped() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let receiver = RaftTransport(
+            eventLoopGroup: group, logger: Logger(label: "transport-test"), maxInboundConnections: 2)
+        let received = ReceivedTerms()
+        let port = try await receiver.listen(host: "127.0.0.1", port: 0) { frame in
+            if let message = frame.message { received.terms.withLock { $0.append(message.term) } }
+        }
+        func frame(_ term: UInt64) -> [UInt8] {
+            RaftFrame(group: "region", message: RaftMessage(from: "a", to: "b", term: term, body: .timeoutNow))
+                .encoded()
+        }
+        func connect() async throws -> any Channel {
+            try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port).get()
+        }
+        func arrives(_ term: UInt64, on channel: any Channel) async throws -> Bool {
+            try await channel.writeAndFlush(channel.allocator.buffer(bytes: frame(term))).get()
+            let deadline = ContinuousClock.now + .seconds(10)
+            while !received.terms.withLock({ $0.contains(term) }), ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            return received.terms.withLock { $0.contains(term) }
+        }
+        /// Whether the receiver closes `channel` within two seconds.
+        func closedByReceiver(_ channel: any Channel) async throws -> Bool {
+            let deadline = ContinuousClock.now + .seconds(2)
+            while channel.isActive, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+            return !channel.isActive
+        }
+
+        let first = try await connect()
+        let second = try await connect()
+        #expect(try await arrives(1, on: first))
+        #expect(try await arrives(2, on: second))
+        let third = try await connect()
+        #expect(try await closedByReceiver(third), "a third connection stayed open past a cap of two")
+        #expect(first.isActive && second.isActive)
+
+        try await first.close()
+        let deadline = ContinuousClock.now + .seconds(10)
+        while receiver.accepted.withLock({ $0.count }) > 1, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        let fourth = try await connect()
+        #expect(try await arrives(4, on: fourth))
+        #expect(!(try await closedByReceiver(fourth)))
+
+        try await second.close()
+        try await fourth.close()
+        await receiver.close()
+        try await group.shutdownGracefully()
+    }
+}

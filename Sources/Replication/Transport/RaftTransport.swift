@@ -18,6 +18,16 @@ public final class RaftTransport: Sendable {
     let logger: Logger
     /// Connections closed because a frame on them was malformed or oversized.
     let connectionsRejected: Counter
+    /// Connections closed as they opened because ``maxInboundConnections`` were open already.
+    let connectionsRefused: Counter
+    /// At most this many connections from peers are open at once; one more is closed as it opens.
+    /// A member opens two to each other member (one per ``Lane``), so a region of five needs eight;
+    /// the cap bounds what a flood of connections can take (each may buffer up to one frame of
+    /// ``RaftFrame/maxFrameBytes`` while it arrives). The replication port has no authentication
+    /// yet: this is a bound, not a defence.
+    public let maxInboundConnections: Int
+    /// When a refusal was last logged, and how many went unlogged since (one line per 10 s).
+    let refusalsNoted = Mutex<(at: ContinuousClock.Instant?, unlogged: Int)>((nil, 0))
     let peers = Mutex<[PeerKey: PeerState]>([:])
     let server = Mutex<(any Channel)?>(nil)
     /// Connections peers opened to this node, by channel id, for ``close()``.
@@ -64,11 +74,13 @@ public final class RaftTransport: Sendable {
 
     public init(
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger,
-        metrics: any MetricsFactory = NOOPMetricsHandler.instance
+        metrics: any MetricsFactory = NOOPMetricsHandler.instance, maxInboundConnections: Int = 64
     ) {
         self.eventLoopGroup = eventLoopGroup
         self.logger = logger
+        self.maxInboundConnections = maxInboundConnections
         connectionsRejected = Counter(label: "dwcp_transport_connections_rejected_total", factory: metrics)
+        connectionsRefused = Counter(label: "dwcp_transport_connections_refused_total", factory: metrics)
     }
 
     /// Starts listening, handing every frame received to `receive`; returns the port bound
@@ -85,7 +97,17 @@ public final class RaftTransport: Sendable {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { [self] channel in
                 let key = ObjectIdentifier(channel)
-                accepted.withLock { $0[key] = channel }
+                let admitted = accepted.withLock { open in
+                    guard open.count < maxInboundConnections else { return false }
+                    open[key] = channel
+                    return true
+                }
+                guard admitted else {
+                    noteRefusal(of: channel)
+                    return channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(CloseOnActiveHandler())
+                    }
+                }
                 channel.closeFuture.whenComplete { [self] _ in _ = accepted.withLock { $0.removeValue(forKey: key) } }
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
@@ -98,6 +120,24 @@ public final class RaftTransport: Sendable {
             .bind(host: host, port: port).get()
         server.withLock { $0 = channel }
         return channel.localAddress?.port ?? port
+    }
+
+    /// Counts a connection refused for the cap, and logs it, at most one line per 10 s.
+    private func noteRefusal(of channel: any Channel) {
+        connectionsRefused.increment()
+        let unlogged: Int? = refusalsNoted.withLock { noted in
+            if let at = noted.at, at.duration(to: .now) < .seconds(10) {
+                noted.unlogged += 1
+                return nil
+            }
+            defer { noted = (.now, 0) }
+            return noted.unlogged
+        }
+        guard let unlogged else { return }
+        let peer = channel.remoteAddress.map { "\($0)" } ?? "a peer"
+        let more = unlogged > 0 ? " (and \(unlogged) more since the last line)" : ""
+        logger.warning(
+            "refusing a replication connection from \(peer)\(more): \(maxInboundConnections) are open already")
     }
 
     /// Sends a frame to the peer at `address` (`host:port`) on `lane`'s connection, connecting
@@ -287,6 +327,13 @@ final class InboundFrameHandler: ChannelInboundHandler {
         if error is ReplicationError { rejected.increment() }
         context.close(promise: nil)
     }
+}
+
+/// Closes a connection as soon as it is open: one past ``RaftTransport/maxInboundConnections``.
+final class CloseOnActiveHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    func channelActive(context: ChannelHandlerContext) { context.close(promise: nil) }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
 }
 
 /// Drops whatever arrives on an outgoing connection.

@@ -4,7 +4,7 @@ extension Simulation {
     var liveIDs: [String] { nodeIDs.filter { nodes[$0]!.isUp } }
 
     func injectFault() {
-        switch random.next() % 12 {
+        switch random.next() % 13 {
         case 0, 1:
             // A symmetric partition: the members split in two sides that cannot talk.
             var shuffled = nodeIDs
@@ -36,7 +36,9 @@ extension Simulation {
             blocked = []
             trace("network healed")
         case 5, 6:
-            let candidates = liveIDs
+            // Half the crashes strike a member with a write in flight, when a crash loses most.
+            let writing = liveIDs.filter { nodes[$0]!.writing }
+            let candidates = !writing.isEmpty && chance(0.5) ? writing : liveIDs
             guard !candidates.isEmpty else { return }
             let id = pick(candidates)
             nodes[id]!.crash()
@@ -68,9 +70,35 @@ extension Simulation {
             report.transfers += 1
             trace("\(leader.id) hands leadership to \(target)")
             drain(leader)
+        case 11:
+            // A disk slows down for a while: its fsyncs take 5–60 ms, so what the member has
+            // promised (with a correct driver, nothing) waits long for the disk.
+            let id = pick(nodeIDs)
+            slowDisks[id] = now + uniform(100_000...1_000_000)
+            report.slowDisks += 1
+            trace("\(id)'s disk slows down")
+        case 12:
+            // A power cut, armed: it strikes the moment a leader next commits (the worst moment,
+            // when a promise a member broke would show).
+            powerCutArmed = true
+            trace("a power cut is armed")
         default:
             break
         }
+    }
+
+    /// Every member goes down at once, each losing what it had not fsynced; they come back one
+    /// by one.
+    func cutThePower() {
+        powerCutArmed = false
+        let down = liveIDs
+        for id in down {
+            nodes[id]!.crash()
+            report.crashes += 1
+            queue.schedule(.restart(node: id), at: now + uniform(20_000...500_000))
+        }
+        report.powerCuts += 1
+        trace("power cut: \(down.sorted()) go down")
     }
 
     func healEverything() {

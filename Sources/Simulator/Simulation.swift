@@ -63,6 +63,11 @@ public final class Simulation {
     var blocked: Set<String> = []
     var lossRate = 0.0
     var duplicateRate = 0.0
+    /// Members whose disk is slow (an fsync takes 5–60 ms), until when.
+    var slowDisks: [String: UInt64] = [:]
+    /// A power cut waits for a leader's next commit; once one came, it strikes after the event.
+    var powerCutArmed = false
+    var powerCutDue = false
 
     // What the checks remember.
     var leaders: [UInt64: String] = [:]
@@ -139,6 +144,10 @@ public final class Simulation {
             }
             report.events += 1
             handle(event)
+            if powerCutDue {
+                powerCutDue = false
+                cutThePower()
+            }
             if report.violations.count > 5 { break }
         }
         finish()
@@ -232,6 +241,9 @@ public final class Simulation {
             if ready.isEmpty { break }
             observe(node)
             for message in ready.messages { send(message, from: node) }
+            if options.flaw == .sendsBeforeSync {
+                for message in ready.messagesAfterPersist { send(message, from: node) }
+            }
             var write = SimulatedNode.DiskWrite()
             if let meta = ready.snapshot {
                 guard let data = node.receivedSnapshot, data.appliedIndex == meta.index else {
@@ -246,7 +258,7 @@ public final class Simulation {
             write.truncateFrom = ready.truncateFrom
             write.entries = ready.entries
             write.hardState = ready.hardState
-            write.messagesAfterPersist = ready.messagesAfterPersist
+            write.messagesAfterPersist = options.flaw == .sendsBeforeSync ? [] : ready.messagesAfterPersist
             for entry in ready.entries { checkLogMatching(entry, on: node) }
             if write.snapshot != nil || write.truncateFrom != nil || !write.entries.isEmpty || write.hardState != nil
                 || !write.messagesAfterPersist.isEmpty
@@ -255,6 +267,7 @@ public final class Simulation {
                 startWrite(node)
             }
             apply(ready.committed, on: node)
+            if powerCutArmed, node.raft?.isLeader == true, !ready.committed.isEmpty { powerCutDue = true }
             for read in ready.reads { readIndexKnown(read, on: node) }
             for answer in ready.forwarded { forwardAnswered(answer, on: node) }
             compactIfDue(node)
@@ -264,7 +277,10 @@ public final class Simulation {
     func startWrite(_ node: SimulatedNode) {
         guard !node.writing, !node.writeQueue.isEmpty else { return }
         node.writing = true
-        queue.schedule(.fsync(node: node.id, generation: node.generation), at: now + uniform(100...3_000))
+        let slow = (slowDisks[node.id] ?? 0) > now
+        queue.schedule(
+            .fsync(node: node.id, generation: node.generation),
+            at: now + (slow ? uniform(5_000...60_000) : uniform(100...3_000)))
     }
 
     func link(_ from: String, _ to: String) -> String { "\(from)>\(to)" }

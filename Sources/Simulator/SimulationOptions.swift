@@ -23,6 +23,9 @@ public struct SimulationOptions: Sendable {
         /// Reads are answered from the node's own state, without a read index: the stale reads
         /// that linearizable reads exist to prevent.
         case readsLocally = "reads-locally"
+        /// Messages that must wait for the node's write (votes, append acknowledgements) are sent
+        /// at once, beside it: a crash before the fsync then breaks a promise the node made.
+        case sendsBeforeSync = "sends-before-sync"
     }
 
     public init(
@@ -62,6 +65,9 @@ public struct SimulationReport: Sendable {
     public var oneWayCuts = 0
     public var pauses = 0
     public var transfers = 0
+    /// Disks slowed down for a while, and power cuts (every member down at once).
+    public var slowDisks = 0
+    public var powerCuts = 0
     /// Messages dropped by a cut, lost at random, and delivered twice.
     public var messagesBlocked = 0
     public var messagesLost = 0
@@ -76,6 +82,7 @@ public struct SimulationReport: Sendable {
             + "\(indeterminateWrites) indeterminate, \(elections) elections, \(crashes) crashes, "
             + "\(snapshotsSent) snapshots sent, \(forwardedWrites) forwarded writes, \(membershipChanges) membership changes, "
             + "\(partitions) partitions, \(oneWayCuts) one-way cuts, \(pauses) pauses, \(transfers) transfers, "
+            + "\(slowDisks) slow disks, \(powerCuts) power cuts, "
             + "\(messagesBlocked) messages cut off, \(messagesLost) lost, \(messagesDuplicated) duplicated, "
             + "commit \(committedIndex), \(events) events"
     }

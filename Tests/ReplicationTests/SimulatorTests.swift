@@ -39,6 +39,7 @@ import Testing
                     ("partitions", report.partitions), ("one-way cuts", report.oneWayCuts), ("pauses", report.pauses),
                     ("transfers", report.transfers), ("messages cut off", report.messagesBlocked),
                     ("messages lost", report.messagesLost), ("messages duplicated", report.messagesDuplicated),
+                    ("slow disks", report.slowDisks), ("power cuts", report.powerCuts),
                 ]
                 for (name, count) in counts { totals[name, default: 0] += count }
             }
@@ -49,7 +50,7 @@ import Testing
         #expect(totals["forwarded writes"]! > 10, "\(totals)")
         for kind in [
             "snapshots sent", "partitions", "one-way cuts", "pauses", "transfers", "messages cut off", "messages lost",
-            "messages duplicated",
+            "messages duplicated", "slow disks", "power cuts",
         ] {
             #expect(totals[kind]! > 0, "\(kind): \(totals)")
         }

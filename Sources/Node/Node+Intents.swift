@@ -45,9 +45,7 @@ extension Node {
 
     private func submitUnmeasured(_ intent: Intent, requestID: String?) async throws -> IntentReceipt {
         if let requestID {
-            guard !requestID.isEmpty, requestID.count <= 128 else {
-                throw NodeError(.invalid, "invalid request id: 1-128 characters")
-            }
+            try Validation.requestID(requestID)
             if let receipt = try earlierReceipt(requestID: requestID, intent: intent) { return receipt }
         }
         let intent = try validate(intent)

@@ -177,6 +177,7 @@ extension Node {
         if let checkIndex, checkIndex > UInt64(Int64.max) {
             throw NodeError(.invalid, "invalid check_index \(checkIndex): a log index is at most \(Int64.max)")
         }
+        if let requestID { try Validation.requestID(requestID) }
         let inline = vms.count <= Self.inlineBatchVMs
         if let requestID,
             let receipt = try await Self.compute(
@@ -202,6 +203,13 @@ extension Node {
         var records = validated.enumerated().map { i, vm in
             Record(at: at, requestID: requestID.map { vms.count == 1 ? $0 : "\($0)#\(i + 1)" }, .vmCreated(vm))
                 .encoded()
+        }
+        let bytes = records.reduce(0) { $0 + $1.count }
+        guard bytes <= Validation.maxBatchBytes else {
+            throw NodeError(
+                .invalid,
+                "the batch would write \(bytes) bytes to the log, more than \(Validation.maxBatchBytes >> 20) MiB: create fewer VMs at once, or give them fewer labels"
+            )
         }
         if let checkIndex {
             let plan = try await self.plan(validated: validated)

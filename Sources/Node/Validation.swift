@@ -94,20 +94,40 @@ public enum Validation {
         }
     }
 
-    /// Label keys: 1–63 characters of letters, digits, '-', '_', '.', '/'; values up to 253 printable characters.
+    /// At most this many labels (or required labels) on one host or VM.
+    public static let maxLabels = 64
+    /// The most bytes of log records one batch of VMs may write (each VM's labels are copied into
+    /// its record): a request of 1 MiB must not become a gigabyte of log on every member.
+    public static let maxBatchBytes = 4 << 20
+
+    /// Label keys: 1–63 characters of letters, digits, '-', '_', '.', '/'; values up to 253 bytes
+    /// (UTF-8) of printable text; at most ``maxLabels`` of them.
     public static func labels(_ labels: [String: String]) throws {
+        guard labels.count <= maxLabels else {
+            throw NodeError(.invalid, "too many labels: \(labels.count), at most \(maxLabels)")
+        }
         for (key, value) in labels {
             let keyOK =
-                !key.isEmpty && key.count <= 63
+                !key.isEmpty && key.utf8.count <= 63
                 && key.unicodeScalars.allSatisfy {
                     $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "-_./".unicodeScalars.contains($0))
                 }
             guard keyOK else {
                 throw NodeError(.invalid, "invalid label key '\(key)': use 1-63 letters, digits, '-', '_', '.', '/'")
             }
-            guard value.count <= 253,
+            guard value.utf8.count <= 253,
                 !value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
-            else { throw NodeError(.invalid, "invalid value for label '\(key)': up to 253 printable characters") }
+            else {
+                throw NodeError(
+                    .invalid, "invalid value for label '\(key)': up to 253 bytes (UTF-8) of printable text")
+            }
+        }
+    }
+
+    /// A request id: 1–128 characters.
+    public static func requestID(_ value: String) throws {
+        guard !value.isEmpty, value.count <= 128 else {
+            throw NodeError(.invalid, "invalid request id: 1-128 characters")
         }
     }
 

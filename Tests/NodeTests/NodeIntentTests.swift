@@ -175,6 +175,22 @@ import Testing
                 VMCreated(name: "ok", region: "", cpus: 1, memoryBytes: 64 << 20, image: "", labels: ["bad key": "v"])),
             .invalid, "invalid label key 'bad key'"
         ),
+        (
+            .createVM(
+                VMCreated(
+                    name: "ok", region: "", cpus: 1, memoryBytes: 64 << 20, image: "",
+                    labels: Dictionary(uniqueKeysWithValues: (1...65).map { ("k\($0)", "v") }))),
+            .invalid, "too many labels: 65, at most 64"
+        ),
+        // 127 characters of two bytes each, and one character of 301 scalars: both past 253 bytes.
+        (
+            .setHostLabels(name: "h1", labels: ["k": String(repeating: "é", count: 127)]), .invalid,
+            "invalid value for label 'k': up to 253 bytes"
+        ),
+        (
+            .setHostLabels(name: "h1", labels: ["k": "a" + String(repeating: "\u{301}", count: 300)]), .invalid,
+            "invalid value for label 'k': up to 253 bytes"
+        ),
         (vm("ok", memory: 1 << 20), .invalid, "image builtin:hello needs at least 4194304 bytes of memory"),
         (
             vm("ok", image: "builtin:nope"), .invalid,

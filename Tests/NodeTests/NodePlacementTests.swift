@@ -72,6 +72,37 @@ import Testing
         }
     }
 
+    @Test("a batch whose records would pass 4 MiB, or with a malformed request id, is refused and writes nothing")
+    func oversizedBatch() async throws {
+        let dir = TemporaryDirectory()
+        try await withRunningNode(dir) { node in
+            _ = try await node.submit(Self.host("a"))
+            let before = node.log.lastIndex
+            // 64 labels of 253 bytes (about 17 KiB a VM, copied into each record) on 300 VMs.
+            let labels = Dictionary(
+                uniqueKeysWithValues: (1...64).map { ("key\($0)", String(repeating: "v", count: 253)) })
+            let vms = (1...300).map {
+                VMCreated(name: "big-\($0)", region: "", cpus: 1, memoryBytes: 64 << 20, image: "", labels: labels)
+            }
+            await #expect {
+                try await node.createVMs(vms, requestID: "big", checkIndex: nil)
+            } throws: { error in
+                (error as? NodeError)?.code == .invalid && "\(error)".contains("more than 4 MiB")
+            }
+            for id in ["", String(repeating: "r", count: 129)] {
+                await #expect {
+                    try await node.createVMs(Array(vms.prefix(2)), requestID: id, checkIndex: nil)
+                } throws: { error in
+                    (error as? NodeError)?.code == .invalid && "\(error)".contains("invalid request id")
+                }
+            }
+            #expect(node.log.lastIndex == before)
+            // The same VMs in smaller batches go in.
+            let receipts = try await node.createVMs(Array(vms.prefix(200)), requestID: "smaller", checkIndex: nil)
+            #expect(receipts.count == 200)
+        }
+    }
+
     @Test("a batch with a request id the node proposed twice is answered as applied, at the first copies")
     func batchProposedTwice() async throws {
         let dir = TemporaryDirectory()

@@ -34,5 +34,12 @@ import Testing
         #expect(cache.parsed(#"{"rack":"r2"}"#) == ["rack": "r2"])
         #expect(cache.count <= 2)
         #expect(cache.parsed(#"{"rack":"r1","ssd":"1"}"#) == ["rack": "r1", "ssd": "1"])
+        // And in bytes: texts past the byte limit start it over.
+        let small = LabelsCache(limit: 100, byteLimit: 40)
+        _ = small.parsed(#"{"rack":"r1","ssd":"1"}"#)
+        _ = small.parsed(#"{"rack":"r2"}"#)
+        #expect(small.count == 2)
+        #expect(small.parsed(#"{"rack":"r3","ssd":"0"}"#) == ["rack": "r3", "ssd": "0"])
+        #expect(small.count == 1)
     }
 }

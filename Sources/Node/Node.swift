@@ -288,7 +288,7 @@ public final class Node: Service, Sendable {
                     .internal, "views snapshot at \(index) is outside the log (\(log.firstIndex)...\(log.lastIndex))")
             }
             try await log.compact(through: index, term: term)
-            snapshots.prune(keeping: index)
+            snapshots.prune(behind: log.snapshot.index)
             logger.info("views snapshot at \(index); the log now starts at \(index + 1)")
         }
     }

@@ -14,6 +14,10 @@ extension RaftConsensus {
             guard state.withLock({ $0.snapshotMeta.index }) == base else { continue }
             let index = try await snapshots.take()
             metrics.snapshotsTaken.increment()
+            // After a restart the views can be ahead of what Raft has applied (the commit index it
+            // saved is a hint): compact once it has caught up with the copy, rather than refuse
+            // and copy again at once, over and over while no leader is heard.
+            _ = try await committed.wait(until: index)
             // The dropped entries leave the lock (the event loop steps messages under it) and are
             // freed on NIO's thread pool (this task runs on the event loop): 10-15 ms per 100,000.
             var dropped: [LogEntry] = []
@@ -23,12 +27,14 @@ extension RaftConsensus {
             }
             DroppedEntries.free(&dropped)
             guard compacted.index == index else {
-                // A snapshot from the leader was installed meanwhile; this copy is not needed.
-                snapshots.prune(keeping: compacted.index)
+                // A snapshot from the leader came meanwhile; this copy is not needed. (Files are
+                // pruned behind the log's snapshot on disk only: the one that came may not be
+                // there yet, and its file must stay.)
+                snapshots.prune(behind: log.snapshot.index)
                 continue
             }
             try await log.compact(through: index, term: compacted.term)
-            snapshots.prune(keeping: index)
+            snapshots.prune(behind: log.snapshot.index)
             logger.info("\(group): views snapshot at \(index); the log now starts at \(index + 1)")
         }
     }

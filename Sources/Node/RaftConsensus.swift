@@ -592,7 +592,7 @@ public final class RaftConsensus: Consensus {
                 try await snapshots.install(snapshot.index)
                 metrics.snapshotsInstalled.increment()
                 committed.advance(to: snapshot.index)
-                snapshots.prune(keeping: snapshot.index)
+                snapshots.prune(behind: log.snapshot.index)
                 send(afterPersist)
             }
             if let last = ready.entries.last {

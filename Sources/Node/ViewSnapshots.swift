@@ -109,20 +109,27 @@ public final class ViewSnapshots: Sendable {
             try FileManager.default.removeItem(atPath: taking)
         } else {
             try FileManager.default.moveItem(atPath: taking, toPath: path(index))
+            // The rename is on disk before the log is compacted behind the file.
+            try ViewStore.syncFile(directory)
         }
         return index
     }
 
-    /// Removes every snapshot file but the one at `index`, and received ones no newer than it
-    /// (with any `-wal` or `-shm` file beside them).
-    func prune(keeping index: UInt64) {
+    /// Removes the snapshot files older than `durable`, the snapshot the log is compacted behind
+    /// on disk, and received ones no newer than it (with any `-wal` or `-shm` file beside them).
+    /// Newer files stay: one may be on its way to becoming the log's snapshot (a received one
+    /// adopted while its reset is written, a copy about to be compacted behind); the first prune
+    /// after the log passes them removes them.
+    func prune(behind durable: UInt64) {
+        func index(_ name: Substring, _ prefix: String) -> UInt64? {
+            guard name.hasPrefix(prefix), name.hasSuffix(".sqlite") else { return nil }
+            return UInt64(name.dropFirst(prefix.count).dropLast(".sqlite".count))
+        }
         for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] {
             var base = Substring(name)
             if base.hasSuffix("-wal") || base.hasSuffix("-shm") { base = base.dropLast(4) }
             let prunable =
-                (base.hasPrefix("views-") && base != "views-\(index).sqlite")
-                || (base.hasPrefix("received-")
-                    && (UInt64(base.dropFirst("received-".count).dropLast(".sqlite".count)) ?? 0) <= index)
+                index(base, "views-").map { $0 < durable } ?? index(base, "received-").map { $0 <= durable } ?? false
             if prunable { try? FileManager.default.removeItem(atPath: directory + "/" + name) }
         }
     }
@@ -135,6 +142,8 @@ public final class ViewSnapshots: Sendable {
             try FileManager.default.removeItem(atPath: path(index))
         }
         try FileManager.default.moveItem(atPath: receivedPath(index), toPath: path(index))
+        // On disk before the log starts over behind it.
+        try ViewStore.syncFile(directory)
     }
 
     /// Replaces the content of the live views with snapshot `index`, in one transaction (readers

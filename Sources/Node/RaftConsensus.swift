@@ -377,9 +377,19 @@ public final class RaftConsensus: Consensus {
             try await Task.sleep(for: .milliseconds(5))
         }
         let (index, term) = try withRaft { raft in (try raft.proposeMembership(change), raft.term) }
+        // Answered within the 10 s a member relaying the change waits for the leader.
+        guard try await committed.wait(until: index, timeout: Self.membershipCommitTimeout) != nil else {
+            throw NodeError(
+                .unavailable,
+                "the membership change at log index \(index) has not committed within \(Self.membershipCommitTimeout): the voters it needs do not answer; it may still take effect once they do (see dwcp cluster status)"
+            )
+        }
         try await waitUntilCommitted(index, proposedIn: term, what: "the membership change")
         return index
     }
+
+    /// How long a membership change may take to commit before its caller is answered.
+    static let membershipCommitTimeout: Duration = .seconds(8)
 
     /// Runs `body` on the state machine, wakes the loop, and turns a refusal into the node's error.
     private func withRaft<T>(_ body: (inout Raft) throws -> T) throws -> T {

@@ -441,6 +441,47 @@ struct TestCluster {
         }
     }
 
+    @Test(
+        "a membership change whose voters could not form its majority is refused: a voter added that does not answer, a working voter removed while another is down"
+    )
+    func changesThatWouldStopTheGroupAreRefused() throws {
+        // One voter: adding a second that cannot be reached would need both to commit anything.
+        var single = TestCluster(["a"])
+        #expect(single.electLeader() == "a")
+        _ = try single.members["a"]!.propose([Array("x".utf8)])
+        single.settle()
+        #expect {
+            try single.members["a"]!.proposeMembership(.addVoter(id: "b", address: "addr-b"))
+        } throws: { error in
+            "\(error)".contains("only 1 do (b does not)") && "\(error)".contains("as a learner")
+        }
+        // As a learner it goes in, and once it answers it is promoted.
+        single.join("b")
+        _ = try single.members["a"]!.proposeMembership(.addLearner(id: "b", address: "addr-b"))
+        single.tick(3)
+        _ = try single.members["a"]!.proposeMembership(.promote(id: "b"))
+        single.tick(3)
+        #expect(single.members["a"]!.membership.voters.keys.sorted() == ["a", "b"])
+
+        // Three voters, one down: adding a fourth that does not answer yet, or removing a working
+        // one, would leave fewer answering voters than the new majority.
+        var cluster = TestCluster(["a", "b", "c"])
+        let leader = cluster.electLeader()
+        let down = cluster.member(otherThan: leader)
+        let up = cluster.member(otherThan: leader, down)
+        cluster.cut = [down]
+        cluster.tick(RaftConfiguration().electionTicks + 1)
+        #expect(cluster.members[leader]!.role == .leader)
+        #expect(throws: ReplicationError.self) {
+            try cluster.members[leader]!.proposeMembership(.addVoter(id: "d", address: "addr-d"))
+        }
+        #expect(throws: ReplicationError.self) { try cluster.members[leader]!.proposeMembership(.remove(id: up)) }
+        // Removing the one that is down leaves two voters, both answering.
+        _ = try cluster.members[leader]!.proposeMembership(.remove(id: down))
+        cluster.tick(2)
+        #expect(cluster.members[leader]!.membership.voters.count == 2)
+    }
+
     @Test("a new leader proposes no membership change before it has committed an entry of its own term")
     func membershipChangesWaitForTheLeadersFirstCommit() throws {
         var cluster = TestCluster(["a", "b", "c"])

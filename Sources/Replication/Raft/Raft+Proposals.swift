@@ -54,6 +54,18 @@ extension Raft {
                 .invalidChange, "\(id) has not yet committed an entry of its term \(term); try again")
         }
         let next = try change.applied(to: membership)
+        // A membership takes effect once in the log, so a change whose voters cannot form its
+        // majority stops the group, its own commit included, until they answer: a voter added that
+        // cannot be reached, a working voter removed while others are down. Refused instead
+        // (etcd's strict reconfiguration check); a new member joins as a learner first.
+        let answering = next.voters.keys.filter { isAnswering($0) }
+        guard answering.count >= next.quorum else {
+            let silent = next.voters.keys.filter { !isAnswering($0) }.sorted()
+            throw ReplicationError(
+                .invalidChange,
+                "refused: after this change \(next.quorum) of its \(next.voters.count) voters must answer to commit anything, and only \(answering.count) do (\(silent.joined(separator: ", ")) \(silent.count == 1 ? "does" : "do") not); add a new member as a learner, and promote it once it has caught up"
+            )
+        }
         let payload = next.encoded()
         // An id or address with a space or a line break would read back as another membership.
         guard (try? RaftMembership(decoding: payload)) == next else {
@@ -96,6 +108,11 @@ extension Raft {
             member != id && (progress[member]?.silentTicks ?? .max) < configuration.electionTicks / 2
         }
         return heard.sorted().max { (progress[$0]?.match ?? 0) < (progress[$1]?.match ?? 0) }
+    }
+
+    /// Whether this leader heard from `member` within the last election timeout (itself: always).
+    func isAnswering(_ member: String) -> Bool {
+        member == id || (progress[member]?.silentTicks ?? .max) < configuration.electionTicks
     }
 
     private func checkCanPropose() throws {

@@ -15,9 +15,16 @@ public protocol Consensus: Sendable {
     var isLeader: Bool { get }
     /// An index a linearizable read must see: the views answer it once they have applied this far.
     func readIndex() async throws -> UInt64
+    /// On the leader, the index a `leader` read must see: its commit index once it has committed an
+    /// entry of its own term (before that, a new leader's commit index may lag writes the previous
+    /// leader acknowledged); nil on a member that does not lead.
+    func leaderCommitIndex() async throws -> UInt64?
 }
 
 extension Consensus {
+    /// A group whose leader never changes: its commit index whenever it leads.
+    public func leaderCommitIndex() async throws -> UInt64? { isLeader ? committed.value : nil }
+
     /// Proposes payloads that would apply twice if proposed twice.
     public func propose(_ payloads: [[UInt8]]) async throws -> ClosedRange<UInt64> {
         try await propose(payloads, appliesOnce: false)

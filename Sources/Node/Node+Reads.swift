@@ -15,14 +15,14 @@ extension Node {
         case .local:
             return
         case .leader:
-            guard consensus.isLeader else {
+            guard let index = try await consensus.leaderCommitIndex() else {
                 let directions = raft.flatMap { raft in raft.status.leader.map { raft.directions(to: $0) } }
                 throw NodeError(
                     .unavailable,
                     "\(configuration.nodeID) is not the leader: ask \(directions?.text ?? "the leader"), or use --consistency linearizable or local",
                     leaderAPI: directions?.api)
             }
-            try await waitUntilApplied(consensus.committed.value)
+            try await waitUntilApplied(index)
         case .linearizable:
             let index = try await consensus.readIndex()
             try await waitUntilApplied(index)

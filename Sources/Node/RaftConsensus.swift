@@ -388,6 +388,25 @@ public final class RaftConsensus: Consensus {
         return index
     }
 
+    /// A new leader's commit index is the one it had as a follower until its first entry of its
+    /// term commits (a round trip after the election): waited for here, up to the node's wait for an
+    /// answer.
+    public func leaderCommitIndex() async throws -> UInt64? {
+        let deadline = ContinuousClock.now + configuration.leaderAnswerTimeout
+        while true {
+            let (leading, current, index) = state.withLock { ($0.isLeader, $0.committedInCurrentTerm, $0.committed) }
+            guard leading else { return nil }
+            if current { return index }
+            guard ContinuousClock.now < deadline else {
+                throw NodeError(
+                    .unavailable,
+                    "\(nodeID) was just elected and has not yet committed an entry of its term: it cannot yet tell what the last leader acknowledged; try again"
+                )
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
     /// How long a membership change may take to commit before its caller is answered.
     static let membershipCommitTimeout: Duration = .seconds(8)
 

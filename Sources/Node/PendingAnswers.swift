@@ -28,7 +28,10 @@ final class PendingAnswers<Value: Sendable>: Sendable {
     }
 
     private struct State: ~Copyable {
-        var nextID: UInt64 = 1  // 0 is never a waiter's: RaftConsensus.announce() asks under it
+        /// Starts at random (never 0: RaftConsensus.announce() asks under it), so an answer meant
+        /// for an earlier run of this node (the leader may still hold a question when it
+        /// restarts) is not taken for the answer to a new question under the same number.
+        var nextID = UInt64.random(in: 1...(1 << 62))
         var waiting: [UInt64: Waiter] = [:]
         /// Set by ``failAll(_:)``: what every later wait is told.
         var closed: (any Error)?

@@ -235,6 +235,17 @@ extension Node {
             try ownFirstCopy(of: pair.1, answered: pair.0)
                 ?? (range.lowerBound + UInt64(offset), pair.0.outcome, pair.0.error)
         }
+        // A duplicate that is not this batch's own first copy: another submission under the same
+        // request id got in first. As for one intent, a concurrent retry of this batch is answered
+        // with it, and another batch's use of the id is refused (409), never answered "duplicate"
+        // for VMs this request did not create.
+        if let requestID, results.contains(where: { $0.outcome == "duplicate" }) {
+            if let earlier = try earlierBatch(requestID: requestID, vms: vms) { return (earlier, nil) }
+            throw NodeError(
+                .conflict,
+                "request id \(requestID) was used meanwhile by another submission for part of this batch; nothing of this one applied where it was: use a new request id"
+            )
+        }
         for (vm, result) in zip(validated, results) where result.outcome == "rejected" {
             let outcomes = results.map { IntentReceipt(logIndex: $0.index, outcome: $0.outcome, subject: nil) }
             return (outcomes, NodeError(.conflict, "\(result.error) (VM \(vm.name), log index \(result.index))"))

@@ -72,6 +72,29 @@ import Testing
         }
     }
 
+    @Test(
+        "a batch whose request id another batch took meanwhile is refused, not answered as a duplicate of VMs it did not create"
+    )
+    func batchRequestIDTakenMeanwhile() async throws {
+        let dir = TemporaryDirectory()
+        // Another client's batch under the same request id commits just before this one.
+        let others = (1...2).map { i in
+            var vm = Self.vm("other-\(i)")
+            vm.region = "eu"
+            vm.image = "builtin:hello"
+            return Record(at: 1, requestID: "batch#\(i)", .vmCreated(vm)).encoded()
+        }
+        try await withRunningNode(dir, consensus: { ProposingTwice(log: $0, committedFirst: others) }) { node in
+            await #expect {
+                try await node.createVMs((1...2).map { Self.vm("web-\($0)") }, requestID: "batch", checkIndex: nil)
+            } throws: { error in
+                (error as? NodeError)?.code == .conflict && "\(error)".contains("request id batch")
+            }
+            let names = try await rows(node, "SELECT name FROM vms ORDER BY name")
+            #expect(names == #"[["other-1"],["other-2"]]"#)
+        }
+    }
+
     @Test("a batch whose records would pass 4 MiB, or with a malformed request id, is refused and writes nothing")
     func oversizedBatch() async throws {
         let dir = TemporaryDirectory()

@@ -278,19 +278,16 @@ struct HostAgent: Sendable {
     /// Registers this machine as a host with its real CPU count and memory, unless one of this name exists.
     private func register(node: Node) async throws {
         let name = configuration.hostName
-        let exists = try await node.views.pool.read { db in
-            try Bool.fetchOne(db, sql: "SELECT count(*) > 0 FROM hosts WHERE name = ?", arguments: [name]) ?? false
-        }
-        guard !exists else { return }
         var labels = configuration.labels
         labels["hypervisor"] = "kvm"
         let host = HostAdded(
             name: name, region: node.configuration.region, cpus: ProcessInfo.processInfo.activeProcessorCount,
             memoryBytes: Int64(ProcessInfo.processInfo.physicalMemory), labels: labels)
-        let receipt = try await node.submit(
-            .addHost(host), requestID: "host-agent-\(node.configuration.nodeID)-\(name)")
+        guard
+            let index = try await node.registerSelf(host, requestID: "host-agent-\(node.configuration.nodeID)-\(name)")
+        else { return }
         logger.notice(
-            "host agent: registered this machine as host \(name) (\(host.cpus) CPUs, \(host.memoryBytes) bytes, KVM) at index \(receipt.logIndex)"
+            "host agent: registered this machine as host \(name) (\(host.cpus) CPUs, \(host.memoryBytes) bytes, KVM) at index \(index)"
         )
     }
 

@@ -297,18 +297,13 @@ public final class Node: Service, Sendable {
     static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 
     private func registerIfMissing(_ host: HostRegistration) async throws {
-        let exists = try await views.pool.read { db in
-            try Bool.fetchOne(db, sql: "SELECT count(*) > 0 FROM hosts WHERE name = ?", arguments: [host.name]) ?? false
-        }
-        guard !exists else { return }
-        let receipt = try await submit(
-            .addHost(
-                HostAdded(
-                    name: host.name, region: configuration.region, cpus: host.cpus, memoryBytes: host.memoryBytes,
-                    labels: host.labels)),
-            requestID: "register-\(configuration.nodeID)-\(host.name)")
+        let added = HostAdded(
+            name: host.name, region: configuration.region, cpus: host.cpus, memoryBytes: host.memoryBytes,
+            labels: host.labels)
+        guard let index = try await registerSelf(added, requestID: "register-\(configuration.nodeID)-\(host.name)")
+        else { return }
         logger.notice(
-            "registered this machine as host \(host.name) (\(host.cpus) CPUs, \(host.memoryBytes) bytes) at index \(receipt.logIndex)"
+            "registered this machine as host \(host.name) (\(host.cpus) CPUs, \(host.memoryBytes) bytes) at index \(index)"
         )
     }
 }

@@ -244,3 +244,28 @@ import Testing
         #expect(throws: NodeError.self) { try ByteSize.parse(text) }
     }
 }
+
+extension NodeIntentTests {
+    @Test(
+        "a node registering its machine as a host whose request id another intent took registers under a new one and goes on"
+    )
+    func registrationWithATakenRequestID() async throws {
+        let dir = TemporaryDirectory()
+        // Someone used the id the node registers under ("register-NODE-HOST") for another host.
+        try await withRunningNode(dir) { node in
+            _ = try await node.submit(Self.host("decoy"), requestID: "register-n1-h9")
+        }
+        let registration = HostRegistration(name: "h9", cpus: 4, memoryBytes: 8 << 30)
+        try await withRunningNode(dir, register: registration) { node in
+            let deadline = ContinuousClock.now + .seconds(20)
+            while try await rows(node, "SELECT count(*) FROM hosts WHERE name = 'h9'") != "[[1]]",
+                ContinuousClock.now < deadline
+            {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(try await rows(node, "SELECT count(*) FROM hosts WHERE name = 'h9'") == "[[1]]")
+            // The node still takes intents.
+            _ = try await node.submit(Self.host("h10"))
+        }
+    }
+}

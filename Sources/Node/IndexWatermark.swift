@@ -36,6 +36,9 @@ public final class IndexWatermark: Sendable {
         state.withLock { ($0.value, $0.advancedAt) }
     }
 
+    /// How many callers wait for the watermark to move.
+    var waiterCount: Int { state.withLock { $0.waiters.count } }
+
     /// Moves the watermark to `value` if that is higher, waking the waiters it satisfies.
     public func advance(to value: UInt64) {
         let ready = state.withLock { s -> [Waiter] in

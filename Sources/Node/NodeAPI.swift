@@ -152,8 +152,11 @@ public enum NodeAPI {
                             // @concurrent: `writer` belongs to Hummingbird's body closure (not
                             // Sendable); a closure run on its caller's executor, this module's
                             // default, would carry it into the caller's isolation.
-                            try await node.followConsole(of: name) { @concurrent data in
-                                try await writer.write(ByteBuffer(bytes: data))
+                            // Ends when the client goes away, even while nothing is written.
+                            try await request.body.consumeWithCancellationOnInboundClose { _ in
+                                try await node.followConsole(of: name) { @concurrent data in
+                                    try await writer.write(ByteBuffer(bytes: data))
+                                }
                             }
                         } catch is CancellationError {
                         } catch let error as NodeError where error.code == .unavailable {
@@ -236,8 +239,13 @@ public enum NodeAPI {
                         do {
                             // Ends when the node shuts down: it closes the commit watermark the watch waits on.
                             // @concurrent: as for the console above.
-                            try await node.watch(from: from, limit: limit) { @concurrent entry in
-                                try await writer.write(ByteBuffer(string: Node.watchLine(entry).serialized() + "\n"))
+                            // And when the client goes away: a watch far ahead of the log writes
+                            // nothing, and would otherwise wait on the commit index forever.
+                            try await request.body.consumeWithCancellationOnInboundClose { _ in
+                                try await node.watch(from: from, limit: limit) { @concurrent entry in
+                                    try await writer.write(
+                                        ByteBuffer(string: Node.watchLine(entry).serialized() + "\n"))
+                                }
                             }
                         } catch is CancellationError {
                         } catch let error as NodeError where error.code == .unavailable {

@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import Store
 import TestSupport
 import Testing
@@ -117,6 +118,29 @@ import Testing
                 let body = try await group.next()!
                 #expect(body.contains("host.added") && body.contains("host.removed"))
             }
+        }
+    }
+
+    @Test("a watch whose client goes away ends, though nothing was written to it")
+    func abandonedWatchEnds() async throws {
+        try await withAPI { node, base in
+            let port = try #require(Int(base.split(separator: ":").last!))
+            let before = node.consensus.committed.waiterCount
+            // A watch far ahead of the log: it writes nothing while it waits.
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connect(host: "127.0.0.1", port: port).get()
+            let ask = "GET /v1/watch?from_index=1000000 HTTP/1.1\r\nHost: localhost\r\n\r\n"
+            try await channel.writeAndFlush(ByteBuffer(string: ask)).get()
+            func waiters(_ expected: Int) async throws -> Bool {
+                let deadline = ContinuousClock.now + .seconds(10)
+                while node.consensus.committed.waiterCount != expected, ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(10))
+                }
+                return node.consensus.committed.waiterCount == expected
+            }
+            #expect(try await waiters(before + 1), "the watch never waited")
+            try await channel.close()
+            #expect(try await waiters(before), "the watch went on waiting after its client went away")
         }
     }
 

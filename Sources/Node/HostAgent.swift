@@ -282,13 +282,24 @@ struct HostAgent: Sendable {
         labels["hypervisor"] = "kvm"
         let host = HostAdded(
             name: name, region: node.configuration.region, cpus: ProcessInfo.processInfo.activeProcessorCount,
-            memoryBytes: Int64(ProcessInfo.processInfo.physicalMemory), labels: labels)
+            memoryBytes: Self.schedulableMemory(physical: ProcessInfo.processInfo.physicalMemory), labels: labels)
         guard
             let index = try await node.registerSelf(host, requestID: "host-agent-\(node.configuration.nodeID)-\(name)")
         else { return }
         logger.notice(
             "host agent: registered this machine as host \(name) (\(host.cpus) CPUs, \(host.memoryBytes) bytes, KVM) at index \(index)"
         )
+    }
+
+    /// The memory this machine offers its VMs: all of it but a reserve for the node process itself
+    /// and the system (an eighth, at least 1 GiB), as kubelet's system-reserved or OpenStack's
+    /// reserved host memory keep. The guests' memory is mapped inside the node's process: VMs
+    /// that touched all of the machine's memory would have the kernel kill the node, and with it
+    /// every VM on the host, again after each restart.
+    static func schedulableMemory(physical: UInt64) -> Int64 {
+        let physical = Int64(clamping: physical)
+        let reserve = max(Int64(1) << 30, physical / 8)
+        return max(physical - reserve, Int64(1) << 20)
     }
 
     func directory(of vm: String) -> String { vmsPath + "/" + vm }

@@ -1,3 +1,4 @@
+import CKVM
 import Foundation
 import TestSupport
 import Testing
@@ -172,6 +173,10 @@ struct MicroVMTests {
         var vm: MicroVM? = try MicroVM(kvm: kvm(), shape: MicroVMShape(memoryBytes: 16 << 20, vcpus: 1))
         weak let observed = vm
         let fd = try #require(vm).vmFD
+        // A second descriptor of the VM's file tells its descriptor, closed, from one another test
+        // opened under the same number meanwhile (it keeps the KVM VM alive until the end).
+        let witness = dup(fd)
+        defer { close(witness) }
         // Held here past the VM's end: the queue must give them back all the same.
         let memory = try #require(vm).memory
         let cpu = try #require(vm?.vcpus.first)
@@ -192,8 +197,8 @@ struct MicroVMTests {
         #expect(openWhileQueued, "the KVM VM was closed by the thread that let go of it")
         #expect(mappedWhileQueued, "the memory was unmapped by the thread that let go of it")
         MicroVM.releaseQueue.sync {}
-        // (Another test could open a KVM VM under the same number just now; that is unlikely enough.)
-        #expect(!isKVMVM(fd), "the release queue did not close the KVM VM")
+        let stillOpen = isKVMVM(fd) && ckvm_same_file(fd, witness) != 0
+        #expect(!stillOpen, "the release queue did not close the KVM VM")
         #expect(!memory.mapped, "the release queue did not unmap the guest's memory")
         #expect(!cpu.held, "the release queue did not close the vCPU")
     }

@@ -149,6 +149,19 @@ struct ConsoleReadTests {
     }
 }
 
+@Suite("Host agent memory")
+struct HostAgentMemoryTests {
+    @Test(
+        "the memory a machine offers its VMs keeps an eighth of it, at least 1 GiB, for the node and the system",
+        arguments: [
+            (UInt64(64) << 30, Int64(56) << 30), (UInt64(8) << 30, Int64(7) << 30), (UInt64(4) << 30, Int64(3) << 30),
+            (UInt64(512) << 20, Int64(1) << 20),
+        ])
+    func schedulableMemory(physical: UInt64, offered: Int64) {
+        #expect(HostAgent.schedulableMemory(physical: physical) == offered)
+    }
+}
+
 @Suite("Host agent without KVM")
 struct HostAgentWithoutKVMTests {
     @Test("a node whose KVM device is missing runs without a host agent and registers no host")

@@ -158,9 +158,12 @@ public final class MicroVM: @unchecked Sendable {
     /// Where ended VMs give back their memory and KVM objects (see `deinit`).
     static let releaseQueue = DispatchQueue(label: "dwcp.microvm-release", qos: .utility)
 
+    /// The most vCPUs a microVM has (the API refuses VMs with more).
+    public static let maxVCPUs = 64
+
     static func checkShape(_ shape: MicroVMShape) throws {
-        guard shape.vcpus >= 1, shape.vcpus <= 64 else {
-            throw HypervisorError(.invalidRequest, "a microVM has 1-64 vCPUs, not \(shape.vcpus)")
+        guard shape.vcpus >= 1, shape.vcpus <= maxVCPUs else {
+            throw HypervisorError(.invalidRequest, "a microVM has 1-\(maxVCPUs) vCPUs, not \(shape.vcpus)")
         }
         guard shape.memoryBytes >= 2 << 20, shape.memoryBytes % 4096 == 0 else {
             throw HypervisorError(

@@ -6,7 +6,8 @@ public enum Validation {
     /// Images a VM may name: the guests built from `guests/` into this binary.
     public static var builtinImages: [String] { GuestImage.builtinReferences }
     public static let defaultImage = "builtin:hello"
-    public static let cpuRange = 1...256
+    /// A VM's vCPUs: what a microVM can have (one with more could be placed but never start).
+    public static let cpuRange = 1...MicroVM.maxVCPUs
     /// VM memory is a whole number of 4 KiB pages, from 1 MiB to 1 TiB.
     public static let vmMemoryRange: ClosedRange<Int64> = (1 << 20)...(1 << 40)
     public static let hostCPURange = 1...65_536

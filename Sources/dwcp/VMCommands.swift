@@ -151,7 +151,7 @@ struct VMSpecOptions: ParsableArguments {
     @Argument(help: "The VM's name (a DNS label); with --count, the prefix of NAME-1 … NAME-N.")
     var name: String
 
-    @Option(name: .long, help: "vCPUs, 1-256.")
+    @Option(name: .long, help: "vCPUs, 1-64.")
     var cpus: Int
 
     @Option(name: .long, help: "Memory: 512MiB, 2GiB, 1.5GiB, or bytes.")

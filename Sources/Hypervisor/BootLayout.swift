@@ -4,9 +4,12 @@ import CKVM
 ///
 ///     0x0500  GDT: null, 64-bit code (0x08), data (0x10)
 ///     0x0600  boot parameters (struct boot_params in guests/guest.h)
-///     0x1000  PML4      0x2000  PDPT      0x3000...  one page directory per GiB (2 MiB pages)
+///     0x1000  PML4      0x2000  PDPT
 ///     0x7000  `hlt; jmp .-1`: where vCPUs other than the first wait
+///     0x1_0000...0x5_0000  one page directory per GiB (2 MiB pages), 64 at most
 ///     0x8_0000 initial stack top (guests switch to their own)
+///
+/// (The page directories began at 0x3000 until the fifth, a VM past 4 GiB's, ran into the park loop.)
 ///
 /// Guest memory is identity-mapped up to its size (at most 64 GiB).
 enum BootLayout {
@@ -14,7 +17,7 @@ enum BootLayout {
     static let parametersAddress: UInt64 = 0x600
     static let pml4Address: UInt64 = 0x1000
     static let pdptAddress: UInt64 = 0x2000
-    static let pageDirectoriesAddress: UInt64 = 0x3000
+    static let pageDirectoriesAddress: UInt64 = 0x1_0000
     static let parkAddress: UInt64 = 0x7000
     static let stackTop: UInt64 = 0x8_0000
     static let maxMappedBytes: UInt64 = 64 << 30

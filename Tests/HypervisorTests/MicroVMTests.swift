@@ -204,6 +204,34 @@ struct MicroVMTests {
     }
 }
 
+@Suite("Boot layout")
+struct BootLayoutTests {
+    @Test(
+        "every 2 MiB page of a VM is identity-mapped up to its size and the park loop stays whole, past 4 GiB too",
+        arguments: [64 << 20, 5 << 30, 64 << 30])
+    func pageTables(size: Int) throws {
+        let memory = try GuestMemory.anonymous(size: size)
+        defer { memory.unmap() }
+        BootLayout.writeTables(into: memory)
+        func read(_ address: UInt64) -> UInt64 {
+            memory.base.loadUnaligned(fromByteOffset: Int(address), as: UInt64.self)
+        }
+        let pdpt = read(BootLayout.pml4Address) & ~0xfff
+        var address: UInt64 = 0
+        while address < UInt64(size) {
+            let directory = read(pdpt + (address >> 30) * 8)
+            #expect(directory & 1 == 1, "GiB \(address >> 30) has no page directory")
+            let entry = read((directory & ~0xfff) + ((address >> 21) & 511) * 8)
+            guard entry == address | 0x83 else {
+                Issue.record("the 2 MiB page at \(address) maps \(entry)")
+                return
+            }
+            address += 2 << 20
+        }
+        #expect(memory.base.load(fromByteOffset: Int(BootLayout.parkAddress), as: UInt32.self) & 0xff_ffff == 0xfd_ebf4)
+    }
+}
+
 @Suite("Guest images")
 struct GuestImageTests {
     @Test("the built-in images are built from guests/ and valid")

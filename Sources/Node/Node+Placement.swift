@@ -18,6 +18,8 @@ struct PlacementInputs: Sendable {
         var request: PlacementRequest
         var actualState: String
         var reason: String
+        /// The index of its `vm.created` record: which VM of that name a placement is for.
+        var createdIndex: UInt64
     }
 
     struct PlacedVM: Sendable {
@@ -81,8 +83,12 @@ struct PlacementInputs: Sendable {
         let waiting = try Row.fetchAll(
             db,
             sql:
-                "SELECT \(vmColumns), actual_state, reason FROM vms WHERE host IS NULL AND actual_state IN (\(states)) ORDER BY created_index"
-        ).map { WaitingVM(request: request($0), actualState: $0["actual_state"], reason: $0["reason"]) }
+                "SELECT \(vmColumns), actual_state, reason, created_index FROM vms WHERE host IS NULL AND actual_state IN (\(states)) ORDER BY created_index"
+        ).map {
+            WaitingVM(
+                request: request($0), actualState: $0["actual_state"], reason: $0["reason"],
+                createdIndex: UInt64($0["created_index"] as Int64))
+        }
         let placed =
             includePlaced
             ? try Row.fetchAll(db, sql: "SELECT \(vmColumns), host FROM vms WHERE host IS NOT NULL ORDER BY name")
@@ -219,11 +225,13 @@ extension Node {
                     "placement inputs changed at log index \(plan.placementIndex), after the checked index \(checkIndex); nothing was written: plan again"
                 )
             }
-            for (vm, decision) in plan.decisions {
+            // Each placement names its VM by where the VM's creation sits in this batch.
+            for (position, (vm, decision)) in plan.decisions.enumerated() {
                 guard let host = decision.host else { continue }
-                records.append(
-                    Record(at: at, .vmPlaced(VMPlaced(vm: vm, host: host, explanation: decision.explanation.json)))
-                        .encoded())
+                let placed = VMPlaced(
+                    vm: vm, host: host, explanation: decision.explanation.json,
+                    createdBefore: UInt64(records.count - position))
+                records.append(Record(at: at, .vmPlaced(placed)).encoded())
             }
         }
         // A batch of VMs with a request id (and no placements of its own) applies once however

@@ -48,8 +48,13 @@ struct SchedulerWorker: Sendable {
                 let explanation = decision.explanation.json
                 if let host = decision.host {
                     records.append(
-                        Record(at: at, .vmPlaced(VMPlaced(vm: vm.request.vm, host: host, explanation: explanation)))
-                            .encoded())
+                        Record(
+                            at: at,
+                            .vmPlaced(
+                                VMPlaced(
+                                    vm: vm.request.vm, host: host, explanation: explanation,
+                                    createdIndex: vm.createdIndex))
+                        ).encoded())
                 } else if vm.actualState != "unschedulable" || vm.reason != decision.reason {
                     records.append(
                         Record(

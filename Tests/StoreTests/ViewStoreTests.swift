@@ -35,6 +35,59 @@ typealias Record = Store.Record
         records.enumerated().map { LogEntry(index: first + UInt64($0.offset), term: 1, payload: $0.element.encoded()) }
     }
 
+    @Test(
+        "a placement that names its VM is checked as it applies against that VM and its constraints; one without applies as it always did"
+    )
+    func placementConstraintsAtApply() throws {
+        let dir = TemporaryDirectory()
+        let views = try ViewStore(path: dir.file("views.sqlite"))
+        func vm(_ name: String, group: String? = nil, require: [String: String] = [:]) -> Record {
+            var created = VMCreated(name: name, region: "eu", cpus: 1, memoryBytes: 1 << 30, image: "builtin:hello")
+            created.group = group
+            created.antiAffinity = group == nil ? nil : "hard"
+            created.requiredLabels = require
+            return Record(at: 1, .vmCreated(created))
+        }
+        func placed(_ name: String, createdIndex: UInt64? = nil, createdBefore: UInt64? = nil) -> Record {
+            Record(
+                at: 1,
+                .vmPlaced(
+                    VMPlaced(
+                        vm: name, host: "h1", explanation: "{}", createdIndex: createdIndex,
+                        createdBefore: createdBefore)))
+        }
+        let records = [
+            Record(
+                at: 1,
+                .hostAdded(
+                    HostAdded(name: "h1", region: "eu", cpus: 16, memoryBytes: 64 << 30, labels: ["disk": "ssd"]))),
+            vm("a", group: "web"),  // 2
+            placed("a", createdIndex: 2),  // 3: applied
+            vm("b", group: "web"),  // 4
+            placed("b", createdIndex: 4),  // 5: refused, h1 runs a VM of group web
+            placed("b"),  // 6: without the field, applied as before
+            vm("c", require: ["disk": "ssd"]),  // 7
+            Record(at: 1, .hostLabelsSet(HostLabelsSet(name: "h1", labels: ["disk": "hdd"]))),  // 8
+            placed("c", createdIndex: 7),  // 9: refused, the label changed after the decision
+            vm("d"),  // 10
+            Record(at: 1, .vmDeleted(VMDeleted(name: "d"))),  // 11
+            vm("d"),  // 12: another VM of the same name
+            placed("d", createdIndex: 10),  // 13: refused, it was for the first d
+            placed("d", createdBefore: 2),  // 14: the d created two entries before: applied
+        ]
+        try views.apply(Self.entries(records))
+        let hosts = try views.pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT name, host FROM vms ORDER BY name").map {
+                "\($0["name"] as String)=\($0["host"] as String? ?? "-")"
+            }
+        }
+        #expect(hosts == ["a=h1", "b=h1", "c=-", "d=h1"])
+        let placedAt = try views.pool.read { db in
+            try Int64.fetchAll(db, sql: "SELECT log_index FROM placements ORDER BY log_index")
+        }
+        #expect(placedAt == [3, 6, 14])
+    }
+
     @Test("applying the history gives the expected rows, and never oversubscribes a host")
     func applyHistory() throws {
         let dir = TemporaryDirectory()

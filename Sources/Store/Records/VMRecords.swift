@@ -135,23 +135,39 @@ public struct VMPlaced: Sendable, Equatable {
     public var vm: String
     public var host: String
     public var explanation: String
+    /// Which VM of that name the placement was decided for: the index of its `vm.created`
+    /// record (the scheduler knows it), or how many entries before this one that record is
+    /// (a planned batch, whose creations precede its placements in the same proposal). A placement
+    /// with either is checked when it applies against the VM's constraints too (required labels,
+    /// hard anti-affinity), not only the host's room; records without (before this field) apply
+    /// as they always did, so a rebuild from an old log gives the views it gave.
+    public var createdIndex: UInt64?
+    public var createdBefore: UInt64?
 
-    public init(vm: String, host: String, explanation: String) {
+    public init(
+        vm: String, host: String, explanation: String, createdIndex: UInt64? = nil, createdBefore: UInt64? = nil
+    ) {
         self.vm = vm
         self.host = host
         self.explanation = explanation
+        self.createdIndex = createdIndex
+        self.createdBefore = createdBefore
     }
 
     init(_ f: FieldReader) throws {
         vm = try f.requiredString(10, "vm")
         host = try f.requiredString(11, "host")
         explanation = f.string(12) ?? "{}"
+        createdIndex = f.uint64(13)
+        createdBefore = f.uint64(14)
     }
 
     func encode(into w: inout FieldWriter) {
         w.write(10, vm)
         w.write(11, host)
         w.write(12, explanation)
+        if let createdIndex { w.write(13, createdIndex) }
+        if let createdBefore { w.write(14, createdBefore) }
     }
 
     var json: JSONValue {

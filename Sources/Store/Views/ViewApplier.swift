@@ -229,6 +229,7 @@ enum ViewApplier {
             if freeCPUs < vm.cpus || freeMemory < vm.memoryBytes {
                 return .rejected("host \(r.host) no longer has room for VM \(r.vm)")
             }
+            if let refusal = try placementConstraintRefusal(r, at: index, db: db) { return .rejected(refusal) }
             try db.cachedStatement(
                 sql: """
                     UPDATE hosts SET cpus_used = cpus_used + ?, memory_used_bytes = memory_used_bytes + ?,
@@ -305,6 +306,62 @@ enum ViewApplier {
                 host: row["host"], region: row["region"], cpus: row["cpus"], memoryBytes: row["memory_bytes"],
                 actualState: row["actual_state"], reason: row["reason"])
         }
+    }
+
+    /// Why a placement that names the VM it was decided for (``VMPlaced/createdIndex`` or
+    /// ``VMPlaced/createdBefore``) cannot apply: the VM of that name is another one (created again
+    /// since), the host lacks a label the VM requires, or the host runs a VM of the group the VM
+    /// keeps hard anti-affinity with. Decisions are made on views that may be a few entries old
+    /// (the scheduler's, a planned batch's), so what changed meanwhile is checked here, alike on
+    /// every member. Nil when it may apply, and for placements without the field (before it).
+    private static func placementConstraintRefusal(_ r: VMPlaced, at index: Int64, db: Database) throws -> String? {
+        let decidedFor: Int64? =
+            if let createdIndex = r.createdIndex {
+                Int64(clamping: createdIndex)
+            } else if let createdBefore = r.createdBefore {
+                index - Int64(clamping: createdBefore)
+            } else {
+                nil
+            }
+        guard let decidedFor else { return nil }
+        guard
+            let vm = try Row.fetchOne(
+                db.cachedStatement(
+                    sql: "SELECT created_index, group_name, anti_affinity, required_labels FROM vms WHERE name = ?"),
+                arguments: [r.vm])
+        else { return "no VM named \(r.vm)" }
+        let createdIndex: Int64 = vm["created_index"]
+        if createdIndex != decidedFor {
+            return
+                "VM \(r.vm) is the one created at index \(createdIndex); the placement was for the one created at \(decidedFor)"
+        }
+        let required = labelObject(vm["required_labels"])
+        if !required.isEmpty {
+            let hostLabels = labelObject(
+                try String.fetchOne(
+                    db.cachedStatement(sql: "SELECT labels FROM hosts WHERE name = ?"), arguments: [r.host]))
+            for (key, value) in required.sorted(by: { $0.key < $1.key }) where hostLabels[key] != value {
+                return "host \(r.host) does not carry the label \(key)=\(value) that VM \(r.vm) requires"
+            }
+        }
+        if let group: String = vm["group_name"], vm["anti_affinity"] as String? == "hard" {
+            let shared = try Bool.fetchOne(
+                db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM vms WHERE host = ? AND group_name = ?)"),
+                arguments: [r.host, group])
+            if shared == true {
+                return
+                    "host \(r.host) already runs a VM of group \(group), which VM \(r.vm) keeps hard anti-affinity with"
+            }
+        }
+        return nil
+    }
+
+    /// A labels column (a JSON object of strings) as a dictionary; anything else reads as none.
+    private static func labelObject(_ json: String?) -> [String: String] {
+        guard let json, case .object(let fields)? = try? JSONValue.parse(json) else { return [:] }
+        var labels: [String: String] = [:]
+        for (key, value) in fields { if case .string(let text) = value { labels[key] = text } }
+        return labels
     }
 
     /// Notes that a VM placed on `host` changed at `index` (`hosts.vms_changed_index`: the host

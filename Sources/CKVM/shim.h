@@ -170,6 +170,14 @@ static inline int ckvm_install_kick_handler(int signal) {
     return sigaction(signal, &action, NULL);
 }
 static inline int ckvm_kick(pthread_t thread, int signal) { return pthread_kill(thread, signal); }
+/* Unblocks `signal` on the calling thread: a thread inherits its creator's mask, and Dispatch's
+   worker threads (Swift's default executor) block every signal they can. */
+static inline int ckvm_unblock_signal(int signal) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, signal);
+    return pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+}
 
 /* mmap(2) wrappers: MAP_FAILED becomes NULL. */
 static inline void *ckvm_map_anonymous(size_t size) {

@@ -123,7 +123,10 @@ extension MicroVM {
             throw HypervisorError(
                 .invalidSnapshot, "snapshot \(directory) is of format \(version), not \(snapshotVersion)")
         }
-        let memoryBytes = Int(try reader.u64())
+        // (Checked, not converted: a foreign file whose checksum holds must not trap.)
+        guard let memoryBytes = Int(exactly: try reader.u64()) else {
+            throw HypervisorError(.invalidSnapshot, "snapshot \(directory) names a memory size no VM has")
+        }
         let vcpuCount = Int(try reader.u32())
         let shape = MicroVMShape(memoryBytes: memoryBytes, vcpus: vcpuCount)
         try checkShape(shape)

@@ -81,6 +81,15 @@ public final class MicroVM: @unchecked Sendable {
     private let lock = NSCondition()
     private var phase: MicroVMState = .ready
     private var parked = 0
+    /// vCPU threads that have not yet left their run loop.
+    private var threadsInRunLoop = 0
+
+    /// How many vCPU threads are still in their run loop (0 once a stopped VM's threads are done).
+    var vcpuThreadsRunning: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return threadsInRunLoop
+    }
     private var haltedVCPUs: Set<Int> = []
     private var pauseWaiters: [CheckedContinuation<Void, Never>] = []
     private var exitWaiters: [CheckedContinuation<MicroVMExit, Never>] = []
@@ -222,6 +231,7 @@ public final class MicroVM: @unchecked Sendable {
             guard phase == .running else { return continuation.resume() }
             phase = .paused
             kickAll()
+            lock.broadcast()  // a vCPU waiting on the sleep port parks now, not when its sleep ends
             if parked == vcpus.count { continuation.resume() } else { pauseWaiters.append(continuation) }
         }
     }
@@ -297,6 +307,18 @@ public final class MicroVM: @unchecked Sendable {
     // MARK: The vCPU threads
 
     private func runLoop(_ cpu: VirtualCPU) {
+        // The kick must reach this thread inside KVM_RUN: it may have inherited a mask that blocks
+        // it (threads made from Dispatch's workers do), and then stop and pause never interrupted
+        // a guest busy without exits.
+        _ = ckvm_unblock_signal(KVMSystem.kickSignal)
+        lock.lock()
+        threadsInRunLoop += 1
+        lock.unlock()
+        defer {
+            lock.lock()
+            threadsInRunLoop -= 1
+            lock.unlock()
+        }
         lock.lock()
         cpu.thread = pthread_self()
         let prefault = prefaulting && cpu.index == 0

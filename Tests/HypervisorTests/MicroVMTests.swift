@@ -49,6 +49,22 @@ struct MicroVMTests {
         #expect(started <= entered && entered <= booted)
     }
 
+    @Test("a guest busy without exits to the VMM is stopped all the same (its vCPU thread takes the kick signal)")
+    func busyGuestStops() async throws {
+        let vm = try MicroVM(kvm: kvm(), shape: MicroVMShape(memoryBytes: 16 << 20, vcpus: 1))
+        // Writes to pages already mapped, for hours between two exits.
+        try vm.boot(
+            GuestImage.named("builtin:memtouch"), commandLine: "working_set=1048576 rate=100000000000000000",
+            console: nil)
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(vm.vcpuThreadsRunning == 1)
+        vm.stop()
+        #expect(await vm.waitUntilExited() == .stopped)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while vm.vcpuThreadsRunning > 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(vm.vcpuThreadsRunning == 0, "the vCPU thread went on running the guest after stop()")
+    }
+
     @Test("counter's heartbeat advances until it is stopped; a second vCPU waits parked")
     func counter() async throws {
         let dir = TemporaryDirectory()
@@ -62,6 +78,33 @@ struct MicroVMTests {
         #expect(counts == Array(1...counts.count))
         try await Task.sleep(for: .milliseconds(100))
         #expect(heartbeats(console.path).count == counts.count, "no output after stop")
+    }
+
+    @Test("pause does not wait for the end of a long sleep the guest asked for")
+    func pauseDuringALongSleep() async throws {
+        let dir = TemporaryDirectory()
+        let console = try SerialConsole(path: dir.file("console.log"))
+        let vm = try MicroVM(kvm: kvm(), shape: MicroVMShape(memoryBytes: 16 << 20, vcpus: 1))
+        // A heartbeat, then an hour's sleep.
+        try vm.boot(GuestImage.named("builtin:counter"), commandLine: "interval_ms=3600000", console: console)
+        #expect(try await eventually { heartbeats(console.path).count >= 1 })
+        // Whichever ends first: the pause, or 5 s (then the stop below ends the pause's wait).
+        let paused = await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                await vm.pause()
+                return true
+            }
+            group.addTask {
+                try? await Task.sleep(for: .seconds(5))
+                return false
+            }
+            let first = await group.next()!
+            vm.stop()
+            group.cancelAll()
+            return first
+        }
+        #expect(paused, "pause waited for the end of the guest's sleep")
+        #expect(await vm.waitUntilExited() == .stopped)
     }
 
     @Test("pause stops the heartbeat, resume continues it")

@@ -68,9 +68,11 @@ enum ViewApplier {
     /// The `members` table becomes the membership: unchanged members keep the index they got
     /// their role at, the others take this entry's.
     static func apply(_ membership: MembershipRecord, index: Int64, db: Database) throws {
+        // In id order: rows inserted in a dictionary's order (seeded per process) would sit in
+        // another order on every member, and a SELECT without ORDER BY would differ between them.
         let wanted =
-            membership.voters.map { ($0.key, $0.value, "voter") }
-            + membership.learners.map { ($0.key, $0.value, "learner") }
+            membership.voters.sorted { $0.key < $1.key }.map { ($0.key, $0.value, "voter") }
+            + membership.learners.sorted { $0.key < $1.key }.map { ($0.key, $0.value, "learner") }
         try db.execute(
             sql: "DELETE FROM members WHERE id NOT IN (SELECT value FROM json_each(?))",
             arguments: [String(decoding: try JSONEncoder().encode(wanted.map(\.0)), as: UTF8.self)])

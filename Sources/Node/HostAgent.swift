@@ -267,11 +267,23 @@ struct HostAgent: Sendable {
         }
     }
 
+    /// Proposes a VM's state, trying again (5 times over about 6 s) while the region cannot take
+    /// it, as through a change of leader: a report lost for good left the views wrong until the VM
+    /// changed again. (Applied twice, a report sets the same state again, with one more event row.)
     private func report(_ node: Node, _ state: VMStateReported) async {
-        do {
-            _ = try await node.consensus.propose([Record(at: Node.now(), .vmStateReported(state)).encoded()])
-        } catch {
-            logger.warning("cannot report VM \(state.vm) \(state.state): \(error)")
+        var pause: Duration = .milliseconds(200)
+        for attempt in 1...5 {
+            do {
+                _ = try await node.consensus.propose([Record(at: Node.now(), .vmStateReported(state)).encoded()])
+                return
+            } catch let error as NodeError where error.code == .unavailable && attempt < 5 {
+                logger.info("cannot report VM \(state.vm) \(state.state) yet (\(error.message)); trying again")
+                do { try await Task.sleep(for: pause) } catch { return }
+                pause *= 2
+            } catch {
+                logger.warning("cannot report VM \(state.vm) \(state.state): \(error)")
+                return
+            }
         }
     }
 

@@ -81,6 +81,15 @@ public struct HostAgentPlan: Sendable {
                     .reportStopped(
                         vm.name, reason: "not running after the host agent restarted; its desired state is stopped"))
                 handled[vm.name] = vm.desiredIndex
+            case "stopped" where !actedOn && vm.actualState == "scheduled":
+                // Created stopped, or stopped before it started: it would show `scheduled` for good.
+                actions.append(.reportStopped(vm.name, reason: "its desired state is stopped"))
+                handled[vm.name] = vm.desiredIndex
+            case "stopped" where !actedOn && ["starting", "running"].contains(vm.actualState):
+                // Stopped by request, but the report of its end never committed (a change of leader,
+                // or the node went down before it did): the views would show it running for good.
+                actions.append(.reportStopped(vm.name, reason: "not running here; its desired state is stopped"))
+                handled[vm.name] = vm.desiredIndex
             default:
                 break
             }

@@ -46,6 +46,23 @@ struct HostAgentPlanTests {
         #expect(plan.actions(hosted: [wasRunning, shouldStop, crashed], running: ["a"]).isEmpty)
     }
 
+    @Test(
+        "a VM created stopped is reported stopped, not left scheduled; one stopped whose report was lost is reported again"
+    )
+    func stoppedVMsAreReported() {
+        var plan = HostAgentPlan()
+        let createdStopped = vm("a", desired: "stopped", actual: "scheduled", desiredIndex: 2)
+        // Stopped at 8; its end was never reported (the views still say running, from 5).
+        let reportLost = vm("b", desired: "stopped", actual: "running", desiredIndex: 8, reportedIndex: 5)
+        #expect(
+            plan.actions(hosted: [createdStopped, reportLost], running: []) == [
+                .reportStopped("a", reason: "its desired state is stopped"),
+                .reportStopped("b", reason: "not running here; its desired state is stopped"),
+            ])
+        // Once each: the report is on its way.
+        #expect(plan.actions(hosted: [createdStopped, reportLost], running: []).isEmpty)
+    }
+
     @Test("a stop request stops a running VM; a VM no longer placed here is torn down")
     func stopAndTearDown() {
         var plan = HostAgentPlan()

@@ -51,8 +51,12 @@ public struct Placer: Sendable {
         let needsSlowChecks =
             !request.requiredLabels.isEmpty || (request.antiAffinity != nil && request.group != nil)
             || request.affinityGroup != nil
+        // Affinity binds only where the group runs in the VM's own region: a group elsewhere
+        // (another region's hosts) would otherwise rule out every host the VM may have.
         let affinityPresent =
-            request.affinityGroup.map { group in table.hosts.contains { ($0.groups[group] ?? 0) > 0 } } ?? false
+            request.affinityGroup.map { group in
+                table.hosts.contains { $0.region == request.region && ($0.groups[group] ?? 0) > 0 }
+            } ?? false
         let cpusWanted = request.cpus
         let memoryWanted = request.memoryBytes
         let binpack = request.policy == .binpack

@@ -445,7 +445,11 @@ func get(_ url: String) async throws -> (Int, String) {
         let (carriedStatus, carriedAnswer) = try await carried
         let (readStatus, readAnswer) = try await frozenRead
         region.signal(frozenLeader, SIGCONT)
-        #expect(frozen == 503 && refusal.contains("leadership moved away from \(frozenLeader)"), "\(refusal)")
+        // (On a loaded machine the request can reach the member only after it was elected itself;
+        // then it takes the write as the leader. Seen once in a full run on two cores.)
+        #expect(
+            (frozen == 503 && refusal.contains("leadership moved away from \(frozenLeader)"))
+                || (frozen == 200 && refusal.contains(#""outcome":"applied""#)), "\(refusal)")
         #expect(cliStatus == 0 && cliOut.contains("set the labels of host h1"), "\(cliOut) \(cliError)")
         #expect(carriedStatus == 200, "\(carriedAnswer)")
         // A linearizable read asked of the frozen leader is asked again of the next one.

@@ -158,6 +158,10 @@ import Testing
         #expect(Placer().place(request, on: hosts).host == "b")
         let lonely = PlacementRequest(vm: "cache", region: "eu", cpus: 1, memoryBytes: gib, affinityGroup: "nobody")
         #expect(Placer().place(lonely, on: hosts).host != nil)
+        // The group runs only in another region: no binding here, the VM is placed in its own.
+        let elsewhere = PlacementRequest(vm: "cache", region: "us", cpus: 1, memoryBytes: gib, affinityGroup: "db")
+        let usHost = HostCapacity(name: "c", region: "us", cpus: 8, memoryBytes: 8 * gib)
+        #expect(Placer().place(elsewhere, on: hosts + [usHost]).host == "c")
     }
 
     @Test("hard anti-affinity is never violated, and no host oversubscribed, over random batches")

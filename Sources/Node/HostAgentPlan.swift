@@ -64,9 +64,15 @@ public struct HostAgentPlan: Sendable {
             let actedOn = handled[vm.name] == vm.desiredIndex
             // The views still show it running although it does not run here: the agent restarted.
             let lostRun = ["starting", "running"].contains(vm.actualState) && vm.reportedIndex > vm.desiredIndex
+            // This agent acted on an earlier desired state of it (a stop), and it is asked again:
+            // a start that follows a stop, whatever order the stop's report committed in.
+            let askedAgain = (handled[vm.name] ?? .max) < vm.desiredIndex
             switch vm.desiredState {
-            case "running" where !isRunning && !actedOn:
-                if vm.actualState == "scheduled" || vm.desiredIndex > vm.reportedIndex {
+            case "running" where isRunning:
+                // A start asked while it runs is met: a guest that halts later is not started again for it.
+                handled[vm.name] = vm.desiredIndex
+            case "running" where !actedOn:
+                if vm.actualState == "scheduled" || vm.desiredIndex > vm.reportedIndex || askedAgain {
                     actions.append(.start(vm, reason: ""))
                 } else if lostRun {
                     actions.append(

@@ -47,6 +47,27 @@ struct HostAgentPlanTests {
     }
 
     @Test(
+        "a start right after a stop starts the VM, whichever order the stop's report committed in; a start asked while it runs does not restart it once it halts"
+    )
+    func startAfterStopAndRedundantStart() {
+        var plan = HostAgentPlan()
+        let stopping = vm(desired: "stopped", actual: "running", desiredIndex: 30, reportedIndex: 21)
+        #expect(plan.actions(hosted: [stopping], running: ["a"]) == [.stop("a")])
+        // `vm start` at 31, and the report of the stop (32) committed after it.
+        let restarted = vm(desired: "running", actual: "stopped", desiredIndex: 31, reportedIndex: 32)
+        #expect(plan.actions(hosted: [restarted], running: []) == [.start(restarted, reason: "")])
+
+        var other = HostAgentPlan()
+        let first = vm("b", desired: "running", actual: "scheduled", desiredIndex: 20)
+        #expect(other.actions(hosted: [first], running: []) == [.start(first, reason: "")])
+        // `vm start` again at 25 while it runs: nothing to do.
+        let redundant = vm("b", desired: "running", actual: "running", desiredIndex: 25, reportedIndex: 22)
+        #expect(other.actions(hosted: [redundant], running: ["b"]).isEmpty)
+        // The guest halts; its report has not committed yet. It is not started again.
+        #expect(other.actions(hosted: [redundant], running: []).isEmpty)
+    }
+
+    @Test(
         "a VM created stopped is reported stopped, not left scheduled; one stopped whose report was lost is reported again"
     )
     func stoppedVMsAreReported() {

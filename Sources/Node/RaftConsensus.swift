@@ -25,6 +25,9 @@ public struct ReplicationConfiguration: Sendable {
     public static let defaultRaft = RaftConfiguration(electionTicks: 30, heartbeatTicks: 3)
     /// How long a node waits for the leader to answer a forwarded intent or a read-index request.
     public var leaderAnswerTimeout: Duration = .seconds(2)
+    /// How long an intent the leader took may wait to commit before its caller is answered (503:
+    /// it may still apply): a region without a majority answering would hold it for good.
+    public var commitTimeout: Duration = .seconds(10)
     /// How long a follower may hold a few committed entries back to apply them in one batch,
     /// unless something on the node waits for them (zero: apply each commit at once). See
     /// ``Node/waitUntilApplied(_:)`` and BENCHMARKS.md, "Followers apply in batches".
@@ -182,7 +185,12 @@ public final class RaftConsensus: Consensus {
             }
             let (range, term) =
                 if let leading { leading } else { try await forward(payloads, appliesOnce: appliesOnce) }
-            _ = try await committed.wait(until: range.upperBound)
+            guard try await committed.wait(until: range.upperBound, timeout: configuration.commitTimeout) != nil else {
+                throw NodeError(
+                    .unavailable,
+                    "the intent (log index \(range.upperBound)) has not committed within \(configuration.commitTimeout): fewer than a majority of the region's voters answer (see dwcp cluster status); it may still apply once they do: retry it with the same request id"
+                )
+            }
             // The last entry committed with this term: by log matching, all of them did.
             if try log.term(at: range.upperBound) == term { return range }
             // Another leader's entry at the first index means none of these committed (one that

@@ -608,6 +608,41 @@ func get(_ url: String) async throws -> (Int, String) {
     }
 
     @Test(
+        "an intent the leader took while no majority answers is answered 503 within its commit timeout, and applies once when they are back"
+    )
+    func intentWithoutMajority() async throws {
+        let dir = TemporaryDirectory()
+        let region = try Region(dir)
+        let leader = try await region.startAll()
+        let followers = Region.ids.filter { $0 != leader }
+        let base = region.base(leader)!
+        let (added, addBody) = try await post(
+            base + "/v1/hosts", #"{"name":"h1","cpus":64,"memory_bytes":68719476736}"#)
+        #expect(added == 200, "\(addBody)")
+        for id in followers { region.signal(id, SIGSTOP) }
+        let started = ContinuousClock.now
+        let body = #"{"labels":{"k":"alone"},"request_id":"alone"}"#
+        let (status, answer) = try await put(base + "/v1/hosts/h1/labels", body)
+        let waited = started.duration(to: .now)
+        for id in followers { region.signal(id, SIGCONT) }
+        #expect(status == 503 && answer.contains("has not committed within 10"), "\(answer)")
+        #expect(waited < .seconds(20), "waited \(waited)")
+        // The majority is back: the same request id applies, once.
+        var retried = (0, "")
+        let deadline = ContinuousClock.now + .seconds(30)
+        repeat {
+            retried = try await put(base + "/v1/hosts/h1/labels", body)
+            if retried.0 != 200 { try await Task.sleep(for: .milliseconds(200)) }
+        } while retried.0 != 200 && ContinuousClock.now < deadline
+        #expect(retried.0 == 200, "\(retried.1)")
+        let (_, applied) = try await post(
+            base + "/v1/sql",
+            #"{"query":"SELECT count(*) AS n FROM intents WHERE request_id = 'alone' AND outcome = 'applied'"}"#)
+        #expect(applied.contains("[[1]]"), "\(applied)")
+        try await region.stopAll()
+    }
+
+    @Test(
         "followers apply in batches: a follower holds committed entries back, yet a read or a write on it that needs them gets them at once"
     )
     func followerApplyBatching() async throws {

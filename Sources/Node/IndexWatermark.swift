@@ -6,7 +6,9 @@ public final class IndexWatermark: Sendable {
     private struct Waiter {
         let id: UInt64
         let target: UInt64
-        let continuation: CheckedContinuation<UInt64, any Error>
+        /// When ``expireOverdue(now:)`` ends the wait with nil; nil: never.
+        let deadline: ContinuousClock.Instant?
+        let continuation: CheckedContinuation<UInt64?, any Error>
     }
 
     private struct State {
@@ -15,6 +17,8 @@ public final class IndexWatermark: Sendable {
         var closedReason: String?
         var waiters: [Waiter] = []
         var nextID: UInt64 = 0
+        /// No waiter's deadline is earlier (it may be earlier than any left: then a scan finds none).
+        var earliestDeadline: ContinuousClock.Instant?
     }
 
     private let state: Mutex<State>
@@ -67,6 +71,13 @@ public final class IndexWatermark: Sendable {
     /// Returns once the watermark is at least `target`, with its value then.
     @discardableResult
     public func wait(until target: UInt64) async throws -> UInt64 {
+        try await wait(until: target, deadline: nil)!
+    }
+
+    /// Like ``wait(until:)``, but returns nil once `deadline` has passed and someone called
+    /// ``expireOverdue(now:)`` (the Raft driver does on every tick). Costs what ``wait(until:)``
+    /// costs: no timer task per wait, which ``wait(until:timeout:)`` starts.
+    public func wait(until target: UInt64, deadline: ContinuousClock.Instant?) async throws -> UInt64? {
         // Reached already: return without suspending. A suspension, even one resumed at once,
         // puts the task at the back of its executor's queue (behind whatever else that event loop
         // has to do) on the path of every intent.
@@ -81,13 +92,14 @@ public final class IndexWatermark: Sendable {
         case .waiting(let waiter): id = waiter
         }
         return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<UInt64, any Error>) in
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<UInt64?, any Error>) in
                 enum Action { case resume(UInt64), fail(any Error), none }
                 let action = state.withLock { s -> Action in
                     if s.value >= target { return .resume(s.value) }
                     if let reason = s.closedReason { return .fail(NodeError(.unavailable, reason)) }
                     if Task.isCancelled { return .fail(CancellationError()) }
-                    s.waiters.append(Waiter(id: id, target: target, continuation: continuation))
+                    s.waiters.append(Waiter(id: id, target: target, deadline: deadline, continuation: continuation))
+                    if let deadline, s.earliestDeadline.map({ deadline < $0 }) ?? true { s.earliestDeadline = deadline }
                     return .none
                 }
                 switch action {
@@ -103,6 +115,26 @@ public final class IndexWatermark: Sendable {
             }
             waiter?.continuation.resume(throwing: CancellationError())
         }
+    }
+
+    /// Ends the waits whose deadline has passed (they return nil). Cheap when none has one due.
+    public func expireOverdue(now: ContinuousClock.Instant = .now) {
+        let expired = state.withLock { s -> [Waiter] in
+            guard let earliest = s.earliestDeadline, earliest <= now else { return [] }
+            var expired: [Waiter] = []
+            var kept: [Waiter] = []
+            for waiter in s.waiters {
+                if let deadline = waiter.deadline, deadline <= now {
+                    expired.append(waiter)
+                } else {
+                    kept.append(waiter)
+                }
+            }
+            s.waiters = kept
+            s.earliestDeadline = kept.compactMap(\.deadline).min()
+            return expired
+        }
+        for waiter in expired { waiter.continuation.resume(returning: nil) }
     }
 
     /// Like ``wait(until:)`` but gives up after `timeout`, returning nil.

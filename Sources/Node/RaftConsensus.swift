@@ -185,7 +185,9 @@ public final class RaftConsensus: Consensus {
             }
             let (range, term) =
                 if let leading { leading } else { try await forward(payloads, appliesOnce: appliesOnce) }
-            guard try await committed.wait(until: range.upperBound, timeout: configuration.commitTimeout) != nil else {
+            // (Expired by the ticker: no timer task on every intent's path.)
+            let deadline = ContinuousClock.now + configuration.commitTimeout
+            guard try await committed.wait(until: range.upperBound, deadline: deadline) != nil else {
                 throw NodeError(
                     .unavailable,
                     "the intent (log index \(range.upperBound)) has not committed within \(configuration.commitTimeout): fewer than a majority of the region's voters answer (see dwcp cluster status); it may still apply once they do: retry it with the same request id"
@@ -544,6 +546,7 @@ public final class RaftConsensus: Consensus {
                         return raft.hasPendingReady
                     }
                     self.forwards.expireOverdue()
+                    self.committed.expireOverdue()
                     self.sendParkedForwards()
                     self.reads.expireOverdue()
                     self.statusAnswers.expireOverdue()

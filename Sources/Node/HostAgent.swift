@@ -28,6 +28,8 @@ struct HostAgent: Sendable {
     final class LocalVMs: Sendable {
         struct Entry {
             let vm: MicroVM
+            /// The `vm.created` index of the VM it was started for.
+            let createdIndex: Int64
             var stopCause: StopCause?
         }
         let entries = Mutex<[String: Entry]>([:])
@@ -37,8 +39,8 @@ struct HostAgent: Sendable {
 
         /// The microVMs running here and how many have ended, read together: a microVM that ends
         /// after this moves `ended` past the count returned.
-        func snapshot() -> (names: Set<String>, ended: UInt64) {
-            entries.withLock { (Set($0.keys), ended.value) }
+        func snapshot() -> (running: [String: Int64?], ended: UInt64) {
+            entries.withLock { ($0.mapValues { Optional($0.createdIndex) }, ended.value) }
         }
 
         /// Forgets `name`'s microVM, which has ended; returns why the agent ended it, if it did.
@@ -113,7 +115,7 @@ struct HostAgent: Sendable {
             var withFiles = Set((try? FileManager.default.contentsOfDirectory(atPath: vmsPath)) ?? [])
             // What the last pass acted on: a pass runs again only when a VM placed here changed
             // (`hosts.vms_changed_index`) or one of the microVMs here ended, not after every commit.
-            var actedOn: (vmsChanged: Int64?, running: Set<String>)?
+            var actedOn: (vmsChanged: Int64?, running: [String: Int64?])?
             while true {
                 let (applied, appliedAt) = node.applied.valueAndTime
                 seen = applied
@@ -134,7 +136,7 @@ struct HostAgent: Sendable {
                 // for a reader that an async read holds until its task runs again.)
                 let hosted = try Self.readHostedVMs(node, host: configuration.hostName)
                 let hostedNames = Set(hosted.map(\.name))
-                for name in withFiles.subtracting(hostedNames).subtracting(running) {
+                for name in withFiles.subtracting(hostedNames).subtracting(running.keys) {
                     try? FileManager.default.removeItem(atPath: directory(of: name))
                     withFiles.remove(name)
                 }
@@ -153,9 +155,12 @@ struct HostAgent: Sendable {
                         }
                         vm?.stop()
                     case .reportStopped(let name, let reason):
+                        let createdIndex = hosted.first { $0.name == name }.map { UInt64($0.createdIndex) }
                         await report(
                             node,
-                            VMStateReported(vm: name, host: configuration.hostName, state: "stopped", reason: reason))
+                            VMStateReported(
+                                vm: name, host: configuration.hostName, state: "stopped", reason: reason,
+                                createdIndex: createdIndex))
                     case .tearDown(let name):
                         let vm = local.entries.withLock { entries -> MicroVM? in
                             entries[name]?.stopCause = .tornDown
@@ -209,12 +214,12 @@ struct HostAgent: Sendable {
             let console = try SerialConsole(
                 path: directory(of: hosted.name) + "/console.log", limitBytes: configuration.consoleLimitBytes)
             try vm.boot(image, commandLine: hosted.guestCommandLine, console: console)
-            local.entries.withLock { $0[hosted.name] = LocalVMs.Entry(vm: vm) }
+            local.entries.withLock { $0[hosted.name] = LocalVMs.Entry(vm: vm, createdIndex: hosted.createdIndex) }
             let startingReason = reason.isEmpty ? "starting on \(host) (\(path) start)" : reason
             group.addTask {
                 await watch(
-                    hosted.name, vm: vm, path: path, startingReason: startingReason, appliedAt: appliedAt,
-                    local: local, node: node)
+                    hosted.name, createdIndex: UInt64(hosted.createdIndex), vm: vm, path: path,
+                    startingReason: startingReason, appliedAt: appliedAt, local: local, node: node)
             }
         } catch {
             created?.stop()
@@ -222,7 +227,9 @@ struct HostAgent: Sendable {
             group.addTask {
                 await report(
                     node,
-                    VMStateReported(vm: hosted.name, host: host, state: "crashed", reason: "cannot start: \(error)"))
+                    VMStateReported(
+                        vm: hosted.name, host: host, state: "crashed", reason: "cannot start: \(error)",
+                        createdIndex: UInt64(hosted.createdIndex)))
             }
         }
     }
@@ -230,10 +237,17 @@ struct HostAgent: Sendable {
     /// Reports a started VM's life as records: starting, running (with the start's measurements),
     /// then how it ended.
     private func watch(
-        _ name: String, vm: MicroVM, path: String, startingReason: String, appliedAt: ContinuousClock.Instant,
-        local: LocalVMs, node: Node
+        _ name: String, createdIndex: UInt64, vm: MicroVM, path: String, startingReason: String,
+        appliedAt: ContinuousClock.Instant, local: LocalVMs, node: Node
     ) async {
         let host = configuration.hostName
+        // Every report names the VM it is about, which may have been deleted and created again
+        // under its name by the time the report commits.
+        func report(_ node: Node, _ state: VMStateReported) async {
+            var state = state
+            state.createdIndex = createdIndex
+            await self.report(node, state)
+        }
         await report(node, VMStateReported(vm: name, host: host, state: "starting", reason: startingReason))
         for await event in vm.events {
             switch event {
@@ -351,7 +365,8 @@ struct HostAgent: Sendable {
         try Row.fetchAll(
             db,
             sql: """
-                SELECT name, cpus, memory_bytes, image, desired_state, actual_state, desired_index, reported_index, labels
+                SELECT name, cpus, memory_bytes, image, desired_state, actual_state, desired_index, reported_index, labels,
+                       created_index
                 FROM vms WHERE host = ? ORDER BY name
                 """, arguments: [host]
         ).map { row in
@@ -359,7 +374,8 @@ struct HostAgent: Sendable {
                 name: row["name"], cpus: row["cpus"], memoryBytes: row["memory_bytes"], image: row["image"],
                 desiredState: row["desired_state"], actualState: row["actual_state"],
                 desiredIndex: row["desired_index"],
-                reportedIndex: row["reported_index"], labels: PlacementInputs.labels(row["labels"]))
+                reportedIndex: row["reported_index"], labels: PlacementInputs.labels(row["labels"]),
+                createdIndex: row["created_index"])
         }
     }
 

@@ -11,11 +11,15 @@ public struct HostedVM: Sendable, Equatable {
     /// The index of the last state this host reported for it.
     public var reportedIndex: Int64
     public var labels: [String: String]
+    /// The index of its `vm.created` record: which VM of this name it is (a name deleted and
+    /// created again is another VM).
+    public var createdIndex: Int64
 
     public init(
         name: String, cpus: Int, memoryBytes: Int64, image: String, desiredState: String, actualState: String,
-        desiredIndex: Int64, reportedIndex: Int64, labels: [String: String] = [:]
+        desiredIndex: Int64, reportedIndex: Int64, labels: [String: String] = [:], createdIndex: Int64 = 0
     ) {
+        self.createdIndex = createdIndex
         self.name = name
         self.cpus = cpus
         self.memoryBytes = memoryBytes
@@ -56,11 +60,23 @@ public struct HostAgentPlan: Sendable {
 
     /// The actions that bring this host in line with `hosted`; `running` are the VMs alive here.
     public mutating func actions(hosted: [HostedVM], running: Set<String>) -> [Action] {
+        actions(hosted: hosted, running: Dictionary(uniqueKeysWithValues: running.map { ($0, nil) }))
+    }
+
+    /// The same, with the `vm.created` index of the VM each microVM here was started for (nil:
+    /// unknown). One started for a VM of that name deleted since (the name created again) is torn
+    /// down, and the new VM is then started as any other.
+    public mutating func actions(hosted: [HostedVM], running: [String: Int64?]) -> [Action] {
         var actions: [Action] = []
         let names = Set(hosted.map(\.name))
-        for name in running.subtracting(names).sorted() { actions.append(.tearDown(name)) }
+        for name in Set(running.keys).subtracting(names).sorted() { actions.append(.tearDown(name)) }
         for vm in hosted {
-            let isRunning = running.contains(vm.name)
+            if let startedFor = running[vm.name] ?? nil, startedFor != vm.createdIndex {
+                actions.append(.tearDown(vm.name))
+                handled[vm.name] = nil
+                continue
+            }
+            let isRunning = running[vm.name] != nil
             let actedOn = handled[vm.name] == vm.desiredIndex
             // The views still show it running although it does not run here: the agent restarted.
             let lostRun = ["starting", "running"].contains(vm.actualState) && vm.reportedIndex > vm.desiredIndex

@@ -47,6 +47,20 @@ struct HostAgentPlanTests {
     }
 
     @Test(
+        "a microVM started for a VM deleted since, whose name was created again and placed here, is torn down and the new VM started"
+    )
+    func nameCreatedAgain() {
+        var plan = HostAgentPlan()
+        var renewed = vm("a", desired: "running", actual: "scheduled", desiredIndex: 21)
+        renewed.createdIndex = 21
+        // The old `a` (created at 10) still runs here.
+        #expect(plan.actions(hosted: [renewed], running: ["a": 10]) == [.tearDown("a")])
+        #expect(plan.actions(hosted: [renewed], running: [:]) == [.start(renewed, reason: "")])
+        // Started for the new one: nothing more to do.
+        #expect(plan.actions(hosted: [renewed], running: ["a": 21]).isEmpty)
+    }
+
+    @Test(
         "a start right after a stop starts the VM, whichever order the stop's report committed in; a start asked while it runs does not restart it once it halts"
     )
     func startAfterStopAndRedundantStart() {

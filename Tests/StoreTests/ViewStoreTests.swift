@@ -88,6 +88,34 @@ typealias Record = Store.Record
         #expect(placedAt == [3, 6, 14])
     }
 
+    @Test("a state report that names another VM of the same name (deleted and created again since) is refused")
+    func reportsNameTheirVM() throws {
+        let dir = TemporaryDirectory()
+        let views = try ViewStore(path: dir.file("views.sqlite"))
+        let created = VMCreated(name: "a", region: "eu", cpus: 1, memoryBytes: 1 << 30, image: "builtin:hello")
+        func report(_ state: String, createdIndex: UInt64?) -> Record {
+            Record(
+                at: 1, .vmStateReported(VMStateReported(vm: "a", host: "h1", state: state, createdIndex: createdIndex)))
+        }
+        let records = [
+            Record(at: 1, .hostAdded(HostAdded(name: "h1", region: "eu", cpus: 8, memoryBytes: 16 << 30))),
+            Record(at: 1, .vmCreated(created)),  // 2
+            Record(at: 1, .vmDeleted(VMDeleted(name: "a"))),  // 3
+            Record(at: 1, .vmCreated(created)),  // 4: another a
+            Record(at: 1, .vmPlaced(VMPlaced(vm: "a", host: "h1", explanation: "{}", createdIndex: 4))),  // 5
+            report("stopped", createdIndex: 2),  // 6: the first a's end: refused
+            report("starting", createdIndex: 4),  // 7: applied
+            report("running", createdIndex: nil),  // 8: without the field: applied as before
+        ]
+        try views.apply(Self.entries(records))
+        let state = try views.pool.read { db in try String.fetchOne(db, sql: "SELECT actual_state FROM vms") }
+        #expect(state == "running")
+        let events = try views.pool.read { db in
+            try Int64.fetchAll(db, sql: "SELECT log_index FROM vm_events WHERE vm = 'a' AND log_index > 5 ORDER BY 1")
+        }
+        #expect(events == [7, 8])
+    }
+
     @Test("applying the history gives the expected rows, and never oversubscribes a host")
     func applyHistory() throws {
         let dir = TemporaryDirectory()

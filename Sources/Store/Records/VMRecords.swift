@@ -214,13 +214,21 @@ public struct VMStateReported: Sendable, Equatable {
     public var state: String
     public var reason: String
     public var start: VMStartMeasurement?
+    /// Which VM of that name the report is about: the index of its `vm.created` record. A report
+    /// about another (a VM deleted and created again under its name since) is refused when it
+    /// applies; reports without it (before this field) apply as they did.
+    public var createdIndex: UInt64?
 
-    public init(vm: String, host: String, state: String, reason: String = "", start: VMStartMeasurement? = nil) {
+    public init(
+        vm: String, host: String, state: String, reason: String = "", start: VMStartMeasurement? = nil,
+        createdIndex: UInt64? = nil
+    ) {
         self.vm = vm
         self.host = host
         self.state = state
         self.reason = reason
         self.start = start
+        self.createdIndex = createdIndex
     }
 
     init(_ f: FieldReader) throws {
@@ -232,6 +240,7 @@ public struct VMStateReported: Sendable, Equatable {
             start = VMStartMeasurement(
                 path: path, firstEntryMicroseconds: f.int64(15) ?? 0, bootMicroseconds: f.int64(16) ?? 0)
         }
+        createdIndex = f.uint64(17)
     }
 
     func encode(into w: inout FieldWriter) {
@@ -244,6 +253,7 @@ public struct VMStateReported: Sendable, Equatable {
             w.write(15, start.firstEntryMicroseconds)
             w.write(16, start.bootMicroseconds)
         }
+        if let createdIndex { w.write(17, createdIndex) }
     }
 
     var json: JSONValue {

@@ -267,6 +267,15 @@ enum ViewApplier {
         case .vmStateReported(let r):
             guard let vm = try VMRow.fetch(r.vm, db: db) else { return .rejected("no VM named \(r.vm)") }
             guard vm.host == r.host else { return .rejected("VM \(r.vm) is not placed on \(r.host)") }
+            if let reportedFor = r.createdIndex {
+                let createdIndex = try Int64.fetchOne(
+                    db.cachedStatement(sql: "SELECT created_index FROM vms WHERE name = ?"), arguments: [r.vm])
+                guard createdIndex == Int64(clamping: reportedFor) else {
+                    return .rejected(
+                        "the report is about the VM \(r.vm) created at index \(reportedFor), not the one created at \(createdIndex ?? 0)"
+                    )
+                }
+            }
             try db.cachedStatement(
                 sql: "UPDATE vms SET actual_state = ?, reason = ?, reported_index = ?, updated_index = ? WHERE name = ?"
             ).execute(arguments: [r.state, r.reason, index, index, r.vm])

@@ -347,6 +347,22 @@ typealias Record = Store.Record
         #expect(try views.appliedIndex() == 0)
     }
 
+    @Test("the members table's rows sit in id order, so a read without ORDER BY is alike on every member")
+    func membersInIdOrder() throws {
+        let dir = TemporaryDirectory()
+        let views = try ViewStore(path: dir.file("views.sqlite"))
+        let ids = (1...8).map { "n\($0)" }
+        let voters = Dictionary(uniqueKeysWithValues: ids.map { ($0, "h:\($0.dropFirst())") })
+        try views.apply([
+            LogEntry(index: 1, term: 1, kind: .membership, payload: MembershipRecord(voters: voters).encoded())
+        ])
+        // (Inserted in a dictionary's order, eight rows come out sorted once in 40,320 runs.)
+        let read = try views.pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM members").map { $0["id"] as String }
+        }
+        #expect(read == ids)
+    }
+
     @Test("membership entries become the members table; a malformed one stops the apply, naming the entry")
     func membersTable() throws {
         let dir = TemporaryDirectory()

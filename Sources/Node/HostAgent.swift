@@ -39,8 +39,8 @@ struct HostAgent: Sendable {
 
         /// The microVMs running here and how many have ended, read together: a microVM that ends
         /// after this moves `ended` past the count returned.
-        func snapshot() -> (running: [String: Int64?], ended: UInt64) {
-            entries.withLock { ($0.mapValues { Optional($0.createdIndex) }, ended.value) }
+        func snapshot() -> (running: [String: Int64], ended: UInt64) {
+            entries.withLock { ($0.mapValues(\.createdIndex), ended.value) }
         }
 
         /// Forgets `name`'s microVM, which has ended; returns why the agent ended it, if it did.
@@ -115,7 +115,7 @@ struct HostAgent: Sendable {
             var withFiles = Set((try? FileManager.default.contentsOfDirectory(atPath: vmsPath)) ?? [])
             // What the last pass acted on: a pass runs again only when a VM placed here changed
             // (`hosts.vms_changed_index`) or one of the microVMs here ended, not after every commit.
-            var actedOn: (vmsChanged: Int64?, running: [String: Int64?])?
+            var actedOn: (vmsChanged: Int64?, running: [String: Int64])?
             while true {
                 let (applied, appliedAt) = node.applied.valueAndTime
                 seen = applied
@@ -310,7 +310,8 @@ struct HostAgent: Sendable {
             name: name, region: node.configuration.region, cpus: ProcessInfo.processInfo.activeProcessorCount,
             memoryBytes: Self.schedulableMemory(physical: ProcessInfo.processInfo.physicalMemory), labels: labels)
         guard
-            let index = try await node.registerSelf(host, requestID: "host-agent-\(node.configuration.nodeID)-\(name)")
+            let index = try await node.registerSelf(
+                host, requestIDPrefix: "host-agent-\(node.configuration.nodeID)-\(name)")
         else { return }
         logger.notice(
             "host agent: registered this machine as host \(name) (\(host.cpus) CPUs, \(host.memoryBytes) bytes, KVM) at index \(index)"

@@ -19,7 +19,6 @@ public struct HostedVM: Sendable, Equatable {
         name: String, cpus: Int, memoryBytes: Int64, image: String, desiredState: String, actualState: String,
         desiredIndex: Int64, reportedIndex: Int64, labels: [String: String] = [:], createdIndex: Int64 = 0
     ) {
-        self.createdIndex = createdIndex
         self.name = name
         self.cpus = cpus
         self.memoryBytes = memoryBytes
@@ -29,6 +28,7 @@ public struct HostedVM: Sendable, Equatable {
         self.desiredIndex = desiredIndex
         self.reportedIndex = reportedIndex
         self.labels = labels
+        self.createdIndex = createdIndex
     }
 
     /// The guest's command line: the VM's `guest.KEY=VALUE` labels as `KEY=VALUE`, sorted.
@@ -58,20 +58,16 @@ public struct HostAgentPlan: Sendable {
 
     public init() {}
 
-    /// The actions that bring this host in line with `hosted`; `running` are the VMs alive here.
-    public mutating func actions(hosted: [HostedVM], running: Set<String>) -> [Action] {
-        actions(hosted: hosted, running: Dictionary(uniqueKeysWithValues: running.map { ($0, nil) }))
-    }
-
-    /// The same, with the `vm.created` index of the VM each microVM here was started for (nil:
-    /// unknown). One started for a VM of that name deleted since (the name created again) is torn
-    /// down, and the new VM is then started as any other.
-    public mutating func actions(hosted: [HostedVM], running: [String: Int64?]) -> [Action] {
+    /// The actions that bring this host in line with `hosted`; `running` are the VMs alive here,
+    /// each with the `vm.created` index of the VM it was started for. One started for a VM of that
+    /// name deleted since (the name created again) is torn down, and the new VM is then started as
+    /// any other.
+    public mutating func actions(hosted: [HostedVM], running: [String: Int64]) -> [Action] {
         var actions: [Action] = []
         let names = Set(hosted.map(\.name))
         for name in Set(running.keys).subtracting(names).sorted() { actions.append(.tearDown(name)) }
         for vm in hosted {
-            if let startedFor = running[vm.name] ?? nil, startedFor != vm.createdIndex {
+            if let startedFor = running[vm.name], startedFor != vm.createdIndex {
                 actions.append(.tearDown(vm.name))
                 handled[vm.name] = nil
                 continue

@@ -381,14 +381,12 @@ public final class RaftConsensus: Consensus {
     /// Proposes a membership change; returns its index once committed.
     public func changeMembership(_ change: RaftMembershipChange) async throws -> UInt64 {
         // A leader just elected takes a change only once its first entry commits (a round trip):
-        // it is waited for here, up to the node's wait for an answer, rather than refused.
-        let deadline = ContinuousClock.now + configuration.leaderAnswerTimeout
-        while state.withLock({ $0.isLeader && !$0.committedInCurrentTerm }), ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(5))
-        }
+        // it is waited for here rather than refused (Raft refuses if it is still not so).
+        _ = try await leaderCommittedInItsTerm()
         let (index, term) = try withRaft { raft in (try raft.proposeMembership(change), raft.term) }
         // Answered within the 10 s a member relaying the change waits for the leader.
-        guard try await committed.wait(until: index, timeout: Self.membershipCommitTimeout) != nil else {
+        let deadline = ContinuousClock.now + Self.membershipCommitTimeout
+        guard try await committed.wait(until: index, deadline: deadline) != nil else {
             throw NodeError(
                 .unavailable,
                 "the membership change at log index \(index) has not committed within \(Self.membershipCommitTimeout): the voters it needs do not answer; it may still take effect once they do (see dwcp cluster status)"
@@ -402,17 +400,25 @@ public final class RaftConsensus: Consensus {
     /// term commits (a round trip after the election): waited for here, up to the node's wait for an
     /// answer.
     public func leaderCommitIndex() async throws -> UInt64? {
+        guard let committedInTerm = try await leaderCommittedInItsTerm() else { return nil }
+        guard committedInTerm else {
+            throw NodeError(
+                .unavailable,
+                "\(nodeID) was just elected and has not yet committed an entry of its term: it cannot yet tell what the last leader acknowledged; try again"
+            )
+        }
+        return state.withLock { $0.committed }
+    }
+
+    /// On the leader, waits (up to the node's wait for an answer) until it has committed an entry
+    /// of its own term, a round trip after its election; returns whether it has. Nil when this
+    /// member does not lead.
+    private func leaderCommittedInItsTerm() async throws -> Bool? {
         let deadline = ContinuousClock.now + configuration.leaderAnswerTimeout
         while true {
-            let (leading, current, index) = state.withLock { ($0.isLeader, $0.committedInCurrentTerm, $0.committed) }
+            let (leading, current) = state.withLock { ($0.isLeader, $0.committedInCurrentTerm) }
             guard leading else { return nil }
-            if current { return index }
-            guard ContinuousClock.now < deadline else {
-                throw NodeError(
-                    .unavailable,
-                    "\(nodeID) was just elected and has not yet committed an entry of its term: it cannot yet tell what the last leader acknowledged; try again"
-                )
-            }
+            if current || ContinuousClock.now >= deadline { return current }
             try await Task.sleep(for: .milliseconds(5))
         }
     }

@@ -20,15 +20,15 @@ struct HostAgentPlanTests {
     @Test("a placed VM is started once; a guest that halted is not started again until asked")
     func startOnce() {
         var plan = HostAgentPlan()
-        #expect(plan.actions(hosted: [vm()], running: []) == [.start(vm(), reason: "")])
+        #expect(plan.actions(hosted: [vm()], running: [:]) == [.start(vm(), reason: "")])
         // Started: it runs here now, then halts; its reports arrive later than the next pass.
-        #expect(plan.actions(hosted: [vm()], running: ["a"]).isEmpty)
-        #expect(plan.actions(hosted: [vm()], running: []).isEmpty)
+        #expect(plan.actions(hosted: [vm()], running: ["a": 0]).isEmpty)
+        #expect(plan.actions(hosted: [vm()], running: [:]).isEmpty)
         let halted = vm(actual: "stopped", reportedIndex: 9)
-        #expect(plan.actions(hosted: [halted], running: []).isEmpty)
+        #expect(plan.actions(hosted: [halted], running: [:]).isEmpty)
         // `dwcp vm start` again: a newer desired index.
         let again = vm(actual: "stopped", desiredIndex: 10, reportedIndex: 9)
-        #expect(plan.actions(hosted: [again], running: []) == [.start(again, reason: "")])
+        #expect(plan.actions(hosted: [again], running: [:]) == [.start(again, reason: "")])
     }
 
     @Test("after an agent restart, VMs the views show running are restarted, stopped ones are reported")
@@ -37,13 +37,13 @@ struct HostAgentPlanTests {
         let wasRunning = vm("a", actual: "running", reportedIndex: 5)
         let shouldStop = vm("b", desired: "stopped", actual: "running", desiredIndex: 2, reportedIndex: 5)
         let crashed = vm("c", actual: "crashed", reportedIndex: 5)
-        let actions = plan.actions(hosted: [wasRunning, shouldStop, crashed], running: [])
+        let actions = plan.actions(hosted: [wasRunning, shouldStop, crashed], running: [:])
         #expect(
             actions == [
                 .start(wasRunning, reason: "restarted: it was running when the host agent stopped"),
                 .reportStopped("b", reason: "not running after the host agent restarted; its desired state is stopped"),
             ])
-        #expect(plan.actions(hosted: [wasRunning, shouldStop, crashed], running: ["a"]).isEmpty)
+        #expect(plan.actions(hosted: [wasRunning, shouldStop, crashed], running: ["a": 0]).isEmpty)
     }
 
     @Test(
@@ -66,19 +66,19 @@ struct HostAgentPlanTests {
     func startAfterStopAndRedundantStart() {
         var plan = HostAgentPlan()
         let stopping = vm(desired: "stopped", actual: "running", desiredIndex: 30, reportedIndex: 21)
-        #expect(plan.actions(hosted: [stopping], running: ["a"]) == [.stop("a")])
+        #expect(plan.actions(hosted: [stopping], running: ["a": 0]) == [.stop("a")])
         // `vm start` at 31, and the report of the stop (32) committed after it.
         let restarted = vm(desired: "running", actual: "stopped", desiredIndex: 31, reportedIndex: 32)
-        #expect(plan.actions(hosted: [restarted], running: []) == [.start(restarted, reason: "")])
+        #expect(plan.actions(hosted: [restarted], running: [:]) == [.start(restarted, reason: "")])
 
         var other = HostAgentPlan()
         let first = vm("b", desired: "running", actual: "scheduled", desiredIndex: 20)
-        #expect(other.actions(hosted: [first], running: []) == [.start(first, reason: "")])
+        #expect(other.actions(hosted: [first], running: [:]) == [.start(first, reason: "")])
         // `vm start` again at 25 while it runs: nothing to do.
         let redundant = vm("b", desired: "running", actual: "running", desiredIndex: 25, reportedIndex: 22)
-        #expect(other.actions(hosted: [redundant], running: ["b"]).isEmpty)
+        #expect(other.actions(hosted: [redundant], running: ["b": 0]).isEmpty)
         // The guest halts; its report has not committed yet. It is not started again.
-        #expect(other.actions(hosted: [redundant], running: []).isEmpty)
+        #expect(other.actions(hosted: [redundant], running: [:]).isEmpty)
     }
 
     @Test(
@@ -90,20 +90,20 @@ struct HostAgentPlanTests {
         // Stopped at 8; its end was never reported (the views still say running, from 5).
         let reportLost = vm("b", desired: "stopped", actual: "running", desiredIndex: 8, reportedIndex: 5)
         #expect(
-            plan.actions(hosted: [createdStopped, reportLost], running: []) == [
+            plan.actions(hosted: [createdStopped, reportLost], running: [:]) == [
                 .reportStopped("a", reason: "its desired state is stopped"),
                 .reportStopped("b", reason: "not running here; its desired state is stopped"),
             ])
         // Once each: the report is on its way.
-        #expect(plan.actions(hosted: [createdStopped, reportLost], running: []).isEmpty)
+        #expect(plan.actions(hosted: [createdStopped, reportLost], running: [:]).isEmpty)
     }
 
     @Test("a stop request stops a running VM; a VM no longer placed here is torn down")
     func stopAndTearDown() {
         var plan = HostAgentPlan()
         let stopping = vm(desired: "stopped", actual: "running", desiredIndex: 8, reportedIndex: 5)
-        #expect(plan.actions(hosted: [stopping], running: ["a"]) == [.stop("a")])
-        #expect(plan.actions(hosted: [], running: ["a", "z"]) == [.tearDown("a"), .tearDown("z")])
+        #expect(plan.actions(hosted: [stopping], running: ["a": 0]) == [.stop("a")])
+        #expect(plan.actions(hosted: [], running: ["a": 0, "z": 0]) == [.tearDown("a"), .tearDown("z")])
         #expect(plan.handled.isEmpty, "forgets VMs that are gone")
     }
 

@@ -58,12 +58,12 @@ extension Raft {
         // majority stops the group, its own commit included, until they answer: a voter added that
         // cannot be reached, a working voter removed while others are down. Refused instead
         // (etcd's strict reconfiguration check); a new member joins as a learner first.
-        let answering = next.voters.keys.filter { isAnswering($0) }
-        guard answering.count >= next.quorum else {
-            let silent = next.voters.keys.filter { !isAnswering($0) }.sorted()
+        let silent = next.voters.keys.filter { !isAnswering($0) }.sorted()
+        let answering = next.voters.count - silent.count
+        guard answering >= next.quorum else {
             throw ReplicationError(
                 .invalidChange,
-                "refused: after this change \(next.quorum) of its \(next.voters.count) voters must answer to commit anything, and only \(answering.count) do (\(silent.joined(separator: ", ")) \(silent.count == 1 ? "does" : "do") not); add a new member as a learner, and promote it once it has caught up"
+                "refused: after this change \(next.quorum) of its \(next.voters.count) voters must answer to commit anything, and only \(answering) do (\(silent.joined(separator: ", ")) \(silent.count == 1 ? "does" : "do") not); add a new member as a learner, and promote it once it has caught up"
             )
         }
         let payload = next.encoded()

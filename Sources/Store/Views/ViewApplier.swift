@@ -231,7 +231,7 @@ enum ViewApplier {
             if freeCPUs < vm.cpus || freeMemory < vm.memoryBytes {
                 return .rejected("host \(r.host) no longer has room for VM \(r.vm)")
             }
-            if let refusal = try placementConstraintRefusal(r, at: index, db: db) { return .rejected(refusal) }
+            if let refusal = try placementConstraintRefusal(r, of: vm, at: index, db: db) { return .rejected(refusal) }
             try db.cachedStatement(
                 sql: """
                     UPDATE hosts SET cpus_used = cpus_used + ?, memory_used_bytes = memory_used_bytes + ?,
@@ -267,14 +267,10 @@ enum ViewApplier {
         case .vmStateReported(let r):
             guard let vm = try VMRow.fetch(r.vm, db: db) else { return .rejected("no VM named \(r.vm)") }
             guard vm.host == r.host else { return .rejected("VM \(r.vm) is not placed on \(r.host)") }
-            if let reportedFor = r.createdIndex {
-                let createdIndex = try Int64.fetchOne(
-                    db.cachedStatement(sql: "SELECT created_index FROM vms WHERE name = ?"), arguments: [r.vm])
-                guard createdIndex == Int64(clamping: reportedFor) else {
-                    return .rejected(
-                        "the report is about the VM \(r.vm) created at index \(reportedFor), not the one created at \(createdIndex ?? 0)"
-                    )
-                }
+            if let reportedFor = r.createdIndex, vm.createdIndex != Int64(clamping: reportedFor) {
+                return .rejected(
+                    "the report is about the VM \(r.vm) created at index \(reportedFor), not the one created at \(vm.createdIndex)"
+                )
             }
             try db.cachedStatement(
                 sql: "UPDATE vms SET actual_state = ?, reason = ?, reported_index = ?, updated_index = ? WHERE name = ?"
@@ -305,17 +301,21 @@ enum ViewApplier {
         var memoryBytes: Int64
         var actualState: String
         var reason: String
+        /// The index of its `vm.created` record: which VM of this name it is.
+        var createdIndex: Int64
 
         static func fetch(_ name: String, db: Database) throws -> VMRow? {
             guard
                 let row = try Row.fetchOne(
                     db.cachedStatement(
-                        sql: "SELECT host, region, cpus, memory_bytes, actual_state, reason FROM vms WHERE name = ?"),
+                        sql:
+                            "SELECT host, region, cpus, memory_bytes, actual_state, reason, created_index FROM vms WHERE name = ?"
+                    ),
                     arguments: [name])
             else { return nil }
             return VMRow(
                 host: row["host"], region: row["region"], cpus: row["cpus"], memoryBytes: row["memory_bytes"],
-                actualState: row["actual_state"], reason: row["reason"])
+                actualState: row["actual_state"], reason: row["reason"], createdIndex: row["created_index"])
         }
     }
 
@@ -325,7 +325,9 @@ enum ViewApplier {
     /// keeps hard anti-affinity with. Decisions are made on views that may be a few entries old
     /// (the scheduler's, a planned batch's), so what changed meanwhile is checked here, alike on
     /// every member. Nil when it may apply, and for placements without the field (before it).
-    private static func placementConstraintRefusal(_ r: VMPlaced, at index: Int64, db: Database) throws -> String? {
+    private static func placementConstraintRefusal(_ r: VMPlaced, of vm: VMRow, at index: Int64, db: Database) throws
+        -> String?
+    {
         let decidedFor: Int64? =
             if let createdIndex = r.createdIndex {
                 Int64(clamping: createdIndex)
@@ -335,18 +337,16 @@ enum ViewApplier {
                 nil
             }
         guard let decidedFor else { return nil }
+        if vm.createdIndex != decidedFor {
+            return
+                "VM \(r.vm) is the one created at index \(vm.createdIndex); the placement was for the one created at \(decidedFor)"
+        }
         guard
-            let vm = try Row.fetchOne(
-                db.cachedStatement(
-                    sql: "SELECT created_index, group_name, anti_affinity, required_labels FROM vms WHERE name = ?"),
+            let constraints = try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT group_name, anti_affinity, required_labels FROM vms WHERE name = ?"),
                 arguments: [r.vm])
         else { return "no VM named \(r.vm)" }
-        let createdIndex: Int64 = vm["created_index"]
-        if createdIndex != decidedFor {
-            return
-                "VM \(r.vm) is the one created at index \(createdIndex); the placement was for the one created at \(decidedFor)"
-        }
-        let required = labelObject(vm["required_labels"])
+        let required = labelObject(constraints["required_labels"])
         if !required.isEmpty {
             let hostLabels = labelObject(
                 try String.fetchOne(
@@ -355,7 +355,7 @@ enum ViewApplier {
                 return "host \(r.host) does not carry the label \(key)=\(value) that VM \(r.vm) requires"
             }
         }
-        if let group: String = vm["group_name"], vm["anti_affinity"] as String? == "hard" {
+        if let group: String = constraints["group_name"], constraints["anti_affinity"] as String? == "hard" {
             let shared = try Bool.fetchOne(
                 db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM vms WHERE host = ? AND group_name = ?)"),
                 arguments: [r.host, group])

@@ -281,7 +281,7 @@ struct HostAgent: Sendable {
         }
     }
 
-    /// Proposes a VM's state, trying again (5 times over about 6 s) while the region cannot take
+    /// Proposes a VM's state, trying again (5 tries, 3 s of pauses between them) while the region cannot take
     /// it, as through a change of leader: a report lost for good left the views wrong until the VM
     /// changed again. (Applied twice, a report sets the same state again, with one more event row.)
     private func report(_ node: Node, _ state: VMStateReported) async {
@@ -311,7 +311,7 @@ struct HostAgent: Sendable {
             memoryBytes: Self.schedulableMemory(physical: ProcessInfo.processInfo.physicalMemory), labels: labels)
         guard
             let index = try await node.registerSelf(
-                host, requestIDPrefix: "host-agent-\(node.configuration.nodeID)-\(name)")
+                host, requestID: "host-agent-\(node.configuration.nodeID)-\(name)")
         else { return }
         logger.notice(
             "host agent: registered this machine as host \(name) (\(host.cpus) CPUs, \(host.memoryBytes) bytes, KVM) at index \(index)"

@@ -4,14 +4,11 @@ import Store
 extension Node {
     /// Adds `host` unless a host of its name exists: a machine registering itself at start
     /// (`--register-host`, the host agent). It goes on trying while the region cannot take the
-    /// intent (no leader yet, as when members start one by one), until the node stops. The request
-    /// id is `prefix` and a random part, the same for every try: a try whose answer was lost
-    /// applies once, and no other intent can have taken the id (one derived from names alone
-    /// could be, and then stopped the node at every start). A registration that lands after
-    /// another (an earlier run's) is refused as a host that exists, which is what it wanted.
-    /// Returns the index the host was added at; nil when it existed already.
-    func registerSelf(_ host: HostAdded, requestIDPrefix prefix: String) async throws -> UInt64? {
-        let requestID = "\(prefix)-\(UInt32.random(in: 0...UInt32.max))"
+    /// intent (no leader yet, as when members start one by one), until the node stops; a request
+    /// id another intent took (it is derived from the node's and the host's names) is replaced by
+    /// a fresh one. Returns the index the host was added at; nil when it existed already.
+    func registerSelf(_ host: HostAdded, requestID: String) async throws -> UInt64? {
+        var requestID = requestID
         var pause: Duration = .milliseconds(200)
         while true {
             if try await hostExists(host.name) { return nil }
@@ -19,6 +16,11 @@ extension Node {
                 return try await submit(.addHost(host), requestID: requestID).logIndex
             } catch let error as NodeError where error.code == .unavailable || error.code == .conflict {
                 if try await hostExists(host.name) { return nil }
+                if error.code == .conflict && error.message.contains("request id \(requestID) was used") {
+                    logger.warning("registering host \(host.name): \(error.message); registering under a new one")
+                    requestID += "-\(UInt32.random(in: 0...UInt32.max))"
+                    continue
+                }
                 logger.warning("cannot register host \(host.name) yet (\(error.message)); trying again in \(pause)")
                 try await Task.sleep(for: pause)
                 pause = min(pause * 2, .seconds(5))

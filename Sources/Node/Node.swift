@@ -301,7 +301,7 @@ public final class Node: Service, Sendable {
             name: host.name, region: configuration.region, cpus: host.cpus, memoryBytes: host.memoryBytes,
             labels: host.labels)
         guard
-            let index = try await registerSelf(added, requestIDPrefix: "register-\(configuration.nodeID)-\(host.name)")
+            let index = try await registerSelf(added, requestID: "register-\(configuration.nodeID)-\(host.name)")
         else { return }
         logger.notice(
             "registered this machine as host \(host.name) (\(host.cpus) CPUs, \(host.memoryBytes) bytes) at index \(index)"

@@ -60,8 +60,7 @@ struct MicroVMTests {
         #expect(vm.vcpuThreadsRunning == 1)
         vm.stop()
         #expect(await vm.waitUntilExited() == .stopped)
-        let deadline = ContinuousClock.now + .seconds(10)
-        while vm.vcpuThreadsRunning > 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        _ = try await eventually(.seconds(10)) { vm.vcpuThreadsRunning == 0 }
         #expect(vm.vcpuThreadsRunning == 0, "the vCPU thread went on running the guest after stop()")
     }
 

@@ -8,14 +8,15 @@ import Testing
     func deadlines() async throws {
         let watermark = IndexWatermark(5)
         #expect(try await watermark.wait(until: 3, deadline: .now) == 5, "a reached target returns at once")
-        async let overdue = watermark.wait(until: 10, deadline: .now + .milliseconds(50))
-        async let patient = watermark.wait(until: 10, deadline: .now + .seconds(3600))
+        // Deadlines and expiries at fixed instants: no race with the clock on a loaded machine.
+        let start = ContinuousClock.now
+        async let overdue = watermark.wait(until: 10, deadline: start + .milliseconds(50))
+        async let patient = watermark.wait(until: 10, deadline: start + .seconds(3600))
         async let plain = watermark.wait(until: 10)
-        while watermark.waiterCount < 3 { try await Task.sleep(for: .milliseconds(5)) }
-        watermark.expireOverdue()  // none due yet
+        try #require(try await waitUntil { watermark.waiterCount == 3 })
+        watermark.expireOverdue(now: start + .milliseconds(49))  // none due yet
         #expect(watermark.waiterCount == 3)
-        try await Task.sleep(for: .milliseconds(60))
-        watermark.expireOverdue()
+        watermark.expireOverdue(now: start + .milliseconds(50))
         #expect(try await overdue == nil)
         #expect(watermark.waiterCount == 2)
         watermark.advance(to: 12)

@@ -131,16 +131,12 @@ import Testing
                 .connect(host: "127.0.0.1", port: port).get()
             let ask = "GET /v1/watch?from_index=1000000 HTTP/1.1\r\nHost: localhost\r\n\r\n"
             try await channel.writeAndFlush(ByteBuffer(string: ask)).get()
-            func waiters(_ expected: Int) async throws -> Bool {
-                let deadline = ContinuousClock.now + .seconds(10)
-                while node.consensus.committed.waiterCount != expected, ContinuousClock.now < deadline {
-                    try await Task.sleep(for: .milliseconds(10))
-                }
-                return node.consensus.committed.waiterCount == expected
-            }
-            #expect(try await waiters(before + 1), "the watch never waited")
+            #expect(
+                try await waitUntil { node.consensus.committed.waiterCount == before + 1 }, "the watch never waited")
             try await channel.close()
-            #expect(try await waiters(before), "the watch went on waiting after its client went away")
+            #expect(
+                try await waitUntil { node.consensus.committed.waiterCount == before },
+                "the watch went on waiting after its client went away")
         }
     }
 

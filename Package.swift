@@ -18,6 +18,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
@@ -60,13 +61,15 @@ let package = Package(
             ],
             swiftSettings: callerExecutor
         ),
-        // Raft as a pure state machine (and, next, its driver and transport).
+        // Raft as a pure state machine, and the replication port's transport (TCP, or mutual TLS).
         .target(
             name: "Replication",
             dependencies: [
                 "Store",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
@@ -103,7 +106,7 @@ let package = Package(
         .executableTarget(
             name: "dwcp",
             dependencies: [
-                "Node", "Query", "Store",
+                "Node", "Query", "Store", "Replication",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
@@ -156,14 +159,19 @@ let package = Package(
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
             ]),
         .testTarget(name: "SchedulerTests", dependencies: ["Scheduler"]),
-        .testTarget(name: "ReplicationTests", dependencies: ["Replication", "Simulation", "Store"]),
+        .testTarget(
+            name: "ReplicationTests",
+            dependencies: [
+                "Replication", "Simulation", "Store", "TestSupport",
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ]),
         .testTarget(name: "HypervisorTests", dependencies: ["Hypervisor", "TestSupport"]),
         .testTarget(name: "QueryTests", dependencies: ["Query", "Store", "TestSupport"]),
         .testTarget(name: "DwcpTests", dependencies: ["dwcp", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "NodeTests",
             dependencies: [
-                "Node", "Store", "Query", "Scheduler", "Hypervisor", "TestSupport", "Schema",
+                "Node", "Store", "Query", "Scheduler", "Hypervisor", "Replication", "TestSupport", "Schema",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -99,7 +99,10 @@ run status
 step "the node stops gracefully on SIGTERM"
 kill -TERM $NODE; wait $NODE && echo "node exited cleanly"
 
-step "a three-node region on loopback: one log, replicated by Raft"
+step "a three-node region on loopback: one log, replicated by Raft, members talking mutual TLS"
+echo "\$ scripts/peer-certs.sh $DATA/certs n1=127.0.0.1 n2=127.0.0.1 n3=127.0.0.1"
+scripts/peer-certs.sh "$DATA/certs" n1=127.0.0.1 n2=127.0.0.1 n3=127.0.0.1
+echo "made: $(ls "$DATA/certs" | tr "\n" " ")"
 read -r -a PORTS <<< "$(python3 -c '
 import socket
 sockets = [socket.socket() for _ in range(6)]
@@ -112,6 +115,8 @@ start_member() {
     local i=$1
     "$DWCP" serve --data-dir "$DATA/n$i" --node-id "n$i" --region eu --api "127.0.0.1:${PORTS[$((i - 1))]}" \
         --listen "127.0.0.1:${PORTS[$((i + 2))]}" "${PEERS[@]}" --no-host-agent --log-level warning \
+        --peer-cert-file "$DATA/certs/n$i.pem" --peer-key-file "$DATA/certs/n$i.key" \
+        --peer-trusted-ca-file "$DATA/certs/ca.pem" \
         > "$DATA/n$i.out" 2> "$DATA/n$i.err" &
     MEMBER[$i]=$!
 }
@@ -143,6 +148,12 @@ run cluster status --server "$(api "$FOLLOWER")"
 echo "(asked of a follower: every member reports itself over the replication port)"
 run host add h1 --region eu --cpus 16 --memory 64GiB --server "$(api "$FOLLOWER")"
 run vm create app-1 --cpus 2 --memory 2GiB --server "$(api "$FOLLOWER")"
+
+step "a peer without the region's certificate gets nothing in: plain text to n$FOLLOWER's replication port"
+echo "\$ printf 'not a member' > /dev/tcp/127.0.0.1/${PORTS[$((FOLLOWER + 2))]}"
+printf 'not a member' > "/dev/tcp/127.0.0.1/${PORTS[$((FOLLOWER + 2))]}" || true
+for _ in $(seq 50); do grep -q "TLS handshake failed" "$DATA/n$FOLLOWER.err" && break; sleep 0.1; done
+grep "TLS handshake failed" "$DATA/n$FOLLOWER.err" | head -1 | sed 's/^[^ ]* //'
 
 step "kill the leader (n$LEADER) with SIGKILL: the others elect a new one and keep every write"
 kill -KILL "${MEMBER[$LEADER]}"; wait "${MEMBER[$LEADER]}" 2> /dev/null || true

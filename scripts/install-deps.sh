@@ -8,6 +8,8 @@ pkg-config --exists sqlite3 2>/dev/null || need+=(libsqlite3-dev)
 pkg-config --exists libzstd 2>/dev/null || need+=(libzstd-dev)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+# Certificates for mutual TLS between members (scripts/peer-certs.sh; the demo and the tests).
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 [ -f /usr/include/linux/kvm.h ] || need+=(linux-libc-dev)
 # `install-deps.sh --qemu`: also QEMU, the anchor of bench/vm-start.
 if [ "${1:-}" = "--qemu" ]; then command -v qemu-system-x86_64 >/dev/null 2>&1 || need+=(qemu-system-x86); fi

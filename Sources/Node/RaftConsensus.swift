@@ -33,6 +33,8 @@ public struct ReplicationConfiguration: Sendable {
     /// ``Node/waitUntilApplied(_:)`` and BENCHMARKS.md, "Followers apply in batches".
     public var followerApplyDelay: Duration = Self.defaultFollowerApplyDelay
     public static let defaultFollowerApplyDelay = Duration.milliseconds(10)
+    /// Mutual TLS on the replication port (`--peer-cert-file` and the rest), or nil for plain TCP.
+    public var tls: PeerTLS?
 
     public init(
         listenHost: String, listenPort: Int, peers: [String: String], join: Bool = false,
@@ -152,7 +154,7 @@ public final class RaftConsensus: Consensus {
         // The log's membership wins; the --peer addresses let a joining node answer the leader
         // before its log holds any membership.
         addresses.withLock { $0 = configuration.peers.merging(raft.membership.all) { _, logged in logged } }
-        transport = RaftTransport(logger: logger, metrics: metrics.factory)
+        transport = RaftTransport(logger: logger, metrics: metrics.factory, tls: configuration.tls)
         (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         (snapshotSends, snapshotSendQueue) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(16))
     }
@@ -186,8 +188,8 @@ public final class RaftConsensus: Consensus {
             let (range, term) =
                 if let leading { leading } else { try await forward(payloads, appliesOnce: appliesOnce) }
             // (Expired by the ticker: no timer task on every intent's path.)
-            let deadline = ContinuousClock.now + configuration.commitTimeout
-            guard try await committed.wait(until: range.upperBound, deadline: deadline) != nil else {
+            let commitDeadline = ContinuousClock.now + configuration.commitTimeout
+            guard try await committed.wait(until: range.upperBound, deadline: commitDeadline) != nil else {
                 throw NodeError(
                     .unavailable,
                     "the intent (log index \(range.upperBound)) has not committed within \(configuration.commitTimeout): fewer than a majority of the region's voters answer (see dwcp cluster status); it may still apply once they do: retry it with the same request id"
@@ -451,7 +453,7 @@ public final class RaftConsensus: Consensus {
         switch error.code {
         case .invalidChange:
             return NodeError(.conflict, error.message, cause: error)
-        case .malformed, .oversized, .unknownMessage:
+        case .malformed, .oversized, .unknownMessage, .invalidConfiguration:
             return NodeError(.invalid, error.message, cause: error)
         case .transferring:
             return NodeError(
@@ -528,7 +530,8 @@ public final class RaftConsensus: Consensus {
                 receive(said)
             }
         }
-        logger.info("replication for \(group) on \(configuration.listenHost):\(port) as \(nodeID)")
+        let security = configuration.tls == nil ? "plain TCP" : "mutual TLS"
+        logger.info("replication for \(group) on \(configuration.listenHost):\(port) as \(nodeID) (\(security))")
         announce()
         defer {
             wake.finish()

@@ -16,6 +16,8 @@ public struct ReplicationError: Error, Sendable, CustomStringConvertible {
         case unknownMessage
         /// The group cannot answer now (no quorum, shutting down, timed out).
         case unavailable
+        /// A setting the transport cannot start with (a certificate or key file it cannot use).
+        case invalidConfiguration
     }
 
     public let code: Code

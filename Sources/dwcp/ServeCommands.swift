@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import Node
+import Replication
 import ServiceLifecycle
 
 /// `dwcp serve`: runs a node until SIGINT or SIGTERM.
@@ -42,6 +43,21 @@ struct Serve: AsyncParsableCommand {
 
     @Option(
         name: .long,
+        help: ArgumentHelp(
+            "This member's certificate (PEM) for mutual TLS on the replication port.",
+            discussion:
+                "With --peer-key-file and --peer-trusted-ca-file; every member of the region must use TLS, or none. scripts/peer-certs.sh makes a region's authority and its members' certificates."
+        ))
+    var peerCertFile: String?
+
+    @Option(name: .long, help: "The key of --peer-cert-file (PEM).")
+    var peerKeyFile: String?
+
+    @Option(name: .long, help: "The authority a peer's certificate must be signed by (PEM).")
+    var peerTrustedCAFile: String?
+
+    @Option(
+        name: .long,
         help: "Snapshot the views and compact the log behind them every this many entries.")
     var snapshotEvery: UInt64 = NodeConfiguration.defaultSnapshotEvery
 
@@ -71,6 +87,18 @@ struct Serve: AsyncParsableCommand {
                 }
             } else if listen != nil {
                 throw ValidationError("--listen needs --peer ID@HOST:PORT (a new region) or --join")
+            }
+            let tlsFiles = [peerCertFile, peerKeyFile, peerTrustedCAFile]
+            if tlsFiles.contains(where: { $0 != nil }) {
+                guard !tlsFiles.contains(where: { $0 == nil }) else {
+                    throw ValidationError(
+                        "mutual TLS on the replication port takes all three of --peer-cert-file, --peer-key-file and --peer-trusted-ca-file"
+                    )
+                }
+                guard listen != nil else {
+                    throw ValidationError(
+                        "--peer-cert-file and the rest are for the replication port: they need --listen")
+                }
             }
             guard (1...1_000_000_000).contains(snapshotEvery) else {
                 throw ValidationError("--snapshot-every must be 1 to 1000000000 (entries)")
@@ -105,6 +133,14 @@ struct Serve: AsyncParsableCommand {
             var replication = ReplicationConfiguration(
                 listenHost: listenHost, listenPort: listenPort, peers: members, join: join)
             replication.followerApplyDelay = .milliseconds(followerApplyDelay)
+            if let peerCertFile, let peerKeyFile, let peerTrustedCAFile {
+                do {
+                    replication.tls = try PeerTLS(
+                        certificateFile: peerCertFile, privateKeyFile: peerKeyFile, trustedCAFile: peerTrustedCAFile)
+                } catch let error as ReplicationError {
+                    throw CLIError(.usage, error.description, cause: error)
+                }
+            }
             configuration.replication = replication
         }
         configuration.snapshotEvery = snapshotEvery

@@ -15,14 +15,17 @@ final class Region: Sendable {
     let directory: TemporaryDirectory
     let replicationPorts: [Int]
     let extraArguments: [String]
+    /// A directory of `scripts/peer-certs.sh` certificates: each member runs mutual TLS with its own.
+    let certificates: String?
     let processes = Mutex<[String: DwcpProcess]>([:])
     let apiPorts = Mutex<[String: Int]>([:])
     static let ids = ["n1", "n2", "n3"]
     static let joiner = "n4"
 
-    init(_ directory: TemporaryDirectory, extraArguments: [String] = []) throws {
+    init(_ directory: TemporaryDirectory, extraArguments: [String] = [], certificates: String? = nil) throws {
         self.directory = directory
         self.extraArguments = extraArguments
+        self.certificates = certificates
         replicationPorts = try (Self.ids + [Self.joiner]).map { _ in try closedPort() }
     }
 
@@ -30,18 +33,28 @@ final class Region: Sendable {
         "127.0.0.1:\(replicationPorts[(Self.ids + [Self.joiner]).firstIndex(of: id)!])"
     }
 
-    func arguments(_ id: String) -> [String] {
+    /// `dwcp serve`'s arguments for `id`; `certificates` (a `scripts/peer-certs.sh` directory)
+    /// replaces the region's own for this start.
+    func arguments(_ id: String, certificates: String? = nil) -> [String] {
+        let certificates = certificates ?? self.certificates
         var arguments = [
             "serve", "--data-dir", directory.file(id), "--node-id", id, "--region", "eu", "--api", "127.0.0.1:0",
             "--no-host-agent", "--listen", replicationAddress(id),
         ]
         for other in Self.ids { arguments += ["--peer", "\(other)@\(replicationAddress(other))"] }
         if id == Self.joiner { arguments.append("--join") }
+        if let certificates {
+            arguments += [
+                "--peer-cert-file", "\(certificates)/\(id).pem", "--peer-key-file", "\(certificates)/\(id).key",
+                "--peer-trusted-ca-file", "\(certificates)/ca.pem",
+            ]
+        }
         return arguments + extraArguments
     }
 
-    func start(_ id: String, tag: String) async throws {
-        let process = try DwcpProcess(arguments(id), directory: directory, tag: "\(id)-\(tag)")
+    func start(_ id: String, tag: String, certificates: String? = nil) async throws {
+        let process = try DwcpProcess(
+            arguments(id, certificates: certificates), directory: directory, tag: "\(id)-\(tag)")
         let port = try await process.waitForPort()
         processes.withLock { $0[id] = process }
         apiPorts.withLock { $0[id] = port }
@@ -78,7 +91,7 @@ final class Region: Sendable {
             return [:]
         }
         var fields: [String: String] = [:]
-        for key in ["role", "leader", "commit_index", "applied_index", "last_index"] {
+        for key in ["role", "term", "leader", "commit_index", "applied_index", "last_index"] {
             if let match = body.firstMatch(of: try! Regex("\"\(key)\":\"?([a-z0-9]+)\"?")) {
                 fields[key] = String(match.output[1].substring ?? "")
             }
@@ -984,7 +997,7 @@ func get(_ url: String) async throws -> (Int, String) {
 
         try await region.start(away, tag: "second")
         _ = try await region.waitForCatchUp(to: try await region.leader())
-        var deadline = ContinuousClock.now + .seconds(10)
+        let deadline = ContinuousClock.now + .seconds(10)
         let oldIntents = "SELECT count(*) FROM intents WHERE log_index <= \(lastOld)"
         while try await !sql(leader, oldIntents).contains(#""rows":[[0]]"#) {
             guard ContinuousClock.now < deadline else {

@@ -168,7 +168,7 @@ extension RaftTransportTests {
 }
 
 /// The terms of the frames a test's receiver got, in arrival order.
-private final class ReceivedTerms: Sendable {
+final class ReceivedTerms: Sendable {
     let terms = Mutex<[UInt64]>([])
 }
 

@@ -2,6 +2,7 @@ import CoreMetrics
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Synchronization
 
 /// The replication port: a TCP listener that hands each incoming ``RaftFrame`` to a receiver, and
@@ -9,7 +10,7 @@ import Synchronization
 /// back-off after a failure. Sending never blocks: frames sent while a connection opens wait for it
 /// (a few, see ``maxFramesWhileConnecting``); a frame for a peer that cannot be reached is dropped
 /// (Raft resends what matters). A connection that sends a malformed or oversized frame is closed
-/// and logged; the node goes on.
+/// and logged; the node goes on. With ``PeerTLS`` every connection, both ways, is mutual TLS.
 public final class RaftTransport: Sendable {
     /// Called on the connection's event loop for every decoded frame: it must return at once
     /// (step a state machine under a lock, queue the frame), never block or wait.
@@ -23,11 +24,20 @@ public final class RaftTransport: Sendable {
     /// At most this many connections from peers are open at once; one more is closed as it opens.
     /// A member opens two to each other member (one per ``Lane``), so a region of five needs eight;
     /// the cap bounds what a flood of connections can take (each may buffer up to one frame of
-    /// ``RaftFrame/maxFrameBytes`` while it arrives). The replication port has no authentication
-    /// yet: this is a bound, not a defence.
+    /// ``RaftFrame/maxFrameBytes`` while it arrives). Without ``tls`` anyone who reaches the port
+    /// can take these places; with it, a connection that has not proved itself within
+    /// ``handshakeDeadline`` gives its place up.
     public let maxInboundConnections: Int
-    /// When a refusal was last logged, and how many went unlogged since (one line per 10 s).
-    let refusalsNoted = Mutex<(at: ContinuousClock.Instant?, unlogged: Int)>((nil, 0))
+    /// Mutual TLS on every connection, or nil for plain TCP.
+    let tls: PeerTLS?
+    /// Connections closed because their TLS handshake failed or did not finish in time.
+    let handshakesFailed: Counter
+    /// How long a TLS handshake may take, either way, before its connection is closed: a
+    /// connection that never starts one would hold a place (inbound) or a peer's queue (outbound).
+    let handshakeDeadline: TimeAmount
+    /// Refusals and failed handshakes are logged at most one line per 10 s each.
+    let refusalsLogged = Mutex(LogThrottle())
+    let handshakeFailuresLogged = Mutex(LogThrottle())
     let peers = Mutex<[PeerKey: PeerState]>([:])
     let server = Mutex<(any Channel)?>(nil)
     /// Connections peers opened to this node, by channel id, for ``close()``.
@@ -74,13 +84,17 @@ public final class RaftTransport: Sendable {
 
     public init(
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger,
-        metrics: any MetricsFactory = NOOPMetricsHandler.instance, maxInboundConnections: Int = 64
+        metrics: any MetricsFactory = NOOPMetricsHandler.instance, maxInboundConnections: Int = 64,
+        tls: PeerTLS? = nil, handshakeDeadline: TimeAmount = .seconds(5)
     ) {
+        self.handshakeDeadline = handshakeDeadline
         self.eventLoopGroup = eventLoopGroup
         self.logger = logger
         self.maxInboundConnections = maxInboundConnections
+        self.tls = tls
         connectionsRejected = Counter(label: "dwcp_transport_connections_rejected_total", factory: metrics)
         connectionsRefused = Counter(label: "dwcp_transport_connections_refused_total", factory: metrics)
+        handshakesFailed = Counter(label: "dwcp_transport_tls_handshakes_failed_total", factory: metrics)
     }
 
     /// Starts listening, handing every frame received to `receive`; returns the port bound
@@ -91,6 +105,7 @@ public final class RaftTransport: Sendable {
     ) async throws -> Int {
         let logger = logger
         let rejected = connectionsRejected
+        let tls = tls
         let channel = try await ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -110,11 +125,18 @@ public final class RaftTransport: Sendable {
                 }
                 channel.closeFuture.whenComplete { [self] _ in _ = accepted.withLock { $0.removeValue(forKey: key) } }
                 return channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.serverContext))
+                        let peer = channel.remoteAddress
+                        try channel.pipeline.syncOperations.addHandler(
+                            TLSHandshakeWatcher(deadline: handshakeDeadline, completed: nil) { [self] error in
+                                noteHandshakeFailure(from: peer, error)
+                            })
+                    }
                     try channel.pipeline.syncOperations.addHandler(
                         ByteToMessageHandler(RaftFrameDecoder(maxFrameBytes: RaftFrame.maxFrameBytes, logger: logger)))
                     try channel.pipeline.syncOperations.addHandler(
-                        InboundFrameHandler(
-                            receive: receive, connected: connected, logger: logger, rejected: rejected))
+                        InboundFrameHandler(receive: receive, connected: connected, logger: logger, rejected: rejected))
                 }
             }
             .bind(host: host, port: port).get()
@@ -125,19 +147,22 @@ public final class RaftTransport: Sendable {
     /// Counts a connection refused for the cap, and logs it, at most one line per 10 s.
     private func noteRefusal(of channel: any Channel) {
         connectionsRefused.increment()
-        let unlogged: Int? = refusalsNoted.withLock { noted in
-            if let at = noted.at, at.duration(to: .now) < .seconds(10) {
-                noted.unlogged += 1
-                return nil
-            }
-            defer { noted = (.now, 0) }
-            return noted.unlogged
-        }
-        guard let unlogged else { return }
+        guard let held = refusalsLogged.withLock({ $0.admit() }) else { return }
         let peer = channel.remoteAddress.map { "\($0)" } ?? "a peer"
-        let more = unlogged > 0 ? " (and \(unlogged) more since the last line)" : ""
         logger.warning(
-            "refusing a replication connection from \(peer)\(more): \(maxInboundConnections) are open already")
+            "refusing a replication connection from \(peer)\(LogThrottle.more(held)): \(maxInboundConnections) are open already"
+        )
+    }
+
+    /// Counts a connection from a peer that did not prove itself (its handshake failed or did not
+    /// finish), and logs it, at most one line per 10 s.
+    private func noteHandshakeFailure(from peer: SocketAddress?, _ error: any Error) {
+        handshakesFailed.increment()
+        guard let held = handshakeFailuresLogged.withLock({ $0.admit() }) else { return }
+        let peer = peer.map { "\($0)" } ?? "a peer"
+        logger.warning(
+            "closing the replication connection from \(peer)\(LogThrottle.more(held)): \(TLSHandshakeWatcher.explain(error, dialled: false))"
+        )
     }
 
     /// Sends a frame to the peer at `address` (`host:port`) on `lane`'s connection, connecting
@@ -207,50 +232,76 @@ public final class RaftTransport: Sendable {
         }
         let host = String(address[..<colon])
         let logger = logger
-        ClientBootstrap(group: eventLoopGroup)
+        let tls = tls
+        let handshakesFailed = handshakesFailed
+        let handshakeDeadline = handshakeDeadline
+        // The connection counts as open once TCP is up, or with TLS once the handshake is done:
+        // a peer that refuses this member's certificate, or one whose certificate is refused, is
+        // a peer that cannot be reached (back-off, logged), not an open connection.
+        let loop = eventLoopGroup.next()
+        let ready = loop.makePromise(of: (any Channel).self)
+        ClientBootstrap(group: loop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(.seconds(1))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        // The peer's certificate must name the host dialled: by name (also sent
+                        // as SNI) or, for an IP address, by the address connected to.
+                        let name = (try? SocketAddress(ipAddress: host, port: 0)) == nil ? host : nil
+                        try channel.pipeline.syncOperations.addHandler(
+                            NIOSSLClientHandler(context: tls.clientContext, serverHostname: name))
+                        try channel.pipeline.syncOperations.addHandler(
+                            TLSHandshakeWatcher(deadline: handshakeDeadline, completed: ready) { _ in
+                                handshakesFailed.increment()
+                            })
+                    }
                     // Peers never send on our outgoing connection; anything that comes is ignored.
                     try channel.pipeline.syncOperations.addHandler(DiscardInboundHandler())
                 }
             }
             .connect(host: host, port: port)
-            .whenComplete { [self] result in
-                // On the new channel's event loop: the frames that waited are written before any
-                // sent from now on, which other threads queue to this loop behind this job.
-                let waiting = peers.withLock { peers -> [[UInt8]] in
-                    var state = peers[key] ?? PeerState()
-                    let waiting = state.waiting
-                    state.connecting = false
-                    state.dropWaiting()
-                    defer { peers[key] = state }
-                    switch result {
-                    case .success(let channel):
-                        if closed.load(ordering: .acquiring) {
-                            channel.close(promise: nil)
-                            return []
-                        }
-                        state.channel = channel
-                        state.failures = 0
-                        return waiting
-                    case .failure(let error):
-                        state.failures += 1
-                        let backoff = min(50 * (1 << min(state.failures, 6)), 2_000)
-                        state.retryAt = .now + .milliseconds(backoff)
-                        if state.failures == 1 || state.failures % 50 == 0 {
-                            logger.notice(
-                                "cannot reach peer \(address) (\(key.lane.rawValue)): \(error) (attempt \(state.failures))"
-                            )
-                        }
+            .whenComplete { result in
+                switch result {
+                case .success(let channel): if tls == nil { ready.succeed(channel) }
+                case .failure(let error): ready.fail(error)
+                }
+            }
+        ready.futureResult.whenComplete { [self] result in
+            // On the new channel's event loop: the frames that waited are written before any
+            // sent from now on, which other threads queue to this loop behind this job.
+            let waiting = peers.withLock { peers -> [[UInt8]] in
+                var state = peers[key] ?? PeerState()
+                let waiting = state.waiting
+                state.connecting = false
+                state.dropWaiting()
+                defer { peers[key] = state }
+                switch result {
+                case .success(let channel):
+                    if closed.load(ordering: .acquiring) {
+                        channel.close(promise: nil)
                         return []
                     }
+                    state.channel = channel
+                    state.failures = 0
+                    return waiting
+                case .failure(let error):
+                    state.failures += 1
+                    let backoff = min(50 * (1 << min(state.failures, 6)), 2_000)
+                    state.retryAt = .now + .milliseconds(backoff)
+                    if state.failures == 1 || state.failures % 50 == 0 {
+                        let reason = TLSHandshakeWatcher.explain(error, dialled: true)
+                        logger.notice(
+                            "cannot reach peer \(address) (\(key.lane.rawValue)): \(reason) (attempt \(state.failures))"
+                        )
+                    }
+                    return []
                 }
-                guard case .success(let channel) = result, !waiting.isEmpty else { return }
-                for bytes in waiting { channel.write(channel.allocator.buffer(bytes: bytes), promise: nil) }
-                channel.flush()
             }
+            guard case .success(let channel) = result, !waiting.isEmpty else { return }
+            for bytes in waiting { channel.write(channel.allocator.buffer(bytes: bytes), promise: nil) }
+            channel.flush()
+        }
     }
 
     /// Lets the next frame for `address` connect at once, on every lane, instead of waiting out
@@ -321,6 +372,12 @@ final class InboundFrameHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A failed handshake was logged (throttled) by the TLS watcher; a TLS peer that went away
+        // without saying goodbye (it crashed, or was killed) is no news either.
+        if TLSHandshakeWatcher.isHandshakeFailure(error) || (error as? NIOSSLError) == .uncleanShutdown {
+            context.close(promise: nil)
+            return
+        }
         let peer = context.remoteAddress.map { "\($0)" } ?? "a peer"
         logger.warning("closing the replication connection from \(peer): \(error)")
         // A frame that failed to decode (not a connection reset by a peer going away).

@@ -1,0 +1,84 @@
+import NIOSSL
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// Mutual TLS for the replication port: what a member presents (its certificate and key) and
+/// whom it trusts (the region's certificate authority). Both ends of every connection prove
+/// themselves: the member that dials checks that the peer's certificate chains to the authority
+/// and names the address it dialled; the member that accepts checks that the dialler's chains to
+/// the authority (a dialler's source address says nothing, so no name is checked there). So a
+/// process without a certificate of the region's authority can neither send a member a frame nor
+/// pose as a member to one. TLS 1.3 only.
+///
+/// Every member of a region must use it, or none: a member without it cannot talk to one with it.
+/// The files are read once, at start; a new certificate takes a restart.
+public struct PeerTLS: Sendable {
+    /// Wraps the connections peers open to this member.
+    let serverContext: NIOSSLContext
+    /// Wraps the connections this member opens to its peers.
+    let clientContext: NIOSSLContext
+
+    /// Reads the PEM files: `certificateFile` (this member's certificate, then any intermediates),
+    /// `privateKeyFile` (its key) and `trustedCAFile` (the authorities a peer's certificate must
+    /// chain to). Throws a ``ReplicationError`` naming the file that cannot be used.
+    public init(certificateFile: String, privateKeyFile: String, trustedCAFile: String) throws {
+        try Self.checkReadable(certificateFile, what: "certificate")
+        try Self.checkReadable(privateKeyFile, what: "private key")
+        try Self.checkReadable(trustedCAFile, what: "trusted CA")
+        let chain = try Self.certificates(certificateFile, what: "certificate")
+        let authorities = try Self.certificates(trustedCAFile, what: "trusted CA")
+        let key: NIOSSLPrivateKey
+        do {
+            key = try NIOSSLPrivateKey(file: privateKeyFile, format: .pem)
+        } catch {
+            throw ReplicationError(
+                .invalidConfiguration, "the private key file \(privateKeyFile) holds no PEM private key",
+                cause: error)
+        }
+        var server = TLSConfiguration.makeServerConfigurationWithMTLS(
+            certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key),
+            trustRoots: .certificates(authorities))
+        server.minimumTLSVersion = .tlsv13
+        var client = TLSConfiguration.makeClientConfiguration()
+        client.minimumTLSVersion = .tlsv13
+        client.certificateVerification = .fullVerification
+        client.trustRoots = .certificates(authorities)
+        client.certificateChain = chain.map { .certificate($0) }
+        client.privateKey = .privateKey(key)
+        do {
+            serverContext = try NIOSSLContext(configuration: server)
+            clientContext = try NIOSSLContext(configuration: client)
+        } catch {
+            throw ReplicationError(
+                .invalidConfiguration,
+                "cannot use the certificate \(certificateFile) with the key \(privateKeyFile) (is it the key of that certificate?)",
+                cause: error)
+        }
+    }
+
+    /// A missing or unreadable file is told as such, not as a file of the wrong content.
+    private static func checkReadable(_ file: String, what: String) throws {
+        guard access(file, R_OK) != 0 else { return }
+        let reason = String(cString: strerror(errno))
+        throw ReplicationError(.invalidConfiguration, "cannot read the \(what) file \(file): \(reason)")
+    }
+
+    private static func certificates(_ file: String, what: String) throws -> [NIOSSLCertificate] {
+        let certificates: [NIOSSLCertificate]
+        do {
+            certificates = try NIOSSLCertificate.fromPEMFile(file)
+        } catch {
+            throw ReplicationError(
+                .invalidConfiguration, "the \(what) file \(file) does not hold PEM certificates",
+                cause: error)
+        }
+        guard !certificates.isEmpty else {
+            throw ReplicationError(.invalidConfiguration, "the \(what) file \(file) holds no PEM certificate")
+        }
+        return certificates
+    }
+}

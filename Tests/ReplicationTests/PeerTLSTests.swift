@@ -1,0 +1,216 @@
+import Logging
+import MetricsTestKit
+import NIOCore
+import NIOPosix
+import Synchronization
+import TestSupport
+import Testing
+
+@testable import Replication
+
+/// Mutual TLS on the replication port, over real loopback sockets: members of one authority talk;
+/// a peer of another authority, one without TLS, one whose certificate names another address, and
+/// one that never starts its handshake get no frame in. Certificates come from
+/// `scripts/peer-certs.sh`, the script the README gives operators.
+@Suite struct PeerTLSTests {
+    /// Two authorities' certificates in one temporary directory: `region/` (members a, b and
+    /// `elsewhere`, whose certificate names a DNS name instead of 127.0.0.1) and `other/` (member x).
+    final class Certificates: Sendable {
+        let directory = TemporaryDirectory("dwcp-peer-tls")
+
+        init() throws {
+            try makePeerCertificates(
+                in: directory.file("region"), ["a": "127.0.0.1", "b": "127.0.0.1", "elsewhere": "elsewhere.example"])
+            try makePeerCertificates(in: directory.file("other"), ["x": "127.0.0.1"])
+        }
+
+        func tls(_ member: String, authority: String = "region", trusting: String? = nil) throws -> PeerTLS {
+            try PeerTLS(
+                certificateFile: directory.file("\(authority)/\(member).pem"),
+                privateKeyFile: directory.file("\(authority)/\(member).key"),
+                trustedCAFile: directory.file("\(trusting ?? authority)/ca.pem"))
+        }
+    }
+
+    /// A receiving transport that records the terms of the messages it is handed.
+    struct Receiver {
+        let transport: RaftTransport
+        let port: Int
+        let terms: ReceivedTerms
+        let metrics: TestMetrics
+
+        init(
+            group: any EventLoopGroup, tls: PeerTLS?, handshakeDeadline: TimeAmount = .seconds(5)
+        ) async throws {
+            let metrics = TestMetrics()
+            let terms = ReceivedTerms()
+            transport = RaftTransport(
+                eventLoopGroup: group, logger: Logger(label: "tls-test"), metrics: metrics, tls: tls,
+                handshakeDeadline: handshakeDeadline)
+            port = try await transport.listen(host: "127.0.0.1", port: 0) { frame in
+                if let message = frame.message { terms.terms.withLock { $0.append(message.term) } }
+            }
+            self.terms = terms
+            self.metrics = metrics
+        }
+
+        var address: String { "127.0.0.1:\(port)" }
+        var handshakesFailed: Int64 {
+            (try? metrics.expectCounter("dwcp_transport_tls_handshakes_failed_total").totalValue) ?? 0
+        }
+    }
+
+    static func frame(_ term: UInt64) -> RaftFrame {
+        RaftFrame(group: "region", message: RaftMessage(from: "a", to: "b", term: term, body: .timeoutNow))
+    }
+
+    /// Sends a frame of term 1 every 20 ms until one more lands or `timeout` passes; whether one landed.
+    static func delivers(
+        from sender: RaftTransport, to receiver: Receiver, timeout: Duration = .seconds(10)
+    ) async throws -> Bool {
+        let before = receiver.terms.terms.withLock { $0.count }
+        let deadline = ContinuousClock.now + timeout
+        while receiver.terms.terms.withLock({ $0.count == before }), ContinuousClock.now < deadline {
+            sender.send(frame(1), to: receiver.address)
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return receiver.terms.terms.withLock { $0.count > before }
+    }
+
+    /// Polls `condition` every 10 ms for up to `timeout`; whether it came true.
+    static func eventually(_ timeout: Duration = .seconds(10), _ condition: () -> Bool) async throws -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while !condition(), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        return condition()
+    }
+
+    @Test("two members of one authority exchange frames over mutual TLS, in order")
+    func membersOfOneAuthorityTalk() async throws {
+        let certificates = try Certificates()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let receiver = try await Receiver(group: group, tls: try certificates.tls("b"))
+        let sender = RaftTransport(
+            eventLoopGroup: group, logger: Logger(label: "tls-test"), tls: try certificates.tls("a"))
+        #expect(try await Self.delivers(from: sender, to: receiver), "no frame arrived over TLS")
+        receiver.terms.terms.withLock { $0.removeAll() }
+        for term in UInt64(2)...101 { sender.send(Self.frame(term), to: receiver.address) }
+        #expect(try await Self.eventually { receiver.terms.terms.withLock { $0.count } >= 100 })
+        #expect(receiver.terms.terms.withLock { $0 } == Array(2...101))
+        #expect(receiver.handshakesFailed == 0)
+        await sender.close()
+        await receiver.transport.close()
+        try await group.shutdownGracefully()
+    }
+
+    @Test(
+        "a peer of another authority gets no frame in, whichever side refuses: its certificate (the receiver) or the receiver's (the peer)"
+    )
+    func anotherAuthorityIsRefused() async throws {
+        let certificates = try Certificates()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let receiver = try await Receiver(group: group, tls: try certificates.tls("b"))
+        // Its own authority's certificate, trusting the region's: the receiver refuses it.
+        let impostor = RaftTransport(
+            eventLoopGroup: group, logger: Logger(label: "tls-test"),
+            tls: try certificates.tls("x", authority: "other", trusting: "region"))
+        #expect(!(try await Self.delivers(from: impostor, to: receiver, timeout: .seconds(1.5))))
+        #expect(receiver.handshakesFailed >= 1)
+        // Wholly of the other authority: it refuses the receiver's certificate.
+        let stranger = RaftTransport(
+            eventLoopGroup: group, logger: Logger(label: "tls-test"), tls: try certificates.tls("x", authority: "other")
+        )
+        let before = receiver.handshakesFailed
+        #expect(!(try await Self.delivers(from: stranger, to: receiver, timeout: .seconds(1.5))))
+        #expect(receiver.handshakesFailed > before)
+        // A member of the authority still gets in after all that.
+        let member = RaftTransport(
+            eventLoopGroup: group, logger: Logger(label: "tls-test"), tls: try certificates.tls("a"))
+        #expect(try await Self.delivers(from: member, to: receiver))
+        for transport in [impostor, stranger, member, receiver.transport] { await transport.close() }
+        try await group.shutdownGracefully()
+    }
+
+    @Test("a member refuses a peer whose certificate does not name the address it dialled")
+    func aCertificateForAnotherAddressIsRefused() async throws {
+        let certificates = try Certificates()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        // Signed by the region's authority, but for elsewhere.example, not 127.0.0.1.
+        let receiver = try await Receiver(group: group, tls: try certificates.tls("elsewhere"))
+        let sender = RaftTransport(
+            eventLoopGroup: group, logger: Logger(label: "tls-test"), tls: try certificates.tls("a"))
+        #expect(!(try await Self.delivers(from: sender, to: receiver, timeout: .seconds(1.5))))
+        await sender.close()
+        await receiver.transport.close()
+        try await group.shutdownGracefully()
+    }
+
+    @Test(
+        "a plain-TCP peer's frame reaches a plain receiver but not a TLS one, which closes the connection and counts it"
+    )
+    func plainTextIsRefused() async throws {
+        let certificates = try Certificates()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let plain = try await Receiver(group: group, tls: nil)
+        let secured = try await Receiver(group: group, tls: try certificates.tls("b"))
+        let bytes = Self.frame(7).encoded()
+        for receiver in [plain, secured] {
+            let channel = try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: receiver.port).get()
+            try await channel.writeAndFlush(channel.allocator.buffer(bytes: bytes)).get()
+            if receiver.port == plain.port {
+                // The control: the same bytes are a frame the plain transport takes.
+                #expect(try await Self.eventually { plain.terms.terms.withLock { $0 == [7] } })
+                try await channel.close()
+            } else {
+                #expect(try await Self.eventually { !channel.isActive }, "the TLS receiver kept the connection open")
+                #expect(secured.terms.terms.withLock { $0.isEmpty })
+                #expect(secured.handshakesFailed == 1)
+            }
+        }
+        await plain.transport.close()
+        await secured.transport.close()
+        try await group.shutdownGracefully()
+    }
+
+    @Test("a connection that never starts its handshake is closed at the deadline, freeing its place")
+    func aSilentConnectionIsClosedAtTheDeadline() async throws {
+        let certificates = try Certificates()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let receiver = try await Receiver(
+            group: group, tls: try certificates.tls("b"), handshakeDeadline: .milliseconds(500))
+        // The receiver's clock starts once it accepts, after this instant: it cannot close sooner.
+        let opened = ContinuousClock.now
+        let channel = try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: receiver.port).get()
+        #expect(try await Self.eventually(.seconds(10)) { !channel.isActive }, "still open past the deadline")
+        #expect(opened.duration(to: .now) >= .milliseconds(500), "closed before the deadline")
+        #expect(try await Self.eventually { receiver.handshakesFailed == 1 })
+        #expect(try await Self.eventually { receiver.transport.accepted.withLock { $0.isEmpty } })
+        await receiver.transport.close()
+        try await group.shutdownGracefully()
+    }
+
+    @Test("files that cannot be used are refused at start, naming the file and why")
+    func unusableFilesAreRefused() throws {
+        let certificates = try Certificates()
+        let region = certificates.directory.file("region")
+        func refusal(_ certificate: String, _ key: String, _ authority: String) -> String? {
+            do {
+                _ = try PeerTLS(
+                    certificateFile: "\(region)/\(certificate)", privateKeyFile: "\(region)/\(key)",
+                    trustedCAFile: "\(region)/\(authority)")
+                return nil
+            } catch let error as ReplicationError {
+                #expect(error.code == .invalidConfiguration)
+                return error.message
+            } catch {
+                Issue.record("not a ReplicationError: \(error)")
+                return "\(error)"
+            }
+        }
+        #expect(refusal("a.pem", "a.key", "ca.pem") == nil)
+        #expect(refusal("missing.pem", "a.key", "ca.pem")?.contains("missing.pem: No such file") == true)
+        #expect(refusal("a.key", "a.key", "ca.pem")?.contains("a.key does not hold PEM certificates") == true)
+        #expect(refusal("a.pem", "a.pem", "ca.pem")?.contains("a.pem holds no PEM private key") == true)
+        #expect(refusal("a.pem", "b.key", "ca.pem")?.contains("is it the key of that certificate?") == true)
+        #expect(refusal("a.pem", "a.key", "a.key")?.contains("trusted CA file") == true)
+    }
+}

@@ -27,6 +27,9 @@ struct Options {
     var seconds = 10.0
     var rounds = 3
     var clients = [1, 64]
+    /// Mutual TLS between the members of both systems (`--peer-tls`): certificates of one
+    /// authority from scripts/peer-certs.sh; the clients still speak plain HTTP to the leader.
+    var peerTLS = false
 
     init(_ arguments: [String]) {
         var i = 1
@@ -41,8 +44,9 @@ struct Options {
             case "--rounds": rounds = Int(value()) ?? { fail("invalid --rounds") }()
             case "--clients":
                 clients = value().split(separator: ",").map { Int($0) ?? { fail("invalid --clients") }() }
+            case "--peer-tls": peerTLS = true
             case "-h", "--help":
-                print("usage: dwcp-bench-region [--seconds S] [--rounds R] [--clients 1,64]")
+                print("usage: dwcp-bench-region [--seconds S] [--rounds R] [--clients 1,64] [--peer-tls]")
                 exit(0)
             default: fail("unknown argument \(arguments[i])")
             }
@@ -265,14 +269,32 @@ func freePort() -> Int {
     return Int(UInt16(bigEndian: address.sin_port))
 }
 
+/// Makes certificates for `members` (all at 127.0.0.1) in `directory` with scripts/peer-certs.sh.
+func makeCertificates(_ members: [String], in directory: String) throws {
+    let script = URL(fileURLWithPath: executableDirectory + "/../../scripts/peer-certs.sh").standardized.path
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/bin/bash")
+    process.arguments = [script, directory] + members.map { "\($0)=127.0.0.1" }
+    try process.run()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else { throw BenchError("\(script) failed (is openssl installed?)") }
+}
+
 func startDWCP(
-    binary: String, directory: String, hosts: Int, http: HTTPClient, servers: ServerList
+    binary: String, directory: String, hosts: Int, http: HTTPClient, servers: ServerList, certificates: String?
 ) async throws -> DWCPRegion {
     let ids = ["n1", "n2", "n3"]
     let replication = ids.map { _ in freePort() }
     let api = ids.map { _ in freePort() }
     let peers = zip(ids, replication).flatMap { ["--peer", "\($0)@127.0.0.1:\($1)"] }
     for (position, id) in ids.enumerated() {
+        let tls =
+            certificates.map {
+                [
+                    "--peer-cert-file", "\($0)/\(id).pem", "--peer-key-file", "\($0)/\(id).key",
+                    "--peer-trusted-ca-file", "\($0)/ca.pem",
+                ]
+            } ?? []
         servers.add(
             try Server(
                 binary,
@@ -280,7 +302,7 @@ func startDWCP(
                     "serve", "--data-dir", "\(directory)/dwcp-\(id)", "--node-id", id, "--region", "eu", "--api",
                     "127.0.0.1:\(api[position])", "--listen", "127.0.0.1:\(replication[position])", "--no-host-agent",
                     "--log-level", "warning",
-                ] + peers, log: "\(directory)/dwcp-\(id).log", name: id))
+                ] + peers + tls, log: "\(directory)/dwcp-\(id).log", name: id))
     }
     let deadline = ContinuousClock.now + .seconds(30)
     while ContinuousClock.now < deadline {
@@ -309,12 +331,22 @@ func startDWCP(
     throw BenchError("the DWCP region elected no leader in 30 s (logs in \(directory))")
 }
 
-func startEtcd(binary: String, directory: String, http: HTTPClient, servers: ServerList) async throws -> EtcdCluster {
+func startEtcd(
+    binary: String, directory: String, http: HTTPClient, servers: ServerList, certificates: String?
+) async throws -> EtcdCluster {
     let names = ["e1", "e2", "e3"]
     let peer = names.map { _ in freePort() }
     let client = names.map { _ in freePort() }
-    let cluster = zip(names, peer).map { "\($0)=http://127.0.0.1:\($1)" }.joined(separator: ",")
+    let scheme = certificates == nil ? "http" : "https"
+    let cluster = zip(names, peer).map { "\($0)=\(scheme)://127.0.0.1:\($1)" }.joined(separator: ",")
     for (position, name) in names.enumerated() {
+        let tls =
+            certificates.map {
+                [
+                    "--peer-cert-file", "\($0)/\(name).pem", "--peer-key-file", "\($0)/\(name).key",
+                    "--peer-trusted-ca-file", "\($0)/ca.pem", "--peer-client-cert-auth",
+                ]
+            } ?? []
         servers.add(
             try Server(
                 binary,
@@ -322,11 +354,11 @@ func startEtcd(binary: String, directory: String, http: HTTPClient, servers: Ser
                     "--name", name, "--data-dir", "\(directory)/etcd-\(name)",
                     "--listen-client-urls", "http://127.0.0.1:\(client[position])",
                     "--advertise-client-urls", "http://127.0.0.1:\(client[position])",
-                    "--listen-peer-urls", "http://127.0.0.1:\(peer[position])",
-                    "--initial-advertise-peer-urls", "http://127.0.0.1:\(peer[position])",
+                    "--listen-peer-urls", "\(scheme)://127.0.0.1:\(peer[position])",
+                    "--initial-advertise-peer-urls", "\(scheme)://127.0.0.1:\(peer[position])",
                     "--initial-cluster", cluster, "--initial-cluster-state", "new",
                     "--initial-cluster-token", "dwcp-bench", "--log-level", "warn",
-                ], log: "\(directory)/etcd-\(name).log", name: name))
+                ] + tls, log: "\(directory)/etcd-\(name).log", name: name))
     }
     let deadline = ContinuousClock.now + .seconds(30)
     while ContinuousClock.now < deadline {
@@ -368,11 +400,19 @@ configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1C
 let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
 let servers = ServerList()
 do {
+    var certificates: String?
+    if options.peerTLS {
+        certificates = directory + "/certs"
+        try makeCertificates(["n1", "n2", "n3", "e1", "e2", "e3"], in: directory + "/certs")
+    }
     let dwcp = try await startDWCP(
-        binary: dwcpBinary, directory: directory, hosts: options.clients.max()!, http: http, servers: servers)
-    let etcd = try await startEtcd(binary: etcdBinary, directory: directory, http: http, servers: servers)
+        binary: dwcpBinary, directory: directory, hosts: options.clients.max()!, http: http, servers: servers,
+        certificates: certificates)
+    let etcd = try await startEtcd(
+        binary: etcdBinary, directory: directory, http: http, servers: servers, certificates: certificates)
+    let security = options.peerTLS ? ", mutual TLS between members" : ""
     print(
-        "bench/region: 3-node DWCP region vs 3-node etcd (\(etcdBinary)), loopback, \(options.rounds) rounds of \(options.seconds) s"
+        "bench/region: 3-node DWCP region vs 3-node etcd (\(etcdBinary)), loopback\(security), \(options.rounds) rounds of \(options.seconds) s"
     )
     print("")
     print("clients  system   writes/s     p50 µs     p99 µs   CPU ms/write: leader followers client")

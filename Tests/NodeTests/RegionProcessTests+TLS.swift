@@ -15,6 +15,14 @@ extension RegionProcessTests {
         try makePeerCertificates(in: dir.file("certs"), members)
         try makePeerCertificates(in: dir.file("stranger"), members)
         let region = try Region(dir, certificates: dir.file("certs"))
+        // A member given another member's certificate does not start: peers would refuse its frames.
+        var misnamed = region.arguments("n1")
+        misnamed[misnamed.firstIndex(of: "--peer-cert-file")! + 1] = dir.file("certs/n2.pem")
+        misnamed[misnamed.firstIndex(of: "--peer-key-file")! + 1] = dir.file("certs/n2.key")
+        let refused = try DwcpProcess(misnamed, directory: dir, tag: "n1-misnamed")
+        #expect(try await refused.waitForExit() == 64)
+        #expect(refused.stderr.contains("speaks for n2 (its Common Name), not for this node, n1"), "\(refused.stderr)")
+
         let leader = try await region.startAll()
         try await region.addRoomyHost(via: leader)
         for id in Region.ids { #expect(region.stderr(id).contains("as \(id) (mutual TLS)"), "\(region.stderr(id))") }

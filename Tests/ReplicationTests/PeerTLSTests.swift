@@ -10,7 +10,8 @@ import Testing
 
 /// Mutual TLS on the replication port, over real loopback sockets: members of one authority talk;
 /// a peer of another authority, one without TLS, one whose certificate names another address, and
-/// one that never starts its handshake get no frame in. Certificates come from
+/// one that never starts its handshake get no frame in, nor does a frame under another member's
+/// name than its certificate's. Certificates come from
 /// `scripts/peer-certs.sh`, the script the README gives operators.
 @Suite struct PeerTLSTests {
     /// Two authorities' certificates in one temporary directory: `region/` (members a, b and
@@ -127,6 +128,32 @@ import Testing
             eventLoopGroup: group, logger: Logger(label: "tls-test"), tls: try certificates.tls("a"))
         #expect(try await Self.delivers(from: member, to: receiver))
         for transport in [impostor, stranger, member, receiver.transport] { await transport.close() }
+        try await group.shutdownGracefully()
+    }
+
+    @Test(
+        "a frame under another member's name than the connection's certificate speaks for closes the connection; the member's own frames go on"
+    )
+    func framesAreHeldToTheCertifiedMember() async throws {
+        let certificates = try Certificates()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let receiver = try await Receiver(group: group, tls: try certificates.tls("b"))
+        let sender = RaftTransport(
+            eventLoopGroup: group, logger: Logger(label: "tls-test"), tls: try certificates.tls("a"))
+        #expect(try await Self.delivers(from: sender, to: receiver), "a's own frame did not arrive")
+        // a's certificate, b's name (a vote, an append or an answer as if from b).
+        let forged = RaftFrame(group: "region", message: RaftMessage(from: "b", to: "b", term: 99, body: .timeoutNow))
+        sender.send(forged, to: receiver.address)
+        #expect(
+            try await Self.eventually {
+                (try? receiver.metrics.expectCounter("dwcp_transport_connections_rejected_total").totalValue) == 1
+            })
+        #expect(!receiver.terms.terms.withLock { $0.contains(99) })
+        // The connection was closed; a's next frame opens another, and arrives.
+        #expect(try await Self.delivers(from: sender, to: receiver))
+        #expect(!receiver.terms.terms.withLock { $0.contains(99) })
+        await sender.close()
+        await receiver.transport.close()
         try await group.shutdownGracefully()
     }
 

@@ -14,6 +14,11 @@ import NIOSSL
 /// process without a certificate of the region's authority can neither send a member a frame nor
 /// pose as a member to one. TLS 1.3 only.
 ///
+/// A certificate speaks for one member: its Common Name is that member's id. Frames that come in
+/// over a connection name their sender, and a frame whose sender is not the id its connection's
+/// certificate names closes that connection, so one member's certificate cannot vote, append or
+/// answer as another member.
+///
 /// Every member of a region must use it, or none: a member without it cannot talk to one with it.
 /// The files are read once, at start; a new certificate takes a restart.
 public struct PeerTLS: Sendable {
@@ -21,6 +26,8 @@ public struct PeerTLS: Sendable {
     let serverContext: NIOSSLContext
     /// Wraps the connections this member opens to its peers.
     let clientContext: NIOSSLContext
+    /// The member id this member's own certificate names (its Common Name), if it names one.
+    public let memberID: String?
 
     /// Reads the PEM files: `certificateFile` (this member's certificate, then any intermediates),
     /// `privateKeyFile` (its key) and `trustedCAFile` (the authorities a peer's certificate must
@@ -31,6 +38,7 @@ public struct PeerTLS: Sendable {
         try Self.checkReadable(trustedCAFile, what: "trusted CA")
         let chain = try Self.certificates(certificateFile, what: "certificate")
         let authorities = try Self.certificates(trustedCAFile, what: "trusted CA")
+        memberID = Self.memberID(of: chain[0])
         let key: NIOSSLPrivateKey
         do {
             key = try NIOSSLPrivateKey(file: privateKeyFile, format: .pem)
@@ -58,6 +66,11 @@ public struct PeerTLS: Sendable {
                 "cannot use the certificate \(certificateFile) with the key \(privateKeyFile) (is it the key of that certificate?)",
                 cause: error)
         }
+    }
+
+    /// The member id a certificate speaks for: its subject's Common Name.
+    static func memberID(of certificate: NIOSSLCertificate) -> String? {
+        certificate.subjectName.first { $0.type == .commonName }?.value
     }
 
     /// A missing or unreadable file is told as such, not as a file of the wrong content.

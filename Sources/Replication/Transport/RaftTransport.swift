@@ -35,9 +35,11 @@ public final class RaftTransport: Sendable {
     /// How long a TLS handshake may take, either way, before its connection is closed: a
     /// connection that never starts one would hold a place (inbound) or a peer's queue (outbound).
     let handshakeDeadline: TimeAmount
-    /// Refusals and failed handshakes are logged at most one line per 10 s each.
+    /// Refusals, failed handshakes and frames under another member's name are logged at most
+    /// one line per 10 s each.
     let refusalsLogged = Mutex(LogThrottle())
     let handshakeFailuresLogged = Mutex(LogThrottle())
+    let impersonationsLogged = Mutex(LogThrottle())
     let peers = Mutex<[PeerKey: PeerState]>([:])
     let server = Mutex<(any Channel)?>(nil)
     /// Connections peers opened to this node, by channel id, for ``close()``.
@@ -135,8 +137,15 @@ public final class RaftTransport: Sendable {
                     }
                     try channel.pipeline.syncOperations.addHandler(
                         ByteToMessageHandler(RaftFrameDecoder(maxFrameBytes: RaftFrame.maxFrameBytes, logger: logger)))
-                    try channel.pipeline.syncOperations.addHandler(
-                        InboundFrameHandler(receive: receive, connected: connected, logger: logger, rejected: rejected))
+                    let handler = InboundFrameHandler(
+                        receive: receive, connected: connected, logger: logger, rejected: rejected)
+                    if tls != nil {
+                        let peer = channel.remoteAddress
+                        handler.impersonated = { [self] certified, sender in
+                            noteImpersonation(from: peer, certified: certified, sender: sender)
+                        }
+                    }
+                    try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }
             .bind(host: host, port: port).get()
@@ -151,6 +160,18 @@ public final class RaftTransport: Sendable {
         let peer = channel.remoteAddress.map { "\($0)" } ?? "a peer"
         logger.warning(
             "refusing a replication connection from \(peer)\(LogThrottle.more(held)): \(maxInboundConnections) are open already"
+        )
+    }
+
+    /// Counts a connection closed because a frame on it named a sender other than the member its
+    /// certificate speaks for, and logs it, at most one line per 10 s.
+    private func noteImpersonation(from peer: SocketAddress?, certified: String?, sender: String) {
+        connectionsRejected.increment()
+        guard let held = impersonationsLogged.withLock({ $0.admit() }) else { return }
+        let peer = peer.map { "\($0)" } ?? "a peer"
+        let certificate = certified.map { "speaks for \($0)" } ?? "names no member (no Common Name)"
+        logger.warning(
+            "closing the replication connection from \(peer)\(LogThrottle.more(held)): its certificate \(certificate), but it sent a frame as \(sender)"
         )
     }
 
@@ -351,6 +372,14 @@ final class InboundFrameHandler: ChannelInboundHandler {
     let logger: Logger
     let rejected: Counter
     private var heardFirstFrame = false
+    /// With TLS: told of a frame whose sender is not the member the connection's certificate
+    /// speaks for (that member, the sender), before the connection is closed. Nil without TLS.
+    var impersonated: ((String?, String) -> Void)?
+    /// With TLS: the member the connection's certificate speaks for, once its handshake is done.
+    private var certifiedMember: String?
+    /// Set once a frame under another member's name closed the connection: later frames already
+    /// decoded are dropped.
+    private var refused = false
 
     init(
         receive: @escaping RaftTransport.Receiver, connected: RaftTransport.Receiver?, logger: Logger,
@@ -362,8 +391,20 @@ final class InboundFrameHandler: ChannelInboundHandler {
         self.rejected = rejected
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let identified = event as? TLSHandshakeWatcher.PeerIdentified { certifiedMember = identified.memberID }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
+        guard !refused else { return }
+        if let impersonated, certifiedMember == nil || frame.sender != certifiedMember {
+            refused = true
+            impersonated(certifiedMember, frame.sender)
+            context.close(promise: nil)
+            return
+        }
         if !heardFirstFrame {
             heardFirstFrame = true
             connected?(frame)

@@ -18,6 +18,13 @@ final class TLSHandshakeWatcher: ChannelInboundHandler, RemovableChannelHandler 
         }
     }
 
+    /// Sent down the pipeline once an accepted connection's handshake is done: the member id
+    /// the peer's certificate names (nil: it names none), for ``InboundFrameHandler`` to hold
+    /// the connection's frames to.
+    struct PeerIdentified {
+        let memberID: String?
+    }
+
     /// The connection closed before its handshake finished, with no error of its own.
     struct ClosedEarly: Error, CustomStringConvertible {
         var description: String { "the connection closed during the TLS handshake" }
@@ -99,8 +106,14 @@ final class TLSHandshakeWatcher: ChannelInboundHandler, RemovableChannelHandler 
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let event = event as? TLSUserEvent, case .handshakeCompleted = event { finish(.success(context.channel)) }
+        guard let tlsEvent = event as? TLSUserEvent, case .handshakeCompleted = tlsEvent else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        finish(.success(context.channel))
         context.fireUserInboundEventTriggered(event)
+        let certificate = try? context.pipeline.syncOperations.nioSSL_peerCertificate()
+        context.fireUserInboundEventTriggered(PeerIdentified(memberID: certificate.map(PeerTLS.memberID(of:)) ?? nil))
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

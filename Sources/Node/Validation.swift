@@ -125,10 +125,14 @@ public enum Validation {
         }
     }
 
-    /// A request id: 1–128 characters.
+    /// A request id: 1–128 bytes of UTF-8 without control characters. Bounded in bytes, not
+    /// characters: one character may hold any number of combining marks, and the id is copied
+    /// into the intent's record and row.
     public static func requestID(_ value: String) throws {
-        guard !value.isEmpty, value.count <= 128 else {
-            throw NodeError(.invalid, "invalid request id: 1-128 characters")
+        guard !value.isEmpty, value.utf8.count <= 128,
+            !value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+        else {
+            throw NodeError(.invalid, "invalid request id: 1-128 bytes (UTF-8) without control characters")
         }
     }
 

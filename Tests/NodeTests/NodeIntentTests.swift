@@ -66,6 +66,30 @@ import Testing
         }
     }
 
+    @Test("a request id is 1-128 bytes without control characters, whatever its characters")
+    func requestIDBounds() async throws {
+        let dir = TemporaryDirectory()
+        try await withRunningNode(dir) { node in
+            _ = try await node.submit(Self.host("h1"))
+            let before = node.log.lastIndex
+            // One character of 2,000 combining marks (4 KiB), 65 two-byte characters, a newline, empty.
+            for id in ["a" + String(repeating: "\u{301}", count: 2_000), String(repeating: "é", count: 65), "a\nb", ""]
+            {
+                do {
+                    _ = try await node.submit(Self.vm("web-1"), requestID: id)
+                    Issue.record("request id of \(id.utf8.count) bytes taken")
+                } catch let error as NodeError {
+                    #expect(error.code == .invalid)
+                    #expect(error.message.contains("1-128 bytes (UTF-8) without control characters"))
+                }
+            }
+            #expect(node.log.lastIndex == before)
+            // 64 two-byte characters are 128 bytes: taken.
+            let taken = try await node.submit(Self.vm("web-1"), requestID: String(repeating: "é", count: 64))
+            #expect(taken.outcome != "duplicate")
+        }
+    }
+
     @Test("retrying a request id applies it once")
     func idempotentRetry() async throws {
         let dir = TemporaryDirectory()

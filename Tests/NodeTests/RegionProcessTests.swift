@@ -621,7 +621,7 @@ func get(_ url: String) async throws -> (Int, String) {
     }
 
     @Test(
-        "an intent the leader took while no majority answers is answered 503 within its commit timeout, and applies once when they are back"
+        "an intent and a membership change the leader took while no majority answers are answered 503 within their commit timeouts (10 s, 8 s); the intent applies once when they are back"
     )
     func intentWithoutMajority() async throws {
         let dir = TemporaryDirectory()
@@ -635,11 +635,22 @@ func get(_ url: String) async throws -> (Int, String) {
         for id in followers { region.signal(id, SIGSTOP) }
         let started = ContinuousClock.now
         let body = #"{"labels":{"k":"alone"},"request_id":"alone"}"#
+        // A learner changes no majority, so the leader takes it while it still counts the frozen
+        // followers as answering (an election timeout); it cannot commit either.
+        async let membership = post(
+            base + "/v1/cluster/members", #"{"id":"n9","address":"127.0.0.1:9","learner":true}"#)
         let (status, answer) = try await put(base + "/v1/hosts/h1/labels", body)
         let waited = started.duration(to: .now)
+        let (changeStatus, changeAnswer) = try await membership
+        let changeWaited = started.duration(to: .now)
         for id in followers { region.signal(id, SIGCONT) }
         #expect(status == 503 && answer.contains("has not committed within 10"), "\(answer)")
         #expect(waited < .seconds(20), "waited \(waited)")
+        #expect(
+            changeStatus == 503 && changeAnswer.contains("membership change at log index")
+                && changeAnswer.contains("has not committed within 8"),
+            "\(changeAnswer)")
+        #expect(changeWaited < .seconds(20), "waited \(changeWaited)")
         // The majority is back: the same request id applies, once.
         var retried = (0, "")
         let deadline = ContinuousClock.now + .seconds(30)

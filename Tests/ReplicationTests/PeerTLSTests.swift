@@ -61,18 +61,30 @@ import Testing
         }
     }
 
-    static func frame(_ term: UInt64) -> RaftFrame {
-        RaftFrame(group: "region", message: RaftMessage(from: "a", to: "b", term: term, body: .timeoutNow))
+    static func frame(_ term: UInt64, to recipient: String = "b") -> RaftFrame {
+        RaftFrame(group: "region", message: RaftMessage(from: "a", to: recipient, term: term, body: .timeoutNow))
     }
 
-    /// Sends a frame of term 1 every 20 ms until one more lands or `timeout` passes; whether one landed.
+    /// A transport of `tls` that counts into `metrics`.
+    static func sender(_ group: any EventLoopGroup, _ tls: PeerTLS, metrics: TestMetrics = TestMetrics())
+        -> RaftTransport
+    {
+        RaftTransport(eventLoopGroup: group, logger: Logger(label: "tls-test"), metrics: metrics, tls: tls)
+    }
+
+    static func handshakesFailed(_ metrics: TestMetrics) -> Int64 {
+        (try? metrics.expectCounter("dwcp_transport_tls_handshakes_failed_total").totalValue) ?? 0
+    }
+
+    /// Sends a frame of term 1 (for `recipient`) every 20 ms until one more lands or `timeout`
+    /// passes; whether one landed.
     static func delivers(
-        from sender: RaftTransport, to receiver: Receiver, timeout: Duration = .seconds(10)
+        from sender: RaftTransport, to receiver: Receiver, recipient: String = "b", timeout: Duration = .seconds(10)
     ) async throws -> Bool {
         let before = receiver.terms.terms.withLock { $0.count }
         let deadline = ContinuousClock.now + timeout
         while receiver.terms.terms.withLock({ $0.count == before }), ContinuousClock.now < deadline {
-            sender.send(frame(1), to: receiver.address)
+            sender.send(frame(1, to: recipient), to: receiver.address)
             try await Task.sleep(for: .milliseconds(20))
         }
         return receiver.terms.terms.withLock { $0.count > before }
@@ -95,8 +107,9 @@ import Testing
         #expect(try await Self.delivers(from: sender, to: receiver), "no frame arrived over TLS")
         receiver.terms.terms.withLock { $0.removeAll() }
         for term in UInt64(2)...101 { sender.send(Self.frame(term), to: receiver.address) }
-        #expect(try await Self.eventually { receiver.terms.terms.withLock { $0.count } >= 100 })
-        #expect(receiver.terms.terms.withLock { $0 } == Array(2...101))
+        // (More frames of term 1 may arrive from the first connection's queue.)
+        #expect(try await Self.eventually { receiver.terms.terms.withLock { $0.filter { $0 != 1 }.count } >= 100 })
+        #expect(receiver.terms.terms.withLock { $0.filter { $0 != 1 } } == Array(2...101))
         #expect(receiver.handshakesFailed == 0)
         await sender.close()
         await receiver.transport.close()
@@ -110,24 +123,28 @@ import Testing
         let certificates = try Certificates()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let receiver = try await Receiver(group: group, tls: try certificates.tls("b"))
-        // Its own authority's certificate, trusting the region's: the receiver refuses it.
-        let impostor = RaftTransport(
-            eventLoopGroup: group, logger: Logger(label: "tls-test"),
-            tls: try certificates.tls("x", authority: "other", trusting: "region"))
+        // Its own authority's certificate, trusting the region's: the receiver refuses it. The
+        // impostor's handshake ends before the receiver has checked its certificate (TLS 1.3);
+        // it learns of the refusal from the alert, and counts it.
+        let impostorMetrics = TestMetrics()
+        let impostor = Self.sender(
+            group, try certificates.tls("x", authority: "other", trusting: "region"), metrics: impostorMetrics)
         #expect(!(try await Self.delivers(from: impostor, to: receiver, timeout: .seconds(1.5))))
         #expect(receiver.handshakesFailed >= 1)
+        #expect(Self.handshakesFailed(impostorMetrics) >= 1)
+        await impostor.close()
         // Wholly of the other authority: it refuses the receiver's certificate.
-        let stranger = RaftTransport(
-            eventLoopGroup: group, logger: Logger(label: "tls-test"), tls: try certificates.tls("x", authority: "other")
-        )
+        let strangerMetrics = TestMetrics()
+        let stranger = Self.sender(group, try certificates.tls("x", authority: "other"), metrics: strangerMetrics)
         let before = receiver.handshakesFailed
         #expect(!(try await Self.delivers(from: stranger, to: receiver, timeout: .seconds(1.5))))
         #expect(receiver.handshakesFailed > before)
+        #expect(Self.handshakesFailed(strangerMetrics) >= 1)
         // A member of the authority still gets in after all that.
         let member = RaftTransport(
             eventLoopGroup: group, logger: Logger(label: "tls-test"), tls: try certificates.tls("a"))
         #expect(try await Self.delivers(from: member, to: receiver))
-        for transport in [impostor, stranger, member, receiver.transport] { await transport.close() }
+        for transport in [stranger, member, receiver.transport] { await transport.close() }
         try await group.shutdownGracefully()
     }
 
@@ -163,10 +180,56 @@ import Testing
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         // Signed by the region's authority, but for elsewhere.example, not 127.0.0.1.
         let receiver = try await Receiver(group: group, tls: try certificates.tls("elsewhere"))
-        let sender = RaftTransport(
-            eventLoopGroup: group, logger: Logger(label: "tls-test"), tls: try certificates.tls("a"))
-        #expect(!(try await Self.delivers(from: sender, to: receiver, timeout: .seconds(1.5))))
+        let metrics = TestMetrics()
+        let sender = Self.sender(group, try certificates.tls("a"), metrics: metrics)
+        // (Addressed to the member the certificate speaks for: only the address is wrong.)
+        #expect(
+            !(try await Self.delivers(from: sender, to: receiver, recipient: "elsewhere", timeout: .seconds(1.5))))
+        #expect(Self.handshakesFailed(metrics) >= 1)
         await sender.close()
+        await receiver.transport.close()
+        try await group.shutdownGracefully()
+    }
+
+    @Test("a member refuses a peer whose certificate speaks for another member than the one dialled")
+    func aCertificateOfAnotherMemberIsRefused() async throws {
+        let certificates = try Certificates()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        // b listens where the sender believes a is (two members on one host: the address is the
+        // same for both, the certificate is not).
+        let receiver = try await Receiver(group: group, tls: try certificates.tls("b"))
+        let metrics = TestMetrics()
+        let sender = Self.sender(group, try certificates.tls("a"), metrics: metrics)
+        #expect(!(try await Self.delivers(from: sender, to: receiver, recipient: "a", timeout: .seconds(1.5))))
+        #expect(Self.handshakesFailed(metrics) >= 1)
+        await sender.close()
+        await receiver.transport.close()
+        try await group.shutdownGracefully()
+    }
+
+    @Test(
+        "at most 16 accepted connections may be in their handshake at once: one more is closed as it opens, members' places stay free"
+    )
+    func connectionsInTheirHandshakeAreCapped() async throws {
+        let certificates = try Certificates()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let receiver = try await Receiver(group: group, tls: try certificates.tls("b"))
+        var silent: [any Channel] = []
+        for _ in 0..<RaftTransport.maxUnprovenConnections {
+            silent.append(try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: receiver.port).get())
+        }
+        #expect(try await Self.eventually { receiver.transport.unproven.withLock { $0.count } == 16 })
+        let oneMore = try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: receiver.port).get()
+        #expect(
+            try await Self.eventually(.seconds(2)) { !oneMore.isActive },
+            "a 17th connection in its handshake stayed open")
+        #expect(silent.allSatisfy { $0.isActive })
+        #expect((try? receiver.metrics.expectCounter("dwcp_transport_connections_refused_total").totalValue) == 1)
+        for channel in silent { try await channel.close() }
+        let member = Self.sender(group, try certificates.tls("a"))
+        #expect(try await Self.delivers(from: member, to: receiver))
+        #expect(receiver.transport.unproven.withLock { $0.isEmpty })
+        await member.close()
         await receiver.transport.close()
         try await group.shutdownGracefully()
     }

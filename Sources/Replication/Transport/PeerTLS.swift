@@ -1,11 +1,5 @@
 import NIOSSL
 
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
-
 /// Mutual TLS for the replication port: what a member presents (its certificate and key) and
 /// whom it trusts (the region's certificate authority). Both ends of every connection prove
 /// themselves: the member that dials checks that the peer's certificate chains to the authority
@@ -33,20 +27,10 @@ public struct PeerTLS: Sendable {
     /// `privateKeyFile` (its key) and `trustedCAFile` (the authorities a peer's certificate must
     /// chain to). Throws a ``ReplicationError`` naming the file that cannot be used.
     public init(certificateFile: String, privateKeyFile: String, trustedCAFile: String) throws {
-        try Self.checkReadable(certificateFile, what: "certificate")
-        try Self.checkReadable(privateKeyFile, what: "private key")
-        try Self.checkReadable(trustedCAFile, what: "trusted CA")
-        let chain = try Self.certificates(certificateFile, what: "certificate")
-        let authorities = try Self.certificates(trustedCAFile, what: "trusted CA")
+        let chain = try PEMFile.certificates(certificateFile, what: "certificate")
+        let key = try PEMFile.privateKey(privateKeyFile)
+        let authorities = try PEMFile.certificates(trustedCAFile, what: "trusted CA")
         memberID = Self.memberID(of: chain[0])
-        let key: NIOSSLPrivateKey
-        do {
-            key = try NIOSSLPrivateKey(file: privateKeyFile, format: .pem)
-        } catch {
-            throw ReplicationError(
-                .invalidConfiguration, "the private key file \(privateKeyFile) holds no PEM private key",
-                cause: error)
-        }
         var server = TLSConfiguration.makeServerConfigurationWithMTLS(
             certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key),
             trustRoots: .certificates(authorities))
@@ -57,41 +41,17 @@ public struct PeerTLS: Sendable {
         client.trustRoots = .certificates(authorities)
         client.certificateChain = chain.map { .certificate($0) }
         client.privateKey = .privateKey(key)
-        do {
-            serverContext = try NIOSSLContext(configuration: server)
-            clientContext = try NIOSSLContext(configuration: client)
-        } catch {
-            throw ReplicationError(
-                .invalidConfiguration,
-                "cannot use the certificate \(certificateFile) with the key \(privateKeyFile) (is it the key of that certificate?)",
-                cause: error)
-        }
+        // A closing connection waits this long for the peer's goodbye (close_notify), not NIO's
+        // 5 s: a member stopping with a partitioned peer would otherwise wait that out.
+        server.shutdownTimeout = .milliseconds(500)
+        client.shutdownTimeout = .milliseconds(500)
+        try PEMFile.check(server, certificateFile: certificateFile, keyFile: privateKeyFile)
+        serverContext = try NIOSSLContext(configuration: server)
+        clientContext = try NIOSSLContext(configuration: client)
     }
 
     /// The member id a certificate speaks for: its subject's Common Name.
     static func memberID(of certificate: NIOSSLCertificate) -> String? {
         certificate.subjectName.first { $0.type == .commonName }?.value
-    }
-
-    /// A missing or unreadable file is told as such, not as a file of the wrong content.
-    private static func checkReadable(_ file: String, what: String) throws {
-        guard access(file, R_OK) != 0 else { return }
-        let reason = String(cString: strerror(errno))
-        throw ReplicationError(.invalidConfiguration, "cannot read the \(what) file \(file): \(reason)")
-    }
-
-    private static func certificates(_ file: String, what: String) throws -> [NIOSSLCertificate] {
-        let certificates: [NIOSSLCertificate]
-        do {
-            certificates = try NIOSSLCertificate.fromPEMFile(file)
-        } catch {
-            throw ReplicationError(
-                .invalidConfiguration, "the \(what) file \(file) does not hold PEM certificates",
-                cause: error)
-        }
-        guard !certificates.isEmpty else {
-            throw ReplicationError(.invalidConfiguration, "the \(what) file \(file) holds no PEM certificate")
-        }
-        return certificates
     }
 }

@@ -30,8 +30,16 @@ public final class RaftTransport: Sendable {
     public let maxInboundConnections: Int
     /// Mutual TLS on every connection, or nil for plain TCP.
     let tls: PeerTLS?
-    /// Connections closed because their TLS handshake failed or did not finish in time.
+    /// Connections closed because their peer did not prove itself (its TLS handshake failed or did
+    /// not finish in time, its certificate was refused or speaks for another member).
     let handshakesFailed: Counter
+    /// With TLS, accepted connections whose peer has not yet proved itself: at most
+    /// ``maxUnprovenConnections``, so connections that never finish a handshake cannot take the
+    /// places members need.
+    let unproven = Mutex<Set<ObjectIdentifier>>([])
+    /// A member opens two connections to each other member at start: 16 covers a region of
+    /// five starting at once, twice.
+    static let maxUnprovenConnections = 16
     /// How long a TLS handshake may take, either way, before its connection is closed: a
     /// connection that never starts one would hold a place (inbound) or a peer's queue (outbound).
     let handshakeDeadline: TimeAmount
@@ -70,6 +78,9 @@ public final class RaftTransport: Sendable {
         var waitingFull = false
         var failures = 0
         var retryAt: ContinuousClock.Instant = .now
+        /// The member the address belongs to (the recipient of the frames sent to it): with
+        /// TLS, its certificate must speak for that member.
+        var member: String?
 
         mutating func dropWaiting() {
             waiting = []
@@ -119,20 +130,33 @@ public final class RaftTransport: Sendable {
                     open[key] = channel
                     return true
                 }
-                guard admitted else {
-                    noteRefusal(of: channel)
+                // With TLS, a place among the connections still proving themselves too.
+                let proving =
+                    tls == nil
+                    || unproven.withLock { unproven in
+                        guard unproven.count < Self.maxUnprovenConnections else { return false }
+                        unproven.insert(key)
+                        return true
+                    }
+                guard admitted, proving else {
+                    if admitted { _ = accepted.withLock { $0.removeValue(forKey: key) } }
+                    noteRefusal(of: channel, unproven: admitted)
                     return channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(CloseOnActiveHandler())
                     }
                 }
-                channel.closeFuture.whenComplete { [self] _ in _ = accepted.withLock { $0.removeValue(forKey: key) } }
+                channel.closeFuture.whenComplete { [self] _ in
+                    _ = accepted.withLock { $0.removeValue(forKey: key) }
+                    _ = unproven.withLock { $0.remove(key) }
+                }
                 return channel.eventLoop.makeCompletedFuture {
                     if let tls {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.serverContext))
                         let peer = channel.remoteAddress
                         try channel.pipeline.syncOperations.addHandler(
-                            TLSHandshakeWatcher(deadline: handshakeDeadline, completed: nil) { [self] error in
-                                noteHandshakeFailure(from: peer, error)
+                            TLSHandshakeWatcher(side: .accepted, deadline: handshakeDeadline) { [self] outcome in
+                                _ = unproven.withLock { $0.remove(key) }
+                                if case .failure(let error) = outcome { noteHandshakeFailure(from: peer, error) }
                             })
                     }
                     try channel.pipeline.syncOperations.addHandler(
@@ -153,14 +177,16 @@ public final class RaftTransport: Sendable {
         return channel.localAddress?.port ?? port
     }
 
-    /// Counts a connection refused for the cap, and logs it, at most one line per 10 s.
-    private func noteRefusal(of channel: any Channel) {
+    /// Counts a connection refused for a cap, and logs it, at most one line per 10 s.
+    private func noteRefusal(of channel: any Channel, unproven: Bool) {
         connectionsRefused.increment()
         guard let held = refusalsLogged.withLock({ $0.admit() }) else { return }
         let peer = channel.remoteAddress.map { "\($0)" } ?? "a peer"
-        logger.warning(
-            "refusing a replication connection from \(peer)\(LogThrottle.more(held)): \(maxInboundConnections) are open already"
-        )
+        let why =
+            unproven
+            ? "\(Self.maxUnprovenConnections) are still in their TLS handshake"
+            : "\(maxInboundConnections) are open already"
+        logger.warning("refusing a replication connection from \(peer)\(LogThrottle.more(held)): \(why)")
     }
 
     /// Counts a connection closed because a frame on it named a sender other than the member its
@@ -204,6 +230,7 @@ public final class RaftTransport: Sendable {
             if let channel = state.channel, channel.isActive { return .channel(channel) }
             state.channel = nil
             var opens = false
+            state.member = frame.recipient
             if !state.connecting {
                 // Not reachable lately: dropped until the back-off is over (Raft resends).
                 guard ContinuousClock.now >= state.retryAt else { return .done }
@@ -252,6 +279,7 @@ public final class RaftTransport: Sendable {
             return
         }
         let host = String(address[..<colon])
+        let member = peers.withLock { $0[key]?.member }
         let logger = logger
         let tls = tls
         let handshakesFailed = handshakesFailed
@@ -273,8 +301,10 @@ public final class RaftTransport: Sendable {
                         try channel.pipeline.syncOperations.addHandler(
                             NIOSSLClientHandler(context: tls.clientContext, serverHostname: name))
                         try channel.pipeline.syncOperations.addHandler(
-                            TLSHandshakeWatcher(deadline: handshakeDeadline, completed: ready) { _ in
-                                handshakesFailed.increment()
+                            TLSHandshakeWatcher(side: .dialled(expectedMember: member), deadline: handshakeDeadline) {
+                                outcome in
+                                if case .failure = outcome { handshakesFailed.increment() }
+                                ready.completeWith(outcome)
                             })
                     }
                     // Peers never send on our outgoing connection; anything that comes is ignored.
@@ -353,12 +383,14 @@ public final class RaftTransport: Sendable {
             defer { peers = [:] }
             return peers.values.compactMap(\.channel)
         }
-        for channel in channels { try? await channel.close() }
         let inbound = accepted.withLock { accepted in
             defer { accepted = [:] }
             return Array(accepted.values)
         }
-        for channel in inbound { try? await channel.close() }
+        // At once: with TLS a close waits (up to 0.5 s) for the peer's goodbye.
+        await withTaskGroup(of: Void.self) { group in
+            for channel in channels + inbound { group.addTask { try? await channel.close() } }
+        }
     }
 }
 
@@ -377,6 +409,8 @@ final class InboundFrameHandler: ChannelInboundHandler {
     var impersonated: ((String?, String) -> Void)?
     /// With TLS: the member the connection's certificate speaks for, once its handshake is done.
     private var certifiedMember: String?
+    /// With TLS: the handshake is done and the peer's certificate read.
+    private var identified = false
     /// Set once a frame under another member's name closed the connection: later frames already
     /// decoded are dropped.
     private var refused = false
@@ -392,7 +426,10 @@ final class InboundFrameHandler: ChannelInboundHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let identified = event as? TLSHandshakeWatcher.PeerIdentified { certifiedMember = identified.memberID }
+        if let event = event as? TLSHandshakeWatcher.PeerIdentified {
+            certifiedMember = event.memberID
+            identified = true
+        }
         context.fireUserInboundEventTriggered(event)
     }
 
@@ -413,9 +450,10 @@ final class InboundFrameHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // A failed handshake was logged (throttled) by the TLS watcher; a TLS peer that went away
-        // without saying goodbye (it crashed, or was killed) is no news either.
-        if TLSHandshakeWatcher.isHandshakeFailure(error) || (error as? NIOSSLError) == .uncleanShutdown {
+        // A peer that did not prove itself was logged (throttled) by the TLS watcher; a TLS peer
+        // that went away without saying goodbye (it crashed, or was killed) is no news either.
+        let unproven = impersonated != nil && !identified
+        if (unproven && TLSHandshakeWatcher.isHandshakeFailure(error)) || (error as? NIOSSLError) == .uncleanShutdown {
             context.close(promise: nil)
             return
         }

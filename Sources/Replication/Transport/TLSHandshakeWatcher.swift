@@ -2,13 +2,30 @@ import NIOCore
 import NIOSSL
 import NIOTLS
 
-/// Stands behind a connection's TLS handler and watches its handshake: closes the connection if
-/// the handshake has not finished within `deadline`, and completes `completed` (when given) with
-/// the channel once it has, or fails it with why it did not; tells `failed` of a handshake that
-/// failed or did not finish. Used on its channel's event loop only.
+/// Stands behind a replication connection's TLS handler and watches it until the peer has proved
+/// itself: closes the connection if that has not happened within `deadline`; completes
+/// `completed` (when given) with the channel once it has, or fails it with why not; tells
+/// `failed` of a connection that did not prove itself. Used on its channel's event loop only.
+///
+/// On an accepted connection the proof is the handshake (the peer's certificate chains to the
+/// authority), after which the watcher sends ``PeerIdentified`` down the pipeline and writes one
+/// byte, ``acceptance``, to the peer. On a dialled connection the handshake is not enough: in
+/// TLS 1.3 the dialler finishes its handshake before the acceptor has checked the dialler's
+/// certificate, and a refusal arrives as an alert after. So the dialler waits for the acceptance
+/// byte, and checks that the peer's certificate speaks for `expectedMember`.
 final class TLSHandshakeWatcher: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
+
+    /// Which end of the connection this is.
+    enum Side {
+        case accepted
+        /// `expectedMember`: the member the dialled address belongs to, when known.
+        case dialled(expectedMember: String?)
+    }
+
+    /// The byte an accepting member writes once the dialler's certificate is taken.
+    static let acceptance: UInt8 = 0x06
 
     /// The handshake did not finish within the deadline.
     struct TimedOut: Error, CustomStringConvertible {
@@ -18,6 +35,11 @@ final class TLSHandshakeWatcher: ChannelInboundHandler, RemovableChannelHandler 
         }
     }
 
+    /// The connection closed before the peer proved itself, with no error of its own.
+    struct ClosedEarly: Error, CustomStringConvertible {
+        var description: String { "the connection closed during the TLS handshake" }
+    }
+
     /// Sent down the pipeline once an accepted connection's handshake is done: the member id
     /// the peer's certificate names (nil: it names none), for ``InboundFrameHandler`` to hold
     /// the connection's frames to.
@@ -25,53 +47,29 @@ final class TLSHandshakeWatcher: ChannelInboundHandler, RemovableChannelHandler 
         let memberID: String?
     }
 
-    /// The connection closed before its handshake finished, with no error of its own.
-    struct ClosedEarly: Error, CustomStringConvertible {
-        var description: String { "the connection closed during the TLS handshake" }
-    }
-
+    let side: Side
     let deadline: TimeAmount
-    let completed: EventLoopPromise<any Channel>?
-    let failed: (any Error) -> Void
+    /// Told once how the watch ended: the channel, once the peer proved itself, or why not.
+    let finished: (Result<any Channel, any Error>) -> Void
     private var timer: Scheduled<Void>?
-    private var finished = false
+    private var isFinished = false
 
-    init(deadline: TimeAmount, completed: EventLoopPromise<any Channel>?, failed: @escaping (any Error) -> Void) {
+    init(side: Side, deadline: TimeAmount, finished: @escaping (Result<any Channel, any Error>) -> Void) {
+        self.side = side
         self.deadline = deadline
-        self.completed = completed
-        self.failed = failed
+        self.finished = finished
     }
 
-    /// Whether `error` is what a failed or unfinished handshake raises.
+    /// Whether `error` is what a connection that did not prove itself raises.
     static func isHandshakeFailure(_ error: any Error) -> Bool {
-        if error is TimedOut || error is ClosedEarly || error is BoringSSLError { return true }
-        if let error = error as? NIOSSLError, case .handshakeFailed = error { return true }
-        return false
+        error is TimedOut || error is ClosedEarly || TLSFailure.isTLSError(error)
     }
 
-    /// A failed handshake in words an operator can act on (`dialled`: this member opened the
-    /// connection); any other error as it describes itself.
+    /// A failure in words (``TLSFailure/explain(_:dialled:)``), or the error as it describes itself.
     static func explain(_ error: any Error, dialled: Bool) -> String {
         guard isHandshakeFailure(error) else { return "\(error)" }
-        let text = "\(error)"
-        let reasons: [(String, String)] = [
-            (
-                "CERTIFICATE_VERIFY_FAILED",
-                dialled
-                    ? "its certificate is not signed by the authority of --peer-trusted-ca-file, or does not name the address dialled"
-                    : "its certificate is not signed by the authority of --peer-trusted-ca-file"
-            ),
-            ("UNKNOWN_CA", "it does not trust this member's certificate (signed by another authority)"),
-            ("BAD_CERTIFICATE", "it refused this member's certificate"),
-            ("CERTIFICATE_EXPIRED", "a certificate has expired"),
-            ("PEER_DID_NOT_RETURN_A_CERTIFICATE", "it presented no certificate"),
-            ("CERTIFICATE_REQUIRED", "it wants a certificate this member did not present"),
-            ("WRONG_VERSION_NUMBER", "it does not speak TLS 1.3 (a member started without --peer-cert-file?)"),
-            ("HTTP_REQUEST", "it sent plain text, not TLS (a member started without --peer-cert-file?)"),
-            ("PROTOCOL_VERSION", "it does not speak TLS 1.3"),
-        ]
-        let what = reasons.first { text.contains($0.0) }?.1 ?? text
-        return "TLS handshake failed: \(what)"
+        if error is TimedOut || error is ClosedEarly { return "\(error)" }
+        return "TLS handshake failed: " + TLSFailure.explain(error, dialled: dialled)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -84,7 +82,7 @@ final class TLSHandshakeWatcher: ChannelInboundHandler, RemovableChannelHandler 
     }
 
     private func arm(_ context: ChannelHandlerContext) {
-        guard timer == nil, !finished else { return }
+        guard timer == nil, !isFinished else { return }
         let channel = context.channel
         let deadline = deadline
         timer = context.eventLoop.scheduleTask(in: deadline) {
@@ -97,23 +95,58 @@ final class TLSHandshakeWatcher: ChannelInboundHandler, RemovableChannelHandler 
     /// Ends the watch. Only once the connection was open (armed): a connection that never opened
     /// had no handshake, and its opener is told by the failed connect.
     private func finish(_ outcome: Result<any Channel, any Error>) {
-        guard !finished, timer != nil else { return }
-        finished = true
+        guard !isFinished, timer != nil else { return }
+        isFinished = true
         timer?.cancel()
         timer = nil
-        if case .failure(let error) = outcome { failed(error) }
-        completed?.completeWith(outcome)
+        finished(outcome)
     }
+
+    /// Whether the peer's handshake is done and its certificate taken (the watch may still wait).
+    private var handshakeDone = false
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         guard let tlsEvent = event as? TLSUserEvent, case .handshakeCompleted = tlsEvent else {
             context.fireUserInboundEventTriggered(event)
             return
         }
-        finish(.success(context.channel))
+        handshakeDone = true
         context.fireUserInboundEventTriggered(event)
         let certificate = try? context.pipeline.syncOperations.nioSSL_peerCertificate()
-        context.fireUserInboundEventTriggered(PeerIdentified(memberID: certificate.map(PeerTLS.memberID(of:)) ?? nil))
+        let memberID = certificate.map(PeerTLS.memberID(of:)) ?? nil
+        switch side {
+        case .accepted:
+            guard memberID != nil else {
+                refuse(context, TLSFailure.WrongMember(expected: nil, certified: nil))
+                return
+            }
+            finish(.success(context.channel))
+            context.fireUserInboundEventTriggered(PeerIdentified(memberID: memberID))
+            var byte = context.channel.allocator.buffer(capacity: 1)
+            byte.writeInteger(Self.acceptance)
+            context.writeAndFlush(NIOAny(byte), promise: nil)
+        case .dialled(let expected):
+            if let expected, memberID != expected {
+                refuse(context, TLSFailure.WrongMember(expected: expected, certified: memberID))
+            }
+        }
+    }
+
+    /// Ends the watch with `error` (before anything read after the handshake could end it
+    /// otherwise), tells the handlers behind, and closes the connection.
+    private func refuse(_ context: ChannelHandlerContext, _ error: any Error) {
+        finish(.failure(error))
+        context.fireErrorCaught(error)
+        context.close(promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .dialled = side, handshakeDone, !isFinished {
+            // The acceptor took this member's certificate (nothing else is ever sent this way).
+            finish(.success(context.channel))
+            return
+        }
+        context.fireChannelRead(data)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -1,0 +1,57 @@
+import NIOSSL
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// Reads the PEM files TLS is configured with (the replication port's, the API's), with errors
+/// that name the file and what is wrong with it: missing or unreadable, or not what it should hold.
+public enum PEMFile {
+    /// The certificates in `file` (at least one); `what` names the file in errors ("certificate").
+    public static func certificates(_ file: String, what: String) throws -> [NIOSSLCertificate] {
+        try checkReadable(file, what: what)
+        let certificates: [NIOSSLCertificate]
+        do {
+            certificates = try NIOSSLCertificate.fromPEMFile(file)
+        } catch {
+            throw ReplicationError(
+                .invalidConfiguration, "the \(what) file \(file) does not hold PEM certificates", cause: error)
+        }
+        guard !certificates.isEmpty else {
+            throw ReplicationError(.invalidConfiguration, "the \(what) file \(file) holds no PEM certificate")
+        }
+        return certificates
+    }
+
+    /// The private key in `file`.
+    public static func privateKey(_ file: String) throws -> NIOSSLPrivateKey {
+        try checkReadable(file, what: "private key")
+        do {
+            return try NIOSSLPrivateKey(file: file, format: .pem)
+        } catch {
+            throw ReplicationError(
+                .invalidConfiguration, "the private key file \(file) holds no PEM private key", cause: error)
+        }
+    }
+
+    /// Checks that `configuration` can be used (a key that is not its certificate's cannot).
+    public static func check(_ configuration: TLSConfiguration, certificateFile: String, keyFile: String) throws {
+        do {
+            _ = try NIOSSLContext(configuration: configuration)
+        } catch {
+            throw ReplicationError(
+                .invalidConfiguration,
+                "cannot use the certificate \(certificateFile) with the key \(keyFile) (is it the key of that certificate?)",
+                cause: error)
+        }
+    }
+
+    /// A missing or unreadable file is told as such, not as a file of the wrong content.
+    private static func checkReadable(_ file: String, what: String) throws {
+        guard access(file, R_OK) != 0 else { return }
+        let reason = String(cString: strerror(errno))
+        throw ReplicationError(.invalidConfiguration, "cannot read the \(what) file \(file): \(reason)")
+    }
+}

@@ -4,6 +4,8 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
+import Synchronization
 
 /// Sends a request only the leader can answer (a membership change, a leadership transfer) on to
 /// the leader's API for a member that does not lead, and gives back the leader's answer (its
@@ -33,13 +35,32 @@ enum LeaderRelay {
     /// port; its answer is taken as it is), a short connect timeout (a leader that is gone is
     /// told at once), and a deadline longer than a membership change or a transfer takes (a
     /// transfer waits up to 2 s).
-    static let client = HTTPClient(
-        eventLoopGroupProvider: .singleton,
-        configuration: HTTPClient.Configuration(
-            redirectConfiguration: .disallow,
-            timeout: HTTPClient.Configuration.Timeout(connect: .seconds(1), read: .seconds(10)),
-            decompression: .disabled))
+    static let client = makeClient(tls: nil)
+    /// With API TLS: a client per set of files (one in a process, but for tests), kept for the
+    /// life of the process like the plain one.
+    static let tlsClients = Mutex<[String: HTTPClient]>([:])
     static let deadline = TimeAmount.seconds(10)
+
+    static func makeClient(tls: TLSConfiguration?) -> HTTPClient {
+        HTTPClient(
+            eventLoopGroupProvider: .singleton,
+            configuration: HTTPClient.Configuration(
+                tlsConfiguration: tls,
+                redirectConfiguration: .disallow,
+                timeout: HTTPClient.Configuration.Timeout(connect: .seconds(1), read: .seconds(10)),
+                decompression: .disabled))
+    }
+
+    /// The client for relays from a member whose API runs with `tls` (the leader's does too).
+    static func client(tls: APITLS?) -> HTTPClient {
+        guard let tls else { return client }
+        return tlsClients.withLock { clients in
+            if let client = clients[tls.files] { return client }
+            let client = makeClient(tls: tls.relay)
+            clients[tls.files] = client
+            return client
+        }
+    }
 
     /// Whether `request` came from another member already.
     static func wasRelayed(_ request: Request) -> Bool {
@@ -49,9 +70,9 @@ enum LeaderRelay {
     /// Sends `method path` with `body` to the leader's API at `leaderAPI`.
     static func send(
         _ method: HTTPRequest.Method, _ path: String, body: ByteBuffer?, to leaderAPI: String, from nodeID: String,
-        logger: Logger
+        tls: APITLS?, logger: Logger
     ) async -> Outcome {
-        var request = HTTPClientRequest(url: "http://\(leaderAPI)\(path)")
+        var request = HTTPClientRequest(url: "\(tls == nil ? "http" : "https")://\(leaderAPI)\(path)")
         request.method = HTTPMethod(rawValue: method.rawValue)
         request.headers.add(name: forwardedHeader, value: nodeID)
         if let body {
@@ -59,7 +80,7 @@ enum LeaderRelay {
             request.body = .bytes(body)
         }
         do {
-            let response = try await client.execute(request, timeout: deadline)
+            let response = try await client(tls: tls).execute(request, timeout: deadline)
             let bytes = try await response.body.collect(upTo: 1 << 20)
             var headers = HTTPFields()
             headers[.contentType] = response.headers.first(name: "Content-Type") ?? "application/json"

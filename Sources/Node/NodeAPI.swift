@@ -1,5 +1,7 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import Logging
 import NIOCore
 import Query
@@ -10,14 +12,22 @@ import Store
 /// The node's HTTP/JSON API (documented in docs/api.md): intents, SQL, watch and status.
 /// Handlers parse and answer; the work is done by ``Node``.
 public enum NodeAPI {
-    /// Builds the HTTP server for `node`. `onListening` receives the bound port (useful with port 0).
+    /// Builds the HTTP server for `node` (HTTPS with the configuration's ``APITLS``).
+    /// `onListening` receives the bound port (useful with port 0).
     public static func application(
         node: Node, logger: Logger, onListening: @escaping @Sendable (Int) async -> Void = { _ in }
-    ) -> some ApplicationProtocol {
+    ) throws -> some ApplicationProtocol {
         let router = Router()
         routes(router, node: node)
+        let server: HTTPServerBuilder =
+            if let tls = node.configuration.apiTLS {
+                try .tls(.http1(), tlsConfiguration: tls.server)
+            } else {
+                .http1()
+            }
         return Application(
             router: router,
+            server: server,
             configuration: .init(
                 address: .hostname(node.configuration.apiHost, port: node.configuration.apiPort), serverName: "dwcp"),
             onServerRunning: { channel in
@@ -314,7 +324,7 @@ public enum NodeAPI {
             guard !LeaderRelay.wasRelayed(request), let leaderAPI = error.leaderAPI else { throw error }
             switch await LeaderRelay.send(
                 request.method, request.uri.path, body: body, to: leaderAPI, from: node.configuration.nodeID,
-                logger: node.logger)
+                tls: node.configuration.apiTLS, logger: node.logger)
             {
             case .answered(let response):
                 return response

@@ -8,6 +8,8 @@ public struct NodeConfiguration: Sendable {
     public var apiHost: String
     /// 0 picks a free port (tests); the bound port is reported once the API is up.
     public var apiPort: Int
+    /// HTTPS on the API (and mutual TLS with a trusted authority), or nil for plain HTTP.
+    public var apiTLS: APITLS?
     /// A host to register once the node is up, unless a host of that name exists (`dwcp dev`).
     public var registerHost: HostRegistration?
     /// Limits for `dwcp sql` on this node.

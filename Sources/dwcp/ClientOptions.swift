@@ -1,22 +1,84 @@
 import ArgumentParser
 import Foundation
+import NIOSSL
 import Node
+import Replication
 
-/// Where the node is: `--server HOST:PORT` (or `http://HOST:PORT`), else `$DWCP_SERVER`, else 127.0.0.1:7070.
+/// Where the node is: `--server HOST:PORT` (or `http://` or `https://HOST:PORT`), else
+/// `$DWCP_SERVER`, else 127.0.0.1:7070; and, for an API with TLS, whom to trust and what to show.
 struct ClientOptions: ParsableArguments {
     @Option(
         name: .long,
-        help: "The node's API as HOST:PORT or http://HOST:PORT (default: $DWCP_SERVER, else 127.0.0.1:7070).")
+        help:
+            "The node's API as HOST:PORT, http://HOST:PORT or https://HOST:PORT (default: $DWCP_SERVER, else 127.0.0.1:7070)."
+    )
     var server: String?
 
-    var address: String {
-        server ?? ProcessInfo.processInfo.environment["DWCP_SERVER"].flatMap { $0.isEmpty ? nil : $0 }
-            ?? "127.0.0.1:7070"
+    @Option(
+        name: .long,
+        help:
+            "HTTPS: the authority that signed the node's API certificate (PEM; default: $DWCP_CA_FILE, else the system's)."
+    )
+    var caFile: String?
+
+    @Option(
+        name: .long,
+        help: "HTTPS: this client's certificate, for an API that asks for one (PEM; default: $DWCP_CERT_FILE).")
+    var certFile: String?
+
+    @Option(name: .long, help: "The key of --cert-file (PEM; default: $DWCP_KEY_FILE).")
+    var keyFile: String?
+
+    var address: String { server ?? Self.environment("DWCP_SERVER") ?? "127.0.0.1:7070" }
+
+    static func environment(_ name: String) -> String? {
+        ProcessInfo.processInfo.environment[name].flatMap { $0.isEmpty ? nil : $0 }
     }
 
     func client() throws -> NodeClient {
-        try NodeClient(address: address)
+        try NodeClient(address: address, tls: try tls())
     }
+
+    /// The TLS the options ask for (any of the files, from a flag or the environment), or nil.
+    func tls() throws -> ClientTLS? {
+        let ca = caFile ?? Self.environment("DWCP_CA_FILE")
+        let certificate = certFile ?? Self.environment("DWCP_CERT_FILE")
+        let key = keyFile ?? Self.environment("DWCP_KEY_FILE")
+        guard ca != nil || certificate != nil || key != nil else { return nil }
+        return try ClientTLS(caFile: ca, certificateFile: certificate, keyFile: key)
+    }
+}
+
+/// The CLI's TLS towards a node's API: the authority it trusts (the system's without one) and,
+/// for an API that asks for one, its own certificate and key.
+struct ClientTLS: Sendable {
+    let configuration: TLSConfiguration
+    /// The files, as one key (one HTTP client per set of files).
+    let files: String
+
+    init(caFile: String?, certificateFile: String?, keyFile: String?) throws {
+        guard (certificateFile == nil) == (keyFile == nil) else {
+            throw CLIError(.usage, "a client certificate takes both --cert-file and --key-file")
+        }
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.minimumTLSVersion = .tlsv12
+        do {
+            if let caFile { configuration.trustRoots = .certificates(try PEMFile.certificates(caFile, what: "CA")) }
+            if let certificateFile, let keyFile {
+                let chain = try PEMFile.certificates(certificateFile, what: "certificate")
+                configuration.certificateChain = chain.map { .certificate($0) }
+                configuration.privateKey = .privateKey(try PEMFile.privateKey(keyFile))
+                try PEMFile.check(configuration, certificateFile: certificateFile, keyFile: keyFile)
+            }
+        } catch let error as ReplicationError {
+            throw CLIError(.usage, error.description, cause: error)
+        }
+        self.configuration = configuration
+        files = [caFile ?? "", certificateFile ?? "", keyFile ?? ""].joined(separator: "\n")
+    }
+
+    /// HTTPS with the system's authorities and no client certificate: `https://` alone.
+    static let systemDefault = try! ClientTLS(caFile: nil, certificateFile: nil, keyFile: nil)
 }
 
 /// Options of commands that write an intent.
@@ -46,15 +108,15 @@ func parseAddress(_ text: String) throws -> (host: String, port: Int) {
     return address
 }
 
-/// Parses where a node's API is: `HOST:PORT`, or `http://HOST:PORT` as in a URL.
-func parseServerAddress(_ text: String) throws -> (host: String, port: Int) {
-    if text.lowercased().hasPrefix("https://") {
-        throw CLIError(
-            .usage,
-            "invalid server '\(text)': a node's API speaks plain HTTP (no TLS yet); use HOST:PORT, like 127.0.0.1:7070")
+/// Parses where a node's API is: `HOST:PORT`, or `http://HOST:PORT` or `https://HOST:PORT` as
+/// in a URL; `scheme` is nil when the text names none.
+func parseServerAddress(_ text: String) throws -> (scheme: String?, host: String, port: Int) {
+    for scheme in ["http", "https"] where text.lowercased().hasPrefix(scheme + "://") {
+        var rest = text.dropFirst(scheme.count + 3)
+        if rest.hasSuffix("/") { rest = rest.dropLast() }
+        let (host, port) = try parseAddress(String(rest))
+        return (scheme, host, port)
     }
-    guard text.lowercased().hasPrefix("http://") else { return try parseAddress(text) }
-    var rest = text.dropFirst("http://".count)
-    if rest.hasSuffix("/") { rest = rest.dropLast() }
-    return try parseAddress(String(rest))
+    let (host, port) = try parseAddress(text)
+    return (nil, host, port)
 }

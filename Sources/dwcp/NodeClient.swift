@@ -2,7 +2,10 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOSSL
+import Replication
 import Store
+import Synchronization
 
 /// The CLI's client of a node's HTTP/JSON API. Turns transport failures and error answers into
 /// one-line ``CLIError``s. Requests that carry a request id are retried on connection failures,
@@ -11,19 +14,35 @@ import Store
 struct NodeClient {
     let address: String
     let baseURL: String
+    /// HTTPS with these settings, or nil for plain HTTP.
+    let tls: ClientTLS?
 
-    /// One HTTP client for the process, with a short connect timeout so an unreachable node is
-    /// reported quickly. It lives until the process exits.
-    static let http: HTTPClient = {
-        var configuration = HTTPClient.Configuration()
-        configuration.timeout.connect = .seconds(5)
-        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-    }()
+    /// HTTP clients for the process (plain, and one per set of TLS files), with a short connect
+    /// timeout so an unreachable node is reported quickly. They live until the process exits.
+    static let clients = Mutex<[String: HTTPClient]>([:])
 
-    init(address: String) throws {
-        let (host, port) = try parseServerAddress(address)
+    var http: HTTPClient {
+        Self.clients.withLock { clients in
+            let key = tls?.files ?? "plain"
+            if let client = clients[key] { return client }
+            var configuration = HTTPClient.Configuration(tlsConfiguration: tls?.configuration)
+            configuration.timeout.connect = .seconds(5)
+            let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+            clients[key] = client
+            return client
+        }
+    }
+
+    /// `address` as `--server` takes it; HTTPS when it says `https://` or `tls` is given.
+    init(address: String, tls: ClientTLS? = nil) throws {
+        let (scheme, host, port) = try parseServerAddress(address)
+        if scheme == "http", tls != nil {
+            throw CLIError(
+                .usage, "--server \(address) says http://, but --ca-file, --cert-file or --key-file ask for HTTPS")
+        }
         self.address = address
-        baseURL = "http://\(host.contains(":") ? "[\(host)]" : host):\(port)"
+        self.tls = tls ?? (scheme == "https" ? .systemDefault : nil)
+        baseURL = "\(self.tls == nil ? "http" : "https")://\(host.contains(":") ? "[\(host)]" : host):\(port)"
     }
 
     /// How long a request with retries goes on retrying while the node answers 503: a leader's
@@ -66,7 +85,7 @@ struct NodeClient {
         }
         let response: HTTPClientResponse
         do {
-            response = try await Self.http.execute(request, timeout: .seconds(60))
+            response = try await http.execute(request, timeout: .seconds(60))
         } catch {
             throw unreachable(error)
         }
@@ -102,7 +121,7 @@ struct NodeClient {
             return try await call(method, path, body: body, retries: retries)
         } catch let error as CLIError where error.leaderAPI != nil && error.leaderAPI != address {
             // An address that does not parse leaves the node's own refusal to report.
-            guard let leader = try? NodeClient(address: error.leaderAPI!) else { throw error }
+            guard let leader = try? NodeClient(address: error.leaderAPI!, tls: tls) else { throw error }
             FileHandle.standardError.write(Data("dwcp: \(error.message); asking it there\n".utf8))
             return try await leader.call(method, path, body: body, retries: retries)
         }
@@ -113,7 +132,7 @@ struct NodeClient {
         let request = HTTPClientRequest(url: baseURL + path)
         let response: HTTPClientResponse
         do {
-            response = try await Self.http.execute(request, timeout: .seconds(60))
+            response = try await http.execute(request, timeout: .seconds(60))
         } catch {
             throw unreachable(error)
         }
@@ -151,7 +170,7 @@ struct NodeClient {
         let request = HTTPClientRequest(url: baseURL + path)
         let response: HTTPClientResponse
         do {
-            response = try await Self.http.execute(request, timeout: timeout)
+            response = try await http.execute(request, timeout: timeout)
         } catch {
             throw unreachable(error)
         }
@@ -169,6 +188,20 @@ struct NodeClient {
     }
 
     private func unreachable(_ error: any Error) -> CLIError {
+        if TLSFailure.isTLSError(error) {
+            let hint =
+                tls == nil
+                ? "(is it an HTTPS API? use --server https://HOST:PORT and --ca-file)"
+                : "(see --ca-file, and --cert-file and --key-file for an API that asks for a client certificate)"
+            let reason = TLSFailure.explain(error, dialled: true)
+            return CLIError(.unreachable, "TLS with the node at \(address) failed: \(reason) \(hint)", cause: error)
+        }
+        if tls == nil, let error = error as? HTTPClientError, error == .remoteConnectionClosed {
+            return CLIError(
+                .unreachable,
+                "the node at \(address) closed the connection without answering: if its API speaks HTTPS, use --server https://HOST:PORT and --ca-file",
+                cause: error)
+        }
         let detail = "\(error)".contains("refused") ? "connection refused" : "\(error)"
         return CLIError(
             .unreachable,

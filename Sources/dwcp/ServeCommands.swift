@@ -23,6 +23,8 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Where the HTTP API listens, HOST:PORT.")
     var api = "127.0.0.1:7070"
 
+    @OptionGroup var apiTLS: APITLSOptions
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
@@ -114,6 +116,7 @@ struct Serve: AsyncParsableCommand {
             }
             try agent.validate()
             try runtime.validate()
+            try apiTLS.validate()
         }
     }
 
@@ -122,6 +125,7 @@ struct Serve: AsyncParsableCommand {
         var configuration = NodeConfiguration(
             dataDirectory: dataDir, nodeID: nodeID, region: region, apiHost: host, apiPort: port,
             hostAgent: try agent.configuration(defaultName: nodeID))
+        configuration.apiTLS = try apiTLS.configuration()
         if let listen {
             let (listenHost, listenPort) = try parseAddress(listen)
             var members: [String: String] = [:]
@@ -191,6 +195,8 @@ struct Dev: AsyncParsableCommand {
     @Option(name: .long, help: "Where the HTTP API listens, HOST:PORT.")
     var api = "127.0.0.1:7070"
 
+    @OptionGroup var apiTLS: APITLSOptions
+
     @Option(name: .long, help: "Log level.")
     var logLevel = "info"
 
@@ -201,15 +207,17 @@ struct Dev: AsyncParsableCommand {
     func validate() throws {
         try agent.validate()
         try runtime.validate()
+        try apiTLS.validate()
     }
 
     func run() async throws {
         let (host, port) = try parseAddress(api)
         // The host agent registers this machine as a host when /dev/kvm is usable; without it,
         // or with --no-host-agent, it is not a host (it could not run the VMs placed on it).
-        let configuration = NodeConfiguration(
+        var configuration = NodeConfiguration(
             dataDirectory: dataDir, nodeID: "dev", region: "local", apiHost: host, apiPort: port,
             hostAgent: try agent.configuration(defaultName: hostName()))
+        configuration.apiTLS = try apiTLS.configuration()
         try await runNode(
             configuration, logLevel: Logger.Level(rawValue: logLevel) ?? .info, eventLoops: runtime.eventLoops)
     }
@@ -242,9 +250,10 @@ func runNode(_ configuration: NodeConfiguration, logLevel: Logger.Level, eventLo
     } catch {
         throw CLIError(.refused, "\(error); refusing to start")
     }
-    let api = NodeAPI.application(node: node, logger: logger) { port in
+    let scheme = configuration.apiTLS == nil ? "" : "https://"
+    let api = try NodeAPI.application(node: node, logger: logger) { port in
         let line =
-            "dwcp: node \(configuration.nodeID) (region \(configuration.region)) listening on \(configuration.apiHost):\(port), data \(configuration.dataDirectory)\n"
+            "dwcp: node \(configuration.nodeID) (region \(configuration.region)) listening on \(scheme)\(configuration.apiHost):\(port), data \(configuration.dataDirectory)\n"
         FileHandle.standardOutput.write(Data(line.utf8))
     }
     // Services shut down in reverse order: the node first (which ends open watches), then the API.

@@ -16,7 +16,7 @@ import Testing
         let dir = TemporaryDirectory()
         try await withRunningNode(dir) { node in
             let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-            let app = NodeAPI.application(node: node, logger: .init(label: "api")) { continuation.yield($0) }
+            let app = try NodeAPI.application(node: node, logger: .init(label: "api")) { continuation.yield($0) }
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await app.runService() }
                 defer { group.cancelAll() }

@@ -55,7 +55,8 @@ final class DwcpProcess: @unchecked Sendable {
     func waitForPort(timeout: Duration = .seconds(30)) async throws -> Int {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            if let range = stdout.range(of: #"listening on 127\.0\.0\.1:(\d+)"#, options: .regularExpression) {
+            if let range = stdout.range(of: #"listening on (https://)?127\.0\.0\.1:(\d+)"#, options: .regularExpression)
+            {
                 return Int(stdout[range].split(separator: ":").last!)!
             }
             guard process.isRunning else { throw CLIFailure("dwcp exited early: \(stderr)") }
@@ -129,9 +130,19 @@ func exchange(_ method: HTTPMethod, _ url: String, _ body: String, headers: [Str
     request.method = method
     for (name, value) in headers { request.headers.add(name: name, value: value) }
     request.body = .bytes(ByteBuffer(string: body))
-    let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+    let response = try await httpClient(for: url).execute(request, timeout: .seconds(30))
     let text = String(buffer: try await response.body.collect(upTo: 1 << 24))
     return (Int(response.status.code), text, response.headers)
+}
+
+/// The client for `https://` URLs, set by a test whose nodes serve their API over HTTPS (it trusts
+/// that test's authority and presents its client certificate); tests that use it are serialized.
+let testHTTPSClient = Mutex<HTTPClient?>(nil)
+
+/// The shared client for `http://`, ``testHTTPSClient`` for `https://`.
+func httpClient(for url: String) -> HTTPClient {
+    guard url.hasPrefix("https://") else { return .shared }
+    return testHTTPSClient.withLock { $0 } ?? .shared
 }
 
 func post(_ url: String, _ body: String, headers: [String: String] = [:]) async throws -> (Int, String) {
@@ -291,13 +302,18 @@ func firstDifference(_ a: String, _ b: String) -> String {
             #expect(stderr.split(separator: "\n").count == 1, "\(arguments): \(stderr)")
         }
         for (server, message) in [
-            ("https://\(server)", "no TLS yet"), ("ftp://\(server)", "invalid address 'ftp://"),
-            ("\(server)/v1", "invalid address"), ("bad host:1", "invalid address"),
+            ("ftp://\(server)", "invalid address 'ftp://"), ("\(server)/v1", "invalid address"),
+            ("bad host:1", "invalid address"),
         ] {
             let (status, _, stderr) = try await runCLI(["status", "--server", server], in: dir)
             #expect(status == 64, "--server \(server): \(stderr)")
             #expect(stderr.hasPrefix("dwcp: ") && stderr.contains(message), "\(stderr)")
         }
+        // HTTPS asked of a plain-HTTP node: told, in one line.
+        let (tlsStatus, _, tlsStderr) = try await runCLI(["status", "--server", "https://\(server)"], in: dir)
+        #expect(tlsStatus == 1)
+        #expect(tlsStderr.hasPrefix("dwcp: TLS with the node at https://\(server) failed: it does not speak TLS"))
+        #expect(tlsStderr.split(separator: "\n").count == 1, "\(tlsStderr)")
         let (urlStatus, _, urlStderr) = try await runCLI(["status", "--server", "http://\(server)/"], in: dir)
         #expect(urlStatus == 0, "--server http://\(server)/: \(urlStderr)")
         let closed = try closedPort()

@@ -1,4 +1,6 @@
+import AsyncHTTPClient
 import Foundation
+import NIOSSL
 import Replication
 import TestSupport
 import Testing
@@ -92,5 +94,61 @@ extension RegionProcessTests {
         try await region.stopAll()
         let dumps = try Region.ids.map { try ViewStore(path: dir.file($0) + "/views.sqlite").dump() }
         for dump in dumps.dropFirst() { #expect(dump == dumps[0], "\(firstDifference(dumps[0], dump))") }
+    }
+}
+
+extension RegionProcessTests {
+    @Test(
+        "HTTPS on the API with client certificates: clients of the authority are served, others are not; a follower relays a membership change to the leader over HTTPS; the CLI follows a leader-read refusal to the leader's HTTPS API"
+    )
+    func mutualTLSOnTheAPI() async throws {
+        let dir = TemporaryDirectory()
+        var members = Dictionary(uniqueKeysWithValues: Region.ids.map { ($0, "127.0.0.1") })
+        members["client"] = "127.0.0.1"
+        try makePeerCertificates(in: dir.file("certs"), members)
+        try makePeerCertificates(in: dir.file("stranger"), ["mallory": "127.0.0.1"])
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.trustRoots = .file(dir.file("certs/ca.pem"))
+        tls.certificateChain = [.certificate(try NIOSSLCertificate(file: dir.file("certs/client.pem"), format: .pem))]
+        tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: dir.file("certs/client.key"), format: .pem))
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
+        testHTTPSClient.withLock { $0 = client }
+        defer { testHTTPSClient.withLock { $0 = nil } }
+
+        let region = try Region(dir, certificates: dir.file("certs"), apiTLS: true)
+        let leader = try await region.startAll()
+        #expect(region.processes.withLock { $0[leader]!.stdout }.contains("listening on https://127.0.0.1:"))
+        try await region.addRoomyHost(via: leader)
+
+        // Asked of a follower, sent on to the leader's HTTPS API with the follower's certificate.
+        let added = try await region.onFollower(
+            "/v1/cluster/members", #"{"id":"n9","address":"127.0.0.1:9","learner":true}"#)
+        #expect(added.status == 200 && added.relayed, "\(added)")
+
+        // The CLI: with the authority's client certificate it is served, and follows a refusal
+        // naming the leader's API there, over HTTPS; without one, or with another authority's,
+        // it is told why.
+        let follower = Region.ids.first { $0 != leader && region.base($0) != nil }!
+        let trust = ["--ca-file", dir.file("certs/ca.pem")]
+        let identity = ["--cert-file", dir.file("certs/client.pem"), "--key-file", dir.file("certs/client.key")]
+        let query = ["sql", "SELECT name FROM hosts", "--format", "csv", "--consistency", "leader"]
+        let (status, output, said) = try await runCLI(
+            query + ["--server", "https://" + region.apiAddress(follower)] + trust + identity, in: dir)
+        #expect(status == 0, "\(said)")
+        #expect(output.contains("h1"), "\(output)")
+        #expect(said.contains("asking it there"), "\(said)")
+        let (bare, _, bareSaid) = try await runCLI(
+            ["status", "--server", "https://" + region.apiAddress(leader)] + trust, in: dir)
+        #expect(bare == 1 && bareSaid.contains("it asks for a certificate this side did not present"), "\(bareSaid)")
+        let strange = [
+            "--cert-file", dir.file("stranger/mallory.pem"), "--key-file", dir.file("stranger/mallory.key"),
+        ]
+        let (stranger, _, strangerSaid) = try await runCLI(
+            ["status", "--server", "https://" + region.apiAddress(leader)] + trust + strange, in: dir)
+        #expect(stranger == 1 && strangerSaid.contains("it does not trust this side's certificate"), "\(strangerSaid)")
+        let (plain, _, plainSaid) = try await runCLI(["status", "--server", region.apiAddress(leader)], in: dir)
+        #expect(plain == 1 && plainSaid.contains("if its API speaks HTTPS"), "\(plainSaid)")
+        try await region.stopAll()
+        try await client.shutdown()
     }
 }

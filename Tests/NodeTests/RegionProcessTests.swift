@@ -17,15 +17,22 @@ final class Region: Sendable {
     let extraArguments: [String]
     /// A directory of `scripts/peer-certs.sh` certificates: each member runs mutual TLS with its own.
     let certificates: String?
+    /// With `certificates`: the API speaks HTTPS too, with the member's certificate, and takes
+    /// only clients with a certificate of the same authority.
+    let apiTLS: Bool
     let processes = Mutex<[String: DwcpProcess]>([:])
     let apiPorts = Mutex<[String: Int]>([:])
     static let ids = ["n1", "n2", "n3"]
     static let joiner = "n4"
 
-    init(_ directory: TemporaryDirectory, extraArguments: [String] = [], certificates: String? = nil) throws {
+    init(
+        _ directory: TemporaryDirectory, extraArguments: [String] = [], certificates: String? = nil,
+        apiTLS: Bool = false
+    ) throws {
         self.directory = directory
         self.extraArguments = extraArguments
         self.certificates = certificates
+        self.apiTLS = apiTLS
         replicationPorts = try (Self.ids + [Self.joiner]).map { _ in try closedPort() }
     }
 
@@ -48,6 +55,12 @@ final class Region: Sendable {
                 "--peer-cert-file", "\(certificates)/\(id).pem", "--peer-key-file", "\(certificates)/\(id).key",
                 "--peer-trusted-ca-file", "\(certificates)/ca.pem",
             ]
+            if apiTLS {
+                arguments += [
+                    "--api-cert-file", "\(certificates)/\(id).pem", "--api-key-file", "\(certificates)/\(id).key",
+                    "--api-trusted-ca-file", "\(certificates)/ca.pem",
+                ]
+            }
         }
         return arguments + extraArguments
     }
@@ -83,7 +96,9 @@ final class Region: Sendable {
     /// `id`'s API address, HOST:PORT (it must be running).
     func apiAddress(_ id: String) -> String { "127.0.0.1:\(apiPorts.withLock { $0[id]! })" }
 
-    func base(_ id: String) -> String? { apiPorts.withLock { $0[id] }.map { "http://127.0.0.1:\($0)" } }
+    func base(_ id: String) -> String? {
+        apiPorts.withLock { $0[id] }.map { "\(apiTLS ? "https" : "http")://127.0.0.1:\($0)" }
+    }
 
     func cluster(_ id: String) async -> [String: String] {
         guard let base = base(id), let (status, body) = try? await get(base + "/v1/cluster?timeout_ms=0"), status == 200
@@ -241,7 +256,7 @@ func memberStatuses(_ body: String) throws -> [String: [String: Any]] {
 }
 
 func get(_ url: String) async throws -> (Int, String) {
-    let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: url), timeout: .seconds(10))
+    let response = try await httpClient(for: url).execute(HTTPClientRequest(url: url), timeout: .seconds(10))
     return (Int(response.status.code), String(buffer: try await response.body.collect(upTo: 1 << 24)))
 }
 

@@ -1,0 +1,48 @@
+import NIOSSL
+import Replication
+
+/// TLS on the node's HTTP API (`--api-cert-file`, `--api-key-file`, and optionally
+/// `--api-trusted-ca-file`): the API speaks HTTPS (TLS 1.2 or 1.3) with this node's certificate.
+/// With a trusted authority, a client must also present a certificate that authority signed
+/// (mutual TLS: the authority is who may use the API), and a member sending a request on to its
+/// leader's API (``LeaderRelay``) trusts that authority for the leader's certificate and presents
+/// its own API certificate as its client certificate. Without one, any client may connect, and
+/// relays trust the system's authorities. Every member of a region runs its API with TLS, or none.
+public struct APITLS: Sendable {
+    /// The server side, for the API's listener.
+    public let server: TLSConfiguration
+    /// The client side of a relay to another member's API.
+    let relay: TLSConfiguration
+    /// Whether clients must present a certificate of the trusted authority.
+    public let verifiesClients: Bool
+    /// The files, as one key: relays with the same files share an HTTP client.
+    let files: String
+
+    /// Reads the PEM files; throws a ``ReplicationError`` naming a file that cannot be used.
+    public init(certificateFile: String, privateKeyFile: String, trustedCAFile: String?) throws {
+        let chain = try PEMFile.certificates(certificateFile, what: "API certificate")
+        let key = try PEMFile.privateKey(privateKeyFile)
+        let authorities = try trustedCAFile.map { try PEMFile.certificates($0, what: "API trusted CA") }
+        var server = TLSConfiguration.makeServerConfiguration(
+            certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+        server.minimumTLSVersion = .tlsv12
+        var relay = TLSConfiguration.makeClientConfiguration()
+        relay.minimumTLSVersion = .tlsv12
+        if let authorities {
+            server.certificateVerification = .noHostnameVerification
+            server.trustRoots = .certificates(authorities)
+            relay.trustRoots = .certificates(authorities)
+            relay.certificateChain = chain.map { .certificate($0) }
+            relay.privateKey = .privateKey(key)
+        }
+        // A closing connection waits this long for the client's goodbye (close_notify), not NIO's
+        // 5 s: a node stopping with clients' idle connections open would wait that out.
+        server.shutdownTimeout = .milliseconds(500)
+        relay.shutdownTimeout = .milliseconds(500)
+        try PEMFile.check(server, certificateFile: certificateFile, keyFile: privateKeyFile)
+        self.server = server
+        self.relay = relay
+        verifiesClients = authorities != nil
+        files = [certificateFile, privateKeyFile, trustedCAFile ?? ""].joined(separator: "\n")
+    }
+}

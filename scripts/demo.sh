@@ -99,10 +99,13 @@ run status
 step "the node stops gracefully on SIGTERM"
 kill -TERM $NODE; wait $NODE && echo "node exited cleanly"
 
-step "a three-node region on loopback: one log, replicated by Raft, members talking mutual TLS"
-echo "\$ scripts/peer-certs.sh $DATA/certs n1=127.0.0.1 n2=127.0.0.1 n3=127.0.0.1"
-scripts/peer-certs.sh "$DATA/certs" n1=127.0.0.1 n2=127.0.0.1 n3=127.0.0.1
-echo "made: $(ls "$DATA/certs" | tr "\n" " ")"
+step "a three-node region on loopback: one log, replicated by Raft; mutual TLS between members and on the API"
+echo "\$ scripts/peer-certs.sh $DATA/certs n1=127.0.0.1 n2=127.0.0.1 n3=127.0.0.1 ops=127.0.0.1"
+scripts/peer-certs.sh "$DATA/certs" n1=127.0.0.1 n2=127.0.0.1 n3=127.0.0.1 ops=127.0.0.1
+echo "made: $(ls "$DATA/certs" | tr "\n" " ")(ops: the CLI's client certificate)"
+# The CLI from here on: HTTPS, trusting the region's authority, showing the ops certificate.
+export DWCP_CA_FILE="$DATA/certs/ca.pem" DWCP_CERT_FILE="$DATA/certs/ops.pem" DWCP_KEY_FILE="$DATA/certs/ops.key"
+echo "\$ export DWCP_CA_FILE=\$DATA/certs/ca.pem DWCP_CERT_FILE=\$DATA/certs/ops.pem DWCP_KEY_FILE=\$DATA/certs/ops.key"
 read -r -a PORTS <<< "$(python3 -c '
 import socket
 sockets = [socket.socket() for _ in range(6)]
@@ -116,7 +119,8 @@ start_member() {
     "$DWCP" serve --data-dir "$DATA/n$i" --node-id "n$i" --region eu --api "127.0.0.1:${PORTS[$((i - 1))]}" \
         --listen "127.0.0.1:${PORTS[$((i + 2))]}" "${PEERS[@]}" --no-host-agent --log-level warning \
         --peer-cert-file "$DATA/certs/n$i.pem" --peer-key-file "$DATA/certs/n$i.key" \
-        --peer-trusted-ca-file "$DATA/certs/ca.pem" \
+        --peer-trusted-ca-file "$DATA/certs/ca.pem" --api-cert-file "$DATA/certs/n$i.pem" \
+        --api-key-file "$DATA/certs/n$i.key" --api-trusted-ca-file "$DATA/certs/ca.pem" \
         > "$DATA/n$i.out" 2> "$DATA/n$i.err" &
     MEMBER[$i]=$!
 }
@@ -154,6 +158,9 @@ echo "\$ printf 'not a member' > /dev/tcp/127.0.0.1/${PORTS[$((FOLLOWER + 2))]}"
 printf 'not a member' > "/dev/tcp/127.0.0.1/${PORTS[$((FOLLOWER + 2))]}" || true
 for _ in $(seq 50); do grep -q "TLS handshake failed" "$DATA/n$FOLLOWER.err" && break; sleep 0.1; done
 grep "TLS handshake failed" "$DATA/n$FOLLOWER.err" | head -1 | sed 's/^[^ ]* //'
+echo "and a client without a certificate of the authority gets no answer from the API:"
+echo "\$ DWCP_CERT_FILE= DWCP_KEY_FILE= dwcp status --server $(api "$FOLLOWER")"
+DWCP_CERT_FILE= DWCP_KEY_FILE= "$DWCP" status --server "$(api "$FOLLOWER")" || true
 
 step "kill the leader (n$LEADER) with SIGKILL: the others elect a new one and keep every write"
 kill -KILL "${MEMBER[$LEADER]}"; wait "${MEMBER[$LEADER]}" 2> /dev/null || true
@@ -197,8 +204,8 @@ unset "MEMBER[$NEW_LEADER]"
 run cluster status --server "$(api "${REST[0]}")" --timeout-ms 300
 
 step "what n${REST[0]} saw, in its replication metrics (docs/api.md lists them all)"
-echo "\$ curl -s http://$(api "${REST[0]}")/metrics | grep ..."
-curl -s "http://$(api "${REST[0]}")/metrics" \
+echo "\$ curl -s --cacert \$DWCP_CA_FILE --cert \$DWCP_CERT_FILE --key \$DWCP_KEY_FILE https://$(api "${REST[0]}")/metrics | grep ..."
+curl -s --cacert "$DWCP_CA_FILE" --cert "$DWCP_CERT_FILE" --key "$DWCP_KEY_FILE" "https://$(api "${REST[0]}")/metrics" \
     | grep -E '^dwcp_raft_(has_leader|leader_changes_total|elections_started_total|proposals_retried_total|proposals_parked|snapshots_installed_total)[ {]' \
     | sort
 stop_members

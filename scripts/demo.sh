@@ -100,12 +100,16 @@ step "the node stops gracefully on SIGTERM"
 kill -TERM $NODE; wait $NODE && echo "node exited cleanly"
 
 step "a three-node region on loopback: one log, replicated by Raft; mutual TLS between members and on the API"
-echo "\$ scripts/peer-certs.sh $DATA/certs n1=127.0.0.1 n2=127.0.0.1 n3=127.0.0.1 ops=127.0.0.1"
-scripts/peer-certs.sh "$DATA/certs" n1=127.0.0.1 n2=127.0.0.1 n3=127.0.0.1 ops=127.0.0.1
-echo "made: $(ls "$DATA/certs" | tr "\n" " ")(ops: the CLI's client certificate)"
-# The CLI from here on: HTTPS, trusting the region's authority, showing the ops certificate.
-export DWCP_CA_FILE="$DATA/certs/ca.pem" DWCP_CERT_FILE="$DATA/certs/ops.pem" DWCP_KEY_FILE="$DATA/certs/ops.key"
-echo "\$ export DWCP_CA_FILE=\$DATA/certs/ca.pem DWCP_CERT_FILE=\$DATA/certs/ops.pem DWCP_KEY_FILE=\$DATA/certs/ops.key"
+# Two authorities: one for the replication port (members only), one for the API (members' API
+# certificates and the operators' client certificates), so a client certificate is no member's.
+echo "\$ scripts/peer-certs.sh \$DATA/peer n1=127.0.0.1 n2=127.0.0.1 n3=127.0.0.1"
+scripts/peer-certs.sh "$DATA/peer" n1=127.0.0.1 n2=127.0.0.1 n3=127.0.0.1
+echo "\$ scripts/peer-certs.sh \$DATA/api n1=127.0.0.1 n2=127.0.0.1 n3=127.0.0.1 ops=127.0.0.1"
+scripts/peer-certs.sh "$DATA/api" n1=127.0.0.1 n2=127.0.0.1 n3=127.0.0.1 ops=127.0.0.1
+echo "(ops: the CLI's client certificate)"
+# The CLI from here on: HTTPS, trusting the API's authority, showing the ops certificate.
+export DWCP_CA_FILE="$DATA/api/ca.pem" DWCP_CERT_FILE="$DATA/api/ops.pem" DWCP_KEY_FILE="$DATA/api/ops.key"
+echo "\$ export DWCP_CA_FILE=\$DATA/api/ca.pem DWCP_CERT_FILE=\$DATA/api/ops.pem DWCP_KEY_FILE=\$DATA/api/ops.key"
 read -r -a PORTS <<< "$(python3 -c '
 import socket
 sockets = [socket.socket() for _ in range(6)]
@@ -118,9 +122,9 @@ start_member() {
     local i=$1
     "$DWCP" serve --data-dir "$DATA/n$i" --node-id "n$i" --region eu --api "127.0.0.1:${PORTS[$((i - 1))]}" \
         --listen "127.0.0.1:${PORTS[$((i + 2))]}" "${PEERS[@]}" --no-host-agent --log-level warning \
-        --peer-cert-file "$DATA/certs/n$i.pem" --peer-key-file "$DATA/certs/n$i.key" \
-        --peer-trusted-ca-file "$DATA/certs/ca.pem" --api-cert-file "$DATA/certs/n$i.pem" \
-        --api-key-file "$DATA/certs/n$i.key" --api-trusted-ca-file "$DATA/certs/ca.pem" \
+        --peer-cert-file "$DATA/peer/n$i.pem" --peer-key-file "$DATA/peer/n$i.key" \
+        --peer-trusted-ca-file "$DATA/peer/ca.pem" --api-cert-file "$DATA/api/n$i.pem" \
+        --api-key-file "$DATA/api/n$i.key" --api-trusted-ca-file "$DATA/api/ca.pem" \
         > "$DATA/n$i.out" 2> "$DATA/n$i.err" &
     MEMBER[$i]=$!
 }

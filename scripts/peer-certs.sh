@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Makes what mutual TLS on the replication port needs: a region's own certificate authority and,
-# for each member, a certificate it signed and its key.
+# Makes what mutual TLS needs: a certificate authority and, for each name, a certificate it
+# signed and its key, for both server and client use. For the replication port: the members
+# (--peer-cert-file ...); for the API, with an authority of its own in another DIR: the members'
+# API certificates (--api-cert-file ...) and the clients' (the CLI's --cert-file ...).
 #
 #   scripts/peer-certs.sh DIR ID=HOST [ID=HOST ...]
 #

@@ -42,13 +42,14 @@ enum LeaderRelay {
     static let deadline = TimeAmount.seconds(10)
 
     static func makeClient(tls: TLSConfiguration?) -> HTTPClient {
-        HTTPClient(
-            eventLoopGroupProvider: .singleton,
-            configuration: HTTPClient.Configuration(
-                tlsConfiguration: tls,
-                redirectConfiguration: .disallow,
-                timeout: HTTPClient.Configuration.Timeout(connect: .seconds(1), read: .seconds(10)),
-                decompression: .disabled))
+        var configuration = HTTPClient.Configuration(
+            tlsConfiguration: tls,
+            redirectConfiguration: .disallow,
+            timeout: HTTPClient.Configuration.Timeout(connect: .seconds(1), read: .seconds(10)),
+            decompression: .disabled)
+        // A handshake the leader refuses fails the same way again: told at once, not retried for 1 s.
+        if tls != nil { configuration.connectionPool.retryConnectionEstablishment = false }
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
     /// The client for relays from a member whose API runs with `tls` (the leader's does too).
@@ -95,9 +96,16 @@ enum LeaderRelay {
         }
     }
 
-    /// Whether `error` says no connection was made (so nothing was sent).
+    /// Whether `error` says no connection was made (so nothing was sent): a refused connection,
+    /// or a TLS handshake that failed (a request is sent only after it). A TLS connection that
+    /// broke off later (`uncleanShutdown`: a leader that crashed mid-request) may have carried it.
     static func neverConnected(_ error: any Error) -> Bool {
         if error is NIOConnectionError { return true }
+        if let error = error as? NIOSSLError {
+            if case .handshakeFailed = error { return true }
+            return false
+        }
+        if error is BoringSSLError || error is NIOSSLExtraError { return true }
         if let error = error as? HTTPClientError, error == .connectTimeout { return true }
         if let error = error as? IOError {
             return [ECONNREFUSED, EHOSTUNREACH, ENETUNREACH].contains(error.errnoCode)

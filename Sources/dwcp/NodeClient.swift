@@ -13,6 +13,8 @@ import Synchronization
 /// it answered), which is safe because the node applies a request id once.
 struct NodeClient {
     let address: String
+    let host: String
+    let port: Int
     let baseURL: String
     /// HTTPS with these settings, or nil for plain HTTP.
     let tls: ClientTLS?
@@ -27,6 +29,8 @@ struct NodeClient {
             if let client = clients[key] { return client }
             var configuration = HTTPClient.Configuration(tlsConfiguration: tls?.configuration)
             configuration.timeout.connect = .seconds(5)
+            // A refused handshake fails the same way again: told at once, not retried for 5 s.
+            if tls != nil { configuration.connectionPool.retryConnectionEstablishment = false }
             let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
             clients[key] = client
             return client
@@ -38,9 +42,13 @@ struct NodeClient {
         let (scheme, host, port) = try parseServerAddress(address)
         if scheme == "http", tls != nil {
             throw CLIError(
-                .usage, "--server \(address) says http://, but --ca-file, --cert-file or --key-file ask for HTTPS")
+                .usage,
+                "--server \(address) says http://, but --ca-file, --cert-file or --key-file (or DWCP_CA_FILE, DWCP_CERT_FILE, DWCP_KEY_FILE) ask for HTTPS"
+            )
         }
         self.address = address
+        self.host = host
+        self.port = port
         self.tls = tls ?? (scheme == "https" ? .systemDefault : nil)
         baseURL = "\(self.tls == nil ? "http" : "https")://\(host.contains(":") ? "[\(host)]" : host):\(port)"
     }
@@ -119,12 +127,18 @@ struct NodeClient {
     {
         do {
             return try await call(method, path, body: body, retries: retries)
-        } catch let error as CLIError where error.leaderAPI != nil && error.leaderAPI != address {
+        } catch let error as CLIError where isElsewhere(error.leaderAPI) {
             // An address that does not parse leaves the node's own refusal to report.
             guard let leader = try? NodeClient(address: error.leaderAPI!, tls: tls) else { throw error }
             FileHandle.standardError.write(Data("dwcp: \(error.message); asking it there\n".utf8))
             return try await leader.call(method, path, body: body, retries: retries)
         }
+    }
+
+    /// Whether `leaderAPI` (HOST:PORT, as a refusal names it) is another node than this one.
+    private func isElsewhere(_ leaderAPI: String?) -> Bool {
+        guard let leaderAPI, let (_, host, port) = try? parseServerAddress(leaderAPI) else { return false }
+        return host != self.host || port != self.port
     }
 
     /// Streams a newline-delimited JSON answer, calling `line` for each line.
@@ -196,7 +210,9 @@ struct NodeClient {
             let reason = TLSFailure.explain(error, dialled: true)
             return CLIError(.unreachable, "TLS with the node at \(address) failed: \(reason) \(hint)", cause: error)
         }
-        if tls == nil, let error = error as? HTTPClientError, error == .remoteConnectionClosed {
+        // A TLS server closes on plain text (GET, POST, PUT), or answers it with an alert the HTTP
+        // parser cannot read (DELETE).
+        if tls == nil, (error as? HTTPClientError) == .remoteConnectionClosed || error is HTTPParserError {
             return CLIError(
                 .unreachable,
                 "the node at \(address) closed the connection without answering: if its API speaks HTTPS, use --server https://HOST:PORT and --ca-file",

@@ -113,8 +113,19 @@ extension RegionProcessTests {
         tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: dir.file("certs/client.key"), format: .pem))
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
         testHTTPSClient.withLock { $0 = client }
-        defer { testHTTPSClient.withLock { $0 = nil } }
+        // (A client dropped before its shutdown stops the whole test process.)
+        do {
+            try await apiTLSSteps(dir)
+        } catch {
+            testHTTPSClient.withLock { $0 = nil }
+            try await client.shutdown()
+            throw error
+        }
+        testHTTPSClient.withLock { $0 = nil }
+        try await client.shutdown()
+    }
 
+    private func apiTLSSteps(_ dir: TemporaryDirectory) async throws {
         let region = try Region(dir, certificates: dir.file("certs"), apiTLS: true)
         let leader = try await region.startAll()
         #expect(region.processes.withLock { $0[leader]!.stdout }.contains("listening on https://127.0.0.1:"))
@@ -149,6 +160,5 @@ extension RegionProcessTests {
         let (plain, _, plainSaid) = try await runCLI(["status", "--server", region.apiAddress(leader)], in: dir)
         #expect(plain == 1 && plainSaid.contains("if its API speaks HTTPS"), "\(plainSaid)")
         try await region.stopAll()
-        try await client.shutdown()
     }
 }

@@ -2,12 +2,13 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 import Synchronization
 
 // bench/region: small writes to a three-node DWCP region against a three-node etcd cluster, both
 // on loopback on this machine, in the same run, driven by the same HTTP client and load.
 //
-//   dwcp-bench-region [--seconds S] [--rounds R] [--clients 1,64]
+//   dwcp-bench-region [--seconds S] [--rounds R] [--clients 1,64] [--peer-tls] [--client-tls]
 //
 // For each client count and round: every client writes in a closed loop for S seconds (after a
 // one-second warm-up) and each acknowledged write's latency is recorded.
@@ -30,6 +31,9 @@ struct Options {
     /// Mutual TLS between the members of both systems (`--peer-tls`): certificates of one
     /// authority from scripts/peer-certs.sh; the clients still speak plain HTTP to the leader.
     var peerTLS = false
+    /// HTTPS with client certificates between the clients and the leader, for both systems
+    /// (`--client-tls`): DWCP with --api-trusted-ca-file, etcd with --client-cert-auth.
+    var clientTLS = false
 
     init(_ arguments: [String]) {
         var i = 1
@@ -45,8 +49,10 @@ struct Options {
             case "--clients":
                 clients = value().split(separator: ",").map { Int($0) ?? { fail("invalid --clients") }() }
             case "--peer-tls": peerTLS = true
+            case "--client-tls": clientTLS = true
             case "-h", "--help":
-                print("usage: dwcp-bench-region [--seconds S] [--rounds R] [--clients 1,64] [--peer-tls]")
+                print(
+                    "usage: dwcp-bench-region [--seconds S] [--rounds R] [--clients 1,64] [--peer-tls] [--client-tls]")
                 exit(0)
             default: fail("unknown argument \(arguments[i])")
             }
@@ -125,12 +131,14 @@ func cpuSample(_ system: any System) -> (leader: Double, followers: Double, clie
 
 struct DWCPRegion: System {
     let name = "dwcp"
+    /// `http` or `https`.
+    let scheme: String
     let leaderAPI: String
     let leaderPID: Int32
     let followerPIDs: [Int32]
 
     func write(client: Int, sequence: Int, http: HTTPClient) async throws {
-        var request = HTTPClientRequest(url: "http://\(leaderAPI)/v1/hosts/h\(client)/labels")
+        var request = HTTPClientRequest(url: "\(scheme)://\(leaderAPI)/v1/hosts/h\(client)/labels")
         request.method = .PUT
         request.body = .bytes(ByteBuffer(string: #"{"labels":{"k":"v\#(sequence)"}}"#))
         try await expectOK(request, from: name, http: http)
@@ -139,12 +147,14 @@ struct DWCPRegion: System {
 
 struct EtcdCluster: System {
     let name = "etcd"
+    /// `http` or `https`.
+    let scheme: String
     let leaderClient: String
     let leaderPID: Int32
     let followerPIDs: [Int32]
 
     func write(client: Int, sequence: Int, http: HTTPClient) async throws {
-        var request = HTTPClientRequest(url: "http://\(leaderClient)/v3/kv/put")
+        var request = HTTPClientRequest(url: "\(scheme)://\(leaderClient)/v3/kv/put")
         request.method = .POST
         let key = Data("k\(client)".utf8).base64EncodedString()
         let value = Data("v\(sequence)".utf8).base64EncodedString()
@@ -237,10 +247,12 @@ func measure(_ system: any System, clients: Int, seconds: Double, http: HTTPClie
 func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
 
 func get(_ url: String, http: HTTPClient) async -> String? {
-    guard let response = try? await http.execute(HTTPClientRequest(url: url), timeout: .seconds(2)),
-        let body = try? await response.body.collect(upTo: 1 << 20)
-    else { return nil }
-    return String(buffer: body)
+    do {
+        let response = try await http.execute(HTTPClientRequest(url: url), timeout: .seconds(2))
+        return String(buffer: try await response.body.collect(upTo: 1 << 20))
+    } catch {
+        return nil
+    }
 }
 
 func post(_ url: String, _ body: String, http: HTTPClient) async -> (Int, String)? {
@@ -280,21 +292,31 @@ func makeCertificates(_ members: [String], in directory: String) throws {
     guard process.terminationStatus == 0 else { throw BenchError("\(script) failed (is openssl installed?)") }
 }
 
+/// `certificates`: members' certificates for mutual TLS between them (`peerTLS`) and on the API
+/// (`clientTLS`).
 func startDWCP(
-    binary: String, directory: String, hosts: Int, http: HTTPClient, servers: ServerList, certificates: String?
+    binary: String, directory: String, hosts: Int, http: HTTPClient, servers: ServerList, certificates: String?,
+    peerTLS: Bool, clientTLS: Bool
 ) async throws -> DWCPRegion {
+    let scheme = clientTLS ? "https" : "http"
     let ids = ["n1", "n2", "n3"]
     let replication = ids.map { _ in freePort() }
     let api = ids.map { _ in freePort() }
     let peers = zip(ids, replication).flatMap { ["--peer", "\($0)@127.0.0.1:\($1)"] }
     for (position, id) in ids.enumerated() {
-        let tls =
-            certificates.map {
-                [
-                    "--peer-cert-file", "\($0)/\(id).pem", "--peer-key-file", "\($0)/\(id).key",
-                    "--peer-trusted-ca-file", "\($0)/ca.pem",
-                ]
-            } ?? []
+        var tls: [String] = []
+        if let certificates, peerTLS {
+            tls += [
+                "--peer-cert-file", "\(certificates)/\(id).pem", "--peer-key-file", "\(certificates)/\(id).key",
+                "--peer-trusted-ca-file", "\(certificates)/ca.pem",
+            ]
+        }
+        if let certificates, clientTLS {
+            tls += [
+                "--api-cert-file", "\(certificates)/\(id).pem", "--api-key-file", "\(certificates)/\(id).key",
+                "--api-trusted-ca-file", "\(certificates)/ca.pem",
+            ]
+        }
         servers.add(
             try Server(
                 binary,
@@ -309,20 +331,20 @@ func startDWCP(
         for (position, port) in api.enumerated() {
             // The node's own role, at the top of its status (its `members` list names the leader
             // on every node, so a search of the whole text would pick any node).
-            if let status = await get("http://127.0.0.1:\(port)/v1/cluster?timeout_ms=0", http: http),
+            if let status = await get("\(scheme)://127.0.0.1:\(port)/v1/cluster?timeout_ms=0", http: http),
                 let object = try? JSONSerialization.jsonObject(with: Data(status.utf8)) as? [String: Any],
                 object["role"] as? String == "leader"
             {
                 let leader = "127.0.0.1:\(port)"
                 for client in 0..<hosts {
                     let body = #"{"name":"h\#(client)","region":"eu","cpus":64,"memory_bytes":274877906944}"#
-                    guard let (code, text) = await post("http://\(leader)/v1/hosts", body, http: http), code == 200
+                    guard let (code, text) = await post("\(scheme)://\(leader)/v1/hosts", body, http: http), code == 200
                     else { throw BenchError("dwcp: cannot add host h\(client)") }
                     _ = text
                 }
                 let pids = servers.pids(named: ids)
                 return DWCPRegion(
-                    leaderAPI: leader, leaderPID: pids[position],
+                    scheme: scheme, leaderAPI: leader, leaderPID: pids[position],
                     followerPIDs: pids.enumerated().filter { $0.offset != position }.map(\.element))
             }
         }
@@ -332,30 +354,38 @@ func startDWCP(
 }
 
 func startEtcd(
-    binary: String, directory: String, http: HTTPClient, servers: ServerList, certificates: String?
+    binary: String, directory: String, http: HTTPClient, servers: ServerList, certificates: String?,
+    peerTLS: Bool, clientTLS: Bool
 ) async throws -> EtcdCluster {
     let names = ["e1", "e2", "e3"]
     let peer = names.map { _ in freePort() }
     let client = names.map { _ in freePort() }
-    let scheme = certificates == nil ? "http" : "https"
-    let cluster = zip(names, peer).map { "\($0)=\(scheme)://127.0.0.1:\($1)" }.joined(separator: ",")
+    let peerScheme = peerTLS ? "https" : "http"
+    let scheme = clientTLS ? "https" : "http"
+    let cluster = zip(names, peer).map { "\($0)=\(peerScheme)://127.0.0.1:\($1)" }.joined(separator: ",")
     for (position, name) in names.enumerated() {
-        let tls =
-            certificates.map {
-                [
-                    "--peer-cert-file", "\($0)/\(name).pem", "--peer-key-file", "\($0)/\(name).key",
-                    "--peer-trusted-ca-file", "\($0)/ca.pem", "--peer-client-cert-auth",
-                ]
-            } ?? []
+        var tls: [String] = []
+        if let certificates, peerTLS {
+            tls += [
+                "--peer-cert-file", "\(certificates)/\(name).pem", "--peer-key-file", "\(certificates)/\(name).key",
+                "--peer-trusted-ca-file", "\(certificates)/ca.pem", "--peer-client-cert-auth",
+            ]
+        }
+        if let certificates, clientTLS {
+            tls += [
+                "--cert-file", "\(certificates)/\(name).pem", "--key-file", "\(certificates)/\(name).key",
+                "--trusted-ca-file", "\(certificates)/ca.pem", "--client-cert-auth",
+            ]
+        }
         servers.add(
             try Server(
                 binary,
                 [
                     "--name", name, "--data-dir", "\(directory)/etcd-\(name)",
-                    "--listen-client-urls", "http://127.0.0.1:\(client[position])",
-                    "--advertise-client-urls", "http://127.0.0.1:\(client[position])",
-                    "--listen-peer-urls", "\(scheme)://127.0.0.1:\(peer[position])",
-                    "--initial-advertise-peer-urls", "\(scheme)://127.0.0.1:\(peer[position])",
+                    "--listen-client-urls", "\(scheme)://127.0.0.1:\(client[position])",
+                    "--advertise-client-urls", "\(scheme)://127.0.0.1:\(client[position])",
+                    "--listen-peer-urls", "\(peerScheme)://127.0.0.1:\(peer[position])",
+                    "--initial-advertise-peer-urls", "\(peerScheme)://127.0.0.1:\(peer[position])",
                     "--initial-cluster", cluster, "--initial-cluster-state", "new",
                     "--initial-cluster-token", "dwcp-bench", "--log-level", "warn",
                 ] + tls, log: "\(directory)/etcd-\(name).log", name: name))
@@ -364,14 +394,15 @@ func startEtcd(
     while ContinuousClock.now < deadline {
         for (position, port) in client.enumerated() {
             // The member whose id is the leader's id leads.
-            if let (code, status) = await post("http://127.0.0.1:\(port)/v3/maintenance/status", "{}", http: http),
+            if let (code, status) = await post(
+                "\(scheme)://127.0.0.1:\(port)/v3/maintenance/status", "{}", http: http),
                 code == 200,
                 let member = status.firstMatch(of: #/"member_id":"(\d+)"/#)?.output.1,
                 let leader = status.firstMatch(of: #/"leader":"(\d+)"/#)?.output.1, member == leader
             {
                 let pids = servers.pids(named: names)
                 return EtcdCluster(
-                    leaderClient: "127.0.0.1:\(port)", leaderPID: pids[position],
+                    scheme: scheme, leaderClient: "127.0.0.1:\(port)", leaderPID: pids[position],
                     followerPIDs: pids.enumerated().filter { $0.offset != position }.map(\.element))
             }
         }
@@ -395,22 +426,37 @@ else {
 let directory = NSTemporaryDirectory() + "dwcp-bench-region-\(UUID().uuidString.prefix(8))"
 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
 
+var certificates: String?
+if options.peerTLS || options.clientTLS {
+    certificates = directory + "/certs"
+    do {
+        try makeCertificates(["n1", "n2", "n3", "e1", "e2", "e3", "bench"], in: directory + "/certs")
+    } catch {
+        fail("\(error)")
+    }
+}
 var configuration = HTTPClient.Configuration()
 configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 128)
+if options.clientTLS, let certificates {
+    // Both systems' APIs ask for a client certificate of the authority; one handshake per connection.
+    var tls = TLSConfiguration.makeClientConfiguration()
+    tls.trustRoots = .file(certificates + "/ca.pem")
+    tls.certificateChain = try NIOSSLCertificate.fromPEMFile(certificates + "/bench.pem").map { .certificate($0) }
+    tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: certificates + "/bench.key", format: .pem))
+    configuration.tlsConfiguration = tls
+}
 let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
 let servers = ServerList()
 do {
-    var certificates: String?
-    if options.peerTLS {
-        certificates = directory + "/certs"
-        try makeCertificates(["n1", "n2", "n3", "e1", "e2", "e3"], in: directory + "/certs")
-    }
     let dwcp = try await startDWCP(
         binary: dwcpBinary, directory: directory, hosts: options.clients.max()!, http: http, servers: servers,
-        certificates: certificates)
+        certificates: certificates, peerTLS: options.peerTLS, clientTLS: options.clientTLS)
     let etcd = try await startEtcd(
-        binary: etcdBinary, directory: directory, http: http, servers: servers, certificates: certificates)
-    let security = options.peerTLS ? ", mutual TLS between members" : ""
+        binary: etcdBinary, directory: directory, http: http, servers: servers, certificates: certificates,
+        peerTLS: options.peerTLS, clientTLS: options.clientTLS)
+    let security =
+        (options.peerTLS ? ", mutual TLS between members" : "")
+        + (options.clientTLS ? ", HTTPS with client certificates to the leader" : "")
     print(
         "bench/region: 3-node DWCP region vs 3-node etcd (\(etcdBinary)), loopback\(security), \(options.rounds) rounds of \(options.seconds) s"
     )

@@ -27,7 +27,10 @@ public enum TLSFailure {
         }
         let text = "\(error)"
         let reasons: [(String, String)] = [
-            ("CERTIFICATE_VERIFY_FAILED", "its certificate is not signed by the authority this side trusts"),
+            (
+                "CERTIFICATE_VERIFY_FAILED",
+                "its certificate did not verify against the authority this side trusts (another authority's, expired, or not for this use)"
+            ),
             ("UNKNOWN_CA", "it does not trust this side's certificate (signed by another authority)"),
             ("BAD_CERTIFICATE", "it refused this side's certificate"),
             ("CERTIFICATE_EXPIRED", "a certificate has expired"),

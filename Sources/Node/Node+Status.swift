@@ -14,6 +14,12 @@ public struct NodeStatus: Sendable, Codable {
     /// This dwcp's version, and the schema version of its views.
     public var version: String
     public var schemaVersion: String
+    /// How the API is secured: `plain` (HTTP), `https`, or `mutual` (HTTPS taking only clients
+    /// with a certificate of its trusted authority).
+    public var apiTLS: String
+    /// How the replication port is secured: `plain`, `mutual` (TLS between members), or `none`
+    /// (a single node without one).
+    public var replicationTLS: String
 
     enum CodingKeys: String, CodingKey {
         case nodeID = "node_id"
@@ -26,6 +32,8 @@ public struct NodeStatus: Sendable, Codable {
         case logMapBytes = "log_map_bytes"
         case version
         case schemaVersion = "schema_version"
+        case apiTLS = "api_tls"
+        case replicationTLS = "replication_tls"
     }
 }
 
@@ -39,6 +47,8 @@ extension Node {
             nodeID: configuration.nodeID, region: configuration.region, dataDirectory: configuration.dataDirectory,
             firstIndex: log.firstIndex, lastIndex: log.lastIndex, commitIndex: consensus.committed.value,
             appliedIndex: applied.value, logMapBytes: log.mapSize, version: Node.version,
-            schemaVersion: ViewStore.schemaVersion)
+            schemaVersion: ViewStore.schemaVersion,
+            apiTLS: configuration.apiTLS.map { $0.verifiesClients ? "mutual" : "https" } ?? "plain",
+            replicationTLS: configuration.replication.map { $0.tls == nil ? "plain" : "mutual" } ?? "none")
     }
 }

@@ -1,7 +1,7 @@
 import ArgumentParser
 
 /// `dwcp status`: the node's id, region, log and applied indexes, data directory, dwcp and views
-/// schema version.
+/// schema version, and how its API and replication port are secured.
 struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Show a node's status.")
 
@@ -19,9 +19,10 @@ struct Status: AsyncParsableCommand {
         for (label, key) in [
             ("node", "node_id"), ("region", "region"), ("data dir", "data_dir"), ("first index", "first_index"),
             ("last index", "last_index"), ("commit index", "commit_index"), ("applied index", "applied_index"),
-            ("version", "version"), ("views schema", "schema_version"),
+            ("version", "version"), ("views schema", "schema_version"), ("api TLS", "api_tls"),
+            ("replication TLS", "replication_tls"),
         ] {
-            print("\(label.padding(toLength: 14, withPad: " ", startingAt: 0))\(status[key]?.stringValue ?? "?")")
+            print("\(label.padding(toLength: 16, withPad: " ", startingAt: 0))\(status[key]?.stringValue ?? "?")")
         }
     }
 }

@@ -348,9 +348,11 @@ func firstDifference(_ a: String, _ b: String) -> String {
         #expect(out.split(separator: "\n").count == 3)
         #expect(out.hasPrefix(#"{"log_index":1,"term":1,"kind":"host.added""#))
         (status, out, _) = try await runCLI(["status"] + server, in: dir)
-        #expect(out.contains("applied index 3"))
+        #expect(out.contains("applied index   3"))
         #expect(
-            out.contains("version       \(Node.version)") && out.contains("views schema  \(Schema.version)"), "\(out)")
+            out.contains("version         \(Node.version)") && out.contains("views schema    \(Schema.version)"),
+            "\(out)")
+        #expect(out.contains("api TLS         plain") && out.contains("replication TLS none"), "\(out)")
         // A request id travels whole in a URL's query, whatever it holds.
         (status, out, err) = try await runCLI(
             ["vm", "delete", "web-1", "--request-id", "retry 1&x=#2+"] + server, in: dir)

@@ -129,6 +129,10 @@ extension RegionProcessTests {
         let region = try Region(dir, certificates: dir.file("certs"), apiTLS: true)
         let leader = try await region.startAll()
         #expect(region.processes.withLock { $0[leader]!.stdout }.contains("listening on https://127.0.0.1:"))
+        let (_, nodeStatus) = try await get(region.base(leader)! + "/v1/status")
+        #expect(
+            nodeStatus.contains(#""api_tls":"mutual""#) && nodeStatus.contains(#""replication_tls":"mutual""#),
+            "\(nodeStatus)")
         try await region.addRoomyHost(via: leader)
 
         // Asked of a follower, sent on to the leader's HTTPS API with the follower's certificate.

@@ -231,7 +231,7 @@ import Testing
         for channel in silent { try? await channel.close() }
         let member = Self.sender(group, try certificates.tls("a"))
         #expect(try await Self.delivers(from: member, to: receiver))
-        #expect(receiver.transport.unproven.withLock { $0.isEmpty })
+        #expect(try await Self.eventually { receiver.transport.unproven.withLock { $0.isEmpty } })
         await member.close()
         await receiver.transport.close()
         try await group.shutdownGracefully()

@@ -163,6 +163,15 @@ extension RegionProcessTests {
         #expect(stranger == 1 && strangerSaid.contains("it does not trust this side's certificate"), "\(strangerSaid)")
         let (plain, _, plainSaid) = try await runCLI(["status", "--server", region.apiAddress(leader)], in: dir)
         #expect(plain == 1 && plainSaid.contains("if its API speaks HTTPS"), "\(plainSaid)")
+        // A DELETE in plain text gets an alert, not a closed connection: told alike.
+        let (plainDelete, _, plainDeleteSaid) = try await runCLI(
+            ["host", "remove", "h9", "--server", region.apiAddress(leader)], in: dir)
+        #expect(plainDelete == 1 && plainDeleteSaid.contains("if its API speaks HTTPS"), "\(plainDeleteSaid)")
+        // Members stop promptly: a closing TLS connection waits 0.5 s at most for the peer's goodbye
+        // (NIO's default of 5 s made each member's stop wait that out with the client's idle connections).
+        let stopping = ContinuousClock.now
         try await region.stopAll()
+        #expect(
+            stopping.duration(to: .now) < .seconds(10), "stopping three members took \(stopping.duration(to: .now))")
     }
 }

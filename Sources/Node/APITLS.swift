@@ -11,12 +11,18 @@ import Replication
 public struct APITLS: Sendable {
     /// The server side, for the API's listener.
     public let server: TLSConfiguration
+    /// ``server`` as a context, made once for every connection until a reload.
+    let serverContext: NIOSSLContext
     /// The client side of a relay to another member's API.
     let relay: TLSConfiguration
     /// Whether clients must present a certificate of the trusted authority.
     public let verifiesClients: Bool
-    /// The files, as one key: relays with the same files share an HTTP client.
+    /// This load of the files, as one key: relays share an HTTP client until a reload.
     let files: String
+    /// The files it was read from, to read again (``reloaded()``).
+    public let certificateFile: String
+    public let privateKeyFile: String
+    public let trustedCAFile: String?
 
     /// Reads the PEM files; throws a ``ReplicationError`` naming a file that cannot be used.
     public init(certificateFile: String, privateKeyFile: String, trustedCAFile: String?) throws {
@@ -41,8 +47,19 @@ public struct APITLS: Sendable {
         relay.shutdownTimeout = .milliseconds(500)
         try PEMFile.check(server, certificateFile: certificateFile, keyFile: privateKeyFile)
         self.server = server
+        serverContext = try NIOSSLContext(configuration: server)
         self.relay = relay
         verifiesClients = authorities != nil
-        files = [certificateFile, privateKeyFile, trustedCAFile ?? ""].joined(separator: "\n")
+        // (A key of its own per load: a relay after a reload presents the new certificate.)
+        files = [certificateFile, privateKeyFile, trustedCAFile ?? "", "\(UInt64.random(in: 0...UInt64.max))"]
+            .joined(separator: "\n")
+        self.certificateFile = certificateFile
+        self.privateKeyFile = privateKeyFile
+        self.trustedCAFile = trustedCAFile
+    }
+
+    /// The same files read again (a certificate renewed in place).
+    public func reloaded() throws -> APITLS {
+        try APITLS(certificateFile: certificateFile, privateKeyFile: privateKeyFile, trustedCAFile: trustedCAFile)
     }
 }

@@ -48,7 +48,7 @@ extension Node {
             firstIndex: log.firstIndex, lastIndex: log.lastIndex, commitIndex: consensus.committed.value,
             appliedIndex: applied.value, logMapBytes: log.mapSize, version: Node.version,
             schemaVersion: ViewStore.schemaVersion,
-            apiTLS: configuration.apiTLS.map { $0.verifiesClients ? "mutual" : "https" } ?? "plain",
+            apiTLS: apiTLS.map { $0.verifiesClients ? "mutual" : "https" } ?? "plain",
             replicationTLS: configuration.replication.map { $0.tls == nil ? "plain" : "mutual" } ?? "none")
     }
 }

@@ -34,6 +34,8 @@ public final class Node: Service, Sendable {
     public let metrics: NodeMetrics
     /// Intent requests being answered now: a graceful stop waits for them (``drainIntents(timeout:)``).
     let intentsInFlight = Mutex(0)
+    /// The API's TLS now: the configuration's, until ``reloadCertificates()`` replaces it.
+    let currentAPITLS: Mutex<APITLS?>
 
     /// Opens the node's data directory: verifies every log entry, upgrades views (and the
     /// snapshot they start from) written by an earlier dwcp, and rebuilds the views when they are
@@ -50,6 +52,7 @@ public final class Node: Service, Sendable {
     {
         self.configuration = configuration
         self.logger = logger
+        currentAPITLS = Mutex(configuration.apiTLS)
         try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
         metrics = NodeMetrics()
         log = try LogStore(path: configuration.logPath, metrics: metrics.log)

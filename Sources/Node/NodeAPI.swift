@@ -1,7 +1,6 @@
 import Foundation
 import Hummingbird
 import HummingbirdCore
-import HummingbirdTLS
 import Logging
 import NIOCore
 import Query
@@ -19,9 +18,10 @@ public enum NodeAPI {
     ) throws -> some ApplicationProtocol {
         let router = Router()
         routes(router, node: node)
+        // Each connection takes the certificate of the moment (a SIGHUP reloads it).
         let server: HTTPServerBuilder =
-            if let tls = node.configuration.apiTLS {
-                try .tls(.http1(), tlsConfiguration: tls.server)
+            if let tls = node.apiTLS {
+                .http1 { node.apiTLS?.serverContext ?? tls.serverContext }
             } else {
                 .http1()
             }
@@ -324,7 +324,7 @@ public enum NodeAPI {
             guard !LeaderRelay.wasRelayed(request), let leaderAPI = error.leaderAPI else { throw error }
             switch await LeaderRelay.send(
                 request.method, request.uri.path, body: body, to: leaderAPI, from: node.configuration.nodeID,
-                tls: node.configuration.apiTLS, logger: node.logger)
+                tls: node.apiTLS, logger: node.logger)
             {
             case .answered(let response):
                 return response

@@ -89,22 +89,31 @@ struct CLIFailure: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// A loopback port nothing listens on: bound, then closed.
+/// A loopback port nothing listens on: bound, then closed. Drawn from below Linux's ephemeral range
+/// (32768 and up by default), which outgoing connections take their ports from: a port from that
+/// range, free when drawn, could be some client's by the time a node binds it (seen once in a
+/// full run, a member stopping with "Address already in use").
 func closedPort() throws -> Int {
+    for _ in 0..<200 {
+        let port = Int.random(in: 20_000..<32_000)
+        if canBind(port) { return port }
+    }
+    throw CLIFailure("cannot find a free loopback port in 20000-31999")
+}
+
+/// Whether a loopback TCP socket can be bound to `port` now.
+func canBind(_ port: Int) -> Bool {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) {
+    address.sin_port = UInt16(port).bigEndian
+    return withUnsafePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
+            bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
         }
     }
-    guard bound else { throw CLIFailure("cannot bind a loopback socket") }
-    return Int(UInt16(bigEndian: address.sin_port))
 }
 
 /// Runs a short-lived `dwcp` command and returns its exit status, stdout and stderr.

@@ -175,3 +175,63 @@ extension RegionProcessTests {
             stopping.duration(to: .now) < .seconds(10), "stopping three members took \(stopping.duration(to: .now))")
     }
 }
+
+extension RegionProcessTests {
+    @Test(
+        "SIGHUP reloads the certificates: renewed files take effect for new connections without a restart; files that cannot be used leave the ones in use"
+    )
+    func certificatesReloadOnSIGHUP() async throws {
+        let dir = TemporaryDirectory()
+        for authority in ["a", "b"] {
+            try makePeerCertificates(in: dir.file(authority), ["n1": "127.0.0.1", "ops": "127.0.0.1"])
+        }
+        let live = dir.file("live")
+        try FileManager.default.createDirectory(atPath: live, withIntermediateDirectories: true)
+        /// Puts authority `name`'s files where the node reads them.
+        func install(_ name: String) throws {
+            for (from, to) in [("n1.pem", "n1.pem"), ("n1.key", "n1.key"), ("ca.pem", "ca.pem")] {
+                let target = "\(live)/\(to)"
+                try? FileManager.default.removeItem(atPath: target)
+                try FileManager.default.copyItem(atPath: dir.file("\(name)/\(from)"), toPath: target)
+            }
+        }
+        try install("a")
+        let replication = try closedPort()
+        let tls = [
+            "--peer-cert-file", "\(live)/n1.pem", "--peer-key-file", "\(live)/n1.key", "--peer-trusted-ca-file",
+            "\(live)/ca.pem", "--api-cert-file", "\(live)/n1.pem", "--api-key-file", "\(live)/n1.key",
+            "--api-trusted-ca-file", "\(live)/ca.pem",
+        ]
+        let node = try DwcpProcess(
+            ProcessTests.serve(dir.file("data")) + [
+                "--listen", "127.0.0.1:\(replication)", "--peer", "n1@127.0.0.1:\(replication)",
+            ] + tls, directory: dir, tag: "node")
+        let server = "https://127.0.0.1:\(try await node.waitForPort())"
+        /// Whether a client of authority `name` is served.
+        func served(as name: String) async throws -> Bool {
+            let client = [
+                "--ca-file", dir.file("\(name)/ca.pem"), "--cert-file", dir.file("\(name)/ops.pem"), "--key-file",
+                dir.file("\(name)/ops.key"),
+            ]
+            return try await runCLI(["status", "--server", server] + client, in: dir).0 == 0
+        }
+        #expect(try await served(as: "a"))
+        #expect(!(try await served(as: "b")))
+
+        try install("b")
+        node.kill(SIGHUP)
+        #expect(try await waitUntil { node.stderr.contains("SIGHUP: reloaded the certificates") }, "\(node.stderr)")
+        #expect(try await served(as: "b"))
+        #expect(!(try await served(as: "a")))
+
+        // A key that is not the certificate's: refused, and authority b's files stay in use.
+        try FileManager.default.removeItem(atPath: "\(live)/n1.key")
+        try FileManager.default.copyItem(atPath: dir.file("a/n1.key"), toPath: "\(live)/n1.key")
+        node.kill(SIGHUP)
+        #expect(
+            try await waitUntil { node.stderr.contains("SIGHUP: cannot reload the certificates") }, "\(node.stderr)")
+        #expect(try await served(as: "b"))
+        node.kill(SIGTERM)
+        #expect(try await node.waitForExit() == 0, "\(node.stderr)")
+    }
+}

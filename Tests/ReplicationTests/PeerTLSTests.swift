@@ -15,14 +15,15 @@ import Testing
 /// `scripts/peer-certs.sh`, the script the README gives operators.
 @Suite struct PeerTLSTests {
     /// Two authorities' certificates in one temporary directory: `region/` (members a, b and
-    /// `elsewhere`, whose certificate names a DNS name instead of 127.0.0.1) and `other/` (member x).
+    /// `elsewhere`, whose certificate names a DNS name instead of 127.0.0.1) and `other/` (members x
+    /// and a).
     final class Certificates: Sendable {
         let directory = TemporaryDirectory("dwcp-peer-tls")
 
         init() throws {
             try makePeerCertificates(
                 in: directory.file("region"), ["a": "127.0.0.1", "b": "127.0.0.1", "elsewhere": "elsewhere.example"])
-            try makePeerCertificates(in: directory.file("other"), ["x": "127.0.0.1"])
+            try makePeerCertificates(in: directory.file("other"), ["x": "127.0.0.1", "a": "127.0.0.1"])
         }
 
         func tls(_ member: String, authority: String = "region", trusting: String? = nil) throws -> PeerTLS {
@@ -278,6 +279,38 @@ import Testing
         #expect(try await Self.eventually { receiver.handshakesFailed == 1 })
         #expect(try await Self.eventually { receiver.transport.accepted.withLock { $0.isEmpty } })
         await receiver.transport.close()
+        try await group.shutdownGracefully()
+    }
+
+    @Test(
+        "reloaded certificates apply to the connections opened after; a transport started without TLS takes none"
+    )
+    func reloadedCertificatesApplyToNewConnections() async throws {
+        let certificates = try Certificates()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let receiver = try await Receiver(group: group, tls: try certificates.tls("b"))
+        let member = Self.sender(group, try certificates.tls("a"))
+        #expect(try await Self.delivers(from: member, to: receiver))
+        await member.close()
+        // The receiver moves to the other authority (its certificate speaks for x now).
+        try receiver.transport.reloadTLS(try certificates.tls("x", authority: "other"))
+        let formerPeer = Self.sender(group, try certificates.tls("a"))
+        #expect(!(try await Self.delivers(from: formerPeer, to: receiver, recipient: "x", timeout: .seconds(1.5))))
+        let newPeerTLS = try PeerTLS(
+            certificateFile: certificates.directory.file("region/a.pem"),
+            privateKeyFile: certificates.directory.file("region/a.key"),
+            trustedCAFile: certificates.directory.file("other/ca.pem"))
+        // a's certificate is the region's, which x no longer trusts either: still refused.
+        let stillRefused = Self.sender(group, newPeerTLS)
+        #expect(!(try await Self.delivers(from: stillRefused, to: receiver, recipient: "x", timeout: .seconds(1.5))))
+        // A member of the other authority gets in.
+        let newPeer = Self.sender(group, try certificates.tls("a", authority: "other"))
+        #expect(try await Self.delivers(from: newPeer, to: receiver, recipient: "x"))
+        let plain = try await Receiver(group: group, tls: nil)
+        #expect(throws: ReplicationError.self) { try plain.transport.reloadTLS(try certificates.tls("b")) }
+        for transport in [formerPeer, stillRefused, newPeer, receiver.transport, plain.transport] {
+            await transport.close()
+        }
         try await group.shutdownGracefully()
     }
 

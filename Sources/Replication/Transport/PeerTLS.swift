@@ -14,7 +14,7 @@ import NIOSSL
 /// answer as another member.
 ///
 /// Every member of a region must use it, or none: a member without it cannot talk to one with it.
-/// The files are read once, at start; a new certificate takes a restart.
+/// The files are read at start, and again by ``reloaded()`` (`dwcp serve` on SIGHUP).
 public struct PeerTLS: Sendable {
     /// Wraps the connections peers open to this member.
     let serverContext: NIOSSLContext
@@ -22,6 +22,10 @@ public struct PeerTLS: Sendable {
     let clientContext: NIOSSLContext
     /// The member id this member's own certificate names (its Common Name), if it names one.
     public let memberID: String?
+    /// The files it was read from, to read again (``reloaded()``).
+    public let certificateFile: String
+    public let privateKeyFile: String
+    public let trustedCAFile: String
 
     /// Reads the PEM files: `certificateFile` (this member's certificate, then any intermediates),
     /// `privateKeyFile` (its key) and `trustedCAFile` (the authorities a peer's certificate must
@@ -31,6 +35,9 @@ public struct PeerTLS: Sendable {
         let key = try PEMFile.privateKey(privateKeyFile)
         let authorities = try PEMFile.certificates(trustedCAFile, what: "trusted CA")
         memberID = Self.memberID(of: chain[0])
+        self.certificateFile = certificateFile
+        self.privateKeyFile = privateKeyFile
+        self.trustedCAFile = trustedCAFile
         var server = TLSConfiguration.makeServerConfigurationWithMTLS(
             certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key),
             trustRoots: .certificates(authorities))
@@ -48,6 +55,11 @@ public struct PeerTLS: Sendable {
         try PEMFile.check(server, certificateFile: certificateFile, keyFile: privateKeyFile)
         serverContext = try NIOSSLContext(configuration: server)
         clientContext = try NIOSSLContext(configuration: client)
+    }
+
+    /// The same files read again (a certificate renewed in place).
+    public func reloaded() throws -> PeerTLS {
+        try PeerTLS(certificateFile: certificateFile, privateKeyFile: privateKeyFile, trustedCAFile: trustedCAFile)
     }
 
     /// The member id a certificate speaks for: its subject's Common Name.

@@ -28,8 +28,11 @@ public final class RaftTransport: Sendable {
     /// can take these places; with it, a connection that has not proved itself within
     /// ``handshakeDeadline`` gives its place up.
     public let maxInboundConnections: Int
-    /// Mutual TLS on every connection, or nil for plain TCP.
-    let tls: PeerTLS?
+    /// Mutual TLS on every connection, or nil for plain TCP. Replaced by ``reloadTLS(_:)``: each
+    /// connection opened from then on uses the new certificates; those open keep theirs.
+    let currentTLS: Mutex<PeerTLS?>
+    /// The certificates in use now (nil: plain TCP).
+    public var tls: PeerTLS? { currentTLS.withLock { $0 } }
     /// Connections closed because their peer did not prove itself (its TLS handshake failed or did
     /// not finish in time, its certificate was refused or speaks for another member).
     let handshakesFailed: Counter
@@ -104,7 +107,7 @@ public final class RaftTransport: Sendable {
         self.eventLoopGroup = eventLoopGroup
         self.logger = logger
         self.maxInboundConnections = maxInboundConnections
-        self.tls = tls
+        currentTLS = Mutex(tls)
         connectionsRejected = Counter(label: "dwcp_transport_connections_rejected_total", factory: metrics)
         connectionsRefused = Counter(label: "dwcp_transport_connections_refused_total", factory: metrics)
         handshakesFailed = Counter(label: "dwcp_transport_tls_handshakes_failed_total", factory: metrics)
@@ -118,7 +121,7 @@ public final class RaftTransport: Sendable {
     ) async throws -> Int {
         let logger = logger
         let rejected = connectionsRejected
-        let tls = tls
+        let secured = tls != nil
         let channel = try await ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -132,7 +135,7 @@ public final class RaftTransport: Sendable {
                 }
                 // With TLS, a place among the connections still proving themselves too.
                 let proving =
-                    tls == nil
+                    !secured
                     || unproven.withLock { unproven in
                         guard unproven.count < Self.maxUnprovenConnections else { return false }
                         unproven.insert(key)
@@ -149,6 +152,8 @@ public final class RaftTransport: Sendable {
                     _ = accepted.withLock { $0.removeValue(forKey: key) }
                     _ = unproven.withLock { $0.remove(key) }
                 }
+                // The certificates of now (a reload replaces them for the connections after it).
+                let tls = self.tls
                 return channel.eventLoop.makeCompletedFuture {
                     if let tls {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.serverContext))
@@ -163,7 +168,7 @@ public final class RaftTransport: Sendable {
                         ByteToMessageHandler(RaftFrameDecoder(maxFrameBytes: RaftFrame.maxFrameBytes, logger: logger)))
                     let handler = InboundFrameHandler(
                         receive: receive, connected: connected, logger: logger, rejected: rejected)
-                    if tls != nil {
+                    if secured {
                         let peer = channel.remoteAddress
                         handler.impersonated = { [self] certified, sender in
                             noteImpersonation(from: peer, certified: certified, sender: sender)
@@ -175,6 +180,19 @@ public final class RaftTransport: Sendable {
             .bind(host: host, port: port).get()
         server.withLock { $0 = channel }
         return channel.localAddress?.port ?? port
+    }
+
+    /// Uses `tls` for every connection opened from now on, both ways (connections open keep the
+    /// certificates they were opened with). Only a transport started with TLS takes new ones:
+    /// a region does not switch between plain TCP and TLS while it runs.
+    public func reloadTLS(_ tls: PeerTLS) throws {
+        try currentTLS.withLock { current in
+            guard current != nil else {
+                throw ReplicationError(
+                    .invalidConfiguration, "the replication port runs without TLS: restart with --peer-cert-file")
+            }
+            current = tls
+        }
     }
 
     /// Counts a connection refused for a cap, and logs it, at most one line per 10 s.

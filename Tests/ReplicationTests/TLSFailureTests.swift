@@ -1,0 +1,28 @@
+import NIOSSL
+import Testing
+
+@testable import Replication
+
+/// The words a failed handshake is told in (the replication port's log lines, the CLI's errors).
+@Suite struct TLSFailureTests {
+    @Test("failures are told in words, and only TLS's own errors count as TLS failures")
+    func failuresInWords() {
+        #expect(
+            TLSFailure.explain(NIOSSLExtraError.failedToValidateHostname, dialled: true)
+                == "its certificate does not name the address dialled")
+        #expect(
+            TLSFailure.explain(TLSFailure.WrongMember(expected: "n1", certified: "n2"), dialled: true)
+                == "its certificate speaks for n2, not for n1")
+        #expect(
+            TLSFailure.explain(TLSFailure.WrongMember(expected: nil, certified: nil), dialled: false)
+                == "its certificate names no member (no Common Name)")
+        #expect(TLSFailure.isTLSError(NIOSSLError.uncleanShutdown))
+        #expect(!TLSFailure.isTLSError(CancellationError()))
+        #expect(
+            TLSHandshakeWatcher.explain(NIOSSLExtraError.failedToValidateHostname, dialled: true)
+                == "TLS handshake failed: its certificate does not name the address dialled")
+        let timedOut = TLSHandshakeWatcher.TimedOut(deadline: .seconds(5))
+        #expect(
+            TLSHandshakeWatcher.explain(timedOut, dialled: false) == "the TLS handshake did not finish within 5000 ms")
+    }
+}

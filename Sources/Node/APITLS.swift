@@ -9,9 +9,7 @@ import Replication
 /// its own API certificate as its client certificate. Without one, any client may connect, and
 /// relays trust the system's authorities. Every member of a region runs its API with TLS, or none.
 public struct APITLS: Sendable {
-    /// The server side, for the API's listener.
-    public let server: TLSConfiguration
-    /// ``server`` as a context, made once for every connection until a reload.
+    /// The server side, for the API's listener: made once for every connection until a reload.
     let serverContext: NIOSSLContext
     /// The client side of a relay to another member's API.
     let relay: TLSConfiguration
@@ -45,9 +43,7 @@ public struct APITLS: Sendable {
         // 5 s: a node stopping with clients' idle connections open would wait that out.
         server.shutdownTimeout = .milliseconds(500)
         relay.shutdownTimeout = .milliseconds(500)
-        try PEMFile.check(server, certificateFile: certificateFile, keyFile: privateKeyFile)
-        self.server = server
-        serverContext = try NIOSSLContext(configuration: server)
+        serverContext = try PEMFile.context(server, certificateFile: certificateFile, keyFile: privateKeyFile)
         self.relay = relay
         verifiesClients = authorities != nil
         // (A key of its own per load: a relay after a reload presents the new certificate.)

@@ -12,12 +12,7 @@ extension Node {
     @discardableResult
     public func reloadCertificates() throws -> [String] {
         let peer = try raft?.transport.tls.map { try $0.reloaded() }
-        if let peer, peer.memberID != configuration.nodeID {
-            throw NodeError(
-                .invalid,
-                "\(peer.certificateFile) now speaks for \(peer.memberID ?? "no member"), not for this node, \(configuration.nodeID): kept the certificates in use"
-            )
-        }
+        try peer?.requireSpeaks(for: configuration.nodeID)
         let api = try apiTLS.map { try $0.reloaded() }
         var reloaded: [String] = []
         if let peer, let transport = raft?.transport {

@@ -116,9 +116,7 @@ public enum Validation {
             guard keyOK else {
                 throw NodeError(.invalid, "invalid label key '\(key)': use 1-63 letters, digits, '-', '_', '.', '/'")
             }
-            guard value.utf8.count <= 253,
-                !value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
-            else {
+            guard value.utf8.count <= 253, !hasControlCharacters(value) else {
                 throw NodeError(
                     .invalid, "invalid value for label '\(key)': up to 253 bytes (UTF-8) of printable text")
             }
@@ -129,11 +127,15 @@ public enum Validation {
     /// characters: one character may hold any number of combining marks, and the id is copied
     /// into the intent's record and row.
     public static func requestID(_ value: String) throws {
-        guard !value.isEmpty, value.utf8.count <= 128,
-            !value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
-        else {
+        guard !value.isEmpty, value.utf8.count <= 128, !hasControlCharacters(value) else {
             throw NodeError(.invalid, "invalid request id: 1-128 bytes (UTF-8) without control characters")
         }
+    }
+
+    /// Whether `text` holds a control character (a line break, a NUL, an escape): label values and
+    /// request ids refuse them.
+    static func hasControlCharacters(_ text: String) -> Bool {
+        text.unicodeScalars.contains { $0.properties.generalCategory == .control }
     }
 
     /// Parses `k=v` label arguments.

@@ -68,7 +68,7 @@ struct ClientTLS: Sendable {
                 let chain = try PEMFile.certificates(certificateFile, what: "certificate")
                 configuration.certificateChain = chain.map { .certificate($0) }
                 configuration.privateKey = .privateKey(try PEMFile.privateKey(keyFile))
-                try PEMFile.check(configuration, certificateFile: certificateFile, keyFile: keyFile)
+                _ = try PEMFile.context(configuration, certificateFile: certificateFile, keyFile: keyFile)
             }
         } catch let error as ReplicationError {
             throw CLIError(.usage, error.description, cause: error)

@@ -207,7 +207,7 @@ struct NodeClient {
                 tls == nil
                 ? "(is it an HTTPS API? use --server https://HOST:PORT and --ca-file)"
                 : "(see --ca-file, and --cert-file and --key-file for an API that asks for a client certificate)"
-            let reason = TLSFailure.explain(error, dialled: true)
+            let reason = TLSFailure.explain(error)
             return CLIError(.unreachable, "TLS with the node at \(address) failed: \(reason) \(hint)", cause: error)
         }
         // A TLS server closes on plain text (GET, POST, PUT), or answers it with an alert the HTTP

@@ -138,22 +138,14 @@ struct Serve: AsyncParsableCommand {
                 listenHost: listenHost, listenPort: listenPort, peers: members, join: join)
             replication.followerApplyDelay = .milliseconds(followerApplyDelay)
             if let peerCertFile, let peerKeyFile, let peerTrustedCAFile {
-                let tls: PeerTLS
                 do {
-                    tls = try PeerTLS(
+                    let tls = try PeerTLS(
                         certificateFile: peerCertFile, privateKeyFile: peerKeyFile, trustedCAFile: peerTrustedCAFile)
+                    try tls.requireSpeaks(for: nodeID)
+                    replication.tls = tls
                 } catch let error as ReplicationError {
                     throw CLIError(.usage, error.description, cause: error)
                 }
-                // Peers hold this member's frames to the id its certificate names.
-                guard tls.memberID == nodeID else {
-                    let names = tls.memberID.map { "speaks for \($0) (its Common Name)" } ?? "has no Common Name"
-                    throw CLIError(
-                        .usage,
-                        "--peer-cert-file \(peerCertFile) \(names), not for this node, \(nodeID): a member's certificate names its id (scripts/peer-certs.sh makes them so)"
-                    )
-                }
-                replication.tls = tls
             }
             configuration.replication = replication
         }

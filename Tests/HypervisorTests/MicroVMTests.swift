@@ -10,16 +10,6 @@ let kvmSkipReason = KVMSystem.unavailableReason.map { "needs a usable /dev/kvm: 
 
 func kvm() throws -> KVMSystem { try KVMSystem.shared.get() }
 
-/// Waits (polling) until `condition` holds or `timeout` passes.
-func eventually(_ timeout: Duration = .seconds(5), _ condition: () -> Bool) async throws -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if condition() { return true }
-        try await Task.sleep(for: .milliseconds(10))
-    }
-    return condition()
-}
-
 /// The heartbeat counts a `counter` console shows, in order.
 func heartbeats(_ path: String) -> [Int] { heartbeats(in: SerialConsole.read(path: path)) }
 

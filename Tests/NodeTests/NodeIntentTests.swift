@@ -281,13 +281,7 @@ extension NodeIntentTests {
         }
         let registration = HostRegistration(name: "h9", cpus: 4, memoryBytes: 8 << 30)
         try await withRunningNode(dir, register: registration) { node in
-            let deadline = ContinuousClock.now + .seconds(20)
-            while try await rows(node, "SELECT count(*) FROM hosts WHERE name = 'h9'") != "[[1]]",
-                ContinuousClock.now < deadline
-            {
-                try await Task.sleep(for: .milliseconds(20))
-            }
-            #expect(try await rows(node, "SELECT count(*) FROM hosts WHERE name = 'h9'") == "[[1]]")
+            #expect(try await waitForRows(node, "SELECT count(*) FROM hosts WHERE name = 'h9'", "[[1]]") == "[[1]]")
             // The node still takes intents.
             _ = try await node.submit(Self.host("h10"))
         }

@@ -52,10 +52,10 @@ extension RegionProcessTests {
         // In plain TCP, this frame makes a follower call an election at once (its leader's own
         // hand-over message); over TLS it never reaches Raft.
         let follower = Region.ids.first { $0 != leader }!
-        let term = await region.cluster(leader)["term"]
+        let term = try #require(await region.cluster(leader)["term"])
         let timeoutNow = RaftFrame(
             group: "region",
-            message: RaftMessage(from: leader, to: follower, term: UInt64(term ?? "") ?? 0, body: .timeoutNow))
+            message: RaftMessage(from: leader, to: follower, term: UInt64(term) ?? 0, body: .timeoutNow))
         func handshakesFailed(_ id: String) async throws -> Double {
             metric(try await get(region.base(id)! + "/metrics").1, "dwcp_transport_tls_handshakes_failed_total") ?? 0
         }

@@ -58,7 +58,7 @@ import Testing
 
         var address: String { "127.0.0.1:\(port)" }
         var handshakesFailed: Int64 {
-            (try? metrics.expectCounter("dwcp_transport_tls_handshakes_failed_total").totalValue) ?? 0
+            PeerTLSTests.handshakesFailed(metrics)
         }
     }
 
@@ -91,25 +91,18 @@ import Testing
         return receiver.terms.terms.withLock { $0.count > before }
     }
 
-    /// Polls `condition` every 10 ms for up to `timeout`; whether it came true.
-    static func eventually(_ timeout: Duration = .seconds(10), _ condition: () -> Bool) async throws -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while !condition(), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
-        return condition()
-    }
-
     @Test("two members of one authority exchange frames over mutual TLS, in order")
     func membersOfOneAuthorityTalk() async throws {
         let certificates = try Certificates()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let receiver = try await Receiver(group: group, tls: try certificates.tls("b"))
-        let sender = RaftTransport(
-            eventLoopGroup: group, logger: Logger(label: "tls-test"), tls: try certificates.tls("a"))
+        let sender = Self.sender(group, try certificates.tls("a"))
         #expect(try await Self.delivers(from: sender, to: receiver), "no frame arrived over TLS")
         receiver.terms.terms.withLock { $0.removeAll() }
         for term in UInt64(2)...101 { sender.send(Self.frame(term), to: receiver.address) }
         // (More frames of term 1 may arrive from the first connection's queue.)
-        #expect(try await Self.eventually { receiver.terms.terms.withLock { $0.filter { $0 != 1 }.count } >= 100 })
+        #expect(
+            try await eventually(.seconds(10)) { receiver.terms.terms.withLock { $0.filter { $0 != 1 }.count } >= 100 })
         #expect(receiver.terms.terms.withLock { $0.filter { $0 != 1 } } == Array(2...101))
         #expect(receiver.handshakesFailed == 0)
         await sender.close()
@@ -131,19 +124,18 @@ import Testing
         let impostor = Self.sender(
             group, try certificates.tls("x", authority: "other", trusting: "region"), metrics: impostorMetrics)
         #expect(!(try await Self.delivers(from: impostor, to: receiver, timeout: .seconds(1.5))))
-        #expect(try await Self.eventually { receiver.handshakesFailed >= 1 })
-        #expect(try await Self.eventually { Self.handshakesFailed(impostorMetrics) >= 1 })
+        #expect(try await eventually(.seconds(10)) { receiver.handshakesFailed >= 1 })
+        #expect(try await eventually(.seconds(10)) { Self.handshakesFailed(impostorMetrics) >= 1 })
         await impostor.close()
         // Wholly of the other authority: it refuses the receiver's certificate.
         let strangerMetrics = TestMetrics()
         let stranger = Self.sender(group, try certificates.tls("x", authority: "other"), metrics: strangerMetrics)
         let before = receiver.handshakesFailed
         #expect(!(try await Self.delivers(from: stranger, to: receiver, timeout: .seconds(1.5))))
-        #expect(try await Self.eventually { receiver.handshakesFailed > before })
-        #expect(try await Self.eventually { Self.handshakesFailed(strangerMetrics) >= 1 })
+        #expect(try await eventually(.seconds(10)) { receiver.handshakesFailed > before })
+        #expect(try await eventually(.seconds(10)) { Self.handshakesFailed(strangerMetrics) >= 1 })
         // A member of the authority still gets in after all that.
-        let member = RaftTransport(
-            eventLoopGroup: group, logger: Logger(label: "tls-test"), tls: try certificates.tls("a"))
+        let member = Self.sender(group, try certificates.tls("a"))
         #expect(try await Self.delivers(from: member, to: receiver))
         for transport in [stranger, member, receiver.transport] { await transport.close() }
         try await group.shutdownGracefully()
@@ -156,14 +148,13 @@ import Testing
         let certificates = try Certificates()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let receiver = try await Receiver(group: group, tls: try certificates.tls("b"))
-        let sender = RaftTransport(
-            eventLoopGroup: group, logger: Logger(label: "tls-test"), tls: try certificates.tls("a"))
+        let sender = Self.sender(group, try certificates.tls("a"))
         #expect(try await Self.delivers(from: sender, to: receiver), "a's own frame did not arrive")
         // a's certificate, b's name (a vote, an append or an answer as if from b).
         let forged = RaftFrame(group: "region", message: RaftMessage(from: "b", to: "b", term: 99, body: .timeoutNow))
         sender.send(forged, to: receiver.address)
         #expect(
-            try await Self.eventually {
+            try await eventually(.seconds(10)) {
                 (try? receiver.metrics.expectCounter("dwcp_transport_connections_rejected_total").totalValue) == 1
             })
         #expect(!receiver.terms.terms.withLock { $0.contains(99) })
@@ -186,7 +177,7 @@ import Testing
         // (Addressed to the member the certificate speaks for: only the address is wrong.)
         #expect(
             !(try await Self.delivers(from: sender, to: receiver, recipient: "elsewhere", timeout: .seconds(1.5))))
-        #expect(try await Self.eventually { Self.handshakesFailed(metrics) >= 1 })
+        #expect(try await eventually(.seconds(10)) { Self.handshakesFailed(metrics) >= 1 })
         await sender.close()
         await receiver.transport.close()
         try await group.shutdownGracefully()
@@ -202,7 +193,7 @@ import Testing
         let metrics = TestMetrics()
         let sender = Self.sender(group, try certificates.tls("a"), metrics: metrics)
         #expect(!(try await Self.delivers(from: sender, to: receiver, recipient: "a", timeout: .seconds(1.5))))
-        #expect(try await Self.eventually { Self.handshakesFailed(metrics) >= 1 })
+        #expect(try await eventually(.seconds(10)) { Self.handshakesFailed(metrics) >= 1 })
         await sender.close()
         await receiver.transport.close()
         try await group.shutdownGracefully()
@@ -222,17 +213,17 @@ import Testing
         for _ in 0..<RaftTransport.maxUnprovenConnections {
             silent.append(try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: receiver.port).get())
         }
-        #expect(try await Self.eventually { receiver.transport.unproven.withLock { $0.count } == 16 })
+        #expect(try await eventually(.seconds(10)) { receiver.transport.unproven.withLock { $0.count } == 16 })
         let oneMore = try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: receiver.port).get()
         #expect(
-            try await Self.eventually(.seconds(10)) { !oneMore.isActive },
+            try await eventually(.seconds(10)) { !oneMore.isActive },
             "a 17th connection in its handshake stayed open")
         #expect(silent.allSatisfy { $0.isActive })
         #expect((try? receiver.metrics.expectCounter("dwcp_transport_connections_refused_total").totalValue) == 1)
         for channel in silent { try? await channel.close() }
         let member = Self.sender(group, try certificates.tls("a"))
         #expect(try await Self.delivers(from: member, to: receiver))
-        #expect(try await Self.eventually { receiver.transport.unproven.withLock { $0.isEmpty } })
+        #expect(try await eventually(.seconds(10)) { receiver.transport.unproven.withLock { $0.isEmpty } })
         await member.close()
         await receiver.transport.close()
         try await group.shutdownGracefully()
@@ -252,12 +243,14 @@ import Testing
             try await channel.writeAndFlush(channel.allocator.buffer(bytes: bytes)).get()
             if receiver.port == plain.port {
                 // The control: the same bytes are a frame the plain transport takes.
-                #expect(try await Self.eventually { plain.terms.terms.withLock { $0 == [7] } })
+                #expect(try await eventually(.seconds(10)) { plain.terms.terms.withLock { $0 == [7] } })
                 try await channel.close()
             } else {
-                #expect(try await Self.eventually { !channel.isActive }, "the TLS receiver kept the connection open")
+                #expect(
+                    try await eventually(.seconds(10)) { !channel.isActive },
+                    "the TLS receiver kept the connection open")
                 #expect(secured.terms.terms.withLock { $0.isEmpty })
-                #expect(try await Self.eventually { secured.handshakesFailed == 1 })
+                #expect(try await eventually(.seconds(10)) { secured.handshakesFailed == 1 })
             }
         }
         await plain.transport.close()
@@ -274,10 +267,10 @@ import Testing
         // The receiver's clock starts once it accepts, after this instant: it cannot close sooner.
         let opened = ContinuousClock.now
         let channel = try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: receiver.port).get()
-        #expect(try await Self.eventually(.seconds(10)) { !channel.isActive }, "still open past the deadline")
+        #expect(try await eventually(.seconds(10)) { !channel.isActive }, "still open past the deadline")
         #expect(opened.duration(to: .now) >= .milliseconds(500), "closed before the deadline")
-        #expect(try await Self.eventually { receiver.handshakesFailed == 1 })
-        #expect(try await Self.eventually { receiver.transport.accepted.withLock { $0.isEmpty } })
+        #expect(try await eventually(.seconds(10)) { receiver.handshakesFailed == 1 })
+        #expect(try await eventually(.seconds(10)) { receiver.transport.accepted.withLock { $0.isEmpty } })
         await receiver.transport.close()
         try await group.shutdownGracefully()
     }
@@ -296,10 +289,7 @@ import Testing
         try receiver.transport.reloadTLS(try certificates.tls("x", authority: "other"))
         let formerPeer = Self.sender(group, try certificates.tls("a"))
         #expect(!(try await Self.delivers(from: formerPeer, to: receiver, recipient: "x", timeout: .seconds(1.5))))
-        let newPeerTLS = try PeerTLS(
-            certificateFile: certificates.directory.file("region/a.pem"),
-            privateKeyFile: certificates.directory.file("region/a.key"),
-            trustedCAFile: certificates.directory.file("other/ca.pem"))
+        let newPeerTLS = try certificates.tls("a", trusting: "other")
         // a's certificate is the region's, which x no longer trusts either: still refused.
         let stillRefused = Self.sender(group, newPeerTLS)
         #expect(!(try await Self.delivers(from: stillRefused, to: receiver, recipient: "x", timeout: .seconds(1.5))))

@@ -36,10 +36,13 @@ public enum PEMFile {
         }
     }
 
-    /// Checks that `configuration` can be used (a key that is not its certificate's cannot).
-    public static func check(_ configuration: TLSConfiguration, certificateFile: String, keyFile: String) throws {
+    /// The context for `configuration`, refused when it cannot be used (a key that is not its
+    /// certificate's cannot).
+    public static func context(_ configuration: TLSConfiguration, certificateFile: String, keyFile: String) throws
+        -> NIOSSLContext
+    {
         do {
-            _ = try NIOSSLContext(configuration: configuration)
+            return try NIOSSLContext(configuration: configuration)
         } catch {
             throw ReplicationError(
                 .invalidConfiguration,

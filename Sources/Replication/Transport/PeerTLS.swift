@@ -52,9 +52,19 @@ public struct PeerTLS: Sendable {
         // 5 s: a member stopping with a partitioned peer would otherwise wait that out.
         server.shutdownTimeout = .milliseconds(500)
         client.shutdownTimeout = .milliseconds(500)
-        try PEMFile.check(server, certificateFile: certificateFile, keyFile: privateKeyFile)
-        serverContext = try NIOSSLContext(configuration: server)
-        clientContext = try NIOSSLContext(configuration: client)
+        serverContext = try PEMFile.context(server, certificateFile: certificateFile, keyFile: privateKeyFile)
+        clientContext = try PEMFile.context(client, certificateFile: certificateFile, keyFile: privateKeyFile)
+    }
+
+    /// Refuses a certificate that speaks for another member than `nodeID`: peers hold a member's
+    /// frames to the id its certificate names (at start, and on a reload).
+    public func requireSpeaks(for nodeID: String) throws {
+        guard memberID != nodeID else { return }
+        let names = memberID.map { "speaks for \($0) (its Common Name)" } ?? "has no Common Name"
+        throw ReplicationError(
+            .invalidConfiguration,
+            "--peer-cert-file \(certificateFile) \(names), not for this node, \(nodeID): a member's certificate names its id (scripts/peer-certs.sh makes them so)"
+        )
     }
 
     /// The same files read again (a certificate renewed in place).

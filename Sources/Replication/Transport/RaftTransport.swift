@@ -226,7 +226,7 @@ public final class RaftTransport: Sendable {
         guard let held = handshakeFailuresLogged.withLock({ $0.admit() }) else { return }
         let peer = peer.map { "\($0)" } ?? "a peer"
         logger.warning(
-            "closing the replication connection from \(peer)\(LogThrottle.more(held)): \(TLSHandshakeWatcher.explain(error, dialled: false))"
+            "closing the replication connection from \(peer)\(LogThrottle.more(held)): \(TLSHandshakeWatcher.explain(error))"
         )
     }
 
@@ -359,7 +359,7 @@ public final class RaftTransport: Sendable {
                     let backoff = min(50 * (1 << min(state.failures, 6)), 2_000)
                     state.retryAt = .now + .milliseconds(backoff)
                     if state.failures == 1 || state.failures % 50 == 0 {
-                        let reason = TLSHandshakeWatcher.explain(error, dialled: true)
+                        let reason = TLSHandshakeWatcher.explain(error)
                         logger.notice(
                             "cannot reach peer \(address) (\(key.lane.rawValue)): \(reason) (attempt \(state.failures))"
                         )

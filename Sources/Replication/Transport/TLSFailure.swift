@@ -19,8 +19,8 @@ public enum TLSFailure {
         error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError || error is WrongMember
     }
 
-    /// `error` in words; `dialled`: this side opened the connection (so "it" is the server).
-    public static func explain(_ error: any Error, dialled: Bool) -> String {
+    /// `error` in words ("it" is the other side of the connection).
+    public static func explain(_ error: any Error) -> String {
         if let error = error as? WrongMember { return error.description }
         if let error = error as? NIOSSLExtraError, error == .failedToValidateHostname {
             return "its certificate does not name the address dialled"

@@ -3,9 +3,9 @@ import NIOSSL
 import NIOTLS
 
 /// Stands behind a replication connection's TLS handler and watches it until the peer has proved
-/// itself: closes the connection if that has not happened within `deadline`; completes
-/// `completed` (when given) with the channel once it has, or fails it with why not; tells
-/// `failed` of a connection that did not prove itself. Used on its channel's event loop only.
+/// itself: closes the connection if that has not happened within `deadline`, and tells `finished`
+/// once, with the channel when the peer proved itself or with why not. Used on its channel's
+/// event loop only.
 ///
 /// On an accepted connection the proof is the handshake (the peer's certificate chains to the
 /// authority), after which the watcher sends ``PeerIdentified`` down the pipeline and writes one
@@ -53,6 +53,8 @@ final class TLSHandshakeWatcher: ChannelInboundHandler, RemovableChannelHandler 
     let finished: (Result<any Channel, any Error>) -> Void
     private var timer: Scheduled<Void>?
     private var isFinished = false
+    /// Whether the peer's handshake is done and its certificate taken (the watch may still wait).
+    private var handshakeDone = false
 
     init(side: Side, deadline: TimeAmount, finished: @escaping (Result<any Channel, any Error>) -> Void) {
         self.side = side
@@ -65,11 +67,11 @@ final class TLSHandshakeWatcher: ChannelInboundHandler, RemovableChannelHandler 
         error is TimedOut || error is ClosedEarly || TLSFailure.isTLSError(error)
     }
 
-    /// A failure in words (``TLSFailure/explain(_:dialled:)``), or the error as it describes itself.
-    static func explain(_ error: any Error, dialled: Bool) -> String {
+    /// A failure in words (``TLSFailure/explain(_:)``), or the error as it describes itself.
+    static func explain(_ error: any Error) -> String {
         guard isHandshakeFailure(error) else { return "\(error)" }
         if error is TimedOut || error is ClosedEarly { return "\(error)" }
-        return "TLS handshake failed: " + TLSFailure.explain(error, dialled: dialled)
+        return "TLS handshake failed: " + TLSFailure.explain(error)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -101,9 +103,6 @@ final class TLSHandshakeWatcher: ChannelInboundHandler, RemovableChannelHandler 
         timer = nil
         finished(outcome)
     }
-
-    /// Whether the peer's handshake is done and its certificate taken (the watch may still wait).
-    private var handshakeDone = false
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         guard let tlsEvent = event as? TLSUserEvent, case .handshakeCompleted = tlsEvent else {

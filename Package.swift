@@ -32,6 +32,8 @@ let package = Package(
         .systemLibrary(name: "CLMDB", pkgConfig: "lmdb", providers: [.apt(["liblmdb-dev"])]),
         // CRC-32C with the SSE4.2 instruction (the Swift table version is the fallback).
         .target(name: "CChecksum"),
+        // Sets the Swift runtime's global-executor hook, which a statically linked runtime does not export.
+        .target(name: "CExecutorHook"),
 
         // Turns schema/*.sql into Swift string literals at build time, so the binary carries its schema.
         .executableTarget(name: "SchemaEmbedder", path: "Sources/SchemaEmbedder"),
@@ -108,7 +110,7 @@ let package = Package(
         .executableTarget(
             name: "dwcp",
             dependencies: [
-                "Node", "Query", "Store", "Replication",
+                "Node", "Query", "Store", "Replication", "CExecutorHook",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),

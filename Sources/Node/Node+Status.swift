@@ -20,6 +20,9 @@ public struct NodeStatus: Sendable, Codable {
     /// How the replication port is secured: `plain`, `mutual` (TLS between members), or `none`
     /// (a single node without one).
     public var replicationTLS: String
+    /// Where the node's tasks run: `event-loops` (NIO's, the threads that serve the sockets) or
+    /// `cooperative-pool` (Swift's default, a thread hop at every step).
+    public var tasks: String
 
     enum CodingKeys: String, CodingKey {
         case nodeID = "node_id"
@@ -34,6 +37,7 @@ public struct NodeStatus: Sendable, Codable {
         case schemaVersion = "schema_version"
         case apiTLS = "api_tls"
         case replicationTLS = "replication_tls"
+        case tasks
     }
 }
 
@@ -49,6 +53,7 @@ extension Node {
             appliedIndex: applied.value, logMapBytes: log.mapSize, version: Node.version,
             schemaVersion: ViewStore.schemaVersion,
             apiTLS: apiTLS.map { $0.verifiesClients ? "mutual" : "https" } ?? "plain",
-            replicationTLS: configuration.replication.map { $0.tls == nil ? "plain" : "mutual" } ?? "none")
+            replicationTLS: configuration.replication.map { $0.tls == nil ? "plain" : "mutual" } ?? "none",
+            tasks: configuration.tasksOnEventLoops ? "event-loops" : "cooperative-pool")
     }
 }

@@ -224,18 +224,21 @@ struct Dev: AsyncParsableCommand {
 }
 
 /// Opens the node and runs it with its API until a signal asks for a graceful shutdown.
-func runNode(_ configuration: NodeConfiguration, logLevel: Logger.Level, eventLoops: Int) async throws {
+func runNode(_ options: NodeConfiguration, logLevel: Logger.Level, eventLoops: Int) async throws {
     // Tasks run on NIO's event loops, the threads that already read and write every socket,
     // instead of on a second pool of threads: a request, its intent and its Raft messages no
     // longer hop between the two on every step (BENCHMARKS.md, bench/region, item 11). Tasks
     // must therefore not wait for the disk: see docs/architecture.md, Threads, for where that
-    // work goes. False (not on Linux with this toolchain) leaves the default pool. The number
-    // of loops is set before anything uses NIO's shared group.
+    // work goes. The number of loops is set before anything uses NIO's shared group.
     NIOSingletons.groupLoopCountSuggestion = eventLoops
-    let onEventLoops = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+    var options = options
+    options.tasksOnEventLoops = EventLoopExecutor.install()
+    let configuration = options
     LoggingSystem.bootstrap { label in StandardErrorLogHandler(label: label, level: logLevel) }
     let logger = Logger(label: "dwcp")
-    if !onEventLoops { logger.notice("tasks run on the cooperative pool: NIO could not take over the global executor") }
+    if !configuration.tasksOnEventLoops {
+        logger.notice("tasks run on the cooperative pool: another global-executor hook is installed")
+    }
     let node: Node
     do {
         node = try Node(configuration: configuration, logger: logger)

@@ -1,7 +1,7 @@
 import ArgumentParser
 
 /// `dwcp status`: the node's id, region, log and applied indexes, data directory, dwcp and views
-/// schema version, and how its API and replication port are secured.
+/// schema version, how its API and replication port are secured, and where its tasks run.
 struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Show a node's status.")
 
@@ -20,7 +20,7 @@ struct Status: AsyncParsableCommand {
             ("node", "node_id"), ("region", "region"), ("data dir", "data_dir"), ("first index", "first_index"),
             ("last index", "last_index"), ("commit index", "commit_index"), ("applied index", "applied_index"),
             ("version", "version"), ("views schema", "schema_version"), ("api TLS", "api_tls"),
-            ("replication TLS", "replication_tls"),
+            ("replication TLS", "replication_tls"), ("tasks run on", "tasks"),
         ] {
             print("\(label.padding(toLength: 16, withPad: " ", startingAt: 0))\(status[key]?.stringValue ?? "?")")
         }

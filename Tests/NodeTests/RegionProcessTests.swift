@@ -781,6 +781,7 @@ func get(_ url: String) async throws -> (Int, String) {
         let (_, status) = try await get(region.base(leader)! + "/v1/status")
         let firstIndex = Int(status.firstMatch(of: #/"first_index":(\d+)/#)?.output.1 ?? "") ?? 0
         #expect(firstIndex > 100, "the leader's log was compacted: \(status)")
+        #expect(status.contains(#""tasks":"event-loops""#), "tasks run on NIO's event loops: \(status)")
 
         // `cluster status` on the follower that stayed: every member as it reports itself; the one away is unreachable.
         let witness = stayed.first { $0 != leader }!

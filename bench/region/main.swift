@@ -6,7 +6,8 @@ import NIOSSL
 import Synchronization
 
 // bench/region: small writes to a three-node DWCP region against a three-node etcd cluster, both
-// on loopback on this machine, in the same run, driven by the same HTTP client and load.
+// on loopback on this machine, in the same run, driven by the same load (ClosedLoopLoad: one
+// keep-alive HTTP/1.1 connection per client on NIO's event loops; AsyncHTTPClient only sets up).
 //
 //   dwcp-bench-region [--seconds S] [--rounds R] [--clients 1,64] [--peer-tls] [--client-tls]
 //
@@ -105,12 +106,15 @@ final class ServerList: Sendable {
     }
 }
 
-/// One system under test: how to find its leader, what one write is, and its processes.
+/// One system under test: its leader's client port, what one write is, and its processes.
 protocol System: Sendable {
     var name: String { get }
+    /// The leader's client (API) port on 127.0.0.1.
+    var leaderPort: Int { get }
     var leaderPID: Int32 { get }
     var followerPIDs: [Int32] { get }
-    func write(client: Int, sequence: Int, http: HTTPClient) async throws
+    /// Client `client`'s write number `sequence`.
+    func write(client: Int, sequence: Int) -> WriteRequest
 }
 
 /// CPU time (user + system) process `pid` has used so far, in seconds; 0 once it is gone.
@@ -131,44 +135,25 @@ func cpuSample(_ system: any System) -> (leader: Double, followers: Double, clie
 
 struct DWCPRegion: System {
     let name = "dwcp"
-    /// `http` or `https`.
-    let scheme: String
-    let leaderAPI: String
+    let leaderPort: Int
     let leaderPID: Int32
     let followerPIDs: [Int32]
 
-    func write(client: Int, sequence: Int, http: HTTPClient) async throws {
-        var request = HTTPClientRequest(url: "\(scheme)://\(leaderAPI)/v1/hosts/h\(client)/labels")
-        request.method = .PUT
-        request.body = .bytes(ByteBuffer(string: #"{"labels":{"k":"v\#(sequence)"}}"#))
-        try await expectOK(request, from: name, http: http)
+    func write(client: Int, sequence: Int) -> WriteRequest {
+        WriteRequest(method: .PUT, path: "/v1/hosts/h\(client)/labels", body: #"{"labels":{"k":"v\#(sequence)"}}"#)
     }
 }
 
 struct EtcdCluster: System {
     let name = "etcd"
-    /// `http` or `https`.
-    let scheme: String
-    let leaderClient: String
+    let leaderPort: Int
     let leaderPID: Int32
     let followerPIDs: [Int32]
 
-    func write(client: Int, sequence: Int, http: HTTPClient) async throws {
-        var request = HTTPClientRequest(url: "\(scheme)://\(leaderClient)/v3/kv/put")
-        request.method = .POST
+    func write(client: Int, sequence: Int) -> WriteRequest {
         let key = Data("k\(client)".utf8).base64EncodedString()
         let value = Data("v\(sequence)".utf8).base64EncodedString()
-        request.body = .bytes(ByteBuffer(string: #"{"key":"\#(key)","value":"\#(value)"}"#))
-        try await expectOK(request, from: name, http: http)
-    }
-}
-
-/// Sends one write; anything but 200 is an error naming the system and its answer.
-func expectOK(_ request: HTTPClientRequest, from system: String, http: HTTPClient) async throws {
-    let response = try await http.execute(request, timeout: .seconds(10))
-    let body = try await response.body.collect(upTo: 1 << 20)
-    guard response.status == .ok else {
-        throw BenchError("\(system) answered \(response.status): \(String(buffer: body))")
+        return WriteRequest(method: .POST, path: "/v3/kv/put", body: #"{"key":"\#(key)","value":"\#(value)"}"#)
     }
 }
 
@@ -187,53 +172,32 @@ struct Measurement {
     var clientCPU: Double
 }
 
-final class Latencies: Sendable {
-    let values = Mutex<[Double]>([])
-    let failures = Mutex(0)
-    /// The CPU sample taken when the warm-up ended.
-    let cpuAtStart = Mutex((leader: 0.0, followers: 0.0, client: 0.0))
-}
-
 /// `clients` closed-loop writers for `seconds` (after a one-second warm-up).
-func measure(_ system: any System, clients: Int, seconds: Double, http: HTTPClient) async throws -> Measurement {
-    let latencies = Latencies()
-    let warmUpEnds = ContinuousClock.now + .seconds(1)
-    let ends = warmUpEnds + .milliseconds(Int(seconds * 1000))
-    try await withThrowingTaskGroup(of: Void.self) { group in
+func measure(_ system: any System, clients: Int, seconds: Double, tls: NIOSSLContext?) async throws -> Measurement {
+    let warmUpEnds = NIODeadline.now() + .seconds(1)
+    let ends = warmUpEnds + .milliseconds(Int64(seconds * 1000))
+    let (load, cpuStart) = try await withThrowingTaskGroup(of: Void.self) { group in
+        let cpuAtStart = Mutex((leader: 0.0, followers: 0.0, client: 0.0))
         group.addTask {
-            try await Task.sleep(until: warmUpEnds)
+            try await Task.sleep(for: .seconds(1))
             let sample = cpuSample(system)
-            latencies.cpuAtStart.withLock { $0 = sample }
+            cpuAtStart.withLock { $0 = sample }
         }
-        for client in 0..<clients {
-            group.addTask {
-                var sequence = 0
-                while ContinuousClock.now < ends {
-                    sequence += 1
-                    let started = ContinuousClock.now
-                    do {
-                        try await system.write(client: client, sequence: sequence, http: http)
-                    } catch {
-                        latencies.failures.withLock { $0 += 1 }
-                        continue
-                    }
-                    if started >= warmUpEnds, ContinuousClock.now <= ends {
-                        let elapsed = ContinuousClock.now - started
-                        let micros =
-                            Double(elapsed.components.seconds) * 1e6 + Double(elapsed.components.attoseconds) / 1e12
-                        latencies.values.withLock { $0.append(micros) }
-                    }
-                }
-            }
-        }
+        let load = try await ClosedLoopLoad.run(
+            host: "127.0.0.1", port: system.leaderPort, tls: tls, clients: clients, warmUpEnds: warmUpEnds, ends: ends
+        ) { client, sequence in system.write(client: client, sequence: sequence) }
         try await group.waitForAll()
+        return (load, cpuAtStart.withLock { $0 })
     }
     let cpuAtEnd = cpuSample(system)
-    let cpuStart = latencies.cpuAtStart.withLock { $0 }
-    let sorted = latencies.values.withLock { $0 }.sorted()
-    let failures = latencies.failures.withLock { $0 }
-    guard !sorted.isEmpty else { throw BenchError("\(system.name): no write succeeded (\(failures) failed)") }
-    if failures > 0 { print("  (\(system.name): \(failures) writes failed and were not counted)") }
+    let sorted = load.latencies.sorted()
+    guard !sorted.isEmpty else {
+        throw BenchError("\(system.name): no write succeeded (\(load.failures) failed: \(load.firstFailure ?? "")")
+    }
+    if load.failures > 0 {
+        print(
+            "  (\(system.name): \(load.failures) writes failed and were not counted; the first: \(load.firstFailure!))")
+    }
     func percentile(_ p: Double) -> Double { sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
     // The window's writes are those whose latency was recorded (started after the warm-up, ended in time).
     let perWrite = 1000 / Double(sorted.count)
@@ -344,7 +308,7 @@ func startDWCP(
                 }
                 let pids = servers.pids(named: ids)
                 return DWCPRegion(
-                    scheme: scheme, leaderAPI: leader, leaderPID: pids[position],
+                    leaderPort: port, leaderPID: pids[position],
                     followerPIDs: pids.enumerated().filter { $0.offset != position }.map(\.element))
             }
         }
@@ -402,7 +366,7 @@ func startEtcd(
             {
                 let pids = servers.pids(named: names)
                 return EtcdCluster(
-                    scheme: scheme, leaderClient: "127.0.0.1:\(port)", leaderPID: pids[position],
+                    leaderPort: port, leaderPID: pids[position],
                     followerPIDs: pids.enumerated().filter { $0.offset != position }.map(\.element))
             }
         }
@@ -445,6 +409,8 @@ if options.clientTLS, let certificates {
     tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: certificates + "/bench.key", format: .pem))
     configuration.tlsConfiguration = tls
 }
+// The load's connections present the same certificate.
+let loadTLS = try configuration.tlsConfiguration.map { try NIOSSLContext(configuration: $0) }
 let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
 let servers = ServerList()
 do {
@@ -469,7 +435,7 @@ do {
             // Alternate which system goes first, so neither always runs on a warmer machine.
             let order: [any System] = results.isEmpty || results["dwcp"]!.count % 2 == 0 ? [dwcp, etcd] : [etcd, dwcp]
             for system in order {
-                let measured = try await measure(system, clients: clients, seconds: options.seconds, http: http)
+                let measured = try await measure(system, clients: clients, seconds: options.seconds, tls: loadTLS)
                 results[system.name, default: []].append(measured)
             }
         }
@@ -500,9 +466,9 @@ do {
     print("(latency ratios below 1 mean DWCP is faster; medians over rounds)")
 } catch {
     servers.stopAll()
-    try? await http.shutdown()
+    try? await http.shutdown().get()
     fail("\(error) (logs kept in \(directory))")
 }
 servers.stopAll()
-try? await http.shutdown()
+try? await http.shutdown().get()
 try? FileManager.default.removeItem(atPath: directory)

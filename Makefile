@@ -1,5 +1,5 @@
 # DWCP — the two commands of the README, and a few more.
-.PHONY: deps build demo test bench-store bench-placement bench-vm-start bench-region format clean
+.PHONY: deps build demo test check-release bench-store bench-placement bench-vm-start bench-region format clean
 
 # Release builds link the Swift runtime and Foundation into each binary: a `dwcp serve` that does
 # not load them starts about 10 ms sooner, which a restarted member's recovery feels (BENCHMARKS.md,
@@ -20,6 +20,11 @@ demo: build
 test: build
 	swift build --build-tests
 	swift test
+
+## What only the release build shows (CI runs it after the tests): tasks on NIO's event loops.
+check-release: deps
+	$(RELEASE_BUILD) --product dwcp
+	scripts/check-release.sh .build/release/dwcp
 
 ## bench/store: the log and views against raw LMDB, in one run (release build).
 bench-store: deps

@@ -36,7 +36,8 @@ public struct NodeConfiguration: Sendable {
     /// (and the snapshots a new member catches up by) do not grow without end.
     public static let defaultHistoryRetention = Duration.seconds(7 * 86_400)
     /// Whether the process runs its tasks on NIO's event loops (`dwcp serve` and `dwcp dev` make
-    /// them Swift's global executor) rather than on the cooperative pool; shown by `dwcp status`.
+    /// them Swift's global executor), as a task saw at start, rather than on the cooperative pool;
+    /// shown by `dwcp status`.
     public var tasksOnEventLoops = false
 
     public init(

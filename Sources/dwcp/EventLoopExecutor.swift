@@ -13,13 +13,28 @@ enum EventLoopExecutor {
     /// The runtime's hook: called with every job for the global executor, and the default enqueue.
     private typealias EnqueueGlobalHook = @convention(thin) (UnownedJob, @convention(thin) (UnownedJob) -> Void) -> Void
 
-    /// Installs the hook; false if another is installed already. Call once, before any task runs
-    /// elsewhere, after `NIOSingletons.groupLoopCountSuggestion` is set.
+    /// Installs the hook; false if another is installed already, or on a toolchain whose hook
+    /// this was not written for (its signature is the runtime's, not a public API: NIO's own
+    /// install has the same bound). Call once, before any task runs elsewhere, after
+    /// `NIOSingletons.groupLoopCountSuggestion` is set.
     static func install() -> Bool {
-        let hook: EnqueueGlobalHook = { job, _ in
-            // The loop this thread runs, if it is one of the group's (no thread switch), else the next.
-            MultiThreadedEventLoopGroup.singleton.any().enqueue(ExecutorJob(job))
+        #if compiler(<6.6)
+            let hook: EnqueueGlobalHook = { job, _ in
+                // The loop this thread runs, if it is one of the group's (no thread switch), else the next.
+                MultiThreadedEventLoopGroup.singleton.any().enqueue(ExecutorJob(job))
+            }
+            return dwcp_install_enqueue_global_hook(unsafeBitCast(hook, to: UnsafeRawPointer.self))
+        #else
+            return false
+        #endif
+    }
+
+    /// Whether a new task runs on one of NIO's event loops: what `install()` is for, seen from a task
+    /// (`dwcp status` reports this, not the install's answer).
+    static func tasksRunOnEventLoops() async -> Bool {
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask { MultiThreadedEventLoopGroup.currentEventLoop != nil }
+            return await group.next() ?? false
         }
-        return dwcp_install_enqueue_global_hook(unsafeBitCast(hook, to: UnsafeRawPointer.self))
     }
 }

@@ -232,12 +232,14 @@ func runNode(_ options: NodeConfiguration, logLevel: Logger.Level, eventLoops: I
     // work goes. The number of loops is set before anything uses NIO's shared group.
     NIOSingletons.groupLoopCountSuggestion = eventLoops
     var options = options
-    options.tasksOnEventLoops = EventLoopExecutor.install()
+    let installed = EventLoopExecutor.install()
+    options.tasksOnEventLoops = await EventLoopExecutor.tasksRunOnEventLoops()
     let configuration = options
     LoggingSystem.bootstrap { label in StandardErrorLogHandler(label: label, level: logLevel) }
     let logger = Logger(label: "dwcp")
     if !configuration.tasksOnEventLoops {
-        logger.notice("tasks run on the cooperative pool: another global-executor hook is installed")
+        let why = installed ? "" : ": another global-executor hook is installed, or this toolchain is not one it knows"
+        logger.notice("tasks run on the cooperative pool\(why)")
     }
     let node: Node
     do {

@@ -46,7 +46,15 @@ enum ClosedLoopLoad {
                                 request: request, done: promise))
                     }
                 }
-            _ = try await bootstrap.connect(host: host, port: port).get()
+            do {
+                _ = try await bootstrap.connect(host: host, port: port).get()
+            } catch {
+                // This connection's handler never ran: its promise is answered here; those already
+                // open end at the window's end.
+                promise.fail(BenchError("connecting the load's client \(client) to \(host):\(port): \(error)"))
+                for result in results { _ = try? await result.get() }
+                throw error
+            }
         }
         var total = ConnectionResult()
         for result in results {
@@ -78,6 +86,7 @@ final class ClosedLoopWriter: ChannelInboundHandler {
     private var status: HTTPResponseStatus = .ok
     private var answer = ""
     private var finished = false
+    private var deadline: Scheduled<Void>?
 
     init(
         client: Int, authority: String, warmUpEnds: NIODeadline, ends: NIODeadline,
@@ -92,7 +101,7 @@ final class ClosedLoopWriter: ChannelInboundHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        context.eventLoop.assumeIsolated().scheduleTask(deadline: ends + .seconds(10)) {
+        deadline = context.eventLoop.assumeIsolated().scheduleTask(deadline: ends + .seconds(10)) {
             self.finish(context, error: "no answer within 10 s of the window's end")
         }
         send(context: context)
@@ -103,9 +112,14 @@ final class ClosedLoopWriter: ChannelInboundHandler {
         case .head(let head):
             status = head.status
             answer = ""
+            if !head.isKeepAlive {
+                // The load keeps one connection per client; a server that closes them is not measured by it.
+                finish(context, error: "the server answered \(head.status) and closes the connection (no keep-alive)")
+            }
         case .body(let buffer):
             if status != .ok { answer += String(buffer: buffer) }
         case .end:
+            guard !finished else { return }
             let now = NIODeadline.now()
             if status != .ok {
                 result.failures += 1
@@ -144,6 +158,7 @@ final class ClosedLoopWriter: ChannelInboundHandler {
     private func finish(_ context: ChannelHandlerContext, error: String?) {
         guard !finished else { return }
         finished = true
+        deadline?.cancel()
         context.close(promise: nil)
         guard let error else { return done.succeed(result) }
         if NIODeadline.now() < ends {

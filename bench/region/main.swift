@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import NIOSSL
 import Synchronization
 
@@ -179,8 +180,10 @@ func measure(_ system: any System, clients: Int, seconds: Double, tls: NIOSSLCon
     let (load, cpuStart) = try await withThrowingTaskGroup(of: Void.self) { group in
         let cpuAtStart = Mutex((leader: 0.0, followers: 0.0, client: 0.0))
         group.addTask {
-            try await Task.sleep(for: .seconds(1))
-            let sample = cpuSample(system)
+            // Taken on an event loop's timer at the warm-up's end, where the measured window starts.
+            let sample = try await MultiThreadedEventLoopGroup.singleton.any().scheduleTask(deadline: warmUpEnds) {
+                cpuSample(system)
+            }.futureResult.get()
             cpuAtStart.withLock { $0 = sample }
         }
         let load = try await ClosedLoopLoad.run(
@@ -192,7 +195,8 @@ func measure(_ system: any System, clients: Int, seconds: Double, tls: NIOSSLCon
     let cpuAtEnd = cpuSample(system)
     let sorted = load.latencies.sorted()
     guard !sorted.isEmpty else {
-        throw BenchError("\(system.name): no write succeeded (\(load.failures) failed: \(load.firstFailure ?? "")")
+        throw BenchError(
+            "\(system.name): no write succeeded (\(load.failures) failed; the first: \(load.firstFailure ?? "?"))")
     }
     if load.failures > 0 {
         print(

@@ -1,4 +1,5 @@
 import BuildInfo
+import NIOPosix
 import Store
 
 /// What `dwcp status` shows about a node.
@@ -20,8 +21,9 @@ public struct NodeStatus: Sendable, Codable {
     /// How the replication port is secured: `plain`, `mutual` (TLS between members), or `none`
     /// (a single node without one).
     public var replicationTLS: String
-    /// Where the node's tasks run: `event-loops` (NIO's, the threads that serve the sockets) or
-    /// `cooperative-pool` (Swift's default, a thread hop at every step).
+    /// Where the node's tasks run, as seen by the task answering: `event-loops` (NIO's, the threads
+    /// that serve the sockets; `dwcp serve` and `dwcp dev` arrange it) or `cooperative-pool`
+    /// (Swift's default, a thread hop at every step).
     public var tasks: String
 
     enum CodingKeys: String, CodingKey {
@@ -54,6 +56,6 @@ extension Node {
             schemaVersion: ViewStore.schemaVersion,
             apiTLS: apiTLS.map { $0.verifiesClients ? "mutual" : "https" } ?? "plain",
             replicationTLS: configuration.replication.map { $0.tls == nil ? "plain" : "mutual" } ?? "none",
-            tasks: configuration.tasksOnEventLoops ? "event-loops" : "cooperative-pool")
+            tasks: MultiThreadedEventLoopGroup.currentEventLoop != nil ? "event-loops" : "cooperative-pool")
     }
 }

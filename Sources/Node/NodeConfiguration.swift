@@ -35,10 +35,6 @@ public struct NodeConfiguration: Sendable {
     /// A week: long enough to look back on an incident, short enough that a busy region's views
     /// (and the snapshots a new member catches up by) do not grow without end.
     public static let defaultHistoryRetention = Duration.seconds(7 * 86_400)
-    /// Whether the process runs its tasks on NIO's event loops (`dwcp serve` and `dwcp dev` make
-    /// them Swift's global executor), as a task saw at start, rather than on the cooperative pool;
-    /// shown by `dwcp status`.
-    public var tasksOnEventLoops = false
 
     public init(
         dataDirectory: String, nodeID: String, region: String, apiHost: String = "127.0.0.1", apiPort: Int = 7070,

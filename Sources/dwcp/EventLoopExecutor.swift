@@ -28,13 +28,4 @@ enum EventLoopExecutor {
             return false
         #endif
     }
-
-    /// Whether a new task runs on one of NIO's event loops: what `install()` is for, seen from a task
-    /// (`dwcp status` reports this, not the install's answer).
-    static func tasksRunOnEventLoops() async -> Bool {
-        await withTaskGroup(of: Bool.self) { group in
-            group.addTask { MultiThreadedEventLoopGroup.currentEventLoop != nil }
-            return await group.next() ?? false
-        }
-    }
 }

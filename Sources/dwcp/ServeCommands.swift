@@ -224,22 +224,20 @@ struct Dev: AsyncParsableCommand {
 }
 
 /// Opens the node and runs it with its API until a signal asks for a graceful shutdown.
-func runNode(_ options: NodeConfiguration, logLevel: Logger.Level, eventLoops: Int) async throws {
+func runNode(_ configuration: NodeConfiguration, logLevel: Logger.Level, eventLoops: Int) async throws {
     // Tasks run on NIO's event loops, the threads that already read and write every socket,
     // instead of on a second pool of threads: a request, its intent and its Raft messages no
     // longer hop between the two on every step (BENCHMARKS.md, bench/region, item 11). Tasks
     // must therefore not wait for the disk: see docs/architecture.md, Threads, for where that
     // work goes. The number of loops is set before anything uses NIO's shared group.
     NIOSingletons.groupLoopCountSuggestion = eventLoops
-    var options = options
-    let installed = EventLoopExecutor.install()
-    options.tasksOnEventLoops = await EventLoopExecutor.tasksRunOnEventLoops()
-    let configuration = options
+    let onEventLoops = EventLoopExecutor.install()
     LoggingSystem.bootstrap { label in StandardErrorLogHandler(label: label, level: logLevel) }
     let logger = Logger(label: "dwcp")
-    if !configuration.tasksOnEventLoops {
-        let why = installed ? "" : ": another global-executor hook is installed, or this toolchain is not one it knows"
-        logger.notice("tasks run on the cooperative pool\(why)")
+    if !onEventLoops {
+        logger.notice(
+            "tasks run on the cooperative pool: another global-executor hook is installed, or this toolchain is not one it knows"
+        )
     }
     let node: Node
     do {

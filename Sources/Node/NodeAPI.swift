@@ -406,9 +406,11 @@ public enum NodeAPI {
     static func committedAt(_ index: UInt64) -> Response { json(.object([("log_index", .int(Int64(index)))])) }
 
     static func json(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
-        Response(
+        var text = value.serializedBytes()
+        text.append(UInt8(ascii: "\n"))
+        return Response(
             status: status, headers: [.contentType: "application/json"],
-            body: ResponseBody(byteBuffer: ByteBuffer(string: value.serialized() + "\n")))
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: text)))
     }
 
     static func json<T: Encodable>(encoding value: T) throws -> Response {

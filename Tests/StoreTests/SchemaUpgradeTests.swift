@@ -51,8 +51,22 @@ import Testing
         add(.vmDeleted(VMDeleted(name: "f")))
         add(.hostRemoved(HostRemoved(name: "h2")))
         add(.hostAdded(HostAdded(name: "h2", region: "eu", cpus: 8, memoryBytes: 16 << 30)))
+        // A start reported twice (the agent tried again after an answer that never came): one
+        // measurement (009).
+        add(vm("g"))
+        add(.vmPlaced(VMPlaced(vm: "g", host: "h4", explanation: "{}")))
+        add(.vmStateReported(VMStateReported(vm: "g", host: "h4", state: "starting")))
+        add(.vmStateReported(startOfG))
+        add(.vmStateReported(startOfG))  // h4's last change
         return records
     }()
+
+    static let startOfG = VMStateReported(
+        vm: "g", host: "h4", state: "running",
+        start: VMStartMeasurement(path: "pool", firstEntryMicroseconds: 900, bootMicroseconds: 4_000))
+
+    /// The index of `startOfG`'s second copy in ``history``.
+    static var secondStartOfG: Int { history.count }
 
     static var entries: [LogEntry] { ViewStoreTests.entries(history) }
 
@@ -73,8 +87,10 @@ import Testing
                 .map { "\($0["name"] as String)=\($0["vms_changed_index"] as Int64)" }
         }
         // h1: c's delete (17) after a's report (15); h2: added again last, nothing since; h3: the
-        // first c's delete (21), not the second c's (23); h4: e's report (30).
-        #expect(changed == ["h1=17", "h2=0", "h3=21", "h4=30"])
+        // first c's delete (21), not the second c's (23); h4: g's second `running` report (41).
+        #expect(changed == ["h1=17", "h2=0", "h3=21", "h4=41"])
+        let starts = try views.pool.read { db in try Int.fetchAll(db, sql: "SELECT log_index FROM vm_starts") }
+        #expect(starts == [Self.secondStartOfG - 1])
     }
 
     @Test("views of 001–005, upgraded at any index and then applied on, equal the views rebuilt from the log")
@@ -120,6 +136,37 @@ import Testing
             #expect(
                 views.upgradeNote?.contains("applied \(Schema.files[files].name)") == true, "\(views.upgradeNote ?? "")"
             )
+            try views.apply(Array(Self.entries.dropFirst(cut)))
+            #expect(try views.dump() == expected, "upgraded at index \(cut)")
+        }
+    }
+
+    @Test("views of 001–008 that recorded a start twice keep one after 009, as views rebuilt from the log do")
+    func upgradeDropsStartsRecordedTwice() throws {
+        let dir = TemporaryDirectory()
+        let expected = try Self.rebuilt(dir)
+        for cut in [Self.secondStartOfG - 1, Self.secondStartOfG, Self.entries.count] {
+            let path = dir.file("upgraded-\(cut).sqlite")
+            do {
+                let views = try ViewStore(path: path)
+                try views.apply(Array(Self.entries.prefix(cut)))
+                try views.pool.write { db in
+                    // What a dwcp with 001–008 wrote: every report with a start measured one.
+                    if cut >= Self.secondStartOfG {
+                        let start = Self.startOfG.start!
+                        try db.execute(
+                            sql: "INSERT INTO vm_starts VALUES (?, 'g', 'h4', ?, ?, ?, ?)",
+                            arguments: [
+                                Self.secondStartOfG, Self.history[Self.secondStartOfG - 1].at, start.path,
+                                start.firstEntryMicroseconds, start.bootMicroseconds,
+                            ])
+                    }
+                    try db.execute(
+                        sql: "UPDATE dwcp_state SET schema_version = ?", arguments: [Schema.version(ofFirst: 8)])
+                }
+            }
+            let views = try ViewStore(path: path)
+            #expect(views.upgradeNote?.contains("applied 009_vm_starts_once.sql") == true, "\(views.upgradeNote ?? "")")
             try views.apply(Array(Self.entries.dropFirst(cut)))
             #expect(try views.dump() == expected, "upgraded at index \(cut)")
         }

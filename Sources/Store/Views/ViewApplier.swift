@@ -276,7 +276,10 @@ enum ViewApplier {
                 sql: "UPDATE vms SET actual_state = ?, reason = ?, reported_index = ?, updated_index = ? WHERE name = ?"
             ).execute(arguments: [r.state, r.reason, index, index, r.vm])
             try vmsChanged(onHost: r.host, at: index, db: db)
-            if let start = r.start {
+            // A start is a change of state (the agent reports `starting` before `running`): a
+            // report applied again (its agent tried again after an answer that never came, and
+            // both copies committed) finds the state it set, and adds no second measurement.
+            if let start = r.start, vm.actualState != r.state {
                 try db.cachedStatement(
                     sql: """
                         INSERT INTO vm_starts (log_index, vm, host, at, path, first_entry_us, boot_us)

@@ -15,8 +15,11 @@ public struct APITLS: Sendable {
     let relay: TLSConfiguration
     /// Whether clients must present a certificate of the trusted authority.
     public let verifiesClients: Bool
-    /// This load of the files, as one key: relays share an HTTP client until a reload.
-    let files: String
+    /// The same for every load of one node's files (its first load and each reload), and which
+    /// load this is (0 for the first): relays share an HTTP client until a reload, whose client
+    /// replaces it (``LeaderRelay/client(tls:now:)``).
+    let lineage: String
+    let generation: Int
     /// The files it was read from, to read again (``reloaded()``).
     public let certificateFile: String
     public let privateKeyFile: String
@@ -24,6 +27,14 @@ public struct APITLS: Sendable {
 
     /// Reads the PEM files; throws a ``ReplicationError`` naming a file that cannot be used.
     public init(certificateFile: String, privateKeyFile: String, trustedCAFile: String?) throws {
+        try self.init(
+            certificateFile: certificateFile, privateKeyFile: privateKeyFile, trustedCAFile: trustedCAFile,
+            lineage: "\(UInt64.random(in: 0...UInt64.max))", generation: 0)
+    }
+
+    private init(
+        certificateFile: String, privateKeyFile: String, trustedCAFile: String?, lineage: String, generation: Int
+    ) throws {
         let chain = try PEMFile.certificates(certificateFile, what: "API certificate")
         let key = try PEMFile.privateKey(privateKeyFile)
         let authorities = try trustedCAFile.map { try PEMFile.certificates($0, what: "API trusted CA") }
@@ -46,9 +57,8 @@ public struct APITLS: Sendable {
         serverContext = try PEMFile.context(server, certificateFile: certificateFile, keyFile: privateKeyFile)
         self.relay = relay
         verifiesClients = authorities != nil
-        // (A key of its own per load: a relay after a reload presents the new certificate.)
-        files = [certificateFile, privateKeyFile, trustedCAFile ?? "", "\(UInt64.random(in: 0...UInt64.max))"]
-            .joined(separator: "\n")
+        self.lineage = lineage
+        self.generation = generation
         self.certificateFile = certificateFile
         self.privateKeyFile = privateKeyFile
         self.trustedCAFile = trustedCAFile
@@ -56,6 +66,8 @@ public struct APITLS: Sendable {
 
     /// The same files read again (a certificate renewed in place).
     public func reloaded() throws -> APITLS {
-        try APITLS(certificateFile: certificateFile, privateKeyFile: privateKeyFile, trustedCAFile: trustedCAFile)
+        try APITLS(
+            certificateFile: certificateFile, privateKeyFile: privateKeyFile, trustedCAFile: trustedCAFile,
+            lineage: lineage, generation: generation + 1)
     }
 }

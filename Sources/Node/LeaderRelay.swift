@@ -36,10 +36,19 @@ enum LeaderRelay {
     /// told at once), and a deadline longer than a membership change or a transfer takes (a
     /// transfer waits up to 2 s).
     static let client = makeClient(tls: nil)
-    /// With API TLS: a client per set of files (one in a process, but for tests), kept for the
-    /// life of the process like the plain one.
-    static let tlsClients = Mutex<[String: HTTPClient]>([:])
+    /// With API TLS: the relay client of each node's latest load of its files (one node in a
+    /// process, but for tests), and the clients of loads a reload replaced.
+    static let tlsClients = Mutex(TLSClients())
     static let deadline = TimeAmount.seconds(10)
+
+    /// The relay clients of API TLS loads.
+    struct TLSClients {
+        /// By ``APITLS/lineage``: the latest load a client was made for, and the client.
+        var latest: [String: (generation: Int, client: HTTPClient)] = [:]
+        /// Clients of replaced loads, with when they were replaced: a relay they were carrying
+        /// then has its whole ``deadline`` before they are shut down.
+        var replaced: [(client: HTTPClient, at: NIODeadline)] = []
+    }
 
     static func makeClient(tls: TLSConfiguration?) -> HTTPClient {
         var configuration = HTTPClient.Configuration(
@@ -52,15 +61,27 @@ enum LeaderRelay {
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
-    /// The client for relays from a member whose API runs with `tls` (the leader's does too).
-    static func client(tls: APITLS?) -> HTTPClient {
+    /// The client for relays from a member whose API runs with `tls` (the leader's does too). A
+    /// reload of the files (SIGHUP) gets a client of its own, which presents the new certificate;
+    /// the one it replaces is shut down by a later call once `deadline` has passed (until
+    /// 2026-12-05 every reload left its predecessor's client, with its connections, open for the
+    /// life of the process).
+    static func client(tls: APITLS?, now: NIODeadline = .now()) -> HTTPClient {
         guard let tls else { return client }
-        return tlsClients.withLock { clients in
-            if let client = clients[tls.files] { return client }
+        let (client, ended) = tlsClients.withLock { clients -> (HTTPClient, [HTTPClient]) in
+            let ended = clients.replaced.filter { $0.at + deadline <= now }.map(\.client)
+            clients.replaced.removeAll { $0.at + deadline <= now }
+            if let latest = clients.latest[tls.lineage] {
+                // (A relay that began before a reload and asks after it gets the newer client.)
+                if latest.generation >= tls.generation { return (latest.client, ended) }
+                clients.replaced.append((latest.client, now))
+            }
             let client = makeClient(tls: tls.relay)
-            clients[tls.files] = client
-            return client
+            clients.latest[tls.lineage] = (tls.generation, client)
+            return (client, ended)
         }
+        for client in ended { client.shutdown { _ in } }
+        return client
     }
 
     /// Whether `request` came from another member already.

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Logging
 import NIOCore
 import NIOPosix
@@ -43,5 +44,41 @@ import Testing
         #expect(
             !LeaderRelay.neverConnected(NIOSSLError.uncleanShutdown), "a connection that broke off may have carried it")
         try await listener.close()
+    }
+
+    @Test(
+        "a reload's relay client replaces the one before it, which is shut down once a relay it carried has had its deadline"
+    )
+    func reloadReplacesTheRelayClient() async throws {
+        let dir = TemporaryDirectory()
+        try makePeerCertificates(in: dir.file("region"), ["n1": "127.0.0.1", "n2": "127.0.0.1"])
+        func load(_ node: String) throws -> APITLS {
+            try APITLS(
+                certificateFile: dir.file("region/\(node).pem"), privateKeyFile: dir.file("region/\(node).key"),
+                trustedCAFile: dir.file("region/ca.pem"))
+        }
+        let start = NIODeadline.now()
+        let first = try load("n1")
+        let firstClient = LeaderRelay.client(tls: first, now: start)
+        #expect(LeaderRelay.client(tls: first, now: start) === firstClient)
+        // Another node's files (two nodes in one process, as in tests): a client of their own.
+        let other = LeaderRelay.client(tls: try load("n2"), now: start)
+        #expect(other !== firstClient)
+
+        let reloaded = try first.reloaded()
+        let reloadedClient = LeaderRelay.client(tls: reloaded, now: start)
+        #expect(reloadedClient !== firstClient)
+        // A relay that began before the reload and asks after it gets the newer client.
+        #expect(LeaderRelay.client(tls: first, now: start) === reloadedClient)
+        #expect(LeaderRelay.tlsClients.withLock { $0.replaced.contains { $0.client === firstClient } })
+
+        // Before the deadline the replaced client still runs; after it, the next call shuts it down.
+        _ = LeaderRelay.client(tls: reloaded, now: start + LeaderRelay.deadline - .milliseconds(1))
+        #expect(LeaderRelay.tlsClients.withLock { $0.replaced.contains { $0.client === firstClient } })
+        #expect(LeaderRelay.client(tls: reloaded, now: start + LeaderRelay.deadline) === reloadedClient)
+        #expect(!LeaderRelay.tlsClients.withLock { $0.replaced.contains { $0.client === firstClient } })
+        await #expect(throws: HTTPClientError.alreadyShutdown) { try await firstClient.shutdown() }
+        try await reloadedClient.shutdown()
+        try await other.shutdown()
     }
 }

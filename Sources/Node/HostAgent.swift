@@ -283,8 +283,8 @@ struct HostAgent: Sendable {
 
     /// Proposes a VM's state, trying again (5 tries, 3 s of pauses between them) while the region cannot take
     /// it, as through a change of leader: a report lost for good left the views wrong until the VM
-    /// changed again. (Applied twice, a report sets the same state again: no second event row or
-    /// `vm_starts` measurement, as the state does not change.)
+    /// changed again. (Applied twice, a report sets the same state again: no second event row, and
+    /// no second `vm_starts` row, as its measurement is the VM's latest already.)
     private func report(_ node: Node, _ state: VMStateReported) async {
         var pause: Duration = .milliseconds(200)
         for attempt in 1...5 {

@@ -40,13 +40,17 @@ enum LeaderRelay {
     /// process, but for tests), and the clients of loads a reload replaced.
     static let tlsClients = Mutex(TLSClients())
     static let deadline = TimeAmount.seconds(10)
+    /// How long a replaced relay client is kept: twice a relay's ``deadline``, since a relay that
+    /// took the client just before the reload may start its clock a little later, and its answer's
+    /// body is bounded by the client's 10 s read timeout after the head, not by the deadline.
+    static let replacedLifetime = deadline * 2
 
     /// The relay clients of API TLS loads.
     struct TLSClients {
         /// By ``APITLS/lineage``: the latest load a client was made for, and the client.
         var latest: [String: (generation: Int, client: HTTPClient)] = [:]
-        /// Clients of replaced loads, with when they were replaced: a relay they were carrying
-        /// then has its whole ``deadline`` before they are shut down.
+        /// Clients of replaced loads, with when they were replaced: shut down ``replacedLifetime``
+        /// after that.
         var replaced: [(client: HTTPClient, at: NIODeadline)] = []
     }
 
@@ -63,14 +67,14 @@ enum LeaderRelay {
 
     /// The client for relays from a member whose API runs with `tls` (the leader's does too). A
     /// reload of the files (SIGHUP) gets a client of its own, which presents the new certificate;
-    /// the one it replaces is shut down by a later call once `deadline` has passed (until
+    /// the one it replaces is shut down by a later call once ``replacedLifetime`` has passed (until
     /// 2026-12-05 every reload left its predecessor's client, with its connections, open for the
     /// life of the process).
     static func client(tls: APITLS?, now: NIODeadline = .now()) -> HTTPClient {
         guard let tls else { return client }
         let (client, ended) = tlsClients.withLock { clients -> (HTTPClient, [HTTPClient]) in
-            let ended = clients.replaced.filter { $0.at + deadline <= now }.map(\.client)
-            clients.replaced.removeAll { $0.at + deadline <= now }
+            let ended = clients.replaced.filter { $0.at + replacedLifetime <= now }.map(\.client)
+            clients.replaced.removeAll { $0.at + replacedLifetime <= now }
             if let latest = clients.latest[tls.lineage] {
                 // (A relay that began before a reload and asks after it gets the newer client.)
                 if latest.generation >= tls.generation { return (latest.client, ended) }

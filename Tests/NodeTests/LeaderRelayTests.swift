@@ -47,7 +47,7 @@ import Testing
     }
 
     @Test(
-        "a reload's relay client replaces the one before it, which is shut down once a relay it carried has had its deadline"
+        "a reload's relay client replaces the one before it, which is shut down once a relay it carried has had its time"
     )
     func reloadReplacesTheRelayClient() async throws {
         let dir = TemporaryDirectory()
@@ -73,9 +73,9 @@ import Testing
         #expect(LeaderRelay.tlsClients.withLock { $0.replaced.contains { $0.client === firstClient } })
 
         // Before the deadline the replaced client still runs; after it, the next call shuts it down.
-        _ = LeaderRelay.client(tls: reloaded, now: start + LeaderRelay.deadline - .milliseconds(1))
+        _ = LeaderRelay.client(tls: reloaded, now: start + LeaderRelay.replacedLifetime - .milliseconds(1))
         #expect(LeaderRelay.tlsClients.withLock { $0.replaced.contains { $0.client === firstClient } })
-        #expect(LeaderRelay.client(tls: reloaded, now: start + LeaderRelay.deadline) === reloadedClient)
+        #expect(LeaderRelay.client(tls: reloaded, now: start + LeaderRelay.replacedLifetime) === reloadedClient)
         #expect(!LeaderRelay.tlsClients.withLock { $0.replaced.contains { $0.client === firstClient } })
         await #expect(throws: HTTPClientError.alreadyShutdown) { try await firstClient.shutdown() }
         try await reloadedClient.shutdown()

@@ -77,6 +77,30 @@ final class DwcpProcess: @unchecked Sendable {
     }
 
     func kill(_ signal: Int32) { Foundation.kill(process.processIdentifier, signal) }
+
+    /// Sends SIGSTOP and returns once every thread of the process has stopped. `kill` returns
+    /// before that: the kernel hands a process-wide stop to one thread, which stops the others
+    /// only when it next runs, and on a loaded machine the process's other threads (its event
+    /// loop) may go on for milliseconds meanwhile: long enough to acknowledge an entry sent after
+    /// the signal.
+    func freeze(timeout: Duration = .seconds(10)) async throws {
+        kill(SIGSTOP)
+        let tasks = "/proc/\(process.processIdentifier)/task"
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let threads = (try? FileManager.default.contentsOfDirectory(atPath: tasks)) ?? []
+            let states = threads.compactMap { thread -> Character? in
+                // "TID (COMM) STATE ...": the name may hold spaces and parentheses; the state follows the last ')'.
+                guard let stat = try? String(contentsOfFile: "\(tasks)/\(thread)/stat", encoding: .utf8),
+                    let close = stat.lastIndex(of: ")")
+                else { return nil }
+                return stat[close...].dropFirst(2).first
+            }
+            if !states.isEmpty, states.allSatisfy({ $0 == "T" || $0 == "t" }) { return }
+            try await Task.sleep(for: .milliseconds(1))
+        }
+        throw CLIFailure("process \(process.processIdentifier) did not stop within \(timeout) of SIGSTOP")
+    }
 }
 
 /// The names the node acknowledged, appended to by concurrent clients.

@@ -93,6 +93,11 @@ final class Region: Sendable {
         processes.withLock { $0[id]! }.kill(signal)
     }
 
+    /// Stops `id` with SIGSTOP, returning once all its threads have stopped (see ``DwcpProcess/freeze(timeout:)``).
+    func freeze(_ id: String) async throws {
+        try await processes.withLock { $0[id]! }.freeze()
+    }
+
     /// `id`'s API address, HOST:PORT (it must be running).
     func apiAddress(_ id: String) -> String { "127.0.0.1:\(apiPorts.withLock { $0[id]! })" }
 
@@ -394,7 +399,7 @@ func get(_ url: String) async throws -> (Int, String) {
         let stoppedBase = region.base(stopped)!
         var staleLocalReads = 0
         for i in 0..<6 {
-            region.signal(stopped, SIGSTOP)
+            try await region.freeze(stopped)
             let (status, body) = try await put(leaderBase + "/v1/hosts/h1/labels", #"{"labels":{"step":"\#(i)"}}"#)
             #expect(status == 200, "\(body)")
             let level = i % 2 == 0 ? "linearizable" : "local"
@@ -456,7 +461,7 @@ func get(_ url: String) async throws -> (Int, String) {
         // the leader may have appended it. One with a request id cannot apply twice, so the
         // follower sends it to the new leader itself. The CLI, which sends a request id and
         // retries on 503, gets through either way.
-        region.signal(frozenLeader, SIGSTOP)
+        try await region.freeze(frozenLeader)
         async let cliWrite = runCLI(
             [
                 "host", "label", "h1", "--label", "step=cli", "--server",
@@ -588,7 +593,7 @@ func get(_ url: String) async throws -> (Int, String) {
         let followers = Region.ids.filter { $0 != leader }
         // A transfer to a frozen member never finishes: the leader refuses proposals until it
         // gives the transfer up after an election timeout (300 ms), then leads on.
-        region.signal(followers[0], SIGSTOP)
+        try await region.freeze(followers[0])
         async let transfer = post(region.base(leader)! + "/v1/cluster/leader", #"{"id":"\#(followers[0])"}"#)
         try await Task.sleep(for: .milliseconds(50))
         let labels = region.base(leader)! + "/v1/hosts/h1/labels"
@@ -621,7 +626,7 @@ func get(_ url: String) async throws -> (Int, String) {
         // may have taken over on waking, with the transfer's message: ask the leader of now.)
         let stopping = try await region.agreedLeader()
         let frozen = Region.ids.filter { $0 != stopping }
-        for id in frozen { region.signal(id, SIGSTOP) }
+        for id in frozen { try await region.freeze(id) }
         async let inFlight = put(
             region.base(stopping)! + "/v1/hosts/h1/labels", #"{"labels":{"via":"stopping"},"request_id":"stopping"}"#)
         try await Task.sleep(for: .milliseconds(200))
@@ -647,7 +652,7 @@ func get(_ url: String) async throws -> (Int, String) {
         let (added, addBody) = try await post(
             base + "/v1/hosts", #"{"name":"h1","cpus":64,"memory_bytes":68719476736}"#)
         #expect(added == 200, "\(addBody)")
-        for id in followers { region.signal(id, SIGSTOP) }
+        for id in followers { try await region.freeze(id) }
         let started = ContinuousClock.now
         let body = #"{"labels":{"k":"alone"},"request_id":"alone"}"#
         // A learner changes no majority, so the leader takes it while it still counts the frozen
@@ -959,7 +964,7 @@ func get(_ url: String) async throws -> (Int, String) {
         let learner = #"{"id":"n4","address":"\#(region.replicationAddress(Region.joiner))","learner":true}"#
         // The leader stops (its kernel still accepts the connection and takes the request); the
         // follower, asked at once, still knows it as the leader and sends the change on to it.
-        region.signal(leader, SIGSTOP)
+        try await region.freeze(leader)
         let started = ContinuousClock.now
         let relayed: Result<(Int, String, HTTPHeaders), any Error>
         do {

@@ -57,7 +57,9 @@ import Testing
         add(.vmPlaced(VMPlaced(vm: "g", host: "h4", explanation: "{}")))
         add(.vmStateReported(VMStateReported(vm: "g", host: "h4", state: "starting")))
         add(.vmStateReported(startOfG))
-        add(.vmStateReported(startOfG))  // h4's last change
+        add(.vmStateReported(startOfG))
+        // A start whose `starting` report was lost: `running` over `running`, still a start.
+        add(.vmStateReported(restartOfE))  // h4's last change
         return records
     }()
 
@@ -65,8 +67,12 @@ import Testing
         vm: "g", host: "h4", state: "running",
         start: VMStartMeasurement(path: "pool", firstEntryMicroseconds: 900, bootMicroseconds: 4_000))
 
+    static let restartOfE = VMStateReported(
+        vm: "e", host: "h4", state: "running",
+        start: VMStartMeasurement(path: "cold", firstEntryMicroseconds: 1_200, bootMicroseconds: 6_000))
+
     /// The index of `startOfG`'s second copy in ``history``.
-    static var secondStartOfG: Int { history.count }
+    static var secondStartOfG: Int { history.count - 1 }
 
     static var entries: [LogEntry] { ViewStoreTests.entries(history) }
 
@@ -87,10 +93,13 @@ import Testing
                 .map { "\($0["name"] as String)=\($0["vms_changed_index"] as Int64)" }
         }
         // h1: c's delete (17) after a's report (15); h2: added again last, nothing since; h3: the
-        // first c's delete (21), not the second c's (23); h4: g's second `running` report (41).
-        #expect(changed == ["h1=17", "h2=0", "h3=21", "h4=41"])
-        let starts = try views.pool.read { db in try Int.fetchAll(db, sql: "SELECT log_index FROM vm_starts") }
-        #expect(starts == [Self.secondStartOfG - 1])
+        // first c's delete (21), not the second c's (23); h4: e's second start (42).
+        #expect(changed == ["h1=17", "h2=0", "h3=21", "h4=42"])
+        // g's start once (40, not its copy at 41), and e's start without a `starting` report (42).
+        let starts = try views.pool.read { db in
+            try Int.fetchAll(db, sql: "SELECT log_index FROM vm_starts ORDER BY log_index")
+        }
+        #expect(starts == [Self.secondStartOfG - 1, Self.secondStartOfG + 1])
     }
 
     @Test("views of 001–005, upgraded at any index and then applied on, equal the views rebuilt from the log")

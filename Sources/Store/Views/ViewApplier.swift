@@ -276,10 +276,7 @@ enum ViewApplier {
                 sql: "UPDATE vms SET actual_state = ?, reason = ?, reported_index = ?, updated_index = ? WHERE name = ?"
             ).execute(arguments: [r.state, r.reason, index, index, r.vm])
             try vmsChanged(onHost: r.host, at: index, db: db)
-            // A start is a change of state (the agent reports `starting` before `running`): a
-            // report applied again (its agent tried again after an answer that never came, and
-            // both copies committed) finds the state it set, and adds no second measurement.
-            if let start = r.start, vm.actualState != r.state {
+            if let start = r.start, try !repeatsLatestStart(start, vm: r.vm, db: db) {
                 try db.cachedStatement(
                     sql: """
                         INSERT INTO vm_starts (log_index, vm, host, at, path, first_entry_us, boot_us)
@@ -295,6 +292,24 @@ enum ViewApplier {
             }
             return .applied
         }
+    }
+
+    /// Whether `start` is the measurement of the VM's latest recorded start: the same report
+    /// applied again (its agent tried again after an answer that never came, and both copies
+    /// committed), which adds no second row to `vm_starts`. (Not the change of state: a start whose
+    /// `starting` report was lost for good reports `running` over `running`, and is still a start.
+    /// Two starts of one VM measured alike to the microsecond on both durations are taken for one.)
+    /// Schema 009 removes the copies earlier builds recorded by the same rule.
+    static func repeatsLatestStart(_ start: VMStartMeasurement, vm: String, db: Database) throws -> Bool {
+        guard
+            let latest = try Row.fetchOne(
+                db.cachedStatement(
+                    sql:
+                        "SELECT path, first_entry_us, boot_us FROM vm_starts WHERE vm = ? ORDER BY log_index DESC LIMIT 1"
+                ), arguments: [vm])
+        else { return false }
+        return latest["path"] == start.path && latest["first_entry_us"] == start.firstEntryMicroseconds
+            && latest["boot_us"] == start.bootMicroseconds
     }
 
     private struct VMRow {

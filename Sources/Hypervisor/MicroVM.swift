@@ -81,8 +81,11 @@ public final class MicroVM: @unchecked Sendable {
     private let lock = NSCondition()
     private var phase: MicroVMState = .ready
     private var parked = 0
-    /// vCPU threads that have not yet left their run loop.
+    /// vCPU threads started and not yet out of their run loop (counted from their start, so a
+    /// thread that has not begun to run counts too).
     private var threadsInRunLoop = 0
+    /// Set by ``release()``: the memory and KVM objects are given back, and `deinit` finds nothing.
+    private var released = false
 
     /// How many vCPU threads are still in their run loop (0 once a stopped VM's threads are done).
     var vcpuThreadsRunning: Int {
@@ -156,11 +159,35 @@ public final class MicroVM: @unchecked Sendable {
         // the last reference often goes on an event loop (the host agent's task that watched the
         // VM). So they happen on a queue of their own, explicitly: whichever reference to the
         // memory or a vCPU goes last afterwards finds nothing left to free.
+        guard !released else { return }
         let (vmFD, memory, vcpus) = (vmFD, memory, vcpus)
-        Self.releaseQueue.async {
-            for cpu in vcpus { cpu.release() }
-            close(vmFD)
-            memory.unmap()
+        Self.releaseQueue.async { Self.release(vmFD: vmFD, memory: memory, vcpus: vcpus) }
+    }
+
+    private static func release(vmFD: Int32, memory: GuestMemory, vcpus: [VirtualCPU]) {
+        for cpu in vcpus { cpu.release() }
+        close(vmFD)
+        memory.unmap()
+    }
+
+    /// Gives an ended VM's guest memory and KVM objects back now, on the release queue, and returns
+    /// once they are: after its vCPU threads have left their run loop. A host agent calls it
+    /// before it forgets a VM that ended, so the memory it still counts is memory still mapped
+    /// (HostAgent: a start waits for the memory ended VMs hold). Nothing may use the VM afterwards.
+    public func release() async {
+        let exited = if case .exited = state { true } else { false }
+        precondition(exited, "release() of a VM that has not ended")
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            Self.releaseQueue.async { [self] in
+                // Blocking here is what this queue is for; the threads are leaving the guest already.
+                lock.lock()
+                while threadsInRunLoop > 0 { lock.wait() }
+                let first = !released
+                released = true
+                lock.unlock()
+                if first { Self.release(vmFD: vmFD, memory: memory, vcpus: vcpus) }
+                continuation.resume()
+            }
         }
     }
 
@@ -182,6 +209,9 @@ public final class MicroVM: @unchecked Sendable {
     }
 
     func startThreads() {
+        lock.lock()
+        threadsInRunLoop += vcpus.count
+        lock.unlock()
         for cpu in vcpus {
             let thread = Thread { [self] in self.runLoop(cpu) }
             thread.stackSize = 1 << 18
@@ -311,12 +341,10 @@ public final class MicroVM: @unchecked Sendable {
         // it (threads made from Dispatch's workers do), and then stop and pause never interrupted
         // a guest busy without exits.
         _ = ckvm_unblock_signal(KVMSystem.kickSignal)
-        lock.lock()
-        threadsInRunLoop += 1
-        lock.unlock()
         defer {
             lock.lock()
             threadsInRunLoop -= 1
+            lock.broadcast()  // ``release()`` waits for the last one
             lock.unlock()
         }
         lock.lock()

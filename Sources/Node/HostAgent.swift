@@ -37,6 +37,12 @@ struct HostAgent: Sendable {
         /// down reports nothing, and one placed here again waits for it.
         let ended = IndexWatermark(0)
 
+        /// The guest memory of the microVMs here: running, or ended and not yet released (a VM
+        /// is forgotten only once its memory is given back).
+        var heldMemoryBytes: Int64 {
+            entries.withLock { entries in entries.values.reduce(0) { $0 + Int64($1.vm.shape.memoryBytes) } }
+        }
+
         /// The microVMs running here and how many have ended, read together: a microVM that ends
         /// after this moves `ended` past the count returned.
         func snapshot() -> (running: [String: Int64], ended: UInt64) {
@@ -116,6 +122,8 @@ struct HostAgent: Sendable {
             // What the last pass acted on: a pass runs again only when a VM placed here changed
             // (`hosts.vms_changed_index`) or one of the microVMs here ended, not after every commit.
             var actedOn: (vmsChanged: Int64?, running: [String: Int64])?
+            // VMs whose start waits for memory that ended microVMs hold (logged once each).
+            var waitingForMemory = Set<String>()
             while true {
                 let (applied, appliedAt) = node.applied.valueAndTime
                 seen = applied
@@ -134,7 +142,7 @@ struct HostAgent: Sendable {
                 // to GRDB's reader queue, which under load costs a millisecond on this path that VM
                 // start latency is measured on. (A synchronous read of GRDB's pool here could wait
                 // for a reader that an async read holds until its task runs again.)
-                let hosted = try Self.readHostedVMs(node, host: configuration.hostName)
+                let (hosted, hostMemory) = try Self.readHostedVMs(node, host: configuration.hostName)
                 let hostedNames = Set(hosted.map(\.name))
                 for name in withFiles.subtracting(hostedNames).subtracting(running.keys) {
                     try? FileManager.default.removeItem(atPath: directory(of: name))
@@ -144,6 +152,23 @@ struct HostAgent: Sendable {
                 for action in plan.actions(hosted: hosted, running: running) {
                     switch action {
                     case .start(let vm, let reason):
+                        // The views count a deleted VM's memory free once the delete applies; here
+                        // it is free once its microVM has ended and given the memory back (the
+                        // watch task releases it before it forgets the VM). A start that would need
+                        // memory ended microVMs still hold waits: the pass runs again when one is
+                        // forgotten. (Only placements made meanwhile can need it: the scheduler never
+                        // places more than the host's memory.)
+                        let held = local.heldMemoryBytes
+                        if let hostMemory, held + vm.memoryBytes > hostMemory {
+                            if waitingForMemory.insert(vm.name).inserted {
+                                logger.notice(
+                                    "VM \(vm.name) (\(vm.memoryBytes) bytes) waits for memory: the microVMs here still hold \(held) of the host's \(hostMemory) bytes, some of it for VMs that ended"
+                                )
+                            }
+                            plan.putOff(vm.name)
+                            continue
+                        }
+                        waitingForMemory.remove(vm.name)
                         start(
                             vm, reason: reason, appliedAt: appliedAt, pool: pool, local: local, node: node,
                             group: &group)
@@ -261,6 +286,8 @@ struct HostAgent: Sendable {
                     VMStateReported(
                         vm: name, host: host, state: "running", reason: "booted (\(path) start)", start: measurement))
             case .exited(let exit):
+                // The memory goes back before the VM is forgotten: until then a start counts it held.
+                await vm.release()
                 let cause = local.remove(name)
                 switch (cause, exit) {
                 case (.tornDown, _), (.shutdown, _):
@@ -358,9 +385,16 @@ struct HostAgent: Sendable {
             db.cachedStatement(sql: "SELECT vms_changed_index FROM hosts WHERE name = ?"), arguments: [host])
     }
 
-    /// The VMs placed on `host`, read synchronously (see the call site for why).
-    static func readHostedVMs(_ node: Node, host: String) throws -> [HostedVM] {
-        try node.views.read { db in try hostedVMs(db, host: host) }
+    /// The VMs placed on `host` and the memory the host offers (nil while it is unknown), read
+    /// synchronously (see the call site for why).
+    static func readHostedVMs(_ node: Node, host: String) throws -> (vms: [HostedVM], hostMemory: Int64?) {
+        try node.views.read { db in
+            (
+                try hostedVMs(db, host: host),
+                try Int64.fetchOne(
+                    db.cachedStatement(sql: "SELECT memory_bytes FROM hosts WHERE name = ?"), arguments: [host])
+            )
+        }
     }
 
     static func hostedVMs(_ db: Database, host: String) throws -> [HostedVM] {

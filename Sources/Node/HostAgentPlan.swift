@@ -55,8 +55,17 @@ public struct HostAgentPlan: Sendable {
     /// For each VM, the desired index the agent already acted on: a desired state is acted on once,
     /// so a guest that halts is not started again until someone asks for it again.
     public private(set) var handled: [String: Int64] = [:]
+    /// What `handled` held for each VM the latest pass asked to start, before it (``putOff(_:)`` puts it back).
+    private var handledBeforeStart: [String: Int64?] = [:]
 
     public init() {}
+
+    /// Takes back that the agent acted on `name`'s desired state when it did not perform the start
+    /// the latest pass gave (it waits for memory that ended microVMs here still hold): the start
+    /// comes again in a later pass.
+    public mutating func putOff(_ name: String) {
+        if let previous = handledBeforeStart.removeValue(forKey: name) { handled[name] = previous }
+    }
 
     /// The actions that bring this host in line with `hosted`; `running` are the VMs alive here,
     /// each with the `vm.created` index of the VM it was started for. One started for a VM of that
@@ -64,6 +73,7 @@ public struct HostAgentPlan: Sendable {
     /// any other.
     public mutating func actions(hosted: [HostedVM], running: [String: Int64]) -> [Action] {
         var actions: [Action] = []
+        handledBeforeStart = [:]
         let names = Set(hosted.map(\.name))
         for name in Set(running.keys).subtracting(names).sorted() { actions.append(.tearDown(name)) }
         for vm in hosted {
@@ -86,9 +96,11 @@ public struct HostAgentPlan: Sendable {
             case "running" where !actedOn:
                 if vm.actualState == "scheduled" || vm.desiredIndex > vm.reportedIndex || askedAgain {
                     actions.append(.start(vm, reason: ""))
+                    handledBeforeStart[vm.name] = handled[vm.name]
                 } else if lostRun {
                     actions.append(
                         .start(vm, reason: "restarted: it was \(vm.actualState) when the host agent stopped"))
+                    handledBeforeStart[vm.name] = handled[vm.name]
                 }
                 handled[vm.name] = vm.desiredIndex
             case "stopped" where isRunning:

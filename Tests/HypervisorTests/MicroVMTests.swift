@@ -200,6 +200,24 @@ struct MicroVMTests {
         #expect(pool.count == 0)
     }
 
+    @Test("release() gives an ended VM's memory and KVM objects back before it returns, with a busy vCPU just stopped")
+    func releaseNow() async throws {
+        let vm = try MicroVM(kvm: kvm(), shape: MicroVMShape(memoryBytes: 16 << 20, vcpus: 2))
+        try vm.boot(
+            GuestImage.named("builtin:memtouch"), commandLine: "working_set=1048576 rate=100000000000000000",
+            console: nil)
+        try await Task.sleep(for: .milliseconds(100))
+        vm.stop()
+        #expect(await vm.waitUntilExited() == .stopped)
+        // The threads may still be on their way out of the guest: release waits for them.
+        await vm.release()
+        #expect(vm.vcpuThreadsRunning == 0)
+        #expect(!vm.memory.mapped, "release() returned with the guest's memory mapped")
+        #expect(vm.vcpus.allSatisfy { !$0.held }, "release() returned with a vCPU open")
+        // Again: nothing is freed twice (deinit, when the VM goes, frees nothing either).
+        await vm.release()
+    }
+
     @Test("an ended VM gives back its memory and KVM VM on the release queue, not where it is let go of")
     func releasedOnTheQueue() async throws {
         var vm: MicroVM? = try MicroVM(kvm: kvm(), shape: MicroVMShape(memoryBytes: 16 << 20, vcpus: 1))

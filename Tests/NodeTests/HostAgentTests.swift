@@ -1,9 +1,9 @@
 import Foundation
-import Hypervisor
 import Store
 import TestSupport
 import Testing
 
+@testable import Hypervisor
 @testable import Node
 
 @Suite("Host agent plan")
@@ -29,6 +29,27 @@ struct HostAgentPlanTests {
         // `dwcp vm start` again: a newer desired index.
         let again = vm(actual: "stopped", desiredIndex: 10, reportedIndex: 9)
         #expect(plan.actions(hosted: [again], running: [:]) == [.start(again, reason: "")])
+    }
+
+    @Test("a start the agent put off (it waits for memory) comes again in the next pass, once; others do not")
+    func putOffStartComesAgain() {
+        var plan = HostAgentPlan()
+        #expect(plan.actions(hosted: [vm()], running: [:]) == [.start(vm(), reason: "")])
+        plan.putOff("a")
+        #expect(plan.actions(hosted: [vm()], running: [:]) == [.start(vm(), reason: "")])
+        // Performed this time: not given again.
+        #expect(plan.actions(hosted: [vm()], running: [:]).isEmpty)
+        // Putting off a start that was not given, or twice, changes nothing.
+        plan.putOff("a")
+        #expect(plan.actions(hosted: [vm()], running: [:]).isEmpty)
+        // A start asked again after a stop, put off: it comes again as it was asked.
+        let stopped = vm(actual: "stopped", desiredIndex: 10, reportedIndex: 9)
+        var restart = HostAgentPlan()
+        #expect(restart.actions(hosted: [vm(desired: "stopped", desiredIndex: 5)], running: ["a": 0]) == [.stop("a")])
+        #expect(restart.actions(hosted: [stopped], running: [:]) == [.start(stopped, reason: "")])
+        restart.putOff("a")
+        #expect(restart.actions(hosted: [stopped], running: [:]) == [.start(stopped, reason: "")])
+        #expect(restart.actions(hosted: [stopped], running: [:]).isEmpty)
     }
 
     @Test("after an agent restart, VMs the views show running are restarted, stopped ones are reported")
@@ -316,6 +337,49 @@ struct HostAgentKVMTests {
                 try await waitForRows(
                     node, "SELECT actual_state, (SELECT count(*) FROM vm_starts) FROM vms", #"[["running",2]]"#)
                     == #"[["running",2]]"#)
+        }
+    }
+
+    @Test(
+        "a VM placed on the memory of a deleted VM whose microVM has not given it back yet starts once it has"
+    )
+    func startWaitsForReleasedMemory() async throws {
+        let dir = TemporaryDirectory()
+        let agent = HostAgentConfiguration(hostName: "h1", poolSize: 0)
+        try await withRunningNode(dir, hostAgent: agent) { node in
+            _ = try await waitForRows(node, "SELECT count(*) FROM hosts", "[[1]]")
+            let hostMemory = try #require(
+                Int64(try await rows(node, "SELECT memory_bytes FROM hosts").filter(\.isNumber)))
+            // Each more than half of what the host offers: the two never fit at once. (Guest memory
+            // is mapped without reserve and the guest touches little of it.)
+            let size = hostMemory / 5 * 3 / 4096 * 4096
+            func create(_ name: String) async throws {
+                _ = try await node.submit(
+                    .createVM(
+                        VMCreated(
+                            name: name, region: "eu", cpus: 1, memoryBytes: size, image: "builtin:counter",
+                            desiredState: .running)))
+            }
+            try await create("a")
+            #expect(try await waitForRows(node, "SELECT actual_state FROM vms", #"[["running"]]"#) == #"[["running"]]"#)
+            // a's memory is not given back while the release queue holds still.
+            MicroVM.releaseQueue.suspend()
+            var resumed = false
+            defer { if !resumed { MicroVM.releaseQueue.resume() } }
+            _ = try await node.submit(.deleteVM(name: "a"))
+            try await create("b")
+            #expect(
+                try await waitForRows(node, "SELECT host, actual_state FROM vms", #"[["h1","scheduled"]]"#)
+                    == #"[["h1","scheduled"]]"#)
+            try await Task.sleep(for: .seconds(1))
+            #expect(
+                try await rows(node, "SELECT actual_state FROM vms") == #"[["scheduled"]]"#,
+                "b started while a's memory was still mapped")
+            MicroVM.releaseQueue.resume()
+            resumed = true
+            let after = try await waitForRows(node, "SELECT actual_state FROM vms", #"[["running"]]"#)
+            let all = try await rows(node, "SELECT name, actual_state, reason FROM vms")
+            #expect(after == #"[["running"]]"#, "\(all)")
         }
     }
 

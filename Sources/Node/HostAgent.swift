@@ -24,7 +24,8 @@ struct HostAgent: Sendable {
         case requested, tornDown, shutdown
     }
 
-    /// The microVMs running here, by VM name.
+    /// The microVMs running here, by VM name, and the memory of those that ended and have not
+    /// given it back yet.
     final class LocalVMs: Sendable {
         struct Entry {
             let vm: MicroVM
@@ -32,30 +33,70 @@ struct HostAgent: Sendable {
             let createdIndex: Int64
             var stopCause: StopCause?
         }
-        let entries = Mutex<[String: Entry]>([:])
-        /// How many microVMs have ended here: a pass also runs when one ended, since a VM torn
-        /// down reports nothing, and one placed here again waits for it.
+        private struct State {
+            var running: [String: Entry] = [:]
+            /// Guest memory of ended microVMs not yet unmapped, by the number ``end(_:memoryBytes:)`` gave.
+            var releasing: [UInt64: Int64] = [:]
+            var nextRelease: UInt64 = 0
+        }
+        private let state = Mutex(State())
+        /// How many times a microVM here has ended or given its memory back: a pass also runs
+        /// then, since a VM torn down reports nothing, one placed here again waits for it, and a
+        /// start put off for memory waits for the release.
         let ended = IndexWatermark(0)
 
-        /// The guest memory of the microVMs here: running, or ended and not yet released (a VM
-        /// is forgotten only once its memory is given back).
-        var heldMemoryBytes: Int64 {
-            entries.withLock { entries in entries.values.reduce(0) { $0 + Int64($1.vm.shape.memoryBytes) } }
+        /// Adds a microVM that runs here now.
+        func add(_ name: String, _ entry: Entry) { state.withLock { $0.running[name] = entry } }
+
+        /// Sets why the agent ends `name`'s microVM and returns it (nil when none runs here).
+        func markStopping(_ name: String, cause: StopCause) -> MicroVM? {
+            state.withLock { state in
+                state.running[name]?.stopCause = cause
+                return state.running[name]?.vm
+            }
         }
 
-        /// The microVMs running here and how many have ended, read together: a microVM that ends
+        /// Every microVM running here, each marked as ended by the node's shutdown.
+        func markAllShuttingDown() -> [MicroVM] {
+            state.withLock { state in
+                for name in state.running.keys { state.running[name]?.stopCause = .shutdown }
+                return state.running.values.map(\.vm)
+            }
+        }
+
+        /// The guest memory of the microVMs here: running, or ended and not given back yet.
+        var heldMemoryBytes: Int64 {
+            state.withLock { state in
+                state.running.values.reduce(0) { $0 + Int64($1.vm.shape.memoryBytes) }
+                    + state.releasing.values.reduce(0, +)
+            }
+        }
+
+        /// The microVMs running here and how many ends and releases there were, read together: one
         /// after this moves `ended` past the count returned.
         func snapshot() -> (running: [String: Int64], ended: UInt64) {
-            entries.withLock { ($0.mapValues(\.createdIndex), ended.value) }
+            state.withLock { ($0.running.mapValues(\.createdIndex), ended.value) }
         }
 
-        /// Forgets `name`'s microVM, which has ended; returns why the agent ended it, if it did.
-        func remove(_ name: String) -> StopCause? {
-            entries.withLock { entries in
-                let cause = entries.removeValue(forKey: name)?.stopCause
+        /// `name`'s microVM has ended: it no longer runs here, but its `memoryBytes` count as held
+        /// until ``released(_:)`` with the number returned. Returns that and why the agent ended
+        /// it, if it did.
+        func end(_ name: String, memoryBytes: Int64) -> (cause: StopCause?, release: UInt64) {
+            state.withLock { state in
+                let cause = state.running.removeValue(forKey: name)?.stopCause
+                state.nextRelease += 1
+                state.releasing[state.nextRelease] = memoryBytes
                 // Under the lock, so two microVMs that end at once count as two.
                 ended.advance(to: ended.value + 1)
-                return cause
+                return (cause, state.nextRelease)
+            }
+        }
+
+        /// The microVM that ``end(_:memoryBytes:)`` numbered `release` has given its memory back.
+        func released(_ release: UInt64) {
+            state.withLock { state in
+                state.releasing[release] = nil
+                ended.advance(to: ended.value + 1)
             }
         }
     }
@@ -99,11 +140,7 @@ struct HostAgent: Sendable {
         let local = LocalVMs()
         defer {
             // The node is stopping: its VMs end with the process.
-            let all = local.entries.withLock { entries -> [MicroVM] in
-                for name in entries.keys { entries[name]?.stopCause = .shutdown }
-                return entries.values.map(\.vm)
-            }
-            for vm in all { vm.stop() }
+            for vm in local.markAllShuttingDown() { vm.stop() }
             pool?.drain()
         }
         try await withThrowingDiscardingTaskGroup { group in
@@ -120,7 +157,8 @@ struct HostAgent: Sendable {
             // VMs with files here (console, snapshots): removed once the VM is no longer placed here.
             var withFiles = Set((try? FileManager.default.contentsOfDirectory(atPath: vmsPath)) ?? [])
             // What the last pass acted on: a pass runs again only when a VM placed here changed
-            // (`hosts.vms_changed_index`) or one of the microVMs here ended, not after every commit.
+            // (`hosts.vms_changed_index`) or one of the microVMs here ended, not after every commit;
+            // and while a start waits for memory, when an ended one gave its memory back.
             var actedOn: (vmsChanged: Int64?, running: [String: Int64])?
             // VMs whose start waits for memory that ended microVMs hold (logged once each).
             var waitingForMemory = Set<String>()
@@ -133,7 +171,7 @@ struct HostAgent: Sendable {
                 // Read once, with the count of ends: a microVM that ends from here on wakes the
                 // wait below, and the next pass sees it gone.
                 let (running, endedSeen) = local.snapshot()
-                if let actedOn, actedOn.vmsChanged == vmsChanged, actedOn.running == running {
+                if let actedOn, actedOn.vmsChanged == vmsChanged, actedOn.running == running, waitingForMemory.isEmpty {
                     seen = try await Self.waitForChange(node: node, after: seen, endedAfter: endedSeen, local: local)
                     continue
                 }
@@ -149,6 +187,7 @@ struct HostAgent: Sendable {
                     withFiles.remove(name)
                 }
                 withFiles.formUnion(hostedNames)
+                waitingForMemory.formIntersection(hostedNames)
                 for action in plan.actions(hosted: hosted, running: running) {
                     switch action {
                     case .start(let vm, let reason):
@@ -174,11 +213,7 @@ struct HostAgent: Sendable {
                             group: &group)
                         if pool != nil { refillRequest.yield() }
                     case .stop(let name):
-                        let vm = local.entries.withLock { entries -> MicroVM? in
-                            entries[name]?.stopCause = .requested
-                            return entries[name]?.vm
-                        }
-                        vm?.stop()
+                        local.markStopping(name, cause: .requested)?.stop()
                     case .reportStopped(let name, let reason):
                         let createdIndex = hosted.first { $0.name == name }.map { UInt64($0.createdIndex) }
                         await report(
@@ -187,11 +222,7 @@ struct HostAgent: Sendable {
                                 vm: name, host: configuration.hostName, state: "stopped", reason: reason,
                                 createdIndex: createdIndex))
                     case .tearDown(let name):
-                        let vm = local.entries.withLock { entries -> MicroVM? in
-                            entries[name]?.stopCause = .tornDown
-                            return entries[name]?.vm
-                        }
-                        vm?.stop()
+                        local.markStopping(name, cause: .tornDown)?.stop()
                         try? FileManager.default.removeItem(atPath: directory(of: name))
                         withFiles.remove(name)
                     }
@@ -239,7 +270,7 @@ struct HostAgent: Sendable {
             let console = try SerialConsole(
                 path: directory(of: hosted.name) + "/console.log", limitBytes: configuration.consoleLimitBytes)
             try vm.boot(image, commandLine: hosted.guestCommandLine, console: console)
-            local.entries.withLock { $0[hosted.name] = LocalVMs.Entry(vm: vm, createdIndex: hosted.createdIndex) }
+            local.add(hosted.name, LocalVMs.Entry(vm: vm, createdIndex: hosted.createdIndex))
             let startingReason = reason.isEmpty ? "starting on \(host) (\(path) start)" : reason
             group.addTask {
                 await watch(
@@ -286,9 +317,10 @@ struct HostAgent: Sendable {
                     VMStateReported(
                         vm: name, host: host, state: "running", reason: "booted (\(path) start)", start: measurement))
             case .exited(let exit):
-                // The memory goes back before the VM is forgotten: until then a start counts it held.
-                await vm.release()
-                let cause = local.remove(name)
+                // It no longer runs here (a start under its name may follow at once), but until its
+                // memory is given back, alongside the report, a start counts that memory held.
+                let (cause, releaseNumber) = local.end(name, memoryBytes: Int64(vm.shape.memoryBytes))
+                async let release: Void = vm.release()
                 switch (cause, exit) {
                 case (.tornDown, _), (.shutdown, _):
                     break
@@ -304,6 +336,8 @@ struct HostAgent: Sendable {
                     logger.warning("VM \(name) crashed: \(reason)")
                     await report(node, VMStateReported(vm: name, host: host, state: "crashed", reason: reason))
                 }
+                await release
+                local.released(releaseNumber)
             }
         }
     }

@@ -236,6 +236,8 @@ struct MicroVMTests {
             (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(fd)")) == "anon_inode:kvm-vm"
         }
         #expect(isKVMVM(fd))
+        // (Nothing below throws before leave().)
+        await ExclusiveGate.releaseQueue.enter()
         MicroVM.releaseQueue.suspend()
         vm = nil
         // The last reference goes here or on a vCPU thread as it ends; either way nothing is released yet.
@@ -247,6 +249,7 @@ struct MicroVMTests {
         #expect(openWhileQueued, "the KVM VM was closed by the thread that let go of it")
         #expect(mappedWhileQueued, "the memory was unmapped by the thread that let go of it")
         MicroVM.releaseQueue.sync {}
+        await ExclusiveGate.releaseQueue.leave()
         let stillOpen = isKVMVM(fd) && ckvm_same_file(fd, witness) != 0
         #expect(!stillOpen, "the release queue did not close the KVM VM")
         #expect(!memory.mapped, "the release queue did not unmap the guest's memory")

@@ -39,13 +39,18 @@ struct MicroVMTests {
         #expect(started <= entered && entered <= booted)
     }
 
-    @Test("a guest busy without exits to the VMM is stopped all the same (its vCPU thread takes the kick signal)")
-    func busyGuestStops() async throws {
-        let vm = try MicroVM(kvm: kvm(), shape: MicroVMShape(memoryBytes: 16 << 20, vcpus: 1))
-        // Writes to pages already mapped, for hours between two exits.
+    /// A started VM whose guest writes to pages already mapped, for hours between two exits.
+    func busyGuest(vcpus: Int) throws -> MicroVM {
+        let vm = try MicroVM(kvm: kvm(), shape: MicroVMShape(memoryBytes: 16 << 20, vcpus: vcpus))
         try vm.boot(
             GuestImage.named("builtin:memtouch"), commandLine: "working_set=1048576 rate=100000000000000000",
             console: nil)
+        return vm
+    }
+
+    @Test("a guest busy without exits to the VMM is stopped all the same (its vCPU thread takes the kick signal)")
+    func busyGuestStops() async throws {
+        let vm = try busyGuest(vcpus: 1)
         try await Task.sleep(for: .milliseconds(300))
         #expect(vm.vcpuThreadsRunning == 1)
         vm.stop()
@@ -202,10 +207,7 @@ struct MicroVMTests {
 
     @Test("release() gives an ended VM's memory and KVM objects back before it returns, with a busy vCPU just stopped")
     func releaseNow() async throws {
-        let vm = try MicroVM(kvm: kvm(), shape: MicroVMShape(memoryBytes: 16 << 20, vcpus: 2))
-        try vm.boot(
-            GuestImage.named("builtin:memtouch"), commandLine: "working_set=1048576 rate=100000000000000000",
-            console: nil)
+        let vm = try busyGuest(vcpus: 2)
         try await Task.sleep(for: .milliseconds(100))
         vm.stop()
         #expect(await vm.waitUntilExited() == .stopped)

@@ -167,7 +167,7 @@ struct HostAgent: Sendable {
                 seen = applied
                 // Read before the VMs themselves: a change that lands between the two reads moves
                 // the index again, so the next pass sees it.
-                let vmsChanged = try Self.readVMsChangedIndex(node, host: configuration.hostName)
+                let (vmsChanged, hostMemory) = try Self.readHost(node, host: configuration.hostName)
                 // Read once, with the count of ends: a microVM that ends from here on wakes the
                 // wait below, and the next pass sees it gone.
                 let (running, endedSeen) = local.snapshot()
@@ -180,7 +180,7 @@ struct HostAgent: Sendable {
                 // to GRDB's reader queue, which under load costs a millisecond on this path that VM
                 // start latency is measured on. (A synchronous read of GRDB's pool here could wait
                 // for a reader that an async read holds until its task runs again.)
-                let (hosted, hostMemory) = try Self.readHostedVMs(node, host: configuration.hostName)
+                let hosted = try Self.readHostedVMs(node, host: configuration.hostName)
                 let hostedNames = Set(hosted.map(\.name))
                 for name in withFiles.subtracting(hostedNames).subtracting(running.keys) {
                     try? FileManager.default.removeItem(atPath: directory(of: name))
@@ -407,10 +407,16 @@ struct HostAgent: Sendable {
         return true
     }
 
-    /// The last log index that changed a VM placed on `host` (nil while the host is unknown), read
-    /// synchronously like the VMs themselves: one primary-key lookup, however many VMs there are.
-    static func readVMsChangedIndex(_ node: Node, host: String) throws -> Int64? {
-        try node.views.read { db in try vmsChangedIndex(db, host: host) }
+    /// The last log index that changed a VM placed on `host` and the memory the host offers (both
+    /// nil while the host is unknown), read synchronously like the VMs themselves: one primary-key
+    /// lookup, however many VMs there are.
+    static func readHost(_ node: Node, host: String) throws -> (vmsChanged: Int64?, memoryBytes: Int64?) {
+        try node.views.read { db in
+            let row = try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT vms_changed_index, memory_bytes FROM hosts WHERE name = ?"),
+                arguments: [host])
+            return (row?[0], row?[1])
+        }
     }
 
     /// `hosts.vms_changed_index` of `host`, in `db`.
@@ -419,16 +425,9 @@ struct HostAgent: Sendable {
             db.cachedStatement(sql: "SELECT vms_changed_index FROM hosts WHERE name = ?"), arguments: [host])
     }
 
-    /// The VMs placed on `host` and the memory the host offers (nil while it is unknown), read
-    /// synchronously (see the call site for why).
-    static func readHostedVMs(_ node: Node, host: String) throws -> (vms: [HostedVM], hostMemory: Int64?) {
-        try node.views.read { db in
-            (
-                try hostedVMs(db, host: host),
-                try Int64.fetchOne(
-                    db.cachedStatement(sql: "SELECT memory_bytes FROM hosts WHERE name = ?"), arguments: [host])
-            )
-        }
+    /// The VMs placed on `host`, read synchronously (see the call site for why).
+    static func readHostedVMs(_ node: Node, host: String) throws -> [HostedVM] {
+        try node.views.read { db in try hostedVMs(db, host: host) }
     }
 
     static func hostedVMs(_ db: Database, host: String) throws -> [HostedVM] {

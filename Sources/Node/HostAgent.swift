@@ -160,7 +160,8 @@ struct HostAgent: Sendable {
             // (`hosts.vms_changed_index`) or one of the microVMs here ended, not after every commit;
             // and while a start waits for memory, when an ended one gave its memory back.
             var actedOn: (vmsChanged: Int64?, running: [String: Int64])?
-            // VMs whose start waits for memory that ended microVMs hold (logged once each).
+            // VMs whose start waits for memory that ended microVMs hold (`HostAgentPlan.Action.waitForMemory`;
+            // logged once each).
             var waitingForMemory = Set<String>()
             while true {
                 let (applied, appliedAt) = node.applied.valueAndTime
@@ -188,25 +189,16 @@ struct HostAgent: Sendable {
                 }
                 withFiles.formUnion(hostedNames)
                 waitingForMemory.formIntersection(hostedNames)
-                for action in plan.actions(hosted: hosted, running: running) {
+                let memory = hostMemory.map { HostAgentPlan.Memory(offered: $0, held: local.heldMemoryBytes) }
+                for action in plan.actions(hosted: hosted, running: running, memory: memory) {
                     switch action {
-                    case .start(let vm, let reason):
-                        // The views count a deleted VM's memory free once the delete applies; here
-                        // it is free once its microVM has ended and given the memory back (the
-                        // watch task releases it before it forgets the VM). A start that would need
-                        // memory ended microVMs still hold waits: the pass runs again when one is
-                        // forgotten. (Only placements made meanwhile can need it: the scheduler never
-                        // places more than the host's memory.)
-                        let held = local.heldMemoryBytes
-                        if let hostMemory, held + vm.memoryBytes > hostMemory {
-                            if waitingForMemory.insert(vm.name).inserted {
-                                logger.notice(
-                                    "VM \(vm.name) (\(vm.memoryBytes) bytes) waits for memory: the microVMs here still hold \(held) of the host's \(hostMemory) bytes, some of it for VMs that ended"
-                                )
-                            }
-                            plan.putOff(vm.name)
-                            continue
+                    case .waitForMemory(let vm):
+                        if waitingForMemory.insert(vm.name).inserted, let memory {
+                            logger.notice(
+                                "VM \(vm.name) (\(vm.memoryBytes) bytes) waits for memory: the microVMs here still hold \(memory.held) of the host's \(memory.offered) bytes, some of it for VMs that ended"
+                            )
                         }
+                    case .start(let vm, let reason):
                         waitingForMemory.remove(vm.name)
                         start(
                             vm, reason: reason, appliedAt: appliedAt, pool: pool, local: local, node: node,
@@ -417,12 +409,6 @@ struct HostAgent: Sendable {
                 arguments: [host])
             return (row?[0], row?[1])
         }
-    }
-
-    /// `hosts.vms_changed_index` of `host`, in `db`.
-    static func vmsChangedIndex(_ db: Database, host: String) throws -> Int64? {
-        try Int64.fetchOne(
-            db.cachedStatement(sql: "SELECT vms_changed_index FROM hosts WHERE name = ?"), arguments: [host])
     }
 
     /// The VMs placed on `host`, read synchronously (see the call site for why).

@@ -50,30 +50,38 @@ public struct HostAgentPlan: Sendable {
         case reportStopped(String, reason: String)
         /// The VM is no longer placed here (deleted or moved): end it and remove its files.
         case tearDown(String)
+        /// Its start would need memory that ended microVMs here still hold: it comes again in a
+        /// later pass, once enough is given back.
+        case waitForMemory(HostedVM)
+    }
+
+    /// The host's memory as the agent sees it: what the host offers its VMs (`hosts.memory_bytes`)
+    /// and what the microVMs here hold now, running or ended and not yet given back. The views
+    /// count a deleted VM's memory free once the delete applies, so the scheduler may place a new
+    /// VM on it while the old microVM still has it mapped.
+    public struct Memory: Sendable, Equatable {
+        public var offered: Int64
+        public var held: Int64
+
+        public init(offered: Int64, held: Int64) {
+            self.offered = offered
+            self.held = held
+        }
     }
 
     /// For each VM, the desired index the agent already acted on: a desired state is acted on once,
     /// so a guest that halts is not started again until someone asks for it again.
     public private(set) var handled: [String: Int64] = [:]
-    /// What `handled` held for each VM the latest pass asked to start, before it (``putOff(_:)`` puts it back).
-    private var handledBeforeStart: [String: Int64?] = [:]
-
     public init() {}
-
-    /// Takes back that the agent acted on `name`'s desired state when it did not perform the start
-    /// the latest pass gave (it waits for memory that ended microVMs here still hold): the start
-    /// comes again in a later pass.
-    public mutating func putOff(_ name: String) {
-        if let previous = handledBeforeStart.removeValue(forKey: name) { handled[name] = previous }
-    }
 
     /// The actions that bring this host in line with `hosted`; `running` are the VMs alive here,
     /// each with the `vm.created` index of the VM it was started for. One started for a VM of that
     /// name deleted since (the name created again) is torn down, and the new VM is then started as
-    /// any other.
-    public mutating func actions(hosted: [HostedVM], running: [String: Int64]) -> [Action] {
+    /// any other. With `memory`, a start that does not fit what is left (counting the starts
+    /// before it in the pass) waits instead, and is not taken as acted on.
+    public mutating func actions(hosted: [HostedVM], running: [String: Int64], memory: Memory? = nil) -> [Action] {
         var actions: [Action] = []
-        handledBeforeStart = [:]
+        var free = memory.map { $0.offered - $0.held }
         let names = Set(hosted.map(\.name))
         for name in Set(running.keys).subtracting(names).sorted() { actions.append(.tearDown(name)) }
         for vm in hosted {
@@ -94,13 +102,23 @@ public struct HostAgentPlan: Sendable {
                 // A start asked while it runs is met: a guest that halts later is not started again for it.
                 handled[vm.name] = vm.desiredIndex
             case "running" where !actedOn:
-                if vm.actualState == "scheduled" || vm.desiredIndex > vm.reportedIndex || askedAgain {
-                    actions.append(.start(vm, reason: ""))
-                    handledBeforeStart[vm.name] = handled[vm.name]
-                } else if lostRun {
-                    actions.append(
-                        .start(vm, reason: "restarted: it was \(vm.actualState) when the host agent stopped"))
-                    handledBeforeStart[vm.name] = handled[vm.name]
+                let reason: String? =
+                    if vm.actualState == "scheduled" || vm.desiredIndex > vm.reportedIndex || askedAgain {
+                        ""
+                    } else if lostRun {
+                        "restarted: it was \(vm.actualState) when the host agent stopped"
+                    } else {
+                        nil
+                    }
+                if let reason {
+                    if let left = free {
+                        guard vm.memoryBytes <= left else {
+                            actions.append(.waitForMemory(vm))
+                            continue
+                        }
+                        free = left - vm.memoryBytes
+                    }
+                    actions.append(.start(vm, reason: reason))
                 }
                 handled[vm.name] = vm.desiredIndex
             case "stopped" where isRunning:

@@ -31,24 +31,36 @@ struct HostAgentPlanTests {
         #expect(plan.actions(hosted: [again], running: [:]) == [.start(again, reason: "")])
     }
 
-    @Test("a start the agent put off (it waits for memory) comes again in the next pass, once; others do not")
-    func putOffStartComesAgain() {
+    @Test("a start that does not fit the memory left waits and comes again in a later pass, once; others go on")
+    func startWaitsForMemory() {
         var plan = HostAgentPlan()
-        #expect(plan.actions(hosted: [vm()], running: [:]) == [.start(vm(), reason: "")])
-        plan.putOff("a")
-        #expect(plan.actions(hosted: [vm()], running: [:]) == [.start(vm(), reason: "")])
+        let small = vm("s")  // 64 MiB, as a
+        func memory(heldMiB: Int64) -> HostAgentPlan.Memory { .init(offered: 150 << 20, held: heldMiB << 20) }
+        // 150 MiB offered, 50 held by a microVM that ended: a fits, s no longer does.
+        #expect(
+            plan.actions(hosted: [vm(), small], running: [:], memory: memory(heldMiB: 50)) == [
+                .start(vm(), reason: ""), .waitForMemory(small),
+            ])
+        // a runs; the ended microVM has not given its memory back yet.
+        #expect(
+            plan.actions(hosted: [vm(), small], running: ["a": 0], memory: memory(heldMiB: 114))
+                == [.waitForMemory(small)])
+        // Now it has.
+        #expect(
+            plan.actions(hosted: [vm(), small], running: ["a": 0], memory: memory(heldMiB: 64))
+                == [.start(small, reason: "")])
         // Performed this time: not given again.
-        #expect(plan.actions(hosted: [vm()], running: [:]).isEmpty)
-        // Putting off a start that was not given, or twice, changes nothing.
-        plan.putOff("a")
-        #expect(plan.actions(hosted: [vm()], running: [:]).isEmpty)
-        // A start asked again after a stop, put off: it comes again as it was asked.
+        #expect(plan.actions(hosted: [vm(), small], running: ["a": 0, "s": 0], memory: memory(heldMiB: 128)).isEmpty)
+        // A start asked again after a stop waits the same way, and comes as it was asked.
         let stopped = vm(actual: "stopped", desiredIndex: 10, reportedIndex: 9)
         var restart = HostAgentPlan()
         #expect(restart.actions(hosted: [vm(desired: "stopped", desiredIndex: 5)], running: ["a": 0]) == [.stop("a")])
-        #expect(restart.actions(hosted: [stopped], running: [:]) == [.start(stopped, reason: "")])
-        restart.putOff("a")
-        #expect(restart.actions(hosted: [stopped], running: [:]) == [.start(stopped, reason: "")])
+        #expect(
+            restart.actions(hosted: [stopped], running: [:], memory: .init(offered: 100 << 20, held: 64 << 20))
+                == [.waitForMemory(stopped)])
+        #expect(
+            restart.actions(hosted: [stopped], running: [:], memory: .init(offered: 100 << 20, held: 0))
+                == [.start(stopped, reason: "")])
         #expect(restart.actions(hosted: [stopped], running: [:]).isEmpty)
     }
 
@@ -148,7 +160,9 @@ struct VMsChangedIndexTests {
         func changesH1(_ body: Store.Record.Body) throws -> Bool {
             index += 1
             _ = try views.apply([LogEntry(index: index, term: 1, payload: Store.Record(at: 1, body).encoded())])
-            let next = try views.read { try HostAgent.vmsChangedIndex($0, host: "h1") }
+            let next = try views.read {
+                try Int64.fetchOne($0, sql: "SELECT vms_changed_index FROM hosts WHERE name = 'h1'")
+            }
             defer { changed = next }
             return next != changed
         }
@@ -203,11 +217,12 @@ struct HostAgentWakeTests {
             }
             #expect(woke, "the wait slept through the end")
             #expect(node.applied.value == seen, "no commit woke it")
-            // Its memory given back wakes the wait too (a start put off for memory goes on).
+            // Its memory given back moves the count too, which wakes the wait (a start that waits
+            // for memory goes on).
             let (_, afterEnd) = local.snapshot()
             local.released(release)
             #expect(local.heldMemoryBytes == 0)
-            _ = try await HostAgent.waitForChange(node: node, after: seen, endedAfter: afterEnd, local: local)
+            #expect(local.snapshot().ended > afterEnd, "giving the memory back would not wake the wait")
         }
     }
 }

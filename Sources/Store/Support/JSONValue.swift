@@ -12,7 +12,7 @@ public enum JSONValue: Sendable, Equatable {
     case object([(String, JSONValue)])
 
     public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
-        lhs.serialized() == rhs.serialized()
+        lhs.serializedBytes() == rhs.serializedBytes()
     }
 
     /// Compact JSON text.

@@ -353,8 +353,14 @@ public final class MicroVM: @unchecked Sendable {
         lock.unlock()
         if prefault {
             // Runs on this thread (KVM binds a vCPU to the thread that runs it; moving it is slow).
+            // A stop meanwhile kicks the thread out with `immediate_exit` set, which every later
+            // KVM_RUN would return at once: it ends the pre-faulting, not just this run.
             while ckvm_run(cpu.fd) == 0 || errno == EINTR {
                 if Int(ckvm_exit_reason(cpu.run)) != CKVM_EXIT_INTR { break }
+                lock.lock()
+                let stopped = if case .exited = phase { true } else { false }
+                lock.unlock()
+                if stopped { break }
             }
             lock.lock()
             prefaulting = false

@@ -205,6 +205,26 @@ struct MicroVMTests {
         #expect(pool.count == 0)
     }
 
+    @Test("a pre-warmed VM stopped while it pre-faults ends, and gives its memory back")
+    func stopWhilePrefaulting() async throws {
+        // A pool stops its VMs so when it is drained or a refill made one too many. Pre-faulting
+        // takes milliseconds here; stopped at these moments, the boot vCPU is about to begin or in
+        // the middle of it (before the fix, most of these left its thread re-entering KVM_RUN for ever).
+        for delay in [0, 1, 3, 10] {
+            let vm = try MicroVM(kvm: kvm(), shape: MicroVMShape(memoryBytes: 16 << 20, vcpus: 2), prefault: true)
+            try await Task.sleep(for: .milliseconds(delay))
+            vm.stop()
+            #expect(await vm.waitUntilExited() == .stopped)
+            let threadsOut = try await eventually(.seconds(5)) { vm.vcpuThreadsRunning == 0 }
+            #expect(threadsOut, "a vCPU thread still runs 5 s after a stop \(delay) ms into the pre-faulting")
+            guard threadsOut else { continue }  // release() would wait for it for ever
+            vm.waitUntilPrefaulted()
+            #expect(throws: HypervisorError.self) { try vm.boot(GuestImage.named("builtin:hello"), console: nil) }
+            await vm.release()
+            #expect(!vm.memory.mapped)
+        }
+    }
+
     @Test("release() gives an ended VM's memory and KVM objects back before it returns, with a busy vCPU just stopped")
     func releaseNow() async throws {
         let vm = try busyGuest(vcpus: 2)

@@ -19,6 +19,11 @@ extension MicroVM {
 
     /// Writes the VM's state and memory to `directory`. The VM must be paused; it stays paused.
     public func snapshot(to directory: String) throws {
+        // Kept while it is written: a stop and ``release()`` meanwhile wait for it.
+        guard let state = borrow() else {
+            throw HypervisorError(.invalidRequest, "a snapshot needs a paused VM; this one was released")
+        }
+        defer { giveBack() }
         guard state == .paused else {
             throw HypervisorError(.invalidRequest, "a snapshot needs a paused VM; this one is \(state)")
         }

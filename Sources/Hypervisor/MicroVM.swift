@@ -86,6 +86,16 @@ public final class MicroVM: @unchecked Sendable {
     private var threadsInRunLoop = 0
     /// Set by ``release()``: the memory and KVM objects are given back, and `deinit` finds nothing.
     private var released = false
+    /// Callers other than the vCPU threads using the memory or the KVM objects now (a snapshot,
+    /// a boot loading its image): ``release()`` waits for them too.
+    private var borrowers = 0
+
+    /// How many callers use the memory or the KVM objects now, besides the vCPU threads.
+    var borrowersNow: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return borrowers
+    }
 
     /// How many vCPU threads are still in their run loop (0 once a stopped VM's threads are done).
     var vcpuThreadsRunning: Int {
@@ -181,7 +191,7 @@ public final class MicroVM: @unchecked Sendable {
             Self.releaseQueue.async { [self] in
                 // Blocking here is what this queue is for; the threads are leaving the guest already.
                 lock.lock()
-                while threadsInRunLoop > 0 { lock.wait() }
+                while threadsInRunLoop > 0 || borrowers > 0 { lock.wait() }
                 let first = !released
                 released = true
                 lock.unlock()
@@ -233,9 +243,10 @@ public final class MicroVM: @unchecked Sendable {
     public func boot(_ image: GuestImage, commandLine: String = "", console: SerialConsole?) throws {
         lock.lock()
         while prefaulting { lock.wait() }
-        let ready = phase == .ready
         lock.unlock()
-        guard ready else { throw HypervisorError(.invalidRequest, "the VM was already started") }
+        let state = borrow()
+        defer { if state != nil { giveBack() } }
+        guard state == .ready else { throw HypervisorError(.invalidRequest, "the VM was already started") }
         try BootLayout.load(image, commandLine: commandLine, into: memory)
         for cpu in vcpus { try cpu.setRegisters(BootLayout.entryRegisters(vcpu: cpu.index, entry: image.entry)) }
         try start(console: console)
@@ -300,8 +311,30 @@ public final class MicroVM: @unchecked Sendable {
         return startTiming
     }
 
-    /// Guest memory resident in this process (pages the guest or the VMM touched).
-    public var residentGuestBytes: Int { memory.residentPages() * 4096 }
+    /// Guest memory resident in this process (pages the guest or the VMM touched); 0 once released.
+    public var residentGuestBytes: Int {
+        guard borrow() != nil else { return 0 }
+        defer { giveBack() }
+        return memory.residentPages() * 4096
+    }
+
+    /// Keeps the memory and the KVM objects until ``giveBack()`` (``release()`` waits) and returns
+    /// the VM's state; nil, keeping nothing, once they were released.
+    func borrow() -> MicroVMState? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard !released else { return nil }
+        borrowers += 1
+        return phase
+    }
+
+    /// Ends a ``borrow()``.
+    func giveBack() {
+        lock.lock()
+        borrowers -= 1
+        lock.broadcast()  // ``release()`` waits for the last one
+        lock.unlock()
+    }
 
     private func finish(_ exit: MicroVMExit) {
         lock.lock()

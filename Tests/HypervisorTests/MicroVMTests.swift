@@ -1,5 +1,6 @@
 import CKVM
 import Foundation
+import Synchronization
 import TestSupport
 import Testing
 
@@ -149,6 +150,30 @@ struct MicroVMTests {
         // The memory file is sparse: a 64 MiB guest that touched little stores little.
         let attributes = try FileManager.default.attributesOfItem(atPath: dir.file("snap/memory"))
         #expect((attributes[.size] as? Int) == 64 << 20)
+    }
+
+    @Test("a stop and release() while a snapshot is written wait for it; afterwards a snapshot is refused")
+    func releaseWaitsForSnapshot() async throws {
+        let dir = TemporaryDirectory()
+        // 256 MiB to scan for zero pages: long enough for the stop and release to fall inside it.
+        let vm = try MicroVM(kvm: kvm(), shape: MicroVMShape(memoryBytes: 256 << 20, vcpus: 1))
+        try vm.boot(GuestImage.named("builtin:counter"), commandLine: "interval_ms=10", console: nil)
+        try await Task.sleep(for: .milliseconds(50))
+        await vm.pause()
+        let written = Mutex<Result<Void, any Error>?>(nil)
+        let snapshotThread = Thread {
+            let result = Result { try vm.snapshot(to: dir.file("snap")) }
+            written.withLock { $0 = result }
+        }
+        snapshotThread.start()
+        #expect(try await eventually { vm.borrowersNow == 1 || written.withLock { $0 != nil } })
+        vm.stop()
+        await vm.release()  // before the fix, the memory went while the snapshot read it: SIGSEGV
+        let outcome = try #require(written.withLock { $0 }, "release() returned before the snapshot ended")
+        #expect(throws: Never.self) { try outcome.get() }
+        #expect(!vm.memory.mapped)
+        #expect(vm.residentGuestBytes == 0)
+        #expect(throws: HypervisorError.self) { try vm.snapshot(to: dir.file("again")) }
     }
 
     @Test("a damaged snapshot is refused with a clear error")

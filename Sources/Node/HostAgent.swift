@@ -133,16 +133,17 @@ struct HostAgent: Sendable {
                 shape: MicroVMShape(
                     memoryBytes: Int(configuration.poolMemoryBytes), vcpus: configuration.poolVCPUs),
                 size: configuration.poolSize) : nil
+        let local = LocalVMs()
+        defer {
+            // The node is stopping (or the agent could not announce the host): its VMs end, and
+            // so do the pool's.
+            for vm in local.markAllShuttingDown() { vm.stop() }
+            pool?.drain()
+        }
         // The pool is warm before the host is announced, so the first start placed here can take it.
         if let pool, await !Self.fill(pool, logger: logger) { throw CancellationError() }
         try await register(node: node)
         let (refills, refillRequest) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-        let local = LocalVMs()
-        defer {
-            // The node is stopping: its VMs end with the process.
-            for vm in local.markAllShuttingDown() { vm.stop() }
-            pool?.drain()
-        }
         try await withThrowingDiscardingTaskGroup { group in
             if let pool {
                 refillRequest.yield()

@@ -2,6 +2,7 @@ import Logging
 import MetricsTestKit
 import NIOCore
 import NIOPosix
+import Store
 import Synchronization
 import TestSupport
 import Testing
@@ -328,5 +329,88 @@ import Testing
         #expect(refusal("a.pem", "a.pem", "ca.pem")?.contains("a.pem holds no PEM private key") == true)
         #expect(refusal("a.pem", "b.key", "ca.pem")?.contains("is it the key of that certificate?") == true)
         #expect(refusal("a.pem", "a.key", "a.key")?.contains("trusted CA file") == true)
+    }
+}
+
+/// Members started one with TLS and one without: each side's log says what is wrong.
+extension PeerTLSTests {
+    @Test("a TLS member and a plain one: the plain side says the peer speaks TLS, the TLS side that it was cut off")
+    func tlsAgainstPlainIsTold() async throws {
+        let certificates = try Certificates()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let plainLog = RecordedLog()
+        let plainMetrics = TestMetrics()
+        let plain = RaftTransport(
+            eventLoopGroup: group, logger: plainLog.logger, metrics: plainMetrics)
+        let port = try await plain.listen(host: "127.0.0.1", port: 0) { _ in }
+        let securedLog = RecordedLog()
+        let secured = RaftTransport(
+            eventLoopGroup: group, logger: securedLog.logger, metrics: TestMetrics(), tls: try certificates.tls("a"))
+        secured.send(Self.frame(1), to: "127.0.0.1:\(port)")
+        #expect(
+            try await eventually(.seconds(10)) { plainLog.contains("it speaks TLS") },
+            "the plain side logged: \(plainLog.lines)")
+        #expect(
+            try await eventually(.seconds(10)) { securedLog.contains("started without TLS?") },
+            "the TLS side logged: \(securedLog.lines)")
+        // The TLS member dials again and again: every connection counts, one line per 10 s is logged.
+        func rejected() -> Int64 {
+            (try? plainMetrics.expectCounter("dwcp_transport_connections_rejected_total").totalValue) ?? 0
+        }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while rejected() < 3, ContinuousClock.now < deadline {
+            secured.send(Self.frame(1), to: "127.0.0.1:\(port)")  // (dropped while it backs off)
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(rejected() >= 3)
+        #expect(plainLog.lines.count { $0.contains("it speaks TLS") } == 1, "\(plainLog.lines)")
+        await secured.close()
+        await plain.close()
+        try await group.shutdownGracefully()
+    }
+
+    @Test("a frame's first bytes are never taken for TLS or HTTP; a ClientHello's and a request's are")
+    func foreignProtocolsAreRecognised() {
+        for term in [0, 1, 790, 66_326, 1 << 40] as [UInt64] {
+            let bytes = Self.frame(term).encoded()
+            #expect(RaftFrameDecoder.foreignProtocol(Array(bytes.prefix(6))) == nil)
+        }
+        let entries = RaftFrame(
+            group: "region",
+            message: RaftMessage(
+                from: "a", to: "b", term: 3,
+                body: .append(
+                    prevIndex: 0, prevTerm: 0,
+                    entries: (1...40).map { LogEntry(index: $0, term: 3, payload: [UInt8](repeating: 7, count: 999)) },
+                    commit: 0)))
+        #expect(RaftFrameDecoder.foreignProtocol(Array(entries.encoded().prefix(6))) == nil)
+        #expect(RaftFrameDecoder.foreignProtocol([0x16, 0x03, 0x01, 0x02, 0x00, 0x01])?.contains("speaks TLS") == true)
+        #expect(
+            RaftFrameDecoder.foreignProtocol(Array("GET /v1/status HTTP/1.1\r\n".utf8.prefix(6)))?.contains("HTTP")
+                == true)
+    }
+}
+
+/// Log lines kept in memory, for tests that check what a component says.
+final class RecordedLog: Sendable {
+    private let recorded = Mutex<[String]>([])
+
+    var logger: Logger {
+        Logger(label: "recorded") { _ in Handler(log: self) }
+    }
+    var lines: [String] { recorded.withLock { $0 } }
+    func contains(_ text: String) -> Bool { recorded.withLock { $0.contains { $0.contains(text) } } }
+
+    struct Handler: LogHandler {
+        let log: RecordedLog
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(event: LogEvent) {
+            log.recorded.withLock { $0.append("\(event.level) \(event.message)") }
+        }
     }
 }

@@ -11,8 +11,15 @@ struct RaftFrameDecoder: ByteToMessageDecoder {
     let maxFrameBytes: Int
     let logger: Logger
     var notedUnknown = false
+    /// Whether the connection's first bytes were checked for another protocol's.
+    var checkedStart = false
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        if !checkedStart {
+            guard let start = buffer.getBytes(at: buffer.readerIndex, length: 6) else { return .needMoreData }
+            checkedStart = true
+            if let speaks = Self.foreignProtocol(start) { throw ReplicationError(.malformed, speaks) }
+        }
         guard let length = buffer.getInteger(at: buffer.readerIndex, endianness: .little, as: UInt32.self) else {
             return .needMoreData
         }
@@ -32,6 +39,25 @@ struct RaftFrameDecoder: ByteToMessageDecoder {
             }
         }
         return .continue
+    }
+
+    /// What a connection whose first bytes are `start` speaks instead of frames, in words an
+    /// operator can act on; nil when they may begin a frame. Read as a frame's length, a TLS
+    /// ClientHello asks for 33–84 MB: within the limit for the short ones, which would otherwise
+    /// wait, silently, for bytes that never come.
+    static func foreignProtocol(_ start: [UInt8]) -> String? {
+        // A TLS record of type handshake (22), version 3.x, whose message is a ClientHello (1).
+        // A frame's sixth byte is its group name's length, and no group's name is one byte long.
+        if start.count >= 6, start[0] == 0x16, start[1] == 0x03, start[2] <= 0x04, start[5] == 0x01 {
+            return
+                "it speaks TLS (a TLS handshake where a frame was expected): every member of a region must use TLS (--peer-cert-file and the rest) or none, and this member runs without"
+        }
+        // Read as a length, any of these is over the limit, so no frame begins so.
+        let methods = ["GET ", "POST", "PUT ", "HEAD", "DELE", "PATC", "OPTI", "CONN", "PRI "]
+        if methods.contains(where: { start.starts(with: $0.utf8) }) {
+            return "it sent an HTTP request: this is a replication port (the API listens on the member's --api address)"
+        }
+        return nil
     }
 
     mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws

@@ -46,9 +46,10 @@ public final class RaftTransport: Sendable {
     /// How long a TLS handshake may take, either way, before its connection is closed: a
     /// connection that never starts one would hold a place (inbound) or a peer's queue (outbound).
     let handshakeDeadline: TimeAmount
-    /// Refusals, failed handshakes and frames under another member's name are logged at most
-    /// one line per 10 s each.
+    /// Refusals, failed handshakes, frames that do not decode and frames under another member's
+    /// name are logged at most one line per 10 s each.
     let refusalsLogged = Mutex(LogThrottle())
+    let rejectionsLogged = Mutex(LogThrottle())
     let handshakeFailuresLogged = Mutex(LogThrottle())
     let impersonationsLogged = Mutex(LogThrottle())
     let peers = Mutex<[PeerKey: PeerState]>([:])
@@ -120,7 +121,6 @@ public final class RaftTransport: Sendable {
         host: String, port: Int, connected: Receiver? = nil, receive: @escaping Receiver
     ) async throws -> Int {
         let logger = logger
-        let rejected = connectionsRejected
         let secured = tls != nil
         let channel = try await ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.backlog, value: 256)
@@ -167,7 +167,8 @@ public final class RaftTransport: Sendable {
                     try channel.pipeline.syncOperations.addHandler(
                         ByteToMessageHandler(RaftFrameDecoder(maxFrameBytes: RaftFrame.maxFrameBytes, logger: logger)))
                     let handler = InboundFrameHandler(
-                        receive: receive, connected: connected, logger: logger, rejected: rejected)
+                        receive: receive, connected: connected, logger: logger
+                    ) { [self] peer, error in noteRejection(from: peer, error) }
                     if secured {
                         let peer = channel.remoteAddress
                         handler.impersonated = { [self] certified, sender in
@@ -205,6 +206,16 @@ public final class RaftTransport: Sendable {
             ? "\(Self.maxUnprovenConnections) are still in their TLS handshake"
             : "\(maxInboundConnections) are open already"
         logger.warning("refusing a replication connection from \(peer)\(LogThrottle.more(held)): \(why)")
+    }
+
+    /// Counts a connection closed for what it sent (a frame that does not decode, or another
+    /// protocol's bytes), and logs it, at most one line per 10 s: a member that cannot talk to
+    /// this one (TLS on one side only) dials again several times a second.
+    private func noteRejection(from peer: SocketAddress?, _ error: ReplicationError) {
+        connectionsRejected.increment()
+        guard let held = rejectionsLogged.withLock({ $0.admit() }) else { return }
+        let peer = peer.map { "\($0)" } ?? "a peer"
+        logger.warning("closing the replication connection from \(peer)\(LogThrottle.more(held)): \(error)")
     }
 
     /// Counts a connection closed because a frame on it named a sender other than the member its
@@ -420,7 +431,8 @@ final class InboundFrameHandler: ChannelInboundHandler {
     let receive: RaftTransport.Receiver
     let connected: RaftTransport.Receiver?
     let logger: Logger
-    let rejected: Counter
+    /// Told of a frame that did not decode, before the connection is closed.
+    let rejected: (SocketAddress?, ReplicationError) -> Void
     private var heardFirstFrame = false
     /// With TLS: told of a frame whose sender is not the member the connection's certificate
     /// speaks for (that member, the sender), before the connection is closed. Nil without TLS.
@@ -435,7 +447,7 @@ final class InboundFrameHandler: ChannelInboundHandler {
 
     init(
         receive: @escaping RaftTransport.Receiver, connected: RaftTransport.Receiver?, logger: Logger,
-        rejected: Counter
+        rejected: @escaping (SocketAddress?, ReplicationError) -> Void
     ) {
         self.receive = receive
         self.connected = connected
@@ -475,10 +487,13 @@ final class InboundFrameHandler: ChannelInboundHandler {
             context.close(promise: nil)
             return
         }
-        let peer = context.remoteAddress.map { "\($0)" } ?? "a peer"
-        logger.warning("closing the replication connection from \(peer): \(error)")
-        // A frame that failed to decode (not a connection reset by a peer going away).
-        if error is ReplicationError { rejected.increment() }
+        if let error = error as? ReplicationError {
+            // A frame that failed to decode (not a connection reset by a peer going away).
+            rejected(context.remoteAddress, error)
+        } else {
+            let peer = context.remoteAddress.map { "\($0)" } ?? "a peer"
+            logger.warning("closing the replication connection from \(peer): \(error)")
+        }
         context.close(promise: nil)
     }
 }

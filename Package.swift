@@ -172,6 +172,7 @@ let package = Package(
             dependencies: [
                 "Replication", "Simulation", "Store", "TestSupport",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
             ]),
         .testTarget(name: "HypervisorTests", dependencies: ["Hypervisor", "TestSupport"]),
         .testTarget(name: "QueryTests", dependencies: ["Query", "Store", "TestSupport"]),

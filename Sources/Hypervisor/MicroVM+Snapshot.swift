@@ -19,7 +19,8 @@ extension MicroVM {
 
     /// Writes the VM's state and memory to `directory`. The VM must be paused; it stays paused.
     public func snapshot(to directory: String) throws {
-        // Kept while it is written: a stop and ``release()`` meanwhile wait for it.
+        // Kept while it is written: a ``release()`` meanwhile waits for it (and holds up the
+        // release queue as long; the agent takes no snapshots today).
         guard let state = borrow() else {
             throw HypervisorError(.invalidRequest, "a snapshot needs a paused VM; this one was released")
         }

@@ -453,7 +453,7 @@ public final class RaftConsensus: Consensus {
         switch error.code {
         case .invalidChange:
             return NodeError(.conflict, error.message, cause: error)
-        case .malformed, .oversized, .unknownMessage, .invalidConfiguration:
+        case .malformed, .oversized, .foreignProtocol, .unknownMessage, .invalidConfiguration:
             return NodeError(.invalid, error.message, cause: error)
         case .transferring:
             return NodeError(

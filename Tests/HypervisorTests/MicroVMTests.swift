@@ -232,9 +232,10 @@ struct MicroVMTests {
 
     @Test("a pre-warmed VM stopped while it pre-faults ends, and gives its memory back")
     func stopWhilePrefaulting() async throws {
-        // A pool stops its VMs so when it is drained or a refill made one too many. Pre-faulting
-        // takes milliseconds here; stopped at these moments, the boot vCPU is about to begin or in
-        // the middle of it (before the fix, most of these left its thread re-entering KVM_RUN for ever).
+        // No path stops a VM while it pre-faults today (the pool waits for it first), but a stop
+        // must end any VM. Pre-faulting takes milliseconds here; stopped at these moments, the boot
+        // vCPU is about to begin or in the middle of it (before the fix, most of these left its
+        // thread re-entering KVM_RUN for ever).
         for delay in [0, 1, 3, 10] {
             let vm = try MicroVM(kvm: kvm(), shape: MicroVMShape(memoryBytes: 16 << 20, vcpus: 2), prefault: true)
             try await Task.sleep(for: .milliseconds(delay))

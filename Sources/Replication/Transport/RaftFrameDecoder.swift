@@ -15,10 +15,10 @@ struct RaftFrameDecoder: ByteToMessageDecoder {
     var checkedStart = false
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        if !checkedStart {
-            guard let start = buffer.getBytes(at: buffer.readerIndex, length: 6) else { return .needMoreData }
+        // Once nine bytes are in (every frame is longer); until then the length alone may refuse them.
+        if !checkedStart, let start = buffer.getBytes(at: buffer.readerIndex, length: 9) {
             checkedStart = true
-            if let speaks = Self.foreignProtocol(start) { throw ReplicationError(.malformed, speaks) }
+            if let speaks = Self.foreignProtocol(start) { throw ReplicationError(.foreignProtocol, speaks) }
         }
         guard let length = buffer.getInteger(at: buffer.readerIndex, endianness: .little, as: UInt32.self) else {
             return .needMoreData
@@ -46,9 +46,13 @@ struct RaftFrameDecoder: ByteToMessageDecoder {
     /// ClientHello asks for 33–84 MB: within the limit for the short ones, which would otherwise
     /// wait, silently, for bytes that never come.
     static func foreignProtocol(_ start: [UInt8]) -> String? {
-        // A TLS record of type handshake (22), version 3.x, whose message is a ClientHello (1).
-        // A frame's sixth byte is its group name's length, and no group's name is one byte long.
-        if start.count >= 6, start[0] == 0x16, start[1] == 0x03, start[2] <= 0x04, start[5] == 0x01 {
+        // A TLS record of type handshake (22), version 3.x, whose message is a ClientHello (1) no
+        // longer than the record. A frame with a one-byte group name can start like the record's
+        // header, but then its group's one character stands where the hello's 24-bit length
+        // begins, which makes that length far longer than any record (2^16 bytes at most).
+        if start.count >= 9, start[0] == 0x16, start[1] == 0x03, start[2] <= 0x04, start[5] == 0x01,
+            Int(start[6]) << 16 | Int(start[7]) << 8 | Int(start[8]) <= (Int(start[3]) << 8 | Int(start[4])) - 4
+        {
             return
                 "it speaks TLS (a TLS handshake where a frame was expected): every member of a region must use TLS (--peer-cert-file and the rest) or none, and this member runs without"
         }

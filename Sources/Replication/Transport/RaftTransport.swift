@@ -50,6 +50,9 @@ public final class RaftTransport: Sendable {
     /// name are logged at most one line per 10 s each.
     let refusalsLogged = Mutex(LogThrottle())
     let rejectionsLogged = Mutex(LogThrottle())
+    /// Apart from frames that do not decode: a member that speaks TLS to this plain one dials
+    /// again every second or so, and must not hide another member's damaged frame.
+    let foreignProtocolsLogged = Mutex(LogThrottle())
     let handshakeFailuresLogged = Mutex(LogThrottle())
     let impersonationsLogged = Mutex(LogThrottle())
     let peers = Mutex<[PeerKey: PeerState]>([:])
@@ -213,7 +216,10 @@ public final class RaftTransport: Sendable {
     /// this one (TLS on one side only) dials again several times a second.
     private func noteRejection(from peer: SocketAddress?, _ error: ReplicationError) {
         connectionsRejected.increment()
-        guard let held = rejectionsLogged.withLock({ $0.admit() }) else { return }
+        let admitted =
+            error.code == .foreignProtocol
+            ? foreignProtocolsLogged.withLock { $0.admit() } : rejectionsLogged.withLock { $0.admit() }
+        guard let held = admitted else { return }
         let peer = peer.map { "\($0)" } ?? "a peer"
         logger.warning("closing the replication connection from \(peer)\(LogThrottle.more(held)): \(error)")
     }

@@ -39,7 +39,10 @@ public enum TLSFailure {
             ("WRONG_VERSION_NUMBER", "it does not speak TLS (started without TLS?)"),
             ("HTTP_REQUEST", "it sent plain text, not TLS (started without TLS?)"),
             ("PROTOCOL_VERSION", "it does not speak a TLS version this side accepts"),
-            ("EOF during handshake", "it closed the connection during the handshake (started without TLS?)"),
+            (
+                "EOF during handshake",
+                "it closed the connection during the handshake (it runs without TLS, is at its connection limit, or restarted)"
+            ),
         ]
         guard let reason = reasons.first(where: { text.contains($0.0) })?.1 else { return text }
         return reason

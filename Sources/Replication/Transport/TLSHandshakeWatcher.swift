@@ -2,6 +2,12 @@ import NIOCore
 import NIOSSL
 import NIOTLS
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
 /// Stands behind a replication connection's TLS handler and watches it until the peer has proved
 /// itself: closes the connection if that has not happened within `deadline`, and tells `finished`
 /// once, with the channel when the peer proved itself or with why not. Used on its channel's
@@ -40,6 +46,14 @@ final class TLSHandshakeWatcher: ChannelInboundHandler, RemovableChannelHandler 
         var description: String { "the connection closed during the TLS handshake" }
     }
 
+    /// The peer reset the connection before it proved itself: what a member without TLS does
+    /// over a network, where it closes with the rest of the hello still unread.
+    struct ResetEarly: Error, CustomStringConvertible {
+        var description: String {
+            "it reset the connection during the TLS handshake (it runs without TLS, is at its connection limit, or restarted)"
+        }
+    }
+
     /// Sent down the pipeline once an accepted connection's handshake is done: the member id
     /// the peer's certificate names (nil: it names none), for ``InboundFrameHandler`` to hold
     /// the connection's frames to.
@@ -64,13 +78,13 @@ final class TLSHandshakeWatcher: ChannelInboundHandler, RemovableChannelHandler 
 
     /// Whether `error` is what a connection that did not prove itself raises.
     static func isHandshakeFailure(_ error: any Error) -> Bool {
-        error is TimedOut || error is ClosedEarly || TLSFailure.isTLSError(error)
+        error is TimedOut || error is ClosedEarly || error is ResetEarly || TLSFailure.isTLSError(error)
     }
 
     /// A failure in words (``TLSFailure/explain(_:)``), or the error as it describes itself.
     static func explain(_ error: any Error) -> String {
         guard isHandshakeFailure(error) else { return "\(error)" }
-        if error is TimedOut || error is ClosedEarly { return "\(error)" }
+        if error is TimedOut || error is ClosedEarly || error is ResetEarly { return "\(error)" }
         return "TLS handshake failed: " + TLSFailure.explain(error)
     }
 
@@ -149,6 +163,8 @@ final class TLSHandshakeWatcher: ChannelInboundHandler, RemovableChannelHandler 
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        let reset = !isFinished && !handshakeDone && (error as? IOError)?.errnoCode == ECONNRESET
+        let error = reset ? ResetEarly() : error
         finish(.failure(error))
         context.fireErrorCaught(error)
     }

@@ -7,8 +7,8 @@ struct Dwcp: AsyncParsableCommand {
         commandName: "dwcp",
         abstract: "DWCP: a control plane for fleets of KVM hosts.",
         discussion: """
-            Every command except 'serve' and 'dev' talks to a node's HTTP API: --server HOST:PORT
-            (or http://HOST:PORT, or https://HOST:PORT with --ca-file, --cert-file and --key-file
+            Every command except 'serve' and 'dev' talks to a node's HTTP API: --server HOST:PORT \
+            (or http://HOST:PORT, or https://HOST:PORT with --ca-file, --cert-file and --key-file \
             for an API with TLS), else $DWCP_SERVER, else 127.0.0.1:7070.
             """,
         version: Node.version,

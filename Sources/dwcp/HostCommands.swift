@@ -3,11 +3,11 @@ import Node
 import Scheduler
 import Store
 
-/// `dwcp host add|remove`.
+/// `dwcp host add|list|label|remove`.
 struct HostCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "host", abstract: "Add, relabel or remove hosts.",
-        subcommands: [Add.self, Label.self, Remove.self])
+        commandName: "host", abstract: "Add, list, relabel or remove hosts.",
+        subcommands: [Add.self, List.self, Label.self, Remove.self])
 
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Add a host to the fleet.")

@@ -31,11 +31,18 @@ struct SQL: AsyncParsableCommand {
     @OptionGroup var client: ClientOptions
 
     func run() async throws {
+        if let maxRows, maxRows <= 0 { throw CLIError(.usage, "--max-rows must be 1 or more") }
+        try await Self.show(query, format: format, maxRows: maxRows, consistency: consistency, client: client)
+    }
+
+    /// Runs `query` on the node and prints its rows in `format` (default: a table on a terminal,
+    /// JSON otherwise): `dwcp sql`, and the fixed queries of `dwcp vm list` and `dwcp host list`.
+    static func show(
+        _ query: String, format: ResultFormat?, maxRows: Int? = nil, consistency: ReadConsistency,
+        client: ClientOptions
+    ) async throws {
         var fields: [(String, JSONValue)] = [("query", .string(query)), ("consistency", .string(consistency.rawValue))]
-        if let maxRows {
-            guard maxRows > 0 else { throw CLIError(.usage, "--max-rows must be 1 or more") }
-            fields.append(("max_rows", .int(Int64(maxRows))))
-        }
+        if let maxRows { fields.append(("max_rows", .int(Int64(maxRows)))) }
         // A query only reads: safe to send again (a linearizable read during an election answers 503).
         // A leader read asked of a follower goes to the leader.
         let answer = try await client.client().callLeader(.POST, "/v1/sql", body: .object(fields), retries: 3)
@@ -52,4 +59,9 @@ struct SQL: AsyncParsableCommand {
         let chosen = format ?? (isatty(STDOUT_FILENO) != 0 ? .table : .json)
         FileHandle.standardOutput.write(Data(chosen.render(result).utf8))
     }
+}
+
+extension String {
+    /// The string as an SQL literal: in single quotes, each quote inside doubled.
+    var sqlLiteral: String { "'" + replacingOccurrences(of: "'", with: "''") + "'" }
 }

@@ -4,11 +4,11 @@ import Node
 import Scheduler
 import Store
 
-/// `dwcp vm create|start|stop|delete`.
+/// `dwcp vm create|list|start|stop|delete|explain|console`.
 struct VMCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "vm", abstract: "Create, start, stop and delete VMs.",
-        subcommands: [Create.self, Start.self, Stop.self, Delete.self, Explain.self, Console.self])
+        commandName: "vm", abstract: "Create, list, start, stop and delete VMs.",
+        subcommands: [Create.self, List.self, Start.self, Stop.self, Delete.self, Explain.self, Console.self])
 
     struct Console: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

@@ -377,6 +377,30 @@ func firstDifference(_ a: String, _ b: String) -> String {
         #expect(out == "name,cpus_used\r\nh1,2\r\n")
         (status, out, _) = try await runCLI(["sql", ".tables", "--format", "table"] + server, in: dir)
         #expect(out.contains("vm_events") && out.contains("(8 rows)"))
+        // The lists: fixed queries, filtered; a filter's value is a literal, whatever it holds.
+        let vmColumns = "name,region,host,cpus,memory_bytes,desired_state,actual_state,reason\r\n"
+        (status, out, err) = try await runCLI(["vm", "list", "--format", "csv"] + server, in: dir)
+        #expect(
+            out == vmColumns
+                + "web-1,eu,h1,2,1610612736,running,scheduled,placed on h1; waiting for its host agent\r\n",
+            "\(err)")
+        (status, out, _) = try await runCLI(
+            ["vm", "list", "--host", "h1", "--state", "scheduled", "--format", "csv"] + server, in: dir)
+        #expect(out.hasPrefix(vmColumns + "web-1,"))
+        for filter in [["--state", "running"], ["--host", "h1' OR '1'='1"], ["--region", "us"]] {
+            (status, out, err) = try await runCLI(["vm", "list", "--format", "csv"] + filter + server, in: dir)
+            #expect(status == 0 && out == vmColumns, "\(filter): \(out)\(err)")
+        }
+        (status, out, _) = try await runCLI(["host", "list", "--format", "csv"] + server, in: dir)
+        #expect(
+            out == "name,region,state,cpus,cpus_used,memory_bytes,memory_used_bytes,vms,labels\r\n"
+                + "h1,eu,ready,8,2,17179869184,1610612736,1,{}\r\n")
+        (status, _, err) = try await runCLI(["vm", "list", "--state", "lost"] + server, in: dir)
+        #expect(status == 64)
+        #expect(
+            err.contains(
+                "one of the following: pending, unschedulable, scheduled, starting, running, stopped, crashed"),
+            "\(err)")
         (status, out, _) = try await runCLI(["watch", "--from-index", "1", "--limit", "3"] + server, in: dir)
         #expect(out.split(separator: "\n").count == 3)
         #expect(out.hasPrefix(#"{"log_index":1,"term":1,"kind":"host.added""#))

@@ -1,0 +1,88 @@
+import ArgumentParser
+import Node
+import Query
+
+/// What `dwcp vm list` and `dwcp host list` take besides their filters: how to print the rows and
+/// how fresh they must be (as `dwcp sql`).
+struct ListOptions: ParsableArguments {
+    @Option(name: .long, help: "table, json or csv (default: table on a terminal, json otherwise).")
+    var format: ResultFormat?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "local (this node's views), leader (the leader's, no quorum round) or linearizable (sees every acknowledged intent).",
+            valueName: "level"))
+    var consistency: ReadConsistency = .linearizable
+
+    @OptionGroup var client: ClientOptions
+
+    /// Prints the rows of `select` restricted by `conditions` (SQL, joined with AND), by name.
+    func show(_ select: String, where conditions: [String]) async throws {
+        let filter = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
+        try await SQL.show(
+            select + filter + " ORDER BY name", format: format, consistency: consistency, client: client)
+    }
+}
+
+/// The states `vms.actual_state` takes (docs/api.md), for `dwcp vm list --state`.
+enum VMActualState: String, CaseIterable, ExpressibleByArgument {
+    case pending, unschedulable, scheduled, starting, running, stopped, crashed
+}
+
+extension VMCommand {
+    /// `dwcp vm list`: one row per VM, by name; a fixed query over the `vms` view.
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List the VMs, by name (a query over the vms view; dwcp sql for any other).")
+
+        @Option(name: .long, help: "Only the VMs placed on this host.")
+        var host: String?
+
+        @Option(name: .long, help: "Only the VMs of this region.")
+        var region: String?
+
+        @Option(
+            name: .long,
+            help: ArgumentHelp(
+                "Only the VMs in this actual state: \(VMActualState.allCases.map(\.rawValue).joined(separator: ", ")).",
+                valueName: "state"))
+        var state: VMActualState?
+
+        @OptionGroup var options: ListOptions
+
+        func run() async throws {
+            var conditions: [String] = []
+            if let host { conditions.append("host = \(host.sqlLiteral)") }
+            if let region { conditions.append("region = \(region.sqlLiteral)") }
+            if let state { conditions.append("actual_state = \(state.rawValue.sqlLiteral)") }
+            try await options.show(
+                "SELECT name, region, host, cpus, memory_bytes, desired_state, actual_state, reason FROM vms",
+                where: conditions)
+        }
+    }
+}
+
+extension HostCommand {
+    /// `dwcp host list`: one row per host, by name, with what its VMs use; a fixed query over the
+    /// `hosts` view.
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract:
+                "List the hosts, by name, with their VMs' use (a query over the hosts view; dwcp sql for any other).")
+
+        @Option(name: .long, help: "Only the hosts of this region.")
+        var region: String?
+
+        @OptionGroup var options: ListOptions
+
+        func run() async throws {
+            try await options.show(
+                """
+                SELECT name, region, state, cpus, cpus_used, memory_bytes, memory_used_bytes, \
+                (SELECT count(*) FROM vms WHERE vms.host = hosts.name) AS vms, labels FROM hosts
+                """,
+                where: region.map { ["region = \($0.sqlLiteral)"] } ?? [])
+        }
+    }
+}

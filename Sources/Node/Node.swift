@@ -54,6 +54,7 @@ public final class Node: Service, Sendable {
         self.logger = logger
         currentAPITLS = Mutex(configuration.apiTLS)
         try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+        try DataDirectoryIdentity.check(configuration, logger: logger)
         metrics = NodeMetrics()
         log = try LogStore(path: configuration.logPath, metrics: metrics.log)
         let entries = try log.verify()

@@ -1,0 +1,97 @@
+import Foundation
+import Logging
+
+/// Whom a data directory belongs to: the node id, the region, and whether its log is a replicated
+/// region's or a single node's. Written to `DATA/identity.json` at the directory's first start
+/// and checked at every later one, so a directory started by mistake under another id or region,
+/// or in the other mode, stops with a clear error instead of doing harm: under another id it
+/// would vote with the votes of a member it is not; a region member's log run as a single node
+/// (`dwcp dev`, or `serve` without `--listen`) would commit entries alone, at indexes and terms
+/// the region's leader gives to other entries, and its views would part from the region's for good.
+public struct DataDirectoryIdentity: Codable, Equatable, Sendable {
+    public var nodeID: String
+    public var region: String
+    /// A member of a replicated region (`serve --listen`), not a single node.
+    public var replicated: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case nodeID = "node_id"
+        case region
+        case replicated
+    }
+
+    static let fileName = "identity.json"
+
+    public init(nodeID: String, region: String, replicated: Bool) {
+        self.nodeID = nodeID
+        self.region = region
+        self.replicated = replicated
+    }
+
+    /// The identity `configuration` starts a node with.
+    init(_ configuration: NodeConfiguration) {
+        nodeID = configuration.nodeID
+        region = configuration.region
+        replicated = configuration.replication != nil
+    }
+
+    /// Checks `configuration` against the identity its data directory records, and records it
+    /// when there is none (a new directory, or one from before identities were recorded, which is
+    /// taken to be this node's). Throws, changing nothing, when they differ or the file is damaged.
+    static func check(_ configuration: NodeConfiguration, logger: Logger) throws {
+        let path = configuration.dataDirectory + "/" + fileName
+        let starting = DataDirectoryIdentity(configuration)
+        guard let data = FileManager.default.contents(atPath: path) else {
+            try record(starting, at: path)
+            logger.info(
+                "recorded in \(path): this directory belongs to \(starting.replicated ? "member" : "single node") \(starting.nodeID) of region \(starting.region)"
+            )
+            return
+        }
+        let recorded: DataDirectoryIdentity
+        do {
+            recorded = try JSONDecoder().decode(DataDirectoryIdentity.self, from: data)
+        } catch {
+            throw NodeError(
+                .invalid,
+                "\(path) is damaged (\(error)): it names the node this directory belongs to; restore it, or remove it to have this start's node id and region recorded",
+                cause: error)
+        }
+        if let mismatch = recorded.mismatch(starting, directory: configuration.dataDirectory) {
+            throw NodeError(.invalid, mismatch)
+        }
+    }
+
+    /// Why a node started as `starting` must not use a directory that records `self`; nil when it may.
+    func mismatch(_ starting: DataDirectoryIdentity, directory: String) -> String? {
+        let mode = replicated ? "member \(nodeID) of region \(region)" : "single node \(nodeID) (region \(region))"
+        // The mode first: `dwcp dev` over a member's directory differs in its id too, and has no --node-id.
+        if replicated && !starting.replicated {
+            return
+                "\(directory) holds the log of \(mode): started without --listen (or as dwcp dev) it would commit entries alone that the region never sees; start it with --listen and its peers"
+        }
+        if !replicated && starting.replicated {
+            return
+                "\(directory) holds the log of \(mode), written without --listen: it cannot become a region's member; give the member an empty data directory"
+        }
+        if nodeID != starting.nodeID {
+            return
+                "\(directory) belongs to \(mode), not \(starting.nodeID): start it with --node-id \(nodeID), or give \(starting.nodeID) a data directory of its own"
+        }
+        if region != starting.region {
+            return "\(directory) belongs to \(mode), not to region \(starting.region): start it with --region \(region)"
+        }
+        return nil
+    }
+
+    private static func record(_ identity: DataDirectoryIdentity, at path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        do {
+            try encoder.encode(identity).write(to: URL(fileURLWithPath: path), options: .atomic)
+        } catch {
+            throw NodeError(
+                .unavailable, "cannot record the data directory's identity in \(path): \(error)", cause: error)
+        }
+    }
+}

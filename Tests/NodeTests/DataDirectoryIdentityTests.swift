@@ -1,0 +1,85 @@
+import Foundation
+import Logging
+import Store
+import TestSupport
+import Testing
+
+@testable import Node
+
+/// A data directory records whom it belongs to at its first start and refuses another node id,
+/// another region, or the other mode (docs/architecture.md, "The data directory").
+@Suite struct DataDirectoryIdentityTests {
+    static func configuration(
+        _ directory: String, id: String = "n1", region: String = "eu", replicated: Bool = true
+    ) -> NodeConfiguration {
+        var configuration = NodeConfiguration(dataDirectory: directory, nodeID: id, region: region)
+        if replicated {
+            configuration.replication = ReplicationConfiguration(
+                listenHost: "127.0.0.1", listenPort: 0, peers: [id: "127.0.0.1:1"])
+        }
+        return configuration
+    }
+
+    @Test("the first start records the identity; the same one starts again; any other is refused, naming what differs")
+    func mismatchesAreRefused() throws {
+        let dir = TemporaryDirectory()
+        let data = dir.file("data")
+        let logger = Logger(label: "identity-test")
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        try DataDirectoryIdentity.check(Self.configuration(data), logger: logger)
+        let recorded = try #require(FileManager.default.contents(atPath: data + "/identity.json"))
+        #expect(
+            try JSONDecoder().decode(DataDirectoryIdentity.self, from: recorded)
+                == DataDirectoryIdentity(nodeID: "n1", region: "eu", replicated: true))
+        try DataDirectoryIdentity.check(Self.configuration(data), logger: logger)
+
+        let refusals: [(NodeConfiguration, String)] = [
+            (
+                Self.configuration(data, id: "n2"),
+                "belongs to member n1 of region eu, not n2: start it with --node-id n1"
+            ),
+            (Self.configuration(data, region: "us"), "not to region us: start it with --region eu"),
+            (Self.configuration(data, replicated: false), "started without --listen (or as dwcp dev)"),
+            (Self.configuration(data, id: "dev", region: "local", replicated: false), "(or as dwcp dev)"),
+        ]
+        for (configuration, words) in refusals {
+            #expect {
+                try DataDirectoryIdentity.check(configuration, logger: logger)
+            } throws: { error in
+                let error = error as? NodeError
+                return error?.code == .invalid && error?.message.contains(words) == true
+            }
+        }
+        // Refusals change nothing.
+        #expect(FileManager.default.contents(atPath: data + "/identity.json") == recorded)
+
+        // A single node's directory cannot become a member.
+        let single = dir.file("single")
+        try FileManager.default.createDirectory(atPath: single, withIntermediateDirectories: true)
+        try DataDirectoryIdentity.check(Self.configuration(single, id: "dev", replicated: false), logger: logger)
+        #expect {
+            try DataDirectoryIdentity.check(Self.configuration(single, id: "dev"), logger: logger)
+        } throws: { ($0 as? NodeError)?.message.contains("written without --listen: it cannot become") == true }
+
+        // A damaged record says so, and what removing it does.
+        try Data("{not json".utf8).write(to: URL(fileURLWithPath: data + "/identity.json"))
+        #expect {
+            try DataDirectoryIdentity.check(Self.configuration(data), logger: logger)
+        } throws: { ($0 as? NodeError)?.message.contains("identity.json is damaged") == true }
+    }
+
+    @Test("a node refuses, before it opens anything, a data directory another node id wrote")
+    func nodeRefusesAnotherID() throws {
+        let dir = TemporaryDirectory()
+        let data = dir.file("data")
+        let logger = Logger(label: "identity-test")
+        _ = try Node(
+            configuration: Self.configuration(data, id: "dev", region: "local", replicated: false), logger: logger)
+        let before = try FileManager.default.contentsOfDirectory(atPath: data).sorted()
+        #expect(before.contains("identity.json") && before.contains("log"))
+        #expect {
+            try Node(
+                configuration: Self.configuration(data, id: "n1", region: "local", replicated: false), logger: logger)
+        } throws: { ($0 as? NodeError)?.message.contains("belongs to single node dev (region local), not n1") == true }
+    }
+}

@@ -31,7 +31,7 @@ run vm create web-1 --cpus 2 --memory 2GiB --label app=web
 run vm create web-2 --cpus 2 --memory 1.5GiB --label app=web
 run vm create db-1 --cpus 4 --memory 8GiB --image builtin:counter
 run vm create huge --cpus 64 --memory 512GiB
-run sql "SELECT name, host, cpus, memory_bytes, actual_state, reason FROM vms ORDER BY name" --format table
+run vm list --format table
 
 step "placement: constraints, explanations, planning before committing"
 run host label rack1-b --label rack=1 --label disk=ssd
@@ -72,7 +72,8 @@ else
     echo "(skipped: /dev/kvm is not usable here, so this node runs no host agent)"
 fi
 
-step "capacity per host, from SQL"
+step "capacity per host: the list, then any query over the views"
+run host list --format table
 run sql "SELECT name, cpus, cpus_used, memory_bytes, memory_used_bytes, json_extract(labels, '\$.rack') AS rack FROM hosts ORDER BY name" --format table
 run sql "SELECT vm, host, json_extract(explanation, '\$.candidates[0].score') AS score FROM placements ORDER BY log_index" --format csv
 

@@ -53,7 +53,7 @@ public final class Node: Service, Sendable {
         self.configuration = configuration
         self.logger = logger
         currentAPITLS = Mutex(configuration.apiTLS)
-        try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+        try Self.createDataDirectory(configuration.dataDirectory)
         try DataDirectoryIdentity.check(configuration, logger: logger)
         metrics = NodeMetrics()
         log = try LogStore(path: configuration.logPath, metrics: metrics.log)
@@ -168,6 +168,22 @@ public final class Node: Service, Sendable {
         consensus.committed.close(reason: why)
         logger.info("node \(configuration.nodeID) stopped at applied index \(applied.value)")
         if let failure { throw failure }
+    }
+
+    /// Creates the data directory (and its parents) unless it exists; says why not in words.
+    static func createDataDirectory(_ path: String) throws {
+        var made = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            made += "/" + component
+            if mkdir(made, 0o755) != 0, errno != EEXIST {
+                let reason = String(cString: strerror(errno))
+                throw NodeError(.unavailable, "cannot create the data directory \(path): \(made): \(reason)")
+            }
+        }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw NodeError(.invalid, "cannot use \(path) as the data directory: it is not a directory")
+        }
     }
 
     /// How long a stopping leader waits for its successor to take over: a hand-off takes a round

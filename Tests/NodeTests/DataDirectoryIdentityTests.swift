@@ -82,4 +82,23 @@ import Testing
                 configuration: Self.configuration(data, id: "n1", region: "local", replicated: false), logger: logger)
         } throws: { ($0 as? NodeError)?.message.contains("belongs to single node dev (region local), not n1") == true }
     }
+
+    @Test("a data directory that cannot be made or used is refused in words, not as a Foundation error")
+    func unusableDirectories() throws {
+        let dir = TemporaryDirectory()
+        try Node.createDataDirectory(dir.file("a/b/c"))
+        try Node.createDataDirectory(dir.file("a/b/c"))  // again: it exists
+        try Data().write(to: URL(fileURLWithPath: dir.file("file")))
+        let cases = [
+            (dir.file("file"), "cannot use \(dir.file("file")) as the data directory: it is not a directory"),
+            (
+                dir.file("file/sub"),
+                "cannot create the data directory \(dir.file("file/sub")): \(dir.file("file/sub")): Not a directory"
+            ),
+        ]
+        for (path, message) in cases {
+            #expect(throws: NodeError.self) { try Node.createDataDirectory(path) }
+            do { try Node.createDataDirectory(path) } catch let error as NodeError { #expect(error.message == message) }
+        }
+    }
 }

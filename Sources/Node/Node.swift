@@ -15,6 +15,8 @@ import Synchronization
 /// new commits and runs the scheduler until graceful shutdown.
 public final class Node: Service, Sendable {
     public let configuration: NodeConfiguration
+    /// Held while this node lives: no second process opens the data directory meanwhile.
+    let dataDirectoryLock: DataDirectoryLock
     public let log: LogStore
     public let views: ViewStore
     public let query: QueryEngine
@@ -54,6 +56,7 @@ public final class Node: Service, Sendable {
         self.logger = logger
         currentAPITLS = Mutex(configuration.apiTLS)
         try Self.createDataDirectory(configuration.dataDirectory)
+        dataDirectoryLock = try DataDirectoryLock(directory: configuration.dataDirectory)
         try DataDirectoryIdentity.check(configuration, logger: logger)
         metrics = NodeMetrics()
         log = try LogStore(path: configuration.logPath, metrics: metrics.log)

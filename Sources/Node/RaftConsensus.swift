@@ -495,7 +495,7 @@ public final class RaftConsensus: Consensus {
         // it finds its data. Sending a snapshot reads its file on the thread pool too.
         let (snapshotFrames, snapshotFrameQueue) = AsyncStream.makeStream(
             of: RaftFrame.Content.self, bufferingPolicy: .unbounded)
-        let port = try await transport.listen(
+        let port = try await listen(
             host: configuration.listenHost, port: configuration.listenPort,
             connected: { [self] frame in
                 // A member that connects in is up: answer it without waiting out a back-off left
@@ -668,6 +668,18 @@ public final class RaftConsensus: Consensus {
     /// not would stop every member at apply once committed).
     func recordsDecode(_ payloads: [[UInt8]]) -> Bool {
         payloads.allSatisfy { (try? Record(decoding: $0)) != nil }
+    }
+
+    /// ``RaftTransport/listen(host:port:connected:receive:)``, with an address it cannot take
+    /// told in words (``NodeError/listening(on:flag:_:)``).
+    private func listen(
+        host: String, port: Int, connected: RaftTransport.Receiver?, receive: @escaping RaftTransport.Receiver
+    ) async throws -> Int {
+        do {
+            return try await transport.listen(host: host, port: port, connected: connected, receive: receive)
+        } catch {
+            throw NodeError.listening(on: "\(host):\(port)", flag: "--listen", error) ?? error
+        }
     }
 
     /// Tells `member` that its forwarded proposal `id` is refused for good.

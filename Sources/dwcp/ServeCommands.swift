@@ -264,7 +264,9 @@ func runNode(_ configuration: NodeConfiguration, logLevel: Logger.Level, eventLo
     do {
         try await group.run()
     } catch {
-        throw CLIError(.refused, "the node stopped: \(error)")
+        // The replication port's failures are told by the node; what is left is the API's.
+        let address = "\(configuration.apiHost):\(configuration.apiPort)"
+        throw CLIError(.refused, "the node stopped: \(NodeError.listening(on: address, flag: "--api", error) ?? error)")
     }
 }
 

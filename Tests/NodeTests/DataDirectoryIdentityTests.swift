@@ -101,4 +101,22 @@ import Testing
             do { try Node.createDataDirectory(path) } catch let error as NodeError { #expect(error.message == message) }
         }
     }
+
+    @Test("a second node on a data directory in use is refused, naming the holder; once the first is gone, it opens")
+    func oneProcessPerDirectory() throws {
+        let dir = TemporaryDirectory()
+        let data = dir.file("data")
+        let logger = Logger(label: "identity-test")
+        let configuration = Self.configuration(data, id: "dev", region: "local", replicated: false)
+        var first: Node? = try Node(configuration: configuration, logger: logger)
+        #expect(first != nil)
+        #expect {
+            try Node(configuration: configuration, logger: logger)
+        } throws: { error in
+            (error as? NodeError)?.message
+                == "\(data) is in use by another dwcp (pid \(getpid())): a data directory serves one process at a time"
+        }
+        first = nil
+        _ = try Node(configuration: configuration, logger: logger)
+    }
 }

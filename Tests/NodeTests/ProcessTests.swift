@@ -334,6 +334,22 @@ func firstDifference(_ a: String, _ b: String) -> String {
             #expect(stderr.hasPrefix("dwcp: ") && stderr.contains(message), "\(arguments): \(stderr)")
             #expect(stderr.split(separator: "\n").count == 1, "\(arguments): \(stderr)")
         }
+        // Starts that cannot go on say why: the node's data directory is in use, its API address is taken.
+        for (arguments, message) in [
+            (
+                ["--data-dir", dir.file("data"), "--node-id", "n1", "--api", "127.0.0.1:0"],
+                "is in use by another dwcp (pid "
+            ),
+            (
+                ["--data-dir", dir.file("taken"), "--node-id", "n1", "--api", server],
+                "cannot listen on \(server) (--api): Address already in use"
+            ),
+        ] {
+            let (status, _, stderr) = try await runCLI(
+                ["serve", "--region", "eu", "--no-host-agent"] + arguments, in: dir)
+            #expect(status == 1, "\(arguments): \(stderr)")
+            #expect(stderr.contains("dwcp: ") && stderr.contains(message), "\(arguments): \(stderr)")
+        }
         for (server, message) in [
             ("ftp://\(server)", "invalid address 'ftp://"), ("\(server)/v1", "invalid address"),
             ("bad host:1", "invalid address"),

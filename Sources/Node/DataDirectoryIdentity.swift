@@ -37,11 +37,14 @@ public struct DataDirectoryIdentity: Codable, Equatable, Sendable {
 
     /// Checks `configuration` against the identity its data directory records, and records it
     /// when there is none (a new directory, or one from before identities were recorded, which is
-    /// taken to be this node's). Throws, changing nothing, when they differ or the file is damaged.
-    static func check(_ configuration: NodeConfiguration, logger: Logger) throws {
+    /// taken to be this node's) or the log is still empty (`logIsEmpty`: a first start that was
+    /// wrong, or failed, ties nothing down). Throws, changing nothing, when they differ or the
+    /// file cannot be read.
+    static func check(_ configuration: NodeConfiguration, logIsEmpty: Bool, logger: Logger) throws {
         let path = configuration.dataDirectory + "/" + fileName
         let starting = DataDirectoryIdentity(configuration)
-        guard let data = FileManager.default.contents(atPath: path) else {
+        // Missing (or left empty by a crash as it was first written): this start's is recorded.
+        guard let data = try read(path), !data.isEmpty else {
             try record(starting, at: path)
             logger.info(
                 "recorded in \(path): this directory belongs to \(starting.replicated ? "member" : "single node") \(starting.nodeID) of region \(starting.region)"
@@ -57,8 +60,27 @@ public struct DataDirectoryIdentity: Codable, Equatable, Sendable {
                 "\(path) is damaged (\(error)): it names the node this directory belongs to; restore it, or remove it to have this start's node id and region recorded",
                 cause: error)
         }
-        if let mismatch = recorded.mismatch(starting, directory: configuration.dataDirectory) {
-            throw NodeError(.invalid, mismatch)
+        guard let mismatch = recorded.mismatch(starting, directory: configuration.dataDirectory) else { return }
+        guard logIsEmpty else { throw NodeError(.invalid, mismatch) }
+        try record(starting, at: path)
+        logger.notice(
+            "\(path) named \(recorded.nodeID) of region \(recorded.region), but the log is empty: it now names \(starting.nodeID) of region \(starting.region)"
+        )
+    }
+
+    /// The file's bytes; nil when it does not exist. Any other failure to read it is an error:
+    /// a file that cannot be read must not be taken for a missing one and replaced.
+    private static func read(_ path: String) throws -> Data? {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            if errno == ENOENT { return nil }
+            throw NodeError(.unavailable, "cannot read \(path): \(String(cString: strerror(errno)))")
+        }
+        let handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
+        do {
+            return try handle.readToEnd() ?? Data()
+        } catch {
+            throw NodeError(.unavailable, "cannot read \(path): \(error)", cause: error)
         }
     }
 
@@ -74,14 +96,9 @@ public struct DataDirectoryIdentity: Codable, Equatable, Sendable {
             return
                 "\(directory) holds the log of \(mode), written without --listen: it cannot become a region's member; give the member an empty data directory"
         }
-        if nodeID != starting.nodeID {
-            return
-                "\(directory) belongs to \(mode), not \(starting.nodeID): start it with --node-id \(nodeID), or give \(starting.nodeID) a data directory of its own"
-        }
-        if region != starting.region {
-            return "\(directory) belongs to \(mode), not to region \(starting.region): start it with --region \(region)"
-        }
-        return nil
+        guard nodeID != starting.nodeID || region != starting.region else { return nil }
+        return
+            "\(directory) belongs to \(mode), not to \(starting.nodeID) of region \(starting.region): start it with dwcp serve --node-id \(nodeID) --region \(region), or give this node a data directory of its own"
     }
 
     private static func record(_ identity: DataDirectoryIdentity, at path: String) throws {

@@ -9,7 +9,8 @@ import Foundation
 /// An exclusive lock on `DATA/lock` (`flock`), held as long as the node that took it lives, so a
 /// second dwcp started on a data directory in use stops at once: two processes would append to
 /// one log and one journal at the same time. The file holds the holder's pid, for the message.
-/// The kernel lets the lock go when the process ends, however it ends.
+/// The kernel lets the lock go when the process ends, however it ends. (The pid read by a start
+/// refused in the instant between the holder's lock and its write may be the previous holder's.)
 final class DataDirectoryLock: Sendable {
     private let descriptor: Int32
 

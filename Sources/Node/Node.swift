@@ -57,9 +57,10 @@ public final class Node: Service, Sendable {
         currentAPITLS = Mutex(configuration.apiTLS)
         try Self.createDataDirectory(configuration.dataDirectory)
         dataDirectoryLock = try DataDirectoryLock(directory: configuration.dataDirectory)
-        try DataDirectoryIdentity.check(configuration, logger: logger)
         metrics = NodeMetrics()
         log = try LogStore(path: configuration.logPath, metrics: metrics.log)
+        try DataDirectoryIdentity.check(
+            configuration, logIsEmpty: log.lastIndex == 0 && log.snapshot.index == 0, logger: logger)
         let entries = try log.verify()
         views = try ViewStore(path: configuration.viewsPath)
         if let reason = views.rebuildReason {

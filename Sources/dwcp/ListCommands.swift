@@ -15,13 +15,21 @@ struct ListOptions: ParsableArguments {
             valueName: "level"))
     var consistency: ReadConsistency = .linearizable
 
+    @Option(name: .long, help: "Print the first N rows by name (a fleet past the node's row limit needs it).")
+    var limit: Int?
+
     @OptionGroup var client: ClientOptions
+
+    func validate() throws {
+        if let limit, limit < 1 { throw ValidationError("--limit must be 1 or more") }
+    }
 
     /// Prints the rows of `select` restricted by `conditions` (SQL, joined with AND), by name.
     func show(_ select: String, where conditions: [String]) async throws {
         let filter = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
+        let first = limit.map { " LIMIT \($0)" } ?? ""
         try await SQL.show(
-            select + filter + " ORDER BY name", format: format, consistency: consistency, client: client)
+            select + filter + " ORDER BY name" + first, format: format, consistency: consistency, client: client)
     }
 }
 

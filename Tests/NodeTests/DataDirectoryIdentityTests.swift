@@ -20,67 +20,97 @@ import Testing
         return configuration
     }
 
-    @Test("the first start records the identity; the same one starts again; any other is refused, naming what differs")
+    @Test(
+        "the first start records the identity; the same one starts again; once the log has entries any other is refused, naming what differs"
+    )
     func mismatchesAreRefused() throws {
         let dir = TemporaryDirectory()
         let data = dir.file("data")
         let logger = Logger(label: "identity-test")
+        let file = data + "/identity.json"
+        func check(_ configuration: NodeConfiguration, logIsEmpty: Bool = false) throws {
+            try DataDirectoryIdentity.check(configuration, logIsEmpty: logIsEmpty, logger: logger)
+        }
         try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
-        try DataDirectoryIdentity.check(Self.configuration(data), logger: logger)
-        let recorded = try #require(FileManager.default.contents(atPath: data + "/identity.json"))
+        try check(Self.configuration(data))
+        let recorded = try #require(FileManager.default.contents(atPath: file))
         #expect(
             try JSONDecoder().decode(DataDirectoryIdentity.self, from: recorded)
                 == DataDirectoryIdentity(nodeID: "n1", region: "eu", replicated: true))
-        try DataDirectoryIdentity.check(Self.configuration(data), logger: logger)
+        try check(Self.configuration(data))
 
+        let serveAs = "start it with dwcp serve --node-id n1 --region eu, or give this node a data directory of its own"
         let refusals: [(NodeConfiguration, String)] = [
             (
                 Self.configuration(data, id: "n2"),
-                "belongs to member n1 of region eu, not n2: start it with --node-id n1"
+                "belongs to member n1 of region eu, not to n2 of region eu: " + serveAs
             ),
-            (Self.configuration(data, region: "us"), "not to region us: start it with --region eu"),
+            (Self.configuration(data, region: "us"), "not to n1 of region us: " + serveAs),
+            (Self.configuration(data, id: "n2", region: "us"), "not to n2 of region us: " + serveAs),
             (Self.configuration(data, replicated: false), "started without --listen (or as dwcp dev)"),
             (Self.configuration(data, id: "dev", region: "local", replicated: false), "(or as dwcp dev)"),
         ]
         for (configuration, words) in refusals {
             #expect {
-                try DataDirectoryIdentity.check(configuration, logger: logger)
+                try check(configuration)
             } throws: { error in
                 let error = error as? NodeError
                 return error?.code == .invalid && error?.message.contains(words) == true
             }
         }
         // Refusals change nothing.
-        #expect(FileManager.default.contents(atPath: data + "/identity.json") == recorded)
+        #expect(FileManager.default.contents(atPath: file) == recorded)
 
         // A single node's directory cannot become a member.
         let single = dir.file("single")
         try FileManager.default.createDirectory(atPath: single, withIntermediateDirectories: true)
-        try DataDirectoryIdentity.check(Self.configuration(single, id: "dev", replicated: false), logger: logger)
+        try check(Self.configuration(single, id: "dev", replicated: false))
         #expect {
-            try DataDirectoryIdentity.check(Self.configuration(single, id: "dev"), logger: logger)
+            try check(Self.configuration(single, id: "dev"))
         } throws: { ($0 as? NodeError)?.message.contains("written without --listen: it cannot become") == true }
 
-        // A damaged record says so, and what removing it does.
-        try Data("{not json".utf8).write(to: URL(fileURLWithPath: data + "/identity.json"))
+        // While the log is empty, a start that differs is recorded instead: a wrong first start
+        // (here a single node, then a member under another id) ties nothing down.
+        try check(Self.configuration(single, id: "n4"), logIsEmpty: true)
+        #expect(
+            try JSONDecoder().decode(
+                DataDirectoryIdentity.self,
+                from: try #require(FileManager.default.contents(atPath: single + "/identity.json")))
+                == DataDirectoryIdentity(nodeID: "n4", region: "eu", replicated: true))
+
+        // An empty file (a crash as it was first written) counts as none; a damaged one says so;
+        // one that cannot be read is not taken for a missing one.
+        try Data().write(to: URL(fileURLWithPath: file))
+        try check(Self.configuration(data))
+        #expect(FileManager.default.contents(atPath: file) == recorded)
+        try Data("{not json".utf8).write(to: URL(fileURLWithPath: file))
         #expect {
-            try DataDirectoryIdentity.check(Self.configuration(data), logger: logger)
+            try check(Self.configuration(data))
         } throws: { ($0 as? NodeError)?.message.contains("identity.json is damaged") == true }
+        try FileManager.default.removeItem(atPath: file)
+        try FileManager.default.createDirectory(atPath: file, withIntermediateDirectories: false)
+        #expect {
+            try check(Self.configuration(data))
+        } throws: { ($0 as? NodeError)?.message.contains("cannot read \(file)") == true }
     }
 
-    @Test("a node refuses, before it opens anything, a data directory another node id wrote")
-    func nodeRefusesAnotherID() throws {
+    @Test("a node refuses a data directory whose log another node id wrote")
+    func nodeRefusesAnotherID() async throws {
         let dir = TemporaryDirectory()
         let data = dir.file("data")
         let logger = Logger(label: "identity-test")
-        _ = try Node(
+        var first: Node? = try Node(
             configuration: Self.configuration(data, id: "dev", region: "local", replicated: false), logger: logger)
-        let before = try FileManager.default.contentsOfDirectory(atPath: data).sorted()
-        #expect(before.contains("identity.json") && before.contains("log"))
+        let record = Record(at: 1, .hostAdded(HostAdded(name: "h1", region: "local", cpus: 4, memoryBytes: 1 << 30)))
+        _ = try await first?.log.appendNext(term: 1, payloads: [record.encoded()])
+        first = nil
         #expect {
             try Node(
                 configuration: Self.configuration(data, id: "n1", region: "local", replicated: false), logger: logger)
-        } throws: { ($0 as? NodeError)?.message.contains("belongs to single node dev (region local), not n1") == true }
+        } throws: {
+            ($0 as? NodeError)?.message.contains("belongs to single node dev (region local), not to n1 of region local")
+                == true
+        }
     }
 
     @Test("a data directory that cannot be made or used is refused in words, not as a Foundation error")

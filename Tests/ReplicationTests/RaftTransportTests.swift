@@ -3,6 +3,7 @@ import NIOCore
 import NIOPosix
 import Store
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import Replication
@@ -284,6 +285,28 @@ extension RaftTransportTests {
         try await second.close()
         try await fourth.close()
         await receiver.close()
+        try await group.shutdownGracefully()
+    }
+}
+
+extension RaftTransportTests {
+    @Test("a peer that cannot be reached is logged in the system's words, once")
+    func unreachablePeerInWords() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        // A port that was just free: nothing listens on it now.
+        let probe = try await ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).get()
+        let port = try #require(probe.localAddress?.port)
+        try await probe.close()
+        let log = RecordedLog()
+        let sender = RaftTransport(eventLoopGroup: group, logger: log.logger)
+        let frame = RaftFrame(group: "region", message: RaftMessage(from: "a", to: "b", term: 1, body: .timeoutNow))
+        sender.send(frame, to: "127.0.0.1:\(port)")
+        #expect(
+            try await eventually(.seconds(10)) { log.contains("cannot reach peer 127.0.0.1:\(port)") },
+            "\(log.lines)")
+        #expect(
+            log.contains("cannot reach peer 127.0.0.1:\(port) (raft): Connection refused (attempt 1)"), "\(log.lines)")
+        await sender.close()
         try await group.shutdownGracefully()
     }
 }

@@ -5,6 +5,12 @@ import NIOPosix
 import NIOSSL
 import Synchronization
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
 /// The replication port: a TCP listener that hands each incoming ``RaftFrame`` to a receiver, and
 /// outgoing connections per peer address (one per ``Lane``), opened on first use and reopened with
 /// back-off after a failure. Sending never blocks: frames sent while a connection opens wait for it
@@ -376,7 +382,7 @@ public final class RaftTransport: Sendable {
                     let backoff = min(50 * (1 << min(state.failures, 6)), 2_000)
                     state.retryAt = .now + .milliseconds(backoff)
                     if state.failures == 1 || state.failures % 50 == 0 {
-                        let reason = TLSHandshakeWatcher.explain(error)
+                        let reason = Self.unreachable(error)
                         logger.notice(
                             "cannot reach peer \(address) (\(key.lane.rawValue)): \(reason) (attempt \(state.failures))"
                         )
@@ -388,6 +394,16 @@ public final class RaftTransport: Sendable {
             for bytes in waiting { channel.write(channel.allocator.buffer(bytes: bytes), promise: nil) }
             channel.flush()
         }
+    }
+
+    /// Why a peer could not be reached, in words: the system's for a connection that failed
+    /// ("Connection refused"), not NIO's whole error; a failed TLS handshake as the watcher tells it.
+    static func unreachable(_ error: any Error) -> String {
+        guard let error = error as? NIOConnectionError, let first = error.connectionErrors.first else {
+            return TLSHandshakeWatcher.explain(error)
+        }
+        guard let failure = first.error as? IOError else { return "\(first.error)" }
+        return String(cString: strerror(failure.errnoCode))
     }
 
     /// Lets the next frame for `address` connect at once, on every lane, instead of waiting out

@@ -5,15 +5,7 @@ import Query
 /// What `dwcp vm list` and `dwcp host list` take besides their filters: how to print the rows and
 /// how fresh they must be (as `dwcp sql`).
 struct ListOptions: ParsableArguments {
-    @Option(name: .long, help: "table, json or csv (default: table on a terminal, json otherwise).")
-    var format: ResultFormat?
-
-    @Option(
-        name: .long,
-        help: ArgumentHelp(
-            "local (this node's views), leader (the leader's, no quorum round) or linearizable (sees every acknowledged intent).",
-            valueName: "level"))
-    var consistency: ReadConsistency = .linearizable
+    @OptionGroup var output: QueryOutputOptions
 
     @Option(name: .long, help: "Print the first N rows by name (a fleet past the node's row limit needs it).")
     var limit: Int?
@@ -28,8 +20,7 @@ struct ListOptions: ParsableArguments {
     func show(_ select: String, where conditions: [String]) async throws {
         let filter = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
         let first = limit.map { " LIMIT \($0)" } ?? ""
-        try await SQL.show(
-            select + filter + " ORDER BY name" + first, format: format, consistency: consistency, client: client)
+        try await SQL.show(select + filter + " ORDER BY name" + first, output: output, client: client)
     }
 }
 

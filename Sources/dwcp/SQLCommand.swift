@@ -7,6 +7,20 @@ import Store
 extension ResultFormat: ExpressibleByArgument {}
 extension ReadConsistency: ExpressibleByArgument {}
 
+/// How a query's rows are printed and how fresh they must be: `dwcp sql`, `dwcp vm list` and
+/// `dwcp host list` take these alike.
+struct QueryOutputOptions: ParsableArguments {
+    @Option(name: .long, help: "table, json or csv (default: table on a terminal, json otherwise).")
+    var format: ResultFormat?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "local (this node's views), leader (the leader's, no quorum round) or linearizable (sees every acknowledged intent).",
+            valueName: "level"))
+    var consistency: ReadConsistency = .linearizable
+}
+
 /// `dwcp sql QUERY`: read-only SQL over the fleet's views.
 struct SQL: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -15,32 +29,24 @@ struct SQL: AsyncParsableCommand {
     @Argument(help: "The query.")
     var query: String
 
-    @Option(name: .long, help: "table, json or csv (default: table on a terminal, json otherwise).")
-    var format: ResultFormat?
-
     @Option(name: .long, help: "Refuse results with more rows than this.")
     var maxRows: Int?
 
-    @Option(
-        name: .long,
-        help: ArgumentHelp(
-            "local (this node's views), leader (the leader's, no quorum round) or linearizable (sees every acknowledged intent).",
-            valueName: "level"))
-    var consistency: ReadConsistency = .linearizable
+    @OptionGroup var output: QueryOutputOptions
 
     @OptionGroup var client: ClientOptions
 
     func run() async throws {
         if let maxRows, maxRows <= 0 { throw CLIError(.usage, "--max-rows must be 1 or more") }
-        try await Self.show(query, format: format, maxRows: maxRows, consistency: consistency, client: client)
+        try await Self.show(query, output: output, maxRows: maxRows, client: client)
     }
 
-    /// Runs `query` on the node and prints its rows in `format` (default: a table on a terminal,
-    /// JSON otherwise): `dwcp sql`, and the fixed queries of `dwcp vm list` and `dwcp host list`.
+    /// Runs `query` on the node and prints its rows as `output` says: `dwcp sql`, and the fixed
+    /// queries of `dwcp vm list` and `dwcp host list`.
     static func show(
-        _ query: String, format: ResultFormat?, maxRows: Int? = nil, consistency: ReadConsistency,
-        client: ClientOptions
+        _ query: String, output: QueryOutputOptions, maxRows: Int? = nil, client: ClientOptions
     ) async throws {
+        let (format, consistency) = (output.format, output.consistency)
         var fields: [(String, JSONValue)] = [("query", .string(query)), ("consistency", .string(consistency.rawValue))]
         if let maxRows { fields.append(("max_rows", .int(Int64(maxRows)))) }
         // A query only reads: safe to send again (a linearizable read during an election answers 503).

@@ -244,8 +244,8 @@ public final class MicroVM: @unchecked Sendable {
         lock.lock()
         while prefaulting { lock.wait() }
         lock.unlock()
-        let state = borrow()
-        defer { if state != nil { giveBack() } }
+        guard let state = borrow() else { throw HypervisorError(.invalidRequest, "the VM was released") }
+        defer { giveBack() }
         guard state == .ready else { throw HypervisorError(.invalidRequest, "the VM was already started") }
         try BootLayout.load(image, commandLine: commandLine, into: memory)
         for cpu in vcpus { try cpu.setRegisters(BootLayout.entryRegisters(vcpu: cpu.index, entry: image.entry)) }

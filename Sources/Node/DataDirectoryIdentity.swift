@@ -8,11 +8,11 @@ import Logging
 /// would vote with the votes of a member it is not; a region member's log run as a single node
 /// (`dwcp dev`, or `serve` without `--listen`) would commit entries alone, at indexes and terms
 /// the region's leader gives to other entries, and its views would part from the region's for good.
-public struct DataDirectoryIdentity: Codable, Equatable, Sendable {
-    public var nodeID: String
-    public var region: String
+struct DataDirectoryIdentity: Codable, Equatable, Sendable {
+    var nodeID: String
+    var region: String
     /// A member of a replicated region (`serve --listen`), not a single node.
-    public var replicated: Bool
+    var replicated: Bool
 
     enum CodingKeys: String, CodingKey {
         case nodeID = "node_id"
@@ -22,7 +22,7 @@ public struct DataDirectoryIdentity: Codable, Equatable, Sendable {
 
     static let fileName = "identity.json"
 
-    public init(nodeID: String, region: String, replicated: Bool) {
+    init(nodeID: String, region: String, replicated: Bool) {
         self.nodeID = nodeID
         self.region = region
         self.replicated = replicated
@@ -85,7 +85,7 @@ public struct DataDirectoryIdentity: Codable, Equatable, Sendable {
     }
 
     /// Why a node started as `starting` must not use a directory that records `self`; nil when it may.
-    func mismatch(_ starting: DataDirectoryIdentity, directory: String) -> String? {
+    private func mismatch(_ starting: DataDirectoryIdentity, directory: String) -> String? {
         let mode = replicated ? "member \(nodeID) of region \(region)" : "single node \(nodeID) (region \(region))"
         // The mode first: `dwcp dev` over a member's directory differs in its id too, and has no --node-id.
         if replicated && !starting.replicated {

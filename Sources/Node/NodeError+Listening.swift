@@ -18,7 +18,7 @@ extension NodeError {
             switch error.errnoCode {
             case EADDRINUSE: " (another dwcp, or another program, listens there)"
             case EADDRNOTAVAIL: " (no interface of this machine has that address)"
-            default: " (a port below 1024 needs root)"
+            default: " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
             }
         return NodeError(
             .unavailable,

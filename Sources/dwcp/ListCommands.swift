@@ -24,7 +24,7 @@ struct ListOptions: ParsableArguments {
     }
 }
 
-/// The states `vms.actual_state` takes (docs/api.md), for `dwcp vm list --state`.
+/// The states `vms.actual_state` takes (schema/001_init.sql), for `dwcp vm list --state`.
 enum VMActualState: String, CaseIterable, ExpressibleByArgument {
     case pending, unschedulable, scheduled, starting, running, stopped, crashed
 }

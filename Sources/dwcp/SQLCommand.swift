@@ -66,8 +66,3 @@ struct SQL: AsyncParsableCommand {
         FileHandle.standardOutput.write(Data(chosen.render(result).utf8))
     }
 }
-
-extension String {
-    /// The string as an SQL literal: in single quotes, each quote inside doubled.
-    var sqlLiteral: String { "'" + replacingOccurrences(of: "'", with: "''") + "'" }
-}

@@ -166,7 +166,9 @@ struct MicroVMTests {
             written.withLock { $0 = result }
         }
         snapshotThread.start()
-        #expect(try await eventually { vm.borrowersNow == 1 || written.withLock { $0 != nil } })
+        // Usually stopped and released while the snapshot is written; on a loaded machine the
+        // snapshot may not have begun yet (releaseWaitsForBorrowers tests the wait without timing).
+        _ = try await eventually { vm.borrowersNow == 1 || written.withLock { $0 != nil } }
         vm.stop()
         await vm.release()  // before the fix, the memory went while the snapshot read it: SIGSEGV
         let outcome = try #require(written.withLock { $0 }, "release() returned before the snapshot ended")
@@ -174,6 +176,27 @@ struct MicroVMTests {
         #expect(!vm.memory.mapped)
         #expect(vm.residentGuestBytes == 0)
         #expect(throws: HypervisorError.self) { try vm.snapshot(to: dir.file("again")) }
+    }
+
+    @Test("release() waits while the memory is borrowed (as a snapshot borrows it), and frees it once given back")
+    func releaseWaitsForBorrowers() async throws {
+        let vm = try MicroVM(kvm: kvm(), shape: MicroVMShape(memoryBytes: 16 << 20, vcpus: 1))
+        try vm.boot(GuestImage.named("builtin:counter"), commandLine: "interval_ms=10", console: nil)
+        await vm.pause()
+        #expect(vm.borrow() == .paused)  // what a snapshot does first
+        vm.stop()
+        let released = Mutex(false)
+        async let release: Void = {
+            await vm.release()
+            released.withLock { $0 = true }
+        }()
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(!released.withLock { $0 }, "release() returned while the memory was borrowed")
+        #expect(vm.memory.mapped)
+        vm.giveBack()
+        await release
+        #expect(!vm.memory.mapped)
+        #expect(vm.borrow() == nil, "a borrow after the release")
     }
 
     @Test("a damaged snapshot is refused with a clear error")

@@ -6,9 +6,10 @@ import Testing
 
 @testable import Node
 
-/// A data directory records whom it belongs to at its first start and refuses another node id,
-/// another region, or the other mode (docs/architecture.md, "The data directory").
-@Suite struct DataDirectoryIdentityTests {
+/// The data directory: made (or refused) in words, locked to one process, and recording whom it
+/// belongs to at its first start so that another node id, region or mode is refused
+/// (docs/architecture.md, the invariants table).
+@Suite struct DataDirectoryTests {
     static func configuration(
         _ directory: String, id: String = "n1", region: String = "eu", replicated: Bool = true
     ) -> NodeConfiguration {
@@ -21,7 +22,7 @@ import Testing
     }
 
     @Test(
-        "the first start records the identity; the same one starts again; once the log has entries any other is refused, naming what differs"
+        "the first start records the identity; the same one starts again; with entries in the log any other is refused, naming what differs"
     )
     func mismatchesAreRefused() throws {
         let dir = TemporaryDirectory()

@@ -390,10 +390,7 @@ public final class MicroVM: @unchecked Sendable {
             // KVM_RUN would return at once: it ends the pre-faulting, not just this run.
             while ckvm_run(cpu.fd) == 0 || errno == EINTR {
                 if Int(ckvm_exit_reason(cpu.run)) != CKVM_EXIT_INTR { break }
-                lock.lock()
-                let stopped = if case .exited = phase { true } else { false }
-                lock.unlock()
-                if stopped { break }
+                if case .exited = state { break }
             }
             lock.lock()
             prefaulting = false

@@ -46,9 +46,7 @@ struct DataDirectoryIdentity: Codable, Equatable, Sendable {
         // Missing (or left empty by a crash as it was first written): this start's is recorded.
         guard let data = try read(path), !data.isEmpty else {
             try record(starting, at: path)
-            logger.info(
-                "recorded in \(path): this directory belongs to \(starting.replicated ? "member" : "single node") \(starting.nodeID) of region \(starting.region)"
-            )
+            logger.info("recorded in \(path): this directory belongs to \(starting.described)")
             return
         }
         let recorded: DataDirectoryIdentity
@@ -63,9 +61,7 @@ struct DataDirectoryIdentity: Codable, Equatable, Sendable {
         guard let mismatch = recorded.mismatch(starting, directory: configuration.dataDirectory) else { return }
         guard logIsEmpty else { throw NodeError(.invalid, mismatch) }
         try record(starting, at: path)
-        logger.notice(
-            "\(path) named \(recorded.nodeID) of region \(recorded.region), but the log is empty: it now names \(starting.nodeID) of region \(starting.region)"
-        )
+        logger.notice("\(path) named \(recorded.described), but the log is empty: it now names \(starting.described)")
     }
 
     /// The file's bytes; nil when it does not exist. Any other failure to read it is an error:
@@ -86,7 +82,7 @@ struct DataDirectoryIdentity: Codable, Equatable, Sendable {
 
     /// Why a node started as `starting` must not use a directory that records `self`; nil when it may.
     private func mismatch(_ starting: DataDirectoryIdentity, directory: String) -> String? {
-        let mode = replicated ? "member \(nodeID) of region \(region)" : "single node \(nodeID) (region \(region))"
+        let mode = described
         // The mode first: `dwcp dev` over a member's directory differs in its id too, and has no --node-id.
         if replicated && !starting.replicated {
             return
@@ -99,6 +95,11 @@ struct DataDirectoryIdentity: Codable, Equatable, Sendable {
         guard nodeID != starting.nodeID || region != starting.region else { return nil }
         return
             "\(directory) belongs to \(mode), not to \(starting.nodeID) of region \(starting.region): start it with dwcp serve --node-id \(nodeID) --region \(region), or give this node a data directory of its own"
+    }
+
+    /// "member n1 of region eu", or "single node dev (region local)".
+    var described: String {
+        replicated ? "member \(nodeID) of region \(region)" : "single node \(nodeID) (region \(region))"
     }
 
     private static func record(_ identity: DataDirectoryIdentity, at path: String) throws {

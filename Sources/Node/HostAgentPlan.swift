@@ -72,6 +72,7 @@ public struct HostAgentPlan: Sendable {
     /// For each VM, the desired index the agent already acted on: a desired state is acted on once,
     /// so a guest that halts is not started again until someone asks for it again.
     public private(set) var handled: [String: Int64] = [:]
+
     public init() {}
 
     /// The actions that bring this host in line with `hosted`; `running` are the VMs alive here,

@@ -46,8 +46,9 @@ struct SQL: AsyncParsableCommand {
     static func show(
         _ query: String, output: QueryOutputOptions, maxRows: Int? = nil, client: ClientOptions
     ) async throws {
-        let (format, consistency) = (output.format, output.consistency)
-        var fields: [(String, JSONValue)] = [("query", .string(query)), ("consistency", .string(consistency.rawValue))]
+        var fields: [(String, JSONValue)] = [
+            ("query", .string(query)), ("consistency", .string(output.consistency.rawValue)),
+        ]
         if let maxRows { fields.append(("max_rows", .int(Int64(maxRows)))) }
         // A query only reads: safe to send again (a linearizable read during an election answers 503).
         // A leader read asked of a follower goes to the leader.
@@ -62,7 +63,7 @@ struct SQL: AsyncParsableCommand {
                 return []
             },
             appliedIndex: UInt64(answer["applied_index"]?.intValue ?? 0))
-        let chosen = format ?? (isatty(STDOUT_FILENO) != 0 ? .table : .json)
+        let chosen = output.format ?? (isatty(STDOUT_FILENO) != 0 ? .table : .json)
         FileHandle.standardOutput.write(Data(chosen.render(result).utf8))
     }
 }

@@ -3,7 +3,7 @@ import Store
 
 extension Node {
     /// Adds `host` unless a host of its name exists: a machine registering itself at start
-    /// (`--register-host`, the host agent). It goes on trying while the region cannot take the
+    /// (the host agent; `NodeConfiguration.registerHost` in tests). It goes on trying while the region cannot take the
     /// intent (no leader yet, as when members start one by one), until the node stops; a request
     /// id another intent took (it is derived from the node's and the host's names) is replaced by
     /// a fresh one. Returns the index the host was added at; nil when it existed already.

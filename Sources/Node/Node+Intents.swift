@@ -156,6 +156,7 @@ extension Node {
         case .addHost(let host):
             try Validation.name(host.name, what: "host")
             try Validation.name(host.region, what: "region")
+            try requireOwnRegion(host.region, of: "host \(host.name)")
             try Validation.cpus(host.cpus, range: Validation.hostCPURange)
             try Validation.hostMemory(host.memoryBytes)
             try Validation.labels(host.labels)
@@ -171,6 +172,7 @@ extension Node {
             try Validation.name(vm.name, what: "VM")
             if vm.region.isEmpty { vm.region = configuration.region }
             try Validation.name(vm.region, what: "region")
+            try requireOwnRegion(vm.region, of: "VM \(vm.name)")
             try Validation.cpus(vm.cpus)
             try Validation.vmMemory(vm.memoryBytes)
             if vm.image.isEmpty { vm.image = Validation.defaultImage }
@@ -192,6 +194,17 @@ extension Node {
         case .setDesiredState(let name, _), .deleteVM(let name):
             try Validation.name(name, what: "VM")
             return intent
+        }
+    }
+
+    /// Refuses a host or VM of another region: a region's log holds its own fleet, and nothing
+    /// yet carries an intent to the region it names (DESIGN.md's global layer is not built).
+    func requireOwnRegion(_ region: String, of subject: String) throws {
+        guard region == configuration.region else {
+            throw NodeError(
+                .invalid,
+                "\(subject) is in region \(region), but this node serves region \(configuration.region): send it to a node of region \(region) (dwcp does not route intents between regions yet)"
+            )
         }
     }
 
@@ -218,7 +231,7 @@ extension Node {
                         try Int.fetchOne(db, sql: "SELECT count(*) FROM vms WHERE host = ?", arguments: [name]) ?? 0
                     throw NodeError(
                         .conflict,
-                        "host \(name) has \(count) VM\(count == 1 ? "" : "s") placed on it (\(placed.joined(separator: ", "))\(count > 4 ? ", ..." : "")); delete or move them first"
+                        "host \(name) has \(count) VM\(count == 1 ? "" : "s") placed on it (\(placed.joined(separator: ", "))\(count > 4 ? ", ..." : "")); delete them first (moving a VM to another host needs live migration, which dwcp does not have yet)"
                     )
                 }
             case .createVM(let vm):

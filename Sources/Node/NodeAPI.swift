@@ -18,6 +18,7 @@ public enum NodeAPI {
     ) throws -> some ApplicationProtocol {
         let router = Router()
         routes(router, node: node)
+        router.add(middleware: UnknownRouteMiddleware())
         // Each connection takes the certificate of the moment (a SIGHUP reloads it).
         let server: HTTPServerBuilder =
             if let tls = node.apiTLS {
@@ -259,6 +260,9 @@ public enum NodeAPI {
                             }
                         } catch is CancellationError {
                         } catch let error as NodeError where error.code == .unavailable {
+                            // The node stops: say so, so the client can tell this from an end it asked for.
+                            let line = errorBody(code: error.code.rawValue, message: error.message).serialized() + "\n"
+                            try? await writer.write(ByteBuffer(string: line))
                         } catch {
                             let line = errorBody(code: "watch", message: "\(error)").serialized() + "\n"
                             try await writer.write(ByteBuffer(string: line))

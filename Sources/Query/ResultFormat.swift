@@ -1,8 +1,8 @@
 import Foundation
 import Store
 
-/// How `dwcp sql` prints a result: an aligned table for people, a JSON array of objects keyed by
-/// column name, or CSV (RFC 4180) for scripts.
+/// How `dwcp sql` prints a result: an aligned table for people (with the log index the answer
+/// reflects), a JSON array of objects keyed by column name, or CSV (RFC 4180) for scripts.
 public enum ResultFormat: String, Sendable, CaseIterable {
     case table
     case json
@@ -47,7 +47,8 @@ public enum ResultFormat: String, Sendable, CaseIterable {
         var out = line(result.columns) + "\n"
         out += widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ") + "\n"
         for row in cells { out += line(row) + "\n" }
-        out += "(\(result.rows.count) row\(result.rows.count == 1 ? "" : "s"))\n"
+        // How fresh the answer is: the log index the views stood at (json and csv stay bare data).
+        out += "(\(result.rows.count) row\(result.rows.count == 1 ? "" : "s") at log index \(result.appliedIndex))\n"
         return out
     }
 

@@ -77,6 +77,9 @@ struct ClusterCommand: AsyncParsableCommand {
         @Flag(name: .long, help: "Add it as a learner (it receives the log but does not vote); promote it later.")
         var learner = false
 
+        @Flag(name: .long, help: "Print the node's answer as JSON.")
+        var json = false
+
         @OptionGroup var client: ClientOptions
 
         func run() async throws {
@@ -84,8 +87,7 @@ struct ClusterCommand: AsyncParsableCommand {
             let answer = try await client.client().callLeader(
                 .POST, "/v1/cluster/members",
                 body: .object([("id", .string(id)), ("address", .string(address)), ("learner", .bool(learner))]))
-            print(
-                "added \(id) as a \(learner ? "learner" : "voter") at index \(answer["log_index"]?.stringValue ?? "?")")
+            report(answer, json: json) { "added \(id) as a \(learner ? "learner" : "voter") at index \($0)" }
         }
     }
 
@@ -95,12 +97,15 @@ struct ClusterCommand: AsyncParsableCommand {
         @Argument(help: "The learner's id.")
         var id: String
 
+        @Flag(name: .long, help: "Print the node's answer as JSON.")
+        var json = false
+
         @OptionGroup var client: ClientOptions
 
         func run() async throws {
             try usage { try Validation.name(id, what: "node") }
             let answer = try await client.client().callLeader(.POST, "/v1/cluster/members/\(id)/promote")
-            print("promoted \(id) at index \(answer["log_index"]?.stringValue ?? "?")")
+            report(answer, json: json) { "promoted \(id) at index \($0)" }
         }
     }
 
@@ -110,12 +115,15 @@ struct ClusterCommand: AsyncParsableCommand {
         @Argument(help: "The member's id.")
         var id: String
 
+        @Flag(name: .long, help: "Print the node's answer as JSON.")
+        var json = false
+
         @OptionGroup var client: ClientOptions
 
         func run() async throws {
             try usage { try Validation.name(id, what: "node") }
             let answer = try await client.client().callLeader(.DELETE, "/v1/cluster/members/\(id)")
-            print("removed \(id) at index \(answer["log_index"]?.stringValue ?? "?")")
+            report(answer, json: json) { "removed \(id) at index \($0)" }
         }
     }
 
@@ -126,6 +134,9 @@ struct ClusterCommand: AsyncParsableCommand {
 
         @Argument(help: "The voter's id (default: the one best placed: heard from lately, longest log).")
         var id: String?
+
+        @Flag(name: .long, help: "Print the node's answer as JSON.")
+        var json = false
 
         @OptionGroup var client: ClientOptions
 
@@ -139,7 +150,7 @@ struct ClusterCommand: AsyncParsableCommand {
             guard case .string(let leader)? = answer["leader"], case .int(let term)? = answer["term"] else {
                 throw CLIError(.protocolError, "the node's answer names no leader: \(answer.serialized())")
             }
-            print("\(leader) leads now (term \(term))")
+            print(json ? answer.serialized() : "\(leader) leads now (term \(term))")
         }
     }
 }

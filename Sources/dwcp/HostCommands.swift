@@ -15,8 +15,8 @@ struct HostCommand: AsyncParsableCommand {
         @Argument(help: "The host's name (a DNS label).")
         var name: String
 
-        @Option(name: .long, help: "The host's region.")
-        var region: String
+        @Option(name: .long, help: "The host's region (default: the node's).")
+        var region: String?
 
         @Option(name: .long, help: "CPUs the host offers to VMs.")
         var cpus: Int
@@ -35,18 +35,20 @@ struct HostCommand: AsyncParsableCommand {
             let labels = try usage { try Validation.parseLabels(label) }
             try usage {
                 try Validation.name(name, what: "host")
-                try Validation.name(region, what: "region")
+                if let region { try Validation.name(region, what: "region") }
                 try Validation.cpus(cpus, range: Validation.hostCPURange)
                 try Validation.hostMemory(memoryBytes)
             }
-            let body = JSONValue.object([
-                ("name", .string(name)), ("region", .string(region)), ("cpus", .int(Int64(cpus))),
-                ("memory_bytes", .int(memoryBytes)), ("labels", .map(labels)),
+            var fields: [(String, JSONValue)] = [("name", .string(name))]
+            if let region { fields.append(("region", .string(region))) }
+            fields += [
+                ("cpus", .int(Int64(cpus))), ("memory_bytes", .int(memoryBytes)), ("labels", .map(labels)),
                 ("request_id", .string(intent.resolvedRequestID)),
-            ])
-            let answer = try await client.client().call(.POST, "/v1/hosts", body: body, retries: 3)
+            ]
+            let answer = try await client.client().call(.POST, "/v1/hosts", body: .object(fields), retries: 3)
+            let addedRegion = answer["host"]?["region"]?.stringValue ?? region ?? "?"
             report(answer, json: intent.json) {
-                "added host \(name) (region \(region), \(cpus) CPUs, \(formatBytes(memoryBytes))) at log index \($0)"
+                "added host \(name) (region \(addedRegion), \(cpus) CPUs, \(formatBytes(memoryBytes))) at log index \($0)"
             }
         }
     }

@@ -13,12 +13,27 @@ struct QueryOutputOptions: ParsableArguments {
     @Option(name: .long, help: "table, json or csv (default: table on a terminal, json otherwise).")
     var format: ResultFormat?
 
+    @Flag(name: .long, help: "The same as --format json (as the other commands' --json).")
+    var json = false
+
     @Option(
         name: .long,
         help: ArgumentHelp(
             "local (this node's views), leader (the leader's, no quorum round) or linearizable (sees every acknowledged intent).",
             valueName: "level"))
     var consistency: ReadConsistency = .linearizable
+
+    func validate() throws {
+        if json, let format, format != .json {
+            throw ValidationError("--json and --format \(format.rawValue) ask for different formats: give one")
+        }
+    }
+
+    /// The format to print in: the one asked for, else a table on a terminal and JSON otherwise.
+    var chosenFormat: ResultFormat {
+        if json { return .json }
+        return format ?? (isatty(STDOUT_FILENO) != 0 ? .table : .json)
+    }
 }
 
 /// `dwcp sql QUERY`: read-only SQL over the fleet's views.
@@ -63,7 +78,6 @@ struct SQL: AsyncParsableCommand {
                 return []
             },
             appliedIndex: UInt64(answer["applied_index"]?.intValue ?? 0))
-        let chosen = output.format ?? (isatty(STDOUT_FILENO) != 0 ? .table : .json)
-        FileHandle.standardOutput.write(Data(chosen.render(result).utf8))
+        FileHandle.standardOutput.write(Data(output.chosenFormat.render(result).utf8))
     }
 }

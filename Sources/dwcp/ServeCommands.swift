@@ -25,8 +25,7 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var apiTLS: APITLSOptions
 
-    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel = "info"
+    @OptionGroup var node: NodeOptions
 
     @OptionGroup var agent: HostAgentOptions
 
@@ -60,22 +59,10 @@ struct Serve: AsyncParsableCommand {
 
     @Option(
         name: .long,
-        help: "Snapshot the views and compact the log behind them every this many entries.")
-    var snapshotEvery: UInt64 = NodeConfiguration.defaultSnapshotEvery
-
-    @Option(
-        name: .long,
         help: ArgumentHelp(
             "Milliseconds a follower may hold a few committed entries back to apply them together (0: at once).",
             discussion: "Nothing waiting on the node is held up: a read or an answer that needs them asks for them."))
     var followerApplyDelay = Int(ReplicationConfiguration.defaultFollowerApplyDelay / .milliseconds(1))
-
-    @Option(
-        name: .long,
-        help: ArgumentHelp(
-            "How long intents, VM events and starts, and placements no longer a VM's latest stay in the views: 30s, 90m, 12h, 7d; 0 keeps them all.",
-            discussion: "The leader's setting counts: it proposes the compaction, and every member applies it alike."))
-    var historyRetention = "7d"
 
     func validate() throws {
         try validating {
@@ -102,18 +89,12 @@ struct Serve: AsyncParsableCommand {
                         "--peer-cert-file and the rest are for the replication port: they need --listen")
                 }
             }
-            guard (1...1_000_000_000).contains(snapshotEvery) else {
-                throw ValidationError("--snapshot-every must be 1 to 1000000000 (entries)")
-            }
             guard (0...60_000).contains(followerApplyDelay) else {
                 throw ValidationError("--follower-apply-delay must be 0 to 60000 (milliseconds)")
             }
-            _ = try parseRetention(historyRetention)
             try Validation.name(nodeID, what: "node")
             try Validation.name(region, what: "region")
-            guard Logger.Level(rawValue: logLevel) != nil else {
-                throw ValidationError("invalid log level '\(logLevel)'")
-            }
+            try node.validate()
             try agent.validate()
             try runtime.validate()
             try apiTLS.validate()
@@ -149,10 +130,8 @@ struct Serve: AsyncParsableCommand {
             }
             configuration.replication = replication
         }
-        configuration.snapshotEvery = snapshotEvery
-        configuration.historyRetention = try parseRetention(historyRetention)
-        try await runNode(
-            configuration, logLevel: Logger.Level(rawValue: logLevel) ?? .info, eventLoops: runtime.eventLoops)
+        try node.apply(to: &configuration)
+        try await runNode(configuration, logLevel: node.level, eventLoops: runtime.eventLoops)
     }
 }
 
@@ -179,7 +158,12 @@ func parsePeer(_ text: String, what: String = "--peer") throws -> (String, Strin
 /// `dwcp dev`: a one-node node with embedded defaults, this machine registered as a host.
 struct Dev: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run a single node with defaults: data ./.dwcp, region local, API 127.0.0.1:7070.")
+        abstract: "Run a single node with defaults: data ./.dwcp, region local, API 127.0.0.1:7070.",
+        discussion: """
+            With a usable /dev/kvm this machine is registered as a host (under its name, or --host-name) \
+            and runs the VMs placed on it; without one, or with --no-host-agent, it is not a host: it \
+            could not run the VMs the scheduler would place on it.
+            """)
 
     @Option(name: .long, help: "The node's data directory.")
     var dataDir = "./.dwcp"
@@ -189,14 +173,14 @@ struct Dev: AsyncParsableCommand {
 
     @OptionGroup var apiTLS: APITLSOptions
 
-    @Option(name: .long, help: "Log level.")
-    var logLevel = "info"
+    @OptionGroup var node: NodeOptions
 
     @OptionGroup var agent: HostAgentOptions
 
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
+        try node.validate()
         try agent.validate()
         try runtime.validate()
         try apiTLS.validate()
@@ -210,8 +194,8 @@ struct Dev: AsyncParsableCommand {
             dataDirectory: dataDir, nodeID: "dev", region: "local", apiHost: host, apiPort: port,
             hostAgent: try agent.configuration(defaultName: hostName()))
         configuration.apiTLS = try apiTLS.configuration()
-        try await runNode(
-            configuration, logLevel: Logger.Level(rawValue: logLevel) ?? .info, eventLoops: runtime.eventLoops)
+        try node.apply(to: &configuration)
+        try await runNode(configuration, logLevel: node.level, eventLoops: runtime.eventLoops)
     }
 
     /// This machine's name as a DNS label ("dev-host" if nothing usable is left).

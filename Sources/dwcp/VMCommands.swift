@@ -92,7 +92,11 @@ struct VMCommand: AsyncParsableCommand {
             if let index = answer["placed_index"]?.stringValue { head += " (placed at log index \(index))" }
             print(head)
             if let reason = answer["reason"]?.stringValue, !reason.isEmpty { print("reason: \(reason)") }
-            if let explanation = answer["explanation"] { print(describe(explanation)) }
+            if let explanation = answer["explanation"], explanation["policy"] != nil {
+                print(describe(explanation))
+            } else {
+                print("not placed yet: the scheduler has not decided (it places new VMs as their records commit)")
+            }
         }
     }
 

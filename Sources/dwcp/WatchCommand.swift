@@ -34,14 +34,27 @@ struct Watch: AsyncParsableCommand {
             query.append("limit=\(limit)")
         }
         let path = "/v1/watch" + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
-        try await client.client().stream(path) { line in
-            let text = format == .json ? line : Self.text(line)
-            FileHandle.standardOutput.write(Data((text + "\n").utf8))
+        var lastIndex: UInt64?
+        do {
+            try await client.client().stream(path) { line in
+                let value = try? JSONValue.parse(line)
+                if let index = value?["log_index"]?.intValue { lastIndex = UInt64(index) }
+                let text = format == .json ? line : Self.text(value, line: line)
+                FileHandle.standardOutput.write(Data((text + "\n").utf8))
+            }
+        } catch let error as CLIError where error.code != .usage {
+            // A stream that ends after records came (the node stopped, the connection broke): say
+            // where to go on.
+            guard let lastIndex else { throw error }
+            throw CLIError(
+                error.code, "\(error.message); to go on: dwcp watch --from-index \(lastIndex + 1)", cause: error.cause,
+                httpStatus: error.httpStatus, leaderAPI: error.leaderAPI)
         }
     }
 
-    static func text(_ line: String) -> String {
-        guard let value = try? JSONValue.parse(line) else { return line }
+    /// One watch line for people; `line` as it came when it is not a JSON object.
+    static func text(_ value: JSONValue?, line: String) -> String {
+        guard let value else { return line }
         let index = value["log_index"]?.stringValue ?? "?"
         let kind = value["kind"]?.stringValue ?? "?"
         let record = value["record"]

@@ -175,6 +175,9 @@ import Testing
                 ),
                 (.GET, "/v1/watch?from_index=0", nil, 400, "invalid from_index"),
                 (.GET, "/v1/watch?limit=x", nil, 400, "invalid limit"),
+                // No route: the API's JSON error, not an empty 404.
+                (.GET, "/v1/nothing-here", nil, 404, "no such route: GET /v1/nothing-here"),
+                (.PUT, "/v1/status", "{}", 404, "no such route: PUT /v1/status"),
             ]
             for (method, path, body, expectedStatus, message) in cases {
                 let (status, text) = try await call(method, base + path, body)

@@ -194,6 +194,8 @@ import Testing
         (vm("ok", memory: 2 << 40), .invalid, "a VM has 1MiB to 1TiB"),
         (vm("ok", image: "builtin:nope"), .invalid, "unknown image 'builtin:nope'"),
         (vm("ok", region: "EU"), .invalid, "invalid region name 'EU'"),
+        (vm("ok", region: "us"), .invalid, "VM ok is in region us, but this node serves region eu"),
+        (host("h9", region: "us"), .invalid, "host h9 is in region us, but this node serves region eu"),
         (
             .createVM(
                 VMCreated(name: "ok", region: "", cpus: 1, memoryBytes: 64 << 20, image: "", labels: ["bad key": "v"])),

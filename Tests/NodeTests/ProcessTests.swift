@@ -302,18 +302,23 @@ func firstDifference(_ a: String, _ b: String) -> String {
             #expect(stderr.hasPrefix("dwcp: ") && stderr.contains("--event-loops"), "\(stderr)")
             #expect(stderr.split(separator: "\n").count == 1, "\(stderr)")
         }
-        for (flag, values) in [
-            ("--follower-apply-delay", ["60001", "soon"]),
-            ("--history-retention", ["7", "5s", "1w", "-1d", "99999999d", ""]),
-            ("--snapshot-every", ["0", "1000000001", "-5"]),
+        // serve and dev share the node's flags, and refuse the same values.
+        let serveCommand = ["serve", "--data-dir", dir.file("serve"), "--node-id", "n1", "--region", "eu"]
+        let devCommand = ["dev", "--data-dir", dir.file("dev")]
+        for (commands, flag, values) in [
+            ([serveCommand], "--follower-apply-delay", ["60001", "soon"]),
+            ([serveCommand, devCommand], "--history-retention", ["7", "5s", "1w", "-1d", "99999999d", ""]),
+            ([serveCommand, devCommand], "--snapshot-every", ["0", "1000000001", "-5"]),
+            ([serveCommand, devCommand], "--log-level", ["verbose", ""]),
         ] {
-            for value in values {
-                let (status, _, stderr) = try await runCLI(
-                    ["serve", "--data-dir", dir.file("serve"), "--node-id", "n1", "--region", "eu", flag, value],
-                    in: dir)
-                #expect(status == 64, "\(flag) \(value): \(stderr)")
-                #expect(stderr.hasPrefix("dwcp: ") && stderr.contains(flag), "\(stderr)")
-                #expect(stderr.split(separator: "\n").count == 1, "\(stderr)")
+            for command in commands {
+                for value in values {
+                    let (status, _, stderr) = try await runCLI(command + [flag, value], in: dir)
+                    #expect(status == 64, "\(command[0]) \(flag) \(value): \(stderr)")
+                    #expect(stderr.hasPrefix("dwcp: ") && stderr.contains(flag), "\(stderr)")
+                    #expect(!stderr.contains("Unknown option"), "\(command[0]) has no \(flag): \(stderr)")
+                    #expect(stderr.split(separator: "\n").count == 1, "\(stderr)")
+                }
             }
         }
         // Refusals that come from the node's own validation are usage errors too (status 64).
@@ -392,7 +397,7 @@ func firstDifference(_ a: String, _ b: String) -> String {
             ["sql", "SELECT name, cpus_used FROM hosts", "--format", "csv"] + server, in: dir)
         #expect(out == "name,cpus_used\r\nh1,2\r\n")
         (status, out, _) = try await runCLI(["sql", ".tables", "--format", "table"] + server, in: dir)
-        #expect(out.contains("vm_events") && out.contains("(8 rows)"))
+        #expect(out.contains("vm_events") && out.contains("(8 rows at log index "))
         // The lists: fixed queries, filtered; a filter's value is a literal, whatever it holds.
         let vmColumns = "name,region,host,cpus,memory_bytes,desired_state,actual_state,reason\r\n"
         (status, out, err) = try await runCLI(["vm", "list", "--format", "csv"] + server, in: dir)
@@ -433,8 +438,21 @@ func firstDifference(_ a: String, _ b: String) -> String {
         (status, out, _) = try await runCLI(
             ["sql", "SELECT request_id FROM intents WHERE kind = 'vm.delete'", "--format", "csv"] + server, in: dir)
         #expect(out == "request_id\r\nretry 1&x=#2+\r\n", "\(out)")
+        // A host added without --region goes to the node's.
+        (status, out, err) = try await runCLI(
+            ["host", "add", "h2", "--cpus", "4", "--memory", "8GiB"] + server, in: dir)
+        #expect(status == 0, "\(err)")
+        #expect(out == "added host h2 (region eu, 4 CPUs, 8GiB) at log index 5\n", "\(out)")
+        // A watch that follows commits fails when the node stops under it, and says where to go on.
+        let watch = try DwcpProcess(["watch", "--from-index", "1"] + server, directory: dir, tag: "watch")
+        for _ in 0..<500 where watch.stdout.split(separator: "\n").count < 5 {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(watch.stdout.split(separator: "\n").count == 5, "\(watch.stdout)\(watch.stderr)")
         node.kill(SIGTERM)
         #expect(try await node.waitForExit() == 0)
+        #expect(try await watch.waitForExit() == 1)
+        #expect(watch.stderr.hasSuffix("; to go on: dwcp watch --from-index 6\n"), "\(watch.stderr)")
     }
 
     @Test(

@@ -167,7 +167,7 @@ import Testing
         #expect(ResultFormat.csv.render(result) == "name,n,note\r\na,1,\r\n\"b,\"\"c\"\"\",2.5,x\r\n")
         #expect(
             ResultFormat.table.render(result)
-                == "name   n    note\n-----  ---  ----\na      1\nb,\"c\"  2.5  x\n(2 rows)\n")
+                == "name   n    note\n-----  ---  ----\na      1\nb,\"c\"  2.5  x\n(2 rows at log index 1)\n")
     }
 
     @Test("a query that meets damaged views says so and leaves the marker that has the next start rebuild them")

@@ -396,6 +396,10 @@ func firstDifference(_ a: String, _ b: String) -> String {
         (status, out, _) = try await runCLI(
             ["sql", "SELECT name, cpus_used FROM hosts", "--format", "csv"] + server, in: dir)
         #expect(out == "name,cpus_used\r\nh1,2\r\n")
+        (status, out, _) = try await runCLI(["vm", "list", "--host", "h1", "--json"] + server, in: dir)
+        #expect(out.hasPrefix(#"[{"name":"web-1","region":"eu","host":"h1","#), "\(out)")
+        (status, _, err) = try await runCLI(["sql", "SELECT 1", "--json", "--format", "csv"] + server, in: dir)
+        #expect(status == 64 && err.contains("--json and --format csv"), "\(err)")
         (status, out, _) = try await runCLI(["sql", ".tables", "--format", "table"] + server, in: dir)
         #expect(out.contains("vm_events") && out.contains("(8 rows at log index "))
         // The lists: fixed queries, filtered; a filter's value is a literal, whatever it holds.

@@ -114,6 +114,13 @@ public final class Node: Service, Sendable {
         )
     }
 
+    /// Returns once the node's replication port listens (at once for a single node); throws if
+    /// the node stopped first. `dwcp serve` starts the API after it: a port the node cannot take
+    /// then stops it before its API has answered anyone.
+    public func waitUntilListening() async throws {
+        _ = try await raft?.listening.wait(until: 1)
+    }
+
     public func run() async throws {
         // An error that stops the node (a damaged log or views) still closes the waits below, so
         // nothing in this process waits for an index that will not come.
@@ -170,6 +177,7 @@ public final class Node: Service, Sendable {
         applied.close(reason: why)
         applyDemand.close(reason: why)
         consensus.committed.close(reason: why)
+        raft?.listening.close(reason: why)
         logger.info("node \(configuration.nodeID) stopped at applied index \(applied.value)")
         if let failure { throw failure }
     }

@@ -60,6 +60,9 @@ public struct ReplicationConfiguration: Sendable {
 public final class RaftConsensus: Consensus {
     public let log: LogStore
     public let committed: IndexWatermark
+    /// 1 once the replication port listens; closed if ``run()`` ends before (the node's API
+    /// starts after it, so a port that cannot be taken stops the node before it serves anything).
+    let listening = IndexWatermark()
     public let nodeID: String
     let group: String
     let state: Mutex<Raft>
@@ -532,6 +535,7 @@ public final class RaftConsensus: Consensus {
         }
         let security = configuration.tls == nil ? "plain TCP" : "mutual TLS"
         logger.info("replication for \(group) on \(configuration.listenHost):\(port) as \(nodeID) (\(security))")
+        listening.advance(to: 1)
         announce()
         defer {
             wake.finish()

@@ -236,7 +236,9 @@ func runNode(_ configuration: NodeConfiguration, logLevel: Logger.Level, eventLo
         FileHandle.standardOutput.write(Data(line.utf8))
     }
     // Services shut down in reverse order: the node first (which ends open watches), then the API.
-    var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: api), .init(service: node)]
+    var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+        .init(service: NodeAPIService(node: node, api: api)), .init(service: node),
+    ]
     if configuration.apiTLS != nil || configuration.replication?.tls != nil {
         services.append(.init(service: CertificateReloader(node: node, logger: logger)))
     }

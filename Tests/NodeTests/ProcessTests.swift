@@ -349,11 +349,21 @@ func firstDifference(_ a: String, _ b: String) -> String {
                 ["--data-dir", dir.file("taken"), "--node-id", "n1", "--api", server],
                 "cannot listen on \(server) (--api): Address already in use"
             ),
+            (
+                // The replication port is taken before the API starts: nothing was served, and no
+                // error of the API's own cancelled start follows the reason.
+                [
+                    "--data-dir", dir.file("taken-listen"), "--node-id", "n1", "--api", "127.0.0.1:0", "--listen",
+                    server, "--peer", "n1@\(server)",
+                ],
+                "cannot listen on \(server) (--listen): Address already in use"
+            ),
         ] {
-            let (status, _, stderr) = try await runCLI(
+            let (status, stdout, stderr) = try await runCLI(
                 ["serve", "--region", "eu", "--no-host-agent"] + arguments, in: dir)
             #expect(status == 1, "\(arguments): \(stderr)")
             #expect(stderr.contains("dwcp: ") && stderr.contains(message), "\(arguments): \(stderr)")
+            #expect(!stdout.contains("listening on") && !stderr.contains(" error "), "\(stdout)\(stderr)")
         }
         for (server, message) in [
             ("ftp://\(server)", "invalid address 'ftp://"), ("\(server)/v1", "invalid address"),

@@ -154,7 +154,8 @@ struct NodeClient {
             let bytes = try await response.body.collect(upTo: 1 << 20)
             let value = try? JSONValue.parse(String(buffer: bytes))
             throw CLIError(
-                .refused, value.flatMap(Self.errorMessage) ?? "the node answered HTTP \(response.status.code)")
+                .refused, value.flatMap(Self.errorMessage) ?? "the node answered HTTP \(response.status.code)",
+                httpStatus: response.status.code)
         }
         var pending = ""
         do {

@@ -94,8 +94,10 @@ struct VMCommand: AsyncParsableCommand {
             if let reason = answer["reason"]?.stringValue, !reason.isEmpty { print("reason: \(reason)") }
             if let explanation = answer["explanation"], explanation["policy"] != nil {
                 print(describe(explanation))
+            } else if host == nil && answer["actual_state"]?.stringValue == "pending" {
+                print("not placed yet: the scheduler places a new VM once its record commits")
             } else {
-                print("not placed yet: the scheduler has not decided (it places new VMs as their records commit)")
+                print("no placement explanation recorded")
             }
         }
     }

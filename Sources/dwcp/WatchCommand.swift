@@ -34,7 +34,7 @@ struct Watch: AsyncParsableCommand {
             query.append("limit=\(limit)")
         }
         let path = "/v1/watch" + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
-        var lastIndex: UInt64?
+        var lastIndex = fromIndex.map { $0 - 1 }
         do {
             try await client.client().stream(path) { line in
                 let value = try? JSONValue.parse(line)
@@ -42,9 +42,9 @@ struct Watch: AsyncParsableCommand {
                 let text = format == .json ? line : Self.text(value, line: line)
                 FileHandle.standardOutput.write(Data((text + "\n").utf8))
             }
-        } catch let error as CLIError where error.code != .usage {
-            // A stream that ends after records came (the node stopped, the connection broke): say
-            // where to go on.
+        } catch let error as CLIError where error.code != .usage && error.httpStatus == nil {
+            // A stream that ended early (the node stopped, the connection broke), not a refusal:
+            // say where to go on, when it is known (a watch of the next commit that saw none is not).
             guard let lastIndex else { throw error }
             throw CLIError(
                 error.code, "\(error.message); to go on: dwcp watch --from-index \(lastIndex + 1)", cause: error.cause,

@@ -466,7 +466,8 @@ func firstDifference(_ a: String, _ b: String) -> String {
         node.kill(SIGTERM)
         #expect(try await node.waitForExit() == 0)
         #expect(try await watch.waitForExit() == 1)
-        #expect(watch.stderr.hasSuffix("; to go on: dwcp watch --from-index 6\n"), "\(watch.stderr)")
+        #expect(
+            watch.stderr == "dwcp: the node is shutting down; to go on: dwcp watch --from-index 6\n", "\(watch.stderr)")
     }
 
     @Test(

@@ -29,10 +29,12 @@ struct PlanCommand: AsyncParsableCommand {
             }
             let index = answer["placement_index"]?.stringValue ?? "?"
             print("computed at log index \(answer["applied_index"]?.stringValue ?? "?"); nothing was written")
+            var placesAny = false
             if case .array(let decisions)? = answer["decisions"] {
                 for d in decisions {
                     let vm = d["vm"]?.stringValue ?? "?"
                     if let host = d["host"]?.stringValue {
+                        placesAny = true
                         print("\nVM \(vm) would go to \(host)")
                     } else {
                         print("\nVM \(vm) would be unschedulable: \(d["reason"]?.stringValue ?? "")")
@@ -40,7 +42,10 @@ struct PlanCommand: AsyncParsableCommand {
                     if let explanation = d["explanation"] { print(describe(explanation)) }
                 }
             }
-            print("\nto commit exactly this placement: dwcp vm create … --check-index \(index)")
+            // The hint is for a placement worth keeping; a VM that would be unschedulable has none.
+            if placesAny {
+                print("\nto commit exactly this placement: dwcp vm create … --check-index \(index)")
+            }
         }
     }
 }

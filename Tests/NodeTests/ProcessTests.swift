@@ -430,6 +430,13 @@ func firstDifference(_ a: String, _ b: String) -> String {
         #expect(
             out == "name,region,state,cpus,cpus_used,memory_bytes,memory_used_bytes,vms,labels\r\n"
                 + "h1,eu,ready,8,2,17179869184,1610612736,1,{}\r\n")
+        // A plan names the index to commit it at only when it places something.
+        (status, out, err) = try await runCLI(
+            ["plan", "vm", "create", "fits", "--cpus", "1", "--memory", "1GiB"] + server, in: dir)
+        #expect(out.contains("VM fits would go to h1") && out.contains("--check-index "), "\(out)\(err)")
+        (status, out, err) = try await runCLI(
+            ["plan", "vm", "create", "huge", "--cpus", "64", "--memory", "1TiB"] + server, in: dir)
+        #expect(out.contains("VM huge would be unschedulable") && !out.contains("--check-index"), "\(out)\(err)")
         (status, _, err) = try await runCLI(["vm", "list", "--state", "lost"] + server, in: dir)
         #expect(status == 64)
         #expect(

@@ -199,9 +199,13 @@ public struct Placer: Sendable {
     }
 
     /// Whether ``placeBatch(_:on:)`` packs `requests`: tries several orders and consolidates.
-    /// Packing passes only make sense when every VM asks to be packed.
+    /// Packing passes only make sense when every VM asks to be packed. A VM with soft
+    /// anti-affinity asks for the opposite within its group: the passes would count the hosts its
+    /// spreading opened as waste and move it back beside its group (they did: `--count 3
+    /// --anti-affinity soft` on three empty hosts ended on two).
     static func packs(_ requests: [PlacementRequest]) -> Bool {
-        requests.count <= exhaustiveBatchLimit && requests.allSatisfy { $0.policy == .binpack }
+        requests.count <= exhaustiveBatchLimit
+            && requests.allSatisfy { $0.policy == .binpack && $0.antiAffinity != .soft }
     }
 
     /// Whether a packed batch also tries the seeded shuffles (``restarts``).

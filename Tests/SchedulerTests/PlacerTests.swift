@@ -146,6 +146,29 @@ import Testing
         #expect(refused.host == nil && refused.reason.contains("already running group web"))
     }
 
+    @Test("a batch with soft anti-affinity spreads over empty hosts: the packing passes do not undo it")
+    func softAntiAffinityBatch() {
+        let hosts = (1...3).map { HostCapacity(name: "h\($0)", region: "eu", cpus: 16, memoryBytes: 64 * gib) }
+        let requests = (1...3).map {
+            PlacementRequest(
+                vm: "api-\($0)", region: "eu", cpus: 1, memoryBytes: gib, group: "api", antiAffinity: .soft)
+        }
+        let decisions = Placer().placeBatch(requests, on: hosts)
+        #expect(Set(decisions.compactMap(\.host)) == ["h1", "h2", "h3"], "\(decisions.map(\.host))")
+        for decision in decisions {
+            // Every host is ready: no explanation blames one that was only set aside by a pass.
+            #expect(decision.explanation.filteredOut.allSatisfy { $0.count == 0 }, "\(decision.explanation)")
+        }
+        // Four VMs on three hosts: one host takes two, none takes more.
+        let four =
+            requests + [
+                PlacementRequest(
+                    vm: "api-4", region: "eu", cpus: 1, memoryBytes: gib, group: "api", antiAffinity: .soft)
+            ]
+        let counts = Dictionary(grouping: Placer().placeBatch(four, on: hosts).compactMap(\.host), by: { $0 })
+        #expect(counts.count == 3 && counts.values.allSatisfy { $0.count <= 2 }, "\(counts)")
+    }
+
     @Test("affinity follows the group's VMs when it has any")
     func affinity() {
         let hosts = [

@@ -45,7 +45,7 @@ struct HostCommand: AsyncParsableCommand {
                 ("cpus", .int(Int64(cpus))), ("memory_bytes", .int(memoryBytes)), ("labels", .map(labels)),
                 ("request_id", .string(intent.resolvedRequestID)),
             ]
-            let answer = try await client.client().call(.POST, "/v1/hosts", body: .object(fields), retries: 3)
+            let answer = try await client.client().call(.POST, "/v1/hosts", body: .object(fields), retrying: true)
             let addedRegion = answer["host"]?["region"]?.stringValue ?? region ?? "?"
             report(answer, json: intent.json) {
                 "added host \(name) (region \(addedRegion), \(cpus) CPUs, \(formatBytes(memoryBytes))) at log index \($0)"
@@ -71,7 +71,8 @@ struct HostCommand: AsyncParsableCommand {
             let labels = try usage { try Validation.parseLabels(label) }
             let answer = try await client.client().call(
                 .PUT, "/v1/hosts/\(name)/labels",
-                body: .object([("labels", .map(labels)), ("request_id", .string(intent.resolvedRequestID))]), retries: 3
+                body: .object([("labels", .map(labels)), ("request_id", .string(intent.resolvedRequestID))]),
+                retrying: true
             )
             report(answer, json: intent.json) { "set the labels of host \(name) at log index \($0)" }
         }
@@ -89,7 +90,7 @@ struct HostCommand: AsyncParsableCommand {
         func run() async throws {
             try usage { try Validation.name(name, what: "host") }
             let answer = try await client.client().call(
-                .DELETE, "/v1/hosts/\(name)?\(intent.requestIDQuery)", retries: 3)
+                .DELETE, "/v1/hosts/\(name)?\(intent.requestIDQuery)", retrying: true)
             report(answer, json: intent.json) { "removed host \(name) at log index \($0)" }
         }
     }

@@ -21,6 +21,8 @@ struct NodeClient {
 
     /// HTTP clients for the process (plain, and one per set of TLS files), with a short connect
     /// timeout so an unreachable node is reported quickly. They live until the process exits.
+    /// A refused connection or handshake fails the attempt at once (AsyncHTTPClient would try
+    /// again for the whole connect timeout); ``call(_:_:body:retrying:)`` decides what is retried.
     static let clients = Mutex<[String: HTTPClient]>([:])
 
     var http: HTTPClient {
@@ -29,8 +31,7 @@ struct NodeClient {
             if let client = clients[key] { return client }
             var configuration = HTTPClient.Configuration(tlsConfiguration: tls?.configuration)
             configuration.timeout.connect = .seconds(5)
-            // A refused handshake fails the same way again: told at once, not retried for 5 s.
-            if tls != nil { configuration.connectionPool.retryConnectionEstablishment = false }
+            configuration.connectionPool.retryConnectionEstablishment = false
             let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
             clients[key] = client
             return client
@@ -53,25 +54,36 @@ struct NodeClient {
         baseURL = "\(self.tls == nil ? "http" : "https")://\(host.contains(":") ? "[\(host)]" : host):\(port)"
     }
 
-    /// How long a request with retries goes on retrying while the node answers 503: a leader's
+    /// How long a retrying request goes on while the node answers 503: a leader's
     /// hand-off takes tens of milliseconds, an election after a crash about half a second.
     static let unavailableRetryWindow = Duration.seconds(3)
 
+    /// How long a retrying request goes on trying a node it cannot reach: long enough for a
+    /// node started just before (`dwcp dev &` then a command) to open its port, short enough that
+    /// a node that is down is reported in about two seconds.
+    static let unreachableRetryWindow = Duration.seconds(2)
+
     /// Sends a request and returns the JSON answer; an error answer becomes a ``CLIError``. With
-    /// `retries` (a request safe to send again: it carries a request id, or only reads), a
-    /// connection failure is retried that many times, and a 503 for up to ``unavailableRetryWindow``.
-    func call(_ method: HTTPMethod, _ path: String, body: JSONValue? = nil, retries: Int = 0) async throws -> JSONValue
+    /// `retrying` (for a request safe to send again: it carries a request id, or only reads), a
+    /// connection failure is retried within ``unreachableRetryWindow``, and a 503 for up to
+    /// ``unavailableRetryWindow``.
+    func call(_ method: HTTPMethod, _ path: String, body: JSONValue? = nil, retrying: Bool = false) async throws
+        -> JSONValue
     {
         var attempt = 0
         var unavailableAttempt = 0
         var unavailableSince: ContinuousClock.Instant?
+        let start = ContinuousClock.now
         while true {
             do {
                 return try await callOnce(method, path, body: body)
-            } catch let error as CLIError where error.code == .unreachable && attempt < retries {
+            } catch let error as CLIError where error.code == .unreachable && retrying {
+                // 100 ms, doubling, while the window lasts.
+                let pause = Duration.milliseconds(100) * (1 << attempt)
+                guard start.duration(to: .now) + pause <= Self.unreachableRetryWindow else { throw error }
                 attempt += 1
-                try await Task.sleep(for: .milliseconds(200 * attempt))
-            } catch let error as CLIError where error.httpStatus == 503 && error.leaderAPI == nil && retries > 0 {
+                try await Task.sleep(for: pause)
+            } catch let error as CLIError where error.httpStatus == 503 && error.leaderAPI == nil && retrying {
                 // (A member that names the leader to ask will not lead any sooner: not retried.)
                 let since = unavailableSince ?? .now
                 unavailableSince = since
@@ -118,20 +130,20 @@ struct NodeClient {
         return value
     }
 
-    /// Like ``call(_:_:body:retries:)``, for what only the leader does (leader reads; membership
+    /// Like ``call(_:_:body:retrying:)``, for what only the leader does (leader reads; membership
     /// changes and transfers, which a member sends on to the leader itself unless it cannot reach
     /// it or is older than that): a refusal that names the leader's API address gets the request
     /// sent there, once, with a note on stderr.
-    func callLeader(_ method: HTTPMethod, _ path: String, body: JSONValue? = nil, retries: Int = 0) async throws
+    func callLeader(_ method: HTTPMethod, _ path: String, body: JSONValue? = nil, retrying: Bool = false) async throws
         -> JSONValue
     {
         do {
-            return try await call(method, path, body: body, retries: retries)
+            return try await call(method, path, body: body, retrying: retrying)
         } catch let error as CLIError where isElsewhere(error.leaderAPI) {
             // An address that does not parse leaves the node's own refusal to report.
             guard let leader = try? NodeClient(address: error.leaderAPI!, tls: tls) else { throw error }
             FileHandle.standardError.write(Data("dwcp: \(error.message); asking it there\n".utf8))
-            return try await leader.call(method, path, body: body, retries: retries)
+            return try await leader.call(method, path, body: body, retrying: retrying)
         }
     }
 

@@ -67,7 +67,7 @@ struct SQL: AsyncParsableCommand {
         if let maxRows { fields.append(("max_rows", .int(Int64(maxRows)))) }
         // A query only reads: safe to send again (a linearizable read during an election answers 503).
         // A leader read asked of a follower goes to the leader.
-        let answer = try await client.client().callLeader(.POST, "/v1/sql", body: .object(fields), retries: 3)
+        let answer = try await client.client().callLeader(.POST, "/v1/sql", body: .object(fields), retrying: true)
         guard case .array(let columns)? = answer["columns"], case .array(let rows)? = answer["rows"] else {
             throw CLIError(.protocolError, "the node's answer has no columns and rows")
         }

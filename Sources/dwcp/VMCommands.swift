@@ -50,7 +50,7 @@ struct VMCommand: AsyncParsableCommand {
             var fields = try spec.body()
             fields.append(("request_id", .string(intent.resolvedRequestID)))
             if let checkIndex { fields.append(("check_index", .int(Int64(checkIndex)))) }
-            let answer = try await client.client().call(.POST, "/v1/vms", body: .object(fields), retries: 3)
+            let answer = try await client.client().call(.POST, "/v1/vms", body: .object(fields), retrying: true)
             if intent.json {
                 print(answer.serialized())
                 return
@@ -133,7 +133,7 @@ struct VMCommand: AsyncParsableCommand {
         func run() async throws {
             try usage { try Validation.name(name, what: "VM") }
             let answer = try await client.client().call(
-                .DELETE, "/v1/vms/\(name)?\(intent.requestIDQuery)", retries: 3)
+                .DELETE, "/v1/vms/\(name)?\(intent.requestIDQuery)", retrying: true)
             report(answer, json: intent.json) { "deleted VM \(name) at log index \($0)" }
         }
     }
@@ -144,7 +144,7 @@ private func setDesiredState(_ name: String, action: String, intent: IntentOptio
     try usage { try Validation.name(name, what: "VM") }
     let answer = try await client.client().call(
         .POST, "/v1/vms/\(name)/\(action)", body: .object([("request_id", .string(intent.resolvedRequestID))]),
-        retries: 3)
+        retrying: true)
     report(answer, json: intent.json) { index in
         let vm = answer["vm"]
         return "VM \(name): desired state \(vm?["desired_state"]?.stringValue ?? "?"), actual state "

@@ -381,10 +381,20 @@ func firstDifference(_ a: String, _ b: String) -> String {
         let (urlStatus, _, urlStderr) = try await runCLI(["status", "--server", "http://\(server)/"], in: dir)
         #expect(urlStatus == 0, "--server http://\(server)/: \(urlStderr)")
         let closed = try closedPort()
+        let clock = ContinuousClock()
+        var began = clock.now
         let (status, _, stderr) = try await runCLI(["status", "--server", "127.0.0.1:\(closed)"], in: dir)
         #expect(status == 1)
         #expect(stderr.hasPrefix("dwcp: cannot reach a node at 127.0.0.1:\(closed): connection refused"), "\(stderr)")
         #expect(stderr.split(separator: "\n").count == 1)
+        // Told at once (the HTTP client retried a refused connection for its 5 s connect timeout);
+        // a query, which retries, within its 2 s window (it took 21 s: 5 s per attempt).
+        #expect(began.duration(to: clock.now) < .seconds(2.5))
+        began = clock.now
+        let (sqlStatus, _, sqlStderr) = try await runCLI(
+            ["sql", "SELECT 1", "--server", "127.0.0.1:\(closed)"], in: dir)
+        #expect(sqlStatus == 1 && sqlStderr.contains("connection refused"), "\(sqlStderr)")
+        #expect(began.duration(to: clock.now) < .seconds(4))
     }
 
     @Test("the CLI's happy path: add, create, query in every format, watch")

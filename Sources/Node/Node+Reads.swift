@@ -22,10 +22,25 @@ extension Node {
                     "\(configuration.nodeID) is not the leader: ask \(directions?.text ?? "the leader"), or use --consistency linearizable or local",
                     leaderAPI: directions?.api)
             }
-            try await waitUntilApplied(index)
+            try await waitForViews(through: index)
         case .linearizable:
             let index = try await consensus.readIndex()
-            try await waitUntilApplied(index)
+            try await waitForViews(through: index)
         }
+    }
+
+    /// How long a read waits for this member's views to reach the index it must see: a member
+    /// in step applies it within milliseconds; one that lost its log or is cut off from the
+    /// leader never would, and the reader is told instead of waiting for ever.
+    static let readCatchUpTimeout = Duration.seconds(5)
+
+    /// Waits until the views are applied through `index`, the read's index; unavailable when
+    /// they do not get there within ``readCatchUpTimeout``.
+    func waitForViews(through index: UInt64) async throws {
+        guard try await waitUntilApplied(index, timeout: Self.readCatchUpTimeout) == nil else { return }
+        throw NodeError(
+            .unavailable,
+            "\(configuration.nodeID)'s views are at index \(applied.value), short of the \(index) this read must see, and did not get there within \(Self.readCatchUpTimeout): it is behind the leader (catching up, or cut off from it); ask another member, or use --consistency local for what it has"
+        )
     }
 }

@@ -73,6 +73,8 @@ public final class RaftConsensus: Consensus {
     let wake: AsyncStream<Void>.Continuation
     /// Addresses of the members, as the latest membership says.
     let addresses = Mutex<[String: String]>([:])
+    /// One ``reportLostLog(_:)`` line a minute for each member.
+    let lostLogThrottles = Mutex<[String: LogThrottle]>([:])
     /// Proposals this follower forwarded to the leader, waiting for where they landed (first index, term).
     let forwards = PendingAnswers<(first: UInt64, term: UInt64)> {
         NodeError(
@@ -193,9 +195,15 @@ public final class RaftConsensus: Consensus {
             // (Expired by the ticker: no timer task on every intent's path.)
             let commitDeadline = ContinuousClock.now + configuration.commitTimeout
             guard try await committed.wait(until: range.upperBound, deadline: commitDeadline) != nil else {
+                // A member that forwarded the intent learns of its commit from the leader: one cut
+                // off from it, or whose log fell behind, never does.
+                let why =
+                    leading != nil
+                    ? "fewer than a majority of the region's voters answer"
+                    : "fewer than a majority of the region's voters answer, or \(nodeID), which forwarded it to the leader, is behind the leader or cut off from it"
                 throw NodeError(
                     .unavailable,
-                    "the intent (log index \(range.upperBound)) has not committed within \(configuration.commitTimeout): fewer than a majority of the region's voters answer (see dwcp cluster status); it may still apply once they do: retry it with the same request id"
+                    "the intent (log index \(range.upperBound)) has not committed within \(configuration.commitTimeout) as \(nodeID) sees it: \(why) (see dwcp cluster status); it may still apply once they do: retry it with the same request id"
                 )
             }
             // The last entry committed with this term: by log matching, all of them did.
@@ -601,6 +609,18 @@ public final class RaftConsensus: Consensus {
         await transport.close()
     }
 
+    /// Logs a follower whose log lost entries it had acknowledged (``RaftLostLog``), at most once
+    /// a minute for each: it will not catch up as it is, and only an operator can mend it.
+    func reportLostLog(_ lost: RaftLostLog) {
+        guard
+            let held = lostLogThrottles.withLock({ $0[lost.peer, default: LogThrottle(interval: .seconds(60))].admit() }
+            )
+        else { return }
+        logger.error(
+            "\(group): \(lost.peer)'s log ends at index \(lost.lastIndex), below the \(lost.acknowledged) it acknowledged as durable: it lost its log (restarted on an empty or older data directory?) and cannot catch up as this member. Remove it (dwcp cluster remove-member \(lost.peer)), empty its data directory, start it with --join and add it again (dwcp cluster add-member)\(LogThrottle.more(held))"
+        )
+    }
+
     func processReadies() async throws {
         while true {
             var ready = state.withLock { $0.takeReady() }
@@ -611,6 +631,7 @@ public final class RaftConsensus: Consensus {
             receiveForwarded(ready.forwarded)
             receiveReads(ready.reads)
             if ready.statusChanged { noteStatus() }
+            for lost in ready.lostLogs { reportLostLog(lost) }
             // Committed entries were made durable by earlier readies: the views need not wait
             // for this one's fsync, nor for its messages to be handed to the transport. (A ready
             // with a snapshot carries none: the snapshot covers them.)

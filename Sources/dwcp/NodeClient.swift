@@ -54,7 +54,7 @@ struct NodeClient {
         baseURL = "\(self.tls == nil ? "http" : "https")://\(host.contains(":") ? "[\(host)]" : host):\(port)"
     }
 
-    /// How long a retrying request goes on while the node answers 503: a leader's
+    /// How long after its start a retrying request is sent again when the node answers 503: a leader's
     /// hand-off takes tens of milliseconds, an election after a crash about half a second.
     static let unavailableRetryWindow = Duration.seconds(3)
 
@@ -72,7 +72,6 @@ struct NodeClient {
     {
         var attempt = 0
         var unavailableAttempt = 0
-        var unavailableSince: ContinuousClock.Instant?
         let start = ContinuousClock.now
         while true {
             do {
@@ -85,10 +84,9 @@ struct NodeClient {
                 try await Task.sleep(for: pause)
             } catch let error as CLIError where error.httpStatus == 503 && error.leaderAPI == nil && retrying {
                 // (A member that names the leader to ask will not lead any sooner: not retried.)
-                let since = unavailableSince ?? .now
-                unavailableSince = since
-                let waited = since.duration(to: .now)
-                guard waited < Self.unavailableRetryWindow else { throw error }
+                // The window counts from the request's start: an answer that itself took the
+                // window (a member whose views cannot catch up says so after 5 s) is not asked again.
+                guard start.duration(to: .now) < Self.unavailableRetryWindow else { throw error }
                 // 50 ms, doubling to 400 ms.
                 try await Task.sleep(for: .milliseconds(50) * (1 << min(unavailableAttempt, 3)))
                 unavailableAttempt += 1

@@ -1059,4 +1059,39 @@ func get(_ url: String) async throws -> (Int, String) {
             #expect(dump == dumps[0], "\(firstDifference(dumps[0], dump))")
         }
     }
+    @Test(
+        "a member restarted on an empty data directory is reported by the leader, and a read on it says it is behind"
+    )
+    func memberThatLostItsLog() async throws {
+        let dir = TemporaryDirectory()
+        let region = try Region(dir)
+        let leader = try await region.startAll()
+        for i in 1...5 {
+            let (status, body) = try await region.onLeader(
+                "/v1/hosts", #"{"name":"h\#(i)","cpus":4,"memory_bytes":8589934592}"#)
+            #expect(status == 200, "\(body)")
+        }
+        let lost = Region.ids.first { $0 != leader }!
+        _ = try await region.waitForCatchUp(to: leader)
+        _ = try await region.kill(lost, SIGKILL)
+        try FileManager.default.removeItem(atPath: dir.file(lost))
+        try await region.start(lost, tag: "empty")
+        // The next writes find it out: its refusals put its log below what it acknowledged.
+        for i in 6...8 {
+            let (status, body) = try await region.onLeader(
+                "/v1/hosts", #"{"name":"h\#(i)","cpus":4,"memory_bytes":8589934592}"#)
+            #expect(status == 200, "\(body)")
+        }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !region.stderr(leader).contains("\(lost)'s log ends at index"), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(region.stderr(leader).contains("below the"), "\(region.stderr(leader))")
+        // A read on it cannot be served, and says so instead of waiting for ever.
+        let began = ContinuousClock.now
+        let (status, body) = try await post(region.base(lost)! + "/v1/sql", #"{"query":"SELECT count(*) FROM hosts"}"#)
+        #expect(status == 503 && body.contains("short of the"), "\(body)")
+        #expect(began.duration(to: .now) < .seconds(9))
+        try await region.stopAll()
+    }
 }

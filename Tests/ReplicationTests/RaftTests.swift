@@ -18,6 +18,8 @@ struct TestCluster {
     /// The entries each member's readies released (a log replaced by a snapshot).
     var released: [String: [LogEntry]] = [:]
     var forwarded: [String: [RaftForwardedProposal]] = [:]
+    /// The lost logs each member's readies reported (as a leader).
+    var lostLogs: [String: [RaftLostLog]] = [:]
     /// Every hard state a member was asked to persist, with the number of entries written beside it.
     var hardStateWrites: [String: [(entries: Int, hardState: HardState)]] = [:]
     /// The ticks (counted by ``tick(_:)``) at which a snapshot was sent, by the member it was for.
@@ -59,6 +61,7 @@ struct TestCluster {
                 applied[id, default: []].append(contentsOf: ready.committed)
                 reads[id, default: []].append(contentsOf: ready.reads)
                 forwarded[id, default: []].append(contentsOf: ready.forwarded)
+                lostLogs[id, default: []].append(contentsOf: ready.lostLogs)
                 if let snapshot = ready.snapshot { snapshots[id] = snapshot }
                 released[id, default: []].append(contentsOf: ready.released)
                 for message in ready.messages + ready.messagesAfterPersist { deliver(message) }
@@ -214,6 +217,46 @@ struct TestCluster {
         #expect(cluster.records(first) == (0..<5).map { "kept\($0)" })
         #expect(cluster.members[first]!.role == .follower)
         #expect(cluster.members[first]!.lastIndex == cluster.members[third]!.lastIndex)
+        // Conflicting entries are not lost ones: nothing the leader counted was missing.
+        #expect(cluster.lostLogs.values.allSatisfy { $0.isEmpty }, "\(cluster.lostLogs)")
+    }
+
+    @Test("a follower that lost entries it acknowledged is reported by the leader, and one only behind is not")
+    func aFollowerThatLostItsLogIsReported() throws {
+        var cluster = TestCluster(["a", "b", "c"])
+        let leader = cluster.electLeader()
+        let follower = cluster.member(otherThan: leader)
+        for i in 0..<20 { _ = try cluster.members[leader]!.propose([Array("e\(i)".utf8)]) }
+        cluster.settle()
+        let acknowledged = cluster.members[follower]!.lastIndex
+        // Only behind: cut off while the leader goes on, then back. It catches up, unreported.
+        cluster.cut = [follower]
+        for i in 0..<5 { _ = try cluster.members[leader]!.propose([Array("f\(i)".utf8)]) }
+        cluster.tick(5)
+        cluster.cut = []
+        cluster.tick(10)
+        #expect(cluster.members[follower]!.lastIndex == cluster.members[leader]!.lastIndex)
+        #expect(cluster.lostLogs.values.allSatisfy { $0.isEmpty }, "\(cluster.lostLogs)")
+        // Lost: the member starts again from its first entry, as on an empty data directory.
+        let caughtUp = cluster.members[follower]!.lastIndex
+        let first = cluster.members[leader]!.log.entries(from: 1, maxCount: 1, maxBytes: .max)
+        cluster.members[follower] = Raft(
+            id: follower, seed: 7, hardState: HardState(term: 1),
+            snapshot: RaftSnapshotMeta(index: 0, term: 0, membership: RaftMembership()), entries: first)
+        // Heartbeats alone do not find it out (they carry no log position); the next writes do.
+        cluster.tick(5)
+        #expect(cluster.lostLogs.values.allSatisfy { $0.isEmpty })
+        cluster.rejectedAppends = [:]
+        for i in 0..<3 { _ = try cluster.members[leader]!.propose([Array("g\(i)".utf8)]) }
+        cluster.tick(20)
+        // Probed once a heartbeat, not refused and resent at network speed (that was thousands a tick).
+        #expect(cluster.rejectedAppends[leader, default: 0] <= 25, "\(cluster.rejectedAppends)")
+        let reports = cluster.lostLogs[leader] ?? []
+        #expect(!reports.isEmpty)
+        #expect(
+            reports.allSatisfy { $0 == RaftLostLog(peer: follower, acknowledged: caughtUp, lastIndex: 1) }, "\(reports)"
+        )
+        #expect(caughtUp > acknowledged && cluster.members[follower]!.lastIndex == 1)
     }
 
     @Test(

@@ -166,11 +166,16 @@ extension Raft {
         }
     }
 
+    /// Refusals in a row below a member's acknowledged index before the leader reports its log
+    /// lost (``RaftLostLog``).
+    static let lostLogRefusals = 3
+
     mutating func handleAppendResponse(
         from peer: String, accepted: Bool, index: UInt64, hintIndex: UInt64, hintTerm: UInt64
     ) {
         guard var member = progress[peer] else { return }
         if accepted {
+            member.refusalsBelowMatch = 0
             let moved = member.acknowledge(index)
             switch member.state {
             case .probe:
@@ -187,6 +192,22 @@ extension Raft {
                 send(.timeoutNow, to: peer)
             }
         } else {
+            // A refusal of an append at or past what the member acknowledged, whose hint (where
+            // its log matches ours at most) is below that: its log lost entries it had made durable.
+            if index >= member.match && hintIndex < member.match {
+                member.refusalsBelowMatch += 1
+                if member.refusalsBelowMatch % Self.lostLogRefusals == 0 {
+                    ready.lostLogs.append(RaftLostLog(peer: peer, acknowledged: member.match, lastIndex: hintIndex))
+                }
+                // Backing off cannot go below what it acknowledged, so an append sent at once would
+                // be refused at once, and so on at network speed: probe again at the next heartbeat.
+                member.becomeProbe()
+                member.probeSent = true
+                progress[peer] = member
+                return
+            }
+            member.refusalsBelowMatch = 0
+            progress[peer] = member
             var next = hintIndex + 1
             if hintTerm > 0 { next = log.lastIndex(atOrBefore: hintIndex, withTermAtMost: hintTerm) + 1 }
             guard member.backOff(rejected: index, to: next) else { return }

@@ -29,6 +29,9 @@ struct RaftProgress: Sendable {
     /// Snapshots sent in a row that the member did not catch up from: each doubles the wait before
     /// the next (``snapshotPatience(electionTicks:)``).
     var snapshotAttempts = 0
+    /// Refusals in a row whose hint put the member's log below `match`, what it had acknowledged:
+    /// it lost entries it had made durable (``RaftLostLog``).
+    var refusalsBelowMatch = 0
 
     init(next: UInt64) { self.next = next }
 

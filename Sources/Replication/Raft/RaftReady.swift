@@ -31,11 +31,31 @@ public struct RaftReady: Sendable, Equatable {
     /// Entries the state machine let go of (a log replaced by a snapshot): the driver frees them
     /// away from its lock and its event loop (100,000 entries take 10–15 ms to free).
     public var released: [LogEntry] = []
+    /// Followers whose logs now end below what they acknowledged, for the driver to report.
+    public var lostLogs: [RaftLostLog] = []
 
     public var isEmpty: Bool {
         messages.isEmpty && snapshot == nil && truncateFrom == nil && entries.isEmpty && hardState == nil
             && messagesAfterPersist.isEmpty && committed.isEmpty && reads.isEmpty && forwarded.isEmpty
-            && !statusChanged && released.isEmpty
+            && !statusChanged && released.isEmpty && lostLogs.isEmpty
+    }
+}
+
+/// A follower that lost entries it had acknowledged as durable: its refusals say its log ends at
+/// `lastIndex`, below the `acknowledged` index the leader counted it for (it was restarted on an
+/// empty or older data directory). Raft cannot repair that: the leader never moves a member's
+/// acknowledged index back, so the member stays where it is until it is removed and added anew.
+/// Noticed after ``Raft/lostLogRefusals`` such refusals in a row (one could be a stale message),
+/// and again every that many while it lasts.
+public struct RaftLostLog: Sendable, Equatable {
+    public var peer: String
+    public var acknowledged: UInt64
+    public var lastIndex: UInt64
+
+    public init(peer: String, acknowledged: UInt64, lastIndex: UInt64) {
+        self.peer = peer
+        self.acknowledged = acknowledged
+        self.lastIndex = lastIndex
     }
 }
 

@@ -1,15 +1,15 @@
 /// Lets one log line through per `interval` for a kind of event that may come in floods (refused
 /// connections, failed handshakes), and counts the ones it held back for the next line to mention.
-struct LogThrottle: Sendable {
-    let interval: Duration
+public struct LogThrottle: Sendable {
+    public let interval: Duration
     private var loggedAt: ContinuousClock.Instant?
     private var held = 0
 
-    init(interval: Duration = .seconds(10)) { self.interval = interval }
+    public init(interval: Duration = .seconds(10)) { self.interval = interval }
 
     /// Nil when this event is not to be logged; otherwise how many were held back since the last
     /// one that was.
-    mutating func admit(at now: ContinuousClock.Instant = .now) -> Int? {
+    public mutating func admit(at now: ContinuousClock.Instant = .now) -> Int? {
         if let loggedAt, loggedAt.duration(to: now) < interval {
             held += 1
             return nil
@@ -19,5 +19,5 @@ struct LogThrottle: Sendable {
     }
 
     /// " (and N more since the last line)", or nothing when none were held back.
-    static func more(_ held: Int) -> String { held > 0 ? " (and \(held) more since the last line)" : "" }
+    public static func more(_ held: Int) -> String { held > 0 ? " (and \(held) more since the last line)" : "" }
 }

@@ -185,6 +185,15 @@ public final class RaftConsensus: Consensus {
     /// timeout; each try waits up to that for a leader to take the payloads).
     public func propose(_ payloads: [[UInt8]], appliesOnce: Bool) async throws -> ClosedRange<UInt64> {
         let deadline = ContinuousClock.now + configuration.leaderAnswerTimeout
+        // A node the region removed (or has not added yet) has no say: told here, in words,
+        // rather than by the leader's refusal of a forward from a stranger.
+        let (isMember, leader) = state.withLock { ($0.membership.contains(nodeID), $0.leader) }
+        guard isMember else {
+            throw NodeError(
+                .conflict,
+                "\(nodeID) is not a member of the region (it was removed, or has not been added with dwcp cluster add-member): send the intent to a member\(leader.map { " (\($0) leads)" } ?? "")"
+            )
+        }
         while true {
             // A leader handing over refuses proposals: they wait, as forwards, for the next one.
             let leading = try withRaft { raft -> (ClosedRange<UInt64>, UInt64)? in

@@ -484,6 +484,32 @@ struct TestCluster {
         }
     }
 
+    @Test("a removed member is told: it gets the entries through its removal, and stops campaigning")
+    func aRemovedMemberLearnsItIsOut() throws {
+        var cluster = TestCluster(["a", "b", "c", "d"])
+        let leader = cluster.electLeader()
+        let removed = cluster.member(otherThan: leader)
+        // Cut off while it is removed, as a member being taken out often is: the removal commits
+        // without it, and it learns of it only when it is back.
+        cluster.cut = [removed]
+        _ = try cluster.members[leader]!.proposeMembership(.remove(id: removed))
+        cluster.tick(2)
+        #expect(!cluster.members[leader]!.membership.contains(removed))
+        #expect(cluster.members[removed]!.membership.contains(removed))
+        cluster.cut = []
+        cluster.tick(5)
+        #expect(!cluster.members[removed]!.membership.contains(removed))
+        #expect(cluster.members[removed]!.lastIndex == cluster.members[leader]!.committed)
+        // It no longer campaigns: its role stays follower and it starts no election.
+        let elections = cluster.members[removed]!.electionsStarted
+        for _ in 0..<200 {
+            cluster.tick()
+            #expect(cluster.members[removed]!.role == .follower)
+        }
+        #expect(cluster.members[removed]!.electionsStarted == elections)
+        #expect(cluster.members[leader]!.departing.isEmpty)
+    }
+
     @Test(
         "a membership change whose voters could not form its majority is refused: a voter added that does not answer, a working voter removed while another is down"
     )

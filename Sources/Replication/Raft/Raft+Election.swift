@@ -142,6 +142,7 @@ extension Raft {
         role = .follower
         leader = newLeader
         progress = [:]
+        departing = [:]
         votes = [:]
         transferee = nil
         resetElectionTimer()
@@ -164,6 +165,7 @@ extension Raft {
         leader = nil
         votes = [id: true]
         progress = [:]
+        departing = [:]
         resetElectionTimer()
         ready.statusChanged = true
         if wonElection() {
@@ -205,6 +207,7 @@ extension Raft {
         electionElapsed = 0
         transferee = nil
         progress = [:]
+        departing = [:]
         syncProgressWithMembership()
         for member in progress.keys { progress[member]!.recentlyActive = true }
         ready.statusChanged = true

@@ -146,6 +146,34 @@ extension Raft {
             let member = progress[peer]!
             send(.heartbeat(commit: min(member.match, log.committed), readContext: context), to: peer)
         }
+        sendFarewells()
+    }
+
+    /// Sends each removed member whose removal has committed the entries through it, as far as
+    /// it lacks them (``Departure``).
+    private mutating func sendFarewells() {
+        for peer in departing.keys.sorted() {
+            var departure = departing[peer]!
+            guard departure.removalIndex <= log.committed else { continue }
+            departure.heartbeatsLeft -= 1
+            // Compacted away, or nothing left to tell: it is on its own (a snapshot is not sent).
+            guard departure.heartbeatsLeft >= 0, departure.match < departure.removalIndex,
+                let prevTerm = log.term(at: departure.match)
+            else {
+                departing[peer] = nil
+                continue
+            }
+            departing[peer] = departure
+            let entries = log.entries(
+                from: departure.match + 1, maxCount: configuration.maxEntriesPerAppend,
+                maxBytes: configuration.maxBytesPerAppend
+            ).filter { $0.index <= departure.removalIndex }
+            send(
+                .append(
+                    prevIndex: departure.match, prevTerm: prevTerm, entries: entries,
+                    commit: departure.match + UInt64(entries.count)),
+                to: peer)
+        }
     }
 
     /// A follower in replicate state whose match has not moved for several heartbeat rounds while
@@ -173,7 +201,14 @@ extension Raft {
     mutating func handleAppendResponse(
         from peer: String, accepted: Bool, index: UInt64, hintIndex: UInt64, hintTerm: UInt64
     ) {
-        guard var member = progress[peer] else { return }
+        guard var member = progress[peer] else {
+            // A removed member's answer to a farewell: how far it has the log now.
+            if accepted, var departure = departing[peer] {
+                departure.match = max(departure.match, index)
+                departing[peer] = departure.match >= departure.removalIndex ? nil : departure
+            }
+            return
+        }
         if accepted {
             member.refusalsBelowMatch = 0
             let moved = member.acknowledge(index)

@@ -27,6 +27,19 @@ public struct Raft: Sendable {
 
     /// Leader: what it knows about each other member.
     var progress: [String: RaftProgress] = [:]
+    /// Leader: members it removed that may not know yet (``Departure``).
+    var departing: [String: Departure] = [:]
+
+    /// A member this leader removed. A membership takes effect when it is appended, so the leader
+    /// stops replicating to the member at once and the removal commits without it: told nothing,
+    /// it would go on campaigning for ever, refused by everyone. Once the removal has committed,
+    /// the leader sends it the entries through the removal with each heartbeat, until it has
+    /// them (then it knows it is out, and stops) or ``Raft/farewellHeartbeats`` have passed.
+    struct Departure: Sendable {
+        var match: UInt64
+        var removalIndex: UInt64
+        var heartbeatsLeft: Int
+    }
     /// Candidate or pre-candidate: the answers so far.
     var votes: [String: Bool] = [:]
     var electionElapsed = 0
@@ -255,9 +268,15 @@ public struct Raft: Sendable {
     mutating func syncProgressWithMembership() {
         for member in membership.all.keys where member != id && progress[member] == nil {
             progress[member] = RaftProgress(next: log.lastIndex + 1)
+            departing[member] = nil
         }
         for member in progress.keys where !membership.contains(member) {
+            departing[member] = Departure(
+                match: progress[member]!.match, removalIndex: membershipIndex, heartbeatsLeft: Self.farewellHeartbeats)
             progress[member] = nil
         }
     }
+
+    /// Heartbeats for which a leader goes on telling a removed member of its removal.
+    static let farewellHeartbeats = 50
 }

@@ -462,6 +462,10 @@ struct TestCluster {
                 try cluster.members[leader]!.proposeMembership(.addLearner(id: "d", address: address))
             }
         }
+        // Nor one that is another member's.
+        #expect {
+            try cluster.members[leader]!.proposeMembership(.addLearner(id: "d", address: "addr-a"))
+        } throws: { "\($0)".contains("addr-a is a's replication address already") }
         _ = try cluster.members[leader]!.proposeMembership(.addLearner(id: "d", address: "addr-d"))
         // One change at a time.
         #expect(throws: ReplicationError.self) {

@@ -57,6 +57,15 @@ public enum RaftMembershipChange: Sendable, Equatable {
     public func applied(to membership: RaftMembership) throws -> RaftMembership {
         var next = membership
         switch self {
+        case .addLearner(let id, let address), .addVoter(let id, let address):
+            // Two members at one address would each get the other's messages.
+            if let other = membership.all.first(where: { $0.value == address && $0.key != id }) {
+                throw ReplicationError(.invalidChange, "\(address) is \(other.key)'s replication address already")
+            }
+        default:
+            break
+        }
+        switch self {
         case .addLearner(let id, let address):
             guard !membership.contains(id) else {
                 throw ReplicationError(.invalidChange, "\(id) is already a member")

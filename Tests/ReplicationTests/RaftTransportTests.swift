@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOCore
 import NIOPosix
@@ -307,6 +308,42 @@ extension RaftTransportTests {
         let lines = log.lines.filter { $0.contains("cannot reach peer 127.0.0.1:\(port)") }
         #expect(lines.count == 1 && lines[0].hasSuffix("(raft): Connection refused (attempt 1)"), "\(log.lines)")
         await sender.close()
+        try await group.shutdownGracefully()
+    }
+}
+
+extension RaftTransportTests {
+    @Test("an HTTP request on the replication port is answered in HTTP, saying where it is, then closed")
+    func httpRequestIsAnswered() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let receiver = RaftTransport(eventLoopGroup: group, logger: Logger(label: "transport-test"))
+        let port = try await receiver.listen(host: "127.0.0.1", port: 0) { _ in }
+        // A blocking socket, as a plain HTTP client would use (the CLI given the wrong port, curl).
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        #expect(connected == 0)
+        let request = Array("GET /v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
+        #expect(write(fd, request, request.count) == request.count)
+        var answer: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = read(fd, &chunk, chunk.count)
+            if count <= 0 { break }  // closed by the receiver after its answer
+            answer += chunk[..<count]
+        }
+        let text = String(decoding: answer, as: UTF8.self)
+        #expect(text.hasPrefix("HTTP/1.1 400 Bad Request\r\n"), "\(text)")
+        #expect(text.contains(#"{"error":{"code":"invalid","message":"this is a dwcp replication port"#), "\(text)")
+        await receiver.close()
         try await group.shutdownGracefully()
     }
 }

@@ -512,6 +512,13 @@ final class InboundFrameHandler: ChannelInboundHandler {
         if let error = error as? ReplicationError {
             // A frame that failed to decode (not a connection reset by a peer going away).
             rejected(context.remoteAddress, error)
+            if error.message == RaftFrameDecoder.httpRequest {
+                // An HTTP client is answered in its own terms, then the connection closes.
+                let channel = context.channel
+                let answer = channel.allocator.buffer(bytes: RaftFrameDecoder.httpAnswer)
+                context.writeAndFlush(NIOAny(answer)).whenComplete { _ in channel.close(promise: nil) }
+                return
+            }
         } else {
             let peer = context.remoteAddress.map { "\($0)" } ?? "a peer"
             logger.warning("closing the replication connection from \(peer): \(error)")

@@ -103,6 +103,10 @@ public final class Node: Service, Sendable {
         }
         // Catch the views up before anything is served, so no reader sees them behind the log.
         applied.advance(to: appliedIndex)
+        // What the views applied was committed, though the commit index saved with the log may
+        // be older (a commit index that moved alone is not written): the status shows no member
+        // with more applied than committed.
+        consensus.committed.advance(to: appliedIndex)
         try Self.catchUp(views, applied, from: log, through: consensus.committed.value)
         let caughtUp = applied.value
         if caughtUp > appliedIndex {

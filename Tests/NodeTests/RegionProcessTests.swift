@@ -885,6 +885,14 @@ func get(_ url: String) async throws -> (Int, String) {
         try await region.stopAll()
         try FileManager.default.removeItem(atPath: dir.file(stayed[1]) + "/views.sqlite")
         for id in Region.ids + [Region.joiner] { try await region.start(id, tag: "third") }
+        // No member shows more applied than committed (its saved commit index may be older).
+        for id in Region.ids + [Region.joiner] {
+            let fields = await region.cluster(id)
+            let (commit, applied) = (
+                UInt64(fields["commit_index"] ?? "") ?? 0, UInt64(fields["applied_index"] ?? "") ?? 0
+            )
+            #expect(applied > 0 && commit >= applied, "\(id): \(fields)")
+        }
         let newLeader = try await region.leader()
         created += try await Self.createVMs(region, prefix: "104", count: 5, via: newLeader)
         _ = try await region.waitForCatchUp(to: newLeader)

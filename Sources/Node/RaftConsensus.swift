@@ -159,6 +159,20 @@ public final class RaftConsensus: Consensus {
         // The log's membership wins; the --peer addresses let a joining node answer the leader
         // before its log holds any membership.
         addresses.withLock { $0 = configuration.peers.merging(raft.membership.all) { _, logged in logged } }
+        // A member that has a log takes its membership from it: flags that would shape a new
+        // region say so rather than seem to have taken effect.
+        if bootstrap == nil, log.lastIndex > 0 {
+            let logged = raft.membership.all
+            if configuration.join {
+                logger.notice(
+                    "--join is for a member's first start: this one's log already holds the region's membership (\(raft.membership))"
+                )
+            } else if configuration.peers.contains(where: { logged[$0.key] != $0.value }) {
+                logger.notice(
+                    "--peer only shapes a new region: this member's membership comes from its log (\(raft.membership)); change it with dwcp cluster add-member and remove-member"
+                )
+            }
+        }
         transport = RaftTransport(logger: logger, metrics: metrics.factory, tls: configuration.tls)
         (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         (snapshotSends, snapshotSendQueue) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(16))

@@ -885,6 +885,8 @@ func get(_ url: String) async throws -> (Int, String) {
         try await region.stopAll()
         try FileManager.default.removeItem(atPath: dir.file(stayed[1]) + "/views.sqlite")
         for id in Region.ids + [Region.joiner] { try await region.start(id, tag: "third") }
+        // The joiner restarted with --join (as the helper starts it): told that its log decides.
+        #expect(region.stderr(Region.joiner).contains("--join is for a member's first start"))
         // No member shows more applied than committed (its saved commit index may be older).
         for id in Region.ids + [Region.joiner] {
             let fields = await region.cluster(id)

@@ -47,7 +47,7 @@ struct ClusterCommand: AsyncParsableCommand {
             }
             let outside = isMember ? "" : " (not a member of the region: removed, or not yet added with add-member)"
             print("asked \(asked)\(outside): leader \(status["leader"]?.stringValue ?? "none")")
-            let widths = [8, 22, 22, 10, 6, 10, 10, 10, 8, 0]
+            let widths = [8, 22, 22, 13, 6, 10, 10, 10, 8, 0]
             func line(_ cells: [String]) -> String {
                 zip(cells, widths).map { $0.padding(toLength: max($1, $0.count + 1), withPad: " ", startingAt: 0) }
                     .joined()

@@ -199,13 +199,14 @@ public final class RaftConsensus: Consensus {
     /// timeout; each try waits up to that for a leader to take the payloads).
     public func propose(_ payloads: [[UInt8]], appliesOnce: Bool) async throws -> ClosedRange<UInt64> {
         let deadline = ContinuousClock.now + configuration.leaderAnswerTimeout
-        // A node the region removed (or has not added yet) has no say: told here, in words,
-        // rather than by the leader's refusal of a forward from a stranger.
-        let (isMember, leader) = state.withLock { ($0.membership.contains(nodeID), $0.leader) }
-        guard isMember else {
+        // A node outside its own membership that knows no leader (one not added yet, or removed
+        // and told nothing since) is told so here. One that knows a leader forwards: a learner
+        // just added has not received the entry that adds it, and the leader decides.
+        let (isMember, knowsLeader) = state.withLock { ($0.membership.contains(nodeID), $0.leader != nil) }
+        guard isMember || knowsLeader else {
             throw NodeError(
-                .conflict,
-                "\(nodeID) is not a member of the region (it was removed, or has not been added with dwcp cluster add-member): send the intent to a member\(leader.map { " (\($0) leads)" } ?? "")"
+                .unavailable,
+                "\(nodeID) is not a member of the region as far as it knows (removed, or not yet added with dwcp cluster add-member) and knows no leader: send the intent to a member"
             )
         }
         while true {
@@ -300,7 +301,7 @@ public final class RaftConsensus: Consensus {
                     with: .failure(
                         NodeError(
                             .invalid,
-                            "the leader \(answer.from) refused the intent: it reads no such record, or does not count \(nodeID) a member (is this member's dwcp newer than the leader's?)"
+                            "the leader \(answer.from) refused the intent: it does not count \(nodeID) a member (removed, or not yet added with dwcp cluster add-member), or it reads no such record (is this member's dwcp newer than the leader's?)"
                         )))
                 continue
             }

@@ -856,7 +856,7 @@ func get(_ url: String) async throws -> (Int, String) {
         // Before it is added, it has no say: an intent sent to it is refused, in words.
         let (early, earlyAnswer) = try await post(
             region.base(Region.joiner)! + "/v1/hosts", #"{"name":"early","cpus":1,"memory_bytes":1073741824}"#)
-        #expect(early == 409 && earlyAnswer.contains("n4 is not a member of the region"), "\(earlyAnswer)")
+        #expect(early == 503 && earlyAnswer.contains("n4 is not a member of the region"), "\(earlyAnswer)")
         let added = try await region.onFollower(
             "/v1/cluster/members",
             #"{"id":"n4","address":"\#(region.replicationAddress(Region.joiner))","learner":true}"#)

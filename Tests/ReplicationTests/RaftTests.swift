@@ -257,6 +257,20 @@ struct TestCluster {
             reports.allSatisfy { $0 == RaftLostLog(peer: follower, acknowledged: caughtUp, lastIndex: 1) }, "\(reports)"
         )
         #expect(caughtUp > acknowledged && cluster.members[follower]!.lastIndex == 1)
+        // Only the refusal of the append outstanding counts: a stale one changes nothing, and
+        // none interrupts a snapshot on its way.
+        let before = cluster.members[leader]!.progress[follower]!
+        let term = cluster.members[leader]!.term
+        func refusal(at index: UInt64) -> RaftMessage {
+            RaftMessage(
+                from: follower, to: leader, term: term,
+                body: .appendResponse(accepted: false, index: index, hintIndex: 1, hintTerm: 1))
+        }
+        cluster.members[leader]!.step(refusal(at: before.next + 5))
+        #expect(cluster.members[leader]!.progress[follower]!.refusalsBelowMatch == before.refusalsBelowMatch)
+        cluster.members[leader]!.progress[follower]!.state = .snapshot(index: caughtUp + 3)
+        cluster.members[leader]!.step(refusal(at: caughtUp))
+        #expect(cluster.members[leader]!.progress[follower]!.state == .snapshot(index: caughtUp + 3))
     }
 
     @Test(
@@ -512,6 +526,38 @@ struct TestCluster {
         }
         #expect(cluster.members[removed]!.electionsStarted == elections)
         #expect(cluster.members[leader]!.departing.isEmpty)
+    }
+
+    @Test("a member removed while down for longer than the farewells is told when it campaigns again")
+    func aRemovedMemberBackLateIsToldWhenItCampaigns() throws {
+        var cluster = TestCluster(["a", "b", "c", "d"])
+        let leader = cluster.electLeader()
+        let removed = cluster.member(otherThan: leader)
+        cluster.cut = [removed]
+        _ = try cluster.members[leader]!.proposeMembership(.remove(id: removed))
+        cluster.tick(Raft.farewellHeartbeats + 20)
+        #expect(cluster.members[leader]!.departing.isEmpty, "the farewells ran out")
+        cluster.cut = []
+        cluster.tick(60)
+        #expect(!cluster.members[removed]!.membership.contains(removed))
+        #expect(cluster.members[leader]!.role == .leader)
+    }
+
+    @Test("a removed member of a later term does not unseat the leader that tells it")
+    func aRemovedMemberOfALaterTermDoesNotUnseatTheLeader() throws {
+        var cluster = TestCluster(["a", "b", "c", "d"])
+        let leader = cluster.electLeader()
+        let term = cluster.members[leader]!.term
+        let removed = cluster.member(otherThan: leader)
+        cluster.cut = [removed]
+        _ = try cluster.members[leader]!.proposeMembership(.remove(id: removed))
+        cluster.tick(3)
+        // As if it had run elections of its own while cut off.
+        cluster.members[removed]!.term = term + 5
+        cluster.cut = []
+        cluster.tick(60)
+        #expect(cluster.members[leader]!.role == .leader && cluster.members[leader]!.term == term)
+        #expect(cluster.leader == leader)
     }
 
     @Test(

@@ -4,6 +4,17 @@ extension Raft {
     /// Handles one message from a peer.
     public mutating func step(_ message: RaftMessage) {
         guard message.to == id, message.from != id else { return }
+        if message.term > term, role == .leader, !membership.contains(message.from) {
+            // A node this leader does not count a member (one it removed) does not unseat it. One
+            // still campaigning did not hear of its removal: it is told (again).
+            if case .preVote(let lastIndex, let lastTerm) = message.body {
+                sayFarewell(to: message.from, matchingAt: lastIndex, term: lastTerm)
+                send(.preVoteResponse(granted: false), to: message.from)
+            } else {
+                departing[message.from] = nil
+            }
+            return
+        }
         if message.term > term {
             guard stepHigherTerm(message) else { return }
         } else if message.term < term {

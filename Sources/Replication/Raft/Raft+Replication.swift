@@ -144,7 +144,10 @@ extension Raft {
         let context = pendingReads.isEmpty ? 0 : readRound
         for peer in progress.keys.sorted() {
             let member = progress[peer]!
-            send(.heartbeat(commit: min(member.match, log.committed), readContext: context), to: peer)
+            // A member whose log lost what it acknowledged may hold other entries at those indexes
+            // (an older data directory): it is not told they are committed.
+            let commit = member.refusalsBelowMatch > 0 ? 0 : min(member.match, log.committed)
+            send(.heartbeat(commit: commit, readContext: context), to: peer)
         }
         sendFarewells()
     }
@@ -229,7 +232,15 @@ extension Raft {
         } else {
             // A refusal of an append at or past what the member acknowledged, whose hint (where
             // its log matches ours at most) is below that: its log lost entries it had made durable.
-            if index >= member.match && hintIndex < member.match {
+            // Only a refusal of the append now outstanding counts: not one while a snapshot is on
+            // its way, nor a stale one (a duplicate probe's, or one reordered).
+            let current =
+                switch member.state {
+                case .snapshot: false
+                case .probe: index == member.next - 1
+                case .replicate: index >= member.match
+                }
+            if current && hintIndex < member.match {
                 member.refusalsBelowMatch += 1
                 if member.refusalsBelowMatch % Self.lostLogRefusals == 0 {
                     ready.lostLogs.append(RaftLostLog(peer: peer, acknowledged: member.match, lastIndex: hintIndex))
@@ -241,7 +252,6 @@ extension Raft {
                 progress[peer] = member
                 return
             }
-            member.refusalsBelowMatch = 0
             progress[peer] = member
             var next = hintIndex + 1
             if hintTerm > 0 { next = log.lastIndex(atOrBefore: hintIndex, withTermAtMost: hintTerm) + 1 }

@@ -279,4 +279,15 @@ public struct Raft: Sendable {
 
     /// Heartbeats for which a leader goes on telling a removed member of its removal.
     static let farewellHeartbeats = 50
+
+    /// Leader: tells `peer`, a node outside the membership that still campaigns (its pre-vote
+    /// says its log ends at `lastIndex` in `term`), what it missed through the commit index, if
+    /// its log matches this one there and the membership that leaves it out has committed.
+    mutating func sayFarewell(to peer: String, matchingAt lastIndex: UInt64, term lastTerm: UInt64) {
+        guard role == .leader, departing[peer] == nil, membershipIndex <= log.committed,
+            lastIndex < log.committed, log.term(at: lastIndex) == lastTerm
+        else { return }
+        departing[peer] = Departure(
+            match: lastIndex, removalIndex: log.committed, heartbeatsLeft: Self.farewellHeartbeats)
+    }
 }

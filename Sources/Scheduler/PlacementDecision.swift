@@ -13,6 +13,9 @@ public struct PlacementDecision: Sendable, Equatable {
         public var hostsEvaluated: Int
         public var filteredOut: [FilterCount]
         public var candidates: [Candidate]
+        /// The host a batch's packing moved this VM off, to leave that host empty; nil when the VM
+        /// stayed where it was first placed (``Placer/placeBatch(_:on:)``).
+        public var movedOff: String? = nil
     }
 
     /// How many hosts one filter removed.
@@ -53,7 +56,9 @@ extension PlacementDecision.Explanation {
                 + "},\"free_cpus_after\":\(candidate.freeCPUsAfter),"
                 + "\"free_memory_bytes_after\":\(candidate.freeMemoryBytesAfter)}"
         }.joined(separator: ",")
-        out += "]}"
+        out += "]"
+        if let movedOff { out += ",\"moved_off\":\"\(movedOff)\"" }
+        out += "}"
         return out
     }
 }

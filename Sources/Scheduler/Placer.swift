@@ -283,10 +283,15 @@ public struct Placer: Sendable {
                 var replaced: [(Int, PlacementDecision)] = []
                 var ok = true
                 for i in moves {
-                    let d = place(requests[i], in: table)
+                    var d = place(requests[i], in: table)
                     guard let h = d.host, let p = table.positions[h], table.rows[p].vmCount > 0 else {
                         ok = false
                         break
+                    }
+                    // The source was set aside for this pass, not unready: the explanation says so.
+                    d.explanation.movedOff = source
+                    if let k = d.explanation.filteredOut.firstIndex(where: { $0.filter == Filter.notReady.name }) {
+                        d.explanation.filteredOut[k].count -= 1
                     }
                     table.take(requests[i], at: p)
                     replaced.append((i, d))

@@ -240,6 +240,9 @@ func describe(_ explanation: JSONValue) -> String {
         }
         lines.append("filtered out: " + (removed.isEmpty ? "none" : removed.joined(separator: ", ")))
     }
+    if let source = explanation["moved_off"]?.stringValue {
+        lines.append("moved off \(source) by the batch's packing, which left \(source) empty")
+    }
     if case .array(let candidates)? = explanation["candidates"], !candidates.isEmpty {
         lines.append("candidates (lower score wins):")
         for (i, c) in candidates.enumerated() {

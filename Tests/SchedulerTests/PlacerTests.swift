@@ -169,6 +169,31 @@ import Testing
         #expect(counts.count == 3 && counts.values.allSatisfy { $0.count <= 2 }, "\(counts)")
     }
 
+    @Test("a VM the batch's packing moved names the host it left, which no filter is blamed for")
+    func packingMovesAreExplained() {
+        // Two small VMs a first pass spread over two empty hosts: the packing pass empties one.
+        let hosts = ["e1", "e2"].map { HostCapacity(name: $0, region: "eu", cpus: 16, memoryBytes: 16 * gib) }
+        let requests = ["a", "b"].map { PlacementRequest(vm: $0, region: "eu", cpus: 1, memoryBytes: gib) }
+        let table = HostTable(hosts)
+        let spread = zip(requests, ["e1", "e2"]).map { request, host in
+            var decision = Placer().place(request, in: table)
+            decision.host = host
+            return decision
+        }
+        let packed = Placer().consolidate(
+            requests, spread, startingFrom: table, emptyBefore: ["e1", "e2"])
+        #expect(Set(packed.compactMap(\.host)).count == 1, "\(packed.map(\.host))")
+        let moved = packed.filter { $0.explanation.movedOff != nil }
+        #expect(moved.count == 1)
+        for decision in moved {
+            let source = decision.explanation.movedOff!
+            #expect(decision.host != source)
+            // Both hosts are ready: the one set aside for the pass is not counted unready.
+            #expect(decision.explanation.filteredOut.first { $0.filter == "not_ready" }?.count == 0)
+            #expect(decision.explanation.json.hasSuffix(",\"moved_off\":\"\(source)\"}"))
+        }
+    }
+
     @Test("affinity follows the group's VMs when it has any")
     func affinity() {
         let hosts = [

@@ -502,16 +502,21 @@ struct TestCluster {
         }
     }
 
-    @Test("a removed member is told: it gets the entries through its removal, and stops campaigning")
-    func aRemovedMemberLearnsItIsOut() throws {
+    /// Four members; the leader removes one while it is cut off (as a member being taken out
+    /// often is: the removal commits without it), and `ticks` pass; the member is still cut off.
+    static func removedWhileCutOff(ticks: Int) throws -> (TestCluster, leader: String, removed: String) {
         var cluster = TestCluster(["a", "b", "c", "d"])
         let leader = cluster.electLeader()
         let removed = cluster.member(otherThan: leader)
-        // Cut off while it is removed, as a member being taken out often is: the removal commits
-        // without it, and it learns of it only when it is back.
         cluster.cut = [removed]
         _ = try cluster.members[leader]!.proposeMembership(.remove(id: removed))
-        cluster.tick(2)
+        cluster.tick(ticks)
+        return (cluster, leader, removed)
+    }
+
+    @Test("a removed member is told: it gets the entries through its removal, and stops campaigning")
+    func aRemovedMemberLearnsItIsOut() throws {
+        var (cluster, leader, removed) = try Self.removedWhileCutOff(ticks: 2)
         #expect(!cluster.members[leader]!.membership.contains(removed))
         #expect(cluster.members[removed]!.membership.contains(removed))
         cluster.cut = []
@@ -530,12 +535,7 @@ struct TestCluster {
 
     @Test("a member removed while down for longer than the farewells is told when it campaigns again")
     func aRemovedMemberBackLateIsToldWhenItCampaigns() throws {
-        var cluster = TestCluster(["a", "b", "c", "d"])
-        let leader = cluster.electLeader()
-        let removed = cluster.member(otherThan: leader)
-        cluster.cut = [removed]
-        _ = try cluster.members[leader]!.proposeMembership(.remove(id: removed))
-        cluster.tick(Raft.farewellHeartbeats + 20)
+        var (cluster, leader, removed) = try Self.removedWhileCutOff(ticks: Raft.farewellHeartbeats + 20)
         #expect(cluster.members[leader]!.departing.isEmpty, "the farewells ran out")
         cluster.cut = []
         cluster.tick(60)
@@ -545,13 +545,8 @@ struct TestCluster {
 
     @Test("a removed member of a later term does not unseat the leader that tells it")
     func aRemovedMemberOfALaterTermDoesNotUnseatTheLeader() throws {
-        var cluster = TestCluster(["a", "b", "c", "d"])
-        let leader = cluster.electLeader()
+        var (cluster, leader, removed) = try Self.removedWhileCutOff(ticks: 3)
         let term = cluster.members[leader]!.term
-        let removed = cluster.member(otherThan: leader)
-        cluster.cut = [removed]
-        _ = try cluster.members[leader]!.proposeMembership(.remove(id: removed))
-        cluster.tick(3)
         // As if it had run elections of its own while cut off.
         cluster.members[removed]!.term = term + 5
         cluster.cut = []

@@ -38,9 +38,13 @@ extension Node {
     /// they do not get there within ``readCatchUpTimeout``.
     func waitForViews(through index: UInt64) async throws {
         guard try await waitUntilApplied(index, timeout: Self.readCatchUpTimeout) == nil else { return }
+        let why =
+            raft == nil || consensus.isLeader
+            ? "its views apply slowly or have stopped (see its log)"
+            : "it is behind the leader (catching up, or cut off from it); ask another member, or use --consistency local for what it has"
         throw NodeError(
             .unavailable,
-            "\(configuration.nodeID)'s views are at index \(applied.value), short of the \(index) this read must see, and did not get there within \(Self.readCatchUpTimeout): it is behind the leader (catching up, or cut off from it); ask another member, or use --consistency local for what it has"
+            "\(configuration.nodeID)'s views are at index \(applied.value), short of the \(index) this read must see, and did not get there within \(Self.readCatchUpTimeout): \(why)"
         )
     }
 }

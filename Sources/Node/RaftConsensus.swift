@@ -296,13 +296,19 @@ public final class RaftConsensus: Consensus {
     private func receiveForwarded(_ answers: [RaftForwardedProposal]) {
         for answer in answers {
             if answer.refusedForGood {
-                forwards.resolve(
-                    answer.id,
-                    with: .failure(
-                        NodeError(
-                            .invalid,
-                            "the leader \(answer.from) refused the intent: it does not count \(nodeID) a member (removed, or not yet added with dwcp cluster add-member), or it reads no such record (is this member's dwcp newer than the leader's?)"
-                        )))
+                // Outside its own membership, the reason is that; otherwise the leader could not
+                // read the record (a newer member's).
+                let error =
+                    state.withLock({ $0.membership.contains(nodeID) })
+                    ? NodeError(
+                        .invalid,
+                        "the leader \(answer.from) refused the intent: it reads no such record (is this member's dwcp newer than the leader's?)"
+                    )
+                    : NodeError(
+                        .unavailable,
+                        "the leader \(answer.from) refused the intent: it does not count \(nodeID) a member (removed, or not yet added with dwcp cluster add-member): send it to a member"
+                    )
+                forwards.resolve(answer.id, with: .failure(error))
                 continue
             }
             guard let first = answer.firstIndex else {

@@ -12,7 +12,10 @@ struct NodeAPIService<API: Service>: Service {
         do {
             try await node.waitUntilListening()
         } catch {
-            // The node stopped first: its own error is the one to report.
+            // The node stopped first: its own error is the one to report. Returning now could
+            // beat it to the service group ("a service finished unexpectedly"), so this waits
+            // until the group ends it (cancelled for that error, or a graceful shutdown).
+            try? await gracefulShutdown()
             return
         }
         try await api.run()

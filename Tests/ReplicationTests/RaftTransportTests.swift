@@ -321,6 +321,9 @@ extension RaftTransportTests {
         // A blocking socket, as a plain HTTP client would use (the CLI given the wrong port, curl).
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
+        // A receiver that never answers or closes fails the test in 5 s rather than hang it.
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -335,11 +338,12 @@ extension RaftTransportTests {
         #expect(write(fd, request, request.count) == request.count)
         var answer: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = read(fd, &chunk, chunk.count)
-            if count <= 0 { break }  // closed by the receiver after its answer
-            answer += chunk[..<count]
-        }
+        var last = 0
+        repeat {
+            last = read(fd, &chunk, chunk.count)
+            if last > 0 { answer += chunk[..<last] }
+        } while last > 0
+        #expect(last == 0, "the receiver closed the connection after its answer (read: \(last), errno \(errno))")
         let text = String(decoding: answer, as: UTF8.self)
         #expect(text.hasPrefix("HTTP/1.1 400 Bad Request\r\n"), "\(text)")
         #expect(text.contains(#"{"error":{"code":"invalid","message":"this is a dwcp replication port"#), "\(text)")

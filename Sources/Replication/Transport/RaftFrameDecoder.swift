@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import Store
 
 /// Splits the replication byte stream into ``RaftFrame``s. A length above the maximum or a frame
 /// that does not decode is an error: the pipeline closes that connection. An intact frame of a
@@ -58,21 +59,24 @@ struct RaftFrameDecoder: ByteToMessageDecoder {
         }
         // Read as a length, any of these is over the limit, so no frame begins so.
         let methods = ["GET ", "POST", "PUT ", "HEAD", "DELE", "PATC", "OPTI", "CONN", "PRI "]
-        if methods.contains(where: { start.starts(with: $0.utf8) }) { return httpRequest }
+        if methods.contains(where: { start.starts(with: $0.utf8) }) { return httpRequestExplanation }
         return nil
     }
 
-    /// ``foreignProtocol(_:)`` of an HTTP request (the connection is answered before it is closed:
-    /// ``httpAnswer``).
-    static let httpRequest =
+    /// ``foreignProtocol(_:)``'s words for an HTTP request (such a connection is answered before
+    /// it is closed: ``httpAnswer``).
+    static let httpRequestExplanation =
         "it sent an HTTP request: this is a replication port (the API listens on the member's --api address)"
 
     /// What an HTTP client (the CLI given the wrong port, curl) gets before the connection closes:
     /// the API's own kind of error, so it is told where it is rather than that the connection
     /// closed without an answer.
     static let httpAnswer: [UInt8] = {
-        let body =
-            #"{"error":{"code":"invalid","message":"this is a dwcp replication port (--listen), not the API: the member's API listens on its --api address"}}"#
+        let message =
+            "this is a dwcp replication port (--listen), not the API: the member's API listens on its --api address"
+        let body = JSONValue.object([
+            ("error", .object([("code", .string("invalid")), ("message", .string(message))]))
+        ]).serialized()
         let head =
             "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n"
         return Array((head + body).utf8)

@@ -512,7 +512,7 @@ final class InboundFrameHandler: ChannelInboundHandler {
         if let error = error as? ReplicationError {
             // A frame that failed to decode (not a connection reset by a peer going away).
             rejected(context.remoteAddress, error)
-            if error.message == RaftFrameDecoder.httpRequest {
+            if error.message == RaftFrameDecoder.httpRequestExplanation {
                 // An HTTP client is answered in its own terms, then the connection closes.
                 let channel = context.channel
                 let answer = channel.allocator.buffer(bytes: RaftFrameDecoder.httpAnswer)

@@ -86,8 +86,10 @@ struct IntentOptions: ParsableArguments {
     @Option(name: .long, help: "A request id that makes retries idempotent (default: a fresh UUID).")
     var requestID: String?
 
-    @Flag(name: .long, help: "Print the node's JSON answer instead of a sentence.")
-    var json = false
+    @OptionGroup var output: JSONOutputOption
+
+    /// `--json`: the node's answer instead of a sentence.
+    var json: Bool { output.json }
 
     var resolvedRequestID: String { requestID ?? UUID().uuidString.lowercased() }
 
@@ -119,4 +121,11 @@ func parseServerAddress(_ text: String) throws -> (scheme: String?, host: String
     }
     let (host, port) = try parseAddress(text)
     return (nil, host, port)
+}
+
+/// `--json`: print the node's answer as JSON instead of sentences or a table (intents take it
+/// through ``IntentOptions``).
+struct JSONOutputOption: ParsableArguments {
+    @Flag(name: .long, help: "Print the node's answer as JSON.")
+    var json = false
 }

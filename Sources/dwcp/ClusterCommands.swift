@@ -18,8 +18,7 @@ struct ClusterCommand: AsyncParsableCommand {
         @Option(name: .long, help: "How long to wait for each member's answer, in milliseconds (0: ask none).")
         var timeoutMs = 1000
 
-        @Flag(name: .long, help: "Print JSON.")
-        var json = false
+        @OptionGroup var output: JSONOutputOption
 
         func validate() throws {
             guard (0...10_000).contains(timeoutMs) else {
@@ -29,7 +28,7 @@ struct ClusterCommand: AsyncParsableCommand {
 
         func run() async throws {
             let status = try await client.client().call(.GET, "/v1/cluster?timeout_ms=\(timeoutMs)")
-            if json {
+            if output.json {
                 print(status.serialized())
                 return
             }
@@ -83,8 +82,7 @@ struct ClusterCommand: AsyncParsableCommand {
         @Flag(name: .long, help: "Add it as a learner (it receives the log but does not vote); promote it later.")
         var learner = false
 
-        @Flag(name: .long, help: "Print the node's answer as JSON.")
-        var json = false
+        @OptionGroup var output: JSONOutputOption
 
         @OptionGroup var client: ClientOptions
 
@@ -93,7 +91,7 @@ struct ClusterCommand: AsyncParsableCommand {
             let answer = try await client.client().callLeader(
                 .POST, "/v1/cluster/members",
                 body: .object([("id", .string(id)), ("address", .string(address)), ("learner", .bool(learner))]))
-            report(answer, json: json) { "added \(id) as a \(learner ? "learner" : "voter") at index \($0)" }
+            report(answer, json: output.json) { "added \(id) as a \(learner ? "learner" : "voter") at index \($0)" }
         }
     }
 
@@ -103,15 +101,14 @@ struct ClusterCommand: AsyncParsableCommand {
         @Argument(help: "The learner's id.")
         var id: String
 
-        @Flag(name: .long, help: "Print the node's answer as JSON.")
-        var json = false
+        @OptionGroup var output: JSONOutputOption
 
         @OptionGroup var client: ClientOptions
 
         func run() async throws {
             try usage { try Validation.name(id, what: "node") }
             let answer = try await client.client().callLeader(.POST, "/v1/cluster/members/\(id)/promote")
-            report(answer, json: json) { "promoted \(id) at index \($0)" }
+            report(answer, json: output.json) { "promoted \(id) at index \($0)" }
         }
     }
 
@@ -121,15 +118,14 @@ struct ClusterCommand: AsyncParsableCommand {
         @Argument(help: "The member's id.")
         var id: String
 
-        @Flag(name: .long, help: "Print the node's answer as JSON.")
-        var json = false
+        @OptionGroup var output: JSONOutputOption
 
         @OptionGroup var client: ClientOptions
 
         func run() async throws {
             try usage { try Validation.name(id, what: "node") }
             let answer = try await client.client().callLeader(.DELETE, "/v1/cluster/members/\(id)")
-            report(answer, json: json) { "removed \(id) at index \($0)" }
+            report(answer, json: output.json) { "removed \(id) at index \($0)" }
         }
     }
 
@@ -141,8 +137,7 @@ struct ClusterCommand: AsyncParsableCommand {
         @Argument(help: "The voter's id (default: the one best placed: heard from lately, longest log).")
         var id: String?
 
-        @Flag(name: .long, help: "Print the node's answer as JSON.")
-        var json = false
+        @OptionGroup var output: JSONOutputOption
 
         @OptionGroup var client: ClientOptions
 
@@ -156,7 +151,7 @@ struct ClusterCommand: AsyncParsableCommand {
             guard case .string(let leader)? = answer["leader"], case .int(let term)? = answer["term"] else {
                 throw CLIError(.protocolError, "the node's answer names no leader: \(answer.serialized())")
             }
-            print(json ? answer.serialized() : "\(leader) leads now (term \(term))")
+            print(output.json ? answer.serialized() : "\(leader) leads now (term \(term))")
         }
     }
 }

@@ -18,12 +18,12 @@ struct PlanCommand: AsyncParsableCommand {
             commandName: "create", abstract: "Where `vm create` with these flags would place the VM(s), and why.")
 
         @OptionGroup var spec: VMSpecOptions
-        @Flag(name: .long, help: "Print JSON.") var json = false
+        @OptionGroup var output: JSONOutputOption
         @OptionGroup var client: ClientOptions
 
         func run() async throws {
             let answer = try await client.client().call(.POST, "/v1/plan/vms", body: .object(try spec.body()))
-            if json {
+            if output.json {
                 print(answer.serialized())
                 return
             }
@@ -61,7 +61,7 @@ struct Rebalance: AsyncParsableCommand {
     @Option(name: .long, help: "Only this region.")
     var region: String?
 
-    @Flag(name: .long, help: "Print JSON.") var json = false
+    @OptionGroup var output: JSONOutputOption
     @OptionGroup var client: ClientOptions
 
     func run() async throws {
@@ -71,7 +71,7 @@ struct Rebalance: AsyncParsableCommand {
         }
         if let region { try usage { try Validation.name(region, what: "region") } }
         let answer = try await client.client().call(.GET, "/v1/rebalance" + (region.map { "?region=\($0)" } ?? ""))
-        if json {
+        if output.json {
             print(answer.serialized())
             return
         }

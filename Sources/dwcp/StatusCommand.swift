@@ -7,12 +7,11 @@ struct Status: AsyncParsableCommand {
 
     @OptionGroup var client: ClientOptions
 
-    @Flag(name: .long, help: "Print JSON.")
-    var json = false
+    @OptionGroup var output: JSONOutputOption
 
     func run() async throws {
         let status = try await client.client().call(.GET, "/v1/status")
-        if json {
+        if output.json {
             print(status.serialized())
             return
         }

@@ -6,6 +6,12 @@ import Store
 public struct NodeStatus: Sendable, Codable {
     public var nodeID: String
     public var region: String
+    /// What this node is in its region: `leader`, `follower`, `learner`, `preCandidate` or
+    /// `candidate`, `not a member` (removed, or not yet added), or `single node`.
+    public var role: String
+    /// The leader it knows of and its term; nil for a single node (and no leader while none is known).
+    public var leader: String?
+    public var term: UInt64?
     public var dataDirectory: String
     public var firstIndex: UInt64
     public var lastIndex: UInt64
@@ -29,6 +35,9 @@ public struct NodeStatus: Sendable, Codable {
     enum CodingKeys: String, CodingKey {
         case nodeID = "node_id"
         case region
+        case role
+        case leader
+        case term
         case dataDirectory = "data_dir"
         case firstIndex = "first_index"
         case lastIndex = "last_index"
@@ -49,8 +58,15 @@ extension Node {
     public static var version: String { BuildInfo.version }
 
     public func status() -> NodeStatus {
-        NodeStatus(
-            nodeID: configuration.nodeID, region: configuration.region, dataDirectory: configuration.dataDirectory,
+        let replicated = raft?.status
+        let role =
+            replicated.map {
+                $0.membership.contains(configuration.nodeID) ? $0.role(of: configuration.nodeID) : "not a member"
+            }
+            ?? "single node"
+        return NodeStatus(
+            nodeID: configuration.nodeID, region: configuration.region, role: role, leader: replicated?.leader,
+            term: replicated?.term, dataDirectory: configuration.dataDirectory,
             firstIndex: log.firstIndex, lastIndex: log.lastIndex, commitIndex: consensus.committed.value,
             appliedIndex: applied.value, logMapBytes: log.mapSize, version: Node.version,
             schemaVersion: ViewStore.schemaVersion,

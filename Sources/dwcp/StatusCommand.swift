@@ -1,7 +1,8 @@
 import ArgumentParser
 
-/// `dwcp status`: the node's id, region, log and applied indexes, data directory, dwcp and views
-/// schema version, how its API and replication port are secured, and where its tasks run.
+/// `dwcp status`: the node's id, region, role (and leader and term), log and applied indexes, data
+/// directory, dwcp and views schema version, how its API and replication port are secured, and
+/// where its tasks run.
 struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Show a node's status.")
 
@@ -15,13 +16,19 @@ struct Status: AsyncParsableCommand {
             print(status.serialized())
             return
         }
+        var role = status["role"]?.stringValue ?? "?"
+        if let term = status["term"]?.stringValue {
+            role += ", leader \(status["leader"]?.stringValue ?? "none known"), term \(term)"
+        }
         for (label, key) in [
-            ("node", "node_id"), ("region", "region"), ("data dir", "data_dir"), ("first index", "first_index"),
+            ("node", "node_id"), ("region", "region"), ("role", "role"), ("data dir", "data_dir"),
+            ("first index", "first_index"),
             ("last index", "last_index"), ("commit index", "commit_index"), ("applied index", "applied_index"),
             ("version", "version"), ("views schema", "schema_version"), ("api TLS", "api_tls"),
             ("replication TLS", "replication_tls"), ("tasks run on", "tasks"),
         ] {
-            print("\(label.padding(toLength: 16, withPad: " ", startingAt: 0))\(status[key]?.stringValue ?? "?")")
+            let value = key == "role" ? role : status[key]?.stringValue ?? "?"
+            print("\(label.padding(toLength: 16, withPad: " ", startingAt: 0))\(value)")
         }
     }
 }

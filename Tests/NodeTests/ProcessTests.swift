@@ -458,6 +458,7 @@ func firstDifference(_ a: String, _ b: String) -> String {
         #expect(out.hasPrefix(#"{"log_index":1,"term":1,"kind":"host.added""#))
         (status, out, _) = try await runCLI(["status"] + server, in: dir)
         #expect(out.contains("applied index   3"))
+        #expect(out.contains("role            single node\n"), "\(out)")
         #expect(
             out.contains("version         \(Node.version)") && out.contains("views schema    \(Schema.version)"),
             "\(out)")

@@ -1087,6 +1087,15 @@ func get(_ url: String) async throws -> (Int, String) {
         }
         let lost = Region.ids.first { $0 != leader }!
         _ = try await region.waitForCatchUp(to: leader)
+        // Each member's own status says what it is and whom it follows.
+        let (_, leaderStatus) = try await get(region.base(leader)! + "/v1/status")
+        #expect(
+            leaderStatus.contains(#""role":"leader""#) && leaderStatus.contains(#""leader":"\#(leader)""#),
+            "\(leaderStatus)")
+        let (_, followerStatus) = try await get(region.base(lost)! + "/v1/status")
+        #expect(
+            followerStatus.contains(#""role":"follower""#) && followerStatus.contains(#""leader":"\#(leader)""#),
+            "\(followerStatus)")
         _ = try await region.kill(lost, SIGKILL)
         try FileManager.default.removeItem(atPath: dir.file(lost))
         try await region.start(lost, tag: "empty")

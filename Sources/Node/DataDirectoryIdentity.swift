@@ -67,16 +67,12 @@ struct DataDirectoryIdentity: Codable, Equatable, Sendable {
     /// The file's bytes; nil when it does not exist. Any other failure to read it is an error:
     /// a file that cannot be read must not be taken for a missing one and replaced.
     private static func read(_ path: String) throws -> Data? {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else {
-            if errno == ENOENT { return nil }
-            throw NodeError(.unavailable, "cannot read \(path): \(String(cString: strerror(errno)))")
-        }
-        let handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
         do {
-            return try handle.readToEnd() ?? Data()
+            return try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch CocoaError.fileReadNoSuchFile {
+            return nil
         } catch {
-            throw NodeError(.unavailable, "cannot read \(path): \(error)", cause: error)
+            throw NodeError(.unavailable, "cannot read \(path): \(error.localizedDescription)", cause: error)
         }
     }
 

@@ -59,13 +59,9 @@ extension Node {
 
     public func status() -> NodeStatus {
         let replicated = raft?.status
-        let role =
-            replicated.map {
-                $0.membership.contains(configuration.nodeID) ? $0.role(of: configuration.nodeID) : "not a member"
-            }
-            ?? "single node"
         return NodeStatus(
-            nodeID: configuration.nodeID, region: configuration.region, role: role, leader: replicated?.leader,
+            nodeID: configuration.nodeID, region: configuration.region,
+            role: replicated?.role(of: configuration.nodeID) ?? "single node", leader: replicated?.leader,
             term: replicated?.term, dataDirectory: configuration.dataDirectory,
             firstIndex: log.firstIndex, lastIndex: log.lastIndex, commitIndex: consensus.committed.value,
             appliedIndex: applied.value, logMapBytes: log.mapSize, version: Node.version,

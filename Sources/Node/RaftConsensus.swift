@@ -199,16 +199,6 @@ public final class RaftConsensus: Consensus {
     /// timeout; each try waits up to that for a leader to take the payloads).
     public func propose(_ payloads: [[UInt8]], appliesOnce: Bool) async throws -> ClosedRange<UInt64> {
         let deadline = ContinuousClock.now + configuration.leaderAnswerTimeout
-        // A node outside its own membership that knows no leader (one not added yet, or removed
-        // and told nothing since) is told so here. One that knows a leader forwards: a learner
-        // just added has not received the entry that adds it, and the leader decides.
-        let (isMember, knowsLeader) = state.withLock { ($0.membership.contains(nodeID), $0.leader != nil) }
-        guard isMember || knowsLeader else {
-            throw NodeError(
-                .unavailable,
-                "\(nodeID) is not a member of the region as far as it knows (removed, or not yet added with dwcp cluster add-member) and knows no leader: send the intent to a member"
-            )
-        }
         while true {
             // A leader handing over refuses proposals: they wait, as forwards, for the next one.
             let leading = try withRaft { raft -> (ClosedRange<UInt64>, UInt64)? in
@@ -253,6 +243,16 @@ public final class RaftConsensus: Consensus {
 
     /// Sends `payloads` to the leader; returns where it appended them, and in which term.
     private func forward(_ payloads: [[UInt8]], appliesOnce: Bool) async throws -> (ClosedRange<UInt64>, UInt64) {
+        // A node outside its own membership that knows no leader (one not added yet, or removed
+        // and told nothing since) is told so here. One that knows a leader forwards: a learner
+        // just added has not received the entry that adds it, and the leader decides.
+        let (isMember, knowsLeader) = state.withLock { ($0.membership.contains(nodeID), $0.leader != nil) }
+        guard isMember || knowsLeader else {
+            throw NodeError(
+                .unavailable,
+                "\(nodeID) is not a member of the region as far as it knows (removed, or not yet added with dwcp cluster add-member) and knows no leader: send the intent to a member"
+            )
+        }
         let count = UInt64(payloads.count)
         var waiter: UInt64?
         defer { if let waiter { forwarded.remove(waiter) } }
@@ -494,7 +494,7 @@ public final class RaftConsensus: Consensus {
         switch error.code {
         case .invalidChange:
             return NodeError(.conflict, error.message, cause: error)
-        case .malformed, .oversized, .foreignProtocol, .unknownMessage, .invalidConfiguration:
+        case .malformed, .oversized, .foreignProtocol, .httpRequest, .unknownMessage, .invalidConfiguration:
             return NodeError(.invalid, error.message, cause: error)
         case .transferring:
             return NodeError(

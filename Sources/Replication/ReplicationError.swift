@@ -11,8 +11,10 @@ public struct ReplicationError: Error, Sendable, CustomStringConvertible {
         case malformed
         /// A frame larger than the transport accepts.
         case oversized
-        /// A connection that speaks another protocol (TLS, HTTP) where frames were expected.
+        /// A connection that speaks another protocol (TLS) where frames were expected.
         case foreignProtocol
+        /// An HTTP request where frames were expected (answered in HTTP before the connection closes).
+        case httpRequest
         /// An intact frame of a message type this build does not know (a newer member's): the
         /// transport skips it and keeps the connection.
         case unknownMessage

@@ -39,13 +39,10 @@ struct ClusterCommand: AsyncParsableCommand {
                 )
                 return
             }
-            let asked = field(status, "node_id")
-            var isMember = false
-            if case .array(let members) = status["members"] {
-                isMember = members.contains { $0["id"]?.stringValue == asked }
-            }
-            let outside = isMember ? "" : " (not a member of the region: removed, or not yet added with add-member)"
-            print("asked \(asked)\(outside): leader \(status["leader"]?.stringValue ?? "none")")
+            let outside =
+                status["role"]?.stringValue == "not a member"
+                ? " (not a member of the region: removed, or not yet added with add-member)" : ""
+            print("asked \(field(status, "node_id"))\(outside): leader \(status["leader"]?.stringValue ?? "none")")
             let widths = [8, 22, 22, 13, 6, 10, 10, 10, 8, 0]
             func line(_ cells: [String]) -> String {
                 zip(cells, widths).map { $0.padding(toLength: max($1, $0.count + 1), withPad: " ", startingAt: 0) }

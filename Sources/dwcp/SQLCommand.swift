@@ -13,8 +13,7 @@ struct QueryOutputOptions: ParsableArguments {
     @Option(name: .long, help: "table, json or csv (default: table on a terminal, json otherwise).")
     var format: ResultFormat?
 
-    @Flag(name: .long, help: "The same as --format json (as the other commands' --json).")
-    var json = false
+    @OptionGroup var jsonOutput: JSONOutputOption
 
     @Option(
         name: .long,
@@ -24,14 +23,14 @@ struct QueryOutputOptions: ParsableArguments {
     var consistency: ReadConsistency = .linearizable
 
     func validate() throws {
-        if json, let format, format != .json {
+        if jsonOutput.json, let format, format != .json {
             throw ValidationError("--json and --format \(format.rawValue) ask for different formats: give one")
         }
     }
 
     /// The format to print in: the one asked for, else a table on a terminal and JSON otherwise.
     var chosenFormat: ResultFormat {
-        if json { return .json }
+        if jsonOutput.json { return .json }
         return format ?? (isatty(STDOUT_FILENO) != 0 ? .table : .json)
     }
 }

@@ -34,21 +34,20 @@ struct Watch: AsyncParsableCommand {
             query.append("limit=\(limit)")
         }
         let path = "/v1/watch" + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
-        var lastIndex = fromIndex.map { $0 - 1 }
-        var streamed = false
+        var lastLine: String?
         do {
             try await client.client().stream(path) { line in
-                streamed = true
-                let value = try? JSONValue.parse(line)
-                if let index = value?["log_index"]?.intValue { lastIndex = UInt64(index) }
-                let text = format == .json ? line : Self.text(value, line: line)
+                lastLine = line
+                let text = format == .json ? line : Self.text(try? JSONValue.parse(line), line: line)
                 FileHandle.standardOutput.write(Data((text + "\n").utf8))
             }
         } catch let error as CLIError where error.code != .usage && error.httpStatus == nil {
             // A stream that ended early (the node stopped, or the connection broke after records
             // came), not a refusal nor a node never reached: say where to go on, when it is known
-            // (a watch of the next commit that saw none is not).
-            guard streamed || error.code == .refused, let lastIndex else { throw error }
+            // (a watch of the next commit that saw none is not). Only the last record is read for it.
+            let lastRecord = lastLine.flatMap { try? JSONValue.parse($0) }?["log_index"]?.intValue.map(UInt64.init)
+            guard lastLine != nil || error.code == .refused, let lastIndex = lastRecord ?? fromIndex.map({ $0 - 1 })
+            else { throw error }
             throw CLIError(
                 error.code, "\(error.message); to go on: dwcp watch --from-index \(lastIndex + 1)", cause: error.cause,
                 httpStatus: error.httpStatus, leaderAPI: error.leaderAPI)

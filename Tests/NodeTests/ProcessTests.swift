@@ -113,33 +113,6 @@ struct CLIFailure: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// A loopback port nothing listens on: bound, then closed. Drawn from below Linux's ephemeral range
-/// (32768 and up by default), which outgoing connections take their ports from: a port from that
-/// range, free when drawn, could be some client's by the time a node binds it (seen once in a
-/// full run, a member stopping with "Address already in use").
-func closedPort() throws -> Int {
-    for _ in 0..<200 {
-        let port = Int.random(in: 20_000..<32_000)
-        if canBind(port) { return port }
-    }
-    throw CLIFailure("cannot find a free loopback port in 20000-31999")
-}
-
-/// Whether a loopback TCP socket can be bound to `port` now.
-func canBind(_ port: Int) -> Bool {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = UInt16(port).bigEndian
-    return withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-        }
-    }
-}
-
 /// Runs a short-lived `dwcp` command and returns its exit status, stdout and stderr.
 func runCLI(_ arguments: [String], in directory: TemporaryDirectory) async throws -> (Int32, String, String) {
     let process = try DwcpProcess(arguments, directory: directory)
@@ -477,9 +450,7 @@ func firstDifference(_ a: String, _ b: String) -> String {
         #expect(out == "added host h2 (region eu, 4 CPUs, 8GiB) at log index 5\n", "\(out)")
         // A watch that follows commits fails when the node stops under it, and says where to go on.
         let watch = try DwcpProcess(["watch", "--from-index", "1"] + server, directory: dir, tag: "watch")
-        for _ in 0..<500 where watch.stdout.split(separator: "\n").count < 5 {
-            try await Task.sleep(for: .milliseconds(10))
-        }
+        _ = try await eventually { watch.stdout.split(separator: "\n").count >= 5 }
         #expect(watch.stdout.split(separator: "\n").count == 5, "\(watch.stdout)\(watch.stderr)")
         node.kill(SIGTERM)
         #expect(try await node.waitForExit() == 0)

@@ -232,24 +232,6 @@ final class Region: Sendable {
     func stderr(_ id: String) -> String { processes.withLock { $0[id]?.stderr ?? "" } }
 }
 
-/// Writes raw bytes to a loopback TCP port and closes the connection.
-func sendRaw(_ bytes: [UInt8], port: Int) throws {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = UInt16(port).bigEndian
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-        }
-    }
-    guard connected else { throw CLIFailure("cannot connect to 127.0.0.1:\(port)") }
-    _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-    usleep(50_000)
-}
-
 /// A log index among the fields of `Region.cluster`, if it is there.
 func logIndex(_ fields: [String: String], _ key: String) -> UInt64? { fields[key].flatMap { UInt64($0) } }
 
@@ -1073,6 +1055,7 @@ func get(_ url: String) async throws -> (Int, String) {
             #expect(dump == dumps[0], "\(firstDifference(dumps[0], dump))")
         }
     }
+
     @Test(
         "a member restarted on an empty data directory is reported by the leader, and a read on it says it is behind"
     )
@@ -1105,10 +1088,7 @@ func get(_ url: String) async throws -> (Int, String) {
                 "/v1/hosts", #"{"name":"h\#(i)","cpus":4,"memory_bytes":8589934592}"#)
             #expect(status == 200, "\(body)")
         }
-        let deadline = ContinuousClock.now + .seconds(10)
-        while !region.stderr(leader).contains("\(lost)'s log ends at index"), ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(100))
-        }
+        _ = try await eventually(.seconds(10)) { region.stderr(leader).contains("\(lost)'s log ends at index") }
         #expect(region.stderr(leader).contains("below the"), "\(region.stderr(leader))")
         // A read on it cannot be served, and says so instead of waiting for ever.
         let began = ContinuousClock.now

@@ -398,9 +398,10 @@ extension PeerTLSTests {
         }
         // A ClientHello of 512 bytes in a record of 516.
         let hello: [UInt8] = [0x16, 0x03, 0x01, 0x02, 0x04, 0x01, 0x00, 0x02, 0x00]
-        #expect(RaftFrameDecoder.foreignProtocol(hello)?.contains("speaks TLS") == true)
+        #expect(RaftFrameDecoder.foreignProtocol(hello)?.message.contains("speaks TLS") == true)
         #expect(
-            RaftFrameDecoder.foreignProtocol(Array("GET /v1/status HTTP/1.1\r\n".utf8.prefix(9)))?.contains("HTTP")
+            RaftFrameDecoder.foreignProtocol(Array("GET /v1/status HTTP/1.1\r\n".utf8.prefix(9)))?.message.contains(
+                "HTTP")
                 == true)
     }
 }

@@ -1,4 +1,3 @@
-import Foundation
 import Logging
 import NIOCore
 import NIOPosix
@@ -294,10 +293,7 @@ extension RaftTransportTests {
     @Test("a peer that cannot be reached is logged in the system's words, once")
     func unreachablePeerInWords() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        // A port that was just free: nothing listens on it now.
-        let probe = try await ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).get()
-        let port = try #require(probe.localAddress?.port)
-        try await probe.close()
+        let port = try closedPort()
         let log = RecordedLog()
         let sender = RaftTransport(eventLoopGroup: group, logger: log.logger)
         let frame = RaftFrame(group: "region", message: RaftMessage(from: "a", to: "b", term: 1, body: .timeoutNow))
@@ -318,32 +314,11 @@ extension RaftTransportTests {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let receiver = RaftTransport(eventLoopGroup: group, logger: Logger(label: "transport-test"))
         let port = try await receiver.listen(host: "127.0.0.1", port: 0) { _ in }
-        // A blocking socket, as a plain HTTP client would use (the CLI given the wrong port, curl).
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        // A receiver that never answers or closes fails the test in 5 s rather than hang it.
-        var timeout = timeval(tv_sec: 5, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        #expect(connected == 0)
-        let request = Array("GET /v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
-        #expect(write(fd, request, request.count) == request.count)
-        var answer: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        var last = 0
-        repeat {
-            last = read(fd, &chunk, chunk.count)
-            if last > 0 { answer += chunk[..<last] }
-        } while last > 0
-        #expect(last == 0, "the receiver closed the connection after its answer (read: \(last), errno \(errno))")
+        // Raw bytes, as a plain HTTP client sends them (the CLI given the wrong port, curl); a
+        // receiver that never answers or closes fails the test in 5 s rather than hang it.
+        let (answer, closed) = try exchangeRaw(
+            Array("GET /v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8), port: port)
+        #expect(closed, "the receiver closed the connection after its answer")
         let text = String(decoding: answer, as: UTF8.self)
         #expect(text.hasPrefix("HTTP/1.1 400 Bad Request\r\n"), "\(text)")
         #expect(text.contains(#"{"error":{"code":"invalid","message":"this is a dwcp replication port"#), "\(text)")

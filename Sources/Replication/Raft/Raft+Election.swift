@@ -152,8 +152,7 @@ extension Raft {
         }
         role = .follower
         leader = newLeader
-        progress = [:]
-        departing = [:]
+        forgetFollowers()
         votes = [:]
         transferee = nil
         resetElectionTimer()
@@ -175,8 +174,7 @@ extension Raft {
         }
         leader = nil
         votes = [id: true]
-        progress = [:]
-        departing = [:]
+        forgetFollowers()
         resetElectionTimer()
         ready.statusChanged = true
         if wonElection() {
@@ -217,8 +215,7 @@ extension Raft {
         heartbeatElapsed = 0
         electionElapsed = 0
         transferee = nil
-        progress = [:]
-        departing = [:]
+        forgetFollowers()
         syncProgressWithMembership()
         for member in progress.keys { progress[member]!.recentlyActive = true }
         ready.statusChanged = true

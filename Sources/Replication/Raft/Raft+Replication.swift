@@ -252,7 +252,6 @@ extension Raft {
                 progress[peer] = member
                 return
             }
-            progress[peer] = member
             var next = hintIndex + 1
             if hintTerm > 0 { next = log.lastIndex(atOrBefore: hintIndex, withTermAtMost: hintTerm) + 1 }
             guard member.backOff(rejected: index, to: next) else { return }

@@ -265,6 +265,13 @@ public struct Raft: Sendable {
         return found
     }
 
+    /// Drops what a leader knows of the others (their progress, and the removed members it is
+    /// still telling): on becoming anything else, and before a new leader syncs its own.
+    mutating func forgetFollowers() {
+        progress = [:]
+        departing = [:]
+    }
+
     mutating func syncProgressWithMembership() {
         for member in membership.all.keys where member != id && progress[member] == nil {
             progress[member] = RaftProgress(next: log.lastIndex + 1)

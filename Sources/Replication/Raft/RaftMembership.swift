@@ -57,21 +57,14 @@ public enum RaftMembershipChange: Sendable, Equatable {
     public func applied(to membership: RaftMembership) throws -> RaftMembership {
         var next = membership
         switch self {
-        case .addLearner(let id, let address), .addVoter(let id, let address):
-            // Two members at one address would each get the other's messages.
-            if let other = membership.all.first(where: { $0.value == address && $0.key != id }) {
-                throw ReplicationError(.invalidChange, "\(address) is \(other.key)'s replication address already")
-            }
-        default:
-            break
-        }
-        switch self {
         case .addLearner(let id, let address):
+            try Self.requireFree(address, for: id, in: membership)
             guard !membership.contains(id) else {
                 throw ReplicationError(.invalidChange, "\(id) is already a member")
             }
             next.learners[id] = address
         case .addVoter(let id, let address):
+            try Self.requireFree(address, for: id, in: membership)
             guard !membership.isVoter(id) else { throw ReplicationError(.invalidChange, "\(id) is already a voter") }
             next.learners[id] = nil
             next.voters[id] = address
@@ -90,5 +83,13 @@ public enum RaftMembershipChange: Sendable, Equatable {
             }
         }
         return next
+    }
+
+    /// Refuses `address` when a member other than `id` has it: two members at one address would
+    /// each get the other's messages.
+    private static func requireFree(_ address: String, for id: String, in membership: RaftMembership) throws {
+        if let other = membership.all.first(where: { $0.value == address && $0.key != id }) {
+            throw ReplicationError(.invalidChange, "\(address) is \(other.key)'s replication address already")
+        }
     }
 }

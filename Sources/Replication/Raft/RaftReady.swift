@@ -110,8 +110,10 @@ public struct RaftStatus: Sendable, Equatable {
     public var matches: [String: UInt64]
 
     /// The role `member` has as this status sees it, as `dwcp cluster status` names it: leader,
-    /// learner, this member's own role (follower, candidate, preCandidate), else follower.
+    /// learner, this member's own role (follower, candidate, preCandidate), else follower; `not a
+    /// member` for one outside the membership (removed, or not yet added).
     public func role(of member: String) -> String {
+        guard membership.contains(member) else { return "not a member" }
         if member == leader { return "leader" }
         if membership.learners[member] != nil { return "learner" }
         return member == id ? role.rawValue : "follower"

@@ -19,7 +19,7 @@ struct RaftFrameDecoder: ByteToMessageDecoder {
         // Once nine bytes are in (every frame is longer); until then the length alone may refuse them.
         if !checkedStart, let start = buffer.getBytes(at: buffer.readerIndex, length: 9) {
             checkedStart = true
-            if let speaks = Self.foreignProtocol(start) { throw ReplicationError(.foreignProtocol, speaks) }
+            if let refusal = Self.foreignProtocol(start) { throw refusal }
         }
         guard let length = buffer.getInteger(at: buffer.readerIndex, endianness: .little, as: UInt32.self) else {
             return .needMoreData
@@ -42,11 +42,11 @@ struct RaftFrameDecoder: ByteToMessageDecoder {
         return .continue
     }
 
-    /// What a connection whose first bytes are `start` speaks instead of frames, in words an
-    /// operator can act on; nil when they may begin a frame. Read as a frame's length, a TLS
+    /// What a connection whose first bytes are `start` speaks instead of frames (`foreignProtocol`
+    /// for TLS, `httpRequest`), in words an operator can act on; nil when they may begin a frame. Read as a frame's length, a TLS
     /// ClientHello asks for 33–84 MB: within the limit for the short ones, which would otherwise
     /// wait, silently, for bytes that never come.
-    static func foreignProtocol(_ start: [UInt8]) -> String? {
+    static func foreignProtocol(_ start: [UInt8]) -> ReplicationError? {
         // A TLS record of type handshake (22), version 3.x, whose message is a ClientHello (1) no
         // longer than the record. A frame with a one-byte group name can start like the record's
         // header, but then its group's one character stands where the hello's 24-bit length
@@ -54,19 +54,21 @@ struct RaftFrameDecoder: ByteToMessageDecoder {
         if start.count >= 9, start[0] == 0x16, start[1] == 0x03, start[2] <= 0x04, start[5] == 0x01,
             Int(start[6]) << 16 | Int(start[7]) << 8 | Int(start[8]) <= (Int(start[3]) << 8 | Int(start[4])) - 4
         {
-            return
+            return ReplicationError(
+                .foreignProtocol,
                 "it speaks TLS (a TLS handshake where a frame was expected): every member of a region must use TLS (--peer-cert-file and the rest) or none, and this member runs without"
+            )
         }
         // Read as a length, any of these is over the limit, so no frame begins so.
         let methods = ["GET ", "POST", "PUT ", "HEAD", "DELE", "PATC", "OPTI", "CONN", "PRI "]
-        if methods.contains(where: { start.starts(with: $0.utf8) }) { return httpRequestExplanation }
+        if methods.contains(where: { start.starts(with: $0.utf8) }) {
+            // Such a connection is answered (``httpAnswer``) before it is closed.
+            return ReplicationError(
+                .httpRequest,
+                "it sent an HTTP request: this is a replication port (the API listens on the member's --api address)")
+        }
         return nil
     }
-
-    /// ``foreignProtocol(_:)``'s words for an HTTP request (such a connection is answered before
-    /// it is closed: ``httpAnswer``).
-    static let httpRequestExplanation =
-        "it sent an HTTP request: this is a replication port (the API listens on the member's --api address)"
 
     /// What an HTTP client (the CLI given the wrong port, curl) gets before the connection closes:
     /// the API's own kind of error, so it is told where it is rather than that the connection

@@ -223,7 +223,7 @@ public final class RaftTransport: Sendable {
     private func noteRejection(from peer: SocketAddress?, _ error: ReplicationError) {
         connectionsRejected.increment()
         let admitted =
-            error.code == .foreignProtocol
+            error.code == .foreignProtocol || error.code == .httpRequest
             ? foreignProtocolsLogged.withLock { $0.admit() } : rejectionsLogged.withLock { $0.admit() }
         guard let held = admitted else { return }
         let peer = peer.map { "\($0)" } ?? "a peer"
@@ -512,7 +512,7 @@ final class InboundFrameHandler: ChannelInboundHandler {
         if let error = error as? ReplicationError {
             // A frame that failed to decode (not a connection reset by a peer going away).
             rejected(context.remoteAddress, error)
-            if error.message == RaftFrameDecoder.httpRequestExplanation {
+            if error.code == .httpRequest {
                 // An HTTP client is answered in its own terms, then the connection closes.
                 let channel = context.channel
                 let answer = channel.allocator.buffer(bytes: RaftFrameDecoder.httpAnswer)

@@ -1,0 +1,87 @@
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// Loopback ports and raw connections for tests that talk to a listener below its protocol.
+
+/// A failure to find a port or to connect.
+public struct LoopbackFailure: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// A loopback port nothing listens on: bound, then closed. Drawn from below Linux's ephemeral range
+/// (32768 and up by default), which outgoing connections take their ports from: a port from that
+/// range, free when drawn, could be some client's by the time a node binds it (seen once in a
+/// full run, a member stopping with "Address already in use").
+public func closedPort() throws -> Int {
+    for _ in 0..<200 {
+        let port = Int.random(in: 20_000..<32_000)
+        if canBind(port) { return port }
+    }
+    throw LoopbackFailure(description: "cannot find a free loopback port in 20000-31999")
+}
+
+/// Whether a loopback TCP socket can be bound to `port` now.
+public func canBind(_ port: Int) -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = loopback(port)
+    return withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+        }
+    }
+}
+
+/// Writes raw bytes to a loopback TCP port and closes the connection.
+public func sendRaw(_ bytes: [UInt8], port: Int) throws {
+    let fd = try connectLoopback(port)
+    defer { close(fd) }
+    _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    usleep(50_000)
+}
+
+/// Writes raw bytes to a loopback TCP port and reads what comes back until the other side closes
+/// (`closed`), or `timeout` passes without a byte (not `closed`).
+public func exchangeRaw(_ bytes: [UInt8], port: Int, timeout: Int = 5) throws -> (answer: [UInt8], closed: Bool) {
+    let fd = try connectLoopback(port)
+    defer { close(fd) }
+    var limit = timeval(tv_sec: timeout, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+    _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    var answer: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 4096)
+    var count = 0
+    repeat {
+        count = read(fd, &chunk, chunk.count)
+        if count > 0 { answer += chunk[..<count] }
+    } while count > 0
+    return (answer, count == 0)
+}
+
+private func connectLoopback(_ port: Int) throws -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var address = loopback(port)
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+        }
+    }
+    guard connected else {
+        close(fd)
+        throw LoopbackFailure(description: "cannot connect to 127.0.0.1:\(port)")
+    }
+    return fd
+}
+
+private func loopback(_ port: Int) -> sockaddr_in {
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = UInt16(port).bigEndian
+    return address
+}

@@ -20,10 +20,46 @@ enum Main {
             if code == .success {
                 Dwcp.exit(withError: error)  // --help, --version: full text, exit 0
             }
-            let message = oneLine(Dwcp.message(for: error)) ?? "\(error)"
+            let message = unknownOptionHiddenBehind(error) ?? oneLine(Dwcp.message(for: error)) ?? "\(error)"
             FileHandle.standardError.write(Data("dwcp: \(message) (see 'dwcp help')\n".utf8))
             exit(code == .validationFailure ? 64 : code.rawValue)
         }
+    }
+
+    /// ArgumentParser reports a missing required option before an unknown one, so a mistyped
+    /// required flag (`--data-dri`) reads as a missing one ("Missing expected argument
+    /// '--data-dir <data-dir>'"). When the error is a missing option, the arguments are parsed
+    /// again with a placeholder value for each missing option (at most a few): if that finds an
+    /// unknown option, its message (with ArgumentParser's "Did you mean" suggestion) is the one that
+    /// helps. Nothing is run; any other outcome keeps the first message.
+    static func unknownOptionHiddenBehind(
+        _ error: any Error, arguments: [String] = Array(CommandLine.arguments.dropFirst())
+    )
+        -> String?
+    {
+        var message = Dwcp.message(for: error)
+        var arguments = arguments
+        for _ in 0..<8 {
+            guard let option = missingOption(in: message) else { return nil }
+            arguments += [option, "1"]
+            do {
+                _ = try Dwcp.parseAsRoot(arguments)
+                return nil
+            } catch {
+                message = Dwcp.message(for: error)
+                if message.hasPrefix("Unknown option ") { return oneLine(message) }
+            }
+        }
+        return nil
+    }
+
+    /// The option named by "Missing expected argument '--name <value>'"; nil for any other message
+    /// (a missing positional argument among them).
+    static func missingOption(in message: String) -> String? {
+        let prefix = "Missing expected argument '--"
+        guard message.hasPrefix(prefix) else { return nil }
+        let name = message.dropFirst(prefix.count - 2).prefix { $0 != " " && $0 != "'" }
+        return String(name)
     }
 
     /// ArgumentParser's message as one line: its first, and the values it lists under "one of

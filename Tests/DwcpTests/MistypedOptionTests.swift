@@ -1,0 +1,32 @@
+import Testing
+
+@testable import dwcp
+
+@Suite struct MistypedOptionTests {
+    /// What the CLI prints for `arguments`: the message `Main` writes after "dwcp: ".
+    func message(_ arguments: [String]) -> String? {
+        do {
+            _ = try Dwcp.parseAsRoot(arguments)
+            return nil
+        } catch {
+            return Main.unknownOptionHiddenBehind(error, arguments: arguments) ?? Main.oneLine(Dwcp.message(for: error))
+        }
+    }
+
+    @Test("a mistyped required option is reported as unknown, with the suggestion, not as the one missing")
+    func mistypedRequiredOption() {
+        let said = message(["serve", "--data-dri", "/tmp/x", "--node-id", "n1"])
+        #expect(said == "Unknown option '--data-dri'. Did you mean '--data-dir'?", "\(String(describing: said))")
+        // Two required options missing, one of them mistyped.
+        let both = message(["serve", "--nod-id", "n1"])
+        #expect(both?.hasPrefix("Unknown option '--nod-id'") == true, "\(String(describing: both))")
+    }
+
+    @Test("a required option that is simply missing is still reported as missing")
+    func missingRequiredOption() {
+        let said = message(["serve", "--node-id", "n1"])
+        #expect(said?.hasPrefix("Missing expected argument '--data-dir") == true, "\(String(describing: said))")
+        #expect(Main.missingOption(in: "Missing expected argument '--data-dir <data-dir>'") == "--data-dir")
+        #expect(Main.missingOption(in: "Missing expected argument '<member>'") == nil)
+    }
+}

@@ -43,6 +43,8 @@ extension Node {
         for (id, address) in status.membership.all.sorted(by: { $0.key < $1.key }) {
             var fields: [(String, JSONValue)] = [("id", .string(id)), ("address", .string(address))]
             if let api = raft.apiAddress(of: id) { fields.append(("api", .string(api))) }
+            // The region it said it was started in; one not this region's is cut off here.
+            if let region = raft.region(of: id) { fields.append(("region", .string(region))) }
             let answer = id == configuration.nodeID ? .success(local) : answers[id]
             switch answer {
             case .success(let member):
@@ -66,7 +68,10 @@ extension Node {
             members.append(.object(fields))
         }
         return .object(
-            [("node_id", .string(configuration.nodeID)), ("replicated", .bool(true))] + Self.fields(of: local)
+            [
+                ("node_id", .string(configuration.nodeID)), ("region", .string(configuration.region)),
+                ("replicated", .bool(true)),
+            ] + Self.fields(of: local)
                 + [("members", .array(members))])
     }
 

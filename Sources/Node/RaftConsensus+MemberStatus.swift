@@ -55,6 +55,8 @@ extension RaftConsensus {
         let members = status.membership.all
         for (id, address) in members where id != nodeID { sendStatusQuestion(to: id, at: address, id: 0) }
         tellAPIAddress(toUntold: members)
+        // Its region to its --peers too: a node that joins says it before it is added.
+        tellRegion(toUntold: addresses.withLock { $0 })
     }
 
     /// Sends `member` a status question under `id` (0: an announcement; ``apiQuestion``: asked for
@@ -98,6 +100,7 @@ extension RaftConsensus {
             for id in known.keys where members[id] == nil { known[id] = nil }
         }
         tellAPIAddress(toUntold: members)
+        tellRegion(toUntold: members)
         // (A member's own 103 may have come before this one knew it as a member, and been dropped.)
         let unknown = apiAddresses.withLock { known in members.filter { $0.key != nodeID && known[$0.key] == nil } }
         for (id, address) in unknown.sorted(by: { $0.key < $1.key }) { askForAPIAddress(of: id, at: address) }
@@ -151,8 +154,10 @@ extension RaftConsensus {
             state.withLock { $0.peerIsBack(exchange.from) }
             wake.yield()
         }
-        // Beside the answer, where this member's API listens (an asker too old to know it skips it).
+        // Beside the answer, where this member's API listens and its region (an asker too old to
+        // know them skips them).
         sendAPIAddress(to: exchange.from, at: address)
+        retellRegion(to: exchange.from, at: address)
         let answer = MemberStatusExchange(
             from: nodeID, to: exchange.from, id: exchange.id, status: localMemberStatus())
         transport.send(RaftFrame(group: group, memberStatus: answer), to: address, lane: .status)

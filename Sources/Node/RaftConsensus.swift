@@ -108,12 +108,19 @@ public final class RaftConsensus: Consensus {
     let apiAddresses = Mutex<[String: String]>([:])
     /// The members this one has told its API address, and at which replication address.
     let apiToldTo = Mutex<[String: String]>([:])
+    /// The region this member was started in (`--region`), told to the others and checked against
+    /// what they tell (``MemberRegion``); nil: neither told nor checked.
+    let region: String?
+    /// What the others said of their regions, and whom this member has told its own.
+    let regions = Mutex(MemberRegions())
 
     public init(
         nodeID: String, log: LogStore, snapshots: ViewSnapshots, snapshotEvery: UInt64,
-        configuration: ReplicationConfiguration, logger: Logger, metrics: NodeMetrics = NodeMetrics()
+        configuration: ReplicationConfiguration, region: String? = nil, logger: Logger,
+        metrics: NodeMetrics = NodeMetrics()
     ) throws {
         self.nodeID = nodeID
+        self.region = region
         self.metrics = metrics
         self.log = log
         self.snapshots = snapshots
@@ -426,6 +433,16 @@ public final class RaftConsensus: Consensus {
         // A leader just elected takes a change only once its first entry commits (a round trip):
         // it is waited for here rather than refused (Raft refuses if it is still not so).
         _ = try await leaderCommittedInItsTerm()
+        switch change {
+        case .addLearner(let id, _), .addVoter(let id, _), .promote(let id):
+            if let other = otherRegion(of: id), let region {
+                throw NodeError(
+                    .invalid,
+                    "\(id) says it was started with --region \(other), but this region is \(region): start it again on an empty data directory with --region \(region)"
+                )
+            }
+        case .remove: break
+        }
         let (index, term) = try withRaft { raft in (try raft.proposeMembership(change), raft.term) }
         // Answered within the 10 s a member relaying the change waits for the leader.
         let deadline = ContinuousClock.now + Self.membershipCommitTimeout
@@ -545,9 +562,16 @@ public final class RaftConsensus: Consensus {
                 guard frame.group == group, let address = addresses.withLock({ $0[frame.sender] }) else { return }
                 transport.retryNow(address)
                 retellAPIAddress(to: frame.sender, at: address)
+                retellRegion(to: frame.sender, at: address)
             }
         ) { [self] frame in
             guard frame.group == group, frame.recipient == nodeID else { return }
+            switch frame.content {
+            case .message, .snapshotChunk:
+                // A member started in another region is as good as cut off (see MemberRegion).
+                guard region == nil || otherRegion(of: frame.sender) == nil else { return }
+            default: break
+            }
             switch frame.content {
             case .message(let message):
                 if case .propose(let id, let payloads) = message.body, !recordsDecode(payloads) {
@@ -568,6 +592,8 @@ public final class RaftConsensus: Consensus {
             case .memberStatus(let exchange):
                 receive(exchange)
             case .memberAPIAddress(let said):
+                receive(said)
+            case .memberRegion(let said):
                 receive(said)
             }
         }
@@ -617,7 +643,7 @@ public final class RaftConsensus: Consensus {
                         }
                         self.state.withLock { $0.step(message) }
                         self.wake.yield()
-                    case .memberStatus, .memberAPIAddress:
+                    case .memberStatus, .memberAPIAddress, .memberRegion:
                         break  // handled as they arrive, never queued here
                     }
                 }

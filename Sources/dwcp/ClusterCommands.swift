@@ -42,7 +42,9 @@ struct ClusterCommand: AsyncParsableCommand {
             let outside =
                 status["role"]?.stringValue == "not a member"
                 ? " (not a member of the region: removed, or not yet added with add-member)" : ""
-            print("asked \(field(status, "node_id"))\(outside): leader \(status["leader"]?.stringValue ?? "none")")
+            print(
+                "asked \(field(status, "node_id"))\(outside): region \(field(status, "region")), leader \(status["leader"]?.stringValue ?? "none")"
+            )
             let widths = [8, 22, 22, 13, 6, 10, 10, 10, 8, 0]
             func line(_ cells: [String]) -> String {
                 zip(cells, widths).map { $0.padding(toLength: max($1, $0.count + 1), withPad: " ", startingAt: 0) }
@@ -53,12 +55,15 @@ struct ClusterCommand: AsyncParsableCommand {
             for member in members {
                 // A member not asked, or that did not answer, has no term or indexes; the leader
                 // still knows its lag.
+                let region = status["region"]?.stringValue
+                let other = member["region"]?.stringValue.flatMap { $0 == region ? nil : $0 }
                 let note =
-                    member["asked"] == .bool(false)
-                    ? "(not asked)"
-                    : member["reachable"] == .bool(false)
-                        ? "unreachable: \(field(member, "error"))"
-                        : "\(field(member, "version")) (schema \(field(member, "schema_version")))"
+                    other.map { "started with --region \($0), not \(region ?? "-"): its messages are ignored" }
+                    ?? (member["asked"] == .bool(false)
+                        ? "(not asked)"
+                        : member["reachable"] == .bool(false)
+                            ? "unreachable: \(field(member, "error"))"
+                            : "\(field(member, "version")) (schema \(field(member, "schema_version")))")
                 print(
                     line(
                         ["id", "address", "api", "role", "term", "last_index", "commit_index", "applied_index", "lag"]

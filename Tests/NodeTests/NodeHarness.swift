@@ -31,10 +31,12 @@ func withRunningNode<T: Sendable>(
 }
 
 /// Runs a three-member region (n1, n2, n3 on loopback) in this process for the duration of
-/// `body`, once all three agree on a leader; `body` gets the nodes and their replication
+/// `body`, once all three agree on a leader (with `regions`, a node's region other than "eu": once
+/// the members in "eu" agree on one of them); `body` gets the nodes and their replication
 /// addresses. No HTTP APIs run.
 func withThreeMembers(
-    _ directory: TemporaryDirectory, _ body: @Sendable ([Node], [String: String]) async throws -> Void
+    _ directory: TemporaryDirectory, regions: [String: String] = [:],
+    _ body: @Sendable ([Node], [String: String]) async throws -> Void
 ) async throws {
     let ids = ["n1", "n2", "n3"]
     let ports = try ids.map { _ in try closedPort() }
@@ -42,16 +44,18 @@ func withThreeMembers(
     var logger = Logger(label: "test")
     logger.logLevel = .critical
     let nodes = try zip(ids, ports).map { id, port in
-        var configuration = NodeConfiguration(dataDirectory: directory.file(id), nodeID: id, region: "eu", apiPort: 0)
+        var configuration = NodeConfiguration(
+            dataDirectory: directory.file(id), nodeID: id, region: regions[id] ?? "eu", apiPort: 0)
         configuration.replication = ReplicationConfiguration(listenHost: "127.0.0.1", listenPort: port, peers: peers)
         return try Node(configuration: configuration, logger: logger)
     }
     try await withThrowingTaskGroup(of: Void.self) { group in
         for node in nodes { group.addTask { try await node.run() } }
         defer { group.cancelAll() }
+        let agreeing = nodes.filter { regions[$0.configuration.nodeID] == nil }
         let agreed = try await waitUntil {
-            let leaders = Set(nodes.map { $0.raft!.status.leader })
-            return leaders.count == 1 && leaders.first! != nil
+            let leaders = Set(agreeing.map { $0.raft!.status.leader })
+            return leaders.count == 1 && leaders.first!.map { regions[$0] == nil } == true
         }
         guard agreed else { throw NodeError(.unavailable, "no leader all three agree on") }
         try await body(nodes, peers)

@@ -69,6 +69,10 @@ import Testing
             group: "region", memberAPIAddress: MemberAPIAddress(from: "b", to: "a", address: "[::1]:7070"))
         #expect(try RaftFrame(body: Array(said.encoded()[4...])) == said)
         #expect(said.sender == "b" && said.recipient == "a" && said.message == nil)
+        // And its region.
+        let region = RaftFrame(group: "region", memberRegion: MemberRegion(from: "b", to: "a", region: "eu-west"))
+        #expect(try RaftFrame(body: Array(region.encoded()[4...])) == region)
+        #expect(region.sender == "b" && region.recipient == "a" && region.message == nil)
         // The answer without its last field, with the checksum made right again: malformed, not a shorter status.
         var writer = FrameWriter()
         writer.u8(RaftFrame.version)
@@ -102,6 +106,7 @@ import Testing
         frames.append(
             RaftFrame(group: "region", memberAPIAddress: MemberAPIAddress(from: "b", to: "a", address: "10.0.0.2:7070"))
         )
+        frames.append(RaftFrame(group: "region", memberRegion: MemberRegion(from: "b", to: "a", region: "us")))
         var decoded = 0
         for _ in 0..<20_000 {
             var body = Array(frames[Int(random.next() % UInt64(frames.count))].encoded()[4...].dropLast(4))

@@ -5,8 +5,8 @@ import Store
 ///
 /// On the wire: `length u32 | version u8 | group (u8 length, UTF-8) | message | crc32c u32`, integers
 /// little-endian (a snapshot chunk is a message whose type is 100, a status question 101 and its
-/// answer 102, a member's API address 103); `length` counts everything after itself, the checksum covers version through
-/// message. The codec is the one seam every byte of the transport passes through, so TLS (or a new
+/// answer 102, a member's API address 103, its region 104); `length` counts everything after
+/// itself, the checksum covers version through message. The codec is the one seam every byte of the transport passes through, so TLS (or a new
 /// version) changes nothing above it. A frame that does not decode — wrong version, short, a bad
 /// checksum, an impossible field — is an error; the transport closes that connection. An intact
 /// frame of a message type this build does not know is skipped instead (a newer member's; members
@@ -23,6 +23,8 @@ public struct RaftFrame: Sendable, Equatable {
         case memberStatus(MemberStatusExchange)
         /// Where the sender's API listens (members before this type skip it).
         case memberAPIAddress(MemberAPIAddress)
+        /// The region the sender was started in (members before this type skip it).
+        case memberRegion(MemberRegion)
     }
 
     public init(group: String, message: RaftMessage) {
@@ -45,6 +47,11 @@ public struct RaftFrame: Sendable, Equatable {
         content = .memberAPIAddress(memberAPIAddress)
     }
 
+    public init(group: String, memberRegion: MemberRegion) {
+        self.group = group
+        content = .memberRegion(memberRegion)
+    }
+
     /// The Raft message, if the frame carries one.
     public var message: RaftMessage? {
         if case .message(let message) = content { return message }
@@ -58,6 +65,7 @@ public struct RaftFrame: Sendable, Equatable {
         case .snapshotChunk(let chunk): chunk.from
         case .memberStatus(let exchange): exchange.from
         case .memberAPIAddress(let address): address.from
+        case .memberRegion(let region): region.from
         }
     }
 
@@ -68,6 +76,7 @@ public struct RaftFrame: Sendable, Equatable {
         case .snapshotChunk(let chunk): chunk.to
         case .memberStatus(let exchange): exchange.to
         case .memberAPIAddress(let address): address.to
+        case .memberRegion(let region): region.to
         }
     }
 
@@ -86,6 +95,7 @@ public struct RaftFrame: Sendable, Equatable {
         case .snapshotChunk(let chunk): writer.chunk(chunk)
         case .memberStatus(let exchange): writer.memberStatus(exchange)
         case .memberAPIAddress(let address): writer.memberAPIAddress(address)
+        case .memberRegion(let region): writer.memberRegion(region)
         }
         let checksum = writer.bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[4...])) }
         writer.u32(checksum)
@@ -122,6 +132,8 @@ public struct RaftFrame: Sendable, Equatable {
     static let statusAnswerTag: UInt8 = 102
     /// The message type of a member's API address.
     static let apiAddressTag: UInt8 = 103
+    /// The message type of a member's region.
+    static let regionTag: UInt8 = 104
 }
 
 /// Appends little-endian fields.
@@ -160,6 +172,14 @@ struct FrameWriter {
         u64(0)
         u8(RaftFrame.apiAddressTag)
         string(address.address)
+    }
+
+    mutating func memberRegion(_ said: MemberRegion) {
+        string(said.from)
+        string(said.to)
+        u64(0)
+        u8(RaftFrame.regionTag)
+        string(said.region)
     }
 
     mutating func memberStatus(_ exchange: MemberStatusExchange) {
@@ -332,6 +352,10 @@ struct FrameReader {
         if tag == RaftFrame.apiAddressTag {
             guard term == 0 else { throw RaftFrame.malformed("an API address with term \(term)") }
             return .memberAPIAddress(MemberAPIAddress(from: from, to: to, address: try string()))
+        }
+        if tag == RaftFrame.regionTag {
+            guard term == 0 else { throw RaftFrame.malformed("a region with term \(term)") }
+            return .memberRegion(MemberRegion(from: from, to: to, region: try string()))
         }
         guard tag != RaftFrame.chunkTag else {
             let index = try logPosition()

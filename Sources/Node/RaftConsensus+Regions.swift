@@ -1,0 +1,49 @@
+import Replication
+
+extension RaftConsensus {
+    /// Tells the members and peers this member knows of (its `--peer`s too, before it has a
+    /// membership) which region it was started in, each once per replication address.
+    func tellRegion(toUntold members: [String: String]) {
+        guard let region else { return }
+        let untold = regions.withLock { regions in
+            let untold = members.filter { id, address in id != nodeID && regions.toldTo[id] != address }
+            regions.toldTo.merge(untold) { _, new in new }
+            return untold
+        }
+        for (id, address) in untold.sorted(by: { $0.key < $1.key }) { sendRegion(to: id, at: address, region) }
+    }
+
+    /// Tells `member` this member's region again (it connected in, or asked for a status).
+    func retellRegion(to member: String, at address: String) {
+        guard let region else { return }
+        regions.withLock { $0.toldTo[member] = address }
+        sendRegion(to: member, at: address, region)
+    }
+
+    private func sendRegion(to member: String, at address: String, _ region: String) {
+        let said = MemberRegion(from: nodeID, to: member, region: region)
+        transport.send(RaftFrame(group: group, memberRegion: said), to: address, lane: .status)
+    }
+
+    /// Another member (or a node about to be added) said which region it was started in.
+    func receive(_ said: MemberRegion) {
+        guard let region, !said.region.isEmpty else { return }
+        let due = regions.withLock { $0.record(said.region, from: said.from, own: region) }
+        guard due else { return }
+        logger.error(
+            "\(group): \(said.from) was started with --region \(said.region), this member with --region \(region): its Raft messages are ignored here, as if it could not be reached. A member's region is fixed when its data directory is first used: start the member that is wrong on an empty data directory with the region's name (remove it first if it was added: dwcp cluster remove-member \(said.from))"
+        )
+    }
+
+    /// The region `member` said it was started in, when that is not this member's; nil when it is,
+    /// or when it has not said (a dwcp before regions were exchanged, or not heard from yet).
+    public func otherRegion(of member: String) -> String? {
+        guard let region else { return nil }
+        return regions.withLock { $0.otherRegion(of: member, own: region) }
+    }
+
+    /// The region `member` said it was started in (this member's own for itself); nil when unknown.
+    public func region(of member: String) -> String? {
+        member == nodeID ? region : regions.withLock { $0.said[member] }
+    }
+}

@@ -1,0 +1,99 @@
+import Foundation
+import Logging
+import Replication
+import Store
+import TestSupport
+import Testing
+
+@testable import Node
+
+@Suite struct MemberRegionTests {
+    @Test(
+        "a member started with another --region is cut off: the others lead and commit without it, and it takes none of their entries"
+    )
+    func memberOfAnotherRegionIsIgnored() async throws {
+        let dir = TemporaryDirectory()
+        try await withThreeMembers(dir, regions: ["n3": "us"]) { nodes, _ in
+            let (n1, n3) = (nodes[0].raft!, nodes[2].raft!)
+            // Each side heard the other's region (n3 says it to both as it starts; they to it).
+            #expect(try await waitUntil { n1.otherRegion(of: "n3") == "us" && n3.otherRegion(of: "n1") == "eu" })
+            #expect(n1.otherRegion(of: "n2") == nil && n1.region(of: "n2") == "eu")
+            let leaderID = try #require(n1.status.leader)
+            let leader = try #require(nodes.first { $0.configuration.nodeID == leaderID })
+            let before = nodes[2].log.lastIndex
+
+            // Writes commit on the two members in "eu"; n3's log gets none of them.
+            for name in ["h1", "h2", "h3"] { _ = try await leader.submit(NodeIntentTests.host(name)) }
+            let written = leader.log.lastIndex
+            #expect(try await waitUntil { nodes[0].applied.value >= written && nodes[1].applied.value >= written })
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(nodes[2].log.lastIndex == before, "n3 took the leader's entries: \(nodes[2].log.lastIndex)")
+            #expect(try await rows(nodes[2], "SELECT name FROM hosts") == "[]")
+            #expect(n3.status.leader != leaderID, "n3 follows the leader of another region")
+
+            // The cluster status the leader gives shows n3's region.
+            let status = await leader.clusterStatus(timeout: .milliseconds(500))
+            #expect(status["region"] == .string("eu"))
+            guard case .array(let members) = status["members"] else {
+                Issue.record("no members in \(status.serialized())")
+                return
+            }
+            let third = members.first { $0["id"] == .string("n3") }
+            #expect(third?["region"] == .string("us"), "\(status.serialized())")
+        }
+    }
+
+    @Test("dwcp cluster add-member refuses a node that said it was started with another --region")
+    func joinerOfAnotherRegionIsRefused() async throws {
+        let dir = TemporaryDirectory()
+        try await withThreeMembers(dir) { nodes, peers in
+            let leaderID = try #require(nodes[0].raft!.status.leader)
+            let leader = try #require(nodes.first { $0.configuration.nodeID == leaderID })
+            var logger = Logger(label: "test")
+            logger.logLevel = .critical
+            var configuration = NodeConfiguration(
+                dataDirectory: dir.file("n4"), nodeID: "n4", region: "us", apiPort: 0)
+            let port = try closedPort()
+            configuration.replication = ReplicationConfiguration(
+                listenHost: "127.0.0.1", listenPort: port, peers: peers, join: true)
+            let joiner = try Node(configuration: configuration, logger: logger)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await joiner.run() }
+                defer { group.cancelAll() }
+                // n4 tells its --peers its region as it starts, before it is added.
+                let told = try await waitUntil { leader.raft!.otherRegion(of: "n4") == "us" }
+                #expect(told)
+                let refusal = await #expect(throws: NodeError.self) {
+                    _ = try await leader.raft!.changeMembership(.addLearner(id: "n4", address: "127.0.0.1:\(port)"))
+                }
+                #expect(refusal?.code == .invalid)
+                #expect(refusal?.message.contains("--region us") == true, "\(String(describing: refusal))")
+                #expect(leader.raft!.status.membership.all["n4"] == nil)
+            }
+        }
+    }
+
+    @Test(
+        "MemberRegions keeps what each member said, logs a mismatch once a minute, and keeps a bounded number of senders"
+    )
+    func memberRegionsBookkeeping() {
+        var regions = MemberRegions()
+        let start = ContinuousClock.now
+        let due = [
+            regions.record("eu", from: "n2", own: "eu", at: start),
+            regions.record("us", from: "n3", own: "eu", at: start),
+            regions.record("us", from: "n3", own: "eu", at: start + .seconds(30)),  // within a minute
+            regions.record("us", from: "n3", own: "eu", at: start + .seconds(61)),
+        ]
+        #expect(due == [false, true, false, true])
+        #expect(regions.otherRegion(of: "n2", own: "eu") == nil)
+        #expect(regions.otherRegion(of: "n3", own: "eu") == "us")
+        // Restarted with the region's name: no longer cut off.
+        let dueAgain = regions.record("eu", from: "n3", own: "eu", at: start + .seconds(62))
+        #expect(!dueAgain)
+        #expect(regions.otherRegion(of: "n3", own: "eu") == nil)
+        for i in 0..<(MemberRegions.capacity + 10) { _ = regions.record("us", from: "x\(i)", own: "eu", at: start) }
+        #expect(regions.said.count == MemberRegions.capacity)
+        #expect(regions.otherRegion(of: "x\(MemberRegions.capacity + 5)", own: "eu") == nil)
+    }
+}

@@ -253,11 +253,20 @@ public final class RaftConsensus: Consensus {
         // A node outside its own membership that knows no leader (one not added yet, or removed
         // and told nothing since) is told so here. One that knows a leader forwards: a learner
         // just added has not received the entry that adds it, and the leader decides.
-        let (isMember, knowsLeader) = state.withLock { ($0.membership.contains(nodeID), $0.leader != nil) }
+        let (isMember, knowsLeader, others) = state.withLock {
+            ($0.membership.contains(nodeID), $0.leader != nil, $0.membership.all.keys.filter { $0 != nodeID })
+        }
         guard isMember || knowsLeader else {
             throw NodeError(
                 .unavailable,
                 "\(nodeID) is not a member of the region as far as it knows (removed, or not yet added with dwcp cluster add-member) and knows no leader: send the intent to a member"
+            )
+        }
+        // A member the others cut off for its --region knows no leader and never will.
+        if !knowsLeader, let region, let other = others.lazy.compactMap({ self.otherRegion(of: $0) }).first {
+            throw NodeError(
+                .unavailable,
+                "\(nodeID) was started with --region \(region), but the region's other members say \(other): they ignore it (see its log); send the intent to one of them"
             )
         }
         let count = UInt64(payloads.count)

@@ -30,6 +30,11 @@ import Testing
             #expect(nodes[2].log.lastIndex == before, "n3 took the leader's entries: \(nodes[2].log.lastIndex)")
             #expect(try await rows(nodes[2], "SELECT name FROM hosts") == "[]")
             #expect(n3.status.leader != leaderID, "n3 follows the leader of another region")
+            // An intent sent to n3 is refused at once, saying why.
+            let refusal = await #expect(throws: NodeError.self) {
+                _ = try await nodes[2].submit(NodeIntentTests.host("h9", region: "us"))
+            }
+            #expect(refusal?.message.contains("say eu: they ignore it") == true, "\(String(describing: refusal))")
 
             // The cluster status the leader gives shows n3's region.
             let status = await leader.clusterStatus(timeout: .milliseconds(500))

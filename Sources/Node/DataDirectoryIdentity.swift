@@ -38,14 +38,9 @@ struct DataDirectoryIdentity: Codable, Equatable, Sendable {
     /// Checks `configuration` against the identity its data directory records, and records it
     /// when there is none (a new directory, or one from before identities were recorded, which is
     /// taken to be this node's) or the log is still empty (`logIsEmpty`: a first start that was
-    /// wrong, or failed, ties nothing down). The region alone may also change while the log holds
-    /// no fleet records (`logHoldsRecords`, asked only then): a member started under the wrong
-    /// `--region` that its region cut off (``MemberRegion``) holds only the region's first
-    /// membership. Throws, changing nothing, when they differ otherwise or the file cannot be read.
-    static func check(
-        _ configuration: NodeConfiguration, logIsEmpty: Bool, logHoldsRecords: () throws -> Bool = { true },
-        logger: Logger
-    ) throws {
+    /// wrong, or failed, ties nothing down). Throws, changing nothing, when they differ or the
+    /// file cannot be read.
+    static func check(_ configuration: NodeConfiguration, logIsEmpty: Bool, logger: Logger) throws {
         let path = configuration.dataDirectory + "/" + fileName
         let starting = DataDirectoryIdentity(configuration)
         // Missing (or left empty by a crash as it was first written): this start's is recorded.
@@ -64,20 +59,9 @@ struct DataDirectoryIdentity: Codable, Equatable, Sendable {
                 cause: error)
         }
         guard let mismatch = recorded.mismatch(starting, directory: configuration.dataDirectory) else { return }
-        if logIsEmpty {
-            try record(starting, at: path)
-            logger.notice(
-                "\(path) named \(recorded.described), but the log is empty: it now names \(starting.described)")
-            return
-        }
-        let regionAlone =
-            recorded.nodeID == starting.nodeID && recorded.replicated == starting.replicated
-            && recorded.region != starting.region
-        guard regionAlone, try !logHoldsRecords() else { throw NodeError(.invalid, mismatch) }
+        guard logIsEmpty else { throw NodeError(.invalid, mismatch) }
         try record(starting, at: path)
-        logger.notice(
-            "\(path) named \(recorded.described), but the log holds no fleet records yet: it now names \(starting.described)"
-        )
+        logger.notice("\(path) named \(recorded.described), but the log is empty: it now names \(starting.described)")
     }
 
     /// The file's bytes; nil when it does not exist. Any other failure to read it is an error:

@@ -5,23 +5,32 @@ import Replication
 /// Kept by ``RaftConsensus`` under one lock; its Raft messages from a member it finds here in
 /// another region are ignored.
 struct MemberRegions: Sendable {
-    /// What each member said, by id. Senders that are not (yet) members are kept too: a node
+    /// What each member said, by id; and what a few senders that are not members said (a node
     /// started with `--join` says its region to its `--peer`s before it is added, so that
-    /// `dwcp cluster add-member` can refuse it.
+    /// `dwcp cluster add-member` can refuse it).
     private(set) var said: [String: String] = [:]
-    /// The members told this member's region, and at which replication address.
+    /// The members this one has told its region, and at which replication address.
     var toldTo: [String: String] = [:]
     private var throttles: [String: LogThrottle] = [:]
+    /// The members as of the latest membership: what a member that left said is forgotten, so
+    /// that its id, added again, starts untainted.
+    private var members: Set<String> = []
+    /// The senders kept that are not members, oldest first.
+    private var outsiders: [String] = []
 
-    /// The most senders kept: ids come off the network.
-    static let capacity = 1024
+    /// The most senders kept that are not members (the oldest is forgotten first): ids come off
+    /// the network.
+    static let outsiderCapacity = 64
 
     /// Records what `member` said; returns true when that region differs from `own` and a log line
     /// about it is due (the first time, then once a minute).
     mutating func record(_ region: String, from member: String, own: String, at now: ContinuousClock.Instant = .now)
         -> Bool
     {
-        guard said[member] != nil || said.count < Self.capacity else { return false }
+        if !members.contains(member), said[member] == nil {
+            outsiders.append(member)
+            if outsiders.count > Self.outsiderCapacity { forget(outsiders.removeFirst()) }
+        }
         said[member] = region
         guard region != own else {
             throttles[member] = nil
@@ -30,9 +39,33 @@ struct MemberRegions: Sendable {
         return throttles[member, default: LogThrottle(interval: .seconds(60))].admit(at: now) != nil
     }
 
+    /// A new membership: what members that left said is forgotten; new members stop counting
+    /// against the outsiders' room.
+    mutating func noteMembers(_ current: Set<String>) {
+        for id in members.subtracting(current) { forget(id) }
+        members = current
+        outsiders.removeAll { current.contains($0) }
+    }
+
+    private mutating func forget(_ id: String) {
+        said[id] = nil
+        throttles[id] = nil
+        toldTo[id] = nil
+    }
+
     /// The region `member` said when it is not `own`; nil when it said `own` or nothing yet.
     func otherRegion(of member: String, own: String) -> String? {
         guard let region = said[member], region != own else { return nil }
         return region
+    }
+
+    /// The region a majority of `voters` said, when it is not `own`: this member (`id`) is then the
+    /// one started under the wrong name, not the others. Nil when no other region has a majority.
+    func majorityRegion(of voters: Set<String>, own: String, id: String) -> String? {
+        var counts: [String: Int] = [:]
+        for voter in voters where voter != id {
+            if let region = otherRegion(of: voter, own: own) { counts[region, default: 0] += 1 }
+        }
+        return counts.first { $0.value >= voters.count / 2 + 1 }?.key
     }
 }

@@ -60,8 +60,7 @@ public final class Node: Service, Sendable {
         metrics = NodeMetrics()
         log = try LogStore(path: configuration.logPath, metrics: metrics.log)
         try DataDirectoryIdentity.check(
-            configuration, logIsEmpty: log.lastIndex == 0 && log.snapshot.index == 0,
-            logHoldsRecords: { [log] in try Self.holdsRecords(log) }, logger: logger)
+            configuration, logIsEmpty: log.lastIndex == 0 && log.snapshot.index == 0, logger: logger)
         let entries = try log.verify()
         views = try ViewStore(path: configuration.viewsPath)
         if let reason = views.rebuildReason {
@@ -185,15 +184,6 @@ public final class Node: Service, Sendable {
         raft?.listening.close(reason: why)
         logger.info("node \(configuration.nodeID) stopped at applied index \(applied.value)")
         if let failure { throw failure }
-    }
-
-    /// Whether `log` holds a fleet record, or may: a snapshot, or more entries than are worth
-    /// reading through (a log of membership changes and no-ops alone stays short).
-    static func holdsRecords(_ log: LogStore) throws -> Bool {
-        guard log.snapshot.index == 0 else { return true }
-        guard log.lastIndex >= log.firstIndex else { return false }
-        guard log.lastIndex - log.firstIndex < 1_000 else { return true }
-        return try log.entries(in: log.firstIndex...log.lastIndex).contains { $0.kind == .record }
     }
 
     /// Creates the data directory (and its parents) unless it exists; says why not in words.

@@ -100,7 +100,6 @@ extension RaftConsensus {
             for id in known.keys where members[id] == nil { known[id] = nil }
         }
         tellAPIAddress(toUntold: members)
-        tellRegion(toUntold: members)
         // (A member's own 103 may have come before this one knew it as a member, and been dropped.)
         let unknown = apiAddresses.withLock { known in members.filter { $0.key != nodeID && known[$0.key] == nil } }
         for (id, address) in unknown.sorted(by: { $0.key < $1.key }) { askForAPIAddress(of: id, at: address) }

@@ -28,11 +28,26 @@ extension RaftConsensus {
     /// Another member (or a node about to be added) said which region it was started in.
     func receive(_ said: MemberRegion) {
         guard let region, !said.region.isEmpty else { return }
-        let due = regions.withLock { $0.record(said.region, from: said.from, own: region) }
+        let voters = Set(status.membership.voters.keys)
+        let (due, majority) = regions.withLock {
+            (
+                $0.record(said.region, from: said.from, own: region),
+                $0.majorityRegion(of: voters, own: region, id: nodeID)
+            )
+        }
         guard due else { return }
+        let remedy =
+            majority.map { "most of the region's voters say \($0): start this member again with --region \($0)" }
+            ?? "start \(said.from) again with --region \(region)"
         logger.error(
-            "\(group): \(said.from) was started with --region \(said.region), this member with --region \(region): its Raft messages are ignored here, as if it could not be reached. A member's region is fixed when its data directory is first used: start the member that is wrong on an empty data directory with the region's name (remove it first if it was added: dwcp cluster remove-member \(said.from))"
+            "\(group): \(said.from) was started with --region \(said.region), this member with --region \(region): its Raft messages are ignored here, as if it could not be reached; \(remedy) (a data directory records its region: one that is refused must be emptied first)"
         )
+    }
+
+    /// Forgets what members that left said of their regions (``MemberRegions/noteMembers(_:)``).
+    func noteRegions(members: [String: String]) {
+        regions.withLock { $0.noteMembers(Set(members.keys)) }
+        tellRegion(toUntold: members)
     }
 
     /// The region `member` said it was started in, when that is not this member's; nil when it is,
@@ -40,6 +55,14 @@ extension RaftConsensus {
     public func otherRegion(of member: String) -> String? {
         guard let region else { return nil }
         return regions.withLock { $0.otherRegion(of: member, own: region) }
+    }
+
+    /// The region most of the voters said when it is not this member's: this member is the one
+    /// started under the wrong name, and they ignore it. Nil otherwise.
+    func regionOfTheOthers() -> String? {
+        guard let region else { return nil }
+        let voters = Set(status.membership.voters.keys)
+        return regions.withLock { $0.majorityRegion(of: voters, own: region, id: nodeID) }
     }
 
     /// The region `member` said it was started in (this member's own for itself); nil when unknown.

@@ -253,9 +253,7 @@ public final class RaftConsensus: Consensus {
         // A node outside its own membership that knows no leader (one not added yet, or removed
         // and told nothing since) is told so here. One that knows a leader forwards: a learner
         // just added has not received the entry that adds it, and the leader decides.
-        let (isMember, knowsLeader, others) = state.withLock {
-            ($0.membership.contains(nodeID), $0.leader != nil, $0.membership.all.keys.filter { $0 != nodeID })
-        }
+        let (isMember, knowsLeader) = state.withLock { ($0.membership.contains(nodeID), $0.leader != nil) }
         guard isMember || knowsLeader else {
             throw NodeError(
                 .unavailable,
@@ -263,10 +261,10 @@ public final class RaftConsensus: Consensus {
             )
         }
         // A member the others cut off for its --region knows no leader and never will.
-        if !knowsLeader, let region, let other = others.lazy.compactMap({ self.otherRegion(of: $0) }).first {
+        if !knowsLeader, let region, let others = regionOfTheOthers() {
             throw NodeError(
                 .unavailable,
-                "\(nodeID) was started with --region \(region), but the region's other members say \(other): they ignore it (see its log); send the intent to one of them"
+                "\(nodeID) was started with --region \(region), but most of the region's voters say \(others): they ignore it (see its log); send the intent to one of them"
             )
         }
         let count = UInt64(payloads.count)
@@ -408,6 +406,11 @@ public final class RaftConsensus: Consensus {
     /// none did in time.
     func moveLeadership(to target: String?, timeout: Duration) async throws -> (leader: String, term: UInt64) {
         let started = ContinuousClock.now
+        if let target, let other = otherRegion(of: target), let region {
+            throw NodeError(
+                .invalid,
+                "\(target) says it was started with --region \(other), not \(region): it cannot lead this region")
+        }
         let chosen = try withRaft { raft -> String in
             guard raft.isLeader else {
                 throw ReplicationError(.notLeader, "\(nodeID) is not the leader", leader: raft.leader)
@@ -447,7 +450,7 @@ public final class RaftConsensus: Consensus {
             if let other = otherRegion(of: id), let region {
                 throw NodeError(
                     .invalid,
-                    "\(id) says it was started with --region \(other), but this region is \(region): start it again on an empty data directory with --region \(region)"
+                    "\(id) says it was started with --region \(other), but this region is \(region): start it again with --region \(region) (a data directory records its region: one that is refused must be emptied first)"
                 )
             }
         case .remove: break
@@ -816,6 +819,7 @@ public final class RaftConsensus: Consensus {
             current.merge(members) { _, new in new }
         }
         noteAPIAddresses(members: members)
+        noteRegions(members: members)
         logger.info(
             "\(group): \(nodeID) is \(status.role.rawValue) in term \(status.term), leader \(status.leader ?? "none"), members \(status.membership)"
         )

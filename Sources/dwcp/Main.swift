@@ -20,10 +20,17 @@ enum Main {
             if code == .success {
                 Dwcp.exit(withError: error)  // --help, --version: full text, exit 0
             }
-            let message = unknownOptionHiddenBehind(error) ?? oneLine(Dwcp.message(for: error)) ?? "\(error)"
+            let message = usageMessage(for: error)
             FileHandle.standardError.write(Data("dwcp: \(message) (see 'dwcp help')\n".utf8))
             exit(code == .validationFailure ? 64 : code.rawValue)
         }
+    }
+
+    /// The one line printed for a command line ArgumentParser refused.
+    static func usageMessage(for error: any Error, arguments: [String] = Array(CommandLine.arguments.dropFirst()))
+        -> String
+    {
+        unknownOptionHiddenBehind(error, arguments: arguments) ?? oneLine(Dwcp.message(for: error)) ?? "\(error)"
     }
 
     /// ArgumentParser reports a missing required option before an unknown one, so a mistyped

@@ -9,7 +9,7 @@ import Testing
             _ = try Dwcp.parseAsRoot(arguments)
             return nil
         } catch {
-            return Main.unknownOptionHiddenBehind(error, arguments: arguments) ?? Main.oneLine(Dwcp.message(for: error))
+            return Main.usageMessage(for: error, arguments: arguments)
         }
     }
 

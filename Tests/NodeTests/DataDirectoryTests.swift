@@ -62,30 +62,6 @@ import Testing
         // Refusals change nothing.
         #expect(FileManager.default.contents(atPath: file) == recorded)
 
-        // While the log holds no fleet records (only the region's membership), the region alone
-        // may change: a member its region cut off for another --region is started again under the
-        // right one. Not the id, and not the region once records are in.
-        let member = dir.file("member")
-        try FileManager.default.createDirectory(atPath: member, withIntermediateDirectories: true)
-        try check(Self.configuration(member, region: "us"))
-        let noRecords = { false }
-        #expect(throws: NodeError.self) {
-            try DataDirectoryIdentity.check(
-                Self.configuration(member, region: "eu"), logIsEmpty: false, logHoldsRecords: { true }, logger: logger)
-        }
-        #expect(throws: NodeError.self) {
-            try DataDirectoryIdentity.check(
-                Self.configuration(member, id: "n9", region: "us"), logIsEmpty: false, logHoldsRecords: noRecords,
-                logger: logger)
-        }
-        try DataDirectoryIdentity.check(
-            Self.configuration(member, region: "eu"), logIsEmpty: false, logHoldsRecords: noRecords, logger: logger)
-        #expect(
-            try JSONDecoder().decode(
-                DataDirectoryIdentity.self,
-                from: try #require(FileManager.default.contents(atPath: member + "/identity.json")))
-                == DataDirectoryIdentity(nodeID: "n1", region: "eu", replicated: true))
-
         // A single node's directory cannot become a member.
         let single = dir.file("single")
         try FileManager.default.createDirectory(atPath: single, withIntermediateDirectories: true)

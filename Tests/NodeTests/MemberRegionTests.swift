@@ -17,7 +17,11 @@ import Testing
             let (n1, n3) = (nodes[0].raft!, nodes[2].raft!)
             // Each side heard the other's region (n3 says it to both as it starts; they to it).
             #expect(try await waitUntil { n1.otherRegion(of: "n3") == "us" && n3.otherRegion(of: "n1") == "eu" })
-            #expect(n1.otherRegion(of: "n2") == nil && n1.region(of: "n2") == "eu")
+            #expect(try await waitUntil { n1.region(of: "n2") == "eu" })
+            #expect(n1.otherRegion(of: "n2") == nil)
+            // Only n3 finds itself outnumbered: n1 and n2 do not take the blame.
+            #expect(n3.regionOfTheOthers() == "eu")
+            #expect(n1.regionOfTheOthers() == nil && nodes[1].raft!.regionOfTheOthers() == nil)
             let leaderID = try #require(n1.status.leader)
             let leader = try #require(nodes.first { $0.configuration.nodeID == leaderID })
             let before = nodes[2].log.lastIndex
@@ -34,7 +38,13 @@ import Testing
             let refusal = await #expect(throws: NodeError.self) {
                 _ = try await nodes[2].submit(NodeIntentTests.host("h9", region: "us"))
             }
-            #expect(refusal?.message.contains("say eu: they ignore it") == true, "\(String(describing: refusal))")
+            #expect(
+                refusal?.message.contains("voters say eu: they ignore it") == true, "\(String(describing: refusal))")
+            // Nor can n3 be handed the leadership.
+            let transfer = await #expect(throws: NodeError.self) {
+                _ = try await leader.raft!.moveLeadership(to: "n3", timeout: .seconds(1))
+            }
+            #expect(transfer?.message.contains("cannot lead this region") == true, "\(String(describing: transfer))")
 
             // The cluster status the leader gives shows n3's region.
             let status = await leader.clusterStatus(timeout: .milliseconds(500))
@@ -79,10 +89,11 @@ import Testing
     }
 
     @Test(
-        "MemberRegions keeps what each member said, logs a mismatch once a minute, and keeps a bounded number of senders"
+        "MemberRegions keeps what each member said, logs a mismatch once a minute, forgets members that left, and keeps a few outsiders"
     )
     func memberRegionsBookkeeping() {
         var regions = MemberRegions()
+        regions.noteMembers(["n1", "n2", "n3"])
         let start = ContinuousClock.now
         let due = [
             regions.record("eu", from: "n2", own: "eu", at: start),
@@ -93,12 +104,35 @@ import Testing
         #expect(due == [false, true, false, true])
         #expect(regions.otherRegion(of: "n2", own: "eu") == nil)
         #expect(regions.otherRegion(of: "n3", own: "eu") == "us")
+        // n3 alone is no majority of three voters; seen from n3, the two that said eu are.
+        #expect(regions.majorityRegion(of: ["n1", "n2", "n3"], own: "eu", id: "n1") == nil)
+        var seenFromN3 = MemberRegions()
+        seenFromN3.noteMembers(["n1", "n2", "n3"])
+        _ = seenFromN3.record("eu", from: "n1", own: "us", at: start)
+        #expect(seenFromN3.majorityRegion(of: ["n1", "n2", "n3"], own: "us", id: "n3") == nil, "one of two")
+        _ = seenFromN3.record("eu", from: "n2", own: "us", at: start)
+        #expect(seenFromN3.majorityRegion(of: ["n1", "n2", "n3"], own: "us", id: "n3") == "eu")
         // Restarted with the region's name: no longer cut off.
         let dueAgain = regions.record("eu", from: "n3", own: "eu", at: start + .seconds(62))
         #expect(!dueAgain)
         #expect(regions.otherRegion(of: "n3", own: "eu") == nil)
-        for i in 0..<(MemberRegions.capacity + 10) { _ = regions.record("us", from: "x\(i)", own: "eu", at: start) }
-        #expect(regions.said.count == MemberRegions.capacity)
-        #expect(regions.otherRegion(of: "x\(MemberRegions.capacity + 5)", own: "eu") == nil)
+        // A member that leaves is forgotten: its id, added again later, starts untainted.
+        _ = regions.record("us", from: "n3", own: "eu", at: start)
+        regions.noteMembers(["n1", "n2"])
+        #expect(regions.said["n3"] == nil)
+        // Senders that are not members: the newest few are kept; one added stops counting as one.
+        _ = regions.record("us", from: "n4", own: "eu", at: start)
+        for i in 0..<(MemberRegions.outsiderCapacity + 10) {
+            _ = regions.record("us", from: "x\(i)", own: "eu", at: start)
+        }
+        #expect(regions.said["n4"] == nil, "the oldest outsider is forgotten first")
+        #expect(regions.said["x\(MemberRegions.outsiderCapacity + 9)"] == "us")
+        #expect(regions.said.count == 1 + MemberRegions.outsiderCapacity, "n2 and the outsiders")
+        _ = regions.record("us", from: "n5", own: "eu", at: start)
+        regions.noteMembers(["n1", "n2", "n5"])
+        for i in 100..<(100 + MemberRegions.outsiderCapacity) {
+            _ = regions.record("us", from: "x\(i)", own: "eu", at: start)
+        }
+        #expect(regions.said["n5"] == "us", "a member is not forgotten to make room for outsiders")
     }
 }

@@ -39,4 +39,14 @@ import Testing
         ])
         #expect(try JSONValue.parse(value.serialized()) == sorted)
     }
+
+    @Test("integers parse exactly, above 2^53 too (a SQL answer's 64-bit values); fractions stay doubles")
+    func integersParseExactly() throws {
+        // (Foundation reads negative integers below -2^53 as doubles: those still lose digits.)
+        for n: Int64 in [9_007_199_254_740_993, .max, -9_007_199_254_740_992, -3, 0] {
+            #expect(try JSONValue.parse(String(n)) == .int(n), "\(n)")
+        }
+        #expect(try JSONValue.parse("2.5") == .double(2.5))
+        #expect(try JSONValue.parse("[1e300]") == .array([.double(1e300)]))
+    }
 }

@@ -112,7 +112,10 @@ public enum JSONValue: Sendable, Equatable {
         switch any {
         case is NSNull: return .null
         case let n as NSNumber:
-            if String(cString: n.objCType) == "c" { return .bool(n.boolValue) }
+            let type = String(cString: n.objCType)
+            if type == "c" { return .bool(n.boolValue) }
+            // An integer Foundation read as one is exact; through Double it would not be above 2^53.
+            if ["q", "l", "i", "s"].contains(type) { return .int(n.int64Value) }
             if n.doubleValue == n.doubleValue.rounded() && abs(n.doubleValue) < 9e15 { return .int(n.int64Value) }
             return .double(n.doubleValue)
         case let s as String: return .string(s)

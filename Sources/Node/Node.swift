@@ -61,7 +61,15 @@ public final class Node: Service, Sendable {
         log = try LogStore(path: configuration.logPath, metrics: metrics.log)
         try DataDirectoryIdentity.check(
             configuration, logIsEmpty: log.lastIndex == 0 && log.snapshot.index == 0, logger: logger)
-        let entries = try log.verify()
+        let entries: Int
+        do {
+            entries = try log.verify()
+        } catch let error as StoreError where error.code == .corruptEntry {
+            throw NodeError(
+                .unavailable,
+                "the log in \(configuration.logPath) is damaged: \(error.message). Restore the data directory from a backup; a region's member can instead be emptied, removed and added again (dwcp cluster remove-member, then serve --join and add-member)",
+                cause: error)
+        }
         views = try ViewStore(path: configuration.viewsPath)
         if let reason = views.rebuildReason {
             let from = log.snapshot.index > 0 ? "snapshot \(log.snapshot.index) and the log after it" : "the log"

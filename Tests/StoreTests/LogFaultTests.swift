@@ -53,6 +53,29 @@ import Testing
         #expect(try reopened.verify() == 13)
     }
 
+    @Test(
+        "a data file cut short is refused when the log opens, naming the file, instead of crashing on a read past its end"
+    )
+    func truncatedDataFileIsRefused() async throws {
+        let dir = TemporaryDirectory()
+        let log = try openStore(dir)
+        let big = (1...400).map {
+            LogEntry(index: $0, term: 1, payload: Array(repeating: UInt8($0 % 251), count: 2_000))
+        }
+        try await log.append(big)
+        try await log.checkpoint()
+        log.close()
+        let file = dir.file("log") + "/data.mdb"
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: file)[.size] as? Int)
+        try #require(size > 200_000, "the entries fill pages: \(size)")
+        #expect(truncate(file, 20_000) == 0)
+        #expect {
+            _ = try openStore(dir)
+        } throws: { error in
+            (error as? StoreError)?.message.contains("data.mdb is 20000 bytes, shorter than") == true
+        }
+    }
+
     @Test("a crash right after a torn record keeps exactly what was acknowledged")
     func crashAfterTornRecord() async throws {
         let dir = TemporaryDirectory()

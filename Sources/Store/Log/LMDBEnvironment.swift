@@ -25,16 +25,28 @@ final class LMDBEnvironment: @unchecked Sendable {
         self.maximumMapSize = maximumMapSize
         resizeLock = .allocate(capacity: 1)
         pthread_rwlock_init(resizeLock, nil)
-        do {
-            try Self.check(mdb_env_set_maxdbs(env, MDB_dbi(maxDatabases)), "mdb_env_set_maxdbs")
-            try Self.check(mdb_env_set_mapsize(env, initialMapSize), "mdb_env_set_mapsize")
-            try Self.check(mdb_env_open(env, path, UInt32(MDB_NOTLS), 0o644), "mdb_env_open \(path)")
-        } catch {
-            mdb_env_close(env)
-            pthread_rwlock_destroy(resizeLock)
-            resizeLock.deallocate()
-            throw error
-        }
+        // Every stored property is set: a throw from here on runs deinit, which closes and frees.
+        try Self.check(mdb_env_set_maxdbs(env, MDB_dbi(maxDatabases)), "mdb_env_set_maxdbs")
+        try Self.check(mdb_env_set_mapsize(env, initialMapSize), "mdb_env_set_mapsize")
+        try Self.check(mdb_env_open(env, path, UInt32(MDB_NOTLS), 0o644), "mdb_env_open \(path)")
+        try Self.checkLength(env, path: path)
+    }
+
+    /// Refuses a data file shorter than the pages its meta page counts: LMDB maps the file, and a
+    /// read of a page past its end would stop the process with SIGBUS instead of an error.
+    private static func checkLength(_ env: OpaquePointer, path: String) throws {
+        var info = MDB_envinfo()
+        var stat = MDB_stat()
+        mdb_env_info(env, &info)
+        mdb_env_stat(env, &stat)
+        let file = path + "/data.mdb"
+        guard let size = (try? FileManager.default.attributesOfItem(atPath: file))?[.size] as? Int else { return }
+        let needed = (info.me_last_pgno + 1) * Int(stat.ms_psize)
+        guard size < needed else { return }
+        throw StoreError(
+            .lmdb,
+            "\(file) is \(size) bytes, shorter than the \(needed) its last page ends at: it was cut short (a copy that did not finish, a full disk). Restore the data directory from a backup; a region's member can instead be emptied, removed and added again (dwcp cluster remove-member, then serve --join and add-member)"
+        )
     }
 
     deinit {

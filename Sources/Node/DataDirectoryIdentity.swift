@@ -35,19 +35,40 @@ struct DataDirectoryIdentity: Codable, Equatable, Sendable {
         replicated = configuration.replication != nil
     }
 
-    /// Checks `configuration` against the identity its data directory records, and records it
-    /// when there is none (a new directory, or one from before identities were recorded, which is
-    /// taken to be this node's) or the log is still empty (`logIsEmpty`: a first start that was
-    /// wrong, or failed, ties nothing down). Throws, changing nothing, when they differ or the
-    /// file cannot be read.
-    static func check(_ configuration: NodeConfiguration, logIsEmpty: Bool, logger: Logger) throws {
+    /// An identity to record once the start has passed its other checks, and the line to log then.
+    struct Pending: Sendable {
+        var identity: DataDirectoryIdentity
+        var note: String
+        /// Recorded for a log that already holds entries (a directory from before identities).
+        var logHeldEntries: Bool
+    }
+
+    /// Checks `configuration` against the identity its data directory records. Returns the
+    /// identity to record when there is none (a new directory, or one from before identities were
+    /// recorded, which is taken to be this node's) or the log is still empty (`logIsEmpty`: a
+    /// first start that was wrong, or failed, ties nothing down); the caller records it with
+    /// ``record(_:in:logger:)`` only once the start's other checks have passed, so that a start
+    /// refused for another reason leaves the directory as it was. Throws when they differ, or the
+    /// file cannot be read, or is empty while the log holds entries (a file written atomically is
+    /// never left empty by a crash: it was damaged).
+    static func check(_ configuration: NodeConfiguration, logIsEmpty: Bool) throws -> Pending? {
         let path = configuration.dataDirectory + "/" + fileName
         let starting = DataDirectoryIdentity(configuration)
-        // Missing (or left empty by a crash as it was first written): this start's is recorded.
-        guard let data = try read(path), !data.isEmpty else {
-            try record(starting, at: path)
-            logger.info("recorded in \(path): this directory belongs to \(starting.described)")
-            return
+        guard let data = try read(path) else {
+            return Pending(
+                identity: starting, note: "recorded in \(path): this directory belongs to \(starting.described)",
+                logHeldEntries: !logIsEmpty)
+        }
+        guard !data.isEmpty || logIsEmpty else {
+            throw NodeError(
+                .invalid,
+                "\(path) is empty, but the log holds entries: it names the node this directory belongs to; restore it, or remove it to have this start's node id and region recorded"
+            )
+        }
+        guard !data.isEmpty else {
+            return Pending(
+                identity: starting, note: "recorded in \(path): this directory belongs to \(starting.described)",
+                logHeldEntries: false)
         }
         let recorded: DataDirectoryIdentity
         do {
@@ -58,10 +79,18 @@ struct DataDirectoryIdentity: Codable, Equatable, Sendable {
                 "\(path) is damaged (\(error)): it names the node this directory belongs to; restore it, or remove it to have this start's node id and region recorded",
                 cause: error)
         }
-        guard let mismatch = recorded.mismatch(starting, directory: configuration.dataDirectory) else { return }
+        guard let mismatch = recorded.mismatch(starting, directory: configuration.dataDirectory) else { return nil }
         guard logIsEmpty else { throw NodeError(.invalid, mismatch) }
-        try record(starting, at: path)
-        logger.notice("\(path) named \(recorded.described), but the log is empty: it now names \(starting.described)")
+        return Pending(
+            identity: starting,
+            note: "\(path) named \(recorded.described), but the log is empty: it now names \(starting.described)",
+            logHeldEntries: false)
+    }
+
+    /// Records `pending` in `directory`.
+    static func record(_ pending: Pending, in directory: String, logger: Logger) throws {
+        try record(pending.identity, at: directory + "/" + fileName)
+        logger.notice("\(pending.note)")
     }
 
     /// The file's bytes; nil when it does not exist. Any other failure to read it is an error:

@@ -59,8 +59,8 @@ public final class Node: Service, Sendable {
         dataDirectoryLock = try DataDirectoryLock(directory: configuration.dataDirectory)
         metrics = NodeMetrics()
         log = try LogStore(path: configuration.logPath, metrics: metrics.log)
-        try DataDirectoryIdentity.check(
-            configuration, logIsEmpty: log.lastIndex == 0 && log.snapshot.index == 0, logger: logger)
+        let identity = try DataDirectoryIdentity.check(
+            configuration, logIsEmpty: log.lastIndex == 0 && log.snapshot.index == 0)
         let entries: Int
         do {
             entries = try log.verify()
@@ -121,6 +121,11 @@ public final class Node: Service, Sendable {
             logger.notice("applied log entries \(appliedIndex + 1)...\(caughtUp) to the views")
         }
         scheduler = SchedulerWorker()
+        // Recorded only now: a start refused above leaves the directory's identity as it was.
+        if let identity {
+            if identity.logHeldEntries { try Self.requireOwnRegion(in: views, configuration.region) }
+            try DataDirectoryIdentity.record(identity, in: configuration.dataDirectory, logger: logger)
+        }
         logger.info(
             "node \(configuration.nodeID) opened \(configuration.dataDirectory): log \(log.firstIndex)...\(log.lastIndex), views at \(caughtUp)"
         )
@@ -192,6 +197,22 @@ public final class Node: Service, Sendable {
         raft?.listening.close(reason: why)
         logger.info("node \(configuration.nodeID) stopped at applied index \(applied.value)")
         if let failure { throw failure }
+    }
+
+    /// For a directory whose log holds entries but no identity file names its region: refuses a
+    /// region other than the one its hosts and VMs are in (an intent for another region's is
+    /// refused, so they are all in the region the log was written for).
+    static func requireOwnRegion(in views: ViewStore, _ region: String) throws {
+        let others = try views.read { db in
+            try String.fetchAll(
+                db, sql: "SELECT region FROM hosts WHERE region != ? UNION SELECT region FROM vms WHERE region != ?",
+                arguments: [region, region])
+        }
+        guard let other = others.first else { return }
+        throw NodeError(
+            .invalid,
+            "this data directory names no node (no \(DataDirectoryIdentity.fileName)), and its log holds hosts or VMs of region \(other), not \(region): start it with --region \(other)"
+        )
     }
 
     /// Creates the data directory (and its parents) unless it exists; says why not in words.

@@ -30,7 +30,9 @@ import Testing
         let logger = Logger(label: "identity-test")
         let file = data + "/identity.json"
         func check(_ configuration: NodeConfiguration, logIsEmpty: Bool = false) throws {
-            try DataDirectoryIdentity.check(configuration, logIsEmpty: logIsEmpty, logger: logger)
+            if let pending = try DataDirectoryIdentity.check(configuration, logIsEmpty: logIsEmpty) {
+                try DataDirectoryIdentity.record(pending, in: configuration.dataDirectory, logger: logger)
+            }
         }
         try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
         try check(Self.configuration(data))
@@ -79,10 +81,14 @@ import Testing
                 from: try #require(FileManager.default.contents(atPath: single + "/identity.json")))
                 == DataDirectoryIdentity(nodeID: "n4", region: "eu", replicated: true))
 
-        // An empty file (a crash as it was first written) counts as none; a damaged one says so;
-        // one that cannot be read is not taken for a missing one.
+        // An empty file counts as none while the log is empty; beside entries it is damage (the
+        // file is written atomically); a damaged one says so; one that cannot be read is not
+        // taken for a missing one.
         try Data().write(to: URL(fileURLWithPath: file))
-        try check(Self.configuration(data))
+        #expect {
+            try check(Self.configuration(data, region: "us"))
+        } throws: { ($0 as? NodeError)?.message.contains("identity.json is empty, but the log holds entries") == true }
+        try check(Self.configuration(data), logIsEmpty: true)
         #expect(FileManager.default.contents(atPath: file) == recorded)
         try Data("{not json".utf8).write(to: URL(fileURLWithPath: file))
         #expect {
@@ -112,6 +118,40 @@ import Testing
             ($0 as? NodeError)?.message.contains("belongs to single node dev (region local), not to n1 of region local")
                 == true
         }
+    }
+
+    @Test(
+        "a directory whose identity file is gone: a start refused for any reason records nothing, and another region than its hosts' is refused"
+    )
+    func missingIdentityIsRecordedOnlyByAStartThatPasses() async throws {
+        let dir = TemporaryDirectory()
+        let data = dir.file("data")
+        let file = data + "/identity.json"
+        let logger = Logger(label: "identity-test")
+        let dev = Self.configuration(data, id: "dev", region: "local", replicated: false)
+        var first: Node? = try Node(configuration: dev, logger: logger)
+        let record = Record(at: 1, .hostAdded(HostAdded(name: "h1", region: "local", cpus: 4, memoryBytes: 1 << 30)))
+        _ = try await first?.log.appendNext(term: 1, payloads: [record.encoded()])
+        first = nil
+        try FileManager.default.removeItem(atPath: file)
+
+        // As a region's member: refused (a single node's log), and the file is not written.
+        #expect {
+            try Node(configuration: Self.configuration(data, id: "dev", region: "local"), logger: logger)
+        } throws: { ($0 as? NodeError)?.message.contains("single-node log without a membership") == true }
+        #expect(!FileManager.default.fileExists(atPath: file), "a refused start recorded its identity")
+        // Under another region than its hosts': refused, naming theirs.
+        #expect {
+            try Node(
+                configuration: Self.configuration(data, id: "dev", region: "eu", replicated: false), logger: logger)
+        } throws: { ($0 as? NodeError)?.message.contains("holds hosts or VMs of region local, not eu") == true }
+        #expect(!FileManager.default.fileExists(atPath: file))
+        // As what it was: it opens, and is recorded.
+        _ = try Node(configuration: dev, logger: logger)
+        #expect(
+            try JSONDecoder().decode(
+                DataDirectoryIdentity.self, from: try #require(FileManager.default.contents(atPath: file)))
+                == DataDirectoryIdentity(nodeID: "dev", region: "local", replicated: false))
     }
 
     @Test("a data directory that cannot be made or used is refused in words, not as a Foundation error")

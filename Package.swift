@@ -158,7 +158,11 @@ let package = Package(
         ),
         // Helpers shared by the test targets (temporary directories, views as an earlier dwcp wrote them).
         .target(
-            name: "TestSupport", dependencies: ["Schema", .product(name: "GRDB", package: "GRDB.swift")],
+            name: "TestSupport",
+            dependencies: [
+                "Schema", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Tests/TestSupport"),
         .testTarget(
             name: "StoreTests",

@@ -166,6 +166,15 @@ public final class RaftConsensus: Consensus {
         // The log's membership wins; the --peer addresses let a joining node answer the leader
         // before its log holds any membership.
         addresses.withLock { $0 = configuration.peers.merging(raft.membership.all) { _, logged in logged } }
+        // Members reach this one at the address its membership gives; a different --listen port
+        // is a port mapping, or a mistake that leaves the member unreachable: said once, loudly.
+        if let own = raft.membership.all[nodeID], let port = own.split(separator: ":").last.flatMap({ Int($0) }),
+            configuration.listenPort != 0, port != configuration.listenPort
+        {
+            logger.warning(
+                "the region's membership has \(nodeID) at \(own), but it listens on port \(configuration.listenPort): the other members reach it only if \(own) leads here (a port mapping). If --listen is mistyped, start it again with --listen \(own); to move it, remove it and add it at the new address (dwcp cluster remove-member, add-member)"
+            )
+        }
         // A member that has a log takes its membership from it: flags that would shape a new
         // region say so rather than seem to have taken effect.
         if bootstrap == nil, log.lastIndex > 0 {

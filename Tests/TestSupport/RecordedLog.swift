@@ -2,14 +2,16 @@ import Logging
 import Synchronization
 
 /// Log lines kept in memory, for tests that check what a component says.
-final class RecordedLog: Sendable {
+public final class RecordedLog: Sendable {
     private let recorded = Mutex<[String]>([])
 
-    var logger: Logger {
+    public init() {}
+
+    public var logger: Logger {
         Logger(label: "recorded") { _ in Handler(log: self) }
     }
-    var lines: [String] { recorded.withLock { $0 } }
-    func contains(_ text: String) -> Bool { recorded.withLock { $0.contains { $0.contains(text) } } }
+    public var lines: [String] { recorded.withLock { $0 } }
+    public func contains(_ text: String) -> Bool { recorded.withLock { $0.contains { $0.contains(text) } } }
 
     struct Handler: LogHandler {
         let log: RecordedLog

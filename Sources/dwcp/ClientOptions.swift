@@ -3,6 +3,7 @@ import Foundation
 import NIOSSL
 import Node
 import Replication
+import Synchronization
 
 /// Where the node is: `--server HOST:PORT` (or `http://` or `https://HOST:PORT`), else
 /// `$DWCP_SERVER`, else 127.0.0.1:7070; and, for an API with TLS, whom to trust and what to show.
@@ -91,7 +92,21 @@ struct IntentOptions: ParsableArguments {
     /// `--json`: the node's answer instead of a sentence.
     var json: Bool { output.json }
 
-    var resolvedRequestID: String { requestID ?? UUID().uuidString.lowercased() }
+    /// `--request-id`, else the id this process made up (one per process: a command that sends
+    /// an intent again sends the same id).
+    var resolvedRequestID: String {
+        guard let requestID else {
+            Self.madeUpIDUsed.store(true, ordering: .relaxed)
+            return Self.madeUpID
+        }
+        return requestID
+    }
+
+    /// The request id made up for a command run without `--request-id`.
+    static let madeUpID = UUID().uuidString.lowercased()
+    /// Whether an intent went out under ``madeUpID``: a refusal that says to retry with the same
+    /// request id then names it, since the user never saw it.
+    static let madeUpIDUsed = Atomic<Bool>(false)
 
     /// `request_id=ID` for a URL's query, the id percent-encoded (an id may hold `&`, `#` or a
     /// space, which would otherwise cut it short or break the URL).

@@ -13,7 +13,7 @@ enum Main {
                 try command.run()
             }
         } catch let error as CLIError {
-            FileHandle.standardError.write(Data("dwcp: \(error.message)\n".utf8))
+            FileHandle.standardError.write(Data("dwcp: \(withRequestID(error.message))\n".utf8))
             exit(error.code == .usage ? 64 : 1)
         } catch {
             let code = Dwcp.exitCode(for: error)
@@ -24,6 +24,14 @@ enum Main {
             FileHandle.standardError.write(Data("dwcp: \(message) (see 'dwcp help')\n".utf8))
             exit(code == .validationFailure ? 64 : code.rawValue)
         }
+    }
+
+    /// A refusal that says to retry with the same request id, naming the one this process made
+    /// up (`--request-id` given: the user knows it).
+    static func withRequestID(_ message: String) -> String {
+        guard message.hasSuffix("with the same request id"), IntentOptions.madeUpIDUsed.load(ordering: .relaxed)
+        else { return message }
+        return message + " (--request-id \(IntentOptions.madeUpID))"
     }
 
     /// The one line printed for a command line ArgumentParser refused.

@@ -46,9 +46,19 @@ struct HostCommand: AsyncParsableCommand {
                 ("request_id", .string(intent.resolvedRequestID)),
             ]
             let answer = try await client.client().call(.POST, "/v1/hosts", body: .object(fields), retrying: true)
-            let addedRegion = answer["host"]?["region"]?.stringValue ?? region ?? "?"
+            // What the node holds, which for a retry of a request already applied is what that
+            // request added, not these flags.
+            guard let host = answer["host"], case .int(let heldCPUs)? = host["cpus"],
+                case .int(let heldMemory)? = host["memory_bytes"]
+            else {
+                report(answer, json: intent.json) {
+                    "host \(name) was added at log index \($0) and has since been removed"
+                }
+                return
+            }
+            let addedRegion = host["region"]?.stringValue ?? region ?? "?"
             report(answer, json: intent.json) {
-                "added host \(name) (region \(addedRegion), \(cpus) CPUs, \(formatBytes(memoryBytes))) at log index \($0)"
+                "added host \(name) (region \(addedRegion), \(heldCPUs) CPU\(heldCPUs == 1 ? "" : "s"), \(formatBytes(heldMemory))) at log index \($0)"
             }
         }
     }

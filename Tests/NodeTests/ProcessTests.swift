@@ -445,9 +445,19 @@ func firstDifference(_ a: String, _ b: String) -> String {
         #expect(out == "request_id\r\nretry 1&x=#2+\r\n", "\(out)")
         // A host added without --region goes to the node's.
         (status, out, err) = try await runCLI(
-            ["host", "add", "h2", "--cpus", "4", "--memory", "8GiB"] + server, in: dir)
+            ["host", "add", "h2", "--cpus", "4", "--memory", "8GiB", "--request-id", "r2"] + server, in: dir)
         #expect(status == 0, "\(err)")
         #expect(out == "added host h2 (region eu, 4 CPUs, 8GiB) at log index 5\n", "\(out)")
+        // A retry of a request already applied prints what that request added, not its own flags.
+        (status, out, err) = try await runCLI(
+            ["host", "add", "h2", "--cpus", "8", "--memory", "16GiB", "--request-id", "r2"] + server, in: dir)
+        #expect(
+            out == "added host h2 (region eu, 4 CPUs, 8GiB) at log index 5 (a retry of a request already applied)\n",
+            "\(out)\(err)")
+        // An integer that does not fit a double comes back whole.
+        (status, out, _) = try await runCLI(
+            ["sql", "SELECT 9007199254740993 AS n", "--format", "csv"] + server, in: dir)
+        #expect(out == "n\r\n9007199254740993\r\n", "\(out)")
         // A watch that follows commits fails when the node stops under it, and says where to go on.
         let watch = try DwcpProcess(["watch", "--from-index", "1"] + server, directory: dir, tag: "watch")
         _ = try await eventually { watch.stdout.split(separator: "\n").count >= 5 }

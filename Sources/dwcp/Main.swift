@@ -38,7 +38,22 @@ enum Main {
     static func usageMessage(for error: any Error, arguments: [String] = Array(CommandLine.arguments.dropFirst()))
         -> String
     {
-        unknownOptionHiddenBehind(error, arguments: arguments) ?? oneLine(Dwcp.message(for: error)) ?? "\(error)"
+        unknownOptionHiddenBehind(error, arguments: arguments) ?? negativeValue(error, arguments: arguments)
+            ?? oneLine(Dwcp.message(for: error)) ?? "\(error)"
+    }
+
+    /// ArgumentParser takes `-1` after an option for another option, and reports the option's
+    /// value as missing ("Missing value for '--cpus <cpus>'"): said plainly instead. No option
+    /// takes a negative number.
+    static func negativeValue(_ error: any Error, arguments: [String]) -> String? {
+        let message = Dwcp.message(for: error)
+        let prefix = "Missing value for '"
+        guard message.hasPrefix(prefix) else { return nil }
+        let option = message.dropFirst(prefix.count).prefix { $0 != " " && $0 != "'" }
+        guard let at = arguments.firstIndex(of: String(option)), at + 1 < arguments.count else { return nil }
+        let value = arguments[at + 1]
+        guard value.count > 1, value.first == "-", value.dropFirst().first?.isNumber == true else { return nil }
+        return "\(option) takes no negative value, not \(value)"
     }
 
     /// ArgumentParser reports a missing required option before an unknown one, so a mistyped

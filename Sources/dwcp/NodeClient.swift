@@ -106,7 +106,7 @@ struct NodeClient {
         }
         let response: HTTPClientResponse
         do {
-            response = try await http.execute(request, timeout: .seconds(60))
+            response = try await http.execute(request, timeout: .seconds(Self.answerTimeoutSeconds))
         } catch {
             throw unreachable(error)
         }
@@ -159,7 +159,7 @@ struct NodeClient {
         let request = HTTPClientRequest(url: baseURL + path)
         let response: HTTPClientResponse
         do {
-            response = try await http.execute(request, timeout: .seconds(60))
+            response = try await http.execute(request, timeout: .seconds(Self.answerTimeoutSeconds))
         } catch {
             throw unreachable(error)
         }
@@ -222,6 +222,9 @@ struct NodeClient {
             || (tls == nil && ((error as? HTTPClientError) == .remoteConnectionClosed || error is HTTPParserError))
     }
 
+    /// How long a request waits for the head of the node's answer.
+    static let answerTimeoutSeconds: Int64 = 60
+
     private func unreachable(_ error: any Error) -> CLIError {
         if TLSFailure.isTLSError(error) {
             let hint =
@@ -237,6 +240,12 @@ struct NodeClient {
             return CLIError(
                 .unreachable,
                 "the node at \(address) closed the connection without answering: if its API speaks HTTPS, use --server https://HOST:PORT and --ca-file",
+                cause: error)
+        }
+        if let error = error as? HTTPClientError, error == .deadlineExceeded {
+            return CLIError(
+                .unreachable,
+                "the node at \(address) took its connection but did not answer within \(Self.answerTimeoutSeconds) s (a query over much data? narrow it, or see dwcp status)",
                 cause: error)
         }
         let detail = "\(error)".contains("refused") ? "connection refused" : "\(error)"

@@ -29,4 +29,15 @@ import Testing
         #expect(Main.missingOption(in: "Missing expected argument '--data-dir <data-dir>'") == "--data-dir")
         #expect(Main.missingOption(in: "Missing expected argument '<member>'") == nil)
     }
+
+    @Test("a negative number after an option is reported as one, not as a missing value")
+    func negativeValues() {
+        #expect(
+            message(["host", "add", "h1", "--cpus", "-1", "--memory", "1GiB"])
+                == "--cpus takes no negative value, not -1")
+        #expect(message(["watch", "--from-index", "-1"]) == "--from-index takes no negative value, not -1")
+        #expect(
+            message(["host", "add", "h1", "--memory", "1GiB", "--cpus"])?.hasPrefix("Missing value for '--cpus") == true
+        )
+    }
 }

@@ -156,6 +156,9 @@ public final class QueryEngine: Sendable {
         } catch let error as DatabaseError where error.resultCode == .SQLITE_TOOBIG {
             throw QueryError(
                 .tooLarge, "a value of the result would hold more than \(limits.maxBytes >> 20) MiB", cause: error)
+        } catch let error as DatabaseError where error.message == "not authorized" {
+            // SQLite's word for load_extension() on a connection that loads none.
+            throw QueryError(.readOnly, "refused: dwcp sql loads no extensions (load_extension)", cause: error)
         } catch let error as DatabaseError {
             throw QueryError(.failed, error.message ?? "\(error)", cause: error)
         }

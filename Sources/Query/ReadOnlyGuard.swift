@@ -48,12 +48,18 @@ final class ReadOnlyGuard: @unchecked Sendable {
         }
     }
 
-    /// What the authorizer last denied, for the error message.
+    /// SQLite's own schema tables, which a CREATE, DROP or ALTER writes underneath.
+    static let schemaTables: Set<String> = [
+        "sqlite_master", "sqlite_temp_master", "sqlite_schema", "sqlite_temp_schema",
+    ]
+
+    /// What the authorizer denied first, for the error message.
     var denied: String? { state.withLock { $0.denied } }
 
     func authorize(action: Int32, first: String?, second: String?) -> Int32 {
         state.withLock { s in
             guard s.compilingUserSQL else { return SQLITE_OK }
+            let denial: String
             switch action {
             case SQLITE_SELECT, SQLITE_READ, SQLITE_FUNCTION, SQLITE_RECURSIVE:
                 return SQLITE_OK
@@ -62,26 +68,29 @@ final class ReadOnlyGuard: @unchecked Sendable {
                     if Self.schemaPragmas.contains(name) { return SQLITE_OK }
                     if second == nil && Self.readablePragmas.contains(name) { return SQLITE_OK }
                 }
-                s.denied = "PRAGMA \(first ?? "")\(second.map { " = \($0)" } ?? "")"
-            case SQLITE_INSERT: s.denied = "INSERT into \(first ?? "?")"
-            case SQLITE_UPDATE: s.denied = "UPDATE of \(first ?? "?")"
-            case SQLITE_DELETE: s.denied = "DELETE from \(first ?? "?")"
-            case SQLITE_ATTACH: s.denied = "ATTACH"
-            case SQLITE_DETACH: s.denied = "DETACH"
-            case SQLITE_TRANSACTION: s.denied = "transaction control (\(first ?? ""))"
+                denial = "PRAGMA \(first ?? "")\(second.map { " = \($0)" } ?? "")"
+            case SQLITE_INSERT: denial = "INSERT into \(first ?? "?")"
+            case SQLITE_UPDATE: denial = "UPDATE of \(first ?? "?")"
+            case SQLITE_DELETE: denial = "DELETE from \(first ?? "?")"
+            case SQLITE_ATTACH: denial = "ATTACH"
+            case SQLITE_DETACH: denial = "DETACH"
+            case SQLITE_TRANSACTION: denial = "transaction control (\(first ?? ""))"
             case SQLITE_CREATE_TABLE, SQLITE_CREATE_INDEX, SQLITE_CREATE_VIEW, SQLITE_CREATE_TRIGGER,
                 SQLITE_CREATE_TEMP_TABLE, SQLITE_CREATE_TEMP_INDEX, SQLITE_CREATE_TEMP_VIEW, SQLITE_CREATE_TEMP_TRIGGER,
                 SQLITE_CREATE_VTABLE:
-                s.denied = "CREATE \(first ?? "")"
+                denial = "CREATE \(first ?? "")"
             case SQLITE_DROP_TABLE, SQLITE_DROP_INDEX, SQLITE_DROP_VIEW, SQLITE_DROP_TRIGGER, SQLITE_DROP_TEMP_TABLE,
                 SQLITE_DROP_TEMP_INDEX, SQLITE_DROP_TEMP_VIEW, SQLITE_DROP_TEMP_TRIGGER, SQLITE_DROP_VTABLE:
-                s.denied = "DROP \(first ?? "")"
-            case SQLITE_ALTER_TABLE: s.denied = "ALTER TABLE \(second ?? first ?? "")"
-            case SQLITE_ANALYZE: s.denied = "ANALYZE"
-            case SQLITE_REINDEX: s.denied = "REINDEX"
-            case SQLITE_SAVEPOINT: s.denied = "SAVEPOINT"
-            default: s.denied = "operation \(action)"
+                denial = "DROP \(first ?? "")"
+            case SQLITE_ALTER_TABLE: denial = "ALTER TABLE \(second ?? first ?? "")"
+            case SQLITE_ANALYZE: denial = "ANALYZE"
+            case SQLITE_REINDEX: denial = "REINDEX"
+            case SQLITE_SAVEPOINT: denial = "SAVEPOINT"
+            default: denial = "operation \(action)"
             }
+            // SQLite asks about a CREATE's or DROP's write to its schema table before the
+            // statement itself, and stops at the first denial: named for what it is.
+            if s.denied == nil { s.denied = Self.schemaTables.contains(first ?? "") ? "changing the schema" : denial }
             return SQLITE_DENY
         }
     }

@@ -74,6 +74,19 @@ import Testing
         } throws: { error in
             (error as? QueryError)?.message == "refused: dwcp sql is read-only; DELETE from vms is not allowed"
         }
+        // A DROP is refused as a schema change (SQLite first asks about its DELETE from
+        // sqlite_master, which no user wrote).
+        await #expect {
+            try await f.engine.run("DROP TABLE vms")
+        } throws: { error in
+            (error as? QueryError)?.message == "refused: dwcp sql is read-only; changing the schema is not allowed"
+        }
+        await #expect {
+            try await f.engine.run("SELECT load_extension('/tmp/x.so')")
+        } throws: { error in
+            (error as? QueryError)?.code == .readOnly
+                && (error as? QueryError)?.message.contains("load_extension") == true
+        }
     }
 
     @Test("one statement at a time")

@@ -17,10 +17,16 @@ extension Node {
         case .leader:
             guard let index = try await consensus.leaderCommitIndex() else {
                 let directions = raft.flatMap { raft in raft.status.leader.map { raft.directions(to: $0) } }
+                guard let directions else {
+                    throw NodeError(
+                        .unavailable,
+                        "\(configuration.nodeID) is not the leader and knows none (an election is on, or too few members answer): retry, or use --consistency local"
+                    )
+                }
                 throw NodeError(
                     .unavailable,
-                    "\(configuration.nodeID) is not the leader: ask \(directions?.text ?? "the leader"), or use --consistency linearizable or local",
-                    leaderAPI: directions?.api)
+                    "\(configuration.nodeID) is not the leader: ask \(directions.text), or use --consistency linearizable or local",
+                    leaderAPI: directions.api)
             }
             try await waitForViews(through: index)
         case .linearizable:

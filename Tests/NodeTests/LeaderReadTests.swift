@@ -111,4 +111,19 @@ import Testing
         }
         await n2.transport.close()
     }
+
+    @Test("a leader read on a member that knows no leader says so, instead of sending the reader to 'the leader'")
+    func leaderReadWithoutALeader() async throws {
+        let dir = TemporaryDirectory()
+        var configuration = NodeConfiguration(dataDirectory: dir.file("n1"), nodeID: "n1", region: "eu", apiPort: 0)
+        configuration.replication = ReplicationConfiguration(
+            listenHost: "127.0.0.1", listenPort: try closedPort(),
+            peers: ["n1": "127.0.0.1:1", "n2": "127.0.0.1:2", "n3": "127.0.0.1:3"])
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let node = try Node(configuration: configuration, logger: logger)
+        let refusal = await #expect(throws: NodeError.self) { try await node.waitForViews(.leader) }
+        #expect(refusal?.message.contains("knows none") == true, "\(String(describing: refusal))")
+        #expect(refusal?.leaderAPI == nil)
+    }
 }

@@ -1,10 +1,10 @@
 import Foundation
 
 /// Parses and prints sizes the way users write them: `512MiB`, `2GiB`, `1.5GiB`, `4096` (bytes).
-/// Binary units (KiB, MiB, GiB, TiB) only: `2GB` is refused rather than guessed.
+/// Binary units (KiB, MiB, GiB, TiB, PiB) only: `2GB` is refused rather than guessed.
 public enum ByteSize {
     static let units: [(suffix: String, factor: Int64)] = [
-        ("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("B", 1),
+        ("PiB", 1 << 50), ("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("B", 1),
     ]
 
     public static func parse(_ text: String) throws -> Int64 {

@@ -395,7 +395,9 @@ public struct Placer: Sendable {
 
 /// Bytes in the largest binary unit that keeps the number readable ("2GiB", "1.5GiB", "512MiB").
 public func formatBytes(_ bytes: Int64) -> String {
-    let units: [(String, Int64)] = [("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)]
+    let units: [(String, Int64)] = [
+        ("PiB", 1 << 50), ("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10),
+    ]
     for (unit, size) in units where bytes >= size {
         let value = Double(bytes) / Double(size)
         if value == value.rounded() { return "\(Int64(value))\(unit)" }

@@ -92,6 +92,16 @@ struct IntentOptions: ParsableArguments {
     /// `--json`: the node's answer instead of a sentence.
     var json: Bool { output.json }
 
+    /// A request id the node would refuse is a usage error here.
+    func validate() throws {
+        guard let requestID else { return }
+        do {
+            try Validation.requestID(requestID)
+        } catch let error as NodeError {
+            throw ValidationError("--request-id: \(error.message)")
+        }
+    }
+
     /// `--request-id`, else the id this process made up (one per process: a command that sends
     /// an intent again sends the same id).
     var resolvedRequestID: String {

@@ -255,7 +255,7 @@ import Testing
         "sizes parse the way users write them",
         arguments: [
             ("512MiB", Int64(512 << 20)), ("2GiB", Int64(2 << 30)), ("1.5GiB", Int64(3 << 29)), ("4096", 4096),
-            ("1TiB", Int64(1 << 40)), (" 64KiB ", Int64(64 << 10)), ("7B", 7),
+            ("1TiB", Int64(1 << 40)), ("1PiB", Int64(1 << 50)), (" 64KiB ", Int64(64 << 10)), ("7B", 7),
         ])
     func sizes(text: String, bytes: Int64) throws {
         #expect(try ByteSize.parse(text) == bytes)

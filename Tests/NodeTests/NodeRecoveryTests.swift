@@ -248,8 +248,11 @@ import Testing
         await #expect {
             try await withRunningNode(dir) { _ in }
         } throws: { error in
-            guard let e = error as? StoreError else { return false }
-            return e.code == .corruptEntry && e.index == 5 && e.message.contains("log entry 5 is damaged")
+            // The entry named, and where the log is, and what to do.
+            guard let refusal = error as? NodeError, let e = refusal.cause as? StoreError else { return false }
+            return e.code == .corruptEntry && e.index == 5 && refusal.message.contains("log entry 5 is damaged")
+                && refusal.message.contains("the log in \(dir.file("log")) is damaged")
+                && refusal.message.contains("Restore the data directory from a backup")
         }
     }
 }

@@ -58,7 +58,14 @@ public final class Node: Service, Sendable {
         try Self.createDataDirectory(configuration.dataDirectory)
         dataDirectoryLock = try DataDirectoryLock(directory: configuration.dataDirectory)
         metrics = NodeMetrics()
-        log = try LogStore(path: configuration.logPath, metrics: metrics.log)
+        do {
+            log = try LogStore(path: configuration.logPath, metrics: metrics.log)
+        } catch let error as StoreError where error.message.contains("MDB_CORRUPTED") {
+            throw NodeError(
+                .unavailable,
+                "the log in \(configuration.logPath) is damaged (\(error.message)). \(Self.damagedLogAdvice)",
+                cause: error)
+        }
         let identity = try DataDirectoryIdentity.check(
             configuration, logIsEmpty: log.lastIndex == 0 && log.snapshot.index == 0)
         let entries: Int
@@ -67,7 +74,7 @@ public final class Node: Service, Sendable {
         } catch let error as StoreError where error.code == .corruptEntry {
             throw NodeError(
                 .unavailable,
-                "the log in \(configuration.logPath) is damaged: \(error.message). Restore the data directory from a backup; a region's member can instead be emptied, removed and added again (dwcp cluster remove-member, then serve --join and add-member)",
+                "the log in \(configuration.logPath) is damaged: \(error.message). \(Self.damagedLogAdvice)",
                 cause: error)
         }
         views = try ViewStore(path: configuration.viewsPath)
@@ -123,7 +130,7 @@ public final class Node: Service, Sendable {
         scheduler = SchedulerWorker()
         // Recorded only now: a start refused above leaves the directory's identity as it was.
         if let identity {
-            if identity.logHeldEntries { try Self.requireOwnRegion(in: views, configuration.region) }
+            if identity.logHeldEntries { try Self.requireMatchingLog(log, views: views, configuration) }
             try DataDirectoryIdentity.record(identity, in: configuration.dataDirectory, logger: logger)
         }
         logger.info(
@@ -199,20 +206,35 @@ public final class Node: Service, Sendable {
         if let failure { throw failure }
     }
 
-    /// For a directory whose log holds entries but no identity file names its region: refuses a
-    /// region other than the one its hosts and VMs are in (an intent for another region's is
-    /// refused, so they are all in the region the log was written for).
-    static func requireOwnRegion(in views: ViewStore, _ region: String) throws {
-        let others = try views.read { db in
-            try String.fetchAll(
-                db, sql: "SELECT region FROM hosts WHERE region != ? UNION SELECT region FROM vms WHERE region != ?",
-                arguments: [region, region])
+    /// What to do about a damaged log. A region's member must not go back to an older copy of its
+    /// log (it may drop entries it acknowledged, or a vote it cast): it starts over, empty.
+    static let damagedLogAdvice =
+        "On a region's member: empty its data directory, remove it and add it again (dwcp cluster remove-member, then serve --join and dwcp cluster add-member). On a single node: restore the data directory from a backup"
+
+    /// For a directory whose log holds entries but no identity file names it: refuses a start
+    /// under another region than the one all its hosts and VMs are in (a log from before intents
+    /// for other regions were refused may hold several: then none is refused), and a single node
+    /// over a region member's log (its first entry is the region's membership), which would
+    /// commit entries alone.
+    static func requireMatchingLog(_ log: LogStore, views: ViewStore, _ configuration: NodeConfiguration) throws {
+        let region = configuration.region
+        let regions = try views.read { db in
+            try String.fetchAll(db, sql: "SELECT DISTINCT region FROM hosts UNION SELECT DISTINCT region FROM vms")
         }
-        guard let other = others.first else { return }
-        throw NodeError(
-            .invalid,
-            "this data directory names no node (no \(DataDirectoryIdentity.fileName)), and its log holds hosts or VMs of region \(other), not \(region): start it with --region \(other)"
-        )
+        if regions.count == 1, let only = regions.first, only != region {
+            throw NodeError(
+                .invalid,
+                "this data directory names no node (no \(DataDirectoryIdentity.fileName)), and its log holds hosts and VMs of region \(only) alone, not \(region): start it with --region \(only)"
+            )
+        }
+        if configuration.replication == nil, log.snapshot.index == 0, log.lastIndex >= log.firstIndex,
+            try log.entries(in: log.firstIndex...log.firstIndex).first?.kind == .membership
+        {
+            throw NodeError(
+                .invalid,
+                "this data directory names no node (no \(DataDirectoryIdentity.fileName)), and its log is a region member's: started without --listen (or as dwcp dev) it would commit entries alone; start it with dwcp serve --listen and its peers"
+            )
+        }
     }
 
     /// Creates the data directory (and its parents) unless it exists; says why not in words.

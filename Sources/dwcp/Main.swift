@@ -43,8 +43,8 @@ enum Main {
     }
 
     /// ArgumentParser takes `-1` after an option for another option, and reports the option's
-    /// value as missing ("Missing value for '--cpus <cpus>'"): said plainly instead. No option
-    /// takes a negative number.
+    /// value as missing ("Missing value for '--cpus <cpus>'"): said plainly instead (no option
+    /// takes a negative number; a text value such as a request id can be given as `--opt=-5`).
     static func negativeValue(_ error: any Error, arguments: [String]) -> String? {
         let message = Dwcp.message(for: error)
         let prefix = "Missing value for '"
@@ -53,7 +53,8 @@ enum Main {
         guard let at = arguments.firstIndex(of: String(option)), at + 1 < arguments.count else { return nil }
         let value = arguments[at + 1]
         guard value.count > 1, value.first == "-", value.dropFirst().first?.isNumber == true else { return nil }
-        return "\(option) takes no negative value, not \(value)"
+        return
+            "\(option) \(value): a value that starts with '-' reads as another option; no number here may be negative (a text value that starts with '-' goes as \(option)=\(value))"
     }
 
     /// ArgumentParser reports a missing required option before an unknown one, so a mistyped

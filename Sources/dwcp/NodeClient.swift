@@ -245,7 +245,7 @@ struct NodeClient {
         if let error = error as? HTTPClientError, error == .deadlineExceeded {
             return CLIError(
                 .unreachable,
-                "the node at \(address) took its connection but did not answer within \(Self.answerTimeoutSeconds) s (a query over much data? narrow it, or see dwcp status)",
+                "the node at \(address) took the request but did not answer within \(Self.answerTimeoutSeconds) s (see dwcp status); an intent may still apply: retry it with the same request id",
                 cause: error)
         }
         let detail = "\(error)".contains("refused") ? "connection refused" : "\(error)"

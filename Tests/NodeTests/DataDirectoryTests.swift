@@ -144,10 +144,24 @@ import Testing
         #expect {
             try Node(
                 configuration: Self.configuration(data, id: "dev", region: "eu", replicated: false), logger: logger)
-        } throws: { ($0 as? NodeError)?.message.contains("holds hosts or VMs of region local, not eu") == true }
+        } throws: { ($0 as? NodeError)?.message.contains("holds hosts and VMs of region local alone, not eu") == true }
         #expect(!FileManager.default.fileExists(atPath: file))
         // As what it was: it opens, and is recorded.
         _ = try Node(configuration: dev, logger: logger)
+
+        // A region member's log (its first entry the region's membership) with no identity file is
+        // refused as a single node, which would commit entries alone.
+        let member = dir.file("member")
+        do {
+            let log = try LogStore(path: member + "/log")
+            let membership = MembershipRecord(voters: ["n1": "127.0.0.1:7101", "n2": "127.0.0.1:7102"])
+            try await log.append([LogEntry(index: 1, term: 1, kind: .membership, payload: membership.encoded())])
+            log.close()
+        }
+        #expect {
+            try Node(configuration: Self.configuration(member, id: "n1", replicated: false), logger: logger)
+        } throws: { ($0 as? NodeError)?.message.contains("its log is a region member's") == true }
+        #expect(!FileManager.default.fileExists(atPath: member + "/identity.json"))
         #expect(
             try JSONDecoder().decode(
                 DataDirectoryIdentity.self, from: try #require(FileManager.default.contents(atPath: file)))

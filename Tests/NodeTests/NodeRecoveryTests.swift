@@ -252,7 +252,7 @@ import Testing
             guard let refusal = error as? NodeError, let e = refusal.cause as? StoreError else { return false }
             return e.code == .corruptEntry && e.index == 5 && refusal.message.contains("log entry 5 is damaged")
                 && refusal.message.contains("the log in \(dir.file("log")) is damaged")
-                && refusal.message.contains("Restore the data directory from a backup")
+                && refusal.message.contains("On a region's member: empty its data directory")
         }
     }
 }

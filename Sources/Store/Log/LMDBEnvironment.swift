@@ -29,12 +29,15 @@ final class LMDBEnvironment: @unchecked Sendable {
         try Self.check(mdb_env_set_maxdbs(env, MDB_dbi(maxDatabases)), "mdb_env_set_maxdbs")
         try Self.check(mdb_env_set_mapsize(env, initialMapSize), "mdb_env_set_mapsize")
         try Self.check(mdb_env_open(env, path, UInt32(MDB_NOTLS), 0o644), "mdb_env_open \(path)")
-        try Self.checkLength(env, path: path)
+        try Self.extendShortFile(env, path: path)
     }
 
-    /// Refuses a data file shorter than the pages its meta page counts: LMDB maps the file, and a
-    /// read of a page past its end would stop the process with SIGBUS instead of an error.
-    private static func checkLength(_ env: OpaquePointer, path: String) throws {
+    /// Extends a data file shorter than the pages its meta page counts with zeros. LMDB maps the
+    /// file, and a read of a page past its end stops the process with SIGBUS; a zeroed page is one
+    /// LMDB reports as corrupted instead. A file may be shorter without damage (LMDB does not
+    /// write a page a transaction allocated and freed again; such pages are free and never read),
+    /// so the shortfall is not refused here: if the file was cut short, reading the log says so.
+    private static func extendShortFile(_ env: OpaquePointer, path: String) throws {
         var info = MDB_envinfo()
         var stat = MDB_stat()
         mdb_env_info(env, &info)
@@ -43,10 +46,12 @@ final class LMDBEnvironment: @unchecked Sendable {
         guard let size = (try? FileManager.default.attributesOfItem(atPath: file))?[.size] as? Int else { return }
         let needed = (info.me_last_pgno + 1) * Int(stat.ms_psize)
         guard size < needed else { return }
-        throw StoreError(
-            .lmdb,
-            "\(file) is \(size) bytes, shorter than the \(needed) its last page ends at: it was cut short (a copy that did not finish, a full disk). Restore the data directory from a backup; a region's member can instead be emptied, removed and added again (dwcp cluster remove-member, then serve --join and add-member)"
-        )
+        guard truncate(file, off_t(needed)) == 0 else {
+            throw StoreError(
+                .lmdb,
+                "\(file) is \(size) bytes, shorter than the \(needed) its pages need, and cannot be extended: errno \(errno)"
+            )
+        }
     }
 
     deinit {

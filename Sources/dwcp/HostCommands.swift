@@ -46,8 +46,8 @@ struct HostCommand: AsyncParsableCommand {
                 ("request_id", .string(intent.resolvedRequestID)),
             ]
             let answer = try await client.client().call(.POST, "/v1/hosts", body: .object(fields), retrying: true)
-            // What the node holds, which for a retry of a request already applied is what that
-            // request added, not these flags.
+            // What the node holds now, which for a retry of a request already applied is the host
+            // as it is (added by that request, relabelled since perhaps), not these flags.
             guard let host = answer["host"], case .int(let heldCPUs)? = host["cpus"],
                 case .int(let heldMemory)? = host["memory_bytes"]
             else {

@@ -5,15 +5,25 @@ extension Node {
     /// Adds `host` unless a host of its name exists: a machine registering itself at start
     /// (the host agent; `NodeConfiguration.registerHost` in tests). It goes on trying while the region cannot take the
     /// intent (no leader yet, as when members start one by one), until the node stops; a request
-    /// id another intent took (it is derived from the node's and the host's names) is replaced by
-    /// a fresh one. Returns the index the host was added at; nil when it existed already.
+    /// id another intent took (it is derived from the node's and the host's names), or that
+    /// registered this host before it was removed, is replaced by a fresh one. Returns the index the host was added at; nil when it existed already.
     func registerSelf(_ host: HostAdded, requestID: String) async throws -> UInt64? {
         var requestID = requestID
         var pause: Duration = .milliseconds(200)
         while true {
             if try await hostExists(host.name) { return nil }
             do {
-                return try await submit(.addHost(host), requestID: requestID).logIndex
+                let receipt = try await submit(.addHost(host), requestID: requestID)
+                // The id's registration applied long ago and the host was removed since (it does
+                // not exist, checked above): a retry would only return that old index.
+                if receipt.outcome == "duplicate", try await !hostExists(host.name) {
+                    logger.notice(
+                        "host \(host.name) was registered at log index \(receipt.logIndex) and removed since: registering it again"
+                    )
+                    requestID += "-\(UInt32.random(in: 0...UInt32.max))"
+                    continue
+                }
+                return receipt.logIndex
             } catch let error as NodeError where error.code == .unavailable || error.code == .conflict {
                 if try await hostExists(host.name) { return nil }
                 if error.code == .conflict && error.message.contains("request id \(requestID) was used") {

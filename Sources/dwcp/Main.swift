@@ -6,6 +6,9 @@ import Foundation
 enum Main {
     static func main() async {
         do {
+            if let unknown = unknownHelpTopic(Array(CommandLine.arguments.dropFirst())) {
+                throw CLIError(.usage, "no command '\(unknown)' to help with (see 'dwcp help')")
+            }
             var command = try Dwcp.parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
@@ -32,6 +35,21 @@ enum Main {
         guard message.hasSuffix("with the same request id"), IntentOptions.madeUpIDUsed.load(ordering: .relaxed)
         else { return message }
         return message + " (--request-id \(IntentOptions.madeUpID))"
+    }
+
+    /// `dwcp help a b`: the words that name no command (ArgumentParser prints the top-level help
+    /// for them and exits 0, as if they had been found); nil when they all do, or for anything
+    /// but `help`.
+    static func unknownHelpTopic(_ arguments: [String]) -> String? {
+        guard arguments.first == "help", arguments.count > 1 else { return nil }
+        var command: any ParsableCommand.Type = Dwcp.self
+        for (position, word) in arguments.dropFirst().enumerated() where !word.hasPrefix("-") {
+            guard let sub = command.configuration.subcommands.first(where: { $0._commandName == word }) else {
+                return arguments.dropFirst().prefix(position + 1).joined(separator: " ")
+            }
+            command = sub
+        }
+        return nil
     }
 
     /// The one line printed for a command line ArgumentParser refused.

@@ -34,6 +34,13 @@ struct Watch: AsyncParsableCommand {
             query.append("limit=\(limit)")
         }
         let path = "/v1/watch" + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
+        // An index ahead of the log is waited for, which would otherwise look like a hang.
+        if let fromIndex, let status = try? await client.client().call(.GET, "/v1/status"),
+            let commit = status["commit_index"]?.intValue, fromIndex > UInt64(max(commit, 0)) + 1
+        {
+            FileHandle.standardError.write(
+                Data("dwcp: waiting for log index \(fromIndex) (the log is committed through \(commit))\n".utf8))
+        }
         var lastLine: String?
         do {
             try await client.client().stream(path) { line in

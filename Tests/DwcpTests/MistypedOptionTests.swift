@@ -42,4 +42,13 @@ import Testing
             message(["host", "add", "h1", "--memory", "1GiB", "--cpus"])?.hasPrefix("Missing value for '--cpus") == true
         )
     }
+
+    @Test("dwcp help with a word that names no command says so; with real ones it is left to ArgumentParser")
+    func helpTopics() {
+        #expect(Main.unknownHelpTopic(["help", "nosuch"]) == "nosuch")
+        #expect(Main.unknownHelpTopic(["help", "cluster", "stauts"]) == "cluster stauts")
+        #expect(Main.unknownHelpTopic(["help", "cluster", "status"]) == nil)
+        #expect(Main.unknownHelpTopic(["help"]) == nil)
+        #expect(Main.unknownHelpTopic(["sql", "help"]) == nil)
+    }
 }

@@ -288,4 +288,20 @@ extension NodeIntentTests {
             _ = try await node.submit(Self.host("h10"))
         }
     }
+
+    @Test(
+        "a machine whose host was removed registers again when its node restarts (its first request id would only repeat the old answer)"
+    )
+    func registrationAfterRemoval() async throws {
+        let dir = TemporaryDirectory()
+        let registration = HostRegistration(name: "h9", cpus: 4, memoryBytes: 8 << 30)
+        try await withRunningNode(dir, register: registration) { node in
+            #expect(try await waitForRows(node, "SELECT count(*) FROM hosts WHERE name = 'h9'", "[[1]]") == "[[1]]")
+            _ = try await node.submit(.removeHost(name: "h9"))
+        }
+        try await withRunningNode(dir, register: registration) { node in
+            let rows = try await waitForRows(node, "SELECT count(*) FROM hosts WHERE name = 'h9'", "[[1]]")
+            #expect(rows == "[[1]]", "the host did not come back")
+        }
+    }
 }

@@ -36,6 +36,7 @@ public struct APITLS: Sendable {
         certificateFile: String, privateKeyFile: String, trustedCAFile: String?, lineage: String, generation: Int
     ) throws {
         let chain = try PEMFile.certificates(certificateFile, what: "API certificate")
+        try PEMFile.requireValid(chain[0], file: certificateFile, what: "API certificate")
         let key = try PEMFile.privateKey(privateKeyFile)
         let authorities = try trustedCAFile.map { try PEMFile.certificates($0, what: "API trusted CA") }
         var server = TLSConfiguration.makeServerConfiguration(

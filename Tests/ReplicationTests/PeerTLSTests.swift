@@ -92,6 +92,25 @@ import Testing
         return receiver.terms.terms.withLock { $0.count > before }
     }
 
+    @Test("a node's own certificate outside its validity dates is refused, naming the dates (peers would refuse it)")
+    func ownCertificateOutsideItsDates() throws {
+        let certificates = try Certificates()
+        let file = certificates.directory.file("region/a.pem")
+        let certificate = try PEMFile.certificates(file, what: "member certificate")[0]
+        try PEMFile.requireValid(certificate, file: file, what: "member certificate")
+        let expired = #expect(throws: ReplicationError.self) {
+            try PEMFile.requireValid(
+                certificate, file: file, what: "member certificate", now: certificate.notValidAfter + 1)
+        }
+        #expect(expired?.message.contains("expired at") == true, "\(String(describing: expired))")
+        let early = #expect(throws: ReplicationError.self) {
+            try PEMFile.requireValid(
+                certificate, file: file, what: "member certificate", now: certificate.notValidBefore - 1)
+        }
+        #expect(early?.message.contains("is not valid before") == true, "\(String(describing: early))")
+        #expect(PEMFile.utc(0) == "1970-01-01 00:00:00 UTC")
+    }
+
     @Test("two members of one authority exchange frames over mutual TLS, in order")
     func membersOfOneAuthorityTalk() async throws {
         let certificates = try Certificates()

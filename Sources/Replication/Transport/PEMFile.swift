@@ -25,6 +25,35 @@ public enum PEMFile {
         return certificates
     }
 
+    /// Refuses `certificate` (this side's own, the first in `file`) outside its validity dates at
+    /// `now` (seconds since 1970): peers would refuse every handshake with it, while this side
+    /// seemed to start, or reload, without a word.
+    public static func requireValid(
+        _ certificate: NIOSSLCertificate, file: String, what: String, now: time_t = time(nil)
+    ) throws {
+        let (from, until) = (certificate.notValidBefore, certificate.notValidAfter)
+        if now < from {
+            throw ReplicationError(
+                .invalidConfiguration,
+                "the \(what) in \(file) is not valid before \(utc(from)) (it is \(utc(now))): check the clock, or the certificate's dates"
+            )
+        }
+        if now > until {
+            throw ReplicationError(
+                .invalidConfiguration, "the \(what) in \(file) expired at \(utc(until)) (it is \(utc(now))): renew it")
+        }
+    }
+
+    /// `2026-12-05 22:53:00 UTC`.
+    static func utc(_ seconds: time_t) -> String {
+        var time = seconds
+        var parts = tm()
+        gmtime_r(&time, &parts)
+        var buffer = [CChar](repeating: 0, count: 32)
+        let count = strftime(&buffer, buffer.count, "%Y-%m-%d %H:%M:%S UTC", &parts)
+        return String(decoding: buffer.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     /// The private key in `file`.
     public static func privateKey(_ file: String) throws -> NIOSSLPrivateKey {
         try checkReadable(file, what: "private key")

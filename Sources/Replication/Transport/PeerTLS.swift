@@ -32,6 +32,7 @@ public struct PeerTLS: Sendable {
     /// chain to). Throws a ``ReplicationError`` naming the file that cannot be used.
     public init(certificateFile: String, privateKeyFile: String, trustedCAFile: String) throws {
         let chain = try PEMFile.certificates(certificateFile, what: "certificate")
+        try PEMFile.requireValid(chain[0], file: certificateFile, what: "member certificate")
         let key = try PEMFile.privateKey(privateKeyFile)
         let authorities = try PEMFile.certificates(trustedCAFile, what: "trusted CA")
         memberID = Self.memberID(of: chain[0])

@@ -242,6 +242,14 @@ struct NodeClient {
                 "the node at \(address) closed the connection without answering: if its API speaks HTTPS, use --server https://HOST:PORT and --ca-file",
                 cause: error)
         }
+        // Over TLS, an answer that is no HTTP: the peer speaks TLS but not HTTP, as a region's
+        // replication port with TLS does.
+        if error is HTTPParserError {
+            return CLIError(
+                .unreachable,
+                "the node at \(address) answered, but not in HTTP: is it a replication port (--listen)? The API is the address given to --api",
+                cause: error)
+        }
         if let error = error as? HTTPClientError, error == .deadlineExceeded {
             return CLIError(
                 .unreachable,

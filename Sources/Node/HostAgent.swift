@@ -364,14 +364,23 @@ struct HostAgent: Sendable {
         let host = HostAdded(
             name: name, region: node.configuration.region, cpus: ProcessInfo.processInfo.activeProcessorCount,
             memoryBytes: Self.schedulableMemory(physical: ProcessInfo.processInfo.physicalMemory), labels: labels)
-        guard
-            let index = try await node.registerSelf(
-                host, requestID: "host-agent-\(node.configuration.nodeID)-\(name)")
-        else { return }
-        logger.notice(
-            "host agent: registered this machine as host \(name) (\(host.cpus) CPUs, \(host.memoryBytes) bytes, KVM) at index \(index)"
-        )
+        let index = try await node.registerSelf(
+            host, requestID: Self.requestIDPrefix(nodeID: node.configuration.nodeID) + name)
+        if let index {
+            logger.notice(
+                "host agent: registered this machine as host \(name) (\(host.cpus) CPUs, \(host.memoryBytes) bytes, KVM) at index \(index)"
+            )
+        }
+        // The same node's agent under another --host-name before: its VMs have no agent now.
+        for former in try await node.formerAgentHosts(besides: name) where former.vms > 0 {
+            logger.warning(
+                "host agent: this node ran host \(former.name) before, which still has \(former.vms) VM\(former.vms == 1 ? "" : "s") placed on it that no agent runs now (this one runs \(name)): start the node with --host-name \(former.name) to run them again, or delete them and remove the host (dwcp host remove \(former.name))"
+            )
+        }
     }
+
+    /// The request ids this node's agent registers its machine under start with this.
+    static func requestIDPrefix(nodeID: String) -> String { "host-agent-\(nodeID)-" }
 
     /// The memory this machine offers its VMs: all of it but a reserve for the node process itself
     /// and the system (an eighth, at least 1 GiB), as kubelet's system-reserved or OpenStack's

@@ -38,6 +38,27 @@ extension Node {
         }
     }
 
+    /// The hosts this node's host agent registered under other names than `current` (its
+    /// `--host-name` changed) that still exist, with how many VMs are placed on each: no agent
+    /// runs those VMs now.
+    func formerAgentHosts(besides current: String) async throws -> [(name: String, vms: Int)] {
+        let prefix = HostAgent.requestIDPrefix(nodeID: configuration.nodeID)
+        let pattern =
+            prefix.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
+            .replacingOccurrences(of: "_", with: "\\_") + "%"
+        return try await views.pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT h.name, (SELECT count(*) FROM vms WHERE host = h.name) FROM hosts h
+                    WHERE h.name != ? AND EXISTS (SELECT 1 FROM intents i WHERE i.kind = 'host.add'
+                        AND i.subject = h.name AND i.outcome = 'applied' AND i.request_id LIKE ? ESCAPE '\\')
+                    ORDER BY h.name
+                    """, arguments: [current, pattern]
+            ).map { (name: $0[0], vms: $0[1]) }
+        }
+    }
+
     private func hostExists(_ name: String) async throws -> Bool {
         try await views.pool.read { db in
             try Bool.fetchOne(db, sql: "SELECT count(*) > 0 FROM hosts WHERE name = ?", arguments: [name]) ?? false

@@ -304,4 +304,21 @@ extension NodeIntentTests {
             #expect(rows == "[[1]]", "the host did not come back")
         }
     }
+
+    @Test("the hosts this node's agent registered under another name, with the VMs left on them, are found")
+    func formerAgentHostsAreFound() async throws {
+        let dir = TemporaryDirectory()
+        try await withRunningNode(dir) { node in
+            _ = try await node.submit(Self.host("old", cpus: 16, memory: 64 * Self.gib), requestID: "host-agent-n1-old")
+            _ = try await node.submit(Self.host("spare", cpus: 2), requestID: "host-agent-n1-spare")
+            _ = try await node.submit(Self.host("by-hand", cpus: 2), requestID: "host-agent-n10-by-hand")
+            _ = try await node.submit(Self.vm("web-1"))
+            let placed = try await waitForRows(node, "SELECT host FROM vms WHERE name = 'web-1'", #"[["old"]]"#)
+            try #require(placed == #"[["old"]]"#)
+            let former = try await node.formerAgentHosts(besides: "new")
+            #expect(former.map(\.name) == ["old", "spare"], "another node's (n10) is not this one's")
+            #expect(former.map(\.vms) == [1, 0])
+            #expect(try await node.formerAgentHosts(besides: "old").map(\.name) == ["spare"])
+        }
+    }
 }

@@ -54,21 +54,17 @@ struct DataDirectoryIdentity: Codable, Equatable, Sendable {
     static func check(_ configuration: NodeConfiguration, logIsEmpty: Bool) throws -> Pending? {
         let path = configuration.dataDirectory + "/" + fileName
         let starting = DataDirectoryIdentity(configuration)
-        guard let data = try read(path) else {
+        let data = try read(path)
+        guard let data, !data.isEmpty else {
+            if data != nil && !logIsEmpty {
+                throw NodeError(
+                    .invalid,
+                    "\(path) is empty, but the log holds entries: it names the node this directory belongs to; restore it, or remove it to have this start's node id and region recorded"
+                )
+            }
             return Pending(
                 identity: starting, note: "recorded in \(path): this directory belongs to \(starting.described)",
                 logHeldEntries: !logIsEmpty)
-        }
-        guard !data.isEmpty || logIsEmpty else {
-            throw NodeError(
-                .invalid,
-                "\(path) is empty, but the log holds entries: it names the node this directory belongs to; restore it, or remove it to have this start's node id and region recorded"
-            )
-        }
-        guard !data.isEmpty else {
-            return Pending(
-                identity: starting, note: "recorded in \(path): this directory belongs to \(starting.described)",
-                logHeldEntries: false)
         }
         let recorded: DataDirectoryIdentity
         do {

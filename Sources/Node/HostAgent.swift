@@ -379,7 +379,8 @@ struct HostAgent: Sendable {
         }
     }
 
-    /// The request ids this node's agent registers its machine under start with this.
+    /// The request ids this node's agent registers its machine under start with this (it ends in
+    /// '-': ``Node/formerAgentHosts(besides:)`` reads the ids after it as a range).
     static func requestIDPrefix(nodeID: String) -> String { "host-agent-\(nodeID)-" }
 
     /// The memory this machine offers its VMs: all of it but a reserve for the node process itself

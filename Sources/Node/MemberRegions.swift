@@ -59,13 +59,14 @@ struct MemberRegions: Sendable {
         return region
     }
 
-    /// The region a majority of `voters` said, when it is not `own`: this member (`id`) is then the
-    /// one started under the wrong name, not the others. Nil when no other region has a majority.
-    func majorityRegion(of voters: Set<String>, own: String, id: String) -> String? {
+    /// The region a majority of `membership`'s voters said, when it is not `own`: this member
+    /// (`id`) is then the one started under the wrong name, not the others. Nil when no other
+    /// region has a majority.
+    func majorityRegion(of membership: RaftMembership, own: String, id: String) -> String? {
         var counts: [String: Int] = [:]
-        for voter in voters where voter != id {
+        for voter in membership.voters.keys where voter != id {
             if let region = otherRegion(of: voter, own: own) { counts[region, default: 0] += 1 }
         }
-        return counts.first { $0.value >= voters.count / 2 + 1 }?.key
+        return counts.first { $0.value >= membership.quorum }?.key
     }
 }

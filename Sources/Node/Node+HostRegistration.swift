@@ -14,9 +14,9 @@ extension Node {
             if try await hostExists(host.name) { return nil }
             do {
                 let receipt = try await submit(.addHost(host), requestID: requestID)
-                // The id's registration applied long ago and the host was removed since (it does
-                // not exist, checked above): a retry would only return that old index.
-                if receipt.outcome == "duplicate", try await !hostExists(host.name) {
+                // The id's registration applied long ago and the host was removed since (it did
+                // not exist at the top of the loop): a retry would only return that old index.
+                if receipt.outcome == "duplicate" {
                     logger.notice(
                         "host \(host.name) was registered at log index \(receipt.logIndex) and removed since: registering it again"
                     )
@@ -42,19 +42,20 @@ extension Node {
     /// `--host-name` changed) that still exist, with how many VMs are placed on each: no agent
     /// runs those VMs now.
     func formerAgentHosts(besides current: String) async throws -> [(name: String, vms: Int)] {
+        // The ids that start with the prefix, as a range on `intents_by_request_id` (the prefix
+        // ends in '-', and '.' follows it): no scan of every intent.
         let prefix = HostAgent.requestIDPrefix(nodeID: configuration.nodeID)
-        let pattern =
-            prefix.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
-            .replacingOccurrences(of: "_", with: "\\_") + "%"
+        let after = prefix.dropLast() + "."
         return try await views.pool.read { db in
             try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT h.name, (SELECT count(*) FROM vms WHERE host = h.name) FROM hosts h
-                    WHERE h.name != ? AND EXISTS (SELECT 1 FROM intents i WHERE i.kind = 'host.add'
-                        AND i.subject = h.name AND i.outcome = 'applied' AND i.request_id LIKE ? ESCAPE '\\')
+                    SELECT DISTINCT h.name, (SELECT count(*) FROM vms WHERE host = h.name)
+                    FROM intents i JOIN hosts h ON h.name = i.subject
+                    WHERE i.request_id >= ? AND i.request_id < ? AND i.outcome <> 'duplicate'
+                        AND i.outcome = 'applied' AND i.kind = 'host.add' AND h.name != ?
                     ORDER BY h.name
-                    """, arguments: [current, pattern]
+                    """, arguments: [prefix, String(after), current]
             ).map { (name: $0[0], vms: $0[1]) }
         }
     }

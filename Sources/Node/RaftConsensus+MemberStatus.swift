@@ -122,12 +122,18 @@ extension RaftConsensus {
     /// listens, once it knows.
     private func tellAPIAddress(toUntold members: [String: String]) {
         guard ownAPIAddress.withLock({ $0 }) != nil else { return }
-        let untold = apiToldTo.withLock { told in
-            let untold = members.filter { id, address in id != nodeID && told[id] != address }
-            told.merge(untold) { _, new in new }
-            return untold
-        }
+        let untold = apiToldTo.withLock { Self.untold(members, besides: nodeID, told: &$0) }
         for (id, address) in untold.sorted(by: { $0.key < $1.key }) { sendAPIAddress(to: id, at: address) }
+    }
+
+    /// The `members` (other than `id`) not in `told` at their address, now added to it: whom to
+    /// tell something each is told once per replication address (the API address, the region).
+    static func untold(_ members: [String: String], besides id: String, told: inout [String: String]) -> [String:
+        String]
+    {
+        let untold = members.filter { member, address in member != id && told[member] != address }
+        told.merge(untold) { _, new in new }
+        return untold
     }
 
     /// The id of a status question asked only for the API address beside its answer (never a

@@ -5,11 +5,7 @@ extension RaftConsensus {
     /// membership) which region it was started in, each once per replication address.
     func tellRegion(toUntold members: [String: String]) {
         guard let region else { return }
-        let untold = regions.withLock { regions in
-            let untold = members.filter { id, address in id != nodeID && regions.toldTo[id] != address }
-            regions.toldTo.merge(untold) { _, new in new }
-            return untold
-        }
+        let untold = regions.withLock { Self.untold(members, besides: nodeID, told: &$0.toldTo) }
         for (id, address) in untold.sorted(by: { $0.key < $1.key }) { sendRegion(to: id, at: address, region) }
     }
 
@@ -28,16 +24,11 @@ extension RaftConsensus {
     /// Another member (or a node about to be added) said which region it was started in.
     func receive(_ said: MemberRegion) {
         guard let region, !said.region.isEmpty else { return }
-        let voters = Set(status.membership.voters.keys)
-        let (due, majority) = regions.withLock {
-            (
-                $0.record(said.region, from: said.from, own: region),
-                $0.majorityRegion(of: voters, own: region, id: nodeID)
-            )
-        }
-        guard due else { return }
+        guard regions.withLock({ $0.record(said.region, from: said.from, own: region) }) else { return }
         let remedy =
-            majority.map { "most of the region's voters say \($0): start this member again with --region \($0)" }
+            regionOfTheOthers().map {
+                "most of the region's voters say \($0): start this member again with --region \($0)"
+            }
             ?? "start \(said.from) again with --region \(region)"
         logger.error(
             "\(group): \(said.from) was started with --region \(said.region), this member with --region \(region): its Raft messages are ignored here, as if it could not be reached; \(remedy) (a data directory records its region: one that is refused must be emptied first)"
@@ -61,8 +52,8 @@ extension RaftConsensus {
     /// started under the wrong name, and they ignore it. Nil otherwise.
     func regionOfTheOthers() -> String? {
         guard let region else { return nil }
-        let voters = Set(status.membership.voters.keys)
-        return regions.withLock { $0.majorityRegion(of: voters, own: region, id: nodeID) }
+        let membership = state.withLock { $0.membership }
+        return regions.withLock { $0.majorityRegion(of: membership, own: region, id: nodeID) }
     }
 
     /// The region `member` said it was started in (this member's own for itself); nil when unknown.

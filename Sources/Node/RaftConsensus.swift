@@ -168,7 +168,7 @@ public final class RaftConsensus: Consensus {
         addresses.withLock { $0 = configuration.peers.merging(raft.membership.all) { _, logged in logged } }
         // Members reach this one at the address its membership gives; a different --listen port
         // is a port mapping, or a mistake that leaves the member unreachable: said once, loudly.
-        if let own = raft.membership.all[nodeID], let port = own.split(separator: ":").last.flatMap({ Int($0) }),
+        if let own = raft.membership.all[nodeID], let port = Validation.hostAndPort(own)?.port,
             configuration.listenPort != 0, port != configuration.listenPort
         {
             logger.warning(
@@ -590,7 +590,7 @@ public final class RaftConsensus: Consensus {
             switch frame.content {
             case .message, .snapshotChunk:
                 // A member started in another region is as good as cut off (see MemberRegion).
-                guard region == nil || otherRegion(of: frame.sender) == nil else { return }
+                guard otherRegion(of: frame.sender) == nil else { return }
             default: break
             }
             switch frame.content {

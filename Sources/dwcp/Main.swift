@@ -56,19 +56,18 @@ enum Main {
     static func usageMessage(for error: any Error, arguments: [String] = Array(CommandLine.arguments.dropFirst()))
         -> String
     {
-        unknownOptionHiddenBehind(error, arguments: arguments) ?? negativeValue(error, arguments: arguments)
-            ?? oneLine(Dwcp.message(for: error)) ?? "\(error)"
+        let message = Dwcp.message(for: error)
+        return unknownOptionHiddenBehind(message, arguments: arguments) ?? negativeValue(message, arguments: arguments)
+            ?? oneLine(message) ?? "\(error)"
     }
 
     /// ArgumentParser takes `-1` after an option for another option, and reports the option's
     /// value as missing ("Missing value for '--cpus <cpus>'"): said plainly instead (no option
     /// takes a negative number; a text value such as a request id can be given as `--opt=-5`).
-    static func negativeValue(_ error: any Error, arguments: [String]) -> String? {
-        let message = Dwcp.message(for: error)
-        let prefix = "Missing value for '"
-        guard message.hasPrefix(prefix) else { return nil }
-        let option = message.dropFirst(prefix.count).prefix { $0 != " " && $0 != "'" }
-        guard let at = arguments.firstIndex(of: String(option)), at + 1 < arguments.count else { return nil }
+    static func negativeValue(_ message: String, arguments: [String]) -> String? {
+        guard let option = option(in: message, after: "Missing value for '"),
+            let at = arguments.firstIndex(of: option), at + 1 < arguments.count
+        else { return nil }
         let value = arguments[at + 1]
         guard value.count > 1, value.first == "-", value.dropFirst().first?.isNumber == true else { return nil }
         return
@@ -81,15 +80,11 @@ enum Main {
     /// again with a placeholder value for each missing option (at most a few): if that finds an
     /// unknown option, its message (with ArgumentParser's "Did you mean" suggestion) is the one that
     /// helps. Nothing is run; any other outcome keeps the first message.
-    static func unknownOptionHiddenBehind(
-        _ error: any Error, arguments: [String] = Array(CommandLine.arguments.dropFirst())
-    )
-        -> String?
-    {
-        var message = Dwcp.message(for: error)
+    static func unknownOptionHiddenBehind(_ message: String, arguments: [String]) -> String? {
+        var message = message
         var arguments = arguments
         for _ in 0..<8 {
-            guard let option = missingOption(in: message) else { return nil }
+            guard let option = option(in: message, after: "Missing expected argument '") else { return nil }
             arguments += [option, "1"]
             do {
                 _ = try Dwcp.parseAsRoot(arguments)
@@ -102,13 +97,13 @@ enum Main {
         return nil
     }
 
-    /// The option named by "Missing expected argument '--name <value>'"; nil for any other message
-    /// (a missing positional argument among them).
-    static func missingOption(in message: String) -> String? {
-        let prefix = "Missing expected argument '--"
+    /// The option an ArgumentParser message names right after `prefix` ("Missing expected
+    /// argument '--name <value>'" gives `--name`); nil for another message, or when what follows
+    /// is no option (a positional argument, `<member>`).
+    static func option(in message: String, after prefix: String) -> String? {
         guard message.hasPrefix(prefix) else { return nil }
-        let name = message.dropFirst(prefix.count - 2).prefix { $0 != " " && $0 != "'" }
-        return String(name)
+        let name = message.dropFirst(prefix.count).prefix { $0 != " " && $0 != "'" }
+        return name.hasPrefix("--") ? String(name) : nil
     }
 
     /// ArgumentParser's message as one line: its first, and the values it lists under "one of

@@ -26,8 +26,10 @@ import Testing
     func missingRequiredOption() {
         let said = message(["serve", "--node-id", "n1"])
         #expect(said?.hasPrefix("Missing expected argument '--data-dir") == true, "\(String(describing: said))")
-        #expect(Main.missingOption(in: "Missing expected argument '--data-dir <data-dir>'") == "--data-dir")
-        #expect(Main.missingOption(in: "Missing expected argument '<member>'") == nil)
+        #expect(
+            Main.option(in: "Missing expected argument '--data-dir <data-dir>'", after: "Missing expected argument '")
+                == "--data-dir")
+        #expect(Main.option(in: "Missing expected argument '<member>'", after: "Missing expected argument '") == nil)
     }
 
     @Test("a negative number after an option is reported as one, not as a missing value")

@@ -112,10 +112,12 @@ public enum JSONValue: Sendable, Equatable {
         switch any {
         case is NSNull: return .null
         case let n as NSNumber:
-            let type = String(cString: n.objCType)
-            if type == "c" { return .bool(n.boolValue) }
+            switch String(cString: n.objCType) {
+            case "c": return .bool(n.boolValue)
             // An integer Foundation read as one is exact; through Double it would not be above 2^53.
-            if ["q", "l", "i", "s"].contains(type) { return .int(n.int64Value) }
+            case "q", "l", "i", "s": return .int(n.int64Value)
+            default: break
+            }
             if n.doubleValue == n.doubleValue.rounded() && abs(n.doubleValue) < 9e15 { return .int(n.int64Value) }
             return .double(n.doubleValue)
         case let s as String: return .string(s)

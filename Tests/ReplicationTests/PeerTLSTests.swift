@@ -365,6 +365,7 @@ extension PeerTLSTests {
         let securedLog = RecordedLog()
         let secured = RaftTransport(
             eventLoopGroup: group, logger: securedLog.logger, metrics: TestMetrics(), tls: try certificates.tls("a"))
+        let started = ContinuousClock.now
         secured.send(Self.frame(1), to: "127.0.0.1:\(port)")
         #expect(
             try await eventually(.seconds(10)) { plainLog.contains("it speaks TLS") },
@@ -382,7 +383,12 @@ extension PeerTLSTests {
             try await Task.sleep(for: .milliseconds(50))
         }
         #expect(rejected() >= 3)
-        #expect(plainLog.lines.count { $0.contains("it speaks TLS") } == 1, "\(plainLog.lines)")
+        // One line per 10 s: on a loaded machine the dialling above may itself outlast 10 s.
+        let allowed = 1 + Int((ContinuousClock.now - started) / .seconds(10))
+        let lines = plainLog.lines.count { $0.contains("it speaks TLS") }
+        #expect(
+            lines >= 1 && lines <= allowed && lines < rejected(),
+            "\(lines) lines, \(allowed) allowed: \(plainLog.lines)")
         await secured.close()
         await plain.close()
         try await group.shutdownGracefully()

@@ -81,14 +81,6 @@ import Testing
                 #expect(n2.raft!.status.leader == leaderID)
                 #expect(n2.raft!.status.term < stagingLeader.raft!.status.term)
                 #expect(try await rows(stagingLeader, "SELECT name FROM hosts") == #"[["stranger"]]"#)
-                // Staging's status says why its n2 does not answer.
-                let status = await stagingLeader.clusterStatus(timeout: .milliseconds(500))
-                guard case .array(let members) = status["members"] else {
-                    Issue.record("no members in \(status.serialized())")
-                    return
-                }
-                let error = members.first { $0["id"] == .string("n2") }?["error"]?.stringValue ?? ""
-                #expect(error.contains("is of another region"), "\(status.serialized())")
             }
         }
     }

@@ -67,7 +67,6 @@ extension RaftTransport {
     /// the connection: it is dialled again only after ``otherRegionBackoff``, and logged.
     func refused(at key: PeerKey, by hello: ConnectionHello) {
         guard let ownID = regionID, hello.regionID != ownID else { return }
-        otherRegions.withLock { $0[key.address] = (hello.regionID, .now) }
         peers.withLock { peers in
             guard var state = peers[key] else { return }
             state.retryAt = .now + Self.otherRegionBackoff
@@ -77,19 +76,5 @@ extension RaftTransport {
         logger.warning(
             "the peer at \(key.address) is \(hello.from) of another region (region id \(ConnectionHello.described(hello.regionID)), this one's \(ConnectionHello.described(ownID)): the regions began from different memberships) and refuses this member's connections\(LogThrottle.more(held)): check the address in this member's --peer list and the membership (dwcp cluster status)"
         )
-    }
-
-    /// The region id the peer at `address` answered with, as a member of another region, in the
-    /// last 30 s (it is asked again every ``otherRegionBackoff`` while anything is sent to it);
-    /// nil when it has not.
-    public func otherRegion(at address: String) -> UInt64? {
-        otherRegions.withLock { refusals in
-            guard let refusal = refusals[address] else { return nil }
-            guard refusal.at.duration(to: .now) < .seconds(30) else {
-                refusals[address] = nil
-                return nil
-            }
-            return refusal.regionID
-        }
     }
 }

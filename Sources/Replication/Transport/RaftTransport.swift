@@ -78,8 +78,6 @@ public final class RaftTransport: Sendable {
     /// How long a member waits before it dials again a peer that answered its hello as a member of
     /// another region (its frames would be refused anyway).
     static let otherRegionBackoff: Duration = .seconds(5)
-    /// The addresses whose peers answered as members of another region: their region id, and when.
-    let otherRegions = Mutex<[String: (regionID: UInt64, at: ContinuousClock.Instant)]>([:])
 
     /// Which of a peer's outgoing connections a frame takes. Status questions and answers have a
     /// connection of their own: a member too old to know them closes the connection they came on,

@@ -1,6 +1,5 @@
 import Foundation
 import Logging
-import Replication
 
 /// Whom a data directory belongs to: the node id, the region, and whether its log is a replicated
 /// region's or a single node's. Written to `DATA/identity.json` at the directory's first start
@@ -14,16 +13,11 @@ struct DataDirectoryIdentity: Codable, Equatable, Sendable {
     var region: String
     /// A member of a replicated region (`serve --listen`), not a single node.
     var replicated: Bool
-    /// A member's region id (``ConnectionHello/regionID(ofFirstMembership:)``), 16 hexadecimal
-    /// digits: kept here because the log's first entry, which gives it, is compacted away in time.
-    /// Nil for a single node, and for a member that has not learned it yet.
-    var regionID: String?
 
     enum CodingKeys: String, CodingKey {
         case nodeID = "node_id"
         case region
         case replicated
-        case regionID = "region_id"
     }
 
     static let fileName = "identity.json"
@@ -93,32 +87,6 @@ struct DataDirectoryIdentity: Codable, Equatable, Sendable {
     static func record(_ pending: Pending, in directory: String, logger: Logger) throws {
         try record(pending.identity, at: directory + "/" + fileName)
         logger.notice("\(pending.note)")
-    }
-
-    /// The region id `directory` records; nil when it records none (or no identity: ``check(_:logIsEmpty:)``
-    /// has refused a file it cannot read by then).
-    static func recordedRegionID(in directory: String) throws -> UInt64? {
-        guard let data = try read(directory + "/" + fileName), !data.isEmpty,
-            let recorded = try? JSONDecoder().decode(DataDirectoryIdentity.self, from: data),
-            let text = recorded.regionID
-        else { return nil }
-        guard text.count == 16, let id = UInt64(text, radix: 16) else {
-            throw NodeError(
-                .invalid,
-                "\(directory)/\(fileName) records region id \"\(text)\", which is not 16 hexadecimal digits: restore the file, or remove region_id from it to have it learned again"
-            )
-        }
-        return id
-    }
-
-    /// Records `regionID` in the identity `directory` records.
-    static func record(regionID: UInt64, in directory: String) throws {
-        let path = directory + "/" + fileName
-        guard let data = try read(path), var identity = try? JSONDecoder().decode(Self.self, from: data) else {
-            throw NodeError(.unavailable, "cannot record the region id in \(path): it holds no identity")
-        }
-        identity.regionID = ConnectionHello.described(regionID)
-        try record(identity, at: path)
     }
 
     /// The file's bytes; nil when it does not exist. Any other failure to read it is an error:

@@ -70,8 +70,6 @@ extension Node {
         return .object(
             [
                 ("node_id", .string(configuration.nodeID)), ("region", .string(configuration.region)),
-                // Of its first membership (ConnectionHello): null until a joining member learns it.
-                ("region_id", raft.transport.regionID.map { .string(ConnectionHello.described($0)) } ?? .null),
                 ("replicated", .bool(true)),
             ] + Self.fields(of: local)
                 + [("members", .array(members))])

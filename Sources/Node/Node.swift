@@ -4,7 +4,6 @@ import Logging
 import Metrics
 import NIOPosix
 import Query
-import Replication
 import ServiceLifecycle
 import Store
 import Synchronization
@@ -107,25 +106,13 @@ public final class Node: Service, Sendable {
             )
         }
         query = try QueryEngine(path: configuration.viewsPath, limits: configuration.queryLimits)
-        // The region id a member's start found and its directory does not record yet.
-        var regionIDToRecord: UInt64?
         if let makeConsensus {
             consensus = makeConsensus(log)
         } else if let replication = configuration.replication {
-            // A directory whose identity is still to be recorded keeps no region id worth reading.
-            let recordedRegionID =
-                identity == nil ? try DataDirectoryIdentity.recordedRegionID(in: configuration.dataDirectory) : nil
-            let directory = configuration.dataDirectory
-            let raft = try RaftConsensus(
+            consensus = try RaftConsensus(
                 nodeID: configuration.nodeID, log: log, snapshots: snapshots,
                 snapshotEvery: configuration.snapshotEvery, configuration: replication, region: configuration.region,
-                recordedRegionID: recordedRegionID,
-                recordRegionID: { try DataDirectoryIdentity.record(regionID: $0, in: directory) }, logger: logger,
-                metrics: metrics)
-            if let id = raft.regionIDAtStart, id != recordedRegionID {
-                regionIDToRecord = id
-            }
-            consensus = raft
+                logger: logger, metrics: metrics)
         } else {
             consensus = LocalConsensus(log: log)
         }
@@ -142,12 +129,9 @@ public final class Node: Service, Sendable {
         }
         scheduler = SchedulerWorker()
         // Recorded only now: a start refused above leaves the directory's identity as it was.
-        if var identity {
+        if let identity {
             if identity.logHeldEntries { try Self.requireMatchingLog(log, views: views, configuration) }
-            identity.identity.regionID = regionIDToRecord.map(ConnectionHello.described)
             try DataDirectoryIdentity.record(identity, in: configuration.dataDirectory, logger: logger)
-        } else if let regionIDToRecord {
-            try DataDirectoryIdentity.record(regionID: regionIDToRecord, in: configuration.dataDirectory)
         }
         logger.info(
             "node \(configuration.nodeID) opened \(configuration.dataDirectory): log \(log.firstIndex)...\(log.lastIndex), views at \(caughtUp)"

@@ -61,21 +61,3 @@ extension RaftConsensus {
         member == nodeID ? region : regions.withLock { $0.said[member] }
     }
 }
-
-extension RaftConsensus {
-    /// The first member to connect in said the region's id, which this member did not know (it
-    /// joined, or its log lost its first entry before ids were kept): it is this member's from now
-    /// on, and recorded. (Once per data directory: the small write runs on the event loop.)
-    func learnedRegionID(from hello: ConnectionHello) {
-        let id = ConnectionHello.described(hello.regionID)
-        do {
-            try recordRegionID?(hello.regionID)
-            logger.notice(
-                "\(group): this member's region has id \(id), as \(hello.from) said connecting in; recorded in \(DataDirectoryIdentity.fileName)"
-            )
-        } catch {
-            logger.error(
-                "\(group): this member's region has id \(id), as \(hello.from) said, but it was not recorded: \(error)")
-        }
-    }
-}

@@ -113,16 +113,10 @@ public final class RaftConsensus: Consensus {
     let region: String?
     /// What the others said of their regions, and whom this member has told its own.
     let regions = Mutex(MemberRegions())
-    /// The id of the region this member belongs to, as its start found it (from the log's first
-    /// entry, or as the data directory recorded it); nil for a member that learns it from the
-    /// first member that connects in (``ConnectionHello``), which `recordRegionID` then keeps.
-    let regionIDAtStart: UInt64?
-    let recordRegionID: (@Sendable (UInt64) throws -> Void)?
 
     public init(
         nodeID: String, log: LogStore, snapshots: ViewSnapshots, snapshotEvery: UInt64,
-        configuration: ReplicationConfiguration, region: String? = nil, recordedRegionID: UInt64? = nil,
-        recordRegionID: (@Sendable (UInt64) throws -> Void)? = nil, logger: Logger,
+        configuration: ReplicationConfiguration, region: String? = nil, logger: Logger,
         metrics: NodeMetrics = NodeMetrics()
     ) throws {
         self.nodeID = nodeID
@@ -155,8 +149,6 @@ public final class RaftConsensus: Consensus {
                 "this data directory holds a single-node log without a membership: start a region from empty data directories"
             )
         }
-        regionIDAtStart = try Self.regionID(first: entries.first, recorded: recordedRegionID)
-        self.recordRegionID = recordRegionID
         let snapshot = log.snapshot
         var snapshotMembership = RaftMembership()
         if snapshot.index > 0 {
@@ -204,21 +196,6 @@ public final class RaftConsensus: Consensus {
 
     /// The first entry and hard state of a new region, still to be written.
     let bootstrap: (entries: [LogEntry], hardState: HardState)?
-
-    /// The region's id from its first entry, when the log (or the bootstrap) begins with it, else
-    /// the one recorded. Throws when both are known and differ: the directory recorded another
-    /// region's id (it learned it from a member of another region, or the file was copied).
-    static func regionID(first: LogEntry?, recorded: UInt64?) throws -> UInt64? {
-        guard let first, first.index == 1, first.kind == .membership else { return recorded }
-        let id = ConnectionHello.regionID(ofFirstMembership: first.payload)
-        if let recorded, recorded != id {
-            throw NodeError(
-                .invalid,
-                "the data directory records region id \(ConnectionHello.described(recorded)), but its log's first membership gives \(ConnectionHello.described(id)): it took the id of another region's member. Remove region_id from \(DataDirectoryIdentity.fileName) to have it taken from the log again"
-            )
-        }
-        return id
-    }
 
     /// A per-node seed for election timeouts (FNV-1a of the id and the time, so restarts differ).
     static func seed(_ nodeID: String) -> UInt64 {
@@ -597,10 +574,8 @@ public final class RaftConsensus: Consensus {
         // it finds its data. Sending a snapshot reads its file on the thread pool too.
         let (snapshotFrames, snapshotFrameQueue) = AsyncStream.makeStream(
             of: RaftFrame.Content.self, bufferingPolicy: .unbounded)
-        transport.identify(as: nodeID, group: group, regionID: regionIDAtStart)
         let port = try await listen(
             host: configuration.listenHost, port: configuration.listenPort,
-            learned: { [self] hello in learnedRegionID(from: hello) },
             connected: { [self] frame in
                 // A member that connects in is up: answer it without waiting out a back-off left
                 // from while it was down (a restarted follower gets its entries at once), and tell
@@ -641,8 +616,6 @@ public final class RaftConsensus: Consensus {
                 receive(said)
             case .memberRegion(let said):
                 receive(said)
-            case .hello:
-                break  // the transport's: it never comes here
             }
         }
         let security = configuration.tls == nil ? "plain TCP" : "mutual TLS"
@@ -691,7 +664,7 @@ public final class RaftConsensus: Consensus {
                         }
                         self.state.withLock { $0.step(message) }
                         self.wake.yield()
-                    case .memberStatus, .memberAPIAddress, .memberRegion, .hello:
+                    case .memberStatus, .memberAPIAddress, .memberRegion:
                         break  // handled as they arrive, never queued here
                     }
                 }
@@ -802,12 +775,10 @@ public final class RaftConsensus: Consensus {
     /// ``RaftTransport/listen(host:port:connected:receive:)``, with an address it cannot take
     /// told in words (``NodeError/listening(on:flag:_:)``).
     private func listen(
-        host: String, port: Int, learned: @escaping @Sendable (ConnectionHello) -> Void,
-        connected: RaftTransport.Receiver?, receive: @escaping RaftTransport.Receiver
+        host: String, port: Int, connected: RaftTransport.Receiver?, receive: @escaping RaftTransport.Receiver
     ) async throws -> Int {
         do {
-            return try await transport.listen(
-                host: host, port: port, connected: connected, learned: learned, receive: receive)
+            return try await transport.listen(host: host, port: port, connected: connected, receive: receive)
         } catch {
             throw NodeError.listening(on: "\(host):\(port)", flag: "--listen", error) ?? error
         }

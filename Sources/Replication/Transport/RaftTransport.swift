@@ -17,8 +17,6 @@ import Synchronization
 /// (a few, see ``maxFramesWhileConnecting``); a frame for a peer that cannot be reached is dropped
 /// (Raft resends what matters). A connection that sends a malformed or oversized frame is closed
 /// and logged; the node goes on. With ``PeerTLS`` every connection, both ways, is mutual TLS.
-/// Every connection a member opens starts with a ``ConnectionHello`` naming its region's id; one
-/// that names another region is answered and closed (`RaftTransport+Hello.swift`).
 public final class RaftTransport: Sendable {
     /// Called on the connection's event loop for every decoded frame: it must return at once
     /// (step a state machine under a lock, queue the frame), never block or wait.
@@ -69,15 +67,6 @@ public final class RaftTransport: Sendable {
     let accepted = Mutex<[ObjectIdentifier: any Channel]>([:])
     /// Set by ``close()``: nothing is sent or connected after it (an atomic load on every send).
     let closed = Atomic<Bool>(false)
-    /// Who this member is and its region's id, said first on every connection it opens and
-    /// checked against every hello it receives (``identify(as:group:regionID:)``); nil until set.
-    let identity = Mutex<Identity?>(nil)
-    /// Hellos of another region, received and answered, logged at most one line per 10 s each way.
-    let otherRegionsLogged = Mutex(LogThrottle())
-    let refusalsByOtherRegionsLogged = Mutex(LogThrottle())
-    /// How long a member waits before it dials again a peer that answered its hello as a member of
-    /// another region (its frames would be refused anyway).
-    static let otherRegionBackoff: Duration = .seconds(5)
 
     /// Which of a peer's outgoing connections a frame takes. Status questions and answers have a
     /// connection of their own: a member too old to know them closes the connection they came on,
@@ -136,12 +125,9 @@ public final class RaftTransport: Sendable {
 
     /// Starts listening, handing every frame received to `receive`; returns the port bound
     /// (useful with port 0). `connected` is called with the first frame of every connection a peer
-    /// opens, before `receive`: a sign that the peer is up (see ``retryNow(_:)``). A connection's
-    /// hello is checked here and never reaches `receive`; `learned` is called with the hello this
-    /// member took its region's id from, when it had none (``identify(as:group:regionID:)``).
+    /// opens, before `receive`: a sign that the peer is up (see ``retryNow(_:)``).
     public func listen(
-        host: String, port: Int, connected: Receiver? = nil, learned: (@Sendable (ConnectionHello) -> Void)? = nil,
-        receive: @escaping Receiver
+        host: String, port: Int, connected: Receiver? = nil, receive: @escaping Receiver
     ) async throws -> Int {
         let logger = logger
         let secured = tls != nil
@@ -190,8 +176,7 @@ public final class RaftTransport: Sendable {
                     try channel.pipeline.syncOperations.addHandler(
                         ByteToMessageHandler(RaftFrameDecoder(maxFrameBytes: RaftFrame.maxFrameBytes, logger: logger)))
                     let handler = InboundFrameHandler(
-                        receive: receive, connected: connected, logger: logger,
-                        greeted: { [self] hello, peer in greeted(by: hello, from: peer, learned: learned) }
+                        receive: receive, connected: connected, logger: logger
                     ) { [self] peer, error in noteRejection(from: peer, error) }
                     if secured {
                         let peer = channel.remoteAddress
@@ -363,12 +348,8 @@ public final class RaftTransport: Sendable {
                                 ready.completeWith(outcome)
                             })
                     }
-                    // Peers send nothing on our outgoing connection but a hello of another
-                    // region, as they close it: that one is heard, anything else ignored.
-                    try channel.pipeline.syncOperations.addHandler(
-                        ByteToMessageHandler(RaftFrameDecoder(maxFrameBytes: 1 << 16, logger: logger)))
-                    try channel.pipeline.syncOperations.addHandler(
-                        AnsweredHelloHandler { [self] hello in refused(at: key, by: hello) })
+                    // Peers never send on our outgoing connection; anything that comes is ignored.
+                    try channel.pipeline.syncOperations.addHandler(DiscardInboundHandler())
                 }
             }
             .connect(host: host, port: port)
@@ -395,8 +376,7 @@ public final class RaftTransport: Sendable {
                     }
                     state.channel = channel
                     state.failures = 0
-                    // The hello goes first, before the frames that waited.
-                    return (hello(to: state.member).map { [$0.encoded()] } ?? []) + waiting
+                    return waiting
                 case .failure(let error):
                     state.failures += 1
                     let backoff = min(50 * (1 << min(state.failures, 6)), 2_000)
@@ -475,9 +455,6 @@ final class InboundFrameHandler: ChannelInboundHandler {
     let logger: Logger
     /// Told of a frame that did not decode, before the connection is closed.
     let rejected: (SocketAddress?, ReplicationError) -> Void
-    /// Told of the connection's hello; returns the hello to answer with when the peer belongs to
-    /// another region (the connection is then closed), nil when it is taken.
-    let greeted: (ConnectionHello, SocketAddress?) -> ConnectionHello?
     private var heardFirstFrame = false
     /// With TLS: told of a frame whose sender is not the member the connection's certificate
     /// speaks for (that member, the sender), before the connection is closed. Nil without TLS.
@@ -492,13 +469,11 @@ final class InboundFrameHandler: ChannelInboundHandler {
 
     init(
         receive: @escaping RaftTransport.Receiver, connected: RaftTransport.Receiver?, logger: Logger,
-        greeted: @escaping (ConnectionHello, SocketAddress?) -> ConnectionHello? = { _, _ in nil },
         rejected: @escaping (SocketAddress?, ReplicationError) -> Void
     ) {
         self.receive = receive
         self.connected = connected
         self.logger = logger
-        self.greeted = greeted
         self.rejected = rejected
     }
 
@@ -519,23 +494,10 @@ final class InboundFrameHandler: ChannelInboundHandler {
             context.close(promise: nil)
             return
         }
-        if case .hello(let hello) = frame.content {
-            if let answer = greeted(hello, context.remoteAddress) {
-                // Another region's member: told which region this one is, then closed.
-                refused = true
-                let channel = context.channel
-                let bytes = RaftFrame(group: frame.group, hello: answer).encoded()
-                context.writeAndFlush(NIOAny(channel.allocator.buffer(bytes: bytes))).whenComplete { _ in
-                    channel.close(promise: nil)
-                }
-                return
-            }
-        }
         if !heardFirstFrame {
             heardFirstFrame = true
             connected?(frame)
         }
-        if case .hello = frame.content { return }
         receive(frame)
     }
 
@@ -572,17 +534,9 @@ final class CloseOnActiveHandler: ChannelInboundHandler, Sendable {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
 }
 
-/// Reads what arrives on an outgoing connection: the hello a member of another region answers
-/// with as it closes the connection goes to `answered`; any other frame is dropped.
-final class AnsweredHelloHandler: ChannelInboundHandler, Sendable {
-    typealias InboundIn = RaftFrame
-    let answered: @Sendable (ConnectionHello) -> Void
-
-    init(answered: @escaping @Sendable (ConnectionHello) -> Void) { self.answered = answered }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .hello(let hello) = unwrapInboundIn(data).content { answered(hello) }
-    }
-
+/// Drops whatever arrives on an outgoing connection.
+final class DiscardInboundHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
     func errorCaught(context: ChannelHandlerContext, error: any Error) { context.close(promise: nil) }
 }

@@ -4,14 +4,21 @@ extension Node {
     /// Why a `history.compacted` record may not be proposed now: a member that did not answer
     /// its status question, or whose views predate the record; nil when every member's know it.
     func memberWithoutHistoryCompaction() async -> String? {
+        await memberWhoseViewsLack("history.compacted") { ViewStore.knowsHistoryCompaction(schemaVersion: $0) }
+    }
+
+    /// Why a record of `kind` may not be proposed now: a member that did not answer its status
+    /// question, or whose views (of the schema version it reports) do not `know` the record; nil
+    /// when every member's do. A member of an earlier dwcp would stop at a record it cannot read.
+    func memberWhoseViewsLack(_ kind: String, know: (String) -> Bool) async -> String? {
         guard let raft else { return nil }
         let answers = await raft.otherMemberStatuses(timeout: .seconds(1))
         for (id, answer) in answers.sorted(by: { $0.key < $1.key }) {
             switch answer {
             case .failure(let error):
                 return "member \(id) did not answer (\(error.message))"
-            case .success(let status) where !ViewStore.knowsHistoryCompaction(schemaVersion: status.schemaVersion):
-                return "member \(id) runs dwcp \(status.version), whose views cannot apply history.compacted records"
+            case .success(let status) where !know(status.schemaVersion):
+                return "member \(id) runs dwcp \(status.version), whose views cannot apply \(kind) records"
             case .success:
                 continue
             }

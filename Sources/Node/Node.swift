@@ -112,7 +112,7 @@ public final class Node: Service, Sendable {
             consensus = try RaftConsensus(
                 nodeID: configuration.nodeID, log: log, snapshots: snapshots,
                 snapshotEvery: configuration.snapshotEvery, configuration: replication, region: configuration.region,
-                logger: logger, metrics: metrics)
+                regionID: try views.pool.read { try ViewStore.regionID($0) }, logger: logger, metrics: metrics)
         } else {
             consensus = LocalConsensus(log: log)
         }
@@ -153,6 +153,7 @@ public final class Node: Service, Sendable {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 if let raft = self.raft {
                     group.addTask { try await raft.run() }
+                    group.addTask { try await self.identifyRegion() }
                 } else {
                     group.addTask { try await self.compactLocalLog() }
                 }

@@ -40,6 +40,14 @@ extension RaftConsensus {
             }
             return .success(answer.status)
         } catch let error as NodeError {
+            // Its silence has a reason the transport heard: it belongs to another region.
+            if let other = transport.otherRegion(at: address), let own = transport.regionID {
+                return .failure(
+                    NodeError(
+                        .unavailable,
+                        "the member at \(address) is of another region (region id \(ConnectionHello.described(other)), this one's \(ConnectionHello.described(own))) and refuses this member's connections: check the address in the membership and the --peer lists",
+                        cause: error))
+            }
             return .failure(error)
         } catch {
             return .failure(NodeError(.unavailable, "\(error)"))

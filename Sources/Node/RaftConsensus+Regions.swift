@@ -1,4 +1,5 @@
 import Replication
+import Store
 
 extension RaftConsensus {
     /// Tells the members and peers this member knows of (its `--peer`s too, before it has a
@@ -59,5 +60,24 @@ extension RaftConsensus {
     /// The region `member` said it was started in (this member's own for itself); nil when unknown.
     public func region(of member: String) -> String? {
         member == nodeID ? region : regions.withLock { $0.said[member] }
+    }
+
+    /// Names the region's id on every replication connection from now on, and refuses members of
+    /// another (``RaftTransport/identify(as:group:regionID:)``).
+    func identify(regionID: UInt64?) {
+        transport.identify(as: nodeID, group: group, regionID: regionID)
+    }
+
+    /// The region's id from the first `region.identified` record committed after `applied` (the
+    /// views have none, so the first one there is the one that wins), looking at no more than
+    /// `limit` entries: a follower that holds committed entries back (`--follower-apply-delay`)
+    /// must still name its region's id, or, elected, it could lead no one. Nil when there is none.
+    func committedRegionID(after applied: UInt64, limit: UInt64 = 10_000) throws -> UInt64? {
+        let last = min(committed.value, log.lastIndex, applied + limit)
+        guard last > applied, applied + 1 >= log.firstIndex else { return nil }
+        for entry in try log.entries(in: (applied + 1)...last) where entry.kind == .record {
+            if let record = Record.regionIdentified(entry.payload) { return record.regionID }
+        }
+        return nil
     }
 }

@@ -113,14 +113,18 @@ public final class RaftConsensus: Consensus {
     let region: String?
     /// What the others said of their regions, and whom this member has told its own.
     let regions = Mutex(MemberRegions())
+    /// The region's id as the views held it at start (``ConnectionHello``); nil until
+    /// `region.identified` applies (``Node/identifyRegion()`` then tells the transport).
+    let regionIDAtStart: UInt64?
 
     public init(
         nodeID: String, log: LogStore, snapshots: ViewSnapshots, snapshotEvery: UInt64,
-        configuration: ReplicationConfiguration, region: String? = nil, logger: Logger,
+        configuration: ReplicationConfiguration, region: String? = nil, regionID: UInt64? = nil, logger: Logger,
         metrics: NodeMetrics = NodeMetrics()
     ) throws {
         self.nodeID = nodeID
         self.region = region
+        regionIDAtStart = regionID
         self.metrics = metrics
         self.log = log
         self.snapshots = snapshots
@@ -574,6 +578,7 @@ public final class RaftConsensus: Consensus {
         // it finds its data. Sending a snapshot reads its file on the thread pool too.
         let (snapshotFrames, snapshotFrameQueue) = AsyncStream.makeStream(
             of: RaftFrame.Content.self, bufferingPolicy: .unbounded)
+        identify(regionID: regionIDAtStart)
         let port = try await listen(
             host: configuration.listenHost, port: configuration.listenPort,
             connected: { [self] frame in
@@ -616,6 +621,8 @@ public final class RaftConsensus: Consensus {
                 receive(said)
             case .memberRegion(let said):
                 receive(said)
+            case .hello:
+                break  // the transport's: it never comes here
             }
         }
         let security = configuration.tls == nil ? "plain TCP" : "mutual TLS"
@@ -664,7 +671,7 @@ public final class RaftConsensus: Consensus {
                         }
                         self.state.withLock { $0.step(message) }
                         self.wake.yield()
-                    case .memberStatus, .memberAPIAddress, .memberRegion:
+                    case .memberStatus, .memberAPIAddress, .memberRegion, .hello:
                         break  // handled as they arrive, never queued here
                     }
                 }

@@ -43,7 +43,7 @@ struct ClusterCommand: AsyncParsableCommand {
                 status["role"]?.stringValue == "not a member"
                 ? " (not a member of the region: removed, or not yet added with add-member)" : ""
             print(
-                "asked \(field(status, "node_id"))\(outside): region \(field(status, "region")), leader \(status["leader"]?.stringValue ?? "none")"
+                "asked \(field(status, "node_id"))\(outside): region \(field(status, "region")) (id \(status["region_id"]?.stringValue ?? "not known yet")), leader \(status["leader"]?.stringValue ?? "none")"
             )
             let widths = [8, 22, 22, 13, 6, 10, 10, 10, 8, 0]
             func line(_ cells: [String]) -> String {

@@ -73,6 +73,10 @@ import Testing
         let region = RaftFrame(group: "region", memberRegion: MemberRegion(from: "b", to: "a", region: "eu-west"))
         #expect(try RaftFrame(body: Array(region.encoded()[4...])) == region)
         #expect(region.sender == "b" && region.recipient == "a" && region.message == nil)
+        // And a connection's hello.
+        let hello = RaftFrame(group: "region", hello: ConnectionHello(from: "b", to: "a", regionID: .max - 7))
+        #expect(try RaftFrame(body: Array(hello.encoded()[4...])) == hello)
+        #expect(hello.sender == "b" && hello.recipient == "a" && hello.message == nil)
         // The answer without its last field, with the checksum made right again: malformed, not a shorter status.
         var writer = FrameWriter()
         writer.u8(RaftFrame.version)

@@ -24,6 +24,7 @@ import Testing
         Record(at: -8, .vmStateReported(VMStateReported(vm: "web-1", host: "h1", state: "running", reason: "ok"))),
         Record(at: 9, requestID: "r-9", .hostLabelsSet(HostLabelsSet(name: "h1", labels: ["rack": "b"]))),
         Record(at: 10, .historyCompacted(HistoryCompacted(beforeIndex: 1_234_567))),
+        Record(at: 11, .regionIdentified(RegionIdentified(regionID: .max - 3))),
     ]
 
     @Test("every record type survives an encode/decode round trip", arguments: samples)

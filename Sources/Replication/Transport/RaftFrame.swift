@@ -5,7 +5,7 @@ import Store
 ///
 /// On the wire: `length u32 | version u8 | group (u8 length, UTF-8) | message | crc32c u32`, integers
 /// little-endian (a snapshot chunk is a message whose type is 100, a status question 101 and its
-/// answer 102, a member's API address 103, its region 104); `length` counts everything after
+/// answer 102, a member's API address 103, its region 104, a connection's hello 105); `length` counts everything after
 /// itself, the checksum covers version through message. The codec is the one seam every byte of the transport passes through, so TLS (or a new
 /// version) changes nothing above it. A frame that does not decode — wrong version, short, a bad
 /// checksum, an impossible field — is an error; the transport closes that connection. An intact
@@ -25,6 +25,9 @@ public struct RaftFrame: Sendable, Equatable {
         case memberAPIAddress(MemberAPIAddress)
         /// The region the sender was started in (members before this type skip it).
         case memberRegion(MemberRegion)
+        /// The first frame on a connection: which region the dialling member belongs to (members
+        /// before this type skip it). The transport answers it; it never reaches a receiver.
+        case hello(ConnectionHello)
     }
 
     public init(group: String, message: RaftMessage) {
@@ -52,10 +55,31 @@ public struct RaftFrame: Sendable, Equatable {
         content = .memberRegion(memberRegion)
     }
 
+    public init(group: String, hello: ConnectionHello) {
+        self.group = group
+        content = .hello(hello)
+    }
+
     /// The Raft message, if the frame carries one.
     public var message: RaftMessage? {
         if case .message(let message) = content { return message }
         return nil
+    }
+
+    /// Whether the frame is one only a leader or a candidate sends, which can change what a member
+    /// holds, its term or whom it follows: appends, heartbeats, snapshots (announced and their
+    /// chunks), vote and pre-vote requests, and a leader's hand-over. A connection that named no
+    /// region id carries none of these to a member that knows its region's (``ConnectionHello``).
+    public var leadsOrCampaigns: Bool {
+        switch content {
+        case .snapshotChunk: return true
+        case .message(let message):
+            switch message.body {
+            case .preVote, .vote, .append, .heartbeat, .snapshot, .timeoutNow: return true
+            default: return false
+            }
+        default: return false
+        }
     }
 
     /// Who sent the frame.
@@ -66,6 +90,7 @@ public struct RaftFrame: Sendable, Equatable {
         case .memberStatus(let exchange): exchange.from
         case .memberAPIAddress(let address): address.from
         case .memberRegion(let region): region.from
+        case .hello(let hello): hello.from
         }
     }
 
@@ -77,6 +102,7 @@ public struct RaftFrame: Sendable, Equatable {
         case .memberStatus(let exchange): exchange.to
         case .memberAPIAddress(let address): address.to
         case .memberRegion(let region): region.to
+        case .hello(let hello): hello.to
         }
     }
 
@@ -96,6 +122,7 @@ public struct RaftFrame: Sendable, Equatable {
         case .memberStatus(let exchange): writer.memberStatus(exchange)
         case .memberAPIAddress(let address): writer.memberAPIAddress(address)
         case .memberRegion(let region): writer.memberRegion(region)
+        case .hello(let hello): writer.hello(hello)
         }
         let checksum = writer.bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[4...])) }
         writer.u32(checksum)
@@ -134,6 +161,8 @@ public struct RaftFrame: Sendable, Equatable {
     static let apiAddressTag: UInt8 = 103
     /// The message type of a member's region.
     static let regionTag: UInt8 = 104
+    /// The message type of a connection's hello.
+    static let helloTag: UInt8 = 105
 }
 
 /// Appends little-endian fields.
@@ -180,6 +209,14 @@ struct FrameWriter {
         u64(0)
         u8(RaftFrame.regionTag)
         string(said.region)
+    }
+
+    mutating func hello(_ hello: ConnectionHello) {
+        string(hello.from)
+        string(hello.to)
+        u64(0)
+        u8(RaftFrame.helloTag)
+        u64(hello.regionID)
     }
 
     mutating func memberStatus(_ exchange: MemberStatusExchange) {
@@ -356,6 +393,10 @@ struct FrameReader {
         if tag == RaftFrame.regionTag {
             guard term == 0 else { throw RaftFrame.malformed("a region with term \(term)") }
             return .memberRegion(MemberRegion(from: from, to: to, region: try string()))
+        }
+        if tag == RaftFrame.helloTag {
+            guard term == 0 else { throw RaftFrame.malformed("a hello with term \(term)") }
+            return .hello(ConnectionHello(from: from, to: to, regionID: try u64()))
         }
         guard tag != RaftFrame.chunkTag else {
             let index = try logPosition()

@@ -17,6 +17,9 @@ import Synchronization
 /// (a few, see ``maxFramesWhileConnecting``); a frame for a peer that cannot be reached is dropped
 /// (Raft resends what matters). A connection that sends a malformed or oversized frame is closed
 /// and logged; the node goes on. With ``PeerTLS`` every connection, both ways, is mutual TLS.
+/// Once a member knows its region's id, every connection it opens starts with a ``ConnectionHello``
+/// naming it; one that names another region is answered and closed, and one that names none cannot
+/// lead or campaign (`RaftTransport+Hello.swift`).
 public final class RaftTransport: Sendable {
     /// Called on the connection's event loop for every decoded frame: it must return at once
     /// (step a state machine under a lock, queue the frame), never block or wait.
@@ -67,6 +70,20 @@ public final class RaftTransport: Sendable {
     let accepted = Mutex<[ObjectIdentifier: any Channel]>([:])
     /// Set by ``close()``: nothing is sent or connected after it (an atomic load on every send).
     let closed = Atomic<Bool>(false)
+    /// Who this member is and its region's id, said first on every connection it opens and
+    /// checked against every hello it receives (``identify(as:group:regionID:)``); nil until set.
+    let identity = Mutex<Identity?>(nil)
+    /// Hellos of another region, received and answered, logged at most one line per 10 s each way.
+    let otherRegionsLogged = Mutex(LogThrottle())
+    let refusalsByOtherRegionsLogged = Mutex(LogThrottle())
+    let unvouchedLogged = Mutex(LogThrottle())
+    /// How long a member waits before it dials again a peer that answered its hello as a member of
+    /// another region (its frames would be refused anyway).
+    static let otherRegionBackoff: Duration = .seconds(5)
+    /// The region id each connection peers opened said in its hello, while it is open.
+    let greetedIDs = Mutex<[ObjectIdentifier: UInt64]>([:])
+    /// The addresses whose peers answered as members of another region: their region id, and when.
+    let otherRegions = Mutex<[String: (regionID: UInt64, at: ContinuousClock.Instant)]>([:])
 
     /// Which of a peer's outgoing connections a frame takes. Status questions and answers have a
     /// connection of their own: a member too old to know them closes the connection they came on,
@@ -125,7 +142,8 @@ public final class RaftTransport: Sendable {
 
     /// Starts listening, handing every frame received to `receive`; returns the port bound
     /// (useful with port 0). `connected` is called with the first frame of every connection a peer
-    /// opens, before `receive`: a sign that the peer is up (see ``retryNow(_:)``).
+    /// opens, before `receive`: a sign that the peer is up (see ``retryNow(_:)``). A connection's
+    /// hello is checked here (``identify(as:group:regionID:)``) and never reaches `receive`.
     public func listen(
         host: String, port: Int, connected: Receiver? = nil, receive: @escaping Receiver
     ) async throws -> Int {
@@ -160,6 +178,7 @@ public final class RaftTransport: Sendable {
                 channel.closeFuture.whenComplete { [self] _ in
                     _ = accepted.withLock { $0.removeValue(forKey: key) }
                     _ = unproven.withLock { $0.remove(key) }
+                    _ = greetedIDs.withLock { $0.removeValue(forKey: key) }
                 }
                 // The certificates of now (a reload replaces them for the connections after it).
                 let tls = self.tls
@@ -176,7 +195,10 @@ public final class RaftTransport: Sendable {
                     try channel.pipeline.syncOperations.addHandler(
                         ByteToMessageHandler(RaftFrameDecoder(maxFrameBytes: RaftFrame.maxFrameBytes, logger: logger)))
                     let handler = InboundFrameHandler(
-                        receive: receive, connected: connected, logger: logger
+                        receive: receive, connected: connected, logger: logger,
+                        greeted: { [self] hello, peer in greeted(by: hello, from: peer, on: key) },
+                        knowsRegion: { [self] in regionID != nil },
+                        droppedUnvouched: { [self] peer, frame in droppedUnvouched(from: peer, frame) }
                     ) { [self] peer, error in noteRejection(from: peer, error) }
                     if secured {
                         let peer = channel.remoteAddress
@@ -348,8 +370,12 @@ public final class RaftTransport: Sendable {
                                 ready.completeWith(outcome)
                             })
                     }
-                    // Peers never send on our outgoing connection; anything that comes is ignored.
-                    try channel.pipeline.syncOperations.addHandler(DiscardInboundHandler())
+                    // Peers send nothing on our outgoing connection but a hello of another
+                    // region, as they close it: that one is heard, anything else ignored.
+                    try channel.pipeline.syncOperations.addHandler(
+                        ByteToMessageHandler(RaftFrameDecoder(maxFrameBytes: 1 << 16, logger: logger)))
+                    try channel.pipeline.syncOperations.addHandler(
+                        AnsweredHelloHandler { [self] hello in refused(at: key, by: hello) })
                 }
             }
             .connect(host: host, port: port)
@@ -376,7 +402,8 @@ public final class RaftTransport: Sendable {
                     }
                     state.channel = channel
                     state.failures = 0
-                    return waiting
+                    // The hello goes first, before the frames that waited.
+                    return (hello(to: state.member).map { [$0.encoded()] } ?? []) + waiting
                 case .failure(let error):
                     state.failures += 1
                     let backoff = min(50 * (1 << min(state.failures, 6)), 2_000)
@@ -455,6 +482,16 @@ final class InboundFrameHandler: ChannelInboundHandler {
     let logger: Logger
     /// Told of a frame that did not decode, before the connection is closed.
     let rejected: (SocketAddress?, ReplicationError) -> Void
+    /// Told of the connection's hello; returns the hello to answer with when the peer belongs to
+    /// another region (the connection is then closed), nil when it is taken.
+    let greeted: (ConnectionHello, SocketAddress?) -> ConnectionHello?
+    /// Whether this member knows its region's id: a connection that has said no hello then
+    /// carries no frame that leads or campaigns (``RaftFrame/leadsOrCampaigns``). Told of each
+    /// frame dropped so.
+    let knowsRegion: () -> Bool
+    let droppedUnvouched: (SocketAddress?, RaftFrame) -> Void
+    /// The connection said a hello this member took.
+    private var vouched = false
     private var heardFirstFrame = false
     /// With TLS: told of a frame whose sender is not the member the connection's certificate
     /// speaks for (that member, the sender), before the connection is closed. Nil without TLS.
@@ -469,11 +506,17 @@ final class InboundFrameHandler: ChannelInboundHandler {
 
     init(
         receive: @escaping RaftTransport.Receiver, connected: RaftTransport.Receiver?, logger: Logger,
+        greeted: @escaping (ConnectionHello, SocketAddress?) -> ConnectionHello? = { _, _ in nil },
+        knowsRegion: @escaping () -> Bool = { false },
+        droppedUnvouched: @escaping (SocketAddress?, RaftFrame) -> Void = { _, _ in },
         rejected: @escaping (SocketAddress?, ReplicationError) -> Void
     ) {
         self.receive = receive
         self.connected = connected
         self.logger = logger
+        self.greeted = greeted
+        self.knowsRegion = knowsRegion
+        self.droppedUnvouched = droppedUnvouched
         self.rejected = rejected
     }
 
@@ -494,10 +537,27 @@ final class InboundFrameHandler: ChannelInboundHandler {
             context.close(promise: nil)
             return
         }
+        if case .hello(let hello) = frame.content {
+            if let answer = greeted(hello, context.remoteAddress) {
+                // Another region's member: told which region this one is, then closed.
+                refused = true
+                let channel = context.channel
+                let bytes = RaftFrame(group: frame.group, hello: answer).encoded()
+                context.writeAndFlush(NIOAny(channel.allocator.buffer(bytes: bytes))).whenComplete { _ in
+                    channel.close(promise: nil)
+                }
+                return
+            }
+            vouched = true
+        } else if !vouched, frame.leadsOrCampaigns, knowsRegion() {
+            droppedUnvouched(context.remoteAddress, frame)
+            return
+        }
         if !heardFirstFrame {
             heardFirstFrame = true
             connected?(frame)
         }
+        if case .hello = frame.content { return }
         receive(frame)
     }
 
@@ -534,9 +594,17 @@ final class CloseOnActiveHandler: ChannelInboundHandler, Sendable {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
 }
 
-/// Drops whatever arrives on an outgoing connection.
-final class DiscardInboundHandler: ChannelInboundHandler, Sendable {
-    typealias InboundIn = ByteBuffer
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+/// Reads what arrives on an outgoing connection: the hello a member of another region answers
+/// with as it closes the connection goes to `answered`; any other frame is dropped.
+final class AnsweredHelloHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = RaftFrame
+    let answered: @Sendable (ConnectionHello) -> Void
+
+    init(answered: @escaping @Sendable (ConnectionHello) -> Void) { self.answered = answered }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .hello(let hello) = unwrapInboundIn(data).content { answered(hello) }
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: any Error) { context.close(promise: nil) }
 }

@@ -27,6 +27,7 @@ extension Record {
         case .vmStateReported(let r): r.encode(into: &writer)
         case .hostLabelsSet(let r): r.encode(into: &writer)
         case .historyCompacted(let r): r.encode(into: &writer)
+        case .regionIdentified(let r): r.encode(into: &writer)
         }
         var bytes: [UInt8] = [Self.codecVersion]
         var tag = FieldWriter()
@@ -63,6 +64,7 @@ extension Record {
         case 8: body = .vmStateReported(try VMStateReported(fields))
         case 9: body = .hostLabelsSet(try HostLabelsSet(fields))
         case HistoryCompacted.tag: body = .historyCompacted(try HistoryCompacted(fields))
+        case RegionIdentified.tag: body = .regionIdentified(try RegionIdentified(fields))
         default:
             throw StoreError(.unknownRecord, "unknown record type \(tag) (written by a newer dwcp?)")
         }
@@ -73,6 +75,15 @@ extension Record {
     /// one deletes up to tens of thousands of rows, so the node applies it off its event loop.
     public static func isHistoryCompaction(_ payload: [UInt8]) -> Bool {
         (try? typeTag(payload))?.tag == HistoryCompacted.tag
+    }
+
+    /// The `region.identified` record `payload` is, read only when its type tag says so; nil for
+    /// any other record (or a payload that does not decode).
+    public static func regionIdentified(_ payload: [UInt8]) -> RegionIdentified? {
+        guard (try? typeTag(payload))?.tag == RegionIdentified.tag,
+            case .regionIdentified(let record)? = try? Record(decoding: payload).body
+        else { return nil }
+        return record
     }
 
     /// The record's codec version, checked, and its type tag; with where the fields start.
@@ -102,6 +113,7 @@ extension Record {
         case 8: "vm.state_reported"
         case 9: "host.labels_set"
         case HistoryCompacted.tag: "history.compacted"
+        case RegionIdentified.tag: "region.identified"
         default: nil
         }
     }

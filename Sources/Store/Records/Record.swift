@@ -26,6 +26,7 @@ public struct Record: Sendable, Equatable {
         case vmStateReported(VMStateReported)
         case hostLabelsSet(HostLabelsSet)
         case historyCompacted(HistoryCompacted)
+        case regionIdentified(RegionIdentified)
     }
 }
 
@@ -43,6 +44,7 @@ extension Record.Body {
         case .vmStateReported: 8
         case .hostLabelsSet: 9
         case .historyCompacted: HistoryCompacted.tag
+        case .regionIdentified: RegionIdentified.tag
         }
     }
 
@@ -59,6 +61,7 @@ extension Record.Body {
         case .vmStateReported: "vm.state_reported"
         case .hostLabelsSet: "host.labels_set"
         case .historyCompacted: "history.compacted"
+        case .regionIdentified: "region.identified"
         }
     }
 
@@ -72,11 +75,12 @@ extension Record.Body {
         case .vmDesiredStateSet(let r): r.desiredState == .running ? "vm.start" : "vm.stop"
         case .vmDeleted: "vm.delete"
         case .hostLabelsSet: "host.label"
-        case .vmPlaced, .vmUnschedulable, .vmStateReported, .historyCompacted: nil
+        case .vmPlaced, .vmUnschedulable, .vmStateReported, .historyCompacted, .regionIdentified: nil
         }
     }
 
-    /// The name of the host or VM the record is about (empty for `history.compacted`).
+    /// The name of the host or VM the record is about (empty for `history.compacted` and
+    /// `region.identified`).
     public var subject: String {
         switch self {
         case .hostAdded(let r): r.name
@@ -88,7 +92,7 @@ extension Record.Body {
         case .vmUnschedulable(let r): r.vm
         case .vmStateReported(let r): r.vm
         case .hostLabelsSet(let r): r.name
-        case .historyCompacted: ""
+        case .historyCompacted, .regionIdentified: ""
         }
     }
 
@@ -105,6 +109,7 @@ extension Record.Body {
         case .vmStateReported(let r): r.json
         case .hostLabelsSet(let r): r.json
         case .historyCompacted(let r): r.json
+        case .regionIdentified(let r): r.json
         }
     }
 }

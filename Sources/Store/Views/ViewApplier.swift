@@ -127,6 +127,11 @@ enum ViewApplier {
             // A record cannot cut into what comes after it.
             try compactHistory(before: min(r.beforeIndex, index), db: db)
             return .applied
+        case .regionIdentified(let r):
+            // The first one wins.
+            try db.cachedStatement(sql: "UPDATE dwcp_state SET region_id = ? WHERE id = 1 AND region_id IS NULL")
+                .execute(arguments: [r.described])
+            return db.changesCount == 0 ? .rejected("the region has an id already") : .applied
         case .hostAdded(let r):
             try db.cachedStatement(
                 sql: """

@@ -1,0 +1,137 @@
+import Foundation
+import Logging
+import Replication
+import Store
+import TestSupport
+import Testing
+
+@testable import Node
+
+/// The region id every connection between members opens with (``ConnectionHello``): proposed
+/// once by the first leader, the same on every member and on one that joins later, and the reason
+/// a member of another region, with the same name and ids and a `--peer` pointing here by
+/// mistake, is not heard.
+@Suite struct RegionIDTests {
+    @Test("a region gets one id, alike on every member and on a member that joins later")
+    func oneIDForEveryMember() async throws {
+        let dir = TemporaryDirectory()
+        try await withThreeMembers(dir) { nodes, peers in
+            #expect(try await waitUntil { nodes.allSatisfy { $0.raft!.transport.regionID != nil } })
+            let id = try #require(nodes[0].raft!.transport.regionID)
+            for node in nodes {
+                #expect(node.raft!.transport.regionID == id)
+                #expect(try await node.views.pool.read { try ViewStore.regionID($0) } == id)
+            }
+            let status = await nodes[1].clusterStatus(timeout: .zero)
+            #expect(status["region_id"] == .string(ConnectionHello.described(id)))
+            let leaderID = try #require(nodes[0].raft!.status.leader)
+            let leader = try #require(nodes.first { $0.configuration.nodeID == leaderID })
+            let port = try closedPort()
+            let joiner = try member("n4", in: dir, port: port, peers: peers, join: true)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await joiner.run() }
+                defer { group.cancelAll() }
+                #expect(joiner.raft!.transport.regionID == nil)
+                _ = try await leader.raft!.changeMembership(.addLearner(id: "n4", address: "127.0.0.1:\(port)"))
+                #expect(try await waitUntil { joiner.raft!.transport.regionID == id })
+                // And it is heard with it: a write reaches it.
+                _ = try await leader.submit(NodeIntentTests.host("h1"))
+                let written = leader.log.lastIndex
+                #expect(try await waitUntil { joiner.applied.value >= written })
+            }
+        }
+    }
+
+    @Test(
+        "the members of another region with the same ids and name, one of whose --peer points here, are not heard: their leader's entries never reach this region"
+    )
+    func otherRegionIsNotHeard() async throws {
+        let dir = TemporaryDirectory()
+        try await withThreeMembers(dir) { nodes, peers in
+            #expect(try await waitUntil { nodes.allSatisfy { $0.raft!.transport.regionID != nil } })
+            let leaderID = try #require(nodes[0].raft!.status.leader)
+            let leader = try #require(nodes.first { $0.configuration.nodeID == leaderID })
+            let n2 = nodes[1]
+            // Staging's n1 and n3, whose membership has its n2 at this region's n2 by mistake.
+            let (p1, p3) = (try closedPort(), try closedPort())
+            let staging = [
+                "n1": "127.0.0.1:\(p1)", "n2": try #require(peers["n2"]), "n3": "127.0.0.1:\(p3)",
+            ]
+            let others = [
+                try member("n1", in: dir, name: "staging-n1", port: p1, peers: staging),
+                try member("n3", in: dir, name: "staging-n3", port: p3, peers: staging),
+            ]
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for node in others { group.addTask { try await node.run() } }
+                defer { group.cancelAll() }
+                // Staging never gets its id (its n2 never answers as one of its members), so
+                // its connections name none: heard, but none of its leader's frames taken.
+                let led = try await waitUntil {
+                    others.contains { $0.raft!.isLeader } && others.allSatisfy { $0.raft!.status.leader != nil }
+                }
+                try #require(led, "staging elected no leader")
+                // Its terms run ahead of this region's, as they would after some elections there.
+                for _ in 0..<3 {
+                    let current = try #require(others.first { $0.raft!.isLeader })
+                    let next = try #require(others.first { !$0.raft!.isLeader })
+                    _ = try await current.raft!.moveLeadership(to: next.configuration.nodeID, timeout: .seconds(5))
+                }
+                let stagingLeader = try #require(others.first { $0.raft!.isLeader })
+                #expect(stagingLeader.raft!.status.term > leader.raft!.status.term)
+                _ = try await stagingLeader.submit(NodeIntentTests.host("stranger"))
+                _ = try await leader.submit(NodeIntentTests.host("h1"))
+                try await Task.sleep(for: .milliseconds(500))
+                _ = try await leader.submit(NodeIntentTests.host("h2"))
+                let written = leader.log.lastIndex
+                #expect(try await waitUntil { n2.applied.value >= written })
+                #expect(try await rows(n2, "SELECT name FROM hosts ORDER BY name") == #"[["h1"],["h2"]]"#)
+                #expect(n2.raft!.status.leader == leaderID)
+                #expect(n2.raft!.status.term < stagingLeader.raft!.status.term)
+                #expect(try await rows(stagingLeader, "SELECT name FROM hosts") == #"[["stranger"]]"#)
+            }
+        }
+    }
+
+    @Test(
+        "a follower that holds committed entries back names the region's id from its log, and can be handed the leadership"
+    )
+    func heldBackFollowerNamesTheID() async throws {
+        let dir = TemporaryDirectory()
+        let ports = try (1...3).map { _ in try closedPort() }
+        let peers = Dictionary(uniqueKeysWithValues: zip(["n1", "n2", "n3"], ports.map { "127.0.0.1:\($0)" }))
+        let nodes = try zip(["n1", "n2", "n3"], ports).map { id, port in
+            try member(id, in: dir, port: port, peers: peers, applyDelay: id == "n3" ? .seconds(60) : nil)
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for node in nodes { group.addTask { try await node.run() } }
+            defer { group.cancelAll() }
+            let (n1, n3) = (nodes[0], nodes[2])
+            #expect(try await waitUntil { nodes.allSatisfy { $0.raft!.transport.regionID != nil } })
+            let id = try #require(n1.raft!.transport.regionID)
+            #expect(n3.raft!.transport.regionID == id)
+            // n3's views hold no id yet unless it led (a leader applies at once).
+            if !n3.raft!.isLeader {
+                #expect(try await n3.views.pool.read { try ViewStore.regionID($0) } == nil, "n3 applied its entries")
+                let leader = try #require(nodes.first { $0.raft!.isLeader })
+                _ = try await leader.raft!.moveLeadership(to: "n3", timeout: .seconds(5))
+            }
+            #expect(try await waitUntil { n3.raft!.isLeader })
+            _ = try await n3.submit(NodeIntentTests.host("h1"))
+        }
+    }
+
+    /// A member of region eu listening on `port` of loopback, in `dir`'s directory `name` (its id by default).
+    func member(
+        _ id: String, in dir: TemporaryDirectory, name: String? = nil, port: Int, peers: [String: String],
+        join: Bool = false, applyDelay: Duration? = nil
+    ) throws -> Node {
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        var configuration = NodeConfiguration(
+            dataDirectory: dir.file(name ?? id), nodeID: id, region: "eu", apiPort: 0)
+        configuration.replication = ReplicationConfiguration(
+            listenHost: "127.0.0.1", listenPort: port, peers: peers, join: join)
+        if let applyDelay { configuration.replication?.followerApplyDelay = applyDelay }
+        return try Node(configuration: configuration, logger: logger)
+    }
+}

@@ -218,6 +218,10 @@ extension Node {
             )
         }
         if let checkIndex {
+            // The plan is made from this member's views, which must hold everything up to the
+            // checked index: a follower behind it (or holding committed entries back) would plan
+            // from older views, and place elsewhere than the plan that was checked.
+            try await requireApplied(checkIndex: checkIndex)
             let plan = try await self.plan(validated: validated)
             guard plan.placementIndex <= checkIndex else {
                 throw NodeError(
@@ -266,6 +270,27 @@ extension Node {
         let receipts = zip(results, vmRows).map { IntentReceipt(logIndex: $0.index, outcome: $0.outcome, subject: $1) }
         return (receipts, nil)
     }
+
+    /// Waits, up to ``checkIndexWait``, until this member's views hold entry `checkIndex`; throws
+    /// when they do not: the index is beyond the log (no plan gave it), or this member is behind
+    /// or cut off.
+    func requireApplied(checkIndex: UInt64) async throws {
+        guard try await waitUntilApplied(checkIndex, timeout: Self.checkIndexWait) == nil else { return }
+        let committed = consensus.committed.value
+        guard checkIndex > committed else {
+            throw NodeError(
+                .unavailable,
+                "\(configuration.nodeID) has not applied log index \(checkIndex) within \(Self.checkIndexWait): nothing was written; try again, or send it to the leader"
+            )
+        }
+        throw NodeError(
+            .invalid,
+            "check_index \(checkIndex) is beyond the log (\(configuration.nodeID) knows it to index \(committed)): pass the index a plan gave (dwcp plan vm create); nothing was written"
+        )
+    }
+
+    /// How long a batch with a check index waits for this member's views to reach it.
+    static let checkIndexWait: Duration = .seconds(2)
 
     private func earlierBatch(requestID: String, vms: [VMCreated]) throws -> [IntentReceipt]? {
         let count = vms.count

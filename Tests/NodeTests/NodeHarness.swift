@@ -35,7 +35,7 @@ func withRunningNode<T: Sendable>(
 /// the members in "eu" agree on one of them); `body` gets the nodes and their replication
 /// addresses. No HTTP APIs run.
 func withThreeMembers(
-    _ directory: TemporaryDirectory, regions: [String: String] = [:],
+    _ directory: TemporaryDirectory, regions: [String: String] = [:], applyDelays: [String: Duration] = [:],
     _ body: @Sendable ([Node], [String: String]) async throws -> Void
 ) async throws {
     let ids = ["n1", "n2", "n3"]
@@ -47,6 +47,7 @@ func withThreeMembers(
         var configuration = NodeConfiguration(
             dataDirectory: directory.file(id), nodeID: id, region: regions[id] ?? "eu", apiPort: 0)
         configuration.replication = ReplicationConfiguration(listenHost: "127.0.0.1", listenPort: port, peers: peers)
+        if let delay = applyDelays[id] { configuration.replication?.followerApplyDelay = delay }
         return try Node(configuration: configuration, logger: logger)
     }
     try await withThrowingTaskGroup(of: Void.self) { group in

@@ -53,6 +53,49 @@ import Testing
         }
     }
 
+    @Test("a check index beyond the log is refused, saying so, and nothing is written")
+    func checkIndexBeyondTheLog() async throws {
+        let dir = TemporaryDirectory()
+        try await withRunningNode(dir) { node in
+            _ = try await node.submit(Self.host("a"))
+            let last = node.log.lastIndex
+            let refusal = await #expect(throws: NodeError.self) {
+                try await node.createVMs([Self.vm("web-1")], requestID: nil, checkIndex: last + 50)
+            }
+            #expect(refusal?.code == .invalid)
+            #expect(refusal?.message.contains("is beyond the log") == true, "\(String(describing: refusal))")
+            #expect(node.log.lastIndex == last)
+        }
+    }
+
+    @Test(
+        "a batch with a check index sent to a follower that holds entries back places as the plan did: it waits for its views to reach the index"
+    )
+    func checkIndexOnALaggingFollower() async throws {
+        let dir = TemporaryDirectory()
+        try await withThreeMembers(dir, applyDelays: ["n3": .seconds(60)]) { nodes, _ in
+            let n3 = nodes[2]
+            if n3.raft!.isLeader { _ = try await n3.raft!.moveLeadership(to: "n1", timeout: .seconds(5)) }
+            let leader = try #require(nodes.first { $0.raft!.isLeader })
+            _ = try await leader.submit(Self.host("a"))
+            _ = try await leader.submit(Self.host("b", cpus: 4))
+            // n3 applies the hosts, then holds the rest back.
+            _ = try await n3.waitUntilApplied(leader.log.lastIndex)
+            _ = try await leader.createVMs([Self.vm("x", cpus: 6)], requestID: nil, checkIndex: nil)
+            let plan = try await leader.plan([Self.vm("y", cpus: 4)])
+            let planned = try #require(plan.decisions[0].decision.host)
+            #expect(planned == "b", "x took most of a")
+            #expect(n3.applied.value < plan.placementIndex, "n3 applied x's placement already")
+            let receipts = try await n3.createVMs(
+                [Self.vm("y", cpus: 4)], requestID: nil, checkIndex: plan.placementIndex)
+            // Placed in the batch itself, as planned (not refused there and placed later by the
+            // scheduler: the answer's row was read right after the batch applied).
+            #expect(receipts.count == 1)
+            #expect(
+                receipts.first?.subject?["host"] == .string(planned), "\(String(describing: receipts.first?.subject))")
+        }
+    }
+
     @Test("--count creates NAME-1 … NAME-N in one batch; hard anti-affinity keeps them apart")
     func countAndAntiAffinity() async throws {
         let dir = TemporaryDirectory()

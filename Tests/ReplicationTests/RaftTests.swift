@@ -502,6 +502,34 @@ struct TestCluster {
         }
     }
 
+    @Test("a learner is promoted only once it answers and is within promotionLag entries of the commit index")
+    func onlyALearnerCaughtUpIsPromoted() throws {
+        var cluster = TestCluster(["a", "b", "c"])
+        let leader = cluster.electLeader()
+        cluster.join("d")
+        _ = try cluster.members[leader]!.proposeMembership(.addLearner(id: "d", address: "addr-d"))
+        cluster.settle()
+        cluster.tick()
+        // Cut off while the others write more than the lag allows.
+        cluster.cut = ["d"]
+        for _ in 0..<(Raft.promotionLag / 100 + 1) {
+            _ = try cluster.members[leader]!.propose((0..<100).map { Array("w\($0)".utf8) })
+            cluster.settle()
+        }
+        cluster.tick(RaftConfiguration().electionTicks + 1)
+        #expect {
+            try cluster.members[leader]!.proposeMembership(.promote(id: "d"))
+        } throws: { "\($0)".contains("d has not caught up (it has not answered for an election timeout)") }
+        // Back, it answers at once; promoted once it has caught up.
+        cluster.cut = []
+        cluster.tick()
+        cluster.settle()
+        cluster.tick()
+        _ = try cluster.members[leader]!.proposeMembership(.promote(id: "d"))
+        cluster.tick(2)
+        #expect(cluster.members[leader]!.membership.voters.count == 4)
+    }
+
     /// Four members; the leader removes one while it is cut off (as a member being taken out
     /// often is: the removal commits without it), and `ticks` pass; the member is still cut off.
     static func removedWhileCutOff(ticks: Int) throws -> (TestCluster, leader: String, removed: String) {

@@ -54,6 +54,7 @@ extension Raft {
                 .invalidChange, "\(id) has not yet committed an entry of its term \(term); try again")
         }
         let next = try change.applied(to: membership)
+        if case .promote(let learner) = change { try requireCaughtUp(learner) }
         // A membership takes effect once in the log, so a change whose voters cannot form its
         // majority stops the group, its own commit included, until they answer: a voter added that
         // cannot be reached, a working voter removed while others are down. Refused instead
@@ -111,6 +112,30 @@ extension Raft {
     }
 
     /// Whether this leader heard from `member` within the last election timeout (itself: always).
+    /// How far behind the leader's commit index a learner may be and still be promoted.
+    public static let promotionLag: UInt64 = 1_000
+
+    /// Refuses to promote a learner that does not answer or is more than ``promotionLag`` entries
+    /// behind the commit index (etcd refuses a learner not in sync too): as a voter it would count
+    /// toward the majority before it could help form one, so the group could lose one member fewer
+    /// meanwhile, and one more failure would stop it.
+    func requireCaughtUp(_ learner: String) throws {
+        let match = progress[learner]?.match ?? 0
+        let why: String? =
+            if !isAnswering(learner) {
+                "it has not answered for an election timeout"
+            } else if match + Self.promotionLag < log.committed {
+                "it has \(match) of the \(log.committed) committed entries"
+            } else {
+                nil
+            }
+        guard let why else { return }
+        throw ReplicationError(
+            .invalidChange,
+            "refused: \(learner) has not caught up (\(why)); promote it once it is within \(Self.promotionLag) entries (dwcp cluster status shows its lag): as a voter it would count toward the majority before it could help form one"
+        )
+    }
+
     func isAnswering(_ member: String) -> Bool {
         member == id || (progress[member]?.silentTicks ?? .max) < configuration.electionTicks
     }

@@ -5,34 +5,35 @@ import Replication
 import Store
 
 extension Node {
-    /// Gives the region an id and the transport this member's: until the views hold one (or the
-    /// entries committed after them: a follower may hold them back), looks every 200 ms; the leader then proposes a random one (`region.identified`) once every
-    /// member's views can apply it, and every member, as its views apply it (or a snapshot that
-    /// holds it), names it on its replication connections from then on (``ConnectionHello``).
-    /// Returns once the transport has it.
+    /// Gives the region an id: until this member names one, the leader (whichever member leads)
+    /// proposes a random one (`region.identified`) once every member's views can apply it,
+    /// looking again every 200 ms. Members name it as soon as it commits (``RaftConsensus``'s
+    /// driver reads it from the committed entries, a snapshot, or the views at start) on their
+    /// replication connections (``ConnectionHello``). Returns once this member names it.
     func identifyRegion() async throws {
         guard let raft else { return }
         let loop = MultiThreadedEventLoopGroup.singleton.any()
         var heldBackBy: String?
-        while true {
-            let appliedIndex = applied.value
-            let known = try await views.pool.read { try ViewStore.regionID($0) }
-            if let id = try known ?? raft.committedRegionID(after: appliedIndex) {
-                raft.identify(regionID: id)
-                logger.info("this region's id is \(ConnectionHello.described(id))")
-                return
-            }
+        let start = ContinuousClock.now
+        var toldLate = false
+        while !raft.namesRegion {
             if raft.isLeader {
                 let reason = await memberWhoseViewsLack("region.identified") {
                     ViewStore.knowsRegionIdentity(schemaVersion: $0)
                 }
-                if let reason, reason != heldBackBy {
-                    // A member that does not answer yet is the usual case at a region's first start.
-                    let level: Logger.Level = reason.contains("did not answer") ? .info : .notice
-                    logger.log(level: level, "the region gets its id once every member's views can apply it: \(reason)")
+                // A member that does not answer yet is the usual case at a region's first start:
+                // said at notice when it lasts a minute, or when it is a version.
+                let late = start.duration(to: .now) > .seconds(60)
+                if let reason, reason != heldBackBy || (late && !toldLate) {
+                    let level: Logger.Level = reason.contains("did not answer") && !late ? .info : .notice
+                    logger.log(
+                        level: level,
+                        "the region gets its id (docs/replication.md, \"The region id\") once every member's views can apply it: \(reason)"
+                    )
+                    toldLate = late
                 }
                 heldBackBy = reason
-                if reason == nil {
+                if reason == nil, !raft.namesRegion {
                     let record = Record(
                         at: Node.now(), .regionIdentified(RegionIdentified(regionID: .random(in: 1...UInt64.max))))
                     do {

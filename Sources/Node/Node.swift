@@ -112,7 +112,7 @@ public final class Node: Service, Sendable {
             consensus = try RaftConsensus(
                 nodeID: configuration.nodeID, log: log, snapshots: snapshots,
                 snapshotEvery: configuration.snapshotEvery, configuration: replication, region: configuration.region,
-                regionID: try views.pool.read { try ViewStore.regionID($0) }, logger: logger, metrics: metrics)
+                logger: logger, metrics: metrics)
         } else {
             consensus = LocalConsensus(log: log)
         }

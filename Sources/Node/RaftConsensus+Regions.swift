@@ -64,20 +64,32 @@ extension RaftConsensus {
 
     /// Names the region's id on every replication connection from now on, and refuses members of
     /// another (``RaftTransport/identify(as:group:regionID:)``).
-    func identify(regionID: UInt64?) {
+    func identify(regionID: UInt64) {
         transport.identify(as: nodeID, group: group, regionID: regionID)
+        namesRegionFlag.store(true, ordering: .releasing)
+        logger.info("\(group): this region's id is \(ConnectionHello.described(regionID))")
     }
 
-    /// The region's id from the first `region.identified` record committed after `applied` (the
-    /// views have none, so the first one there is the one that wins), looking at no more than
-    /// `limit` entries: a follower that holds committed entries back (`--follower-apply-delay`)
-    /// must still name its region's id, or, elected, it could lead no one. Nil when there is none.
-    func committedRegionID(after applied: UInt64, limit: UInt64 = 10_000) throws -> UInt64? {
-        let last = min(committed.value, log.lastIndex, applied + limit)
-        guard last > applied, applied + 1 >= log.firstIndex else { return nil }
-        for entry in try log.entries(in: (applied + 1)...last) where entry.kind == .record {
-            if let record = Record.regionIdentified(entry.payload) { return record.regionID }
+    /// Whether this member names its region's id on its connections.
+    public var namesRegion: Bool { namesRegionFlag.load(ordering: .acquiring) }
+
+    /// Names the region's id once entries that hold it commit: before anything else this member
+    /// does with them, so that it never follows, or votes for, a member that does not name it once
+    /// it could have (the first `region.identified` in the log is the one that wins, and views
+    /// without an id have applied none). One atomic load per ready once named.
+    func noteRegionID(committed entries: [LogEntry]) {
+        guard !namesRegion else { return }
+        for entry in entries where entry.kind == .record {
+            if let record = Record.regionIdentified(entry.payload) {
+                identify(regionID: record.regionID)
+                return
+            }
         }
-        return nil
+    }
+
+    /// Names the region's id once the views hold it (at start, after a snapshot's install).
+    func noteRegionIDInViews() throws {
+        guard !namesRegion, let id = try snapshots.views.pool.read({ try ViewStore.regionID($0) }) else { return }
+        identify(regionID: id)
     }
 }

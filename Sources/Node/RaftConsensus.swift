@@ -113,18 +113,16 @@ public final class RaftConsensus: Consensus {
     let region: String?
     /// What the others said of their regions, and whom this member has told its own.
     let regions = Mutex(MemberRegions())
-    /// The region's id as the views held it at start (``ConnectionHello``); nil until
-    /// `region.identified` applies (``Node/identifyRegion()`` then tells the transport).
-    let regionIDAtStart: UInt64?
+    /// Set once this member names its region's id on its connections (``ConnectionHello``).
+    let namesRegionFlag = Atomic<Bool>(false)
 
     public init(
         nodeID: String, log: LogStore, snapshots: ViewSnapshots, snapshotEvery: UInt64,
-        configuration: ReplicationConfiguration, region: String? = nil, regionID: UInt64? = nil, logger: Logger,
+        configuration: ReplicationConfiguration, region: String? = nil, logger: Logger,
         metrics: NodeMetrics = NodeMetrics()
     ) throws {
         self.nodeID = nodeID
         self.region = region
-        regionIDAtStart = regionID
         self.metrics = metrics
         self.log = log
         self.snapshots = snapshots
@@ -578,7 +576,8 @@ public final class RaftConsensus: Consensus {
         // it finds its data. Sending a snapshot reads its file on the thread pool too.
         let (snapshotFrames, snapshotFrameQueue) = AsyncStream.makeStream(
             of: RaftFrame.Content.self, bufferingPolicy: .unbounded)
-        identify(regionID: regionIDAtStart)
+        // The views are caught up with the commit index by now (Node.init).
+        try noteRegionIDInViews()
         let port = try await listen(
             host: configuration.listenHost, port: configuration.listenPort,
             connected: { [self] frame in
@@ -720,6 +719,7 @@ public final class RaftConsensus: Consensus {
             // for this one's fsync, nor for its messages to be handed to the transport. (A ready
             // with a snapshot carries none: the snapshot covers them.)
             if let last = ready.committed.last {
+                noteRegionID(committed: ready.committed)
                 committed.advance(to: last.index)
             }
             send(ready.messages)
@@ -748,6 +748,7 @@ public final class RaftConsensus: Consensus {
                 whenDurable: whenDurable)
             if let snapshot = ready.snapshot {
                 try await snapshots.install(snapshot.index)
+                try noteRegionIDInViews()
                 metrics.snapshotsInstalled.increment()
                 committed.advance(to: snapshot.index)
                 snapshots.prune(behind: log.snapshot.index)

@@ -13,8 +13,8 @@ extension RaftTransport {
     /// Says `member` of `group`, of the region `regionID`, first on every connection opened from
     /// now on, and refuses connections whose hello names another region; with `regionID` nil,
     /// says and checks nothing. When a member learns its id, it says it on the connections it has
-    /// open too (a hello may come at any point of a connection), and closes those it took with
-    /// another region's hello while it knew none: no connection is dropped for what it did right.
+    /// open too (a hello may come at any point of a connection); a connection it took with
+    /// another region's hello while it knew none is refused at its next frame.
     public func identify(as member: String, group: String, regionID: UInt64?) {
         let previous = identity.withLock { identity in
             defer { identity = Identity(group: group, member: member, regionID: regionID) }
@@ -28,9 +28,6 @@ extension RaftTransport {
             guard let hello = hello(to: recipient) else { break }
             channel.writeAndFlush(channel.allocator.buffer(bytes: hello.encoded()), promise: nil)
         }
-        let others = greetedIDs.withLock { ids in ids.filter { $0.value != regionID }.map(\.key) }
-        let channels = accepted.withLock { accepted in others.compactMap { accepted[$0] } }
-        for channel in channels { channel.close(promise: nil) }
     }
 
     /// The id of the region this member belongs to, as last identified; nil while unknown.
@@ -46,11 +43,8 @@ extension RaftTransport {
     /// A peer that connected in said which region it belongs to. Returns the hello to answer with
     /// when that is another region (the connection is then closed, and logged); nil when the
     /// connection is taken (the same region, or this member knows none yet).
-    func greeted(by hello: ConnectionHello, from peer: SocketAddress?, on channel: ObjectIdentifier) -> ConnectionHello?
-    {
+    func greeted(by hello: ConnectionHello, from peer: SocketAddress?) -> ConnectionHello? {
         guard let own = identity.withLock({ $0 }), let ownID = own.regionID, ownID != hello.regionID else {
-            // Kept for the day this member learns its id (``identify(as:group:regionID:)``).
-            greetedIDs.withLock { $0[channel] = hello.regionID }
             return nil
         }
         connectionsRejected.increment()

@@ -80,8 +80,6 @@ public final class RaftTransport: Sendable {
     /// How long a member waits before it dials again a peer that answered its hello as a member of
     /// another region (its frames would be refused anyway).
     static let otherRegionBackoff: Duration = .seconds(5)
-    /// The region id each connection peers opened said in its hello, while it is open.
-    let greetedIDs = Mutex<[ObjectIdentifier: UInt64]>([:])
     /// The addresses whose peers answered as members of another region: their region id, and when.
     let otherRegions = Mutex<[String: (regionID: UInt64, at: ContinuousClock.Instant)]>([:])
 
@@ -178,7 +176,6 @@ public final class RaftTransport: Sendable {
                 channel.closeFuture.whenComplete { [self] _ in
                     _ = accepted.withLock { $0.removeValue(forKey: key) }
                     _ = unproven.withLock { $0.remove(key) }
-                    _ = greetedIDs.withLock { $0.removeValue(forKey: key) }
                 }
                 // The certificates of now (a reload replaces them for the connections after it).
                 let tls = self.tls
@@ -196,8 +193,8 @@ public final class RaftTransport: Sendable {
                         ByteToMessageHandler(RaftFrameDecoder(maxFrameBytes: RaftFrame.maxFrameBytes, logger: logger)))
                     let handler = InboundFrameHandler(
                         receive: receive, connected: connected, logger: logger,
-                        greeted: { [self] hello, peer in greeted(by: hello, from: peer, on: key) },
-                        knowsRegion: { [self] in regionID != nil },
+                        greeted: { [self] hello, peer in greeted(by: hello, from: peer) },
+                        ownRegionID: { [self] in regionID },
                         droppedUnvouched: { [self] peer, frame in droppedUnvouched(from: peer, frame) }
                     ) { [self] peer, error in noteRejection(from: peer, error) }
                     if secured {
@@ -485,13 +482,23 @@ final class InboundFrameHandler: ChannelInboundHandler {
     /// Told of the connection's hello; returns the hello to answer with when the peer belongs to
     /// another region (the connection is then closed), nil when it is taken.
     let greeted: (ConnectionHello, SocketAddress?) -> ConnectionHello?
-    /// Whether this member knows its region's id: a connection that has said no hello then
-    /// carries no frame that leads or campaigns (``RaftFrame/leadsOrCampaigns``). Told of each
-    /// frame dropped so.
-    let knowsRegion: () -> Bool
+    /// This member's region id, nil while it names none: a connection that has said no hello
+    /// then carries no frame that leads or campaigns (``RaftFrame/leadsOrCampaigns``), and one
+    /// whose hello was taken before this member named its id is held to it. Told of each frame
+    /// dropped so.
+    let ownRegionID: () -> UInt64?
     let droppedUnvouched: (SocketAddress?, RaftFrame) -> Void
-    /// The connection said a hello this member took.
-    private var vouched = false
+    /// What the connection said of its region, as far as it matters for its next frame.
+    private var standing = Standing.silent
+
+    enum Standing {
+        /// No hello yet: what leads or campaigns is dropped once this member names its id.
+        case silent
+        /// A hello taken while this member named no id: checked again at each frame until it does.
+        case unchecked(UInt64)
+        /// A hello naming this member's region: nothing more to check.
+        case vouched
+    }
     private var heardFirstFrame = false
     /// With TLS: told of a frame whose sender is not the member the connection's certificate
     /// speaks for (that member, the sender), before the connection is closed. Nil without TLS.
@@ -507,7 +514,7 @@ final class InboundFrameHandler: ChannelInboundHandler {
     init(
         receive: @escaping RaftTransport.Receiver, connected: RaftTransport.Receiver?, logger: Logger,
         greeted: @escaping (ConnectionHello, SocketAddress?) -> ConnectionHello? = { _, _ in nil },
-        knowsRegion: @escaping () -> Bool = { false },
+        ownRegionID: @escaping () -> UInt64? = { nil },
         droppedUnvouched: @escaping (SocketAddress?, RaftFrame) -> Void = { _, _ in },
         rejected: @escaping (SocketAddress?, ReplicationError) -> Void
     ) {
@@ -515,7 +522,7 @@ final class InboundFrameHandler: ChannelInboundHandler {
         self.connected = connected
         self.logger = logger
         self.greeted = greeted
-        self.knowsRegion = knowsRegion
+        self.ownRegionID = ownRegionID
         self.droppedUnvouched = droppedUnvouched
         self.rejected = rejected
     }
@@ -539,19 +546,32 @@ final class InboundFrameHandler: ChannelInboundHandler {
         }
         if case .hello(let hello) = frame.content {
             if let answer = greeted(hello, context.remoteAddress) {
-                // Another region's member: told which region this one is, then closed.
-                refused = true
-                let channel = context.channel
-                let bytes = RaftFrame(group: frame.group, hello: answer).encoded()
-                context.writeAndFlush(NIOAny(channel.allocator.buffer(bytes: bytes))).whenComplete { _ in
-                    channel.close(promise: nil)
-                }
+                refuse(context, frame.group, answer)
                 return
             }
-            vouched = true
-        } else if !vouched, frame.leadsOrCampaigns, knowsRegion() {
-            droppedUnvouched(context.remoteAddress, frame)
-            return
+            standing = ownRegionID() == hello.regionID ? .vouched : .unchecked(hello.regionID)
+        } else {
+            switch standing {
+            case .vouched:
+                break
+            case .unchecked(let theirs):
+                // This member may have named its id since the hello: held to it now.
+                if let own = ownRegionID() {
+                    if own != theirs,
+                        let answer = greeted(
+                            ConnectionHello(from: frame.sender, to: "", regionID: theirs), context.remoteAddress)
+                    {
+                        refuse(context, frame.group, answer)
+                        return
+                    }
+                    standing = .vouched
+                }
+            case .silent:
+                if frame.leadsOrCampaigns, ownRegionID() != nil {
+                    droppedUnvouched(context.remoteAddress, frame)
+                    return
+                }
+            }
         }
         if !heardFirstFrame {
             heardFirstFrame = true
@@ -559,6 +579,17 @@ final class InboundFrameHandler: ChannelInboundHandler {
         }
         if case .hello = frame.content { return }
         receive(frame)
+    }
+
+    /// Answers a member of another region with this member's hello, then closes the connection;
+    /// frames already decoded are dropped.
+    private func refuse(_ context: ChannelHandlerContext, _ group: String, _ answer: ConnectionHello) {
+        refused = true
+        let channel = context.channel
+        let bytes = RaftFrame(group: group, hello: answer).encoded()
+        context.writeAndFlush(NIOAny(channel.allocator.buffer(bytes: bytes))).whenComplete { _ in
+            channel.close(promise: nil)
+        }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

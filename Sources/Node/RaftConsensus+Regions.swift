@@ -65,7 +65,8 @@ extension RaftConsensus {
     /// Names the region's id on every replication connection from now on, and refuses members of
     /// another (``RaftTransport/identify(as:group:regionID:)``).
     func identify(regionID: UInt64) {
-        transport.identify(as: nodeID, group: group, regionID: regionID)
+        let own = addresses.withLock { $0[nodeID] } ?? ""
+        transport.identify(as: nodeID, group: group, regionID: regionID, address: own)
         namesRegionFlag.store(true, ordering: .releasing)
         logger.info("\(group): this region's id is \(ConnectionHello.described(regionID))")
     }
@@ -91,5 +92,17 @@ extension RaftConsensus {
     func noteRegionIDInViews() throws {
         guard !namesRegion, let id = try snapshots.views.pool.read({ try ViewStore.regionID($0) }) else { return }
         identify(regionID: id)
+    }
+
+    /// A member said its replication address in its hello: kept when this member knows none for
+    /// it (it joined with a `--peer` list that predates that member, and has no membership yet).
+    func learnAddress(from hello: ConnectionHello) {
+        guard !hello.address.isEmpty, hello.from != nodeID, Validation.hostAndPort(hello.address) != nil else { return }
+        let learned = addresses.withLock { addresses in
+            guard addresses[hello.from] == nil else { return false }
+            addresses[hello.from] = hello.address
+            return true
+        }
+        if learned { logger.notice("\(group): \(hello.from) is at \(hello.address), as it said connecting in") }
     }
 }

@@ -115,6 +115,8 @@ public final class RaftConsensus: Consensus {
     let regions = Mutex(MemberRegions())
     /// Set once this member names its region's id on its connections (``ConnectionHello``).
     let namesRegionFlag = Atomic<Bool>(false)
+    /// Messages dropped for want of an address, logged at most once a minute.
+    let unknownAddressesLogged = Mutex(LogThrottle(interval: .seconds(60)))
 
     public init(
         nodeID: String, log: LogStore, snapshots: ViewSnapshots, snapshotEvery: UInt64,
@@ -584,7 +586,9 @@ public final class RaftConsensus: Consensus {
                 // A member that connects in is up: answer it without waiting out a back-off left
                 // from while it was down (a restarted follower gets its entries at once), and tell
                 // it again where this member's API listens.
-                guard frame.group == group, let address = addresses.withLock({ $0[frame.sender] }) else { return }
+                guard frame.group == group else { return }
+                if case .hello(let hello) = frame.content { learnAddress(from: hello) }
+                guard let address = addresses.withLock({ $0[frame.sender] }) else { return }
                 transport.retryNow(address)
                 retellAPIAddress(to: frame.sender, at: address)
                 retellRegion(to: frame.sender, at: address)
@@ -769,9 +773,22 @@ public final class RaftConsensus: Consensus {
                 snapshotSendQueue.yield(message)
                 continue
             }
-            guard let address = known[message.to] else { continue }
+            guard let address = known[message.to] else {
+                noteUnknownAddress(of: message.to)
+                continue
+            }
             transport.send(RaftFrame(group: group, message: message), to: address)
         }
+    }
+
+    /// A message for a member whose replication address this one does not know was dropped:
+    /// said at most once a minute (a member that joined with a `--peer` list that predates the
+    /// leader cannot answer it until the leader says where it is).
+    func noteUnknownAddress(of member: String) {
+        guard let held = unknownAddressesLogged.withLock({ $0.admit() }) else { return }
+        logger.warning(
+            "\(group): cannot send to \(member): its replication address is not known here (not among the --peer addresses, and the log holds no membership naming it yet)\(LogThrottle.more(held)); start this member with --peer \(member)@HOST:PORT too"
+        )
     }
 
     /// Whether every payload a member forwarded reads as a record this build knows (one that does

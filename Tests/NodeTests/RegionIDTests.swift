@@ -123,6 +123,37 @@ import Testing
         }
     }
 
+    @Test(
+        "a member that joins with a --peer list older than the leader learns where the leader is from its hello, and catches up"
+    )
+    func joinerLearnsTheLeadersAddress() async throws {
+        let dir = TemporaryDirectory()
+        try await withThreeMembers(dir) { nodes, peers in
+            #expect(try await waitUntil { nodes.allSatisfy { $0.raft!.namesRegion } })
+            let first = try #require(nodes.first { $0.raft!.isLeader })
+            // n4 joins, is promoted, and leads.
+            let p4 = try closedPort()
+            let n4 = try member("n4", in: dir, port: p4, peers: peers, join: true)
+            let p5 = try closedPort()
+            // n5 joins with the founders' addresses only, as the README's --peer list has them.
+            let n5 = try member("n5", in: dir, port: p5, peers: peers, join: true)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await n4.run() }
+                defer { group.cancelAll() }
+                _ = try await first.raft!.changeMembership(.addLearner(id: "n4", address: "127.0.0.1:\(p4)"))
+                #expect(try await waitUntil { n4.applied.value >= first.log.lastIndex && n4.raft!.namesRegion })
+                _ = try await first.raft!.changeMembership(.promote(id: "n4"))
+                _ = try await first.raft!.moveLeadership(to: "n4", timeout: .seconds(5))
+                try #require(try await waitUntil { n4.raft!.isLeader })
+                group.addTask { try await n5.run() }
+                _ = try await n4.raft!.changeMembership(.addLearner(id: "n5", address: "127.0.0.1:\(p5)"))
+                _ = try await n4.submit(NodeIntentTests.host("h1"))
+                let written = n4.log.lastIndex
+                #expect(try await waitUntil { n5.applied.value >= written }, "n5 never caught up")
+            }
+        }
+    }
+
     /// A member of region eu listening on `port` of loopback, in `dir`'s directory `name` (its id by default).
     func member(
         _ id: String, in dir: TemporaryDirectory, name: String? = nil, port: Int, peers: [String: String],

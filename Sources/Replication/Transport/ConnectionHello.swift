@@ -12,11 +12,16 @@ public struct ConnectionHello: Sendable, Equatable {
     public var from: String
     public var to: String
     public var regionID: UInt64
+    /// The sender's replication address as its membership gives it ("" when it has none): a
+    /// member that joins knows only its `--peer`s' addresses until it has the membership, and
+    /// could not answer a leader added after them.
+    public var address: String
 
-    public init(from: String, to: String, regionID: UInt64) {
+    public init(from: String, to: String, regionID: UInt64, address: String = "") {
         self.from = from
         self.to = to
         self.regionID = regionID
+        self.address = address
     }
 
     /// An id as it is shown: 16 hexadecimal digits.

@@ -217,6 +217,7 @@ struct FrameWriter {
         u64(0)
         u8(RaftFrame.helloTag)
         u64(hello.regionID)
+        string(hello.address)
     }
 
     mutating func memberStatus(_ exchange: MemberStatusExchange) {
@@ -396,7 +397,7 @@ struct FrameReader {
         }
         if tag == RaftFrame.helloTag {
             guard term == 0 else { throw RaftFrame.malformed("a hello with term \(term)") }
-            return .hello(ConnectionHello(from: from, to: to, regionID: try u64()))
+            return .hello(ConnectionHello(from: from, to: to, regionID: try u64(), address: try string()))
         }
         guard tag != RaftFrame.chunkTag else {
             let index = try logPosition()

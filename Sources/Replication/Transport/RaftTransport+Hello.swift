@@ -8,6 +8,8 @@ extension RaftTransport {
         var group: String
         var member: String
         var regionID: UInt64?
+        /// This member's replication address, as its membership gives it.
+        var address: String
     }
 
     /// Says `member` of `group`, of the region `regionID`, first on every connection opened from
@@ -15,9 +17,9 @@ extension RaftTransport {
     /// says and checks nothing. When a member learns its id, it says it on the connections it has
     /// open too (a hello may come at any point of a connection); a connection it took with
     /// another region's hello while it knew none is refused at its next frame.
-    public func identify(as member: String, group: String, regionID: UInt64?) {
+    public func identify(as member: String, group: String, regionID: UInt64?, address: String = "") {
         let previous = identity.withLock { identity in
-            defer { identity = Identity(group: group, member: member, regionID: regionID) }
+            defer { identity = Identity(group: group, member: member, regionID: regionID, address: address) }
             return identity?.regionID
         }
         guard let regionID, previous != regionID else { return }
@@ -37,7 +39,9 @@ extension RaftTransport {
     func hello(to member: String?) -> RaftFrame? {
         guard let identity = identity.withLock({ $0 }), let regionID = identity.regionID else { return nil }
         return RaftFrame(
-            group: identity.group, hello: ConnectionHello(from: identity.member, to: member ?? "", regionID: regionID))
+            group: identity.group,
+            hello: ConnectionHello(
+                from: identity.member, to: member ?? "", regionID: regionID, address: identity.address))
     }
 
     /// A peer that connected in said which region it belongs to. Returns the hello to answer with

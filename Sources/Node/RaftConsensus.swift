@@ -115,8 +115,10 @@ public final class RaftConsensus: Consensus {
     let regions = Mutex(MemberRegions())
     /// Set once this member names its region's id on its connections (``ConnectionHello``).
     let namesRegionFlag = Atomic<Bool>(false)
-    /// Messages dropped for want of an address, logged at most once a minute.
+    /// Messages dropped for want of an address, and frames for another member that came here,
+    /// logged at most once a minute each.
     let unknownAddressesLogged = Mutex(LogThrottle(interval: .seconds(60)))
+    let misaddressedLogged = Mutex(LogThrottle(interval: .seconds(60)))
 
     public init(
         nodeID: String, log: LogStore, snapshots: ViewSnapshots, snapshotEvery: UInt64,
@@ -594,7 +596,11 @@ public final class RaftConsensus: Consensus {
                 retellRegion(to: frame.sender, at: address)
             }
         ) { [self] frame in
-            guard frame.group == group, frame.recipient == nodeID else { return }
+            guard frame.group == group else { return }
+            guard frame.recipient == nodeID else {
+                noteMisaddressed(frame)
+                return
+            }
             switch frame.content {
             case .message, .snapshotChunk:
                 // A member started in another region is as good as cut off (see MemberRegion).
@@ -779,6 +785,15 @@ public final class RaftConsensus: Consensus {
             }
             transport.send(RaftFrame(group: group, message: message), to: address)
         }
+    }
+
+    /// A frame for another member came to this one: the sender's membership (or `--peer` list)
+    /// gives that member this member's address. Dropped, and said at most once a minute.
+    func noteMisaddressed(_ frame: RaftFrame) {
+        guard !frame.recipient.isEmpty, let held = misaddressedLogged.withLock({ $0.admit() }) else { return }
+        logger.warning(
+            "\(group): \(frame.sender) sends frames for \(frame.recipient) to this member, \(nodeID)\(LogThrottle.more(held)): its membership or --peer list gives \(frame.recipient) this member's address; they are dropped. Check the address with dwcp cluster status (remove \(frame.recipient) and add it again at its own address)"
+        )
     }
 
     /// A message for a member whose replication address this one does not know was dropped:

@@ -259,7 +259,7 @@ struct NodeClient {
         let detail = "\(error)".contains("refused") ? "connection refused" : "\(error)"
         return CLIError(
             .unreachable,
-            "cannot reach a node at \(address): \(detail) (start one with 'dwcp dev', or point --server / DWCP_SERVER at one)",
+            "cannot reach a node at \(address): \(detail) (is it running? start one with 'dwcp dev', or point --server / DWCP_SERVER at a member's --api address)",
             cause: error)
     }
 

@@ -49,16 +49,23 @@ struct Watch: AsyncParsableCommand {
                 FileHandle.standardOutput.write(Data((text + "\n").utf8))
             }
         } catch let error as CLIError where error.code != .usage && error.httpStatus == nil {
-            // A stream that ended early (the node stopped, or the connection broke after records
-            // came), not a refusal nor a node never reached: say where to go on, when it is known
-            // (a watch of the next commit that saw none is not). Only the last record is read for it.
-            let lastRecord = lastLine.flatMap { try? JSONValue.parse($0) }?["log_index"]?.intValue.map(UInt64.init)
-            guard lastLine != nil || error.code == .refused, let lastIndex = lastRecord ?? fromIndex.map({ $0 - 1 })
-            else { throw error }
-            throw CLIError(
-                error.code, "\(error.message); to go on: dwcp watch --from-index \(lastIndex + 1)", cause: error.cause,
-                httpStatus: error.httpStatus, leaderAPI: error.leaderAPI)
+            throw Self.withResumeHint(error, lastLine: lastLine, fromIndex: fromIndex)
         }
+    }
+
+    /// A stream that ended early (the node stopped, or the connection broke after records came),
+    /// not a refusal nor a node never reached, with where to go on when it is known (a watch of
+    /// the next commit that saw none is not). Only the last record is read for it. A stream ended
+    /// because the entries after it were compacted away (a snapshot replaced the member's log)
+    /// keeps its own advice, to re-list.
+    static func withResumeHint(_ error: CLIError, lastLine: String?, fromIndex: UInt64?) -> CLIError {
+        let lastRecord = lastLine.flatMap { try? JSONValue.parse($0) }?["log_index"]?.intValue.map(UInt64.init)
+        guard lastLine != nil || error.code == .refused, !error.message.hasPrefix("compacted:"),
+            let lastIndex = lastRecord ?? fromIndex.map({ $0 - 1 })
+        else { return error }
+        return CLIError(
+            error.code, "\(error.message); to go on: dwcp watch --from-index \(lastIndex + 1)", cause: error.cause,
+            httpStatus: error.httpStatus, leaderAPI: error.leaderAPI)
     }
 
     /// One watch line for people; `line` as it came when it is not a JSON object.

@@ -1,0 +1,23 @@
+import Testing
+
+@testable import dwcp
+
+/// Where `dwcp watch` tells a user to go on after its stream ended early.
+@Suite struct WatchResumeHintTests {
+    static let record = #"{"log_index":139,"term":2,"kind":"host.added","at":1,"record":{"name":"h1"}}"#
+
+    @Test("a stream that broke off after a record says to go on from the next index")
+    func brokenStreamGoesOnAfterTheLastRecord() {
+        let error = CLIError(.unreachable, "the node is shutting down")
+        let hinted = Watch.withResumeHint(error, lastLine: Self.record, fromIndex: nil)
+        #expect(hinted.message == "the node is shutting down; to go on: dwcp watch --from-index 140")
+    }
+
+    @Test(
+        "a stream ended because the log was compacted past it keeps its advice to re-list, with no index that is gone")
+    func compactedStreamReLists() {
+        let message = "compacted: entries before 251 were compacted away; re-list from index 251"
+        let hinted = Watch.withResumeHint(CLIError(.refused, message), lastLine: Self.record, fromIndex: nil)
+        #expect(hinted.message == message)
+    }
+}

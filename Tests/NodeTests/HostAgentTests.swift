@@ -466,9 +466,10 @@ struct HostAgentKVMTests {
     }
 }
 
-/// Polls `condition` until it holds (or ``expectedStateTimeout`` passes); returns whether it held.
-func waitUntil(_ condition: () -> Bool) async throws -> Bool {
-    let deadline = ContinuousClock.now + expectedStateTimeout
+/// Polls `condition` until it holds (or `timeout`, by default ``expectedStateTimeout``, passes);
+/// returns whether it held.
+func waitUntil(timeout: Duration = expectedStateTimeout, _ condition: () -> Bool) async throws -> Bool {
+    let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         if condition() { return true }
         try await Task.sleep(for: .milliseconds(20))

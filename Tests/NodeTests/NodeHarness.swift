@@ -54,7 +54,8 @@ func withThreeMembers(
         for node in nodes { group.addTask { try await node.run() } }
         defer { group.cancelAll() }
         let agreeing = nodes.filter { regions[$0.configuration.nodeID] == nil }
-        let agreed = try await waitUntil {
+        // A full test run starts dozens of members at once on two cores: elections take long then.
+        let agreed = try await waitUntil(timeout: .seconds(60)) {
             let leaders = Set(agreeing.map { $0.raft!.status.leader })
             return leaders.count == 1 && leaders.first!.map { regions[$0] == nil } == true
         }

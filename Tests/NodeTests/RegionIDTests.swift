@@ -20,7 +20,11 @@ import Testing
             let id = try #require(nodes[0].raft!.transport.regionID)
             for node in nodes {
                 #expect(node.raft!.transport.regionID == id)
-                #expect(try await node.views.pool.read { try ViewStore.regionID($0) } == id)
+                // Named as it committed; the views (a follower applies in batches) follow.
+                let written = node.log.lastIndex
+                _ = try await node.waitUntilApplied(written)
+                let viewed = try await node.views.pool.read { try ViewStore.regionID($0) }
+                #expect(viewed == id)
             }
             let status = await nodes[1].clusterStatus(timeout: .zero)
             #expect(status["region_id"] == .string(ConnectionHello.described(id)))

@@ -10,13 +10,23 @@ extension Node {
     }
 
     /// Calls `emit` with each committed entry from `index` on, in order, then follows new commits
-    /// until `limit` entries were emitted, the task is cancelled, or the node shuts down.
+    /// until `limit` entries were emitted, the task is cancelled, the node shuts down, or (a
+    /// region's member) it is removed from the region: it takes no more entries then, and a watch
+    /// that waited on silently would look like a quiet fleet.
     public func watch(from index: UInt64, limit: Int?, emit: (LogEntry) async throws -> Void) async throws {
         try checkWatchStart(index)
         var next = max(index, 1)
         var remaining = limit ?? .max
         while remaining > 0 {
-            let commit = try await consensus.committed.wait(until: next)
+            guard let commit = try await consensus.committed.wait(until: next, timeout: .seconds(1)) else {
+                if let raft, raft.wasRemoved {
+                    throw NodeError(
+                        .unavailable,
+                        "\(configuration.nodeID) was removed from the region: it takes no more entries; watch a member (dwcp cluster status lists them)"
+                    )
+                }
+                continue
+            }
             let batch = try log.entries(in: next...commit, maxCount: min(remaining, 1024))
             guard !batch.isEmpty else { throw NodeError(.internal, "log entry \(next) is missing") }
             for entry in batch { try await emit(entry) }

@@ -115,6 +115,8 @@ public final class RaftConsensus: Consensus {
     let regions = Mutex(MemberRegions())
     /// Set once this member names its region's id on its connections (``ConnectionHello``).
     let namesRegionFlag = Atomic<Bool>(false)
+    /// Set once this member is seen in the region's membership (``wasRemoved``).
+    let wasMember = Atomic<Bool>(false)
     /// Messages dropped for want of an address, and frames for another member that came here,
     /// logged at most once a minute each.
     let unknownAddressesLogged = Mutex(LogThrottle(interval: .seconds(60)))
@@ -168,6 +170,7 @@ public final class RaftConsensus: Consensus {
             snapshot: RaftSnapshotMeta(index: snapshot.index, term: snapshot.term, membership: snapshotMembership),
             entries: entries)
         committed = IndexWatermark(min(log.hardState.commit, log.lastIndex))
+        if raft.membership.contains(nodeID) { wasMember.store(true, ordering: .releasing) }
         state = Mutex(raft)
         // The log's membership wins; the --peer addresses let a joining node answer the leader
         // before its log holds any membership.
@@ -830,8 +833,15 @@ public final class RaftConsensus: Consensus {
         send([RaftMessage(from: nodeID, to: member, term: term, body: .proposeRefused(id: id))])
     }
 
+    /// Whether this member was in the region's membership while it ran and is no longer: removed.
+    /// (A member that joins is not a member until it is added, and is not "removed" meanwhile.)
+    public var wasRemoved: Bool {
+        wasMember.load(ordering: .acquiring) && !state.withLock { $0.membership.contains(nodeID) }
+    }
+
     func noteStatus() {
         let status = state.withLock { $0.status }
+        if status.membership.contains(nodeID) { wasMember.store(true, ordering: .releasing) }
         let previous = notedLeader.withLock { noted in
             defer { noted = status.leader }
             return noted

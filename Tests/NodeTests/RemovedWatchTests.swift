@@ -1,0 +1,44 @@
+import Foundation
+import Replication
+import Store
+import TestSupport
+import Testing
+
+@testable import Node
+
+/// A watch on a member that the region removes ends, saying so, instead of waiting silently for
+/// entries the member will never take again.
+@Suite struct RemovedWatchTests {
+    @Test("a watch on a member that is removed ends with an error that says it was removed")
+    func watchOnARemovedMemberEnds() async throws {
+        let dir = TemporaryDirectory()
+        try await withThreeMembers(dir) { nodes, _ in
+            let leader = try #require(nodes.first { $0.raft!.isLeader })
+            let removed = try #require(nodes.first { !$0.raft!.isLeader })
+            let id = removed.configuration.nodeID
+            #expect(!removed.raft!.wasRemoved)
+            try await withThrowingTaskGroup(of: (any Error)?.self) { group in
+                group.addTask {
+                    do {
+                        try await removed.watch(from: 1, limit: nil) { _ in }
+                        return nil
+                    } catch {
+                        return error
+                    }
+                }
+                group.addTask {
+                    try await Task.sleep(for: .seconds(20))
+                    return CancellationError()
+                }
+                defer { group.cancelAll() }
+                try await Task.sleep(for: .milliseconds(200))
+                _ = try await leader.raft!.changeMembership(.remove(id: id))
+                _ = try await leader.submit(NodeIntentTests.host("h1"))
+                let ended = try await group.next() ?? nil
+                let error = try #require(ended as? NodeError, "\(String(describing: ended))")
+                #expect(error.message.contains("\(id) was removed from the region"), "\(error)")
+                #expect(removed.raft!.wasRemoved)
+            }
+        }
+    }
+}

@@ -71,7 +71,7 @@ extension Node {
             [
                 ("node_id", .string(configuration.nodeID)), ("region", .string(configuration.region)),
                 // Named on every replication connection (ConnectionHello): null until region.identified applies.
-                ("region_id", raft.transport.regionID.map { .string(ConnectionHello.described($0)) } ?? .null),
+                ("region_id", raft.transport.regionID.map { .string(RegionIdentified.described($0)) } ?? .null),
                 ("replicated", .bool(true)),
             ] + Self.fields(of: local)
                 + [("members", .array(members))])

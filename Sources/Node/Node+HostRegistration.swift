@@ -52,8 +52,8 @@ extension Node {
                 sql: """
                     SELECT DISTINCT h.name, (SELECT count(*) FROM vms WHERE host = h.name)
                     FROM intents i JOIN hosts h ON h.name = i.subject
-                    WHERE i.request_id >= ? AND i.request_id < ? AND i.outcome <> 'duplicate'
-                        AND i.outcome = 'applied' AND i.kind = 'host.add' AND h.name != ?
+                    WHERE i.request_id >= ? AND i.request_id < ? AND i.outcome = 'applied'
+                        AND i.kind = 'host.add' AND h.name != ?
                     ORDER BY h.name
                     """, arguments: [prefix, String(after), current]
             ).map { (name: $0[0], vms: $0[1]) }

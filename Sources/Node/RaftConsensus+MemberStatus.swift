@@ -45,7 +45,7 @@ extension RaftConsensus {
                 return .failure(
                     NodeError(
                         .unavailable,
-                        "the member at \(address) is of another region (region id \(ConnectionHello.described(other)), this one's \(ConnectionHello.described(own))) and refuses this member's connections: check the address in the membership and the --peer lists",
+                        "the member at \(address) is of another region (region id \(RegionIdentified.described(other)), this one's \(RegionIdentified.described(own))) and refuses this member's connections: check the address in the membership and the --peer lists",
                         cause: error))
             }
             return .failure(error)

@@ -63,12 +63,12 @@ extension RaftConsensus {
     }
 
     /// Names the region's id on every replication connection from now on, and refuses members of
-    /// another (``RaftTransport/identify(as:group:regionID:)``).
+    /// another (``RaftTransport/identify(as:group:regionID:address:)``).
     func identify(regionID: UInt64) {
         let own = addresses.withLock { $0[nodeID] } ?? ""
         transport.identify(as: nodeID, group: group, regionID: regionID, address: own)
         namesRegionFlag.store(true, ordering: .releasing)
-        logger.info("\(group): this region's id is \(ConnectionHello.described(regionID))")
+        logger.info("\(group): this region's id is \(RegionIdentified.described(regionID))")
     }
 
     /// Whether this member names its region's id on its connections.

@@ -64,14 +64,8 @@ import Testing
         try await withThreeMembers(dir) { nodes, peers in
             let leaderID = try #require(nodes[0].raft!.status.leader)
             let leader = try #require(nodes.first { $0.configuration.nodeID == leaderID })
-            var logger = Logger(label: "test")
-            logger.logLevel = .critical
-            var configuration = NodeConfiguration(
-                dataDirectory: dir.file("n4"), nodeID: "n4", region: "us", apiPort: 0)
             let port = try closedPort()
-            configuration.replication = ReplicationConfiguration(
-                listenHost: "127.0.0.1", listenPort: port, peers: peers, join: true)
-            let joiner = try Node(configuration: configuration, logger: logger)
+            let joiner = try regionMember("n4", in: dir, region: "us", port: port, peers: peers, join: true)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await joiner.run() }
                 defer { group.cancelAll() }

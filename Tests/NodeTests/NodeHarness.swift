@@ -41,14 +41,9 @@ func withThreeMembers(
     let ids = ["n1", "n2", "n3"]
     let ports = try ids.map { _ in try closedPort() }
     let peers = Dictionary(uniqueKeysWithValues: zip(ids, ports.map { "127.0.0.1:\($0)" }))
-    var logger = Logger(label: "test")
-    logger.logLevel = .critical
     let nodes = try zip(ids, ports).map { id, port in
-        var configuration = NodeConfiguration(
-            dataDirectory: directory.file(id), nodeID: id, region: regions[id] ?? "eu", apiPort: 0)
-        configuration.replication = ReplicationConfiguration(listenHost: "127.0.0.1", listenPort: port, peers: peers)
-        if let delay = applyDelays[id] { configuration.replication?.followerApplyDelay = delay }
-        return try Node(configuration: configuration, logger: logger)
+        try regionMember(
+            id, in: directory, region: regions[id] ?? "eu", port: port, peers: peers, applyDelay: applyDelays[id])
     }
     try await withThrowingTaskGroup(of: Void.self) { group in
         for node in nodes { group.addTask { try await node.run() } }
@@ -62,6 +57,23 @@ func withThreeMembers(
         guard agreed else { throw NodeError(.unavailable, "no leader all three agree on") }
         try await body(nodes, peers)
     }
+}
+
+/// A member of `region` listening on `port` of loopback, in `directory`'s directory `name` (its id
+/// by default), not started; with `join`, one that is to be added to a running region. No HTTP API.
+func regionMember(
+    _ id: String, in directory: TemporaryDirectory, name: String? = nil, region: String = "eu", port: Int,
+    peers: [String: String], join: Bool = false, applyDelay: Duration? = nil, electionTicks: Int? = nil
+) throws -> Node {
+    var logger = Logger(label: "test")
+    logger.logLevel = .critical
+    var configuration = NodeConfiguration(
+        dataDirectory: directory.file(name ?? id), nodeID: id, region: region, apiPort: 0)
+    configuration.replication = ReplicationConfiguration(
+        listenHost: "127.0.0.1", listenPort: port, peers: peers, join: join)
+    if let applyDelay { configuration.replication?.followerApplyDelay = applyDelay }
+    if let electionTicks { configuration.replication?.raft.electionTicks = electionTicks }
+    return try Node(configuration: configuration, logger: logger)
 }
 
 /// `records` as log entries of term 1 from index `first` on (NodeTests' copy of

@@ -27,11 +27,11 @@ import Testing
                 #expect(viewed == id)
             }
             let status = await nodes[1].clusterStatus(timeout: .zero)
-            #expect(status["region_id"] == .string(ConnectionHello.described(id)))
+            #expect(status["region_id"] == .string(RegionIdentified.described(id)))
             let leaderID = try #require(nodes[0].raft!.status.leader)
             let leader = try #require(nodes.first { $0.configuration.nodeID == leaderID })
             let port = try closedPort()
-            let joiner = try member("n4", in: dir, port: port, peers: peers, join: true)
+            let joiner = try regionMember("n4", in: dir, port: port, peers: peers, join: true)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await joiner.run() }
                 defer { group.cancelAll() }
@@ -62,8 +62,8 @@ import Testing
                 "n1": "127.0.0.1:\(p1)", "n2": try #require(peers["n2"]), "n3": "127.0.0.1:\(p3)",
             ]
             let others = [
-                try member("n1", in: dir, name: "staging-n1", port: p1, peers: staging),
-                try member("n3", in: dir, name: "staging-n3", port: p3, peers: staging),
+                try regionMember("n1", in: dir, name: "staging-n1", port: p1, peers: staging),
+                try regionMember("n3", in: dir, name: "staging-n3", port: p3, peers: staging),
             ]
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for node in others { group.addTask { try await node.run() } }
@@ -106,7 +106,7 @@ import Testing
         // n3 holds committed entries back, and waits ten times as long as the others before it
         // campaigns: n1 or n2 leads, and proposes the id.
         let nodes = try zip(["n1", "n2", "n3"], ports).map { id, port in
-            try member(
+            try regionMember(
                 id, in: dir, port: port, peers: peers, applyDelay: id == "n3" ? .seconds(60) : nil,
                 electionTicks: id == "n3" ? 100 : nil)
         }
@@ -137,10 +137,10 @@ import Testing
             let first = try #require(nodes.first { $0.raft!.isLeader })
             // n4 joins, is promoted, and leads.
             let p4 = try closedPort()
-            let n4 = try member("n4", in: dir, port: p4, peers: peers, join: true)
+            let n4 = try regionMember("n4", in: dir, port: p4, peers: peers, join: true)
             let p5 = try closedPort()
             // n5 joins with the founders' addresses only, as the README's --peer list has them.
-            let n5 = try member("n5", in: dir, port: p5, peers: peers, join: true)
+            let n5 = try regionMember("n5", in: dir, port: p5, peers: peers, join: true)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await n4.run() }
                 defer { group.cancelAll() }
@@ -156,21 +156,5 @@ import Testing
                 #expect(try await waitUntil { n5.applied.value >= written }, "n5 never caught up")
             }
         }
-    }
-
-    /// A member of region eu listening on `port` of loopback, in `dir`'s directory `name` (its id by default).
-    func member(
-        _ id: String, in dir: TemporaryDirectory, name: String? = nil, port: Int, peers: [String: String],
-        join: Bool = false, applyDelay: Duration? = nil, electionTicks: Int? = nil
-    ) throws -> Node {
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        var configuration = NodeConfiguration(
-            dataDirectory: dir.file(name ?? id), nodeID: id, region: "eu", apiPort: 0)
-        configuration.replication = ReplicationConfiguration(
-            listenHost: "127.0.0.1", listenPort: port, peers: peers, join: join)
-        if let applyDelay { configuration.replication?.followerApplyDelay = applyDelay }
-        if let electionTicks { configuration.replication?.raft.electionTicks = electionTicks }
-        return try Node(configuration: configuration, logger: logger)
     }
 }

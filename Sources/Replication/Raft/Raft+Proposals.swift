@@ -111,7 +111,6 @@ extension Raft {
         return heard.sorted().max { (progress[$0]?.match ?? 0) < (progress[$1]?.match ?? 0) }
     }
 
-    /// Whether this leader heard from `member` within the last election timeout (itself: always).
     /// How far behind the leader's commit index a learner may be and still be promoted.
     public static let promotionLag: UInt64 = 1_000
 
@@ -136,6 +135,7 @@ extension Raft {
         )
     }
 
+    /// Whether this leader heard from `member` within the last election timeout (itself: always).
     func isAnswering(_ member: String) -> Bool {
         member == id || (progress[member]?.silentTicks ?? .max) < configuration.electionTicks
     }

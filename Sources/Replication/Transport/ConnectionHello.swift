@@ -23,10 +23,4 @@ public struct ConnectionHello: Sendable, Equatable {
         self.regionID = regionID
         self.address = address
     }
-
-    /// An id as it is shown: 16 hexadecimal digits.
-    public static func described(_ regionID: UInt64) -> String {
-        let digits = String(regionID, radix: 16)
-        return String(repeating: "0", count: 16 - digits.count) + digits
-    }
 }

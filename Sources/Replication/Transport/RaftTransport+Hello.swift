@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import Store
 
 extension RaftTransport {
     /// Who this member is, for its hellos, and the id of the region it belongs to (nil while it
@@ -55,7 +56,7 @@ extension RaftTransport {
         if let held = otherRegionsLogged.withLock({ $0.admit() }) {
             let peer = peer.map { "\($0)" } ?? "a peer"
             logger.warning(
-                "closing the replication connection from \(peer)\(LogThrottle.more(held)): it comes from \(hello.from) of another region (region id \(ConnectionHello.described(hello.regionID)), this one's \(ConnectionHello.described(ownID))). A member of another region whose --peer list or membership points here? Its frames are not taken"
+                "closing the replication connection from \(peer)\(LogThrottle.more(held)): it comes from \(hello.from) of another region (region id \(RegionIdentified.described(hello.regionID)), this one's \(RegionIdentified.described(ownID))). A member of another region whose --peer list or membership points here? Its frames are not taken"
             )
         }
         return ConnectionHello(from: own.member, to: hello.from, regionID: ownID)
@@ -73,7 +74,7 @@ extension RaftTransport {
         }
         guard let held = refusalsByOtherRegionsLogged.withLock({ $0.admit() }) else { return }
         logger.warning(
-            "the peer at \(key.address) is \(hello.from) of another region (region id \(ConnectionHello.described(hello.regionID)), this one's \(ConnectionHello.described(ownID))) and refuses this member's connections\(LogThrottle.more(held)): check the address in this member's --peer list and the membership (dwcp cluster status)"
+            "the peer at \(key.address) is \(hello.from) of another region (region id \(RegionIdentified.described(hello.regionID)), this one's \(RegionIdentified.described(ownID))) and refuses this member's connections\(LogThrottle.more(held)): check the address in this member's --peer list and the membership (dwcp cluster status)"
         )
     }
 

@@ -71,7 +71,7 @@ public final class RaftTransport: Sendable {
     /// Set by ``close()``: nothing is sent or connected after it (an atomic load on every send).
     let closed = Atomic<Bool>(false)
     /// Who this member is and its region's id, said first on every connection it opens and
-    /// checked against every hello it receives (``identify(as:group:regionID:)``); nil until set.
+    /// checked against every hello it receives (``identify(as:group:regionID:address:)``); nil until set.
     let identity = Mutex<Identity?>(nil)
     /// Hellos of another region, received and answered, logged at most one line per 10 s each way.
     let otherRegionsLogged = Mutex(LogThrottle())
@@ -141,7 +141,7 @@ public final class RaftTransport: Sendable {
     /// Starts listening, handing every frame received to `receive`; returns the port bound
     /// (useful with port 0). `connected` is called with the first frame of every connection a peer
     /// opens, before `receive`: a sign that the peer is up (see ``retryNow(_:)``). A connection's
-    /// hello is checked here (``identify(as:group:regionID:)``) and never reaches `receive`.
+    /// hello is checked here (``identify(as:group:regionID:address:)``) and never reaches `receive`.
     public func listen(
         host: String, port: Int, connected: Receiver? = nil, receive: @escaping Receiver
     ) async throws -> Int {
@@ -495,7 +495,7 @@ final class InboundFrameHandler: ChannelInboundHandler {
         /// No hello yet: what leads or campaigns is dropped once this member names its id.
         case silent
         /// A hello taken while this member named no id: checked again at each frame until it does.
-        case unchecked(UInt64)
+        case unchecked(ConnectionHello)
         /// A hello naming this member's region: nothing more to check.
         case vouched
     }
@@ -549,18 +549,15 @@ final class InboundFrameHandler: ChannelInboundHandler {
                 refuse(context, frame.group, answer)
                 return
             }
-            standing = ownRegionID() == hello.regionID ? .vouched : .unchecked(hello.regionID)
+            standing = ownRegionID() == hello.regionID ? .vouched : .unchecked(hello)
         } else {
             switch standing {
             case .vouched:
                 break
-            case .unchecked(let theirs):
+            case .unchecked(let hello):
                 // This member may have named its id since the hello: held to it now.
-                if let own = ownRegionID() {
-                    if own != theirs,
-                        let answer = greeted(
-                            ConnectionHello(from: frame.sender, to: "", regionID: theirs), context.remoteAddress)
-                    {
+                if ownRegionID() != nil {
+                    if let answer = greeted(hello, context.remoteAddress) {
                         refuse(context, frame.group, answer)
                         return
                     }

@@ -18,7 +18,10 @@ public struct RegionIdentified: Sendable, Equatable {
     func encode(into w: inout FieldWriter) { w.write(10, regionID) }
 
     /// The id as it is shown and kept in the views: 16 hexadecimal digits.
-    public var described: String {
+    public var described: String { Self.described(regionID) }
+
+    /// A region id as it is shown (in logs, `dwcp cluster status`) and kept: 16 hexadecimal digits.
+    public static func described(_ regionID: UInt64) -> String {
         let digits = String(regionID, radix: 16)
         return String(repeating: "0", count: 16 - digits.count) + digits
     }

@@ -56,7 +56,14 @@ extension ViewStore {
     /// be a later dwcp's, or one built from schema files edited before they landed; the leader
     /// is upgraded last (docs/architecture.md, "Upgrading dwcp"), and compacts from then on.
     public static func knowsHistoryCompaction(schemaVersion version: String) -> Bool {
-        (historyCompactionFileCount...Schema.files.count).contains { Schema.version(ofFirst: $0) == version }
+        schemaVersion(version, holdsFirst: historyCompactionFileCount)
+    }
+
+    /// Whether `version` is that of views built from at least the first `count` schema files of
+    /// this build (a version it does not know counts as not: a later dwcp's, or files edited
+    /// before they landed). The gate for a record kind that needs a schema file.
+    static func schemaVersion(_ version: String, holdsFirst count: Int) -> Bool {
+        (count...Schema.files.count).contains { Schema.version(ofFirst: $0) == version }
     }
 
     /// How many schema files the views need for `history.compacted` records (up to 008).

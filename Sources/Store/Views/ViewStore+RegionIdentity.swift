@@ -11,7 +11,7 @@ extension ViewStore {
     /// Whether views of schema `version` apply `region.identified` records: views of 010 or later
     /// that this build knows (as ``knowsHistoryCompaction(schemaVersion:)``).
     public static func knowsRegionIdentity(schemaVersion version: String) -> Bool {
-        (regionIdentityFileCount...Schema.files.count).contains { Schema.version(ofFirst: $0) == version }
+        schemaVersion(version, holdsFirst: regionIdentityFileCount)
     }
 
     /// How many schema files the views need for `region.identified` records (up to 010).

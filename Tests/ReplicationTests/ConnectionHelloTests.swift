@@ -49,12 +49,13 @@ import Testing
             return frames.list.withLock { $0.count } - before
         }
 
-        /// Whether `a` waits more than 2 s before dialling `b` again.
-        var backedOff: Bool {
+        /// Whether `a` dials `b` again no sooner than 4 s after `start` (a refusal after it puts
+        /// the next dial 5 s after the refusal; a loaded machine may take seconds to send).
+        func backedOff(since start: ContinuousClock.Instant) -> Bool {
             let retryAt = sender.peers.withLock {
                 $0[RaftTransport.PeerKey(address: address, lane: .raft)]?.retryAt
             }
-            return retryAt.map { $0 > .now + .seconds(2) } ?? false
+            return retryAt.map { $0 > start + .seconds(4) } ?? false
         }
 
         func close() async throws {
@@ -67,18 +68,20 @@ import Testing
     @Test("a member of the same region is heard; its hello is the transport's, never the receiver's")
     func sameRegionIsHeard() async throws {
         let pair = try await Pair(a: 42, b: 42)
+        let start = ContinuousClock.now
         #expect(try await pair.send(for: 0.5) > 0)
         #expect(pair.frames.list.withLock { $0.allSatisfy { $0 == Self.frame } })
-        #expect(!pair.backedOff)
+        #expect(!pair.backedOff(since: start))
         try await pair.close()
     }
 
     @Test("a member of another region is refused: none of its frames is taken, and it waits before dialling again")
     func otherRegionIsRefused() async throws {
         let pair = try await Pair(a: 42, b: 43)
+        let start = ContinuousClock.now
         let taken = try await pair.send(for: 0.5)
         #expect(taken == 0, "\(taken) frames taken")
-        #expect(pair.backedOff, "the dialler was not told, or did not back off")
+        #expect(pair.backedOff(since: start), "the dialler was not told, or did not back off")
         #expect(pair.sender.otherRegion(at: pair.address) == 43)
         try await pair.close()
     }
@@ -92,10 +95,11 @@ import Testing
         // b learns its region's id, which is not a's: the connection a opened is closed, and the
         // one a opens next is refused.
         pair.receiver.identify(as: "b", group: "region", regionID: 43)
+        let start = ContinuousClock.now
         try await Task.sleep(for: .milliseconds(100))
         let taken = try await pair.send(for: 0.5)
         #expect(taken == 0, "\(taken) frames taken after b learned another id")
-        #expect(pair.backedOff)
+        #expect(pair.backedOff(since: start))
         try await pair.close()
     }
 
@@ -104,6 +108,7 @@ import Testing
     )
     func silentDiallerCannotLead() async throws {
         let pair = try await Pair(a: nil, b: 42)
+        let start = ContinuousClock.now
         // timeoutNow (a leader's hand-over): dropped.
         #expect(try await pair.send(for: 0.4) == 0)
         // A follower's answer: taken.
@@ -119,7 +124,7 @@ import Testing
         }
         #expect(pair.frames.list.withLock { $0.contains(answer) })
         #expect(!pair.frames.list.withLock { $0.contains(Self.frame) })
-        #expect(!pair.backedOff)
+        #expect(!pair.backedOff(since: start))
         try await pair.close()
     }
 

@@ -117,6 +117,8 @@ public final class RaftConsensus: Consensus {
     let namesRegionFlag = Atomic<Bool>(false)
     /// Set once this member is seen in the region's membership (``wasRemoved``).
     let wasMember = Atomic<Bool>(false)
+    /// The removal index a leader told of that was logged (0: none), so it is logged once.
+    let toldRemovedLogged = Atomic<UInt64>(0)
     /// Messages dropped for want of an address, and frames for another member that came here,
     /// logged at most once a minute each.
     let unknownAddressesLogged = Mutex(LogThrottle(interval: .seconds(60)))
@@ -170,7 +172,10 @@ public final class RaftConsensus: Consensus {
             snapshot: RaftSnapshotMeta(index: snapshot.index, term: snapshot.term, membership: snapshotMembership),
             entries: entries)
         committed = IndexWatermark(min(log.hardState.commit, log.lastIndex))
-        if raft.membership.contains(nodeID) { wasMember.store(true, ordering: .releasing) }
+        // A member restarted (not joining) on a log whose membership leaves it out was removed
+        // while it was away, or before it stopped.
+        let removedBefore = !configuration.join && !raft.membership.all.isEmpty && log.lastIndex > 0
+        if raft.membership.contains(nodeID) || removedBefore { wasMember.store(true, ordering: .releasing) }
         state = Mutex(raft)
         // The log's membership wins; the --peer addresses let a joining node answer the leader
         // before its log holds any membership.
@@ -833,15 +838,25 @@ public final class RaftConsensus: Consensus {
         send([RaftMessage(from: nodeID, to: member, term: term, body: .proposeRefused(id: id))])
     }
 
-    /// Whether this member was in the region's membership while it ran and is no longer: removed.
-    /// (A member that joins is not a member until it is added, and is not "removed" meanwhile.)
+    /// Whether this member was removed from the region: it was in the membership (while it ran,
+    /// or before a restart that found a log leaving it out) and is no longer, or a leader told it
+    /// so (``Raft/removalNotice``). A member that joins is not a member until it is added, and is
+    /// not "removed" meanwhile.
     public var wasRemoved: Bool {
-        wasMember.load(ordering: .acquiring) && !state.withLock { $0.membership.contains(nodeID) }
+        let wasMember = wasMember.load(ordering: .acquiring)
+        return state.withLock { raft in
+            raft.isToldRemoved || (wasMember && !raft.membership.contains(nodeID))
+        }
     }
 
     func noteStatus() {
         let status = state.withLock { $0.status }
         if status.membership.contains(nodeID) { wasMember.store(true, ordering: .releasing) }
+        if let index = status.toldRemovedAt, toldRemovedLogged.exchange(index, ordering: .relaxed) != index {
+            logger.error(
+                "\(group): a leader says this member was removed from the region (by the membership it committed at index \(index), which this member's log no longer reaches): it stops campaigning. To bring it back, empty its data directory, start it with --join and add it again (dwcp cluster add-member)"
+            )
+        }
         let previous = notedLeader.withLock { noted in
             defer { noted = status.leader }
             return noted

@@ -1,6 +1,7 @@
 import Foundation
 import Replication
 import Store
+import Synchronization
 import TestSupport
 import Testing
 
@@ -39,6 +40,45 @@ import Testing
                 #expect(error.message.contains("\(id) was removed from the region"), "\(error)")
                 #expect(removed.raft!.wasRemoved)
             }
+        }
+    }
+
+    @Test("a watch on a member restarted after its removal ends with the same error")
+    func watchOnAMemberRemovedBeforeItStartedEnds() async throws {
+        let dir = TemporaryDirectory()
+        let removal = Mutex<(id: String, peers: [String: String])?>(nil)
+        try await withThreeMembers(dir) { nodes, peers in
+            let leader = try #require(nodes.first { $0.raft!.isLeader })
+            let removed = try #require(nodes.first { !$0.raft!.isLeader })
+            _ = try await leader.raft!.changeMembership(.remove(id: removed.configuration.nodeID))
+            // The farewells bring its log up to its removal.
+            #expect(try await waitUntil(timeout: .seconds(10)) { removed.raft!.wasRemoved })
+            removal.withLock { $0 = (removed.configuration.nodeID, peers) }
+        }
+        let (id, peers) = try #require(removal.withLock { $0 })
+        let port = try #require(Validation.hostAndPort(peers[id]!)?.port)
+        let again = try regionMember(id, in: dir, port: port, peers: peers)
+        try await withThrowingTaskGroup(of: (any Error)?.self) { group in
+            group.addTask {
+                try await again.run()
+                return nil
+            }
+            group.addTask {
+                try await Task.sleep(for: .seconds(20))
+                return CancellationError()
+            }
+            group.addTask {
+                do {
+                    try await again.watch(from: 1, limit: nil) { _ in }
+                    return nil
+                } catch {
+                    return error
+                }
+            }
+            defer { group.cancelAll() }
+            let ended = try await group.next() ?? nil
+            let error = try #require(ended as? NodeError, "\(String(describing: ended))")
+            #expect(error.message.contains("\(id) was removed from the region"), "\(error)")
         }
     }
 }

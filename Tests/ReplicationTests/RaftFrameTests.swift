@@ -21,7 +21,7 @@ import Testing
         .snapshot(RaftSnapshotMeta(index: 1000, term: 4, membership: membership)), .timeoutNow,
         .readIndex(context: 12), .readIndexResponse(context: 12, index: 99),
         .propose(id: 3, payloads: [[1, 2], [], Array("intent".utf8)]), .proposeResponse(id: 3, index: 57),
-        .proposeRefused(id: 4),
+        .proposeRefused(id: 4), .removed(index: 812),
     ]
 
     @Test func everyMessageRoundTrips() throws {

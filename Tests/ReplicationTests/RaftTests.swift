@@ -24,6 +24,8 @@ struct TestCluster {
     var hardStateWrites: [String: [(entries: Int, hardState: HardState)]] = [:]
     /// The ticks (counted by ``tick(_:)``) at which a snapshot was sent, by the member it was for.
     var snapshotsSent: [String: [Int]] = [:]
+    /// Messages sent, by sender and kind (``RaftMessage/Body/name``), whether delivered or not.
+    var sent: [String: [String: Int]] = [:]
     var ticks = 0
 
     init(_ ids: [String], configuration: RaftConfiguration = RaftConfiguration()) {
@@ -71,6 +73,7 @@ struct TestCluster {
 
     mutating func deliver(_ message: RaftMessage) {
         if case .snapshot = message.body { snapshotsSent[message.to, default: []].append(ticks) }
+        sent[message.from, default: [:]][message.body.name, default: 0] += 1
         guard members[message.to] != nil, !cut.contains(message.from), !cut.contains(message.to),
             !dropped.contains(message.body.name)
         else { return }
@@ -571,7 +574,79 @@ struct TestCluster {
         #expect(cluster.members[leader]!.role == .leader)
     }
 
-    @Test("a removed member of a later term does not unseat the leader that tells it")
+    /// ``removedWhileCutOff(ticks:)`` long enough for the farewells to run out, then more
+    /// entries, and every member still in the region compacts its log through them: the entries
+    /// after the removed member's last one are gone.
+    static func removedAndCompactedAway() throws -> (TestCluster, leader: String, removed: String) {
+        var (cluster, leader, removed) = try Self.removedWhileCutOff(ticks: Raft.farewellHeartbeats + 20)
+        for i in 0..<5 { _ = try cluster.members[leader]!.propose([Array("after-\(i)".utf8)]) }
+        cluster.tick(2)
+        for id in cluster.members.keys where id != removed {
+            _ = cluster.members[id]!.compact(through: cluster.members[id]!.applied)
+        }
+        return (cluster, leader, removed)
+    }
+
+    @Test(
+        "a removed member back after the leader compacted its removal away is told in one message, and stops campaigning"
+    )
+    func aRemovedMemberBackAfterCompactionIsToldItIsOut() throws {
+        var (cluster, leader, removed) = try Self.removedAndCompactedAway()
+        let term = cluster.members[leader]!.term
+        cluster.cut = []
+        cluster.tick(60)
+        // Its own log cannot show the removal (nothing was sent to bring it there), but it knows.
+        #expect(cluster.members[removed]!.membership.contains(removed))
+        #expect(cluster.members[removed]!.isToldRemoved)
+        #expect(cluster.members[removed]!.status.toldRemovedAt == cluster.members[leader]!.membershipIndex)
+        #expect(cluster.members[removed]!.status.role(of: removed) == "not a member")
+        #expect(cluster.snapshotsSent[removed] == nil)
+        cluster.sent = [:]
+        for _ in 0..<200 {
+            cluster.tick()
+            #expect(cluster.members[removed]!.role == .follower)
+        }
+        #expect(cluster.sent[removed] == nil, "it campaigns no more")
+        #expect(cluster.members[leader]!.role == .leader && cluster.members[leader]!.term == term)
+    }
+
+    @Test("a removed member the farewells are still bringing up is told at the next heartbeat once the leader compacts")
+    func farewellsCutShortByCompactionTellTheMember() throws {
+        var (cluster, leader, removed) = try Self.removedWhileCutOff(ticks: 2)
+        // It hears the leader again, but the entries through its removal never arrive.
+        cluster.cut = []
+        cluster.dropped = ["append"]
+        cluster.tick(2)
+        #expect(cluster.members[leader]!.departing[removed] != nil)
+        for id in cluster.members.keys where id != removed {
+            _ = cluster.members[id]!.compact(through: cluster.members[id]!.applied)
+        }
+        cluster.tick(2)
+        #expect(cluster.members[leader]!.departing[removed] == nil)
+        #expect(cluster.members[removed]!.isToldRemoved)
+    }
+
+    @Test("a member told it was removed is a member again once a later membership adds it back")
+    func aMemberToldItWasRemovedCanBeAddedAgain() throws {
+        var (cluster, leader, removed) = try Self.removedAndCompactedAway()
+        cluster.cut = []
+        cluster.tick(60)
+        #expect(cluster.members[removed]!.isToldRemoved)
+        _ = try cluster.members[leader]!.proposeMembership(.addLearner(id: removed, address: "addr-\(removed)"))
+        cluster.tick(20)
+        #expect(cluster.members[removed]!.membership.learners[removed] != nil)
+        #expect(!cluster.members[removed]!.isToldRemoved)
+        #expect(cluster.members[removed]!.status.role(of: removed) == "learner")
+        _ = try cluster.members[leader]!.proposeMembership(.promote(id: removed))
+        cluster.tick(5)
+        #expect(cluster.members[removed]!.membership.isVoter(removed))
+        // It may lead again.
+        try cluster.members[leader]!.transferLeadership(to: removed)
+        cluster.tick(30)
+        #expect(cluster.leader == removed)
+    }
+
+    @Test("a removed member of a later term does not unseat the leader, which tells it it was removed")
     func aRemovedMemberOfALaterTermDoesNotUnseatTheLeader() throws {
         var (cluster, leader, removed) = try Self.removedWhileCutOff(ticks: 3)
         let term = cluster.members[leader]!.term
@@ -581,6 +656,10 @@ struct TestCluster {
         cluster.tick(60)
         #expect(cluster.members[leader]!.role == .leader && cluster.members[leader]!.term == term)
         #expect(cluster.leader == leader)
+        // The entries through its removal it would refuse (they come in an earlier term): it is
+        // told it was removed instead.
+        #expect(cluster.members[removed]!.isToldRemoved)
+        #expect(cluster.members[removed]!.membership.contains(removed))
     }
 
     @Test(

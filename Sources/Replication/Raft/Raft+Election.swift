@@ -4,11 +4,17 @@ extension Raft {
     /// Handles one message from a peer.
     public mutating func step(_ message: RaftMessage) {
         guard message.to == id, message.from != id else { return }
+        if case .removed(let index) = message.body {
+            // A fact about the region's committed log, whatever the sender's term: not a reason to
+            // take that term (this member may have campaigned past it while cut off).
+            noteRemoval(at: index)
+            return
+        }
         if message.term > term, role == .leader, !membership.contains(message.from) {
             // A node this leader does not count a member (one it removed) does not unseat it. One
             // still campaigning did not hear of its removal: it is told (again).
             if case .preVote(let lastIndex, let lastTerm) = message.body {
-                sayFarewell(to: message.from, matchingAt: lastIndex, term: lastTerm)
+                sayFarewell(to: message.from, matchingAt: lastIndex, term: lastTerm, campaigningIn: message.term)
                 send(.preVoteResponse(granted: false), to: message.from)
             } else {
                 departing[message.from] = nil
@@ -80,6 +86,8 @@ extension Raft {
             ready.forwarded.append(
                 RaftForwardedProposal(
                     id: requestID, firstIndex: nil, term: message.term, from: message.from, refusedForGood: true))
+        case .removed:
+            break  // Taken before the term checks.
         }
     }
 

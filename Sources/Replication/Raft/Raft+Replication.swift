@@ -159,10 +159,13 @@ extension Raft {
             var departure = departing[peer]!
             guard departure.removalIndex <= log.committed else { continue }
             departure.heartbeatsLeft -= 1
-            // Compacted away, or nothing left to tell: it is on its own (a snapshot is not sent).
-            guard departure.heartbeatsLeft >= 0, departure.match < departure.removalIndex,
-                let prevTerm = log.term(at: departure.match)
-            else {
+            guard departure.heartbeatsLeft >= 0, departure.match < departure.removalIndex else {
+                departing[peer] = nil
+                continue
+            }
+            guard let prevTerm = log.term(at: departure.match) else {
+                // Compacted away: it is told in one message instead (a snapshot is not sent).
+                send(.removed(index: departure.removalIndex), to: peer)
                 departing[peer] = nil
                 continue
             }

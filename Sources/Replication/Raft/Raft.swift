@@ -29,6 +29,10 @@ public struct Raft: Sendable {
     var progress: [String: RaftProgress] = [:]
     /// Leader: members it removed that may not know yet (``Departure``).
     var departing: [String: Departure] = [:]
+    /// The index of a committed membership that leaves this member out, as a leader told it
+    /// (``RaftMessage/Body/removed(index:)``) because this member's log could not be brought up
+    /// to it. While its own membership is older than that, it does not campaign.
+    public internal(set) var removalNotice: UInt64?
 
     /// A member this leader removed. A membership takes effect when it is appended, so the leader
     /// stops replicating to the member at once and the removal commits without it: told nothing,
@@ -118,7 +122,8 @@ public struct Raft: Sendable {
         }
         return RaftStatus(
             id: id, role: role, term: term, leader: leader, lastIndex: log.lastIndex, committed: log.committed,
-            applied: log.applied, membership: membership, matches: matches)
+            applied: log.applied, membership: membership, matches: matches,
+            toldRemovedAt: isToldRemoved ? removalNotice : nil)
     }
 
     /// Everything to do since the last call; see ``RaftReady`` for the order.
@@ -217,7 +222,11 @@ public struct Raft: Sendable {
         }
     }
 
-    var isPromotable: Bool { membership.isVoter(id) }
+    var isPromotable: Bool { membership.isVoter(id) && !isToldRemoved }
+
+    /// Whether a leader told this member it was removed at an index its membership has not
+    /// reached (a membership from a later index, one that added it again, supersedes the notice).
+    public var isToldRemoved: Bool { removalNotice.map { $0 > membershipIndex } ?? false }
 
     mutating func resetElectionTimer() {
         electionElapsed = 0
@@ -290,11 +299,30 @@ public struct Raft: Sendable {
     /// Leader: tells `peer`, a node outside the membership that still campaigns (its pre-vote
     /// says its log ends at `lastIndex` in `term`), what it missed through the commit index, if
     /// its log matches this one there and the membership that leaves it out has committed.
-    mutating func sayFarewell(to peer: String, matchingAt lastIndex: UInt64, term lastTerm: UInt64) {
-        guard role == .leader, departing[peer] == nil, membershipIndex <= log.committed,
-            lastIndex < log.committed, log.term(at: lastIndex) == lastTerm
-        else { return }
+    /// If its log cannot be brought up to the removal that way (the leader compacted the entries
+    /// after its last one, its log differs there, or it is in a later term than the leader's,
+    /// having campaigned while cut off, and would refuse the entries), it is told in one message
+    /// that it was removed (``RaftMessage/Body/removed(index:)``): it then stops campaigning.
+    mutating func sayFarewell(
+        to peer: String, matchingAt lastIndex: UInt64, term lastTerm: UInt64, campaigningIn peerTerm: UInt64
+    ) {
+        guard role == .leader, departing[peer] == nil, membershipIndex <= log.committed else { return }
+        guard lastIndex < log.committed, log.term(at: lastIndex) == lastTerm, peerTerm <= term + 1 else {
+            send(.removed(index: membershipIndex), to: peer)
+            return
+        }
         departing[peer] = Departure(
             match: lastIndex, removalIndex: log.committed, heartbeatsLeft: Self.farewellHeartbeats)
+    }
+
+    /// A leader says this member was removed by the membership it committed at `index`.
+    mutating func noteRemoval(at index: UInt64) {
+        guard membership.contains(id), index > membershipIndex, removalNotice.map({ index > $0 }) ?? true else {
+            return
+        }
+        removalNotice = index
+        if role != .follower { becomeFollower(term: term, leader: nil) }
+        electionElapsed = 0
+        ready.statusChanged = true
     }
 }

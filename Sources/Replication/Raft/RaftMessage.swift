@@ -53,6 +53,10 @@ public struct RaftMessage: Sendable, Equatable {
         /// is not a member, or a payload is no record the leader reads (a member newer than it).
         /// Not "not now" (`proposeResponse` with index 0): the follower fails it at once.
         case proposeRefused(id: UInt64)
+        /// The membership the leader committed at `index` leaves the receiver out. A leader sends it
+        /// to a removed member that still campaigns when it cannot send it the entries through its
+        /// removal (the log before them is compacted, or the member's log does not match there).
+        case removed(index: UInt64)
     }
 }
 
@@ -88,6 +92,7 @@ extension RaftMessage.Body {
         case .propose: "propose"
         case .proposeResponse: "proposeResponse"
         case .proposeRefused: "proposeRefused"
+        case .removed: "removed"
         }
     }
 }

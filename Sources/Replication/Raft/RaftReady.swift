@@ -108,12 +108,15 @@ public struct RaftStatus: Sendable, Equatable {
     public var membership: RaftMembership
     /// On the leader: each member's match index.
     public var matches: [String: UInt64]
+    /// Set when a leader told this member that the membership it committed at this index leaves
+    /// it out, which this member's own log does not show (``Raft/removalNotice``).
+    public var toldRemovedAt: UInt64?
 
     /// The role `member` has as this status sees it, as `dwcp cluster status` names it: leader,
     /// learner, this member's own role (follower, candidate, preCandidate), else follower; `not a
     /// member` for one outside the membership (removed, or not yet added).
     public func role(of member: String) -> String {
-        guard membership.contains(member) else { return "not a member" }
+        guard membership.contains(member), member != id || toldRemovedAt == nil else { return "not a member" }
         if member == leader { return "leader" }
         if membership.learners[member] != nil { return "learner" }
         return member == id ? role.rawValue : "follower"

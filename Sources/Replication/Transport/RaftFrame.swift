@@ -68,14 +68,14 @@ public struct RaftFrame: Sendable, Equatable {
 
     /// Whether the frame is one only a leader or a candidate sends, which can change what a member
     /// holds, its term or whom it follows: appends, heartbeats, snapshots (announced and their
-    /// chunks), vote and pre-vote requests, and a leader's hand-over. A connection that named no
+    /// chunks), vote and pre-vote requests, a leader's hand-over, and its word that a member was removed. A connection that named no
     /// region id carries none of these to a member that knows its region's (``ConnectionHello``).
     public var leadsOrCampaigns: Bool {
         switch content {
         case .snapshotChunk: return true
         case .message(let message):
             switch message.body {
-            case .preVote, .vote, .append, .heartbeat, .snapshot, .timeoutNow: return true
+            case .preVote, .vote, .append, .heartbeat, .snapshot, .timeoutNow, .removed: return true
             default: return false
             }
         default: return false
@@ -307,6 +307,9 @@ struct FrameWriter {
         case .proposeRefused(let id):
             u8(15)
             u64(id)
+        case .removed(let index):
+            u8(16)
+            u64(index)
         }
     }
 }
@@ -470,6 +473,7 @@ struct FrameReader {
             body = .propose(id: id, payloads: payloads)
         case 14: body = .proposeResponse(id: try u64(), index: try logPosition())
         case 15: body = .proposeRefused(id: try u64())
+        case 16: body = .removed(index: try logPosition())
         default: throw ReplicationError(.unknownMessage, "unknown message type \(tag)")
         }
         return RaftMessage(from: from, to: to, term: term, body: body)

@@ -21,7 +21,7 @@ extension Node {
             guard let commit = try await consensus.committed.wait(until: next, timeout: .seconds(1)) else {
                 if let raft, raft.wasRemoved {
                     throw NodeError(
-                        .unavailable,
+                        .removed,
                         "\(configuration.nodeID) was removed from the region: it takes no more entries; watch a member (dwcp cluster status lists them)"
                     )
                 }

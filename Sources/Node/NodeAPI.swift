@@ -306,7 +306,7 @@ public enum NodeAPI {
         case .invalid, .query: .badRequest
         case .notFound: .notFound
         case .conflict: .conflict
-        case .compacted: .gone
+        case .compacted, .removed: .gone
         case .unavailable: .serviceUnavailable
         case .internal: .internalServerError
         }

@@ -12,6 +12,8 @@ public struct NodeError: Error, CustomStringConvertible, Sendable {
         case compacted
         /// A query was refused or failed.
         case query
+        /// This member was removed from its region: it takes no intents or reads until it joins again.
+        case removed
         /// The node cannot serve (shutting down, or its log is damaged).
         case unavailable
         case `internal`

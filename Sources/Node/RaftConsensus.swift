@@ -273,6 +273,7 @@ public final class RaftConsensus: Consensus {
 
     /// Sends `payloads` to the leader; returns where it appended them, and in which term.
     private func forward(_ payloads: [[UInt8]], appliesOnce: Bool) async throws -> (ClosedRange<UInt64>, UInt64) {
+        try refuseIfRemoved()
         // A node outside its own membership that knows no leader (one not added yet, or removed
         // and told nothing since) is told so here. One that knows a leader forwards: a learner
         // just added has not received the entry that adds it, and the leader decides.
@@ -370,7 +371,8 @@ public final class RaftConsensus: Consensus {
     /// is asked again, of whoever leads then, until the timeout: any index confirmed after the read
     /// came is one it may use.
     public func readIndex() async throws -> UInt64 {
-        try await reads.ask(
+        try refuseIfRemoved()
+        return try await reads.ask(
             timeout: configuration.leaderAnswerTimeout, every: Self.readAskedAgainAfter, accepts: { _ in true }
         ) { [self] context in
             state.withLock { raft in
@@ -847,6 +849,16 @@ public final class RaftConsensus: Consensus {
         return state.withLock { raft in
             raft.isToldRemoved || (wasMember && !raft.membership.contains(nodeID))
         }
+    }
+
+    /// Throws when this member was removed (``wasRemoved``): an intent or a read it cannot serve
+    /// fails at once, and not as "unavailable", which a client would retry for nothing.
+    func refuseIfRemoved() throws {
+        guard wasRemoved else { return }
+        throw NodeError(
+            .removed,
+            "\(nodeID) was removed from the region: it takes no intents and serves no consistent reads; send them to a member (dwcp cluster status lists them), or empty this member's data directory, start it with --join and add it again"
+        )
     }
 
     func noteStatus() {

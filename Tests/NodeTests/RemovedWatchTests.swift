@@ -38,7 +38,18 @@ import Testing
                 let ended = try await group.next() ?? nil
                 let error = try #require(ended as? NodeError, "\(String(describing: ended))")
                 #expect(error.message.contains("\(id) was removed from the region"), "\(error)")
+                #expect(error.code == .removed)
                 #expect(removed.raft!.wasRemoved)
+                // Intents and consistent reads fail at once, as not worth retrying (410).
+                let asked = ContinuousClock.now
+                await #expect {
+                    _ = try await removed.submit(NodeIntentTests.host("h2"))
+                } throws: { ($0 as? NodeError)?.code == .removed }
+                await #expect {
+                    _ = try await removed.raft!.readIndex()
+                } throws: { ($0 as? NodeError)?.code == .removed }
+                #expect(asked.duration(to: .now) < .seconds(1))
+                #expect(NodeAPI.status(for: .removed) == .gone)
             }
         }
     }

@@ -229,9 +229,19 @@ extension Node {
                     "placement inputs changed at log index \(plan.placementIndex), after the checked index \(checkIndex); nothing was written: plan again"
                 )
             }
-            // Each placement names its VM by where the VM's creation sits in this batch.
+            // Each placement names its VM by where the VM's creation sits in this batch; a VM the
+            // plan found no host for is marked unschedulable in it too, with the plan's reason.
             for (position, (vm, decision)) in plan.decisions.enumerated() {
-                guard let host = decision.host else { continue }
+                guard let host = decision.host else {
+                    records.append(
+                        Record(
+                            at: at,
+                            .vmUnschedulable(
+                                VMUnschedulable(vm: vm, reason: decision.reason, explanation: decision.explanation.json)
+                            )
+                        ).encoded())
+                    continue
+                }
                 let placed = VMPlaced(
                     vm: vm, host: host, explanation: decision.explanation.json,
                     createdBefore: UInt64(records.count - position))

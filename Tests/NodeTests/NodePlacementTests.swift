@@ -53,6 +53,21 @@ import Testing
         }
     }
 
+    @Test("--check-index answers a VM the plan found no host for as unschedulable, with the plan's reason")
+    func checkIndexCommitsThePlansUnschedulable() async throws {
+        let dir = TemporaryDirectory()
+        try await withRunningNode(dir) { node in
+            _ = try await node.submit(Self.host("a"))
+            let vms = [Self.vm("web-1"), Self.vm("huge", cpus: 64)]
+            let plan = try await node.plan(vms)
+            let reason = try #require(plan.decisions[1].decision.host == nil ? plan.decisions[1].decision.reason : nil)
+            #expect(!reason.isEmpty)
+            let receipts = try await node.createVMs(vms, requestID: "r1", checkIndex: plan.placementIndex)
+            #expect(receipts.map { $0.subject?["actual_state"]?.stringValue } == ["scheduled", "unschedulable"])
+            #expect(receipts[1].subject?["reason"]?.stringValue == reason)
+        }
+    }
+
     @Test("a check index beyond the log is refused, saying so, and nothing is written")
     func checkIndexBeyondTheLog() async throws {
         let dir = TemporaryDirectory()

@@ -106,13 +106,6 @@ struct SQLRequest: Decodable {
 
     /// The consistency asked for (linearizable when none is given).
     func readConsistency() throws -> ReadConsistency {
-        guard let consistency else { return .linearizable }
-        guard let parsed = ReadConsistency(rawValue: consistency) else {
-            throw NodeError(
-                .invalid,
-                "invalid consistency '\(consistency)': \(ReadConsistency.allCases.map(\.rawValue).joined(separator: ", "))"
-            )
-        }
-        return parsed
+        try ReadConsistency(asked: consistency)
     }
 }

@@ -145,8 +145,10 @@ extension Node {
     }
 
     /// Validates VMs as `vm create` would, and computes where they would go now. Writes nothing.
-    public func plan(_ vms: [VMCreated]) async throws -> PlacementPlan {
-        try await plan(validated: vms.map(validate))
+    public func plan(_ vms: [VMCreated], consistency: ReadConsistency = .linearizable) async throws -> PlacementPlan {
+        let validated = try vms.map(validate)
+        try await waitForViews(consistency)
+        return try await plan(validated: validated)
     }
 
     /// ``plan(_:)`` for VMs already validated.
@@ -323,8 +325,9 @@ extension Node {
     }
 
     /// A VM's latest scheduling decision, for `dwcp vm explain`.
-    public func explain(vm name: String) async throws -> JSONValue {
+    public func explain(vm name: String, consistency: ReadConsistency = .linearizable) async throws -> JSONValue {
         try Validation.name(name, what: "VM")
+        try await waitForViews(consistency)
         let row: (String?, String, String, String, Int64?)? = try await views.pool.read { db in
             try Row.fetchOne(
                 db,
@@ -347,8 +350,9 @@ extension Node {
     }
 
     /// Migrations that would reduce the hosts in use or repair soft anti-affinity. Writes nothing.
-    public func rebalancePlan(region: String?) async throws -> JSONValue {
+    public func rebalancePlan(region: String?, consistency: ReadConsistency = .linearizable) async throws -> JSONValue {
         if let region { try Validation.name(region, what: "region") }
+        try await waitForViews(consistency)
         let inputs = try await placementInputs(waitingStates: [], includePlaced: true)
         let hosts = inputs.hosts
         let placed = inputs.placed.map { ($0.request, $0.host) }

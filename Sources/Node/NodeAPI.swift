@@ -143,7 +143,8 @@ public enum NodeAPI {
             try await handle {
                 let body = try await decode(CreateVMRequest.self, from: request)
                 let vms = try body.vms()
-                return json(try await node.plan(vms).json)
+                let consistency = try ReadConsistency(asked: request.uri.queryParameters.get("consistency"))
+                return json(try await node.plan(vms, consistency: consistency).json)
             }
         }
         router.get("/v1/vms/:name/console") { request, context in
@@ -176,11 +177,20 @@ public enum NodeAPI {
                     })
             }
         }
-        router.get("/v1/vms/:name/explain") { _, context in
-            try await handle { json(try await node.explain(vm: try context.parameters.require("name"))) }
+        router.get("/v1/vms/:name/explain") { request, context in
+            try await handle {
+                let consistency = try ReadConsistency(asked: request.uri.queryParameters.get("consistency"))
+                return json(
+                    try await node.explain(vm: try context.parameters.require("name"), consistency: consistency))
+            }
         }
         router.get("/v1/rebalance") { request, _ in
-            try await handle { json(try await node.rebalancePlan(region: request.uri.queryParameters.get("region"))) }
+            try await handle {
+                let consistency = try ReadConsistency(asked: request.uri.queryParameters.get("consistency"))
+                return json(
+                    try await node.rebalancePlan(
+                        region: request.uri.queryParameters.get("region"), consistency: consistency))
+            }
         }
         router.put("/v1/hosts/:name/labels") { request, context in
             try await handle {

@@ -9,3 +9,19 @@ public enum ReadConsistency: String, Sendable, CaseIterable {
     /// with a quorum that it still leads; any member can serve it once its views reach that index).
     case linearizable
 }
+
+extension ReadConsistency {
+    /// The consistency a request asked for by name (a body's `consistency`, or the query
+    /// parameter of a plan, an explanation or a rebalance); linearizable when none is given.
+    public init(asked text: String?) throws {
+        guard let text else {
+            self = .linearizable
+            return
+        }
+        guard let parsed = ReadConsistency(rawValue: text) else {
+            throw NodeError(
+                .invalid, "invalid consistency '\(text)': \(Self.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        self = parsed
+    }
+}

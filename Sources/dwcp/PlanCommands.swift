@@ -18,11 +18,13 @@ struct PlanCommand: AsyncParsableCommand {
             commandName: "create", abstract: "Where `vm create` with these flags would place the VM(s), and why.")
 
         @OptionGroup var spec: VMSpecOptions
+        @OptionGroup var freshness: ReadConsistencyOption
         @OptionGroup var output: JSONOutputOption
         @OptionGroup var client: ClientOptions
 
         func run() async throws {
-            let answer = try await client.client().call(.POST, "/v1/plan/vms", body: .object(try spec.body()))
+            let answer = try await client.client().callLeader(
+                .POST, "/v1/plan/vms?\(freshness.queryItem)", body: .object(try spec.body()))
             if output.json {
                 print(answer.serialized())
                 return
@@ -61,6 +63,7 @@ struct Rebalance: AsyncParsableCommand {
     @Option(name: .long, help: "Only this region.")
     var region: String?
 
+    @OptionGroup var freshness: ReadConsistencyOption
     @OptionGroup var output: JSONOutputOption
     @OptionGroup var client: ClientOptions
 
@@ -70,7 +73,8 @@ struct Rebalance: AsyncParsableCommand {
                 .usage, "only 'dwcp rebalance --plan' exists yet: moves are executed by live migration, not built yet")
         }
         if let region { try usage { try Validation.name(region, what: "region") } }
-        let answer = try await client.client().call(.GET, "/v1/rebalance" + (region.map { "?region=\($0)" } ?? ""))
+        let answer = try await client.client().callLeader(
+            .GET, "/v1/rebalance?\(freshness.queryItem)" + (region.map { "&region=\($0)" } ?? ""))
         if output.json {
             print(answer.serialized())
             return

@@ -5,7 +5,6 @@ import Query
 import Store
 
 extension ResultFormat: ExpressibleByArgument {}
-extension ReadConsistency: ExpressibleByArgument {}
 
 /// How a query's rows are printed and how fresh they must be: `dwcp sql`, `dwcp vm list` and
 /// `dwcp host list` take these alike.
@@ -15,12 +14,8 @@ struct QueryOutputOptions: ParsableArguments {
 
     @OptionGroup var jsonOutput: JSONOutputOption
 
-    @Option(
-        name: .long,
-        help: ArgumentHelp(
-            "local (this node's views), leader (the leader's, no quorum round) or linearizable (sees every acknowledged intent).",
-            valueName: "level"))
-    var consistency: ReadConsistency = .linearizable
+    @OptionGroup var freshness: ReadConsistencyOption
+    var consistency: ReadConsistency { freshness.consistency }
 
     func validate() throws {
         if jsonOutput.json, let format, format != .json {

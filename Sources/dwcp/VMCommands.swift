@@ -76,12 +76,13 @@ struct VMCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show why a VM is where it is (or why it is nowhere).")
         @Argument(help: "The VM's name.") var name: String
+        @OptionGroup var freshness: ReadConsistencyOption
         @OptionGroup var output: JSONOutputOption
         @OptionGroup var client: ClientOptions
 
         func run() async throws {
             try usage { try Validation.name(name, what: "VM") }
-            let answer = try await client.client().call(.GET, "/v1/vms/\(name)/explain")
+            let answer = try await client.client().callLeader(.GET, "/v1/vms/\(name)/explain?\(freshness.queryItem)")
             if output.json {
                 print(answer.serialized())
                 return

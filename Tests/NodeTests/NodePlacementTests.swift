@@ -111,6 +111,31 @@ import Testing
         }
     }
 
+    @Test("plan, explain and rebalance on a lagging follower see every acknowledged intent unless asked for local")
+    func plansOnALaggingFollowerAreLinearizable() async throws {
+        let dir = TemporaryDirectory()
+        try await withThreeMembers(dir, applyDelays: ["n3": .seconds(60)]) { nodes, _ in
+            let n3 = nodes[2]
+            if n3.raft!.isLeader { _ = try await n3.raft!.moveLeadership(to: "n1", timeout: .seconds(5)) }
+            let leader = try #require(nodes.first { $0.raft!.isLeader })
+            _ = try await leader.submit(Self.host("a"))
+            _ = try await leader.submit(Self.host("b", cpus: 4))
+            _ = try await n3.waitUntilApplied(leader.log.lastIndex)
+            _ = try await leader.createVMs([Self.vm("x", cpus: 6)], requestID: nil, checkIndex: nil)
+            // n3 holds back x and its placement: its own views still have both hosts empty.
+            let stale = try await n3.plan([Self.vm("y", cpus: 4)], consistency: .local)
+            #expect(stale.decisions[0].decision.host == "a")
+            await #expect(throws: NodeError.self) { try await n3.explain(vm: "x", consistency: .local) }
+            let localMoves = try await n3.rebalancePlan(region: nil, consistency: .local)
+            #expect(localMoves["hosts_in_use"] == .int(0))
+            // Asked as a read of what was acknowledged (the default), it catches up first.
+            let fresh = try await n3.plan([Self.vm("y", cpus: 4)])
+            #expect(fresh.decisions[0].decision.host == "b", "x took most of a")
+            #expect(try await n3.explain(vm: "x")["host"] == .string("a"))
+            #expect(try await n3.rebalancePlan(region: nil)["hosts_in_use"] == .int(1))
+        }
+    }
+
     @Test("--count creates NAME-1 … NAME-N in one batch; hard anti-affinity keeps them apart")
     func countAndAntiAffinity() async throws {
         let dir = TemporaryDirectory()

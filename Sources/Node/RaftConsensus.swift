@@ -431,6 +431,7 @@ public final class RaftConsensus: Consensus {
     /// none did in time.
     func moveLeadership(to target: String?, timeout: Duration) async throws -> (leader: String, term: UInt64) {
         let started = ContinuousClock.now
+        try refuseIfRemoved()
         if let target, let other = otherRegion(of: target), let region {
             throw NodeError(
                 .invalid,
@@ -467,6 +468,7 @@ public final class RaftConsensus: Consensus {
 
     /// Proposes a membership change; returns its index once committed.
     public func changeMembership(_ change: RaftMembershipChange) async throws -> UInt64 {
+        try refuseIfRemoved()
         // A leader just elected takes a change only once its first entry commits (a round trip):
         // it is waited for here rather than refused (Raft refuses if it is still not so).
         _ = try await leaderCommittedInItsTerm()
@@ -497,6 +499,7 @@ public final class RaftConsensus: Consensus {
     /// term commits (a round trip after the election): waited for here, up to the node's wait for an
     /// answer.
     public func leaderCommitIndex() async throws -> UInt64? {
+        try refuseIfRemoved()
         guard let committedInTerm = try await leaderCommittedInItsTerm() else { return nil }
         guard committedInTerm else {
             throw NodeError(
@@ -857,7 +860,7 @@ public final class RaftConsensus: Consensus {
         guard wasRemoved else { return }
         throw NodeError(
             .removed,
-            "\(nodeID) was removed from the region: it takes no intents and serves no consistent reads; send them to a member (dwcp cluster status lists them), or empty this member's data directory, start it with --join and add it again"
+            "\(nodeID) was removed from the region: it takes no intents and serves no consistent reads; send them to a member (dwcp cluster status lists them), or add this one again (dwcp cluster add-member --learner, then promote)"
         )
     }
 
@@ -866,7 +869,7 @@ public final class RaftConsensus: Consensus {
         if status.membership.contains(nodeID) { wasMember.store(true, ordering: .releasing) }
         if let index = status.toldRemovedAt, toldRemovedLogged.exchange(index, ordering: .relaxed) != index {
             logger.error(
-                "\(group): a leader says this member was removed from the region (by the membership it committed at index \(index), which this member's log no longer reaches): it stops campaigning. To bring it back, empty its data directory, start it with --join and add it again (dwcp cluster add-member)"
+                "\(group): a leader says this member was removed from the region (by the membership it committed at index \(index), which this member's log no longer reaches): it stops campaigning, and takes no intents or reads. To bring it back, add it again (dwcp cluster add-member --learner, then promote)"
             )
         }
         let previous = notedLeader.withLock { noted in
@@ -907,7 +910,7 @@ public final class RaftConsensus: Consensus {
         noteAPIAddresses(members: members)
         noteRegions(members: members)
         logger.info(
-            "\(group): \(nodeID) is \(status.role.rawValue) in term \(status.term), leader \(status.leader ?? "none"), members \(status.membership)"
+            "\(group): \(nodeID) is \(status.role.rawValue) in term \(status.term), leader \(status.leader ?? "none"), members \(status.membership)\(status.toldRemovedAt.map { " (its log's; a leader says the membership at index \($0) leaves it out)" } ?? "")"
         )
         sendParkedForwards()
     }

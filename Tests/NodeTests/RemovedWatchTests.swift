@@ -48,6 +48,13 @@ import Testing
                 await #expect {
                     _ = try await removed.raft!.readIndex()
                 } throws: { ($0 as? NodeError)?.code == .removed }
+                await #expect {
+                    _ = try await removed.sql("SELECT 1", consistency: .leader)
+                } throws: { ($0 as? NodeError)?.code == .removed }
+                await #expect {
+                    _ = try await removed.raft!.moveLeadership(to: nil, timeout: .seconds(1))
+                } throws: { ($0 as? NodeError)?.code == .removed }
+                _ = try await removed.sql("SELECT 1", consistency: .local)
                 #expect(asked.duration(to: .now) < .seconds(1))
                 #expect(NodeAPI.status(for: .removed) == .gone)
             }
@@ -67,8 +74,8 @@ import Testing
             removal.withLock { $0 = (removed.configuration.nodeID, peers) }
         }
         let (id, peers) = try #require(removal.withLock { $0 })
-        let port = try #require(Validation.hostAndPort(peers[id]!)?.port)
-        let again = try regionMember(id, in: dir, port: port, peers: peers)
+        // On a port of its own: its old one may not be free again yet (nothing needs it here).
+        let again = try regionMember(id, in: dir, port: try closedPort(), peers: peers)
         try await withThrowingTaskGroup(of: (any Error)?.self) { group in
             group.addTask {
                 try await again.run()

@@ -34,9 +34,17 @@ extension RaftConsensus {
     > {
         do {
             let answer = try await statusAnswers.ask(
-                timeout: timeout, every: .milliseconds(200), accepts: { $0.from == member }
+                timeout: timeout, every: .milliseconds(200), accepts: { _ in true }
             ) { [self] question in
                 sendStatusQuestion(to: member, at: address, id: question)
+            }
+            guard answer.from == member else {
+                // Another node listens at the member's address, and answered as itself.
+                return .failure(
+                    NodeError(
+                        .unavailable,
+                        "at \(address) listens \(answer.from), not \(member): the membership gives \(member) another node's address (remove \(member) and add it again at its own address; see the log of \(answer.from))"
+                    ))
             }
             return .success(answer.status)
         } catch let error as NodeError {

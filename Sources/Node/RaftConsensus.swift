@@ -612,6 +612,11 @@ public final class RaftConsensus: Consensus {
             guard frame.group == group else { return }
             guard frame.recipient == nodeID else {
                 noteMisaddressed(frame)
+                // A status question is answered as this member: the asker learns who listens at
+                // the address it has for another (`dwcp cluster status` says so).
+                if case .memberStatus(let exchange) = frame.content, exchange.status == nil, exchange.id != 0 {
+                    receive(exchange)
+                }
                 return
             }
             switch frame.content {

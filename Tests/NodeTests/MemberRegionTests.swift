@@ -82,6 +82,36 @@ import Testing
         }
     }
 
+    @Test("dwcp cluster status names the node that answers at an address the membership gives another member")
+    func statusNamesTheNodeAtAMistypedAddress() async throws {
+        let dir = TemporaryDirectory()
+        try await withThreeMembers(dir) { nodes, peers in
+            let leaderID = try #require(nodes[0].raft!.status.leader)
+            let leader = try #require(nodes.first { $0.configuration.nodeID == leaderID })
+            let port = try closedPort()
+            // n5 waits to join; the operator adds "n4" at its address.
+            let joiner = try regionMember("n5", in: dir, port: port, peers: peers, join: true)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await joiner.run() }
+                defer { group.cancelAll() }
+                _ = try await leader.raft!.changeMembership(.addLearner(id: "n4", address: "127.0.0.1:\(port)"))
+                var row: JSONValue?
+                let deadline = ContinuousClock.now + .seconds(10)
+                while ContinuousClock.now < deadline {
+                    if case .array(let members)? = await leader.clusterStatus()["members"] {
+                        row = members.first { $0["id"] == .string("n4") }
+                    }
+                    if row?["error"]?.stringValue?.contains("listens n5, not n4") == true { break }
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                #expect(
+                    row?["error"]?.stringValue?.contains("at 127.0.0.1:\(port) listens n5, not n4") == true,
+                    "\(String(describing: row))")
+                #expect(row?["reachable"] == .bool(false))
+            }
+        }
+    }
+
     @Test(
         "MemberRegions keeps what each member said, logs a mismatch once a minute, forgets members that left, and keeps a few outsiders"
     )

@@ -239,8 +239,9 @@ extension Node {
                         Record(
                             at: at,
                             .vmUnschedulable(
-                                VMUnschedulable(vm: vm, reason: decision.reason, explanation: decision.explanation.json)
-                            )
+                                VMUnschedulable(
+                                    vm: vm, reason: decision.reason, explanation: decision.explanation.json,
+                                    createdBefore: UInt64(records.count - position)))
                         ).encoded())
                     continue
                 }

@@ -172,10 +172,12 @@ public final class RaftConsensus: Consensus {
             snapshot: RaftSnapshotMeta(index: snapshot.index, term: snapshot.term, membership: snapshotMembership),
             entries: entries)
         committed = IndexWatermark(min(log.hardState.commit, log.lastIndex))
-        // A member restarted (not joining) on a log whose membership leaves it out was removed
-        // while it was away, or before it stopped.
-        let removedBefore = !configuration.join && !raft.membership.all.isEmpty && log.lastIndex > 0
-        if raft.membership.contains(nodeID) || removedBefore { wasMember.store(true, ordering: .releasing) }
+        // A member restarted on a log that held it in a membership and now leaves it out was removed
+        // while it ran, or while it was away. (A joiner restarted before the entry that adds it
+        // arrived holds no membership with itself: it is not removed.)
+        if Self.anyMembership(snapshotMembership, entries, holds: nodeID) {
+            wasMember.store(true, ordering: .releasing)
+        }
         state = Mutex(raft)
         // The log's membership wins; the --peer addresses let a joining node answer the leader
         // before its log holds any membership.
@@ -848,14 +850,22 @@ public final class RaftConsensus: Consensus {
         send([RaftMessage(from: nodeID, to: member, term: term, body: .proposeRefused(id: id))])
     }
 
+    /// Whether the snapshot's membership or any membership entry holds `member`.
+    static func anyMembership(_ snapshot: RaftMembership, _ entries: [LogEntry], holds member: String) -> Bool {
+        snapshot.contains(member)
+            || entries.contains {
+                $0.kind == .membership && (try? RaftMembership(decoding: $0.payload))?.contains(member) == true
+            }
+    }
+
     /// Whether this member was removed from the region: it was in the membership (while it ran,
-    /// or before a restart that found a log leaving it out) and is no longer, or a leader told it
-    /// so (``Raft/removalNotice``). A member that joins is not a member until it is added, and is
-    /// not "removed" meanwhile.
+    /// or in its log before a restart) and a committed membership leaves it out, or a leader told
+    /// it so (``Raft/removalNotice``). A member that joins is not a member until it is added, and
+    /// is not "removed" meanwhile; nor is one whose removal is appended but not committed.
     public var wasRemoved: Bool {
         let wasMember = wasMember.load(ordering: .acquiring)
         return state.withLock { raft in
-            raft.isToldRemoved || (wasMember && !raft.membership.contains(nodeID))
+            raft.isToldRemoved || (wasMember && raft.isOutsideCommittedMembership)
         }
     }
 

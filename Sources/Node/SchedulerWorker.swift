@@ -60,7 +60,9 @@ struct SchedulerWorker: Sendable {
                         Record(
                             at: at,
                             .vmUnschedulable(
-                                VMUnschedulable(vm: vm.request.vm, reason: decision.reason, explanation: explanation))
+                                VMUnschedulable(
+                                    vm: vm.request.vm, reason: decision.reason, explanation: explanation,
+                                    createdIndex: vm.createdIndex))
                         ).encoded())
                 }
             }

@@ -99,4 +99,22 @@ import Testing
             #expect(error.message.contains("\(id) was removed from the region"), "\(error)")
         }
     }
+
+    @Test(
+        "a member counts as once a member only when a membership its log holds names it (a joiner restarted early does not)"
+    )
+    func onceAMemberIsReadFromTheLog() {
+        let three = RaftMembership(voters: ["n1": "h:1", "n2": "h:2", "n3": "h:3"])
+        let withoutN1 = RaftMembership(voters: ["n2": "h:2", "n3": "h:3"])
+        let entries = [
+            LogEntry(index: 1, term: 1, kind: .membership, payload: three.encoded()),
+            LogEntry(index: 2, term: 1, kind: .noop, payload: []),
+            LogEntry(index: 3, term: 1, kind: .membership, payload: withoutN1.encoded()),
+        ]
+        #expect(RaftConsensus.anyMembership(RaftMembership(), entries, holds: "n1"), "removed at 3")
+        #expect(!RaftConsensus.anyMembership(RaftMembership(), entries, holds: "n4"), "a joiner not added yet")
+        #expect(RaftConsensus.anyMembership(three, [], holds: "n2"), "in the snapshot's")
+        #expect(
+            !RaftConsensus.anyMembership(withoutN1, Array(entries.suffix(1)), holds: "n1"), "compacted away: unknown")
+    }
 }

@@ -88,6 +88,34 @@ typealias Record = Store.Record
         #expect(placedAt == [3, 6, 14])
     }
 
+    @Test("an unschedulable decision that names another VM of the same name is refused; one without the field applies")
+    func unschedulableNamesItsVM() throws {
+        let dir = TemporaryDirectory()
+        let views = try ViewStore(path: dir.file("views.sqlite"))
+        let created = VMCreated(name: "a", region: "eu", cpus: 64, memoryBytes: 1 << 30, image: "builtin:hello")
+        func unschedulable(_ reason: String, createdIndex: UInt64? = nil, createdBefore: UInt64? = nil) -> Record {
+            Record(
+                at: 1,
+                .vmUnschedulable(
+                    VMUnschedulable(vm: "a", reason: reason, createdIndex: createdIndex, createdBefore: createdBefore)))
+        }
+        let records = [
+            Record(at: 1, .vmCreated(created)),  // 1
+            Record(at: 1, .vmDeleted(VMDeleted(name: "a"))),  // 2
+            Record(at: 1, .vmCreated(created)),  // 3: another a
+            unschedulable("for the first a", createdIndex: 1),  // 4: refused
+            unschedulable("planned for the first a", createdBefore: 4),  // 5: index 1: refused
+            unschedulable("for this a", createdBefore: 3),  // 6: index 3: applied
+            unschedulable("without the field"),  // 7: applied as before
+        ]
+        try views.apply(Self.entries(records))
+        let reasons = try views.pool.read { db in
+            try String.fetchAll(db, sql: "SELECT reason FROM vm_events WHERE vm = 'a' ORDER BY log_index")
+        }
+        #expect(reasons.suffix(2) == ["for this a", "without the field"])
+        #expect(!reasons.contains("for the first a") && !reasons.contains("planned for the first a"))
+    }
+
     @Test("a state report that names another VM of the same name (deleted and created again since) is refused")
     func reportsNameTheirVM() throws {
         let dir = TemporaryDirectory()

@@ -183,23 +183,37 @@ public struct VMUnschedulable: Sendable, Equatable {
     public var vm: String
     public var reason: String
     public var explanation: String
+    /// Which VM of that name the decision was for, as ``VMPlaced`` names it: the index of its
+    /// `vm.created` record, or how many entries before this one that record is. A record with
+    /// either does not apply to another VM of the same name; records without apply as before.
+    public var createdIndex: UInt64?
+    public var createdBefore: UInt64?
 
-    public init(vm: String, reason: String, explanation: String = "{}") {
+    public init(
+        vm: String, reason: String, explanation: String = "{}", createdIndex: UInt64? = nil,
+        createdBefore: UInt64? = nil
+    ) {
         self.vm = vm
         self.reason = reason
         self.explanation = explanation
+        self.createdIndex = createdIndex
+        self.createdBefore = createdBefore
     }
 
     init(_ f: FieldReader) throws {
         vm = try f.requiredString(10, "vm")
         reason = f.string(11) ?? ""
         explanation = f.string(12) ?? "{}"
+        createdIndex = f.uint64(13)
+        createdBefore = f.uint64(14)
     }
 
     func encode(into w: inout FieldWriter) {
         w.write(10, vm)
         w.write(11, reason)
         w.write(12, explanation)
+        if let createdIndex { w.write(13, createdIndex) }
+        if let createdBefore { w.write(14, createdBefore) }
     }
 
     var json: JSONValue { .object([("vm", .string(vm)), ("reason", .string(reason))]) }

@@ -257,6 +257,9 @@ enum ViewApplier {
 
         case .vmUnschedulable(let r):
             guard let vm = try VMRow.fetch(r.vm, db: db) else { return .rejected("no VM named \(r.vm)") }
+            if let refusal = Self.anotherVM(vm, named: r.vm, decidedFor: (r.createdIndex, r.createdBefore), at: index) {
+                return .rejected(refusal)
+            }
             if let current = vm.host { return .rejected("VM \(r.vm) is already placed on \(current)") }
             try db.cachedStatement(
                 sql:
@@ -342,6 +345,25 @@ enum ViewApplier {
         }
     }
 
+    /// Why a decision for the VM created at `decidedFor` (its `vm.created` index, or how many
+    /// entries before `index` that record is) cannot apply to `vm`: it is another VM of that name,
+    /// created again since. Nil when it is the same one, or the decision names none.
+    private static func anotherVM(
+        _ vm: VMRow, named name: String, decidedFor: (index: UInt64?, before: UInt64?), at index: Int64
+    ) -> String? {
+        let created: Int64? =
+            if let createdIndex = decidedFor.index {
+                Int64(clamping: createdIndex)
+            } else if let createdBefore = decidedFor.before {
+                index - Int64(clamping: createdBefore)
+            } else {
+                nil
+            }
+        guard let created, vm.createdIndex != created else { return nil }
+        return
+            "VM \(name) is the one created at index \(vm.createdIndex); the decision was for the one created at \(created)"
+    }
+
     /// Why a placement that names the VM it was decided for (``VMPlaced/createdIndex`` or
     /// ``VMPlaced/createdBefore``) cannot apply: the VM of that name is another one (created again
     /// since), the host lacks a label the VM requires, or the host runs a VM of the group the VM
@@ -351,18 +373,9 @@ enum ViewApplier {
     private static func placementConstraintRefusal(_ r: VMPlaced, of vm: VMRow, at index: Int64, db: Database) throws
         -> String?
     {
-        let decidedFor: Int64? =
-            if let createdIndex = r.createdIndex {
-                Int64(clamping: createdIndex)
-            } else if let createdBefore = r.createdBefore {
-                index - Int64(clamping: createdBefore)
-            } else {
-                nil
-            }
-        guard let decidedFor else { return nil }
-        if vm.createdIndex != decidedFor {
-            return
-                "VM \(r.vm) is the one created at index \(vm.createdIndex); the placement was for the one created at \(decidedFor)"
+        guard r.createdIndex != nil || r.createdBefore != nil else { return nil }
+        if let refusal = anotherVM(vm, named: r.vm, decidedFor: (r.createdIndex, r.createdBefore), at: index) {
+            return refusal
         }
         guard
             let constraints = try Row.fetchOne(

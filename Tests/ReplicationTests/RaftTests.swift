@@ -626,6 +626,19 @@ struct TestCluster {
         #expect(cluster.members[removed]!.isToldRemoved)
     }
 
+    @Test("a membership that leaves a member out counts for it only once committed")
+    func outsideOnlyOnceTheRemovalCommits() throws {
+        var cluster = TestCluster(["a", "b", "c"])
+        let leader = cluster.electLeader()
+        _ = try cluster.members[leader]!.proposeMembership(.remove(id: leader))
+        // Appended, not yet committed: another leader could still replace it.
+        #expect(!cluster.members[leader]!.membership.contains(leader))
+        #expect(!cluster.members[leader]!.isOutsideCommittedMembership)
+        cluster.settle()
+        cluster.tick()
+        #expect(cluster.members[leader]!.isOutsideCommittedMembership)
+    }
+
     @Test("a member told it was removed is a member again once a later membership adds it back")
     func aMemberToldItWasRemovedCanBeAddedAgain() throws {
         var (cluster, leader, removed) = try Self.removedAndCompactedAway()

@@ -159,6 +159,7 @@ public final class Node: Service, Sendable {
                 }
                 group.addTask { try await self.runApplyLoop() }
                 group.addTask { try await self.runCheckpointLoop() }
+                group.addTask { try await self.checkViews() }
                 group.addTask { try await self.scheduler.run(node: self) }
                 if let retention = self.configuration.historyRetention {
                     group.addTask { try await HistoryCompactor(retention: retention).run(node: self) }

@@ -69,6 +69,40 @@ import Testing
         #expect(try openedDump(dir).0 == rebuilt)
     }
 
+    @Test(
+        "views whose rows no longer match their indexes are found as the node starts: it stops, and started again rebuilds them"
+    )
+    func viewsCheckedAtStart() async throws {
+        let dir = TemporaryDirectory()
+        try await populate(dir)
+        let path = dir.file("views.sqlite")
+        _ = try await DatabaseQueue(path: path).writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+        }
+        // As a disk might: vm-1x becomes vm-0x in a few rows, behind SQLite's back. Every page
+        // stays well-formed; only the indexes no longer agree with the rows.
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        var flipped = 0
+        for offset in 0..<(bytes.count - 5) where flipped < 3 {
+            if bytes[offset..<offset + 5].elementsEqual(Array("vm-1".utf8) + [UInt8(ascii: "2")]) {
+                bytes[offset + 3] ^= 1
+                flipped += 1
+            }
+        }
+        #expect(flipped == 3)
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        await #expect {
+            // The node's stop closes the waits on its views, with its reason.
+            try await withRunningNode(dir) { node in _ = try await node.applied.wait(until: .max, timeout: .seconds(20))
+            }
+        } throws: { error in
+            "\(error)".contains("views.sqlite is damaged") && "\(error)".contains("integrity check")
+        }
+        let (rebuilt, reason) = try openedDump(dir)
+        #expect(reason?.hasPrefix("views.sqlite was found damaged") == true, "\(reason ?? "")")
+        #expect(rebuilt.contains("\"vm-12\""))
+    }
+
     @Test("a single node snapshots its views and compacts its log; without views it restarts from the snapshot")
     func singleNodeCompaction() async throws {
         let dir = TemporaryDirectory()

@@ -49,4 +49,19 @@ extension ViewStore {
                     : "remove \(path) and start again: the views are rebuilt from the log"),
             cause: error)
     }
+
+    /// Checks the whole file as SQLite can (`PRAGMA integrity_check`: every page, every row
+    /// against its indexes, the NOT NULL columns), in a read transaction beside the applier. When it
+    /// finds damage it leaves the marker, so the next start rebuilds the views, and throws the
+    /// error that says so. SQLite keeps no checksum of a row's values: a changed value that breaks
+    /// no index or constraint goes unseen.
+    public func checkIntegrity() async throws {
+        let problems = try await markingDamage {
+            try await pool.read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check(10)") }
+        }
+        guard problems != ["ok"] else { return }
+        throw Self.markDamaged(
+            viewsAt: path,
+            StoreError(.views, "SQLite's integrity check: \(problems.prefix(3).joined(separator: "; "))"))
+    }
 }

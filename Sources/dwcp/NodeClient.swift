@@ -108,7 +108,7 @@ struct NodeClient {
         do {
             response = try await http.execute(request, timeout: .seconds(Self.answerTimeoutSeconds))
         } catch {
-            throw unreachable(error)
+            throw unreachable(error, writes: method != .GET)
         }
         let bytes: ByteBuffer
         do {
@@ -161,7 +161,7 @@ struct NodeClient {
         do {
             response = try await http.execute(request, timeout: .seconds(Self.answerTimeoutSeconds))
         } catch {
-            throw unreachable(error)
+            throw unreachable(error, writes: false)
         }
         if response.status.code >= 400 {
             let bytes = try await response.body.collect(upTo: 1 << 20)
@@ -200,7 +200,7 @@ struct NodeClient {
         do {
             response = try await http.execute(request, timeout: timeout)
         } catch {
-            throw unreachable(error)
+            throw unreachable(error, writes: false)
         }
         if response.status.code >= 400 {
             let bytes = try await response.body.collect(upTo: 1 << 20)
@@ -225,7 +225,9 @@ struct NodeClient {
     /// How long a request waits for the head of the node's answer.
     static let answerTimeoutSeconds: Int64 = 60
 
-    private func unreachable(_ error: any Error) -> CLIError {
+    /// The error for a request that got no answer; `writes`: it may have been an intent, which
+    /// may still apply when the node took it before it went away.
+    private func unreachable(_ error: any Error, writes: Bool) -> CLIError {
         if TLSFailure.isTLSError(error) {
             let hint =
                 tls == nil
@@ -239,7 +241,9 @@ struct NodeClient {
         if speaksAnotherProtocol(error) {
             return CLIError(
                 .unreachable,
-                "the node at \(address) closed the connection without answering: if its API speaks HTTPS, use --server https://HOST:PORT and --ca-file",
+                "the node at \(address) closed the connection without answering: it stopped (see dwcp status), or its API speaks HTTPS (then use --server https://HOST:PORT and --ca-file)"
+                    + (writes
+                        ? "; if it stopped, an intent it took may still apply: retry it with the same request id" : ""),
                 cause: error)
         }
         // Over TLS, an answer that is no HTTP: the peer speaks TLS but not HTTP, as a region's

@@ -26,7 +26,9 @@ struct Watch: AsyncParsableCommand {
     func run() async throws {
         var query: [String] = []
         if let fromIndex {
-            guard fromIndex >= 1 else { throw CLIError(.usage, "--from-index must be 1 or more") }
+            guard fromIndex >= 1, fromIndex <= UInt64(Int64.max) else {
+                throw CLIError(.usage, "--from-index must be 1 to \(Int64.max) (a log index)")
+            }
             query.append("from_index=\(fromIndex)")
         }
         if let limit {

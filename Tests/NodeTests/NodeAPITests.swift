@@ -71,6 +71,9 @@ import Testing
             #expect(lines[0].hasPrefix(#"{"log_index":1,"term":1,"kind":"host.added""#))
             #expect(lines[1].contains(#""kind":"vm.created""#) && lines[1].contains(#""request_id":"r1""#))
             #expect(lines[2].contains(#""kind":"vm.placed""#))
+            // An index no log reaches is refused, not waited for.
+            (status, body) = try await call(.GET, base + "/v1/watch?from_index=18446744073709551615")
+            #expect(status == 400 && body.contains("a log index is at most"), "\(body)")
         }
     }
 

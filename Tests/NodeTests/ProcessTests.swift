@@ -253,7 +253,8 @@ func firstDifference(_ a: String, _ b: String) -> String {
             ),
             (["host", "add", "h", "--region", "eu", "--cpus", "4"], 64, "dwcp: "),
             (["vm", "frobnicate"], 64, "dwcp: "),
-            (["watch", "--from-index", "0"], 64, "--from-index must be 1 or more"),
+            (["watch", "--from-index", "0"], 64, "--from-index must be 1 to 9223372036854775807"),
+            (["watch", "--from-index", "18446744073709551615"], 64, "--from-index must be 1 to"),
             (
                 ["vm", "create", "x", "--cpus", "1", "--memory", "1GiB", "--check-index", "18446744073709551615"], 64,
                 "invalid --check-index 18446744073709551615"

@@ -162,11 +162,13 @@ extension RegionProcessTests {
             ["status", "--server", "https://" + region.apiAddress(leader)] + trust + strange, in: dir)
         #expect(stranger == 1 && strangerSaid.contains("it does not trust this side's certificate"), "\(strangerSaid)")
         let (plain, _, plainSaid) = try await runCLI(["status", "--server", region.apiAddress(leader)], in: dir)
-        #expect(plain == 1 && plainSaid.contains("if its API speaks HTTPS"), "\(plainSaid)")
+        #expect(plain == 1 && plainSaid.contains("its API speaks HTTPS (then use --server https:"), "\(plainSaid)")
         // A DELETE in plain text gets an alert, not a closed connection: told alike.
         let (plainDelete, _, plainDeleteSaid) = try await runCLI(
             ["host", "remove", "h9", "--server", region.apiAddress(leader)], in: dir)
-        #expect(plainDelete == 1 && plainDeleteSaid.contains("if its API speaks HTTPS"), "\(plainDeleteSaid)")
+        #expect(
+            plainDelete == 1 && plainDeleteSaid.contains("its API speaks HTTPS (then use --server https:"),
+            "\(plainDeleteSaid)")
         // Members stop promptly: a closing TLS connection waits 0.5 s at most for the peer's goodbye
         // (NIO's default of 5 s made each member's stop wait that out with the client's idle connections).
         let stopping = ContinuousClock.now

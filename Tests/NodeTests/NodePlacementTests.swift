@@ -83,20 +83,27 @@ import Testing
         }
     }
 
+    /// In a region whose n3 holds committed entries back (a long follower apply delay): hosts a
+    /// (8 CPUs) and b (4), which n3 applies, then VM x (6 CPUs) on a, which n3 holds back.
+    /// Returns the leader (never n3) and n3.
+    static func laggingFollower(_ nodes: [Node]) async throws -> (leader: Node, n3: Node) {
+        let n3 = nodes[2]
+        if n3.raft!.isLeader { _ = try await n3.raft!.moveLeadership(to: "n1", timeout: .seconds(5)) }
+        let leader = try #require(nodes.first { $0.raft!.isLeader })
+        _ = try await leader.submit(host("a"))
+        _ = try await leader.submit(host("b", cpus: 4))
+        _ = try await n3.waitUntilApplied(leader.log.lastIndex)
+        _ = try await leader.createVMs([vm("x", cpus: 6)], requestID: nil, checkIndex: nil)
+        return (leader, n3)
+    }
+
     @Test(
         "a batch with a check index sent to a follower that holds entries back places as the plan did: it waits for its views to reach the index"
     )
     func checkIndexOnALaggingFollower() async throws {
         let dir = TemporaryDirectory()
         try await withThreeMembers(dir, applyDelays: ["n3": .seconds(60)]) { nodes, _ in
-            let n3 = nodes[2]
-            if n3.raft!.isLeader { _ = try await n3.raft!.moveLeadership(to: "n1", timeout: .seconds(5)) }
-            let leader = try #require(nodes.first { $0.raft!.isLeader })
-            _ = try await leader.submit(Self.host("a"))
-            _ = try await leader.submit(Self.host("b", cpus: 4))
-            // n3 applies the hosts, then holds the rest back.
-            _ = try await n3.waitUntilApplied(leader.log.lastIndex)
-            _ = try await leader.createVMs([Self.vm("x", cpus: 6)], requestID: nil, checkIndex: nil)
+            let (leader, n3) = try await Self.laggingFollower(nodes)
             let plan = try await leader.plan([Self.vm("y", cpus: 4)])
             let planned = try #require(plan.decisions[0].decision.host)
             #expect(planned == "b", "x took most of a")
@@ -115,13 +122,7 @@ import Testing
     func plansOnALaggingFollowerAreLinearizable() async throws {
         let dir = TemporaryDirectory()
         try await withThreeMembers(dir, applyDelays: ["n3": .seconds(60)]) { nodes, _ in
-            let n3 = nodes[2]
-            if n3.raft!.isLeader { _ = try await n3.raft!.moveLeadership(to: "n1", timeout: .seconds(5)) }
-            let leader = try #require(nodes.first { $0.raft!.isLeader })
-            _ = try await leader.submit(Self.host("a"))
-            _ = try await leader.submit(Self.host("b", cpus: 4))
-            _ = try await n3.waitUntilApplied(leader.log.lastIndex)
-            _ = try await leader.createVMs([Self.vm("x", cpus: 6)], requestID: nil, checkIndex: nil)
+            let (leader, n3) = try await Self.laggingFollower(nodes)
             // n3 holds back x and its placement: its own views still have both hosts empty.
             let stale = try await n3.plan([Self.vm("y", cpus: 4)], consistency: .local)
             #expect(stale.decisions[0].decision.host == "a")

@@ -3,6 +3,7 @@ import Store
 extension Node {
     /// Checks that a watch can start at `index`: it must not be below the compacted prefix.
     public func checkWatchStart(_ index: UInt64) throws {
+        try raft?.refuseIfRemoved()
         // (Views keep log indexes as SQLite integers: a larger one is no index this log will reach.)
         guard index <= UInt64(Int64.max) else {
             throw NodeError(.invalid, "invalid from_index \(index): a log index is at most \(Int64.max)")

@@ -269,8 +269,9 @@ public enum NodeAPI {
                                 }
                             }
                         } catch is CancellationError {
-                        } catch let error as NodeError where error.code == .unavailable {
-                            // The node stops: say so, so the client can tell this from an end it asked for.
+                        } catch let error as NodeError where error.code == .unavailable || error.code == .removed {
+                            // The node stops, or its member was removed: say so, so the client can
+                            // tell this from an end it asked for.
                             let line = errorBody(code: error.code.rawValue, message: error.message).serialized() + "\n"
                             try? await writer.write(ByteBuffer(string: line))
                         } catch {

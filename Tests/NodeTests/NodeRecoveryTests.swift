@@ -96,7 +96,8 @@ import Testing
             try await withRunningNode(dir) { node in _ = try await node.applied.wait(until: .max, timeout: .seconds(20))
             }
         } throws: { error in
-            "\(error)".contains("views.sqlite is damaged") && "\(error)".contains("integrity check")
+            "\(error)".contains("views.sqlite is damaged")
+                && "\(error)".components(separatedBy: "integrity check").count == 2
         }
         let (rebuilt, reason) = try openedDump(dir)
         #expect(reason?.hasPrefix("views.sqlite was found damaged") == true, "\(reason ?? "")")

@@ -57,6 +57,8 @@ import Testing
                 _ = try await removed.sql("SELECT 1", consistency: .local)
                 #expect(asked.duration(to: .now) < .seconds(1))
                 #expect(NodeAPI.status(for: .removed) == .gone)
+                // A watch asked of it now is refused before it starts (410, not a stream).
+                #expect(throws: NodeError.self) { try removed.checkWatchStart(1) }
             }
         }
     }

@@ -30,7 +30,8 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
     }
 
     public var description: String {
-        if let cause { return "\(message) (\(cause))" }
+        // (A message that already quotes its cause, as a damaged views' does, says it once.)
+        if let cause, !message.contains("\(cause)") { return "\(message) (\(cause))" }
         return message
     }
 }

@@ -62,6 +62,12 @@ extension ViewStore {
         guard problems != ["ok"] else { return }
         throw Self.markDamaged(
             viewsAt: path,
-            StoreError(.views, "SQLite's integrity check: \(problems.prefix(3).joined(separator: "; "))"))
+            IntegrityProblems(text: "SQLite's integrity check: " + problems.prefix(3).joined(separator: "; ")))
     }
+}
+
+/// What `PRAGMA integrity_check` found, as the cause of the damage it reports.
+struct IntegrityProblems: Error, CustomStringConvertible {
+    var text: String
+    var description: String { text }
 }

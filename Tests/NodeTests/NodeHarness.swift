@@ -54,7 +54,15 @@ func withThreeMembers(
             let leaders = Set(agreeing.map { $0.raft!.status.leader })
             return leaders.count == 1 && leaders.first!.map { regions[$0] == nil } == true
         }
-        guard agreed else { throw NodeError(.unavailable, "no leader all three agree on") }
+        guard agreed else {
+            // What each member thought, for a run that did not settle (seen under a full suite's load).
+            let seen = nodes.map { node in
+                let status = node.raft!.status
+                return
+                    "\(node.configuration.nodeID): \(status.role.rawValue) in term \(status.term), leader \(status.leader ?? "none"), last \(status.lastIndex), commit \(status.committed), region id \(node.raft!.transport.regionID.map(RegionIdentified.described) ?? "none")"
+            }
+            throw NodeError(.unavailable, "no leader all three agree on: " + seen.joined(separator: "; "))
+        }
         try await body(nodes, peers)
     }
 }

@@ -18,6 +18,10 @@ public final class ViewSnapshots: Sendable {
     /// The node's applied index (an installed snapshot moves it).
     let applied: IndexWatermark
     let logger: Logger
+    /// 1 once the views passed the check a node makes as it starts (``Node/checkViews()``): no
+    /// snapshot is taken before, so damage found then is never copied into one (a rebuild would
+    /// start from it).
+    let viewsChecked = IndexWatermark(0)
     /// The snapshot being received, chunk by chunk.
     let incoming = Mutex<Incoming?>(nil)
 
@@ -103,6 +107,7 @@ public final class ViewSnapshots: Sendable {
     /// (``ViewStore/copy(to:)``) holds the live rows without the pages that deletes freed, and is
     /// taken while writers go on.
     func take() async throws -> UInt64 {
+        _ = try await viewsChecked.wait(until: 1)
         let taking = directory + "/taking-\(UUID().uuidString.prefix(8)).sqlite"
         let index = try await views.copy(to: taking)
         if FileManager.default.fileExists(atPath: path(index)) {

@@ -108,7 +108,8 @@ struct NodeClient {
         do {
             response = try await http.execute(request, timeout: .seconds(Self.answerTimeoutSeconds))
         } catch {
-            throw unreachable(error, writes: method != .GET)
+            // Only an intent that carries a request id can be retried as one.
+            throw unreachable(error, intent: path.contains("request_id=") || body?["request_id"] != nil)
         }
         let bytes: ByteBuffer
         do {
@@ -161,7 +162,7 @@ struct NodeClient {
         do {
             response = try await http.execute(request, timeout: .seconds(Self.answerTimeoutSeconds))
         } catch {
-            throw unreachable(error, writes: false)
+            throw unreachable(error, intent: false)
         }
         if response.status.code >= 400 {
             let bytes = try await response.body.collect(upTo: 1 << 20)
@@ -200,7 +201,7 @@ struct NodeClient {
         do {
             response = try await http.execute(request, timeout: timeout)
         } catch {
-            throw unreachable(error, writes: false)
+            throw unreachable(error, intent: false)
         }
         if response.status.code >= 400 {
             let bytes = try await response.body.collect(upTo: 1 << 20)
@@ -225,9 +226,9 @@ struct NodeClient {
     /// How long a request waits for the head of the node's answer.
     static let answerTimeoutSeconds: Int64 = 60
 
-    /// The error for a request that got no answer; `writes`: it may have been an intent, which
-    /// may still apply when the node took it before it went away.
-    private func unreachable(_ error: any Error, writes: Bool) -> CLIError {
+    /// The error for a request that got no answer; `intent`: it was an intent with a request id,
+    /// which may still apply when the node took it before it went away.
+    private func unreachable(_ error: any Error, intent: Bool) -> CLIError {
         if TLSFailure.isTLSError(error) {
             let hint =
                 tls == nil
@@ -242,7 +243,7 @@ struct NodeClient {
             return CLIError(
                 .unreachable,
                 "the node at \(address) closed the connection without answering: it stopped (see dwcp status), or its API speaks HTTPS (then use --server https://HOST:PORT and --ca-file)"
-                    + (writes
+                    + (intent
                         ? "; if it stopped, an intent it took may still apply: retry it with the same request id" : ""),
                 cause: error)
         }

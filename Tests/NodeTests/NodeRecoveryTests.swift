@@ -104,6 +104,22 @@ import Testing
         #expect(rebuilt.contains("\"vm-12\""))
     }
 
+    @Test("no views snapshot is taken before the views passed the check a node makes as it starts")
+    func snapshotsWaitForTheViewsCheck() async throws {
+        let dir = TemporaryDirectory()
+        let views = try ViewStore(path: dir.file("views.sqlite"))
+        let snapshots = try ViewSnapshots(
+            directory: dir.file("snapshots"), views: views, applied: IndexWatermark(0), logger: .init(label: "test"))
+        try await withThrowingTaskGroup(of: UInt64.self) { group in
+            group.addTask { try await snapshots.take() }
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(snapshots.latestIndex == nil, "a snapshot was taken before the check")
+            snapshots.viewsChecked.advance(to: 1)
+            #expect(try await group.next() == 0)
+        }
+        #expect(snapshots.latestIndex == 0)
+    }
+
     @Test("a single node snapshots its views and compacts its log; without views it restarts from the snapshot")
     func singleNodeCompaction() async throws {
         let dir = TemporaryDirectory()
@@ -231,6 +247,7 @@ import Testing
 
         let snapshots = try ViewSnapshots(
             directory: dir.file("snapshots"), views: views, applied: IndexWatermark(), logger: .init(label: "test"))
+        snapshots.viewsChecked.advance(to: 1)  // (As a running node's check does.)
         let index = try await snapshots.take()
         #expect(index == 2_002)
         var readOnly = Configuration()

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -7,6 +8,9 @@ import Foundation
 #endif
 
 /// Loopback ports and raw connections for tests that talk to a listener below its protocol.
+
+/// The ports ``closedPort()`` gave out in this process.
+private let handedOut = Mutex<Set<Int>>([])
 
 /// A failure to find a port or to connect.
 public struct LoopbackFailure: Error, CustomStringConvertible {
@@ -17,9 +21,13 @@ public struct LoopbackFailure: Error, CustomStringConvertible {
 /// (32768 and up by default), which outgoing connections take their ports from: a port from that
 /// range, free when drawn, could be some client's by the time a node binds it (seen once in a
 /// full run, a member stopping with "Address already in use").
+///
+/// No port is given twice in one test process: the tests run at once, and two that drew the same
+/// free port before either bound it collided (seen in a full run: "Address already in use").
 public func closedPort() throws -> Int {
     for _ in 0..<200 {
         let port = Int.random(in: 20_000..<32_000)
+        guard handedOut.withLock({ $0.insert(port).inserted }) else { continue }
         if canBind(port) { return port }
     }
     throw LoopbackFailure(description: "cannot find a free loopback port in 20000-31999")

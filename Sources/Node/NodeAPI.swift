@@ -158,7 +158,7 @@ public enum NodeAPI {
                 }
                 _ = try await node.consolePath(of: name)
                 return Response(
-                    status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
+                    status: .ok, headers: [.contentType: "text/plain; charset=utf-8", .connection: "close"],
                     body: ResponseBody { writer in
                         do {
                             // @concurrent: `writer` belongs to Hummingbird's body closure (not
@@ -255,7 +255,9 @@ public enum NodeAPI {
                 }
                 try node.checkWatchStart(from)
                 return Response(
-                    status: .ok, headers: [.contentType: "application/x-ndjson"],
+                    // The connection closes when a stream ends (it waited on the inbound side):
+                    // said, so that a client does not send its next request on it.
+                    status: .ok, headers: [.contentType: "application/x-ndjson", .connection: "close"],
                     body: ResponseBody { writer in
                         do {
                             // Ends when the node shuts down: it closes the commit watermark the watch waits on.

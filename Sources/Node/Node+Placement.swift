@@ -181,10 +181,7 @@ extension Node {
     private func createVMsUnmeasured(_ vms: [VMCreated], requestID: String?, checkIndex: UInt64?) async throws
         -> (receipts: [IntentReceipt], refusal: NodeError?)
     {
-        // (Views keep log indexes as SQLite integers: a larger one is no index this log will reach.)
-        if let checkIndex, checkIndex > UInt64(Int64.max) {
-            throw NodeError(.invalid, "invalid check_index \(checkIndex): a log index is at most \(Int64.max)")
-        }
+        if let checkIndex { try Validation.logIndex(checkIndex, field: "check_index") }
         if let requestID { try Validation.requestID(requestID) }
         let inline = vms.count <= Self.inlineBatchVMs
         if let requestID,

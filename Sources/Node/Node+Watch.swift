@@ -4,10 +4,7 @@ extension Node {
     /// Checks that a watch can start at `index`: it must not be below the compacted prefix.
     public func checkWatchStart(_ index: UInt64) throws {
         try raft?.refuseIfRemoved()
-        // (Views keep log indexes as SQLite integers: a larger one is no index this log will reach.)
-        guard index <= UInt64(Int64.max) else {
-            throw NodeError(.invalid, "invalid from_index \(index): a log index is at most \(Int64.max)")
-        }
+        try Validation.logIndex(index, field: "from_index")
         let first = log.firstIndex
         if index < first && index <= log.lastIndex {
             throw NodeError(.compacted, "compacted: entries before \(first) are gone; re-list from index \(first)")

@@ -143,7 +143,7 @@ public enum NodeAPI {
             try await handle {
                 let body = try await decode(CreateVMRequest.self, from: request)
                 let vms = try body.vms()
-                let consistency = try ReadConsistency(asked: request.uri.queryParameters.get("consistency"))
+                let consistency = try readConsistency(of: request)
                 return json(try await node.plan(vms, consistency: consistency).json)
             }
         }
@@ -179,14 +179,14 @@ public enum NodeAPI {
         }
         router.get("/v1/vms/:name/explain") { request, context in
             try await handle {
-                let consistency = try ReadConsistency(asked: request.uri.queryParameters.get("consistency"))
+                let consistency = try readConsistency(of: request)
                 return json(
                     try await node.explain(vm: try context.parameters.require("name"), consistency: consistency))
             }
         }
         router.get("/v1/rebalance") { request, _ in
             try await handle {
-                let consistency = try ReadConsistency(asked: request.uri.queryParameters.get("consistency"))
+                let consistency = try readConsistency(of: request)
                 return json(
                     try await node.rebalancePlan(
                         region: request.uri.queryParameters.get("region"), consistency: consistency))
@@ -312,6 +312,11 @@ public enum NodeAPI {
         } catch {
             return failure("internal", "\(error)", status: .internalServerError)
         }
+    }
+
+    /// The consistency a read's `?consistency=` asks for (linearizable when none is given).
+    static func readConsistency(of request: Request) throws -> ReadConsistency {
+        try ReadConsistency(asked: request.uri.queryParameters.get("consistency"))
     }
 
     static func status(for code: NodeError.Code) -> HTTPResponse.Status {

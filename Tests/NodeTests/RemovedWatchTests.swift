@@ -24,6 +24,23 @@ import Testing
         }
     }
 
+    /// Adds to `group` a watch of `node` from index 1, which yields the error it ends with (nil:
+    /// it ended without one), and a 20-s limit, which yields a `CancellationError`.
+    static func watch(_ node: Node, in group: inout ThrowingTaskGroup<(any Error)?, any Error>) {
+        group.addTask {
+            do {
+                try await node.watch(from: 1, limit: nil) { _ in }
+                return nil
+            } catch {
+                return error
+            }
+        }
+        group.addTask {
+            try await Task.sleep(for: .seconds(20))
+            return CancellationError()
+        }
+    }
+
     @Test("a watch on a member that is removed ends with an error that says it was removed")
     func watchOnARemovedMemberEnds() async throws {
         let dir = TemporaryDirectory()
@@ -33,18 +50,7 @@ import Testing
             let id = removed.configuration.nodeID
             #expect(!removed.raft!.wasRemoved)
             try await withThrowingTaskGroup(of: (any Error)?.self) { group in
-                group.addTask {
-                    do {
-                        try await removed.watch(from: 1, limit: nil) { _ in }
-                        return nil
-                    } catch {
-                        return error
-                    }
-                }
-                group.addTask {
-                    try await Task.sleep(for: .seconds(20))
-                    return CancellationError()
-                }
+                Self.watch(removed, in: &group)
                 defer { group.cancelAll() }
                 try await Task.sleep(for: .milliseconds(200))
                 try await Self.remove(id, by: leader)
@@ -97,18 +103,7 @@ import Testing
                 try await again.run()
                 return nil
             }
-            group.addTask {
-                try await Task.sleep(for: .seconds(20))
-                return CancellationError()
-            }
-            group.addTask {
-                do {
-                    try await again.watch(from: 1, limit: nil) { _ in }
-                    return nil
-                } catch {
-                    return error
-                }
-            }
+            Self.watch(again, in: &group)
             defer { group.cancelAll() }
             let ended = try await group.next() ?? nil
             let error = try #require(ended as? NodeError, "\(String(describing: ended))")

@@ -224,12 +224,12 @@ public struct Raft: Sendable {
 
     var isPromotable: Bool { membership.isVoter(id) && !isToldRemoved }
 
-    /// Whether a leader told this member it was removed at an index its membership has not
-    /// reached (a membership from a later index, one that added it again, supersedes the notice).
     /// Whether a committed membership leaves this member out (one only appended may still be
     /// replaced by another leader's entries).
     public var isOutsideCommittedMembership: Bool { !membership.contains(id) && membershipIndex <= log.committed }
 
+    /// Whether a leader told this member it was removed at an index its membership has not
+    /// reached (a membership from a later index, one that added it again, supersedes the notice).
     public var isToldRemoved: Bool { removalNotice.map { $0 > membershipIndex } ?? false }
 
     mutating func resetElectionTimer() {

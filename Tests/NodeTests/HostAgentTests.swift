@@ -286,12 +286,10 @@ let expectedStateTimeout = Duration.seconds(30)
 
 /// Polls a query until its rows equal `expected` (or ``expectedStateTimeout`` passes); returns the last rows.
 func waitForRows(_ node: Node, _ sql: String, _ expected: String) async throws -> String {
-    let deadline = ContinuousClock.now + expectedStateTimeout
     var last = ""
-    while ContinuousClock.now < deadline {
+    _ = try await waitForValue(within: expectedStateTimeout) { () async throws -> Bool? in
         last = try await rows(node, sql)
-        if last == expected { return last }
-        try await Task.sleep(for: .milliseconds(20))
+        return last == expected ? true : nil
     }
     return last
 }
@@ -469,10 +467,5 @@ struct HostAgentKVMTests {
 /// Polls `condition` until it holds (or `timeout`, by default ``expectedStateTimeout``, passes);
 /// returns whether it held.
 func waitUntil(timeout: Duration = expectedStateTimeout, _ condition: () -> Bool) async throws -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if condition() { return true }
-        try await Task.sleep(for: .milliseconds(20))
-    }
-    return condition()
+    try await waitForValue(within: timeout) { condition() ? true : nil } ?? false
 }

@@ -96,13 +96,11 @@ import Testing
                 defer { group.cancelAll() }
                 _ = try await leader.raft!.changeMembership(.addLearner(id: "n4", address: "127.0.0.1:\(port)"))
                 var row: JSONValue?
-                let deadline = ContinuousClock.now + .seconds(10)
-                while ContinuousClock.now < deadline {
+                _ = try await waitForValue(within: .seconds(10), every: .milliseconds(100)) { () async -> Bool? in
                     if case .array(let members)? = await leader.clusterStatus()["members"] {
                         row = members.first { $0["id"] == .string("n4") }
                     }
-                    if row?["error"]?.stringValue?.contains("listens n5, not n4") == true { break }
-                    try await Task.sleep(for: .milliseconds(100))
+                    return row?["error"]?.stringValue?.contains("listens n5, not n4") == true ? true : nil
                 }
                 #expect(
                     row?["error"]?.stringValue?.contains("at 127.0.0.1:\(port) listens n5, not n4") == true,

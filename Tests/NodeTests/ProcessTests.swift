@@ -53,16 +53,18 @@ final class DwcpProcess: @unchecked Sendable {
 
     /// Waits for the "listening on HOST:PORT" line and returns the port.
     func waitForPort(timeout: Duration = .seconds(30)) async throws -> Int {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if let range = stdout.range(of: #"listening on (https://)?127\.0\.0\.1:(\d+)"#, options: .regularExpression)
+        let port = try await waitForValue(within: timeout) { () throws -> Int? in
+            let printed = stdout
+            if let range = printed.range(
+                of: #"listening on (https://)?127\.0\.0\.1:(\d+)"#, options: .regularExpression)
             {
-                return Int(stdout[range].split(separator: ":").last!)!
+                return Int(printed[range].split(separator: ":").last!)!
             }
             guard process.isRunning else { throw CLIFailure("dwcp exited early: \(stderr)") }
-            try await Task.sleep(for: .milliseconds(20))
+            return nil
         }
-        throw CLIFailure("dwcp did not start listening: \(stderr)")
+        guard let port else { throw CLIFailure("dwcp did not start listening within \(timeout): \(stderr)") }
+        return port
     }
 
     func waitForExit(timeout: Duration = .seconds(30)) async throws -> Int32 {
@@ -86,8 +88,7 @@ final class DwcpProcess: @unchecked Sendable {
     func freeze(timeout: Duration = .seconds(10)) async throws {
         kill(SIGSTOP)
         let tasks = "/proc/\(process.processIdentifier)/task"
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
+        let stopped = try await waitForValue(within: timeout, every: .milliseconds(1)) { () -> Bool? in
             let threads = (try? FileManager.default.contentsOfDirectory(atPath: tasks)) ?? []
             let states = threads.compactMap { thread -> Character? in
                 // "TID (COMM) STATE ...": the name may hold spaces and parentheses; the state follows the last ')'.
@@ -96,9 +97,9 @@ final class DwcpProcess: @unchecked Sendable {
                 else { return nil }
                 return stat[close...].dropFirst(2).first
             }
-            if !states.isEmpty, states.allSatisfy({ $0 == "T" || $0 == "t" }) { return }
-            try await Task.sleep(for: .milliseconds(1))
+            return !states.isEmpty && states.allSatisfy({ $0 == "T" || $0 == "t" }) ? true : nil
         }
+        if stopped == true { return }
         throw CLIFailure("process \(process.processIdentifier) did not stop within \(timeout) of SIGSTOP")
     }
 }

@@ -135,38 +135,37 @@ final class Region: Sendable {
 
     /// The member that says it leads (waits up to `timeout`).
     func leader(timeout: Duration = .seconds(20)) async throws -> String {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
+        let found = try await waitForValue(within: timeout, every: .milliseconds(50)) { () async -> String? in
             for id in Self.ids where await cluster(id)["role"] == "leader" { return id }
-            try await Task.sleep(for: .milliseconds(50))
+            return nil
         }
-        throw CLIFailure("no leader within \(timeout)")
+        guard let found else { throw CLIFailure("no leader within \(timeout)") }
+        return found
     }
 
     /// The leader every running founding member names, once they agree (waits up to 20 s).
     func agreedLeader() async throws -> String {
-        let deadline = ContinuousClock.now + .seconds(20)
-        while ContinuousClock.now < deadline {
+        let agreed = try await waitForValue(within: .seconds(20)) { () async -> String? in
             var named: Set<String> = []
             for id in Self.ids where base(id) != nil { named.insert(await cluster(id)["leader"] ?? "") }
             if named.count == 1, let only = named.first, !only.isEmpty, await cluster(only)["role"] == "leader" {
                 return only
             }
-            try await Task.sleep(for: .milliseconds(20))
+            return nil
         }
-        throw CLIFailure("the members did not agree on a leader within 20 s")
+        guard let agreed else { throw CLIFailure("the members did not agree on a leader within 20 s") }
+        return agreed
     }
 
     /// Starts the three founding members; returns the one that leads, once every member names
     /// the region's id (proposed by the first leader: a test's own proposals come after it).
     func startAll() async throws -> String {
         for id in Self.ids { try await start(id, tag: "first") }
-        let deadline = ContinuousClock.now + .seconds(20)
         for id in Self.ids {
-            while await cluster(id)["region_id"].map({ $0 == "null" }) ?? true {
-                guard ContinuousClock.now < deadline else { throw CLIFailure("\(id) named no region id within 20 s") }
-                try await Task.sleep(for: .milliseconds(50))
+            let named = try await waitForValue(within: .seconds(20), every: .milliseconds(50)) { () async -> Bool? in
+                await cluster(id)["region_id"].map({ $0 == "null" }) ?? true ? nil : true
             }
+            guard named != nil else { throw CLIFailure("\(id) named no region id within 20 s") }
         }
         return try await leader()
     }
@@ -195,13 +194,12 @@ final class Region: Sendable {
     func waitForCatchUp(to id: String, timeout: Duration = .seconds(30)) async throws -> [String: String] {
         let target = UInt64(await cluster(id)["commit_index"] ?? "") ?? .max
         let running = (Self.ids + [Self.joiner]).filter { base($0) != nil }
-        let deadline = ContinuousClock.now + timeout
         var applied: [String: String] = [:]
-        while ContinuousClock.now < deadline {
+        let caughtUp = try await waitForValue(within: timeout, every: .milliseconds(50)) { () async -> Bool? in
             for member in running { applied[member] = await cluster(member)["applied_index"] ?? "" }
-            if applied.values.allSatisfy({ (UInt64($0) ?? 0) >= target }) { return applied }
-            try await Task.sleep(for: .milliseconds(50))
+            return applied.values.allSatisfy({ (UInt64($0) ?? 0) >= target }) ? true : nil
         }
+        if caughtUp != nil { return applied }
         throw CLIFailure("members did not catch up with \(id)'s commit index \(target): \(applied)")
     }
 
@@ -317,13 +315,11 @@ func get(_ url: String) async throws -> (Int, String) {
         // The killed leader comes back and catches up.
         try await region.start(first, tag: "second")
         let target = await region.cluster(second)["commit_index"] ?? "?"
-        let deadline = ContinuousClock.now + .seconds(20)
         var applied: [String] = []
-        while ContinuousClock.now < deadline {
+        _ = try await waitForValue(within: .seconds(20), every: .milliseconds(50)) { () async -> Bool? in
             applied = []
             for id in Region.ids { applied.append(await region.cluster(id)["applied_index"] ?? "") }
-            if applied.allSatisfy({ $0 == applied[0] && UInt64($0) ?? 0 >= UInt64(target) ?? .max }) { break }
-            try await Task.sleep(for: .milliseconds(50))
+            return applied.allSatisfy({ $0 == applied[0] && UInt64($0) ?? 0 >= UInt64(target) ?? .max }) ? true : nil
         }
         #expect(Set(applied).count == 1, "applied indexes \(applied)")
 
@@ -936,9 +932,8 @@ func get(_ url: String) async throws -> (Int, String) {
         let remaining = [leader, follower, Region.joiner]
         let created = try await Self.createVMs(region, prefix: "201", count: 3, via: follower)
         let expected = remaining.sorted().map { #"["\#($0):voter"]"# }.joined(separator: ",")
-        let deadline = ContinuousClock.now + .seconds(20)
         var views: [String: String] = [:]
-        repeat {
+        _ = try await waitForValue(within: .seconds(20), every: .milliseconds(100)) { () async throws -> Bool? in
             for id in remaining {
                 let (_, members) = try await post(
                     region.base(id)! + "/v1/sql",
@@ -946,9 +941,8 @@ func get(_ url: String) async throws -> (Int, String) {
                 let missing = Set(created).subtracting(try await vmNames(region.base(id)!))
                 views[id] = members.contains(expected) && missing.isEmpty ? "ok" : "\(members) lacks \(missing)"
             }
-            if views.values.allSatisfy({ $0 == "ok" }) { break }
-            try await Task.sleep(for: .milliseconds(100))
-        } while ContinuousClock.now < deadline
+            return views.values.allSatisfy({ $0 == "ok" }) ? true : nil
+        }
         #expect(views.values.allSatisfy { $0 == "ok" }, "\(views)")
         answer = try await cli(["cluster", "status"])
         #expect(

@@ -195,6 +195,9 @@ step "hand leadership back to n$LEADER, asking n$LEADER itself: a follower sends
 run cluster transfer-leader "n$LEADER" --server "$(api "$LEADER")"
 NEW_LEADER=$LEADER
 
+step "are the three members' views the same? each hashes them at one log index, table by table"
+run cluster verify --server "$(api "$FOLLOWER")"
+
 step "stop the leader (n$NEW_LEADER) with SIGTERM: it hands its leadership over before it exits"
 REST=()
 for i in 1 2 3; do [ "$i" != "$NEW_LEADER" ] && REST+=("$i"); done

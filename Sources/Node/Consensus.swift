@@ -9,6 +9,9 @@ public protocol Consensus: Sendable {
     /// request id), so the node may send them again when a leader went away without saying whether
     /// it appended them, rather than fail the caller.
     func propose(_ payloads: [[UInt8]], appliesOnce: Bool) async throws -> ClosedRange<UInt64>
+    /// Proposes a no-op entry that carries `payload` (the views skip it; every member meets it at
+    /// the same index); returns its index once committed. Only the leader proposes one.
+    func proposeNoop(payload: [UInt8]) async throws -> UInt64
     /// The highest committed index; waiters are woken as it moves.
     var committed: IndexWatermark { get }
     /// Whether this node may propose now (workers that write, like the scheduler, run on the leader).
@@ -55,5 +58,11 @@ public final class LocalConsensus: Consensus {
         let range = try await log.appendNext(term: term, payloads: payloads)
         committed.advance(to: range.upperBound)
         return range
+    }
+
+    public func proposeNoop(payload: [UInt8]) async throws -> UInt64 {
+        let range = try await log.appendNext(term: term, kind: .noop, payloads: [payload])
+        committed.advance(to: range.upperBound)
+        return range.upperBound
     }
 }

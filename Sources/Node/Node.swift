@@ -28,6 +28,8 @@ public final class Node: Service, Sendable {
     let applyDemand = IndexWatermark(0)
     /// The views snapshots a compacted log starts behind (`DATA/snapshots`).
     public let snapshots: ViewSnapshots
+    /// The digests of the views taken at `dwcp cluster verify`'s markers.
+    let digests = ViewsDigests()
     let scheduler: SchedulerWorker
     /// Hosts' parsed labels, kept between placement rounds.
     let labelsCache = LabelsCache()
@@ -160,6 +162,7 @@ public final class Node: Service, Sendable {
                 group.addTask { try await self.runApplyLoop() }
                 group.addTask { try await self.runCheckpointLoop() }
                 group.addTask { try await self.checkViews() }
+                group.addTask { try await self.digests.run() }
                 group.addTask { try await self.scheduler.run(node: self) }
                 if let retention = self.configuration.historyRetention {
                     group.addTask { try await HistoryCompactor(retention: retention).run(node: self) }
@@ -204,6 +207,8 @@ public final class Node: Service, Sendable {
         applyDemand.close(reason: why)
         consensus.committed.close(reason: why)
         raft?.listening.close(reason: why)
+        digests.settled.close(reason: why)
+        digests.finish()
         logger.info("node \(configuration.nodeID) stopped at applied index \(applied.value)")
         if let failure { throw failure }
     }
@@ -318,7 +323,7 @@ public final class Node: Service, Sendable {
     private func applyCommitted(through target: UInt64) async throws {
         var next = applied.value + 1
         while next <= target {
-            let batch: [LogEntry]
+            var batch: [LogEntry]
             do {
                 batch = try log.entries(in: next...target, maxCount: 4096)
             } catch let error as StoreError where error.code == .compacted {
@@ -331,6 +336,9 @@ public final class Node: Service, Sendable {
             guard !batch.isEmpty else {
                 throw StoreError(.corruptEntry, "log entry \(next) is missing", index: next)
             }
+            // A batch ends at a views digest's marker, hashed as it stands right after it.
+            let marker = batch.firstIndex { $0.kind == .noop && $0.isViewsDigestMarker }
+            if let marker { batch.removeSubrange((marker + 1)...) }
             do {
                 let started = ContinuousClock.now
                 let inline = Self.appliesInline(batch) ? try views.applyUnlessReplacing(batch) : nil
@@ -338,6 +346,9 @@ public final class Node: Service, Sendable {
                 metrics.applyDuration.record(duration: started.duration(to: .now))
                 // Only this batch's entries (a snapshot installed meanwhile may have moved `index` past it).
                 metrics.entriesApplied.increment(by: Int64(batch.count { $0.index >= next && $0.index <= index }))
+                // (The snapshot opens before the index is told applied: a wait for the digest
+                // that sees the index applied finds the digest begun.)
+                if let marker, batch[marker].index == index { beginViewsDigest(at: index) }
                 applied.advance(to: index)
                 next = index + 1
             } catch {

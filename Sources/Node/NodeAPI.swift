@@ -50,15 +50,43 @@ public enum NodeAPI {
         }
         router.get("/v1/cluster") { request, _ in
             try await handle {
-                var timeout = Duration.seconds(1)
-                if let raw = request.uri.queryParameters.get("timeout_ms") {
-                    guard let milliseconds = Int(raw), (0...10_000).contains(milliseconds) else {
-                        throw NodeError(
-                            .invalid, "invalid timeout_ms '\(raw)': milliseconds from 0 (ask no member) to 10000")
-                    }
-                    timeout = .milliseconds(milliseconds)
-                }
+                let timeout = try timeoutParameter(of: request, default: .seconds(1), zero: "ask no member")
                 return json(await node.clusterStatus(timeout: timeout))
+            }
+        }
+        router.post("/v1/cluster/verify") { request, _ in
+            try await handle {
+                try await onLeader(request, body: nil, node: node) {
+                    json(.object([("log_index", .int(Int64(try await node.proposeViewsDigest())))]))
+                }
+            }
+        }
+        router.get("/v1/views/digest") { request, _ in
+            try await handle {
+                guard let raw = request.uri.queryParameters.get("log_index") else {
+                    throw NodeError(
+                        .invalid, "the request lacks log_index (the index dwcp cluster verify's marker got)")
+                }
+                guard let index = UInt64(raw), index >= 1 else {
+                    throw NodeError(.invalid, "invalid log_index '\(raw)': a log index, 1 or more")
+                }
+                try Validation.logIndex(index, field: "log_index")
+                let timeout = try timeoutParameter(of: request, default: .seconds(10), zero: "do not wait")
+                let tables = try await node.viewsDigest(at: index, timeout: timeout)
+                return json(
+                    .object([
+                        ("node_id", .string(node.configuration.nodeID)), ("log_index", .int(Int64(index))),
+                        (
+                            "tables",
+                            .array(
+                                tables.map {
+                                    .object([
+                                        ("table", .string($0.table)), ("rows", .int(Int64($0.rows))),
+                                        ("sha256", .string($0.sha256)),
+                                    ])
+                                })
+                        ),
+                    ]))
             }
         }
         router.post("/v1/cluster/members") { request, _ in
@@ -414,6 +442,15 @@ public enum NodeAPI {
         } catch {
             throw NodeError(.invalid, "the request body is not valid JSON", cause: error)
         }
+    }
+
+    /// The request's `timeout_ms` (0 to 10,000), or `fallback` without one; `zero` says what 0 means.
+    static func timeoutParameter(of request: Request, default fallback: Duration, zero: String) throws -> Duration {
+        guard let raw = request.uri.queryParameters.get("timeout_ms") else { return fallback }
+        guard let milliseconds = Int(raw), (0...10_000).contains(milliseconds) else {
+            throw NodeError(.invalid, "invalid timeout_ms '\(raw)': milliseconds from 0 (\(zero)) to 10000")
+        }
+        return .milliseconds(milliseconds)
     }
 
     static func receipt(_ receipt: IntentReceipt, subject: String) -> Response {

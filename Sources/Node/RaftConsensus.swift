@@ -497,6 +497,25 @@ public final class RaftConsensus: Consensus {
         return index
     }
 
+    /// Proposes a no-op entry carrying `payload` on the leader, and returns its index once it
+    /// committed in this leader's term.
+    public func proposeNoop(payload: [UInt8]) async throws -> UInt64 {
+        try refuseIfRemoved()
+        let (index, term) = try withRaft { raft in (try raft.proposeNoop(payload: payload), raft.term) }
+        guard try await committed.wait(until: index, deadline: ContinuousClock.now + configuration.commitTimeout) != nil
+        else {
+            throw NodeError(
+                .unavailable,
+                "the entry at log index \(index) has not committed within \(configuration.commitTimeout): fewer than a majority of the region's voters answer (see dwcp cluster status)"
+            )
+        }
+        guard try log.term(at: index) == term else {
+            throw NodeError(
+                .unavailable, "leadership changed before the entry at log index \(index) committed; try again")
+        }
+        return index
+    }
+
     /// A new leader's commit index is the one it had as a follower until its first entry of its
     /// term commits (a round trip after the election): waited for here, up to the node's wait for an
     /// answer.

@@ -12,6 +12,8 @@ struct CLIError: Error, CustomStringConvertible {
         case usage
         /// The node's answer could not be understood.
         case protocolError = "protocol"
+        /// `dwcp cluster verify` found members whose views differ (exit status 2).
+        case differs
     }
 
     let code: Code

@@ -2,11 +2,13 @@ import ArgumentParser
 import Node
 import Store
 
-/// `dwcp cluster status|add-member|promote|remove-member|transfer-leader`: the region's Raft group.
+/// `dwcp cluster status|add-member|promote|remove-member|transfer-leader|verify`: the region's Raft group.
 struct ClusterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cluster", abstract: "Show and change the region's replication group.",
-        subcommands: [ClusterStatus.self, AddMember.self, Promote.self, RemoveMember.self, TransferLeader.self])
+        subcommands: [
+            ClusterStatus.self, AddMember.self, Promote.self, RemoveMember.self, TransferLeader.self, Verify.self,
+        ])
 
     struct ClusterStatus: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

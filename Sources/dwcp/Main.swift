@@ -17,7 +17,7 @@ enum Main {
             }
         } catch let error as CLIError {
             FileHandle.standardError.write(Data("dwcp: \(withRequestID(error.message))\n".utf8))
-            exit(error.code == .usage ? 64 : 1)
+            exit(error.code == .usage ? 64 : error.code == .differs ? 2 : 1)
         } catch {
             let code = Dwcp.exitCode(for: error)
             if code == .success {

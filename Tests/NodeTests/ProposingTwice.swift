@@ -23,6 +23,7 @@ final class ProposingTwice: Consensus {
     var committed: IndexWatermark { local.committed }
     var isLeader: Bool { true }
     func readIndex() async throws -> UInt64 { try await local.readIndex() }
+    func proposeNoop(payload: [UInt8]) async throws -> UInt64 { try await local.proposeNoop(payload: payload) }
 
     func propose(_ payloads: [[UInt8]], appliesOnce: Bool) async throws -> ClosedRange<UInt64> {
         guard appliesOnce else { return try await local.propose(payloads, appliesOnce: false) }

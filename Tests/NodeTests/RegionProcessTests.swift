@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import GRDB
 import NIOCore
 import NIOHTTP1
 import Node
@@ -948,6 +949,24 @@ func get(_ url: String) async throws -> (Int, String) {
         #expect(
             answer.status == 0 && !answer.out.split(separator: "\n").contains { $0.hasPrefix("\(removed) ") },
             "\(answer.out)")
+
+        // The three members' views hash alike; a label changed in one's file behind SQLite's back
+        // (nothing SQLite checks breaks) is found in that member's hosts table, exit status 2.
+        answer = try await cli(["cluster", "verify"])
+        let verdicts = answer.out.split(separator: "\n").filter { !$0.hasPrefix("the members' views") }
+        #expect(
+            answer.status == 0 && verdicts.count == 3 && verdicts.allSatisfy { $0.contains(" same (") }
+                && !verdicts.contains { $0.hasPrefix("\(removed) ") },
+            "\(answer)")
+        let followerViews = try DatabaseQueue(path: dir.file(follower) + "/views.sqlite")
+        try await followerViews.write { try $0.execute(sql: #"UPDATE hosts SET labels = '{"zone":"b"}'"#) }
+        try followerViews.close()
+        answer = try await cli(["cluster", "verify"])
+        #expect(
+            answer.status == 2
+                && answer.out.contains("\(follower)      DIFFERENT: hosts (rows: 1 here, 1 on the others)")
+                && answer.err.contains("the views of \(follower) differ from the others'"),
+            "\(answer)")
         try await region.stopAll()
     }
 

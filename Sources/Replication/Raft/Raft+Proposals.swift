@@ -10,6 +10,16 @@ extension Raft {
         return first...(first + UInt64(payloads.count) - 1)
     }
 
+    /// Appends a no-op entry that carries `payload` if this node leads; returns its index. No
+    /// record: the views skip it, but every member meets it at the same index (a views digest's
+    /// marker).
+    public mutating func proposeNoop(payload: [UInt8]) throws -> UInt64 {
+        try checkCanPropose()
+        let index = log.lastIndex + 1
+        appendAsLeader([LogEntry(index: 0, term: 0, kind: .noop, payload: payload)])
+        return index
+    }
+
     /// On a follower: sends `payloads` to the leader under `id`. The answer comes in a ready's
     /// `forwarded` (and is lost with the message if the network drops it: callers time out).
     public mutating func forward(_ payloads: [[UInt8]], id requestID: UInt64) throws {

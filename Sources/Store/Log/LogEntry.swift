@@ -25,6 +25,14 @@ public struct LogEntry: Sendable, Equatable {
 }
 
 extension LogEntry {
+    /// The payload of the no-op entry `dwcp cluster verify` proposes: every member that applies it
+    /// hashes its views at that index. Appliers skip no-op entries whatever they carry, so a dwcp
+    /// before it applies the marker as the no-op it is.
+    public static let viewsDigestMarker = Array("dwcp.views-digest".utf8)
+
+    /// Whether this is the marker of a views digest (``viewsDigestMarker``).
+    public var isViewsDigestMarker: Bool { kind == .noop && payload == Self.viewsDigestMarker }
+
     /// Version of the on-disk entry frame written by this build.
     static let frameVersion: UInt8 = 1
     /// Bytes of the frame around the payload: version, kind, term, payload length, checksum.

@@ -227,22 +227,28 @@ public final class ViewStore: Sendable {
     /// same state exactly when their dumps are equal.
     public func dump() throws -> String {
         try pool.read { db in
-            let tables = try String.fetchAll(
-                db,
-                sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
             var out = ""
-            for table in tables {
-                let columns = try db.columns(in: table).map(\.name)
-                let order = (1...columns.count).map(String.init).joined(separator: ", ")
-                out += "# \(table)\n"
-                let rows = try Row.fetchCursor(db, sql: "SELECT * FROM \(table) ORDER BY \(order)")
-                while let row = try rows.next() {
-                    out +=
-                        JSONValue.object(zip(columns, row.databaseValues).map { ($0, JSONValue(databaseValue: $1)) })
-                        .serialized() + "\n"
-                }
-            }
+            try Self.forEachRow(db, table: { out += "# \($0)\n" }, row: { out += $0 + "\n" })
             return out
+        }
+    }
+
+    /// Calls `table` with each table's name (in name order), then `row` with each of its rows as a
+    /// JSON object (in the order of all its columns): the canonical form ``dump()`` prints and
+    /// ``digest(_:)`` hashes.
+    static func forEachRow(_ db: Database, table: (String) throws -> Void, row: (String) throws -> Void) throws {
+        let tables = try String.fetchAll(
+            db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        for name in tables {
+            try table(name)
+            let columns = try db.columns(in: name).map(\.name)
+            let order = (1...columns.count).map(String.init).joined(separator: ", ")
+            let rows = try Row.fetchCursor(db, sql: "SELECT * FROM \(name) ORDER BY \(order)")
+            while let next = try rows.next() {
+                try row(
+                    JSONValue.object(zip(columns, next.databaseValues).map { ($0, JSONValue(databaseValue: $1)) })
+                        .serialized())
+            }
         }
     }
 }

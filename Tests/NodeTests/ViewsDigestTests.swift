@@ -1,0 +1,91 @@
+import Foundation
+import GRDB
+import Store
+import TestSupport
+import Testing
+
+@testable import Node
+
+/// `dwcp cluster verify`'s digests: every member hashes its views at the index of one marker, so
+/// members with the same rows agree table by table, and one whose views were changed behind
+/// SQLite's back (damage the start's integrity check cannot see) is told apart.
+@Suite struct ViewsDigestTests {
+    @Test(
+        "members hash their views at the marker's index even while writes go on; a value changed behind SQLite's back shows in that table only"
+    )
+    func membersAgreeAndDamageShows() async throws {
+        let dir = TemporaryDirectory()
+        try await withThreeMembers(dir) { nodes, _ in
+            let leaderID = try #require(nodes[0].raft!.status.leader)
+            let leader = try #require(nodes.first { $0.configuration.nodeID == leaderID })
+            _ = try await leader.submit(
+                .addHost(HostAdded(name: "h1", region: "eu", cpus: 64, memoryBytes: 64 << 30, labels: ["zone": "a"])))
+            // The marker lands among writes: each member's batch must end at it.
+            let marker = try await withThrowingTaskGroup(of: UInt64?.self) { group in
+                for i in 0..<40 {
+                    group.addTask {
+                        _ = try await leader.submit(
+                            .createVM(
+                                VMCreated(name: "vm-\(i)", region: "", cpus: 1, memoryBytes: 64 << 20, image: "")))
+                        return nil
+                    }
+                    if i == 20 { group.addTask { try await leader.proposeViewsDigest() } }
+                }
+                var marker: UInt64?
+                for try await index in group where index != nil { marker = index }
+                return try #require(marker)
+            }
+            var first: [String: [TableDigest]] = [:]
+            for node in nodes {
+                first[node.configuration.nodeID] = try await node.viewsDigest(at: marker, timeout: .seconds(20))
+            }
+            let leaderDigest = try #require(first[leaderID])
+            #expect(first.values.allSatisfy { $0 == leaderDigest }, "\(first)")
+            #expect(leaderDigest.contains { $0.table == "hosts" && $0.rows == 1 })
+            #expect(leaderDigest.contains { $0.table == "members" && $0.rows == 3 })
+            // Hashed as of the marker: the VMs created after it are not in it.
+            let vms = try #require(leaderDigest.first { $0.table == "vms" })
+            let before = try await leader.views.pool.read {
+                try Int.fetchOne($0, sql: "SELECT count(*) FROM vms WHERE created_index < ?", arguments: [marker])
+            }
+            #expect(vms.rows == before, "\(vms), \(String(describing: before)) created before index \(marker)")
+
+            // A label changed in one member's file, as the drill did: nothing SQLite checks breaks.
+            let damaged = try #require(nodes.first { $0.configuration.nodeID != leaderID })
+            let writer = try DatabaseQueue(path: damaged.views.path)
+            try await writer.write { try $0.execute(sql: #"UPDATE hosts SET labels = '{"zone":"b"}'"#) }
+            try writer.close()
+            let second = try await leader.proposeViewsDigest()
+            var digests: [String: [TableDigest]] = [:]
+            for node in nodes {
+                digests[node.configuration.nodeID] = try await node.viewsDigest(at: second, timeout: .seconds(20))
+            }
+            let reference = try #require(digests[leaderID])
+            for (id, tables) in digests where id != damaged.configuration.nodeID {
+                #expect(tables == reference, "\(id)")
+            }
+            let differing = zip(try #require(digests[damaged.configuration.nodeID]), reference).filter { $0 != $1 }
+            #expect(differing.map(\.0.table) == ["hosts"])
+            // The earlier digest is kept as it was.
+            #expect(try await leader.viewsDigest(at: marker, timeout: .zero) == leaderDigest)
+        }
+    }
+
+    @Test("an index that holds no marker, or one not yet applied in time, is refused, saying which")
+    func noDigestWhereNoMarker() async throws {
+        let dir = TemporaryDirectory()
+        try await withThreeMembers(dir) { nodes, _ in
+            let node = nodes[0]
+            let index = node.applied.value
+            let missing = await #expect(throws: NodeError.self) {
+                try await node.viewsDigest(at: index, timeout: .zero)
+            }
+            #expect(missing?.code == .notFound)
+            #expect(missing?.message.contains("no verify marker is there") == true, "\(String(describing: missing))")
+            let ahead = await #expect(throws: NodeError.self) {
+                try await node.viewsDigest(at: index + 1_000, timeout: .milliseconds(50))
+            }
+            #expect(ahead?.code == .unavailable)
+        }
+    }
+}

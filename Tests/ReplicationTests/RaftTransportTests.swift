@@ -1,4 +1,5 @@
 import Logging
+import MetricsTestKit
 import NIOCore
 import NIOPosix
 import Store
@@ -60,6 +61,29 @@ import Testing
 }
 
 extension RaftTransportTests {
+    @Test("a connection that closes in the middle of a frame is counted and logged, saying how much of it came")
+    func aFrameCutOffIsTold() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let log = RecordedLog()
+        let metrics = TestMetrics()
+        let receiver = RaftTransport(eventLoopGroup: group, logger: log.logger, metrics: metrics)
+        let port = try await receiver.listen(host: "127.0.0.1", port: 0) { _ in }
+        let whole = RaftFrame(group: "region", message: RaftMessage(from: "a", to: "b", term: 1, body: .timeoutNow))
+            .encoded()
+        let channel = try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port).get()
+        try await channel.writeAndFlush(channel.allocator.buffer(bytes: whole + whole.prefix(whole.count - 3))).get()
+        try await channel.close()
+        #expect(
+            try await eventually(.seconds(10)) {
+                (try? metrics.expectCounter("dwcp_transport_connections_rejected_total").totalValue) == 1
+            })
+        #expect(
+            log.contains("closed in the middle of a frame (\(whole.count - 7) of its \(whole.count - 4) bytes came)"),
+            "\(log.lines)")
+        await receiver.close()
+        try await group.shutdownGracefully()
+    }
+
     @Test("an intact frame of a message type this build does not know is skipped; the connection stays open")
     func unknownMessageTypesAreSkipped() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)

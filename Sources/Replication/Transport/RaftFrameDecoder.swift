@@ -88,6 +88,19 @@ struct RaftFrameDecoder: ByteToMessageDecoder {
         -> DecodingState
     {
         while try decode(context: context, buffer: &buffer) == .continue {}
+        // A peer that went away mid-frame (it crashed, or was never a member): said, not dropped
+        // silently. The frame is lost with the connection, as any unacknowledged message may be.
+        if seenEOF, buffer.readableBytes > 0 {
+            let got = buffer.readableBytes
+            let length = buffer.readInteger(endianness: .little, as: UInt32.self)
+            buffer.moveReaderIndex(to: buffer.writerIndex)
+            guard let length else {
+                throw ReplicationError(
+                    .malformed, "the connection closed in the middle of a frame's length (\(got) of its 4 bytes came)")
+            }
+            throw ReplicationError(
+                .malformed, "the connection closed in the middle of a frame (\(got - 4) of its \(length) bytes came)")
+        }
         return .needMoreData
     }
 }

@@ -418,7 +418,13 @@ public enum NodeAPI {
     static func decodeOptional<T: Decodable>(_ type: T.Type, from buffer: ByteBuffer) throws -> T? {
         guard buffer.readableBytes > 0 else { return nil }
         do {
-            return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
+            let value = try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
+            if let key = JSONDuplicateKeys.first(in: Array(buffer.readableBytesView)) {
+                throw NodeError(.invalid, "the request body names the field '\(key)' twice")
+            }
+            return value
+        } catch let error as NodeError {
+            throw error
         } catch let error as DecodingError {
             func field(_ context: DecodingError.Context) -> String {
                 context.codingPath.map(\.stringValue).joined(separator: ".")

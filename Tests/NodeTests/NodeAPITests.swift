@@ -165,6 +165,18 @@ import Testing
                     "invalid desired_state"
                 ),
                 (.POST, "/v1/vms", nil, 400, "needs a JSON body"),
+                // Foundation's decoder would take one of the two values without a word.
+                (
+                    .POST, "/v1/vms", #"{"name":"x","cpus":16,"memory_bytes":1048576,"cpus":2}"#, 400,
+                    "names the field 'cpus' twice"
+                ),
+                (
+                    .POST, "/v1/vms", #"{"name":"x","cpus":1,"memory_bytes":1048576,"labels":{"zone":"a","zone":"b"}}"#,
+                    400, "names the field 'labels.zone' twice"
+                ),
+                (.GET, "/v1/views/digest?log_index=0", nil, 400, "invalid log_index"),
+                (.GET, "/v1/views/digest", nil, 400, "lacks log_index"),
+                (.GET, "/v1/views/digest?log_index=1&timeout_ms=20000", nil, 400, "invalid timeout_ms"),
                 (.POST, "/v1/vms", #"{"name":"x","cpus":1e30,"memory_bytes":1}"#, 400, "a number out of range"),
                 (
                     .POST, "/v1/vms", #"{"name":"x","cpus":1,"memory_bytes":1048576,"check_index":-1}"#, 400,

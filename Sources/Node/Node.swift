@@ -29,7 +29,7 @@ public final class Node: Service, Sendable {
     /// The views snapshots a compacted log starts behind (`DATA/snapshots`).
     public let snapshots: ViewSnapshots
     /// The digests of the views taken at `dwcp cluster verify`'s markers.
-    let digests = ViewsDigests()
+    let digests: ViewsDigests
     let scheduler: SchedulerWorker
     /// Hosts' parsed labels, kept between placement rounds.
     let labelsCache = LabelsCache()
@@ -86,6 +86,7 @@ public final class Node: Service, Sendable {
         }
         if let note = views.upgradeNote { logger.notice("\(note)") }
         applied = IndexWatermark(0)
+        digests = ViewsDigests(views: views)
         snapshots = try ViewSnapshots(
             directory: configuration.dataDirectory + "/snapshots", views: views, applied: applied, logger: logger)
         var appliedIndex = try views.appliedIndex()
@@ -348,7 +349,9 @@ public final class Node: Service, Sendable {
                 metrics.entriesApplied.increment(by: Int64(batch.count { $0.index >= next && $0.index <= index }))
                 // (The snapshot opens before the index is told applied: a wait for the digest
                 // that sees the index applied finds the digest begun.)
-                if let marker, batch[marker].index == index { beginViewsDigest(at: index) }
+                if let marker, batch[marker].index == index {
+                    digests.markerApplied(index) { try views.openSnapshot() }
+                }
                 applied.advance(to: index)
                 next = index + 1
             } catch {

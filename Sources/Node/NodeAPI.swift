@@ -72,14 +72,15 @@ public enum NodeAPI {
                 }
                 try Validation.logIndex(index, field: "log_index")
                 let timeout = try timeoutParameter(of: request, default: .seconds(10), zero: "do not wait")
-                let tables = try await node.viewsDigest(at: index, timeout: timeout)
+                let digest = try await node.viewsDigest(at: index, timeout: timeout)
                 return json(
                     .object([
                         ("node_id", .string(node.configuration.nodeID)), ("log_index", .int(Int64(index))),
+                        ("schema_version", .string(digest.schemaVersion)),
                         (
                             "tables",
                             .array(
-                                tables.map {
+                                digest.tables.map {
                                     .object([
                                         ("table", .string($0.table)), ("rows", .int(Int64($0.rows))),
                                         ("sha256", .string($0.sha256)),

@@ -4,66 +4,120 @@ import Synchronization
 
 /// The digests of its views a member took at `dwcp cluster verify`'s markers.
 ///
-/// The apply loop ends a batch at each marker and opens a read snapshot of the views right after
-/// it (``begin(_:snapshot:)``), so the snapshot holds the views at exactly the marker's index on
-/// every member; ``run()`` hashes it off the apply loop while applying goes on. The last
-/// ``kept`` outcomes are kept in memory (a restart forgets them).
+/// The apply loop ends a batch at each marker and, before it tells anyone the marker applied,
+/// opens a read snapshot of the views (``markerApplied(_:open:)``), so the snapshot holds the
+/// views at exactly the marker's index on every member; ``run()`` hashes it off the apply loop
+/// while applying goes on. At most ``maxPending`` markers wait to be hashed (each holds a
+/// connection and a read transaction, which keeps WAL checkpoints from passing it); one more is
+/// refused, to be asked again. The last ``kept`` outcomes are kept in memory (a restart forgets
+/// them).
 final class ViewsDigests: Sendable {
     /// Where one marker's digest stands.
     enum Outcome: Sendable, Equatable {
         case hashing
-        case done([TableDigest])
-        case failed(String)
+        case done(ViewsDigest)
+        /// Not taken: why, and whether asking again (a new marker) may succeed.
+        case failed(String, transient: Bool)
+    }
+
+    /// What ``run()`` has to do next, in marker order: hash a snapshot, or only settle a marker
+    /// that has none (so ``settled`` moves in index order).
+    private enum Work: Sendable {
+        case hash(UInt64, DatabaseSnapshot)
+        case settle(UInt64)
     }
 
     static let kept = 16
+    static let maxPending = 2
 
-    private let outcomes = Mutex<[UInt64: Outcome]>([:])
-    /// Advanced to a marker's index once its digest is done or failed (they are hashed in order).
+    private struct State {
+        var outcomes: [UInt64: Outcome] = [:]
+        var pending = 0
+    }
+
+    private let views: ViewStore
+    private let state = Mutex(State())
+    /// Advanced to each marker's index once its outcome is final, in index order.
     let settled = IndexWatermark(0)
-    private let snapshots: AsyncStream<(UInt64, DatabaseSnapshot)>
-    private let queue: AsyncStream<(UInt64, DatabaseSnapshot)>.Continuation
+    private let work: AsyncStream<Work>
+    private let queue: AsyncStream<Work>.Continuation
 
-    init() {
-        (snapshots, queue) = AsyncStream.makeStream(of: (UInt64, DatabaseSnapshot).self)
+    init(views: ViewStore) {
+        self.views = views
+        (work, queue) = AsyncStream.makeStream(of: Work.self)
     }
 
-    /// The marker at `index` has just applied: `snapshot` (opened before anything later applied)
-    /// is hashed next.
-    func begin(_ index: UInt64, snapshot: DatabaseSnapshot) {
-        outcomes.withLock { outcomes in
-            outcomes[index] = .hashing
-            for old in outcomes.keys.sorted().dropLast(Self.kept) { outcomes[old] = nil }
+    /// The marker at `index` has just applied: opens the snapshot its digest is taken from (with
+    /// `open`, on the caller's thread, before anything later applies), or refuses when
+    /// ``maxPending`` wait already.
+    func markerApplied(_ index: UInt64, open: () throws -> DatabaseSnapshot) {
+        let admitted = state.withLock { state -> Bool in
+            let admitted = state.pending < Self.maxPending
+            if admitted { state.pending += 1 }
+            return admitted
         }
-        queue.yield((index, snapshot))
-    }
-
-    /// The marker at `index` has applied, but no snapshot of it could be opened.
-    func fail(_ index: UInt64, _ reason: String) {
-        outcomes.withLock { $0[index] = .failed(reason) }
-        settled.advance(to: index)
-    }
-
-    func outcome(at index: UInt64) -> Outcome? { outcomes.withLock { $0[index] } }
-
-    /// Hashes each snapshot as it comes, until cancelled.
-    func run() async throws {
-        for await (index, snapshot) in snapshots {
-            let outcome: Outcome
+        var next = Work.settle(index)
+        let outcome: Outcome
+        if !admitted {
+            outcome = .failed("\(Self.maxPending) earlier verifies were still being hashed; ask again", transient: true)
+        } else {
             do {
-                let (applied, tables) = try await snapshot.read { db in try ViewStore.digest(db) }
-                // A snapshot from the leader installed between the marker's apply and the
-                // snapshot's opening would show other views: said, not hashed as the marker's.
-                outcome =
-                    applied == index
-                    ? .done(tables) : .failed("its views had moved on to log index \(applied) (a snapshot installed)")
-            } catch is CancellationError {
-                throw CancellationError()
+                next = .hash(index, try open())
+                outcome = .hashing
             } catch {
-                outcome = .failed("\(error)")
+                state.withLock { $0.pending -= 1 }
+                outcome = .failed("no snapshot of the views could be opened: \(error)", transient: true)
             }
-            outcomes.withLock { if $0[index] != nil { $0[index] = outcome } }
-            settled.advance(to: index)
+        }
+        state.withLock { state in
+            state.outcomes[index] = outcome
+            for old in state.outcomes.keys.sorted().dropLast(Self.kept) { state.outcomes[old] = nil }
+        }
+        queue.yield(next)
+    }
+
+    func outcome(at index: UInt64) -> Outcome? { state.withLock { $0.outcomes[index] } }
+
+    /// The outcome at `index`, waiting up to `timeout` while it is being hashed.
+    func outcome(at index: UInt64, timeout: Duration) async throws -> Outcome? {
+        if outcome(at: index) == .hashing { _ = try await settled.wait(until: index, timeout: timeout) }
+        return outcome(at: index)
+    }
+
+    /// The latest marker this member is still hashing, if any.
+    var latestHashing: UInt64? { state.withLock { $0.outcomes.filter { $0.value == .hashing }.keys.max() } }
+
+    /// Hashes each snapshot as it comes, in marker order, until cancelled.
+    func run() async throws {
+        for await next in work {
+            switch next {
+            case .settle(let index):
+                settled.advance(to: index)
+            case .hash(let index, let snapshot):
+                defer {
+                    state.withLock { $0.pending -= 1 }
+                    settled.advance(to: index)
+                }
+                // Forgotten meanwhile (more than `kept` markers since): not worth a whole read.
+                guard outcome(at: index) == .hashing else { continue }
+                let outcome: Outcome
+                do {
+                    let digest = try await views.digest(of: snapshot)
+                    // A snapshot from the leader installed between the marker's apply and the
+                    // snapshot's opening shows other views: said, not hashed as the marker's.
+                    outcome =
+                        digest.appliedIndex == index
+                        ? .done(digest)
+                        : .failed(
+                            "its views moved on to log index \(digest.appliedIndex) (a snapshot from the leader was installed) before they could be read; ask again",
+                            transient: true)
+                } catch is CancellationError {
+                    throw CancellationError()
+                } catch {
+                    outcome = .failed("\(error)", transient: false)
+                }
+                state.withLock { if $0.outcomes[index] != nil { $0.outcomes[index] = outcome } }
+            }
         }
     }
 

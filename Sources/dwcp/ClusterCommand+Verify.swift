@@ -11,14 +11,25 @@ extension ClusterCommand {
             discussion: """
                 SQLite's integrity check, which a node runs as it starts, finds damage that breaks \
                 the file's structure; a changed value that breaks nothing is found only by \
-                comparing members. Exits 0 when every member answered with the same digest, 2 when \
-                some differ (the tables that differ are named), 1 when a member could not answer.
+                comparing members. A member is named as different only against a digest more than \
+                half of the members share. Exits 0 when every member answered with the same \
+                digest, 2 when some differ, 1 when a member could not answer or nothing could be \
+                compared.
                 """)
 
         @Option(
             name: .long,
-            help: "How long each member may take to apply the marker and hash its views, in milliseconds.")
+            help:
+                "How long each member may take to commit, apply and hash the marker, in milliseconds (it answers 503 after)."
+        )
         var timeoutMs = 10_000
+
+        @Option(
+            name: .long,
+            help:
+                "Ask the members again about the marker at this log index (one an earlier verify made) instead of making a new one."
+        )
+        var logIndex: Int64?
 
         @OptionGroup var output: JSONOutputOption
 
@@ -28,13 +39,16 @@ extension ClusterCommand {
             guard (0...10_000).contains(timeoutMs) else {
                 throw ValidationError("--timeout-ms must be 0 to 10000, not \(timeoutMs)")
             }
+            if let logIndex, logIndex < 1 { throw ValidationError("--log-index must be 1 or more, not \(logIndex)") }
         }
 
-        /// One member's answer: its tables' digests, or why it has none.
+        /// One member's answer: its views' schema and tables' digests, or why it has none.
         struct Answer {
             var id: String
+            var schemaVersion = ""
             var tables: [String: (rows: Int64, sha256: String)]?
             var error: String?
+            /// The whole digest, as one comparable string.
             var digest: String {
                 (tables ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.sha256)" }.joined(separator: ",")
             }
@@ -42,9 +56,13 @@ extension ClusterCommand {
 
         func run() async throws {
             let asked = try client.client()
-            let marker = try await asked.callLeader(.POST, "/v1/cluster/verify")
-            guard case .int(let index)? = marker["log_index"] else {
-                throw CLIError(.protocolError, "the node's answer names no log index: \(marker.serialized())")
+            var index = logIndex ?? 0
+            if logIndex == nil {
+                let marker = try await asked.callLeader(.POST, "/v1/cluster/verify")
+                guard case .int(let proposed)? = marker["log_index"] else {
+                    throw CLIError(.protocolError, "the node's answer names no log index: \(marker.serialized())")
+                }
+                index = proposed
             }
             let status = try await asked.call(.GET, "/v1/cluster?timeout_ms=0")
             var members: [(id: String, api: String?)] = []
@@ -52,6 +70,9 @@ extension ClusterCommand {
                 members = rows.map { ($0["id"]?.stringValue ?? "?", $0["api"]?.stringValue) }
             } else {
                 members = [(status["node_id"]?.stringValue ?? asked.address, asked.address)]
+            }
+            guard !members.isEmpty else {
+                throw CLIError(.protocolError, "\(asked.address) names no members: \(status.serialized())")
             }
             let path = "/v1/views/digest?log_index=\(index)&timeout_ms=\(timeoutMs)"
             let tls = asked.tls
@@ -86,15 +107,19 @@ extension ClusterCommand {
                 else { return Answer(id: id, error: "its answer has a malformed table: \(row.serialized())") }
                 tables[name] = (count, sha)
             }
-            return Answer(id: id, tables: tables)
+            return Answer(id: id, schemaVersion: body["schema_version"]?.stringValue ?? "", tables: tables)
         }
 
-        /// Prints each member's verdict against the digest most members share, and fails when
-        /// one differs (status 2) or could not answer (status 1).
+        /// Prints each member's verdict against the digest more than half of the members share,
+        /// and fails when one differs or no such majority exists (status 2), or when a member
+        /// could not answer or nothing could be compared (status 1).
         func report(_ answers: [Answer], at index: Int64) throws {
-            let digests = answers.filter { $0.tables != nil }.map(\.digest)
-            let common = Dictionary(grouping: digests, by: { $0 }).max { $0.value.count < $1.value.count }?.key
-            let reference = answers.first { $0.tables != nil && $0.digest == common }?.tables ?? [:]
+            let hashed = answers.filter { $0.tables != nil }
+            let groups = Dictionary(grouping: hashed, by: \.digest)
+            // Only a digest most members share says which views are wrong.
+            let majority = groups.values.first { $0.count * 2 > answers.count }
+            let reference = majority?.first?.tables
+            let versions = Set(hashed.map(\.schemaVersion))
             var differing: [String] = []
             var lines: [(String, String)] = []
             var json: [JSONValue] = []
@@ -106,10 +131,29 @@ extension ClusterCommand {
                     json.append(.object(fields))
                     continue
                 }
-                let names = Set(tables.keys).union(reference.keys).sorted()
-                let differ = names.filter { tables[$0]?.sha256 != reference[$0]?.sha256 }
-                fields.append(("same", .bool(differ.isEmpty)))
-                fields.append(("differing_tables", .array(differ.map { .string($0) })))
+                let rows = tables.values.reduce(0) { $0 + $1.rows }
+                fields.append(("schema_version", .string(answer.schemaVersion)))
+                if let reference, versions.count == 1 {
+                    let names = Set(tables.keys).union(reference.keys).sorted()
+                    let differ = names.filter { tables[$0]?.sha256 != reference[$0]?.sha256 }
+                    fields.append(("same", .bool(differ.isEmpty)))
+                    fields.append(("differing_tables", .array(differ.map { .string($0) })))
+                    if differ.isEmpty {
+                        lines.append((answer.id, "same (\(tables.count) tables, \(rows) rows)"))
+                    } else {
+                        differing.append(answer.id)
+                        let what = differ.map { name in
+                            "\(name) (rows: \(tables[name].map { "\($0.rows)" } ?? "no table") here, \(reference[name].map { "\($0.rows)" } ?? "no table") on the others)"
+                        }
+                        lines.append((answer.id, "DIFFERENT: " + what.joined(separator: ", ")))
+                    }
+                } else {
+                    let group = (groups[answer.digest] ?? []).map(\.id).filter { $0 != answer.id }
+                    let alike =
+                        group.isEmpty ? "alike with no other member" : "alike with \(group.joined(separator: ", "))"
+                    lines.append(
+                        (answer.id, "schema \(answer.schemaVersion), \(tables.count) tables, \(rows) rows: \(alike)"))
+                }
                 fields.append(
                     (
                         "tables",
@@ -122,37 +166,44 @@ extension ClusterCommand {
                             })
                     ))
                 json.append(.object(fields))
-                if differ.isEmpty {
-                    let rows = tables.values.reduce(0) { $0 + $1.rows }
-                    lines.append((answer.id, "same (\(tables.count) tables, \(rows) rows)"))
-                } else {
-                    differing.append(answer.id)
-                    let what = differ.map { name in
-                        "\(name) (rows: \(tables[name].map { "\($0.rows)" } ?? "no table") here, \(reference[name].map { "\($0.rows)" } ?? "no table") on the others)"
-                    }
-                    lines.append((answer.id, "DIFFERENT: " + what.joined(separator: ", ")))
-                }
             }
             if output.json {
                 print(JSONValue.object([("log_index", .int(index)), ("members", .array(json))]).serialized())
             } else {
-                print(
-                    "the members' views at log index \(index)\(answers.count == 1 ? " (one member: nothing to compare them with)" : ""):"
-                )
+                let alone = answers.count == 1 ? " (one member: nothing to compare them with)" : ""
+                print("the members' views at log index \(index)\(alone):")
                 for (id, verdict) in lines {
                     print(id.padding(toLength: max(8, id.count + 1), withPad: " ", startingAt: 0) + verdict)
                 }
             }
-            if !differing.isEmpty {
+            let unanswered = answers.filter { $0.tables == nil }.map(\.id)
+            let again = "dwcp cluster verify --log-index \(index)"
+            if versions.count > 1 {
                 throw CLIError(
-                    .differs,
-                    "the views of \(differing.joined(separator: ", ")) differ from the others' at log index \(index): stop that member and remove its DATA/views.sqlite, and it rebuilds them from its latest snapshot and its log as it starts (if they differ again, the damage is in that snapshot: remove the member, empty its data directory and add it again)"
+                    .unreachable,
+                    "the members' views are of different schema versions (\(versions.sorted().joined(separator: ", "))), so their tables differ by design: verify once every member runs the same dwcp"
                 )
             }
-            let unanswered = answers.filter { $0.tables == nil }.map(\.id)
-            if !unanswered.isEmpty {
+            if !differing.isEmpty {
+                let which = differing.count == 1 ? "that member" : "each of them"
                 throw CLIError(
-                    .unreachable, "no digest from \(unanswered.joined(separator: ", ")): the others' agree; ask again")
+                    .differs,
+                    "the views of \(differing.joined(separator: ", ")) differ from those most members share at log index \(index): stop \(which) and remove its DATA/views.sqlite, and it rebuilds them from its latest snapshot and its log as it starts (if they differ again, the damage is in that snapshot: remove the member, empty its data directory and add it again)"
+                )
+            }
+            if reference == nil, groups.count > 1 {
+                throw CLIError(
+                    .differs,
+                    "the members' views differ at log index \(index) and no digest is shared by more than half of the \(answers.count) members, so which are wrong cannot be told\(unanswered.isEmpty ? "" : ": ask again once \(unanswered.joined(separator: ", ")) can answer (\(again))")"
+                )
+            }
+            if !unanswered.isEmpty {
+                let compared =
+                    reference != nil
+                    ? "the \(hashed.count) that answered agree" : "fewer than half of the members answered"
+                throw CLIError(
+                    .unreachable,
+                    "no digest from \(unanswered.joined(separator: ", ")) (\(compared)): ask again with \(again)")
             }
         }
     }

@@ -37,7 +37,7 @@ import Testing
             }
             var first: [String: [TableDigest]] = [:]
             for node in nodes {
-                first[node.configuration.nodeID] = try await node.viewsDigest(at: marker, timeout: .seconds(20))
+                first[node.configuration.nodeID] = try await node.viewsDigest(at: marker, timeout: .seconds(20)).tables
             }
             let leaderDigest = try #require(first[leaderID])
             #expect(first.values.allSatisfy { $0 == leaderDigest }, "\(first)")
@@ -52,13 +52,16 @@ import Testing
 
             // A label changed in one member's file, as the drill did: nothing SQLite checks breaks.
             let damaged = try #require(nodes.first { $0.configuration.nodeID != leaderID })
-            let writer = try DatabaseQueue(path: damaged.views.path)
+            var configuration = Configuration()
+            configuration.busyMode = .timeout(10)  // The member may be applying meanwhile.
+            let writer = try DatabaseQueue(path: damaged.views.path, configuration: configuration)
             try await writer.write { try $0.execute(sql: #"UPDATE hosts SET labels = '{"zone":"b"}'"#) }
             try writer.close()
             let second = try await leader.proposeViewsDigest()
             var digests: [String: [TableDigest]] = [:]
             for node in nodes {
                 digests[node.configuration.nodeID] = try await node.viewsDigest(at: second, timeout: .seconds(20))
+                    .tables
             }
             let reference = try #require(digests[leaderID])
             for (id, tables) in digests where id != damaged.configuration.nodeID {
@@ -67,7 +70,65 @@ import Testing
             let differing = zip(try #require(digests[damaged.configuration.nodeID]), reference).filter { $0 != $1 }
             #expect(differing.map(\.0.table) == ["hosts"])
             // The earlier digest is kept as it was.
-            #expect(try await leader.viewsDigest(at: marker, timeout: .zero) == leaderDigest)
+            #expect(try await leader.viewsDigest(at: marker, timeout: .zero).tables == leaderDigest)
+        }
+    }
+
+    @Test(
+        "markers settle in index order; a wait for one still hashing gives up at its timeout; past two waiting, one more is refused"
+    )
+    func digestsSettleInOrder() async throws {
+        let dir = TemporaryDirectory()
+        let views = try ViewStore(path: dir.file("views.sqlite"))
+        let digests = ViewsDigests(views: views)
+        func applyMarker(_ index: UInt64) async throws {
+            try await views.apply([LogEntry(index: index, term: 1, kind: .noop, payload: LogEntry.viewsDigestMarker)])
+        }
+        struct CannotOpen: Error {}
+        try await applyMarker(1)
+        digests.markerApplied(1) { try views.openSnapshot() }
+        try await applyMarker(2)
+        digests.markerApplied(2) { throw CannotOpen() }
+        try await applyMarker(3)
+        digests.markerApplied(3) { try views.openSnapshot() }
+        try await applyMarker(4)
+        digests.markerApplied(4) { try views.openSnapshot() }
+        // Nothing hashes yet: 2 failed at once, but settles only after 1.
+        #expect(digests.outcome(at: 1) == .hashing)
+        guard case .failed(let cannotOpen, transient: true)? = digests.outcome(at: 2) else {
+            Issue.record("\(String(describing: digests.outcome(at: 2)))")
+            return
+        }
+        #expect(cannotOpen.contains("no snapshot of the views could be opened"))
+        guard case .failed(let refused, transient: true)? = digests.outcome(at: 4) else {
+            Issue.record("\(String(describing: digests.outcome(at: 4)))")
+            return
+        }
+        #expect(refused.contains("earlier verifies were still being hashed"))
+        #expect(digests.settled.value == 0)
+        let started = ContinuousClock.now
+        #expect(try await digests.outcome(at: 1, timeout: .milliseconds(50)) == .hashing)
+        #expect(started.duration(to: .now) < .seconds(5))
+        #expect(digests.latestHashing == 3)
+
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await digests.run() }
+            defer { group.cancelAll() }
+            for (index, rows) in [(1, 1), (3, 1)] {
+                guard case .done(let digest)? = try await digests.outcome(at: UInt64(index), timeout: .seconds(10))
+                else {
+                    Issue.record("\(index): \(String(describing: digests.outcome(at: UInt64(index))))")
+                    continue
+                }
+                #expect(digest.appliedIndex == UInt64(index))
+                #expect(digest.tables.first { $0.table == "dwcp_state" }?.rows == rows)
+            }
+            #expect(try await digests.settled.wait(until: 4, timeout: .seconds(10)) != nil)
+            #expect(digests.latestHashing == nil)
+            // The two digests differ only in dwcp_state (its applied index).
+            guard case .done(let first)? = digests.outcome(at: 1), case .done(let third)? = digests.outcome(at: 3)
+            else { return }
+            #expect(zip(first.tables, third.tables).filter { $0 != $1 }.map(\.0.table) == ["dwcp_state"])
         }
     }
 

@@ -16,19 +16,34 @@ public struct TableDigest: Sendable, Equatable {
     }
 }
 
+/// The views hashed at one applied index: what `GET /v1/views/digest` answers.
+public struct ViewsDigest: Sendable, Equatable {
+    public var appliedIndex: UInt64
+    /// The views' schema version: views of two versions have other tables or columns, and their
+    /// digests cannot be compared.
+    public var schemaVersion: String
+    public var tables: [TableDigest]
+}
+
 extension ViewStore {
     /// A read-only view of the views as they are at this instant, which later commits do not
-    /// change: a digest taken from it is the digest of the index just applied, however long it takes.
-    /// It opens a connection of its own (about a millisecond); close it by letting it go.
+    /// change (GRDB begins its read transaction as it opens it): a digest taken from it is the
+    /// digest of the index just applied, however long it takes. It opens a connection of its own
+    /// (about a millisecond), closed when the snapshot is released.
     public func openSnapshot() throws -> DatabaseSnapshot {
         try markingDamage { try pool.makeSnapshot() }
     }
 
-    /// The digest of every table in `db` and the applied index it is of (`dwcp_state`).
-    /// SQLite keeps no checksum of a row's values, so views damaged without breaking an index pass
-    /// ``checkIntegrity()``: comparing these digests across members at one index finds them.
-    public static func digest(_ db: Database) throws -> (appliedIndex: UInt64, tables: [TableDigest]) {
-        let applied = try UInt64.fetchOne(db, sql: "SELECT applied_index FROM dwcp_state") ?? 0
+    /// The digest of every table of `snapshot`, read on its own queue (off the caller's thread);
+    /// damage met on the way is marked, as for any read. SQLite keeps no checksum of a row's
+    /// values, so views damaged without breaking an index pass ``checkIntegrity()``: comparing
+    /// these digests across members at one index finds them.
+    public func digest(of snapshot: DatabaseSnapshot) async throws -> ViewsDigest {
+        try await markingDamage { try await snapshot.read { db in try Self.digest(db) } }
+    }
+
+    static func digest(_ db: Database) throws -> ViewsDigest {
+        let row = try Row.fetchOne(db, sql: "SELECT applied_index, schema_version FROM dwcp_state")
         var tables: [TableDigest] = []
         var hash = SHA256()
         var rows = 0
@@ -50,6 +65,7 @@ extension ViewStore {
                 rows += 1
             })
         finish()
-        return (applied, tables)
+        return ViewsDigest(
+            appliedIndex: row?["applied_index"] ?? 0, schemaVersion: row?["schema_version"] ?? "", tables: tables)
     }
 }

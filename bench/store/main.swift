@@ -9,6 +9,7 @@
 // 2. Group commit: 64 concurrent single-entry proposers through LogStore.appendNext.
 // 3. View apply: host.added + vm.created + vm.placed records applied to SQLite, records/s.
 // 4. SQL over the views holding N VMs: point lookup and an aggregate, p50/p99.
+// 4b. A views digest (`dwcp cluster verify`) of those views against `PRAGMA integrity_check`.
 // 5. History compaction: those views' history (intents, VM events, placements) compacted as the
 //    leader does it, one `history.compacted` record per 10,000 rows of each table; all of them
 //    against step 3, which wrote that history.
@@ -246,6 +247,33 @@ print(
 )
 print(
     "| GROUP BY host over all VMs (30 runs) | \(String(format: "%.1f", percentile(aggregate, 50))) | \(String(format: "%.1f", percentile(aggregate, 99))) |"
+)
+
+// MARK: 4b. A views digest
+
+// What each member does for `dwcp cluster verify`: hash every table of its views, row by row, from
+// a snapshot. The anchor: SQLite's `PRAGMA integrity_check`, which reads the same file whole as a
+// node starts. Rounds alternate.
+var digestTimes: [Double] = []
+var checkTimes: [Double] = []
+var digestRows = 0
+for _ in 0..<rounds {
+    var start = ContinuousClock.now
+    let digest = try await views.digest(of: try views.openSnapshot())
+    digestTimes.append(seconds(ContinuousClock.now - start) * 1000)
+    digestRows = digest.tables.reduce(0) { $0 + $1.rows }
+    start = ContinuousClock.now
+    try await views.checkIntegrity()
+    checkTimes.append(seconds(ContinuousClock.now - start) * 1000)
+}
+print("")
+print(
+    "4b. a views digest (dwcp cluster verify) of those views, \(digestRows) rows, against PRAGMA integrity_check (ms, median of \(rounds) alternating rounds)"
+)
+print("| integrity_check | digest | ratio |")
+print("|---:|---:|---:|")
+print(
+    "| \(format(median(checkTimes))) | \(format(median(digestTimes))) | \(String(format: "%.2f", median(digestTimes) / median(checkTimes)))× |"
 )
 
 // MARK: 5. History compaction

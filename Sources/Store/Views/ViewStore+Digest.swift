@@ -6,7 +6,8 @@ import GRDB
 public struct TableDigest: Sendable, Equatable {
     public var table: String
     public var rows: Int
-    /// SHA-256 of the table's rows in ``ViewStore/dump()``'s canonical form, in hex.
+    /// SHA-256 of the table's rows in ``ViewStore/dump()``'s order, each value as its type and
+    /// its bytes, in hex.
     public var sha256: String
 
     public init(table: String, rows: Int, sha256: String) {
@@ -43,29 +44,47 @@ extension ViewStore {
     }
 
     static func digest(_ db: Database) throws -> ViewsDigest {
-        let row = try Row.fetchOne(db, sql: "SELECT applied_index, schema_version FROM dwcp_state")
+        let state = try Row.fetchOne(db, sql: "SELECT applied_index, schema_version FROM dwcp_state")
         var tables: [TableDigest] = []
-        var hash = SHA256()
-        var rows = 0
-        func finish() {
-            guard let last = tables.popLast() else { return }
-            let hex = hash.finalize().map { String(format: "%02x", $0) }.joined()
-            tables.append(TableDigest(table: last.table, rows: rows, sha256: hex))
-        }
-        try forEachRow(
-            db,
-            table: { name in
-                finish()
-                tables.append(TableDigest(table: name, rows: 0, sha256: ""))
-                hash = SHA256()
-                rows = 0
-            },
-            row: { line in
-                hash.update(data: Array((line + "\n").utf8))
+        var bytes: [UInt8] = []
+        for (name, columns) in try canonicalTables(db) {
+            var hash = SHA256()
+            var rows = 0
+            let cursor = try Row.fetchCursor(db, sql: canonicalSelect(name, columns: columns))
+            while let row = try cursor.next() {
+                // Each value as its type and its bytes: unambiguous, and no text to build per row.
+                bytes.removeAll(keepingCapacity: true)
+                for value in row.databaseValues { Self.append(value, to: &bytes) }
+                hash.update(data: bytes)
                 rows += 1
-            })
-        finish()
+            }
+            let hex = hash.finalize().map { String(format: "%02x", $0) }.joined()
+            tables.append(TableDigest(table: name, rows: rows, sha256: hex))
+        }
         return ViewsDigest(
-            appliedIndex: row?["applied_index"] ?? 0, schemaVersion: row?["schema_version"] ?? "", tables: tables)
+            appliedIndex: state?["applied_index"] ?? 0, schemaVersion: state?["schema_version"] ?? "", tables: tables)
+    }
+
+    private static func append(_ value: DatabaseValue, to bytes: inout [UInt8]) {
+        func append<T: FixedWidthInteger>(_ integer: T) {
+            withUnsafeBytes(of: integer.littleEndian) { bytes.append(contentsOf: $0) }
+        }
+        switch value.storage {
+        case .null: bytes.append(0)
+        case .int64(let i):
+            bytes.append(1)
+            append(i)
+        case .double(let d):
+            bytes.append(2)
+            append(d.bitPattern)
+        case .string(let text):
+            bytes.append(3)
+            append(UInt32(text.utf8.count))
+            bytes.append(contentsOf: text.utf8)
+        case .blob(let data):
+            bytes.append(4)
+            append(UInt32(data.count))
+            bytes.append(contentsOf: data)
+        }
     }
 }

@@ -234,22 +234,29 @@ public final class ViewStore: Sendable {
     }
 
     /// Calls `table` with each table's name (in name order), then `row` with each of its rows as a
-    /// JSON object (in the order of all its columns): the canonical form ``dump()`` prints and
-    /// ``digest(_:)`` hashes.
+    /// JSON object: the canonical form ``dump()`` prints.
     static func forEachRow(_ db: Database, table: (String) throws -> Void, row: (String) throws -> Void) throws {
-        let tables = try String.fetchAll(
-            db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
-        for name in tables {
+        for (name, columns) in try canonicalTables(db) {
             try table(name)
-            let columns = try db.columns(in: name).map(\.name)
-            let order = (1...columns.count).map(String.init).joined(separator: ", ")
-            let rows = try Row.fetchCursor(db, sql: "SELECT * FROM \(name) ORDER BY \(order)")
+            let rows = try Row.fetchCursor(db, sql: canonicalSelect(name, columns: columns))
             while let next = try rows.next() {
                 try row(
                     JSONValue.object(zip(columns, next.databaseValues).map { ($0, JSONValue(databaseValue: $1)) })
                         .serialized())
             }
         }
+    }
+
+    /// Every table of the views, in name order, with its columns.
+    static func canonicalTables(_ db: Database) throws -> [(name: String, columns: [String])] {
+        let tables = try String.fetchAll(
+            db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        return try tables.map { ($0, try db.columns(in: $0).map(\.name)) }
+    }
+
+    /// A table's rows in one order whatever the file's layout: by every column in turn.
+    static func canonicalSelect(_ table: String, columns: [String]) -> String {
+        "SELECT * FROM \(table) ORDER BY \((1...columns.count).map(String.init).joined(separator: ", "))"
     }
 }
 

@@ -10,6 +10,7 @@ enum Main {
                 throw CLIError(.usage, "no command '\(unknown)' to help with (see 'dwcp help')")
             }
             var command = try Dwcp.parseAsRoot()
+            try RepeatedOptions.check(type(of: command), arguments: Array(CommandLine.arguments.dropFirst()))
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {

@@ -9,10 +9,13 @@ enum JSONDuplicateKeys {
         var keys: Set<String> = []
         var expectingKey: Bool
         var lastKey = ""
+        /// An array's element being read.
+        var element = 0
     }
 
     /// The first key named twice in one object of `json` (which must be valid JSON), with the keys
-    /// of the objects it is in (`labels.zone`); nil when none is.
+    /// of the objects and the places in the arrays it is in (`labels.zone`, `items[2].name`); nil
+    /// when none is.
     static func first(in json: [UInt8]) -> String? {
         var stack: [Container] = []
         var index = 0
@@ -21,12 +24,16 @@ enum JSONDuplicateKeys {
             index += 1
             switch byte {
             case UInt8(ascii: "{"), UInt8(ascii: "["):
-                let parent = stack.last.map { $0.isObject ? Self.join($0.path, $0.lastKey) : $0.path } ?? ""
+                let parent =
+                    stack.last.map { $0.isObject ? Self.join($0.path, $0.lastKey) : "\($0.path)[\($0.element)]" } ?? ""
                 stack.append(Container(path: parent, isObject: byte == UInt8(ascii: "{"), expectingKey: true))
             case UInt8(ascii: "}"), UInt8(ascii: "]"):
                 _ = stack.popLast()
             case UInt8(ascii: ","):
-                if !stack.isEmpty { stack[stack.count - 1].expectingKey = true }
+                if !stack.isEmpty {
+                    stack[stack.count - 1].expectingKey = true
+                    stack[stack.count - 1].element += 1
+                }
             case UInt8(ascii: "\""):
                 let string = Self.string(json, from: &index)
                 guard let top = stack.last, top.isObject, top.expectingKey else { continue }
@@ -41,7 +48,12 @@ enum JSONDuplicateKeys {
         return nil
     }
 
-    private static func join(_ path: String, _ key: String) -> String { path.isEmpty ? key : path + "." + key }
+    /// `key` under `path`; a long key (a body may hold a megabyte of one) is cut to its first 64
+    /// characters in the message.
+    private static func join(_ path: String, _ key: String) -> String {
+        let shown = key.count > 64 ? key.prefix(64) + "…" : Substring(key)
+        return path.isEmpty ? String(shown) : path + "." + shown
+    }
 
     /// The string that starts at `index` (just after its opening quote), its escapes decoded;
     /// leaves `index` after its closing quote.

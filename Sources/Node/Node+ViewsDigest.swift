@@ -7,12 +7,24 @@ import Store
 /// check, run as a node starts, finds damage that breaks the file's structure; a changed value
 /// that breaks nothing is found only this way, by a member whose digest differs from the others'.
 extension Node {
-    /// Proposes a digest marker (on the leader); returns its index once committed. While this
-    /// member still hashes an earlier marker, that marker's index is returned instead: verifies
-    /// asked together share one, and each costs every member a read of its whole views.
+    /// Proposes a digest marker (on the leader); returns its index once committed. Verifies asked
+    /// while the last marker this member proposed is not yet hashed here share it
+    /// (``ViewsDigests/claimProposal()``): each marker costs every member a read of its whole views.
     public func proposeViewsDigest() async throws -> UInt64 {
-        if consensus.isLeader, let hashing = digests.latestHashing { return hashing }
-        return try await consensus.proposeNoop(payload: LogEntry.viewsDigestMarker)
+        guard consensus.isLeader else { return try await consensus.proposeNoop(payload: LogEntry.viewsDigestMarker) }
+        switch await digests.claimProposal(applied: { [applied] in applied.value }) {
+        case .share(let index):
+            return index
+        case .propose:
+            do {
+                let index = try await consensus.proposeNoop(payload: LogEntry.viewsDigestMarker)
+                digests.proposed(index)
+                return index
+            } catch {
+                digests.proposed(nil)
+                throw error
+            }
+        }
     }
 
     /// This member's digest of its views at the marker at `index`, waiting up to `timeout` in all
@@ -39,10 +51,10 @@ extension Node {
             return digest
         case .hashing?:
             throw NodeError(.unavailable, "\(id) is still hashing its views at log index \(index) after \(timeout)")
-        case .failed(let reason, let transient)?:
+        case .failed(let reason, let readFailed)?:
+            // A marker a member could not take never gets a digest there: a new verify is needed.
             throw NodeError(
-                transient ? .unavailable : .internal,
-                "\(id) has no digest of its views at log index \(index): \(reason)")
+                readFailed ? .internal : .notFound, "\(id) has no digest of its views at log index \(index): \(reason)")
         case nil:
             throw NodeError(
                 .notFound,

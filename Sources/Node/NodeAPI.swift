@@ -63,11 +63,18 @@ public enum NodeAPI {
         }
         router.get("/v1/views/digest") { request, _ in
             try await handle {
-                guard let raw = request.uri.queryParameters.get("log_index") else {
+                let given = request.uri.queryParameters.getAll("log_index")
+                guard let raw = given.first else {
                     throw NodeError(
                         .invalid, "the request lacks log_index (the index dwcp cluster verify's marker got)")
                 }
-                guard let index = UInt64(raw), index >= 1 else {
+                guard given.count == 1 else {
+                    throw NodeError(.invalid, "log_index is given \(given.count) times: give it once")
+                }
+                guard raw.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+                    let index = UInt64(raw),
+                    index >= 1
+                else {
                     throw NodeError(.invalid, "invalid log_index '\(raw)': a log index, 1 or more")
                 }
                 try Validation.logIndex(index, field: "log_index")
@@ -433,6 +440,8 @@ public enum NodeAPI {
             switch error {
             case .keyNotFound(let key, _):
                 throw NodeError(.invalid, "the request lacks the field '\(key.stringValue)'", cause: error)
+            case .typeMismatch(_, let context) where context.codingPath.isEmpty:
+                throw NodeError(.invalid, "the request body must be a JSON object", cause: error)
             case .typeMismatch(_, let context):
                 throw NodeError(.invalid, "field '\(field(context))' has the wrong type", cause: error)
             case .valueNotFound(_, let context):

@@ -16,8 +16,9 @@ final class ViewsDigests: Sendable {
     enum Outcome: Sendable, Equatable {
         case hashing
         case done(ViewsDigest)
-        /// Not taken: why, and whether asking again (a new marker) may succeed.
-        case failed(String, transient: Bool)
+        /// No digest: why, and whether it is an error (reading the views failed) rather than a
+        /// marker this member could not take (skipped, or its views moved on): neither comes back.
+        case failed(String, readFailed: Bool)
     }
 
     /// What ``run()`` has to do next, in marker order: hash a snapshot, or only settle a marker
@@ -33,6 +34,17 @@ final class ViewsDigests: Sendable {
     private struct State {
         var outcomes: [UInt64: Outcome] = [:]
         var pending = 0
+        /// The last marker this member proposed as leader, and whether a proposal is under way
+        /// (with the verifies waiting to share it).
+        var proposed: UInt64 = 0
+        var proposing = false
+        var sharers: [CheckedContinuation<UInt64?, Never>] = []
+    }
+
+    /// What a verify asked of the leader does: share a marker still in flight, or propose one.
+    enum Claim {
+        case share(UInt64)
+        case propose
     }
 
     private let views: ViewStore
@@ -59,14 +71,15 @@ final class ViewsDigests: Sendable {
         var next = Work.settle(index)
         let outcome: Outcome
         if !admitted {
-            outcome = .failed("\(Self.maxPending) earlier verifies were still being hashed; ask again", transient: true)
+            outcome = .failed(
+                "it skipped this marker: \(Self.maxPending) earlier ones were still being hashed", readFailed: false)
         } else {
             do {
                 next = .hash(index, try open())
                 outcome = .hashing
             } catch {
                 state.withLock { $0.pending -= 1 }
-                outcome = .failed("no snapshot of the views could be opened: \(error)", transient: true)
+                outcome = .failed("no snapshot of its views could be opened: \(error)", readFailed: false)
             }
         }
         state.withLock { state in
@@ -84,8 +97,49 @@ final class ViewsDigests: Sendable {
         return outcome(at: index)
     }
 
-    /// The latest marker this member is still hashing, if any.
-    var latestHashing: UInt64? { state.withLock { $0.outcomes.filter { $0.value == .hashing }.keys.max() } }
+    /// A verify asked of the leader shares the marker it proposed last while that marker is not
+    /// settled here yet (proposed, committing, applying or hashing), or one being proposed now:
+    /// verifies asked together make one marker, and each marker costs every member a whole read
+    /// of its views. Otherwise the caller proposes, and must call ``proposed(_:)`` after.
+    /// `applied`: this member's applied index now (a marker it applied with no digest begun, taken
+    /// in a snapshot, is not shared).
+    func claimProposal(applied: @Sendable () -> UInt64) async -> Claim {
+        while true {
+            let appliedNow = applied()
+            let claim = state.withLock { state -> Claim? in
+                if state.proposed > settled.value,
+                    appliedNow < state.proposed || state.outcomes[state.proposed] == .hashing
+                {
+                    return .share(state.proposed)
+                }
+                if state.proposing { return nil }
+                state.proposing = true
+                return .propose
+            }
+            if let claim { return claim }
+            // Wait for the proposal under way: its index, or nil when it failed (then claim again).
+            let shared = await withCheckedContinuation { continuation in
+                let resumeNow = state.withLock { state -> Bool in
+                    guard state.proposing else { return true }
+                    state.sharers.append(continuation)
+                    return false
+                }
+                if resumeNow { continuation.resume(returning: nil) }
+            }
+            if let shared { return .share(shared) }
+        }
+    }
+
+    /// The proposal a ``claimProposal()`` asked for made the marker at `index` (nil: it failed).
+    func proposed(_ index: UInt64?) {
+        let sharers = state.withLock { state in
+            if let index { state.proposed = max(state.proposed, index) }
+            state.proposing = false
+            defer { state.sharers = [] }
+            return state.sharers
+        }
+        for sharer in sharers { sharer.resume(returning: index) }
+    }
 
     /// Hashes each snapshot as it comes, in marker order, until cancelled.
     func run() async throws {
@@ -109,12 +163,12 @@ final class ViewsDigests: Sendable {
                         digest.appliedIndex == index
                         ? .done(digest)
                         : .failed(
-                            "its views moved on to log index \(digest.appliedIndex) (a snapshot from the leader was installed) before they could be read; ask again",
-                            transient: true)
+                            "its views moved on to log index \(digest.appliedIndex) (a snapshot from the leader was installed) before they could be read",
+                            readFailed: false)
                 } catch is CancellationError {
                     throw CancellationError()
                 } catch {
-                    outcome = .failed("\(error)", transient: false)
+                    outcome = .failed("reading its views failed: \(error)", readFailed: true)
                 }
                 state.withLock { if $0.outcomes[index] != nil { $0.outcomes[index] = outcome } }
             }

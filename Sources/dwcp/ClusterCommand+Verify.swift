@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Node
 import Store
 
@@ -48,23 +49,21 @@ extension ClusterCommand {
             var schemaVersion = ""
             var tables: [String: (rows: Int64, sha256: String)]?
             var error: String?
-            /// The whole digest, as one comparable string.
-            var digest: String {
-                (tables ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.sha256)" }.joined(separator: ",")
-            }
+            /// The member will never have a digest of this marker (404): a new verify is needed.
+            var gone = false
         }
 
         func run() async throws {
             let asked = try client.client()
             var index = logIndex ?? 0
-            if logIndex == nil {
-                let marker = try await asked.callLeader(.POST, "/v1/cluster/verify")
-                guard case .int(let proposed)? = marker["log_index"] else {
-                    throw CLIError(.protocolError, "the node's answer names no log index: \(marker.serialized())")
-                }
-                index = proposed
-            }
+            if logIndex == nil { index = try await proposeMarker(through: asked) }
             let status = try await asked.call(.GET, "/v1/cluster?timeout_ms=0")
+            if case .int(let committed)? = status["commit_index"], index > committed {
+                throw CLIError(
+                    .usage,
+                    "log index \(index) is past \(status["node_id"]?.stringValue ?? asked.address)'s commit index \(committed): no marker is there (run dwcp cluster verify without --log-index)"
+                )
+            }
             var members: [(id: String, api: String?)] = []
             if status["replicated"] == .bool(true), case .array(let rows)? = status["members"] {
                 members = rows.map { ($0["id"]?.stringValue ?? "?", $0["api"]?.stringValue) }
@@ -75,6 +74,9 @@ extension ClusterCommand {
                 throw CLIError(.protocolError, "\(asked.address) names no members: \(status.serialized())")
             }
             let path = "/v1/views/digest?log_index=\(index)&timeout_ms=\(timeoutMs)"
+            // The member answers within --timeout-ms; a member that does not (it is stopped) is
+            // given up on a little after.
+            let wait = Duration.milliseconds(timeoutMs) + .seconds(2)
             let tls = asked.tls
             let answers = await withTaskGroup(of: Answer.self) { group in
                 for (id, api) in members {
@@ -83,7 +85,11 @@ extension ClusterCommand {
                             return Answer(id: id, error: "its API address is not known (see dwcp cluster status)")
                         }
                         do {
-                            return Self.answer(id, try await NodeClient(address: api, tls: tls).call(.GET, path))
+                            var member = try NodeClient(address: api, tls: tls)
+                            member.advisesWhenUnreachable = false
+                            return Self.answer(id, try await member.call(.GET, path, timeout: wait))
+                        } catch let error as CLIError {
+                            return Answer(id: id, error: error.message, gone: error.httpStatus == 404)
                         } catch {
                             return Answer(id: id, error: "\(error)")
                         }
@@ -94,6 +100,27 @@ extension ClusterCommand {
                 return answers.sorted { $0.id < $1.id }
             }
             try report(answers, at: index)
+        }
+
+        /// Asks the leader (through `asked`) for a marker; returns its index. A marker is harmless
+        /// to propose twice, so a leader that went away meanwhile (a member relaying to it answers
+        /// 503 after 10 s) is asked again, for up to 30 s.
+        func proposeMarker(through asked: NodeClient) async throws -> Int64 {
+            let start = ContinuousClock.now
+            while true {
+                do {
+                    let marker = try await asked.callLeader(.POST, "/v1/cluster/verify", retrying: true)
+                    guard case .int(let index)? = marker["log_index"] else {
+                        throw CLIError(.protocolError, "the node's answer names no log index: \(marker.serialized())")
+                    }
+                    return index
+                } catch let error as CLIError
+                    where error.httpStatus == 503 && start.duration(to: .now) < .seconds(30)
+                {
+                    FileHandle.standardError.write(Data("dwcp: no marker yet (\(error.message)); asking again\n".utf8))
+                    try await Task.sleep(for: .milliseconds(500))
+                }
+            }
         }
 
         static func answer(_ id: String, _ body: JSONValue) -> Answer {
@@ -110,16 +137,26 @@ extension ClusterCommand {
             return Answer(id: id, schemaVersion: body["schema_version"]?.stringValue ?? "", tables: tables)
         }
 
-        /// Prints each member's verdict against the digest more than half of the members share,
-        /// and fails when one differs or no such majority exists (status 2), or when a member
-        /// could not answer or nothing could be compared (status 1).
+        /// Compares the members table by table: a table's digest shared by more than half of the
+        /// members asked is that table's reference, and a member whose digest differs from it is
+        /// named with the table. A table no such majority agrees on names no one. Fails with
+        /// status 2 when a member differs or a table has no majority, 1 when a member could not
+        /// answer, nothing could be compared, or the members run different schema versions.
         func report(_ answers: [Answer], at index: Int64) throws {
             let hashed = answers.filter { $0.tables != nil }
-            let groups = Dictionary(grouping: hashed, by: \.digest)
-            // Only a digest most members share says which views are wrong.
-            let majority = groups.values.first { $0.count * 2 > answers.count }
-            let reference = majority?.first?.tables
             let versions = Set(hashed.map(\.schemaVersion))
+            let names = Set(hashed.flatMap { $0.tables!.keys }).sorted()
+            var reference: [String: String] = [:]
+            var split: [String] = []
+            for name in names {
+                let votes = Dictionary(grouping: hashed, by: { $0.tables![name]?.sha256 ?? "" })
+                if let (digest, _) = votes.first(where: { $0.value.count * 2 > answers.count }) {
+                    reference[name] = digest
+                } else if votes.count > 1 {
+                    split.append(name)
+                }
+            }
+            let comparable = versions.count <= 1
             var differing: [String] = []
             var lines: [(String, String)] = []
             var json: [JSONValue] = []
@@ -132,27 +169,32 @@ extension ClusterCommand {
                     continue
                 }
                 let rows = tables.values.reduce(0) { $0 + $1.rows }
+                let differ = names.filter { name in
+                    reference[name].map { (tables[name]?.sha256 ?? "") != $0 } ?? false
+                }
+                let unsettled = names.filter { split.contains($0) }
+                let uncompared = names.filter { reference[$0] == nil && !split.contains($0) }
                 fields.append(("schema_version", .string(answer.schemaVersion)))
-                if let reference, versions.count == 1 {
-                    let names = Set(tables.keys).union(reference.keys).sorted()
-                    let differ = names.filter { tables[$0]?.sha256 != reference[$0]?.sha256 }
-                    fields.append(("same", .bool(differ.isEmpty)))
-                    fields.append(("differing_tables", .array(differ.map { .string($0) })))
-                    if differ.isEmpty {
-                        lines.append((answer.id, "same (\(tables.count) tables, \(rows) rows)"))
-                    } else {
-                        differing.append(answer.id)
-                        let what = differ.map { name in
-                            "\(name) (rows: \(tables[name].map { "\($0.rows)" } ?? "no table") here, \(reference[name].map { "\($0.rows)" } ?? "no table") on the others)"
-                        }
-                        lines.append((answer.id, "DIFFERENT: " + what.joined(separator: ", ")))
+                fields.append(("same", .bool(comparable && differ.isEmpty && unsettled.isEmpty && uncompared.isEmpty)))
+                fields.append(("differing_tables", .array(differ.map { .string($0) })))
+                if !comparable {
+                    lines.append((answer.id, "schema \(answer.schemaVersion), \(tables.count) tables, \(rows) rows"))
+                } else if !differ.isEmpty {
+                    differing.append(answer.id)
+                    let what = differ.map { name in
+                        let here = tables[name].map { "\($0.rows)" } ?? "no table"
+                        let others = hashed.first { $0.tables![name]?.sha256 == reference[name] }?.tables![name]
+                        return
+                            "\(name) (rows: \(here) here, \(others.map { "\($0.rows)" } ?? "no table") on the others)"
                     }
-                } else {
-                    let group = (groups[answer.digest] ?? []).map(\.id).filter { $0 != answer.id }
-                    let alike =
-                        group.isEmpty ? "alike with no other member" : "alike with \(group.joined(separator: ", "))"
+                    lines.append((answer.id, "DIFFERENT: " + what.joined(separator: ", ")))
+                } else if !unsettled.isEmpty {
+                    lines.append((answer.id, "no majority on \(unsettled.joined(separator: ", "))"))
+                } else if !uncompared.isEmpty {
                     lines.append(
-                        (answer.id, "schema \(answer.schemaVersion), \(tables.count) tables, \(rows) rows: \(alike)"))
+                        (answer.id, "\(tables.count) tables, \(rows) rows: too few members answered to compare them"))
+                } else {
+                    lines.append((answer.id, "same (\(tables.count) tables, \(rows) rows)"))
                 }
                 fields.append(
                     (
@@ -167,8 +209,15 @@ extension ClusterCommand {
                     ))
                 json.append(.object(fields))
             }
+            let unanswered = answers.filter { $0.tables == nil }
+            let agree = comparable && differing.isEmpty && split.isEmpty && unanswered.isEmpty
             if output.json {
-                print(JSONValue.object([("log_index", .int(index)), ("members", .array(json))]).serialized())
+                print(
+                    JSONValue.object([
+                        ("log_index", .int(index)), ("same", .bool(agree)),
+                        ("differing_members", .array(differing.map { .string($0) })),
+                        ("tables_without_majority", .array(split.map { .string($0) })), ("members", .array(json)),
+                    ]).serialized())
             } else {
                 let alone = answers.count == 1 ? " (one member: nothing to compare them with)" : ""
                 print("the members' views at log index \(index)\(alone):")
@@ -176,34 +225,35 @@ extension ClusterCommand {
                     print(id.padding(toLength: max(8, id.count + 1), withPad: " ", startingAt: 0) + verdict)
                 }
             }
-            let unanswered = answers.filter { $0.tables == nil }.map(\.id)
-            let again = "dwcp cluster verify --log-index \(index)"
-            if versions.count > 1 {
+            if !comparable {
                 throw CLIError(
                     .unreachable,
                     "the members' views are of different schema versions (\(versions.sorted().joined(separator: ", "))), so their tables differ by design: verify once every member runs the same dwcp"
                 )
             }
+            var problems: [String] = []
             if !differing.isEmpty {
                 let which = differing.count == 1 ? "that member" : "each of them"
-                throw CLIError(
-                    .differs,
+                problems.append(
                     "the views of \(differing.joined(separator: ", ")) differ from those most members share at log index \(index): stop \(which) and remove its DATA/views.sqlite, and it rebuilds them from its latest snapshot and its log as it starts (if they differ again, the damage is in that snapshot: remove the member, empty its data directory and add it again)"
                 )
             }
-            if reference == nil, groups.count > 1 {
-                throw CLIError(
-                    .differs,
-                    "the members' views differ at log index \(index) and no digest is shared by more than half of the \(answers.count) members, so which are wrong cannot be told\(unanswered.isEmpty ? "" : ": ask again once \(unanswered.joined(separator: ", ")) can answer (\(again))")"
+            if !split.isEmpty {
+                problems.append(
+                    "no digest of \(split.joined(separator: ", ")) is shared by more than half of the \(answers.count) members, so which member's is wrong cannot be told"
                 )
             }
+            if !problems.isEmpty { throw CLIError(.differs, problems.joined(separator: "; ")) }
             if !unanswered.isEmpty {
+                let ids = unanswered.map(\.id).joined(separator: ", ")
                 let compared =
-                    reference != nil
+                    hashed.count * 2 > answers.count
                     ? "the \(hashed.count) that answered agree" : "fewer than half of the members answered"
-                throw CLIError(
-                    .unreachable,
-                    "no digest from \(unanswered.joined(separator: ", ")) (\(compared)): ask again with \(again)")
+                let next =
+                    unanswered.allSatisfy(\.gone)
+                    ? "run dwcp cluster verify again, without --log-index (they will never have a digest of this marker)"
+                    : "ask again with dwcp cluster verify --log-index \(index), or run a new verify"
+                throw CLIError(.unreachable, "no digest from \(ids) (\(compared)): \(next)")
             }
         }
     }

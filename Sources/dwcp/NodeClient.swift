@@ -18,6 +18,9 @@ struct NodeClient {
     let baseURL: String
     /// HTTPS with these settings, or nil for plain HTTP.
     let tls: ClientTLS?
+    /// Whether a node that cannot be reached is reported with advice on starting one or pointing
+    /// `--server` elsewhere (not for a member the CLI found in a membership itself).
+    var advisesWhenUnreachable = true
 
     /// HTTP clients for the process (plain, and one per set of TLS files), with a short connect
     /// timeout so an unreachable node is reported quickly. They live until the process exits.
@@ -68,15 +71,16 @@ struct NodeClient {
     /// `retrying` (for a request safe to send again: it carries a request id, or only reads), a
     /// connection failure is retried within ``unreachableRetryWindow``, and a 503 for up to
     /// ``unavailableRetryWindow``.
-    func call(_ method: HTTPMethod, _ path: String, body: JSONValue? = nil, retrying: Bool = false) async throws
-        -> JSONValue
-    {
+    /// `timeout`: how long one attempt waits for the answer (``answerTimeoutSeconds`` without).
+    func call(
+        _ method: HTTPMethod, _ path: String, body: JSONValue? = nil, retrying: Bool = false, timeout: Duration? = nil
+    ) async throws -> JSONValue {
         var attempt = 0
         var unavailableAttempt = 0
         let start = ContinuousClock.now
         while true {
             do {
-                return try await callOnce(method, path, body: body)
+                return try await callOnce(method, path, body: body, timeout: timeout)
             } catch let error as CLIError
                 where error.code == .unreachable && retrying && !(error.cause.map(speaksAnotherProtocol) ?? false)
             {
@@ -97,7 +101,9 @@ struct NodeClient {
         }
     }
 
-    private func callOnce(_ method: HTTPMethod, _ path: String, body: JSONValue?) async throws -> JSONValue {
+    private func callOnce(_ method: HTTPMethod, _ path: String, body: JSONValue?, timeout: Duration?) async throws
+        -> JSONValue
+    {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
         if let body {
@@ -105,11 +111,13 @@ struct NodeClient {
             request.body = .bytes(ByteBuffer(string: body.serialized()))
         }
         let response: HTTPClientResponse
+        let waited = timeout ?? .seconds(Self.answerTimeoutSeconds)
         do {
-            response = try await http.execute(request, timeout: .seconds(Self.answerTimeoutSeconds))
+            response = try await http.execute(request, timeout: TimeAmount(waited))
         } catch {
             // Only an intent that carries a request id can be retried as one.
-            throw unreachable(error, intent: path.contains("request_id=") || body?["request_id"] != nil)
+            throw unreachable(
+                error, intent: path.contains("request_id=") || body?["request_id"] != nil, waited: waited)
         }
         let bytes: ByteBuffer
         do {
@@ -228,7 +236,9 @@ struct NodeClient {
 
     /// The error for a request that got no answer; `intent`: it was an intent with a request id,
     /// which may still apply when the node took it before it went away.
-    private func unreachable(_ error: any Error, intent: Bool) -> CLIError {
+    private func unreachable(
+        _ error: any Error, intent: Bool, waited: Duration = .seconds(NodeClient.answerTimeoutSeconds)
+    ) -> CLIError {
         if TLSFailure.isTLSError(error) {
             let hint =
                 tls == nil
@@ -258,14 +268,16 @@ struct NodeClient {
         if let error = error as? HTTPClientError, error == .deadlineExceeded {
             return CLIError(
                 .unreachable,
-                "the node at \(address) took the request but did not answer within \(Self.answerTimeoutSeconds) s (see dwcp status); an intent may still apply: retry it with the same request id",
+                "the node at \(address) took the request but did not answer within \(waited) (see dwcp status)"
+                    + (intent ? "; an intent may still apply: retry it with the same request id" : ""),
                 cause: error)
         }
         let detail = "\(error)".contains("refused") ? "connection refused" : "\(error)"
-        return CLIError(
-            .unreachable,
-            "cannot reach a node at \(address): \(detail) (is it running? start one with 'dwcp dev', or point --server / DWCP_SERVER at a member's --api address)",
-            cause: error)
+        let advice =
+            advisesWhenUnreachable
+            ? " (is it running? start one with 'dwcp dev', or point --server / DWCP_SERVER at a member's --api address)"
+            : ""
+        return CLIError(.unreachable, "cannot reach a node at \(address): \(detail)\(advice)", cause: error)
     }
 
     static func errorMessage(_ value: JSONValue) -> String? { errorField("message", value) }

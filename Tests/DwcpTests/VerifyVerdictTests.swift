@@ -38,7 +38,10 @@ import Testing
             try Self.verdict([
                 Self.answer("n1", hosts: "a"), Self.answer("n2", hosts: "b"), Answer(id: "n3", error: "down"),
             ]))
-        #expect(split.code == .differs && split.message.contains("which are wrong cannot be told"), "\(split.message)")
+        #expect(
+            split.code == .differs
+                && split.message.contains("no digest of hosts is shared by more than half of the 3 members"),
+            "\(split.message)")
         #expect(!split.message.contains("the views of n"))
         let lonely = try #require(
             try Self.verdict([
@@ -52,6 +55,18 @@ import Testing
         #expect(
             partial.code == .unreachable && partial.message.contains("the 2 that answered agree"), "\(partial.message)")
         #expect(partial.message.contains("--log-index 42"))
+    }
+
+    @Test("two members damaged in two tables: each named with its table, by each table's majority")
+    func perTable() throws {
+        let damaged = try #require(
+            try Self.verdict([
+                Answer(id: "n1", schemaVersion: "010", tables: ["hosts": (1, "X"), "vms": (2, "v")]),
+                Answer(id: "n2", schemaVersion: "010", tables: ["hosts": (1, "h"), "vms": (1, "Y")]),
+                Answer(id: "n3", schemaVersion: "010", tables: ["hosts": (1, "h"), "vms": (2, "v")]),
+            ]))
+        #expect(
+            damaged.code == .differs && damaged.message.contains("the views of n1, n2 differ"), "\(damaged.message)")
     }
 
     @Test("members of two schema versions are not compared")

@@ -176,6 +176,9 @@ import Testing
                 ),
                 (.GET, "/v1/views/digest?log_index=0", nil, 400, "invalid log_index"),
                 (.GET, "/v1/views/digest", nil, 400, "lacks log_index"),
+                (.GET, "/v1/views/digest?log_index=1&log_index=2", nil, 400, "log_index is given 2 times"),
+                (.GET, "/v1/views/digest?log_index=+1", nil, 400, "invalid log_index"),
+                (.POST, "/v1/vms", "[1]", 400, "the request body must be a JSON object"),
                 (.GET, "/v1/views/digest?log_index=1&timeout_ms=20000", nil, 400, "invalid timeout_ms"),
                 (.POST, "/v1/vms", #"{"name":"x","cpus":1e30,"memory_bytes":1}"#, 400, "a number out of range"),
                 (

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import Store
+import Synchronization
 import TestSupport
 import Testing
 
@@ -95,21 +96,20 @@ import Testing
         digests.markerApplied(4) { try views.openSnapshot() }
         // Nothing hashes yet: 2 failed at once, but settles only after 1.
         #expect(digests.outcome(at: 1) == .hashing)
-        guard case .failed(let cannotOpen, transient: true)? = digests.outcome(at: 2) else {
+        guard case .failed(let cannotOpen, readFailed: false)? = digests.outcome(at: 2) else {
             Issue.record("\(String(describing: digests.outcome(at: 2)))")
             return
         }
-        #expect(cannotOpen.contains("no snapshot of the views could be opened"))
-        guard case .failed(let refused, transient: true)? = digests.outcome(at: 4) else {
+        #expect(cannotOpen.contains("no snapshot of its views could be opened"))
+        guard case .failed(let refused, readFailed: false)? = digests.outcome(at: 4) else {
             Issue.record("\(String(describing: digests.outcome(at: 4)))")
             return
         }
-        #expect(refused.contains("earlier verifies were still being hashed"))
+        #expect(refused.contains("it skipped this marker: 2 earlier ones were still being hashed"))
         #expect(digests.settled.value == 0)
         let started = ContinuousClock.now
         #expect(try await digests.outcome(at: 1, timeout: .milliseconds(50)) == .hashing)
         #expect(started.duration(to: .now) < .seconds(5))
-        #expect(digests.latestHashing == 3)
 
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await digests.run() }
@@ -124,12 +124,49 @@ import Testing
                 #expect(digest.tables.first { $0.table == "dwcp_state" }?.rows == rows)
             }
             #expect(try await digests.settled.wait(until: 4, timeout: .seconds(10)) != nil)
-            #expect(digests.latestHashing == nil)
             // The two digests differ only in dwcp_state (its applied index).
             guard case .done(let first)? = digests.outcome(at: 1), case .done(let third)? = digests.outcome(at: 3)
             else { return }
             #expect(zip(first.tables, third.tables).filter { $0 != $1 }.map(\.0.table) == ["dwcp_state"])
         }
+    }
+
+    @Test(
+        "verifies asked together share one marker: one proposes, the others wait for its index; a failed proposal lets the next propose; a settled marker is not shared"
+    )
+    func verifiesShareAMarker() async throws {
+        let dir = TemporaryDirectory()
+        let digests = ViewsDigests(views: try ViewStore(path: dir.file("views.sqlite")))
+        let applied = Mutex<UInt64>(0)
+        let appliedNow: @Sendable () -> UInt64 = { applied.withLock { $0 } }
+        guard case .propose = await digests.claimProposal(applied: appliedNow) else {
+            Issue.record("the first verify did not propose")
+            return
+        }
+        // A second verify, asked while the first proposes, waits for its index.
+        async let second = digests.claimProposal(applied: appliedNow)
+        try await Task.sleep(for: .milliseconds(50))
+        digests.proposed(5)
+        guard case .share(5) = await second else {
+            Issue.record("the second verify did not share the first one's marker")
+            return
+        }
+        guard case .share(5) = await digests.claimProposal(applied: appliedNow) else {
+            Issue.record("a verify asked before marker 5 applied did not share it")
+            return
+        }
+        // Marker 5 taken in a snapshot (applied past it, no digest begun): not shared.
+        applied.withLock { $0 = 6 }
+        guard case .propose = await digests.claimProposal(applied: appliedNow) else {
+            Issue.record("a marker applied without a digest was shared")
+            return
+        }
+        digests.proposed(nil)  // That proposal failed: the next verify proposes.
+        guard case .propose = await digests.claimProposal(applied: appliedNow) else {
+            Issue.record("a verify after a failed proposal did not propose")
+            return
+        }
+        digests.proposed(nil)
     }
 
     @Test("an index that holds no marker, or one not yet applied in time, is refused, saying which")

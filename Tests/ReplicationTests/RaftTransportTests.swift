@@ -9,6 +9,10 @@ import Testing
 
 @testable import Replication
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The transport's delivery over real loopback sockets: frames sent from the connection's own
 /// event loop (where `dwcp serve` runs the Raft driver, and where the transport defers the write
 /// until the current job yields) and from other threads arrive, in the order they were sent.
@@ -61,6 +65,44 @@ import Testing
 }
 
 extension RaftTransportTests {
+    @Test("connections reset by their peer are logged with its address, one line per 10 s, and not counted as refused")
+    func resetsAreThrottled() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let log = RecordedLog()
+        let metrics = TestMetrics()
+        let receiver = RaftTransport(eventLoopGroup: group, logger: log.logger, metrics: metrics)
+        let port = try await receiver.listen(host: "127.0.0.1", port: 0) { _ in }
+        for _ in 0..<5 { try Self.connectAndReset(port: port) }
+        #expect(try await eventually(.seconds(10)) { log.contains("reset") }, "\(log.lines)")
+        try await Task.sleep(for: .milliseconds(300))
+        let lines = log.lines.filter { $0.contains("closing the replication connection") }
+        #expect(
+            lines.count == 1 && lines[0].contains("127.0.0.1") && lines[0].contains("Connection reset by peer"),
+            "\(lines)")
+        #expect((try? metrics.expectCounter("dwcp_transport_connections_rejected_total").totalValue) ?? 0 == 0)
+        await receiver.close()
+        try await group.shutdownGracefully()
+    }
+
+    /// Opens a TCP connection to `port` on loopback and closes it with a reset (SO_LINGER 0).
+    static func connectAndReset(port: Int) throws {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw IOError(errnoCode: errno, reason: "socket") }
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard connected == 0 else { throw IOError(errnoCode: errno, reason: "connect") }
+        var noLinger = linger(l_onoff: 1, l_linger: 0)
+        _ = setsockopt(descriptor, SOL_SOCKET, SO_LINGER, &noLinger, socklen_t(MemoryLayout<linger>.size))
+    }
+
     @Test("a connection that closes in the middle of a frame is counted and logged, saying how much of it came")
     func aFrameCutOffIsTold() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)

@@ -7,6 +7,10 @@ import Synchronization
 
 #if canImport(Glibc)
     import Glibc
+#endif
+
+#if canImport(Glibc)
+    import Glibc
 #elseif canImport(Musl)
     import Musl
 #endif
@@ -64,6 +68,9 @@ public final class RaftTransport: Sendable {
     let foreignProtocolsLogged = Mutex(LogThrottle())
     let handshakeFailuresLogged = Mutex(LogThrottle())
     let impersonationsLogged = Mutex(LogThrottle())
+    /// Connections that failed under the node (reset by their peer): anyone who can reach the
+    /// port can cause them, as fast as they like.
+    let connectionErrorsLogged = Mutex(LogThrottle())
     let peers = Mutex<[PeerKey: PeerState]>([:])
     let server = Mutex<(any Channel)?>(nil)
     /// Connections peers opened to this node, by channel id, for ``close()``.
@@ -195,7 +202,8 @@ public final class RaftTransport: Sendable {
                         receive: receive, connected: connected, logger: logger,
                         greeted: { [self] hello, peer in greeted(by: hello, from: peer) },
                         ownRegionID: { [self] in regionID },
-                        droppedUnvouched: { [self] peer, frame in droppedUnvouched(from: peer, frame) }
+                        droppedUnvouched: { [self] peer, frame in droppedUnvouched(from: peer, frame) },
+                        failed: { [self] peer, error in noteConnectionError(from: peer, error) }
                     ) { [self] peer, error in noteRejection(from: peer, error) }
                     if secured {
                         let peer = channel.remoteAddress
@@ -234,6 +242,15 @@ public final class RaftTransport: Sendable {
             ? "\(Self.maxUnprovenConnections) are still in their TLS handshake"
             : "\(maxInboundConnections) are open already"
         logger.warning("refusing a replication connection from \(peer)\(LogThrottle.more(held)): \(why)")
+    }
+
+    /// Logs a connection that failed under the node (a reset, not a frame it refused), at most
+    /// one line per 10 s.
+    private func noteConnectionError(from peer: SocketAddress?, _ error: any Error) {
+        guard let held = connectionErrorsLogged.withLock({ $0.admit() }) else { return }
+        let peer = peer.map { "\($0)" } ?? "a peer"
+        let why = (error as? IOError).map { String(cString: strerror($0.errnoCode)) } ?? "\(error)"
+        logger.warning("closing the replication connection from \(peer)\(LogThrottle.more(held)): \(why)")
     }
 
     /// Counts a connection closed for what it sent (a frame that does not decode, or another
@@ -488,6 +505,10 @@ final class InboundFrameHandler: ChannelInboundHandler {
     /// dropped so.
     let ownRegionID: () -> UInt64?
     let droppedUnvouched: (SocketAddress?, RaftFrame) -> Void
+    /// Told of an error under the connection (a reset), before it is closed; logged here without one.
+    let failed: ((SocketAddress?, any Error) -> Void)?
+    /// The peer's address, kept from the start: a reset connection no longer says it.
+    private var peer: SocketAddress?
     /// What the connection said of its region, as far as it matters for its next frame.
     private var standing = Standing.silent
 
@@ -516,8 +537,10 @@ final class InboundFrameHandler: ChannelInboundHandler {
         greeted: @escaping (ConnectionHello, SocketAddress?) -> ConnectionHello? = { _, _ in nil },
         ownRegionID: @escaping () -> UInt64? = { nil },
         droppedUnvouched: @escaping (SocketAddress?, RaftFrame) -> Void = { _, _ in },
+        failed: ((SocketAddress?, any Error) -> Void)? = nil,
         rejected: @escaping (SocketAddress?, ReplicationError) -> Void
     ) {
+        self.failed = failed
         self.receive = receive
         self.connected = connected
         self.logger = logger
@@ -526,6 +549,8 @@ final class InboundFrameHandler: ChannelInboundHandler {
         self.droppedUnvouched = droppedUnvouched
         self.rejected = rejected
     }
+
+    func handlerAdded(context: ChannelHandlerContext) { peer = context.channel.remoteAddress }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? TLSHandshakeWatcher.PeerIdentified {
@@ -599,7 +624,7 @@ final class InboundFrameHandler: ChannelInboundHandler {
         }
         if let error = error as? ReplicationError {
             // A frame that failed to decode (not a connection reset by a peer going away).
-            rejected(context.remoteAddress, error)
+            rejected(context.remoteAddress ?? peer, error)
             if error.code == .httpRequest {
                 // An HTTP client is answered in its own terms, then the connection closes.
                 let channel = context.channel
@@ -607,8 +632,10 @@ final class InboundFrameHandler: ChannelInboundHandler {
                 context.writeAndFlush(NIOAny(answer)).whenComplete { _ in channel.close(promise: nil) }
                 return
             }
+        } else if let failed {
+            failed(context.remoteAddress ?? peer, error)
         } else {
-            let peer = context.remoteAddress.map { "\($0)" } ?? "a peer"
+            let peer = (context.remoteAddress ?? peer).map { "\($0)" } ?? "a peer"
             logger.warning("closing the replication connection from \(peer): \(error)")
         }
         context.close(promise: nil)

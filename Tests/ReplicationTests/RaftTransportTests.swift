@@ -99,6 +99,9 @@ extension RaftTransportTests {
             }
         }
         guard connected == 0 else { throw IOError(errnoCode: errno, reason: "connect") }
+        // Open a moment first: a connection reset before the node read its peer's address has
+        // none to give.
+        usleep(50_000)
         var noLinger = linger(l_onoff: 1, l_linger: 0)
         _ = setsockopt(descriptor, SOL_SOCKET, SO_LINGER, &noLinger, socklen_t(MemoryLayout<linger>.size))
     }

@@ -12,16 +12,16 @@ extension Node {
     /// (``ViewsDigests/claimProposal()``): each marker costs every member a read of its whole views.
     public func proposeViewsDigest() async throws -> UInt64 {
         guard consensus.isLeader else { return try await consensus.proposeNoop(payload: LogEntry.viewsDigestMarker) }
-        switch await digests.claimProposal(applied: { [applied] in applied.value }) {
+        switch try await digests.claimProposal(applied: { [applied] in applied.value }) {
         case .share(let index):
             return index
         case .propose:
             do {
                 let index = try await consensus.proposeNoop(payload: LogEntry.viewsDigestMarker)
-                digests.proposed(index)
+                digests.proposed(.success(index))
                 return index
             } catch {
-                digests.proposed(nil)
+                digests.proposed(.failure(error))
                 throw error
             }
         }

@@ -38,7 +38,7 @@ final class ViewsDigests: Sendable {
         /// (with the verifies waiting to share it).
         var proposed: UInt64 = 0
         var proposing = false
-        var sharers: [CheckedContinuation<UInt64?, Never>] = []
+        var sharers: [CheckedContinuation<Result<UInt64, any Error>?, Never>] = []
     }
 
     /// What a verify asked of the leader does: share a marker still in flight, or propose one.
@@ -98,12 +98,12 @@ final class ViewsDigests: Sendable {
     }
 
     /// A verify asked of the leader shares the marker it proposed last while that marker is not
-    /// settled here yet (proposed, committing, applying or hashing), or one being proposed now:
-    /// verifies asked together make one marker, and each marker costs every member a whole read
-    /// of its views. Otherwise the caller proposes, and must call ``proposed(_:)`` after.
-    /// `applied`: this member's applied index now (a marker it applied with no digest begun, taken
-    /// in a snapshot, is not shared).
-    func claimProposal(applied: @Sendable () -> UInt64) async -> Claim {
+    /// settled here yet (proposed, committing, applying or hashing), or the one being proposed now
+    /// (and its failure, if it fails): verifies asked together make one marker, and each marker
+    /// costs every member a whole read of its views. Otherwise the caller proposes, and must call
+    /// ``proposed(_:)`` after. `applied`: this member's applied index now (a marker it applied
+    /// with no digest begun, taken in a snapshot, is not shared).
+    func claimProposal(applied: @Sendable () -> UInt64) async throws -> Claim {
         while true {
             let appliedNow = applied()
             let claim = state.withLock { state -> Claim? in
@@ -117,28 +117,33 @@ final class ViewsDigests: Sendable {
                 return .propose
             }
             if let claim { return claim }
-            // Wait for the proposal under way: its index, or nil when it failed (then claim again).
+            // The proposal under way ends within the commit timeout, whatever happens to it; nil
+            // when it ended before this one could wait for it (then it claims again).
             let shared = await withCheckedContinuation { continuation in
-                let resumeNow = state.withLock { state -> Bool in
+                let ended = state.withLock { state -> Bool in
                     guard state.proposing else { return true }
                     state.sharers.append(continuation)
                     return false
                 }
-                if resumeNow { continuation.resume(returning: nil) }
+                if ended { continuation.resume(returning: nil) }
             }
-            if let shared { return .share(shared) }
+            if let shared { return .share(try shared.get()) }
         }
     }
 
-    /// The proposal a ``claimProposal()`` asked for made the marker at `index` (nil: it failed).
-    func proposed(_ index: UInt64?) {
+    /// How many verifies wait for the proposal under way (for tests).
+    var sharersWaiting: Int { state.withLock { $0.sharers.count } }
+
+    /// The proposal a ``claimProposal(applied:)`` asked for made the marker at an index, or
+    /// failed: the verifies waiting for it get the same.
+    func proposed(_ outcome: Result<UInt64, any Error>) {
         let sharers = state.withLock { state in
-            if let index { state.proposed = max(state.proposed, index) }
+            if case .success(let index) = outcome { state.proposed = max(state.proposed, index) }
             state.proposing = false
             defer { state.sharers = [] }
             return state.sharers
         }
-        for sharer in sharers { sharer.resume(returning: index) }
+        for sharer in sharers { sharer.resume(returning: outcome) }
     }
 
     /// Hashes each snapshot as it comes, in marker order, until cancelled.

@@ -12,10 +12,11 @@ extension ClusterCommand {
             discussion: """
                 SQLite's integrity check, which a node runs as it starts, finds damage that breaks \
                 the file's structure; a changed value that breaks nothing is found only by \
-                comparing members. A member is named as different only against a digest more than \
-                half of the members share. Exits 0 when every member answered with the same \
-                digest, 2 when some differ, 1 when a member could not answer or nothing could be \
-                compared.
+                comparing members. The digests are compared table by table: a member is named \
+                with a table when its digest of it differs from the one more than half of the \
+                members share. Exits 0 when every member answered with the same digests, 2 when a \
+                member differs or a table has no majority, 1 when a member could not answer or \
+                the members run different schema versions.
                 """)
 
         @Option(
@@ -57,12 +58,21 @@ extension ClusterCommand {
             let asked = try client.client()
             var index = logIndex ?? 0
             if logIndex == nil { index = try await proposeMarker(through: asked) }
-            let status = try await asked.call(.GET, "/v1/cluster?timeout_ms=0")
-            if case .int(let committed)? = status["commit_index"], index > committed {
-                throw CLIError(
-                    .usage,
-                    "log index \(index) is past \(status["node_id"]?.stringValue ?? asked.address)'s commit index \(committed): no marker is there (run dwcp cluster verify without --log-index)"
-                )
+            // An index asked for by hand is checked against the highest commit index any member
+            // reports (the asked member's own may lag the leader's).
+            let status = try await asked.call(.GET, "/v1/cluster?timeout_ms=\(logIndex == nil ? 0 : 1000)")
+            if logIndex != nil {
+                var reported: [JSONValue] = [status]
+                if case .array(let rows)? = status["members"] { reported += rows }
+                let committed = reported.compactMap { row -> Int64? in
+                    if case .int(let index)? = row["commit_index"] { return index } else { return nil }
+                }.max()
+                if let committed, index > committed {
+                    throw CLIError(
+                        .usage,
+                        "log index \(index) is past the region's commit index \(committed): no marker is there (run dwcp cluster verify without --log-index)"
+                    )
+                }
             }
             var members: [(id: String, api: String?)] = []
             if status["replicated"] == .bool(true), case .array(let rows)? = status["members"] {
@@ -89,7 +99,14 @@ extension ClusterCommand {
                             member.advisesWhenUnreachable = false
                             return Self.answer(id, try await member.call(.GET, path, timeout: wait))
                         } catch let error as CLIError {
-                            return Answer(id: id, error: error.message, gone: error.httpStatus == 404)
+                            // 404: no digest and none will come; 500: its views could not be read.
+                            // Neither is helped by asking about this marker again.
+                            var message = error.message
+                            if message.hasPrefix("no such route") {
+                                message = "it runs a dwcp without verify (\(message))"
+                            }
+                            return Answer(
+                                id: id, error: message, gone: error.httpStatus == 404 || error.httpStatus == 500)
                         } catch {
                             return Answer(id: id, error: "\(error)")
                         }
@@ -176,7 +193,7 @@ extension ClusterCommand {
                 let uncompared = names.filter { reference[$0] == nil && !split.contains($0) }
                 fields.append(("schema_version", .string(answer.schemaVersion)))
                 fields.append(("same", .bool(comparable && differ.isEmpty && unsettled.isEmpty && uncompared.isEmpty)))
-                fields.append(("differing_tables", .array(differ.map { .string($0) })))
+                fields.append(("differing_tables", .array(comparable ? differ.map { .string($0) } : [])))
                 if !comparable {
                     lines.append((answer.id, "schema \(answer.schemaVersion), \(tables.count) tables, \(rows) rows"))
                 } else if !differ.isEmpty {
@@ -209,8 +226,8 @@ extension ClusterCommand {
                     ))
                 json.append(.object(fields))
             }
-            let unanswered = answers.filter { $0.tables == nil }
-            let agree = comparable && differing.isEmpty && split.isEmpty && unanswered.isEmpty
+            let agree =
+                comparable && differing.isEmpty && split.isEmpty && answers.allSatisfy { $0.tables != nil }
             if output.json {
                 print(
                     JSONValue.object([
@@ -238,9 +255,14 @@ extension ClusterCommand {
                     "the views of \(differing.joined(separator: ", ")) differ from those most members share at log index \(index): stop \(which) and remove its DATA/views.sqlite, and it rebuilds them from its latest snapshot and its log as it starts (if they differ again, the damage is in that snapshot: remove the member, empty its data directory and add it again)"
                 )
             }
+            let unanswered = answers.filter { $0.tables == nil }
             if !split.isEmpty {
+                let others =
+                    unanswered.isEmpty
+                    ? ""
+                    : ": \(unanswered.map(\.id).joined(separator: ", ")) did not answer, and may settle it (dwcp cluster verify --log-index \(index) once it can)"
                 problems.append(
-                    "no digest of \(split.joined(separator: ", ")) is shared by more than half of the \(answers.count) members, so which member's is wrong cannot be told"
+                    "no digest of \(split.joined(separator: ", ")) is shared by more than half of the \(answers.count) members, so which member's is wrong cannot be told\(others)"
                 )
             }
             if !problems.isEmpty { throw CLIError(.differs, problems.joined(separator: "; ")) }
@@ -248,7 +270,7 @@ extension ClusterCommand {
                 let ids = unanswered.map(\.id).joined(separator: ", ")
                 let compared =
                     hashed.count * 2 > answers.count
-                    ? "the \(hashed.count) that answered agree" : "fewer than half of the members answered"
+                    ? "the \(hashed.count) that answered agree" : "at most half of the members answered"
                 let next =
                     unanswered.allSatisfy(\.gone)
                     ? "run dwcp cluster verify again, without --log-index (they will never have a digest of this marker)"

@@ -117,7 +117,8 @@ struct NodeClient {
         } catch {
             // Only an intent that carries a request id can be retried as one.
             throw unreachable(
-                error, intent: path.contains("request_id=") || body?["request_id"] != nil, waited: waited)
+                error, intent: path.contains("request_id=") || body?["request_id"] != nil, change: method != .GET,
+                waited: waited)
         }
         let bytes: ByteBuffer
         do {
@@ -236,8 +237,11 @@ struct NodeClient {
 
     /// The error for a request that got no answer; `intent`: it was an intent with a request id,
     /// which may still apply when the node took it before it went away.
+    /// `intent`: the request carries a request id (it may be retried with it); `change`: it asks
+    /// for a change (one without a request id may or may not have been made).
     private func unreachable(
-        _ error: any Error, intent: Bool, waited: Duration = .seconds(NodeClient.answerTimeoutSeconds)
+        _ error: any Error, intent: Bool, change: Bool = false,
+        waited: Duration = .seconds(NodeClient.answerTimeoutSeconds)
     ) -> CLIError {
         if TLSFailure.isTLSError(error) {
             let hint =
@@ -269,7 +273,9 @@ struct NodeClient {
             return CLIError(
                 .unreachable,
                 "the node at \(address) took the request but did not answer within \(waited) (see dwcp status)"
-                    + (intent ? "; an intent may still apply: retry it with the same request id" : ""),
+                    + (intent
+                        ? "; an intent may still apply: retry it with the same request id"
+                        : change ? "; the change may or may not have been made" : ""),
                 cause: error)
         }
         let detail = "\(error)".contains("refused") ? "connection refused" : "\(error)"

@@ -139,34 +139,42 @@ import Testing
         let digests = ViewsDigests(views: try ViewStore(path: dir.file("views.sqlite")))
         let applied = Mutex<UInt64>(0)
         let appliedNow: @Sendable () -> UInt64 = { applied.withLock { $0 } }
-        guard case .propose = await digests.claimProposal(applied: appliedNow) else {
+        guard case .propose = try await digests.claimProposal(applied: appliedNow) else {
             Issue.record("the first verify did not propose")
             return
         }
         // A second verify, asked while the first proposes, waits for its index.
         async let second = digests.claimProposal(applied: appliedNow)
-        try await Task.sleep(for: .milliseconds(50))
-        digests.proposed(5)
-        guard case .share(5) = await second else {
+        #expect(try await eventually(.seconds(10)) { digests.sharersWaiting == 1 })
+        digests.proposed(.success(5))
+        guard case .share(5) = try await second else {
             Issue.record("the second verify did not share the first one's marker")
             return
         }
-        guard case .share(5) = await digests.claimProposal(applied: appliedNow) else {
+        guard case .share(5) = try await digests.claimProposal(applied: appliedNow) else {
             Issue.record("a verify asked before marker 5 applied did not share it")
             return
         }
         // Marker 5 taken in a snapshot (applied past it, no digest begun): not shared.
         applied.withLock { $0 = 6 }
-        guard case .propose = await digests.claimProposal(applied: appliedNow) else {
+        guard case .propose = try await digests.claimProposal(applied: appliedNow) else {
             Issue.record("a marker applied without a digest was shared")
             return
         }
-        digests.proposed(nil)  // That proposal failed: the next verify proposes.
-        guard case .propose = await digests.claimProposal(applied: appliedNow) else {
+        // That proposal fails: a verify waiting for it fails the same way, and the next proposes.
+        struct NoMajority: Error {}
+        async let waiting = digests.claimProposal(applied: appliedNow)
+        #expect(try await eventually(.seconds(10)) { digests.sharersWaiting == 1 })
+        digests.proposed(.failure(NoMajority()))
+        do {
+            _ = try await waiting
+            Issue.record("a verify waiting for a proposal that failed did not fail")
+        } catch is NoMajority {}
+        guard case .propose = try await digests.claimProposal(applied: appliedNow) else {
             Issue.record("a verify after a failed proposal did not propose")
             return
         }
-        digests.proposed(nil)
+        digests.proposed(.failure(NoMajority()))
     }
 
     @Test("an index that holds no marker, or one not yet applied in time, is refused, saying which")

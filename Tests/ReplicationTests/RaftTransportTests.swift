@@ -72,38 +72,57 @@ extension RaftTransportTests {
         let metrics = TestMetrics()
         let receiver = RaftTransport(eventLoopGroup: group, logger: log.logger, metrics: metrics)
         let port = try await receiver.listen(host: "127.0.0.1", port: 0) { _ in }
-        for _ in 0..<5 { try Self.connectAndReset(port: port) }
+        for _ in 0..<5 {
+            // Reset once the node took the connection: one reset before has no address to give.
+            let descriptor = try Self.connect(port: port)
+            var local = sockaddr_in()
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            _ = withUnsafeMutablePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+            }
+            let localPort = Int(UInt16(bigEndian: local.sin_port))
+            let taken = try await eventually(.seconds(10)) {
+                receiver.accepted.withLock { $0.values.contains { $0.remoteAddress?.port == localPort } }
+            }
+            #expect(taken)
+            Self.reset(descriptor)
+        }
         #expect(try await eventually(.seconds(10)) { log.contains("reset") }, "\(log.lines)")
         try await Task.sleep(for: .milliseconds(300))
         let lines = log.lines.filter { $0.contains("closing the replication connection") }
         #expect(
-            lines.count == 1 && lines[0].contains("127.0.0.1") && lines[0].contains("Connection reset by peer"),
+            lines.count == 1 && lines[0].contains("127.0.0.1") && lines[0].contains("the peer reset the connection"),
             "\(lines)")
         #expect((try? metrics.expectCounter("dwcp_transport_connections_rejected_total").totalValue) ?? 0 == 0)
         await receiver.close()
         try await group.shutdownGracefully()
     }
 
-    /// Opens a TCP connection to `port` on loopback and closes it with a reset (SO_LINGER 0).
-    static func connectAndReset(port: Int) throws {
+    /// A TCP connection to `port` on loopback, as a bare descriptor.
+    static func connect(port: Int) throws -> Int32 {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { throw IOError(errnoCode: errno, reason: "socket") }
-        defer { close(descriptor) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                Glibc.connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
             }
         }
-        guard connected == 0 else { throw IOError(errnoCode: errno, reason: "connect") }
-        // Open a moment first: a connection reset before the node read its peer's address has
-        // none to give.
-        usleep(50_000)
+        guard connected == 0 else {
+            close(descriptor)
+            throw IOError(errnoCode: errno, reason: "connect")
+        }
+        return descriptor
+    }
+
+    /// Closes `descriptor` with a reset (SO_LINGER 0).
+    static func reset(_ descriptor: Int32) {
         var noLinger = linger(l_onoff: 1, l_linger: 0)
         _ = setsockopt(descriptor, SOL_SOCKET, SO_LINGER, &noLinger, socklen_t(MemoryLayout<linger>.size))
+        close(descriptor)
     }
 
     @Test("a connection that closes in the middle of a frame is counted and logged, saying how much of it came")

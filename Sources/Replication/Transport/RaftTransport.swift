@@ -244,13 +244,28 @@ public final class RaftTransport: Sendable {
         logger.warning("refusing a replication connection from \(peer)\(LogThrottle.more(held)): \(why)")
     }
 
-    /// Logs a connection that failed under the node (a reset, not a frame it refused), at most
-    /// one line per 10 s.
+    /// Logs a connection that failed under the node: one its peer reset or dropped (anyone who
+    /// can reach the port can do that as fast as they like) at most one line per 10 s; any other
+    /// error each time.
     private func noteConnectionError(from peer: SocketAddress?, _ error: any Error) {
-        guard let held = connectionErrorsLogged.withLock({ $0.admit() }) else { return }
         let peer = peer.map { "\($0)" } ?? "a peer"
-        let why = (error as? IOError).map { String(cString: strerror($0.errnoCode)) } ?? "\(error)"
-        logger.warning("closing the replication connection from \(peer)\(LogThrottle.more(held)): \(why)")
+        guard let dropped = Self.droppedByPeer(error) else {
+            logger.warning("closing the replication connection from \(peer): \(error)")
+            return
+        }
+        guard let held = connectionErrorsLogged.withLock({ $0.admit() }) else { return }
+        logger.warning("closing the replication connection from \(peer)\(LogThrottle.more(held)): \(dropped)")
+    }
+
+    /// What an error that only says the peer went away means, in words; nil for any other.
+    static func droppedByPeer(_ error: any Error) -> String? {
+        guard let error = error as? IOError else { return nil }
+        switch error.errnoCode {
+        case ECONNRESET: return "the peer reset the connection"
+        case EPIPE: return "the peer closed the connection (broken pipe)"
+        case ETIMEDOUT: return "the connection timed out"
+        default: return nil
+        }
     }
 
     /// Counts a connection closed for what it sent (a frame that does not decode, or another

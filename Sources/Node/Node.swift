@@ -338,7 +338,7 @@ public final class Node: Service, Sendable {
                 throw StoreError(.corruptEntry, "log entry \(next) is missing", index: next)
             }
             // A batch ends at a views digest's marker, hashed as it stands right after it.
-            let marker = batch.firstIndex { $0.kind == .noop && $0.isViewsDigestMarker }
+            let marker = batch.firstIndex(where: \.isViewsDigestMarker)
             if let marker { batch.removeSubrange((marker + 1)...) }
             do {
                 let started = ContinuousClock.now

@@ -486,14 +486,17 @@ public final class RaftConsensus: Consensus {
         }
         let (index, term) = try withRaft { raft in (try raft.proposeMembership(change), raft.term) }
         // Answered within the 10 s a member relaying the change waits for the leader.
-        let deadline = ContinuousClock.now + Self.membershipCommitTimeout
-        guard try await committed.wait(until: index, deadline: deadline) != nil else {
+        guard
+            try await waitUntilCommitted(
+                index, proposedIn: term, within: Self.membershipCommitTimeout,
+                ifReplaced:
+                    "leadership changed before the membership change committed; retry it with the same request id")
+        else {
             throw NodeError(
                 .unavailable,
                 "the membership change at log index \(index) has not committed within \(Self.membershipCommitTimeout): the voters it needs do not answer; it may still take effect once they do (see dwcp cluster status)"
             )
         }
-        try await waitUntilCommitted(index, proposedIn: term, what: "the membership change")
         return index
     }
 
@@ -502,16 +505,15 @@ public final class RaftConsensus: Consensus {
     public func proposeNoop(payload: [UInt8]) async throws -> UInt64 {
         try refuseIfRemoved()
         let (index, term) = try withRaft { raft in (try raft.proposeNoop(payload: payload), raft.term) }
-        guard try await committed.wait(until: index, deadline: ContinuousClock.now + configuration.commitTimeout) != nil
+        guard
+            try await waitUntilCommitted(
+                index, proposedIn: term, within: configuration.commitTimeout,
+                ifReplaced: "leadership changed before the entry at log index \(index) committed; try again")
         else {
             throw NodeError(
                 .unavailable,
                 "the entry at log index \(index) has not committed within \(configuration.commitTimeout): fewer than a majority of the region's voters answer (see dwcp cluster status)"
             )
-        }
-        guard try log.term(at: index) == term else {
-            throw NodeError(
-                .unavailable, "leadership changed before the entry at log index \(index) committed; try again")
         }
         return index
     }
@@ -558,13 +560,17 @@ public final class RaftConsensus: Consensus {
         }
     }
 
-    /// Waits for `index` to commit, then checks it still holds what this leader proposed in `term`.
-    private func waitUntilCommitted(_ index: UInt64, proposedIn term: UInt64, what: String) async throws {
-        _ = try await committed.wait(until: index)
-        guard try log.term(at: index) == term else {
-            throw NodeError(
-                .unavailable, "leadership changed before \(what) committed; retry it with the same request id")
+    /// Waits up to `timeout` for `index` to commit; false when it has not. Once it has, checks it
+    /// still holds what this leader proposed in `term`, and throws `ifReplaced` when another
+    /// leader's entry took its place.
+    private func waitUntilCommitted(
+        _ index: UInt64, proposedIn term: UInt64, within timeout: Duration, ifReplaced: String
+    ) async throws -> Bool {
+        guard try await committed.wait(until: index, deadline: ContinuousClock.now + timeout) != nil else {
+            return false
         }
+        guard try log.term(at: index) == term else { throw NodeError(.unavailable, ifReplaced) }
+        return true
     }
 
     /// A Raft refusal as the node reports it: who leads (with its address) when this node does not.

@@ -123,17 +123,17 @@ public enum Validation {
         }
     }
 
-    /// A request id: 1–128 bytes of UTF-8 without control characters. Bounded in bytes, not
-    /// characters: one character may hold any number of combining marks, and the id is copied
-    /// into the intent's record and row.
-    /// A log index a request names (`check_index`, `from_index`): views keep indexes as SQLite
-    /// integers, so a larger one is no index this log will reach.
+    /// A log index a request names (`check_index`, `from_index`, `log_index`): views keep indexes
+    /// as SQLite integers, so a larger one is no index this log will reach.
     public static func logIndex(_ value: UInt64, field: String) throws {
         guard value <= UInt64(Int64.max) else {
             throw NodeError(.invalid, "invalid \(field) \(value): a log index is at most \(Int64.max)")
         }
     }
 
+    /// A request id: 1–128 bytes of UTF-8 without control characters. Bounded in bytes, not
+    /// characters: one character may hold any number of combining marks, and the id is copied
+    /// into the intent's record and row.
     public static func requestID(_ value: String) throws {
         guard !value.isEmpty, value.utf8.count <= 128, !hasControlCharacters(value) else {
             throw NodeError(.invalid, "invalid request id: 1-128 bytes (UTF-8) without control characters")

@@ -67,14 +67,11 @@ import Testing
 extension RaftTransportTests {
     @Test("connections reset by their peer are logged with its address, one line per 10 s, and not counted as refused")
     func resetsAreThrottled() async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let log = RecordedLog()
-        let metrics = TestMetrics()
-        let receiver = RaftTransport(eventLoopGroup: group, logger: log.logger, metrics: metrics)
-        let port = try await receiver.listen(host: "127.0.0.1", port: 0) { _ in }
+        let (group, log, metrics) = (MultiThreadedEventLoopGroup(numberOfThreads: 1), RecordedLog(), TestMetrics())
+        let (receiver, port) = try await Self.listening(on: group, log: log, metrics: metrics)
         for _ in 0..<5 {
             // Reset once the node took the connection: one reset before has no address to give.
-            let descriptor = try Self.connect(port: port)
+            let descriptor = try connectLoopback(port)
             var local = sockaddr_in()
             var length = socklen_t(MemoryLayout<sockaddr_in>.size)
             _ = withUnsafeMutablePointer(to: &local) {
@@ -85,7 +82,7 @@ extension RaftTransportTests {
                 receiver.accepted.withLock { $0.values.contains { $0.remoteAddress?.port == localPort } }
             }
             #expect(taken)
-            Self.reset(descriptor)
+            closeWithReset(descriptor)
         }
         #expect(try await eventually(.seconds(10)) { log.contains("reset") }, "\(log.lines)")
         try await Task.sleep(for: .milliseconds(300))
@@ -98,40 +95,19 @@ extension RaftTransportTests {
         try await group.shutdownGracefully()
     }
 
-    /// A TCP connection to `port` on loopback, as a bare descriptor.
-    static func connect(port: Int) throws -> Int32 {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { throw IOError(errnoCode: errno, reason: "socket") }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                Glibc.connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard connected == 0 else {
-            close(descriptor)
-            throw IOError(errnoCode: errno, reason: "connect")
-        }
-        return descriptor
-    }
-
-    /// Closes `descriptor` with a reset (SO_LINGER 0).
-    static func reset(_ descriptor: Int32) {
-        var noLinger = linger(l_onoff: 1, l_linger: 0)
-        _ = setsockopt(descriptor, SOL_SOCKET, SO_LINGER, &noLinger, socklen_t(MemoryLayout<linger>.size))
-        close(descriptor)
+    /// A transport listening on a loopback port that logs to `log` and counts in `metrics`, and
+    /// takes no frame anywhere.
+    static func listening(on group: any EventLoopGroup, log: RecordedLog, metrics: TestMetrics) async throws -> (
+        RaftTransport, Int
+    ) {
+        let receiver = RaftTransport(eventLoopGroup: group, logger: log.logger, metrics: metrics)
+        return (receiver, try await receiver.listen(host: "127.0.0.1", port: 0) { _ in })
     }
 
     @Test("a connection that closes in the middle of a frame is counted and logged, saying how much of it came")
     func aFrameCutOffIsTold() async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let log = RecordedLog()
-        let metrics = TestMetrics()
-        let receiver = RaftTransport(eventLoopGroup: group, logger: log.logger, metrics: metrics)
-        let port = try await receiver.listen(host: "127.0.0.1", port: 0) { _ in }
+        let (group, log, metrics) = (MultiThreadedEventLoopGroup(numberOfThreads: 1), RecordedLog(), TestMetrics())
+        let (receiver, port) = try await Self.listening(on: group, log: log, metrics: metrics)
         let whole = RaftFrame(group: "region", message: RaftMessage(from: "a", to: "b", term: 1, body: .timeoutNow))
             .encoded()
         let channel = try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port).get()

@@ -71,7 +71,8 @@ public func exchangeRaw(_ bytes: [UInt8], port: Int, timeout: Int = 5) throws ->
     return (answer, count == 0)
 }
 
-private func connectLoopback(_ port: Int) throws -> Int32 {
+/// A TCP connection to a loopback port, as a bare descriptor (the caller closes it).
+public func connectLoopback(_ port: Int) throws -> Int32 {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     var address = loopback(port)
     let connected = withUnsafePointer(to: &address) {
@@ -84,6 +85,13 @@ private func connectLoopback(_ port: Int) throws -> Int32 {
         throw LoopbackFailure(description: "cannot connect to 127.0.0.1:\(port)")
     }
     return fd
+}
+
+/// Closes a connection with a reset (SO_LINGER 0) rather than an orderly close.
+public func closeWithReset(_ fd: Int32) {
+    var noLinger = linger(l_onoff: 1, l_linger: 0)
+    _ = setsockopt(fd, SOL_SOCKET, SO_LINGER, &noLinger, socklen_t(MemoryLayout<linger>.size))
+    close(fd)
 }
 
 private func loopback(_ port: Int) -> sockaddr_in {

@@ -7,10 +7,6 @@ import Synchronization
 
 #if canImport(Glibc)
     import Glibc
-#endif
-
-#if canImport(Glibc)
-    import Glibc
 #elseif canImport(Musl)
     import Musl
 #endif

@@ -58,8 +58,7 @@ extension ViewStore {
                 hash.update(data: bytes)
                 rows += 1
             }
-            let hex = hash.finalize().map { String(format: "%02x", $0) }.joined()
-            tables.append(TableDigest(table: name, rows: rows, sha256: hex))
+            tables.append(TableDigest(table: name, rows: rows, sha256: hexadecimal(hash.finalize())))
         }
         return ViewsDigest(
             appliedIndex: state?["applied_index"] ?? 0, schemaVersion: state?["schema_version"] ?? "", tables: tables)

@@ -228,22 +228,16 @@ public final class ViewStore: Sendable {
     public func dump() throws -> String {
         try pool.read { db in
             var out = ""
-            try Self.forEachRow(db, table: { out += "# \($0)\n" }, row: { out += $0 + "\n" })
-            return out
-        }
-    }
-
-    /// Calls `table` with each table's name (in name order), then `row` with each of its rows as a
-    /// JSON object: the canonical form ``dump()`` prints.
-    static func forEachRow(_ db: Database, table: (String) throws -> Void, row: (String) throws -> Void) throws {
-        for (name, columns) in try canonicalTables(db) {
-            try table(name)
-            let rows = try Row.fetchCursor(db, sql: canonicalSelect(name, columns: columns))
-            while let next = try rows.next() {
-                try row(
-                    JSONValue.object(zip(columns, next.databaseValues).map { ($0, JSONValue(databaseValue: $1)) })
-                        .serialized())
+            for (name, columns) in try Self.canonicalTables(db) {
+                out += "# \(name)\n"
+                let rows = try Row.fetchCursor(db, sql: Self.canonicalSelect(name, columns: columns))
+                while let row = try rows.next() {
+                    out +=
+                        JSONValue.object(zip(columns, row.databaseValues).map { ($0, JSONValue(databaseValue: $1)) })
+                        .serialized() + "\n"
+                }
             }
+            return out
         }
     }
 
@@ -268,7 +262,12 @@ extension JSONValue {
         case .int64(let i): self = .int(i)
         case .double(let d): self = .double(d)
         case .string(let s): self = .string(s)
-        case .blob(let data): self = .string(data.map { String(format: "%02x", $0) }.joined())
+        case .blob(let data): self = .string(hexadecimal(data))
         }
     }
+}
+
+/// `bytes` as lowercase hexadecimal, two digits a byte.
+func hexadecimal(_ bytes: some Sequence<UInt8>) -> String {
+    bytes.map { String(format: "%02x", $0) }.joined()
 }

@@ -44,15 +44,7 @@ extension ClusterCommand {
             if let logIndex, logIndex < 1 { throw ValidationError("--log-index must be 1 or more, not \(logIndex)") }
         }
 
-        /// One member's answer: its views' schema and tables' digests, or why it has none.
-        struct Answer {
-            var id: String
-            var schemaVersion = ""
-            var tables: [String: (rows: Int64, sha256: String)]?
-            var error: String?
-            /// The member will never have a digest of this marker (404): a new verify is needed.
-            var gone = false
-        }
+        typealias Answer = ViewsComparison.Answer
 
         func run() async throws {
             let asked = try client.client()
@@ -97,7 +89,7 @@ extension ClusterCommand {
                         do {
                             var member = try NodeClient(address: api, tls: tls)
                             member.advisesWhenUnreachable = false
-                            return Self.answer(id, try await member.call(.GET, path, timeout: wait))
+                            return Answer(id: id, digestAnswer: try await member.call(.GET, path, timeout: wait))
                         } catch let error as CLIError {
                             // 404: no digest and none will come; 500: its views could not be read.
                             // Neither is helped by asking about this marker again.
@@ -116,7 +108,7 @@ extension ClusterCommand {
                 for await answer in group { answers.append(answer) }
                 return answers.sorted { $0.id < $1.id }
             }
-            try report(answers, at: index)
+            try report(ViewsComparison(logIndex: UInt64(index), answers: answers))
         }
 
         /// Asks the leader (through `asked`) for a marker; returns its index. A marker is harmless
@@ -140,122 +132,40 @@ extension ClusterCommand {
             }
         }
 
-        static func answer(_ id: String, _ body: JSONValue) -> Answer {
-            guard case .array(let rows)? = body["tables"] else {
-                return Answer(id: id, error: "its answer holds no tables: \(body.serialized())")
-            }
-            var tables: [String: (rows: Int64, sha256: String)] = [:]
-            for row in rows {
-                guard let name = row["table"]?.stringValue, case .int(let count)? = row["rows"],
-                    let sha = row["sha256"]?.stringValue
-                else { return Answer(id: id, error: "its answer has a malformed table: \(row.serialized())") }
-                tables[name] = (count, sha)
-            }
-            return Answer(id: id, schemaVersion: body["schema_version"]?.stringValue ?? "", tables: tables)
-        }
-
-        /// Compares the members table by table: a table's digest shared by more than half of the
-        /// members asked is that table's reference, and a member whose digest differs from it is
-        /// named with the table. A table no such majority agrees on names no one. Fails with
-        /// status 2 when a member differs or a table has no majority, 1 when a member could not
-        /// answer, nothing could be compared, or the members run different schema versions.
-        func report(_ answers: [Answer], at index: Int64) throws {
-            let hashed = answers.filter { $0.tables != nil }
-            let versions = Set(hashed.map(\.schemaVersion))
-            let names = Set(hashed.flatMap { $0.tables!.keys }).sorted()
-            var reference: [String: String] = [:]
-            var split: [String] = []
-            for name in names {
-                let votes = Dictionary(grouping: hashed, by: { $0.tables![name]?.sha256 ?? "" })
-                if let (digest, _) = votes.first(where: { $0.value.count * 2 > answers.count }) {
-                    reference[name] = digest
-                } else if votes.count > 1 {
-                    split.append(name)
-                }
-            }
-            let comparable = versions.count <= 1
-            var differing: [String] = []
-            var lines: [(String, String)] = []
-            var json: [JSONValue] = []
-            for answer in answers {
-                var fields: [(String, JSONValue)] = [("id", .string(answer.id))]
-                guard let tables = answer.tables else {
-                    lines.append((answer.id, "no digest: \(answer.error ?? "-")"))
-                    fields.append(("error", .string(answer.error ?? "")))
-                    json.append(.object(fields))
-                    continue
-                }
-                let rows = tables.values.reduce(0) { $0 + $1.rows }
-                let differ = names.filter { name in
-                    reference[name].map { (tables[name]?.sha256 ?? "") != $0 } ?? false
-                }
-                let unsettled = names.filter { split.contains($0) }
-                let uncompared = names.filter { reference[$0] == nil && !split.contains($0) }
-                fields.append(("schema_version", .string(answer.schemaVersion)))
-                fields.append(("same", .bool(comparable && differ.isEmpty && unsettled.isEmpty && uncompared.isEmpty)))
-                fields.append(("differing_tables", .array(comparable ? differ.map { .string($0) } : [])))
-                if !comparable {
-                    lines.append((answer.id, "schema \(answer.schemaVersion), \(tables.count) tables, \(rows) rows"))
-                } else if !differ.isEmpty {
-                    differing.append(answer.id)
-                    let what = differ.map { name in
-                        let here = tables[name].map { "\($0.rows)" } ?? "no table"
-                        let others = hashed.first { $0.tables![name]?.sha256 == reference[name] }?.tables![name]
-                        return
-                            "\(name) (rows: \(here) here, \(others.map { "\($0.rows)" } ?? "no table") on the others)"
-                    }
-                    lines.append((answer.id, "DIFFERENT: " + what.joined(separator: ", ")))
-                } else if !unsettled.isEmpty {
-                    lines.append((answer.id, "no majority on \(unsettled.joined(separator: ", "))"))
-                } else if !uncompared.isEmpty {
-                    lines.append(
-                        (answer.id, "\(tables.count) tables, \(rows) rows: too few members answered to compare them"))
-                } else {
-                    lines.append((answer.id, "same (\(tables.count) tables, \(rows) rows)"))
-                }
-                fields.append(
-                    (
-                        "tables",
-                        .array(
-                            tables.sorted { $0.key < $1.key }.map {
-                                .object([
-                                    ("table", .string($0.key)), ("rows", .int($0.value.rows)),
-                                    ("sha256", .string($0.value.sha256)),
-                                ])
-                            })
-                    ))
-                json.append(.object(fields))
-            }
-            let agree =
-                comparable && differing.isEmpty && split.isEmpty && answers.allSatisfy { $0.tables != nil }
+        /// Prints what `comparison` says of each member (or, with --json, all of it), and fails
+        /// with status 2 when a member differs or a table has no majority, 1 when a member could
+        /// not answer, nothing could be compared, or the members run different schema versions.
+        func report(_ comparison: ViewsComparison) throws {
+            let index = comparison.logIndex
+            let answers = comparison.answers
             if output.json {
-                print(
-                    JSONValue.object([
-                        ("log_index", .int(index)), ("same", .bool(agree)),
-                        ("differing_members", .array(differing.map { .string($0) })),
-                        ("tables_without_majority", .array(split.map { .string($0) })), ("members", .array(json)),
-                    ]).serialized())
+                print(Self.json(comparison).serialized())
             } else {
                 let alone = answers.count == 1 ? " (one member: nothing to compare them with)" : ""
                 print("the members' views at log index \(index)\(alone):")
-                for (id, verdict) in lines {
-                    print(id.padding(toLength: max(8, id.count + 1), withPad: " ", startingAt: 0) + verdict)
+                for answer in answers {
+                    let id = answer.id
+                    print(
+                        id.padding(toLength: max(8, id.count + 1), withPad: " ", startingAt: 0)
+                            + Self.line(answer, in: comparison))
                 }
             }
-            if !comparable {
+            if !comparison.comparable {
                 throw CLIError(
                     .unreachable,
-                    "the members' views are of different schema versions (\(versions.sorted().joined(separator: ", "))), so their tables differ by design: verify once every member runs the same dwcp"
+                    "the members' views are of different schema versions (\(comparison.schemaVersions.joined(separator: ", "))), so their tables differ by design: verify once every member runs the same dwcp"
                 )
             }
             var problems: [String] = []
+            let differing = comparison.differingMembers.map(\.id)
             if !differing.isEmpty {
                 let which = differing.count == 1 ? "that member" : "each of them"
                 problems.append(
                     "the views of \(differing.joined(separator: ", ")) differ from those most members share at log index \(index): stop \(which) and remove its DATA/views.sqlite, and it rebuilds them from its latest snapshot and its log as it starts (if they differ again, the damage is in that snapshot: remove the member, empty its data directory and add it again)"
                 )
             }
-            let unanswered = answers.filter { $0.tables == nil }
+            let unanswered = comparison.unanswered
+            let split = comparison.tablesWithoutMajority
             if !split.isEmpty {
                 let others =
                     unanswered.isEmpty
@@ -269,14 +179,73 @@ extension ClusterCommand {
             if !unanswered.isEmpty {
                 let ids = unanswered.map(\.id).joined(separator: ", ")
                 let compared =
-                    hashed.count * 2 > answers.count
-                    ? "the \(hashed.count) that answered agree" : "at most half of the members answered"
+                    comparison.majorityAnswered
+                    ? "the \(comparison.answered.count) that answered agree" : "at most half of the members answered"
                 let next =
                     unanswered.allSatisfy(\.gone)
                     ? "run dwcp cluster verify again, without --log-index (they will never have a digest of this marker)"
                     : "ask again with dwcp cluster verify --log-index \(index), or run a new verify"
                 throw CLIError(.unreachable, "no digest from \(ids) (\(compared)): \(next)")
             }
+        }
+
+        /// One member's line: its verdict, in words.
+        static func line(_ answer: Answer, in comparison: ViewsComparison) -> String {
+            let tables = answer.tables ?? [:]
+            let rows = tables.values.reduce(0) { $0 + $1.rows }
+            switch comparison.verdict(of: answer) {
+            case .unanswered(let why):
+                return "no digest: \(why)"
+            case .otherSchemas:
+                return "schema \(answer.schemaVersion), \(tables.count) tables, \(rows) rows"
+            case .differs(let names):
+                let what = names.map { name in
+                    let here = tables[name].map { "\($0.rows)" } ?? "no table"
+                    let others = comparison.reference(of: name).map { "\($0.rows)" } ?? "no table"
+                    return "\(name) (rows: \(here) here, \(others) on the others)"
+                }
+                return "DIFFERENT: " + what.joined(separator: ", ")
+            case .noMajority(let names):
+                return "no majority on \(names.joined(separator: ", "))"
+            case .uncompared:
+                return "\(tables.count) tables, \(rows) rows: too few members answered to compare them"
+            case .same:
+                return "same (\(tables.count) tables, \(rows) rows)"
+            }
+        }
+
+        /// `--json`: the verdict, and every member's digests.
+        static func json(_ comparison: ViewsComparison) -> JSONValue {
+            let members = comparison.answers.map { answer -> JSONValue in
+                var fields: [(String, JSONValue)] = [("id", .string(answer.id))]
+                guard let tables = answer.tables else {
+                    return .object(fields + [("error", .string(answer.error ?? ""))])
+                }
+                let verdict = comparison.verdict(of: answer)
+                var differing: [String] = []
+                if case .differs(let names) = verdict { differing = names }
+                fields.append(("schema_version", .string(answer.schemaVersion)))
+                fields.append(("same", .bool(verdict == .same)))
+                fields.append(("differing_tables", .array(differing.map { .string($0) })))
+                fields.append(
+                    (
+                        "tables",
+                        .array(
+                            tables.values.sorted { $0.table < $1.table }.map {
+                                .object([
+                                    ("table", .string($0.table)), ("rows", .int(Int64($0.rows))),
+                                    ("sha256", .string($0.sha256)),
+                                ])
+                            })
+                    ))
+                return .object(fields)
+            }
+            return .object([
+                ("log_index", .int(Int64(comparison.logIndex))), ("same", .bool(comparison.agree)),
+                ("differing_members", .array(comparison.differingMembers.map { .string($0.id) })),
+                ("tables_without_majority", .array(comparison.tablesWithoutMajority.map { .string($0) })),
+                ("members", .array(members)),
+            ])
         }
     }
 }

@@ -46,7 +46,7 @@ struct HistoryCompactor: Sendable {
             node.metrics.historyCompactionHeldBack.record(reason == nil ? 0 : 1)
             if let reason, reason != heldBackBy {
                 node.logger.warning(
-                    "history older than \(HistoryRetention.describe(retention)) is kept for now: \(reason)")
+                    "history older than \(DurationFlag.describe(retention)) is kept for now: \(reason)")
             }
             heldBackBy = reason
         }

@@ -121,6 +121,17 @@ enum LeaderRelay {
         }
     }
 
+    /// `GET path` from another member's API at `api` (the leader's views check asks each member
+    /// for its digest this way): the answer's status and body.
+    static func get(_ path: String, at api: String, from nodeID: String, tls: APITLS?) async throws -> (
+        status: UInt, body: ByteBuffer
+    ) {
+        var request = HTTPClientRequest(url: "\(tls == nil ? "http" : "https")://\(api)\(path)")
+        request.headers.add(name: forwardedHeader, value: nodeID)
+        let response = try await client(tls: tls).execute(request, timeout: deadline)
+        return (response.status.code, try await response.body.collect(upTo: 1 << 20))
+    }
+
     /// Whether `error` says no connection was made (so nothing was sent): a refused connection,
     /// or a TLS handshake that failed (a request is sent only after it). A TLS connection that
     /// broke off later (`uncleanShutdown`: a leader that crashed mid-request) may have carried it.

@@ -30,6 +30,8 @@ public final class Node: Service, Sendable {
     public let snapshots: ViewSnapshots
     /// The digests of the views taken at `dwcp cluster verify`'s markers.
     let digests: ViewsDigests
+    /// The last check of the members' views this member made as leader (`--verify-every`).
+    let lastVerification = Mutex<ViewsVerification?>(nil)
     let scheduler: SchedulerWorker
     /// Hosts' parsed labels, kept between placement rounds.
     let labelsCache = LabelsCache()
@@ -165,6 +167,9 @@ public final class Node: Service, Sendable {
                 group.addTask { try await self.checkViews() }
                 group.addTask { try await self.digests.run() }
                 group.addTask { try await self.scheduler.run(node: self) }
+                if let every = self.configuration.replication?.verifyEvery {
+                    group.addTask { try await PeriodicVerifier(every: every).run(node: self) }
+                }
                 if let retention = self.configuration.historyRetention {
                     group.addTask { try await HistoryCompactor(retention: retention).run(node: self) }
                 }

@@ -61,6 +61,11 @@ public enum NodeAPI {
                 }
             }
         }
+        router.get("/v1/cluster/verify") { request, _ in
+            try await handle {
+                try await onLeader(request, body: nil, node: node) { json(try node.verificationStatus()) }
+            }
+        }
         router.get("/v1/views/digest") { request, _ in
             try await handle {
                 let given = request.uri.queryParameters.getAll("log_index")

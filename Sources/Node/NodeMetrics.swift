@@ -7,7 +7,8 @@ import Synchronization
 /// The node's metrics, served in Prometheus' text format at `GET /metrics`: how long intents take
 /// and how they end, the log's writes and checkpoints, the views' applies, the region's Raft state
 /// (term, leader, indexes, each member's match on the leader, elections, snapshots, proposals
-/// carried through a change of leader), history compaction and rejected replication frames.
+/// carried through a change of leader), history compaction, the leader's own verifies of the members' views
+/// and rejected replication frames.
 ///
 /// Each node has a registry of its own (several nodes can live in one test process); the code
 /// that records goes through swift-metrics with this node's factory.
@@ -37,6 +38,13 @@ public final class NodeMetrics: Sendable {
     /// 1 while this node leads and keeps history past its retention because a member does not
     /// answer, or answers with views that cannot apply the record; else 0.
     let historyCompactionHeldBack: CoreMetrics.Gauge
+    /// On the leader, the members named as differing by its last own verify (`--verify-every`); 0
+    /// on a member that does not lead.
+    let verificationDifferingMembers: CoreMetrics.Gauge
+    /// When the leader's last own verify compared the members' digests, in seconds since 1970.
+    let verificationLastCompared: CoreMetrics.Gauge
+    /// `dwcp_views_verifications_total`, one counter per outcome seen.
+    private let verificationOutcomes = Mutex<[String: CoreMetrics.Counter]>([:])
     /// Proposals kept and sent again instead of failing their caller, by why.
     private let proposalsRetried: [ProposalRetry: CoreMetrics.Counter]
     private let term: CoreMetrics.Gauge
@@ -76,6 +84,10 @@ public final class NodeMetrics: Sendable {
         historyCompactions = CoreMetrics.Counter(label: "dwcp_history_compactions_total", factory: factory)
         forwardsRefused = CoreMetrics.Counter(label: "dwcp_raft_forwards_refused_total", factory: factory)
         historyCompactionHeldBack = CoreMetrics.Gauge(label: "dwcp_history_compaction_held_back", factory: factory)
+        verificationDifferingMembers = CoreMetrics.Gauge(
+            label: "dwcp_views_verification_differing_members", factory: factory)
+        verificationLastCompared = CoreMetrics.Gauge(
+            label: "dwcp_views_verification_last_compared_timestamp_seconds", factory: factory)
         proposalsRetried = Dictionary(
             uniqueKeysWithValues: ProposalRetry.allCases.map { reason in
                 (
@@ -112,10 +124,22 @@ public final class NodeMetrics: Sendable {
 
     /// Counts an intent that ended with `outcome` (applied, duplicate, rejected, invalid, unavailable, …).
     func countIntent(_ outcome: String) {
-        let counter = intentOutcomes.withLock { counters in
+        count(outcome, in: intentOutcomes, label: "dwcp_intents_total")
+    }
+
+    /// Counts one of the leader's own verifies by its outcome, and records what it found.
+    func countVerification(_ verification: ViewsVerification) {
+        count(verification.outcomeName, in: verificationOutcomes, label: "dwcp_views_verifications_total")
+        guard case .compared(let comparison) = verification.outcome else { return }
+        verificationDifferingMembers.record(comparison.differingMembers.count)
+        verificationLastCompared.record(Double(verification.at) / 1000)
+    }
+
+    /// Increments the counter of `outcome` among `counters` (made on first use).
+    private func count(_ outcome: String, in counters: borrowing Mutex<[String: CoreMetrics.Counter]>, label: String) {
+        let counter = counters.withLock { counters in
             if let counter = counters[outcome] { return counter }
-            let counter = CoreMetrics.Counter(
-                label: "dwcp_intents_total", dimensions: [("outcome", outcome)], factory: factory)
+            let counter = CoreMetrics.Counter(label: label, dimensions: [("outcome", outcome)], factory: factory)
             counters[outcome] = counter
             return counter
         }
@@ -141,6 +165,9 @@ public final class NodeMetrics: Sendable {
             if new > 0 { electionsStarted.increment(by: Int64(new)) }
         }
         proposalsParked.record(Double(consensus?.forwarded.parkedCount ?? 0))
+        // A member that no longer leads does not speak for the region's views: an alert on the
+        // gauge ends once the new leader's verify finds them alike.
+        if raft?.role != .leader { verificationDifferingMembers.record(0) }
         let matches = raft?.matches ?? [:]
         memberMatches.withLock { gauges in
             for (member, gauge) in gauges where matches[member] == nil {

@@ -29,8 +29,23 @@ struct ClusterCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let status = try await client.client().call(.GET, "/v1/cluster?timeout_ms=\(timeoutMs)")
+            let asked = try client.client()
+            var status = try await asked.call(.GET, "/v1/cluster?timeout_ms=\(timeoutMs)")
+            // The leader's last own verify of the members' views (a member that does not lead
+            // sends the question on to it); not asked with --timeout-ms 0.
+            var verification: Result<JSONValue, CLIError>?
+            if status["replicated"] == .bool(true), timeoutMs > 0 {
+                do {
+                    verification = .success(try await asked.call(.GET, "/v1/cluster/verify"))
+                } catch let error as CLIError {
+                    verification = .failure(error)
+                }
+            }
             if output.json {
+                if case .object(var fields) = status, case .success(let verification)? = verification {
+                    fields.append(("verification", verification))
+                    status = .object(fields)
+                }
                 print(status.serialized())
                 return
             }
@@ -73,6 +88,81 @@ struct ClusterCommand: AsyncParsableCommand {
                                 field(member, $0)
                             } + [note]))
             }
+            switch verification {
+            case .success(let answer)?: print("views: " + Self.describe(verification: answer))
+            case .failure(let error)?: print("views: the leader's last verify is not known (\(error.message))")
+            case nil: break
+            }
+        }
+
+        /// The leader's last own verify (`GET /v1/cluster/verify`), in a line.
+        static func describe(verification answer: JSONValue) -> String {
+            func strings(_ key: String) -> [String] {
+                guard case .array(let items)? = answer[key] else { return [] }
+                return items.compactMap(\.stringValue)
+            }
+            func int(_ key: String) -> Int64? { if case .int(let value)? = answer[key] { value } else { nil } }
+            let every = answer["every"]?.stringValue
+            guard answer["checked"] == .bool(true) else {
+                guard let every else {
+                    return
+                        "not verified on their own (the leader runs with --verify-every 0; dwcp cluster verify checks now)"
+                }
+                return "not verified yet (the leader verifies every \(every); dwcp cluster verify checks now)"
+            }
+            var when = "verified"
+            if let seconds = int("seconds_ago") {
+                let ago =
+                    seconds < 120 ? "\(seconds) s" : seconds < 7_200 ? "\(seconds / 60) min" : "\(seconds / 3_600) h"
+                when += " \(ago) ago"
+            }
+            when += " by \(answer["checked_by"]?.stringValue ?? "-")" + (every.map { ", every \($0)" } ?? "")
+            guard let index = int("log_index") else {
+                return "the last verify (\(when)) made no marker: \(answer["error"]?.stringValue ?? "-")"
+            }
+            var differing: [String] = []
+            if case .array(let members)? = answer["differing_members"] {
+                differing = members.map { member in
+                    let tables: [String]
+                    if case .array(let items)? = member["tables"] {
+                        tables = items.compactMap(\.stringValue)
+                    } else {
+                        tables = []
+                    }
+                    return "\(member["id"]?.stringValue ?? "?") (\(tables.joined(separator: ", ")))"
+                }
+            }
+            var unanswered: [String] = []
+            if case .array(let members)? = answer["unanswered"] {
+                unanswered = members.map { "\($0["id"]?.stringValue ?? "?") (\($0["error"]?.stringValue ?? "-"))" }
+            }
+            let split = strings("tables_without_majority")
+            var parts: [String] = []
+            switch answer["outcome"]?.stringValue {
+            case "same":
+                let members = int("members") ?? 0
+                parts.append(
+                    members == 1
+                        ? "hashed at log index \(index), with no other member to compare them with"
+                        : "the same on all \(members) members at log index \(index)")
+            case "not_compared":
+                parts.append(
+                    "not compared at log index \(index): the members run schema versions \(strings("schema_versions").joined(separator: ", "))"
+                )
+            default:
+                if !differing.isEmpty { parts.append("DIFFERENT on \(differing.joined(separator: ", "))") }
+                if !split.isEmpty { parts.append("no majority on \(split.joined(separator: ", "))") }
+                if !unanswered.isEmpty { parts.append("no digest from \(unanswered.joined(separator: ", "))") }
+                parts[0] += " at log index \(index)"
+                if differing.isEmpty && split.isEmpty {
+                    let answered = int("answered") ?? 0
+                    parts.append(
+                        answered * 2 > int("members") ?? 0
+                            ? "the \(answered) that answered agree" : "too few answered to compare their views")
+                }
+            }
+            let advice = differing.isEmpty && split.isEmpty ? "" : "; dwcp cluster verify shows every member's tables"
+            return parts.joined(separator: "; ") + " (\(when))" + advice
         }
     }
 

@@ -60,9 +60,9 @@ import Testing
 
     @Test("the retention is logged the way the flag spells it")
     func describesTheRetention() {
-        #expect(HistoryRetention.describe(.seconds(7 * 86_400)) == "7d")
-        #expect(HistoryRetention.describe(.seconds(43_200)) == "12h")
-        #expect(HistoryRetention.describe(.seconds(5_400)) == "90m")
-        #expect(HistoryRetention.describe(.seconds(45)) == "45s")
+        #expect(DurationFlag.describe(.seconds(7 * 86_400)) == "7d")
+        #expect(DurationFlag.describe(.seconds(43_200)) == "12h")
+        #expect(DurationFlag.describe(.seconds(5_400)) == "90m")
+        #expect(DurationFlag.describe(.seconds(45)) == "45s")
     }
 }

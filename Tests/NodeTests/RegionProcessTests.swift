@@ -903,7 +903,8 @@ func get(_ url: String) async throws -> (Int, String) {
     )
     func membershipThroughTheCLI() async throws {
         let dir = TemporaryDirectory()
-        let region = try Region(dir)
+        // The leader also verifies the members' views on its own, every second (below).
+        let region = try Region(dir, extraArguments: ["--verify-every", "1s"])
         let leader = try await region.startAll()
         try await region.addRoomyHost(via: leader)
         let follower = Region.ids.first { $0 != leader }!
@@ -952,6 +953,13 @@ func get(_ url: String) async throws -> (Int, String) {
 
         // The three members' views hash alike; a label changed in one's file behind SQLite's back
         // (nothing SQLite checks breaks) is found in that member's hosts table, exit status 2.
+        let alike = try await waitForValue(within: .seconds(30), every: .milliseconds(250)) {
+            () async throws -> String? in
+            let status = try await cli(["cluster", "status"])
+            return status.out.split(separator: "\n").first { $0.hasPrefix("views: the same on all 3 members") }
+                .map(String.init)
+        }
+        #expect(alike != nil)
         answer = try await cli(["cluster", "verify"])
         let verdicts = answer.out.split(separator: "\n").filter { !$0.hasPrefix("the members' views") }
         #expect(
@@ -969,6 +977,15 @@ func get(_ url: String) async throws -> (Int, String) {
                 && answer.out.contains("\(follower)      DIFFERENT: hosts (rows: 1 here, 1 on the others)")
                 && answer.err.contains("the views of \(follower) differ from those most members share"),
             "\(answer)")
+        // The leader's own verify finds it too, and cluster status (asked of any member) says so.
+        let found = try await waitForValue(within: .seconds(30), every: .milliseconds(250)) {
+            () async throws -> String? in
+            let status = try await cli(["cluster", "status"])
+            let line = status.out.split(separator: "\n").first { $0.hasPrefix("views: ") }.map(String.init)
+            return line?.contains("DIFFERENT on \(follower) (hosts) at log index") == true ? line : nil
+        }
+        #expect(
+            found?.contains("dwcp cluster verify shows every member's tables") == true, "\(String(describing: found))")
         try await region.stopAll()
     }
 

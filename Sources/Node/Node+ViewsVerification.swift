@@ -1,0 +1,103 @@
+import Store
+
+/// The leader's own check of the members' views (`dwcp serve --verify-every`, ``PeriodicVerifier``):
+/// its outcome kept, logged and counted, and shown by `GET /v1/cluster/verify`.
+extension Node {
+    /// Keeps `check` as the last one, counts it, and logs what an operator must know: a member
+    /// whose views differ (an error, with what to do), one that gave no digest, no marker made.
+    func record(_ check: ViewsVerification) {
+        lastVerification.withLock { $0 = check }
+        metrics.countVerification(check)
+        let index: UInt64
+        let comparison: ViewsComparison
+        switch check.outcome {
+        case .noMarker(let why):
+            logger.warning(
+                "verify: no marker could be proposed (\(why)); the next check is in \(DurationFlag.describe(check.every))"
+            )
+            return
+        case .compared(let compared):
+            (index, comparison) = (compared.logIndex, compared)
+        }
+        var problems: [String] = []
+        for (id, tables) in comparison.differingMembers {
+            problems.append(
+                "the views of \(id) differ from those most members share at log index \(index) (\(tables.joined(separator: ", "))): stop it and remove its DATA/views.sqlite, and it rebuilds them as it starts"
+            )
+        }
+        if !comparison.tablesWithoutMajority.isEmpty {
+            problems.append(
+                "no digest of \(comparison.tablesWithoutMajority.joined(separator: ", ")) at log index \(index) is shared by more than half of the members: which is wrong cannot be told (dwcp cluster verify shows each member's)"
+            )
+        }
+        if !comparison.comparable {
+            logger.info(
+                "verify at log index \(index): not compared, the members run schema versions \(comparison.schemaVersions.joined(separator: ", "))"
+            )
+        } else if !problems.isEmpty {
+            for problem in problems { logger.error("verify: \(problem)") }
+        }
+        let unanswered = comparison.unanswered
+        if !unanswered.isEmpty {
+            let which = unanswered.map { "\($0.id) (\($0.error ?? "no answer"))" }.joined(separator: "; ")
+            logger.warning("verify at log index \(index): no digest from \(which)")
+        } else if comparison.agree {
+            logger.info(
+                "verify at log index \(index): the \(comparison.answers.count) members' views are the same")
+        }
+    }
+
+    /// What `GET /v1/cluster/verify` answers: the leader's last check of the members' views, or that
+    /// none was made yet. Asked of a member that does not lead, refused naming the leader (the API
+    /// sends the request on to it).
+    public func verificationStatus() throws -> JSONValue {
+        var fields: [(String, JSONValue)] = [("node_id", .string(configuration.nodeID))]
+        guard let raft else {
+            return .object(fields + [("replicated", .bool(false)), ("checked", .bool(false))])
+        }
+        let every = configuration.replication?.verifyEvery
+        guard raft.isLeader else {
+            let leader = raft.status.leader
+            let directions = leader.map { raft.directions(to: $0) }
+            throw NodeError(
+                .unavailable,
+                "\(configuration.nodeID) is not the leader: the leader keeps the last views check; ask \(directions?.text ?? "it once the region has one")",
+                leaderAPI: directions?.api)
+        }
+        fields.append(("replicated", .bool(true)))
+        fields.append(("every", every.map { .string(DurationFlag.describe($0)) } ?? .null))
+        guard let check = lastVerification.withLock({ $0 }) else {
+            return .object(fields + [("checked", .bool(false))])
+        }
+        fields += [
+            ("checked", .bool(true)), ("checked_by", .string(check.checkedBy)), ("at_ms", .int(check.at)),
+            ("seconds_ago", .int(max(0, (Node.now() - check.at) / 1000))), ("outcome", .string(check.outcomeName)),
+        ]
+        switch check.outcome {
+        case .noMarker(let why):
+            fields.append(("error", .string(why)))
+        case .compared(let comparison):
+            fields += [
+                ("log_index", .int(Int64(comparison.logIndex))), ("members", .int(Int64(comparison.answers.count))),
+                ("answered", .int(Int64(comparison.answered.count))),
+                (
+                    "differing_members",
+                    .array(
+                        comparison.differingMembers.map {
+                            .object([("id", .string($0.id)), ("tables", .array($0.tables.map { .string($0) }))])
+                        })
+                ),
+                ("tables_without_majority", .array(comparison.tablesWithoutMajority.map { .string($0) })),
+                (
+                    "unanswered",
+                    .array(
+                        comparison.unanswered.map {
+                            .object([("id", .string($0.id)), ("error", .string($0.error ?? ""))])
+                        })
+                ),
+                ("schema_versions", .array(comparison.schemaVersions.map { .string($0) })),
+            ]
+        }
+        return .object(fields)
+    }
+}

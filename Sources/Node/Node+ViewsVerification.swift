@@ -1,13 +1,13 @@
 import Store
 
 /// The leader's own check of the members' views (`dwcp serve --verify-every`, ``PeriodicVerifier``):
-/// its outcome kept, logged and counted, and shown by `GET /v1/cluster/verify`.
+/// its outcome kept, logged and counted, and shown by `GET /v1/cluster/verify/last`.
 extension Node {
     /// Keeps `check` as the last one, counts it, and logs what an operator must know: a member
     /// whose views differ (an error, with what to do), one that gave no digest, no marker made.
-    func record(_ check: ViewsVerification) {
-        lastVerification.withLock { $0 = check }
-        metrics.countVerification(check)
+    func recordPeriodicVerify(_ check: ViewsVerification) {
+        lastPeriodicVerify.withLock { $0 = check }
+        metrics.countPeriodicVerify(check)
         let index: UInt64
         let comparison: ViewsComparison
         switch check.outcome {
@@ -47,10 +47,10 @@ extension Node {
         }
     }
 
-    /// What `GET /v1/cluster/verify` answers: the leader's last check of the members' views, or that
+    /// What `GET /v1/cluster/verify/last` answers: the leader's last check of the members' views, or that
     /// none was made yet. Asked of a member that does not lead, refused naming the leader (the API
     /// sends the request on to it).
-    public func verificationStatus() throws -> JSONValue {
+    public func periodicVerifyStatus() throws -> JSONValue {
         var fields: [(String, JSONValue)] = [("node_id", .string(configuration.nodeID))]
         guard let raft else {
             return .object(fields + [("replicated", .bool(false)), ("checked", .bool(false))])
@@ -66,7 +66,7 @@ extension Node {
         }
         fields.append(("replicated", .bool(true)))
         fields.append(("every", every.map { .string(DurationFlag.describe($0)) } ?? .null))
-        guard let check = lastVerification.withLock({ $0 }) else {
+        guard let check = lastPeriodicVerify.withLock({ $0 }) else {
             return .object(fields + [("checked", .bool(false))])
         }
         fields += [

@@ -31,7 +31,7 @@ public final class Node: Service, Sendable {
     /// The digests of the views taken at `dwcp cluster verify`'s markers.
     let digests: ViewsDigests
     /// The last check of the members' views this member made as leader (`--verify-every`).
-    let lastVerification = Mutex<ViewsVerification?>(nil)
+    let lastPeriodicVerify = Mutex<ViewsVerification?>(nil)
     let scheduler: SchedulerWorker
     /// Hosts' parsed labels, kept between placement rounds.
     let labelsCache = LabelsCache()

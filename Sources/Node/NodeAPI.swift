@@ -61,9 +61,9 @@ public enum NodeAPI {
                 }
             }
         }
-        router.get("/v1/cluster/verify") { request, _ in
+        router.get("/v1/cluster/verify/last") { request, _ in
             try await handle {
-                try await onLeader(request, body: nil, node: node) { json(try node.verificationStatus()) }
+                try await onLeader(request, body: nil, node: node) { json(try node.periodicVerifyStatus()) }
             }
         }
         router.get("/v1/views/digest") { request, _ in
@@ -394,10 +394,11 @@ public enum NodeAPI {
             case .notSent:
                 return try await answer()
             case .unknown(let why):
+                let outcome =
+                    request.method == .get
+                    ? "ask again" : "the change may or may not have been made; see dwcp cluster status"
                 throw NodeError(
-                    .unavailable,
-                    "sent on to the leader's API at \(leaderAPI), which did not answer (\(why)): the change may or may not have been made; see dwcp cluster status"
-                )
+                    .unavailable, "sent on to the leader's API at \(leaderAPI), which did not answer (\(why)): \(outcome)")
             }
         }
     }

@@ -38,10 +38,11 @@ public final class NodeMetrics: Sendable {
     /// 1 while this node leads and keeps history past its retention because a member does not
     /// answer, or answers with views that cannot apply the record; else 0.
     let historyCompactionHeldBack: CoreMetrics.Gauge
-    /// On the leader, the members named as differing by its last own verify (`--verify-every`); 0
-    /// on a member that does not lead.
-    let verificationDifferingMembers: CoreMetrics.Gauge
-    /// When the leader's last own verify compared the members' digests, in seconds since 1970.
+    /// On the leader, 1 when its last own verify (`--verify-every`) found views that differ (a
+    /// member named, or a table without a majority), else 0; 0 on a member that does not lead.
+    let verificationDiffers: CoreMetrics.Gauge
+    /// When the leader's last own verify compared the digests of more than half of the members,
+    /// in seconds since 1970.
     let verificationLastCompared: CoreMetrics.Gauge
     /// `dwcp_views_verifications_total`, one counter per outcome seen.
     private let verificationOutcomes = Mutex<[String: CoreMetrics.Counter]>([:])
@@ -84,8 +85,7 @@ public final class NodeMetrics: Sendable {
         historyCompactions = CoreMetrics.Counter(label: "dwcp_history_compactions_total", factory: factory)
         forwardsRefused = CoreMetrics.Counter(label: "dwcp_raft_forwards_refused_total", factory: factory)
         historyCompactionHeldBack = CoreMetrics.Gauge(label: "dwcp_history_compaction_held_back", factory: factory)
-        verificationDifferingMembers = CoreMetrics.Gauge(
-            label: "dwcp_views_verification_differing_members", factory: factory)
+        verificationDiffers = CoreMetrics.Gauge(label: "dwcp_views_verification_differs", factory: factory)
         verificationLastCompared = CoreMetrics.Gauge(
             label: "dwcp_views_verification_last_compared_timestamp_seconds", factory: factory)
         proposalsRetried = Dictionary(
@@ -128,11 +128,11 @@ public final class NodeMetrics: Sendable {
     }
 
     /// Counts one of the leader's own verifies by its outcome, and records what it found.
-    func countVerification(_ verification: ViewsVerification) {
+    func countPeriodicVerify(_ verification: ViewsVerification) {
         count(verification.outcomeName, in: verificationOutcomes, label: "dwcp_views_verifications_total")
         guard case .compared(let comparison) = verification.outcome else { return }
-        verificationDifferingMembers.record(comparison.differingMembers.count)
-        verificationLastCompared.record(Double(verification.at) / 1000)
+        verificationDiffers.record(verification.outcomeName == "differs" ? 1 : 0)
+        if comparison.majorityAnswered { verificationLastCompared.record(Double(verification.at) / 1000) }
     }
 
     /// Increments the counter of `outcome` among `counters` (made on first use).
@@ -165,9 +165,9 @@ public final class NodeMetrics: Sendable {
             if new > 0 { electionsStarted.increment(by: Int64(new)) }
         }
         proposalsParked.record(Double(consensus?.forwarded.parkedCount ?? 0))
-        // A member that no longer leads does not speak for the region's views: an alert on the
-        // gauge ends once the new leader's verify finds them alike.
-        if raft?.role != .leader { verificationDifferingMembers.record(0) }
+        // A member that no longer leads does not speak for the region's views (it forgets its
+        // last verify); the new leader's first verify comes within 30 s of its election.
+        if raft?.role != .leader { verificationDiffers.record(0) }
         let matches = raft?.matches ?? [:]
         memberMatches.withLock { gauges in
             for (member, gauge) in gauges where matches[member] == nil {

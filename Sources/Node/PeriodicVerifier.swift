@@ -7,32 +7,54 @@ import Store
 /// so often. It proposes a digest marker, asks every member for its digest of its views there
 /// (itself directly, the others at their API), compares them (``ViewsComparison``) and keeps the
 /// outcome (``ViewsVerification``): `dwcp cluster status` shows it, `GET /metrics` counts it, and a
-/// member whose views differ is logged as an error with what to do.
+/// member whose views differ is logged as an error with what to do. It only reports: a damaged
+/// member's views are rebuilt by an operator.
 ///
-/// Every member runs it; only the leader of the moment verifies. A check costs every member a read
-/// of its whole views, off its apply loop (about a second per 100,000 VMs).
+/// Every member runs the loop; the member that leads verifies, first soon after it is elected
+/// (``firstAfterElection``), then every ``every``. A member that stops leading forgets its last
+/// outcome: the next leader's is the region's. A verify costs every member a read of its whole
+/// views, off its apply loop (about a second per 100,000 VMs).
 struct PeriodicVerifier: Sendable {
     let every: Duration
-    /// Asks another member for its digest at a marker's index.
-    var askMember: @Sendable (_ node: Node, _ id: String, _ index: UInt64) async -> ViewsComparison.Answer =
-        Self.askOverAPI
+    /// Asks another member for its digest at a marker's index, waiting up to a deadline.
+    var askMember:
+        @Sendable (_ node: Node, _ id: String, _ index: UInt64, _ deadline: ContinuousClock.Instant) async ->
+            ViewsComparison.Answer = Self.askOverAPI
 
-    /// How long each member may take to commit, apply and hash the marker: under the 10 s the
-    /// client that asks it waits (``LeaderRelay/deadline``).
-    static let memberTimeout = Duration.seconds(8)
+    /// How long a verify waits for the members' digests: a member still applying or hashing the
+    /// marker (a large region's views take seconds to read) is asked again until then.
+    static let patience = Duration.seconds(300)
+    /// How long each ask may wait at the member: under the 10 s the client that asks it waits
+    /// (``LeaderRelay/deadline``).
+    static let askTimeout = Duration.seconds(8)
+
+    /// A new leader's first verify comes this long after its election (or ``every``, if shorter),
+    /// so `dwcp cluster status` has an outcome soon after a change of leader.
+    var firstAfterElection: Duration { min(every, .seconds(30)) }
 
     func run(node: Node) async throws {
         let loop = MultiThreadedEventLoopGroup.singleton.any()
+        var due: ContinuousClock.Instant?
         while true {
-            try await loop.sleep(for: every)
-            guard node.consensus.isLeader else { continue }
-            let check = try await check(node: node)
-            node.record(check)
+            try await loop.sleep(for: min(every, .seconds(1)))
+            guard node.consensus.isLeader else {
+                if due != nil { node.lastPeriodicVerify.withLock { $0 = nil } }
+                due = nil
+                continue
+            }
+            let now = ContinuousClock.now
+            guard let next = due else {
+                due = now + firstAfterElection
+                continue
+            }
+            guard now >= next else { continue }
+            node.recordPeriodicVerify(try await verifyOnce(node: node))
+            due = .now + every
         }
     }
 
-    /// One check: a marker, every member's digest there, compared.
-    func check(node: Node) async throws -> ViewsVerification {
+    /// One verify: a marker, every member's digest there, compared.
+    func verifyOnce(node: Node) async throws -> ViewsVerification {
         let started = ViewsVerification.now()
         let index: UInt64
         do {
@@ -44,19 +66,23 @@ struct PeriodicVerifier: Sendable {
             return ViewsVerification(
                 checkedBy: node.configuration.nodeID, at: started, every: every, outcome: .noMarker("\(error)"))
         }
+        let deadline = ContinuousClock.now + Self.patience
         let members = node.raft?.status.membership.all.keys.sorted() ?? [node.configuration.nodeID]
         let answers = await withTaskGroup(of: ViewsComparison.Answer.self) { group in
             for id in members {
                 group.addTask {
                     guard id != node.configuration.nodeID else {
                         do {
-                            let digest = try await node.viewsDigest(at: index, timeout: Self.memberTimeout)
+                            let wait = ContinuousClock.now.duration(to: deadline)
+                            let digest = try await node.viewsDigest(at: index, timeout: wait)
                             return .init(id: id, schemaVersion: digest.schemaVersion, tables: digest.tables)
+                        } catch let error as NodeError {
+                            return .init(id: id, error: error.message, gone: error.code != .unavailable)
                         } catch {
                             return .init(id: id, error: "\(error)")
                         }
                     }
-                    return await askMember(node, id, index)
+                    return await askMember(node, id, index, deadline)
                 }
             }
             var answers: [ViewsComparison.Answer] = []
@@ -69,24 +95,43 @@ struct PeriodicVerifier: Sendable {
             checkedBy: node.configuration.nodeID, at: started, every: every, outcome: .compared(comparison))
     }
 
-    /// Asks member `id` at its API (`GET /v1/views/digest`), as `dwcp cluster verify` does.
-    @Sendable static func askOverAPI(node: Node, id: String, index: UInt64) async -> ViewsComparison.Answer {
+    /// Asks member `id` at its API (`GET /v1/views/digest`), as `dwcp cluster verify` does, again
+    /// while it answers 503 (not done yet) until `deadline`. A member that cannot be reached is
+    /// not asked again: it is reported as not answering.
+    @Sendable static func askOverAPI(
+        node: Node, id: String, index: UInt64, deadline: ContinuousClock.Instant
+    ) async -> ViewsComparison.Answer {
         guard let api = node.raft?.apiAddress(of: id) else {
             return .init(id: id, error: "its API address is not known (see dwcp cluster status)")
         }
-        let path = "/v1/views/digest?log_index=\(index)&timeout_ms=\(Int(memberTimeout / .milliseconds(1)))"
-        do {
-            let (status, body) = try await LeaderRelay.get(
-                path, at: api, from: node.configuration.nodeID, tls: node.apiTLS)
-            let answer = try JSONValue.parse(String(buffer: body))
-            guard status == 200 else {
-                let message = answer["error"]?["message"]?.stringValue ?? String(buffer: body)
-                // 404: no digest and none will come; 500: its views could not be read.
-                return .init(id: id, error: "\(status): \(message)", gone: status == 404 || status == 500)
+        let path = "/v1/views/digest?log_index=\(index)&timeout_ms=\(Int(askTimeout / .milliseconds(1)))"
+        while true {
+            let status: UInt
+            let text: String
+            do {
+                let (code, body) = try await LeaderRelay.get(
+                    path, at: api, from: node.configuration.nodeID, tls: node.apiTLS)
+                (status, text) = (code, String(buffer: body))
+            } catch {
+                return .init(id: id, error: "its API at \(api) did not answer: \(error)")
             }
-            return .init(id: id, digestAnswer: answer)
-        } catch {
-            return .init(id: id, error: "its API at \(api) did not answer: \(error)")
+            let answer = try? JSONValue.parse(text)
+            if status == 200, let answer {
+                guard answer["node_id"]?.stringValue == id else {
+                    return .init(
+                        id: id,
+                        error:
+                            "its API address \(api) is answered by \(answer["node_id"]?.stringValue ?? "no member id")")
+                }
+                return .init(id: id, digestAnswer: answer)
+            }
+            let message = answer?["error"]?["message"]?.stringValue ?? String(text.prefix(200))
+            if status == 503, ContinuousClock.now < deadline { continue }
+            if status == 404, message.hasPrefix("no such route") {
+                return .init(id: id, error: "it runs a dwcp without verify (\(message))", gone: true)
+            }
+            // 404: no digest and none will come; 500: its views could not be read.
+            return .init(id: id, error: "\(status): \(message)", gone: status == 404 || status == 500)
         }
     }
 }

@@ -119,7 +119,7 @@ public struct ViewsComparison: Sendable, Equatable {
         guard let tables = answer.tables else { return .unanswered(answer.error ?? "no answer") }
         guard comparable else { return .otherSchemas }
         let names = tableNames
-        let differ = names.filter { name in references[name].map { tables[name]?.sha256 != $0 } ?? false }
+        let differ = names.filter { name in references[name].map { (tables[name]?.sha256 ?? "") != $0 } ?? false }
         if !differ.isEmpty { return .differs(differ) }
         let split = names.filter { tablesWithoutMajority.contains($0) }
         if !split.isEmpty { return .noMajority(split) }

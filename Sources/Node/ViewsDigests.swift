@@ -38,7 +38,9 @@ final class ViewsDigests: Sendable {
         /// (with the verifies waiting to share it).
         var proposed: UInt64 = 0
         var proposing = false
-        var sharers: [CheckedContinuation<Result<UInt64, any Error>?, Never>] = []
+        /// By a number of their own, so a cancelled one can be taken out.
+        var sharers: [UInt64: CheckedContinuation<Result<UInt64, any Error>?, Never>] = [:]
+        var nextSharer: UInt64 = 0
     }
 
     /// What a verify asked of the leader does: share a marker still in flight, or propose one.
@@ -118,15 +120,28 @@ final class ViewsDigests: Sendable {
             }
             if let claim { return claim }
             // The proposal under way ends within the commit timeout, whatever happens to it; nil
-            // when it ended before this one could wait for it (then it claims again).
-            let shared = await withCheckedContinuation { continuation in
-                let ended = state.withLock { state -> Bool in
-                    guard state.proposing else { return true }
-                    state.sharers.append(continuation)
-                    return false
-                }
-                if ended { continuation.resume(returning: nil) }
+            // when it ended before this one could wait for it (then it claims again). The wait
+            // ends at once when the caller is cancelled: a node stopping cancels its periodic
+            // verify, while the proposal it shares may wait on a commit deadline that only the
+            // (stopped) Raft ticker would expire.
+            let sharer = state.withLock { state in
+                defer { state.nextSharer += 1 }
+                return state.nextSharer
             }
+            let shared = await withTaskCancellationHandler {
+                await withCheckedContinuation { continuation in
+                    let ended = state.withLock { state -> Bool in
+                        guard state.proposing, !Task.isCancelled else { return true }
+                        state.sharers[sharer] = continuation
+                        return false
+                    }
+                    if ended { continuation.resume(returning: nil) }
+                }
+            } onCancel: {
+                let waiting = state.withLock { $0.sharers.removeValue(forKey: sharer) }
+                waiting?.resume(returning: .failure(CancellationError()))
+            }
+            try Task.checkCancellation()
             if let shared { return .share(try shared.get()) }
         }
     }
@@ -140,8 +155,8 @@ final class ViewsDigests: Sendable {
         let sharers = state.withLock { state in
             if case .success(let index) = outcome { state.proposed = max(state.proposed, index) }
             state.proposing = false
-            defer { state.sharers = [] }
-            return state.sharers
+            defer { state.sharers = [:] }
+            return state.sharers.values
         }
         for sharer in sharers { sharer.resume(returning: outcome) }
     }

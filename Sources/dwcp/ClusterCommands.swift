@@ -36,14 +36,18 @@ struct ClusterCommand: AsyncParsableCommand {
             var verification: Result<JSONValue, CLIError>?
             if status["replicated"] == .bool(true), timeoutMs > 0 {
                 do {
-                    verification = .success(try await asked.call(.GET, "/v1/cluster/verify"))
+                    verification = .success(try await asked.call(.GET, "/v1/cluster/verify/last"))
                 } catch let error as CLIError {
                     verification = .failure(error)
                 }
             }
             if output.json {
-                if case .object(var fields) = status, case .success(let verification)? = verification {
-                    fields.append(("verification", verification))
+                if case .object(var fields) = status {
+                    switch verification {
+                    case .success(let answer)?: fields.append(("verification", answer))
+                    case .failure(let error)?: fields.append(("verification_error", .string(error.message)))
+                    case nil: break
+                    }
                     status = .object(fields)
                 }
                 print(status.serialized())
@@ -95,7 +99,7 @@ struct ClusterCommand: AsyncParsableCommand {
             }
         }
 
-        /// The leader's last own verify (`GET /v1/cluster/verify`), in a line.
+        /// The leader's last own verify (`GET /v1/cluster/verify/last`), in a line.
         static func describe(verification answer: JSONValue) -> String {
             func strings(_ key: String) -> [String] {
                 guard case .array(let items)? = answer[key] else { return [] }
@@ -110,16 +114,17 @@ struct ClusterCommand: AsyncParsableCommand {
                 }
                 return "not verified yet (the leader verifies every \(every); dwcp cluster verify checks now)"
             }
-            var when = "verified"
+            var when = ""
             if let seconds = int("seconds_ago") {
                 let ago =
                     seconds < 120 ? "\(seconds) s" : seconds < 7_200 ? "\(seconds / 60) min" : "\(seconds / 3_600) h"
-                when += " \(ago) ago"
+                when += "\(ago) ago "
             }
-            when += " by \(answer["checked_by"]?.stringValue ?? "-")" + (every.map { ", every \($0)" } ?? "")
+            when += "by \(answer["checked_by"]?.stringValue ?? "-")" + (every.map { ", every \($0)" } ?? "")
             guard let index = int("log_index") else {
                 return "the last verify (\(when)) made no marker: \(answer["error"]?.stringValue ?? "-")"
             }
+            when = "verified " + when
             var differing: [String] = []
             if case .array(let members)? = answer["differing_members"] {
                 differing = members.map { member in
@@ -149,10 +154,11 @@ struct ClusterCommand: AsyncParsableCommand {
                 parts.append(
                     "not compared at log index \(index): the members run schema versions \(strings("schema_versions").joined(separator: ", "))"
                 )
-            default:
+            case "differs", "incomplete":
                 if !differing.isEmpty { parts.append("DIFFERENT on \(differing.joined(separator: ", "))") }
                 if !split.isEmpty { parts.append("no majority on \(split.joined(separator: ", "))") }
                 if !unanswered.isEmpty { parts.append("no digest from \(unanswered.joined(separator: ", "))") }
+                if parts.isEmpty { parts.append(answer["outcome"]?.stringValue ?? "-") }
                 parts[0] += " at log index \(index)"
                 if differing.isEmpty && split.isEmpty {
                     let answered = int("answered") ?? 0
@@ -160,6 +166,9 @@ struct ClusterCommand: AsyncParsableCommand {
                         answered * 2 > int("members") ?? 0
                             ? "the \(answered) that answered agree" : "too few answered to compare their views")
                 }
+            default:
+                // An outcome of a later dwcp.
+                parts.append("\(answer["outcome"]?.stringValue ?? "no outcome") at log index \(index)")
             }
             let advice = differing.isEmpty && split.isEmpty ? "" : "; dwcp cluster verify shows every member's tables"
             return parts.joined(separator: "; ") + " (\(when))" + advice

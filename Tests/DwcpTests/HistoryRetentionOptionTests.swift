@@ -14,4 +14,15 @@ import Testing
             #expect(throws: (any Error).self, "\(bad)") { try parseRetention(bad) }
         }
     }
+
+    @Test("--verify-every takes the same durations, at least 1 s; 0 never verifies; a refusal names the flag")
+    func verifyEvery() throws {
+        #expect(try parseVerifyEvery("0") == nil)
+        #expect(try parseVerifyEvery("1s") == .seconds(1))
+        #expect(try parseVerifyEvery("1h") == .seconds(3_600))
+        for bad in ["0s", "1", "h", "-1h", "1.5h"] {
+            let error = #expect(throws: (any Error).self, "\(bad)") { try parseVerifyEvery(bad) }
+            #expect("\(String(describing: error))".contains("--verify-every"), "\(String(describing: error))")
+        }
+    }
 }

@@ -107,4 +107,69 @@ import Testing
             ]))
         #expect(mixed.code == .unreachable && mixed.message.contains("different schema versions"), "\(mixed.message)")
     }
+
+    @Test("a table only one member of three holds blames that member, not the two without it")
+    func strayTable() throws {
+        var stray = Self.answer("n2", hosts: "a")
+        stray.tables?["scratch"] = TableDigest(table: "scratch", rows: 3, sha256: "s")
+        let comparison = ViewsComparison(
+            logIndex: 42, answers: [Self.answer("n1", hosts: "a"), stray, Self.answer("n3", hosts: "a")])
+        #expect(comparison.answers.map { comparison.verdict(of: $0) } == [.same, .differs(["scratch"]), .same])
+        #expect(
+            ClusterCommand.Verify.line(comparison.answers[1], in: comparison)
+                == "DIFFERENT: scratch (rows: 3 here, no table on the others)")
+    }
+
+    @Test(
+        "cluster status words the leader's last verify: alike, different, incomplete, not yet, no marker, an unknown outcome"
+    )
+    func statusLine() throws {
+        let describe = ClusterCommand.ClusterStatus.describe(verification:)
+        func answer(_ fields: [(String, JSONValue)]) -> JSONValue {
+            .object(
+                [
+                    ("checked", .bool(true)), ("checked_by", .string("n1")), ("seconds_ago", .int(130)),
+                    ("every", .string("1h")),
+                ] + fields)
+        }
+        #expect(
+            describe(answer([("outcome", .string("same")), ("log_index", .int(7)), ("members", .int(3))]))
+                == "the same on all 3 members at log index 7 (verified 2 min ago by n1, every 1h)")
+        let differs = describe(
+            answer([
+                ("outcome", .string("differs")), ("log_index", .int(7)), ("members", .int(3)),
+                (
+                    "differing_members",
+                    .array([.object([("id", .string("n2")), ("tables", .array([.string("hosts")]))])])
+                ),
+            ]))
+        #expect(
+            differs
+                == "DIFFERENT on n2 (hosts) at log index 7 (verified 2 min ago by n1, every 1h); dwcp cluster verify shows every member's tables"
+        )
+        let incomplete = describe(
+            answer([
+                ("outcome", .string("incomplete")), ("log_index", .int(7)), ("members", .int(3)),
+                ("answered", .int(2)),
+                ("unanswered", .array([.object([("id", .string("n3")), ("error", .string("down"))])])),
+            ]))
+        #expect(
+            incomplete
+                == "no digest from n3 (down) at log index 7; the 2 that answered agree (verified 2 min ago by n1, every 1h)"
+        )
+        #expect(
+            describe(.object([("checked", .bool(false)), ("every", .string("1h"))]))
+                == "not verified yet (the leader verifies every 1h; dwcp cluster verify checks now)")
+        #expect(describe(.object([("checked", .bool(false)), ("every", .null)])).contains("--verify-every 0"))
+        #expect(
+            describe(answer([("outcome", .string("no_marker")), ("error", .string("no quorum"))]))
+                == "the last verify (2 min ago by n1, every 1h) made no marker: no quorum")
+        #expect(
+            describe(answer([("outcome", .string("later")), ("log_index", .int(7))]))
+                == "later at log index 7 (verified 2 min ago by n1, every 1h)")
+        // "incomplete" with nothing listed (a leader's answer this CLI does not expect) does not trap.
+        #expect(
+            describe(answer([("outcome", .string("incomplete")), ("log_index", .int(7))])).hasPrefix(
+                "incomplete at log index 7"))
+    }
 }

@@ -24,7 +24,7 @@ import Testing
                 .addHost(HostAdded(name: "h1", region: "eu", cpus: 64, memoryBytes: 64 << 30, labels: ["zone": "a"])))
             // In one process the members have no API: the leader asks the others directly.
             let silent = Mutex<String?>(nil)
-            let verifier = PeriodicVerifier(every: .milliseconds(100)) { _, id, index in
+            let verifier = PeriodicVerifier(every: .milliseconds(100)) { _, id, index, _ in
                 if silent.withLock({ $0 }) == id { return .init(id: id, error: "its API did not answer") }
                 do {
                     let digest = try await byID[id]!.viewsDigest(at: index, timeout: .seconds(20))
@@ -38,7 +38,7 @@ import Testing
                 for node in nodes { group.addTask { try await verifier.run(node: node) } }
                 defer { group.cancelAll() }
                 let first = try await waitForValue(within: .seconds(30), every: .milliseconds(50)) {
-                    leader.lastVerification.withLock { $0 }
+                    leader.lastPeriodicVerify.withLock { $0 }
                 }
                 guard case .compared(let comparison)? = first?.outcome else {
                     Issue.record("no comparison: \(String(describing: first))")
@@ -48,9 +48,9 @@ import Testing
                 #expect(first?.outcomeName == "same" && first?.checkedBy == leaderID)
             }
             for node in nodes where node !== leader {
-                #expect(node.lastVerification.withLock { $0 } == nil)
+                #expect(node.lastPeriodicVerify.withLock { $0 } == nil)
                 // Asked of a follower, the last verify is the leader's to tell.
-                let refused = #expect(throws: NodeError.self) { try node.verificationStatus() }
+                let refused = #expect(throws: NodeError.self) { try node.periodicVerifyStatus() }
                 #expect(refused?.code == .unavailable && refused?.message.contains("is not the leader") == true)
             }
 
@@ -61,7 +61,7 @@ import Testing
             let writer = try DatabaseQueue(path: damaged.views.path, configuration: configuration)
             try await writer.write { try $0.execute(sql: #"UPDATE hosts SET labels = '{"zone":"b"}'"#) }
             try writer.close()
-            let check = try await verifier.check(node: leader)
+            let check = try await verifier.verifyOnce(node: leader)
             guard case .compared(let comparison) = check.outcome else {
                 Issue.record("no comparison: \(check)")
                 return
@@ -70,8 +70,8 @@ import Testing
             #expect(comparison.differingMembers.map(\.id) == [damagedID], "\(comparison)")
             #expect(comparison.differingMembers.first?.tables == ["hosts"])
             #expect(check.outcomeName == "differs")
-            leader.record(check)
-            let status = try leader.verificationStatus()
+            leader.recordPeriodicVerify(check)
+            let status = try leader.periodicVerifyStatus()
             #expect(status["outcome"] == .string("differs") && status["log_index"] == .int(Int64(comparison.logIndex)))
             #expect(
                 status["differing_members"]
@@ -79,12 +79,17 @@ import Testing
                 "\(status.serialized())")
             let metrics = leader.metrics.render(node: leader)
             #expect(metrics.contains(#"dwcp_views_verifications_total{outcome="differs"} 1"#), "\(metrics)")
-            #expect(metrics.contains("dwcp_views_verification_differing_members 1"), "\(metrics)")
+            #expect(metrics.contains("dwcp_views_verification_differs 1"), "\(metrics)")
+            #expect(!metrics.contains("dwcp_views_verification_last_compared_timestamp_seconds 0"), "\(metrics)")
+            // A member that does not lead says nothing of the region's views.
+            let follower = try #require(nodes.first { $0 !== leader })
+            follower.recordPeriodicVerify(check)
+            #expect(follower.metrics.render(node: follower).contains("dwcp_views_verification_differs 0"))
 
             // A member that does not answer: the outcome is incomplete, and no one is named.
             let other = try #require(nodes.first { $0 !== leader && $0 !== damaged }).configuration.nodeID
             silent.withLock { $0 = other }
-            let partial = try await verifier.check(node: leader)
+            let partial = try await verifier.verifyOnce(node: leader)
             guard case .compared(let incomplete) = partial.outcome else {
                 Issue.record("no comparison: \(partial)")
                 return

@@ -132,7 +132,7 @@ import Testing
     }
 
     @Test(
-        "verifies asked together share one marker: one proposes, the others wait for its index; a failed proposal lets the next propose; a settled marker is not shared"
+        "verifies asked together share one marker: one proposes, the others wait for its index; a failed proposal lets the next propose; a settled marker is not shared; a cancelled wait ends"
     )
     func verifiesShareAMarker() async throws {
         let dir = TemporaryDirectory()
@@ -174,6 +174,20 @@ import Testing
             Issue.record("a verify after a failed proposal did not propose")
             return
         }
+        // A verify waiting for that proposal and cancelled (its node stops) ends at once, though
+        // the proposal never ends.
+        await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { _ = try await digests.claimProposal(applied: appliedNow) }
+            #expect((try? await eventually(.seconds(10)) { digests.sharersWaiting == 1 }) == true)
+            group.cancelAll()
+            do {
+                try await group.next()
+                Issue.record("a cancelled verify waiting for a proposal went on")
+            } catch {
+                #expect(error is CancellationError, "\(error)")
+            }
+        }
+        #expect(digests.sharersWaiting == 0)
         digests.proposed(.failure(NoMajority()))
     }
 

@@ -1,7 +1,8 @@
 import Store
 
-/// The leader's own check of the members' views (`dwcp serve --verify-every`, ``PeriodicVerifier``):
-/// its outcome kept, logged and counted, and shown by `GET /v1/cluster/verify/last`.
+/// The leader's own verify of the members' views (`dwcp serve --verify-every`,
+/// ``PeriodicVerifier``): its outcome kept, logged and counted, and shown by
+/// `GET /v1/cluster/verify/last`.
 extension Node {
     /// Keeps `check` as the last one, counts it, and logs what an operator must know: a member
     /// whose views differ (an error, with what to do), one that gave no digest, no marker made.
@@ -13,7 +14,7 @@ extension Node {
         switch check.outcome {
         case .noMarker(let why):
             logger.warning(
-                "verify: no marker could be proposed (\(why)); the next check is in \(DurationFlag.describe(check.every))"
+                "periodic verify: no marker could be proposed (\(why)); the next is in \(DurationFlag.describe(check.every))"
             )
             return
         case .compared(let compared):
@@ -32,24 +33,24 @@ extension Node {
         }
         if !comparison.comparable {
             logger.info(
-                "verify at log index \(index): not compared, the members run schema versions \(comparison.schemaVersions.joined(separator: ", "))"
+                "periodic verify at log index \(index): not compared, the members run schema versions \(comparison.schemaVersions.joined(separator: ", "))"
             )
         } else if !problems.isEmpty {
-            for problem in problems { logger.error("verify: \(problem)") }
+            for problem in problems { logger.error("periodic verify: \(problem)") }
         }
         let unanswered = comparison.unanswered
         if !unanswered.isEmpty {
             let which = unanswered.map { "\($0.id) (\($0.error ?? "no answer"))" }.joined(separator: "; ")
-            logger.warning("verify at log index \(index): no digest from \(which)")
+            logger.warning("periodic verify at log index \(index): no digest from \(which)")
         } else if comparison.agree {
             logger.info(
-                "verify at log index \(index): the \(comparison.answers.count) members' views are the same")
+                "periodic verify at log index \(index): the \(comparison.answers.count) members' views are the same")
         }
     }
 
-    /// What `GET /v1/cluster/verify/last` answers: the leader's last check of the members' views, or that
-    /// none was made yet. Asked of a member that does not lead, refused naming the leader (the API
-    /// sends the request on to it).
+    /// What `GET /v1/cluster/verify/last` answers: the leader's last verify of the members'
+    /// views, or that none was made yet. Asked of a member that does not lead, refused naming the
+    /// leader (the API sends the request on to it).
     public func periodicVerifyStatus() throws -> JSONValue {
         var fields: [(String, JSONValue)] = [("node_id", .string(configuration.nodeID))]
         guard let raft else {

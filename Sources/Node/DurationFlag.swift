@@ -9,11 +9,14 @@ public enum DurationFlag {
         if text == "0" { return nil }
         let digits = text.dropLast()
         guard let unit = units.first(where: { $0.suffix == text.last }),
-            !digits.isEmpty, digits.allSatisfy({ ("0"..."9").contains($0) }),
-            let count = Int64(digits), count > 0, count <= 36_500 * 86_400 / unit.seconds
+            !digits.isEmpty, digits.allSatisfy({ ("0"..."9").contains($0) }), case let count = Int64(digits) ?? .max,
+            count > 0
         else {
             throw NodeError(
                 .invalid, "invalid duration '\(text)': expected a number and s, m, h or d (7d), or 0 to \(off)")
+        }
+        guard count <= 36_500 * 86_400 / unit.seconds else {
+            throw NodeError(.invalid, "'\(text)' is longer than 100 years (36500d)")
         }
         let duration = Duration.seconds(count * unit.seconds)
         guard duration >= minimum else {

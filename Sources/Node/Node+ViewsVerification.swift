@@ -28,7 +28,7 @@ extension Node {
         }
         if !comparison.tablesWithoutMajority.isEmpty {
             problems.append(
-                "no digest of \(comparison.tablesWithoutMajority.joined(separator: ", ")) at log index \(index) is shared by more than half of the members: which is wrong cannot be told (dwcp cluster verify shows each member's)"
+                "no digest of \(comparison.tablesWithoutMajority.joined(separator: ", ")) at log index \(index) is shared by more than half of the \(comparison.answers.count) members (\(comparison.splitDescription)): which is wrong cannot be told (dwcp cluster verify shows each member's)"
             )
         }
         if !comparison.comparable {

@@ -398,7 +398,8 @@ public enum NodeAPI {
                     request.method == .get
                     ? "ask again" : "the change may or may not have been made; see dwcp cluster status"
                 throw NodeError(
-                    .unavailable, "sent on to the leader's API at \(leaderAPI), which did not answer (\(why)): \(outcome)")
+                    .unavailable,
+                    "sent on to the leader's API at \(leaderAPI), which did not answer (\(why)): \(outcome)")
             }
         }
     }

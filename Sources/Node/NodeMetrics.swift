@@ -39,10 +39,11 @@ public final class NodeMetrics: Sendable {
     /// answer, or answers with views that cannot apply the record; else 0.
     let historyCompactionHeldBack: CoreMetrics.Gauge
     /// On the leader, 1 when its last own verify (`--verify-every`) found views that differ (a
-    /// member named, or a table without a majority), else 0; 0 on a member that does not lead.
+    /// member named, or a table without a majority), 0 when all were alike; a verify some member
+    /// did not answer leaves it as it was. 0 on a member that does not lead.
     let verificationDiffers: CoreMetrics.Gauge
     /// When the leader's last own verify compared the digests of more than half of the members,
-    /// in seconds since 1970.
+    /// in seconds since 1970; 0 on a member that does not lead.
     let verificationLastCompared: CoreMetrics.Gauge
     /// `dwcp_views_verifications_total`, one counter per outcome seen.
     private let verificationOutcomes = Mutex<[String: CoreMetrics.Counter]>([:])
@@ -131,7 +132,13 @@ public final class NodeMetrics: Sendable {
     func countPeriodicVerify(_ verification: ViewsVerification) {
         count(verification.outcomeName, in: verificationOutcomes, label: "dwcp_views_verifications_total")
         guard case .compared(let comparison) = verification.outcome else { return }
-        verificationDiffers.record(verification.outcomeName == "differs" ? 1 : 0)
+        // Incomplete: a member that differed and no longer answers is not known to be repaired,
+        // so the gauge keeps what the last complete verify said.
+        switch verification.outcomeName {
+        case "differs": verificationDiffers.record(1)
+        case "same", "not_compared": verificationDiffers.record(0)
+        default: break
+        }
         if comparison.majorityAnswered { verificationLastCompared.record(Double(verification.at) / 1000) }
     }
 
@@ -166,8 +173,11 @@ public final class NodeMetrics: Sendable {
         }
         proposalsParked.record(Double(consensus?.forwarded.parkedCount ?? 0))
         // A member that no longer leads does not speak for the region's views (it forgets its
-        // last verify); the new leader's first verify comes within 30 s of its election.
-        if raft?.role != .leader { verificationDiffers.record(0) }
+        // last verify); the new leader's first verify comes about 30 s after its election.
+        if raft?.role != .leader {
+            verificationDiffers.record(0)
+            verificationLastCompared.record(0)
+        }
         let matches = raft?.matches ?? [:]
         memberMatches.withLock { gauges in
             for (member, gauge) in gauges where matches[member] == nil {

@@ -34,9 +34,11 @@ struct PeriodicVerifier: Sendable {
 
     func run(node: Node) async throws {
         let loop = MultiThreadedEventLoopGroup.singleton.any()
+        // How often leadership is looked at: a new leader notices within one look.
+        let look = min(every, .seconds(1))
         var due: ContinuousClock.Instant?
         while true {
-            try await loop.sleep(for: min(every, .seconds(1)))
+            try await loop.sleep(for: look)
             guard node.consensus.isLeader else {
                 if due != nil { node.lastPeriodicVerify.withLock { $0 = nil } }
                 due = nil
@@ -44,11 +46,14 @@ struct PeriodicVerifier: Sendable {
             }
             let now = ContinuousClock.now
             guard let next = due else {
-                due = now + firstAfterElection
+                due = now + firstAfterElection - look
                 continue
             }
             guard now >= next else { continue }
-            node.recordPeriodicVerify(try await verifyOnce(node: node))
+            let verify = try await verifyOnce(node: node)
+            // A member that stopped leading meanwhile does not speak for the region: the new
+            // leader verifies on its own.
+            if node.consensus.isLeader { node.recordPeriodicVerify(verify) }
             due = .now + every
         }
     }
@@ -113,7 +118,8 @@ struct PeriodicVerifier: Sendable {
                     path, at: api, from: node.configuration.nodeID, tls: node.apiTLS)
                 (status, text) = (code, String(buffer: body))
             } catch {
-                return .init(id: id, error: "its API at \(api) did not answer: \(error)")
+                let why = LeaderRelay.neverConnected(error) ? "could not be reached" : "did not answer"
+                return .init(id: id, error: "its API at \(api) \(why) (\(error))")
             }
             let answer = try? JSONValue.parse(text)
             if status == 200, let answer {

@@ -141,6 +141,32 @@ public struct ViewsComparison: Sendable, Equatable {
         return answered.lazy.compactMap { $0.tables![table] }.first { $0.sha256 == digest }
     }
 
+    /// The members that answered, grouped by their digest of `table` (nil: they lack the table),
+    /// the largest group first.
+    public func groups(of table: String) -> [(digest: String?, ids: [String])] {
+        Dictionary(grouping: answered, by: { $0.tables![table]?.sha256 })
+            .map { (digest: $0.key, ids: $0.value.map(\.id).sorted()) }
+            .sorted { ($0.ids.count, $1.ids.first ?? "") > ($1.ids.count, $0.ids.first ?? "") }
+    }
+
+    /// How the members split on the tables without a majority, in words: `hosts: n1, n2 share one
+    /// digest, n3 has another; n4 gave none`.
+    public var splitDescription: String {
+        let tables = tablesWithoutMajority.map { table in
+            var seen = 0
+            let groups = groups(of: table).map { group -> String in
+                let who = group.ids.joined(separator: ", ")
+                let many = group.ids.count > 1
+                guard group.digest != nil else { return "\(who) \(many ? "lack" : "lacks") the table" }
+                defer { seen += 1 }
+                return "\(who) \(many ? "share" : "has") \(seen == 0 ? "one digest" : "another")"
+            }
+            return "\(table): " + groups.joined(separator: ", ")
+        }
+        let silent = unanswered.map(\.id)
+        return tables.joined(separator: "; ") + (silent.isEmpty ? "" : "; \(silent.joined(separator: ", ")) gave none")
+    }
+
     /// Every member answered, with one schema version, and every table matches its reference.
     public var agree: Bool {
         comparable && unanswered.isEmpty && tablesWithoutMajority.isEmpty && differingMembers.isEmpty

@@ -172,7 +172,7 @@ extension ClusterCommand {
                     ? ""
                     : ": \(unanswered.map(\.id).joined(separator: ", ")) did not answer, and may settle it (dwcp cluster verify --log-index \(index) once it can)"
                 problems.append(
-                    "no digest of \(split.joined(separator: ", ")) is shared by more than half of the \(answers.count) members, so which member's is wrong cannot be told\(others)"
+                    "no digest of \(split.joined(separator: ", ")) is shared by more than half of the \(answers.count) members (\(comparison.splitDescription)), so which member's is wrong cannot be told\(others)"
                 )
             }
             if !problems.isEmpty { throw CLIError(.differs, problems.joined(separator: "; ")) }

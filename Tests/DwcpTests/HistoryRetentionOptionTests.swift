@@ -20,6 +20,8 @@ import Testing
         #expect(try parseVerifyEvery("0") == nil)
         #expect(try parseVerifyEvery("1s") == .seconds(1))
         #expect(try parseVerifyEvery("1h") == .seconds(3_600))
+        let far = #expect(throws: (any Error).self) { try parseVerifyEvery("1000000h") }
+        #expect("\(String(describing: far))".contains("longer than 100 years"), "\(String(describing: far))")
         for bad in ["0s", "1", "h", "-1h", "1.5h"] {
             let error = #expect(throws: (any Error).self, "\(bad)") { try parseVerifyEvery(bad) }
             #expect("\(String(describing: error))".contains("--verify-every"), "\(String(describing: error))")

@@ -97,6 +97,15 @@ import Testing
             // Two answers of three, which differ: no majority for hosts, so neither is blamed.
             #expect(incomplete.differingMembers.isEmpty && incomplete.tablesWithoutMajority == ["hosts"])
             #expect(incomplete.unanswered.map(\.id) == [other] && partial.outcomeName == "differs")
+
+            // The damaged member silent: the two that answer agree, the outcome is incomplete, and
+            // the gauge keeps saying the views differ (that member is not known to be repaired).
+            silent.withLock { $0 = damagedID }
+            let unknown = try await verifier.verifyOnce(node: leader)
+            #expect(unknown.outcomeName == "incomplete", "\(unknown)")
+            leader.recordPeriodicVerify(unknown)
+            #expect(leader.metrics.render(node: leader).contains("dwcp_views_verification_differs 1"))
+            #expect(try leader.periodicVerifyStatus()["outcome"] == .string("incomplete"))
         }
     }
 }

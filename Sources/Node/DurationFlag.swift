@@ -25,21 +25,12 @@ public enum DurationFlag {
         return duration
     }
 
-    /// `duration` as the flags spell it: `7d`, `12h`, `90m`, `45s`.
+    /// `duration` as the flags spell it: `7d`, `12h`, `90m`, `45s` (under a second, which only
+    /// tests set: `100ms`).
     public static func describe(_ duration: Duration) -> String {
         let seconds = duration.components.seconds
+        if seconds == 0 { return "\(Int(duration / .milliseconds(1)))ms" }
         let unit = units.first { seconds % $0.seconds == 0 }!  // seconds always divide
         return "\(seconds / unit.seconds)\(unit.suffix)"
-    }
-}
-
-/// `--history-retention`'s bounds.
-public enum HistoryRetention {
-    /// Shorter would let an intent's row go before its answer reads it on a loaded machine.
-    public static let minimum = Duration.seconds(10)
-
-    /// The retention `text` gives (``DurationFlag``), nil (`0`) to keep the history for ever.
-    public static func parse(_ text: String) throws -> Duration? {
-        try DurationFlag.parse(text, minimum: minimum, off: "keep everything")
     }
 }

@@ -9,7 +9,7 @@ import Store
 extension Node {
     /// Proposes a digest marker (on the leader); returns its index once committed. Verifies asked
     /// while the last marker this member proposed is not yet hashed here share it
-    /// (``ViewsDigests/claimProposal()``): each marker costs every member a read of its whole views.
+    /// (``ViewsDigests/claimProposal(applied:)``): each marker costs every member a read of its whole views.
     public func proposeViewsDigest() async throws -> UInt64 {
         guard consensus.isLeader else { return try await consensus.proposeNoop(payload: LogEntry.viewsDigestMarker) }
         switch try await digests.claimProposal(applied: { [applied] in applied.value }) {

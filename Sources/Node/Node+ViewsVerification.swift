@@ -4,18 +4,16 @@ import Store
 /// ``PeriodicVerifier``): its outcome kept, logged and counted, and shown by
 /// `GET /v1/cluster/verify/last`.
 extension Node {
-    /// Keeps `check` as the last one, counts it, and logs what an operator must know: a member
+    /// Keeps `verify` as the last one, counts it, and logs what an operator must know: a member
     /// whose views differ (an error, with what to do), one that gave no digest, no marker made.
-    func recordPeriodicVerify(_ check: ViewsVerification) {
-        lastPeriodicVerify.withLock { $0 = check }
-        metrics.countPeriodicVerify(check)
+    func recordPeriodicVerify(_ verify: ViewsVerification) {
+        lastPeriodicVerify.withLock { $0 = verify }
+        metrics.countPeriodicVerify(verify)
         let index: UInt64
         let comparison: ViewsComparison
-        switch check.outcome {
+        switch verify.outcome {
         case .noMarker(let why):
-            logger.warning(
-                "periodic verify: no marker could be proposed (\(why)); the next is in \(DurationFlag.describe(check.every))"
-            )
+            logger.warning("periodic verify: no marker could be proposed (\(why)); trying again soon")
             return
         case .compared(let compared):
             (index, comparison) = (compared.logIndex, compared)
@@ -23,7 +21,7 @@ extension Node {
         var problems: [String] = []
         for (id, tables) in comparison.differingMembers {
             problems.append(
-                "the views of \(id) differ from those most members share at log index \(index) (\(tables.joined(separator: ", "))): stop it and remove its DATA/views.sqlite, and it rebuilds them as it starts"
+                "the views of \(id) differ from those most members share at log index \(index) (\(tables.joined(separator: ", "))): stop it and remove its DATA/views.sqlite, and it rebuilds them from its latest snapshot and its log as it starts (if they differ again, the damage is in that snapshot: remove the member, empty its data directory and add it again)"
             )
         }
         if !comparison.tablesWithoutMajority.isEmpty {
@@ -48,13 +46,20 @@ extension Node {
         }
     }
 
+    /// This member stopped leading: its last verify no longer speaks for the region (the next
+    /// leader's will), in the status and the metrics.
+    func forgetPeriodicVerify() {
+        lastPeriodicVerify.withLock { $0 = nil }
+        metrics.forgetPeriodicVerify()
+    }
+
     /// What `GET /v1/cluster/verify/last` answers: the leader's last verify of the members'
     /// views, or that none was made yet. Asked of a member that does not lead, refused naming the
     /// leader (the API sends the request on to it).
     public func periodicVerifyStatus() throws -> JSONValue {
         var fields: [(String, JSONValue)] = [("node_id", .string(configuration.nodeID))]
         guard let raft else {
-            return .object(fields + [("replicated", .bool(false)), ("checked", .bool(false))])
+            return .object(fields + [("replicated", .bool(false)), ("verified", .bool(false))])
         }
         let every = configuration.replication?.verifyEvery
         guard raft.isLeader else {
@@ -62,19 +67,20 @@ extension Node {
             let directions = leader.map { raft.directions(to: $0) }
             throw NodeError(
                 .unavailable,
-                "\(configuration.nodeID) is not the leader: the leader keeps the last views check; ask \(directions?.text ?? "it once the region has one")",
+                "\(configuration.nodeID) is not the leader: the leader keeps the last periodic verify; ask \(directions?.text ?? "it once the region has one")",
                 leaderAPI: directions?.api)
         }
         fields.append(("replicated", .bool(true)))
         fields.append(("every", every.map { .string(DurationFlag.describe($0)) } ?? .null))
-        guard let check = lastPeriodicVerify.withLock({ $0 }) else {
-            return .object(fields + [("checked", .bool(false))])
+        guard let verify = lastPeriodicVerify.withLock({ $0 }) else {
+            return .object(fields + [("verified", .bool(false))])
         }
         fields += [
-            ("checked", .bool(true)), ("checked_by", .string(check.checkedBy)), ("at_ms", .int(check.at)),
-            ("seconds_ago", .int(max(0, (Node.now() - check.at) / 1000))), ("outcome", .string(check.outcomeName)),
+            ("verified", .bool(true)), ("verified_by", .string(verify.verifiedBy)), ("at_ms", .int(verify.at)),
+            ("seconds_ago", .int(max(0, (Node.now() - verify.at) / 1000))),
+            ("outcome", .string(verify.verdict.rawValue)),
         ]
-        switch check.outcome {
+        switch verify.outcome {
         case .noMarker(let why):
             fields.append(("error", .string(why)))
         case .compared(let comparison):
@@ -82,7 +88,7 @@ extension Node {
                 ("log_index", .int(Int64(comparison.logIndex))), ("members", .int(Int64(comparison.answers.count))),
                 ("answered", .int(Int64(comparison.answered.count))),
                 (
-                    "differing_members",
+                    "differences",
                     .array(
                         comparison.differingMembers.map {
                             .object([("id", .string($0.id)), ("tables", .array($0.tables.map { .string($0) }))])

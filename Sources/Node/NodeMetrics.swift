@@ -130,16 +130,23 @@ public final class NodeMetrics: Sendable {
 
     /// Counts one of the leader's own verifies by its outcome, and records what it found.
     func countPeriodicVerify(_ verification: ViewsVerification) {
-        count(verification.outcomeName, in: verificationOutcomes, label: "dwcp_views_verifications_total")
-        guard case .compared(let comparison) = verification.outcome else { return }
+        count(verification.verdict.rawValue, in: verificationOutcomes, label: "dwcp_views_verifications_total")
         // Incomplete: a member that differed and no longer answers is not known to be repaired,
-        // so the gauge keeps what the last complete verify said.
-        switch verification.outcomeName {
-        case "differs": verificationDiffers.record(1)
-        case "same", "not_compared": verificationDiffers.record(0)
-        default: break
+        // so the gauge keeps what the last complete verify said; nothing compared, nothing moves.
+        switch verification.verdict {
+        case .differs: verificationDiffers.record(1)
+        case .same: verificationDiffers.record(0)
+        case .incomplete, .notCompared, .noMarker: break
         }
-        if comparison.majorityAnswered { verificationLastCompared.record(Double(verification.at) / 1000) }
+        if case .compared(let comparison) = verification.outcome, comparison.comparable, comparison.majorityAnswered {
+            verificationLastCompared.record(Double(verification.at) / 1000)
+        }
+    }
+
+    /// This member stopped leading: it no longer speaks for the region's views.
+    func forgetPeriodicVerify() {
+        verificationDiffers.record(0)
+        verificationLastCompared.record(0)
     }
 
     /// Increments the counter of `outcome` among `counters` (made on first use).
@@ -174,10 +181,7 @@ public final class NodeMetrics: Sendable {
         proposalsParked.record(Double(consensus?.forwarded.parkedCount ?? 0))
         // A member that no longer leads does not speak for the region's views (it forgets its
         // last verify); the new leader's first verify comes about 30 s after its election.
-        if raft?.role != .leader {
-            verificationDiffers.record(0)
-            verificationLastCompared.record(0)
-        }
+        if raft?.role != .leader { forgetPeriodicVerify() }
         let matches = raft?.matches ?? [:]
         memberMatches.withLock { gauges in
             for (member, gauge) in gauges where matches[member] == nil {

@@ -40,7 +40,7 @@ struct PeriodicVerifier: Sendable {
         while true {
             try await loop.sleep(for: look)
             guard node.consensus.isLeader else {
-                if due != nil { node.lastPeriodicVerify.withLock { $0 = nil } }
+                if due != nil { node.forgetPeriodicVerify() }
                 due = nil
                 continue
             }
@@ -54,7 +54,8 @@ struct PeriodicVerifier: Sendable {
             // A member that stopped leading meanwhile does not speak for the region: the new
             // leader verifies on its own.
             if node.consensus.isLeader { node.recordPeriodicVerify(verify) }
-            due = .now + every
+            // No marker (a transfer under way, a commit timeout): tried again soon, not a period later.
+            due = .now + (verify.verdict == .noMarker ? firstAfterElection : every)
         }
     }
 
@@ -69,7 +70,7 @@ struct PeriodicVerifier: Sendable {
             // Leadership moved, or no majority answers: the next round (perhaps another leader's)
             // tries again.
             return ViewsVerification(
-                checkedBy: node.configuration.nodeID, at: started, every: every, outcome: .noMarker("\(error)"))
+                verifiedBy: node.configuration.nodeID, at: started, every: every, outcome: .noMarker("\(error)"))
         }
         let deadline = ContinuousClock.now + Self.patience
         let members = node.raft?.status.membership.all.keys.sorted() ?? [node.configuration.nodeID]
@@ -97,20 +98,22 @@ struct PeriodicVerifier: Sendable {
         if Task.isCancelled { throw CancellationError() }
         let comparison = ViewsComparison(logIndex: index, answers: answers)
         return ViewsVerification(
-            checkedBy: node.configuration.nodeID, at: started, every: every, outcome: .compared(comparison))
+            verifiedBy: node.configuration.nodeID, at: started, every: every, outcome: .compared(comparison))
     }
 
     /// Asks member `id` at its API (`GET /v1/views/digest`), as `dwcp cluster verify` does, again
-    /// while it answers 503 (not done yet) until `deadline`. A member that cannot be reached is
-    /// not asked again: it is reported as not answering.
+    /// (half a second later) while it answers 503 (not done yet), until `deadline` or until this
+    /// member stops leading. A member that cannot be reached, or does not answer in time, is not
+    /// asked again: it is reported as not answering.
     @Sendable static func askOverAPI(
         node: Node, id: String, index: UInt64, deadline: ContinuousClock.Instant
     ) async -> ViewsComparison.Answer {
         guard let api = node.raft?.apiAddress(of: id) else {
             return .init(id: id, error: "its API address is not known (see dwcp cluster status)")
         }
-        let path = "/v1/views/digest?log_index=\(index)&timeout_ms=\(Int(askTimeout / .milliseconds(1)))"
         while true {
+            let wait = min(askTimeout, max(.zero, ContinuousClock.now.duration(to: deadline)))
+            let path = "/v1/views/digest?log_index=\(index)&timeout_ms=\(Int(wait / .milliseconds(1)))"
             let status: UInt
             let text: String
             do {
@@ -132,7 +135,10 @@ struct PeriodicVerifier: Sendable {
                 return .init(id: id, digestAnswer: answer)
             }
             let message = answer?["error"]?["message"]?.stringValue ?? String(text.prefix(200))
-            if status == 503, ContinuousClock.now < deadline { continue }
+            if status == 503, ContinuousClock.now < deadline, node.consensus.isLeader, !Task.isCancelled {
+                try? await MultiThreadedEventLoopGroup.singleton.any().sleep(for: .milliseconds(500))
+                continue
+            }
             if status == 404, message.hasPrefix("no such route") {
                 return .init(id: id, error: "it runs a dwcp without verify (\(message))", gone: true)
             }

@@ -38,7 +38,7 @@ public struct ReplicationConfiguration: Sendable {
     public var verifyEvery: Duration? = Self.defaultVerifyEvery
     /// A check costs every member a read of its whole views (about a second per 100,000 VMs);
     /// hourly finds damage the day it happens at no cost worth measuring.
-    public static let defaultVerifyEvery: Duration? = .seconds(3_600)
+    public static let defaultVerifyEvery = Duration.seconds(3_600)
     /// Mutual TLS on the replication port (`--peer-cert-file` and the rest), or nil for plain TCP.
     public var tls: PeerTLS?
 

@@ -158,7 +158,11 @@ final class ViewsDigests: Sendable {
             defer { state.sharers = [:] }
             return state.sharers.values
         }
-        for sharer in sharers { sharer.resume(returning: outcome) }
+        // A proposer that was cancelled (its task ended) failed for itself only: the verifies
+        // that waited for it claim again.
+        var cancelled = false
+        if case .failure(let error) = outcome, error is CancellationError { cancelled = true }
+        for sharer in sharers { sharer.resume(returning: cancelled ? nil : outcome) }
     }
 
     /// Hashes each snapshot as it comes, in marker order, until cancelled.

@@ -8,7 +8,22 @@ public struct ViewsVerification: Sendable {
         case noMarker(String)
     }
 
-    public var checkedBy: String
+    /// The outcome in one word, as the metrics, the API and the log name it.
+    public enum Verdict: String, Sendable {
+        /// Every member answered, and their views are alike.
+        case same
+        /// A member's views differ from most members', or a table has no majority.
+        case differs
+        /// A member gave no digest; those that did agree.
+        case incomplete
+        /// The members run several schema versions: nothing was compared.
+        case notCompared = "not_compared"
+        /// No marker could be made.
+        case noMarker = "no_marker"
+    }
+
+    /// The leader that verified.
+    public var verifiedBy: String
     /// When it began, in milliseconds since 1970.
     public var at: Int64
     public var every: Duration
@@ -16,13 +31,10 @@ public struct ViewsVerification: Sendable {
 
     static func now() -> Int64 { Node.now() }
 
-    /// How the metrics and the log name the outcome: `same`, `differs` (a member differs, or a
-    /// table has no majority), `incomplete` (a member gave no digest; those that did agree),
-    /// `not_compared` (several schema versions) or `no_marker`.
-    public var outcomeName: String {
-        guard case .compared(let comparison) = outcome else { return "no_marker" }
-        if !comparison.comparable { return "not_compared" }
-        if !comparison.differingMembers.isEmpty || !comparison.tablesWithoutMajority.isEmpty { return "differs" }
-        return comparison.agree ? "same" : "incomplete"
+    public var verdict: Verdict {
+        guard case .compared(let comparison) = outcome else { return .noMarker }
+        if !comparison.comparable { return .notCompared }
+        if !comparison.differingMembers.isEmpty || !comparison.tablesWithoutMajority.isEmpty { return .differs }
+        return comparison.agree ? .same : .incomplete
     }
 }

@@ -36,7 +36,10 @@ struct ClusterCommand: AsyncParsableCommand {
             var verification: Result<JSONValue, CLIError>?
             if status["replicated"] == .bool(true), timeoutMs > 0 {
                 do {
-                    verification = .success(try await asked.call(.GET, "/v1/cluster/verify/last"))
+                    // Bounded like the members' answers: an outage is when status is asked most.
+                    verification = .success(
+                        try await asked.call(
+                            .GET, "/v1/cluster/verify/last", timeout: .milliseconds(timeoutMs) + .seconds(2)))
                 } catch let error as CLIError {
                     verification = .failure(error)
                 }
@@ -107,7 +110,7 @@ struct ClusterCommand: AsyncParsableCommand {
             }
             func int(_ key: String) -> Int64? { if case .int(let value)? = answer[key] { value } else { nil } }
             let every = answer["every"]?.stringValue
-            guard answer["checked"] == .bool(true) else {
+            guard answer["verified"] == .bool(true) else {
                 guard let every else {
                     return
                         "not verified on their own (the leader runs with --verify-every 0; dwcp cluster verify checks now)"
@@ -120,13 +123,13 @@ struct ClusterCommand: AsyncParsableCommand {
                     seconds < 120 ? "\(seconds) s" : seconds < 7_200 ? "\(seconds / 60) min" : "\(seconds / 3_600) h"
                 when += "\(ago) ago "
             }
-            when += "by \(answer["checked_by"]?.stringValue ?? "-")" + (every.map { ", every \($0)" } ?? "")
+            when += "by \(answer["verified_by"]?.stringValue ?? "-")" + (every.map { ", every \($0)" } ?? "")
             guard let index = int("log_index") else {
                 return "the last verify (\(when)) made no marker: \(answer["error"]?.stringValue ?? "-")"
             }
             when = "verified " + when
             var differing: [String] = []
-            if case .array(let members)? = answer["differing_members"] {
+            if case .array(let members)? = answer["differences"] {
                 differing = members.map { member in
                     let tables: [String]
                     if case .array(let items)? = member["tables"] {

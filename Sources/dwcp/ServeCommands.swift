@@ -71,7 +71,7 @@ struct Serve: AsyncParsableCommand {
             discussion:
                 "Each check costs every member a read of its whole views (about a second per 100,000 VMs). dwcp cluster status shows the last one; a member whose views differ is logged as an error."
         ))
-    var verifyEvery = DurationFlag.describe(ReplicationConfiguration.defaultVerifyEvery!)
+    var verifyEvery = DurationFlag.describe(ReplicationConfiguration.defaultVerifyEvery)
 
     func validate() throws {
         try validating {

@@ -129,7 +129,7 @@ import Testing
         func answer(_ fields: [(String, JSONValue)]) -> JSONValue {
             .object(
                 [
-                    ("checked", .bool(true)), ("checked_by", .string("n1")), ("seconds_ago", .int(130)),
+                    ("verified", .bool(true)), ("verified_by", .string("n1")), ("seconds_ago", .int(130)),
                     ("every", .string("1h")),
                 ] + fields)
         }
@@ -140,7 +140,7 @@ import Testing
             answer([
                 ("outcome", .string("differs")), ("log_index", .int(7)), ("members", .int(3)),
                 (
-                    "differing_members",
+                    "differences",
                     .array([.object([("id", .string("n2")), ("tables", .array([.string("hosts")]))])])
                 ),
             ]))
@@ -159,9 +159,9 @@ import Testing
                 == "no digest from n3 (down) at log index 7; the 2 that answered agree (verified 2 min ago by n1, every 1h)"
         )
         #expect(
-            describe(.object([("checked", .bool(false)), ("every", .string("1h"))]))
+            describe(.object([("verified", .bool(false)), ("every", .string("1h"))]))
                 == "not verified yet (the leader verifies every 1h; dwcp cluster verify checks now)")
-        #expect(describe(.object([("checked", .bool(false)), ("every", .null)])).contains("--verify-every 0"))
+        #expect(describe(.object([("verified", .bool(false)), ("every", .null)])).contains("--verify-every 0"))
         #expect(
             describe(answer([("outcome", .string("no_marker")), ("error", .string("no quorum"))]))
                 == "the last verify (2 min ago by n1, every 1h) made no marker: no quorum")

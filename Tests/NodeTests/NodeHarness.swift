@@ -80,6 +80,9 @@ func regionMember(
     configuration.replication = ReplicationConfiguration(
         listenHost: "127.0.0.1", listenPort: port, peers: peers, join: join)
     if let applyDelay { configuration.replication?.followerApplyDelay = applyDelay }
+    // A test starts its own periodic verify when it wants one: the default's first, 30 s after an
+    // election, would make followers apply what they hold back, in the middle of other tests.
+    configuration.replication?.verifyEvery = nil
     if let electionTicks { configuration.replication?.raft.electionTicks = electionTicks }
     return try Node(configuration: configuration, logger: logger)
 }

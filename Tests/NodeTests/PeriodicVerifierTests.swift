@@ -45,7 +45,7 @@ import Testing
                     return
                 }
                 #expect(comparison.agree && comparison.answers.map(\.id) == ["n1", "n2", "n3"], "\(comparison)")
-                #expect(first?.outcomeName == "same" && first?.checkedBy == leaderID)
+                #expect(first?.verdict == .same && first?.verifiedBy == leaderID)
             }
             for node in nodes where node !== leader {
                 #expect(node.lastPeriodicVerify.withLock { $0 } == nil)
@@ -69,12 +69,12 @@ import Testing
             let damagedID = damaged.configuration.nodeID
             #expect(comparison.differingMembers.map(\.id) == [damagedID], "\(comparison)")
             #expect(comparison.differingMembers.first?.tables == ["hosts"])
-            #expect(check.outcomeName == "differs")
+            #expect(check.verdict == .differs)
             leader.recordPeriodicVerify(check)
             let status = try leader.periodicVerifyStatus()
             #expect(status["outcome"] == .string("differs") && status["log_index"] == .int(Int64(comparison.logIndex)))
             #expect(
-                status["differing_members"]
+                status["differences"]
                     == .array([.object([("id", .string(damagedID)), ("tables", .array([.string("hosts")]))])]),
                 "\(status.serialized())")
             let metrics = leader.metrics.render(node: leader)
@@ -96,13 +96,13 @@ import Testing
             }
             // Two answers of three, which differ: no majority for hosts, so neither is blamed.
             #expect(incomplete.differingMembers.isEmpty && incomplete.tablesWithoutMajority == ["hosts"])
-            #expect(incomplete.unanswered.map(\.id) == [other] && partial.outcomeName == "differs")
+            #expect(incomplete.unanswered.map(\.id) == [other] && partial.verdict == .differs)
 
             // The damaged member silent: the two that answer agree, the outcome is incomplete, and
             // the gauge keeps saying the views differ (that member is not known to be repaired).
             silent.withLock { $0 = damagedID }
             let unknown = try await verifier.verifyOnce(node: leader)
-            #expect(unknown.outcomeName == "incomplete", "\(unknown)")
+            #expect(unknown.verdict == .incomplete, "\(unknown)")
             leader.recordPeriodicVerify(unknown)
             #expect(leader.metrics.render(node: leader).contains("dwcp_views_verification_differs 1"))
             #expect(try leader.periodicVerifyStatus()["outcome"] == .string("incomplete"))

@@ -188,6 +188,15 @@ import Testing
             }
         }
         #expect(digests.sharersWaiting == 0)
+        // The proposer itself cancelled (its node stops): a verify waiting for it is not failed
+        // with the proposer's cancellation, it proposes instead.
+        async let after = digests.claimProposal(applied: appliedNow)
+        #expect(try await eventually(.seconds(10)) { digests.sharersWaiting == 1 })
+        digests.proposed(.failure(CancellationError()))
+        guard case .propose = try await after else {
+            Issue.record("a verify waiting for a cancelled proposer did not propose in its place")
+            return
+        }
         digests.proposed(.failure(NoMajority()))
     }
 

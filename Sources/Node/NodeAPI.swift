@@ -68,21 +68,10 @@ public enum NodeAPI {
         }
         router.get("/v1/views/digest") { request, _ in
             try await handle {
-                let given = request.uri.queryParameters.getAll("log_index")
-                guard let raw = given.first else {
+                guard let index = try logIndexParameter(of: request, "log_index") else {
                     throw NodeError(
                         .invalid, "the request lacks log_index (the index dwcp cluster verify's marker got)")
                 }
-                guard given.count == 1 else {
-                    throw NodeError(.invalid, "log_index is given \(given.count) times: give it once")
-                }
-                guard raw.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
-                    let index = UInt64(raw),
-                    index >= 1
-                else {
-                    throw NodeError(.invalid, "invalid log_index '\(raw)': a log index, 1 or more")
-                }
-                try Validation.logIndex(index, field: "log_index")
                 let timeout = try timeoutParameter(of: request, default: .seconds(10), zero: "do not wait")
                 let digest = try await node.viewsDigest(at: index, timeout: timeout)
                 return json(
@@ -279,15 +268,7 @@ public enum NodeAPI {
         router.get("/v1/watch") { request, _ in
             try await handle {
                 let parameters = request.uri.queryParameters
-                let from: UInt64
-                if let raw = parameters.get("from_index") {
-                    guard let value = UInt64(raw), value >= 1 else {
-                        throw NodeError(.invalid, "invalid from_index '\(raw)': a log index, 1 or more")
-                    }
-                    from = value
-                } else {
-                    from = node.consensus.committed.value + 1
-                }
+                let from = try logIndexParameter(of: request, "from_index") ?? node.consensus.committed.value + 1
                 let limit: Int? = try parameters.get("limit").map { raw in
                     guard let value = Int(raw), value >= 1 else {
                         throw NodeError(.invalid, "invalid limit '\(raw)': a count, 1 or more")
@@ -358,6 +339,22 @@ public enum NodeAPI {
     /// The consistency a read's `?consistency=` asks for (linearizable when none is given).
     static func readConsistency(of request: Request) throws -> ReadConsistency {
         try ReadConsistency(asked: request.uri.queryParameters.get("consistency"))
+    }
+
+    /// The log index a query parameter names (`log_index`, `from_index`): given once, in digits,
+    /// 1 or more, and no more than the views keep (``Validation/logIndex(_:field:)``); nil when
+    /// it is not given.
+    static func logIndexParameter(of request: Request, _ name: String) throws -> UInt64? {
+        let given = request.uri.queryParameters.getAll(name)
+        guard let raw = given.first else { return nil }
+        guard given.count == 1 else { throw NodeError(.invalid, "\(name) is given \(given.count) times: give it once") }
+        guard raw.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }), let index = UInt64(raw),
+            index >= 1
+        else {
+            throw NodeError(.invalid, "invalid \(name) '\(raw)': a log index, 1 or more")
+        }
+        try Validation.logIndex(index, field: name)
+        return index
     }
 
     static func status(for code: NodeError.Code) -> HTTPResponse.Status {

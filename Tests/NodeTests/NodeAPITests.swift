@@ -198,6 +198,8 @@ import Testing
                     "invalid check_index 18446744073709551615"
                 ),
                 (.GET, "/v1/watch?from_index=0", nil, 400, "invalid from_index"),
+                (.GET, "/v1/watch?from_index=+19", nil, 400, "invalid from_index '+19'"),
+                (.GET, "/v1/watch?from_index=1&from_index=2", nil, 400, "from_index is given 2 times"),
                 (.GET, "/v1/watch?limit=x", nil, 400, "invalid limit"),
                 // No route: the API's JSON error, not an empty 404.
                 (.GET, "/v1/nothing-here", nil, 404, "no such route: GET /v1/nothing-here"),

@@ -50,7 +50,10 @@ extension Node {
             } catch {
                 members.append(("error", .string("\(error)")))
             }
-        case .noop: members.append(("kind", .string("noop")))
+        case .noop:
+            members.append(("kind", .string("noop")))
+            // A verify's marker (dwcp cluster verify, the leader's own every --verify-every).
+            if entry.isViewsDigestMarker { members.append(("marker", .string("views-digest"))) }
         case .membership: members.append(("kind", .string("membership")))
         }
         return .object(members)

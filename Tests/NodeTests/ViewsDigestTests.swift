@@ -200,6 +200,19 @@ import Testing
         digests.proposed(.failure(NoMajority()))
     }
 
+    @Test("a watch shows a marker as a no-op that says it is one; other no-ops say nothing more")
+    func watchedMarker() {
+        let marker = Node.watchLine(LogEntry(index: 3, term: 1, kind: .noop, payload: LogEntry.viewsDigestMarker))
+        #expect(
+            marker
+                == .object([
+                    ("log_index", .int(3)), ("term", .int(1)), ("kind", .string("noop")),
+                    ("marker", .string("views-digest")),
+                ]))
+        let plain = Node.watchLine(LogEntry(index: 4, term: 1, kind: .noop, payload: []))
+        #expect(plain == .object([("log_index", .int(4)), ("term", .int(1)), ("kind", .string("noop"))]))
+    }
+
     @Test("an index that holds no marker, or one not yet applied in time, is refused, saying which")
     func noDigestWhereNoMarker() async throws {
         let dir = TemporaryDirectory()

@@ -176,7 +176,7 @@ public final class RaftConsensus: Consensus {
             id: nodeID, configuration: configuration.raft, seed: Self.seed(nodeID),
             hardState: hardState,
             snapshot: RaftSnapshotMeta(index: snapshot.index, term: snapshot.term, membership: snapshotMembership),
-            entries: entries)
+            entries: entries, removalNotice: Self.readRemovalNotice(in: log.path, logger: logger))
         committed = IndexWatermark(min(log.hardState.commit, log.lastIndex))
         // A member restarted on a log that held it in a membership and now leaves it out was removed
         // while it ran, or while it was away. (A joiner restarted before the entry that adds it
@@ -914,6 +914,7 @@ public final class RaftConsensus: Consensus {
         let status = state.withLock { $0.status }
         if status.membership.contains(nodeID) { wasMember.store(true, ordering: .releasing) }
         if let index = status.toldRemovedAt, toldRemovedLogged.exchange(index, ordering: .relaxed) != index {
+            Self.keepRemovalNotice(index, in: log.path, logger: logger)
             logger.error(
                 "\(group): a leader says this member was removed from the region (by the membership it committed at index \(index), which this member's log no longer reaches): it stops campaigning, and takes no intents or reads. To bring it back, add it again (dwcp cluster add-member --learner, then promote)"
             )

@@ -608,6 +608,22 @@ struct TestCluster {
         }
         #expect(cluster.sent[removed] == nil, "it campaigns no more")
         #expect(cluster.members[leader]!.role == .leader && cluster.members[leader]!.term == term)
+
+        // Restarted with the notice its driver kept: it knows from its start, and never campaigns.
+        let before = cluster.members[removed]!
+        for notice in [nil, before.removalNotice] {
+            cluster.members[removed] = Raft(
+                id: removed, seed: 77, hardState: HardState(term: before.term, vote: before.vote, commit: 0),
+                snapshot: before.snapshotMeta, entries: before.log.entries, removalNotice: notice)
+            #expect(cluster.members[removed]!.isToldRemoved == (notice != nil))
+            cluster.sent = [:]
+            // The others cut off (and stopped): no leader tells it again.
+            cluster.cut = Set(cluster.members.keys.filter { $0 != removed })
+            cluster.tick(200)
+            let campaigned = cluster.sent[removed].map { !$0.isEmpty } ?? false
+            #expect(
+                campaigned == (notice == nil), "notice \(String(describing: notice)): \(cluster.sent[removed] ?? [:])")
+        }
     }
 
     @Test("a removed member the farewells are still bringing up is told at the next heartbeat once the leader compacts")

@@ -81,11 +81,14 @@ public struct Raft: Sendable {
     ///     membership for a log that never was).
     ///   - entries: the entries after the snapshot, in order.
     ///   - seed: seeds the election-timeout randomness.
+    /// `removalNotice`: the ``removalNotice`` a leader gave this member before it restarted (its
+    /// driver keeps it), so a member removed while away does not campaign again at its start.
     public init(
         id: String, configuration: RaftConfiguration = RaftConfiguration(), seed: UInt64, hardState: HardState,
-        snapshot: RaftSnapshotMeta, entries: [LogEntry]
+        snapshot: RaftSnapshotMeta, entries: [LogEntry], removalNotice: UInt64? = nil
     ) {
         self.id = id
+        self.removalNotice = removalNotice
         self.configuration = configuration
         random = SplitMix64(seed: seed)
         term = hardState.term

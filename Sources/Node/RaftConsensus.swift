@@ -172,11 +172,16 @@ public final class RaftConsensus: Consensus {
             let described = try snapshots.describe(snapshot.index).membership
             snapshotMembership = RaftMembership(voters: described.voters, learners: described.learners)
         }
+        let notice = Self.removalNotice(
+            in: log.path, group: group, logger: logger,
+            forThisLog: bootstrap == nil && Self.anyMembership(snapshotMembership, entries, holds: nodeID))
         let raft = Raft(
             id: nodeID, configuration: configuration.raft, seed: Self.seed(nodeID),
             hardState: hardState,
             snapshot: RaftSnapshotMeta(index: snapshot.index, term: snapshot.term, membership: snapshotMembership),
-            entries: entries, removalNotice: Self.readRemovalNotice(in: log.path, logger: logger))
+            entries: entries, removalNotice: notice)
+        // A membership that added this member again supersedes the notice: it goes.
+        if notice != nil, !raft.isToldRemoved { Self.discardRemovalNotice(in: log.path, group: group, logger: logger) }
         committed = IndexWatermark(min(log.hardState.commit, log.lastIndex))
         // A member restarted on a log that held it in a membership and now leaves it out was removed
         // while it ran, or while it was away. (A joiner restarted before the entry that adds it
@@ -914,7 +919,7 @@ public final class RaftConsensus: Consensus {
         let status = state.withLock { $0.status }
         if status.membership.contains(nodeID) { wasMember.store(true, ordering: .releasing) }
         if let index = status.toldRemovedAt, toldRemovedLogged.exchange(index, ordering: .relaxed) != index {
-            Self.keepRemovalNotice(index, in: log.path, logger: logger)
+            Self.keepRemovalNotice(index, in: log.path, group: group, logger: logger)
             logger.error(
                 "\(group): a leader says this member was removed from the region (by the membership it committed at index \(index), which this member's log no longer reaches): it stops campaigning, and takes no intents or reads. To bring it back, add it again (dwcp cluster add-member --learner, then promote)"
             )

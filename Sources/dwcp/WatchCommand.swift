@@ -80,6 +80,7 @@ struct Watch: AsyncParsableCommand {
         var extra = ""
         if let host = record?["host"]?.stringValue { extra += " host=\(host)" }
         if let reason = record?["reason"]?.stringValue { extra += " reason=\"\(reason)\"" }
+        if let marker = value["marker"]?.stringValue { extra += " marker=\(marker)" }
         return "\(index)\t\(kind)\t\(subject)\(extra)"
     }
 }

@@ -1,3 +1,4 @@
+import Store
 import Testing
 
 @testable import dwcp
@@ -19,5 +20,13 @@ import Testing
         let message = "compacted: entries before 251 were compacted away; re-list from index 251"
         let hinted = Watch.withResumeHint(CLIError(.refused, message), lastLine: Self.record, fromIndex: nil)
         #expect(hinted.message == message)
+    }
+
+    @Test("a verify's marker says it is one in the text lines; another no-op says nothing more")
+    func markerInText() throws {
+        let marker = try JSONValue.parse(#"{"log_index":7,"term":2,"kind":"noop","marker":"views-digest"}"#)
+        #expect(Watch.text(marker, line: "") == "7\tnoop\t marker=views-digest")
+        let plain = try JSONValue.parse(#"{"log_index":8,"term":2,"kind":"noop"}"#)
+        #expect(Watch.text(plain, line: "") == "8\tnoop\t")
     }
 }

@@ -7,23 +7,34 @@ import Testing
 
 @testable import Node
 
-/// A leader's word that a member was removed, kept in `DATA/log/removal-notice`: a member removed
-/// while away, started again, does not campaign and refuses intents from its start.
+/// A leader's word that a member was removed, kept in `DATA/log/region.removal-notice`: a member
+/// removed while away, started again, does not campaign and refuses intents from its start.
 @Suite struct RemovalNoticeTests {
+    static let logger = Logger(label: "test")
+
+    /// Runs `node` until its log holds the region's first membership, then stops it.
+    static func runOnce(_ node: Node) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await node.run() }
+            defer { group.cancelAll() }
+            let written = try await waitUntil(timeout: .seconds(30)) { node.log.lastIndex >= 1 }
+            #expect(written)
+        }
+    }
+
     @Test(
-        "a member started with a kept removal notice refuses intents at once and never campaigns; without one it campaigns"
+        "a member started again with a kept removal notice refuses intents at once and never campaigns; without one it campaigns"
     )
     func keptNoticeHoldsAtStart() async throws {
         for kept in [true, false] {
             let dir = TemporaryDirectory()
             let ports = try (0..<3).map { _ in try closedPort() }
             let peers = ["n1": "127.0.0.1:\(ports[0])", "n2": "127.0.0.1:\(ports[1])", "n3": "127.0.0.1:\(ports[2])"]
-            if kept {
-                try FileManager.default.createDirectory(atPath: dir.file("n1/log"), withIntermediateDirectories: true)
-                RaftConsensus.keepRemovalNotice(9, in: dir.file("n1/log"), logger: Logger(label: "test"))
-            }
-            // n2 and n3 never start: n1 alone would campaign (pre-vote) after its election timeout.
-            let node = try regionMember("n1", in: dir, port: ports[0], peers: peers)
+            // n2 and n3 never start: n1 alone campaigns (pre-vote) after its election timeout.
+            try await Self.runOnce(try regionMember("n1", in: dir, port: ports[0], peers: peers))
+            if kept { RaftConsensus.keepRemovalNotice(9, in: dir.file("n1/log"), group: "region", logger: Self.logger) }
+            let node = try regionMember("n1", in: dir, port: try closedPort(), peers: peers)
+            #expect(node.raft!.status.toldRemovedAt == (kept ? 9 : nil))
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await node.run() }
                 defer { group.cancelAll() }
@@ -32,7 +43,8 @@ import Testing
                         .addHost(HostAdded(name: "h1", region: "eu", cpus: 1, memoryBytes: 1 << 30, labels: [:])))
                 }
                 #expect((refused?.code == .removed) == kept, "kept \(kept): \(String(describing: refused))")
-                // Twice the longest election timeout (600 ms), and more on a loaded machine.
+                // Twice the longest election timeout (600 ms) when kept; as long as a loaded
+                // machine needs when not.
                 let campaigned = try await waitUntil(timeout: .seconds(kept ? 3 : 30)) {
                     node.raft!.status.role != .follower || node.raft!.status.term > 1
                 }
@@ -42,14 +54,28 @@ import Testing
         }
     }
 
+    @Test("a notice beside a log that never held the member (a new region's first start) is not its, and goes")
+    func noticeOfAnotherLog() throws {
+        let dir = TemporaryDirectory()
+        let port = try closedPort()
+        try FileManager.default.createDirectory(atPath: dir.file("n1/log"), withIntermediateDirectories: true)
+        RaftConsensus.keepRemovalNotice(9, in: dir.file("n1/log"), group: "region", logger: Self.logger)
+        let node = try regionMember("n1", in: dir, port: port, peers: ["n1": "127.0.0.1:\(port)"])
+        #expect(node.raft!.status.toldRemovedAt == nil)
+        #expect(!node.raft!.wasRemoved)
+        #expect(!FileManager.default.fileExists(atPath: dir.file("n1/log/region.removal-notice")))
+    }
+
     @Test("a notice file that holds no log index is ignored")
     func unreadableNotice() throws {
         let dir = TemporaryDirectory()
-        let logger = Logger(label: "test")
-        #expect(RaftConsensus.readRemovalNotice(in: dir.path, logger: logger) == nil)
-        RaftConsensus.keepRemovalNotice(42, in: dir.path, logger: logger)
-        #expect(RaftConsensus.readRemovalNotice(in: dir.path, logger: logger) == 42)
-        try Data("forty-two".utf8).write(to: URL(fileURLWithPath: dir.file(RaftConsensus.removalNoticeFile)))
-        #expect(RaftConsensus.readRemovalNotice(in: dir.path, logger: logger) == nil)
+        func read() -> UInt64? {
+            RaftConsensus.removalNotice(in: dir.path, group: "region", logger: Self.logger, forThisLog: true)
+        }
+        #expect(read() == nil)
+        RaftConsensus.keepRemovalNotice(42, in: dir.path, group: "region", logger: Self.logger)
+        #expect(read() == 42)
+        try Data("forty-two".utf8).write(to: URL(fileURLWithPath: dir.file("region.removal-notice")))
+        #expect(read() == nil)
     }
 }

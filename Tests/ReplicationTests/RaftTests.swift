@@ -661,11 +661,19 @@ struct TestCluster {
         cluster.cut = []
         cluster.tick(60)
         #expect(cluster.members[removed]!.isToldRemoved)
+        let notice = try #require(cluster.members[removed]!.removalNotice)
         _ = try cluster.members[leader]!.proposeMembership(.addLearner(id: removed, address: "addr-\(removed)"))
         cluster.tick(20)
         #expect(cluster.members[removed]!.membership.learners[removed] != nil)
         #expect(!cluster.members[removed]!.isToldRemoved)
         #expect(cluster.members[removed]!.status.role(of: removed) == "learner")
+        // Restarted with the notice it kept from before: the membership that added it again
+        // supersedes it.
+        let back = cluster.members[removed]!
+        let restarted = Raft(
+            id: removed, seed: 78, hardState: HardState(term: back.term, vote: back.vote, commit: back.log.committed),
+            snapshot: back.snapshotMeta, entries: back.log.entries, removalNotice: notice)
+        #expect(!restarted.isToldRemoved && restarted.membership.learners[removed] != nil)
         _ = try cluster.members[leader]!.proposeMembership(.promote(id: removed))
         cluster.tick(5)
         #expect(cluster.members[removed]!.membership.isVoter(removed))

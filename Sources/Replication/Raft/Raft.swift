@@ -100,6 +100,8 @@ public struct Raft: Sendable {
         randomizedElectionTimeout = configuration.electionTicks
         refreshMembership()
         resetElectionTimer()
+        // A kept removal notice is news to the driver (it logs it) at the first ready.
+        if isToldRemoved { ready.statusChanged = true }
     }
 
     // MARK: - What the driver reads

@@ -54,6 +54,34 @@ import Testing
         }
     }
 
+    @Test("a member a leader tells it was removed keeps the notice, and has it again when started again")
+    func toldMemberKeepsTheNotice() async throws {
+        let dir = TemporaryDirectory()
+        let ports = try (0..<3).map { _ in try closedPort() }
+        let peers = ["n1": "127.0.0.1:\(ports[0])", "n2": "127.0.0.1:\(ports[1])", "n3": "127.0.0.1:\(ports[2])"]
+        try await Self.runOnce(try regionMember("n1", in: dir, port: ports[0], peers: peers))
+        let notice = dir.file("n1/log/region.removal-notice")
+        // In a scope of its own: the node (and its hold on the data directory) ends with it.
+        do {
+            let node = try regionMember("n1", in: dir, port: try closedPort(), peers: peers)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await node.run() }
+                defer { group.cancelAll() }
+                // What the transport does with a leader's `removed` message (type 16).
+                let raft = try #require(node.raft)
+                raft.state.withLock { $0.step(RaftMessage(from: "n2", to: "n1", term: 1, body: .removed(index: 9))) }
+                raft.wake.yield()
+                let kept = try await waitUntil(timeout: .seconds(30)) {
+                    (try? String(contentsOfFile: notice, encoding: .utf8)) == "9\n"
+                }
+                #expect(kept)
+                #expect(raft.wasRemoved)
+            }
+        }
+        let again = try regionMember("n1", in: dir, port: try closedPort(), peers: peers)
+        #expect(again.raft!.status.toldRemovedAt == 9 && again.raft!.wasRemoved)
+    }
+
     @Test("a notice beside a log that never held the member (a new region's first start) is not its, and goes")
     func noticeOfAnotherLog() throws {
         let dir = TemporaryDirectory()

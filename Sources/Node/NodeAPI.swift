@@ -78,16 +78,7 @@ public enum NodeAPI {
                     .object([
                         ("node_id", .string(node.configuration.nodeID)), ("log_index", .int(Int64(index))),
                         ("schema_version", .string(digest.schemaVersion)),
-                        (
-                            "tables",
-                            .array(
-                                digest.tables.map {
-                                    .object([
-                                        ("table", .string($0.table)), ("rows", .int(Int64($0.rows))),
-                                        ("sha256", .string($0.sha256)),
-                                    ])
-                                })
-                        ),
+                        ("tables", .array(digest.tables.map(\.json))),
                     ]))
             }
         }

@@ -61,7 +61,7 @@ struct PeriodicVerifier: Sendable {
 
     /// One verify: a marker, every member's digest there, compared.
     func verifyOnce(node: Node) async throws -> ViewsVerification {
-        let started = ViewsVerification.now()
+        let started = Node.now()
         let index: UInt64
         do {
             index = try await node.proposeViewsDigest()
@@ -81,7 +81,7 @@ struct PeriodicVerifier: Sendable {
                         do {
                             let wait = ContinuousClock.now.duration(to: deadline)
                             let digest = try await node.viewsDigest(at: index, timeout: wait)
-                            return .init(id: id, schemaVersion: digest.schemaVersion, tables: digest.tables)
+                            return .init(id: id, digest: digest)
                         } catch let error as NodeError {
                             return .init(id: id, error: error.message, gone: error.code != .unavailable)
                         } catch {

@@ -29,6 +29,11 @@ public struct ViewsComparison: Sendable, Equatable {
             self.gone = false
         }
 
+        /// A member's own digest.
+        public init(id: String, digest: ViewsDigest) {
+            self.init(id: id, schemaVersion: digest.schemaVersion, tables: digest.tables)
+        }
+
         /// A member's answer to `GET /v1/views/digest`, or the reason it cannot be read.
         public init(id: String, digestAnswer body: JSONValue) {
             guard case .array(let rows)? = body["tables"] else {
@@ -37,13 +42,11 @@ public struct ViewsComparison: Sendable, Equatable {
             }
             var tables: [TableDigest] = []
             for row in rows {
-                guard let name = row["table"]?.stringValue, case .int(let count)? = row["rows"],
-                    let sha = row["sha256"]?.stringValue
-                else {
+                guard let table = TableDigest(json: row) else {
                     self.init(id: id, error: "its answer has a malformed table: \(row.serialized())")
                     return
                 }
-                tables.append(TableDigest(table: name, rows: Int(clamping: count), sha256: sha))
+                tables.append(table)
             }
             self.init(id: id, schemaVersion: body["schema_version"]?.stringValue ?? "", tables: tables)
         }

@@ -29,8 +29,6 @@ public struct ViewsVerification: Sendable {
     public var every: Duration
     public var outcome: Outcome
 
-    static func now() -> Int64 { Node.now() }
-
     public var verdict: Verdict {
         guard case .compared(let comparison) = outcome else { return .noMarker }
         if !comparison.comparable { return .notCompared }

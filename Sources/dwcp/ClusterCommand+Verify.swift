@@ -227,17 +227,7 @@ extension ClusterCommand {
                 fields.append(("schema_version", .string(answer.schemaVersion)))
                 fields.append(("same", .bool(verdict == .same)))
                 fields.append(("differing_tables", .array(differing.map { .string($0) })))
-                fields.append(
-                    (
-                        "tables",
-                        .array(
-                            tables.values.sorted { $0.table < $1.table }.map {
-                                .object([
-                                    ("table", .string($0.table)), ("rows", .int(Int64($0.rows))),
-                                    ("sha256", .string($0.sha256)),
-                                ])
-                            })
-                    ))
+                fields.append(("tables", .array(tables.values.sorted { $0.table < $1.table }.map(\.json))))
                 return .object(fields)
             }
             return .object([

@@ -28,7 +28,7 @@ import Testing
                 if silent.withLock({ $0 }) == id { return .init(id: id, error: "its API did not answer") }
                 do {
                     let digest = try await byID[id]!.viewsDigest(at: index, timeout: .seconds(20))
-                    return .init(id: id, schemaVersion: digest.schemaVersion, tables: digest.tables)
+                    return .init(id: id, digest: digest)
                 } catch {
                     return .init(id: id, error: "\(error)")
                 }

@@ -17,6 +17,21 @@ public struct TableDigest: Sendable, Equatable {
     }
 }
 
+extension TableDigest {
+    /// As `GET /v1/views/digest` and `dwcp cluster verify --json` write it: `{"table", "rows", "sha256"}`.
+    public var json: JSONValue {
+        .object([("table", .string(table)), ("rows", .int(Int64(rows))), ("sha256", .string(sha256))])
+    }
+
+    /// One table as ``json`` writes it; nil when `json` is not one.
+    public init?(json: JSONValue) {
+        guard let name = json["table"]?.stringValue, case .int(let rows)? = json["rows"],
+            let sha256 = json["sha256"]?.stringValue
+        else { return nil }
+        self.init(table: name, rows: Int(clamping: rows), sha256: sha256)
+    }
+}
+
 /// The views hashed at one applied index: what `GET /v1/views/digest` answers.
 public struct ViewsDigest: Sendable, Equatable {
     public var appliedIndex: UInt64

@@ -589,7 +589,7 @@ public final class RaftConsensus: Consensus {
         switch error.code {
         case .invalidChange:
             return NodeError(.conflict, error.message, cause: error)
-        case .malformed, .oversized, .foreignProtocol, .httpRequest, .unknownMessage, .invalidConfiguration:
+        case .malformed, .oversized, .stalled, .foreignProtocol, .httpRequest, .unknownMessage, .invalidConfiguration:
             return NodeError(.invalid, error.message, cause: error)
         case .transferring:
             return NodeError(

@@ -13,6 +13,8 @@ public struct ReplicationError: Error, Sendable, CustomStringConvertible {
         case oversized
         /// A connection that speaks another protocol (TLS) where frames were expected.
         case foreignProtocol
+        /// A connection that owes bytes (its first frame, or the rest of one) and sends none.
+        case stalled
         /// An HTTP request where frames were expected (answered in HTTP before the connection closes).
         case httpRequest
         /// An intact frame of a message type this build does not know (a newer member's): the

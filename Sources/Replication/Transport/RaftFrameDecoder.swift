@@ -5,7 +5,8 @@ import Store
 /// Splits the replication byte stream into ``RaftFrame``s. A length above the maximum or a frame
 /// that does not decode is an error: the pipeline closes that connection. An intact frame of a
 /// message type this build does not know (a newer member's) is skipped, and noted once per
-/// connection.
+/// connection. On an inbound connection a ``FrameStallWatch`` closes it when it owes bytes and
+/// sends none.
 struct RaftFrameDecoder: ByteToMessageDecoder {
     typealias InboundOut = RaftFrame
 
@@ -14,22 +15,40 @@ struct RaftFrameDecoder: ByteToMessageDecoder {
     var notedUnknown = false
     /// Whether the connection's first bytes were checked for another protocol's.
     var checkedStart = false
+    /// On inbound connections only: a peer sends nothing on the connections this member opens.
+    var stallWatch: FrameStallWatch?
+
+    init(maxFrameBytes: Int, logger: Logger, stalledFrameDeadline: TimeAmount? = nil) {
+        self.maxFrameBytes = maxFrameBytes
+        self.logger = logger
+        stallWatch = stalledFrameDeadline.map(FrameStallWatch.init(deadline:))
+    }
+
+    mutating func decoderAdded(context: ChannelHandlerContext) { stallWatch?.start(context: context) }
+
+    mutating func decoderRemoved(context: ChannelHandlerContext) { stallWatch?.stop() }
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        stallWatch?.heard()
         // Once nine bytes are in (every frame is longer); until then the length alone may refuse them.
         if !checkedStart, let start = buffer.getBytes(at: buffer.readerIndex, length: 9) {
             checkedStart = true
             if let refusal = Self.foreignProtocol(start) { throw refusal }
         }
         guard let length = buffer.getInteger(at: buffer.readerIndex, endianness: .little, as: UInt32.self) else {
+            stallWatch?.waiting(context: context, received: buffer.readableBytes, of: nil)
             return .needMoreData
         }
         guard Int(length) <= maxFrameBytes else {
             throw ReplicationError(.oversized, "a frame of \(length) bytes exceeds the limit of \(maxFrameBytes)")
         }
-        guard buffer.readableBytes >= 4 + Int(length) else { return .needMoreData }
+        guard buffer.readableBytes >= 4 + Int(length) else {
+            stallWatch?.waiting(context: context, received: buffer.readableBytes, of: Int(length))
+            return .needMoreData
+        }
         buffer.moveReaderIndex(forwardBy: 4)
         let body = buffer.readBytes(length: Int(length))!
+        stallWatch?.tookFrame(leaving: buffer.readableBytes)
         do {
             context.fireChannelRead(wrapInboundOut(try RaftFrame(body: body)))
         } catch let error as ReplicationError where error.code == .unknownMessage {
@@ -90,6 +109,8 @@ struct RaftFrameDecoder: ByteToMessageDecoder {
         while try decode(context: context, buffer: &buffer) == .continue {}
         // A peer that went away mid-frame (it crashed, or was never a member): said, not dropped
         // silently. The frame is lost with the connection, as any unacknowledged message may be.
+        // (One closed here because its frame stalled was said then.)
+        if stallWatch?.fired == true { buffer.moveReaderIndex(to: buffer.writerIndex) }
         if seenEOF, buffer.readableBytes > 0 {
             let got = buffer.readableBytes
             let length = buffer.readInteger(endianness: .little, as: UInt32.self)

@@ -26,7 +26,7 @@ public final class RaftTransport: Sendable {
     public typealias Receiver = @Sendable (RaftFrame) -> Void
     let eventLoopGroup: any EventLoopGroup
     let logger: Logger
-    /// Connections closed because a frame on them was malformed or oversized.
+    /// Connections closed because a frame on them was malformed or oversized, or stopped arriving.
     let connectionsRejected: Counter
     /// Connections closed as they opened because ``maxInboundConnections`` were open already.
     let connectionsRefused: Counter
@@ -55,6 +55,8 @@ public final class RaftTransport: Sendable {
     /// How long a TLS handshake may take, either way, before its connection is closed: a
     /// connection that never starts one would hold a place (inbound) or a peer's queue (outbound).
     let handshakeDeadline: TimeAmount
+    /// How a connection whose peer is gone without closing it is noticed, both ways.
+    public let liveness: ConnectionLiveness
     /// Refusals, failed handshakes, frames that do not decode and frames under another member's
     /// name are logged at most one line per 10 s each.
     let refusalsLogged = Mutex(LogThrottle())
@@ -129,9 +131,11 @@ public final class RaftTransport: Sendable {
     public init(
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger,
         metrics: any MetricsFactory = NOOPMetricsHandler.instance, maxInboundConnections: Int = 64,
-        tls: PeerTLS? = nil, handshakeDeadline: TimeAmount = .seconds(5)
+        tls: PeerTLS? = nil, handshakeDeadline: TimeAmount = .seconds(5),
+        liveness: ConnectionLiveness = ConnectionLiveness()
     ) {
         self.handshakeDeadline = handshakeDeadline
+        self.liveness = liveness
         self.eventLoopGroup = eventLoopGroup
         self.logger = logger
         self.maxInboundConnections = maxInboundConnections
@@ -150,10 +154,12 @@ public final class RaftTransport: Sendable {
     ) async throws -> Int {
         let logger = logger
         let secured = tls != nil
+        let stalledFrameDeadline = TimeAmount(liveness.stalledFrameDeadline)
         let channel = try await ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOptions(liveness)
             .childChannelInitializer { [self] channel in
                 let key = ObjectIdentifier(channel)
                 let admitted = accepted.withLock { open in
@@ -193,7 +199,10 @@ public final class RaftTransport: Sendable {
                             })
                     }
                     try channel.pipeline.syncOperations.addHandler(
-                        ByteToMessageHandler(RaftFrameDecoder(maxFrameBytes: RaftFrame.maxFrameBytes, logger: logger)))
+                        ByteToMessageHandler(
+                            RaftFrameDecoder(
+                                maxFrameBytes: RaftFrame.maxFrameBytes, logger: logger,
+                                stalledFrameDeadline: stalledFrameDeadline)))
                     let handler = InboundFrameHandler(
                         receive: receive, connected: connected, logger: logger,
                         greeted: { [self] hello, peer in greeted(by: hello, from: peer) },
@@ -379,6 +388,7 @@ public final class RaftTransport: Sendable {
         let ready = loop.makePromise(of: (any Channel).self)
         ClientBootstrap(group: loop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOptions(liveness)
             .connectTimeout(.seconds(1))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {

@@ -1,0 +1,124 @@
+import Logging
+import MetricsTestKit
+import NIOCore
+import NIOPosix
+import Synchronization
+import TestSupport
+import Testing
+
+@testable import Replication
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// How the replication port lets go of connections whose peer is gone or stuck: an inbound
+/// connection that owes bytes and sends none is closed after the stalled-frame deadline, and every
+/// connection, both ways, carries TCP keep-alive and a limit on unacknowledged data.
+@Suite struct ConnectionLivenessTests {
+    static let deadline = Duration.milliseconds(400)
+
+    static func frame(_ term: UInt64) -> [UInt8] {
+        RaftFrame(group: "region", message: RaftMessage(from: "a", to: "b", term: term, body: .timeoutNow)).encoded()
+    }
+
+    /// A transport on a loopback port with a short stalled-frame deadline, counting the frames it
+    /// receives.
+    static func listening(
+        on group: any EventLoopGroup, log: RecordedLog, metrics: TestMetrics, received: FrameCount? = nil
+    ) async throws -> (RaftTransport, Int) {
+        let receiver = RaftTransport(
+            eventLoopGroup: group, logger: log.logger, metrics: metrics,
+            liveness: ConnectionLiveness(stalledFrameDeadline: deadline))
+        let port = try await receiver.listen(host: "127.0.0.1", port: 0) { _ in
+            received?.count.add(1, ordering: .relaxed)
+        }
+        return (receiver, port)
+    }
+
+    static func rejected(_ metrics: TestMetrics) -> Int64 {
+        (try? metrics.expectCounter("dwcp_transport_connections_rejected_total").totalValue) ?? 0
+    }
+
+    @Test("a connection that stops in the middle of a frame is closed after the deadline, counted and logged")
+    func aFrameThatStopsArrivingIsClosed() async throws {
+        let (group, log, metrics) = (MultiThreadedEventLoopGroup(numberOfThreads: 1), RecordedLog(), TestMetrics())
+        let received = FrameCount()
+        let (receiver, port) = try await Self.listening(on: group, log: log, metrics: metrics, received: received)
+        let whole = Self.frame(1)
+        let channel = try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port).get()
+        let sent = ContinuousClock.now
+        try await channel.writeAndFlush(channel.allocator.buffer(bytes: whole + whole.prefix(10))).get()
+        #expect(try await eventually { !channel.isActive }, "still open")
+        let open = ContinuousClock.now - sent
+        #expect(open >= Self.deadline && open < .seconds(5), "closed after \(open)")
+        #expect(received.count.load(ordering: .relaxed) == 1)
+        #expect(try await eventually { Self.rejected(metrics) == 1 }, "\(Self.rejected(metrics)) \(log.lines)")
+        #expect(
+            log.contains("a frame stopped arriving: 6 of its \(whole.count - 4) bytes came, then nothing for 0."),
+            "\(log.lines)")
+        await receiver.close()
+        try await group.shutdownGracefully()
+    }
+
+    @Test("a connection that sends no frame is closed after the deadline; one with whole frames stays open")
+    func aSilentConnectionIsClosedAndAnIdleOneIsNot() async throws {
+        let (group, log, metrics) = (MultiThreadedEventLoopGroup(numberOfThreads: 1), RecordedLog(), TestMetrics())
+        let received = FrameCount()
+        let (receiver, port) = try await Self.listening(on: group, log: log, metrics: metrics, received: received)
+        let silent = try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port).get()
+        let idle = try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port).get()
+        try await idle.writeAndFlush(idle.allocator.buffer(bytes: Self.frame(1))).get()
+        // A frame that comes slowly, a piece at a time, each well inside the deadline: not stalled.
+        let slow = try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port).get()
+        let slowFrame = Self.frame(2)
+        for start in stride(from: 0, to: slowFrame.count, by: 8) {
+            let piece = slowFrame[start..<min(start + 8, slowFrame.count)]
+            try await slow.writeAndFlush(slow.allocator.buffer(bytes: piece)).get()
+            try await Task.sleep(for: Self.deadline / 4)
+        }
+        #expect(try await eventually { !silent.isActive }, "still open")
+        #expect(log.contains("it sent no frame in the 0."), "\(log.lines)")
+        // Three deadlines with nothing owed: the idle and the slow one stay.
+        try await Task.sleep(for: Self.deadline * 3)
+        #expect(idle.isActive && slow.isActive)
+        #expect(received.count.load(ordering: .relaxed) == 2)
+        #expect(Self.rejected(metrics) == 1)
+        try await idle.close()
+        try await slow.close()
+        await receiver.close()
+        try await group.shutdownGracefully()
+    }
+
+    @Test("every replication connection, both ways, carries keep-alive and a limit on unacknowledged data")
+    func socketOptionsAreSetBothWays() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let liveness = ConnectionLiveness(
+            keepAliveIdle: .seconds(7), keepAliveInterval: .seconds(3), keepAliveProbes: 4,
+            unacknowledgedLimit: .milliseconds(12_500))
+        let logger = Logger(label: "liveness-test")
+        let receiver = RaftTransport(eventLoopGroup: group, logger: logger, liveness: liveness)
+        let sender = RaftTransport(eventLoopGroup: group, logger: logger, liveness: liveness)
+        let received = Atomic<Int>(0)
+        let port = try await receiver.listen(host: "127.0.0.1", port: 0) { _ in received.add(1, ordering: .relaxed) }
+        sender.send(
+            RaftFrame(group: "region", message: RaftMessage(from: "a", to: "b", term: 1, body: .timeoutNow)),
+            to: "127.0.0.1:\(port)")
+        #expect(try await eventually { received.load(ordering: .relaxed) == 1 })
+        let dialled = try #require(sender.peers.withLock { $0.values.compactMap(\.channel).first })
+        let accepted = try #require(receiver.accepted.withLock { $0.values.first })
+        for channel in [dialled, accepted] {
+            var read: [SocketOptionValue] = []
+            for (option, _) in liveness.socketOptions { read.append(try await channel.getOption(option).get()) }
+            #expect(read == [1, 7, 3, 4, 12_500], "\(channel)")
+        }
+        await sender.close()
+        await receiver.close()
+        try await group.shutdownGracefully()
+    }
+}
+
+/// Frames a test's receiver took.
+final class FrameCount: Sendable {
+    let count = Atomic<Int>(0)
+}

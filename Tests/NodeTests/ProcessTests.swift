@@ -24,9 +24,13 @@ final class DwcpProcess: @unchecked Sendable {
         return bundle.appendingPathComponent("dwcp").path
     }
 
-    init(_ arguments: [String], directory: TemporaryDirectory, tag: String = UUID().uuidString.prefix(6).lowercased())
-        throws
-    {
+    /// With `runAs`, the process runs as that user and group (through `setpriv`, so the test
+    /// must run as root), from `binary` (a copy that user can reach: the build may sit in a
+    /// directory only root may enter).
+    init(
+        _ arguments: [String], directory: TemporaryDirectory, tag: String = UUID().uuidString.prefix(6).lowercased(),
+        runAs: (uid: UInt32, gid: UInt32)? = nil, binary: String? = nil
+    ) throws {
         stdoutPath = directory.file("stdout-\(tag)")
         stderrPath = directory.file("stderr-\(tag)")
         _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
@@ -34,8 +38,15 @@ final class DwcpProcess: @unchecked Sendable {
         guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
             throw CLIFailure("the dwcp binary is not at \(Self.binary); run 'swift build' first (make test does)")
         }
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = arguments
+        if let runAs {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+            process.arguments =
+                ["--reuid=\(runAs.uid)", "--regid=\(runAs.gid)", "--clear-groups", "--", binary ?? Self.binary]
+                + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: Self.binary)
+            process.arguments = arguments
+        }
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: stdoutPath))
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
         process.standardInput = FileHandle.nullDevice

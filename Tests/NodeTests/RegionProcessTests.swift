@@ -21,6 +21,8 @@ final class Region: Sendable {
     /// With `certificates`: the API speaks HTTPS too, with the member's certificate, and takes
     /// only clients with a certificate of the same authority.
     let apiTLS: Bool
+    /// The members run as this user and group, not root (``unprivileged(_:)``).
+    let runAs: (uid: UInt32, gid: UInt32)?
     let processes = Mutex<[String: DwcpProcess]>([:])
     let apiPorts = Mutex<[String: Int]>([:])
     static let ids = ["n1", "n2", "n3"]
@@ -28,8 +30,9 @@ final class Region: Sendable {
 
     init(
         _ directory: TemporaryDirectory, extraArguments: [String] = [], certificates: String? = nil,
-        apiTLS: Bool = false
+        apiTLS: Bool = false, runAs: (uid: UInt32, gid: UInt32)? = nil
     ) throws {
+        self.runAs = runAs
         self.directory = directory
         self.extraArguments = extraArguments
         self.certificates = certificates
@@ -70,8 +73,22 @@ final class Region: Sendable {
     }
 
     func start(_ id: String, tag: String, certificates: String? = nil) async throws {
+        var binary: String?
+        if let runAs {
+            // The member's data directory is its user's; the binary a copy that user can reach.
+            let data = directory.file(id)
+            try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+            try FileManager.default.setAttributes(
+                [.ownerAccountID: runAs.uid, .groupOwnerAccountID: runAs.gid], ofItemAtPath: data)
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: directory.path)
+            binary = directory.file("dwcp")
+            if !FileManager.default.fileExists(atPath: binary!) {
+                try FileManager.default.copyItem(atPath: DwcpProcess.binary, toPath: binary!)
+            }
+        }
         let process = try DwcpProcess(
-            arguments(id, certificates: certificates), directory: directory, tag: "\(id)-\(tag)")
+            arguments(id, certificates: certificates), directory: directory, tag: "\(id)-\(tag)", runAs: runAs,
+            binary: binary)
         let port = try await process.waitForPort()
         processes.withLock { $0[id] = process }
         apiPorts.withLock { $0[id] = port }
@@ -529,6 +546,39 @@ func get(_ url: String) async throws -> (Int, String) {
         let (relayedTwice, secondHop) = try await post(
             "http://\(lastAPI)/v1/cluster/leader", #"{"id":"\#(last)"}"#, headers: ["dwcp-forwarded-by": "n9"])
         #expect(relayedTwice == 503 && secondHop.contains(#""leader_api":"\#(successorAPI)""#), "\(secondHop)")
+        try await region.stopAll()
+    }
+
+    @Test("members run as an unprivileged user elect a leader and replicate (their sockets ask for nothing root-only)")
+    func unprivilegedMembers() async throws {
+        // The replication port used to ask for SO_DEBUG (a misspelt TCP_NODELAY), which only
+        // root may set: a member run as any other user could open no
+        // replication connection, and no leader was ever elected.
+        guard getuid() == 0 else {
+            print(
+                "skipped running members as another user: this test runs as uid \(getuid()), not root, so every region test here already runs its members unprivileged"
+            )
+            return
+        }
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") else {
+            print("skipped running members as another user: no /usr/bin/setpriv (util-linux) here")
+            return
+        }
+        let dir = TemporaryDirectory()
+        let region = try Region(dir, runAs: (65534, 65534))
+        let leader = try await region.startAll()
+        let follower = Region.ids.first { $0 != leader }!
+        try await region.addRoomyHost(via: follower)
+        let (status, body) = try await put(
+            region.base(follower)! + "/v1/hosts/h1/labels", #"{"labels":{"by":"nobody"}}"#)
+        #expect(status == 200, "\(body)")
+        let index = try await region.waitForCatchUp(to: leader)
+        for id in Region.ids {
+            let (_, rows) = try await post(
+                region.base(id)! + "/v1/sql", #"{"query":"SELECT labels FROM hosts","consistency":"local"}"#)
+            #expect(rows.contains(#"nobody"#), "\(id) at \(index): \(rows)")
+            #expect(!region.stderr(id).contains("Permission denied"), "\(region.stderr(id).suffix(2000))")
+        }
         try await region.stopAll()
     }
 

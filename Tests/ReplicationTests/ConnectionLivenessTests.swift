@@ -12,7 +12,7 @@ import Testing
     import Glibc
 #endif
 
-/// How the replication port lets go of connections whose peer is gone or stuck: an inbound
+/// How the replication port's sockets are set, and how it lets go of connections whose peer is gone or stuck: an inbound
 /// connection that owes bytes and sends none is closed after the stalled-frame deadline, and every
 /// connection, both ways, carries TCP keep-alive and a limit on unacknowledged data.
 @Suite struct ConnectionLivenessTests {
@@ -111,6 +111,11 @@ import Testing
             var read: [SocketOptionValue] = []
             for (option, _) in liveness.socketOptions { read.append(try await channel.getOption(option).get()) }
             #expect(read == [1, 7, 3, 4, 12_500], "\(channel)")
+            // TCP_NODELAY at the TCP level, and nothing at the socket level's number 1 (SO_DEBUG,
+            // which only root may set: `.socketOption(.tcp_nodelay)` asked for it, and a member
+            // not run as root could open no replication connection).
+            #expect(try await channel.getOption(.tcpOption(.tcp_nodelay)).get() == 1)
+            #expect(try await channel.getOption(.socketOption(.init(rawValue: SO_DEBUG))).get() == 0)
         }
         await sender.close()
         await receiver.close()

@@ -32,7 +32,7 @@ enum ClosedLoopLoad {
             let promise = MultiThreadedEventLoopGroup.singleton.any().makePromise(of: ConnectionResult.self)
             results.append(promise.futureResult)
             let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         if let tls {

@@ -158,7 +158,7 @@ public final class RaftTransport: Sendable {
         let channel = try await ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOptions(liveness)
             .childChannelInitializer { [self] channel in
                 let key = ObjectIdentifier(channel)
@@ -387,7 +387,7 @@ public final class RaftTransport: Sendable {
         let loop = eventLoopGroup.next()
         let ready = loop.makePromise(of: (any Channel).self)
         ClientBootstrap(group: loop)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelOptions(liveness)
             .connectTimeout(.seconds(1))
             .channelInitializer { channel in

@@ -24,7 +24,7 @@
 # The API ports are never touched, so the script can still ask every member how it is.
 set -u
 
-BIN=${1:?usage: partition.sh BINARY [PARTITION_SECONDS] [MAX_RECOVERY_SECONDS]}
+BIN=${1:?usage: scripts/partition-drill.sh BINARY [PARTITION_SECONDS] [MAX_RECOVERY_SECONDS]}
 PART=${2:-90}
 MAXREC=${3:-300}
 NS=dwcpdrill
@@ -63,11 +63,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-mkdir -p "$OUT"
+mkdir -p "$OUT" "$ROOT"
+chmod 755 "$DRILL_DIR"  # the members, each its own user, enter it (root's umask may be 077)
 [ -x "$BIN" ] || { echo "binary $BIN not found or not executable" >&2; exit 1; }
 command -v jq >/dev/null || { echo "jq missing" >&2; exit 1; }
 if ! command -v iptables >/dev/null; then
-  apt-get install -y iptables >/dev/null 2>&1 || { apt-get update >/dev/null 2>&1; apt-get install -y iptables >/dev/null 2>&1; }
+  echo "installing iptables (apt-get) for the partition" >&2
+  apt-get install -y iptables >/dev/null 2>&1 || { apt-get update >/dev/null 2>&1; apt-get install -y iptables >/dev/null 2>&1; } \
+    || { echo "could not install iptables" >&2; exit 1; }
 fi
 
 # ---------------------------------------------------------------- namespace and firewall

@@ -75,16 +75,12 @@ final class Region: Sendable {
     func start(_ id: String, tag: String, certificates: String? = nil) async throws {
         var binary: String?
         if let runAs {
-            // The member's data directory is its user's; the binary a copy that user can reach.
+            // The member's data directory is its user's.
             let data = directory.file(id)
             try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
             try FileManager.default.setAttributes(
                 [.ownerAccountID: runAs.uid, .groupOwnerAccountID: runAs.gid], ofItemAtPath: data)
-            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: directory.path)
-            binary = directory.file("dwcp")
-            if !FileManager.default.fileExists(atPath: binary!) {
-                try FileManager.default.copyItem(atPath: DwcpProcess.binary, toPath: binary!)
-            }
+            binary = try binaryForUser()
         }
         let process = try DwcpProcess(
             arguments(id, certificates: certificates), directory: directory, tag: "\(id)-\(tag)", runAs: runAs,
@@ -92,6 +88,17 @@ final class Region: Sendable {
         let port = try await process.waitForPort()
         processes.withLock { $0[id] = process }
         apiPorts.withLock { $0[id] = port }
+    }
+
+    /// With ``runAs``: a copy of the binary in the region's directory, which that user may enter
+    /// (the build may sit in a directory only root may enter).
+    func binaryForUser() throws -> String {
+        let binary = directory.file("dwcp")
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: directory.path)
+        if !FileManager.default.fileExists(atPath: binary) {
+            try FileManager.default.copyItem(atPath: DwcpProcess.binary, toPath: binary)
+        }
+        return binary
     }
 
     func kill(_ id: String, _ signal: Int32) async throws -> Int32 {
@@ -566,6 +573,14 @@ func get(_ url: String) async throws -> (Int, String) {
         }
         let dir = TemporaryDirectory()
         let region = try Region(dir, runAs: (65534, 65534))
+        // The user must reach the binary's copy and the Swift runtime it loads (a toolchain under
+        // a directory only root may enter, or a temporary directory mounted noexec, cannot be).
+        let probe = try DwcpProcess(
+            ["--version"], directory: dir, runAs: region.runAs, binary: try region.binaryForUser())
+        if try await probe.waitForExit() != 0 {
+            print("skipped running members as another user: nobody cannot run dwcp here (\(probe.stderr.prefix(300)))")
+            return
+        }
         let leader = try await region.startAll()
         let follower = Region.ids.first { $0 != leader }!
         try await region.addRoomyHost(via: follower)

@@ -16,7 +16,7 @@ import Testing
 /// connection that owes bytes and sends none is closed after the stalled-frame deadline, and every
 /// connection, both ways, carries TCP keep-alive and a limit on unacknowledged data.
 @Suite struct ConnectionLivenessTests {
-    static let deadline = Duration.milliseconds(400)
+    static let deadline = Duration.milliseconds(1500)
 
     static func frame(_ term: UInt64) -> [UInt8] {
         RaftFrame(group: "region", message: RaftMessage(from: "a", to: "b", term: term, body: .timeoutNow)).encoded()
@@ -55,7 +55,7 @@ import Testing
         #expect(received.count.load(ordering: .relaxed) == 1)
         #expect(try await eventually { Self.rejected(metrics) == 1 }, "\(Self.rejected(metrics)) \(log.lines)")
         #expect(
-            log.contains("a frame stopped arriving: 6 of its \(whole.count - 4) bytes came, then nothing for 0."),
+            log.contains("a frame stopped arriving: 6 of its \(whole.count - 4) bytes came, then nothing for "),
             "\(log.lines)")
         await receiver.close()
         try await group.shutdownGracefully()
@@ -75,12 +75,12 @@ import Testing
         for start in stride(from: 0, to: slowFrame.count, by: 8) {
             let piece = slowFrame[start..<min(start + 8, slowFrame.count)]
             try await slow.writeAndFlush(slow.allocator.buffer(bytes: piece)).get()
-            try await Task.sleep(for: Self.deadline / 4)
+            try await Task.sleep(for: Self.deadline / 10)
         }
         #expect(try await eventually { !silent.isActive }, "still open")
-        #expect(log.contains("it sent no frame in the 0."), "\(log.lines)")
-        // Three deadlines with nothing owed: the idle and the slow one stay.
-        try await Task.sleep(for: Self.deadline * 3)
+        #expect(log.contains("it sent no frame in the "), "\(log.lines)")
+        // Two deadlines with nothing owed: the idle and the slow one stay.
+        try await Task.sleep(for: Self.deadline * 2)
         #expect(idle.isActive && slow.isActive)
         #expect(received.count.load(ordering: .relaxed) == 2)
         #expect(Self.rejected(metrics) == 1)

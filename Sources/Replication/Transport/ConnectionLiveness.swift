@@ -16,11 +16,16 @@ import NIOPosix
 public struct ConnectionLiveness: Sendable, Equatable {
     /// A connection with nothing to send is probed after this long without a byte from its peer…
     public var keepAliveIdle: Duration
-    /// …then every `keepAliveInterval`, and closed after `keepAliveProbes` unanswered probes.
+    /// …then every `keepAliveInterval`, and closed after `keepAliveProbes` unanswered probes;
+    /// but with ``unacknowledgedLimit`` set Linux goes by that limit instead of the count (it
+    /// closes the connection once a probe is out and the limit has passed): 10 + 3 × 5 = 25 s.
     public var keepAliveInterval: Duration
     public var keepAliveProbes: Int
-    /// A connection whose sent data goes unacknowledged this long is closed (`TCP_USER_TIMEOUT`);
-    /// the member dials again, with back-off, and reaches the peer as soon as it can.
+    /// A connection whose sent data, or a keep-alive probe, goes unacknowledged this long is
+    /// closed (`TCP_USER_TIMEOUT`); the member dials again, with back-off, and reaches the peer as
+    /// soon as it can. The limit also covers data held back by a peer's full receive window: a
+    /// member stopped (SIGSTOP, a debugger, a paused VM) for longer, while more than its socket
+    /// buffer is sent to it, has its connections closed and dialled again, as a vanished one.
     public var unacknowledgedLimit: Duration
     /// An inbound connection that owes bytes (its first frame, or the rest of a frame begun) and
     /// receives none for this long is closed: its peer is stuck, or was never a member.
@@ -61,6 +66,11 @@ extension ServerBootstrap {
     /// Sets `liveness`'s socket options on every accepted connection.
     func childChannelOptions(_ liveness: ConnectionLiveness) -> ServerBootstrap {
         liveness.socketOptions.reduce(self) { $0.childChannelOption($1.0, value: $1.1) }
+    }
+
+    /// Sets `liveness`'s socket options on the listening socket itself.
+    func serverChannelOptions(_ liveness: ConnectionLiveness) -> ServerBootstrap {
+        liveness.socketOptions.reduce(self) { $0.serverChannelOption($1.0, value: $1.1) }
     }
 }
 

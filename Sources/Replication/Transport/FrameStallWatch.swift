@@ -6,7 +6,7 @@ import NIOCore
 /// ``RaftTransport/maxInboundConnections`` and the part of a frame it had sent (up to
 /// ``RaftFrame/maxFrameBytes``) for good. Driven by ``RaftFrameDecoder`` on the connection's
 /// event loop: the timer is armed only while bytes are owed, so a connection whose frames arrive
-/// whole (every busy one) costs a clock reading per read and no timer.
+/// whole (every busy one) costs a clock reading per frame and no timer.
 final class FrameStallWatch {
     let deadline: TimeAmount
     private var lastHeard = NIODeadline.now()

@@ -61,6 +61,8 @@ public final class RaftTransport: Sendable {
     /// name are logged at most one line per 10 s each.
     let refusalsLogged = Mutex(LogThrottle())
     let rejectionsLogged = Mutex(LogThrottle())
+    /// Apart from damaged frames: a stuck peer must not hide another's damaged frame.
+    let stallsLogged = Mutex(LogThrottle())
     /// Apart from frames that do not decode: a member that speaks TLS to this plain one dials
     /// again every second or so, and must not hide another member's damaged frame.
     let foreignProtocolsLogged = Mutex(LogThrottle())
@@ -158,6 +160,9 @@ public final class RaftTransport: Sendable {
         let channel = try await ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // On the listener too: an option the kernel refuses then fails the start, in words,
+            // where on an accepted connection NIO would close it and tell no one.
+            .serverChannelOptions(liveness)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOptions(liveness)
             .childChannelInitializer { [self] channel in
@@ -279,8 +284,11 @@ public final class RaftTransport: Sendable {
     private func noteRejection(from peer: SocketAddress?, _ error: ReplicationError) {
         connectionsRejected.increment()
         let admitted =
-            error.code == .foreignProtocol || error.code == .httpRequest
-            ? foreignProtocolsLogged.withLock { $0.admit() } : rejectionsLogged.withLock { $0.admit() }
+            switch error.code {
+            case .foreignProtocol, .httpRequest: foreignProtocolsLogged.withLock { $0.admit() }
+            case .stalled: stallsLogged.withLock { $0.admit() }
+            default: rejectionsLogged.withLock { $0.admit() }
+            }
         guard let held = admitted else { return }
         let peer = peer.map { "\($0)" } ?? "a peer"
         logger.warning("closing the replication connection from \(peer)\(LogThrottle.more(held)): \(error)")
@@ -552,6 +560,8 @@ final class InboundFrameHandler: ChannelInboundHandler {
     /// Set once a frame under another member's name closed the connection: later frames already
     /// decoded are dropped.
     private var refused = false
+    /// Set once an error closed the connection: later errors are not counted or logged again.
+    private var closing = false
 
     init(
         receive: @escaping RaftTransport.Receiver, connected: RaftTransport.Receiver?, logger: Logger,
@@ -636,6 +646,10 @@ final class InboundFrameHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // Closing already (a TLS close waits for the peer's goodbye): a stall timer due
+        // meanwhile is not a second reason.
+        if refused || closing { return }
+        closing = true
         // A peer that did not prove itself was logged (throttled) by the TLS watcher; a TLS peer
         // that went away without saying goodbye (it crashed, or was killed) is no news either.
         let unproven = impersonated != nil && !identified

@@ -63,7 +63,7 @@ public final class Node: Service, Sendable {
         dataDirectoryLock = try DataDirectoryLock(directory: configuration.dataDirectory)
         metrics = NodeMetrics()
         do {
-            log = try LogStore(path: configuration.logPath, metrics: metrics.log)
+            log = try LogStore(path: configuration.logPath, metrics: metrics.log, logger: logger)
         } catch let error as StoreError where error.message.contains("MDB_CORRUPTED") {
             throw NodeError(
                 .unavailable,
@@ -165,6 +165,7 @@ public final class Node: Service, Sendable {
                 group.addTask { try await self.runApplyLoop() }
                 group.addTask { try await self.runCheckpointLoop() }
                 group.addTask { try await self.checkViews() }
+                group.addTask { try await DiskSpaceWatch().run(node: self) }
                 group.addTask { try await self.digests.run() }
                 group.addTask { try await self.scheduler.run(node: self) }
                 if let every = self.configuration.replication?.verifyEvery {
@@ -360,6 +361,13 @@ public final class Node: Service, Sendable {
                 applied.advance(to: index)
                 next = index + 1
             } catch {
+                if let full = DiskSpace.blame(at: configuration.dataDirectory) {
+                    // The transaction rolled back and the log keeps every entry: space, not damage.
+                    logger.critical(
+                        "cannot apply the log: \(error): \(full). The node stops; nothing is lost (the views' transaction rolled back, and the log keeps every entry): free space there and start it again"
+                    )
+                    throw NodeError(.unavailable, "\(full): free space there and start the node again", cause: error)
+                }
                 logger.critical("cannot apply the log: \(error); the node stops rather than serve wrong state")
                 throw error
             }

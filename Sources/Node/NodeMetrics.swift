@@ -45,6 +45,10 @@ public final class NodeMetrics: Sendable {
     /// When the leader's last own verify compared the digests of more than half of the members,
     /// in seconds since 1970; 0 on a member that does not lead.
     let verificationLastCompared: CoreMetrics.Gauge
+    /// The bytes this process may still write on the filesystem holding the data directory, and
+    /// its size (``DiskSpaceWatch``, every 10 s).
+    let dataDirectoryAvailable: CoreMetrics.Gauge
+    let dataDirectorySize: CoreMetrics.Gauge
     /// `dwcp_views_verifications_total`, one counter per outcome seen.
     private let verificationOutcomes = Mutex<[String: CoreMetrics.Counter]>([:])
     /// Proposals kept and sent again instead of failing their caller, by why.
@@ -86,6 +90,8 @@ public final class NodeMetrics: Sendable {
         historyCompactions = CoreMetrics.Counter(label: "dwcp_history_compactions_total", factory: factory)
         forwardsRefused = CoreMetrics.Counter(label: "dwcp_raft_forwards_refused_total", factory: factory)
         historyCompactionHeldBack = CoreMetrics.Gauge(label: "dwcp_history_compaction_held_back", factory: factory)
+        dataDirectoryAvailable = CoreMetrics.Gauge(label: "dwcp_data_directory_available_bytes", factory: factory)
+        dataDirectorySize = CoreMetrics.Gauge(label: "dwcp_data_directory_size_bytes", factory: factory)
         verificationDiffers = CoreMetrics.Gauge(label: "dwcp_views_verification_differs", factory: factory)
         verificationLastCompared = CoreMetrics.Gauge(
             label: "dwcp_views_verification_last_compared_timestamp_seconds", factory: factory)

@@ -6,6 +6,7 @@ import NIOPosix
 import Node
 import Replication
 import ServiceLifecycle
+import Store
 
 /// `dwcp serve`: runs a node until SIGINT or SIGTERM.
 struct Serve: AsyncParsableCommand {
@@ -247,7 +248,9 @@ func runNode(_ configuration: NodeConfiguration, logLevel: Logger.Level, eventLo
     do {
         node = try Node(configuration: configuration, logger: logger)
     } catch {
-        throw CLIError(.refused, "\(error); refusing to start")
+        // A full disk fails the start as an LMDB "Input/output error" or SQLite's "disk is full".
+        let full = DiskSpace.blame(at: configuration.dataDirectory).map { " (\($0): free space there and start again)" }
+        throw CLIError(.refused, "\(error); refusing to start\(full ?? "")")
     }
     let scheme = configuration.apiTLS == nil ? "" : "https://"
     let api = try NodeAPI.application(node: node, logger: logger) { port in

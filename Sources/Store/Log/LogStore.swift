@@ -1,6 +1,7 @@
 import CLMDB
 import Dispatch
 import Foundation
+import Logging
 import Synchronization
 
 /// The durable, append-only fleet log of one replication group, kept in an LMDB environment.
@@ -68,6 +69,9 @@ public final class LogStore: Sendable {
     /// Failures and pauses a test injects; nil in the product.
     let faults: LogFaults?
     let metrics: LogMetrics
+    /// Where failed checkpoints are told (``CheckpointTrouble``).
+    let logger: Logger
+    let checkpointTrouble = Mutex(CheckpointTrouble())
     /// The directory of the LMDB environment.
     public let path: String
     /// The replication group this store holds.
@@ -80,22 +84,25 @@ public final class LogStore: Sendable {
     ///   - journalCapacity: the bytes preallocated for the journal.
     ///   - checkpointInterval: how long journaled changes may wait before they go into LMDB.
     ///   - metrics: where the writes are reported.
+    ///   - logger: where failed checkpoints are told.
     public convenience init(
         path: String, group: String = "region", initialMapSize: Int = 64 << 20,
-        journalCapacity: Int = 4 << 20, checkpointInterval: Duration = .milliseconds(50), metrics: LogMetrics = .none
+        journalCapacity: Int = 4 << 20, checkpointInterval: Duration = .milliseconds(50), metrics: LogMetrics = .none,
+        logger: Logger = Logger(label: "dwcp.log", factory: { _ in SwiftLogNoOpLogHandler() })
     ) throws {
         try self.init(
             path: path, group: group, initialMapSize: initialMapSize, journalCapacity: journalCapacity,
-            checkpointInterval: checkpointInterval, metrics: metrics, faults: nil)
+            checkpointInterval: checkpointInterval, metrics: metrics, faults: nil, logger: logger)
     }
 
     /// The store with `faults` injected into its disk operations (tests).
     init(
         path: String, group: String = "region", initialMapSize: Int = 64 << 20,
         journalCapacity: Int = 4 << 20, checkpointInterval: Duration = .milliseconds(50), metrics: LogMetrics = .none,
-        faults: LogFaults?
+        faults: LogFaults?, logger: Logger = Logger(label: "dwcp.log", factory: { _ in SwiftLogNoOpLogHandler() })
     ) throws {
         self.path = path
+        self.logger = logger
         self.group = group
         self.checkpointInterval = checkpointInterval
         self.metrics = metrics

@@ -1,0 +1,116 @@
+import Foundation
+import Store
+import TestSupport
+import Testing
+
+@testable import Node
+
+/// A node whose disk fills, on a small tmpfs of its own (root only): it warns before, stops
+/// saying why and what to do, loses no acknowledged intent, and starts again once there is room.
+@Suite(.serialized) struct DiskFullTests {
+    /// Runs `mount` (or `umount`) with `arguments`; the status and what it printed.
+    static func mount(_ arguments: [String], command: String = "/bin/mount") throws -> (Int32, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: command)
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        process.waitUntilExit()
+        let printed = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        return (process.terminationStatus, printed)
+    }
+
+    @Test("a node whose disk fills warns, stops saying so, loses nothing acknowledged, and starts again with room")
+    func diskFills() async throws {
+        guard getuid() == 0 else {
+            print("skipped the full-disk test: it mounts a small tmpfs, which needs root (uid \(getuid()))")
+            return
+        }
+        let dir = TemporaryDirectory()
+        let small = dir.file("small")
+        try FileManager.default.createDirectory(atPath: small, withIntermediateDirectories: true)
+        let (mounted, why) = try Self.mount(["-t", "tmpfs", "-o", "size=12m", "tmpfs", small])
+        guard mounted == 0 else {
+            print(
+                "skipped the full-disk test: cannot mount a tmpfs here (\(why.trimmingCharacters(in: .whitespacesAndNewlines)))"
+            )
+            return
+        }
+        defer { _ = try? Self.mount([small], command: "/bin/umount") }
+        let data = small + "/data"
+        let serve = [
+            "serve", "--data-dir", data, "--node-id", "n1", "--region", "eu", "--api", "127.0.0.1:0", "--no-host-agent",
+        ]
+
+        let first = try DwcpProcess(serve, directory: dir, tag: "first")
+        let base = "http://127.0.0.1:\(try await first.waitForPort())"
+        // 12 MiB is under the 256 MiB at which a node warns: it says so at its start.
+        #expect(
+            try await waitUntil(timeout: .seconds(15)) { first.stderr.contains("is running out of space") },
+            "\(first.stderr)")
+        let metrics = try await send(.GET, base + "/metrics", "").1
+        #expect(metrics.contains("dwcp_data_directory_size_bytes 12582912"), "\(metrics.suffix(3000))")
+
+        // Hosts of 64 labels of 250 bytes (about 16 KiB each) until the node stops answering 200.
+        let labels = (0..<64).map { #""k\#($0)":"\#(String(repeating: "x", count: 250))""# }.joined(separator: ",")
+        var acknowledged: [String] = []
+        var refusal = ""
+        for i in 0..<2000 {
+            let name = "h\(i)"
+            let body =
+                #"{"name":"\#(name)","cpus":4,"memory_bytes":1073741824,"labels":{\#(labels)},"request_id":"\#(name)"}"#
+            do {
+                let (status, answer) = try await post(base + "/v1/hosts", body)
+                guard status == 200 else {
+                    refusal = "\(status) \(answer)"
+                    break
+                }
+                acknowledged.append(name)
+            } catch {
+                refusal = "\(error)"
+                break
+            }
+        }
+        #expect(acknowledged.count >= 10 && !refusal.isEmpty, "\(acknowledged.count) written, then \(refusal)")
+        // It stops on its own once its apply fails; if only its log's writes fail, it is stopped here.
+        if try await !waitUntil(timeout: .seconds(20), { !first.process.isRunning }) { first.kill(SIGTERM) }
+        _ = try await first.waitForExit()
+        let said = first.stderr
+        #expect(said.contains("/data is full (") && said.contains("free space there"), "\(said.suffix(3000))")
+        if !first.process.isRunning, first.process.terminationStatus != 0 {
+            #expect(said.contains("nothing is lost"), "\(said.suffix(3000))")
+        }
+
+        // Room again: it starts, and every acknowledged host is there.
+        #expect(try Self.mount(["-o", "remount,size=256m", small]).0 == 0)
+        let second = try DwcpProcess(serve, directory: dir, tag: "second")
+        let base2 = "http://127.0.0.1:\(try await second.waitForPort())"
+        let (status, rows) = try await post(
+            base2 + "/v1/sql", #"{"query":"SELECT name FROM hosts","max_rows":100000}"#)
+        #expect(status == 200, "\(rows)")
+        let present = Set(rows.matches(of: #/"(h\d+)"/#).map { String($0.output.1) })
+        let missing = acknowledged.filter { !present.contains($0) }
+        #expect(missing.isEmpty, "acknowledged but missing after the disk filled: \(missing.prefix(10))")
+        second.kill(SIGTERM)
+        #expect(try await second.waitForExit() == 0)
+    }
+}
+
+extension DiskFullTests {
+    @Test("the watch warns when space runs low, again every 10 min while it stays low, and says when there is room")
+    func watchWarnsAndRecovers() {
+        var state = DiskSpaceWatch.State()
+        let low = DiskSpace(availableBytes: 100 << 20, totalBytes: 1 << 40)
+        let roomy = DiskSpace(availableBytes: 1 << 39, totalBytes: 1 << 40)
+        let start = ContinuousClock.now
+        #expect(state.note(roomy, at: start) == nil)
+        #expect(state.note(low, at: start) == .warn)
+        #expect(state.note(low, at: start + .seconds(590)) == nil)
+        #expect(state.note(low, at: start + .seconds(600)) == .warn)
+        #expect(state.note(roomy, at: start + .seconds(610)) == .recovered)
+        #expect(state.note(roomy, at: start + .seconds(620)) == nil)
+        #expect(state.note(low, at: start + .seconds(630)) == .warn)
+    }
+}

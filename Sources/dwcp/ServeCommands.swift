@@ -259,8 +259,12 @@ func runNode(_ configuration: NodeConfiguration, logLevel: Logger.Level, eventLo
         FileHandle.standardOutput.write(Data(line.utf8))
     }
     // Services shut down in reverse order: the node first (which ends open watches), then the API.
+    // A node that stops on an error (a full disk, damage) shuts the API down gracefully too: the
+    // error is the node's, and a cancelled API only added "Waiting on child channel:
+    // CancellationError()" at error level after it.
     var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-        .init(service: NodeAPIService(node: node, api: api)), .init(service: node),
+        .init(service: NodeAPIService(node: node, api: api)),
+        .init(service: node, failureTerminationBehavior: .gracefullyShutdownGroup),
     ]
     if configuration.apiTLS != nil || configuration.replication?.tls != nil {
         services.append(.init(service: CertificateReloader(node: node, logger: logger)))

@@ -85,6 +85,14 @@ import Testing
             #expect(!said.contains("CancellationError"), "\(said.suffix(3000))")
         }
 
+        // Started again on the full disk, it refuses (or stops again), naming the disk.
+        let full = try DwcpProcess(serve, directory: dir, tag: "full")
+        if try await !waitUntil(timeout: .seconds(20), { !full.process.isRunning }) { full.kill(SIGTERM) }
+        #expect(try await full.waitForExit() != 0)
+        #expect(
+            full.stderr.contains("/data is full (") && full.stderr.contains("free space there and start"),
+            "\(full.stderr.suffix(3000))")
+
         // Room again: it starts, and every acknowledged host is there.
         #expect(try Self.mount(["-o", "remount,size=256m", small]).0 == 0)
         let second = try DwcpProcess(serve, directory: dir, tag: "second")

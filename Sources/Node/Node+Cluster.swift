@@ -73,6 +73,9 @@ extension Node {
                 // Named on every replication connection (ConnectionHello): null until region.identified applies.
                 ("region_id", raft.transport.regionID.map { .string(RegionIdentified.described($0)) } ?? .null),
                 ("replicated", .bool(true)),
+                // Removed from the region (its log's membership, or a leader, says so): its
+                // members below are as it last knew them.
+                ("removed", .bool(raft.wasRemoved)),
             ] + Self.fields(of: local)
                 + [("members", .array(members))])
     }

@@ -63,11 +63,15 @@ struct ClusterCommand: AsyncParsableCommand {
                 )
                 return
             }
+            let removed = status["removed"] == .bool(true)
             let outside =
-                status["role"]?.stringValue == "not a member"
-                ? " (not a member of the region: removed, or not yet added with add-member)" : ""
+                removed
+                ? " (removed from the region: it takes no intents or reads; the members below are as it last knew them, so ask one of them)"
+                : status["role"]?.stringValue == "not a member"
+                    ? " (not a member of the region: removed, or not yet added with add-member)" : ""
+            let leader = removed ? "" : ", leader \(status["leader"]?.stringValue ?? "none")"
             print(
-                "asked \(field(status, "node_id"))\(outside): region \(field(status, "region")) (id \(status["region_id"]?.stringValue ?? "not known yet")), leader \(status["leader"]?.stringValue ?? "none")"
+                "asked \(field(status, "node_id"))\(outside): region \(field(status, "region")) (id \(status["region_id"]?.stringValue ?? "not known yet"))\(leader)"
             )
             let widths = [8, 22, 22, 13, 6, 10, 10, 10, 8, 0]
             func line(_ cells: [String]) -> String {

@@ -1018,6 +1018,14 @@ func get(_ url: String) async throws -> (Int, String) {
         #expect(
             answer.status == 0 && !answer.out.split(separator: "\n").contains { $0.hasPrefix("\(removed) ") },
             "\(answer.out)")
+        // Asked of the removed member, status says it was removed, not that it knows no leader.
+        let asRemoved = try await waitForValue(within: .seconds(10), every: .milliseconds(100)) {
+            () async throws -> String? in
+            let asked = try await runCLI(
+                ["cluster", "status", "--timeout-ms", "0", "--server", region.apiAddress(removed)], in: dir)
+            return asked.1.contains("asked \(removed) (removed from the region") ? asked.1 : nil
+        }
+        #expect(asRemoved?.contains("leader none") == false, "\(asRemoved ?? "never said removed")")
 
         // The three members' views hash alike; a label changed in one's file behind SQLite's back
         // (nothing SQLite checks breaks) is found in that member's hosts table, exit status 2.

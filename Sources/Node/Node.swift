@@ -158,6 +158,7 @@ public final class Node: Service, Sendable {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 if let raft = self.raft {
                     group.addTask { try await raft.run() }
+                    group.addTask { try await VoterHealthWatch().run(node: self, raft: raft) }
                     group.addTask { try await self.identifyRegion() }
                 } else {
                     group.addTask { try await self.compactLocalLog() }

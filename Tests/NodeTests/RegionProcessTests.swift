@@ -868,9 +868,24 @@ func get(_ url: String) async throws -> (Int, String) {
         #expect(awayLine.contains("unreachable: no answer"), "\(table)")
         let leaderLine = table.split(separator: "\n").first { $0.hasPrefix(leader + " ") } ?? ""
         #expect(leaderLine.contains("leader") && leaderLine.contains(Node.version), "\(table)")
+        // The leader says, once the voter has been silent 5 s, that the region has lost its margin.
+        let silence =
+            "the region runs on 2 of its 3 voters, the fewest that can commit: one more lost and it takes no writes"
+        #expect(
+            try await waitUntil(timeout: .seconds(15)) {
+                region.stderr(leader).contains("voter \(away) has not answered for ")
+                    && region.stderr(leader).contains(silence)
+            }, "\(region.stderr(leader).suffix(3000))")
+        #expect(metric(try await get(region.base(leader)! + "/metrics").1, "dwcp_raft_voters_silent") == 1)
 
         try await region.start(away, tag: "second")
         _ = try await region.waitForCatchUp(to: leader)
+        #expect(
+            try await waitUntil(timeout: .seconds(10)) {
+                region.stderr(leader).contains("voter \(away) answers again after ")
+                    && region.stderr(leader).contains("3 of 3 voters answer")
+            }, "\(region.stderr(leader).suffix(3000))")
+        #expect(metric(try await get(region.base(leader)! + "/metrics").1, "dwcp_raft_voters_silent") == 0)
         #expect(region.stderr(away).contains("installed views snapshot"), "\(region.stderr(away).suffix(3000))")
         let (_, awayMetrics) = try await get(region.base(away)! + "/metrics")
         #expect((metric(awayMetrics, "dwcp_raft_snapshots_installed_total") ?? 0) >= 1, "\(awayMetrics)")

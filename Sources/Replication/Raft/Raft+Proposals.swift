@@ -145,6 +145,13 @@ extension Raft {
         )
     }
 
+    /// On the leader, the other voters it has not heard from within the last election timeout,
+    /// by id; empty on a member that does not lead.
+    public var silentVoters: [String] {
+        guard role == .leader else { return [] }
+        return membership.voters.keys.filter { !isAnswering($0) }.sorted()
+    }
+
     /// Whether this leader heard from `member` within the last election timeout (itself: always).
     func isAnswering(_ member: String) -> Bool {
         member == id || (progress[member]?.silentTicks ?? .max) < configuration.electionTicks

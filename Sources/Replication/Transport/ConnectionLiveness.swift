@@ -18,7 +18,8 @@ public struct ConnectionLiveness: Sendable, Equatable {
     public var keepAliveIdle: Duration
     /// …then every `keepAliveInterval`, and closed after `keepAliveProbes` unanswered probes;
     /// but with ``unacknowledgedLimit`` set Linux goes by that limit instead of the count (it
-    /// closes the connection once a probe is out and the limit has passed): 10 + 3 × 5 = 25 s.
+    /// closes the connection once a probe is out and the limit has passed since the peer's
+    /// last acknowledgement): a silent peer's connection goes 7–9 s after its last byte.
     public var keepAliveInterval: Duration
     public var keepAliveProbes: Int
     /// A connection whose sent data, or a keep-alive probe, goes unacknowledged this long is
@@ -31,9 +32,14 @@ public struct ConnectionLiveness: Sendable, Equatable {
     /// receives none for this long is closed: its peer is stuck, or was never a member.
     public var stalledFrameDeadline: Duration
 
+    /// The defaults: a partition or a vanished peer costs a connection after 5 s without an
+    /// acknowledgement. A longer limit left connections open, their retransmission timer backing
+    /// off, through cuts shorter than it: with 25 s, a member cut off for 13 s was back 12 s after
+    /// the cut healed (the timer's next try), 1–2 s after cuts past the limit; with 5 s the wait
+    /// after any cut is at most about 3 s (the timer's step after a 3 s cut), as a reconnect is.
     public init(
-        keepAliveIdle: Duration = .seconds(10), keepAliveInterval: Duration = .seconds(5), keepAliveProbes: Int = 3,
-        unacknowledgedLimit: Duration = .seconds(25), stalledFrameDeadline: Duration = .seconds(30)
+        keepAliveIdle: Duration = .seconds(5), keepAliveInterval: Duration = .seconds(2), keepAliveProbes: Int = 3,
+        unacknowledgedLimit: Duration = .seconds(5), stalledFrameDeadline: Duration = .seconds(30)
     ) {
         self.keepAliveIdle = keepAliveIdle
         self.keepAliveInterval = keepAliveInterval

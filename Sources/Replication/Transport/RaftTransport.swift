@@ -397,7 +397,9 @@ public final class RaftTransport: Sendable {
         ClientBootstrap(group: loop)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelOptions(liveness)
-            .connectTimeout(.seconds(1))
+            // Past the kernel's first SYN retry (1 s): an attempt begun during a partition that
+            // heals within it connects, rather than failing as the retry goes out.
+            .connectTimeout(.milliseconds(1500))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let tls {

@@ -20,7 +20,15 @@ final class ForwardedProposals: Sendable {
         var refusal: (by: String, at: ContinuousClock.Instant)?
         /// Why it was parked so far (each reason is counted once per proposal).
         var reasons: Set<NodeMetrics.ProposalRetry> = []
+        /// When it was last sent to a leader (nil while parked or not yet sent).
+        var sentAt: ContinuousClock.Instant?
     }
+
+    /// A proposal that applies once and has had no answer this long is sent again: its frame may
+    /// have been lost (a connection to the leader that failed as it opened drops the frames that
+    /// waited for it), and the leader answers a forward within a round trip. Until this, such a
+    /// proposal waited out its caller's 2 s and failed with a 503.
+    static let resendAfter = Duration.milliseconds(500)
 
     /// How long a member that refused a proposal (it was handing its leadership over) is not asked
     /// again: a transfer ends within an election timeout, and a new leader gets it at once.
@@ -49,8 +57,34 @@ final class ForwardedProposals: Sendable {
         proposals.withLock { proposals in
             guard proposals[id] != nil else { return false }
             proposals[id]!.parked = true
+            proposals[id]!.sentAt = nil
             if let member { proposals[id]!.refusal = (member, .now) }
             return proposals[id]!.reasons.insert(reason).inserted
+        }
+    }
+
+    /// Notes that `id` went to a leader now.
+    func sent(_ id: UInt64) {
+        proposals.withLock { proposals in
+            guard proposals[id] != nil else { return }
+            proposals[id]!.sentAt = .now
+        }
+    }
+
+    /// The proposals that apply once, went to a leader at least ``resendAfter`` ago and are still
+    /// unanswered, by id: the caller sends them again (and they count as sent now). `first`: the
+    /// first time for this proposal (what the metrics count).
+    func unanswered(at now: ContinuousClock.Instant = .now) -> [(id: UInt64, payloads: [[UInt8]], first: Bool)] {
+        proposals.withLock { proposals in
+            let due = proposals.filter { _, proposal in
+                guard proposal.appliesOnce, !proposal.parked, let sentAt = proposal.sentAt else { return false }
+                return now - sentAt >= Self.resendAfter
+            }.keys.sorted()
+            return due.map { id in
+                proposals[id]!.sentAt = now
+                let first = proposals[id]!.reasons.insert(.unanswered).inserted
+                return (id, proposals[id]!.payloads, first)
+            }
         }
     }
 

@@ -128,6 +128,9 @@ public final class NodeMetrics: Sendable {
         case leaderChanged = "leader_changed"
         /// Another leader's entries replaced it before it committed: proposed again.
         case replaced
+        /// It applies once, and the leader had not answered it within 500 ms: sent again (its
+        /// frame may have been lost).
+        case unanswered
     }
 
     /// Counts a proposal kept for `reason`.

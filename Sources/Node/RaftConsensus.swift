@@ -323,6 +323,7 @@ public final class RaftConsensus: Consensus {
             forwards.resolve(id, with: .success((range.lowerBound, raft.term)))
         } else if !raft.isLeader, let leader = raft.leader, (try? raft.forward(payloads, id: id)) != nil {
             forwards.note(id, askedOf: leader)
+            forwarded.sent(id)
         } else {
             forwards.note(id, askedOf: nil)
             let reason: NodeMetrics.ProposalRetry = raft.isLeader ? .refused : .noLeader
@@ -341,6 +342,20 @@ public final class RaftConsensus: Consensus {
             return true
         }
         if sent { wake.yield() }
+    }
+
+    /// Sends again the forwarded proposals that apply once and had no answer within
+    /// ``ForwardedProposals/resendAfter`` (their frame may have been lost).
+    func resendUnansweredForwards() {
+        let due = forwarded.unanswered()
+        guard !due.isEmpty else { return }
+        state.withLock { raft in
+            for (id, payloads, first) in due where forwards.isWaiting(id) {
+                if first { metrics.countRetry(.unanswered) }
+                sendForward(id, payloads, &raft)
+            }
+        }
+        wake.yield()
     }
 
     /// The leader answered forwarded proposals.
@@ -718,6 +733,7 @@ public final class RaftConsensus: Consensus {
                     self.forwards.expireOverdue()
                     self.committed.expireOverdue()
                     self.sendParkedForwards()
+                    self.resendUnansweredForwards()
                     self.reads.expireOverdue()
                     self.statusAnswers.expireOverdue()
                     if pending { self.wake.yield() }

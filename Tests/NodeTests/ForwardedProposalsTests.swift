@@ -36,3 +36,28 @@ import Testing
         #expect(proposals.unpark(for: "a").isEmpty && !proposals.appliesOnce(2))
     }
 }
+
+extension ForwardedProposalsTests {
+    @Test("a forward that applies once and had no answer in 500 ms is due again, once per 500 ms; others never")
+    func unansweredForwardsAreSentAgain() {
+        let proposals = ForwardedProposals()
+        let payload: [[UInt8]] = [[1, 2, 3]]
+        proposals.add(1, payload, appliesOnce: true)
+        proposals.add(2, payload, appliesOnce: false)
+        proposals.add(3, payload, appliesOnce: true)
+        proposals.sent(1)
+        proposals.sent(2)
+        let start = ContinuousClock.now
+        #expect(proposals.unanswered(at: start + .milliseconds(100)).isEmpty)
+        // 1 is due; 2 could apply twice, and 3 was never sent.
+        let due = proposals.unanswered(at: start + .milliseconds(600))
+        #expect(due.map(\.id) == [1] && due.map(\.first) == [true] && due[0].payloads == payload)
+        #expect(proposals.unanswered(at: start + .milliseconds(700)).isEmpty)
+        #expect(proposals.unanswered(at: start + .milliseconds(1200)).map(\.first) == [false])
+        // Parked (no leader known), it waits for one instead; answered, it is forgotten.
+        proposals.park(1, because: .noLeader)
+        #expect(proposals.unanswered(at: start + .seconds(5)).isEmpty)
+        proposals.remove(1)
+        #expect(proposals.unanswered(at: start + .seconds(10)).isEmpty)
+    }
+}

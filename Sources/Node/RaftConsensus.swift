@@ -251,7 +251,8 @@ public final class RaftConsensus: Consensus {
                 if let leading { leading } else { try await forward(payloads, appliesOnce: appliesOnce) }
             // (Expired by the ticker: no timer task on every intent's path.)
             let commitDeadline = ContinuousClock.now + configuration.commitTimeout
-            guard try await committed.wait(until: range.upperBound, deadline: commitDeadline) != nil else {
+            guard try await waitForCommit(of: range, proposedAsLeader: leading != nil, deadline: commitDeadline)
+            else {
                 // A member that forwarded the intent learns of its commit from the leader: one cut
                 // off from it, or whose log fell behind, never does.
                 let why =
@@ -281,6 +282,37 @@ public final class RaftConsensus: Consensus {
             }
             metrics.countRetry(replaced ? .replaced : .leaderChanged)
             logger.debug("\(group): entries \(range) did not commit as proposed; proposing them again")
+        }
+    }
+
+    /// Waits until `range` commits as this member sees it; false at `deadline`. An intent this
+    /// member took as leader fails sooner when it has since lost its leadership and heard from no
+    /// leader for ``ReplicationConfiguration/leaderAnswerTimeout``: cut off, it cannot learn the
+    /// outcome, and its client does better to retry at another member now than in 10 s (etcd
+    /// answers "leader changed" at once). A leader deposed for a moment and elected again, or one
+    /// that hears the new leader, waits on.
+    private func waitForCommit(of range: ClosedRange<UInt64>, proposedAsLeader: Bool, deadline: ContinuousClock.Instant)
+        async throws -> Bool
+    {
+        var leaderlessSince: ContinuousClock.Instant?
+        while true {
+            let slice = proposedAsLeader ? min(deadline, .now + .milliseconds(500)) : deadline
+            if try await committed.wait(until: range.upperBound, deadline: slice) != nil { return true }
+            let now = ContinuousClock.now
+            guard now < deadline else { return false }
+            let (leads, knowsLeader) = state.withLock { ($0.isLeader, $0.leader != nil) }
+            guard !leads, !knowsLeader else {
+                leaderlessSince = nil
+                continue
+            }
+            let since = leaderlessSince ?? now
+            leaderlessSince = since
+            if now - since >= configuration.leaderAnswerTimeout {
+                throw NodeError(
+                    .unavailable,
+                    "\(nodeID) lost its leadership before the intent (log index \(range.upperBound)) committed, and has heard from no leader for \(configuration.leaderAnswerTimeout) since (it is cut off from the others, or they have no majority): it may or may not apply; retry it with the same request id, at another member"
+                )
+            }
         }
     }
 

@@ -362,7 +362,7 @@ public final class Node: Service, Sendable {
                 applied.advance(to: index)
                 next = index + 1
             } catch {
-                if let full = DiskSpace.blame(at: configuration.dataDirectory) {
+                if let full = DiskSpace.blame(error, at: configuration.dataDirectory) {
                     // The transaction rolled back and the log keeps every entry: space, not damage.
                     logger.critical(
                         "cannot apply the log: \(error): \(full). The node stops; nothing is lost (the views' transaction rolled back, and the log keeps every entry): free space there and start it again"

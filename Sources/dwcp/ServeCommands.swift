@@ -249,7 +249,9 @@ func runNode(_ configuration: NodeConfiguration, logLevel: Logger.Level, eventLo
         node = try Node(configuration: configuration, logger: logger)
     } catch {
         // A full disk fails the start as an LMDB "Input/output error" or SQLite's "disk is full".
-        let full = DiskSpace.blame(at: configuration.dataDirectory).map { " (\($0): free space there and start again)" }
+        let full = DiskSpace.blame(error, at: configuration.dataDirectory).map {
+            " (\($0): free space there and start again)"
+        }
         throw CLIError(.refused, "\(error); refusing to start\(full ?? "")")
     }
     let scheme = configuration.apiTLS == nil ? "" : "https://"
@@ -269,11 +271,12 @@ func runNode(_ configuration: NodeConfiguration, logLevel: Logger.Level, eventLo
     if configuration.apiTLS != nil || configuration.replication?.tls != nil {
         services.append(.init(service: CertificateReloader(node: node, logger: logger)))
     }
-    let group = ServiceGroup(
-        configuration: .init(
-            services: services,
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger))
+    var groupConfiguration = ServiceGroupConfiguration(
+        services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+    // A graceful shutdown waits for the API's requests in progress; a stream whose client stopped
+    // reading (`dwcp watch | less`, paused) would hold it, and the data directory's lock, for good.
+    groupConfiguration.maximumGracefulShutdownDuration = .seconds(15)
+    let group = ServiceGroup(configuration: groupConfiguration)
     do {
         try await group.run()
     } catch {

@@ -827,6 +827,24 @@ struct TestCluster {
         #expect(cluster.records(away) == ["x", "y", "z"])
     }
 
+    @Test("a forward sent again (no answer in time) is answered where the first went, not appended twice")
+    func aRepeatedForwardIsAppendedOnce() throws {
+        var cluster = TestCluster(["a", "b", "c"])
+        let leader = cluster.electLeader()
+        let follower = cluster.member(otherThan: leader)
+        try cluster.members[follower]!.forward([Array("once".utf8)], id: 41)
+        cluster.settle()
+        try cluster.members[follower]!.forward([Array("once".utf8)], id: 41)
+        cluster.settle()
+        let answers = (cluster.forwarded[follower] ?? []).filter { $0.id == 41 }
+        #expect(answers.count == 2 && answers[0].firstIndex != nil && answers[0].firstIndex == answers[1].firstIndex)
+        #expect(cluster.records(leader).filter { $0 == "once" }.count == 1)
+        // Another forward id, or the same id under a new leader's term, is a new proposal.
+        try cluster.members[follower]!.forward([Array("once".utf8)], id: 42)
+        cluster.settle()
+        #expect(cluster.records(leader).filter { $0 == "once" }.count == 2)
+    }
+
     @Test func followersForwardProposalsToTheLeader() throws {
         var cluster = TestCluster(["a", "b", "c"])
         let leader = cluster.electLeader()

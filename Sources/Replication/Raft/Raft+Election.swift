@@ -223,6 +223,7 @@ extension Raft {
         heartbeatElapsed = 0
         electionElapsed = 0
         transferee = nil
+        forwardsTaken = [:]
         forgetFollowers()
         syncProgressWithMembership()
         for member in progress.keys { progress[member]!.recentlyActive = true }

@@ -43,8 +43,20 @@ extension Raft {
             send(.proposeResponse(id: requestID, index: 0), to: follower)
             return
         }
+        // A repeat of one appended this term: where it went (a leader's own entries stay).
+        if let first = forwardsTaken[follower]?[requestID] {
+            send(.proposeResponse(id: requestID, index: first), to: follower)
+            return
+        }
         let first = log.lastIndex + 1
         appendAsLeader(payloads.map { LogEntry(index: 0, term: 0, kind: .record, payload: $0) })
+        forwardsTaken[follower, default: [:]][requestID] = first
+        // (Pruned in halves, so the cost is spread; a follower's ids start at random in each run,
+        // so an earlier run's cannot be taken for a later one's.)
+        if forwardsTaken[follower]!.count > 2 * Self.forwardsRemembered {
+            let oldest = requestID > UInt64(Self.forwardsRemembered) ? requestID - UInt64(Self.forwardsRemembered) : 0
+            forwardsTaken[follower] = forwardsTaken[follower]!.filter { $0.key > oldest }
+        }
         send(.proposeResponse(id: requestID, index: first), to: follower)
     }
 

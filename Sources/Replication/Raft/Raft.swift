@@ -54,6 +54,12 @@ public struct Raft: Sendable {
     public internal(set) var electionsStarted: UInt64 = 0
     /// Leader: the member it is handing leadership to, and for how long it has tried.
     public internal(set) var transferee: String?
+    /// As leader, the forwarded proposals it appended this term, by follower and forward id: where
+    /// each went. A follower sends one again when it had no answer in time (its frame, or the
+    /// answer, may have been lost), and a repeat is answered from here instead of appended again.
+    var forwardsTaken: [String: [UInt64: UInt64]] = [:]
+    /// At most this many are remembered per follower (its forward ids only grow).
+    static let forwardsRemembered = 4096
     var transferElapsed = 0
 
     /// Leader: linearizable reads waiting for a quorum's heartbeat acknowledgement.

@@ -16,7 +16,7 @@ struct CheckpointTrouble: Sendable, Equatable {
         self.since = since
         if let toldAt, now < toldAt + Self.every { return nil }
         toldAt = now
-        return failures == 1 ? "it failed" : "\(failures) failures in the last \(Self.seconds(now - since))"
+        return failures == 1 ? "it failed" : "\(failures) failures over \(Self.seconds(now - since))"
     }
 
     /// Notes a success at `now`; returns the line to tell when failures came before it.

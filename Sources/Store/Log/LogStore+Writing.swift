@@ -118,7 +118,7 @@ extension LogStore {
             cursor.withLock { $0.pendingSince = .now }
             let fill = Double(cursor.withLock { $0.offset }) / Double(journal.capacity)
             if let line = checkpointTrouble.withLock({ $0.failed(at: .now) }) {
-                let full = DiskSpace.blame(at: path).map { "; \($0): free space there" } ?? ""
+                let full = DiskSpace.blame(error, at: path).map { "; \($0): free space there" } ?? ""
                 logger.warning(
                     "cannot checkpoint the log's journal into LMDB at \(path) (\(line)): \(error)\(full). Writes go on until the journal fills (\(Int(fill * 100)) % now), then fail"
                 )

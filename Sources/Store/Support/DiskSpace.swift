@@ -28,8 +28,9 @@ public struct DiskSpace: Sendable, Equatable {
             totalBytes: UInt64(info.f_blocks) * UInt64(info.f_frsize))
     }
 
-    /// Less than 1 % or 16 MiB left: a failed write there is put down to the full disk.
-    public var isNearlyFull: Bool { availableBytes < 16 << 20 || availableBytes < totalBytes / 100 }
+    /// Less than 16 MiB left, or less than 1 % up to 1 GiB: a write that failed for space or I/O
+    /// there is put down to the full disk.
+    public var isNearlyFull: Bool { availableBytes < max(16 << 20, min(totalBytes / 100, 1 << 30)) }
 
     /// Less than 5 % or 256 MiB left: a running node warns (``isNearlyFull`` comes soon after).
     public var isRunningLow: Bool { availableBytes < 256 << 20 || availableBytes < totalBytes / 20 }
@@ -37,10 +38,17 @@ public struct DiskSpace: Sendable, Equatable {
     /// "47.9 MiB free of 48.0 MiB".
     public var described: String { "\(Self.format(availableBytes)) free of \(Self.format(totalBytes))" }
 
-    /// What to add to a failed write's error when the filesystem holding `path` is nearly full,
-    /// in words an operator can act on; nil when it has room (the failure is something else).
-    public static func blame(at path: String) -> String? {
-        guard let space = of(path), space.isNearlyFull else { return nil }
+    /// What to add to `error`'s message when it is one a full disk causes (no space, a failed
+    /// write: LMDB reports a short write as an I/O error, SQLite says "database or disk is full"
+    /// or an I/O error) and the filesystem holding `path` is nearly full, in words an operator can
+    /// act on; nil otherwise (a lock held, damage, a refusal: the failure is something else).
+    public static func blame(_ error: any Error, at path: String) -> String? {
+        let text = "\(error)"
+        let markers = [
+            "disk is full", "No space left", "Input/output error", "SQLite error 13", "SQLite error 10", "MDB_MAP_FULL",
+            "Disk quota exceeded",
+        ]
+        guard markers.contains(where: text.contains), let space = of(path), space.isNearlyFull else { return nil }
         return "the filesystem holding \(path) is full (\(space.described))"
     }
 

@@ -1,4 +1,5 @@
 import Replication
+import Store
 
 /// The regions the other members of a group said they were started in (``MemberRegion``), whom
 /// this member has told its own, and one log line a minute for each member found in another region.

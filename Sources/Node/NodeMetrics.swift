@@ -48,10 +48,10 @@ public final class NodeMetrics: Sendable {
     /// The bytes this process may still write on the filesystem holding the data directory, and
     /// its size (``DiskSpaceWatch``, every 10 s).
     let dataDirectoryAvailable: CoreMetrics.Gauge
+    let dataDirectorySize: CoreMetrics.Gauge
     /// On the leader, the voters that have not answered for 5 s or more (``VoterHealth``); 0 on
     /// a member that does not lead.
     let votersSilent: CoreMetrics.Gauge
-    let dataDirectorySize: CoreMetrics.Gauge
     /// `dwcp_views_verifications_total`, one counter per outcome seen.
     private let verificationOutcomes = Mutex<[String: CoreMetrics.Counter]>([:])
     /// Proposals kept and sent again instead of failing their caller, by why.
@@ -94,8 +94,8 @@ public final class NodeMetrics: Sendable {
         forwardsRefused = CoreMetrics.Counter(label: "dwcp_raft_forwards_refused_total", factory: factory)
         historyCompactionHeldBack = CoreMetrics.Gauge(label: "dwcp_history_compaction_held_back", factory: factory)
         dataDirectoryAvailable = CoreMetrics.Gauge(label: "dwcp_data_directory_available_bytes", factory: factory)
-        votersSilent = CoreMetrics.Gauge(label: "dwcp_raft_voters_silent", factory: factory)
         dataDirectorySize = CoreMetrics.Gauge(label: "dwcp_data_directory_size_bytes", factory: factory)
+        votersSilent = CoreMetrics.Gauge(label: "dwcp_raft_voters_silent", factory: factory)
         verificationDiffers = CoreMetrics.Gauge(label: "dwcp_views_verification_differs", factory: factory)
         verificationLastCompared = CoreMetrics.Gauge(
             label: "dwcp_views_verification_last_compared_timestamp_seconds", factory: factory)

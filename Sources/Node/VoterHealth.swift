@@ -21,15 +21,17 @@ struct VoterHealth: Sendable, Equatable {
     /// Voters silent for ``warnAfter`` or longer: the `dwcp_raft_voters_silent` gauge.
     var silentCount: Int { warned.count }
 
-    /// Notes that `silent` of the region's `voters` are silent now (`nil`: this member does not
-    /// lead, and forgets); returns what to say. A voter removed meanwhile is forgotten unsaid.
-    mutating func note(silent: [String]?, voters members: Set<String>, at now: ContinuousClock.Instant) -> [Report] {
+    /// Notes that `silent` of the region's `voters` (of which `quorum` commit) are silent now
+    /// (`nil`: this member does not lead, and forgets); returns what to say. A voter removed
+    /// meanwhile is forgotten unsaid.
+    mutating func note(silent: [String]?, voters members: Set<String>, quorum: Int, at now: ContinuousClock.Instant)
+        -> [Report]
+    {
         guard let silent else {
             self = VoterHealth()
             return []
         }
         let voters = members.count
-        let quorum = voters / 2 + 1
         for member in silentSince.keys where !members.contains(member) {
             silentSince[member] = nil
             warned.remove(member)

@@ -12,10 +12,10 @@ struct VoterHealthWatch: Sendable {
         var health = VoterHealth()
         while true {
             try await loop.sleep(for: Self.checkEvery)
-            let (silent, voters) = raft.state.withLock { raft in
-                (raft.isLeader ? raft.silentVoters : nil, Set(raft.membership.voters.keys))
+            let (silent, voters, quorum) = raft.state.withLock { raft in
+                (raft.isLeader ? raft.silentVoters : nil, Set(raft.membership.voters.keys), raft.membership.quorum)
             }
-            for report in health.note(silent: silent, voters: voters, at: .now) {
+            for report in health.note(silent: silent, voters: voters, quorum: quorum, at: .now) {
                 switch report {
                 case .silent: node.logger.warning("\(VoterHealth.line(report))")
                 case .back: node.logger.notice("\(VoterHealth.line(report))")

@@ -75,11 +75,12 @@ import Testing
         }
         #expect(acknowledged.count >= 10 && !refusal.isEmpty, "\(acknowledged.count) written, then \(refusal)")
         // It stops on its own once its apply fails; if only its log's writes fail, it is stopped here.
-        if try await !waitUntil(timeout: .seconds(20), { !first.process.isRunning }) { first.kill(SIGTERM) }
-        _ = try await first.waitForExit()
+        let stoppedItself = try await waitUntil(timeout: .seconds(20)) { !first.process.isRunning }
+        if !stoppedItself { first.kill(SIGTERM) }
+        let exitStatus = try await first.waitForExit()
         let said = first.stderr
         #expect(said.contains("/data is full (") && said.contains("free space there"), "\(said.suffix(3000))")
-        if !first.process.isRunning, first.process.terminationStatus != 0 {
+        if stoppedItself, exitStatus != 0 {
             #expect(said.contains("nothing is lost"), "\(said.suffix(3000))")
             // The API shut down after it, gracefully: no error of its own to mislead.
             #expect(!said.contains("CancellationError"), "\(said.suffix(3000))")

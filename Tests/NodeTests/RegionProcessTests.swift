@@ -21,7 +21,7 @@ final class Region: Sendable {
     /// With `certificates`: the API speaks HTTPS too, with the member's certificate, and takes
     /// only clients with a certificate of the same authority.
     let apiTLS: Bool
-    /// The members run as this user and group, not root (``unprivileged(_:)``).
+    /// The members run as this user and group, not root (``binaryForUser()``).
     let runAs: (uid: UInt32, gid: UInt32)?
     let processes = Mutex<[String: DwcpProcess]>([:])
     let apiPorts = Mutex<[String: Int]>([:])

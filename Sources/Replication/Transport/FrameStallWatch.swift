@@ -1,12 +1,13 @@
 import NIOCore
+import Store
 
 /// Closes an inbound replication connection that owes bytes and sends none: one that has not sent
 /// its first frame, or stopped in the middle of a frame, and was silent for the deadline since its
 /// last byte. Without it such a connection kept its place among
 /// ``RaftTransport/maxInboundConnections`` and the part of a frame it had sent (up to
 /// ``RaftFrame/maxFrameBytes``) for good. Driven by ``RaftFrameDecoder`` on the connection's
-/// event loop: the timer is armed only while bytes are owed, so a connection whose frames arrive
-/// whole (every busy one) costs a clock reading per frame and no timer.
+/// event loop: the clock is read and the timer armed only while bytes are owed, so a connection
+/// whose frames arrive whole (every busy one) costs neither.
 final class FrameStallWatch {
     let deadline: TimeAmount
     private var lastHeard = NIODeadline.now()
@@ -31,8 +32,8 @@ final class FrameStallWatch {
         arm(context, at: lastHeard + deadline)
     }
 
-    /// Bytes arrived.
-    func heard() { lastHeard = .now() }
+    /// Bytes arrived: progress, if a frame was owed (one begun now is timed from ``waiting``).
+    func heard() { if owing { lastHeard = .now() } }
 
     /// After a frame was taken off the buffer: if nothing is left, nothing is owed.
     func tookFrame(leaving remaining: Int) {
@@ -49,6 +50,7 @@ final class FrameStallWatch {
             owing = false
             return
         }
+        if !owing { lastHeard = .now() }
         owing = true
         if timer == nil { arm(context, at: lastHeard + deadline) }
     }
@@ -78,8 +80,7 @@ final class FrameStallWatch {
 
     /// Why the connection is closed, in words: what it owed and for how long it sent nothing.
     func explanation(silent: TimeAmount) -> String {
-        let tenths = silent.nanoseconds / 100_000_000
-        let seconds = "\(tenths / 10).\(tenths % 10) s"
+        let seconds = Duration.nanoseconds(silent.nanoseconds).inTenthsOfSeconds
         guard sawFrame || received > 0 else { return "it sent no frame in the \(seconds) since it opened" }
         if let length {
             return "a frame stopped arriving: \(received - 4) of its \(length) bytes came, then nothing for \(seconds)"

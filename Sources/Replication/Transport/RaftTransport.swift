@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import NIOSSL
+import Store
 import Synchronization
 
 #if canImport(Glibc)

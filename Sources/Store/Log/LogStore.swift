@@ -71,6 +71,8 @@ public final class LogStore: Sendable {
     let metrics: LogMetrics
     /// Where failed checkpoints are told (``CheckpointTrouble``).
     let logger: Logger
+    /// The logger of a store opened without one (tests, benchmarks, tools): it says nothing.
+    public static let silent = Logger(label: "dwcp.log", factory: { _ in SwiftLogNoOpLogHandler() })
     let checkpointTrouble = Mutex(CheckpointTrouble())
     /// The directory of the LMDB environment.
     public let path: String
@@ -88,7 +90,7 @@ public final class LogStore: Sendable {
     public convenience init(
         path: String, group: String = "region", initialMapSize: Int = 64 << 20,
         journalCapacity: Int = 4 << 20, checkpointInterval: Duration = .milliseconds(50), metrics: LogMetrics = .none,
-        logger: Logger = Logger(label: "dwcp.log", factory: { _ in SwiftLogNoOpLogHandler() })
+        logger: Logger = LogStore.silent
     ) throws {
         try self.init(
             path: path, group: group, initialMapSize: initialMapSize, journalCapacity: journalCapacity,
@@ -99,7 +101,7 @@ public final class LogStore: Sendable {
     init(
         path: String, group: String = "region", initialMapSize: Int = 64 << 20,
         journalCapacity: Int = 4 << 20, checkpointInterval: Duration = .milliseconds(50), metrics: LogMetrics = .none,
-        faults: LogFaults?, logger: Logger = Logger(label: "dwcp.log", factory: { _ in SwiftLogNoOpLogHandler() })
+        faults: LogFaults?, logger: Logger = LogStore.silent
     ) throws {
         self.path = path
         self.logger = logger

@@ -1,5 +1,6 @@
 /// Lets one log line through per `interval` for a kind of event that may come in floods (refused
-/// connections, failed handshakes), and counts the ones it held back for the next line to mention.
+/// connections, failed handshakes, failed checkpoints), and counts the ones it held back for the
+/// next line to mention.
 public struct LogThrottle: Sendable {
     public let interval: Duration
     private var loggedAt: ContinuousClock.Instant?

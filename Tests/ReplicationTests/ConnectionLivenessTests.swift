@@ -22,18 +22,30 @@ import Testing
         RaftFrame(group: "region", message: RaftMessage(from: "a", to: "b", term: term, body: .timeoutNow)).encoded()
     }
 
-    /// A transport on a loopback port with a short stalled-frame deadline, counting the frames it
-    /// receives.
+    /// A transport on a loopback port with a short stalled-frame deadline, keeping the terms of
+    /// the frames it receives.
     static func listening(
-        on group: any EventLoopGroup, log: RecordedLog, metrics: TestMetrics, received: FrameCount? = nil
+        on group: any EventLoopGroup, log: RecordedLog, metrics: TestMetrics, received: ReceivedTerms
     ) async throws -> (RaftTransport, Int) {
-        let receiver = RaftTransport(
-            eventLoopGroup: group, logger: log.logger, metrics: metrics,
-            liveness: ConnectionLiveness(stalledFrameDeadline: deadline))
-        let port = try await receiver.listen(host: "127.0.0.1", port: 0) { _ in
-            received?.count.add(1, ordering: .relaxed)
-        }
-        return (receiver, port)
+        try await RaftTransportTests.listening(
+            on: group, log: log, metrics: metrics, liveness: ConnectionLiveness(stalledFrameDeadline: deadline),
+            received: received)
+    }
+
+    /// Connects to `port` and writes `pieces` on the connection's event loop, each `every` after
+    /// the one before (the first at once): no task runs between the connection and its bytes,
+    /// which a busy test process could hold back past the deadline.
+    static func connect(
+        on group: any EventLoopGroup, to port: Int, writing pieces: [[UInt8]], every: Duration = .zero
+    ) async throws -> any Channel {
+        try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port).map { channel in
+            for (number, piece) in pieces.enumerated() {
+                channel.eventLoop.scheduleTask(in: TimeAmount(every * number)) {
+                    channel.writeAndFlush(channel.allocator.buffer(bytes: piece), promise: nil)
+                }
+            }
+            return channel
+        }.get()
     }
 
     static func rejected(_ metrics: TestMetrics) -> Int64 {
@@ -43,16 +55,15 @@ import Testing
     @Test("a connection that stops in the middle of a frame is closed after the deadline, counted and logged")
     func aFrameThatStopsArrivingIsClosed() async throws {
         let (group, log, metrics) = (MultiThreadedEventLoopGroup(numberOfThreads: 1), RecordedLog(), TestMetrics())
-        let received = FrameCount()
+        let received = ReceivedTerms()
         let (receiver, port) = try await Self.listening(on: group, log: log, metrics: metrics, received: received)
         let whole = Self.frame(1)
-        let channel = try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port).get()
         let sent = ContinuousClock.now
-        try await channel.writeAndFlush(channel.allocator.buffer(bytes: whole + whole.prefix(10))).get()
+        let channel = try await Self.connect(on: group, to: port, writing: [whole + whole.prefix(10)])
         #expect(try await eventually { !channel.isActive }, "still open")
         let open = ContinuousClock.now - sent
         #expect(open >= Self.deadline && open < .seconds(5), "closed after \(open)")
-        #expect(received.count.load(ordering: .relaxed) == 1)
+        #expect(received.terms.withLock { $0.count } == 1)
         #expect(try await eventually { Self.rejected(metrics) == 1 }, "\(Self.rejected(metrics)) \(log.lines)")
         #expect(
             log.contains("a frame stopped arriving: 6 of its \(whole.count - 4) bytes came, then nothing for "),
@@ -64,25 +75,23 @@ import Testing
     @Test("a connection that sends no frame is closed after the deadline; one with whole frames stays open")
     func aSilentConnectionIsClosedAndAnIdleOneIsNot() async throws {
         let (group, log, metrics) = (MultiThreadedEventLoopGroup(numberOfThreads: 1), RecordedLog(), TestMetrics())
-        let received = FrameCount()
+        let received = ReceivedTerms()
         let (receiver, port) = try await Self.listening(on: group, log: log, metrics: metrics, received: received)
-        let silent = try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port).get()
-        let idle = try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port).get()
-        try await idle.writeAndFlush(idle.allocator.buffer(bytes: Self.frame(1))).get()
+        let silent = try await Self.connect(on: group, to: port, writing: [])
+        let idle = try await Self.connect(on: group, to: port, writing: [Self.frame(1)])
         // A frame that comes slowly, a piece at a time, each well inside the deadline: not stalled.
-        let slow = try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port).get()
         let slowFrame = Self.frame(2)
-        for start in stride(from: 0, to: slowFrame.count, by: 8) {
-            let piece = slowFrame[start..<min(start + 8, slowFrame.count)]
-            try await slow.writeAndFlush(slow.allocator.buffer(bytes: piece)).get()
-            try await Task.sleep(for: Self.deadline / 10)
+        let pieces = stride(from: 0, to: slowFrame.count, by: 8).map {
+            Array(slowFrame[$0..<min($0 + 8, slowFrame.count)])
         }
+        let slow = try await Self.connect(on: group, to: port, writing: pieces, every: Self.deadline / 10)
+        try await Task.sleep(for: Self.deadline / 10 * pieces.count)
         #expect(try await eventually { !silent.isActive }, "still open")
         #expect(log.contains("it sent no frame in the "), "\(log.lines)")
         // Two deadlines with nothing owed: the idle and the slow one stay.
         try await Task.sleep(for: Self.deadline * 2)
         #expect(idle.isActive && slow.isActive)
-        #expect(received.count.load(ordering: .relaxed) == 2)
+        #expect(received.terms.withLock { $0.count } == 2)
         #expect(Self.rejected(metrics) == 1)
         try await idle.close()
         try await slow.close()
@@ -121,9 +130,4 @@ import Testing
         await receiver.close()
         try await group.shutdownGracefully()
     }
-}
-
-/// Frames a test's receiver took.
-final class FrameCount: Sendable {
-    let count = Atomic<Int>(0)
 }

@@ -95,13 +95,17 @@ extension RaftTransportTests {
         try await group.shutdownGracefully()
     }
 
-    /// A transport listening on a loopback port that logs to `log` and counts in `metrics`, and
-    /// takes no frame anywhere.
-    static func listening(on group: any EventLoopGroup, log: RecordedLog, metrics: TestMetrics) async throws -> (
-        RaftTransport, Int
-    ) {
-        let receiver = RaftTransport(eventLoopGroup: group, logger: log.logger, metrics: metrics)
-        return (receiver, try await receiver.listen(host: "127.0.0.1", port: 0) { _ in })
+    /// A transport listening on a loopback port that logs to `log` and counts in `metrics`, with
+    /// `liveness`; the terms of the frames it takes go to `received`.
+    static func listening(
+        on group: any EventLoopGroup, log: RecordedLog, metrics: TestMetrics,
+        liveness: ConnectionLiveness = ConnectionLiveness(), received: ReceivedTerms? = nil
+    ) async throws -> (RaftTransport, Int) {
+        let receiver = RaftTransport(eventLoopGroup: group, logger: log.logger, metrics: metrics, liveness: liveness)
+        let port = try await receiver.listen(host: "127.0.0.1", port: 0) { frame in
+            if let term = frame.message?.term { received?.terms.withLock { $0.append(term) } }
+        }
+        return (receiver, port)
     }
 
     @Test("a connection that closes in the middle of a frame is counted and logged, saying how much of it came")

@@ -9,6 +9,13 @@ public protocol Consensus: Sendable {
     /// request id), so the node may send them again when a leader went away without saying whether
     /// it appended them, rather than fail the caller.
     func propose(_ payloads: [[UInt8]], appliesOnce: Bool) async throws -> ClosedRange<UInt64>
+    /// ``propose(_:appliesOnce:)`` that tells `appended` where the entries sit as soon as it knows,
+    /// before they commit, and again each time it proposes them anew (the node asks the apply
+    /// loop for an intent's answer there: ``IntentAnswers``). The entries at those indexes may
+    /// turn out to be another leader's.
+    func propose(
+        _ payloads: [[UInt8]], appliesOnce: Bool, appended: (ClosedRange<UInt64>) -> Void
+    ) async throws -> ClosedRange<UInt64>
     /// Proposes a no-op entry that carries `payload` (the views skip it; every member meets it at
     /// the same index); returns its index once committed. Only the leader proposes one.
     func proposeNoop(payload: [UInt8]) async throws -> UInt64
@@ -27,6 +34,15 @@ public protocol Consensus: Sendable {
 extension Consensus {
     /// A group whose leader never changes: its commit index whenever it leads.
     public func leaderCommitIndex() async throws -> UInt64? { isLeader ? committed.value : nil }
+
+    /// A group that commits as it appends tells `appended` once, when the entries commit.
+    public func propose(
+        _ payloads: [[UInt8]], appliesOnce: Bool, appended: (ClosedRange<UInt64>) -> Void
+    ) async throws -> ClosedRange<UInt64> {
+        let range = try await propose(payloads, appliesOnce: appliesOnce)
+        appended(range)
+        return range
+    }
 
     /// Proposes payloads that would apply twice if proposed twice.
     public func propose(_ payloads: [[UInt8]]) async throws -> ClosedRange<UInt64> {

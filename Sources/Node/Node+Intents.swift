@@ -52,11 +52,24 @@ extension Node {
         try checkAgainstViews(intent)
         let record = Record(at: Self.now(), requestID: requestID, intent.body)
         let payload = record.encoded()
-        let index = try await consensus.propose([payload], appliesOnce: requestID != nil).upperBound
+        // The apply loop reads the answer as it applies the entry, asked for where the entry sits
+        // (again where it is proposed anew); one applied before the ask is read here instead.
+        let request = IntentAnswer.Request(payload: payload, subject: intent.subject)
+        var asked: UInt64?
+        defer { if let asked { intentAnswers.forget(asked) } }
+        let index = try await consensus.propose([payload], appliesOnce: requestID != nil) { range in
+            if let asked { intentAnswers.forget(asked) }
+            asked = range.upperBound
+            intentAnswers.want(range.upperBound, request)
+        }.upperBound
         try await waitUntilApplied(index)
-        let (result, subject) = try views.read { db in
-            (try Self.outcomes(index...index, db)[0], try Self.row(intent.subject, db))
-        }
+        let answer =
+            try intentAnswers.take(index)
+            ?? views.read { db in
+                let outcome = try Self.outcomes(index...index, db)[0]
+                return IntentAnswer(outcome: outcome.outcome, error: outcome.error, row: try intent.subject.read(db))
+            }
+        let (result, subject) = ((outcome: answer.outcome, error: answer.error), answer.row)
         switch result.outcome {
         case "applied":
             return try await appliedReceipt(intent, at: index, subject: subject)
@@ -130,7 +143,7 @@ extension Node {
             guard let row = try Self.originalIntent(requestID: requestID, db) else { return nil }
             return (
                 row["log_index"], row["kind"], row["subject"], row["outcome"], row["error"],
-                try Self.row(intent.subject, db)
+                try intent.subject.read(db)
             )
         }
         guard let found else { return nil }
@@ -287,29 +300,18 @@ extension Node {
     /// The rows of `table` (`hosts` or `vms`) with these names, as JSON objects (nil when gone),
     /// read in one lookup.
     func rows(_ table: String, _ names: [String]) throws -> [JSONValue?] {
-        try views.read { db in try names.map { try Self.row((table, $0), db) } }
-    }
-
-    /// One row of `hosts` or `vms` as a JSON object, nil when there is none.
-    static func row(_ subject: (table: String, name: String), _ db: Database) throws -> JSONValue? {
-        try Row.fetchOne(
-            db.cachedStatement(sql: "SELECT * FROM \(subject.table) WHERE name = ?"), arguments: [subject.name]
-        )
-        .map { row in
-            // By position: looking each column up by name lowercases the name every time.
-            JSONValue.object(zip(row.columnNames, row.databaseValues).map { ($0, JSONValue(databaseValue: $1)) })
-        }
+        try views.read { db in try names.map { try ViewRowName(table: table, name: $0).read(db) } }
     }
 }
 
 extension Intent {
-    /// The table and name of the row an intent is about (its receipt shows that row).
-    var subject: (table: String, name: String) {
+    /// The row an intent is about (its receipt shows that row).
+    var subject: ViewRowName {
         switch self {
-        case .addHost(let h): ("hosts", h.name)
-        case .removeHost(let name), .setHostLabels(let name, _): ("hosts", name)
-        case .createVM(let vm): ("vms", vm.name)
-        case .setDesiredState(let name, _), .deleteVM(let name): ("vms", name)
+        case .addHost(let h): ViewRowName(table: "hosts", name: h.name)
+        case .removeHost(let name), .setHostLabels(let name, _): ViewRowName(table: "hosts", name: name)
+        case .createVM(let vm): ViewRowName(table: "vms", name: vm.name)
+        case .setDesiredState(let name, _), .deleteVM(let name): ViewRowName(table: "vms", name: name)
         }
     }
 }

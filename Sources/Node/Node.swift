@@ -26,6 +26,8 @@ public final class Node: Service, Sendable {
     /// The highest applied index something on this node waits for (``waitUntilApplied(_:)``): a
     /// follower's apply loop does not hold back entries that are asked for.
     let applyDemand = IndexWatermark(0)
+    /// The answers of this member's intents, read as they apply (``IntentAnswers``).
+    let intentAnswers = IntentAnswers()
     /// The views snapshots a compacted log starts behind (`DATA/snapshots`).
     public let snapshots: ViewSnapshots
     /// The digests of the views taken at `dwcp cluster verify`'s markers.
@@ -349,8 +351,10 @@ public final class Node: Service, Sendable {
             if let marker { batch.removeSubrange((marker + 1)...) }
             do {
                 let started = ContinuousClock.now
-                let inline = Self.appliesInline(batch) ? try views.applyUnlessReplacing(batch) : nil
-                let index = if let inline { inline } else { try await views.apply(batch) }
+                let wanted = intentAnswers.wanted(in: batch[0].index...batch[batch.count - 1].index)
+                let inline = Self.appliesInline(batch) ? try views.applyUnlessReplacing(batch, answering: wanted) : nil
+                let (index, answers) = if let inline { inline } else { try await views.apply(batch, answering: wanted) }
+                intentAnswers.deliver(answers)
                 metrics.applyDuration.record(duration: started.duration(to: .now))
                 // Only this batch's entries (a snapshot installed meanwhile may have moved `index` past it).
                 metrics.entriesApplied.increment(by: Int64(batch.count { $0.index >= next && $0.index <= index }))

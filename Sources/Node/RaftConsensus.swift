@@ -241,6 +241,14 @@ public final class RaftConsensus: Consensus {
     /// when another leader's entries replaced these before they committed (up to the answer
     /// timeout; each try waits up to that for a leader to take the payloads).
     public func propose(_ payloads: [[UInt8]], appliesOnce: Bool) async throws -> ClosedRange<UInt64> {
+        try await propose(payloads, appliesOnce: appliesOnce, appended: { _ in })
+    }
+
+    /// ``propose(_:appliesOnce:)``, telling `appended` where each try put the entries before it
+    /// waits for their commit.
+    public func propose(
+        _ payloads: [[UInt8]], appliesOnce: Bool, appended: (ClosedRange<UInt64>) -> Void
+    ) async throws -> ClosedRange<UInt64> {
         let deadline = ContinuousClock.now + configuration.leaderAnswerTimeout
         while true {
             // A leader handing over refuses proposals: they wait, as forwards, for the next one.
@@ -249,6 +257,7 @@ public final class RaftConsensus: Consensus {
             }
             let (range, term) =
                 if let leading { leading } else { try await forward(payloads, appliesOnce: appliesOnce) }
+            appended(range)
             // (Expired by the ticker: no timer task on every intent's path.)
             let commitDeadline = ContinuousClock.now + configuration.commitTimeout
             guard try await waitForCommit(of: range, proposedAsLeader: leading != nil, deadline: commitDeadline)

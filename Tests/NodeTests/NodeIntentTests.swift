@@ -126,6 +126,29 @@ import Testing
         }
     }
 
+    @Test(
+        "concurrent changes of one host are each answered with the row as their own intent left it, and no answer is left behind"
+    )
+    func answersAtTheirOwnIndex() async throws {
+        let dir = TemporaryDirectory()
+        try await withRunningNode(dir) { node in
+            _ = try await node.submit(Self.host("h1"))
+            let receipts = try await withThrowingTaskGroup(of: (Int, IntentReceipt).self) { group in
+                for n in 0..<32 {
+                    group.addTask { (n, try await node.submit(.setHostLabels(name: "h1", labels: ["n": "\(n)"]))) }
+                }
+                return try await group.reduce(into: [:]) { $0[$1.0] = $1.1 }
+            }
+            #expect(Set(receipts.values.map(\.logIndex)).count == 32)
+            for (n, receipt) in receipts {
+                #expect(receipt.outcome == "applied")
+                #expect(receipt.subject?["labels"] == .string(#"{"n":"\#(n)"}"#))
+                #expect(receipt.subject?["updated_index"] == .int(Int64(receipt.logIndex)))
+            }
+            #expect(node.intentAnswers.count == 0)
+        }
+    }
+
     @Test("a request the node itself proposed twice is answered as applied, at its first copy")
     func ownCopyAppliedFirst() async throws {
         let dir = TemporaryDirectory()

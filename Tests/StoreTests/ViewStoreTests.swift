@@ -233,6 +233,61 @@ typealias Record = Store.Record
         #expect(try b.appliedIndex() == 11)
     }
 
+    @Test(
+        "an apply asked for intents' answers gives each its outcome as the intents table has it and its row right after it, and only those asked for that it applied"
+    )
+    func answersFromTheApply() throws {
+        let dir = TemporaryDirectory()
+        let views = try ViewStore(path: dir.file("views.sqlite"))
+        let host = HostAdded(name: "h1", region: "eu", cpus: 4, memoryBytes: 8 << 30)
+        let records = [
+            Record(at: 1, requestID: "r1", .hostAdded(host)),  // 1
+            Record(at: 2, .hostLabelsSet(HostLabelsSet(name: "h1", labels: ["zone": "a"]))),  // 2
+            Record(at: 3, .hostLabelsSet(HostLabelsSet(name: "h1", labels: ["zone": "b"]))),  // 3
+            Record(at: 4, .hostLabelsSet(HostLabelsSet(name: "h9", labels: [:]))),  // 4: no such host
+            Record(at: 5, requestID: "r1", .hostAdded(host)),  // 5: a retry of 1
+            Record(at: 6, .vmPlaced(VMPlaced(vm: "x", host: "h1", explanation: "{}"))),  // 6: no intent
+        ]
+        let h1 = ViewRowName(table: "hosts", name: "h1")
+        func asked(_ index: Int, _ subject: ViewRowName) -> IntentAnswer.Request {
+            IntentAnswer.Request(payload: records[index - 1].encoded(), subject: subject)
+        }
+        let wanted: [UInt64: IntentAnswer.Request] = [
+            2: asked(2, h1), 4: asked(4, ViewRowName(table: "hosts", name: "h9")), 5: asked(5, h1),
+            6: asked(6, ViewRowName(table: "vms", name: "x")), 9: asked(2, h1),
+            // Asked about another entry than the one at 3 (another leader's took the index).
+            3: IntentAnswer.Request(payload: records[3].encoded(), subject: h1),
+        ]
+        let first = try views.apply(Self.entries(Array(records[0..<3])), answering: wanted)
+        #expect(first.index == 3)
+        #expect(Set(first.answers.keys) == [2])  // 3 holds another entry than the one asked about
+        // The row as the intent left it, not as the batch did (3 set zone b after it).
+        #expect(first.answers[2]?.outcome == "applied")
+        #expect(first.answers[2]?.row?["labels"] == .string(#"{"zone":"a"}"#))
+        #expect(first.answers[2]?.row?["updated_index"] == .int(2))
+
+        let second = try views.apply(Self.entries(Array(records[3...]), from: 4), answering: wanted)
+        #expect(second.index == 6)
+        #expect(Set(second.answers.keys) == [4, 5])  // 6 is no intent; 9 is not applied
+        #expect(second.answers[4] == IntentAnswer(outcome: "rejected", error: "no host named h9", row: nil))
+        #expect(second.answers[5]?.outcome == "duplicate")
+        #expect(second.answers[5]?.row?["labels"] == .string(#"{"zone":"b"}"#))
+        // Word for word what the intents table says.
+        let stored = try views.pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT log_index, outcome, error FROM intents WHERE log_index IN (2, 4, 5)")
+        }
+        #expect(stored.count == 3)
+        for row in stored {
+            let answer = (first.answers.merging(second.answers) { a, _ in a })[UInt64(row["log_index"] as Int64)]
+            #expect(answer?.outcome == row["outcome"])
+            #expect(answer?.error == row["error"])
+        }
+        // Nothing asked for: no answers, the same views.
+        let plain = try ViewStore(path: dir.file("plain.sqlite"))
+        #expect(try plain.apply(Self.entries(records), answering: [:]).answers.isEmpty)
+        #expect(try plain.dump() == views.dump())
+    }
+
     @Test("views of another schema version are replaced, and say why")
     func schemaVersionChange() throws {
         let dir = TemporaryDirectory()

@@ -10,6 +10,8 @@ enum ViewApplier {
     struct BatchOutcome: Sendable {
         var appliedIndex: UInt64
         var failure: StoreError?
+        /// The answers asked for (by index) whose intents this batch applied.
+        var answers: [UInt64: IntentAnswer] = [:]
 
         /// The applied index, or the entry that stopped the batch (the ones before it are committed).
         func appliedIndexOrFailure() throws -> UInt64 {
@@ -25,10 +27,16 @@ enum ViewApplier {
         case duplicate(of: Int64)
     }
 
-    static func apply(_ entries: [LogEntry], db: Database) throws -> BatchOutcome {
+    /// Applies `entries` after the views' applied index in `db`'s transaction, and reads the
+    /// answer of each intent `answering` asks for right after it applied (when the entry at that
+    /// index is the one asked about).
+    static func apply(
+        _ entries: [LogEntry], answering wanted: [UInt64: IntentAnswer.Request] = [:], db: Database
+    ) throws -> BatchOutcome {
         var applied = try ViewStore.appliedIndex(db)
         var appliedTerm: UInt64?
         var failure: StoreError?
+        var answers: [UInt64: IntentAnswer] = [:]
         for entry in entries where entry.index > applied {
             guard entry.index == applied + 1 else {
                 failure = StoreError(
@@ -44,7 +52,11 @@ enum ViewApplier {
                     failure = error
                     break
                 }
-                try apply(record, index: Int64(entry.index), db: db)
+                let outcome = try apply(record, index: Int64(entry.index), db: db)
+                if let outcome, let request = wanted[entry.index], request.payload == entry.payload {
+                    answers[entry.index] = IntentAnswer(
+                        outcome: outcome.name, error: outcome.error, row: try request.subject.read(db))
+                }
             } else if entry.kind == .membership {
                 let membership: MembershipRecord
                 do {
@@ -62,7 +74,7 @@ enum ViewApplier {
             try db.cachedStatement(sql: "UPDATE dwcp_state SET applied_index = ?, applied_term = ? WHERE id = 1")
                 .execute(arguments: [Int64(applied), Int64(appliedTerm)])
         }
-        return BatchOutcome(appliedIndex: applied, failure: failure)
+        return BatchOutcome(appliedIndex: applied, failure: failure, answers: answers)
     }
 
     /// The `members` table becomes the membership: unchanged members keep the index they got
@@ -87,10 +99,12 @@ enum ViewApplier {
         }
     }
 
-    static func apply(_ record: Record, index: Int64, db: Database) throws {
+    /// Applies one record; for an intent, returns its outcome as its `intents` row says it.
+    @discardableResult
+    static func apply(_ record: Record, index: Int64, db: Database) throws -> (name: String, error: String)? {
         guard let intentKind = record.body.intentKind else {
             try applyEffects(record, index: index, db: db)
-            return
+            return nil
         }
         var outcome = Outcome.applied
         if let requestID = record.requestID,
@@ -118,6 +132,7 @@ enum ViewApplier {
             index, intentKind, record.body.subject, record.body.json.serialized(), record.at, record.requestID,
             outcomeName, error,
         ])
+        return (outcomeName, error)
     }
 
     @discardableResult

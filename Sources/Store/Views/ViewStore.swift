@@ -147,14 +147,27 @@ public final class ViewStore: Sendable {
     /// applied and committed, then the error (naming the entry's index) is thrown.
     @discardableResult
     public func apply(_ entries: [LogEntry]) throws -> UInt64 {
+        try apply(entries, answering: [:]).index
+    }
+
+    /// ``apply(_:)`` that also reads the answer (``IntentAnswer``) of each intent `wanted` asks for,
+    /// in the same transaction, right after the intent applied: the member answers its client
+    /// without a read of its own. Answers come only for the intents this batch applied, and only
+    /// where the entry carries the payload asked about.
+    public func apply(_ entries: [LogEntry], answering wanted: [UInt64: IntentAnswer.Request]) throws -> (
+        index: UInt64, answers: [UInt64: IntentAnswer]
+    ) {
         try markingDamage {
-            try pool.writeWithoutTransaction { db in try Self.apply(entries, db) }.appliedIndexOrFailure()
+            let batch = try pool.writeWithoutTransaction { db in try Self.apply(entries, wanted, db) }
+            return (try batch.appliedIndexOrFailure(), batch.answers)
         }
     }
 
     /// The applier's transaction over `entries`, on the writer's connection `db`.
-    private static func apply(_ entries: [LogEntry], _ db: Database) throws -> ViewApplier.BatchOutcome {
-        try inTransaction(db) { try ViewApplier.apply(entries, db: db) }
+    private static func apply(
+        _ entries: [LogEntry], _ wanted: [UInt64: IntentAnswer.Request], _ db: Database
+    ) throws -> ViewApplier.BatchOutcome {
+        try inTransaction(db) { try ViewApplier.apply(entries, answering: wanted, db: db) }
     }
 
     /// Runs `body` in one immediate write transaction whose BEGIN and COMMIT statements are
@@ -181,7 +194,16 @@ public final class ViewStore: Sendable {
     /// caller's thread. The check and the write happen under one lock that a replacement takes
     /// before it starts, so neither slips in behind the other.
     public func applyUnlessReplacing(_ entries: [LogEntry]) throws -> UInt64? {
-        try replacing.withLock { replacing in replacing ? nil : try apply(entries) }
+        try applyUnlessReplacing(entries, answering: [:])?.index
+    }
+
+    /// ``applyUnlessReplacing(_:)`` with the answers of ``apply(_:answering:)``.
+    public func applyUnlessReplacing(_ entries: [LogEntry], answering wanted: [UInt64: IntentAnswer.Request]) throws
+        -> (
+            index: UInt64, answers: [UInt64: IntentAnswer]
+        )?
+    {
+        try replacing.withLock { replacing in replacing ? nil : try apply(entries, answering: wanted) }
     }
 
     /// Runs `body` on GRDB's writer queue, without a transaction around it, for a write that holds
@@ -218,8 +240,16 @@ public final class ViewStore: Sendable {
     /// Async form of ``apply(_:)``: the transaction runs on GRDB's writer queue, not the caller's thread.
     @discardableResult
     public func apply(_ entries: [LogEntry]) async throws -> UInt64 {
+        try await apply(entries, answering: [:]).index
+    }
+
+    /// Async form of ``apply(_:answering:)``.
+    public func apply(_ entries: [LogEntry], answering wanted: [UInt64: IntentAnswer.Request]) async throws -> (
+        index: UInt64, answers: [UInt64: IntentAnswer]
+    ) {
         try await markingDamage {
-            try await pool.writeWithoutTransaction { db in try Self.apply(entries, db) }.appliedIndexOrFailure()
+            let batch = try await pool.writeWithoutTransaction { db in try Self.apply(entries, wanted, db) }
+            return (try batch.appliedIndexOrFailure(), batch.answers)
         }
     }
 

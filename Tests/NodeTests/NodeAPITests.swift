@@ -194,9 +194,25 @@ import Testing
                     // Past what SQLite keeps of an index: refused, never committed (every member
                     // would have to apply it).
                     .POST, "/v1/vms",
-                    #"{"name":"x","cpus":1,"memory_bytes":268435456,"check_index":18446744073709551615}"#, 400,
-                    "invalid check_index 18446744073709551615"
+                    #"{"name":"x","cpus":1,"memory_bytes":268435456,"check_index":9223372036854775808}"#, 400,
+                    "invalid check_index 9223372036854775808"
                 ),
+                (
+                    // Past 64 bits signed, a number is read as a double: out of range for an index.
+                    .POST, "/v1/vms",
+                    #"{"name":"x","cpus":1,"memory_bytes":268435456,"check_index":18446744073709551615}"#, 400,
+                    "field 'check_index' holds a number out of range"
+                ),
+                (
+                    .POST, "/v1/vms", #"{"name":"x","cpus":1.5,"memory_bytes":1}"#, 400,
+                    "field 'cpus' holds a number out of range"
+                ),
+                (
+                    .POST, "/v1/vms", #"{"name":"x","cpus":1,"memory_bytes":1,"labels":{"a":1}}"#, 400,
+                    "field 'labels.a' has the wrong type"
+                ),
+                (.POST, "/v1/vms", #"{"name":null,"cpus":1,"memory_bytes":1}"#, 400, "field 'name' is null"),
+                (.POST, "/v1/vms", #"{"name":"x","cpus":1,"memory_bytes":1} x"#, 400, "not valid JSON"),
                 (.GET, "/v1/watch?from_index=0", nil, 400, "invalid from_index"),
                 (.GET, "/v1/watch?from_index=+19", nil, 400, "invalid from_index '+19'"),
                 (.GET, "/v1/watch?from_index=1&from_index=2", nil, 400, "from_index is given 2 times"),

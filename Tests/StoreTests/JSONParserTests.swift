@@ -34,6 +34,22 @@ import Testing
         }
     }
 
+    @Test("an object of 100,000 keys parses in linear time, and a key named twice among them is found")
+    func manyKeys() throws {
+        let members = (0..<100_000).map { #""k\#($0)":\#($0)"# }
+        let started = ContinuousClock.now
+        let value = try Self.parse("{" + members.joined(separator: ",") + "}")
+        // A scan per key would take minutes here; the set takes well under a second even in a debug build.
+        #expect(started.duration(to: .now) < .seconds(10))
+        #expect(value["k99999"] == .int(99_999))
+        do {
+            _ = try Self.parse("{" + members.joined(separator: ",") + #","k17":0}"#)
+            Issue.record("the key named twice was not found")
+        } catch {
+            #expect(error.path == "k17")
+        }
+    }
+
     @Test("a long key named twice is cut to 64 characters in the path")
     func longDuplicateKey() {
         let key = String(repeating: "k", count: 100)

@@ -105,6 +105,9 @@ public struct JSONParser {
         try enter()
         defer { depth -= 1 }
         var members: [(String, JSONValue)] = []
+        // The keys seen, once there are more than a scan should walk (a 1 MiB body may name
+        // 100,000 keys: scanning for each would take the event loop for seconds).
+        var keys: Set<String>?
         if !atEnd, current == UInt8(ascii: "}") {
             offset += 1
             return .object(members)
@@ -113,8 +116,15 @@ public struct JSONParser {
             guard !atEnd, current == UInt8(ascii: "\"") else { throw invalid("expected a key in quotes") }
             let keyOffset = offset
             let key = try string()
-            // Objects in requests are small: a scan is cheaper than a set.
-            if members.contains(where: { $0.0 == key }) {
+            // Objects in requests are small: a scan is cheaper than a set, up to a few keys.
+            let named: Bool
+            if keys == nil, members.count < 16 {
+                named = members.contains(where: { $0.0 == key })
+            } else {
+                if keys == nil { keys = Set(members.map(\.0)) }
+                named = !keys!.insert(key).inserted
+            }
+            if named {
                 let shown = key.count > 64 ? String(key.prefix(64)) + "…" : key
                 let place = Self.join(path, shown)
                 throw JSONSyntaxError(

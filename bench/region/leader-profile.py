@@ -1,0 +1,41 @@
+"""Sorts the leader's event-loop samples (`perf script -F ip,sym` on stdin) into parts of a write
+by what each sample's stack holds, first match wins, and prints each part's share of the loop."""
+import re
+import subprocess
+import sys
+
+PARTS = [
+    ("the read of the answer after the apply (Node.submit)", r"Node\.submitUnmeasured"),
+    ("SQLite's file locks (fcntl)", r"fcntl"),
+    ("the apply (with the answers read in it)", r"ViewStore\.apply"),
+    ("decoding the request body", r"NodeAPI\.decode"),
+    ("the check against the views before proposing", r"checkAgainstViews"),
+    ("the response's write (NIO, the kernel's loopback send)", r"NIOAsyncWriter|_doOutboundWrites|writeToSocket|flushNow"),
+    ("HTTP parsing (NIO's llhttp)", r"HTTPDecoder"),
+]
+
+samples = []
+for block in sys.stdin.read().split("\n\n"):
+    frames = [line.split(None, 1)[1] for line in block.strip().split("\n") if len(line.split(None, 1)) == 2]
+    if frames:
+        samples.append(frames)
+names = sorted({frame for sample in samples for frame in sample})
+demangled = subprocess.run(
+    ["swift", "demangle", "--simplified", "--compact"], input="\n".join(names), capture_output=True, text=True
+).stdout.split("\n")
+readable = dict(zip(names, demangled))
+counts = {name: 0 for name, _ in PARTS}
+rest = 0
+for sample in samples:
+    stack = "\n".join(readable.get(frame, frame) for frame in sample)
+    for name, pattern in PARTS:
+        if re.search(pattern, stack):
+            counts[name] += 1
+            break
+    else:
+        rest += 1
+total = max(len(samples), 1)
+print(f"{len(samples)} samples of the leader's event loop")
+for name, _ in PARTS:
+    print(f"{100 * counts[name] / total:5.1f} %  {name}")
+print(f"{100 * rest / total:5.1f} %  everything else (tasks and their switches, the event loop, Raft, reads, the router)")

@@ -9,10 +9,11 @@ public protocol Consensus: Sendable {
     /// request id), so the node may send them again when a leader went away without saying whether
     /// it appended them, rather than fail the caller.
     func propose(_ payloads: [[UInt8]], appliesOnce: Bool) async throws -> ClosedRange<UInt64>
-    /// ``propose(_:appliesOnce:)`` that tells `appended` where the entries sit as soon as it knows,
-    /// before they commit, and again each time it proposes them anew (the node asks the apply
-    /// loop for an intent's answer there: ``IntentAnswers``). The entries at those indexes may
-    /// turn out to be another leader's.
+    /// ``propose(_:appliesOnce:)`` that tells `appended` where the entries sit as soon as it knows
+    /// (a region's leader before they commit, a member that forwarded them once the leader
+    /// answers, a single node once they are durable), and again each time it proposes them anew
+    /// (the node asks the apply loop for an intent's answer there: ``IntentAnswers``). The
+    /// entries at those indexes may turn out to be another leader's.
     func propose(
         _ payloads: [[UInt8]], appliesOnce: Bool, appended: (ClosedRange<UInt64>) -> Void
     ) async throws -> ClosedRange<UInt64>
@@ -35,7 +36,7 @@ extension Consensus {
     /// A group whose leader never changes: its commit index whenever it leads.
     public func leaderCommitIndex() async throws -> UInt64? { isLeader ? committed.value : nil }
 
-    /// A group that commits as it appends tells `appended` once, when the entries commit.
+    /// A group that commits as it appends tells `appended` once, when the entries committed.
     public func propose(
         _ payloads: [[UInt8]], appliesOnce: Bool, appended: (ClosedRange<UInt64>) -> Void
     ) async throws -> ClosedRange<UInt64> {
@@ -71,7 +72,17 @@ public final class LocalConsensus: Consensus {
     public func readIndex() async throws -> UInt64 { committed.value }
 
     public func propose(_ payloads: [[UInt8]], appliesOnce: Bool) async throws -> ClosedRange<UInt64> {
+        try await propose(payloads, appliesOnce: appliesOnce, appended: { _ in })
+    }
+
+    /// Tells `appended` once the entries are durable, before the commit index passes them. (A
+    /// group commit makes several proposals durable at once: another of them may move the commit
+    /// index past these first, and the apply loop may run before `appended` is told.)
+    public func propose(
+        _ payloads: [[UInt8]], appliesOnce: Bool, appended: (ClosedRange<UInt64>) -> Void
+    ) async throws -> ClosedRange<UInt64> {
         let range = try await log.appendNext(term: term, payloads: payloads)
+        appended(range)
         committed.advance(to: range.upperBound)
         return range
     }

@@ -56,16 +56,18 @@ extension Node {
         // (again where it is proposed anew); one applied before the ask is read here instead.
         let request = IntentAnswer.Request(payload: payload, subject: intent.subject)
         var asked: UInt64?
-        defer { if let asked { intentAnswers.forget(asked) } }
+        defer { if let asked { intentAnswers.forget(asked, for: request) } }
         let index = try await consensus.propose([payload], appliesOnce: requestID != nil) { range in
-            if let asked { intentAnswers.forget(asked) }
+            if let asked { intentAnswers.forget(asked, for: request) }
             asked = range.upperBound
             intentAnswers.want(range.upperBound, request)
         }.upperBound
         try await waitUntilApplied(index)
         let answer =
-            try intentAnswers.take(index)
+            try intentAnswers.take(index, for: request)
             ?? views.read { db in
+                // (The row as it stands now, which a later entry may have changed.)
+                intentAnswers.noteReadAfterwards()
                 let outcome = try Self.outcomes(index...index, db)[0]
                 return IntentAnswer(outcome: outcome.outcome, error: outcome.error, row: try intent.subject.read(db))
             }
@@ -98,7 +100,7 @@ extension Node {
             return IntentReceipt(logIndex: index, outcome: "applied", subject: subject)
         }
         try await waitForPlacement(vm: vm.name, after: index)
-        return IntentReceipt(logIndex: index, outcome: "applied", subject: try rows("vms", [vm.name])[0])
+        return IntentReceipt(logIndex: index, outcome: "applied", subject: try rows(.vms, [vm.name])[0])
     }
 
     /// For a record that applied as a `duplicate`: when its request id's original is this very
@@ -297,9 +299,8 @@ extension Node {
         return indexes.map { found[Int64($0)] ?? ("missing", "") }
     }
 
-    /// The rows of `table` (`hosts` or `vms`) with these names, as JSON objects (nil when gone),
-    /// read in one lookup.
-    func rows(_ table: String, _ names: [String]) throws -> [JSONValue?] {
+    /// The rows of `table` with these names, as JSON objects (nil when gone), read in one lookup.
+    func rows(_ table: ViewRowName.Table, _ names: [String]) throws -> [JSONValue?] {
         try views.read { db in try names.map { try ViewRowName(table: table, name: $0).read(db) } }
     }
 }
@@ -308,10 +309,10 @@ extension Intent {
     /// The row an intent is about (its receipt shows that row).
     var subject: ViewRowName {
         switch self {
-        case .addHost(let h): ViewRowName(table: "hosts", name: h.name)
-        case .removeHost(let name), .setHostLabels(let name, _): ViewRowName(table: "hosts", name: name)
-        case .createVM(let vm): ViewRowName(table: "vms", name: vm.name)
-        case .setDesiredState(let name, _), .deleteVM(let name): ViewRowName(table: "vms", name: name)
+        case .addHost(let h): ViewRowName(table: .hosts, name: h.name)
+        case .removeHost(let name), .setHostLabels(let name, _): ViewRowName(table: .hosts, name: name)
+        case .createVM(let vm): ViewRowName(table: .vms, name: vm.name)
+        case .setDesiredState(let name, _), .deleteVM(let name): ViewRowName(table: .vms, name: name)
         }
     }
 }

@@ -276,7 +276,7 @@ extension Node {
             try await waitForPlacement(vm: last.name, after: range.upperBound)
         }
         let names = validated.map(\.name)
-        let vmRows = try await Self.compute(inline: inline) { [self] in try rows("vms", names) }
+        let vmRows = try await Self.compute(inline: inline) { [self] in try rows(.vms, names) }
         let receipts = zip(results, vmRows).map { IntentReceipt(logIndex: $0.index, outcome: $0.outcome, subject: $1) }
         return (receipts, nil)
     }
@@ -316,7 +316,7 @@ extension Node {
         }
         let found = earlier.compactMap { $0 }
         guard found.count == count else { return nil }
-        let vmRows = try rows("vms", found.map(\.subject))
+        let vmRows = try rows(.vms, found.map(\.subject))
         return zip(found, vmRows).map {
             IntentReceipt(logIndex: UInt64($0.0.index), outcome: "duplicate", subject: $0.1)
         }

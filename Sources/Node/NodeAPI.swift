@@ -426,10 +426,15 @@ public enum NodeAPI {
                 Result { () throws(JSONSyntaxError) in try JSONParser.parse(bytes) }
             }.get()
         } catch {
-            // Foundation's decoder would take one of the two values without a word
-            // (`{"cpus": 2, "cpus": 16}` would create a VM of 2 CPUs): refused, naming the key.
-            if error.code == .duplicateKey {
+            switch error.code {
+            case .duplicateKey:
+                // Foundation's decoder would take one of the two values without a word
+                // (`{"cpus": 2, "cpus": 16}` would create a VM of 2 CPUs): refused, naming the key.
                 throw NodeError(.invalid, "the request body names the field '\(error.path)' twice", cause: error)
+            case .numberOutOfRange where !error.path.isEmpty:
+                throw NodeError(.invalid, "field '\(error.path)' holds a number out of range for it", cause: error)
+            case .numberOutOfRange, .invalid:
+                break
             }
             throw NodeError(.invalid, "the request body is not valid JSON (\(error.message))", cause: error)
         }
@@ -442,15 +447,18 @@ public enum NodeAPI {
             switch error {
             case .keyNotFound(let key, _):
                 throw NodeError(.invalid, "the request lacks the field '\(key.stringValue)'", cause: error)
-            case .typeMismatch(_, let context) where context.codingPath.isEmpty:
+            case .typeMismatch(_, let context) where context.codingPath.isEmpty,
+                .valueNotFound(_, let context) where context.codingPath.isEmpty:
                 throw NodeError(.invalid, "the request body must be a JSON object", cause: error)
             case .typeMismatch(_, let context):
                 throw NodeError(.invalid, "field '\(field(context))' has the wrong type", cause: error)
             case .valueNotFound(_, let context):
                 throw NodeError(.invalid, "field '\(field(context))' is null", cause: error)
             case .dataCorrupted(let context):
-                // (A fraction for an integer, 1e30 for an Int, -1 for an index.)
-                throw NodeError(.invalid, "field '\(field(context))' holds a number out of range for it", cause: error)
+                throw NodeError(
+                    .invalid,
+                    "field '\(field(context))' holds a number it cannot take: a fraction, or a number out of range for it",
+                    cause: error)
             @unknown default:
                 throw NodeError(.invalid, "the request body does not decode: \(error)", cause: error)
             }

@@ -191,22 +191,26 @@ import Testing
                 (.POST, "/v1/sql", #"{"query":"SELECT 1","max_rows":0}"#, 400, "invalid max_rows 0"),
                 (.POST, "/v1/sql", #"{"query":"SELECT 1","max_rows":-1}"#, 400, "invalid max_rows -1"),
                 (
-                    // Past what SQLite keeps of an index: refused, never committed (every member
-                    // would have to apply it).
+                    // Past what SQLite keeps of an index (a 64-bit integer): refused as the body is
+                    // read, never committed (every member would have to apply it).
                     .POST, "/v1/vms",
                     #"{"name":"x","cpus":1,"memory_bytes":268435456,"check_index":9223372036854775808}"#, 400,
-                    "invalid check_index 9223372036854775808"
+                    "field 'check_index' holds a number out of range for it"
                 ),
                 (
-                    // Past 64 bits signed, a number is read as a double: out of range for an index.
                     .POST, "/v1/vms",
                     #"{"name":"x","cpus":1,"memory_bytes":268435456,"check_index":18446744073709551615}"#, 400,
-                    "field 'check_index' holds a number out of range"
+                    "field 'check_index' holds a number out of range for it"
                 ),
                 (
                     .POST, "/v1/vms", #"{"name":"x","cpus":1.5,"memory_bytes":1}"#, 400,
-                    "field 'cpus' holds a number out of range"
+                    "field 'cpus' holds a number it cannot take"
                 ),
+                (
+                    .POST, "/v1/vms", #"{"name":"x","cpus":1,"memory_bytes":-9223372036854775809}"#, 400,
+                    "field 'memory_bytes' holds a number out of range"
+                ),
+                (.POST, "/v1/vms", "null", 400, "the request body must be a JSON object"),
                 (
                     .POST, "/v1/vms", #"{"name":"x","cpus":1,"memory_bytes":1,"labels":{"a":1}}"#, 400,
                     "field 'labels.a' has the wrong type"

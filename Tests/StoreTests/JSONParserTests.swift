@@ -50,6 +50,33 @@ import Testing
         }
     }
 
+    @Test("a number past what its kind holds is refused with where it is, not rounded")
+    func numbersOutOfRange() {
+        for (text, path) in [
+            (#"{"a":[1,{"b":9223372036854775808}]}"#, "a[1].b"), (#"{"a":-9223372036854775809}"#, "a"),
+            (#"{"a":1e400}"#, "a"), ("18446744073709551616", ""),
+        ] {
+            do {
+                _ = try Self.parse(text)
+                Issue.record("\(text) parsed")
+            } catch {
+                #expect(error.code == .numberOutOfRange, "\(text)")
+                #expect(error.path == path, "\(text)")
+            }
+        }
+    }
+
+    @Test("every key of a path is cut to 64 characters, and array places follow what holds them")
+    func longPath() {
+        let long = String(repeating: "p", count: 1000)
+        do {
+            _ = try Self.parse(#"{"\#(long)":[{"x":{"a":1,"a":2}}]}"#)
+            Issue.record("the key named twice was not found")
+        } catch {
+            #expect(error.path == String(repeating: "p", count: 64) + "…[0].x.a")
+        }
+    }
+
     @Test("a long key named twice is cut to 64 characters in the path")
     func longDuplicateKey() {
         let key = String(repeating: "k", count: 100)
@@ -64,7 +91,7 @@ import Testing
     @Test("values come out as written: key order kept, integers as integers, the rest as doubles")
     func values() throws {
         let value = try Self.parse(
-            #" { "z" : [1, -2, 0, 1.5, -0.25e2, 1E3, 9223372036854775807, 9223372036854775808], "a": {"t": true, "f": false, "n": null}, "s": "x\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00" } "#
+            #" { "z" : [1, -2, 0, 1.5, -0.25e2, 1E3, 9223372036854775807, -9223372036854775808], "a": {"t": true, "f": false, "n": null}, "s": "x\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00" } "#
         )
         #expect(
             value
@@ -73,7 +100,7 @@ import Testing
                         "z",
                         .array([
                             .int(1), .int(-2), .int(0), .double(1.5), .double(-25), .double(1000),
-                            .int(Int64.max), .double(9_223_372_036_854_775_808),
+                            .int(Int64.max), .int(Int64.min),
                         ])
                     ),
                     ("a", .object([("t", .bool(true)), ("f", .bool(false)), ("n", .null)])),

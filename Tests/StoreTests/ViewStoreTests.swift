@@ -248,13 +248,13 @@ typealias Record = Store.Record
             Record(at: 5, requestID: "r1", .hostAdded(host)),  // 5: a retry of 1
             Record(at: 6, .vmPlaced(VMPlaced(vm: "x", host: "h1", explanation: "{}"))),  // 6: no intent
         ]
-        let h1 = ViewRowName(table: "hosts", name: "h1")
+        let h1 = ViewRowName(table: .hosts, name: "h1")
         func asked(_ index: Int, _ subject: ViewRowName) -> IntentAnswer.Request {
             IntentAnswer.Request(payload: records[index - 1].encoded(), subject: subject)
         }
         let wanted: [UInt64: IntentAnswer.Request] = [
-            2: asked(2, h1), 4: asked(4, ViewRowName(table: "hosts", name: "h9")), 5: asked(5, h1),
-            6: asked(6, ViewRowName(table: "vms", name: "x")), 9: asked(2, h1),
+            2: asked(2, h1), 4: asked(4, ViewRowName(table: .hosts, name: "h9")), 5: asked(5, h1),
+            6: asked(6, ViewRowName(table: .vms, name: "x")), 9: asked(2, h1),
             // Asked about another entry than the one at 3 (another leader's took the index).
             3: IntentAnswer.Request(payload: records[3].encoded(), subject: h1),
         ]

@@ -5,14 +5,17 @@ public struct JSONSyntaxError: Error, Sendable, CustomStringConvertible {
         case invalid
         /// An object names a key twice.
         case duplicateKey
+        /// A number past what a 64-bit integer (without a fraction or an exponent) or a double
+        /// (with one) holds: refused where Foundation would round it, or read it exactly.
+        case numberOutOfRange
     }
 
     public let code: Code
     public let message: String
     /// Where: the byte offset of the fault.
     public let offset: Int
-    /// For ``Code/duplicateKey``: the key, under the keys and array places that lead to it
-    /// (`labels.zone`, `items[2].name`; a key past 64 characters cut there).
+    /// For ``Code/duplicateKey`` and ``Code/numberOutOfRange``: where, as the keys and array places
+    /// that lead there (`labels.zone`, `items[2].name`; a key past 64 characters cut there).
     public let path: String
 
     public var description: String { message }
@@ -24,8 +27,9 @@ public struct JSONSyntaxError: Error, Sendable, CustomStringConvertible {
 ///
 /// It is the API's reader of request bodies: Foundation's `JSONDecoder` spent about 11 µs on a
 /// 30-byte body on the leader at 64 clients, 8 % of its event loop (BENCHMARKS.md, bench/region,
-/// "Request bodies"). Numbers without a fraction or an exponent that fit 64 bits are integers; the
-/// others are doubles. Strings must be valid UTF-8.
+/// "Request bodies"). Numbers without a fraction or an exponent are integers (`Int64`), the others
+/// doubles; one past what its kind holds is refused (``JSONSyntaxError/Code/numberOutOfRange``).
+/// Strings must be valid UTF-8.
 public struct JSONParser {
     /// How deep arrays and objects may nest (Foundation's limit).
     public static let maximumDepth = 512
@@ -33,8 +37,13 @@ public struct JSONParser {
     private let bytes: UnsafeRawBufferPointer
     private var offset = 0
     private var depth = 0
-    /// The keys and array places leading to the value being read (for a duplicate key's path).
-    private var path: [String] = []
+    /// The keys and array places leading to the value being read (for an error's path).
+    private var path: [PathPart] = []
+
+    private enum PathPart {
+        case key(String)
+        case place(Int)
+    }
 
     /// Parses one JSON value, with nothing but whitespace around it.
     public static func parse(_ bytes: UnsafeRawBufferPointer) throws(JSONSyntaxError) -> JSONValue {
@@ -125,8 +134,7 @@ public struct JSONParser {
                 named = !keys!.insert(key).inserted
             }
             if named {
-                let shown = key.count > 64 ? String(key.prefix(64)) + "…" : key
-                let place = Self.join(path, shown)
+                let place = Self.join(path + [.key(key)])
                 throw JSONSyntaxError(
                     code: .duplicateKey, message: "the key '\(place)' is named twice", offset: keyOffset, path: place)
             }
@@ -134,7 +142,7 @@ public struct JSONParser {
             guard !atEnd, current == UInt8(ascii: ":") else { throw invalid("expected ':' after a key") }
             offset += 1
             skipWhitespace()
-            path.append(key)
+            path.append(.key(key))
             let member = try value()
             path.removeLast()
             members.append((key, member))
@@ -160,7 +168,7 @@ public struct JSONParser {
             return .array(items)
         }
         while true {
-            path.append("[\(items.count)]")
+            path.append(.place(items.count))
             let item = try value()
             path.removeLast()
             items.append(item)
@@ -177,12 +185,18 @@ public struct JSONParser {
         }
     }
 
-    /// `labels.zone`, `items[2].name`: keys joined by dots, array places appended as they are.
-    private static func join(_ path: [String], _ key: String) -> String {
+    /// `labels.zone`, `items[2].name`: keys joined by dots (each cut to its first 64 characters: a
+    /// body may hold a megabyte of one), array places after what holds them.
+    private static func join(_ path: [PathPart]) -> String {
         var out = ""
-        for part in path + [key] {
-            if !out.isEmpty, !part.hasPrefix("[") { out += "." }
-            out += part
+        for part in path {
+            switch part {
+            case .key(let key):
+                if !out.isEmpty { out += "." }
+                out += key.count > 64 ? key.prefix(64) + "…" : key
+            case .place(let index):
+                out += "[\(index)]"
+            }
         }
         return out
     }
@@ -303,9 +317,17 @@ public struct JSONParser {
             while !atEnd, Self.isDigit(current) { offset += 1 }
         }
         let lexeme = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<offset]), as: UTF8.self)
-        if integral, let integer = Int64(lexeme) { return .int(integer) }
-        guard let double = Double(lexeme), double.isFinite else { throw invalid("a number too large for a double") }
-        return .double(double)
+        if integral {
+            if let integer = Int64(lexeme) { return .int(integer) }
+        } else if let double = Double(lexeme), double.isFinite {
+            return .double(double)
+        }
+        let place = Self.join(path)
+        throw JSONSyntaxError(
+            code: .numberOutOfRange,
+            message:
+                "the number at byte \(start)\(place.isEmpty ? "" : " ('\(place)')") is past what \(integral ? "a 64-bit integer" : "a double") holds",
+            offset: start, path: place)
     }
 
     private static func isDigit(_ byte: UInt8) -> Bool {

@@ -52,8 +52,21 @@ private struct ValueDecoder: Decoder, SingleValueDecodingContainer {
             return .valueNotFound(
                 type, .init(codingPath: codingPath, debugDescription: "Cannot get \(type) -- found null value instead"))
         }
+        // The kind, never the value: a body may be a megabyte of it.
         return .typeMismatch(
-            type, .init(codingPath: codingPath, debugDescription: "Expected to decode \(type) but found \(value)"))
+            type, .init(codingPath: codingPath, debugDescription: "Expected to decode \(type) but found \(kind)"))
+    }
+
+    /// What kind of JSON value this is, for messages.
+    private var kind: String {
+        switch value {
+        case .null: "null"
+        case .bool: "a boolean"
+        case .int, .double: "a number"
+        case .string: "a string"
+        case .array: "an array"
+        case .object: "an object"
+        }
     }
 
     /// The value as `T`: the types a request holds directly, any other through its `init(from:)`.
@@ -105,11 +118,8 @@ private struct ValueDecoder: Decoder, SingleValueDecodingContainer {
 
     func decode(_ type: Float.Type) throws -> Float {
         let double = try decode(Double.self)
-        guard
-            let float = Float(exactly: double)
-                ?? (abs(double) <= Double(Float.greatestFiniteMagnitude) ? Float(double) : nil)
-        else { throw outOfRange(type) }
-        return float
+        guard abs(double) <= Double(Float.greatestFiniteMagnitude) else { throw outOfRange(type) }
+        return Float(double)
     }
 
     func decode(_ type: Int.Type) throws -> Int { try integer(type) }
@@ -133,7 +143,9 @@ private struct ValueDecoder: Decoder, SingleValueDecodingContainer {
             guard let exact = T(exactly: i) else { throw outOfRange(type) }
             return exact
         case .double(let d):
-            guard let exact = T(exactly: d) else { throw outOfRange(type) }
+            // Only where the double holds the written number exactly (below 2^53): past that,
+            // 9007199254740993.0 would read as ...992.
+            guard abs(d) < 9_007_199_254_740_992, let exact = T(exactly: d) else { throw outOfRange(type) }
             return exact
         default:
             throw mismatch(type)
@@ -141,14 +153,23 @@ private struct ValueDecoder: Decoder, SingleValueDecodingContainer {
     }
 
     private func outOfRange(_ type: Any.Type) -> DecodingError {
-        .dataCorrupted(
-            .init(codingPath: codingPath, debugDescription: "Number \(value) is not representable in Swift as \(type)"))
+        .dataCorrupted(.init(codingPath: codingPath, debugDescription: "the number is not a \(type)"))
     }
 }
 
 private struct KeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
     let members: [(String, JSONValue)]
     let codingPath: [any CodingKey]
+    /// Where each key sits, for an object of more members than a scan should walk per key.
+    private let positions: [String: Int]?
+
+    init(members: [(String, JSONValue)], codingPath: [any CodingKey]) {
+        self.members = members
+        self.codingPath = codingPath
+        positions =
+            members.count > 16
+            ? Dictionary(members.enumerated().map { ($1.0, $0) }, uniquingKeysWith: { first, _ in first }) : nil
+    }
 
     var allKeys: [Key] { members.compactMap { Key(stringValue: $0.0) } }
 
@@ -156,6 +177,7 @@ private struct KeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
 
     private func member(_ key: Key) -> JSONValue? {
         let name = key.stringValue
+        if let positions { return positions[name].map { members[$0].1 } }
         return members.first(where: { $0.0 == name })?.1
     }
 

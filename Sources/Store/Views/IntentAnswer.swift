@@ -4,9 +4,9 @@ import GRDB
 /// the member that took the intent gives its client.
 ///
 /// The applier reads it inside the transaction that applies the intent, for the intents a member
-/// asks it to (``ViewStore/apply(_:answering:)``), so the member answers without a read of its
-/// own afterwards: two statements, each its own read transaction with SQLite's file locks
-/// (BENCHMARKS.md, bench/region, "Answers from the apply").
+/// asks it to (``ViewStore/apply(_:answering:)``), so the member answers, when the answer is there,
+/// without a read of its own afterwards: two statements, each its own read transaction with
+/// SQLite's file locks (BENCHMARKS.md, bench/region, "Answers from the apply").
 public struct IntentAnswer: Sendable, Equatable {
     /// `applied`, `rejected` or `duplicate`, as in the `intents` table.
     public var outcome: String
@@ -36,17 +36,22 @@ public struct IntentAnswer: Sendable, Equatable {
 
 /// A row of `hosts` or `vms` named by its table and name: the subject of an intent.
 public struct ViewRowName: Sendable, Hashable {
-    public var table: String
+    /// The tables whose rows intents are about.
+    public enum Table: String, Sendable {
+        case hosts, vms
+    }
+
+    public var table: Table
     public var name: String
 
-    public init(table: String, name: String) {
+    public init(table: Table, name: String) {
         self.table = table
         self.name = name
     }
 
     /// The row as a JSON object (columns in the table's order), nil when there is none.
     public func read(_ db: Database) throws -> JSONValue? {
-        try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM \(table) WHERE name = ?"), arguments: [name])
+        try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM \(table.rawValue) WHERE name = ?"), arguments: [name])
             .map { row in
                 // By position: looking each column up by name lowercases the name every time.
                 JSONValue.object(zip(row.columnNames, row.databaseValues).map { ($0, JSONValue(databaseValue: $1)) })

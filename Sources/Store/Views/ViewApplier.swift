@@ -54,8 +54,7 @@ enum ViewApplier {
                 }
                 let outcome = try apply(record, index: Int64(entry.index), db: db)
                 if let outcome, let request = wanted[entry.index], request.payload == entry.payload {
-                    answers[entry.index] = IntentAnswer(
-                        outcome: outcome.name, error: outcome.error, row: try request.subject.read(db))
+                    answers[entry.index] = try answer(outcome, about: request.subject, db: db)
                 }
             } else if entry.kind == .membership {
                 let membership: MembershipRecord
@@ -75,6 +74,21 @@ enum ViewApplier {
                 .execute(arguments: [Int64(applied), Int64(appliedTerm)])
         }
         return BatchOutcome(appliedIndex: applied, failure: failure, answers: answers)
+    }
+
+    /// An intent's answer, its subject's row read in the applier's transaction; nil when that read
+    /// fails with the transaction still open (the submitter reads the answer afterwards: an answer
+    /// is no reason to stop applying). An error that ended the transaction goes on up: the batch
+    /// must not go on outside it.
+    private static func answer(
+        _ outcome: (name: String, error: String), about subject: ViewRowName, db: Database
+    ) throws -> IntentAnswer? {
+        do {
+            return IntentAnswer(outcome: outcome.name, error: outcome.error, row: try subject.read(db))
+        } catch {
+            guard db.isInsideTransaction else { throw error }
+            return nil
+        }
     }
 
     /// The `members` table becomes the membership: unchanged members keep the index they got

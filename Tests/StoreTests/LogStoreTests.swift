@@ -31,6 +31,25 @@ import Testing
         #expect(try reopened.verify() == 12)
     }
 
+    @Test("a log is claimed once in a process: a second claim waits for the first to go, or fails naming the log")
+    func oneClaimPerLog() throws {
+        let dir = TemporaryDirectory()
+        var first: OpenLogClaim? = try OpenLogClaim(path: dir.file("log"), group: "region")
+        // Another group of the same directory, or the same log under another spelling of its path.
+        _ = try OpenLogClaim(path: dir.file("log"), group: "global")
+        #expect(throws: StoreError.self) {
+            try OpenLogClaim(path: dir.file("log") + "/.", group: "region", patience: .milliseconds(100))
+        }
+        withExtendedLifetime(first) {}
+        first = nil
+        _ = try OpenLogClaim(path: dir.file("log"), group: "region", patience: .milliseconds(100))
+        // A store holds its claim until its writer thread ends; reopened at once, it waits for that.
+        for _ in 0..<20 {
+            let log = try LogStore(path: dir.file("reopened"))
+            _ = log
+        }
+    }
+
     @Test("entries with an empty payload (leader no-ops) round-trip")
     func emptyPayload() async throws {
         let dir = TemporaryDirectory()

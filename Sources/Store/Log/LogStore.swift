@@ -103,6 +103,8 @@ public final class LogStore: Sendable {
         journalCapacity: Int = 4 << 20, checkpointInterval: Duration = .milliseconds(50), metrics: LogMetrics = .none,
         faults: LogFaults?, logger: Logger = LogStore.silent
     ) throws {
+        // Held by the writer thread from its start to its end (a store that failed to open lets go here).
+        let claim = try OpenLogClaim(path: path, group: group)
         self.path = path
         self.logger = logger
         self.group = group
@@ -118,7 +120,7 @@ public final class LogStore: Sendable {
         cursor = Mutex(JournalCursor(durable: durable, sequence: sequence, checkpointed: sequence))
         writer = LogWriter(name: "dwcp-log-writer-\(group)")
         try replayJournal()
-        writer.start(store: self)
+        writer.start(store: self, holding: claim)
     }
 
     deinit {

@@ -50,11 +50,12 @@ final class LogWriter: Sendable {
         self.name = name
     }
 
-    func start(store: LogStore) {
+    /// Starts the thread, which holds `claim` until it ends.
+    func start(store: LogStore, holding claim: OpenLogClaim) {
         queue.withLock { $0.running = true }
         // The store owns the writer; the thread holds the store weakly so the store can be released.
         let thread = Thread { [weak store, self] in
-            self.run(store: WeakStore(store))
+            withExtendedLifetime(claim) { self.run(store: WeakStore(store)) }
         }
         thread.name = name
         thread.start()

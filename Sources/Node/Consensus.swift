@@ -8,12 +8,11 @@ public protocol Consensus: Sendable {
     /// `appliesOnce`: the payloads apply once however often they are proposed (an intent with a
     /// request id), so the node may send them again when a leader went away without saying whether
     /// it appended them, rather than fail the caller.
-    func propose(_ payloads: [[UInt8]], appliesOnce: Bool) async throws -> ClosedRange<UInt64>
-    /// ``propose(_:appliesOnce:)`` that tells `appended` where the entries sit as soon as it knows
-    /// (a region's leader before they commit, a member that forwarded them once the leader
-    /// answers, a single node once they are durable), and again each time it proposes them anew
-    /// (the node asks the apply loop for an intent's answer there: ``IntentAnswers``). The
-    /// entries at those indexes may turn out to be another leader's.
+    /// `appended` is told where the entries sit as soon as the group knows (a region's leader
+    /// before they commit, a member that forwarded them once the leader answers, a single node once
+    /// they are durable), and again each time it proposes them anew (the node asks the apply loop
+    /// for an intent's answer there: ``IntentAnswers``). The entries at those indexes may turn out
+    /// to be another leader's.
     func propose(
         _ payloads: [[UInt8]], appliesOnce: Bool, appended: (ClosedRange<UInt64>) -> Void
     ) async throws -> ClosedRange<UInt64>
@@ -36,13 +35,9 @@ extension Consensus {
     /// A group whose leader never changes: its commit index whenever it leads.
     public func leaderCommitIndex() async throws -> UInt64? { isLeader ? committed.value : nil }
 
-    /// A group that commits as it appends tells `appended` once, when the entries committed.
-    public func propose(
-        _ payloads: [[UInt8]], appliesOnce: Bool, appended: (ClosedRange<UInt64>) -> Void
-    ) async throws -> ClosedRange<UInt64> {
-        let range = try await propose(payloads, appliesOnce: appliesOnce)
-        appended(range)
-        return range
+    /// ``propose(_:appliesOnce:appended:)`` for a caller that does not ask where the entries sit.
+    public func propose(_ payloads: [[UInt8]], appliesOnce: Bool) async throws -> ClosedRange<UInt64> {
+        try await propose(payloads, appliesOnce: appliesOnce, appended: { _ in })
     }
 
     /// Proposes payloads that would apply twice if proposed twice.
@@ -70,10 +65,6 @@ public final class LocalConsensus: Consensus {
 
     /// One node is its own quorum: what it committed is all there is.
     public func readIndex() async throws -> UInt64 { committed.value }
-
-    public func propose(_ payloads: [[UInt8]], appliesOnce: Bool) async throws -> ClosedRange<UInt64> {
-        try await propose(payloads, appliesOnce: appliesOnce, appended: { _ in })
-    }
 
     /// Tells `appended` once the entries are durable, before the commit index passes them. (A
     /// group commit makes several proposals durable at once: another of them may move the commit

@@ -63,15 +63,19 @@ extension Node {
             intentAnswers.want(range.upperBound, request)
         }.upperBound
         try await waitUntilApplied(index)
-        let answer =
-            try intentAnswers.take(index, for: request)
-            ?? views.read { db in
-                // (The row as it stands now, which a later entry may have changed.)
-                intentAnswers.noteReadAfterwards()
+        let answer: IntentAnswer
+        if let taken = intentAnswers.take(index, for: request) {
+            answer = taken
+        } else {
+            // (The row as it stands now, which a later entry may have changed.)
+            intentAnswers.noteReadAfterwards()
+            answer = try views.read { db in
                 let outcome = try Self.outcomes(index...index, db)[0]
                 return IntentAnswer(outcome: outcome.outcome, error: outcome.error, row: try intent.subject.read(db))
             }
-        let (result, subject) = ((outcome: answer.outcome, error: answer.error), answer.row)
+        }
+        let result = (outcome: answer.outcome, error: answer.error)
+        let subject = answer.row
         switch result.outcome {
         case "applied":
             return try await appliedReceipt(intent, at: index, subject: subject)

@@ -240,12 +240,7 @@ public final class RaftConsensus: Consensus {
     /// it proposes again where that cannot apply the payloads twice (``ForwardedProposals``), and
     /// when another leader's entries replaced these before they committed (up to the answer
     /// timeout; each try waits up to that for a leader to take the payloads).
-    public func propose(_ payloads: [[UInt8]], appliesOnce: Bool) async throws -> ClosedRange<UInt64> {
-        try await propose(payloads, appliesOnce: appliesOnce, appended: { _ in })
-    }
-
-    /// ``propose(_:appliesOnce:)``, telling `appended` where each try put the entries before it
-    /// waits for their commit.
+    /// `appended` is told where each try put the entries, before it waits for their commit.
     public func propose(
         _ payloads: [[UInt8]], appliesOnce: Bool, appended: (ClosedRange<UInt64>) -> Void
     ) async throws -> ClosedRange<UInt64> {

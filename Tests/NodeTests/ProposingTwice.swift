@@ -25,8 +25,11 @@ final class ProposingTwice: Consensus {
     func readIndex() async throws -> UInt64 { try await local.readIndex() }
     func proposeNoop(payload: [UInt8]) async throws -> UInt64 { try await local.proposeNoop(payload: payload) }
 
-    func propose(_ payloads: [[UInt8]], appliesOnce: Bool) async throws -> ClosedRange<UInt64> {
-        guard appliesOnce else { return try await local.propose(payloads, appliesOnce: false) }
+    /// Tells `appended` only the second copy's indexes, once committed.
+    func propose(
+        _ payloads: [[UInt8]], appliesOnce: Bool, appended: (ClosedRange<UInt64>) -> Void
+    ) async throws -> ClosedRange<UInt64> {
+        guard appliesOnce else { return try await local.propose(payloads, appliesOnce: false, appended: appended) }
         let first = committedFirst.withLock { first in
             defer { first = [] }
             return first
@@ -41,6 +44,8 @@ final class ProposingTwice: Consensus {
             _ = try await local.propose(rivals, appliesOnce: true)
         }
         _ = try await local.propose(payloads, appliesOnce: true)
-        return try await local.propose(payloads, appliesOnce: true)
+        let second = try await local.propose(payloads, appliesOnce: true)
+        appended(second)
+        return second
     }
 }

@@ -20,7 +20,7 @@ public final class ViewStore: Sendable {
     public let pool: DatabasePool
     /// Read-only connections used only synchronously, by ``read(_:)``.
     let lookups: LookupConnections
-    /// True while ``replaceContents(_:)`` holds the writer (see ``applyUnlessReplacing(_:)``).
+    /// True while ``replaceContents(_:)`` holds the writer (see ``applyUnlessReplacing(_:answering:)``).
     private let replacing = Mutex(false)
     /// A connection of its own for WAL checkpoints: a passive checkpoint takes no writer lock,
     /// so it runs beside the applier instead of in its queue.
@@ -188,16 +188,12 @@ public final class ViewStore: Sendable {
         }
     }
 
-    /// ``apply(_:)`` on the caller's thread, unless ``replaceContents(_:)`` holds the writer: then
-    /// nil, and nothing is applied (apply the entries with the async ``apply(_:)`` instead, on
+    /// ``apply(_:answering:)`` on the caller's thread, unless ``replaceContents(_:)`` holds the
+    /// writer: then nil, and nothing is applied (apply the entries with the async
+    /// ``apply(_:answering:)`` instead, on
     /// GRDB's writer queue). A synchronous write would wait for the whole replacement on the
     /// caller's thread. The check and the write happen under one lock that a replacement takes
     /// before it starts, so neither slips in behind the other.
-    public func applyUnlessReplacing(_ entries: [LogEntry]) throws -> UInt64? {
-        try applyUnlessReplacing(entries, answering: [:])?.index
-    }
-
-    /// ``applyUnlessReplacing(_:)`` with the answers of ``apply(_:answering:)``.
     public func applyUnlessReplacing(_ entries: [LogEntry], answering wanted: [UInt64: IntentAnswer.Request]) throws
         -> (
             index: UInt64, answers: [UInt64: IntentAnswer]
@@ -207,7 +203,7 @@ public final class ViewStore: Sendable {
     }
 
     /// Runs `body` on GRDB's writer queue, without a transaction around it, for a write that holds
-    /// the writer for long (every row replaced from a snapshot); ``applyUnlessReplacing(_:)`` does
+    /// the writer for long (every row replaced from a snapshot); ``applyUnlessReplacing(_:answering:)`` does
     /// not wait for it meanwhile.
     public func replaceContents<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         replacing.withLock { $0 = true }

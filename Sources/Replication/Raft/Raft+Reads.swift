@@ -27,7 +27,7 @@ extension Raft {
         pendingReads.append(
             PendingRead(round: readRound, origin: origin, context: context, index: log.committed, acks: [id]))
         for peer in progress.keys.sorted() where membership.isVoter(peer) {
-            send(.heartbeat(commit: min(progress[peer]!.match, log.committed), readContext: readRound), to: peer)
+            send(.heartbeat(commit: heartbeatCommit(for: peer), readContext: readRound), to: peer)
         }
     }
 

@@ -143,13 +143,17 @@ extension Raft {
     mutating func broadcastHeartbeat() {
         let context = pendingReads.isEmpty ? 0 : readRound
         for peer in progress.keys.sorted() {
-            let member = progress[peer]!
-            // A member whose log lost what it acknowledged may hold other entries at those indexes
-            // (an older data directory): it is not told they are committed.
-            let commit = member.refusalsBelowMatch > 0 ? 0 : min(member.match, log.committed)
-            send(.heartbeat(commit: commit, readContext: context), to: peer)
+            send(.heartbeat(commit: heartbeatCommit(for: peer), readContext: context), to: peer)
         }
         sendFarewells()
+    }
+
+    /// The commit index a heartbeat tells `peer`: as far as it is known to hold the leader's log.
+    /// A member whose log lost what it acknowledged may hold other entries at those indexes (an
+    /// older data directory): it is not told they are committed.
+    func heartbeatCommit(for peer: String) -> UInt64 {
+        guard let member = progress[peer], member.refusalsBelowMatch == 0 else { return 0 }
+        return min(member.match, log.committed)
     }
 
     /// Sends each removed member whose removal has committed the entries through it, as far as

@@ -76,7 +76,11 @@ extension Raft {
                 .invalidChange, "\(id) has not yet committed an entry of its term \(term); try again")
         }
         let next = try change.applied(to: membership)
-        if case .promote(let learner) = change { try requireCaughtUp(learner) }
+        switch change {
+        case .promote(let learner): try requireCaughtUp(learner)
+        case .addVoter(let id, _) where membership.learners[id] != nil: try requireCaughtUp(id)
+        default: break
+        }
         // A membership takes effect once in the log, so a change whose voters cannot form its
         // majority stops the group, its own commit included, until they answer: a voter added that
         // cannot be reached, a working voter removed while others are down. Refused instead

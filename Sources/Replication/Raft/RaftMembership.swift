@@ -66,6 +66,13 @@ public enum RaftMembershipChange: Sendable, Equatable {
         case .addVoter(let id, let address):
             try Self.requireFree(address, for: id, in: membership)
             guard !membership.isVoter(id) else { throw ReplicationError(.invalidChange, "\(id) is already a voter") }
+            // A learner added as a voter is promoted: at the address it has.
+            if let current = membership.learners[id], current != address {
+                throw ReplicationError(
+                    .invalidChange,
+                    "\(id) is a learner at \(current), not \(address): promote it, or remove it and add it again at the new address"
+                )
+            }
             next.learners[id] = nil
             next.voters[id] = address
         case .promote(let id):

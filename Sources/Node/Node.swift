@@ -217,6 +217,7 @@ public final class Node: Service, Sendable {
         applyDemand.close(reason: why)
         consensus.committed.close(reason: why)
         raft?.listening.close(reason: why)
+        raft?.handedOver.close(reason: why)
         digests.settled.close(reason: why)
         digests.finish()
         logger.info("node \(configuration.nodeID) stopped at applied index \(applied.value)")

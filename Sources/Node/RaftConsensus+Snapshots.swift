@@ -16,8 +16,9 @@ extension RaftConsensus {
             metrics.snapshotsTaken.increment()
             // After a restart the views can be ahead of what Raft has applied (the commit index it
             // saved is a hint): compact once it has caught up with the copy, rather than refuse
-            // and copy again at once, over and over while no leader is heard.
-            _ = try await committed.wait(until: index)
+            // and copy again at once, over and over while no leader is heard. (Not `committed`:
+            // the node moved that to the views' applied index as it started.)
+            _ = try await handedOver.wait(until: index)
             // The dropped entries leave the lock (the event loop steps messages under it) and are
             // freed on NIO's thread pool (this task runs on the event loop): 10-15 ms per 100,000.
             var dropped: [LogEntry] = []

@@ -66,6 +66,10 @@ public struct ReplicationConfiguration: Sendable {
 public final class RaftConsensus: Consensus {
     public let log: LogStore
     public let committed: IndexWatermark
+    /// How far Raft has handed committed entries over (its applied index): the log can be
+    /// compacted through no more. Unlike ``committed``, which the node moves up to what its views
+    /// applied as it starts, this one moves only as Raft learns of commits.
+    let handedOver: IndexWatermark
     /// 1 once the replication port listens; closed if ``run()`` ends before (the node's API
     /// starts after it, so a port that cannot be taken stops the node before it serves anything).
     let listening = IndexWatermark()
@@ -183,6 +187,7 @@ public final class RaftConsensus: Consensus {
         // A membership that added this member again supersedes the notice: it goes.
         if notice != nil, !raft.isToldRemoved { Self.discardRemovalNotice(in: log.path, group: group, logger: logger) }
         committed = IndexWatermark(min(log.hardState.commit, log.lastIndex))
+        handedOver = IndexWatermark(raft.applied)
         // A member restarted on a log that held it in a membership and now leaves it out was removed
         // while it ran, or while it was away. (A joiner restarted before the entry that adds it
         // arrived holds no membership with itself: it is not removed.)
@@ -839,6 +844,7 @@ public final class RaftConsensus: Consensus {
             if let last = ready.committed.last {
                 noteRegionID(committed: ready.committed)
                 committed.advance(to: last.index)
+                handedOver.advance(to: last.index)
             }
             send(ready.messages)
             if let snapshot = ready.snapshot {
@@ -869,6 +875,7 @@ public final class RaftConsensus: Consensus {
                 try noteRegionIDInViews()
                 metrics.snapshotsInstalled.increment()
                 committed.advance(to: snapshot.index)
+                handedOver.advance(to: snapshot.index)
                 snapshots.prune(behind: log.snapshot.index)
                 send(afterPersist)
             }

@@ -71,7 +71,8 @@ func withThreeMembers(
 /// by default), not started; with `join`, one that is to be added to a running region. No HTTP API.
 func regionMember(
     _ id: String, in directory: TemporaryDirectory, name: String? = nil, region: String = "eu", port: Int,
-    peers: [String: String], join: Bool = false, applyDelay: Duration? = nil, electionTicks: Int? = nil
+    peers: [String: String], join: Bool = false, applyDelay: Duration? = nil, electionTicks: Int? = nil,
+    snapshotEvery: UInt64? = nil
 ) throws -> Node {
     var logger = Logger(label: "test")
     logger.logLevel = .critical
@@ -84,6 +85,7 @@ func regionMember(
     // election, would make followers apply what they hold back, in the middle of other tests.
     configuration.replication?.verifyEvery = nil
     if let electionTicks { configuration.replication?.raft.electionTicks = electionTicks }
+    if let snapshotEvery { configuration.snapshotEvery = snapshotEvery }
     return try Node(configuration: configuration, logger: logger)
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import Schema
+import Synchronization
 import TestSupport
 import Testing
 
@@ -118,6 +119,49 @@ import Testing
             #expect(try await group.next() == 0)
         }
         #expect(snapshots.latestIndex == 0)
+    }
+
+    @Test(
+        "a member restarted without a majority, its views ahead of the commit index it saved, copies its views into a snapshot once, not over and over"
+    )
+    func restartedMemberSnapshotsOnce() async throws {
+        let dir = TemporaryDirectory()
+        let stopped = Mutex<(id: String, peers: [String: String], applied: UInt64)?>(nil)
+        try await withThreeMembers(dir) { nodes, peers in
+            let leaderID = try #require(nodes[0].raft!.status.leader)
+            let leader = try #require(nodes.first { $0.configuration.nodeID == leaderID })
+            let follower = try #require(nodes.first { $0.configuration.nodeID != leaderID })
+            for i in 0..<12 { _ = try await leader.submit(NodeIntentTests.host("h\(i)")) }
+            let last = leader.log.lastIndex
+            #expect(try await waitUntil { follower.applied.value >= last })
+            stopped.withLock { $0 = (follower.configuration.nodeID, peers, follower.applied.value) }
+        }
+        let (id, peers, applied) = try #require(stopped.withLock { $0 })
+        let port = try #require(peers[id]?.split(separator: ":").last.flatMap { Int($0) })
+        // The commit index a member saves is a hint, behind what its views applied when the commit
+        // index last moved alone (it is not written then): here, as far behind as it can be.
+        // (A copy of its data directory: the stopped member's log may not be closed in this process yet.)
+        try FileManager.default.copyItem(atPath: dir.file(id), toPath: dir.file("copy"))
+        do {
+            let log = try LogStore(path: dir.file("copy") + "/log")
+            var hardState = log.hardState
+            hardState.commit = 1
+            try await log.saveHardState(hardState)
+        }
+        // Alone, so no leader tells it more; a snapshot is due (its views hold more than 4 entries),
+        // but Raft may not compact through the views' copy until it learns the commit index again.
+        let member = try regionMember(id, in: dir, name: "copy", port: port, peers: peers, snapshotEvery: 4)
+        try #require(member.raft!.status.committed < applied, "\(member.raft!.status.committed) \(applied)")
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await member.run() }
+            defer { group.cancelAll() }
+            let took = try await waitUntil(timeout: .seconds(10)) {
+                metric(member.metrics.render(node: member), "dwcp_raft_snapshots_taken_total") == 1
+            }
+            #expect(took)
+            try await Task.sleep(for: .seconds(1))
+            #expect(metric(member.metrics.render(node: member), "dwcp_raft_snapshots_taken_total") == 1)
+        }
     }
 
     @Test("a single node snapshots its views and compacts its log; without views it restarts from the snapshot")

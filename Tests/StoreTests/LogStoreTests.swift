@@ -179,6 +179,40 @@ import Testing
         }
     }
 
+    @Test("a damaged or missing snapshot record stops the log from opening, rather than leaving a gap behind it")
+    func damagedSnapshotRecord() async throws {
+        let dir = TemporaryDirectory()
+        /// A log compacted through 5 of its 10 entries, then `damage`d behind the store's back.
+        func compactedLog(_ name: String, damage: (LogStore, OpaquePointer) throws -> Void) async throws -> String {
+            let log = try LogStore(path: dir.file(name))
+            try await log.append(entries(1...10))
+            try await log.compact(through: 5, term: 1)
+            try await log.checkpoint()
+            #expect(log.firstIndex == 6 && log.snapshot.index == 5)
+            try log.environment.write { try damage(log, $0) }
+            return log.path
+        }
+        let cases = [
+            (
+                try await compactedLog("short") { log, txn in
+                    try LMDBEnvironment.put(txn, log.metaDatabase, key: LogStore.snapshotKey, value: [5, 0, 0])
+                }, "the log's snapshot record is damaged (3 bytes, not 16)"
+            ),
+            (
+                try await compactedLog("missing") { log, txn in
+                    try LMDBEnvironment.delete(txn, log.metaDatabase, key: LogStore.snapshotKey)
+                }, "the log's first entry is 6 but its snapshot record says 0"
+            ),
+        ]
+        for (path, message) in cases {
+            #expect {
+                _ = try LogStore(path: path)
+            } throws: { error in
+                (error as? StoreError)?.code == .corruptEntry && "\(error)".contains(message)
+            }
+        }
+    }
+
     @Test("an entry frame of an unknown version is refused, naming the entry")
     func unknownFrameVersion() throws {
         var frame = LogEntry(index: 9, term: 1, payload: [1, 2, 3]).frame()

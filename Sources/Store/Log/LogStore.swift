@@ -341,14 +341,22 @@ public final class LogStore: Sendable {
             if let frame = try LMDBEnvironment.get(txn, metaDatabase, key: Self.hardStateKey) {
                 b.hardState = try HardState(frame: frame)
             }
-            if let snap = try LMDBEnvironment.get(txn, metaDatabase, key: Self.snapshotKey), snap.count == 16 {
+            if let snap = try LMDBEnvironment.get(txn, metaDatabase, key: Self.snapshotKey) {
+                guard snap.count == 16 else {
+                    throw StoreError(
+                        .corruptEntry, "the log's snapshot record is damaged (\(snap.count) bytes, not 16)")
+                }
                 snap.withUnsafeBytes { raw in
                     b.snapshotIndex = raw.loadLittleEndian(UInt64.self, at: 0)
                     b.snapshotTerm = raw.loadLittleEndian(UInt64.self, at: 8)
                 }
             }
             var sequence: UInt64 = 0
-            if let bytes = try LMDBEnvironment.get(txn, metaDatabase, key: Self.journalSequenceKey), bytes.count == 8 {
+            if let bytes = try LMDBEnvironment.get(txn, metaDatabase, key: Self.journalSequenceKey) {
+                guard bytes.count == 8 else {
+                    throw StoreError(
+                        .corruptEntry, "the log's journal sequence record is damaged (\(bytes.count) bytes, not 8)")
+                }
                 sequence = bytes.withUnsafeBytes { $0.loadLittleEndian(UInt64.self, at: 0) }
             }
             b.firstIndex = b.snapshotIndex + 1
@@ -368,6 +376,14 @@ public final class LogStore: Sendable {
             }
             if mdb_cursor_get(cursor, &key, &value, MDB_FIRST) == 0 {
                 b.firstIndex = Self.index(fromKey: key)
+                // Compaction deletes the entries through the snapshot and records it in one
+                // transaction: the entries start right behind it, or something is lost.
+                guard b.firstIndex == b.snapshotIndex + 1 else {
+                    throw StoreError(
+                        .corruptEntry,
+                        "the log's first entry is \(b.firstIndex) but its snapshot record says \(b.snapshotIndex): entries or the snapshot record are lost",
+                        index: b.firstIndex)
+                }
             }
             return (b, sequence)
         }

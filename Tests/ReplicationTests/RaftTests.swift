@@ -274,6 +274,18 @@ struct TestCluster {
         cluster.members[leader]!.progress[follower]!.state = .snapshot(index: caughtUp + 3)
         cluster.members[leader]!.step(refusal(at: caughtUp))
         #expect(cluster.members[leader]!.progress[follower]!.state == .snapshot(index: caughtUp + 3))
+        // Neither the heartbeats nor those of a linearizable read tell it entries are committed
+        // that its log may hold others at; the member that holds them is told.
+        let other = cluster.member(otherThan: leader, follower)
+        _ = cluster.members[leader]!.takeReady()
+        cluster.members[leader]!.readIndex(context: 99)
+        let heartbeats = cluster.members[leader]!.takeReady().messages.compactMap { message -> (String, UInt64)? in
+            guard case .heartbeat(let commit, let context) = message.body, context > 0 else { return nil }
+            return (message.to, commit)
+        }
+        #expect(heartbeats.count == 2, "\(heartbeats)")
+        #expect(heartbeats.first { $0.0 == follower }?.1 == 0, "\(heartbeats)")
+        #expect(heartbeats.first { $0.0 == other }?.1 == cluster.members[leader]!.log.committed, "\(heartbeats)")
     }
 
     @Test(
@@ -523,14 +535,22 @@ struct TestCluster {
         #expect {
             try cluster.members[leader]!.proposeMembership(.promote(id: "d"))
         } throws: { "\($0)".contains("d has not caught up (it has not answered for an election timeout)") }
+        // Added again as a voter, it is promoted: the same check (and at the address it has).
+        #expect {
+            try cluster.members[leader]!.proposeMembership(.addVoter(id: "d", address: "addr-d"))
+        } throws: { "\($0)".contains("d has not caught up (it has not answered for an election timeout)") }
+        #expect {
+            try cluster.members[leader]!.proposeMembership(.addVoter(id: "d", address: "addr-e"))
+        } throws: { "\($0)".contains("d is a learner at addr-d, not addr-e") }
         // Back, it answers at once; promoted once it has caught up.
         cluster.cut = []
         cluster.tick()
         cluster.settle()
         cluster.tick()
-        _ = try cluster.members[leader]!.proposeMembership(.promote(id: "d"))
+        _ = try cluster.members[leader]!.proposeMembership(.addVoter(id: "d", address: "addr-d"))
         cluster.tick(2)
         #expect(cluster.members[leader]!.membership.voters.count == 4)
+        #expect(cluster.members[leader]!.membership.voters["d"] == "addr-d")
     }
 
     /// Four members; the leader removes one while it is cut off (as a member being taken out

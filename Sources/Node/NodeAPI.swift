@@ -20,11 +20,12 @@ public enum NodeAPI {
         routes(router, node: node)
         router.add(middleware: UnknownRouteMiddleware())
         // Each connection takes the certificate of the moment (a SIGHUP reloads it).
+        let connections = HTTP1Channel.Configuration(idleTimeout: TimeAmount(node.configuration.apiIdleTimeout))
         let server: HTTPServerBuilder =
             if let tls = node.apiTLS {
-                .http1 { node.apiTLS?.serverContext ?? tls.serverContext }
+                .http1(configuration: connections) { node.apiTLS?.serverContext ?? tls.serverContext }
             } else {
-                .http1()
+                .http1(configuration: connections)
             }
         return Application(
             router: router,

@@ -35,6 +35,13 @@ public struct NodeConfiguration: Sendable {
     /// A week: long enough to look back on an incident, short enough that a busy region's views
     /// (and the snapshots a new member catches up by) do not grow without end.
     public static let defaultHistoryRetention = Duration.seconds(7 * 86_400)
+    /// The API closes a connection that has neither sent a request nor been answered for this
+    /// long. Without it, a client that asked to close after a request whose body the node
+    /// refused unread (one over 1 MiB) held its connection, and a descriptor, until the node
+    /// stopped: HTTP/1.1 waits for the client's end of the connection, which sits behind the
+    /// unread body. Longer than HTTP clients keep an idle connection in their pools (60 s for
+    /// AsyncHTTPClient), so a pooled one is not closed under a request it is sending.
+    public var apiIdleTimeout: Duration = .seconds(75)
 
     public init(
         dataDirectory: String, nodeID: String, region: String, apiHost: String = "127.0.0.1", apiPort: Int = 7070,

@@ -28,9 +28,12 @@ struct ReloadableTLSChannel<Base: ServerChildChannel>: ServerChildChannel {
 
 extension HTTPServerBuilder {
     /// HTTP/1 behind TLS whose context `context` gives for each connection.
-    static func http1(reloadableTLS context: @escaping @Sendable () -> NIOSSLContext) -> HTTPServerBuilder {
+    static func http1(
+        configuration: HTTP1Channel.Configuration, reloadableTLS context: @escaping @Sendable () -> NIOSSLContext
+    ) -> HTTPServerBuilder {
         HTTPServerBuilder { responder in
-            ReloadableTLSChannel(base: HTTP1Channel(responder: responder), context: context)
+            ReloadableTLSChannel(
+                base: HTTP1Channel(responder: responder, configuration: configuration), context: context)
         }
     }
 }

@@ -12,9 +12,11 @@ import Testing
 
 @Suite struct NodeAPITests {
     /// Runs a node and its API on a free port for the duration of `body`.
-    func withAPI(_ body: @Sendable (Node, String) async throws -> Void) async throws {
+    func withAPI(
+        configure: (inout NodeConfiguration) -> Void = { _ in }, _ body: @Sendable (Node, String) async throws -> Void
+    ) async throws {
         let dir = TemporaryDirectory()
-        try await withRunningNode(dir) { node in
+        try await withRunningNode(dir, configure: configure) { node in
             let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
             let app = try NodeAPI.application(node: node, logger: .init(label: "api")) { continuation.yield($0) }
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -127,6 +129,49 @@ import Testing
                 let body = try await group.next()!
                 #expect(body.contains("host.added") && body.contains("host.removed"))
             }
+        }
+    }
+
+    @Test(
+        "a connection whose client asked to close after a body the API refused unread (over 1 MiB) is closed once idle, not held until the node stops"
+    )
+    func refusedBodyConnectionIsClosed() async throws {
+        try await withAPI(configure: { $0.apiIdleTimeout = .seconds(1) }) { _, base in
+            let port = try #require(Int(base.split(separator: ":").last!))
+            let fd = try connectLoopback(port)
+            defer { close(fd) }
+            var limit = timeval(tv_sec: 0, tv_usec: 300_000)
+            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+            let head =
+                "POST /v1/sql HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 20971520\r\nConnection: close\r\n\r\n"
+            _ = Array(head.utf8).withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            // The body until the node stops reading it (the send times out), or 8 MiB.
+            let chunk = [UInt8](repeating: 0x20, count: 64 << 10)
+            var sent = 0
+            while sent < 8 << 20 {
+                let count = chunk.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                if count <= 0 { break }
+                sent += count
+            }
+            var wait = timeval(tv_sec: 5, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size))
+            var answer: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let count = read(fd, &buffer, buffer.count)
+                if count <= 0 { break }
+                answer += buffer[..<count]
+            }
+            let text = String(decoding: answer, as: UTF8.self)
+            #expect(text.hasPrefix("HTTP/1.1 400") && text.contains("larger than 1MiB"), "\(text)")
+            // The node's end of the connection goes (closed with the body unread: a reset).
+            let client = localPort(of: fd)
+            #expect(loopbackSocketListed(localPort: port, remotePort: client))
+            #expect(
+                try await waitUntil(timeout: .seconds(10)) {
+                    !loopbackSocketListed(localPort: port, remotePort: client)
+                },
+                "the node still holds the connection")
         }
     }
 

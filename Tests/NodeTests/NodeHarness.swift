@@ -10,7 +10,8 @@ func withRunningNode<T: Sendable>(
     _ directory: TemporaryDirectory, region: String = "eu", register: HostRegistration? = nil,
     hostAgent: HostAgentConfiguration? = nil, snapshotEvery: UInt64 = 10_000,
     historyRetention: Duration? = NodeConfiguration.defaultHistoryRetention,
-    consensus: (@Sendable (LogStore) -> any Consensus)? = nil, _ body: @Sendable (Node) async throws -> T
+    consensus: (@Sendable (LogStore) -> any Consensus)? = nil, configure: (inout NodeConfiguration) -> Void = { _ in },
+    _ body: @Sendable (Node) async throws -> T
 ) async throws -> T {
     var logger = Logger(label: "test")
     logger.logLevel = .warning
@@ -19,6 +20,7 @@ func withRunningNode<T: Sendable>(
         placementWait: .seconds(5), hostAgent: hostAgent)
     configuration.snapshotEvery = snapshotEvery
     configuration.historyRetention = historyRetention
+    configure(&configuration)
     let node = try Node(configuration: configuration, logger: logger, consensus: consensus)
     return try await withThrowingTaskGroup(of: T?.self) { group in
         group.addTask {

@@ -94,6 +94,28 @@ public func closeWithReset(_ fd: Int32) {
     close(fd)
 }
 
+/// The local port of a connected descriptor.
+public func localPort(of fd: Int32) -> Int {
+    var address = sockaddr_in()
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+    }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// Whether the kernel still lists a loopback TCP socket from `localPort` to `remotePort`, in any
+/// state (`/proc/net/tcp`): one whose owner closed it and that the peer has reset is gone.
+public func loopbackSocketListed(localPort: Int, remotePort: Int) -> Bool {
+    guard let table = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return false }
+    let local = String(format: "0100007F:%04X", localPort)
+    let remote = String(format: "0100007F:%04X", remotePort)
+    return table.split(separator: "\n").contains { line in
+        let fields = line.split(separator: " ")
+        return fields.count > 2 && fields[1] == local && fields[2] == remote
+    }
+}
+
 private func loopback(_ port: Int) -> sockaddr_in {
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)

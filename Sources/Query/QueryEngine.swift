@@ -127,6 +127,10 @@ public final class QueryEngine: Sendable {
         guard let connection = db.sqliteConnection,
             let guard_ = guards.byConnection.withLock({ $0[UInt(bitPattern: connection)] })
         else { throw QueryError(.failed, "query connection has no read-only guard") }
+        // SQLite compiles the text up to a NUL and would drop the rest unsaid.
+        guard !sql.utf8.contains(0) else {
+            throw QueryError(.syntax, "the query holds a NUL character: SQLite would read only what comes before it")
+        }
         guard_.beginUserStatement(deadline: .now + .milliseconds(limits.timeoutMilliseconds))
         defer { guard_.endUserStatement() }
         let statement: Statement

@@ -17,7 +17,23 @@ public enum ResultFormat: String, Sendable, CaseIterable {
     }
 
     private func renderJSON(_ result: QueryResult) -> String {
-        JSONValue.array(result.rows.map { row in .object(Array(zip(result.columns, row))) }).serialized() + "\n"
+        let keys = Self.uniqueKeys(result.columns)
+        return JSONValue.array(result.rows.map { row in .object(Array(zip(keys, row))) }).serialized() + "\n"
+    }
+
+    /// Column names as the keys of a JSON object, each once: a name a column before had already
+    /// taken gets `:2`, `:3`, … (`SELECT vms.name, hosts.name` → `name`, `name:2`). An object
+    /// that named a key twice would keep one of the two values in most decoders, silently.
+    static func uniqueKeys(_ columns: [String]) -> [String] {
+        var taken = Set(columns)
+        var seen: Set<String> = []
+        return columns.map { column in
+            if seen.insert(column).inserted { return column }
+            var n = 2
+            while taken.contains("\(column):\(n)") { n += 1 }
+            taken.insert("\(column):\(n)")
+            return "\(column):\(n)"
+        }
     }
 
     private func renderCSV(_ result: QueryResult) -> String {

@@ -93,6 +93,12 @@ import Testing
     func multipleStatements() async throws {
         let f = try fixture()
         await #expect(throws: QueryError.self) { try await f.engine.run("SELECT 1; DELETE FROM vms") }
+        // SQLite reads a statement up to a NUL: what follows it is refused, not dropped unsaid.
+        await #expect {
+            try await f.engine.run("SELECT 1\u{0}; DELETE FROM vms")
+        } throws: { error in
+            (error as? QueryError)?.code == .syntax && "\(error)".contains("NUL character")
+        }
     }
 
     @Test("a statement past its deadline is stopped")
@@ -178,6 +184,13 @@ import Testing
             ResultFormat.json.render(result)
                 == #"[{"name":"a","n":1,"note":null},{"name":"b,\"c\"","n":2.5,"note":"x"}]"# + "\n")
         #expect(ResultFormat.csv.render(result) == "name,n,note\r\na,1,\r\n\"b,\"\"c\"\"\",2.5,x\r\n")
+        // Columns of one name (a join's): each keeps its value in JSON, under a key of its own.
+        let joined = QueryResult(
+            columns: ["name", "name", "cpus", "name:2", "cpus"],
+            rows: [[.string("vm"), .string("host"), .int(1), .string("x"), .int(16)]], appliedIndex: 1)
+        #expect(
+            ResultFormat.json.render(joined)
+                == #"[{"name":"vm","name:3":"host","cpus":1,"name:2":"x","cpus:2":16}]"# + "\n")
         #expect(
             ResultFormat.table.render(result)
                 == "name   n    note\n-----  ---  ----\na      1\nb,\"c\"  2.5  x\n(2 rows at log index 1)\n")

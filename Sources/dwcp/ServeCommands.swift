@@ -78,11 +78,23 @@ struct Serve: AsyncParsableCommand {
         try validating {
             if !peer.isEmpty || join {
                 guard let listen else { throw ValidationError("--peer and --join need --listen HOST:PORT") }
-                _ = try parseAddress(listen)
+                let listening = try parseAddress(listen)
+                if try parseAddress(api) == listening {
+                    throw ValidationError(
+                        "--api and --listen both name \(listen): the API and the replication port need a port each")
+                }
                 var ids: Set<String> = []
+                // (This member's own address is the one it listens on, whether --peer lists it or not.)
+                var holders = join ? [:] : [listen: nodeID]
                 for member in peer {
-                    let (id, _) = try parsePeer(member)
+                    let (id, address) = try parsePeer(member)
                     guard ids.insert(id).inserted else { throw ValidationError("--peer names \(id) twice") }
+                    if let holder = holders[address], holder != id {
+                        throw ValidationError(
+                            "--peer gives \(id) the address of \(holder), \(address): each member needs a replication address of its own"
+                        )
+                    }
+                    holders[address] = id
                 }
             } else if listen != nil {
                 throw ValidationError("--listen needs --peer ID@HOST:PORT (a new region) or --join")

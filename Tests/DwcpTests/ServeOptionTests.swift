@@ -1,0 +1,37 @@
+import Testing
+
+@testable import dwcp
+
+@Suite struct ServeOptionTests {
+    /// What the CLI prints for `dwcp serve` with `arguments` after the data directory, node id n1
+    /// and region eu: the message `Main` writes after "dwcp: ", or nil when they are accepted.
+    func message(_ arguments: [String]) -> String? {
+        let all = ["serve", "--data-dir", "/tmp/x", "--node-id", "n1", "--region", "eu"] + arguments
+        do {
+            _ = try Dwcp.parseAsRoot(all)
+            return nil
+        } catch {
+            return Main.usageMessage(for: error, arguments: all)
+        }
+    }
+
+    @Test(
+        "two members at one replication address, or the API on the replication port, are refused as the flags are read")
+    func addressesEachTheirOwn() {
+        let region = ["--listen", "127.0.0.1:7301", "--peer", "n2@127.0.0.1:7302"]
+        #expect(message(region + ["--peer", "n3@127.0.0.1:7303"]) == nil)
+        #expect(message(region + ["--peer", "n1@127.0.0.1:7301"]) == nil)
+        #expect(
+            message(region + ["--peer", "n3@127.0.0.1:7302"])?.contains(
+                "--peer gives n3 the address of n2, 127.0.0.1:7302: each member needs a replication address of its own")
+                == true)
+        #expect(
+            message(region + ["--peer", "n3@127.0.0.1:7301"])?.contains(
+                "--peer gives n3 the address of n1, 127.0.0.1:7301")
+                == true)
+        #expect(
+            message(region + ["--api", "127.0.0.1:7301"])?.contains(
+                "--api and --listen both name 127.0.0.1:7301: the API and the replication port need a port each")
+                == true)
+    }
+}

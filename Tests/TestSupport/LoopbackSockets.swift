@@ -107,7 +107,18 @@ public func localPort(of fd: Int32) -> Int {
 /// Whether the kernel still lists a loopback TCP socket from `localPort` to `remotePort`, in any
 /// state (`/proc/net/tcp`): one whose owner closed it and that the peer has reset is gone.
 public func loopbackSocketListed(localPort: Int, remotePort: Int) -> Bool {
-    guard let table = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return false }
+    // Read to its end (procfs gives no size, and the table runs long while other tests run).
+    let fd = open("/proc/net/tcp", O_RDONLY)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let count = read(fd, &chunk, chunk.count)
+        if count <= 0 { break }
+        bytes += chunk[..<count]
+    }
+    let table = String(decoding: bytes, as: UTF8.self)
     let local = String(format: "0100007F:%04X", localPort)
     let remote = String(format: "0100007F:%04X", remotePort)
     return table.split(separator: "\n").contains { line in

@@ -44,11 +44,12 @@ extension Node {
     }
 
     private func submitUnmeasured(_ intent: Intent, requestID: String?) async throws -> IntentReceipt {
+        // (Validated first: a retry is compared with the original as it was logged, defaults filled in.)
+        let intent = try validate(intent)
         if let requestID {
             try Validation.requestID(requestID)
             if let receipt = try earlierReceipt(requestID: requestID, intent: intent) { return receipt }
         }
-        let intent = try validate(intent)
         try checkAgainstViews(intent)
         let record = Record(at: Self.now(), requestID: requestID, intent.body)
         let payload = record.encoded()
@@ -129,32 +130,46 @@ extension Node {
         return try log.entry(at: index)?.payload == payload
     }
 
-    /// Refuses `requestID` when the intent that used it first (`earlier`) is not the one `body`
-    /// asks for: a request id names one intent; used again for another (another kind, host or
-    /// VM), it is a client's mistake, not a retry.
+    /// Refuses `requestID` when the intent that used it first (`earlier`, with its logged body as
+    /// JSON) is not the one `body` asks for: a request id names one intent; used again for
+    /// another (another kind, host or VM, or other fields: other labels, another size), it is a
+    /// client's mistake, not a retry, and answering it `duplicate` would say that what it asked
+    /// for was done when it was not.
     static func checkSameIntent(
-        _ requestID: String, earlier: (index: Int64, kind: String, subject: String), body: Store.Record.Body
+        _ requestID: String, earlier: (index: Int64, kind: String, subject: String, payload: String),
+        body: Store.Record.Body
     ) throws {
         let kind = body.intentKind ?? ""
-        guard earlier.kind != kind || earlier.subject != body.subject else { return }
+        if earlier.kind != kind || earlier.subject != body.subject {
+            throw NodeError(
+                .conflict,
+                "request id \(requestID) was used at log index \(earlier.index) for \(earlier.kind) \(earlier.subject), not \(kind) \(body.subject): use a new request id"
+            )
+        }
+        let asked = body.json.serialized()
+        guard earlier.payload != asked else { return }
         throw NodeError(
             .conflict,
-            "request id \(requestID) was used at log index \(earlier.index) for \(earlier.kind) \(earlier.subject), not \(kind) \(body.subject): use a new request id"
+            "request id \(requestID) was used at log index \(earlier.index) for \(kind) \(body.subject) with other fields (\(earlier.payload), not \(asked)): a retry repeats the request as it was; use a new request id for a new one"
         )
     }
 
     private func earlierReceipt(requestID: String, intent: Intent) throws -> IntentReceipt? {
         let found = try views.read {
-            db -> (index: Int64, kind: String, subject: String, outcome: String, error: String, row: JSONValue?)? in
+            db -> (
+                index: Int64, kind: String, subject: String, payload: String, outcome: String, error: String,
+                row: JSONValue?
+            )? in
             guard let row = try Self.originalIntent(requestID: requestID, db) else { return nil }
             return (
-                row["log_index"], row["kind"], row["subject"], row["outcome"], row["error"],
+                row["log_index"], row["kind"], row["subject"], row["payload"], row["outcome"], row["error"],
                 try intent.subject.read(db)
             )
         }
         guard let found else { return nil }
         let index = UInt64(found.index)
-        try Self.checkSameIntent(requestID, earlier: (found.index, found.kind, found.subject), body: intent.body)
+        try Self.checkSameIntent(
+            requestID, earlier: (found.index, found.kind, found.subject, found.payload), body: intent.body)
         if found.outcome == "rejected" {
             throw NodeError(.conflict, "\(found.error) (request \(requestID), log index \(index))")
         }
@@ -283,7 +298,7 @@ extension Node {
         try Row.fetchOne(
             db.cachedStatement(
                 sql:
-                    "SELECT log_index, kind, subject, outcome, error FROM intents WHERE request_id = ? AND outcome <> 'duplicate'"
+                    "SELECT log_index, kind, subject, payload, outcome, error FROM intents WHERE request_id = ? AND outcome <> 'duplicate'"
             ),
             arguments: [requestID])
     }

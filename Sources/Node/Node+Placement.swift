@@ -188,7 +188,7 @@ extension Node {
             let receipt = try await Self.compute(
                 inline: inline,
                 throwing: { [self] in
-                    try earlierBatch(requestID: requestID, vms: vms)
+                    try earlierBatch(requestID: requestID, vms: vms, checkIndex: checkIndex)
                 })
         {
             return (receipt, nil)
@@ -262,7 +262,9 @@ extension Node {
         // with it, and another batch's use of the id is refused (409), never answered "duplicate"
         // for VMs this request did not create.
         if let requestID, results.contains(where: { $0.outcome == "duplicate" }) {
-            if let earlier = try earlierBatch(requestID: requestID, vms: vms) { return (earlier, nil) }
+            if let earlier = try earlierBatch(requestID: requestID, vms: vms, checkIndex: checkIndex) {
+                return (earlier, nil)
+            }
             throw NodeError(
                 .conflict,
                 "request id \(requestID) was used meanwhile by another submission for part of this batch; nothing of this one applied where it was: use a new request id"
@@ -302,17 +304,24 @@ extension Node {
     /// How long a batch with a check index waits for this member's views to reach it.
     static let checkIndexWait: Duration = .seconds(2)
 
-    private func earlierBatch(requestID: String, vms: [VMCreated]) throws -> [IntentReceipt]? {
+    private func earlierBatch(requestID: String, vms: [VMCreated], checkIndex: UInt64?) throws -> [IntentReceipt]? {
         let count = vms.count
         let ids = (1...count).map { count == 1 ? requestID : "\(requestID)#\($0)" }
-        let earlier: [(index: Int64, kind: String, subject: String)?] = try views.read { db in
+        let earlier: [(index: Int64, kind: String, subject: String, payload: String)?] = try views.read { db in
             try ids.map { id in
-                try Self.originalIntent(requestID: id, db).map { ($0["log_index"], $0["kind"], $0["subject"]) }
+                try Self.originalIntent(requestID: id, db).map {
+                    ($0["log_index"], $0["kind"], $0["subject"], $0["payload"])
+                }
             }
         }
-        // (As for one intent: an id used before for another intent is a mistake, not a retry.)
+        guard earlier.contains(where: { $0 != nil }) else { return nil }
+        // (As for one intent: an id used before for another intent is a mistake, not a retry;
+        // compared as logged, defaults filled in.)
         for (intent, vm) in zip(earlier, vms) {
-            if let intent { try Self.checkSameIntent(requestID, earlier: intent, body: .vmCreated(vm)) }
+            guard let intent else { continue }
+            var logged = try validate(vm)
+            logged.checkIndex = checkIndex
+            try Self.checkSameIntent(requestID, earlier: intent, body: .vmCreated(logged))
         }
         let found = earlier.compactMap { $0 }
         guard found.count == count else { return nil }

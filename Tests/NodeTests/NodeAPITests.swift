@@ -140,6 +140,9 @@ import Testing
             let port = try #require(Int(base.split(separator: ":").last!))
             let fd = try connectLoopback(port)
             defer { close(fd) }
+            // The node's end of the connection, as the kernel lists it.
+            let client = localPort(of: fd)
+            #expect(try await waitUntil { loopbackSocketListed(localPort: port, remotePort: client) })
             var limit = timeval(tv_sec: 0, tv_usec: 300_000)
             setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
             let head =
@@ -165,8 +168,6 @@ import Testing
             let text = String(decoding: answer, as: UTF8.self)
             #expect(text.hasPrefix("HTTP/1.1 400") && text.contains("larger than 1MiB"), "\(text)")
             // The node's end of the connection goes (closed with the body unread: a reset).
-            let client = localPort(of: fd)
-            #expect(loopbackSocketListed(localPort: port, remotePort: client))
             #expect(
                 try await waitUntil(timeout: .seconds(10)) {
                     !loopbackSocketListed(localPort: port, remotePort: client)

@@ -113,6 +113,32 @@ import Testing
                 }
             }
             #expect(try await rows(node, "SELECT count(*) FROM vms") == "[[1]]")
+            // And for the same intent with other fields: a retry repeats the request as it was.
+            let labels = try await node.submit(.setHostLabels(name: "h1", labels: ["a": "1"]), requestID: "req-44")
+            let retried = try await node.submit(.setHostLabels(name: "h1", labels: ["a": "1"]), requestID: "req-44")
+            #expect(retried.outcome == "duplicate" && retried.logIndex == labels.logIndex)
+            await #expect {
+                try await node.submit(.setHostLabels(name: "h1", labels: ["a": "2"]), requestID: "req-44")
+            } throws: { error in
+                (error as? NodeError)?.code == .conflict
+                    && "\(error)".contains(
+                        "request id req-44 was used at log index \(labels.logIndex) for host.label h1 with other fields"
+                    )
+            }
+            #expect(try await rows(node, "SELECT labels FROM hosts WHERE name = 'h1'") == #"[["{\"a\":\"1\"}"]]"#)
+            // A VM retried as it was asked (its defaults, region and image, filled in alike) is a
+            // retry; with another size it is refused, in a batch too.
+            let vm = VMCreated(name: "web-9", region: "", cpus: 1, memoryBytes: 256 << 20, image: "")
+            let made = try await node.createVMs([vm], requestID: "req-45", checkIndex: nil)
+            let remade = try await node.createVMs([vm], requestID: "req-45", checkIndex: nil)
+            #expect(remade.map(\.outcome) == ["duplicate"] && remade.map(\.logIndex) == made.map(\.logIndex))
+            var bigger = vm
+            bigger.cpus = 2
+            await #expect {
+                try await node.createVMs([bigger], requestID: "req-45", checkIndex: nil)
+            } throws: { error in
+                (error as? NodeError)?.code == .conflict && "\(error)".contains("with other fields")
+            }
             // So is it for a batch: the id of a host's intent, reused for VMs made in one batch.
             _ = try await node.submit(Self.host("h2"), requestID: "req-43")
             await #expect {

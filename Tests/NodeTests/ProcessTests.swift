@@ -461,12 +461,15 @@ func firstDifference(_ a: String, _ b: String) -> String {
             ["host", "add", "h2", "--cpus", "4", "--memory", "8GiB", "--request-id", "r2"] + server, in: dir)
         #expect(status == 0, "\(err)")
         #expect(out == "added host h2 (region eu, 4 CPUs, 8GiB) at log index 5\n", "\(out)")
-        // A retry of a request already applied prints what that request added, not its own flags.
+        // A retry of a request already applied says so; the same id with other flags is refused.
         (status, out, err) = try await runCLI(
-            ["host", "add", "h2", "--cpus", "8", "--memory", "16GiB", "--request-id", "r2"] + server, in: dir)
+            ["host", "add", "h2", "--cpus", "4", "--memory", "8GiB", "--request-id", "r2"] + server, in: dir)
         #expect(
             out == "added host h2 (region eu, 4 CPUs, 8GiB) at log index 5 (a retry of a request already applied)\n",
             "\(out)\(err)")
+        (status, out, err) = try await runCLI(
+            ["host", "add", "h2", "--cpus", "8", "--memory", "16GiB", "--request-id", "r2"] + server, in: dir)
+        #expect(status == 1 && err.contains("request id r2 was used at log index 5 for host.add h2 with other fields"))
         // An integer that does not fit a double comes back whole.
         (status, out, _) = try await runCLI(
             ["sql", "SELECT 9007199254740993 AS n", "--format", "csv"] + server, in: dir)

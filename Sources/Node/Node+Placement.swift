@@ -147,7 +147,12 @@ extension Node {
     /// Validates VMs as `vm create` would, and computes where they would go now. Writes nothing.
     public func plan(_ vms: [VMCreated], consistency: ReadConsistency = .linearizable) async throws -> PlacementPlan {
         let validated = try vms.map(validate)
+        guard Set(validated.map(\.name)).count == validated.count else {
+            throw NodeError(.invalid, "the batch names a VM twice")
+        }
         try await waitForViews(consistency)
+        // Refused as creating them would be: a plan for a name taken names a command that fails.
+        for vm in validated { try checkAgainstViews(.createVM(vm)) }
         return try await plan(validated: validated)
     }
 

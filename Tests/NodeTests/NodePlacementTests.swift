@@ -41,6 +41,17 @@ import Testing
                 [Self.vm("web-1")], requestID: "r1", checkIndex: plan.placementIndex)
             #expect(receipts.count == 1)
             #expect(try await rows(node, "SELECT host FROM vms WHERE name = 'web-1'") == "[[\"\(planned!)\"]]")
+            // A plan for a name taken, or one named twice, is refused as creating them would be.
+            await #expect {
+                try await node.plan([Self.vm("web-1")])
+            } throws: { error in
+                (error as? NodeError)?.code == .conflict && "\(error)".contains("VM web-1 already exists")
+            }
+            await #expect {
+                try await node.plan([Self.vm("web-5"), Self.vm("web-5")])
+            } throws: { error in
+                (error as? NodeError)?.code == .invalid && "\(error)".contains("names a VM twice")
+            }
             // Something placement depends on changed since: refused, nothing written.
             let stale = node.log.lastIndex
             await #expect {

@@ -144,19 +144,39 @@ struct NodeClient {
     /// Like ``call(_:_:body:retrying:)``, for what only the leader does (leader reads; membership
     /// changes and transfers, which a member sends on to the leader itself unless it cannot reach
     /// it or is older than that): a refusal that names the leader's API address gets the request
-    /// sent there, once, with a note on stderr.
+    /// sent there, with a note on stderr. With `retrying`, a leader so named that cannot be reached
+    /// (it crashed, and the member has not noticed yet) sends the request back to the member
+    /// within ``leaderGoneRetryWindow``, which names the next leader once the region elected one.
     func callLeader(_ method: HTTPMethod, _ path: String, body: JSONValue? = nil, retrying: Bool = false) async throws
         -> JSONValue
     {
-        do {
-            return try await call(method, path, body: body, retrying: retrying)
-        } catch let error as CLIError where isElsewhere(error.leaderAPI) {
-            // An address that does not parse leaves the node's own refusal to report.
-            guard let leader = try? NodeClient(address: error.leaderAPI!, tls: tls) else { throw error }
-            FileHandle.standardError.write(Data("dwcp: \(error.message); asking it there\n".utf8))
-            return try await leader.call(method, path, body: body, retrying: retrying)
+        let start = ContinuousClock.now
+        while true {
+            do {
+                return try await call(method, path, body: body, retrying: retrying)
+            } catch let error as CLIError where isElsewhere(error.leaderAPI) {
+                // An address that does not parse leaves the node's own refusal to report.
+                guard let leader = try? NodeClient(address: error.leaderAPI!, tls: tls) else { throw error }
+                FileHandle.standardError.write(Data("dwcp: \(error.message); asking it there\n".utf8))
+                do {
+                    return try await leader.call(method, path, body: body, retrying: retrying)
+                } catch let failure as CLIError
+                    where failure.code == .unreachable && retrying
+                    && start.duration(to: .now) < Self.leaderGoneRetryWindow
+                {
+                    FileHandle.standardError.write(
+                        Data(
+                            "dwcp: the leader's API at \(error.leaderAPI!) does not answer; asking \(address) again\n"
+                                .utf8))
+                }
+            }
         }
     }
+
+    /// How long a retrying request for the leader goes back to the member asked when the leader it
+    /// named cannot be reached: a member notices a crashed leader within an election timeout
+    /// (about 1 s) and knows the next one a few round trips later.
+    static let leaderGoneRetryWindow = Duration.seconds(5)
 
     /// Whether `leaderAPI` (HOST:PORT, as a refusal names it) is another node than this one.
     private func isElsewhere(_ leaderAPI: String?) -> Bool {

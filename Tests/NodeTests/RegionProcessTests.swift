@@ -553,6 +553,17 @@ func get(_ url: String) async throws -> (Int, String) {
         let (relayedTwice, secondHop) = try await post(
             "http://\(lastAPI)/v1/cluster/leader", #"{"id":"\#(last)"}"#, headers: ["dwcp-forwarded-by": "n9"])
         #expect(relayedTwice == 503 && secondHop.contains(#""leader_api":"\#(successorAPI)""#), "\(secondHop)")
+        // A leader read asked of a member right after the leader crashed: the member still names
+        // the crashed leader, and the CLI asks the member again until it names the next one (the
+        // member stopped above comes back first, so that two remain to elect it).
+        try await region.start(current, tag: "back")
+        #expect(try await region.agreedLeader() == String(successor))
+        _ = try await region.kill(String(successor), SIGKILL)
+        let (afterCrash, afterCrashOut, afterCrashError) = try await runCLI(
+            ["sql", "SELECT 7 AS seven", "--consistency", "leader", "--format", "csv", "--server", lastAPI], in: dir)
+        #expect(
+            afterCrash == 0 && afterCrashOut.contains("7") && afterCrashError.contains("does not answer; asking"),
+            "\(afterCrashOut) \(afterCrashError)")
         try await region.stopAll()
     }
 

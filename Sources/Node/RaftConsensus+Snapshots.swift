@@ -51,8 +51,8 @@ extension RaftConsensus {
         do {
             var chunks = 0
             try snapshots.sendChunks(of: meta.index, term: meta.term, from: nodeID, to: peer) { chunk in
-                transport.send(RaftFrame(group: group, chunk: chunk), to: address)
                 chunks += 1
+                return transport.sendTellingWhenWritten(RaftFrame(group: group, chunk: chunk), to: address)
             }
             transport.send(RaftFrame(group: group, message: message), to: address)
             metrics.snapshotsSent.increment()

@@ -1,13 +1,20 @@
 import Foundation
 import GRDB
+import NIOCore
 import Replication
 import Store
 
 extension ViewSnapshots {
-    /// Cuts snapshot `index` into chunks for `peer` and hands each to `send`, in order. Reads the
-    /// file twice (its checksum first: every chunk carries it), one chunk in memory at a time.
+    /// Cuts snapshot `index` into chunks of `chunkSize` bytes for `peer` and hands each to `send`,
+    /// in order. Reads the file twice (its checksum first: every chunk carries it), one chunk at a
+    /// time. `send` gives what tells when its chunk was written to the connection, if it was
+    /// handed to one; at most `inFlight` such chunks wait at a time: a snapshot larger than the
+    /// link can take at once waits here, on disk, instead of in the connection's buffer in memory
+    /// (the whole file, before). Blocks the calling thread: call it off any event loop. A chunk
+    /// whose write failed (the connection closed) ends the transfer with that error.
     func sendChunks(
-        of index: UInt64, term: UInt64, from: String, to peer: String, send: (SnapshotChunk) -> Void
+        of index: UInt64, term: UInt64, from: String, to peer: String, chunkSize: Int = SnapshotChunk.size,
+        inFlight: Int = ViewSnapshots.chunksInFlight, send: (SnapshotChunk) -> EventLoopFuture<Void>?
     ) throws {
         let file = path(index)
         guard let handle = FileHandle(forReadingAtPath: file) else {
@@ -22,14 +29,22 @@ extension ViewSnapshots {
         }
         try handle.seek(toOffset: 0)
         var offset: UInt64 = 0
-        while let data = try handle.read(upToCount: SnapshotChunk.size), !data.isEmpty {
-            send(
+        var writing: [EventLoopFuture<Void>] = []
+        while let data = try handle.read(upToCount: chunkSize), !data.isEmpty {
+            while writing.count >= inFlight { try writing.removeFirst().wait() }
+            let written = send(
                 SnapshotChunk(
                     from: from, to: peer, index: index, term: term, offset: offset, totalBytes: total,
                     checksum: checksum, data: Array(data)))
+            if let written { writing.append(written) }
             offset += UInt64(data.count)
         }
+        for written in writing { try written.wait() }
     }
+
+    /// Chunks of a snapshot on their way to a member at a time (of ``SnapshotChunk/size``): enough
+    /// to keep a link busy, 4 MiB of memory.
+    static let chunksInFlight = 4
 
     /// Takes one chunk of a snapshot on its way here. Chunks arrive in order on one connection; a
     /// gap, a new snapshot or a checksum mismatch starts over, and a snapshot larger than the free

@@ -1,6 +1,9 @@
 import Foundation
 import GRDB
+import NIOCore
+import NIOPosix
 import Replication
+import Synchronization
 import TestSupport
 import Testing
 
@@ -136,5 +139,49 @@ import Testing
         #expect(snapshots.receive(chunk) == false)
         let left = try FileManager.default.contentsOfDirectory(atPath: dir.file("snapshots"))
         #expect(left.isEmpty, "\(left)")
+    }
+
+    @Test(
+        "a snapshot is sent with at most a few chunks waiting to be written at a time, and whole; a failed write ends the transfer"
+    )
+    func sendingWaitsForWrites() async throws {
+        let dir = TemporaryDirectory()
+        let (receiver, bytes) = try await Self.setUp(dir)
+        // The sender's copy of snapshot 11.
+        let sender = try ViewSnapshots(
+            directory: dir.file("sender-snapshots"), views: try ViewStore(path: dir.file("sender-views.sqlite")),
+            applied: IndexWatermark(), logger: .init(label: "test"))
+        try FileManager.default.copyItem(atPath: dir.file("sent.sqlite"), toPath: sender.path(11))
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        // Each chunk is "written" 2 ms after it was handed over; how many wait is noted at each hand-over.
+        let waiting = Mutex((now: 0, most: 0))
+        var received: [Bool] = []
+        try sender.sendChunks(of: 11, term: 2, from: "n1", to: "n2", chunkSize: 4096, inFlight: 3) { chunk in
+            received.append(receiver.receive(chunk))
+            waiting.withLock {
+                $0.now += 1
+                $0.most = max($0.most, $0.now)
+            }
+            let written = loop.makePromise(of: Void.self)
+            loop.scheduleTask(in: .milliseconds(2)) {
+                waiting.withLock { $0.now -= 1 }
+                written.succeed()
+            }
+            return written.futureResult
+        }
+        #expect(received.count == (bytes.count + 4095) / 4096 && received.count > 6)
+        #expect(received.last == true && receiver.hasReceived(11))
+        #expect(waiting.withLock { $0.most } <= 3, "\(waiting.withLock { $0 })")
+        #expect(waiting.withLock { $0.now } == 0)
+        // A write that fails (the connection closed) ends the transfer with its error.
+        struct Closed: Error {}
+        var handed = 0
+        #expect(throws: Closed.self) {
+            try sender.sendChunks(of: 11, term: 2, from: "n1", to: "n2", chunkSize: 4096, inFlight: 2) { _ in
+                handed += 1
+                return loop.makeFailedFuture(Closed())
+            }
+        }
+        #expect(handed == 2)
     }
 }

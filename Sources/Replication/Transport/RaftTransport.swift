@@ -321,13 +321,29 @@ public final class RaftTransport: Sendable {
     /// Sends a frame to the peer at `address` (`host:port`) on `lane`'s connection, connecting
     /// first if needed.
     public func send(_ frame: RaftFrame, to address: String, lane: Lane = .raft) {
+        send(frame, to: address, lane: lane, tellingWhenWritten: false)
+    }
+
+    /// ``send(_:to:lane:)``, returning what completes once the frame was written to the
+    /// connection, when it was handed to an open one; nil when it waits for the connection to open
+    /// (a bounded queue), or was dropped. (A promise per frame: not for Raft's own messages.)
+    public func sendTellingWhenWritten(_ frame: RaftFrame, to address: String, lane: Lane = .raft)
+        -> EventLoopFuture<Void>?
+    {
+        send(frame, to: address, lane: lane, tellingWhenWritten: true)
+    }
+
+    @discardableResult
+    private func send(_ frame: RaftFrame, to address: String, lane: Lane, tellingWhenWritten: Bool)
+        -> EventLoopFuture<Void>?
+    {
         let key = PeerKey(address: address, lane: lane)
         enum Route {
             case channel(any Channel)
             case connect
             case done
         }
-        if closed.load(ordering: .acquiring) { return }
+        if closed.load(ordering: .acquiring) { return nil }
         // Encoded before the lock, which every send takes (a snapshot chunk is a megabyte).
         let bytes = frame.encoded()
         let route: Route = peers.withLock { peers in
@@ -361,16 +377,19 @@ public final class RaftTransport: Sendable {
             // Writes from other threads go through the same queue of the loop, so frames to a
             // peer still leave in the order they were sent (RaftTransportTests).
             let loop = channel.eventLoop
+            let written = tellingWhenWritten ? loop.makePromise(of: Void.self) : nil
             if loop.inEventLoop {
-                loop.execute { channel.writeAndFlush(buffer, promise: nil) }
+                loop.execute { channel.writeAndFlush(buffer, promise: written) }
             } else {
-                channel.writeAndFlush(buffer, promise: nil)
+                channel.writeAndFlush(buffer, promise: written)
             }
+            return written?.futureResult
         case .connect:
             connect(to: key)
         case .done:
             break
         }
+        return nil
     }
 
     private func connect(to key: PeerKey) {

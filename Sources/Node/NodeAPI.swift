@@ -340,10 +340,13 @@ public enum NodeAPI {
         let given = request.uri.queryParameters.getAll(name)
         guard let raw = given.first else { return nil }
         guard given.count == 1 else { throw NodeError(.invalid, "\(name) is given \(given.count) times: give it once") }
-        guard raw.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }), let index = UInt64(raw),
-            index >= 1
-        else {
-            throw NodeError(.invalid, "invalid \(name) '\(raw)': a log index, 1 or more")
+        let digits = !raw.isEmpty && raw.utf8.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+        if digits, UInt64(raw) == nil {
+            // Digits past 64 bits: as an index past 2^63-1, no log reaches it.
+            throw NodeError(.invalid, "invalid \(name) \(raw.prefix(40)): a log index is at most \(Int64.max)")
+        }
+        guard digits, let index = UInt64(raw), index >= 1 else {
+            throw NodeError(.invalid, "invalid \(name) '\(raw.prefix(40))': a log index, 1 or more")
         }
         try Validation.logIndex(index, field: name)
         return index

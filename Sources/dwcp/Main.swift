@@ -59,7 +59,27 @@ enum Main {
     {
         let message = Dwcp.message(for: error)
         return unknownOptionHiddenBehind(message, arguments: arguments) ?? negativeValue(message, arguments: arguments)
-            ?? oneLine(message) ?? "\(error)"
+            ?? dashedArgument(message, arguments: arguments) ?? oneLine(message) ?? "\(error)"
+    }
+
+    /// ArgumentParser takes an argument that starts with '-' for an option, so a query that opens
+    /// with an SQL comment (`-- note`) or a negative number (`-1 + 2`) reads as missing ("Missing
+    /// expected argument '<query>'"): said plainly, with the `--` that ends the options.
+    static func dashedArgument(_ message: String, arguments: [String]) -> String? {
+        let prefix = "Missing expected argument '<"
+        guard message.hasPrefix(prefix), !arguments.contains("--") else { return nil }
+        let name = message.dropFirst(prefix.count).prefix { $0 != ">" }
+        let dashed = arguments.first { argument in
+            guard argument.count > 1, argument.first == "-" else { return false }
+            let second = argument.dropFirst().first!
+            return argument.contains(where: \.isWhitespace) || second.isNumber || second == "."
+                || (second == "-" && argument.dropFirst(2).first?.isLetter != true)
+        }
+        guard let dashed, let at = arguments.firstIndex(of: dashed) else { return nil }
+        let shown = dashed.count > 24 ? dashed.prefix(24) + "…" : Substring(dashed)
+        let before = arguments[..<at].joined(separator: " ")
+        return
+            "<\(name)> '\(shown.replacingOccurrences(of: "\n", with: " "))' starts with '-' and reads as an option: put -- before it (dwcp \(before) -- '…')"
     }
 
     /// ArgumentParser takes `-1` after an option for another option, and reports the option's

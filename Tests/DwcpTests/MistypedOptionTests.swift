@@ -45,6 +45,18 @@ import Testing
         )
     }
 
+    @Test("a query that starts with '-' (an SQL comment, a negative number) is told to follow --")
+    func dashedQuery() {
+        for query in ["-- note\nSELECT 1", "-1 + 2", "-1"] {
+            let said = message(["sql", query])
+            #expect(
+                said?.contains("<query> '") == true && said?.contains("starts with '-' and reads as an option") == true
+                    && said?.contains("(dwcp sql -- '…')") == true, "\(said ?? "nil")")
+        }
+        #expect(message(["sql", "--", "-- note\nSELECT 1"]) == nil)
+        #expect(message(["sql"])?.contains("starts with '-'") == false)
+    }
+
     @Test("dwcp help with a word that names no command says so; with real ones it is left to ArgumentParser")
     func helpTopics() {
         #expect(Main.unknownHelpTopic(["help", "nosuch"]) == "nosuch")

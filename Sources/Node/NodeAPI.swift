@@ -138,7 +138,7 @@ public enum NodeAPI {
         router.delete("/v1/hosts/:name") { request, context in
             try await handle {
                 let name = try context.parameters.require("name")
-                let requestID = request.uri.queryParameters.get("request_id")
+                let requestID = try parameter(request, "request_id")
                 return receipt(try await node.submit(.removeHost(name: name), requestID: requestID), subject: "host")
             }
         }
@@ -172,7 +172,7 @@ public enum NodeAPI {
         router.get("/v1/vms/:name/console") { request, context in
             try await handle {
                 let name = try context.parameters.require("name")
-                let follow = ["1", "true"].contains(request.uri.queryParameters.get("follow") ?? "")
+                let follow = ["1", "true"].contains(try parameter(request, "follow") ?? "")
                 guard follow else {
                     return Response(
                         status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
@@ -211,7 +211,7 @@ public enum NodeAPI {
                 let consistency = try readConsistency(of: request)
                 return json(
                     try await node.rebalancePlan(
-                        region: request.uri.queryParameters.get("region"), consistency: consistency))
+                        region: try parameter(request, "region"), consistency: consistency))
             }
         }
         router.put("/v1/hosts/:name/labels") { request, context in
@@ -237,7 +237,7 @@ public enum NodeAPI {
         router.delete("/v1/vms/:name") { request, context in
             try await handle {
                 let name = try context.parameters.require("name")
-                let requestID = request.uri.queryParameters.get("request_id")
+                let requestID = try parameter(request, "request_id")
                 return receipt(try await node.submit(.deleteVM(name: name), requestID: requestID), subject: "vm")
             }
         }
@@ -259,9 +259,8 @@ public enum NodeAPI {
         }
         router.get("/v1/watch") { request, _ in
             try await handle {
-                let parameters = request.uri.queryParameters
                 let from = try logIndexParameter(of: request, "from_index") ?? node.consensus.committed.value + 1
-                let limit: Int? = try parameters.get("limit").map { raw in
+                let limit: Int? = try parameter(request, "limit").map { raw in
                     guard let value = Int(raw), value >= 1 else {
                         throw NodeError(.invalid, "invalid limit '\(raw)': a count, 1 or more")
                     }
@@ -330,16 +329,22 @@ public enum NodeAPI {
 
     /// The consistency a read's `?consistency=` asks for (linearizable when none is given).
     static func readConsistency(of request: Request) throws -> ReadConsistency {
-        try ReadConsistency(asked: request.uri.queryParameters.get("consistency"))
+        try ReadConsistency(asked: try parameter(request, "consistency"))
+    }
+
+    /// A query parameter's value, nil when it is not given; one given more than once is refused
+    /// (which of two request ids, limits or regions was meant cannot be told).
+    static func parameter(_ request: Request, _ name: String) throws -> String? {
+        let given = request.uri.queryParameters.getAll(name)
+        guard given.count <= 1 else { throw NodeError(.invalid, "\(name) is given \(given.count) times: give it once") }
+        return given.first.map { String($0) }
     }
 
     /// The log index a query parameter names (`log_index`, `from_index`): given once, in digits,
     /// 1 or more, and no more than the views keep (``Validation/logIndex(_:field:)``); nil when
     /// it is not given.
     static func logIndexParameter(of request: Request, _ name: String) throws -> UInt64? {
-        let given = request.uri.queryParameters.getAll(name)
-        guard let raw = given.first else { return nil }
-        guard given.count == 1 else { throw NodeError(.invalid, "\(name) is given \(given.count) times: give it once") }
+        guard let raw = try parameter(request, name) else { return nil }
         let digits = !raw.isEmpty && raw.utf8.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
         if digits, UInt64(raw) == nil {
             // Digits past 64 bits: as an index past 2^63-1, no log reaches it.
@@ -471,7 +476,7 @@ public enum NodeAPI {
 
     /// The request's `timeout_ms` (0 to 10,000), or `fallback` without one; `zero` says what 0 means.
     static func timeoutParameter(of request: Request, default fallback: Duration, zero: String) throws -> Duration {
-        guard let raw = request.uri.queryParameters.get("timeout_ms") else { return fallback }
+        guard let raw = try parameter(request, "timeout_ms") else { return fallback }
         guard let milliseconds = Int(raw), (0...10_000).contains(milliseconds) else {
             throw NodeError(.invalid, "invalid timeout_ms '\(raw)': milliseconds from 0 (\(zero)) to 10000")
         }

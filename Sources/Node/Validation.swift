@@ -20,9 +20,14 @@ public enum Validation {
         guard !bytes.isEmpty, bytes.count <= 63, allowed, bytes.first != 45, bytes.last != 45 else {
             throw NodeError(
                 .invalid,
-                "invalid \(what) name '\(value)': use 1-63 lowercase letters, digits and '-', starting and ending with a letter or digit"
+                "invalid \(what) name '\(shown(value))': use 1-63 lowercase letters, digits and '-', starting and ending with a letter or digit"
             )
         }
+    }
+
+    /// A value as an error quotes it: cut after 80 characters (a refusal does not echo a 10 KB name).
+    static func shown(_ value: String) -> String {
+        value.count > 80 ? value.prefix(80) + "… (\(value.utf8.count) bytes)" : value
     }
 
     /// A member's replication address: HOST:PORT, the host a name, an IPv4 address or a bracketed

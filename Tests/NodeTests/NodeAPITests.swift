@@ -225,6 +225,10 @@ import Testing
                 (.GET, "/v1/views/digest?log_index=0", nil, 400, "invalid log_index"),
                 (.GET, "/v1/views/digest", nil, 400, "lacks log_index"),
                 (.GET, "/v1/views/digest?log_index=1&log_index=2", nil, 400, "log_index is given 2 times"),
+                (.DELETE, "/v1/hosts/h9?request_id=a&request_id=b", nil, 400, "request_id is given 2 times"),
+                (.GET, "/v1/watch?limit=1&limit=2", nil, 400, "limit is given 2 times"),
+                // A name is quoted cut short, with its size.
+                (.DELETE, "/v1/hosts/" + String(repeating: "X", count: 5000), nil, 400, "XXX… (5000 bytes)': use 1-63"),
                 (.GET, "/v1/views/digest?log_index=+1", nil, 400, "invalid log_index"),
                 (.POST, "/v1/vms", "[1]", 400, "the request body must be a JSON object"),
                 (.GET, "/v1/views/digest?log_index=1&timeout_ms=20000", nil, 400, "invalid timeout_ms"),

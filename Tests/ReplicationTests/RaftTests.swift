@@ -406,6 +406,21 @@ struct TestCluster {
         #expect(cluster.members[leader]!.successor == nil)
     }
 
+    @Test("a transfer to a voter silent for an election timeout is refused at once, and proposals go on")
+    func aTransferToASilentVoterIsRefused() throws {
+        var cluster = TestCluster(["a", "b", "c"])
+        let leader = cluster.electLeader()
+        let target = cluster.member(otherThan: leader)
+        cluster.cut = [target]
+        cluster.tick(RaftConfiguration().electionTicks + 1)
+        #expect(cluster.leader == leader)
+        #expect {
+            try cluster.members[leader]!.transferLeadership(to: target)
+        } throws: { "\($0)".contains("\(target) has not answered for an election timeout: it cannot take over now") }
+        #expect(cluster.members[leader]!.transferee == nil)
+        _ = try cluster.members[leader]!.propose([Array("x".utf8)])
+    }
+
     @Test("a transfer to the leader itself calls off the one in flight: it proposes again at once")
     func aTransferToItselfCallsOffTheTransfer() throws {
         var cluster = TestCluster(["a", "b", "c"])

@@ -116,6 +116,11 @@ extension Raft {
         guard membership.isVoter(target), let member = progress[target] else {
             throw ReplicationError(.invalidChange, "\(target) is not a voter of this group")
         }
+        // It could not take over, and proposals would wait an election timeout for nothing.
+        guard isAnswering(target) else {
+            throw ReplicationError(
+                .invalidChange, "\(target) has not answered for an election timeout: it cannot take over now")
+        }
         transferee = target
         transferElapsed = 0
         if member.match == log.lastIndex {

@@ -363,7 +363,16 @@ extension Node {
 
     /// Migrations that would reduce the hosts in use or repair soft anti-affinity. Writes nothing.
     public func rebalancePlan(region: String?, consistency: ReadConsistency = .linearizable) async throws -> JSONValue {
-        if let region { try Validation.name(region, what: "region") }
+        if let region {
+            try Validation.name(region, what: "region")
+            // Its views hold its own region's hosts only: for another, an empty plan would mislead.
+            guard region == configuration.region else {
+                throw NodeError(
+                    .invalid,
+                    "this node serves region \(configuration.region), not \(region): ask a node of region \(region) for its plan"
+                )
+            }
+        }
         try await waitForViews(consistency)
         let inputs = try await placementInputs(waitingStates: [], includePlaced: true)
         let hosts = inputs.hosts

@@ -287,6 +287,10 @@ import Testing
             #expect(plan.contains(#""hosts_in_use":2,"hosts_in_use_after":1"#))
             #expect(plan.contains(#""reason":"empty host"#))
             #expect(node.log.lastIndex == before)
+            // Another region's plan is not this node's to make (its views hold none of its hosts).
+            await #expect {
+                try await node.rebalancePlan(region: "us")
+            } throws: { "\($0)".contains("this node serves region eu, not us") }
         }
     }
 }

@@ -419,6 +419,14 @@ struct TestCluster {
         } throws: { "\($0)".contains("\(target) has not answered for an election timeout: it cannot take over now") }
         #expect(cluster.members[leader]!.transferee == nil)
         _ = try cluster.members[leader]!.propose([Array("x".utf8)])
+        // Right after an election, a voter the new leader has not heard from yet may take over.
+        var fresh = TestCluster(["a", "b", "c"])
+        let elected = fresh.electLeader()
+        let other = fresh.member(otherThan: elected)
+        fresh.members[elected]!.progress[other]!.silentTicks = .max
+        fresh.members[elected]!.leadingTicks = 0
+        try fresh.members[elected]!.transferLeadership(to: other)
+        #expect(fresh.members[elected]!.transferee == other)
     }
 
     @Test("a transfer to the leader itself calls off the one in flight: it proposes again at once")

@@ -220,6 +220,7 @@ extension Raft {
         role = .leader
         leader = id
         votes = [:]
+        leadingTicks = 0
         heartbeatElapsed = 0
         electionElapsed = 0
         transferee = nil

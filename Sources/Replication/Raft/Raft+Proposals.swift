@@ -116,8 +116,10 @@ extension Raft {
         guard membership.isVoter(target), let member = progress[target] else {
             throw ReplicationError(.invalidChange, "\(target) is not a voter of this group")
         }
-        // It could not take over, and proposals would wait an election timeout for nothing.
-        guard isAnswering(target) else {
+        // It could not take over, and proposals would wait an election timeout for nothing. (A
+        // leader just elected has not heard from every voter yet: silent since its election.)
+        let silence = member.silentTicks == .max ? leadingTicks : member.silentTicks
+        guard silence < configuration.electionTicks else {
             throw ReplicationError(
                 .invalidChange, "\(target) has not answered for an election timeout: it cannot take over now")
         }

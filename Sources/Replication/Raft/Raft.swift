@@ -61,6 +61,8 @@ public struct Raft: Sendable {
     /// At most this many are remembered per follower (its forward ids only grow).
     static let forwardsRemembered = 4096
     var transferElapsed = 0
+    /// Leader: ticks since it was elected (saturating).
+    var leadingTicks = 0
 
     /// Leader: linearizable reads waiting for a quorum's heartbeat acknowledgement.
     var pendingReads: [PendingRead] = []
@@ -202,6 +204,7 @@ public struct Raft: Sendable {
     }
 
     private mutating func tickLeader() {
+        if leadingTicks < .max { leadingTicks += 1 }
         heartbeatElapsed += 1
         if transferee != nil {
             transferElapsed += 1

@@ -140,8 +140,17 @@ import Testing
         let port = try #require(peers[id]?.split(separator: ":").last.flatMap { Int($0) })
         // The commit index a member saves is a hint, behind what its views applied when the commit
         // index last moved alone (it is not written then): here, as far behind as it can be.
-        // (A copy of its data directory: the stopped member's log may not be closed in this process yet.)
-        try FileManager.default.copyItem(atPath: dir.file(id), toPath: dir.file("copy"))
+        // (A copy of its data directory: the stopped member's log may not be closed in this process
+        // yet, and a file can go as it closes, as SQLite's WAL does: copied again then.)
+        for attempt in 1...10 {
+            do {
+                try FileManager.default.copyItem(atPath: dir.file(id), toPath: dir.file("copy"))
+                break
+            } catch  where attempt < 10 {
+                try? FileManager.default.removeItem(atPath: dir.file("copy"))
+                try await Task.sleep(for: .milliseconds(300))
+            }
+        }
         do {
             let log = try LogStore(path: dir.file("copy") + "/log")
             var hardState = log.hardState

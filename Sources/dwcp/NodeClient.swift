@@ -144,13 +144,16 @@ struct NodeClient {
     /// Like ``call(_:_:body:retrying:)``, for what only the leader does (leader reads; membership
     /// changes and transfers, which a member sends on to the leader itself unless it cannot reach
     /// it or is older than that): a refusal that names the leader's API address gets the request
-    /// sent there, with a note on stderr. With `retrying`, a leader so named that cannot be reached
-    /// (it crashed, and the member has not noticed yet) sends the request back to the member
-    /// within ``leaderGoneRetryWindow``, which names the next leader once the region elected one.
+    /// sent there, with a note on stderr. With `retrying`, a leader so named that cannot be
+    /// reached (refused, or no answer to connect: it crashed, and the member has not noticed yet)
+    /// sends the request back to the member, for up to ``leaderGoneRetryWindow`` after the first
+    /// such failure, with pauses; the member names the next leader once the region elected one.
+    /// A leader that answers in another protocol, or fails TLS, is reported at once.
     func callLeader(_ method: HTTPMethod, _ path: String, body: JSONValue? = nil, retrying: Bool = false) async throws
         -> JSONValue
     {
-        let start = ContinuousClock.now
+        var firstFailure: ContinuousClock.Instant?
+        var rounds = 0
         while true {
             do {
                 return try await call(method, path, body: body, retrying: retrying)
@@ -162,20 +165,26 @@ struct NodeClient {
                     return try await leader.call(method, path, body: body, retrying: retrying)
                 } catch let failure as CLIError
                     where failure.code == .unreachable && retrying
-                    && start.duration(to: .now) < Self.leaderGoneRetryWindow
+                    && !(failure.cause.map(leader.speaksAnotherProtocol) ?? false)
                 {
+                    let since = firstFailure ?? .now
+                    firstFailure = since
+                    guard since.duration(to: .now) < Self.leaderGoneRetryWindow else { throw failure }
                     FileHandle.standardError.write(
                         Data(
                             "dwcp: the leader's API at \(error.leaderAPI!) does not answer; asking \(address) again\n"
                                 .utf8))
+                    // 100 ms, doubling to 800 ms.
+                    try await Task.sleep(for: .milliseconds(100) * (1 << min(rounds, 3)))
+                    rounds += 1
                 }
             }
         }
     }
 
-    /// How long a retrying request for the leader goes back to the member asked when the leader it
-    /// named cannot be reached: a member notices a crashed leader within an election timeout
-    /// (about 1 s) and knows the next one a few round trips later.
+    /// How long after the leader a member named first could not be reached a retrying request for
+    /// the leader goes on asking the member: a member notices a crashed leader within an election
+    /// timeout (about 1 s) and knows the next one a few round trips later.
     static let leaderGoneRetryWindow = Duration.seconds(5)
 
     /// Whether `leaderAPI` (HOST:PORT, as a refusal names it) is another node than this one.
@@ -247,7 +256,7 @@ struct NodeClient {
 
     /// Whether `error` says the node speaks otherwise than this client (TLS on one side only):
     /// asking again gets the same answer, so it is not retried.
-    private func speaksAnotherProtocol(_ error: any Error) -> Bool {
+    func speaksAnotherProtocol(_ error: any Error) -> Bool {
         TLSFailure.isTLSError(error)
             || (tls == nil && ((error as? HTTPClientError) == .remoteConnectionClosed || error is HTTPParserError))
     }

@@ -41,7 +41,7 @@ extension RaftConsensus {
     }
 
     /// Streams the snapshot a `.snapshot` message names: its chunks, then the message.
-    func stream(_ message: RaftMessage) {
+    func stream(_ message: RaftMessage) async {
         guard case .snapshot(let meta) = message.body else { return }
         let peer = message.to
         guard let address = addresses.withLock({ $0[peer] }) else {
@@ -50,7 +50,7 @@ extension RaftConsensus {
         }
         do {
             var chunks = 0
-            try snapshots.sendChunks(of: meta.index, term: meta.term, from: nodeID, to: peer) { chunk in
+            try await snapshots.sendChunks(of: meta.index, term: meta.term, from: nodeID, to: peer) { chunk in
                 chunks += 1
                 return transport.sendTellingWhenWritten(RaftFrame(group: group, chunk: chunk), to: address)
             }

@@ -799,9 +799,7 @@ public final class RaftConsensus: Consensus {
                 }
             }
             tasks.addTask {
-                for await message in self.snapshotSends {
-                    try await NIOThreadPool.singleton.runIfActive { self.stream(message) }
-                }
+                for await message in self.snapshotSends { await self.stream(message) }
             }
             tasks.addTask { try await self.takeSnapshots() }
             tasks.addTask {

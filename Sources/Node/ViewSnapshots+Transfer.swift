@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import NIOCore
+import NIOPosix
 import Replication
 import Store
 
@@ -10,28 +11,33 @@ extension ViewSnapshots {
     /// time. `send` gives what tells when its chunk was written to the connection, if it was
     /// handed to one; at most `inFlight` such chunks wait at a time: a snapshot larger than the
     /// link can take at once waits here, on disk, instead of in the connection's buffer in memory
-    /// (the whole file, before). Blocks the calling thread: call it off any event loop. A chunk
-    /// whose write failed (the connection closed) ends the transfer with that error.
+    /// (the whole file, before). The file is read on NIO's thread pool, a chunk at a time; the
+    /// waits for writes hold no thread. A chunk whose write failed (the connection closed) ends
+    /// the transfer with that error.
     func sendChunks(
         of index: UInt64, term: UInt64, from: String, to peer: String, chunkSize: Int = SnapshotChunk.size,
         inFlight: Int = ViewSnapshots.chunksInFlight, send: (SnapshotChunk) -> EventLoopFuture<Void>?
-    ) throws {
+    ) async throws {
         let file = path(index)
         guard let handle = FileHandle(forReadingAtPath: file) else {
             throw NodeError(.unavailable, "snapshot \(index) is no longer here (a newer one replaced it)")
         }
         defer { try? handle.close() }
-        var checksum: UInt32 = 0
-        var total: UInt64 = 0
-        while let data = try handle.read(upToCount: SnapshotChunk.size), !data.isEmpty {
-            checksum = CRC32C.checksum(Array(data), continuing: checksum)
-            total += UInt64(data.count)
+        let pool = NIOThreadPool.singleton
+        let (checksum, total) = try await pool.runIfActive { () throws -> (UInt32, UInt64) in
+            var checksum: UInt32 = 0
+            var total: UInt64 = 0
+            while let data = try handle.read(upToCount: SnapshotChunk.size), !data.isEmpty {
+                checksum = CRC32C.checksum(Array(data), continuing: checksum)
+                total += UInt64(data.count)
+            }
+            try handle.seek(toOffset: 0)
+            return (checksum, total)
         }
-        try handle.seek(toOffset: 0)
         var offset: UInt64 = 0
         var writing: [EventLoopFuture<Void>] = []
-        while let data = try handle.read(upToCount: chunkSize), !data.isEmpty {
-            while writing.count >= inFlight { try writing.removeFirst().wait() }
+        while let data = try await pool.runIfActive({ try handle.read(upToCount: chunkSize) }), !data.isEmpty {
+            while writing.count >= inFlight { try await writing.removeFirst().get() }
             let written = send(
                 SnapshotChunk(
                     from: from, to: peer, index: index, term: term, offset: offset, totalBytes: total,
@@ -39,7 +45,7 @@ extension ViewSnapshots {
             if let written { writing.append(written) }
             offset += UInt64(data.count)
         }
-        for written in writing { try written.wait() }
+        for written in writing { try await written.get() }
     }
 
     /// Chunks of a snapshot on their way to a member at a time (of ``SnapshotChunk/size``): enough

@@ -156,7 +156,7 @@ import Testing
         // Each chunk is "written" 2 ms after it was handed over; how many wait is noted at each hand-over.
         let waiting = Mutex((now: 0, most: 0))
         var received: [Bool] = []
-        try sender.sendChunks(of: 11, term: 2, from: "n1", to: "n2", chunkSize: 4096, inFlight: 3) { chunk in
+        try await sender.sendChunks(of: 11, term: 2, from: "n1", to: "n2", chunkSize: 4096, inFlight: 3) { chunk in
             received.append(receiver.receive(chunk))
             waiting.withLock {
                 $0.now += 1
@@ -176,8 +176,8 @@ import Testing
         // A write that fails (the connection closed) ends the transfer with its error.
         struct Closed: Error {}
         var handed = 0
-        #expect(throws: Closed.self) {
-            try sender.sendChunks(of: 11, term: 2, from: "n1", to: "n2", chunkSize: 4096, inFlight: 2) { _ in
+        await #expect(throws: Closed.self) {
+            try await sender.sendChunks(of: 11, term: 2, from: "n1", to: "n2", chunkSize: 4096, inFlight: 2) { _ in
                 handed += 1
                 return loop.makeFailedFuture(Closed())
             }

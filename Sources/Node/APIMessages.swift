@@ -48,7 +48,7 @@ struct CreateVMRequest: Decodable {
         var desired = VMDesiredState.running
         if let raw = desiredState {
             guard let state = VMDesiredState(rawValue: raw) else {
-                throw NodeError(.invalid, "invalid desired_state '\(raw)': running or stopped")
+                throw NodeError(.invalid, "invalid desired_state '\(Validation.shown(raw))': running or stopped")
             }
             desired = state
         }

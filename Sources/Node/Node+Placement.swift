@@ -152,7 +152,10 @@ extension Node {
         }
         try await waitForViews(consistency)
         // Refused as creating them would be: a plan for a name taken names a command that fails.
-        for vm in validated { try checkAgainstViews(.createVM(vm)) }
+        // (A lookup per VM: a large batch's on NIO's thread pool, as creating it does.)
+        try await Self.compute(inline: validated.count <= Self.inlineBatchVMs) { [self] in
+            for vm in validated { try checkAgainstViews(.createVM(vm)) }
+        }
         return try await plan(validated: validated)
     }
 

@@ -262,7 +262,7 @@ public enum NodeAPI {
                 let from = try logIndexParameter(of: request, "from_index") ?? node.consensus.committed.value + 1
                 let limit: Int? = try parameter(request, "limit").map { raw in
                     guard let value = Int(raw), value >= 1 else {
-                        throw NodeError(.invalid, "invalid limit '\(raw)': a count, 1 or more")
+                        throw NodeError(.invalid, "invalid limit '\(Validation.shown(raw))': a count, 1 or more")
                     }
                     return value
                 }
@@ -478,7 +478,8 @@ public enum NodeAPI {
     static func timeoutParameter(of request: Request, default fallback: Duration, zero: String) throws -> Duration {
         guard let raw = try parameter(request, "timeout_ms") else { return fallback }
         guard let milliseconds = Int(raw), (0...10_000).contains(milliseconds) else {
-            throw NodeError(.invalid, "invalid timeout_ms '\(raw)': milliseconds from 0 (\(zero)) to 10000")
+            throw NodeError(
+                .invalid, "invalid timeout_ms '\(Validation.shown(raw))': milliseconds from 0 (\(zero)) to 10000")
         }
         return .milliseconds(milliseconds)
     }

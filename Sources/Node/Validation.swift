@@ -35,7 +35,7 @@ public enum Validation {
     /// frames whose strings are at most that long, and in membership entries, one member a line).
     public static func memberAddress(_ value: String) throws {
         guard value.utf8.count <= 255, let (_, port) = hostAndPort(value), port >= 1 else {
-            throw NodeError(.invalid, "invalid member address '\(value)': use HOST:PORT, like 10.0.0.2:7100")
+            throw NodeError(.invalid, "invalid member address '\(shown(value))': use HOST:PORT, like 10.0.0.2:7100")
         }
     }
 
@@ -119,11 +119,12 @@ public enum Validation {
                     $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "-_./".unicodeScalars.contains($0))
                 }
             guard keyOK else {
-                throw NodeError(.invalid, "invalid label key '\(key)': use 1-63 letters, digits, '-', '_', '.', '/'")
+                throw NodeError(
+                    .invalid, "invalid label key '\(shown(key))': use 1-63 letters, digits, '-', '_', '.', '/'")
             }
             guard value.utf8.count <= 253, !hasControlCharacters(value) else {
                 throw NodeError(
-                    .invalid, "invalid value for label '\(key)': up to 253 bytes (UTF-8) of printable text")
+                    .invalid, "invalid value for label '\(shown(key))': up to 253 bytes (UTF-8) of printable text")
             }
         }
     }

@@ -79,7 +79,7 @@ enum Main {
         let shown = dashed.count > 24 ? dashed.prefix(24) + "…" : Substring(dashed)
         let before = arguments[..<at].joined(separator: " ")
         return
-            "<\(name)> '\(shown.replacingOccurrences(of: "\n", with: " "))' starts with '-' and reads as an option: put -- before it (dwcp \(before) -- '…')"
+            "<\(name)> '\(shown.replacingOccurrences(of: "\n", with: " "))' starts with '-' and reads as an option: put -- before it, and any options before the -- (dwcp \(before) -- '…')"
     }
 
     /// ArgumentParser takes `-1` after an option for another option, and reports the option's

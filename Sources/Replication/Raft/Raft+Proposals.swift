@@ -118,8 +118,7 @@ extension Raft {
         }
         // It could not take over, and proposals would wait an election timeout for nothing. (A
         // leader just elected has not heard from every voter yet: silent since its election.)
-        let silence = member.silentTicks == .max ? leadingTicks : member.silentTicks
-        guard silence < configuration.electionTicks else {
+        guard silence(of: target) < configuration.electionTicks else {
             throw ReplicationError(
                 .invalidChange, "\(target) has not answered for an election timeout: it cannot take over now")
         }
@@ -154,7 +153,7 @@ extension Raft {
     func requireCaughtUp(_ learner: String) throws {
         let match = progress[learner]?.match ?? 0
         let why: String? =
-            if !isAnswering(learner) {
+            if silence(of: learner) >= configuration.electionTicks {
                 "it has not answered for an election timeout"
             } else if match + Self.promotionLag < log.committed {
                 "it has \(match) of the \(log.committed) committed entries"
@@ -176,6 +175,14 @@ extension Raft {
     }
 
     /// Whether this leader heard from `member` within the last election timeout (itself: always).
+    /// Leader: ticks since `member` was last heard from; one not heard from since this leader's
+    /// election (a leader hears from each voter within a heartbeat or two) counts from the
+    /// election, not as silent for ever.
+    func silence(of member: String) -> Int {
+        guard let silent = progress[member]?.silentTicks else { return .max }
+        return silent == .max ? leadingTicks : silent
+    }
+
     func isAnswering(_ member: String) -> Bool {
         member == id || (progress[member]?.silentTicks ?? .max) < configuration.electionTicks
     }

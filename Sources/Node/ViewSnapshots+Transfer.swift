@@ -60,6 +60,9 @@ extension ViewSnapshots {
     func receive(_ chunk: SnapshotChunk) -> Bool {
         let outcome: Result<Bool, NodeError> = incoming.withLock { incoming in
             if chunk.offset == 0 {
+                // A leader of an earlier term (deposed, its sender still going) does not cut off
+                // the transfer of a later one's.
+                if let previous = incoming, previous.term > chunk.term { return .success(false) }
                 if let previous = incoming {
                     // The transfer under way is given up, with what it had written.
                     close(previous.descriptor)
@@ -80,7 +83,8 @@ extension ViewSnapshots {
                     return .failure(NodeError(.internal, "cannot create \(path): errno \(errno)"))
                 }
                 incoming = Incoming(
-                    from: chunk.from, index: chunk.index, totalBytes: chunk.totalBytes, checksum: chunk.checksum,
+                    from: chunk.from, term: chunk.term, index: chunk.index, totalBytes: chunk.totalBytes,
+                    checksum: chunk.checksum,
                     descriptor: descriptor)
             }
             guard var current = incoming, current.index == chunk.index, current.from == chunk.from,

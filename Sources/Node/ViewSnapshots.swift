@@ -27,6 +27,8 @@ public final class ViewSnapshots: Sendable {
 
     struct Incoming: Sendable {
         var from: String
+        /// The term of the leader that sends it.
+        var term: UInt64
         var index: UInt64
         var totalBytes: UInt64
         var checksum: UInt32

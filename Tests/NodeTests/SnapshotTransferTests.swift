@@ -141,6 +141,23 @@ import Testing
         #expect(left.isEmpty, "\(left)")
     }
 
+    @Test("a deposed leader's snapshot does not cut off the transfer of a later leader's under way")
+    func anEarlierTermsTransferDoesNotCutIn() async throws {
+        let dir = TemporaryDirectory()
+        let (snapshots, bytes) = try await Self.setUp(dir)
+        let later = Self.chunks(bytes).map { chunk in
+            var chunk = chunk
+            chunk.term = 3
+            return chunk
+        }
+        var earlier = Self.chunks(bytes)[0]
+        earlier.from = "n9"
+        #expect(Self.feed(Array(later.prefix(2)), to: snapshots) == [false, false])
+        #expect(snapshots.receive(earlier) == false)
+        #expect(Self.feed(Array(later.dropFirst(2)), to: snapshots).last == true)
+        #expect(snapshots.hasReceived(11))
+    }
+
     @Test(
         "a snapshot is sent with at most a few chunks waiting to be written at a time, and whole; a failed write ends the transfer"
     )

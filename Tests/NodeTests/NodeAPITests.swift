@@ -160,14 +160,7 @@ import Testing
             }
             var wait = timeval(tv_sec: 5, tv_usec: 0)
             setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size))
-            var answer: [UInt8] = []
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            while true {
-                let count = read(fd, &buffer, buffer.count)
-                if count <= 0 { break }
-                answer += buffer[..<count]
-            }
-            let text = String(decoding: answer, as: UTF8.self)
+            let text = String(decoding: readToEnd(fd).bytes, as: UTF8.self)
             #expect(text.hasPrefix("HTTP/1.1 400") && text.contains("larger than 1MiB"), "\(text)")
             // The node's end of the connection goes (closed with the body unread: a reset).
             #expect(

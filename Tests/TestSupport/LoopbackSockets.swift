@@ -61,14 +61,20 @@ public func exchangeRaw(_ bytes: [UInt8], port: Int, timeout: Int = 5) throws ->
     var limit = timeval(tv_sec: timeout, tv_usec: 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
     _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-    var answer: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 4096)
+    let (answer, closed) = readToEnd(fd)
+    return (answer, closed)
+}
+
+/// Reads a descriptor until its end (`closed`) or an error, such as a receive timeout (not `closed`).
+public func readToEnd(_ fd: Int32) -> (bytes: [UInt8], closed: Bool) {
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
     var count = 0
     repeat {
         count = read(fd, &chunk, chunk.count)
-        if count > 0 { answer += chunk[..<count] }
+        if count > 0 { bytes += chunk[..<count] }
     } while count > 0
-    return (answer, count == 0)
+    return (bytes, count == 0)
 }
 
 /// A TCP connection to a loopback port, as a bare descriptor (the caller closes it).
@@ -111,14 +117,7 @@ public func loopbackSocketListed(localPort: Int, remotePort: Int) -> Bool {
     let fd = open("/proc/net/tcp", O_RDONLY)
     guard fd >= 0 else { return false }
     defer { close(fd) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let count = read(fd, &chunk, chunk.count)
-        if count <= 0 { break }
-        bytes += chunk[..<count]
-    }
-    let table = String(decoding: bytes, as: UTF8.self)
+    let table = String(decoding: readToEnd(fd).bytes, as: UTF8.self)
     let local = String(format: "0100007F:%04X", localPort)
     let remote = String(format: "0100007F:%04X", remotePort)
     return table.split(separator: "\n").contains { line in

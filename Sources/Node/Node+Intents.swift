@@ -148,9 +148,11 @@ extension Node {
         }
         let asked = body.json.serialized()
         guard earlier.payload != asked else { return }
+        // (Bodies quoted up to 300 characters each: labels can make them long.)
+        func cut(_ text: String) -> String { text.count > 300 ? text.prefix(300) + "…" : text }
         throw NodeError(
             .conflict,
-            "request id \(requestID) was used at log index \(earlier.index) for \(kind) \(body.subject) with other fields (\(earlier.payload), not \(asked)): a retry repeats the request as it was; use a new request id for a new one"
+            "request id \(requestID) was used at log index \(earlier.index) for \(kind) \(body.subject) with other fields (\(cut(earlier.payload)), not \(cut(asked))): a retry repeats the request as it was; use a new request id for a new one"
         )
     }
 

@@ -24,7 +24,7 @@ struct PlanCommand: AsyncParsableCommand {
 
         func run() async throws {
             let answer = try await client.client().callLeader(
-                .POST, "/v1/plan/vms?\(freshness.queryItem)", body: .object(try spec.body()))
+                .POST, "/v1/plan/vms?\(freshness.queryItem)", body: .object(try spec.body()), retrying: true)
             if output.json {
                 print(answer.serialized())
                 return
@@ -74,7 +74,7 @@ struct Rebalance: AsyncParsableCommand {
         }
         if let region { try usage { try Validation.name(region, what: "region") } }
         let answer = try await client.client().callLeader(
-            .GET, "/v1/rebalance?\(freshness.queryItem)" + (region.map { "&region=\($0)" } ?? ""))
+            .GET, "/v1/rebalance?\(freshness.queryItem)" + (region.map { "&region=\($0)" } ?? ""), retrying: true)
         if output.json {
             print(answer.serialized())
             return

@@ -82,7 +82,9 @@ struct VMCommand: AsyncParsableCommand {
 
         func run() async throws {
             try usage { try Validation.name(name, what: "VM") }
-            let answer = try await client.client().callLeader(.GET, "/v1/vms/\(name)/explain?\(freshness.queryItem)")
+            // (A read: sent again through a change of leader, as dwcp sql is.)
+            let answer = try await client.client().callLeader(
+                .GET, "/v1/vms/\(name)/explain?\(freshness.queryItem)", retrying: true)
             if output.json {
                 print(answer.serialized())
                 return

@@ -75,17 +75,17 @@ extension Node {
                 return IntentAnswer(outcome: outcome.outcome, error: outcome.error, row: try intent.subject.read(db))
             }
         }
-        let result = (outcome: answer.outcome, error: answer.error)
-        let subject = answer.row
-        switch result.outcome {
+        switch answer.outcome {
         case "applied":
-            return try await appliedReceipt(intent, at: index, subject: subject)
+            return try await appliedReceipt(intent, at: index, subject: answer.row)
         case "duplicate":
             // The original is this very record when the node sent it again after a change of
             // leader (``Consensus/propose(_:appliesOnce:)``) and the first copy applied: to the
             // client, this request applied once, at the first copy's index.
-            if let first = try ownFirstCopy(of: payload, answered: result), first.outcome == "applied" {
-                return try await appliedReceipt(intent, at: first.index, subject: subject)
+            if let first = try ownFirstCopy(of: payload, answered: (answer.outcome, answer.error)),
+                first.outcome == "applied"
+            {
+                return try await appliedReceipt(intent, at: first.index, subject: answer.row)
             }
             // A concurrent retry of the same request got in first, or this request's first copy
             // was refused when it applied (its conflict is the answer).
@@ -94,7 +94,7 @@ extension Node {
             }
             throw NodeError(.internal, "intent at \(index) is a duplicate but its original is missing")
         default:
-            throw NodeError(.conflict, "\(result.error) (conflict found when applying log index \(index))")
+            throw NodeError(.conflict, "\(answer.error) (conflict found when applying log index \(index))")
         }
     }
 
@@ -149,10 +149,10 @@ extension Node {
         let asked = body.json.serialized()
         guard earlier.payload != asked else { return }
         // (Bodies quoted up to 300 characters each: labels can make them long.)
-        func cut(_ text: String) -> String { text.count > 300 ? text.prefix(300) + "…" : text }
+        let (logged, new) = (Validation.shown(earlier.payload, upTo: 300), Validation.shown(asked, upTo: 300))
         throw NodeError(
             .conflict,
-            "request id \(requestID) was used at log index \(earlier.index) for \(kind) \(body.subject) with other fields (\(cut(earlier.payload)), not \(cut(asked))): a retry repeats the request as it was; use a new request id for a new one"
+            "request id \(requestID) was used at log index \(earlier.index) for \(kind) \(body.subject) with other fields (\(logged), not \(new)): a retry repeats the request as it was; use a new request id for a new one"
         )
     }
 

@@ -147,9 +147,7 @@ extension Node {
     /// Validates VMs as `vm create` would, and computes where they would go now. Writes nothing.
     public func plan(_ vms: [VMCreated], consistency: ReadConsistency = .linearizable) async throws -> PlacementPlan {
         let validated = try vms.map(validate)
-        guard Set(validated.map(\.name)).count == validated.count else {
-            throw NodeError(.invalid, "the batch names a VM twice")
-        }
+        try Self.requireDistinctNames(validated)
         try await waitForViews(consistency)
         // Refused as creating them would be: a plan for a name taken names a command that fails.
         // (A lookup per VM: a large batch's on NIO's thread pool, as creating it does.)
@@ -209,9 +207,7 @@ extension Node {
                 return v
             }
         }
-        guard Set(validated.map(\.name)).count == validated.count else {
-            throw NodeError(.invalid, "the batch names a VM twice")
-        }
+        try Self.requireDistinctNames(validated)
         let at = Self.now()
         var records = validated.enumerated().map { i, vm in
             Record(at: at, requestID: requestID.map { vms.count == 1 ? $0 : "\($0)#\(i + 1)" }, .vmCreated(vm))
@@ -307,6 +303,11 @@ extension Node {
             .invalid,
             "check_index \(checkIndex) is beyond the log (\(configuration.nodeID) knows it to index \(committed)): pass the index a plan gave (dwcp plan vm create); nothing was written"
         )
+    }
+
+    /// Refuses a batch that names a VM twice (planned or created).
+    static func requireDistinctNames(_ vms: [VMCreated]) throws {
+        guard Set(vms.map(\.name)).count == vms.count else { throw NodeError(.invalid, "the batch names a VM twice") }
     }
 
     /// How long a batch with a check index waits for this member's views to reach it.

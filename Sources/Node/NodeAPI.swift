@@ -348,10 +348,10 @@ public enum NodeAPI {
         let digits = !raw.isEmpty && raw.utf8.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
         if digits, UInt64(raw) == nil {
             // Digits past 64 bits: as an index past 2^63-1, no log reaches it.
-            throw NodeError(.invalid, "invalid \(name) \(raw.prefix(40)): a log index is at most \(Int64.max)")
+            throw NodeError(.invalid, "invalid \(name) \(Validation.shown(raw)): a log index is at most \(Int64.max)")
         }
         guard digits, let index = UInt64(raw), index >= 1 else {
-            throw NodeError(.invalid, "invalid \(name) '\(raw.prefix(40))': a log index, 1 or more")
+            throw NodeError(.invalid, "invalid \(name) '\(Validation.shown(raw))': a log index, 1 or more")
         }
         try Validation.logIndex(index, field: name)
         return index

@@ -25,9 +25,10 @@ public enum Validation {
         }
     }
 
-    /// A value as an error quotes it: cut after 80 characters (a refusal does not echo a 10 KB name).
-    static func shown(_ value: String) -> String {
-        value.count > 80 ? value.prefix(80) + "… (\(value.utf8.count) bytes)" : value
+    /// A value as an error quotes it: cut after `limit` characters (a refusal does not echo a 10 KB
+    /// name).
+    static func shown(_ value: String, upTo limit: Int = 80) -> String {
+        value.count > limit ? value.prefix(limit) + "… (\(value.utf8.count) bytes)" : value
     }
 
     /// A member's replication address: HOST:PORT, the host a name, an IPv4 address or a bracketed

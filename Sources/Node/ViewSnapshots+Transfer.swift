@@ -60,10 +60,10 @@ extension ViewSnapshots {
     func receive(_ chunk: SnapshotChunk) -> Bool {
         let outcome: Result<Bool, NodeError> = incoming.withLock { incoming in
             if chunk.offset == 0 {
-                // A leader of an earlier term (deposed, its sender still going) does not cut off
-                // the transfer of a later one's.
-                if let previous = incoming, previous.term > chunk.term { return .success(false) }
                 if let previous = incoming {
+                    // A leader of an earlier term (deposed, its sender still going) does not cut
+                    // off the transfer of a later one's.
+                    guard previous.term <= chunk.term else { return .success(false) }
                     // The transfer under way is given up, with what it had written.
                     close(previous.descriptor)
                     unlink(directory + "/incoming-\(previous.index).sqlite")

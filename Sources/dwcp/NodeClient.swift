@@ -155,29 +155,31 @@ struct NodeClient {
         var firstFailure: ContinuousClock.Instant?
         var rounds = 0
         while true {
+            let refusal: CLIError
             do {
                 return try await call(method, path, body: body, retrying: retrying)
             } catch let error as CLIError where isElsewhere(error.leaderAPI) {
-                // An address that does not parse leaves the node's own refusal to report.
-                guard let leader = try? NodeClient(address: error.leaderAPI!, tls: tls) else { throw error }
-                FileHandle.standardError.write(Data("dwcp: \(error.message); asking it there\n".utf8))
-                do {
-                    return try await leader.call(method, path, body: body, retrying: retrying)
-                } catch let failure as CLIError
-                    where failure.code == .unreachable && retrying
-                    && !(failure.cause.map(leader.speaksAnotherProtocol) ?? false)
-                {
-                    let since = firstFailure ?? .now
-                    firstFailure = since
-                    guard since.duration(to: .now) < Self.leaderGoneRetryWindow else { throw failure }
-                    FileHandle.standardError.write(
-                        Data(
-                            "dwcp: the leader's API at \(error.leaderAPI!) does not answer; asking \(address) again\n"
-                                .utf8))
-                    // 100 ms, doubling to 800 ms.
-                    try await Task.sleep(for: .milliseconds(100) * (1 << min(rounds, 3)))
-                    rounds += 1
-                }
+                refusal = error
+            }
+            // An address that does not parse leaves the node's own refusal to report.
+            guard let leaderAPI = refusal.leaderAPI, let leader = try? NodeClient(address: leaderAPI, tls: tls) else {
+                throw refusal
+            }
+            FileHandle.standardError.write(Data("dwcp: \(refusal.message); asking it there\n".utf8))
+            do {
+                return try await leader.call(method, path, body: body, retrying: retrying)
+            } catch let failure as CLIError
+                where failure.code == .unreachable && retrying
+                && !(failure.cause.map(leader.speaksAnotherProtocol) ?? false)
+            {
+                let since = firstFailure ?? .now
+                firstFailure = since
+                guard since.duration(to: .now) < Self.leaderGoneRetryWindow else { throw failure }
+                FileHandle.standardError.write(
+                    Data("dwcp: the leader's API at \(leaderAPI) does not answer; asking \(address) again\n".utf8))
+                // 100 ms, doubling to 800 ms.
+                try await Task.sleep(for: .milliseconds(100) * (1 << min(rounds, 3)))
+                rounds += 1
             }
         }
     }

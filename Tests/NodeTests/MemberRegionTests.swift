@@ -62,8 +62,7 @@ import Testing
     func joinerOfAnotherRegionIsRefused() async throws {
         let dir = TemporaryDirectory()
         try await withThreeMembers(dir) { nodes, peers in
-            let leaderID = try #require(nodes[0].raft!.status.leader)
-            let leader = try #require(nodes.first { $0.configuration.nodeID == leaderID })
+            let leader = try leader(of: nodes)
             let port = try closedPort()
             let joiner = try regionMember("n4", in: dir, region: "us", port: port, peers: peers, join: true)
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -86,8 +85,7 @@ import Testing
     func statusNamesTheNodeAtAMistypedAddress() async throws {
         let dir = TemporaryDirectory()
         try await withThreeMembers(dir) { nodes, peers in
-            let leaderID = try #require(nodes[0].raft!.status.leader)
-            let leader = try #require(nodes.first { $0.configuration.nodeID == leaderID })
+            let leader = try leader(of: nodes)
             let port = try closedPort()
             // n5 waits to join; the operator adds "n4" at its address.
             let joiner = try regionMember("n5", in: dir, port: port, peers: peers, join: true)

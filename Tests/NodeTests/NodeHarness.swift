@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Store
 import TestSupport
+import Testing
 
 @testable import Node
 
@@ -67,6 +68,13 @@ func withThreeMembers(
         }
         try await body(nodes, peers)
     }
+}
+
+/// The member that leads `nodes`, as the first of them names it (``withThreeMembers(_:regions:applyDelays:_:)``
+/// starts its body once they agree).
+func leader(of nodes: [Node]) throws -> Node {
+    let id = try #require(nodes[0].raft!.status.leader)
+    return try #require(nodes.first { $0.configuration.nodeID == id })
 }
 
 /// A member of `region` listening on `port` of loopback, in `directory`'s directory `name` (its id

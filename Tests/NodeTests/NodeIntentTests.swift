@@ -197,9 +197,8 @@ import Testing
     func answersInARegion() async throws {
         let dir = TemporaryDirectory()
         try await withThreeMembers(dir) { nodes, _ in
-            let leaderID = try #require(nodes[0].raft!.status.leader)
-            let leader = try #require(nodes.first { $0.configuration.nodeID == leaderID })
-            let follower = try #require(nodes.first { $0.configuration.nodeID != leaderID })
+            let leader = try leader(of: nodes)
+            let follower = try #require(nodes.first { $0 !== leader })
             let added = try await leader.submit(Self.host("h1"))
             // (The follower checks its own views for the host before it forwards.)
             try await follower.waitUntilApplied(added.logIndex)

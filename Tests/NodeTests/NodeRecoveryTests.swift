@@ -128,9 +128,8 @@ import Testing
         let dir = TemporaryDirectory()
         let stopped = Mutex<(id: String, peers: [String: String], applied: UInt64)?>(nil)
         try await withThreeMembers(dir) { nodes, peers in
-            let leaderID = try #require(nodes[0].raft!.status.leader)
-            let leader = try #require(nodes.first { $0.configuration.nodeID == leaderID })
-            let follower = try #require(nodes.first { $0.configuration.nodeID != leaderID })
+            let leader = try leader(of: nodes)
+            let follower = try #require(nodes.first { $0 !== leader })
             for i in 0..<12 { _ = try await leader.submit(NodeIntentTests.host("h\(i)")) }
             let last = leader.log.lastIndex
             #expect(try await waitUntil { follower.applied.value >= last })

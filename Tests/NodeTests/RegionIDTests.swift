@@ -28,8 +28,7 @@ import Testing
             }
             let status = await nodes[1].clusterStatus(timeout: .zero)
             #expect(status["region_id"] == .string(RegionIdentified.described(id)))
-            let leaderID = try #require(nodes[0].raft!.status.leader)
-            let leader = try #require(nodes.first { $0.configuration.nodeID == leaderID })
+            let leader = try leader(of: nodes)
             let port = try closedPort()
             let joiner = try regionMember("n4", in: dir, port: port, peers: peers, join: true)
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -53,8 +52,7 @@ import Testing
         let dir = TemporaryDirectory()
         try await withThreeMembers(dir) { nodes, peers in
             #expect(try await waitUntil { nodes.allSatisfy { $0.raft!.transport.regionID != nil } })
-            let leaderID = try #require(nodes[0].raft!.status.leader)
-            let leader = try #require(nodes.first { $0.configuration.nodeID == leaderID })
+            let leader = try leader(of: nodes)
             let n2 = nodes[1]
             // Staging's n1 and n3, whose membership has its n2 at this region's n2 by mistake.
             let (p1, p3) = (try closedPort(), try closedPort())
@@ -89,7 +87,7 @@ import Testing
                 let written = leader.log.lastIndex
                 #expect(try await waitUntil { n2.applied.value >= written })
                 #expect(try await rows(n2, "SELECT name FROM hosts ORDER BY name") == #"[["h1"],["h2"]]"#)
-                #expect(n2.raft!.status.leader == leaderID)
+                #expect(n2.raft!.status.leader == leader.configuration.nodeID)
                 #expect(n2.raft!.status.term < stagingLeader.raft!.status.term)
                 #expect(try await rows(stagingLeader, "SELECT name FROM hosts") == #"[["stranger"]]"#)
             }

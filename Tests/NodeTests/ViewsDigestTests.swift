@@ -17,8 +17,7 @@ import Testing
     func membersAgreeAndDamageShows() async throws {
         let dir = TemporaryDirectory()
         try await withThreeMembers(dir) { nodes, _ in
-            let leaderID = try #require(nodes[0].raft!.status.leader)
-            let leader = try #require(nodes.first { $0.configuration.nodeID == leaderID })
+            let leader = try leader(of: nodes)
             _ = try await leader.submit(
                 .addHost(HostAdded(name: "h1", region: "eu", cpus: 64, memoryBytes: 64 << 30, labels: ["zone": "a"])))
             // The marker lands among writes: each member's batch must end at it.
@@ -40,7 +39,7 @@ import Testing
             for node in nodes {
                 first[node.configuration.nodeID] = try await node.viewsDigest(at: marker, timeout: .seconds(20)).tables
             }
-            let leaderDigest = try #require(first[leaderID])
+            let leaderDigest = try #require(first[leader.configuration.nodeID])
             #expect(first.values.allSatisfy { $0 == leaderDigest }, "\(first)")
             #expect(leaderDigest.contains { $0.table == "hosts" && $0.rows == 1 })
             #expect(leaderDigest.contains { $0.table == "members" && $0.rows == 3 })
@@ -52,7 +51,7 @@ import Testing
             #expect(vms.rows == before, "\(vms), \(String(describing: before)) created before index \(marker)")
 
             // A label changed in one member's file, as the drill did: nothing SQLite checks breaks.
-            let damaged = try #require(nodes.first { $0.configuration.nodeID != leaderID })
+            let damaged = try #require(nodes.first { $0 !== leader })
             var configuration = Configuration()
             configuration.busyMode = .timeout(10)  // The member may be applying meanwhile.
             let writer = try DatabaseQueue(path: damaged.views.path, configuration: configuration)
@@ -64,7 +63,7 @@ import Testing
                 digests[node.configuration.nodeID] = try await node.viewsDigest(at: second, timeout: .seconds(20))
                     .tables
             }
-            let reference = try #require(digests[leaderID])
+            let reference = try #require(digests[leader.configuration.nodeID])
             for (id, tables) in digests where id != damaged.configuration.nodeID {
                 #expect(tables == reference, "\(id)")
             }

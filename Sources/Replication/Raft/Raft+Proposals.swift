@@ -174,15 +174,17 @@ extension Raft {
         return membership.voters.keys.filter { !isAnswering($0) }.sorted()
     }
 
-    /// Whether this leader heard from `member` within the last election timeout (itself: always).
     /// Leader: ticks since `member` was last heard from; one not heard from since this leader's
     /// election (a leader hears from each voter within a heartbeat or two) counts from the
-    /// election, not as silent for ever.
+    /// election, not as silent for ever. For what may be tried and fail harmlessly (a transfer, a
+    /// promotion's catch-up check); a change that could stop the group asks ``isAnswering(_:)``.
     func silence(of member: String) -> Int {
         guard let silent = progress[member]?.silentTicks else { return .max }
         return silent == .max ? leadingTicks : silent
     }
 
+    /// Whether this leader heard from `member` within the last election timeout (itself: always);
+    /// one not heard from since the election is not answering, whatever it did before.
     func isAnswering(_ member: String) -> Bool {
         member == id || (progress[member]?.silentTicks ?? .max) < configuration.electionTicks
     }

@@ -108,6 +108,9 @@ public final class RaftConsensus: Consensus {
     /// Take a snapshot and compact the log every this many applied entries.
     let snapshotEvery: UInt64
     /// Snapshots to stream to members that need them (peer, snapshot), in order.
+    /// The snapshot chunks received and not yet written: a connection that brings more while
+    /// eight wait stops reading until the disk catches up (``InboundBacklog``).
+    let snapshotBacklog = InboundBacklog(limit: 8 * SnapshotChunk.size)
     let snapshotSends: AsyncStream<RaftMessage>
     let snapshotSendQueue: AsyncStream<RaftMessage>.Continuation
     let metrics: NodeMetrics
@@ -684,13 +687,14 @@ public final class RaftConsensus: Consensus {
         // held for microseconds). Snapshot chunks are written to disk, so they go to their own
         // task, which writes them on NIO's thread pool (tasks run on the event loops, which must
         // not wait for the disk), and so does the snapshot message that follows them: in order,
-        // it finds its data. Sending a snapshot reads its file on the thread pool too.
+        // it finds its data. Sending a snapshot reads its file on the thread pool too. The queue
+        // holds few chunks: past ``snapshotBacklog``'s limit the connection stops reading.
         let (snapshotFrames, snapshotFrameQueue) = AsyncStream.makeStream(
             of: RaftFrame.Content.self, bufferingPolicy: .unbounded)
         // The views are caught up with the commit index by now (Node.init).
         try noteRegionIDInViews()
         let port = try await listen(
-            host: configuration.listenHost, port: configuration.listenPort,
+            host: configuration.listenHost, port: configuration.listenPort, backlog: snapshotBacklog,
             connected: { [self] frame in
                 // A member that connects in is up: answer it without waiting out a back-off left
                 // from while it was down (a restarted follower gets its entries at once), and tell
@@ -734,7 +738,8 @@ public final class RaftConsensus: Consensus {
                     state.withLock { $0.step(message) }
                     wake.yield()
                 }
-            case .snapshotChunk:
+            case .snapshotChunk(let chunk):
+                snapshotBacklog.added(chunk.data.count)
                 snapshotFrameQueue.yield(frame.content)
             case .memberStatus(let exchange):
                 receive(exchange)
@@ -784,6 +789,7 @@ public final class RaftConsensus: Consensus {
                 for await content in snapshotFrames {
                     switch content {
                     case .snapshotChunk(let chunk):
+                        defer { self.snapshotBacklog.finished(chunk.data.count) }
                         _ = try await NIOThreadPool.singleton.runIfActive { self.snapshots.receive(chunk) }
                     case .message(let message):
                         if case .snapshot(let meta) = message.body, !self.snapshotDataArrived(meta) {
@@ -928,10 +934,12 @@ public final class RaftConsensus: Consensus {
     /// ``RaftTransport/listen(host:port:connected:receive:)``, with an address it cannot take
     /// told in words (``NodeError/listening(on:flag:_:)``).
     private func listen(
-        host: String, port: Int, connected: RaftTransport.Receiver?, receive: @escaping RaftTransport.Receiver
+        host: String, port: Int, backlog: InboundBacklog, connected: RaftTransport.Receiver?,
+        receive: @escaping RaftTransport.Receiver
     ) async throws -> Int {
         do {
-            return try await transport.listen(host: host, port: port, connected: connected, receive: receive)
+            return try await transport.listen(
+                host: host, port: port, backlog: backlog, connected: connected, receive: receive)
         } catch {
             throw NodeError.listening(on: "\(host):\(port)", flag: "--listen", error) ?? error
         }

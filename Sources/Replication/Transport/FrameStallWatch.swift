@@ -67,6 +67,12 @@ final class FrameStallWatch {
         timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: when) { [self] in
             timer = nil
             guard owing, !done, context.channel.isActive else { return }
+            // Reads held by the receiver (``InboundBacklog``): the silence is this member's.
+            if (try? context.channel.syncOptions?.getOption(ChannelOptions.autoRead)) == false {
+                lastHeard = .now()
+                arm(context, at: lastHeard + deadline)
+                return
+            }
             let silent = NIODeadline.now() - lastHeard
             guard silent >= deadline else {
                 arm(context, at: lastHeard + deadline)

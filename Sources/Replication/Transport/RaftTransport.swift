@@ -152,8 +152,11 @@ public final class RaftTransport: Sendable {
     /// (useful with port 0). `connected` is called with the first frame of every connection a peer
     /// opens, before `receive`: a sign that the peer is up (see ``retryNow(_:)``). A connection's
     /// hello is checked here (``identify(as:group:regionID:address:)``) and never reaches `receive`.
+    /// A connection that delivers a snapshot chunk while `backlog` is full stops reading until
+    /// it drains (``InboundBacklog``).
     public func listen(
-        host: String, port: Int, connected: Receiver? = nil, receive: @escaping Receiver
+        host: String, port: Int, backlog: InboundBacklog? = nil, connected: Receiver? = nil,
+        receive: @escaping Receiver
     ) async throws -> Int {
         let logger = logger
         let secured = tls != nil
@@ -210,7 +213,7 @@ public final class RaftTransport: Sendable {
                                 maxFrameBytes: RaftFrame.maxFrameBytes, logger: logger,
                                 stalledFrameDeadline: stalledFrameDeadline)))
                     let handler = InboundFrameHandler(
-                        receive: receive, connected: connected, logger: logger,
+                        receive: receive, connected: connected, backlog: backlog, logger: logger,
                         greeted: { [self] hello, peer in greeted(by: hello, from: peer) },
                         ownRegionID: { [self] in regionID },
                         droppedUnvouched: { [self] peer, frame in droppedUnvouched(from: peer, frame) },
@@ -544,6 +547,9 @@ final class InboundFrameHandler: ChannelInboundHandler {
 
     let receive: RaftTransport.Receiver
     let connected: RaftTransport.Receiver?
+    /// Holds the connection's reads after a snapshot chunk while the chunks waiting for the disk
+    /// are at their limit.
+    let backlog: InboundBacklog?
     let logger: Logger
     /// Told of a frame that did not decode, before the connection is closed.
     let rejected: (SocketAddress?, ReplicationError) -> Void
@@ -586,7 +592,8 @@ final class InboundFrameHandler: ChannelInboundHandler {
     private var closing = false
 
     init(
-        receive: @escaping RaftTransport.Receiver, connected: RaftTransport.Receiver?, logger: Logger,
+        receive: @escaping RaftTransport.Receiver, connected: RaftTransport.Receiver?,
+        backlog: InboundBacklog? = nil, logger: Logger,
         greeted: @escaping (ConnectionHello, SocketAddress?) -> ConnectionHello? = { _, _ in nil },
         ownRegionID: @escaping () -> UInt64? = { nil },
         droppedUnvouched: @escaping (SocketAddress?, RaftFrame) -> Void = { _, _ in },
@@ -596,6 +603,7 @@ final class InboundFrameHandler: ChannelInboundHandler {
         self.failed = failed
         self.receive = receive
         self.connected = connected
+        self.backlog = backlog
         self.logger = logger
         self.greeted = greeted
         self.ownRegionID = ownRegionID
@@ -654,6 +662,7 @@ final class InboundFrameHandler: ChannelInboundHandler {
         }
         if case .hello = frame.content { return }
         receive(frame)
+        if let backlog, case .snapshotChunk = frame.content { backlog.holdIfFull(context.channel) }
     }
 
     /// Answers a member of another region with this member's hello, then closes the connection;

@@ -16,9 +16,11 @@ public enum NodeAPI {
     public static func application(
         node: Node, logger: Logger, onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) throws -> some ApplicationProtocol {
-        let router = Router()
-        routes(router, node: node)
-        router.add(middleware: UnknownRouteMiddleware())
+        // HEAD is answered wherever GET is, with the GET's headers and no body.
+        let router = Router(options: .autoGenerateHeadEndpoints)
+        let routes = APIRoutes(router)
+        Self.routes(routes, node: node)
+        router.add(middleware: UnknownRouteMiddleware(routes: routes.table))
         // Each connection takes the certificate of the moment (a SIGHUP reloads it).
         let connections = HTTP1Channel.Configuration(idleTimeout: TimeAmount(node.configuration.apiIdleTimeout))
         let server: HTTPServerBuilder =
@@ -40,7 +42,7 @@ public enum NodeAPI {
             logger: logger)
     }
 
-    static func routes(_ router: Router<BasicRequestContext>, node: Node) {
+    static func routes(_ router: APIRoutes, node: Node) {
         router.get("/metrics") { _, _ in
             Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],

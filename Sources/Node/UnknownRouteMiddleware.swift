@@ -1,11 +1,14 @@
 import Hummingbird
 
-/// Answers a request no route matches with the API's JSON error (`not_found`, naming the method
-/// and path), instead of Hummingbird's bare 404 with an empty body.
+/// Answers a request no route matches with the API's JSON error, instead of Hummingbird's bare
+/// 404 with an empty body: `405 method_not_allowed` with an `Allow` header when the path is one
+/// the API serves with other methods, `404 not_found` naming the method and path otherwise.
 ///
 /// Added to the router after every route, so it wraps only the router's not-found responder:
 /// the routes themselves do not pass through it.
 struct UnknownRouteMiddleware<Context: RequestContext>: RouterMiddleware {
+    let routes: RouteTable
+
     // @concurrent: Hummingbird's requirement, spelled as this module (NonisolatedNonsendingByDefault) must.
     @concurrent func handle(
         _ request: Request, context: Context, next: @concurrent (Request, Context) async throws -> Response
@@ -13,6 +16,16 @@ struct UnknownRouteMiddleware<Context: RequestContext>: RouterMiddleware {
         do {
             return try await next(request, context)
         } catch let error as HTTPError where error.status == .notFound {
+            let allowed = routes.methods(at: request.uri.path)
+            if !allowed.isEmpty {
+                let names = allowed.map(\.rawValue).joined(separator: ", ")
+                var response = NodeAPI.failure(
+                    "method_not_allowed",
+                    "\(request.method) is not served at \(request.uri.path): it takes \(names) (docs/api.md lists the API)",
+                    status: .methodNotAllowed)
+                response.headers[.allow] = names
+                return response
+            }
             return NodeAPI.failure(
                 NodeError.Code.notFound.rawValue,
                 "no such route: \(request.method) \(request.uri.path) (docs/api.md lists the API)",

@@ -268,7 +268,12 @@ import Testing
                 (.GET, "/v1/watch?limit=x", nil, 400, "invalid limit"),
                 // No route: the API's JSON error, not an empty 404.
                 (.GET, "/v1/nothing-here", nil, 404, "no such route: GET /v1/nothing-here"),
-                (.PUT, "/v1/status", "{}", 404, "no such route: PUT /v1/status"),
+                (.GET, "/v1/vms/x/nothing", nil, 404, "no such route: GET /v1/vms/x/nothing"),
+                // A known path with another method: 405, naming the methods it takes.
+                (.PUT, "/v1/status", "{}", 405, "PUT is not served at /v1/status: it takes GET, HEAD"),
+                (.GET, "/v1/hosts", nil, 405, "GET is not served at /v1/hosts: it takes POST"),
+                (.DELETE, "/v1/vms/web-9/console", nil, 405, "it takes GET, HEAD"),
+                (.PUT, "/v1/vms/web-9", "{}", 405, "it takes DELETE"),
             ]
             for (method, path, body, expectedStatus, message) in cases {
                 let (status, text) = try await call(method, base + path, body)
@@ -276,6 +281,27 @@ import Testing
                 #expect(text.contains(#"{"error":{"code":"#) && text.contains(message), "\(path): \(text)")
             }
             #expect(node.log.lastIndex == before)
+        }
+    }
+
+    @Test("a wrong method names those the path takes in Allow; HEAD answers a GET's headers without its body")
+    func methodsOfAPath() async throws {
+        try await withAPI { _, base in
+            var request = HTTPClientRequest(url: base + "/v1/vms/web-1/stop")
+            request.method = .GET
+            var response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+            #expect(response.status == .methodNotAllowed)
+            #expect(response.headers["Allow"] == ["POST"])
+            #expect(String(buffer: try await response.body.collect(upTo: 1 << 20)).contains("method_not_allowed"))
+
+            request = HTTPClientRequest(url: base + "/v1/status")
+            response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+            let length = response.headers["Content-Length"].first.flatMap { Int($0) }
+            #expect(response.status == .ok && (length ?? 0) > 0)
+            request.method = .HEAD
+            response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+            #expect(response.status == .ok)
+            #expect(try await response.body.collect(upTo: 1 << 20).readableBytes == 0)
         }
     }
 

@@ -133,7 +133,7 @@ import Testing
     func plansOnALaggingFollowerAreLinearizable() async throws {
         let dir = TemporaryDirectory()
         try await withThreeMembers(dir, applyDelays: ["n3": .seconds(60)]) { nodes, _ in
-            let (leader, n3) = try await Self.laggingFollower(nodes)
+            let (_, n3) = try await Self.laggingFollower(nodes)
             // n3 holds back x and its placement: its own views still have both hosts empty.
             let stale = try await n3.plan([Self.vm("y", cpus: 4)], consistency: .local)
             #expect(stale.decisions[0].decision.host == "a")

@@ -15,10 +15,10 @@ import Testing
     )
     func chunksPastTheLimitWaitInTheSender() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        // A stall deadline far below how long the connection is held: the hold must not count.
+        // A stall deadline below how long the connection is held: the hold must not count.
         let receiver = RaftTransport(
             eventLoopGroup: group, logger: Logger(label: "backlog-test"),
-            liveness: ConnectionLiveness(stalledFrameDeadline: .milliseconds(200)))
+            liveness: ConnectionLiveness(stalledFrameDeadline: .milliseconds(500)))
         let chunkBytes = 64 << 10
         let backlog = InboundBacklog(limit: 3 * chunkBytes)
         let offsets = Mutex<[UInt64]>([])
@@ -37,12 +37,16 @@ import Testing
                     totalBytes: UInt64(count * chunkBytes), checksum: 0, data: [UInt8](repeating: 1, count: chunkBytes))
             ).encoded()
         }
-        let sender = try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port).get()
-        sender.writeAndFlush(sender.allocator.buffer(bytes: frames), promise: nil)
+        // Written as the connection opens, on its loop: a test task that waits for a busy
+        // machine before it writes would be a stall of the sender's own.
+        let sender = try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port).map { channel in
+            channel.writeAndFlush(channel.allocator.buffer(bytes: frames), promise: nil)
+            return channel
+        }.get()
 
         // Held: what arrives stops near the limit (frames read before the hold still decode).
         #expect(try await eventually(.seconds(10)) { backlog.heldConnections == 1 })
-        try await Task.sleep(for: .seconds(1))
+        try await Task.sleep(for: .seconds(1.5))
         let whileHeld = offsets.withLock { $0.count }
         #expect(whileHeld >= 3 && whileHeld <= 12, "\(whileHeld) of \(count) chunks delivered while held")
         #expect(backlog.bytes == whileHeld * chunkBytes)

@@ -25,8 +25,18 @@ final class SimulatedNode {
     var receivedSnapshot: KeyValueMachine?
     var pendingWrites: [UInt64: (client: Int, requestID: UInt64)] = [:]
     var pendingReads: [UInt64: (client: Int, requestID: UInt64, key: String)] = [:]
-    /// Writes this follower forwarded to the leader, by forward id, until the leader answers.
-    var pendingForwards: [UInt64: (client: Int, requestID: UInt64)] = [:]
+    /// Writes this follower forwarded to the leader, by forward id, until the leader answers
+    /// (sent again, under the same id, while it does not: as the product's followers do).
+    var pendingForwards: [UInt64: PendingForward] = [:]
+    /// How far this process's commit index was checked (``Simulation/checkCommitted(_:)``).
+    var checkedCommit: UInt64 = 0
+
+    struct PendingForward {
+        var client: Int
+        var requestID: UInt64
+        var payload: [UInt8]
+        var sentAt: UInt64
+    }
     var readsAwaitingApply: [(index: UInt64, context: UInt64)] = []
     var observedRole: RaftRole = .follower
     var observedTerm: UInt64 = 0
@@ -66,6 +76,7 @@ final class SimulatedNode {
             entries: diskEntries)
         machine = diskSnapshotData
         snapshotData = diskSnapshotData
+        checkedCommit = 0
         observedRole = .follower
         observedTerm = diskHardState.term
     }
@@ -85,8 +96,18 @@ final class SimulatedNode {
         readsAwaitingApply = []
     }
 
-    /// Makes the oldest queued write durable.
-    func completeWrite() -> DiskWrite {
+    /// Whether the disk holds the entry at `index` of `term`, or a snapshot past it.
+    func durablyHolds(_ index: UInt64, term: UInt64) -> Bool {
+        if index < diskSnapshot.index { return true }
+        if index == diskSnapshot.index { return diskSnapshot.term == term }
+        let position = Int(index - diskSnapshot.index - 1)
+        return position < diskEntries.count && diskEntries[position].term == term
+    }
+
+    /// Makes the oldest queued write durable; the problem, if the write leaves a gap in the log
+    /// (reported as a violation, where a trap would lose the seed).
+    func completeWrite() -> (DiskWrite, problem: String?) {
+        var problem: String?
         let write = writeQueue.removeFirst()
         if let snapshot = write.snapshot {
             diskSnapshot = snapshot.meta
@@ -99,8 +120,11 @@ final class SimulatedNode {
         if let first = write.entries.first {
             diskEntries.removeAll { $0.index >= first.index }
             let expected = (diskEntries.last?.index ?? diskSnapshot.index) + 1
-            precondition(first.index == expected, "simulated disk: entry \(first.index) after \(expected - 1)")
-            diskEntries.append(contentsOf: write.entries)
+            if first.index == expected {
+                diskEntries.append(contentsOf: write.entries)
+            } else {
+                problem = "\(id) wrote entry \(first.index) to a log that ends at \(expected - 1)"
+            }
         }
         if let hardState = write.hardState { diskHardState = hardState }
         if let compaction = write.compaction, compaction.meta.index > diskSnapshot.index {
@@ -108,6 +132,6 @@ final class SimulatedNode {
             diskSnapshot = compaction.meta
             diskSnapshotData = compaction.data
         }
-        return write
+        return (write, problem)
     }
 }

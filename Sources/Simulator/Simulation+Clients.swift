@@ -69,9 +69,11 @@ extension Simulation {
                 if node.raft!.leader != nil, chance(0.5) {
                     let id = nextForwardID
                     nextForwardID += 1
-                    let payload = KeyValueMachine.payload(requestID: requestID, key: client.key, value: value)
+                    let payload = KeyValueMachine.payload(
+                        requestID: requestID, key: client.key, value: value, token: takeToken())
                     if (try? node.raft!.forward([payload], id: id)) != nil {
-                        node.pendingForwards[id] = (index, requestID)
+                        node.pendingForwards[id] = SimulatedNode.PendingForward(
+                            client: index, requestID: requestID, payload: payload, sentAt: now)
                         drain(node)
                         return
                     }
@@ -81,7 +83,7 @@ extension Simulation {
             }
             do {
                 let range = try node.raft!.propose([
-                    KeyValueMachine.payload(requestID: requestID, key: client.key, value: value)
+                    KeyValueMachine.payload(requestID: requestID, key: client.key, value: value, token: takeToken())
                 ])
                 node.pendingWrites[range.lowerBound] = (index, requestID)
             } catch let error as ReplicationError {
@@ -101,6 +103,38 @@ extension Simulation {
         drain(node)
     }
 
+    func takeToken() -> UInt64 {
+        defer { nextToken += 1 }
+        return nextToken
+    }
+
+    /// Sends again, under the same id, what this follower forwarded and the leader has not
+    /// answered for 100 ms (the product's `resendUnansweredForwards`): the leader must not append
+    /// it twice. Given up once its client moved on.
+    func resendForwards(from node: SimulatedNode) {
+        for id in node.pendingForwards.keys.sorted() {
+            let pending = node.pendingForwards[id]!
+            guard clients[pending.client].busy, clients[pending.client].requestID == pending.requestID else {
+                node.pendingForwards[id] = nil
+                continue
+            }
+            guard now - pending.sentAt >= Self.forwardResendAfter else { continue }
+            var resendID = id
+            if options.flaw == .forwardsAgainUnderNewID {
+                resendID = nextForwardID
+                nextForwardID += 1
+                node.pendingForwards[id] = nil
+            }
+            guard (try? node.raft!.forward([pending.payload], id: resendID)) != nil else { continue }
+            report.forwardsResent += 1
+            var resent = pending
+            resent.sentAt = now
+            node.pendingForwards[resendID] = resent
+        }
+    }
+
+    static let forwardResendAfter: UInt64 = 100_000
+
     /// The leader said where a forwarded write landed (or refused it).
     func forwardAnswered(_ answer: RaftForwardedProposal, on node: SimulatedNode) {
         guard let pending = node.pendingForwards.removeValue(forKey: answer.id) else { return }
@@ -116,7 +150,7 @@ extension Simulation {
                 applied?.requestID == pending.requestID ? .done(value: nil) : .retry(leader: node.raft?.leader)
             replyToClient(pending.client, requestID: pending.requestID, reply: reply)
         } else {
-            node.pendingWrites[first] = pending
+            node.pendingWrites[first] = (pending.client, pending.requestID)
         }
     }
 

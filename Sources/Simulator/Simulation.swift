@@ -7,10 +7,12 @@ import Store
 /// lose what was not fsynced, pauses, leadership transfers and membership changes. Every random
 /// choice comes from one seeded generator, so a seed replays exactly.
 ///
-/// Checked on every step: at most one leader per term, log matching (one entry per index and term),
-/// leader completeness (a new leader holds every committed entry), and that no two members ever
-/// apply different entries at an index. At the end: that the clients' history is linearizable,
-/// that the region recovered once healed, and that the members' logs agree.
+/// Checked on every step: at most one leader per term, log matching (one entry per index and term,
+/// after an entry of one term), one term per committed index, the commit rule against the disks
+/// (a majority of voters hold what a leader commits), leader completeness (a new leader holds every
+/// committed entry), that no two members ever apply different entries at an index, and that no
+/// payload is applied twice in a term. At the end: that the clients' history is linearizable,
+/// that the region recovered once healed, and that the members' logs agree (docs/replication.md).
 public final class Simulation {
     enum Event {
         case tick(node: String, generation: Int)
@@ -57,6 +59,7 @@ public final class Simulation {
     var nextRequestID: UInt64 = 1
     var nextReadContext: UInt64 = 1
     var nextForwardID: UInt64 = 1
+    var nextToken: UInt64 = 1
     var nextValue = 0
 
     // Faults in force.
@@ -73,8 +76,14 @@ public final class Simulation {
     var leaders: [UInt64: String] = [:]
     /// Every entry any member appended, by (index, term): log matching says there is one each.
     var entriesSeen: [EntryKey: LogEntry] = [:]
+    /// The term at index - 1 of every (index, term) any member appended: log matching says one.
+    var termsBefore: [EntryKey: UInt64] = [:]
     /// Every entry any member applied, by index.
     var committedEntries: [UInt64: LogEntry] = [:]
+    /// The term of every index any member counted as committed, applied or not.
+    var committedTerms: [UInt64: UInt64] = [:]
+    /// Where each payload's token was applied first (index, term).
+    var appliedTokens: [UInt64: EntryKey] = [:]
     var lastWriteAt: UInt64 = 0
     var membershipPhase = 0
     var retiring: (id: String, index: UInt64)?
@@ -171,6 +180,7 @@ public final class Simulation {
             queue.schedule(.tick(node: id, generation: generation), at: now + Self.tickInterval)
             guard !node.paused else { return }
             node.raft!.tick()
+            resendForwards(from: node)
             drain(node)
         case .deliver(let message, let snapshot):
             guard let node = nodes[message.to], node.isUp, !blocked.contains(link(message.from, message.to)) else {
@@ -183,7 +193,8 @@ public final class Simulation {
             receive(message, snapshot: snapshot, at: node)
         case .fsync(let id, let generation):
             guard let node = nodes[id], node.generation == generation, node.isUp else { return }
-            let write = node.completeWrite()
+            let (write, problem) = node.completeWrite()
+            if let problem { violation(problem) }
             for message in write.messagesAfterPersist { send(message, from: node) }
             if let last = write.entries.last { node.raft!.persisted(through: last.index, term: last.term) }
             node.writing = false
@@ -240,6 +251,7 @@ public final class Simulation {
             let ready = node.raft!.takeReady()
             if ready.isEmpty { break }
             observe(node)
+            checkCommitted(node)
             for message in ready.messages { send(message, from: node) }
             if options.flaw == .sendsBeforeSync {
                 for message in ready.messagesAfterPersist { send(message, from: node) }
@@ -322,6 +334,7 @@ public final class Simulation {
                 }
             } else {
                 committedEntries[entry.index] = entry
+                checkAppliedOnce(entry)
             }
             guard entry.index == node.machine.appliedIndex + 1 else {
                 violation("\(node.id) applied entry \(entry.index) after \(node.machine.appliedIndex)")

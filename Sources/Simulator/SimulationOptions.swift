@@ -26,6 +26,9 @@ public struct SimulationOptions: Sendable {
         /// Messages that must wait for the node's write (votes, append acknowledgements) are sent
         /// at once, beside it: a crash before the fsync then breaks a promise the node made.
         case sendsBeforeSync = "sends-before-sync"
+        /// A forward the leader has not answered is sent again under a new id, which the leader
+        /// cannot tell from a new proposal: it may append the payload twice.
+        case forwardsAgainUnderNewID = "forwards-again-under-new-id"
     }
 
     public init(
@@ -57,8 +60,9 @@ public struct SimulationReport: Sendable {
     public var elections = 0
     public var crashes = 0
     public var snapshotsSent = 0
-    /// Writes a follower forwarded to the leader that completed.
+    /// Writes a follower forwarded to the leader that completed, and forwards sent again.
     public var forwardedWrites = 0
+    public var forwardsResent = 0
     public var membershipChanges = 0
     /// Faults injected: symmetric partitions, one-way cuts, pauses, leadership transfers asked for.
     public var partitions = 0
@@ -80,7 +84,7 @@ public struct SimulationReport: Sendable {
     public var summary: String {
         "seed \(seed) (\(nodes) nodes): \(passed ? "ok" : "FAILED"), \(completedOperations) operations, "
             + "\(indeterminateWrites) indeterminate, \(elections) elections, \(crashes) crashes, "
-            + "\(snapshotsSent) snapshots sent, \(forwardedWrites) forwarded writes, \(membershipChanges) membership changes, "
+            + "\(snapshotsSent) snapshots sent, \(forwardedWrites) forwarded writes (\(forwardsResent) resent), \(membershipChanges) membership changes, "
             + "\(partitions) partitions, \(oneWayCuts) one-way cuts, \(pauses) pauses, \(transfers) transfers, "
             + "\(slowDisks) slow disks, \(powerCuts) power cuts, "
             + "\(messagesBlocked) messages cut off, \(messagesLost) lost, \(messagesDuplicated) duplicated, "

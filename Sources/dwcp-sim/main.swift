@@ -4,7 +4,7 @@
 //
 // Each seed runs a whole region (the product's Raft code) with clients and injected faults, and
 // checks safety on every step and linearizability at the end. A failing seed is printed with the
-// command that replays it exactly. `--flaw reads-locally` (or `sends-before-sync`) puts a flaw in the driver on purpose,
+// command that replays it exactly. `--flaw reads-locally` (or `sends-before-sync`, `forwards-again-under-new-id`) puts a flaw in the driver on purpose,
 // to watch the checks catch it (SimulationOptions.Flaw).
 import Foundation
 import Simulation

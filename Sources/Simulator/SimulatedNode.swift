@@ -10,6 +10,10 @@ final class SimulatedNode {
     /// Bumped on every crash, so events meant for the old process are dropped.
     var generation = 0
     var inbox: [(message: RaftMessage, snapshot: KeyValueMachine?)] = []
+    /// While paused: client requests that reached it, and writes that became durable (the disk
+    /// goes on; the process learns of it when it resumes).
+    var clientInbox: [(client: Int, requestID: UInt64)] = []
+    var durableWhilePaused: [DiskWrite] = []
 
     // Durable.
     var diskHardState: HardState
@@ -88,6 +92,8 @@ final class SimulatedNode {
         writeQueue = []
         writing = false
         inbox = []
+        clientInbox = []
+        durableWhilePaused = []
         paused = false
         receivedSnapshot = nil
         pendingWrites = [:]

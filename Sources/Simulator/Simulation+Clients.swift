@@ -57,9 +57,14 @@ extension Simulation {
             at: now + pause + Self.clientTimeout)
     }
 
-    /// A client's request reaches a member (lost if it is down or paused).
+    /// A client's request reaches a member: lost if it is down, taken when it resumes if it is
+    /// paused (a stopped process still has the request in its socket).
     func clientArrives(at id: String, client index: Int, requestID: UInt64) {
-        guard let node = nodes[id], node.isUp, !node.paused else { return }
+        guard let node = nodes[id], node.isUp else { return }
+        if node.paused {
+            node.clientInbox.append((index, requestID))
+            return
+        }
         let client = clients[index]
         guard client.busy, client.requestID == requestID else { return }
         if let value = client.write {

@@ -110,10 +110,7 @@ extension Simulation {
             if !node.isUp, !retired.contains(id) {
                 startNode(id)
             } else if node.paused {
-                node.paused = false
-                let waiting = node.inbox
-                node.inbox = []
-                for (message, snapshot) in waiting where node.isUp { receive(message, snapshot: snapshot, at: node) }
+                resume(node)
             }
         }
         trace("everything healed")

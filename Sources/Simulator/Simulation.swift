@@ -195,11 +195,11 @@ public final class Simulation {
             guard let node = nodes[id], node.generation == generation, node.isUp else { return }
             let (write, problem) = node.completeWrite()
             if let problem { violation(problem) }
-            for message in write.messagesAfterPersist { send(message, from: node) }
-            if let last = write.entries.last { node.raft!.persisted(through: last.index, term: last.term) }
-            node.writing = false
-            drain(node)
-            startWrite(node)
+            if node.paused {
+                node.durableWhilePaused.append(write)
+                return
+            }
+            finishWrite(write, on: node)
         case .fault:
             guard now < options.duration else { return }
             injectFault()
@@ -217,10 +217,7 @@ public final class Simulation {
         case .resume(let id, let generation):
             guard let node = nodes[id], node.generation == generation, node.paused else { return }
             trace("\(id) resumes")
-            node.paused = false
-            let waiting = node.inbox
-            node.inbox = []
-            for (message, snapshot) in waiting where node.isUp { receive(message, snapshot: snapshot, at: node) }
+            resume(node)
         case .clientNext(let client):
             startOperation(client)
         case .clientArrive(let id, let client, let requestID):
@@ -235,6 +232,33 @@ public final class Simulation {
             retry(client, leader: nil)
         case .membershipStep:
             membershipStep()
+        }
+    }
+
+    /// The process learns that `write` is durable: what waited for it is sent, Raft is told, and
+    /// the next write starts.
+    func finishWrite(_ write: SimulatedNode.DiskWrite, on node: SimulatedNode) {
+        for message in write.messagesAfterPersist { send(message, from: node) }
+        if let last = write.entries.last { node.raft!.persisted(through: last.index, term: last.term) }
+        node.writing = false
+        drain(node)
+        startWrite(node)
+    }
+
+    /// A paused process runs again: it learns of the writes that became durable meanwhile, then
+    /// takes the messages and the client requests that waited for it, in the order they came.
+    func resume(_ node: SimulatedNode) {
+        node.paused = false
+        let durable = node.durableWhilePaused
+        node.durableWhilePaused = []
+        for write in durable where node.isUp { finishWrite(write, on: node) }
+        let waiting = node.inbox
+        node.inbox = []
+        for (message, snapshot) in waiting where node.isUp { receive(message, snapshot: snapshot, at: node) }
+        let requests = node.clientInbox
+        node.clientInbox = []
+        for request in requests where node.isUp {
+            clientArrives(at: node.id, client: request.client, requestID: request.requestID)
         }
     }
 

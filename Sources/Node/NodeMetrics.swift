@@ -35,6 +35,8 @@ public final class NodeMetrics: Sendable {
     let historyCompactions: CoreMetrics.Counter
     /// Proposals a member forwarded that the leader refused because they were no record.
     let forwardsRefused: CoreMetrics.Counter
+    /// Raft messages dropped because no member sends them (``RaftDisregarded``).
+    let messagesDisregarded: CoreMetrics.Counter
     /// 1 while this node leads and keeps history past its retention because a member does not
     /// answer, or answers with views that cannot apply the record; else 0.
     let historyCompactionHeldBack: CoreMetrics.Gauge
@@ -92,6 +94,7 @@ public final class NodeMetrics: Sendable {
         snapshotsInstalled = CoreMetrics.Counter(label: "dwcp_raft_snapshots_installed_total", factory: factory)
         historyCompactions = CoreMetrics.Counter(label: "dwcp_history_compactions_total", factory: factory)
         forwardsRefused = CoreMetrics.Counter(label: "dwcp_raft_forwards_refused_total", factory: factory)
+        messagesDisregarded = CoreMetrics.Counter(label: "dwcp_raft_messages_disregarded_total", factory: factory)
         historyCompactionHeldBack = CoreMetrics.Gauge(label: "dwcp_history_compaction_held_back", factory: factory)
         dataDirectoryAvailable = CoreMetrics.Gauge(label: "dwcp_data_directory_available_bytes", factory: factory)
         dataDirectorySize = CoreMetrics.Gauge(label: "dwcp_data_directory_size_bytes", factory: factory)

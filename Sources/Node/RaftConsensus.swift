@@ -85,6 +85,7 @@ public final class RaftConsensus: Consensus {
     let addresses = Mutex<[String: String]>([:])
     /// One ``reportLostLog(_:)`` line a minute for each member.
     let lostLogThrottles = Mutex<[String: LogThrottle]>([:])
+    let disregardedThrottles = Mutex<[String: LogThrottle]>([:])
     /// Proposals this follower forwarded to the leader, waiting for where they landed (first index, term).
     let forwards = PendingAnswers<(first: UInt64, term: UInt64)> {
         NodeError(
@@ -819,6 +820,20 @@ public final class RaftConsensus: Consensus {
         await transport.close()
     }
 
+    /// Counts a message no member sends (``RaftDisregarded``) and logs it, at most once a minute
+    /// for each kind of message (a flood of made-up names would fill a table kept by sender).
+    func reportDisregarded(_ dropped: RaftDisregarded) {
+        metrics.messagesDisregarded.increment()
+        guard
+            let held = disregardedThrottles.withLock({
+                $0[dropped.kind, default: LogThrottle(interval: .seconds(60))].admit()
+            })
+        else { return }
+        logger.warning(
+            "\(group): dropped a \(dropped.kind) of term \(dropped.term) from \(dropped.from): \(dropped.reason) (a stray or forged frame: without mutual TLS anyone who reaches the replication port can send one)\(LogThrottle.more(held))"
+        )
+    }
+
     /// Logs a follower whose log lost entries it had acknowledged (``RaftLostLog``), at most once
     /// a minute for each: it will not catch up as it is, and only an operator can mend it.
     func reportLostLog(_ lost: RaftLostLog) {
@@ -842,6 +857,7 @@ public final class RaftConsensus: Consensus {
             receiveReads(ready.reads)
             if ready.statusChanged { noteStatus() }
             for lost in ready.lostLogs { reportLostLog(lost) }
+            for dropped in ready.disregarded { reportDisregarded(dropped) }
             // Committed entries were made durable by earlier readies: the views need not wait
             // for this one's fsync, nor for its messages to be handed to the transport. (A ready
             // with a snapshot carries none: the snapshot covers them.)

@@ -6,8 +6,19 @@ extension Raft {
         guard message.to == id, message.from != id else { return }
         if case .removed(let index) = message.body {
             // A fact about the region's committed log, whatever the sender's term: not a reason to
-            // take that term (this member may have campaigned past it while cut off).
+            // take that term (this member may have campaigned past it while cut off). Only a
+            // member's: the leader that removed this one counted among its members.
+            guard membership.contains(message.from) else {
+                disregard(message, "\(message.from) is not a member")
+                return
+            }
             noteRemoval(at: index)
+            return
+        }
+        if message.body.isAnswer, !membership.contains(message.from), departing[message.from] == nil {
+            // This member asks only members (and a leader the members it is removing); an answer
+            // from anyone else, of a later term, would make it take that term.
+            disregard(message, "\(message.from) is not a member")
             return
         }
         if message.term > term, role == .leader, !membership.contains(message.from) {
@@ -89,6 +100,11 @@ extension Raft {
         case .removed:
             break  // Taken before the term checks.
         }
+    }
+
+    mutating func disregard(_ message: RaftMessage, _ reason: String) {
+        ready.disregarded.append(
+            RaftDisregarded(from: message.from, kind: message.body.name, term: message.term, reason: reason))
     }
 
     /// A message from a later term. Returns whether to go on handling it.

@@ -211,6 +211,15 @@ extension Raft {
     mutating func handleAppendResponse(
         from peer: String, accepted: Bool, index: UInt64, hintIndex: UInt64, hintTerm: UInt64
     ) {
+        if accepted, index > log.lastIndex {
+            // No member holds what this leader never had: taken, it would count the member
+            // caught up past the log's end and send it a snapshot after every answer.
+            ready.disregarded.append(
+                RaftDisregarded(
+                    from: peer, kind: "appendResponse", term: term,
+                    reason: "it acknowledges index \(index), past this leader's last index \(log.lastIndex)"))
+            return
+        }
         guard var member = progress[peer] else {
             // A removed member's answer to a farewell: how far it has the log now.
             if accepted, var departure = departing[peer] {

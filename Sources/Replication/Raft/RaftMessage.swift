@@ -74,6 +74,15 @@ public struct RaftSnapshotMeta: Sendable, Equatable {
 }
 
 extension RaftMessage.Body {
+    /// An answer to what only a candidate or a leader asks, and only of its members: votes and
+    /// acknowledgements.
+    var isAnswer: Bool {
+        switch self {
+        case .preVoteResponse, .voteResponse, .appendResponse, .heartbeatResponse: true
+        default: false
+        }
+    }
+
     /// A short name for logs and metrics.
     public var name: String {
         switch self {

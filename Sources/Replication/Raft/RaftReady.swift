@@ -33,11 +33,34 @@ public struct RaftReady: Sendable, Equatable {
     public var released: [LogEntry] = []
     /// Followers whose logs now end below what they acknowledged, for the driver to report.
     public var lostLogs: [RaftLostLog] = []
+    /// Messages dropped because no member sends them, for the driver to report.
+    public var disregarded: [RaftDisregarded] = []
 
     public var isEmpty: Bool {
         messages.isEmpty && snapshot == nil && truncateFrom == nil && entries.isEmpty && hardState == nil
             && messagesAfterPersist.isEmpty && committed.isEmpty && reads.isEmpty && forwarded.isEmpty
-            && !statusChanged && released.isEmpty && lostLogs.isEmpty
+            && !statusChanged && released.isEmpty && lostLogs.isEmpty && disregarded.isEmpty
+    }
+}
+
+/// A message no member of the group sends, dropped as it came: an answer from a node this member
+/// does not count a member (nothing it asked a member for), an acknowledgement of entries the
+/// leader never had, or a removal notice from a non-member. In plain TCP anyone who reaches the
+/// replication port can send frames and a sender's name is not authenticated (mutual TLS is the
+/// boundary), but a stray frame from a node outside the group no longer moves this member's
+/// term, cuts a follower off, or switches it off.
+public struct RaftDisregarded: Sendable, Equatable {
+    public var from: String
+    public var kind: String
+    public var term: UInt64
+    /// Why, in words.
+    public var reason: String
+
+    public init(from: String, kind: String, term: UInt64, reason: String) {
+        self.from = from
+        self.kind = kind
+        self.term = term
+        self.reason = reason
     }
 }
 

@@ -1,0 +1,68 @@
+import Store
+import Testing
+
+@testable import Replication
+
+/// Frames no member sends (a stray or forged one on a plain-TCP replication port, found by a
+/// black-box test) are dropped and reported, and change nothing: not the term, not the leader's
+/// view of a follower, not whether a member counts itself removed.
+@Suite struct RaftStrayMessageTests {
+    /// A three-member group with a leader, settled.
+    static func group() -> (TestCluster, leader: String, follower: String) {
+        var cluster = TestCluster(["n1", "n2", "n3"])
+        let leader = cluster.electLeader()
+        cluster.settle()
+        return (cluster, leader, cluster.member(otherThan: leader))
+    }
+
+    @Test("an answer of a later term from a node that is no member moves no member's term and calls no election")
+    func answersFromNonMembersAreDropped() throws {
+        var (cluster, leader, follower) = Self.group()
+        let term = cluster.members[follower]!.term
+        for (to, body) in [
+            (follower, RaftMessage.Body.heartbeatResponse(readContext: 0)),
+            (follower, .voteResponse(granted: true)),
+            (leader, .appendResponse(accepted: true, index: 1, hintIndex: 0, hintTerm: 0)),
+            (leader, .preVoteResponse(granted: true)),
+        ] {
+            cluster.members[to]!.step(RaftMessage(from: "zz", to: to, term: term + 100, body: body))
+            let ready = cluster.members[to]!.takeReady()
+            #expect(ready.disregarded.map(\.from) == ["zz"], "\(body.name) to \(to)")
+            #expect(ready.disregarded.first?.reason.contains("zz is not a member") == true)
+        }
+        cluster.tick(30)
+        #expect(cluster.leader == leader)
+        #expect(cluster.members.values.allSatisfy { $0.term == term })
+    }
+
+    @Test("a removal notice from a node that is no member is dropped; the member stays in")
+    func aRemovalNoticeFromANonMemberIsDropped() throws {
+        var (cluster, _, follower) = Self.group()
+        cluster.members[follower]!.step(
+            RaftMessage(from: "zz", to: follower, term: 0, body: .removed(index: 1 << 62)))
+        #expect(cluster.members[follower]!.takeReady().disregarded.map(\.kind) == ["removed"])
+        #expect(!cluster.members[follower]!.isToldRemoved)
+    }
+
+    @Test(
+        "an acknowledgement past the leader's last index is dropped: the follower is neither counted caught up nor sent snapshots"
+    )
+    func anAcknowledgementPastTheLogIsDropped() throws {
+        var (cluster, leader, follower) = Self.group()
+        let last = cluster.members[leader]!.lastIndex
+        let term = cluster.members[leader]!.term
+        cluster.members[leader]!.step(
+            RaftMessage(
+                from: follower, to: leader, term: term,
+                body: .appendResponse(accepted: true, index: last + 1000, hintIndex: 0, hintTerm: 0)))
+        #expect(
+            cluster.members[leader]!.takeReady().disregarded.first?.reason.contains("past this leader's last index")
+                == true)
+        #expect(cluster.members[leader]!.progress[follower]!.match <= last)
+        // The follower still gets what the leader appends next, and no snapshot.
+        _ = try cluster.members[leader]!.propose([Array("x".utf8)])
+        cluster.tick(10)
+        #expect(cluster.records(follower).contains("x"))
+        #expect(cluster.snapshotsSent[follower] == nil)
+    }
+}

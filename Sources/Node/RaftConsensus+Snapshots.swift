@@ -6,13 +6,29 @@ import Synchronization
 extension RaftConsensus {
     /// Every `snapshotEvery` applied entries: copy the views into a snapshot, then compact the Raft
     /// log and the LMDB log behind it. Runs beside the ready loop, so replication goes on meanwhile.
+    /// One is also taken at once when the one to send was found damaged or gone
+    /// (``snapshotRetakes``), replacing a file at the same index.
     func takeSnapshots() async throws {
+        var retakesSeen = snapshotRetakes.value
         while true {
             let base = state.withLock { $0.snapshotMeta.index }
-            _ = try await snapshots.applied.wait(until: base + snapshotEvery)
+            let seen = retakesSeen
+            let retake = try await withThrowingTaskGroup(of: Bool.self) { group in
+                group.addTask { [self] in
+                    _ = try await snapshots.applied.wait(until: base + snapshotEvery)
+                    return false
+                }
+                group.addTask { [self] in
+                    _ = try await snapshotRetakes.wait(until: seen + 1)
+                    return true
+                }
+                defer { group.cancelAll() }
+                return try await group.next() ?? false
+            }
+            if retake { retakesSeen = snapshotRetakes.value }
             // A snapshot installed from the leader meanwhile moved the base: count from there.
-            guard state.withLock({ $0.snapshotMeta.index }) == base else { continue }
-            let index = try await snapshots.take()
+            guard retake || state.withLock({ $0.snapshotMeta.index }) == base else { continue }
+            let index = try await snapshots.take(replacing: retake)
             metrics.snapshotsTaken.increment()
             // After a restart the views can be ahead of what Raft has applied (the commit index it
             // saved is a hint): compact once it has caught up with the copy, rather than refuse
@@ -46,6 +62,14 @@ extension RaftConsensus {
         let peer = message.to
         guard let address = addresses.withLock({ $0[peer] }) else {
             logger.warning("\(group): no address for \(peer): snapshot \(meta.index) not sent")
+            return
+        }
+        do {
+            try await snapshots.checkBeforeSending(meta.index)
+        } catch {
+            // Not sent: the next try (after Raft's back-off) finds the new one.
+            logger.error("\(group): \(error); not sent to \(peer): taking a new snapshot from the views")
+            snapshotRetakes.advance(to: snapshotRetakes.value + 1)
             return
         }
         do {

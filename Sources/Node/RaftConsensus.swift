@@ -108,6 +108,9 @@ public final class RaftConsensus: Consensus {
     let snapshots: ViewSnapshots
     /// Take a snapshot and compact the log every this many applied entries.
     let snapshotEvery: UInt64
+    /// Counts the snapshots found damaged or gone as they were to be sent: each moves the snapshot
+    /// loop to take a new one at once.
+    let snapshotRetakes = IndexWatermark()
     /// Snapshots to stream to members that need them (peer, snapshot), in order.
     /// The snapshot chunks received and not yet written: a connection that brings more while
     /// eight wait stops reading until the disk catches up (``InboundBacklog``).

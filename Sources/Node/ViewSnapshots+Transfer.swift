@@ -144,8 +144,30 @@ extension ViewSnapshots {
     /// through (`PRAGMA quick_check`), at the index it was sent as, of a schema this build
     /// installs (its own, or an earlier one it upgrades). The checksum only shows the bytes are
     /// the ones the leader sent.
-    func checkReceived(_ index: UInt64) throws {
-        let path = receivedPath(index)
+    func checkReceived(_ index: UInt64) throws { try Self.check(path: receivedPath(index), index: index) }
+
+    /// Checks snapshot `index` before it first leaves this node in this process, as its receiver
+    /// will (``checkReceived(_:)``), on NIO's thread pool. A file damaged on this disk, or gone
+    /// while it is the log's snapshot, fails: the leader then takes a new one from its views
+    /// rather than stream one that every member refuses, again after every back-off, until the
+    /// next snapshot is due (100,000 entries by default).
+    func checkBeforeSending(_ index: UInt64) async throws {
+        if checkedForSending.withLock({ $0.contains(index) }) { return }
+        let file = path(index)
+        guard FileManager.default.fileExists(atPath: file) else {
+            throw NodeError(.unavailable, "snapshot \(index) is missing (\(file))")
+        }
+        do {
+            try await NIOThreadPool.singleton.runIfActive { try Self.check(path: file, index: index) }
+        } catch let error as NodeError {
+            throw NodeError(.unavailable, "snapshot \(index) is damaged on this member (\(file)): \(error.message)")
+        }
+        checkedForSending.withLock { _ = $0.insert(index) }
+    }
+
+    /// A snapshot file SQLite reads through (`PRAGMA quick_check`) that describes itself as the
+    /// views at `index`, of a schema this build installs; an error in words otherwise.
+    static func check(path: String, index: UInt64) throws {
         var configuration = Configuration()
         configuration.readonly = true
         let problems: [String]
@@ -161,7 +183,7 @@ extension ViewSnapshots {
         }
         let description: Description
         do {
-            description = try Self.describe(path: path)
+            description = try describe(path: path)
         } catch {
             throw NodeError(.invalid, "it does not describe itself as a views snapshot", cause: error)
         }

@@ -24,6 +24,8 @@ public final class ViewSnapshots: Sendable {
     let viewsChecked = IndexWatermark(0)
     /// The snapshot being received, chunk by chunk.
     let incoming = Mutex<Incoming?>(nil)
+    /// Snapshots checked before they first left this node (``checkBeforeSending(_:)``).
+    let checkedForSending = Mutex<Set<UInt64>>([])
 
     struct Incoming: Sendable {
         var from: String
@@ -107,15 +109,21 @@ public final class ViewSnapshots: Sendable {
 
     /// Copies the views as they are into a new snapshot file; returns its index. The copy
     /// (``ViewStore/copy(to:)``) holds the live rows without the pages that deletes freed, and is
-    /// taken while writers go on.
-    func take() async throws -> UInt64 {
+    /// taken while writers go on. With `replacing`, a file already at that index (found damaged)
+    /// is replaced in one rename; without, it is kept.
+    func take(replacing: Bool = false) async throws -> UInt64 {
         _ = try await viewsChecked.wait(until: 1)
         let taking = directory + "/taking-\(UUID().uuidString.prefix(8)).sqlite"
         let index = try await views.copy(to: taking)
-        if FileManager.default.fileExists(atPath: path(index)) {
+        if FileManager.default.fileExists(atPath: path(index)), !replacing {
             try FileManager.default.removeItem(atPath: taking)
         } else {
-            try FileManager.default.moveItem(atPath: taking, toPath: path(index))
+            guard rename(taking, path(index)) == 0 else {
+                let error = NodeError(
+                    .internal, "cannot rename \(taking) to \(path(index)): \(String(cString: strerror(errno)))")
+                try? FileManager.default.removeItem(atPath: taking)
+                throw error
+            }
             // The rename is on disk before the log is compacted behind the file.
             try ViewStore.syncFile(directory)
         }

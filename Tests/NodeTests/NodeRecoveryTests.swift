@@ -360,3 +360,38 @@ import Testing
         }
     }
 }
+
+extension NodeRecoveryTests {
+    @Test(
+        "a leader whose snapshot file was damaged on its disk takes a new one when a member needs it, instead of sending one every member refuses"
+    )
+    func aDamagedSnapshotIsTakenAgainBeforeItIsSent() async throws {
+        let dir = TemporaryDirectory()
+        let (p1, p2) = (try closedPort(), try closedPort())
+        let leader = try regionMember("n1", in: dir, port: p1, peers: ["n1": "127.0.0.1:\(p1)"], snapshotEvery: 5)
+        let joiner = try regionMember("n2", in: dir, port: p2, peers: ["n1": "127.0.0.1:\(p1)"], join: true)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await leader.run() }
+            defer { group.cancelAll() }
+            try #require(try await waitUntil { leader.raft!.isLeader })
+            for name in ["a", "b", "c", "d", "e", "f"] { _ = try await leader.submit(NodeIntentTests.host(name)) }
+            #expect(try await waitUntil { leader.log.snapshot.index > 0 })
+            let taken = metric(leader.metrics.render(node: leader), "dwcp_raft_snapshots_taken_total") ?? 0
+            // Damaged on this disk, past its first page: SQLite still opens it, quick_check does not pass.
+            let file = leader.snapshots.path(leader.log.snapshot.index)
+            let handle = try #require(FileHandle(forUpdatingAtPath: file))
+            let size = try handle.seekToEnd()
+            try handle.seek(toOffset: 4096)
+            handle.write(Data(repeating: 0xA5, count: Int(size) - 4096))
+            try handle.close()
+
+            group.addTask { try await joiner.run() }
+            _ = try await leader.raft!.changeMembership(.addLearner(id: "n2", address: "127.0.0.1:\(p2)"))
+            let written = leader.log.lastIndex
+            #expect(
+                try await waitUntil(timeout: .seconds(30)) { joiner.applied.value >= written }, "n2 never caught up")
+            #expect(metric(leader.metrics.render(node: leader), "dwcp_raft_snapshots_taken_total")! > taken)
+            #expect(try await rows(joiner, "SELECT count(*) FROM hosts") == "[[6]]")
+        }
+    }
+}

@@ -395,3 +395,32 @@ extension NodeRecoveryTests {
         }
     }
 }
+
+extension NodeRecoveryTests {
+    @Test("views ahead of the log are refused with what may have happened and what to do")
+    func viewsAheadOfTheLogSayWhatToDo() async throws {
+        let longer = TemporaryDirectory()
+        try await populate(longer)
+        let shorter = TemporaryDirectory()
+        try await withRunningNode(shorter) { node in _ = try await node.submit(NodeIntentTests.host("h1")) }
+        // The views of the longer history beside the shorter log (as a log that lost its tail).
+        for suffix in ["", "-wal", "-shm"] {
+            let from = longer.path + "/views.sqlite" + suffix
+            let to = shorter.path + "/views.sqlite" + suffix
+            try? FileManager.default.removeItem(atPath: to)
+            if FileManager.default.fileExists(atPath: from) {
+                try FileManager.default.copyItem(atPath: from, toPath: to)
+            }
+        }
+        let error = try #require(
+            throws: NodeError.self,
+            performing: {
+                _ = try Node(
+                    configuration: NodeConfiguration(dataDirectory: shorter.path, nodeID: "n1", region: "eu"),
+                    logger: .init(label: "test"))
+            })
+        #expect(error.message.contains("the log lost entries the views applied"), "\(error.message)")
+        #expect(error.message.contains("region.journal"), "\(error.message)")
+        #expect(error.message.contains("move \(shorter.path)/views.sqlite aside"), "\(error.message)")
+    }
+}

@@ -50,10 +50,14 @@ extension RaftConsensus {
     }
 
     /// The region most of the voters said when it is not this member's: this member is the one
-    /// started under the wrong name, and they ignore it. Nil otherwise.
+    /// started under the wrong name, and they ignore it. Nil otherwise. A member that knows no
+    /// membership yet (one started with --join) counts the members of its --peer list instead.
     func regionOfTheOthers() -> String? {
         guard let region else { return nil }
-        let membership = state.withLock { $0.membership }
+        var membership = state.withLock { $0.membership }
+        if membership.voters.isEmpty {
+            membership = RaftMembership(voters: configuration.peers.filter { $0.key != nodeID })
+        }
         return regions.withLock { $0.majorityRegion(of: membership, own: region, id: nodeID) }
     }
 

@@ -77,6 +77,10 @@ import Testing
                 #expect(refusal?.code == .invalid)
                 #expect(refusal?.message.contains("--region us") == true, "\(String(describing: refusal))")
                 #expect(leader.raft!.status.membership.all["n4"] == nil)
+                // n4, with no membership yet, counts its --peer list: once it hears that most of
+                // them say eu, it is the one to restart, not they.
+                for id in ["n1", "n2"] { _ = joiner.raft!.regions.withLock { $0.record("eu", from: id, own: "us") } }
+                #expect(joiner.raft!.regionOfTheOthers() == "eu")
             }
         }
     }

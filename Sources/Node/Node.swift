@@ -97,7 +97,12 @@ public final class Node: Service, Sendable {
         if appliedIndex < log.snapshot.index {
             // Views rebuilt or lost on a compacted log (or a snapshot install cut short): start
             // from the snapshot the log begins behind.
-            try snapshots.installAtStart(log.snapshot.index)
+            do {
+                try snapshots.installAtStart(log.snapshot.index)
+            } catch {
+                throw NodeError.unusableSnapshot(
+                    log.snapshot.index, error, memberID: configuration.replication.map { _ in configuration.nodeID })
+            }
             appliedIndex = try views.appliedIndex()
         }
         if appliedIndex + 1 < log.firstIndex {

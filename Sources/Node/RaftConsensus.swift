@@ -180,7 +180,12 @@ public final class RaftConsensus: Consensus {
         var snapshotMembership = RaftMembership()
         if snapshot.index > 0 {
             // The membership at the snapshot is in the snapshot's own members table.
-            let described = try snapshots.describe(snapshot.index).membership
+            let described: MembershipRecord
+            do {
+                described = try snapshots.describe(snapshot.index).membership
+            } catch {
+                throw NodeError.unusableSnapshot(snapshot.index, error, memberID: nodeID)
+            }
             snapshotMembership = RaftMembership(voters: described.voters, learners: described.learners)
         }
         let notice = Self.removalNotice(

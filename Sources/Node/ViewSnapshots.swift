@@ -177,14 +177,28 @@ public final class ViewSnapshots: Sendable {
     /// ``install(_:)`` for the node's start, before anything else runs.
     func installAtStart(_ index: UInt64) throws {
         let (file, description) = try checked(index)
-        try views.pool.writeWithoutTransaction { db in try Self.copy(file, into: db) }
+        do {
+            try views.pool.writeWithoutTransaction { db in try Self.copy(file, into: db) }
+        } catch {
+            throw NodeError(.unavailable, "\(file) cannot be copied into the views: \(error)", cause: error)
+        }
         applied.advance(to: description.index)
         logger.notice("restored the views from snapshot \(index) (term \(description.term))")
     }
 
     /// What snapshot `index` kept here says about itself; an error naming the file if it is gone.
     func describe(_ index: UInt64) throws -> Description {
-        try Self.describe(path: existingPath(index))
+        try describeNaming(existingPath(index))
+    }
+
+    /// What the snapshot at `file` says about itself; an error naming the file if SQLite cannot
+    /// read it.
+    private func describeNaming(_ file: String) throws -> Description {
+        do {
+            return try Self.describe(path: file)
+        } catch let error as DatabaseError {
+            throw NodeError(.unavailable, "\(file) is not a views snapshot SQLite can read: \(error)", cause: error)
+        }
     }
 
     /// Snapshot `index`'s file; an error naming it if it is gone.
@@ -200,7 +214,7 @@ public final class ViewSnapshots: Sendable {
     /// not yet upgraded sent). One of a newer dwcp cannot be installed.
     private func checked(_ index: UInt64) throws -> (String, Description) {
         let file = try existingPath(index)
-        let description = try Self.describe(path: file)
+        let description = try describeNaming(file)
         guard description.schemaVersion != ViewStore.schemaVersion else { return (file, description) }
         do {
             if let note = try ViewStore.upgradeFile(at: file) { logger.notice("\(note)") }

@@ -424,3 +424,55 @@ extension NodeRecoveryTests {
         #expect(error.message.contains("move \(shorter.path)/views.sqlite aside"), "\(error.message)")
     }
 }
+
+extension NodeRecoveryTests {
+    @Test(
+        "a snapshot the log starts behind, gone or damaged at start, is named, with what to do: for a member and for a single node"
+    )
+    func anUnreadableSnapshotAtStartSaysWhatToDo() async throws {
+        // A region member: its snapshot file is gone.
+        let dir = TemporaryDirectory()
+        let port = try closedPort()
+        let peers = ["n1": "127.0.0.1:\(port)"]
+        // (In a function of its own: the member lets its data directory go when it is released.)
+        func compacted() async throws -> UInt64 {
+            let member = try regionMember("n1", in: dir, port: port, peers: peers, snapshotEvery: 5)
+            return try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await member.run() }
+                defer { group.cancelAll() }
+                try #require(try await waitUntil { member.raft!.isLeader })
+                for name in ["a", "b", "c", "d", "e", "f"] { _ = try await member.submit(NodeIntentTests.host(name)) }
+                #expect(try await waitUntil { member.log.snapshot.index > 0 })
+                return member.log.snapshot.index
+            }
+        }
+        let snapshot = try await compacted()
+        let file = dir.file("n1") + "/snapshots/views-\(snapshot).sqlite"
+        try FileManager.default.removeItem(atPath: file)
+        let gone = try #require(throws: NodeError.self) {
+            _ = try regionMember("n1", in: dir, port: port, peers: peers, snapshotEvery: 5)
+        }
+        #expect(gone.message.contains("views snapshot \(snapshot) is missing (\(file))"), "\(gone.message)")
+        #expect(gone.message.contains("dwcp cluster remove-member n1"), "\(gone.message)")
+
+        // A single node without views: its snapshot file is damaged.
+        let single = TemporaryDirectory()
+        try await withRunningNode(single, snapshotEvery: 5) { node in
+            for name in ["a", "b", "c", "d", "e", "f"] { _ = try await node.submit(NodeIntentTests.host(name)) }
+            #expect(try await waitUntil { node.log.snapshot.index > 0 })
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            try? FileManager.default.removeItem(atPath: single.file("views.sqlite" + suffix))
+        }
+        let snapshots = try FileManager.default.contentsOfDirectory(atPath: single.file("snapshots"))
+        let damaged = single.file("snapshots") + "/" + (try #require(snapshots.first { $0.hasPrefix("views-") }))
+        try Data(repeating: 0xA5, count: 8192).write(to: URL(fileURLWithPath: damaged))
+        let unreadable = try #require(throws: NodeError.self) {
+            _ = try Node(
+                configuration: NodeConfiguration(dataDirectory: single.path, nodeID: "n1", region: "eu"),
+                logger: .init(label: "test"))
+        }
+        #expect(unreadable.message.contains(damaged), "\(unreadable.message)")
+        #expect(unreadable.message.contains("restore the file from a backup"), "\(unreadable.message)")
+    }
+}

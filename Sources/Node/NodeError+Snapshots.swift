@@ -1,0 +1,17 @@
+extension NodeError {
+    /// The snapshot a compacted log starts behind could not be read as a node started: `why`
+    /// names the file and what is wrong with it; the message adds what to do. A region member
+    /// catches up from its leader once added again; a single node has only the file.
+    static func unusableSnapshot(_ index: UInt64, _ why: any Error, memberID: String?) -> NodeError {
+        let remedy =
+            if let memberID {
+                "remove this member (dwcp cluster remove-member \(memberID)), empty its data directory, start it with --join and add it again (dwcp cluster add-member): it catches up from the leader"
+            } else {
+                "restore the file from a backup: the log before index \(index + 1) is gone, and only the snapshot holds it"
+            }
+        return NodeError(
+            .unavailable,
+            "the log starts behind views snapshot \(index), which this node cannot read: \(why). To go on: \(remedy)",
+            cause: why as? any Error & Sendable)
+    }
+}

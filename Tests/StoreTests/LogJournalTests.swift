@@ -187,6 +187,31 @@ import Testing
         }
     }
 
+    @Test("a journal that goes on past what an emptied LMDB file took in says so: the log does not open")
+    func lmdbBehindTheJournal() async throws {
+        let dir = TemporaryDirectory()
+        do {
+            let log = try openStore(dir)
+            try await log.append(entries(1...3))
+            try await log.append(entries(4...6))
+            try await log.checkpoint()
+            try await log.append(entries(7...9))
+            log.closeWithoutCheckpoint()
+        }
+        // LMDB's file replaced by an empty one: it no longer holds records 1 and 2.
+        for name in ["data.mdb", "lock.mdb"] { try? FileManager.default.removeItem(atPath: dir.file("log/" + name)) }
+        do {
+            _ = try openStore(dir)
+            Issue.record("a log whose LMDB file lost what it took in from the journal opened")
+        } catch let error as StoreError {
+            #expect(error.code == .journal)
+            #expect(
+                error.message.contains("has taken in the journal's records through 0")
+                    && error.message.contains("goes on with record 3") && error.message.contains("data.mdb"),
+                "\(error)")
+        }
+    }
+
     @Test(
         "damage to a record's header (its magic, sequence or length) with a whole record after it is not read as a torn end",
         arguments: [0, 4, 12])

@@ -98,6 +98,14 @@ final class LogJournal: Sendable {
             expected += 1
             offset += Self.headerSize + record.payload.count
         }
+        if let stop, stop.intact, stop.sequence > expected {
+            // Whole, in its place, of a later sequence: the journal went on past records that
+            // LMDB took in and no longer holds.
+            throw StoreError(
+                .journal,
+                "the log's LMDB file (\(URL(fileURLWithPath: path).deletingLastPathComponent().path)/data.mdb) has taken in the journal's records through \(expected - 1), but the journal \(path) goes on with record \(stop.sequence): records \(expected)–\(stop.sequence - 1), moved into LMDB, are gone from it (data.mdb replaced, emptied or restored from an older copy?); it held acknowledged writes, so the log does not open (give this member an empty data directory and add it to the region again)"
+            )
+        }
         if let later = try wholeRecord(from: offset, sequenceAtLeast: expected, size: size) {
             let what =
                 if let stop, stop.sequence == expected, !stop.intact {

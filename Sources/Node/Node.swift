@@ -97,12 +97,8 @@ public final class Node: Service, Sendable {
         if appliedIndex < log.snapshot.index {
             // Views rebuilt or lost on a compacted log (or a snapshot install cut short): start
             // from the snapshot the log begins behind.
-            do {
-                try snapshots.installAtStart(log.snapshot.index)
-            } catch {
-                throw NodeError.unusableSnapshot(
-                    log.snapshot.index, error, memberID: configuration.replication.map { _ in configuration.nodeID })
-            }
+            try snapshots.installAtStart(
+                log.snapshot.index, memberID: configuration.replication.map { _ in configuration.nodeID })
             appliedIndex = try views.appliedIndex()
         }
         if appliedIndex + 1 < log.firstIndex {

@@ -25,9 +25,10 @@ extension RaftConsensus {
                 defer { group.cancelAll() }
                 return try await group.next() ?? false
             }
-            if retake { retakesSeen = snapshotRetakes.value }
             // A snapshot installed from the leader meanwhile moved the base: count from there.
             guard retake || state.withLock({ $0.snapshotMeta.index }) == base else { continue }
+            // What this copy covers: a retake asked for while it is taken asks for a later one.
+            retakesSeen = snapshotRetakes.value
             let index = try await snapshots.take(replacing: retake)
             metrics.snapshotsTaken.increment()
             // After a restart the views can be ahead of what Raft has applied (the commit index it
@@ -64,10 +65,21 @@ extension RaftConsensus {
             logger.warning("\(group): no address for \(peer): snapshot \(meta.index) not sent")
             return
         }
+        // A send that waited behind another transfer while a newer snapshot replaced this one:
+        // Raft sends the newer one next time.
+        guard meta.index >= state.withLock({ $0.snapshotMeta.index }) else {
+            logger.debug("\(group): snapshot \(meta.index) was replaced before it could go to \(peer)")
+            return
+        }
         do {
             try await snapshots.checkBeforeSending(meta.index)
         } catch {
-            // Not sent: the next try (after Raft's back-off) finds the new one.
+            // Not sent: the next try (after Raft's back-off) finds the new one. One retake for
+            // each snapshot found so, however many sends were waiting with it.
+            guard snapshotsRetaken.withLock({ $0.insert(meta.index).inserted }) else {
+                logger.error("\(group): \(error); not sent to \(peer)")
+                return
+            }
             logger.error("\(group): \(error); not sent to \(peer): taking a new snapshot from the views")
             snapshotRetakes.advance(to: snapshotRetakes.value + 1)
             return

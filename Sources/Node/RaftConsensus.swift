@@ -111,6 +111,8 @@ public final class RaftConsensus: Consensus {
     /// Counts the snapshots found damaged or gone as they were to be sent: each moves the snapshot
     /// loop to take a new one at once.
     let snapshotRetakes = IndexWatermark()
+    /// The snapshots a retake was asked for, so that sends waiting with a damaged one ask once.
+    let snapshotsRetaken = Mutex<Set<UInt64>>([])
     /// Snapshots to stream to members that need them (peer, snapshot), in order.
     /// The snapshot chunks received and not yet written: a connection that brings more while
     /// eight wait stops reading until the disk catches up (``InboundBacklog``).

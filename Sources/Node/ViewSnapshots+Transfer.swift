@@ -153,10 +153,7 @@ extension ViewSnapshots {
     /// next snapshot is due (100,000 entries by default).
     func checkBeforeSending(_ index: UInt64) async throws {
         if checkedForSending.withLock({ $0.contains(index) }) { return }
-        let file = path(index)
-        guard FileManager.default.fileExists(atPath: file) else {
-            throw NodeError(.unavailable, "snapshot \(index) is missing (\(file))")
-        }
+        let file = try existingPath(index)
         do {
             try await NIOThreadPool.singleton.runIfActive { try Self.check(path: file, index: index) }
         } catch let error as NodeError {

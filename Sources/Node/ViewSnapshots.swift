@@ -118,6 +118,8 @@ public final class ViewSnapshots: Sendable {
         if FileManager.default.fileExists(atPath: path(index)), !replacing {
             try FileManager.default.removeItem(atPath: taking)
         } else {
+            // Nothing of the file replaced may be read with the new one.
+            for suffix in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path(index) + suffix) }
             guard rename(taking, path(index)) == 0 else {
                 let error = NodeError(
                     .internal, "cannot rename \(taking) to \(path(index)): \(String(cString: strerror(errno)))")
@@ -174,8 +176,15 @@ public final class ViewSnapshots: Sendable {
         logger.notice("installed views snapshot \(index) (term \(description.term))")
     }
 
-    /// ``install(_:)`` for the node's start, before anything else runs.
-    func installAtStart(_ index: UInt64) throws {
+    /// ``install(_:)`` for the node's start, before anything else runs. A file that is gone or
+    /// that SQLite cannot read is said so with what to do (``NodeError/unusableSnapshot(_:_:memberID:)``;
+    /// `memberID` is nil for a single node); other failures (an upgrade's, a full disk) as they are.
+    func installAtStart(_ index: UInt64, memberID: String?) throws {
+        do {
+            _ = try describe(index)
+        } catch {
+            throw NodeError.unusableSnapshot(index, error, memberID: memberID)
+        }
         let (file, description) = try checked(index)
         do {
             try views.pool.writeWithoutTransaction { db in try Self.copy(file, into: db) }
@@ -202,7 +211,7 @@ public final class ViewSnapshots: Sendable {
     }
 
     /// Snapshot `index`'s file; an error naming it if it is gone.
-    private func existingPath(_ index: UInt64) throws -> String {
+    func existingPath(_ index: UInt64) throws -> String {
         guard FileManager.default.fileExists(atPath: path(index)) else {
             throw NodeError(.unavailable, "views snapshot \(index) is missing (\(path(index)))")
         }

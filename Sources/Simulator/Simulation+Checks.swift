@@ -50,7 +50,8 @@ extension Simulation {
                 committedTerms[index] = term
             }
         }
-        guard raft.role == .leader, let term = raft.entry(at: raft.committed)?.term else { return }
+        let leads = raft.role == .leader || (node.observedRole == .leader && node.observedTerm == raft.term)
+        guard leads, let term = raft.entry(at: raft.committed)?.term else { return }
         let voters = raft.membership.voters.keys.sorted()
         let holders = voters.filter { nodes[$0]?.durablyHolds(raft.committed, term: term) ?? false }
         if holders.count < raft.membership.quorum {

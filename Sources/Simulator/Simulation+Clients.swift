@@ -114,7 +114,8 @@ extension Simulation {
     }
 
     /// Sends again, under the same id, what this follower forwarded and the leader has not
-    /// answered for 100 ms (the product's `resendUnansweredForwards`): the leader must not append
+    /// answered for 100 ms (the product's `resendUnansweredForwards`, after 500 ms there: here
+    /// within a client's 150 ms timeout, so that resends happen): the leader must not append
     /// it twice. Given up once its client moved on.
     func resendForwards(from node: SimulatedNode) {
         for id in node.pendingForwards.keys.sorted() {

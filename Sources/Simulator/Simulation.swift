@@ -274,8 +274,16 @@ public final class Simulation {
         while node.isUp, !node.paused {
             let ready = node.raft!.takeReady()
             if ready.isEmpty { break }
-            observe(node)
+            // (Before `observe`, which notes the role this ready leaves: a leader that committed
+            // its own removal has stepped down by now.)
             checkCommitted(node)
+            observe(node)
+            for dropped in ready.disregarded {
+                report.messagesDisregarded += 1
+                if dropped.cause == .pastTheLog {
+                    violation("\(node.id) was sent an acknowledgement: \(dropped.reason)")
+                }
+            }
             for message in ready.messages { send(message, from: node) }
             if options.flaw == .sendsBeforeSync {
                 for message in ready.messagesAfterPersist { send(message, from: node) }

@@ -63,6 +63,9 @@ public struct SimulationReport: Sendable {
     /// Writes a follower forwarded to the leader that completed, and forwards sent again.
     public var forwardedWrites = 0
     public var forwardsResent = 0
+    /// Messages a member dropped as no member's (``RaftDisregarded``): answers from a member it
+    /// no longer counts, late.
+    public var messagesDisregarded = 0
     public var membershipChanges = 0
     /// Faults injected: symmetric partitions, one-way cuts, pauses, leadership transfers asked for.
     public var partitions = 0
@@ -84,7 +87,7 @@ public struct SimulationReport: Sendable {
     public var summary: String {
         "seed \(seed) (\(nodes) nodes): \(passed ? "ok" : "FAILED"), \(completedOperations) operations, "
             + "\(indeterminateWrites) indeterminate, \(elections) elections, \(crashes) crashes, "
-            + "\(snapshotsSent) snapshots sent, \(forwardedWrites) forwarded writes (\(forwardsResent) resent), \(membershipChanges) membership changes, "
+            + "\(snapshotsSent) snapshots sent, \(forwardedWrites) forwarded writes (\(forwardsResent) resent), \(messagesDisregarded) messages disregarded, \(membershipChanges) membership changes, "
             + "\(partitions) partitions, \(oneWayCuts) one-way cuts, \(pauses) pauses, \(transfers) transfers, "
             + "\(slowDisks) slow disks, \(powerCuts) power cuts, "
             + "\(messagesBlocked) messages cut off, \(messagesLost) lost, \(messagesDuplicated) duplicated, "

@@ -45,6 +45,22 @@ import Testing
     }
 
     @Test(
+        "a removal notice from the leader this member follows counts, though it is in no membership the member holds yet"
+    )
+    func aRemovalNoticeFromTheLeaderCounts() throws {
+        var (cluster, _, follower) = Self.group()
+        let term = cluster.members[follower]!.term
+        // n9 was added, and leads, while this member was behind: it follows n9's heartbeats.
+        cluster.members[follower]!.step(
+            RaftMessage(from: "n9", to: follower, term: term + 1, body: .heartbeat(commit: 0, readContext: 0)))
+        #expect(cluster.members[follower]!.leader == "n9")
+        cluster.members[follower]!.step(
+            RaftMessage(from: "n9", to: follower, term: term + 1, body: .removed(index: 50)))
+        #expect(cluster.members[follower]!.takeReady().disregarded.isEmpty)
+        #expect(cluster.members[follower]!.isToldRemoved)
+    }
+
+    @Test(
         "an acknowledgement past the leader's last index is dropped: the follower is neither counted caught up nor sent snapshots"
     )
     func anAcknowledgementPastTheLogIsDropped() throws {

@@ -35,6 +35,7 @@ import Testing
                 let report = Simulation.run(SimulationOptions(seed: seed, nodes: 3))
                 let counts = [
                     ("crashes", report.crashes), ("snapshots sent", report.snapshotsSent),
+                    ("forwards resent", report.forwardsResent),
                     ("membership changes", report.membershipChanges), ("forwarded writes", report.forwardedWrites),
                     ("partitions", report.partitions), ("one-way cuts", report.oneWayCuts), ("pauses", report.pauses),
                     ("transfers", report.transfers), ("messages cut off", report.messagesBlocked),
@@ -49,7 +50,8 @@ import Testing
         #expect(totals["membership changes"]! > 10, "\(totals)")
         #expect(totals["forwarded writes"]! > 10, "\(totals)")
         for kind in [
-            "snapshots sent", "partitions", "one-way cuts", "pauses", "transfers", "messages cut off", "messages lost",
+            "snapshots sent", "forwards resent", "partitions", "one-way cuts", "pauses", "transfers",
+            "messages cut off", "messages lost",
             "messages duplicated", "slow disks", "power cuts",
         ] {
             #expect(totals[kind]! > 0, "\(kind): \(totals)")

@@ -6,10 +6,11 @@ extension Raft {
         guard message.to == id, message.from != id else { return }
         if case .removed(let index) = message.body {
             // A fact about the region's committed log, whatever the sender's term: not a reason to
-            // take that term (this member may have campaigned past it while cut off). Only a
-            // member's: the leader that removed this one counted among its members.
-            guard membership.contains(message.from) else {
-                disregard(message, "\(message.from) is not a member")
+            // take that term (this member may have campaigned past it while cut off). Only from a
+            // member, or from the leader this member follows (one added while it was behind is
+            // in no membership it holds yet): trusted as far as that leader's appends are.
+            guard membership.contains(message.from) || (message.from == leader && message.term >= term) else {
+                disregard(message, .notAMember, "\(message.from) is not a member")
                 return
             }
             noteRemoval(at: index)
@@ -18,7 +19,7 @@ extension Raft {
         if message.body.isAnswer, !membership.contains(message.from), departing[message.from] == nil {
             // This member asks only members (and a leader the members it is removing); an answer
             // from anyone else, of a later term, would make it take that term.
-            disregard(message, "\(message.from) is not a member")
+            disregard(message, .notAMember, "\(message.from) is not a member")
             return
         }
         if message.term > term, role == .leader, !membership.contains(message.from) {
@@ -102,9 +103,14 @@ extension Raft {
         }
     }
 
-    mutating func disregard(_ message: RaftMessage, _ reason: String) {
-        ready.disregarded.append(
-            RaftDisregarded(from: message.from, kind: message.body.name, term: message.term, reason: reason))
+    mutating func disregard(_ message: RaftMessage, _ cause: RaftDisregarded.Cause, _ reason: String) {
+        disregard(from: message.from, kind: message.body.name, term: message.term, cause, reason)
+    }
+
+    mutating func disregard(
+        from sender: String, kind: String, term: UInt64, _ cause: RaftDisregarded.Cause, _ reason: String
+    ) {
+        ready.disregarded.append(RaftDisregarded(from: sender, kind: kind, term: term, cause: cause, reason: reason))
     }
 
     /// A message from a later term. Returns whether to go on handling it.

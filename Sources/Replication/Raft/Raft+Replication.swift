@@ -214,10 +214,9 @@ extension Raft {
         if accepted, index > log.lastIndex {
             // No member holds what this leader never had: taken, it would count the member
             // caught up past the log's end and send it a snapshot after every answer.
-            ready.disregarded.append(
-                RaftDisregarded(
-                    from: peer, kind: "appendResponse", term: term,
-                    reason: "it acknowledges index \(index), past this leader's last index \(log.lastIndex)"))
+            disregard(
+                from: peer, kind: "appendResponse", term: term, .pastTheLog,
+                "it acknowledges index \(index), past this leader's last index \(log.lastIndex)")
             return
         }
         guard var member = progress[peer] else {

@@ -45,21 +45,31 @@ public struct RaftReady: Sendable, Equatable {
 
 /// A message no member of the group sends, dropped as it came: an answer from a node this member
 /// does not count a member (nothing it asked a member for), an acknowledgement of entries the
-/// leader never had, or a removal notice from a non-member. In plain TCP anyone who reaches the
-/// replication port can send frames and a sender's name is not authenticated (mutual TLS is the
-/// boundary), but a stray frame from a node outside the group no longer moves this member's
-/// term, cuts a follower off, or switches it off.
+/// leader never had, or a removal notice from neither a member nor the leader. In plain TCP anyone
+/// who reaches the replication port can send frames and a sender's name is not authenticated
+/// (mutual TLS is the boundary): these checks keep such a frame from making a member take a later
+/// term through an answer, from cutting a follower off, and from switching a member off; a
+/// request (an append, a vote, a hand-over) under any name still counts as its sender's.
 public struct RaftDisregarded: Sendable, Equatable {
     public var from: String
     public var kind: String
     public var term: UInt64
+    public var cause: Cause
     /// Why, in words.
     public var reason: String
 
-    public init(from: String, kind: String, term: UInt64, reason: String) {
+    public enum Cause: Sendable, Equatable {
+        /// The sender is no member this one knows (nor its leader, for a removal notice).
+        case notAMember
+        /// An acknowledgement past the leader's last index.
+        case pastTheLog
+    }
+
+    public init(from: String, kind: String, term: UInt64, cause: Cause, reason: String) {
         self.from = from
         self.kind = kind
         self.term = term
+        self.cause = cause
         self.reason = reason
     }
 }

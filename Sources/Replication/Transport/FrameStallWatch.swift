@@ -18,6 +18,8 @@ final class FrameStallWatch {
     private var received = 0
     private var length: Int?
     private var timer: Scheduled<Void>?
+    /// The last firing found the connection's reads held: this one starts the deadline afresh.
+    private var sawHold = false
     /// Fired, or stopped: no timer is armed again (the decoder's last pass, as the connection
     /// closes, waits for more like any other).
     private var done = false
@@ -67,8 +69,11 @@ final class FrameStallWatch {
         timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: when) { [self] in
             timer = nil
             guard owing, !done, context.channel.isActive else { return }
-            // Reads held by the receiver (``InboundBacklog``): the silence is this member's.
-            if (try? context.channel.syncOptions?.getOption(ChannelOptions.autoRead)) == false {
+            // Reads held by the receiver (``InboundBacklog``) now, or at the last firing (let go
+            // since): the silence is this member's, and the deadline starts afresh.
+            let held = (try? context.channel.syncOptions?.getOption(ChannelOptions.autoRead)) == false
+            if held || sawHold {
+                sawHold = held
                 lastHeard = .now()
                 arm(context, at: lastHeard + deadline)
                 return

@@ -563,6 +563,18 @@ public final class RaftConsensus: Consensus {
                     "\(id) says it was started with --region \(other), but this region is \(region): start it again with --region \(region) (a data directory records its region: one that is refused must be emptied first)"
                 )
             }
+            let address: String? =
+                switch change {
+                case .addLearner(_, let address), .addVoter(_, let address): address
+                default: nil
+                }
+            // A node whose hello named another region's id (to this member, or in answer to it).
+            if let address, let other = transport.otherRegion(at: address), let own = transport.regionID {
+                throw NodeError(
+                    .invalid,
+                    "the node at \(address) said it belongs to another region (region id \(RegionIdentified.described(other)), this one's \(RegionIdentified.described(own))): check the address; a node joins this region from an empty data directory with --join"
+                )
+            }
         case .remove: break
         }
         let (index, term) = try withRaft { raft in (try raft.proposeMembership(change), raft.term) }

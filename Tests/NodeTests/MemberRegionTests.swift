@@ -85,6 +85,31 @@ import Testing
         }
     }
 
+    @Test("dwcp cluster add-member refuses an address whose node said it belongs to another region's id")
+    func addressOfAnotherRegionIsRefused() async throws {
+        let dir = TemporaryDirectory()
+        try await withThreeMembers(dir) { nodes, _ in
+            let leader = try leader(of: nodes)
+            let own = try #require(try await waitForValue(within: .seconds(30)) { leader.raft!.transport.regionID })
+            // n5, of a region with another id, connects in and says so (it is refused).
+            let elsewhere = "127.0.0.1:\(try closedPort())"
+            let hello = RaftFrame(
+                group: "region",
+                hello: ConnectionHello(
+                    from: "n5", to: leader.configuration.nodeID, regionID: own ^ 1, address: elsewhere))
+            try sendRaw(hello.encoded(), port: leader.configuration.replication!.listenPort)
+            #expect(try await waitUntil { leader.raft!.transport.otherRegion(at: elsewhere) == own ^ 1 })
+            let refusal = await #expect(throws: NodeError.self) {
+                _ = try await leader.raft!.changeMembership(.addLearner(id: "n5", address: elsewhere))
+            }
+            #expect(refusal?.code == .invalid)
+            #expect(
+                refusal?.message.contains("said it belongs to another region") == true, "\(String(describing: refusal))"
+            )
+            #expect(leader.raft!.status.membership.all["n5"] == nil)
+        }
+    }
+
     @Test("dwcp cluster status names the node that answers at an address the membership gives another member")
     func statusNamesTheNodeAtAMistypedAddress() async throws {
         let dir = TemporaryDirectory()

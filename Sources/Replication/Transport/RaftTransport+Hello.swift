@@ -53,6 +53,10 @@ extension RaftTransport {
             return nil
         }
         connectionsRejected.increment()
+        // Where it says it listens, for `dwcp cluster add-member` of that address to refuse it.
+        if !hello.address.isEmpty, hello.address.utf8.count <= 300 {
+            noteOtherRegion(at: hello.address, hello.regionID)
+        }
         if let held = otherRegionsLogged.withLock({ $0.admit() }) {
             let peer = peer.map { "\($0)" } ?? "a peer"
             logger.warning(
@@ -66,7 +70,7 @@ extension RaftTransport {
     /// the connection: it is dialled again only after ``otherRegionBackoff``, and logged.
     func refused(at key: PeerKey, by hello: ConnectionHello) {
         guard let ownID = regionID, hello.regionID != ownID else { return }
-        otherRegions.withLock { $0[key.address] = (hello.regionID, .now) }
+        noteOtherRegion(at: key.address, hello.regionID)
         peers.withLock { peers in
             guard var state = peers[key] else { return }
             state.retryAt = .now + Self.otherRegionBackoff
@@ -77,6 +81,24 @@ extension RaftTransport {
             "the peer at \(key.address) is \(hello.from) of another region (region id \(RegionIdentified.described(hello.regionID)), this one's \(RegionIdentified.described(ownID))) and refuses this member's connections\(LogThrottle.more(held)): check the address in this member's --peer list and the membership (dwcp cluster status)"
         )
     }
+
+    /// Notes that the peer at `address` is of the region `regionID`. At most ``maxOtherRegions``
+    /// addresses are kept (an inbound hello names its own, so they come off the network): past
+    /// them, those older than 30 s go, then the oldest.
+    private func noteOtherRegion(at address: String, _ regionID: UInt64) {
+        otherRegions.withLock { known in
+            if known[address] == nil, known.count >= Self.maxOtherRegions {
+                let now = ContinuousClock.now
+                known = known.filter { $0.value.at.duration(to: now) < .seconds(30) }
+                if known.count >= Self.maxOtherRegions, let oldest = known.min(by: { $0.value.at < $1.value.at }) {
+                    known[oldest.key] = nil
+                }
+            }
+            known[address] = (regionID, .now)
+        }
+    }
+
+    static let maxOtherRegions = 64
 
     /// The region id the peer at `address` answered with, as a member of another region, in the
     /// last 30 s (it is asked again every ``otherRegionBackoff`` while anything is sent to it);

@@ -142,6 +142,7 @@ public final class RaftConsensus: Consensus {
     /// logged at most once a minute each.
     let unknownAddressesLogged = Mutex(LogThrottle(interval: .seconds(60)))
     let misaddressedLogged = Mutex(LogThrottle(interval: .seconds(60)))
+    let otherGroupsLogged = Mutex(LogThrottle(interval: .seconds(60)))
 
     public init(
         nodeID: String, log: LogStore, snapshots: ViewSnapshots, snapshotEvery: UInt64,
@@ -730,7 +731,7 @@ public final class RaftConsensus: Consensus {
                 retellRegion(to: frame.sender, at: address)
             }
         ) { [self] frame in
-            guard frame.group == group else { return }
+            guard frame.group == group else { return noteOtherGroup(frame) }
             guard frame.recipient == nodeID else {
                 noteMisaddressed(frame)
                 // A status question is answered as this member: the asker learns who listens at
@@ -950,6 +951,14 @@ public final class RaftConsensus: Consensus {
         guard !frame.recipient.isEmpty, let held = misaddressedLogged.withLock({ $0.admit() }) else { return }
         logger.warning(
             "\(group): \(frame.sender) sends frames for \(frame.recipient) to this member, \(nodeID)\(LogThrottle.more(held)): its membership or --peer list gives \(frame.recipient) this member's address; they are dropped. Check the address with dwcp cluster status (remove \(frame.recipient) and add it again at its own address)"
+        )
+    }
+
+    /// A frame for a Raft group this member does not run was dropped: said at most once a minute.
+    func noteOtherGroup(_ frame: RaftFrame) {
+        guard let held = otherGroupsLogged.withLock({ $0.admit() }) else { return }
+        logger.warning(
+            "dropped a frame for group \(Validation.shown(frame.group)) from \(Validation.shown(frame.sender)): this member runs \(group) only (a member of a newer dwcp that runs more groups, or a stray frame)\(LogThrottle.more(held))"
         )
     }
 

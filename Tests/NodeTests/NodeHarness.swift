@@ -116,3 +116,21 @@ func rows(_ node: Node, _ sql: String) async throws -> String {
 func metric(_ text: String, _ name: String) -> Double? {
     text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ")[1]) }
 }
+
+/// Runs `open` (which opens a node on a data directory a node used a moment ago): what it opened,
+/// or the `NodeError` that refused it. Asks again for up to 5 s while the directory is "in use by
+/// another dwcp": the first node's lock is let go as it is released, but a process another test
+/// spawns in that instant holds a copy of the descriptor until its exec closes it (O_CLOEXEC).
+func openingAgain<T>(_ open: () throws -> T) async throws -> Result<T, NodeError> {
+    let deadline = ContinuousClock.now + .seconds(5)
+    while true {
+        do {
+            return .success(try open())
+        } catch let error as NodeError {
+            guard error.message.contains("in use by another dwcp"), ContinuousClock.now < deadline else {
+                return .failure(error)
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+}

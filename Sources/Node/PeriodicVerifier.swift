@@ -122,7 +122,7 @@ struct PeriodicVerifier: Sendable {
                 (status, text) = (code, String(buffer: body))
             } catch {
                 let why = LeaderRelay.neverConnected(error) ? "could not be reached" : "did not answer"
-                return .init(id: id, error: "its API at \(api) \(why) (\(error))")
+                return .init(id: id, error: "its API at \(api) \(why): \(error)")
             }
             let answer = try? JSONValue.parse(text)
             if status == 200, let answer {

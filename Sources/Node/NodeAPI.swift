@@ -182,7 +182,7 @@ public enum NodeAPI {
                 }
                 _ = try await node.consolePath(of: name)
                 return Response(
-                    status: .ok, headers: [.contentType: "text/plain; charset=utf-8", .connection: "close"],
+                    status: .ok, headers: streamHeaders("text/plain; charset=utf-8", for: request),
                     body: ResponseBody { writer in
                         do {
                             // @concurrent: `writer` belongs to Hummingbird's body closure (not
@@ -272,7 +272,7 @@ public enum NodeAPI {
                 return Response(
                     // The connection closes when a stream ends (it waited on the inbound side):
                     // said, so that a client does not send its next request on it.
-                    status: .ok, headers: [.contentType: "application/x-ndjson", .connection: "close"],
+                    status: .ok, headers: streamHeaders("application/x-ndjson", for: request),
                     body: ResponseBody { writer in
                         do {
                             // Ends when the node shuts down: it closes the commit watermark the watch waits on.
@@ -516,6 +516,13 @@ public enum NodeAPI {
         var fields: [(String, JSONValue)] = [("code", .string(code)), ("message", .string(message))]
         if let leaderAPI { fields.append(("leader_api", .string(leaderAPI))) }
         return .object([("error", .object(fields))])
+    }
+
+    /// The headers of a streamed answer: its content type, and `Connection: close` (the
+    /// connection closes when the stream ends, so a client sends no next request on it). Not
+    /// for HEAD: its answer has no stream, and the connection stays open for the next request.
+    static func streamHeaders(_ contentType: String, for request: Request) -> HTTPFields {
+        request.method == .head ? [.contentType: contentType] : [.contentType: contentType, .connection: "close"]
     }
 
     static func failure(_ code: String, _ message: String, status: HTTPResponse.Status, leaderAPI: String? = nil)

@@ -5,7 +5,7 @@ extension NodeError {
     static func unusableSnapshot(_ index: UInt64, _ why: any Error, memberID: String?) -> NodeError {
         let remedy =
             if let memberID {
-                "remove this member (dwcp cluster remove-member \(memberID)), empty its data directory, start it with --join and add it again (dwcp cluster add-member): it catches up from the leader"
+                "remove this member (dwcp cluster remove-member \(memberID)), empty its data directory, start it with --join and add it again (dwcp cluster add-member \(memberID)@ADDRESS --learner, then promote it once it has caught up): it catches up from the leader"
             } else {
                 "restore the file from a backup: the log before index \(index + 1) is gone, and only the snapshot holds it"
             }

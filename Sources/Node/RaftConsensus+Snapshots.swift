@@ -73,6 +73,8 @@ extension RaftConsensus {
         }
         do {
             try await snapshots.checkBeforeSending(meta.index)
+            // Whole again (a new copy at this index): damage found later asks for a retake again.
+            snapshotsRetaken.withLock { _ = $0.remove(meta.index) }
         } catch {
             // Not sent: the next try (after Raft's back-off) finds the new one. One retake for
             // each snapshot found so, however many sends were waiting with it.

@@ -844,16 +844,17 @@ public final class RaftConsensus: Consensus {
     }
 
     /// Counts a message no member sends (``RaftDisregarded``) and logs it, at most once a minute
-    /// for each kind of message (a flood of made-up names would fill a table kept by sender).
+    /// for each kind of message and cause (a flood of made-up names would fill a table kept by
+    /// sender).
     func reportDisregarded(_ dropped: RaftDisregarded) {
         metrics.messagesDisregarded.increment()
         guard
             let held = disregardedThrottles.withLock({
-                $0[dropped.kind, default: LogThrottle(interval: .seconds(60))].admit()
+                $0["\(dropped.kind) \(dropped.cause)", default: LogThrottle(interval: .seconds(60))].admit()
             })
         else { return }
         logger.warning(
-            "\(group): dropped a \(dropped.kind) of term \(dropped.term) from \(dropped.from): \(dropped.reason) (a stray or forged frame: without mutual TLS anyone who reaches the replication port can send one)\(LogThrottle.more(held))"
+            "\(group): dropped \(dropped.kind) of term \(dropped.term) from \(dropped.from): \(dropped.reason) (a stray or forged frame: without mutual TLS anyone who reaches the replication port can send one)\(LogThrottle.more(held))"
         )
     }
 

@@ -146,20 +146,19 @@ extension ViewSnapshots {
     /// the ones the leader sent.
     func checkReceived(_ index: UInt64) throws { try Self.check(path: receivedPath(index), index: index) }
 
-    /// Checks snapshot `index` before it first leaves this node in this process, as its receiver
-    /// will (``checkReceived(_:)``), on NIO's thread pool. A file damaged on this disk, or gone
-    /// while it is the log's snapshot, fails: the leader then takes a new one from its views
-    /// rather than stream one that every member refuses, again after every back-off, until the
-    /// next snapshot is due (100,000 entries by default).
+    /// Checks snapshot `index` before it leaves this node, each time, as its receiver will
+    /// (``checkReceived(_:)``), on NIO's thread pool (sending reads the file twice more). A file
+    /// damaged on this disk, or gone while it is the log's snapshot, fails: the leader then takes
+    /// a new one from its views rather than stream one that every member refuses, again after
+    /// every back-off, until the next snapshot is due (100,000 entries by default).
     func checkBeforeSending(_ index: UInt64) async throws {
-        if checkedForSending.withLock({ $0.contains(index) }) { return }
         let file = try existingPath(index)
         do {
             try await NIOThreadPool.singleton.runIfActive { try Self.check(path: file, index: index) }
         } catch let error as NodeError {
-            throw NodeError(.unavailable, "snapshot \(index) is damaged on this member (\(file)): \(error.message)")
+            let said = error.message.split(whereSeparator: \.isNewline).joined(separator: "; ")
+            throw NodeError(.unavailable, "snapshot \(index) is damaged on this member (\(file)): \(said)")
         }
-        checkedForSending.withLock { _ = $0.insert(index) }
     }
 
     /// A snapshot file SQLite reads through (`PRAGMA quick_check`) that describes itself as the

@@ -24,8 +24,6 @@ public final class ViewSnapshots: Sendable {
     let viewsChecked = IndexWatermark(0)
     /// The snapshot being received, chunk by chunk.
     let incoming = Mutex<Incoming?>(nil)
-    /// Snapshots checked before they first left this node (``checkBeforeSending(_:)``).
-    let checkedForSending = Mutex<Set<UInt64>>([])
 
     struct Incoming: Sendable {
         var from: String

@@ -304,6 +304,15 @@ import Testing
             response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
             #expect(response.status == .ok)
             #expect(try await response.body.collect(upTo: 1 << 20).readableBytes == 0)
+
+            // A stream's GET says the connection closes when it ends; its HEAD has no stream, and
+            // the connection stays for the next request.
+            request = HTTPClientRequest(url: base + "/v1/watch?from_index=1&limit=1")
+            request.method = .HEAD
+            response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+            #expect(response.status == .ok)
+            #expect(response.headers["Connection"].allSatisfy { $0.lowercased() != "close" }, "\(response.headers)")
+            #expect(response.headers["Content-Type"] == ["application/x-ndjson"])
         }
     }
 

@@ -368,7 +368,9 @@ extension NodeRecoveryTests {
     func aDamagedSnapshotIsTakenAgainBeforeItIsSent() async throws {
         let dir = TemporaryDirectory()
         let (p1, p2) = (try closedPort(), try closedPort())
+        let p3 = try closedPort()
         let leader = try regionMember("n1", in: dir, port: p1, peers: ["n1": "127.0.0.1:\(p1)"], snapshotEvery: 5)
+        let first = try regionMember("n3", in: dir, port: p3, peers: ["n1": "127.0.0.1:\(p1)"], join: true)
         let joiner = try regionMember("n2", in: dir, port: p2, peers: ["n1": "127.0.0.1:\(p1)"], join: true)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await leader.run() }
@@ -376,6 +378,10 @@ extension NodeRecoveryTests {
             try #require(try await waitUntil { leader.raft!.isLeader })
             for name in ["a", "b", "c", "d", "e", "f"] { _ = try await leader.submit(NodeIntentTests.host(name)) }
             #expect(try await waitUntil { leader.log.snapshot.index > 0 })
+            // Sent whole once first: a file damaged after it left is checked again all the same.
+            group.addTask { try await first.run() }
+            _ = try await leader.raft!.changeMembership(.addLearner(id: "n3", address: "127.0.0.1:\(p3)"))
+            #expect(try await waitUntil(timeout: .seconds(30)) { first.applied.value >= leader.log.snapshot.index })
             let taken = metric(leader.metrics.render(node: leader), "dwcp_raft_snapshots_taken_total") ?? 0
             // Damaged on this disk, past its first page: SQLite still opens it, quick_check does not pass.
             let file = leader.snapshots.path(leader.log.snapshot.index)

@@ -111,7 +111,7 @@ public final class Node: Service, Sendable {
             let remedy =
                 configuration.replication == nil
                 ? "move \(configuration.viewsPath) aside and start again to rebuild the views from the log (what they hold past index \(log.lastIndex) is then gone)"
-                : "remove this member (dwcp cluster remove-member \(configuration.nodeID)), empty its data directory, start it with --join and add it again (dwcp cluster add-member \(configuration.nodeID)@ADDRESS --learner, then promote it once it has caught up): it catches up from the leader"
+                : NodeError.rejoinRemedy(configuration.nodeID)
             throw NodeError(
                 .unavailable,
                 "the views are at index \(appliedIndex), beyond the log's last index \(log.lastIndex): the log lost entries the views applied (its journal, \(log.path)/\(log.group).journal, gone or cut short?), or the views belong to another log. To go on: \(remedy)"

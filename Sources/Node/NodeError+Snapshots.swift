@@ -5,7 +5,7 @@ extension NodeError {
     static func unusableSnapshot(_ index: UInt64, _ why: any Error, memberID: String?) -> NodeError {
         let remedy =
             if let memberID {
-                "remove this member (dwcp cluster remove-member \(memberID)), empty its data directory, start it with --join and add it again (dwcp cluster add-member \(memberID)@ADDRESS --learner, then promote it once it has caught up): it catches up from the leader"
+                rejoinRemedy(memberID)
             } else {
                 "restore the file from a backup: the log before index \(index + 1) is gone, and only the snapshot holds it"
             }
@@ -13,5 +13,11 @@ extension NodeError {
             .unavailable,
             "the log starts behind views snapshot \(index), which this node cannot read: \(why). To go on: \(remedy)",
             cause: why as? any Error & Sendable)
+    }
+
+    /// What a region member whose data directory cannot go on does: it is added again, empty, and
+    /// catches up from the leader.
+    static func rejoinRemedy(_ memberID: String) -> String {
+        "remove this member (dwcp cluster remove-member \(memberID)), empty its data directory, start it with --join and add it again (dwcp cluster add-member \(memberID)@ADDRESS --learner, then promote it once it has caught up): it catches up from the leader"
     }
 }

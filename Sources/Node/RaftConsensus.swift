@@ -85,6 +85,7 @@ public final class RaftConsensus: Consensus {
     let addresses = Mutex<[String: String]>([:])
     /// One ``reportLostLog(_:)`` line a minute for each member.
     let lostLogThrottles = Mutex<[String: LogThrottle]>([:])
+    /// One ``reportDisregarded(_:)`` line a minute for each kind of message and cause.
     let disregardedThrottles = Mutex<[String: LogThrottle]>([:])
     /// Proposals this follower forwarded to the leader, waiting for where they landed (first index, term).
     let forwards = PendingAnswers<(first: UInt64, term: UInt64)> {
@@ -113,10 +114,10 @@ public final class RaftConsensus: Consensus {
     let snapshotRetakes = IndexWatermark()
     /// The snapshots a retake was asked for, so that sends waiting with a damaged one ask once.
     let snapshotsRetaken = Mutex<Set<UInt64>>([])
-    /// Snapshots to stream to members that need them (peer, snapshot), in order.
     /// The snapshot chunks received and not yet written: a connection that brings more while
     /// eight wait stops reading until the disk catches up (``InboundBacklog``).
     let snapshotBacklog = InboundBacklog(limit: 8 * SnapshotChunk.size)
+    /// Snapshots to stream to members that need them (peer, snapshot), in order.
     let snapshotSends: AsyncStream<RaftMessage>
     let snapshotSendQueue: AsyncStream<RaftMessage>.Continuation
     let metrics: NodeMetrics

@@ -178,12 +178,13 @@ public final class ViewSnapshots: Sendable {
     /// that SQLite cannot read is said so with what to do (``NodeError/unusableSnapshot(_:_:memberID:)``;
     /// `memberID` is nil for a single node); other failures (an upgrade's, a full disk) as they are.
     func installAtStart(_ index: UInt64, memberID: String?) throws {
+        let described: Description
         do {
-            _ = try describe(index)
+            described = try describe(index)
         } catch {
             throw NodeError.unusableSnapshot(index, error, memberID: memberID)
         }
-        let (file, description) = try checked(index)
+        let (file, description) = try upgraded(index, described)
         do {
             try views.pool.writeWithoutTransaction { db in try Self.copy(file, into: db) }
         } catch {
@@ -193,14 +194,10 @@ public final class ViewSnapshots: Sendable {
         logger.notice("restored the views from snapshot \(index) (term \(description.term))")
     }
 
-    /// What snapshot `index` kept here says about itself; an error naming the file if it is gone.
+    /// What snapshot `index` kept here says about itself; an error naming the file if it is gone
+    /// or SQLite cannot read it.
     func describe(_ index: UInt64) throws -> Description {
-        try describeNaming(existingPath(index))
-    }
-
-    /// What the snapshot at `file` says about itself; an error naming the file if SQLite cannot
-    /// read it.
-    private func describeNaming(_ file: String) throws -> Description {
+        let file = try existingPath(index)
         do {
             return try Self.describe(path: file)
         } catch let error as DatabaseError {
@@ -220,8 +217,12 @@ public final class ViewSnapshots: Sendable {
     /// earlier dwcp wrote it (a snapshot kept from before this node's upgrade, or one a member
     /// not yet upgraded sent). One of a newer dwcp cannot be installed.
     private func checked(_ index: UInt64) throws -> (String, Description) {
-        let file = try existingPath(index)
-        let description = try describeNaming(file)
+        try upgraded(index, describe(index))
+    }
+
+    /// ``checked(_:)`` for snapshot `index`, which says `description` of itself.
+    private func upgraded(_ index: UInt64, _ description: Description) throws -> (String, Description) {
+        let file = path(index)
         guard description.schemaVersion != ViewStore.schemaVersion else { return (file, description) }
         do {
             if let note = try ViewStore.upgradeFile(at: file) { logger.notice("\(note)") }

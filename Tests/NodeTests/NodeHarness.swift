@@ -82,10 +82,10 @@ func leader(of nodes: [Node]) throws -> Node {
 func regionMember(
     _ id: String, in directory: TemporaryDirectory, name: String? = nil, region: String = "eu", port: Int,
     peers: [String: String], join: Bool = false, applyDelay: Duration? = nil, electionTicks: Int? = nil,
-    snapshotEvery: UInt64? = nil
+    snapshotEvery: UInt64? = nil, logger given: Logger? = nil
 ) throws -> Node {
-    var logger = Logger(label: "test")
-    logger.logLevel = .critical
+    var logger = given ?? Logger(label: "test")
+    if given == nil { logger.logLevel = .critical }
     var configuration = NodeConfiguration(
         dataDirectory: directory.file(name ?? id), nodeID: id, region: region, apiPort: 0)
     configuration.replication = ReplicationConfiguration(
@@ -117,18 +117,19 @@ func metric(_ text: String, _ name: String) -> Double? {
     text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ")[1]) }
 }
 
-/// Runs `open` (which opens a node on a data directory a node used a moment ago): what it opened,
-/// or the `NodeError` that refused it. Asks again for up to 5 s while the directory is "in use by
+/// The `NodeError` that refuses `open` (which opens a node on a data directory a node used a
+/// moment ago); nil when it opens. Asks again for up to 5 s while the directory is "in use by
 /// another dwcp": the first node's lock is let go as it is released, but a process another test
 /// spawns in that instant holds a copy of the descriptor until its exec closes it (O_CLOEXEC).
-func openingAgain<T>(_ open: () throws -> T) async throws -> Result<T, NodeError> {
+func refusal(opening open: () throws -> Node) async throws -> NodeError? {
     let deadline = ContinuousClock.now + .seconds(5)
     while true {
         do {
-            return .success(try open())
+            _ = try open()
+            return nil
         } catch let error as NodeError {
             guard error.message.contains("in use by another dwcp"), ContinuousClock.now < deadline else {
-                return .failure(error)
+                return error
             }
             try await Task.sleep(for: .milliseconds(50))
         }

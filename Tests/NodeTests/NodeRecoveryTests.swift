@@ -418,15 +418,12 @@ extension NodeRecoveryTests {
                 try FileManager.default.copyItem(atPath: from, toPath: to)
             }
         }
-        let opened = try await openingAgain {
-            try Node(
-                configuration: NodeConfiguration(dataDirectory: shorter.path, nodeID: "n1", region: "eu"),
-                logger: .init(label: "test"))
-        }
-        guard case .failure(let error) = opened else {
-            Issue.record("views ahead of the log opened")
-            return
-        }
+        let error = try #require(
+            await refusal {
+                try Node(
+                    configuration: NodeConfiguration(dataDirectory: shorter.path, nodeID: "n1", region: "eu"),
+                    logger: .init(label: "test"))
+            }, "views ahead of the log opened")
         #expect(error.message.contains("the log lost entries the views applied"), "\(error.message)")
         #expect(error.message.contains("region.journal"), "\(error.message)")
         #expect(error.message.contains("move \(shorter.path)/views.sqlite aside"), "\(error.message)")
@@ -457,13 +454,9 @@ extension NodeRecoveryTests {
         let snapshot = try await compacted()
         let file = dir.file("n1") + "/snapshots/views-\(snapshot).sqlite"
         try FileManager.default.removeItem(atPath: file)
-        let reopened = try await openingAgain {
-            try regionMember("n1", in: dir, port: port, peers: peers, snapshotEvery: 5)
-        }
-        guard case .failure(let gone) = reopened else {
-            Issue.record("a member whose snapshot file is gone opened")
-            return
-        }
+        let gone = try #require(
+            await refusal { try regionMember("n1", in: dir, port: port, peers: peers, snapshotEvery: 5) },
+            "a member whose snapshot file is gone opened")
         #expect(gone.message.contains("views snapshot \(snapshot) is missing (\(file))"), "\(gone.message)")
         #expect(gone.message.contains("dwcp cluster remove-member n1"), "\(gone.message)")
 
@@ -479,15 +472,12 @@ extension NodeRecoveryTests {
         let snapshots = try FileManager.default.contentsOfDirectory(atPath: single.file("snapshots"))
         let damaged = single.file("snapshots") + "/" + (try #require(snapshots.first { $0.hasPrefix("views-") }))
         try Data(repeating: 0xA5, count: 8192).write(to: URL(fileURLWithPath: damaged))
-        let singleOpened = try await openingAgain {
-            try Node(
-                configuration: NodeConfiguration(dataDirectory: single.path, nodeID: "n1", region: "eu"),
-                logger: .init(label: "test"))
-        }
-        guard case .failure(let unreadable) = singleOpened else {
-            Issue.record("a single node whose snapshot is damaged opened without views")
-            return
-        }
+        let unreadable = try #require(
+            await refusal {
+                try Node(
+                    configuration: NodeConfiguration(dataDirectory: single.path, nodeID: "n1", region: "eu"),
+                    logger: .init(label: "test"))
+            }, "a single node whose snapshot is damaged opened without views")
         #expect(unreadable.message.contains(damaged), "\(unreadable.message)")
         #expect(unreadable.message.contains("restore the file from a backup"), "\(unreadable.message)")
     }

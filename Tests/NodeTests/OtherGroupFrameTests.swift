@@ -11,11 +11,7 @@ import Testing
         let dir = TemporaryDirectory()
         let said = RecordedLog()
         let port = try closedPort()
-        var configuration = NodeConfiguration(dataDirectory: dir.file("n1"), nodeID: "n1", region: "eu", apiPort: 0)
-        configuration.replication = ReplicationConfiguration(
-            listenHost: "127.0.0.1", listenPort: port, peers: ["n1": "127.0.0.1:\(port)"])
-        configuration.replication?.verifyEvery = nil
-        let node = try Node(configuration: configuration, logger: said.logger)
+        let node = try regionMember("n1", in: dir, port: port, peers: ["n1": "127.0.0.1:\(port)"], logger: said.logger)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await node.run() }
             defer { group.cancelAll() }

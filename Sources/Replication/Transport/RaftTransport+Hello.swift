@@ -89,7 +89,7 @@ extension RaftTransport {
         otherRegions.withLock { known in
             if known[address] == nil, known.count >= Self.maxOtherRegions {
                 let now = ContinuousClock.now
-                known = known.filter { $0.value.at.duration(to: now) < .seconds(30) }
+                known = known.filter { $0.value.at.duration(to: now) < Self.otherRegionMemory }
                 if known.count >= Self.maxOtherRegions, let oldest = known.min(by: { $0.value.at < $1.value.at }) {
                     known[oldest.key] = nil
                 }
@@ -99,6 +99,8 @@ extension RaftTransport {
     }
 
     static let maxOtherRegions = 64
+    /// How long what a peer said of its region is kept.
+    static let otherRegionMemory = Duration.seconds(30)
 
     /// The region id the peer at `address` answered with, as a member of another region, in the
     /// last 30 s (it is asked again every ``otherRegionBackoff`` while anything is sent to it);
@@ -106,7 +108,7 @@ extension RaftTransport {
     public func otherRegion(at address: String) -> UInt64? {
         otherRegions.withLock { refusals in
             guard let refusal = refusals[address] else { return nil }
-            guard refusal.at.duration(to: .now) < .seconds(30) else {
+            guard refusal.at.duration(to: .now) < Self.otherRegionMemory else {
                 refusals[address] = nil
                 return nil
             }

@@ -342,7 +342,7 @@ import Testing
         do {
             let log = try LogStore(path: dir.file("log"))
             var frame = try log.environment.read { txn in
-                try LMDBEnvironment.get(txn, log.entriesDatabase, key: LogStore.key(5))!
+                try log.environment.get(txn, log.entriesDatabase, key: LogStore.key(5))!
             }
             frame[frame.count - 6] ^= 0xff
             try log.environment.write { txn in

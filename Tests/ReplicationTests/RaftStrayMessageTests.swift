@@ -82,3 +82,65 @@ import Testing
         #expect(cluster.snapshotsSent[follower] == nil)
     }
 }
+
+/// Terms and log indexes stop below what the views and the wire can keep (signed 64 bits): a
+/// message of a made-up term near the top is dropped rather than leaving the region no term to
+/// elect a leader in, and a member at the last term stays a follower instead of counting past it.
+@Suite struct RaftTermLimitTests {
+    @Test("a message past the largest term or index taken is dropped, even from the leader; nothing moves")
+    func messagesPastTheLimitAreDropped() throws {
+        var (cluster, leader, follower) = RaftStrayMessageTests.group()
+        let term = cluster.members[follower]!.term
+        let last = cluster.members[follower]!.lastIndex
+        let past = Raft.largestAccepted + 1
+        let entry = LogEntry(index: last + 1, term: past, payload: Array("x".utf8))
+        for (messageTerm, body) in [
+            (past, RaftMessage.Body.heartbeat(commit: 0, readContext: 0)),
+            (past, .vote(lastIndex: last, lastTerm: term, transfer: true)),
+            (term, .append(prevIndex: last, prevTerm: term, entries: [entry], commit: 0)),
+            (
+                term,
+                .append(
+                    prevIndex: past, prevTerm: term,
+                    entries: [LogEntry(index: past + 1, term: term, payload: [])], commit: 0)
+            ),
+            (term, .snapshot(RaftSnapshotMeta(index: past, term: term, membership: RaftMembership()))),
+        ] {
+            cluster.members[follower]!.step(RaftMessage(from: leader, to: follower, term: messageTerm, body: body))
+            let dropped = cluster.members[follower]!.takeReady().disregarded
+            #expect(dropped.map(\.cause) == [.outOfRange], "\(body.name)")
+            #expect(dropped.first?.reason.contains("past the largest term or index taken") == true)
+        }
+        #expect(cluster.members[follower]!.term == term)
+        #expect(cluster.members[follower]!.lastIndex == last)
+        cluster.tick(30)
+        #expect(cluster.leader == leader)
+        // The largest taken is taken.
+        cluster.members[follower]!.step(
+            RaftMessage(
+                from: leader, to: follower, term: Raft.largestAccepted, body: .heartbeat(commit: 0, readContext: 0)))
+        #expect(cluster.members[follower]!.takeReady().disregarded.isEmpty)
+        #expect(cluster.members[follower]!.term == Raft.largestAccepted)
+    }
+
+    /// A lone voter whose hard state holds `term`, ticked past its election timeout.
+    func loneVoter(atTerm term: UInt64) -> Raft {
+        let membership = RaftMembership(voters: ["n1": "addr-n1"])
+        var raft = Raft(
+            id: "n1", seed: 1, hardState: HardState(term: term),
+            snapshot: RaftSnapshotMeta(index: 0, term: 0, membership: RaftMembership()),
+            entries: [LogEntry(index: 1, term: 1, kind: .membership, payload: membership.encoded())])
+        for _ in 0..<(4 * RaftConfiguration().electionTicks) { raft.tick() }
+        return raft
+    }
+
+    @Test("a member at the last term does not campaign past it; 2^32 terms below it, it still does")
+    func noCampaignPastTheLastTerm() throws {
+        let stuck = loneVoter(atTerm: Raft.largestTerm)
+        #expect(stuck.role == .follower)
+        #expect(stuck.term == Raft.largestTerm)
+        let room = loneVoter(atTerm: Raft.largestAccepted)
+        #expect(room.role == .leader)
+        #expect(room.term == Raft.largestAccepted + 1)
+    }
+}

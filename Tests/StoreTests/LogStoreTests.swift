@@ -162,7 +162,7 @@ import Testing
         try await log.checkpoint()
         // Flip one payload byte of entry 3 behind the store's back.
         var frame = try log.environment.read { txn in
-            try LMDBEnvironment.get(txn, log.entriesDatabase, key: LogStore.key(3))!
+            try log.environment.get(txn, log.entriesDatabase, key: LogStore.key(3))!
         }
         frame[16] ^= 0x40
         try log.environment.write { txn in
@@ -199,6 +199,19 @@ import Testing
                 }, "the log's snapshot record is damaged (3 bytes, not 16)"
             ),
             (
+                try await compactedLog("past") { log, txn in
+                    try LMDBEnvironment.put(
+                        txn, log.metaDatabase, key: LogStore.snapshotKey, value: [UInt8](repeating: 0xff, count: 16))
+                }, "the log's snapshot record is damaged (index 18446744073709551615"
+            ),
+            (
+                try await compactedLog("sequence") { log, txn in
+                    try LMDBEnvironment.put(
+                        txn, log.metaDatabase, key: LogStore.journalSequenceKey,
+                        value: [UInt8](repeating: 0xff, count: 8))
+                }, "the log's journal sequence record is damaged (18446744073709551615)"
+            ),
+            (
                 try await compactedLog("missing") { log, txn in
                     try LMDBEnvironment.delete(txn, log.metaDatabase, key: LogStore.snapshotKey)
                 }, "the log's first entry is 6 but its snapshot record says 0"
@@ -224,6 +237,19 @@ import Testing
         } throws: { error in
             (error as? StoreError)?.code == .unsupportedVersion
                 && (error as? StoreError)?.message.contains("log entry 9") == true
+        }
+    }
+
+    @Test("an entry of a term past the largest a log keeps is refused as damaged, though its checksum holds")
+    func termPastTheLargest() throws {
+        var frame = LogEntry(index: 9, term: 1, payload: [1, 2, 3]).frame()
+        frame.replaceSubrange(2..<10, with: [UInt8](repeating: 0xff, count: 8))
+        let checksum = LogEntry.checksum(index: 9, frame: Array(frame.dropLast(4)))
+        frame.replaceSubrange((frame.count - 4)..., with: withUnsafeBytes(of: checksum.littleEndian, Array.init))
+        #expect {
+            try frame.withUnsafeBytes { try LogEntry(index: 9, frame: $0) }
+        } throws: { error in
+            (error as? StoreError)?.code == .corruptEntry && "\(error)".contains("past 9223372036854775807")
         }
     }
 

@@ -4,6 +4,12 @@ extension Raft {
     /// Handles one message from a peer.
     public mutating func step(_ message: RaftMessage) {
         guard message.to == id, message.from != id else { return }
+        if message.largestValue > Self.largestAccepted {
+            disregard(
+                message, .outOfRange,
+                "it carries \(message.largestValue), past the largest term or index taken, \(Self.largestAccepted)")
+            return
+        }
         if case .removed(let index) = message.body {
             // A fact about the region's committed log, whatever the sender's term: not a reason to
             // take that term (this member may have campaigned past it while cut off). Only from a
@@ -191,6 +197,12 @@ extension Raft {
 
     /// Starts an election: first a pre-vote round (no term change) if configured, then the vote.
     mutating func campaign(preVote: Bool, transfer: Bool) {
+        // Terms are kept as signed 64-bit numbers in the views and on the wire. Messages never
+        // bring the term past `largestAccepted`, so only 2^32 elections after it end here.
+        guard term < Self.largestTerm else {
+            resetElectionTimer()
+            return
+        }
         let campaignTerm: UInt64
         if preVote {
             role = .preCandidate

@@ -60,6 +60,12 @@ public struct Raft: Sendable {
     var forwardsTaken: [String: [UInt64: UInt64]] = [:]
     /// At most this many are remembered per follower (its forward ids only grow).
     static let forwardsRemembered = 4096
+    /// The largest term (the views and the wire keep terms as signed 64-bit numbers).
+    public static let largestTerm = LogEntry.largestPosition
+    /// The largest term or log index a message may carry (``RaftDisregarded/Cause/outOfRange``):
+    /// 2^32 below ``largestTerm``, so that a message of a made-up term still leaves the region
+    /// that many elections, and the log that many entries.
+    public static let largestAccepted = largestTerm - (1 << 32)
     var transferElapsed = 0
     /// Leader: ticks since it was elected (saturating).
     var leadingTicks = 0

@@ -61,6 +61,25 @@ public struct RaftMessage: Sendable, Equatable {
 }
 
 /// What describes a snapshot: the last index and term it covers and the membership at that index.
+extension RaftMessage {
+    /// The largest term or log index this message would have its receiver keep: its term, the
+    /// last index of the entries it appends (their terms) or the snapshot it installs. Other fields
+    /// are only compared with the receiver's own.
+    var largestValue: UInt64 {
+        var largest = term
+        switch body {
+        case .append(let prevIndex, _, let entries, _):
+            largest = max(largest, prevIndex, entries.last?.index ?? 0)
+            for entry in entries where entry.term > largest { largest = entry.term }
+        case .snapshot(let meta):
+            largest = max(largest, meta.index, meta.term)
+        default:
+            break
+        }
+        return largest
+    }
+}
+
 public struct RaftSnapshotMeta: Sendable, Equatable {
     public var index: UInt64
     public var term: UInt64

@@ -63,6 +63,9 @@ public struct RaftDisregarded: Sendable, Equatable {
         case notAMember
         /// An acknowledgement past the leader's last index.
         case pastTheLog
+        /// A term or log index above ``Raft/largestAccepted``: taken, it would leave the region
+        /// too few terms to elect leaders in, or the log too few indexes to grow into.
+        case outOfRange
     }
 
     public init(from: String, kind: String, term: UInt64, cause: Cause, reason: String) {

@@ -50,7 +50,9 @@ extension HardState {
                 vote: vote.isEmpty ? nil : vote,
                 commit: raw.loadLittleEndian(UInt64.self, at: 9))
         }
-        guard let parsed else { throw damaged }
+        guard let parsed, parsed.term <= LogEntry.largestPosition, parsed.commit <= LogEntry.largestPosition else {
+            throw damaged
+        }
         self = parsed
     }
 }

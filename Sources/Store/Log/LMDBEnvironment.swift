@@ -9,11 +9,16 @@ import Foundation
 /// every transaction of this process closed, so transactions hold a shared lock and growth an
 /// exclusive one.
 final class LMDBEnvironment: @unchecked Sendable {
-    private let env: OpaquePointer
+    let env: OpaquePointer
     private let resizeLock: UnsafeMutablePointer<pthread_rwlock_t>
     let path: String
     /// The largest map the environment may grow to.
     let maximumMapSize: Int
+    /// The size of LMDB's pages in the data file (read once it is open).
+    private(set) var pageSize = 4096
+    /// Where `data.mdb` is mapped (``mapAddress(ofDataFileIn:)``); set at the open and after every
+    /// growth, under the exclusive lock, and read inside transactions.
+    private(set) var mappedAt: UInt? = nil
 
     init(path: String, initialMapSize: Int, maximumMapSize: Int = 1 << 40, maxDatabases: Int = 16) throws {
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
@@ -30,6 +35,10 @@ final class LMDBEnvironment: @unchecked Sendable {
         try Self.check(mdb_env_set_mapsize(env, initialMapSize), "mdb_env_set_mapsize")
         try Self.check(mdb_env_open(env, path, UInt32(MDB_NOTLS), 0o644), "mdb_env_open \(path)")
         try Self.extendShortFile(env, path: path)
+        var stat = MDB_stat()
+        mdb_env_stat(env, &stat)
+        pageSize = Int(stat.ms_psize)
+        mappedAt = Self.mapAddress(ofDataFileIn: path)
     }
 
     /// Extends a data file shorter than the pages its meta page counts with zeros. LMDB maps the
@@ -125,6 +134,7 @@ final class LMDBEnvironment: @unchecked Sendable {
             throw StoreError(.lmdb, "the log is full: its map reached the maximum of \(maximumMapSize) bytes")
         }
         try Self.check(mdb_env_set_mapsize(env, min(current * 2, maximumMapSize)), "mdb_env_set_mapsize")
+        mappedAt = Self.mapAddress(ofDataFileIn: path)
     }
 
     /// Throws a ``StoreError`` for a non-zero LMDB return code. The LMDB code travels in `index`
@@ -138,15 +148,15 @@ final class LMDBEnvironment: @unchecked Sendable {
 
 /// Typed helpers for keys and values inside a transaction.
 extension LMDBEnvironment {
-    static func get(_ txn: OpaquePointer, _ dbi: MDB_dbi, key: [UInt8]) throws -> [UInt8]? {
+    func get(_ txn: OpaquePointer, _ dbi: MDB_dbi, key: [UInt8]) throws -> [UInt8]? {
         var keyBytes = key
         return try keyBytes.withUnsafeMutableBytes { keyBuffer in
             var k = MDB_val(mv_size: keyBuffer.count, mv_data: keyBuffer.baseAddress)
             var v = MDB_val()
             let rc = mdb_get(txn, dbi, &k, &v)
             if rc == MDB_NOTFOUND { return nil }
-            try check(rc, "mdb_get")
-            return Array(UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size))
+            try Self.check(rc, "mdb_get")
+            return Array(try bytes(of: v))
         }
     }
 

@@ -37,6 +37,9 @@ extension LogEntry {
     static let frameVersion: UInt8 = 1
     /// Bytes of the frame around the payload: version, kind, term, payload length, checksum.
     static let frameOverhead = 1 + 1 + 8 + 4 + 4
+    /// The largest log index or term: the views keep them as SQLite's signed 64-bit integers, as
+    /// the replication frames do.
+    public static let largestPosition = UInt64(Int64.max)
 
     /// The entry as stored in LMDB: `version u8 | kind u8 | term u64 | length u32 | payload | crc32c u32`,
     /// integers little-endian. The checksum covers the index too, so an entry stored under the
@@ -110,8 +113,15 @@ extension LogEntry {
                 .corruptEntry, "log entry \(index) is damaged: payload length \(length) does not match the frame",
                 index: index)
         }
+        let term = frame.loadLittleEndian(UInt64.self, at: 2)
+        guard index <= Self.largestPosition, term <= Self.largestPosition else {
+            throw StoreError(
+                .corruptEntry,
+                "log entry \(index) is damaged: its index or term (\(term)) is past \(Self.largestPosition), the largest a log keeps",
+                index: index)
+        }
         self.index = index
-        self.term = frame.loadLittleEndian(UInt64.self, at: 2)
+        self.term = term
         self.kind = kind
         self.payload = Array(UnsafeRawBufferPointer(rebasing: frame[14..<(14 + length)]))
     }

@@ -102,13 +102,11 @@ extension LogJournal {
                     let frame = try reader.bytes(Int(try reader.integer(UInt32.self)))
                     operations.append(.saveHardState(try HardState(frame: Array(frame))))
                 case .truncate:
-                    operations.append(.truncate(from: try reader.integer(UInt64.self)))
+                    operations.append(.truncate(from: try reader.position()))
                 case .compact:
-                    operations.append(
-                        .compact(through: try reader.integer(UInt64.self), term: try reader.integer(UInt64.self)))
+                    operations.append(.compact(through: try reader.position(), term: try reader.position()))
                 case .reset:
-                    operations.append(
-                        .reset(snapshotIndex: try reader.integer(UInt64.self), term: try reader.integer(UInt64.self)))
+                    operations.append(.reset(snapshotIndex: try reader.position(), term: try reader.position()))
                 case nil:
                     throw StoreError(.journal, "journal record \(sequence) holds an unknown operation \(tag)")
                 }
@@ -133,6 +131,16 @@ extension LogJournal {
             guard offset + size <= bytes.count else { throw truncated() }
             defer { offset += size }
             return bytes.loadLittleEndian(T.self, at: offset)
+        }
+
+        /// A log index or term: at most ``LogEntry/largestPosition``.
+        mutating func position() throws -> UInt64 {
+            let value = try integer(UInt64.self)
+            guard value <= LogEntry.largestPosition else {
+                throw StoreError(
+                    .journal, "journal record \(sequence) holds an index or term of \(value), past any log's")
+            }
+            return value
         }
 
         mutating func bytes(_ count: Int) throws -> UnsafeRawBufferPointer {

@@ -205,11 +205,9 @@ public final class LogStore: Sendable {
                 var value = MDB_val()
                 var rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE)
                 while rc == 0 && result.count < maxCount {
-                    let index = Self.index(fromKey: key)
+                    let index = try Self.index(fromKey: key)
                     if index > range.upperBound { break }
-                    result.append(
-                        try LogEntry(
-                            index: index, frame: UnsafeRawBufferPointer(start: value.mv_data, count: value.mv_size)))
+                    result.append(try LogEntry(index: index, frame: environment.bytes(of: value)))
                     rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)
                 }
                 if rc != 0 && rc != MDB_NOTFOUND { try LMDBEnvironment.check(rc, "mdb_cursor_get") }
@@ -324,8 +322,12 @@ public final class LogStore: Sendable {
         withUnsafeBytes(of: index.bigEndian) { Array($0) }
     }
 
-    static func index(fromKey key: MDB_val) -> UInt64 {
-        UInt64(bigEndian: UnsafeRawBufferPointer(start: key.mv_data, count: 8).loadUnaligned(as: UInt64.self))
+    /// The index an entries key names; a key of another size than 8 bytes is damage to data.mdb.
+    static func index(fromKey key: MDB_val) throws -> UInt64 {
+        guard key.mv_size == 8, let start = key.mv_data else {
+            throw StoreError(.corruptEntry, "data.mdb is damaged: an entry's key is \(key.mv_size) bytes, not 8")
+        }
+        return UInt64(bigEndian: UnsafeRawBufferPointer(start: start, count: 8).loadUnaligned(as: UInt64.self))
     }
 
     static let hardStateKey = Array("hard_state".utf8)
@@ -338,10 +340,10 @@ public final class LogStore: Sendable {
     {
         try environment.read { txn in
             var b = State()
-            if let frame = try LMDBEnvironment.get(txn, metaDatabase, key: Self.hardStateKey) {
+            if let frame = try environment.get(txn, metaDatabase, key: Self.hardStateKey) {
                 b.hardState = try HardState(frame: frame)
             }
-            if let snap = try LMDBEnvironment.get(txn, metaDatabase, key: Self.snapshotKey) {
+            if let snap = try environment.get(txn, metaDatabase, key: Self.snapshotKey) {
                 guard snap.count == 16 else {
                     throw StoreError(
                         .corruptEntry, "the log's snapshot record is damaged (\(snap.count) bytes, not 16)")
@@ -350,14 +352,22 @@ public final class LogStore: Sendable {
                     b.snapshotIndex = raw.loadLittleEndian(UInt64.self, at: 0)
                     b.snapshotTerm = raw.loadLittleEndian(UInt64.self, at: 8)
                 }
+                guard b.snapshotIndex <= LogEntry.largestPosition, b.snapshotTerm <= LogEntry.largestPosition else {
+                    throw StoreError(
+                        .corruptEntry,
+                        "the log's snapshot record is damaged (index \(b.snapshotIndex), term \(b.snapshotTerm))")
+                }
             }
             var sequence: UInt64 = 0
-            if let bytes = try LMDBEnvironment.get(txn, metaDatabase, key: Self.journalSequenceKey) {
+            if let bytes = try environment.get(txn, metaDatabase, key: Self.journalSequenceKey) {
                 guard bytes.count == 8 else {
                     throw StoreError(
                         .corruptEntry, "the log's journal sequence record is damaged (\(bytes.count) bytes, not 8)")
                 }
                 sequence = bytes.withUnsafeBytes { $0.loadLittleEndian(UInt64.self, at: 0) }
+                guard sequence < UInt64(Int64.max) else {
+                    throw StoreError(.corruptEntry, "the log's journal sequence record is damaged (\(sequence))")
+                }
             }
             b.firstIndex = b.snapshotIndex + 1
             b.lastIndex = b.snapshotIndex
@@ -367,15 +377,20 @@ public final class LogStore: Sendable {
             defer { mdb_cursor_close(cursor) }
             var key = MDB_val()
             var value = MDB_val()
-            if mdb_cursor_get(cursor, &key, &value, MDB_LAST) == 0 {
-                let index = Self.index(fromKey: key)
-                let entry = try LogEntry(
-                    index: index, frame: UnsafeRawBufferPointer(start: value.mv_data, count: value.mv_size))
+            // Only MDB_NOTFOUND means an empty log; any other failure is damage to say, not to
+            // take for a log that starts at the snapshot.
+            let last = mdb_cursor_get(cursor, &key, &value, MDB_LAST)
+            if last != MDB_NOTFOUND { try LMDBEnvironment.check(last, "reading the log's last entry in data.mdb") }
+            if last == 0 {
+                let index = try Self.index(fromKey: key)
+                let entry = try LogEntry(index: index, frame: environment.bytes(of: value))
                 b.lastIndex = index
                 b.lastTerm = entry.term
             }
-            if mdb_cursor_get(cursor, &key, &value, MDB_FIRST) == 0 {
-                b.firstIndex = Self.index(fromKey: key)
+            let first = mdb_cursor_get(cursor, &key, &value, MDB_FIRST)
+            if first != MDB_NOTFOUND { try LMDBEnvironment.check(first, "reading the log's first entry in data.mdb") }
+            if first == 0 {
+                b.firstIndex = try Self.index(fromKey: key)
                 // Compaction deletes the entries through the snapshot and records it in one
                 // transaction: the entries start right behind it, or something is lost.
                 guard b.firstIndex == b.snapshotIndex + 1 else {

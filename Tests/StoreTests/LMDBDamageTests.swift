@@ -1,0 +1,72 @@
+import Foundation
+import TestSupport
+import Testing
+
+@testable import Store
+
+/// A data.mdb damaged behind the store's back is refused with an error naming it, never read past
+/// its pages (a Bus error or a segmentation fault) and never taken for an empty log.
+@Suite struct LMDBDamageTests {
+    /// A closed log of 40 entries of 300 bytes: several leaf pages under one branch page.
+    func closedLog(_ dir: TemporaryDirectory) async throws -> String {
+        let path = dir.file("log")
+        let log = try LogStore(path: path)
+        try await log.append((1...40).map { LogEntry(index: $0, term: 1, payload: Array(repeating: 7, count: 300)) })
+        try await log.checkpoint()
+        return path
+    }
+
+    /// Rewrites the first four bytes of every node in the pages of `pageFlags` (and of keys of
+    /// `keySize` bytes, when given): a leaf node's data size, a branch node's child page number, in
+    /// two 16-bit halves. LMDB's page header is its number, pad, flags, lower and upper; the
+    /// nodes' offsets follow from byte 16.
+    func damageNodes(in path: String, pageFlags: UInt16, keySize: UInt16?, with halves: (UInt16, UInt16)) throws {
+        let file = path + "/data.mdb"
+        var data = [UInt8](try Data(contentsOf: URL(fileURLWithPath: file)))
+        let pageSize = 4096
+        var damaged = 0
+        for page in 2..<(data.count / pageSize) {
+            let base = page * pageSize
+            let load = { (offset: Int) in UInt16(data[base + offset]) | UInt16(data[base + offset + 1]) << 8 }
+            guard load(10) == pageFlags else { continue }
+            for slot in 0..<((Int(load(12)) - 16) / 2) {
+                let node = Int(load(16 + 2 * slot))
+                if let keySize, load(node + 6) != keySize { continue }
+                for (offset, half) in [(0, halves.0), (2, halves.1)] {
+                    data[base + node + offset] = UInt8(half & 0xff)
+                    data[base + node + offset + 1] = UInt8(half >> 8)
+                }
+                damaged += 1
+            }
+        }
+        #expect(damaged > 0)
+        try Data(data).write(to: URL(fileURLWithPath: file))
+    }
+
+    @Test("an entry whose size reaches past the file is refused as damage to data.mdb, not read")
+    func sizePastTheFile() async throws {
+        let dir = TemporaryDirectory()
+        let path = try await closedLog(dir)
+        // Leaf pages (flags 2) of the entries (8-byte keys): every entry 1.9 GB long.
+        try damageNodes(in: path, pageFlags: 2, keySize: 8, with: (0, 0x7000))
+        #expect {
+            _ = try LogStore(path: path)
+        } throws: { error in
+            (error as? StoreError)?.code == .corruptEntry
+                && "\(error)".contains("data.mdb is damaged: a node of 1879048192 bytes")
+        }
+    }
+
+    @Test("a branch pointing at a page the file does not have is an error reading the log, not an empty log")
+    func childPastTheFile() async throws {
+        let dir = TemporaryDirectory()
+        let path = try await closedLog(dir)
+        // The entries' branch page (flags 1): every child is page 5000.
+        try damageNodes(in: path, pageFlags: 1, keySize: nil, with: (5000, 0))
+        #expect {
+            _ = try LogStore(path: path)
+        } throws: { error in
+            (error as? StoreError)?.code == .lmdb && "\(error)".contains("reading the log's last entry in data.mdb")
+        }
+    }
+}

@@ -167,10 +167,10 @@ extension ViewSnapshots {
         var configuration = Configuration()
         configuration.readonly = true
         let problems: [String]
+        let queue: DatabaseQueue
         do {
-            problems = try DatabaseQueue(path: path, configuration: configuration).read { db in
-                try String.fetchAll(db, sql: "PRAGMA quick_check")
-            }
+            queue = try DatabaseQueue(path: path, configuration: configuration)
+            problems = try queue.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check") }
         } catch {
             throw NodeError(.invalid, "it is not a views file SQLite can read", cause: error)
         }
@@ -192,6 +192,13 @@ extension ViewSnapshots {
                 "its views schema version \(description.schemaVersion) is not one this dwcp (\(ViewStore.schemaVersion)) installs"
             )
         }
+        let stray: String?
+        do {
+            stray = try queue.read { db in try strayValue(in: db, index: index) }
+        } catch {
+            throw NodeError(.invalid, "its values could not be read", cause: error)
+        }
+        if let stray { throw NodeError(.invalid, stray) }
     }
 
     /// The bytes free for an unprivileged writer where snapshots are received (nil if unknown).

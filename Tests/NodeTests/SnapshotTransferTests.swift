@@ -130,6 +130,43 @@ import Testing
         #expect(left.isEmpty, "\(left)")
     }
 
+    @Test(
+        "a whole views file holding a value the applier never writes (text in an INTEGER column, a negative or future index, a huge size) is refused, naming it"
+    )
+    func strayValuesAreRefused() async throws {
+        let dir = TemporaryDirectory()
+        let (snapshots, bytes) = try await Self.setUp(dir)
+        let cases = [
+            ("UPDATE hosts SET cpus = 'eight'", "table hosts"),
+            ("UPDATE hosts SET created_index = -1", "created_index -1"),
+            ("UPDATE dwcp_state SET placement_index = 12", "placement_index 12"),
+            ("UPDATE hosts SET memory_bytes = \(Int64.max)", "memory_bytes \(Int64.max)"),
+            ("UPDATE intents SET request_id = x'00ff' WHERE log_index = 2", "table intents"),
+        ]
+        for (number, (change, named)) in cases.enumerated() {
+            let crafted = dir.file("crafted-\(number).sqlite")
+            try Data(bytes).write(to: URL(fileURLWithPath: crafted))
+            try await DatabaseQueue(path: crafted).write { db in try db.execute(sql: change) }
+            #expect(throws: NodeError.self, "\(change)") { try ViewSnapshots.check(path: crafted, index: 11) }
+            do {
+                try ViewSnapshots.check(path: crafted, index: 11)
+            } catch {
+                #expect(
+                    "\(error)".contains("holds a value the views never hold") && "\(error)".contains(named), "\(error)")
+            }
+            let craftedBytes = Array(try Data(contentsOf: URL(fileURLWithPath: crafted)))
+            #expect(!Self.feed(Self.chunks(craftedBytes), to: snapshots).contains(true), "\(change)")
+            #expect(!snapshots.hasReceived(11))
+        }
+        // The snapshot as the applier wrote it passes, as does a term as large as any.
+        let sent = dir.file("sent.sqlite")
+        try ViewSnapshots.check(path: sent, index: 11)
+        try await DatabaseQueue(path: sent).write { db in
+            try db.execute(sql: "UPDATE dwcp_state SET applied_term = \(Int64.max)")
+        }
+        try ViewSnapshots.check(path: sent, index: 11)
+    }
+
     @Test("a snapshot larger than the free space is refused at its first chunk, and nothing is written")
     func oversizedSnapshotIsRefused() async throws {
         let dir = TemporaryDirectory()

@@ -1,0 +1,70 @@
+import GRDB
+import Store
+
+/// Checks the values of a views snapshot before a member takes it: of the type its column
+/// declares, and within what the applier ever writes.
+///
+/// SQLite lets any value into any column of a table that is not STRICT, and `quick_check` does
+/// not look at values. The node reads its views as the applier wrote them (an INTEGER column as an
+/// integer, an index as an unsigned log position); a snapshot damaged on its way, or made up and
+/// sent to a plain-TCP replication port, with text in an INTEGER column or a negative index, would
+/// stop the process at the first read of that row. Such a snapshot is refused as it arrives.
+extension ViewSnapshots {
+    /// The largest value of any INTEGER column: far above any count, size or time the applier
+    /// writes (memory at most 2^50 bytes, times in milliseconds since 1970), and low enough that
+    /// sums of many never overflow.
+    static let largestColumnValue: Int64 = 1 << 53
+
+    /// The first value in the views of `db` (a snapshot at `index`) that the applier would not
+    /// have written, in words; nil when there is none.
+    static func strayValue(in db: Database, index: UInt64) throws -> String? {
+        let tables = try String.fetchAll(
+            db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        for table in tables {
+            let columns = try Row.fetchAll(
+                db, sql: "SELECT name, type, \"notnull\", pk FROM pragma_table_info(?)", arguments: [table])
+            var conditions: [String] = []
+            for column in columns {
+                guard let name = String.fromDatabaseValue(column["name"]),
+                    let declared = String.fromDatabaseValue(column["type"])?.uppercased()
+                else { continue }
+                let quoted = "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+                let nullable = (Int64.fromDatabaseValue(column["notnull"]) ?? 0) == 0
+                let types: [String]
+                if declared.contains("INT") {
+                    types = ["integer"]
+                } else if declared.contains("TEXT") || declared.contains("CHAR") {
+                    types = ["text"]
+                } else if declared.contains("BLOB") {
+                    types = ["blob"]
+                } else {
+                    continue
+                }
+                let allowed = (types + (nullable ? ["null"] : [])).map { "'\($0)'" }.joined(separator: ",")
+                conditions.append("typeof(\(quoted)) NOT IN (\(allowed))")
+                if declared.contains("INT") {
+                    // A log index is at most the snapshot's; a term may be any (`Raft.largestTerm`).
+                    let upper =
+                        name.hasSuffix("_index")
+                        ? Int64(clamping: index) : name.hasSuffix("_term") ? Int64.max : largestColumnValue
+                    conditions.append("(\(quoted) IS NOT NULL AND (\(quoted) < 0 OR \(quoted) > \(upper)))")
+                }
+            }
+            guard !conditions.isEmpty else { continue }
+            let quotedTable = "\"" + table.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+            let sql = "SELECT * FROM \(quotedTable) WHERE \(conditions.joined(separator: " OR ")) LIMIT 1"
+            if let row = try Row.fetchOne(db, sql: sql) {
+                return "table \(table) holds a value the views never hold (\(Self.shown(row)))"
+            }
+        }
+        return nil
+    }
+
+    /// A row in words, its values shortened.
+    private static func shown(_ row: Row) -> String {
+        row.columnNames.prefix(12).map { name in
+            let value = "\(row[name] as DatabaseValue)"
+            return "\(name) \(value.count > 40 ? String(value.prefix(40)) + "…" : value)"
+        }.joined(separator: ", ")
+    }
+}

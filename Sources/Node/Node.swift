@@ -229,10 +229,8 @@ public final class Node: Service, Sendable {
         if let failure { throw failure }
     }
 
-    /// What to do about a damaged log. A region's member must not go back to an older copy of its
-    /// log (it may drop entries it acknowledged, or a vote it cast): it starts over, empty.
-    static let damagedLogAdvice =
-        "On a region's member: empty its data directory, remove it and add it again (dwcp cluster remove-member, then serve --join and dwcp cluster add-member). On a single node: restore the data directory from a backup"
+    /// What to do about a damaged log (``LogStore/damagedLogAdvice``).
+    static let damagedLogAdvice = LogStore.damagedLogAdvice
 
     /// For a directory whose log holds entries but no identity file names it: refuses a start
     /// under another region than the one all its hosts and VMs are in (a log from before intents

@@ -16,31 +16,19 @@ import Testing
         return path
     }
 
-    /// Rewrites the first four bytes of every node in the pages of `pageFlags` (and of keys of
-    /// `keySize` bytes, when given): a leaf node's data size, a branch node's child page number, in
-    /// two 16-bit halves. LMDB's page header is its number, pad, flags, lower and upper; the
-    /// nodes' offsets follow from byte 16.
-    func damageNodes(in path: String, pageFlags: UInt16, keySize: UInt16?, with halves: (UInt16, UInt16)) throws {
-        let file = path + "/data.mdb"
-        var data = [UInt8](try Data(contentsOf: URL(fileURLWithPath: file)))
-        let pageSize = 4096
+    /// Sets the first two 16-bit halves (a leaf's data size, a branch's child page) of every
+    /// node in the pages of `pageFlags`, of keys of `keySize` bytes when given.
+    func damageNodes(in path: String, pageFlags: UInt16, keySize: Int?, with halves: (UInt16, UInt16)) throws {
+        var pages = try LMDBPages(file: path + "/data.mdb")
         var damaged = 0
-        for page in 2..<(data.count / pageSize) {
-            let base = page * pageSize
-            let load = { (offset: Int) in UInt16(data[base + offset]) | UInt16(data[base + offset + 1]) << 8 }
-            guard load(10) == pageFlags else { continue }
-            for slot in 0..<((Int(load(12)) - 16) / 2) {
-                let node = Int(load(16 + 2 * slot))
-                if let keySize, load(node + 6) != keySize { continue }
-                for (offset, half) in [(0, halves.0), (2, halves.1)] {
-                    data[base + node + offset] = UInt8(half & 0xff)
-                    data[base + node + offset + 1] = UInt8(half >> 8)
-                }
+        for page in 2..<pages.count where pages.flags(ofPage: page) == pageFlags {
+            for node in pages.nodes(ofPage: page) where keySize == nil || pages.keySize(ofNode: node) == keySize {
+                pages.setHalves(ofNode: node, halves.0, halves.1)
                 damaged += 1
             }
         }
         #expect(damaged > 0)
-        try Data(data).write(to: URL(fileURLWithPath: file))
+        try pages.write(to: path + "/data.mdb")
     }
 
     @Test("an entry whose size reaches past the file is refused as damage to data.mdb, not read")

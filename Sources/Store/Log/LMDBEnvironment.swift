@@ -38,7 +38,17 @@ final class LMDBEnvironment: @unchecked Sendable {
         var stat = MDB_stat()
         mdb_env_stat(env, &stat)
         pageSize = Int(stat.ms_psize)
+        watchMap()
+    }
+
+    /// Finds where `data.mdb` is mapped now, for ``bytes(of:)`` and ``LMDBFaultNote``.
+    private func watchMap() {
         mappedAt = Self.mapAddress(ofDataFileIn: path)
+        if let mappedAt {
+            LMDBFaultNote.register(ObjectIdentifier(self), start: mappedAt, size: mapSize, file: path + "/data.mdb")
+        } else {
+            LMDBFaultNote.unregister(ObjectIdentifier(self))
+        }
     }
 
     /// Extends a data file shorter than the pages its meta page counts with zeros. LMDB maps the
@@ -64,6 +74,7 @@ final class LMDBEnvironment: @unchecked Sendable {
     }
 
     deinit {
+        LMDBFaultNote.unregister(ObjectIdentifier(self))
         mdb_env_close(env)
         pthread_rwlock_destroy(resizeLock)
         resizeLock.deallocate()
@@ -134,7 +145,7 @@ final class LMDBEnvironment: @unchecked Sendable {
             throw StoreError(.lmdb, "the log is full: its map reached the maximum of \(maximumMapSize) bytes")
         }
         try Self.check(mdb_env_set_mapsize(env, min(current * 2, maximumMapSize)), "mdb_env_set_mapsize")
-        mappedAt = Self.mapAddress(ofDataFileIn: path)
+        watchMap()
     }
 
     /// Throws a ``StoreError`` for a non-zero LMDB return code. The LMDB code travels in `index`

@@ -330,6 +330,11 @@ public final class LogStore: Sendable {
         return UInt64(bigEndian: UnsafeRawBufferPointer(start: start, count: 8).loadUnaligned(as: UInt64.self))
     }
 
+    /// What to do about a damaged log. A region's member must not go back to an older copy of its
+    /// log (it may drop entries it acknowledged, or a vote it cast): it starts over, empty.
+    public static let damagedLogAdvice =
+        "On a region's member: empty its data directory, remove it and add it again (dwcp cluster remove-member, then serve --join and dwcp cluster add-member). On a single node: restore the data directory from a backup"
+
     static let hardStateKey = Array("hard_state".utf8)
     static let snapshotKey = Array("snapshot".utf8)
     static let journalSequenceKey = Array("journal_sequence".utf8)

@@ -1,0 +1,39 @@
+import Foundation
+import TestSupport
+import Testing
+
+@testable import Store
+
+/// A fault that LMDB's own walk of a damaged `data.mdb` takes (a node's offset past the file's
+/// end: a Bus error) cannot be turned into an error, but the process says which file it was and
+/// what to do before it stops (`LMDBFaultNote`).
+@Suite struct LMDBFaultTests {
+    @Test("a Bus error inside LMDB's walk of a damaged data.mdb names the file and the remedy before the process stops")
+    func aFaultNamesTheFile() async throws {
+        let dir = TemporaryDirectory()
+        let data = dir.file("data")
+        do {
+            let log = try LogStore(path: data + "/log")
+            try await log.append(
+                (1...40).map { LogEntry(index: $0, term: 1, payload: Array(repeating: 7, count: 300)) })
+            try await log.checkpoint()
+        }
+        let file = data + "/log/data.mdb"
+        var pages = try LMDBPages(file: file)
+        let page = try #require(pages.pageOfLastEntry())
+        // Every node of the page that holds the last entry sits 65,520 bytes into it: past the end
+        // of the file (within the map), where opening the log reads the last entry's key.
+        try #require((page + 16) * LMDBPages.pageSize > pages.bytes.count)
+        pages.pointNodes(ofPage: page, at: 0xFFF0)
+        try pages.write(to: file)
+
+        let node = try DwcpProcess(
+            ["dev", "--data-dir", data, "--api", "127.0.0.1:0", "--no-host-agent"], directory: dir)
+        _ = try await node.waitForExit(timeout: .seconds(60))
+        #expect(node.process.terminationReason == .uncaughtSignal, "\(node.stderr)")
+        #expect(node.process.terminationStatus == SIGBUS)
+        #expect(
+            node.stderr.contains("dwcp: stopped by a fault reading \(file), a log's LMDB file: the file is damaged"))
+        #expect(node.stderr.contains("restore the data directory from a backup"))
+    }
+}

@@ -122,6 +122,8 @@ struct HostAgent: Sendable {
         }
         let agent = HostAgent(
             configuration: configuration, kvm: kvm, vmsPath: node.configuration.vmsPath, logger: node.logger)
+        // Not before the views' values are known to be ones the applier writes (as the scheduler).
+        _ = try await node.snapshots.viewsChecked.wait(until: 1)
         try await agent.run(node: node)
     }
 

@@ -66,7 +66,7 @@ public final class Node: Service, Sendable {
         metrics = NodeMetrics()
         do {
             log = try LogStore(path: configuration.logPath, metrics: metrics.log, logger: logger)
-        } catch let error as StoreError where error.message.contains("MDB_CORRUPTED") {
+        } catch let error as StoreError where error.isLogDamage {
             throw NodeError(
                 .unavailable,
                 "the log in \(configuration.logPath) is damaged (\(error.message)). \(Self.damagedLogAdvice)",
@@ -77,7 +77,7 @@ public final class Node: Service, Sendable {
         let entries: Int
         do {
             entries = try log.verify()
-        } catch let error as StoreError where error.code == .corruptEntry {
+        } catch let error as StoreError where error.isLogDamage {
             throw NodeError(
                 .unavailable,
                 "the log in \(configuration.logPath) is damaged: \(error.message). \(Self.damagedLogAdvice)",

@@ -855,7 +855,7 @@ public final class RaftConsensus: Consensus {
             })
         else { return }
         logger.warning(
-            "\(group): dropped \(dropped.kind) of term \(dropped.term) from \(dropped.from): \(dropped.reason) (a stray or forged frame: without mutual TLS anyone who reaches the replication port can send one)\(LogThrottle.more(held))"
+            "\(group): dropped \(dropped.kind) of term \(dropped.term) from \(dropped.from): \(dropped.reason) (\(dropped.cause == .outOfRange ? "a forged frame, or a region whose terms passed the ceiling" : "a stray or forged frame"): without mutual TLS anyone who reaches the replication port can send one)\(LogThrottle.more(held))"
         )
     }
 

@@ -11,6 +11,9 @@ struct SchedulerWorker: Sendable {
     let placer = Placer()
 
     func run(node: Node) async throws {
+        // Not before the views' values are known to be ones the applier writes (a hand-edited or
+        // damaged file would stop the process at the first odd value it reads).
+        _ = try await node.snapshots.viewsChecked.wait(until: 1)
         var seen: UInt64 = 0
         var placementIndexSeen: UInt64?
         var idle = false

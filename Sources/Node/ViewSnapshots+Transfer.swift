@@ -194,7 +194,7 @@ extension ViewSnapshots {
         }
         let stray: String?
         do {
-            stray = try queue.read { db in try strayValue(in: db, index: index) }
+            stray = try queue.read { db in try ViewStore.strayValue(in: db, index: index) }
         } catch {
             throw NodeError(.invalid, "its values could not be read", cause: error)
         }

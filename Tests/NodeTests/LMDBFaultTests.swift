@@ -36,4 +36,32 @@ import Testing
             node.stderr.contains("dwcp: stopped by a fault reading \(file), a log's LMDB file: the file is damaged"))
         #expect(node.stderr.contains("restore the data directory from a backup"))
     }
+
+    @Test("an assertion LMDB fails on a damaged data.mdb (a leaf taken for a branch) names the file before it aborts")
+    func anAssertionNamesTheFile() async throws {
+        let dir = TemporaryDirectory()
+        let data = dir.file("data")
+        do {
+            let log = try LogStore(path: data + "/log")
+            try await log.append(
+                (1...40).map { LogEntry(index: $0, term: 1, payload: Array(repeating: 7, count: 300)) })
+            try await log.checkpoint()
+        }
+        let file = data + "/log/data.mdb"
+        var pages = try LMDBPages(file: file)
+        let leaves = pages.entryLeaves()
+        try #require(leaves.count >= 3)
+        // A leaf in the middle marked a branch: reading every entry (as a node does as it starts)
+        // steps into it from the one before.
+        pages.setFlags(ofPage: leaves[1].page, 1)
+        try pages.write(to: file)
+
+        let node = try DwcpProcess(
+            ["dev", "--data-dir", data, "--api", "127.0.0.1:0", "--no-host-agent"], directory: dir)
+        _ = try await node.waitForExit(timeout: .seconds(60))
+        #expect(node.process.terminationReason == .uncaughtSignal, "\(node.stderr)")
+        #expect(node.process.terminationStatus == SIGABRT)
+        #expect(node.stderr.contains("dwcp: LMDB stopped the process reading \(file), a log's LMDB file ("))
+        #expect(node.stderr.contains("restore the data directory from a backup"))
+    }
 }

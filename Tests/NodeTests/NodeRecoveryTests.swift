@@ -105,6 +105,32 @@ import Testing
         #expect(rebuilt.contains("\"vm-12\""))
     }
 
+    @Test(
+        "views holding a value the applier never writes (a negative index, text in an INTEGER column) are found as the node starts, before its scheduler reads them: it stops, and started again rebuilds them"
+    )
+    func strayValuesAreFoundAtStart() async throws {
+        for change in [
+            "UPDATE dwcp_state SET placement_index = -1",
+            "UPDATE vms SET cpus = 'abc', host = NULL, actual_state = 'pending' WHERE name = 'vm-5'",
+        ] {
+            let dir = TemporaryDirectory()
+            try await populate(dir)
+            let (before, _) = try openedDump(dir)
+            try await DatabaseQueue(path: dir.file("views.sqlite")).write { db in try db.execute(sql: change) }
+            await #expect {
+                try await withRunningNode(dir) { node in
+                    _ = try await node.applied.wait(until: .max, timeout: .seconds(20))
+                }
+            } throws: { error in
+                "\(error)".contains("views.sqlite is damaged")
+                    && "\(error)".contains("holds a value the views never hold")
+            }
+            let (rebuilt, reason) = try openedDump(dir)
+            #expect(reason?.hasPrefix("views.sqlite was found damaged") == true, "\(reason ?? "")")
+            #expect(rebuilt == before, "\(change)")
+        }
+    }
+
     @Test("no views snapshot is taken before the views passed the check a node makes as it starts")
     func snapshotsWaitForTheViewsCheck() async throws {
         let dir = TemporaryDirectory()

@@ -83,44 +83,79 @@ import Testing
     }
 }
 
-/// Terms and log indexes stop below what the views and the wire can keep (signed 64 bits): a
-/// message of a made-up term near the top is dropped rather than leaving the region no term to
-/// elect a leader in, and a member at the last term stays a follower instead of counting past it.
+/// Terms and log indexes stop below what the views and the wire can keep (signed 64 bits): past a
+/// ceiling 2^32 below the last term, terms are taken one step at a time, so that no one message of
+/// a made-up term leaves the region no term to elect a leader in; a member at the last term stays
+/// a follower instead of counting past it.
 @Suite struct RaftTermLimitTests {
-    @Test("a message past the largest term or index taken is dropped, even from the leader; nothing moves")
-    func messagesPastTheLimitAreDropped() throws {
+    @Test("an index past the ceiling, or an entry of a later term than its message's, is dropped; nothing moves")
+    func indexesPastTheCeilingAreDropped() throws {
         var (cluster, leader, follower) = RaftStrayMessageTests.group()
         let term = cluster.members[follower]!.term
         let last = cluster.members[follower]!.lastIndex
         let past = Raft.largestAccepted + 1
-        let entry = LogEntry(index: last + 1, term: past, payload: Array("x".utf8))
-        for (messageTerm, body) in [
-            (past, RaftMessage.Body.heartbeat(commit: 0, readContext: 0)),
-            (past, .vote(lastIndex: last, lastTerm: term, transfer: true)),
-            (term, .append(prevIndex: last, prevTerm: term, entries: [entry], commit: 0)),
-            (
-                term,
-                .append(
-                    prevIndex: past, prevTerm: term,
-                    entries: [LogEntry(index: past + 1, term: term, payload: [])], commit: 0)
-            ),
-            (term, .snapshot(RaftSnapshotMeta(index: past, term: term, membership: RaftMembership()))),
+        for body in [
+            RaftMessage.Body.append(
+                prevIndex: past, prevTerm: term, entries: [LogEntry(index: past + 1, term: term, payload: [])],
+                commit: 0),
+            .append(
+                prevIndex: last, prevTerm: term, entries: [LogEntry(index: last + 1, term: term + 1, payload: [])],
+                commit: 0),
+            .snapshot(RaftSnapshotMeta(index: past, term: term, membership: RaftMembership())),
+            .snapshot(RaftSnapshotMeta(index: last + 5, term: term + 1, membership: RaftMembership())),
         ] {
-            cluster.members[follower]!.step(RaftMessage(from: leader, to: follower, term: messageTerm, body: body))
-            let dropped = cluster.members[follower]!.takeReady().disregarded
-            #expect(dropped.map(\.cause) == [.outOfRange], "\(body.name)")
-            #expect(dropped.first?.reason.contains("past the largest term or index taken") == true)
+            cluster.members[follower]!.step(RaftMessage(from: leader, to: follower, term: term, body: body))
+            #expect(cluster.members[follower]!.takeReady().disregarded.map(\.cause) == [.outOfRange], "\(body)")
         }
         #expect(cluster.members[follower]!.term == term)
         #expect(cluster.members[follower]!.lastIndex == last)
         cluster.tick(30)
         #expect(cluster.leader == leader)
-        // The largest taken is taken.
+    }
+
+    @Test(
+        "a made-up term past the ceiling moves a member to the ceiling, then one term a message; a region taken to the ceiling still elects leaders"
+    )
+    func termsPastTheCeilingAreTakenOneStepAtATime() throws {
+        var (cluster, leader, follower) = RaftStrayMessageTests.group()
+        let ceiling = Raft.largestAccepted
+        let heartbeat = RaftMessage.Body.heartbeat(commit: 0, readContext: 0)
+        cluster.members[follower]!.step(
+            RaftMessage(from: leader, to: follower, term: Raft.largestTerm, body: heartbeat))
+        #expect(cluster.members[follower]!.takeReady().disregarded.map(\.cause) == [.outOfRange])
+        #expect(cluster.members[follower]!.term == ceiling)
+        cluster.members[follower]!.step(
+            RaftMessage(from: leader, to: follower, term: Raft.largestTerm, body: heartbeat))
+        #expect(cluster.members[follower]!.term == ceiling + 1)
+        // A pre-vote moves no term, however far.
+        cluster.members[follower]!.step(
+            RaftMessage(
+                from: leader, to: follower, term: Raft.largestTerm,
+                body: .preVote(lastIndex: 1 << 40, lastTerm: Raft.largestTerm)))
+        #expect(cluster.members[follower]!.term == ceiling + 1)
+        // The region goes on from there: a leader is elected, past the ceiling, and every member
+        // follows it (a member behind comes along a term a message).
+        cluster.tick(60)
+        let elected = try #require(cluster.leader)
+        #expect(cluster.members[elected]!.term >= ceiling + 1)
+        #expect(cluster.members.values.allSatisfy { $0.term == cluster.members[elected]!.term })
+        _ = try cluster.members[elected]!.propose([Array("after".utf8)])
+        cluster.tick(10)
+        for member in cluster.members.keys { #expect(cluster.records(member).contains("after"), "\(member)") }
+    }
+
+    @Test("a region whose members a heartbeat took to exactly the ceiling elects a leader again")
+    func aRegionAtTheCeilingElects() throws {
+        var (cluster, leader, follower) = RaftStrayMessageTests.group()
         cluster.members[follower]!.step(
             RaftMessage(
                 from: leader, to: follower, term: Raft.largestAccepted, body: .heartbeat(commit: 0, readContext: 0)))
         #expect(cluster.members[follower]!.takeReady().disregarded.isEmpty)
         #expect(cluster.members[follower]!.term == Raft.largestAccepted)
+        cluster.tick(60)
+        let elected = try #require(cluster.leader)
+        #expect(cluster.members[elected]!.term > Raft.largestAccepted)
+        #expect(cluster.members.values.allSatisfy { $0.term == cluster.members[elected]!.term })
     }
 
     /// A lone voter whose hard state holds `term`, ticked past its election timeout.
@@ -134,13 +169,13 @@ import Testing
         return raft
     }
 
-    @Test("a member at the last term does not campaign past it; 2^32 terms below it, it still does")
+    @Test("a member at the last term does not campaign past it; one term below it, it still does")
     func noCampaignPastTheLastTerm() throws {
         let stuck = loneVoter(atTerm: Raft.largestTerm)
         #expect(stuck.role == .follower)
         #expect(stuck.term == Raft.largestTerm)
-        let room = loneVoter(atTerm: Raft.largestAccepted)
+        let room = loneVoter(atTerm: Raft.largestTerm - 1)
         #expect(room.role == .leader)
-        #expect(room.term == Raft.largestAccepted + 1)
+        #expect(room.term == Raft.largestTerm)
     }
 }

@@ -50,16 +50,23 @@ public struct LMDBPages {
         for slot in 0..<((Int(word(at: base + 12)) - 16) / 2) { setWord(offset, at: base + 16 + 2 * slot) }
     }
 
+    /// The leaf pages that hold log entries, by the first index each holds.
+    public func entryLeaves() -> [(firstIndex: UInt64, page: Int)] {
+        var leaves: [(firstIndex: UInt64, page: Int)] = []
+        for page in 2..<count where flags(ofPage: page) == 2 {
+            let indexes = nodes(ofPage: page).compactMap { node -> UInt64? in
+                guard keySize(ofNode: node) == 8, bytes[node + 8] == 0 else { return nil }
+                return bytes[(node + 8)..<(node + 16)].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            }
+            if let first = indexes.min() { leaves.append((first, page)) }
+        }
+        return leaves.sorted { $0.firstIndex < $1.firstIndex }
+    }
+
+    /// Sets the flags of `page` (1 branch, 2 leaf).
+    public mutating func setFlags(ofPage page: Int, _ flags: UInt16) { setWord(flags, at: page * Self.pageSize + 10) }
+
     /// The leaf page that holds the log's last entry: the largest 8-byte key that reads as a log
     /// index (big-endian, its top byte 0; the meta records' keys are words).
-    public func pageOfLastEntry() -> Int? {
-        var best: (index: UInt64, page: Int)?
-        for page in 2..<count where flags(ofPage: page) == 2 {
-            for node in nodes(ofPage: page) where keySize(ofNode: node) == 8 && bytes[node + 8] == 0 {
-                let index = bytes[(node + 8)..<(node + 16)].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-                if best == nil || index > best!.index { best = (index, page) }
-            }
-        }
-        return best?.page
-    }
+    public func pageOfLastEntry() -> Int? { entryLeaves().last?.page }
 }

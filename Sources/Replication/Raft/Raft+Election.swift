@@ -4,10 +4,14 @@ extension Raft {
     /// Handles one message from a peer.
     public mutating func step(_ message: RaftMessage) {
         guard message.to == id, message.from != id else { return }
-        if message.largestValue > Self.largestAccepted {
+        if message.largestIndex > Self.largestAccepted {
             disregard(
                 message, .outOfRange,
-                "it carries \(message.largestValue), past the largest term or index taken, \(Self.largestAccepted)")
+                "it carries log index \(message.largestIndex), past the largest taken, \(Self.largestAccepted)")
+            return
+        }
+        if message.carriesLaterTerm {
+            disregard(message, .outOfRange, "it carries an entry or a snapshot of a later term than its own")
             return
         }
         if case .removed(let index) = message.body {
@@ -37,6 +41,10 @@ extension Raft {
             } else {
                 departing[message.from] = nil
             }
+            return
+        }
+        if message.term > Self.largestAccepted, message.term > term, message.term - term > 1 {
+            climbTerm(toward: message)
             return
         }
         if message.term > term {
@@ -117,6 +125,28 @@ extension Raft {
         from sender: String, kind: String, term: UInt64, _ cause: RaftDisregarded.Cause, _ reason: String
     ) {
         ready.disregarded.append(RaftDisregarded(from: sender, kind: kind, term: term, cause: cause, reason: reason))
+    }
+
+    /// A message of a term past ``largestAccepted`` and more than one above this member's: past
+    /// that ceiling terms are taken one step at a time, so that no one message (a forged one, on a
+    /// plain-TCP port) takes the region's terms to the last, ``largestTerm``, where no member
+    /// could campaign again. The member moves to the ceiling, or one term up once past it, as a
+    /// message of that term would move it, and drops the message. Members that reached such terms
+    /// by elections bring one that lags along in as many messages as it lags terms.
+    private mutating func climbTerm(toward message: RaftMessage) {
+        let next = max(Self.largestAccepted, term + 1)
+        disregard(
+            message, .outOfRange,
+            "its term is past \(Self.largestAccepted) and more than one above this member's \(term): it moves to \(next) instead"
+        )
+        switch message.body {
+        case .preVote:
+            return  // A pre-vote never changes a term.
+        case .vote(_, _, let transfer) where inLease && !transfer:
+            return
+        default:
+            becomeFollower(term: next, leader: nil)
+        }
     }
 
     /// A message from a later term. Returns whether to go on handling it.

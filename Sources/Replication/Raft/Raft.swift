@@ -62,9 +62,10 @@ public struct Raft: Sendable {
     static let forwardsRemembered = 4096
     /// The largest term (the views and the wire keep terms as signed 64-bit numbers).
     public static let largestTerm = LogEntry.largestPosition
-    /// The largest term or log index a message may carry (``RaftDisregarded/Cause/outOfRange``):
-    /// 2^32 below ``largestTerm``, so that a message of a made-up term still leaves the region
-    /// that many elections, and the log that many entries.
+    /// The largest log index a message may carry, and the term past which terms are taken one
+    /// step at a time (``RaftDisregarded/Cause/outOfRange``): 2^32 below ``largestTerm``, so that
+    /// a message of a made-up term leaves the region that many elections, and the log that many
+    /// entries.
     public static let largestAccepted = largestTerm - (1 << 32)
     var transferElapsed = 0
     /// Leader: ticks since it was elected (saturating).

@@ -62,21 +62,25 @@ public struct RaftMessage: Sendable, Equatable {
 
 /// What describes a snapshot: the last index and term it covers and the membership at that index.
 extension RaftMessage {
-    /// The largest term or log index this message would have its receiver keep: its term, the
-    /// last index of the entries it appends (their terms) or the snapshot it installs. Other fields
-    /// are only compared with the receiver's own.
-    var largestValue: UInt64 {
-        var largest = term
+    /// The largest log index this message would have its receiver keep: the last of the entries
+    /// it appends, or the snapshot it installs (0 for other messages).
+    var largestIndex: UInt64 {
         switch body {
-        case .append(let prevIndex, _, let entries, _):
-            largest = max(largest, prevIndex, entries.last?.index ?? 0)
-            for entry in entries where entry.term > largest { largest = entry.term }
-        case .snapshot(let meta):
-            largest = max(largest, meta.index, meta.term)
-        default:
-            break
+        case .append(let prevIndex, _, let entries, _): max(prevIndex, entries.last?.index ?? 0)
+        case .snapshot(let meta): meta.index
+        default: 0
         }
-        return largest
+    }
+
+    /// Whether an entry or the snapshot this message carries claims a later term than the message
+    /// itself: a leader sends only entries of its own term or earlier ones.
+    var carriesLaterTerm: Bool {
+        switch body {
+        case .append(_, let prevTerm, let entries, _):
+            prevTerm > term || entries.contains { $0.term > term }
+        case .snapshot(let meta): meta.term > term
+        default: false
+        }
     }
 }
 

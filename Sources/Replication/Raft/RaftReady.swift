@@ -63,8 +63,10 @@ public struct RaftDisregarded: Sendable, Equatable {
         case notAMember
         /// An acknowledgement past the leader's last index.
         case pastTheLog
-        /// A term or log index above ``Raft/largestAccepted``: taken, it would leave the region
-        /// too few terms to elect leaders in, or the log too few indexes to grow into.
+        /// A log index above ``Raft/largestAccepted``, a term above it by more than one step
+        /// past the member's own (the member takes one step), or an entry of a later term than
+        /// its message's: taken, it would leave the region too few terms to elect leaders in, or
+        /// the log too few indexes to grow into.
         case outOfRange
     }
 

@@ -31,6 +31,7 @@ final class LMDBEnvironment: @unchecked Sendable {
         resizeLock = .allocate(capacity: 1)
         pthread_rwlock_init(resizeLock, nil)
         // Every stored property is set: a throw from here on runs deinit, which closes and frees.
+        _ = mdb_env_set_assert(env, LMDBFaultNote.assertionFailed)
         try Self.check(mdb_env_set_maxdbs(env, MDB_dbi(maxDatabases)), "mdb_env_set_maxdbs")
         try Self.check(mdb_env_set_mapsize(env, initialMapSize), "mdb_env_set_mapsize")
         try Self.check(mdb_env_open(env, path, UInt32(MDB_NOTLS), 0o644), "mdb_env_open \(path)")

@@ -1,3 +1,4 @@
+import CLMDB
 import Foundation
 import Synchronization
 
@@ -42,6 +43,20 @@ enum LMDBFaultNote {
         previous = (bus, segv)
         return true
     }()
+
+    /// What LMDB calls when one of its own assertions fails (the system's liblmdb is built with
+    /// them; it then aborts): damage it walked into, such as a branch that points at a page of
+    /// another kind. Says which file and what to do; LMDB's message follows on its own line.
+    static let assertionFailed: @convention(c) (OpaquePointer?, UnsafePointer<CChar>?) -> Void = { env, message in
+        var directory: UnsafePointer<CChar>?
+        if let env { _ = mdb_env_get_path(env, &directory) }
+        let file = directory.map { String(cString: $0) + "/data.mdb" } ?? "a log's data.mdb"
+        let what = message.map { String(cString: $0) } ?? "an assertion failed"
+        let text =
+            "dwcp: LMDB stopped the process reading \(file), a log's LMDB file (\(what)): the file is damaged. "
+            + LogStore.damagedLogAdvice + ".\n"
+        FileHandle.standardError.write(Data(text.utf8))
+    }
 
     /// Watches the map of `owner` at `start` of `size` bytes, the data file at `file`; again with
     /// the same owner after the map moved.

@@ -117,7 +117,7 @@ extension LogEntry {
         guard index <= Self.largestPosition, term <= Self.largestPosition else {
             throw StoreError(
                 .corruptEntry,
-                "log entry \(index) is damaged: its index or term (\(term)) is past \(Self.largestPosition), the largest a log keeps",
+                "log entry \(index) is damaged: its index or its term (\(term)) is past \(Self.largestPosition), the largest a log keeps",
                 index: index)
         }
         self.index = index

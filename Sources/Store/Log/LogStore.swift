@@ -210,7 +210,7 @@ public final class LogStore: Sendable {
                     result.append(try LogEntry(index: index, frame: environment.bytes(of: value)))
                     rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)
                 }
-                if rc != 0 && rc != MDB_NOTFOUND { try LMDBEnvironment.check(rc, "mdb_cursor_get") }
+                if rc != 0 && rc != MDB_NOTFOUND { try LMDBEnvironment.check(rc, "reading log entries in data.mdb") }
                 return result
             }
         }

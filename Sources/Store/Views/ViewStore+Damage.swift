@@ -51,18 +51,27 @@ extension ViewStore {
     }
 
     /// Checks the whole file as SQLite can (`PRAGMA integrity_check`: every page, every row
-    /// against its indexes, the NOT NULL columns), in a read transaction beside the applier. When it
-    /// finds damage it leaves the marker, so the next start rebuilds the views, and throws the
-    /// error that says so. SQLite keeps no checksum of a row's values: a changed value that breaks
-    /// no index or constraint goes unseen.
+    /// against its indexes, the NOT NULL columns), then every value against what the applier
+    /// writes (``strayValue(in:index:)``), in read transactions beside the applier. When it finds
+    /// damage it leaves the marker, so the next start rebuilds the views, and throws the error that
+    /// says so. SQLite keeps no checksum of a row's values: a changed value of the right type and
+    /// range that breaks no index or constraint goes unseen (`dwcp cluster verify` compares them).
     public func checkIntegrity() async throws {
         let problems = try await markingDamage {
             try await pool.read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check(10)") }
         }
-        guard problems != ["ok"] else { return }
-        throw Self.markDamaged(
-            viewsAt: path,
-            IntegrityProblems(text: "SQLite's integrity check: " + problems.prefix(3).joined(separator: "; ")))
+        if problems != ["ok"] {
+            throw Self.markDamaged(
+                viewsAt: path,
+                IntegrityProblems(text: "SQLite's integrity check: " + problems.prefix(3).joined(separator: "; ")))
+        }
+        let stray = try await markingDamage {
+            try await pool.read { db -> String? in
+                let applied = try Int64.fetchOne(db, sql: "SELECT applied_index FROM dwcp_state WHERE id = 1")
+                return try Self.strayValue(in: db, index: UInt64(max(applied ?? 0, 0)))
+            }
+        }
+        if let stray { throw Self.markDamaged(viewsAt: path, IntegrityProblems(text: stray)) }
     }
 }
 

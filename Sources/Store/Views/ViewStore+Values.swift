@@ -1,23 +1,24 @@
 import GRDB
-import Store
 
-/// Checks the values of a views snapshot before a member takes it: of the type its column
-/// declares, and within what the applier ever writes.
+/// Checks the values of views: of the type their column declares, and within what the applier
+/// ever writes.
 ///
-/// SQLite lets any value into any column of a table that is not STRICT, and `quick_check` does
-/// not look at values. The node reads its views as the applier wrote them (an INTEGER column as an
-/// integer, an index as an unsigned log position); a snapshot damaged on its way, or made up and
-/// sent to a plain-TCP replication port, with text in an INTEGER column or a negative index, would
-/// stop the process at the first read of that row. Such a snapshot is refused as it arrives.
-extension ViewSnapshots {
+/// SQLite lets any value into any column of a table that is not STRICT, and neither `quick_check`
+/// nor `integrity_check` looks at values. The node reads its views as the applier wrote them (an
+/// INTEGER column as an integer, an index as an unsigned log position); views edited by hand or
+/// damaged on the disk, or a snapshot damaged on its way or made up and sent to a plain-TCP
+/// replication port, with text in an INTEGER column or a negative index, would stop the process
+/// at the first read of that row. A received snapshot with such a value is refused; views with one
+/// are damage (``checkIntegrity()``), rebuilt from the log at the next start.
+extension ViewStore {
     /// The largest value of any INTEGER column: far above any count, size or time the applier
     /// writes (memory at most 2^50 bytes, times in milliseconds since 1970), and low enough that
     /// sums of many never overflow.
     static let largestColumnValue: Int64 = 1 << 53
 
-    /// The first value in the views of `db` (a snapshot at `index`) that the applier would not
+    /// The first value in the views of `db` (applied through `index`) that the applier would not
     /// have written, in words; nil when there is none.
-    static func strayValue(in db: Database, index: UInt64) throws -> String? {
+    public static func strayValue(in db: Database, index: UInt64) throws -> String? {
         let tables = try String.fetchAll(
             db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
         for table in tables {

@@ -88,6 +88,23 @@ typealias Record = Store.Record
         #expect(placedAt == [3, 6, 14])
     }
 
+    @Test(
+        "an applied index that is no log index (text, which SQLite reads as 0; a negative number) is refused, not taken for 0"
+    )
+    func appliedIndexThatIsNoIndex() throws {
+        let dir = TemporaryDirectory()
+        let queue = try DatabaseQueue(path: dir.file("views.sqlite"))
+        try queue.write { db in
+            try db.execute(sql: "CREATE TABLE dwcp_state (id INTEGER PRIMARY KEY, applied_index INTEGER NOT NULL)")
+            try db.execute(sql: "INSERT INTO dwcp_state VALUES (1, 7)")
+        }
+        #expect(try queue.read { try ViewStore.appliedIndex($0) } == 7)
+        for stored in ["'abc'", "-1", "7.5"] {
+            try queue.write { db in try db.execute(sql: "UPDATE dwcp_state SET applied_index = \(stored)") }
+            #expect(throws: StoreError.self, "\(stored)") { try queue.read { try ViewStore.appliedIndex($0) } }
+        }
+    }
+
     @Test("an unschedulable decision that names another VM of the same name is refused; one without the field applies")
     func unschedulableNamesItsVM() throws {
         let dir = TemporaryDirectory()

@@ -135,9 +135,15 @@ public final class ViewStore: Sendable {
 
     /// The applied index, read in `db`'s transaction.
     public static func appliedIndex(_ db: Database) throws -> UInt64 {
-        let stored = try Int64.fetchOne(db.cachedStatement(sql: "SELECT applied_index FROM dwcp_state WHERE id = 1"))
-        guard let index = UInt64(exactly: stored ?? 0) else {
-            throw StoreError(.views, "the views' applied_index \(stored ?? 0) is no log index")
+        // (SQLite reads text as 0: the type is checked, or such views would be applied again from 1.)
+        let row = try Row.fetchOne(
+            db.cachedStatement(
+                sql: "SELECT applied_index, typeof(applied_index) = 'integer' AS integer FROM dwcp_state WHERE id = 1"))
+        guard let row else { return 0 }
+        let stored = row[0] as DatabaseValue
+        guard row[1] as Bool? == true, let value = Int64.fromDatabaseValue(stored), let index = UInt64(exactly: value)
+        else {
+            throw StoreError(.views, "the views' applied_index \(stored) is no log index")
         }
         return index
     }

@@ -5,7 +5,8 @@
 // Each seed runs a whole region (the product's Raft code) with clients and injected faults, and
 // checks safety on every step and linearizability at the end. A failing seed is printed with the
 // command that replays it exactly. `--flaw reads-locally` (or `sends-before-sync`, `forwards-again-under-new-id`) puts a flaw in the driver on purpose,
-// to watch the checks catch it (SimulationOptions.Flaw).
+// to watch the checks catch it (SimulationOptions.Flaw). A trap (a precondition in the code under
+// test) or a fault names the seed it stopped in before the process ends (RunningSeedNote).
 import Foundation
 import Simulation
 
@@ -58,8 +59,12 @@ let started = Date()
 var failures = 0
 var runs = 0
 let seedList = single.map { [$0] } ?? Array(first..<(first + seeds))
+RunningSeedNote.install()
 for seed in seedList {
     for nodes in nodeCounts {
+        RunningSeedNote.set(
+            "dwcp-sim: stopped in seed \(seed) with \(nodes) members; replay: swift run -c release --static-swift-stdlib dwcp-sim --seed \(seed) --nodes \(nodes) --trace"
+                + (flaw.map { " --flaw \($0.rawValue)" } ?? "") + "\n")
         let report = Simulation.run(SimulationOptions(seed: seed, nodes: nodes, trace: trace, flaw: flaw))
         runs += 1
         if !report.passed {

@@ -1,0 +1,46 @@
+import Foundation
+import Testing
+
+/// A trap in the code the simulator runs stops its process; the seed it was running is said first,
+/// with the command that replays it (`dwcp-sim`'s `RunningSeedNote`), where it used to be lost.
+@Suite struct SimulatorTrapTests {
+    @Test("dwcp-sim stopped by a trap's signal names the seed and members it was running")
+    func aTrapNamesItsSeed() async throws {
+        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+            .appendingPathComponent("dwcp-sim").path
+        try #require(FileManager.default.isExecutableFile(atPath: binary), "no dwcp-sim at \(binary): run swift build")
+        let stderr = FileManager.default.temporaryDirectory.appendingPathComponent("dwcp-sim-\(UUID()).err")
+        FileManager.default.createFile(atPath: stderr.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: stderr) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["--seeds", "100000", "--first", "700"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = try FileHandle(forWritingTo: stderr)
+        try process.run()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        // Once it runs seeds (0.2 s of CPU: its handler is in place before the first), however
+        // busy the machine is.
+        for _ in 0..<400 {
+            let stat = (try? String(contentsOfFile: "/proc/\(process.processIdentifier)/stat", encoding: .utf8)) ?? ""
+            let fields = stat.split(separator: ")").last?.split(separator: " ") ?? []
+            if fields.count > 13, let user = Int(fields[11]), let system = Int(fields[12]), user + system >= 20 {
+                break
+            }
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        // The signal a failed precondition raises (ud2), sent from outside at an unknown moment.
+        kill(process.processIdentifier, SIGILL)
+        var said = ""
+        for _ in 0..<100 where !said.contains("replay") {
+            try await Task.sleep(for: .milliseconds(50))
+            said = (try? String(contentsOf: stderr, encoding: .utf8)) ?? ""
+        }
+        let line = try #require(said.split(separator: "\n").first { $0.hasPrefix("dwcp-sim: stopped in seed") })
+        let words = line.split(separator: " ")
+        let seed = try #require(UInt64(words[4]))
+        #expect(seed >= 700 && seed < 100_700)
+        #expect(words[6] == "3" || words[6] == "5")
+        #expect(line.hasSuffix("--seed \(seed) --nodes \(words[6]) --trace"))
+    }
+}

@@ -87,7 +87,7 @@ struct PlacementInputs: Sendable {
         ).map {
             WaitingVM(
                 request: request($0), actualState: $0["actual_state"], reason: $0["reason"],
-                createdIndex: UInt64($0["created_index"] as Int64))
+                createdIndex: try ViewStore.logIndex($0["created_index"], "vms.created_index"))
         }
         let placed =
             includePlaced
@@ -96,8 +96,8 @@ struct PlacementInputs: Sendable {
         let state = try Row.fetchOne(db, sql: "SELECT applied_index, placement_index FROM dwcp_state WHERE id = 1")
         return PlacementInputs(
             hosts: hosts, waiting: waiting, placed: placed,
-            appliedIndex: UInt64(state?["applied_index"] as Int64? ?? 0),
-            placementIndex: UInt64(state?["placement_index"] as Int64? ?? 0))
+            appliedIndex: try ViewStore.logIndex(state?["applied_index"] ?? 0, "dwcp_state.applied_index"),
+            placementIndex: try ViewStore.logIndex(state?["placement_index"] ?? 0, "dwcp_state.placement_index"))
     }
 }
 

@@ -35,7 +35,10 @@ struct SchedulerWorker: Sendable {
                             """))
                 let pending: Bool = row?["pending"] ?? false
                 let unschedulable: Bool = row?["unschedulable"] ?? false
-                return (pending, unschedulable, UInt64(row?["placement_index"] as Int64? ?? 0))
+                return (
+                    pending, unschedulable,
+                    try ViewStore.logIndex(row?["placement_index"] ?? 0, "dwcp_state.placement_index")
+                )
             }
             guard pending || (unschedulable && placementIndex != placementIndexSeen) else { continue }
             let inputs = try await node.placementInputs(

@@ -167,10 +167,10 @@ extension ViewSnapshots {
         var configuration = Configuration()
         configuration.readonly = true
         let problems: [String]
-        let queue: DatabaseQueue
         do {
-            queue = try DatabaseQueue(path: path, configuration: configuration)
-            problems = try queue.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check") }
+            problems = try DatabaseQueue(path: path, configuration: configuration).read { db in
+                try String.fetchAll(db, sql: "PRAGMA quick_check")
+            }
         } catch {
             throw NodeError(.invalid, "it is not a views file SQLite can read", cause: error)
         }
@@ -192,13 +192,21 @@ extension ViewSnapshots {
                 "its views schema version \(description.schemaVersion) is not one this dwcp (\(ViewStore.schemaVersion)) installs"
             )
         }
-        let stray: String?
+        if let stray = try strayValue(inFile: path, index: index) { throw NodeError(.invalid, stray) }
+    }
+
+    /// The first value of the views file at `path` (at `index`) that the applier never writes
+    /// (``ViewStore/strayValue(in:index:)``); nil when there is none.
+    static func strayValue(inFile path: String, index: UInt64) throws -> String? {
+        var configuration = Configuration()
+        configuration.readonly = true
         do {
-            stray = try queue.read { db in try ViewStore.strayValue(in: db, index: index) }
+            return try DatabaseQueue(path: path, configuration: configuration).read { db in
+                try ViewStore.strayValue(in: db, index: index)
+            }
         } catch {
-            throw NodeError(.invalid, "its values could not be read", cause: error)
+            throw NodeError(.invalid, "the values of \(path) could not be read", cause: error)
         }
-        if let stray { throw NodeError(.invalid, stray) }
     }
 
     /// The bytes free for an unprivileged writer where snapshots are received (nil if unknown).

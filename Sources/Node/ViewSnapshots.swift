@@ -113,6 +113,12 @@ public final class ViewSnapshots: Sendable {
         _ = try await viewsChecked.wait(until: 1)
         let taking = directory + "/taking-\(UUID().uuidString.prefix(8)).sqlite"
         let index = try await views.copy(to: taking)
+        // Views damaged since the start check would be copied again at every retake: they are
+        // damage to rebuild, not a snapshot to send.
+        if let stray = try Self.strayValue(inFile: taking, index: index) {
+            try? FileManager.default.removeItem(atPath: taking)
+            throw ViewStore.markStray(viewsAt: views.path, stray)
+        }
         if FileManager.default.fileExists(atPath: path(index)), !replacing {
             try FileManager.default.removeItem(atPath: taking)
         } else {
@@ -185,6 +191,9 @@ public final class ViewSnapshots: Sendable {
             throw NodeError.unusableSnapshot(index, error, memberID: memberID)
         }
         let (file, description) = try upgraded(index, described)
+        if let stray = try Self.strayValue(inFile: file, index: description.index) {
+            throw NodeError.unusableSnapshot(index, NodeError(.invalid, stray), memberID: memberID)
+        }
         do {
             try views.pool.writeWithoutTransaction { db in try Self.copy(file, into: db) }
         } catch {

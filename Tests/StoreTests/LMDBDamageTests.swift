@@ -13,6 +13,9 @@ import Testing
         let log = try LogStore(path: path)
         try await log.append((1...40).map { LogEntry(index: $0, term: 1, payload: Array(repeating: 7, count: 300)) })
         try await log.checkpoint()
+        // Without the map's address values go unchecked, and the damage below would stop the
+        // test process rather than fail a test.
+        try #require(log.environment.mappedAt != nil, "the map of \(path)/data.mdb was not found in /proc/self/maps")
         return path
     }
 

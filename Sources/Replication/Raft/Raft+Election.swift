@@ -140,8 +140,8 @@ extension Raft {
             "its term is past \(Self.largestAccepted) and more than one above this member's \(term): it moves to \(next) instead"
         )
         switch message.body {
-        case .preVote:
-            return  // A pre-vote never changes a term.
+        case .preVote, .preVoteResponse:
+            return  // A pre-vote, or its answer, never changes a term.
         case .vote(_, _, let transfer) where inLease && !transfer:
             return
         default:

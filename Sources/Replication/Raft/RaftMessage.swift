@@ -60,7 +60,6 @@ public struct RaftMessage: Sendable, Equatable {
     }
 }
 
-/// What describes a snapshot: the last index and term it covers and the membership at that index.
 extension RaftMessage {
     /// The largest log index this message would have its receiver keep: the last of the entries
     /// it appends, or the snapshot it installs (0 for other messages).
@@ -84,6 +83,7 @@ extension RaftMessage {
     }
 }
 
+/// What describes a snapshot: the last index and term it covers and the membership at that index.
 public struct RaftSnapshotMeta: Sendable, Equatable {
     public var index: UInt64
     public var term: UInt64

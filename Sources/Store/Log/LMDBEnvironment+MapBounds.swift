@@ -8,10 +8,10 @@ import Foundation
 /// the map (SIGSEGV). Reading a value through ``bytes(of:)`` turns that into a `corruptEntry` error
 /// naming `data.mdb`.
 extension LMDBEnvironment {
-    /// The bytes of a key or value LMDB returned in a transaction that is still open, once they are
-    /// known to lie within the pages the data file holds. A value outside the map altogether is in
-    /// a page the open write transaction made dirty (LMDB keeps those in memory until the commit)
-    /// and is taken as it is.
+    /// The bytes of a key or value LMDB returned in a read transaction that is still open, once
+    /// they are known to lie within the pages the data file holds. For read transactions only: a
+    /// write transaction's value may sit in a page it made dirty (outside the map: taken as it is)
+    /// or spilled to the file past the last committed page (refused).
     func bytes(of value: MDB_val) throws -> UnsafeRawBufferPointer {
         let bytes = UnsafeRawBufferPointer(start: value.mv_data, count: value.mv_size)
         guard let start = value.mv_data, value.mv_size > 0, let mapStart = mappedAt else { return bytes }
@@ -30,32 +30,43 @@ extension LMDBEnvironment {
         return bytes
     }
 
-    /// Where this process mapped `data.mdb`, from `/proc/self/maps`; nil when it cannot be told
-    /// (another system, an unreadable file), and then values go unchecked. LMDB does not say: its
-    /// `me_mapaddr` is only set for a fixed map.
-    static func mapAddress(ofDataFileIn path: String) -> UInt? {
+    /// Where this process mapped `data.mdb`, from `/proc/self/maps`: the mapping of that file that
+    /// holds `probe` (an address LMDB returned), or the only one when there is no probe; nil when
+    /// it cannot be told (several mappings of the file and no probe, another system, an unreadable
+    /// file), and then values go unchecked. LMDB does not say: its `me_mapaddr` is only set for a
+    /// fixed map.
+    static func mapAddress(ofDataFileIn path: String, containing probe: UInt?) -> UInt? {
         guard let file = fopen("/proc/self/maps", "r") else { return nil }
         defer { fclose(file) }
         let dataFile = URL(fileURLWithPath: path + "/data.mdb").resolvingSymlinksInPath().path
         var line: UnsafeMutablePointer<CChar>?
         var capacity = 0
         defer { free(line) }
+        var mappings: [(start: UInt, end: UInt)] = []
         while getline(&line, &capacity, file) > 0, let line {
             let text = String(cString: line).trimmingCharacters(in: .newlines)
-            guard text.hasSuffix(" " + dataFile), let dash = text.firstIndex(of: "-") else { continue }
-            return UInt(text[..<dash], radix: 16)
+            guard text.hasSuffix(" " + dataFile), let range = text.split(separator: " ").first else { continue }
+            let bounds = range.split(separator: "-").compactMap { UInt($0, radix: 16) }
+            if bounds.count == 2 { mappings.append((bounds[0], bounds[1])) }
         }
-        return nil
+        if let probe { return mappings.first { probe >= $0.start && probe < $0.end }?.start }
+        return mappings.count == 1 ? mappings[0].start : nil
     }
-}
 
-extension StoreError {
-    /// Whether this error says the log's files are damaged: a damaged entry, or LMDB finding its
-    /// file corrupted, missing a page it points to, or not an LMDB file at all.
-    public var isLogDamage: Bool {
-        if code == .corruptEntry { return true }
-        guard code == .lmdb, let index else { return false }
-        return [MDB_CORRUPTED, MDB_PAGE_NOTFOUND, MDB_INVALID].contains(
-            Int32(truncatingIfNeeded: Int64(bitPattern: index)))
+    /// An address in the current map: the first key of LMDB's main database (the names of the
+    /// databases opened), read in a transaction of its own; nil while there is none.
+    func addressInTheMap() -> UInt? {
+        var txn: OpaquePointer?
+        guard mdb_txn_begin(env, nil, UInt32(MDB_RDONLY), &txn) == 0 else { return nil }
+        defer { mdb_txn_abort(txn) }
+        var main: MDB_dbi = 0
+        guard mdb_dbi_open(txn, nil, 0, &main) == 0 else { return nil }
+        var cursor: OpaquePointer?
+        guard mdb_cursor_open(txn, main, &cursor) == 0 else { return nil }
+        defer { mdb_cursor_close(cursor) }
+        var key = MDB_val()
+        var value = MDB_val()
+        guard mdb_cursor_get(cursor, &key, &value, MDB_FIRST) == 0, let start = key.mv_data else { return nil }
+        return UInt(bitPattern: start)
     }
 }

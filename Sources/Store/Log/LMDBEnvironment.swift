@@ -42,9 +42,12 @@ final class LMDBEnvironment: @unchecked Sendable {
         watchMap()
     }
 
-    /// Finds where `data.mdb` is mapped now, for ``bytes(of:)`` and ``LMDBFaultNote``.
+    /// Finds where `data.mdb` is mapped now, for ``bytes(of:)`` and ``LMDBFaultNote``. Called
+    /// with no transaction of this process open: at the open, under the exclusive lock after a
+    /// database is opened (the first gives the main database a key to find the map by) and after
+    /// the map grew.
     private func watchMap() {
-        mappedAt = Self.mapAddress(ofDataFileIn: path)
+        mappedAt = Self.mapAddress(ofDataFileIn: path, containing: addressInTheMap())
         if let mappedAt {
             LMDBFaultNote.register(ObjectIdentifier(self), start: mappedAt, size: mapSize, file: path + "/data.mdb")
         } else {
@@ -90,11 +93,15 @@ final class LMDBEnvironment: @unchecked Sendable {
 
     /// Opens (creating if needed) a named database.
     func openDatabase(named name: String) throws -> MDB_dbi {
-        try write { txn in
+        let dbi = try write { txn in
             var dbi: MDB_dbi = 0
             try Self.check(mdb_dbi_open(txn, name, UInt32(MDB_CREATE), &dbi), "mdb_dbi_open \(name)")
             return dbi
         }
+        pthread_rwlock_wrlock(resizeLock)
+        defer { pthread_rwlock_unlock(resizeLock) }
+        watchMap()
+        return dbi
     }
 
     /// Runs `body` in a read-only transaction.

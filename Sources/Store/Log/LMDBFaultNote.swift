@@ -13,35 +13,38 @@ import Synchronization
 /// it (Swift's backtracer, or the default action), which takes the fault again and stops the
 /// process as before.
 ///
-/// The handler may only do what is safe in a signal handler: it reads a fixed table of words and
-/// writes a message built beforehand. Registration takes a lock; the table's words are written one
-/// at a time, a slot's message before its bounds, so the handler sees a slot whole or not at all
-/// (a fault while a map is being replaced may go unexplained).
+/// The handler may only do what is safe in a signal handler: it loads a fixed table of atomic
+/// words and writes a message built beforehand. Registration takes a lock and stores a slot's
+/// message before its bounds, so the handler sees a slot whole or not at all (a fault while a map
+/// is being replaced may go unexplained). Only faults within a map are explained: one past its end
+/// (LMDB's map is far larger than the file) is not.
 enum LMDBFaultNote {
     /// At most this many maps are watched at once (a node opens one log per Raft group).
     static let slotCount = 32
-    /// Per slot: start, end, message address, message length.
-    nonisolated(unsafe) static let table: UnsafeMutablePointer<UInt> = {
-        let table = UnsafeMutablePointer<UInt>.allocate(capacity: slotCount * 4)
-        table.initialize(repeating: 0, count: slotCount * 4)
+    /// Per slot: start, end, message address, message length; stored with release ordering (the
+    /// message first, the bounds last) and loaded with acquire ordering by the handler.
+    nonisolated(unsafe) static let table: UnsafeMutablePointer<Atomic<UInt>> = {
+        let table = UnsafeMutablePointer<Atomic<UInt>>.allocate(capacity: slotCount * 4)
+        for word in 0..<(slotCount * 4) { (table + word).initialize(to: Atomic(0)) }
         return table
     }()
     /// Which slots are taken, by the owner's identity.
     static let owners = Mutex<[ObjectIdentifier?]>(Array(repeating: nil, count: slotCount))
-    /// The handlers before this one's, by signal: SIGBUS first, then SIGSEGV.
-    nonisolated(unsafe) static var previous: (bus: sigaction, segv: sigaction) = (sigaction(), sigaction())
+    /// The handlers before this one's, read before it is installed: SIGBUS first, then SIGSEGV.
+    nonisolated(unsafe) static let previous: UnsafeMutablePointer<sigaction> = {
+        let previous = UnsafeMutablePointer<sigaction>.allocate(capacity: 2)
+        previous.initialize(repeating: sigaction(), count: 2)
+        return previous
+    }()
     /// Installs the handler once per process, the first time a map is registered.
     static let installed: Bool = {
         _ = table
+        guard sigaction(SIGBUS, nil, previous) == 0, sigaction(SIGSEGV, nil, previous + 1) == 0 else { return false }
         var action = sigaction()
         action.__sigaction_handler.sa_sigaction = handle
         action.sa_flags = SA_SIGINFO | SA_ONSTACK
         sigemptyset(&action.sa_mask)
-        var bus = sigaction()
-        var segv = sigaction()
-        guard sigaction(SIGBUS, &action, &bus) == 0, sigaction(SIGSEGV, &action, &segv) == 0 else { return false }
-        previous = (bus, segv)
-        return true
+        return sigaction(SIGBUS, &action, nil) == 0 && sigaction(SIGSEGV, &action, nil) == 0
     }()
 
     /// What LMDB calls when one of its own assertions fails (the system's liblmdb is built with
@@ -74,12 +77,12 @@ enum LMDBFaultNote {
             guard let slot else { return }
             owners[slot] = owner
             let words = table + slot * 4
-            words[1] = 0
-            words[0] = 0
-            words[2] = UInt(bitPattern: message)
-            words[3] = UInt(bytes.count)
-            words[0] = start
-            words[1] = start + UInt(size)
+            words[1].store(0, ordering: .releasing)
+            words[0].store(0, ordering: .releasing)
+            words[2].store(UInt(bitPattern: message), ordering: .releasing)
+            words[3].store(UInt(bytes.count), ordering: .releasing)
+            words[0].store(start, ordering: .releasing)
+            words[1].store(start + UInt(size), ordering: .releasing)
         }
     }
 
@@ -88,8 +91,8 @@ enum LMDBFaultNote {
         owners.withLock { owners in
             guard let slot = owners.firstIndex(of: owner) else { return }
             owners[slot] = nil
-            (table + slot * 4)[1] = 0
-            (table + slot * 4)[0] = 0
+            (table + slot * 4)[1].store(0, ordering: .releasing)
+            (table + slot * 4)[0].store(0, ordering: .releasing)
         }
     }
 
@@ -97,20 +100,24 @@ enum LMDBFaultNote {
     /// handler restored.
     static let handle: @convention(c) (Int32, UnsafeMutablePointer<siginfo_t>?, UnsafeMutableRawPointer?) -> Void = {
         signal, info, context in
-        if let info {
+        if let info, info.pointee.si_code > 0 {
             let address = UInt(bitPattern: info.pointee._sifields._sigfault.si_addr)
             for slot in 0..<LMDBFaultNote.slotCount {
                 let words = LMDBFaultNote.table + slot * 4
-                if address >= words[0], address < words[1], let message = UnsafeRawPointer(bitPattern: words[2]) {
-                    _ = write(2, message, Int(words[3]))
-                    break
+                let end = words[1].load(ordering: .acquiring)
+                let start = words[0].load(ordering: .acquiring)
+                guard address >= start, address < end else { continue }
+                if let message = UnsafeRawPointer(bitPattern: words[2].load(ordering: .acquiring)) {
+                    _ = write(2, message, Int(words[3].load(ordering: .acquiring)))
                 }
+                break
             }
         }
         // The handler before this one takes the fault again as returning repeats the access: the
         // runtime's backtracer, or the default action. (Called from here, the backtracer left its
-        // helper process behind and the parent never saw the process end.)
-        var before = signal == SIGBUS ? LMDBFaultNote.previous.bus : LMDBFaultNote.previous.segv
-        sigaction(signal, &before, nil)
+        // helper process behind and the parent never saw the process end.) A signal sent by a
+        // process (si_code 0 or less) does not repeat: it is raised again for that handler.
+        sigaction(signal, LMDBFaultNote.previous + (signal == SIGBUS ? 0 : 1), nil)
+        if let info, info.pointee.si_code <= 0 { raise(signal) }
     }
 }

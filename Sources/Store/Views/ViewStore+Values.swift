@@ -12,8 +12,8 @@ import GRDB
 /// are damage (``checkIntegrity()``), rebuilt from the log at the next start.
 extension ViewStore {
     /// The largest value of any INTEGER column: far above any count, size or time the applier
-    /// writes (memory at most 2^50 bytes, times in milliseconds since 1970), and low enough that
-    /// sums of many never overflow.
+    /// writes (memory at most 2^50 bytes, times in milliseconds since 1970), and low enough that a
+    /// sum of up to 1,024 of them does not overflow.
     static let largestColumnValue: Int64 = 1 << 53
 
     /// The first value in the views of `db` (applied through `index`) that the applier would not
@@ -23,7 +23,7 @@ extension ViewStore {
             db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
         for table in tables {
             let columns = try Row.fetchAll(
-                db, sql: "SELECT name, type, \"notnull\", pk FROM pragma_table_info(?)", arguments: [table])
+                db, sql: "SELECT name, type, \"notnull\" FROM pragma_table_info(?)", arguments: [table])
             var conditions: [String] = []
             for column in columns {
                 guard let name = String.fromDatabaseValue(column["name"]),
@@ -59,6 +59,22 @@ extension ViewStore {
             }
         }
         return nil
+    }
+
+    /// A log index the views hold, read from `column`; damage (an error, not a trap) when it is
+    /// negative. The node checks every value as it starts (``strayValue(in:index:)``), but serves
+    /// its API meanwhile.
+    public static func logIndex(_ stored: Int64, _ column: String) throws -> UInt64 {
+        guard let index = UInt64(exactly: stored) else {
+            throw StoreError(.views, "the views' \(column) \(stored) is no log index: views.sqlite is damaged")
+        }
+        return index
+    }
+
+    /// Marks the views at `path` damaged for holding `stray` (``strayValue(in:index:)``'s words),
+    /// so that the next start rebuilds them, and returns the error that says so.
+    public static func markStray(viewsAt path: String, _ stray: String) -> StoreError {
+        markDamaged(viewsAt: path, IntegrityProblems(text: stray))
     }
 
     /// A row in words, its values shortened.

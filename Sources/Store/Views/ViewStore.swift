@@ -126,8 +126,13 @@ public final class ViewStore: Sendable {
     }
 
     /// The index of the last entry applied to the views.
+    /// One that is no log index is damage: marked, so that the next start rebuilds the views.
     public func appliedIndex() throws -> UInt64 {
-        try pool.read { db in try Self.appliedIndex(db) }
+        do {
+            return try pool.read { db in try Self.appliedIndex(db) }
+        } catch let error as StoreError where error.code == .views {
+            throw Self.markStray(viewsAt: path, error.message)
+        }
     }
 
     /// The schema version of the views this build defines (`schema/*.sql`).

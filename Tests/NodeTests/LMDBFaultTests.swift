@@ -5,12 +5,15 @@ import Testing
 @testable import Store
 
 /// A fault that LMDB's own walk of a damaged `data.mdb` takes (a node's offset past the file's
-/// end: a Bus error) cannot be turned into an error, but the process says which file it was and
-/// what to do before it stops (`LMDBFaultNote`).
+/// end: a Bus error; a page of the wrong kind: one of its assertions) cannot be turned into an
+/// error, but the process says which file it was and what to do before it stops
+/// (`LMDBFaultNote`).
 @Suite struct LMDBFaultTests {
-    @Test("a Bus error inside LMDB's walk of a damaged data.mdb names the file and the remedy before the process stops")
-    func aFaultNamesTheFile() async throws {
-        let dir = TemporaryDirectory()
+    /// Starts `dwcp dev` on a data directory whose log of 40 entries of 300 bytes `damage` changed
+    /// (given the pages of its `data.mdb`), and returns the process once it has exited, and the file.
+    func startDamaged(_ dir: TemporaryDirectory, damage: (inout LMDBPages) throws -> Void) async throws -> (
+        DwcpProcess, String
+    ) {
         let data = dir.file("data")
         do {
             let log = try LogStore(path: data + "/log")
@@ -20,16 +23,24 @@ import Testing
         }
         let file = data + "/log/data.mdb"
         var pages = try LMDBPages(file: file)
-        let page = try #require(pages.pageOfLastEntry())
-        // Every node of the page that holds the last entry sits 65,520 bytes into it: past the end
-        // of the file (within the map), where opening the log reads the last entry's key.
-        try #require((page + 16) * LMDBPages.pageSize > pages.bytes.count)
-        pages.pointNodes(ofPage: page, at: 0xFFF0)
+        try damage(&pages)
         try pages.write(to: file)
-
         let node = try DwcpProcess(
             ["dev", "--data-dir", data, "--api", "127.0.0.1:0", "--no-host-agent"], directory: dir)
         _ = try await node.waitForExit(timeout: .seconds(60))
+        return (node, file)
+    }
+
+    @Test("a Bus error inside LMDB's walk of a damaged data.mdb names the file and the remedy before the process stops")
+    func aFaultNamesTheFile() async throws {
+        let dir = TemporaryDirectory()  // (Held to the end: its files hold the process's stderr.)
+        let (node, file) = try await startDamaged(dir) { pages in
+            let page = try #require(pages.pageOfLastEntry())
+            // Every node of the page that holds the last entry sits 65,520 bytes into it: past the
+            // end of the file (within the map), where opening the log reads the last entry's key.
+            try #require((page + 16) * LMDBPages.pageSize > pages.bytes.count)
+            pages.pointNodes(ofPage: page, at: 0xFFF0)
+        }
         #expect(node.process.terminationReason == .uncaughtSignal, "\(node.stderr)")
         #expect(node.process.terminationStatus == SIGBUS)
         #expect(
@@ -39,31 +50,19 @@ import Testing
 
     @Test("an assertion LMDB fails on a damaged data.mdb (a leaf taken for a branch) names the file before it aborts")
     func anAssertionNamesTheFile() async throws {
-        let dir = TemporaryDirectory()
-        let data = dir.file("data")
-        do {
-            let log = try LogStore(path: data + "/log")
-            try await log.append(
-                (1...40).map { LogEntry(index: $0, term: 1, payload: Array(repeating: 7, count: 300)) })
-            try await log.checkpoint()
+        let dir = TemporaryDirectory()  // (Held to the end: its files hold the process's stderr.)
+        let (node, file) = try await startDamaged(dir) { pages in
+            let leaves = pages.entryLeaves()
+            try #require(leaves.count >= 3)
+            // A leaf in the middle marked a branch: reading every entry (as a node does as it
+            // starts) steps into it from the one before.
+            pages.setFlags(ofPage: leaves[1].page, 1)
         }
-        let file = data + "/log/data.mdb"
-        var pages = try LMDBPages(file: file)
-        let leaves = pages.entryLeaves()
-        try #require(leaves.count >= 3)
-        // A leaf in the middle marked a branch: reading every entry (as a node does as it starts)
-        // steps into it from the one before.
-        pages.setFlags(ofPage: leaves[1].page, 1)
-        try pages.write(to: file)
-
-        let node = try DwcpProcess(
-            ["dev", "--data-dir", data, "--api", "127.0.0.1:0", "--no-host-agent"], directory: dir)
-        _ = try await node.waitForExit(timeout: .seconds(60))
         guard node.stderr.contains("Assertion") else {
-            // A liblmdb built without its assertions (NDEBUG) walks on instead: nothing to name.
-            print(
-                "LMDBFaultTests: skipping the assertion check: this liblmdb asserted nothing (\(node.stderr.prefix(300)))"
-            )
+            // A liblmdb built without its assertions (NDEBUG) walks on instead: then the damage is
+            // said some other way (an error, or the fault note), never not at all.
+            print("LMDBFaultTests: this liblmdb asserted nothing; checking only that the damage was said")
+            #expect(node.stderr.contains("damaged"), "\(node.stderr)")
             return
         }
         #expect(node.process.terminationReason == .uncaughtSignal, "\(node.stderr)")

@@ -118,8 +118,11 @@ public struct PlacementPlan: Sendable {
 
 extension Node {
     /// ``PlacementInputs/read(_:waitingStates:includePlaced:labels:)`` on a reader of the views,
-    /// with this node's ``labelsCache``.
+    /// with this node's ``labelsCache``. Not before the views' values are known to be ones the
+    /// applier writes (the check as the node starts): a plan or a rebalance asked in its first
+    /// moments would otherwise stop the process on a damaged file's first odd value.
     func placementInputs(waitingStates: [String], includePlaced: Bool) async throws -> PlacementInputs {
+        _ = try await snapshots.viewsChecked.wait(until: 1)
         let labels = labelsCache
         return try await views.pool.read { db in
             try PlacementInputs.read(db, waitingStates: waitingStates, includePlaced: includePlaced, labels: labels)

@@ -224,6 +224,7 @@ public final class Node: Service, Sendable {
         raft?.listening.close(reason: why)
         raft?.handedOver.close(reason: why)
         digests.settled.close(reason: why)
+        snapshots.viewsChecked.close(reason: why)
         digests.finish()
         logger.info("node \(configuration.nodeID) stopped at applied index \(applied.value)")
         if let failure { throw failure }

@@ -12,7 +12,8 @@ struct SchedulerWorker: Sendable {
 
     func run(node: Node) async throws {
         // Not before the views' values are known to be ones the applier writes (a hand-edited or
-        // damaged file would stop the process at the first odd value it reads).
+        // damaged file would stop the process at the first odd value it reads; the placement
+        // inputs wait too, but the lookup below comes first).
         _ = try await node.snapshots.viewsChecked.wait(until: 1)
         var seen: UInt64 = 0
         var placementIndexSeen: UInt64?

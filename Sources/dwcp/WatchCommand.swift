@@ -59,10 +59,12 @@ struct Watch: AsyncParsableCommand {
     /// not a refusal nor a node never reached, with where to go on when it is known (a watch of
     /// the next commit that saw none is not). Only the last record is read for it. A stream ended
     /// because the entries after it were compacted away (a snapshot replaced the member's log)
-    /// keeps its own advice, to re-list.
+    /// keeps its own advice, to re-list; one ended by damage to the node's log gets none (going
+    /// on from there would meet the same damage).
     static func withResumeHint(_ error: CLIError, lastLine: String?, fromIndex: UInt64?) -> CLIError {
         let lastRecord = lastLine.flatMap { try? JSONValue.parse($0) }?["log_index"]?.intValue.map(UInt64.init)
         guard lastLine != nil || error.code == .refused, !error.message.hasPrefix("compacted:"),
+            !error.message.contains(" is damaged"),
             let lastIndex = lastRecord ?? fromIndex.map({ $0 - 1 })
         else { return error }
         return CLIError(

@@ -22,6 +22,13 @@ import Testing
         #expect(hinted.message == message)
     }
 
+    @Test("a stream ended by damage to the node's log says no index to go on from: it would meet the damage again")
+    func damagedLogGivesNoResumeHint() {
+        let message = "log entry 140 is damaged: checksum mismatch (stored 0x1, computed 0x2)"
+        let hinted = Watch.withResumeHint(CLIError(.refused, message), lastLine: Self.record, fromIndex: nil)
+        #expect(hinted.message == message)
+    }
+
     @Test("a verify's marker says it is one in the text lines; another no-op says nothing more")
     func markerInText() throws {
         let marker = try JSONValue.parse(#"{"log_index":7,"term":2,"kind":"noop","marker":"views-digest"}"#)

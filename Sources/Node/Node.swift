@@ -69,7 +69,7 @@ public final class Node: Service, Sendable {
         } catch let error as StoreError where error.isLogDamage {
             throw NodeError(
                 .unavailable,
-                "the log in \(configuration.logPath) is damaged (\(error.message)). \(Self.damagedLogAdvice)",
+                "the log in \(configuration.logPath) is damaged (\(error.message)). \(LogStore.damagedLogAdvice)",
                 cause: error)
         }
         let identity = try DataDirectoryIdentity.check(
@@ -80,7 +80,7 @@ public final class Node: Service, Sendable {
         } catch let error as StoreError where error.isLogDamage {
             throw NodeError(
                 .unavailable,
-                "the log in \(configuration.logPath) is damaged: \(error.message). \(Self.damagedLogAdvice)",
+                "the log in \(configuration.logPath) is damaged: \(error.message). \(LogStore.damagedLogAdvice)",
                 cause: error)
         }
         views = try ViewStore(path: configuration.viewsPath)
@@ -229,9 +229,6 @@ public final class Node: Service, Sendable {
         logger.info("node \(configuration.nodeID) stopped at applied index \(applied.value)")
         if let failure { throw failure }
     }
-
-    /// What to do about a damaged log (``LogStore/damagedLogAdvice``).
-    static let damagedLogAdvice = LogStore.damagedLogAdvice
 
     /// For a directory whose log holds entries but no identity file names it: refuses a start
     /// under another region than the one all its hosts and VMs are in (a log from before intents

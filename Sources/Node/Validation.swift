@@ -1,5 +1,6 @@
 import Foundation
 import Hypervisor
+import Store
 
 /// The rules every intent passes before anything is proposed: names, sizes, counts, labels, images.
 public enum Validation {
@@ -133,7 +134,7 @@ public enum Validation {
     /// A log index a request names (`check_index`, `from_index`, `log_index`): views keep indexes
     /// as SQLite integers, so a larger one is no index this log will reach.
     public static func logIndex(_ value: UInt64, field: String) throws {
-        guard value <= UInt64(Int64.max) else {
+        guard value <= LogEntry.largestPosition else {
             throw NodeError(.invalid, "invalid \(field) \(value): a log index is at most \(Int64.max)")
         }
     }

@@ -164,13 +164,11 @@ extension ViewSnapshots {
     /// A snapshot file SQLite reads through (`PRAGMA quick_check`) that describes itself as the
     /// views at `index`, of a schema this build installs; an error in words otherwise.
     static func check(path: String, index: UInt64) throws {
-        var configuration = Configuration()
-        configuration.readonly = true
+        let queue: DatabaseQueue
         let problems: [String]
         do {
-            problems = try DatabaseQueue(path: path, configuration: configuration).read { db in
-                try String.fetchAll(db, sql: "PRAGMA quick_check")
-            }
+            queue = try readOnly(path)
+            problems = try queue.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check") }
         } catch {
             throw NodeError(.invalid, "it is not a views file SQLite can read", cause: error)
         }
@@ -192,21 +190,29 @@ extension ViewSnapshots {
                 "its views schema version \(description.schemaVersion) is not one this dwcp (\(ViewStore.schemaVersion)) installs"
             )
         }
-        if let stray = try strayValue(inFile: path, index: index) { throw NodeError(.invalid, stray) }
+        if let stray = try strayValue(in: queue, of: path, index: index) { throw NodeError(.invalid, stray) }
     }
 
     /// The first value of the views file at `path` (at `index`) that the applier never writes
     /// (``ViewStore/strayValue(in:index:)``); nil when there is none.
     static func strayValue(inFile path: String, index: UInt64) throws -> String? {
-        var configuration = Configuration()
-        configuration.readonly = true
+        try strayValue(in: readOnly(path), of: path, index: index)
+    }
+
+    /// ``strayValue(inFile:index:)`` through `queue`, open on `path`.
+    private static func strayValue(in queue: DatabaseQueue, of path: String, index: UInt64) throws -> String? {
         do {
-            return try DatabaseQueue(path: path, configuration: configuration).read { db in
-                try ViewStore.strayValue(in: db, index: index)
-            }
+            return try queue.read { db in try ViewStore.strayValue(in: db, index: index) }
         } catch {
             throw NodeError(.invalid, "the values of \(path) could not be read", cause: error)
         }
+    }
+
+    /// The views file at `path`, opened read-only.
+    static func readOnly(_ path: String) throws -> DatabaseQueue {
+        var configuration = Configuration()
+        configuration.readonly = true
+        return try DatabaseQueue(path: path, configuration: configuration)
     }
 
     /// The bytes free for an unprivileged writer where snapshots are received (nil if unknown).

@@ -72,10 +72,7 @@ public final class ViewSnapshots: Sendable {
 
     /// Reads what a snapshot file says about itself.
     public static func describe(path: String) throws -> Description {
-        var configuration = Configuration()
-        configuration.readonly = true
-        let queue = try DatabaseQueue(path: path, configuration: configuration)
-        return try queue.read { db in
+        try readOnly(path).read { db in
             guard
                 let row = try Row.fetchOne(
                     db, sql: "SELECT applied_index, applied_term, schema_version FROM dwcp_state WHERE id = 1")

@@ -24,10 +24,15 @@ import Testing
 
     /// Opens a node on `dir` (which catches its views up with the log) and returns the views' dump.
     func openedDump(_ dir: TemporaryDirectory) throws -> (String, String?) {
-        let node = try Node(
-            configuration: NodeConfiguration(dataDirectory: dir.path, nodeID: "n1", region: "eu"),
-            logger: .init(label: "test"))
+        let node = try singleNode(at: dir.path)
         return (try node.views.dump(), node.views.rebuildReason)
+    }
+
+    /// Opens the single node n1 of region eu on the data directory at `path`, without running it.
+    func singleNode(at path: String) throws -> Node {
+        try Node(
+            configuration: NodeConfiguration(dataDirectory: path, nodeID: "n1", region: "eu"),
+            logger: .init(label: "test"))
     }
 
     @Test("deleted views are rebuilt from the log, identical to what they were")
@@ -450,11 +455,7 @@ extension NodeRecoveryTests {
             }
         }
         let error = try #require(
-            await refusal {
-                try Node(
-                    configuration: NodeConfiguration(dataDirectory: shorter.path, nodeID: "n1", region: "eu"),
-                    logger: .init(label: "test"))
-            }, "views ahead of the log opened")
+            await refusal { try singleNode(at: shorter.path) }, "views ahead of the log opened")
         #expect(error.message.contains("the log lost entries the views applied"), "\(error.message)")
         #expect(error.message.contains("region.journal"), "\(error.message)")
         #expect(error.message.contains("move \(shorter.path)/views.sqlite aside"), "\(error.message)")
@@ -504,11 +505,8 @@ extension NodeRecoveryTests {
         let damaged = single.file("snapshots") + "/" + (try #require(snapshots.first { $0.hasPrefix("views-") }))
         try Data(repeating: 0xA5, count: 8192).write(to: URL(fileURLWithPath: damaged))
         let unreadable = try #require(
-            await refusal {
-                try Node(
-                    configuration: NodeConfiguration(dataDirectory: single.path, nodeID: "n1", region: "eu"),
-                    logger: .init(label: "test"))
-            }, "a single node whose snapshot is damaged opened without views")
+            await refusal { try singleNode(at: single.path) },
+            "a single node whose snapshot is damaged opened without views")
         #expect(unreadable.message.contains(damaged), "\(unreadable.message)")
         #expect(unreadable.message.contains("restore the file from a backup"), "\(unreadable.message)")
     }

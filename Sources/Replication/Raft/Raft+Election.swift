@@ -43,8 +43,10 @@ extension Raft {
             }
             return
         }
-        if message.term > Self.largestAccepted, message.term > term, message.term - term > 1 {
-            climbTerm(toward: message)
+        // Past the ceiling, a term is taken one step at a time.
+        let ceiling = max(Self.largestAccepted, term + 1)
+        if message.term > ceiling {
+            climbTerm(to: ceiling, toward: message)
             return
         }
         if message.term > term {
@@ -130,11 +132,10 @@ extension Raft {
     /// A message of a term past ``largestAccepted`` and more than one above this member's: past
     /// that ceiling terms are taken one step at a time, so that no one message (a forged one, on a
     /// plain-TCP port) takes the region's terms to the last, ``largestTerm``, where no member
-    /// could campaign again. The member moves to the ceiling, or one term up once past it, as a
-    /// message of that term would move it, and drops the message. Members that reached such terms
-    /// by elections bring one that lags along in as many messages as it lags terms.
-    private mutating func climbTerm(toward message: RaftMessage) {
-        let next = max(Self.largestAccepted, term + 1)
+    /// could campaign again. The member moves to `next` (the ceiling, or one term up once past
+    /// it), as a message of that term would move it, and drops the message. Members that reached
+    /// such terms by elections bring one that lags along in as many messages as it lags terms.
+    private mutating func climbTerm(to next: UInt64, toward message: RaftMessage) {
         disregard(
             message, .outOfRange,
             "its term is past \(Self.largestAccepted) and more than one above this member's \(term): it moves to \(next) instead"

@@ -353,7 +353,7 @@ struct FrameReader {
     /// one is no position a log reaches; refused here, it cannot overflow the arithmetic on it.
     mutating func logPosition() throws -> UInt64 {
         let value = try u64()
-        guard value <= UInt64(Int64.max) else { throw RaftFrame.malformed("a log index or term of \(value)") }
+        guard value <= LogEntry.largestPosition else { throw RaftFrame.malformed("a log index or term of \(value)") }
         return value
     }
     mutating func bool() throws -> Bool {

@@ -5,29 +5,47 @@ import Foundation
 ///
 /// LMDB takes a node's size from its page without checking it against the page or the file. A
 /// damaged size reaches past the file's end (a read there stops the process with SIGBUS) or past
-/// the map (SIGSEGV). Reading a value through ``bytes(of:)`` turns that into a `corruptEntry` error
-/// naming `data.mdb`.
+/// the map (SIGSEGV). Reading a value through ``PageBounds/bytes(of:)`` turns that into a
+/// `corruptEntry` error naming `data.mdb`.
 extension LMDBEnvironment {
-    /// The bytes of a key or value LMDB returned in a read transaction that is still open, once
-    /// they are known to lie within the pages the data file holds. For read transactions only: a
-    /// write transaction's value may sit in a page it made dirty (outside the map: taken as it is)
-    /// or spilled to the file past the last committed page (refused).
-    func bytes(of value: MDB_val) throws -> UnsafeRawBufferPointer {
-        let bytes = UnsafeRawBufferPointer(start: value.mv_data, count: value.mv_size)
-        guard let start = value.mv_data, value.mv_size > 0, let mapStart = mappedAt else { return bytes }
+    /// Where the file's pages lie in this process's memory, for checking the values a read
+    /// transaction returns (taken once per transaction: `mdb_env_info` for each value would be
+    /// work on every read's path).
+    struct PageBounds {
+        /// The map's first and past-the-end addresses (both 0 when the map was not found: then
+        /// nothing is checked), and the end of the pages the file holds.
+        let mapStart: UInt
+        let mapEnd: UInt
+        let pagesEnd: UInt
+        let file: String
+
+        /// The bytes of a key or value LMDB returned in a read transaction that is still open,
+        /// once they are known to lie within the pages the data file holds. For read transactions
+        /// only: a write transaction's value may sit in a page it made dirty (outside the map:
+        /// taken as it is) or spilled to the file past the last committed page (refused).
+        func bytes(of value: MDB_val) throws -> UnsafeRawBufferPointer {
+            let bytes = UnsafeRawBufferPointer(start: value.mv_data, count: value.mv_size)
+            guard let start = value.mv_data, value.mv_size > 0 else { return bytes }
+            let address = UInt(bitPattern: start)
+            guard address >= mapStart, address < mapEnd else { return bytes }
+            guard address < pagesEnd, UInt(value.mv_size) <= pagesEnd - address else {
+                throw StoreError(
+                    .corruptEntry,
+                    "\(file) is damaged: a node of \(value.mv_size) bytes at byte \(address - mapStart) reaches past the \(pagesEnd - mapStart) bytes its pages hold"
+                )
+            }
+            return bytes
+        }
+    }
+
+    /// The bounds of the pages as they are now (read inside a transaction).
+    func pageBounds() -> PageBounds {
+        guard let mapStart = mappedAt else { return PageBounds(mapStart: 0, mapEnd: 0, pagesEnd: 0, file: "") }
         var info = MDB_envinfo()
         mdb_env_info(env, &info)
-        let address = UInt(bitPattern: start)
-        guard address >= mapStart, address - mapStart < UInt(info.me_mapsize) else { return bytes }
-        let pagesEnd = UInt(info.me_last_pgno + 1) * UInt(pageSize)
-        let offset = address - mapStart
-        guard offset < pagesEnd, UInt(value.mv_size) <= pagesEnd - offset else {
-            throw StoreError(
-                .corruptEntry,
-                "\(path)/data.mdb is damaged: a node of \(value.mv_size) bytes at byte \(offset) reaches past the \(pagesEnd) bytes its pages hold"
-            )
-        }
-        return bytes
+        return PageBounds(
+            mapStart: mapStart, mapEnd: mapStart + UInt(info.me_mapsize),
+            pagesEnd: mapStart + UInt(info.me_last_pgno + 1) * UInt(pageSize), file: path + "/data.mdb")
     }
 
     /// Where this process mapped `data.mdb`, from `/proc/self/maps`: the mapping of that file that

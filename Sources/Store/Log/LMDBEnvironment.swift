@@ -42,10 +42,9 @@ final class LMDBEnvironment: @unchecked Sendable {
         watchMap()
     }
 
-    /// Finds where `data.mdb` is mapped now, for ``bytes(of:)`` and ``LMDBFaultNote``. Called
+    /// Finds where `data.mdb` is mapped now, for ``pageBounds()`` and ``LMDBFaultNote``. Called
     /// with no transaction of this process open: at the open, under the exclusive lock after a
-    /// database is opened (the first gives the main database a key to find the map by) and after
-    /// the map grew.
+    /// database is opened while the map is still unknown, and after the map grew.
     private func watchMap() {
         mappedAt = Self.mapAddress(ofDataFileIn: path, containing: addressInTheMap())
         if let mappedAt {
@@ -98,9 +97,13 @@ final class LMDBEnvironment: @unchecked Sendable {
             try Self.check(mdb_dbi_open(txn, name, UInt32(MDB_CREATE), &dbi), "mdb_dbi_open \(name)")
             return dbi
         }
-        pthread_rwlock_wrlock(resizeLock)
-        defer { pthread_rwlock_unlock(resizeLock) }
-        watchMap()
+        // A new file's map is found by the key the first database gives the main database (its
+        // only mapping was taken at the open, unless the process held another of the file).
+        if mappedAt == nil {
+            pthread_rwlock_wrlock(resizeLock)
+            defer { pthread_rwlock_unlock(resizeLock) }
+            watchMap()
+        }
         return dbi
     }
 
@@ -175,7 +178,7 @@ extension LMDBEnvironment {
             let rc = mdb_get(txn, dbi, &k, &v)
             if rc == MDB_NOTFOUND { return nil }
             try Self.check(rc, "mdb_get")
-            return Array(try bytes(of: v))
+            return Array(try pageBounds().bytes(of: v))
         }
     }
 

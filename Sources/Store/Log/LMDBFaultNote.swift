@@ -7,7 +7,7 @@ import Synchronization
 ///
 /// LMDB follows page numbers and node offsets from the file without checking them all: damage it
 /// walks into reads past the file's end (SIGBUS) or past the map (SIGSEGV), and the process stops
-/// with no word of the file. (Values handed back are checked first: ``LMDBEnvironment/bytes(of:)``.)
+/// with no word of the file. (Values handed back are checked first: ``LMDBEnvironment/PageBounds``.)
 /// Each open environment registers its map here; a handler for SIGBUS and SIGSEGV writes the
 /// registered message of the map the faulting address lies in, then puts back the handler before
 /// it (Swift's backtracer, or the default action), which takes the fault again and stops the
@@ -65,24 +65,27 @@ enum LMDBFaultNote {
     /// the same owner after the map moved.
     static func register(_ owner: ObjectIdentifier, start: UInt, size: Int, file: String) {
         _ = installed
-        let text =
-            "dwcp: stopped by a fault reading \(file), a log's LMDB file: the file is damaged (LMDB followed a damaged page or node past the file's end). "
-            + LogStore.damagedLogAdvice + ".\n"
-        let bytes = Array(text.utf8)
-        // Never freed: the handler may be reading it (a few hundred bytes per log opened).
-        let message = UnsafeMutablePointer<UInt8>.allocate(capacity: bytes.count)
-        message.initialize(from: bytes, count: bytes.count)
         owners.withLock { owners in
-            let slot = owners.firstIndex(of: owner) ?? owners.firstIndex(of: nil)
-            guard let slot else { return }
-            owners[slot] = owner
-            let words = table + slot * 4
-            words[1].store(0, ordering: .releasing)
-            words[0].store(0, ordering: .releasing)
-            words[2].store(UInt(bitPattern: message), ordering: .releasing)
-            words[3].store(UInt(bytes.count), ordering: .releasing)
-            words[0].store(start, ordering: .releasing)
-            words[1].store(start + UInt(size), ordering: .releasing)
+            let slot: Int
+            if let owned = owners.firstIndex(of: owner) {
+                // The map moved: its message stays, its bounds are replaced.
+                slot = owned
+                table[slot * 4 + 1].store(0, ordering: .releasing)
+            } else {
+                guard let free = owners.firstIndex(of: nil) else { return }
+                slot = free
+                owners[slot] = owner
+                let bytes = Array(
+                    ("dwcp: stopped by a fault reading \(file), a log's LMDB file: the file is damaged (LMDB followed a damaged page or node past the file's end). "
+                        + LogStore.damagedLogAdvice + ".\n").utf8)
+                // Never freed: the handler may be reading it (a few hundred bytes per log opened).
+                let message = UnsafeMutablePointer<UInt8>.allocate(capacity: bytes.count)
+                message.initialize(from: bytes, count: bytes.count)
+                table[slot * 4 + 2].store(UInt(bitPattern: message), ordering: .releasing)
+                table[slot * 4 + 3].store(UInt(bytes.count), ordering: .releasing)
+            }
+            table[slot * 4].store(start, ordering: .releasing)
+            table[slot * 4 + 1].store(start + UInt(size), ordering: .releasing)
         }
     }
 
@@ -91,8 +94,8 @@ enum LMDBFaultNote {
         owners.withLock { owners in
             guard let slot = owners.firstIndex(of: owner) else { return }
             owners[slot] = nil
-            (table + slot * 4)[1].store(0, ordering: .releasing)
-            (table + slot * 4)[0].store(0, ordering: .releasing)
+            table[slot * 4 + 1].store(0, ordering: .releasing)
+            table[slot * 4].store(0, ordering: .releasing)
         }
     }
 

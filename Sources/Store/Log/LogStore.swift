@@ -203,11 +203,12 @@ public final class LogStore: Sendable {
             return try keyBytes.withUnsafeMutableBytes { keyBuffer in
                 var key = MDB_val(mv_size: 8, mv_data: keyBuffer.baseAddress)
                 var value = MDB_val()
+                let bounds = environment.pageBounds()
                 var rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE)
                 while rc == 0 && result.count < maxCount {
                     let index = try Self.index(fromKey: key)
                     if index > range.upperBound { break }
-                    result.append(try LogEntry(index: index, frame: environment.bytes(of: value)))
+                    result.append(try LogEntry(index: index, frame: bounds.bytes(of: value)))
                     rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)
                 }
                 if rc != 0 && rc != MDB_NOTFOUND { try LMDBEnvironment.check(rc, "reading log entries in data.mdb") }
@@ -388,7 +389,7 @@ public final class LogStore: Sendable {
             if last != MDB_NOTFOUND { try LMDBEnvironment.check(last, "reading the log's last entry in data.mdb") }
             if last == 0 {
                 let index = try Self.index(fromKey: key)
-                let entry = try LogEntry(index: index, frame: environment.bytes(of: value))
+                let entry = try LogEntry(index: index, frame: environment.pageBounds().bytes(of: value))
                 b.lastIndex = index
                 b.lastTerm = entry.term
             }

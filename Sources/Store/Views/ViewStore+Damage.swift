@@ -66,10 +66,7 @@ extension ViewStore {
                 IntegrityProblems(text: "SQLite's integrity check: " + problems.prefix(3).joined(separator: "; ")))
         }
         let stray = try await markingDamage {
-            try await pool.read { db -> String? in
-                let applied = try Int64.fetchOne(db, sql: "SELECT applied_index FROM dwcp_state WHERE id = 1")
-                return try Self.strayValue(in: db, index: UInt64(max(applied ?? 0, 0)))
-            }
+            try await pool.read { db in try Self.strayValue(in: db, index: Self.appliedIndex(db)) }
         }
         if let stray { throw Self.markDamaged(viewsAt: path, IntegrityProblems(text: stray)) }
     }

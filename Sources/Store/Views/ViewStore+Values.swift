@@ -66,7 +66,7 @@ extension ViewStore {
     /// its API meanwhile.
     public static func logIndex(_ stored: Int64, _ column: String) throws -> UInt64 {
         guard let index = UInt64(exactly: stored) else {
-            throw StoreError(.views, "the views' \(column) \(stored) is no log index: views.sqlite is damaged")
+            throw StoreError(.views, "the views' \(column) \(stored) is no log index")
         }
         return index
     }

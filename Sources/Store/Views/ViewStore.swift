@@ -146,11 +146,10 @@ public final class ViewStore: Sendable {
                 sql: "SELECT applied_index, typeof(applied_index) = 'integer' AS integer FROM dwcp_state WHERE id = 1"))
         guard let row else { return 0 }
         let stored = row[0] as DatabaseValue
-        guard row[1] as Bool? == true, let value = Int64.fromDatabaseValue(stored), let index = UInt64(exactly: value)
-        else {
+        guard row[1] as Bool? == true, let value = Int64.fromDatabaseValue(stored) else {
             throw StoreError(.views, "the views' applied_index \(stored) is no log index")
         }
-        return index
+        return try logIndex(value, "applied_index")
     }
 
     /// Applies `entries` (in index order) in one transaction, skipping those already applied.

@@ -143,7 +143,8 @@ enum ViewApplier {
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 """
         ).execute(arguments: [
-            index, intentKind, record.body.subject, record.body.json.serialized(), record.at, record.requestID,
+            index, intentKind, record.body.subject, record.body.json.serialized(), record.storableTime,
+            record.requestID,
             outcomeName, error,
         ])
         return (outcomeName, error)
@@ -151,6 +152,7 @@ enum ViewApplier {
 
     @discardableResult
     static func applyEffects(_ record: Record, index: Int64, db: Database) throws -> Outcome {
+        if let problem = record.valueOutOfBounds { return .rejected(problem) }
         switch record.body {
         case .historyCompacted(let r):
             // A record cannot cut into what comes after it.
@@ -313,7 +315,7 @@ enum ViewApplier {
                 sql: "UPDATE vms SET actual_state = ?, reason = ?, reported_index = ?, updated_index = ? WHERE name = ?"
             ).execute(arguments: [r.state, r.reason, index, index, r.vm])
             try vmsChanged(onHost: r.host, at: index, db: db)
-            if let start = r.start, try !repeatsLatestStart(start, vm: r.vm, db: db) {
+            if let start = r.start, start.isWithinBounds, try !repeatsLatestStart(start, vm: r.vm, db: db) {
                 try db.cachedStatement(
                     sql: """
                         INSERT INTO vm_starts (log_index, vm, host, at, path, first_entry_us, boot_us)

@@ -1,0 +1,44 @@
+/// The numbers a record may carry into the views.
+///
+/// A member validates an intent before proposing it (the API's ranges, `Validation` in the node),
+/// but the applier must not trust that every committed record passed there: a plain-TCP peer can
+/// append what it likes, and a record that put a negative size or an overflowing sum into the
+/// views would stop every member, at every start, for good (the views check refuses such values,
+/// and a rebuild applies the same record again). So the applier holds each record to what the
+/// views can hold, a bound that does not move with the API's policy: sizes, counts and times from
+/// 0 to 2^53 (``ViewStore/largestColumnValue``). A record outside it is refused as it applies,
+/// alike on every member, as an intent that no longer fits is.
+extension Record {
+    /// Why the record cannot apply (a size, count or time outside what the views hold, in words);
+    /// nil when it can.
+    public var valueOutOfBounds: String? {
+        if let problem = Self.outOfBounds(at, "time") { return problem }
+        switch body {
+        case .hostAdded(let r):
+            return Self.outOfBounds(Int64(r.cpus), "CPU count") ?? Self.outOfBounds(r.memoryBytes, "memory size")
+        case .vmCreated(let r):
+            return Self.outOfBounds(Int64(r.cpus), "CPU count") ?? Self.outOfBounds(r.memoryBytes, "memory size")
+        case .hostRemoved, .hostLabelsSet, .vmDesiredStateSet, .vmDeleted, .vmPlaced, .vmUnschedulable,
+            .vmStateReported, .historyCompacted, .regionIdentified:
+            return nil
+        }
+    }
+
+    /// The record's time as the views keep it: within their bounds, for the `intents` row of a
+    /// record refused for its time (the refusal gives the time it carried).
+    var storableTime: Int64 { min(max(at, 0), ViewStore.largestColumnValue) }
+
+    private static func outOfBounds(_ value: Int64, _ what: String) -> String? {
+        guard value < 0 || value > ViewStore.largestColumnValue else { return nil }
+        return "the record's \(what) \(value) is outside 0 to \(ViewStore.largestColumnValue), what the views hold"
+    }
+}
+
+extension VMStartMeasurement {
+    /// Whether both durations are within what the views hold (0 to 2^53 microseconds). A report
+    /// whose measurement is not still says what the VM does; the measurement is left out.
+    var isWithinBounds: Bool {
+        (0...ViewStore.largestColumnValue).contains(firstEntryMicroseconds)
+            && (0...ViewStore.largestColumnValue).contains(bootMicroseconds)
+    }
+}

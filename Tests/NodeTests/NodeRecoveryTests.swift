@@ -194,7 +194,10 @@ import Testing
         }
         // Alone, so no leader tells it more; a snapshot is due (its views hold more than 4 entries),
         // but Raft may not compact through the views' copy until it learns the commit index again.
-        let member = try regionMember(id, in: dir, name: "copy", port: port, peers: peers, snapshotEvery: 4)
+        // (Its log, recorded, is shown should no snapshot come: the test has failed now and then.)
+        let recorded = RecordedLog()
+        let member = try regionMember(
+            id, in: dir, name: "copy", port: port, peers: peers, snapshotEvery: 4, logger: recorded.logger)
         try #require(member.raft!.status.committed < applied, "\(member.raft!.status.committed) \(applied)")
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await member.run() }
@@ -202,7 +205,7 @@ import Testing
             let took = try await waitUntil(timeout: .seconds(10)) {
                 metric(member.metrics.render(node: member), "dwcp_raft_snapshots_taken_total") == 1
             }
-            #expect(took)
+            #expect(took, "no snapshot in 10 s; the member's log:\n\(recorded.lines.joined(separator: "\n"))")
             try await Task.sleep(for: .seconds(1))
             #expect(metric(member.metrics.render(node: member), "dwcp_raft_snapshots_taken_total") == 1)
         }

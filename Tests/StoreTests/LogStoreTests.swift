@@ -154,10 +154,13 @@ import Testing
         #expect(try log.verify() == 2560)
     }
 
-    @Test("a damaged entry is reported with its index, never returned")
+    @Test(
+        "a damaged entry is reported with its index, never returned; met by a read of the running store, it is logged too (a line a minute), by the start's verify not"
+    )
     func detectsDamage() async throws {
         let dir = TemporaryDirectory()
-        let log = try LogStore(path: dir.file("log"))
+        let recorded = RecordedLog()
+        let log = try LogStore(path: dir.file("log"), logger: recorded.logger)
         try await log.append(entries(1...5))
         try await log.checkpoint()
         // Flip one payload byte of entry 3 behind the store's back.
@@ -177,6 +180,12 @@ import Testing
                 return e.code == .corruptEntry && e.index == 3 && e.message.contains("log entry 3 is damaged")
             }
         }
+        // The verify said nothing; the first read said it once, with the advice, and only once.
+        #expect(throws: StoreError.self) { try log.entries(in: 3...3) }
+        let said = recorded.lines.filter { $0.contains("is damaged") }
+        #expect(said.count == 1)
+        #expect(said.first?.hasPrefix("error the log in \(dir.file("log")) is damaged: log entry 3 is damaged") == true)
+        #expect(said.first?.contains("its next start refuses the log") == true)
     }
 
     @Test("a damaged or missing snapshot record stops the log from opening, rather than leaving a gap behind it")

@@ -74,6 +74,8 @@ public final class LogStore: Sendable {
     /// The logger of a store opened without one (tests, benchmarks, tools): it says nothing.
     public static let silent = Logger(label: "dwcp.log", factory: { _ in SwiftLogNoOpLogHandler() })
     let checkpointTrouble = Mutex(CheckpointTrouble())
+    /// Damage that reads met while the store is open, logged at most a line a minute.
+    let damageMetLogged = Mutex(LogThrottle(interval: .seconds(60)))
     /// The directory of the LMDB environment.
     public let path: String
     /// The replication group this store holds.
@@ -159,6 +161,12 @@ public final class LogStore: Sendable {
     /// The entries with indexes in `range` that are present, in order. Reading below
     /// ``firstIndex`` throws `.compacted`; `maxCount` bounds how many are returned.
     public func entries(in range: ClosedRange<UInt64>, maxCount: Int = .max) throws -> [LogEntry] {
+        try entries(in: range, maxCount: maxCount, loggingDamage: true)
+    }
+
+    /// ``entries(in:maxCount:)``; `loggingDamage`: whether damage met is logged too (not by
+    /// ``verify(batchSize:)``, whose caller says it).
+    func entries(in range: ClosedRange<UInt64>, maxCount: Int, loggingDamage: Bool) throws -> [LogEntry] {
         while true {
             let current = state.withLock { $0 }
             guard range.lowerBound >= current.firstIndex else {
@@ -171,7 +179,8 @@ public final class LogStore: Sendable {
             if range.lowerBound < current.unflushedStart {
                 faults?.beforeDurableRead()
                 result = try durableEntries(
-                    in: range.lowerBound...min(range.upperBound, current.unflushedStart - 1), maxCount: maxCount)
+                    in: range.lowerBound...min(range.upperBound, current.unflushedStart - 1), maxCount: maxCount,
+                    loggingDamage: loggingDamage)
                 guard state.withLock({ $0.lmdbWrites }) == current.lmdbWrites else { continue }
             }
             let low = max(range.lowerBound, current.unflushedStart)
@@ -185,9 +194,22 @@ public final class LogStore: Sendable {
         }
     }
 
-    /// The entries LMDB holds in `range`.
-    func durableEntries(in range: ClosedRange<UInt64>, maxCount: Int) throws -> [LogEntry] {
-        try Self.storedEntries(environment, entriesDatabase, in: range, maxCount: maxCount)
+    /// The entries LMDB holds in `range`. Damage met here, while the node runs (a watch, a
+    /// follower's catch-up or the apply loop reading an entry that the disk changed since the start
+    /// verified it), is also logged, at most a line a minute: the caller may answer only a client.
+    func durableEntries(in range: ClosedRange<UInt64>, maxCount: Int, loggingDamage: Bool = true) throws
+        -> [LogEntry]
+    {
+        do {
+            return try Self.storedEntries(environment, entriesDatabase, in: range, maxCount: maxCount)
+        } catch let error as StoreError where error.isLogDamage && loggingDamage {
+            if let held = damageMetLogged.withLock({ $0.admit() }) {
+                logger.error(
+                    "the log in \(path) is damaged: \(error.message)\(LogThrottle.more(held)). The node goes on with what it has applied, and its next start refuses the log: \(Self.damagedLogAdvice)"
+                )
+            }
+            throw error
+        }
     }
 
     /// The entries an LMDB entries database holds in `range`, at most `maxCount`, verified.
@@ -239,7 +261,7 @@ public final class LogStore: Sendable {
         let last = lastIndex
         var count = 0
         while next <= last {
-            let batch = try entries(in: next...last, maxCount: batchSize)
+            let batch = try entries(in: next...last, maxCount: batchSize, loggingDamage: false)
             guard let tail = batch.last else { break }
             for (offset, entry) in batch.enumerated() where entry.index != next + UInt64(offset) {
                 throw StoreError(

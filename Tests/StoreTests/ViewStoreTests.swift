@@ -317,6 +317,10 @@ typealias Record = Store.Record
         let reopened = try ViewStore(path: path)
         #expect(reopened.rebuildReason?.contains("schema version old") == true)
         #expect(try reopened.appliedIndex() == 0)
+        // A version that is no text is said as it is stored, not as an empty version.
+        try reopened.pool.write { db in try db.execute(sql: "UPDATE dwcp_state SET schema_version = x'0001'") }
+        try reopened.pool.close()
+        #expect(try ViewStore(path: path).rebuildReason?.contains("schema version a blob of 2 bytes,") == true)
     }
 
     @Test("an unreadable views file is replaced")

@@ -116,7 +116,16 @@ public final class ViewStore: Sendable {
             let queue = try DatabaseQueue(path: path, configuration: configuration)
             defer { try? queue.close() }
             return try queue.read { db in
-                try String.fetchOne(db, sql: "SELECT schema_version FROM dwcp_state WHERE id = 1") ?? "none"
+                // (Said as it is stored when it is no text: a damaged or hand-edited file.)
+                switch try DatabaseValue.fetchOne(db, sql: "SELECT schema_version FROM dwcp_state WHERE id = 1")?
+                    .storage
+                {
+                case .string(let version): version
+                case .int64(let number): "the integer \(number)"
+                case .double(let number): "the number \(number)"
+                case .blob(let bytes): "a blob of \(bytes.count) bytes"
+                case .null, nil: "none"
+                }
             }
         }
     }

@@ -40,13 +40,22 @@ import Testing
         #expect(try JSONValue.parse(value.serialized()) == sorted)
     }
 
-    @Test("integers parse exactly, above 2^53 too (a SQL answer's 64-bit values); fractions stay doubles")
-    func integersParseExactly() throws {
-        // (Foundation reads negative integers below -2^53 as doubles: those still lose digits.)
-        for n: Int64 in [9_007_199_254_740_993, .max, -9_007_199_254_740_992, -3, 0] {
+    @Test(
+        "integers parse exactly, above 2^53 and below -2^53 too (a SQL answer's 64-bit values); doubles parse to the double their text names"
+    )
+    func numbersParseExactly() throws {
+        for n: Int64 in [9_007_199_254_740_993, .max, .min, -9_007_199_254_740_993, -3, 0] {
             #expect(try JSONValue.parse(String(n)) == .int(n), "\(n)")
         }
         #expect(try JSONValue.parse("2.5") == .double(2.5))
         #expect(try JSONValue.parse("[1e300]") == .array([.double(1e300)]))
+        #expect(try JSONValue.parse("2.0") == .double(2))
+        // Foundation's reader on Linux gave 1.0000000000000004, 0.3000000000000001 and
+        // 0.12345678901234565 for these (dwcp sql printed them so).
+        for text in ["1.0000000000000002", "0.30000000000000004", "0.12345678901234568", "-2.2250738585072014e-308"] {
+            let value = try JSONValue.parse(text)
+            #expect(
+                value == .double(Double(text)!) && value.stringValue.flatMap(Double.init) == Double(text)!, "\(text)")
+        }
     }
 }

@@ -182,7 +182,12 @@ let package = Package(
             ]),
         .testTarget(name: "HypervisorTests", dependencies: ["Hypervisor", "TestSupport"]),
         .testTarget(name: "QueryTests", dependencies: ["Query", "Store", "TestSupport"]),
-        .testTarget(name: "DwcpTests", dependencies: ["dwcp", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(
+            name: "DwcpTests",
+            dependencies: [
+                "dwcp", .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]),
         .testTarget(
             name: "NodeTests",
             dependencies: [

@@ -167,7 +167,11 @@ struct NodeClient {
             }
             FileHandle.standardError.write(Data("dwcp: \(refusal.message); asking it there\n".utf8))
             do {
-                return try await leader.call(method, path, body: body, retrying: retrying)
+                // (A leader that takes the connection but does not answer, stopped or frozen, is
+                // left after ``leaderAnswerTimeout`` when the request may be sent again: the
+                // member knows the next leader by then. A change waits as long as any.)
+                return try await leader.call(
+                    method, path, body: body, retrying: retrying, timeout: retrying ? leaderAnswerTimeout : nil)
             } catch let failure as CLIError
                 where failure.code == .unreachable && retrying
                 && !(failure.cause.map(leader.speaksAnotherProtocol) ?? false)
@@ -183,6 +187,12 @@ struct NodeClient {
             }
         }
     }
+
+    /// How long a request that may be sent again (a read) waits for the answer of the leader a
+    /// member named: a leader answers a read within about 10 s (5 s to catch up, 5 s of query) or
+    /// says why not. One that took the connection and says nothing (stopped, frozen) used to hold
+    /// the command for the whole ``answerTimeoutSeconds``.
+    var leaderAnswerTimeout = Duration.seconds(15)
 
     /// How long after the leader a member named first could not be reached a retrying request for
     /// the leader goes on asking the member: a member notices a crashed leader within an election

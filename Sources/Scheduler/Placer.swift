@@ -373,7 +373,8 @@ public struct Placer: Sendable {
     static func reason(_ r: PlacementRequest, counts: [Int], hosts: Int) -> String {
         let inRegion = hosts - counts[Filter.region.rawValue]
         if inRegion == 0 { return "no host in \(r.region)" }
-        var reason = "no host in \(r.region) with \(r.cpus) free CPUs and \(formatBytes(r.memoryBytes)) free memory"
+        var reason =
+            "no host in \(r.region) with \(r.cpus) free CPU\(r.cpus == 1 ? "" : "s") and \(formatBytes(r.memoryBytes)) free memory"
         if !r.requiredLabels.isEmpty {
             reason +=
                 " labelled "

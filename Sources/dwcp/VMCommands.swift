@@ -61,7 +61,18 @@ struct VMCommand: AsyncParsableCommand {
             }()
             let duplicate =
                 answer["outcome"]?.stringValue == "duplicate" ? " (a retry of a request already applied)" : ""
-            for vm in rows {
+            let names = spec.count.map { count in (1...max(count, 1)).map { "\(spec.name)-\($0)" } } ?? [spec.name]
+            for (place, vm) in rows.enumerated() {
+                guard vm != .null else {
+                    // A retry of a request whose VM was deleted since: the answer holds no row.
+                    // (A batch's answer gives the first VM's index only.)
+                    let name = place < names.count ? names[place] : spec.name
+                    let index = answer["log_index"]?.stringValue.map { " at log index \($0)" } ?? ""
+                    print(
+                        "VM \(name) was created\(spec.count == nil ? index : " by this request") and has since been deleted\(duplicate)"
+                    )
+                    continue
+                }
                 let state = vm["actual_state"]?.stringValue ?? "?"
                 var line =
                     "created VM \(vm["name"]?.stringValue ?? spec.name) at log index \(vm["created_index"]?.stringValue ?? "?"): \(state)"
@@ -254,9 +265,10 @@ func describe(_ explanation: JSONValue) -> String {
                 terms = breakdown.map { "\($0) \($1.stringValue ?? "?")" }
             }
             let memoryAfter = c["free_memory_bytes_after"]?.intValue.map(formatBytes) ?? "?"
+            let cpusAfter = c["free_cpus_after"]?.intValue.map { "\($0) CPU\($0 == 1 ? "" : "s")" } ?? "? CPUs"
             lines.append(
                 "  \(i + 1). \(c["host"]?.stringValue ?? "?")  score \(c["score"]?.stringValue ?? "?")  "
-                    + "(\(terms.joined(separator: ", ")))  free after: \(c["free_cpus_after"]?.stringValue ?? "?") CPUs, \(memoryAfter)"
+                    + "(\(terms.joined(separator: ", ")))  free after: \(cpusAfter), \(memoryAfter)"
             )
         }
     } else {

@@ -212,12 +212,14 @@ struct VMSpecOptions: ParsableArguments {
         let memoryBytes = try usage { try ByteSize.parse(memory) }
         let labels = try usage { try Validation.parseLabels(label) }
         let required = try usage { try Validation.parseLabels(require) }
+        if let count, !(1...1000).contains(count) { throw CLIError(.usage, "--count must be 1-1000") }
         try usage {
-            try Validation.name(count == nil ? name : "\(name)-1", what: "VM")
+            // (The last of a batch's names is its longest: NAME-1000 is three characters past NAME-1.)
+            try Validation.name(count.map { "\(name)-\($0)" } ?? name, what: "VM")
             if let region { try Validation.name(region, what: "region") }
             try Validation.cpus(cpus)
             try Validation.vmMemory(memoryBytes)
-            if let image { try Validation.image(image) }
+            try Validation.image(image ?? Validation.defaultImage, memoryBytes: memoryBytes)
             if let group { try Validation.name(group, what: "group") }
             if let affinity { try Validation.name(affinity, what: "affinity group") }
         }
@@ -225,7 +227,6 @@ struct VMSpecOptions: ParsableArguments {
             throw CLIError(.usage, "invalid --anti-affinity '\(antiAffinity)': hard or soft")
         }
         if antiAffinity != nil && group == nil { throw CLIError(.usage, "--anti-affinity needs --group NAME") }
-        if let count, !(1...1000).contains(count) { throw CLIError(.usage, "--count must be 1-1000") }
         var fields: [(String, JSONValue)] = [
             ("name", .string(name)), ("cpus", .int(Int64(cpus))), ("memory_bytes", .int(memoryBytes)),
             ("labels", .map(labels)), ("desired_state", .string(stopped ? "stopped" : "running")),

@@ -134,13 +134,15 @@ public enum NodeAPI {
                 let host = HostAdded(
                     name: body.name, region: body.region ?? node.configuration.region, cpus: body.cpus,
                     memoryBytes: body.memoryBytes, labels: body.labels ?? [:])
-                return receipt(try await node.submit(.addHost(host), requestID: body.requestID), subject: "host")
+                let requestID = try requestID(request, body: body.requestID)
+                return receipt(try await node.submit(.addHost(host), requestID: requestID), subject: "host")
             }
         }
         router.delete("/v1/hosts/:name") { request, context in
             try await handle {
                 let name = try context.parameters.require("name")
-                let requestID = try parameter(request, "request_id")
+                let body = try await decodeOptional(RequestIDOnly.self, from: request)
+                let requestID = try requestID(request, body: body?.requestID)
                 return receipt(try await node.submit(.removeHost(name: name), requestID: requestID), subject: "host")
             }
         }
@@ -148,10 +150,11 @@ public enum NodeAPI {
             try await handle {
                 let body = try await decode(CreateVMRequest.self, from: request)
                 let vms = try body.vms()
+                let requestID = try requestID(request, body: body.requestID)
                 if body.count == nil && body.checkIndex == nil {
-                    return receipt(try await node.submit(.createVM(vms[0]), requestID: body.requestID), subject: "vm")
+                    return receipt(try await node.submit(.createVM(vms[0]), requestID: requestID), subject: "vm")
                 }
-                let receipts = try await node.createVMs(vms, requestID: body.requestID, checkIndex: body.checkIndex)
+                let receipts = try await node.createVMs(vms, requestID: requestID, checkIndex: body.checkIndex)
                 if body.count == nil { return receipt(receipts[0], subject: "vm") }
                 return try await Node.compute(inline: receipts.count <= Node.inlineBatchVMs) {
                     json(
@@ -221,7 +224,9 @@ public enum NodeAPI {
                 let name = try context.parameters.require("name")
                 let body = try await decode(HostLabelsRequest.self, from: request)
                 return receipt(
-                    try await node.submit(.setHostLabels(name: name, labels: body.labels), requestID: body.requestID),
+                    try await node.submit(
+                        .setHostLabels(name: name, labels: body.labels),
+                        requestID: try requestID(request, body: body.requestID)),
                     subject: "host")
             }
         }
@@ -231,7 +236,8 @@ public enum NodeAPI {
                     let name = try context.parameters.require("name")
                     let body = try await decodeOptional(RequestIDOnly.self, from: request)
                     return receipt(
-                        try await node.submit(.setDesiredState(vm: name, state), requestID: body?.requestID),
+                        try await node.submit(
+                            .setDesiredState(vm: name, state), requestID: try requestID(request, body: body?.requestID)),
                         subject: "vm")
                 }
             }
@@ -239,7 +245,8 @@ public enum NodeAPI {
         router.delete("/v1/vms/:name") { request, context in
             try await handle {
                 let name = try context.parameters.require("name")
-                let requestID = try parameter(request, "request_id")
+                let body = try await decodeOptional(RequestIDOnly.self, from: request)
+                let requestID = try requestID(request, body: body?.requestID)
                 return receipt(try await node.submit(.deleteVM(name: name), requestID: requestID), subject: "vm")
             }
         }
@@ -336,6 +343,20 @@ public enum NodeAPI {
 
     /// A query parameter's value, nil when it is not given; one given more than once is refused
     /// (which of two request ids, limits or regions was meant cannot be told).
+    /// An intent's request id, given in the query (`?request_id=`) or in the JSON body, either:
+    /// each route's documented place was easy to miss, and an id given in the other place was
+    /// dropped without a word, so a retry applied twice. Given in both, the two must agree.
+    static func requestID(_ request: Request, body: String?) throws -> String? {
+        let query = try parameter(request, "request_id")
+        if let query, let body, query != body {
+            throw NodeError(
+                .invalid,
+                "request_id is given in the query (\(Validation.shown(query))) and in the body (\(Validation.shown(body))): give one"
+            )
+        }
+        return query ?? body
+    }
+
     static func parameter(_ request: Request, _ name: String) throws -> String? {
         let given = request.uri.queryParameters.getAll(name)
         guard given.count <= 1 else { throw NodeError(.invalid, "\(name) is given \(given.count) times: give it once") }

@@ -87,6 +87,42 @@ import Testing
         }
     }
 
+    @Test("a request id is taken from the query or the body on every intent, so a retry applies once either way")
+    func requestIDInEitherPlace() async throws {
+        try await withAPI { node, base in
+            var (status, body) = try await call(
+                .POST, base + "/v1/hosts?request_id=h", #"{"name":"h1","cpus":4,"memory_bytes":8589934592}"#)
+            #expect(status == 200 && body.contains(#""outcome":"applied""#), "\(body)")
+            (status, body) = try await call(
+                .POST, base + "/v1/hosts", #"{"name":"h1","cpus":4,"memory_bytes":8589934592,"request_id":"h"}"#)
+            #expect(status == 200 && body.contains(#""outcome":"duplicate""#), "\(body)")
+            (status, body) = try await call(
+                .POST, base + "/v1/vms", #"{"name":"a","cpus":1,"memory_bytes":536870912,"request_id":"c"}"#)
+            #expect(status == 200)
+            // Where the docs put it, then in the other place: one intent, answered as a retry.
+            for (path, first, second) in [
+                ("/v1/vms/a/stop", ("?request_id=s", ""), ("", #"{"request_id":"s"}"#)),
+                ("/v1/vms/a/start", ("", #"{"request_id":"t"}"#), ("?request_id=t", "")),
+            ] {
+                (status, body) = try await call(.POST, base + path + first.0, first.1)
+                #expect(status == 200 && body.contains(#""outcome":"applied""#), "\(path): \(body)")
+                (status, body) = try await call(.POST, base + path + second.0, second.1)
+                #expect(status == 200 && body.contains(#""outcome":"duplicate""#), "\(path): \(body)")
+            }
+            (status, body) = try await call(.DELETE, base + "/v1/vms/a", #"{"request_id":"d"}"#)
+            #expect(status == 200 && body.contains(#""outcome":"applied""#), "\(body)")
+            (status, body) = try await call(.DELETE, base + "/v1/vms/a?request_id=d")
+            #expect(status == 200 && body.contains(#""outcome":"duplicate""#), "\(body)")
+            // Two that disagree are refused before anything is proposed.
+            let before = node.log.lastIndex
+            (status, body) = try await call(
+                .PUT, base + "/v1/hosts/h1/labels?request_id=x", #"{"labels":{},"request_id":"y"}"#)
+            #expect(
+                status == 400 && body.contains("request_id is given in the query (x) and in the body (y)"), "\(body)")
+            #expect(node.log.lastIndex == before)
+        }
+    }
+
     @Test("metrics count intents by outcome and time the log's writes and the views' applies")
     func metrics() async throws {
         try await withAPI { node, base in

@@ -79,10 +79,14 @@ struct Watch: AsyncParsableCommand {
         let kind = value["kind"]?.stringValue ?? "?"
         let record = value["record"]
         let subject = record?["name"]?.stringValue ?? record?["vm"]?.stringValue ?? ""
-        var extra = ""
-        if let host = record?["host"]?.stringValue { extra += " host=\(host)" }
-        if let reason = record?["reason"]?.stringValue { extra += " reason=\"\(reason)\"" }
-        if let marker = value["marker"]?.stringValue { extra += " marker=\(marker)" }
-        return "\(index)\t\(kind)\t\(subject)\(extra)"
+        var extra: [String] = []
+        if let host = record?["host"]?.stringValue { extra.append("host=\(host)") }
+        if let state = record?["desired_state"]?.stringValue, kind == "vm.desired_state_set" {
+            extra.append("desired_state=\(state)")
+        }
+        if let reason = record?["reason"]?.stringValue { extra.append("reason=\"\(reason)\"") }
+        if let marker = value["marker"]?.stringValue { extra.append("marker=\(marker)") }
+        // (An entry without a subject, a no-op, has no space before its first field.)
+        return "\(index)\t\(kind)\t" + ([subject].filter { !$0.isEmpty } + extra).joined(separator: " ")
     }
 }

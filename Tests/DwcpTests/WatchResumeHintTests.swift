@@ -32,8 +32,19 @@ import Testing
     @Test("a verify's marker says it is one in the text lines; another no-op says nothing more")
     func markerInText() throws {
         let marker = try JSONValue.parse(#"{"log_index":7,"term":2,"kind":"noop","marker":"views-digest"}"#)
-        #expect(Watch.text(marker, line: "") == "7\tnoop\t marker=views-digest")
+        #expect(Watch.text(marker, line: "") == "7\tnoop\tmarker=views-digest")
         let plain = try JSONValue.parse(#"{"log_index":8,"term":2,"kind":"noop"}"#)
         #expect(Watch.text(plain, line: "") == "8\tnoop\t")
+    }
+
+    @Test("a text line of a start or stop says which state was asked for")
+    func desiredStateInText() throws {
+        let stop = try JSONValue.parse(
+            #"{"log_index":9,"term":2,"kind":"vm.desired_state_set","record":{"name":"web-1","desired_state":"stopped"}}"#
+        )
+        #expect(Watch.text(stop, line: "") == "9\tvm.desired_state_set\tweb-1 desired_state=stopped")
+        let placed = try JSONValue.parse(
+            #"{"log_index":10,"term":2,"kind":"vm.placed","record":{"vm":"web-1","host":"h1","explanation":{}}}"#)
+        #expect(Watch.text(placed, line: "") == "10\tvm.placed\tweb-1 host=h1")
     }
 }

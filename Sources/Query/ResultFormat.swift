@@ -51,7 +51,8 @@ public enum ResultFormat: String, Sendable, CaseIterable {
     }
 
     private func renderTable(_ result: QueryResult) -> String {
-        let cells = result.rows.map { $0.map(Self.plain) }
+        // (A line break or tab in a value is shown escaped: as it is, it broke the table's lines.)
+        let cells = result.rows.map { $0.map { Self.oneLine(Self.plain($0)) } }
         var widths = result.columns.map(\.count)
         for row in cells {
             for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) }
@@ -65,6 +66,23 @@ public enum ResultFormat: String, Sendable, CaseIterable {
         for row in cells { out += line(row) + "\n" }
         // How fresh the answer is: the log index the views stood at (json and csv stay bare data).
         out += "(\(result.rows.count) row\(result.rows.count == 1 ? "" : "s") at log index \(result.appliedIndex))\n"
+        return out
+    }
+
+    /// `text` on one line: line breaks and tabs as `\n`, `\r`, `\t`, and a backslash doubled
+    /// when there is one of them, so the escape can be told from the text.
+    static func oneLine(_ text: String) -> String {
+        guard text.contains(where: { $0 == "\n" || $0 == "\r" || $0 == "\r\n" || $0 == "\t" }) else { return text }
+        var out = ""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case "\\": out += "\\\\"
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
         return out
     }
 

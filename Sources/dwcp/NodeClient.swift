@@ -111,7 +111,7 @@ struct NodeClient {
             request.body = .bytes(ByteBuffer(string: body.serialized()))
         }
         let response: HTTPClientResponse
-        let waited = timeout ?? .seconds(Self.answerTimeoutSeconds)
+        let waited = timeout ?? (method == .GET ? readAnswerTimeout : .seconds(Self.answerTimeoutSeconds))
         do {
             response = try await http.execute(request, timeout: TimeAmount(waited))
         } catch {
@@ -275,6 +275,12 @@ struct NodeClient {
 
     /// How long a request waits for the head of the node's answer.
     static let answerTimeoutSeconds: Int64 = 60
+
+    /// How long a GET (a status, a list, an explanation; none changes anything) waits for the
+    /// answer: a node answers one within about 10 s (5 s to catch up, 5 s of query; a cluster
+    /// status asks the members for 1 s) or says why not. A node that took the connection and says
+    /// nothing (stopped, frozen) held `dwcp status` for the whole minute.
+    var readAnswerTimeout = Duration.seconds(20)
 
     /// The error for a request that got no answer; `intent`: it was an intent with a request id,
     /// which may still apply when the node took it before it went away.

@@ -7,10 +7,11 @@ import Testing
 
 @testable import dwcp
 
-/// A read that a member sends on to the leader it names, where the leader took the connection but
-/// never answers (a stopped or frozen process): the CLI goes back to the member after
-/// ``NodeClient/leaderAnswerTimeout``, not after the minute any request may wait.
-@Suite struct SilentLeaderTests {
+/// A node that took the connection but never answers (a stopped or frozen process): a read the
+/// CLI sent on to such a leader goes back to the member after ``NodeClient/leaderAnswerTimeout``,
+/// and a GET to such a node is reported after ``NodeClient/readAnswerTimeout``, not after the
+/// minute a change may wait.
+@Suite struct SilentNodeTests {
     /// An HTTP server that refuses the first request, naming `leaderAPI` as the leader (as a
     /// member does: 503 with `leader_api`), and answers every later one `{"answered": N}`.
     final class FakeMember: ChannelInboundHandler, Sendable {
@@ -41,13 +42,11 @@ import Testing
         }
     }
 
-    @Test("a read sent on to a leader that takes the connection and never answers goes back to the member")
-    func silentLeaderIsLeft() async throws {
-        // The silent leader: a socket that listens and never accepts (the kernel completes the
-        // connection in its backlog), as a frozen process's does.
+    /// A socket that listens and never accepts (the kernel completes connections in its
+    /// backlog), as a stopped or frozen process's does; its descriptor and port.
+    func silentListener() throws -> (socket: Int32, port: Int) {
         let silent = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         try #require(silent >= 0)
-        defer { close(silent) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -59,7 +58,13 @@ import Testing
             }
         }
         try #require(bound)
-        let silentPort = Int(UInt16(bigEndian: address.sin_port))
+        return (silent, Int(UInt16(bigEndian: address.sin_port)))
+    }
+
+    @Test("a read sent on to a leader that takes the connection and never answers goes back to the member")
+    func silentLeaderIsLeft() async throws {
+        let (silent, silentPort) = try silentListener()
+        defer { close(silent) }
 
         let member = FakeMember(leaderAPI: "127.0.0.1:\(silentPort)")
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -80,5 +85,22 @@ import Testing
         #expect(answer["answered"]?.intValue == 2)
         #expect(took < .seconds(5), "took \(took)")
         try await server.close()
+    }
+
+    @Test("a GET to a node that takes the connection and never answers is reported after the read timeout")
+    func silentNodeIsReported() async throws {
+        let (silent, port) = try silentListener()
+        defer { close(silent) }
+        var client = try NodeClient(address: "127.0.0.1:\(port)")
+        client.readAnswerTimeout = .milliseconds(300)
+        let started = ContinuousClock.now
+        await #expect {
+            _ = try await client.call(.GET, "/v1/status", retrying: true)
+        } throws: { error in
+            (error as? CLIError)?.code == .unreachable
+                && (error as? CLIError)?.message.contains("took the request but did not answer within 0.3 seconds")
+                    == true
+        }
+        #expect(started.duration(to: .now) < .seconds(5))
     }
 }

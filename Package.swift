@@ -185,7 +185,7 @@ let package = Package(
         .testTarget(
             name: "DwcpTests",
             dependencies: [
-                "dwcp", .product(name: "Logging", package: "swift-log"),
+                "dwcp", "TestSupport", .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
             ]),
         .testTarget(

@@ -427,7 +427,7 @@ public final class Node: Service, Sendable {
             let index = try await registerSelf(added, requestID: "register-\(configuration.nodeID)-\(host.name)")
         else { return }
         logger.notice(
-            "registered this machine as host \(host.name) (\(host.cpus) CPUs, \(host.memoryBytes) bytes) at index \(index)"
+            "registered this machine as host \(host.name) (\(host.cpus) CPU\(host.cpus == 1 ? "" : "s"), \(host.memoryBytes) bytes) at index \(index)"
         )
     }
 }

@@ -134,7 +134,7 @@ public enum NodeAPI {
                 let host = HostAdded(
                     name: body.name, region: body.region ?? node.configuration.region, cpus: body.cpus,
                     memoryBytes: body.memoryBytes, labels: body.labels ?? [:])
-                let requestID = try requestID(request, body: body.requestID)
+                let requestID = try intentRequestID(request, body: body.requestID)
                 return receipt(try await node.submit(.addHost(host), requestID: requestID), subject: "host")
             }
         }
@@ -142,7 +142,7 @@ public enum NodeAPI {
             try await handle {
                 let name = try context.parameters.require("name")
                 let body = try await decodeOptional(RequestIDOnly.self, from: request)
-                let requestID = try requestID(request, body: body?.requestID)
+                let requestID = try intentRequestID(request, body: body?.requestID)
                 return receipt(try await node.submit(.removeHost(name: name), requestID: requestID), subject: "host")
             }
         }
@@ -150,7 +150,7 @@ public enum NodeAPI {
             try await handle {
                 let body = try await decode(CreateVMRequest.self, from: request)
                 let vms = try body.vms()
-                let requestID = try requestID(request, body: body.requestID)
+                let requestID = try intentRequestID(request, body: body.requestID)
                 if body.count == nil && body.checkIndex == nil {
                     return receipt(try await node.submit(.createVM(vms[0]), requestID: requestID), subject: "vm")
                 }
@@ -226,7 +226,7 @@ public enum NodeAPI {
                 return receipt(
                     try await node.submit(
                         .setHostLabels(name: name, labels: body.labels),
-                        requestID: try requestID(request, body: body.requestID)),
+                        requestID: try intentRequestID(request, body: body.requestID)),
                     subject: "host")
             }
         }
@@ -237,7 +237,8 @@ public enum NodeAPI {
                     let body = try await decodeOptional(RequestIDOnly.self, from: request)
                     return receipt(
                         try await node.submit(
-                            .setDesiredState(vm: name, state), requestID: try requestID(request, body: body?.requestID)),
+                            .setDesiredState(vm: name, state),
+                            requestID: try intentRequestID(request, body: body?.requestID)),
                         subject: "vm")
                 }
             }
@@ -246,7 +247,7 @@ public enum NodeAPI {
             try await handle {
                 let name = try context.parameters.require("name")
                 let body = try await decodeOptional(RequestIDOnly.self, from: request)
-                let requestID = try requestID(request, body: body?.requestID)
+                let requestID = try intentRequestID(request, body: body?.requestID)
                 return receipt(try await node.submit(.deleteVM(name: name), requestID: requestID), subject: "vm")
             }
         }
@@ -341,12 +342,10 @@ public enum NodeAPI {
         try ReadConsistency(asked: try parameter(request, "consistency"))
     }
 
-    /// A query parameter's value, nil when it is not given; one given more than once is refused
-    /// (which of two request ids, limits or regions was meant cannot be told).
     /// An intent's request id, given in the query (`?request_id=`) or in the JSON body, either:
     /// each route's documented place was easy to miss, and an id given in the other place was
     /// dropped without a word, so a retry applied twice. Given in both, the two must agree.
-    static func requestID(_ request: Request, body: String?) throws -> String? {
+    static func intentRequestID(_ request: Request, body: String?) throws -> String? {
         let query = try parameter(request, "request_id")
         if let query, let body, query != body {
             throw NodeError(
@@ -357,6 +356,8 @@ public enum NodeAPI {
         return query ?? body
     }
 
+    /// A query parameter's value, nil when it is not given; one given more than once is refused
+    /// (which of two request ids, limits or regions was meant cannot be told).
     static func parameter(_ request: Request, _ name: String) throws -> String? {
         let given = request.uri.queryParameters.getAll(name)
         guard given.count <= 1 else { throw NodeError(.invalid, "\(name) is given \(given.count) times: give it once") }

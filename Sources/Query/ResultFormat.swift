@@ -69,10 +69,15 @@ public enum ResultFormat: String, Sendable, CaseIterable {
         return out
     }
 
-    /// `text` on one line: line breaks and tabs as `\n`, `\r`, `\t`, and a backslash doubled
-    /// when there is one of them, so the escape can be told from the text.
+    /// `text` on one line: a control character (a line break, a tab, an escape; C0, DEL, C1) or a
+    /// line or paragraph separator as `\n`, `\r`, `\t` or `\u{XX}`. A value with none is shown as
+    /// it is; in one with some, a backslash is doubled, so the escapes can be told from its text.
     static func oneLine(_ text: String) -> String {
-        guard text.contains(where: { $0 == "\n" || $0 == "\r" || $0 == "\r\n" || $0 == "\t" }) else { return text }
+        func breaks(_ scalar: Unicode.Scalar) -> Bool {
+            scalar.value < 0x20 || (0x7f...0x9f).contains(scalar.value) || scalar.value == 0x2028
+                || scalar.value == 0x2029
+        }
+        guard text.unicodeScalars.contains(where: breaks) else { return text }
         var out = ""
         for scalar in text.unicodeScalars {
             switch scalar {
@@ -80,6 +85,7 @@ public enum ResultFormat: String, Sendable, CaseIterable {
             case "\r": out += "\\r"
             case "\t": out += "\\t"
             case "\\": out += "\\\\"
+            case _ where breaks(scalar): out += "\\u{" + String(scalar.value, radix: 16) + "}"
             default: out.unicodeScalars.append(scalar)
             }
         }

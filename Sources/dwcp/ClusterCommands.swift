@@ -75,9 +75,12 @@ struct ClusterCommand: AsyncParsableCommand {
             )
             let widths = [8, 22, 22, 13, 6, 10, 10, 10, 8, 0]
             func line(_ cells: [String]) -> String {
-                // (The last cell unpadded: no line ends in a space.)
-                zip(cells, widths).map { $0.padding(toLength: max($1, $0.count + 1), withPad: " ", startingAt: 0) }
-                    .joined().replacingOccurrences(of: " +$", with: "", options: .regularExpression)
+                var text = zip(cells, widths).map {
+                    $0.padding(toLength: max($1, $0.count + 1), withPad: " ", startingAt: 0)
+                }.joined()
+                // (No line ends in a space.)
+                while text.hasSuffix(" ") { text.removeLast() }
+                return text
             }
             print(line(["ID", "ADDRESS", "API", "ROLE", "TERM", "LAST", "COMMIT", "APPLIED", "LAG", "VERSION"]))
             guard case .array(let members) = status["members"] else { return }

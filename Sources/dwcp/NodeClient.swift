@@ -126,12 +126,14 @@ struct NodeClient {
         } catch {
             throw CLIError(.unreachable, "the node at \(address) closed the connection before answering", cause: error)
         }
-        let text = String(buffer: bytes)
         let value: JSONValue
         do {
-            value = try JSONValue.parse(text)
+            value = try bytes.withUnsafeReadableBytes { try JSONValue.parse(bytes: $0) }
         } catch {
-            throw CLIError(.protocolError, "the node at \(address) answered HTTP \(response.status.code) with no JSON")
+            throw CLIError(
+                .protocolError,
+                "the node at \(address) answered HTTP \(response.status.code) with no JSON we can read (\(error))",
+                cause: error)
         }
         if response.status.code >= 400 {
             throw CLIError(

@@ -3,6 +3,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import dwcp
@@ -42,25 +43,6 @@ import Testing
         }
     }
 
-    /// A socket that listens and never accepts (the kernel completes connections in its
-    /// backlog), as a stopped or frozen process's does; its descriptor and port.
-    func silentListener() throws -> (socket: Int32, port: Int) {
-        let silent = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        try #require(silent >= 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                bind(silent, pointer, length) == 0 && listen(silent, 16) == 0
-                    && getsockname(silent, pointer, &length) == 0
-            }
-        }
-        try #require(bound)
-        return (silent, Int(UInt16(bigEndian: address.sin_port)))
-    }
-
     @Test("a read sent on to a leader that takes the connection and never answers goes back to the member")
     func silentLeaderIsLeft() async throws {
         let (silent, silentPort) = try silentListener()
@@ -77,14 +59,22 @@ import Testing
             .bind(host: "127.0.0.1", port: 0).get()
         let memberPort = try #require(server.localAddress?.port)
 
+        // (Past NodeClient.unreachableRetryWindow, as the 15 s of a real run are: the attempt
+        // that timed out is not made again.)
         var client = try NodeClient(address: "127.0.0.1:\(memberPort)")
-        client.leaderAnswerTimeout = .milliseconds(500)
+        client.leaderAnswerTimeout = .milliseconds(2_500)
         let started = ContinuousClock.now
-        let answer = try await client.callLeader(.POST, "/v1/sql", body: .object([]), retrying: true)
+        var answered: Int64?
+        do {
+            answered = try await client.callLeader(.POST, "/v1/sql", body: .object([]), retrying: true)["answered"]?
+                .intValue
+        } catch {
+            Issue.record(error)
+        }
         let took = started.duration(to: .now)
-        #expect(answer["answered"]?.intValue == 2)
-        #expect(took < .seconds(5), "took \(took)")
         try await server.close()
+        #expect(answered == 2)
+        #expect(took < .seconds(8), "took \(took)")
     }
 
     @Test("a GET to a node that takes the connection and never answers is reported after the read timeout")

@@ -43,8 +43,9 @@ import Testing
             #"{"log_index":9,"term":2,"kind":"vm.desired_state_set","record":{"name":"web-1","desired_state":"stopped"}}"#
         )
         #expect(Watch.text(stop, line: "") == "9\tvm.desired_state_set\tweb-1 desired_state=stopped")
-        let placed = try JSONValue.parse(
-            #"{"log_index":10,"term":2,"kind":"vm.placed","record":{"vm":"web-1","host":"h1","explanation":{}}}"#)
-        #expect(Watch.text(placed, line: "") == "10\tvm.placed\tweb-1 host=h1")
+        // (Only there: a VM's creation names its desired state too.)
+        let created = try JSONValue.parse(
+            #"{"log_index":10,"term":2,"kind":"vm.created","record":{"name":"web-1","desired_state":"running"}}"#)
+        #expect(Watch.text(created, line: "") == "10\tvm.created\tweb-1")
     }
 }

@@ -196,11 +196,14 @@ import Testing
                 == "name   n    note\n-----  ---  ----\na      1\nb,\"c\"  2.5  x\n(2 rows at log index 1)\n")
         // A line break or a tab in a value is escaped in a table, where it broke the lines.
         let broken = QueryResult(
-            columns: ["a", "b"], rows: [[.string("x\ny\\"), .string("1")], [.string("\tz"), .string("2")]],
+            columns: ["a", "b"],
+            rows: [
+                [.string("x\ny\\"), .string("1")], [.string("\tz"), .string("2")], [.string("\u{1b}"), .string("3")],
+            ],
             appliedIndex: 1)
         #expect(
             ResultFormat.table.render(broken)
-                == "a       b\n------  -\nx\\ny\\\\  1\n\\tz     2\n(2 rows at log index 1)\n")
+                == "a       b\n------  -\nx\\ny\\\\  1\n\\tz     2\n\\u{1b}  3\n(3 rows at log index 1)\n")
     }
 
     @Test("a query that meets damaged views says so and leaves the marker that has the next start rebuild them")

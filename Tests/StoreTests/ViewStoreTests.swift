@@ -388,13 +388,15 @@ typealias Record = Store.Record
     }
 
     @Test(
-        "a record carrying a size, count or time the views never hold is refused as it applies, and the views stay clean"
+        "a record carrying a CPU count or memory size the views never hold is refused as it applies, a time outside them is clamped, and the views stay clean"
     )
     func outOfBoundsRecordsAreRefused() throws {
         let dir = TemporaryDirectory()
         let views = try ViewStore(path: dir.file("views.sqlite"))
         let huge = Int64(1) << 60
         let vm = VMCreated(name: "a", region: "eu", cpus: 1, memoryBytes: 1 << 30, image: "builtin:hello")
+        var big = vm
+        big.cpus = .max
         func report(_ state: String, boot: Int64) -> Record {
             let start = VMStartMeasurement(path: "cold", firstEntryMicroseconds: 10, bootMicroseconds: boot)
             return Record(at: 5, .vmStateReported(VMStateReported(vm: "a", host: "h1", state: state, start: start)))
@@ -406,18 +408,12 @@ typealias Record = Store.Record
             Record(
                 at: -7, requestID: "r3", .hostAdded(HostAdded(name: "h1", region: "eu", cpus: 4, memoryBytes: huge))),
             Record(at: 2, .hostAdded(HostAdded(name: "h1", region: "eu", cpus: 4, memoryBytes: 1 << 32))),  // 4: applies
-            Record(at: .max, requestID: "r5", .vmCreated(vm)),
-            Record(
-                at: 3, requestID: "r6",
-                .vmCreated(
-                    {
-                        var big = vm; big.cpus = .max; return big
-                    }())),
-            Record(at: 4, requestID: "r7", .vmCreated(vm)),  // 7: applies
+            Record(at: .max, requestID: "r5", .vmCreated(vm)),  // 5: applies, its time clamped
+            Record(at: 3, requestID: "r6", .vmCreated(big)),
             Record(at: 4, .vmPlaced(VMPlaced(vm: "a", host: "h1", explanation: "{}"))),
-            report("running", boot: -1),  // 9: the state applies, the measurement is left out
-            report("running", boot: huge),  // 10: likewise
-            Record(at: -1, .vmStateReported(VMStateReported(vm: "a", host: "h1", state: "stopped"))),  // refused
+            report("running", boot: -1),  // 8: the state applies, the measurement is left out
+            report("running", boot: huge),  // 9: likewise
+            Record(at: -1, .vmStateReported(VMStateReported(vm: "a", host: "h1", state: "stopped"))),  // 10: clamped
         ]
         try views.apply(Self.entries(records))
         let intents = try views.pool.read { db in
@@ -425,26 +421,27 @@ typealias Record = Store.Record
         }
         #expect(
             intents.map { $0["outcome"] as String } == [
-                "rejected", "rejected", "rejected", "applied", "rejected", "rejected", "applied",
+                "rejected", "rejected", "rejected", "applied", "applied", "rejected",
             ])
         #expect((intents[0]["error"] as String).contains("memory size -9223372036854775808 is outside 0 to"))
         #expect((intents[1]["error"] as String).contains("CPU count -4"))
-        #expect((intents[2]["error"] as String).contains("time -7"))
-        #expect((intents[4]["error"] as String).contains("time \(Int64.max)"))
+        #expect((intents[2]["error"] as String).contains("memory size \(huge)"))
         #expect((intents[5]["error"] as String).contains("CPU count \(Int64.max)"))
-        #expect(intents.map { $0["submitted_at"] as Int64 } == [1, 1, 0, 2, 1 << 53, 3, 4])
-        let (hosts, cpusUsed, state, starts, stray) = try views.pool.read { db in
+        #expect(intents.map { $0["submitted_at"] as Int64 } == [1, 1, 0, 2, 1 << 53, 3])
+        let (hosts, cpusUsed, state, starts, times, stray) = try views.pool.read { db in
             (
                 try String.fetchAll(db, sql: "SELECT name FROM hosts"),
                 try Int64.fetchOne(db, sql: "SELECT cpus_used FROM hosts"),
                 try String.fetchOne(db, sql: "SELECT actual_state FROM vms"),
                 try Int.fetchOne(db, sql: "SELECT count(*) FROM vm_starts"),
-                try ViewStore.strayValue(in: db, index: 11)
+                try Int64.fetchAll(db, sql: "SELECT at FROM vm_events ORDER BY log_index"),
+                try ViewStore.strayValue(in: db, index: 10)
             )
         }
-        #expect(hosts == ["h1"] && cpusUsed == 1 && state == "running" && starts == 0)
+        #expect(hosts == ["h1"] && cpusUsed == 1 && state == "stopped" && starts == 0)
+        #expect(times == [1 << 53, 4, 5, 0])
         #expect(stray == nil)
-        #expect(try views.appliedIndex() == 11)
+        #expect(try views.appliedIndex() == 10)
     }
 
     @Test("a damaged record stops the batch there: what precedes it is applied, the error names the index")

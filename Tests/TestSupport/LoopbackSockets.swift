@@ -45,6 +45,25 @@ public func canBind(_ port: Int) -> Bool {
     }
 }
 
+/// A loopback listener that never accepts: the kernel completes connections to it in its backlog,
+/// and nothing answers them, as with a stopped or frozen process. Its descriptor (close it when
+/// done) and port.
+public func silentListener() throws -> (socket: Int32, port: Int) {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var address = loopback(0)
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let listening = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(fd, $0, length) == 0 && listen(fd, 16) == 0 && getsockname(fd, $0, &length) == 0
+        }
+    }
+    guard fd >= 0, listening else {
+        if fd >= 0 { close(fd) }
+        throw LoopbackFailure(description: "cannot listen on a loopback port")
+    }
+    return (fd, Int(UInt16(bigEndian: address.sin_port)))
+}
+
 /// Writes raw bytes to a loopback TCP port and closes the connection.
 public func sendRaw(_ bytes: [UInt8], port: Int) throws {
     let fd = try connectLoopback(port)

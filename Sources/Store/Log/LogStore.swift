@@ -205,7 +205,7 @@ public final class LogStore: Sendable {
         } catch let error as StoreError where error.isLogDamage && loggingDamage {
             if let held = damageMetLogged.withLock({ $0.admit() }) {
                 logger.error(
-                    "the log in \(path) is damaged: \(error.message)\(LogThrottle.more(held)). The node goes on with what it has applied, and its next start refuses the log: \(Self.damagedLogAdvice)"
+                    "the log in \(path) is damaged: \(error.message)\(LogThrottle.more(held)). The read that met it failed (a watch ends; the apply loop stops the node), and the next start refuses the log: \(Self.damagedLogAdvice)"
                 )
             }
             throw error

@@ -6,13 +6,14 @@
 /// views would stop every member, at every start, for good (the views check refuses such values,
 /// and a rebuild applies the same record again). So the applier holds each record to what the
 /// views can hold, a bound that does not move with the API's policy: sizes, counts and times from
-/// 0 to 2^53 (``ViewStore/largestColumnValue``). A record outside it is refused as it applies,
-/// alike on every member, as an intent that no longer fits is.
+/// 0 to 2^53 (``ViewStore/largestColumnValue``). A record whose CPU count or memory size is outside
+/// it is refused as it applies, alike on every member that runs this check, as an intent that no
+/// longer fits is (views an older dwcp wrote such a value into fail the start's check and are
+/// rebuilt); its time is clamped (``storableTime``).
 extension Record {
-    /// Why the record cannot apply (a size, count or time outside what the views hold, in words);
-    /// nil when it can.
-    public var valueOutOfBounds: String? {
-        if let problem = Self.outOfBounds(at, "time") { return problem }
+    /// Why the record cannot apply (a CPU count or memory size outside what the views hold, in
+    /// words); nil when it can.
+    var valueOutOfBounds: String? {
         switch body {
         case .hostAdded(let r):
             return Self.outOfBounds(Int64(r.cpus), "CPU count") ?? Self.outOfBounds(r.memoryBytes, "memory size")
@@ -24,8 +25,10 @@ extension Record {
         }
     }
 
-    /// The record's time as the views keep it: within their bounds, for the `intents` row of a
-    /// record refused for its time (the refusal gives the time it carried).
+    /// The record's time as the views keep it (`intents.submitted_at`, `vm_events.at`,
+    /// `vm_starts.at`): within their bounds. A time outside them is clamped, not refused: most
+    /// records never write their time, and an older dwcp applied them all, so refusing them would
+    /// make views upgraded in place differ from views rebuilt from the log.
     var storableTime: Int64 { min(max(at, 0), ViewStore.largestColumnValue) }
 
     private static func outOfBounds(_ value: Int64, _ what: String) -> String? {

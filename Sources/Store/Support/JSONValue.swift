@@ -1,5 +1,3 @@
-import Foundation
-
 /// A JSON value whose objects keep their key order, so that what DWCP prints and stores
 /// (records in `watch`, intent payloads, placement explanations, SQL rows) is stable and readable.
 public enum JSONValue: Sendable, Equatable {
@@ -107,6 +105,11 @@ public enum JSONValue: Sendable, Equatable {
     /// Linux: `dwcp sql` printed 0.3000000000000001 for the node's 0.30000000000000004.)
     public static func parse(_ text: String) throws -> JSONValue {
         try JSONParser.parse(Array(text.utf8)).withSortedKeys
+    }
+
+    /// ``parse(_:)`` of UTF-8 bytes (an HTTP answer's, read in place).
+    public static func parse(bytes: UnsafeRawBufferPointer) throws -> JSONValue {
+        try JSONParser.parse(bytes).withSortedKeys
     }
 
     /// The value with every object's keys in order.

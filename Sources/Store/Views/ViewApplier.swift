@@ -221,7 +221,8 @@ enum ViewApplier {
                 JSONValue.map(r.requiredLabels).serialized(), r.placementPolicy ?? "binpack", index,
             ])
             if db.changesCount == 0 { return .rejected("VM \(r.name) already exists") }
-            try event(vm: r.name, index: index, at: record.at, from: "", to: "pending", reason: "created", db: db)
+            try event(
+                vm: r.name, index: index, at: record.storableTime, from: "", to: "pending", reason: "created", db: db)
             return .applied
 
         case .vmDesiredStateSet(let r):
@@ -242,7 +243,8 @@ enum ViewApplier {
             }
             try db.cachedStatement(sql: "DELETE FROM vms WHERE name = ?").execute(arguments: [r.name])
             try event(
-                vm: r.name, index: index, at: record.at, from: vm.actualState, to: "deleted", reason: "deleted", db: db)
+                vm: r.name, index: index, at: record.storableTime, from: vm.actualState, to: "deleted",
+                reason: "deleted", db: db)
             return .applied
 
         case .vmPlaced(let r):
@@ -283,7 +285,8 @@ enum ViewApplier {
             try db.cachedStatement(sql: "INSERT INTO placements (vm, host, log_index, explanation) VALUES (?, ?, ?, ?)")
                 .execute(arguments: [r.vm, r.host, index, r.explanation])
             try event(
-                vm: r.vm, index: index, at: record.at, from: vm.actualState, to: "scheduled", reason: reason, db: db)
+                vm: r.vm, index: index, at: record.storableTime, from: vm.actualState, to: "scheduled", reason: reason,
+                db: db)
             return .applied
 
         case .vmUnschedulable(let r):
@@ -298,7 +301,8 @@ enum ViewApplier {
             ).execute(arguments: [r.reason, r.explanation, index, r.vm])
             if vm.actualState != "unschedulable" || vm.reason != r.reason {
                 try event(
-                    vm: r.vm, index: index, at: record.at, from: vm.actualState, to: "unschedulable", reason: r.reason,
+                    vm: r.vm, index: index, at: record.storableTime, from: vm.actualState, to: "unschedulable",
+                    reason: r.reason,
                     db: db)
             }
             return .applied
@@ -322,12 +326,14 @@ enum ViewApplier {
                         VALUES (?, ?, ?, ?, ?, ?, ?)
                         """
                 ).execute(arguments: [
-                    index, r.vm, r.host, record.at, start.path, start.firstEntryMicroseconds, start.bootMicroseconds,
+                    index, r.vm, r.host, record.storableTime, start.path, start.firstEntryMicroseconds,
+                    start.bootMicroseconds,
                 ])
             }
             if vm.actualState != r.state {
                 try event(
-                    vm: r.vm, index: index, at: record.at, from: vm.actualState, to: r.state, reason: r.reason, db: db)
+                    vm: r.vm, index: index, at: record.storableTime, from: vm.actualState, to: r.state,
+                    reason: r.reason, db: db)
             }
             return .applied
         }

@@ -41,30 +41,18 @@ extension Node {
         // poll, read inline.
         let rotated = try await Self.compute(inline: false) { FileManager.default.contents(atPath: path + ".1") }
         if let rotated, !rotated.isEmpty { try await emit(rotated) }
-        var offset: UInt64 = 0
+        let follower = ConsoleFollower(path: path)
+        var first = true
         while true {
             let running = try await views.pool.read { db in
                 try String.fetchOne(db, sql: "SELECT actual_state FROM vms WHERE name = ?", arguments: [vm])
             }
-            let from = offset
-            let (data, end) = try await Self.compute(inline: from > 0) { Self.readConsole(path, from: from) }
-            offset = end
+            let data = try await Self.compute(inline: !first) { follower.newOutput() }
+            first = false
             if !data.isEmpty { try await emit(data) }
             guard let running, ["scheduled", "starting", "running"].contains(running) else { return }
             // Wakes on the next applied record or after 100 ms; throws once the node shuts down.
             _ = try await applied.wait(until: applied.value + 1, timeout: .milliseconds(100))
         }
-    }
-
-    /// What the console file at `path` holds from `offset` on, and the offset after it. A file
-    /// shorter than `offset` was rotated: it is read from its start.
-    static func readConsole(_ path: String, from offset: UInt64) -> (Data, UInt64) {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return (Data(), offset) }
-        defer { try? handle.close() }
-        let size = (try? handle.seekToEnd()) ?? 0
-        let start = size < offset ? 0 : offset
-        try? handle.seek(toOffset: start)
-        let data = (try? handle.readToEnd()) ?? Data()
-        return (data, start + UInt64(data.count))
     }
 }

@@ -116,8 +116,20 @@ public struct Placer: Sendable {
             filteredOut: Filter.allCases.map { .init(filter: $0.name, count: counts[$0.rawValue]) },
             candidates: Array(candidates))
         guard let winner = best.first else {
+            // Of the hosts full on CPUs or memory, those too small for the VM even when empty: a
+            // VM larger than every host waits for a larger one, not for room (the failure path
+            // only, so the loop above stays lean).
+            var tooSmall = (cpus: 0, memory: 0)
+            for host in table.hosts where host.region == request.region {
+                switch firstFailingFilter(request, host, affinityPresent: affinityPresent) {
+                case .cpus where host.cpus < request.cpus: tooSmall.cpus += 1
+                case .memory where host.memoryBytes < request.memoryBytes: tooSmall.memory += 1
+                default: break
+                }
+            }
             return PlacementDecision(
-                host: nil, reason: Self.reason(request, counts: counts, hosts: table.hosts.count),
+                host: nil,
+                reason: Self.reason(request, counts: counts, tooSmall: tooSmall, hosts: table.hosts.count),
                 explanation: explanation)
         }
         return PlacementDecision(host: table.hosts[winner.position].name, reason: "", explanation: explanation)
@@ -370,7 +382,11 @@ public struct Placer: Sendable {
 
     // MARK: Reasons
 
-    static func reason(_ r: PlacementRequest, counts: [Int], hosts: Int) -> String {
+    /// Why no host took `r`, from how many hosts each filter ruled out (`counts`), of which
+    /// `tooSmall` lack the CPUs or the memory even when empty.
+    static func reason(_ r: PlacementRequest, counts: [Int], tooSmall: (cpus: Int, memory: Int), hosts: Int)
+        -> String
+    {
         let inRegion = hosts - counts[Filter.region.rawValue]
         if inRegion == 0 { return "no host in \(r.region)" }
         var reason =
@@ -381,13 +397,20 @@ public struct Placer: Sendable {
                 + r.requiredLabels.keys.sorted().map { "\($0)=\(r.requiredLabels[$0]!)" }.joined(separator: ",")
         }
         var why: [String] = []
+        var ruledOut = counts
+        ruledOut[Filter.cpus.rawValue] -= tooSmall.cpus
+        ruledOut[Filter.memory.rawValue] -= tooSmall.memory
         let phrases: [(Filter, String)] = [
             (.notReady, "not ready"), (.labels, "without the labels"), (.cpus, "full on CPUs"),
             (.memory, "full on memory"), (.antiAffinity, "already running group \(r.group ?? "")"),
             (.affinity, "not running group \(r.affinityGroup ?? "")"),
         ]
-        for (filter, phrase) in phrases where counts[filter.rawValue] > 0 {
-            why.append("\(counts[filter.rawValue]) \(phrase)")
+        for (filter, phrase) in phrases where ruledOut[filter.rawValue] > 0 {
+            why.append("\(ruledOut[filter.rawValue]) \(phrase)")
+        }
+        if tooSmall.cpus > 0 { why.append("\(tooSmall.cpus) with fewer than \(r.cpus) CPUs in all") }
+        if tooSmall.memory > 0 {
+            why.append("\(tooSmall.memory) with less than \(formatBytes(r.memoryBytes)) of memory in all")
         }
         if !why.isEmpty { reason += "; of \(inRegion) host\(inRegion == 1 ? "" : "s"): " + why.joined(separator: ", ") }
         return reason

@@ -50,7 +50,7 @@ import Testing
             _ = try await node.submit(Self.vm("big", cpus: 4))
             #expect(
                 try await rows(node, "SELECT actual_state, reason FROM vms")
-                    == #"[["unschedulable","no host in eu with 4 free CPUs and 512MiB free memory; of 1 host: 1 full on CPUs"]]"#
+                    == #"[["unschedulable","no host in eu with 4 free CPUs and 512MiB free memory; of 1 host: 1 with fewer than 4 CPUs in all"]]"#
             )
             let added = try await node.submit(Self.host("h2", cpus: 8))
             // The scheduler reacts to the new capacity on its own.

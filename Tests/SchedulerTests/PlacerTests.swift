@@ -31,19 +31,29 @@ import Testing
         #expect(Placer().place(request, on: [b, a]).host == "a")
     }
 
-    @Test("a VM that fits nowhere gets a reason naming the exhausted dimension")
+    @Test(
+        "a VM that fits nowhere gets a reason naming the exhausted dimension, and the hosts too small for it even when empty"
+    )
     func unschedulable() {
         let hosts = [
             HostCapacity(name: "h1", region: "eu", cpus: 8, memoryBytes: 4 * gib),
             HostCapacity(name: "h2", region: "eu", cpus: 2, memoryBytes: 64 * gib),
             HostCapacity(name: "h3", region: "eu", state: "draining", cpus: 64, memoryBytes: 64 * gib),
+            HostCapacity(name: "h4", region: "eu", cpus: 8, memoryBytes: 16 * gib, cpusUsed: 6),
+            HostCapacity(name: "h5", region: "eu", cpus: 8, memoryBytes: 16 * gib, memoryUsedBytes: 12 * gib),
         ]
-        let decision = Placer().place(PlacementRequest(vm: "v", region: "eu", cpus: 4, memoryBytes: 8 * gib), on: hosts)
+        let request = PlacementRequest(vm: "v", region: "eu", cpus: 4, memoryBytes: 8 * gib)
+        let decision = Placer().place(request, on: hosts)
         #expect(decision.host == nil)
         #expect(
             decision.reason
-                == "no host in eu with 4 free CPUs and 8GiB free memory; of 3 hosts: 1 not ready, 1 full on CPUs, 1 full on memory"
+                == "no host in eu with 4 free CPUs and 8GiB free memory; of 5 hosts: 1 not ready, 1 full on CPUs, 1 full on memory, 1 with fewer than 4 CPUs in all, 1 with less than 8GiB of memory in all"
         )
+        // Only too small: the reason says so, not that the host is full.
+        let small = Placer().place(request, on: [hosts[1]])
+        #expect(
+            small.reason
+                == "no host in eu with 4 free CPUs and 8GiB free memory; of 1 host: 1 with fewer than 4 CPUs in all")
         let none = Placer().place(PlacementRequest(vm: "v", region: "ap", cpus: 1, memoryBytes: gib), on: hosts)
         #expect(none.reason == "no host in ap")
     }

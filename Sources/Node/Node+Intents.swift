@@ -214,6 +214,7 @@ extension Node {
             if vm.image.isEmpty { vm.image = Validation.defaultImage }
             try Validation.image(vm.image, memoryBytes: vm.memoryBytes)
             try Validation.labels(vm.labels)
+            try Validation.guestLabels(vm.labels)
             try Validation.labels(vm.requiredLabels)
             if let group = vm.group { try Validation.name(group, what: "group") }
             if let group = vm.affinityGroup { try Validation.name(group, what: "affinity group") }

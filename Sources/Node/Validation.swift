@@ -131,6 +131,19 @@ public enum Validation {
         }
     }
 
+    /// A VM's `guest.KEY` labels become `KEY=VALUE` on the guest's command line, which the guest
+    /// splits at spaces: a value with one would set other keys (`guest.note=hi interval_ms=3000`
+    /// set `interval_ms`).
+    public static func guestLabels(_ labels: [String: String]) throws {
+        for (key, value) in labels.sorted(by: { $0.key < $1.key })
+        where key.hasPrefix("guest.") && value.contains(where: \.isWhitespace) {
+            throw NodeError(
+                .invalid,
+                "invalid value for label '\(shown(key))': a guest.* label becomes \(key.dropFirst(6))=VALUE on the guest's command line, which splits at spaces; give a value without spaces"
+            )
+        }
+    }
+
     /// A log index a request names (`check_index`, `from_index`, `log_index`): views keep indexes
     /// as SQLite integers, so a larger one is no index this log will reach.
     public static func logIndex(_ value: UInt64, field: String) throws {

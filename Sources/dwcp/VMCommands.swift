@@ -210,7 +210,11 @@ struct VMSpecOptions: ParsableArguments {
     /// The JSON body fields, validated locally first.
     func body() throws -> [(String, JSONValue)] {
         let memoryBytes = try usage { try ByteSize.parse(memory) }
-        let labels = try usage { try Validation.parseLabels(label) }
+        let labels = try usage {
+            let labels = try Validation.parseLabels(label)
+            try Validation.guestLabels(labels)
+            return labels
+        }
         let required = try usage { try Validation.parseLabels(require) }
         if let count, !(1...1000).contains(count) { throw CLIError(.usage, "--count must be 1-1000") }
         try usage {

@@ -27,5 +27,8 @@ import Testing
         #expect(tiny?.code == .usage && tiny?.message.contains("needs at least") == true, "\(String(describing: tiny))")
         #expect(
             try refusal(["x", "--count", "0", "--cpus", "1", "--memory", "8MiB"])?.message == "--count must be 1-1000")
+        let spaced = try refusal(["x", "--cpus", "1", "--memory", "8MiB", "--label", "guest.note=hi interval_ms=3000"])
+        #expect(spaced?.code == .usage && spaced?.message.contains("splits at spaces") == true)
+        #expect(try refusal(["x", "--cpus", "1", "--memory", "8MiB", "--label", "note=hi there"]) == nil)
     }
 }

@@ -307,6 +307,14 @@ import Testing
             .setHostLabels(name: "h1", labels: ["k": "a" + String(repeating: "\u{301}", count: 300)]), .invalid,
             "invalid value for label 'k': up to 253 bytes"
         ),
+        (
+            .createVM(
+                VMCreated(
+                    name: "ok", region: "", cpus: 1, memoryBytes: 64 << 20, image: "",
+                    labels: ["guest.note": "hi interval_ms=3000"])),
+            .invalid,
+            "invalid value for label 'guest.note': a guest.* label becomes note=VALUE on the guest's command line"
+        ),
         (vm("ok", memory: 1 << 20), .invalid, "image builtin:hello needs at least 4194304 bytes of memory"),
         (
             vm("ok", image: "builtin:nope"), .invalid,

@@ -197,9 +197,17 @@ struct HostAgent: Sendable {
                     switch action {
                     case .waitForMemory(let vm):
                         if waitingForMemory.insert(vm.name).inserted, let memory {
-                            logger.notice(
-                                "VM \(vm.name) (\(vm.memoryBytes) bytes) waits for memory: the microVMs here still hold \(memory.held) of the host's \(memory.offered) bytes, some of it for VMs that ended"
-                            )
+                            let reason =
+                                "waits for memory: the microVMs here still hold \(memory.held) of the host's \(memory.offered) bytes, some of it for VMs that ended"
+                            logger.notice("VM \(vm.name) (\(vm.memoryBytes) bytes) \(reason)")
+                            // Said in the views too, where the VM read "waiting for its host agent"
+                            // meanwhile. Reported here, before this loop goes on, so that the report
+                            // of its start, later, commits after it.
+                            await report(
+                                node,
+                                VMStateReported(
+                                    vm: vm.name, host: configuration.hostName, state: "scheduled", reason: reason,
+                                    createdIndex: UInt64(vm.createdIndex)))
                         }
                     case .start(let vm, let reason):
                         waitingForMemory.remove(vm.name)

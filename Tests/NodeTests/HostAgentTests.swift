@@ -419,6 +419,9 @@ struct HostAgentKVMTests {
                 #expect(
                     try await rows(node, "SELECT actual_state FROM vms") == #"[["scheduled"]]"#,
                     "b started while a's memory was still mapped")
+                // The views say why it waits, not "waiting for its host agent".
+                let reason = try await rows(node, "SELECT reason FROM vms")
+                #expect(reason.contains("waits for memory: the microVMs here still hold"), "\(reason)")
             } catch {
                 MicroVM.releaseQueue.resume()
                 await ExclusiveGate.releaseQueue.leave()

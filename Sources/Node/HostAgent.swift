@@ -192,6 +192,7 @@ struct HostAgent: Sendable {
                 }
                 withFiles.formUnion(hostedNames)
                 waitingForMemory.formIntersection(hostedNames)
+                defer { node.metrics.vmsWaitingForMemory.record(waitingForMemory.count) }
                 let memory = hostMemory.map { HostAgentPlan.Memory(offered: $0, held: local.heldMemoryBytes) }
                 for action in plan.actions(hosted: hosted, running: running, memory: memory) {
                     switch action {
@@ -315,6 +316,7 @@ struct HostAgent: Sendable {
                 let measurement = VMStartMeasurement(
                     path: path, firstEntryMicroseconds: Self.microseconds(firstEntry - appliedAt),
                     bootMicroseconds: Self.microseconds(bootedAt - appliedAt))
+                node.metrics.countVMStart(path: path)
                 await report(
                     node,
                     VMStateReported(
@@ -328,14 +330,18 @@ struct HostAgent: Sendable {
                 case (.tornDown, _), (.shutdown, _):
                     break
                 case (.requested, _):
+                    node.metrics.countVMExit("requested")
                     await report(
                         node, VMStateReported(vm: name, host: host, state: "stopped", reason: "stopped by request"))
                 case (_, .halted):
+                    node.metrics.countVMExit("halted")
                     await report(
                         node, VMStateReported(vm: name, host: host, state: "stopped", reason: "the guest halted"))
                 case (_, .stopped):
+                    node.metrics.countVMExit("stopped")
                     await report(node, VMStateReported(vm: name, host: host, state: "stopped", reason: "stopped"))
                 case (_, .crashed(let reason)):
+                    node.metrics.countVMExit("crashed")
                     logger.warning("VM \(name) crashed: \(reason)")
                     await report(node, VMStateReported(vm: name, host: host, state: "crashed", reason: reason))
                 }

@@ -70,6 +70,12 @@ public final class NodeMetrics: Sendable {
     private let memberMatches = Mutex<[String: CoreMetrics.Gauge]>([:])
     /// `dwcp_intents_total`, one counter per outcome seen.
     private let intentOutcomes = Mutex<[String: CoreMetrics.Counter]>([:])
+    /// `dwcp_vm_starts_total` (by path) and `dwcp_vm_exits_total` (by how), of the microVMs on this
+    /// node's host.
+    private let vmStarts = Mutex<[String: CoreMetrics.Counter]>([:])
+    private let vmExits = Mutex<[String: CoreMetrics.Counter]>([:])
+    /// VMs placed on this node's host whose start waits for memory that ended microVMs still hold.
+    let vmsWaitingForMemory: CoreMetrics.Gauge
 
     /// Latency buckets from 100 µs to 10 s: a write on a quiet region takes about a millisecond.
     static let durationBuckets: [Duration] = [
@@ -99,6 +105,7 @@ public final class NodeMetrics: Sendable {
         dataDirectoryAvailable = CoreMetrics.Gauge(label: "dwcp_data_directory_available_bytes", factory: factory)
         dataDirectorySize = CoreMetrics.Gauge(label: "dwcp_data_directory_size_bytes", factory: factory)
         votersSilent = CoreMetrics.Gauge(label: "dwcp_raft_voters_silent", factory: factory)
+        vmsWaitingForMemory = CoreMetrics.Gauge(label: "dwcp_host_vms_waiting_for_memory", factory: factory)
         verificationDiffers = CoreMetrics.Gauge(label: "dwcp_views_verification_differs", factory: factory)
         verificationLastCompared = CoreMetrics.Gauge(
             label: "dwcp_views_verification_last_compared_timestamp_seconds", factory: factory)
@@ -144,6 +151,14 @@ public final class NodeMetrics: Sendable {
         count(outcome, in: intentOutcomes, label: "dwcp_intents_total")
     }
 
+    /// Counts a microVM start on this node's host that booted its guest, by its path (cold, pool,
+    /// restore).
+    func countVMStart(path: String) { count(path, in: vmStarts, label: "dwcp_vm_starts_total", dimension: "path") }
+
+    /// Counts a microVM on this node's host that ended, by how (stopped, halted, crashed,
+    /// requested).
+    func countVMExit(_ how: String) { count(how, in: vmExits, label: "dwcp_vm_exits_total", dimension: "how") }
+
     /// Counts one of the leader's own verifies by its outcome, and records what it found.
     func countPeriodicVerify(_ verification: ViewsVerification) {
         count(verification.verdict.rawValue, in: verificationOutcomes, label: "dwcp_views_verifications_total")
@@ -166,10 +181,13 @@ public final class NodeMetrics: Sendable {
     }
 
     /// Increments the counter of `outcome` among `counters` (made on first use).
-    private func count(_ outcome: String, in counters: borrowing Mutex<[String: CoreMetrics.Counter]>, label: String) {
+    private func count(
+        _ outcome: String, in counters: borrowing Mutex<[String: CoreMetrics.Counter]>, label: String,
+        dimension: String = "outcome"
+    ) {
         let counter = counters.withLock { counters in
             if let counter = counters[outcome] { return counter }
-            let counter = CoreMetrics.Counter(label: label, dimensions: [("outcome", outcome)], factory: factory)
+            let counter = CoreMetrics.Counter(label: label, dimensions: [(dimension, outcome)], factory: factory)
             counters[outcome] = counter
             return counter
         }

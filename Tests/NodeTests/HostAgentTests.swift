@@ -419,9 +419,10 @@ struct HostAgentKVMTests {
                 #expect(
                     try await rows(node, "SELECT actual_state FROM vms") == #"[["scheduled"]]"#,
                     "b started while a's memory was still mapped")
-                // The views say why it waits, not "waiting for its host agent".
+                // The views say why it waits, not "waiting for its host agent", and so does /metrics.
                 let reason = try await rows(node, "SELECT reason FROM vms")
                 #expect(reason.contains("waits for memory: the microVMs here still hold"), "\(reason)")
+                #expect(metric(node.metrics.render(node: node), "dwcp_host_vms_waiting_for_memory") == 1)
             } catch {
                 MicroVM.releaseQueue.resume()
                 await ExclusiveGate.releaseQueue.leave()
@@ -432,6 +433,7 @@ struct HostAgentKVMTests {
             let after = try await waitForRows(node, "SELECT actual_state FROM vms", #"[["running"]]"#)
             let all = try await rows(node, "SELECT name, actual_state, reason FROM vms")
             #expect(after == #"[["running"]]"#, "\(all)")
+            #expect(metric(node.metrics.render(node: node), "dwcp_host_vms_waiting_for_memory") == 0)
         }
     }
 
@@ -460,6 +462,11 @@ struct HostAgentKVMTests {
                 try await waitForRows(node, "SELECT actual_state FROM vms WHERE name = 'after'", #"[["stopped"]]"#)
                     == #"[["stopped"]]"#)
             #expect(try await rows(node, "SELECT path FROM vm_starts WHERE vm = 'after'") == #"[["cold"]]"#)
+            // The host's microVMs in /metrics: what booted (by path) and how each ended.
+            let metrics = node.metrics.render(node: node)
+            #expect(metric(metrics, #"dwcp_vm_exits_total{how="halted"}"#) == 2, "\(metrics)")
+            #expect(metric(metrics, #"dwcp_vm_exits_total{how="crashed"}"#) == 1)
+            #expect((metric(metrics, #"dwcp_vm_starts_total{path="cold"}"#) ?? 0) >= 2)
         }
     }
 

@@ -74,7 +74,8 @@ import Testing
         let took = started.duration(to: .now)
         try await server.close()
         #expect(answered == 2)
-        #expect(took < .seconds(8), "took \(took)")
+        // (Loose, for a loaded machine: without the leader's timeout it waits a minute.)
+        #expect(took < .seconds(30), "took \(took)")
     }
 
     @Test("a GET to a node that takes the connection and never answers is reported after the read timeout")
@@ -82,15 +83,17 @@ import Testing
         let (silent, port) = try silentListener()
         defer { close(silent) }
         var client = try NodeClient(address: "127.0.0.1:\(port)")
-        client.readAnswerTimeout = .milliseconds(300)
+        // (Past NodeClient.unreachableRetryWindow, as the 20 s of a real run are.)
+        client.readAnswerTimeout = .milliseconds(2_500)
         let started = ContinuousClock.now
         await #expect {
             _ = try await client.call(.GET, "/v1/status", retrying: true)
         } throws: { error in
             (error as? CLIError)?.code == .unreachable
-                && (error as? CLIError)?.message.contains("took the request but did not answer within 0.3 seconds")
+                && (error as? CLIError)?.message.contains("took the request but did not answer within 2.5 seconds")
                     == true
         }
-        #expect(started.duration(to: .now) < .seconds(5))
+        // (Loose, for a loaded machine: without the read timeout it waits the minute a change does.)
+        #expect(started.duration(to: .now) < .seconds(30))
     }
 }

@@ -53,9 +53,11 @@ struct CreateVMRequest: Decodable {
             desired = state
         }
         let n = count ?? 1
-        guard (1...1000).contains(n) else { throw NodeError(.invalid, "invalid count \(n): 1-1000") }
-        let names = count == nil ? [name] : (1...n).map { "\(name)-\($0)" }
-        return names.map { vmName in
+        let range = Validation.batchCountRange
+        guard range.contains(n) else {
+            throw NodeError(.invalid, "invalid count \(n): \(range.lowerBound)-\(range.upperBound)")
+        }
+        return Validation.vmNames(name, count: count).map { vmName in
             var vm = VMCreated(
                 name: vmName, region: region ?? "", cpus: cpus, memoryBytes: memoryBytes, image: image ?? "",
                 labels: labels ?? [:], desiredState: desired)

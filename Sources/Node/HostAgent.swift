@@ -3,6 +3,7 @@ import GRDB
 import Hypervisor
 import Logging
 import NIOPosix
+import Scheduler
 import Store
 import Synchronization
 
@@ -384,7 +385,7 @@ struct HostAgent: Sendable {
             host, requestID: Self.requestIDPrefix(nodeID: node.configuration.nodeID) + name)
         if let index {
             logger.notice(
-                "host agent: registered this machine as host \(name) (\(host.cpus) CPU\(host.cpus == 1 ? "" : "s"), \(host.memoryBytes) bytes, KVM) at index \(index)"
+                "host agent: registered this machine as host \(name) (\(formatCPUs(host.cpus)), \(host.memoryBytes) bytes, KVM) at index \(index)"
             )
         }
         // The same node's agent under another --host-name before: its VMs have no agent now.

@@ -31,10 +31,13 @@ public struct HostedVM: Sendable, Equatable {
         self.createdIndex = createdIndex
     }
 
+    /// The prefix of the labels that become the guest's command line.
+    public static let guestLabelPrefix = "guest."
+
     /// The guest's command line: the VM's `guest.KEY=VALUE` labels as `KEY=VALUE`, sorted.
     public var guestCommandLine: String {
-        labels.filter { $0.key.hasPrefix("guest.") }.sorted { $0.key < $1.key }
-            .map { "\($0.key.dropFirst("guest.".count))=\($0.value)" }.joined(separator: " ")
+        labels.filter { $0.key.hasPrefix(Self.guestLabelPrefix) }.sorted { $0.key < $1.key }
+            .map { "\($0.key.dropFirst(Self.guestLabelPrefix.count))=\($0.value)" }.joined(separator: " ")
     }
 }
 

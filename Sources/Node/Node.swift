@@ -4,6 +4,7 @@ import Logging
 import Metrics
 import NIOPosix
 import Query
+import Scheduler
 import ServiceLifecycle
 import Store
 import Synchronization
@@ -427,7 +428,7 @@ public final class Node: Service, Sendable {
             let index = try await registerSelf(added, requestID: "register-\(configuration.nodeID)-\(host.name)")
         else { return }
         logger.notice(
-            "registered this machine as host \(host.name) (\(host.cpus) CPU\(host.cpus == 1 ? "" : "s"), \(host.memoryBytes) bytes) at index \(index)"
+            "registered this machine as host \(host.name) (\(formatCPUs(host.cpus)), \(host.memoryBytes) bytes) at index \(index)"
         )
     }
 }

@@ -131,15 +131,24 @@ public enum Validation {
         }
     }
 
+    /// How many VMs one request may create (`--count`).
+    public static let batchCountRange = 1...1000
+
+    /// The names of the VMs a request creates: `name` alone, or NAME-1 … NAME-N for a count.
+    public static func vmNames(_ name: String, count: Int?) -> [String] {
+        guard let count else { return [name] }
+        return (1...max(count, 1)).map { "\(name)-\($0)" }
+    }
+
     /// A VM's `guest.KEY` labels become `KEY=VALUE` on the guest's command line, which the guest
     /// splits at spaces: a value with one would set other keys (`guest.note=hi interval_ms=3000`
     /// set `interval_ms`).
     public static func guestLabels(_ labels: [String: String]) throws {
         for (key, value) in labels.sorted(by: { $0.key < $1.key })
-        where key.hasPrefix("guest.") && value.contains(where: \.isWhitespace) {
+        where key.hasPrefix(HostedVM.guestLabelPrefix) && value.contains(where: \.isWhitespace) {
             throw NodeError(
                 .invalid,
-                "invalid value for label '\(shown(key))': a guest.* label becomes \(key.dropFirst(6))=VALUE on the guest's command line, which splits at spaces; give a value without spaces"
+                "invalid value for label '\(shown(key))': a guest.* label becomes \(key.dropFirst(HostedVM.guestLabelPrefix.count))=VALUE on the guest's command line, which splits at spaces; give a value without spaces"
             )
         }
     }

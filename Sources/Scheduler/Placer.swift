@@ -417,6 +417,9 @@ public struct Placer: Sendable {
     }
 }
 
+/// A count of CPUs in words: "1 CPU", "4 CPUs".
+public func formatCPUs(_ count: Int) -> String { "\(count) CPU\(count == 1 ? "" : "s")" }
+
 /// Bytes in the largest binary unit that keeps the number readable ("2GiB", "1.5GiB", "512MiB").
 public func formatBytes(_ bytes: Int64) -> String {
     let units: [(String, Int64)] = [

@@ -58,7 +58,7 @@ struct HostCommand: AsyncParsableCommand {
             }
             let addedRegion = host["region"]?.stringValue ?? region ?? "?"
             report(answer, json: intent.json) {
-                "added host \(name) (region \(addedRegion), \(heldCPUs) CPU\(heldCPUs == 1 ? "" : "s"), \(formatBytes(heldMemory))) at log index \($0)"
+                "added host \(name) (region \(addedRegion), \(formatCPUs(Int(heldCPUs))), \(formatBytes(heldMemory))) at log index \($0)"
             }
         }
     }

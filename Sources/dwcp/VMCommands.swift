@@ -61,7 +61,7 @@ struct VMCommand: AsyncParsableCommand {
             }()
             let duplicate =
                 answer["outcome"]?.stringValue == "duplicate" ? " (a retry of a request already applied)" : ""
-            let names = spec.count.map { count in (1...max(count, 1)).map { "\(spec.name)-\($0)" } } ?? [spec.name]
+            let names = Validation.vmNames(spec.name, count: spec.count)
             for (place, vm) in rows.enumerated() {
                 guard vm != .null else {
                     // A retry of a request whose VM was deleted since: the answer holds no row.
@@ -216,10 +216,13 @@ struct VMSpecOptions: ParsableArguments {
             return labels
         }
         let required = try usage { try Validation.parseLabels(require) }
-        if let count, !(1...1000).contains(count) { throw CLIError(.usage, "--count must be 1-1000") }
+        let range = Validation.batchCountRange
+        if let count, !range.contains(count) {
+            throw CLIError(.usage, "--count must be \(range.lowerBound)-\(range.upperBound)")
+        }
         try usage {
             // (The last of a batch's names is its longest: NAME-1000 is three characters past NAME-1.)
-            try Validation.name(count.map { "\(name)-\($0)" } ?? name, what: "VM")
+            try Validation.name(Validation.vmNames(name, count: count).last ?? name, what: "VM")
             if let region { try Validation.name(region, what: "region") }
             try Validation.cpus(cpus)
             try Validation.vmMemory(memoryBytes)
@@ -270,7 +273,7 @@ func describe(_ explanation: JSONValue) -> String {
                 terms = breakdown.map { "\($0) \($1.stringValue ?? "?")" }
             }
             let memoryAfter = c["free_memory_bytes_after"]?.intValue.map(formatBytes) ?? "?"
-            let cpusAfter = c["free_cpus_after"]?.intValue.map { "\($0) CPU\($0 == 1 ? "" : "s")" } ?? "? CPUs"
+            let cpusAfter = c["free_cpus_after"]?.intValue.map { formatCPUs(Int($0)) } ?? "? CPUs"
             lines.append(
                 "  \(i + 1). \(c["host"]?.stringValue ?? "?")  score \(c["score"]?.stringValue ?? "?")  "
                     + "(\(terms.joined(separator: ", ")))  free after: \(cpusAfter), \(memoryAfter)"

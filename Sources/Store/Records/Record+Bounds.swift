@@ -29,10 +29,13 @@ extension Record {
     /// `vm_starts.at`): within their bounds. A time outside them is clamped, not refused: most
     /// records never write their time, and an older dwcp applied them all, so refusing them would
     /// make views upgraded in place differ from views rebuilt from the log.
-    var storableTime: Int64 { min(max(at, 0), ViewStore.largestColumnValue) }
+    var storableTime: Int64 { min(max(at, Self.storable.lowerBound), Self.storable.upperBound) }
+
+    /// What any size, count, time or duration of a record may be to go into the views.
+    static let storable: ClosedRange<Int64> = 0...ViewStore.largestColumnValue
 
     private static func outOfBounds(_ value: Int64, _ what: String) -> String? {
-        guard value < 0 || value > ViewStore.largestColumnValue else { return nil }
+        guard !storable.contains(value) else { return nil }
         return "the record's \(what) \(value) is outside 0 to \(ViewStore.largestColumnValue), what the views hold"
     }
 }
@@ -41,7 +44,6 @@ extension VMStartMeasurement {
     /// Whether both durations are within what the views hold (0 to 2^53 microseconds). A report
     /// whose measurement is not still says what the VM does; the measurement is left out.
     var isWithinBounds: Bool {
-        (0...ViewStore.largestColumnValue).contains(firstEntryMicroseconds)
-            && (0...ViewStore.largestColumnValue).contains(bootMicroseconds)
+        Record.storable.contains(firstEntryMicroseconds) && Record.storable.contains(bootMicroseconds)
     }
 }

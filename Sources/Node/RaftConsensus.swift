@@ -789,57 +789,64 @@ public final class RaftConsensus: Consensus {
             reads.failAll(stopping)
             statusAnswers.failAll(stopping)
         }
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask {
-                // The tick's timer is an event loop's own (`EventLoop.sleep`): no other thread wakes.
-                let loop = MultiThreadedEventLoopGroup.singleton.any()
-                while true {
-                    try await loop.sleep(for: self.configuration.tickInterval)
-                    // Most ticks only count (a heartbeat is due every few): wake the loop only
-                    // when the tick left something to do, a hundred wake-ups a second fewer.
-                    let pending = self.state.withLock { raft in
-                        raft.tick()
-                        return raft.hasPendingReady
-                    }
-                    self.forwards.expireOverdue()
-                    self.committed.expireOverdue()
-                    self.sendParkedForwards()
-                    self.resendUnansweredForwards()
-                    self.reads.expireOverdue()
-                    self.statusAnswers.expireOverdue()
-                    if pending { self.wake.yield() }
-                }
-            }
-            tasks.addTask {
-                for await content in snapshotFrames {
-                    switch content {
-                    case .snapshotChunk(let chunk):
-                        defer { self.snapshotBacklog.finished(chunk.data.count) }
-                        _ = try await NIOThreadPool.singleton.runIfActive { self.snapshots.receive(chunk) }
-                    case .message(let message):
-                        if case .snapshot(let meta) = message.body, !self.snapshotDataArrived(meta) {
-                            self.logger.debug(
-                                "\(self.group): snapshot \(meta.index) announced before its data; dropped")
-                            continue
+        // Closed however the loops end: a cancellation (every shutdown) ends them with an error,
+        // and a listener left open holds this member, and its log, for as long as the process runs.
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask {
+                    // The tick's timer is an event loop's own (`EventLoop.sleep`): no other thread wakes.
+                    let loop = MultiThreadedEventLoopGroup.singleton.any()
+                    while true {
+                        try await loop.sleep(for: self.configuration.tickInterval)
+                        // Most ticks only count (a heartbeat is due every few): wake the loop only
+                        // when the tick left something to do, a hundred wake-ups a second fewer.
+                        let pending = self.state.withLock { raft in
+                            raft.tick()
+                            return raft.hasPendingReady
                         }
-                        self.state.withLock { $0.step(message) }
-                        self.wake.yield()
-                    case .memberStatus, .memberAPIAddress, .memberRegion, .hello:
-                        break  // handled as they arrive, never queued here
+                        self.forwards.expireOverdue()
+                        self.committed.expireOverdue()
+                        self.sendParkedForwards()
+                        self.resendUnansweredForwards()
+                        self.reads.expireOverdue()
+                        self.statusAnswers.expireOverdue()
+                        if pending { self.wake.yield() }
                     }
                 }
-            }
-            tasks.addTask {
-                for await message in self.snapshotSends { await self.stream(message) }
-            }
-            tasks.addTask { try await self.takeSnapshots() }
-            tasks.addTask {
-                for await _ in self.wakeups {
-                    try await self.processReadies()
+                tasks.addTask {
+                    for await content in snapshotFrames {
+                        switch content {
+                        case .snapshotChunk(let chunk):
+                            defer { self.snapshotBacklog.finished(chunk.data.count) }
+                            _ = try await NIOThreadPool.singleton.runIfActive { self.snapshots.receive(chunk) }
+                        case .message(let message):
+                            if case .snapshot(let meta) = message.body, !self.snapshotDataArrived(meta) {
+                                self.logger.debug(
+                                    "\(self.group): snapshot \(meta.index) announced before its data; dropped")
+                                continue
+                            }
+                            self.state.withLock { $0.step(message) }
+                            self.wake.yield()
+                        case .memberStatus, .memberAPIAddress, .memberRegion, .hello:
+                            break  // handled as they arrive, never queued here
+                        }
+                    }
                 }
+                tasks.addTask {
+                    for await message in self.snapshotSends { await self.stream(message) }
+                }
+                tasks.addTask { try await self.takeSnapshots() }
+                tasks.addTask {
+                    for await _ in self.wakeups {
+                        try await self.processReadies()
+                    }
+                }
+                defer { tasks.cancelAll() }
+                try await tasks.next()
             }
-            defer { tasks.cancelAll() }
-            try await tasks.next()
+        } catch {
+            await transport.close()
+            throw error
         }
         await transport.close()
     }

@@ -76,6 +76,9 @@ public final class RaftTransport: Sendable {
     let server = Mutex<(any Channel)?>(nil)
     /// Connections peers opened to this node, by channel id, for ``close()``.
     let accepted = Mutex<[ObjectIdentifier: any Channel]>([:])
+    /// What ``listen(host:port:backlog:connected:receive:)`` hands frames to, let go by ``close()``
+    /// (see ``ReceiverSlot``).
+    let receivers = Mutex<[ReceiverSlot]>([])
     /// Set by ``close()``: nothing is sent or connected after it (an atomic load on every send).
     let closed = Atomic<Bool>(false)
     /// Who this member is and its region's id, said first on every connection it opens and
@@ -161,6 +164,10 @@ public final class RaftTransport: Sendable {
         let logger = logger
         let secured = tls != nil
         let stalledFrameDeadline = TimeAmount(liveness.stalledFrameDeadline)
+        let slot = ReceiverSlot(receive: receive, connected: connected)
+        receivers.withLock { $0.append(slot) }
+        let receive: Receiver = { frame in slot.receive(frame) }
+        let connected: Receiver? = connected == nil ? nil : { @Sendable frame in slot.connected(frame) }
         let channel = try await ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -171,11 +178,16 @@ public final class RaftTransport: Sendable {
             .childChannelOptions(liveness)
             .childChannelInitializer { [self] channel in
                 let key = ObjectIdentifier(channel)
-                let admitted = accepted.withLock { open in
+                // Checked under the lock that close() drains the connections under: one accepted
+                // as the transport closes is either drained with the others or closed here, never
+                // left open (its handler would hold the receiver, and the member, for good).
+                let taken = accepted.withLock { open -> Bool? in
+                    guard !closed.load(ordering: .acquiring) else { return nil }
                     guard open.count < maxInboundConnections else { return false }
                     open[key] = channel
                     return true
                 }
+                guard let admitted = taken else { return channel.close() }
                 // With TLS, a place among the connections still proving themselves too.
                 let proving =
                     !secured
@@ -229,7 +241,16 @@ public final class RaftTransport: Sendable {
                 }
             }
             .bind(host: host, port: port).get()
-        server.withLock { $0 = channel }
+        // A transport closed while it bound does not keep the listener (see close()).
+        let kept = server.withLock { server -> Bool in
+            guard !closed.load(ordering: .acquiring) else { return false }
+            server = channel
+            return true
+        }
+        guard kept else {
+            try? await channel.close()
+            throw ReplicationError(.unavailable, "the replication port closed as it started listening")
+        }
         return channel.localAddress?.port ?? port
     }
 
@@ -520,6 +541,7 @@ public final class RaftTransport: Sendable {
     /// Closes the listener and every connection, both ways; nothing is sent afterwards.
     public func close() async {
         closed.store(true, ordering: .releasing)
+        for slot in receivers.withLock({ $0 }) { slot.empty() }
         let listener = server.withLock { channel in
             defer { channel = nil }
             return channel
@@ -728,4 +750,33 @@ final class AnsweredHelloHandler: ChannelInboundHandler, Sendable {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) { context.close(promise: nil) }
+}
+
+/// The receivers one ``RaftTransport/listen(host:port:backlog:connected:receive:)`` hands frames
+/// to, held here rather than by each connection's handler: ``RaftTransport/close()`` empties it.
+/// A closed connection's handler goes when NIO takes its pipeline down, a moment later, on an
+/// event loop; had it held the receivers (the member), the member, its log and its views would
+/// have been let go there, as a member started again in the same process opened them (seen:
+/// "disk I/O error" opening the views while the last ones were closing).
+final class ReceiverSlot: Sendable {
+    private let receivers: Mutex<(receive: RaftTransport.Receiver, connected: RaftTransport.Receiver?)?>
+
+    init(receive: @escaping RaftTransport.Receiver, connected: RaftTransport.Receiver?) {
+        receivers = Mutex((receive, connected))
+    }
+
+    /// Hands `frame` to the receiver, unless the transport has closed.
+    func receive(_ frame: RaftFrame) {
+        receivers.withLock { $0?.receive }?(frame)
+    }
+
+    /// Hands a connection's first frame to the `connected` receiver, unless the transport has closed.
+    func connected(_ frame: RaftFrame) {
+        receivers.withLock { $0?.connected }?(frame)
+    }
+
+    /// Lets go of the receivers: frames still arriving are dropped.
+    func empty() {
+        receivers.withLock { $0 = nil }
+    }
 }

@@ -1,10 +1,11 @@
 import Foundation
 import Node
+import TestSupport
 import Testing
 
 @Suite struct BuildInfoTests {
     @Test("the version is the release and the commit the package was built at")
-    func versionNamesTheCommit() throws {
+    func versionNamesTheCommit() async throws {
         let parts = Node.version.split(separator: "+")
         #expect(parts.count == 2 && parts[0] == "0.1.0", "\(Node.version)")
         let commit = String(parts.last ?? "")
@@ -15,19 +16,13 @@ import Testing
         #expect(commit.count == 12 && commit.allSatisfy(\.isHexDigit), "\(commit)")
         let package = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent()
-        let git = Process()
-        git.executableURL = URL(fileURLWithPath: "/usr/bin/git")
-        git.arguments = ["-C", package.path, "rev-parse", "HEAD"]
-        let output = Pipe()
-        git.standardOutput = output
-        git.standardError = FileHandle.nullDevice
-        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/git"), (try? git.run()) != nil else {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/git") else {
             print("skipped the comparison with git: no /usr/bin/git here")
             return
         }
-        git.waitUntilExit()
-        let head = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        guard git.terminationStatus == 0 else {
+        let git = try await runToEnd("/usr/bin/git", ["-C", package.path, "rev-parse", "HEAD"])
+        let head = git.output
+        guard git.status == 0 else {
             print("skipped the comparison with git: git cannot read \(package.path)")
             return
         }

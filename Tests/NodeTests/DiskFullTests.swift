@@ -8,18 +8,10 @@ import Testing
 /// A node whose disk fills, on a small tmpfs of its own (root only): it warns before, stops
 /// saying why and what to do, loses no acknowledged intent, and starts again once there is room.
 @Suite(.serialized) struct DiskFullTests {
-    /// Runs `mount` (or `umount`) with `arguments`; the status and what it printed.
-    static func mount(_ arguments: [String], command: String = "/bin/mount") throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: command)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        process.waitUntilExit()
-        let printed = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        return (process.terminationStatus, printed)
+    /// Runs `mount` with `arguments`; the status and what it printed.
+    static func mount(_ arguments: [String]) async throws -> (Int32, String) {
+        let ran = try await runToEnd("/bin/mount", arguments)
+        return (ran.status, ran.output + ran.errors)
     }
 
     @Test("a node whose disk fills warns, stops saying so, loses nothing acknowledged, and starts again with room")
@@ -31,14 +23,14 @@ import Testing
         let dir = TemporaryDirectory()
         let small = dir.file("small")
         try FileManager.default.createDirectory(atPath: small, withIntermediateDirectories: true)
-        let (mounted, why) = try Self.mount(["-t", "tmpfs", "-o", "size=12m", "tmpfs", small])
+        let (mounted, why) = try await Self.mount(["-t", "tmpfs", "-o", "size=12m", "tmpfs", small])
         guard mounted == 0 else {
             print(
                 "skipped the full-disk test: cannot mount a tmpfs here (\(why.trimmingCharacters(in: .whitespacesAndNewlines)))"
             )
             return
         }
-        defer { _ = try? Self.mount([small], command: "/bin/umount") }
+        defer { _ = umount(small) }
         let data = small + "/data"
         let serve = [
             "serve", "--data-dir", data, "--node-id", "n1", "--region", "eu", "--api", "127.0.0.1:0", "--no-host-agent",
@@ -95,7 +87,7 @@ import Testing
             "\(full.stderr.suffix(3000))")
 
         // Room again: it starts, and every acknowledged host is there.
-        #expect(try Self.mount(["-o", "remount,size=256m", small]).0 == 0)
+        #expect(try await Self.mount(["-o", "remount,size=256m", small]).0 == 0)
         let second = try DwcpProcess(serve, directory: dir, tag: "second")
         let base2 = "http://127.0.0.1:\(try await second.waitForPort())"
         let (status, rows) = try await post(

@@ -15,8 +15,8 @@ import Testing
     @Test("a relay whose TLS handshake fails was not sent")
     func failedHandshakeIsNotSent() async throws {
         let dir = TemporaryDirectory()
-        try makePeerCertificates(in: dir.file("region"), ["n1": "127.0.0.1", "n2": "127.0.0.1"])
-        try makePeerCertificates(in: dir.file("other"), ["leader": "127.0.0.1"])
+        try await makePeerCertificates(in: dir.file("region"), ["n1": "127.0.0.1", "n2": "127.0.0.1"])
+        try await makePeerCertificates(in: dir.file("other"), ["leader": "127.0.0.1"])
         // A "leader" whose API certificate the relaying member's authority did not sign.
         let server = TLSConfiguration.makeServerConfiguration(
             certificateChain: try NIOSSLCertificate.fromPEMFile(dir.file("other/leader.pem")).map { .certificate($0) },
@@ -51,7 +51,7 @@ import Testing
     )
     func reloadReplacesTheRelayClient() async throws {
         let dir = TemporaryDirectory()
-        try makePeerCertificates(in: dir.file("region"), ["n1": "127.0.0.1", "n2": "127.0.0.1"])
+        try await makePeerCertificates(in: dir.file("region"), ["n1": "127.0.0.1", "n2": "127.0.0.1"])
         func load(_ node: String) throws -> APITLS {
             try APITLS(
                 certificateFile: dir.file("region/\(node).pem"), privateKeyFile: dir.file("region/\(node).key"),

@@ -14,8 +14,8 @@ extension RegionProcessTests {
     func mutualTLS() async throws {
         let dir = TemporaryDirectory()
         let members = Dictionary(uniqueKeysWithValues: Region.ids.map { ($0, "127.0.0.1") })
-        try makePeerCertificates(in: dir.file("certs"), members)
-        try makePeerCertificates(in: dir.file("stranger"), members)
+        try await makePeerCertificates(in: dir.file("certs"), members)
+        try await makePeerCertificates(in: dir.file("stranger"), members)
         let region = try Region(dir, certificates: dir.file("certs"))
         // A member given another member's certificate does not start: peers would refuse its frames.
         var misnamed = region.arguments("n1")
@@ -105,8 +105,8 @@ extension RegionProcessTests {
         let dir = TemporaryDirectory()
         var members = Dictionary(uniqueKeysWithValues: Region.ids.map { ($0, "127.0.0.1") })
         members["client"] = "127.0.0.1"
-        try makePeerCertificates(in: dir.file("certs"), members)
-        try makePeerCertificates(in: dir.file("stranger"), ["mallory": "127.0.0.1"])
+        try await makePeerCertificates(in: dir.file("certs"), members)
+        try await makePeerCertificates(in: dir.file("stranger"), ["mallory": "127.0.0.1"])
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.trustRoots = .file(dir.file("certs/ca.pem"))
         tls.certificateChain = [.certificate(try NIOSSLCertificate(file: dir.file("certs/client.pem"), format: .pem))]
@@ -199,7 +199,7 @@ extension RegionProcessTests {
     func certificatesReloadOnSIGHUP() async throws {
         let dir = TemporaryDirectory()
         for authority in ["a", "b"] {
-            try makePeerCertificates(in: dir.file(authority), ["n1": "127.0.0.1", "ops": "127.0.0.1"])
+            try await makePeerCertificates(in: dir.file(authority), ["n1": "127.0.0.1", "ops": "127.0.0.1"])
         }
         let live = dir.file("live")
         try FileManager.default.createDirectory(atPath: live, withIntermediateDirectories: true)

@@ -21,10 +21,10 @@ import Testing
     final class Certificates: Sendable {
         let directory = TemporaryDirectory("dwcp-peer-tls")
 
-        init() throws {
-            try makePeerCertificates(
+        init() async throws {
+            try await makePeerCertificates(
                 in: directory.file("region"), ["a": "127.0.0.1", "b": "127.0.0.1", "elsewhere": "elsewhere.example"])
-            try makePeerCertificates(in: directory.file("other"), ["x": "127.0.0.1", "a": "127.0.0.1"])
+            try await makePeerCertificates(in: directory.file("other"), ["x": "127.0.0.1", "a": "127.0.0.1"])
         }
 
         func tls(_ member: String, authority: String = "region", trusting: String? = nil) throws -> PeerTLS {
@@ -93,8 +93,8 @@ import Testing
     }
 
     @Test("a node's own certificate outside its validity dates is refused, naming the dates (peers would refuse it)")
-    func ownCertificateOutsideItsDates() throws {
-        let certificates = try Certificates()
+    func ownCertificateOutsideItsDates() async throws {
+        let certificates = try await Certificates()
         let file = certificates.directory.file("region/a.pem")
         let certificate = try PEMFile.certificates(file, what: "member certificate")[0]
         try PEMFile.requireValid(certificate, file: file, what: "member certificate")
@@ -113,7 +113,7 @@ import Testing
 
     @Test("two members of one authority exchange frames over mutual TLS, in order")
     func membersOfOneAuthorityTalk() async throws {
-        let certificates = try Certificates()
+        let certificates = try await Certificates()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let receiver = try await Receiver(group: group, tls: try certificates.tls("b"))
         let sender = Self.sender(group, try certificates.tls("a"))
@@ -134,7 +134,7 @@ import Testing
         "a peer of another authority gets no frame in, whichever side refuses: its certificate (the receiver) or the receiver's (the peer)"
     )
     func anotherAuthorityIsRefused() async throws {
-        let certificates = try Certificates()
+        let certificates = try await Certificates()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let receiver = try await Receiver(group: group, tls: try certificates.tls("b"))
         // Its own authority's certificate, trusting the region's: the receiver refuses it. The
@@ -165,7 +165,7 @@ import Testing
         "a frame under another member's name than the connection's certificate speaks for closes the connection; the member's own frames go on"
     )
     func framesAreHeldToTheCertifiedMember() async throws {
-        let certificates = try Certificates()
+        let certificates = try await Certificates()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let receiver = try await Receiver(group: group, tls: try certificates.tls("b"))
         let sender = Self.sender(group, try certificates.tls("a"))
@@ -188,7 +188,7 @@ import Testing
 
     @Test("a member refuses a peer whose certificate does not name the address it dialled")
     func aCertificateForAnotherAddressIsRefused() async throws {
-        let certificates = try Certificates()
+        let certificates = try await Certificates()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         // Signed by the region's authority, but for elsewhere.example, not 127.0.0.1.
         let receiver = try await Receiver(group: group, tls: try certificates.tls("elsewhere"))
@@ -205,7 +205,7 @@ import Testing
 
     @Test("a member refuses a peer whose certificate speaks for another member than the one dialled")
     func aCertificateOfAnotherMemberIsRefused() async throws {
-        let certificates = try Certificates()
+        let certificates = try await Certificates()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         // b listens where the sender believes a is (two members on one host: the address is the
         // same for both, the certificate is not).
@@ -223,7 +223,7 @@ import Testing
         "at most 16 accepted connections may be in their handshake at once: one more is closed as it opens, members' places stay free"
     )
     func connectionsInTheirHandshakeAreCapped() async throws {
-        let certificates = try Certificates()
+        let certificates = try await Certificates()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         // A deadline far off: the silent connections must stay in their handshake while the test
         // runs, however slowly (the default 5 s closed them on a loaded machine).
@@ -253,7 +253,7 @@ import Testing
         "a plain-TCP peer's frame reaches a plain receiver but not a TLS one, which closes the connection and counts it"
     )
     func plainTextIsRefused() async throws {
-        let certificates = try Certificates()
+        let certificates = try await Certificates()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let plain = try await Receiver(group: group, tls: nil)
         let secured = try await Receiver(group: group, tls: try certificates.tls("b"))
@@ -280,7 +280,7 @@ import Testing
 
     @Test("a connection that never starts its handshake is closed at the deadline, freeing its place")
     func aSilentConnectionIsClosedAtTheDeadline() async throws {
-        let certificates = try Certificates()
+        let certificates = try await Certificates()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let receiver = try await Receiver(
             group: group, tls: try certificates.tls("b"), handshakeDeadline: .milliseconds(500))
@@ -299,7 +299,7 @@ import Testing
         "reloaded certificates apply to the connections opened after; a transport started without TLS takes none"
     )
     func reloadedCertificatesApplyToNewConnections() async throws {
-        let certificates = try Certificates()
+        let certificates = try await Certificates()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let receiver = try await Receiver(group: group, tls: try certificates.tls("b"))
         let member = Self.sender(group, try certificates.tls("a"))
@@ -325,8 +325,8 @@ import Testing
     }
 
     @Test("files that cannot be used are refused at start, naming the file and why")
-    func unusableFilesAreRefused() throws {
-        let certificates = try Certificates()
+    func unusableFilesAreRefused() async throws {
+        let certificates = try await Certificates()
         let region = certificates.directory.file("region")
         func refusal(_ certificate: String, _ key: String, _ authority: String) -> String? {
             do {
@@ -355,7 +355,7 @@ import Testing
 extension PeerTLSTests {
     @Test("a TLS member and a plain one: the plain side says the peer speaks TLS, the TLS side that it was cut off")
     func tlsAgainstPlainIsTold() async throws {
-        let certificates = try Certificates()
+        let certificates = try await Certificates()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let plainLog = RecordedLog()
         let plainMetrics = TestMetrics()

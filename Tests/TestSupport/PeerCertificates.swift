@@ -4,19 +4,13 @@ import Foundation
 /// `scripts/peer-certs.sh` (openssl): `ca.pem`, and `ID.pem` and `ID.key` for each member, whose
 /// certificate names `members[ID]` (an IP address or a DNS name). An authority already in
 /// `directory` signs the new certificates.
-public func makePeerCertificates(in directory: String, _ members: [String: String]) throws {
+public func makePeerCertificates(in directory: String, _ members: [String: String]) async throws {
     let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("../../scripts/peer-certs.sh").standardized.path
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/bin/bash")
-    process.arguments = [script, directory] + members.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-    let errors = Pipe()
-    process.standardError = errors
-    try process.run()
-    process.waitUntilExit()
-    let said = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    guard process.terminationStatus == 0 else {
-        throw PeerCertificatesError(message: "scripts/peer-certs.sh exited \(process.terminationStatus): \(said)")
+    let made = try await runToEnd(
+        "/bin/bash", [script, directory] + members.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" })
+    guard made.status == 0 else {
+        throw PeerCertificatesError(message: "scripts/peer-certs.sh exited \(made.status): \(made.errors)")
     }
 }
 

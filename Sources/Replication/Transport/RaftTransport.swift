@@ -166,8 +166,6 @@ public final class RaftTransport: Sendable {
         let stalledFrameDeadline = TimeAmount(liveness.stalledFrameDeadline)
         let slot = ReceiverSlot(receive: receive, connected: connected)
         receivers.withLock { $0.append(slot) }
-        let receive: Receiver = { frame in slot.receive(frame) }
-        let connected: Receiver? = connected == nil ? nil : { @Sendable frame in slot.connected(frame) }
         let channel = try await ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -187,7 +185,9 @@ public final class RaftTransport: Sendable {
                     open[key] = channel
                     return true
                 }
-                guard let admitted = taken else { return channel.close() }
+                // The receivers, taken once for the connection (a lock per frame cost the leader
+                // twice the CPU per write in bench/region); its handler lets go of them as it closes.
+                guard let admitted = taken, let (receive, connected) = slot.receivers else { return channel.close() }
                 // With TLS, a place among the connections still proving themselves too.
                 let proving =
                     !secured
@@ -567,8 +567,9 @@ public final class RaftTransport: Sendable {
 final class InboundFrameHandler: ChannelInboundHandler {
     typealias InboundIn = RaftFrame
 
-    let receive: RaftTransport.Receiver
-    let connected: RaftTransport.Receiver?
+    /// The transport's receivers, let go of as the connection closes (``ReceiverSlot``).
+    private var receive: RaftTransport.Receiver?
+    private var connected: RaftTransport.Receiver?
     /// Holds the connection's reads after a snapshot chunk while the chunks waiting for the disk
     /// are at their limit.
     let backlog: InboundBacklog?
@@ -635,6 +636,12 @@ final class InboundFrameHandler: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) { peer = context.channel.remoteAddress }
 
+    func channelInactive(context: ChannelHandlerContext) {
+        receive = nil
+        connected = nil
+        context.fireChannelInactive()
+    }
+
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? TLSHandshakeWatcher.PeerIdentified {
             certifiedMember = event.memberID
@@ -683,7 +690,7 @@ final class InboundFrameHandler: ChannelInboundHandler {
             connected?(frame)
         }
         if case .hello = frame.content { return }
-        receive(frame)
+        receive?(frame)
         if let backlog, case .snapshotChunk = frame.content { backlog.holdIfFull(context.channel) }
     }
 
@@ -753,30 +760,26 @@ final class AnsweredHelloHandler: ChannelInboundHandler, Sendable {
 }
 
 /// The receivers one ``RaftTransport/listen(host:port:backlog:connected:receive:)`` hands frames
-/// to, held here rather than by each connection's handler: ``RaftTransport/close()`` empties it.
-/// A closed connection's handler goes when NIO takes its pipeline down, a moment later, on an
-/// event loop; had it held the receivers (the member), the member, its log and its views would
-/// have been let go there, as a member started again in the same process opened them (seen:
-/// "disk I/O error" opening the views while the last ones were closing).
+/// to, held here rather than by the listener: ``RaftTransport/close()`` empties it. A listener
+/// is taken down by NIO a moment after it closes, on an event loop; had it held the receivers (the
+/// member), the member, its log and its views would have been let go there, as a member started
+/// again in the same process opened them (seen: "disk I/O error" opening the views while the last
+/// ones were closing). Each connection's handler takes the receivers once, as it opens, and lets
+/// go of them as it closes.
 final class ReceiverSlot: Sendable {
-    private let receivers: Mutex<(receive: RaftTransport.Receiver, connected: RaftTransport.Receiver?)?>
+    private let held: Mutex<(receive: RaftTransport.Receiver, connected: RaftTransport.Receiver?)?>
 
     init(receive: @escaping RaftTransport.Receiver, connected: RaftTransport.Receiver?) {
-        receivers = Mutex((receive, connected))
+        held = Mutex((receive, connected))
     }
 
-    /// Hands `frame` to the receiver, unless the transport has closed.
-    func receive(_ frame: RaftFrame) {
-        receivers.withLock { $0?.receive }?(frame)
+    /// The receivers; nil once the transport has closed.
+    var receivers: (receive: RaftTransport.Receiver, connected: RaftTransport.Receiver?)? {
+        held.withLock { $0 }
     }
 
-    /// Hands a connection's first frame to the `connected` receiver, unless the transport has closed.
-    func connected(_ frame: RaftFrame) {
-        receivers.withLock { $0?.connected }?(frame)
-    }
-
-    /// Lets go of the receivers: frames still arriving are dropped.
+    /// Lets go of the receivers: connections opened from now on are closed at once.
     func empty() {
-        receivers.withLock { $0 = nil }
+        held.withLock { $0 = nil }
     }
 }

@@ -20,7 +20,8 @@ demo: build
 test: build
 	swift build --build-tests
 	@# The builds leave about a gigabyte of dirty pages: written back first, so that the tests'
-	@# fsyncs (the log's, SQLite's) do not queue behind them (two CI runs stalled 10-30 s so).
+	@# fsyncs (the log's, SQLite's) do not queue behind them. (The 10-30 s stalls two CI runs
+	@# met were mostly the cooperative pool's queue at the start of the run: docs/architecture.md.)
 	sync
 	swift test
 

@@ -20,7 +20,10 @@ import Testing
             print("skipped the comparison with git: no /usr/bin/git here")
             return
         }
-        let git = try await runToEnd("/usr/bin/git", ["-C", package.path, "rev-parse", "HEAD"])
+        guard let git = try? await runToEnd("/usr/bin/git", ["-C", package.path, "rev-parse", "HEAD"]) else {
+            print("skipped the comparison with git: /usr/bin/git did not start")
+            return
+        }
         let head = git.output
         guard git.status == 0 else {
             print("skipped the comparison with git: git cannot read \(package.path)")

@@ -47,7 +47,12 @@ import Testing
             } throws: { error in
                 (error as? NodeError)?.code == .invalid && "\(error)".contains("refused the intent")
             }
-            #expect(metric(leader.metrics.render(node: leader), "dwcp_raft_forwards_refused_total") == 2)
+            // (The leader counts a refusal just after it sends it.)
+            #expect(
+                try await waitUntil {
+                    metric(leader.metrics.render(node: leader), "dwcp_raft_forwards_refused_total") == 2
+                },
+                "\(leader.metrics.render(node: leader))")
         }
     }
 }

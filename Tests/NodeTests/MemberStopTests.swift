@@ -33,4 +33,30 @@ import Testing
             #expect(canBind(port), "round \(round): the replication port still listens after the member stopped")
         }
     }
+
+    @Test(
+        "a member that cannot take its replication port stops, and lets go of its log: started again on a free port, it opens"
+    )
+    func aFailedListenLetsGoOfTheLog() async throws {
+        let dir = TemporaryDirectory()
+        let taken = try silentListener()
+        defer { close(taken.socket) }
+        let peers = [
+            "n1": "127.0.0.1:\(taken.port)", "n2": "127.0.0.1:\(try closedPort())",
+            "n3": "127.0.0.1:\(try closedPort())",
+        ]
+        // In a scope of its own: the node (and its hold on the data directory) ends with it.
+        do {
+            let node = try regionMember("n1", in: dir, port: taken.port, peers: peers)
+            await #expect {
+                try await node.run()
+            } throws: { "\($0)".contains("127.0.0.1:\(taken.port)") }
+        }
+        // Nothing may keep the member (its receivers) once its listen failed: its log reopens at
+        // once (a store still open makes the next one wait 10 s, then throw).
+        let port = try closedPort()
+        var moved = peers
+        moved["n1"] = "127.0.0.1:\(port)"
+        _ = try regionMember("n1", in: dir, port: port, peers: moved)
+    }
 }

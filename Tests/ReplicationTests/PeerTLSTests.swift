@@ -43,13 +43,14 @@ import Testing
         let metrics: TestMetrics
 
         init(
-            group: any EventLoopGroup, tls: PeerTLS?, handshakeDeadline: TimeAmount = .seconds(5)
+            group: any EventLoopGroup, tls: PeerTLS?, handshakeDeadline: TimeAmount = .seconds(5),
+            maxInboundConnections: Int = 64
         ) async throws {
             let metrics = TestMetrics()
             let terms = ReceivedTerms()
             transport = RaftTransport(
-                eventLoopGroup: group, logger: Logger(label: "tls-test"), metrics: metrics, tls: tls,
-                handshakeDeadline: handshakeDeadline)
+                eventLoopGroup: group, logger: Logger(label: "tls-test"), metrics: metrics,
+                maxInboundConnections: maxInboundConnections, tls: tls, handshakeDeadline: handshakeDeadline)
             port = try await transport.listen(host: "127.0.0.1", port: 0) { frame in
                 if let message = frame.message { terms.terms.withLock { $0.append(message.term) } }
             }
@@ -250,6 +251,32 @@ import Testing
     }
 
     @Test(
+        "a connection refused at the cap on open connections takes no place among those in their handshake: the places stay free for members"
+    )
+    func refusedConnectionsTakeNoHandshakePlace() async throws {
+        let certificates = try await Certificates()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let receiver = try await Receiver(
+            group: group, tls: try certificates.tls("b"), handshakeDeadline: .seconds(300), maxInboundConnections: 1)
+        let silent = try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: receiver.port).get()
+        #expect(try await eventually(.seconds(10)) { receiver.transport.unproven.withLock { $0.count } == 1 })
+        // Refused as they open: one place of one is taken. Each took a handshake place for good
+        // before, and after 16 every member's connection was refused as "still in their handshake".
+        for _ in 0..<3 {
+            let refused = try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: receiver.port).get()
+            #expect(try await eventually(.seconds(10)) { !refused.isActive }, "a connection past the cap stayed open")
+        }
+        #expect(receiver.transport.unproven.withLock { $0.count } == 1)
+        try await silent.close()
+        #expect(try await eventually(.seconds(10)) { receiver.transport.unproven.withLock { $0.isEmpty } })
+        let member = Self.sender(group, try certificates.tls("a"))
+        #expect(try await Self.delivers(from: member, to: receiver))
+        await member.close()
+        await receiver.transport.close()
+        try await group.shutdownGracefully()
+    }
+
+    @Test(
         "a plain-TCP peer's frame reaches a plain receiver but not a TLS one, which closes the connection and counts it"
     )
     func plainTextIsRefused() async throws {
@@ -395,7 +422,7 @@ extension PeerTLSTests {
     }
 
     @Test("a frame's first bytes are never taken for TLS or HTTP; a ClientHello's and a request's are")
-    func foreignProtocolsAreRecognised() {
+    func foreignProtocolsAreRecognised() throws {
         func start(_ frame: RaftFrame) -> [UInt8] { Array(frame.encoded().prefix(9)) }
         for term in [0, 1, 1 << 40] as [UInt64] {
             #expect(RaftFrameDecoder.foreignProtocol(start(Self.frame(term))) == nil)
@@ -419,7 +446,7 @@ extension PeerTLSTests {
         let overhead = appendFrame(payload: 0).encoded().count - 4
         for length in [790, 790 + 65_536, 790 + 2 * 65_536] {
             var payload = max(0, length - overhead - 32)
-            #expect(appendFrame(payload: payload).encoded().count - 4 < length, "the search starts too high")
+            try #require(appendFrame(payload: payload).encoded().count - 4 < length, "the search starts too high")
             var frame: RaftFrame
             repeat {
                 frame = appendFrame(payload: payload)

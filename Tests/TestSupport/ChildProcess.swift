@@ -8,7 +8,8 @@ public struct ChildProcessResult: Sendable {
 }
 
 /// Runs `executable` with `arguments` to its end and returns its status and what it printed on
-/// stdout and stderr (kept small: each goes through a pipe read once the program has ended).
+/// stdout and stderr. Only for programs that print little: each pipe is read once the program
+/// has ended, so one that printed more than a pipe holds (64 KiB) would wait for ever.
 ///
 /// It waits without holding a thread: `Process.waitUntilExit()` spins a run loop on the calling
 /// thread, and a test that called it held one of the two cooperative threads of a 2-core machine,

@@ -161,12 +161,38 @@ public final class RaftTransport: Sendable {
         host: String, port: Int, backlog: InboundBacklog? = nil, connected: Receiver? = nil,
         receive: @escaping Receiver
     ) async throws -> Int {
+        // Kept by the transport only once the listener is (below): a listen that fails leaves
+        // nothing holding the receivers, and the member with them.
+        let slot = ReceiverSlot(receive: receive, connected: connected)
+        let bound: any Channel
+        do {
+            bound = try await bootstrap(handing: slot, backlog: backlog).bind(host: host, port: port).get()
+        } catch {
+            slot.empty()
+            throw error
+        }
+        // A transport closed while it bound does not keep the listener (see close()).
+        let kept = server.withLock { server -> Bool in
+            guard !closed.load(ordering: .acquiring) else { return false }
+            server = bound
+            receivers.withLock { $0.append(slot) }
+            return true
+        }
+        guard kept else {
+            slot.empty()
+            try? await bound.close()
+            throw ReplicationError(.unavailable, "the replication port closed as it started listening")
+        }
+        return bound.localAddress?.port ?? port
+    }
+
+    /// The listener's bootstrap: each connection it accepts hands its frames to the receivers
+    /// `slot` holds (and stops reading while `backlog` is full).
+    private func bootstrap(handing slot: ReceiverSlot, backlog: InboundBacklog?) -> ServerBootstrap {
         let logger = logger
         let secured = tls != nil
         let stalledFrameDeadline = TimeAmount(liveness.stalledFrameDeadline)
-        let slot = ReceiverSlot(receive: receive, connected: connected)
-        receivers.withLock { $0.append(slot) }
-        let channel = try await ServerBootstrap(group: eventLoopGroup)
+        return ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             // On the listener too: an option the kernel refuses then fails the start, in words,
@@ -189,13 +215,15 @@ public final class RaftTransport: Sendable {
                 // twice the CPU per write in bench/region); its handler lets go of them as it closes.
                 guard let admitted = taken, let (receive, connected) = slot.receivers else { return channel.close() }
                 // With TLS, a place among the connections still proving themselves too.
+                // (Only for a connection admitted: a place taken for one refused would never be given back.)
                 let proving =
-                    !secured
-                    || unproven.withLock { unproven in
-                        guard unproven.count < Self.maxUnprovenConnections else { return false }
-                        unproven.insert(key)
-                        return true
-                    }
+                    admitted
+                    && (!secured
+                        || unproven.withLock { unproven in
+                            guard unproven.count < Self.maxUnprovenConnections else { return false }
+                            unproven.insert(key)
+                            return true
+                        })
                 guard admitted, proving else {
                     if admitted { _ = accepted.withLock { $0.removeValue(forKey: key) } }
                     noteRefusal(of: channel, unproven: admitted)
@@ -240,18 +268,6 @@ public final class RaftTransport: Sendable {
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }
-            .bind(host: host, port: port).get()
-        // A transport closed while it bound does not keep the listener (see close()).
-        let kept = server.withLock { server -> Bool in
-            guard !closed.load(ordering: .acquiring) else { return false }
-            server = channel
-            return true
-        }
-        guard kept else {
-            try? await channel.close()
-            throw ReplicationError(.unavailable, "the replication port closed as it started listening")
-        }
-        return channel.localAddress?.port ?? port
     }
 
     /// Uses `tls` for every connection opened from now on, both ways (connections open keep the
@@ -637,9 +653,16 @@ final class InboundFrameHandler: ChannelInboundHandler {
     func handlerAdded(context: ChannelHandlerContext) { peer = context.channel.remoteAddress }
 
     func channelInactive(context: ChannelHandlerContext) {
+        letGoOfReceivers()
+        context.fireChannelInactive()
+    }
+
+    /// (Also for a connection closed before it became active, which is never inactive.)
+    func handlerRemoved(context: ChannelHandlerContext) { letGoOfReceivers() }
+
+    private func letGoOfReceivers() {
         receive = nil
         connected = nil
-        context.fireChannelInactive()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {

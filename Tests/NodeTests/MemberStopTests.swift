@@ -22,7 +22,7 @@ import Testing
         // started the member again waited for the log in vain). Twenty stops, at varied moments.
         for round in 1...20 {
             // Opening the node again needs the last one's log closed: it waits up to 10 s, then throws.
-            let node = try regionMember("n1", in: dir, port: port, peers: peers)
+            let node = try await openingAgain { try regionMember("n1", in: dir, port: port, peers: peers) }
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await node.run() }
                 try await node.waitUntilListening()
@@ -57,6 +57,6 @@ import Testing
         let port = try closedPort()
         var moved = peers
         moved["n1"] = "127.0.0.1:\(port)"
-        _ = try regionMember("n1", in: dir, port: port, peers: moved)
+        _ = try await openingAgain { try regionMember("n1", in: dir, port: port, peers: moved) }
     }
 }

@@ -117,21 +117,28 @@ func metric(_ text: String, _ name: String) -> Double? {
     text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ")[1]) }
 }
 
-/// The `NodeError` that refuses `open` (which opens a node on a data directory a node used a
-/// moment ago); nil when it opens. Asks again for up to 5 s while the directory is "in use by
-/// another dwcp": the first node's lock is let go as it is released, but a process another test
-/// spawns in that instant holds a copy of the descriptor until its exec closes it (O_CLOEXEC).
-func refusal(opening open: () throws -> Node) async throws -> NodeError? {
+/// `open()` (which opens a node on a data directory a node used a moment ago), asked again for up
+/// to 5 s while the directory is "in use by another dwcp": the first node's lock is let go as it
+/// is released, but a process another test spawns in that instant holds a copy of the descriptor
+/// until its exec closes it (O_CLOEXEC).
+func openingAgain(_ open: () throws -> Node) async throws -> Node {
     let deadline = ContinuousClock.now + .seconds(5)
     while true {
         do {
-            _ = try open()
-            return nil
-        } catch let error as NodeError {
-            guard error.message.contains("in use by another dwcp"), ContinuousClock.now < deadline else {
-                return error
-            }
+            return try open()
+        } catch let error as NodeError where error.message.contains("in use by another dwcp") {
+            guard ContinuousClock.now < deadline else { throw error }
             try await Task.sleep(for: .milliseconds(50))
         }
+    }
+}
+
+/// The `NodeError` that refuses `open` (``openingAgain(_:)``); nil when it opens.
+func refusal(opening open: () throws -> Node) async throws -> NodeError? {
+    do {
+        _ = try await openingAgain(open)
+        return nil
+    } catch let error as NodeError {
+        return error
     }
 }

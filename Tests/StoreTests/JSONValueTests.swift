@@ -54,8 +54,7 @@ import Testing
         // 0.12345678901234565 for these (dwcp sql printed them so).
         for text in ["1.0000000000000002", "0.30000000000000004", "0.12345678901234568", "-2.2250738585072014e-308"] {
             let value = try JSONValue.parse(text)
-            #expect(
-                value == .double(Double(text)!) && value.stringValue.flatMap(Double.init) == Double(text)!, "\(text)")
+            #expect(value == .double(Double(text)!), "\(text)")
         }
     }
 }

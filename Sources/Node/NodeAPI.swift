@@ -198,8 +198,11 @@ public enum NodeAPI {
                                 }
                             }
                         } catch is CancellationError {
-                        } catch let error as NodeError where error.code == .unavailable {
+                            // The client went away.
                         }
+                        // Only the VM's stop ends the body; a node that stops (NodeError
+                        // `unavailable`) throws, and the connection closes without the body's
+                        // last chunk, so the client can tell the two apart.
                         try await writer.finish(nil)
                     })
             }

@@ -264,7 +264,10 @@ struct NodeClient {
         do {
             for try await buffer in response.body { try chunk(buffer) }
         } catch {
-            throw CLIError(.unreachable, "the stream from \(address) broke off", cause: error)
+            throw CLIError(
+                .unreachable,
+                "the stream from \(address) broke off before its end: the node stopped or the connection was lost (see dwcp status)",
+                cause: error)
         }
     }
 

@@ -532,7 +532,17 @@ func firstDifference(_ a: String, _ b: String) -> String {
         let (consoleStatus, console, _) = try await runCLI(["vm", "console", "tick"] + server, in: dir)
         #expect(consoleStatus == 0)
         #expect(console.contains("heartbeat 1\n") && console.contains("heartbeat 3\n"), "console: \(console)")
+        // A follow prints new heartbeats as they come; the node's stop (not the VM's) breaks it
+        // off, and the CLI says so rather than ending as if the VM had stopped.
+        let follow = try DwcpProcess(["vm", "console", "tick", "--follow"] + server, directory: dir, tag: "follow")
+        let printed = { follow.stdout.components(separatedBy: "heartbeat ").count - 1 }
+        let before = console.components(separatedBy: "heartbeat ").count - 1
+        #expect(try await eventually(.seconds(20)) { printed() > before + 2 }, "\(follow.stdout)\(follow.stderr)")
         node.kill(SIGTERM)
         #expect(try await node.waitForExit() == 0)
+        #expect(try await follow.waitForExit() == 1)
+        #expect(
+            follow.stderr.hasPrefix("dwcp: the stream from 127.0.0.1:") && follow.stderr.contains("broke off")
+                && follow.stderr.contains("the node stopped"), "\(follow.stderr)")
     }
 }

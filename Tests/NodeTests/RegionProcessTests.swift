@@ -719,16 +719,15 @@ func get(_ url: String) async throws -> (Int, String) {
             base + "/v1/hosts", #"{"name":"h1","cpus":64,"memory_bytes":68719476736}"#)
         #expect(added == 200, "\(addBody)")
         for id in followers { try await region.freeze(id) }
-        let started = ContinuousClock.now
         let body = #"{"labels":{"k":"alone"},"request_id":"alone"}"#
         // A learner changes no majority, so the leader takes it while it still counts the frozen
         // followers as answering (an election timeout); it cannot commit either.
-        async let membership = post(
-            base + "/v1/cluster/members", #"{"id":"n9","address":"127.0.0.1:9","learner":true}"#)
-        let (status, answer) = try await put(base + "/v1/hosts/h1/labels", body)
-        let waited = started.duration(to: .now)
-        let (changeStatus, changeAnswer) = try await membership
-        let changeWaited = started.duration(to: .now)
+        async let membership = timedExchange(
+            .POST, base + "/v1/cluster/members", #"{"id":"n9","address":"127.0.0.1:9","learner":true}"#)
+        let labels = try await timedExchange(.PUT, base + "/v1/hosts/h1/labels", body)
+        let (status, answer, waited) = (labels.status, labels.text, labels.took)
+        let change = try await membership
+        let (changeStatus, changeAnswer, changeWaited) = (change.status, change.text, change.took)
         for id in followers { region.signal(id, SIGCONT) }
         // Deposed by check-quorum within an election timeout, then 2 s without a leader: it
         // cannot learn whether the intent commits, so its client hears so then, not at 10 s.
@@ -781,16 +780,16 @@ func get(_ url: String) async throws -> (Int, String) {
         #expect(local.contains("[[0]]"), "a local read saw what the follower holds back: \(local)")
 
         // A linearizable read on the follower asks for the entries: it does not wait out the minute.
-        let clock = ContinuousClock()
-        var started = clock.now
-        let (read, answer) = try await post(followerBase + "/v1/sql", #"{"query":"SELECT count(*) AS n FROM hosts"}"#)
-        #expect(read == 200 && answer.contains("[[1]]"), "\(answer)")
-        #expect(started.duration(to: clock.now) < .seconds(20))
+        let read = try await timedExchange(
+            .POST, followerBase + "/v1/sql", #"{"query":"SELECT count(*) AS n FROM hosts"}"#)
+        #expect(read.status == 200 && read.text.contains("[[1]]"), "\(read.text)")
+        #expect(read.took < .seconds(20), "\(read.took)")
         // So does an intent written through the follower: its answer is read from the follower's views.
-        started = clock.now
-        let (wrote, receipt) = try await put(followerBase + "/v1/hosts/h1/labels", #"{"labels":{"via":"follower"}}"#)
-        #expect(wrote == 200 && receipt.contains("via") && receipt.contains("follower"), "\(receipt)")
-        #expect(started.duration(to: clock.now) < .seconds(20))
+        let wrote = try await timedExchange(
+            .PUT, followerBase + "/v1/hosts/h1/labels", #"{"labels":{"via":"follower"}}"#)
+        #expect(
+            wrote.status == 200 && wrote.text.contains("via") && wrote.text.contains("follower"), "\(wrote.text)")
+        #expect(wrote.took < .seconds(20), "\(wrote.took)")
 
         // The third member still holds its entries back. Elected leader, it stops waiting and
         // applies them, though nothing asks for them and most of the minute is left.
@@ -1107,16 +1106,15 @@ func get(_ url: String) async throws -> (Int, String) {
         // The leader stops (its kernel still accepts the connection and takes the request); the
         // follower, asked at once, still knows it as the leader and sends the change on to it.
         try await region.freeze(leader)
-        let started = ContinuousClock.now
-        let relayed: Result<(Int, String, HTTPHeaders), any Error>
+        let relayed: Result<TimedAnswer, any Error>
         do {
-            relayed = .success(try await exchange(.POST, region.base(follower)! + "/v1/cluster/members", learner))
+            relayed = .success(try await timedExchange(.POST, region.base(follower)! + "/v1/cluster/members", learner))
         } catch {
             relayed = .failure(error)
         }
-        let waited = started.duration(to: .now)
         region.signal(leader, SIGCONT)  // before anything can throw: the region must go on
-        let (status, text, headers) = try relayed.get()
+        let answer = try relayed.get()
+        let (status, text, headers, waited) = (answer.status, answer.text, answer.headers, answer.took)
         #expect(status == 503, "\(text)")
         #expect(text.contains("which did not answer") && text.contains("may or may not have been made"), "\(text)")
         // No leader_api: the CLI must not send a membership change a second time on its own.
@@ -1237,10 +1235,10 @@ func get(_ url: String) async throws -> (Int, String) {
         _ = try await eventually(.seconds(10)) { region.stderr(leader).contains("\(lost)'s log ends at index") }
         #expect(region.stderr(leader).contains("below the"), "\(region.stderr(leader))")
         // A read on it cannot be served, and says so instead of waiting for ever.
-        let began = ContinuousClock.now
-        let (status, body) = try await post(region.base(lost)! + "/v1/sql", #"{"query":"SELECT count(*) FROM hosts"}"#)
-        #expect(status == 503 && body.contains("short of the"), "\(body)")
-        #expect(began.duration(to: .now) < .seconds(9))
+        let read = try await timedExchange(
+            .POST, region.base(lost)! + "/v1/sql", #"{"query":"SELECT count(*) FROM hosts"}"#)
+        #expect(read.status == 503 && read.text.contains("short of the"), "\(read.text)")
+        #expect(read.took < .seconds(9), "\(read.took)")
         try await region.stopAll()
     }
 }

@@ -59,8 +59,14 @@ final class DwcpProcess: @unchecked Sendable {
         try process.run()
     }
 
-    /// How long the process ran, once it has ended.
-    var runTime: Duration? { ended.withLock { $0 }.map { started.duration(to: $0) } }
+    /// Waits for the process to end and returns when it did (``waitForExit(timeout:)``, then the
+    /// instant its end was reported at).
+    func waitForEnd(timeout: Duration = .seconds(30)) async throws -> ContinuousClock.Instant {
+        _ = try await waitForExit(timeout: timeout)
+        let end = try await waitForValue(within: .seconds(10)) { ended.withLock { $0 } }
+        guard let end else { throw CLIFailure("dwcp \(process.arguments ?? []) ended, but its end was not reported") }
+        return end
+    }
 
     /// A test that fails before it stops its processes does not leave them running (they would
     /// slow every test after it).
@@ -140,15 +146,14 @@ func runCLI(_ arguments: [String], in directory: TemporaryDirectory) async throw
     return (status, stdout, stderr)
 }
 
-/// ``runCLI(_:in:)`` that also returns how long the command ran (``DwcpProcess/runTime``).
+/// ``runCLI(_:in:)`` that also returns how long the command ran, from its start to its end as
+/// ``DwcpProcess`` took them.
 func runTimedCLI(_ arguments: [String], in directory: TemporaryDirectory) async throws -> (
     Int32, String, String, Duration
 ) {
     let process = try DwcpProcess(arguments, directory: directory)
-    let status = try await process.waitForExit()
-    let ranFor = try await waitForValue(within: .seconds(10)) { process.runTime }
-    guard let ranFor else { throw CLIFailure("dwcp \(arguments) ended, but its end was not reported") }
-    return (status, process.stdout, process.stderr, ranFor)
+    let end = try await process.waitForEnd()
+    return (process.process.terminationStatus, process.stdout, process.stderr, process.started.duration(to: end))
 }
 
 /// Sends `body` with `method` (and `headers`) and returns the status and the answer's text.

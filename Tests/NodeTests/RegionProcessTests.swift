@@ -208,13 +208,25 @@ final class Region: Sendable {
     /// Stops every running member with SIGTERM, the leader last: a leader stopped first would hand
     /// its leadership over, and the new leader's first entry would reach only the members still
     /// running (their views, compared after, would differ by that entry).
-    func stopAll() async throws {
+    /// Stops every running member with SIGTERM, one after another, the leader last; returns how
+    /// long each took from its signal to its end (both taken off the test task's clock, which may
+    /// run late).
+    @discardableResult
+    func stopAll() async throws -> [String: Duration] {
         var running = (Self.ids + [Self.joiner]).filter { base($0) != nil }
         for id in running where await cluster(id)["role"] == "leader" {
             running.removeAll { $0 == id }
             running.append(id)
         }
-        for id in running { _ = try await kill(id, SIGTERM) }
+        var took: [String: Duration] = [:]
+        for id in running {
+            let process = processes.withLock { $0.removeValue(forKey: id) }!
+            apiPorts.withLock { $0[id] = nil }
+            let signalled = ContinuousClock.now
+            process.kill(SIGTERM)
+            took[id] = signalled.duration(to: try await process.waitForEnd())
+        }
+        return took
     }
 
     /// Waits until every running member has applied at least what `id` has committed; returns

@@ -126,7 +126,7 @@ extension ClusterCommand {
                 } catch let error as CLIError
                     where error.httpStatus == 503 && start.duration(to: .now) < .seconds(30)
                 {
-                    FileHandle.standardError.write(Data("dwcp: no marker yet (\(error.message)); asking again\n".utf8))
+                    StandardStream.error.write("dwcp: no marker yet (\(error.message)); asking again\n")
                     try await Task.sleep(for: .milliseconds(500))
                 }
             }

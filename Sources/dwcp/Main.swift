@@ -17,7 +17,7 @@ enum Main {
                 try command.run()
             }
         } catch let error as CLIError {
-            FileHandle.standardError.write(Data("dwcp: \(withRequestID(error.message))\n".utf8))
+            StandardStream.error.write("dwcp: \(withRequestID(error.message))\n")
             exit(error.code == .usage ? 64 : error.code == .differs ? 2 : 1)
         } catch {
             let code = Dwcp.exitCode(for: error)
@@ -25,7 +25,7 @@ enum Main {
                 Dwcp.exit(withError: error)  // --help, --version: full text, exit 0
             }
             let message = usageMessage(for: error)
-            FileHandle.standardError.write(Data("dwcp: \(message) (see 'dwcp help')\n".utf8))
+            StandardStream.error.write("dwcp: \(message) (see 'dwcp help')\n")
             exit(code == .validationFailure ? 64 : code.rawValue)
         }
     }

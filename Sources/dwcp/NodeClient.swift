@@ -167,7 +167,7 @@ struct NodeClient {
             guard let leaderAPI = refusal.leaderAPI, let leader = try? NodeClient(address: leaderAPI, tls: tls) else {
                 throw refusal
             }
-            FileHandle.standardError.write(Data("dwcp: \(refusal.message); asking it there\n".utf8))
+            StandardStream.error.write("dwcp: \(refusal.message); asking it there\n")
             do {
                 // (A leader that takes the connection but does not answer, stopped or frozen, is
                 // left after ``leaderAnswerTimeout`` when the request may be sent again: the
@@ -181,8 +181,8 @@ struct NodeClient {
                 let since = firstFailure ?? .now
                 firstFailure = since
                 guard since.duration(to: .now) < Self.leaderGoneRetryWindow else { throw failure }
-                FileHandle.standardError.write(
-                    Data("dwcp: the leader's API at \(leaderAPI) does not answer; asking \(address) again\n".utf8))
+                StandardStream.error.write(
+                    "dwcp: the leader's API at \(leaderAPI) does not answer; asking \(address) again\n")
                 // 100 ms, doubling to 800 ms.
                 try await Task.sleep(for: .milliseconds(100) * (1 << min(rounds, 3)))
                 rounds += 1

@@ -72,6 +72,6 @@ struct SQL: AsyncParsableCommand {
                 return []
             },
             appliedIndex: UInt64(answer["applied_index"]?.intValue ?? 0))
-        FileHandle.standardOutput.write(Data(output.chosenFormat.render(result).utf8))
+        StandardStream.output.write(output.chosenFormat.render(result))
     }
 }

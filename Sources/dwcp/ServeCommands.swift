@@ -270,7 +270,7 @@ func runNode(_ configuration: NodeConfiguration, logLevel: Logger.Level, eventLo
     let api = try NodeAPI.application(node: node, logger: logger) { port in
         let line =
             "dwcp: node \(configuration.nodeID) (region \(configuration.region)) listening on \(scheme)\(configuration.apiHost):\(port), data \(configuration.dataDirectory)\n"
-        FileHandle.standardOutput.write(Data(line.utf8))
+        StandardStream.output.writeIgnoringClosedReader(line)
     }
     // Services shut down in reverse order: the node first (which ends open watches), then the API.
     // A node that stops on an error (a full disk, damage) shuts the API down gracefully too: the

@@ -21,7 +21,7 @@ struct VMCommand: AsyncParsableCommand {
             try usage { try Validation.name(name, what: "VM") }
             let path = "/v1/vms/\(name)/console" + (follow ? "?follow=1" : "")
             try await client.client().streamBytes(path) { buffer in
-                FileHandle.standardOutput.write(Data(buffer.readableBytesView))
+                StandardStream.output.write(Array(buffer.readableBytesView))
             }
         }
     }

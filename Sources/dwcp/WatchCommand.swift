@@ -40,15 +40,15 @@ struct Watch: AsyncParsableCommand {
         if let fromIndex, let status = try? await client.client().call(.GET, "/v1/status"),
             let commit = status["commit_index"]?.intValue, fromIndex > UInt64(max(commit, 0)) + 1
         {
-            FileHandle.standardError.write(
-                Data("dwcp: waiting for log index \(fromIndex) (the log is committed through \(commit))\n".utf8))
+            StandardStream.error.write(
+                "dwcp: waiting for log index \(fromIndex) (the log is committed through \(commit))\n")
         }
         var lastLine: String?
         do {
             try await client.client().stream(path) { line in
                 lastLine = line
                 let text = format == .json ? line : Self.text(try? JSONValue.parse(line), line: line)
-                FileHandle.standardOutput.write(Data((text + "\n").utf8))
+                StandardStream.output.write(text + "\n")
             }
         } catch let error as CLIError where error.code != .usage && error.httpStatus == nil {
             throw Self.withResumeHint(error, lastLine: lastLine, fromIndex: fromIndex)

@@ -405,6 +405,25 @@ func firstDifference(_ a: String, _ b: String) -> String {
         #expect(sqlTook < .seconds(4), "\(sqlTook)")
     }
 
+    @Test("a command whose reader goes away (dwcp sql … | head) ends as a Unix tool does, by SIGPIPE, without a trace")
+    func readerGoneEndsQuietly() async throws {
+        let dir = TemporaryDirectory()
+        let node = try DwcpProcess(Self.serve(dir.file("data")), directory: dir, tag: "node")
+        defer { node.kill(SIGKILL) }
+        let server = "127.0.0.1:\(try await node.waitForPort())"
+        // One value of 1 MB: the write of it waits on the pipe until head has its 100 bytes and
+        // leaves, and then finds no reader. (It trapped in Foundation's FileHandle, with a stack trace.)
+        let script = #"""
+            "$0" sql "SELECT printf('%.*c', 1000000, 'x') AS x" --format csv --server "$1" 2> "$2" | head -c 100
+            exit "${PIPESTATUS[0]}"
+            """#
+        let piped = try await runToEnd("/bin/bash", ["-c", script, DwcpProcess.binary, server, dir.file("sql-stderr")])
+        #expect(piped.status == 128 + SIGPIPE, "\(piped.status)")
+        #expect(piped.output == "x\r\n" + String(repeating: "x", count: 97), "\(piped.output.prefix(200))")
+        let said = try String(contentsOfFile: dir.file("sql-stderr"), encoding: .utf8)
+        #expect(said.isEmpty, "\(said)")
+    }
+
     @Test("the CLI's happy path: add, create, query in every format, watch")
     func cliHappyPath() async throws {
         let dir = TemporaryDirectory()

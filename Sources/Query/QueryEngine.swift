@@ -139,7 +139,9 @@ public final class QueryEngine: Sendable {
             guard_.endCompilation()
         } catch let error as DatabaseError {
             guard_.endCompilation()
-            if error.resultCode == .SQLITE_AUTH {
+            // A denied function call fails as an error of its own ("not authorized to use
+            // function: …"), not SQLITE_AUTH.
+            if error.resultCode == .SQLITE_AUTH || guard_.denied != nil {
                 throw QueryError(
                     .readOnly,
                     "refused: dwcp sql is read-only; \(guard_.denied ?? "this statement") is not allowed", cause: error)

@@ -48,6 +48,11 @@ final class ReadOnlyGuard: @unchecked Sendable {
         }
     }
 
+    /// Functions a read may not call: `fts3_tokenizer` returns a tokenizer's address in the
+    /// process, and with two arguments registers any address as a tokenizer on the connection
+    /// (Debian's SQLite is built with SQLITE_ENABLE_FTS3_TOKENIZER).
+    static let deniedFunctions: Set<String> = ["fts3_tokenizer"]
+
     /// SQLite's own schema tables, which a CREATE, DROP or ALTER writes underneath.
     static let schemaTables: Set<String> = [
         "sqlite_master", "sqlite_temp_master", "sqlite_schema", "sqlite_temp_schema",
@@ -61,8 +66,12 @@ final class ReadOnlyGuard: @unchecked Sendable {
             guard s.compilingUserSQL else { return SQLITE_OK }
             let denial: String
             switch action {
-            case SQLITE_SELECT, SQLITE_READ, SQLITE_FUNCTION, SQLITE_RECURSIVE:
+            case SQLITE_SELECT, SQLITE_READ, SQLITE_RECURSIVE:
                 return SQLITE_OK
+            case SQLITE_FUNCTION:
+                // (`second` names the function.)
+                guard let name = second?.lowercased(), Self.deniedFunctions.contains(name) else { return SQLITE_OK }
+                denial = "\(name)()"
             case SQLITE_PRAGMA:
                 if let name = first?.lowercased() {
                     if Self.schemaPragmas.contains(name) { return SQLITE_OK }

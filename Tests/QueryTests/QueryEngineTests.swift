@@ -87,6 +87,17 @@ import Testing
             (error as? QueryError)?.code == .readOnly
                 && (error as? QueryError)?.message.contains("load_extension") == true
         }
+        // fts3_tokenizer tells a tokenizer's address in the process, and with two arguments
+        // registers any address as one: refused in both forms, in any case of its name.
+        for sql in ["SELECT hex(fts3_tokenizer('simple'))", "SELECT FTS3_Tokenizer('zz', x'4141414141414141')"] {
+            await #expect {
+                try await f.engine.run(sql)
+            } throws: { error in
+                (error as? QueryError)?.message == "refused: dwcp sql is read-only; fts3_tokenizer() is not allowed"
+            }
+        }
+        // Other functions are called as before.
+        #expect(try await f.engine.run("SELECT hex('a') AS h").rows == [[.string("61")]])
     }
 
     @Test("one statement at a time")

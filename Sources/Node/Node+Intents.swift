@@ -162,7 +162,13 @@ extension Node {
                 index: Int64, kind: String, subject: String, payload: String, outcome: String, error: String,
                 row: JSONValue?
             )? in
-            guard let row = try Self.originalIntent(requestID: requestID, db) else { return nil }
+            guard let row = try Self.originalIntent(requestID: requestID, db) else {
+                if let batch = try Self.batchUse(of: requestID, db) {
+                    throw Self.usedForBatch(
+                        requestID, batch, not: "\(intent.body.intentKind ?? "") \(intent.body.subject)")
+                }
+                return nil
+            }
             return (
                 row["log_index"], row["kind"], row["subject"], row["payload"], row["outcome"], row["error"],
                 try intent.subject.read(db)
@@ -293,6 +299,32 @@ extension Node {
             }
             seen = next
         }
+    }
+
+    /// A batch of VM creations that used `requestID`: its VMs' intents carry `requestID#1`,
+    /// `requestID#2`, …; the first one's log index and how many applied. Nil when none did.
+    static func batchUse(of requestID: String, _ db: Database) throws -> (index: Int64, vms: Int)? {
+        // '$' follows '#': the range holds every id that starts with "requestID#".
+        let rows = try Row.fetchAll(
+            db.cachedStatement(
+                sql:
+                    "SELECT request_id, log_index FROM intents WHERE request_id >= ? AND request_id < ? AND outcome <> 'duplicate'"
+            ),
+            arguments: [requestID + "#", requestID + "$"])
+        let indexes = rows.compactMap { row -> Int64? in
+            let id: String = row["request_id"]
+            let position = id.utf8.dropFirst(requestID.utf8.count + 1)
+            return !position.isEmpty && position.allSatisfy({ (0x30...0x39).contains($0) }) ? row["log_index"] : nil
+        }
+        return indexes.min().map { ($0, indexes.count) }
+    }
+
+    /// The refusal of `requestID` for something else (`asked`) when a batch used it.
+    static func usedForBatch(_ requestID: String, _ batch: (index: Int64, vms: Int), not asked: String) -> NodeError {
+        NodeError(
+            .conflict,
+            "request id \(requestID) was used at log index \(batch.index) for a batch of \(batch.vms) VM creations (request ids \(requestID)#1 to \(requestID)#\(batch.vms)), not \(asked): a retry repeats the request as it was; use a new request id for a new one"
+        )
     }
 
     /// The `intents` row (log_index, subject, outcome, error) a request id first applied as, not

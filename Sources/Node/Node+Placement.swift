@@ -319,12 +319,32 @@ extension Node {
     private func earlierBatch(requestID: String, vms: [VMCreated], checkIndex: UInt64?) throws -> [IntentReceipt]? {
         let count = vms.count
         let ids = (1...count).map { count == 1 ? requestID : "\(requestID)#\($0)" }
-        let earlier: [(index: Int64, kind: String, subject: String, payload: String)?] = try views.read { db in
-            try ids.map { id in
-                try Self.originalIntent(requestID: id, db).map {
-                    ($0["log_index"], $0["kind"], $0["subject"], $0["payload"])
+        typealias Earlier = (index: Int64, kind: String, subject: String, payload: String)
+        let (earlier, batch, single): ([Earlier?], (index: Int64, vms: Int)?, Earlier?) = try views.read { db in
+            let earlier = try ids.map { id in
+                try Self.originalIntent(requestID: id, db).map { row -> Earlier in
+                    (row["log_index"], row["kind"], row["subject"], row["payload"])
                 }
             }
+            // Another use of the id as a whole: a batch of another size, or one intent (for a
+            // batch of more than one, whose VMs take `requestID#1`, …).
+            let single =
+                try count == 1
+                ? nil
+                : Self.originalIntent(requestID: requestID, db).map { row -> Earlier in
+                    (row["log_index"], row["kind"], row["subject"], row["payload"])
+                }
+            return (earlier, try Self.batchUse(of: requestID, db), single)
+        }
+        let asked = count == 1 ? "vm.create \(vms[0].name)" : "a batch of \(count) VM creations"
+        if let batch, batch.vms != count || count == 1 {
+            throw Self.usedForBatch(requestID, batch, not: asked)
+        }
+        if let single {
+            throw NodeError(
+                .conflict,
+                "request id \(requestID) was used at log index \(single.index) for \(single.kind) \(single.subject), not \(asked): use a new request id"
+            )
         }
         guard earlier.contains(where: { $0 != nil }) else { return nil }
         // (As for one intent: an id used before for another intent is a mistake, not a retry;

@@ -152,6 +152,51 @@ import Testing
         }
     }
 
+    @Test("a batch's request id names the batch: retried whole it is a retry; used for anything else it is refused")
+    func batchRequestIDs() async throws {
+        let dir = TemporaryDirectory()
+        try await withRunningNode(dir) { node in
+            _ = try await node.submit(Self.host("h1"))
+            func vms(_ names: String...) -> [VMCreated] {
+                names.map { VMCreated(name: $0, region: "", cpus: 1, memoryBytes: 32 << 20, image: "") }
+            }
+            let made = try await node.createVMs(vms("bt-1", "bt-2"), requestID: "B1", checkIndex: nil)
+            let retried = try await node.createVMs(vms("bt-1", "bt-2"), requestID: "B1", checkIndex: nil)
+            #expect(retried.map(\.outcome) == ["duplicate", "duplicate"])
+            #expect(retried.map(\.logIndex) == made.map(\.logIndex))
+            let batch = "request id B1 was used at log index \(made[0].logIndex) for a batch of 2 VM creations"
+            func refused(_ asked: String, _ attempt: () async throws -> Void) async {
+                await #expect {
+                    try await attempt()
+                } throws: { error in
+                    (error as? NodeError)?.code == .conflict
+                        && "\(error)".contains("\(batch) (request ids B1#1 to B1#2), not \(asked)")
+                }
+            }
+            // One intent with the batch's id: another request (it was applied as new).
+            await refused("vm.delete bt-1") { _ = try await node.submit(.deleteVM(name: "bt-1"), requestID: "B1") }
+            await refused("vm.create bt-1") {
+                _ = try await node.createVMs(vms("bt-1"), requestID: "B1", checkIndex: nil)
+            }
+            // The batch again with another count (it said "VM bt-1 already exists").
+            await refused("a batch of 3 VM creations") {
+                _ = try await node.createVMs(vms("bt-1", "bt-2", "bt-3"), requestID: "B1", checkIndex: nil)
+            }
+            #expect(try await rows(node, "SELECT count(*) FROM vms") == "[[2]]")
+            // One intent's id, reused for a batch.
+            let single = try await node.submit(.deleteVM(name: "bt-2"), requestID: "S1")
+            await #expect {
+                try await node.createVMs(vms("st-1", "st-2"), requestID: "S1", checkIndex: nil)
+            } throws: { error in
+                (error as? NodeError)?.code == .conflict
+                    && "\(error)".contains(
+                        "request id S1 was used at log index \(single.logIndex) for vm.delete bt-2, not a batch of 2 VM creations"
+                    )
+            }
+            #expect(try await rows(node, "SELECT name FROM vms") == #"[["bt-1"]]"#)
+        }
+    }
+
     /// 32 concurrent label changes of h1 through `submitting(n)`; checks each receipt shows the row
     /// as its own intent left it when its answer came from the apply, and one at or after it
     /// otherwise (read afterwards, a later entry may have changed it), and that no answer is left.

@@ -80,12 +80,17 @@ struct Watch: AsyncParsableCommand {
         let record = value["record"]
         let subject = record?["name"]?.stringValue ?? record?["vm"]?.stringValue ?? ""
         var extra: [String] = []
+        if let state = record?["state"]?.stringValue, kind == "vm.state_reported" { extra.append("state=\(state)") }
         if let host = record?["host"]?.stringValue { extra.append("host=\(host)") }
         if let state = record?["desired_state"]?.stringValue, kind == "vm.desired_state_set" {
             extra.append("desired_state=\(state)")
         }
         if let reason = record?["reason"]?.stringValue { extra.append("reason=\"\(reason)\"") }
+        if let before = record?["before_index"]?.intValue { extra.append("before_index=\(before)") }
+        if let region = record?["region_id"]?.stringValue { extra.append("region_id=\(region)") }
         if let marker = value["marker"]?.stringValue { extra.append("marker=\(marker)") }
+        // An entry whose record could not be read says why, rather than "?" alone.
+        if let error = value["error"]?.stringValue { extra.append("error=\"\(error)\"") }
         // (An entry without a subject, a no-op, has no space before its first field.)
         return "\(index)\t\(kind)\t" + ([subject].filter { !$0.isEmpty } + extra).joined(separator: " ")
     }

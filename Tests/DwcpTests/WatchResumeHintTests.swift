@@ -1,3 +1,4 @@
+import Node
 import Store
 import Testing
 
@@ -47,5 +48,31 @@ import Testing
         let created = try JSONValue.parse(
             #"{"log_index":10,"term":2,"kind":"vm.created","record":{"name":"web-1","desired_state":"running"}}"#)
         #expect(Watch.text(created, line: "") == "10\tvm.created\tweb-1")
+    }
+
+    @Test(
+        "the text format shows what each kind of record says: a reported state, a compaction's index, an unreadable record's error"
+    )
+    func textShowsEachKindsFields() throws {
+        func text(_ index: UInt64, _ body: Record.Body) -> String {
+            let entry = LogEntry(index: index, term: 1, kind: .record, payload: Record(at: 1, body).encoded())
+            let line = Node.watchLine(entry)
+            return Watch.text(line, line: line.serialized())
+        }
+        #expect(
+            text(
+                17, .vmStateReported(VMStateReported(vm: "boom", host: "h1", state: "crashed", reason: "triple fault")))
+                == "17\tvm.state_reported\tboom state=crashed host=h1 reason=\"triple fault\"")
+        #expect(
+            text(90, .historyCompacted(HistoryCompacted(beforeIndex: 40))) == "90\thistory.compacted\tbefore_index=40")
+        #expect(
+            text(2, .regionIdentified(RegionIdentified(regionID: 255)))
+                == "2\tregion.identified\tregion_id=00000000000000ff")
+        #expect(
+            text(6, .vmDesiredStateSet(VMDesiredStateSet(name: "w", desiredState: .stopped)))
+                == "6\tvm.desired_state_set\tw desired_state=stopped")
+        let unreadable = Node.watchLine(LogEntry(index: 5, term: 1, kind: .record, payload: [0xFF, 0x01]))
+        let said = Watch.text(unreadable, line: unreadable.serialized())
+        #expect(said.hasPrefix("5\t?\terror=\"") && said.count > 12, "\(said)")
     }
 }

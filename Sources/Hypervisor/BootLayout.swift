@@ -47,6 +47,12 @@ enum BootLayout {
 
     /// Copies the image's segments and writes the boot parameters.
     static func load(_ image: GuestImage, commandLine: String, into memory: GuestMemory) throws {
+        // (Refused, not cut: a cut line changes what the guest is told, `working_set=16M` read as 16.)
+        guard commandLine.utf8.count < commandLineSize else {
+            throw HypervisorError(
+                .invalidRequest,
+                "the guest's command line is \(commandLine.utf8.count) bytes; at most \(commandLineSize - 1) fit")
+        }
         guard image.end <= UInt64(memory.size) else {
             throw HypervisorError(
                 .invalidRequest,
@@ -65,7 +71,7 @@ enum BootLayout {
         put(1, at: 4, bytes: 4)
         put(UInt64(memory.size), at: 8, bytes: 8)
         put((image.end + 0xfff) & ~0xfff, at: 16, bytes: 8)
-        let line = Array(commandLine.utf8.prefix(commandLineSize - 1))
+        let line = Array(commandLine.utf8)
         parameters.replaceSubrange(24..<(24 + line.count), with: line)
         parameters.withUnsafeBytes { memory.write($0, at: parametersAddress) }
     }

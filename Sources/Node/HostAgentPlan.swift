@@ -35,9 +35,12 @@ public struct HostedVM: Sendable, Equatable {
     public static let guestLabelPrefix = "guest."
 
     /// The guest's command line: the VM's `guest.KEY=VALUE` labels as `KEY=VALUE`, sorted.
-    public var guestCommandLine: String {
-        labels.filter { $0.key.hasPrefix(Self.guestLabelPrefix) }.sorted { $0.key < $1.key }
-            .map { "\($0.key.dropFirst(Self.guestLabelPrefix.count))=\($0.value)" }.joined(separator: " ")
+    public var guestCommandLine: String { Self.guestCommandLine(labels) }
+
+    /// The command line `labels` give a guest: their `guest.KEY=VALUE` labels as `KEY=VALUE`, sorted.
+    public static func guestCommandLine(_ labels: [String: String]) -> String {
+        labels.filter { $0.key.hasPrefix(guestLabelPrefix) }.sorted { $0.key < $1.key }
+            .map { "\($0.key.dropFirst(guestLabelPrefix.count))=\($0.value)" }.joined(separator: " ")
     }
 }
 

@@ -142,8 +142,23 @@ public enum Validation {
 
     /// A VM's `guest.KEY` labels become `KEY=VALUE` on the guest's command line, which the guest
     /// splits at spaces: a value with one would set other keys (`guest.note=hi interval_ms=3000`
-    /// set `interval_ms`).
+    /// set `interval_ms`). `guest.` alone names no key; and the line must fit the guest's boot
+    /// parameters (``MicroVM/maxCommandLineBytes``): it was cut there, and a value cut short is
+    /// another value.
     public static func guestLabels(_ labels: [String: String]) throws {
+        if labels.keys.contains(HostedVM.guestLabelPrefix) {
+            throw NodeError(
+                .invalid,
+                "invalid label '\(HostedVM.guestLabelPrefix)': a guest.* label names a key of the guest's command line after 'guest.' (guest.KEY=VALUE)"
+            )
+        }
+        let line = HostedVM.guestCommandLine(labels)
+        if line.utf8.count > MicroVM.maxCommandLineBytes {
+            throw NodeError(
+                .invalid,
+                "the guest.* labels make a command line of \(line.utf8.count) bytes (KEY=VALUE for each, spaces between); a guest takes at most \(MicroVM.maxCommandLineBytes)"
+            )
+        }
         for (key, value) in labels.sorted(by: { $0.key < $1.key })
         where key.hasPrefix(HostedVM.guestLabelPrefix) && value.contains(where: \.isWhitespace) {
             throw NodeError(

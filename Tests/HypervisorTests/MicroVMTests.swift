@@ -354,6 +354,26 @@ struct BootLayoutTests {
         }
         #expect(memory.base.load(fromByteOffset: Int(BootLayout.parkAddress), as: UInt32.self) & 0xff_ffff == 0xfd_ebf4)
     }
+
+    @Test("a command line that fits is written whole with its NUL; one byte more is refused, not cut")
+    func commandLineFitsOrIsRefused() throws {
+        let memory = try GuestMemory.anonymous(size: 64 << 20)
+        defer { memory.unmap() }
+        let image = try GuestImage.named("builtin:hello")
+        let longest = String(repeating: "k", count: MicroVM.maxCommandLineBytes - 2) + "=v"
+        try BootLayout.load(image, commandLine: longest, into: memory)
+        let at = Int(BootLayout.parametersAddress) + 24
+        let written = (0...MicroVM.maxCommandLineBytes).map {
+            memory.base.load(fromByteOffset: at + $0, as: UInt8.self)
+        }
+        #expect(written == Array(longest.utf8) + [0])
+        #expect {
+            try BootLayout.load(image, commandLine: longest + "w", into: memory)
+        } throws: { error in
+            (error as? HypervisorError)?.code == .invalidRequest
+                && "\(error)".contains("the guest's command line is 256 bytes; at most 255 fit")
+        }
+    }
 }
 
 @Suite("Guest images")

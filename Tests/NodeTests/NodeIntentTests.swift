@@ -360,6 +360,24 @@ import Testing
             .invalid,
             "invalid value for label 'guest.note': a guest.* label becomes note=VALUE on the guest's command line"
         ),
+        // A guest's command line holds 255 bytes: "a=" and 228 more, " rate=1000" and
+        // " working_set=16M" make 256 (it was cut at 255: the guest read working_set=16, bytes).
+        (
+            .createVM(
+                VMCreated(
+                    name: "ok", region: "", cpus: 1, memoryBytes: 64 << 20, image: "",
+                    labels: [
+                        "guest.a": String(repeating: "v", count: 228), "guest.working_set": "16M",
+                        "guest.rate": "1000",
+                    ])),
+            .invalid,
+            "the guest.* labels make a command line of 256 bytes (KEY=VALUE for each, spaces between); a guest takes at most 255"
+        ),
+        (
+            .createVM(
+                VMCreated(name: "ok", region: "", cpus: 1, memoryBytes: 64 << 20, image: "", labels: ["guest.": "x"])),
+            .invalid, "invalid label 'guest.': a guest.* label names a key of the guest's command line"
+        ),
         (vm("ok", memory: 1 << 20), .invalid, "image builtin:hello needs at least 4194304 bytes of memory"),
         (
             vm("ok", image: "builtin:nope"), .invalid,

@@ -124,7 +124,13 @@ struct NodeClient {
         do {
             bytes = try await response.body.collect(upTo: 256 << 20)
         } catch {
-            throw CLIError(.unreachable, "the node at \(address) closed the connection before answering", cause: error)
+            // The answer's head came, its body broke off (the node stopped while writing a long one).
+            let intent = path.contains("request_id=") || body?["request_id"] != nil
+            throw CLIError(
+                .unreachable,
+                "the node at \(address) closed the connection in the middle of its answer (HTTP \(response.status.code)): it stopped (see dwcp status)"
+                    + (intent ? "; the intent may have applied: retry it with the same request id" : ""),
+                cause: error)
         }
         let value: JSONValue
         do {

@@ -96,4 +96,49 @@ import Testing
         // (Loose, for a loaded machine: without the read timeout it waits the minute a change does.)
         #expect(started.duration(to: .now) < .seconds(30))
     }
+
+    /// An HTTP server that answers every request with a head that promises 100 bytes, sends 10,
+    /// and closes the connection (a node that stopped in the middle of a long answer).
+    final class BrokenAnswer: ChannelInboundHandler, Sendable {
+        typealias InboundIn = HTTPServerRequestPart
+        typealias OutboundOut = HTTPServerResponsePart
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            guard case .end = unwrapInboundIn(data) else { return }
+            var head = HTTPResponseHead(version: .http1_1, status: .ok)
+            head.headers.add(name: "Content-Type", value: "application/json")
+            head.headers.add(name: "Content-Length", value: "100")
+            context.write(wrapOutboundOut(.head(head)), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: #"{"vms":[{"#)))), promise: nil)
+            context.close(promise: nil)
+        }
+    }
+
+    @Test("an answer that breaks off after its head says so, and for an intent, to retry it with its request id")
+    func brokenAnswerIsReported() async throws {
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(BrokenAnswer())
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let port = try #require(server.localAddress?.port)
+        let client = try NodeClient(address: "127.0.0.1:\(port)")
+        let broken = "the node at 127.0.0.1:\(port) closed the connection in the middle of its answer (HTTP 200)"
+        await #expect {
+            _ = try await client.call(.POST, "/v1/vms", body: .object([("request_id", .string("r1"))]))
+        } throws: { error in
+            let message = (error as? CLIError)?.message ?? "\(error)"
+            return message.hasPrefix(broken) && message.hasSuffix("retry it with the same request id")
+        }
+        await #expect {
+            _ = try await client.call(.GET, "/v1/status")
+        } throws: { error in
+            let message = (error as? CLIError)?.message ?? "\(error)"
+            return message.hasPrefix(broken) && !message.contains("request id")
+        }
+        try await server.close()
+    }
 }

@@ -138,7 +138,8 @@ public struct Placer: Sendable {
     /// Places a batch of VMs (VMs that wait at the same time, or `vm create --count N`) to use as
     /// few hosts as it can: it tries several largest-first orders, keeps the one that places the
     /// most VMs on the fewest new hosts, then tries to empty each host the batch opened by moving
-    /// its batch VMs onto hosts in use. Decisions come back in the requests' order. Batches over
+    /// its batch VMs onto hosts in use; among VMs of one size, those given first go first, so when
+    /// not all fit, the older ones get the room. Decisions come back in the requests' order. Batches over
     /// ``exhaustiveBatchLimit`` VMs get the first order only (the cost grows with batch × hosts).
     public func placeBatch(_ requests: [PlacementRequest], on hosts: [HostCapacity]) -> [PlacementDecision] {
         placeBatchCountingOrders(requests, on: hosts).decisions
@@ -159,10 +160,13 @@ public struct Placer: Sendable {
         ]
         let packing = Self.packs(requests)
         let tries = packing ? keys : [keys[0]]
+        // Largest first; among equals, in the order given (the scheduler gives waiting VMs
+        // oldest first, a batch its VMs in order): by name, `new1` took the host before `old1`,
+        // and `tt-10` before `tt-2`.
         var orders: [[Int]] = tries.map { key in
             requests.indices.sorted { a, b in
                 let (ka, kb) = (key(requests[a]), key(requests[b]))
-                return ka != kb ? ka > kb : requests[a].vm < requests[b].vm
+                return ka != kb ? ka > kb : a < b
             }
         }
         // Small batches also try seeded shuffles of the largest-first order (perturbing it in

@@ -31,6 +31,22 @@ import Testing
         #expect(Placer().place(request, on: [b, a]).host == "a")
     }
 
+    @Test("in a batch, VMs of one size that do not all fit are placed in the order given (oldest first), not by name")
+    func equalVMsGoInTheOrderGiven() {
+        let host = HostCapacity(name: "h1", region: "eu", cpus: 2, memoryBytes: 8 * gib)
+        func requests(_ names: [String]) -> [PlacementRequest] {
+            names.map { PlacementRequest(vm: $0, region: "eu", cpus: 1, memoryBytes: 32 << 20) }
+        }
+        // tt-1 … tt-12 (a --count batch): tt-1 and tt-2 get the two CPUs, not tt-1 and tt-10.
+        let batch = requests((1...12).map { "tt-\($0)" })
+        let placed = zip(batch, Placer().placeBatch(batch, on: [host])).filter { $0.1.host != nil }.map(\.0.vm)
+        #expect(placed == ["tt-1", "tt-2"])
+        // Waiting VMs come oldest first: old1 and old2 before new1, whose name sorts first.
+        let waiting = requests(["old1", "old2", "old3", "new1"])
+        let taken = zip(waiting, Placer().placeBatch(waiting, on: [host])).filter { $0.1.host != nil }.map(\.0.vm)
+        #expect(taken == ["old1", "old2"])
+    }
+
     @Test(
         "a VM that fits nowhere gets a reason naming the exhausted dimension, and the hosts too small for it even when empty"
     )

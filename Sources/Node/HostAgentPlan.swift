@@ -101,6 +101,9 @@ public struct HostAgentPlan: Sendable {
             let actedOn = handled[vm.name] == vm.desiredIndex
             // The views still show it running although it does not run here: the agent restarted.
             let lostRun = ["starting", "running"].contains(vm.actualState) && vm.reportedIndex > vm.desiredIndex
+            // The same, after a start asked while it ran (met then), which moved its desired index
+            // past its last report: this agent never acted on it, so it ran before the agent did.
+            let ranBeforeThisAgent = ["starting", "running"].contains(vm.actualState) && handled[vm.name] == nil
             // This agent acted on an earlier desired state of it (a stop), and it is asked again:
             // a start that follows a stop, whatever order the stop's report committed in.
             let askedAgain = (handled[vm.name] ?? .max) < vm.desiredIndex
@@ -110,10 +113,12 @@ public struct HostAgentPlan: Sendable {
                 handled[vm.name] = vm.desiredIndex
             case "running" where !actedOn:
                 let reason: String? =
-                    if vm.actualState == "scheduled" || vm.desiredIndex > vm.reportedIndex || askedAgain {
+                    if vm.actualState == "scheduled" || askedAgain {
                         ""
-                    } else if lostRun {
+                    } else if lostRun || ranBeforeThisAgent {
                         "restarted: it was \(vm.actualState) when the host agent stopped"
+                    } else if vm.desiredIndex > vm.reportedIndex {
+                        ""
                     } else {
                         nil
                     }

@@ -77,6 +77,13 @@ struct HostAgentPlanTests {
                 .reportStopped("b", reason: "not running after the host agent restarted; its desired state is stopped"),
             ])
         #expect(plan.actions(hosted: [wasRunning, shouldStop, crashed], running: ["a": 0]).isEmpty)
+        // A start asked while it ran (met then) moved its desired index past its last report:
+        // still a restart, said so (it read "starting on HOST (cold start)", as a first start).
+        var afterStart = HostAgentPlan()
+        let startedAgain = vm("d", actual: "running", desiredIndex: 7, reportedIndex: 5)
+        #expect(
+            afterStart.actions(hosted: [startedAgain], running: [:])
+                == [.start(startedAgain, reason: "restarted: it was running when the host agent stopped")])
     }
 
     @Test(

@@ -82,7 +82,11 @@ public final class QueryEngine: Sendable {
     }
 
     private func runCommand(_ text: String, maxRows: Int) async throws -> QueryResult {
-        let words = text.split(whereSeparator: \.isWhitespace).map(String.init)
+        // A closing ';' out of SQL habit (`.tables;`) is let pass; names match as SQLite's do,
+        // whatever their case (`.schema VMS`).
+        var command = Substring(text)
+        while let last = command.last, last == ";" || last.isWhitespace { command = command.dropLast() }
+        let words = command.split(whereSeparator: \.isWhitespace).map(String.init)
         switch words[0] {
         case ".tables":
             guard words.count == 1 else { throw QueryError(.syntax, "usage: .tables") }
@@ -101,14 +105,15 @@ public final class QueryEngine: Sendable {
                     let exists =
                         try Bool.fetchOne(
                             db,
-                            sql: "SELECT count(*) > 0 FROM sqlite_master WHERE type IN ('table','view') AND name = ?",
+                            sql:
+                                "SELECT count(*) > 0 FROM sqlite_master WHERE type IN ('table','view') AND name = ? COLLATE NOCASE",
                             arguments: [table]) ?? false
                     guard exists else { throw QueryError(.syntax, "no table named \(table)") }
                 }
                 return try self.runTrusted(
                     """
                     SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%'
-                    AND (? IS NULL OR tbl_name = ?) ORDER BY tbl_name, type DESC, name
+                    AND (? IS NULL OR tbl_name = ? COLLATE NOCASE) ORDER BY tbl_name, type DESC, name
                     """, arguments: [table, table], db: db)
             }
         default:
@@ -180,7 +185,8 @@ public final class QueryEngine: Sendable {
         while let row = try cursor.next() {
             if rows.count >= maxRows {
                 throw QueryError(
-                    .tooManyRows, "the result has more than \(maxRows) rows; add a LIMIT or a WHERE clause")
+                    .tooManyRows,
+                    "the result has more than \(maxRows) row\(maxRows == 1 ? "" : "s"); add a LIMIT or a WHERE clause")
             }
             let values = row.databaseValues
             for value in values {

@@ -254,7 +254,7 @@ func describe(_ explanation: JSONValue) -> String {
     var lines: [String] = []
     let policy = explanation["policy"]?.stringValue ?? "?"
     let evaluated = explanation["hosts_evaluated"]?.stringValue ?? "?"
-    lines.append("policy \(policy), \(evaluated) hosts evaluated")
+    lines.append("policy \(policy), \(evaluated) host\(evaluated == "1" ? "" : "s") evaluated")
     if case .object(let filters)? = explanation["filtered_out"] {
         let removed = filters.compactMap { name, count -> String? in
             guard let n = count.intValue, n > 0 else { return nil }

@@ -182,6 +182,9 @@ import Testing
         #expect(schema.rows.first?.first.map { ResultFormat.plain($0).hasPrefix("CREATE TABLE vms") } == true)
         #expect(schema.rows.count == 5)  // the table and its four indexes
         await #expect(throws: QueryError.self) { try await f.engine.run(".schema nope") }
+        // Names in any case, as SQLite takes them, and a closing ';' out of SQL habit.
+        #expect(try await f.engine.run(".schema VMS;").rows == schema.rows)
+        #expect(try await f.engine.run(".tables ;").rows.map { $0[0] } == tables)
         await #expect(throws: QueryError.self) { try await f.engine.run(".drop vms") }
         await #expect(throws: QueryError.self) { try await f.engine.run("   ") }
     }

@@ -37,7 +37,15 @@ struct ClientOptions: ParsableArguments {
     }
 
     func client() throws -> NodeClient {
-        try NodeClient(address: address, tls: try tls())
+        let tls = try tls()
+        do {
+            return try NodeClient(address: address, tls: tls)
+        } catch let error as CLIError
+            where error.code == .usage && server == nil && Self.environment("DWCP_SERVER") != nil
+        {
+            // The address came from the environment: say where, or the user looks at the command line.
+            throw CLIError(.usage, "DWCP_SERVER: \(error.message)")
+        }
     }
 
     /// The TLS the options ask for (any of the files, from a flag or the environment), or nil.

@@ -303,8 +303,8 @@ struct RuntimeOptions: ParsableArguments {
     @Option(
         name: .long,
         help: """
-            Event loops (threads) for the sockets and tasks (default 1: every step of an intent stays on one \
-            thread; more serve more API connections at once).
+            Event loops (threads) for the sockets and tasks: with one, every step of an intent stays on one \
+            thread; more serve more API connections at once.
             """)
     var eventLoops = 1
 

@@ -177,7 +177,14 @@ public enum NodeAPI {
         router.get("/v1/vms/:name/console") { request, context in
             try await handle {
                 let name = try context.parameters.require("name")
-                let follow = ["1", "true"].contains(try parameter(request, "follow") ?? "")
+                let follow: Bool
+                switch try parameter(request, "follow") {
+                case nil, "0", "false": follow = false
+                case "1", "true": follow = true
+                case let other?:
+                    // (Any other value read as no follow, in silence.)
+                    throw NodeError(.invalid, "invalid follow '\(Validation.shown(other))': give 1 or true, 0 or false")
+                }
                 guard follow else {
                     return Response(
                         status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],

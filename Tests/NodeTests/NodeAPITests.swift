@@ -305,6 +305,10 @@ import Testing
                 (.GET, "/v1/watch?from_index=+19", nil, 400, "invalid from_index '+19'"),
                 (.GET, "/v1/watch?from_index=1&from_index=2", nil, 400, "from_index is given 2 times"),
                 (.GET, "/v1/watch?limit=x", nil, 400, "invalid limit"),
+                (
+                    .GET, "/v1/vms/web-9/console?follow=yes", nil, 400,
+                    "invalid follow 'yes': give 1 or true, 0 or false"
+                ),
                 // No route: the API's JSON error, not an empty 404.
                 (.GET, "/v1/nothing-here", nil, 404, "no such route: GET /v1/nothing-here"),
                 (.GET, "/v1/vms/x/nothing", nil, 404, "no such route: GET /v1/vms/x/nothing"),

@@ -130,27 +130,32 @@ public enum NodeAPI {
         }
         router.post("/v1/hosts") { request, _ in
             try await handle {
-                let body = try await decode(AddHostRequest.self, from: request)
-                let host = HostAdded(
-                    name: body.name, region: body.region ?? node.configuration.region, cpus: body.cpus,
-                    memoryBytes: body.memoryBytes, labels: body.labels ?? [:])
-                let requestID = try intentRequestID(request, body: body.requestID)
+                let (host, requestID) = try await intentInput(node) {
+                    let body = try await decode(AddHostRequest.self, from: request)
+                    let host = HostAdded(
+                        name: body.name, region: body.region ?? node.configuration.region, cpus: body.cpus,
+                        memoryBytes: body.memoryBytes, labels: body.labels ?? [:])
+                    return (host, try intentRequestID(request, body: body.requestID))
+                }
                 return receipt(try await node.submit(.addHost(host), requestID: requestID), subject: "host")
             }
         }
         router.delete("/v1/hosts/:name") { request, context in
             try await handle {
                 let name = try context.parameters.require("name")
-                let body = try await decodeOptional(RequestIDOnly.self, from: request)
-                let requestID = try intentRequestID(request, body: body?.requestID)
+                let requestID = try await intentInput(node) {
+                    try intentRequestID(
+                        request, body: try await decodeOptional(RequestIDOnly.self, from: request)?.requestID)
+                }
                 return receipt(try await node.submit(.removeHost(name: name), requestID: requestID), subject: "host")
             }
         }
         router.post("/v1/vms") { request, _ in
             try await handle {
-                let body = try await decode(CreateVMRequest.self, from: request)
-                let vms = try body.vms()
-                let requestID = try intentRequestID(request, body: body.requestID)
+                let (body, vms, requestID) = try await intentInput(node) {
+                    let body = try await decode(CreateVMRequest.self, from: request)
+                    return (body, try body.vms(), try intentRequestID(request, body: body.requestID))
+                }
                 if body.count == nil && body.checkIndex == nil {
                     return receipt(try await node.submit(.createVM(vms[0]), requestID: requestID), subject: "vm")
                 }
@@ -232,11 +237,12 @@ public enum NodeAPI {
         router.put("/v1/hosts/:name/labels") { request, context in
             try await handle {
                 let name = try context.parameters.require("name")
-                let body = try await decode(HostLabelsRequest.self, from: request)
+                let (labels, requestID) = try await intentInput(node) {
+                    let body = try await decode(HostLabelsRequest.self, from: request)
+                    return (body.labels, try intentRequestID(request, body: body.requestID))
+                }
                 return receipt(
-                    try await node.submit(
-                        .setHostLabels(name: name, labels: body.labels),
-                        requestID: try intentRequestID(request, body: body.requestID)),
+                    try await node.submit(.setHostLabels(name: name, labels: labels), requestID: requestID),
                     subject: "host")
             }
         }
@@ -244,20 +250,22 @@ public enum NodeAPI {
             router.post("/v1/vms/:name/\(action)") { request, context in
                 try await handle {
                     let name = try context.parameters.require("name")
-                    let body = try await decodeOptional(RequestIDOnly.self, from: request)
+                    let requestID = try await intentInput(node) {
+                        try intentRequestID(
+                            request, body: try await decodeOptional(RequestIDOnly.self, from: request)?.requestID)
+                    }
                     return receipt(
-                        try await node.submit(
-                            .setDesiredState(vm: name, state),
-                            requestID: try intentRequestID(request, body: body?.requestID)),
-                        subject: "vm")
+                        try await node.submit(.setDesiredState(vm: name, state), requestID: requestID), subject: "vm")
                 }
             }
         }
         router.delete("/v1/vms/:name") { request, context in
             try await handle {
                 let name = try context.parameters.require("name")
-                let body = try await decodeOptional(RequestIDOnly.self, from: request)
-                let requestID = try intentRequestID(request, body: body?.requestID)
+                let requestID = try await intentInput(node) {
+                    try intentRequestID(
+                        request, body: try await decodeOptional(RequestIDOnly.self, from: request)?.requestID)
+                }
                 return receipt(try await node.submit(.deleteVM(name: name), requestID: requestID), subject: "vm")
             }
         }
@@ -320,6 +328,17 @@ public enum NodeAPI {
     }
 
     // MARK: Helpers
+
+    /// Reads an intent's input (its body, its request id): a refusal of it counts among the
+    /// intents' outcomes (`dwcp_intents_total`), as a refusal by the intent's validation does.
+    static func intentInput<T>(_ node: Node, _ read: () async throws -> T) async throws -> T {
+        do {
+            return try await read()
+        } catch {
+            node.metrics.countIntent((error as? NodeError)?.code.rawValue ?? "invalid")
+            throw error
+        }
+    }
 
     static func handle(_ body: () async throws -> Response) async throws -> Response {
         do {

@@ -324,6 +324,14 @@ import Testing
                 #expect(text.contains(#"{"error":{"code":"#) && text.contains(message), "\(path): \(text)")
             }
             #expect(node.log.lastIndex == before)
+            // An intent whose body cannot be read counts among the invalid ones, as one that fails
+            // validation does (it was left out).
+            let invalid = #"dwcp_intents_total{outcome="invalid"}"#
+            let counted = metric(node.metrics.render(node: node), invalid) ?? 0
+            _ = try await call(.POST, base + "/v1/vms", "null")
+            _ = try await call(.PUT, base + "/v1/hosts/h1/labels", #"{"labels":{"a":1}}"#)
+            _ = try await call(.DELETE, base + "/v1/vms/web-1?request_id=a&request_id=b", nil)
+            #expect(metric(node.metrics.render(node: node), invalid) == counted + 3)
         }
     }
 

@@ -13,6 +13,9 @@ struct MemberRegions: Sendable {
     /// The members this one has told its region, and at which replication address.
     var toldTo: [String: String] = [:]
     private var throttles: [String: LogThrottle] = [:]
+    /// How each member said its region was founded (``MemberFounding``), by id.
+    private(set) var foundings: [String: String] = [:]
+    private var foundingThrottles: [String: LogThrottle] = [:]
     /// The members as of the latest membership: what a member that left said is forgotten, so
     /// that its id, added again, starts untainted.
     private var members: Set<String> = []
@@ -52,6 +55,40 @@ struct MemberRegions: Sendable {
         said[id] = nil
         throttles[id] = nil
         toldTo[id] = nil
+        foundings[id] = nil
+        foundingThrottles[id] = nil
+    }
+
+    /// Records how `member` said its region was founded; returns true when that differs from
+    /// `own` and a log line about it is due (the first time, then once a minute). Kept for the
+    /// senders whose region is kept (a member sends its region first, on the same connection):
+    /// ids come off the network.
+    mutating func record(founding: String, from member: String, own: String, at now: ContinuousClock.Instant = .now)
+        -> Bool
+    {
+        guard members.contains(member) || said[member] != nil else { return false }
+        foundings[member] = founding
+        guard founding != own else {
+            foundingThrottles[member] = nil
+            return false
+        }
+        return foundingThrottles[member, default: LogThrottle(interval: .seconds(60))].admit(at: now) != nil
+    }
+
+    /// The founding `member` said when it is not `own`; nil when it said `own` or nothing yet.
+    func otherFounding(of member: String, own: String) -> String? {
+        guard let founding = foundings[member], founding != own else { return nil }
+        return founding
+    }
+
+    /// Whether most of `membership`'s voters said a founding other than `own` (all the same one):
+    /// this member (`id`) is then the one started with another `--peer` list.
+    func majorityFoundedOtherwise(_ membership: RaftMembership, own: String, id: String) -> String? {
+        var counts: [String: Int] = [:]
+        for voter in membership.voters.keys where voter != id {
+            if let founding = otherFounding(of: voter, own: own) { counts[founding, default: 0] += 1 }
+        }
+        return counts.first { $0.value >= membership.quorum }?.key
     }
 
     /// The region `member` said when it is not `own`; nil when it said `own` or nothing yet.

@@ -45,6 +45,8 @@ extension Node {
             if let api = raft.apiAddress(of: id) { fields.append(("api", .string(api))) }
             // The region it said it was started in; one not this region's is cut off here.
             if let region = raft.region(of: id) { fields.append(("region", .string(region))) }
+            // A founding not this member's: started with another --peer list, cut off here too.
+            if let founding = raft.otherFounding(of: id) { fields.append(("other_founding", .string(founding))) }
             let answer = id == configuration.nodeID ? .success(local) : answers[id]
             switch answer {
             case .success(let member):

@@ -20,6 +20,42 @@ extension RaftConsensus {
     private func sendRegion(to member: String, at address: String, _ region: String) {
         let said = MemberRegion(from: nodeID, to: member, region: region)
         transport.send(RaftFrame(group: group, memberRegion: said), to: address, lane: .status)
+        if let founding {
+            let own = addresses.withLock { $0[nodeID] } ?? ""
+            let founded = MemberFounding(from: nodeID, to: member, founding: founding, address: own)
+            transport.send(RaftFrame(group: group, memberFounding: founded), to: address, lane: .status)
+        }
+    }
+
+    /// A member said how its region was founded (``MemberFounding``).
+    func receive(_ said: MemberFounding) {
+        guard let founding, !said.founding.isEmpty else { return }
+        // Only a member at the address this member has for it: a node of the same id elsewhere
+        // (another region named alike) says nothing about this region's member.
+        guard !said.address.isEmpty, addresses.withLock({ $0[said.from] }) == said.address else { return }
+        guard regions.withLock({ $0.record(founding: said.founding, from: said.from, own: founding) }) else { return }
+        let membership = state.withLock { $0.membership }
+        let remedy =
+            foundingOfTheOthers() != nil
+            ? "most of the region's voters were started alike and otherwise than this member: stop it, empty its data directory, and start it again with their --peer list"
+            : "compare its --peer list with this member's (\(membership.all.sorted { $0.key < $1.key }.map { "\($0.key)@\($0.value)" }.joined(separator: " "))): stop the member whose list is wrong, empty its data directory, and start it again with the right one"
+        logger.error(
+            "\(group): \(said.from) was started with another --peer list than this member (the first entries of their logs differ: founding \(said.founding) there, \(founding) here): its Raft messages are ignored here, as if it could not be reached, since Raft cannot tell their first entries apart; every first member of a region is started with the same --peer list. \(remedy)"
+        )
+    }
+
+    /// The founding `member` said when it is not this member's; nil when it is, or unknown.
+    public func otherFounding(of member: String) -> String? {
+        guard let founding else { return nil }
+        return regions.withLock { $0.otherFounding(of: member, own: founding) }
+    }
+
+    /// The founding most of the voters said when it is not this member's: this member is the one
+    /// started with another `--peer` list, and they ignore it. Nil otherwise.
+    func foundingOfTheOthers() -> String? {
+        guard let founding else { return nil }
+        let membership = state.withLock { $0.membership }
+        return regions.withLock { $0.majorityFoundedOtherwise(membership, own: founding, id: nodeID) }
     }
 
     /// Another member (or a node about to be added) said which region it was started in.

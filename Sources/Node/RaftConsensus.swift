@@ -131,7 +131,11 @@ public final class RaftConsensus: Consensus {
     /// The region this member was started in (`--region`), told to the others and checked against
     /// what they tell (``MemberRegion``); nil: neither told nor checked.
     let region: String?
-    /// What the others said of their regions, and whom this member has told its own.
+    /// How this member's region was founded (``MemberFounding``): a digest of the log's first
+    /// entry; nil when this member does not know it (it joined after that entry was compacted
+    /// away): then neither told nor checked.
+    let founding: String?
+    /// What the others said of their regions and foundings, and whom this member has told its own.
     let regions = Mutex(MemberRegions())
     /// Set once this member names its region's id on its connections (``ConnectionHello``).
     let namesRegionFlag = Atomic<Bool>(false)
@@ -174,6 +178,8 @@ public final class RaftConsensus: Consensus {
         } else {
             bootstrap = nil
         }
+        founding = Self.founding(
+            in: log.path, group: group, logIsEmpty: log.lastIndex == 0, first: entries.first, logger: logger)
         if !entries.isEmpty, !entries.contains(where: { $0.kind == .membership }), log.snapshot.index == 0 {
             throw NodeError(
                 .invalid,
@@ -359,6 +365,13 @@ public final class RaftConsensus: Consensus {
             throw NodeError(
                 .unavailable,
                 "\(nodeID) was started with --region \(region), but most of the region's voters say \(others): they ignore it (see its log); send the intent to one of them"
+            )
+        }
+        // So does one started with another --peer list than theirs.
+        if !knowsLeader, foundingOfTheOthers() != nil {
+            throw NodeError(
+                .unavailable,
+                "\(nodeID) was started with another --peer list than most of the region's voters (its log's first entry differs from theirs): they ignore it (see its log); send the intent to one of them"
             )
         }
         let count = UInt64(payloads.count)
@@ -744,8 +757,9 @@ public final class RaftConsensus: Consensus {
             }
             switch frame.content {
             case .message, .snapshotChunk:
-                // A member started in another region is as good as cut off (see MemberRegion).
-                guard otherRegion(of: frame.sender) == nil else { return }
+                // A member started in another region, or founded otherwise, is as good as cut off
+                // (see MemberRegion, MemberFounding).
+                guard otherRegion(of: frame.sender) == nil, otherFounding(of: frame.sender) == nil else { return }
             default: break
             }
             switch frame.content {
@@ -771,6 +785,8 @@ public final class RaftConsensus: Consensus {
             case .memberAPIAddress(let said):
                 receive(said)
             case .memberRegion(let said):
+                receive(said)
+            case .memberFounding(let said):
                 receive(said)
             case .hello:
                 break  // the transport's: it never comes here
@@ -827,7 +843,7 @@ public final class RaftConsensus: Consensus {
                             }
                             self.state.withLock { $0.step(message) }
                             self.wake.yield()
-                        case .memberStatus, .memberAPIAddress, .memberRegion, .hello:
+                        case .memberStatus, .memberAPIAddress, .memberRegion, .memberFounding, .hello:
                             break  // handled as they arrive, never queued here
                         }
                     }

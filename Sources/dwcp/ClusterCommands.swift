@@ -91,6 +91,9 @@ struct ClusterCommand: AsyncParsableCommand {
                 let other = member["region"]?.stringValue.flatMap { $0 == region ? nil : $0 }
                 let note =
                     other.map { "started with --region \($0), not \(region ?? "-"): its messages are ignored" }
+                    ?? member["other_founding"]?.stringValue.map { _ in
+                        "started with another --peer list than \(field(status, "node_id")): its messages are ignored"
+                    }
                     ?? (member["asked"] == .bool(false)
                         ? "(not asked)"
                         : member["reachable"] == .bool(false)

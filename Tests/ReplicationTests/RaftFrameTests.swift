@@ -73,6 +73,12 @@ import Testing
         let region = RaftFrame(group: "region", memberRegion: MemberRegion(from: "b", to: "a", region: "eu-west"))
         #expect(try RaftFrame(body: Array(region.encoded()[4...])) == region)
         #expect(region.sender == "b" && region.recipient == "a" && region.message == nil)
+        // And its region's founding.
+        let founding = RaftFrame(
+            group: "region",
+            memberFounding: MemberFounding(from: "b", to: "a", founding: "00ff00ff00ff00ff", address: "10.0.0.2:7000"))
+        #expect(try RaftFrame(body: Array(founding.encoded()[4...])) == founding)
+        #expect(founding.sender == "b" && founding.recipient == "a" && founding.message == nil)
         // And a connection's hello.
         let hello = RaftFrame(group: "region", hello: ConnectionHello(from: "b", to: "a", regionID: .max - 7))
         #expect(try RaftFrame(body: Array(hello.encoded()[4...])) == hello)
@@ -111,6 +117,11 @@ import Testing
             RaftFrame(group: "region", memberAPIAddress: MemberAPIAddress(from: "b", to: "a", address: "10.0.0.2:7070"))
         )
         frames.append(RaftFrame(group: "region", memberRegion: MemberRegion(from: "b", to: "a", region: "us")))
+        frames.append(
+            RaftFrame(
+                group: "region",
+                memberFounding: MemberFounding(from: "b", to: "a", founding: "0123456789abcdef", address: "[::1]:7000"))
+        )
         var decoded = 0
         for _ in 0..<20_000 {
             var body = Array(frames[Int(random.next() % UInt64(frames.count))].encoded()[4...].dropLast(4))

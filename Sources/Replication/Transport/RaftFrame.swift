@@ -5,7 +5,8 @@ import Store
 ///
 /// On the wire: `length u32 | version u8 | group (u8 length, UTF-8) | message | crc32c u32`, integers
 /// little-endian (a snapshot chunk is a message whose type is 100, a status question 101 and its
-/// answer 102, a member's API address 103, its region 104, a connection's hello 105); `length` counts everything after
+/// answer 102, a member's API address 103, its region 104, a connection's hello 105, its region's
+/// founding 106); `length` counts everything after
 /// itself, the checksum covers version through message. The codec is the one seam every byte of the transport passes through, so TLS (or a new
 /// version) changes nothing above it. A frame that does not decode — wrong version, short, a bad
 /// checksum, an impossible field — is an error; the transport closes that connection. An intact
@@ -25,6 +26,8 @@ public struct RaftFrame: Sendable, Equatable {
         case memberAPIAddress(MemberAPIAddress)
         /// The region the sender was started in (members before this type skip it).
         case memberRegion(MemberRegion)
+        /// How the sender's region was founded (members before this type skip it).
+        case memberFounding(MemberFounding)
         /// The first frame on a connection: which region the dialling member belongs to (members
         /// before this type skip it). The transport answers it; it never reaches a receiver.
         case hello(ConnectionHello)
@@ -53,6 +56,11 @@ public struct RaftFrame: Sendable, Equatable {
     public init(group: String, memberRegion: MemberRegion) {
         self.group = group
         content = .memberRegion(memberRegion)
+    }
+
+    public init(group: String, memberFounding: MemberFounding) {
+        self.group = group
+        content = .memberFounding(memberFounding)
     }
 
     public init(group: String, hello: ConnectionHello) {
@@ -90,6 +98,7 @@ public struct RaftFrame: Sendable, Equatable {
         case .memberStatus(let exchange): exchange.from
         case .memberAPIAddress(let address): address.from
         case .memberRegion(let region): region.from
+        case .memberFounding(let founding): founding.from
         case .hello(let hello): hello.from
         }
     }
@@ -102,6 +111,7 @@ public struct RaftFrame: Sendable, Equatable {
         case .memberStatus(let exchange): exchange.to
         case .memberAPIAddress(let address): address.to
         case .memberRegion(let region): region.to
+        case .memberFounding(let founding): founding.to
         case .hello(let hello): hello.to
         }
     }
@@ -122,6 +132,7 @@ public struct RaftFrame: Sendable, Equatable {
         case .memberStatus(let exchange): writer.memberStatus(exchange)
         case .memberAPIAddress(let address): writer.memberAPIAddress(address)
         case .memberRegion(let region): writer.memberRegion(region)
+        case .memberFounding(let founding): writer.memberFounding(founding)
         case .hello(let hello): writer.hello(hello)
         }
         let checksum = writer.bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[4...])) }
@@ -163,6 +174,8 @@ public struct RaftFrame: Sendable, Equatable {
     static let regionTag: UInt8 = 104
     /// The message type of a connection's hello.
     static let helloTag: UInt8 = 105
+    /// The message type of a member's region's founding (``MemberFounding``).
+    static let foundingTag: UInt8 = 106
 }
 
 /// Appends little-endian fields.
@@ -209,6 +222,15 @@ struct FrameWriter {
         u64(0)
         u8(RaftFrame.regionTag)
         string(said.region)
+    }
+
+    mutating func memberFounding(_ said: MemberFounding) {
+        string(said.from)
+        string(said.to)
+        u64(0)
+        u8(RaftFrame.foundingTag)
+        string(said.founding)
+        string(said.address)
     }
 
     mutating func hello(_ hello: ConnectionHello) {
@@ -397,6 +419,11 @@ struct FrameReader {
         if tag == RaftFrame.regionTag {
             guard term == 0 else { throw RaftFrame.malformed("a region with term \(term)") }
             return .memberRegion(MemberRegion(from: from, to: to, region: try string()))
+        }
+        if tag == RaftFrame.foundingTag {
+            guard term == 0 else { throw RaftFrame.malformed("a founding with term \(term)") }
+            return .memberFounding(
+                MemberFounding(from: from, to: to, founding: try string(), address: try string()))
         }
         if tag == RaftFrame.helloTag {
             guard term == 0 else { throw RaftFrame.malformed("a hello with term \(term)") }

@@ -78,6 +78,10 @@ struct NodeClient {
         var attempt = 0
         var unavailableAttempt = 0
         let start = ContinuousClock.now
+        // A 503 that says the intent may or may not apply (a leader took it into its log, then lost
+        // its leadership): what the user needs to know, kept over what later tries say (that no
+        // leader took it in time, which is not so).
+        var undecided: CLIError?
         while true {
             do {
                 return try await callOnce(method, path, body: body, timeout: timeout)
@@ -86,14 +90,15 @@ struct NodeClient {
             {
                 // 100 ms, doubling, while the window lasts.
                 let pause = Duration.milliseconds(100) * (1 << attempt)
-                guard start.duration(to: .now) + pause <= Self.unreachableRetryWindow else { throw error }
+                guard start.duration(to: .now) + pause <= Self.unreachableRetryWindow else { throw undecided ?? error }
                 attempt += 1
                 try await Task.sleep(for: pause)
             } catch let error as CLIError where error.httpStatus == 503 && error.leaderAPI == nil && retrying {
+                if undecided == nil, error.message.contains("may or may not") { undecided = error }
                 // (A member that names the leader to ask will not lead any sooner: not retried.)
                 // The window counts from the request's start: an answer that itself took the
                 // window (a member whose views cannot catch up says so after 5 s) is not asked again.
-                guard start.duration(to: .now) < Self.unavailableRetryWindow else { throw error }
+                guard start.duration(to: .now) < Self.unavailableRetryWindow else { throw undecided ?? error }
                 // 50 ms, doubling to 400 ms.
                 try await Task.sleep(for: .milliseconds(50) * (1 << min(unavailableAttempt, 3)))
                 unavailableAttempt += 1

@@ -141,4 +141,53 @@ import Testing
         }
         try await server.close()
     }
+
+    /// An HTTP server that answers every request 503: first that the intent may or may not apply
+    /// (a leader took it, then lost its leadership), then that no leader took it in time.
+    final class DeposedLeader: ChannelInboundHandler, Sendable {
+        typealias InboundIn = HTTPServerRequestPart
+        typealias OutboundOut = HTTPServerResponsePart
+        let requests = Mutex(0)
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            guard case .end = unwrapInboundIn(data) else { return }
+            let count = requests.withLock {
+                $0 += 1
+                return $0
+            }
+            let message =
+                count == 1
+                ? "n1 lost its leadership before the intent (log index 988) committed: it may or may not apply; retry it with the same request id, at another member"
+                : "no leader took the forwarded intent in time; retry it with the same request id"
+            let body = #"{"error":{"code":"unavailable","message":"\#(message)"}}"#
+            var head = HTTPResponseHead(version: .http1_1, status: .serviceUnavailable)
+            head.headers.add(name: "Content-Type", value: "application/json")
+            head.headers.add(name: "Content-Length", value: "\(body.utf8.count)")
+            context.write(wrapOutboundOut(.head(head)), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
+    }
+
+    @Test("an intent a deposed leader took is reported as one that may or may not apply, not as what later tries say")
+    func undecidedIntentIsReportedAsSuch() async throws {
+        let deposed = DeposedLeader()
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(deposed)
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let client = try NodeClient(address: "127.0.0.1:\(try #require(server.localAddress?.port))")
+        await #expect {
+            _ = try await client.call(
+                .POST, "/v1/hosts", body: .object([("request_id", .string("r1"))]), retrying: true)
+        } throws: { error in
+            (error as? CLIError)?.message.contains("log index 988) committed: it may or may not apply") == true
+        }
+        #expect(deposed.requests.withLock { $0 } > 1, "not asked again")
+        try await server.close()
+    }
 }

@@ -148,6 +148,8 @@ public final class RaftConsensus: Consensus {
     let unknownAddressesLogged = Mutex(LogThrottle(interval: .seconds(60)))
     let misaddressedLogged = Mutex(LogThrottle(interval: .seconds(60)))
     let otherGroupsLogged = Mutex(LogThrottle(interval: .seconds(60)))
+    /// The last status line logged, when, and how many times the same line was left out since.
+    let statusLogged = Mutex<(line: String, at: ContinuousClock.Instant, repeats: Int)>(("", .now, 0))
 
     public init(
         nodeID: String, log: LogStore, snapshots: ViewSnapshots, snapshotEvery: UInt64,
@@ -1098,9 +1100,24 @@ public final class RaftConsensus: Consensus {
         }
         noteAPIAddresses(members: members)
         noteRegions(members: members)
-        logger.info(
+        let line =
             "\(group): \(nodeID) is \(status.role.rawValue) in term \(status.term), leader \(status.leader ?? "none"), members \(status.membership)\(status.toldRemovedAt.map { " (its log's; a leader says the membership at index \($0) leaves it out)" } ?? "")"
-        )
+        // A member cut off campaigns again every election timeout with nothing changed (a pre-vote
+        // keeps its term): the same line three times a second, for as long as it lasts. Said
+        // again once a minute then, with how many times it was left out.
+        let now = ContinuousClock.now
+        let repeated = statusLogged.withLock { logged -> Int? in
+            if logged.line == line, logged.at.duration(to: now) < .seconds(60) {
+                logged.repeats += 1
+                return nil
+            }
+            defer { logged = (line, now, 0) }
+            return logged.line == line ? logged.repeats : 0
+        }
+        if let repeated {
+            let times = repeated > 0 ? " (\(repeated) more times in the last minute)" : ""
+            logger.info("\(line)\(times)")
+        }
         sendParkedForwards()
     }
 }

@@ -472,6 +472,15 @@ public final class RaftConsensus: Consensus {
     /// came is one it may use.
     public func readIndex() async throws -> UInt64 {
         try refuseIfRemoved()
+        // A node started with --join and not added yet (or one that never was a member) has no one
+        // to ask: said at once, as for an intent, not after the read's timeout as "no leader".
+        let (isMember, knowsLeader) = state.withLock { ($0.membership.contains(nodeID), $0.leader != nil) }
+        guard isMember || knowsLeader else {
+            throw NodeError(
+                .unavailable,
+                "\(nodeID) is not a member of the region as far as it knows (removed, or not yet added with dwcp cluster add-member) and knows no leader: it cannot confirm a read; ask a member, or read with --consistency local"
+            )
+        }
         return try await reads.ask(
             timeout: configuration.leaderAnswerTimeout, every: Self.readAskedAgainAfter, accepts: { _ in true }
         ) { [self] context in

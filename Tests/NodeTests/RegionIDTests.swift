@@ -35,6 +35,11 @@ import Testing
                 group.addTask { try await joiner.run() }
                 defer { group.cancelAll() }
                 #expect(joiner.raft!.transport.regionID == nil)
+                // Not added yet, it has no one to confirm a read with: said at once.
+                let early = await #expect(throws: NodeError.self) { _ = try await joiner.raft!.readIndex() }
+                #expect(
+                    early?.message.contains("n4 is not a member of the region as far as it knows") == true,
+                    "\(String(describing: early))")
                 _ = try await leader.raft!.changeMembership(.addLearner(id: "n4", address: "127.0.0.1:\(port)"))
                 #expect(try await waitUntil { joiner.raft!.transport.regionID == id })
                 // And it is heard with it: a write reaches it.

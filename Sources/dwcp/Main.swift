@@ -24,8 +24,20 @@ enum Main {
             if code == .success {
                 Dwcp.exit(withError: error)  // --help, --version: full text, exit 0
             }
+            let arguments = Array(CommandLine.arguments.dropFirst())
+            let found = commandPath(arguments)
+            let path = found.words
+            if let unknown = found.unknown, !found.subcommands.isEmpty {
+                let names = found.subcommands.joined(separator: ", ")
+                StandardStream.error.write(
+                    "dwcp: unknown command '\((path + [unknown]).joined(separator: " "))': \(path.joined(separator: " ")) takes \(names) (see '\(path.joined(separator: " ")) --help')\n"
+                )
+                exit(64)
+            }
             let message = usageMessage(for: error)
-            StandardStream.error.write("dwcp: \(message) (see 'dwcp help')\n")
+            // The help of the command that was run, which says what it takes.
+            let help = path.count > 1 ? "\(path.joined(separator: " ")) --help" : "dwcp help"
+            StandardStream.error.write("dwcp: \(message) (see '\(help)')\n")
             exit(code == .validationFailure ? 64 : code.rawValue)
         }
     }
@@ -51,6 +63,31 @@ enum Main {
             command = sub
         }
         return nil
+    }
+
+    /// The command `arguments` name: its words from `dwcp` on, the commands it takes when it is a
+    /// group (`dwcp vm`), and the first word after a group that names none of them (`dwcp vm
+    /// nosuch`: `nosuch`). Options are passed over; a command without subcommands ends the walk.
+    struct CommandPath {
+        var words = ["dwcp"]
+        var subcommands: [String] = []
+        var unknown: String?
+    }
+
+    static func commandPath(_ arguments: [String]) -> CommandPath {
+        var found = CommandPath()
+        var subcommands = Dwcp.configuration.subcommands
+        for word in arguments where !word.hasPrefix("-") {
+            guard !subcommands.isEmpty else { break }
+            guard let sub = subcommands.first(where: { $0._commandName == word }) else {
+                found.unknown = word
+                break
+            }
+            found.words.append(word)
+            subcommands = sub.configuration.subcommands
+        }
+        found.subcommands = subcommands.map { $0._commandName }
+        return found
     }
 
     /// The one line printed for a command line ArgumentParser refused.

@@ -65,4 +65,18 @@ import Testing
         #expect(Main.unknownHelpTopic(["help"]) == nil)
         #expect(Main.unknownHelpTopic(["sql", "help"]) == nil)
     }
+
+    @Test("a word that names no command of a group is called an unknown command; a command's own help is named")
+    func commandPaths() {
+        let unknown = Main.commandPath(["vm", "nosuch", "x"])
+        #expect(unknown.words == ["dwcp", "vm"] && unknown.unknown == "nosuch")
+        #expect(unknown.subcommands.contains("create") && unknown.subcommands.contains("console"))
+        let top = Main.commandPath(["nosuch"])
+        #expect(top.words == ["dwcp"] && top.unknown == "nosuch" && top.subcommands.contains("serve"))
+        // A command's own arguments are not taken for commands, options are passed over.
+        let leaf = Main.commandPath(["host", "label", "--label", "a=b", "h1", "a=b"])
+        #expect(leaf.words == ["dwcp", "host", "label"] && leaf.unknown == nil && leaf.subcommands.isEmpty)
+        let sql = Main.commandPath(["sql", "SELECT 1", "--format", "csv"])
+        #expect(sql.words == ["dwcp", "sql"] && sql.unknown == nil)
+    }
 }

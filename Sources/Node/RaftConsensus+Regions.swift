@@ -33,6 +33,7 @@ extension RaftConsensus {
         // Only a member at the address this member has for it: a node of the same id elsewhere
         // (another region named alike) says nothing about this region's member.
         guard !said.address.isEmpty, addresses.withLock({ $0[said.from] }) == said.address else { return }
+        if said.founding != founding { anyoneCutOff.store(true, ordering: .releasing) }
         guard regions.withLock({ $0.record(founding: said.founding, from: said.from, own: founding) }) else { return }
         let membership = state.withLock { $0.membership }
         let remedy =
@@ -42,6 +43,15 @@ extension RaftConsensus {
         logger.error(
             "\(group): \(said.from) was started with another --peer list than this member (the first entries of their logs differ: founding \(said.founding) there, \(founding) here): its Raft messages are ignored here, as if it could not be reached, since Raft cannot tell their first entries apart; every first member of a region is started with the same --peer list. \(remedy)"
         )
+    }
+
+    /// Whether `member` said another region or founding than this member's: its Raft messages are
+    /// ignored, as if it could not be reached. One look under the lock.
+    func isCutOff(_ member: String) -> Bool {
+        regions.withLock { said in
+            (region.map { said.otherRegion(of: member, own: $0) != nil } ?? false)
+                || (founding.map { said.otherFounding(of: member, own: $0) != nil } ?? false)
+        }
     }
 
     /// The founding `member` said when it is not this member's; nil when it is, or unknown.
@@ -61,6 +71,7 @@ extension RaftConsensus {
     /// Another member (or a node about to be added) said which region it was started in.
     func receive(_ said: MemberRegion) {
         guard let region, !said.region.isEmpty else { return }
+        if said.region != region { anyoneCutOff.store(true, ordering: .releasing) }
         guard regions.withLock({ $0.record(said.region, from: said.from, own: region) }) else { return }
         let remedy =
             regionOfTheOthers().map {

@@ -137,6 +137,9 @@ public final class RaftConsensus: Consensus {
     let founding: String?
     /// What the others said of their regions and foundings, and whom this member has told its own.
     let regions = Mutex(MemberRegions())
+    /// Set once any member said another region or founding: until then a frame's sender needs no
+    /// look at ``regions`` (one atomic load per frame, not a lock).
+    let anyoneCutOff = Atomic<Bool>(false)
     /// Set once this member names its region's id on its connections (``ConnectionHello``).
     let namesRegionFlag = Atomic<Bool>(false)
     /// Set once this member is seen in the region's membership (``wasRemoved``).
@@ -770,7 +773,7 @@ public final class RaftConsensus: Consensus {
             case .message, .snapshotChunk:
                 // A member started in another region, or founded otherwise, is as good as cut off
                 // (see MemberRegion, MemberFounding).
-                guard otherRegion(of: frame.sender) == nil, otherFounding(of: frame.sender) == nil else { return }
+                guard !anyoneCutOff.load(ordering: .acquiring) || !isCutOff(frame.sender) else { return }
             default: break
             }
             switch frame.content {

@@ -75,6 +75,12 @@ struct MemberRegions: Sendable {
         return foundingThrottles[member, default: LogThrottle(interval: .seconds(60))].admit(at: now) != nil
     }
 
+    /// Forgets the founding `member` said (it says it knows none now).
+    mutating func forgetFounding(of member: String) {
+        foundings[member] = nil
+        foundingThrottles[member] = nil
+    }
+
     /// The founding `member` said when it is not `own`; nil when it said `own` or nothing yet.
     func otherFounding(of member: String, own: String) -> String? {
         guard let founding = foundings[member], founding != own else { return nil }

@@ -20,28 +20,31 @@ extension RaftConsensus {
     private func sendRegion(to member: String, at address: String, _ region: String) {
         let said = MemberRegion(from: nodeID, to: member, region: region)
         transport.send(RaftFrame(group: group, memberRegion: said), to: address, lane: .status)
-        if let founding {
-            let own = addresses.withLock { $0[nodeID] } ?? ""
-            let founded = MemberFounding(from: nodeID, to: member, founding: founding, address: own)
-            transport.send(RaftFrame(group: group, memberFounding: founded), to: address, lane: .status)
-        }
+        // Sent unknown too (empty): what this member said before (its directory emptied since,
+        // and started with --join) no longer stands.
+        let own = addresses.withLock { $0[nodeID] } ?? ""
+        let founded = MemberFounding(from: nodeID, to: member, founding: founding ?? "", address: own)
+        transport.send(RaftFrame(group: group, memberFounding: founded), to: address, lane: .status)
     }
 
     /// A member said how its region was founded (``MemberFounding``).
     func receive(_ said: MemberFounding) {
-        guard let founding, !said.founding.isEmpty else { return }
+        guard let founding else { return }
         // Only a member at the address this member has for it: a node of the same id elsewhere
         // (another region named alike) says nothing about this region's member.
         guard !said.address.isEmpty, addresses.withLock({ $0[said.from] }) == said.address else { return }
+        guard !said.founding.isEmpty else {
+            regions.withLock { $0.forgetFounding(of: said.from) }
+            return
+        }
         if said.founding != founding { anyoneCutOff.store(true, ordering: .releasing) }
         guard regions.withLock({ $0.record(founding: said.founding, from: said.from, own: founding) }) else { return }
-        let membership = state.withLock { $0.membership }
         let remedy =
             foundingOfTheOthers() != nil
-            ? "most of the region's voters were started alike and otherwise than this member: stop it, empty its data directory, and start it again with their --peer list"
-            : "compare its --peer list with this member's (\(membership.all.sorted { $0.key < $1.key }.map { "\($0.key)@\($0.value)" }.joined(separator: " "))): stop the member whose list is wrong, empty its data directory, and start it again with the right one"
+            ? "most of the region's voters were started otherwise than this member: \(NodeError.rejoinRemedy(nodeID))"
+            : "the member whose first --peer list was wrong is to be added again: \(NodeError.rejoinRemedy("ID"))"
         logger.error(
-            "\(group): \(said.from) was started with another --peer list than this member (the first entries of their logs differ: founding \(said.founding) there, \(founding) here): its Raft messages are ignored here, as if it could not be reached, since Raft cannot tell their first entries apart; every first member of a region is started with the same --peer list. \(remedy)"
+            "\(group): \(said.from) was started with other members in its --peer list than this member was (the first entries of their logs differ: founding \(said.founding) there, \(founding) here): its Raft messages are ignored here, as if it could not be reached, since Raft cannot tell their first entries apart; every first member of a region is started with the same --peer list. \(remedy)"
         )
     }
 

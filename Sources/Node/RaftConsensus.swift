@@ -544,6 +544,12 @@ public final class RaftConsensus: Consensus {
     func moveLeadership(to target: String?, timeout: Duration) async throws -> (leader: String, term: UInt64) {
         let started = ContinuousClock.now
         try refuseIfRemoved()
+        if let target, otherFounding(of: target) != nil {
+            throw NodeError(
+                .invalid,
+                "\(target) was started with other members in its --peer list than this member was: its messages are ignored here, and it cannot lead this region"
+            )
+        }
         if let target, let other = otherRegion(of: target), let region {
             throw NodeError(
                 .invalid,
@@ -590,6 +596,13 @@ public final class RaftConsensus: Consensus {
                 throw NodeError(
                     .invalid,
                     "\(id) says it was started with --region \(other), but this region is \(region): start it again with --region \(region) (a data directory records its region: one that is refused must be emptied first)"
+                )
+            }
+            // Its messages are ignored here: as a voter it would raise the quorum and add no vote.
+            if otherFounding(of: id) != nil {
+                throw NodeError(
+                    .invalid,
+                    "\(id) was started with other members in its --peer list than this member was: its messages are ignored here; \(NodeError.rejoinRemedy(id))"
                 )
             }
             let address: String? =

@@ -9,56 +9,81 @@ import Testing
 
 @Suite struct MemberFoundingTests {
     @Test(
-        "a member started with another --peer list is cut off: the others lead and commit without it, and it takes none of their entries"
+        "a member started with a member more in its --peer list is cut off: the others lead and commit without it, it takes none of their entries, and once added again it is heard"
     )
     func memberFoundedOtherwiseIsIgnored() async throws {
         let dir = TemporaryDirectory()
         let ports = try (0..<3).map { _ in try closedPort() }
         let peers = ["n1": "127.0.0.1:\(ports[0])", "n2": "127.0.0.1:\(ports[1])", "n3": "127.0.0.1:\(ports[2])"]
-        // n3's list has n2's address mistyped: its first entry differs from the others'.
-        var mistyped = peers
-        mistyped["n2"] = "127.0.0.1:\(try closedPort())"
-        let nodes = try [
-            regionMember("n1", in: dir, port: ports[0], peers: peers),
-            regionMember("n2", in: dir, port: ports[1], peers: peers),
-            regionMember("n3", in: dir, port: ports[2], peers: mistyped),
-        ]
+        // n3's list has a fourth member: its first entry differs from the others'.
+        var larger = peers
+        larger["n4"] = "127.0.0.1:\(try closedPort())"
+        let (first, second) = (
+            try regionMember("n1", in: dir, port: ports[0], peers: peers),
+            try regionMember("n2", in: dir, port: ports[1], peers: peers)
+        )
+        let (n1, n2) = (first.raft!, second.raft!)
         try await withThrowingTaskGroup(of: Void.self) { group in
-            for node in nodes { group.addTask { try await node.run() } }
+            for node in [first, second] { group.addTask { try await node.run() } }
             defer { group.cancelAll() }
-            let (n1, n2, n3) = (nodes[0].raft!, nodes[1].raft!, nodes[2].raft!)
-            #expect(n1.founding != nil && n1.founding == n2.founding && n3.founding != n1.founding)
-            // n1 and n3 heard each other's founding. (n3 tells n2 at the mistyped address, which
-            // no one has; n2's founding, from an address n3 does not have for n2, is not taken.)
-            #expect(
-                try await waitUntil(timeout: .seconds(30)) {
-                    n1.otherFounding(of: "n3") != nil && n3.otherFounding(of: "n1") != nil
-                })
-            #expect(n1.otherFounding(of: "n2") == nil && n3.otherFounding(of: "n2") == nil)
-            #expect(n1.foundingOfTheOthers() == nil && n2.foundingOfTheOthers() == nil)
-            // n1 and n2 elect one of them and commit without n3.
-            #expect(
-                try await waitUntil(timeout: .seconds(60)) {
-                    let leader = n1.status.leader
-                    return leader != nil && leader != "n3" && n2.status.leader == leader
-                })
-            let leader = try #require(nodes.first { $0.configuration.nodeID == n1.status.leader })
-            let before = nodes[2].log.lastIndex
-            for name in ["h1", "h2"] { _ = try await leader.submit(NodeIntentTests.host(name)) }
-            let written = leader.log.lastIndex
-            #expect(try await waitUntil { nodes[0].applied.value >= written && nodes[1].applied.value >= written })
-            try await Task.sleep(for: .milliseconds(300))
-            #expect(nodes[2].log.lastIndex <= before, "n3 took the leader's entries: \(nodes[2].log.lastIndex)")
-            #expect(try await rows(nodes[2], "SELECT name FROM hosts") == "[]")
-            // n1's cluster status marks n3.
-            let status = await nodes[0].clusterStatus(timeout: .milliseconds(500))
-            guard case .array(let members) = status["members"] else {
-                Issue.record("no members in \(status.serialized())")
-                return
+            let leaderID: String = try await withThrowingTaskGroup(of: Void.self) { third in
+                let wrong = try regionMember("n3", in: dir, port: ports[2], peers: larger)
+                third.addTask { try await wrong.run() }
+                defer { third.cancelAll() }
+                let n3 = wrong.raft!
+                #expect(n1.founding != nil && n1.founding == n2.founding && n3.founding != n1.founding)
+                // Each side heard the other's founding; n3, whose list counts four voters, is not
+                // outnumbered by two (nor are n1 and n2 by one).
+                #expect(
+                    try await waitUntil(timeout: .seconds(30)) {
+                        n1.otherFounding(of: "n3") != nil && n2.otherFounding(of: "n3") != nil
+                            && n3.otherFounding(of: "n1") != nil && n3.otherFounding(of: "n2") != nil
+                    })
+                #expect(n1.otherFounding(of: "n2") == nil)
+                #expect(n1.foundingOfTheOthers() == nil && n2.foundingOfTheOthers() == nil)
+                // n1 and n2 elect one of them and commit without n3.
+                #expect(
+                    try await waitUntil(timeout: .seconds(60)) {
+                        let leader = n1.status.leader
+                        return leader != nil && leader != "n3" && n2.status.leader == leader
+                    })
+                let leaderID = try #require(n1.status.leader)
+                let leader = leaderID == "n1" ? first : second
+                let before = wrong.log.lastIndex
+                for name in ["h1", "h2"] { _ = try await leader.submit(NodeIntentTests.host(name)) }
+                let written = leader.log.lastIndex
+                #expect(try await waitUntil { first.applied.value >= written && second.applied.value >= written })
+                try await Task.sleep(for: .milliseconds(300))
+                #expect(wrong.log.lastIndex <= before, "n3 took the leader's entries: \(wrong.log.lastIndex)")
+                #expect(try await rows(wrong, "SELECT name FROM hosts") == "[]")
+                // It cannot be handed the leadership, and the leader's cluster status marks it.
+                let transfer = await #expect(throws: NodeError.self) {
+                    _ = try await leader.raft!.moveLeadership(to: "n3", timeout: .seconds(1))
+                }
+                #expect(
+                    transfer?.message.contains("cannot lead this region") == true, "\(String(describing: transfer))")
+                let status = await leader.clusterStatus(timeout: .milliseconds(500))
+                guard case .array(let members) = status["members"] else {
+                    Issue.record("no members in \(status.serialized())")
+                    return leaderID
+                }
+                #expect(
+                    members.first { $0["id"] == .string("n3") }?["other_founding"] == .string(n3.founding ?? ""),
+                    "\(status.serialized())")
+                #expect(members.first { $0["id"] == .string("n2") }?["other_founding"] == nil)
+                return leaderID
             }
-            let third = members.first { $0["id"] == .string("n3") }
-            #expect(third?["other_founding"] == .string(n3.founding ?? ""), "\(status.serialized())")
-            #expect(members.first { $0["id"] == .string("n2") }?["other_founding"] == nil)
+            // n3 stopped, its directory emptied, started with --join (as the log line says): it
+            // says it knows no founding, and what it said before no longer stands.
+            try FileManager.default.removeItem(atPath: dir.file("n3"))
+            let rejoined = try regionMember("n3", in: dir, port: ports[2], peers: peers, join: true)
+            group.addTask { try await rejoined.run() }
+            #expect(rejoined.raft!.founding == nil)
+            let leader = leaderID == "n1" ? n1 : n2
+            #expect(try await waitUntil(timeout: .seconds(30)) { leader.otherFounding(of: "n3") == nil })
+            // Heard again: it catches up from the leader.
+            let written = (leaderID == "n1" ? first : second).log.lastIndex
+            #expect(try await waitUntil(timeout: .seconds(30)) { rejoined.applied.value >= written })
         }
     }
 
@@ -79,6 +104,9 @@ import Testing
         #expect(!again)
         let outsider = regions.record(founding: "f9", from: "n7", own: "f3")
         #expect(!outsider && regions.otherFounding(of: "n7", own: "f3") == nil)
+        // A member that says it knows none (started again with --join) is forgotten.
+        regions.forgetFounding(of: "n2")
+        #expect(regions.otherFounding(of: "n2", own: "f3") == nil)
         // n1, seen from n1's side: one member (n3) otherwise is no majority.
         var first = MemberRegions()
         first.noteMembers(["n1", "n2", "n3"])
@@ -89,25 +117,28 @@ import Testing
     }
 
     @Test(
-        "the founding is the digest of the log's first entry, kept beside the log for when it is compacted away, and dropped with an empty log"
+        "the founding is the digest of the first entry's members, whatever their addresses; kept beside the log for when it is compacted away, and dropped with an empty log"
     )
     func foundingIsKept() throws {
         let dir = TemporaryDirectory()
         let logger = Logger(label: "test")
-        let first = LogEntry(
-            index: 1, term: 1, kind: .membership, payload: RaftMembership(voters: ["n1": "127.0.0.1:1"]).encoded())
+        let membership = RaftMembership(voters: ["n1": "127.0.0.1:1", "n2": "127.0.0.1:2"])
+        let first = LogEntry(index: 1, term: 1, kind: .membership, payload: membership.encoded())
         let founding = RaftConsensus.founding(
             in: dir.path, group: "region", logIsEmpty: true, first: first, logger: logger)
-        #expect(founding == MemberFounding.digest(ofFirstEntry: first.payload) && founding?.count == 16)
+        #expect(founding == MemberFounding.digest(of: membership) && founding?.count == 16)
         // Compacted: the first entry is gone, the kept digest is the founding.
         let later = LogEntry(index: 40, term: 2, kind: .noop, payload: [])
         #expect(
             RaftConsensus.founding(in: dir.path, group: "region", logIsEmpty: false, first: later, logger: logger)
                 == founding)
-        // Another membership is another founding.
-        let other = LogEntry(
-            index: 1, term: 1, kind: .membership, payload: RaftMembership(voters: ["n1": "127.0.0.1:2"]).encoded())
-        #expect(MemberFounding.digest(ofFirstEntry: other.payload) != founding)
+        // Addresses written otherwise are the same founding; a member more, or a learner, is another.
+        let renamed = RaftMembership(voters: ["n1": "host-1:1", "n2": "HOST-2:2"])
+        #expect(MemberFounding.digest(of: renamed) == founding)
+        let more = RaftMembership(voters: ["n1": "127.0.0.1:1", "n2": "127.0.0.1:2", "n3": "127.0.0.1:3"])
+        #expect(MemberFounding.digest(of: more) != founding)
+        let learner = RaftMembership(voters: ["n1": "127.0.0.1:1"], learners: ["n2": "127.0.0.1:2"])
+        #expect(MemberFounding.digest(of: learner) != founding)
         // An empty log (a --join into an old directory) drops what a log before it kept.
         #expect(
             RaftConsensus.founding(in: dir.path, group: "region", logIsEmpty: true, first: nil, logger: logger) == nil)

@@ -239,11 +239,11 @@ public final class MicroVM: @unchecked Sendable {
 
     // MARK: Control
 
-    /// Loads `image` with its command line and starts it; `console` receives its serial output.
     /// The longest command line a guest is given, in bytes (UTF-8): its boot parameters hold 256
     /// with the terminating NUL.
     public static let maxCommandLineBytes = BootLayout.commandLineSize - 1
 
+    /// Loads `image` with its command line and starts it; `console` receives its serial output.
     public func boot(_ image: GuestImage, commandLine: String = "", console: SerialConsole?) throws {
         lock.lock()
         while prefaulting { lock.wait() }

@@ -184,10 +184,10 @@ public enum NodeAPI {
                 let name = try context.parameters.require("name")
                 let follow: Bool
                 switch try parameter(request, "follow") {
-                case nil, "0", "false": follow = false
+                case nil, "", "0", "false": follow = false
                 case "1", "true": follow = true
                 case let other?:
-                    // (Any other value read as no follow, in silence.)
+                    // (Any other value was read as no follow, in silence.)
                     throw NodeError(.invalid, "invalid follow '\(Validation.shown(other))': give 1 or true, 0 or false")
                 }
                 guard follow else {

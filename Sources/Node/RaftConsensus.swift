@@ -1131,16 +1131,19 @@ public final class RaftConsensus: Consensus {
         // keeps its term): the same line three times a second, for as long as it lasts. Said
         // again once a minute then, with how many times it was left out.
         let now = ContinuousClock.now
-        let repeated = statusLogged.withLock { logged -> Int? in
+        let (repeated, left) = statusLogged.withLock { logged -> (Int?, (line: String, repeats: Int)?) in
             if logged.line == line, logged.at.duration(to: now) < .seconds(60) {
                 logged.repeats += 1
-                return nil
+                return (nil, nil)
             }
             defer { logged = (line, now, 0) }
-            return logged.line == line ? logged.repeats : 0
+            if logged.line == line { return (logged.repeats, nil) }
+            // Another line: the one before is said to have come again, if it did, before it.
+            return (0, logged.repeats > 0 ? (logged.line, logged.repeats) : nil)
         }
+        if let left { logger.info("\(left.line) (\(left.repeats) more times since it was logged)") }
         if let repeated {
-            let times = repeated > 0 ? " (\(repeated) more times in the last minute)" : ""
+            let times = repeated > 0 ? " (\(repeated) more times since it was logged)" : ""
             logger.info("\(line)\(times)")
         }
         sendParkedForwards()

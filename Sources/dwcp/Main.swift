@@ -27,7 +27,11 @@ enum Main {
             let arguments = Array(CommandLine.arguments.dropFirst())
             let found = commandPath(arguments)
             let path = found.words
-            if let unknown = found.unknown, !found.subcommands.isEmpty {
+            // (Only when ArgumentParser's own message names the word: a word after an option is
+            // that option's value, not a command.)
+            if let unknown = found.unknown, !found.subcommands.isEmpty,
+                Dwcp.message(for: error).contains("'\(unknown)'")
+            {
                 let names = found.subcommands.joined(separator: ", ")
                 StandardStream.error.write(
                     "dwcp: unknown command '\((path + [unknown]).joined(separator: " "))': \(path.joined(separator: " ")) takes \(names) (see '\(path.joined(separator: " ")) --help')\n"

@@ -134,7 +134,10 @@ struct NodeClient {
             throw CLIError(
                 .unreachable,
                 "the node at \(address) closed the connection in the middle of its answer (HTTP \(response.status.code)): it stopped (see dwcp status)"
-                    + (intent ? "; the intent may have applied: retry it with the same request id" : ""),
+                    + (intent
+                        ? "; the intent may have applied: retry it with the same request id"
+                        : method != .GET
+                            ? "; the change may or may not have been made: look before sending it again" : ""),
                 cause: error)
         }
         let value: JSONValue

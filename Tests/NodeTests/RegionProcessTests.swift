@@ -205,12 +205,11 @@ final class Region: Sendable {
         #expect(status == 200, "\(body)")
     }
 
-    /// Stops every running member with SIGTERM, the leader last: a leader stopped first would hand
-    /// its leadership over, and the new leader's first entry would reach only the members still
-    /// running (their views, compared after, would differ by that entry).
-    /// Stops every running member with SIGTERM, one after another, the leader last; returns how
-    /// long each took from its signal to its end (both taken off the test task's clock, which may
-    /// run late).
+    /// Stops every running member with SIGTERM, one after another, the leader last (a leader
+    /// stopped first would hand its leadership over, and the new leader's first entry would reach
+    /// only the members still running: their views, compared after, would differ by that entry);
+    /// returns how long each took from its signal to its end (both taken off the test task's
+    /// clock, which may run late).
     @discardableResult
     func stopAll() async throws -> [String: Duration] {
         var running = (Self.ids + [Self.joiner]).filter { base($0) != nil }

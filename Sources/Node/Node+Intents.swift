@@ -302,13 +302,16 @@ extension Node {
     }
 
     /// A batch of VM creations that used `requestID`: its VMs' intents carry `requestID#1`,
-    /// `requestID#2`, …; the first one's log index and how many applied. Nil when none did.
+    /// `requestID#2`, …; the first one's log index and how many applied. Nil when none did. (A
+    /// client's own ids of that form for other intents, `deploy#2`, are not taken for one.)
+    /// Checked before proposing only: a batch and a single intent sent at once with one id both
+    /// apply (at apply, ids are matched whole).
     static func batchUse(of requestID: String, _ db: Database) throws -> (index: Int64, vms: Int)? {
         // '$' follows '#': the range holds every id that starts with "requestID#".
         let rows = try Row.fetchAll(
             db.cachedStatement(
                 sql:
-                    "SELECT request_id, log_index FROM intents WHERE request_id >= ? AND request_id < ? AND outcome <> 'duplicate'"
+                    "SELECT request_id, log_index FROM intents WHERE request_id >= ? AND request_id < ? AND outcome <> 'duplicate' AND kind = 'vm.create'"
             ),
             arguments: [requestID + "#", requestID + "$"])
         let indexes = rows.compactMap { row -> Int64? in

@@ -159,36 +159,42 @@ public struct Placer: Sendable {
             { Double($0.memoryBytes) / maxMemory },
         ]
         let packing = Self.packs(requests)
-        let tries = packing ? keys : [keys[0]]
-        // Largest first; among equals, in the order given (the scheduler gives waiting VMs
-        // oldest first, a batch its VMs in order): by name, `new1` took the host before `old1`,
-        // and `tt-10` before `tt-2`.
-        var orders: [[Int]] = tries.map { key in
+        func largestFirst(_ key: (PlacementRequest) -> Double, amongEquals first: (Int, Int) -> Bool) -> [Int] {
             requests.indices.sorted { a, b in
                 let (ka, kb) = (key(requests[a]), key(requests[b]))
-                return ka != kb ? ka > kb : a < b
+                return ka != kb ? ka > kb : first(a, b)
             }
         }
-        // Small batches also try seeded shuffles of the largest-first order (perturbing it in
-        // blocks), which escape most of the cases where one order strands a host. The seed comes
-        // from the VM names, so every node computes the same orders.
-        if packing && Self.triesRestarts(requestCount: requests.count, hostCount: hosts.count) {
-            var rng = SeededGenerator(
-                seed: requests.reduce(0xcbf2_9ce4_8422_2325) { hash, r in
-                    r.vm.utf8.reduce(hash) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 }
-                })
-            for _ in 0..<Self.restarts {
-                var order = orders[0]
-                for i in order.indices.reversed() where i > 0 {
-                    let j = Int(rng.next() % UInt64(min(i + 1, 4)))
-                    order.swapAt(i, i - j)
+        // The first order tried: largest first, and among equals, in the order given (the
+        // scheduler gives waiting VMs oldest first, a batch its VMs in order). Tried first, it is
+        // kept when no other packs better: when not all fit, the older VMs get the room (by name,
+        // `new1` took the host before `old1`, and `tt-10` before `tt-2`).
+        var orders: [[Int]] = [largestFirst(keys[0], amongEquals: <)]
+        // Then the packing orders, among equals by name, and seeded shuffles of the first of
+        // them (perturbing it in blocks) for small batches, which escape most of the cases where
+        // one order strands a host. The seed comes from the VM names, so every node computes the
+        // same orders.
+        if packing {
+            let byName = keys.map { key in largestFirst(key) { requests[$0].vm < requests[$1].vm } }
+            orders += byName
+            if Self.triesRestarts(requestCount: requests.count, hostCount: hosts.count) {
+                var rng = SeededGenerator(
+                    seed: requests.reduce(0xcbf2_9ce4_8422_2325) { hash, r in
+                        r.vm.utf8.reduce(hash) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 }
+                    })
+                for _ in 0..<Self.restarts {
+                    var order = byName[0]
+                    for i in order.indices.reversed() where i > 0 {
+                        let j = Int(rng.next() % UInt64(min(i + 1, 4)))
+                        order.swapAt(i, i - j)
+                    }
+                    orders.append(order)
                 }
-                orders.append(order)
             }
         }
         // Orders that are the same give the same packing (the first of equal costs is kept, so
         // dropping the later copies changes nothing): a single VM, or a few of one size, would
-        // otherwise be placed up to 28 times over.
+        // otherwise be placed up to 29 times over.
         var distinctOrders: [[Int]] = []
         var seen = Set<[Int]>()
         for order in orders where seen.insert(order).inserted { distinctOrders.append(order) }
@@ -234,7 +240,8 @@ public struct Placer: Sendable {
     /// pass of a packed batch.
     public static func maximumPasses(_ requests: [PlacementRequest], hostCount: Int) -> Int {
         guard packs(requests) else { return 1 }
-        let orders = triesRestarts(requestCount: requests.count, hostCount: hostCount) ? 4 + restarts : 4
+        // The first order (among equals, as given), the four packing orders, and the restarts.
+        let orders = triesRestarts(requestCount: requests.count, hostCount: hostCount) ? 5 + restarts : 5
         let permutations = (1...max(min(requests.count, 5), 1)).reduce(1, *)
         return min(orders, permutations) + 1
     }

@@ -90,11 +90,7 @@ struct MemberRegions: Sendable {
     /// Whether most of `membership`'s voters said a founding other than `own` (all the same one):
     /// this member (`id`) is then the one started with another `--peer` list.
     func majorityFoundedOtherwise(_ membership: RaftMembership, own: String, id: String) -> String? {
-        var counts: [String: Int] = [:]
-        for voter in membership.voters.keys where voter != id {
-            if let founding = otherFounding(of: voter, own: own) { counts[founding, default: 0] += 1 }
-        }
-        return counts.first { $0.value >= membership.quorum }?.key
+        Self.majority(of: membership, besides: id) { otherFounding(of: $0, own: own) }
     }
 
     /// The region `member` said when it is not `own`; nil when it said `own` or nothing yet.
@@ -107,9 +103,17 @@ struct MemberRegions: Sendable {
     /// (`id`) is then the one started under the wrong name, not the others. Nil when no other
     /// region has a majority.
     func majorityRegion(of membership: RaftMembership, own: String, id: String) -> String? {
+        Self.majority(of: membership, besides: id) { otherRegion(of: $0, own: own) }
+    }
+
+    /// What a quorum of `membership`'s voters other than `id` said alike, of what `said` gives
+    /// for each (nil: nothing, or what this member says itself); nil when no value has a quorum.
+    private static func majority(
+        of membership: RaftMembership, besides id: String, _ said: (String) -> String?
+    ) -> String? {
         var counts: [String: Int] = [:]
         for voter in membership.voters.keys where voter != id {
-            if let region = otherRegion(of: voter, own: own) { counts[region, default: 0] += 1 }
+            if let value = said(voter) { counts[value, default: 0] += 1 }
         }
         return counts.first { $0.value >= membership.quorum }?.key
     }

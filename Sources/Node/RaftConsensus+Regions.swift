@@ -29,14 +29,20 @@ extension RaftConsensus {
 
     /// A member said how its region was founded (``MemberFounding``).
     func receive(_ said: MemberFounding) {
-        guard let founding else { return }
-        // Only a member at the address this member has for it: a node of the same id elsewhere
-        // (another region named alike) says nothing about this region's member.
-        guard !said.address.isEmpty, addresses.withLock({ $0[said.from] }) == said.address else { return }
+        guard let founding, !said.address.isEmpty else { return }
+        // A member only at the address this member has for it: a node of the same id elsewhere
+        // (another region named alike) says nothing about this region's member. A sender this
+        // member has no address for (no member of its membership: one started with a --peer list
+        // without the others, itself alone) is kept too, among the few outsiders, so that its
+        // leader's appends are not taken; and it is told this member's founding in turn (its own
+        // membership gives it no address to tell it at).
+        let known = addresses.withLock { $0[said.from] }
+        guard known == nil || known == said.address else { return }
         guard !said.founding.isEmpty else {
             regions.withLock { $0.forgetFounding(of: said.from) }
             return
         }
+        if known == nil, said.founding != founding { retellRegion(to: said.from, at: said.address) }
         if said.founding != founding { anyoneCutOff.store(true, ordering: .releasing) }
         guard regions.withLock({ $0.record(founding: said.founding, from: said.from, own: founding) }) else { return }
         let remedy =

@@ -87,6 +87,44 @@ import Testing
         }
     }
 
+    @Test(
+        "a member started with itself alone in its --peer list neither follows the others' leader nor takes their entries, and both sides name the other"
+    )
+    func memberStartedAloneIsNotFollowed() async throws {
+        let dir = TemporaryDirectory()
+        let ports = try (0..<3).map { _ in try closedPort() }
+        let peers = ["n1": "127.0.0.1:\(ports[0])", "n2": "127.0.0.1:\(ports[1])", "n3": "127.0.0.1:\(ports[2])"]
+        let nodes = try [
+            regionMember("n1", in: dir, port: ports[0], peers: peers),
+            regionMember("n2", in: dir, port: ports[1], peers: peers),
+            regionMember("n3", in: dir, port: ports[2], peers: ["n3": peers["n3"]!]),
+        ]
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for node in nodes { group.addTask { try await node.run() } }
+            defer { group.cancelAll() }
+            let (n1, n2, n3) = (nodes[0].raft!, nodes[1].raft!, nodes[2].raft!)
+            // n3 has no address for n1 or n2 (its membership is itself): it hears their founding
+            // as they tell it, and tells them its own in turn.
+            #expect(
+                try await waitUntil(timeout: .seconds(30)) {
+                    n1.otherFounding(of: "n3") != nil && n2.otherFounding(of: "n3") != nil
+                        && n3.otherFounding(of: "n1") != nil && n3.otherFounding(of: "n2") != nil
+                })
+            #expect(
+                try await waitUntil(timeout: .seconds(60)) {
+                    let leader = n1.status.leader
+                    return leader != nil && leader != "n3" && n2.status.leader == leader
+                })
+            let leader = try #require(nodes.first { $0.configuration.nodeID == n1.status.leader })
+            for name in ["h1", "h2"] { _ = try await leader.submit(NodeIntentTests.host(name)) }
+            let written = leader.log.lastIndex
+            #expect(try await waitUntil { nodes[0].applied.value >= written && nodes[1].applied.value >= written })
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(n3.status.leader != leader.configuration.nodeID, "n3 follows the others' leader")
+            #expect(try await rows(nodes[2], "SELECT name FROM hosts WHERE name LIKE 'h%'") == "[]")
+        }
+    }
+
     @Test("a member finds itself the one started otherwise when most of its voters said another founding")
     func outnumbered() {
         var regions = MemberRegions()

@@ -75,6 +75,13 @@ struct MemberRegions: Sendable {
         return foundingThrottles[member, default: LogThrottle(interval: .seconds(60))].admit(at: now) != nil
     }
 
+    /// Whether a quorum of `membership`'s voters, this member (`id`) among them, share its founding
+    /// `own` (as each said): another is then the odd one.
+    func shareFounding(_ membership: RaftMembership, own: String, id: String) -> Bool {
+        let alike = membership.voters.keys.filter { $0 == id || foundings[$0] == own }.count
+        return alike >= membership.quorum
+    }
+
     /// Forgets the founding `member` said (it says it knows none now).
     mutating func forgetFounding(of member: String) {
         foundings[member] = nil

@@ -1,3 +1,4 @@
+import NIOPosix
 import Replication
 import Store
 
@@ -10,6 +11,22 @@ extension RaftConsensus {
         for (id, address) in untold.sorted(by: { $0.key < $1.key }) { sendRegion(to: id, at: address, region) }
     }
 
+    /// Tells every member its region and founding again, every ``regionRetellInterval``: a tell
+    /// sent while a member did not listen yet is lost, and a member whose membership gives it no
+    /// address for this one (started with itself alone in its --peer list) hears of it only so.
+    /// Two small frames per member; on an event loop's own timer.
+    func retellRegionsPeriodically() async throws {
+        let loop = MultiThreadedEventLoopGroup.singleton.any()
+        while true {
+            try await loop.sleep(for: Self.regionRetellInterval)
+            let members = addresses.withLock { $0 }.filter { $0.key != nodeID }
+            for (id, address) in members.sorted(by: { $0.key < $1.key }) { retellRegion(to: id, at: address) }
+        }
+    }
+
+    /// How often ``retellRegionsPeriodically()`` tells the members again.
+    static let regionRetellInterval = Duration.seconds(2)
+
     /// Tells `member` this member's region again (it connected in, or asked for a status).
     func retellRegion(to member: String, at address: String) {
         guard let region else { return }
@@ -21,8 +38,12 @@ extension RaftConsensus {
         let said = MemberRegion(from: nodeID, to: member, region: region)
         transport.send(RaftFrame(group: group, memberRegion: said), to: address, lane: .status)
         // Sent unknown too (empty): what this member said before (its directory emptied since,
-        // and started with --join) no longer stands.
-        let own = addresses.withLock { $0[nodeID] } ?? ""
+        // and started with --join) no longer stands. A joiner without a membership yet says the
+        // address it listens on (unless that is a wildcard), which its members know it by.
+        let listening =
+            ["0.0.0.0", "::", "[::]", ""].contains(configuration.listenHost)
+            ? "" : "\(configuration.listenHost):\(configuration.listenPort)"
+        let own = addresses.withLock { $0[nodeID] } ?? listening
         let founded = MemberFounding(from: nodeID, to: member, founding: founding ?? "", address: own)
         transport.send(RaftFrame(group: group, memberFounding: founded), to: address, lane: .status)
     }
@@ -45,10 +66,18 @@ extension RaftConsensus {
         if known == nil, said.founding != founding { retellRegion(to: said.from, at: said.address) }
         if said.founding != founding { anyoneCutOff.store(true, ordering: .releasing) }
         guard regions.withLock({ $0.record(founding: said.founding, from: said.from, own: founding) }) else { return }
+        let membership = state.withLock { $0.membership }
+        let rejoin = { (id: String) in
+            "remove \(id) (dwcp cluster remove-member \(id), asked of a member that leads), empty its data directory, start it with --join and add it again (dwcp cluster add-member \(id)@ADDRESS --learner, then promote it)"
+        }
         let remedy =
-            foundingOfTheOthers() != nil
-            ? "most of the region's voters were started otherwise than this member: \(NodeError.rejoinRemedy(nodeID))"
-            : "the member whose first --peer list was wrong is to be added again: \(NodeError.rejoinRemedy("ID"))"
+            if foundingOfTheOthers() != nil {
+                "most of the region's voters were started otherwise than this member: \(rejoin(nodeID))"
+            } else if regions.withLock({ $0.shareFounding(membership, own: founding, id: nodeID) }) {
+                "most of the region's voters were started as this member was: \(rejoin(said.from))"
+            } else {
+                "compare the two --peer lists; the member whose list was wrong is the one to add again: \(rejoin("ID"))"
+            }
         logger.error(
             "\(group): \(said.from) was started with other members in its --peer list than this member was (the first entries of their logs differ: founding \(said.founding) there, \(founding) here): its Raft messages are ignored here, as if it could not be reached, since Raft cannot tell their first entries apart; every first member of a region is started with the same --peer list. \(remedy)"
         )

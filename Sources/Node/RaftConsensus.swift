@@ -856,6 +856,7 @@ public final class RaftConsensus: Consensus {
                         if pending { self.wake.yield() }
                     }
                 }
+                tasks.addTask { try await self.retellRegionsPeriodically() }
                 tasks.addTask {
                     for await content in snapshotFrames {
                         switch content {
@@ -1141,7 +1142,7 @@ public final class RaftConsensus: Consensus {
             // Another line: the one before is said to have come again, if it did, before it.
             return (0, logged.repeats > 0 ? (logged.line, logged.repeats) : nil)
         }
-        if let left { logger.info("\(left.line) (\(left.repeats) more times since it was logged)") }
+        if let left { logger.info("\(left.line) (said \(left.repeats) more times until now)") }
         if let repeated {
             let times = repeated > 0 ? " (\(repeated) more times since it was logged)" : ""
             logger.info("\(line)\(times)")

@@ -122,7 +122,8 @@ struct NodeClient {
         } catch {
             // Only an intent that carries a request id can be retried as one.
             throw unreachable(
-                error, intent: path.contains("request_id=") || body?["request_id"] != nil, change: method != .GET,
+                error, intent: path.contains("request_id=") || body?["request_id"] != nil,
+                change: Self.asksForAChange(method, path),
                 waited: waited)
         }
         let bytes: ByteBuffer
@@ -136,7 +137,7 @@ struct NodeClient {
                 "the node at \(address) closed the connection in the middle of its answer (HTTP \(response.status.code)): it stopped (see dwcp status)"
                     + (intent
                         ? "; the intent may have applied: retry it with the same request id"
-                        : method != .GET
+                        : Self.asksForAChange(method, path)
                             ? "; the change may or may not have been made: look before sending it again" : ""),
                 cause: error)
         }
@@ -283,6 +284,12 @@ struct NodeClient {
                 "the stream from \(address) broke off before its end: the node stopped or the connection was lost (see dwcp status)",
                 cause: error)
         }
+    }
+
+    /// Whether a request asks for a change: not a GET, nor one of the reads sent as POST (a query,
+    /// a plan), which are safe to send again.
+    static func asksForAChange(_ method: HTTPMethod, _ path: String) -> Bool {
+        method != .GET && !path.hasPrefix("/v1/sql") && !path.hasPrefix("/v1/plan/")
     }
 
     /// Whether `error` says the node speaks otherwise than this client (TLS on one side only):

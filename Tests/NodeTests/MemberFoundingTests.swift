@@ -76,7 +76,9 @@ import Testing
             // n3 stopped, its directory emptied, started with --join (as the log line says): it
             // says it knows no founding, and what it said before no longer stands.
             try FileManager.default.removeItem(atPath: dir.file("n3"))
-            let rejoined = try regionMember("n3", in: dir, port: ports[2], peers: peers, join: true)
+            // (Its --peer list without itself, as a joiner's is: it says the address it listens on.)
+            let rejoined = try regionMember(
+                "n3", in: dir, port: ports[2], peers: peers.filter { $0.key != "n3" }, join: true)
             group.addTask { try await rejoined.run() }
             #expect(rejoined.raft!.founding == nil)
             let leader = leaderID == "n1" ? n1 : n2
@@ -105,11 +107,14 @@ import Testing
             let (n1, n2, n3) = (nodes[0].raft!, nodes[1].raft!, nodes[2].raft!)
             // n3 has no address for n1 or n2 (its membership is itself): it hears their founding
             // as they tell it, and tells them its own in turn.
+            let heard = try await waitUntil(timeout: .seconds(30)) {
+                n1.otherFounding(of: "n3") != nil && n2.otherFounding(of: "n3") != nil
+                    && n3.otherFounding(of: "n1") != nil && n3.otherFounding(of: "n2") != nil
+            }
             #expect(
-                try await waitUntil(timeout: .seconds(30)) {
-                    n1.otherFounding(of: "n3") != nil && n2.otherFounding(of: "n3") != nil
-                        && n3.otherFounding(of: "n1") != nil && n3.otherFounding(of: "n2") != nil
-                })
+                heard,
+                "n1 \(n1.otherFounding(of: "n3") ?? "-"), n2 \(n2.otherFounding(of: "n3") ?? "-"), n3 \(n3.otherFounding(of: "n1") ?? "-") \(n3.otherFounding(of: "n2") ?? "-")"
+            )
             #expect(
                 try await waitUntil(timeout: .seconds(60)) {
                     let leader = n1.status.leader

@@ -104,6 +104,8 @@ import Testing
             _ = try? await n3.raft!.moveLeadership(to: "n1", timeout: .seconds(5))
         }
         try #require(!n3.raft!.isLeader, "n3 kept the leadership through three hand-offs")
+        // (Once n3 stepped down, another may take a moment to be elected.)
+        _ = try await waitUntil { nodes.contains { $0.raft!.isLeader } }
         let leader = try #require(nodes.first { $0.raft!.isLeader })
         _ = try await leader.submit(host("a"))
         _ = try await leader.submit(host("b", cpus: 4))

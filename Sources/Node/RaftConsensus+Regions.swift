@@ -73,7 +73,11 @@ extension RaftConsensus {
         let remedy =
             if foundingOfTheOthers() != nil {
                 "most of the region's voters were started otherwise than this member: \(rejoin(nodeID))"
-            } else if regions.withLock({ $0.shareFounding(membership, own: founding, id: nodeID) }) {
+            } else if membership.voters[said.from] != nil,
+                regions.withLock({ $0.shareFounding(membership, own: founding, id: nodeID) })
+            {
+                // (Only of a voter of this member's membership: one outside it, heard because it
+                // told this member, may be the one whose list was right.)
                 "most of the region's voters were started as this member was: \(rejoin(said.from))"
             } else {
                 "compare the two --peer lists; the member whose list was wrong is the one to add again: \(rejoin("ID"))"

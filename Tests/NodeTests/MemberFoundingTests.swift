@@ -96,10 +96,11 @@ import Testing
         let dir = TemporaryDirectory()
         let ports = try (0..<3).map { _ in try closedPort() }
         let peers = ["n1": "127.0.0.1:\(ports[0])", "n2": "127.0.0.1:\(ports[1])", "n3": "127.0.0.1:\(ports[2])"]
+        let (saidByN1, saidByN3) = (RecordedLog(), RecordedLog())
         let nodes = try [
-            regionMember("n1", in: dir, port: ports[0], peers: peers),
+            regionMember("n1", in: dir, port: ports[0], peers: peers, logger: saidByN1.logger),
             regionMember("n2", in: dir, port: ports[1], peers: peers),
-            regionMember("n3", in: dir, port: ports[2], peers: ["n3": peers["n3"]!]),
+            regionMember("n3", in: dir, port: ports[2], peers: ["n3": peers["n3"]!], logger: saidByN3.logger),
         ]
         try await withThrowingTaskGroup(of: Void.self) { group in
             for node in nodes { group.addTask { try await node.run() } }
@@ -126,6 +127,15 @@ import Testing
             #expect(try await waitUntil { nodes[0].applied.value >= written && nodes[1].applied.value >= written })
             try await Task.sleep(for: .milliseconds(300))
             #expect(n3.status.leader != leader.configuration.nodeID, "n3 follows the others' leader")
+            // n1, whose voters n1 and n2 share its founding, names n3 to add again; n3, alone in
+            // its membership, cannot tell which list was wrong, and asks to compare them.
+            #expect(saidByN1.contains("n3 was started with other members in its --peer list"))
+            #expect(
+                saidByN1.contains("remove n3 (dwcp cluster remove-member n3"),
+                "\(saidByN1.lines.filter { $0.contains("founding") })")
+            #expect(
+                saidByN3.contains("compare the two --peer lists"),
+                "\(saidByN3.lines.filter { $0.contains("founding") })")
             #expect(try await rows(nodes[2], "SELECT name FROM hosts WHERE name LIKE 'h%'") == "[]")
         }
     }

@@ -321,19 +321,15 @@ extension Node {
         let ids = (1...count).map { count == 1 ? requestID : "\(requestID)#\($0)" }
         typealias Earlier = (index: Int64, kind: String, subject: String, payload: String)
         let (earlier, batch, single): ([Earlier?], (index: Int64, vms: Int)?, Earlier?) = try views.read { db in
-            let earlier = try ids.map { id in
-                try Self.originalIntent(requestID: id, db).map { row -> Earlier in
-                    (row["log_index"], row["kind"], row["subject"], row["payload"])
+            func earlierIntent(_ id: String) throws -> Earlier? {
+                try Self.originalIntent(requestID: id, db).map {
+                    ($0["log_index"], $0["kind"], $0["subject"], $0["payload"])
                 }
             }
+            let earlier = try ids.map(earlierIntent)
             // Another use of the id as a whole: a batch of another size, or one intent (for a
             // batch of more than one, whose VMs take `requestID#1`, …).
-            let single =
-                try count == 1
-                ? nil
-                : Self.originalIntent(requestID: requestID, db).map { row -> Earlier in
-                    (row["log_index"], row["kind"], row["subject"], row["payload"])
-                }
+            let single = try count == 1 ? nil : earlierIntent(requestID)
             return (earlier, try Self.batchUse(of: requestID, db), single)
         }
         let asked = count == 1 ? "vm.create \(vms[0].name)" : "a batch of \(count) VM creations"

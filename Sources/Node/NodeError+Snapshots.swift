@@ -18,6 +18,6 @@ extension NodeError {
     /// What a region member whose data directory cannot go on does: it is added again, empty, and
     /// catches up from the leader.
     static func rejoinRemedy(_ memberID: String) -> String {
-        "remove this member (dwcp cluster remove-member \(memberID)), empty its data directory, start it with --join and add it again (dwcp cluster add-member \(memberID)@ADDRESS --learner, then promote it once it has caught up): it catches up from the leader"
+        "remove \(memberID) (dwcp cluster remove-member \(memberID), asked of a member that leads), empty its data directory, start it with --join and add it again (dwcp cluster add-member \(memberID)@ADDRESS --learner, then promote it once it has caught up): it catches up from the leader"
     }
 }

@@ -67,9 +67,7 @@ extension RaftConsensus {
         if said.founding != founding { anyoneCutOff.store(true, ordering: .releasing) }
         guard regions.withLock({ $0.record(founding: said.founding, from: said.from, own: founding) }) else { return }
         let membership = state.withLock { $0.membership }
-        let rejoin = { (id: String) in
-            "remove \(id) (dwcp cluster remove-member \(id), asked of a member that leads), empty its data directory, start it with --join and add it again (dwcp cluster add-member \(id)@ADDRESS --learner, then promote it)"
-        }
+        let rejoin = NodeError.rejoinRemedy
         let remedy =
             if foundingOfTheOthers() != nil {
                 "most of the region's voters were started otherwise than this member: \(rejoin(nodeID))"

@@ -151,8 +151,8 @@ public final class RaftConsensus: Consensus {
     let unknownAddressesLogged = Mutex(LogThrottle(interval: .seconds(60)))
     let misaddressedLogged = Mutex(LogThrottle(interval: .seconds(60)))
     let otherGroupsLogged = Mutex(LogThrottle(interval: .seconds(60)))
-    /// The last status line logged, when, and how many times the same line was left out since.
-    let statusLogged = Mutex<(line: String, at: ContinuousClock.Instant, repeats: Int)>(("", .now, 0))
+    /// The last status line logged, and the throttle of its repeats.
+    let statusLogged = Mutex<(line: String, throttle: LogThrottle)>(("", LogThrottle(interval: .seconds(60))))
 
     public init(
         nodeID: String, log: LogStore, snapshots: ViewSnapshots, snapshotEvery: UInt64,
@@ -1131,22 +1131,15 @@ public final class RaftConsensus: Consensus {
         // A member cut off campaigns again every election timeout with nothing changed (a pre-vote
         // keeps its term): the same line three times a second, for as long as it lasts. Said
         // again once a minute then, with how many times it was left out.
-        let now = ContinuousClock.now
-        let (repeated, left) = statusLogged.withLock { logged -> (Int?, (line: String, repeats: Int)?) in
-            if logged.line == line, logged.at.duration(to: now) < .seconds(60) {
-                logged.repeats += 1
-                return (nil, nil)
-            }
-            defer { logged = (line, now, 0) }
-            if logged.line == line { return (logged.repeats, nil) }
+        let (admitted, left) = statusLogged.withLock { logged -> (Int?, (line: String, held: Int)?) in
+            if logged.line == line { return (logged.throttle.admit(), nil) }
             // Another line: the one before is said to have come again, if it did, before it.
-            return (0, logged.repeats > 0 ? (logged.line, logged.repeats) : nil)
+            let left = logged.throttle.heldBack > 0 ? (logged.line, logged.throttle.heldBack) : nil
+            logged = (line, LogThrottle(interval: .seconds(60)))
+            return (logged.throttle.admit(), left)
         }
-        if let left { logger.info("\(left.line) (said \(left.repeats) more times until now)") }
-        if let repeated {
-            let times = repeated > 0 ? " (\(repeated) more times since it was logged)" : ""
-            logger.info("\(line)\(times)")
-        }
+        if let left { logger.info("\(left.line) (said \(left.held) more times until now)") }
+        if let admitted { logger.info("\(line)\(LogThrottle.more(admitted))") }
         sendParkedForwards()
     }
 }

@@ -117,12 +117,13 @@ struct NodeClient {
         }
         let response: HTTPClientResponse
         let waited = timeout ?? (method == .GET ? readAnswerTimeout : .seconds(Self.answerTimeoutSeconds))
+        // Only an intent that carries a request id can be retried as one.
+        let intent = path.contains("request_id=") || body?["request_id"] != nil
         do {
             response = try await http.execute(request, timeout: TimeAmount(waited))
         } catch {
-            // Only an intent that carries a request id can be retried as one.
             throw unreachable(
-                error, intent: path.contains("request_id=") || body?["request_id"] != nil,
+                error, intent: intent,
                 change: Self.asksForAChange(method, path),
                 waited: waited)
         }
@@ -131,7 +132,6 @@ struct NodeClient {
             bytes = try await response.body.collect(upTo: 256 << 20)
         } catch {
             // The answer's head came, its body broke off (the node stopped while writing a long one).
-            let intent = path.contains("request_id=") || body?["request_id"] != nil
             throw CLIError(
                 .unreachable,
                 "the node at \(address) closed the connection in the middle of its answer (HTTP \(response.status.code)): it stopped (see dwcp status)"

@@ -19,6 +19,9 @@ public struct LogThrottle: Sendable {
         return held
     }
 
+    /// How many events were held back since the last one logged.
+    public var heldBack: Int { held }
+
     /// " (and N more since the last line)", or nothing when none were held back.
     public static func more(_ held: Int) -> String { held > 0 ? " (and \(held) more since the last line)" : "" }
 }

@@ -22,17 +22,26 @@ public enum ByteSize {
         guard !number.isEmpty, number.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }),
             number.filter({ $0 == "." }).count <= 1, number.first != ".", number.last != "."
         else { throw invalid }
-        if let whole = Int64(number) {
-            let (product, overflow) = whole.multipliedReportingOverflow(by: factor)
-            guard !overflow else { throw NodeError(.invalid, "size '\(text)' is too large") }
-            return product
-        }
-        guard factor > 1, let value = Double(number) else { throw invalid }
-        let bytes = value * Double(factor)
-        guard bytes < 9.0e18 else { throw NodeError(.invalid, "size '\(text)' is too large") }
-        guard bytes == bytes.rounded() else {
-            throw NodeError(.invalid, "size '\(text)' is not a whole number of bytes")
-        }
-        return Int64(bytes)
+        let tooLarge = NodeError(.invalid, "size '\(text)' is too large")
+        let parts = number.split(separator: ".", omittingEmptySubsequences: false)
+        guard let whole = Int64(parts[0]) else { throw tooLarge }
+        let (wholeBytes, overflow) = whole.multipliedReportingOverflow(by: factor)
+        guard !overflow else { throw tooLarge }
+        guard parts.count == 2 else { return wholeBytes }
+        guard factor > 1 else { throw invalid }
+        // The fraction in exact integers (a Double read 1.0000000000000000001GiB as 1GiB): its
+        // digits times the unit must be a multiple of 10^digits.
+        let digits = parts[1].reversed().drop(while: { $0 == "0" }).reversed()
+        let notWhole = NodeError(.invalid, "size '\(text)' is not a whole number of bytes")
+        guard !digits.isEmpty else { return wholeBytes }
+        guard digits.count <= 19, let fraction = UInt64(String(digits)) else { throw notWhole }
+        var scale: UInt64 = 1
+        for _ in 0..<digits.count { scale *= 10 }
+        let scaled = fraction.multipliedFullWidth(by: UInt64(factor))
+        let (fractionBytes, remainder) = scale.dividingFullWidth(scaled)
+        guard remainder == 0 else { throw notWhole }
+        let (bytes, sumOverflow) = wholeBytes.addingReportingOverflow(Int64(fractionBytes))
+        guard !sumOverflow else { throw tooLarge }
+        return bytes
     }
 }

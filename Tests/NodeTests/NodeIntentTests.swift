@@ -412,12 +412,13 @@ import Testing
         }
     }
 
-    @Test(
-        "sizes parse the way users write them",
-        arguments: [
-            ("512MiB", Int64(512 << 20)), ("2GiB", Int64(2 << 30)), ("1.5GiB", Int64(3 << 29)), ("4096", 4096),
-            ("1TiB", Int64(1 << 40)), ("1PiB", Int64(1 << 50)), (" 64KiB ", Int64(64 << 10)), ("7B", 7),
-        ])
+    static let sizesAsWritten: [(String, Int64)] = [
+        ("512MiB", 512 << 20), ("2GiB", 2 << 30), ("1.5GiB", 3 << 29), ("4096", 4096), ("1TiB", 1 << 40),
+        ("1PiB", 1 << 50), (" 64KiB ", 64 << 10), ("7B", 7), ("1.25KiB", 1280), ("0.5MiB", 1 << 19),
+        ("1.500GiB", 3 << 29), ("0.0000152587890625PiB", 1 << 34), ("8191.75PiB", Int64.max - (1 << 48) + 1),
+    ]
+
+    @Test("sizes parse the way users write them", arguments: sizesAsWritten)
     func sizes(text: String, bytes: Int64) throws {
         #expect(try ByteSize.parse(text) == bytes)
     }
@@ -426,6 +427,8 @@ import Testing
         "malformed sizes are refused",
         arguments: [
             "", "GiB", "1GB", "1.5", "-1GiB", "1..5GiB", "0x10", "1e3", "abc", "99999999999TiB", "1.00000000001KiB",
+            // Read as a Double, this was 1GiB exactly.
+            "1.0000000000000000001GiB", "1.00000000000000000000001PiB", "8192PiB",
         ])
     func badSizes(text: String) {
         #expect(throws: NodeError.self) { try ByteSize.parse(text) }

@@ -12,20 +12,21 @@ struct QueryOutputOptions: ParsableArguments {
     @Option(name: .long, help: "table, json or csv (default: table on a terminal, json otherwise).")
     var format: ResultFormat?
 
-    @OptionGroup var jsonOutput: JSONOutputOption
+    @Flag(name: .long, help: "The same as --format json: one JSON array of the rows.")
+    var json = false
 
     @OptionGroup var freshness: ReadConsistencyOption
     var consistency: ReadConsistency { freshness.consistency }
 
     func validate() throws {
-        if jsonOutput.json, let format, format != .json {
+        if json, let format, format != .json {
             throw ValidationError("--json and --format \(format.rawValue) ask for different formats: give one")
         }
     }
 
     /// The format to print in: the one asked for, else a table on a terminal and JSON otherwise.
     var chosenFormat: ResultFormat {
-        if jsonOutput.json { return .json }
+        if json { return .json }
         return format ?? (isatty(STDOUT_FILENO) != 0 ? .table : .json)
     }
 }

@@ -1,5 +1,7 @@
 import Foundation
 import Logging
+import Replication
+import Store
 
 /// A leader's word that this member was removed (``Raft/removalNotice``), kept in
 /// `DATA/log/GROUP.removal-notice` (`region.removal-notice`) so that a removed member started
@@ -7,6 +9,23 @@ import Logging
 /// tells it again. A member whose log shows its removal needs none (the log says so); this is for
 /// one removed while away, whose log the leader could no longer bring up to the removal.
 extension RaftConsensus {
+    /// Logs, once, that a committed membership among `entries` leaves this member out after it
+    /// was one (removed with `dwcp cluster remove-member`, as its log shows; a leader's notice to
+    /// a member whose log cannot show it is logged by ``noteStatus()``).
+    func noteRemoval(committed entries: [LogEntry]) {
+        guard let last = entries.last(where: { $0.kind == .membership }),
+            let membership = try? RaftMembership(decoding: last.payload), wasMember.load(ordering: .acquiring)
+        else { return }
+        if membership.contains(nodeID) {
+            removalLogged.store(0, ordering: .relaxed)
+            return
+        }
+        guard removalLogged.exchange(last.index, ordering: .relaxed) != last.index else { return }
+        logger.error(
+            "\(group): this member, \(nodeID), was removed from the region (the membership committed at index \(last.index) leaves it out): it stops campaigning, and takes no intents or reads. To bring it back, add it again (dwcp cluster add-member --learner, then promote)"
+        )
+    }
+
     static func removalNoticePath(in directory: String, group: String) -> String {
         "\(directory)/\(group).removal-notice"
     }

@@ -146,6 +146,8 @@ public final class RaftConsensus: Consensus {
     let wasMember = Atomic<Bool>(false)
     /// The removal index a leader told of that was logged (0: none), so it is logged once.
     let toldRemovedLogged = Atomic<UInt64>(0)
+    /// The index of the committed membership that left this member out, once logged (0: none).
+    let removalLogged = Atomic<UInt64>(0)
     /// Messages dropped for want of an address, and frames for another member that came here,
     /// logged at most once a minute each.
     let unknownAddressesLogged = Mutex(LogThrottle(interval: .seconds(60)))
@@ -939,6 +941,7 @@ public final class RaftConsensus: Consensus {
             // with a snapshot carries none: the snapshot covers them.)
             if let last = ready.committed.last {
                 noteRegionID(committed: ready.committed)
+                noteRemoval(committed: ready.committed)
                 committed.advance(to: last.index)
                 handedOver.advance(to: last.index)
             }

@@ -39,14 +39,15 @@ func withRunningNode<T: Sendable>(
 /// addresses. No HTTP APIs run.
 func withThreeMembers(
     _ directory: TemporaryDirectory, regions: [String: String] = [:], applyDelays: [String: Duration] = [:],
-    _ body: @Sendable ([Node], [String: String]) async throws -> Void
+    loggers: [String: Logger] = [:], _ body: @Sendable ([Node], [String: String]) async throws -> Void
 ) async throws {
     let ids = ["n1", "n2", "n3"]
     let ports = try ids.map { _ in try closedPort() }
     let peers = Dictionary(uniqueKeysWithValues: zip(ids, ports.map { "127.0.0.1:\($0)" }))
     let nodes = try zip(ids, ports).map { id, port in
         try regionMember(
-            id, in: directory, region: regions[id] ?? "eu", port: port, peers: peers, applyDelay: applyDelays[id])
+            id, in: directory, region: regions[id] ?? "eu", port: port, peers: peers, applyDelay: applyDelays[id],
+            logger: loggers[id])
     }
     try await withThrowingTaskGroup(of: Void.self) { group in
         for node in nodes { group.addTask { try await node.run() } }

@@ -44,7 +44,8 @@ import Testing
     @Test("a watch on a member that is removed ends with an error that says it was removed")
     func watchOnARemovedMemberEnds() async throws {
         let dir = TemporaryDirectory()
-        try await withThreeMembers(dir) { nodes, _ in
+        let logs = ["n1": RecordedLog(), "n2": RecordedLog(), "n3": RecordedLog()]
+        try await withThreeMembers(dir, loggers: logs.mapValues(\.logger)) { nodes, _ in
             let leader = try #require(nodes.first { $0.raft!.isLeader })
             let removed = try #require(nodes.first { !$0.raft!.isLeader })
             let id = removed.configuration.nodeID
@@ -60,6 +61,9 @@ import Testing
                 #expect(error.message.contains("\(id) was removed from the region"), "\(error)")
                 #expect(error.code == .removed)
                 #expect(removed.raft!.wasRemoved)
+                // Its log says so, once (it learnt it from its own log, not from a leader's notice).
+                let said = logs[id]!.lines.filter { $0.contains("this member, \(id), was removed from the region") }
+                #expect(said.count == 1, "\(logs[id]!.lines.suffix(5))")
                 // Intents and consistent reads fail at once, as not worth retrying (410).
                 let asked = ContinuousClock.now
                 await #expect {

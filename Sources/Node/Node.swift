@@ -139,6 +139,7 @@ public final class Node: Service, Sendable {
         let caughtUp = applied.value
         if caughtUp > appliedIndex {
             logger.notice("applied log entries \(appliedIndex + 1)...\(caughtUp) to the views")
+            metrics.entriesApplied.increment(by: Int64(caughtUp - appliedIndex))
         }
         scheduler = SchedulerWorker()
         // Recorded only now: a start refused above leaves the directory's identity as it was.

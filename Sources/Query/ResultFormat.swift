@@ -53,12 +53,14 @@ public enum ResultFormat: String, Sendable, CaseIterable {
     private func renderTable(_ result: QueryResult) -> String {
         // (A line break or tab in a value is shown escaped: as it is, it broke the table's lines.)
         let cells = result.rows.map { $0.map { Self.oneLine(Self.plain($0)) } }
-        var widths = result.columns.map(\.count)
+        // (Padded by the columns a terminal gives each value: a CJK character takes two.)
+        var widths = result.columns.map(Self.displayWidth)
         for row in cells {
-            for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) }
+            for (i, cell) in row.enumerated() { widths[i] = max(widths[i], Self.displayWidth(cell)) }
         }
         func line(_ values: [String]) -> String {
-            zip(values, widths).map { $0 + String(repeating: " ", count: $1 - $0.count) }.joined(separator: "  ")
+            zip(values, widths).map { $0 + String(repeating: " ", count: $1 - Self.displayWidth($0)) }
+                .joined(separator: "  ")
                 .replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression)
         }
         var out = line(result.columns) + "\n"

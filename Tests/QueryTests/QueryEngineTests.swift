@@ -218,6 +218,15 @@ import Testing
         #expect(
             ResultFormat.table.render(broken)
                 == "a       b\n------  -\nx\\ny\\\\  1\n\\tz     2\n\\u{1b}  3\n(3 rows at log index 1)\n")
+        // Padded by the columns a terminal gives a value: two for a CJK character or an emoji
+        // shown as a picture, one for an accented letter however it is composed.
+        let wide = QueryResult(
+            columns: ["name", "n"],
+            rows: [[.string("東京-1"), .int(1)], [.string("🚀"), .int(2)], [.string("e\u{301}té"), .int(3)]],
+            appliedIndex: 1)
+        #expect(
+            ResultFormat.table.render(wide)
+                == "name    n\n------  -\n東京-1  1\n🚀      2\ne\u{301}té     3\n(3 rows at log index 1)\n")
     }
 
     @Test("a query that meets damaged views says so and leaves the marker that has the next start rebuild them")

@@ -404,12 +404,19 @@ extension Node {
         let moves = try await Self.compute(inline: small) {
             Rebalancer().plan(hosts: hosts, placed: placed, region: region)
         }
-        let used = inputs.hosts.filter { $0.vmCount > 0 && (region == nil || $0.region == region) }
-        let emptied = Set(moves.filter { $0.reason.hasPrefix("empty host") }.map(\.from))
+        // The hosts in use before and after the moves: a move that repairs anti-affinity may take
+        // an empty host into use (counting only the hosts emptied said 1 -> 1 for it).
+        var vmsAfter: [String: Int] = [:]
+        for host in inputs.hosts where region == nil || host.region == region { vmsAfter[host.name] = host.vmCount }
+        let inUseBefore = vmsAfter.values.count { $0 > 0 }
+        for move in moves {
+            vmsAfter[move.from, default: 0] -= 1
+            vmsAfter[move.to, default: 0] += 1
+        }
         return .object([
             ("applied_index", .int(Int64(inputs.appliedIndex))),
-            ("hosts_in_use", .int(Int64(used.count))),
-            ("hosts_in_use_after", .int(Int64(used.count - emptied.count))),
+            ("hosts_in_use", .int(Int64(inUseBefore))),
+            ("hosts_in_use_after", .int(Int64(vmsAfter.values.count { $0 > 0 }))),
             (
                 "moves",
                 .array(

@@ -299,6 +299,23 @@ import Testing
             } throws: { "\($0)".contains("this node serves region eu, not us") }
         }
     }
+
+    @Test("a rebalance that repairs soft anti-affinity counts the empty host it takes into use")
+    func rebalanceIntoAnEmptyHost() async throws {
+        let dir = TemporaryDirectory()
+        try await withRunningNode(dir) { node in
+            _ = try await node.submit(Self.host("a"))
+            // One host only: the group's two VMs share it, as soft anti-affinity allows.
+            for name in ["api-1", "api-2"] {
+                _ = try await node.submit(.createVM(Self.vm(name, group: "api", antiAffinity: "soft")))
+            }
+            _ = try await node.submit(Self.host("b"))
+            let plan = try await node.rebalancePlan(region: nil).serialized()
+            #expect(plan.contains(#""to":"b""#), "\(plan)")
+            // (It said 1 -> 1: only the hosts the moves empty were counted.)
+            #expect(plan.contains(#""hosts_in_use":1,"hosts_in_use_after":2"#), "\(plan)")
+        }
+    }
 }
 
 @Suite struct ApplierPropertyTests {

@@ -1,7 +1,31 @@
 import Store
 
-/// Request bodies of the HTTP/JSON API (see docs/api.md). Unknown fields are ignored.
-struct AddHostRequest: Decodable {
+/// A request body of the HTTP/JSON API (see docs/api.md) that names the fields it takes: a body
+/// with another is refused, naming it. Ignored, a misnamed constraint (the views' `required_labels`
+/// for the request's `require`) changed what an intent did without a word.
+protocol APIRequestBody: Decodable {
+    /// The fields the body takes, as JSON names them.
+    static var fields: [String] { get }
+    /// Names a user may carry over from the views or `dwcp watch`'s records, with the field meant.
+    static var namedElsewhere: [String: String] { get }
+}
+
+extension APIRequestBody {
+    static var namedElsewhere: [String: String] { [:] }
+
+    /// Throws for the first of `names` (a body's fields) that the body does not take.
+    static func refuseUnknown(_ names: [String]) throws {
+        for name in names where !fields.contains(name) {
+            let meant = namedElsewhere[name].map { " ('\(name)' is the views' name; the request's field is '\($0)')" }
+            throw NodeError(
+                .invalid,
+                "the request body has a field this request does not take: '\(Validation.shown(name))'\(meant ?? ""); it takes \(fields.joined(separator: ", "))"
+            )
+        }
+    }
+}
+
+struct AddHostRequest: APIRequestBody {
     var name: String
     var region: String?
     var cpus: Int
@@ -9,14 +33,16 @@ struct AddHostRequest: Decodable {
     var labels: [String: String]?
     var requestID: String?
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case name, region, cpus, labels
         case memoryBytes = "memory_bytes"
         case requestID = "request_id"
     }
+
+    static let fields = CodingKeys.allCases.map(\.stringValue)
 }
 
-struct CreateVMRequest: Decodable {
+struct CreateVMRequest: APIRequestBody {
     var name: String
     var region: String?
     var cpus: Int
@@ -33,7 +59,7 @@ struct CreateVMRequest: Decodable {
     var count: Int?
     var checkIndex: UInt64?
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case name, region, cpus, image, labels, require, group, policy, count
         case memoryBytes = "memory_bytes"
         case desiredState = "desired_state"
@@ -42,6 +68,11 @@ struct CreateVMRequest: Decodable {
         case affinityGroup = "affinity_group"
         case checkIndex = "check_index"
     }
+
+    static let fields = CodingKeys.allCases.map(\.stringValue)
+    static let namedElsewhere = [
+        "required_labels": "require", "placement_policy": "policy", "group_name": "group",
+    ]
 
     /// The VMs this request creates: NAME, or NAME-1 … NAME-N with `count`.
     func vms() throws -> [VMCreated] {
@@ -71,33 +102,39 @@ struct CreateVMRequest: Decodable {
     }
 }
 
-struct HostLabelsRequest: Decodable {
+struct HostLabelsRequest: APIRequestBody {
     var labels: [String: String]
     var requestID: String?
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case labels
         case requestID = "request_id"
     }
+
+    static let fields = CodingKeys.allCases.map(\.stringValue)
 }
 
-struct RequestIDOnly: Decodable {
+struct RequestIDOnly: APIRequestBody {
     var requestID: String?
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case requestID = "request_id"
     }
+
+    static let fields = CodingKeys.allCases.map(\.stringValue)
 }
 
-struct SQLRequest: Decodable {
+struct SQLRequest: APIRequestBody {
     var query: String
     var maxRows: Int?
     var consistency: String?
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case query, consistency
         case maxRows = "max_rows"
     }
+
+    static let fields = CodingKeys.allCases.map(\.stringValue)
 
     /// The row limit asked for (the node's own when none is given).
     func rowLimit() throws -> Int? {

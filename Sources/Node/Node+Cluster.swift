@@ -8,6 +8,14 @@ public struct ClusterChangeRequest: Sendable, Codable {
     public var learner: Bool?
 }
 
+extension ClusterChangeRequest: APIRequestBody {
+    static let fields = ["id", "address", "learner"]
+}
+
+extension LeaderTransferRequest: APIRequestBody {
+    static let fields = ["id"]
+}
+
 /// The body of `POST /v1/cluster/leader`: the voter to hand leadership to (none: the best placed).
 public struct LeaderTransferRequest: Sendable, Codable {
     public var id: String?

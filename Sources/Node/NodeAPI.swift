@@ -500,6 +500,9 @@ public enum NodeAPI {
             }
             throw NodeError(.invalid, "the request body is not valid JSON (\(error.message))", cause: error)
         }
+        if let body = T.self as? any APIRequestBody.Type, case .object(let members) = json {
+            try body.refuseUnknown(members.map(\.0))
+        }
         do {
             return try JSONValueDecoder().decode(T.self, from: json)
         } catch let error as DecodingError {

@@ -295,6 +295,20 @@ import Testing
                     "field 'memory_bytes' holds a number out of range"
                 ),
                 (.POST, "/v1/vms", "null", 400, "the request body must be a JSON object"),
+                // A field the request does not take is named (ignored, the views' name for a
+                // constraint left the VM unconstrained), and one the views call so points to the
+                // request's own.
+                (
+                    .POST, "/v1/vms", #"{"name":"x","cpus":1,"memory_bytes":1048576,"required_labels":{"d":"n"}}"#,
+                    400,
+                    "does not take: 'required_labels' ('required_labels' is the views' name; the request's field is 'require')"
+                ),
+                (
+                    .POST, "/v1/plan/vms", #"{"name":"x","cpus":1,"memory_bytes":1048576,"memory":1}"#, 400,
+                    "does not take: 'memory'; it takes name, region, cpus"
+                ),
+                (.PUT, "/v1/hosts/h1/labels", #"{"labels":{},"label":{"a":"b"}}"#, 400, "does not take: 'label'"),
+                (.POST, "/v1/cluster/leader", #"{"to":"n2"}"#, 400, "does not take: 'to'; it takes id"),
                 (
                     .POST, "/v1/vms", #"{"name":"x","cpus":1,"memory_bytes":1,"labels":{"a":1}}"#, 400,
                     "field 'labels.a' has the wrong type"

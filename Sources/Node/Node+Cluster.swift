@@ -35,7 +35,8 @@ extension Node {
             return .object([
                 ("node_id", .string(configuration.nodeID)), ("replicated", .bool(false)),
                 ("version", .string(Node.version)), ("schema_version", .string(ViewStore.schemaVersion)),
-                ("members", .array([])),
+                // (`dwcp cluster verify --log-index` refuses an index past it, as in a region.)
+                ("commit_index", .int(Int64(consensus.committed.value))), ("members", .array([])),
             ])
         }
         let answers = timeout > .zero ? await raft.otherMemberStatuses(timeout: timeout) : [:]

@@ -179,8 +179,11 @@ extension ClusterCommand {
             if !unanswered.isEmpty {
                 let ids = unanswered.map(\.id).joined(separator: ", ")
                 let compared =
-                    comparison.majorityAnswered
-                    ? "the \(comparison.answered.count) that answered agree" : "at most half of the members answered"
+                    answers.count == 1
+                    ? "the only member"
+                    : comparison.majorityAnswered
+                        ? "the \(comparison.answered.count) that answered agree"
+                        : "at most half of the members answered"
                 let next =
                     unanswered.allSatisfy(\.gone)
                     ? "run dwcp cluster verify again, without --log-index (they will never have a digest of this marker)"

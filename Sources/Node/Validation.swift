@@ -98,7 +98,8 @@ public enum Validation {
         if let memoryBytes, memoryBytes < guest.minimumMemoryBytes {
             throw NodeError(
                 .invalid,
-                "image \(image) needs at least \(guest.minimumMemoryBytes) bytes of memory; the VM has \(memoryBytes)")
+                "image \(image) needs at least \(DiskSpace.format(UInt64(guest.minimumMemoryBytes))) of memory; the VM has \(DiskSpace.format(UInt64(max(memoryBytes, 0))))"
+            )
         }
     }
 

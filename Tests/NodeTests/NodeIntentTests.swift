@@ -378,7 +378,7 @@ import Testing
                 VMCreated(name: "ok", region: "", cpus: 1, memoryBytes: 64 << 20, image: "", labels: ["guest.": "x"])),
             .invalid, "invalid label 'guest.': a guest.* label names a key of the guest's command line"
         ),
-        (vm("ok", memory: 1 << 20), .invalid, "image builtin:hello needs at least 4194304 bytes of memory"),
+        (vm("ok", memory: 1 << 20), .invalid, "image builtin:hello needs at least 4 MiB of memory; the VM has 1 MiB"),
         (
             vm("ok", image: "builtin:nope"), .invalid,
             "unknown image 'builtin:nope': available images are builtin:counter"

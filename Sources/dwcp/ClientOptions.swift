@@ -144,16 +144,21 @@ func parseAddress(_ text: String) throws -> (host: String, port: Int) {
 }
 
 /// Parses where a node's API is: `HOST:PORT`, or `http://HOST:PORT` or `https://HOST:PORT` as
-/// in a URL; `scheme` is nil when the text names none.
+/// in a URL (a closing `/` is let pass, as in a URL); `scheme` is nil when the text names none.
 func parseServerAddress(_ text: String) throws -> (scheme: String?, host: String, port: Int) {
-    for scheme in ["http", "https"] where text.lowercased().hasPrefix(scheme + "://") {
-        var rest = text.dropFirst(scheme.count + 3)
-        if rest.hasSuffix("/") { rest = rest.dropLast() }
-        let (host, port) = try parseAddress(String(rest))
-        return (scheme, host, port)
+    var scheme: String?
+    var rest = Substring(text)
+    for known in ["http", "https"] where text.lowercased().hasPrefix(known + "://") {
+        scheme = known
+        rest = rest.dropFirst(known.count + 3)
     }
-    let (host, port) = try parseAddress(text)
-    return (nil, host, port)
+    if rest.hasSuffix("/") { rest = rest.dropLast() }
+    guard let (host, port) = Validation.hostAndPort(String(rest)) else {
+        throw CLIError(
+            .usage,
+            "invalid address '\(text)': use HOST:PORT, http://HOST:PORT or https://HOST:PORT, like 127.0.0.1:7070")
+    }
+    return (scheme, host, port)
 }
 
 /// `--json`: print the node's answer as JSON instead of sentences or a table (intents take it

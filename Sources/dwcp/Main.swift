@@ -27,14 +27,14 @@ enum Main {
             let arguments = Array(CommandLine.arguments.dropFirst())
             let found = commandPath(arguments)
             let path = found.words
-            // (Only when ArgumentParser's own message names the word: a word after an option is
-            // that option's value, not a command.)
+            // (Only when no option comes before the word, or ArgumentParser's own message names
+            // it: a word after an option may be that option's value, not a command.)
             if let unknown = found.unknown, !found.subcommands.isEmpty,
-                Dwcp.message(for: error).contains("'\(unknown)'")
+                found.unknownBeforeOptions || Dwcp.message(for: error).contains("'\(unknown)'")
             {
                 let names = found.subcommands.joined(separator: ", ")
                 StandardStream.error.write(
-                    "dwcp: unknown command '\((path + [unknown]).joined(separator: " "))': \(path.joined(separator: " ")) takes \(names) (see '\(path.joined(separator: " ")) --help')\n"
+                    "dwcp: unknown command '\(unknown)': \(path.joined(separator: " ")) takes \(names) (see '\(path.joined(separator: " ")) --help')\n"
                 )
                 exit(64)
             }
@@ -76,15 +76,24 @@ enum Main {
         var words = ["dwcp"]
         var subcommands: [String] = []
         var unknown: String?
+        /// Whether no option came before ``unknown`` (`dwcp nosuch --server X`): it stands where a
+        /// command goes, and cannot be an option's value.
+        var unknownBeforeOptions = false
     }
 
     static func commandPath(_ arguments: [String]) -> CommandPath {
         var found = CommandPath()
         var subcommands = Dwcp.configuration.subcommands
-        for word in arguments where !word.hasPrefix("-") {
+        var sawOption = false
+        for word in arguments {
+            if word.hasPrefix("-") {
+                sawOption = true
+                continue
+            }
             guard !subcommands.isEmpty else { break }
             guard let sub = subcommands.first(where: { $0._commandName == word }) else {
                 found.unknown = word
+                found.unknownBeforeOptions = !sawOption
                 break
             }
             found.words.append(word)

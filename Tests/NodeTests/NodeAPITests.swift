@@ -154,6 +154,37 @@ import Testing
         }
     }
 
+    @Test("a console asked of a VM this node does not host says whether any node keeps it, and which")
+    func consoleElsewhere() async throws {
+        try await withAPI { node, base in
+            // h1 added by hand (no agent runs its VMs); h2 as a host agent of node n7 registers.
+            _ = try await node.submit(.addHost(HostAdded(name: "h1", region: "eu", cpus: 4, memoryBytes: 8 << 30)))
+            _ = try await node.submit(
+                .addHost(HostAdded(name: "h2", region: "eu", cpus: 2, memoryBytes: 8 << 30, labels: ["at": "2"])),
+                requestID: "host-agent-n7-h2")
+            var first = VMCreated(name: "by-hand", region: "", cpus: 1, memoryBytes: 256 << 20, image: "")
+            first.requiredLabels = [:]
+            _ = try await node.submit(.createVM(first))
+            var second = VMCreated(name: "by-agent", region: "", cpus: 1, memoryBytes: 256 << 20, image: "")
+            second.requiredLabels = ["at": "2"]
+            _ = try await node.submit(.createVM(second))
+            let hosts = try await node.sql("SELECT name, host FROM vms ORDER BY name", consistency: .local).rows
+            #expect(hosts == [[.string("by-agent"), .string("h2")], [.string("by-hand"), .string("h1")]], "\(hosts)")
+            let (status, text) = try await call(.GET, base + "/v1/vms/by-hand/console")
+            #expect(status == 409)
+            #expect(
+                text.contains(
+                    "VM by-hand (scheduled) is placed on host h1, which no node's host agent registered (it was added with dwcp host add)"
+                ), "\(text)")
+            let (agentStatus, agentText) = try await call(.GET, base + "/v1/vms/by-agent/console")
+            #expect(agentStatus == 409)
+            #expect(
+                agentText.contains(
+                    "is kept by the node that runs that host's agent (it registered as host-agent-n7-h2)"),
+                "\(agentText)")
+        }
+    }
+
     @Test("a watch follows commits made after it started")
     func watchFollows() async throws {
         try await withAPI { node, base in

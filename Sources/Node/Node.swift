@@ -87,7 +87,19 @@ public final class Node: Service, Sendable {
         views = try ViewStore(path: configuration.viewsPath)
         if let reason = views.rebuildReason {
             let from = log.snapshot.index > 0 ? "snapshot \(log.snapshot.index) and the log after it" : "the log"
-            logger.notice("\(reason): rebuilding the views from \(from) (\(entries) entries)")
+            let kept = views.replacedPath.map { " (the file it replaces is kept at \($0) until they are)" } ?? ""
+            logger.notice("\(reason): rebuilding the views from \(from) (\(entries) entries)\(kept)")
+        }
+        // A rebuild that fails leaves the replaced views where they were moved, and says so: with
+        // a snapshot lost behind a compacted log, they hold all that is left of what it dropped.
+        var caughtUpAfterRebuild = false
+        let replacedViews = views.replacedPath
+        defer {
+            if let replacedViews, !caughtUpAfterRebuild {
+                logger.error(
+                    "the views were not rebuilt; the file they replace is kept at \(replacedViews): to go back to it, stop the node and move it (with its -wal file, if any) to \(configuration.viewsPath)"
+                )
+            }
         }
         if let note = views.upgradeNote { logger.notice("\(note)") }
         applied = IndexWatermark(0)
@@ -140,6 +152,11 @@ public final class Node: Service, Sendable {
         if caughtUp > appliedIndex {
             logger.notice("applied log entries \(appliedIndex + 1)...\(caughtUp) to the views")
             metrics.entriesApplied.increment(by: Int64(caughtUp - appliedIndex))
+        }
+        if let replaced = replacedViews {
+            caughtUpAfterRebuild = true
+            ViewStore.removeFiles(at: replaced)
+            logger.notice("the views are rebuilt through index \(caughtUp); removed \(replaced), the file they replace")
         }
         scheduler = SchedulerWorker()
         // Recorded only now: a start refused above leaves the directory's identity as it was.

@@ -72,6 +72,8 @@ import Testing
         let (rebuilt, reason) = try openedDump(dir)
         #expect(reason?.hasPrefix("views.sqlite was found damaged") == true, "\(reason ?? "")")
         #expect(rebuilt.contains("\"h9\""))
+        // The damaged file was set aside while the views were rebuilt, and removed once they were.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).allSatisfy { !$0.contains("replaced") })
         for suffix in ["", "-wal", "-shm"] {
             try? FileManager.default.removeItem(atPath: dir.file("views.sqlite" + suffix))
         }
@@ -238,6 +240,48 @@ import Testing
         #expect(reason == "views.sqlite is missing")
         #expect(after == before)
         #expect(before.contains(#""labels":"{\"k\":\"v29\"}""#))
+    }
+
+    @Test(
+        "views a failed rebuild replaced are kept, not removed: with the snapshot behind a compacted log lost, they are all that is left"
+    )
+    func replacedViewsAreKept() async throws {
+        let dir = TemporaryDirectory()
+        try await withRunningNode(dir, snapshotEvery: 10) { node in
+            _ = try await node.submit(.addHost(HostAdded(name: "h1", region: "eu", cpus: 8, memoryBytes: 16 << 30)))
+            for i in 0..<30 {
+                _ = try await node.submit(.setHostLabels(name: "h1", labels: ["k": "v\(i)"]))
+            }
+            let deadline = ContinuousClock.now + .seconds(20)
+            while node.log.firstIndex <= 21, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(node.log.firstIndex > 21, "the log was not compacted: it starts at \(node.log.firstIndex)")
+        }
+        let (before, _) = try openedDump(dir)
+        // The views' header damaged, and the snapshot the log begins behind gone.
+        let views = dir.file("views.sqlite")
+        let file = try #require(FileHandle(forUpdatingAtPath: views))
+        try file.seek(toOffset: 16)
+        try file.write(contentsOf: Data([0xFF, 0xFF, 0xFF, 0xFF]))
+        try file.close()
+        let damaged = try Data(contentsOf: URL(fileURLWithPath: views))
+        let snapshot = try #require(
+            try FileManager.default.contentsOfDirectory(atPath: dir.file("snapshots")).first { $0.hasPrefix("views-") })
+        try FileManager.default.moveItem(atPath: dir.file("snapshots/\(snapshot)"), toPath: dir.file("saved-snapshot"))
+
+        // The start cannot rebuild them, and refuses; the damaged file is kept as it was (it was
+        // removed before the rebuild began).
+        #expect(throws: (any Error).self) { try singleNode(at: dir.path) }
+        let kept = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter {
+            $0.hasPrefix("views.sqlite.replaced-") && !$0.hasSuffix("-wal") && !$0.hasSuffix("-shm")
+        }
+        #expect(kept.count == 1, "\(kept)")
+        if let kept = kept.first { #expect(try Data(contentsOf: URL(fileURLWithPath: dir.file(kept))) == damaged) }
+
+        // With the snapshot back, the next start rebuilds them, losing nothing.
+        try FileManager.default.moveItem(atPath: dir.file("saved-snapshot"), toPath: dir.file("snapshots/\(snapshot)"))
+        #expect(try openedDump(dir).0 == before)
     }
 
     @Test(

@@ -30,6 +30,11 @@ public final class ViewStore: Sendable {
     public let rebuildReason: String?
     /// What the upgrade of a file built by an earlier dwcp did, when there was one; nil otherwise.
     public let upgradeNote: String?
+    /// Where the file a rebuild replaced was moved (`views.sqlite.replaced-TIME`), nil when none
+    /// was: kept, not removed, since a rebuild can fail (a snapshot missing behind a compacted log,
+    /// a record this dwcp cannot read) and then those views hold all that is left of what the log
+    /// dropped. The node removes it once it has caught the new views up.
+    public let replacedPath: String?
 
     public init(path: String) throws {
         self.path = path
@@ -39,7 +44,6 @@ public final class ViewStore: Sendable {
         if FileManager.default.fileExists(atPath: marker) {
             let why = (try? String(contentsOfFile: marker, encoding: .utf8)) ?? "why was not kept"
             reason = "views.sqlite was found damaged (\(why))"
-            Self.removeFiles(at: path)
         } else if !FileManager.default.fileExists(atPath: path) {
             reason = "views.sqlite is missing"
         } else {
@@ -54,8 +58,8 @@ public final class ViewStore: Sendable {
             case .failure(let error):
                 reason = "views.sqlite is unreadable (\(error))"
             }
-            if reason != nil { Self.removeFiles(at: path) }
         }
+        replacedPath = reason == nil ? nil : try Self.setAside(path)
         var configuration = Configuration()
         configuration.label = "views"
         configuration.busyMode = .timeout(10)
@@ -130,7 +134,35 @@ public final class ViewStore: Sendable {
         }
     }
 
-    static func removeFiles(at path: String) {
+    /// Moves the file at `path` (with its WAL, shared-memory index and journal) to
+    /// `PATH.replaced-TIME`; returns that path, or nil when there was no file to move. Leftovers
+    /// without a file (a WAL, say) are removed: they belong to no database.
+    static func setAside(_ path: String) throws -> String? {
+        guard FileManager.default.fileExists(atPath: path) else {
+            removeFiles(at: path)
+            return nil
+        }
+        let time = ISO8601DateFormatter.string(
+            from: Date(), timeZone: .gmt, formatOptions: [.withYear, .withMonth, .withDay, .withTime])
+        var aside = "\(path).replaced-\(time)"
+        // (Two rebuilds in one second: the first one's file is kept too.)
+        var count = 1
+        while FileManager.default.fileExists(atPath: aside) {
+            count += 1
+            aside = "\(path).replaced-\(time)-\(count)"
+        }
+        for suffix in ["", "-wal", "-shm", "-journal"] where FileManager.default.fileExists(atPath: path + suffix) {
+            do {
+                try FileManager.default.moveItem(atPath: path + suffix, toPath: aside + suffix)
+            } catch {
+                throw StoreError(.views, "cannot move \(path + suffix) aside to rebuild the views", cause: error)
+            }
+        }
+        return aside
+    }
+
+    /// Removes the database at `path` with its WAL, shared-memory index and journal.
+    public static func removeFiles(at path: String) {
         for suffix in ["", "-wal", "-shm", "-journal"] { try? FileManager.default.removeItem(atPath: path + suffix) }
     }
 

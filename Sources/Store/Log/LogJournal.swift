@@ -103,7 +103,7 @@ final class LogJournal: Sendable {
             // LMDB took in and no longer holds.
             throw StoreError(
                 .journal,
-                "the log's LMDB file (\(URL(fileURLWithPath: path).deletingLastPathComponent().path)/data.mdb) has taken in the journal's records through \(expected - 1), but the journal \(path) goes on with record \(stop.sequence): records \(expected)–\(stop.sequence - 1), moved into LMDB, are gone from it (data.mdb replaced, emptied or restored from an older copy?); it held acknowledged writes, so the log does not open (give this member an empty data directory and add it to the region again)"
+                "the log's LMDB file (\(URL(fileURLWithPath: path).deletingLastPathComponent().path)/data.mdb) has taken in the journal's records through \(expected - 1), but the journal \(path) goes on with record \(stop.sequence): records \(expected)–\(stop.sequence - 1), moved into LMDB, are gone from it (data.mdb replaced, emptied or restored from an older copy?); it held acknowledged writes, so the log does not open. \(LogStore.damagedLogAdvice)"
             )
         }
         if let later = try wholeRecord(from: offset, sequenceAtLeast: expected, size: size) {
@@ -115,7 +115,7 @@ final class LogJournal: Sendable {
                 }
             throw StoreError(
                 .journal,
-                "the journal \(path) is damaged: record \(expected) \(what), yet record \(later.sequence) after it is whole (at byte \(later.offset)); it holds acknowledged writes, so the log does not open (give this member an empty data directory and add it to the region again)"
+                "the journal \(path) is damaged: record \(expected) \(what), yet record \(later.sequence) after it is whole (at byte \(later.offset)); it holds acknowledged writes, so the log does not open. \(LogStore.damagedLogAdvice)"
             )
         }
         return result

@@ -70,4 +70,23 @@ import Testing
         #expect(node.stderr.contains("dwcp: LMDB stopped the process reading \(file), a log's LMDB file ("))
         #expect(node.stderr.contains("restore the data directory from a backup"))
     }
+
+    @Test(
+        "a segmentation fault in LMDB's code at an address outside the map (a node read across its page's end) names the file too"
+    )
+    func aFaultOutsideTheMapNamesTheFile() async throws {
+        let dir = TemporaryDirectory()  // (Held to the end: its files hold the process's stderr.)
+        let (node, file) = try await startDamaged(dir) { pages in
+            let leaves = pages.entryLeaves()
+            try #require(leaves.count >= 3)
+            // Each node of a leaf 6 bytes before the page's end: its header runs into the next
+            // page, whose bytes LMDB takes for the node's size and flags.
+            pages.pointNodes(ofPage: leaves[1].page, at: UInt16(LMDBPages.pageSize - 6))
+        }
+        #expect(node.process.terminationReason == .uncaughtSignal, "\(node.stderr)")
+        #expect(node.process.terminationStatus == SIGSEGV)
+        #expect(
+            node.stderr.contains("dwcp: stopped by a fault reading \(file), a log's LMDB file: the file is damaged"))
+        #expect(node.stderr.contains("restore the data directory from a backup"))
+    }
 }

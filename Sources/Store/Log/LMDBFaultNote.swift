@@ -16,8 +16,9 @@ import Synchronization
 /// The handler may only do what is safe in a signal handler: it loads a fixed table of atomic
 /// words and writes a message built beforehand. Registration takes a lock and stores a slot's
 /// message before its bounds, so the handler sees a slot whole or not at all (a fault while a map
-/// is being replaced may go unexplained). Only faults within a map are explained: one past its end
-/// (LMDB's map is far larger than the file) is not.
+/// is being replaced may go unexplained). A fault outside every map whose instruction lies in
+/// LMDB's code (an address LMDB computed from a damaged node, near zero, say) is explained too:
+/// with the only map's message, or, with several maps, a message that names none.
 enum LMDBFaultNote {
     /// At most this many maps are watched at once (a node opens one log per Raft group).
     static let slotCount = 32
@@ -36,9 +37,26 @@ enum LMDBFaultNote {
         previous.initialize(repeating: sigaction(), count: 2)
         return previous
     }()
+    /// Where LMDB's code lies (``dwcp_lmdb_code_range``), found as the handler is installed.
+    static let lmdbCodeStart = Atomic<UInt>(0)
+    static let lmdbCodeEnd = Atomic<UInt>(0)
+    /// Said for a fault in LMDB's code outside every map while several maps are watched.
+    nonisolated(unsafe) static let anyLogMessage: (UnsafeMutablePointer<UInt8>, Int) = {
+        let bytes = Array(
+            ("dwcp: stopped by a fault inside LMDB: a log's LMDB file (DATA/log/data.mdb) is damaged (LMDB followed a damaged page or node). "
+                + LogStore.damagedLogAdvice + ".\n").utf8)
+        let message = UnsafeMutablePointer<UInt8>.allocate(capacity: bytes.count)
+        message.initialize(from: bytes, count: bytes.count)
+        return (message, bytes.count)
+    }()
+
     /// Installs the handler once per process, the first time a map is registered.
     static let installed: Bool = {
         _ = table
+        _ = anyLogMessage
+        let code = dwcp_lmdb_code_range()
+        lmdbCodeStart.store(UInt(code.start), ordering: .releasing)
+        lmdbCodeEnd.store(UInt(code.end), ordering: .releasing)
         guard sigaction(SIGBUS, nil, previous) == 0, sigaction(SIGSEGV, nil, previous + 1) == 0 else { return false }
         var action = sigaction()
         action.__sigaction_handler.sa_sigaction = handle
@@ -76,7 +94,7 @@ enum LMDBFaultNote {
                 slot = free
                 owners[slot] = owner
                 let bytes = Array(
-                    ("dwcp: stopped by a fault reading \(file), a log's LMDB file: the file is damaged (LMDB followed a damaged page or node past the file's end). "
+                    ("dwcp: stopped by a fault reading \(file), a log's LMDB file: the file is damaged (LMDB followed a damaged page or node). "
                         + LogStore.damagedLogAdvice + ".\n").utf8)
                 // Never freed: the handler may be reading it (a few hundred bytes per log opened).
                 let message = UnsafeMutablePointer<UInt8>.allocate(capacity: bytes.count)
@@ -99,21 +117,46 @@ enum LMDBFaultNote {
         }
     }
 
-    /// The signal handler: the message of the map `info`'s address lies in, then the previous
+    /// Writes the message of `slot` to standard error (safe in a signal handler).
+    static func say(slot: Int) {
+        let words = table + slot * 4
+        if let message = UnsafeRawPointer(bitPattern: words[2].load(ordering: .acquiring)) {
+            _ = write(2, message, Int(words[3].load(ordering: .acquiring)))
+        }
+    }
+
+    /// The signal handler: the message of the map `info`'s address lies in (or, for a fault in
+    /// LMDB's code outside every map, of the only map, or one naming none), then the previous
     /// handler restored.
     static let handle: @convention(c) (Int32, UnsafeMutablePointer<siginfo_t>?, UnsafeMutableRawPointer?) -> Void = {
         signal, info, context in
         if let info, info.pointee.si_code > 0 {
             let address = UInt(bitPattern: info.pointee._sifields._sigfault.si_addr)
+            var explained = false
+            var onlySlot = -1
+            var slotsWatched = 0
             for slot in 0..<LMDBFaultNote.slotCount {
                 let words = LMDBFaultNote.table + slot * 4
                 let end = words[1].load(ordering: .acquiring)
                 let start = words[0].load(ordering: .acquiring)
-                guard address >= start, address < end else { continue }
-                if let message = UnsafeRawPointer(bitPattern: words[2].load(ordering: .acquiring)) {
-                    _ = write(2, message, Int(words[3].load(ordering: .acquiring)))
+                if end != 0 {
+                    slotsWatched += 1
+                    onlySlot = slot
                 }
+                guard address >= start, address < end else { continue }
+                LMDBFaultNote.say(slot: slot)
+                explained = true
                 break
+            }
+            let instruction = context.map { UInt(dwcp_interrupted_instruction($0)) } ?? 0
+            let codeStart = LMDBFaultNote.lmdbCodeStart.load(ordering: .acquiring)
+            let codeEnd = LMDBFaultNote.lmdbCodeEnd.load(ordering: .acquiring)
+            if !explained, instruction >= codeStart, instruction < codeEnd {
+                if slotsWatched == 1 {
+                    LMDBFaultNote.say(slot: onlySlot)
+                } else {
+                    _ = write(2, LMDBFaultNote.anyLogMessage.0, LMDBFaultNote.anyLogMessage.1)
+                }
             }
         }
         // The handler before this one takes the fault again as returning repeats the access: the

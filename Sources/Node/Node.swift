@@ -422,8 +422,10 @@ public final class Node: Service, Sendable {
     /// `DATA/snapshots` and compact the log behind the copy (a region's members do the same in
     /// ``RaftConsensus``). A restart on the compacted log starts from the snapshot.
     func compactLocalLog() async throws {
+        var missing = snapshots.missingBehindLog(log.snapshot.index)
         while true {
-            _ = try await applied.wait(until: log.snapshot.index + configuration.snapshotEvery)
+            if !missing { _ = try await applied.wait(until: log.snapshot.index + configuration.snapshotEvery) }
+            missing = false
             let index = try await snapshots.take()
             guard let term = try log.term(at: index) else {
                 throw NodeError(

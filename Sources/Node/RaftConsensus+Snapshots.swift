@@ -10,10 +10,12 @@ extension RaftConsensus {
     /// (``snapshotRetakes``), replacing a file at the same index.
     func takeSnapshots() async throws {
         var retakesSeen = snapshotRetakes.value
+        var missing = snapshots.missingBehindLog(state.withLock { $0.snapshotMeta.index })
         while true {
             let base = state.withLock { $0.snapshotMeta.index }
             let seen = retakesSeen
             let retake = try await withThrowingTaskGroup(of: Bool.self) { group in
+                if missing { return true }
                 group.addTask { [self] in
                     _ = try await snapshots.applied.wait(until: base + snapshotEvery)
                     return false
@@ -25,6 +27,7 @@ extension RaftConsensus {
                 defer { group.cancelAll() }
                 return try await group.next() ?? false
             }
+            missing = false
             // A snapshot installed from the leader meanwhile moved the base: count from there.
             guard retake || state.withLock({ $0.snapshotMeta.index }) == base else { continue }
             // What this copy covers: a retake asked for while it is taken asks for a later one.

@@ -204,7 +204,7 @@ extension ViewSnapshots {
         do {
             return try queue.read { db in try ViewStore.strayValue(in: db, index: index) }
         } catch {
-            throw NodeError(.invalid, "the values of \(path) could not be read", cause: error)
+            throw NodeError(.invalid, "the values of \(path) could not be read (\(error))", cause: error)
         }
     }
 

@@ -188,9 +188,13 @@ public final class ViewSnapshots: Sendable {
             throw NodeError.unusableSnapshot(index, error, memberID: memberID)
         }
         let (file, description) = try upgraded(index, described)
-        if let stray = try Self.strayValue(inFile: file, index: description.index) {
-            throw NodeError.unusableSnapshot(index, NodeError(.invalid, stray), memberID: memberID)
+        let stray: String?
+        do {
+            stray = try Self.strayValue(inFile: file, index: description.index)
+        } catch {
+            throw NodeError.unusableSnapshot(index, error, memberID: memberID)
         }
+        if let stray { throw NodeError.unusableSnapshot(index, NodeError(.invalid, stray), memberID: memberID) }
         do {
             try views.pool.writeWithoutTransaction { db in try Self.copy(file, into: db) }
         } catch {
@@ -209,6 +213,17 @@ public final class ViewSnapshots: Sendable {
         } catch let error as DatabaseError {
             throw NodeError(.unavailable, "\(file) is not a views snapshot SQLite can read: \(error)", cause: error)
         }
+    }
+
+    /// Whether snapshot `index`, the one a compacted log starts behind, is gone while the views
+    /// are whole (said, at warning level): the node takes a new one from them at once, as until
+    /// then views lost or damaged could not be rebuilt. False for a log never compacted.
+    func missingBehindLog(_ index: UInt64) -> Bool {
+        guard index > 0, !FileManager.default.fileExists(atPath: path(index)) else { return false }
+        logger.warning(
+            "views snapshot \(index), which the log starts behind, is missing (\(path(index))): the views are whole, so a new snapshot is taken from them now (until it is, views lost or damaged could not be rebuilt)"
+        )
+        return true
     }
 
     /// Snapshot `index`'s file; an error naming it if it is gone.

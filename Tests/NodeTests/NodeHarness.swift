@@ -12,10 +12,10 @@ func withRunningNode<T: Sendable>(
     hostAgent: HostAgentConfiguration? = nil, snapshotEvery: UInt64 = 10_000,
     historyRetention: Duration? = NodeConfiguration.defaultHistoryRetention,
     consensus: (@Sendable (LogStore) -> any Consensus)? = nil, configure: (inout NodeConfiguration) -> Void = { _ in },
-    _ body: @Sendable (Node) async throws -> T
+    logger given: Logger? = nil, _ body: @Sendable (Node) async throws -> T
 ) async throws -> T {
-    var logger = Logger(label: "test")
-    logger.logLevel = .warning
+    var logger = given ?? Logger(label: "test")
+    if given == nil { logger.logLevel = .warning }
     var configuration = NodeConfiguration(
         dataDirectory: directory.path, nodeID: "n1", region: region, apiPort: 0, registerHost: register,
         placementWait: .seconds(5), hostAgent: hostAgent)

@@ -22,6 +22,22 @@ import Testing
         }
     }
 
+    /// Writes 31 intents through a single node that snapshots every 10 entries, and stops it once
+    /// its log is compacted (it starts past index 21).
+    func populateCompacted(_ dir: TemporaryDirectory) async throws {
+        try await withRunningNode(dir, snapshotEvery: 10) { node in
+            _ = try await node.submit(.addHost(HostAdded(name: "h1", region: "eu", cpus: 8, memoryBytes: 16 << 30)))
+            for i in 0..<30 {
+                _ = try await node.submit(.setHostLabels(name: "h1", labels: ["k": "v\(i)"]))
+            }
+            let deadline = ContinuousClock.now + .seconds(20)
+            while node.log.firstIndex <= 21, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(node.log.firstIndex > 21, "the log was not compacted: it starts at \(node.log.firstIndex)")
+        }
+    }
+
     /// Opens a node on `dir` (which catches its views up with the log) and returns the views' dump.
     func openedDump(_ dir: TemporaryDirectory) throws -> (String, String?) {
         let node = try singleNode(at: dir.path)
@@ -219,17 +235,7 @@ import Testing
     @Test("a single node snapshots its views and compacts its log; without views it restarts from the snapshot")
     func singleNodeCompaction() async throws {
         let dir = TemporaryDirectory()
-        try await withRunningNode(dir, snapshotEvery: 10) { node in
-            _ = try await node.submit(.addHost(HostAdded(name: "h1", region: "eu", cpus: 8, memoryBytes: 16 << 30)))
-            for i in 0..<30 {
-                _ = try await node.submit(.setHostLabels(name: "h1", labels: ["k": "v\(i)"]))
-            }
-            let deadline = ContinuousClock.now + .seconds(20)
-            while node.log.firstIndex <= 21, ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(20))
-            }
-            #expect(node.log.firstIndex > 21, "the log was not compacted: it starts at \(node.log.firstIndex)")
-        }
+        try await populateCompacted(dir)
         let (before, _) = try openedDump(dir)
         let files = try FileManager.default.contentsOfDirectory(atPath: dir.file("snapshots"))
         #expect(files.filter { $0.hasPrefix("views-") }.count == 1, "\(files)")
@@ -247,17 +253,7 @@ import Testing
     )
     func replacedViewsAreKept() async throws {
         let dir = TemporaryDirectory()
-        try await withRunningNode(dir, snapshotEvery: 10) { node in
-            _ = try await node.submit(.addHost(HostAdded(name: "h1", region: "eu", cpus: 8, memoryBytes: 16 << 30)))
-            for i in 0..<30 {
-                _ = try await node.submit(.setHostLabels(name: "h1", labels: ["k": "v\(i)"]))
-            }
-            let deadline = ContinuousClock.now + .seconds(20)
-            while node.log.firstIndex <= 21, ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(20))
-            }
-            #expect(node.log.firstIndex > 21, "the log was not compacted: it starts at \(node.log.firstIndex)")
-        }
+        try await populateCompacted(dir)
         let (before, _) = try openedDump(dir)
         // The views' header damaged, and the snapshot the log begins behind gone.
         let views = dir.file("views.sqlite")
@@ -281,6 +277,32 @@ import Testing
 
         // With the snapshot back, the next start rebuilds them, losing nothing.
         try FileManager.default.moveItem(atPath: dir.file("saved-snapshot"), toPath: dir.file("snapshots/\(snapshot)"))
+        #expect(try openedDump(dir).0 == before)
+    }
+
+    @Test("a node whose log starts behind a snapshot that is gone takes a new one at once from its whole views")
+    func missingSnapshotIsRetaken() async throws {
+        let dir = TemporaryDirectory()
+        try await populateCompacted(dir)
+        let (before, _) = try openedDump(dir)
+        let snapshots = dir.file("snapshots")
+        for name in try FileManager.default.contentsOfDirectory(atPath: snapshots) {
+            try FileManager.default.removeItem(atPath: snapshots + "/" + name)
+        }
+        let said = RecordedLog()
+        try await withRunningNode(dir, snapshotEvery: 10, logger: said.logger) { node in
+            // No write comes: the snapshot is taken because the one the log starts behind is gone.
+            let taken = try await waitUntil(timeout: .seconds(20)) {
+                (try? FileManager.default.contentsOfDirectory(atPath: snapshots))?.contains { $0.hasPrefix("views-") }
+                    == true
+            }
+            #expect(taken)
+            #expect(said.contains("which the log starts behind, is missing"), "\(said.lines)")
+        }
+        // And the views can be rebuilt again.
+        for suffix in ["", "-wal", "-shm"] {
+            try? FileManager.default.removeItem(atPath: dir.file("views.sqlite" + suffix))
+        }
         #expect(try openedDump(dir).0 == before)
     }
 

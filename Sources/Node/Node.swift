@@ -41,6 +41,8 @@ public final class Node: Service, Sendable {
     let logger: Logger
     /// What `GET /metrics` serves.
     public let metrics: NodeMetrics
+    /// The API's answers of status 500 that were logged, at most one a minute for each kind.
+    let serverErrorsLogged = Mutex<[String: LogThrottle]>([:])
     /// Intent requests being answered now: a graceful stop waits for them (``drainIntents(timeout:)``).
     let intentsInFlight = Mutex(0)
     /// The API's TLS now: the configuration's, until ``reloadCertificates()`` replaces it.

@@ -52,25 +52,25 @@ public enum NodeAPI {
             try json(encoding: node.status())
         }
         router.get("/v1/cluster") { request, _ in
-            try await handle {
+            try await handle(node) {
                 let timeout = try timeoutParameter(of: request, default: .seconds(1), zero: "ask no member")
                 return json(await node.clusterStatus(timeout: timeout))
             }
         }
         router.post("/v1/cluster/verify") { request, _ in
-            try await handle {
+            try await handle(node) {
                 try await onLeader(request, body: nil, node: node) {
                     json(.object([("log_index", .int(Int64(try await node.proposeViewsDigest())))]))
                 }
             }
         }
         router.get("/v1/cluster/verify/last") { request, _ in
-            try await handle {
+            try await handle(node) {
                 try await onLeader(request, body: nil, node: node) { json(try node.periodicVerifyStatus()) }
             }
         }
         router.get("/v1/views/digest") { request, _ in
-            try await handle {
+            try await handle(node) {
                 guard let index = try logIndexParameter(of: request, "log_index") else {
                     throw NodeError(
                         .invalid, "the request lacks log_index (the index dwcp cluster verify's marker got)")
@@ -86,7 +86,7 @@ public enum NodeAPI {
             }
         }
         router.post("/v1/cluster/members") { request, _ in
-            try await handle {
+            try await handle(node) {
                 let bytes = try await collect(request)
                 let body = try decode(ClusterChangeRequest.self, from: bytes)
                 guard let address = body.address else { throw NodeError(.invalid, "a new member needs an address") }
@@ -101,7 +101,7 @@ public enum NodeAPI {
             }
         }
         router.post("/v1/cluster/members/:id/promote") { request, context in
-            try await handle {
+            try await handle(node) {
                 let id = try context.parameters.require("id")
                 try Validation.name(id, what: "member")
                 return try await onLeader(request, body: nil, node: node) {
@@ -110,7 +110,7 @@ public enum NodeAPI {
             }
         }
         router.delete("/v1/cluster/members/:id") { request, context in
-            try await handle {
+            try await handle(node) {
                 let id = try context.parameters.require("id")
                 try Validation.name(id, what: "member")
                 return try await onLeader(request, body: nil, node: node) {
@@ -119,7 +119,7 @@ public enum NodeAPI {
             }
         }
         router.post("/v1/cluster/leader") { request, _ in
-            try await handle {
+            try await handle(node) {
                 let bytes = try await collect(request)
                 let body = try decodeOptional(LeaderTransferRequest.self, from: bytes) ?? LeaderTransferRequest()
                 return try await onLeader(request, body: bytes, node: node) {
@@ -129,7 +129,7 @@ public enum NodeAPI {
             }
         }
         router.post("/v1/hosts") { request, _ in
-            try await handle {
+            try await handle(node) {
                 let (host, requestID) = try await intentInput(node) {
                     let body = try await decode(AddHostRequest.self, from: request)
                     let host = HostAdded(
@@ -141,7 +141,7 @@ public enum NodeAPI {
             }
         }
         router.delete("/v1/hosts/:name") { request, context in
-            try await handle {
+            try await handle(node) {
                 let name = try context.parameters.require("name")
                 let requestID = try await intentInput(node) {
                     try intentRequestID(
@@ -151,7 +151,7 @@ public enum NodeAPI {
             }
         }
         router.post("/v1/vms") { request, _ in
-            try await handle {
+            try await handle(node) {
                 let (body, vms, requestID) = try await intentInput(node) {
                     let body = try await decode(CreateVMRequest.self, from: request)
                     return (body, try body.vms(), try intentRequestID(request, body: body.requestID))
@@ -172,7 +172,7 @@ public enum NodeAPI {
             }
         }
         router.post("/v1/plan/vms") { request, _ in
-            try await handle {
+            try await handle(node) {
                 let body = try await decode(CreateVMRequest.self, from: request)
                 let vms = try body.vms()
                 let consistency = try readConsistency(of: request)
@@ -180,7 +180,7 @@ public enum NodeAPI {
             }
         }
         router.get("/v1/vms/:name/console") { request, context in
-            try await handle {
+            try await handle(node) {
                 let name = try context.parameters.require("name")
                 let follow: Bool
                 switch try parameter(request, "follow") {
@@ -220,14 +220,14 @@ public enum NodeAPI {
             }
         }
         router.get("/v1/vms/:name/explain") { request, context in
-            try await handle {
+            try await handle(node) {
                 let consistency = try readConsistency(of: request)
                 return json(
                     try await node.explain(vm: try context.parameters.require("name"), consistency: consistency))
             }
         }
         router.get("/v1/rebalance") { request, _ in
-            try await handle {
+            try await handle(node) {
                 let consistency = try readConsistency(of: request)
                 return json(
                     try await node.rebalancePlan(
@@ -235,7 +235,7 @@ public enum NodeAPI {
             }
         }
         router.put("/v1/hosts/:name/labels") { request, context in
-            try await handle {
+            try await handle(node) {
                 let name = try context.parameters.require("name")
                 let (labels, requestID) = try await intentInput(node) {
                     let body = try await decode(HostLabelsRequest.self, from: request)
@@ -248,7 +248,7 @@ public enum NodeAPI {
         }
         for (action, state) in [("start", VMDesiredState.running), ("stop", .stopped)] {
             router.post("/v1/vms/:name/\(action)") { request, context in
-                try await handle {
+                try await handle(node) {
                     let name = try context.parameters.require("name")
                     let requestID = try await intentInput(node) {
                         try intentRequestID(
@@ -260,7 +260,7 @@ public enum NodeAPI {
             }
         }
         router.delete("/v1/vms/:name") { request, context in
-            try await handle {
+            try await handle(node) {
                 let name = try context.parameters.require("name")
                 let requestID = try await intentInput(node) {
                     try intentRequestID(
@@ -270,7 +270,7 @@ public enum NodeAPI {
             }
         }
         router.post("/v1/sql") { request, _ in
-            try await handle {
+            try await handle(node) {
                 let body = try await decode(SQLRequest.self, from: request)
                 let result = try await node.sql(
                     body.query, maxRows: try body.rowLimit(), consistency: try body.readConsistency())
@@ -286,7 +286,7 @@ public enum NodeAPI {
             }
         }
         router.get("/v1/watch") { request, _ in
-            try await handle {
+            try await handle(node) {
                 let from = try logIndexParameter(of: request, "from_index") ?? node.consensus.committed.value + 1
                 let limit: Int? = try parameter(request, "limit").map { raw in
                     guard let value = Int(raw), value >= 1 else {
@@ -340,13 +340,25 @@ public enum NodeAPI {
         }
     }
 
-    static func handle(_ body: () async throws -> Response) async throws -> Response {
+    static func handle(_ node: Node, _ body: () async throws -> Response) async throws -> Response {
         do {
             return try await body()
-        } catch let error as NodeError {
+        } catch {
+            let response = failure(for: error)
+            // The node's own failures (damaged views, say) are the operator's to know of too, not
+            // only the client's that met them.
+            if response.status == .internalServerError { node.noteServerError(error) }
+            return response
+        }
+    }
+
+    /// The API's answer to `error`.
+    static func failure(for error: any Error) -> Response {
+        switch error {
+        case let error as NodeError:
             return failure(
                 error.code.rawValue, error.message, status: status(for: error.code), leaderAPI: error.leaderAPI)
-        } catch let error as QueryError {
+        case let error as QueryError:
             let status: HTTPResponse.Status =
                 switch error.code {
                 case .timeout: .requestTimeout
@@ -354,14 +366,14 @@ public enum NodeAPI {
                 default: .badRequest
                 }
             return failure(error.code.rawValue, error.message, status: status)
-        } catch let error as StoreError {
+        case let error as StoreError:
             if error.code == .compacted { return failure("compacted", error.message, status: .gone) }
             return failure(error.code.rawValue, error.message, status: .internalServerError)
-        } catch let error as HTTPError {
+        case let error as HTTPError:
             return failure("invalid", error.body ?? "\(error.status)", status: error.status)
-        } catch is CancellationError {
+        case is CancellationError:
             return failure("unavailable", "the node is shutting down", status: .serviceUnavailable)
-        } catch {
+        default:
             return failure("internal", "\(error)", status: .internalServerError)
         }
     }

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import Hummingbird
+import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -13,10 +14,11 @@ import Testing
 @Suite struct NodeAPITests {
     /// Runs a node and its API on a free port for the duration of `body`.
     func withAPI(
-        configure: (inout NodeConfiguration) -> Void = { _ in }, _ body: @Sendable (Node, String) async throws -> Void
+        configure: (inout NodeConfiguration) -> Void = { _ in }, logger: Logger? = nil,
+        _ body: @Sendable (Node, String) async throws -> Void
     ) async throws {
         let dir = TemporaryDirectory()
-        try await withRunningNode(dir, configure: configure) { node in
+        try await withRunningNode(dir, configure: configure, logger: logger) { node in
             let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
             let app = try NodeAPI.application(node: node, logger: .init(label: "api")) { continuation.yield($0) }
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -182,6 +184,24 @@ import Testing
                 agentText.contains(
                     "is kept by the node that runs that host's agent (it registered as host-agent-n7-h2)"),
                 "\(agentText)")
+        }
+    }
+
+    @Test("an answer of status 500 (damaged views a query met) is logged by the node too, once a minute")
+    func serverErrorsAreLogged() async throws {
+        let said = RecordedLog()
+        try await withAPI(logger: said.logger) { node, base in
+            _ = try await node.submit(.addHost(HostAdded(name: "h1", region: "eu", cpus: 4, memoryBytes: 8 << 30)))
+            // Every page in the file, none left in the WAL for a reader to take instead.
+            try await node.views.pool.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
+            try overwriteRootPage(of: "hosts", inDatabaseAt: node.configuration.viewsPath)
+            for _ in 0..<2 {
+                let (status, text) = try await call(.POST, base + "/v1/sql", #"{"query":"SELECT * FROM hosts"}"#)
+                #expect(status == 500 && text.contains("views.sqlite is damaged"), "\(text)")
+            }
+            let lines = said.lines.filter { $0.contains("a request failed on this node: ") }
+            #expect(lines.count == 1, "\(said.lines)")
+            #expect(lines.first?.contains("views.sqlite is damaged") == true, "\(lines)")
         }
     }
 

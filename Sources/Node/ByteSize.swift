@@ -34,7 +34,9 @@ public enum ByteSize {
         let digits = parts[1].reversed().drop(while: { $0 == "0" }).reversed()
         let notWhole = NodeError(.invalid, "size '\(text)' is not a whole number of bytes")
         guard !digits.isEmpty else { return wholeBytes }
-        guard digits.count <= 19, let fraction = UInt64(String(digits)) else { throw notWhole }
+        guard digits.count <= 19, let fraction = UInt64(String(digits)) else {
+            throw NodeError(.invalid, "size '\(text)' has more digits after the point than dwcp reads (19)")
+        }
         var scale: UInt64 = 1
         for _ in 0..<digits.count { scale *= 10 }
         let scaled = fraction.multipliedFullWidth(by: UInt64(factor))
@@ -43,5 +45,14 @@ public enum ByteSize {
         let (bytes, sumOverflow) = wholeBytes.addingReportingOverflow(Int64(fractionBytes))
         guard !sumOverflow else { throw tooLarge }
         return bytes
+    }
+
+    /// `bytes` in the largest binary unit that holds it whole, as the flags take it: "4 MiB",
+    /// "4092 KiB", "1000 bytes" (a rounded size could read as the very size it is refused for).
+    public static func exactText(_ bytes: Int64) -> String {
+        for unit in units.dropLast() where bytes != 0 && bytes % unit.factor == 0 {
+            return "\(bytes / unit.factor) \(unit.suffix)"
+        }
+        return "\(bytes) bytes"
     }
 }

@@ -98,7 +98,7 @@ public enum Validation {
         if let memoryBytes, memoryBytes < guest.minimumMemoryBytes {
             throw NodeError(
                 .invalid,
-                "image \(image) needs at least \(DiskSpace.format(UInt64(guest.minimumMemoryBytes))) of memory; the VM has \(DiskSpace.format(UInt64(max(memoryBytes, 0))))"
+                "image \(image) needs at least \(ByteSize.exactText(Int64(guest.minimumMemoryBytes))) of memory; the VM has \(ByteSize.exactText(memoryBytes))"
             )
         }
     }

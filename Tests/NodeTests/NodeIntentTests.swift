@@ -379,6 +379,8 @@ import Testing
             .invalid, "invalid label 'guest.': a guest.* label names a key of the guest's command line"
         ),
         (vm("ok", memory: 1 << 20), .invalid, "image builtin:hello needs at least 4 MiB of memory; the VM has 1 MiB"),
+        // (Rounded, a VM a page short of the least read "4 MiB; the VM has 4 MiB".)
+        (vm("ok", memory: (4 << 20) - 4096), .invalid, "needs at least 4 MiB of memory; the VM has 4092 KiB"),
         (
             vm("ok", image: "builtin:nope"), .invalid,
             "unknown image 'builtin:nope': available images are builtin:counter"
@@ -421,6 +423,8 @@ import Testing
     @Test("sizes parse the way users write them", arguments: sizesAsWritten)
     func sizes(text: String, bytes: Int64) throws {
         #expect(try ByteSize.parse(text) == bytes)
+        // Written back exactly, in the largest unit that holds it whole.
+        #expect(try ByteSize.parse(ByteSize.exactText(bytes).replacingOccurrences(of: " bytes", with: "")) == bytes)
     }
 
     @Test(

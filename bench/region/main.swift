@@ -233,20 +233,26 @@ func post(_ url: String, _ body: String, http: HTTPClient) async -> (Int, String
     return (Int(response.status.code), String(buffer: data))
 }
 
-func freePort() -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-            bind(fd, pointer, length) == 0 ? getsockname(fd, pointer, &length) : -1
+/// `count` distinct ports free on 127.0.0.1: each is held bound until all are picked, so the
+/// kernel cannot hand one out twice (picked one at a time, two members once got the same port).
+func freePorts(_ count: Int) -> [Int] {
+    var sockets: [Int32] = []
+    defer { for fd in sockets { close(fd) } }
+    return (0..<count).map { _ in
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        sockets.append(fd)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(fd, pointer, length) == 0 ? getsockname(fd, pointer, &length) : -1
+            }
         }
+        return Int(UInt16(bigEndian: address.sin_port))
     }
-    return Int(UInt16(bigEndian: address.sin_port))
 }
 
 /// Makes certificates for `members` (all at 127.0.0.1) in `directory` with scripts/peer-certs.sh.
@@ -268,8 +274,9 @@ func startDWCP(
 ) async throws -> DWCPRegion {
     let scheme = clientTLS ? "https" : "http"
     let ids = ["n1", "n2", "n3"]
-    let replication = ids.map { _ in freePort() }
-    let api = ids.map { _ in freePort() }
+    let ports = freePorts(ids.count * 2)
+    let replication = Array(ports[..<ids.count])
+    let api = Array(ports[ids.count...])
     let peers = zip(ids, replication).flatMap { ["--peer", "\($0)@127.0.0.1:\($1)"] }
     for (position, id) in ids.enumerated() {
         var tls: [String] = []
@@ -326,8 +333,9 @@ func startEtcd(
     peerTLS: Bool, clientTLS: Bool
 ) async throws -> EtcdCluster {
     let names = ["e1", "e2", "e3"]
-    let peer = names.map { _ in freePort() }
-    let client = names.map { _ in freePort() }
+    let ports = freePorts(names.count * 2)
+    let peer = Array(ports[..<names.count])
+    let client = Array(ports[names.count...])
     let peerScheme = peerTLS ? "https" : "http"
     let scheme = clientTLS ? "https" : "http"
     let cluster = zip(names, peer).map { "\($0)=\(peerScheme)://127.0.0.1:\($1)" }.joined(separator: ",")

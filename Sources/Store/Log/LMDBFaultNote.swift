@@ -22,11 +22,15 @@ import Synchronization
 enum LMDBFaultNote {
     /// At most this many maps are watched at once (a node opens one log per Raft group).
     static let slotCount = 32
-    /// Per slot: start, end, message address, message length; stored with release ordering (the
-    /// message first, the bounds last) and loaded with acquire ordering by the handler.
+    /// Words per slot: the map's start and end, then the address and length of each of its two
+    /// messages (a fault inside the map; one in LMDB's code outside every map).
+    static let wordsPerSlot = 6
+    /// Per slot (``wordsPerSlot`` words): start, end, then each message's address and length; stored
+    /// with release ordering (the messages first, the bounds last) and loaded with acquire
+    /// ordering by the handler.
     nonisolated(unsafe) static let table: UnsafeMutablePointer<Atomic<UInt>> = {
-        let table = UnsafeMutablePointer<Atomic<UInt>>.allocate(capacity: slotCount * 4)
-        for word in 0..<(slotCount * 4) { (table + word).initialize(to: Atomic(0)) }
+        let table = UnsafeMutablePointer<Atomic<UInt>>.allocate(capacity: slotCount * wordsPerSlot)
+        for word in 0..<(slotCount * wordsPerSlot) { (table + word).initialize(to: Atomic(0)) }
         return table
     }()
     /// Which slots are taken, by the owner's identity.
@@ -42,9 +46,7 @@ enum LMDBFaultNote {
     static let lmdbCodeEnd = Atomic<UInt>(0)
     /// Said for a fault in LMDB's code outside every map while several maps are watched.
     nonisolated(unsafe) static let anyLogMessage: (UnsafeMutablePointer<UInt8>, Int) = {
-        let bytes = Array(
-            ("dwcp: stopped by a fault inside LMDB: a log's LMDB file (DATA/log/data.mdb) is damaged (LMDB followed a damaged page or node). "
-                + LogStore.damagedLogAdvice + ".\n").utf8)
+        let bytes = Array(outsideMessage(file: nil).utf8)
         let message = UnsafeMutablePointer<UInt8>.allocate(capacity: bytes.count)
         message.initialize(from: bytes, count: bytes.count)
         return (message, bytes.count)
@@ -88,23 +90,41 @@ enum LMDBFaultNote {
             if let owned = owners.firstIndex(of: owner) {
                 // The map moved: its message stays, its bounds are replaced.
                 slot = owned
-                table[slot * 4 + 1].store(0, ordering: .releasing)
+                table[slot * wordsPerSlot + 1].store(0, ordering: .releasing)
             } else {
                 guard let free = owners.firstIndex(of: nil) else { return }
                 slot = free
                 owners[slot] = owner
-                let bytes = Array(
-                    ("dwcp: stopped by a fault reading \(file), a log's LMDB file: the file is damaged (LMDB followed a damaged page or node). "
-                        + LogStore.damagedLogAdvice + ".\n").utf8)
-                // Never freed: the handler may be reading it (a few hundred bytes per log opened).
-                let message = UnsafeMutablePointer<UInt8>.allocate(capacity: bytes.count)
-                message.initialize(from: bytes, count: bytes.count)
-                table[slot * 4 + 2].store(UInt(bitPattern: message), ordering: .releasing)
-                table[slot * 4 + 3].store(UInt(bytes.count), ordering: .releasing)
+                store(
+                    "dwcp: stopped by a fault reading \(file), a log's LMDB file: the file is damaged (LMDB followed a damaged page or node). "
+                        + LogStore.damagedLogAdvice + ".\n", at: slot * wordsPerSlot + 2)
+                store(Self.outsideMessage(file: file), at: slot * wordsPerSlot + 4)
             }
-            table[slot * 4].store(start, ordering: .releasing)
-            table[slot * 4 + 1].store(start + UInt(size), ordering: .releasing)
+            table[slot * wordsPerSlot].store(start, ordering: .releasing)
+            table[slot * wordsPerSlot + 1].store(start + UInt(size), ordering: .releasing)
         }
+    }
+
+    /// Stores `text` where the handler finds it: its address at `word`, its length after.
+    /// Never freed: the handler may be reading it (a few hundred bytes per log opened).
+    private static func store(_ text: String, at word: Int) {
+        let bytes = Array(text.utf8)
+        let message = UnsafeMutablePointer<UInt8>.allocate(capacity: bytes.count)
+        message.initialize(from: bytes, count: bytes.count)
+        table[word].store(UInt(bitPattern: message), ordering: .releasing)
+        table[word + 1].store(UInt(bytes.count), ordering: .releasing)
+    }
+
+    /// What a fault in LMDB's code at an address outside every map says: most likely damage
+    /// (LMDB computed the address from a damaged node), but a fault of dwcp's own (a cursor used
+    /// after its transaction ended) would look the same, so the file is checked before anything
+    /// is emptied.
+    static func outsideMessage(file: String?) -> String {
+        let named = file.map { "\($0), a log's LMDB file" } ?? "a log's LMDB file (DATA/log/data.mdb)"
+        let directory = file.map { URL(fileURLWithPath: $0).deletingLastPathComponent().path } ?? "DATA/log"
+        return
+            "dwcp: stopped by a fault inside LMDB's code reading \(named), at an address outside the file's map: most likely the file is damaged (LMDB followed a damaged node), but a fault of dwcp's own would look the same. Check the file before emptying anything (mdb_stat -a \(directory), mdb_dump -a \(directory) > /dev/null): if it reads whole, report this as a dwcp bug; if not: "
+            + LogStore.damagedLogAdvice + ".\n"
     }
 
     /// Stops watching the map of `owner` (its environment closed).
@@ -112,16 +132,17 @@ enum LMDBFaultNote {
         owners.withLock { owners in
             guard let slot = owners.firstIndex(of: owner) else { return }
             owners[slot] = nil
-            table[slot * 4 + 1].store(0, ordering: .releasing)
-            table[slot * 4].store(0, ordering: .releasing)
+            table[slot * wordsPerSlot + 1].store(0, ordering: .releasing)
+            table[slot * wordsPerSlot].store(0, ordering: .releasing)
         }
     }
 
-    /// Writes the message of `slot` to standard error (safe in a signal handler).
-    static func say(slot: Int) {
-        let words = table + slot * 4
-        if let message = UnsafeRawPointer(bitPattern: words[2].load(ordering: .acquiring)) {
-            _ = write(2, message, Int(words[3].load(ordering: .acquiring)))
+    /// Writes a message of `slot` to standard error (safe in a signal handler): the one for a
+    /// fault inside its map, or, `outside`, the one for a fault in LMDB's code outside every map.
+    static func say(slot: Int, outside: Bool = false) {
+        let words = table + slot * wordsPerSlot + (outside ? 4 : 2)
+        if let message = UnsafeRawPointer(bitPattern: words[0].load(ordering: .acquiring)) {
+            _ = write(2, message, Int(words[1].load(ordering: .acquiring)))
         }
     }
 
@@ -136,7 +157,7 @@ enum LMDBFaultNote {
             var onlySlot = -1
             var slotsWatched = 0
             for slot in 0..<LMDBFaultNote.slotCount {
-                let words = LMDBFaultNote.table + slot * 4
+                let words = LMDBFaultNote.table + slot * LMDBFaultNote.wordsPerSlot
                 let end = words[1].load(ordering: .acquiring)
                 let start = words[0].load(ordering: .acquiring)
                 if end != 0 {
@@ -153,7 +174,7 @@ enum LMDBFaultNote {
             let codeEnd = LMDBFaultNote.lmdbCodeEnd.load(ordering: .acquiring)
             if !explained, instruction >= codeStart, instruction < codeEnd {
                 if slotsWatched == 1 {
-                    LMDBFaultNote.say(slot: onlySlot)
+                    LMDBFaultNote.say(slot: onlySlot, outside: true)
                 } else {
                     _ = write(2, LMDBFaultNote.anyLogMessage.0, LMDBFaultNote.anyLogMessage.1)
                 }

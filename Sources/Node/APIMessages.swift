@@ -6,7 +6,7 @@ import Store
 protocol APIRequestBody: Decodable {
     /// The fields the body takes, as JSON names them.
     static var fields: [String] { get }
-    /// Names a user may carry over from the views or `dwcp watch`'s records, with the field meant.
+    /// Names a user may carry over from the views' columns, with the field meant.
     static var namedElsewhere: [String: String] { get }
 }
 

@@ -6,20 +6,28 @@ public struct ClusterChangeRequest: Sendable, Codable {
     public var id: String
     public var address: String?
     public var learner: Bool?
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case id, address, learner
+    }
 }
 
 extension ClusterChangeRequest: APIRequestBody {
-    static let fields = ["id", "address", "learner"]
+    static let fields = CodingKeys.allCases.map(\.stringValue)
 }
 
 extension LeaderTransferRequest: APIRequestBody {
-    static let fields = ["id"]
+    static let fields = CodingKeys.allCases.map(\.stringValue)
 }
 
 /// The body of `POST /v1/cluster/leader`: the voter to hand leadership to (none: the best placed).
 public struct LeaderTransferRequest: Sendable, Codable {
     public var id: String?
     public init(id: String? = nil) { self.id = id }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case id
+    }
 }
 
 extension Node {

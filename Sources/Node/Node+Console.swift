@@ -6,38 +6,50 @@ extension Node {
     /// The console file of a VM this node hosts; a VM hosted elsewhere, unplaced or unknown is an error
     /// that says where to look.
     public func consolePath(of vm: String) async throws -> String {
-        let found = try await views.pool.read { db -> (host: String?, state: String, addedBy: String?)? in
+        // Who added the host, if the history still says: nil when its row was compacted away,
+        // .some(nil) when it was added without a request id.
+        typealias Found = (host: String?, state: String, addedBy: String??)
+        let found = try await views.pool.read { db -> Found? in
             guard
                 let row = try Row.fetchOne(
                     db, sql: "SELECT host, actual_state FROM vms WHERE name = ?", arguments: [vm])
             else { return nil }
             let host: String? = row["host"]
-            // Who added the host: a node's host agent registers under its own request id prefix.
-            let addedBy = try host.flatMap { host in
-                try String.fetchOne(
+            let addedBy = try host.flatMap { host -> String?? in
+                try Row.fetchOne(
                     db,
                     sql: """
                         SELECT request_id FROM intents WHERE kind = 'host.add' AND subject = ? AND outcome = 'applied'
                         ORDER BY log_index DESC LIMIT 1
-                        """, arguments: [host])
+                        """, arguments: [host]
+                ).map { $0["request_id"] as String? }
             }
-            return (host, row["actual_state"], addedBy)
+            // (Read as optionals: a damaged or hand-edited file must not trap.)
+            return (host, (row["actual_state"] as String?) ?? "state unknown", addedBy)
         }
         guard let found else { throw NodeError(.notFound, "no VM named \(vm)") }
         guard let host = found.host else {
             throw NodeError(.conflict, "VM \(vm) is not placed on a host yet: it has no console")
         }
         guard let agent = configuration.hostAgent, agent.hostName == host else {
-            guard let addedBy = found.addedBy, addedBy.hasPrefix("host-agent-") else {
+            let elsewhere = "not by node \(configuration.nodeID)"
+            switch found.addedBy {
+            case nil:
+                throw NodeError(
+                    .conflict,
+                    "VM \(vm) (\(found.state)) is on host \(host): its console is kept by the node whose host agent runs \(host), if one does (the history that said who added the host is compacted), \(elsewhere)"
+                )
+            case let requestID?? where requestID.hasPrefix("host-agent-") || requestID.hasPrefix("register-"):
+                throw NodeError(
+                    .conflict,
+                    "VM \(vm) (\(found.state)) is on host \(host), whose console is kept by the node that runs that host's agent (it registered as \(requestID)), \(elsewhere)"
+                )
+            default:
                 throw NodeError(
                     .conflict,
                     "VM \(vm) (\(found.state)) is placed on host \(host), which no node's host agent registered (it was added with dwcp host add): no node runs its VMs or keeps their console"
                 )
             }
-            throw NodeError(
-                .conflict,
-                "VM \(vm) (\(found.state)) is on host \(host), whose console is kept by the node that runs that host's agent (it registered as \(addedBy)), not by node \(configuration.nodeID)"
-            )
         }
         return configuration.vmsPath + "/" + vm + "/console.log"
     }

@@ -86,22 +86,24 @@ public final class Node: Service, Sendable {
                 "the log in \(configuration.logPath) is damaged: \(error.message). \(LogStore.damagedLogAdvice)",
                 cause: error)
         }
+        // A rebuild moves the file it replaces aside (``ViewStore/replacedPath``). One that fails
+        // (here or at an earlier start) leaves it there, and says so: with a snapshot lost behind
+        // a compacted log, it holds all that is left of what the log dropped. A start that
+        // catches the views up removes every such file.
+        var viewsCaughtUp = false
+        defer {
+            let kept = ViewStore.replacedFiles(of: configuration.viewsPath)
+            if !viewsCaughtUp, !kept.isEmpty {
+                logger.error(
+                    "the views a rebuild replaced are kept at \(kept.joined(separator: ", ")) until a start catches new views up: to go back to one, stop the node and move it (with its -wal file, if any) to \(configuration.viewsPath)"
+                )
+            }
+        }
         views = try ViewStore(path: configuration.viewsPath)
         if let reason = views.rebuildReason {
             let from = log.snapshot.index > 0 ? "snapshot \(log.snapshot.index) and the log after it" : "the log"
             let kept = views.replacedPath.map { " (the file it replaces is kept at \($0) until they are)" } ?? ""
             logger.notice("\(reason): rebuilding the views from \(from) (\(entries) entries)\(kept)")
-        }
-        // A rebuild that fails leaves the replaced views where they were moved, and says so: with
-        // a snapshot lost behind a compacted log, they hold all that is left of what it dropped.
-        var caughtUpAfterRebuild = false
-        let replacedViews = views.replacedPath
-        defer {
-            if let replacedViews, !caughtUpAfterRebuild {
-                logger.error(
-                    "the views were not rebuilt; the file they replace is kept at \(replacedViews): to go back to it, stop the node and move it (with its -wal file, if any) to \(configuration.viewsPath)"
-                )
-            }
         }
         if let note = views.upgradeNote { logger.notice("\(note)") }
         applied = IndexWatermark(0)
@@ -155,10 +157,11 @@ public final class Node: Service, Sendable {
             logger.notice("applied log entries \(appliedIndex + 1)...\(caughtUp) to the views")
             metrics.entriesApplied.increment(by: Int64(caughtUp - appliedIndex))
         }
-        if let replaced = replacedViews {
-            caughtUpAfterRebuild = true
+        viewsCaughtUp = true
+        for replaced in ViewStore.replacedFiles(of: configuration.viewsPath) {
             ViewStore.removeFiles(at: replaced)
-            logger.notice("the views are rebuilt through index \(caughtUp); removed \(replaced), the file they replace")
+            logger.notice(
+                "the views are caught up through index \(caughtUp); removed \(replaced), the views a rebuild replaced")
         }
         scheduler = SchedulerWorker()
         // Recorded only now: a start refused above leaves the directory's identity as it was.

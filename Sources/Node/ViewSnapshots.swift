@@ -215,13 +215,14 @@ public final class ViewSnapshots: Sendable {
         }
     }
 
-    /// Whether snapshot `index`, the one a compacted log starts behind, is gone while the views
-    /// are whole (said, at warning level): the node takes a new one from them at once, as until
-    /// then views lost or damaged could not be rebuilt. False for a log never compacted.
+    /// Whether snapshot `index`, the one a compacted log starts behind, is gone (said, at warning
+    /// level): the views, caught up past it as the node started, hold what it did, and the node
+    /// takes a new one from them at once (after the start's check), as until then views lost or
+    /// damaged could not be rebuilt. False for a log never compacted.
     func missingBehindLog(_ index: UInt64) -> Bool {
         guard index > 0, !FileManager.default.fileExists(atPath: path(index)) else { return false }
         logger.warning(
-            "views snapshot \(index), which the log starts behind, is missing (\(path(index))): the views are whole, so a new snapshot is taken from them now (until it is, views lost or damaged could not be rebuilt)"
+            "views snapshot \(index), which the log starts behind, is missing (\(path(index))): the views hold what it did, so a new snapshot is taken from them now, once they pass the start's check (until then, views lost or damaged could not be rebuilt)"
         )
         return true
     }

@@ -62,7 +62,10 @@ import Testing
                 #expect(error.code == .removed)
                 #expect(removed.raft!.wasRemoved)
                 // Its log says so, once (it learnt it from its own log, not from a leader's notice).
-                let said = logs[id]!.lines.filter { $0.contains("this member, \(id), was removed from the region") }
+                // (Raft's state, which the watch reads, can change before the line is written.)
+                let line = "this member, \(id), was removed from the region"
+                #expect(try await waitUntil(timeout: .seconds(10)) { logs[id]!.contains(line) })
+                let said = logs[id]!.lines.filter { $0.contains(line) }
                 #expect(said.count == 1, "\(logs[id]!.lines.suffix(5))")
                 // Intents and consistent reads fail at once, as not worth retrying (410).
                 let asked = ContinuousClock.now

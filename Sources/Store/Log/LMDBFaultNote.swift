@@ -123,7 +123,7 @@ enum LMDBFaultNote {
         let named = file.map { "\($0), a log's LMDB file" } ?? "a log's LMDB file (DATA/log/data.mdb)"
         let directory = file.map { URL(fileURLWithPath: $0).deletingLastPathComponent().path } ?? "DATA/log"
         return
-            "dwcp: stopped by a fault inside LMDB's code reading \(named), at an address outside the file's map: most likely the file is damaged (LMDB followed a damaged node), but a fault of dwcp's own would look the same. Check the file before emptying anything (mdb_stat -a \(directory), mdb_dump -a \(directory) > /dev/null): if it reads whole, report this as a dwcp bug; if not: "
+            "dwcp: stopped by a fault inside LMDB's code reading \(named), at an address outside the file's map: most likely the file is damaged (LMDB followed a damaged node), but a fault of dwcp's own would look the same. Check the file before emptying anything (mdb_stat -a \(directory) and mdb_dump -a \(directory) > /dev/null, from Debian's lmdb-utils): if it reads whole, report this as a dwcp bug; if not: "
             + LogStore.damagedLogAdvice + ".\n"
     }
 

@@ -33,7 +33,8 @@ public final class ViewStore: Sendable {
     /// Where the file a rebuild replaced was moved (`views.sqlite.replaced-TIME`), nil when none
     /// was: kept, not removed, since a rebuild can fail (a snapshot missing behind a compacted log,
     /// a record this dwcp cannot read) and then those views hold all that is left of what the log
-    /// dropped. The node removes it once it has caught the new views up.
+    /// dropped. A node removes such files once a start has applied to the new views all that it
+    /// knows committed (``replacedFiles(of:)``). Until then the disk holds both files.
     public let replacedPath: String?
 
     public init(path: String) throws {
@@ -159,6 +160,17 @@ public final class ViewStore: Sendable {
             }
         }
         return aside
+    }
+
+    /// The files rebuilds of the views at `path` moved aside (``replacedPath``) that are still
+    /// there, oldest first.
+    public static func replacedFiles(of path: String) -> [String] {
+        let directory = (path as NSString).deletingLastPathComponent
+        let prefix = (path as NSString).lastPathComponent + ".replaced-"
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return names.filter { name in
+            name.hasPrefix(prefix) && !["-wal", "-shm", "-journal"].contains { name.hasSuffix($0) }
+        }.sorted().map { directory + "/" + $0 }
     }
 
     /// Removes the database at `path` with its WAL, shared-memory index and journal.

@@ -31,6 +31,9 @@ public struct NodeStatus: Sendable, Codable {
     /// that serve the sockets; `dwcp serve` and `dwcp dev` arrange it) or `cooperative-pool`
     /// (Swift's default, a thread hop at every step).
     public var tasks: String
+    /// Why the views were found damaged while the node runs (``ViewStore/damageFound``): the
+    /// next start rebuilds them from the log. Nil while none was found.
+    public var viewsDamaged: String?
 
     enum CodingKeys: String, CodingKey {
         case nodeID = "node_id"
@@ -49,6 +52,7 @@ public struct NodeStatus: Sendable, Codable {
         case apiTLS = "api_tls"
         case replicationTLS = "replication_tls"
         case tasks
+        case viewsDamaged = "views_damaged"
     }
 }
 
@@ -68,6 +72,7 @@ extension Node {
             schemaVersion: ViewStore.schemaVersion,
             apiTLS: apiTLS.map { $0.verifiesClients ? "mutual" : "https" } ?? "plain",
             replicationTLS: configuration.replication.map { $0.tls == nil ? "plain" : "mutual" } ?? "none",
-            tasks: MultiThreadedEventLoopGroup.currentEventLoop != nil ? "event-loops" : "cooperative-pool")
+            tasks: MultiThreadedEventLoopGroup.currentEventLoop != nil ? "event-loops" : "cooperative-pool",
+            viewsDamaged: views.damageFound)
     }
 }

@@ -65,6 +65,8 @@ public final class NodeMetrics: Sendable {
     private let lastIndex: CoreMetrics.Gauge
     private let commitIndex: CoreMetrics.Gauge
     private let appliedIndex: CoreMetrics.Gauge
+    /// 1 once the views were found damaged (the next start rebuilds them), else 0.
+    private let viewsDamaged: CoreMetrics.Gauge
     /// On the leader, each member's match index (removed when this node stops leading or the
     /// member leaves).
     private let memberMatches = Mutex<[String: CoreMetrics.Gauge]>([:])
@@ -125,6 +127,7 @@ public final class NodeMetrics: Sendable {
         lastIndex = CoreMetrics.Gauge(label: "dwcp_log_last_index", factory: factory)
         commitIndex = CoreMetrics.Gauge(label: "dwcp_raft_commit_index", factory: factory)
         appliedIndex = CoreMetrics.Gauge(label: "dwcp_views_applied_index", factory: factory)
+        viewsDamaged = CoreMetrics.Gauge(label: "dwcp_views_damaged", factory: factory)
     }
 
     /// Why a proposal was kept and sent again rather than failed (``RaftConsensus/propose(_:appliesOnce:)``).
@@ -200,6 +203,7 @@ public final class NodeMetrics: Sendable {
         lastIndex.record(Double(status.lastIndex))
         commitIndex.record(Double(status.commitIndex))
         appliedIndex.record(Double(status.appliedIndex))
+        viewsDamaged.record(status.viewsDamaged == nil ? 0 : 1)
         let consensus = node.consensus as? RaftConsensus
         let raft = consensus?.status
         term.record(Double(raft?.term ?? 1))

@@ -30,5 +30,8 @@ struct Status: AsyncParsableCommand {
             let value = key == "role" ? role : status[key]?.stringValue ?? "?"
             print("\(label.padding(toLength: 16, withPad: " ", startingAt: 0))\(value)")
         }
+        if let damaged = status["views_damaged"]?.stringValue {
+            print("views damaged   \(damaged): the next start rebuilds them from the log")
+        }
     }
 }

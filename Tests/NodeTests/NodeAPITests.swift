@@ -206,6 +206,10 @@ import Testing
                 let (status, text) = try await call(.POST, base + "/v1/sql", #"{"query":"SELECT * FROM hosts"}"#)
                 #expect(status == 500 && text.contains("views.sqlite is damaged"), "\(text)")
             }
+            // The node's status and metrics say so too, for whoever watches them.
+            let (_, status) = try await call(.GET, base + "/v1/status")
+            #expect(status.contains(#""views_damaged":""#), "\(status)")
+            #expect(metric(node.metrics.render(node: node), "dwcp_views_damaged") == 1)
             let lines = said.lines.filter { $0.contains("a request failed on this node: ") }
             #expect(lines.count == 1, "\(said.lines)")
             #expect(lines.first?.contains("views.sqlite is damaged") == true, "\(lines)")

@@ -6,6 +6,14 @@ extension ViewStore {
     /// rebuilds the views (from the log, or the snapshot the log begins behind) and removes it.
     static func damageMarker(for path: String) -> String { path + ".damaged" }
 
+    /// Why the views were found damaged since the node started (the marker ``markDamaged(viewsAt:_:)``
+    /// leaves, which the next start rebuilds by); nil while none is there. One file check.
+    public var damageFound: String? {
+        let marker = Self.damageMarker(for: path)
+        guard FileManager.default.fileExists(atPath: marker) else { return nil }
+        return (try? String(contentsOfFile: marker, encoding: .utf8)) ?? "why was not kept"
+    }
+
     /// Whether `error`, or the error it wraps, is SQLite finding the file damaged.
     public static func isDamage(_ error: any Error) -> Bool {
         if let error = error as? DatabaseError {

@@ -49,10 +49,13 @@ import Testing
                 .POST, base + "/v1/hosts", #"{"name":"h1","cpus":4,"memory_bytes":8589934592,"labels":{"rack":"a"}}"#)
             #expect(status == 200)
             #expect(body.contains(#""outcome":"applied""#))
+            // The row's JSON columns as JSON, as the request gave them (they read as strings of JSON).
+            #expect(body.contains(#""labels":{"rack":"a"}"#), "\(body)")
             (status, body) = try await call(
                 .POST, base + "/v1/vms", #"{"name":"web-1","cpus":1,"memory_bytes":536870912,"request_id":"r1"}"#)
             #expect(status == 200)
             #expect(body.contains(#""host":"h1""#) && body.contains(#""actual_state":"scheduled""#))
+            #expect(body.contains(#""required_labels":{}"#) && body.contains(#""explanation":{"#), "\(body)")
             (status, body) = try await call(.POST, base + "/v1/vms/web-1/stop", "")
             #expect(status == 200 && body.contains(#""desired_state":"stopped""#))
             (status, body) = try await call(.POST, base + "/v1/sql", #"{"query":"SELECT name, host FROM vms"}"#)

@@ -280,7 +280,7 @@ typealias Record = Store.Record
         #expect(Set(first.answers.keys) == [2])  // 3 holds another entry than the one asked about
         // The row as the intent left it, not as the batch did (3 set zone b after it).
         #expect(first.answers[2]?.outcome == "applied")
-        #expect(first.answers[2]?.row?["labels"] == .string(#"{"zone":"a"}"#))
+        #expect(first.answers[2]?.row?["labels"] == .object([("zone", .string("a"))]))
         #expect(first.answers[2]?.row?["updated_index"] == .int(2))
 
         let second = try views.apply(Self.entries(Array(records[3...]), from: 4), answering: wanted)
@@ -288,7 +288,7 @@ typealias Record = Store.Record
         #expect(Set(second.answers.keys) == [4, 5])  // 6 is no intent; 9 is not applied
         #expect(second.answers[4] == IntentAnswer(outcome: "rejected", error: "no host named h9", row: nil))
         #expect(second.answers[5]?.outcome == "duplicate")
-        #expect(second.answers[5]?.row?["labels"] == .string(#"{"zone":"b"}"#))
+        #expect(second.answers[5]?.row?["labels"] == .object([("zone", .string("b"))]))
         // Word for word what the intents table says.
         let stored = try views.pool.read { db in
             try Row.fetchAll(db, sql: "SELECT log_index, outcome, error FROM intents WHERE log_index IN (2, 4, 5)")

@@ -49,12 +49,26 @@ public struct ViewRowName: Sendable, Hashable {
         self.name = name
     }
 
-    /// The row as a JSON object (columns in the table's order), nil when there is none.
+    /// The columns that hold JSON text: a row as an answer shows it has them as JSON, as a request
+    /// gives them (`"labels":{"rack":"a"}`), not as strings of JSON (`dwcp sql` shows the table's
+    /// text as it is).
+    static let jsonColumns: Set<String> = ["labels", "required_labels", "explanation"]
+
+    /// The row as a JSON object (columns in the table's order, JSON text as JSON), nil when there
+    /// is none.
     public func read(_ db: Database) throws -> JSONValue? {
         try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM \(table.rawValue) WHERE name = ?"), arguments: [name])
             .map { row in
                 // By position: looking each column up by name lowercases the name every time.
-                JSONValue.object(zip(row.columnNames, row.databaseValues).map { ($0, JSONValue(databaseValue: $1)) })
+                JSONValue.object(
+                    zip(row.columnNames, row.databaseValues).map { column, value in
+                        if Self.jsonColumns.contains(column), case .string(let text) = value.storage,
+                            let parsed = try? JSONValue.parse(text)
+                        {
+                            return (column, parsed)
+                        }
+                        return (column, JSONValue(databaseValue: value))
+                    })
             }
     }
 }

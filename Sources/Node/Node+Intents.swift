@@ -50,7 +50,7 @@ extension Node {
             try Validation.requestID(requestID)
             if let receipt = try earlierReceipt(requestID: requestID, intent: intent) { return receipt }
         }
-        try checkAgainstViews(intent)
+        try await checkAgainstLatestViews { try checkAgainstViews(intent) }
         let record = Record(at: Self.now(), requestID: requestID, intent.body)
         let payload = record.encoded()
         // The apply loop reads the answer as it applies the entry, asked for where the entry sits
@@ -248,6 +248,23 @@ extension Node {
                 .invalid,
                 "\(subject) is in region \(region), but this node serves region \(configuration.region): send it to a node of region \(region) (dwcp does not route intents between regions yet)"
             )
+        }
+    }
+
+    /// Runs `check` (``checkAgainstViews(_:)``, for one intent or a batch) as the leader would
+    /// answer it. A member that does not lead may not yet have applied what the leader
+    /// acknowledged (a host created through the leader a moment ago, which this member's views
+    /// still lack for up to its apply delay), so before it refuses it looks again once its views
+    /// have caught up with the leader's commit index: a client told an intent applied is never
+    /// told by another member that it did not. The apply decides in the end either way.
+    func checkAgainstLatestViews<T>(_ check: () async throws -> T) async throws -> T {
+        do {
+            return try await check()
+        } catch let error as NodeError
+            where (error.code == .notFound || error.code == .conflict) && raft != nil && !consensus.isLeader
+        {
+            try await waitForViews(.linearizable)
+            return try await check()
         }
     }
 

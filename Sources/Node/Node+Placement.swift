@@ -202,12 +202,14 @@ extension Node {
         {
             return (receipt, nil)
         }
-        let validated = try await Self.compute(inline: inline) { [self] in
-            try vms.map { vm in
-                var v = try validate(vm)
-                try checkAgainstViews(.createVM(v))
-                v.checkIndex = checkIndex
-                return v
+        let validated = try await checkAgainstLatestViews {
+            try await Self.compute(inline: inline) { [self] in
+                try vms.map { vm in
+                    var v = try validate(vm)
+                    try checkAgainstViews(.createVM(v))
+                    v.checkIndex = checkIndex
+                    return v
+                }
             }
         }
         try Self.requireDistinctNames(validated)

@@ -263,6 +263,41 @@ import Testing
         }
     }
 
+    @Test(
+        "a member whose views are behind the leader's looks again, caught up, before it refuses an intent: one the leader just acknowledged is never denied"
+    )
+    func followerChecksCaughtUp() async throws {
+        let dir = TemporaryDirectory()
+        // Followers apply every 2 s unless asked: their views lag what the leader acknowledged.
+        let delays: [String: Duration] = ["n1": .seconds(2), "n2": .seconds(2), "n3": .seconds(2)]
+        try await withThreeMembers(dir, applyDelays: delays) { nodes, _ in
+            let leader = try leader(of: nodes)
+            let follower = try #require(nodes.first { $0 !== leader })
+            let added = try await leader.submit(Self.host("h9"))
+            let lagged = follower.applied.value < added.logIndex
+            // (It said "no host named h9": its views did not have it yet.)
+            let labelled = try await follower.submit(.setHostLabels(name: "h9", labels: ["a": "b"]))
+            #expect(labelled.outcome == "applied")
+            let vm = try await leader.submit(Self.vm("v9"))
+            // (It said "no VM named v9".)
+            let deleted = try await follower.submit(.deleteVM(name: "v9"))
+            #expect(deleted.outcome == "applied" && deleted.logIndex > vm.logIndex)
+            // A batch too: b-1, which the follower has seen created, deleted through the leader
+            // and created again through the follower (it said "VM b-1 already exists").
+            let b1 = VMCreated(name: "b-1", region: "", cpus: 1, memoryBytes: 256 << 20, image: "")
+            let created = try await leader.submit(.createVM(b1))
+            try await follower.waitUntilApplied(created.logIndex)
+            _ = try await leader.submit(.deleteVM(name: "b-1"))
+            var b2 = b1
+            b2.name = "b-2"
+            let batch = try await follower.createVMs([b1, b2], requestID: nil, checkIndex: nil)
+            #expect(batch.map(\.outcome) == ["applied", "applied"])
+            if !lagged {
+                print("followerChecksCaughtUp: the follower had applied h9 already; the first case proved nothing")
+            }
+        }
+    }
+
     @Test("a request the node itself proposed twice is answered as applied, at its first copy")
     func ownCopyAppliedFirst() async throws {
         let dir = TemporaryDirectory()

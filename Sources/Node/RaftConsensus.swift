@@ -314,7 +314,9 @@ public final class RaftConsensus: Consensus {
                 throw NodeError(
                     .unavailable,
                     replaced
-                        ? "leadership changed before the intent committed, and it did not apply: retry it"
+                        ? (appliesOnce
+                            ? "leadership changed before this copy of the intent committed, and this copy did not apply: retry it with the same request id (another copy of it, sent to another member, may have applied: the retry then answers duplicate)"
+                            : "leadership changed before the intent committed, and it did not apply: retry it")
                         : "leadership changed before the intent committed; it may or may not apply: retry it with the same request id"
                 )
             }
@@ -439,13 +441,16 @@ public final class RaftConsensus: Consensus {
     private func receiveForwarded(_ answers: [RaftForwardedProposal]) {
         for answer in answers {
             if answer.refusedForGood {
-                // Outside its own membership, the reason is that; otherwise the leader could not
-                // read the record (a newer member's).
+                // Outside its own membership, the reason is that. Inside it, the leader could not
+                // read the record (a newer member's), or it removed this member a moment ago and
+                // this member has not heard yet (seen under load: the intent was answered 400 as
+                // unreadable for the 18 ms before the member learnt its removal): both are said,
+                // and as unavailable, since the intent is valid elsewhere.
                 let error =
                     state.withLock({ $0.membership.contains(nodeID) })
                     ? NodeError(
-                        .invalid,
-                        "the leader \(answer.from) refused the intent: it reads no such record (is this member's dwcp newer than the leader's?)"
+                        .unavailable,
+                        "the leader \(answer.from) refused the intent: it no longer counts \(nodeID) a member (removed a moment ago: send it to a member), or it reads no such record (is this member's dwcp newer than the leader's?)"
                     )
                     : NodeError(
                         .unavailable,
@@ -908,8 +913,20 @@ public final class RaftConsensus: Consensus {
             })
         else { return }
         logger.warning(
-            "\(group): dropped \(dropped.kind) of term \(dropped.term) from \(dropped.from): \(dropped.reason) (\(dropped.cause == .outOfRange ? "a forged frame, or a region whose terms passed the ceiling" : "a stray or forged frame"): without mutual TLS anyone who reaches the replication port can send one)\(LogThrottle.more(held))"
+            "\(group): dropped \(dropped.kind) of term \(dropped.term) from \(dropped.from): \(dropped.reason) (\(Self.whyDisregarded(dropped.cause)): without mutual TLS anyone who reaches the replication port can send one)\(LogThrottle.more(held))"
         )
+    }
+
+    /// What may have sent a message no member sends, as a log line says it.
+    static func whyDisregarded(_ cause: RaftDisregarded.Cause) -> String {
+        switch cause {
+        case .outOfRange: "a forged frame, or a region whose terms passed the ceiling"
+        // (Seen after two faults at once: a member restored from an old copy was elected while
+        // another, which held entries acknowledged since, was down; back, that one answers so.)
+        case .pastTheLog:
+            "a stray or forged frame, or a member whose log holds entries this leader's does not: a member's data directory was restored from an older copy (this leader's, or a voter's), which can lose acknowledged writes; compare the members' logs (dwcp cluster status) before anything else"
+        case .notAMember: "a stray or forged frame"
+        }
     }
 
     /// Logs a follower whose log lost entries it had acknowledged (``RaftLostLog``), at most once

@@ -77,7 +77,19 @@ extension Node {
                 // Not asked: the caller asked none (timeout 0), or the member joined meanwhile.
                 fields += [("role", .string(status.role(of: id))), ("asked", .bool(false))]
             }
-            if let match = status.matches[id] {
+            if let end = status.lostLogs[id], let match = status.matches[id] {
+                // It acknowledged `match` but its log ends at `end`: the lag is from there, and it
+                // cannot catch up as it is (NodeError.rejoinRemedy).
+                fields.append(("match_index", .int(Int64(match))))
+                fields.append(("lag", .int(max(lastIndex - Int64(end), 0))))
+                fields.append(
+                    (
+                        "lost_log",
+                        .string(
+                            "its log ends at \(end), below the \(match) it acknowledged: it lost its log and cannot catch up as it is; \(NodeError.rejoinRemedy(id))"
+                        )
+                    ))
+            } else if let match = status.matches[id] {
                 fields.append(("match_index", .int(Int64(match))))
                 fields.append(("lag", .int(max(lastIndex - Int64(match), 0))))
             } else if let leaderLast, case .success(let member) = answer {

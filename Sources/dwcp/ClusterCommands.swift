@@ -94,6 +94,7 @@ struct ClusterCommand: AsyncParsableCommand {
                     ?? member["other_founding"]?.stringValue.map { _ in
                         "started with another --peer list than \(field(status, "node_id")): its messages are ignored"
                     }
+                    ?? member["lost_log"]?.stringValue
                     ?? (member["asked"] == .bool(false)
                         ? "(not asked)"
                         : member["reachable"] == .bool(false)

@@ -260,6 +260,10 @@ struct TestCluster {
             reports.allSatisfy { $0 == RaftLostLog(peer: follower, acknowledged: caughtUp, lastIndex: 1) }, "\(reports)"
         )
         #expect(caughtUp > acknowledged && cluster.members[follower]!.lastIndex == 1)
+        // The leader's status says so, with where the member's log ends (its lag in
+        // `dwcp cluster status` is counted from there, not from what it acknowledged).
+        #expect(cluster.members[leader]!.status.lostLogs == [follower: 1])
+        #expect(cluster.members[leader]!.status.matches[follower] == caughtUp)
         // Only the refusal of the append outstanding counts: a stale one changes nothing, and
         // none interrupts a snapshot on its way.
         let before = cluster.members[leader]!.progress[follower]!

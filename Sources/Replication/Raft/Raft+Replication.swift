@@ -229,6 +229,7 @@ extension Raft {
         }
         if accepted {
             member.refusalsBelowMatch = 0
+            member.lostLogEnd = nil
             let moved = member.acknowledge(index)
             switch member.state {
             case .probe:
@@ -259,6 +260,7 @@ extension Raft {
                 member.refusalsBelowMatch += 1
                 if member.refusalsBelowMatch % Self.lostLogRefusals == 0 {
                     ready.lostLogs.append(RaftLostLog(peer: peer, acknowledged: member.match, lastIndex: hintIndex))
+                    member.lostLogEnd = hintIndex
                 }
                 // Backing off cannot go below what it acknowledged, so an append sent at once would
                 // be refused at once, and so on at network speed: probe again at the next heartbeat.

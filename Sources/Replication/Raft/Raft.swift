@@ -136,14 +136,20 @@ public struct Raft: Sendable {
 
     public var status: RaftStatus {
         var matches: [String: UInt64] = [:]
+        var lostLogs: [String: UInt64] = [:]
         if role == .leader {
-            for (member, progress) in progress { matches[member] = progress.match }
+            for (member, progress) in progress {
+                matches[member] = progress.match
+                if let end = progress.lostLogEnd { lostLogs[member] = end }
+            }
             matches[id] = log.persisted
         }
-        return RaftStatus(
+        var status = RaftStatus(
             id: id, role: role, term: term, leader: leader, lastIndex: log.lastIndex, committed: log.committed,
             applied: log.applied, membership: membership, matches: matches,
             toldRemovedAt: isToldRemoved ? removalNotice : nil)
+        status.lostLogs = lostLogs
+        return status
     }
 
     /// Everything to do since the last call; see ``RaftReady`` for the order.

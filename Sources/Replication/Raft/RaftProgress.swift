@@ -32,6 +32,9 @@ struct RaftProgress: Sendable {
     /// Refusals in a row whose hint put the member's log below `match`, what it had acknowledged:
     /// it lost entries it had made durable (``RaftLostLog``).
     var refusalsBelowMatch = 0
+    /// Where the member said its log ends once it was found to have lost entries (``RaftLostLog``);
+    /// nil while it has not (its `match` is what it acknowledged, not what it holds then).
+    var lostLogEnd: UInt64?
 
     init(next: UInt64) { self.next = next }
 

@@ -146,6 +146,9 @@ public struct RaftStatus: Sendable, Equatable {
     public var membership: RaftMembership
     /// On the leader: each member's match index.
     public var matches: [String: UInt64]
+    /// On the leader: the members found to have lost entries they had acknowledged, with where
+    /// each said its log ends (``RaftLostLog``): they cannot catch up as they are.
+    public var lostLogs: [String: UInt64] = [:]
     /// Set when a leader told this member that the membership it committed at this index leaves
     /// it out, which this member's own log does not show (``Raft/removalNotice``).
     public var toldRemovedAt: UInt64?

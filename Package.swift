@@ -35,6 +35,8 @@ let package = Package(
         .target(name: "CChecksum"),
         // Sets the Swift runtime's global-executor hook, which a statically linked runtime does not export.
         .target(name: "CExecutorHook"),
+        // Tells a fault in LMDB's code from the signal's context (LMDBFaultNote): GNU extensions, kept in C.
+        .target(name: "CLMDBFault", dependencies: ["CLMDB"]),
 
         // Turns schema/*.sql into Swift string literals at build time, so the binary carries its schema.
         .executableTarget(name: "SchemaEmbedder", path: "Sources/SchemaEmbedder"),
@@ -57,7 +59,7 @@ let package = Package(
         .target(
             name: "Store",
             dependencies: [
-                "CLMDB", "CChecksum", "Schema",
+                "CLMDB", "CLMDBFault", "CChecksum", "Schema",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,4 +1,5 @@
 import CLMDB
+import CLMDBFault
 import Foundation
 import Synchronization
 

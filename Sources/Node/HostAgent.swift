@@ -398,7 +398,23 @@ struct HostAgent: Sendable {
 
     /// The request ids this node's agent registers its machine under start with this (it ends in
     /// '-': ``Node/formerAgentHosts(besides:)`` reads the ids after it as a range).
-    static func requestIDPrefix(nodeID: String) -> String { "host-agent-\(nodeID)-" }
+    static func requestIDPrefix(nodeID: String) -> String { "\(agentStem)\(nodeID)-" }
+
+    /// The request id a node registers its machine under when told to by its configuration
+    /// (``NodeConfiguration/registerHost``) rather than by its host agent.
+    static func configuredRegistrationID(nodeID: String, host: String) -> String {
+        "\(configuredStem)\(nodeID)-\(host)"
+    }
+
+    /// How the two kinds of a node's own registration ids begin.
+    private static let agentStem = "host-agent-"
+    private static let configuredStem = "register-"
+
+    /// Whether `requestID` is one a node registered its own machine under (its host agent's, or
+    /// its configuration's): a host added so has a node that runs its VMs.
+    static func isSelfRegistration(_ requestID: String) -> Bool {
+        requestID.hasPrefix(agentStem) || requestID.hasPrefix(configuredStem)
+    }
 
     /// The memory this machine offers its VMs: all of it but a reserve for the node process itself
     /// and the system (an eighth, at least 1 GiB), as kubelet's system-reserved or OpenStack's

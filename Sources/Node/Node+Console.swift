@@ -39,7 +39,7 @@ extension Node {
                     .conflict,
                     "VM \(vm) (\(found.state)) is on host \(host): its console is kept by the node whose host agent runs \(host), if one does (the history that said who added the host is compacted), \(elsewhere)"
                 )
-            case let requestID?? where requestID.hasPrefix("host-agent-") || requestID.hasPrefix("register-"):
+            case let requestID?? where HostAgent.isSelfRegistration(requestID):
                 throw NodeError(
                     .conflict,
                     "VM \(vm) (\(found.state)) is on host \(host), whose console is kept by the node that runs that host's agent (it registered as \(requestID)), \(elsewhere)"

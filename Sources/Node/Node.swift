@@ -92,8 +92,7 @@ public final class Node: Service, Sendable {
         // catches the views up removes every such file.
         var viewsCaughtUp = false
         defer {
-            let kept = ViewStore.replacedFiles(of: configuration.viewsPath)
-            if !viewsCaughtUp, !kept.isEmpty {
+            if !viewsCaughtUp, case let kept = ViewStore.replacedFiles(of: configuration.viewsPath), !kept.isEmpty {
                 logger.error(
                     "the views a rebuild replaced are kept at \(kept.joined(separator: ", ")) until a start catches new views up: to go back to one, stop the node and move it (with its -wal file, if any) to \(configuration.viewsPath)"
                 )
@@ -450,7 +449,8 @@ public final class Node: Service, Sendable {
             name: host.name, region: configuration.region, cpus: host.cpus, memoryBytes: host.memoryBytes,
             labels: host.labels)
         guard
-            let index = try await registerSelf(added, requestID: "register-\(configuration.nodeID)-\(host.name)")
+            let index = try await registerSelf(
+                added, requestID: HostAgent.configuredRegistrationID(nodeID: configuration.nodeID, host: host.name))
         else { return }
         logger.notice(
             "registered this machine as host \(host.name) (\(formatCPUs(host.cpus)), \(host.memoryBytes) bytes) at index \(index)"

@@ -28,10 +28,15 @@ struct Status: AsyncParsableCommand {
             ("replication TLS", "replication_tls"), ("tasks run on", "tasks"),
         ] {
             let value = key == "role" ? role : status[key]?.stringValue ?? "?"
-            print("\(label.padding(toLength: 16, withPad: " ", startingAt: 0))\(value)")
+            print(Self.line(label, value))
         }
         if let damaged = status["views_damaged"]?.stringValue {
-            print("views damaged   \(damaged): the next start rebuilds them from the log")
+            print(Self.line("views damaged", "\(damaged): the next start rebuilds them from the log"))
         }
+    }
+
+    /// One line of the status: the label in a column of 16, then the value.
+    static func line(_ label: String, _ value: String) -> String {
+        label.padding(toLength: 16, withPad: " ", startingAt: 0) + value
     }
 }

@@ -46,12 +46,7 @@ enum LMDBFaultNote {
     static let lmdbCodeStart = Atomic<UInt>(0)
     static let lmdbCodeEnd = Atomic<UInt>(0)
     /// Said for a fault in LMDB's code outside every map while several maps are watched.
-    nonisolated(unsafe) static let anyLogMessage: (UnsafeMutablePointer<UInt8>, Int) = {
-        let bytes = Array(outsideMessage(file: nil).utf8)
-        let message = UnsafeMutablePointer<UInt8>.allocate(capacity: bytes.count)
-        message.initialize(from: bytes, count: bytes.count)
-        return (message, bytes.count)
-    }()
+    nonisolated(unsafe) static let anyLogMessage = permanent(outsideMessage(file: nil))
 
     /// Installs the handler once per process, the first time a map is registered.
     static let installed: Bool = {
@@ -107,13 +102,19 @@ enum LMDBFaultNote {
     }
 
     /// Stores `text` where the handler finds it: its address at `word`, its length after.
-    /// Never freed: the handler may be reading it (a few hundred bytes per log opened).
     private static func store(_ text: String, at word: Int) {
+        let (message, count) = permanent(text)
+        table[word].store(UInt(bitPattern: message), ordering: .releasing)
+        table[word + 1].store(UInt(count), ordering: .releasing)
+    }
+
+    /// `text`'s bytes where a signal handler may read them, and how many. Never freed: the
+    /// handler may be reading them (a few hundred bytes per log opened).
+    private static func permanent(_ text: String) -> (UnsafeMutablePointer<UInt8>, Int) {
         let bytes = Array(text.utf8)
         let message = UnsafeMutablePointer<UInt8>.allocate(capacity: bytes.count)
         message.initialize(from: bytes, count: bytes.count)
-        table[word].store(UInt(bitPattern: message), ordering: .releasing)
-        table[word + 1].store(UInt(bytes.count), ordering: .releasing)
+        return (message, bytes.count)
     }
 
     /// What a fault in LMDB's code at an address outside every map says: most likely damage

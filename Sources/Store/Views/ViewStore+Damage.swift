@@ -9,9 +9,13 @@ extension ViewStore {
     /// Why the views were found damaged since the node started (the marker ``markDamaged(viewsAt:_:)``
     /// leaves, which the next start rebuilds by); nil while none is there. One file check.
     public var damageFound: String? {
-        let marker = Self.damageMarker(for: path)
-        guard FileManager.default.fileExists(atPath: marker) else { return nil }
-        return (try? String(contentsOfFile: marker, encoding: .utf8)) ?? "why was not kept"
+        guard FileManager.default.fileExists(atPath: Self.damageMarker(for: path)) else { return nil }
+        return Self.damageRecorded(for: path) ?? "why was not kept"
+    }
+
+    /// What the damage marker of the views at `path` says (nil: no marker, or none readable).
+    static func damageRecorded(for path: String) -> String? {
+        try? String(contentsOfFile: damageMarker(for: path), encoding: .utf8)
     }
 
     /// Whether `error`, or the error it wraps, is SQLite finding the file damaged.

@@ -43,8 +43,7 @@ public final class ViewStore: Sendable {
         var upgrade: (from: String, files: ArraySlice<Schema.File>)?
         let marker = Self.damageMarker(for: path)
         if FileManager.default.fileExists(atPath: marker) {
-            let why = (try? String(contentsOfFile: marker, encoding: .utf8)) ?? "why was not kept"
-            reason = "views.sqlite was found damaged (\(why))"
+            reason = "views.sqlite was found damaged (\(Self.damageRecorded(for: path) ?? "why was not kept"))"
         } else if !FileManager.default.fileExists(atPath: path) {
             reason = "views.sqlite is missing"
         } else {
@@ -152,7 +151,7 @@ public final class ViewStore: Sendable {
             count += 1
             aside = "\(path).replaced-\(time)-\(count)"
         }
-        for suffix in ["", "-wal", "-shm", "-journal"] where FileManager.default.fileExists(atPath: path + suffix) {
+        for suffix in [""] + companionSuffixes where FileManager.default.fileExists(atPath: path + suffix) {
             do {
                 try FileManager.default.moveItem(atPath: path + suffix, toPath: aside + suffix)
             } catch {
@@ -169,13 +168,16 @@ public final class ViewStore: Sendable {
         let prefix = (path as NSString).lastPathComponent + ".replaced-"
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         return names.filter { name in
-            name.hasPrefix(prefix) && !["-wal", "-shm", "-journal"].contains { name.hasSuffix($0) }
+            name.hasPrefix(prefix) && !companionSuffixes.contains { name.hasSuffix($0) }
         }.sorted().map { directory + "/" + $0 }
     }
 
+    /// The files SQLite keeps beside a database at PATH: PATH-wal, PATH-shm, PATH-journal.
+    static let companionSuffixes = ["-wal", "-shm", "-journal"]
+
     /// Removes the database at `path` with its WAL, shared-memory index and journal.
     public static func removeFiles(at path: String) {
-        for suffix in ["", "-wal", "-shm", "-journal"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+        for suffix in [""] + companionSuffixes { try? FileManager.default.removeItem(atPath: path + suffix) }
     }
 
     /// The index of the last entry applied to the views.

@@ -60,7 +60,11 @@ struct NodeClient {
 
     /// How long after its start a retrying request is sent again when the node answers 503: a leader's
     /// hand-off takes tens of milliseconds, an election after a crash about half a second.
-    static let unavailableRetryWindow = Duration.seconds(3)
+    static let defaultUnavailableRetryWindow = Duration.seconds(3)
+
+    /// ``defaultUnavailableRetryWindow`` unless set (a test on a loaded machine, whose first answer
+    /// may itself take seconds, sets a longer one).
+    var unavailableRetryWindow = Self.defaultUnavailableRetryWindow
 
     /// How long a retrying request goes on trying a node it cannot reach: long enough for a
     /// node started just before (`dwcp dev &` then a command) to open its port, short enough that
@@ -85,9 +89,11 @@ struct NodeClient {
         while true {
             do {
                 return try await callOnce(method, path, body: body, timeout: timeout)
-            } catch let error as CLIError
-                where error.code == .unreachable && retrying && !(error.cause.map(speaksAnotherProtocol) ?? false)
-            {
+            } catch let error as CLIError where error.code == .unreachable && retrying {
+                // A node that answers in another protocol will not start speaking HTTP: not asked
+                // again. Once the node said the intent may or may not apply, that is still what the
+                // user needs to know, whatever stops the retries.
+                guard !(error.cause.map(speaksAnotherProtocol) ?? false) else { throw undecided ?? error }
                 // 100 ms, doubling, while the window lasts.
                 let pause = Duration.milliseconds(100) * (1 << attempt)
                 guard start.duration(to: .now) + pause <= Self.unreachableRetryWindow else { throw undecided ?? error }
@@ -98,7 +104,7 @@ struct NodeClient {
                 // (A member that names the leader to ask will not lead any sooner: not retried.)
                 // The window counts from the request's start: an answer that itself took the
                 // window (a member whose views cannot catch up says so after 5 s) is not asked again.
-                guard start.duration(to: .now) < Self.unavailableRetryWindow else { throw undecided ?? error }
+                guard start.duration(to: .now) < unavailableRetryWindow else { throw undecided ?? error }
                 // 50 ms, doubling to 400 ms.
                 try await Task.sleep(for: .milliseconds(50) * (1 << min(unavailableAttempt, 3)))
                 unavailableAttempt += 1

@@ -53,12 +53,15 @@ final class ForwardedProposals: Sendable {
     /// on every try of a long transfer is one proposal kept); false after that, or when it is no
     /// longer kept.
     @discardableResult
-    func park(_ id: UInt64, because reason: NodeMetrics.ProposalRetry, refusedBy member: String? = nil) -> Bool {
+    func park(
+        _ id: UInt64, because reason: NodeMetrics.ProposalRetry, refusedBy member: String? = nil,
+        at now: ContinuousClock.Instant = .now
+    ) -> Bool {
         proposals.withLock { proposals in
             guard proposals[id] != nil else { return false }
             proposals[id]!.parked = true
             proposals[id]!.sentAt = nil
-            if let member { proposals[id]!.refusal = (member, .now) }
+            if let member { proposals[id]!.refusal = (member, now) }
             return proposals[id]!.reasons.insert(reason).inserted
         }
     }
@@ -104,9 +107,8 @@ final class ForwardedProposals: Sendable {
 
     /// The parked proposals to send to `leader`, no longer parked: the caller sends them (or parks
     /// them again). Those `leader` refused less than ``refusalPause`` ago stay parked.
-    func unpark(for leader: String) -> [(id: UInt64, payloads: [[UInt8]])] {
-        let now = ContinuousClock.now
-        return proposals.withLock { proposals in
+    func unpark(for leader: String, at now: ContinuousClock.Instant = .now) -> [(id: UInt64, payloads: [[UInt8]])] {
+        proposals.withLock { proposals in
             let due = proposals.filter { _, proposal in
                 guard proposal.parked else { return false }
                 guard let refusal = proposal.refusal, refusal.by == leader else { return true }

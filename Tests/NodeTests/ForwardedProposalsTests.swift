@@ -8,27 +8,31 @@ import Testing
     @Test(
         "a parked proposal is handed out once, to any leader; one a member refused waits a pause before it is sent to that member again"
     )
-    func parkingAndRefusals() async throws {
+    func parkingAndRefusals() {
         let proposals = ForwardedProposals()
+        // (The clock is passed in: the test does not depend on how soon one call follows another.)
+        let refused = ContinuousClock.now
+        let paused = refused + ForwardedProposals.refusalPause
         proposals.add(1, payload, appliesOnce: true)
         proposals.add(2, payload, appliesOnce: false)
         #expect(proposals.appliesOnce(1) && !proposals.appliesOnce(2))
         #expect(!proposals.hasParked && proposals.unpark(for: "a").isEmpty)
 
         #expect(proposals.park(1, because: .noLeader))
-        #expect(proposals.park(2, because: .refused, refusedBy: "a"))
+        #expect(proposals.park(2, because: .refused, refusedBy: "a", at: refused))
         #expect(proposals.hasParked)
         // "a" refused 2 just now: only 1 goes to it; the other goes to another leader at once.
-        #expect(proposals.unpark(for: "a").map(\.id) == [1])
-        #expect(proposals.unpark(for: "a").isEmpty)
-        #expect(proposals.unpark(for: "b").map(\.id) == [2])
+        #expect(proposals.unpark(for: "a", at: refused).map(\.id) == [1])
+        #expect(proposals.unpark(for: "a", at: paused - .milliseconds(1)).isEmpty)
+        #expect(proposals.unpark(for: "b", at: refused).map(\.id) == [2])
         #expect(!proposals.hasParked)
 
         // Refused again: kept as before, but not counted again.
-        #expect(!proposals.park(2, because: .refused, refusedBy: "a"))
+        #expect(!proposals.park(2, because: .refused, refusedBy: "a", at: refused))
         #expect(proposals.parkedCount == 1)
-        try await Task.sleep(for: ForwardedProposals.refusalPause + .milliseconds(20))
-        #expect(proposals.unpark(for: "a").map(\.id) == [2], "sent to the member that refused it after the pause")
+        #expect(
+            proposals.unpark(for: "a", at: paused).map(\.id) == [2],
+            "sent to the member that refused it after the pause")
 
         // Once its caller has its answer, it is gone.
         proposals.remove(2)

@@ -31,6 +31,7 @@ import Testing
 
             // A new intent is kept; one whose request id was compacted away is no longer a retry.
             // (Hosts: answered as soon as applied, well within the retention on a loaded machine.)
+            let submitted = ContinuousClock.now
             let fresh = try await node.submit(NodeIntentTests.host("h2"), requestID: "new-host")
             #expect(fresh.outcome == "applied")
             // (Within the retention that retry would be answered `duplicate`; now it is a new intent.)
@@ -38,7 +39,13 @@ import Testing
                 try await node.submit(NodeIntentTests.host("h1"), requestID: "old-host")
             }
             #expect(retry?.message.contains("h1 already exists") == true, "\(String(describing: retry))")
-            #expect(try await rows(node, "SELECT request_id, outcome FROM intents") == #"[["new-host","applied"]]"#)
+            let intents = try await rows(node, "SELECT request_id, outcome FROM intents")
+            if submitted.duration(to: .now) < .seconds(4) {
+                #expect(intents == #"[["new-host","applied"]]"#)
+            } else {
+                // A run stalled past the 5 s retention may rightly have compacted it away.
+                print("HistoryCompactorTests: not checking that the new intent is kept: the machine took over 4 s")
+            }
             #expect(try await rows(node, "SELECT count(*) FROM hosts") == "[[2]]")
             let metrics = node.metrics.render(node: node)
             #expect((metric(metrics, "dwcp_history_compactions_total") ?? 0) >= 1, "\(metrics)")

@@ -405,13 +405,15 @@ func firstDifference(_ a: String, _ b: String) -> String {
         #expect(status == 1)
         #expect(stderr.hasPrefix("dwcp: cannot reach a node at 127.0.0.1:\(closed): connection refused"), "\(stderr)")
         #expect(stderr.split(separator: "\n").count == 1)
-        // Told at once (the HTTP client retried a refused connection for its 5 s connect timeout);
-        // a query, which retries, within its 2 s window (it took 21 s: 5 s per attempt).
-        #expect(statusTook < .seconds(2.5), "\(statusTook)")
+        // Told before the HTTP client's 5 s connect timeout (it retried a refused connection for
+        // all of it); a query, which retries within its 2 s window, well before the 21 s it took
+        // (5 s per attempt). The bounds sit just under those: a process on a loaded machine takes
+        // seconds to start.
+        #expect(statusTook < .seconds(4.9), "\(statusTook)")
         let (sqlStatus, _, sqlStderr, sqlTook) = try await runTimedCLI(
             ["sql", "SELECT 1", "--server", "127.0.0.1:\(closed)"], in: dir)
         #expect(sqlStatus == 1 && sqlStderr.contains("connection refused"), "\(sqlStderr)")
-        #expect(sqlTook < .seconds(4), "\(sqlTook)")
+        #expect(sqlTook < .seconds(15), "\(sqlTook)")
     }
 
     @Test("a command whose reader goes away (dwcp sql … | head) ends as a Unix tool does, by SIGPIPE, without a trace")
@@ -526,7 +528,7 @@ func firstDifference(_ a: String, _ b: String) -> String {
         #expect(out == "n\r\n9007199254740993\r\n", "\(out)")
         // A watch that follows commits fails when the node stops under it, and says where to go on.
         let watch = try DwcpProcess(["watch", "--from-index", "1"] + server, directory: dir, tag: "watch")
-        _ = try await eventually { watch.stdout.split(separator: "\n").count >= 5 }
+        _ = try await eventually(.seconds(30)) { watch.stdout.split(separator: "\n").count >= 5 }
         #expect(watch.stdout.split(separator: "\n").count == 5, "\(watch.stdout)\(watch.stderr)")
         node.kill(SIGTERM)
         #expect(try await node.waitForExit() == 0)

@@ -1249,7 +1249,7 @@ func get(_ url: String) async throws -> (Int, String) {
         let read = try await timedExchange(
             .POST, region.base(lost)! + "/v1/sql", #"{"query":"SELECT count(*) FROM hosts"}"#)
         #expect(read.status == 503 && read.text.contains("short of the"), "\(read.text)")
-        #expect(read.took < .seconds(9), "\(read.took)")
+        #expect(read.took < .seconds(20), "\(read.took)")  // (its wait is 5 s; a loaded run adds seconds)
         try await region.stopAll()
     }
 }

@@ -22,7 +22,10 @@ public struct ReplicationConfiguration: Sendable {
     /// With 10 ms ticks: heartbeats every 30 ms, elections after 300–600 ms of silence. Shorter
     /// timeouts fail over faster but call spurious elections on a loaded machine (etcd's default
     /// election timeout is 1 s).
-    public static let defaultRaft = RaftConfiguration(electionTicks: 30, heartbeatTicks: 3)
+    public static let defaultRaft = RaftConfiguration(
+        electionTicks: defaultElectionTimeoutMilliseconds / 10, heartbeatTicks: 3)
+    /// `dwcp serve --election-timeout`'s default: 30 ticks of 10 ms.
+    public static let defaultElectionTimeoutMilliseconds = 300
     /// How long a node waits for the leader to answer a forwarded intent or a read-index request.
     public var leaderAnswerTimeout: Duration = .seconds(2)
     /// How long an intent the leader took may wait to commit before its caller is answered (503:

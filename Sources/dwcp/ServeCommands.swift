@@ -68,6 +68,15 @@ struct Serve: AsyncParsableCommand {
     @Option(
         name: .long,
         help: ArgumentHelp(
+            "Milliseconds a member hears nothing from a leader before it calls an election (after 1-2 times this; 100 to 60000, in steps of 10).",
+            discussion:
+                "Also how long a leader that hears from no majority keeps leading. Shorter fails over sooner; longer rides out slow links and loaded machines without elections that were not needed (etcd's default is 1000). Give every member of a region the same."
+        ))
+    var electionTimeout = ReplicationConfiguration.defaultElectionTimeoutMilliseconds
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
             "How often the leader checks that every member's views hold the same rows, as dwcp cluster verify does: 30s, 90m, 12h, 1d; 0 never.",
             discussion:
                 "Each check costs every member a read of its whole views (about a second per 100,000 VMs). dwcp cluster status shows the last one; a member whose views differ is logged as an error."
@@ -111,6 +120,11 @@ struct Serve: AsyncParsableCommand {
                         "--peer-cert-file and the rest are for the replication port: they need --listen")
                 }
             }
+            guard (100...60_000).contains(electionTimeout), electionTimeout % 10 == 0 else {
+                throw ValidationError(
+                    "--election-timeout must be 100 to 60000 milliseconds, in steps of 10 (a Raft tick); it was \(electionTimeout)"
+                )
+            }
             guard (0...60_000).contains(followerApplyDelay) else {
                 throw ValidationError("--follower-apply-delay must be 0 to 60000 (milliseconds)")
             }
@@ -141,6 +155,7 @@ struct Serve: AsyncParsableCommand {
             var replication = ReplicationConfiguration(
                 listenHost: listenHost, listenPort: listenPort, peers: members, join: join)
             replication.followerApplyDelay = .milliseconds(followerApplyDelay)
+            replication.raft.electionTicks = Int(Duration.milliseconds(electionTimeout) / replication.tickInterval)
             replication.verifyEvery = try parseVerifyEvery(verifyEvery)
             if let peerCertFile, let peerKeyFile, let peerTrustedCAFile {
                 do {

@@ -116,20 +116,29 @@ public struct Placer: Sendable {
             filteredOut: Filter.allCases.map { .init(filter: $0.name, count: counts[$0.rawValue]) },
             candidates: Array(candidates))
         guard let winner = best.first else {
-            // Of the hosts full on CPUs or memory, those too small for the VM even when empty: a
-            // VM larger than every host waits for a larger one, not for room (the failure path
-            // only, so the loop above stays lean).
+            // Of the hosts full on CPUs or memory, those too small for the VM even when empty, on
+            // either: a VM larger than every host waits for a larger one, not for room. (A host
+            // full on CPUs whose memory could never hold the VM is too small, not full: its reason
+            // must not change as its CPUs come and go.) The failure path only, so the loop above
+            // stays lean.
+            var fullOrSmall = counts
             var tooSmall = (cpus: 0, memory: 0)
             for host in table.hosts where host.region == request.region {
-                switch firstFailingFilter(request, host, affinityPresent: affinityPresent) {
-                case .cpus where host.cpus < request.cpus: tooSmall.cpus += 1
-                case .memory where host.memoryBytes < request.memoryBytes: tooSmall.memory += 1
-                default: break
+                guard let filter = firstFailingFilter(request, host, affinityPresent: affinityPresent),
+                    filter == .cpus || filter == .memory
+                else { continue }
+                if host.cpus < request.cpus {
+                    tooSmall.cpus += 1
+                } else if host.memoryBytes < request.memoryBytes {
+                    tooSmall.memory += 1
+                } else {
+                    continue
                 }
+                fullOrSmall[filter.rawValue] -= 1
             }
             return PlacementDecision(
                 host: nil,
-                reason: Self.reason(request, counts: counts, tooSmall: tooSmall, hosts: table.hosts.count),
+                reason: Self.reason(request, full: fullOrSmall, tooSmall: tooSmall, hosts: table.hosts.count),
                 explanation: explanation)
         }
         return PlacementDecision(host: table.hosts[winner.position].name, reason: "", explanation: explanation)
@@ -393,9 +402,9 @@ public struct Placer: Sendable {
 
     // MARK: Reasons
 
-    /// Why no host took `r`, from how many hosts each filter ruled out (`counts`), of which
-    /// `tooSmall` lack the CPUs or the memory even when empty.
-    static func reason(_ r: PlacementRequest, counts: [Int], tooSmall: (cpus: Int, memory: Int), hosts: Int)
+    /// Why no host took `r`, from how many hosts each filter ruled out (`counts`, the hosts too
+    /// small for it taken out) and how many lack the CPUs or the memory even when empty (`tooSmall`).
+    static func reason(_ r: PlacementRequest, full counts: [Int], tooSmall: (cpus: Int, memory: Int), hosts: Int)
         -> String
     {
         let inRegion = hosts - counts[Filter.region.rawValue]
@@ -408,16 +417,13 @@ public struct Placer: Sendable {
                 + r.requiredLabels.keys.sorted().map { "\($0)=\(r.requiredLabels[$0]!)" }.joined(separator: ",")
         }
         var why: [String] = []
-        var ruledOut = counts
-        ruledOut[Filter.cpus.rawValue] -= tooSmall.cpus
-        ruledOut[Filter.memory.rawValue] -= tooSmall.memory
         let phrases: [(Filter, String)] = [
             (.notReady, "not ready"), (.labels, "without the labels"), (.cpus, "full on CPUs"),
             (.memory, "full on memory"), (.antiAffinity, "already running group \(r.group ?? "")"),
             (.affinity, "not running group \(r.affinityGroup ?? "")"),
         ]
-        for (filter, phrase) in phrases where ruledOut[filter.rawValue] > 0 {
-            why.append("\(ruledOut[filter.rawValue]) \(phrase)")
+        for (filter, phrase) in phrases where counts[filter.rawValue] > 0 {
+            why.append("\(counts[filter.rawValue]) \(phrase)")
         }
         if tooSmall.cpus > 0 { why.append("\(tooSmall.cpus) with fewer than \(r.cpus) CPUs in all") }
         if tooSmall.memory > 0 {

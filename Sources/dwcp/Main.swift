@@ -21,10 +21,19 @@ enum Main {
             exit(error.code == .usage ? 64 : error.code == .differs ? 2 : 1)
         } catch {
             let code = Dwcp.exitCode(for: error)
+            let arguments = Array(CommandLine.arguments.dropFirst())
             if code == .success {
+                // A group without one of its commands (`dwcp`, `dwcp vm`): its help, as a refusal,
+                // so a script whose command word came out empty does not go on as if it had run.
+                if let group = missingCommand(arguments) {
+                    StandardStream.error.write(Dwcp.fullMessage(for: error) + "\n\n")
+                    StandardStream.error.write(
+                        "dwcp: \(group.words.joined(separator: " ")) needs a command: \(group.subcommands.joined(separator: ", "))\n"
+                    )
+                    exit(64)
+                }
                 Dwcp.exit(withError: error)  // --help, --version: full text, exit 0
             }
-            let arguments = Array(CommandLine.arguments.dropFirst())
             let found = commandPath(arguments)
             let path = found.words
             // (Only when no option comes before the word, or ArgumentParser's own message names
@@ -79,6 +88,15 @@ enum Main {
         /// Whether no option came before ``unknown`` (`dwcp nosuch --server X`): it stands where a
         /// command goes, and cannot be an option's value.
         var unknownBeforeOptions = false
+    }
+
+    /// The group a command line names without one of its commands (`dwcp`, `dwcp vm`); nil when
+    /// it names a command, or asks for help or the version.
+    static func missingCommand(_ arguments: [String]) -> CommandPath? {
+        let asks = ["-h", "--help", "-help", "help", "--version"]
+        guard !arguments.contains(where: asks.contains) else { return nil }
+        let found = commandPath(arguments)
+        return !found.subcommands.isEmpty && found.unknown == nil ? found : nil
     }
 
     static func commandPath(_ arguments: [String]) -> CommandPath {

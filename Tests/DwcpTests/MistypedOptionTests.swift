@@ -79,4 +79,18 @@ import Testing
         let sql = Main.commandPath(["sql", "SELECT 1", "--format", "csv"])
         #expect(sql.words == ["dwcp", "sql"] && sql.unknown == nil)
     }
+
+    @Test("a group named without one of its commands is refused (dwcp, dwcp vm); asked for help, it is not")
+    func missingCommands() {
+        #expect(Main.missingCommand([])?.words == ["dwcp"])
+        let vm = Main.missingCommand(["vm"])
+        #expect(vm?.words == ["dwcp", "vm"] && vm?.subcommands.contains("create") == true)
+        #expect(Main.missingCommand(["cluster"])?.words == ["dwcp", "cluster"])
+        for asked in [["--help"], ["vm", "--help"], ["vm", "-h"], ["help", "vm"], ["--version"]] {
+            #expect(Main.missingCommand(asked) == nil, "\(asked)")
+        }
+        for named in [["vm", "list"], ["sql", "SELECT 1"], ["vm", "nosuch"], ["status"]] {
+            #expect(Main.missingCommand(named) == nil, "\(named)")
+        }
+    }
 }

@@ -318,6 +318,14 @@ func firstDifference(_ a: String, _ b: String) -> String {
             #expect(stderr.hasPrefix("dwcp: ") && stderr.contains("--event-loops"), "\(stderr)")
             #expect(stderr.split(separator: "\n").count == 1, "\(stderr)")
         }
+        // A group without one of its commands: its help on stderr and a refusal, not help and 0.
+        for group in [[], ["vm"]] {
+            let (status, stdout, stderr) = try await runCLI(group, in: dir)
+            #expect(status == 64 && stdout.isEmpty, "\(group): \(status) \(stdout)")
+            #expect(stderr.contains("SUBCOMMANDS:") && stderr.contains(" needs a command: "), "\(group): \(stderr)")
+        }
+        let (helpStatus, help, _) = try await runCLI(["vm", "--help"], in: dir)
+        #expect(helpStatus == 0 && help.contains("SUBCOMMANDS:"), "\(help)")
         // serve and dev share the node's flags, and refuse the same values.
         let serveCommand = ["serve", "--data-dir", dir.file("serve"), "--node-id", "n1", "--region", "eu"]
         let devCommand = ["dev", "--data-dir", dir.file("dev")]

@@ -8,6 +8,7 @@ extension Node {
     /// id another intent took (it is derived from the node's and the host's names), or that
     /// registered this host before it was removed, is replaced by a fresh one. Returns the index the host was added at; nil when it existed already.
     func registerSelf(_ host: HostAdded, requestID: String) async throws -> UInt64? {
+        agentHost.withLock { $0 = host.name }
         var requestID = requestID
         var pause: Duration = .milliseconds(200)
         while true {

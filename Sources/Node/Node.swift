@@ -45,6 +45,9 @@ public final class Node: Service, Sendable {
     let serverErrorsLogged = Mutex<[String: LogThrottle]>([:])
     /// Intent requests being answered now: a graceful stop waits for them (``drainIntents(timeout:)``).
     let intentsInFlight = Mutex(0)
+    /// The host this node's host agent runs, once it registers it (``HostLivenessWatch`` claims
+    /// it for this member in the views).
+    let agentHost = Mutex<String?>(nil)
     /// The API's TLS now: the configuration's, until ``reloadCertificates()`` replaces it.
     let currentAPITLS: Mutex<APITLS?>
 
@@ -186,6 +189,7 @@ public final class Node: Service, Sendable {
         var failure: (any Error)?
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await HostLivenessWatch().run(node: self) }
                 if let raft = self.raft {
                     group.addTask { try await raft.run() }
                     group.addTask { try await VoterHealthWatch().run(node: self, raft: raft) }

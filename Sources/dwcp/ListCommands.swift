@@ -79,7 +79,8 @@ extension HostCommand {
             try await options.show(
                 """
                 SELECT name, region, state, cpus, cpus_used, memory_bytes, memory_used_bytes, \
-                (SELECT count(*) FROM vms WHERE vms.host = hosts.name) AS vms, labels FROM hosts
+                (SELECT count(*) FROM vms WHERE vms.host = hosts.name) AS vms, labels, state_reason AS reason \
+                FROM hosts
                 """,
                 where: region.map { ["region = \($0.sqlLiteral)"] } ?? [])
         }

@@ -485,8 +485,8 @@ func firstDifference(_ a: String, _ b: String) -> String {
         }
         (status, out, _) = try await runCLI(["host", "list", "--format", "csv"] + server, in: dir)
         #expect(
-            out == "name,region,state,cpus,cpus_used,memory_bytes,memory_used_bytes,vms,labels\r\n"
-                + "h1,eu,ready,8,2,17179869184,1610612736,1,{}\r\n")
+            out == "name,region,state,cpus,cpus_used,memory_bytes,memory_used_bytes,vms,labels,reason\r\n"
+                + "h1,eu,ready,8,2,17179869184,1610612736,1,{},\r\n")
         // A plan names the index to commit it at only when it places something.
         (status, out, err) = try await runCLI(
             ["plan", "vm", "create", "fits", "--cpus", "1", "--memory", "1GiB"] + server, in: dir)

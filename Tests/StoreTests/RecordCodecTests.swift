@@ -25,6 +25,11 @@ import Testing
         Record(at: 9, requestID: "r-9", .hostLabelsSet(HostLabelsSet(name: "h1", labels: ["rack": "b"]))),
         Record(at: 10, .historyCompacted(HistoryCompacted(beforeIndex: 1_234_567))),
         Record(at: 11, .regionIdentified(RegionIdentified(regionID: .max - 3))),
+        Record(at: 12, .hostStateReported(HostStateReported(name: "h1", state: "ready", agent: "n2"))),
+        Record(
+            at: 13,
+            .hostStateReported(
+                HostStateReported(name: "h1", state: "not_ready", reason: "its member n2 has not answered for 10 s"))),
     ]
 
     @Test("every record type survives an encode/decode round trip", arguments: samples)

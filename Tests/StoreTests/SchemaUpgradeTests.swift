@@ -124,8 +124,8 @@ import Testing
     }
 
     @Test(
-        "views of 001–006 (the applier kept vms_changed_index) are unchanged by 007, views of 001–007 by 008, and views of 001–009 by 010",
-        arguments: [6, 7, 9])
+        "views of 001–006 (the applier kept vms_changed_index) are unchanged by 007, views of 001–007 by 008, of 001–009 by 010, and of 001–010 by 011",
+        arguments: [6, 7, 9, 10])
     func upgradeFromLaterSchemaChangesNothing(files: Int) throws {
         let dir = TemporaryDirectory()
         let expected = try Self.rebuilt(dir)
@@ -135,9 +135,12 @@ import Testing
                 let views = try ViewStore(path: path)
                 try views.apply(Array(Self.entries.prefix(cut)))
                 try views.pool.write { db in
-                    // What a dwcp with these files wrote: 008's column (before 008) and 010's did not exist.
+                    // What a dwcp with these files wrote: 008's column (before 008), 010's (before 010)
+                    // and 011's did not exist.
                     if files < 8 { try db.execute(sql: "ALTER TABLE dwcp_state DROP COLUMN history_compacted_index") }
-                    try db.execute(sql: "ALTER TABLE dwcp_state DROP COLUMN region_id")
+                    if files < 10 { try db.execute(sql: "ALTER TABLE dwcp_state DROP COLUMN region_id") }
+                    try db.execute(sql: "ALTER TABLE hosts DROP COLUMN state_reason")
+                    try db.execute(sql: "ALTER TABLE hosts DROP COLUMN agent")
                     try db.execute(
                         sql: "UPDATE dwcp_state SET schema_version = ?", arguments: [Schema.version(ofFirst: files)])
                 }
@@ -172,6 +175,8 @@ import Testing
                             ])
                     }
                     try db.execute(sql: "ALTER TABLE dwcp_state DROP COLUMN region_id")
+                    try db.execute(sql: "ALTER TABLE hosts DROP COLUMN state_reason")
+                    try db.execute(sql: "ALTER TABLE hosts DROP COLUMN agent")
                     try db.execute(
                         sql: "UPDATE dwcp_state SET schema_version = ?", arguments: [Schema.version(ofFirst: 8)])
                 }

@@ -167,6 +167,16 @@ extension Raft {
         )
     }
 
+    /// On the leader, every other member (voters and learners) with the ticks since it was last
+    /// heard from (counted from this leader's election for one not heard from since); empty on a
+    /// member that does not lead.
+    public var memberSilenceTicks: [String: Int] {
+        guard role == .leader else { return [:] }
+        var silences: [String: Int] = [:]
+        for member in membership.all.keys where member != id { silences[member] = silence(of: member) }
+        return silences
+    }
+
     /// On the leader, the other voters it has not heard from within the last election timeout,
     /// by id; empty on a member that does not lead.
     public var silentVoters: [String] {

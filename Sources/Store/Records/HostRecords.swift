@@ -74,3 +74,47 @@ public struct HostLabelsSet: Sendable, Equatable {
 
     var json: JSONValue { .object([("name", .string(name)), ("labels", .map(labels))]) }
 }
+
+/// What the region knows of a host's health: `ready`, or `not_ready` with why. The leader reports
+/// a host `not_ready` when the member whose host agent runs it stops answering, and `ready` again
+/// when it answers; a host agent reports its own host `ready` as it starts, naming its member.
+/// Placement takes only ready hosts. Fields: 10 name, 11 state, 12 reason, 13 agent (the member
+/// whose host agent runs the host; empty: unchanged).
+public struct HostStateReported: Sendable, Equatable {
+    /// The record's type tag in the log.
+    static let tag: UInt64 = 12
+    /// The states a host can be reported in.
+    public static let states: Set<String> = ["ready", "not_ready"]
+    public var name: String
+    public var state: String
+    public var reason: String
+    public var agent: String
+
+    public init(name: String, state: String, reason: String = "", agent: String = "") {
+        self.name = name
+        self.state = state
+        self.reason = reason
+        self.agent = agent
+    }
+
+    init(_ f: FieldReader) throws {
+        name = try f.requiredString(10, "name")
+        state = try f.requiredString(11, "state")
+        reason = f.string(12) ?? ""
+        agent = f.string(13) ?? ""
+    }
+
+    func encode(into w: inout FieldWriter) {
+        w.write(10, name)
+        w.write(11, state)
+        if !reason.isEmpty { w.write(12, reason) }
+        if !agent.isEmpty { w.write(13, agent) }
+    }
+
+    var json: JSONValue {
+        var fields: [(String, JSONValue)] = [("name", .string(name)), ("state", .string(state))]
+        if !reason.isEmpty { fields.append(("reason", .string(reason))) }
+        if !agent.isEmpty { fields.append(("agent", .string(agent))) }
+        return .object(fields)
+    }
+}

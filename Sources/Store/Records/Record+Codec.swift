@@ -28,6 +28,7 @@ extension Record {
         case .hostLabelsSet(let r): r.encode(into: &writer)
         case .historyCompacted(let r): r.encode(into: &writer)
         case .regionIdentified(let r): r.encode(into: &writer)
+        case .hostStateReported(let r): r.encode(into: &writer)
         }
         var bytes: [UInt8] = [Self.codecVersion]
         var tag = FieldWriter()
@@ -65,6 +66,7 @@ extension Record {
         case 9: body = .hostLabelsSet(try HostLabelsSet(fields))
         case HistoryCompacted.tag: body = .historyCompacted(try HistoryCompacted(fields))
         case RegionIdentified.tag: body = .regionIdentified(try RegionIdentified(fields))
+        case HostStateReported.tag: body = .hostStateReported(try HostStateReported(fields))
         default:
             throw StoreError(.unknownRecord, "unknown record type \(tag) (written by a newer dwcp?)")
         }
@@ -114,6 +116,7 @@ extension Record {
         case 9: "host.labels_set"
         case HistoryCompacted.tag: "history.compacted"
         case RegionIdentified.tag: "region.identified"
+        case HostStateReported.tag: "host.state_reported"
         default: nil
         }
     }

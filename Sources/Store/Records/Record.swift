@@ -27,6 +27,7 @@ public struct Record: Sendable, Equatable {
         case hostLabelsSet(HostLabelsSet)
         case historyCompacted(HistoryCompacted)
         case regionIdentified(RegionIdentified)
+        case hostStateReported(HostStateReported)
     }
 }
 
@@ -45,6 +46,7 @@ extension Record.Body {
         case .hostLabelsSet: 9
         case .historyCompacted: HistoryCompacted.tag
         case .regionIdentified: RegionIdentified.tag
+        case .hostStateReported: HostStateReported.tag
         }
     }
 
@@ -62,6 +64,7 @@ extension Record.Body {
         case .hostLabelsSet: "host.labels_set"
         case .historyCompacted: "history.compacted"
         case .regionIdentified: "region.identified"
+        case .hostStateReported: "host.state_reported"
         }
     }
 
@@ -75,7 +78,9 @@ extension Record.Body {
         case .vmDesiredStateSet(let r): r.desiredState == .running ? "vm.start" : "vm.stop"
         case .vmDeleted: "vm.delete"
         case .hostLabelsSet: "host.label"
-        case .vmPlaced, .vmUnschedulable, .vmStateReported, .historyCompacted, .regionIdentified: nil
+        case .vmPlaced, .vmUnschedulable, .vmStateReported, .historyCompacted, .regionIdentified,
+            .hostStateReported:
+            nil
         }
     }
 
@@ -92,6 +97,7 @@ extension Record.Body {
         case .vmUnschedulable(let r): r.vm
         case .vmStateReported(let r): r.vm
         case .hostLabelsSet(let r): r.name
+        case .hostStateReported(let r): r.name
         case .historyCompacted, .regionIdentified: ""
         }
     }
@@ -110,6 +116,7 @@ extension Record.Body {
         case .hostLabelsSet(let r): r.json
         case .historyCompacted(let r): r.json
         case .regionIdentified(let r): r.json
+        case .hostStateReported(let r): r.json
         }
     }
 }

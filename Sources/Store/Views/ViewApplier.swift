@@ -176,6 +176,21 @@ enum ViewApplier {
             try placementChanged(at: index, db: db)
             return .applied
 
+        case .hostStateReported(let r):
+            guard HostStateReported.states.contains(r.state) else {
+                return .rejected("a host is ready or not_ready, not '\(r.state)'")
+            }
+            try db.cachedStatement(
+                sql: """
+                    UPDATE hosts SET state = ?, state_reason = ?, agent = CASE WHEN ? = '' THEN agent ELSE ? END,
+                                     updated_index = ?
+                    WHERE name = ?
+                    """
+            ).execute(arguments: [r.state, r.reason, r.agent, r.agent, index, r.name])
+            if db.changesCount == 0 { return .rejected("no host named \(r.name)") }
+            try placementChanged(at: index, db: db)
+            return .applied
+
         case .hostLabelsSet(let r):
             try db.cachedStatement(sql: "UPDATE hosts SET labels = ?, updated_index = ? WHERE name = ?")
                 .execute(arguments: [JSONValue.map(r.labels).serialized(), index, r.name])

@@ -26,8 +26,18 @@ public struct ReplicationConfiguration: Sendable {
         electionTicks: defaultElectionTimeoutMilliseconds / 10, heartbeatTicks: 3)
     /// `dwcp serve --election-timeout`'s default: 30 ticks of 10 ms.
     public static let defaultElectionTimeoutMilliseconds = 300
-    /// How long a node waits for the leader to answer a forwarded intent or a read-index request.
-    public var leaderAnswerTimeout: Duration = .seconds(2)
+    /// How long a node waits for the leader to answer a forwarded intent or a read-index request
+    /// (through an election, for the next leader), and a deposed leader for news of the next.
+    public var leaderAnswerTimeout: Duration = Self.defaultLeaderAnswerTimeout
+    public static let defaultLeaderAnswerTimeout = Duration.seconds(2)
+
+    /// Sets the election timeout (`dwcp serve --election-timeout`), and with it
+    /// ``leaderAnswerTimeout``: at least three election timeouts, so that a wait for the next
+    /// leader outlasts an election (one to two timeouts, and a pre-vote round).
+    public mutating func setElectionTimeout(_ timeout: Duration) {
+        raft.electionTicks = Int(timeout / tickInterval)
+        leaderAnswerTimeout = max(Self.defaultLeaderAnswerTimeout, timeout * 3)
+    }
     /// How long an intent the leader took may wait to commit before its caller is answered (503:
     /// it may still apply): a region without a majority answering would hold it for good.
     public var commitTimeout: Duration = .seconds(10)

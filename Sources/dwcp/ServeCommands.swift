@@ -70,7 +70,7 @@ struct Serve: AsyncParsableCommand {
         help: ArgumentHelp(
             "Milliseconds a member hears nothing from a leader before it calls an election (after 1-2 times this; 100 to 60000, in steps of 10).",
             discussion:
-                "Also how long a leader that hears from no majority keeps leading. Shorter fails over sooner; longer rides out slow links and loaded machines without elections that were not needed (etcd's default is 1000). Give every member of a region the same."
+                "Also how long a leader that hears from no majority keeps leading; a member waits three times this (at least 2 s) for a leader before a forwarded intent or read fails. Shorter fails over sooner; longer rides out slow links and loaded machines without elections that were not needed (etcd's default is 1000). Give every member of a region the same."
         ))
     var electionTimeout = ReplicationConfiguration.defaultElectionTimeoutMilliseconds
 
@@ -155,7 +155,7 @@ struct Serve: AsyncParsableCommand {
             var replication = ReplicationConfiguration(
                 listenHost: listenHost, listenPort: listenPort, peers: members, join: join)
             replication.followerApplyDelay = .milliseconds(followerApplyDelay)
-            replication.raft.electionTicks = Int(Duration.milliseconds(electionTimeout) / replication.tickInterval)
+            replication.setElectionTimeout(.milliseconds(electionTimeout))
             replication.verifyEvery = try parseVerifyEvery(verifyEvery)
             if let peerCertFile, let peerKeyFile, let peerTrustedCAFile {
                 do {

@@ -119,3 +119,16 @@ import Testing
         }
     }
 }
+
+/// `dwcp serve --election-timeout`: the ticks, and a wait for a leader that outlasts an election.
+@Suite struct ElectionTimeoutTests {
+    @Test("an election timeout sets the election ticks, and the wait for a leader to three of them, at least 2 s")
+    func waitsScale() {
+        var configuration = ReplicationConfiguration(listenHost: "127.0.0.1", listenPort: 1, peers: [:])
+        #expect(configuration.leaderAnswerTimeout == .seconds(2))
+        configuration.setElectionTimeout(.milliseconds(300))
+        #expect(configuration.raft.electionTicks == 30 && configuration.leaderAnswerTimeout == .seconds(2))
+        configuration.setElectionTimeout(.milliseconds(3000))
+        #expect(configuration.raft.electionTicks == 300 && configuration.leaderAnswerTimeout == .seconds(9))
+    }
+}

@@ -750,13 +750,14 @@ func get(_ url: String) async throws -> (Int, String) {
     }
 
     @Test(
-        "an intent and a membership change the leader took while no majority answers are answered 503 (the intent once the leader, deposed, has heard from no leader for 2 s; the change within 8 s); the intent applies once when they are back"
+        "an intent and a membership change the leader took while no majority answers are answered 503 (the intent once the leader, deposed, has heard from no leader for three election timeouts; the change within 8 s); the intent applies once when they are back"
     )
     func intentWithoutMajority() async throws {
         let dir = TemporaryDirectory()
-        // (A 2 s election timeout: the requests below must reach the leader within one of the
-        // followers' freeze, which a loaded machine may take a second to do.)
-        let region = try Region(dir, extraArguments: ["--election-timeout", "2000"])
+        // (A 1 s election timeout: the requests below must reach the leader within one of the
+        // followers' freeze, which a loaded machine may take a while to do. A member then waits
+        // 3 s for a leader, three election timeouts.)
+        let region = try Region(dir, extraArguments: ["--election-timeout", "1000"])
         let leader = try await region.startAll()
         let followers = Region.ids.filter { $0 != leader }
         let base = region.base(leader)!
@@ -774,7 +775,7 @@ func get(_ url: String) async throws -> (Int, String) {
         let change = try await membership
         let (changeStatus, changeAnswer, changeWaited) = (change.status, change.text, change.took)
         for id in followers { region.signal(id, SIGCONT) }
-        // Deposed by check-quorum within an election timeout, then 2 s without a leader: it
+        // Deposed by check-quorum within an election timeout, then 3 s without a leader: it
         // cannot learn whether the intent commits, so its client hears so then, not at 10 s.
         #expect(
             status == 503 && answer.contains("\(leader) lost its leadership before the intent (log index ")

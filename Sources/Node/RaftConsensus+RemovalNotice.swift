@@ -21,6 +21,8 @@ extension RaftConsensus {
             return
         }
         guard removalLogged.exchange(last.index, ordering: .relaxed) != last.index else { return }
+        // Kept, as a leader's notice is: started again, its log may not show the removal committed.
+        Self.keepRemovalNotice(last.index, in: log.path, group: group, logger: logger)
         logger.error(
             "\(group): this member, \(nodeID), was removed from the region (the membership committed at index \(last.index) leaves it out): it stops campaigning, and takes no intents or reads. To bring it back, add it again (dwcp cluster add-member --learner, then promote)"
         )

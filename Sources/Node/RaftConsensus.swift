@@ -1119,7 +1119,7 @@ public final class RaftConsensus: Consensus {
         if let index = status.toldRemovedAt, toldRemovedLogged.exchange(index, ordering: .relaxed) != index {
             Self.keepRemovalNotice(index, in: log.path, group: group, logger: logger)
             logger.error(
-                "\(group): a leader says this member was removed from the region (by the membership it committed at index \(index), which this member's log no longer reaches): it stops campaigning, and takes no intents or reads. To bring it back, add it again (dwcp cluster add-member --learner, then promote)"
+                "\(group): this member was removed from the region (by the membership committed at index \(index), as a leader said or this member saw): it stops campaigning, and takes no intents or reads. To bring it back, add it again (dwcp cluster add-member --learner, then promote)"
             )
         }
         let previous = notedLeader.withLock { noted in

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Replication
 import Store
+import Synchronization
 import TestSupport
 import Testing
 
@@ -80,6 +81,32 @@ import Testing
         }
         let again = try regionMember("n1", in: dir, port: try closedPort(), peers: peers)
         #expect(again.raft!.status.toldRemovedAt == 9 && again.raft!.wasRemoved)
+    }
+
+    @Test(
+        "a leader that removes itself keeps the notice, and started again is removed at once, though the commit index it saved stops short of its removal"
+    )
+    func leaderRemovingItselfKeepsTheNotice() async throws {
+        let dir = TemporaryDirectory()
+        let seen = Mutex<(id: String, peers: [String: String])>(("", [:]))
+        try await withThreeMembers(dir) { nodes, peers in
+            let leading = try leader(of: nodes)
+            let id = leading.configuration.nodeID
+            seen.withLock { $0 = (id, peers) }
+            _ = try await leading.changeCluster(.remove(id: id))
+            let kept = try await waitUntil(timeout: .seconds(30)) {
+                FileManager.default.fileExists(atPath: dir.file("\(id)/log/region.removal-notice"))
+            }
+            #expect(kept, "\(id) kept no notice of its own removal")
+        }
+        let (id, peers) = seen.withLock { $0 }
+        let again = try regionMember(id, in: dir, port: try closedPort(), peers: peers)
+        #expect(again.raft!.wasRemoved, "\(id): \(again.raft!.status)")
+        let refused = await #expect(throws: NodeError.self) {
+            try await again.submit(
+                .addHost(HostAdded(name: "h1", region: "eu", cpus: 1, memoryBytes: 1 << 30, labels: [:])))
+        }
+        #expect(refused?.code == .removed, "\(String(describing: refused))")
     }
 
     @Test("a notice beside a log that never held the member (a new region's first start) is not its, and goes")

@@ -256,8 +256,13 @@ public struct Raft: Sendable {
     public var isOutsideCommittedMembership: Bool { !membership.contains(id) && membershipIndex <= log.committed }
 
     /// Whether a leader told this member it was removed at an index its membership has not
-    /// reached (a membership from a later index, one that added it again, supersedes the notice).
-    public var isToldRemoved: Bool { removalNotice.map { $0 > membershipIndex } ?? false }
+    /// reached (a membership from a later index, one that added it again, supersedes the notice),
+    /// or the member kept the notice itself when it saw its log's membership at that index, which
+    /// leaves it out, commit (a restarted member's commit index may stop short of it: a commit
+    /// index is saved with the next entries, and a leader that removed itself writes none).
+    public var isToldRemoved: Bool {
+        removalNotice.map { $0 > membershipIndex || ($0 == membershipIndex && !membership.contains(id)) } ?? false
+    }
 
     mutating func resetElectionTimer() {
         electionElapsed = 0

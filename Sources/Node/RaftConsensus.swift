@@ -353,6 +353,13 @@ public final class RaftConsensus: Consensus {
             if try await committed.wait(until: range.upperBound, deadline: slice) != nil { return true }
             let now = ContinuousClock.now
             guard now < deadline else { return false }
+            // Removed (a leader that removed itself): no leader will tell it how the intent ended.
+            if proposedAsLeader, wasRemoved {
+                throw NodeError(
+                    .unavailable,
+                    "\(nodeID) was removed from the region before the intent (log index \(range.upperBound)) committed here; the members left may commit it: it may or may not apply; retry it with the same request id, at another member"
+                )
+            }
             let (leads, knowsLeader) = state.withLock { ($0.isLeader, $0.leader != nil) }
             guard !leads, !knowsLeader else {
                 leaderlessSince = nil

@@ -99,6 +99,10 @@ struct NodeClient {
                 guard start.duration(to: .now) + pause <= Self.unreachableRetryWindow else { throw undecided ?? error }
                 attempt += 1
                 try await Task.sleep(for: pause)
+            } catch let error as CLIError where error.httpStatus == 410 && undecided != nil {
+                // The member was removed since it said the intent may or may not apply: that is
+                // still what the user needs to know (it says to retry at another member).
+                throw undecided ?? error
             } catch let error as CLIError where error.httpStatus == 503 && error.leaderAPI == nil && retrying {
                 if undecided == nil, error.message.contains("may or may not") { undecided = error }
                 // (A member that names the leader to ask will not lead any sooner: not retried.)

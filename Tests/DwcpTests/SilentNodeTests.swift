@@ -149,6 +149,11 @@ import Testing
         typealias InboundIn = HTTPServerRequestPart
         typealias OutboundOut = HTTPServerResponsePart
         let requests = Mutex(0)
+        /// From the third request on: answer 410 (the member was removed since) instead of
+        /// closing the connection.
+        let removedLater: Bool
+
+        init(removedLater: Bool = false) { self.removedLater = removedLater }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             guard case .end = unwrapInboundIn(data) else { return }
@@ -156,16 +161,23 @@ import Testing
                 $0 += 1
                 return $0
             }
-            guard count < 3 else {
+            guard count < 3 || removedLater else {
                 context.close(promise: nil)
                 return
             }
-            let message =
+            let (status, code, message): (HTTPResponseStatus, String, String) =
                 count == 1
-                ? "n1 lost its leadership before the intent (log index 988) committed: it may or may not apply; retry it with the same request id, at another member"
-                : "no leader took the forwarded intent in time; retry it with the same request id"
-            let body = #"{"error":{"code":"unavailable","message":"\#(message)"}}"#
-            var head = HTTPResponseHead(version: .http1_1, status: .serviceUnavailable)
+                ? (
+                    .serviceUnavailable, "unavailable",
+                    "n1 lost its leadership before the intent (log index 988) committed: it may or may not apply; retry it with the same request id, at another member"
+                )
+                : count == 2
+                    ? (
+                        .serviceUnavailable, "unavailable",
+                        "no leader took the forwarded intent in time; retry it with the same request id"
+                    ) : (.gone, "removed", "n1 was removed from the region: it takes no intents")
+            let body = #"{"error":{"code":"\#(code)","message":"\#(message)"}}"#
+            var head = HTTPResponseHead(version: .http1_1, status: status)
             head.headers.add(name: "Content-Type", value: "application/json")
             head.headers.add(name: "Content-Length", value: "\(body.utf8.count)")
             context.write(wrapOutboundOut(.head(head)), promise: nil)
@@ -175,10 +187,16 @@ import Testing
     }
 
     @Test(
-        "an intent a deposed leader took is reported as one that may or may not apply, not as what later tries say (a 503, a closed connection)"
+        "an intent a deposed leader took is reported as one that may or may not apply, not as what later tries say (a 503, a closed connection, a 410 removed)"
     )
     func undecidedIntentIsReportedAsSuch() async throws {
-        let deposed = DeposedLeader()
+        for removedLater in [false, true] {
+            try await Self.undecidedIntent(removedLater: removedLater)
+        }
+    }
+
+    static func undecidedIntent(removedLater: Bool) async throws {
+        let deposed = DeposedLeader(removedLater: removedLater)
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -197,7 +215,9 @@ import Testing
         } throws: { error in
             (error as? CLIError)?.message.contains("log index 988) committed: it may or may not apply") == true
         }
-        #expect(deposed.requests.withLock { $0 } == 3, "asked again after each 503, not after the connection closed")
+        #expect(
+            deposed.requests.withLock { $0 } == 3,
+            "asked again after each 503, not after the connection closed or a 410")
         try await server.close()
     }
 }

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import GRDB
+import Hypervisor
 import NIOCore
 import NIOHTTP1
 import Node
@@ -23,6 +24,8 @@ final class Region: Sendable {
     let apiTLS: Bool
     /// The members run as this user and group, not root (``binaryForUser()``).
     let runAs: (uid: UInt32, gid: UInt32)?
+    /// The member that runs a host agent (no warm pool); the others run none.
+    let hostAgentOn: String?
     let processes = Mutex<[String: DwcpProcess]>([:])
     let apiPorts = Mutex<[String: Int]>([:])
     static let ids = ["n1", "n2", "n3"]
@@ -30,9 +33,10 @@ final class Region: Sendable {
 
     init(
         _ directory: TemporaryDirectory, extraArguments: [String] = [], certificates: String? = nil,
-        apiTLS: Bool = false, runAs: (uid: UInt32, gid: UInt32)? = nil
+        apiTLS: Bool = false, runAs: (uid: UInt32, gid: UInt32)? = nil, hostAgentOn: String? = nil
     ) throws {
         self.runAs = runAs
+        self.hostAgentOn = hostAgentOn
         self.directory = directory
         self.extraArguments = extraArguments
         self.certificates = certificates
@@ -50,8 +54,9 @@ final class Region: Sendable {
         let certificates = certificates ?? self.certificates
         var arguments = [
             "serve", "--data-dir", directory.file(id), "--node-id", id, "--region", "eu", "--api", "127.0.0.1:0",
-            "--no-host-agent", "--listen", replicationAddress(id),
+            "--listen", replicationAddress(id),
         ]
+        arguments += id == hostAgentOn ? ["--vm-pool", "0"] : ["--no-host-agent"]
         for other in Self.ids { arguments += ["--peer", "\(other)@\(replicationAddress(other))"] }
         if id == Self.joiner { arguments.append("--join") }
         if let certificates {
@@ -1287,6 +1292,53 @@ func get(_ url: String) async throws -> (Int, String) {
             .POST, region.base(lost)! + "/v1/sql", #"{"query":"SELECT count(*) FROM hosts"}"#)
         #expect(read.status == 503 && read.text.contains("short of the"), "\(read.text)")
         #expect(read.took < .seconds(20), "\(read.took)")  // (its wait is 5 s; a loaded run adds seconds)
+        try await region.stopAll()
+    }
+}
+
+extension RegionProcessTests {
+    /// `query`'s rows on `member` (its own views) once they are `expected`, or as they are after `within`.
+    static func poll(
+        _ region: Region, _ member: String, _ query: String, until expected: String, within: Duration = .seconds(60)
+    ) async throws -> String {
+        let end = ContinuousClock.now + within
+        let body = #"{"query":"\#(query)","consistency":"local"}"#
+        var seen = ""
+        repeat {
+            let (status, answer) = try await post(region.base(member)! + "/v1/sql", body)
+            seen = status == 200 ? answer : "HTTP \(status): \(answer)"
+            if seen.contains(expected) { break }
+            try await Task.sleep(for: .milliseconds(200))
+        } while ContinuousClock.now < end
+        return seen
+    }
+
+    @Test(
+        "a host whose host agent's member is killed is marked not ready after 10 s, VMs then wait instead of going there, and once it is back it is ready and takes them",
+        .enabled(
+            if: KVMSystem.unavailableReason == nil,
+            Comment(rawValue: "needs a usable /dev/kvm: \(KVMSystem.unavailableReason ?? "")")))
+    func deadHostIsNotReady() async throws {
+        let dir = TemporaryDirectory()
+        let region = try Region(dir, hostAgentOn: "n2")
+        _ = try await region.startAll()
+        let asked = "n1"
+        let claimed = try await Self.poll(region, asked, "SELECT state, agent FROM hosts", until: #"[["ready","n2"]]"#)
+        #expect(claimed.contains(#"[["ready","n2"]]"#), "\(claimed)")
+        region.signal("n2", SIGKILL)
+        let killed = ContinuousClock.now
+        let down = try await Self.poll(region, asked, "SELECT state FROM hosts", until: #"[["not_ready"]]"#)
+        let tookDown = killed.duration(to: .now)
+        #expect(down.contains(#"[["not_ready"]]"#), "\(down)")
+        #expect(tookDown >= .seconds(9), "marked after \(tookDown)")
+        let (status, created) = try await post(
+            region.base(asked)! + "/v1/vms",
+            #"{"name":"v1","cpus":1,"memory_bytes":67108864,"image":"builtin:hello","desired_state":"stopped"}"#)
+        #expect(status == 200 && created.contains("unschedulable") && created.contains("1 not ready"), "\(created)")
+        try await region.start("n2", tag: "again")
+        let placed = try await Self.poll(
+            region, asked, "SELECT v.host, h.state FROM vms v, hosts h", until: #"[["n2","ready"]]"#)
+        #expect(placed.contains(#"[["n2","ready"]]"#), "\(placed)")
         try await region.stopAll()
     }
 }

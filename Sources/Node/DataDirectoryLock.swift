@@ -37,12 +37,32 @@ final class DataDirectoryLock: Sendable {
             }
             let holder = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(
                 in: .whitespacesAndNewlines)
-            let by = holder.flatMap(Int32.init).map { " (pid \($0))" } ?? ""
+            let pid = holder.flatMap(Int32.init)
+            if let pid, isExiting(pid) {
+                // (A node killed with much guest memory holds the lock until the kernel has taken
+                // that memory back: seconds.)
+                throw NodeError(
+                    .unavailable,
+                    "\(directory) is still held by a dwcp that is exiting (pid \(pid)): start again in a moment")
+            }
+            let by = pid.map { " (pid \($0))" } ?? ""
             throw NodeError(
                 .unavailable,
                 "\(directory) is in use by another dwcp\(by): a data directory serves one process at a time")
         }
         return descriptor
+    }
+
+    /// Whether process `pid` is on its way out: killed, or returned from `main`, and not gone yet
+    /// (the kernel's `PF_EXITING` in `/proc/PID/stat`, or a zombie).
+    static func isExiting(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return false }
+        // After "PID (COMM)": state, ppid, pgrp, session, tty, tpgid, flags, …
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 6, let flags = UInt64(fields[6]) else { return false }
+        return fields[0] == "Z" || flags & 0x4 != 0
     }
 
     deinit { close(descriptor) }

@@ -205,3 +205,24 @@ import Testing
         _ = try Node(configuration: configuration, logger: logger)
     }
 }
+
+extension DataDirectoryTests {
+    @Test("a lock holder on its way out (a zombie here) is told from one that runs")
+    func exitingHolder() async throws {
+        #expect(!DataDirectoryLock.isExiting(getpid()))
+        #expect(!DataDirectoryLock.isExiting(Int32.max))
+        var pid: pid_t = 0
+        let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/true"), nil]
+        defer { for arg in argv { free(arg) } }
+        #expect(posix_spawn(&pid, "/bin/true", nil, nil, argv, environ) == 0)
+        // Not waited for: once it has run, it is a zombie until it is.
+        var exiting = false
+        for _ in 0..<200 where !exiting {
+            try await Task.sleep(for: .milliseconds(50))
+            exiting = DataDirectoryLock.isExiting(pid)
+        }
+        #expect(exiting)
+        var status: Int32 = 0
+        _ = waitpid(pid, &status, 0)
+    }
+}

@@ -19,9 +19,22 @@ extension RaftConsensus {
         let loop = MultiThreadedEventLoopGroup.singleton.any()
         while true {
             try await loop.sleep(for: Self.regionRetellInterval)
-            let members = addresses.withLock { $0 }.filter { $0.key != nodeID }
-            for (id, address) in members.sorted(by: { $0.key < $1.key }) { retellRegion(to: id, at: address) }
+            let members = Self.retold(
+                addresses.withLock { $0 }, members: Set(state.withLock { $0.membership.all.keys }),
+                peers: Set(configuration.peers.keys), besides: nodeID)
+            for (id, address) in members { retellRegion(to: id, at: address) }
         }
+    }
+
+    /// Whom ``retellRegionsPeriodically()`` tells, of the `addresses` known, in id order: the
+    /// `members` of now and the `--peer` list (a region's first start), not `own`. Not a member
+    /// removed since, whose address another member may have taken: that one would say, every few
+    /// seconds for ever, that frames for the removed member reach it.
+    static func retold(_ addresses: [String: String], members: Set<String>, peers: Set<String>, besides own: String)
+        -> [(id: String, address: String)]
+    {
+        addresses.filter { $0.key != own && (members.contains($0.key) || peers.contains($0.key)) }
+            .sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
     }
 
     /// How often ``retellRegionsPeriodically()`` tells the members again.

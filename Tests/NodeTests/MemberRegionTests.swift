@@ -186,3 +186,14 @@ import Testing
         #expect(regions.said["n5"] == "us", "a member is not forgotten to make room for outsiders")
     }
 }
+
+extension MemberRegionTests {
+    @Test("the region is told again to the members of now and the --peer list, not to a member removed since")
+    func retoldToMembers() {
+        let addresses = ["n1": "a:1", "n2": "a:2", "n4": "a:4", "n6": "a:4", "n9": "a:9"]
+        let told = RaftConsensus.retold(
+            addresses, members: ["n1", "n2", "n4"], peers: ["n1", "n2", "n9"], besides: "n2")
+        #expect(told.map(\.id) == ["n1", "n4", "n9"])
+        #expect(told.map(\.address) == ["a:1", "a:4", "a:9"])
+    }
+}

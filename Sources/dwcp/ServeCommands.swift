@@ -197,7 +197,12 @@ func parsePeer(_ text: String, what: String = "--peer") throws -> (String, Strin
     let parts = text.split(separator: "@", maxSplits: 1)
     guard parts.count == 2 else { throw ValidationError("invalid \(what) '\(text)': expected ID@HOST:PORT") }
     try Validation.name(String(parts[0]), what: "node")
-    _ = try parseAddress(String(parts[1]))
+    guard Validation.hostAndPort(String(parts[1])) != nil else {
+        // (A member's replication address: not the API's 7070 as the CLI's own example has it.)
+        throw ValidationError(
+            "invalid \(what) '\(text)': expected ID@HOST:PORT of its replication port (--listen), like n2@10.0.0.2:7100"
+        )
+    }
     // What the region accepts as a member's address (a port of 1 or more, at most 255 bytes).
     try Validation.memberAddress(String(parts[1]))
     return (String(parts[0]), String(parts[1]))

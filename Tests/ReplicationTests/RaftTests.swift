@@ -944,4 +944,22 @@ struct TestCluster {
         #expect(try RaftMembership(decoding: membership.encoded()) == membership)
         #expect(throws: ReplicationError.self) { try RaftMembership(decoding: Array("x a".utf8)) }
     }
+
+    @Test("promoting a voter or a stranger says which it is (both said 'is not a learner')")
+    func promotionRefusals() throws {
+        let membership = RaftMembership(voters: ["a": "h:1", "b": "h:2"], learners: ["c": "h:3"])
+        func refusal(_ id: String) -> String? {
+            do {
+                _ = try RaftMembershipChange.promote(id: id).applied(to: membership)
+                return nil
+            } catch let error as ReplicationError {
+                return error.message
+            } catch {
+                return "\(error)"
+            }
+        }
+        #expect(refusal("a") == "a is a voter already")
+        #expect(refusal("z") == "z is not a member: add it as a learner first (add-member --learner)")
+        #expect(refusal("c") == nil)
+    }
 }

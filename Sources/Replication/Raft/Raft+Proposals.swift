@@ -90,7 +90,7 @@ extension Raft {
         guard answering >= next.quorum else {
             throw ReplicationError(
                 .invalidChange,
-                "refused: after this change \(next.quorum) of its \(next.voters.count) voters must answer to commit anything, and only \(answering) do (\(silent.joined(separator: ", ")) \(silent.count == 1 ? "does" : "do") not); add a new member as a learner, and promote it once it has caught up"
+                "refused: after this change \(next.quorum) of its \(next.voters.count) voters must answer to commit anything, and only \(answering) do (\(silent.joined(separator: ", ")) \(silent.count == 1 ? "does" : "do") not); bring \(silent.count == 1 ? "it" : "them") back first, or add a new member as a learner and promote it once it has caught up"
             )
         }
         let payload = next.encoded()

@@ -77,7 +77,11 @@ public enum RaftMembershipChange: Sendable, Equatable {
             next.voters[id] = address
         case .promote(let id):
             guard let address = membership.learners[id] else {
-                throw ReplicationError(.invalidChange, "\(id) is not a learner")
+                throw ReplicationError(
+                    .invalidChange,
+                    membership.voters[id] != nil
+                        ? "\(id) is a voter already"
+                        : "\(id) is not a member: add it as a learner first (add-member --learner)")
             }
             next.learners[id] = nil
             next.voters[id] = address

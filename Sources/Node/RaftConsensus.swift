@@ -644,7 +644,17 @@ public final class RaftConsensus: Consensus {
                     "the node at \(address) said it belongs to another region (region id \(RegionIdentified.described(other)), this one's \(RegionIdentified.described(own))): check the address; a node joins this region from an empty data directory with --join"
                 )
             }
-        case .remove: break
+        case .remove(let id):
+            // A leader asked to remove itself hands its leadership over first; refused then as a
+            // member that does not lead, naming the leader, the change goes on to the next leader
+            // (the API relays it). The region's writes pause for a round trip, not for an
+            // election timeout after the removal commits, and nothing is left in flight on a
+            // member that no leader talks to. With no voter to take over, it removes itself.
+            if id == nodeID, state.withLock({ $0.isLeader && $0.membership.voters.count > 1 }),
+                (try? await moveLeadership(to: nil, timeout: .seconds(1))) != nil
+            {
+                return try await changeMembership(change)
+            }
         }
         let (index, term) = try withRaft { raft in (try raft.proposeMembership(change), raft.term) }
         // Answered within the 10 s a member relaying the change waits for the leader.

@@ -198,11 +198,12 @@ final class Region: Sendable {
         return found
     }
 
-    /// The leader every running founding member names, once they agree (waits up to 20 s).
-    func agreedLeader() async throws -> String {
+    /// The leader every running founding member (or every one of `among`) names, once they agree
+    /// (waits up to 20 s).
+    func agreedLeader(among members: [String] = Region.ids) async throws -> String {
         let agreed = try await waitForValue(within: .seconds(20)) { () async -> String? in
             var named: Set<String> = []
-            for id in Self.ids where base(id) != nil { named.insert(await cluster(id)["leader"] ?? "") }
+            for id in members where base(id) != nil { named.insert(await cluster(id)["leader"] ?? "") }
             if named.count == 1, let only = named.first, !only.isEmpty, await cluster(only)["role"] == "leader" {
                 return only
             }
@@ -1339,6 +1340,40 @@ extension RegionProcessTests {
         let placed = try await Self.poll(
             region, asked, "SELECT v.host, h.state FROM vms v, hosts h", until: #"[["n2","ready"]]"#)
         #expect(placed.contains(#"[["n2","ready"]]"#), "\(placed)")
+        try await region.stopAll()
+    }
+}
+
+extension RegionProcessTests {
+    @Test(
+        "a leader asked to remove itself hands its leadership over first, and the next leader removes it: no election, and writes go on"
+    )
+    func leaderRemovesItself() async throws {
+        let dir = TemporaryDirectory()
+        let region = try Region(dir)
+        let leader = try await region.startAll()
+        let removal = try await timedExchange(.DELETE, region.base(leader)! + "/v1/cluster/members/\(leader)", "")
+        #expect(removal.status == 200 && removal.text.contains("log_index"), "\(removal.text)")
+        // Made by the next leader, to which the former one sent the change on.
+        #expect(removal.headers.first(name: "dwcp-relayed-by") == leader, "\(removal.headers)")
+        let next = try await region.agreedLeader(among: Region.ids.filter { $0 != leader })
+        #expect(next != leader)
+        let (status, answer) = try await post(
+            region.base(next)! + "/v1/hosts", #"{"name":"h1","cpus":8,"memory_bytes":8589934592}"#)
+        #expect(status == 200, "\(answer)")
+        let (_, metrics) = try await get(region.base(next)! + "/metrics")
+        // The hand-over is a transfer: the next leader campaigned once, with the leader's blessing,
+        // and no other member had to time out.
+        #expect((metric(metrics, "dwcp_raft_elections_started_total") ?? 0) <= 1, "\(metrics)")
+        // It learns of its removal with the next leader's heartbeats.
+        var removed = ""
+        let end = ContinuousClock.now + .seconds(20)
+        repeat {
+            removed = try await get(region.base(leader)! + "/v1/cluster?timeout_ms=0").1
+            if removed.contains(#""removed":true"#) { break }
+            try await Task.sleep(for: .milliseconds(100))
+        } while ContinuousClock.now < end
+        #expect(removed.contains(#""removed":true"#), "\(removed)")
         try await region.stopAll()
     }
 }

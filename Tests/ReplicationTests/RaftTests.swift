@@ -945,6 +945,32 @@ struct TestCluster {
         #expect(throws: ReplicationError.self) { try RaftMembership(decoding: Array("x a".utf8)) }
     }
 
+    @Test(
+        "a member whose log's last membership leaves it out, with its own notice of that index, counts as told it was removed, whatever its commit index says"
+    )
+    func ownNoticeOfARemovalInTheLog() {
+        let first = LogEntry(
+            index: 1, term: 1, kind: .membership,
+            payload: RaftMembership(voters: ["a": "h:1", "b": "h:2", "c": "h:3"]).encoded())
+        let removal = LogEntry(
+            index: 2, term: 1, kind: .membership, payload: RaftMembership(voters: ["a": "h:1", "b": "h:2"]).encoded())
+        func member(notice: UInt64?, entries: [LogEntry] = [first, removal]) -> Raft {
+            Raft(
+                id: "c", seed: 1, hardState: HardState(term: 1, commit: 1),
+                snapshot: RaftSnapshotMeta(index: 0, term: 0, membership: RaftMembership()), entries: entries,
+                removalNotice: notice)
+        }
+        #expect(member(notice: 2).isToldRemoved)
+        #expect(!member(notice: nil).isToldRemoved)
+        // A notice of an index its log's membership is past, one that holds it again: superseded.
+        let back = LogEntry(
+            index: 3, term: 1, kind: .membership,
+            payload: RaftMembership(voters: ["a": "h:1", "b": "h:2", "c": "h:3"]).encoded())
+        #expect(!member(notice: 2, entries: [first, removal, back]).isToldRemoved)
+        // At an index where its log's membership holds it: not removed.
+        #expect(!member(notice: 1, entries: [first]).isToldRemoved)
+    }
+
     @Test("promoting a voter or a stranger says which it is (both said 'is not a learner')")
     func promotionRefusals() throws {
         let membership = RaftMembership(voters: ["a": "h:1", "b": "h:2"], learners: ["c": "h:3"])

@@ -1298,19 +1298,28 @@ func get(_ url: String) async throws -> (Int, String) {
 }
 
 extension RegionProcessTests {
-    /// `query`'s rows on `member` (its own views) once they are `expected`, or as they are after `within`.
+    /// `query`'s rows on `member` (its own views) once they hold `expected`, or as they are after `within`.
     static func poll(
         _ region: Region, _ member: String, _ query: String, until expected: String, within: Duration = .seconds(60)
     ) async throws -> String {
-        let end = ContinuousClock.now + within
-        let body = #"{"query":"\#(query)","consistency":"local"}"#
+        try await poll(
+            region, member, path: "/v1/sql", body: #"{"query":"\#(query)","consistency":"local"}"#, until: expected,
+            within: within)
+    }
+
+    /// `member`'s answer to `path` (a GET, or a POST of `body`) once it holds `expected`, or as it
+    /// is after `within`.
+    static func poll(
+        _ region: Region, _ member: String, path: String, body: String? = nil, until expected: String,
+        within: Duration = .seconds(60)
+    ) async throws -> String {
         var seen = ""
-        repeat {
-            let (status, answer) = try await post(region.base(member)! + "/v1/sql", body)
+        _ = try await waitForValue(within: within, every: .milliseconds(100)) { () async throws -> Bool? in
+            let url = region.base(member)! + path
+            let (status, answer) = if let body { try await post(url, body) } else { try await get(url) }
             seen = status == 200 ? answer : "HTTP \(status): \(answer)"
-            if seen.contains(expected) { break }
-            try await Task.sleep(for: .milliseconds(200))
-        } while ContinuousClock.now < end
+            return seen.contains(expected) ? true : nil
+        }
         return seen
     }
 
@@ -1366,13 +1375,7 @@ extension RegionProcessTests {
         // and no other member had to time out.
         #expect((metric(metrics, "dwcp_raft_elections_started_total") ?? 0) <= 1, "\(metrics)")
         // It learns of its removal with the next leader's heartbeats.
-        var removed = ""
-        let end = ContinuousClock.now + .seconds(20)
-        repeat {
-            removed = try await get(region.base(leader)! + "/v1/cluster?timeout_ms=0").1
-            if removed.contains(#""removed":true"#) { break }
-            try await Task.sleep(for: .milliseconds(100))
-        } while ContinuousClock.now < end
+        let removed = try await Self.poll(region, leader, path: "/v1/cluster?timeout_ms=0", until: #""removed":true"#)
         #expect(removed.contains(#""removed":true"#), "\(removed)")
         try await region.stopAll()
     }

@@ -55,8 +55,15 @@ extension VMCommand {
             if let host { conditions.append("host = \(host.sqlLiteral)") }
             if let region { conditions.append("region = \(region.sqlLiteral)") }
             if let state { conditions.append("actual_state = \(state.rawValue.sqlLiteral)") }
+            // A VM on a host that is not ready: its state is the last its host reported.
             try await options.show(
-                "SELECT name, region, host, cpus, memory_bytes, desired_state, actual_state, reason FROM vms",
+                """
+                SELECT name, region, host, cpus, memory_bytes, desired_state, actual_state, \
+                CASE WHEN (SELECT state FROM hosts WHERE hosts.name = vms.host) = 'not_ready' \
+                THEN reason || ' (as last reported: its host is not ready: ' \
+                || (SELECT state_reason FROM hosts WHERE hosts.name = vms.host) || ')' \
+                ELSE reason END AS reason FROM vms
+                """,
                 where: conditions)
         }
     }

@@ -23,8 +23,9 @@ enum LeaderRelay {
 
     /// How a relay ended.
     enum Outcome {
-        /// The leader answered.
-        case answered(Response)
+        /// The leader answered; `notLeading`: it refused as a member that does not lead, naming
+        /// the leader (it stopped leading meanwhile; one asked to remove itself hands over first).
+        case answered(Response, notLeading: Bool)
         /// No connection to the leader could be made: the request was never sent.
         case notSent
         /// The request may have reached the leader, but no whole answer came back (in time).
@@ -111,10 +112,13 @@ enum LeaderRelay {
             var headers = HTTPFields()
             headers[.contentType] = response.headers.first(name: "Content-Type") ?? "application/json"
             headers[relayedHeader] = nodeID
+            let notLeading =
+                response.status.code == 503 && String(buffer: bytes).contains(#""leader_api""#)
             return .answered(
                 Response(
                     status: HTTPResponse.Status(code: Int(response.status.code)), headers: headers,
-                    body: ResponseBody(byteBuffer: bytes)))
+                    body: ResponseBody(byteBuffer: bytes)),
+                notLeading: notLeading)
         } catch {
             logger.warning("could not send \(method) \(path) on to the leader's API at \(leaderAPI): \(error)")
             return neverConnected(error) ? .notSent : .unknown("\(error)")

@@ -451,7 +451,10 @@ public enum NodeAPI {
                 request.method, request.uri.path, body: body, to: leaderAPI, from: node.configuration.nodeID,
                 tls: node.apiTLS, logger: node.logger)
             {
-            case .answered(let response):
+            case .answered(let response, let notLeading):
+                // The member asked handed its leadership to this one meanwhile (a leader asked to
+                // remove itself does, first): nothing was changed there, and this one answers.
+                if notLeading, node.consensus.isLeader { return try await answer() }
                 return response
             case .notSent:
                 return try await answer()

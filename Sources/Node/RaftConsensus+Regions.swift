@@ -27,13 +27,16 @@ extension RaftConsensus {
     }
 
     /// Whom ``retellRegionsPeriodically()`` tells, of the `addresses` known, in id order: the
-    /// `members` of now and the `--peer` list (a region's first start), not `own`. Not a member
-    /// removed since, whose address another member may have taken: that one would say, every few
-    /// seconds for ever, that frames for the removed member reach it.
+    /// `members` of now, or while the log holds no membership (a region's first start, a joiner
+    /// not added yet) the `--peer` list; not `own`. Not a member removed since, whose address
+    /// another member may have taken (members usually keep their first `--peer` list across
+    /// restarts): that one would say, every few seconds for ever, that frames for the removed
+    /// member reach it.
     static func retold(_ addresses: [String: String], members: Set<String>, peers: Set<String>, besides own: String)
         -> [(id: String, address: String)]
     {
-        addresses.filter { $0.key != own && (members.contains($0.key) || peers.contains($0.key)) }
+        let told = members.isEmpty ? peers : members
+        return addresses.filter { $0.key != own && told.contains($0.key) }
             .sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
     }
 

@@ -613,10 +613,21 @@ public final class RaftConsensus: Consensus {
 
     /// Proposes a membership change; returns its index once committed.
     public func changeMembership(_ change: RaftMembershipChange) async throws -> UInt64 {
+        try await changeMembership(change, mayHandOver: true)
+    }
+
+    private func changeMembership(_ change: RaftMembershipChange, mayHandOver: Bool) async throws -> UInt64 {
         try refuseIfRemoved()
         // A leader just elected takes a change only once its first entry commits (a round trip):
         // it is waited for here rather than refused (Raft refuses if it is still not so).
         _ = try await leaderCommittedInItsTerm()
+        // Nor has it heard from every voter yet, which the check of the change counts on: up to an
+        // election timeout for them (a change sent on by a leader that handed over to this one
+        // comes at once).
+        let unheardUntil = ContinuousClock.now + configuration.tickInterval * configuration.raft.electionTicks
+        while state.withLock({ $0.votersUnheardThisTerm }), ContinuousClock.now < unheardUntil {
+            try await Task.sleep(for: .milliseconds(5))
+        }
         switch change {
         case .addLearner(let id, _), .addVoter(let id, _), .promote(let id):
             if let other = otherRegion(of: id), let region {
@@ -650,10 +661,12 @@ public final class RaftConsensus: Consensus {
             // (the API relays it). The region's writes pause for a round trip, not for an
             // election timeout after the removal commits, and nothing is left in flight on a
             // member that no leader talks to. With no voter to take over, it removes itself.
-            if id == nodeID, state.withLock({ $0.isLeader && $0.membership.voters.count > 1 }),
-                (try? await moveLeadership(to: nil, timeout: .seconds(1))) != nil
-            {
-                return try await changeMembership(change)
+            // (Checked first: a change the region would refuse moves no leadership. Once at most.)
+            if mayHandOver, id == nodeID, state.withLock({ $0.isLeader && $0.membership.voters.count > 1 }) {
+                _ = try withRaft { try $0.checkMembership(change) }
+                if (try? await moveLeadership(to: nil, timeout: .seconds(1))) != nil {
+                    return try await changeMembership(change, mayHandOver: false)
+                }
             }
         }
         let (index, term) = try withRaft { raft in (try raft.proposeMembership(change), raft.term) }
@@ -670,6 +683,27 @@ public final class RaftConsensus: Consensus {
             )
         }
         return index
+    }
+
+    /// Proposes `payloads` only while this member leads in `term` (never forwarded: what a leader
+    /// decided from what it alone knows, such as which members answer it), and returns their
+    /// indexes once committed in that term.
+    public func proposeAsLeader(_ payloads: [[UInt8]], inTerm term: UInt64) async throws -> ClosedRange<UInt64> {
+        let range = try withRaft { raft -> ClosedRange<UInt64> in
+            guard raft.isLeader, raft.term == term, raft.transferee == nil else {
+                throw ReplicationError(.notLeader, "\(nodeID) no longer leads in term \(term)", leader: raft.leader)
+            }
+            return try raft.propose(payloads)
+        }
+        guard
+            try await waitUntilCommitted(
+                range.upperBound, proposedIn: term, within: configuration.commitTimeout,
+                ifReplaced: "leadership changed before the entries at \(range) committed")
+        else {
+            throw NodeError(
+                .unavailable, "the entries at \(range) have not committed within \(configuration.commitTimeout)")
+        }
+        return range
     }
 
     /// Proposes a no-op entry carrying `payload` on the leader, and returns its index once it

@@ -116,16 +116,17 @@ public struct Placer: Sendable {
             filteredOut: Filter.allCases.map { .init(filter: $0.name, count: counts[$0.rawValue]) },
             candidates: Array(candidates))
         guard let winner = best.first else {
-            // Of the hosts full on CPUs or memory, those too small for the VM even when empty, on
-            // either: a VM larger than every host waits for a larger one, not for room. (A host
-            // full on CPUs whose memory could never hold the VM is too small, not full: its reason
-            // must not change as its CPUs come and go.) The failure path only, so the loop above
+            // Of the hosts full on CPUs or memory, or not ready, those too small for the VM even
+            // when empty, on either: a VM larger than every host waits for a larger one, not for
+            // room. (A host full on CPUs, or not ready, whose memory could never hold the VM is too
+            // small: its reason must not change as its CPUs or its readiness come and go, each
+            // change a record for every VM that waits.) The failure path only, so the loop above
             // stays lean.
             var fullOrSmall = counts
             var tooSmall = (cpus: 0, memory: 0)
             for host in table.hosts where host.region == request.region {
                 guard let filter = firstFailingFilter(request, host, affinityPresent: affinityPresent),
-                    filter == .cpus || filter == .memory
+                    filter == .cpus || filter == .memory || filter == .notReady
                 else { continue }
                 if host.cpus < request.cpus {
                     tooSmall.cpus += 1

@@ -60,8 +60,8 @@ extension VMCommand {
                 """
                 SELECT name, region, host, cpus, memory_bytes, desired_state, actual_state, \
                 CASE WHEN (SELECT state FROM hosts WHERE hosts.name = vms.host) = 'not_ready' \
-                THEN reason || ' (as last reported: its host is not ready: ' \
-                || (SELECT state_reason FROM hosts WHERE hosts.name = vms.host) || ')' \
+                THEN ltrim(reason || ' (as last reported: its host is not ready: ' \
+                || (SELECT state_reason FROM hosts WHERE hosts.name = vms.host) || ')') \
                 ELSE reason END AS reason FROM vms
                 """,
                 where: conditions)

@@ -22,7 +22,7 @@ import Testing
     }
 
     @Test(
-        "a host is reported not ready once its agent's member is silent 10 s, and ready once it answers; hosts without an agent never"
+        "a host is reported not ready once its agent's member is silent 10 s, and ready once it has answered 3 s; hosts without an agent never"
     )
     func decisions() {
         let hosts = [
@@ -40,34 +40,47 @@ import Testing
                 }
             }
         }
+        func reports(_ hosts: [Host], _ member: (String) -> HostLiveness.Member) -> [HostStateReported] {
+            var liveness = HostLiveness()
+            return liveness.reports(hosts: hosts, member: member, at: .now)
+        }
         // n2 silent 9 s: not yet; n9 is no member: at once; h3 has no agent.
         #expect(
-            HostLiveness.reports(hosts: hosts, member: members(.seconds(9)))
+            reports(hosts, members(.seconds(9)))
                 == [
                     HostStateReported(
                         name: "h4", state: "not_ready",
                         reason: "its host agent's member n9 is not a member of the region")
                 ])
         #expect(
-            HostLiveness.reports(hosts: Array(hosts.prefix(3)), member: members(.seconds(12)))
+            reports(Array(hosts.prefix(3)), members(.seconds(12)))
                 == [HostStateReported(name: "h2", state: "not_ready", reason: Self.silentReason)])
-        // Not ready already: a longer silence writes nothing; answering again, ready.
+        // Not ready already: a longer silence writes nothing.
         let down = Host(name: "h2", state: "not_ready", reason: Self.silentReason, agent: "n2")
-        #expect(HostLiveness.reports(hosts: [down], member: members(.seconds(60))).isEmpty)
+        #expect(reports([down], members(.seconds(60))).isEmpty)
+        // Answering again: ready once it has answered for 3 s, looked at over and over (a link
+        // that comes and goes writes nothing meanwhile); silent in between, it starts again.
+        var liveness = HostLiveness()
+        let start = ContinuousClock.now
+        #expect(liveness.reports(hosts: [down], member: { _ in .answering }, at: start).isEmpty)
+        #expect(liveness.reports(hosts: [down], member: { _ in .answering }, at: start + .seconds(2)).isEmpty)
+        #expect(liveness.reports(hosts: [down], member: members(.seconds(1)), at: start + .seconds(2.5)).isEmpty)
+        #expect(liveness.reports(hosts: [down], member: { _ in .answering }, at: start + .seconds(4)).isEmpty)
         #expect(
-            HostLiveness.reports(hosts: [down], member: { _ in .answering })
+            liveness.reports(hosts: [down], member: { _ in .answering }, at: start + .seconds(7))
                 == [HostStateReported(name: "h2", state: "ready")])
         // Removed from the region while silent: the reason changes, once.
-        let removed = HostLiveness.reports(hosts: [down], member: { _ in .unknown })
+        let removed = reports([down], { _ in .unknown })
         #expect(removed.map(\.reason) == ["its host agent's member n2 is not a member of the region"])
-        #expect(
-            HostLiveness.reports(
-                hosts: [Host(name: "h2", state: "not_ready", reason: removed[0].reason, agent: "n2")],
-                member: { _ in .unknown }
-            ).isEmpty)
-        // Not ready for a reason of another kind: left to whatever said it.
-        let other = Host(name: "h2", state: "not_ready", reason: "drained by hand", agent: "n2")
-        #expect(HostLiveness.reports(hosts: [other], member: { _ in .answering }).isEmpty)
+        let gone = Host(name: "h2", state: "not_ready", reason: removed[0].reason, agent: "n2")
+        #expect(reports([gone], { _ in .unknown }).isEmpty)
+        // Added again but silent: said so, not that it is no member.
+        #expect(reports([gone], members(.seconds(12))).map(\.reason) == [Self.silentReason])
+        // Not ready for a reason of another kind (its member runs another host now): left alone.
+        let other = Host(
+            name: "h2", state: "not_ready", reason: "its host agent's member n2 runs host h9 now", agent: "n2")
+        #expect(reports([other], { _ in .answering }).isEmpty)
+        #expect(reports([other], members(.seconds(60))).isEmpty)
     }
 
     @Test("a node's own agent host is claimed for it as it registers (ready, agent n1)")

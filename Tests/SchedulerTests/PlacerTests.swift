@@ -70,14 +70,16 @@ import Testing
         #expect(
             small.reason
                 == "no host in eu with 4 free CPUs and 8GiB free memory; of 1 host: 1 with fewer than 4 CPUs in all")
-        // Full on CPUs, but too small on memory even when empty: too small, whatever its CPUs do
-        // (the reason flipped as they came and went, and each flip was written to the log).
-        for cpusUsed in [0, 8] {
-            let host = HostCapacity(name: "h6", region: "eu", cpus: 8, memoryBytes: 4 * gib, cpusUsed: cpusUsed)
+        // Full on CPUs, or not ready, but too small on memory even when empty: too small, whatever
+        // its CPUs or readiness do (the reason flipped as they came and went, and each flip was
+        // written to the log).
+        for (cpusUsed, state) in [(0, "ready"), (8, "ready"), (0, "not_ready")] {
+            let host = HostCapacity(
+                name: "h6", region: "eu", state: state, cpus: 8, memoryBytes: 4 * gib, cpusUsed: cpusUsed)
             #expect(
                 Placer().place(request, on: [host]).reason
                     == "no host in eu with 4 free CPUs and 8GiB free memory; of 1 host: 1 with less than 8GiB of memory in all",
-                "\(cpusUsed) CPUs used")
+                "\(cpusUsed) CPUs used, \(state)")
         }
         let none = Placer().place(PlacementRequest(vm: "v", region: "ap", cpus: 1, memoryBytes: gib), on: hosts)
         #expect(none.reason == "no host in ap")

@@ -66,6 +66,14 @@ extension Raft {
     /// changes cannot both take effect (the flaw of single-server changes that Ongaro described
     /// in 2015; this is its fix).
     public mutating func proposeMembership(_ change: RaftMembershipChange) throws -> UInt64 {
+        let next = try checkMembership(change)
+        appendAsLeader([LogEntry(index: 0, term: 0, kind: .membership, payload: next.encoded())])
+        return log.lastIndex
+    }
+
+    /// What ``proposeMembership(_:)`` checks, without proposing: the membership `change` gives,
+    /// or why it is refused.
+    public func checkMembership(_ change: RaftMembershipChange) throws -> RaftMembership {
         try checkCanPropose()
         guard membershipIndex <= log.committed else {
             throw ReplicationError(
@@ -93,13 +101,11 @@ extension Raft {
                 "refused: after this change \(next.quorum) of its \(next.voters.count) voters must answer to commit anything, and only \(answering) do (\(silent.joined(separator: ", ")) \(silent.count == 1 ? "does" : "do") not); bring \(silent.count == 1 ? "it" : "them") back first, or add a new member as a learner and promote it once it has caught up"
             )
         }
-        let payload = next.encoded()
         // An id or address with a space or a line break would read back as another membership.
-        guard (try? RaftMembership(decoding: payload)) == next else {
+        guard (try? RaftMembership(decoding: next.encoded())) == next else {
             throw ReplicationError(.invalidChange, "a member id or address holds a space or a line break")
         }
-        appendAsLeader([LogEntry(index: 0, term: 0, kind: .membership, payload: payload)])
-        return log.lastIndex
+        return next
     }
 
     /// Hands leadership to `target`: brings its log up to date, then tells it to campaign at once.
@@ -168,13 +174,22 @@ extension Raft {
     }
 
     /// On the leader, every other member (voters and learners) with the ticks since it was last
-    /// heard from (counted from this leader's election for one not heard from since); empty on a
-    /// member that does not lead.
-    public var memberSilenceTicks: [String: Int] {
+    /// heard from (counted from this leader's election for one not heard from since), and whether
+    /// it was heard from in this term at all; empty on a member that does not lead.
+    public var memberSilences: [String: (ticks: Int, heardThisTerm: Bool)] {
         guard role == .leader else { return [:] }
-        var silences: [String: Int] = [:]
-        for member in membership.all.keys where member != id { silences[member] = silence(of: member) }
+        var silences: [String: (ticks: Int, heardThisTerm: Bool)] = [:]
+        for member in membership.all.keys where member != id {
+            silences[member] = (silence(of: member), (progress[member]?.silentTicks ?? .max) != .max)
+        }
         return silences
+    }
+
+    /// On the leader, whether a voter has not been heard from since this leader's election (a
+    /// leader just elected hears from each within a heartbeat or two).
+    public var votersUnheardThisTerm: Bool {
+        role == .leader
+            && membership.voters.keys.contains { $0 != id && (progress[$0]?.silentTicks ?? .max) == .max }
     }
 
     /// On the leader, the other voters it has not heard from within the last election timeout,

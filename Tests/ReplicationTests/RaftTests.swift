@@ -971,6 +971,30 @@ struct TestCluster {
         #expect(!member(notice: 1, entries: [first]).isToldRemoved)
     }
 
+    @Test(
+        "a leader tells members it has heard from in its term from those it has not (counted silent from its election, never answering)"
+    )
+    func memberSilencesSayWhatWasHeard() {
+        var cluster = TestCluster(["a", "b", "c"])
+        let first = cluster.electLeader()
+        cluster.tick(3)
+        let heard = cluster.members[first]!.memberSilences
+        #expect(heard.count == 2 && heard.values.allSatisfy { $0.heardThisTerm }, "\(heard)")
+        #expect(!cluster.members[first]!.votersUnheardThisTerm)
+        // Leadership handed to the third while one member is cut off: the new leader has not
+        // heard from that one in its term, however recently the old one had.
+        let away = cluster.member(otherThan: first)
+        let next = cluster.member(otherThan: first, away)
+        cluster.cut = [away]
+        try? cluster.members[first]!.transferLeadership(to: next)
+        cluster.tick(3)
+        #expect(cluster.leader == next)
+        let silences = cluster.members[next]!.memberSilences
+        #expect(silences[away]?.heardThisTerm == false && silences[first]?.heardThisTerm == true, "\(silences)")
+        #expect(cluster.members[next]!.votersUnheardThisTerm)
+        #expect(cluster.members[first]!.memberSilences.isEmpty)
+    }
+
     @Test("promoting a voter or a stranger says which it is (both said 'is not a learner')")
     func promotionRefusals() throws {
         let membership = RaftMembership(voters: ["a": "h:1", "b": "h:2"], learners: ["c": "h:3"])

@@ -220,6 +220,8 @@ public final class Node: Service, Sendable {
                     // leadership over while they still run: the region's writes pause for a
                     // round trip, not for an election timeout.
                     try await gracefulShutdown()
+                    // Its host, if its agent runs one, is not ready from now: said while it still can.
+                    await self.reportHostStopping(within: .seconds(1))
                     if let raft = self.raft { _ = await raft.handOffLeadership(timeout: Self.handOffTimeout) }
                     // Intents in flight (a leader's now go to its successor) are answered first.
                     await self.drainIntents(timeout: Self.drainTimeout)

@@ -1324,6 +1324,33 @@ extension RegionProcessTests {
     }
 
     @Test(
+        "a host whose host agent's member stops gracefully is not ready at once, and ready again when the member is back",
+        .enabled(
+            if: KVMSystem.unavailableReason == nil,
+            Comment(rawValue: "needs a usable /dev/kvm: \(KVMSystem.unavailableReason ?? "")")))
+    func stoppedHostIsNotReady() async throws {
+        let dir = TemporaryDirectory()
+        let region = try Region(dir, hostAgentOn: "n2")
+        _ = try await region.startAll()
+        let asked = "n1"
+        let claimed = try await Self.poll(region, asked, "SELECT state, agent FROM hosts", until: #"[["ready","n2"]]"#)
+        #expect(claimed.contains(#"[["ready","n2"]]"#), "\(claimed)")
+        let (exit, _) = try await region.stop("n2")
+        #expect(exit == 0)
+        let stopped = ContinuousClock.now
+        let expected = #"[["not_ready","its host agent's member n2 shut down, and its guests with it"]]"#
+        let down = try await Self.poll(
+            region, asked, "SELECT state, state_reason FROM hosts", until: expected, within: .seconds(30))
+        #expect(down.contains(expected), "\(down)")
+        // Said by the member as it stopped, not found by the leader 10 s later.
+        #expect(stopped.duration(to: .now) < .seconds(8), "\(stopped.duration(to: .now))")
+        try await region.start("n2", tag: "again")
+        let back = try await Self.poll(region, asked, "SELECT state, agent FROM hosts", until: #"[["ready","n2"]]"#)
+        #expect(back.contains(#"[["ready","n2"]]"#), "\(back)")
+        try await region.stopAll()
+    }
+
+    @Test(
         "a host whose host agent's member is killed is marked not ready after 10 s, VMs then wait instead of going there, and once it is back it is ready and takes them",
         .enabled(
             if: KVMSystem.unavailableReason == nil,

@@ -35,7 +35,7 @@ struct HostLivenessWatch: Sendable {
             }
             if let shared = look.sharedWith, shared != sharedHostLogged {
                 node.logger.error(
-                    "host \(look.ownHost ?? "") is claimed by the host agent of member \(shared), which answers: two members run one host name (give each its own --host-name)"
+                    "host \(look.ownHost ?? "") is claimed by the host agent of member \(shared), which answers, and this member, \(node.configuration.nodeID), runs one under that name too: two members run one host name (give each its own --host-name)"
                 )
             }
             sharedHostLogged = look.sharedWith

@@ -1323,6 +1323,16 @@ extension RegionProcessTests {
         return seen
     }
 
+    /// A region whose member n2 runs a host agent, once n1's views show the host claimed for it;
+    /// and the member to ask (n1).
+    static func regionWithClaimedHost(_ dir: TemporaryDirectory) async throws -> (Region, String) {
+        let region = try Region(dir, hostAgentOn: "n2")
+        _ = try await region.startAll()
+        let claimed = try await poll(region, "n1", "SELECT state, agent FROM hosts", until: #"[["ready","n2"]]"#)
+        #expect(claimed.contains(#"[["ready","n2"]]"#), "\(claimed)")
+        return (region, "n1")
+    }
+
     @Test(
         "a host whose host agent's member stops gracefully is not ready at once, and ready again when the member is back",
         .enabled(
@@ -1330,11 +1340,7 @@ extension RegionProcessTests {
             Comment(rawValue: "needs a usable /dev/kvm: \(KVMSystem.unavailableReason ?? "")")))
     func stoppedHostIsNotReady() async throws {
         let dir = TemporaryDirectory()
-        let region = try Region(dir, hostAgentOn: "n2")
-        _ = try await region.startAll()
-        let asked = "n1"
-        let claimed = try await Self.poll(region, asked, "SELECT state, agent FROM hosts", until: #"[["ready","n2"]]"#)
-        #expect(claimed.contains(#"[["ready","n2"]]"#), "\(claimed)")
+        let (region, asked) = try await Self.regionWithClaimedHost(dir)
         let (exit, _) = try await region.stop("n2")
         #expect(exit == 0)
         let stopped = ContinuousClock.now
@@ -1357,11 +1363,7 @@ extension RegionProcessTests {
             Comment(rawValue: "needs a usable /dev/kvm: \(KVMSystem.unavailableReason ?? "")")))
     func deadHostIsNotReady() async throws {
         let dir = TemporaryDirectory()
-        let region = try Region(dir, hostAgentOn: "n2")
-        _ = try await region.startAll()
-        let asked = "n1"
-        let claimed = try await Self.poll(region, asked, "SELECT state, agent FROM hosts", until: #"[["ready","n2"]]"#)
-        #expect(claimed.contains(#"[["ready","n2"]]"#), "\(claimed)")
+        let (region, asked) = try await Self.regionWithClaimedHost(dir)
         // A VM its agent runs (stopped: nothing to boot), placed there before it goes.
         let (placedStatus, placedFirst) = try await post(
             region.base(asked)! + "/v1/vms",

@@ -23,7 +23,7 @@ struct HostLivenessWatch: Sendable {
         var liveness = HostLiveness()
         var leadingTerm: UInt64?
         var heldBackBy: String?
-        var sharedHostLogged: String?
+        var sharedHostLogged: String?  // (the other member)
         while true {
             try await loop.sleep(for: Self.checkEvery)
             let look: HostLook
@@ -33,12 +33,12 @@ struct HostLivenessWatch: Sendable {
                 // (The views could not be read: said by whatever else reads them.)
                 continue
             }
-            if let shared = look.sharedWith, shared != sharedHostLogged {
+            if let shared = look.sharedWith, shared.member != sharedHostLogged {
                 node.logger.error(
-                    "host \(look.ownHost ?? "") is claimed by the host agent of member \(shared), which answers, and this member, \(node.configuration.nodeID), runs one under that name too: two members run one host name (give each its own --host-name)"
+                    "host \(shared.host) is claimed by the host agent of member \(shared.member), which answers, and this member, \(node.configuration.nodeID), runs one under that name too: two members run one host name (give each its own --host-name)"
                 )
             }
-            sharedHostLogged = look.sharedWith
+            sharedHostLogged = look.sharedWith?.member
             // What a leader remembers of its members goes with its term.
             if look.leaderTerm != leadingTerm { liveness = HostLiveness() }
             leadingTerm = look.leaderTerm
@@ -47,7 +47,11 @@ struct HostLivenessWatch: Sendable {
                     liveness.reports(hosts: look.hosts, member: look.member, at: .now)
                 } ?? []
             if !look.own.isEmpty {
-                if !look.anyClaimed {
+                // (Looked at only when there is something to claim: a scan of the hosts.)
+                let anyClaimed = try? node.views.read { db in
+                    try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM hosts WHERE agent != '')")
+                }
+                if anyClaimed != true {
                     let reason = await node.memberWhoseViewsLack("host.state_reported") {
                         ViewStore.knowsHostState(schemaVersion: $0)
                     }
@@ -103,11 +107,9 @@ struct HostLook {
     /// This node's claim of its agent's host, and reports of hosts it claimed before that it no
     /// longer runs.
     var own: [HostStateReported] = []
-    /// The host this node's agent runs, when the views name another member's live agent for it.
-    var ownHost: String?
-    var sharedWith: String?
-    /// Whether any host in the views has an agent (the region's members can apply the records).
-    var anyClaimed = false
+    /// The host this node's agent runs and the member whose live agent the views name for it,
+    /// when that is another member.
+    var sharedWith: (host: String, member: String)?
     /// On the leader: the term it leads in, the hosts with an agent, and what it knows of each member.
     var leaderTerm: UInt64?
     var hosts: [HostLiveness.Host] = []
@@ -128,8 +130,8 @@ extension Node {
         }
         // (A single node's hosts can only be its own agent's: nothing to look at without one.)
         guard mine != nil || leader != nil else { return look }
-        let (hosts, anyClaimed) = try views.read { db in
-            let rows = try Row.fetchAll(
+        let hosts = try views.read { db in
+            try Row.fetchAll(
                 db,
                 sql: leader != nil
                     ? "SELECT name, state, state_reason, agent FROM hosts WHERE agent != '' OR name = ?"
@@ -138,10 +140,7 @@ extension Node {
             ).map {
                 HostLiveness.Host(name: $0["name"], state: $0["state"], reason: $0["state_reason"], agent: $0["agent"])
             }
-            let any = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM hosts WHERE agent != '')") ?? false
-            return (rows, any)
         }
-        look.anyClaimed = anyClaimed
         if let mine {
             let members = raft.map { Set($0.status.membership.all.keys) } ?? [me]
             if let own = hosts.first(where: { $0.name == mine }) {
@@ -156,8 +155,7 @@ extension Node {
                 if claim {
                     look.own.append(HostStateReported(name: mine, state: "ready", agent: me))
                 } else if holder != me {
-                    look.ownHost = mine
-                    look.sharedWith = holder
+                    look.sharedWith = (mine, holder)
                 }
             }
             // An agent runs one host: those this member's agent claimed under other names go.

@@ -16,6 +16,9 @@ struct MemberRegions: Sendable {
     /// How each member said its region was founded (``MemberFounding``), by id.
     private(set) var foundings: [String: String] = [:]
     private var foundingThrottles: [String: LogThrottle] = [:]
+    /// The members whose founding was logged before this member could say which side was started
+    /// otherwise ("compare the two --peer lists"): logged again, with the remedy, once it can.
+    private var loggedUndecided: Set<String> = []
     /// The members as of the latest membership: what a member that left said is forgotten, so
     /// that its id, added again, starts untainted.
     private var members: Set<String> = []
@@ -57,6 +60,7 @@ struct MemberRegions: Sendable {
         toldTo[id] = nil
         foundings[id] = nil
         foundingThrottles[id] = nil
+        loggedUndecided.remove(id)
     }
 
     /// Records how `member` said its region was founded; returns true when that differs from
@@ -86,6 +90,19 @@ struct MemberRegions: Sendable {
     mutating func forgetFounding(of member: String) {
         foundings[member] = nil
         foundingThrottles[member] = nil
+        loggedUndecided.remove(member)
+    }
+
+    /// `member`'s other founding was just logged without saying which side was started otherwise:
+    /// this member had not heard enough of its voters yet.
+    mutating func noteLoggedUndecided(_ member: String) { loggedUndecided.insert(member) }
+
+    /// This member now knows most of its voters share its founding: the members logged undecided
+    /// are logged again, with the remedy, the next time they say their founding (every few
+    /// seconds), instead of a minute later.
+    mutating func decideLoggedUndecided() {
+        for id in loggedUndecided { foundingThrottles[id] = nil }
+        loggedUndecided.removeAll()
     }
 
     /// The founding `member` said when it is not `own`; nil when it said `own` or nothing yet.

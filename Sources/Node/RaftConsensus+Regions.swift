@@ -81,17 +81,31 @@ extension RaftConsensus {
         }
         if known == nil, said.founding != founding { retellRegion(to: said.from, at: said.address) }
         if said.founding != founding { anyoneCutOff.store(true, ordering: .releasing) }
-        guard regions.withLock({ $0.record(founding: said.founding, from: said.from, own: founding) }) else { return }
         let membership = state.withLock { $0.membership }
-        let rejoin = NodeError.rejoinRemedy
-        let remedy =
-            if foundingOfTheOthers() != nil {
-                "most of the region's voters were started otherwise than this member: \(rejoin(nodeID))"
-            } else if membership.voters[said.from] != nil,
-                regions.withLock({ $0.shareFounding(membership, own: founding, id: nodeID) })
+        let due = regions.withLock { regions in
+            let due = regions.record(founding: said.founding, from: said.from, own: founding)
+            // A voter that shares this member's founding may be the one that decides which side
+            // was started otherwise: what was logged undecided before is logged again, decided.
+            if said.founding == founding, membership.voters[said.from] != nil,
+                regions.shareFounding(membership, own: founding, id: nodeID)
             {
-                // (Only of a voter of this member's membership: one outside it, heard because it
-                // told this member, may be the one whose list was right.)
+                regions.decideLoggedUndecided()
+            }
+            return due
+        }
+        guard due else { return }
+        let rejoin = NodeError.rejoinRemedy
+        let startedOtherwise = foundingOfTheOthers() != nil
+        // (Only of a voter of this member's membership: one outside it, heard because it told this
+        // member, may be the one whose list was right.)
+        let othersStartedOtherwise =
+            !startedOtherwise && membership.voters[said.from] != nil
+            && regions.withLock { $0.shareFounding(membership, own: founding, id: nodeID) }
+        if !startedOtherwise && !othersStartedOtherwise { regions.withLock { $0.noteLoggedUndecided(said.from) } }
+        let remedy =
+            if startedOtherwise {
+                "most of the region's voters were started otherwise than this member: \(rejoin(nodeID))"
+            } else if othersStartedOtherwise {
                 "most of the region's voters were started as this member was: \(rejoin(said.from))"
             } else {
                 "compare the two --peer lists; the member whose list was wrong is the one to add again: \(rejoin("ID"))"

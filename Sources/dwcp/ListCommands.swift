@@ -16,11 +16,17 @@ struct ListOptions: ParsableArguments {
         if let limit, limit < 1 { throw ValidationError("--limit must be 1 or more") }
     }
 
-    /// Prints the rows of `select` restricted by `conditions` (SQL, joined with AND), by name.
-    func show(_ select: String, where conditions: [String]) async throws {
+    /// Prints the rows of `select` restricted by `conditions` (SQL, joined with AND), by name; or,
+    /// when the node's views lack a column `select` reads (a node whose schema predates this CLI's,
+    /// in the middle of an upgrade), the rows of `olderSelect`, which reads only older columns.
+    func show(_ select: String, onOlderNodes olderSelect: String, where conditions: [String]) async throws {
         let filter = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
         let first = limit.map { " LIMIT \($0)" } ?? ""
-        try await SQL.show(select + filter + " ORDER BY name" + first, output: output, client: client)
+        do {
+            try await SQL.show(select + filter + " ORDER BY name" + first, output: output, client: client)
+        } catch let error as CLIError where error.code == .refused && error.message.contains("no such column") {
+            try await SQL.show(olderSelect + filter + " ORDER BY name" + first, output: output, client: client)
+        }
     }
 }
 
@@ -64,6 +70,10 @@ extension VMCommand {
                 || (SELECT state_reason FROM hosts WHERE hosts.name = vms.host) || ')') \
                 ELSE reason END AS reason FROM vms
                 """,
+                // (Schema 010 and before: no hosts.state_reason.)
+                onOlderNodes: """
+                    SELECT name, region, host, cpus, memory_bytes, desired_state, actual_state, reason FROM vms
+                    """,
                 where: conditions)
         }
     }
@@ -89,6 +99,10 @@ extension HostCommand {
                 (SELECT count(*) FROM vms WHERE vms.host = hosts.name) AS vms, labels, state_reason AS reason \
                 FROM hosts
                 """,
+                onOlderNodes: """
+                    SELECT name, region, state, cpus, cpus_used, memory_bytes, memory_used_bytes, \
+                    (SELECT count(*) FROM vms WHERE vms.host = hosts.name) AS vms, labels, NULL AS reason FROM hosts
+                    """,
                 where: region.map { ["region = \($0.sqlLiteral)"] } ?? [])
         }
     }

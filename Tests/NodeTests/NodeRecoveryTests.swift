@@ -223,10 +223,10 @@ import Testing
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await member.run() }
             defer { group.cancelAll() }
-            let took = try await waitUntil(timeout: .seconds(10)) {
+            let took = try await waitUntil(timeout: .seconds(30)) {
                 metric(member.metrics.render(node: member), "dwcp_raft_snapshots_taken_total") == 1
             }
-            #expect(took, "no snapshot in 10 s; the member's log:\n\(recorded.lines.joined(separator: "\n"))")
+            #expect(took, "no snapshot in 30 s; the member's log:\n\(recorded.lines.joined(separator: "\n"))")
             try await Task.sleep(for: .seconds(1))
             #expect(metric(member.metrics.render(node: member), "dwcp_raft_snapshots_taken_total") == 1)
         }

@@ -176,7 +176,7 @@ final class Region: Sendable {
 
     /// Polls `id`'s `GET /v1/cluster` until `condition` holds or `timeout` passes; returns the
     /// fields last read.
-    func poll(_ id: String, timeout: Duration = .seconds(20), until condition: ([String: String]) -> Bool) async throws
+    func poll(_ id: String, timeout: Duration = .seconds(60), until condition: ([String: String]) -> Bool) async throws
         -> [String: String]
     {
         let deadline = ContinuousClock.now + timeout
@@ -189,7 +189,7 @@ final class Region: Sendable {
     }
 
     /// The member that says it leads (waits up to `timeout`).
-    func leader(timeout: Duration = .seconds(20)) async throws -> String {
+    func leader(timeout: Duration = .seconds(60)) async throws -> String {
         let found = try await waitForValue(within: timeout, every: .milliseconds(50)) { () async -> String? in
             for id in Self.ids where await cluster(id)["role"] == "leader" { return id }
             return nil
@@ -199,9 +199,9 @@ final class Region: Sendable {
     }
 
     /// The leader every running founding member (or every one of `among`) names, once they agree
-    /// (waits up to 20 s).
+    /// (waits up to 60 s: elections on a loaded machine).
     func agreedLeader(among members: [String] = Region.ids) async throws -> String {
-        let agreed = try await waitForValue(within: .seconds(20)) { () async -> String? in
+        let agreed = try await waitForValue(within: .seconds(60)) { () async -> String? in
             var named: Set<String> = []
             for id in members where base(id) != nil { named.insert(await cluster(id)["leader"] ?? "") }
             if named.count == 1, let only = named.first, !only.isEmpty, await cluster(only)["role"] == "leader" {
@@ -209,7 +209,7 @@ final class Region: Sendable {
             }
             return nil
         }
-        guard let agreed else { throw CLIFailure("the members did not agree on a leader within 20 s") }
+        guard let agreed else { throw CLIFailure("the members did not agree on a leader within 60 s") }
         return agreed
     }
 
@@ -218,10 +218,10 @@ final class Region: Sendable {
     func startAll() async throws -> String {
         for id in Self.ids { try await start(id, tag: "first") }
         for id in Self.ids {
-            let named = try await waitForValue(within: .seconds(20), every: .milliseconds(50)) { () async -> Bool? in
+            let named = try await waitForValue(within: .seconds(60), every: .milliseconds(50)) { () async -> Bool? in
                 await cluster(id)["region_id"].map({ $0 == "null" }) ?? true ? nil : true
             }
-            guard named != nil else { throw CLIFailure("\(id) named no region id within 20 s") }
+            guard named != nil else { throw CLIFailure("\(id) named no region id within 60 s") }
         }
         return try await leader()
     }
@@ -399,11 +399,13 @@ func get(_ url: String) async throws -> (Int, String) {
         for garbage: [UInt8] in [[0xff, 0xff, 0xff, 0xff, 1, 2, 3], [9, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9]] {
             try sendRaw(garbage, port: region.replicationPorts[0])
         }
-        try await Task.sleep(for: .milliseconds(300))
         _ = try await region.leader()
-        #expect(await region.cluster("n1")["applied_index"] == applied[0])
-        let warnings = region.processes.withLock { $0["n1"]!.stderr }
-        #expect(warnings.contains("closing the replication connection"), "\(warnings.suffix(2000))")
+        // (At least: an election under load appends a no-op.)
+        #expect(UInt64(await region.cluster("n1")["applied_index"] ?? "") ?? 0 >= UInt64(applied[0]) ?? .max)
+        #expect(
+            try await waitUntil(timeout: .seconds(20)) {
+                region.processes.withLock { $0["n1"]!.stderr }.contains("closing the replication connection")
+            }, "\(region.processes.withLock { $0["n1"]!.stderr }.suffix(2000))")
         // The metrics count both rejected connections; the leader reports itself and each member's
         // match. Scrapes are repeated until a deadline: the second connection's error may still be on
         // its way, and leadership may move between finding the leader and asking it.
@@ -440,7 +442,10 @@ func get(_ url: String) async throws -> (Int, String) {
     )
     func readConsistency() async throws {
         let dir = TemporaryDirectory()
-        let region = try Region(dir)
+        // (An election timeout of 1 s: the frozen leader's requests below must reach the others
+        // before they elect another, and a graceful stop's successor must have been heard within
+        // half of it; 300 ms is short for a loaded machine.)
+        let region = try Region(dir, extraArguments: ["--election-timeout", "1000"])
         let leader = try await region.startAll()
         let followers = Region.ids.filter { $0 != leader }
         let leaderBase = region.base(leader)!
@@ -570,8 +575,12 @@ func get(_ url: String) async throws -> (Int, String) {
         // `cluster transfer-leader` waits until the voter leads; with no id it picks the one left.
         let last = try #require(Region.ids.first { $0 != current && $0 != String(successor) })
         let successorAPI = region.apiAddress(String(successor))
-        let (moved, movedOut, movedError) = try await runCLI(
-            ["cluster", "transfer-leader", "--server", successorAPI], in: dir)
+        // (Each hand-off asked again if it missed its window on a loaded machine.)
+        var (moved, movedOut, movedError) = (Int32(-1), "", "")
+        for _ in 0..<5 where moved != 0 {
+            (moved, movedOut, movedError) = try await runCLI(
+                ["cluster", "transfer-leader", "--server", successorAPI], in: dir)
+        }
         #expect(moved == 0 && movedOut.contains("\(last) leads now (term "), "\(movedOut) \(movedError)")
         #expect(await region.cluster(last)["role"] == "leader")
         let (unknown, _, unknownError) = try await runCLI(
@@ -581,8 +590,11 @@ func get(_ url: String) async throws -> (Int, String) {
         // Asked of a member that does not lead, the member sends it on to the leader, and the
         // CLI gets the leader's answer (it has nothing to follow): here, to hand leadership to
         // the member asked.
-        let (followed, followedOut, followedError) = try await runCLI(
-            ["cluster", "transfer-leader", String(successor), "--server", successorAPI], in: dir)
+        var (followed, followedOut, followedError) = (Int32(-1), "", "")
+        for _ in 0..<5 where followed != 0 {
+            (followed, followedOut, followedError) = try await runCLI(
+                ["cluster", "transfer-leader", String(successor), "--server", successorAPI], in: dir)
+        }
         #expect(
             followed == 0 && followedOut.contains("\(successor) leads now")
                 && !followedError.contains("asking it there"),
@@ -596,10 +608,13 @@ func get(_ url: String) async throws -> (Int, String) {
         // the crashed leader, and the CLI asks the member again until it names the next one (the
         // member stopped above comes back first, so that two remain to elect it).
         try await region.start(current, tag: "back")
-        #expect(try await region.agreedLeader() == String(successor))
-        _ = try await region.kill(String(successor), SIGKILL)
+        // (Usually still the successor; an election under load may have moved it.)
+        let crashed = try await region.agreedLeader()
+        _ = try await region.kill(crashed, SIGKILL)
+        let askedAfterCrash = region.apiAddress(try #require(Region.ids.first { $0 != crashed && $0 != current }))
         let (afterCrash, afterCrashOut, afterCrashError) = try await runCLI(
-            ["sql", "SELECT 7 AS seven", "--consistency", "leader", "--format", "csv", "--server", lastAPI], in: dir)
+            ["sql", "SELECT 7 AS seven", "--consistency", "leader", "--format", "csv", "--server", askedAfterCrash],
+            in: dir)
         // (Whether the member still named the crashed leader when asked depends on the machine's
         // load; either way the read is answered.)
         #expect(afterCrash == 0 && afterCrashOut.contains("7"), "\(afterCrashOut) \(afterCrashError)")
@@ -732,21 +747,26 @@ func get(_ url: String) async throws -> (Int, String) {
     @Test("a leader stopped with an intent in flight answers it before it exits")
     func stoppedLeaderAnswersInFlight() async throws {
         let dir = TemporaryDirectory()
-        // The intent waits for followers frozen for 2 s when the leader gets SIGTERM: longer than
-        // half an election timeout of 3 s, so the leader hands over to neither and stops at once,
-        // shorter than the whole, so check-quorum has not deposed it. They resume 20 ms later,
-        // within its 1 s for answering what is in flight. The shell keeps that spacing.
-        let region = try Region(dir, extraArguments: ["--election-timeout", "3000"])
+        // The intent waits for followers frozen for over 3 s when the leader gets SIGTERM: longer
+        // than half an election timeout of 5 s, so the leader hands over to neither and stops at
+        // once, shorter than the whole, so check-quorum has not deposed it. They resume 20 ms
+        // later, within its 1 s for answering what is in flight. The shell keeps that spacing.
+        let region = try Region(dir, extraArguments: ["--election-timeout", "5000"])
         let stopping = try await region.startAll()
         try await region.addRoomyHost(via: stopping)
         let frozen = Region.ids.filter { $0 != stopping }
+        // (The 3 s count from the file `go`, made once the intent is on its way: a test task a
+        // full run resumes late would otherwise send it after the signal.)
+        let go = dir.file("go")
         let signals = try region.signalling(
-            "kill -STOP $\(frozen[0]) $\(frozen[1]); sleep 2; kill -TERM $\(stopping); sleep 0.02; kill -CONT $\(frozen[0]) $\(frozen[1])"
+            "kill -STOP $\(frozen[0]) $\(frozen[1]); while [ ! -e '\(go)' ]; do sleep 0.01; done; sleep 3; kill -TERM $\(stopping); sleep 0.02; kill -CONT $\(frozen[0]) $\(frozen[1])"
         )
         for id in frozen { try await region.freeze(id) }  // (again: returns once they have stopped)
-        let inFlight = try await timedExchange(
+        async let sent = timedExchange(
             .PUT, region.base(stopping)! + "/v1/hosts/h1/labels",
             #"{"labels":{"via":"stopping"},"request_id":"stopping"}"#)
+        #expect(FileManager.default.createFile(atPath: go, contents: nil))
+        let inFlight = try await sent
         let (exit, stopLog) = try await region.exited(stopping)
         signals.waitUntilExit()
         #expect(inFlight.status == 200, "\(inFlight.text)")
@@ -848,7 +868,12 @@ func get(_ url: String) async throws -> (Int, String) {
         let third = Region.ids.first { $0 != leader && $0 != follower }!
         let before = await region.cluster(third)
         #expect(logIndex(before, "applied_index") ?? .max < logIndex(before, "commit_index") ?? 0, "\(before)")
-        let (moved, moveBody) = try await post(leaderBase + "/v1/cluster/leader", #"{"id":"\#(third)"}"#)
+        // (Asked again if the hand-off missed its window on a loaded machine.)
+        var (moved, moveBody) = (0, "")
+        for _ in 0..<5 where moved != 200 {
+            (moved, moveBody) = try await post(
+                region.base(try await region.agreedLeader())! + "/v1/cluster/leader", #"{"id":"\#(third)"}"#)
+        }
         #expect(moved == 200, "\(moveBody)")
         let after = try await region.poll(third) {
             $0["role"] == "leader" && logIndex($0, "applied_index") ?? 0 >= logIndex($0, "commit_index") ?? .max
@@ -911,7 +936,8 @@ func get(_ url: String) async throws -> (Int, String) {
 
         // `cluster status` on the follower that stayed: every member as it reports itself; the one away is unreachable.
         let witness = stayed.first { $0 != leader }!
-        let (_, surveyed) = try await get(region.base(witness)! + "/v1/cluster")
+        // (5 s for the others to answer: 1 s, the default, is short for a loaded machine.)
+        let (_, surveyed) = try await get(region.base(witness)! + "/v1/cluster?timeout_ms=5000")
         let survey = try memberStatuses(surveyed)
         #expect(survey[leader]?["role"] as? String == "leader", "\(surveyed)")
         #expect((survey[leader]?["applied_index"] as? Int ?? 0) > 100, "\(surveyed)")
@@ -928,7 +954,7 @@ func get(_ url: String) async throws -> (Int, String) {
         let (badTimeout, badBody) = try await get(region.base(witness)! + "/v1/cluster?timeout_ms=soon")
         #expect(badTimeout == 400 && badBody.contains("invalid timeout_ms"), "\(badBody)")
         let (cliStatus, table, cliError) = try await runCLI(
-            ["cluster", "status", "--server", region.apiAddress(witness)], in: dir)
+            ["cluster", "status", "--timeout-ms", "5000", "--server", region.apiAddress(witness)], in: dir)
         #expect(cliStatus == 0, "\(cliError)")
         let awayLine = table.split(separator: "\n").first { $0.hasPrefix(away + " ") } ?? ""
         #expect(awayLine.contains("unreachable: no answer"), "\(table)")
@@ -1065,7 +1091,7 @@ func get(_ url: String) async throws -> (Int, String) {
             ["cluster", "add-member", "\(Region.joiner)@\(region.replicationAddress(Region.joiner))", "--learner"])
         #expect(answer.status == 0 && answer.out.contains("added n4 as a learner"), "\(answer)")
         _ = try await region.waitForCatchUp(to: leader)
-        answer = try await cli(["cluster", "status"])
+        answer = try await cli(["cluster", "status", "--timeout-ms", "5000"])
         let learnerLine = answer.out.split(separator: "\n").first { $0.hasPrefix("n4 ") } ?? ""
         #expect(learnerLine.contains("learner"), "\(answer.out)")
         // Every member's line: id, address, API, role, term, last, commit and applied index, lag.
@@ -1286,8 +1312,13 @@ func get(_ url: String) async throws -> (Int, String) {
                 "/v1/hosts", #"{"name":"h\#(i)","cpus":4,"memory_bytes":8589934592}"#)
             #expect(status == 200, "\(body)")
         }
-        _ = try await eventually(.seconds(10)) { region.stderr(leader).contains("\(lost)'s log ends at index") }
-        #expect(region.stderr(leader).contains("below the"), "\(region.stderr(leader))")
+        // (Logged by whichever member leads: an election under load may have moved it.)
+        let sayer = try await waitForValue(within: .seconds(30)) {
+            Region.ids.first { region.stderr($0).contains("\(lost)'s log ends at index") }
+        }
+        #expect(
+            sayer.map { region.stderr($0).contains("below the") } == true,
+            "\(Region.ids.map { region.stderr($0).suffix(1500) })")
         // A read on it cannot be served, and says so instead of waiting for ever.
         let read = try await timedExchange(
             .POST, region.base(lost)! + "/v1/sql", #"{"query":"SELECT count(*) FROM hosts"}"#)
@@ -1402,7 +1433,9 @@ extension RegionProcessTests {
     )
     func leaderRemovesItself() async throws {
         let dir = TemporaryDirectory()
-        let region = try Region(dir)
+        // (An election timeout of 1 s: the hand-over needs a follower heard within half of it,
+        // and Raft gives a transfer up after one; 300 ms is short for a loaded machine.)
+        let region = try Region(dir, extraArguments: ["--election-timeout", "1000"])
         let leader = try await region.startAll()
         let removal = try await timedExchange(.DELETE, region.base(leader)! + "/v1/cluster/members/\(leader)", "")
         #expect(removal.status == 200 && removal.text.contains("log_index"), "\(removal.text)")
@@ -1416,7 +1449,8 @@ extension RegionProcessTests {
     )
     func leaderRemovedThroughItsSuccessor() async throws {
         let dir = TemporaryDirectory()
-        let region = try Region(dir)
+        // (1 s, as in leaderRemovesItself.)
+        let region = try Region(dir, extraArguments: ["--election-timeout", "1000"])
         let leader = try await region.startAll()
         // With every log alike, the successor is the follower of the lowest id (Raft.successor).
         let successor = Region.ids.filter { $0 != leader }.sorted()[0]

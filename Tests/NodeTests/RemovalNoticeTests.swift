@@ -97,7 +97,10 @@ import Testing
             // sends the change on to the next leader; here the test does).
             let refusal = await #expect(throws: NodeError.self) { _ = try await leading.changeCluster(.remove(id: id)) }
             #expect(refusal?.message.contains("\(id) is not the leader") == true, "\(String(describing: refusal))")
-            let next = try #require(nodes.first { $0.raft!.isLeader && $0.configuration.nodeID != id })
+            let next = try #require(
+                try await waitForValue(within: .seconds(30)) {
+                    nodes.first { $0.raft!.isLeader && $0.configuration.nodeID != id }
+                })
             _ = try await next.changeCluster(.remove(id: id))
             let kept = try await waitUntil(timeout: .seconds(30)) {
                 FileManager.default.fileExists(atPath: dir.file("\(id)/log/region.removal-notice"))

@@ -83,8 +83,9 @@ import Testing
         #expect(received.terms.withLock { $0.count } == 1)
         #expect(try await eventually { Self.rejected(metrics) == 1 }, "\(Self.rejected(metrics)) \(log.lines)")
         #expect(
-            log.contains("a frame stopped arriving: 6 of its \(whole.count - 4) bytes came, then nothing for "),
-            "\(log.lines)")
+            try await eventually(.seconds(10)) {
+                log.contains("a frame stopped arriving: 6 of its \(whole.count - 4) bytes came, then nothing for ")
+            }, "\(log.lines)")
         await receiver.close()
         try await group.shutdownGracefully()
     }

@@ -9,6 +9,8 @@ public enum Intent: Sendable, Equatable {
     case createVM(VMCreated)
     case setDesiredState(vm: String, VMDesiredState)
     case deleteVM(name: String)
+    /// Gives a host up for its VMs: they are placed anew elsewhere (`dwcp host evacuate`).
+    case evacuateHost(name: String)
 
     /// The record body this intent proposes.
     public var body: Record.Body {
@@ -19,6 +21,7 @@ public enum Intent: Sendable, Equatable {
         case .createVM(let r): .vmCreated(r)
         case .setDesiredState(let vm, let state): .vmDesiredStateSet(VMDesiredStateSet(name: vm, desiredState: state))
         case .deleteVM(let name): .vmDeleted(VMDeleted(name: name))
+        case .evacuateHost(let name): .hostEvacuated(HostEvacuated(name: name))
         }
     }
 }

@@ -46,6 +46,7 @@ extension Node {
     private func submitUnmeasured(_ intent: Intent, requestID: String?) async throws -> IntentReceipt {
         // (Validated first: a retry is compared with the original as it was logged, defaults filled in.)
         let intent = try validate(intent)
+        if case .evacuateHost(let host) = intent { try await requireEvacuationKnown(host: host) }
         if let requestID {
             try Validation.requestID(requestID)
             if let receipt = try earlierReceipt(requestID: requestID, intent: intent) { return receipt }
@@ -203,7 +204,7 @@ extension Node {
             try Validation.hostMemory(host.memoryBytes)
             try Validation.labels(host.labels)
             return .addHost(host)
-        case .removeHost(let name):
+        case .removeHost(let name), .evacuateHost(let name):
             try Validation.name(name, what: "host")
             return intent
         case .setHostLabels(let name, let labels):
@@ -291,7 +292,22 @@ extension Node {
                         try Int.fetchOne(db, sql: "SELECT count(*) FROM vms WHERE host = ?", arguments: [name]) ?? 0
                     throw NodeError(
                         .conflict,
-                        "host \(name) has \(count) VM\(count == 1 ? "" : "s") placed on it (\(placed.joined(separator: ", "))\(count > 4 ? ", ..." : "")); delete them first (moving a VM to another host needs live migration, which dwcp does not have yet)"
+                        "host \(name) has \(count) VM\(count == 1 ? "" : "s") placed on it (\(placed.joined(separator: ", "))\(count > 4 ? ", ..." : "")); delete them first, or, if the host is down, evacuate it (dwcp host evacuate \(name)) to place them anew elsewhere (moving a running VM needs live migration, which dwcp does not have yet)"
+                    )
+                }
+            case .evacuateHost(let name):
+                guard
+                    let host = try Row.fetchOne(
+                        db, sql: "SELECT state, agent FROM hosts WHERE name = ?", arguments: [name])
+                else { throw NodeError(.notFound, "no host named \(name)") }
+                let (state, agent): (String, String) = (host["state"], host["agent"])
+                if state == "ready" {
+                    let runs =
+                        agent.isEmpty
+                        ? "placement would put its VMs back on it" : "its host agent (on \(agent)) runs its VMs"
+                    throw NodeError(
+                        .conflict,
+                        "host \(name) is ready: \(runs); evacuate only a host that is not ready (its member stopped answering, or was stopped: dwcp host list says why)"
                     )
                 }
             case .createVM(let vm):
@@ -384,7 +400,8 @@ extension Intent {
     var subject: ViewRowName {
         switch self {
         case .addHost(let h): ViewRowName(table: .hosts, name: h.name)
-        case .removeHost(let name), .setHostLabels(let name, _): ViewRowName(table: .hosts, name: name)
+        case .removeHost(let name), .setHostLabels(let name, _), .evacuateHost(let name):
+            ViewRowName(table: .hosts, name: name)
         case .createVM(let vm): ViewRowName(table: .vms, name: vm.name)
         case .setDesiredState(let name, _), .deleteVM(let name): ViewRowName(table: .vms, name: name)
         }

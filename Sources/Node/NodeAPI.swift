@@ -150,6 +150,16 @@ public enum NodeAPI {
                 return receipt(try await node.submit(.removeHost(name: name), requestID: requestID), subject: "host")
             }
         }
+        router.post("/v1/hosts/:name/evacuate") { request, context in
+            try await handle(node) {
+                let name = try context.parameters.require("name")
+                let requestID = try await intentInput(node) {
+                    try intentRequestID(
+                        request, body: try await decodeOptional(RequestIDOnly.self, from: request)?.requestID)
+                }
+                return receipt(try await node.submit(.evacuateHost(name: name), requestID: requestID), subject: "host")
+            }
+        }
         router.post("/v1/vms") { request, _ in
             try await handle(node) {
                 let (body, vms, requestID) = try await intentInput(node) {

@@ -30,6 +30,7 @@ import Testing
             at: 13,
             .hostStateReported(
                 HostStateReported(name: "h1", state: "not_ready", reason: "its member n2 has not answered for 10 s"))),
+        Record(at: 14, requestID: "r-14", .hostEvacuated(HostEvacuated(name: "h1"))),
     ]
 
     @Test("every record type survives an encode/decode round trip", arguments: samples)

@@ -124,8 +124,8 @@ import Testing
     }
 
     @Test(
-        "views of 001–006 (the applier kept vms_changed_index) are unchanged by 007, views of 001–007 by 008, of 001–009 by 010, and of 001–010 by 011",
-        arguments: [6, 7, 9, 10])
+        "views of 001–006 (the applier kept vms_changed_index) are unchanged by 007, views of 001–007 by 008, of 001–009 by 010, of 001–010 by 011, and of 001–011 by 012",
+        arguments: [6, 7, 9, 10, 11])
     func upgradeFromLaterSchemaChangesNothing(files: Int) throws {
         let dir = TemporaryDirectory()
         let expected = try Self.rebuilt(dir)
@@ -139,8 +139,11 @@ import Testing
                     // and 011's did not exist.
                     if files < 8 { try db.execute(sql: "ALTER TABLE dwcp_state DROP COLUMN history_compacted_index") }
                     if files < 10 { try db.execute(sql: "ALTER TABLE dwcp_state DROP COLUMN region_id") }
-                    try db.execute(sql: "ALTER TABLE hosts DROP COLUMN state_reason")
-                    try db.execute(sql: "ALTER TABLE hosts DROP COLUMN agent")
+                    if files < 11 {
+                        try db.execute(sql: "ALTER TABLE hosts DROP COLUMN state_reason")
+                        try db.execute(sql: "ALTER TABLE hosts DROP COLUMN agent")
+                    }
+                    try db.execute(sql: "ALTER TABLE hosts DROP COLUMN evacuated_index")
                     try db.execute(
                         sql: "UPDATE dwcp_state SET schema_version = ?", arguments: [Schema.version(ofFirst: files)])
                 }
@@ -177,6 +180,7 @@ import Testing
                     try db.execute(sql: "ALTER TABLE dwcp_state DROP COLUMN region_id")
                     try db.execute(sql: "ALTER TABLE hosts DROP COLUMN state_reason")
                     try db.execute(sql: "ALTER TABLE hosts DROP COLUMN agent")
+                    try db.execute(sql: "ALTER TABLE hosts DROP COLUMN evacuated_index")
                     try db.execute(
                         sql: "UPDATE dwcp_state SET schema_version = ?", arguments: [Schema.version(ofFirst: 8)])
                 }

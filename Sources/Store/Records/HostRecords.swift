@@ -118,3 +118,20 @@ public struct HostStateReported: Sendable, Equatable {
         return .object(fields)
     }
 }
+
+/// A host given up for its VMs (`dwcp host evacuate`): the VMs placed on it wait to be placed anew,
+/// elsewhere, and start there from their images; its host agent, back, ends the ones it ran. Refused
+/// for a host that is ready (its VMs run there). Fields: 10 name.
+public struct HostEvacuated: Sendable, Equatable {
+    /// The record's type tag in the log.
+    static let tag: UInt64 = 13
+    public var name: String
+
+    public init(name: String) { self.name = name }
+
+    init(_ f: FieldReader) throws { name = try f.requiredString(10, "name") }
+
+    func encode(into w: inout FieldWriter) { w.write(10, name) }
+
+    var json: JSONValue { .object([("name", .string(name))]) }
+}

@@ -20,7 +20,7 @@ extension Record {
         case .vmCreated(let r):
             return Self.outOfBounds(Int64(r.cpus), "CPU count") ?? Self.outOfBounds(r.memoryBytes, "memory size")
         case .hostRemoved, .hostLabelsSet, .vmDesiredStateSet, .vmDeleted, .vmPlaced, .vmUnschedulable,
-            .vmStateReported, .historyCompacted, .regionIdentified, .hostStateReported:
+            .vmStateReported, .historyCompacted, .regionIdentified, .hostStateReported, .hostEvacuated:
             return nil
         }
     }

@@ -29,6 +29,7 @@ extension Record {
         case .historyCompacted(let r): r.encode(into: &writer)
         case .regionIdentified(let r): r.encode(into: &writer)
         case .hostStateReported(let r): r.encode(into: &writer)
+        case .hostEvacuated(let r): r.encode(into: &writer)
         }
         var bytes: [UInt8] = [Self.codecVersion]
         var tag = FieldWriter()
@@ -67,6 +68,7 @@ extension Record {
         case HistoryCompacted.tag: body = .historyCompacted(try HistoryCompacted(fields))
         case RegionIdentified.tag: body = .regionIdentified(try RegionIdentified(fields))
         case HostStateReported.tag: body = .hostStateReported(try HostStateReported(fields))
+        case HostEvacuated.tag: body = .hostEvacuated(try HostEvacuated(fields))
         default:
             throw StoreError(.unknownRecord, "unknown record type \(tag) (written by a newer dwcp?)")
         }
@@ -117,6 +119,7 @@ extension Record {
         case HistoryCompacted.tag: "history.compacted"
         case RegionIdentified.tag: "region.identified"
         case HostStateReported.tag: "host.state_reported"
+        case HostEvacuated.tag: "host.evacuated"
         default: nil
         }
     }

@@ -28,6 +28,7 @@ public struct Record: Sendable, Equatable {
         case historyCompacted(HistoryCompacted)
         case regionIdentified(RegionIdentified)
         case hostStateReported(HostStateReported)
+        case hostEvacuated(HostEvacuated)
     }
 }
 
@@ -47,6 +48,7 @@ extension Record.Body {
         case .historyCompacted: HistoryCompacted.tag
         case .regionIdentified: RegionIdentified.tag
         case .hostStateReported: HostStateReported.tag
+        case .hostEvacuated: HostEvacuated.tag
         }
     }
 
@@ -65,6 +67,7 @@ extension Record.Body {
         case .historyCompacted: "history.compacted"
         case .regionIdentified: "region.identified"
         case .hostStateReported: "host.state_reported"
+        case .hostEvacuated: "host.evacuated"
         }
     }
 
@@ -78,6 +81,7 @@ extension Record.Body {
         case .vmDesiredStateSet(let r): r.desiredState == .running ? "vm.start" : "vm.stop"
         case .vmDeleted: "vm.delete"
         case .hostLabelsSet: "host.label"
+        case .hostEvacuated: "host.evacuate"
         case .vmPlaced, .vmUnschedulable, .vmStateReported, .historyCompacted, .regionIdentified,
             .hostStateReported:
             nil
@@ -98,6 +102,7 @@ extension Record.Body {
         case .vmStateReported(let r): r.vm
         case .hostLabelsSet(let r): r.name
         case .hostStateReported(let r): r.name
+        case .hostEvacuated(let r): r.name
         case .historyCompacted, .regionIdentified: ""
         }
     }
@@ -117,6 +122,7 @@ extension Record.Body {
         case .historyCompacted(let r): r.json
         case .regionIdentified(let r): r.json
         case .hostStateReported(let r): r.json
+        case .hostEvacuated(let r): r.json
         }
     }
 }

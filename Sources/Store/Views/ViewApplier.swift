@@ -191,6 +191,9 @@ enum ViewApplier {
             try placementChanged(at: index, db: db)
             return .applied
 
+        case .hostEvacuated(let r):
+            return try evacuate(host: r.name, at: index, time: record.storableTime, db: db)
+
         case .hostLabelsSet(let r):
             try db.cachedStatement(sql: "UPDATE hosts SET labels = ?, updated_index = ? WHERE name = ?")
                 .execute(arguments: [JSONValue.map(r.labels).serialized(), index, r.name])
@@ -474,6 +477,39 @@ enum ViewApplier {
     private static func placementChanged(at index: Int64, db: Database) throws {
         try db.cachedStatement(sql: "UPDATE dwcp_state SET placement_index = ? WHERE id = 1").execute(arguments: [index]
         )
+    }
+
+    /// `host.evacuated`: the VMs placed on `host` wait to be placed anew (pending, no host), its
+    /// CPUs and memory are free again, and the host records the evacuation. Refused for a host
+    /// that is ready: its VMs run there (and placement would put them back on it).
+    private static func evacuate(host: String, at index: Int64, time: Int64, db: Database) throws -> Outcome {
+        guard
+            let state = try String.fetchOne(
+                db.cachedStatement(sql: "SELECT state FROM hosts WHERE name = ?"), arguments: [host])
+        else { return .rejected("no host named \(host)") }
+        if state == "ready" { return .rejected("host \(host) is ready; evacuate only a host that is not ready") }
+        let placed = try Row.fetchAll(
+            db.cachedStatement(sql: "SELECT name, actual_state FROM vms WHERE host = ? ORDER BY name"),
+            arguments: [host])
+        let reason = "evacuated from \(host); waiting to be placed anew"
+        for vm in placed {
+            try event(
+                vm: vm["name"], index: index, at: time, from: vm["actual_state"], to: "pending", reason: reason, db: db)
+        }
+        try db.cachedStatement(
+            sql: """
+                UPDATE vms SET host = NULL, actual_state = 'pending', reason = ?, updated_index = ? WHERE host = ?
+                """
+        ).execute(arguments: [reason, index, host])
+        try db.cachedStatement(
+            sql: """
+                UPDATE hosts SET cpus_used = 0, memory_used_bytes = 0, evacuated_index = ?, updated_index = ?,
+                                 vms_changed_index = CASE WHEN ? THEN ? ELSE vms_changed_index END
+                WHERE name = ?
+                """
+        ).execute(arguments: [index, index, !placed.isEmpty, index, host])
+        try placementChanged(at: index, db: db)
+        return .applied
     }
 
     /// Gives a deleted VM's CPUs and memory back to its host, and notes that the host's VMs changed.

@@ -146,6 +146,7 @@ struct HostAgent: Sendable {
         // The pool is warm before the host is announced, so the first start placed here can take it.
         if let pool, await !Self.fill(pool, logger: logger) { throw CancellationError() }
         try await register(node: node)
+        try await Self.catchUp(node, logger: logger)
         let (refills, refillRequest) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         try await withThrowingDiscardingTaskGroup { group in
             if let pool {
@@ -227,7 +228,12 @@ struct HostAgent: Sendable {
                                 vm: name, host: configuration.hostName, state: "stopped", reason: reason,
                                 createdIndex: createdIndex))
                     case .tearDown(let name):
-                        local.markStopping(name, cause: .tornDown)?.stop()
+                        if let vm = local.markStopping(name, cause: .tornDown) {
+                            logger.notice(
+                                "VM \(name) is no longer placed on this host as this microVM runs it (deleted, evacuated, or created again): ending it"
+                            )
+                            vm.stop()
+                        }
                         try? FileManager.default.removeItem(atPath: directory(of: name))
                         withFiles.remove(name)
                     }
@@ -393,6 +399,31 @@ struct HostAgent: Sendable {
             logger.warning(
                 "host agent: this node ran host \(former.name) before, which still has \(former.vms) VM\(former.vms == 1 ? "" : "s") placed on it that no agent runs now (this one runs \(name)): start the node with --host-name \(former.name) to run them again, or delete them and remove the host (dwcp host remove \(former.name))"
             )
+        }
+    }
+
+    /// In a region, waits until this member's views hold what the region had committed when the
+    /// agent started (a linearizable read's barrier, asked again every second until a leader
+    /// answers), before the agent's first pass. Views a member kept across a restart may still
+    /// place VMs here that were evacuated or deleted while it was down: acting on them, the agent
+    /// would start those VMs again beside their new copies. A single node's views are its log.
+    static func catchUp(_ node: Node, logger: Logger) async throws {
+        guard node.raft != nil else { return }
+        var told = false
+        while true {
+            do {
+                try await node.waitForViews(.linearizable)
+                if told { logger.notice("host agent: the views are current; acting on them") }
+                return
+            } catch let error as NodeError {
+                if !told {
+                    logger.notice(
+                        "host agent: waits for its views to catch up with the region before it starts or stops anything (\(error.message))"
+                    )
+                    told = true
+                }
+                try await Task.sleep(for: .seconds(1))
+            }
         }
     }
 

@@ -10,15 +10,15 @@ extension Node {
     /// Why a record of `kind` may not be proposed now: a member that did not answer its status
     /// question, or whose views (of the schema version it reports) do not `know` the record; nil
     /// when every member's do. A member of an earlier dwcp would stop at a record it cannot read.
-    /// `excused`, when it does not answer, is passed over (a member known to be down).
-    func memberWhoseViewsLack(_ kind: String, excusing excused: String? = nil, know: (String) -> Bool) async
+    /// Members `excused` that do not answer are passed over (members known to be down).
+    func memberWhoseViewsLack(_ kind: String, excusing excused: Set<String> = [], know: (String) -> Bool) async
         -> String?
     {
         guard let raft else { return nil }
         let answers = await raft.otherMemberStatuses(timeout: .seconds(1))
         for (id, answer) in answers.sorted(by: { $0.key < $1.key }) {
             switch answer {
-            case .failure where id == excused:
+            case .failure where excused.contains(id):
                 continue
             case .failure(let error):
                 return "member \(id) did not answer (\(error.message))"

@@ -4,15 +4,14 @@ import Store
 extension Node {
     /// Refuses to evacuate `host` while a member's views could not apply `host.evacuated` (a
     /// member of an earlier dwcp would stop at the record), or a member does not answer to say.
-    /// The member whose host agent ran the host is passed over when it does not answer: that is
-    /// usually why the host is evacuated.
+    /// Members whose host agent runs a host that is not ready are passed over when they do not
+    /// answer: that is usually why a host is evacuated (two hosts may be down at once).
     func requireEvacuationKnown(host: String) async throws {
-        let agent = try views.read { db in
-            try String.fetchOne(db, sql: "SELECT agent FROM hosts WHERE name = ?", arguments: [host])
+        let downAgents = try views.read { db in
+            try String.fetchSet(db, sql: "SELECT agent FROM hosts WHERE state = 'not_ready' AND agent <> ''")
         }
-        let excused = agent.flatMap { $0.isEmpty ? nil : $0 }
         if let why = await memberWhoseViewsLack(
-            "host.evacuated", excusing: excused, know: { ViewStore.knowsHostEvacuation(schemaVersion: $0) })
+            "host.evacuated", excusing: downAgents, know: { ViewStore.knowsHostEvacuation(schemaVersion: $0) })
         {
             throw NodeError(.unavailable, "host \(host) cannot be evacuated now: \(why)")
         }

@@ -46,12 +46,12 @@ extension Node {
     private func submitUnmeasured(_ intent: Intent, requestID: String?) async throws -> IntentReceipt {
         // (Validated first: a retry is compared with the original as it was logged, defaults filled in.)
         let intent = try validate(intent)
-        if case .evacuateHost(let host) = intent { try await requireEvacuationKnown(host: host) }
         if let requestID {
             try Validation.requestID(requestID)
             if let receipt = try earlierReceipt(requestID: requestID, intent: intent) { return receipt }
         }
         try await checkAgainstLatestViews { try checkAgainstViews(intent) }
+        if case .evacuateHost(let host) = intent { try await requireEvacuationKnown(host: host) }
         let record = Record(at: Self.now(), requestID: requestID, intent.body)
         let payload = record.encoded()
         // The apply loop reads the answer as it applies the entry, asked for where the entry sits
@@ -290,9 +290,17 @@ extension Node {
                 if !placed.isEmpty {
                     let count =
                         try Int.fetchOne(db, sql: "SELECT count(*) FROM vms WHERE host = ?", arguments: [name]) ?? 0
+                    // (Only a host a host agent runs can be found not ready, and so evacuated.)
+                    let hasAgent =
+                        try String.fetchOne(db, sql: "SELECT agent FROM hosts WHERE name = ?", arguments: [name])
+                        .map { !$0.isEmpty } ?? false
+                    let evacuate =
+                        hasAgent
+                        ? ", or, if the host is down, evacuate it (dwcp host evacuate \(name)) to place them anew elsewhere"
+                        : ""
                     throw NodeError(
                         .conflict,
-                        "host \(name) has \(count) VM\(count == 1 ? "" : "s") placed on it (\(placed.joined(separator: ", "))\(count > 4 ? ", ..." : "")); delete them first, or, if the host is down, evacuate it (dwcp host evacuate \(name)) to place them anew elsewhere (moving a running VM needs live migration, which dwcp does not have yet)"
+                        "host \(name) has \(count) VM\(count == 1 ? "" : "s") placed on it (\(placed.joined(separator: ", "))\(count > 4 ? ", ..." : "")); delete them first\(evacuate) (moving a running VM needs live migration, which dwcp does not have yet)"
                     )
                 }
             case .evacuateHost(let name):

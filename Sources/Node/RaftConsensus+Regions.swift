@@ -82,30 +82,31 @@ extension RaftConsensus {
         if known == nil, said.founding != founding { retellRegion(to: said.from, at: said.address) }
         if said.founding != founding { anyoneCutOff.store(true, ordering: .releasing) }
         let membership = state.withLock { $0.membership }
-        let due = regions.withLock { regions in
+        let isVoter = membership.voters[said.from] != nil
+        // Recorded, decided and noted under one look: a voter's telling in between would be missed.
+        let verdict: (startedOtherwise: Bool, othersStartedOtherwise: Bool)? = regions.withLock { regions in
             let due = regions.record(founding: said.founding, from: said.from, own: founding)
             // A voter that shares this member's founding may be the one that decides which side
             // was started otherwise: what was logged undecided before is logged again, decided.
-            if said.founding == founding, membership.voters[said.from] != nil,
-                regions.shareFounding(membership, own: founding, id: nodeID)
-            {
+            if said.founding == founding, isVoter, regions.shareFounding(membership, own: founding, id: nodeID) {
                 regions.decideLoggedUndecided()
             }
-            return due
+            guard due else { return nil }
+            let startedOtherwise = regions.majorityFoundedOtherwise(membership, own: founding, id: nodeID) != nil
+            // (Only of a voter of this member's membership: one outside it, heard because it told
+            // this member, may be the one whose list was right; and only a voter's line is logged
+            // again once decided, since only a voter's can be.)
+            let othersStartedOtherwise =
+                !startedOtherwise && isVoter && regions.shareFounding(membership, own: founding, id: nodeID)
+            if !startedOtherwise && !othersStartedOtherwise && isVoter { regions.noteLoggedUndecided(said.from) }
+            return (startedOtherwise, othersStartedOtherwise)
         }
-        guard due else { return }
+        guard let verdict else { return }
         let rejoin = NodeError.rejoinRemedy
-        let startedOtherwise = foundingOfTheOthers() != nil
-        // (Only of a voter of this member's membership: one outside it, heard because it told this
-        // member, may be the one whose list was right.)
-        let othersStartedOtherwise =
-            !startedOtherwise && membership.voters[said.from] != nil
-            && regions.withLock { $0.shareFounding(membership, own: founding, id: nodeID) }
-        if !startedOtherwise && !othersStartedOtherwise { regions.withLock { $0.noteLoggedUndecided(said.from) } }
         let remedy =
-            if startedOtherwise {
+            if verdict.startedOtherwise {
                 "most of the region's voters were started otherwise than this member: \(rejoin(nodeID))"
-            } else if othersStartedOtherwise {
+            } else if verdict.othersStartedOtherwise {
                 "most of the region's voters were started as this member was: \(rejoin(said.from))"
             } else {
                 "compare the two --peer lists; the member whose list was wrong is the one to add again: \(rejoin("ID"))"

@@ -47,3 +47,46 @@ import Testing
         }
     }
 }
+
+extension HostEvacuationNodeTests {
+    @Test(
+        "in a region, an evacuation is refused while a member does not answer, unless its host agent runs a host that is not ready"
+    )
+    func evacuationWaitsForTheMembers() async throws {
+        let dir = TemporaryDirectory()
+        try await withThreeMembers(dir) { nodes, _ in
+            let leading = try leader(of: nodes)
+            _ = try await leading.submit(NodeIntentTests.host("h1", cpus: 8))
+            _ = try await leading.submit(NodeIntentTests.vm("web-1", cpus: 2))
+            _ = try await leading.submit(NodeIntentTests.host("h2", cpus: 8))
+            // A learner that never answers (nothing listens at its address).
+            _ = try await leading.raft!.changeMembership(
+                .addLearner(id: "n9", address: "127.0.0.1:\(try closedPort())"))
+            func down(agent: String) async throws {
+                let report = Record(
+                    at: Node.now(),
+                    .hostStateReported(HostStateReported(name: "h1", state: "not_ready", reason: "gone", agent: agent)))
+                _ = try await leading.consensus.propose([report.encoded()])
+                let expected = #"[["not_ready","\#(agent)"]]"#
+                #expect(
+                    try await HostLivenessTests.poll(
+                        leading, "SELECT state, agent FROM hosts WHERE name = 'h1'", until: expected) == expected)
+            }
+            // h1's agent is another member's (n8, gone): n9's silence holds the evacuation up.
+            try await down(agent: "n8")
+            let refused = await #expect(throws: NodeError.self) {
+                _ = try await leading.submit(.evacuateHost(name: "h1"))
+            }
+            #expect(
+                refused?.code == .unavailable
+                    && refused?.message.contains("host h1 cannot be evacuated now: member n9 did not answer") == true,
+                "\(String(describing: refused))")
+            // n9 runs h1's agent: its silence is why h1 is evacuated, and is passed over.
+            try await down(agent: "n9")
+            let receipt = try await leading.submit(.evacuateHost(name: "h1"))
+            #expect(receipt.outcome == "applied")
+            let placed = #"[["h2"]]"#
+            #expect(try await HostLivenessTests.poll(leading, "SELECT host FROM vms", until: placed) == placed)
+        }
+    }
+}

@@ -104,7 +104,9 @@ import Testing
         #expect(try Self.host(views, "h1") == [0, 0, 12])
     }
 
-    @Test("a host added by hand (no host agent) is evacuated as any other once not ready; an unknown host is not")
+    @Test(
+        "a host without a host agent is evacuated as any other once a record says it is not ready; an unknown host is not"
+    )
     func handAddedAndUnknownHosts() throws {
         let dir = TemporaryDirectory()
         let views = try ViewStore(path: dir.file("views.sqlite"))

@@ -498,7 +498,8 @@ enum ViewApplier {
         }
         try db.cachedStatement(
             sql: """
-                UPDATE vms SET host = NULL, actual_state = 'pending', reason = ?, updated_index = ? WHERE host = ?
+                UPDATE vms SET host = NULL, actual_state = 'pending', reason = ?, explanation = '{}', updated_index = ?
+                WHERE host = ?
                 """
         ).execute(arguments: [reason, index, host])
         try db.cachedStatement(

@@ -16,4 +16,15 @@ extension Node {
             throw NodeError(.unavailable, "host \(host) cannot be evacuated now: \(why)")
         }
     }
+
+    /// The VMs the evacuation at `index` gave up, by name: the `vm_events` its record wrote (read
+    /// from this member's views, which applied it; the same for a retry, whose receipt names the
+    /// original's index).
+    public func vmsEvacuated(at index: UInt64) throws -> [String] {
+        try views.read { db in
+            try String.fetchAll(
+                db, sql: "SELECT vm FROM vm_events WHERE log_index = ? AND to_state = 'pending' ORDER BY vm",
+                arguments: [Int64(index)])
+        }
+    }
 }

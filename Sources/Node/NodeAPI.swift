@@ -157,7 +157,13 @@ public enum NodeAPI {
                     try intentRequestID(
                         request, body: try await decodeOptional(RequestIDOnly.self, from: request)?.requestID)
                 }
-                return receipt(try await node.submit(.evacuateHost(name: name), requestID: requestID), subject: "host")
+                let evacuated = try await node.submit(.evacuateHost(name: name), requestID: requestID)
+                let vms = try node.vmsEvacuated(at: evacuated.logIndex)
+                return json(
+                    .object([
+                        ("log_index", .int(Int64(evacuated.logIndex))), ("outcome", .string(evacuated.outcome)),
+                        ("host", evacuated.subject ?? .null), ("vms", .array(vms.map { .string($0) })),
+                    ]))
             }
         }
         router.post("/v1/vms") { request, _ in

@@ -30,6 +30,7 @@ import Testing
                     == notReady)
             let receipt = try await node.submit(.evacuateHost(name: "h1"), requestID: "evacuate-h1")
             #expect(receipt.outcome == "applied")
+            #expect(try node.vmsEvacuated(at: receipt.logIndex) == ["web-1", "web-2"])
             #expect(
                 receipt.subject?["evacuated_index"]?.intValue == Int64(receipt.logIndex),
                 "\(String(describing: receipt.subject))")

@@ -1388,7 +1388,7 @@ extension RegionProcessTests {
         region.signal(gone, SIGKILL)
         _ = try await Self.poll(region, "n1", "SELECT state FROM hosts WHERE name = '\(gone)'", until: "not_ready")
         let (evacuated, evacuation) = try await post(region.base("n1")! + "/v1/hosts/\(gone)/evacuate", "")
-        #expect(evacuated == 200, "\(evacuation)")
+        #expect(evacuated == 200 && evacuation.contains(#""vms":["v0"]"#), "\(evacuation)")
         let moved = #"[["\#(other)","running"]]"#
         #expect(
             try await Self.poll(region, "n1", "SELECT host, actual_state FROM vms WHERE name = 'v0'", until: moved)

@@ -15,6 +15,12 @@ import Testing
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = ["--seeds", "100000", "--first", "700"]
+        // Without Swift's backtracer: the line under test is dwcp-sim's own, and the backtracer's
+        // full symbolication of the debug binary took a core for up to a minute in the middle of
+        // the suite, and was left behind when the test ended the process.
+        var environment = ProcessInfo.processInfo.environment
+        environment["SWIFT_BACKTRACE"] = "enable=no"
+        process.environment = environment
         process.standardOutput = FileHandle.nullDevice
         process.standardError = try FileHandle(forWritingTo: stderr)
         try process.run()

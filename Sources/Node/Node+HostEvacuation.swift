@@ -20,7 +20,7 @@ extension Node {
     /// The VMs the evacuation at `index` gave up, by name: the `vm_events` its record wrote (read
     /// from this member's views, which applied it; the same for a retry, whose receipt names the
     /// original's index).
-    public func vmsEvacuated(at index: UInt64) throws -> [String] {
+    func vmsEvacuated(at index: UInt64) throws -> [String] {
         try views.read { db in
             try String.fetchAll(
                 db, sql: "SELECT vm FROM vm_events WHERE log_index = ? AND to_state = 'pending' ORDER BY vm",

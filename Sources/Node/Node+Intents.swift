@@ -284,20 +284,20 @@ extension Node {
             case .setHostLabels(let name, _):
                 guard try exists("hosts", name) else { throw NodeError(.notFound, "no host named \(name)") }
             case .removeHost(let name):
-                guard try exists("hosts", name) else { throw NodeError(.notFound, "no host named \(name)") }
+                // (Its agent: only a host a host agent runs can be found not ready, and so evacuated.)
+                guard
+                    let agent = try String.fetchOne(
+                        db, sql: "SELECT agent FROM hosts WHERE name = ?", arguments: [name])
+                else { throw NodeError(.notFound, "no host named \(name)") }
                 let placed = try String.fetchAll(
                     db, sql: "SELECT name FROM vms WHERE host = ? ORDER BY name LIMIT 4", arguments: [name])
                 if !placed.isEmpty {
                     let count =
                         try Int.fetchOne(db, sql: "SELECT count(*) FROM vms WHERE host = ?", arguments: [name]) ?? 0
-                    // (Only a host a host agent runs can be found not ready, and so evacuated.)
-                    let hasAgent =
-                        try String.fetchOne(db, sql: "SELECT agent FROM hosts WHERE name = ?", arguments: [name])
-                        .map { !$0.isEmpty } ?? false
                     let evacuate =
-                        hasAgent
-                        ? ", or, if the host is down, evacuate it (dwcp host evacuate \(name)) to place them anew elsewhere"
-                        : ""
+                        agent.isEmpty
+                        ? ""
+                        : ", or, if the host is down, evacuate it (dwcp host evacuate \(name)) to place them anew elsewhere"
                     throw NodeError(
                         .conflict,
                         "host \(name) has \(count) VM\(count == 1 ? "" : "s") placed on it (\(placed.joined(separator: ", "))\(count > 4 ? ", ..." : "")); delete them first\(evacuate) (moving a running VM needs live migration, which dwcp does not have yet)"

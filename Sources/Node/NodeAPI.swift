@@ -143,27 +143,17 @@ public enum NodeAPI {
         router.delete("/v1/hosts/:name") { request, context in
             try await handle(node) {
                 let name = try context.parameters.require("name")
-                let requestID = try await intentInput(node) {
-                    try intentRequestID(
-                        request, body: try await decodeOptional(RequestIDOnly.self, from: request)?.requestID)
-                }
+                let requestID = try await requestIDOnly(request, node: node)
                 return receipt(try await node.submit(.removeHost(name: name), requestID: requestID), subject: "host")
             }
         }
         router.post("/v1/hosts/:name/evacuate") { request, context in
             try await handle(node) {
                 let name = try context.parameters.require("name")
-                let requestID = try await intentInput(node) {
-                    try intentRequestID(
-                        request, body: try await decodeOptional(RequestIDOnly.self, from: request)?.requestID)
-                }
+                let requestID = try await requestIDOnly(request, node: node)
                 let evacuated = try await node.submit(.evacuateHost(name: name), requestID: requestID)
                 let vms = try node.vmsEvacuated(at: evacuated.logIndex)
-                return json(
-                    .object([
-                        ("log_index", .int(Int64(evacuated.logIndex))), ("outcome", .string(evacuated.outcome)),
-                        ("host", evacuated.subject ?? .null), ("vms", .array(vms.map { .string($0) })),
-                    ]))
+                return receipt(evacuated, subject: "host", adding: [("vms", .array(vms.map { .string($0) }))])
             }
         }
         router.post("/v1/vms") { request, _ in
@@ -266,10 +256,7 @@ public enum NodeAPI {
             router.post("/v1/vms/:name/\(action)") { request, context in
                 try await handle(node) {
                     let name = try context.parameters.require("name")
-                    let requestID = try await intentInput(node) {
-                        try intentRequestID(
-                            request, body: try await decodeOptional(RequestIDOnly.self, from: request)?.requestID)
-                    }
+                    let requestID = try await requestIDOnly(request, node: node)
                     return receipt(
                         try await node.submit(.setDesiredState(vm: name, state), requestID: requestID), subject: "vm")
                 }
@@ -278,10 +265,7 @@ public enum NodeAPI {
         router.delete("/v1/vms/:name") { request, context in
             try await handle(node) {
                 let name = try context.parameters.require("name")
-                let requestID = try await intentInput(node) {
-                    try intentRequestID(
-                        request, body: try await decodeOptional(RequestIDOnly.self, from: request)?.requestID)
-                }
+                let requestID = try await requestIDOnly(request, node: node)
                 return receipt(try await node.submit(.deleteVM(name: name), requestID: requestID), subject: "vm")
             }
         }
@@ -402,6 +386,14 @@ public enum NodeAPI {
     /// An intent's request id, given in the query (`?request_id=`) or in the JSON body, either:
     /// each route's documented place was easy to miss, and an id given in the other place was
     /// dropped without a word, so a retry applied twice. Given in both, the two must agree.
+    /// The request id of an intent whose request carries nothing else: in the query, or in a JSON
+    /// body that may be absent (counted as the intent's outcome when it is refused).
+    static func requestIDOnly(_ request: Request, node: Node) async throws -> String? {
+        try await intentInput(node) {
+            try intentRequestID(request, body: try await decodeOptional(RequestIDOnly.self, from: request)?.requestID)
+        }
+    }
+
     static func intentRequestID(_ request: Request, body: String?) throws -> String? {
         let query = try parameter(request, "request_id")
         if let query, let body, query != body {
@@ -571,12 +563,16 @@ public enum NodeAPI {
         return .milliseconds(milliseconds)
     }
 
-    static func receipt(_ receipt: IntentReceipt, subject: String) -> Response {
+    /// The answer to an intent: its log index, its outcome, the row of its `subject` as it
+    /// applied, and `more` fields.
+    static func receipt(_ receipt: IntentReceipt, subject: String, adding more: [(String, JSONValue)] = []) -> Response
+    {
         json(
-            .object([
-                ("log_index", .int(Int64(receipt.logIndex))), ("outcome", .string(receipt.outcome)),
-                (subject, receipt.subject ?? .null),
-            ]))
+            .object(
+                [
+                    ("log_index", .int(Int64(receipt.logIndex))), ("outcome", .string(receipt.outcome)),
+                    (subject, receipt.subject ?? .null),
+                ] + more))
     }
 
     /// The answer to a membership change: the index it committed at.

@@ -86,18 +86,16 @@ extension RaftConsensus {
         // Recorded, decided and noted under one look: a voter's telling in between would be missed.
         let verdict: (startedOtherwise: Bool, othersStartedOtherwise: Bool)? = regions.withLock { regions in
             let due = regions.record(founding: said.founding, from: said.from, own: founding)
-            // A voter that shares this member's founding may be the one that decides which side
-            // was started otherwise: what was logged undecided before is logged again, decided.
-            if said.founding == founding, isVoter, regions.shareFounding(membership, own: founding, id: nodeID) {
-                regions.decideLoggedUndecided()
-            }
-            guard due else { return nil }
-            let startedOtherwise = regions.majorityFoundedOtherwise(membership, own: founding, id: nodeID) != nil
             // (Only of a voter of this member's membership: one outside it, heard because it told
             // this member, may be the one whose list was right; and only a voter's line is logged
             // again once decided, since only a voter's can be.)
-            let othersStartedOtherwise =
-                !startedOtherwise && isVoter && regions.shareFounding(membership, own: founding, id: nodeID)
+            let shared = isVoter && regions.shareFounding(membership, own: founding, id: nodeID)
+            // A voter that shares this member's founding may be the one that decides which side
+            // was started otherwise: what was logged undecided before is logged again, decided.
+            if said.founding == founding, shared { regions.decideLoggedUndecided() }
+            guard due else { return nil }
+            let startedOtherwise = regions.majorityFoundedOtherwise(membership, own: founding, id: nodeID) != nil
+            let othersStartedOtherwise = !startedOtherwise && shared
             if !startedOtherwise && !othersStartedOtherwise && isVoter { regions.noteLoggedUndecided(said.from) }
             return (startedOtherwise, othersStartedOtherwise)
         }

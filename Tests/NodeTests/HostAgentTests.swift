@@ -325,9 +325,7 @@ func waitForRows(_ node: Node, _ sql: String, _ expected: String) async throws -
 
 @Suite(
     "Host agent (KVM)", .serialized,
-    .enabled(
-        if: KVMSystem.unavailableReason == nil,
-        Comment(rawValue: "needs a usable /dev/kvm: \(KVMSystem.unavailableReason ?? "")")))
+    .needsKVM)
 struct HostAgentKVMTests {
     func create(_ node: Node, _ name: String, image: String, labels: [String: String] = [:]) async throws {
         _ = try await node.submit(

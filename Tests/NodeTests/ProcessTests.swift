@@ -548,9 +548,7 @@ func firstDifference(_ a: String, _ b: String) -> String {
 
     @Test(
         "dwcp dev runs a counter VM: it reaches running in SQL and its console shows heartbeats",
-        .enabled(
-            if: KVMSystem.unavailableReason == nil,
-            Comment(rawValue: "needs a usable /dev/kvm: \(KVMSystem.unavailableReason ?? "")")))
+        .needsKVM)
     func devRunsCounter() async throws {
         let dir = TemporaryDirectory()
         let node = try DwcpProcess(

@@ -1366,9 +1366,7 @@ extension RegionProcessTests {
 
     @Test(
         "a member whose host was evacuated while it was down, started again with no leader to ask, does not start the evacuated VM from the views it kept; once it has caught up, the VM runs on the other host alone",
-        .enabled(
-            if: KVMSystem.unavailableReason == nil,
-            Comment(rawValue: "needs a usable /dev/kvm: \(KVMSystem.unavailableReason ?? "")")))
+        .needsKVM)
     func restartedAgentWaitsForTheRegion() async throws {
         let dir = TemporaryDirectory()
         let region = try Region(dir, hostAgentsOn: ["n2", "n3"])
@@ -1417,9 +1415,7 @@ extension RegionProcessTests {
 
     @Test(
         "a host whose host agent's member stops gracefully is not ready at once, and ready again when the member is back",
-        .enabled(
-            if: KVMSystem.unavailableReason == nil,
-            Comment(rawValue: "needs a usable /dev/kvm: \(KVMSystem.unavailableReason ?? "")")))
+        .needsKVM)
     func stoppedHostIsNotReady() async throws {
         let dir = TemporaryDirectory()
         let (region, asked) = try await Self.regionWithClaimedHost(dir)
@@ -1440,9 +1436,7 @@ extension RegionProcessTests {
 
     @Test(
         "a host whose host agent's member is killed is marked not ready after 10 s, VMs then wait instead of going there (its own too, once evacuated), and once it is back it is ready and takes them",
-        .enabled(
-            if: KVMSystem.unavailableReason == nil,
-            Comment(rawValue: "needs a usable /dev/kvm: \(KVMSystem.unavailableReason ?? "")")))
+        .needsKVM)
     func deadHostIsNotReady() async throws {
         let dir = TemporaryDirectory()
         let (region, asked) = try await Self.regionWithClaimedHost(dir)

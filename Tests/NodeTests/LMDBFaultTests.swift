@@ -41,8 +41,7 @@ import Testing
             try #require((page + 16) * LMDBPages.pageSize > pages.bytes.count)
             pages.pointNodes(ofPage: page, at: 0xFFF0)
         }
-        #expect(node.process.terminationReason == .uncaughtSignal, "\(node.stderr)")
-        #expect(node.process.terminationStatus == SIGBUS)
+        #expect(node.process.termination == .signalled(SIGBUS), "\(node.stderr)")
         #expect(
             node.stderr.contains("dwcp: stopped by a fault reading \(file), a log's LMDB file: the file is damaged"))
         #expect(node.stderr.contains("restore the data directory from a backup"))
@@ -65,8 +64,7 @@ import Testing
             #expect(node.stderr.contains("damaged"), "\(node.stderr)")
             return
         }
-        #expect(node.process.terminationReason == .uncaughtSignal, "\(node.stderr)")
-        #expect(node.process.terminationStatus == SIGABRT)
+        #expect(node.process.termination == .signalled(SIGABRT), "\(node.stderr)")
         #expect(node.stderr.contains("dwcp: LMDB stopped the process reading \(file), a log's LMDB file ("))
         #expect(node.stderr.contains("restore the data directory from a backup"))
     }
@@ -83,8 +81,7 @@ import Testing
             // page, whose bytes LMDB takes for the node's size and flags.
             pages.pointNodes(ofPage: leaves[1].page, at: UInt16(LMDBPages.pageSize - 6))
         }
-        #expect(node.process.terminationReason == .uncaughtSignal, "\(node.stderr)")
-        #expect(node.process.terminationStatus == SIGSEGV)
+        #expect(node.process.termination == .signalled(SIGSEGV), "\(node.stderr)")
         // Said as likely damage, not certain: a fault of dwcp's own would look the same.
         #expect(
             node.stderr.contains(

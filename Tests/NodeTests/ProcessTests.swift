@@ -12,15 +12,12 @@ import Testing
 @testable import Store
 
 /// A `dwcp` process started by a test, with its stdout and stderr in files.
-final class DwcpProcess: @unchecked Sendable {
-    let process = Process()
+final class DwcpProcess: Sendable {
+    let process: SpawnedProcess
     let stdoutPath: String
     let stderrPath: String
     /// When the process was started.
     let started = ContinuousClock.now
-    /// When it ended: taken on the thread Foundation reports the exit on, not by a test task that
-    /// may resume seconds later (a full run's tasks queue for the cooperative pool's threads).
-    private let ended = Mutex<ContinuousClock.Instant?>(nil)
 
     /// The built `dwcp` next to the test bundle (or `$DWCP_BINARY`).
     static var binary: String {
@@ -44,34 +41,23 @@ final class DwcpProcess: @unchecked Sendable {
             throw CLIFailure("the dwcp binary is not at \(Self.binary); run 'swift build' first (make test does)")
         }
         if let runAs {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-            process.arguments =
+            process = try SpawnedProcess(
+                "/usr/bin/setpriv",
                 ["--reuid=\(runAs.uid)", "--regid=\(runAs.gid)", "--clear-groups", "--", binary ?? Self.binary]
-                + arguments
+                    + arguments,
+                stdout: .file(stdoutPath), stderr: .file(stderrPath))
         } else {
-            process.executableURL = URL(fileURLWithPath: Self.binary)
-            process.arguments = arguments
+            process = try SpawnedProcess(Self.binary, arguments, stdout: .file(stdoutPath), stderr: .file(stderrPath))
         }
-        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: stdoutPath))
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
-        process.standardInput = FileHandle.nullDevice
-        process.terminationHandler = { [weak self] _ in self?.ended.withLock { $0 = .now } }
-        try process.run()
     }
 
-    /// Waits for the process to end and returns when it did (``waitForExit(timeout:)``, then the
-    /// instant its end was reported at).
+    /// Waits for the process to end and returns when it did: the instant the thread waiting for
+    /// it saw its end, not when a test task resumed (a full run's tasks queue for the cooperative
+    /// pool's threads).
     func waitForEnd(timeout: Duration = .seconds(30)) async throws -> ContinuousClock.Instant {
         _ = try await waitForExit(timeout: timeout)
-        let end = try await waitForValue(within: .seconds(10)) { ended.withLock { $0 } }
-        guard let end else { throw CLIFailure("dwcp \(process.arguments ?? []) ended, but its end was not reported") }
+        guard let end = process.ended else { throw CLIFailure("dwcp \(process.arguments) ended, but not its end") }
         return end
-    }
-
-    /// A test that fails before it stops its processes does not leave them running (they would
-    /// slow every test after it).
-    deinit {
-        if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
     }
 
     var stdout: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
@@ -97,14 +83,14 @@ final class DwcpProcess: @unchecked Sendable {
         let deadline = ContinuousClock.now + timeout
         while process.isRunning {
             guard ContinuousClock.now < deadline else {
-                throw CLIFailure("dwcp \(process.arguments ?? []) did not exit: \(stderr)")
+                throw CLIFailure("dwcp \(process.arguments) did not exit: \(stderr)")
             }
             try await Task.sleep(for: .milliseconds(20))
         }
         return process.terminationStatus
     }
 
-    func kill(_ signal: Int32) { Foundation.kill(process.processIdentifier, signal) }
+    func kill(_ signal: Int32) { process.kill(signal) }
 
     /// Sends SIGSTOP and returns once every thread of the process has stopped. `kill` returns
     /// before that: the kernel hands a process-wide stop to one thread, which stops the others

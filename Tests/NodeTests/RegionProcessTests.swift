@@ -137,15 +137,10 @@ final class Region: Sendable {
     /// Runs `script` in `/bin/sh` with `$ID` set to each member's process id (`$n1`, `$n2`, …),
     /// in the background: signals sent from there keep their spacing, where the test's own tasks
     /// may resume a second late on a loaded machine. Returns the shell, to wait for.
-    func signalling(_ script: String) throws -> Process {
-        let shell = Process()
-        shell.executableURL = URL(fileURLWithPath: "/bin/sh")
-        shell.arguments = ["-c", script]
+    func signalling(_ script: String) throws -> SpawnedProcess {
         var environment = ProcessInfo.processInfo.environment
         for (id, process) in processes.withLock({ $0 }) { environment[id] = "\(process.process.processIdentifier)" }
-        shell.environment = environment
-        try shell.run()
-        return shell
+        return try SpawnedProcess("/bin/sh", ["-c", script], environment: environment)
     }
 
     /// Stops `id` with SIGSTOP, returning once all its threads have stopped (see ``DwcpProcess/freeze(timeout:)``).
@@ -768,7 +763,7 @@ func get(_ url: String) async throws -> (Int, String) {
         #expect(FileManager.default.createFile(atPath: go, contents: nil))
         let inFlight = try await sent
         let (exit, stopLog) = try await region.exited(stopping)
-        signals.waitUntilExit()
+        await signals.waitUntilExit()
         #expect(inFlight.status == 200, "\(inFlight.text)")
         #expect(inFlight.took >= .milliseconds(500), "answered before the followers resumed: \(inFlight.took)")
         #expect(exit == 0, "\(stopLog.suffix(2000))")

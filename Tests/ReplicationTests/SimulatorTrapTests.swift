@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// A trap in the code the simulator runs stops its process; the seed it was running is said first,
@@ -12,19 +13,14 @@ import Testing
         let stderr = FileManager.default.temporaryDirectory.appendingPathComponent("dwcp-sim-\(UUID()).err")
         FileManager.default.createFile(atPath: stderr.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: stderr) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["--seeds", "100000", "--first", "700"]
         // Without Swift's backtracer: the line under test is dwcp-sim's own, and the backtracer's
         // full symbolication of the debug binary took a core for up to a minute in the middle of
         // the suite, and was left behind when the test ended the process.
         var environment = ProcessInfo.processInfo.environment
         environment["SWIFT_BACKTRACE"] = "enable=no"
-        process.environment = environment
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = try FileHandle(forWritingTo: stderr)
-        try process.run()
-        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        let process = try SpawnedProcess(
+            binary, ["--seeds", "100000", "--first", "700"], environment: environment, stderr: .file(stderr.path))
+        defer { process.kill(SIGKILL) }
         // Once it runs seeds (0.2 s of CPU: its handler is in place before the first), however
         // busy the machine is.
         for _ in 0..<400 {
@@ -36,7 +32,7 @@ import Testing
             try await Task.sleep(for: .milliseconds(25))
         }
         // The signal a failed precondition raises (ud2), sent from outside at an unknown moment.
-        kill(process.processIdentifier, SIGILL)
+        process.kill(SIGILL)
         var said = ""
         for _ in 0..<100 where !said.contains("replay") {
             try await Task.sleep(for: .milliseconds(50))

@@ -11,29 +11,21 @@ public struct ChildProcessResult: Sendable {
 /// stdout and stderr. Only for programs that print little: each pipe is read once the program
 /// has ended, so one that printed more than a pipe holds (64 KiB) would wait for ever.
 ///
-/// It waits without holding a thread: `Process.waitUntilExit()` spins a run loop on the calling
-/// thread, and a test that called it held one of the two cooperative threads of a 2-core machine,
-/// for seconds at the start of a full run, while every other test waited.
+/// It waits without holding a thread (``SpawnedProcess/waitUntilExit()``): a test that blocked
+/// one held one of the two cooperative threads of a 2-core machine while every other test waited.
 public func runToEnd(_ executable: String, _ arguments: [String]) async throws -> ChildProcessResult {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
     let output = Pipe()
     let errors = Pipe()
-    process.standardOutput = output
-    process.standardError = errors
-    process.standardInput = FileHandle.nullDevice
-    let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-        process.terminationHandler = { ended in continuation.resume(returning: ended.terminationStatus) }
-        do {
-            try process.run()
-        } catch {
-            process.terminationHandler = nil
-            continuation.resume(throwing: error)
-        }
-    }
+    let process = try SpawnedProcess(
+        executable, arguments,
+        stdout: .descriptor(output.fileHandleForWriting.fileDescriptor),
+        stderr: .descriptor(errors.fileHandleForWriting.fileDescriptor))
+    // (This process's write ends closed: the reads below end when the child's do.)
+    try output.fileHandleForWriting.close()
+    try errors.fileHandleForWriting.close()
+    await process.waitUntilExit()
     return ChildProcessResult(
-        status: status,
+        status: process.terminationStatus,
         output: String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self),
         errors: String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
 }

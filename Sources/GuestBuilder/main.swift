@@ -20,26 +20,25 @@ let compileFlags = [
     "-std=c11",
 ]
 
-/// Runs a tool found by path or on PATH; exits with its output when it fails.
+/// Runs a tool found by path or on PATH; exits with its output when it fails. (Through
+/// `posix_spawnp`, not Foundation's `Process`, whose `run()` on Linux over-reads `/proc/self/fd`
+/// entries now and then and crashes: swift-corelibs-foundation PR #5472.)
 func run(_ tool: String, _ args: [String]) {
-    let process = Process()
-    if tool.contains("/") {
-        process.executableURL = URL(fileURLWithPath: tool)
-        process.arguments = args
-    } else {
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [tool] + args
-    }
-    do {
-        try process.run()
-    } catch {
-        FileHandle.standardError.write(Data("GuestBuilder: cannot run \(tool): \(error)\n".utf8))
+    let argv = ([tool] + args).map { strdup($0) } + [nil]
+    defer { for pointer in argv { free(pointer) } }
+    var pid: pid_t = 0
+    let spawned = posix_spawnp(&pid, tool, nil, nil, argv, environ)
+    guard spawned == 0 else {
+        FileHandle.standardError.write(
+            Data("GuestBuilder: cannot run \(tool): \(String(cString: strerror(spawned)))\n".utf8))
         exit(1)
     }
-    process.waitUntilExit()
-    if process.terminationStatus != 0 {
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+    if status != 0 {
+        let how = status & 0x7f == 0 ? "exit status \((status >> 8) & 0xff)" : "signal \(status & 0x7f)"
         FileHandle.standardError.write(
-            Data("GuestBuilder: \(tool) \(args.joined(separator: " ")) failed (\(process.terminationStatus))\n".utf8))
+            Data("GuestBuilder: \(tool) \(args.joined(separator: " ")) failed (\(how))\n".utf8))
         exit(1)
     }
 }

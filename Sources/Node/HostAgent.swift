@@ -227,6 +227,14 @@ struct HostAgent: Sendable {
                             VMStateReported(
                                 vm: name, host: configuration.hostName, state: "stopped", reason: reason,
                                 createdIndex: createdIndex))
+                    case .reportRunning(let name, let reason):
+                        let createdIndex = hosted.first { $0.name == name }.map { UInt64($0.createdIndex) }
+                        logger.notice("VM \(name) \(reason)")
+                        await report(
+                            node,
+                            VMStateReported(
+                                vm: name, host: configuration.hostName, state: "running", reason: reason,
+                                createdIndex: createdIndex))
                     case .tearDown(let name):
                         if let vm = local.markStopping(name, cause: .tornDown) {
                             logger.notice(

@@ -54,6 +54,9 @@ public struct HostAgentPlan: Sendable {
         case stop(String)
         /// Report a VM that is not running here as stopped (it was running before the agent restarted).
         case reportStopped(String, reason: String)
+        /// Report a VM that runs here as running: the views took it off this host and placed it
+        /// here again (an evacuation this agent did not see, cut off) while its microVM ran on.
+        case reportRunning(String, reason: String)
         /// The VM is no longer placed here (deleted or moved): end it and remove its files.
         case tearDown(String)
         /// Its start would need memory that ended microVMs here still hold: it comes again in a
@@ -78,6 +81,10 @@ public struct HostAgentPlan: Sendable {
     /// For each VM, the desired index the agent already acted on: a desired state is acted on once,
     /// so a guest that halts is not started again until someone asks for it again.
     public private(set) var handled: [String: Int64] = [:]
+
+    /// The VMs running here that the views, in an earlier pass, showed starting or running: one
+    /// of them the views show `scheduled` again was placed here anew, not started by this agent.
+    private var seenRunning: Set<String> = []
 
     public init() {}
 
@@ -107,8 +114,24 @@ public struct HostAgentPlan: Sendable {
             // This agent acted on an earlier desired state of it (a stop), and it is asked again:
             // a start that follows a stop, whatever order the stop's report committed in.
             let askedAgain = (handled[vm.name] ?? .max) < vm.desiredIndex
+            if isRunning, ["starting", "running"].contains(vm.actualState) {
+                seenRunning.insert(vm.name)
+            } else if !isRunning {
+                seenRunning.remove(vm.name)
+            }
             switch vm.desiredState {
             case "running" where isRunning:
+                // Evacuated while this agent was cut off, and placed here again before it heard:
+                // the views wait for a start this agent will not make (it runs). (Its own start's
+                // reports come after a pass that showed `scheduled`, so that one is not taken.)
+                if vm.actualState == "scheduled", seenRunning.remove(vm.name) != nil {
+                    actions.append(
+                        .reportRunning(
+                            vm.name,
+                            reason:
+                                "placed on this host again while its microVM here ran on (it was taken off this host while its host agent was cut off)"
+                        ))
+                }
                 // A start asked while it runs is met: a guest that halts later is not started again for it.
                 handled[vm.name] = vm.desiredIndex
             case "running" where !actedOn:
@@ -155,6 +178,7 @@ public struct HostAgentPlan: Sendable {
             }
         }
         handled = handled.filter { names.contains($0.key) }
+        seenRunning.formIntersection(names)
         return actions
     }
 }

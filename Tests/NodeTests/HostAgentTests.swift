@@ -138,6 +138,35 @@ struct HostAgentPlanTests {
         #expect(plan.actions(hosted: [createdStopped, reportLost], running: [:]).isEmpty)
     }
 
+    @Test(
+        "a VM evacuated while its agent was cut off and placed back on its host while its microVM ran is reported running, once; the agent's own start is not"
+    )
+    func placedBackWhileItRan() {
+        var plan = HostAgentPlan()
+        let placed = vm()
+        #expect(plan.actions(hosted: [placed], running: [:]) == [.start(placed, reason: "")])
+        // Its own start: the views show `scheduled` until the report of it commits. Nothing to report.
+        #expect(plan.actions(hosted: [placed], running: ["a": 0]).isEmpty)
+        let running = vm(actual: "running", reportedIndex: 4)
+        #expect(plan.actions(hosted: [running], running: ["a": 0]).isEmpty)
+        // Evacuated and placed here again (the same VM, the same desired state) while it ran on:
+        // the views wait for a start.
+        let placedAgain = vm(actual: "scheduled", reportedIndex: 4)
+        let reason =
+            "placed on this host again while its microVM here ran on (it was taken off this host while its host agent was cut off)"
+        #expect(plan.actions(hosted: [placedAgain], running: ["a": 0]) == [.reportRunning("a", reason: reason)])
+        // Once: the report is on its way.
+        #expect(plan.actions(hosted: [placedAgain], running: ["a": 0]).isEmpty)
+        // A VM the agent saw running, then ended (a halt), then started again by request, shows
+        // `scheduled` only while its new start is reported: not taken for one placed again.
+        var other = HostAgentPlan()
+        #expect(other.actions(hosted: [running], running: ["a": 0]).isEmpty)
+        #expect(other.actions(hosted: [vm(actual: "stopped", reportedIndex: 6)], running: [:]).isEmpty)
+        let askedAgain = vm(actual: "scheduled", desiredIndex: 8, reportedIndex: 6)
+        #expect(other.actions(hosted: [askedAgain], running: [:]) == [.start(askedAgain, reason: "")])
+        #expect(other.actions(hosted: [askedAgain], running: ["a": 0]).isEmpty)
+    }
+
     @Test("a stop request stops a running VM; a VM no longer placed here is torn down")
     func stopAndTearDown() {
         var plan = HostAgentPlan()

@@ -39,3 +39,38 @@ print(f"{len(samples)} samples of the leader's event loop")
 for name, _ in PARTS:
     print(f"{100 * counts[name] / total:5.1f} %  {name}")
 print(f"{100 * rest / total:5.1f} %  everything else (tasks and their switches, the event loop, Raft, reads, the router)")
+
+# The same samples by whose code they are in: the module of the frame nearest the leaf that names
+# one (the runtime's and the kernel's frames name none, so they count for the module that called
+# them; SQLite's C frames count as sqlite). Tasks run on the event loop, so a task's runtime
+# overhead counts for NIOPosix, which runs its jobs.
+MODULES = [
+    "Hummingbird", "HummingbirdCore", "HTTPTypes", "NIOHTTP1", "NIOHTTPTypes", "NIOHTTPTypesHTTP1", "NIOCore",
+    "NIOPosix", "NIOSSL", "Node", "Store", "Replication", "Query", "Scheduler", "GRDB", "Logging", "Metrics",
+    "Prometheus",
+]
+MODULE = re.compile(r"\b(" + "|".join(MODULES) + r")\.")
+# (Demangled again in full: the simplified names above leave the modules out.)
+qualified = dict(
+    zip(
+        names,
+        subprocess.run(["swift", "demangle", "--compact"], input="\n".join(names), capture_output=True, text=True)
+        .stdout.split("\n"),
+    )
+)
+owners = {}
+for sample in samples:
+    owner = "none (the runtime, libc or the kernel alone)"
+    for frame in sample:
+        name = qualified.get(frame, frame)
+        if "sqlite3" in name:
+            owner = "sqlite"
+            break
+        match = MODULE.search(name)
+        if match:
+            owner = match.group(1)
+            break
+    owners[owner] = owners.get(owner, 0) + 1
+print("by module (the frame nearest the leaf that names one):")
+for owner, count in sorted(owners.items(), key=lambda item: -item[1]):
+    print(f"{100 * count / total:5.1f} %  {owner}")

@@ -1,3 +1,4 @@
+import Replication
 import Store
 
 extension Node {
@@ -16,6 +17,10 @@ extension Node {
     {
         guard let raft else { return nil }
         let answers = await raft.otherMemberStatuses(timeout: .seconds(1))
+        // Without a majority nothing commits, whoever is excused: that is the news, not one member.
+        if let lost = Self.majorityLost(voters: Array(raft.status.membership.voters.keys), answers: answers) {
+            return lost
+        }
         for (id, answer) in answers.sorted(by: { $0.key < $1.key }) {
             switch answer {
             case .failure where excused.contains(id):
@@ -29,5 +34,17 @@ extension Node {
             }
         }
         return nil
+    }
+
+    /// Says so when fewer than a majority of `voters` answered (this member, not among `answers`,
+    /// counts as answering); nil otherwise.
+    static func majorityLost(voters: [String], answers: [String: Result<MemberStatus, NodeError>]) -> String? {
+        let silent = voters.filter { id in
+            if case .failure = answers[id] { return true }
+            return false
+        }.sorted()
+        guard voters.count - silent.count <= voters.count / 2 else { return nil }
+        return
+            "fewer than a majority of the region's voters answer (\(silent.joined(separator: ", ")) do not): nothing commits until they do"
     }
 }

@@ -102,7 +102,7 @@ public enum NodeAPI {
         }
         router.post("/v1/cluster/members/:id/promote") { request, context in
             try await handle(node) {
-                let id = try context.parameters.require("id")
+                let id = try pathParameter(context, "id")
                 try Validation.name(id, what: "member")
                 return try await onLeader(request, body: nil, node: node) {
                     committedAt(try await node.changeCluster(.promote(id: id)))
@@ -111,7 +111,7 @@ public enum NodeAPI {
         }
         router.delete("/v1/cluster/members/:id") { request, context in
             try await handle(node) {
-                let id = try context.parameters.require("id")
+                let id = try pathParameter(context, "id")
                 try Validation.name(id, what: "member")
                 return try await onLeader(request, body: nil, node: node) {
                     committedAt(try await node.changeCluster(.remove(id: id)))
@@ -142,14 +142,14 @@ public enum NodeAPI {
         }
         router.delete("/v1/hosts/:name") { request, context in
             try await handle(node) {
-                let name = try context.parameters.require("name")
+                let name = try pathParameter(context, "name")
                 let requestID = try await requestIDOnly(request, node: node)
                 return receipt(try await node.submit(.removeHost(name: name), requestID: requestID), subject: "host")
             }
         }
         router.post("/v1/hosts/:name/evacuate") { request, context in
             try await handle(node) {
-                let name = try context.parameters.require("name")
+                let name = try pathParameter(context, "name")
                 let requestID = try await requestIDOnly(request, node: node)
                 let evacuated = try await node.submit(.evacuateHost(name: name), requestID: requestID)
                 let vms = try node.vmsEvacuated(at: evacuated.logIndex)
@@ -187,7 +187,7 @@ public enum NodeAPI {
         }
         router.get("/v1/vms/:name/console") { request, context in
             try await handle(node) {
-                let name = try context.parameters.require("name")
+                let name = try pathParameter(context, "name")
                 let follow: Bool
                 switch try parameter(request, "follow") {
                 case nil, "", "0", "false": follow = false
@@ -229,7 +229,7 @@ public enum NodeAPI {
             try await handle(node) {
                 let consistency = try readConsistency(of: request)
                 return json(
-                    try await node.explain(vm: try context.parameters.require("name"), consistency: consistency))
+                    try await node.explain(vm: try pathParameter(context, "name"), consistency: consistency))
             }
         }
         router.get("/v1/rebalance") { request, _ in
@@ -242,7 +242,7 @@ public enum NodeAPI {
         }
         router.put("/v1/hosts/:name/labels") { request, context in
             try await handle(node) {
-                let name = try context.parameters.require("name")
+                let name = try pathParameter(context, "name")
                 let (labels, requestID) = try await intentInput(node) {
                     let body = try await decode(HostLabelsRequest.self, from: request)
                     return (body.labels, try intentRequestID(request, body: body.requestID))
@@ -255,7 +255,7 @@ public enum NodeAPI {
         for (action, state) in [("start", VMDesiredState.running), ("stop", .stopped)] {
             router.post("/v1/vms/:name/\(action)") { request, context in
                 try await handle(node) {
-                    let name = try context.parameters.require("name")
+                    let name = try pathParameter(context, "name")
                     let requestID = try await requestIDOnly(request, node: node)
                     return receipt(
                         try await node.submit(.setDesiredState(vm: name, state), requestID: requestID), subject: "vm")
@@ -264,7 +264,7 @@ public enum NodeAPI {
         }
         router.delete("/v1/vms/:name") { request, context in
             try await handle(node) {
-                let name = try context.parameters.require("name")
+                let name = try pathParameter(context, "name")
                 let requestID = try await requestIDOnly(request, node: node)
                 return receipt(try await node.submit(.deleteVM(name: name), requestID: requestID), subject: "vm")
             }
@@ -403,6 +403,17 @@ public enum NodeAPI {
             )
         }
         return query ?? body
+    }
+
+    /// A path segment's value (`:name` in the route), percent-decoded: `/v1/hosts/h%31` names the
+    /// host `h1`, and a refusal quotes the name as the client meant it, not as the URL carried it.
+    static func pathParameter(_ context: BasicRequestContext, _ name: String) throws -> String {
+        let raw = try context.parameters.require(name)
+        guard let decoded = raw.removingPercentEncoding else {
+            throw NodeError(
+                .invalid, "the \(name) in the path (\(Validation.shown(raw))) is not valid percent-encoding")
+        }
+        return decoded
     }
 
     /// A query parameter's value, nil when it is not given; one given more than once is refused

@@ -1,3 +1,4 @@
+import Replication
 import Store
 import TestSupport
 import Testing
@@ -89,5 +90,21 @@ extension HostEvacuationNodeTests {
             let placed = #"[["h2"]]"#
             #expect(try await HostLivenessTests.poll(leading, "SELECT host FROM vms", until: placed) == placed)
         }
+    }
+
+    @Test(
+        "a check of the members that finds fewer than a majority of the voters answering says so, not one member's silence"
+    )
+    func lostMajorityIsSaid() {
+        let silent = Result<MemberStatus, NodeError>.failure(NodeError(.unavailable, "no answer"))
+        #expect(
+            Node.majorityLost(voters: ["n1", "n2", "n3"], answers: ["n3": silent, "n2": silent])
+                == "fewer than a majority of the region's voters answer (n2, n3 do not): nothing commits until they do")
+        #expect(Node.majorityLost(voters: ["n1", "n2", "n3"], answers: ["n2": silent]) == nil)
+        // A silent learner (n9, not a voter) takes nothing from the majority.
+        #expect(Node.majorityLost(voters: ["n1", "n2", "n3"], answers: ["n2": silent, "n9": silent]) == nil)
+        let five = ["n1", "n2", "n3", "n4", "n5"]
+        #expect(Node.majorityLost(voters: five, answers: ["n2": silent, "n3": silent]) == nil)
+        #expect(Node.majorityLost(voters: five, answers: ["n2": silent, "n3": silent, "n5": silent]) != nil)
     }
 }

@@ -58,6 +58,9 @@ import Testing
             #expect(body.contains(#""required_labels":{}"#) && body.contains(#""explanation":{"#), "\(body)")
             (status, body) = try await call(.POST, base + "/v1/vms/web-1/stop", "")
             #expect(status == 200 && body.contains(#""desired_state":"stopped""#))
+            // A name in the path may come percent-encoded (h%31 is h1).
+            (status, body) = try await call(.PUT, base + "/v1/hosts/h%31/labels", #"{"labels":{"rack":"b"}}"#)
+            #expect(status == 200 && body.contains(#""name":"h1""#) && body.contains(#""rack":"b""#), "\(body)")
             (status, body) = try await call(.POST, base + "/v1/sql", #"{"query":"SELECT name, host FROM vms"}"#)
             #expect(status == 200)
             #expect(body.hasPrefix(#"{"columns":["name","host"],"rows":[["web-1","h1"]],"applied_index":"#))
@@ -335,6 +338,8 @@ import Testing
                     "a number out of range"
                 ),
                 (.DELETE, "/v1/vms/ghost", nil, 404, "no VM named ghost"),
+                // A name in the path is quoted as the client meant it, percent-decoded.
+                (.DELETE, "/v1/hosts/Bad%20Name", nil, 400, "invalid host name 'Bad Name'"),
                 (.POST, "/v1/sql", #"{"query":"DELETE FROM vms"}"#, 400, "read-only"),
                 (.POST, "/v1/sql", #"{"query":"SELEC nonsense"}"#, 400, "syntax error"),
                 (.POST, "/v1/sql", #"{"query":"SELECT 1","max_rows":0}"#, 400, "invalid max_rows 0"),
@@ -402,6 +407,13 @@ import Testing
                 #expect(status == expectedStatus, "\(path): \(text)")
                 #expect(text.contains(#"{"error":{"code":"#) && text.contains(message), "\(path): \(text)")
             }
+            // A path that is not valid percent-encoding (sent as is: the HTTP client would escape it).
+            let port = try #require(Int(base.split(separator: ":").last!))
+            let request = "DELETE /v1/hosts/h%zz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            let answer = String(decoding: try exchangeRaw(Array(request.utf8), port: port).answer, as: UTF8.self)
+            #expect(
+                answer.hasPrefix("HTTP/1.1 400")
+                    && answer.contains("the name in the path (h%zz) is not valid percent-encoding"), "\(answer)")
             #expect(node.log.lastIndex == before)
             // An intent whose body cannot be read counts among the invalid ones, as one that fails
             // validation does (it was left out).

@@ -34,7 +34,13 @@ func run(_ tool: String, _ args: [String]) {
         exit(1)
     }
     var status: Int32 = 0
-    while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+    var waited: pid_t
+    repeat { waited = waitpid(pid, &status, 0) } while waited == -1 && errno == EINTR
+    guard waited == pid else {
+        FileHandle.standardError.write(
+            Data("GuestBuilder: cannot wait for \(tool): \(String(cString: strerror(errno)))\n".utf8))
+        exit(1)
+    }
     if status != 0 {
         let how = status & 0x7f == 0 ? "exit status \((status >> 8) & 0xff)" : "signal \(status & 0x7f)"
         FileHandle.standardError.write(

@@ -196,6 +196,7 @@ struct HostAgent: Sendable {
                 waitingForMemory.formIntersection(hostedNames)
                 defer { node.metrics.vmsWaitingForMemory.record(waitingForMemory.count) }
                 let memory = hostMemory.map { HostAgentPlan.Memory(offered: $0, held: local.heldMemoryBytes) }
+                var reportLost = false
                 for action in plan.actions(hosted: hosted, running: running, memory: memory) {
                     switch action {
                     case .waitForMemory(let vm):
@@ -230,11 +231,17 @@ struct HostAgent: Sendable {
                     case .reportRunning(let name, let reason):
                         let createdIndex = hosted.first { $0.name == name }.map { UInt64($0.createdIndex) }
                         logger.notice("VM \(name) \(reason)")
-                        await report(
+                        let reported = await report(
                             node,
                             VMStateReported(
                                 vm: name, host: configuration.hostName, state: "running", reason: reason,
                                 createdIndex: createdIndex))
+                        // Not committed (the region had no leader for longer than the tries): the
+                        // next pass reports it again, rather than leave the views `scheduled`.
+                        if !reported {
+                            plan.reportLost(name)
+                            reportLost = true
+                        }
                     case .tearDown(let name):
                         if let vm = local.markStopping(name, cause: .tornDown) {
                             logger.notice(
@@ -246,7 +253,8 @@ struct HostAgent: Sendable {
                         withFiles.remove(name)
                     }
                 }
-                actedOn = (vmsChanged, running)
+                // (A lost report plans again at the next applied index, not only once a VM changes.)
+                actedOn = reportLost ? nil : (vmsChanged, running)
                 seen = try await Self.waitForChange(node: node, after: seen, endedAfter: endedSeen, local: local)
             }
         }
@@ -370,21 +378,24 @@ struct HostAgent: Sendable {
     /// it, as through a change of leader: a report lost for good left the views wrong until the VM
     /// changed again. (Applied twice, a report sets the same state again: no second event row, and
     /// no second `vm_starts` row, as its measurement is the VM's latest already.)
-    private func report(_ node: Node, _ state: VMStateReported) async {
+    /// Returns whether the report committed.
+    @discardableResult
+    private func report(_ node: Node, _ state: VMStateReported) async -> Bool {
         var pause: Duration = .milliseconds(200)
         for attempt in 1...5 {
             do {
                 _ = try await node.consensus.propose([Record(at: Node.now(), .vmStateReported(state)).encoded()])
-                return
+                return true
             } catch let error as NodeError where error.code == .unavailable && attempt < 5 {
                 logger.info("cannot report VM \(state.vm) \(state.state) yet (\(error.message)); trying again")
-                do { try await Task.sleep(for: pause) } catch { return }
+                do { try await Task.sleep(for: pause) } catch { return false }
                 pause *= 2
             } catch {
                 logger.warning("cannot report VM \(state.vm) \(state.state): \(error)")
-                return
+                return false
             }
         }
+        return false
     }
 
     /// Registers this machine as a host with its real CPU count and memory, unless one of this name exists.

@@ -88,6 +88,12 @@ public struct HostAgentPlan: Sendable {
 
     public init() {}
 
+    /// A ``Action/reportRunning(_:reason:)`` did not commit: the next pass that finds the VM
+    /// running here and `scheduled` in the views gives it again.
+    public mutating func reportLost(_ name: String) {
+        seenRunning.insert(name)
+    }
+
     /// The actions that bring this host in line with `hosted`; `running` are the VMs alive here,
     /// each with the `vm.created` index of the VM it was started for. One started for a VM of that
     /// name deleted since (the name created again) is torn down, and the new VM is then started as

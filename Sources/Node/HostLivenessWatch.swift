@@ -22,7 +22,7 @@ struct HostLivenessWatch: Sendable {
         _ = try await node.snapshots.viewsChecked.wait(until: 1)
         var liveness = HostLiveness()
         var leadingTerm: UInt64?
-        var heldBackBy: String?
+        var heldBackBy: MembersHoldBack?
         var sharedHostLogged: String?  // (the other member)
         while true {
             try await loop.sleep(for: Self.checkEvery)

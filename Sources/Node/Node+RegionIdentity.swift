@@ -13,7 +13,7 @@ extension Node {
     func identifyRegion() async throws {
         guard let raft else { return }
         let loop = MultiThreadedEventLoopGroup.singleton.any()
-        var heldBackBy: String?
+        var heldBackBy: MembersHoldBack?
         let start = ContinuousClock.now
         var toldLate = false
         while !raft.namesRegion {
@@ -25,7 +25,7 @@ extension Node {
                 // said at notice when it lasts a minute, or when it is a version.
                 let late = start.duration(to: .now) > .seconds(60)
                 if let reason, reason != heldBackBy || (late && !toldLate) {
-                    let level: Logger.Level = reason.contains("did not answer") && !late ? .info : .notice
+                    let level: Logger.Level = reason.silence && !late ? .info : .notice
                     logger.log(
                         level: level,
                         "the region gets its id (docs/replication.md, \"The region id\") once every member's views can apply it: \(reason)"

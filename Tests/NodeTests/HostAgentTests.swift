@@ -157,6 +157,9 @@ struct HostAgentPlanTests {
         #expect(plan.actions(hosted: [placedAgain], running: ["a": 0]) == [.reportRunning("a", reason: reason)])
         // Once: the report is on its way.
         #expect(plan.actions(hosted: [placedAgain], running: ["a": 0]).isEmpty)
+        // It did not commit (no leader for longer than the agent's tries): the next pass gives it again.
+        plan.reportLost("a")
+        #expect(plan.actions(hosted: [placedAgain], running: ["a": 0]) == [.reportRunning("a", reason: reason)])
         // A VM the agent saw running, then ended (a halt), then started again by request, shows
         // `scheduled` only while its new start is reported: not taken for one placed again.
         var other = HostAgentPlan()

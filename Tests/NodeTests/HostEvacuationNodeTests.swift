@@ -98,13 +98,14 @@ extension HostEvacuationNodeTests {
     func lostMajorityIsSaid() {
         let silent = Result<MemberStatus, NodeError>.failure(NodeError(.unavailable, "no answer"))
         #expect(
-            Node.majorityLost(voters: ["n1", "n2", "n3"], answers: ["n3": silent, "n2": silent])
+            Node.majorityLost(voters: ["n1", "n2", "n3"], answers: ["n3": silent, "n2": silent])?.description
                 == "fewer than a majority of the region's voters answer (n2, n3 do not): nothing commits until they do")
         #expect(Node.majorityLost(voters: ["n1", "n2", "n3"], answers: ["n2": silent]) == nil)
         // A silent learner (n9, not a voter) takes nothing from the majority.
         #expect(Node.majorityLost(voters: ["n1", "n2", "n3"], answers: ["n2": silent, "n9": silent]) == nil)
         let five = ["n1", "n2", "n3", "n4", "n5"]
         #expect(Node.majorityLost(voters: five, answers: ["n2": silent, "n3": silent]) == nil)
-        #expect(Node.majorityLost(voters: five, answers: ["n2": silent, "n3": silent, "n5": silent]) != nil)
+        // Silence, as one member's is: at a region's first start it is logged at info for a minute.
+        #expect(Node.majorityLost(voters: five, answers: ["n2": silent, "n3": silent, "n5": silent])?.silence == true)
     }
 }

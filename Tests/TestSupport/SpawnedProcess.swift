@@ -28,6 +28,8 @@ public final class SpawnedProcess: Sendable {
         case exited(Int32)
         /// A signal it did not handle ended it.
         case signalled(Int32)
+        /// Its end could not be read (waiting for it failed with this errno): not an exit status.
+        case unobserved(Int32)
     }
 
     public let processIdentifier: pid_t
@@ -68,7 +70,27 @@ public final class SpawnedProcess: Sendable {
                 posix_spawn_file_actions_adddup2(&actions, descriptor, target)
             }
         }
-        if let closeFrom = Self.addCloseFrom { _ = closeFrom(&actions, 3) }
+        guard let closeFrom = Self.addCloseFrom else {
+            throw SpawnFailure(
+                description:
+                    "cannot start \(executable): this C library lacks posix_spawn_file_actions_addclosefrom_np (glibc 2.34 and later), without which the child would hold every descriptor of the tests"
+            )
+        }
+        _ = closeFrom(&actions, 3)
+        // The child starts with no signal blocked and every signal's default action, whatever the
+        // spawning thread had (a dispatch worker blocks several): a SIGTERM sent to it ends it.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t()
+        sigemptyset(&none)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        var all = sigset_t()
+        sigfillset(&all)
+        sigdelset(&all, SIGKILL)
+        sigdelset(&all, SIGSTOP)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         let environment = environment ?? ProcessInfo.processInfo.environment
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
@@ -77,7 +99,7 @@ public final class SpawnedProcess: Sendable {
             for pointer in envp { free(pointer) }
         }
         var pid: pid_t = 0
-        let status = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+        let status = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
         guard status == 0 else {
             throw SpawnFailure(
                 description: "cannot start \(executable): \(String(cString: strerror(status))) (\(status))")
@@ -91,12 +113,20 @@ public final class SpawnedProcess: Sendable {
             // Wait without reaping, then reap under the lock ``kill(_:)`` takes: a signal is never
             // sent to a pid the kernel may have handed to another process.
             var info = siginfo_t()
-            while waitid(P_PID, id_t(child), &info, WEXITED | WNOWAIT) == -1 && errno == EINTR {}
+            var waited: Int32
+            repeat {
+                waited = waitid(P_PID, id_t(child), &info, WEXITED | WNOWAIT)
+            } while waited == -1 && errno == EINTR
             let (termination, waiters) = ending.state.withLock { state in
+                // (Without blocking: the lock is held. The child is a zombie by now, unless the
+                // wait above failed, which leaves the end unobserved rather than a false exit 0.)
                 var raw: Int32 = 0
-                while waitpid(child, &raw, 0) == -1 && errno == EINTR {}
+                var reaped: pid_t
+                repeat { reaped = waitpid(child, &raw, WNOHANG) } while reaped == -1 && errno == EINTR
                 let termination: Termination =
-                    raw & 0x7f == 0 ? .exited((raw >> 8) & 0xff) : .signalled(raw & 0x7f)
+                    reaped != child
+                    ? .unobserved(waited == -1 ? errno : 0)
+                    : raw & 0x7f == 0 ? .exited((raw >> 8) & 0xff) : .signalled(raw & 0x7f)
                 state.termination = termination
                 state.instant = .now
                 defer { state.waiters = [] }
@@ -131,7 +161,7 @@ public final class SpawnedProcess: Sendable {
     public var terminationStatus: Int32 {
         switch termination {
         case .exited(let status), .signalled(let status): status
-        case nil: -1
+        case .unobserved, nil: -1
         }
     }
 

@@ -129,7 +129,9 @@ let package = Package(
         // bench/store: the store benchmark with raw LMDB as its anchor, in one run.
         .executableTarget(
             name: "dwcp-bench-store",
-            dependencies: ["Store", "Query", "Node", "CLMDB", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "ChildProcess", "Store", "Query", "Node", "CLMDB", .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             path: "bench/store"
         ),
         // bench/placement: placement quality against an exact solver, and placements/s.
@@ -141,7 +143,7 @@ let package = Package(
         .executableTarget(
             name: "dwcp-bench-vm-start",
             dependencies: [
-                "Hypervisor", "Node", "Store", .product(name: "GRDB", package: "GRDB.swift"),
+                "ChildProcess", "Hypervisor", "Node", "Store", .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "bench/vm-start"
@@ -150,7 +152,7 @@ let package = Package(
         .executableTarget(
             name: "dwcp-bench-region",
             dependencies: [
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                "ChildProcess", .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -160,11 +162,14 @@ let package = Package(
             // Scripts run by hand (BENCHMARKS.md), not part of the build.
             exclude: ["wire-breakdown.sh", "wire-breakdown.py", "recovery.py"]
         ),
+        // Child processes started with posix_spawn, for the tests and the benches (not Foundation's
+        // Process, whose run() crashes now and then on Linux: Sources/ChildProcess/SpawnedProcess.swift).
+        .target(name: "ChildProcess", path: "Sources/ChildProcess"),
         // Helpers shared by the test targets (temporary directories, views as an earlier dwcp wrote them).
         .target(
             name: "TestSupport",
             dependencies: [
-                "Schema", .product(name: "GRDB", package: "GRDB.swift"),
+                "ChildProcess", "Schema", .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/TestSupport"),
@@ -178,7 +183,7 @@ let package = Package(
         .testTarget(
             name: "ReplicationTests",
             dependencies: [
-                "Replication", "Simulation", "Store", "TestSupport",
+                "ChildProcess", "Replication", "Simulation", "Store", "TestSupport",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]),
@@ -193,7 +198,8 @@ let package = Package(
         .testTarget(
             name: "NodeTests",
             dependencies: [
-                "Node", "Store", "Query", "Scheduler", "Hypervisor", "Replication", "TestSupport", "Schema",
+                "ChildProcess", "Node", "Store", "Query", "Scheduler", "Hypervisor", "Replication", "TestSupport",
+                "Schema",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),

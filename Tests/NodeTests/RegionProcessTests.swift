@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import ChildProcess
 import Foundation
 import GRDB
 import Hypervisor
@@ -914,7 +915,9 @@ func get(_ url: String) async throws -> (Int, String) {
     )
     func snapshotCatchUpAndJoin() async throws {
         let dir = TemporaryDirectory()
-        let region = try Region(dir, extraArguments: ["--snapshot-every", "40"])
+        // (A 1 s election timeout: the test reads the leader's log and status throughout, and a
+        // loaded machine held a member up past 300 ms once, which moved the leadership mid-test.)
+        let region = try Region(dir, extraArguments: ["--snapshot-every", "40", "--election-timeout", "1000"])
         let leader = try await region.startAll()
         try await region.addRoomyHost(via: leader)
         var created = try await Self.createVMs(region, prefix: "101", count: 10, via: leader)

@@ -1,5 +1,5 @@
+import ChildProcess
 import Foundation
-import TestSupport
 import Testing
 
 /// The tests' own child processes (``SpawnedProcess``): how they end is read as it happened.

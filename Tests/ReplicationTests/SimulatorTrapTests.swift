@@ -1,5 +1,5 @@
+import ChildProcess
 import Foundation
-import TestSupport
 import Testing
 
 /// A trap in the code the simulator runs stops its process; the seed it was running is said first,

@@ -1,3 +1,4 @@
+import ChildProcess
 import Foundation
 
 /// Makes a region's certificate authority and its members' certificates in `directory` with

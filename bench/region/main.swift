@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import ChildProcess
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -72,26 +73,19 @@ func fail(_ message: String) -> Never {
 }
 
 /// A server process the bench started; killed at exit.
-final class Server: @unchecked Sendable {
-    let process = Process()
+final class Server: Sendable {
+    let process: SpawnedProcess
     let name: String
 
     init(_ executable: String, _ arguments: [String], log: String, name: String) throws {
         self.name = name
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
         FileManager.default.createFile(atPath: log, contents: nil)
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        process.standardOutput = handle
-        process.standardError = handle
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        process = try SpawnedProcess(executable, arguments, stdout: .file(log), stderr: .file(log))
     }
 
-    func stop() {
-        guard process.isRunning else { return }
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+    func stop() async {
+        process.kill(SIGKILL)
+        await process.waitUntilExit()
     }
 }
 
@@ -99,7 +93,7 @@ final class Server: @unchecked Sendable {
 final class ServerList: Sendable {
     let servers = Mutex<[Server]>([])
     func add(_ server: Server) { servers.withLock { $0.append(server) } }
-    func stopAll() { for server in servers.withLock({ $0 }) { server.stop() } }
+    func stopAll() async { for server in servers.withLock({ $0 }) { await server.stop() } }
     /// The process ids of the servers with these names, in that order.
     func pids(named names: [String]) -> [Int32] {
         let all = servers.withLock { $0 }
@@ -256,14 +250,10 @@ func freePorts(_ count: Int) -> [Int] {
 }
 
 /// Makes certificates for `members` (all at 127.0.0.1) in `directory` with scripts/peer-certs.sh.
-func makeCertificates(_ members: [String], in directory: String) throws {
+func makeCertificates(_ members: [String], in directory: String) async throws {
     let script = URL(fileURLWithPath: executableDirectory + "/../../scripts/peer-certs.sh").standardized.path
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/bin/bash")
-    process.arguments = [script, directory] + members.map { "\($0)=127.0.0.1" }
-    try process.run()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else { throw BenchError("\(script) failed (is openssl installed?)") }
+    let made = try await runToEnd("/bin/bash", [script, directory] + members.map { "\($0)=127.0.0.1" })
+    guard made.status == 0 else { throw BenchError("\(script) failed (is openssl installed?): \(made.errors)") }
 }
 
 /// `certificates`: members' certificates for mutual TLS between them (`peerTLS`) and on the API
@@ -406,7 +396,7 @@ var certificates: String?
 if options.peerTLS || options.clientTLS {
     certificates = directory + "/certs"
     do {
-        try makeCertificates(["n1", "n2", "n3", "e1", "e2", "e3", "bench"], in: directory + "/certs")
+        try await makeCertificates(["n1", "n2", "n3", "e1", "e2", "e3", "bench"], in: directory + "/certs")
     } catch {
         fail("\(error)")
     }
@@ -477,10 +467,10 @@ do {
     for line in summary { print(line) }
     print("(latency ratios below 1 mean DWCP is faster; medians over rounds)")
 } catch {
-    servers.stopAll()
+    await servers.stopAll()
     try? await http.shutdown().get()
     fail("\(error) (logs kept in \(directory))")
 }
-servers.stopAll()
+await servers.stopAll()
 try? await http.shutdown().get()
 try? FileManager.default.removeItem(atPath: directory)

@@ -1,3 +1,4 @@
+import CLMDB
 // bench/store: the fleet log and views, measured beside raw LMDB doing the same synced work.
 //
 //   swift build -c release --static-swift-stdlib --product dwcp-bench-store --product dwcp
@@ -17,7 +18,7 @@
 //    against SQLite's backup API copying every page, free ones included; bytes and time.
 // 6. Node RSS: `dwcp serve` on that data directory (it rebuilds its views from the log at start),
 //    holding N VMs, after answering an aggregate over HTTP.
-import CLMDB
+import ChildProcess
 import Foundation
 import GRDB
 import Node
@@ -364,16 +365,12 @@ if FileManager.default.isExecutableFile(atPath: binary) {
     try? FileManager.default.removeItem(atPath: dataDirectory + "/views.sqlite-shm")
     let out = scratch + "/serve.out"
     FileManager.default.createFile(atPath: out, contents: nil)
-    let serve = Process()
-    serve.executableURL = URL(fileURLWithPath: binary)
-    serve.arguments = [
+    let arguments = [
         "serve", "--data-dir", dataDirectory, "--node-id", "bench", "--region", "eu", "--api", "127.0.0.1:0",
         "--log-level", "warning",
     ]
-    serve.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
-    serve.standardError = FileHandle.nullDevice
     let startupBegan = ContinuousClock.now
-    try serve.run()
+    let serve = try SpawnedProcess(binary, arguments, stdout: .file(out))
     var port = ""
     while port.isEmpty && serve.isRunning {
         if let text = try? String(contentsOfFile: out, encoding: .utf8),
@@ -384,21 +381,16 @@ if FileManager.default.isExecutableFile(atPath: binary) {
         try await Task.sleep(for: .milliseconds(20))
     }
     let startup = seconds(ContinuousClock.now - startupBegan)
-    let sql = Process()
-    sql.executableURL = URL(fileURLWithPath: binary)
-    sql.arguments = [
-        "sql", "SELECT count(*), sum(memory_bytes) FROM vms GROUP BY region", "--server", port, "--format", "csv",
-    ]
-    sql.standardOutput = FileHandle.nullDevice
-    try sql.run()
-    sql.waitUntilExit()
+    _ = try await runToEnd(
+        binary,
+        ["sql", "SELECT count(*), sum(memory_bytes) FROM vms GROUP BY region", "--server", port, "--format", "csv"])
     let status = (try? String(contentsOfFile: "/proc/\(serve.processIdentifier)/status", encoding: .utf8)) ?? ""
     let rss =
         status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }.map {
             String($0.dropFirst(6)).trimmingCharacters(in: .whitespaces)
         } ?? "?"
-    serve.terminate()
-    serve.waitUntilExit()
+    serve.kill(SIGTERM)
+    await serve.waitUntilExit()
     print("")
     print(
         "6. dwcp serve holding \(vmCount) VMs: RSS \(rss) after an aggregate query; start-up with a views rebuild from \(records.count) log entries: \(String(format: "%.1f", startup)) s"

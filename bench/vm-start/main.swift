@@ -1,3 +1,4 @@
+import ChildProcess
 import Foundation
 import GRDB
 import Glibc
@@ -217,7 +218,7 @@ func restores(image: String, commandLine: String, untilOutput: Bool) async throw
     return (entry, output, resident)
 }
 
-func qemuStarts() throws -> [Double]? {
+func qemuStarts() async throws -> [Double]? {
     let candidates = ["/usr/bin/qemu-system-x86_64", "/usr/local/bin/qemu-system-x86_64"]
     guard let qemu = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else { return nil }
     guard let elf = GuestImage.builtinELF("builtin:hello") else { fail("no hello ELF") }
@@ -234,7 +235,7 @@ func qemuStarts() throws -> [Double]? {
             ])
         let seen = child.read(until: "hello from builtin:hello", timeoutMilliseconds: 10_000)
         let elapsed = ContinuousClock.now - start
-        child.kill()
+        await child.kill()
         guard seen.contains("hello from builtin:hello") else {
             fail("QEMU did not print the guest's line within 10 s: \(seen)")
         }
@@ -243,40 +244,18 @@ func qemuStarts() throws -> [Double]? {
     return times
 }
 
-/// A child process spawned with a clean signal mask and default handlers. (Foundation's `Process`
-/// passes on the spawning thread's blocked signals, and a QEMU that inherits them never boots.)
+/// QEMU with its stdout on a pipe this bench reads. (``SpawnedProcess`` starts it with a clean
+/// signal mask and default handlers: Foundation's `Process` passed on the spawning thread's blocked
+/// signals, and a QEMU that inherits them never boots.)
 struct CleanProcess {
-    let pid: pid_t
+    let process: SpawnedProcess
     let output: Int32
 
     init(path: String, arguments: [String]) throws {
         var pipe: [Int32] = [0, 0]
         guard Glibc.pipe(&pipe) == 0 else { fail("pipe: errno \(errno)") }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, pipe[1], 1)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addclose(&actions, pipe[0])
-        posix_spawn_file_actions_addclose(&actions, pipe[1])
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        var all = sigset_t()
-        sigfillset(&all)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        var child: pid_t = 0
-        let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
-        let status = posix_spawn(&child, path, &actions, &attributes, argv, environ)
-        posix_spawn_file_actions_destroy(&actions)
-        posix_spawnattr_destroy(&attributes)
-        close(pipe[1])
-        guard status == 0 else { fail("posix_spawn \(path): \(status)") }
-        pid = child
+        defer { close(pipe[1]) }
+        process = try SpawnedProcess(path, arguments, stdout: .descriptor(pipe[1]))
         output = pipe[0]
     }
 
@@ -300,10 +279,9 @@ struct CleanProcess {
         return String(decoding: seen, as: UTF8.self)
     }
 
-    func kill() {
-        Glibc.kill(pid, SIGKILL)
-        var status: Int32 = 0
-        waitpid(pid, &status, 0)
+    func kill() async {
+        process.kill(SIGKILL)
+        await process.waitUntilExit()
         close(output)
     }
 }
@@ -359,7 +337,7 @@ row(
     note: "\(dirty.residentAtSnapshot >> 20) MiB dirtied before the snapshot")
 var qemu: Summary?
 if !options.skipQEMU {
-    if let times = try qemuStarts() {
+    if let times = try await qemuStarts() {
         qemu = Summary(times)
         row("qemu microvm: spawn → guest line on stdout", qemu!)
     } else {

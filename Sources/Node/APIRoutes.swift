@@ -13,26 +13,65 @@ final class APIRoutes {
 
     typealias Handler<Output: ResponseGenerator> = @Sendable (Request, BasicRequestContext) async throws -> Output
 
-    func get(_ path: String, use handler: @escaping Handler<some ResponseGenerator>) {
-        add(.get, path, handler)
+    /// `query`: the query parameters the route reads. Any other is refused (400) before the
+    /// handler runs: a misspelt `?request-id=` was dropped without a word, and a retry that
+    /// carried it applied twice.
+    func get(_ path: String, query: Set<String> = [], use handler: @escaping Handler<some ResponseGenerator>) {
+        add(.get, path, query, handler)
     }
 
-    func post(_ path: String, use handler: @escaping Handler<some ResponseGenerator>) {
-        add(.post, path, handler)
+    func post(_ path: String, query: Set<String> = [], use handler: @escaping Handler<some ResponseGenerator>) {
+        add(.post, path, query, handler)
     }
 
-    func put(_ path: String, use handler: @escaping Handler<some ResponseGenerator>) {
-        add(.put, path, handler)
+    func put(_ path: String, query: Set<String> = [], use handler: @escaping Handler<some ResponseGenerator>) {
+        add(.put, path, query, handler)
     }
 
-    func delete(_ path: String, use handler: @escaping Handler<some ResponseGenerator>) {
-        add(.delete, path, handler)
+    func delete(_ path: String, query: Set<String> = [], use handler: @escaping Handler<some ResponseGenerator>) {
+        add(.delete, path, query, handler)
     }
 
-    private func add(_ method: HTTPRequest.Method, _ path: String, _ handler: @escaping Handler<some ResponseGenerator>)
-    {
-        router.on(RouterPath(path), method: method, use: handler)
+    private func add(
+        _ method: HTTPRequest.Method, _ path: String, _ query: Set<String>,
+        _ handler: @escaping Handler<some ResponseGenerator>
+    ) {
+        router.on(RouterPath(path), method: method) { request, context -> Response in
+            if let refusal = Self.refusal(of: request, pattern: path, query: query) { return refusal }
+            return try await handler(request, context).response(from: request, context: context)
+        }
         table.add(method, path)
+    }
+
+    /// The answer to a request the route must not take: one whose path has an empty segment (the
+    /// router skips it, so `DELETE /v1/hosts//labels` would reach `DELETE /v1/hosts/:name` for a
+    /// host named `labels`), or one with a query parameter the route does not read.
+    static func refusal(of request: Request, pattern: String, query allowed: Set<String>) -> Response? {
+        let path = request.uri.path
+        // (A trailing '/' is let be: the router's matching ignores it, and it names nothing.)
+        let segments = path.dropFirst().split(separator: "/", omittingEmptySubsequences: false).dropLast(
+            path.count > 1 && path.hasSuffix("/") ? 1 : 0)
+        if segments.contains(where: \.isEmpty) {
+            return NodeAPI.failure(
+                NodeError.Code.invalid.rawValue, "the path \(Validation.shown(path)) has an empty segment",
+                status: .badRequest)
+        }
+        for (name, _) in request.uri.queryParameters where !allowed.contains(String(name)) {
+            let takes =
+                allowed.isEmpty ? "it takes none" : "it takes \(allowed.sorted().joined(separator: ", "))"
+            let meant = allowed.first { Self.loosely($0) == Self.loosely(String(name)) }
+            return NodeAPI.failure(
+                NodeError.Code.invalid.rawValue,
+                "unknown query parameter '\(Validation.shown(String(name)))' for \(request.method) \(pattern): \(takes)"
+                    + (meant.map { " (did you mean \($0)?)" } ?? ""),
+                status: .badRequest)
+        }
+        return nil
+    }
+
+    /// A parameter's name without case, '-' and '_': `requestId`, `request-id` and `requestid` are `request_id`.
+    private static func loosely(_ name: String) -> String {
+        String(name.lowercased().filter { $0 != "_" && $0 != "-" })
     }
 }
 

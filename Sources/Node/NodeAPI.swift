@@ -51,7 +51,7 @@ public enum NodeAPI {
         router.get("/v1/status") { _, _ in
             try json(encoding: node.status())
         }
-        router.get("/v1/cluster") { request, _ in
+        router.get("/v1/cluster", query: ["timeout_ms"]) { request, _ in
             try await handle(node) {
                 let timeout = try timeoutParameter(of: request, default: .seconds(1), zero: "ask no member")
                 return json(await node.clusterStatus(timeout: timeout))
@@ -69,7 +69,7 @@ public enum NodeAPI {
                 try await onLeader(request, body: nil, node: node) { json(try node.periodicVerifyStatus()) }
             }
         }
-        router.get("/v1/views/digest") { request, _ in
+        router.get("/v1/views/digest", query: ["log_index", "timeout_ms"]) { request, _ in
             try await handle(node) {
                 guard let index = try logIndexParameter(of: request, "log_index") else {
                     throw NodeError(
@@ -128,7 +128,7 @@ public enum NodeAPI {
                 }
             }
         }
-        router.post("/v1/hosts") { request, _ in
+        router.post("/v1/hosts", query: ["request_id"]) { request, _ in
             try await handle(node) {
                 let (host, requestID) = try await intentInput(node) {
                     let body = try await decode(AddHostRequest.self, from: request)
@@ -140,14 +140,14 @@ public enum NodeAPI {
                 return receipt(try await node.submit(.addHost(host), requestID: requestID), subject: "host")
             }
         }
-        router.delete("/v1/hosts/:name") { request, context in
+        router.delete("/v1/hosts/:name", query: ["request_id"]) { request, context in
             try await handle(node) {
                 let name = try pathParameter(context, "name")
                 let requestID = try await requestIDOnly(request, node: node)
                 return receipt(try await node.submit(.removeHost(name: name), requestID: requestID), subject: "host")
             }
         }
-        router.post("/v1/hosts/:name/evacuate") { request, context in
+        router.post("/v1/hosts/:name/evacuate", query: ["request_id"]) { request, context in
             try await handle(node) {
                 let name = try pathParameter(context, "name")
                 let requestID = try await requestIDOnly(request, node: node)
@@ -156,7 +156,7 @@ public enum NodeAPI {
                 return receipt(evacuated, subject: "host", adding: [("vms", .array(vms.map { .string($0) }))])
             }
         }
-        router.post("/v1/vms") { request, _ in
+        router.post("/v1/vms", query: ["request_id"]) { request, _ in
             try await handle(node) {
                 let (body, vms, requestID) = try await intentInput(node) {
                     let body = try await decode(CreateVMRequest.self, from: request)
@@ -177,7 +177,7 @@ public enum NodeAPI {
                 }
             }
         }
-        router.post("/v1/plan/vms") { request, _ in
+        router.post("/v1/plan/vms", query: ["consistency"]) { request, _ in
             try await handle(node) {
                 let body = try await decode(CreateVMRequest.self, from: request)
                 let vms = try body.vms()
@@ -185,7 +185,7 @@ public enum NodeAPI {
                 return json(try await node.plan(vms, consistency: consistency).json)
             }
         }
-        router.get("/v1/vms/:name/console") { request, context in
+        router.get("/v1/vms/:name/console", query: ["follow"]) { request, context in
             try await handle(node) {
                 let name = try pathParameter(context, "name")
                 let follow: Bool
@@ -225,14 +225,14 @@ public enum NodeAPI {
                     })
             }
         }
-        router.get("/v1/vms/:name/explain") { request, context in
+        router.get("/v1/vms/:name/explain", query: ["consistency"]) { request, context in
             try await handle(node) {
                 let consistency = try readConsistency(of: request)
                 return json(
                     try await node.explain(vm: try pathParameter(context, "name"), consistency: consistency))
             }
         }
-        router.get("/v1/rebalance") { request, _ in
+        router.get("/v1/rebalance", query: ["consistency", "region"]) { request, _ in
             try await handle(node) {
                 let consistency = try readConsistency(of: request)
                 return json(
@@ -240,7 +240,7 @@ public enum NodeAPI {
                         region: try parameter(request, "region"), consistency: consistency))
             }
         }
-        router.put("/v1/hosts/:name/labels") { request, context in
+        router.put("/v1/hosts/:name/labels", query: ["request_id"]) { request, context in
             try await handle(node) {
                 let name = try pathParameter(context, "name")
                 let (labels, requestID) = try await intentInput(node) {
@@ -253,7 +253,7 @@ public enum NodeAPI {
             }
         }
         for (action, state) in [("start", VMDesiredState.running), ("stop", .stopped)] {
-            router.post("/v1/vms/:name/\(action)") { request, context in
+            router.post("/v1/vms/:name/\(action)", query: ["request_id"]) { request, context in
                 try await handle(node) {
                     let name = try pathParameter(context, "name")
                     let requestID = try await requestIDOnly(request, node: node)
@@ -262,7 +262,7 @@ public enum NodeAPI {
                 }
             }
         }
-        router.delete("/v1/vms/:name") { request, context in
+        router.delete("/v1/vms/:name", query: ["request_id"]) { request, context in
             try await handle(node) {
                 let name = try pathParameter(context, "name")
                 let requestID = try await requestIDOnly(request, node: node)
@@ -285,7 +285,7 @@ public enum NodeAPI {
                 }
             }
         }
-        router.get("/v1/watch") { request, _ in
+        router.get("/v1/watch", query: ["from_index", "limit"]) { request, _ in
             try await handle(node) {
                 let from = try logIndexParameter(of: request, "from_index") ?? node.consensus.committed.value + 1
                 let limit: Int? = try parameter(request, "limit").map { raw in

@@ -338,6 +338,16 @@ import Testing
                     "a number out of range"
                 ),
                 (.DELETE, "/v1/vms/ghost", nil, 404, "no VM named ghost"),
+                // A query parameter the route does not read is refused, not dropped: a misspelt
+                // request id would let a retry apply twice.
+                (
+                    .PUT, "/v1/hosts/h1/labels?request-id=q2", #"{"labels":{}}"#, 400,
+                    "unknown query parameter 'request-id' for PUT /v1/hosts/:name/labels: it takes request_id (did you mean request_id?)"
+                ),
+                (.POST, "/v1/sql?consistency=local", #"{"query":"SELECT 1"}"#, 400, "for POST /v1/sql: it takes none"),
+                (.GET, "/v1/watch?from=3", nil, 400, "it takes from_index, limit"),
+                // An empty segment is not skipped: this would have deleted a host named labels.
+                (.DELETE, "/v1/hosts//labels", nil, 400, "the path /v1/hosts//labels has an empty segment"),
                 // A name in the path is quoted as the client meant it, percent-decoded.
                 (.DELETE, "/v1/hosts/Bad%20Name", nil, 400, "invalid host name 'Bad Name'"),
                 (.POST, "/v1/sql", #"{"query":"DELETE FROM vms"}"#, 400, "read-only"),
@@ -414,6 +424,8 @@ import Testing
             #expect(
                 answer.hasPrefix("HTTP/1.1 400")
                     && answer.contains("the name in the path (h%zz) is not valid percent-encoding"), "\(answer)")
+            // A trailing '/' names nothing and is let be.
+            #expect(try await call(.GET, base + "/v1/status/").0 == 200)
             #expect(node.log.lastIndex == before)
             // An intent whose body cannot be read counts among the invalid ones, as one that fails
             // validation does (it was left out).

@@ -276,6 +276,11 @@ func runNode(_ configuration: NodeConfiguration, logLevel: Logger.Level, eventLo
             "tasks run on the cooperative pool: another global-executor hook is installed, or this toolchain is not one it knows"
         )
     }
+    var listeners = [(host: configuration.apiHost, port: configuration.apiPort, flag: "--api")]
+    if let replication = configuration.replication {
+        listeners.append((replication.listenHost, replication.listenPort, "--listen"))
+    }
+    try await ListenPreflight.check(listeners)
     let node: Node
     do {
         node = try Node(configuration: configuration, logger: logger)

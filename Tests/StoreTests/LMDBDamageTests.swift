@@ -60,4 +60,26 @@ import Testing
             (error as? StoreError)?.code == .lmdb && "\(error)".contains("reading the log's last entry in data.mdb")
         }
     }
+
+    @Test(
+        "a byte damaged in a meta page's version is refused with both readings of LMDB's MDB_VERSION_MISMATCH: damage, or another LMDB"
+    )
+    func metaPageVersion() async throws {
+        for offset in [20, 4096 + 20] {
+            let dir = TemporaryDirectory()
+            let path = try await closedLog(dir)
+            let file = try FileHandle(forUpdating: URL(fileURLWithPath: path + "/data.mdb"))
+            try file.seek(toOffset: UInt64(offset))
+            let byte = try #require(try file.read(upToCount: 1)?.first)
+            try file.seek(toOffset: UInt64(offset))
+            try file.write(contentsOf: [byte ^ 0xFF])
+            try file.close()
+            #expect {
+                _ = try LogStore(path: path)
+            } throws: { error in
+                "\(error)".contains("MDB_VERSION_MISMATCH")
+                    && "\(error)".contains("a damaged byte in them, or a file written by another major version of LMDB")
+            }
+        }
+    }
 }

@@ -163,7 +163,11 @@ final class LMDBEnvironment: @unchecked Sendable {
     /// so callers can recognise `MDB_MAP_FULL` and `MDB_NOTFOUND`.
     static func check(_ rc: Int32, _ what: String) throws {
         guard rc != 0 else { return }
-        let reason = String(cString: mdb_strerror(rc))
+        var reason = String(cString: mdb_strerror(rc))
+        if rc == MDB_VERSION_MISMATCH {
+            reason +=
+                " (data.mdb's meta pages name another data version than this LMDB's, \(String(cString: mdb_version(nil, nil, nil))): a damaged byte in them, or a file written by another major version of LMDB; the log is left as it is)"
+        }
         throw StoreError(.lmdb, "\(what): \(reason)", index: UInt64(bitPattern: Int64(rc)))
     }
 }

@@ -56,6 +56,13 @@ final class APIRoutes {
                 NodeError.Code.invalid.rawValue, "the path \(Validation.shown(path)) has an empty segment",
                 status: .badRequest)
         }
+        // (Hummingbird keeps a value that is not valid percent-encoding as it came: `%zz` would be
+        // taken for a request id of three characters.)
+        for pair in (request.uri.query ?? "").split(separator: "&") where pair.removingPercentEncoding == nil {
+            return NodeAPI.failure(
+                NodeError.Code.invalid.rawValue,
+                "the query's \(Validation.shown(String(pair))) is not valid percent-encoding", status: .badRequest)
+        }
         for (name, _) in request.uri.queryParameters where !allowed.contains(String(name)) {
             let takes =
                 allowed.isEmpty ? "it takes none" : "it takes \(allowed.sorted().joined(separator: ", "))"

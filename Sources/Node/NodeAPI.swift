@@ -318,7 +318,16 @@ public enum NodeAPI {
                             let line = errorBody(code: error.code.rawValue, message: error.message).serialized() + "\n"
                             try? await writer.write(ByteBuffer(string: line))
                         } catch {
-                            let line = errorBody(code: "watch", message: "\(error)").serialized() + "\n"
+                            // (A code of the API's table: `damaged` for a log entry the node
+                            // cannot read, the node's own code for its refusals, else `internal`.)
+                            let code =
+                                if let error = error as? StoreError, error.isLogDamage {
+                                    "damaged"
+                                } else {
+                                    (error as? NodeError)?.code.rawValue ?? NodeError.Code.internal.rawValue
+                                }
+                            node.noteServerError(error)
+                            let line = errorBody(code: code, message: "\(error)").serialized() + "\n"
                             try await writer.write(ByteBuffer(string: line))
                         }
                         try await writer.finish(nil)

@@ -424,6 +424,12 @@ import Testing
             #expect(
                 answer.hasPrefix("HTTP/1.1 400")
                     && answer.contains("the name in the path (h%zz) is not valid percent-encoding"), "\(answer)")
+            // So is a query value that is not (it was taken for a request id of three characters).
+            let query = "DELETE /v1/hosts/h1?request_id=%zz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            let refused = String(decoding: try exchangeRaw(Array(query.utf8), port: port).answer, as: UTF8.self)
+            #expect(
+                refused.hasPrefix("HTTP/1.1 400")
+                    && refused.contains("the query's request_id=%zz is not valid percent-encoding"), "\(refused)")
             // A trailing '/' names nothing and is let be.
             #expect(try await call(.GET, base + "/v1/status/").0 == 200)
             #expect(node.log.lastIndex == before)

@@ -177,6 +177,22 @@ struct HostAgent: Sendable {
                 // Read once, with the count of ends: a microVM that ends from here on wakes the
                 // wait below, and the next pass sees it gone.
                 let (running, endedSeen) = local.snapshot()
+                // Removed from the region, this member's views stop where they are: the region no
+                // longer hears this host, and may place its VMs elsewhere (an evacuation), where
+                // they would run beside these. They end here. Added again, the member catches up
+                // and this agent starts what the views then place here, as after a restart.
+                if node.raft?.wasRemoved == true {
+                    if !running.isEmpty {
+                        logger.warning(
+                            "this member was removed from the region: ending the VMs it runs (\(running.keys.sorted().joined(separator: ", "))), which the region may run elsewhere once the host is evacuated"
+                        )
+                        for name in running.keys { local.markStopping(name, cause: .tornDown)?.stop() }
+                    }
+                    plan = HostAgentPlan()
+                    actedOn = nil
+                    seen = try await Self.waitForChange(node: node, after: seen, endedAfter: endedSeen, local: local)
+                    continue
+                }
                 if let actedOn, actedOn.vmsChanged == vmsChanged, actedOn.running == running, waitingForMemory.isEmpty {
                     seen = try await Self.waitForChange(node: node, after: seen, endedAfter: endedSeen, local: local)
                     continue
@@ -268,6 +284,14 @@ struct HostAgent: Sendable {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await node.waitUntilApplied(seen + 1) }
             group.addTask { _ = try await local.ended.wait(until: ended + 1) }
+            // A member may learn of its removal from a leader's word, with no entry applied: looked
+            // at every second (while it is a member).
+            if let raft = node.raft, !raft.wasRemoved {
+                group.addTask {
+                    let loop = MultiThreadedEventLoopGroup.singleton.any()
+                    while !raft.wasRemoved { try await loop.sleep(for: .seconds(1)) }
+                }
+            }
             _ = try await group.next()
             group.cancelAll()
         }

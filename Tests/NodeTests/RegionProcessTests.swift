@@ -1412,6 +1412,56 @@ extension RegionProcessTests {
     }
 
     @Test(
+        "a member removed from the region while it runs ends the VMs its host agent runs: evacuated, they run on the other host alone",
+        .needsKVM)
+    func removedMemberEndsItsVMs() async throws {
+        let dir = TemporaryDirectory()
+        let region = try Region(dir, hostAgentsOn: ["n2", "n3"])
+        _ = try await region.startAll()
+        let claimed = #"[["n2","ready","n2"],["n3","ready","n3"]]"#
+        #expect(
+            try await Self.poll(region, "n1", "SELECT name, state, agent FROM hosts ORDER BY name", until: claimed)
+                .contains(claimed))
+        let (created, answer) = try await post(
+            region.base("n1")! + "/v1/vms", #"{"name":"v0","cpus":1,"memory_bytes":67108864,"image":"builtin:counter"}"#
+        )
+        #expect(created == 200, "\(answer)")
+        let running = try await Self.poll(
+            region, "n1", "SELECT host FROM vms WHERE name = 'v0' AND actual_state = 'running'", until: #"[["n"#)
+        let removed = try #require(
+            running.firstMatch(of: #/\[\["(n[23])"\]\]/#).map { String($0.output.1) }, "\(running)")
+        let other = removed == "n2" ? "n3" : "n2"
+        // (Asked again while the leader waits for the member left to answer, on a loaded machine.)
+        var removal = (status: Int32(-1), out: "", err: "")
+        for _ in 0..<10 where removal.status != 0 {
+            let (status, out, err) = try await runCLI(
+                ["cluster", "remove-member", removed, "--server", region.apiAddress("n1")], in: dir)
+            removal = (status, out, err)
+            if status != 0 { try await Task.sleep(for: .milliseconds(500)) }
+        }
+        #expect(removal.status == 0, "\(removal)")
+        #expect(
+            try await waitUntil(timeout: .seconds(30)) {
+                region.stderr(removed).contains(
+                    "this member was removed from the region: ending the VMs it runs (v0)")
+            }, "\(region.stderr(removed).suffix(3000))")
+        _ = try await Self.poll(region, "n1", "SELECT state FROM hosts WHERE name = '\(removed)'", until: "not_ready")
+        let (evacuated, evacuation) = try await post(region.base("n1")! + "/v1/hosts/\(removed)/evacuate", "")
+        #expect(evacuated == 200 && evacuation.contains(#""vms":["v0"]"#), "\(evacuation)")
+        let moved = #"[["\#(other)","running"]]"#
+        #expect(
+            try await Self.poll(region, "n1", "SELECT host, actual_state FROM vms WHERE name = 'v0'", until: moved)
+                .contains(moved))
+        // Its microVM of v0 has ended: its console no longer grows.
+        let console = dir.file("\(removed)/vms/v0/console.log")
+        let size = { (try? FileManager.default.attributesOfItem(atPath: console)[.size] as? Int) ?? 0 }
+        let before = size()
+        try await Task.sleep(for: .seconds(2))
+        #expect(size() == before, "\(console) grew from \(before) to \(size()) bytes")
+        try await region.stopAll()
+    }
+
+    @Test(
         "a host whose host agent's member stops gracefully is not ready at once, and ready again when the member is back",
         .needsKVM)
     func stoppedHostIsNotReady() async throws {

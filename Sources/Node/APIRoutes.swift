@@ -47,15 +47,7 @@ final class APIRoutes {
     /// router skips it, so `DELETE /v1/hosts//labels` would reach `DELETE /v1/hosts/:name` for a
     /// host named `labels`), or one with a query parameter the route does not read.
     static func refusal(of request: Request, pattern: String, query allowed: Set<String>) -> Response? {
-        let path = request.uri.path
-        // (A trailing '/' is let be: the router's matching ignores it, and it names nothing.)
-        let segments = path.dropFirst().split(separator: "/", omittingEmptySubsequences: false).dropLast(
-            path.count > 1 && path.hasSuffix("/") ? 1 : 0)
-        if segments.contains(where: \.isEmpty) {
-            return NodeAPI.failure(
-                NodeError.Code.invalid.rawValue, "the path \(Validation.shown(path)) has an empty segment",
-                status: .badRequest)
-        }
+        if let refusal = emptySegmentRefusal(request) { return refusal }
         // (Hummingbird keeps a value that is not valid percent-encoding as it came: `%zz` would be
         // taken for a request id of three characters.)
         for pair in (request.uri.query ?? "").split(separator: "&") where pair.removingPercentEncoding == nil {
@@ -74,6 +66,17 @@ final class APIRoutes {
                 status: .badRequest)
         }
         return nil
+    }
+
+    /// The answer to a path with an empty segment (a trailing '/' is let be: it names nothing).
+    static func emptySegmentRefusal(_ request: Request) -> Response? {
+        let path = request.uri.path
+        let segments = path.dropFirst().split(separator: "/", omittingEmptySubsequences: false).dropLast(
+            path.count > 1 && path.hasSuffix("/") ? 1 : 0)
+        guard segments.contains(where: \.isEmpty) else { return nil }
+        return NodeAPI.failure(
+            NodeError.Code.invalid.rawValue, "the path \(Validation.shown(path)) has an empty segment",
+            status: .badRequest)
     }
 
     /// A parameter's name without case, '-' and '_': `requestId`, `request-id` and `requestid` are `request_id`.

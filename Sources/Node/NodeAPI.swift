@@ -188,6 +188,8 @@ public enum NodeAPI {
         router.get("/v1/vms/:name/console", query: ["follow"]) { request, context in
             try await handle(node) {
                 let name = try pathParameter(context, "name")
+                // (As every route that names a VM: 400 for a name no VM can have, not 404.)
+                try Validation.name(name, what: "VM")
                 let follow: Bool
                 switch try parameter(request, "follow") {
                 case nil, "", "0", "false": follow = false

@@ -16,8 +16,12 @@ extension NodeError {
     }
 
     /// What a region member whose data directory cannot go on does: it is added again, empty, and
-    /// catches up from the leader.
-    static func rejoinRemedy(_ memberID: String) -> String {
-        "remove \(memberID) (dwcp cluster remove-member \(memberID), asked of a member that leads), empty its data directory, start it with --join and add it again (dwcp cluster add-member \(memberID)@ADDRESS --learner, then promote it once it has caught up): it catches up from the leader"
+    /// catches up from the leader. `isMember`: false for a node the region has not added (it
+    /// needs no removal first).
+    static func rejoinRemedy(_ memberID: String, isMember: Bool = true) -> String {
+        (isMember
+            ? "remove \(memberID) (dwcp cluster remove-member \(memberID), asked of a member that leads), empty its data directory, "
+            : "empty \(memberID)'s data directory, ")
+            + "start it with --join and add it again (dwcp cluster add-member \(memberID)@ADDRESS --learner, then promote it once it has caught up): it catches up from the leader"
     }
 }

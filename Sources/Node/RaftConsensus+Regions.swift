@@ -100,7 +100,7 @@ extension RaftConsensus {
             return (startedOtherwise, othersStartedOtherwise)
         }
         guard let verdict else { return }
-        let rejoin = NodeError.rejoinRemedy
+        let rejoin = { (id: String) in NodeError.rejoinRemedy(id) }
         let remedy =
             if verdict.startedOtherwise {
                 "most of the region's voters were started otherwise than this member: \(rejoin(nodeID))"

@@ -640,7 +640,7 @@ public final class RaftConsensus: Consensus {
             if otherFounding(of: id) != nil {
                 throw NodeError(
                     .invalid,
-                    "\(id) was started with other members in its --peer list than this member was: its messages are ignored here; \(NodeError.rejoinRemedy(id))"
+                    "\(id) was started with other members in its --peer list than this member was: its messages are ignored here; \(NodeError.rejoinRemedy(id, isMember: state.withLock { $0.membership.contains(id) }))"
                 )
             }
             let address: String? =

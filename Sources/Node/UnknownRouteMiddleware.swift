@@ -16,6 +16,9 @@ struct UnknownRouteMiddleware<Context: RequestContext>: RouterMiddleware {
         do {
             return try await next(request, context)
         } catch let error as HTTPError where error.status == .notFound {
+            // (The router skips empty segments: `PUT /v1/hosts//labels` is no route's, but would
+            // be answered 405 for `/v1/hosts/labels`.)
+            if let refusal = APIRoutes.emptySegmentRefusal(request) { return refusal }
             let allowed = routes.methods(at: request.uri.path)
             if !allowed.isEmpty {
                 let names = allowed.map(\.rawValue).joined(separator: ", ")

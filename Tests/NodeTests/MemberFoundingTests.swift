@@ -143,6 +143,15 @@ import Testing
         }
     }
 
+    @Test("the remedy for a node started otherwise removes it first only when the region has it")
+    func rejoinRemedyOfANodeNotAdded() {
+        #expect(NodeError.rejoinRemedy("n6").hasPrefix("remove n6 (dwcp cluster remove-member n6"))
+        let notAdded = NodeError.rejoinRemedy("n6", isMember: false)
+        #expect(
+            !notAdded.contains("remove-member") && notAdded.hasPrefix("empty n6's data directory, start it with --join")
+        )
+    }
+
     @Test("a member finds itself the one started otherwise when most of its voters said another founding")
     func outnumbered() {
         var regions = MemberRegions()

@@ -348,6 +348,9 @@ import Testing
                 (.GET, "/v1/watch?from=3", nil, 400, "it takes from_index, limit"),
                 // An empty segment is not skipped: this would have deleted a host named labels.
                 (.DELETE, "/v1/hosts//labels", nil, 400, "the path /v1/hosts//labels has an empty segment"),
+                // (Which no route matches, collapsed as the router reads it, with this method.)
+                (.PUT, "/v1/hosts//labels", "{}", 400, "the path /v1/hosts//labels has an empty segment"),
+                (.GET, "/v1/vms/ABC/console", nil, 400, "invalid VM name 'ABC'"),
                 // A name in the path is quoted as the client meant it, percent-decoded.
                 (.DELETE, "/v1/hosts/Bad%20Name", nil, 400, "invalid host name 'Bad Name'"),
                 (.POST, "/v1/sql", #"{"query":"DELETE FROM vms"}"#, 400, "read-only"),

@@ -280,7 +280,7 @@ func runNode(_ configuration: NodeConfiguration, logLevel: Logger.Level, eventLo
     if let replication = configuration.replication {
         listeners.append((replication.listenHost, replication.listenPort, "--listen"))
     }
-    try await ListenPreflight.check(listeners)
+    try ListenPreflight.check(listeners)
     let node: Node
     do {
         node = try Node(configuration: configuration, logger: logger)

@@ -1362,11 +1362,9 @@ extension RegionProcessTests {
         return (region, "n1")
     }
 
-    @Test(
-        "a member whose host was evacuated while it was down, started again with no leader to ask, does not start the evacuated VM from the views it kept; once it has caught up, the VM runs on the other host alone",
-        .needsKVM)
-    func restartedAgentWaitsForTheRegion() async throws {
-        let dir = TemporaryDirectory()
+    /// A region whose members n2 and n3 run host agents (n1 none), with the VM v0 (builtin:counter)
+    /// running on one of their hosts; returns the region, that host's member and the other's.
+    static func regionRunningV0(_ dir: TemporaryDirectory) async throws -> (Region, host: String, other: String) {
         let region = try Region(dir, hostAgentsOn: ["n2", "n3"])
         _ = try await region.startAll()
         let claimed = #"[["n2","ready","n2"],["n3","ready","n3"]]"#
@@ -1379,16 +1377,31 @@ extension RegionProcessTests {
         #expect(created == 200, "\(answer)")
         let running = try await Self.poll(
             region, "n1", "SELECT host FROM vms WHERE name = 'v0' AND actual_state = 'running'", until: #"[["n"#)
-        let gone = try #require(running.firstMatch(of: #/\[\["(n[23])"\]\]/#).map { String($0.output.1) }, "\(running)")
-        let other = gone == "n2" ? "n3" : "n2"
-        region.signal(gone, SIGKILL)
-        _ = try await Self.poll(region, "n1", "SELECT state FROM hosts WHERE name = '\(gone)'", until: "not_ready")
-        let (evacuated, evacuation) = try await post(region.base("n1")! + "/v1/hosts/\(gone)/evacuate", "")
+        let host = try #require(running.firstMatch(of: #/\[\["(n[23])"\]\]/#).map { String($0.output.1) }, "\(running)")
+        return (region, host, host == "n2" ? "n3" : "n2")
+    }
+
+    /// Once `host` is not ready, evacuates it (through n1) and waits until v0 runs on `other`;
+    /// returns the row v0 then has, as SQL answers it (`[["n3","running"]]`).
+    static func evacuateV0(_ region: Region, from host: String, to other: String) async throws -> String {
+        _ = try await Self.poll(region, "n1", "SELECT state FROM hosts WHERE name = '\(host)'", until: "not_ready")
+        let (evacuated, evacuation) = try await post(region.base("n1")! + "/v1/hosts/\(host)/evacuate", "")
         #expect(evacuated == 200 && evacuation.contains(#""vms":["v0"]"#), "\(evacuation)")
         let moved = #"[["\#(other)","running"]]"#
         #expect(
             try await Self.poll(region, "n1", "SELECT host, actual_state FROM vms WHERE name = 'v0'", until: moved)
                 .contains(moved))
+        return moved
+    }
+
+    @Test(
+        "a member whose host was evacuated while it was down, started again with no leader to ask, does not start the evacuated VM from the views it kept; once it has caught up, the VM runs on the other host alone",
+        .needsKVM)
+    func restartedAgentWaitsForTheRegion() async throws {
+        let dir = TemporaryDirectory()
+        let (region, gone, other) = try await Self.regionRunningV0(dir)
+        region.signal(gone, SIGKILL)
+        let moved = try await Self.evacuateV0(region, from: gone, to: other)
         // Its views still place v0 on it, running: with no leader to confirm them, it waits.
         for id in ["n1", other] { try await region.freeze(id) }
         try await region.start(gone, tag: "again")
@@ -1416,21 +1429,7 @@ extension RegionProcessTests {
         .needsKVM)
     func removedMemberEndsItsVMs() async throws {
         let dir = TemporaryDirectory()
-        let region = try Region(dir, hostAgentsOn: ["n2", "n3"])
-        _ = try await region.startAll()
-        let claimed = #"[["n2","ready","n2"],["n3","ready","n3"]]"#
-        #expect(
-            try await Self.poll(region, "n1", "SELECT name, state, agent FROM hosts ORDER BY name", until: claimed)
-                .contains(claimed))
-        let (created, answer) = try await post(
-            region.base("n1")! + "/v1/vms", #"{"name":"v0","cpus":1,"memory_bytes":67108864,"image":"builtin:counter"}"#
-        )
-        #expect(created == 200, "\(answer)")
-        let running = try await Self.poll(
-            region, "n1", "SELECT host FROM vms WHERE name = 'v0' AND actual_state = 'running'", until: #"[["n"#)
-        let removed = try #require(
-            running.firstMatch(of: #/\[\["(n[23])"\]\]/#).map { String($0.output.1) }, "\(running)")
-        let other = removed == "n2" ? "n3" : "n2"
+        let (region, removed, other) = try await Self.regionRunningV0(dir)
         // (Asked again while the leader waits for the member left to answer, on a loaded machine.)
         var removal = (status: Int32(-1), out: "", err: "")
         for _ in 0..<10 where removal.status != 0 {
@@ -1445,13 +1444,7 @@ extension RegionProcessTests {
                 region.stderr(removed).contains(
                     "this member was removed from the region: ending the VMs it runs (v0)")
             }, "\(region.stderr(removed).suffix(3000))")
-        _ = try await Self.poll(region, "n1", "SELECT state FROM hosts WHERE name = '\(removed)'", until: "not_ready")
-        let (evacuated, evacuation) = try await post(region.base("n1")! + "/v1/hosts/\(removed)/evacuate", "")
-        #expect(evacuated == 200 && evacuation.contains(#""vms":["v0"]"#), "\(evacuation)")
-        let moved = #"[["\#(other)","running"]]"#
-        #expect(
-            try await Self.poll(region, "n1", "SELECT host, actual_state FROM vms WHERE name = 'v0'", until: moved)
-                .contains(moved))
+        _ = try await Self.evacuateV0(region, from: removed, to: other)
         // Its microVM of v0 has ended: its console no longer grows.
         let console = dir.file("\(removed)/vms/v0/console.log")
         let size = { (try? FileManager.default.attributesOfItem(atPath: console)[.size] as? Int) ?? 0 }

@@ -71,9 +71,7 @@ final class APIRoutes {
     /// The answer to a path with an empty segment (a trailing '/' is let be: it names nothing).
     static func emptySegmentRefusal(_ request: Request) -> Response? {
         let path = request.uri.path
-        let segments = path.dropFirst().split(separator: "/", omittingEmptySubsequences: false).dropLast(
-            path.count > 1 && path.hasSuffix("/") ? 1 : 0)
-        guard segments.contains(where: \.isEmpty) else { return nil }
+        guard path.contains("//") else { return nil }
         return NodeAPI.failure(
             NodeError.Code.invalid.rawValue, "the path \(Validation.shown(path)) has an empty segment",
             status: .badRequest)

@@ -212,6 +212,10 @@ struct HostAgent: Sendable {
                 waitingForMemory.formIntersection(hostedNames)
                 defer { node.metrics.vmsWaitingForMemory.record(waitingForMemory.count) }
                 let memory = hostMemory.map { HostAgentPlan.Memory(offered: $0, held: local.heldMemoryBytes) }
+                /// The `vm.created` index of the hosted VM `name`, which a report names.
+                func createdIndex(of name: String) -> UInt64? {
+                    hosted.first { $0.name == name }.map { UInt64($0.createdIndex) }
+                }
                 var reportLost = false
                 for action in plan.actions(hosted: hosted, running: running, memory: memory) {
                     switch action {
@@ -238,20 +242,18 @@ struct HostAgent: Sendable {
                     case .stop(let name):
                         local.markStopping(name, cause: .requested)?.stop()
                     case .reportStopped(let name, let reason):
-                        let createdIndex = hosted.first { $0.name == name }.map { UInt64($0.createdIndex) }
                         await report(
                             node,
                             VMStateReported(
                                 vm: name, host: configuration.hostName, state: "stopped", reason: reason,
-                                createdIndex: createdIndex))
+                                createdIndex: createdIndex(of: name)))
                     case .reportRunning(let name, let reason):
-                        let createdIndex = hosted.first { $0.name == name }.map { UInt64($0.createdIndex) }
                         logger.notice("VM \(name) \(reason)")
                         let reported = await report(
                             node,
                             VMStateReported(
                                 vm: name, host: configuration.hostName, state: "running", reason: reason,
-                                createdIndex: createdIndex))
+                                createdIndex: createdIndex(of: name)))
                         // Not committed (the region had no leader for longer than the tries): the
                         // next pass reports it again, rather than leave the views `scheduled`.
                         if !reported {

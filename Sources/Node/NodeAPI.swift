@@ -373,6 +373,7 @@ public enum NodeAPI {
             let status: HTTPResponse.Status =
                 switch error.code {
                 case .timeout: .requestTimeout
+                case .busy: .tooManyRequests
                 case .damaged: .internalServerError
                 default: .badRequest
                 }

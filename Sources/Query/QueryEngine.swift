@@ -9,8 +9,9 @@ import Synchronization
 /// Read-only is enforced by SQLite, not by looking at the text: the connections are opened
 /// read-only and carry an authorizer (``ReadOnlyGuard``) that denies writes, ATTACH, schema changes
 /// and writing pragmas when the statement is compiled. A progress handler stops a statement at
-/// its deadline, and results beyond the row limit are refused. `.tables` and `.schema [TABLE]` are
-/// answered from `sqlite_master`.
+/// its deadline, and results beyond the row limit are refused. A few statements may run long at
+/// once (``LongStatementGate``), so short queries are answered beside heavy ones. `.tables` and
+/// `.schema [TABLE]` are answered from `sqlite_master`.
 public final class QueryEngine: Sendable {
     public let limits: QueryLimits
     /// The views file the queries read.
@@ -18,6 +19,8 @@ public final class QueryEngine: Sendable {
     private let pool: DatabasePool
     /// One guard per connection, found by the connection's handle.
     private let guards: GuardRegistry
+    /// The slots of the statements that run long.
+    let longStatements: LongStatementGate
 
     final class GuardRegistry: Sendable {
         let byConnection = Mutex<[UInt: ReadOnlyGuard]>([:])
@@ -27,18 +30,20 @@ public final class QueryEngine: Sendable {
         self.limits = limits
         self.path = path
         let guards = GuardRegistry()
+        let gate = LongStatementGate(slots: limits.longStatementSlots, waiters: limits.longStatementWaiters)
         var configuration = Configuration()
         configuration.readonly = true
         configuration.label = "sql"
-        configuration.maximumReaderCount = 4
+        configuration.maximumReaderCount = max(limits.connections, 1)
         configuration.prepareDatabase { db in
-            let guard_ = ReadOnlyGuard()
+            let guard_ = ReadOnlyGuard(gate: gate, longAfter: .milliseconds(limits.longStatementMilliseconds))
             guard let connection = db.sqliteConnection else { return }
             sqlite3_limit(connection, SQLITE_LIMIT_LENGTH, Int32(clamping: limits.maxBytes))
             guard_.install(on: connection)
             guards.byConnection.withLock { $0[UInt(bitPattern: connection)] = guard_ }
         }
         self.guards = guards
+        longStatements = gate
         pool = try DatabasePool(path: path, configuration: configuration)
     }
 
@@ -162,8 +167,7 @@ public final class QueryEngine: Sendable {
         do {
             return try collect(statement, arguments: arguments, db: db, maxRows: maxRows)
         } catch let error as DatabaseError where error.resultCode == .SQLITE_INTERRUPT {
-            throw QueryError(
-                .timeout, "query stopped after \(limits.timeoutMilliseconds) ms (the statement timeout)", cause: error)
+            throw stopped(by: guard_.stopped, cause: error)
         } catch let error as DatabaseError where error.resultCode == .SQLITE_TOOBIG {
             throw QueryError(
                 .tooLarge, "a value of the result would hold more than \(limits.maxBytes >> 20) MiB", cause: error)
@@ -172,6 +176,27 @@ public final class QueryEngine: Sendable {
             throw QueryError(.readOnly, "refused: dwcp sql loads no extensions (load_extension)", cause: error)
         } catch let error as DatabaseError {
             throw QueryError(.failed, error.message ?? "\(error)", cause: error)
+        }
+    }
+
+    /// The error of a statement the progress handler stopped.
+    private func stopped(by stop: ReadOnlyGuard.Stop?, cause: DatabaseError) -> QueryError {
+        let long = "\(limits.longStatementSlots) statements past \(limits.longStatementMilliseconds) ms run at once"
+        switch stop {
+        case .busy:
+            return QueryError(
+                .busy,
+                "query stopped: it ran past \(limits.longStatementMilliseconds) ms while other long queries held every slot (\(long), and \(limits.longStatementWaiters) more may wait); retry when they end, or narrow it",
+                cause: cause)
+        case .waitedForSlot(let since):
+            let waited = Int((ContinuousClock.now - since) / .milliseconds(1))
+            return QueryError(
+                .timeout,
+                "query stopped after \(limits.timeoutMilliseconds) ms (the statement timeout), \(waited) ms of them waiting for other long queries to end (\(long))",
+                cause: cause)
+        case .deadline, nil:
+            return QueryError(
+                .timeout, "query stopped after \(limits.timeoutMilliseconds) ms (the statement timeout)", cause: cause)
         }
     }
 

@@ -4,6 +4,8 @@ public struct QueryError: Error, CustomStringConvertible, Sendable {
         case readOnly = "read_only"
         case syntax
         case timeout
+        /// The statement ran long while as many others did, and as many waited to (``QueryLimits``).
+        case busy
         case tooManyRows = "too_many_rows"
         case tooLarge = "too_large"
         case unknownCommand = "unknown_command"

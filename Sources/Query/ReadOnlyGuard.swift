@@ -5,7 +5,8 @@ import Synchronization
 
 /// The per-connection policy SQLite enforces for `dwcp sql`: an authorizer that lets a user
 /// statement read and call functions but denies everything that writes, attaches, changes the
-/// schema or sets a pragma; and a progress handler that interrupts a statement past its deadline.
+/// schema or sets a pragma; and a progress handler that interrupts a statement past its deadline,
+/// and holds one that runs long until the ``LongStatementGate`` lets it go on.
 ///
 /// The authorizer is strict only while a user statement is being compiled (``compilingUserSQL``);
 /// the statements GRDB itself runs on the connection (opening, `BEGIN DEFERRED` for isolation)
@@ -14,10 +15,31 @@ final class ReadOnlyGuard: @unchecked Sendable {
     private struct State {
         var compilingUserSQL = false
         var deadline: ContinuousClock.Instant?
+        /// When the user statement began, and from when it counts as long.
+        var longFrom: ContinuousClock.Instant?
+        var holdsLongSlot = false
         var denied: String?
+        var stopped: Stop?
+    }
+
+    /// Why the progress handler stopped the user statement.
+    enum Stop: Equatable {
+        /// It ran to its deadline.
+        case deadline
+        /// It ran long and waited until its deadline for a long statement's slot.
+        case waitedForSlot(since: ContinuousClock.Instant)
+        /// It ran long while every slot was taken and enough others waited.
+        case busy
     }
 
     private let state = Mutex(State())
+    private let gate: LongStatementGate
+    private let longAfter: Duration
+
+    init(gate: LongStatementGate, longAfter: Duration) {
+        self.gate = gate
+        self.longAfter = longAfter
+    }
 
     /// Pragmas whose argument names a table or index: they only read, whatever the argument.
     static let schemaPragmas: Set<String> = [
@@ -33,7 +55,9 @@ final class ReadOnlyGuard: @unchecked Sendable {
         state.withLock {
             $0.compilingUserSQL = true
             $0.deadline = deadline
+            $0.longFrom = .now + longAfter
             $0.denied = nil
+            $0.stopped = nil
         }
     }
 
@@ -42,11 +66,18 @@ final class ReadOnlyGuard: @unchecked Sendable {
     }
 
     func endUserStatement() {
-        state.withLock {
-            $0.compilingUserSQL = false
-            $0.deadline = nil
+        let heldSlot = state.withLock { s in
+            s.compilingUserSQL = false
+            s.deadline = nil
+            s.longFrom = nil
+            defer { s.holdsLongSlot = false }
+            return s.holdsLongSlot
         }
+        if heldSlot { gate.release() }
     }
+
+    /// Why the last user statement was stopped, if the progress handler stopped it.
+    var stopped: Stop? { state.withLock { $0.stopped } }
 
     /// Functions a read may not call: `fts3_tokenizer` returns a tokenizer's address in the
     /// process, and with two arguments registers any address as a tokenizer on the connection
@@ -104,11 +135,33 @@ final class ReadOnlyGuard: @unchecked Sendable {
         }
     }
 
-    /// Non-zero interrupts the running statement.
+    /// Non-zero interrupts the running statement. A statement that has run long waits here, on its
+    /// reader's thread, for a slot of the gate (never while holding the guard's lock).
     func progress() -> Int32 {
-        state.withLock { s in
-            guard let deadline = s.deadline else { return 0 }
-            return ContinuousClock.now >= deadline ? 1 : 0
+        let now = ContinuousClock.now
+        let deadline: ContinuousClock.Instant? = state.withLock { s in
+            guard let deadline = s.deadline else { return nil }
+            if now >= deadline {
+                s.stopped = .deadline
+                return nil
+            }
+            guard !s.holdsLongSlot, let longFrom = s.longFrom, now >= longFrom else { return nil }
+            return deadline
+        }
+        guard let deadline else { return stopped == nil ? 0 : 1 }
+        let admission = gate.admit(before: deadline)
+        return state.withLock { s in
+            switch admission {
+            case .admitted:
+                s.holdsLongSlot = true
+                return 0
+            case .deadlinePassed:
+                s.stopped = .waitedForSlot(since: now)
+                return 1
+            case .busy:
+                s.stopped = .busy
+                return 1
+            }
         }
     }
 

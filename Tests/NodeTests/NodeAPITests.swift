@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Query
 import Store
 import TestSupport
 import Testing
@@ -220,6 +221,13 @@ import Testing
             #expect(lines.count == 1, "\(said.lines)")
             #expect(lines.first?.contains("views.sqlite is damaged") == true, "\(lines)")
         }
+    }
+
+    @Test("a statement past its deadline is answered 408, one stopped as busy 429, a refused one 400")
+    func queryErrorStatuses() {
+        #expect(NodeAPI.failure(for: QueryError(.timeout, "stopped")).status == .requestTimeout)
+        #expect(NodeAPI.failure(for: QueryError(.busy, "stopped")).status == .tooManyRequests)
+        #expect(NodeAPI.failure(for: QueryError(.syntax, "refused")).status == .badRequest)
     }
 
     @Test("a watch follows commits made after it started")

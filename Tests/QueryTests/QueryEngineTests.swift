@@ -129,6 +129,98 @@ import Testing
         #expect(try await f.engine.run("SELECT count(*) FROM vms").rows == [[.int(1)]])
     }
 
+    /// A query that never ends by itself: it runs until its deadline or until it is stopped.
+    static let endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
+
+    /// Waits (up to 30 s) until the engine's long statements are `running` and `waiting`.
+    func waitForLongStatements(_ engine: QueryEngine, running: Int, waiting: Int) async throws {
+        let until = ContinuousClock.now + .seconds(30)
+        while engine.longStatements.load != (running, waiting) {
+            guard ContinuousClock.now < until else {
+                Issue.record("long statements \(engine.longStatements.load), not (\(running), \(waiting))")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    @Test("short queries are answered while heavy ones hold the long statements' slots")
+    func shortQueriesBesideLongOnes() async throws {
+        let f = try fixture(
+            limits: QueryLimits(
+                timeoutMilliseconds: 4_000, maxRows: 10, connections: 8, longStatementMilliseconds: 100,
+                longStatementSlots: 2, longStatementWaiters: 2))
+        try await withThrowingTaskGroup(of: QueryError?.self) { group in
+            // Six heavy queries: two run, two wait for them, two are stopped as busy.
+            for _ in 0..<6 {
+                group.addTask {
+                    do {
+                        _ = try await f.engine.run(Self.endless)
+                        return nil
+                    } catch let error as QueryError {
+                        return error
+                    }
+                }
+            }
+            try await waitForLongStatements(f.engine, running: 2, waiting: 2)
+            // (Before the gate, the four query connections were all held until the deadlines.)
+            let quick = try await f.engine.run("SELECT name FROM hosts ORDER BY name")
+            #expect(quick.rows == [[.string("h1")], [.string("h2")]])
+            #expect(f.engine.longStatements.load == (2, 2), "the short query did not wait for the long ones to end")
+            var codes: [QueryError.Code] = []
+            for try await error in group { codes.append(try #require(error).code) }
+            #expect(codes.filter { $0 == .busy }.count == 2)
+            #expect(codes.filter { $0 == .timeout }.count == 4)
+        }
+        #expect(f.engine.longStatements.load == (0, 0))
+    }
+
+    @Test("a long statement waits for a slot and goes on when one frees; one more is stopped as busy")
+    func longStatementWaitsForASlot() async throws {
+        let f = try fixture(
+            limits: QueryLimits(
+                timeoutMilliseconds: 2_500, maxRows: 10, longStatementMilliseconds: 50, longStatementSlots: 1,
+                longStatementWaiters: 1))
+        async let first: QueryResult = f.engine.run(Self.endless)
+        try await waitForLongStatements(f.engine, running: 1, waiting: 0)
+        // (Later, so that the first one's deadline comes a second before this one's.)
+        try await Task.sleep(for: .seconds(1))
+        let started = ContinuousClock.now
+        async let second = f.engine.run(
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000) SELECT count(*) FROM c")
+        try await waitForLongStatements(f.engine, running: 1, waiting: 1)
+        await #expect {
+            try await f.engine.run(Self.endless)
+        } throws: { error in
+            let error = error as? QueryError
+            return error?.code == .busy && error?.message.contains("other long queries held every slot") == true
+        }
+        do {
+            _ = try await first
+            Issue.record("the endless query ended")
+        } catch {
+            #expect((error as? QueryError)?.code == .timeout && !"\(error)".contains("waiting"))
+        }
+        #expect(try await second.rows == [[.int(1_000_000)]])
+        // It went on only once the first query's deadline freed the slot.
+        #expect(ContinuousClock.now - started > .milliseconds(500))
+        #expect(f.engine.longStatements.load == (0, 0))
+    }
+
+    @Test("the gate admits up to its slots, lets its waiters wait until their deadline, and refuses the rest")
+    func longStatementGate() {
+        let gate = LongStatementGate(slots: 1, waiters: 1)
+        #expect(gate.admit(before: .now + .seconds(1)) == .admitted)
+        let waited = ContinuousClock.now
+        // (Nobody releases the slot meanwhile.)
+        #expect(gate.admit(before: .now + .milliseconds(50)) == .deadlinePassed)
+        #expect(ContinuousClock.now - waited >= .milliseconds(50))
+        #expect(gate.load == (1, 0))
+        gate.release()
+        #expect(gate.admit(before: .now) == .admitted)
+        #expect(gate.load == (1, 0))
+    }
+
     @Test("results beyond the row limit are refused")
     func rowLimit() async throws {
         let f = try fixture(limits: QueryLimits(timeoutMilliseconds: 1000, maxRows: 5))

@@ -134,6 +134,31 @@ extension Node {
         try await requireRaft().changeMembership(change)
     }
 
+    /// Adds a member after asking whoever listens at its address: refused when another node
+    /// answers there; with a warning when nothing answers (not started yet, or a wrong address).
+    public func addMember(_ change: RaftMembershipChange) async throws -> (index: UInt64, warning: String?) {
+        let raft = try requireRaft()
+        var warning: String?
+        switch (change, await raft.probeNewMember(change)) {
+        case (.addLearner(let id, let address), .otherNode(let other)),
+            (.addVoter(let id, let address), .otherNode(let other)):
+            let whose =
+                raft.status.membership.contains(other)
+                ? "\(other) is a member of this region, at \(raft.status.membership.all[other] ?? "?")"
+                : "\(other) is not a member of this region"
+            throw NodeError(
+                .invalid,
+                "at \(address) listens \(other), not \(id) (\(whose)): check the address and port of \(id)'s --listen; nothing was changed"
+            )
+        case (.addLearner(let id, let address), .silent), (.addVoter(let id, let address), .silent):
+            warning =
+                "nothing answered as \(id) at \(address) within \(RaftConsensus.newMemberProbeTimeout.components.seconds) s: if \(id) is not started yet, start it with --join --listen \(address); if it runs, check the address and port (dwcp cluster status shows whether it catches up)"
+        default:
+            break
+        }
+        return (try await raft.changeMembership(change), warning)
+    }
+
     /// Hands leadership to `target` (nil: the voter best placed to lead) and returns the member
     /// that leads once the transfer is done (within two seconds), with the term it leads in.
     public func moveLeadership(to target: String?) async throws -> (leader: String, term: UInt64) {

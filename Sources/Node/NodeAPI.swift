@@ -96,7 +96,9 @@ public enum NodeAPI {
                     body.learner == true
                     ? .addLearner(id: body.id, address: address) : .addVoter(id: body.id, address: address)
                 return try await onLeader(request, body: bytes, node: node) {
-                    committedAt(try await node.changeCluster(change))
+                    let (index, warning) = try await node.addMember(change)
+                    guard let warning else { return committedAt(index) }
+                    return json(.object([("log_index", .int(Int64(index))), ("warning", .string(warning))]))
                 }
             }
         }

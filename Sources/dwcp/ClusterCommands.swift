@@ -210,6 +210,9 @@ struct ClusterCommand: AsyncParsableCommand {
                 .POST, "/v1/cluster/members",
                 body: .object([("id", .string(id)), ("address", .string(address)), ("learner", .bool(learner))]))
             report(answer, json: output.json) { "added \(id) as a \(learner ? "learner" : "voter") at index \($0)" }
+            if !output.json, let warning = answer["warning"]?.stringValue {
+                StandardStream.error.write("dwcp: warning: \(warning)\n")
+            }
         }
     }
 

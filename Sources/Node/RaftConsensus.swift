@@ -791,6 +791,13 @@ public final class RaftConsensus: Consensus {
                 .unavailable, "\(error.message) (a transfer ends within an election timeout)", cause: error)
         case .notLeader, .unavailable:
             guard let leader = error.leader else {
+                // (One started with --join and not added yet knows no leader, though the region has one.)
+                guard state.withLock({ $0.membership.contains(nodeID) }) else {
+                    return NodeError(
+                        .unavailable,
+                        "\(error.message): it is not a member of the region as far as it knows (removed, or not yet added with dwcp cluster add-member) and knows no leader; ask a member",
+                        cause: error)
+                }
                 return NodeError(.unavailable, "\(error.message); the region has no leader right now", cause: error)
             }
             let (directions, api) = directions(to: leader)

@@ -34,6 +34,12 @@ import Testing
                     alias?.message.contains("listens n2, not n4 (n2 is a member of this region, at 127.0.0.1:\(n2))")
                         == true, "\(String(describing: alias))")
                 #expect(leader.raft!.status.membership.all["n4"] == nil)
+                // Asked for what only a leader does before it is added, the joiner says it is no
+                // member (it used to say the region had no leader).
+                let early = await #expect(throws: NodeError.self) { _ = try await joiner.proposeViewsDigest() }
+                #expect(
+                    early?.message.contains("it is not a member of the region as far as it knows") == true,
+                    "\(String(describing: early))")
                 // Added under its own name, it answers: no warning.
                 let added = try await leader.addMember(.addLearner(id: "n5", address: "127.0.0.1:\(port)"))
                 #expect(added.warning == nil)

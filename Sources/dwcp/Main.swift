@@ -126,8 +126,9 @@ enum Main {
         -> String
     {
         let message = Dwcp.message(for: error)
-        return unknownOptionHiddenBehind(message, arguments: arguments) ?? negativeValue(message, arguments: arguments)
-            ?? dashedArgument(message, arguments: arguments) ?? oneLine(message) ?? "\(error)"
+        // (A dashed argument first: an SQL comment would otherwise be reported as an unknown option.)
+        return negativeValue(message, arguments: arguments) ?? dashedArgument(message, arguments: arguments)
+            ?? unknownOptionHiddenBehind(message, arguments: arguments) ?? oneLine(message) ?? "\(error)"
     }
 
     /// ArgumentParser takes an argument that starts with '-' for an option, so a query that opens
@@ -163,18 +164,24 @@ enum Main {
             "\(option) \(value): a value that starts with '-' reads as another option; no number here may be negative (a text value that starts with '-' goes as \(option)=\(value))"
     }
 
-    /// ArgumentParser reports a missing required option before an unknown one, so a mistyped
-    /// required flag (`--data-dri`) reads as a missing one ("Missing expected argument
-    /// '--data-dir <data-dir>'"). When the error is a missing option, the arguments are parsed
-    /// again with a placeholder value for each missing option (at most a few): if that finds an
-    /// unknown option, its message (with ArgumentParser's "Did you mean" suggestion) is the one that
-    /// helps. Nothing is run; any other outcome keeps the first message.
+    /// ArgumentParser reports a missing required option or argument before an unknown option, so
+    /// a mistyped required flag (`--data-dri`) reads as a missing one ("Missing expected argument
+    /// '--data-dir <data-dir>'"), and `dwcp host add --bogus` as a missing name. When the error
+    /// is a missing option or argument, the arguments are parsed again with a placeholder for each
+    /// (at most a few): if that finds an unknown option, its message (with ArgumentParser's "Did
+    /// you mean" suggestion) is the one that helps. Nothing is run; any other outcome keeps the
+    /// first message.
     static func unknownOptionHiddenBehind(_ message: String, arguments: [String]) -> String? {
         var message = message
         var arguments = arguments
         for _ in 0..<8 {
-            guard let option = option(in: message, after: "Missing expected argument '") else { return nil }
-            arguments += [option, "1"]
+            if let option = option(in: message, after: "Missing expected argument '") {
+                arguments += [option, "1"]
+            } else if message.hasPrefix("Missing expected argument '<") {
+                arguments.append("1")
+            } else {
+                return nil
+            }
             do {
                 _ = try Dwcp.parseAsRoot(arguments)
                 return nil

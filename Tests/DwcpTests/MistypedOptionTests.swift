@@ -22,6 +22,17 @@ import Testing
         #expect(both?.hasPrefix("Unknown option '--nod-id'") == true, "\(String(describing: both))")
     }
 
+    @Test("an unknown option is reported as one where a required argument is missing too")
+    func unknownOptionBeforeMissingArgument() {
+        // ArgumentParser's own message was "Missing expected argument '<name>'".
+        let said = message(["host", "add", "--bogus"])
+        #expect(said?.hasPrefix("Unknown option '--bogus'") == true, "\(String(describing: said))")
+        let mistyped = message(["host", "add", "--cpu", "4", "--memory", "1GiB"])
+        #expect(mistyped == "Unknown option '--cpu'. Did you mean '--cpus'?", "\(String(describing: mistyped))")
+        // Simply missing, it is still said so.
+        #expect(message(["host", "add", "--cpus", "4", "--memory", "1GiB"]) == "Missing expected argument '<name>'")
+    }
+
     @Test("a required option that is simply missing is still reported as missing")
     func missingRequiredOption() {
         let said = message(["serve", "--node-id", "n1"])

@@ -580,6 +580,25 @@ struct TestCluster {
         #expect(cluster.members[leader]!.membership.voters["d"] == "addr-d")
     }
 
+    @Test("a learner that never answered is not promoted right after a change of leader")
+    func silentLearnerAfterAHandOver() throws {
+        var cluster = TestCluster(["a", "b", "c"])
+        let leader = cluster.electLeader()
+        // d is added but never runs.
+        _ = try cluster.members[leader]!.proposeMembership(.addLearner(id: "d", address: "addr-d"))
+        cluster.settle()
+        let next = cluster.member(otherThan: leader)
+        try cluster.members[leader]!.transferLeadership(to: next)
+        cluster.settle()
+        #expect(cluster.leader == next)
+        // Elected a moment ago, the new leader counted d's silence from its election only, and
+        // d's match index of 0 was within the lag of a short log: it was promoted.
+        #expect {
+            try cluster.members[next]!.proposeMembership(.promote(id: "d"))
+        } throws: { "\($0)".contains("d has not caught up (this leader has not heard from it since it was elected)") }
+        #expect(cluster.members[next]!.membership.learners["d"] == "addr-d")
+    }
+
     /// Four members; the leader removes one while it is cut off (as a member being taken out
     /// often is: the removal commits without it), and `ticks` pass; the member is still cut off.
     static func removedWhileCutOff(ticks: Int) throws -> (TestCluster, leader: String, removed: String) {

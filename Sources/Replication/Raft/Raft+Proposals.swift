@@ -158,8 +158,12 @@ extension Raft {
     /// meanwhile, and one more failure would stop it.
     func requireCaughtUp(_ learner: String) throws {
         let match = progress[learner]?.match ?? 0
+        // (Not heard from since this leader's election counts as silent however recent the
+        // election: a learner that never ran was promoted right after a hand-over.)
         let why: String? =
-            if silence(of: learner) >= configuration.electionTicks {
+            if (progress[learner]?.silentTicks ?? .max) == .max {
+                "this leader has not heard from it since it was elected"
+            } else if silence(of: learner) >= configuration.electionTicks {
                 "it has not answered for an election timeout"
             } else if match + Self.promotionLag < log.committed {
                 "it has \(match) of the \(log.committed) committed entries"

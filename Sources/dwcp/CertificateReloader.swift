@@ -4,8 +4,10 @@ import ServiceLifecycle
 import UnixSignals
 
 /// Reloads the node's certificates on SIGHUP (``Node/reloadCertificates()``): a certificate
-/// renewed in place takes effect without a restart. Runs only for a node with TLS, so SIGHUP
-/// keeps its usual meaning for one without.
+/// renewed in place takes effect without a restart. A node without TLS traps SIGHUP too and says
+/// it has nothing to reload: SIGHUP's default action ended the process at once, a leader without
+/// handing over and a host agent's guests with it (a configuration tool that sends every member
+/// SIGHUP took a plain region down).
 struct CertificateReloader: Service {
     let node: Node
     let logger: Logger
@@ -15,6 +17,10 @@ struct CertificateReloader: Service {
         for await _ in signals.cancelOnGracefulShutdown() {
             do {
                 let reloaded = try node.reloadCertificates()
+                guard !reloaded.isEmpty else {
+                    logger.notice("SIGHUP: nothing to reload (the node uses no certificates); it goes on")
+                    continue
+                }
                 logger.notice("SIGHUP: reloaded the certificates of the \(reloaded.joined(separator: " and "))")
             } catch {
                 logger.error("SIGHUP: cannot reload the certificates (\(error)); the ones in use stay")

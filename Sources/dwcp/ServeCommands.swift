@@ -301,13 +301,11 @@ func runNode(_ configuration: NodeConfiguration, logLevel: Logger.Level, eventLo
     // A node that stops on an error (a full disk, damage) shuts the API down gracefully too: the
     // error is the node's, and a cancelled API only added "Waiting on child channel:
     // CancellationError()" at error level after it.
-    var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+    let services: [ServiceGroupConfiguration.ServiceConfiguration] = [
         .init(service: NodeAPIService(node: node, api: api)),
         .init(service: node, failureTerminationBehavior: .gracefullyShutdownGroup),
+        .init(service: CertificateReloader(node: node, logger: logger)),
     ]
-    if configuration.apiTLS != nil || configuration.replication?.tls != nil {
-        services.append(.init(service: CertificateReloader(node: node, logger: logger)))
-    }
     var groupConfiguration = ServiceGroupConfiguration(
         services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
     // A graceful shutdown waits for the API's requests in progress; a stream whose client stopped

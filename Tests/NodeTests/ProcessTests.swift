@@ -260,6 +260,19 @@ func firstDifference(_ a: String, _ b: String) -> String {
         #expect(rebuiltDump == kept, "views differ from a rebuild: \(firstDifference(kept, rebuiltDump))")
     }
 
+    @Test("SIGHUP to a node without TLS is logged as nothing to reload, and the node goes on serving")
+    func sighupWithoutTLS() async throws {
+        let dir = TemporaryDirectory()
+        let node = try DwcpProcess(Self.serve(dir.file("data")), directory: dir, tag: "node")
+        let server = "127.0.0.1:\(try await node.waitForPort())"
+        // (SIGHUP's default action used to end it at once.)
+        node.kill(SIGHUP)
+        #expect(try await waitUntil { node.stderr.contains("SIGHUP: nothing to reload") }, "\(node.stderr)")
+        #expect(try await runCLI(["status", "--server", server], in: dir).0 == 0, "\(node.stderr)")
+        node.kill(SIGTERM)
+        #expect(try await node.waitForExit() == 0, "\(node.stderr)")
+    }
+
     @Test("the CLI refuses bad input with one line on stderr and a non-zero status")
     func cliBadInput() async throws {
         let dir = TemporaryDirectory()

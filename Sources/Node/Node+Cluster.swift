@@ -77,7 +77,16 @@ extension Node {
                 // Not asked: the caller asked none (timeout 0), or the member joined meanwhile.
                 fields += [("role", .string(status.role(of: id))), ("asked", .bool(false))]
             }
-            if let end = status.lostLogs[id], let match = status.matches[id] {
+            // A member's own report of a log shorter than it acknowledged tells the same as the
+            // leader's finding, which waits for the next entry sent to it (a member whose data
+            // directory was emptied showed lag 0 in a quiet region).
+            var lostLogEnd = status.lostLogs[id]
+            if lostLogEnd == nil, let match = status.matches[id], case .success(let member) = answer,
+                member.lastIndex < match
+            {
+                lostLogEnd = member.lastIndex
+            }
+            if let end = lostLogEnd, let match = status.matches[id] {
                 // It acknowledged `match` but its log ends at `end`: the lag is from there, and it
                 // cannot catch up as it is (NodeError.rejoinRemedy).
                 fields.append(("match_index", .int(Int64(match))))

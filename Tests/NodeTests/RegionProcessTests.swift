@@ -1304,6 +1304,14 @@ func get(_ url: String) async throws -> (Int, String) {
         _ = try await region.kill(lost, SIGKILL)
         try FileManager.default.removeItem(atPath: dir.file(lost))
         try await region.start(lost, tag: "empty")
+        // Before any write, the leader's cluster status says so from the member's own report (it
+        // showed lag 0 until the next write).
+        let quiet = try await waitForValue(within: .seconds(30), every: .milliseconds(200)) {
+            () async throws -> String? in
+            let (_, text) = try await get(region.base(leader)! + "/v1/cluster")
+            return text.contains("lost_log") ? text : nil
+        }
+        #expect(quiet?.contains("below the") == true && quiet?.contains("it lost its log") == true, "\(quiet ?? "")")
         // The next writes find it out: its refusals put its log below what it acknowledged.
         for i in 6...8 {
             let (status, body) = try await region.onLeader(

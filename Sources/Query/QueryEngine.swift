@@ -156,6 +156,10 @@ public final class QueryEngine: Sendable {
                     .readOnly,
                     "refused: dwcp sql is read-only; \(guard_.denied ?? "this statement") is not allowed", cause: error)
             }
+            // SQLite's own refusal to compile a write to its schema table.
+            if let message = error.message, message.hasSuffix("may not be modified") {
+                throw QueryError(.readOnly, "refused: dwcp sql is read-only; \(message)", cause: error)
+            }
             if error.message?.contains("Multiple statements") == true {
                 throw QueryError(.syntax, "one statement at a time, please", cause: error)
             }

@@ -41,14 +41,17 @@ final class ReadOnlyGuard: @unchecked Sendable {
         self.longAfter = longAfter
     }
 
-    /// Pragmas whose argument names a table or index: they only read, whatever the argument.
+    /// Pragmas whose argument names a table or index (or bounds a check): they only read, whatever
+    /// the argument.
     static let schemaPragmas: Set<String> = [
         "table_info", "table_xinfo", "index_list", "index_info", "index_xinfo", "foreign_key_list", "table_list",
+        "integrity_check", "quick_check", "foreign_key_check",
     ]
     /// Pragmas that only read when given no argument (with one, most of them would set something).
     static let readablePragmas: Set<String> = [
         "collation_list", "function_list", "pragma_list", "compile_options", "database_list", "schema_version",
-        "user_version", "page_count", "page_size", "freelist_count",
+        "user_version", "page_count", "page_size", "freelist_count", "encoding", "auto_vacuum",
+        "application_id", "data_version", "module_list",
     ]
 
     func beginUserStatement(deadline: ContinuousClock.Instant) {
@@ -110,6 +113,13 @@ final class ReadOnlyGuard: @unchecked Sendable {
                 }
                 denial = "PRAGMA \(first ?? "")\(second.map { " = \($0)" } ?? "")"
             case SQLITE_INSERT: denial = "INSERT into \(first ?? "?")"
+            case SQLITE_UPDATE where Self.schemaTables.contains(first ?? ""):
+                // SQLite asks about an UPDATE of each of its schema table's columns as it connects
+                // an eponymous virtual table (`pragma_table_info('vms')`, `dbstat`), which only
+                // reads. A user's UPDATE of the schema table cannot pass anyway: SQLite refuses it
+                // without writable_schema, the connection is read-only, and such a statement is
+                // not read-only (QueryEngine refuses it).
+                return SQLITE_OK
             case SQLITE_UPDATE: denial = "UPDATE of \(first ?? "?")"
             case SQLITE_DELETE: denial = "DELETE from \(first ?? "?")"
             case SQLITE_ATTACH: denial = "ATTACH"

@@ -70,11 +70,23 @@ struct HostCommand: AsyncParsableCommand {
         @Argument(help: "The host's name.")
         var name: String
 
-        @Option(name: .long, parsing: .singleValue, help: "A label, key=value (repeatable; none clears them).")
+        @Option(name: .long, parsing: .singleValue, help: "A label, key=value (repeatable; they replace all others).")
         var label: [String] = []
+
+        @Flag(name: .long, help: "Remove every label of the host (instead of --label).")
+        var clear = false
 
         @OptionGroup var intent: IntentOptions
         @OptionGroup var client: ClientOptions
+
+        func validate() throws {
+            // (Without a word, no --label cleared every label, the host agent's hypervisor=kvm too.)
+            if label.isEmpty && !clear {
+                throw ValidationError(
+                    "give the host's labels with --label KEY=VALUE (repeatable), or --clear to remove them all")
+            }
+            if !label.isEmpty && clear { throw ValidationError("--clear removes every label: give it without --label") }
+        }
 
         func run() async throws {
             try usage { try Validation.name(name, what: "host") }

@@ -33,6 +33,15 @@ import Testing
         #expect(message(["host", "add", "--cpus", "4", "--memory", "1GiB"]) == "Missing expected argument '<name>'")
     }
 
+    @Test("host label needs its labels, or --clear to remove them all (no --label cleared them without a word)")
+    func hostLabelNeedsLabelsOrClear() {
+        #expect(message(["host", "label", "h1"])?.contains("or --clear to remove them all") == true)
+        #expect(
+            message(["host", "label", "h1", "--clear", "--label", "a=b"])?.contains("give it without --label") == true)
+        #expect(message(["host", "label", "h1", "--clear"]) == nil)
+        #expect(message(["host", "label", "h1", "--label", "a=b"]) == nil)
+    }
+
     @Test("a required option that is simply missing is still reported as missing")
     func missingRequiredOption() {
         let said = message(["serve", "--node-id", "n1"])

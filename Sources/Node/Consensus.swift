@@ -72,15 +72,27 @@ public final class LocalConsensus: Consensus {
     public func propose(
         _ payloads: [[UInt8]], appliesOnce: Bool, appended: (ClosedRange<UInt64>) -> Void
     ) async throws -> ClosedRange<UInt64> {
-        let range = try await log.appendNext(term: term, payloads: payloads)
+        let range = try await append(payloads, kind: .record)
         appended(range)
         committed.advance(to: range.upperBound)
         return range
     }
 
     public func proposeNoop(payload: [UInt8]) async throws -> UInt64 {
-        let range = try await log.appendNext(term: term, kind: .noop, payloads: [payload])
+        let range = try await append([payload], kind: .noop)
         committed.advance(to: range.upperBound)
         return range.upperBound
+    }
+
+    /// Appends to the log; a full disk is said so (nothing was written, and the node goes on
+    /// serving reads: the next intent after space is freed is written), not as LMDB's error.
+    private func append(_ payloads: [[UInt8]], kind: LogEntry.Kind) async throws -> ClosedRange<UInt64> {
+        do {
+            return try await log.appendNext(term: term, kind: kind, payloads: payloads)
+        } catch {
+            guard let full = DiskSpace.blame(error, at: log.path) else { throw error }
+            throw NodeError(
+                .diskFull, "\(full): nothing was written; free space there and send it again", cause: error)
+        }
     }
 }

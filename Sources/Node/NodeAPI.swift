@@ -360,7 +360,7 @@ public enum NodeAPI {
             let response = failure(for: error)
             // The node's own failures (damaged views, say) are the operator's to know of too, not
             // only the client's that met them.
-            if response.status == .internalServerError { node.noteServerError(error) }
+            if response.status == .internalServerError || response.status.code == 507 { node.noteServerError(error) }
             return response
         }
     }
@@ -462,6 +462,7 @@ public enum NodeAPI {
         case .conflict: .conflict
         case .compacted, .removed: .gone
         case .unavailable: .serviceUnavailable
+        case .diskFull: HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage")
         case .internal: .internalServerError
         }
     }

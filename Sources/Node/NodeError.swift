@@ -16,6 +16,8 @@ public struct NodeError: Error, CustomStringConvertible, Sendable {
         case removed
         /// The node cannot serve (shutting down, or its log is damaged).
         case unavailable
+        /// The filesystem holding the data directory is full: nothing was written.
+        case diskFull = "disk_full"
         case `internal`
     }
 

@@ -60,8 +60,10 @@ extension ClusterCommand {
                     if case .int(let index)? = row["commit_index"] { return index } else { return nil }
                 }.max()
                 if let committed, index > committed {
+                    // (Exit 1, as for a name that does not exist: the index is sound, the region has
+                    // not got there.)
                     throw CLIError(
-                        .usage,
+                        .refused,
                         "log index \(index) is past the region's commit index \(committed): no marker is there (run dwcp cluster verify without --log-index)"
                     )
                 }

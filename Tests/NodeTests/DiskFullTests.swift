@@ -67,9 +67,18 @@ import Testing
             }
         }
         #expect(acknowledged.count >= 10 && !refusal.isEmpty, "\(acknowledged.count) written, then \(refusal)")
-        // It stops on its own once its apply fails; if only its log's writes fail, it is stopped here.
+        // It stops on its own once its apply fails; if only its log's writes fail, it refuses
+        // intents naming the disk (it answered 500 `lmdb` "No space left on device") and serves
+        // reads, and is stopped here.
         let stoppedItself = try await waitUntil(timeout: .seconds(20)) { !first.process.isRunning }
-        if !stoppedItself { first.kill(SIGTERM) }
+        if !stoppedItself {
+            #expect(
+                refusal.hasPrefix("507 ") && refusal.contains(#""code":"disk_full""#)
+                    && refusal.contains("/data is full (") && refusal.contains("nothing was written"), "\(refusal)")
+            let (status, rows) = try await post(base + "/v1/sql", #"{"query":"SELECT count(*) FROM hosts"}"#)
+            #expect(status == 200 && rows.contains("[[\(acknowledged.count)]]"), "\(rows)")
+            first.kill(SIGTERM)
+        }
         let exitStatus = try await first.waitForExit()
         let said = first.stderr
         #expect(said.contains("/data is full (") && said.contains("free space there"), "\(said.suffix(3000))")
@@ -99,6 +108,62 @@ import Testing
         #expect(missing.isEmpty, "acknowledged but missing after the disk filled: \(missing.prefix(10))")
         second.kill(SIGTERM)
         #expect(try await second.waitForExit() == 0)
+    }
+
+    @Test(
+        "a single node whose log cannot take a batch answers 507 disk_full, serves reads, and writes again with room"
+    )
+    func singleNodeRefusesWhatItCannotAppend() async throws {
+        guard getuid() == 0 else {
+            print("skipped the full-log test: it mounts a small tmpfs, which needs root (uid \(getuid()))")
+            return
+        }
+        let dir = TemporaryDirectory()
+        let small = dir.file("small")
+        try FileManager.default.createDirectory(atPath: small, withIntermediateDirectories: true)
+        let (mounted, why) = try await Self.mount(["-t", "tmpfs", "-o", "size=12m", "tmpfs", small])
+        guard mounted == 0 else {
+            print(
+                "skipped the full-log test: cannot mount a tmpfs here (\(why.trimmingCharacters(in: .whitespacesAndNewlines)))"
+            )
+            return
+        }
+        defer { _ = umount(small) }
+        let node = try DwcpProcess(
+            [
+                "serve", "--data-dir", small + "/data", "--node-id", "n1", "--region", "eu", "--api", "127.0.0.1:0",
+                "--no-host-agent",
+            ], directory: dir, tag: "node")
+        let base = "http://127.0.0.1:\(try await node.waitForPort())"
+        // Batches of 1,000 VMs (about 300 KiB of records each: past what the log's journal holds
+        // free, they go to LMDB at once) until one is refused.
+        let label = String(repeating: "x", count: 200)
+        var refusal = ""
+        var batches = 0
+        for i in 0..<50 {
+            let body = #"{"name":"b\#(i)","cpus":1,"memory_bytes":1073741824,"count":1000,"labels":{"a":"\#(label)"}}"#
+            let (status, answer) = try await post(base + "/v1/vms", body)
+            guard status == 200 else {
+                refusal = "\(status) \(answer)"
+                break
+            }
+            batches += 1
+        }
+        // (It answered 500 `lmdb` "mdb_txn_commit: No space left on device".)
+        #expect(
+            refusal.hasPrefix("507 ") && refusal.contains(#""code":"disk_full""#) && refusal.contains("is full (")
+                && refusal.contains("nothing was written"), "\(batches) batches, then \(refusal)")
+        #expect(node.process.isRunning)
+        let (status, rows) = try await post(base + "/v1/sql", #"{"query":"SELECT count(*) FROM vms"}"#)
+        #expect(status == 200 && rows.contains("[[\(batches * 1000)]]"), "\(rows)")
+        #expect(node.stderr.contains("a request failed on this node: the filesystem holding"), "\(node.stderr)")
+        // Room again: the same node writes.
+        #expect(try await Self.mount(["-o", "remount,size=256m", small]).0 == 0)
+        let (again, answer) = try await post(
+            base + "/v1/vms", #"{"name":"after","cpus":1,"memory_bytes":1073741824}"#)
+        #expect(again == 200, "\(answer)")
+        node.kill(SIGTERM)
+        #expect(try await node.waitForExit() == 0, "\(node.stderr)")
     }
 }
 

@@ -249,6 +249,17 @@ public final class RaftConsensus: Consensus {
                 "the region's membership has \(nodeID) at \(own), but it listens on port \(configuration.listenPort): the other members reach it only if \(own) leads here (a port mapping). If --listen is mistyped, start it again with --listen \(own); to move it, remove it and add it at the new address (dwcp cluster remove-member, add-member)"
             )
         }
+        // A node joining under an id its --peer list gives another address: most likely a member's
+        // id taken again by mistake, and such a node would wait for ever, never added (add-member
+        // refuses an id that is a member already).
+        if configuration.join, log.lastIndex == 0, let listed = configuration.peers[nodeID],
+            let port = Validation.hostAndPort(listed)?.port, configuration.listenPort != 0,
+            port != configuration.listenPort
+        {
+            logger.warning(
+                "--peer gives \(nodeID), this node's id, the address \(listed), but it listens on port \(configuration.listenPort): a node that joins needs an id no member has. If \(nodeID) is a member, this node is never added under that id: start it with an id of its own (to move \(nodeID) itself, remove it and add it again at the new address)"
+            )
+        }
         // A member that has a log takes its membership from it: flags that would shape a new
         // region say so rather than seem to have taken effect.
         if bootstrap == nil, log.lastIndex > 0 {

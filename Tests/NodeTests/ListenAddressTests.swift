@@ -35,4 +35,27 @@ import Testing
         try await start(listenPort: 7109)
         #expect(said.contains("membership has n1 at 127.0.0.1:7101, but it listens on port 7109"), "\(said.lines)")
     }
+
+    @Test("a node that joins under an id its --peer list gives another address says so as it starts")
+    func joinerUnderAMembersID() throws {
+        let dir = TemporaryDirectory()
+        let members = ["n1": "127.0.0.1:7101", "n2": "127.0.0.1:7102", "n3": "127.0.0.1:7103"]
+        func said(id: String, listenPort: Int) throws -> RecordedLog {
+            let said = RecordedLog()
+            var configuration = NodeConfiguration(
+                dataDirectory: dir.file("\(id)-\(listenPort)"), nodeID: id, region: "eu", apiPort: 0)
+            configuration.replication = ReplicationConfiguration(
+                listenHost: "127.0.0.1", listenPort: listenPort, peers: members, join: true)
+            _ = try Node(configuration: configuration, logger: said.logger)
+            return said
+        }
+        // n2's id taken again by a fourth node: it used to wait for ever without a word.
+        let taken = try said(id: "n2", listenPort: 7104)
+        #expect(
+            taken.contains("--peer gives n2, this node's id, the address 127.0.0.1:7102, but it listens on port 7104"),
+            "\(taken.lines)")
+        // A new id, or n2 at its own address (its directory emptied), says nothing of the kind.
+        #expect(!(try said(id: "n4", listenPort: 7104)).contains("this node's id"))
+        #expect(!(try said(id: "n2", listenPort: 7102)).contains("this node's id"))
+    }
 }

@@ -211,18 +211,43 @@ public final class QueryEngine: Sendable {
         var rows: [[JSONValue]] = []
         var bytes = 0
         let cursor = try Row.fetchCursor(statement, arguments: arguments)
-        while let row = try cursor.next() {
+        // (The values are read from the statement's current row: GRDB's text values end at the
+        // first NUL, and `'a' || char(0) || 'b'` came back as "a".)
+        let sqlite = statement.sqliteStatement
+        let count = Int32(columns.count)
+        while try cursor.next() != nil {
             if rows.count >= maxRows {
                 throw QueryError(
                     .tooManyRows,
                     "the result has more than \(maxRows) row\(maxRows == 1 ? "" : "s"); add a LIMIT or a WHERE clause")
             }
-            let values = row.databaseValues
-            for value in values {
-                switch value.storage {
-                case .string(let text): bytes += text.utf8.count
-                case .blob(let data): bytes += data.count
-                default: bytes += 8
+            var values: [JSONValue] = []
+            values.reserveCapacity(Int(count))
+            for column in 0..<count {
+                switch sqlite3_column_type(sqlite, column) {
+                case SQLITE_INTEGER:
+                    values.append(.int(sqlite3_column_int64(sqlite, column)))
+                    bytes += 8
+                case SQLITE_FLOAT:
+                    values.append(JSONValue(real: sqlite3_column_double(sqlite, column)))
+                    bytes += 8
+                case SQLITE_TEXT:
+                    let length = Int(sqlite3_column_bytes(sqlite, column))
+                    let text = sqlite3_column_text(sqlite, column).map {
+                        String(decoding: UnsafeBufferPointer(start: $0, count: length), as: UTF8.self)
+                    }
+                    values.append(.string(text ?? ""))
+                    bytes += length
+                case SQLITE_BLOB:
+                    let length = Int(sqlite3_column_bytes(sqlite, column))
+                    let blob = sqlite3_column_blob(sqlite, column).map {
+                        UnsafeRawBufferPointer(start: $0, count: length)
+                    }
+                    values.append(JSONValue(databaseValue: (blob.map { Data($0) } ?? Data()).databaseValue))
+                    bytes += length
+                default:
+                    values.append(.null)
+                    bytes += 8
                 }
             }
             if bytes > limits.maxBytes {
@@ -230,7 +255,7 @@ public final class QueryEngine: Sendable {
                     .tooLarge,
                     "the result holds more than \(limits.maxBytes >> 20) MiB; select fewer columns or rows")
             }
-            rows.append(values.map(JSONValue.init(databaseValue:)))
+            rows.append(values)
         }
         let applied = try Int64.fetchOne(db, sql: "SELECT applied_index FROM dwcp_state WHERE id = 1") ?? 0
         return QueryResult(columns: columns, rows: rows, appliedIndex: UInt64(applied))

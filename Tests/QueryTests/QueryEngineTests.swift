@@ -46,6 +46,20 @@ import Testing
         #expect(info.rows.count == 20)
     }
 
+    @Test("values come back whole: an infinite real as a string, text past a NUL, a blob as hex")
+    func valuesComeBackWhole() async throws {
+        let f = try fixture()
+        let result = try await f.engine.run("SELECT 1e999, -1e999, 'a' || char(0) || 'b', x'00ff', 1.5, NULL, 7")
+        // (The first two came back as null, the third as "a".)
+        #expect(
+            result.rows == [
+                [
+                    .string("Infinity"), .string("-Infinity"), .string("a\u{0}b"), .string("00ff"), .double(1.5), .null,
+                    .int(7),
+                ]
+            ])
+    }
+
     @Test(
         "reads through pragma functions, eponymous virtual tables and pragmas that only read are answered",
         arguments: [

@@ -351,10 +351,16 @@ extension JSONValue {
         switch databaseValue.storage {
         case .null: self = .null
         case .int64(let i): self = .int(i)
-        case .double(let d): self = .double(d)
+        case .double(let d): self.init(real: d)
         case .string(let s): self = .string(s)
         case .blob(let data): self = .string(hexadecimal(data))
         }
+    }
+
+    /// An SQLite real: a number, or, for an infinite one, which JSON has no number for, the string
+    /// "Infinity" or "-Infinity" (it came back as null). (SQLite stores no NaN: it is NULL there.)
+    public init(real: Double) {
+        self = real.isFinite ? .double(real) : .string(real.isNaN ? "NaN" : real > 0 ? "Infinity" : "-Infinity")
     }
 }
 

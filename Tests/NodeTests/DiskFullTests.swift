@@ -15,22 +15,29 @@ import Testing
         return (ran.status, ran.output + ran.errors)
     }
 
-    @Test("a node whose disk fills warns, stops saying so, loses nothing acknowledged, and starts again with room")
-    func diskFills() async throws {
+    /// A 12 MiB tmpfs mounted at `dir`'s `small` (root only): its path, or nil once it printed why
+    /// `test` is skipped. The caller unmounts it.
+    static func smallDisk(in dir: TemporaryDirectory, for test: String) async throws -> String? {
         guard getuid() == 0 else {
-            print("skipped the full-disk test: it mounts a small tmpfs, which needs root (uid \(getuid()))")
-            return
+            print("skipped the \(test) test: it mounts a small tmpfs, which needs root (uid \(getuid()))")
+            return nil
         }
-        let dir = TemporaryDirectory()
         let small = dir.file("small")
         try FileManager.default.createDirectory(atPath: small, withIntermediateDirectories: true)
         let (mounted, why) = try await Self.mount(["-t", "tmpfs", "-o", "size=12m", "tmpfs", small])
         guard mounted == 0 else {
             print(
-                "skipped the full-disk test: cannot mount a tmpfs here (\(why.trimmingCharacters(in: .whitespacesAndNewlines)))"
+                "skipped the \(test) test: cannot mount a tmpfs here (\(why.trimmingCharacters(in: .whitespacesAndNewlines)))"
             )
-            return
+            return nil
         }
+        return small
+    }
+
+    @Test("a node whose disk fills warns, stops saying so, loses nothing acknowledged, and starts again with room")
+    func diskFills() async throws {
+        let dir = TemporaryDirectory()
+        guard let small = try await Self.smallDisk(in: dir, for: "full-disk") else { return }
         defer { _ = umount(small) }
         let data = small + "/data"
         let serve = [
@@ -114,20 +121,8 @@ import Testing
         "a single node whose log cannot take a batch answers 507 disk_full, serves reads, and writes again with room"
     )
     func singleNodeRefusesWhatItCannotAppend() async throws {
-        guard getuid() == 0 else {
-            print("skipped the full-log test: it mounts a small tmpfs, which needs root (uid \(getuid()))")
-            return
-        }
         let dir = TemporaryDirectory()
-        let small = dir.file("small")
-        try FileManager.default.createDirectory(atPath: small, withIntermediateDirectories: true)
-        let (mounted, why) = try await Self.mount(["-t", "tmpfs", "-o", "size=12m", "tmpfs", small])
-        guard mounted == 0 else {
-            print(
-                "skipped the full-log test: cannot mount a tmpfs here (\(why.trimmingCharacters(in: .whitespacesAndNewlines)))"
-            )
-            return
-        }
+        guard let small = try await Self.smallDisk(in: dir, for: "full-log") else { return }
         defer { _ = umount(small) }
         let node = try DwcpProcess(
             [

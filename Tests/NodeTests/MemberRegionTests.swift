@@ -112,28 +112,20 @@ import Testing
 
     @Test("dwcp cluster status names the node that answers at an address the membership gives another member")
     func statusNamesTheNodeAtAMistypedAddress() async throws {
-        let dir = TemporaryDirectory()
-        try await withThreeMembers(dir) { nodes, peers in
-            let leader = try leader(of: nodes)
-            let port = try closedPort()
-            // n5 waits to join; the operator adds "n4" at its address.
-            let joiner = try regionMember("n5", in: dir, port: port, peers: peers, join: true)
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await joiner.run() }
-                defer { group.cancelAll() }
-                _ = try await leader.raft!.changeMembership(.addLearner(id: "n4", address: "127.0.0.1:\(port)"))
-                var row: JSONValue?
-                _ = try await waitForValue(within: .seconds(10), every: .milliseconds(100)) { () async -> Bool? in
-                    if case .array(let members)? = await leader.clusterStatus()["members"] {
-                        row = members.first { $0["id"] == .string("n4") }
-                    }
-                    return row?["error"]?.stringValue?.contains("listens n5, not n4") == true ? true : nil
+        // n5 waits to join; the operator adds "n4" at its address.
+        try await withThreeMembersAndAJoiner(TemporaryDirectory(), joiner: "n5") { leader, _, port in
+            _ = try await leader.raft!.changeMembership(.addLearner(id: "n4", address: "127.0.0.1:\(port)"))
+            var row: JSONValue?
+            _ = try await waitForValue(within: .seconds(10), every: .milliseconds(100)) { () async -> Bool? in
+                if case .array(let members)? = await leader.clusterStatus()["members"] {
+                    row = members.first { $0["id"] == .string("n4") }
                 }
-                #expect(
-                    row?["error"]?.stringValue?.contains("at 127.0.0.1:\(port) listens n5, not n4") == true,
-                    "\(String(describing: row))")
-                #expect(row?["reachable"] == .bool(false))
+                return row?["error"]?.stringValue?.contains("listens n5, not n4") == true ? true : nil
             }
+            #expect(
+                row?["error"]?.stringValue?.contains("at 127.0.0.1:\(port) listens n5, not n4") == true,
+                "\(String(describing: row))")
+            #expect(row?["reachable"] == .bool(false))
         }
     }
 

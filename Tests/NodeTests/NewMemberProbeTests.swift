@@ -9,42 +9,34 @@ import Testing
 @Suite struct NewMemberProbeTests {
     @Test("add-member refuses an address where another node answers: a joining node, or a member under another name")
     func anotherNodeAnswers() async throws {
-        let dir = TemporaryDirectory()
-        try await withThreeMembers(dir) { nodes, peers in
-            let leader = try leader(of: nodes)
-            let port = try closedPort()
-            // n5 waits to join; the operator adds "n4" at its address.
-            let joiner = try regionMember("n5", in: dir, port: port, peers: peers, join: true)
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await joiner.run() }
-                defer { group.cancelAll() }
-                let refusal = await #expect(throws: NodeError.self) {
-                    _ = try await leader.addMember(.addLearner(id: "n4", address: "127.0.0.1:\(port)"))
-                }
-                #expect(refusal?.code == .invalid)
-                #expect(
-                    refusal?.message.contains("at 127.0.0.1:\(port) listens n5, not n4 (n5 is not a member") == true,
-                    "\(String(describing: refusal))")
-                // n2's address, written with a name instead of the address the membership has.
-                let n2 = try #require(peers["n2"]?.split(separator: ":").last)
-                let alias = await #expect(throws: NodeError.self) {
-                    _ = try await leader.addMember(.addVoter(id: "n4", address: "localhost:\(n2)"))
-                }
-                #expect(
-                    alias?.message.contains("listens n2, not n4 (n2 is a member of this region, at 127.0.0.1:\(n2))")
-                        == true, "\(String(describing: alias))")
-                #expect(leader.raft!.status.membership.all["n4"] == nil)
-                // Asked for what only a leader does before it is added, the joiner says it is no
-                // member (it used to say the region had no leader).
-                let early = await #expect(throws: NodeError.self) { _ = try await joiner.proposeViewsDigest() }
-                #expect(
-                    early?.message.contains("it is not a member of the region as far as it knows") == true,
-                    "\(String(describing: early))")
-                // Added under its own name, it answers: no warning.
-                let added = try await leader.addMember(.addLearner(id: "n5", address: "127.0.0.1:\(port)"))
-                #expect(added.warning == nil)
-                #expect(leader.raft!.status.membership.learners["n5"] == "127.0.0.1:\(port)")
+        // n5 waits to join; the operator adds "n4" at its address.
+        try await withThreeMembersAndAJoiner(TemporaryDirectory(), joiner: "n5") { leader, joiner, port in
+            let refusal = await #expect(throws: NodeError.self) {
+                _ = try await leader.addMember(.addLearner(id: "n4", address: "127.0.0.1:\(port)"))
             }
+            #expect(refusal?.code == .invalid)
+            #expect(
+                refusal?.message.contains("at 127.0.0.1:\(port) listens n5, not n4 (n5 is not a member") == true,
+                "\(String(describing: refusal))")
+            // n2's address, written with a name instead of the address the membership has.
+            let n2 = try #require(leader.raft!.status.membership.all["n2"]?.split(separator: ":").last)
+            let alias = await #expect(throws: NodeError.self) {
+                _ = try await leader.addMember(.addVoter(id: "n4", address: "localhost:\(n2)"))
+            }
+            #expect(
+                alias?.message.contains("listens n2, not n4 (n2 is a member of this region, at 127.0.0.1:\(n2))")
+                    == true, "\(String(describing: alias))")
+            #expect(leader.raft!.status.membership.all["n4"] == nil)
+            // Asked for what only a leader does before it is added, the joiner says it is no
+            // member (it used to say the region had no leader).
+            let early = await #expect(throws: NodeError.self) { _ = try await joiner.proposeViewsDigest() }
+            #expect(
+                early?.message.contains("it is not a member of the region as far as it knows") == true,
+                "\(String(describing: early))")
+            // Added under its own name, it answers: no warning.
+            let added = try await leader.addMember(.addLearner(id: "n5", address: "127.0.0.1:\(port)"))
+            #expect(added.warning == nil)
+            #expect(leader.raft!.status.membership.learners["n5"] == "127.0.0.1:\(port)")
         }
     }
 

@@ -74,6 +74,25 @@ func withThreeMembers(
     }
 }
 
+/// Runs a three-member region (``withThreeMembers(_:regions:applyDelays:loggers:electionTicks:_:)``)
+/// and `id`, a node started with `--join` on a port of its own and not added; `body` gets the
+/// region's leader, the joiner and the joiner's replication port.
+func withThreeMembersAndAJoiner(
+    _ directory: TemporaryDirectory, joiner id: String,
+    _ body: @Sendable (_ leader: Node, _ joiner: Node, _ port: Int) async throws -> Void
+) async throws {
+    try await withThreeMembers(directory) { nodes, peers in
+        let leader = try leader(of: nodes)
+        let port = try closedPort()
+        let joiner = try regionMember(id, in: directory, port: port, peers: peers, join: true)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await joiner.run() }
+            defer { group.cancelAll() }
+            try await body(leader, joiner, port)
+        }
+    }
+}
+
 /// The member that leads `nodes`, as the first of them names it (``withThreeMembers(_:regions:applyDelays:_:)``
 /// starts its body once they agree).
 func leader(of nodes: [Node]) throws -> Node {

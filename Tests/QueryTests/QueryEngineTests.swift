@@ -211,14 +211,20 @@ import Testing
         #expect(f.engine.longStatements.load == (0, 0))
     }
 
-    @Test("a long statement waits for a slot and goes on when one frees; one more is stopped as busy")
-    func longStatementWaitsForASlot() async throws {
+    /// An engine with one long statement's slot and room for one waiter, the slot held by hand as
+    /// a heavy query would hold it (statements are long after 50 ms).
+    func oneSlotHeldByHand(timeoutMilliseconds: Int) throws -> Fixture {
         let f = try fixture(
             limits: QueryLimits(
-                timeoutMilliseconds: 60_000, maxRows: 10, longStatementMilliseconds: 50, longStatementSlots: 1,
-                longStatementWaiters: 1))
-        // The slot is held by hand, as a heavy query would hold it, and let go below.
+                timeoutMilliseconds: timeoutMilliseconds, maxRows: 10, longStatementMilliseconds: 50,
+                longStatementSlots: 1, longStatementWaiters: 1))
         #expect(f.engine.longStatements.admit(before: .now) == .admitted)
+        return f
+    }
+
+    @Test("a long statement waits for a slot and goes on when one frees; one more is stopped as busy")
+    func longStatementWaitsForASlot() async throws {
+        let f = try oneSlotHeldByHand(timeoutMilliseconds: 60_000)  // let go below
         async let second = f.engine.run(
             "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000) SELECT count(*) FROM c")
         try await waitForLongStatements(f.engine, running: 1, waiting: 1)
@@ -236,12 +242,7 @@ import Testing
 
     @Test("a statement that waited for a slot until its deadline says how long it waited")
     func waitedUntilItsDeadline() async throws {
-        let f = try fixture(
-            limits: QueryLimits(
-                timeoutMilliseconds: 1_000, maxRows: 10, longStatementMilliseconds: 50, longStatementSlots: 1,
-                longStatementWaiters: 1))
-        // The slot is held by hand, as a heavy query would hold it.
-        #expect(f.engine.longStatements.admit(before: .now) == .admitted)
+        let f = try oneSlotHeldByHand(timeoutMilliseconds: 1_000)
         defer { f.engine.longStatements.release() }
         await #expect {
             try await f.engine.run(Self.endless)

@@ -47,6 +47,9 @@ extension Node {
                 ("commit_index", .int(Int64(consensus.committed.value))), ("members", .array([])),
             ])
         }
+        // (What the members acknowledged before they were asked: a report of a log shorter than
+        // that is a lost log, while a later acknowledgement may pass a report in flight.)
+        let acknowledgedBeforeAsking = raft.status.matches
         let answers = timeout > .zero ? await raft.otherMemberStatuses(timeout: timeout) : [:]
         let status = raft.status
         let local = raft.localMemberStatus()
@@ -81,7 +84,7 @@ extension Node {
             // leader's finding, which waits for the next entry sent to it (a member whose data
             // directory was emptied showed lag 0 in a quiet region).
             var lostLogEnd = status.lostLogs[id]
-            if lostLogEnd == nil, let match = status.matches[id], case .success(let member) = answer,
+            if lostLogEnd == nil, let match = acknowledgedBeforeAsking[id], case .success(let member) = answer,
                 member.lastIndex < match
             {
                 lostLogEnd = member.lastIndex
@@ -143,14 +146,22 @@ extension Node {
         try await requireRaft().changeMembership(change)
     }
 
-    /// Adds a member after asking whoever listens at its address: refused when another node
-    /// answers there; with a warning when nothing answers (not started yet, or a wrong address).
-    public func addMember(_ change: RaftMembershipChange) async throws -> (index: UInt64, warning: String?) {
+    /// Adds a member after asking whoever listens at its address (``RaftConsensus/probeNewMember(_:at:)``):
+    /// refused when another node answers there; with a warning when nothing answers (not started
+    /// yet, or a wrong address). Any other change is made as ``changeCluster(_:)`` makes it.
+    public func addMember(
+        _ change: RaftMembershipChange, probeTimeout: Duration = RaftConsensus.newMemberProbeTimeout
+    ) async throws -> (index: UInt64, warning: String?) {
         let raft = try requireRaft()
+        let (id, address): (String, String)
+        switch change {
+        case .addLearner(let newID, let newAddress), .addVoter(let newID, let newAddress):
+            (id, address) = (newID, newAddress)
+        case .promote, .remove: return (try await raft.changeMembership(change), nil)
+        }
         var warning: String?
-        switch (change, await raft.probeNewMember(change)) {
-        case (.addLearner(let id, let address), .otherNode(let other)),
-            (.addVoter(let id, let address), .otherNode(let other)):
+        switch await raft.probeNewMember(id, at: address, timeout: probeTimeout) {
+        case .otherNode(let other):
             let whose =
                 raft.status.membership.contains(other)
                 ? "\(other) is a member of this region, at \(raft.status.membership.all[other] ?? "?")"
@@ -159,10 +170,10 @@ extension Node {
                 .invalid,
                 "at \(address) listens \(other), not \(id) (\(whose)): check the address and port of \(id)'s --listen; nothing was changed"
             )
-        case (.addLearner(let id, let address), .silent), (.addVoter(let id, let address), .silent):
+        case .silent(let why):
             warning =
-                "nothing answered as \(id) at \(address) within \(RaftConsensus.newMemberProbeTimeout.components.seconds) s: if \(id) is not started yet, start it with --join --listen \(address); if it runs, check the address and port (dwcp cluster status shows whether it catches up)"
-        default:
+                "nothing answered as \(id) at \(address) within \(probeTimeout.components.seconds) s\(why.map { " (\($0))" } ?? ""): if \(id) is not started yet, start it with --join --listen \(address); if it runs, check the address and port (dwcp cluster status shows whether it catches up)"
+        case .answered, .notAsked:
             break
         }
         return (try await raft.changeMembership(change), warning)

@@ -38,8 +38,9 @@ final class LongStatementGate: Sendable {
     /// Takes a slot, waiting for one (polling: the caller is a reader's own thread, blocked in
     /// SQLite's progress handler) until `deadline` at the latest.
     func admit(before deadline: ContinuousClock.Instant) -> Admission {
+        // (A newcomer takes a free slot only when nobody waits for one: waiters go first.)
         let first: Admission? = state.withLock { s in
-            if s.running < slots {
+            if s.running < slots && s.waiting == 0 {
                 s.running += 1
                 return .admitted
             }

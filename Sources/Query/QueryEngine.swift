@@ -146,9 +146,7 @@ public final class QueryEngine: Sendable {
         let statement: Statement
         do {
             statement = try db.makeStatement(sql: sql)
-            guard_.endCompilation()
         } catch let error as DatabaseError {
-            guard_.endCompilation()
             // A denied function call fails as an error of its own ("not authorized to use
             // function: …"), not SQLITE_AUTH.
             if error.resultCode == .SQLITE_AUTH || guard_.denied != nil {
@@ -172,6 +170,11 @@ public final class QueryEngine: Sendable {
             return try collect(statement, arguments: arguments, db: db, maxRows: maxRows)
         } catch let error as DatabaseError where error.resultCode == .SQLITE_INTERRUPT {
             throw stopped(by: guard_.stopped, cause: error)
+        } catch let error as DatabaseError where guard_.denied != nil {
+            // What a statement prepares as it runs (a pragma function's own PRAGMA) is held to
+            // the same rules.
+            throw QueryError(
+                .readOnly, "refused: dwcp sql is read-only; \(guard_.denied ?? "") is not allowed", cause: error)
         } catch let error as DatabaseError where error.resultCode == .SQLITE_TOOBIG {
             throw QueryError(
                 .tooLarge, "a value of the result would hold more than \(limits.maxBytes >> 20) MiB", cause: error)

@@ -8,12 +8,12 @@ import Synchronization
 /// schema or sets a pragma; and a progress handler that interrupts a statement past its deadline,
 /// and holds one that runs long until the ``LongStatementGate`` lets it go on.
 ///
-/// The authorizer is strict only while a user statement is being compiled (``compilingUserSQL``);
-/// the statements GRDB itself runs on the connection (opening, `BEGIN DEFERRED` for isolation)
-/// are trusted.
+/// The authorizer is strict only while a user statement is compiled and run (``inUserStatement``:
+/// a pragma function prepares its own `PRAGMA` as it runs); the statements GRDB itself runs on
+/// the connection (opening, `BEGIN DEFERRED` for isolation) are trusted.
 final class ReadOnlyGuard: @unchecked Sendable {
     private struct State {
-        var compilingUserSQL = false
+        var inUserStatement = false
         var deadline: ContinuousClock.Instant?
         /// When the user statement began, and from when it counts as long.
         var longFrom: ContinuousClock.Instant?
@@ -41,11 +41,12 @@ final class ReadOnlyGuard: @unchecked Sendable {
         self.longAfter = longAfter
     }
 
-    /// Pragmas whose argument names a table or index (or bounds a check): they only read, whatever
-    /// the argument.
+    /// Pragmas whose argument names a table or index: they only read, whatever the argument. (Not
+    /// `integrity_check` or `quick_check`: each runs as one step of SQLite's machine, which this
+    /// SQLite's progress handler does not stop at the statement's deadline.)
     static let schemaPragmas: Set<String> = [
         "table_info", "table_xinfo", "index_list", "index_info", "index_xinfo", "foreign_key_list", "table_list",
-        "integrity_check", "quick_check", "foreign_key_check",
+        "foreign_key_check",
     ]
     /// Pragmas that only read when given no argument (with one, most of them would set something).
     static let readablePragmas: Set<String> = [
@@ -56,7 +57,7 @@ final class ReadOnlyGuard: @unchecked Sendable {
 
     func beginUserStatement(deadline: ContinuousClock.Instant) {
         state.withLock {
-            $0.compilingUserSQL = true
+            $0.inUserStatement = true
             $0.deadline = deadline
             $0.longFrom = .now + longAfter
             $0.denied = nil
@@ -64,13 +65,9 @@ final class ReadOnlyGuard: @unchecked Sendable {
         }
     }
 
-    func endCompilation() {
-        state.withLock { $0.compilingUserSQL = false }
-    }
-
     func endUserStatement() {
         let heldSlot = state.withLock { s in
-            s.compilingUserSQL = false
+            s.inUserStatement = false
             s.deadline = nil
             s.longFrom = nil
             defer { s.holdsLongSlot = false }
@@ -97,7 +94,7 @@ final class ReadOnlyGuard: @unchecked Sendable {
 
     func authorize(action: Int32, first: String?, second: String?) -> Int32 {
         state.withLock { s in
-            guard s.compilingUserSQL else { return SQLITE_OK }
+            guard s.inUserStatement else { return SQLITE_OK }
             let denial: String
             switch action {
             case SQLITE_SELECT, SQLITE_READ, SQLITE_RECURSIVE:
@@ -146,19 +143,25 @@ final class ReadOnlyGuard: @unchecked Sendable {
     }
 
     /// Non-zero interrupts the running statement. A statement that has run long waits here, on its
-    /// reader's thread, for a slot of the gate (never while holding the guard's lock).
+    /// reader's thread, for a slot of the gate (never while holding the guard's lock). Only a user
+    /// statement is ever stopped: one GRDB runs on the connection afterwards goes on, whatever
+    /// stopped the last user statement.
     func progress() -> Int32 {
+        enum Step: Equatable {
+            case goOn, stop
+            case askGate(deadline: ContinuousClock.Instant)
+        }
         let now = ContinuousClock.now
-        let deadline: ContinuousClock.Instant? = state.withLock { s in
-            guard let deadline = s.deadline else { return nil }
+        let step: Step = state.withLock { s in
+            guard let deadline = s.deadline else { return .goOn }
             if now >= deadline {
                 s.stopped = .deadline
-                return nil
+                return .stop
             }
-            guard !s.holdsLongSlot, let longFrom = s.longFrom, now >= longFrom else { return nil }
-            return deadline
+            guard !s.holdsLongSlot, let longFrom = s.longFrom, now >= longFrom else { return .goOn }
+            return .askGate(deadline: deadline)
         }
-        guard let deadline else { return stopped == nil ? 0 : 1 }
+        guard case .askGate(let deadline) = step else { return step == .stop ? 1 : 0 }
         let admission = gate.admit(before: deadline)
         return state.withLock { s in
             switch admission {

@@ -67,8 +67,7 @@ import Testing
             ("SELECT name FROM pragma_database_list", [[.string("main")]]),
             ("SELECT count(*) > 0 FROM dbstat", [[.int(1)]]),
             ("PRAGMA encoding", [[.string("UTF-8")]]),
-            ("PRAGMA integrity_check", [[.string("ok")]]),
-            ("PRAGMA quick_check(hosts)", [[.string("ok")]]),
+            ("PRAGMA foreign_key_check", []),
         ])
     func readsThroughPragmas(sql: String, rows: [[JSONValue]]) async throws {
         // ("changing the schema" was the refusal of the first three.)
@@ -84,7 +83,8 @@ import Testing
             "ATTACH DATABASE '/tmp/other.sqlite' AS other", "PRAGMA user_version = 5", "PRAGMA journal_mode = DELETE",
             "PRAGMA query_only = 0", "BEGIN", "VACUUM", "REINDEX", "ANALYZE",
             "WITH x AS (SELECT 1) DELETE FROM vms", "REPLACE INTO hosts (name) VALUES ('h1')",
-            "UPDATE sqlite_master SET sql = 'x'",
+            "UPDATE sqlite_master SET sql = 'x'", "PRAGMA integrity_check", "SELECT * FROM pragma_optimize",
+            "SELECT * FROM pragma_integrity_check",
         ])
     func refusesWrites(sql: String) async throws {
         let f = try fixture()
@@ -182,7 +182,7 @@ import Testing
         // builds, so the heavy queries end at their deadlines.)
         let f = try fixture(
             limits: QueryLimits(
-                timeoutMilliseconds: 5_000, maxRows: 10, connections: 8, longStatementMilliseconds: 100,
+                timeoutMilliseconds: 8_000, maxRows: 10, connections: 8, longStatementMilliseconds: 100,
                 longStatementSlots: 2, longStatementWaiters: 2))
         try await withThrowingTaskGroup(of: QueryError?.self) { group in
             // Six heavy queries: two run, two wait for them, two are stopped as busy.
@@ -242,7 +242,7 @@ import Testing
 
     @Test("a statement that waited for a slot until its deadline says how long it waited")
     func waitedUntilItsDeadline() async throws {
-        let f = try oneSlotHeldByHand(timeoutMilliseconds: 1_000)
+        let f = try oneSlotHeldByHand(timeoutMilliseconds: 3_000)
         defer { f.engine.longStatements.release() }
         await #expect {
             try await f.engine.run(Self.endless)

@@ -26,18 +26,12 @@ extension RaftConsensus {
         }
     }
 
-    /// Asks one member, on the status lane of the transport, and asks again under the same id
-    /// every 200 ms until it answers: the question or the answer is dropped while the sender waits
-    /// out a back-off from reconnecting.
+    /// Asks one member (``statusAnswer(of:at:timeout:)``).
     private func askStatus(of member: String, at address: String, timeout: Duration) async -> Result<
         MemberStatus, NodeError
     > {
         do {
-            let answer = try await statusAnswers.ask(
-                timeout: timeout, every: .milliseconds(200), accepts: { _ in true }
-            ) { [self] question in
-                sendStatusQuestion(to: member, at: address, id: question)
-            }
+            let answer = try await statusAnswer(of: member, at: address, timeout: timeout)
             guard answer.from == member else {
                 // Another node listens at the member's address, and answered as itself.
                 return .failure(
@@ -62,6 +56,19 @@ extension RaftConsensus {
         }
     }
 
+    /// The status answer of whoever listens at `address`, asked as `member`'s, on the status lane
+    /// of the transport, asked again under the same id every 200 ms until it answers (the
+    /// question or the answer is dropped while the sender waits out a back-off from
+    /// reconnecting); it may answer as another node.
+    func statusAnswer(of member: String, at address: String, timeout: Duration) async throws -> (
+        from: String, status: MemberStatus
+    ) {
+        try await statusAnswers.ask(timeout: timeout, every: .milliseconds(200), accepts: { _ in true }) {
+            [self] question in
+            sendStatusQuestion(to: member, at: address, id: question)
+        }
+    }
+
     /// Tells every other member that this one is up, as it starts: a status question that nobody
     /// waits for (id 0, never a waiter's; the answers are dropped). A member that had been failing
     /// to reach this one while it was down then stops waiting out its back-off
@@ -77,7 +84,7 @@ extension RaftConsensus {
 
     /// Sends `member` a status question under `id` (0: an announcement; ``apiQuestion``: asked for
     /// the API address beside the answer; else a waiter's).
-    private func sendStatusQuestion(to member: String, at address: String, id: UInt64) {
+    func sendStatusQuestion(to member: String, at address: String, id: UInt64) {
         let question = MemberStatusExchange(from: nodeID, to: member, id: id, status: nil)
         transport.send(RaftFrame(group: group, memberStatus: question), to: address, lane: .status)
     }

@@ -215,6 +215,14 @@ import Testing
         let sender = Self.sender(group, try certificates.tls("a"), metrics: metrics)
         #expect(!(try await Self.delivers(from: sender, to: receiver, recipient: "a", timeout: .seconds(1.5))))
         #expect(try await eventually(.seconds(10)) { Self.handshakesFailed(metrics) >= 1 })
+        // Whom the certificate there spoke for is kept (an addition at that address is refused
+        // naming it), and forgotten with the address.
+        let failure = sender.lastFailure(at: receiver.address, lane: .raft)
+        #expect(
+            failure?.certifiedAs == "b" && failure?.reason.contains("speaks for b") == true,
+            "\(String(describing: failure))")
+        sender.forget(receiver.address)
+        #expect(sender.lastFailure(at: receiver.address, lane: .raft) == nil)
         await sender.close()
         await receiver.transport.close()
         try await group.shutdownGracefully()

@@ -120,6 +120,11 @@ public final class RaftTransport: Sendable {
         /// The member the address belongs to (the recipient of the frames sent to it): with
         /// TLS, its certificate must speak for that member.
         var member: String?
+        /// Why the last attempt to connect failed, in words; nil once one succeeds.
+        var lastFailure: String?
+        /// With TLS, the member the certificate at the address spoke for when it was not
+        /// ``member`` (the last attempt's).
+        var certifiedAs: String?
 
         mutating func dropWaiting() {
             waiting = []
@@ -507,10 +512,14 @@ public final class RaftTransport: Sendable {
                     }
                     state.channel = channel
                     state.failures = 0
+                    state.lastFailure = nil
+                    state.certifiedAs = nil
                     // The hello goes first, before the frames that waited.
                     return (hello(to: state.member).map { [$0.encoded()] } ?? []) + waiting
                 case .failure(let error):
                     state.failures += 1
+                    state.lastFailure = Self.unreachable(error)
+                    state.certifiedAs = (error as? TLSFailure.WrongMember)?.certified
                     let backoff = min(50 * (1 << min(state.failures, 6)), 2_000)
                     state.retryAt = .now + .milliseconds(backoff)
                     if state.failures == 1 || state.failures % 50 == 0 {
@@ -552,6 +561,29 @@ public final class RaftTransport: Sendable {
                 peers[key] = state
             }
         }
+    }
+
+    /// Why the last attempt to connect to `address` on `lane` failed, and, with TLS, the member
+    /// the certificate there spoke for when it was another; nil when the last attempt succeeded
+    /// or none was made.
+    public func lastFailure(at address: String, lane: Lane) -> (reason: String, certifiedAs: String?)? {
+        peers.withLock { peers in
+            guard let state = peers[PeerKey(address: address, lane: lane)], let reason = state.lastFailure else {
+                return nil
+            }
+            return (reason, state.certifiedAs)
+        }
+    }
+
+    /// Drops what this transport keeps for `address` (its connections on every lane, and their
+    /// state): an address asked once that is no member's (an addition refused).
+    public func forget(_ address: String) {
+        let channels = peers.withLock { peers in
+            [Lane.raft, .status].compactMap { lane in
+                peers.removeValue(forKey: PeerKey(address: address, lane: lane))?.channel
+            }
+        }
+        for channel in channels { channel.close(promise: nil) }
     }
 
     /// Closes the listener and every connection, both ways; nothing is sent afterwards.

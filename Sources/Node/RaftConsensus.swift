@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import Logging
+import NIOCore
 import NIOPosix
 import Replication
 import Store
@@ -253,11 +254,11 @@ public final class RaftConsensus: Consensus {
         // id taken again by mistake, and such a node would wait for ever, never added (add-member
         // refuses an id that is a member already).
         if configuration.join, log.lastIndex == 0, let listed = configuration.peers[nodeID],
-            let port = Validation.hostAndPort(listed)?.port, configuration.listenPort != 0,
-            port != configuration.listenPort
+            let (host, port) = Validation.hostAndPort(listed), configuration.listenPort != 0,
+            port != configuration.listenPort || Self.differentAddresses(host, configuration.listenHost)
         {
             logger.warning(
-                "--peer gives \(nodeID), this node's id, the address \(listed), but it listens on port \(configuration.listenPort): a node that joins needs an id no member has. If \(nodeID) is a member, this node is never added under that id: start it with an id of its own (to move \(nodeID) itself, remove it and add it again at the new address)"
+                "--peer gives \(nodeID), this node's id, the address \(listed), but it listens on \(configuration.listenHost):\(configuration.listenPort): a node that joins needs an id no member has. If \(nodeID) is a member, this node is never added under that id: start it with an id of its own (to move \(nodeID) itself, remove it and add it again at the new address)"
             )
         }
         // A member that has a log takes its membership from it: flags that would shape a new
@@ -620,6 +621,16 @@ public final class RaftConsensus: Consensus {
             .unavailable,
             "\(chosen) did not take over within \(timeout); \(nodeID) may still lead (the transfer is abandoned after an election timeout)"
         )
+    }
+
+    /// Whether two hosts are IP addresses, neither a wildcard, that differ (names are not looked
+    /// up: `localhost` and `127.0.0.1` may be one host).
+    static func differentAddresses(_ a: String, _ b: String) -> Bool {
+        guard let first = try? SocketAddress(ipAddress: a, port: 0),
+            let second = try? SocketAddress(ipAddress: b, port: 0)
+        else { return false }
+        let wildcards: Set<String> = ["0.0.0.0", "::"]
+        return !wildcards.contains(a) && !wildcards.contains(b) && first.ipAddress != second.ipAddress
     }
 
     /// Proposes a membership change; returns its index once committed.

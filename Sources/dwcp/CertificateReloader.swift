@@ -11,10 +11,12 @@ import UnixSignals
 struct CertificateReloader: Service {
     let node: Node
     let logger: Logger
+    /// SIGHUP, trapped before the node opened its data directory (a start that rebuilds the views
+    /// takes minutes, and a SIGHUP meanwhile ended it).
+    let hangups: UnixSignalsSequence
 
     func run() async throws {
-        let signals = await UnixSignalsSequence(trapping: .sighup)
-        for await _ in signals.cancelOnGracefulShutdown() {
+        for await _ in hangups.cancelOnGracefulShutdown() {
             do {
                 let reloaded = try node.reloadCertificates()
                 guard !reloaded.isEmpty else {

@@ -7,6 +7,7 @@ import Node
 import Replication
 import ServiceLifecycle
 import Store
+import UnixSignals
 
 /// `dwcp serve`: runs a node until SIGINT or SIGTERM.
 struct Serve: AsyncParsableCommand {
@@ -281,6 +282,8 @@ func runNode(_ configuration: NodeConfiguration, logLevel: Logger.Level, eventLo
         listeners.append((replication.listenHost, replication.listenPort, "--listen"))
     }
     try ListenPreflight.check(listeners)
+    // (Trapped before the node opens: see CertificateReloader.)
+    let hangups = await UnixSignalsSequence(trapping: .sighup)
     let node: Node
     do {
         node = try Node(configuration: configuration, logger: logger)
@@ -304,7 +307,7 @@ func runNode(_ configuration: NodeConfiguration, logLevel: Logger.Level, eventLo
     let services: [ServiceGroupConfiguration.ServiceConfiguration] = [
         .init(service: NodeAPIService(node: node, api: api)),
         .init(service: node, failureTerminationBehavior: .gracefullyShutdownGroup),
-        .init(service: CertificateReloader(node: node, logger: logger)),
+        .init(service: CertificateReloader(node: node, logger: logger, hangups: hangups)),
     ]
     var groupConfiguration = ServiceGroupConfiguration(
         services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)

@@ -52,10 +52,16 @@ import Testing
         // n2's id taken again by a fourth node: it used to wait for ever without a word.
         let taken = try said(id: "n2", listenPort: 7104)
         #expect(
-            taken.contains("--peer gives n2, this node's id, the address 127.0.0.1:7102, but it listens on port 7104"),
+            taken.contains(
+                "--peer gives n2, this node's id, the address 127.0.0.1:7102, but it listens on 127.0.0.1:7104"),
             "\(taken.lines)")
         // A new id, or n2 at its own address (its directory emptied), says nothing of the kind.
         #expect(!(try said(id: "n4", listenPort: 7104)).contains("this node's id"))
         #expect(!(try said(id: "n2", listenPort: 7102)).contains("this node's id"))
+        // The same port on another host (a fourth machine) is told too.
+        #expect(RaftConsensus.differentAddresses("10.0.0.2", "10.0.0.4"))
+        #expect(!RaftConsensus.differentAddresses("10.0.0.2", "0.0.0.0"))
+        #expect(!RaftConsensus.differentAddresses("localhost", "127.0.0.1"))
+        #expect(!RaftConsensus.differentAddresses("::1", "0:0::1"))
     }
 }

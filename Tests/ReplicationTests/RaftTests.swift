@@ -595,7 +595,7 @@ struct TestCluster {
         // d's match index of 0 was within the lag of a short log: it was promoted.
         #expect {
             try cluster.members[next]!.proposeMembership(.promote(id: "d"))
-        } throws: { "\($0)".contains("d has not caught up (this leader has not heard from it since it was elected)") }
+        } throws: { "\($0)".contains("d has not caught up (this leader has not heard from it yet)") }
         #expect(cluster.members[next]!.membership.learners["d"] == "addr-d")
     }
 

@@ -162,7 +162,7 @@ extension Raft {
         // election: a learner that never ran was promoted right after a hand-over.)
         let why: String? =
             if (progress[learner]?.silentTicks ?? .max) == .max {
-                "this leader has not heard from it since it was elected"
+                "this leader has not heard from it yet"
             } else if silence(of: learner) >= configuration.electionTicks {
                 "it has not answered for an election timeout"
             } else if match + Self.promotionLag < log.committed {

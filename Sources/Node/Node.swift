@@ -262,8 +262,8 @@ public final class Node: Service, Sendable {
     /// For a directory whose log holds entries but no identity file names it: refuses a start
     /// under another region than the one all its hosts and VMs are in (a log from before intents
     /// for other regions were refused may hold several: then none is refused), and a single node
-    /// over a region member's log (its first entry is the region's membership), which would
-    /// commit entries alone.
+    /// over a region member's log (its first entry is the region's membership, or, compacted, it
+    /// holds the region's Raft state: a single node saves none), which would commit entries alone.
     static func requireMatchingLog(_ log: LogStore, views: ViewStore, _ configuration: NodeConfiguration) throws {
         let region = configuration.region
         let regions = try views.read { db in
@@ -275,9 +275,13 @@ public final class Node: Service, Sendable {
                 "this data directory names no node (no \(DataDirectoryIdentity.fileName)), and its log holds hosts and VMs of region \(only) alone, not \(region): start it with --region \(only)"
             )
         }
-        if configuration.replication == nil, log.snapshot.index == 0, log.lastIndex >= log.firstIndex,
-            try log.entries(in: log.firstIndex...log.firstIndex).first?.kind == .membership
-        {
+        // (A compacted member's log, its membership in the snapshot, went through as a single
+        // node's.)
+        var isMembers = log.hardState.term > 0
+        if !isMembers, log.snapshot.index == 0, log.lastIndex >= log.firstIndex {
+            isMembers = try log.entries(in: log.firstIndex...log.firstIndex).first?.kind == .membership
+        }
+        if configuration.replication == nil, isMembers {
             throw NodeError(
                 .invalid,
                 "this data directory names no node (no \(DataDirectoryIdentity.fileName)), and its log is a region member's: started without --listen (or as dwcp dev) it would commit entries alone; start it with dwcp serve --listen and its peers"

@@ -162,6 +162,21 @@ import Testing
             try Node(configuration: Self.configuration(member, id: "n1", replicated: false), logger: logger)
         } throws: { ($0 as? NodeError)?.message.contains("its log is a region member's") == true }
         #expect(!FileManager.default.fileExists(atPath: member + "/identity.json"))
+        // So is one whose first entry is no membership (compacted, its membership in the
+        // snapshot; here without one): its Raft state tells it.
+        let compacted = dir.file("compacted")
+        do {
+            let log = try LogStore(path: compacted + "/log")
+            try await log.write(
+                truncateFrom: nil, entries: [LogEntry(index: 1, term: 3, payload: record.encoded())],
+                hardState: HardState(term: 3, vote: "n2", commit: 1))
+            log.close()
+        }
+        #expect {
+            try Node(
+                configuration: Self.configuration(compacted, id: "n1", region: "local", replicated: false), logger: logger)
+        } throws: { ($0 as? NodeError)?.message.contains("its log is a region member's") == true }
+        #expect(!FileManager.default.fileExists(atPath: compacted + "/identity.json"))
         #expect(
             try JSONDecoder().decode(
                 DataDirectoryIdentity.self, from: try #require(FileManager.default.contents(atPath: file)))

@@ -174,7 +174,8 @@ import Testing
         }
         #expect {
             try Node(
-                configuration: Self.configuration(compacted, id: "n1", region: "local", replicated: false), logger: logger)
+                configuration: Self.configuration(compacted, id: "n1", region: "local", replicated: false),
+                logger: logger)
         } throws: { ($0 as? NodeError)?.message.contains("its log is a region member's") == true }
         #expect(!FileManager.default.fileExists(atPath: compacted + "/identity.json"))
         #expect(

@@ -89,6 +89,27 @@ public struct Rebalancer: Sendable {
                         "soft anti-affinity: group \(group) has \((state[c].groups[group] ?? 0) + 1) VMs on \(current)",
                     gain: "group \(group) no longer shares \(current) with this VM"))
         }
-        return moves
+        return Self.movingEachVMOnce(moves)
+    }
+
+    /// `moves` with each VM's moves made one, from where it was to where it ends, at the place of
+    /// its last (a VM moved onto a host that a later step empties moved twice, each a
+    /// migration). Still sound in that order: the host a VM leaves later takes nothing meanwhile
+    /// (an emptied host is never a target), and the one it no longer passes through carries less.
+    static func movingEachVMOnce(_ moves: [Move]) -> [Move] {
+        var kept: [Move?] = []
+        var slot: [String: Int] = [:]
+        for move in moves {
+            var merged = move
+            if let earlier = slot[move.vm], let first = kept[earlier] {
+                kept[earlier] = nil
+                merged = Move(
+                    vm: move.vm, from: first.from, to: move.to, reason: first.reason + "; then " + move.reason,
+                    gain: move.gain)
+            }
+            slot[move.vm] = kept.count
+            kept.append(merged.from == merged.to ? nil : merged)
+        }
+        return kept.compactMap { $0 }
     }
 }

@@ -393,6 +393,30 @@ import Testing
         #expect(moves.map { "\($0.vm):\($0.from)->\($0.to)" } == ["x:a->b"])
     }
 
+    @Test("a rebalance moves each VM at most once, from where it is to where it ends, however many hosts it empties")
+    func rebalancerMovesAVMOnce() {
+        // Five hosts with one small VM each (spread); the plan packs them onto two.
+        let names = ["a", "b", "c", "d", "e"]
+        let hosts = names.map {
+            HostCapacity(
+                name: $0, region: "eu", cpus: 4, memoryBytes: 8 * gib, cpusUsed: 1, memoryUsedBytes: gib / 2,
+                vmCount: 1)
+        }
+        let placed: [(request: PlacementRequest, host: String)] = names.enumerated().map {
+            (PlacementRequest(vm: "s-\($0.offset + 1)", region: "eu", cpus: 1, memoryBytes: gib / 2), $0.element)
+        }
+        let moves = Rebalancer().plan(hosts: hosts, placed: placed, region: nil)
+        // (It planned s-1 a->b, then s-1 b->d, s-2 b->c, then s-2 c->d: five moves for three.)
+        #expect(Set(moves.map(\.vm)).count == moves.count, "\(moves.map { "\($0.vm):\($0.from)->\($0.to)" })")
+        var location = Dictionary(uniqueKeysWithValues: placed.map { ($0.request.vm, $0.host) })
+        for move in moves {
+            #expect(location[move.vm] == move.from && move.from != move.to)
+            location[move.vm] = move.to
+        }
+        #expect(Set(location.values).count == 2, "\(location)")
+        #expect(moves.count == 3)
+    }
+
     @Test("sizes print in the largest exact binary unit")
     func formatting() {
         #expect(formatBytes(512 << 20) == "512MiB")

@@ -62,7 +62,9 @@ struct SchedulerWorker: Sendable {
                                     vm: vm.request.vm, host: host, explanation: explanation,
                                     createdIndex: vm.createdIndex))
                         ).encoded())
-                } else if vm.actualState != "unschedulable" || vm.reason != decision.reason {
+                } else if vm.actualState != "unschedulable"
+                    || Placer.reasonKind(vm.reason) != Placer.reasonKind(decision.reason)
+                {
                     records.append(
                         Record(
                             at: at,

@@ -1,7 +1,7 @@
 /// Chooses hosts for VMs: pure and deterministic (the same hosts and requests always give the same
 /// answer, whatever node computes it).
 ///
-/// Filters, in order: region, host state (`ready` only), required labels, free CPUs, free memory,
+/// Filters, in order: region, required labels, host state (`ready` only), free CPUs, free memory,
 /// hard anti-affinity (no VM of the same group on the host), affinity (a host running a VM of the
 /// affinity group, when that group has any VM placed).
 ///
@@ -359,8 +359,10 @@ public struct Placer: Sendable {
 
     func firstFailingFilter(_ r: PlacementRequest, _ host: HostCapacity, affinityPresent: Bool) -> Filter? {
         if host.region != r.region { return .region }
-        if host.state != "ready" { return .notReady }
+        // (What a host is before what it does: one without the labels is that whether ready or
+        // not, so a waiting VM's reason does not change as such a host comes and goes.)
         for (key, value) in r.requiredLabels where host.labels[key] != value { return .labels }
+        if host.state != "ready" { return .notReady }
         if host.freeCPUs < r.cpus { return .cpus }
         if host.freeMemoryBytes < r.memoryBytes { return .memory }
         if r.antiAffinity == .hard, let group = r.group, (host.groups[group] ?? 0) > 0 { return .antiAffinity }
@@ -402,6 +404,33 @@ public struct Placer: Sendable {
     }
 
     // MARK: Reasons
+
+    /// `reason` without its counts: two reasons of one kind (the same filters ruled the hosts
+    /// out, "of 9 hosts: 9 without the labels" and "of 10 hosts: 10 without the labels") give the
+    /// same. The scheduler records a waiting VM's reason again only when its kind changes: with
+    /// every host added or gone, each VM that waits was written again (a record and a `vm_events`
+    /// row each) for its counts alone.
+    public static func reasonKind(_ reason: String) -> String {
+        var kind = ""
+        var inNumber = false
+        for character in reason {
+            if character.isASCII && character.isNumber {
+                if !inNumber { kind.append("#") }
+                inNumber = true
+            } else {
+                kind.append(character)
+                inNumber = false
+            }
+        }
+        // ("of 1 host" and "of 2 hosts" too.)
+        var singular = ""
+        var rest = Substring(kind)
+        while let range = rest.firstRange(of: "hosts") {
+            singular += rest[..<range.lowerBound] + "host"
+            rest = rest[range.upperBound...]
+        }
+        return singular + rest
+    }
 
     /// Why no host took `r`, from how many hosts each filter ruled out (`counts`, the hosts too
     /// small for it taken out) and how many lack the CPUs or the memory even when empty (`tooSmall`).

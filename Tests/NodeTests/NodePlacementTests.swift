@@ -276,6 +276,34 @@ import Testing
         }
     }
 
+    @Test("a host that changes only the counts in a waiting VM's reason writes nothing for it")
+    func waitingVMsAreNotRewrittenForCounts() async throws {
+        let dir = TemporaryDirectory()
+        try await withRunningNode(dir) { node in
+            _ = try await node.submit(Self.host("a"))
+            _ = try await node.submit(.createVM(Self.vm("db", require: ["disk": "ssd"])))
+            let events = "SELECT count(*) FROM vm_events WHERE vm = 'db'"
+            let before = try await rows(node, events)
+            // Another host without the label, then a VM that is placed: once it is, the
+            // scheduler has looked at db again too.
+            _ = try await node.submit(Self.host("b"))
+            _ = try await node.submit(.createVM(Self.vm("web")))
+            #expect(try await rows(node, "SELECT count(*) FROM vms WHERE name = 'web' AND host IS NOT NULL") == "[[1]]")
+            // (Each host added or gone wrote every waiting VM again, for its counts alone.)
+            #expect(try await rows(node, events) == before)
+            #expect(
+                try await rows(node, "SELECT reason FROM vms WHERE name = 'db'").contains(
+                    "of 1 host: 1 without the labels"))
+            // Given the label, b takes db.
+            _ = try await node.submit(.setHostLabels(name: "b", labels: ["disk": "ssd"]))
+            for _ in 0..<100 {
+                if try await rows(node, "SELECT host FROM vms WHERE name = 'db'") == #"[["b"]]"# { break }
+                _ = try await node.applied.wait(until: node.applied.value + 1, timeout: .milliseconds(50))
+            }
+            #expect(try await rows(node, "SELECT host FROM vms WHERE name = 'db'") == #"[["b"]]"#)
+        }
+    }
+
     @Test("rebalance proposes emptying a host whose VMs fit elsewhere, and writes nothing")
     func rebalance() async throws {
         let dir = TemporaryDirectory()

@@ -417,6 +417,33 @@ import Testing
         #expect(moves.count == 3)
     }
 
+    @Test("a waiting VM's reason keeps its kind while only its counts change; another filter is another kind")
+    func reasonKinds() {
+        let nine =
+            "no host in eu with 1 free CPU and 512MiB free memory labelled disk=ssd; of 9 hosts: 9 without the labels"
+        let ten =
+            "no host in eu with 1 free CPU and 512MiB free memory labelled disk=ssd; of 10 hosts: 10 without the labels"
+        let one =
+            "no host in eu with 1 free CPU and 512MiB free memory labelled disk=ssd; of 1 host: 1 without the labels"
+        #expect(Placer.reasonKind(nine) == Placer.reasonKind(ten))
+        #expect(Placer.reasonKind(nine) == Placer.reasonKind(one))
+        let notReady =
+            "no host in eu with 1 free CPU and 512MiB free memory labelled disk=ssd; of 10 hosts: 1 not ready, 9 without the labels"
+        #expect(Placer.reasonKind(nine) != Placer.reasonKind(notReady))
+        // A host without the labels counts as that whether it is ready or not.
+        var hosts = (0..<3).map {
+            HostCapacity(
+                name: "h\($0)", region: "eu", cpus: 4, memoryBytes: 8 * gib, cpusUsed: 0, memoryUsedBytes: 0, vmCount: 0
+            )
+        }
+        let request = PlacementRequest(
+            vm: "v", region: "eu", cpus: 1, memoryBytes: gib / 2, requiredLabels: ["disk": "ssd"])
+        let ready = Placer().place(request, on: hosts).reason
+        hosts[1].state = "not_ready"
+        #expect(Placer().place(request, on: hosts).reason == ready)
+        #expect(ready.hasSuffix("of 3 hosts: 3 without the labels"), "\(ready)")
+    }
+
     @Test("sizes print in the largest exact binary unit")
     func formatting() {
         #expect(formatBytes(512 << 20) == "512MiB")

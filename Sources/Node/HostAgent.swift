@@ -129,8 +129,17 @@ struct HostAgent: Sendable {
     }
 
     func run(node: Node) async throws {
+        // A pool of VMs this host could never be given costs their memory for nothing (a 256GiB
+        // shape on a 24GiB machine took 1.3GB at once and delayed the host's registration).
+        let offered = Self.schedulableMemory(physical: ProcessInfo.processInfo.physicalMemory)
+        let poolFits = configuration.poolMemoryBytes <= offered
+        if configuration.poolSize > 0, !poolFits {
+            logger.warning(
+                "host agent: no VM pool: its VMs of \(ByteSize.exactText(configuration.poolMemoryBytes)) (--vm-pool-memory) could never be placed on this host, which offers \(ByteSize.exactText(offered)); starts take the cold path"
+            )
+        }
         let pool: MicroVMPool? =
-            configuration.poolSize > 0
+            configuration.poolSize > 0 && poolFits
             ? MicroVMPool(
                 kvm: kvm,
                 shape: MicroVMShape(

@@ -361,6 +361,10 @@ struct HostAgentOptions: ParsableArguments {
             guard (0...64).contains(vmPool) else { throw ValidationError("invalid --vm-pool \(vmPool): use 0-64") }
             let bytes = try ByteSize.parse(vmPoolMemory)
             try Validation.vmMemory(bytes)
+            // (1MiB passed, and the pool then failed to fill, saying so twice.)
+            guard bytes >= 2 << 20 else {
+                throw ValidationError("invalid --vm-pool-memory \(vmPoolMemory): a microVM needs at least 2MiB")
+            }
         }
     }
 

@@ -34,4 +34,10 @@ import Testing
                 "--api and --listen both name 127.0.0.1:7301: the API and the replication port need a port each")
                 == true)
     }
+
+    @Test("a pool's VMs need the 2MiB a microVM needs (1MiB passed the flags and failed to fill)")
+    func poolMemory() {
+        #expect(message(["--vm-pool-memory", "1MiB"])?.contains("a microVM needs at least 2MiB") == true)
+        #expect(message(["--vm-pool-memory", "2MiB"]) == nil)
+    }
 }

@@ -385,8 +385,11 @@ struct HostAgent: Sendable {
                 let (cause, releaseNumber) = local.end(name, memoryBytes: Int64(vm.shape.memoryBytes))
                 async let release: Void = vm.release()
                 switch (cause, exit) {
-                case (.tornDown, _), (.shutdown, _):
-                    break
+                case (.tornDown, _):
+                    // Deleted, placed elsewhere (an evacuation), or its member left the region.
+                    node.metrics.countVMExit("torn_down")
+                case (.shutdown, _):
+                    node.metrics.countVMExit("shutdown")
                 case (.requested, _):
                     node.metrics.countVMExit("requested")
                     await report(

@@ -402,6 +402,11 @@ struct HostAgentKVMTests {
             _ = try await node.submit(.deleteVM(name: "c"))
             let gone = try await waitUntil { !FileManager.default.fileExists(atPath: dir.file("vms/c")) }
             #expect(gone, "the VM's files are removed after delete")
+            // Its microVM's end is counted, as torn down (it was not counted at all).
+            let counted = try await waitUntil {
+                metric(node.metrics.render(node: node), #"dwcp_vm_exits_total{how="torn_down"}"#) == 1
+            }
+            #expect(counted, "\(node.metrics.render(node: node))")
         }
     }
 

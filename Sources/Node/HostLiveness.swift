@@ -32,6 +32,9 @@ struct HostLiveness: Sendable {
         case silent(Duration)
         /// Not a member of the region (removed, or never one).
         case unknown
+        /// Answers, but its log ends below what it acknowledged (``RaftLostLog``): its views never
+        /// catch up as it is, so its host agent never runs its VMs.
+        case lostLog
     }
 
     /// How the reasons this type writes begin.
@@ -44,7 +47,8 @@ struct HostLiveness: Sendable {
     /// its member answers), not one its agent's member wrote of a host it no longer runs.
     static func isOurs(_ reason: String) -> Bool {
         reason.hasPrefix(reasonPrefix)
-            && (reason.contains(" has not answered the leader ") || reason.hasSuffix(" is not a member of the region"))
+            && (reason.contains(" has not answered the leader ") || reason.hasSuffix(" is not a member of the region")
+                || reason.contains(" lost its log"))
     }
 
     /// The reports to propose for `hosts`, given what the leader knows of each member at `now`.
@@ -73,6 +77,14 @@ struct HostLiveness: Sendable {
                 }
             case .unknown:
                 let reason = "\(Self.reasonPrefix)\(host.agent) is not a member of the region"
+                if host.state == "ready" || (ours && host.reason != reason) {
+                    reports.append(HostStateReported(name: host.name, state: "not_ready", reason: reason))
+                }
+            case .lostLog:
+                // (Its VMs showed running while nothing ran them, and an evacuation was refused
+                // for a host that was ready.)
+                let reason =
+                    "\(Self.reasonPrefix)\(host.agent) lost its log: its views cannot catch up, so its agent runs no VMs (\(NodeError.rejoinRemedy(host.agent)))"
                 if host.state == "ready" || (ours && host.reason != reason) {
                     reports.append(HostStateReported(name: host.name, state: "not_ready", reason: reason))
                 }

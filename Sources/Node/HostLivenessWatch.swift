@@ -126,7 +126,10 @@ extension Node {
         // Role, term and what it hears of each member, in one look at the state machine.
         let leader = raft?.state.withLock { raft in
             raft.isLeader && raft.transferee == nil
-                ? (term: raft.term, silences: raft.memberSilences, answerTicks: raft.configuration.electionTicks) : nil
+                ? (
+                    term: raft.term, silences: raft.memberSilences, answerTicks: raft.configuration.electionTicks,
+                    lostLogs: raft.status.lostLogs
+                ) : nil
         }
         // (A single node's hosts can only be its own agent's: nothing to look at without one.)
         guard mine != nil || leader != nil else { return look }
@@ -176,6 +179,7 @@ extension Node {
         look.member = { member in
             if member == me { return .answering }
             guard let silence = leader.silences[member] else { return .unknown }
+            if leader.lostLogs[member] != nil { return .lostLog }
             return silence.heardThisTerm && silence.ticks < leader.answerTicks
                 ? .answering : .silent(tick * silence.ticks)
         }

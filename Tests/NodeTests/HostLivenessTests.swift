@@ -81,6 +81,18 @@ import Testing
             name: "h2", state: "not_ready", reason: "its host agent's member n2 runs host h9 now", agent: "n2")
         #expect(reports([other], { _ in .answering }).isEmpty)
         #expect(reports([other], members(.seconds(60))).isEmpty)
+        // A member that answers but lost its log runs no VMs: not ready at once (its VMs showed
+        // running and an evacuation was refused), ready again once it answers with a log.
+        let lost = reports([hosts[1]], { _ in .lostLog })
+        #expect(lost.map(\.state) == ["not_ready"])
+        #expect(lost.first?.reason.hasPrefix("its host agent's member n2 lost its log") == true, "\(lost)")
+        let lostHost = Host(name: "h2", state: "not_ready", reason: lost[0].reason, agent: "n2")
+        #expect(reports([lostHost], { _ in .lostLog }).isEmpty)
+        var back = HostLiveness()
+        #expect(back.reports(hosts: [lostHost], member: { _ in .answering }, at: start).isEmpty)
+        #expect(
+            back.reports(hosts: [lostHost], member: { _ in .answering }, at: start + .seconds(4))
+                == [HostStateReported(name: "h2", state: "ready")])
     }
 
     @Test("a node's own agent host is claimed for it as it registers (ready, agent n1)")

@@ -29,11 +29,12 @@ public enum TLSFailure {
         let reasons: [(String, String)] = [
             (
                 "CERTIFICATE_VERIFY_FAILED",
-                "its certificate did not verify against the authority this side trusts (another authority's, expired, or not for this use)"
+                "its certificate did not verify against the authority this side trusts (another authority's, expired or not yet valid, or not for this use)"
             ),
             ("UNKNOWN_CA", "it does not trust this side's certificate (signed by another authority)"),
             ("BAD_CERTIFICATE", "it refused this side's certificate"),
-            ("CERTIFICATE_EXPIRED", "a certificate has expired"),
+            // (TLS has no alert for a certificate not yet valid: BoringSSL sends this one for both.)
+            ("CERTIFICATE_EXPIRED", "a certificate has expired, or is not yet valid"),
             ("PEER_DID_NOT_RETURN_A_CERTIFICATE", "it presented no certificate"),
             ("CERTIFICATE_REQUIRED", "it asks for a certificate this side did not present"),
             ("WRONG_VERSION_NUMBER", "it does not speak TLS (started without TLS?)"),

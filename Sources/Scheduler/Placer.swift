@@ -439,13 +439,20 @@ public struct Placer: Sendable {
     {
         let inRegion = hosts - counts[Filter.region.rawValue]
         if inRegion == 0 { return "no host in \(r.region)" }
-        var reason =
-            "no host in \(r.region) with \(r.cpus) free CPU\(r.cpus == 1 ? "" : "s") and \(formatBytes(r.memoryBytes)) free memory"
-        if !r.requiredLabels.isEmpty {
-            reason +=
-                " labelled "
+        let labelled =
+            r.requiredLabels.isEmpty
+            ? ""
+            : " labelled "
                 + r.requiredLabels.keys.sorted().map { "\($0)=\(r.requiredLabels[$0]!)" }.joined(separator: ",")
-        }
+        // Ruled out by groups alone, not by room: the head does not claim a want of room (it read
+        // "no host with 1 free CPU …; of 4 hosts: 3 already running group web", those hosts roomy).
+        let byRoom =
+            counts[Filter.cpus.rawValue] + counts[Filter.memory.rawValue] + tooSmall.cpus + tooSmall.memory
+        let byGroups = counts[Filter.antiAffinity.rawValue] + counts[Filter.affinity.rawValue]
+        var reason =
+            byRoom == 0 && byGroups > 0
+            ? "no host in \(r.region)\(labelled) can take it"
+            : "no host in \(r.region) with \(r.cpus) free CPU\(r.cpus == 1 ? "" : "s") and \(formatBytes(r.memoryBytes)) free memory\(labelled)"
         var why: [String] = []
         let phrases: [(Filter, String)] = [
             (.notReady, "not ready"), (.labels, "without the labels"), (.cpus, "full on CPUs"),

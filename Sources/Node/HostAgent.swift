@@ -197,7 +197,8 @@ struct HostAgent: Sendable {
                         )
                         for name in running.keys { local.markStopping(name, cause: .tornDown)?.stop() }
                     }
-                    plan = HostAgentPlan()
+                    // (After it was added back, its VMs' restarts said the host agent had stopped.)
+                    plan = HostAgentPlan(endedWhen: "this member was removed from its region")
                     actedOn = nil
                     seen = try await Self.waitForChange(node: node, after: seen, endedAfter: endedSeen, local: local)
                     continue

@@ -47,6 +47,15 @@ public struct HostedVM: Sendable, Equatable {
 /// What the host agent decides to do, from what the views say and what runs here. Pure: the
 /// ``HostAgent`` shell performs the actions.
 public struct HostAgentPlan: Sendable {
+    /// When the microVMs this plan finds gone ended, for the reason a VM shown running is started
+    /// again with: the host agent stopped (the node restarted), or this member was removed from
+    /// its region and has been added back (the agent ended its VMs then).
+    public var endedWhen: String
+
+    public init(endedWhen: String = "the host agent stopped") {
+        self.endedWhen = endedWhen
+    }
+
     public enum Action: Sendable, Equatable {
         /// Start the VM; `reason` says why when it is not a plain first start.
         case start(HostedVM, reason: String)
@@ -85,8 +94,6 @@ public struct HostAgentPlan: Sendable {
     /// The VMs running here that the views, in an earlier pass, showed starting or running: one
     /// of them the views show `scheduled` again was placed here anew, not started by this agent.
     private var seenRunning: Set<String> = []
-
-    public init() {}
 
     /// A ``Action/reportRunning(_:reason:)`` did not commit: the next pass that finds the VM
     /// running here and `scheduled` in the views gives it again.
@@ -145,7 +152,7 @@ public struct HostAgentPlan: Sendable {
                     if vm.actualState == "scheduled" || askedAgain {
                         ""
                     } else if lostRun || ranBeforeThisAgent {
-                        "restarted: it was \(vm.actualState) when the host agent stopped"
+                        "restarted: it was \(vm.actualState) when \(endedWhen)"
                     } else if vm.desiredIndex > vm.reportedIndex {
                         ""
                     } else {

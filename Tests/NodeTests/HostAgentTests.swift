@@ -84,6 +84,13 @@ struct HostAgentPlanTests {
         #expect(
             afterStart.actions(hosted: [startedAgain], running: [:])
                 == [.start(startedAgain, reason: "restarted: it was running when the host agent stopped")])
+        // After its member was removed and added back, that is the reason given.
+        var readded = HostAgentPlan(endedWhen: "this member was removed from its region")
+        #expect(
+            readded.actions(hosted: [wasRunning], running: [:])
+                == [
+                    .start(wasRunning, reason: "restarted: it was running when this member was removed from its region")
+                ])
     }
 
     @Test(

@@ -62,18 +62,19 @@ struct Serve: AsyncParsableCommand {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "Milliseconds a follower may hold a few committed entries back to apply them together (0: at once).",
+            "Milliseconds a follower may hold a few committed entries back to apply them together (0: at once; 10, 10ms or 0.01s).",
             discussion: "Nothing waiting on the node is held up: a read or an answer that needs them asks for them."))
-    var followerApplyDelay = Int(ReplicationConfiguration.defaultFollowerApplyDelay / .milliseconds(1))
+    var followerApplyDelay = MillisecondsArgument(
+        Int(ReplicationConfiguration.defaultFollowerApplyDelay / .milliseconds(1)))
 
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "Milliseconds a member hears nothing from a leader before it calls an election (after 1-2 times this; 100 to 60000, in steps of 10).",
+            "Milliseconds a member hears nothing from a leader before it calls an election (after 1-2 times this; 100 to 60000, in steps of 10; 1000, 1000ms or 1s).",
             discussion:
                 "Also how long a leader that hears from no majority keeps leading; a member waits three times this (at least 2 s) for a leader before a forwarded intent or read fails. Shorter fails over sooner; longer rides out slow links and loaded machines without elections that were not needed (etcd's default is 1000). Give every member of a region the same."
         ))
-    var electionTimeout = ReplicationConfiguration.defaultElectionTimeoutMilliseconds
+    var electionTimeout = MillisecondsArgument(ReplicationConfiguration.defaultElectionTimeoutMilliseconds)
 
     @Option(
         name: .long,
@@ -121,12 +122,12 @@ struct Serve: AsyncParsableCommand {
                         "--peer-cert-file and the rest are for the replication port: they need --listen")
                 }
             }
-            guard (100...60_000).contains(electionTimeout), electionTimeout % 10 == 0 else {
+            guard (100...60_000).contains(electionTimeout.value), electionTimeout.value % 10 == 0 else {
                 throw ValidationError(
-                    "--election-timeout must be 100 to 60000 milliseconds, in steps of 10 (a Raft tick); it was \(electionTimeout)"
+                    "--election-timeout must be 100 to 60000 milliseconds, in steps of 10 (a Raft tick); it was \(electionTimeout.value)"
                 )
             }
-            guard (0...60_000).contains(followerApplyDelay) else {
+            guard (0...60_000).contains(followerApplyDelay.value) else {
                 throw ValidationError("--follower-apply-delay must be 0 to 60000 (milliseconds)")
             }
             _ = try parseVerifyEvery(verifyEvery)
@@ -155,8 +156,8 @@ struct Serve: AsyncParsableCommand {
             if !join, members[nodeID] == nil { members[nodeID] = listen }
             var replication = ReplicationConfiguration(
                 listenHost: listenHost, listenPort: listenPort, peers: members, join: join)
-            replication.followerApplyDelay = .milliseconds(followerApplyDelay)
-            replication.setElectionTimeout(.milliseconds(electionTimeout))
+            replication.followerApplyDelay = .milliseconds(followerApplyDelay.value)
+            replication.setElectionTimeout(.milliseconds(electionTimeout.value))
             replication.verifyEvery = try parseVerifyEvery(verifyEvery)
             if let peerCertFile, let peerKeyFile, let peerTrustedCAFile {
                 do {

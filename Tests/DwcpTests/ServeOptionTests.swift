@@ -40,4 +40,18 @@ import Testing
         #expect(message(["--vm-pool-memory", "1MiB"])?.contains("a microVM needs at least 2MiB") == true)
         #expect(message(["--vm-pool-memory", "2MiB"]) == nil)
     }
+
+    @Test("millisecond flags take 300, 300ms or 0.3s (10ms was 'invalid')")
+    func milliseconds() {
+        let region = ["--listen", "127.0.0.1:7301", "--peer", "n2@127.0.0.1:7302"]
+        for value in ["1000", "1000ms", "1s", "1.5s"] {
+            #expect(message(region + ["--election-timeout", value]) == nil, "\(value)")
+        }
+        #expect(message(region + ["--follower-apply-delay", "10ms"]) == nil)
+        #expect(
+            message(region + ["--election-timeout", "10ms"])?.contains("must be 100 to 60000 milliseconds") == true)
+        #expect(message(region + ["--election-timeout", "1.0005s"]) != nil)
+        #expect(MillisecondsArgument(argument: "1.5s")?.value == 1500)
+        #expect(MillisecondsArgument(argument: "ten") == nil)
+    }
 }

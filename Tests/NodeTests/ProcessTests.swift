@@ -331,7 +331,7 @@ func firstDifference(_ a: String, _ b: String) -> String {
         let devCommand = ["dev", "--data-dir", dir.file("dev")]
         for (commands, flag, values) in [
             ([serveCommand], "--follower-apply-delay", ["60001", "soon"]),
-            ([serveCommand], "--election-timeout", ["99", "60010", "305", "1s"]),
+            ([serveCommand], "--election-timeout", ["99", "60010", "305", "1x", "0.0905s"]),
             ([serveCommand, devCommand], "--history-retention", ["7", "5s", "1w", "-1d", "99999999d", ""]),
             ([serveCommand, devCommand], "--snapshot-every", ["0", "1000000001", "-5"]),
             ([serveCommand, devCommand], "--log-level", ["verbose", ""]),

@@ -172,7 +172,7 @@ extension Node {
             )
         case .silent(let why):
             warning =
-                "nothing answered as \(id) at \(address) within \(probeTimeout.components.seconds) s\(why.map { " (\($0))" } ?? ""): if \(id) is not started yet, start it with --join --listen \(address); if it runs, check the address and port (dwcp cluster status shows whether it catches up)"
+                "nothing answered as \(id) at \(address) \(why.map { "(\($0))" } ?? "within \(probeTimeout.components.seconds) s"): if \(id) is not started yet, start it with --join --listen \(address); if it runs, check the address and port (dwcp cluster status shows whether it catches up)"
         case .answered, .notAsked:
             break
         }

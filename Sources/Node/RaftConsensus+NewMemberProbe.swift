@@ -18,6 +18,8 @@ extension RaftConsensus {
 
     /// How long an addition waits for the new member's answer at its address.
     public static let newMemberProbeTimeout = Duration.seconds(1)
+    /// How long one question of the probe waits before the transport's state is looked at.
+    static let newMemberProbeRound = Duration.milliseconds(100)
 
     /// Before a change adds member `id` at `address`, asks whoever listens there for its status,
     /// as `dwcp cluster status` asks a member. A wrong port or another member's address written
@@ -30,19 +32,27 @@ extension RaftConsensus {
         // Already there (a retry, or a learner added as a voter), or another member's address
         // written the same way, which the change itself refuses.
         guard membership.all[id] != address, !membership.all.values.contains(address) else { return .notAsked }
-        do {
-            let answer = try await statusAnswer(of: id, at: address, timeout: timeout)
-            guard answer.from != id else { return .answered }
-            transport.forget(address)
-            return .otherNode(answer.from)
-        } catch {
-            // With TLS, a certificate for another member fails the handshake: no answer comes.
-            let failure = transport.lastFailure(at: address, lane: .status)
-            if let certified = failure?.certifiedAs, certified != id {
+        // (Afresh: a failure remembered from an earlier attempt must not answer for this one.)
+        transport.forget(address)
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            do {
+                let answer = try await statusAnswer(
+                    of: id, at: address, timeout: min(deadline - .now, Self.newMemberProbeRound))
+                guard answer.from != id else { return .answered }
                 transport.forget(address)
-                return .otherNode(certified)
+                return .otherNode(answer.from)
+            } catch {
+                // With TLS, a certificate for another member fails the handshake: no answer comes.
+                let failure = transport.lastFailure(at: address, lane: .status)
+                if let certified = failure?.certifiedAs, certified != id {
+                    transport.forget(address)
+                    return .otherNode(certified)
+                }
+                // A connection that failed (refused: nothing listens) is not waited out; a
+                // question that is merely unanswered is asked again until the deadline.
+                if failure != nil || ContinuousClock.now >= deadline { return .silent(failure?.reason) }
             }
-            return .silent(failure?.reason)
         }
     }
 }

@@ -55,7 +55,7 @@ import Testing
             let address = "127.0.0.1:\(try closedPort())"
             let added = try await leader.addMember(.addLearner(id: "n4", address: address))
             #expect(
-                added.warning?.contains("nothing answered as n4 at \(address) within 1 s (Connection refused):")
+                added.warning?.contains("nothing answered as n4 at \(address) (Connection refused):")
                     == true,
                 "\(String(describing: added.warning))")
             #expect(leader.raft!.status.membership.learners["n4"] == address)

@@ -88,6 +88,7 @@ func withThreeMembersAndAJoiner(
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await joiner.run() }
             defer { group.cancelAll() }
+            _ = try await joiner.raft!.listening.wait(until: 1)
             try await body(leader, joiner, port)
         }
     }

@@ -75,16 +75,13 @@ struct HostLiveness: Sendable {
                     let reason = "\(Self.reasonPrefix)\(host.agent) has not answered the leader for \(seconds) s"
                     reports.append(HostStateReported(name: host.name, state: "not_ready", reason: reason))
                 }
-            case .unknown:
-                let reason = "\(Self.reasonPrefix)\(host.agent) is not a member of the region"
-                if host.state == "ready" || (ours && host.reason != reason) {
-                    reports.append(HostStateReported(name: host.name, state: "not_ready", reason: reason))
-                }
-            case .lostLog:
-                // (Its VMs showed running while nothing ran them, and an evacuation was refused
-                // for a host that was ready.)
+            case let member:
+                // No member, or one that lost its log (its VMs showed running while nothing ran
+                // them, and an evacuation was refused for a host that was ready): news at once.
                 let reason =
-                    "\(Self.reasonPrefix)\(host.agent) lost its log: its views cannot catch up, so its agent runs no VMs (\(NodeError.rejoinRemedy(host.agent)))"
+                    member == .unknown
+                    ? "\(Self.reasonPrefix)\(host.agent) is not a member of the region"
+                    : "\(Self.reasonPrefix)\(host.agent) lost its log: its views cannot catch up, so its agent runs no VMs (\(NodeError.rejoinRemedy(host.agent)))"
                 if host.state == "ready" || (ours && host.reason != reason) {
                     reports.append(HostStateReported(name: host.name, state: "not_ready", reason: reason))
                 }

@@ -195,17 +195,13 @@ extension Node {
             raft.status.membership.all[configuration.nodeID]
             .flatMap { Validation.hostAndPort($0)?.host } ?? replication.listenHost
         var host = configuration.apiHost
-        if Self.isWildcard(host) { host = membershipHost }
-        guard !Self.isWildcard(host), !(Self.isLoopback(host) && !Self.isLoopback(membershipHost)) else {
+        if Validation.isWildcardHost(host) { host = membershipHost }
+        guard !Validation.isWildcardHost(host), !(Self.isLoopback(host) && !Self.isLoopback(membershipHost)) else {
             logger.notice("not telling the other members where the API listens: \(host) is not an address they can use")
             return
         }
         if host.contains(":") && !host.hasPrefix("[") { host = "[\(host)]" }
         raft.advertiseAPI("\(host):\(port)")
-    }
-
-    private static func isWildcard(_ host: String) -> Bool {
-        ["0.0.0.0", "::", "[::]", "::0", "0:0:0:0:0:0:0:0", ""].contains(host)
     }
 
     private static func isLoopback(_ host: String) -> Bool {

@@ -57,7 +57,7 @@ extension RaftConsensus {
         // and started with --join) no longer stands. A joiner without a membership yet says the
         // address it listens on (unless that is a wildcard), which its members know it by.
         let listening =
-            ["0.0.0.0", "::", "[::]", ""].contains(configuration.listenHost)
+            Validation.isWildcardHost(configuration.listenHost)
             ? "" : "\(configuration.listenHost):\(configuration.listenPort)"
         let own = addresses.withLock { $0[nodeID] } ?? listening
         let founded = MemberFounding(from: nodeID, to: member, founding: founding ?? "", address: own)

@@ -626,11 +626,11 @@ public final class RaftConsensus: Consensus {
     /// Whether two hosts are IP addresses, neither a wildcard, that differ (names are not looked
     /// up: `localhost` and `127.0.0.1` may be one host).
     static func differentAddresses(_ a: String, _ b: String) -> Bool {
-        guard let first = try? SocketAddress(ipAddress: a, port: 0),
+        guard !Validation.isWildcardHost(a), !Validation.isWildcardHost(b),
+            let first = try? SocketAddress(ipAddress: a, port: 0),
             let second = try? SocketAddress(ipAddress: b, port: 0)
         else { return false }
-        let wildcards: Set<String> = ["0.0.0.0", "::"]
-        return !wildcards.contains(a) && !wildcards.contains(b) && first.ipAddress != second.ipAddress
+        return first.ipAddress != second.ipAddress
     }
 
     /// Proposes a membership change; returns its index once committed.

@@ -4,6 +4,12 @@ import Store
 
 /// The rules every intent passes before anything is proposed: names, sizes, counts, labels, images.
 public enum Validation {
+    /// Whether `host` (as `--api` or `--listen` give it) names every address of the machine, not
+    /// one another machine could reach it at.
+    static func isWildcardHost(_ host: String) -> Bool {
+        ["0.0.0.0", "::", "[::]", "::0", "0:0:0:0:0:0:0:0", ""].contains(host)
+    }
+
     /// Images a VM may name: the guests built from `guests/` into this binary.
     public static var builtinImages: [String] { GuestImage.builtinReferences }
     public static let defaultImage = "builtin:hello"

@@ -246,7 +246,7 @@ public final class QueryEngine: Sendable {
                     let blob = sqlite3_column_blob(sqlite, column).map {
                         UnsafeRawBufferPointer(start: $0, count: length)
                     }
-                    values.append(JSONValue(databaseValue: (blob.map { Data($0) } ?? Data()).databaseValue))
+                    values.append(JSONValue(blob: blob ?? UnsafeRawBufferPointer(start: nil, count: 0)))
                     bytes += length
                 default:
                     values.append(.null)

@@ -423,13 +423,7 @@ public struct Placer: Sendable {
             }
         }
         // ("of 1 host" and "of 2 hosts" too.)
-        var singular = ""
-        var rest = Substring(kind)
-        while let range = rest.firstRange(of: "hosts") {
-            singular += rest[..<range.lowerBound] + "host"
-            rest = rest[range.upperBound...]
-        }
-        return singular + rest
+        return kind.replacing("hosts", with: "host")
     }
 
     /// Why no host took `r`, from how many hosts each filter ruled out (`counts`, the hosts too

@@ -353,8 +353,13 @@ extension JSONValue {
         case .int64(let i): self = .int(i)
         case .double(let d): self.init(real: d)
         case .string(let s): self = .string(s)
-        case .blob(let data): self = .string(hexadecimal(data))
+        case .blob(let data): self.init(blob: data)
         }
+    }
+
+    /// An SQLite blob: its bytes as lowercase hexadecimal.
+    public init(blob bytes: some Sequence<UInt8>) {
+        self = .string(hexadecimal(bytes))
     }
 
     /// An SQLite real: a number, or, for an infinite one, which JSON has no number for, the string
